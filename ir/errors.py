@@ -1,0 +1,29 @@
+"""Typed exceptions of the IR layer; each message is one line saying what is wrong and how to fix it."""
+
+
+class MlsysgymError(Exception):
+    """Base class of every error mlsysgym raises on bad input."""
+
+
+class WorkloadError(MlsysgymError):
+    """A workload (ONNX file, bytes, model, zoo name) cannot be turned into a Graph."""
+
+
+class WorkloadNotFoundError(WorkloadError):
+    """A path or zoo name that does not exist."""
+
+
+class OnnxDecodeError(WorkloadError):
+    """Bytes that are not a (complete) ONNX model."""
+
+
+class GraphCycleError(WorkloadError):
+    """The graph's data dependencies contain a cycle, so it has no topological order."""
+
+
+class DynamicDimensionError(WorkloadError):
+    """A graph input has a symbolic dimension and no size was given for it."""
+
+
+class OpOrderError(MlsysgymError):
+    """An op order for live-range analysis is not a permutation of the graph's ops."""

@@ -1,0 +1,240 @@
+"""ONNX (file, bytes, ModelProto, torch module) → ir.Graph, with shape inference and clear errors."""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from mlsysgym.ir.costs import op_cost
+from mlsysgym.ir.errors import (
+    DynamicDimensionError,
+    GraphCycleError,
+    OnnxDecodeError,
+    WorkloadError,
+    WorkloadNotFoundError,
+)
+from mlsysgym.ir.graph import Graph, Op, Role, Tensor
+
+OnnxSource = str | os.PathLike | bytes | onnx.ModelProto
+
+
+def load_model(source: OnnxSource) -> tuple[onnx.ModelProto, str]:
+    """Read an ONNX model (weights' external data is never loaded) and a default name for it."""
+    if isinstance(source, onnx.ModelProto):
+        return source, source.graph.name or "model"
+    if isinstance(source, bytes | bytearray):
+        return _decode(bytes(source), "<bytes>"), "model"
+    path = Path(source)
+    if not path.is_file():
+        raise WorkloadNotFoundError(f"no such ONNX file: {path}")
+    return _decode(path.read_bytes(), str(path)), path.stem
+
+
+def _decode(data: bytes, where: str) -> onnx.ModelProto:
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as e:  # protobuf raises DecodeError and friends
+        raise OnnxDecodeError(
+            f"{where} is not a valid ONNX model (truncated or corrupt?): {type(e).__name__}") from None
+    if model.ir_version == 0 or not model.graph.node:
+        raise OnnxDecodeError(f"{where} is not an ONNX model (no IR version or no nodes)")
+    return model
+
+
+def _fix_dims(model: onnx.ModelProto, dims: Mapping[str, int]) -> None:
+    """Give symbolic input dimensions their sizes; raise if one has none."""
+    weights = {init.name for init in model.graph.initializer}
+    missing: list[str] = []
+    for inp in model.graph.input:
+        if inp.name in weights or not inp.type.HasField("tensor_type"):
+            continue
+        for i, d in enumerate(inp.type.tensor_type.shape.dim):
+            if d.HasField("dim_value") and d.dim_value > 0:
+                continue
+            key = d.dim_param if d.HasField("dim_param") else f"{inp.name}[{i}]"
+            size = dims.get(key, dims.get(f"{inp.name}[{i}]"))
+            if size is None:
+                missing.append(key)
+            else:
+                d.dim_value = int(size)
+    if missing:
+        names = ", ".join(sorted(set(missing)))
+        raise DynamicDimensionError(
+            f"input dimensions {names} are symbolic; give their sizes, e.g. dims={{{missing[0]!r}: 1}} "
+            f"(CLI: --dim {missing[0]}=1)")
+
+
+def _shape_of(type_proto: onnx.TypeProto) -> tuple[tuple[int, ...] | None, int]:
+    if not type_proto.HasField("tensor_type"):
+        return None, 0
+    tt = type_proto.tensor_type
+    if not tt.HasField("shape"):
+        return None, tt.elem_type
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim]
+    shape = tuple(dims) if all(d >= 0 for d in dims) else None
+    return shape, tt.elem_type
+
+
+def _dtype(elem_type: int) -> tuple[str, int]:
+    if elem_type == 0:
+        return "unknown", 0
+    try:
+        dt = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+        return dt.name, dt.itemsize
+    except Exception:  # bfloat16, float8, ... map to ml_dtypes or nothing
+        name = onnx.TensorProto.DataType.Name(elem_type).lower()
+        bits = 16 if "16" in name else 8 if "8" in name else 4 if "4" in name else 32
+        return name, max(bits // 8, 1)
+
+
+def _attr_value(attr: onnx.AttributeProto) -> Any:
+    if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
+        return "<subgraph>"
+    if attr.type in (onnx.AttributeProto.TENSOR, onnx.AttributeProto.SPARSE_TENSOR):
+        return "<tensor>"
+    value = helper.get_attribute_value(attr)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in value]
+    return value
+
+
+def _topological_order(nodes: Sequence[onnx.NodeProto], defined: set[str]) -> list[int]:
+    """Kahn's algorithm, stable in file order; raises on a cycle or an undefined tensor."""
+    producer: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for out in node.output:
+            if out:
+                producer[out] = i
+    consumers: list[list[int]] = [[] for _ in nodes]
+    indegree = [0] * len(nodes)
+    for i, node in enumerate(nodes):
+        for t in set(node.input):
+            if not t:
+                continue
+            if t in producer:
+                consumers[producer[t]].append(i)
+                indegree[i] += 1
+            elif t not in defined:
+                raise WorkloadError(
+                    f"tensor {t!r} read by node {node.name or node.op_type!r} is never defined "
+                    "(truncated or corrupt model?)")
+    ready = [i for i, d in enumerate(indegree) if d == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in consumers[i]:
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                heapq.heappush(ready, j)
+    if len(order) != len(nodes):
+        stuck = next(nodes[i] for i, d in enumerate(indegree) if d > 0)
+        raise GraphCycleError(
+            f"graph has a cycle through node {stuck.name or stuck.op_type!r}; ONNX graphs must be acyclic")
+    return order
+
+
+def graph_from_onnx(source: OnnxSource, name: str | None = None,
+                    dims: Mapping[str, int] | None = None) -> Graph:
+    """Build an ir.Graph from an ONNX path, bytes or ModelProto (see Graph.from_onnx)."""
+    model, default_name = load_model(source)
+    model_copy = onnx.ModelProto()
+    model_copy.CopyFrom(model)
+    model = model_copy
+    if model.functions:
+        model = onnx.inliner.inline_local_functions(model)
+    _fix_dims(model, dims or {})
+    try:
+        model = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                  data_prop=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WorkloadError(f"ONNX shape inference failed: {first[:300]}") from None
+    g = model.graph
+
+    types: dict[str, tuple[tuple[int, ...] | None, int]] = {}
+    for vi in [*g.input, *g.value_info, *g.output]:
+        shape, elem = _shape_of(vi.type)
+        if vi.name not in types or types[vi.name][0] is None:
+            types[vi.name] = (shape, elem)
+    weight_names = {init.name for init in g.initializer}
+    for init in g.initializer:
+        types[init.name] = (tuple(int(d) for d in init.dims), init.data_type)
+    for node in g.node:  # Constant nodes hold data: treat as weights
+        if node.op_type == "Constant":
+            weight_names.update(o for o in node.output if o)
+
+    input_names = tuple(vi.name for vi in g.input if vi.name not in weight_names)
+    output_names = tuple(vi.name for vi in g.output)
+
+    def role(t: str) -> Role:
+        if t in weight_names:
+            return Role.WEIGHT
+        if t in output_names:
+            return Role.OUTPUT
+        if t in input_names:
+            return Role.INPUT
+        return Role.ACTIVATION
+
+    tensors: dict[str, Tensor] = {}
+
+    def tensor(t: str) -> Tensor:
+        if t not in tensors:
+            shape, elem = types.get(t, (None, 0))
+            dtype, size = _dtype(elem)
+            tensors[t] = Tensor(t, shape, dtype, size, role(t))
+        return tensors[t]
+
+    for t in input_names:
+        tensor(t)
+    order = _topological_order(g.node, weight_names | set(input_names))
+    ops: list[Op] = []
+    seen_names: set[str] = set()
+    for i in order:
+        node = g.node[i]
+        op_name = node.name or f"{node.op_type}_{i}"
+        if op_name in seen_names:
+            op_name = f"{op_name}_{i}"
+        seen_names.add(op_name)
+        ins = [tensor(t) if t else None for t in node.input]
+        outs = [tensor(t) for t in node.output if t]
+        attrs = {a.name: _attr_value(a) for a in node.attribute}
+        cost = op_cost(node.op_type, attrs, [t.shape if t else None for t in ins],
+                       [t.shape for t in outs])
+        unique_in = {t.name: t for t in ins if t is not None}
+        ops.append(Op(
+            name=op_name, op_type=node.op_type, inputs=tuple(node.input),
+            outputs=tuple(o for o in node.output if o), attributes=attrs,
+            macs=cost.macs, flops=cost.flops,
+            bytes_read=sum(t.nbytes for t in unique_in.values()),
+            bytes_written=sum(t.nbytes for t in outs),
+            loop_nest=cost.loop_nest, estimated=cost.estimated, domain=node.domain,
+        ))
+    for t in output_names:
+        tensor(t)
+    meta = {"producer": model.producer_name, "opset": {o.domain or "ai.onnx": o.version
+                                                       for o in model.opset_import}}
+    meta.update({p.key: p.value for p in model.metadata_props})
+    return Graph(name or default_name, tuple(ops), tensors, input_names, output_names, meta)
+
+
+def graph_from_torch(module: Any, example_inputs: Sequence[Any], name: str | None = None) -> Graph:
+    """Export ``module`` with the dynamo ONNX exporter and build an ir.Graph from it."""
+    import torch
+
+    try:
+        program = torch.onnx.export(module, tuple(example_inputs), dynamo=True, verbose=False)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WorkloadError(f"torch.onnx.export failed for {type(module).__name__}: {first[:300]}") from None
+    return graph_from_onnx(program.model_proto, name=name or type(module).__name__)

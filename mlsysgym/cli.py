@@ -1,0 +1,67 @@
+"""The ``mlsysgym`` command line: one sub-command group per concern, registered by small modules.
+
+Every error on bad input is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mlsysgym import __version__
+from mlsysgym.ir.errors import MlsysgymError
+
+GROUPS: dict[str, str] = {
+    "zoo": "the model zoo",
+    "ir": "workload graphs: inspect ONNX models and zoo entries",
+    "sim": "run a simulator on a workload",
+    "trace": "memory traces",
+}
+
+# Modules that add sub-commands: each has ``register(group)`` where ``group(name)`` returns
+# the sub-parsers of a group (or of the top level for name "").
+COMMAND_MODULES: tuple[str, ...] = (
+    "mlsysgym.commands.ir_cmds",
+    "mlsysgym.commands.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser."""
+    parser = argparse.ArgumentParser(prog="mlsysgym", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"mlsysgym {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {"": top}
+
+    def group(name: str) -> argparse._SubParsersAction:
+        if name not in groups:
+            p = top.add_parser(name, help=GROUPS.get(name, name))
+            groups[name] = p.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+        return groups[name]
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(group)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except MlsysgymError as e:
+        print(f"mlsysgym: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mlsysgym: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
