@@ -143,7 +143,9 @@ class Graph:
         return [op for op in self.ops if op.estimated]
 
     def weights(self) -> list[Tensor]:
-        return [t for t in self.tensors.values() if t.role is Role.WEIGHT]
+        """Parameters: weight tensors, without integer shape/index constants."""
+        return [t for t in self.tensors.values()
+                if t.role is Role.WEIGHT and t.dtype not in ("int64", "int32", "bool")]
 
     # ---- live ranges --------------------------------------------------------------
     def _order_indices(self, order: Sequence[str] | Sequence[int] | None) -> list[int]:

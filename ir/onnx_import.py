@@ -154,6 +154,10 @@ def graph_from_onnx(source: OnnxSource, name: str | None = None,
     if model.functions:
         model = onnx.inliner.inline_local_functions(model)
     _fix_dims(model, dims or {})
+    weight_names = {init.name for init in model.graph.initializer}
+    weight_names.update(o for n in model.graph.node if n.op_type == "Constant" for o in n.output if o)
+    input_names = tuple(vi.name for vi in model.graph.input if vi.name not in weight_names)
+    order = _topological_order(model.graph.node, weight_names | set(input_names))
     try:
         model = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
                                                   data_prop=True)
@@ -167,14 +171,8 @@ def graph_from_onnx(source: OnnxSource, name: str | None = None,
         shape, elem = _shape_of(vi.type)
         if vi.name not in types or types[vi.name][0] is None:
             types[vi.name] = (shape, elem)
-    weight_names = {init.name for init in g.initializer}
-    for init in g.initializer:
+    for init in g.initializer:  # weights, and Constant outputs (hold data), are WEIGHT tensors
         types[init.name] = (tuple(int(d) for d in init.dims), init.data_type)
-    for node in g.node:  # Constant nodes hold data: treat as weights
-        if node.op_type == "Constant":
-            weight_names.update(o for o in node.output if o)
-
-    input_names = tuple(vi.name for vi in g.input if vi.name not in weight_names)
     output_names = tuple(vi.name for vi in g.output)
 
     def role(t: str) -> Role:
@@ -197,7 +195,6 @@ def graph_from_onnx(source: OnnxSource, name: str | None = None,
 
     for t in input_names:
         tensor(t)
-    order = _topological_order(g.node, weight_names | set(input_names))
     ops: list[Op] = []
     seen_names: set[str] = set()
     for i in order:
@@ -229,9 +226,10 @@ def graph_from_onnx(source: OnnxSource, name: str | None = None,
 
 
 def graph_from_torch(module: Any, example_inputs: Sequence[Any], name: str | None = None) -> Graph:
-    """Export ``module`` with the dynamo ONNX exporter and build an ir.Graph from it."""
+    """Export ``module`` (switched to eval mode) with the dynamo ONNX exporter; build an ir.Graph."""
     import torch
 
+    module.eval()
     try:
         program = torch.onnx.export(module, tuple(example_inputs), dynamo=True, verbose=False)
     except Exception as e:

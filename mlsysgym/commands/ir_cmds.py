@@ -1,0 +1,133 @@
+"""``mlsysgym zoo list`` and ``mlsysgym ir inspect MODEL_OR_PATH``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from mlsysgym.ir.errors import MlsysgymError
+
+
+def register(group) -> None:
+    p = group("zoo").add_parser("list", help="list the zoo's models with their size and provenance")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_zoo_list)
+
+    p = group("ir").add_parser("inspect", help="per-op table and totals of a zoo model or ONNX file")
+    p.add_argument("model", metavar="MODEL_OR_PATH", help="zoo name or path to an .onnx file")
+    p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
+                   help="size of a symbolic input dimension (repeatable)")
+    p.add_argument("--top", type=int, default=0, help="show only the N ops with the most FLOPs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_inspect)
+
+
+class CliArgumentError(MlsysgymError):
+    """A command-line value that cannot be parsed."""
+
+
+def parse_dims(items: list[str]) -> dict[str, int]:
+    """``["batch=1", "seq=128"]`` → ``{"batch": 1, "seq": 128}``."""
+    dims: dict[str, int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise CliArgumentError(f"--dim expects NAME=SIZE with a positive integer, got {item!r}")
+        dims[name.strip()] = int(value)
+    return dims
+
+
+def load_workload(model: str, dims: dict[str, int] | None = None):
+    """A zoo name or an ONNX path → ir.Graph."""
+    from pathlib import Path
+
+    from mlsysgym.ir import Graph
+
+    if model.endswith(".onnx") or Path(model).exists():
+        return Graph.from_onnx(model, dims=dims)
+    from mlsysgym.ir import zoo
+
+    return zoo.load(model)
+
+
+def graph_report(graph) -> dict[str, Any]:
+    """The JSON document of ``ir inspect``: per-op rows and totals."""
+    from dataclasses import asdict
+
+    from mlsysgym.ir import nest_dict
+
+    ops = [{
+        "name": op.name, "op_type": op.op_type, "macs": op.macs, "flops": op.flops,
+        "bytes_read": op.bytes_read, "bytes_written": op.bytes_written,
+        "arithmetic_intensity": round(op.arithmetic_intensity, 4), "estimated": op.estimated,
+        "outputs": [list(graph.tensors[t].shape or []) for t in op.outputs],
+        "loop_nest": nest_dict(op.loop_nest),
+    } for op in graph.ops]
+    return {"model": graph.name, "totals": asdict(graph.totals()), "ops": ops}
+
+
+def _si(x: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def print_graph(graph, top: int = 0) -> None:
+    """A rich per-op table (the ``top`` costliest ops if ``top``) and the totals."""
+    from rich.console import Console
+    from rich.table import Table
+
+    ops = sorted(graph.ops, key=lambda o: -o.flops)[:top] if top else list(graph.ops)
+    table = Table(title=f"{graph.name}: {len(graph.ops)} ops" + (f" (top {top} by FLOPs)" if top else ""))
+    for col in ("op", "type", "output shape", "MACs", "FLOPs", "bytes R", "bytes W", "FLOP/B"):
+        table.add_column(col, justify="left" if col in ("op", "type", "output shape") else "right")
+    for op in ops:
+        shape = graph.tensors[op.outputs[0]].shape if op.outputs else None
+        table.add_row(op.name[:40], op.op_type + ("*" if op.estimated else ""),
+                      "×".join(map(str, shape)) if shape else "?", _si(op.macs), _si(op.flops),
+                      _si(op.bytes_read), _si(op.bytes_written), f"{op.arithmetic_intensity:.1f}")
+    console = Console()
+    console.print(table)
+    t = graph.totals()
+    console.print(
+        f"[bold]totals[/bold]: {t.ops} ops, MACs {_si(t.macs)}, FLOPs {_si(t.flops)}, "
+        f"params {_si(t.params)} ({_si(t.param_bytes)}B), bytes read {_si(t.bytes_read)}B, "
+        f"written {_si(t.bytes_written)}B, peak live memory {_si(t.peak_live_bytes)}B"
+        + (f", {t.estimated_ops} ops estimated (*)" if t.estimated_ops else ""))
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    graph = load_workload(args.model, parse_dims(args.dim))
+    if args.json:
+        print(json.dumps(graph_report(graph)))
+    else:
+        print_graph(graph, args.top)
+    return 0
+
+
+def run_zoo_list(args: argparse.Namespace) -> int:
+    from mlsysgym.ir import zoo
+
+    rows = []
+    for name in zoo.names():
+        prov = zoo.provenance(name)
+        rows.append({"name": name, "source": prov.get("package", "?"),
+                     "model_class": prov.get("model_class", prov.get("class", "")),
+                     "input_shapes": prov.get("input_shapes", prov.get("inputs", "")),
+                     "macs": prov.get("macs", prov.get("total_macs"))})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mlsysgym zoo: {len(rows)} models")
+    for col in ("name", "source", "model class", "inputs", "MACs"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], str(r["source"]), str(r["model_class"]), str(r["input_shapes"]),
+                      _si(r["macs"]) if isinstance(r["macs"], int | float) else "?")
+    Console().print(table)
+    return 0
