@@ -1,3 +1,22 @@
 """mlsysgym: a gym for ML-driven compilers and hardware design-space exploration."""
 
+from __future__ import annotations
+
 __version__ = "0.1.0"
+
+# Gymnasium ids → entry points; registered on `import mlsysgym` (or use
+# `gymnasium.make("mlsysgym:mlsysgym/Accelerator-v0")`, which imports us first).
+ENVS: dict[str, str] = {}
+
+
+def _register_envs() -> None:
+    try:
+        import gymnasium
+    except ImportError:  # lean install without the `rl` extra
+        return
+    for env_id, entry_point in ENVS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(id=env_id, entry_point=entry_point)
+
+
+_register_envs()
