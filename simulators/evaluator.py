@@ -26,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from mlsysgym.ir.errors import MlsysgymError
 
 Design = Mapping[str, Any]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.evaluator import EvaluationError, Evaluator, content_hash
 
