@@ -1,0 +1,230 @@
+"""Baselines for the memory-placement game: XLA-style greedy and the exact optimum by CP-SAT.
+
+Both take a :class:`~mlsysgym.simulators.memory.MemoryProblem` and return a
+:class:`MallocSolution` whose placement the simulator validates and (when ``replayable``) the
+env replays exactly through :func:`actions_for` / :func:`replay`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from mlsysgym.simulators.memory import (
+    FAST,
+    PREFETCH,
+    SLOW,
+    AllocationState,
+    MemoryProblem,
+    Placement,
+    memory_boundedness,
+    placement_to_actions,
+    repack_for_replay,
+    simulate,
+    validate,
+    xla_order,
+)
+
+
+@dataclass(frozen=True, eq=False)
+class MallocSolution:
+    """A solver's placement with its simulated time; ``bound_us``/``gap`` only from exact solvers."""
+
+    solver: str
+    placement: Placement
+    time_us: float
+    all_slow_time_us: float
+    status: str            # "HEURISTIC", "OPTIMAL", "FEASIBLE" or "UNKNOWN" (no better than hint)
+    wall_s: float
+    bound_us: float | None = None
+    gap: float | None = None          # (time - bound) / time, 0 when proved optimal
+    replayable: bool = True           # its offsets are env candidates in the env's buffer order
+
+    @property
+    def improvement(self) -> float:
+        """Fraction of the all-slow time saved."""
+        return (self.all_slow_time_us - self.time_us) / self.all_slow_time_us
+
+
+def all_slow(problem: MemoryProblem) -> MallocSolution:
+    """Every buffer in slow memory."""
+    p = Placement.all_slow(problem)
+    t = problem.all_slow_time_us
+    return MallocSolution("all_slow", p, t, t, "HEURISTIC", 0.0)
+
+
+def xla_greedy(problem: MemoryProblem, order: np.ndarray | None = None) -> MallocSolution:
+    """XLA memory-space-assignment-style greedy.
+
+    Buffers in XLA's order (:func:`xla_order`, i.e. by memory-boundedness / √size, then size,
+    then live-range length); each buffer whose memory-boundedness is positive goes to fast
+    memory for its whole live range at the best-fit offset (smallest free gap that holds it,
+    lowest address); if none fits and prefetch is enabled, it is prefetched at the best-fit
+    offset of its prefetch residency when that lowers the total time. Others stay slow.
+    Best fit is the env's candidate 0, so the result replays exactly in the env.
+    """
+    t0 = time.perf_counter()
+    order = xla_order(problem) if order is None else order
+    benefit = memory_boundedness(problem)
+    state = AllocationState(problem)
+    for b in order:
+        if benefit[b] <= 0:
+            continue
+        offs, _ = state.candidates(b, FAST, 1)
+        if offs.size:
+            state.place(b, FAST, int(offs[0]))
+            continue
+        offs, _ = state.candidates(b, PREFETCH, 1)
+        if offs.size and state.delta_time(b, PREFETCH) < 0:
+            state.place(b, PREFETCH, int(offs[0]))
+    placement = state.placement
+    res = simulate(problem, placement)
+    return MallocSolution("xla_greedy", placement, res.total_time_us, problem.all_slow_time_us,
+                          "HEURISTIC", time.perf_counter() - t0)
+
+
+def cpsat_optimum(problem: MemoryProblem, *, time_limit_s: float = 10.0, num_workers: int = 2,
+                  hint: Placement | None = None, n_offsets: int = 16,
+                  resolution: float = 1e8, seed: int = 0) -> MallocSolution:
+    """The minimum-time placement by OR-Tools CP-SAT, or the best found in ``time_limit_s``.
+
+    Model: per buffer Booleans FAST / PREFETCH (at most one) and an offset; each chosen mode is
+    an optional rectangle (residency ops × [offset, offset + size)) in one 2-D no-overlap, plus a
+    redundant per-op capacity sum. Per op a time variable ``t_i ≥ compute_i`` and
+    ``t_i ≥ memory_i`` (the all-slow memory time minus the savings of fast uses plus prefetch
+    copies, linear in the Booleans); the objective is Σ t_i. Times are integers in units of
+    all-slow time / ``resolution``, so "OPTIMAL" is up to that rounding. The heuristic's placement
+    (or ``hint``) is the solver's hint, and whichever of the two the simulator finds faster is
+    returned, so the result is never worse than the hint. Offsets are then repacked among the
+    env's ``n_offsets`` candidates where possible (``replayable``).
+    """
+    from ortools.sat.python import cp_model
+
+    t0 = time.perf_counter()
+    if hint is None:
+        hint = xla_greedy(problem).placement
+    validate(problem, hint)
+    p = problem
+    n, n_ops, cap = p.n_buffers, p.n_ops, p.capacity_bytes
+    scale = resolution / p.all_slow_time_us
+
+    def q(x: np.ndarray) -> np.ndarray:
+        return np.rint(np.asarray(x) * scale).astype(np.int64)
+
+    m = cp_model.CpModel()
+    fits = p.size <= cap
+    x = [m.new_bool_var(f"fast{b}") if fits[b] else None for b in range(n)]
+    pf = [m.new_bool_var(f"pf{b}") if fits[b] and p.pf_start[b] >= 0 else None for b in range(n)]
+    off = [m.new_int_var(0, int(cap - p.size[b]), f"off{b}") if fits[b] else None for b in range(n)]
+    t_rects, a_rects = [], []
+    occupancy: list[list[tuple[int, cp_model.IntVar]]] = [[] for _ in range(n_ops)]
+    for b in range(n):
+        size = int(p.size[b])
+        for lit, first in ((x[b], int(p.start[b])), (pf[b], int(p.pf_start[b]))):
+            if lit is None:
+                continue
+            last = int(p.end[b])
+            t_rects.append(m.new_optional_fixed_size_interval_var(first, last - first + 1, lit, f"t{b}"))
+            a_rects.append(m.new_optional_fixed_size_interval_var(off[b], size, lit, f"a{b}"))
+            for i in range(first, last + 1):
+                occupancy[i].append((size, lit))
+        if x[b] is not None and pf[b] is not None:
+            m.add_at_most_one([x[b], pf[b]])
+    m.add_no_overlap_2d(t_rects, a_rects)
+    for i in range(n_ops):
+        if sum(s for s, _ in occupancy[i]) > cap:
+            m.add(sum(s * lit for s, lit in occupancy[i]) <= cap)
+
+    # memory time per op, linear in the Booleans
+    c_int, slow_int = q(p.compute_us), q(p.mem_slow_us)
+    terms: list[list[tuple[int, int, int]]] = [[] for _ in range(n_ops)]  # (coef, buffer, mode)
+    save, pf_save, copy = q(p.use_save_us), q(p.pf_save_us), q(p.win_cost_us)
+    for b in range(n):
+        for u in range(p.use_ptr[b], p.use_ptr[b + 1]):
+            i = int(p.use_op[u])
+            if x[b] is not None and save[u]:
+                terms[i].append((-int(save[u]), b, FAST))
+            if pf[b] is not None and pf_save[u]:
+                terms[i].append((-int(pf_save[u]), b, PREFETCH))
+        if pf[b] is not None:
+            for w in range(p.win_ptr[b], p.win_ptr[b + 1]):
+                terms[int(p.win_op[w])].append((int(copy[w]), b, PREFETCH))
+    lit_of = {FAST: x, PREFETCH: pf}
+    t_vars = []
+    for i in range(n_ops):
+        hi = int(max(c_int[i], slow_int[i] + sum(c for c, _, _ in terms[i] if c > 0)))
+        t = m.new_int_var(int(c_int[i]), hi, f"time{i}")
+        if terms[i] or slow_int[i] > c_int[i]:
+            m.add(t >= int(slow_int[i]) + sum(c * lit_of[md][b] for c, b, md in terms[i]))
+        t_vars.append(t)
+    m.minimize(sum(t_vars))
+
+    # hint: the heuristic (or given) placement
+    for b in range(n):
+        hx, hp = int(hint.mode[b] == FAST), int(hint.mode[b] == PREFETCH)
+        if x[b] is not None:
+            m.add_hint(x[b], hx)
+        if pf[b] is not None:
+            m.add_hint(pf[b], hp)
+        if off[b] is not None:
+            m.add_hint(off[b], int(hint.offset[b]) if hint.mode[b] != SLOW else 0)
+    for i in range(n_ops):
+        mem = int(slow_int[i]) + sum(c for c, b, md in terms[i] if hint.mode[b] == md)
+        m.add_hint(t_vars[i], int(max(c_int[i], mem)))
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(time_limit_s)
+    solver.parameters.num_workers = int(num_workers)
+    solver.parameters.random_seed = int(seed)
+    status = solver.solve(m)
+    status_name = solver.status_name(status)
+
+    best, bound_us = hint, None
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        mode = np.zeros(n, np.int8)
+        offset = np.full(n, -1, np.int64)
+        for b in range(n):
+            if x[b] is not None and solver.value(x[b]):
+                mode[b], offset[b] = FAST, solver.value(off[b])
+            elif pf[b] is not None and solver.value(pf[b]):
+                mode[b], offset[b] = PREFETCH, solver.value(off[b])
+        sol = Placement(mode, offset)
+        validate(p, sol)
+        if simulate(p, sol, check=False).total_time_us <= simulate(p, hint, check=False).total_time_us:
+            best = sol
+        bound_us = solver.best_objective_bound / scale  # in rounded units; clamped below
+    else:
+        status_name = "UNKNOWN"
+    repacked = repack_for_replay(p, best, xla_order(p), n_offsets)
+    replayable = repacked is not None
+    if replayable:
+        best = repacked
+    t_us = simulate(p, best).total_time_us
+    if bound_us is not None:
+        bound_us = min(bound_us, t_us)  # rounding of times to integers can put it a hair above
+    gap = None if bound_us is None else (t_us - bound_us) / t_us
+    if status_name == "OPTIMAL":
+        gap = 0.0
+    return MallocSolution("cpsat", best, t_us, p.all_slow_time_us, status_name,
+                          time.perf_counter() - t0, bound_us, gap, replayable)
+
+
+def actions_for(env, placement: Placement) -> list[int]:
+    """The action sequence replaying ``placement`` in a :class:`MallocGameEnv` (same problem)."""
+    return placement_to_actions(env.problem, placement, env.order, env.n_offsets)
+
+
+def replay(env, placement: Placement, seed: int | None = None) -> tuple[float, float]:
+    """Play ``placement`` in ``env`` from reset; returns (episode return, final time in µs)."""
+    actions = actions_for(env, placement)
+    env.reset(seed=seed)
+    total = 0.0
+    info: dict = {}
+    for a in actions:
+        _, r, _, _, info = env.step(a)
+        total += r
+    return total, float(info["time_us"])
+
+
+__all__ = ["MallocSolution", "actions_for", "all_slow", "cpsat_optimum", "replay", "xla_greedy"]
