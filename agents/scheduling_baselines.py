@@ -1,0 +1,395 @@
+"""Baselines for kernel scheduling on heterogeneous PEs: HEFT, CPOP and the CP-SAT optimum.
+
+- :func:`heft` — Heterogeneous Earliest Finish Time (Topcuoglu, Hariri & Wu, IEEE TPDS 2002):
+  ops by decreasing upward rank (mean time over capable PEs + mean transfer cost along the
+  longest path to the end), each on the PE giving it the earliest finish time, with insertion.
+- :func:`cpop` — the critical-path list scheduler of the same paper (Critical Path On a
+  Processor): ready ops by upward + downward rank; ops on the critical path go to the one PE
+  that runs the whole path fastest, the others to their earliest-finish PE.
+- :func:`cpsat_schedule` — the exact optimum with OR-Tools CP-SAT: op → PE with optional
+  intervals, precedences with the transfer delay when producer and consumer are on different
+  PEs, no overlap per PE, minimum makespan; status, lower bound and gap when the time limit hits.
+
+Every function returns a :class:`~mlsysgym.simulators.multicore.Schedule` the simulator accepts;
+:func:`replay` plays a schedule in :class:`~mlsysgym.envs.kernel_scheduling.KernelSchedulingEnv`
+and :func:`schedule_to_actions` gives its action sequence.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
+from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.simulators.multicore import (
+    Schedule,
+    SchedulingProblem,
+    critical_path_lb,
+    earliest_start,
+    schedule_from_order,
+    validate,
+)
+
+__all__ = ["ExactResult", "ReplayError", "ReplayResult", "cpop", "cpsat_schedule", "downward_rank",
+           "heft", "replay", "schedule_to_actions", "upward_rank"]
+
+
+class ReplayError(MlsysgymError):
+    """A schedule cannot be replayed in the env (wrong workload, op outside the ready window)."""
+
+
+# ---- ranks ----------------------------------------------------------------------------------
+
+
+def _mean_durations(problem: SchedulingProblem) -> np.ndarray:
+    cap = problem.capable
+    return np.where(cap, problem.durations_us, 0.0).sum(1) / cap.sum(1)
+
+
+def upward_rank(problem: SchedulingProblem) -> np.ndarray:
+    """rank_u(i) = w̄_i + max over successors j of (c̄_ij + rank_u(j)); w̄ = mean time over
+    capable PEs, c̄ = the cross-PE transfer time of the edge."""
+    w = _mean_durations(problem)
+    rank = w.copy()
+    for i in problem.topo_order[::-1]:
+        e = problem.out_edges[i]
+        if e.size:
+            rank[i] = w[i] + np.max(problem.edge_comm_us[e] + rank[problem.edge_dst[e]])
+    return rank
+
+
+def downward_rank(problem: SchedulingProblem) -> np.ndarray:
+    """rank_d(j) = max over predecessors i of (rank_d(i) + w̄_i + c̄_ij); 0 for entry ops."""
+    w = _mean_durations(problem)
+    rank = np.zeros(problem.n_ops)
+    for j in problem.topo_order:
+        e = problem.in_edges[j]
+        if e.size:
+            i = problem.edge_src[e]
+            rank[j] = np.max(rank[i] + w[i] + problem.edge_comm_us[e])
+    return rank
+
+
+def _topo_position(problem: SchedulingProblem) -> np.ndarray:
+    pos = np.empty(problem.n_ops, np.int64)
+    pos[problem.topo_order] = np.arange(problem.n_ops)
+    return pos
+
+
+class _Placer:
+    """Incremental list-scheduling state shared by HEFT and CPOP (same insertion rule as the env)."""
+
+    def __init__(self, problem: SchedulingProblem) -> None:
+        self.p = problem
+        self.dur = problem.durations_us.tolist()
+        self.cap = problem.capable
+        self.preds: list[list[tuple[int, float]]] = [[] for _ in range(problem.n_ops)]
+        for s, d, c in zip(problem.edge_src.tolist(), problem.edge_dst.tolist(),
+                           problem.edge_comm_us.tolist()):
+            self.preds[d].append((s, c))
+        self.assign = [-1] * problem.n_ops
+        self.start = [0.0] * problem.n_ops
+        self.finish = [0.0] * problem.n_ops
+        self.intervals: list[list[tuple[float, float]]] = [[] for _ in range(problem.n_pes)]
+        self.order: list[int] = []
+
+    def start_on(self, i: int, p: int) -> float:
+        ready = max((self.finish[s] + (c if self.assign[s] != p else 0.0) for s, c in self.preds[i]),
+                    default=0.0)
+        return earliest_start(self.intervals[p], ready, self.dur[i][p])
+
+    def best_pe(self, i: int) -> tuple[int, float]:
+        """The capable PE with the earliest finish (lowest index on ties) and the start there."""
+        best = (math.inf, -1, 0.0)
+        for p in np.flatnonzero(self.cap[i]).tolist():
+            s = self.start_on(i, p)
+            if s + self.dur[i][p] < best[0]:
+                best = (s + self.dur[i][p], p, s)
+        return best[1], best[2]
+
+    def place(self, i: int, p: int, s: float) -> None:
+        d = self.dur[i][p]
+        self.assign[i], self.start[i], self.finish[i] = p, s, s + d
+        if d > 0:
+            import bisect
+
+            bisect.insort(self.intervals[p], (s, s + d))
+        self.order.append(i)
+
+    def schedule(self) -> Schedule:
+        sched = Schedule(np.array(self.assign), np.array(self.start), np.array(self.order))
+        validate(self.p, sched).raise_if_invalid()
+        return sched
+
+
+# ---- HEFT and CPOP --------------------------------------------------------------------------
+
+
+def heft(problem: SchedulingProblem) -> Schedule:
+    """HEFT: ops by decreasing upward rank (ties: topological position), each placed on the PE
+    of earliest finish time with insertion. ``order`` of the result is that list."""
+    rank = upward_rank(problem)
+    pos = _topo_position(problem)
+    placer = _Placer(problem)
+    for i in np.lexsort((pos, -rank)).tolist():
+        p, s = placer.best_pe(i)
+        placer.place(i, p, s)
+    return placer.schedule()
+
+
+def cpop(problem: SchedulingProblem) -> Schedule:
+    """CPOP: a ready-list scheduler by priority rank_u + rank_d; the ops of the critical path
+    (priority equal to the entry op's) run on the PE with the least total time for them
+    (an op that PE cannot run counts at its fastest time and is placed like the others), every
+    other op on its earliest-finish PE (insertion). ``order`` of the result is the dispatch list."""
+    up, down = upward_rank(problem), downward_rank(problem)
+    prio = up + down
+    pos = _topo_position(problem)
+    n = problem.n_ops
+    tol = 1e-9 * max(1.0, float(prio.max()))
+    # walk the critical path from the entry op of highest priority
+    entries = np.flatnonzero(np.bincount(problem.edge_dst, minlength=n) == 0)
+    cur = int(entries[np.lexsort((pos[entries], -prio[entries]))[0]])
+    cp_len = prio[cur]
+    on_cp = np.zeros(n, bool)
+    while True:
+        on_cp[cur] = True
+        succ = problem.edge_dst[problem.out_edges[cur]]
+        nxt = succ[np.abs(prio[succ] - cp_len) <= tol]
+        if nxt.size == 0:
+            break
+        cur = int(nxt[np.argmin(pos[nxt])])
+    cp_ops = np.flatnonzero(on_cp)
+    # the CP processor: least total time over the CP ops, counting an op it cannot run at its
+    # fastest time elsewhere (such ops are placed by earliest finish time)
+    d_cp = problem.durations_us[cp_ops]
+    cost = np.where(problem.capable[cp_ops], d_cp, problem.min_durations_us[cp_ops, None]).sum(0)
+    cp_pe = int(np.argmin(cost))
+    placer = _Placer(problem)
+    remaining = np.bincount(problem.edge_dst, minlength=n).tolist()
+    succs = [problem.edge_dst[e].tolist() for e in problem.out_edges]
+    heap = [(-prio[i], pos[i], int(i)) for i in range(n) if remaining[i] == 0]
+    heapq.heapify(heap)
+    while heap:
+        _, _, i = heapq.heappop(heap)
+        if on_cp[i] and problem.capable[i, cp_pe]:
+            placer.place(i, cp_pe, placer.start_on(i, cp_pe))
+        else:
+            p, s = placer.best_pe(i)
+            placer.place(i, p, s)
+        for j in succs[i]:
+            remaining[j] -= 1
+            if remaining[j] == 0:
+                heapq.heappush(heap, (-prio[j], pos[j], j))
+    return placer.schedule()
+
+
+# ---- CP-SAT ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExactResult:
+    """What :func:`cpsat_schedule` found.
+
+    ``status`` is CP-SAT's (OPTIMAL, FEASIBLE, ...); ``optimal`` means proven optimal for the
+    problem's own times (the solver's time grid ``resolution_us`` represents them exactly);
+    ``lower_bound_us`` is a valid makespan lower bound and ``gap = 1 − lower_bound / makespan``.
+    ``from_heft`` is True when no solver solution beat HEFT, whose schedule is then returned.
+    """
+
+    schedule: Schedule
+    status: str
+    optimal: bool
+    makespan_us: float
+    lower_bound_us: float
+    gap: float
+    resolution_us: float
+    exact_resolution: bool
+    heft_makespan_us: float
+    from_heft: bool
+    wall_s: float
+
+
+def _resolution(problem: SchedulingProblem, ub: float, max_ticks: float) -> tuple[float, bool]:
+    """The coarsest grid among 1, 0.1, 0.01, 0.001 µs holding every time exactly within
+    ``max_ticks`` ticks of ``ub``; else ``ub / max_ticks`` (inexact)."""
+    vals = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us]
+    for res in (1.0, 0.1, 0.01, 0.001):
+        q = vals / res
+        if ub / res <= max_ticks and np.all(np.abs(q - np.round(q)) <= 1e-6 * np.maximum(1.0, q)):
+            return res, True
+    return ub / max_ticks, False
+
+
+def _longest_chain_ops(problem: SchedulingProblem) -> int:
+    depth = np.ones(problem.n_ops, np.int64)
+    for j in problem.topo_order:
+        e = problem.in_edges[j]
+        if e.size:
+            depth[j] = 1 + depth[problem.edge_src[e]].max()
+    return int(depth.max())
+
+
+def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_workers: int = 2,
+                   resolution_us: float | None = None, max_ticks: float = 1e6, seed: int = 0,
+                   hint: bool = True) -> ExactResult:
+    """The minimum-makespan schedule by CP-SAT within ``time_limit_s`` (HEFT's as hint and bound).
+
+    Times are rounded up to a grid of ``resolution_us`` (default: exact when all times are
+    multiples of 1/0.1/0.01/0.001 µs, else ``HEFT makespan / max_ticks``); the solution's PE
+    assignment and per-PE order are then re-timed with the exact times (left-justified).
+    """
+    from ortools.sat.python import cp_model
+
+    t0 = time.perf_counter()
+    n, P = problem.n_ops, problem.n_pes
+    heft_sched = heft(problem)
+    heft_ms = heft_sched.makespan_us(problem)
+    if resolution_us is None:
+        res, exact = _resolution(problem, max(heft_ms, 1e-9), max_ticks)
+    else:
+        res = float(resolution_us)
+        q = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us] / res
+        exact = bool(np.all(np.abs(q - np.round(q)) <= 1e-6 * np.maximum(1.0, q)))
+    cap = problem.capable
+    dur_t = np.where(cap, np.ceil(np.where(cap, problem.durations_us, 0.0) / res - 1e-6), 0.0)
+    dur_t = np.maximum(dur_t, 0).astype(np.int64)
+    comm_t = np.maximum(np.ceil(problem.edge_comm_us / res - 1e-6), 0).astype(np.int64)
+    # HEFT on the tick grid: a feasible tick schedule (hint and upper bound)
+    tick_prob = SchedulingProblem(
+        name=problem.name, op_names=problem.op_names, op_types=problem.op_types,
+        pe_names=problem.pe_names, durations_us=np.where(cap, dur_t, np.inf).astype(np.float64),
+        edge_src=problem.edge_src, edge_dst=problem.edge_dst, edge_bytes=problem.edge_bytes,
+        edge_comm_us=comm_t.astype(np.float64), active_power_w=problem.active_power_w,
+        idle_power_w=problem.idle_power_w)
+    tick_heft = heft(tick_prob)
+    horizon = round(tick_heft.makespan_us(tick_prob))
+    lb_t = math.ceil(critical_path_lb(tick_prob) - 1e-6)
+
+    m = cp_model.CpModel()
+    S = [m.NewIntVar(0, horizon, f"s{i}") for i in range(n)]
+    E = [m.NewIntVar(0, horizon, f"e{i}") for i in range(n)]
+    x: list[dict[int, cp_model.IntVar]] = []
+    per_pe: list[list[cp_model.IntervalVar]] = [[] for _ in range(P)]
+    for i in range(n):
+        xi = {}
+        for p in np.flatnonzero(cap[i]).tolist():
+            xi[p] = m.NewBoolVar(f"x{i}_{p}")
+            if dur_t[i, p] > 0:
+                per_pe[p].append(m.NewOptionalFixedSizeIntervalVar(S[i], int(dur_t[i, p]), xi[p],
+                                                                    f"iv{i}_{p}"))
+        m.AddExactlyOne(xi.values())
+        m.Add(E[i] == S[i] + sum(int(dur_t[i, p]) * v for p, v in xi.items()))
+        x.append(xi)
+    for p in range(P):
+        if len(per_pe[p]) > 1:
+            m.AddNoOverlap(per_pe[p])
+    for e, (i, j) in enumerate(zip(problem.edge_src.tolist(), problem.edge_dst.tolist())):
+        c = int(comm_t[e])
+        if c == 0:
+            m.Add(S[j] >= E[i])
+            continue
+        same = []
+        for p in set(x[i]) & set(x[j]):
+            y = m.NewBoolVar(f"y{e}_{p}")
+            m.AddImplication(y, x[i][p])
+            m.AddImplication(y, x[j][p])
+            same.append(y)
+        m.Add(S[j] >= E[i] + c - c * sum(same)) if same else m.Add(S[j] >= E[i] + c)
+    makespan = m.NewIntVar(lb_t, horizon, "makespan")
+    m.AddMaxEquality(makespan, E)
+    m.Minimize(makespan)
+    if hint:
+        for i in range(n):
+            m.AddHint(S[i], round(tick_heft.start_us[i]))
+            for p, v in x[i].items():
+                m.AddHint(v, int(p == tick_heft.assignment[i]))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(time_limit_s)
+    solver.parameters.num_workers = int(num_workers)
+    solver.parameters.random_seed = int(seed)
+    code = solver.Solve(m)
+    status = solver.StatusName(code)
+    best, from_heft = heft_sched, True
+    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        assign = np.array([next(p for p, v in x[i].items() if solver.Value(v)) for i in range(n)])
+        starts = np.array([solver.Value(S[i]) for i in range(n)], dtype=np.float64)
+        pos = _topo_position(problem)
+        order = np.lexsort((pos, starts))
+        sched = schedule_from_order(problem, assign, order)
+        sched = Schedule(sched.assignment, sched.start_us, np.lexsort((pos, sched.start_us)))
+        if sched.makespan_us(problem) <= heft_ms:
+            best, from_heft = sched, False
+        bound_t = solver.BestObjectiveBound()
+    else:
+        bound_t = lb_t
+    ms = best.makespan_us(problem)
+    if exact:
+        lb = bound_t * res
+    else:  # each op and transfer on the critical chain rounds up by < 1 tick
+        lb = (bound_t - 2 * n) * res
+    lb = min(ms, max(lb, critical_path_lb(problem)))
+    optimal = ms <= lb * (1 + 1e-9) + 1e-9
+    validate(problem, best).raise_if_invalid()
+    return ExactResult(schedule=best, status=status, optimal=bool(optimal), makespan_us=ms,
+                       lower_bound_us=float(lb), gap=float(1.0 - lb / ms) if ms > 0 else 0.0,
+                       resolution_us=float(res), exact_resolution=exact, heft_makespan_us=heft_ms,
+                       from_heft=from_heft, wall_s=time.perf_counter() - t0)
+
+
+# ---- replay in the env ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """The env's actions for a schedule, the episode return, and the env's makespan."""
+
+    actions: tuple[int, ...]
+    episode_return: float
+    makespan_us: float
+    schedule: Schedule
+
+
+def replay(env: KernelSchedulingEnv, schedule: Schedule, workload_index: int = 0,
+           order: Sequence[int] | None = None) -> ReplayResult:
+    """Reset ``env`` on its ``workload_index``-th workload and place the ops of ``schedule`` in
+    ``order`` (default: the schedule's dispatch order), each on its PE.
+
+    The env starts each op at its earliest feasible time, so the replayed makespan is at most the
+    schedule's, and equal for HEFT and CPOP (same insertion rule, same order) and for a schedule
+    whose makespan is optimal.
+    """
+    env.reset(options={"workload_index": workload_index})
+    problem = env.problem
+    if schedule.assignment.shape != (problem.n_ops,):
+        raise ReplayError(f"schedule has {schedule.assignment.size} ops but the env's workload "
+                          f"{problem.name!r} has {problem.n_ops}")
+    seq = schedule.dispatch_order(problem) if order is None else np.asarray(order, np.int64)
+    P = env.n_pes
+    actions: list[int] = []
+    total = 0.0
+    for i in seq.tolist():
+        win = env.window_ops()
+        if i not in win:
+            raise ReplayError(f"op {problem.op_names[i]!r} is not in the env's ready window "
+                              f"(window={env.window}); use a larger window or a topological order")
+        a = win.index(i) * P + int(schedule.assignment[i])
+        if not env.action_masks()[a]:
+            raise ReplayError(f"op {problem.op_names[i]!r} cannot run on PE "
+                              f"{problem.pe_names[int(schedule.assignment[i])]!r}")
+        _, r, _, _, _ = env.step(a)
+        actions.append(a)
+        total += r
+    return ReplayResult(actions=tuple(actions), episode_return=total, makespan_us=env.makespan_us,
+                        schedule=env.schedule())
+
+
+def schedule_to_actions(env: KernelSchedulingEnv, schedule: Schedule,
+                        workload_index: int = 0) -> list[int]:
+    """The env action sequence that reproduces ``schedule`` (leaves ``env`` at the episode's end)."""
+    return list(replay(env, schedule, workload_index).actions)
