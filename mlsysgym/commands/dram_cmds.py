@@ -1,0 +1,122 @@
+"""``mlsysgym sim dram`` (simulate a DRAM controller design on a trace) and ``mlsysgym trace gen``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+# Knob name -> CLI flag (one flag per ArchGym DRAMGym knob).
+FLAGS: dict[str, str] = {
+    "PagePolicy": "--page-policy",
+    "Scheduler": "--scheduler",
+    "SchedulerBuffer": "--scheduler-buffer",
+    "RequestBufferSize": "--request-buffer-size",
+    "RespQueue": "--resp-queue",
+    "RefreshPolicy": "--refresh-policy",
+    "RefreshMaxPostponed": "--refresh-max-postponed",
+    "RefreshMaxPulledin": "--refresh-max-pulledin",
+    "Arbiter": "--arbiter",
+    "MaxActiveTransactions": "--max-active-transactions",
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "PagePolicy": ("Open", "OpenAdaptive", "Closed", "ClosedAdaptive"),
+    "Scheduler": ("Fifo", "FrFcfs", "FrFcfsGrp"),
+    "SchedulerBuffer": ("Bankwise", "ReadWrite", "Shared"),
+    "RespQueue": ("Fifo", "Reorder"),
+    "RefreshPolicy": ("NoRefresh", "AllBank", "PerBank"),
+    "Arbiter": ("Simple", "Fifo", "Reorder"),
+}
+
+METRICS = ("avg_latency_ns", "p99_latency_ns", "bandwidth_gbps", "row_hit_rate", "energy_nj", "power_mw",
+           "total_time_ns", "activate_count", "refresh_count")
+
+
+def register(group) -> None:
+    """Add ``sim dram`` and ``trace gen``."""
+    p = group("sim").add_parser("dram", help="simulate a DDR4 memory-controller design on a trace")
+    p.add_argument("--trace", required=True, metavar="NAME_OR_FILE",
+                   help="built-in trace (stream, stream-write, random, strided, cloud-1, cloud-2) or a trace file")
+    for knob, flag in FLAGS.items():
+        if knob in _CHOICES:
+            p.add_argument(flag, dest=knob, choices=_CHOICES[knob], default=None, help=f"{knob} knob")
+        else:
+            p.add_argument(flag, dest=knob, type=int, default=None, metavar="N", help=f"{knob} knob")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+    g = group("trace").add_parser("gen", help="generate a DRAM request trace file")
+    g.add_argument("--kind", required=True, choices=("stream", "random", "strided", "locality", "mixed"))
+    g.add_argument("-n", "--requests", type=int, default=10_000, help="number of requests (default 10000)")
+    g.add_argument("-o", "--output", required=True, help="trace file to write")
+    g.add_argument("--seed", type=int, default=0)
+    rate = g.add_mutually_exclusive_group()
+    rate.add_argument("--interval-cycles", type=float, default=None, help="mean cycles between requests (default 4)")
+    rate.add_argument("--rate-per-ns", type=float, default=None, help="requests per ns")
+    g.add_argument("--poisson", action="store_true", help="exponential gaps instead of fixed ones")
+    g.add_argument("--write-fraction", type=float, default=0.0, help="share of writes (default 0)")
+    g.add_argument("--stride", type=int, default=4096, help="bytes between requests (strided)")
+    g.add_argument("--row-hit", type=float, default=0.5, help="probability of hitting the previous row (locality, mixed)")
+    g.add_argument("--stream-share", type=float, default=0.5, help="share of streaming requests (mixed)")
+    g.set_defaults(func=run_gen)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Simulate one design and print its metrics and the timing parameters used."""
+    from mlsysgym.simulators.dram import DramKnobs, simulate
+    from mlsysgym.simulators.dram_timing import MT40A1G8_083E
+    from mlsysgym.simulators.dram_traces import resolve_trace
+
+    design = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
+    knobs = DramKnobs.from_design(design)
+    device = MT40A1G8_083E
+    trace = resolve_trace(args.trace, capacity_bytes=device.capacity_bytes)
+    res = simulate(trace, knobs, device)
+    metrics = res.metrics()
+    timing = device.timing
+    out = {
+        "trace": args.trace,
+        "requests": len(trace),
+        "device": device.name,
+        "design": {k: getattr(knobs, k) for k in FLAGS},
+        "metrics": metrics,
+        "timing_cycles": {k: v for k, v in vars(timing).items() if k != "tck_ns"},
+        "tck_ns": timing.tck_ns,
+    }
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        print()
+        return 0
+    print(f"trace {args.trace}: {len(trace)} requests on {device.name}")
+    print("design: " + ", ".join(f"{k}={v}" for k, v in out["design"].items()))
+    for m in METRICS:
+        v = metrics[m]
+        print(f"  {m:16s} {v:,.0f}" if m.endswith("count") else f"  {m:16s} {v:,.4g}")
+    print(f"timing (cycles of tCK = {timing.tck_ns:.3f} ns): "
+          + ", ".join(f"{k}={v}" for k, v in out["timing_cycles"].items()))
+    return 0
+
+
+def run_gen(args: argparse.Namespace) -> int:
+    """Generate a trace and write it to ``--output``."""
+    from mlsysgym.simulators import dram_traces as dt
+
+    common = {"write_fraction": args.write_fraction, "interval_cycles": args.interval_cycles,
+              "rate_per_ns": args.rate_per_ns, "poisson": args.poisson, "seed": args.seed}
+    n = args.requests
+    if n < 1:
+        raise dt.TraceError(f"--requests {n} must be >= 1")
+    if args.kind == "stream":
+        trace = dt.stream_trace(n, **common)
+    elif args.kind == "random":
+        trace = dt.random_trace(n, **common)
+    elif args.kind == "strided":
+        trace = dt.strided_trace(n, stride=args.stride, **common)
+    elif args.kind == "locality":
+        trace = dt.locality_trace(n, row_hit=args.row_hit, **common)
+    else:
+        trace = dt.mixed_trace(n, stream_share=args.stream_share, row_hit=args.row_hit, **common)
+    path = dt.write_trace(trace, args.output)
+    print(f"wrote {len(trace)} {args.kind} requests to {path}")
+    return 0

@@ -1,0 +1,269 @@
+"""The DDR4 simulator against timing arithmetic, its knobs, its Evaluator and its CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.simulators.dram import (
+    DEFAULT_DESIGN,
+    DRAM_KNOBS,
+    DramConfigError,
+    DramKnobs,
+    DramSimulator,
+    encode_addresses,
+    simulate,
+)
+from mlsysgym.simulators.dram_timing import MT40A1G8_083E
+from mlsysgym.simulators.dram_traces import (
+    DramTrace,
+    TraceError,
+    mixed_trace,
+    random_trace,
+    stream_trace,
+    write_trace,
+)
+
+T = MT40A1G8_083E.timing
+NOREF = {"RefreshPolicy": "NoRefresh"}
+
+
+def _trace(cycles, fields, writes=None) -> DramTrace:
+    n = len(cycles)
+    w = np.zeros(n, bool) if writes is None else np.asarray(writes, bool)
+    return DramTrace(np.asarray(cycles, np.int64), w, encode_addresses(fields))
+
+
+def _hit_stream(n: int) -> DramTrace:
+    """Reads all arriving at cycle 0 that cycle through one open row in each of the 4 bank groups."""
+    i = np.arange(n)
+    return _trace(np.zeros(n), {"bankgroup": i % 4, "column": (i // 4) % 128})
+
+
+def test_datasheet_timing_in_cycles():
+    assert T.tck_ns == pytest.approx(0.8333, abs=1e-4)
+    assert (T.CL, T.tRCD, T.tRP, T.tRAS, T.tRC) == (16, 16, 16, 39, 55)
+    assert (T.tCCD_S, T.tCCD_L, T.tRRD_S, T.tRRD_L, T.tFAW) == (4, 6, 4, 6, 26)
+    assert (T.tWR, T.tWTR_S, T.tWTR_L, T.tRTP, T.tREFI, T.tRFC) == (18, 3, 9, 9, 9360, 420)
+    assert MT40A1G8_083E.capacity_bytes == 8 << 30
+    assert MT40A1G8_083E.peak_bandwidth_gbps == pytest.approx(19.2)
+
+
+def test_isolated_read_to_closed_bank_costs_trcd_cl_burst():
+    n = 16  # one read to each bank, far apart: every bank is closed when its read arrives
+    i = np.arange(n)
+    tr = _trace(i * 10_000, {"bankgroup": i % 4, "bank": i // 4, "row": i})
+    for page in ("Open", "Closed"):
+        r = simulate(tr, {**NOREF, "PagePolicy": page})
+        assert np.all(r.latency_cycles == T.tRCD + T.CL + T.BL // 2)  # 16 + 16 + 4 = 36 cycles
+        assert r.avg_latency_ns == pytest.approx(36 * T.tck_ns)
+
+
+def test_row_hit_and_row_conflict_latency_open_page():
+    # read row 1, then (far later) the same row again, then another row of the same bank
+    tr = _trace([0, 10_000, 20_000], {"row": np.array([1, 1, 2]), "column": np.array([0, 1, 2])})
+    r = simulate(tr, {**NOREF, "PagePolicy": "Open"})
+    assert r.latency_cycles.tolist() == [T.tRCD + T.CL + 4, T.CL + 4, T.tRP + T.tRCD + T.CL + 4]
+    assert r.row_hit_rate == pytest.approx(1 / 3)
+
+
+def test_write_to_read_turnaround_same_bank_group():
+    # a write then a read to the same open row: the read waits tWTR_L after the write data
+    tr = _trace([0, 0], {"column": np.array([0, 1])}, writes=[True, False])
+    r = simulate(tr, NOREF)
+    wr_issue = T.tRCD
+    rd_issue = wr_issue + T.CWL + T.BL // 2 + T.tWTR_L
+    assert r.latency_cycles.tolist() == [wr_issue + T.CWL + 4, rd_issue + T.CL + 4]
+
+
+def test_row_hit_stream_reaches_peak_bandwidth():
+    r = simulate(_hit_stream(20_000), NOREF)
+    assert r.row_hit_rate > 0.999
+    assert r.bandwidth_gbps >= 0.9 * MT40A1G8_083E.peak_bandwidth_gbps  # measured: 99.98 %
+
+
+def test_refresh_overhead_is_trfc_over_trefi():
+    tr = _hit_stream(50_000)  # ~200k cycles, ~21 tREFI, the rank never idles
+    base = simulate(tr, NOREF)
+    ref = simulate(tr, {"RefreshPolicy": "AllBank", "RefreshMaxPostponed": 1, "RefreshMaxPulledin": 1})
+    overhead = 1 - base.total_time_ns / ref.total_time_ns
+    expected = T.tRFC / T.tREFI  # 4.49 %
+    assert 0.8 * expected < overhead < 1.3 * expected  # measured: 4.44 %
+    periods = ref.total_time_ns / (T.tREFI * T.tck_ns)
+    assert abs(ref.refresh_count - periods) <= 2
+    # refreshes are tREFI apart on average and never closer than tRFC
+    assert np.all(np.diff(ref.refresh_cycles) >= T.tRFC)
+
+
+def test_per_bank_refresh_count():
+    tr = _hit_stream(20_000)
+    r = simulate(tr, {"RefreshPolicy": "PerBank"})
+    per_bank_periods = r.total_time_ns / (T.tREFI / 16 * T.tck_ns)
+    assert abs(r.refresh_count - per_bank_periods) <= 3
+    assert r.bandwidth_gbps < simulate(tr, NOREF).bandwidth_gbps
+
+
+def test_frfcfs_at_least_fifo_bandwidth_on_mixed_locality():
+    tr = mixed_trace(8_000, stream_share=0.5, row_hit=0.5, write_fraction=0.2, interval_cycles=2, seed=5)
+    bw = {s: simulate(tr, {"Scheduler": s, "RequestBufferSize": 32, "SchedulerBuffer": "Shared"}).bandwidth_gbps
+          for s in ("Fifo", "FrFcfs", "FrFcfsGrp")}
+    assert bw["FrFcfs"] >= bw["Fifo"]
+    assert bw["FrFcfsGrp"] >= bw["Fifo"]
+
+
+def test_closed_page_wins_on_random_loses_on_stream():
+    rnd = random_trace(5_000, interval_cycles=12, seed=3)
+    assert simulate(rnd, {"PagePolicy": "Closed"}).avg_latency_ns < simulate(rnd, {"PagePolicy": "Open"}).avg_latency_ns
+    st = stream_trace(5_000, interval_cycles=8)
+    assert simulate(st, {"PagePolicy": "Closed"}).avg_latency_ns > simulate(st, {"PagePolicy": "Open"}).avg_latency_ns
+
+
+def test_tfaw_and_trrd_limit_activation_rate():
+    tr = random_trace(5_000, interval_cycles=0, seed=3)  # every request a new row, all at once
+    r = simulate(tr, {**NOREF, "PagePolicy": "Closed", "RequestBufferSize": 32})
+    a = r.act_cycles
+    assert len(a) == 5_000 and np.all(np.diff(a) >= 0)
+    gaps = np.diff(a)
+    assert gaps.min() == T.tRRD_S  # back-to-back ACTs to different bank groups
+    bg = (r.act_banks // 4) % 4
+    same = bg[1:] == bg[:-1]
+    assert gaps[same].min() >= T.tRRD_L
+    window4 = a[4:] - a[:-4]
+    assert window4.min() == T.tFAW  # a fifth ACT never within tFAW of the first: the limit binds
+    # count ACTs in every tFAW window: never more than four
+    assert (np.searchsorted(a, a + T.tFAW, side="left") - np.arange(len(a))).max() <= 4
+    # so the activation-bound bandwidth is 4 bursts per tFAW
+    assert r.bandwidth_gbps <= 4 * 64 / (T.tFAW * T.tck_ns) + 1e-9
+
+
+def test_closed_page_random_uses_one_act_per_request_and_energy_counts_it():
+    tr = random_trace(2_000, interval_cycles=20, seed=1)
+    op = simulate(tr, {**NOREF, "PagePolicy": "Open"})
+    cl = simulate(tr, {**NOREF, "PagePolicy": "Closed"})
+    assert cl.activate_count == 2_000
+    assert cl.energy.act_nj > 0 and cl.energy.read_nj > 0 and cl.energy.refresh_nj == 0
+    e = cl.energy
+    assert e.total_nj == pytest.approx(e.act_nj + e.pre_nj + e.read_nj + e.write_nj + e.refresh_nj + e.background_nj)
+    assert cl.power_mw == pytest.approx(cl.energy_nj / cl.total_time_ns * 1e3)
+    st = stream_trace(2_000, interval_cycles=20)
+    assert simulate(st, {**NOREF, "PagePolicy": "Closed"}).energy_nj > simulate(st, NOREF).energy_nj
+    assert op.energy_nj > 0
+
+
+def test_active_transaction_limit_and_reorder():
+    tr = random_trace(3_000, interval_cycles=1, seed=2)
+    wide = simulate(tr, {"Arbiter": "Fifo", "MaxActiveTransactions": 128, "RequestBufferSize": 32})
+    narrow = simulate(tr, {"Arbiter": "Fifo", "MaxActiveTransactions": 1, "RequestBufferSize": 32})
+    assert narrow.bandwidth_gbps < wide.bandwidth_gbps
+    # one transaction at a time: each costs at least a closed-bank read
+    assert narrow.total_time_ns >= 3_000 * (T.tRCD + T.CL + 4) * T.tck_ns
+    # in-order responses: response cycles never decrease
+    r = simulate(tr, {"RespQueue": "Reorder", "RequestBufferSize": 32})
+    resp = r.latency_cycles + tr.cycles
+    assert np.all(np.diff(resp) >= 0)
+
+
+def test_buffer_size_one_serialises_per_bank():
+    tr = mixed_trace(3_000, interval_cycles=1, seed=9)
+    small = simulate(tr, {"RequestBufferSize": 1, "SchedulerBuffer": "Shared"})
+    big = simulate(tr, {"RequestBufferSize": 64, "SchedulerBuffer": "Shared"})
+    assert small.bandwidth_gbps < big.bandwidth_gbps
+
+
+@pytest.mark.parametrize("design", [
+    {"PagePolicy": p, "Scheduler": s, "SchedulerBuffer": b, "Arbiter": a, "RefreshPolicy": rf}
+    for p, s, b, a, rf in [
+        ("Open", "Fifo", "Bankwise", "Simple", "AllBank"), ("OpenAdaptive", "FrFcfs", "ReadWrite", "Fifo", "PerBank"),
+        ("Closed", "FrFcfsGrp", "Shared", "Reorder", "NoRefresh"), ("ClosedAdaptive", "FrFcfs", "ReadWrite", "Reorder", "AllBank"),
+    ]
+])
+def test_every_knob_value_runs_and_serves_every_request(design):
+    tr = mixed_trace(2_000, interval_cycles=3, write_fraction=0.4, seed=7)
+    r = simulate(tr, {**design, "RequestBufferSize": 4, "MaxActiveTransactions": 8, "RespQueue": "Reorder"})
+    assert r.latency_cycles.min() >= T.CL + 4 - 1 or r.latency_cycles.min() >= T.CWL + 4
+    assert np.isfinite(list(r.metrics().values())).all()
+    assert 0 <= r.row_hit_rate <= 1
+
+
+def test_knob_validation_errors():
+    assert isinstance(DramConfigError("x"), MlsysgymError)
+    with pytest.raises(DramConfigError, match="PagePolicy='Sometimes' is not one of Open"):
+        DramKnobs.from_design({"PagePolicy": "Sometimes"})
+    with pytest.raises(DramConfigError, match="RequestBufferSize=3"):
+        DramKnobs.from_design({"RequestBufferSize": 3})
+    with pytest.raises(DramConfigError, match="RefreshMaxPostponed=9"):
+        DramKnobs.from_design({"RefreshMaxPostponed": 9})
+    with pytest.raises(DramConfigError, match="unknown DRAM knob 'Pagepolicy'"):
+        DramKnobs.from_design({"Pagepolicy": "Open"})
+    assert DramKnobs.from_design({"RequestBufferSize": np.int64(16)}).RequestBufferSize == 16
+    assert set(DRAM_KNOBS) == set(DEFAULT_DESIGN) and len(DRAM_KNOBS) == 10
+    try:
+        DramKnobs.from_design({"Arbiter": "Lottery"})
+    except DramConfigError as e:
+        assert "\n" not in str(e)
+
+
+def test_address_beyond_capacity_is_a_clear_error():
+    tr = DramTrace(np.array([0, 1]), np.array([False, False]), np.array([0, MT40A1G8_083E.capacity_bytes]))
+    with pytest.raises(TraceError, match="request 1: address 0x200000000 is beyond the device capacity"):
+        simulate(tr)
+
+
+def test_evaluator_batches_caches_and_accepts_names_files_and_traces(tmp_path):
+    sim = DramSimulator()
+    designs = [{"PagePolicy": "Open"}, {"PagePolicy": "Closed"}, {"PagePolicy": "Open", "Scheduler": "Fifo"}]
+    tr = mixed_trace(2_000, interval_cycles=4, seed=1, name="small")
+    m = sim.evaluate(designs, tr)
+    assert set(m) == set(sim.metric_names) and all(v.shape == (3,) for v in m.values())
+    assert m["row_hit_rate"][1] == 0.0 and m["row_hit_rate"][0] > 0.3
+    sim.evaluate(designs, tr)
+    assert sim.cache_hits == 3
+    path = write_trace(tr, tmp_path / "small.trace")
+    from_file = sim.evaluate(designs[:1], str(path))
+    assert from_file["avg_latency_ns"][0] == pytest.approx(m["avg_latency_ns"][0])
+    named = sim.evaluate([{}], "stream")
+    assert named["bandwidth_gbps"][0] > 10
+    with pytest.raises(DramConfigError):
+        sim.evaluate([{"Scheduler": "Random"}], tr)
+    with pytest.raises(TraceError, match="unknown|no built-in trace"):
+        sim.evaluate([{}], "no-such-trace")
+
+
+def _cli(argv: list[str]) -> argparse.Namespace:
+    from mlsysgym.commands import dram_cmds
+
+    parser = argparse.ArgumentParser()
+    top = parser.add_subparsers(dest="command")
+    groups: dict = {}
+
+    def group(name):
+        if name not in groups:
+            groups[name] = top.add_parser(name).add_subparsers(dest="sub", required=True)
+        return groups[name]
+
+    dram_cmds.register(group)
+    return parser.parse_args(argv)
+
+
+def test_cli_sim_dram_json_and_trace_gen(tmp_path, capsys):
+    out = tmp_path / "r.trace"
+    args = _cli(["trace", "gen", "--kind", "random", "-n", "500", "--interval-cycles", "10", "-o", str(out)])
+    assert args.func(args) == 0
+    assert "wrote 500 random requests" in capsys.readouterr().out
+    args = _cli(["sim", "dram", "--trace", str(out), "--page-policy", "Closed", "--request-buffer-size", "16",
+                 "--refresh-policy", "NoRefresh", "--json"])
+    assert args.func(args) == 0
+    doc = json.loads(capsys.readouterr().out)
+    for k in ("avg_latency_ns", "p99_latency_ns", "bandwidth_gbps", "row_hit_rate", "energy_nj", "power_mw"):
+        assert k in doc["metrics"]
+    assert doc["design"]["PagePolicy"] == "Closed" and doc["timing_cycles"]["tRCD"] == 16
+    args = _cli(["sim", "dram", "--trace", "stream"])
+    assert args.func(args) == 0
+    text = capsys.readouterr().out
+    assert "bandwidth_gbps" in text and "tRFC=420" in text
+    args = _cli(["sim", "dram", "--trace", "stream", "--request-buffer-size", "3"])
+    with pytest.raises(DramConfigError):
+        args.func(args)
