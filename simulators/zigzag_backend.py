@@ -413,7 +413,7 @@ def _read(path: Path) -> onnx.ModelProto:
 def _decode(data: bytes, where: str) -> onnx.ModelProto:
     try:
         model = onnx.load_from_string(data)  # never loads external weight data
-    except Exception as e:  # noqa: BLE001 - ZigZag raises anything; we re-raise one typed line
+    except Exception as e:  # noqa: BLE001 - protobuf raises several types
         raise WorkloadError(f"{where} is not a valid ONNX model: {_one_line(e)}") from None
     if not model.graph.node:
         raise WorkloadError(f"{where} is an ONNX model without nodes")
@@ -447,7 +447,7 @@ def _prepare(
         out = onnx.shape_inference.infer_shapes(
             out, check_type=False, strict_mode=False, data_prop=True
         )
-    except Exception as e:  # noqa: BLE001 - ZigZag raises anything; we re-raise one typed line
+    except Exception as e:  # noqa: BLE001 - onnx raises several types
         raise WorkloadError(f"ONNX shape inference failed: {_one_line(e)}") from None
     seen: set[str] = set()
     for i, node in enumerate(out.graph.node):
@@ -468,20 +468,16 @@ def _prepare(
 # ---- running ZigZag ----------------------------------------------------------------------------
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Silence ZigZag's loggers, prints and progress bars for the duration."""
-    loggers = [logging.getLogger(n) for n in ("zigzag", "root")]
+    """Silence ZigZag's loggers (all under ``zigzag.``), prints and progress bars for the duration."""
     zz = logging.getLogger("zigzag")
-    old_disabled, old_level = zz.disabled, logging.root.manager.disable
-    zz.disabled = True
-    logging.disable(logging.WARNING)
+    old_level = zz.level
+    zz.setLevel(logging.CRITICAL + 1)
     sink = io.StringIO()
     try:
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             yield
     finally:
-        zz.disabled = old_disabled
-        logging.disable(old_level)
-        del loggers
+        zz.setLevel(old_level)
 
 
 def _layer_key(layer: Any) -> str:
@@ -540,7 +536,7 @@ def _tolerant_parser(mapping_path: str, model: onnx.ModelProto, skipped: dict[st
                 def run(self) -> Any:
                     try:
                         return real(**self.kwargs).run()
-                    except Exception as e:  # noqa: BLE001 - ZigZag raises anything; we re-raise one typed line
+                    except Exception as e:  # noqa: BLE001 - any parser failure: skip the node
                         skipped[node.name] = (
                             f"ZigZag cannot parse this {node.op_type}: {_one_line(e)}"
                         )
@@ -557,7 +553,10 @@ class ZigZagEvaluator(Evaluator):
 
     ``opt`` is ZigZag's search objective (``latency``, ``energy`` or ``EDP``); ``lpf_limit`` and
     ``spatial_mappings`` bound its temporal (LOMA) and spatial mapping searches (ZigZag's API
-    defaults: 6 and 3). ``dims`` sizes symbolic ONNX input dimensions. Metrics (one value per
+    defaults: 6 and 3). ``dims`` sizes symbolic ONNX input dimensions. A layer ZigZag cannot parse
+    or map is reported with ``supported=False`` and counted in ``layers_skipped`` (its cost is
+    left out of the totals, so compare designs only when ``layers_skipped`` agrees); with
+    ``skip_unsupported=False`` it raises :class:`ZigZagRunError` instead. Metrics (one value per
     design): ``cycles``, ``ideal_cycles``, ``energy_pj``, ``energy_uj``, ``macs``,
     ``utilization`` (MACs / (cycles x PEs)), ``layers_costed``, ``layers_skipped``.
     Per-layer results and wall times: :meth:`layers`.
@@ -583,6 +582,7 @@ class ZigZagEvaluator(Evaluator):
         lpf_limit: int = 6,
         spatial_mappings: int = 3,
         dims: Mapping[str, int] | None = None,
+        skip_unsupported: bool = True,
         result_cache_size: int = 256,
         cache_size: int = 100_000,
         seed: int = 0,
@@ -598,6 +598,7 @@ class ZigZagEvaluator(Evaluator):
         self.default_hardware = default_hardware
         self.opt, self.lpf_limit, self.spatial_mappings = opt, int(lpf_limit), int(spatial_mappings)
         self.dims = dict(dims or {})
+        self.skip_unsupported = bool(skip_unsupported)
         try:
             zz_version = metadata.version("zigzag-dse")
         except metadata.PackageNotFoundError:  # pragma: no cover
@@ -746,7 +747,7 @@ class ZigZagEvaluator(Evaluator):
                         float(cme.mac_utilization2),
                         float(cme.mac_spatial_utilization),
                     )
-                except Exception as e:  # noqa: BLE001 - ZigZag raises anything; we re-raise one typed line
+                except Exception as e:  # noqa: BLE001 - any search failure: flag the layer
                     results.append(
                         _unsupported(
                             name,
@@ -762,6 +763,9 @@ class ZigZagEvaluator(Evaluator):
             results.append(LayerResult(name, op_type, macs, *cached, wall_s=wall, reused=reused))
         for name, note in skipped.items():
             results.append(_unsupported(name, op_types.get(name, "?"), 0, 0.0, note))
+        bad = next((r for r in results if not r.supported), None)
+        if bad is not None and not self.skip_unsupported:
+            raise ZigZagRunError(f"layer {bad.name!r} ({bad.op_type}): {bad.note}")
         return results, num_pes
 
 
@@ -780,14 +784,14 @@ def _parse(
         map_path.write_text(map_text)
         try:
             accelerator = AcceleratorParserStage.parse_accelerator(str(hw_path))
-        except Exception as e:  # noqa: BLE001 - ZigZag raises anything; we re-raise one typed line
+        except Exception as e:  # noqa: BLE001 - ZigZag raises anything; one typed line
             raise ZigZagRunError(
                 f"ZigZag rejected the hardware description: {_one_line(e)}"
             ) from None
         try:
             workload = _tolerant_parser(str(map_path), model, skipped).run()
             layers = [n for n in workload.topological_sort() if isinstance(n, LayerNode)]
-        except Exception as e:  # noqa: BLE001 - ZigZag raises anything; we re-raise one typed line
+        except Exception as e:  # noqa: BLE001 - ZigZag raises anything; one typed line
             raise ZigZagRunError(f"ZigZag could not parse the workload: {_one_line(e)}") from None
     return accelerator, layers, skipped
 

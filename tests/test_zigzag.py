@@ -19,6 +19,7 @@ from mlsysgym.simulators.zigzag_backend import (
     UnknownHardwareError,
     ZigZagDesignError,
     ZigZagEvaluator,
+    ZigZagRunError,
     _rewrite,
     hardware_knobs,
     parsed_layers,
@@ -140,6 +141,23 @@ def test_parsed_layers_match_ir_graph_macs_on_resnet18() -> None:
         assert layer.macs == graph.op(layer.name).macs, layer.name
 
 
+@pytest.mark.parametrize("name", ["bert_base", "whisper_tiny_encoder"])
+def test_zoo_transformers_parse_with_macs_matching_ir_graph(name: str) -> None:
+    """MatMul-based graphs are costed (MatMul goes through ZigZag's Gemm parser); 1-D convs
+    (whisper's encoder stem) are not: they are skipped with a flag."""
+    zoo = pytest.importorskip("mlsysgym.ir.zoo")
+    if name not in zoo.names():
+        pytest.skip(f"{name} is not in the zoo")
+    graph = zoo.load(name)
+    layers = parsed_layers(name)
+    costed = [layer for layer in layers if layer.supported]
+    assert costed and all(layer.macs == graph.op(layer.name).macs for layer in costed)
+    assert {layer.op_type for layer in costed} <= {"MatMul", "Gemm", "Conv"}
+    skipped = [layer for layer in layers if not layer.supported]
+    assert all(graph.op(layer.name).op_type == "Conv" for layer in skipped)
+    assert len(skipped) == (2 if name == "whisper_tiny_encoder" else 0)
+
+
 # ---- slow: ZigZag mapping searches (small layers) ---------------------------------------------
 @pytest.mark.slow
 def test_one_conv_layer_on_tpu_like(ev: ZigZagEvaluator, conv_path: Path) -> None:
@@ -193,7 +211,6 @@ def test_identical_layers_are_searched_once(tmp_path: Path) -> None:
     assert (first.cycles, first.energy_pj) == (second.cycles, second.energy_pj)
 
 
-@pytest.mark.slow
 def test_unparseable_layer_is_skipped_with_a_flag(tmp_path: Path) -> None:
     """ZigZag's MatMul parser accepts ranks 2-4 only; a rank-5 MatMul is skipped, not fatal."""
     model = _model(
@@ -209,3 +226,5 @@ def test_unparseable_layer_is_skipped_with_a_flag(tmp_path: Path) -> None:
     assert [(layer.name, layer.supported) for layer in result.layers] == [("mm5", False)]
     assert "MatMul" in result.layers[0].note
     assert result.metrics()["layers_skipped"] == 1.0 and result.metrics()["cycles"] == 0.0
+    with pytest.raises(ZigZagRunError, match="mm5"):
+        ZigZagEvaluator(skip_unsupported=False).evaluate([{}], model)
