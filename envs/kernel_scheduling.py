@@ -221,6 +221,9 @@ class KernelSchedulingEnv(gym.Env):
         super().reset(seed=seed)
         if options and "workload_index" in options:
             k = int(options["workload_index"])
+            if not 0 <= k < len(self.problems):
+                raise WorkloadError(f"workload_index {k} is out of range; this env has "
+                                    f"{len(self.problems)} workload(s)")
         elif len(self.problems) > 1:
             k = int(self.np_random.integers(len(self.problems)))
         else:
