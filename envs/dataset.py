@@ -97,6 +97,18 @@ class ParquetAppender:
         self._part_file: Path | None = None  # the current part's latest version on disk
         self.rows_written = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickled copy (e.g. sent to a Ray worker) starts its own part file and carries no
+        rows, so copies in several processes never write to, or duplicate, one another's parts."""
+        state = self.__dict__.copy()
+        state.update(_part=[], _part_table=None, _part_len=0, _pending=0, _part_version=0,
+                     _part_file=None, _part_base=None, rows_written=0)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._part_base = self._new_part_base()
+
     def _new_part_base(self) -> str:
         return f"part-{time.time_ns():020d}-{self.run_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 

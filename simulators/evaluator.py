@@ -105,6 +105,12 @@ class Evaluator(ABC):
         self.cache_hits = 0
         self.cache_misses = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (for Ray workers): the workload-key memo holds weak references; drop it."""
+        state = self.__dict__.copy()
+        state["_workload_keys"] = {}
+        return state
+
     @property
     def id(self) -> str:
         """``name@version``: what datasets record as the evaluator of a row."""

@@ -193,3 +193,14 @@ def test_two_versions_of_a_part_after_a_crash_are_deduplicated(tmp_path):
     (tmp_path / old.name).write_bytes(keep)  # the superseded version is back
     assert len(list(tmp_path.glob("part-*.parquet"))) == 2
     assert read_dataset(tmp_path)["rows"].tolist() == [0, 1, 2, 3]
+
+
+def test_pickled_logger_writes_its_own_parts(tmp_path):
+    import pickle
+
+    log = DatasetLogger(Toy(), tmp_path, run_id="r")
+    log.evaluate(designs(2), "w")
+    clone = pickle.loads(pickle.dumps(log))  # as a Ray worker would get it
+    clone.evaluate(designs(3, start=10), "w")
+    log.evaluate(designs(1, start=20), "w")
+    assert sorted(read_dataset(tmp_path)["rows"].tolist()) == [0, 1, 10, 11, 12, 20]

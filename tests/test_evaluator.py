@@ -159,3 +159,9 @@ def test_graph_workloads_with_one_name_do_not_collide():
     ev.evaluate(D, g2)
     ev.evaluate(D, g1)
     assert ev.calls == [6, 6]
+    # picklable for Ray workers after a graph was evaluated; the cache travels along
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(ev))
+    clone.evaluate(D, g1)
+    assert clone.calls == [6, 6]
