@@ -1,0 +1,564 @@
+"""Analytical model of a spatial PE array (systolic array) with on-chip SRAM and off-chip DRAM.
+
+The array has ``rows × cols`` MAC PEs and runs a weight- (``ws``), output- (``os``) or
+input-stationary (``is``) dataflow with SCALE-Sim's semantics (Samajdar et al., "A Systematic
+Methodology for Characterizing Scalability of DNN Accelerators using SCALE-Sim", ISPASS 2020).
+Every layer is lowered to GEMMs ``out[M, N] += a[M, K] · b[K, N]`` (see
+:mod:`mlsysgym.simulators.accelerator_layers`; conv via im2col: M = ofmap pixels, K = conv
+window, N = filters).
+
+**Compute (stall-free) cycles**, per dataflow, as SCALE-Sim defines them:
+
+====  ========  ========  ========  ==============================
+flow  Sr        Sc        T         cycles per fold
+====  ========  ========  ========  ==============================
+os    M         N         K         T + rows + cols − 2
+ws    K         N         M         2·rows + cols + T − 2
+is    K         M         N         2·rows + cols + T − 2
+====  ========  ========  ========  ==============================
+
+Sr is mapped on the array's rows and Sc on its columns: ``folds = ceil(Sr/rows)·ceil(Sc/cols)``
+and ``compute_cycles = folds · cycles_per_fold − 1`` (each fold fills and drains the pipeline;
+ws/is first load the stationary tile, ``rows`` cycles). Folds run column-fold outer, row-fold
+inner. A grouped conv is ``groups`` GEMMs; when one group's tile is smaller than the array,
+``min(rows // Sr, cols // Sc)`` groups share a fold on the array's block diagonal.
+
+**Memory (our model of the physics).** Three double-buffered SRAMs (ifmap, filter, ofmap): half
+of each is the working (active) half while the other half is filled from or drained to DRAM.
+
+* DRAM traffic. Each operand is read from DRAM once if the data it reuses across the fold
+  loop fits in the active half of its buffer, else it is re-streamed on every reuse pass
+  (a cyclic scan larger than a FIFO/LRU buffer misses on every access):
+
+  - os: the ifmap is re-read once per column fold unless the whole ifmap fits; the filter tile
+    (K × cols) is re-read once per row fold unless it fits;
+  - ws: weights are read once; the ifmap is re-read per column fold unless it fits; the partial
+    sums of a column fold (M × cols) spill to DRAM between row folds unless they fit in the
+    ofmap buffer (then each spill writes, and each later row fold reads them back);
+  - is: the ifmap is read once; the filter is re-read per column fold unless it fits; partial
+    sums (N × cols) spill as for ws.
+
+  Operand sizes are unique elements (a conv's ifmap is its input tensor, not the im2col
+  matrix). Outputs are written to DRAM once, inputs of every layer come from DRAM.
+* Stalls. DRAM transfers overlap compute (double buffering), at ``bandwidth`` words/cycle
+  shared by the three streams: ``stall = max(0, dram_words / bandwidth − compute)`` plus the
+  exposed start-up: the first stationary tile (ws: filter, is: ifmap, ``rows·cols`` words at
+  most) must arrive before the first MAC.
+* SRAM accesses: the array's operand reads and output writes per fold as SCALE-Sim counts them
+  (stationary operands once, streamed operands once per fold that uses them), plus the partial
+  sums read back for accumulation, DRAM fills (writes) and write-backs (reads).
+
+**Vector work**: ops that are not GEMMs run on a vector unit of ``cols`` lanes (one FLOP per
+lane per cycle), inputs read from and outputs written to DRAM once, with the same overlap rule.
+
+**Energy** = MACs, vector FLOPs, SRAM word accesses (energy depends on each buffer's size) and
+DRAM words, each times its per-access energy from Horowitz, ISSCC 2014 (45 nm); no leakage.
+**Area** = PEs (multiplier + adder + 3 word registers) + vector unit + SRAM (6T cells); see
+:mod:`mlsysgym.simulators.accelerator_energy` for the tables and their sources.
+
+Everything is vectorized over designs × items with NumPy broadcasting: designs are columns
+of shape (D, 1), items rows of shape (1, L).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
+from mlsysgym.ir.graph import Graph
+from mlsysgym.simulators import accelerator_energy as en
+from mlsysgym.simulators.accelerator_layers import KIND_GEMM, KIND_VECTOR, LayerSet, lower
+from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "DATAFLOWS",
+    "PARAMS",
+    "AcceleratorDesignError",
+    "AcceleratorSimulator",
+    "DesignArrays",
+    "ParamSpec",
+    "ParameterRangeError",
+    "ParameterTypeError",
+    "UnknownDataflowError",
+    "UnknownParameterError",
+    "default_design",
+    "designs_to_arrays",
+    "layer_table",
+    "resolve",
+    "simulate_items",
+    "simulate_totals",
+]
+
+DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
+OS, WS, IS = 0, 1, 2
+
+
+# ---- errors ------------------------------------------------------------------------------------
+class AcceleratorDesignError(EvaluationError):
+    """A design the accelerator model cannot take."""
+
+
+class UnknownParameterError(AcceleratorDesignError):
+    """A design names a parameter the accelerator does not have."""
+
+
+class ParameterTypeError(AcceleratorDesignError):
+    """A design parameter has the wrong type."""
+
+
+class ParameterRangeError(AcceleratorDesignError):
+    """A design parameter is outside its allowed range."""
+
+
+class UnknownDataflowError(AcceleratorDesignError):
+    """A dataflow other than ws, os or is."""
+
+
+# ---- designs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParamSpec:
+    """One design parameter: numeric (``kind`` int or float, inclusive bounds) or a choice."""
+
+    name: str
+    kind: str                       # "int" | "float" | "choice"
+    default: Any
+    low: float = 0.0
+    high: float = 0.0
+    choices: tuple[Any, ...] = ()
+    unit: str = ""
+    help: str = ""
+
+
+PARAMS: dict[str, ParamSpec] = {p.name: p for p in (
+    ParamSpec("rows", "int", 32, 1, 4096, help="PE array rows"),
+    ParamSpec("cols", "int", 32, 1, 4096, help="PE array columns (also vector lanes)"),
+    ParamSpec("dataflow", "choice", "ws", choices=DATAFLOWS,
+              help="ws (weight), os (output) or is (input) stationary"),
+    ParamSpec("ifmap_kb", "float", 256.0, 0.125, 1 << 20, unit="KB", help="ifmap SRAM"),
+    ParamSpec("filter_kb", "float", 256.0, 0.125, 1 << 20, unit="KB", help="filter SRAM"),
+    ParamSpec("ofmap_kb", "float", 128.0, 0.125, 1 << 20, unit="KB", help="ofmap SRAM"),
+    ParamSpec("bandwidth", "float", 10.0, 0.01, 1 << 16, unit="words/cycle",
+              help="off-chip DRAM bandwidth"),
+    ParamSpec("word_bytes", "choice", 1, choices=en.WORD_BYTES, unit="B",
+              help="bytes per word: 1 (int8), 2 (fp16), 4 (fp32)"),
+    ParamSpec("clock_mhz", "float", 1000.0, 1.0, 10_000.0, unit="MHz", help="clock"),
+)}
+
+
+def default_design() -> dict[str, Any]:
+    """Every parameter at its default."""
+    return {p.name: p.default for p in PARAMS.values()}
+
+
+@dataclass
+class DesignArrays:
+    """A batch of D designs, one float64 array of shape (D,) per parameter (dataflow as 0/1/2
+    for os/ws/is). Build with :func:`designs_to_arrays` or :meth:`from_columns` (validated)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    dataflow: np.ndarray
+    ifmap_kb: np.ndarray
+    filter_kb: np.ndarray
+    ofmap_kb: np.ndarray
+    bandwidth: np.ndarray
+    word_bytes: np.ndarray
+    clock_mhz: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    @classmethod
+    def from_columns(cls, n: int | None = None, **columns: Any) -> DesignArrays:
+        """Validated arrays from columns (scalars broadcast; missing parameters take defaults;
+        ``dataflow`` as strings or codes 0/1/2 = os/ws/is)."""
+        for name in columns:
+            if name not in PARAMS:
+                raise UnknownParameterError(_unknown_msg(name))
+        sizes = [np.size(v) for v in columns.values() if np.ndim(v) > 0]
+        n = n if n is not None else (max(sizes) if sizes else 1)
+        out: dict[str, np.ndarray] = {}
+        for name, spec in PARAMS.items():
+            v = columns.get(name, spec.default)
+            if name == "dataflow":
+                arr = np.asarray(v)
+                if arr.dtype.kind in "UO":
+                    codes = np.full(arr.shape, -1, dtype=np.int64)
+                    for i, df in enumerate(DATAFLOWS):
+                        codes[arr == df] = i
+                    if (codes < 0).any():
+                        bad = np.ravel(arr)[np.argmax(np.ravel(codes) < 0)]
+                        raise UnknownDataflowError(
+                            f"unknown dataflow {bad!r}; use one of {', '.join(DATAFLOWS)}")
+                    arr = codes
+                elif arr.dtype.kind not in "iuf" or ((arr < 0) | (arr > 2) | (arr % 1 != 0)).any():
+                    raise UnknownDataflowError(
+                        "dataflow codes must be 0 (os), 1 (ws) or 2 (is)")
+                out[name] = np.broadcast_to(arr.astype(np.float64), (n,)).copy()
+                continue
+            arr = np.asarray(v)
+            if arr.dtype.kind not in "iuf":
+                raise ParameterTypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+            arr = np.broadcast_to(arr.astype(np.float64), (n,)).copy()
+            _check_numeric_array(spec, arr)
+            out[name] = arr
+        return cls(**out)
+
+
+def _unknown_msg(name: str) -> str:
+    return f"unknown accelerator parameter {name!r}; valid: {', '.join(PARAMS)}"
+
+
+def _check_numeric_array(spec: ParamSpec, arr: np.ndarray) -> None:
+    if spec.kind == "choice":
+        bad = ~np.isin(arr, spec.choices)
+        if bad.any():
+            v = arr[np.argmax(bad)]
+            raise ParameterRangeError(
+                f"{spec.name}={_fmt(v)} is not allowed; use one of "
+                f"{', '.join(str(c) for c in spec.choices)}")
+        return
+    if spec.kind == "int":
+        frac = arr % 1 != 0
+        if frac.any():
+            raise ParameterTypeError(
+                f"{spec.name} must be an integer, got {_fmt(arr[np.argmax(frac)])}")
+    bad = ~((arr >= spec.low) & (arr <= spec.high))  # also catches NaN
+    if bad.any():
+        raise ParameterRangeError(
+            f"{spec.name}={_fmt(arr[np.argmax(bad)])} is out of range; "
+            f"allowed {_fmt(spec.low)}..{_fmt(spec.high)}{(' ' + spec.unit) if spec.unit else ''}")
+
+
+def _fmt(v: Any) -> str:
+    v = float(v)
+    return str(int(v)) if v.is_integer() else f"{v:g}"
+
+
+def _check_value(spec: ParamSpec, value: Any) -> float:
+    """One design value as a float, or a typed error."""
+    if spec.name == "dataflow":
+        if not isinstance(value, str):
+            raise ParameterTypeError(
+                f"dataflow must be a string (one of {', '.join(DATAFLOWS)}), "
+                f"got {type(value).__name__}")
+        if value not in DATAFLOWS:
+            raise UnknownDataflowError(
+                f"unknown dataflow {value!r}; use one of {', '.join(DATAFLOWS)}")
+        return float(DATAFLOWS.index(value))
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ParameterTypeError(
+            f"{spec.name} must be a number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if spec.kind == "choice":
+        if v not in spec.choices:
+            raise ParameterRangeError(
+                f"{spec.name}={_fmt(v) if math.isfinite(v) else v} is not allowed; use one of "
+                f"{', '.join(str(c) for c in spec.choices)}")
+        return v
+    if spec.kind == "int" and math.isfinite(v) and not v.is_integer():
+        raise ParameterTypeError(f"{spec.name} must be an integer, got {value!r}")
+    if not (spec.low <= v <= spec.high):
+        raise ParameterRangeError(
+            f"{spec.name}={value!r} is out of range; allowed {_fmt(spec.low)}..{_fmt(spec.high)}"
+            f"{(' ' + spec.unit) if spec.unit else ''}")
+    return v
+
+
+def designs_to_arrays(designs: Sequence[Design]) -> DesignArrays:
+    """Validate design dicts (missing keys take defaults) and stack them column-wise."""
+    names = tuple(PARAMS)
+    table = np.empty((len(designs), len(names)), dtype=np.float64)
+    defaults = [_check_value(PARAMS[n], PARAMS[n].default) for n in names]
+    for i, d in enumerate(designs):
+        if not isinstance(d, Mapping):
+            raise ParameterTypeError(f"a design must be a dict, got {type(d).__name__}")
+        for key in d:
+            if key not in PARAMS:
+                raise UnknownParameterError(_unknown_msg(key))
+        table[i] = [_check_value(PARAMS[n], d[n]) if n in d else defaults[j]
+                    for j, n in enumerate(names)]
+    return DesignArrays(**{n: table[:, j].copy() for j, n in enumerate(names)})
+
+
+# ---- workloads ---------------------------------------------------------------------------------
+def resolve(workload: Any) -> Graph | LayerSet:
+    """An ir.Graph or LayerSet as is; a str/Path: an ONNX file, else a zoo model name."""
+    if isinstance(workload, (Graph, LayerSet)):
+        return workload
+    if isinstance(workload, (str, Path)):
+        try:
+            from mlsysgym.ir import zoo
+        except ImportError:  # no zoo: ONNX files only
+            path = Path(workload)
+            if not path.exists():
+                raise WorkloadNotFoundError(f"no ONNX file at {str(path)!r}") from None
+            return Graph.from_onnx(path)
+        return zoo.resolve(workload)
+    raise WorkloadError(
+        f"cannot simulate a workload of type {type(workload).__name__}; pass an ir.Graph, "
+        f"an ONNX path or a zoo model name")
+
+
+_LOWERED: dict[int, tuple[Graph, LayerSet]] = {}
+
+
+def layers_of(workload: Any) -> LayerSet:
+    """The work items of a workload (lowered once per Graph object)."""
+    w = resolve(workload)
+    if isinstance(w, LayerSet):
+        return w
+    hit = _LOWERED.get(id(w))
+    if hit is not None and hit[0] is w:
+        return hit[1]
+    ls = lower(w)
+    if len(_LOWERED) > 64:
+        _LOWERED.clear()
+    _LOWERED[id(w)] = (w, ls)
+    return ls
+
+
+# ---- the model ---------------------------------------------------------------------------------
+ITEM_METRICS: tuple[str, ...] = (
+    "compute_cycles", "stall_cycles", "cycles", "sram_reads", "sram_writes", "dram_reads",
+    "dram_writes", "energy_pj")
+
+
+def _subset(d: DesignArrays, rows: np.ndarray) -> DesignArrays:
+    """The designs at indices ``rows``."""
+    return DesignArrays(**{f: getattr(d, f)[rows] for f in d.__dataclass_fields__})
+
+
+def _gemm_part(d: DesignArrays, ls: LayerSet, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Item metrics (D, len(idx)) of the GEMM items ``idx`` (designs grouped by dataflow)."""
+    flows = [int(f) for f in np.unique(d.dataflow)]
+    if len(flows) == 1:
+        return _gemm_flow(d, ls, idx, flows[0])
+    out = {m: np.empty((len(d), idx.size)) for m in ITEM_METRICS}
+    for flow in flows:
+        rows = np.flatnonzero(d.dataflow == flow)
+        part = _gemm_flow(_subset(d, rows), ls, idx, flow)
+        for m in ITEM_METRICS:
+            out[m][rows] = part[m]
+    return out
+
+
+def _gemm_flow(d: DesignArrays, ls: LayerSet, idx: np.ndarray, flow: int
+               ) -> dict[str, np.ndarray]:
+    """Item metrics (D, len(idx)) of GEMM items for designs that all use dataflow ``flow``."""
+    R, C = d.rows[:, None], d.cols[:, None]
+    M, K, N, G = (ls.m[idx][None], ls.k[idx][None], ls.n[idx][None], ls.groups[idx][None])
+    I, F, O = ls.ifmap_words[idx][None], ls.filter_words[idx][None], ls.ofmap_words[idx][None]
+    MK, KN, MN = G * M * K, G * K * N, G * M * N
+
+    # -- compute: SCALE-Sim's folds (Sr on rows, Sc on columns, T cycles of streaming)
+    Sr, Sc, T = {OS: (M, N, K), WS: (K, N, M), IS: (K, M, N)}[flow]
+    gpack = np.clip(np.minimum(R // Sr, C // Sc), 1.0, G)   # groups side by side on the diagonal
+    passes = np.ceil(G / gpack)
+    rf = np.ceil(Sr * gpack / R)
+    cf = np.ceil(Sc * gpack / C)
+    fold_len = T + (R + C - 2.0) if flow == OS else T + (2.0 * R + C - 2.0)
+    compute = rf * cf * passes * fold_len - 1.0
+
+    # -- active half of each buffer, in words
+    wb = d.word_bytes[:, None]
+    act_i = d.ifmap_kb[:, None] * 512.0 / wb
+    act_f = d.filter_kb[:, None] * 512.0 / wb
+    act_o = d.ofmap_kb[:, None] * 512.0 / wb
+    used_c = np.minimum(Sc * gpack, C)
+
+    # -- SRAM traffic of the array and DRAM traffic (re-stream what does not fit)
+    if flow == OS:
+        if_rd, fl_rd, of_wr = MK * cf, KN * rf, MN
+        if_dram = I * np.where(I / passes <= act_i, 1.0, cf)
+        fl_dram = F * np.where(K * used_c <= act_f, 1.0, rf)
+        of_dram_w = O
+        first = 0.0
+    else:
+        of_wr = MN * rf
+        if flow == WS:
+            if_rd, fl_rd = MK * cf, KN
+            if_dram = I * np.where(I / passes <= act_i, 1.0, cf)
+            fl_dram = F
+            first = np.minimum(R * C, F / G)
+        else:
+            if_rd, fl_rd = MK, KN * cf
+            if_dram = I
+            fl_dram = F * np.where(F / passes <= act_f, 1.0, cf)
+            first = np.minimum(R * C, MK / G)
+        spill = (rf > 1.0) & (T * used_c > act_o)
+        of_dram_w = O * np.where(spill, rf, 1.0)
+    psum_rd = of_wr - MN
+    of_dram_r = of_dram_w - O
+    dram_r = if_dram + fl_dram + of_dram_r
+    dram_w = of_dram_w + np.zeros_like(compute)
+
+    # -- stalls: DRAM time not hidden behind compute, plus the first stationary tile
+    bw = d.bandwidth[:, None]
+    stall = np.maximum((dram_r + dram_w) / bw - compute, 0.0) + first / bw
+
+    # -- energy (pJ)
+    e_i = en.sram_energy_pj_per_word(d.ifmap_kb, d.word_bytes)[:, None]
+    e_f = en.sram_energy_pj_per_word(d.filter_kb, d.word_bytes)[:, None]
+    e_o = en.sram_energy_pj_per_word(d.ofmap_kb, d.word_bytes)[:, None]
+    e_mac = en.mac_energy_pj(d.word_bytes)[:, None]
+    e_dram = en.dram_energy_pj_per_word(d.word_bytes)[:, None]
+    energy = (ls.macs[idx][None] * e_mac + (if_rd + if_dram) * e_i + (fl_rd + fl_dram) * e_f
+              + (of_wr + psum_rd + of_dram_w + of_dram_r) * e_o + (dram_r + dram_w) * e_dram)
+    return {
+        "compute_cycles": compute, "stall_cycles": stall, "cycles": compute + stall,
+        "sram_reads": if_rd + fl_rd + psum_rd + of_dram_w,
+        "sram_writes": if_dram + fl_dram + of_wr + of_dram_r,
+        "dram_reads": dram_r, "dram_writes": dram_w, "energy_pj": energy,
+    }
+
+
+def _vector_part(d: DesignArrays, ls: LayerSet, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """Item metrics (D, len(idx)) of the vector items ``idx``."""
+    C = d.cols[:, None]
+    flops, vin, vout = ls.vec_flops[idx][None], ls.vec_in_words[idx][None], ls.vec_out_words[idx][None]
+    compute = np.ceil(flops / C)
+    stall = np.maximum((vin + vout) / d.bandwidth[:, None] - compute, 0.0)
+    e_i = en.sram_energy_pj_per_word(d.ifmap_kb, d.word_bytes)[:, None]
+    e_o = en.sram_energy_pj_per_word(d.ofmap_kb, d.word_bytes)[:, None]
+    energy = (flops * en.vector_op_energy_pj(d.word_bytes)[:, None]
+              + 2.0 * (vin * e_i + vout * e_o)
+              + (vin + vout) * en.dram_energy_pj_per_word(d.word_bytes)[:, None])
+    zeros = np.zeros_like(compute)
+    return {
+        "compute_cycles": compute, "stall_cycles": stall, "cycles": compute + stall,
+        "sram_reads": vin + vout + zeros, "sram_writes": vin + vout + zeros,
+        "dram_reads": vin + zeros, "dram_writes": vout + zeros, "energy_pj": energy,
+    }
+
+
+def _parts(d: DesignArrays, ls: LayerSet) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+    out = []
+    gemm = np.flatnonzero(ls.kind == KIND_GEMM)
+    vec = np.flatnonzero(ls.kind == KIND_VECTOR)
+    if gemm.size:
+        out.append((gemm, _gemm_part(d, ls, gemm)))
+    if vec.size:
+        out.append((vec, _vector_part(d, ls, vec)))
+    return out
+
+
+def simulate_items(d: DesignArrays, ls: LayerSet) -> dict[str, np.ndarray]:
+    """Per-item metrics, each of shape (D, L); free items are zero."""
+    out = {m: np.zeros((len(d), len(ls))) for m in ITEM_METRICS}
+    for idx, part in _parts(d, ls):
+        for m in ITEM_METRICS:
+            out[m][:, idx] = part[m]
+    return out
+
+
+def _finish(d: DesignArrays, sums: dict[str, np.ndarray], macs: np.ndarray | float
+            ) -> dict[str, np.ndarray]:
+    """Model-level metrics from summed item metrics (arrays of shape (D,) or (D, k))."""
+    shape = sums["cycles"].shape
+    rows = d.rows.reshape((-1,) + (1,) * (len(shape) - 1))
+    cols = d.cols.reshape(rows.shape)
+    clock = d.clock_mhz.reshape(rows.shape)
+    cycles = sums["cycles"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = np.where(cycles > 0, macs / (rows * cols * np.maximum(cycles, 1.0)), 0.0)
+        latency_ms = cycles / (clock * 1e3)
+        energy_uj = sums["energy_pj"] * 1e-6
+        power = np.where(latency_ms > 0, energy_uj / np.maximum(latency_ms, 1e-30), 0.0)
+    return {
+        "cycles": cycles, "compute_cycles": sums["compute_cycles"],
+        "stall_cycles": sums["stall_cycles"], "utilization": util,
+        "sram_reads": sums["sram_reads"], "sram_writes": sums["sram_writes"],
+        "dram_reads": sums["dram_reads"], "dram_writes": sums["dram_writes"],
+        "energy_uj": energy_uj, "latency_ms": latency_ms, "power_mw": power,
+    }
+
+
+def area_mm2(d: DesignArrays) -> np.ndarray:
+    """Chip area (D,): PE array + vector unit + the three SRAMs."""
+    pe = d.rows * d.cols * en.pe_area_um2(d.word_bytes) * 1e-6
+    vec = en.vector_unit_area_um2(d.cols, d.word_bytes) * 1e-6
+    return pe + vec + en.sram_area_mm2(d.ifmap_kb + d.filter_kb + d.ofmap_kb)
+
+
+def simulate_totals(d: DesignArrays, ls: LayerSet) -> dict[str, np.ndarray]:
+    """Whole-workload metrics, each of shape (D,) (the Evaluator's metric set)."""
+    sums = {m: np.zeros(len(d)) for m in ITEM_METRICS}
+    for _, part in _parts(d, ls):
+        for m in ITEM_METRICS:
+            sums[m] += part[m].sum(axis=1)
+    out = _finish(d, sums, float(ls.macs.sum()))
+    out["area_mm2"] = area_mm2(d)
+    return out
+
+
+METRICS: tuple[str, ...] = (
+    "cycles", "compute_cycles", "stall_cycles", "utilization", "sram_reads", "sram_writes",
+    "dram_reads", "dram_writes", "energy_uj", "latency_ms", "power_mw", "area_mm2")
+
+
+class AcceleratorSimulator(Evaluator):
+    """The analytical PE-array model as an Evaluator.
+
+    Designs are dicts with keys ``rows``, ``cols``, ``dataflow`` ("ws" | "os" | "is"),
+    ``ifmap_kb``, ``filter_kb``, ``ofmap_kb``, ``bandwidth`` (words/cycle), ``word_bytes``,
+    ``clock_mhz`` (missing keys take :data:`PARAMS` defaults). The workload is an ir.Graph,
+    an ONNX path, a zoo model name or a LayerSet.
+    """
+
+    name = "accelerator"
+    version = "1"
+    metric_names = METRICS
+
+    def workload_id(self, workload: Any) -> str:
+        if isinstance(workload, LayerSet):
+            return workload_fingerprint(workload)
+        return super().workload_id(workload)
+
+    def _evaluate(self, designs: Sequence[Design], workload: Any) -> Metrics:
+        return simulate_totals(designs_to_arrays(designs), layers_of(workload))
+
+    def evaluate_arrays(self, designs: DesignArrays, workload: Any) -> Metrics:
+        """The fast path: columnar designs, no cache, no per-design Python work."""
+        return simulate_totals(designs, layers_of(workload))
+
+
+def workload_fingerprint(ls: LayerSet) -> str:
+    """A content hash of a LayerSet's arrays."""
+    h = hashlib.sha256()
+    for a in (ls.kind, ls.m, ls.k, ls.n, ls.groups, ls.ifmap_words, ls.filter_words,
+              ls.ofmap_words, ls.vec_flops, ls.vec_in_words, ls.vec_out_words):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return f"layers#{h.hexdigest()[:16]}"
+
+
+def layer_table(design: Design, workload: Any) -> pd.DataFrame:
+    """One row per op of ``workload`` for one design: name, op_type, macs, compute_cycles,
+    stall_cycles, cycles, utilization, SRAM/DRAM accesses (words), energy_uj, latency_ms."""
+    import pandas as pd
+
+    d = designs_to_arrays([design])
+    ls = layers_of(workload)
+    items = simulate_items(d, ls)
+    n_ops = ls.num_ops
+    sums = {m: np.zeros((1, n_ops)) for m in ITEM_METRICS}
+    for m in ITEM_METRICS:
+        np.add.at(sums[m][0], ls.op_index, items[m][0])
+    macs = np.zeros(n_ops)
+    np.add.at(macs, ls.op_index, ls.macs)
+    fin = _finish(d, sums, macs[None])
+    frame = pd.DataFrame({"name": ls.op_names, "op_type": ls.op_types, "macs": macs})
+    for m in ("compute_cycles", "stall_cycles", "cycles", "utilization", "sram_reads",
+              "sram_writes", "dram_reads", "dram_writes", "energy_uj", "latency_ms"):
+        frame[m] = fin[m][0]
+    return frame
