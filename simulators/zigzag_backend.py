@@ -140,8 +140,10 @@ class LayerResult:
 
     ``name`` is the ONNX node name, equal to the ir.Graph op name (unnamed nodes get
     ``f"{op_type}_{index}"`` as in ``mlsysgym.ir``). ``wall_s`` is the wall time of ZigZag's
-    mapping search for this layer, 0.0 when ``reused`` (an identical layer was searched before
-    in the same design). Unsupported layers have ``supported=False``, NaN costs and a ``note``.
+    mapping search for this layer and ``cpu_s`` the CPU time of this process during it (robust
+    to other jobs on a shared machine); both are 0.0 when ``reused`` (an identical layer was
+    searched before for the same hardware). Unsupported layers have ``supported=False``, NaN
+    costs and a ``note``.
     """
 
     name: str
@@ -155,6 +157,7 @@ class LayerResult:
     utilization: float
     spatial_utilization: float
     wall_s: float
+    cpu_s: float = 0.0
     reused: bool = False
     supported: bool = True
     note: str = ""
@@ -207,6 +210,10 @@ class ModelResult:
             "layers_costed": float(len(self.costed)),
             "layers_skipped": float(len(self.skipped)),
         }
+
+    def search_cpu_s(self) -> float:
+        """CPU time of this process spent in ZigZag's mapping searches."""
+        return float(sum(layer.cpu_s for layer in self.layers))
 
     def search_wall_s(self) -> float:
         """Wall time spent in ZigZag's mapping searches (sum over searched layers)."""
@@ -729,7 +736,7 @@ class ZigZagEvaluator(Evaluator):
             )
             cached = self._layer_cache.get(lkey)
             reused = cached is not None
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             if cached is None:
                 try:
                     with _quiet():
@@ -760,7 +767,10 @@ class ZigZagEvaluator(Evaluator):
                     continue
                 self._layer_cache[lkey] = cached
             wall = 0.0 if reused else time.perf_counter() - t0
-            results.append(LayerResult(name, op_type, macs, *cached, wall_s=wall, reused=reused))
+            cpu = 0.0 if reused else time.process_time() - c0
+            results.append(
+                LayerResult(name, op_type, macs, *cached, wall_s=wall, cpu_s=cpu, reused=reused)
+            )
         for name, note in skipped.items():
             results.append(_unsupported(name, op_types.get(name, "?"), 0, 0.0, note))
         bad = next((r for r in results if not r.supported), None)
