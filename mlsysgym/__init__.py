@@ -6,7 +6,11 @@ __version__ = "0.1.0"
 
 # Gymnasium ids → entry points; registered on `import mlsysgym` (or use
 # `gymnasium.make("mlsysgym:mlsysgym/Accelerator-v0")`, which imports us first).
-ENVS: dict[str, str] = {}
+ENVS: dict[str, str] = {
+    "mlsysgym/Accelerator-v0": "mlsysgym.envs.accelerator_env:AcceleratorEnv",
+    "mlsysgym/MallocGame-v0": "mlsysgym.envs.malloc_game:MallocGameEnv",
+    "mlsysgym/KernelScheduling-v0": "mlsysgym.envs.kernel_scheduling:KernelSchedulingEnv",
+}
 
 
 def _register_envs() -> None:

@@ -24,6 +24,7 @@ GROUPS: dict[str, str] = {
 # the sub-parsers of a group (or of the top level for name "").
 COMMAND_MODULES: tuple[str, ...] = (
     "mlsysgym.commands.ir_cmds",
+    "mlsysgym.commands.sim_accelerator",
     "mlsysgym.commands.demo",
 )
 

@@ -40,15 +40,9 @@ def parse_dims(items: list[str]) -> dict[str, int]:
 
 def load_workload(model: str, dims: dict[str, int] | None = None):
     """A zoo name or an ONNX path → ir.Graph."""
-    from pathlib import Path
-
-    from mlsysgym.ir import Graph
-
-    if model.endswith(".onnx") or Path(model).exists():
-        return Graph.from_onnx(model, dims=dims)
     from mlsysgym.ir import zoo
 
-    return zoo.load(model)
+    return zoo.resolve(model, dims=dims)
 
 
 def graph_report(graph) -> dict[str, Any]:

@@ -1,0 +1,65 @@
+"""``mlsysgym/Accelerator-v0``: choose a DNN accelerator (PE array, dataflow, SRAMs, bandwidth)
+for a workload, evaluated by the analytical simulator (or any Evaluator with its metrics)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mlsysgym.envs.design_env import DesignEnv
+from mlsysgym.envs.space import Categorical, DesignSpace, PowerOfTwo
+from mlsysgym.ir.graph import Graph
+from mlsysgym.simulators.evaluator import Evaluator
+
+
+def accelerator_space(max_pes: int = 65536) -> DesignSpace:
+    """The accelerator knobs: array shape, dataflow, three SRAM sizes, DRAM bandwidth, word size.
+
+    7 × 7 × 3 × 9 × 9 × 9 × 7 × 2 ≈ 4.5 M designs (minus those over ``max_pes`` PEs).
+    """
+    return DesignSpace([
+        PowerOfTwo("rows", 4, 256),
+        PowerOfTwo("cols", 4, 256),
+        Categorical("dataflow", ("ws", "os", "is")),
+        PowerOfTwo("ifmap_kb", 8, 2048),
+        PowerOfTwo("filter_kb", 8, 2048),
+        PowerOfTwo("ofmap_kb", 8, 2048),
+        PowerOfTwo("bandwidth", 1, 64),
+        Categorical("word_bytes", (1, 2)),
+    ], constraints=[f"rows * cols <= {max_pes}"])
+
+
+def load_workload(model: str | Path | Graph) -> Graph:
+    """A zoo name, an ONNX path or a Graph → Graph."""
+    if isinstance(model, Graph):
+        return model
+    from mlsysgym.ir import zoo
+
+    return zoo.resolve(str(model))
+
+
+class AcceleratorEnv(DesignEnv):
+    """ArchGym-style accelerator DSE over a zoo model or ONNX file.
+
+    ``reward``: ``edp`` (default; 0 for the reference design, + ln 2 per halving of
+    energy·delay), ``target_spec`` (``reward_kwargs={"targets": {"latency_ms": 5}}``) or
+    ``weighted``. Designs over ``area_budget_mm2`` / ``power_budget_mw`` are penalized and
+    flagged ``infeasible`` in ``info``.
+    """
+
+    def __init__(self, model: str | Path | Graph = "resnet50", mode: str = "one-shot",
+                 reward: str = "edp", reward_kwargs: Mapping[str, Any] | None = None,
+                 area_budget_mm2: float | None = None, power_budget_mw: float | None = None,
+                 max_steps: int = 100, evaluator: Evaluator | None = None,
+                 action_type: str = "multidiscrete", render_mode: str | None = None) -> None:
+        from mlsysgym.simulators.accelerator import AcceleratorSimulator
+
+        graph = load_workload(model)
+        budgets = {k: v for k, v in (("area_mm2", area_budget_mm2), ("power_mw", power_budget_mw))
+                   if v is not None}
+        super().__init__(
+            accelerator_space(), evaluator or AcceleratorSimulator(), graph, reward=reward,
+            reward_kwargs=reward_kwargs, budgets=budgets, mode=mode, max_steps=max_steps,
+            observation_metrics=("latency_ms", "energy_uj", "area_mm2", "power_mw", "utilization"),
+            action_type=action_type, render_mode=render_mode)

@@ -1,0 +1,186 @@
+"""DesignEnv: the ArchGym-style design-space-exploration env over any DesignSpace + Evaluator.
+
+Two modes:
+
+- ``one-shot`` (ArchGym): the action is a whole design (``MultiDiscrete`` over level indices,
+  or a unit ``Box`` with ``action_type="box"``); every step evaluates one design; an episode
+  is ``max_steps`` evaluations (truncated).
+- ``sequential``: one parameter per step (``Discrete(max levels)``, with ``action_masks()``
+  marking the current parameter's valid levels); the design is evaluated at the last
+  parameter, which terminates the episode; earlier steps give reward 0.
+
+Observation (float32, one layout for both modes): ``log10(metric / reference)`` of the
+``observation_metrics`` of the last evaluated design (clipped to ±10; zeros before the
+first evaluation), then the design's unit encoding (−1 for parameters not chosen yet),
+then the fraction of the episode done. ``reference`` metrics come from a reference design
+(the space's middle by default) evaluated once at construction.
+
+``info`` holds the raw metrics, the design, the reward, ``infeasible`` (over a budget or
+violating a constraint of the space), the workload and evaluator ids (for
+:class:`mlsysgym.envs.dataset.LogEvaluations`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mlsysgym.envs.rewards import Penalty, Reward, make_reward
+from mlsysgym.envs.space import DesignSpace
+from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.simulators.evaluator import Evaluator
+
+MODES = ("one-shot", "sequential")
+
+
+class EnvConfigError(MlsysgymError):
+    """An env argument that makes no sense (unknown mode, metric, action type...)."""
+
+
+def middle_design(space: DesignSpace) -> dict[str, Any]:
+    """The design at the middle level of every parameter."""
+    return space.decode(space.nvec // 2, "index")
+
+
+class DesignEnv(gym.Env):
+    """Search a DesignSpace by evaluating designs with an Evaluator on one workload."""
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(self, space: DesignSpace, evaluator: Evaluator, workload: Any,
+                 reward: Reward | str = "edp", reward_kwargs: Mapping[str, Any] | None = None,
+                 budgets: Mapping[str, float] | None = None, mode: str = "one-shot",
+                 max_steps: int = 100, observation_metrics: Sequence[str] | None = None,
+                 reference_design: Mapping[str, Any] | None = None,
+                 action_type: str = "multidiscrete", render_mode: str | None = None) -> None:
+        if mode not in MODES:
+            raise EnvConfigError(f"mode must be one of {MODES}, got {mode!r}")
+        if action_type not in ("multidiscrete", "box"):
+            raise EnvConfigError(f"action_type must be 'multidiscrete' or 'box', got {action_type!r}")
+        if max_steps < 1:
+            raise EnvConfigError(f"max_steps must be >= 1, got {max_steps}")
+        self.space, self.evaluator, self.workload = space, evaluator, workload
+        self.mode, self.action_type, self.render_mode = mode, action_type, render_mode
+        self.max_steps = max_steps if mode == "one-shot" else space.dim
+        self.reference_design = space.validate(reference_design or middle_design(space),
+                                               check_constraints=False)
+        self.reference = evaluator.evaluate_one(self.reference_design, workload)
+        self.observation_metrics = tuple(observation_metrics or evaluator.metric_names)
+        unknown = [m for m in self.observation_metrics if m not in self.reference]
+        if unknown:
+            raise EnvConfigError(f"unknown observation metrics {unknown}; "
+                                 f"the evaluator gives {sorted(self.reference)}")
+        self.reward_fn = self._make_reward(reward, dict(reward_kwargs or {}), budgets)
+        self.workload_id = evaluator.workload_id(workload)
+
+        k, d = len(self.observation_metrics), space.dim
+        self.observation_space = spaces.Box(-10.0, 10.0, shape=(k + d + 1,), dtype=np.float32)
+        if mode == "sequential":
+            self.action_space = spaces.Discrete(int(space.nvec.max()))
+        elif action_type == "box":
+            self.action_space = space.box_space()
+        else:
+            self.action_space = space.multidiscrete_space()
+        self._ref = np.array([max(abs(self.reference[m]), 1e-30) for m in self.observation_metrics])
+        self._t = 0
+        self._partial: list[int] = []
+        self._last_obs_metrics = np.zeros(k)
+        self._last_design_unit = -np.ones(d)
+        self.last_info: dict[str, Any] = {}
+
+    # ---- reward ---------------------------------------------------------------------------
+    def _make_reward(self, reward: Reward | str, kwargs: dict[str, Any],
+                     budgets: Mapping[str, float] | None) -> Reward:
+        if isinstance(reward, Reward):
+            return reward
+        if reward == "edp" and "reference" not in kwargs:
+            # the reference design scores 0; a 2× better energy·delay scores +ln 2
+            kwargs["reference"] = max(self.reference.get(kwargs.get("energy", "energy_uj"), 1.0)
+                                      * self.reference.get(kwargs.get("delay", "latency_ms"), 1.0),
+                                      1e-300)
+        if reward == "weighted" and "scales" not in kwargs:
+            kwargs["scales"] = {m: self.reference[m] for m in kwargs.get("weights", {})
+                                if self.reference.get(m)}
+        if budgets and "penalty" not in kwargs:
+            kwargs["penalty"] = Penalty(budgets=dict(budgets), mode="scaled", scale=10.0)
+        elif "penalty" not in kwargs:
+            kwargs["penalty"] = Penalty(mode="scaled", scale=10.0)
+        return make_reward(reward, **kwargs)
+
+    def score(self, designs: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+        """Rewards, metrics and feasibility of a batch of designs (what agents call)."""
+        metrics = self.evaluator.evaluate(designs, self.workload)
+        feasible = np.array([self.space.is_valid(d) for d in designs], dtype=bool)
+        penalty = self.reward_fn.penalty
+        if penalty is not None:
+            feasible &= penalty.feasible(metrics)
+        rewards = np.asarray(self.reward_fn(metrics, feasible=feasible), dtype=float).reshape(-1)
+        return rewards, metrics, feasible
+
+    # ---- gymnasium API ----------------------------------------------------------------------
+    def _obs(self) -> np.ndarray:
+        progress = self._t / self.max_steps
+        return np.concatenate([self._last_obs_metrics, self._last_design_unit, [progress]]
+                              ).astype(np.float32)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._t = 0
+        self._partial = []
+        self._last_obs_metrics = np.zeros(len(self.observation_metrics))
+        self._last_design_unit = -np.ones(self.space.dim)
+        return self._obs(), {}
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions: all in one-shot mode; the current parameter's levels in sequential mode."""
+        if self.mode == "one-shot":
+            return np.ones(int(np.sum(self.action_space.nvec)) if self.action_type == "multidiscrete"
+                           else 1, dtype=bool)
+        j = min(len(self._partial), self.space.dim - 1)
+        return np.arange(self.action_space.n) < self.space.nvec[j]
+
+    def decode_action(self, action: Any) -> dict[str, Any]:
+        """The design an action of one-shot mode stands for."""
+        kind = "unit" if self.action_type == "box" else "index"
+        return self.space.decode(np.asarray(action, dtype=np.float64), kind)
+
+    def step(self, action: Any):
+        self._t += 1
+        if self.mode == "sequential":
+            j = len(self._partial)
+            self._partial.append(int(action) % int(self.space.nvec[j]))  # masked; wrap if not
+            unit = -np.ones(self.space.dim)
+            unit[: j + 1] = (np.array(self._partial) + 0.5) / self.space.nvec[: j + 1]
+            self._last_design_unit = unit
+            if len(self._partial) < self.space.dim:
+                return self._obs(), 0.0, False, False, {"action_mask": self.action_masks()}
+            unit = (np.array(self._partial) + 0.5) / self.space.nvec
+        elif self.action_type == "box":
+            unit = np.clip(np.asarray(action, dtype=np.float64), 0.0, 1.0)
+        else:
+            unit = (np.asarray(action, dtype=np.float64) + 0.5) / self.space.nvec
+        design = self.space.decode(unit, "unit")
+        rewards, metrics, feasible = self.score([design])
+        raw = {m: float(v[0]) for m, v in metrics.items()}
+        vals = np.array([raw[m] for m in self.observation_metrics])
+        self._last_obs_metrics = np.clip(np.log10(np.maximum(np.abs(vals), 1e-30) / self._ref), -10, 10)
+        self._last_design_unit = unit
+        info = {"design": design, "metrics": raw, "reward": float(rewards[0]),
+                "infeasible": not bool(feasible[0]), "workload_id": self.workload_id,
+                "evaluator_id": self.evaluator.id}
+        self.last_info = info
+        terminated = self.mode == "sequential"
+        truncated = self.mode == "one-shot" and self._t >= self.max_steps
+        return self._obs(), float(rewards[0]), terminated, truncated, info
+
+    def render(self) -> str | None:
+        if self.render_mode == "ansi" and self.last_info:
+            i = self.last_info
+            return (f"step {self._t}: reward {i['reward']:.4g} design {i['design']} "
+                    f"{'INFEASIBLE ' if i['infeasible'] else ''}metrics "
+                    + ", ".join(f"{m}={i['metrics'][m]:.4g}" for m in self.observation_metrics))
+        return None
