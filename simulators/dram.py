@@ -22,8 +22,11 @@ documented semantics:
 - **RefreshPolicy**: ``AllBank`` (PREA then REF per rank every tREFI, blocking tRFC),
   ``PerBank`` (one bank at a time, round robin, every tREFI/banks, blocking tRFCpb) or
   ``NoRefresh``. Refreshes are postponed while the rank (bank) is busy, up to
-  ``RefreshMaxPostponed``, then caught up back to back; while it is idle, up to
-  ``RefreshMaxPulledin`` refreshes are issued ahead of time.
+  ``RefreshMaxPostponed``, then caught up back to back; while it is idle (no pending request
+  for the rank, or for the target bank with PerBank), due refreshes are issued at once and up
+  to ``RefreshMaxPulledin`` more ahead of time (an idle-time refresh yields to a request arriving
+  in the same cycle). The number of refreshes is one per interval either way; pull-in moves
+  them to idle moments, where they can still delay a request that arrives just after.
 - **RespQueue**: ``Fifo`` returns responses as data completes, ``Reorder`` in request order.
 
 Timing enforced: tRCD, tRP, tRAS, tRC, tRRD_S/L, tFAW, tCCD_S/L, tWTR_S/L, tRTP, tWR, CL/CWL,
@@ -31,10 +34,16 @@ burst length, read-to-write turnaround, rank-to-rank turnaround, one command per
 tREFI/tRFC. The controller loop is event driven: it jumps from one command, admission or
 refresh event to the next instead of ticking every cycle, and runs compiled with numba.
 
-Simplifications versus DRAMSys: every request is one burst (64 B); no power-down or
-self-refresh; PREA/REF do not take a command-bus slot; no front-end/back-end
-pipeline delays beyond the arbiter's cycle; write data is not buffered separately from
-requests; latency is from the request's trace cycle to its response (data end).
+Metrics: latency is from a request's trace cycle to its response (end of its data burst, or
+later with in-order responses), so it includes queueing and back-pressure; bandwidth is bytes
+moved over the time to the last response; the row-hit rate is 1 - ACTs / requests.
+
+Simplifications versus DRAMSys: every request is one burst (64 B; DDR4 has no per-bank
+refresh, so PerBank uses an assumed tRFCpb); no power-down or self-refresh; PREA and REF take no
+command-bus slot; no front-end/back-end pipeline delays beyond the arbiter's one cycle; no
+separate write-data buffer or write draining watermarks; refresh precharges its banks as one
+atomic step; the trace player is a single blocking initiator (so the two Reorder options both
+mean in-order responses to it); arbitration delays are one cycle, not configurable.
 """
 
 from __future__ import annotations
@@ -311,6 +320,7 @@ def _controller(arrival, is_wr, bank, row, geo, tm, kn):
         t_ref = _INF
         ref_rank = -1
         ref_do = False
+        ref_opt = False  # an idle-time refresh yields to a request arriving the same cycle
         if refp != 0:
             for r in range(n_rank):
                 if refp == 1:
@@ -329,6 +339,7 @@ def _controller(arrival, is_wr, bank, row, geo, tm, kn):
                     t_ref = te
                     ref_rank = r
                     ref_do = do
+                    ref_opt = do and not forced[r]
         # ---- admission of the next trace request
         t_adm = _INF
         if nxt < n:
@@ -423,7 +434,7 @@ def _controller(arrival, is_wr, bank, row, geo, tm, kn):
                 c_age = bank_age[b]
 
         # ---- process the earliest event
-        if t_ref <= t_adm and t_ref <= t_cmd:
+        if t_ref <= t_cmd and (t_ref < t_adm or (t_ref == t_adm and not ref_opt)):
             r = ref_rank
             now = t_ref
             if not ref_do:  # a tREFI boundary: one more refresh is due

@@ -60,6 +60,19 @@ def test_isolated_read_to_closed_bank_costs_trcd_cl_burst():
         r = simulate(tr, {**NOREF, "PagePolicy": page})
         assert np.all(r.latency_cycles == T.tRCD + T.CL + T.BL // 2)  # 16 + 16 + 4 = 36 cycles
         assert r.avg_latency_ns == pytest.approx(36 * T.tck_ns)
+    # with refresh on, an idle-time (pulled-in) refresh yields to a request arriving that cycle
+    assert simulate(tr, {"PagePolicy": "Open"}).latency_cycles[0] == 36
+
+
+def test_more_channels_and_ranks_scale_bandwidth():
+    dev = MT40A1G8_083E.with_org(channels=2, ranks=2)
+    assert dev.capacity_bytes == 4 * MT40A1G8_083E.capacity_bytes
+    tr = stream_trace(20_000, interval_cycles=0, device=dev)
+    r = simulate(tr, {**NOREF, "RequestBufferSize": 32}, device=dev)
+    assert r.bandwidth_gbps >= 0.9 * dev.peak_bandwidth_gbps == pytest.approx(0.9 * 38.4)
+    one = simulate(random_trace(5_000, interval_cycles=0, seed=1), {"RequestBufferSize": 32})
+    four = simulate(random_trace(5_000, interval_cycles=0, seed=1, device=dev), {"RequestBufferSize": 32}, device=dev)
+    assert four.bandwidth_gbps > 2 * one.bandwidth_gbps
 
 
 def test_row_hit_and_row_conflict_latency_open_page():
