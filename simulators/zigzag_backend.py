@@ -284,8 +284,10 @@ def _dram(data: Mapping[str, Any]) -> tuple[str, dict[str, Any]] | None:
 
 
 def _positive_int(design: Mapping[str, Any], key: str) -> int:
+    """``design[key]`` as an int >= 1 (integral floats such as 16.0, as agents decode, are accepted)."""
     value = design[key]
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < 1:
+    ok = isinstance(value, int | np.integer | float | np.floating) and not isinstance(value, bool)
+    if not ok or not float(value).is_integer() or value < 1:
         raise ZigZagDesignError(f"design[{key!r}] = {value!r} must be a positive integer")
     return int(value)
 
@@ -363,7 +365,8 @@ def resolve_workload(workload: Any) -> tuple[str, onnx.ModelProto]:
     Names are looked up as an existing file first, then in ``mlsysgym.ir.zoo``, then among the
     workloads shipped with zigzag-dse (``zigzag:resnet18`` always means ZigZag's own file). An
     ir.Graph is resolved through a path in its metadata (``onnx_path``, ``path``, ``source``,
-    ``file``) or its name as a zoo/shipped name.
+    ``file``), its ``zoo`` metadata (set by ``mlsysgym.ir.zoo.load``) or its name as a zoo/shipped
+    name.
     """
     if isinstance(workload, onnx.ModelProto):
         return workload.graph.name or "model", workload
@@ -378,6 +381,9 @@ def resolve_workload(workload: Any) -> tuple[str, onnx.ModelProto]:
                 and Path(value).is_file()
             ):
                 return workload.name, _read(Path(value))
+        zoo_name = workload.metadata.get("zoo")
+        if isinstance(zoo_name, str) and zoo_name:
+            return resolve_workload(zoo_name)
         try:
             return resolve_workload(str(workload.name))
         except WorkloadNotFoundError:

@@ -23,6 +23,7 @@ from mlsysgym.simulators.zigzag_backend import (
     _rewrite,
     hardware_knobs,
     parsed_layers,
+    resolve_workload,
     shipped_workload_path,
 )
 
@@ -112,6 +113,17 @@ def test_bad_knobs_and_workloads_are_typed_errors(ev: ZigZagEvaluator) -> None:
         ev.evaluate([{}], "no_such_model_anywhere")
 
 
+def test_workloads_resolve_from_names_paths_and_graphs(conv_path: Path) -> None:
+    label, model = resolve_workload("zigzag:resnet18")
+    assert label == "zigzag:resnet18" and len(model.graph.node) == 49
+    assert resolve_workload(conv_path)[0] == "conv1"
+    zoo = pytest.importorskip("mlsysgym.ir.zoo")
+    if "resnet18" in zoo.names():
+        assert resolve_workload(zoo.load("resnet18"))[0] == "resnet18"
+    with pytest.raises(WorkloadNotFoundError, match="ONNX path"):
+        resolve_workload(Graph.from_onnx(conv_path, name="not_a_zoo_model"))
+
+
 def test_knobs_rewrite_the_shipped_yaml() -> None:
     knobs = hardware_knobs("tpu_like")
     assert knobs["d1"] == 32 and knobs["d2"] == 32 and knobs["mem_bytes.sram_2MB"] == 2 * 2**20
@@ -129,6 +141,8 @@ def test_knobs_rewrite_the_shipped_yaml() -> None:
     assert all(p["bandwidth_max"] == 32 for p in hw["memories"]["dram"]["ports"])
     default = next(e for e in mapping if e["name"] == "default")
     assert default["spatial_mapping"] == {"D1": ["K, 16"], "D2": ["C, 8"]}
+    as_floats = _rewrite("tpu_like", {"d1": 16.0, "d2": 8.0, "mem_bytes.sram_2MB": 1024.0})
+    assert as_floats == _rewrite("tpu_like", {"d1": 16, "d2": 8, "mem_bytes.sram_2MB": 1024})
 
 
 def test_parsed_layers_match_ir_graph_macs_on_resnet18() -> None:
