@@ -86,6 +86,7 @@ class DesignEnv(gym.Env):
         else:
             self.action_space = space.multidiscrete_space()
         self._ref = np.array([max(abs(self.reference[m]), 1e-30) for m in self.observation_metrics])
+        self._levels = ([self.space.levels(n) for n in space.names] if space.is_discrete else [])
         self._t = 0
         self._partial: list[int] = []
         self._last_obs_metrics = np.zeros(k)
@@ -148,6 +149,13 @@ class DesignEnv(gym.Env):
         kind = "unit" if self.action_type == "box" else "index"
         return self.space.decode(np.asarray(action, dtype=np.float64), kind)
 
+    def _decode_unit(self, unit: np.ndarray) -> dict[str, Any]:
+        """Unit-cube vector → design; a direct table lookup when every parameter is discrete."""
+        if not self._levels:
+            return self.space.decode(unit, "unit")
+        idx = np.minimum((unit * self.space.nvec).astype(np.int64), self.space.nvec - 1)
+        return {name: levels[i] for name, levels, i in zip(self.space.names, self._levels, idx)}
+
     def step(self, action: Any):
         self._t += 1
         if self.mode == "sequential":
@@ -163,7 +171,7 @@ class DesignEnv(gym.Env):
             unit = np.clip(np.asarray(action, dtype=np.float64), 0.0, 1.0)
         else:
             unit = (np.asarray(action, dtype=np.float64) + 0.5) / self.space.nvec
-        design = self.space.decode(unit, "unit")
+        design = self._decode_unit(unit)
         rewards, metrics, feasible = self.score([design])
         raw = {m: float(v[0]) for m, v in metrics.items()}
         vals = np.array([raw[m] for m in self.observation_metrics])
