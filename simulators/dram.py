@@ -63,7 +63,7 @@ from mlsysgym.simulators.dram_timing import (
     AddressMapping,
     DramDevice,
 )
-from mlsysgym.simulators.dram_traces import DramTrace, TraceError, resolve_trace
+from mlsysgym.simulators.dram_traces import TRACES, DramTrace, TraceError, resolve_trace
 from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics
 
 __all__ = [
@@ -434,6 +434,8 @@ def _controller(arrival, is_wr, bank, row, geo, tm, kn):
                 c_age = bank_age[b]
 
         # ---- process the earliest event
+        if t_ref == _INF and t_adm == _INF and t_cmd == _INF:
+            break  # cannot happen with valid inputs; never spin forever
         if t_ref <= t_cmd and (t_ref < t_adm or (t_ref == t_adm and not ref_opt)):
             r = ref_rank
             now = t_ref
@@ -719,6 +721,8 @@ def simulate(trace: DramTrace | PreparedTrace, design: Mapping[str, Any] | DramK
     geo = np.array([o.channels, o.ranks, o.bank_groups, o.banks_per_group], dtype=np.int64)
     _adm, ret, counts, act_t, act_c, act_b, ref_t, ref_d, ref_r = _controller(
         p.arrival, p.is_write, p.bank, p.row, geo, _timing_vector(device), knobs.codes())
+    if ret.size and ret.min() < 0:
+        raise EvaluationError(f"DRAM controller stalled with {int((ret < 0).sum())} requests unserved ({knobs})")
     n_act, n_pre, n_rd, n_wr, n_ref, n_refpb, end_t = (int(x) for x in counts)
     end_t = max(end_t, 1)
     bpr = o.banks_per_rank
@@ -776,6 +780,8 @@ class DramSimulator(Evaluator):
             for a in (workload.cycles, workload.is_write, workload.addresses):
                 h.update(np.ascontiguousarray(a).tobytes())
             return f"trace:{workload.name}:{h.hexdigest()[:16]}"
+        if isinstance(workload, str) and workload in TRACES:
+            return workload
         if isinstance(workload, (str, os.PathLike)) and os.path.isfile(workload):
             with open(workload, "rb") as fh:
                 return f"file:{hashlib.sha256(fh.read()).hexdigest()[:16]}"

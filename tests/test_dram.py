@@ -280,3 +280,27 @@ def test_cli_sim_dram_json_and_trace_gen(tmp_path, capsys):
     args = _cli(["sim", "dram", "--trace", "stream", "--request-buffer-size", "3"])
     with pytest.raises(DramConfigError):
         args.func(args)
+
+
+def test_cli_main_one_line_error_and_exit_code(monkeypatch, capsys):
+    from mlsysgym import cli
+
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("mlsysgym.commands.dram_cmds",))
+    assert cli.main(["sim", "dram", "--trace", "random", "--max-active-transactions", "100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mlsysgym: error: MaxActiveTransactions=100 is not one of") and "\n" not in err
+    assert cli.main(["sim", "dram", "--trace", "nope.trace"]) == 2
+    assert "no built-in trace or file 'nope.trace'" in capsys.readouterr().err
+    assert cli.main(["sim", "dram", "--trace", "cloud-2", "--scheduler", "FrFcfsGrp", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["row_hit_rate"] > 0
+
+
+def test_random_designs_serve_every_request_within_timing_bounds():
+    rng = np.random.default_rng(0)
+    tr = mixed_trace(600, interval_cycles=2, write_fraction=0.4, seed=3)
+    for _ in range(40):
+        design = {k: v[rng.integers(len(v))] for k, v in DRAM_KNOBS.items()}
+        r = simulate(tr, design)
+        assert r.latency_cycles.min() >= min(T.CL, T.CWL) + T.BL // 2
+        assert r.total_time_ns >= len(tr) * T.BL // 2 * T.tck_ns  # the data bus moves one burst per BL/2
+        assert np.isfinite(r.energy_nj) and r.energy_nj > 0
