@@ -1,0 +1,58 @@
+"""``mlsysgym sweep CONFIG.yaml [--resume] [--ray-address ADDR]``: a Ray Tune sweep from a config."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(group) -> None:
+    p = group("").add_parser(
+        "sweep", help="run problem × agent × hyperparameters × seeds through Ray Tune",
+        description="Run a sweep described by a YAML config (see experiments/configs/). "
+                    "Each trial is one search run; results go to Parquet under output_dir.")
+    p.add_argument("config", metavar="CONFIG.yaml", help="sweep configuration file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted sweep: skip finished trials, run the rest")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="connect to this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--output-dir", default=None, metavar="DIR",
+                   help="override the config's output_dir")
+    p.add_argument("--max-trials", type=int, default=None, metavar="N",
+                   help="run at most N trials now; --resume runs the rest later")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlsysgym.experiments.sweep import load_config, print_summary, run_sweep
+
+    config = load_config(args.config, output_dir=args.output_dir)
+    summary = run_sweep(config, resume=args.resume, address=args.ray_address,
+                        max_trials=args.max_trials, progress=not args.no_progress)
+    print_summary(summary)
+    return 1 if summary.errors else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlsysgym.commands.sweep_cmds CONFIG.yaml ...``: the sweep command alone, with
+    the CLI's one-line errors (useful where the ``mlsysgym`` entry point is not installed)."""
+    import sys
+
+    from mlsysgym.ir.errors import MlsysgymError
+
+    parser = argparse.ArgumentParser(prog="mlsysgym")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(lambda name: sub)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MlsysgymError as e:
+        print(f"mlsysgym: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mlsysgym: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

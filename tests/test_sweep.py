@@ -1,0 +1,200 @@
+"""Ray Tune sweeps: config validation (one-line errors), expansion into trials, Parquet results,
+and resume after an interruption (a trial limit in-process; a killed subprocess) with no finished
+trial lost, redone or duplicated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mlsysgym.agents.base import AGENTS, register_agent
+from mlsysgym.commands import sweep_cmds
+from mlsysgym.experiments.sweep import (SweepConfigError, SweepError, expand, load_config,
+                                        load_results, run_sweep)
+
+try:  # Tune workers cannot import this module: ship its agent by value
+    from ray import cloudpickle as _cp
+
+    _cp.register_pickle_by_value(sys.modules[__name__])
+except ImportError:  # pragma: no cover
+    pass
+
+
+if "sweep_random" not in AGENTS:
+    @register_agent("sweep_random")
+    def _sweep_random(problem, rng, batch_size: int = 2, scale: float = 1.0) -> None:
+        """Uniform random sampling in batches (a stand-in for the real agents)."""
+        while True:
+            problem.evaluate(problem.space.sample(rng, n=batch_size))
+
+
+def base_config(tmp_path: Path, **over) -> dict:
+    cfg = {
+        "name": "t", "output_dir": str(tmp_path / "out"), "problems": ["synthetic-discrete"],
+        "budget": 6, "seeds": [0],
+        "agents": [{"name": "sweep_random", "hyperparameters": {"batch_size": [1, 2, 3]}},
+                   {"name": "sweep_random", "num_samples": 2,
+                    "hyperparameters": {"batch_size": 2, "scale": {"uniform": [0.0, 1.0]}}}],
+        "max_concurrent_trials": 2,
+    }
+    cfg.update(over)
+    return cfg
+
+
+# ---- configuration ---------------------------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    ({"agents": [{"name": "no_such_agent"}]}, "unknown agent 'no_such_agent'"),
+    ({"problems": ["no-such-problem"]}, "unknown problem 'no-such-problem'"),
+    ({"budget": None}, "budget must be an integer"),
+    ({"colour": "red"}, "unknown config key(s) ['colour']"),
+    ({"agents": [{"name": "sweep_random", "hyperparameters": {"b": {"uniform": [2, 1]}},
+                  "num_samples": 2}]}, "uniform needs low < high"),
+    ({"agents": [{"name": "sweep_random", "hyperparameters": {"b": {"int": [1, 9]}}}]},
+     "set num_samples >= 1"),
+    ({"agents": [{"name": "sweep_random", "hyperparams": {}}]}, "unknown key(s) ['hyperparams']"),
+    ({"seeds": "many"}, "seeds must be an integer or a list"),
+])
+def test_bad_config_is_a_one_line_error(tmp_path, change, message):
+    cfg = {**base_config(tmp_path), **change}
+    with pytest.raises(SweepConfigError) as e:
+        load_config(cfg)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_field_and_cli_exit_code(tmp_path, capsys):
+    cfg = base_config(tmp_path)
+    del cfg["agents"]
+    with pytest.raises(SweepConfigError, match="missing the required field 'agents'"):
+        load_config(cfg)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nproblems: [synthetic-discrete]\nbudget: 5\n"
+                   "agents: [{name: definitely_not_an_agent}]\n")
+    assert sweep_cmds.main(["sweep", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mlsysgym: error: unknown agent 'definitely_not_an_agent'")
+    assert "\n" not in err
+    assert sweep_cmds.main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+    assert "no such sweep config file" in capsys.readouterr().err
+
+
+def test_example_config_parses():
+    cfg = load_config(Path(__file__).parents[1] / "experiments/configs/synthetic.yaml",
+                      check_names=False)
+    trials, groups = expand(cfg)
+    assert len(trials) == 2 * 2 * 3 and len(groups) == 2 * 3
+    assert all(g.num_samples == 4 for g in groups)
+
+
+def test_expand_grid_and_optuna_groups(tmp_path):
+    cfg = load_config(base_config(tmp_path, budget=[4, 8], seeds=2))
+    trials, groups = expand(cfg)
+    assert len(trials) == 3 * 2 * 2  # batch sizes × budgets × seeds
+    assert len({t.key for t in trials}) == len(trials)
+    assert len(groups) == 2 * 2 and {g.seed for g in groups} == {0, 1}
+    again, _ = expand(load_config(base_config(tmp_path, budget=[4, 8], seeds=2)))
+    assert [t.key for t in again] == [t.key for t in trials]  # keys are stable across runs
+
+
+# ---- running and resuming --------------------------------------------------------------------
+@pytest.mark.slow
+def test_sweep_interrupted_by_trial_limit_then_resumed(ray_session, tmp_path):
+    cfg = load_config(base_config(tmp_path))
+    grid, groups = expand(cfg)
+    first = run_sweep(cfg, max_trials=4, progress=False)  # 3 grid trials + 1 of 2 Optuna
+    assert (first.ran, first.skipped, first.remaining, first.errors) == (4, 0, 1, [])
+    before, traj_before = load_results(cfg.output_dir)
+    assert set(grid_key for grid_key in (t.key for t in grid)) <= set(before["trial_key"])
+    assert (before["group"] == groups[0].key).sum() == 1
+
+    with pytest.raises(SweepError, match="pass --resume"):
+        run_sweep(cfg, progress=False)
+
+    second = run_sweep(cfg, resume=True, progress=False)
+    assert (second.ran, second.skipped, second.remaining, second.errors) == (1, 4, 0, [])
+    after, traj = load_results(cfg.output_dir)
+    assert len(after) == 5 and after["trial_key"].is_unique
+    assert set(before["trial_key"]) < set(after["trial_key"])
+    old = after.set_index("trial_key").loc[before["trial_key"], "finished_at"]
+    assert list(old) == list(before["finished_at"])  # finished trials were not redone
+    assert (after["group"] == groups[0].key).sum() == 2  # the Optuna search got its 2 samples
+    assert (after["n_evaluations"] == 6).all() and after["best_reward"].le(1.0).all()
+    assert len(traj) == 5 * 6 and set(traj["trial_key"]) == set(after["trial_key"])
+    assert {"reward", "best_so_far", "dataflow", "pes", "tile"} <= set(traj.columns)
+    assert list((cfg.output_dir / "tune").iterdir())  # Tune's own result directories
+
+    third = run_sweep(cfg, resume=True, progress=False)  # nothing left to do
+    assert (third.ran, third.skipped, third.remaining) == (0, 5, 0)
+
+
+PLUGIN = '''
+import time
+from mlsysgym.agents.base import register_agent
+
+
+@register_agent("slow_random")
+def slow_random(problem, rng, batch_size=1, sleep_s=0.0):
+    while True:
+        time.sleep(sleep_s)
+        problem.evaluate(problem.space.sample(rng, n=batch_size))
+'''
+
+
+@pytest.mark.slow
+def test_sweep_subprocess_killed_then_resumed(tmp_path):
+    """Kill a running ``mlsysgym sweep`` (and the Ray it started) mid-way; ``--resume`` runs
+    exactly the trials that had not finished."""
+    (tmp_path / "sweep_plugin.py").write_text(PLUGIN)
+    out = tmp_path / "out"
+    config = tmp_path / "sweep.yaml"
+    config.write_text(textwrap.dedent(f"""
+        name: killed
+        output_dir: {out}
+        problems: [synthetic-discrete]
+        budget: 4
+        seeds: [0, 1, 2]
+        imports: [sweep_plugin]
+        max_concurrent_trials: 1
+        agents:
+          - name: slow_random
+            hyperparameters: {{sleep_s: 0.5, batch_size: [1, 2]}}
+    """))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "mlsysgym.commands.sweep_cmds", "sweep", str(config),
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ledger = out / "trials"
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            if ledger.is_dir() and len(list(ledger.glob("part-*.parquet"))) >= 2:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, proc.communicate()[0].decode()[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its Ray and its trial workers
+        proc.wait()
+    before, _ = load_results(out)
+    expected = {t.key for t in expand(load_config(config, check_names=False))[0]}
+    assert len(expected) == 6
+    assert 2 <= len(before) < 6 and set(before["trial_key"]) < expected
+
+    resumed = subprocess.run(cmd + ["--resume"], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert (f"ran {6 - len(before)}, already done {len(before)}, remaining 0 of 6"
+            in " ".join(resumed.stdout.split()))
+    after, traj = load_results(out)
+    assert set(after["trial_key"]) == expected and after["trial_key"].is_unique
+    old = after.set_index("trial_key").loc[before["trial_key"], "finished_at"]
+    assert list(old) == list(before["finished_at"])  # not redone
+    assert len(traj) == 6 * 4
