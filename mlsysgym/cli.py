@@ -25,6 +25,7 @@ GROUPS: dict[str, str] = {
 COMMAND_MODULES: tuple[str, ...] = (
     "mlsysgym.commands.ir_cmds",
     "mlsysgym.commands.sim_accelerator",
+    "mlsysgym.commands.dram_cmds",
     "mlsysgym.commands.demo",
 )
 
