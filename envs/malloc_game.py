@@ -118,6 +118,9 @@ class MallocGameEnv(gym.Env):
         reward_scale_us: divides the time saved (µs); default the all-slow time.
         invalid_action: ``"slow"`` (penalized, default) or ``"raise"``.
         invalid_penalty: subtracted from the reward of a masked action in ``"slow"`` mode.
+        render_mode: None or ``"ansi"`` (a one-line summary).
+        problem: a prebuilt :class:`MemoryProblem`; when given, the workload, capacity,
+            weight, prefetch and machine arguments are ignored.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}

@@ -409,6 +409,7 @@ def simulate(problem: MemoryProblem, placement: Placement, check: bool = True) -
     t = np.maximum(problem.compute_us, mem)
     fast = np.flatnonzero(mode != SLOW)
     rs, re = problem.residency(mode)[fast], problem.end[fast]
+    rs = np.where(rs < 0, problem.start[fast], rs)  # an (invalid) prefetch of an unprefetchable buffer
     sizes = problem.size[fast]
     top = np.zeros(problem.n_ops, np.int64)
     for s, e, h in zip(rs, re, np.asarray(placement.offset)[fast] + sizes):

@@ -1,0 +1,135 @@
+"""MallocGame-v0: env step time on zoo graphs, and the XLA-style greedy against the CP-SAT optimum.
+
+Run: .venv/bin/python benchmarks/bench_malloc.py [--episodes 5] [--time-limit 10] [--workers 2]
+Writes benchmarks/results/malloc.md. Target: ≤ 1 ms per env step on ResNet-50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+from mlsysgym.agents.malloc_baselines import cpsat_optimum, xla_greedy
+from mlsysgym.envs.malloc_game import MallocGameEnv, resolve_workload
+from mlsysgym.simulators.memory import build_problem, simulate
+
+RESULTS = Path(__file__).parent / "results" / "malloc.md"
+STEP_MODELS = ("resnet50", "mobilenetv2", "bert_base", "gpt2")
+SOLVE_MODELS = ("alexnet", "resnet18", "mobilenetv2", "resnet50")
+FRACTIONS = (0.05, 0.1, 0.25, 0.5)
+
+
+def step_times(model: str, window: int, episodes: int) -> dict:
+    """Wall and CPU µs per ``env.step`` under a uniformly random masked policy."""
+    env = MallocGameEnv(model, capacity_fraction=0.25, prefetch_window=window)
+    wall, cpu = [], []
+    for ep in range(episodes):
+        _, info = env.reset(seed=ep)
+        rng = np.random.default_rng(ep)
+        done = False
+        while not done:
+            a = int(rng.choice(np.flatnonzero(info["action_mask"])))
+            w0, c0 = time.perf_counter(), time.process_time()
+            _, _, done, _, info = env.step(a)
+            wall.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+    w = np.array(wall) * 1e6
+    return {"model": model, "window": window, "ops": env.problem.n_ops,
+            "buffers": env.n_buffers, "actions": int(env.action_space.n),
+            "median_us": float(np.median(w)), "p95_us": float(np.percentile(w, 95)),
+            "mean_us": float(w.mean()), "cpu_mean_us": float(np.mean(cpu) * 1e6)}
+
+
+def solve(model: str, fraction: float, window: int, time_limit: float, workers: int) -> dict:
+    """All-slow, greedy and CP-SAT times of one instance."""
+    p = build_problem(resolve_workload(model), capacity_fraction=fraction, prefetch_window=window)
+    h = xla_greedy(p)
+    o = cpsat_optimum(p, time_limit_s=time_limit, num_workers=workers)
+    assert simulate(p, o.placement).valid and simulate(p, h.placement).valid
+    return {"model": model, "fraction": fraction, "window": window, "buffers": p.n_buffers,
+            "slow": p.all_slow_time_us, "greedy": h.time_us, "cpsat": o.time_us,
+            "status": o.status, "gap": o.gap, "bound": o.bound_us, "wall": o.wall_s,
+            "replayable": o.replayable}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--episodes", type=int, default=5)
+    parser.add_argument("--time-limit", type=float, default=10.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    steps = [step_times(m, w, args.episodes) for m in STEP_MODELS for w in (0, 4)]
+    for s in steps:
+        print(s)
+    solves = []
+    for m in SOLVE_MODELS:
+        for w in (0, 4):
+            for f in FRACTIONS:
+                solves.append(solve(m, f, w, args.time_limit, args.workers))
+                print(solves[-1])
+    proved = [s for s in solves if s["status"] == "OPTIMAL"]
+    better = [s for s in solves if s["cpsat"] < s["greedy"] * (1 - 1e-9)]
+    ratio = [s["greedy"] / s["cpsat"] - 1 for s in solves]
+
+    lines = [
+        "# MallocGame-v0: step time, XLA-style greedy vs CP-SAT optimum",
+        "",
+        (f"Command: `.venv/bin/python benchmarks/bench_malloc.py --episodes {args.episodes} "
+        f"--time-limit {args.time_limit:g} --workers {args.workers}` "
+        f"({platform.processor() or platform.machine()}, 2 cores shared with other jobs, "
+        f"so wall times are noisy; CPU time is the process's own)."),
+        "",
+        ("Machine: default `MemorySystem` (16 TFLOP/s, 2 TB/s fast, 200 GB/s slow); weights are "
+        "buffers; env `n_offsets=16`, 32×32 occupancy map."),
+        "",
+        "## Env step time (random masked policy, capacity 25% of peak live memory)",
+        "",
+        ("| model | prefetch window | ops | buffers (steps) | actions | median µs | p95 µs "
+        "| mean µs | mean CPU µs |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[f"| {s['model']} | {s['window']} | {s['ops']} | {s['buffers']} | {s['actions']} | "
+          f"{s['median_us']:.0f} | {s['p95_us']:.0f} | {s['mean_us']:.0f} | {s['cpu_mean_us']:.0f} |"
+          for s in steps],
+        "",
+        "## Greedy vs CP-SAT (times in µs of simulated execution)",
+        "",
+        (f"CP-SAT: {args.workers} workers, {args.time_limit:g} s limit, hinted with the greedy "
+        "placement; `gap` = (time − bound) / time. Capacity is a fraction of the buffers' peak "
+        "live memory (weights included)."),
+        "",
+        ("| model | capacity | prefetch | buffers | all-slow | greedy | CP-SAT | greedy over opt. "
+        "| status | gap | solve s | env-replayable |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
+        *[f"| {s['model']} | {s['fraction']:.0%} | {s['window']} | {s['buffers']} | "
+          f"{s['slow']:.1f} | {s['greedy']:.1f} | {s['cpsat']:.1f} | "
+          f"{s['greedy'] / s['cpsat'] - 1:+.1%} | {s['status']} | "
+          f"{s['gap']:.2%} | {s['wall']:.1f} | {'yes' if s['replayable'] else 'no'} |"
+          for s in solves],
+        "",
+        (f"CP-SAT proved optimality on {len(proved)}/{len(solves)} instances and beat the greedy on "
+        f"{len(better)}/{len(solves)}; the greedy is on average "
+        f"{statistics.mean(ratio):+.1%} (max {max(ratio):+.1%}) slower than CP-SAT's placement."),
+        "",
+        "Notes:",
+        ("- Step times are per `env.step` only (the random policy's choice is not timed); wall "
+        "times on this shared machine include waiting for a core, the CPU column does not."),
+        ("- `FEASIBLE` rows are the best placement found in the time limit with the solver's "
+        "bound; their true optimum lies between bound and CP-SAT time. A run with prefetch can "
+        "end worse than the same instance without it (a larger model in the same time limit)."),
+        ("- `env-replayable` = CP-SAT's offsets could be repacked among the env's 16 candidate "
+        "offsets in the env's buffer order (same modes, same time), so the env can reach that "
+        "time exactly; the greedy's placement is always replayable (best fit = candidate 0)."),
+        "",
+    ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
