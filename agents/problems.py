@@ -19,19 +19,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mlsysgym.agents.base import Design, Problem
+from mlsysgym.agents.base import Design, Outcome, Problem
 from mlsysgym.agents.parallel import EvaluatorProblem
 from mlsysgym.envs.space import Categorical, DesignSpace, Float, Integer, PowerOfTwo
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.evaluator import Evaluator, Metrics
 
-__all__ = ["PROBLEMS", "SyntheticEvaluator", "SyntheticProblem", "UnknownProblemError",
+__all__ = ["PROBLEMS", "EnvProblem", "SyntheticEvaluator", "SyntheticProblem", "UnknownProblemError",
            "make_problem", "problem_names", "register_problem", "synthetic_problem"]
 
 
@@ -93,14 +93,39 @@ def make_problem(spec: Mapping[str, Any] | str) -> Problem:
 
 
 # ---- env-based problems ----------------------------------------------------------------------
-# >>> PLACE FOR ENV-BASED PROBLEMS (owner: agents/base.py maintainer) >>>
-# "env:mlsysgym/Accelerator-v0" with kwargs (model=..., reward=..., ...) should build the env's
-# DesignSpace, Evaluator, workload and reward and return an EvaluatorProblem (or a Problem
-# wrapping the env). make_problem() routes every "env:<gymnasium id>" spec here.
-def _env_problem(env_id: str, **kwargs: Any) -> Problem:
-    raise UnknownProblemError(f"env-based problem {env_id!r} is not available yet; "
-                              f"use one of {', '.join(problem_names())}")
-# <<< END OF PLACE FOR ENV-BASED PROBLEMS <<<
+@dataclass
+class EnvProblem(EvaluatorProblem):
+    """The search problem of a DesignEnv (``env.space``, ``env.evaluator``, ``env.workload``,
+    ``env.reward_fn``): rewards equal what ``env.step`` would give, designs that break a
+    constraint of the space included (they get the env's penalty, not a failure)."""
+
+    def evaluate(self, designs: Sequence[Design]) -> Outcome:
+        out = super().evaluate(designs)
+        bad = [i for i, d in enumerate(designs) if not out.failed[i] and not self.space.is_valid(d)]
+        if not bad:
+            return out
+        cols = {m: np.array([out.metrics[i][m] for i in bad]) for m in out.metrics[bad[0]]}
+        rewards = out.rewards.copy()
+        rewards[bad] = np.asarray(self.reward(cols, feasible=np.zeros(len(bad), bool))).reshape(-1)
+        return Outcome(rewards, out.metrics, out.failed)
+
+
+def _env_problem(env_id: str, parallel: int | None = None, timeout_s: float | None = None,
+                 **kwargs: Any) -> Problem:
+    """``env:<gymnasium id>``: the env's DesignSpace, Evaluator, workload and reward as a Problem
+    (``parallel`` = number of Ray workers, ``timeout_s`` per evaluation)."""
+    import gymnasium as gym
+
+    import mlsysgym  # noqa: F401  (registers the envs)
+
+    try:
+        env = gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
+    except gym.error.Error as e:
+        raise UnknownProblemError(f"cannot make env {env_id!r}: {e}") from None
+    if not hasattr(env, "space") or not hasattr(env, "reward_fn"):
+        raise UnknownProblemError(f"env {env_id!r} is not a design-space env (no space/reward_fn)")
+    return EnvProblem(env.space, env.evaluator, env.workload, env.reward_fn, parallel=parallel,
+                      timeout_s=timeout_s, name=f"{env_id}:{env.workload_id}")
 
 
 # ---- synthetic analytic problems -------------------------------------------------------------

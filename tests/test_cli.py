@@ -65,3 +65,20 @@ def test_real_process_exit_code(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"mlsysgym: error: no such ONNX file: {tmp_path / 'nope.onnx'}")
+
+
+def test_demo_small_search(tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--model", "resnet18", "--budget", "20", "--agents", "random,ga",
+                 "--out", str(out)]) == 0
+    frame = pd.read_csv(out / "demo_trajectories.csv")
+    assert len(frame) == 40 and set(frame["agent"]) == {"random", "ga"}
+    assert (out / "demo_best_so_far.png").stat().st_size > 1000
+    assert "best design per agent" in capsys.readouterr().out
+
+
+def test_demo_unknown_agent(capsys):
+    assert main(["demo", "--agents", "random,telepathy"]) == 2
+    assert "telepathy" in capsys.readouterr().err

@@ -1,19 +1,106 @@
-"""``mlsysgym demo``: the README's main job on an embedded default."""
+"""``mlsysgym demo``: analyse a zoo model, then search accelerator designs for it with several agents."""
 
 from __future__ import annotations
 
+from mlsysgym.commands import make_console
+
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_AGENTS = ("random", "random_walk", "ga", "aco", "tpe")
 
 
 def register(group) -> None:
-    p = group("").add_parser("demo", help="run the demo: analyse a zoo model")
-    p.add_argument("--model", default="resnet50", help="zoo model name (default: resnet50)")
+    p = group("").add_parser("demo", help="analyse a zoo model and search accelerators for it")
+    p.add_argument("--model", default="resnet50", help="zoo model name or ONNX path (default: resnet50)")
+    p.add_argument("--agents", default=",".join(DEFAULT_AGENTS),
+                   help=f"comma-separated agents (default: {','.join(DEFAULT_AGENTS)})")
+    p.add_argument("--budget", type=int, default=300, help="evaluations per agent (default: 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--area-budget-mm2", type=float, default=20.0,
+                   help="designs above this area are penalized (default: 20)")
+    p.add_argument("--out", default="demo-results", help="folder for the CSV and the PNG plot")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from mlsysgym.commands.ir_cmds import print_graph
-    from mlsysgym.ir import zoo
+class _Counting:
+    """A Problem wrapper that advances a progress bar per evaluation."""
 
-    print_graph(zoo.load(args.model), top=15)
+    def __init__(self, problem: Any, advance) -> None:
+        self.problem, self.advance = problem, advance
+        self.name, self.space = problem.name, problem.space
+
+    def evaluate(self, designs: Sequence[dict]):
+        out = self.problem.evaluate(designs)
+        self.advance(len(designs))
+        return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from mlsysgym.agents import AGENTS, UnknownAgentError, search
+    from mlsysgym.agents.problems import make_problem
+    from mlsysgym.commands.ir_cmds import load_workload, print_graph
+
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()]
+    unknown = [a for a in agents if a not in AGENTS]
+    if unknown:
+        raise UnknownAgentError(f"unknown agent(s) {unknown}; choose from {', '.join(sorted(AGENTS))}")
+    console = make_console()
+    graph = load_workload(args.model)
+    print_graph(graph, top=10)
+    problem = make_problem({"name": "env:mlsysgym/Accelerator-v0", "model": graph,
+                            "area_budget_mm2": args.area_budget_mm2})
+    console.print(f"\n[bold]Searching accelerator designs for {graph.name}[/bold]: "
+                  f"{problem.space.size():,} designs, reward = −ln(energy·delay / reference), "
+                  f"area budget {args.area_budget_mm2} mm², {args.budget} evaluations per agent")
+    results = []
+    with Progress(console=console) as progress:
+        for agent in agents:
+            task = progress.add_task(f"{agent:>12}", total=args.budget)
+            counted = _Counting(problem, lambda n, t=task: progress.advance(t, n))
+            results.append(search(agent, counted, budget=args.budget, seed=args.seed))
+
+    table = Table(title=f"best design per agent ({args.budget} evaluations, seed {args.seed})")
+    for col in ("agent", "best reward", "found at", "latency ms", "energy µJ", "area mm²",
+                "design", "time s"):
+        table.add_column(col, justify="left" if col in ("agent", "design") else "right")
+    for r in sorted(results, key=lambda r: -r.best_reward):
+        m, d = r.metrics[r.best_index], r.best_design
+        design = f"{d['rows']}×{d['cols']} {d['dataflow']} {d['ifmap_kb']}/{d['filter_kb']}/" \
+                 f"{d['ofmap_kb']}KB bw{d['bandwidth']} {d['word_bytes']}B"
+        table.add_row(r.agent, f"{r.best_reward:.3f}", str(r.best_index + 1),
+                      f"{m['latency_ms']:.3f}", f"{m['energy_uj']:.0f}", f"{m['area_mm2']:.2f}",
+                      design, f"{r.wall_time_s:.1f}")
+    console.print(table)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    frame = pd.concat([r.to_frame() for r in results], ignore_index=True)
+    frame.to_csv(out / "demo_trajectories.csv", index=False)
+    _plot(results, out / "demo_best_so_far.png", graph.name)
+    console.print(f"trajectories: {out / 'demo_trajectories.csv'}; plot: {out / 'demo_best_so_far.png'}")
     return 0
+
+
+def _plot(results, path: Path, model: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results:
+        ax.plot(range(1, r.n_evaluations + 1), r.best_so_far, label=r.agent)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best reward so far (−ln EDP ratio)")
+    ax.set_title(f"Accelerator-v0 on {model}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mlsysgym.commands import make_console
+
 import argparse
 import json
 from typing import Any
@@ -70,7 +72,6 @@ def _si(x: float) -> str:
 
 def print_graph(graph, top: int = 0) -> None:
     """A rich per-op table (the ``top`` costliest ops if ``top``) and the totals."""
-    from rich.console import Console
     from rich.table import Table
 
     ops = sorted(graph.ops, key=lambda o: -o.flops)[:top] if top else list(graph.ops)
@@ -82,7 +83,7 @@ def print_graph(graph, top: int = 0) -> None:
         table.add_row(op.name[:40], op.op_type + ("*" if op.estimated else ""),
                       "×".join(map(str, shape)) if shape else "?", _si(op.macs), _si(op.flops),
                       _si(op.bytes_read), _si(op.bytes_written), f"{op.arithmetic_intensity:.1f}")
-    console = Console()
+    console = make_console()
     console.print(table)
     t = graph.totals()
     console.print(
@@ -114,7 +115,6 @@ def run_zoo_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"mlsysgym zoo: {len(rows)} models")
@@ -123,5 +123,5 @@ def run_zoo_list(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(r["name"], str(r["source"]), str(r["model_class"]), str(r["input_shapes"]),
                       _si(r["macs"]) if isinstance(r["macs"], int | float) else "?")
-    Console().print(table)
+    make_console().print(table)
     return 0

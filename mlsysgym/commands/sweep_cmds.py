@@ -26,9 +26,18 @@ def register(group) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlsysgym.experiments.sweep import load_config, print_summary, run_sweep
 
+    import sys
+
+    from mlsysgym.experiments.sweep import completed
+
     config = load_config(args.config, output_dir=args.output_dir)
-    summary = run_sweep(config, resume=args.resume, address=args.ray_address,
-                        max_trials=args.max_trials, progress=not args.no_progress)
+    try:
+        summary = run_sweep(config, resume=args.resume, address=args.ray_address,
+                            max_trials=args.max_trials, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"mlsysgym: interrupted; {len(completed(config.output_dir))} trials are finished "
+              f"in {config.output_dir}; rerun with --resume to continue", file=sys.stderr)
+        return 130
     print_summary(summary)
     return 1 if summary.errors else 0
 
