@@ -323,6 +323,28 @@ class MallocGameEnv(gym.Env):
                 f"{int((s.mode == FAST).sum())} fast, {int((s.mode == PREFETCH).sum())} prefetched, "
                 f"time {s.total_us:.3f} us (all-slow {self.all_slow_time_us:.3f} us)")
 
+    # ---- snapshots (tree search) ------------------------------------------------------------
+    _STATE_ARRAYS: ClassVar[tuple[str, ...]] = ("mode", "offset", "mem_us", "time_us",
+                                                "_rs", "_re", "_lo", "_hi")
+
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of the episode so far (copies; restore it with :meth:`set_state`)."""
+        s = self.state
+        snap: dict[str, Any] = {k: getattr(s, k).copy() for k in self._STATE_ARRAYS}
+        snap.update(total_us=s.total_us, k=s._k, step=self._step, invalid=self._invalid,
+                    occ=self._occ.copy())
+        return snap
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Return to a snapshot taken by :meth:`get_state` on this env (the snapshot is not consumed)."""
+        s = self.state
+        for k in self._STATE_ARRAYS:
+            getattr(s, k)[...] = state[k]
+        s.total_us, s._k = state["total_us"], state["k"]
+        self._step, self._invalid = state["step"], state["invalid"]
+        self._occ = state["occ"].copy()
+        self._refresh()
+
     # ---- replay ---------------------------------------------------------------------------
     @property
     def placement(self) -> Placement:

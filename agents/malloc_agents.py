@@ -1,0 +1,212 @@
+"""Learning and search agents for MallocGame-v0, each able to start from the XLA-style heuristic.
+
+* :func:`mcts_malloc` — the AlphaZero-style tree search of :mod:`mlsysgym.agents.mcts` on the
+  env, with the heuristic's episode as ``start_from`` and :func:`greedy_policy` as rollout.
+* :func:`ppo_malloc` — sb3-contrib's MaskablePPO trained on the env; the result is the best of
+  its greedy policy, the best episode it played while training and (optionally) the heuristic.
+* :func:`local_search_malloc` — not learning: the heuristic's episode improved by changing one
+  decision at a time and completing the rest with :func:`greedy_policy` (first improvement,
+  a few passes). A reference for what plain search buys over the heuristic.
+
+With ``start_from_heuristic=True`` each returns the heuristic's own episode when it finds
+nothing better, so it is never worse than :func:`~mlsysgym.agents.malloc_baselines.xla_greedy`.
+Results are measured by replaying the actions in the env (``time_us`` is the simulator's).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from mlsysgym.agents.malloc_baselines import actions_for, xla_greedy
+from mlsysgym.agents.mcts import MCTSConfig, MCTSError, mcts_search, play_actions
+from mlsysgym.envs.malloc_game import MallocGameEnv
+from mlsysgym.simulators.memory import FAST, PREFETCH
+
+__all__ = ["MallocAgentResult", "evaluate_actions", "greedy_policy", "heuristic_actions",
+           "local_search_malloc", "mcts_malloc", "ppo_malloc"]
+
+
+@dataclass(frozen=True)
+class MallocAgentResult:
+    """An agent's best episode on a :class:`MallocGameEnv` and its simulated execution time."""
+
+    agent: str
+    actions: list[int]
+    time_us: float
+    all_slow_time_us: float
+    source: str            # which episode won: "start_from" (the heuristic), "self-play", ...
+    search_s: float
+    log: list[Any] = field(default_factory=list)
+
+    @property
+    def improvement(self) -> float:
+        """Fraction of the all-slow time saved (= the episode's return)."""
+        return (self.all_slow_time_us - self.time_us) / self.all_slow_time_us
+
+
+def evaluate_actions(env: MallocGameEnv, actions: Sequence[int]) -> float:
+    """Final execution time (µs) of playing ``actions`` from reset; MCTSError if incomplete."""
+    _, done = play_actions(env, actions)
+    if not done:
+        raise MCTSError(f"{len(actions)} actions do not finish the episode of {env.n_buffers} buffers")
+    return float(env.state.total_us)
+
+
+def heuristic_actions(env: MallocGameEnv) -> list[int]:
+    """The XLA-style greedy's placement as the env's action sequence."""
+    return actions_for(env, xla_greedy(env.problem).placement)
+
+
+def greedy_policy(env: gym.Env) -> int:
+    """Best fit in fast memory if that lowers the time now, else a best-fit prefetch if that
+    does, else slow — the greedy as a policy on the env's current state (used as rollout)."""
+    env = env.unwrapped
+    b = env.current_buffer
+    mask = env.action_masks()
+    if mask[1] and env.state.delta_time(b, FAST) < 0:
+        return 1
+    pf = 1 + env.n_offsets
+    if env.prefetch and mask[pf] and env.state.delta_time(b, PREFETCH) < 0:
+        return pf
+    return 0
+
+
+def _result(env: MallocGameEnv, agent: str, actions: list[int], source: str, t0: float,
+            log: list[Any]) -> MallocAgentResult:
+    return MallocAgentResult(agent, list(actions), evaluate_actions(env, actions),
+                             env.all_slow_time_us, source, time.perf_counter() - t0, log)
+
+
+def mcts_malloc(env: MallocGameEnv, config: MCTSConfig | None = None, *,
+                start_from_heuristic: bool = True, rollouts: bool = True) -> MallocAgentResult:
+    """AlphaZero-style search (:func:`mcts_search`) from the heuristic, with greedy rollouts."""
+    t0 = time.perf_counter()
+    start = heuristic_actions(env) if start_from_heuristic else None
+    res = mcts_search(env, config, start_from=start,
+                      rollout_policy=greedy_policy if rollouts else None)
+    return _result(env, "mcts", res.actions, res.source, t0, res.log)
+
+
+class _BestEpisode(gym.Wrapper):
+    """Records each episode's actions and return; keeps the best complete one."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.best_actions: list[int] = []
+        self.best_return = -np.inf
+        self.episodes = 0
+        self._acts: list[int] = []
+        self._ret = 0.0
+
+    def reset(self, **kwargs):
+        self._acts, self._ret = [], 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, r, term, trunc, info = self.env.step(action)
+        self._acts.append(int(action))
+        self._ret += float(r)
+        if term or trunc:
+            self.episodes += 1
+            if self._ret > self.best_return + 1e-12 and info.get("invalid_actions", 0) == 0:
+                self.best_actions, self.best_return = list(self._acts), self._ret
+        return obs, r, term, trunc, info
+
+    def action_masks(self) -> np.ndarray:
+        return self.env.unwrapped.action_masks()
+
+
+def ppo_malloc(env: MallocGameEnv, *, total_timesteps: int = 2048, seed: int = 0,
+               start_from_heuristic: bool = True, n_steps: int = 256, batch_size: int = 64,
+               n_epochs: int = 4, learning_rate: float = 3e-4, hidden: int = 64) -> MallocAgentResult:
+    """MaskablePPO trained for ``total_timesteps`` env steps on ``env``.
+
+    Returns the best of: the trained policy played greedily (with masks), the best episode seen
+    during training, and — with ``start_from_heuristic`` — the heuristic's episode.
+    """
+    import torch
+    from sb3_contrib import MaskablePPO
+
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tracked = _BestEpisode(env)
+        model = MaskablePPO("MultiInputPolicy", tracked, n_steps=n_steps, batch_size=batch_size,
+                            n_epochs=n_epochs, learning_rate=learning_rate, seed=seed,
+                            device="cpu", verbose=0,
+                            policy_kwargs={"net_arch": [hidden, hidden]})
+        model.learn(total_timesteps=total_timesteps)
+        obs, _ = env.reset(seed=seed)
+        acts, done = [], False
+        while not done:
+            a, _ = model.predict(obs, action_masks=env.action_masks(), deterministic=True)
+            obs, _, term, trunc, _ = env.step(int(a))
+            acts.append(int(a))
+            done = term or trunc
+    finally:
+        torch.set_num_threads(threads)
+    cands = [(evaluate_actions(env, acts), 0, "policy", acts)]
+    if tracked.best_actions:
+        cands.append((evaluate_actions(env, tracked.best_actions), 1, "training",
+                      tracked.best_actions))
+    if start_from_heuristic:
+        h = heuristic_actions(env)
+        cands.append((evaluate_actions(env, h), 2, "start_from", h))
+    _, _, source, best = min(cands, key=lambda c: (c[0], -c[1]))
+    log = [{"episodes": tracked.episodes, "policy_time_us": cands[0][0],
+            "best_training_time_us": cands[1][0] if tracked.best_actions else None}]
+    return _result(env, "ppo", best, source, t0, log)
+
+
+def local_search_malloc(env: MallocGameEnv, *, start: Sequence[int] | None = None,
+                        max_passes: int = 2, max_alternatives: int = 2,
+                        time_limit_s: float | None = None) -> MallocAgentResult:
+    """One-decision changes to ``start`` (default the heuristic's episode), rest by :func:`greedy_policy`.
+
+    Walks the episode; at each step tries up to ``max_alternatives`` other legal actions (in
+    action order: slow, best fit, ...), completes each greedily, and adopts the first that
+    beats the best so far. Repeats up to ``max_passes`` passes or until a pass finds nothing.
+    Deterministic; ``time_limit_s`` stops it between steps (returning the best so far).
+    """
+    t0 = time.perf_counter()
+    deadline = None if time_limit_s is None else t0 + time_limit_s
+    best = list(start) if start is not None else heuristic_actions(env)
+    best_ret, done = play_actions(env, best)
+    if not done:
+        raise MCTSError("start does not finish the episode")
+    source, log = "start_from", []
+    for p in range(max_passes):
+        improved = 0
+        env.reset()
+        prefix_ret = 0.0
+        for i in range(len(best)):
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+            snap = env.get_state()
+            alts = [a for a in np.flatnonzero(env.action_masks()) if a != best[i]][:max_alternatives]
+            for a in alts:
+                env.set_state(snap)
+                _, r, term, _, _ = env.step(int(a))
+                tail, tail_ret = [], 0.0
+                while not term:
+                    b = greedy_policy(env)
+                    _, rb, term, _, _ = env.step(b)
+                    tail.append(b)
+                    tail_ret += rb
+                if prefix_ret + r + tail_ret > best_ret + 1e-12:
+                    best = best[:i] + [int(a)] + tail
+                    best_ret, source, improved = prefix_ret + r + tail_ret, "local_search", improved + 1
+            env.set_state(snap)
+            _, r, _, _, _ = env.step(best[i])
+            prefix_ret += r
+        log.append({"pass": p, "improvements": improved, "best_return": best_ret})
+        if not improved or (deadline is not None and time.perf_counter() > deadline):
+            break
+    return _result(env, "local_search", best, source, t0, log)

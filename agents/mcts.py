@@ -1,0 +1,482 @@
+"""AlphaZero-style tree search for deterministic, masked, finite-horizon Gymnasium envs.
+
+Monte Carlo tree search with PUCT selection, guided by a small torch policy/value network
+(an MLP on the flattened observation, a masked-softmax policy head and a value head) trained
+by self-play. The env itself is the model: the search restores env snapshots and steps them
+(no learned dynamics). What the env must offer:
+
+* ``action_space`` ``Discrete(n)`` and ``action_masks() -> bool[n]`` (all actions legal if absent);
+* ``get_state()`` / ``set_state(state)`` snapshots (otherwise the env's attributes are
+  deep-copied, sharing its spaces and the attributes named in ``shared_attrs``);
+* determinism: the same state and action give the same reward and next state.
+
+Values are undiscounted returns-to-go; Q-values are min-max normalized over the tree (rewards
+may be on any scale). Every complete episode the search sees (self-play episodes, terminal
+states reached inside the tree, rollouts) is a candidate, and the best one is returned:
+with ``start_from`` (e.g. a heuristic's action sequence) that sequence is a candidate too, and
+it also pre-trains the network by imitation, so the result is never worse than it.
+An optional ``rollout_policy`` (a cheap heuristic, env → action) values the leaves near the
+root by playing it to the end (AlphaGo-style); deeper leaves use the value head.
+
+The search runs on ``env.unwrapped``; it is deterministic for a seed (``torch.manual_seed``,
+one torch thread, a seeded NumPy generator) unless ``time_limit_s`` cuts it short.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from mlsysgym.ir.errors import MlsysgymError
+
+__all__ = ["IterationLog", "MCTSConfig", "MCTSError", "MCTSResult", "PolicyValueNet",
+           "Snapshotter", "mcts_search", "play_actions"]
+
+RolloutPolicy = Callable[[gym.Env], int]
+Featurize = Callable[[Any], np.ndarray]
+
+
+class MCTSError(MlsysgymError):
+    """Bad input to the tree search (unsupported env, bad configuration or action sequence)."""
+
+
+@dataclass(frozen=True)
+class MCTSConfig:
+    """Search and training budget of :func:`mcts_search` (small defaults for 2 CPU cores)."""
+
+    n_simulations: int = 16          # simulations per move
+    iterations: int = 2              # self-play iterations (episodes, then training)
+    episodes_per_iteration: int = 1
+    final_episode: bool = True       # one noise-free search episode with the trained network
+    c_puct: float = 1.25
+    dirichlet_alpha: float = 0.3     # root noise in self-play episodes
+    noise_fraction: float = 0.25
+    hidden: int = 64
+    lr: float = 3e-3
+    train_epochs: int = 10           # passes over the replay data per iteration
+    batch_size: int = 64
+    imitation_epochs: int = 20       # pre-training passes on the start_from episode
+    imitation_smoothing: float = 0.5  # start_from targets: (1 - s)·one-hot + s·uniform over legal
+    root_expand_all: bool = True     # try every legal root action once before going deeper
+    rollout_depth: int = 1           # leaves this deep below the root use rollout_policy
+    time_limit_s: float | None = None  # stop early (between moves) and return the best so far
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.n_simulations < 1 or self.iterations < 0 or self.episodes_per_iteration < 1:
+            raise MCTSError("n_simulations and episodes_per_iteration must be >= 1, iterations >= 0")
+        if self.hidden < 1 or self.batch_size < 1 or self.lr <= 0 or self.c_puct <= 0:
+            raise MCTSError("hidden, batch_size, lr and c_puct must be positive")
+
+
+@dataclass(frozen=True)
+class IterationLog:
+    """One self-play iteration (``iteration`` -1: imitation of start_from; the last may be "final")."""
+
+    iteration: int
+    episode_returns: tuple[float, ...]
+    best_return: float
+    policy_loss: float
+    value_loss: float
+    n_samples: int
+    wall_s: float
+
+
+@dataclass(frozen=True)
+class MCTSResult:
+    """Best complete episode found: its actions and return, where it came from, and the run's log."""
+
+    actions: list[int]
+    episode_return: float
+    source: str                      # "start_from", "self-play", "tree", "rollout" or "final"
+    search_time_s: float
+    n_env_steps: int
+    log: list[IterationLog] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+# ---- env snapshots ------------------------------------------------------------------------
+class Snapshotter:
+    """``get``/``set`` of an env's state: its own ``get_state``/``set_state`` or a deep copy."""
+
+    _SHARED = ("observation_space", "action_space", "spec", "metadata", "problem", "problems",
+               "platform", "_statics", "_static", "_np_random")
+
+    def __init__(self, env: gym.Env, shared_attrs: Sequence[str] = ()) -> None:
+        self.env = env
+        self.native = callable(getattr(env, "get_state", None)) and callable(
+            getattr(env, "set_state", None))
+        names = set(self._SHARED) | set(shared_attrs)
+        self._shared = {id(v): v for k, v in vars(env).items() if k in names}
+
+    def get(self) -> Any:
+        """A snapshot of the env now."""
+        if self.native:
+            return self.env.get_state()
+        return copy.deepcopy(vars(self.env), dict(self._shared))
+
+    def set(self, state: Any) -> None:
+        """Restore a snapshot (which stays usable)."""
+        if self.native:
+            self.env.set_state(state)
+        else:
+            vars(self.env).update(copy.deepcopy(state, dict(self._shared)))
+
+
+def _mask(env: gym.Env, n: int) -> np.ndarray:
+    fn = getattr(env, "action_masks", None)
+    return np.asarray(fn(), bool) if callable(fn) else np.ones(n, bool)
+
+
+def play_actions(env: gym.Env, actions: Sequence[int], seed: int | None = None) -> tuple[float, bool]:
+    """Reset ``env`` (unwrapped), play ``actions``; returns (return, reached a terminal state)."""
+    env = env.unwrapped
+    env.reset(seed=seed)
+    total, done = 0.0, False
+    for a in actions:
+        if done:
+            raise MCTSError(f"action sequence is longer than the episode ({len(actions)} actions)")
+        _, r, term, trunc, _ = env.step(int(a))
+        total += float(r)
+        done = bool(term or trunc)
+    return total, done
+
+
+# ---- the network --------------------------------------------------------------------------
+def _torch():
+    import torch
+
+    return torch
+
+
+class PolicyValueNet:
+    """MLP trunk → masked-softmax policy logits and a scalar value (torch, CPU)."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int, lr: float) -> None:
+        torch = _torch()
+        nn = torch.nn
+        self.trunk = nn.Sequential(nn.Linear(obs_dim, hidden), nn.Tanh(),
+                                   nn.Linear(hidden, hidden), nn.Tanh())
+        self.policy = nn.Linear(hidden, n_actions)
+        self.value = nn.Linear(hidden, 1)
+        params = [*self.trunk.parameters(), *self.policy.parameters(), *self.value.parameters()]
+        self.opt = torch.optim.Adam(params, lr=lr)
+
+    def predict(self, obs: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+        """Masked action probabilities and the value of one observation."""
+        torch = _torch()
+        with torch.inference_mode():
+            h = self.trunk(torch.as_tensor(obs[None]))
+            logits = self.policy(h)[0].numpy().astype(np.float64)
+            v = float(self.value(h)[0, 0])
+        logits = np.where(mask, logits, -np.inf)
+        p = np.exp(logits - logits[mask].max())
+        return p / p.sum(), v
+
+    def fit(self, obs: np.ndarray, masks: np.ndarray, pis: np.ndarray, values: np.ndarray,
+            epochs: int, batch_size: int, rng: np.random.Generator) -> tuple[float, float]:
+        """Cross-entropy to the target distributions + MSE to the returns; mean losses of the last epoch."""
+        torch = _torch()
+        o, m = torch.as_tensor(obs), torch.as_tensor(masks)
+        pi, v = torch.as_tensor(pis), torch.as_tensor(values)
+        lp = lv = 0.0
+        for _ in range(epochs):
+            perm = rng.permutation(len(o))
+            tot_p = tot_v = 0.0
+            for s in range(0, len(o), batch_size):
+                idx = torch.as_tensor(perm[s:s + batch_size])
+                h = self.trunk(o[idx])
+                logits = self.policy(h).masked_fill(~m[idx], -1e9)
+                loss_p = -(pi[idx] * torch.log_softmax(logits, -1)).sum(-1).mean()
+                loss_v = ((self.value(h)[:, 0] - v[idx]) ** 2).mean()
+                self.opt.zero_grad()
+                (loss_p + loss_v).backward()
+                self.opt.step()
+                tot_p += loss_p.item() * len(idx)
+                tot_v += loss_v.item() * len(idx)
+            lp, lv = tot_p / len(o), tot_v / len(o)
+        return lp, lv
+
+
+# ---- the tree -----------------------------------------------------------------------------
+class _Node:
+    """A state in the tree: its snapshot, legal actions, priors and per-action statistics."""
+
+    __slots__ = ("state", "obs", "mask", "prior", "value", "visits", "value_sum", "children",
+                 "reward", "terminal")
+
+    def __init__(self, reward: float, terminal: bool) -> None:
+        self.reward, self.terminal = reward, terminal
+        self.state: Any = None
+        self.obs: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+        self.prior: np.ndarray | None = None
+        self.value = 0.0
+        self.visits: np.ndarray | None = None
+        self.value_sum: np.ndarray | None = None
+        self.children: dict[int, _Node] = {}
+
+
+class _MinMax:
+    """Running bounds of the Q-values seen, to normalize them to [0, 1]."""
+
+    def __init__(self) -> None:
+        self.lo, self.hi = math.inf, -math.inf
+
+    def update(self, q: float) -> None:
+        self.lo, self.hi = min(self.lo, q), max(self.hi, q)
+
+    def norm(self, q: np.ndarray) -> np.ndarray:
+        if self.hi > self.lo:
+            return (q - self.lo) / (self.hi - self.lo)
+        return np.zeros_like(q)
+
+
+@dataclass
+class _Best:
+    actions: list[int]
+    ret: float
+    source: str
+
+
+class _Search:
+    """One run of :func:`mcts_search`: env, network, best episode and counters."""
+
+    def __init__(self, env: gym.Env, cfg: MCTSConfig, rollout_policy: RolloutPolicy | None,
+                 featurize: Featurize, shared_attrs: Sequence[str]) -> None:
+        self.env, self.cfg, self.rollout_policy = env, cfg, rollout_policy
+        self.featurize = featurize
+        self.snap = Snapshotter(env, shared_attrs)
+        self.n_actions = int(env.action_space.n)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.best = _Best([], -math.inf, "")
+        self.steps = 0
+        self.net: PolicyValueNet | None = None
+
+    def offer(self, actions: list[int], ret: float, source: str) -> None:
+        """A complete episode: keep it if it is the best so far (ties keep the earlier one)."""
+        if ret > self.best.ret + 1e-12:
+            self.best = _Best(list(actions), ret, source)
+
+    def step(self, a: int) -> tuple[Any, float, bool]:
+        obs, r, term, trunc, _ = self.env.step(a)
+        self.steps += 1
+        return obs, float(r), bool(term or trunc)
+
+    def new_node(self, obs: Any, reward: float, terminal: bool) -> _Node:
+        """A node for the env's current state (the env must be at it)."""
+        node = _Node(reward, terminal)
+        if not terminal:
+            node.state = self.snap.get()
+            node.obs = self.featurize(obs)
+            node.mask = _mask(self.env, self.n_actions)
+            if not node.mask.any():
+                raise MCTSError("action_masks() has no legal action in a non-terminal state")
+            node.prior, node.value = self.net.predict(node.obs, node.mask)
+            node.visits = np.zeros(self.n_actions)
+            node.value_sum = np.zeros(self.n_actions)
+        return node
+
+    def rollout(self) -> tuple[list[int], float]:
+        """Play rollout_policy from the env's current state to the end."""
+        acts, total, done = [], 0.0, False
+        while not done:
+            a = int(self.rollout_policy(self.env))
+            _, r, done = self.step(a)
+            acts.append(a)
+            total += r
+        return acts, total
+
+    def simulate(self, root: _Node, prefix: list[int], prefix_ret: float, mm: _MinMax) -> None:
+        """One simulation: select by PUCT down to a new leaf, evaluate it, back up the return."""
+        c = self.cfg
+        node, path = root, []
+        while True:
+            n_tot = node.visits.sum()
+            q = np.where(node.visits > 0, node.value_sum / np.maximum(node.visits, 1),
+                         node.value if n_tot == 0 else node.value_sum.sum() / n_tot)
+            score = mm.norm(q) + c.c_puct * node.prior * math.sqrt(n_tot + 1) / (1 + node.visits)
+            if node is root and c.root_expand_all:
+                score = score + 1e6 * (node.visits == 0)   # untried first, by score
+            a = int(np.argmax(np.where(node.mask, score, -np.inf)))
+            path.append((node, a))
+            child = node.children.get(a)
+            if child is None:
+                self.snap.set(node.state)
+                obs, r, done = self.step(a)
+                child = node.children[a] = self.new_node(obs, r, done)
+                acts = prefix + [a_ for _, a_ in path]
+                ret = prefix_ret + sum(n_.children[a_].reward for n_, a_ in path)
+                if done:
+                    self.offer(acts, ret, "tree")
+                    value = 0.0
+                elif self.rollout_policy is not None and len(path) <= c.rollout_depth:
+                    tail, value = self.rollout()
+                    self.offer(acts + tail, ret + value, "rollout")
+                else:
+                    value = child.value
+                break
+            node = child
+            if node.terminal:
+                value = 0.0
+                break
+        g = value
+        for n_, a_ in reversed(path):
+            g += n_.children[a_].reward
+            n_.visits[a_] += 1
+            n_.value_sum[a_] += g
+            mm.update(g)
+
+    def episode(self, noise: bool,
+                deadline: float | None) -> tuple[list[tuple], list[int], float, bool]:
+        """One search episode from reset: its samples (obs, mask, pi, return-to-go), actions,
+        return, and whether the deadline stopped it (then nothing else is meaningful)."""
+        c = self.cfg
+        obs, _ = self.env.reset(seed=c.seed)
+        root = self.new_node(obs, 0.0, False)
+        prefix, rewards, samples = [], [], []
+        mm = _MinMax()
+        while True:
+            if deadline is not None and time.perf_counter() > deadline:
+                return [], [], 0.0, True
+            legal = np.flatnonzero(root.mask)
+            if legal.size > 1:
+                if noise:
+                    eta = self.rng.dirichlet([c.dirichlet_alpha] * legal.size)
+                    root.prior = root.prior.copy()
+                    root.prior[legal] = (1 - c.noise_fraction) * root.prior[legal] + c.noise_fraction * eta
+                for _ in range(max(0, c.n_simulations - int(root.visits.sum()))):
+                    self.simulate(root, prefix, sum(rewards), mm)
+                pi = root.visits / root.visits.sum()
+                a = int(np.argmax(root.visits))
+            else:
+                a = int(legal[0])
+                pi = np.zeros(self.n_actions)
+                pi[a] = 1.0
+            samples.append((root.obs, root.mask, pi))
+            child = root.children.get(a)
+            if child is None:   # forced move never expanded
+                self.snap.set(root.state)
+                obs, r, done = self.step(a)
+                child = self.new_node(obs, r, done)
+            prefix.append(a)
+            rewards.append(child.reward)
+            if child.terminal:
+                break
+            root = child
+        ret = float(sum(rewards))
+        rtg = np.cumsum(rewards[::-1])[::-1]
+        return [(o, m, p, float(v)) for (o, m, p), v in zip(samples, rtg)], prefix, ret, False
+
+
+def _flat_featurizer(space: spaces.Space) -> Featurize:
+    def featurize(obs: Any) -> np.ndarray:
+        return np.asarray(spaces.flatten(space, obs), np.float32)
+    return featurize
+
+
+def mcts_search(env: gym.Env, config: MCTSConfig | None = None, *,
+                start_from: Sequence[int] | None = None,
+                rollout_policy: RolloutPolicy | None = None,
+                featurize: Featurize | None = None,
+                shared_attrs: Sequence[str] = ()) -> MCTSResult:
+    """Self-play AlphaZero-style search on ``env``; returns the best complete episode found.
+
+    Args:
+        env: a deterministic env with ``Discrete`` actions (see the module docstring).
+        config: budget and hyperparameters (:class:`MCTSConfig`).
+        start_from: an action sequence to improve on (e.g. a heuristic's): a candidate result,
+            and the network imitates it before self-play. Must be a complete, legal episode.
+        rollout_policy: ``env -> action`` played to the end from leaves within
+            ``config.rollout_depth`` of the root (their value is its return).
+        featurize: observation → float32 vector (default: ``gymnasium.spaces.flatten``).
+        shared_attrs: env attributes the deep-copy fallback snapshot may share (read-only ones).
+    """
+    cfg = config or MCTSConfig()
+    env = env.unwrapped
+    if not isinstance(env.action_space, spaces.Discrete):
+        raise MCTSError(f"mcts_search needs a Discrete action space; got {env.action_space}")
+    torch = _torch()
+    t0 = time.perf_counter()
+    deadline = None if cfg.time_limit_s is None else t0 + cfg.time_limit_s
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(cfg.seed)
+        search = _Search(env, cfg, rollout_policy,
+                         featurize or _flat_featurizer(env.observation_space), shared_attrs)
+        obs, _ = env.reset(seed=cfg.seed)
+        search.net = PolicyValueNet(len(search.featurize(obs)), search.n_actions, cfg.hidden, cfg.lr)
+        data: list[tuple] = []
+        log: list[IterationLog] = []
+        if start_from is not None:
+            data += _imitation_data(search, list(start_from))
+            t = time.perf_counter()
+            lp, lv = _fit(search, data, cfg.imitation_epochs)
+            log.append(IterationLog(-1, (search.best.ret,), search.best.ret, lp, lv, len(data),
+                                    time.perf_counter() - t))
+        stopped = False
+        plan = [(i, True) for i in range(cfg.iterations)] + ([(cfg.iterations, False)]
+                                                             if cfg.final_episode else [])
+        for it, noise in plan:
+            t = time.perf_counter()
+            rets = []
+            for _ in range(cfg.episodes_per_iteration if noise else 1):
+                samples, actions, ret, stopped = search.episode(noise, deadline)
+                if stopped:
+                    break
+                search.offer(actions, ret, "self-play" if noise else "final")
+                data += samples
+                rets.append(ret)
+            lp = lv = float("nan")
+            if noise and rets and not stopped:
+                lp, lv = _fit(search, data, cfg.train_epochs)
+            log.append(IterationLog(it, tuple(rets), search.best.ret, lp, lv, len(data),
+                                    time.perf_counter() - t))
+            if stopped:
+                break
+        best = search.best
+        if best.ret == -math.inf:
+            raise MCTSError("the search was stopped before any complete episode; raise time_limit_s")
+        return MCTSResult(best.actions, float(best.ret), best.source, time.perf_counter() - t0,
+                          search.steps, log, stopped)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _imitation_data(search: _Search, actions: list[int]) -> list[tuple]:
+    """Play ``actions`` from reset: one-hot policy targets and returns-to-go; offers the episode."""
+    env, n = search.env, search.n_actions
+    obs, _ = env.reset(seed=search.cfg.seed)
+    rows, rewards, done = [], [], False
+    for a in actions:
+        if done:
+            raise MCTSError(f"start_from has {len(actions)} actions but the episode ends sooner")
+        mask = _mask(env, n)
+        if not 0 <= a < n or not mask[a]:
+            raise MCTSError(f"start_from action {a} at step {len(rows)} is not legal there")
+        pi = (1 - search.cfg.imitation_smoothing) * np.eye(n)[a] + search.cfg.imitation_smoothing * mask / mask.sum()
+        rows.append((search.featurize(obs), mask, pi))
+        obs, r, done = search.step(int(a))
+        rewards.append(r)
+    if not done:
+        raise MCTSError(f"start_from has {len(actions)} actions, fewer than the episode needs")
+    rtg = np.cumsum(rewards[::-1])[::-1]
+    search.offer(actions, float(sum(rewards)), "start_from")
+    return [(o, m, p, float(v)) for (o, m, p), v in zip(rows, rtg)]
+
+
+def _fit(search: _Search, data: list[tuple], epochs: int) -> tuple[float, float]:
+    obs = np.stack([d[0] for d in data]).astype(np.float32)
+    masks = np.stack([d[1] for d in data]).astype(bool)
+    pis = np.stack([d[2] for d in data]).astype(np.float32)
+    vals = np.array([d[3] for d in data], np.float32)
+    return search.net.fit(obs, masks, pis, vals, epochs, search.cfg.batch_size, search.rng)

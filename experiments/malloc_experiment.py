@@ -1,0 +1,228 @@
+"""mallocGame experiment: zoo models × fast-memory capacities, heuristic vs agents vs CP-SAT.
+
+For each instance (model, capacity as a fraction of peak live memory) it reports the
+simulated execution time of all-slow, the XLA-style greedy (the heuristic), each agent of
+:mod:`mlsysgym.agents.malloc_agents` started from the heuristic (MCTS, MaskablePPO, local
+search), and CP-SAT's placement (optimal when its status says so); the % improvement of each
+agent over the heuristic, its gap to CP-SAT, and search times. Writes
+``experiments/results/malloc.{md,csv,png}``.
+
+Run: ``python -m mlsysgym.experiments.malloc_experiment [--quick] [--models ...] [--out DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mlsysgym.agents.malloc_agents import (MallocAgentResult, evaluate_actions, heuristic_actions,
+                                           local_search_malloc, mcts_malloc, ppo_malloc)
+from mlsysgym.agents.malloc_baselines import cpsat_optimum
+from mlsysgym.agents.mcts import MCTSConfig
+from mlsysgym.envs.malloc_game import MallocGameEnv
+
+AGENTS = ("mcts", "ppo", "local_search")
+DEFAULT_MODELS = ("alexnet", "resnet18", "mobilenetv2")
+DEFAULT_CAPACITIES = (0.05, 0.10, 0.25, 0.50)
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Per-instance budget of every solver."""
+
+    n_offsets: int = 4
+    mcts_simulations: int = 8
+    mcts_iterations: int = 1
+    mcts_time_s: float = 30.0
+    ppo_timesteps: int = 1024
+    ls_passes: int = 2
+    ls_time_s: float = 30.0
+    cpsat_time_s: float = 10.0
+    seed: int = 0
+
+
+QUICK = Budget(mcts_simulations=4, mcts_iterations=1, mcts_time_s=10.0, ppo_timesteps=256,
+               ls_passes=1, ls_time_s=5.0, cpsat_time_s=5.0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One instance's results (times in µs of simulated execution, wall times in s)."""
+
+    model: str
+    capacity: float
+    buffers: int
+    all_slow_us: float
+    heuristic_us: float
+    mcts_us: float
+    ppo_us: float
+    local_search_us: float
+    cpsat_us: float
+    cpsat_status: str
+    cpsat_gap: float | None
+    mcts_s: float
+    ppo_s: float
+    local_search_s: float
+    cpsat_s: float
+    mcts_source: str
+    ppo_source: str
+
+    def over_heuristic(self, agent: str) -> float:
+        """% of the heuristic's time saved by ``agent`` (positive = faster)."""
+        return 100.0 * (self.heuristic_us - getattr(self, f"{agent}_us")) / self.heuristic_us
+
+    def gap_to_cpsat(self, agent: str) -> float:
+        """% by which ``agent`` is slower than CP-SAT's placement (negative: faster)."""
+        return 100.0 * (getattr(self, f"{agent}_us") - self.cpsat_us) / self.cpsat_us
+
+
+def run_instance(model: str, capacity: float, budget: Budget) -> Row:
+    """All solvers on one instance."""
+    env = MallocGameEnv(model, capacity_fraction=capacity, n_offsets=budget.n_offsets)
+    heur = evaluate_actions(env, heuristic_actions(env))
+    cfg = MCTSConfig(n_simulations=budget.mcts_simulations, iterations=budget.mcts_iterations,
+                     time_limit_s=budget.mcts_time_s, seed=budget.seed)
+    res: dict[str, MallocAgentResult] = {
+        "mcts": mcts_malloc(env, cfg),
+        "ppo": ppo_malloc(env, total_timesteps=budget.ppo_timesteps, seed=budget.seed),
+        "local_search": local_search_malloc(env, max_passes=budget.ls_passes,
+                                            time_limit_s=budget.ls_time_s),
+    }
+    opt = cpsat_optimum(env.problem, time_limit_s=budget.cpsat_time_s, num_workers=2,
+                        n_offsets=budget.n_offsets, seed=budget.seed)
+    return Row(model, capacity, env.n_buffers, env.all_slow_time_us, heur,
+               res["mcts"].time_us, res["ppo"].time_us, res["local_search"].time_us,
+               opt.time_us, opt.status, opt.gap, res["mcts"].search_s, res["ppo"].search_s,
+               res["local_search"].search_s, opt.wall_s, res["mcts"].source, res["ppo"].source)
+
+
+def _f(x: float | None, fmt: str) -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def summary(rows: list[Row]) -> dict[str, dict[str, float]]:
+    """Per agent: instances improved over the heuristic, and max/mean gap where CP-SAT is optimal."""
+    out = {}
+    opt = [r for r in rows if r.cpsat_status == "OPTIMAL"]
+    for a in AGENTS:
+        gaps = [r.gap_to_cpsat(a) for r in opt]
+        out[a] = {"improved": sum(r.over_heuristic(a) > 1e-6 for r in rows),
+                  "instances": len(rows), "optimal_instances": len(opt),
+                  "within_2pct": sum(g <= 2.0 + 1e-9 for g in gaps),
+                  "max_gap_pct": max(gaps, default=float("nan")),
+                  "mean_over_heuristic_pct": sum(r.over_heuristic(a) for r in rows) / max(len(rows), 1)}
+    return out
+
+
+def markdown(rows: list[Row], budget: Budget, command: str, wall_s: float) -> str:
+    """The results table and a summary, as Markdown."""
+    lines = [
+        "# mallocGame: heuristic vs agents vs CP-SAT", "",
+        f"Command: `{command}` ({wall_s:.0f} s wall on 2 shared cores).", "",
+        f"Budget per instance: {asdict(budget)}. Env `n_offsets={budget.n_offsets}`, no prefetch; "
+        "every agent starts from the XLA-style heuristic and returns its best complete episode "
+        "(never worse than the heuristic). Times are simulated execution in µs; "
+        "`vs heur` = % of the heuristic's time saved; `gap` = % slower than CP-SAT's placement "
+        "(its status: OPTIMAL = proved optimal; FEASIBLE = best found in the time limit, "
+        "so a negative gap means the agent beat it).", "",
+        "| model | cap | bufs | all-slow | heuristic | MCTS | PPO | local search | CP-SAT | status "
+        "| MCTS vs heur | PPO vs heur | LS vs heur | MCTS gap | PPO gap | LS gap "
+        "| MCTS s | PPO s | LS s | CP-SAT s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.capacity:.0%} | {r.buffers} | {r.all_slow_us:.1f} | "
+            f"{r.heuristic_us:.1f} | {r.mcts_us:.1f} | {r.ppo_us:.1f} | {r.local_search_us:.1f} | "
+            f"{r.cpsat_us:.1f} | {r.cpsat_status} | "
+            + " | ".join(f"{r.over_heuristic(a):+.2f}%" for a in AGENTS) + " | "
+            + " | ".join(f"{r.gap_to_cpsat(a):+.2f}%" for a in AGENTS)
+            + f" | {r.mcts_s:.1f} | {r.ppo_s:.1f} | {r.local_search_s:.1f} | {r.cpsat_s:.1f} |")
+    lines += ["", "Summary:", ""]
+    for a, s in summary(rows).items():
+        lines.append(
+            f"- {a}: faster than the heuristic on {s['improved']}/{s['instances']} instances "
+            f"(mean {s['mean_over_heuristic_pct']:+.2f}%); within 2% of the proved optimum on "
+            f"{s['within_2pct']}/{s['optimal_instances']} (max gap {s['max_gap_pct']:+.2f}%).")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[Row], path: Path) -> None:
+    """Bars: % saved over the heuristic per instance, per agent and CP-SAT."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = [f"{r.model}\n{r.capacity:.0%}" for r in rows]
+    series = {"MCTS": [r.over_heuristic("mcts") for r in rows],
+              "MaskablePPO": [r.over_heuristic("ppo") for r in rows],
+              "local search": [r.over_heuristic("local_search") for r in rows],
+              "CP-SAT": [100.0 * (r.heuristic_us - r.cpsat_us) / r.heuristic_us for r in rows]}
+    x = np.arange(len(rows))
+    w = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(rows) + 2), 4))
+    for k, (name, ys) in enumerate(series.items()):
+        ax.bar(x + (k - (len(series) - 1) / 2) * w, ys, w, label=name)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("execution time saved over the heuristic (%)")
+    ax.set_title("mallocGame: improvement over the XLA-style heuristic")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(models: list[str], capacities: list[float], budget: Budget, out: Path,
+        command: str, progress: bool = True) -> list[Row]:
+    """Run every instance and write ``malloc.md``, ``malloc.csv`` and ``malloc.png`` to ``out``."""
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    jobs = [(m, c) for m in models for c in capacities]
+    rows = []
+    bar = tqdm(jobs, desc="malloc", disable=not progress)
+    for m, c in bar:
+        bar.set_postfix_str(f"{m} {c:.0%}")
+        rows.append(run_instance(m, c, budget))
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "malloc.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
+        w.writeheader()
+        w.writerows(asdict(r) for r in rows)
+    (out / "malloc.md").write_text(markdown(rows, budget, command, time.perf_counter() - t0))
+    plot(rows, out / "malloc.png")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="two small instances, small budgets")
+    ap.add_argument("--models", nargs="+", default=None)
+    ap.add_argument("--capacities", nargs="+", type=float, default=None)
+    ap.add_argument("--out", type=Path, default=None, help=f"output folder (default {RESULTS})")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    if args.quick:
+        models, caps, budget = args.models or ["alexnet"], args.capacities or [0.1, 0.5], QUICK
+    else:
+        models = args.models or list(DEFAULT_MODELS)
+        caps, budget = args.capacities or list(DEFAULT_CAPACITIES), Budget()
+    import sys
+
+    command = "python -m mlsysgym.experiments.malloc_experiment " + " ".join(
+        argv if argv is not None else sys.argv[1:])
+    rows = run(models, caps, budget, args.out or RESULTS, command.strip(), not args.no_progress)
+    print((args.out or RESULTS) / "malloc.md")
+    for a, s in summary(rows).items():
+        print(a, s)
+
+
+if __name__ == "__main__":
+    main()
