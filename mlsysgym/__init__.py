@@ -10,7 +10,9 @@ ENVS: dict[str, str] = {
     "mlsysgym/Accelerator-v0": "mlsysgym.envs.accelerator_env:AcceleratorEnv",
     "mlsysgym/MallocGame-v0": "mlsysgym.envs.malloc_game:MallocGameEnv",
     "mlsysgym/KernelScheduling-v0": "mlsysgym.envs.kernel_scheduling:KernelSchedulingEnv",
+    "mlsysgym/DRAM-v0": "mlsysgym.envs.dram_env:DramEnv",
 }
+# PettingZoo (multi-agent) env: mlsysgym.envs.dram_marl.parallel_env(**kwargs) ("DRAM-MultiAgent-v0").
 
 
 def _register_envs() -> None:

@@ -231,6 +231,8 @@ def resolve_trace(workload: Any, capacity_bytes: int | None = None) -> DramTrace
         return workload
     if isinstance(workload, (str, os.PathLike)):
         s = os.fspath(workload)
+        if s.startswith("accel:"):  # accelerator-derived traces register themselves on import
+            import mlsysgym.simulators.accel_traces  # noqa: F401
         if s in TRACES:
             return named_trace(s)
         if os.path.exists(s):
