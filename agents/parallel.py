@@ -1,4 +1,4 @@
-"""Parallel evaluation of design batches through Ray actors, and a serial path with the same semantics.
+"""Parallel evaluation of design batches through Ray actors; a serial path with the same semantics.
 
 A :class:`RayPool` starts ``num_workers`` Ray actors, each holding its own copy of an
 :class:`~mlsysgym.simulators.evaluator.Evaluator` (its set-up and cache are paid once per
@@ -148,8 +148,8 @@ class _Slot:
 
     actor: Any
     ready_ref: Any = None          # set while the actor is starting
-    job: tuple[range, float] | None = None  # (design indices, deadline) of the running call
-    ref: Any = None
+    jobs: deque[tuple[range, Any]] = field(default_factory=deque)  # (indices, ref), in order
+    deadline: float = float("inf")  # of the head job (the one the actor is running)
 
 
 class RayPool:
@@ -159,13 +159,16 @@ class RayPool:
     its worker is killed and replaced. ``chunk_size`` designs go to a worker per call (1: each
     evaluation isolated; larger: fewer round trips for cheap vectorized evaluators). When a
     chunk of several designs fails, its designs are retried one by one so that only the bad
-    ones are marked failed.
+    ones are marked failed. Each worker has up to ``pipeline_depth`` calls queued so that it
+    starts the next one without waiting for the driver; a call's timeout starts when the call
+    before it on that worker finished, and the calls queued behind a killed worker's call are
+    re-sent to other workers (not failed).
     """
 
     def __init__(self, evaluator: Evaluator, num_workers: int | None = None,
                  timeout_s: float | None = None, chunk_size: int = 1,
                  cpus_per_worker: float = 1.0, address: str | None = None,
-                 start_timeout_s: float = 120.0) -> None:
+                 start_timeout_s: float = 120.0, pipeline_depth: int = 2) -> None:
         if chunk_size < 1:
             raise ParallelEvaluationError(f"chunk_size must be >= 1, got {chunk_size}")
         if timeout_s is not None and timeout_s <= 0:
@@ -179,6 +182,7 @@ class RayPool:
                                                            // max(cpus_per_worker, 1e-9))))
         self.timeout_s = timeout_s
         self.chunk_size = int(chunk_size)
+        self.pipeline_depth = max(1, int(pipeline_depth))
         self.start_timeout_s = start_timeout_s
         self.replaced = 0  # how many workers were killed and replaced (hang or crash)
         self._actor_cls = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(_Worker)
@@ -195,7 +199,9 @@ class RayPool:
     def _replace(self, slot: _Slot) -> None:
         self._ray.kill(slot.actor, no_restart=True)
         fresh = self._start()
-        slot.actor, slot.ready_ref, slot.job, slot.ref = fresh.actor, fresh.ready_ref, None, None
+        slot.actor, slot.ready_ref = fresh.actor, fresh.ready_ref
+        slot.jobs.clear()
+        slot.deadline = float("inf")
         self.replaced += 1
 
     def _wait_ready(self) -> None:
@@ -246,25 +252,38 @@ class RayPool:
             for i, m in zip(idx, _split(out, len(idx))):
                 results[i] = EvalResult(m)
 
-        while queue or any(s.job for s in self._slots):
-            for s in self._slots:  # give every idle worker a chunk
-                if s.job is None and s.ready_ref is None and queue:
-                    idx = queue.popleft()
-                    deadline = (time.monotonic() + self.timeout_s * len(idx)
-                                if self.timeout_s else float("inf"))
-                    s.ref = s.actor.evaluate.remote([designs[i] for i in idx], token, [wref])
-                    s.job = (idx, deadline)
-            waiting = {s.ref: s for s in self._slots if s.job}
+        def deadline(idx: range) -> float:
+            return time.monotonic() + self.timeout_s * len(idx) if self.timeout_s \
+                else float("inf")
+
+        def requeue(s: _Slot) -> None:
+            """Give the calls queued behind a dead worker's call back to the queue."""
+            queue.extendleft(reversed([idx for idx, _ in list(s.jobs)[1:]]))
+
+        while queue or any(s.jobs for s in self._slots):
+            ready = [s for s in self._slots if s.ready_ref is None]
+            for level in range(1, self.pipeline_depth + 1):  # breadth first: idle workers first
+                if level > 1 and len(queue) < len(ready):
+                    break  # at the tail, leave chunks for whichever worker frees up first
+                for s in ready:
+                    if queue and len(s.jobs) < level:
+                        idx = queue.popleft()
+                        ref = s.actor.evaluate.remote([designs[i] for i in idx], token, [wref])
+                        s.jobs.append((idx, ref))
+                        if len(s.jobs) == 1:
+                            s.deadline = deadline(idx)
+            heads = {s.jobs[0][1]: s for s in self._slots if s.jobs}
             starting = {s.ready_ref: s for s in self._slots if s.ready_ref is not None}
-            deadlines = [s.job[1] for s in waiting.values()]
             wait_s: float | None = None
-            if deadlines and min(deadlines) != float("inf"):
-                wait_s = max(0.0, min(deadlines) - time.monotonic())
-            if not waiting:  # every worker is being replaced
+            if heads:
+                first = min(s.deadline for s in heads.values())
+                if first != float("inf"):
+                    wait_s = max(0.0, first - time.monotonic())
+            else:  # every worker is being replaced
                 wait_s = self.start_timeout_s
-            done, _ = self._ray.wait(list(waiting) + list(starting), num_returns=1,
+            done, _ = self._ray.wait(list(heads) + list(starting), num_returns=1,
                                      timeout=wait_s)
-            if not waiting and not done:
+            if not heads and not done:
                 raise ParallelEvaluationError(
                     f"no Ray worker came back within {self.start_timeout_s:.0f} s")
             for ref in done:
@@ -277,19 +296,25 @@ class RayPool:
                         raise ParallelEvaluationError(
                             f"a replacement Ray worker could not start ({_reason(e)})") from None
                     continue
-                s = waiting[ref]
-                idx = s.job[0]
-                s.job, s.ref = None, None
+                s = heads[ref]
                 try:
                     out = self._ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - the worker process died
                     out = _Failure(f"worker died ({_reason(e)})")
+                    requeue(s)
+                    idx = s.jobs[0][0]
                     self._replace(s)
+                else:
+                    idx = s.jobs.popleft()[0]
+                    if s.jobs:
+                        s.deadline = deadline(s.jobs[0][0])
                 finish(idx, out)
             now = time.monotonic()
             for s in self._slots:  # kill workers past their deadline (unless just finished)
-                if s.job and now >= s.job[1] and not self._ray.wait([s.ref], timeout=0)[0]:
-                    idx = s.job[0]
+                if s.jobs and now >= s.deadline and \
+                        not self._ray.wait([s.jobs[0][1]], timeout=0)[0]:
+                    idx = s.jobs[0][0]
+                    requeue(s)
                     self._replace(s)
                     finish(idx, _Failure(
                         f"timed out after {self.timeout_s * len(idx):.3g} s (worker replaced)"))

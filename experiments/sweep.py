@@ -1,4 +1,4 @@
-"""Ray Tune sweeps: problem × agent × hyperparameters × budget × seed, each trial one ``search`` run.
+"""Ray Tune sweeps: problem × agent × hyperparameters × budget × seed; a trial is one search run.
 
 A sweep is described by a YAML file (see ``experiments/configs/synthetic.yaml``)::
 
@@ -22,7 +22,7 @@ A sweep is described by a YAML file (see ``experiments/configs/synthetic.yaml``)
     cpus_per_trial: 1                 # optional
 
 Trials without distributions run as one Tune grid; each combination with distributions is
-searched by Tune's OptunaSearch (TPE, seeded by the sweep seed) for ``num_samples`` trials.
+searched by Tune's OptunaSearch (TPE, seeded from the combination) for ``num_samples`` trials.
 
 Results: each finished trial writes one row to ``<output_dir>/trials/`` and its per-evaluation
 trajectory to ``<output_dir>/trajectories/`` (Parquet, one file per trial named by the trial's
@@ -308,6 +308,12 @@ class OptunaGroup:
         return "optuna-" + content_hash([self.problem, self.agent, self.fixed,
                                          self.distributions, self.budget, self.seed])[:12]
 
+    @property
+    def sampler_seed(self) -> int:
+        """The TPE sampler's seed: from the group's hash, so that groups differing only in
+        their problem do not start from the same random proposals."""
+        return int(self.key[-8:], 16)
+
     def trial(self, sampled: Mapping[str, Any]) -> TrialSpec:
         return TrialSpec(self.problem, self.agent, {**self.fixed, **dict(sampled)},
                          self.budget, self.seed, self.key)
@@ -552,6 +558,9 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     ``max_trials`` caps how many trials this call runs (the rest stay for a ``resume``).
     Agents registered in this process (or given in ``agents``) are shipped to the trials.
     Without ``resume``, an output directory that already holds finished trials is an error.
+    An interrupted Tune run (Ctrl-C) raises KeyboardInterrupt after Tune has stopped; the
+    trials finished so far are kept. On a multi-node cluster ``output_dir`` must be storage
+    that every node can write (the trials write their rows there).
     """
     if not isinstance(config, SweepConfig):
         config = load_config(config)
@@ -636,6 +645,8 @@ def _fit(config: SweepConfig, label: str, param_space: dict[str, Any], fixed: di
         raise SweepError(f"Ray Tune failed: {type(e).__name__}: {str(e).splitlines()[0]}") \
             from None
     lines = []
+    if any(r.error is None and not r.metrics for r in grid):  # Tune stopped early (Ctrl-C)
+        raise KeyboardInterrupt
     for r in grid:
         if r.error is not None:
             cfg = r.config.get("trial") or {**fixed.get("trial", {}), "sampled": r.config}
@@ -659,7 +670,7 @@ def _fit_optuna(config: SweepConfig, group: OptunaGroup, done: list[dict[str, An
         points.append({k: hp[k] for k in names})
         rewards.append(float(row["best_reward"]))
     searcher = OptunaSearch(space=group.optuna_space(), metric="best_reward", mode="max",
-                            sampler=optuna.samplers.TPESampler(seed=group.seed),
+                            sampler=optuna.samplers.TPESampler(seed=group.sampler_seed),
                             points_to_evaluate=points or None,
                             evaluated_rewards=rewards or None)
     template = group.trial({}).to_dict()
@@ -680,10 +691,11 @@ def summary_table(output_dir: str | os.PathLike[str]) -> Any:
 
 def print_summary(summary: SweepSummary) -> None:
     """The per-agent results table and what this run did."""
-    from rich.console import Console
     from rich.table import Table
 
-    con = Console()
+    from mlsysgym.commands import make_console
+
+    con = make_console()
     frame = summary_table(summary.output_dir)
     if not frame.empty:
         table = Table(title=f"{len(completed(summary.output_dir))} finished trials")

@@ -4,6 +4,7 @@ recovers from hung workers, both paths give identical results; the named problem
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -61,9 +62,9 @@ class Square(Evaluator):
 
     name, version, metric_names = "square", "1", ("cost",)
 
-    def __init__(self, bad=(), hang=()) -> None:
+    def __init__(self, bad=(), hang=(), crash=()) -> None:
         super().__init__()
-        self.bad, self.hang = set(bad), set(hang)
+        self.bad, self.hang, self.crash = set(bad), set(hang), set(crash)
 
     def _evaluate(self, designs, workload):
         for d in designs:
@@ -71,6 +72,8 @@ class Square(Evaluator):
                 raise RuntimeError(f"simulator crashed on x={d['x']}\nsecond line of the trace")
             if d["x"] in self.hang:
                 hang()
+            if d["x"] in self.crash:
+                os._exit(3)  # the worker process dies (only ever used in a Ray worker)
         return {"cost": np.array([float(d["x"]) ** 2 for d in designs])}
 
 
@@ -163,8 +166,8 @@ def test_problem_specs_and_errors():
         make_problem("nope")
     with pytest.raises(UnknownProblemError, match="bad arguments"):
         make_problem({"name": "synthetic-discrete", "colour": "red"})
-    with pytest.raises(UnknownProblemError, match="not available yet"):
-        make_problem("env:mlsysgym/Accelerator-v0")
+    with pytest.raises(UnknownProblemError, match="cannot make env"):
+        make_problem("env:mlsysgym/No-Such-Env-v0")
 
 
 # ---- Ray path --------------------------------------------------------------------------------
@@ -190,6 +193,16 @@ def test_ray_raise_and_hang_are_failed_and_pool_recovers(ray_session, caplog):
                                                    for s in pool._slots])}) == 2
     assert "evaluation failed (RuntimeError: simulator crashed on x=3)" in caplog.text
     assert "timed out after 2 s (worker replaced)" in caplog.text
+
+
+@pytest.mark.slow
+def test_ray_worker_crash_is_failed_and_replaced(ray_session):
+    with RayPool(Square(crash={5}), num_workers=2, timeout_s=30.0) as pool:
+        out = pool.evaluate([{"x": i} for i in range(8)], "w")
+        assert [r.failed for r in out] == [i == 5 for i in range(8)]
+        assert out[5].error.startswith("worker died")
+        assert pool.replaced == 1
+        assert not any(r.failed for r in pool.evaluate([{"x": 1}, {"x": 2}, {"x": 4}], "w"))
 
 
 @pytest.mark.slow

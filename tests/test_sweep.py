@@ -16,8 +16,8 @@ import pytest
 
 from mlsysgym.agents.base import AGENTS, register_agent
 from mlsysgym.commands import sweep_cmds
-from mlsysgym.experiments.sweep import (SweepConfigError, SweepError, expand, load_config,
-                                        load_results, run_sweep)
+from mlsysgym.experiments.sweep import (SweepConfigError, SweepError, TrialSpec, completed,
+                                        expand, load_config, load_results, run_sweep, run_trial)
 
 try:  # Tune workers cannot import this module: ship its agent by value
     from ray import cloudpickle as _cp
@@ -88,7 +88,7 @@ def test_example_config_parses():
     cfg = load_config(Path(__file__).parents[1] / "experiments/configs/synthetic.yaml",
                       check_names=False)
     trials, groups = expand(cfg)
-    assert len(trials) == 2 * 2 * 3 and len(groups) == 2 * 3
+    assert len(trials) == 2 * (2 + 2) * 3 and len(groups) == 2 * 3
     assert all(g.num_samples == 4 for g in groups)
 
 
@@ -100,6 +100,18 @@ def test_expand_grid_and_optuna_groups(tmp_path):
     assert len(groups) == 2 * 2 and {g.seed for g in groups} == {0, 1}
     again, _ = expand(load_config(base_config(tmp_path, budget=[4, 8], seeds=2)))
     assert [t.key for t in again] == [t.key for t in trials]  # keys are stable across runs
+
+
+def test_run_trial_writes_its_row_and_trajectory(tmp_path):
+    spec = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 3}, 7, 1)
+    row = run_trial(spec, tmp_path, sweep="s")
+    assert row["n_evaluations"] == 7 and row["trial_key"] == spec.key
+    assert row["hp.batch_size"] == 3 and row["best_reward"] <= 1.0
+    trials, traj = load_results(tmp_path)
+    assert list(trials["trial_key"]) == [spec.key] and len(traj) == 7
+    assert traj["best_so_far"].iloc[-1] == row["best_reward"]
+    assert set(completed(tmp_path)) == {spec.key}
+    assert not list(tmp_path.rglob("*.tmp"))  # written atomically, no leftovers
 
 
 # ---- running and resuming --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``mlsysgym sweep CONFIG.yaml [--resume] [--ray-address ADDR]``: a Ray Tune sweep from a config."""
+"""``mlsysgym sweep CONFIG.yaml [--resume] [--ray-address ADDR]``: a Ray Tune sweep."""
 
 from __future__ import annotations
 
@@ -24,11 +24,9 @@ def register(group) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlsysgym.experiments.sweep import load_config, print_summary, run_sweep
-
     import sys
 
-    from mlsysgym.experiments.sweep import completed
+    from mlsysgym.experiments.sweep import completed, load_config, print_summary, run_sweep
 
     config = load_config(args.config, output_dir=args.output_dir)
     try:
