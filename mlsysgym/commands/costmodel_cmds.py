@@ -1,0 +1,107 @@
+"""``mlsysgym costmodel train|eval|predict``: fit a cost model on a logged dataset, score it,
+and query a saved one (ONNX Runtime only)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def _csv(s: str | None) -> list[str]:
+    return [x.strip() for x in (s or "").split(",") if x.strip()]
+
+
+def register(group) -> None:
+    """Add ``costmodel train``, ``costmodel eval`` and ``costmodel predict``."""
+    g = group("costmodel")
+    t = g.add_parser("train", help="fit a cost model on a dataset directory and save it")
+    t.add_argument("--data", required=True, help="dataset directory (Parquet parts of DatasetLogger)")
+    t.add_argument("--out", required=True, help="directory to save model.onnx + metadata.json")
+    t.add_argument("--kind", choices=("lightgbm", "mlp"), default="lightgbm")
+    t.add_argument("--targets", required=True, help="comma-separated metric columns, e.g. latency_ms,energy_uj")
+    t.add_argument("--features", default=None,
+                   help="comma-separated feature columns (default: the dataset's design columns)")
+    t.add_argument("--members", type=int, default=None, help="ensemble size (uncertainty when > 1)")
+    t.add_argument("--test-fraction", type=float, default=0.2, help="rows held out for the report")
+    t.add_argument("--report", default=None, help="write a report (plots, metrics) to this folder")
+    t.add_argument("--group", default="workload_id", help="column to break errors down by")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=run_train)
+
+    e = g.add_parser("eval", help="score a saved cost model on a dataset directory")
+    e.add_argument("--model", required=True, help="saved model directory")
+    e.add_argument("--data", required=True, help="dataset directory")
+    e.add_argument("--report", default=None, help="write plots and metrics to this folder")
+    e.add_argument("--group", default="workload_id")
+    e.set_defaults(func=run_eval)
+
+    p = g.add_parser("predict", help="predict metrics of designs given as JSON")
+    p.add_argument("--model", required=True, help="saved model directory")
+    p.add_argument("--design", action="append", default=[],
+                   help="a design as a JSON object (repeatable); default: read JSON lines on stdin")
+    p.set_defaults(func=run_predict)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from mlsysgym.costmodels.datasets import split_frame
+    from mlsysgym.costmodels.report import write_report
+    from mlsysgym.costmodels.tabular import make_model
+    from mlsysgym.envs.dataset import read_dataset
+
+    frame = read_dataset(args.data)
+    features = _csv(args.features) or list(frame.attrs.get("design_columns", []))
+    kwargs: dict[str, Any] = {"seed": args.seed}
+    if args.members is not None:
+        kwargs["members"] = args.members
+    train, test = split_frame(frame, args.test_fraction, args.seed)
+    model = make_model(args.kind, **kwargs).fit(train, features, _csv(args.targets))
+    model.save(args.out)
+    print(f"saved {args.kind} cost model ({len(train)} training rows, {len(features)} features) "
+          f"to {args.out}")
+    if args.report and len(test):
+        from mlsysgym.costmodels.base import CostModel
+
+        res = write_report(CostModel.load(args.out), test, args.report, args.group, args.kind)
+        for tname, r in res["targets"].items():
+            print(f"{tname}: MAPE {r['mape_pct']:.3f}%  NRMSE {r['nrmse_pct']:.3f}%  "
+                  f"Kendall tau {r['kendall_tau']:.4f}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from mlsysgym.costmodels.base import CostModel
+    from mlsysgym.costmodels.report import evaluate_frame, write_report
+    from mlsysgym.envs.dataset import read_dataset
+
+    model = CostModel.load(args.model)
+    frame = read_dataset(args.data)
+    res = (write_report(model, frame, args.report, args.group) if args.report
+           else evaluate_frame(model, frame, args.group))
+    res.pop("predictions", None)
+    print(json.dumps(res, indent=1, default=float))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from mlsysgym.costmodels.base import CostModel
+    from mlsysgym.costmodels.base import CostModelError
+
+    model = CostModel.load(args.model)
+    texts = args.design or [line for line in sys.stdin.read().splitlines() if line.strip()]
+    try:
+        designs = [json.loads(t) for t in texts]
+    except json.JSONDecodeError as e:
+        raise CostModelError(f"a design is not valid JSON ({e.msg}); pass e.g. "
+                             f"--design '{{\"rows\": 32}}'") from None
+    if not designs:
+        raise CostModelError("no designs given; pass --design JSON or JSON lines on stdin")
+    pred = model.predict(designs, strict=True)
+    for i in range(len(designs)):
+        row = {k: float(v[i]) for k, v in pred.values.items()}
+        for k, v in (pred.std or {}).items():
+            row[f"{k}_std"] = float(v[i])
+        row["ood"] = bool(pred.ood[i])
+        print(json.dumps(row))
+    return 0
