@@ -1,0 +1,151 @@
+"""``mlsysgym mlir import|inspect|measure``: MLIR import, inspection and the measured-kernel dataset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from mlsysgym.ir.errors import MlsysgymError
+
+
+class MlirCliError(MlsysgymError):
+    """A bad ``mlsysgym mlir`` argument."""
+
+
+def register(group) -> None:
+    """Add the ``mlir`` sub-commands."""
+    g = group("mlir")
+    p = g.add_parser("import", help="zoo model or ONNX file -> MLIR lowered to linalg on tensors")
+    p.add_argument("model", metavar="MODEL", help="zoo name, path to an .onnx file, or 'all' "
+                   "(with --kernels-dir)")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the MLIR here (default: stdout)")
+    p.add_argument("--phase", default="input",
+                   help="iree-compile --compile-to phase (default: input, linalg named ops)")
+    p.add_argument("--torch", action="store_true",
+                   help="write the torch-onnx MLIR of the importer instead (no lowering)")
+    p.add_argument("--kernels-dir", metavar="DIR",
+                   help="also export every linalg op as a standalone kernel into DIR/<model>/")
+    p.set_defaults(func=run_import)
+
+    p = g.add_parser("inspect", help="per-op costs of an MLIR file (linalg, arith, math, ...)")
+    p.add_argument("file", metavar="FILE.mlir")
+    p.add_argument("--top", type=int, default=0, help="show only the N ops with the most FLOPs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=run_inspect)
+
+    p = g.add_parser("measure", help="measure kernels with the zoo's shapes on this CPU "
+                     "(IREE llvm-cpu) into a Parquet dataset")
+    p.add_argument("--n", type=int, default=100, help="kernels to measure (default 100)")
+    p.add_argument("--out", default="mlir_kernels", metavar="DATASET_DIR",
+                   help="dataset directory (default ./mlir_kernels)")
+    p.add_argument("--resume", action="store_true", help="continue a dataset: skip measured kernels")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--models", nargs="*", default=None, help="zoo models to take shapes from")
+    p.add_argument("--max-macs", type=float, default=2.5e8, help="cap on a kernel's MACs")
+    p.add_argument("--compile-workers", type=int, default=1,
+                   help="background compiles ahead of the timed kernel (0: none)")
+    p.add_argument("--timeout", type=float, default=60.0, help="compile timeout per kernel (s)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run_measure)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from mlsysgym.ir.mlir_import import export_zoo_kernels, import_model, onnx_to_mlir
+
+    if args.model == "all":
+        if not args.kernels_dir:
+            raise MlirCliError("MODEL 'all' needs --kernels-dir DIR (one folder per zoo model)")
+        counts = export_zoo_kernels(args.kernels_dir, progress=lambda m: print(
+            f"exporting {m}", file=sys.stderr))
+        print(f"wrote {sum(counts.values())} kernels of {len(counts)} models to "
+              f"{args.kernels_dir}/index.md", file=sys.stderr)
+        return 0
+    if args.torch:
+        text = onnx_to_mlir(args.model)[1]
+    else:
+        imported = import_model(args.model, phase=args.phase)
+        text = imported.linalg_mlir
+        if args.kernels_dir:
+            counts = export_zoo_kernels(args.kernels_dir, models=[imported.name]) \
+                if not Path(args.model).is_file() else _export_file(text, imported.name,
+                                                                    args.kernels_dir)
+            print(f"wrote {sum(counts.values())} kernels to {args.kernels_dir}", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output} ({len(text)} bytes)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _export_file(text: str, name: str, out: str) -> dict[str, int]:
+    from mlsysgym.ir.mlir_import import extract_kernels
+    from mlsysgym.ir.mlir_parse import parse
+
+    d = Path(out) / name
+    d.mkdir(parents=True, exist_ok=True)
+    kernels = extract_kernels(parse(text, name=name))
+    for k in kernels:
+        (d / f"{k.index:04d}_{k.kind}.mlir").write_text(k.mlir)
+    return {name: len(kernels)}
+
+
+def inspect_report(parsed: Any) -> dict[str, Any]:
+    """The JSON document of ``mlir inspect``: totals, linalg kinds, per-op rows."""
+    from dataclasses import asdict
+
+    g = parsed.graph
+    ops = [{"name": op.name, "op_type": op.op_type, "macs": op.macs, "flops": op.flops,
+            "bytes_read": op.bytes_read, "bytes_written": op.bytes_written,
+            "supported": op.attributes.get("supported", True),
+            "iteration_domain": op.attributes.get("iteration_domain"),
+            "iterator_types": op.attributes.get("iterator_types"),
+            "line": op.attributes.get("line")} for op in g.ops]
+    t = g.totals()
+    return {"name": g.name, "totals": {k: v for k, v in asdict(t).items()
+                                       if k not in ("params", "param_bytes")},
+            "linalg_kinds": dict(Counter(i.kind for i in parsed.linalg.values())),
+            "unsupported_ops": dict(Counter(op.op_type for op in parsed.unsupported)),
+            "ops": ops}
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from mlsysgym.ir.mlir_parse import parse
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise MlirCliError(f"no such MLIR file: {path}")
+    parsed = parse(path.read_text(), name=path.stem)
+    if args.json:
+        print(json.dumps(inspect_report(parsed)))
+        return 0
+    from rich.console import Console
+
+    from mlsysgym.commands.ir_cmds import print_graph
+
+    print_graph(parsed.graph, args.top)
+    kinds = Counter(i.kind for i in parsed.linalg.values())
+    console = Console()
+    console.print("[bold]linalg ops[/bold]: " + ", ".join(f"{k} {v}" for k, v in kinds.most_common()))
+    if parsed.unsupported:
+        bad = Counter(op.op_type for op in parsed.unsupported)
+        console.print("[bold]unsupported (kept, costed 1 FLOP/element)[/bold]: "
+                      + ", ".join(f"{k} {v}" for k, v in bad.most_common()))
+    return 0
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    from mlsysgym.experiments.mlir_measure import measure_dataset
+
+    if args.n < 1:
+        raise MlirCliError("--n must be a positive number of kernels")
+    s = measure_dataset(args.n, args.out, resume=args.resume, seed=args.seed, models=args.models,
+                        max_macs=args.max_macs, compile_workers=args.compile_workers,
+                        timeout_s=args.timeout, show_progress=not args.no_progress)
+    print(f"measured {s.measured} kernels ({s.failed} failed, {s.skipped} already in the "
+          f"dataset) in {s.seconds:.0f} s = {s.kernels_per_minute:.1f}/min -> {s.out}")
+    return 0
