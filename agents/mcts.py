@@ -114,21 +114,24 @@ class Snapshotter:
         self.env = env
         self.native = callable(getattr(env, "get_state", None)) and callable(
             getattr(env, "set_state", None))
-        names = set(self._SHARED) | set(shared_attrs)
-        self._shared = {id(v): v for k, v in vars(env).items() if k in names}
+        self._names = set(self._SHARED) | set(shared_attrs)
+
+    def _memo(self) -> dict[int, Any]:
+        """Deep-copy memo that makes the shared attributes copy to themselves."""
+        return {id(v): v for k, v in vars(self.env).items() if k in self._names}
 
     def get(self) -> Any:
         """A snapshot of the env now."""
         if self.native:
             return self.env.get_state()
-        return copy.deepcopy(vars(self.env), dict(self._shared))
+        return copy.deepcopy(vars(self.env), self._memo())
 
     def set(self, state: Any) -> None:
         """Restore a snapshot (which stays usable)."""
         if self.native:
             self.env.set_state(state)
         else:
-            vars(self.env).update(copy.deepcopy(state, dict(self._shared)))
+            vars(self.env).update(copy.deepcopy(state, self._memo()))
 
 
 def _mask(env: gym.Env, n: int) -> np.ndarray:

@@ -1,0 +1,214 @@
+"""mallocGame agents (MCTS, MaskablePPO, local search) on hand-made graphs with known optima.
+
+The "greedy trap" (tests/test_malloc.py): the XLA-style greedy gets 234 µs, the optimum
+(a slow; b, c, d fast) is 180 µs. No timed assertions.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from mlsysgym.agents.malloc_agents import (MallocAgentResult, evaluate_actions, greedy_policy,
+                                           heuristic_actions, local_search_malloc, mcts_malloc,
+                                           ppo_malloc)
+from mlsysgym.agents.malloc_baselines import cpsat_optimum, xla_greedy
+from mlsysgym.agents.mcts import MCTSConfig, MCTSError, Snapshotter, mcts_search, play_actions
+from mlsysgym.envs.malloc_game import MallocGameEnv
+from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.simulators.memory import Placement, simulate
+from test_malloc import UNIT_KW, greedy_trap, random_graph
+
+SMALL = MCTSConfig(n_simulations=8, iterations=1, train_epochs=2, imitation_epochs=4)
+
+
+def trap_env() -> MallocGameEnv:
+    return MallocGameEnv(greedy_trap(), capacity_bytes=104, n_offsets=4, **UNIT_KW)
+
+
+def placement_of(env: MallocGameEnv, actions: list[int]) -> Placement:
+    play_actions(env, actions)
+    return env.placement
+
+
+# ---- env snapshots --------------------------------------------------------------------------
+def test_get_state_set_state_round_trip():
+    env = MallocGameEnv(random_graph(3), capacity_fraction=0.5, prefetch_window=2, **UNIT_KW)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        env.step(int(rng.choice(np.flatnonzero(env.action_masks()))))
+    snap = env.get_state()
+    ref = env._obs(), env.action_masks(), env.state.total_us
+    tail = []
+    done = False
+    while not done:
+        a = int(rng.choice(np.flatnonzero(env.action_masks())))
+        _, r, done, _, info = env.step(a)
+        tail.append((a, r, info["time_us"]))
+    for _ in range(2):  # a snapshot can be restored more than once
+        env.set_state(snap)
+        obs = env._obs()
+        for k, v in ref[0].items():
+            assert np.array_equal(obs[k], v)
+        assert np.array_equal(env.action_masks(), ref[1]) and env.state.total_us == ref[2]
+        for a, r, t in tail:
+            _, r2, _, _, info = env.step(a)
+            assert r2 == r and info["time_us"] == t
+        assert simulate(env.problem, env.placement).valid
+
+
+class TrapToy(gym.Env):
+    """No get_state: 3 steps of 0/1; a 1 at step 0 pays 2 but masks every later 1 (each pays 1.5)."""
+
+    def __init__(self) -> None:
+        self.observation_space = spaces.Box(0.0, 1.0, (4,), np.float32)
+        self.action_space = spaces.Discrete(2)
+        self.t, self.blocked = 0, False
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.t == 0, self.t == 1, self.t == 2, self.blocked], np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.blocked = 0, False
+        return self._obs(), {}
+
+    def action_masks(self) -> np.ndarray:
+        return np.array([True, not self.blocked])
+
+    def step(self, action):
+        r = 0.0
+        if action == 1:
+            r = 2.0 if self.t == 0 else 1.5
+            self.blocked = self.blocked or self.t == 0
+        self.t += 1
+        return self._obs(), r, self.t == 3, False, {}
+
+
+def test_generic_env_with_deepcopy_snapshots():
+    env = TrapToy()
+    snap = Snapshotter(env)
+    assert not snap.native
+    env.reset()
+    env.step(1)
+    s = snap.get()
+    env.step(0)
+    snap.set(s)
+    assert env.t == 1 and env.blocked and env.action_space is snap.env.action_space
+    greedy = [1, 0, 0]   # return 2; the optimum [0, 1, 1] returns 3
+    res = mcts_search(env, MCTSConfig(n_simulations=8, iterations=1), start_from=greedy,
+                      rollout_policy=lambda e: int(e.action_masks()[1]))   # "take it if you can"
+    assert res.actions == [0, 1, 1] and res.episode_return == pytest.approx(3.0)
+    assert play_actions(env, res.actions) == (pytest.approx(3.0), True)
+
+
+# ---- MCTS on the greedy trap ---------------------------------------------------------------
+def test_mcts_finds_the_greedy_trap_optimum():
+    env = trap_env()
+    assert evaluate_actions(env, heuristic_actions(env)) == pytest.approx(234.0)
+    res = mcts_malloc(env, SMALL)
+    assert isinstance(res, MallocAgentResult)
+    assert res.time_us == pytest.approx(180.0) and res.source != "start_from"
+    assert res.improvement == pytest.approx(156.0 / 336.0)
+    assert placement_of(env, res.actions).to_dict(env.problem) == {
+        "b": ("fast", 0), "c": ("fast", 0), "d": ("fast", 100)}
+    # without the heuristic to start from, the search still gets there
+    assert mcts_malloc(env, SMALL, start_from_heuristic=False).time_us == pytest.approx(180.0)
+
+
+def test_local_search_finds_the_greedy_trap_optimum():
+    res = local_search_malloc(trap_env())
+    assert res.time_us == pytest.approx(180.0) and res.source == "local_search"
+
+
+def test_pure_alphazero_never_worse_than_start():
+    # value head only (no rollouts): whatever the network learns, the start is kept
+    env = trap_env()
+    res = mcts_malloc(env, SMALL, rollouts=False)
+    assert res.time_us <= 234.0 + 1e-9
+    assert [lg.iteration for lg in res.log] == [-1, 0, 1]
+
+
+def test_same_seed_same_result():
+    env = MallocGameEnv(random_graph(4, n_ops=10), capacity_fraction=0.3, **UNIT_KW)
+    cfg = MCTSConfig(n_simulations=6, iterations=1, train_epochs=2, imitation_epochs=2, seed=3)
+    a, b = mcts_malloc(env, cfg), mcts_malloc(env, cfg)
+    assert a.actions == b.actions and a.time_us == b.time_us and a.source == b.source
+    assert [lg.policy_loss for lg in a.log[:-1]] == [lg.policy_loss for lg in b.log[:-1]]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_agents_never_worse_than_heuristic_and_never_better_than_optimum(seed):
+    env = MallocGameEnv(random_graph(seed, n_ops=10), capacity_fraction=0.3, n_offsets=4,
+                        **UNIT_KW)
+    heur = xla_greedy(env.problem).time_us
+    opt = cpsat_optimum(env.problem, time_limit_s=5, num_workers=1, n_offsets=4)
+    assert opt.status == "OPTIMAL"
+    for res in (mcts_malloc(env, SMALL), local_search_malloc(env)):
+        assert simulate(env.problem, placement_of(env, res.actions)).valid
+        assert res.time_us <= heur + 1e-9
+        assert opt.time_us <= res.time_us + 1e-9
+
+
+def test_bad_start_from():
+    env = trap_env()
+    with pytest.raises(MCTSError, match="fewer than the episode needs") as e:
+        mcts_search(env, SMALL, start_from=[1, 0])
+    assert isinstance(e.value, MlsysgymError)
+    with pytest.raises(MCTSError, match="not legal"):
+        mcts_search(env, SMALL, start_from=[1, 1, 0, 0])   # b fits nowhere after a
+    with pytest.raises(MCTSError, match="n_simulations"):
+        MCTSConfig(n_simulations=0)
+
+
+def test_greedy_policy_matches_the_heuristic_on_the_trap():
+    env = trap_env()
+    env.reset()
+    acts, done = [], False
+    while not done:
+        a = greedy_policy(env)
+        _, _, done, _, _ = env.step(a)
+        acts.append(a)
+    assert acts == heuristic_actions(env)
+
+
+# ---- MaskablePPO, generic use, the experiment ----------------------------------------------------
+@pytest.mark.slow
+def test_ppo_never_worse_than_heuristic():
+    env = trap_env()
+    res = ppo_malloc(env, total_timesteps=128, n_steps=32, batch_size=16, n_epochs=1)
+    assert res.time_us <= 234.0 + 1e-9
+    assert res.source in ("policy", "training", "start_from")
+
+
+@pytest.mark.slow
+def test_mcts_on_kernel_scheduling_env():
+    from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
+
+    env = KernelSchedulingEnv("alexnet", "soc_npu", window=2)
+    env.reset(seed=0)
+    first = [int(np.flatnonzero(env.action_masks())[0])]
+    done = False
+    while not done:
+        _, _, done, _, _ = env.step(first[-1])
+        if not done:
+            first.append(int(np.flatnonzero(env.action_masks())[0]))
+    start_ret, _ = play_actions(env, first)
+    res = mcts_search(env, MCTSConfig(n_simulations=2, iterations=1, final_episode=False),
+                      start_from=first)
+    assert res.episode_return >= start_ret - 1e-12
+    assert play_actions(env, res.actions) == (pytest.approx(res.episode_return), True)
+
+
+@pytest.mark.slow
+def test_quick_experiment_writes_its_files(tmp_path):
+    from mlsysgym.experiments.malloc_experiment import main
+
+    main(["--quick", "--capacities", "0.5", "--out", str(tmp_path), "--no-progress"])
+    md = (tmp_path / "malloc.md").read_text()
+    assert "| alexnet | 50% |" in md and "Summary" in md
+    assert (tmp_path / "malloc.png").stat().st_size > 1000
+    lines = (tmp_path / "malloc.csv").read_text().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("model,capacity")
