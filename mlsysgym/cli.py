@@ -27,6 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlsysgym.commands.sim_accelerator",
     "mlsysgym.commands.dram_cmds",
     "mlsysgym.commands.demo",
+    "mlsysgym.commands.sweep_cmds",
+    "mlsysgym.commands.report_cmds",
 )
 
 

@@ -1,0 +1,20 @@
+"""``mlsysgym report SWEEP_DIR...``: Markdown summary and PNG plots of agent-study sweeps."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(group) -> None:
+    p = group("").add_parser("report", help="summarize sweeps: agent study tables and plots")
+    p.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="output_dir(s) of `mlsysgym sweep`")
+    p.add_argument("--out", default="experiments/results", help="folder for agent_study.md and PNGs")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mlsysgym.experiments.report import write_report
+
+    path = write_report(args.sweeps, args.out)
+    print(f"wrote {path} and its plots")
+    return 0
