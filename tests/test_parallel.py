@@ -171,6 +171,28 @@ def test_problem_specs_and_errors():
 
 
 # ---- Ray path --------------------------------------------------------------------------------
+@pytest.mark.parametrize("env, arg, expected", [
+    (None, None, {"num_cpus": os.cpu_count(), "include_dashboard": False}),
+    ("ray://head:10001", None, {"address": "ray://head:10001"}),
+    ("ray://head:10001", "auto", {"address": "auto"}),  # the argument wins over RAY_ADDRESS
+])
+def test_init_ray_local_or_cluster(monkeypatch, env, arg, expected):
+    ray = pytest.importorskip("ray")
+    calls = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: calls.append(kw))
+    if env is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    assert init_ray(address=arg) is True
+    (kw,) = calls
+    assert kw["log_to_driver"] is False
+    assert {k: kw.get(k) for k in expected} == expected
+    if "address" in expected:
+        assert "num_cpus" not in kw  # a cluster brings its own resources
+
+
 def test_init_ray_reuses_a_running_ray(ray_session):
     assert init_ray() is False  # already initialized by the fixture: nothing started
 
