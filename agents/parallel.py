@@ -235,6 +235,9 @@ class RayPool:
         """One EvalResult per design, in order; failures (raise, timeout, crash) are marked."""
         if self._closed:
             raise ParallelEvaluationError("this RayPool was shut down; create a new one")
+        for s in self._slots:  # calls left over by an interrupted evaluate(): discard them
+            if s.jobs:
+                self._replace(s)
         designs = [dict(d) for d in designs]
         results: list[EvalResult | None] = [None] * len(designs)
         token, wref = self._workload_ref(workload)

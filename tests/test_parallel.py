@@ -228,6 +228,21 @@ def test_ray_worker_crash_is_failed_and_replaced(ray_session):
 
 
 @pytest.mark.slow
+def test_pool_discards_calls_of_an_interrupted_evaluate(ray_session, monkeypatch):
+    with RayPool(Square(hang={9}), num_workers=1) as pool:
+        pool.evaluate([{"x": 1}], "w")  # the worker is up
+        real_wait = pool._ray.wait
+        monkeypatch.setattr(pool._ray, "wait", lambda *a, **k: (_ for _ in ()).throw(
+            KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):  # Ctrl-C while x=9 hangs in the worker
+            pool.evaluate([{"x": 9}], "w")
+        monkeypatch.setattr(pool._ray, "wait", real_wait)
+        out = pool.evaluate([{"x": 2}, {"x": 3}], "w")
+        assert [r.metrics["cost"] for r in out] == [4.0, 9.0]
+        assert pool.replaced == 1
+
+
+@pytest.mark.slow
 def test_ray_search_with_failures_continues(ray_session):
     problem = EvaluatorProblem(SPACE, Square(bad={3}), "w", neg_cost, parallel=2)
     try:
