@@ -22,7 +22,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-
 from mlsysgym.agents.malloc_baselines import actions_for, xla_greedy
 from mlsysgym.agents.mcts import MCTSConfig, MCTSError, mcts_search, play_actions
 from mlsysgym.envs.malloc_game import MallocGameEnv

@@ -34,7 +34,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-
 from mlsysgym.ir.errors import MlsysgymError
 
 __all__ = ["IterationLog", "MCTSConfig", "MCTSError", "MCTSResult", "PolicyValueNet",
@@ -213,8 +212,18 @@ class PolicyValueNet:
 class _Node:
     """A state in the tree: its snapshot, legal actions, priors and per-action statistics."""
 
-    __slots__ = ("state", "obs", "mask", "prior", "value", "visits", "value_sum", "children",
-                 "reward", "terminal")
+    __slots__ = (
+        "children",
+        "mask",
+        "obs",
+        "prior",
+        "reward",
+        "state",
+        "terminal",
+        "value",
+        "value_sum",
+        "visits",
+    )
 
     def __init__(self, reward: float, terminal: bool) -> None:
         self.reward, self.terminal = reward, terminal

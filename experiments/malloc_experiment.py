@@ -18,8 +18,14 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mlsysgym.agents.malloc_agents import (MallocAgentResult, evaluate_actions, heuristic_actions,
-                                           local_search_malloc, mcts_malloc, ppo_malloc)
+from mlsysgym.agents.malloc_agents import (
+    MallocAgentResult,
+    evaluate_actions,
+    heuristic_actions,
+    local_search_malloc,
+    mcts_malloc,
+    ppo_malloc,
+)
 from mlsysgym.agents.malloc_baselines import cpsat_optimum
 from mlsysgym.agents.mcts import MCTSConfig
 from mlsysgym.envs.malloc_game import MallocGameEnv
@@ -123,15 +129,15 @@ def markdown(rows: list[Row], budget: Budget, command: str, wall_s: float) -> st
     lines = [
         "# mallocGame: heuristic vs agents vs CP-SAT", "",
         f"Command: `{command}` ({wall_s:.0f} s wall on 2 shared cores).", "",
-        f"Budget per instance: {asdict(budget)}. Env `n_offsets={budget.n_offsets}`, no prefetch; "
+        (f"Budget per instance: {asdict(budget)}. Env `n_offsets={budget.n_offsets}`, no prefetch; "
         "every agent starts from the XLA-style heuristic and returns its best complete episode "
         "(never worse than the heuristic). Times are simulated execution in µs; "
         "`vs heur` = % of the heuristic's time saved; `gap` = % slower than CP-SAT's placement "
         "(its status: OPTIMAL = proved optimal; FEASIBLE = best found in the time limit, "
-        "so a negative gap means the agent beat it).", "",
-        "| model | cap | bufs | all-slow | heuristic | MCTS | PPO | local search | CP-SAT | status "
+        "so a negative gap means the agent beat it)."), "",
+        ("| model | cap | bufs | all-slow | heuristic | MCTS | PPO | local search | CP-SAT | status "
         "| MCTS vs heur | PPO vs heur | LS vs heur | MCTS gap | PPO gap | LS gap "
-        "| MCTS s | PPO s | LS s | CP-SAT s |",
+        "| MCTS s | PPO s | LS s | CP-SAT s |"),
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

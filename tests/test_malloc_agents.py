@@ -10,9 +10,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from mlsysgym.agents.malloc_agents import (MallocAgentResult, evaluate_actions, greedy_policy,
-                                           heuristic_actions, local_search_malloc, mcts_malloc,
-                                           ppo_malloc)
+from mlsysgym.agents.malloc_agents import (
+    MallocAgentResult,
+    evaluate_actions,
+    greedy_policy,
+    heuristic_actions,
+    local_search_malloc,
+    mcts_malloc,
+    ppo_malloc,
+)
 from mlsysgym.agents.malloc_baselines import cpsat_optimum, xla_greedy
 from mlsysgym.agents.mcts import MCTSConfig, MCTSError, Snapshotter, mcts_search, play_actions
 from mlsysgym.envs.malloc_game import MallocGameEnv
