@@ -4,8 +4,9 @@ Each op is a node with features: op-type one-hot (the most common types + ``othe
 log1p of MACs, FLOPs, bytes read and bytes written, and the log1p of the output's largest
 dimension. Edges follow tensors from producer to consumer (both directions are used).
 A hand-written message-passing network (``rounds`` rounds of
-``h ← SiLU(W_self h + W_in mean(h of producers) + W_out mean(h of consumers))``), a sum+mean
-readout and an MLP head predict ``ln latency_ms`` for one fixed accelerator design.
+``h ← h + SiLU(W_self h + W_in mean(h of producers) + W_out mean(h of consumers))``), a
+sum+mean readout concatenated with three whole-graph features (log1p of total MACs, bytes
+moved and op count) and an MLP head predict ``ln latency_ms`` for one fixed accelerator design.
 
 Training graphs: the zoo models and contiguous op windows of them (subgraphs: a window of a
 real model is itself a plausible workload), labelled by :class:`AcceleratorSimulator`.
@@ -40,6 +41,7 @@ class EncodedGraph:
     y: float
     name: str
     source: str
+    glob: np.ndarray = field(default_factory=lambda: np.zeros(3, np.float32))
 
 
 def _op_types_vocab(graphs: Sequence[Any], size: int = 24) -> list[str]:
@@ -73,8 +75,11 @@ def encode_graph(graph: Any, vocab: Sequence[str], y: float = float("nan"),
         for t in op.outputs:
             producer[t] = i
     x = np.array(rows, dtype=np.float32) if rows else np.zeros((0, nv + 5), np.float32)
+    macs = sum(op.macs for op in graph.ops)
+    moved = sum(op.bytes_read + op.bytes_written for op in graph.ops)
+    glob = np.array([math.log1p(macs), math.log1p(moved), math.log1p(len(graph.ops))], np.float32)
     return EncodedGraph(x, np.array([src, dst], dtype=np.int64).reshape(2, -1), float(y),
-                        graph.name, source or graph.name)
+                        graph.name, source or graph.name, glob)
 
 
 @dataclass
@@ -141,10 +146,11 @@ class GraphCostModel:
                 self.self_w = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(rounds))
                 self.in_w = nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(rounds))
                 self.out_w = nn.ModuleList(nn.Linear(hidden, hidden, bias=False) for _ in range(rounds))
-                self.head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1))
+                self.head = nn.Sequential(nn.Linear(2 * hidden + 3, hidden), nn.SiLU(),
+                                          nn.Linear(hidden, 1))
 
             def forward(self, x: torch.Tensor, edges: torch.Tensor, batch: torch.Tensor,
-                        n_graphs: int) -> torch.Tensor:
+                        n_graphs: int, glob: torch.Tensor) -> torch.Tensor:
                 h = torch.nn.functional.silu(self.inp(x))
                 src, dst = edges[0], edges[1]
                 n = x.shape[0]
@@ -157,11 +163,11 @@ class GraphCostModel:
                                                  + self.out_w[r](m_out)) + h
                 s = torch.zeros(n_graphs, hidden).index_add_(0, batch, h)
                 cnt = torch.zeros(n_graphs).index_add_(0, batch, torch.ones(n)).clamp(min=1)
-                return self.head(torch.cat([s / 30.0, s / cnt[:, None]], dim=1)).squeeze(1)
+                return self.head(torch.cat([s / 30.0, s / cnt[:, None], glob], dim=1)).squeeze(1)
 
         return MPNN()
 
-    def _batch(self, graphs: Sequence[EncodedGraph]) -> tuple[Any, Any, Any, int]:
+    def _batch(self, graphs: Sequence[EncodedGraph]) -> tuple[Any, Any, Any, int, Any]:
         import torch
 
         xs, es, bs = [], [], []
@@ -173,7 +179,9 @@ class GraphCostModel:
             off += len(g.x)
         return (torch.tensor(np.concatenate(xs), dtype=torch.float32),
                 torch.tensor(np.concatenate(es, axis=1), dtype=torch.int64),
-                torch.tensor(np.concatenate(bs), dtype=torch.int64), len(graphs))
+                torch.tensor(np.concatenate(bs), dtype=torch.int64), len(graphs),
+                torch.tensor((np.stack([g.glob for g in graphs]) - self.g_mean) / self.g_std,
+                             dtype=torch.float32))
 
     def fit(self, graphs: Sequence[EncodedGraph], batch_size: int = 16) -> GraphCostModel:
         """Train on encoded graphs (MSE on ln latency)."""
@@ -185,6 +193,9 @@ class GraphCostModel:
         allx = np.concatenate([g.x for g in graphs])
         self.x_mean = allx.mean(0)
         self.x_std = np.where(allx.std(0) > 1e-6, allx.std(0), 1.0).astype(np.float32)
+        allg = np.stack([g.glob for g in graphs])
+        self.g_mean = allg.mean(0)
+        self.g_std = np.where(allg.std(0) > 1e-6, allg.std(0), 1.0).astype(np.float32)
         self.net = self._module(allx.shape[1])
         ys = np.array([g.y for g in graphs], dtype=np.float32)
         self.y_mean, self.y_std = float(ys.mean()), float(ys.std() or 1.0)
@@ -195,9 +206,9 @@ class GraphCostModel:
                    for idx in np.array_split(np.arange(len(graphs)), max(len(graphs) // batch_size, 1))]
         for _ in range(self.epochs):
             for b in rng.permutation(len(batches)):
-                x, e, bt, n, idx = batches[b]
+                x, e, bt, n, gl, idx = batches[b]
                 target = torch.tensor((ys[idx] - self.y_mean) / self.y_std)
-                loss = ((self.net(x, e, bt, n) - target) ** 2).mean()
+                loss = ((self.net(x, e, bt, n, gl) - target) ** 2).mean()
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -215,14 +226,22 @@ class GraphCostModel:
         return np.exp(z * self.y_std + self.y_mean)
 
 
-def evaluate_graph_model(data: GraphDataset, holdout: Sequence[str], **kwargs: Any
+def evaluate_graph_model(data: GraphDataset, holdout: Sequence[str] = (),
+                         test_fraction: float = 0.25, seed: int = 0, **kwargs: Any
                          ) -> dict[str, Any]:
-    """Train on graphs whose source model is not in ``holdout``; scores on the held-out ones,
-    plus the same metrics of a baseline predicting latency ∝ total MACs (fitted scale)."""
+    """Train on graphs whose source model is not in ``holdout`` and score the held-out ones
+    (with no ``holdout``: a random ``test_fraction`` of graphs), plus the same metrics of a
+    baseline predicting latency ∝ total MACs (scale fitted on the training graphs)."""
     from mlsysgym.costmodels.metrics import regression_report
 
-    train = [g for g in data.graphs if g.source not in holdout]
-    test = [g for g in data.graphs if g.source in holdout]
+    if holdout:
+        train = [g for g in data.graphs if g.source not in holdout]
+        test = [g for g in data.graphs if g.source in holdout]
+    else:
+        perm = np.random.default_rng(seed).permutation(len(data.graphs))
+        k = int(round(len(perm) * test_fraction))
+        test = [data.graphs[i] for i in perm[:k]]
+        train = [data.graphs[i] for i in perm[k:]]
     if not train or not test:
         raise GraphModelError(f"holdout {list(holdout)} leaves no train or no test graphs")
     model = GraphCostModel(**kwargs).fit(train)

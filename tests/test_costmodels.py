@@ -233,6 +233,7 @@ def _cli(argv):
     return args.func(args)
 
 
+@pytest.mark.slow
 def test_costmodel_cli(accel_frame, tmp_path, capsys):
     from mlsysgym.envs.dataset import ParquetAppender
 
