@@ -23,7 +23,7 @@ from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,7 +89,7 @@ def _plot(y, p, title, path):
 
 def bench_accelerator(args, out: Path, res: dict) -> dict[str, Any]:
     """Accelerator analytical model on a zoo workload: 50k-row proxies, speed vs simulator."""
-    from mlsysgym.costmodels.datasets import ACCEL_DERIVED, generate, split_frame
+    from mlsysgym.costmodels.datasets import ACCEL_DERIVED, generate
     from mlsysgym.envs.accelerator_env import accelerator_space
     from mlsysgym.simulators.accelerator import AcceleratorSimulator, DesignArrays, layers_of
 
@@ -134,7 +134,7 @@ def bench_accelerator(args, out: Path, res: dict) -> dict[str, Any]:
         speed[f"{kind}_predict_s"] = _best_time(lambda: model.predict(frame_q)) / len(frame_q)
         speed[f"{kind}_ort_s"] = _best_time(lambda: model.run_encoded(x)) / len(frame_q)
     res["accelerator"] = {"train_rows": len(train), "test_rows": len(test),
-                          "workload": args.workload, "layers": int(len(ls)),
+                          "workload": args.workload, "layers": len(ls),
                           "models": {k: {"fit_s": v["fit_s"], "scores": v["scores"]}
                                      for k, v in out_models.items()}, "speed": speed}
     return out_models

@@ -12,11 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlsysgym.costmodels.base import (CostModel, CostModelError, ModelFileError, NotFittedError,
-                                      OnnxCostModel, Prediction)
+from mlsysgym.costmodels.base import (
+    CostModel,
+    CostModelError,
+    ModelFileError,
+    NotFittedError,
+    OnnxCostModel,
+    Prediction,
+)
 from mlsysgym.costmodels.features import SchemaMismatchError
-from mlsysgym.costmodels.surrogate import (SurrogateEvaluator, UnknownEvaluatorError,
-                                           resolve_evaluator)
+from mlsysgym.costmodels.surrogate import (
+    SurrogateEvaluator,
+    UnknownEvaluatorError,
+    resolve_evaluator,
+)
 
 __all__ = ["CostModel", "CostModelError", "LightGBMCostModel", "MLPCostModel", "ModelFileError",
            "NotFittedError", "OnnxCostModel", "Prediction", "SchemaMismatchError",

@@ -34,8 +34,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from mlsysgym.costmodels.features import (DerivedFeature, FeatureSchema, SchemaMismatchError,
-                                          infer_schema, workload_features)
+from mlsysgym.costmodels.features import (
+    DerivedFeature,
+    FeatureSchema,
+    SchemaMismatchError,
+    infer_schema,
+    workload_features,
+)
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.evaluator import Design, Evaluator, Metrics
 
@@ -201,7 +206,7 @@ class CostModel(Evaluator):
 
         rng = np.random.default_rng(self.seed)
         n = len(x)
-        n_valid = int(round(n * valid_fraction)) if n >= 20 else 0
+        n_valid = round(n * valid_fraction) if n >= 20 else 0
         perm = rng.permutation(n)
         va, tr = perm[:n_valid], perm[n_valid:]
         self._fit_arrays(x[tr], z[tr], x[va] if n_valid else None, z[va] if n_valid else None)

@@ -68,7 +68,7 @@ def zigzag_space(hardware: str = "tpu_like") -> DesignSpace:
     for name, v in knobs.items():
         if name in ("act_bits", "weight_bits", "d3", "d4"):
             continue
-        p2 = 1 << int(round(np.log2(max(v, 1))))
+        p2 = 1 << round(float(np.log2(max(v, 1))))
         lo, hi = max(p2 // 4, 1), p2 * 4
         if name.startswith("mem_bytes.") and p2 < 64:  # register files: keep them tiny
             lo, hi = max(p2 // 2, 1), p2 * 2
@@ -142,5 +142,5 @@ def split_frame(frame: Any, test_fraction: float = 0.2, seed: int = 0,
     else:
         rng = np.random.default_rng(seed)
         mask = np.zeros(len(frame), dtype=bool)
-        mask[rng.permutation(len(frame))[: int(round(len(frame) * test_fraction))]] = True
+        mask[rng.permutation(len(frame))[: round(len(frame) * test_fraction)]] = True
     return frame[~mask].reset_index(drop=True), frame[mask].reset_index(drop=True)

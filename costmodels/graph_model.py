@@ -239,7 +239,7 @@ def evaluate_graph_model(data: GraphDataset, holdout: Sequence[str] = (),
         test = [g for g in data.graphs if g.source in holdout]
     else:
         perm = np.random.default_rng(seed).permutation(len(data.graphs))
-        k = int(round(len(perm) * test_fraction))
+        k = round(len(perm) * test_fraction)
         test = [data.graphs[i] for i in perm[:k]]
         train = [data.graphs[i] for i in perm[k:]]
     if not train or not test:

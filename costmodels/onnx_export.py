@@ -130,6 +130,5 @@ def torch_to_onnx(module: Any, n_inputs: int) -> bytes:
     if program is None:
         raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
-    if proto.ir_version > IR_VERSION:
-        proto.ir_version = IR_VERSION
+    proto.ir_version = min(proto.ir_version, IR_VERSION)
     return proto.SerializeToString()

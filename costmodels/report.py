@@ -81,9 +81,9 @@ def write_report(model: Any, frame: Any, out_dir: str | os.PathLike[str],
     d.mkdir(parents=True, exist_ok=True)
     res = evaluate_frame(model, frame, group)
     lines = [f"# Cost model report{(': ' + title) if title else ''}", "",
-             f"Model: {getattr(model, 'kind', type(model).__name__)} "
-             f"{getattr(model, 'version', '')}; {res['rows']} test rows; "
-             f"{100 * res['ood_share']:.1f}% flagged out of distribution.", "",
+             (f"Model: {getattr(model, 'kind', type(model).__name__)} "
+              f"{getattr(model, 'version', '')}; {res['rows']} test rows; "
+              f"{100 * res['ood_share']:.1f}% flagged out of distribution."), "",
              "| target | RMSE | NRMSE % | RMS rel % | MAPE % | R² | Kendall τ | pairwise acc | top-1 | top-5 |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t, r in res["targets"].items():

@@ -165,7 +165,6 @@ def active_learning(real: Evaluator, space: Any, workload: Any, objective: Objec
     not evaluated for real yet.
     """
     import pandas as pd
-
     from mlsysgym.agents.base import search
     from mlsysgym.costmodels.tabular import make_model
 

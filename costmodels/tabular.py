@@ -12,7 +12,8 @@ Both are :class:`~mlsysgym.costmodels.base.CostModel` subclasses: ``fit`` / ``pr
 from __future__ import annotations
 
 import copy
-from typing import Any
+import itertools
+from typing import Any, ClassVar
 
 import numpy as np
 from mlsysgym.costmodels.base import CostModel, CostModelError, NotFittedError
@@ -27,7 +28,7 @@ class LightGBMCostModel(CostModel):
     kind = "lightgbm"
     input_dtype = "float64"
 
-    DEFAULTS: dict[str, Any] = {"n_estimators": 600, "learning_rate": 0.08, "num_leaves": 63,
+    DEFAULTS: ClassVar[dict[str, Any]] = {"n_estimators": 600, "learning_rate": 0.08, "num_leaves": 63,
                                 "min_data_in_leaf": 5, "feature_fraction": 1.0,
                                 "bagging_fraction": 0.9, "lambda_l2": 0.0, "threads": 1,
                                 "early_stopping": 50}
@@ -93,7 +94,7 @@ def _ensemble_mlp(n_in: int, n_out: int, members: int, hidden: int, layers: int,
             sizes = [n_in] + [hidden] * layers + [n_out]
             self.weights = nn.ParameterList()
             self.biases = nn.ParameterList()
-            for a, b in zip(sizes[:-1], sizes[1:]):
+            for a, b in itertools.pairwise(sizes):
                 w = torch.empty(members, a, b)
                 for k in range(members):
                     nn.init.kaiming_uniform_(w[k].T, a=5 ** 0.5)
@@ -118,7 +119,7 @@ class MLPCostModel(CostModel):
     kind = "mlp"
     input_dtype = "float32"
 
-    DEFAULTS: dict[str, Any] = {"hidden": 128, "layers": 3, "epochs": 60, "batch_size": 256,
+    DEFAULTS: ClassVar[dict[str, Any]] = {"hidden": 128, "layers": 3, "epochs": 60, "batch_size": 256,
                                 "learning_rate": 3e-3, "weight_decay": 1e-5, "threads": 1}
 
     def __init__(self, members: int = 4, seed: int = 0, **hyperparameters: Any) -> None:
