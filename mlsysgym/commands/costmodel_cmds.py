@@ -85,8 +85,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from mlsysgym.costmodels.base import CostModel
-    from mlsysgym.costmodels.base import CostModelError
+    from mlsysgym.costmodels.base import CostModel, CostModelError
 
     model = CostModel.load(args.model)
     texts = args.design or [line for line in sys.stdin.read().splitlines() if line.strip()]
