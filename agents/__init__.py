@@ -1,1 +1,45 @@
-"""mlsysgym.agents"""
+"""mlsysgym.agents: search agents behind one interface, ``search(agent, problem, budget, seed, **hp)``.
+
+Importing this package registers every agent by name — ``random``, ``random_walk``, ``ga``,
+``aco``, ``bo``, ``tpe``, ``optuna_gp``, ``ppo``, ``a2c``, ``dqn``, ``sac``, ``maskable_ppo``
+— without importing torch, BoTorch, Optuna or Stable-Baselines3 (each agent imports what it
+needs when it runs). ``AGENT_HYPERPARAMETERS[name]`` is a small grid of each agent's
+hyperparameters (for hyperparameter-sensitivity studies).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlsysgym.agents import aco, bayesopt, genetic, optuna_agents, random_walk, rl
+from mlsysgym.agents.base import (
+                                  AGENTS,
+                                  AgentConfigError,
+                                  BudgetedProblem,
+                                  BudgetExhausted,
+                                  Outcome,
+                                  Problem,
+                                  SearchResult,
+                                  UnknownAgentError,
+                                  register_agent,
+                                  search,
+)
+
+AGENT_HYPERPARAMETERS: dict[str, dict[str, list[Any]]] = {
+    "random": random_walk.RANDOM_HYPERPARAMETERS,
+    "random_walk": random_walk.HYPERPARAMETERS,
+    "ga": genetic.HYPERPARAMETERS,
+    "aco": aco.HYPERPARAMETERS,
+    "bo": bayesopt.HYPERPARAMETERS,
+    "tpe": optuna_agents.TPE_HYPERPARAMETERS,
+    "optuna_gp": optuna_agents.GP_HYPERPARAMETERS,
+    "ppo": rl.PPO_HYPERPARAMETERS,
+    "a2c": rl.A2C_HYPERPARAMETERS,
+    "dqn": rl.DQN_HYPERPARAMETERS,
+    "sac": rl.SAC_HYPERPARAMETERS,
+    "maskable_ppo": rl.MASKABLE_PPO_HYPERPARAMETERS,
+}
+
+__all__ = ["AGENTS", "AGENT_HYPERPARAMETERS", "AgentConfigError", "BudgetExhausted",
+           "BudgetedProblem", "Outcome", "Problem", "SearchResult", "UnknownAgentError",
+           "register_agent", "search"]

@@ -28,6 +28,10 @@ class UnknownAgentError(MlsysgymError):
     """An agent name that is not registered."""
 
 
+class AgentConfigError(MlsysgymError):
+    """A hyperparameter of a search agent out of its valid range, or a problem it cannot search."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Rewards and metrics of a batch; ``failed[i]`` marks an evaluation that raised or timed out."""
