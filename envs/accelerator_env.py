@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlsysgym.envs.design_env import DesignEnv
+from mlsysgym.envs.design_env import DesignEnv, as_evaluator
 from mlsysgym.envs.space import Categorical, DesignSpace, PowerOfTwo
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.evaluator import Evaluator
@@ -45,13 +45,14 @@ class AcceleratorEnv(DesignEnv):
     ``reward``: ``edp`` (default; 0 for the reference design, + ln 2 per halving of
     energy·delay), ``target_spec`` (``reward_kwargs={"targets": {"latency_ms": 5}}``) or
     ``weighted``. Designs over ``area_budget_mm2`` / ``power_budget_mw`` are penalized and
-    flagged ``infeasible`` in ``info``.
+    flagged ``infeasible`` in ``info``. ``evaluator``: the analytical simulator by default, or
+    any Evaluator with the observation metrics, e.g. ``"surrogate:PATH"`` (a saved cost model).
     """
 
     def __init__(self, model: str | Path | Graph = "resnet50", mode: str = "one-shot",
                  reward: str = "edp", reward_kwargs: Mapping[str, Any] | None = None,
                  area_budget_mm2: float | None = None, power_budget_mw: float | None = None,
-                 max_steps: int = 100, evaluator: Evaluator | None = None,
+                 max_steps: int = 100, evaluator: Evaluator | str | None = None,
                  action_type: str = "multidiscrete", render_mode: str | None = None) -> None:
         from mlsysgym.simulators.accelerator import AcceleratorSimulator
 
@@ -59,7 +60,7 @@ class AcceleratorEnv(DesignEnv):
         budgets = {k: v for k, v in (("area_mm2", area_budget_mm2), ("power_mw", power_budget_mw))
                    if v is not None}
         super().__init__(
-            accelerator_space(), evaluator or AcceleratorSimulator(), graph, reward=reward,
+            accelerator_space(), as_evaluator(evaluator, AcceleratorSimulator), graph, reward=reward,
             reward_kwargs=reward_kwargs, budgets=budgets, mode=mode, max_steps=max_steps,
             observation_metrics=("latency_ms", "energy_uj", "area_mm2", "power_mw", "utilization"),
             action_type=action_type, render_mode=render_mode)

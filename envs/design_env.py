@@ -22,7 +22,7 @@ violating a constraint of the space), the workload and evaluator ids (for
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -39,6 +39,18 @@ MODES = ("one-shot", "sequential")
 
 class EnvConfigError(MlsysgymError):
     """An env argument that makes no sense (unknown mode, metric, action type...)."""
+
+
+def as_evaluator(spec: Evaluator | str | None, default: Callable[[], Evaluator]) -> Evaluator:
+    """An env's ``evaluator=`` argument: None → ``default()``; an Evaluator as is; a string such
+    as ``"surrogate:PATH"`` (a saved cost model), ``"accelerator"``, ``"dram"``, ``"zigzag"``."""
+    if spec is None:
+        return default()
+    if isinstance(spec, Evaluator):
+        return spec
+    from mlsysgym.costmodels.surrogate import resolve_evaluator
+
+    return resolve_evaluator(spec)
 
 
 def middle_design(space: DesignSpace) -> dict[str, Any]:

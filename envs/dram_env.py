@@ -43,7 +43,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from mlsysgym.envs.design_env import DesignEnv, EnvConfigError
+from mlsysgym.envs.design_env import DesignEnv, EnvConfigError, as_evaluator
 from mlsysgym.envs.rewards import Reward
 from mlsysgym.envs.space import Categorical, DesignSpace, Integer, PowerOfTwo
 from mlsysgym.simulators.dram import DEFAULT_DESIGN, DRAM_KNOBS, DramSimulator
@@ -159,11 +159,11 @@ class DramEnv(DesignEnv):
                  objective: str = "joint", reward: str | Reward = "target_spec",
                  targets: Mapping[str, float] | None = None,
                  reward_kwargs: Mapping[str, Any] | None = None, max_requests: int | None = None,
-                 mode: str = "one-shot", max_steps: int = 100, evaluator: Evaluator | None = None,
+                 mode: str = "one-shot", max_steps: int = 100, evaluator: Evaluator | str | None = None,
                  action_type: str = "multidiscrete", render_mode: str | None = None) -> None:
         if objective not in OBJECTIVES:
             raise EnvConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-        evaluator = evaluator or DramSimulator()
+        evaluator = as_evaluator(evaluator, DramSimulator)
         device = getattr(evaluator, "device", MT40A1G8_083E)
         self.trace = load_trace(workload, max_requests, device)
         self.objective = objective

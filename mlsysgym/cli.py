@@ -18,6 +18,8 @@ GROUPS: dict[str, str] = {
     "ir": "workload graphs: inspect ONNX models and zoo entries",
     "sim": "run a simulator on a workload",
     "trace": "memory traces",
+    "costmodel": "learned cost models: train, evaluate, predict",
+    "mlir": "MLIR: import, inspect, measure kernels",
 }
 
 # Modules that add sub-commands: each has ``register(group)`` where ``group(name)`` returns
@@ -26,6 +28,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlsysgym.commands.ir_cmds",
     "mlsysgym.commands.sim_accelerator",
     "mlsysgym.commands.dram_cmds",
+    "mlsysgym.commands.costmodel_cmds",
+    "mlsysgym.commands.mlir_cmds",
     "mlsysgym.commands.demo",
     "mlsysgym.commands.sweep_cmds",
     "mlsysgym.commands.report_cmds",
@@ -34,7 +38,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    parser = argparse.ArgumentParser(prog="mlsysgym", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mlsysgym", description="A gym for ML-driven compilers and hardware design-space exploration.")
     parser.add_argument("--version", action="version", version=f"mlsysgym {__version__}")
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
     groups: dict[str, argparse._SubParsersAction] = {"": top}
