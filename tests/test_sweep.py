@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mlsysgym.agents.base import AGENTS, register_agent
-from mlsysgym.commands import sweep_cmds
+from mlsysgym.cli import main as cli_main
 from mlsysgym.experiments.sweep import (SweepConfigError, SweepError, TrialSpec, completed,
                                         expand, load_config, load_results, run_sweep, run_trial)
 
@@ -76,11 +76,11 @@ def test_missing_field_and_cli_exit_code(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nproblems: [synthetic-discrete]\nbudget: 5\n"
                    "agents: [{name: definitely_not_an_agent}]\n")
-    assert sweep_cmds.main(["sweep", str(bad)]) == 2
+    assert cli_main(["sweep", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("mlsysgym: error: unknown agent 'definitely_not_an_agent'")
     assert "\n" not in err
-    assert sweep_cmds.main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+    assert cli_main(["sweep", str(tmp_path / "missing.yaml")]) == 2
     assert "no such sweep config file" in capsys.readouterr().err
 
 
@@ -179,7 +179,7 @@ def test_sweep_subprocess_killed_then_resumed(tmp_path):
     """))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path),
                                                         os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "mlsysgym.commands.sweep_cmds", "sweep", str(config),
+    cmd = [sys.executable, "-m", "mlsysgym.cli", "sweep", str(config),
            "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

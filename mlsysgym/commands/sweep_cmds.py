@@ -38,28 +38,3 @@ def run(args: argparse.Namespace) -> int:
         return 130
     print_summary(summary)
     return 1 if summary.errors else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mlsysgym.commands.sweep_cmds CONFIG.yaml ...``: the sweep command alone, with
-    the CLI's one-line errors (useful where the ``mlsysgym`` entry point is not installed)."""
-    import sys
-
-    from mlsysgym.ir.errors import MlsysgymError
-
-    parser = argparse.ArgumentParser(prog="mlsysgym")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register(lambda name: sub)
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except MlsysgymError as e:
-        print(f"mlsysgym: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("mlsysgym: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
