@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.ir.mlir_emit import ELEMENTWISE_OPS, KernelSpec, emit
 from mlsysgym.ir.mlir_import import cache_dir, compiler_version
@@ -196,7 +195,7 @@ def _perturb(spec: KernelSpec, rng: np.random.Generator) -> KernelSpec:
         if i in window or d == 1:
             shape.append(d)
         else:
-            shape.append(max(1, int(round(d * float(rng.choice(FACTORS))))))
+            shape.append(max(1, round(d * float(rng.choice(FACTORS)))))
     op = spec.op
     if spec.kind == "elementwise" and rng.random() < 0.3:
         op = str(rng.choice(list(ELEMENTWISE_OPS)))
@@ -259,14 +258,17 @@ def _kernel_costs(spec: KernelSpec, mlir_text: str) -> dict[str, int]:
 
 def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, seed: int = 0,
                     models: Sequence[str] | None = None, max_macs: float = 2.5e8,
-                    compile_workers: int = 1, timeout_s: float = 60.0,
+                    compile_workers: int = 1, batch_size: int = 8, timeout_s: float = 60.0,
                     extra_flags: Sequence[str] = (), timing: dict[str, Any] | None = None,
                     cache_path: str | os.PathLike[str] | None = None, show_progress: bool = True,
                     samples: Sequence[Sample] | None = None,
                     max_seconds: float | None = None) -> MeasureSummary:
     """Measure ``n`` sampled kernels and append one row each to the dataset at ``out``.
 
-    ``samples`` replaces the sampler; ``max_seconds`` stops early (rows so far are kept, and
+    Kernels are compiled ``batch_size`` at a time (one ``iree-compile`` run per batch, see
+    ``KernelCompiler.compile_many``), up to ``compile_workers`` batches ahead in background
+    threads while the current batch is timed (0: compile in the foreground). ``samples``
+    replaces the sampler; ``max_seconds`` stops early (rows so far are kept, and
     ``resume=True`` continues later).
     """
     from mlsysgym.envs.dataset import ParquetAppender, read_dataset
@@ -292,17 +294,36 @@ def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, s
     t0 = time.perf_counter()
     measured = failed = 0
     kernels = [emit(s.spec) for s in todo]
-    pool = ThreadPoolExecutor(max_workers=max(compile_workers, 1)) if compile_workers > 0 else None
+    batch_size = max(int(batch_size), 1)
+    batches = [list(range(b, min(b + batch_size, len(kernels))))
+               for b in range(0, len(kernels), batch_size)]
+    batch_of = {i: bi for bi, idx in enumerate(batches) for i in idx}
+    pool = ThreadPoolExecutor(max_workers=compile_workers) if compile_workers > 0 else None
     futures: dict[int, Future[Any]] = {}
+    compiled: dict[int, Any] = {}
 
-    def submit(i: int) -> None:
-        if pool is not None and i < len(kernels) and i not in futures:
-            futures[i] = pool.submit(compiler.compile, kernels[i].mlir)
+    def submit(bi: int) -> None:
+        if pool is not None and bi < len(batches) and bi not in futures:
+            futures[bi] = pool.submit(compiler.compile_many,
+                                      [kernels[i].mlir for i in batches[bi]])
+
+    def results_of(bi: int) -> None:
+        if bi in futures:
+            res = futures.pop(bi).result()
+        else:
+            res = compiler.compile_many([kernels[i].mlir for i in batches[bi]])
+        compiled.update(zip(batches[bi], res))
 
     progress_ctx: Any = None
     if show_progress:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         progress_ctx = Progress(TextColumn("[bold]measuring"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
@@ -316,10 +337,12 @@ def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, s
         for i, (sample, kernel) in enumerate(zip(todo, kernels)):
             if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
                 break
-            for j in range(i, i + max(compile_workers, 1) + 1):
-                submit(j)
-            compiled = futures.pop(i).result() if i in futures else None
-            m = measure(kernel, compiler, seed=seed, compiled=compiled, **(timing or {}))
+            bi = batch_of[i]
+            for ahead in range(bi, bi + compile_workers + 1):
+                submit(ahead)
+            if i not in compiled:
+                results_of(bi)
+            m = measure(kernel, compiler, seed=seed, compiled=compiled.pop(i), **(timing or {}))
             costs = _kernel_costs(sample.spec, kernel.mlir)
             row: dict[str, Any] = {
                 "key": row_key(sample.spec, compiler.flags), "mlir": kernel.mlir,

@@ -20,7 +20,14 @@ from mlsysgym.ir.mlir_import import (
     lower_to_linalg,
     onnx_to_mlir,
 )
-from mlsysgym.ir.mlir_parse import LinalgInfo, MlirParseError, ParsedModule, context, parse, to_graph
+from mlsysgym.ir.mlir_parse import (
+    LinalgInfo,
+    MlirParseError,
+    ParsedModule,
+    context,
+    parse,
+    to_graph,
+)
 
 __all__ = [
     "EmittedKernel", "ExtractedKernel", "ImportedModel", "KernelSpec", "KernelSpecError",

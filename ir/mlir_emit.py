@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from mlsysgym.ir.errors import MlsysgymError
 
 __all__ = ["DTYPES", "ELEMENTWISE_OPS", "KINDS", "EmittedKernel", "KernelSpec",
@@ -264,9 +263,9 @@ def _elementwise(spec: KernelSpec, t: str) -> str:
     return "\n".join([
         f"func.func @kernel({', '.join(f'{n}: {tt}' for n in names)}) -> {tt} {{",
         f"  %init = tensor.empty() : {tt}",
-        f"  %res = linalg.generic {{indexing_maps = [{', '.join([ident] * (n_in + 1))}], "
-        f"iterator_types = [{iters}]}} "
-        f"ins({', '.join(names)} : {', '.join([tt] * n_in)}) outs(%init : {tt}) {{",
+        (f"  %res = linalg.generic {{indexing_maps = [{', '.join([ident] * (n_in + 1))}], "
+         f"iterator_types = [{iters}]}} "
+         f"ins({', '.join(names)} : {', '.join([tt] * n_in)}) outs(%init : {tt}) {{"),
         f"  ^bb0({', '.join(f'{b}: {t}' for b in bargs)}, %o: {t}):",
         *(f"    {line}" for line in body),
         f"    linalg.yield %r : {t}",
@@ -291,8 +290,8 @@ def _reduction(spec: KernelSpec, t: str) -> str:
         f"  %c = arith.constant {init} : {t}",
         f"  %init = tensor.empty() : {ot_decl}",
         f"  %acc = linalg.fill ins(%c : {t}) outs(%init : {ot_decl}) -> {ot_decl}",
-        f"  %res = linalg.generic {{indexing_maps = [{in_map}, {out_map}], "
-        f"iterator_types = [{iters}]}} ins(%x : {it}) outs(%acc : {ot_decl}) {{",
+        (f"  %res = linalg.generic {{indexing_maps = [{in_map}, {out_map}], "
+         f"iterator_types = [{iters}]}} ins(%x : {it}) outs(%acc : {ot_decl}) {{"),
         f"  ^bb0(%i: {t}, %o: {t}):",
         f"    %r = {combine} %o, %i : {t}",
         f"    linalg.yield %r : {t}",

@@ -218,7 +218,6 @@ def extract_kernels(parsed: Any) -> list[ExtractedKernel]:
     returned. Ops with dynamic shapes are skipped.
     """
     from iree.compiler import ir
-
     from mlsysgym.ir.mlir_parse import _is_structured, _walk_bodies
 
     module = parsed.module
@@ -354,8 +353,8 @@ def export_zoo_kernels(out_dir: str | os.PathLike[str], models: Sequence[str] | 
     root.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     lines = ["# Linalg kernels of the mlsysgym zoo", "",
-             f"Lowered with `iree-compile --compile-to={DEFAULT_PHASE}` (IREE "
-             f"{compiler_version()}).", "", "| model | kernels | MACs | note |", "|---|---|---|---|"]
+             (f"Lowered with `iree-compile --compile-to={DEFAULT_PHASE}` (IREE "
+              f"{compiler_version()})."), "", "| model | kernels | MACs | note |", "|---|---|---|---|"]
     for name in models or zoo.names():
         if progress is not None:
             progress(name)

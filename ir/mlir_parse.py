@@ -10,8 +10,9 @@ Every op of every function body (``func.func``, ``util.func``) becomes an ``ir.O
   body per point) and bytes (operands read, results written);
 - element-wise ``arith``/``math`` ops on tensors: one FLOP per output element;
 - ``tensor`` ops: data movement (bytes, no FLOPs); ``func``/``util`` calls and returns: free;
-- every other op (other dialects, unregistered ops) is kept with ``estimated=True`` and
-  ``attributes["supported"] = False``.
+- every other op (other dialects, unregistered ops) is kept with ``estimated=True`` (one
+  FLOP per output element) and ``attributes["supported"] = False``; IREE's ABI glue
+  (``hal.tensor.import``/``export``, fences) is flagged the same way but costed zero.
 
 Bad text raises :class:`MlirParseError` with the line and column of the first error.
 """
@@ -33,6 +34,9 @@ __all__ = ["LinalgInfo", "MlirParseError", "ParsedModule", "context", "parse", "
 _ID_ATTR = "mlsysgym.id"
 _FUNC_OPS = ("func.func", "util.func")
 _CONTROL_OPS = frozenset({"func.return", "util.return", "func.call", "util.call"})
+# IREE ABI glue of the input phase (buffer views <-> tensors, fences): flagged, costed zero.
+_GLUE_PREFIXES = ("hal.tensor.", "hal.fence.", "hal.devices.", "hal.buffer_view.", "util.null",
+                  "util.global")
 _FREE_OPS = frozenset({"arith.constant", "tensor.empty", "arith.index_cast", "arith.bitcast"})
 # Body ops that are not arithmetic (not counted as FLOPs).
 _NON_FLOP = frozenset({"linalg.yield", "linalg.index", "arith.constant", "arith.index_cast",
@@ -188,8 +192,7 @@ def _walk_bodies(module_op: Any) -> Iterator[tuple[str, Any]]:
                     op = op.operation
                     yield op
                     name = op.name
-                    if op.regions and not (name.startswith("linalg.") or name.startswith("tensor.")
-                                           or name in _FUNC_OPS):
+                    if op.regions and not (name.startswith(("linalg.", "tensor.")) or name in _FUNC_OPS):
                         yield from ops_in(op)
 
     def funcs(owner: Any) -> Iterator[Any]:
@@ -452,6 +455,10 @@ def parse(source: str | Any, name: str | None = None) -> ParsedModule:
             elif dialect == "tensor":
                 attrs["supported"] = True
                 bytes_read = sum(_nbytes(i) for i in ins_info if i and i[0])
+            elif opname.startswith(_GLUE_PREFIXES):
+                attrs["supported"] = False  # kept and flagged, but known to compute nothing
+                attrs["abi_glue"] = True
+                bytes_written = 0
             else:
                 attrs["supported"] = False
                 estimated = True

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from mlsysgym.ir.mlir_emit import EmittedKernel, KernelSpec, emit
 from mlsysgym.ir.mlir_import import TARGET_FLAGS, cache_dir, compiler_version, iree_compile_path
 from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics
@@ -53,6 +52,7 @@ class CompileResult:
     compile_s: float
     cached: bool
     error: str = ""
+    func: str = "kernel"
 
     @property
     def ok(self) -> bool:
@@ -113,35 +113,115 @@ class KernelCompiler:
         blob = json.dumps([mlir, list(self.flags), self.version])
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
-    def compile(self, mlir: str) -> CompileResult:
-        """Compile (or fetch from the cache); never raises on a bad kernel."""
-        key = self.key(mlir)
+    def _lookup(self, key: str) -> CompileResult | None:
         vmfb = self.cache_path / f"{key}.vmfb"
-        err_file = self.cache_path / f"{key}.err"
         if vmfb.is_file():
             return CompileResult(vmfb, 0.0, True)
+        index = self.cache_path / f"{key}.json"
+        if index.is_file():
+            try:
+                entry = json.loads(index.read_text())
+                path = self.cache_path / entry["vmfb"]
+                if path.is_file():
+                    return CompileResult(path, 0.0, True, func=str(entry["func"]))
+            except (OSError, ValueError, KeyError):
+                pass
+        err_file = self.cache_path / f"{key}.err"
         if err_file.is_file():
             return CompileResult(None, 0.0, True, err_file.read_text())
-        tmp = self.cache_path / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp"
+        return None
+
+    def _run(self, mlir: str, out: Path, timeout_s: float) -> tuple[float, str]:
+        """Run iree-compile; (seconds, error or "")."""
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
         cmd = [iree_compile_path(), "-", "-o", str(tmp), *self.flags]
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(cmd, input=mlir.encode(), capture_output=True,
-                                  timeout=self.timeout_s, check=False)
+                                  timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
             tmp.unlink(missing_ok=True)
-            return CompileResult(None, time.perf_counter() - t0, False,
-                                 f"compile timed out after {self.timeout_s:.0f} s")
+            return time.perf_counter() - t0, f"compile timed out after {timeout_s:.0f} s"
         dt = time.perf_counter() - t0
         if proc.returncode != 0 or not tmp.is_file():
             tmp.unlink(missing_ok=True)
             lines = proc.stderr.decode(errors="replace").strip().splitlines()
-            first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "")
-            error = f"compile failed: {first.strip() or f'exit code {proc.returncode}'}"
-            err_file.write_text(error[:2000])
+            first = next((ln for ln in lines if "error:" in ln),
+                         next((ln for ln in lines if "error" in ln.lower()),
+                              lines[0] if lines else ""))
+            return dt, f"compile failed: {first.strip() or f'exit code {proc.returncode}'}"
+        os.replace(tmp, out)
+        return dt, ""
+
+    def compile(self, mlir: str) -> CompileResult:
+        """Compile (or fetch from the cache); never raises on a bad kernel."""
+        key = self.key(mlir)
+        hit = self._lookup(key)
+        if hit is not None:
+            return hit
+        vmfb = self.cache_path / f"{key}.vmfb"
+        dt, error = self._run(mlir, vmfb, self.timeout_s)
+        if error:
+            if "timed out" not in error:
+                (self.cache_path / f"{key}.err").write_text(error[:2000])
             return CompileResult(None, dt, False, error)
-        os.replace(tmp, vmfb)
         return CompileResult(vmfb, dt, False)
+
+    def compile_many(self, texts: Sequence[str]) -> list[CompileResult]:
+        """Compile several ``@kernel`` modules in one ``iree-compile`` run (functions renamed
+        ``@k0, @k1, ...`` in one module; each still its own dispatch, so the code is the same
+        as compiled alone). Amortizes the compiler's fixed start-up cost; ``compile_s`` of each
+        is the batch time divided by its size. If the batch fails, every kernel is compiled
+        alone, so one bad kernel fails only itself."""
+        results: list[CompileResult | None] = [None] * len(texts)
+        keys = [self.key(t) for t in texts]
+        todo: list[int] = []
+        for i, k in enumerate(keys):
+            hit = self._lookup(k)
+            if hit is not None:
+                results[i] = hit
+            elif keys.index(k) == i:
+                todo.append(i)
+        combined = _combine([texts[i] for i in todo]) if len(todo) > 1 else None
+        if combined is not None:
+            name = "batch-" + hashlib.sha256("".join(keys[i] for i in todo).encode()).hexdigest()[:24]
+            vmfb = self.cache_path / f"{name}.vmfb"
+            dt, error = self._run(combined, vmfb, self.timeout_s * len(todo))
+            if not error:
+                for j, i in enumerate(todo):
+                    index = self.cache_path / f"{keys[i]}.json"
+                    tmp = index.with_suffix(f".tmp{os.getpid()}")
+                    tmp.write_text(json.dumps({"vmfb": vmfb.name, "func": f"k{j}"}))
+                    os.replace(tmp, index)
+                    results[i] = CompileResult(vmfb, dt / len(todo), False, func=f"k{j}")
+        for i, k in enumerate(keys):
+            if results[i] is None:
+                first = keys.index(k)
+                results[i] = results[first] if results[first] is not None and first != i \
+                    else self.compile(texts[i])
+        return [r for r in results if r is not None]
+
+
+def _combine(texts: Sequence[str]) -> str | None:
+    """One module holding each text's ``@kernel`` renamed ``@k<i>``; None if any text has
+    other top-level symbols or does not parse."""
+    try:
+        from iree.compiler import ir
+        from mlsysgym.ir.mlir_parse import context
+
+        ctx = context()
+        with ctx, ir.Location.unknown():
+            out = ir.Module.create()
+            for j, text in enumerate(texts):
+                module = ir.Module.parse(text, ctx)
+                ops = [op.operation for op in module.body.operations]
+                if len(ops) != 1 or ops[0].name != "func.func":
+                    return None
+                clone = ops[0].clone(ip=ir.InsertionPoint(out.body))
+                clone.attributes["sym_name"] = ir.StringAttr.get(f"k{j}")
+            return str(out)
+    except Exception:  # noqa: BLE001 - fall back to compiling one by one
+        return None
 
 
 def time_calls(fn: Callable[[], Any], warmup_s: float = 0.02, min_reps: int = 5,
@@ -246,7 +326,7 @@ def measure(kernel: EmittedKernel | str, compiler: KernelCompiler | None = None,
     if not res.ok:
         return _failed(res.error, res.compile_s, res.cached)
     try:
-        runner = _Runner(res.vmfb, "kernel")  # type: ignore[arg-type]
+        runner = _Runner(res.vmfb, res.func)  # type: ignore[arg-type]
         if isinstance(kernel, EmittedKernel):
             inputs = kernel.random_inputs(seed)
         else:
@@ -276,7 +356,6 @@ def measure(kernel: EmittedKernel | str, compiler: KernelCompiler | None = None,
 
 def _inputs_from_signature(text: str, seed: int) -> list[np.ndarray]:
     from iree.compiler import ir
-
     from mlsysgym.ir.mlir_parse import _parse_text, context
 
     np_types = {"f32": np.float32, "f16": np.float16, "f64": np.float64, "i32": np.int32,

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("iree.compiler")
 pytest.importorskip("iree.runtime")
 
-from mlsysgym.ir import mlir, zoo  # noqa: E402
-from mlsysgym.ir.errors import MlsysgymError  # noqa: E402
+from mlsysgym.ir import Graph, mlir, zoo
+from mlsysgym.ir.errors import MlsysgymError
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_round_trip_of_zoo_module(resnet18):
 
 def test_graph_view_is_an_ir_graph(resnet18):
     g = resnet18.graph
-    assert isinstance(g, mlir.to_graph.__globals__["Graph"])
+    assert isinstance(g, Graph)
     t = g.totals()
     assert t.macs == _linalg_macs(resnet18) and t.flops > 2 * t.macs
     assert g.peak_live_memory() > 0
@@ -265,3 +265,17 @@ def test_kernel_reference_numpy_shapes():
     assert [x.shape for x in xs] == list(k.input_shapes)
     assert k.reference(xs).shape == k.output_shape
     assert np.isfinite(k.reference(xs)).all()
+
+
+def test_batched_compile_isolates_a_bad_kernel(compiler_cache):
+    from mlsysgym.simulators.iree_cpu import KernelCompiler, measure
+
+    compiler = KernelCompiler(cache_path=compiler_cache)
+    good = [mlir.emit(mlir.KernelSpec("matmul", (4, 4, 4 + i))) for i in range(2)]
+    bad = 'func.func @kernel() -> tensor<2xf32> {\n  %0 = "nope.op"() : () -> tensor<2xf32>\n' \
+          '  return %0 : tensor<2xf32>\n}'
+    res = compiler.compile_many([good[0].mlir, bad, good[1].mlir])
+    assert [r.ok for r in res] == [True, False, True]
+    for k, r in zip(good, [res[0], res[2]]):
+        m = measure(k, compiler, compiled=r, max_reps=3, max_time_s=0.02)
+        assert m.ok and m.max_rel_err < 1e-3

@@ -47,8 +47,14 @@ def register(group) -> None:
     p.add_argument("--models", nargs="*", default=None, help="zoo models to take shapes from")
     p.add_argument("--max-macs", type=float, default=2.5e8, help="cap on a kernel's MACs")
     p.add_argument("--compile-workers", type=int, default=1,
-                   help="background compiles ahead of the timed kernel (0: none)")
+                   help="batches compiled in the background ahead of the timed one (0: none)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="kernels per iree-compile run (amortizes its start-up; default 8)")
     p.add_argument("--timeout", type=float, default=60.0, help="compile timeout per kernel (s)")
+    p.add_argument("--time-budget", type=float, default=0.5, metavar="S",
+                   help="timing budget per kernel in seconds (default 0.5; 1.5 with "
+                        "--min-reps 15 roughly halves the run-to-run CV on a loaded machine)")
+    p.add_argument("--min-reps", type=int, default=5, help="minimum timed samples per kernel")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_measure)
 
@@ -145,6 +151,9 @@ def run_measure(args: argparse.Namespace) -> int:
         raise MlirCliError("--n must be a positive number of kernels")
     s = measure_dataset(args.n, args.out, resume=args.resume, seed=args.seed, models=args.models,
                         max_macs=args.max_macs, compile_workers=args.compile_workers,
+                        batch_size=args.batch_size,
+                        timing={"max_time_s": args.time_budget, "min_reps": args.min_reps,
+                                "max_reps": max(60, 4 * args.min_reps)},
                         timeout_s=args.timeout, show_progress=not args.no_progress)
     print(f"measured {s.measured} kernels ({s.failed} failed, {s.skipped} already in the "
           f"dataset) in {s.seconds:.0f} s = {s.kernels_per_minute:.1f}/min -> {s.out}")
