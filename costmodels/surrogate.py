@@ -61,7 +61,7 @@ class SurrogateEvaluator(Evaluator):
 def resolve_evaluator(spec: Any) -> Evaluator | None:
     """The Evaluator a spec names: None → None (the env's default); an Evaluator as is;
     ``"surrogate:PATH"`` → :class:`SurrogateEvaluator`; ``"accelerator"``, ``"dram"``,
-    ``"zigzag"`` → that simulator with default settings."""
+    ``"zigzag"``, ``"iree-cpu"`` → that evaluator with default settings."""
     if spec is None or isinstance(spec, Evaluator):
         return spec
     if isinstance(spec, os.PathLike):
@@ -87,8 +87,12 @@ def resolve_evaluator(spec: Any) -> Evaluator | None:
         from mlsysgym.simulators.zigzag_backend import ZigZagEvaluator
 
         return ZigZagEvaluator()
+    if spec == "iree-cpu":
+        from mlsysgym.simulators.iree_cpu import IreeCpuEvaluator
+
+        return IreeCpuEvaluator()
     raise UnknownEvaluatorError(f"unknown evaluator {spec!r}; use 'surrogate:PATH', "
-                                f"'accelerator', 'dram' or 'zigzag'")
+                                f"'accelerator', 'dram', 'zigzag' or 'iree-cpu'")
 
 
 def edp_objective(energy: str = "energy_uj", delay: str = "latency_ms") -> Objective:
