@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-
 from mlsysgym.ir.errors import MlsysgymError
 
 Design = dict[str, Any]

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from mlsysgym.agents.base import Design, Outcome
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.evaluator import Evaluator, Metrics
@@ -340,7 +339,7 @@ class RayPool:
     def __enter__(self) -> RayPool:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.shutdown()
 
 
@@ -498,5 +497,5 @@ class EvaluatorProblem:
     def __enter__(self) -> EvaluatorProblem:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
 from mlsysgym.agents.base import Design, Outcome, Problem
 from mlsysgym.agents.parallel import EvaluatorProblem
 from mlsysgym.envs.space import Categorical, DesignSpace, Float, Integer, PowerOfTwo

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from mlsysgym.envs.accelerator_env import AcceleratorEnv
 
 RESULTS = Path(__file__).parent / "results" / "env.md"

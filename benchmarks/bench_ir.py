@@ -11,9 +11,8 @@ import statistics
 import time
 from pathlib import Path
 
-from rich.progress import track
-
 from mlsysgym.ir import Graph, zoo
+from rich.progress import track
 
 RESULTS = Path(__file__).parent / "results" / "ir.md"
 

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from mlsysgym.agents.parallel import RayPool, evaluate_serial, init_ray, shutdown_ray
 from mlsysgym.simulators.evaluator import Evaluator
 

@@ -28,7 +28,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-
 from mlsysgym.envs.rewards import Penalty, Reward, make_reward
 from mlsysgym.envs.space import DesignSpace
 from mlsysgym.ir.errors import MlsysgymError

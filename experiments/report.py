@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
 from mlsysgym.experiments.sweep import load_results
 from mlsysgym.ir.errors import MlsysgymError
 

@@ -320,8 +320,7 @@ class OptunaGroup:
 
     def optuna_space(self) -> dict[str, Any]:
         """Optuna distributions of the sampled hyperparameters."""
-        from optuna.distributions import (CategoricalDistribution, FloatDistribution,
-                                          IntDistribution)
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
         out: dict[str, Any] = {}
         for k, d in self.distributions.items():
@@ -373,7 +372,6 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
               sweep: str = "sweep", tune_trial_id: str = "") -> dict[str, Any]:
     """Run one search and write its row and trajectory under ``output_dir``; return the row."""
     import pandas as pd
-
     from mlsysgym.agents.base import search
     from mlsysgym.agents.problems import make_problem
 
@@ -412,9 +410,8 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
 
 def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     """Tune function trainable: one search run, one reported result."""
-    from ray import tune
-
     from mlsysgym.agents.base import AGENTS
+    from ray import tune
 
     import_plugins(fixed["imports"])
     for name, fn in fixed["agents"].items():  # agents registered in the driver only
@@ -513,8 +510,13 @@ class _Progress:
         self.enabled = enabled and total > 0
         self.best: dict[str, float] = {}
         if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), TextColumn("{task.description}"))

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
 from mlsysgym.ir.costs import LoopNest, numel
 from mlsysgym.ir.errors import OpOrderError
 

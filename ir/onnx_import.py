@@ -10,8 +10,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
-
 from mlsysgym.ir.costs import op_cost
 from mlsysgym.ir.errors import (
     DynamicDimensionError,
@@ -21,6 +19,7 @@ from mlsysgym.ir.errors import (
     WorkloadNotFoundError,
 )
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
+from onnx import helper
 
 OnnxSource = str | os.PathLike | bytes | onnx.ModelProto
 

@@ -6,11 +6,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-
-import mlsysgym  # noqa: F401  (registers the envs)
 from mlsysgym.envs.accelerator_env import AcceleratorEnv, accelerator_space
 from mlsysgym.envs.design_env import EnvConfigError
 from mlsysgym.envs.space import ConstraintViolationError
+
+import mlsysgym  # noqa: F401  (registers the envs)
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from onnx import TensorProto, helper
-from onnx_builders import conv_relu, matmul_chain, model, value, weight
-
 from mlsysgym.ir import (
     ConvNest,
     DynamicDimensionError,
@@ -18,6 +15,8 @@ from mlsysgym.ir import (
     WorkloadError,
     WorkloadNotFoundError,
 )
+from onnx import TensorProto, helper
+from onnx_builders import conv_relu, matmul_chain, model, value, weight
 
 
 def single(node, inputs, outputs, inits=(), **kw) -> Graph:

@@ -10,12 +10,20 @@ import time
 
 import numpy as np
 import pytest
-
 from mlsysgym.agents.base import AGENTS, register_agent, search
-from mlsysgym.agents.parallel import (EvaluatorProblem, ParallelEvaluationError, RayPool,
-                                      evaluate_serial, init_ray)
-from mlsysgym.agents.problems import (SyntheticProblem, UnknownProblemError, make_problem,
-                                      problem_names)
+from mlsysgym.agents.parallel import (
+    EvaluatorProblem,
+    ParallelEvaluationError,
+    RayPool,
+    evaluate_serial,
+    init_ray,
+)
+from mlsysgym.agents.problems import (
+    SyntheticProblem,
+    UnknownProblemError,
+    make_problem,
+    problem_names,
+)
 from mlsysgym.envs.space import DesignSpace, Integer
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.evaluator import Evaluator

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 import mlsysgym.agents  # noqa: F401  (registers the agents)
-from mlsysgym.cli import main
-from mlsysgym.experiments.report import ReportError, lottery_table, load_sweeps, write_report
+import pytest
+from mlsysgym.experiments.report import ReportError, load_sweeps, lottery_table, write_report
 from mlsysgym.experiments.sweep import TrialSpec, run_trial
+
+from mlsysgym.cli import main
 
 
 @pytest.fixture(scope="module")

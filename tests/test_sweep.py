@@ -13,11 +13,20 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mlsysgym.agents.base import AGENTS, register_agent
+from mlsysgym.experiments.sweep import (
+    SweepConfigError,
+    SweepError,
+    TrialSpec,
+    completed,
+    expand,
+    load_config,
+    load_results,
+    run_sweep,
+    run_trial,
+)
+
 from mlsysgym.cli import main as cli_main
-from mlsysgym.experiments.sweep import (SweepConfigError, SweepError, TrialSpec, completed,
-                                        expand, load_config, load_results, run_sweep, run_trial)
 
 try:  # Tune workers cannot import this module: ship its agent by value
     from ray import cloudpickle as _cp

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from mlsysgym.commands import make_console
-
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from mlsysgym.commands import make_console
 
 DEFAULT_AGENTS = ("random", "random_walk", "ga", "aco", "tpe")
 

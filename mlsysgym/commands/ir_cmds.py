@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from mlsysgym.commands import make_console
-
 import argparse
 import json
 from typing import Any
 
+from mlsysgym.commands import make_console
 from mlsysgym.ir.errors import MlsysgymError
 
 
