@@ -1,0 +1,758 @@
+"""MLIR text cost model: a tokenizer for MLIR kernels and a small transformer on the tokens.
+
+The approach of the "ML-driven Hardware Cost Model for MLIR" paper: read a kernel's MLIR text
+like a sentence and regress a hardware metric (here the measured ``runtime_us`` of the
+``iree-cpu`` kernel dataset, ``experiments/mlir_measure.py``) in log space.
+
+Tokenization (:class:`MlirTokenizer`), chosen so that the vocabulary stays small and
+closed while the sizes that decide runtime stay visible:
+
+- op, type and attribute names are split at ``.`` and ``_`` into word pieces
+  (``linalg.depthwise_conv_2d_nhwc_hwc`` → ``linalg depthwise conv 2d nhwc hwc``,
+  ``arith.mulf`` → ``arith mulf``), so an op kind never seen in training still shares most of
+  its pieces (``conv``, ``2d``, ``nhwc``) with known ones; string literals stay whole
+  (``"parallel"``, ``"reduction"``);
+- MLIR punctuation (``( ) { } [ ] < > = : ->``) is one token each; commas and white space are
+  dropped (they carry no information the other tokens do not);
+- SSA values and block labels lose their numeric suffix (``%x0``, ``%x1`` → ``%x``; ``^bb0`` →
+  ``^bb``) and symbols become ``@`` (the vocabulary must not grow with argument counts/names);
+- a shaped type is split into its dims and element type: ``tensor<64x128xf32>`` → ``tensor <
+  <dim:7> <dim:8> f32 >``;
+- every integer (dims and attribute values) becomes a *log-magnitude bucket* token
+  (``<dim:k>`` / ``<int:k>`` with ``k`` = the bit length of the value, so 64 → 7, 65..128 → 8)
+  **plus** a continuous value ``log2(1 + n) / 16`` fed to the network beside the token (so
+  the exact size survives bucketing); floats are ``<float>`` with ``sign · log2(1 + |v|) / 16``,
+  hex constants ``<hex>``;
+- the vocabulary is built from the training split (tokens seen at least ``min_count`` times)
+  plus the special tokens ``<pad>``, ``<unk>`` and every magnitude bucket (an unseen size is
+  never UNK); any other unseen token becomes ``<unk>`` and flags the row out of distribution.
+
+Network (:func:`_build_network`): token embedding + value · (a learned vector) + a learned
+position embedding → pre-LayerNorm transformer encoder layers (hand-written attention with an
+additive padding mask, so the ONNX export is plain MatMul/Softmax) → masked mean pooling → a
+small MLP head, plus a *log-linear readout* Σ_t c(h_t) · value_t (a contextual weight per
+token times its log magnitude: log MACs and log bytes are such sums of log dims) → the
+standardized log runtime. Trained with AdamW + MSE, early-stopped on a
+validation split, exported with ``torch.onnx.export(dynamo=True)`` (inputs ``tokens`` int64
+and ``numbers`` float32, both (batch, length), dynamic in both). At inference the tokenizer
+runs in Python and ONNX Runtime runs the network: :meth:`MlirTextCostModel.load` imports
+neither torch nor lightgbm.
+
+Baselines on the same rows: :class:`RooflineModel` (an analytical roofline fitted in log
+space) and :func:`hand_features` (the columns for a ``LightGBMCostModel``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from mlsysgym.costmodels.base import (
+    FORMAT,
+    FORMAT_VERSION,
+    META_FILE,
+    ONNX_FILE,
+    CostModel,
+    CostModelError,
+    FitInfo,
+    ModelFileError,
+    NotFittedError,
+    Prediction,
+    TargetSpec,
+    data_hash,
+    unit_of,
+)
+from mlsysgym.simulators.evaluator import Design, Metrics
+
+__all__ = ["HAND_FEATURES", "MlirTextCostModel", "MlirTextError", "MlirTokenizer",
+           "OnnxMlirTextModel", "RooflineModel", "hand_features", "tokenize"]
+
+KIND = "mlir_text"
+PAD, UNK = "<pad>", "<unk>"
+MAX_BITS = 40          # magnitude buckets 0..MAX_BITS for dims and integers
+VALUE_SCALE = 16.0     # numbers channel: log2(1 + n) / VALUE_SCALE
+
+
+class MlirTextError(CostModelError):
+    """Kernel texts or frames that the MLIR text model cannot tokenize or train on."""
+
+
+_TOKEN_RE = re.compile(r"""
+ (?P<str>"[^"]*")
+|(?P<ssa>%[A-Za-z_$.][\w$.]*|%\d+)
+|(?P<block>\^[A-Za-z_]\w*)
+|(?P<sym>@[\w$.]+)
+|(?P<hex>0x[0-9A-F]+\b)
+|(?P<dim>\d+(?=x)|\?(?=x))x
+|(?P<float>[-+]?\d+\.\d*(?:[eE][-+]?\d+)?)
+|(?P<int>[-+]?\d+)
+|(?P<ident>[A-Za-z_][\w.$]*)
+|(?P<arrow>->)
+|(?P<punct>[(){}\[\]<>=:*?|+-])
+|(?P<skip>[\s,]+)
+|(?P<other>.)
+""", re.X)
+_DIGITS = re.compile(r"\d+$")
+_NAME_SPLIT = re.compile(r"[._]")
+
+
+def _magnitude(n: int) -> int:
+    return min(abs(int(n)).bit_length(), MAX_BITS)
+
+
+#: Token classes that ``compact`` tokenization drops (structure the other tokens imply).
+COMPACT_DROP = frozenset({"skip", "punct", "arrow", "ssa", "block", "sym"})
+
+
+def tokenize(text: str, compact: bool = True) -> list[tuple[str, float]]:
+    """The (token, value) sequence of one MLIR text (see the module doc for the rules).
+
+    ``value`` is the log-magnitude of numbers (``log2(1 + n) / 16``, signed for negatives) and
+    0 for every other token. ``compact`` drops punctuation, SSA value names, block labels and
+    symbols (about 2.3× shorter sequences). Pure and deterministic.
+    """
+    out: list[tuple[str, float]] = []
+    drop = COMPACT_DROP if compact else frozenset({"skip"})
+    for m in _TOKEN_RE.finditer(text):
+        kind = m.lastgroup
+        s = m.group(kind or 0)
+        if kind in drop:
+            continue
+        if kind in ("ssa", "block"):
+            out.append((_DIGITS.sub("", s) or s[0], 0.0))
+        elif kind == "sym":
+            out.append(("@", 0.0))
+        elif kind == "hex":
+            out.append(("<hex>", 0.0))
+        elif kind == "dim":
+            if s == "?":
+                out.append(("<dim:?>", 0.0))
+            else:
+                n = int(s)
+                out.append((f"<dim:{_magnitude(n)}>", math.log2(1 + n) / VALUE_SCALE))
+        elif kind == "int":
+            n = int(s)
+            v = math.copysign(math.log2(1 + abs(n)) / VALUE_SCALE, n)
+            out.append((f"<int:{_magnitude(n)}>" if n >= 0 else f"<int:-{_magnitude(n)}>", v))
+        elif kind == "float":
+            f = float(s)
+            out.append(("<float>", math.copysign(math.log2(1 + abs(f)) / VALUE_SCALE, f)))
+        elif kind == "ident":
+            out.extend((part, 0.0) for part in _NAME_SPLIT.split(s) if part)
+        else:
+            out.append((s, 0.0))
+    return out
+
+
+def _special_tokens() -> list[str]:
+    buckets = [f"<dim:{k}>" for k in range(MAX_BITS + 1)] + ["<dim:?>"]
+    buckets += [f"<int:{k}>" for k in range(MAX_BITS + 1)]
+    buckets += [f"<int:-{k}>" for k in range(1, MAX_BITS + 1)]
+    return [PAD, UNK, "<hex>", "<float>", *buckets]
+
+
+@dataclass
+class EncodedTexts:
+    """A batch of tokenized kernels: ids and values (n, length), and per-row OOD flags."""
+
+    tokens: np.ndarray    # int64, 0 = <pad>
+    numbers: np.ndarray   # float32
+    ood: np.ndarray       # bool: an <unk> token, a number beyond training range, or truncated
+    unk_counts: np.ndarray
+
+
+@dataclass
+class MlirTokenizer:
+    """A vocabulary over :func:`tokenize`'s tokens (built from training texts) and the
+    encoder to padded id/value matrices."""
+
+    vocab: dict[str, int] = field(default_factory=dict)
+    max_len: int = 128
+    value_range: tuple[float, float] = (-math.inf, math.inf)
+    compact: bool = True
+
+    @classmethod
+    def fit(cls, texts: Iterable[str], min_count: int = 1, max_len: int = 128,
+            compact: bool = True) -> MlirTokenizer:
+        """A vocabulary from ``texts``: the special tokens, then tokens seen ≥ ``min_count``
+        times, in order of decreasing count (ties alphabetically)."""
+        counts: Counter[str] = Counter()
+        lo, hi = math.inf, -math.inf
+        n = 0
+        for t in texts:
+            n += 1
+            toks = tokenize(t, compact)
+            counts.update(s for s, _ in toks)
+            vals = [v for _, v in toks if v != 0.0]
+            if vals:
+                lo, hi = min(lo, *vals), max(hi, *vals)
+        if n == 0:
+            raise MlirTextError("no kernel texts to build a vocabulary from; pass training texts")
+        vocab = {s: i for i, s in enumerate(_special_tokens())}
+        for s, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            if c >= min_count and s not in vocab:
+                vocab[s] = len(vocab)
+        return cls(vocab, int(max_len), (float(lo), float(hi)) if lo <= hi else (0.0, 0.0),
+                   compact)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def ids(self, text: str) -> list[int]:
+        """Vocabulary ids of one text (unseen tokens → the ``<unk>`` id), not truncated."""
+        unk = self.vocab[UNK]
+        return [self.vocab.get(s, unk) for s, _ in tokenize(text, self.compact)]
+
+    def encode(self, texts: Sequence[str], pad_to: int | None = None) -> EncodedTexts:
+        """Padded (n, L) ids and values, L = the longest row (≤ ``max_len``) or ``pad_to``."""
+        if not self.vocab:
+            raise NotFittedError("MlirTokenizer has no vocabulary; build one with MlirTokenizer.fit")
+        unk = self.vocab[UNK]
+        rows = [tokenize(t, self.compact) for t in texts]
+        longest = max((len(r) for r in rows), default=1)
+        length = max(1, min(longest, self.max_len)) if pad_to is None else int(pad_to)
+        n = len(rows)
+        tok = np.zeros((n, length), dtype=np.int64)
+        num = np.zeros((n, length), dtype=np.float32)
+        ood = np.zeros(n, dtype=bool)
+        unks = np.zeros(n, dtype=np.int64)
+        lo, hi = self.value_range
+        for i, r in enumerate(rows):
+            if len(r) > length:
+                ood[i] = True
+                r = r[:length]
+            ids = [self.vocab.get(s, unk) for s, _ in r]
+            vals = [v for _, v in r]
+            tok[i, :len(ids)] = ids
+            num[i, :len(vals)] = vals
+            unks[i] = sum(1 for j in ids if j == unk)
+            if unks[i] or any(v != 0.0 and not (lo - 1e-9 <= v <= hi + 1e-9) for v in vals):
+                ood[i] = True
+        return EncodedTexts(tok, num, ood, unks)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able form (saved in the model's metadata)."""
+        inv = sorted(self.vocab.items(), key=lambda kv: kv[1])
+        return {"tokens": [s for s, _ in inv], "max_len": self.max_len,
+                "value_range": list(self.value_range), "value_scale": VALUE_SCALE,
+                "max_bits": MAX_BITS, "compact": self.compact}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> MlirTokenizer:
+        """The tokenizer saved by :meth:`to_json`."""
+        if float(d.get("value_scale", VALUE_SCALE)) != VALUE_SCALE:
+            raise ModelFileError("tokenizer was saved with another value scale; retrain the model")
+        lo, hi = d.get("value_range", [-math.inf, math.inf])
+        return cls({s: i for i, s in enumerate(d["tokens"])}, int(d["max_len"]),
+                   (float(lo), float(hi)), bool(d.get("compact", True)))
+
+
+def _texts_of(inputs: Any, column: str) -> list[str]:
+    """Kernel texts from a DataFrame/mapping column, a list of texts or design dicts, or a text."""
+    if isinstance(inputs, str):
+        return [inputs]
+    if hasattr(inputs, "columns"):
+        if column not in inputs.columns:
+            raise MlirTextError(f"frame has no {column!r} column of MLIR texts; columns are "
+                                f"{list(inputs.columns)[:12]}")
+        return [str(t) for t in inputs[column].tolist()]
+    if isinstance(inputs, Mapping):
+        if column not in inputs:
+            raise MlirTextError(f"input has no {column!r} key of MLIR text(s)")
+        v = inputs[column]
+        return [v] if isinstance(v, str) else [str(t) for t in v]
+    out: list[str] = []
+    for item in inputs:
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, Mapping) and column in item:
+            out.append(str(item[column]))
+        else:
+            raise MlirTextError(f"cannot read an MLIR text from {type(item).__name__}; pass "
+                                f"strings or dicts with a {column!r} key")
+    return out
+
+
+# ---- network (torch; training only) ------------------------------------------------------------
+def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, layers: int,
+                   ffn: int, dropout: float, seed: int) -> Any:
+    """The transformer encoder regressor: (tokens, numbers) (n, L) → (n, 1)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    if d_model % heads:
+        raise MlirTextError(f"d_model {d_model} is not a multiple of heads {heads}")
+
+    class Block(nn.Module):
+        """Pre-LayerNorm self-attention + feed-forward block with an additive padding mask."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.ln1 = nn.LayerNorm(d_model)
+            self.qkv = nn.Linear(d_model, 3 * d_model)
+            self.proj = nn.Linear(d_model, d_model)
+            self.ln2 = nn.LayerNorm(d_model)
+            self.ff = nn.Sequential(nn.Linear(d_model, ffn), nn.GELU(), nn.Linear(ffn, d_model))
+            self.drop = nn.Dropout(dropout)
+
+        def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+            n, length, _ = x.shape
+            hd = d_model // heads
+            q, k, v = self.qkv(self.ln1(x)).reshape(n, length, 3, heads, hd).permute(2, 0, 3, 1, 4)
+            att = torch.softmax(q @ k.transpose(-1, -2) * (hd ** -0.5) + bias, dim=-1)
+            h = (att @ v).transpose(1, 2).reshape(n, length, d_model)
+            x = x + self.drop(self.proj(h))
+            return x + self.drop(self.ff(self.ln2(x)))
+
+    class MlirTextNet(nn.Module):
+        """Token + value + position embeddings → encoder blocks → masked mean → MLP head."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(vocab_size, d_model, padding_idx=0)
+            self.value = nn.Linear(1, d_model)
+            self.pos = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
+            self.blocks = nn.ModuleList([Block() for _ in range(layers)])
+            self.ln = nn.LayerNorm(d_model)
+            self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(),
+                                      nn.Linear(d_model, 1))
+            self.coef = nn.Linear(d_model, 1)
+
+        def forward(self, tokens: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+            length = tokens.shape[1]
+            mask = (tokens != 0).to(torch.float32)                      # (n, L)
+            x = self.emb(tokens) + self.value(numbers.unsqueeze(-1)) * mask.unsqueeze(-1)
+            x = x + self.pos[:length].unsqueeze(0)
+            bias = ((1.0 - mask) * -1e9).unsqueeze(1).unsqueeze(1)      # (n, 1, 1, L)
+            for b in self.blocks:
+                x = b(x, bias)
+            x = self.ln(x)
+            pooled = (x * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+            # log-linear readout: a context-dependent weight per number token times its log
+            # magnitude, summed (log MACs / log bytes are such sums of log dims)
+            coef = self.coef(x).squeeze(-1)
+            return self.head(pooled) + (coef * numbers * mask).sum(1, keepdim=True)
+
+    return MlirTextNet()
+
+
+def _export(module: Any, max_len: int) -> bytes:
+    """Serialized ONNX graph of the network: ``tokens``, ``numbers`` (batch, length) → ``Y``."""
+    import contextlib
+    import io
+    import warnings
+
+    import torch
+
+    module = module.eval()
+    example = (torch.ones(2, 8, dtype=torch.int64), torch.zeros(2, 8, dtype=torch.float32))
+    batch = torch.export.Dim("batch", min=1)
+    length = torch.export.Dim("length", min=1, max=max_len)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, example, dynamo=True,
+                                    input_names=["tokens", "numbers"], output_names=["Y"],
+                                    dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length}),
+                                    verbose=False)
+    if program is None:
+        raise MlirTextError("torch.onnx.export returned no program for the MLIR text model")
+    proto = program.model_proto
+    proto.ir_version = min(proto.ir_version, 10)
+    return proto.SerializeToString()
+
+
+# ---- the cost model ------------------------------------------------------------------------------
+class MlirTextCostModel(CostModel):
+    """Transformer on MLIR kernel text → a runtime metric (``runtime_us``), log-space regression.
+
+    ``fit(frame)`` reads the ``mlir`` column (``text_column``) and the target column; ``predict``
+    takes a DataFrame, a list of texts or ``{"mlir": text}`` dicts, or one text. As an
+    Evaluator, designs are ``{"mlir": text}`` dicts (the workload is ignored).
+    """
+
+    kind = KIND
+    input_dtype = "int64"
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "d_model": 48, "heads": 4, "layers": 2, "ffn": 96, "dropout": 0.0, "max_len": 128,
+        "epochs": 30, "patience": 6, "batch_size": 64, "learning_rate": 3e-3,
+        "weight_decay": 1e-4, "min_count": 1, "compact": True, "threads": 1,
+        "max_seconds": 600.0}
+
+    def __init__(self, seed: int = 0, text_column: str = "mlir", **hyperparameters: Any) -> None:
+        unknown = set(hyperparameters) - set(self.DEFAULTS)
+        if unknown:
+            raise MlirTextError(f"unknown MLIR text model hyperparameter(s) {sorted(unknown)}; "
+                                f"known: {', '.join(self.DEFAULTS)}")
+        super().__init__(members=1, seed=seed, **{**self.DEFAULTS, **hyperparameters})
+        self.text_column = text_column
+        self.tokenizer: MlirTokenizer | None = None
+        self.module: Any = None
+        self.history: list[dict[str, float]] = []
+
+    # ---- training -----------------------------------------------------------------------------
+    def fit(self, frame: Any, features: Sequence[str] = (), targets: Sequence[str] = ("runtime_us",),
+            *, valid_fraction: float = 0.1, valid_frame: Any = None,
+            **_ignored: Any) -> MlirTextCostModel:
+        """Train on a DataFrame's ``text_column`` → the (single) target, log-transformed.
+
+        The validation rows for early stopping are ``valid_frame`` when given, else a random
+        ``valid_fraction`` of ``frame``. ``features`` is accepted for API symmetry and ignored
+        (the text is the only input)."""
+        import torch
+
+        t0 = time.perf_counter()
+        if len(targets) != 1:
+            raise MlirTextError(f"the MLIR text model predicts one target, got {list(targets)}")
+        target = targets[0]
+        for col in (self.text_column, target):
+            if col not in frame.columns:
+                raise MlirTextError(f"frame has no {col!r} column; columns are "
+                                    f"{list(frame.columns)[:12]}")
+        y = frame[target].to_numpy(dtype=np.float64)
+        if len(frame) < 8 or not np.isfinite(y).all() or (y <= 0).any():
+            raise MlirTextError(f"need >= 8 rows with positive finite {target!r}; drop bad rows")
+        texts = _texts_of(frame, self.text_column)
+        if valid_frame is not None:
+            tr_texts, tr_y = texts, y
+            va_texts = _texts_of(valid_frame, self.text_column)
+            va_y = valid_frame[target].to_numpy(dtype=np.float64)
+        else:
+            perm = np.random.default_rng(self.seed).permutation(len(texts))
+            nv = max(1, round(len(texts) * valid_fraction))
+            va, tr = perm[:nv], perm[nv:]
+            tr_texts, tr_y = [texts[i] for i in tr], y[tr]
+            va_texts, va_y = [texts[i] for i in va], y[va]
+        hp = self.hyperparameters
+        self.tokenizer = MlirTokenizer.fit(tr_texts, int(hp["min_count"]), int(hp["max_len"]),
+                                           bool(hp["compact"]))
+        lt = np.log(tr_y)
+        self.targets = [TargetSpec(target, unit_of(target), "log", float(lt.mean()),
+                                   float(lt.std()) or 1.0)]
+        spec = self.targets[0]
+        tr_enc = self.tokenizer.encode(tr_texts)
+        va_enc = self.tokenizer.encode(va_texts)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(int(hp["threads"]))
+        try:
+            self.module = self._train(tr_enc, spec.forward(tr_y), va_enc, spec.forward(va_y))
+            self.onnx_bytes = _export(self.module, int(hp["max_len"]))
+        finally:
+            torch.set_num_threads(prev)
+        from mlsysgym.costmodels.metrics import regression_report
+
+        pv = self.decode(self._raw_predict(va_enc), va_enc.ood).values[target]
+        self.info = FitInfo(rows=len(tr_texts), valid_rows=len(va_texts),
+                            data_hash=data_hash(tr_enc.tokens.astype(np.float64), lt),
+                            validation={target: regression_report(va_y, pv)})
+        for col, attr in (("evaluator_id", "source_evaluators"), ("workload_id", "workloads")):
+            if col in frame.columns:
+                setattr(self.info, attr, sorted({str(v) for v in frame[col].dropna().unique()}))
+        self.info.fit_seconds = time.perf_counter() - t0
+        self._finish_identity()
+        return self
+
+    def _train(self, tr: EncodedTexts, z: np.ndarray, va: EncodedTexts, zv: np.ndarray) -> Any:
+        import copy
+
+        import torch
+
+        hp = self.hyperparameters
+        assert self.tokenizer is not None
+        net = _build_network(len(self.tokenizer), int(hp["max_len"]), int(hp["d_model"]),
+                             int(hp["heads"]), int(hp["layers"]), int(hp["ffn"]),
+                             float(hp["dropout"]), self.seed)
+        x_tok, x_num = torch.from_numpy(tr.tokens), torch.from_numpy(tr.numbers)
+        yt = torch.tensor(z, dtype=torch.float32).unsqueeze(1)
+        v_tok, v_num = torch.from_numpy(va.tokens), torch.from_numpy(va.numbers)
+        yv = torch.tensor(zv, dtype=torch.float32).unsqueeze(1)
+        lengths = (tr.tokens != 0).sum(1)
+        n, bs, epochs = len(yt), int(hp["batch_size"]), int(hp["epochs"])
+        steps_per_epoch = (n + bs - 1) // bs
+        opt = torch.optim.AdamW(net.parameters(), lr=float(hp["learning_rate"]),
+                                weight_decay=float(hp["weight_decay"]))
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=float(hp["learning_rate"]), total_steps=max(epochs * steps_per_epoch, 1),
+            pct_start=0.15)
+        gen = np.random.default_rng(self.seed)
+        best, best_state, since = math.inf, None, 0
+        self.history = []
+        t0 = time.perf_counter()
+        for epoch in range(epochs):
+            net.train()
+            perm = gen.permutation(n)
+            total = 0.0
+            for i in range(0, n, bs):
+                idx = torch.from_numpy(perm[i:i + bs])
+                width = int(lengths[perm[i:i + bs]].max())
+                pred = net(x_tok[idx, :width], x_num[idx, :width])
+                loss = torch.nn.functional.mse_loss(pred, yt[idx])
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+            net.eval()
+            with torch.no_grad():
+                v = float(torch.nn.functional.mse_loss(net(v_tok, v_num), yv))
+            self.history.append({"epoch": epoch + 1, "train_mse": total / n, "valid_mse": v,
+                                 "seconds": time.perf_counter() - t0})
+            if v < best - 1e-5:
+                best, best_state, since = v, copy.deepcopy(net.state_dict()), 0
+            else:
+                since += 1
+            if since >= int(hp["patience"]) or time.perf_counter() - t0 > float(hp["max_seconds"]):
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        return net.eval()
+
+    def _fit_arrays(self, x: np.ndarray, z: np.ndarray, x_valid: np.ndarray | None,
+                    z_valid: np.ndarray | None) -> None:
+        raise MlirTextError("MlirTextCostModel trains from texts; call fit(frame)")
+
+    def _export_onnx(self, n_inputs: int) -> bytes:
+        if self.onnx_bytes is None:
+            raise NotFittedError("MlirTextCostModel is not fitted; call fit()")
+        return self.onnx_bytes
+
+    # ---- inference ----------------------------------------------------------------------------
+    def _require_tokenizer(self) -> MlirTokenizer:
+        if self.tokenizer is None or not self.targets:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or "
+                                 f"MlirTextCostModel.load()")
+        return self.tokenizer
+
+    def encode_texts(self, inputs: Any) -> EncodedTexts:
+        """Token ids and values of ``inputs`` (texts, frame, dicts) — the ONNX inputs."""
+        return self._require_tokenizer().encode(_texts_of(inputs, self.text_column))
+
+    def _raw_predict(self, x: Any) -> np.ndarray:
+        import torch
+
+        if self.module is None:
+            raise NotFittedError("MlirTextCostModel is not fitted; call fit()")
+        with torch.no_grad():
+            return self.module(torch.from_numpy(x.tokens), torch.from_numpy(x.numbers)).numpy()
+
+    def predict(self, inputs: Any, strict: bool = False, batch_size: int = 512) -> Prediction:
+        """Predicted runtimes of kernel texts (a frame with the text column, texts, dicts);
+        ``ood`` flags rows with unseen tokens, sizes beyond the training range, or truncation."""
+        texts = _texts_of(inputs, self.text_column)
+        tok = self._require_tokenizer()
+        outs, oods = [], []
+        for i in range(0, len(texts), batch_size):
+            enc = tok.encode(texts[i:i + batch_size])
+            outs.append(np.asarray(self._raw_predict(enc)))
+            oods.append(enc.ood)
+        if not texts:
+            return self.decode(np.zeros((0, 1)), np.zeros(0, dtype=bool))
+        return self.decode(np.concatenate(outs), np.concatenate(oods))
+
+    def _evaluate(self, designs: Sequence[Design], workload: Any) -> Metrics:
+        pred = self.predict(list(designs))
+        out: Metrics = dict(pred.values)
+        out["ood"] = pred.ood.astype(np.float64)
+        return out
+
+    # ---- persistence --------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        """The JSON metadata saved beside the ONNX graph (tokenizer included)."""
+        tok = self._require_tokenizer()
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "kind": KIND,
+            "name": self.name, "version": self.version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "onnx": {"file": ONNX_FILE, "inputs": ["tokens", "numbers"],
+                     "input_dtypes": ["int64", "float32"], "output": "Y",
+                     "layout": "(n, 1): standardized log target"},
+            "members": 1, "seed": self.seed, "text_column": self.text_column,
+            "tokenizer": tok.to_json(),
+            "targets": [vars(t) for t in self.targets],
+            "hyperparameters": self.hyperparameters,
+            "training": {"rows": self.info.rows, "valid_rows": self.info.valid_rows,
+                         "data_hash": self.info.data_hash, "fit_seconds": self.info.fit_seconds,
+                         "epochs_run": len(self.history),
+                         "source_evaluators": self.info.source_evaluators,
+                         "workloads": self.info.workloads},
+            "validation": self.info.validation,
+        }
+
+    @staticmethod
+    def load(directory: str | os.PathLike[str], threads: int = 1) -> OnnxMlirTextModel:  # type: ignore[override]
+        """A saved MLIR text model run by ONNX Runtime (no torch import)."""
+        return OnnxMlirTextModel.from_dir(directory, threads=threads)
+
+
+class OnnxMlirTextModel(MlirTextCostModel):
+    """A saved MLIR text model: Python tokenizer + ONNX Runtime network."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.session: Any = None
+        self.meta: dict[str, Any] = {}
+        self.path: Path | None = None
+
+    @classmethod
+    def from_dir(cls, directory: str | os.PathLike[str], threads: int = 1) -> OnnxMlirTextModel:
+        """Load ``model.onnx`` + ``metadata.json`` written by :meth:`MlirTextCostModel.save`."""
+        from mlsysgym.costmodels.base import _session
+
+        d = Path(directory)
+        meta_path, onnx_path = d / META_FILE, d / ONNX_FILE
+        if not meta_path.is_file() or not onnx_path.is_file():
+            raise ModelFileError(f"no saved MLIR text model at {d} (need {ONNX_FILE} and "
+                                 f"{META_FILE})")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelFileError(f"cannot read {meta_path}: {e}") from None
+        if meta.get("format") != FORMAT or meta.get("kind") != KIND:
+            raise ModelFileError(f"{meta_path} is not a {FORMAT} file of kind {KIND!r}")
+        m = cls()
+        m.meta, m.path = meta, d
+        m.text_column = meta.get("text_column", "mlir")
+        m.hyperparameters = dict(meta.get("hyperparameters", {}))
+        m.tokenizer = MlirTokenizer.from_json(meta["tokenizer"])
+        m.targets = [TargetSpec(**t) for t in meta["targets"]]
+        tr = meta.get("training", {})
+        m.info = FitInfo(rows=tr.get("rows", 0), valid_rows=tr.get("valid_rows", 0),
+                         data_hash=tr.get("data_hash", ""), fit_seconds=tr.get("fit_seconds", 0.0),
+                         validation=meta.get("validation", {}),
+                         source_evaluators=tr.get("source_evaluators", []),
+                         workloads=tr.get("workloads", []))
+        m.onnx_bytes = onnx_path.read_bytes()
+        m.session = _session(m.onnx_bytes, threads)
+        m.name = meta.get("name", m.name)
+        m._finish_identity()
+        if m.version != meta.get("version"):
+            raise ModelFileError(f"{onnx_path} does not match its metadata (version {m.version} "
+                                 f"!= {meta.get('version')}); save the model again")
+        return m
+
+    def fit(self, *args: Any, **kwargs: Any) -> MlirTextCostModel:
+        raise MlirTextError("a loaded MLIR text model cannot be refitted; train a new "
+                            "MlirTextCostModel")
+
+    def _raw_predict(self, x: Any) -> np.ndarray:
+        return self.session.run(None, {"tokens": x.tokens, "numbers": x.numbers})[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable: the ONNX Runtime session is rebuilt from the bytes."""
+        state = super().__getstate__()
+        state["session"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from mlsysgym.costmodels.base import _session
+
+        self.__dict__.update(state)
+        if self.onnx_bytes is not None:
+            self.session = _session(self.onnx_bytes, 1)
+
+
+# ---- baselines -----------------------------------------------------------------------------------
+#: Hand features of a kernel row for the gradient-boosting baseline (see :func:`hand_features`).
+HAND_FEATURES: tuple[str, ...] = (
+    "kind", "op", "rank", "log2_macs", "log2_flops", "log2_bytes_read", "log2_bytes_written",
+    "log2_bytes", "log2_intensity", "log2_points", "stride_f", *(f"log2_d{i}" for i in range(7)))
+
+
+def hand_features(frame: Any) -> Any:
+    """A copy of a kernel-dataset frame with the :data:`HAND_FEATURES` columns added: op kind
+    and element-wise/reduction op (categorical), rank, log2 of MACs, FLOPs, bytes read, written
+    and total, arithmetic intensity (FLOPs per byte), the output points (product of the
+    ``shape`` iteration domain), stride, and log2 of each iteration-domain size (0 if absent)."""
+    import pandas as pd
+
+    f = frame.copy()
+    f["op"] = f["op"].fillna("").astype(str) if "op" in f else ""
+    f["kind"] = f["kind"].astype(str)
+    total = f["bytes_read"].to_numpy(np.float64) + f["bytes_written"].to_numpy(np.float64)
+    flops = f["flops"].to_numpy(np.float64)
+    f["log2_macs"] = np.log2(1.0 + f["macs"].to_numpy(np.float64))
+    f["log2_flops"] = np.log2(1.0 + flops)
+    f["log2_bytes_read"] = np.log2(1.0 + f["bytes_read"].to_numpy(np.float64))
+    f["log2_bytes_written"] = np.log2(1.0 + f["bytes_written"].to_numpy(np.float64))
+    f["log2_bytes"] = np.log2(1.0 + total)
+    f["log2_intensity"] = np.log2((1.0 + flops) / np.maximum(total, 1.0))
+    dims = [[int(p) for p in str(s).split("x") if p] for s in f["shape"]]
+    f["log2_points"] = [math.log2(max(math.prod(d), 1)) for d in dims]
+    for i in range(7):
+        f[f"log2_d{i}"] = [math.log2(d[i]) if i < len(d) else 0.0 for d in dims]
+    f["stride_f"] = pd.to_numeric(f.get("stride", 1), errors="coerce").fillna(1.0).astype(float)
+    return f
+
+
+@dataclass
+class RooflineModel:
+    """Analytical roofline: ``runtime = t0 + max(flops / peak, bytes / bandwidth)``.
+
+    ``peak`` (FLOP/µs), ``bandwidth`` (bytes/µs) and the launch overhead ``t0`` (µs, ≥ 0) are
+    fitted by least squares on ``log(runtime)`` of the training rows (Nelder–Mead from a grid of
+    starting points; parameters in log space). ``t0`` is an addition to the textbook two-parameter
+    form: it does not change the ranking (a monotone shift) but stops tiny kernels from
+    dominating the log-space fit. ``bytes`` = bytes read + written; ``flops`` = the parsed
+    FLOPs (2 per MAC, one per element-wise/reduction operation)."""
+
+    peak: float = 1.0
+    bandwidth: float = 1.0
+    t0: float = 0.0
+    target: str = "runtime_us"
+    fit_rmse_log: float = float("nan")
+
+    @staticmethod
+    def _work(frame: Any) -> tuple[np.ndarray, np.ndarray]:
+        flops = np.maximum(frame["flops"].to_numpy(np.float64), 1.0)
+        byts = np.maximum(frame["bytes_read"].to_numpy(np.float64)
+                          + frame["bytes_written"].to_numpy(np.float64), 1.0)
+        return flops, byts
+
+    @staticmethod
+    def _curve(theta: np.ndarray, flops: np.ndarray, byts: np.ndarray) -> np.ndarray:
+        lp, lb, lt0 = theta
+        return np.log(np.exp(lt0) + np.maximum(flops / np.exp(lp), byts / np.exp(lb)))
+
+    def fit(self, frame: Any) -> RooflineModel:
+        """Fit ``peak``, ``bandwidth`` and ``t0`` to the frame's target column."""
+        from scipy.optimize import minimize
+
+        flops, byts = self._work(frame)
+        ly = np.log(frame[self.target].to_numpy(np.float64))
+
+        def loss(theta: np.ndarray) -> float:
+            return float(np.mean((self._curve(theta, flops, byts) - ly) ** 2))
+
+        best = None
+        lp0 = float(np.median(np.log(flops) - ly))
+        lb0 = float(np.median(np.log(byts) - ly))
+        for dp in (-2.0, 0.0, 2.0):
+            for db in (-2.0, 0.0, 2.0):
+                for lt0 in (-3.0, 0.0, 1.5):
+                    r = minimize(loss, np.array([lp0 + dp, lb0 + db, lt0]), method="Nelder-Mead",
+                                 options={"xatol": 1e-5, "fatol": 1e-8, "maxiter": 4000})
+                    if best is None or r.fun < best.fun:
+                        best = r
+        assert best is not None
+        lp, lb, lt0 = best.x
+        self.peak, self.bandwidth, self.t0 = float(np.exp(lp)), float(np.exp(lb)), float(np.exp(lt0))
+        self.fit_rmse_log = float(np.sqrt(best.fun))
+        return self
+
+    def predict(self, frame: Any) -> Prediction:
+        """Roofline runtimes of the frame's kernels (never flagged out of distribution)."""
+        flops, byts = self._work(frame)
+        v = self.t0 + np.maximum(flops / self.peak, byts / self.bandwidth)
+        return Prediction({self.target: v}, None, np.zeros(len(v), dtype=bool))
