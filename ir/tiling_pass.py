@@ -1,0 +1,616 @@
+"""A compiler pass that picks per-op tile sizes for IREE's llvm-cpu backend with a learned cost model.
+
+``tune_module(mlir_text_or_module, mode, model_path=None, k=5)`` parses the module with the
+upstream MLIR Python bindings (``iree.compiler.ir``), finds the root ops that have a tiling
+rule (:mod:`mlsysgym.ir.tiling_space`), and for each one
+
+- ``costmodel``: builds the op's candidate configurations (IREE's default among them), scores
+  all of them with **one** batched cost-model call (ONNX Runtime; the model predicts runtime
+  relative to IREE's default) and keeps the best predicted;
+- ``costmodel+verify-top-k``: measures the ``k`` best predicted (plus the default) on a
+  standalone kernel of the op's shape, interleaved with the default, and keeps the fastest;
+- ``measure``: measures a sampled set of candidates (the expensive reference search).
+
+The winner is written as a ``compilation_info`` attribute on the op (left off when it is the
+default). ``compile_and_check`` compiles the tuned module and the untuned one with IREE and
+compares their outputs on random inputs. Ops without a rule (batch-1 or 1×1 convs, other
+kinds) are left untouched and listed in the report; a candidate that fails to compile is
+skipped, never fatal.
+
+Measurement helpers here (:func:`measure_configs`) are also what the training-data collector
+and the report use: single-threaded (``local-sync``) runs, each candidate timed right after
+the default, runtimes reported as ratios to it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.ir.tiling_space import (
+    KNOBS,
+    RULE_KINDS,
+    TileConfig,
+    TilingError,
+    TilingProblem,
+    _reason_no_rule,
+    candidate_columns,
+    config_features,
+    config_from_knobs,
+    default_config,
+    knobs_from_config,
+    problem_for,
+    sample_candidates,
+)
+
+__all__ = ["MODES", "CompileCheck", "MeasuredConfig", "OpDecision", "TuningError", "TuningReport",
+           "annotate", "compile_and_check", "find_root_ops", "measure_configs", "score_candidates",
+           "tune_module"]
+
+MODES = ("costmodel", "costmodel+verify-top-k", "measure")
+_OP_KINDS = {"linalg.matmul": "matmul", "linalg.batch_matmul": "batch_matmul",
+             "linalg.conv_2d_nhwc_hwcf": "conv_2d_nhwc_hwcf"}
+_CANDIDATE_OPS = ("linalg.matmul", "linalg.batch_matmul", "linalg.conv_2d_nhwc_hwcf",
+                  "linalg.conv_2d_nchw_fchw", "linalg.conv_2d", "linalg.depthwise_conv_2d_nhwc_hwc",
+                  "linalg.depthwise_conv_2d_nchw_chw", "linalg.matvec", "linalg.vecmat",
+                  "linalg.batch_matvec", "linalg.generic", "linalg.conv_2d_nhwc_fhwc",
+                  "linalg.matmul_transpose_b", "linalg.batch_matmul_transpose_b")
+
+
+class TuningError(MlsysgymError):
+    """The pass cannot run as asked (bad mode, missing cost model, unparsable module)."""
+
+
+# ---- finding and annotating root ops -----------------------------------------------------
+@dataclass(frozen=True)
+class RootOp:
+    """A candidate root op of a module: index in walk order, op name, problem (None: no rule)."""
+
+    index: int
+    name: str
+    problem: TilingProblem | None
+    reason: str = ""
+    location: str = ""
+
+
+def _context() -> Any:
+    from mlsysgym.ir.mlir_parse import context
+
+    return context()
+
+
+def _parse(source: str | Any, ctx: Any | None = None) -> Any:
+    """An ``ir.Module`` (a fresh parse of the text, or of a given module's printed form)."""
+    from mlsysgym.ir.mlir_parse import _parse_text
+
+    text = source if isinstance(source, str) else str(source)
+    return _parse_text(text, ctx or _context())
+
+
+def _walk(op: Any, out: list[Any]) -> None:
+    for region in op.regions:
+        for block in region.blocks:
+            for child in block.operations:
+                child = child.operation
+                if child.name.startswith("linalg."):
+                    out.append(child)
+                if child.regions and not child.name.startswith("linalg."):
+                    _walk(child, out)
+
+
+def _linalg_ops(module: Any) -> list[Any]:
+    out: list[Any] = []
+    _walk(module.operation, out)
+    return out
+
+
+def _shape(value: Any) -> tuple[tuple[int, ...], str] | None:
+    from iree.compiler import ir
+
+    t = value.type
+    if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
+        return None
+    return tuple(int(d) for d in t.shape), str(t.element_type)
+
+
+def _int_attr(op: Any, name: str) -> int:
+    if name not in op.attributes:
+        return 1
+    vals = [int(x) for x in str(op.attributes[name]).replace("dense<", "").split(">")[0]
+            .replace("[", "").replace("]", "").split(",") if x.strip().lstrip("-").isdigit()]
+    if not vals or len(set(vals)) != 1:
+        return -1  # anisotropic: no rule
+    return vals[0]
+
+
+def _root_op(index: int, op: Any) -> RootOp | None:
+    name = op.name
+    if name not in _CANDIDATE_OPS:
+        return None
+    loc = str(op.location)
+    if name == "linalg.generic":
+        iters = str(op.attributes["iterator_types"]) if "iterator_types" in op.attributes else ""
+        if "reduction" not in iters:
+            return None  # element-wise: not a root op of interest
+        return RootOp(index, name, None, "no tiling rule for linalg.generic", loc)
+    kind = _OP_KINDS.get(name)
+    if kind is None:
+        return RootOp(index, name, None, f"no tiling rule for {name}", loc)
+    if "indexing_maps" in str(op).split(" ins(")[0]:  # printed only when not the default maps
+        return RootOp(index, name, None, f"no tiling rule for {name} with custom indexing maps", loc)
+    shapes = [_shape(v) for v in op.operands]
+    if len(shapes) < 3 or any(s is None for s in shapes[:3]):
+        return RootOp(index, name, None, "dynamic or non-tensor operands", loc)
+    (a, ta), (b, tb), (c, tc) = shapes[0], shapes[1], shapes[2]  # type: ignore[misc]
+    dtype = "f32" if ta == tb == tc == "f32" else ta
+    if kind == "matmul":
+        dims: tuple[int, ...] = (a[0], b[1], a[1])
+    elif kind == "batch_matmul":
+        dims = (a[0], a[1], b[2], a[2])
+    else:
+        dims = (c[0], c[1], c[2], c[3], b[0], b[1], b[2])
+    stride, dil = _int_attr(op, "strides"), _int_attr(op, "dilations")
+    if stride < 1 or dil < 1:
+        return RootOp(index, name, None, "anisotropic strides or dilations", loc)
+    problem = problem_for(kind, dims, stride, dil, dtype)
+    if problem is None:
+        reason = _reason_no_rule(kind, dims) if dtype == "f32" else f"element type {dtype} (rules are f32)"
+        return RootOp(index, name, None, reason, loc)
+    return RootOp(index, name, problem, "", loc)
+
+
+def find_root_ops(module: str | Any) -> list[RootOp]:
+    """Contraction / convolution / reduction linalg ops of a module (MLIR text or
+    ``ir.Module``), each with its TilingProblem or the reason it has no rule."""
+    ctx = _context()
+    with ctx:
+        mod = _parse(module, ctx)
+        return [r for i, op in enumerate(_linalg_ops(mod)) if (r := _root_op(i, op)) is not None]
+
+
+def annotate(module: str | Any, configs: Mapping[int, TileConfig]) -> str:
+    """MLIR text of ``module`` with ``compilation_info`` set on the linalg ops whose walk index
+    (``RootOp.index``) is a key of ``configs``."""
+    from iree.compiler import ir
+
+    ctx = _context()
+    with ctx:
+        mod = _parse(module, ctx)
+        ops = _linalg_ops(mod)
+        for i, cfg in configs.items():
+            try:
+                attr = ir.Attribute.parse(cfg.to_attr())
+            except ir.MLIRError as e:
+                raise TilingError(f"configuration does not parse as compilation_info: {e}") from None
+            ops[i].attributes["compilation_info"] = attr
+        return str(mod)
+
+
+def annotate_kernel(text: str, cfg: TileConfig | None) -> str:
+    """A one-root-op kernel's text with ``cfg`` on its root op (unchanged when None)."""
+    if cfg is None:
+        return text
+    roots = [r for r in find_root_ops(text) if r.problem is not None]
+    if len(roots) != 1:
+        raise TilingError("kernel text must hold exactly one root op with a tiling rule")
+    return annotate(text, {roots[0].index: cfg})
+
+
+# ---- measurement --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeasuredConfig:
+    """A configuration measured against the default: runtime ratio (< 1 is faster), times."""
+
+    config: TileConfig
+    ok: bool
+    ratio: float
+    runtime_us: float
+    default_us: float
+    ratios: tuple[float, ...] = ()
+    max_rel_err: float = float("nan")
+    error: str = ""
+    compile_s: float = float("nan")
+
+
+class _Runner:
+    """One function of a ``.vmfb`` on the local-sync (single-thread) driver."""
+
+    def __init__(self, vmfb: Path, func: str) -> None:
+        import iree.runtime as rt
+
+        self.rt = rt
+        self.config = rt.Config("local-sync")
+        self.module = rt.VmModule.mmap(self.config.vm_instance, str(vmfb))
+        self.ctx = rt.SystemContext(vm_modules=[self.module], config=self.config)
+        self.fn = self.ctx.modules[self.module.name][func]
+
+    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        return self.run_all(inputs)[0]
+
+    def run_all(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out = self.fn(*inputs)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [np.asarray(o.to_host() if hasattr(o, "to_host") else o) for o in outs]
+
+    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
+        dev = [self.rt.asdevicearray(self.config.device, x) for x in inputs]
+        fn = self.fn
+        return lambda: fn(*dev)
+
+
+FAST_TIMING: dict[str, Any] = {"warmup_s": 0.004, "min_reps": 3, "max_reps": 12,
+                               "max_time_s": 0.03, "min_sample_s": 2e-4, "target_rse": 0.02}
+
+
+def measure_configs(problem: TilingProblem, configs: Sequence[TileConfig], rounds: int = 3,
+                    timing: Mapping[str, Any] | None = None, compiler: Any = None, seed: int = 0,
+                    compiled: Sequence[Any] | None = None) -> list[MeasuredConfig]:
+    """Measure each configuration on a standalone kernel of ``problem``'s shape against IREE's
+    default (the unannotated kernel): numerics checked against the default's output (and the
+    default against NumPy); then ``rounds`` rounds in which every candidate is timed right
+    after a timing of the default; ratio = median over rounds of candidate / adjacent default.
+    A candidate that fails to compile or run is returned with ``ok=False``."""
+    from mlsysgym.ir.mlir_emit import emit
+    from mlsysgym.simulators.iree_cpu import KernelCompiler, time_calls
+
+    compiler = compiler or KernelCompiler()
+    kernel = emit(problem.to_spec_design())
+    texts = [kernel.mlir] + [annotate_kernel(kernel.mlir, c) for c in configs]
+    results = list(compiled) if compiled is not None else compiler.compile_many(texts)
+    nan = float("nan")
+    if not results[0].ok:
+        raise TuningError(f"the untuned kernel {problem.key} does not compile: {results[0].error}")
+    inputs = kernel.random_inputs(seed)
+    base = _Runner(results[0].vmfb, results[0].func)
+    want = base.run(inputs).astype(np.float64)
+    ref = kernel.reference(inputs).astype(np.float64)
+    scale = max(float(np.max(np.abs(ref))), 1e-6)
+    if float(np.max(np.abs(want - ref))) / scale > 1e-3:
+        raise TuningError(f"the untuned kernel {problem.key} disagrees with NumPy")
+    calls: dict[int, Callable[[], Any]] = {}
+    out: dict[int, MeasuredConfig] = {}
+    for i, (cfg, res) in enumerate(zip(configs, results[1:])):
+        if not res.ok:
+            out[i] = MeasuredConfig(cfg, False, nan, nan, nan, error=res.error[:300],
+                                    compile_s=res.compile_s)
+            continue
+        try:
+            r = _Runner(res.vmfb, res.func)
+            got = r.run(inputs).astype(np.float64)
+            err = float(np.max(np.abs(got - want))) / scale if got.shape == want.shape else math.inf
+            if not err <= 1e-3:
+                out[i] = MeasuredConfig(cfg, False, nan, nan, nan, max_rel_err=err,
+                                        error=f"numerics: max relative error {err:.2e}")
+                continue
+            calls[i] = r.bind(inputs)
+            out[i] = MeasuredConfig(cfg, True, nan, nan, nan, max_rel_err=err,
+                                    compile_s=res.compile_s)
+        except Exception as e:  # noqa: BLE001 - a candidate that cannot run is skipped
+            out[i] = MeasuredConfig(cfg, False, nan, nan, nan, error=f"run failed: {e}"[:300])
+    tm = {**FAST_TIMING, **(timing or {})}
+    base_call = base.bind(inputs)
+    ratios: dict[int, list[float]] = {i: [] for i in calls}
+    times: dict[int, list[float]] = {i: [] for i in calls}
+    dtimes: list[float] = []
+    rng = np.random.default_rng(seed)
+    for _ in range(max(rounds, 1)):
+        for i in rng.permutation(sorted(calls)):
+            td = time_calls(base_call, **tm).median_us
+            tc = time_calls(calls[int(i)], **tm).median_us
+            dtimes.append(td)
+            ratios[int(i)].append(tc / td)
+            times[int(i)].append(tc)
+    d_us = float(np.median(dtimes)) if dtimes else nan
+    for i in calls:
+        rs = np.asarray(ratios[i])
+        old = out[i]
+        out[i] = MeasuredConfig(old.config, True, float(np.exp(np.median(np.log(rs)))),
+                                float(np.median(times[i])), d_us, tuple(float(x) for x in rs),
+                                old.max_rel_err, "", old.compile_s)
+    return [out[i] for i in range(len(configs))]
+
+
+# ---- cost-model scoring --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Scored:
+    """Candidates of one op (knob columns, default first) with their predicted runtime ratios
+    from one batched cost-model call."""
+
+    problem: TilingProblem
+    default: TileConfig
+    columns: dict[str, np.ndarray]
+    predicted: np.ndarray
+    spread: np.ndarray       # ensemble members' std of the log ratio (0 for one member)
+    model_s: float
+    features_s: float
+    calls: int
+
+    def __len__(self) -> int:
+        return len(self.predicted)
+
+    def config(self, i: int) -> TileConfig:
+        """The TileConfig of candidate ``i`` (0 is IREE's default, as read)."""
+        if i == 0:
+            return self.default
+        return config_from_knobs(self.problem, {k: int(self.columns[k][i]) for k in KNOBS})
+
+    @property
+    def configs(self) -> list[TileConfig]:
+        """Every candidate as a TileConfig (slow for big spaces; for tests and reports)."""
+        return [self.config(i) for i in range(len(self))]
+
+
+def _default_knobs(problem: TilingProblem, default: TileConfig) -> dict[str, int]:
+    dk = knobs_from_config(problem, default)
+    if dk is None:
+        raise TilingError(f"IREE's default config of {problem.key} is not expressible by the knobs")
+    return dk
+
+
+def score_candidates(model: Any, problem: TilingProblem, default: TileConfig,
+                     max_n: int | None = None) -> Scored:
+    """Score every candidate of ``problem`` with one batched call of ``model`` (a loaded
+    ``CostModel``; its features are :data:`~mlsysgym.ir.tiling_space.FEATURE_NAMES`)."""
+    t0 = time.perf_counter()
+    cols = candidate_columns(problem, default, max_n=max_n)
+    feats = config_features(problem, cols, _default_knobs(problem, default))
+    t1 = time.perf_counter()
+    x, _ood = model.encode(feats)
+    y = model.run_encoded(x)  # the one batched ONNX Runtime call for all candidates
+    target = model.targets[0]
+    n = len(cols["d_m"])
+    z = np.asarray(y, dtype=np.float64).reshape(n, model.members, -1)[:, :, 0]
+    pred = target.inverse(z.mean(axis=1))
+    spread = z.std(axis=1) * target.std if target.transform == "log" else np.zeros(n)
+    t2 = time.perf_counter()
+    return Scored(problem, default, cols, pred, spread, t2 - t1, t1 - t0, 1)
+
+
+# ---- the pass ------------------------------------------------------------------------------
+@dataclass
+class OpDecision:
+    """What the pass did with one root op."""
+
+    index: int
+    name: str
+    problem_key: str
+    tuned: bool
+    reason: str = ""
+    chosen: TileConfig | None = None
+    default: TileConfig | None = None
+    is_default: bool = True
+    predicted_ratio: float = float("nan")
+    measured_ratio: float = float("nan")
+    candidates: int = 0
+    skipped_invalid: int = 0
+    measured: int = 0
+    model_ms: float = 0.0
+    features_ms: float = 0.0
+    pass_ms: float = 0.0
+    model_calls: int = 0
+
+
+@dataclass
+class TuningReport:
+    """Result of :func:`tune_module`: tuned MLIR text, one decision per root op, timings."""
+
+    mode: str
+    mlir: str
+    ops: list[OpDecision] = field(default_factory=list)
+    pass_s: float = 0.0
+    model_load_s: float = 0.0
+    check: CompileCheck | None = None
+
+    @property
+    def tuned(self) -> list[OpDecision]:
+        return [o for o in self.ops if o.tuned]
+
+    @property
+    def untouched(self) -> list[OpDecision]:
+        return [o for o in self.ops if not o.tuned]
+
+    def summary(self) -> str:
+        """A short human-readable table."""
+        lines = [(f"mode {self.mode}: {len(self.tuned)} op(s) tuned, {len(self.untouched)} "
+                 f"untouched, pass {self.pass_s * 1e3:.0f} ms")]
+        for o in self.ops:
+            if o.tuned:
+                cfg = o.chosen
+                what = "default kept" if o.is_default else (
+                    f"dist={list(cfg.distribution)} vec={list(cfg.vector_common_parallel)} "
+                    f"red={list(cfg.vector_reduction)}" if cfg else "")
+                pr = f" pred×{o.predicted_ratio:.2f}" if math.isfinite(o.predicted_ratio) else ""
+                mr = f" meas×{o.measured_ratio:.2f}" if math.isfinite(o.measured_ratio) else ""
+                lines.append(f"  #{o.index} {o.problem_key}: {what}{pr}{mr} "
+                             f"({o.candidates} candidates, model {o.model_ms:.2f} ms"
+                             + (f", {o.skipped_invalid} invalid skipped" if o.skipped_invalid else "")
+                             + ")")
+            else:
+                lines.append(f"  #{o.index} {o.name}: untouched ({o.reason})")
+        if self.check is not None:
+            lines.append(f"  numerics vs untuned compile: {'ok' if self.check.ok else 'MISMATCH'}"
+                         f" (max rel err {self.check.max_rel_err:.1e})")
+        return "\n".join(lines)
+
+
+def load_model(model_path: str | Path) -> Any:
+    """A saved cost model (ONNX Runtime only)."""
+    from mlsysgym.costmodels.base import CostModel
+
+    model = CostModel.load(model_path)
+    n = len(model.schema.features)
+    model.run_encoded(np.zeros((1, n), dtype=model.input_dtype))  # warm up ONNX Runtime
+    return model
+
+
+def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
+                model_path: str | Path | None = None, k: int = 5, *, model: Any = None,
+                measure_n: int = 24, rounds: int = 3, timing: Mapping[str, Any] | None = None,
+                compiler: Any = None, max_candidates: int | None = None,
+                defaults: Mapping[str, TileConfig] | None = None, caution: float = 1.0,
+                margin: float = 0.95) -> TuningReport:
+    """Tune every root op of a module; returns the annotated MLIR and what was decided.
+
+    ``model`` (a loaded CostModel) or ``model_path`` is needed by the cost-model modes;
+    ``measure_n`` is the sampled candidate count of ``measure`` mode; ``defaults`` may give
+    IREE's default config per problem key (else read with ``iree-compile``). In ``costmodel``
+    mode the pick minimizes predicted log ratio + ``caution`` × ensemble spread and replaces
+    the default only when that is below ``log(margin)``."""
+    if mode not in MODES:
+        raise TuningError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+    if not 1 <= int(k) <= 64:
+        raise TuningError(f"k must be between 1 and 64, got {k}")
+    t_start = time.perf_counter()
+    load_s = 0.0
+    if mode != "measure" and model is None:
+        if model_path is None:
+            raise TuningError(f"mode {mode} needs a cost model: pass --tune costmodel:PATH")
+        t0 = time.perf_counter()
+        model = load_model(model_path)
+        load_s = time.perf_counter() - t0
+    text = mlir_text_or_module if isinstance(mlir_text_or_module, str) else str(mlir_text_or_module)
+    roots = find_root_ops(text)
+    decisions: list[OpDecision] = []
+    chosen: dict[int, TileConfig] = {}
+    for r in roots:
+        t_op = time.perf_counter()
+        if r.problem is None:
+            decisions.append(OpDecision(r.index, r.name, "", False, r.reason))
+            continue
+        p = r.problem
+        try:
+            default = (defaults or {}).get(p.key) or default_config(p)
+        except MlsysgymError as e:
+            decisions.append(OpDecision(r.index, r.name, p.key, False, str(e)))
+            continue
+        d = OpDecision(r.index, r.name, p.key, True, chosen=default, default=default)
+        if mode == "measure":
+            cfgs = sample_candidates(p, default, measure_n, seed=1234)
+            ms = measure_configs(p, cfgs, rounds=rounds, timing=timing, compiler=compiler)
+            d.candidates, d.measured = len(cfgs) + 1, len(ms)
+            d.skipped_invalid = sum(not m.ok for m in ms)
+            best = min((m for m in ms if m.ok), key=lambda m: m.ratio, default=None)
+            if best is not None and best.ratio < 1.0:
+                d.chosen, d.measured_ratio = best.config, best.ratio
+        else:
+            sc = score_candidates(model, p, default, max_n=max_candidates)
+            d.candidates, d.model_calls = len(sc), sc.calls
+            d.model_ms, d.features_ms = sc.model_s * 1e3, sc.features_s * 1e3
+            order = np.argsort(sc.predicted, kind="stable")
+            if mode == "costmodel":
+                # conservative pick: predicted log ratio + ensemble spread, applied only when
+                # it beats the default by a margin (a wrong pick can cost 2-5x)
+                safe = np.log(np.maximum(sc.predicted, 1e-9)) + caution * sc.spread
+                best = int(np.argmin(safe))
+                if best != 0 and safe[best] < math.log(margin):
+                    d.chosen = sc.config(best)
+                d.predicted_ratio = float(sc.predicted[best])
+            else:
+                top = [int(i) for i in order if int(i) != 0][:k]
+                ms = measure_configs(p, [sc.config(i) for i in top], rounds=rounds,
+                                     timing=timing, compiler=compiler)
+                d.measured = len(ms)
+                d.skipped_invalid = sum(not m.ok for m in ms)
+                okm = [(m, i) for m, i in zip(ms, top) if m.ok]
+                if okm:
+                    m, i = min(okm, key=lambda t: t[0].ratio)
+                    if m.ratio < 1.0:
+                        d.chosen, d.measured_ratio = m.config, m.ratio
+                        d.predicted_ratio = float(sc.predicted[i])
+        d.is_default = d.chosen == default
+        if not d.is_default and d.chosen is not None:
+            chosen[r.index] = d.chosen
+        d.pass_ms = (time.perf_counter() - t_op) * 1e3
+        decisions.append(d)
+    tuned_text = annotate(text, chosen) if chosen else text
+    return TuningReport(mode, tuned_text, decisions, time.perf_counter() - t_start, load_s)
+
+
+# ---- compile and check ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class CompileCheck:
+    """Tuned vs untuned compile of a whole module: outputs compared on random inputs."""
+
+    ok: bool
+    max_rel_err: float
+    vmfb: str
+    compile_s: float
+    fallback_ops: tuple[int, ...] = ()
+    error: str = ""
+
+
+def _entry(text: str) -> tuple[str, list[tuple[tuple[int, ...], str]]]:
+    from iree.compiler import ir
+
+    ctx = _context()
+    with ctx:
+        mod = _parse(text, ctx)
+        for op in mod.body.operations:
+            op = op.operation
+            if op.name == "func.func" and "sym_visibility" not in op.attributes:
+                args = []
+                for a in op.regions[0].blocks[0].arguments:
+                    t = a.type
+                    if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
+                        raise TuningError("entry function has a non-static-tensor argument")
+                    args.append((tuple(int(x) for x in t.shape), str(t.element_type)))
+                return str(op.attributes["sym_name"]).strip('"'), args
+    raise TuningError("module has no public func.func to run")
+
+
+def compile_and_check(report: TuningReport, untuned: str, out: str | Path | None = None,
+                      compiler: Any = None, seed: int = 0, tol: float = 1e-3) -> CompileCheck:
+    """Compile the tuned module (dropping, one at a time, configs IREE rejects) and the
+    untuned one, run both on the same random inputs and compare; writes ``out`` if given."""
+    import shutil
+
+    from mlsysgym.simulators.iree_cpu import KernelCompiler
+
+    compiler = compiler or KernelCompiler(timeout_s=600.0)
+    t0 = time.perf_counter()
+    chosen = {o.index: o.chosen for o in report.ops if o.tuned and not o.is_default and o.chosen}
+    fallback: list[int] = []
+    res = compiler.compile(report.mlir)
+    while not res.ok and chosen:
+        # drop the config IREE rejects (the op index is not in the message: drop one by one)
+        bad = next(iter(chosen))
+        fallback.append(bad)
+        chosen.pop(bad)
+        report.mlir = annotate(untuned, chosen) if chosen else untuned
+        res = compiler.compile(report.mlir)
+    for o in report.ops:
+        if o.index in fallback:
+            o.chosen, o.is_default = o.default, True
+            o.reason = "chosen config rejected by iree-compile; default kept"
+    base = compiler.compile(untuned)
+    if not res.ok or not base.ok:
+        return CompileCheck(False, float("nan"), "", time.perf_counter() - t0, tuple(fallback),
+                            (res.error or base.error)[:300])
+    func, args = _entry(untuned)
+    rng = np.random.default_rng(seed)
+    np_types = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "i64": np.int64,
+                "i32": np.int32}
+    inputs = [rng.uniform(-1, 1, size=s).astype(np_types.get(t, np.float32)) for s, t in args]
+    gots = _Runner(res.vmfb, res.func if res.func != "kernel" else func).run_all(inputs)
+    wants = _Runner(base.vmfb, base.func if base.func != "kernel" else func).run_all(inputs)
+    err = 0.0 if len(gots) == len(wants) else math.inf
+    for got, want in zip(gots, wants):
+        want64, got64 = want.astype(np.float64), got.astype(np.float64)
+        if got64.shape != want64.shape:
+            err = math.inf
+            continue
+        scale = max(float(np.max(np.abs(want64))) if want64.size else 0.0, 1e-6)
+        err = max(err, float(np.max(np.abs(got64 - want64)) / scale) if want64.size else 0.0)
+    if out is not None:
+        shutil.copyfile(res.vmfb, out)  # type: ignore[arg-type]
+    return CompileCheck(bool(err <= tol), err, str(out or res.vmfb), time.perf_counter() - t0,
+                        tuple(fallback))
+
+
+__all__ += ["RULE_KINDS", "RootOp", "Scored", "annotate_kernel", "load_model"]

@@ -1,0 +1,443 @@
+"""Candidate lowering configurations (tile sizes) of one linalg root op for IREE's llvm-cpu backend.
+
+A :class:`TilingProblem` is a root op that has a tiling rule: ``matmul`` (M, N, K),
+``batch_matmul`` (B, M, N, K) or ``conv_2d_nhwc_hwcf`` (N, OH, OW, F, KH, KW, C) with batch
+N ≥ 2 and a kernel window larger than 1×1 (IREE folds unit batch dims and rewrites 1×1 convs
+to matmuls, which drops a per-op configuration — see ``shared/notes/iree-tiling.md``).
+:func:`problem_for` returns None for every other op (the pass reports those as untouched).
+
+A :class:`TileConfig` is one ``#iree_cpu.lowering_config`` (``distribution``,
+``vector_common_parallel``, ``vector_reduction``, optional ``cache_parallel`` /
+``cache_reduction``) plus its pipeline; ``to_attr()`` gives the ``compilation_info``
+attribute text the pass writes on the op.
+
+:func:`tiling_space` is the op's :class:`~mlsysgym.envs.space.DesignSpace` over six knobs
+(``d_m``, ``d_n``, ``d_h`` distribution tiles; ``v_m``, ``v_n`` register tiles; ``r_k`` the
+reduction unroll), each bounded by the loop it tiles, with the known validity rules as
+constraints: a tile never exceeds its loop bound, a register tile divides its distribution
+tile, the vector working set ``v_m·v_n·r_k`` stays below IREE's 32 KB large-vector limit,
+and the accumulator fits the register file. :func:`candidates` enumerates (or samples) the
+feasible configurations and always includes IREE's own default, read from
+``iree-compile --compile-to=executable-configurations`` by :func:`default_config`.
+
+Knob ↔ loop mapping (m, n: the vectorized parallel loops; k: the vectorized reduction):
+
+================ ======== ======== ====== ==========
+kind             m        n        k      h
+================ ======== ======== ====== ==========
+matmul           M        N        K      —
+batch_matmul     M        N        K      B (tile 1)
+conv_2d_nhwc_hwcf OW      F        C      OH
+================ ======== ======== ====== ==========
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from mlsysgym.envs.space import Categorical, Constraint, DesignSpace
+from mlsysgym.ir.errors import MlsysgymError
+
+__all__ = [
+    "KNOBS",
+    "RULE_KINDS",
+    "ConfigReadError",
+    "TileConfig",
+    "TilingError",
+    "TilingProblem",
+    "candidate_columns",
+    "candidates",
+    "config_features",
+    "default_config",
+    "problem_for",
+    "problem_from_spec",
+    "sample_candidates",
+    "tiling_space",
+]
+
+RULE_KINDS = ("matmul", "batch_matmul", "conv_2d_nhwc_hwcf")
+KNOBS = ("d_m", "d_n", "d_h", "v_m", "v_n", "r_k")
+MAX_VECTOR_ELEMS = 4096      # v_m * v_n * r_k * 4 B < 32 KB (IREE rejects >= 32768 B vectors)
+MAX_ACC_ELEMS = 512          # accumulator tile: 32 AVX-512 registers of 16 floats
+_PIPELINE = {"matmul": "DoubleTilingExpert", "batch_matmul": "DoubleTilingExpert",
+             "conv_2d_nhwc_hwcf": "ConvTileAndDecomposeExpert"}
+
+
+class TilingError(MlsysgymError):
+    """A tiling problem or configuration that cannot be built as asked."""
+
+
+class ConfigReadError(TilingError):
+    """IREE's default configuration of an op could not be read from ``iree-compile``."""
+
+
+@dataclass(frozen=True)
+class TilingProblem:
+    """A root op with a tiling rule: kind, loop bounds (the op's loop order), stride, dilation."""
+
+    kind: str
+    dims: tuple[int, ...]
+    stride: int = 1
+    dilation: int = 1
+    dtype: str = "f32"
+
+    def __post_init__(self) -> None:
+        if self.kind not in RULE_KINDS:
+            raise TilingError(f"no tiling rule for {self.kind!r}; rules exist for "
+                              f"{', '.join(RULE_KINDS)}")
+        want = {"matmul": 3, "batch_matmul": 4, "conv_2d_nhwc_hwcf": 7}[self.kind]
+        if len(self.dims) != want or any(int(d) < 1 for d in self.dims):
+            raise TilingError(f"{self.kind} needs {want} positive loop bounds, got {self.dims}")
+        object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
+
+    @property
+    def mnkh(self) -> tuple[int, int, int, int]:
+        """Bounds of the (m, n, k, h) loops of the knob mapping (h = 1 for matmul)."""
+        d = self.dims
+        if self.kind == "matmul":
+            return d[0], d[1], d[2], 1
+        if self.kind == "batch_matmul":
+            return d[1], d[2], d[3], d[0]
+        return d[2], d[3], d[6], d[1]
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the op."""
+        return int(np.prod(self.dims, dtype=np.int64))
+
+    @property
+    def key(self) -> str:
+        """A short stable identifier (kind and dims), e.g. ``matmul:128x256x64``."""
+        s = f"{self.kind}:{'x'.join(map(str, self.dims))}"
+        return s + (f":s{self.stride}" if self.stride != 1 else "") + \
+            (f":d{self.dilation}" if self.dilation != 1 else "")
+
+    def to_spec_design(self) -> dict[str, Any]:
+        """The ``KernelSpec`` design dict of a standalone kernel with this op's shape."""
+        d: dict[str, Any] = {"kind": self.kind, "shape": "x".join(map(str, self.dims)),
+                             "dtype": self.dtype}
+        if self.stride != 1:
+            d["stride"] = self.stride
+        if self.dilation != 1:
+            d["dilation"] = self.dilation
+        return d
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """One ``#iree_cpu.lowering_config`` (tile sizes per loop, per level) and its pipeline."""
+
+    distribution: tuple[int, ...]
+    vector_common_parallel: tuple[int, ...]
+    vector_reduction: tuple[int, ...]
+    pipeline: str = "DoubleTilingExpert"
+    cache_parallel: tuple[int, ...] | None = None
+    cache_reduction: tuple[int, ...] | None = None
+
+    def to_attr(self) -> str:
+        """The ``#iree_codegen.compilation_info<...>`` attribute text."""
+        levels = [("distribution", self.distribution)]
+        if self.cache_parallel is not None:
+            levels.append(("cache_parallel", self.cache_parallel))
+        if self.cache_reduction is not None:
+            levels.append(("cache_reduction", self.cache_reduction))
+        levels += [("vector_common_parallel", self.vector_common_parallel),
+                   ("vector_reduction", self.vector_reduction)]
+        body = ", ".join(f"{name} = [{', '.join(map(str, v))}]" for name, v in levels if v)
+        return ("#iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
+                f"{body}>, translation_info = #iree_codegen.translation_info<pipeline = "
+                f"#iree_cpu.pipeline<{self.pipeline}>>>")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @property
+    def key(self) -> str:
+        """Short content hash."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def problem_from_spec(design: Mapping[str, Any]) -> TilingProblem | None:
+    """The TilingProblem of a ``KernelSpec`` design dict, or None if it has no tiling rule."""
+    kind = str(design.get("kind", ""))
+    shape = design.get("shape", ())
+    dims = tuple(int(x) for x in (shape.split("x") if isinstance(shape, str) else shape))
+    return problem_for(kind, dims, int(design.get("stride", 1) or 1),
+                       int(design.get("dilation", 1) or 1), str(design.get("dtype", "f32")))
+
+
+def problem_for(kind: str, dims: Sequence[int], stride: int = 1, dilation: int = 1,
+                dtype: str = "f32") -> TilingProblem | None:
+    """A TilingProblem, or None when no rule applies (other kinds, non-f32, batch-1 or 1×1
+    convs)."""
+    if kind not in RULE_KINDS or dtype != "f32" or any(d is None for d in dims):
+        return None
+    if kind == "conv_2d_nhwc_hwcf" and (dims[0] < 2 or dims[4] * dims[5] == 1):
+        return None
+    return TilingProblem(kind, tuple(int(d) for d in dims), stride, dilation, dtype)
+
+
+def _reason_no_rule(kind: str, dims: Sequence[int | None]) -> str:
+    if kind == "conv_2d_nhwc_hwcf" and dims and dims[0] == 1:
+        return "batch-1 conv: IREE folds the unit batch dim and drops per-op configs"
+    if kind == "conv_2d_nhwc_hwcf" and len(dims) == 7 and dims[4] == dims[5] == 1:
+        return "1x1 conv: IREE rewrites it to a matmul and drops per-op configs"
+    return f"no tiling rule for {kind}"
+
+
+# ---- knobs <-> TileConfig ----------------------------------------------------------------
+def config_from_knobs(problem: TilingProblem, k: Mapping[str, int]) -> TileConfig:
+    """The TileConfig of one knob assignment (``d_m, d_n, d_h, v_m, v_n, r_k``)."""
+    dm, dn, dh, vm, vn, rk = (int(k[n]) for n in KNOBS)
+    pipe = _PIPELINE[problem.kind]
+    if problem.kind == "matmul":
+        return TileConfig((dm, dn, 0), (vm, vn, 0), (0, 0, rk), pipe)
+    if problem.kind == "batch_matmul":
+        return TileConfig((1, dm, dn, 0), (1, vm, vn, 0), (0, 0, 0, rk), pipe)
+    return TileConfig((1, dh, dm, dn, 0, 0, 0), (1, 1, vm, vn, 0, 0, 0),
+                      (0, 0, 0, 0, 1, 1, rk), pipe)
+
+
+def knobs_from_config(problem: TilingProblem, c: TileConfig) -> dict[str, int] | None:
+    """Inverse of :func:`config_from_knobs`; None if ``c`` is not expressible by the knobs."""
+    d, v, r = c.distribution, c.vector_common_parallel, c.vector_reduction
+    try:
+        if problem.kind == "matmul":
+            out = {"d_m": d[0], "d_n": d[1], "d_h": 1, "v_m": v[0], "v_n": v[1], "r_k": r[2]}
+        elif problem.kind == "batch_matmul":
+            out = {"d_m": d[1], "d_n": d[2], "d_h": 1, "v_m": v[1], "v_n": v[2], "r_k": r[3]}
+        else:
+            out = {"d_m": d[2], "d_n": d[3], "d_h": d[1], "v_m": v[2], "v_n": v[3], "r_k": r[6]}
+    except IndexError:
+        return None
+    m, n, k, h = problem.mnkh
+    bound = {"d_m": m, "d_n": n, "d_h": h, "v_m": m, "v_n": n, "r_k": k}
+    return {name: int(x) if int(x) > 0 else bound[name] for name, x in out.items()}  # 0: untiled
+
+
+# ---- IREE's default ---------------------------------------------------------------------
+_LC = re.compile(r"lowering_config<(distribution = \[[^\]]*\][^>]*)>")
+
+
+def _levels(text: str) -> dict[str, tuple[int, ...]]:
+    return {m.group(1): tuple(int(x) for x in m.group(2).split(",") if x.strip())
+            for m in re.finditer(r"(\w+) = \[([^\]]*)\]", text)}
+
+
+_DEFAULT_CACHE: dict[str, TileConfig] = {}
+
+
+def default_config(problem: TilingProblem, timeout_s: float = 60.0) -> TileConfig:
+    """IREE's own configuration of the op (``--compile-to=executable-configurations`` of a
+    one-op kernel); cached in memory and on disk."""
+    from mlsysgym.ir.mlir_emit import emit
+    from mlsysgym.ir.mlir_import import TARGET_FLAGS, cache_dir, compiler_version, iree_compile_path
+
+    key = hashlib.sha256(json.dumps([problem.key, compiler_version()]).encode()).hexdigest()[:24]
+    if key in _DEFAULT_CACHE:
+        return _DEFAULT_CACHE[key]
+    path = cache_dir("tiling-defaults") / f"{key}.json"
+    if path.is_file():
+        cfg = _config_from_json(json.loads(path.read_text()))
+    else:
+        text = emit(problem.to_spec_design()).mlir
+        try:
+            proc = subprocess.run([iree_compile_path(), "-", "--compile-to=executable-configurations",
+                                   *TARGET_FLAGS], input=text.encode(), capture_output=True,
+                                  timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            raise ConfigReadError(f"reading IREE's default config of {problem.key} timed out") \
+                from None
+        found = _LC.findall(proc.stdout.decode(errors="replace"))
+        levels = _levels(found[-1]) if found else {}
+        if proc.returncode != 0 or "vector_reduction" not in levels:
+            raise ConfigReadError(f"no default lowering_config found for {problem.key} "
+                                  f"(iree-compile exit {proc.returncode})")
+        cfg = TileConfig(levels["distribution"], levels["vector_common_parallel"],
+                         levels["vector_reduction"], _PIPELINE[problem.kind],
+                         levels.get("cache_parallel"), levels.get("cache_reduction"))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(cfg.to_dict()))
+        tmp.replace(path)
+    _DEFAULT_CACHE[key] = cfg
+    return cfg
+
+
+def _config_from_json(d: Mapping[str, Any]) -> TileConfig:
+    def t(v: Any) -> tuple[int, ...] | None:
+        return None if v is None else tuple(int(x) for x in v)
+    return TileConfig(t(d["distribution"]) or (), t(d["vector_common_parallel"]) or (),
+                      t(d["vector_reduction"]) or (), str(d.get("pipeline", "DoubleTilingExpert")),
+                      t(d.get("cache_parallel")), t(d.get("cache_reduction")))
+
+
+# ---- the space ----------------------------------------------------------------------------
+def _levels_upto(bound: int, base: Sequence[int], extra: Sequence[int] = ()) -> tuple[int, ...]:
+    vals = {v for v in base if v <= bound} | {v for v in extra if 1 <= v <= bound}
+    return tuple(sorted(vals)) or (1,)
+
+
+def tiling_space(problem: TilingProblem, default: TileConfig | None = None) -> DesignSpace:
+    """The DesignSpace of the op's configurations (see module doc); ``default``'s knob values
+    are always among the levels so the default is a point of the space."""
+    m, n, k, h = problem.mnkh
+    dk = knobs_from_config(problem, default) if default is not None else None
+    dv = dk or {}
+
+    def with_default(name: str, vals: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(sorted(set(vals) | ({dv[name]} if name in dv else set())))
+
+    d_m = with_default("d_m", _levels_upto(m, (8, 16, 32, 64, 128), [m] if m <= 128 else []))
+    d_n = with_default("d_n", _levels_upto(n, (16, 32, 64, 128, 256), [n] if n <= 256 else []))
+    v_m = with_default("v_m", _levels_upto(m, (1, 2, 4, 8, 16), [7] if m % 7 == 0 else []))
+    v_n = with_default("v_n", _levels_upto(n, (4, 8, 16, 32, 64), [1, 2] if n < 4 else []))
+    r_k = with_default("r_k", _levels_upto(k, (1, 2, 4, 8, 16, 32), [k] if k <= 32 else []))
+    if problem.kind == "conv_2d_nhwc_hwcf":
+        d_h = with_default("d_h", _levels_upto(h, (1, 2, 4, 8, 16), [h, max(h // 2, 1)]))
+    else:
+        d_h = (1,)
+    params = [Categorical("d_m", d_m), Categorical("d_n", d_n), Categorical("d_h", d_h),
+              Categorical("v_m", v_m), Categorical("v_n", v_n), Categorical("r_k", r_k)]
+    cons = [
+        Constraint(f"d_m <= {m} and d_n <= {n} and d_h <= {h} and r_k <= {k}",
+                   "a tile never exceeds its loop bound"),
+        Constraint("v_m <= d_m and v_n <= d_n", "register tile within the distribution tile"),
+        Constraint("d_m % v_m == 0 and d_n % v_n == 0",
+                   "register tile divides the distribution tile"),
+        Constraint(f"v_m * v_n * r_k <= {MAX_VECTOR_ELEMS}",
+                   "vector working set below IREE's 32 KB large-vector limit"),
+        Constraint(f"v_m * v_n <= {MAX_ACC_ELEMS}", "accumulator tile fits the register file"),
+    ]
+    if problem.kind == "conv_2d_nhwc_hwcf":
+        # conv remainders are scalarized (measured: 10-150x slower): tiles divide the loops
+        cons.append(Constraint(f"{m} % d_m == 0 and {n} % d_n == 0 and {h} % d_h == 0 and "
+                               f"{m} % v_m == 0 and {n} % v_n == 0 and {k} % r_k == 0",
+                               "conv tiles divide their loop bounds"))
+    if dk is not None:
+        # keep the default feasible even where it breaks a soft rule
+        dflt = dict(dk)
+
+        def _or_default(rule: Constraint) -> Constraint:
+            def holds(cols: Mapping[str, Any]) -> Any:
+                is_default = np.ones(len(np.asarray(cols["d_m"])), dtype=bool)
+                for name, val in dflt.items():
+                    is_default &= np.asarray(cols[name]) == val
+                return rule.holds({c: np.asarray(v) for c, v in cols.items()}) | is_default
+            holds.__name__ = rule.description
+            return Constraint(holds, rule.description)
+        cons = [_or_default(c) for c in cons]
+    return DesignSpace(params, cons)
+
+
+def sample_candidates(problem: TilingProblem, default: TileConfig, n: int, seed: int = 0,
+                      near_fraction: float = 0.6) -> list[TileConfig]:
+    """``n`` feasible configurations other than the default (deterministic for ``seed``): about
+    ``near_fraction`` of them one or two knobs away from the default, the rest uniform."""
+    space = tiling_space(problem, default)
+    designs = space.enumerate(feasible_only=True)
+    dk = knobs_from_config(problem, default) or {}
+    dist = np.array([sum(d[k] != dk.get(k) for k in KNOBS) for d in designs])
+    rng = np.random.default_rng(seed)
+    near = [i for i in range(len(designs)) if 1 <= dist[i] <= 2]
+    far = [i for i in range(len(designs)) if dist[i] >= 1]
+    n_near = min(len(near), round(n * near_fraction))
+    pick = list(rng.choice(near, size=n_near, replace=False)) if n_near else []
+    rest = [i for i in far if i not in set(pick)]
+    n_far = min(len(rest), n - len(pick))
+    pick += list(rng.choice(rest, size=n_far, replace=False)) if n_far > 0 else []
+    return [config_from_knobs(problem, designs[int(i)]) for i in pick]
+
+
+def candidate_columns(problem: TilingProblem, default: TileConfig | None = None,
+                      max_n: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Knob columns of the feasible configurations (vectorized enumeration of the space), the
+    default's row first when given; at most ``max_n`` rows (a deterministic sample) if set."""
+    space = tiling_space(problem, default)
+    cols = space.columns_from_indices(space.all_indices())
+    keep = space.feasible(cols)
+    cols = {k: np.asarray(cols[k], dtype=np.int64)[keep] for k in KNOBS}
+    n = len(cols["d_m"])
+    first = np.zeros(0, dtype=np.int64)
+    if default is not None:
+        dk = knobs_from_config(problem, default)
+        if dk is not None:
+            is_def = np.ones(n, dtype=bool)
+            for k in KNOBS:
+                is_def &= cols[k] == dk[k]
+            rest = np.flatnonzero(~is_def)
+            cols = {k: np.concatenate([[dk[k]], v[rest]]) for k, v in cols.items()}
+            first = np.zeros(1, dtype=np.int64)
+    if max_n is not None and len(cols["d_m"]) > max_n:
+        rng = np.random.default_rng(seed)
+        pick = np.sort(rng.choice(np.arange(len(first), len(cols["d_m"])),
+                                  size=max(max_n - len(first), 0), replace=False))
+        idx = np.concatenate([first, pick])
+        cols = {k: v[idx] for k, v in cols.items()}
+    return cols
+
+
+def candidates(problem: TilingProblem, default: TileConfig | None = None, max_n: int | None = None,
+               seed: int = 0) -> list[TileConfig]:
+    """Feasible configurations of the op's space, IREE's default first (as read, if given);
+    at most ``max_n`` (a deterministic random sample of the rest) when set."""
+    cols = candidate_columns(problem, default, max_n, seed)
+    out = [config_from_knobs(problem, {k: int(cols[k][i]) for k in KNOBS})
+           for i in range(len(cols["d_m"]))]
+    if default is not None and knobs_from_config(problem, default) is not None:
+        out[0] = default
+    return out
+
+
+# ---- features -----------------------------------------------------------------------------
+FEATURE_NAMES = ("kind_conv", "kind_bmm", "lm", "ln", "lk", "lh", "window", "conv_stride",
+                 "ld_m", "ld_n", "ld_h", "lv_m", "lv_n", "lr_k",
+                 "rd_m", "rd_n", "rd_h", "rv_m", "rv_n", "rr_k",
+                 "acc", "vec", "tiles", "waste_m", "waste_n", "waste_vm", "waste_vn", "waste_k",
+                 "is_default")
+
+
+def config_features(problem: TilingProblem, knobs: Mapping[str, np.ndarray] | Sequence[Mapping[str, int]],
+                    default: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Feature columns (op shape + configuration, log2 scale, relative to the default) of a
+    batch of knob assignments (columns or dicts); vectorized."""
+    if not isinstance(knobs, Mapping):
+        knobs = {k: np.array([d[k] for d in knobs]) for k in KNOBS}
+    cols = {k: np.asarray(knobs[k], dtype=np.float64) for k in KNOBS}
+    nrow = len(cols["d_m"])
+    m, n, k, h = (float(x) for x in problem.mnkh)
+    window = float(problem.dims[4] * problem.dims[5]) if problem.kind == "conv_2d_nhwc_hwcf" else 1.0
+    one = np.ones(nrow)
+    lg = np.log2
+    out: dict[str, np.ndarray] = {
+        "kind_conv": one * (problem.kind == "conv_2d_nhwc_hwcf"),
+        "kind_bmm": one * (problem.kind == "batch_matmul"),
+        "lm": one * lg(m), "ln": one * lg(n), "lk": one * lg(k), "lh": one * lg(h),
+        "window": one * lg(window), "conv_stride": one * problem.stride,
+    }
+    for kn in KNOBS:  # absolute (log2) and relative to IREE's default: rd_m, ..., rr_k
+        out["l" + kn] = lg(cols[kn])
+        out["r" + kn] = lg(cols[kn]) - lg(float(default[kn]))
+    out["acc"] = lg(cols["v_m"] * cols["v_n"])
+    out["vec"] = lg(cols["v_m"] * cols["v_n"] * cols["r_k"])
+    out["tiles"] = lg(np.ceil(m / cols["d_m"]) * np.ceil(n / cols["d_n"]) * np.ceil(h / cols["d_h"]))
+
+    def waste(bound: float, t: np.ndarray) -> np.ndarray:
+        return np.ceil(bound / t) * t / bound - 1.0
+    out["waste_m"] = waste(m, cols["d_m"])
+    out["waste_n"] = waste(n, cols["d_n"])
+    out["waste_vm"] = waste(m, cols["v_m"])
+    out["waste_vn"] = waste(n, cols["v_n"])
+    out["waste_k"] = waste(k, cols["r_k"])
+    is_def = np.ones(nrow, dtype=bool)
+    for kn in KNOBS:
+        is_def &= cols[kn] == float(default[kn])
+    out["is_default"] = is_def.astype(np.float64)
+    return {f: out[f] for f in FEATURE_NAMES}
