@@ -171,11 +171,12 @@ def _matmul(ins: list[Shape | None], outs: list[Shape | None]) -> OpCost | None:
     if a is None or b is None or outs[0] is None:
         return None
     k = a[-1]
-    m = a[-2] if len(a) >= 2 else 1
     n = b[-1] if len(b) >= 2 else 1
-    out = outs[0]
-    batch = math.prod(out[:-2]) if len(a) >= 2 and len(b) >= 2 else math.prod(out) // max(m * n, 1)
-    nest = MatmulNest(batch=max(batch, 1), m=m, n=n, k=k)
+    if len(b) <= 2:  # a linear layer: one weight matrix shared by every row of ``a``
+        nest = MatmulNest(batch=1, m=math.prod(a[:-1]), n=n, k=k)
+    else:
+        m = a[-2] if len(a) >= 2 else 1
+        nest = MatmulNest(batch=max(math.prod(outs[0][:-2]), 1), m=m, n=n, k=k)
     return OpCost(nest.macs, 2 * nest.macs, nest)
 
 

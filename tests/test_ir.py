@@ -69,7 +69,9 @@ def test_matmul_batched_broadcast_and_gemm():
     g = single(node, [value("a", [2, 3, 4, 5]), value("b", [2, 3, 5, 6])], [value("c", [2, 3, 4, 6])])
     assert g.ops[0].loop_nest == MatmulNest(batch=6, m=4, n=6, k=5)
     assert g.ops[0].macs == 720
+    # a linear layer on a 3-D input: the shared weight makes it one (2·4)×5 @ 5×6 matmul
     g = single(node, [value("a", [2, 4, 5])], [value("c", [2, 4, 6])], [weight("b", [5, 6])])
+    assert g.ops[0].loop_nest == MatmulNest(batch=1, m=8, n=6, k=5)
     assert g.ops[0].macs == 2 * 4 * 6 * 5
     node = helper.make_node("Gemm", ["a", "b", "c"], ["y"], transB=1)
     g = single(node, [value("a", [2, 8])], [value("y", [2, 16])], [weight("b", [16, 8]), weight("c", [16])])
