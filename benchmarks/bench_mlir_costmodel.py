@@ -96,8 +96,8 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
     models: dict[str, Any] = {}
 
     t = time.perf_counter()
-    text = MlirTextCostModel(seed=args.seed, epochs=args.epochs, patience=args.patience,
-                             max_seconds=args.max_seconds).fit(train, targets=["runtime_us"])
+    text = MlirTextCostModel(members=args.members, seed=args.seed, **_text_config(args)).fit(
+        train, targets=["runtime_us"])
     models["mlir_text"] = (text, time.perf_counter() - t)
     res["text_epochs"] = len(text.history)
     res["text_history"] = text.history
@@ -125,6 +125,11 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
         write_report(model, test, out_dir / _slug(name) / mname, group="kind",
                      title=f"{mname} / {name}")
     return res
+
+
+def _text_config(args: argparse.Namespace) -> dict[str, Any]:
+    return {"epochs": args.epochs, "patience": args.patience, "max_seconds": args.max_seconds,
+            "batch_size": args.batch_size, "rank_weight": args.rank_weight}
 
 
 def _slug(name: str) -> str:
@@ -162,15 +167,24 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
              "roofline": "roofline (fitted)"}
     lines = ["# MLIR kernel cost model: text transformer vs. hand-feature GBM vs. roofline", "",
              f"Command: `{meta['command']}`", "",
-             f"Dataset: `{meta['data']}` — {meta['rows']} measured kernels (ok rows), "
-             f"{meta['kinds']} op kinds, {meta['models']} source models; target `runtime_us` "
-             f"(median, iree-cpu on {meta['cpu']}). Machine shared with other jobs "
-             f"(load average {meta['load']}).", "",
-             "Metrics on held-out kernels: MAPE %; Kendall τ-b over all held-out kernels; τ "
-             f"within each op kind (mean over kinds with ≥ {MIN_GROUP} held-out kernels); top-1 / "
-             "top-5 score = true fastest ÷ fastest true runtime among the model's 1 / 5 "
-             "fastest-predicted kernels, within each op kind, mean over those kinds (1 = "
-             "perfect). R² is on log runtime.", ""]
+             (f"Dataset: `{meta['data']}` — {meta['rows']} measured kernels (ok rows), "
+              f"{meta['kinds']} op kinds, {meta['models']} source models; target `runtime_us` "
+              f"(median, iree-cpu on {meta['cpu']}). Machine shared with other jobs "
+              f"(load average {meta['load']} at the end)."), "",
+             ("Models (same training rows per split): **MLIR text transformer** "
+              "(`costmodels/mlir_text.py`: compact MLIR tokens with log-magnitude number "
+              f"tokens + values, {meta['text_config']}, log runtime target with auxiliary "
+              "log FLOPs/bytes targets in training, early stopping on 10% of the training rows); "
+              "**LightGBM on hand features** (op kind, element-wise op, rank, log MACs, FLOPs, "
+              "bytes read/written/total, arithmetic intensity, log iteration-domain sizes, "
+              "stride); **roofline** (runtime = t0 + max(FLOPs/peak, bytes/bandwidth), three "
+              "parameters fitted by least squares on log runtime of the training rows)."), "",
+             ("Metrics on held-out kernels: MAPE %; Kendall τ-b over all held-out kernels; τ "
+              f"within each op kind (mean over kinds with ≥ {MIN_GROUP} held-out kernels); "
+              "top-1 / top-5 score = true fastest ÷ fastest true runtime among the model's 1 / 5 "
+              "fastest-predicted kernels, within each op kind, mean over those kinds (1 = "
+              "perfect). R² is on log runtime. Fit times are wall-clock on the loaded machine."),
+             ""]
     wins = []
     for r in results:
         lines += [f"## Split `{r['split']}` — {r['train_rows']} train / {r['test_rows']} test", "",
@@ -185,14 +199,16 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 and t["mlir_text"]["kendall_tau"] > t["roofline"]["kendall_tau"])
         wins.append(beat)
         rp = r["roofline_params"]
-        lines += ["", f"Text model: {r['text_epochs']} epochs (early stopping); roofline fit: "
-                  f"peak {rp['peak_gflops']:.2f} GFLOP/s, bandwidth {rp['bandwidth_gbps']:.2f} "
-                  f"GB/s, overhead {rp['t0_us']:.2f} µs. Text model beats both baselines in "
-                  f"Kendall τ: **{'yes' if beat else 'no'}**.", ""]
+        lines += ["", (f"Text model: {r['text_epochs']} epochs in all members (early stopping); "
+                       f"{100 * t['mlir_text']['ood_share']:.0f}% of held-out kernels flagged "
+                       f"out of distribution. Roofline fit: peak {rp['peak_gflops']:.2f} GFLOP/s, "
+                       f"bandwidth {rp['bandwidth_gbps']:.2f} GB/s, overhead {rp['t0_us']:.2f} µs. "
+                       f"Text model beats both baselines in Kendall τ: "
+                       f"**{'yes' if beat else 'no'}**."), ""]
     lat = meta["latency"]
     lines += ["## Verdict", "",
-              f"The text model beats both baselines in Kendall τ on {sum(wins)} of {len(wins)} "
-              "splits.", "",
+              (f"The text model beats both baselines in Kendall τ on {sum(wins)} of {len(wins)} "
+               "splits."), "",
               "## Inference (saved model, ONNX Runtime, tokenizer in Python; CPU time)", "",
               f"- one kernel: {lat['one_kernel_us']:.0f} µs (tokenize {lat['tokenize_us']:.0f} µs)",
               f"- batch of 256: {lat['batch256_per_kernel_us']:.1f} µs per kernel", "",
@@ -200,14 +216,27 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _describe_text(args: argparse.Namespace) -> str:
+    from mlsysgym.costmodels.mlir_text import MlirTextCostModel
+
+    hp = {**MlirTextCostModel.DEFAULTS, **_text_config(args)}
+    return (f"{hp['layers']} pre-LN layers, d_model {hp['d_model']}, {hp['heads']} heads, "
+            f"FFN {hp['ffn']}, mean pooling + log-linear readout, {args.members} member(s), "
+            f"≤ {hp['epochs']} epochs, batch {hp['batch_size']}, rank-loss weight "
+            f"{hp['rank_weight']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--splits", nargs="+", default=list(DEFAULT_SPLITS))
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--patience", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--patience", type=int, default=8)
     ap.add_argument("--max-seconds", type=float, default=600.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--members", type=int, default=1, help="text-model ensemble size")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--rank-weight", type=float, default=0.5)
     ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments/results/mlir_costmodel")
     ap.add_argument("--write", type=Path, default=None, help="write the Markdown results here")
     args = ap.parse_args(argv)
@@ -233,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
             "rows": len(frame), "kinds": frame["kind"].nunique(),
             "models": frame["workload_id"].nunique(),
             "cpu": machine.get("cpu", platform.processor()), "load": f"{os.getloadavg()[0]:.1f}",
-            "latency": lat, "seconds": time.perf_counter() - t0}
+            "latency": lat, "seconds": time.perf_counter() - t0,
+            "text_config": _describe_text(args)}
     (args.out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": results},
                                                           indent=1, default=float))
     md = to_markdown(results, meta)

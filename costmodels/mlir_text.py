@@ -32,11 +32,19 @@ position embedding → pre-LayerNorm transformer encoder layers (hand-written at
 additive padding mask, so the ONNX export is plain MatMul/Softmax) → masked mean pooling → a
 small MLP head, plus a *log-linear readout* Σ_t c(h_t) · value_t (a contextual weight per
 token times its log magnitude: log MACs and log bytes are such sums of log dims) → the
-standardized log runtime. Trained with AdamW + MSE, early-stopped on a
-validation split, exported with ``torch.onnx.export(dynamo=True)`` (inputs ``tokens`` int64
-and ``numbers`` float32, both (batch, length), dynamic in both). At inference the tokenizer
+standardized log runtime. Auxiliary outputs (log FLOPs, log bytes read and written:
+functions of the text, used as extra training targets only) are computed first and fed to the
+runtime head. Trained with AdamW on MSE (+ an in-batch pairwise logistic ranking loss,
+``rank_weight``), early-stopped on a validation split; ``members`` > 1 trains an ensemble
+whose spread is the prediction's ``std``. Exported with ``torch.onnx.export(dynamo=True)``
+(inputs ``tokens`` int64 and ``numbers`` float32, both (batch, length), dynamic in both;
+output ``Y`` (batch, members)). Training uses one torch thread by default: on this shared
+2-core machine one thread ran a training step 8× faster than two. At inference the tokenizer
 runs in Python and ONNX Runtime runs the network: :meth:`MlirTextCostModel.load` imports
-neither torch nor lightgbm.
+neither torch nor lightgbm. The saved directory has the CostModel format (``model.onnx`` +
+``metadata.json``, ``kind`` = ``mlir_text``, the vocabulary under ``tokenizer``), but its
+inputs are token matrices, not a feature schema: load it with ``MlirTextCostModel.load``
+(``CostModel.load`` does not dispatch on ``kind``).
 
 Baselines on the same rows: :class:`RooflineModel` (an analytical roofline fitted in log
 space) and :func:`hand_features` (the columns for a ``LightGBMCostModel``).
@@ -100,7 +108,7 @@ _TOKEN_RE = re.compile(r"""
 |(?P<punct>[(){}\[\]<>=:*?|+-])
 |(?P<skip>[\s,]+)
 |(?P<other>.)
-""", re.X)
+""", re.VERBOSE)
 _DIGITS = re.compile(r"\d+$")
 _NAME_SPLIT = re.compile(r"[._]")
 
@@ -284,8 +292,9 @@ def _texts_of(inputs: Any, column: str) -> list[str]:
 
 # ---- network (torch; training only) ------------------------------------------------------------
 def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, layers: int,
-                   ffn: int, dropout: float, seed: int) -> Any:
-    """The transformer encoder regressor: (tokens, numbers) (n, L) → (n, 1)."""
+                   ffn: int, dropout: float, seed: int, n_out: int = 1) -> Any:
+    """The transformer encoder regressor: (tokens, numbers) (n, L) → (n, n_out); output 0 is
+    the target, the others auxiliary targets used only in training."""
     import torch
     from torch import nn
 
@@ -314,8 +323,14 @@ def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, laye
             x = x + self.drop(self.proj(h))
             return x + self.drop(self.ff(self.ln2(x)))
 
+    n_aux = n_out - 1
+
     class MlirTextNet(nn.Module):
-        """Token + value + position embeddings → encoder blocks → masked mean → MLP head."""
+        """Token + value + position embeddings → encoder blocks → masked mean → heads.
+
+        Auxiliary outputs (sizes) = linear(pooled) + log-linear readout; the target = MLP(pooled,
+        auxiliary outputs) + its own log-linear readout, so the target head sees the sizes the
+        network read (a learned, roofline-like combination)."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -324,9 +339,12 @@ def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, laye
             self.pos = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
             self.blocks = nn.ModuleList([Block() for _ in range(layers)])
             self.ln = nn.LayerNorm(d_model)
-            self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(),
+            self.head = nn.Sequential(nn.Linear(d_model + n_aux, d_model), nn.GELU(),
                                       nn.Linear(d_model, 1))
-            self.coef = nn.Linear(d_model, 1)
+            self.aux_head = nn.Linear(d_model, max(n_aux, 1))
+            self.coef = nn.Linear(d_model, n_out)
+            nn.init.zeros_(self.coef.weight)
+            nn.init.zeros_(self.coef.bias)
 
         def forward(self, tokens: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
             length = tokens.shape[1]
@@ -340,10 +358,31 @@ def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, laye
             pooled = (x * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
             # log-linear readout: a context-dependent weight per number token times its log
             # magnitude, summed (log MACs / log bytes are such sums of log dims)
-            coef = self.coef(x).squeeze(-1)
-            return self.head(pooled) + (coef * numbers * mask).sum(1, keepdim=True)
+            lin = (self.coef(x) * (numbers * mask).unsqueeze(-1)).sum(1)   # (n, n_out)
+            if n_aux == 0:
+                return self.head(pooled) + lin
+            aux = self.aux_head(pooled) + lin[:, 1:]
+            main = self.head(torch.cat([pooled, aux], dim=1)) + lin[:, :1]
+            return torch.cat([main, aux], dim=1)
 
     return MlirTextNet()
+
+
+def _members_output(modules: Sequence[Any]) -> Any:
+    """A module returning output 0 (the target) of each member network: (n, members) — what is
+    exported (auxiliary outputs are dropped)."""
+    import torch
+    from torch import nn
+
+    class Members(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.nets = nn.ModuleList(modules)
+
+        def forward(self, tokens: Any, numbers: Any) -> Any:
+            return torch.cat([net(tokens, numbers)[:, :1] for net in self.nets], dim=1)
+
+    return Members().eval()
 
 
 def _export(module: Any, max_len: int) -> bytes:
@@ -386,20 +425,23 @@ class MlirTextCostModel(CostModel):
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "d_model": 48, "heads": 4, "layers": 2, "ffn": 96, "dropout": 0.0, "max_len": 128,
-        "epochs": 30, "patience": 6, "batch_size": 64, "learning_rate": 3e-3,
+        "epochs": 40, "patience": 8, "batch_size": 32, "learning_rate": 3e-3,
         "weight_decay": 1e-4, "min_count": 1, "compact": True, "threads": 1,
-        "max_seconds": 600.0}
+        "max_seconds": 600.0, "aux_targets": ("flops", "bytes_read", "bytes_written"),
+        "aux_weight": 0.3, "rank_weight": 0.5, "token_dropout": 0.0}
 
-    def __init__(self, seed: int = 0, text_column: str = "mlir", **hyperparameters: Any) -> None:
+    def __init__(self, members: int = 1, seed: int = 0, text_column: str = "mlir",
+                 **hyperparameters: Any) -> None:
         unknown = set(hyperparameters) - set(self.DEFAULTS)
         if unknown:
             raise MlirTextError(f"unknown MLIR text model hyperparameter(s) {sorted(unknown)}; "
                                 f"known: {', '.join(self.DEFAULTS)}")
-        super().__init__(members=1, seed=seed, **{**self.DEFAULTS, **hyperparameters})
+        super().__init__(members=members, seed=seed, **{**self.DEFAULTS, **hyperparameters})
         self.text_column = text_column
         self.tokenizer: MlirTokenizer | None = None
         self.module: Any = None
         self.history: list[dict[str, float]] = []
+        self.aux_targets: list[str] = []
 
     # ---- training -----------------------------------------------------------------------------
     def fit(self, frame: Any, features: Sequence[str] = (), targets: Sequence[str] = ("runtime_us",),
@@ -410,8 +452,6 @@ class MlirTextCostModel(CostModel):
         The validation rows for early stopping are ``valid_frame`` when given, else a random
         ``valid_fraction`` of ``frame``. ``features`` is accepted for API symmetry and ignored
         (the text is the only input)."""
-        import torch
-
         t0 = time.perf_counter()
         if len(targets) != 1:
             raise MlirTextError(f"the MLIR text model predicts one target, got {list(targets)}")
@@ -424,6 +464,11 @@ class MlirTextCostModel(CostModel):
         if len(frame) < 8 or not np.isfinite(y).all() or (y <= 0).any():
             raise MlirTextError(f"need >= 8 rows with positive finite {target!r}; drop bad rows")
         texts = _texts_of(frame, self.text_column)
+        hp = self.hyperparameters
+        aux_cols = [c for c in hp["aux_targets"] if c in frame.columns]
+        aux = np.column_stack([np.log1p(np.maximum(frame[c].to_numpy(np.float64), 0.0))
+                               for c in aux_cols]) if aux_cols else np.zeros((len(y), 0))
+        tr_aux = aux
         if valid_frame is not None:
             tr_texts, tr_y = texts, y
             va_texts = _texts_of(valid_frame, self.text_column)
@@ -434,7 +479,10 @@ class MlirTextCostModel(CostModel):
             va, tr = perm[:nv], perm[nv:]
             tr_texts, tr_y = [texts[i] for i in tr], y[tr]
             va_texts, va_y = [texts[i] for i in va], y[va]
-        hp = self.hyperparameters
+            tr_aux = aux[tr]
+        if tr_aux.shape[1]:
+            tr_aux = (tr_aux - tr_aux.mean(0)) / np.maximum(tr_aux.std(0), 1e-9)
+        self.aux_targets = aux_cols
         self.tokenizer = MlirTokenizer.fit(tr_texts, int(hp["min_count"]), int(hp["max_len"]),
                                            bool(hp["compact"]))
         lt = np.log(tr_y)
@@ -443,10 +491,18 @@ class MlirTextCostModel(CostModel):
         spec = self.targets[0]
         tr_enc = self.tokenizer.encode(tr_texts)
         va_enc = self.tokenizer.encode(va_texts)
+        import torch
+
         prev = torch.get_num_threads()
         torch.set_num_threads(int(hp["threads"]))
         try:
-            self.module = self._train(tr_enc, spec.forward(tr_y), va_enc, spec.forward(va_y))
+            nets, histories = [], []
+            for k in range(self.members):
+                nets.append(self._train(tr_enc, spec.forward(tr_y), va_enc, spec.forward(va_y),
+                                        tr_aux, self.seed * 1000 + k))
+                histories.append(self.history)
+            self.history = [h for hs in histories for h in hs]
+            self.module = _members_output(nets)
             self.onnx_bytes = _export(self.module, int(hp["max_len"]))
         finally:
             torch.set_num_threads(prev)
@@ -463,7 +519,11 @@ class MlirTextCostModel(CostModel):
         self._finish_identity()
         return self
 
-    def _train(self, tr: EncodedTexts, z: np.ndarray, va: EncodedTexts, zv: np.ndarray) -> Any:
+    def _train(self, tr: EncodedTexts, z: np.ndarray, va: EncodedTexts, zv: np.ndarray,
+               aux: np.ndarray, seed: int) -> Any:
+        """The trained network: MSE on the standardized log target plus ``aux_weight`` × MSE on
+        the standardized log auxiliary targets (FLOPs, bytes: sizes the text determines, which
+        teach the network to read shapes), early-stopped on the target's validation MSE."""
         import copy
 
         import torch
@@ -472,9 +532,10 @@ class MlirTextCostModel(CostModel):
         assert self.tokenizer is not None
         net = _build_network(len(self.tokenizer), int(hp["max_len"]), int(hp["d_model"]),
                              int(hp["heads"]), int(hp["layers"]), int(hp["ffn"]),
-                             float(hp["dropout"]), self.seed)
+                             float(hp["dropout"]), seed, 1 + aux.shape[1])
         x_tok, x_num = torch.from_numpy(tr.tokens), torch.from_numpy(tr.numbers)
-        yt = torch.tensor(z, dtype=torch.float32).unsqueeze(1)
+        yt = torch.tensor(np.column_stack([z, aux]), dtype=torch.float32)
+        w_aux = float(hp["aux_weight"])
         v_tok, v_num = torch.from_numpy(va.tokens), torch.from_numpy(va.numbers)
         yv = torch.tensor(zv, dtype=torch.float32).unsqueeze(1)
         lengths = (tr.tokens != 0).sum(1)
@@ -485,7 +546,12 @@ class MlirTextCostModel(CostModel):
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=float(hp["learning_rate"]), total_steps=max(epochs * steps_per_epoch, 1),
             pct_start=0.15)
-        gen = np.random.default_rng(self.seed)
+        gen = np.random.default_rng(seed)
+        w_rank = float(hp["rank_weight"])
+        p_drop = float(hp["token_dropout"])
+        tgen = torch.Generator().manual_seed(seed)
+        unk_id = self.tokenizer.vocab[UNK]
+        named = torch.from_numpy((tr.tokens > 0) & (tr.numbers == 0.0))
         best, best_state, since = math.inf, None, 0
         self.history = []
         t0 = time.perf_counter()
@@ -496,8 +562,21 @@ class MlirTextCostModel(CostModel):
             for i in range(0, n, bs):
                 idx = torch.from_numpy(perm[i:i + bs])
                 width = int(lengths[perm[i:i + bs]].max())
-                pred = net(x_tok[idx, :width], x_num[idx, :width])
-                loss = torch.nn.functional.mse_loss(pred, yt[idx])
+                toks = x_tok[idx, :width]
+                if p_drop > 0:  # word dropout: name tokens → <unk>, to rely on structure too
+                    hit = (torch.rand(toks.shape, generator=tgen) < p_drop) & named[idx, :width]
+                    toks = torch.where(hit, torch.full_like(toks, unk_id), toks)
+                pred = net(toks, x_num[idx, :width])
+                err = (pred - yt[idx]) ** 2
+                loss = err[:, 0].mean()
+                if err.shape[1] > 1:
+                    loss = loss + w_aux * err[:, 1:].mean()
+                if w_rank > 0:  # in-batch pairwise logistic ranking loss on the target
+                    dy = yt[idx, 0].unsqueeze(0) - yt[idx, 0].unsqueeze(1)
+                    dp = pred[:, 0].unsqueeze(0) - pred[:, 0].unsqueeze(1)
+                    keep = (dy.abs() > 0.02).to(torch.float32)
+                    pair = torch.nn.functional.softplus(-torch.sign(dy) * dp * 4.0) * keep
+                    loss = loss + w_rank * pair.sum() / keep.sum().clamp(min=1.0)
                 opt.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -506,7 +585,7 @@ class MlirTextCostModel(CostModel):
                 total += loss.item() * len(idx)
             net.eval()
             with torch.no_grad():
-                v = float(torch.nn.functional.mse_loss(net(v_tok, v_num), yv))
+                v = float(torch.nn.functional.mse_loss(net(v_tok, v_num)[:, :1], yv))
             self.history.append({"epoch": epoch + 1, "train_mse": total / n, "valid_mse": v,
                                  "seconds": time.perf_counter() - t0})
             if v < best - 1e-5:
@@ -578,7 +657,7 @@ class MlirTextCostModel(CostModel):
             "onnx": {"file": ONNX_FILE, "inputs": ["tokens", "numbers"],
                      "input_dtypes": ["int64", "float32"], "output": "Y",
                      "layout": "(n, 1): standardized log target"},
-            "members": 1, "seed": self.seed, "text_column": self.text_column,
+            "members": self.members, "seed": self.seed, "text_column": self.text_column,
             "tokenizer": tok.to_json(),
             "targets": [vars(t) for t in self.targets],
             "hyperparameters": self.hyperparameters,
@@ -624,6 +703,7 @@ class OnnxMlirTextModel(MlirTextCostModel):
         m = cls()
         m.meta, m.path = meta, d
         m.text_column = meta.get("text_column", "mlir")
+        m.members = int(meta.get("members", 1))
         m.hyperparameters = dict(meta.get("hyperparameters", {}))
         m.tokenizer = MlirTokenizer.from_json(meta["tokenizer"])
         m.targets = [TargetSpec(**t) for t in meta["targets"]]
