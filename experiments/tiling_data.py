@@ -286,7 +286,7 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str], seed: int =
     from mlsysgym.ir.tiling_space import FEATURE_NAMES
 
     frame = training_frame(data)
-    model = LightGBMCostModel(members=members, seed=seed, n_estimators=150, learning_rate=0.08,
+    model = LightGBMCostModel(members=members, seed=seed, n_estimators=80, learning_rate=0.15,
                               num_leaves=15, min_data_in_leaf=8, feature_fraction=0.8,
                               early_stopping=30)
     model.fit(frame, features=list(FEATURE_NAMES), targets=["runtime_ratio"],

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -394,6 +394,7 @@ class OpDecision:
     features_ms: float = 0.0
     pass_ms: float = 0.0
     model_calls: int = 0
+    reused_from: int | None = None  # index of an earlier op of the same shape whose decision this is
 
 
 @dataclass
@@ -427,6 +428,9 @@ class TuningReport:
                     f"red={list(cfg.vector_reduction)}" if cfg else "")
                 pr = f" pred×{o.predicted_ratio:.2f}" if math.isfinite(o.predicted_ratio) else ""
                 mr = f" meas×{o.measured_ratio:.2f}" if math.isfinite(o.measured_ratio) else ""
+                if o.reused_from is not None:
+                    lines.append(f"  #{o.index} {o.problem_key}: {what} (same shape as #{o.reused_from})")
+                    continue
                 lines.append(f"  #{o.index} {o.problem_key}: {what}{pr}{mr} "
                              f"({o.candidates} candidates, model {o.model_ms:.2f} ms"
                              + (f", {o.skipped_invalid} invalid skipped" if o.skipped_invalid else "")
@@ -478,6 +482,7 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
     roots = find_root_ops(text)
     decisions: list[OpDecision] = []
     chosen: dict[int, TileConfig] = {}
+    seen: dict[str, OpDecision] = {}
     for r in roots:
         t_op = time.perf_counter()
         if r.problem is None:
@@ -488,6 +493,14 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
             default = (defaults or {}).get(p.key) or default_config(p)
         except MlsysgymError as e:
             decisions.append(OpDecision(r.index, r.name, p.key, False, str(e)))
+            continue
+        if p.key in seen:  # same shape as an earlier op: same decision, no new query/measurement
+            d = replace(seen[p.key], index=r.index, name=r.name, model_calls=0, model_ms=0.0,
+                        features_ms=0.0, measured=0, reused_from=seen[p.key].index)
+            if not d.is_default and d.chosen is not None:
+                chosen[r.index] = d.chosen
+            d.pass_ms = (time.perf_counter() - t_op) * 1e3
+            decisions.append(d)
             continue
         d = OpDecision(r.index, r.name, p.key, True, chosen=default, default=default)
         if mode == "measure":
@@ -528,6 +541,7 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
             chosen[r.index] = d.chosen
         d.pass_ms = (time.perf_counter() - t_op) * 1e3
         decisions.append(d)
+        seen[p.key] = d
     tuned_text = annotate(text, chosen) if chosen else text
     return TuningReport(mode, tuned_text, decisions, time.perf_counter() - t_start, load_s)
 
@@ -545,23 +559,64 @@ class CompileCheck:
     error: str = ""
 
 
+def _imports(op: Any) -> dict[int, Any]:
+    """Argument index → tensor type of a function's ``hal.tensor.import`` ops."""
+    block = op.regions[0].blocks[0]
+    out: dict[int, Any] = {}
+    for inner in block.operations:
+        inner = inner.operation
+        if inner.name == "hal.tensor.import":
+            for j, a in enumerate(block.arguments):
+                if inner.operands[0] == a:
+                    out[j] = inner.results[0].type
+    return out
+
+
 def _entry(text: str) -> tuple[str, list[tuple[tuple[int, ...], str]]]:
+    """Name and argument (shape, element type) list of the module's public entry function;
+    ABI-wrapped functions (``!hal.buffer_view`` arguments) take the types of the
+    ``hal.tensor.import`` ops of their ``$async`` twin."""
     from iree.compiler import ir
 
     ctx = _context()
     with ctx:
         mod = _parse(text, ctx)
+        funcs: dict[str, Any] = {}
+        order: list[str] = []
         for op in mod.body.operations:
             op = op.operation
-            if op.name == "func.func" and "sym_visibility" not in op.attributes:
-                args = []
-                for a in op.regions[0].blocks[0].arguments:
-                    t = a.type
-                    if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
-                        raise TuningError("entry function has a non-static-tensor argument")
-                    args.append((tuple(int(x) for x in t.shape), str(t.element_type)))
-                return str(op.attributes["sym_name"]).strip('"'), args
-    raise TuningError("module has no public func.func to run")
+            if op.name in ("func.func", "util.func") and "sym_name" in op.attributes:
+                vis = str(op.attributes["sym_visibility"]).strip('"') \
+                    if "sym_visibility" in op.attributes else "public"
+                name = str(op.attributes["sym_name"]).strip('"')
+                funcs[name] = op
+                if vis == "public" and "$async" not in name:
+                    order.append(name)
+        for name in order:
+            op = funcs[name]
+            imported = _imports(op)
+            if f"{name}$async" in funcs:
+                imported = {**_imports(funcs[f"{name}$async"]), **imported}
+            args = []
+            for j, a in enumerate(op.regions[0].blocks[0].arguments):
+                t = imported.get(j, a.type)
+                if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
+                    raise TuningError(f"entry function @{name} has an argument of type {t}; "
+                                      "the numerics check needs static tensors")
+                args.append((tuple(int(x) for x in t.shape), str(t.element_type)))
+            return name, args
+    raise TuningError("module has no public func.func / util.func to run")
+
+
+def _random_input(rng: np.random.Generator, shape: tuple[int, ...], elem: str) -> np.ndarray:
+    """Random values of an element type: floats in [-1, 1), integers in {0, 1}, random i1."""
+    if elem == "i1":
+        return rng.random(shape) < 0.5
+    ints = {"i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64}
+    if elem in ints:
+        return rng.integers(0, 2, size=shape).astype(ints[elem])
+    floats = {"f32": np.float32, "f64": np.float64, "f16": np.float16}
+    return rng.uniform(-1, 1, size=shape).astype(floats.get(elem, np.float32))
 
 
 def compile_and_check(report: TuningReport, untuned: str, out: str | Path | None = None,
@@ -594,9 +649,7 @@ def compile_and_check(report: TuningReport, untuned: str, out: str | Path | None
                             (res.error or base.error)[:300])
     func, args = _entry(untuned)
     rng = np.random.default_rng(seed)
-    np_types = {"f32": np.float32, "f64": np.float64, "f16": np.float16, "i64": np.int64,
-                "i32": np.int32}
-    inputs = [rng.uniform(-1, 1, size=s).astype(np_types.get(t, np.float32)) for s, t in args]
+    inputs = [_random_input(rng, shape, t) for shape, t in args]
     gots = _Runner(res.vmfb, res.func if res.func != "kernel" else func).run_all(inputs)
     wants = _Runner(base.vmfb, base.func if base.func != "kernel" else func).run_all(inputs)
     err = 0.0 if len(gots) == len(wants) else math.inf

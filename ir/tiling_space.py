@@ -298,7 +298,7 @@ def tiling_space(problem: TilingProblem, default: TileConfig | None = None) -> D
     d_m = with_default("d_m", _levels_upto(m, (8, 16, 32, 64, 128), [m] if m <= 128 else []))
     d_n = with_default("d_n", _levels_upto(n, (16, 32, 64, 128, 256), [n] if n <= 256 else []))
     v_m = with_default("v_m", _levels_upto(m, (1, 2, 4, 8, 16), [7] if m % 7 == 0 else []))
-    v_n = with_default("v_n", _levels_upto(n, (4, 8, 16, 32, 64), [1, 2] if n < 4 else []))
+    v_n = with_default("v_n", _levels_upto(n, (8, 16, 32, 64), [1, 2, 4] if n < 8 else []))
     r_k = with_default("r_k", _levels_upto(k, (1, 2, 4, 8, 16, 32), [k] if k <= 32 else []))
     if problem.kind == "conv_2d_nhwc_hwcf":
         d_h = with_default("d_h", _levels_upto(h, (1, 2, 4, 8, 16), [h, max(h // 2, 1)]))

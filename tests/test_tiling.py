@@ -211,3 +211,22 @@ def test_verify_top_k_measures_k_and_never_loses(tiny_model) -> None:
     (op,) = rep.tuned
     assert op.measured == 2 and op.model_calls == 1
     assert op.is_default or op.measured_ratio < 1.0
+
+
+def test_compile_cli_registers_and_rejects_bad_tune(tmp_path) -> None:
+    import argparse
+
+    from mlsysgym.commands import compile_cmds
+    from mlsysgym.ir.errors import MlsysgymError
+
+    top = argparse.ArgumentParser()
+    sub = top.add_subparsers()
+    compile_cmds.register(lambda name: sub)
+    f = tmp_path / "m.mlir"
+    f.write_text(MODULE)
+    args = top.parse_args(["compile", str(f), "--tune", "nope:x"])
+    with pytest.raises(MlsysgymError, match="costmodel:PATH"):
+        args.func(args)
+    args = top.parse_args(["compile", str(f), "--mode", "costmodel"])
+    with pytest.raises(MlsysgymError, match="needs --tune"):
+        args.func(args)
