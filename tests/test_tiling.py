@@ -216,8 +216,9 @@ def test_verify_top_k_measures_k_and_never_loses(tiny_model) -> None:
 def test_compile_cli_registers_and_rejects_bad_tune(tmp_path) -> None:
     import argparse
 
-    from mlsysgym.commands import compile_cmds
     from mlsysgym.ir.errors import MlsysgymError
+
+    from mlsysgym.commands import compile_cmds
 
     top = argparse.ArgumentParser()
     sub = top.add_subparsers()
