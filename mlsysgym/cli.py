@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlsysgym.commands.dram_cmds",
     "mlsysgym.commands.costmodel_cmds",
     "mlsysgym.commands.mlir_cmds",
+    "mlsysgym.commands.compile_cmds",
     "mlsysgym.commands.demo",
     "mlsysgym.commands.sweep_cmds",
     "mlsysgym.commands.report_cmds",
