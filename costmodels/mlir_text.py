@@ -656,7 +656,7 @@ class MlirTextCostModel(CostModel):
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "onnx": {"file": ONNX_FILE, "inputs": ["tokens", "numbers"],
                      "input_dtypes": ["int64", "float32"], "output": "Y",
-                     "layout": "(n, 1): standardized log target"},
+                     "layout": "(n, members): standardized log target per member"},
             "members": self.members, "seed": self.seed, "text_column": self.text_column,
             "tokenizer": tok.to_json(),
             "targets": [vars(t) for t in self.targets],
