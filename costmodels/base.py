@@ -364,7 +364,17 @@ class CostModel(Evaluator):
 
     @staticmethod
     def load(directory: str | os.PathLike[str], threads: int = 1) -> OnnxCostModel:
-        """A saved model, predicting through ONNX Runtime (imports neither torch nor lightgbm)."""
+        """A saved model, predicting through ONNX Runtime (imports neither torch nor lightgbm).
+
+        An MLIR text model (``kind`` "mlir_text" in its metadata) loads as such."""
+        try:
+            kind = json.loads((Path(directory) / META_FILE).read_text()).get("kind")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            kind = None  # from_dir reports what is wrong with the directory
+        if kind == "mlir_text":
+            from mlsysgym.costmodels.mlir_text import MlirTextCostModel
+
+            return MlirTextCostModel.load(directory)
         return OnnxCostModel.from_dir(directory, threads=threads)
 
 

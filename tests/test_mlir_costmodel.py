@@ -184,3 +184,14 @@ def test_hand_features(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     row = f.iloc[1]  # a matmul
     assert row["log2_points"] == pytest.approx(sum(math.log2(int(s)) for s in row["shape"].split("x")))
     assert np.isfinite(f[[c for c in HAND_FEATURES if c not in ("kind", "op")]].to_numpy(float)).all()
+
+
+def test_costmodel_load_dispatches_to_the_text_model():
+    """CostModel.load opens a saved MLIR text model (committed random-split model)."""
+    from pathlib import Path
+
+    from mlsysgym.costmodels.base import CostModel
+
+    saved = Path(__file__).parent.parent / "experiments/results/mlir_costmodel/random/mlir_text_model"
+    model = CostModel.load(saved)
+    assert type(model).__name__ == "OnnxMlirTextModel"
