@@ -9,7 +9,7 @@ origin are measured for training; the report evaluates on them.
 
 For each shape, ``per_shape`` candidate configurations (mostly one or two knobs away from
 IREE's default, the rest uniform over the op's space) are measured with
-:func:`mlsysgym.ir.tiling_pass.measure_configs`: single-threaded, each timing of a candidate
+:func:`mlsysgym.costmodels.tiling_pass.measure_configs`: single-threaded, each timing of a candidate
 right after one of the default, the ratio's median over ``rounds`` rounds. One row per
 (shape, configuration) is appended to a Parquet dataset (``envs.dataset.ParquetAppender``);
 the row key hashes (shape, config, compiler version), and ``resume=True`` skips shapes whose
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.tiling_space import (
+from mlsysgym.costmodels.tiling_space import (
     KNOBS,
     TilingProblem,
     config_features,
@@ -164,7 +164,7 @@ def collect(out: str | os.PathLike[str], minutes: float = 30.0, n_shapes: int = 
     """Measure training shapes until ``minutes`` run out; returns a summary dict."""
     from mlsysgym.envs.dataset import ParquetAppender, read_dataset
     from mlsysgym.ir.mlir_emit import emit
-    from mlsysgym.ir.tiling_pass import annotate_kernel, measure_configs
+    from mlsysgym.costmodels.tiling_pass import annotate_kernel, measure_configs
     from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description
 
     out_path = Path(out)
@@ -283,7 +283,7 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str], seed: int =
     """Fit a LightGBM cost model (features ``FEATURE_NAMES`` → ``runtime_ratio``, log target)
     on the dataset and save it (ONNX + JSON) to ``out``; returns the fitted model."""
     from mlsysgym.costmodels.tabular import LightGBMCostModel
-    from mlsysgym.ir.tiling_space import FEATURE_NAMES
+    from mlsysgym.costmodels.tiling_space import FEATURE_NAMES
 
     frame = training_frame(data)
     model = LightGBMCostModel(members=members, seed=seed, n_estimators=80, learning_rate=0.15,

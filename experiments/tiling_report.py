@@ -81,10 +81,15 @@ def evaluate(model_dir: str | Path = MODEL_DIR, k: int = 5, n_exhaustive: int = 
              select_rounds: int = 3, confirm_rounds: int = 5, limit: int | None = None,
              log: Any = print) -> list[KernelResult]:
     """Run the three modes on every held-out kernel (see module doc)."""
+    from mlsysgym.costmodels.tiling_pass import (
+        load_model,
+        measure_configs,
+        score_candidates,
+        tune_module,
+    )
+    from mlsysgym.costmodels.tiling_space import default_config, sample_candidates
     from mlsysgym.experiments.tiling_data import held_out_shapes
     from mlsysgym.ir.mlir_emit import emit
-    from mlsysgym.ir.tiling_pass import load_model, measure_configs, score_candidates, tune_module
-    from mlsysgym.ir.tiling_space import default_config, sample_candidates
     from mlsysgym.simulators.iree_cpu import KernelCompiler
 
     model = load_model(model_dir)
@@ -133,8 +138,8 @@ def evaluate(model_dir: str | Path = MODEL_DIR, k: int = 5, n_exhaustive: int = 
 
 def _zoo_pass_timing(model_dir: str | Path, names: Sequence[str]) -> list[dict[str, Any]]:
     """The pass (costmodel mode, no compile) on whole imported zoo modules."""
+    from mlsysgym.costmodels.tiling_pass import tune_module
     from mlsysgym.ir.mlir_import import import_model
-    from mlsysgym.ir.tiling_pass import tune_module
 
     rows = []
     for name in names:
@@ -161,15 +166,14 @@ def _whole_model(model_dir: str | Path, names: Sequence[str], rounds: int = 7
                  ) -> list[dict[str, Any]]:
     """End to end: tune a whole zoo module (costmodel mode), compile tuned and untuned, check
     numerics and time both (single thread, interleaved, ``rounds`` rounds)."""
-    from mlsysgym.ir.mlir_import import import_model
-    from mlsysgym.ir.tiling_pass import (
+    from mlsysgym.costmodels.tiling_pass import (
         _entry,
         _random_input,
-        _Runner,
         compile_and_check,
         tune_module,
     )
-    from mlsysgym.simulators.iree_cpu import KernelCompiler, time_calls
+    from mlsysgym.ir.mlir_import import import_model
+    from mlsysgym.simulators.iree_cpu import KernelCompiler, Runner, time_calls
 
     rows = []
     for name in names:
@@ -181,7 +185,7 @@ def _whole_model(model_dir: str | Path, names: Sequence[str], rounds: int = 7
         func, args = _entry(text)
         rng = np.random.default_rng(0)
         inputs = [_random_input(rng, s, e) for s, e in args]
-        ct, cb = _Runner(tuned.vmfb, func).bind(inputs), _Runner(base.vmfb, func).bind(inputs)
+        ct, cb = Runner(tuned.vmfb, func).prepare(inputs), Runner(base.vmfb, func).prepare(inputs)
         ratios, base_ms = [], []
         for _ in range(rounds):
             tb = time_calls(cb, min_reps=3, max_reps=3, max_time_s=2.0).median_us

@@ -195,17 +195,7 @@ def _walk_bodies(module_op: Any) -> Iterator[tuple[str, Any]]:
                     if op.regions and not (name.startswith(("linalg.", "tensor.")) or name in _FUNC_OPS):
                         yield from ops_in(op)
 
-    def funcs(owner: Any) -> Iterator[Any]:
-        for region in owner.regions:
-            for block in region.blocks:
-                for op in block.operations:
-                    op = op.operation
-                    if op.name in _FUNC_OPS:
-                        yield op
-                    elif op.name == "builtin.module":
-                        yield from funcs(op)
-
-    for f in funcs(module_op):
+    for f in _func_ops(module_op):
         fname = str(f.attributes["sym_name"]).strip('"')
         for op in ops_in(f):
             yield fname, op

@@ -266,8 +266,8 @@ def time_calls(fn: Callable[[], Any], warmup_s: float = 0.02, min_reps: int = 5,
                   float(arr.min()), len(samples), inner, tuple(float(x) for x in arr))
 
 
-class _Runner:
-    """A loaded ``.vmfb`` on the local-sync driver with a low-overhead invoke of one function."""
+class Runner:
+    """A loaded ``.vmfb`` on the local-sync (single-thread) driver: run or time one function."""
 
     def __init__(self, vmfb: Path, func: str) -> None:
         import iree.runtime as rt
@@ -300,11 +300,15 @@ class _Runner:
             fn = self.fn
             return lambda: fn(*dev)
 
-    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    def run_all(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Every result of the function on ``inputs``, as host arrays."""
         out = self.fn(*[self.rt.asdevicearray(self.config.device, x) for x in inputs])
-        if isinstance(out, (list, tuple)):
-            out = out[0]
-        return np.asarray(out.to_host())
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        return [np.asarray(o.to_host() if hasattr(o, "to_host") else o) for o in outs]
+
+    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
+        """The function's first result on ``inputs``."""
+        return self.run_all(inputs)[0]
 
 
 def measure(kernel: EmittedKernel | str, compiler: KernelCompiler | None = None, seed: int = 0,
@@ -326,7 +330,7 @@ def measure(kernel: EmittedKernel | str, compiler: KernelCompiler | None = None,
     if not res.ok:
         return _failed(res.error, res.compile_s, res.cached)
     try:
-        runner = _Runner(res.vmfb, res.func)  # type: ignore[arg-type]
+        runner = Runner(res.vmfb, res.func)  # type: ignore[arg-type]
         if isinstance(kernel, EmittedKernel):
             inputs = kernel.random_inputs(seed)
         else:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlsysgym.ir.mlir_emit import emit
-from mlsysgym.ir.tiling_pass import (
+from mlsysgym.costmodels.tiling_pass import (
     MeasuredConfig,
     OpDecision,
     TuningReport,
@@ -17,7 +17,7 @@ from mlsysgym.ir.tiling_pass import (
     score_candidates,
     tune_module,
 )
-from mlsysgym.ir.tiling_space import (
+from mlsysgym.costmodels.tiling_space import (
     FEATURE_NAMES,
     KNOBS,
     TileConfig,

@@ -2,7 +2,7 @@
 
 Parses the module (an ``.mlir`` file in linalg on tensors, an ``.onnx`` file or a zoo name,
 imported with ``iree-compile --compile-to=input``), tunes every root op with
-:func:`mlsysgym.ir.tiling_pass.tune_module`, compiles the tuned module with IREE and checks
+:func:`mlsysgym.costmodels.tiling_pass.tune_module`, compiles the tuned module with IREE and checks
 its outputs against the untuned compile.
 """
 
@@ -69,7 +69,7 @@ def _load_source(source: str) -> str:
 
 def run_compile(args: argparse.Namespace) -> int:
     """Tune, compile, check; prints the report."""
-    from mlsysgym.ir.tiling_pass import compile_and_check, tune_module
+    from mlsysgym.costmodels.tiling_pass import compile_and_check, tune_module
 
     model_path = _model_path(args.tune, args.mode)
     if not 1 <= args.k <= 64:

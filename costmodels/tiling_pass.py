@@ -2,7 +2,7 @@
 
 ``tune_module(mlir_text_or_module, mode, model_path=None, k=5)`` parses the module with the
 upstream MLIR Python bindings (``iree.compiler.ir``), finds the root ops that have a tiling
-rule (:mod:`mlsysgym.ir.tiling_space`), and for each one
+rule (:mod:`mlsysgym.costmodels.tiling_space`), and for each one
 
 - ``costmodel``: builds the op's candidate configurations (IREE's default among them), scores
   all of them with **one** batched cost-model call (ONNX Runtime; the model predicts runtime
@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.ir.tiling_space import (
+from mlsysgym.costmodels.tiling_space import (
     KNOBS,
     RULE_KINDS,
     TileConfig,
@@ -48,6 +47,8 @@ from mlsysgym.ir.tiling_space import (
     problem_for,
     sample_candidates,
 )
+from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.simulators.iree_cpu import Runner
 
 __all__ = ["MODES", "CompileCheck", "MeasuredConfig", "OpDecision", "TuningError", "TuningReport",
            "annotate", "compile_and_check", "find_root_ops", "measure_configs", "score_candidates",
@@ -218,32 +219,6 @@ class MeasuredConfig:
     compile_s: float = float("nan")
 
 
-class _Runner:
-    """One function of a ``.vmfb`` on the local-sync (single-thread) driver."""
-
-    def __init__(self, vmfb: Path, func: str) -> None:
-        import iree.runtime as rt
-
-        self.rt = rt
-        self.config = rt.Config("local-sync")
-        self.module = rt.VmModule.mmap(self.config.vm_instance, str(vmfb))
-        self.ctx = rt.SystemContext(vm_modules=[self.module], config=self.config)
-        self.fn = self.ctx.modules[self.module.name][func]
-
-    def run(self, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        return self.run_all(inputs)[0]
-
-    def run_all(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out = self.fn(*inputs)
-        outs = out if isinstance(out, (list, tuple)) else [out]
-        return [np.asarray(o.to_host() if hasattr(o, "to_host") else o) for o in outs]
-
-    def bind(self, inputs: Sequence[np.ndarray]) -> Callable[[], Any]:
-        dev = [self.rt.asdevicearray(self.config.device, x) for x in inputs]
-        fn = self.fn
-        return lambda: fn(*dev)
-
-
 FAST_TIMING: dict[str, Any] = {"warmup_s": 0.004, "min_reps": 3, "max_reps": 12,
                                "max_time_s": 0.03, "min_sample_s": 2e-4, "target_rse": 0.02}
 
@@ -267,7 +242,7 @@ def measure_configs(problem: TilingProblem, configs: Sequence[TileConfig], round
     if not results[0].ok:
         raise TuningError(f"the untuned kernel {problem.key} does not compile: {results[0].error}")
     inputs = kernel.random_inputs(seed)
-    base = _Runner(results[0].vmfb, results[0].func)
+    base = Runner(results[0].vmfb, results[0].func)
     want = base.run(inputs).astype(np.float64)
     ref = kernel.reference(inputs).astype(np.float64)
     scale = max(float(np.max(np.abs(ref))), 1e-6)
@@ -281,20 +256,20 @@ def measure_configs(problem: TilingProblem, configs: Sequence[TileConfig], round
                                     compile_s=res.compile_s)
             continue
         try:
-            r = _Runner(res.vmfb, res.func)
+            r = Runner(res.vmfb, res.func)
             got = r.run(inputs).astype(np.float64)
             err = float(np.max(np.abs(got - want))) / scale if got.shape == want.shape else math.inf
             if not err <= 1e-3:
                 out[i] = MeasuredConfig(cfg, False, nan, nan, nan, max_rel_err=err,
                                         error=f"numerics: max relative error {err:.2e}")
                 continue
-            calls[i] = r.bind(inputs)
+            calls[i] = r.prepare(inputs)
             out[i] = MeasuredConfig(cfg, True, nan, nan, nan, max_rel_err=err,
                                     compile_s=res.compile_s)
         except Exception as e:  # noqa: BLE001 - a candidate that cannot run is skipped
             out[i] = MeasuredConfig(cfg, False, nan, nan, nan, error=f"run failed: {e}"[:300])
     tm = {**FAST_TIMING, **(timing or {})}
-    base_call = base.bind(inputs)
+    base_call = base.prepare(inputs)
     ratios: dict[int, list[float]] = {i: [] for i in calls}
     times: dict[int, list[float]] = {i: [] for i in calls}
     dtimes: list[float] = []
@@ -356,7 +331,7 @@ def _default_knobs(problem: TilingProblem, default: TileConfig) -> dict[str, int
 def score_candidates(model: Any, problem: TilingProblem, default: TileConfig,
                      max_n: int | None = None) -> Scored:
     """Score every candidate of ``problem`` with one batched call of ``model`` (a loaded
-    ``CostModel``; its features are :data:`~mlsysgym.ir.tiling_space.FEATURE_NAMES`)."""
+    ``CostModel``; its features are :data:`~mlsysgym.costmodels.tiling_space.FEATURE_NAMES`)."""
     t0 = time.perf_counter()
     cols = candidate_columns(problem, default, max_n=max_n)
     feats = config_features(problem, cols, _default_knobs(problem, default))
@@ -650,8 +625,8 @@ def compile_and_check(report: TuningReport, untuned: str, out: str | Path | None
     func, args = _entry(untuned)
     rng = np.random.default_rng(seed)
     inputs = [_random_input(rng, shape, t) for shape, t in args]
-    gots = _Runner(res.vmfb, res.func if res.func != "kernel" else func).run_all(inputs)
-    wants = _Runner(base.vmfb, base.func if base.func != "kernel" else func).run_all(inputs)
+    gots = Runner(res.vmfb, res.func if res.func != "kernel" else func).run_all(inputs)
+    wants = Runner(base.vmfb, base.func if base.func != "kernel" else func).run_all(inputs)
     err = 0.0 if len(gots) == len(wants) else math.inf
     for got, want in zip(gots, wants):
         want64, got64 = want.astype(np.float64), got.astype(np.float64)
