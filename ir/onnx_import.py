@@ -143,27 +143,60 @@ def _topological_order(nodes: Sequence[onnx.NodeProto], defined: set[str]) -> li
     return order
 
 
+def _weight_names(model: onnx.ModelProto) -> set[str]:
+    """Initializers and Constant outputs: tensors that hold data, not activations."""
+    names = {init.name for init in model.graph.initializer}
+    names.update(o for n in model.graph.node if n.op_type == "Constant" for o in n.output if o)
+    return names
+
+
+def unique_op_names(nodes: Sequence[onnx.NodeProto]) -> list[str]:
+    """The name of each node as ir.Graph calls its op: its own, else ``OpType_i``; a repeated
+    name gets ``_i`` appended (i = the node's position in the file)."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for i, node in enumerate(nodes):
+        name = node.name or f"{node.op_type}_{i}"
+        if name in seen:
+            name = f"{name}_{i}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def prepare_model(model: onnx.ModelProto, dims: Mapping[str, int] | None = None
+                  ) -> tuple[onnx.ModelProto, list[int]]:
+    """A copy of ``model`` with local functions inlined, symbolic input dimensions sized from
+    ``dims`` and shapes inferred, plus a topological order of its nodes.
+
+    Raises DynamicDimensionError, GraphCycleError (checked before shape inference) or
+    WorkloadError with a one-line message.
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    if out.functions:
+        out = onnx.inliner.inline_local_functions(out)
+    _fix_dims(out, dims or {})
+    weights = _weight_names(out)
+    inputs = {vi.name for vi in out.graph.input if vi.name not in weights}
+    order = _topological_order(out.graph.node, weights | inputs)
+    try:
+        out = onnx.shape_inference.infer_shapes(out, check_type=False, strict_mode=False,
+                                                data_prop=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise WorkloadError(f"ONNX shape inference failed: {first[:300]}") from None
+    return out, order
+
+
 def graph_from_onnx(source: OnnxSource, name: str | None = None,
                     dims: Mapping[str, int] | None = None) -> Graph:
     """Build an ir.Graph from an ONNX path, bytes or ModelProto (see Graph.from_onnx)."""
     model, default_name = load_model(source)
-    model_copy = onnx.ModelProto()
-    model_copy.CopyFrom(model)
-    model = model_copy
-    if model.functions:
-        model = onnx.inliner.inline_local_functions(model)
-    _fix_dims(model, dims or {})
-    weight_names = {init.name for init in model.graph.initializer}
-    weight_names.update(o for n in model.graph.node if n.op_type == "Constant" for o in n.output if o)
-    input_names = tuple(vi.name for vi in model.graph.input if vi.name not in weight_names)
-    order = _topological_order(model.graph.node, weight_names | set(input_names))
-    try:
-        model = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-                                                  data_prop=True)
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise WorkloadError(f"ONNX shape inference failed: {first[:300]}") from None
+    model, order = prepare_model(model, dims)
     g = model.graph
+    weight_names = _weight_names(model)
+    input_names = tuple(vi.name for vi in g.input if vi.name not in weight_names)
 
     types: dict[str, tuple[tuple[int, ...] | None, int]] = {}
     for vi in [*g.input, *g.value_info, *g.output]:
@@ -195,13 +228,10 @@ def graph_from_onnx(source: OnnxSource, name: str | None = None,
     for t in input_names:
         tensor(t)
     ops: list[Op] = []
-    seen_names: set[str] = set()
+    op_names = unique_op_names(g.node)
     for i in order:
         node = g.node[i]
-        op_name = node.name or f"{node.op_type}_{i}"
-        if op_name in seen_names:
-            op_name = f"{op_name}_{i}"
-        seen_names.add(op_name)
+        op_name = op_names[i]
         ins = [tensor(t) if t else None for t in node.input]
         outs = [tensor(t) for t in node.output if t]
         attrs = {a.name: _attr_value(a) for a in node.attribute}

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import onnx
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
+from mlsysgym.ir.onnx_import import load_model, prepare_model, unique_op_names
 from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics, content_hash
 from onnx import helper
 
@@ -371,7 +372,7 @@ def resolve_workload(workload: Any) -> tuple[str, onnx.ModelProto]:
     if isinstance(workload, onnx.ModelProto):
         return workload.graph.name or "model", workload
     if isinstance(workload, bytes | bytearray):
-        return "model", _decode(bytes(workload), "<bytes>")
+        return "model", load_model(bytes(workload))[0]
     if hasattr(workload, "ops") and hasattr(workload, "metadata"):  # an ir.Graph
         for key in ("onnx_path", "path", "source", "file"):
             value = workload.metadata.get(key)
@@ -418,19 +419,7 @@ def resolve_workload(workload: Any) -> tuple[str, onnx.ModelProto]:
 
 
 def _read(path: Path) -> onnx.ModelProto:
-    if not path.is_file():
-        raise WorkloadNotFoundError(f"no such ONNX file: {path}")
-    return _decode(path.read_bytes(), str(path))
-
-
-def _decode(data: bytes, where: str) -> onnx.ModelProto:
-    try:
-        model = onnx.load_from_string(data)  # never loads external weight data
-    except Exception as e:  # noqa: BLE001 - protobuf raises several types
-        raise WorkloadError(f"{where} is not a valid ONNX model: {_one_line(e)}") from None
-    if not model.graph.node:
-        raise WorkloadError(f"{where} is an ONNX model without nodes")
-    return model
+    return load_model(path)[0]
 
 
 def _prepare(
@@ -438,36 +427,8 @@ def _prepare(
 ) -> onnx.ModelProto:
     """A copy with fixed input dimensions, inferred shapes, unique node names (as ir.Graph names
     ops) and ZigZag's precision attributes on costed nodes."""
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    if out.functions:
-        out = onnx.inliner.inline_local_functions(out)
-    weights = {init.name for init in out.graph.initializer}
-    for inp in out.graph.input:
-        if inp.name in weights or not inp.type.HasField("tensor_type"):
-            continue
-        for i, d in enumerate(inp.type.tensor_type.shape.dim):
-            if d.HasField("dim_value") and d.dim_value > 0:
-                continue
-            key = d.dim_param if d.HasField("dim_param") else f"{inp.name}[{i}]"
-            if key not in dims:
-                raise WorkloadError(
-                    f"input dimension {key!r} of {inp.name!r} is symbolic; give its size, "
-                    f"e.g. ZigZagEvaluator(dims={{{key!r}: 1}})"
-                )
-            d.dim_value = int(dims[key])
-    try:
-        out = onnx.shape_inference.infer_shapes(
-            out, check_type=False, strict_mode=False, data_prop=True
-        )
-    except Exception as e:  # noqa: BLE001 - onnx raises several types
-        raise WorkloadError(f"ONNX shape inference failed: {_one_line(e)}") from None
-    seen: set[str] = set()
-    for i, node in enumerate(out.graph.node):
-        name = node.name or f"{node.op_type}_{i}"
-        if name in seen:
-            name = f"{name}_{i}"
-        seen.add(name)
+    out, _ = prepare_model(model, dims)
+    for node, name in zip(out.graph.node, unique_op_names(out.graph.node)):
         node.name = name
         if node.op_type in COSTED_OP_TYPES:
             present = {a.name for a in node.attribute}
