@@ -146,6 +146,40 @@ class FitInfo:
     workloads: list[str] = field(default_factory=list)
 
 
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> FitInfo:
+        """The ``training``/``validation`` sections of a saved model's metadata."""
+        tr = meta.get("training", {})
+        return cls(rows=tr.get("rows", 0), valid_rows=tr.get("valid_rows", 0),
+                   data_hash=tr.get("data_hash", ""), fit_seconds=tr.get("fit_seconds", 0.0),
+                   validation=meta.get("validation", {}),
+                   source_evaluators=tr.get("source_evaluators", []),
+                   workloads=tr.get("workloads", []))
+
+
+def read_saved(directory: str | os.PathLike[str], what: str = "cost model"
+               ) -> tuple[dict[str, Any], bytes]:
+    """The metadata and ONNX bytes of a saved model directory (one-line errors if missing)."""
+    d = Path(directory)
+    meta_path, onnx_path = d / META_FILE, d / ONNX_FILE
+    if not meta_path.is_file() or not onnx_path.is_file():
+        raise ModelFileError(f"no saved {what} at {d} (need {ONNX_FILE} and {META_FILE}); "
+                             f"train one with `mlsysgym costmodel train`")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"cannot read {meta_path}: {e}") from None
+    return meta, onnx_path.read_bytes()
+
+
+def check_version(model: Evaluator, meta: Mapping[str, Any], directory: str | os.PathLike[str]
+                  ) -> None:
+    """Raise if a loaded model's version (a hash of its ONNX bytes) is not the saved one."""
+    if model.version != meta.get("version"):
+        raise ModelFileError(f"{Path(directory) / ONNX_FILE} does not match its metadata (version "
+                             f"{model.version} != {meta.get('version')}); save the model again")
+
+
 class CostModel(Evaluator):
     """A learned Evaluator. Subclasses implement ``_fit_arrays`` and ``_raw_predict``.
 
@@ -413,19 +447,12 @@ class OnnxCostModel(CostModel):
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str], threads: int = 1) -> OnnxCostModel:
-        d = Path(directory)
-        meta_path, onnx_path = d / META_FILE, d / ONNX_FILE
-        if not meta_path.is_file() or not onnx_path.is_file():
-            raise ModelFileError(f"no saved cost model at {d} (need {ONNX_FILE} and {META_FILE}); "
-                                 f"train one with `mlsysgym costmodel train`")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"cannot read {meta_path}: {e}") from None
+        meta, onnx_bytes = read_saved(directory)
         if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise ModelFileError(f"{meta_path} is not a {FORMAT} v{FORMAT_VERSION} metadata file")
+            raise ModelFileError(f"{Path(directory) / META_FILE} is not a {FORMAT} "
+                                 f"v{FORMAT_VERSION} metadata file")
         m = cls()
-        m.meta, m.path = meta, d
+        m.meta, m.path = meta, Path(directory)
         m.kind = meta["kind"]  # type: ignore[misc]  # report the trained kind
         m.input_dtype = meta["onnx"]["input_dtype"]  # type: ignore[misc]
         m._input_name = meta["onnx"]["input"]
@@ -433,19 +460,12 @@ class OnnxCostModel(CostModel):
         m.hyperparameters = dict(meta.get("hyperparameters", {}))
         m.schema = FeatureSchema.from_json(meta["schema"])
         m.targets = [TargetSpec(**t) for t in meta["targets"]]
-        tr = meta.get("training", {})
-        m.info = FitInfo(rows=tr.get("rows", 0), valid_rows=tr.get("valid_rows", 0),
-                         data_hash=tr.get("data_hash", ""), fit_seconds=tr.get("fit_seconds", 0.0),
-                         validation=meta.get("validation", {}),
-                         source_evaluators=tr.get("source_evaluators", []),
-                         workloads=tr.get("workloads", []))
-        m.onnx_bytes = onnx_path.read_bytes()
+        m.info = FitInfo.from_meta(meta)
+        m.onnx_bytes = onnx_bytes
         m.session = _session(m.onnx_bytes, threads)
         m.name = meta.get("name", f"costmodel-{m.kind}")
         m._finish_identity()
-        if m.version != meta.get("version"):
-            raise ModelFileError(f"{onnx_path} does not match its metadata (version "
-                                 f"{m.version} != {meta.get('version')}); save the model again")
+        check_version(m, meta, directory)
         return m
 
     def _fit_arrays(self, x: np.ndarray, z: np.ndarray, x_valid: np.ndarray | None,

@@ -52,7 +52,6 @@ space) and :func:`hand_features` (the columns for a ``LightGBMCostModel``).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -76,7 +75,10 @@ from mlsysgym.costmodels.base import (
     NotFittedError,
     Prediction,
     TargetSpec,
+    _session,
+    check_version,
     data_hash,
+    read_saved,
     unit_of,
 )
 from mlsysgym.simulators.evaluator import Design, Metrics
@@ -687,39 +689,23 @@ class OnnxMlirTextModel(MlirTextCostModel):
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str], threads: int = 1) -> OnnxMlirTextModel:
         """Load ``model.onnx`` + ``metadata.json`` written by :meth:`MlirTextCostModel.save`."""
-        from mlsysgym.costmodels.base import _session
-
-        d = Path(directory)
-        meta_path, onnx_path = d / META_FILE, d / ONNX_FILE
-        if not meta_path.is_file() or not onnx_path.is_file():
-            raise ModelFileError(f"no saved MLIR text model at {d} (need {ONNX_FILE} and "
-                                 f"{META_FILE})")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"cannot read {meta_path}: {e}") from None
+        meta, onnx_bytes = read_saved(directory, "MLIR text model")
         if meta.get("format") != FORMAT or meta.get("kind") != KIND:
-            raise ModelFileError(f"{meta_path} is not a {FORMAT} file of kind {KIND!r}")
+            raise ModelFileError(f"{Path(directory) / META_FILE} is not a {FORMAT} file of "
+                                 f"kind {KIND!r}")
         m = cls()
-        m.meta, m.path = meta, d
+        m.meta, m.path = meta, Path(directory)
         m.text_column = meta.get("text_column", "mlir")
         m.members = int(meta.get("members", 1))
         m.hyperparameters = dict(meta.get("hyperparameters", {}))
         m.tokenizer = MlirTokenizer.from_json(meta["tokenizer"])
         m.targets = [TargetSpec(**t) for t in meta["targets"]]
-        tr = meta.get("training", {})
-        m.info = FitInfo(rows=tr.get("rows", 0), valid_rows=tr.get("valid_rows", 0),
-                         data_hash=tr.get("data_hash", ""), fit_seconds=tr.get("fit_seconds", 0.0),
-                         validation=meta.get("validation", {}),
-                         source_evaluators=tr.get("source_evaluators", []),
-                         workloads=tr.get("workloads", []))
-        m.onnx_bytes = onnx_path.read_bytes()
+        m.info = FitInfo.from_meta(meta)
+        m.onnx_bytes = onnx_bytes
         m.session = _session(m.onnx_bytes, threads)
         m.name = meta.get("name", m.name)
         m._finish_identity()
-        if m.version != meta.get("version"):
-            raise ModelFileError(f"{onnx_path} does not match its metadata (version {m.version} "
-                                 f"!= {meta.get('version')}); save the model again")
+        check_version(m, meta, directory)
         return m
 
     def fit(self, *args: Any, **kwargs: Any) -> MlirTextCostModel:
@@ -736,8 +722,6 @@ class OnnxMlirTextModel(MlirTextCostModel):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from mlsysgym.costmodels.base import _session
-
         self.__dict__.update(state)
         if self.onnx_bytes is not None:
             self.session = _session(self.onnx_bytes, 1)
