@@ -29,7 +29,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = "cloud-1"
 TARGETS = ("energy_nj", "power_mw", "avg_latency_ns")
-_clock = time.process_time  # CPU time of this process (the machine is shared)
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_costmodels import _best_time, _clock  # noqa: E402  (CPU-time helpers, one copy)
 
 
 # ----------------------------------------------------------------------------- data
@@ -145,15 +146,6 @@ def _fit_save_load(kind_kw: dict[str, Any], train, feats, targets, transform, ou
     fit_cpu, fit_wall = _clock() - t, time.perf_counter() - w
     model.save(out)
     return CostModel.load(out), fit_cpu, fit_wall, model.info.validation
-
-
-def _best_time(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = _clock()
-        fn()
-        best = min(best, _clock() - t)
-    return best
 
 
 def main() -> None:
