@@ -100,8 +100,9 @@ class EnvProblem(EvaluatorProblem):
 
     def evaluate(self, designs: Sequence[Design]) -> Outcome:
         out = super().evaluate(designs)
-        bad = [i for i, d in enumerate(designs) if not out.failed[i] and not self.space.is_valid(d)]
-        if not bad:
+        ok = self.space.feasible(self.space.to_columns(designs))  # constraints, vectorized
+        bad = np.flatnonzero(~out.failed & ~ok)
+        if not bad.size:
             return out
         cols = {m: np.array([out.metrics[i][m] for i in bad]) for m in out.metrics[bad[0]]}
         rewards = out.rewards.copy()

@@ -126,7 +126,7 @@ class DesignEnv(gym.Env):
     def score(self, designs: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
         """Rewards, metrics and feasibility of a batch of designs (what agents call)."""
         metrics = self.evaluator.evaluate(designs, self.workload)
-        feasible = np.array([self.space.is_valid(d) for d in designs], dtype=bool)
+        feasible = self.space.feasible(self.space.to_columns(designs))  # constraints, vectorized
         penalty = self.reward_fn.penalty
         if penalty is not None:
             feasible &= penalty.feasible(metrics)
