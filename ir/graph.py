@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -15,6 +16,26 @@ from mlsysgym.ir.errors import OpOrderError
 if TYPE_CHECKING:
     import onnx
     import pandas as pd
+
+
+def kahn_order(successors: Sequence[Sequence[int]]) -> list[int]:
+    """Kahn's topological order of nodes ``0..n-1`` (smallest ready index first, so stable in
+    input order). On a cycle the order is shorter than n; the caller names the culprit."""
+    indegree = [0] * len(successors)
+    for succ in successors:
+        for j in succ:
+            indegree[j] += 1
+    ready = [i for i, d in enumerate(indegree) if d == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in successors[i]:
+            indegree[j] -= 1
+            if indegree[j] == 0:
+                heapq.heappush(ready, j)
+    return order
 
 
 class Role(str, Enum):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,7 +17,7 @@ from mlsysgym.ir.errors import (
     WorkloadError,
     WorkloadNotFoundError,
 )
-from mlsysgym.ir.graph import Graph, Op, Role, Tensor
+from mlsysgym.ir.graph import Graph, Op, Role, Tensor, kahn_order
 from onnx import helper
 
 OnnxSource = str | os.PathLike | bytes | onnx.ModelProto
@@ -114,30 +113,19 @@ def _topological_order(nodes: Sequence[onnx.NodeProto], defined: set[str]) -> li
             if out:
                 producer[out] = i
     consumers: list[list[int]] = [[] for _ in nodes]
-    indegree = [0] * len(nodes)
     for i, node in enumerate(nodes):
         for t in set(node.input):
             if not t:
                 continue
             if t in producer:
                 consumers[producer[t]].append(i)
-                indegree[i] += 1
             elif t not in defined:
                 raise WorkloadError(
                     f"tensor {t!r} read by node {node.name or node.op_type!r} is never defined "
                     "(truncated or corrupt model?)")
-    ready = [i for i, d in enumerate(indegree) if d == 0]
-    heapq.heapify(ready)
-    order: list[int] = []
-    while ready:
-        i = heapq.heappop(ready)
-        order.append(i)
-        for j in consumers[i]:
-            indegree[j] -= 1
-            if indegree[j] == 0:
-                heapq.heappush(ready, j)
+    order = kahn_order(consumers)
     if len(order) != len(nodes):
-        stuck = next(nodes[i] for i, d in enumerate(indegree) if d > 0)
+        stuck = nodes[min(set(range(len(nodes))) - set(order))]
         raise GraphCycleError(
             f"graph has a cycle through node {stuck.name or stuck.op_type!r}; ONNX graphs must be acyclic")
     return order

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from mlsysgym.ir.costs import DATA_MOVEMENT, ELEMENTWISE_FLOPS, REDUCTION_FLOPS
 from mlsysgym.ir.errors import GraphCycleError, MlsysgymError, WorkloadError
-from mlsysgym.ir.graph import Graph, Role
+from mlsysgym.ir.graph import Graph, Role, kahn_order
 
 __all__ = [
     "OP_CLASSES",
@@ -428,23 +428,9 @@ class SchedulingProblem:
     @cached_property
     def topo_order(self) -> np.ndarray:
         """A topological order of the ops (Kahn, smallest index first); GraphCycleError on a cycle."""
-        indeg = np.bincount(self.edge_dst, minlength=self.n_ops)
-        succ = [self.edge_dst[e].tolist() for e in self.out_edges]
-        import heapq
-
-        heap = [int(i) for i in np.flatnonzero(indeg == 0)]
-        heapq.heapify(heap)
-        indeg = indeg.tolist()
-        out: list[int] = []
-        while heap:
-            i = heapq.heappop(heap)
-            out.append(i)
-            for j in succ[i]:
-                indeg[j] -= 1
-                if indeg[j] == 0:
-                    heapq.heappush(heap, j)
+        out = kahn_order([self.edge_dst[e].tolist() for e in self.out_edges])
         if len(out) != self.n_ops:
-            stuck = next(i for i in range(self.n_ops) if indeg[i] > 0)
+            stuck = min(set(range(self.n_ops)) - set(out))
             raise GraphCycleError(f"the dependencies of {self.name!r} contain a cycle through op "
                                   f"{self.op_names[stuck]!r}; a schedule needs an acyclic graph")
         return np.asarray(out, dtype=np.int64)
