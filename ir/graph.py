@@ -262,17 +262,22 @@ class Graph:
             estimated_ops=len(self.estimated_ops),
         )
 
-    def to_frame(self) -> pd.DataFrame:
-        """One row per op: name, op_type, macs, flops, bytes, intensity, estimated, loop nest."""
-        import pandas as pd
-
-        rows = [{
+    def op_rows(self) -> list[dict[str, Any]]:
+        """One JSON-able dict per op: name, op_type, MACs, FLOPs, bytes, intensity, estimated,
+        output shapes, loop nest."""
+        return [{
             "name": op.name, "op_type": op.op_type, "macs": op.macs, "flops": op.flops,
             "bytes_read": op.bytes_read, "bytes_written": op.bytes_written,
             "arithmetic_intensity": op.arithmetic_intensity, "estimated": op.estimated,
+            "outputs": [list(self.tensors[t].shape or []) for t in op.outputs],
             "loop_nest": nest_dict(op.loop_nest),
         } for op in self.ops]
-        return pd.DataFrame(rows)
+
+    def to_frame(self) -> pd.DataFrame:
+        """:meth:`op_rows` as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.op_rows())
 
 
 def nest_dict(nest: LoopNest | None) -> dict[str, Any] | None:

@@ -50,15 +50,9 @@ def graph_report(graph) -> dict[str, Any]:
     """The JSON document of ``ir inspect``: per-op rows and totals."""
     from dataclasses import asdict
 
-    from mlsysgym.ir import nest_dict
-
-    ops = [{
-        "name": op.name, "op_type": op.op_type, "macs": op.macs, "flops": op.flops,
-        "bytes_read": op.bytes_read, "bytes_written": op.bytes_written,
-        "arithmetic_intensity": round(op.arithmetic_intensity, 4), "estimated": op.estimated,
-        "outputs": [list(graph.tensors[t].shape or []) for t in op.outputs],
-        "loop_nest": nest_dict(op.loop_nest),
-    } for op in graph.ops]
+    ops = graph.op_rows()
+    for row in ops:
+        row["arithmetic_intensity"] = round(row["arithmetic_intensity"], 4)
     return {"model": graph.name, "totals": asdict(graph.totals()), "ops": ops}
 
 
