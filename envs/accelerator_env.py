@@ -30,15 +30,6 @@ def accelerator_space(max_pes: int = 65536) -> DesignSpace:
     ], constraints=[f"rows * cols <= {max_pes}"])
 
 
-def load_workload(model: str | Path | Graph) -> Graph:
-    """A zoo name, an ONNX path or a Graph → Graph."""
-    if isinstance(model, Graph):
-        return model
-    from mlsysgym.ir import zoo
-
-    return zoo.resolve(str(model))
-
-
 class AcceleratorEnv(DesignEnv):
     """ArchGym-style accelerator DSE over a zoo model or ONNX file.
 
@@ -54,9 +45,10 @@ class AcceleratorEnv(DesignEnv):
                  area_budget_mm2: float | None = None, power_budget_mw: float | None = None,
                  max_steps: int = 100, evaluator: Evaluator | str | None = None,
                  action_type: str = "multidiscrete", render_mode: str | None = None) -> None:
+        from mlsysgym.ir import zoo
         from mlsysgym.simulators.accelerator import AcceleratorSimulator
 
-        graph = load_workload(model)
+        graph = zoo.resolve(model)
         budgets = {k: v for k, v in (("area_mm2", area_budget_mm2), ("power_mw", power_budget_mw))
                    if v is not None}
         super().__init__(

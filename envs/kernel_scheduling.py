@@ -82,16 +82,9 @@ def resolve_problem(workload: Workload, platform: Platform,
             raise WorkloadError(f"problem {workload.name!r} has {workload.n_pes} PEs but platform "
                                 f"{platform.name!r} has {len(platform.pes)}")
         return workload
-    if isinstance(workload, Graph):
-        graph = workload
-    elif isinstance(workload, (str, Path)):
-        from mlsysgym.ir import zoo
+    from mlsysgym.ir import zoo
 
-        graph = zoo.resolve(workload)
-    else:
-        raise WorkloadError(f"cannot schedule a workload of type {type(workload).__name__}; pass a "
-                            "zoo name, an ONNX path, an ir.Graph or a SchedulingProblem")
-    return build_problem(graph, platform, op_time)
+    return build_problem(zoo.resolve(workload), platform, op_time)
 
 
 @dataclass(frozen=True, eq=False)

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from mlsysgym.ir.errors import MlsysgymError, WorkloadNotFoundError
+from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.memory import (
     FAST,
@@ -67,32 +67,15 @@ from mlsysgym.simulators.memory import (
 )
 
 N_BUFFER_FEATURES = 15
-_ZIGZAG = ("resnet18", "mobilenetv2", "alexnet")
-
-
 class InvalidActionError(MlsysgymError):
     """An action outside the action space, or a masked one in ``invalid_action="raise"`` mode."""
 
 
 def resolve_workload(workload: str | Path | Graph) -> Graph:
     """A Graph from an ir.Graph, a zoo name or an ONNX path (weights' data never loaded)."""
-    if isinstance(workload, Graph):
-        return workload
-    try:
-        from mlsysgym.ir import zoo  # written separately; used when present
-    except ImportError:
-        zoo = None
-    if zoo is not None:
-        got = zoo.resolve(workload)
-        return got if isinstance(got, Graph) else Graph.from_onnx(got)
-    path = Path(workload)
-    if not path.is_file() and str(workload) in _ZIGZAG:
-        import zigzag
+    from mlsysgym.ir import zoo
 
-        path = Path(zigzag.__file__).parent / "inputs" / "workload" / f"{workload}.onnx"
-    if not path.is_file():
-        raise WorkloadNotFoundError(f"no ONNX file or zoo model named {str(workload)!r}")
-    return Graph.from_onnx(path)
+    return zoo.resolve(workload)
 
 
 def _coverage(lo: np.ndarray, hi: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -73,11 +73,17 @@ def _looks_like_path(text: str) -> bool:
     return text.lower().endswith(".onnx") or os.sep in text or "/" in text
 
 
-def resolve(name_or_path: str | os.PathLike[str], dims: Mapping[str, int] | None = None) -> Graph:
-    """A Graph from a zoo name (e.g. ``"resnet50"``) or the path of an ONNX file.
+def resolve(name_or_path: str | os.PathLike[str] | Graph,
+            dims: Mapping[str, int] | None = None) -> Graph:
+    """A Graph from a zoo name (e.g. ``"resnet50"``), the path of an ONNX file, or a Graph (as is).
 
     An existing file wins over a zoo name; ``dims`` sizes symbolic input dimensions of files.
     """
+    if isinstance(name_or_path, Graph):
+        return name_or_path
+    if not isinstance(name_or_path, str | os.PathLike):
+        raise WorkloadError(f"cannot use a {type(name_or_path).__name__} as a workload; give a zoo "
+                            "model name, an ONNX file path or an ir.Graph")
     text = os.fspath(name_or_path)
     candidate = Path(text).expanduser()
     if candidate.is_file():

@@ -67,11 +67,9 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators import accelerator_energy as en
 from mlsysgym.simulators.accelerator_layers import KIND_GEMM, KIND_VECTOR, LayerSet, lower
@@ -294,20 +292,11 @@ def designs_to_arrays(designs: Sequence[Design]) -> DesignArrays:
 # ---- workloads ---------------------------------------------------------------------------------
 def resolve(workload: Any) -> Graph | LayerSet:
     """An ir.Graph or LayerSet as is; a str/Path: an ONNX file, else a zoo model name."""
-    if isinstance(workload, (Graph, LayerSet)):
+    if isinstance(workload, LayerSet):
         return workload
-    if isinstance(workload, (str, Path)):
-        try:
-            from mlsysgym.ir import zoo
-        except ImportError:  # no zoo: ONNX files only
-            path = Path(workload)
-            if not path.exists():
-                raise WorkloadNotFoundError(f"no ONNX file at {str(path)!r}") from None
-            return Graph.from_onnx(path)
-        return zoo.resolve(workload)
-    raise WorkloadError(
-        f"cannot simulate a workload of type {type(workload).__name__}; pass an ir.Graph, "
-        f"an ONNX path or a zoo model name")
+    from mlsysgym.ir import zoo
+
+    return zoo.resolve(workload)
 
 
 _LOWERED: dict[int, tuple[Graph, LayerSet]] = {}

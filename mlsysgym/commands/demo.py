@@ -45,14 +45,15 @@ def run(args: argparse.Namespace) -> int:
 
     from mlsysgym.agents import AGENTS, UnknownAgentError, search
     from mlsysgym.agents.problems import make_problem
-    from mlsysgym.commands.ir_cmds import load_workload, print_graph
+    from mlsysgym.commands.ir_cmds import print_graph
+    from mlsysgym.ir import zoo
 
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     unknown = [a for a in agents if a not in AGENTS]
     if unknown:
         raise UnknownAgentError(f"unknown agent(s) {unknown}; choose from {', '.join(sorted(AGENTS))}")
     console = make_console()
-    graph = load_workload(args.model)
+    graph = zoo.resolve(args.model)
     print_graph(graph, top=10)
     problem = make_problem({"name": "env:mlsysgym/Accelerator-v0", "model": graph,
                             "area_budget_mm2": args.area_budget_mm2})

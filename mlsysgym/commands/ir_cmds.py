@@ -39,13 +39,6 @@ def parse_dims(items: list[str]) -> dict[str, int]:
     return dims
 
 
-def load_workload(model: str, dims: dict[str, int] | None = None):
-    """A zoo name or an ONNX path → ir.Graph."""
-    from mlsysgym.ir import zoo
-
-    return zoo.resolve(model, dims=dims)
-
-
 def graph_report(graph) -> dict[str, Any]:
     """The JSON document of ``ir inspect``: per-op rows and totals."""
     from dataclasses import asdict
@@ -87,7 +80,9 @@ def print_graph(graph, top: int = 0) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    graph = load_workload(args.model, parse_dims(args.dim))
+    from mlsysgym.ir import zoo
+
+    graph = zoo.resolve(args.model, dims=parse_dims(args.dim))
     if args.json:
         print(json.dumps(graph_report(graph)))
     else:
