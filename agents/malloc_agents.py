@@ -5,8 +5,9 @@
 * :func:`ppo_malloc` — sb3-contrib's MaskablePPO trained on the env; the result is the best of
   its greedy policy, the best episode it played while training and (optionally) the heuristic.
 * :func:`local_search_malloc` — not learning: the heuristic's episode improved by changing one
-  decision at a time and completing the rest with :func:`greedy_policy` (first improvement,
-  a few passes). A reference for what plain search buys over the heuristic.
+  decision at a time (extended into ejection chains) and completing the rest with
+  :func:`greedy_policy` (first improvement, a few passes). A reference for what plain search
+  buys over the heuristic.
 
 With ``start_from_heuristic=True`` each returns the heuristic's own episode when it finds
 nothing better, so it is never worse than :func:`~mlsysgym.agents.malloc_baselines.xla_greedy`.
@@ -164,15 +165,61 @@ def ppo_malloc(env: MallocGameEnv, *, total_timesteps: int = 2048, seed: int = 0
     return _result(env, "ppo", best, source, t0, log)
 
 
+def _greedy_tail(env: MallocGameEnv) -> tuple[list[int], float]:
+    """Play :func:`greedy_policy` from the env's current state to the end: (actions, return)."""
+    tail, ret, done = [], 0.0, env.current_buffer is None
+    while not done:
+        a = greedy_policy(env)
+        _, r, done, _, _ = env.step(a)
+        tail.append(a)
+        ret += r
+    return tail, ret
+
+
+def _ejection_chain(env: MallocGameEnv, snap: dict[str, Any], best: list[int], best_ret: float,
+                    i: int, action: int, prefix_ret: float,
+                    depth: int) -> tuple[list[int], float, int]:
+    """Move ``best[i] -> action`` (from snapshot ``snap`` = the state before step ``i``) and
+    complete greedily; while the result is no better than ``best_ret`` and ``depth`` allows,
+    eject the first later buffer that the completion put in fast memory although ``best``
+    left it slow (force it slow) and complete again. Returns (episode, return, ejections)."""
+    env.set_state(snap)
+    _, r, _, _, _ = env.step(action)
+    tail, tail_ret = _greedy_tail(env)
+    cand, ret = best[:i] + [action] + tail, prefix_ret + r + tail_ret
+    ejected = 0
+    while ret <= best_ret + 1e-12 and ejected < depth:
+        newcomers = [j for j in range(i + 1, len(cand)) if cand[j] != 0 and best[j] == 0]
+        if not newcomers:
+            break
+        j = newcomers[0]
+        env.set_state(snap)
+        ret = prefix_ret
+        for a in cand[i:j] + [0]:
+            _, r, _, _, _ = env.step(a)
+            ret += r
+        tail, tail_ret = _greedy_tail(env)
+        cand, ret = cand[:j] + [0] + tail, ret + tail_ret
+        ejected += 1
+    return cand, ret, ejected
+
+
 def local_search_malloc(env: MallocGameEnv, *, start: Sequence[int] | None = None,
-                        max_passes: int = 2, max_alternatives: int = 2,
+                        max_passes: int = 2, max_alternatives: int = 2, chain_depth: int = 3,
                         time_limit_s: float | None = None) -> MallocAgentResult:
-    """One-decision changes to ``start`` (default the heuristic's episode), rest by :func:`greedy_policy`.
+    """One-decision changes to ``start`` (default the heuristic's episode), rest by
+    :func:`greedy_policy`, extended by ejection chains.
 
     Walks the episode; at each step tries up to ``max_alternatives`` other legal actions (in
     action order: slow, best fit, ...), completes each greedily, and adopts the first that
-    beats the best so far. Repeats up to ``max_passes`` passes or until a pass finds nothing.
-    Deterministic; ``time_limit_s`` stops it between steps (returning the best so far).
+    beats the best so far. A change that does not beat it is extended into an *ejection
+    chain* (up to ``chain_depth`` more changes): the greedy completion usually hands the space
+    a change frees to the next buffer in line — e.g. leaving one of several interchangeable
+    large weights slow just lets the next one take its place, a plateau no single change can
+    leave — so the first buffer the completion newly puts in fast memory is forced slow too,
+    and the rest completed again. Repeats up to ``max_passes`` passes or until a pass finds
+    nothing. Deterministic; ``time_limit_s`` stops it between steps (returning the best so
+    far). ``chain_depth=0`` is the plain one-change neighbourhood.
     """
     t0 = time.perf_counter()
     deadline = None if time_limit_s is None else t0 + time_limit_s
@@ -182,7 +229,7 @@ def local_search_malloc(env: MallocGameEnv, *, start: Sequence[int] | None = Non
         raise MCTSError("start does not finish the episode")
     source, log = "start_from", []
     for p in range(max_passes):
-        improved = 0
+        improved = ejections = 0
         env.reset()
         prefix_ret = 0.0
         for i in range(len(best)):
@@ -191,21 +238,16 @@ def local_search_malloc(env: MallocGameEnv, *, start: Sequence[int] | None = Non
             snap = env.get_state()
             alts = [a for a in np.flatnonzero(env.action_masks()) if a != best[i]][:max_alternatives]
             for a in alts:
-                env.set_state(snap)
-                _, r, term, _, _ = env.step(int(a))
-                tail, tail_ret = [], 0.0
-                while not term:
-                    b = greedy_policy(env)
-                    _, rb, term, _, _ = env.step(b)
-                    tail.append(b)
-                    tail_ret += rb
-                if prefix_ret + r + tail_ret > best_ret + 1e-12:
-                    best = best[:i] + [int(a)] + tail
-                    best_ret, source, improved = prefix_ret + r + tail_ret, "local_search", improved + 1
+                cand, ret, k = _ejection_chain(env, snap, best, best_ret, i, int(a), prefix_ret,
+                                               chain_depth)
+                if ret > best_ret + 1e-12:
+                    best, best_ret, source = cand, ret, "local_search"
+                    improved, ejections = improved + 1, ejections + k
             env.set_state(snap)
             _, r, _, _, _ = env.step(best[i])
             prefix_ret += r
-        log.append({"pass": p, "improvements": improved, "best_return": best_ret})
+        log.append({"pass": p, "improvements": improved, "ejections": ejections,
+                    "best_return": best_ret})
         if not improved or (deadline is not None and time.perf_counter() > deadline):
             break
     return _result(env, "local_search", best, source, t0, log)

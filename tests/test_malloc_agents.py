@@ -23,8 +23,9 @@ from mlsysgym.agents.malloc_baselines import cpsat_optimum, xla_greedy
 from mlsysgym.agents.mcts import MCTSConfig, MCTSError, Snapshotter, mcts_search, play_actions
 from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.ir.graph import Graph, Role
 from mlsysgym.simulators.memory import Placement, simulate
-from test_malloc import UNIT_KW, greedy_trap, random_graph
+from test_malloc import UNIT_KW, greedy_trap, hand_graph, random_graph
 
 SMALL = MCTSConfig(n_simulations=8, iterations=1, train_epochs=2, imitation_epochs=4)
 
@@ -127,6 +128,55 @@ def test_mcts_finds_the_greedy_trap_optimum():
 def test_local_search_finds_the_greedy_trap_optimum():
     res = local_search_malloc(trap_env())
     assert res.time_us == pytest.approx(180.0) and res.source == "local_search"
+
+
+# ---- a plateau of interchangeable weights: ejection chains and deeper rollouts -------------
+def plateau() -> Graph:
+    """x0[30] → op0 → x1 → op1 → ... → op4 → x5 (each x 30 bytes, x5 the output); weights
+    w1, w2, w3 [60] are read by op0 and op4 (live throughout). No compute."""
+    ops = [(f"op{i}", (f"x{i}",) + (("w1", "w2", "w3") if i in (0, 4) else ()), (f"x{i + 1}",), 0)
+           for i in range(5)]
+    sizes = {f"x{i}": 30 for i in range(6)} | {w: 60 for w in ("w1", "w2", "w3")}
+    roles = {"w1": Role.WEIGHT, "w2": Role.WEIGHT, "w3": Role.WEIGHT, "x5": Role.OUTPUT}
+    return hand_graph(ops, sizes, roles, "plateau")
+
+
+def plateau_env() -> MallocGameEnv:
+    # all slow: op0 and op4 move 30 + 180 + 30, op1..op3 move 60 → 660 µs. In fast memory a
+    # weight saves 0.75·60·2 = 90 µs, x1..x4 45 µs each, x0 and x5 (one use) 22.5 µs.
+    # Capacity 100: a weight leaves 40 bytes, room for every other activation (x1, x3, x5:
+    # 112.5 µs), so the greedy (weights first, 90 µs each) gets 660 − 202.5 = 457.5 µs; with
+    # the weights slow all six activations fit (two 30-byte slots): 660 − 225 = 435 µs.
+    return MallocGameEnv(plateau(), capacity_bytes=100, n_offsets=4, **UNIT_KW)
+
+
+def test_plateau_optimum_by_cpsat():
+    env = plateau_env()
+    assert [env.problem.buffer_names[b] for b in env.order[:3]] == ["w1", "w2", "w3"]
+    assert env.all_slow_time_us == pytest.approx(660.0)
+    assert evaluate_actions(env, heuristic_actions(env)) == pytest.approx(457.5)
+    opt = cpsat_optimum(env.problem, time_limit_s=5, num_workers=1, n_offsets=4)
+    assert opt.status == "OPTIMAL" and opt.time_us == pytest.approx(435.0) and opt.replayable
+    assert sorted(opt.placement.to_dict(env.problem)) == [f"x{i}" for i in range(6)]
+
+
+def test_local_search_ejection_chain_leaves_the_plateau():
+    env = plateau_env()
+    # one change at a time cannot: leaving w1 slow just lets w2 (then w3) take its place
+    assert local_search_malloc(env, chain_depth=0).time_us == pytest.approx(457.5)
+    assert local_search_malloc(env, chain_depth=1).time_us == pytest.approx(457.5)
+    res = local_search_malloc(env, chain_depth=2)
+    assert res.time_us == pytest.approx(435.0) and res.source == "local_search"
+    assert res.log[0]["ejections"] == 2
+    assert sorted(placement_of(env, res.actions).to_dict(env.problem)) == [f"x{i}" for i in range(6)]
+    assert local_search_malloc(env).time_us == pytest.approx(435.0)   # default chain_depth=3
+
+
+def test_mcts_deeper_rollouts_leave_the_plateau():
+    env = plateau_env()
+    cfg = MCTSConfig(n_simulations=16, iterations=1, train_epochs=2, imitation_epochs=4,
+                     rollout_depth=3)
+    assert mcts_malloc(env, cfg).time_us == pytest.approx(435.0)
 
 
 def test_pure_alphazero_never_worse_than_start():
