@@ -15,6 +15,8 @@
   rollout, optionally the best of ``samples`` rollouts sampled from the policy (batched), and
   with ``never_worse_than_heft=True`` HEFT's schedule when that is better. The result says
   which of them won, so a reported makespan is never credited to the policy when HEFT gave it.
+  ``search`` adds inference-time local search from the policy's best rollout
+  (:mod:`mlsysgym.agents.scheduling_search`).
 
 Determinism: a seed fixes training (``torch.set_num_threads(1)`` while running) and sampling.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -410,3 +412,18 @@ class SchedulingAgent:
                            greedy_makespan_us=float(g_ms), best_sample_makespan_us=float(s_best),
                            heft_makespan_us=float(h_ms), rollouts=1 + samples,
                            wall_s=time.perf_counter() - t0)
+
+    def search(self, workload: Workload, config: Any = None, samples: int = 24, seed: int = 0,
+               temperature: float | Sequence[float] = (1.0, 0.3, 0.1)) -> Any:
+        """The learned agent with inference-time search: the best of the greedy rollout and
+        ``samples`` sampled ones (:meth:`schedule`, no HEFT guard), improved by
+        :func:`~mlsysgym.agents.scheduling_search.local_search` within ``config``'s budget
+        (a :class:`~mlsysgym.agents.scheduling_search.SearchConfig`; default 10 s). Returns its
+        :class:`~mlsysgym.agents.scheduling_search.SearchResult` (``wall_s`` excludes the
+        rollouts; ``start_makespan_us`` is the rollouts' best)."""
+        from mlsysgym.agents.scheduling_search import SearchConfig, local_search
+
+        cfg = config or SearchConfig(seed=seed)
+        first = self.schedule(workload, samples=samples, seed=seed, temperature=temperature)
+        return local_search(self.problem(workload), self.platform, replace(cfg, samples=0),
+                            policy=self.policy, starts=[first.schedule], window=self.config.window)

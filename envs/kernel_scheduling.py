@@ -252,7 +252,6 @@ class KernelSchedulingEnv(gym.Env):
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._done or self._static is None:
             raise InvalidActionError("the episode has ended; call reset() before step()")
-        st = self._static
         P = self.n_pes
         a = int(action)
         invalid = not (0 <= a < self.window * P) or not self._mask[a]
@@ -265,6 +264,21 @@ class KernelSchedulingEnv(gym.Env):
             a = int(same_pe[0] if same_pe.size else valid[0])
         slot, p = divmod(a, P)
         i = self._window_ops[slot]
+        t, f, reward = self.place(i, p)
+        info = self._info()
+        info.update(op=i, pe=p, start_us=t, finish_us=f, invalid_action=invalid)
+        return self._obs(), float(reward), self._done, False, info
+
+    def place(self, i: int, p: int) -> tuple[float, float, float]:
+        """Place ready op ``i`` on PE ``p`` (must be valid: in the window and able to run it) and
+        return (start, finish, reward): :meth:`step` without building the observation and info —
+        the fast path for search."""
+        st = self._static
+        if self._done or st is None:
+            raise InvalidActionError("the episode has ended; call reset() before place()")
+        if i not in self._window_ops or not st.problem.capable[i, p]:
+            raise InvalidActionError(f"op {i} is not in the window or cannot run on PE {p}")
+        P = self.n_pes
         d = st.durations[i][p]
         # data-ready time, with transfers from producers on other PEs
         t = 0.0
@@ -297,9 +311,7 @@ class KernelSchedulingEnv(gym.Env):
                 self._ops[j, 7] = 1.0
         self._done = len(self._order) == st.problem.n_ops
         self._refresh_window()
-        info = self._info()
-        info.update(op=i, pe=p, start_us=t, finish_us=f, invalid_action=invalid)
-        return self._obs(), float(reward), self._done, False, info
+        return t, f, reward
 
     def action_masks(self) -> np.ndarray:
         """(window * n_pes,) bool: the valid actions now (for sb3-contrib's MaskablePPO)."""
@@ -345,6 +357,33 @@ class KernelSchedulingEnv(gym.Env):
                                      f"{self._static.problem.n_ops} ops placed)")
         return Schedule(assignment=np.array(self._assign), start_us=np.array(self._start),
                         order=np.array(self._order))
+
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of the episode (for tree search); :meth:`set_state` restores it. The
+        snapshot owns copies of everything mutable, so it stays valid after further steps."""
+        if self._static is None:
+            raise InvalidActionError("call reset() before get_state()")
+        return {"static": self._static, "scale": self._scale, "reward_scale": self.reward_scale,
+                "assign": self._assign[:], "start": self._start[:], "finish": self._finish[:],
+                "remaining": self._remaining[:], "ready": self._ready[:],
+                "intervals": [iv[:] for iv in self._intervals], "pe_free": self._pe_free.copy(),
+                "pe_busy": self._pe_busy.copy(), "pe_count": self._pe_count.copy(),
+                "order": self._order[:], "lb": self._lb, "makespan": self._makespan,
+                "ops": self._ops.copy(), "done": self._done}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`get_state` snapshot (the snapshot stays usable)."""
+        self._static, self._scale = state["static"], state["scale"]
+        self.reward_scale = state["reward_scale"]
+        self._assign, self._start = state["assign"][:], state["start"][:]
+        self._finish, self._remaining = state["finish"][:], state["remaining"][:]
+        self._ready = state["ready"][:]
+        self._intervals = [iv[:] for iv in state["intervals"]]
+        self._pe_free, self._pe_busy = state["pe_free"].copy(), state["pe_busy"].copy()
+        self._pe_count, self._order = state["pe_count"].copy(), state["order"][:]
+        self._lb, self._makespan, self._done = state["lb"], state["makespan"], state["done"]
+        self._ops = state["ops"].copy()
+        self._refresh_window()
 
     def window_ops(self) -> list[int]:
         """Op indices in the window slots now (no padding)."""
