@@ -41,13 +41,16 @@ class Budget:
     """Per-instance budget of every solver."""
 
     n_offsets: int = 4
-    mcts_simulations: int = 8
+    mcts_simulations: int = 32
     mcts_iterations: int = 1
+    mcts_rollout_depth: int = 3
     mcts_time_s: float = 30.0
     ppo_timesteps: int = 1024
     ls_passes: int = 2
+    ls_chain_depth: int = 3
     ls_time_s: float = 30.0
-    cpsat_time_s: float = 10.0
+    cpsat_time_s: float = 60.0
+    cpsat_workers: int = 1
     seed: int = 0
 
 
@@ -91,14 +94,17 @@ def run_instance(model: str, capacity: float, budget: Budget) -> Row:
     env = MallocGameEnv(model, capacity_fraction=capacity, n_offsets=budget.n_offsets)
     heur = evaluate_actions(env, heuristic_actions(env))
     cfg = MCTSConfig(n_simulations=budget.mcts_simulations, iterations=budget.mcts_iterations,
-                     time_limit_s=budget.mcts_time_s, seed=budget.seed)
+                     rollout_depth=budget.mcts_rollout_depth, time_limit_s=budget.mcts_time_s,
+                     seed=budget.seed)
     res: dict[str, MallocAgentResult] = {
         "mcts": mcts_malloc(env, cfg),
         "ppo": ppo_malloc(env, total_timesteps=budget.ppo_timesteps, seed=budget.seed),
         "local_search": local_search_malloc(env, max_passes=budget.ls_passes,
+                                            chain_depth=budget.ls_chain_depth,
                                             time_limit_s=budget.ls_time_s),
     }
-    opt = cpsat_optimum(env.problem, time_limit_s=budget.cpsat_time_s, num_workers=2,
+    opt = cpsat_optimum(env.problem, time_limit_s=budget.cpsat_time_s,
+                        num_workers=budget.cpsat_workers,
                         n_offsets=budget.n_offsets, seed=budget.seed)
     return Row(model, capacity, env.n_buffers, env.all_slow_time_us, heur,
                res["mcts"].time_us, res["ppo"].time_us, res["local_search"].time_us,
