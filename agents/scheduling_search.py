@@ -1,33 +1,40 @@
-"""Inference-time search for the learned kernel scheduler: policy-guided local search (PGLS).
+"""Inference-time search for the learned kernel scheduler: local search over env decision sequences.
 
 The trained MaskablePPO graph policy (:mod:`mlsysgym.agents.scheduling_agents`) builds
 schedules one (op, PE) decision at a time. Sampling more rollouts from it improves slowly,
-because a good schedule differs from the policy's greedy one in a few decisions spread along
-an episode of ``n_ops`` steps, and each rollout re-draws all of them. PGLS searches in the space
-of decision sequences instead, with the policy as its proposal distribution:
+because a good schedule differs from the policy's in a few decisions spread along an episode of
+``n_ops`` steps, and each rollout re-draws all of them. :func:`local_search` searches in the
+space of decision sequences instead, starting from what the policy built (PPO+LS; from HEFT's
+schedule it is the HEFT+LS control):
 
-1. **Start**: the best of the policy's greedy rollout and ``samples`` sampled rollouts (and
-   HEFT's schedule only when ``seed_with_heft`` is set). Its decisions ``(op_t, pe_t)`` and the
-   env snapshot before each decision form the incumbent.
-2. **Move**: pick a decision step ``t`` (uniformly over steps with a choice), evaluate the
-   policy at the incumbent's state ``s_t`` and draw an alternative action from its masked
-   softmax at ``temperature`` (the incumbent's own action excluded; a share ``epsilon`` of the
-   mass is spread uniformly so every legal move stays possible). That action is a *different
-   op* (moves it earlier in the dispatch order) or the *same op on another PE*.
+1. **Start**: the best of ``starts`` and, given a policy, its greedy rollout and ``samples``
+   sampled rollouts (and HEFT's schedule when ``seed_with_heft`` is set). Its decisions
+   ``(op_t, pe_t)`` and the env snapshot before each decision form the incumbent.
+2. **Move**: pick a decision step ``t`` — uniformly, or (a share ``critical_share`` of the
+   moves) the step of an op on the incumbent's critical path — and an alternative legal action
+   there: uniformly (``proposal="uniform"``, the default) or from the policy's masked softmax at
+   ``temperature`` (``proposal="policy"``; a share ``epsilon`` of the mass spread uniformly).
+   The incumbent's own action is excluded. The action is a *different op* (moved earlier in the
+   dispatch order) or the *same op on another PE*.
 3. **Repair**: play the rest of the incumbent's decisions in their order from there (an op
-   keeps its PE; the first of them the env's window holds goes next), so one move changes one
+   keeps its PE; the first of them the env's window holds goes next), so a move changes one
    decision and keeps everything else the policy and the search already found.
-4. **Accept** when the makespan is shorter, or equal with a total op finish time no larger
-   (plateau moves let the search drift between schedules of equal makespan).
+4. **Accept** the best of a round of ``batch`` moves (one batched policy call) when its
+   makespan is shorter, or equal with a total op finish time no larger (plateau moves).
 5. After ``patience`` moves without a shorter makespan, **kick**: apply ``kick_moves`` random
    moves to the best schedule whatever they cost and go on from there (iterated local search);
    the best schedule seen is returned.
 
 Every candidate is an episode of :class:`~mlsysgym.envs.kernel_scheduling.KernelSchedulingEnv`
-(insertion list scheduling), so every result is a valid env trajectory. The search is budgeted
-by ``time_limit_s`` and/or ``max_moves`` (a move budget alone makes it deterministic for a
-seed). With ``proposal="uniform"`` the same search draws moves uniformly (the ablation that
-shows what the policy adds).
+(insertion list scheduling; snapshots via ``get_state``/``set_state``, steps via the env's
+``place`` fast path), so every result is a valid env trajectory and never worse than its start.
+The search is budgeted by ``time_limit_s`` and/or ``max_moves`` (a move budget alone makes it
+deterministic for a seed). Policy proposals cost a forward pass per round; per move they were
+no better than uniform ones in our runs, so uniform is the default and ``"policy"`` the ablation
+(``experiments/scheduling_experiment.py`` reports both).
+
+:func:`eft_action` (first window op on its earliest-finish PE) is a cheap rollout policy for
+:func:`mlsysgym.agents.mcts.mcts_search` on this env.
 """
 
 from __future__ import annotations
@@ -44,8 +51,15 @@ from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.multicore import Platform, Schedule, SchedulingProblem, earliest_start
 
-__all__ = ["SearchConfig", "eft_action", "SearchError", "SearchResult", "critical_path", "local_search",
-           "policy_local_search"]
+__all__ = [
+    "SearchConfig",
+    "SearchError",
+    "SearchResult",
+    "critical_path",
+    "eft_action",
+    "local_search",
+    "policy_local_search",
+]
 
 
 class SearchError(MlsysgymError):
@@ -204,7 +218,6 @@ class _PGLS:
         if not todo or self.cfg.proposal == "uniform":
             return
         import torch
-
         from mlsysgym.agents.scheduling_agents import _to_torch
 
         obs = []

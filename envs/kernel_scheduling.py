@@ -38,6 +38,10 @@ them, one drawn per reset), ``platform`` (preset name, dict, JSON/YAML path or P
 ``window`` (16), ``max_ops`` / ``max_edges`` (default: the largest workload's), ``op_time``
 (per-PE time functions, see :func:`build_problem`), ``reward_scale`` (None → 1 / LB_0),
 ``invalid_action`` ("fallback" | "raise"), ``render_mode`` (None | "ansi").
+
+**Search hooks**: ``get_state()`` / ``set_state(state)`` snapshot and restore an episode (tree
+and local search, :mod:`mlsysgym.agents.scheduling_search`); ``place(op, pe)`` is ``step``
+without building the observation (a ready op in the window, on a PE that can run it).
 """
 
 from __future__ import annotations
@@ -155,6 +159,7 @@ class KernelSchedulingEnv(gym.Env):
         self._statics: dict[int, _Static] = {}
         self._static: _Static | None = None
         self._done = True
+        self._stale = False
 
     # ---- static precomputation ----------------------------------------------------------------
     def _build_static(self, k: int) -> _Static:
@@ -236,9 +241,9 @@ class KernelSchedulingEnv(gym.Env):
         self._ready: list[tuple[tuple[float, int], int]] = sorted(
             (st.priority[i], i) for i in range(n) if self._remaining[i] == 0)
         self._intervals: list[list[tuple[float, float]]] = [[] for _ in range(P)]
-        self._pe_free = np.zeros(P)
-        self._pe_busy = np.zeros(P)
-        self._pe_count = np.zeros(P)
+        self._pe_free = [0.0] * P
+        self._pe_busy = [0.0] * P
+        self._pe_count = [0] * P
         self._order: list[int] = []
         self._lb = st.lb0
         self._makespan = 0.0
@@ -252,6 +257,8 @@ class KernelSchedulingEnv(gym.Env):
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._done or self._static is None:
             raise InvalidActionError("the episode has ended; call reset() before step()")
+        if self._stale:
+            self._refresh_window()
         P = self.n_pes
         a = int(action)
         invalid = not (0 <= a < self.window * P) or not self._mask[a]
@@ -264,7 +271,8 @@ class KernelSchedulingEnv(gym.Env):
             a = int(same_pe[0] if same_pe.size else valid[0])
         slot, p = divmod(a, P)
         i = self._window_ops[slot]
-        t, f, reward = self.place(i, p)
+        t, f, reward = self._place(i, p)
+        self._refresh_window()
         info = self._info()
         info.update(op=i, pe=p, start_us=t, finish_us=f, invalid_action=invalid)
         return self._obs(), float(reward), self._done, False, info
@@ -278,6 +286,11 @@ class KernelSchedulingEnv(gym.Env):
             raise InvalidActionError("the episode has ended; call reset() before place()")
         if i not in self._window_ops or not st.problem.capable[i, p]:
             raise InvalidActionError(f"op {i} is not in the window or cannot run on PE {p}")
+        return self._place(i, p)
+
+    def _place(self, i: int, p: int) -> tuple[float, float, float]:
+        st = self._static
+        assert st is not None
         P = self.n_pes
         d = st.durations[i][p]
         # data-ready time, with transfers from producers on other PEs
@@ -310,11 +323,14 @@ class KernelSchedulingEnv(gym.Env):
                 bisect.insort(self._ready, (st.priority[j], j))
                 self._ops[j, 7] = 1.0
         self._done = len(self._order) == st.problem.n_ops
-        self._refresh_window()
+        self._window_ops = [j for _, j in self._ready[:self.window]]
+        self._stale = True  # mask and window array: rebuilt when asked for
         return t, f, reward
 
     def action_masks(self) -> np.ndarray:
         """(window * n_pes,) bool: the valid actions now (for sb3-contrib's MaskablePPO)."""
+        if self._stale:
+            self._refresh_window()
         return self._mask.copy()
 
     def render(self) -> str | None:
@@ -366,8 +382,8 @@ class KernelSchedulingEnv(gym.Env):
         return {"static": self._static, "scale": self._scale, "reward_scale": self.reward_scale,
                 "assign": self._assign[:], "start": self._start[:], "finish": self._finish[:],
                 "remaining": self._remaining[:], "ready": self._ready[:],
-                "intervals": [iv[:] for iv in self._intervals], "pe_free": self._pe_free.copy(),
-                "pe_busy": self._pe_busy.copy(), "pe_count": self._pe_count.copy(),
+                "intervals": [iv[:] for iv in self._intervals], "pe_free": self._pe_free[:],
+                "pe_busy": self._pe_busy[:], "pe_count": self._pe_count[:],
                 "order": self._order[:], "lb": self._lb, "makespan": self._makespan,
                 "ops": self._ops.copy(), "done": self._done}
 
@@ -379,8 +395,8 @@ class KernelSchedulingEnv(gym.Env):
         self._finish, self._remaining = state["finish"][:], state["remaining"][:]
         self._ready = state["ready"][:]
         self._intervals = [iv[:] for iv in state["intervals"]]
-        self._pe_free, self._pe_busy = state["pe_free"].copy(), state["pe_busy"].copy()
-        self._pe_count, self._order = state["pe_count"].copy(), state["order"][:]
+        self._pe_free, self._pe_busy = state["pe_free"][:], state["pe_busy"][:]
+        self._pe_count, self._order = state["pe_count"][:], state["order"][:]
         self._lb, self._makespan, self._done = state["lb"], state["makespan"], state["done"]
         self._ops = state["ops"].copy()
         self._refresh_window()
@@ -399,6 +415,7 @@ class KernelSchedulingEnv(gym.Env):
         if self._window_ops:
             mask[:len(self._window_ops)] = st.problem.capable[self._window_ops]
         self._mask = mask.reshape(-1)
+        self._stale = False
         win = np.full(W, N, np.int64)
         win[:len(self._window_ops)] = self._window_ops
         self._window_arr = win
@@ -407,8 +424,8 @@ class KernelSchedulingEnv(gym.Env):
         st = self._static
         assert st is not None
         n = st.problem.n_ops
-        pes = np.stack([self._pe_free / self._scale, self._pe_busy / self._scale,
-                        self._pe_count / n], axis=1).astype(np.float32)
+        pes = np.stack([np.array(self._pe_free) / self._scale, np.array(self._pe_busy) / self._scale,
+                        np.array(self._pe_count) / n], axis=1).astype(np.float32)
         return {
             "ops": self._ops.copy(), "edge_index": st.edge_index.copy(),
             "edge_mask": st.edge_mask.copy(), "edge_comm": st.edge_comm.copy(),

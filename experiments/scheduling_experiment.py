@@ -4,10 +4,13 @@
 
 For every (zoo model × platform) cell and every random DAG it reports the makespans of HEFT,
 CPOP, the MaskablePPO graph policy (:mod:`mlsysgym.agents.scheduling_agents`: greedy rollout,
-best of K sampled rollouts, and that best guarded by HEFT), the HEFT-seeded AlphaZero-style tree
-search (:mod:`mlsysgym.agents.mcts`, on instances up to ``mcts_max_ops`` ops) and CP-SAT within
-a time limit (status, lower bound, gap); the % improvement over HEFT; the gap to CP-SAT; and the
-time each took. One policy is trained per platform, on all the workloads of that platform in
+best of K sampled rollouts, and that best guarded by HEFT), the learned agent with
+inference-time search (PPO+LS: :mod:`mlsysgym.agents.scheduling_search` local search from PPO
+best), the same search from HEFT's schedule (the control), on the random DAGs the search with
+policy move proposals (the ablation), the HEFT-seeded AlphaZero-style tree search with
+earliest-finish rollouts (:mod:`mlsysgym.agents.mcts`, on instances up to ``mcts_max_ops`` ops)
+and CP-SAT within a time limit (status, lower bound, gap); the % improvement over HEFT; the gap
+to CP-SAT; and the time each took. Every search has the same per-instance budget. One policy is trained per platform, on all the workloads of that platform in
 the grid (a search-style setting: the training time is part of the cost and is reported).
 
 Writes ``scheduling.md`` (tables and the verdict), ``scheduling.csv`` and ``scheduling.png``
@@ -71,8 +74,10 @@ class ExperimentConfig:
     samples: int = 24
     temperatures: tuple[float, ...] = (1.0, 0.3, 0.1)
     mcts_max_ops: int = 60
-    mcts_time_s: float = 10.0
-    mcts_simulations: int = 4
+    mcts_time_s: float = 8.0
+    mcts_simulations: int = 64
+    search_time_s: float = 8.0          # local search budget per instance (every variant)
+    search_ablation: bool = True        # also policy-proposal local search on the random DAGs
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -96,7 +101,8 @@ def quick_config() -> ExperimentConfig:
     return ExperimentConfig(models=("resnet18",), platforms=("balanced",),
                             random_instances=((12, 3, 0), (12, 3, 1)), cpsat_time_s=2.0,
                             train_timesteps=256, random_train_timesteps=256, samples=4,
-                            mcts_max_ops=12, mcts_time_s=3.0, mcts_simulations=2)
+                            mcts_max_ops=12, mcts_time_s=3.0, mcts_simulations=8,
+                            search_time_s=1.0)
 
 
 def _platform_spec(name: str) -> str | dict[str, Any]:
@@ -128,10 +134,19 @@ class Row:
     cpsat_s: float
     ppo_source: str = ""
     mcts_source: str = ""
+    ls_us: float = math.nan          # PPO + local search (the learned agent with search)
+    ls_s: float = math.nan           # its local-search seconds (PPO rollouts: ppo_s)
+    ls_moves: int = 0
+    ls_start: str = ""
+    heft_ls_us: float = math.nan     # control: the same local search from HEFT's schedule
+    heft_ls_moves: int = 0
+    lsp_us: float = math.nan         # ablation: PPO + local search with policy proposals
+    lsp_moves: int = 0
 
     @property
     def best_known_us(self) -> float:
-        vals = [self.heft_us, self.cpop_us, self.ppo_guarded_us, self.mcts_us, self.cpsat_us]
+        vals = [self.heft_us, self.cpop_us, self.ppo_guarded_us, self.mcts_us, self.cpsat_us,
+                self.ls_us, self.heft_ls_us, self.lsp_us]
         return float(np.nanmin(np.array(vals, dtype=np.float64)))
 
 
@@ -146,9 +161,12 @@ def _gap(x: float, ref: float) -> float:
 
 
 def _mcts(problem: SchedulingProblem, platform: Any, cfg: ExperimentConfig) -> tuple[float, float, str]:
-    """HEFT-seeded MCTS on the env; (makespan, seconds, source) — the schedule is simulated."""
+    """HEFT-seeded MCTS on the env, every leaf valued by an earliest-finish-time rollout
+    (:func:`~mlsysgym.agents.scheduling_search.eft_action`); (makespan, seconds, source) — the
+    schedule is simulated."""
     from mlsysgym.agents.mcts import MCTSConfig, mcts_search, play_actions
     from mlsysgym.agents.scheduling_baselines import ReplayError, heft, schedule_to_actions
+    from mlsysgym.agents.scheduling_search import eft_action
     from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 
     t0 = time.perf_counter()
@@ -158,8 +176,9 @@ def _mcts(problem: SchedulingProblem, platform: Any, cfg: ExperimentConfig) -> t
     except ReplayError:
         start = None
     res = mcts_search(env, MCTSConfig(n_simulations=cfg.mcts_simulations, iterations=1,
-                                      time_limit_s=cfg.mcts_time_s, seed=cfg.seed),
-                      start_from=start)
+                                      time_limit_s=cfg.mcts_time_s, seed=cfg.seed,
+                                      rollout_depth=problem.n_ops),
+                      start_from=start, rollout_policy=eft_action)
     play_actions(env, res.actions, seed=cfg.seed)
     r = simulate(problem, env.schedule())
     return r.makespan_us, time.perf_counter() - t0, res.source
@@ -210,6 +229,7 @@ def run(cfg: ExperimentConfig) -> list[Row]:
     """Run the grid; one row per instance."""
     from mlsysgym.agents.scheduling_agents import AgentConfig, SchedulingAgent
     from mlsysgym.agents.scheduling_baselines import cpop, cpsat_schedule, heft
+    from mlsysgym.agents.scheduling_search import SearchConfig, local_search
 
     groups = _instances(cfg)
     bar = _progress(sum(len(g[2]) for g in groups))
@@ -223,12 +243,29 @@ def run(cfg: ExperimentConfig) -> list[Row]:
             stats = agent.train(problems)
             for prob in problems:
                 bar.set_postfix_str(f"{prob.name}@{label}")
-                h = simulate(prob, heft(prob)).makespan_us
+                h_sched = heft(prob)
+                h = simulate(prob, h_sched).makespan_us
                 c = simulate(prob, cpop(prob)).makespan_us
-                res = agent.schedule(prob, samples=cfg.samples, never_worse_than_heft=True,
+                res = agent.schedule(prob, samples=cfg.samples, never_worse_than_heft=False,
                                      seed=cfg.seed, temperature=cfg.temperatures)
                 simulate(prob, res.schedule)  # raises if the agent's schedule were invalid
-                best = min(res.greedy_makespan_us, res.best_sample_makespan_us)
+                best = res.makespan_us
+                # the learned agent + search: local search from the policy's best rollout
+                scfg = SearchConfig(time_limit_s=cfg.search_time_s, samples=0, proposal="uniform",
+                                    seed=cfg.seed)
+                ls = local_search(prob, plat, scfg, policy=agent.policy, starts=[res.schedule],
+                                  window=agent.config.window)
+                simulate(prob, ls.schedule)
+                hls = local_search(prob, plat, scfg, starts=[h_sched], window=agent.config.window)
+                simulate(prob, hls.schedule)
+                lsp_ms, lsp_moves = math.nan, 0
+                if random_group and cfg.search_ablation:
+                    lsp = local_search(prob, plat, SearchConfig(
+                        time_limit_s=cfg.search_time_s, samples=0, proposal="policy",
+                        seed=cfg.seed), policy=agent.policy, starts=[res.schedule],
+                        window=agent.config.window)
+                    simulate(prob, lsp.schedule)
+                    lsp_ms, lsp_moves = lsp.makespan_us, lsp.moves
                 m_ms, m_s, m_src = math.nan, math.nan, ""
                 if prob.n_ops <= cfg.mcts_max_ops:
                     m_ms, m_s, m_src = _mcts(prob, plat, cfg)
@@ -237,10 +274,13 @@ def run(cfg: ExperimentConfig) -> list[Row]:
                     instance=prob.name, group="random" if random_group else "zoo", platform=label,
                     n_ops=prob.n_ops, n_pes=prob.n_pes, heft_us=h, cpop_us=c,
                     ppo_greedy_us=res.greedy_makespan_us, ppo_best_us=best,
-                    ppo_guarded_us=res.makespan_us, mcts_us=m_ms, cpsat_us=ex.makespan_us,
+                    ppo_guarded_us=min(best, h), mcts_us=m_ms, cpsat_us=ex.makespan_us,
                     cpsat_lb_us=ex.lower_bound_us, cpsat_status=ex.status,
                     cpsat_optimal=ex.optimal, train_s=stats.wall_s, ppo_s=res.wall_s, mcts_s=m_s,
-                    cpsat_s=ex.wall_s, ppo_source=res.source, mcts_source=m_src))
+                    cpsat_s=ex.wall_s, ppo_source=res.source, mcts_source=m_src,
+                    ls_us=ls.makespan_us, ls_s=ls.wall_s, ls_moves=ls.moves, ls_start=ls.start_source,
+                    heft_ls_us=hls.makespan_us, heft_ls_moves=hls.moves, lsp_us=lsp_ms,
+                    lsp_moves=lsp_moves))
                 bar.update(1)
     finally:
         bar.close()
@@ -252,7 +292,7 @@ def run(cfg: ExperimentConfig) -> list[Row]:
 
 @dataclass(frozen=True)
 class Summary:
-    """Averages over a set of rows (percent)."""
+    """Averages over a set of rows (percent); ``*_gap_*`` are over the rows with a proven optimum."""
 
     n: int
     ppo_best_vs_heft: float
@@ -260,31 +300,47 @@ class Summary:
     ppo_greedy_vs_heft: float
     cpop_vs_heft: float
     mcts_vs_heft: float
+    ls_vs_heft: float
+    heft_ls_vs_heft: float
+    lsp_vs_heft: float
     n_proven: int
     ppo_best_gap_proven_mean: float
     ppo_best_gap_proven_max: float
     heft_gap_proven_mean: float
+    ls_gap_proven_mean: float = math.nan
+    ls_gap_proven_max: float = math.nan
+    ls_within_3: int = 0
+    heft_ls_gap_proven_mean: float = math.nan
     extra: dict[str, float] = field(default_factory=dict)
+
+
+def _mean(xs: Iterable[float]) -> float:
+    a = np.array([x for x in xs if math.isfinite(x)], dtype=np.float64)
+    return float(a.mean()) if a.size else math.nan
 
 
 def summarize(rows: Sequence[Row]) -> Summary:
     """Mean % improvement over HEFT, and the gaps where CP-SAT proves the optimum."""
-    def mean(xs: Iterable[float]) -> float:
-        a = np.array([x for x in xs if math.isfinite(x)], dtype=np.float64)
-        return float(a.mean()) if a.size else math.nan
-
     proven = [r for r in rows if r.cpsat_optimal]
     gaps = [_gap(r.ppo_best_us, r.cpsat_us) for r in proven]
+    ls_gaps = [_gap(r.ls_us, r.cpsat_us) for r in proven]
+    ls_fin = [g for g in ls_gaps if math.isfinite(g)]
     return Summary(
         n=len(rows),
-        ppo_best_vs_heft=mean(_improvement(r.heft_us, r.ppo_best_us) for r in rows),
-        ppo_guarded_vs_heft=mean(_improvement(r.heft_us, r.ppo_guarded_us) for r in rows),
-        ppo_greedy_vs_heft=mean(_improvement(r.heft_us, r.ppo_greedy_us) for r in rows),
-        cpop_vs_heft=mean(_improvement(r.heft_us, r.cpop_us) for r in rows),
-        mcts_vs_heft=mean(_improvement(r.heft_us, r.mcts_us) for r in rows),
-        n_proven=len(proven), ppo_best_gap_proven_mean=mean(gaps),
+        ppo_best_vs_heft=_mean(_improvement(r.heft_us, r.ppo_best_us) for r in rows),
+        ppo_guarded_vs_heft=_mean(_improvement(r.heft_us, r.ppo_guarded_us) for r in rows),
+        ppo_greedy_vs_heft=_mean(_improvement(r.heft_us, r.ppo_greedy_us) for r in rows),
+        cpop_vs_heft=_mean(_improvement(r.heft_us, r.cpop_us) for r in rows),
+        mcts_vs_heft=_mean(_improvement(r.heft_us, r.mcts_us) for r in rows),
+        ls_vs_heft=_mean(_improvement(r.heft_us, r.ls_us) for r in rows),
+        heft_ls_vs_heft=_mean(_improvement(r.heft_us, r.heft_ls_us) for r in rows),
+        lsp_vs_heft=_mean(_improvement(r.heft_us, r.lsp_us) for r in rows),
+        n_proven=len(proven), ppo_best_gap_proven_mean=_mean(gaps),
         ppo_best_gap_proven_max=float(max(gaps)) if gaps else math.nan,
-        heft_gap_proven_mean=mean(_gap(r.heft_us, r.cpsat_us) for r in proven))
+        heft_gap_proven_mean=_mean(_gap(r.heft_us, r.cpsat_us) for r in proven),
+        ls_gap_proven_mean=_mean(ls_fin), ls_gap_proven_max=max(ls_fin) if ls_fin else math.nan,
+        ls_within_3=sum(g <= 3.0 + 1e-9 for g in ls_fin),
+        heft_ls_gap_proven_mean=_mean(_gap(r.heft_ls_us, r.cpsat_us) for r in proven))
 
 
 def _f(x: float, nd: int = 1) -> str:
@@ -296,42 +352,65 @@ def _p(x: float) -> str:
 
 
 def markdown(rows: Sequence[Row], cfg: ExperimentConfig, wall_s: float, command: str) -> str:
-    """The report: per-instance table, summaries per group, and the verdict on the targets."""
+    """The report: per-instance tables, summaries per group, and the verdict on the targets."""
     intro = (
         f"Makespans in µs. **PPO** = MaskablePPO graph policy ({cfg.train_timesteps} training "
         f"steps per zoo platform, {cfg.random_train_timesteps} per random-DAG PE count, trained on "
         "the instances of its platform): *greedy* rollout, *best* of greedy + "
         f"{cfg.samples} sampled rollouts (split over temperatures {list(cfg.temperatures)}), "
-        "*guard* = best, or HEFT when HEFT is shorter. **MCTS** = HEFT-seeded AlphaZero-style "
-        f"search ({cfg.mcts_simulations} simulations/move, ≤ {cfg.mcts_time_s:.0f} s; only "
-        f"instances ≤ {cfg.mcts_max_ops} ops; never worse than HEFT by construction). **CP-SAT** "
-        f"with {cfg.cpsat_time_s:.0f} s (HEFT-hinted; falls back to HEFT's schedule when it finds "
-        "nothing better); *opt* = optimality proven on an exact time grid; gap = 1 − LB / CP-SAT. "
-        "Δ = % improvement over HEFT (positive = shorter).")
-    header = ("| instance | platform | ops | PEs | HEFT | CPOP | PPO greedy | PPO best | Δ PPO best | "
-              "PPO guard | MCTS | Δ MCTS | CP-SAT | status | LB gap | Δ CP-SAT | "
-              "PPO best vs CP-SAT | train s | PPO s | MCTS s | CP-SAT s |")
+        "*guard* = best, or HEFT when HEFT is shorter. **PPO+LS** = the learned agent with "
+        "inference-time search: local search over the env's decision sequences "
+        "(`mlsysgym.agents.scheduling_search`: change one (op, PE) decision, keep the order "
+        "and PEs of the others, accept if not worse, iterated with kicks) from PPO best, "
+        f"**{cfg.search_time_s:.0f} s per instance** on top of the PPO rollouts (uniform move "
+        "proposals, half of them at critical-path ops). **HEFT+LS** = the same search, same "
+        "budget, from HEFT's schedule (the control: what search alone gives). "
+        + ("**LS-pp** (random DAGs) = PPO+LS with moves drawn from the policy's action "
+           "distribution instead of uniformly (the ablation). " if cfg.search_ablation else "")
+        + "**MCTS** = HEFT-seeded AlphaZero-style search "
+        f"(`agents/mcts.py`, {cfg.mcts_simulations} simulations/move, every leaf valued by an "
+        f"earliest-finish-time rollout, ≤ {cfg.mcts_time_s:.0f} s; only instances ≤ "
+        f"{cfg.mcts_max_ops} ops). **CP-SAT** with {cfg.cpsat_time_s:.0f} s, 1 worker "
+        "(HEFT-hinted; falls back to HEFT's schedule when it finds nothing better); *opt* = "
+        "optimality proven on an exact time grid; LB gap = 1 − LB / CP-SAT. "
+        "Δ = % improvement over HEFT (positive = shorter); vs opt = % above CP-SAT's makespan.")
+    header = ("| instance | platform | ops | PEs | HEFT | CPOP | PPO greedy | PPO best | MCTS | "
+              "HEFT+LS | **PPO+LS** | CP-SAT | status | LB gap | Δ PPO best | Δ MCTS | Δ HEFT+LS | "
+              "**Δ PPO+LS** | Δ CP-SAT | PPO best vs CP-SAT | **PPO+LS vs CP-SAT** |")
     lines = [
-        "# Kernel scheduling: HEFT, CPOP, learned agent, tree search, CP-SAT", "",
+        "# Kernel scheduling: HEFT, CPOP, learned agent (+ search), tree search, CP-SAT", "",
         (f"Command: `{command}` — {wall_s / 60:.1f} min on a 2-core shared machine "
          "(torch 1 thread, CP-SAT 1 worker)."), "", intro, "", header,
-        "|---|---|" + "---:|" * 11 + "---|" + "---:|" * 7,
+        "|---|---|" + "---:|" * 10 + "---|" + "---:|" * 8,
     ]
     for r in rows:
         status = r.cpsat_status + (" (opt)" if r.cpsat_optimal else "")
         lb_gap = 100.0 * (1.0 - r.cpsat_lb_us / r.cpsat_us) if r.cpsat_us > 0 else math.nan
         lines.append(
             f"| {r.instance} | {r.platform} | {r.n_ops} | {r.n_pes} | {_f(r.heft_us)} | "
-            f"{_f(r.cpop_us)} | {_f(r.ppo_greedy_us)} | {_f(r.ppo_best_us)} | "
-            f"{_p(_improvement(r.heft_us, r.ppo_best_us))} | {_f(r.ppo_guarded_us)} | "
-            f"{_f(r.mcts_us)} | {_p(_improvement(r.heft_us, r.mcts_us))} | {_f(r.cpsat_us)} | "
-            f"{status} | {_f(lb_gap, 2)}% | {_p(_improvement(r.heft_us, r.cpsat_us))} | "
-            f"{_p(_gap(r.ppo_best_us, r.cpsat_us))} | {_f(r.train_s)} | {_f(r.ppo_s)} | "
-            f"{_f(r.mcts_s)} | {_f(r.cpsat_s)} |")
+            f"{_f(r.cpop_us)} | {_f(r.ppo_greedy_us)} | {_f(r.ppo_best_us)} | {_f(r.mcts_us)} | "
+            f"{_f(r.heft_ls_us)} | **{_f(r.ls_us)}** | {_f(r.cpsat_us)} | {status} | "
+            f"{_f(lb_gap, 2)}% | {_p(_improvement(r.heft_us, r.ppo_best_us))} | "
+            f"{_p(_improvement(r.heft_us, r.mcts_us))} | "
+            f"{_p(_improvement(r.heft_us, r.heft_ls_us))} | "
+            f"**{_p(_improvement(r.heft_us, r.ls_us))}** | "
+            f"{_p(_improvement(r.heft_us, r.cpsat_us))} | {_p(_gap(r.ppo_best_us, r.cpsat_us))} | "
+            f"**{_p(_gap(r.ls_us, r.cpsat_us))}** |")
+    lines += ["", "### Time and search budget per instance", "",
+              ("| instance | platform | train s (per platform) | PPO rollouts s | PPO+LS: LS s | "
+               "LS moves | HEFT+LS moves | LS-pp | LS-pp moves | MCTS s | CP-SAT s |"),
+              "|---|---|" + "---:|" * 9]
+    for r in rows:
+        lines.append(
+            f"| {r.instance} | {r.platform} | {_f(r.train_s)} | {_f(r.ppo_s)} | {_f(r.ls_s)} | "
+            f"{r.ls_moves:,} | {r.heft_ls_moves:,} | {_f(r.lsp_us)} | "
+            f"{f'{r.lsp_moves:,}' if r.lsp_moves else '—'} | {_f(r.mcts_s)} | {_f(r.cpsat_s)} |")
     lines += ["", "## Averages", "",
               ("| set | instances | CPOP Δ | PPO greedy Δ | PPO best Δ | PPO guard Δ | MCTS Δ | "
-               "CP-SAT proven | HEFT above opt | PPO best above opt (mean / max) |"),
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+               "HEFT+LS Δ | **PPO+LS Δ** | LS-pp Δ | CP-SAT proven | HEFT above opt | "
+               "PPO best above opt (mean / max) | HEFT+LS above opt | "
+               "**PPO+LS above opt (mean / max)** | PPO+LS within 3% |"),
+              "|---|" + "---:|" * 15]
     sets = [("zoo × platform grid", [r for r in rows if r.group == "zoo"]),
             ("random DAGs", [r for r in rows if r.group == "random"]), ("all", list(rows))]
     sets += [(f"zoo @ {p}", [r for r in rows if r.group == "zoo" and r.platform == p])
@@ -340,38 +419,45 @@ def markdown(rows: Sequence[Row], cfg: ExperimentConfig, wall_s: float, command:
         if not rs:
             continue
         s = summarize(rs)
+        within = f"{s.ls_within_3}/{s.n_proven}" if s.n_proven else "—"
         lines.append(
             f"| {name} | {s.n} | {_p(s.cpop_vs_heft)} | {_p(s.ppo_greedy_vs_heft)} | "
             f"{_p(s.ppo_best_vs_heft)} | {_p(s.ppo_guarded_vs_heft)} | {_p(s.mcts_vs_heft)} | "
+            f"{_p(s.heft_ls_vs_heft)} | **{_p(s.ls_vs_heft)}** | {_p(s.lsp_vs_heft)} | "
             f"{s.n_proven} | {_p(s.heft_gap_proven_mean)} | {_p(s.ppo_best_gap_proven_mean)} / "
-            f"{_p(s.ppo_best_gap_proven_max)} |")
+            f"{_p(s.ppo_best_gap_proven_max)} | {_p(s.heft_ls_gap_proven_mean)} | "
+            f"**{_p(s.ls_gap_proven_mean)} / {_p(s.ls_gap_proven_max)}** | {within} |")
     lines += ["", "## Targets", ""] + verdict(rows)
     return "\n".join(lines) + "\n"
 
 
 def verdict(rows: Sequence[Row]) -> list[str]:
     """Whether 'the learned agent beats HEFT on average across the zoo × platform grid, and is
-    within 3% of the optimum where CP-SAT proves one' holds (for PPO best, without the guard)."""
+    within 3% of the optimum where CP-SAT proves one' holds — for the learned agent with search
+    (PPO+LS, no HEFT guard) and, for reference, for the policy's rollouts alone (PPO best)."""
     zoo = [r for r in rows if r.group == "zoo"]
     out = []
     if zoo:
         s = summarize(zoo)
-        ok = s.ppo_best_vs_heft > 0
-        wins = sum(r.ppo_best_us < r.heft_us * (1 - 1e-9) for r in zoo)
-        ties = sum(abs(r.ppo_best_us - r.heft_us) <= 1e-9 * r.heft_us for r in zoo)
-        out.append(f"- Beats HEFT on average across the zoo × platform grid (PPO best, no guard): "
-                   f"**{'yes' if ok else 'no'}** — mean Δ {_p(s.ppo_best_vs_heft)}; shorter than HEFT "
-                   f"on {wins}/{s.n} cells, equal on {ties}, longer on {s.n - wins - ties}. With the "
-                   f"HEFT guard: mean Δ {_p(s.ppo_guarded_vs_heft)} (never negative by construction).")
+        for label, attr, mean in (("PPO+LS", "ls_us", s.ls_vs_heft),
+                                  ("PPO best (rollouts only)", "ppo_best_us", s.ppo_best_vs_heft)):
+            vals = [getattr(r, attr) for r in zoo]
+            wins = sum(v < r.heft_us * (1 - 1e-9) for r, v in zip(zoo, vals))
+            ties = sum(abs(v - r.heft_us) <= 1e-9 * r.heft_us for r, v in zip(zoo, vals))
+            out.append(f"- Beats HEFT on average across the zoo × platform grid ({label}, no "
+                       f"guard): **{'yes' if mean > 0 else 'no'}** — mean Δ {_p(mean)}; shorter "
+                       f"than HEFT on {wins}/{s.n} cells, equal on {ties}, longer on "
+                       f"{s.n - wins - ties}.")
     proven = [r for r in rows if r.cpsat_optimal]
     if proven:
-        gaps = [_gap(r.ppo_best_us, r.cpsat_us) for r in proven]
-        within = sum(g <= 3.0 + 1e-9 for g in gaps)
-        out.append(f"- Within 3% of the optimum where CP-SAT proves one ({len(proven)} instances: "
-                   f"{sum(r.group == 'zoo' for r in proven)} zoo, "
-                   f"{sum(r.group == 'random' for r in proven)} random): **"
-                   f"{'yes' if within == len(proven) else 'no'}** — {within}/{len(proven)} within 3%, "
-                   f"mean {_p(float(np.mean(gaps)))}, max {_p(float(np.max(gaps)))}.")
+        for label, attr in (("PPO+LS", "ls_us"), ("PPO best (rollouts only)", "ppo_best_us")):
+            gaps = [_gap(getattr(r, attr), r.cpsat_us) for r in proven]
+            within = sum(g <= 3.0 + 1e-9 for g in gaps)
+            out.append(f"- Within 3% of the optimum where CP-SAT proves one ({label}; "
+                       f"{len(proven)} instances: {sum(r.group == 'zoo' for r in proven)} zoo, "
+                       f"{sum(r.group == 'random' for r in proven)} random): **"
+                       f"{'yes' if within == len(proven) else 'no'}** — {within}/{len(proven)} "
+                       f"within 3%, mean {_p(float(np.mean(gaps)))}, max {_p(float(np.max(gaps)))}.")
     else:
         out.append("- CP-SAT proved no optimum in this run, so the 3% target is not testable here.")
     return out
@@ -403,6 +489,7 @@ def _plot(rows: Sequence[Row], path: Path) -> None:
     labels = [f"{r.instance}\n@{r.platform}" for r in rows]
     series = [("CPOP", [r.cpop_us for r in rows]), ("PPO greedy", [r.ppo_greedy_us for r in rows]),
               ("PPO best", [r.ppo_best_us for r in rows]), ("MCTS", [r.mcts_us for r in rows]),
+              ("HEFT+LS", [r.heft_ls_us for r in rows]), ("PPO+LS", [r.ls_us for r in rows]),
               ("CP-SAT", [r.cpsat_us for r in rows])]
     x = np.arange(len(rows))
     width = 0.8 / len(series)

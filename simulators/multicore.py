@@ -26,7 +26,9 @@ Units: times in microseconds (``_us``), energy in microjoules (``_uj``; W × µs
 
 from __future__ import annotations
 
+import bisect
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property, lru_cache
@@ -669,7 +671,9 @@ def earliest_start(intervals: Sequence[tuple[float, float]], ready_us: float, du
     t = ready_us
     if duration_us <= 0:
         return t
-    for s0, f0 in intervals:
+    # intervals before the last one starting at or before t end by t: skip them (bisect)
+    for k in range(max(bisect.bisect_right(intervals, (t, math.inf)) - 1, 0), len(intervals)):
+        s0, f0 = intervals[k]
         if f0 <= t:
             continue
         if s0 >= t + duration_us:
