@@ -48,7 +48,7 @@ def compare(prob: SchedulingProblem, time_limit: float) -> dict[str, float | str
     h = heft(prob).makespan_us(prob)
     t_heft = time.perf_counter() - t0
     c = cpop(prob).makespan_us(prob)
-    res = cpsat_schedule(prob, time_limit_s=time_limit, num_workers=2)
+    res = cpsat_schedule(prob, time_limit_s=time_limit, num_workers=1)
     return {"name": prob.name, "ops": prob.n_ops, "pes": prob.n_pes, "heft": h, "cpop": c,
             "cpsat": res.makespan_us, "lb": res.lower_bound_us, "status": res.status,
             "optimal": res.optimal, "gap": res.gap, "heft_ms": t_heft * 1e3, "cpsat_s": res.wall_s}
@@ -80,7 +80,7 @@ def main() -> None:
         "",
         (f"Command: `.venv/bin/python benchmarks/bench_scheduling.py --episodes {args.episodes} "
          f"--time-limit {args.time_limit:g}` (one process, 2-core shared machine; CP-SAT with "
-         "2 workers)."),
+         "1 worker)."),
         "",
         "## KernelSchedulingEnv step time",
         "",
