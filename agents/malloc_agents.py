@@ -4,6 +4,7 @@
   env, with the heuristic's episode as ``start_from`` and :func:`greedy_policy` as rollout.
 * :func:`ppo_malloc` — sb3-contrib's MaskablePPO trained on the env; the result is the best of
   its greedy policy, the best episode it played while training and (optionally) the heuristic.
+* :func:`pilot_malloc` — rollouts only (no tree, no network): the control of MCTS's ablation.
 * :func:`local_search_malloc` — not learning: the heuristic's episode improved by changing one
   decision at a time (extended into ejection chains) and completing the rest with
   :func:`greedy_policy` (first improvement, a few passes). A reference for what plain search
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gymnasium as gym
@@ -28,8 +29,8 @@ from mlsysgym.agents.mcts import MCTSConfig, MCTSError, mcts_search, play_action
 from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.simulators.memory import FAST, PREFETCH
 
-__all__ = ["MallocAgentResult", "evaluate_actions", "greedy_policy", "heuristic_actions",
-           "local_search_malloc", "mcts_malloc", "ppo_malloc"]
+__all__ = ["MallocAgentResult", "behaviour_clone", "evaluate_actions", "greedy_policy", "heuristic_actions", "heuristic_demo",
+           "local_search_malloc", "mcts_malloc", "pilot_malloc", "ppo_malloc"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,9 @@ class MallocAgentResult:
     source: str            # which episode won: "start_from" (the heuristic), "self-play", ...
     search_s: float
     log: list[Any] = field(default_factory=list)
+    # MCTS and pilot: (seconds, simulations or rollouts, env steps, best time µs) at each
+    # improvement of the best episode
+    trace: list[tuple[float, int, int, float]] = field(default_factory=list)
 
     @property
     def improvement(self) -> float:
@@ -90,7 +94,10 @@ def mcts_malloc(env: MallocGameEnv, config: MCTSConfig | None = None, *,
     start = heuristic_actions(env) if start_from_heuristic else None
     res = mcts_search(env, config, start_from=start,
                       rollout_policy=greedy_policy if rollouts else None)
-    return _result(env, "mcts", res.actions, res.source, t0, res.log)
+    out = _result(env, "mcts", res.actions, res.source, t0, res.log)
+    scale = env.reward_scale_us
+    trace = [(t, n, k, env.all_slow_time_us - ret * scale) for t, n, k, ret in res.trace]
+    return replace(out, trace=trace)
 
 
 class _BestEpisode(gym.Wrapper):
@@ -122,11 +129,49 @@ class _BestEpisode(gym.Wrapper):
         return self.env.unwrapped.action_masks()
 
 
+def heuristic_demo(env: MallocGameEnv) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The heuristic's episode as (stacked observations, actions, action masks)."""
+    acts = heuristic_actions(env)
+    obs, _ = env.reset()
+    rows, masks = [], []
+    for a in acts:
+        rows.append(obs)
+        masks.append(env.action_masks())
+        obs, _, _, _, _ = env.step(a)
+    stacked = {k: np.stack([o[k] for o in rows]) for k in rows[0]}
+    return stacked, np.asarray(acts), np.stack(masks)
+
+
+def behaviour_clone(model: Any, obs: dict[str, np.ndarray], actions: np.ndarray,
+                    masks: np.ndarray, epochs: int) -> float:
+    """Fit a MaskablePPO policy's action head to ``actions`` (full-batch cross-entropy with the
+    masks, ``epochs`` Adam steps on the policy's own optimizer); returns the final loss."""
+    import torch
+
+    policy = model.policy
+    obs_t, _ = policy.obs_to_tensor(obs)
+    act_t = torch.as_tensor(actions, device=policy.device)
+    mask_t = torch.as_tensor(masks, device=policy.device)
+    loss = torch.zeros(())
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        _, log_prob, _ = policy.evaluate_actions(obs_t, act_t, action_masks=mask_t)
+        loss = -log_prob.mean()
+        policy.optimizer.zero_grad()
+        loss.backward()
+        policy.optimizer.step()
+    policy.set_training_mode(False)
+    return float(loss.detach())
+
+
 def ppo_malloc(env: MallocGameEnv, *, total_timesteps: int = 2048, seed: int = 0,
                start_from_heuristic: bool = True, n_steps: int = 256, batch_size: int = 64,
-               n_epochs: int = 4, learning_rate: float = 3e-4, hidden: int = 64) -> MallocAgentResult:
+               n_epochs: int = 4, learning_rate: float = 3e-4, hidden: int = 64,
+               bc_epochs: int = 0) -> MallocAgentResult:
     """MaskablePPO trained for ``total_timesteps`` env steps on ``env``.
 
+    With ``bc_epochs > 0`` the policy is first behaviour-cloned on the heuristic's episode
+    (:func:`behaviour_clone`), so PPO's sampled episodes start as perturbations of it.
     Returns the best of: the trained policy played greedily (with masks), the best episode seen
     during training, and — with ``start_from_heuristic`` — the heuristic's episode.
     """
@@ -142,6 +187,9 @@ def ppo_malloc(env: MallocGameEnv, *, total_timesteps: int = 2048, seed: int = 0
                             n_epochs=n_epochs, learning_rate=learning_rate, seed=seed,
                             device="cpu", verbose=0,
                             policy_kwargs={"net_arch": [hidden, hidden]})
+        bc_loss = None
+        if bc_epochs > 0:
+            bc_loss = behaviour_clone(model, *heuristic_demo(env), epochs=bc_epochs)
         model.learn(total_timesteps=total_timesteps)
         obs, _ = env.reset(seed=seed)
         acts, done = [], False
@@ -160,7 +208,7 @@ def ppo_malloc(env: MallocGameEnv, *, total_timesteps: int = 2048, seed: int = 0
         h = heuristic_actions(env)
         cands.append((evaluate_actions(env, h), 2, "start_from", h))
     _, _, source, best = min(cands, key=lambda c: (c[0], -c[1]))
-    log = [{"episodes": tracked.episodes, "policy_time_us": cands[0][0],
+    log = [{"episodes": tracked.episodes, "policy_time_us": cands[0][0], "bc_loss": bc_loss,
             "best_training_time_us": cands[1][0] if tracked.best_actions else None}]
     return _result(env, "ppo", best, source, t0, log)
 
@@ -202,6 +250,52 @@ def _ejection_chain(env: MallocGameEnv, snap: dict[str, Any], best: list[int], b
         cand, ret = cand[:j] + [0] + tail, ret + tail_ret
         ejected += 1
     return cand, ret, ejected
+
+
+def pilot_malloc(env: MallocGameEnv, *, start_from_heuristic: bool = True,
+                 time_limit_s: float | None = None) -> MallocAgentResult:
+    """Rollouts only — no tree, no network (the "pilot method"): at each step play every
+    legal action followed by a :func:`greedy_policy` completion, keep the best complete
+    episode seen, and commit the action whose completion was best (ties: lowest action).
+    Its ``trace`` counts rollouts where MCTS counts simulations.
+
+    The control for :func:`mcts_malloc`'s ablation: what greedy rollouts alone buy. Costs one
+    rollout per legal action per step; ``time_limit_s`` stops it between steps (the best
+    episode so far is returned, which is complete: each rollout finishes the episode).
+    """
+    t0 = time.perf_counter()
+    deadline = None if time_limit_s is None else t0 + time_limit_s
+    best: list[int] = heuristic_actions(env) if start_from_heuristic else []
+    best_ret, source = -np.inf, "start_from"
+    if best:
+        best_ret, _ = play_actions(env, best)
+    env.reset()
+    prefix: list[int] = []
+    prefix_ret, rollouts, steps = 0.0, 0, 0
+    trace: list[tuple[float, int, int, float]] = []
+    while env.current_buffer is not None:
+        if deadline is not None and time.perf_counter() > deadline:
+            break
+        snap = env.get_state()
+        scored = []
+        for a in np.flatnonzero(env.action_masks()):
+            env.set_state(snap)
+            _, r, _, _, _ = env.step(int(a))
+            tail, tail_ret = _greedy_tail(env)
+            rollouts, steps = rollouts + 1, steps + 1 + len(tail)
+            ret = prefix_ret + r + tail_ret
+            scored.append((ret, int(a)))
+            if ret > best_ret + 1e-12:
+                best, best_ret, source = prefix + [int(a)] + tail, ret, "rollout"
+                trace.append((time.perf_counter() - t0, rollouts, steps,
+                              env.all_slow_time_us - ret * env.reward_scale_us))
+        ret, a = max(scored, key=lambda x: (x[0], -x[1]))
+        env.set_state(snap)
+        _, r, _, _, _ = env.step(a)
+        prefix.append(a)
+        prefix_ret += r
+    out = _result(env, "pilot", best, source, t0, [{"rollouts": rollouts}])
+    return replace(out, trace=trace)
 
 
 def local_search_malloc(env: MallocGameEnv, *, start: Sequence[int] | None = None,

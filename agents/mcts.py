@@ -18,6 +18,12 @@ it also pre-trains the network by imitation, so the result is never worse than i
 An optional ``rollout_policy`` (a cheap heuristic, env → action) values the leaves near the
 root by playing it to the end (AlphaGo-style); deeper leaves use the value head.
 
+Ablations (:class:`MCTSConfig`): ``network="untrained"`` keeps a randomly initialized
+network that is never fitted, ``network="none"`` replaces it by a uniform prior over the legal
+actions and a zero value; ``rollout_min_prior`` lets the prior decide which leaves get a
+rollout; ``value_baseline`` trains the value head on returns relative to ``start_from``'s.
+:class:`MCTSResult` carries the best-so-far ``trace`` (seconds, simulations, env steps, return).
+
 The search runs on ``env.unwrapped``; it is deterministic for a seed (``torch.manual_seed``,
 one torch thread, a seeded NumPy generator) unless ``time_limit_s`` cuts it short.
 """
@@ -68,12 +74,21 @@ class MCTSConfig:
     rollout_depth: int = 1           # leaves this deep below the root use rollout_policy
     time_limit_s: float | None = None  # stop early (between moves) and return the best so far
     seed: int = 0
+    # Ablations and options (defaults keep the original behaviour):
+    network: str = "trained"         # "trained"; "untrained" (random init, never fitted);
+    #                                  "none" (uniform prior over legal actions, zero value)
+    value_baseline: bool = False     # value targets relative to start_from's return-to-go at
+    #                                  the same step, in % of its return (needs start_from)
+    rollout_min_prior: float = 0.0   # leaves whose prior is below this skip the rollout and
+    #                                  use the value head (the network prunes rollouts)
 
     def __post_init__(self) -> None:
         if self.n_simulations < 1 or self.iterations < 0 or self.episodes_per_iteration < 1:
             raise MCTSError("n_simulations and episodes_per_iteration must be >= 1, iterations >= 0")
         if self.hidden < 1 or self.batch_size < 1 or self.lr <= 0 or self.c_puct <= 0:
             raise MCTSError("hidden, batch_size, lr and c_puct must be positive")
+        if self.network not in ("trained", "untrained", "none"):
+            raise MCTSError(f"network must be 'trained', 'untrained' or 'none'; got {self.network!r}")
 
 
 @dataclass(frozen=True)
@@ -100,6 +115,9 @@ class MCTSResult:
     n_env_steps: int
     log: list[IterationLog] = field(default_factory=list)
     stopped_early: bool = False
+    # (seconds, simulations, env steps, best return) each time the best episode improved
+    trace: list[tuple[float, int, int, float]] = field(default_factory=list)
+    n_simulations: int = 0           # simulations run in total (all episodes)
 
 
 # ---- env snapshots ------------------------------------------------------------------------
@@ -271,20 +289,44 @@ class _Search:
         self.rng = np.random.default_rng(cfg.seed)
         self.best = _Best([], -math.inf, "")
         self.steps = 0
+        self.sims = 0
+        self.t0 = time.perf_counter()
+        self.trace: list[tuple[float, int, int, float]] = []
         self.net: PolicyValueNet | None = None
+        self.baseline: np.ndarray | None = None   # start_from's return-to-go per step
+        self.value_unit = 1.0
+
+    def to_target(self, rtg: float, t: int) -> float:
+        """Value-head target for return-to-go ``rtg`` at step ``t``."""
+        if self.baseline is None:
+            return rtg
+        return (rtg - self._base(t)) / self.value_unit
+
+    def _base(self, t: int) -> float:
+        return float(self.baseline[t]) if t < len(self.baseline) else 0.0
+
+    def evaluate(self, obs: np.ndarray, mask: np.ndarray, t: int) -> tuple[np.ndarray, float]:
+        """Prior and value (a return-to-go) of a state at step ``t`` from reset."""
+        if self.cfg.network == "none":
+            return mask / mask.sum(), 0.0
+        p, v = self.net.predict(obs, mask)
+        if self.baseline is not None:
+            v = self._base(t) + v * self.value_unit
+        return p, v
 
     def offer(self, actions: list[int], ret: float, source: str) -> None:
         """A complete episode: keep it if it is the best so far (ties keep the earlier one)."""
         if ret > self.best.ret + 1e-12:
             self.best = _Best(list(actions), ret, source)
+            self.trace.append((time.perf_counter() - self.t0, self.sims, self.steps, float(ret)))
 
     def step(self, a: int) -> tuple[Any, float, bool]:
         obs, r, term, trunc, _ = self.env.step(a)
         self.steps += 1
         return obs, float(r), bool(term or trunc)
 
-    def new_node(self, obs: Any, reward: float, terminal: bool) -> _Node:
-        """A node for the env's current state (the env must be at it)."""
+    def new_node(self, obs: Any, reward: float, terminal: bool, t: int = 0) -> _Node:
+        """A node for the env's current state (the env must be at it), ``t`` steps from reset."""
         node = _Node(reward, terminal)
         if not terminal:
             node.state = self.snap.get()
@@ -292,7 +334,7 @@ class _Search:
             node.mask = _mask(self.env, self.n_actions)
             if not node.mask.any():
                 raise MCTSError("action_masks() has no legal action in a non-terminal state")
-            node.prior, node.value = self.net.predict(node.obs, node.mask)
+            node.prior, node.value = self.evaluate(node.obs, node.mask, t)
             node.visits = np.zeros(self.n_actions)
             node.value_sum = np.zeros(self.n_actions)
         return node
@@ -311,6 +353,7 @@ class _Search:
         """One simulation: select by PUCT down to a new leaf, evaluate it, back up the return."""
         c = self.cfg
         node, path = root, []
+        self.sims += 1
         while True:
             n_tot = node.visits.sum()
             q = np.where(node.visits > 0, node.value_sum / np.maximum(node.visits, 1),
@@ -324,13 +367,14 @@ class _Search:
             if child is None:
                 self.snap.set(node.state)
                 obs, r, done = self.step(a)
-                child = node.children[a] = self.new_node(obs, r, done)
+                child = node.children[a] = self.new_node(obs, r, done, len(prefix) + len(path))
                 acts = prefix + [a_ for _, a_ in path]
                 ret = prefix_ret + sum(n_.children[a_].reward for n_, a_ in path)
                 if done:
                     self.offer(acts, ret, "tree")
                     value = 0.0
-                elif self.rollout_policy is not None and len(path) <= c.rollout_depth:
+                elif (self.rollout_policy is not None and len(path) <= c.rollout_depth
+                      and node.prior[a] >= c.rollout_min_prior):
                     tail, value = self.rollout()
                     self.offer(acts + tail, ret + value, "rollout")
                 else:
@@ -378,7 +422,7 @@ class _Search:
             if child is None:   # forced move never expanded
                 self.snap.set(root.state)
                 obs, r, done = self.step(a)
-                child = self.new_node(obs, r, done)
+                child = self.new_node(obs, r, done, len(prefix) + 1)
             prefix.append(a)
             rewards.append(child.reward)
             if child.terminal:
@@ -386,7 +430,8 @@ class _Search:
             root = child
         ret = float(sum(rewards))
         rtg = np.cumsum(rewards[::-1])[::-1]
-        return [(o, m, p, float(v)) for (o, m, p), v in zip(samples, rtg)], prefix, ret, False
+        return [(o, m, p, self.to_target(float(v), t)) for t, ((o, m, p), v)
+                in enumerate(zip(samples, rtg))], prefix, ret, False
 
 
 def _flat_featurizer(space: spaces.Space) -> Featurize:
@@ -425,14 +470,18 @@ def mcts_search(env: gym.Env, config: MCTSConfig | None = None, *,
         torch.manual_seed(cfg.seed)
         search = _Search(env, cfg, rollout_policy,
                          featurize or _flat_featurizer(env.observation_space), shared_attrs)
+        search.t0 = t0
         obs, _ = env.reset(seed=cfg.seed)
         search.net = PolicyValueNet(len(search.featurize(obs)), search.n_actions, cfg.hidden, cfg.lr)
         data: list[tuple] = []
         log: list[IterationLog] = []
+        fit = cfg.network == "trained"
         if start_from is not None:
             data += _imitation_data(search, list(start_from))
             t = time.perf_counter()
-            lp, lv = _fit(search, data, cfg.imitation_epochs)
+            lp = lv = float("nan")
+            if fit:
+                lp, lv = _fit(search, data, cfg.imitation_epochs)
             log.append(IterationLog(-1, (search.best.ret,), search.best.ret, lp, lv, len(data),
                                     time.perf_counter() - t))
         stopped = False
@@ -449,7 +498,7 @@ def mcts_search(env: gym.Env, config: MCTSConfig | None = None, *,
                 data += samples
                 rets.append(ret)
             lp = lv = float("nan")
-            if noise and rets and not stopped:
+            if fit and noise and rets and not stopped:
                 lp, lv = _fit(search, data, cfg.train_epochs)
             log.append(IterationLog(it, tuple(rets), search.best.ret, lp, lv, len(data),
                                     time.perf_counter() - t))
@@ -459,7 +508,7 @@ def mcts_search(env: gym.Env, config: MCTSConfig | None = None, *,
         if best.ret == -math.inf:
             raise MCTSError("the search was stopped before any complete episode; raise time_limit_s")
         return MCTSResult(best.actions, float(best.ret), best.source, time.perf_counter() - t0,
-                          search.steps, log, stopped)
+                          search.steps, log, stopped, list(search.trace), search.sims)
     finally:
         torch.set_num_threads(threads)
 
@@ -483,7 +532,10 @@ def _imitation_data(search: _Search, actions: list[int]) -> list[tuple]:
         raise MCTSError(f"start_from has {len(actions)} actions, fewer than the episode needs")
     rtg = np.cumsum(rewards[::-1])[::-1]
     search.offer(actions, float(sum(rewards)), "start_from")
-    return [(o, m, p, float(v)) for (o, m, p), v in zip(rows, rtg)]
+    if search.cfg.value_baseline:
+        search.baseline = np.append(rtg, 0.0)
+        search.value_unit = max(abs(float(rtg[0])), 1e-12) / 100.0
+    return [(o, m, p, search.to_target(float(v), t)) for t, ((o, m, p), v) in enumerate(zip(rows, rtg))]
 
 
 def _fit(search: _Search, data: list[tuple], epochs: int) -> tuple[float, float]:

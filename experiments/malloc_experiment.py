@@ -4,8 +4,12 @@ For each instance (model, capacity as a fraction of peak live memory) it reports
 simulated execution time of all-slow, the XLA-style greedy (the heuristic), each agent of
 :mod:`mlsysgym.agents.malloc_agents` started from the heuristic (MCTS, MaskablePPO, local
 search), and CP-SAT's placement (optimal when its status says so); the % improvement of each
-agent over the heuristic, its gap to CP-SAT, and search times. Writes
-``experiments/results/malloc.{md,csv,png}``.
+agent over the heuristic, its gap to CP-SAT, and search times. A second table ablates MCTS's
+network at the same budget (simulations per move, iterations, rollout depth, time cap): the
+self-play-trained network vs no network (uniform prior, zero value; rollouts kept) vs rollouts
+only (:func:`~mlsysgym.agents.malloc_agents.pilot_malloc`, no tree), with the seconds and
+simulations (rollouts for the pilot) each needed to close ``REACH_FRACTION`` of the gap
+between the heuristic and CP-SAT's placement. Writes ``experiments/results/malloc.{md,csv,png}``.
 
 Run: ``python -m mlsysgym.experiments.malloc_experiment [--quick] [--models ...] [--out DIR]``.
 """
@@ -15,7 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from mlsysgym.agents.malloc_agents import (
@@ -24,6 +28,7 @@ from mlsysgym.agents.malloc_agents import (
     heuristic_actions,
     local_search_malloc,
     mcts_malloc,
+    pilot_malloc,
     ppo_malloc,
 )
 from mlsysgym.agents.malloc_baselines import cpsat_optimum
@@ -45,7 +50,8 @@ class Budget:
     mcts_iterations: int = 1
     mcts_rollout_depth: int = 3
     mcts_time_s: float = 30.0
-    ppo_timesteps: int = 1024
+    ppo_timesteps: int = 4096
+    ppo_bc_epochs: int = 200
     ls_passes: int = 2
     ls_chain_depth: int = 3
     ls_time_s: float = 30.0
@@ -54,8 +60,10 @@ class Budget:
     seed: int = 0
 
 
+REACH_FRACTION = 0.9   # ablation: time until this fraction of the heuristic→CP-SAT gap is closed
 QUICK = Budget(mcts_simulations=4, mcts_iterations=1, mcts_time_s=10.0, ppo_timesteps=256,
-               ls_passes=1, ls_time_s=5.0, cpsat_time_s=5.0)
+               ppo_bc_epochs=20, ls_passes=1, ls_time_s=5.0, cpsat_time_s=5.0)
+ABLATION = ("trained", "none", "pilot")   # MCTS with its network, MCTS without, rollouts only
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,21 @@ class Row:
     cpsat_s: float
     mcts_source: str
     ppo_source: str
+    # ablation (same MCTS budget and cap): final times, wall, and the seconds /
+    # simulations (pilot: rollouts) to first close REACH_FRACTION of the heuristic→CP-SAT gap
+    # (None: never)
+    abl_trained_us: float = float("nan")
+    abl_none_us: float = float("nan")
+    abl_pilot_us: float = float("nan")
+    abl_trained_s: float = float("nan")
+    abl_none_s: float = float("nan")
+    abl_pilot_s: float = float("nan")
+    reach_trained_s: float | None = None
+    reach_none_s: float | None = None
+    reach_pilot_s: float | None = None
+    reach_trained_sims: int | None = None
+    reach_none_sims: int | None = None
+    reach_pilot_sims: int | None = None
 
     def over_heuristic(self, agent: str) -> float:
         """% of the heuristic's time saved by ``agent`` (positive = faster)."""
@@ -89,6 +112,23 @@ class Row:
         return 100.0 * (getattr(self, f"{agent}_us") - self.cpsat_us) / self.cpsat_us
 
 
+def reach(result: MallocAgentResult, target_us: float) -> tuple[float | None, int | None]:
+    """(seconds, simulations) at which ``result``'s trace first got to ``target_us`` or below."""
+    for t, n, _, us in result.trace:
+        if us <= target_us + 1e-9:
+            return t, n
+    return None, None
+
+
+def ablation(env: MallocGameEnv, cfg: MCTSConfig,
+             trained: MallocAgentResult) -> dict[str, MallocAgentResult]:
+    """``trained`` (the MCTS run with ``cfg``) next to MCTS with no network (uniform prior,
+    zero value, same ``cfg`` otherwise) and rollouts only (pilot), under the same time cap."""
+    return {"trained": trained,
+            "none": mcts_malloc(env, replace(cfg, network="none")),
+            "pilot": pilot_malloc(env, time_limit_s=cfg.time_limit_s)}
+
+
 def run_instance(model: str, capacity: float, budget: Budget) -> Row:
     """All solvers on one instance."""
     env = MallocGameEnv(model, capacity_fraction=capacity, n_offsets=budget.n_offsets)
@@ -96,9 +136,11 @@ def run_instance(model: str, capacity: float, budget: Budget) -> Row:
     cfg = MCTSConfig(n_simulations=budget.mcts_simulations, iterations=budget.mcts_iterations,
                      rollout_depth=budget.mcts_rollout_depth, time_limit_s=budget.mcts_time_s,
                      seed=budget.seed)
+    mcts = mcts_malloc(env, cfg)
     res: dict[str, MallocAgentResult] = {
-        "mcts": mcts_malloc(env, cfg),
-        "ppo": ppo_malloc(env, total_timesteps=budget.ppo_timesteps, seed=budget.seed),
+        "mcts": mcts,
+        "ppo": ppo_malloc(env, total_timesteps=budget.ppo_timesteps, seed=budget.seed,
+                          bc_epochs=budget.ppo_bc_epochs),
         "local_search": local_search_malloc(env, max_passes=budget.ls_passes,
                                             chain_depth=budget.ls_chain_depth,
                                             time_limit_s=budget.ls_time_s),
@@ -106,10 +148,18 @@ def run_instance(model: str, capacity: float, budget: Budget) -> Row:
     opt = cpsat_optimum(env.problem, time_limit_s=budget.cpsat_time_s,
                         num_workers=budget.cpsat_workers,
                         n_offsets=budget.n_offsets, seed=budget.seed)
+    abl = ablation(env, cfg, mcts)
+    target = heur - REACH_FRACTION * max(heur - opt.time_us, 0.0)
+    extra = {}
+    for k, r in abl.items():
+        t, n = reach(r, target)
+        extra.update({f"abl_{k}_us": r.time_us, f"abl_{k}_s": r.search_s,
+                      f"reach_{k}_s": t, f"reach_{k}_sims": n})
     return Row(model, capacity, env.n_buffers, env.all_slow_time_us, heur,
                res["mcts"].time_us, res["ppo"].time_us, res["local_search"].time_us,
                opt.time_us, opt.status, opt.gap, res["mcts"].search_s, res["ppo"].search_s,
-               res["local_search"].search_s, opt.wall_s, res["mcts"].source, res["ppo"].source)
+               res["local_search"].search_s, opt.wall_s, res["mcts"].source, res["ppo"].source,
+               **extra)
 
 
 def _f(x: float | None, fmt: str) -> str:
@@ -160,7 +210,72 @@ def markdown(rows: list[Row], budget: Budget, command: str, wall_s: float) -> st
             f"- {a}: faster than the heuristic on {s['improved']}/{s['instances']} instances "
             f"(mean {s['mean_over_heuristic_pct']:+.2f}%); within 2% of the proved optimum on "
             f"{s['within_2pct']}/{s['optimal_instances']} (max gap {s['max_gap_pct']:+.2f}%).")
+    lines += ablation_markdown(rows)
     return "\n".join(lines) + "\n"
+
+
+def _reach(s: float | None, n: int | None) -> str:
+    return "never" if s is None else f"{s:.1f} s / {n}"
+
+
+def ablation_markdown(rows: list[Row]) -> list[str]:
+    """The network ablation table and its summary lines."""
+    lines = [
+        "", "## Ablation: what MCTS's network contributes", "",
+        ("Same MCTS budget and time cap for each variant. *trained*: the MCTS above (network "
+         "imitates the heuristic, then self-play-trained on visit counts and returns); *no net*: "
+         "the same search with a uniform prior and zero value (greedy rollouts kept); *pilot*: "
+         "rollouts only, no tree, no network (every legal action at each step + greedy "
+         "completion). `reach` = wall seconds / simulations (pilot: rollouts) until the best "
+         f"episode first closed {REACH_FRACTION:.0%} of the gap between the heuristic and "
+         "CP-SAT's placement (`never` = not in the run; times include the network's training)."),
+        "",
+        ("| model | cap | heuristic | CP-SAT | trained | no net | pilot | trained s | no net s | "
+         "pilot s | trained reach | no net reach | pilot reach |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.capacity:.0%} | {r.heuristic_us:.1f} | {r.cpsat_us:.1f} | "
+            f"{r.abl_trained_us:.2f} | {r.abl_none_us:.2f} | {r.abl_pilot_us:.2f} | "
+            f"{r.abl_trained_s:.1f} | {r.abl_none_s:.1f} | {r.abl_pilot_s:.1f} | "
+            f"{_reach(r.reach_trained_s, r.reach_trained_sims)} | "
+            f"{_reach(r.reach_none_s, r.reach_none_sims)} | "
+            f"{_reach(r.reach_pilot_s, r.reach_pilot_sims)} |")
+    lines += ["", "Ablation summary:", ""]
+    for k, s in ablation_summary(rows).items():
+        lines.append(
+            f"- {k}: best of the three on {s['best']}/{s['instances']} instances (ties count); "
+            f"strictly better than the others on {s['strictly_best']}; closed "
+            f"{REACH_FRACTION:.0%} of the heuristic→CP-SAT gap on {s['reached']}/{s['instances']} "
+            f"(median {s['median_reach_s']:.1f} s, {s['median_reach_sims']:.0f} simulations/rollouts "
+            "where reached).")
+    return lines
+
+
+def ablation_summary(rows: list[Row]) -> dict[str, dict[str, float]]:
+    """Per ablation variant: instances where it is (strictly) best, and reach statistics."""
+    import statistics
+
+    out = {}
+    for k in ABLATION:
+        best = strict = reached = 0
+        times, sims = [], []
+        for r in rows:
+            mine = getattr(r, f"abl_{k}_us")
+            others = [getattr(r, f"abl_{o}_us") for o in ABLATION if o != k]
+            best += mine <= min(others) + 1e-6
+            strict += mine < min(others) - 1e-6
+            s = getattr(r, f"reach_{k}_s")
+            if s is not None:
+                reached += 1
+                times.append(s)
+                sims.append(getattr(r, f"reach_{k}_sims"))
+        out[k] = {"best": best, "strictly_best": strict, "reached": reached,
+                  "instances": len(rows),
+                  "median_reach_s": statistics.median(times) if times else float("nan"),
+                  "median_reach_sims": statistics.median(sims) if sims else float("nan")}
+    return out
 
 
 def plot(rows: list[Row], path: Path) -> None:
@@ -191,12 +306,24 @@ def plot(rows: list[Row], path: Path) -> None:
     plt.close(fig)
 
 
+def _warm_up() -> None:
+    """Pay torch's one-time costs (import, first optimizer steps) before anything is timed."""
+    import numpy as np
+    from mlsysgym.agents.mcts import PolicyValueNet
+
+    net = PolicyValueNet(4, 2, 4, 1e-3)
+    rng = np.random.default_rng(0)
+    net.fit(np.zeros((2, 4), np.float32), np.ones((2, 2), bool), np.full((2, 2), 0.5, np.float32),
+            np.zeros(2, np.float32), 2, 2, rng)
+
+
 def run(models: list[str], capacities: list[float], budget: Budget, out: Path,
         command: str, progress: bool = True) -> list[Row]:
     """Run every instance and write ``malloc.md``, ``malloc.csv`` and ``malloc.png`` to ``out``."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
+    _warm_up()
     jobs = [(m, c) for m in models for c in capacities]
     rows = []
     bar = tqdm(jobs, desc="malloc", disable=not progress)

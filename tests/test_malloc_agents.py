@@ -6,6 +6,8 @@ The "greedy trap" (tests/test_malloc.py): the XLA-style greedy gets 234 µs, the
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -268,3 +270,105 @@ def test_quick_experiment_writes_its_files(tmp_path):
     assert (tmp_path / "malloc.png").stat().st_size > 1000
     lines = (tmp_path / "malloc.csv").read_text().splitlines()
     assert len(lines) == 2 and lines[0].startswith("model,capacity")
+    assert "## Ablation" in md and "| alexnet | 50% |" in md.split("## Ablation")[1]
+    assert "abl_none_us" in lines[0] and "reach_pilot_s" in lines[0]
+
+
+# ---- network ablation options, traces, pilot, behaviour cloning ------------------------------
+def test_bad_network_option():
+    with pytest.raises(MCTSError):
+        MCTSConfig(network="random")
+
+
+def test_self_play_policy_targets_are_visit_distributions():
+    from mlsysgym.agents.mcts import _flat_featurizer, _Search
+
+    env = trap_env()
+    cfg = MCTSConfig(n_simulations=8, iterations=1)
+    search = _Search(env, cfg, greedy_policy, _flat_featurizer(env.observation_space), ())
+    obs, _ = env.reset(seed=0)
+    from mlsysgym.agents.mcts import PolicyValueNet
+
+    search.net = PolicyValueNet(len(search.featurize(obs)), search.n_actions, 8, 1e-3)
+    samples, actions, ret, stopped = search.episode(noise=True, deadline=None)
+    assert not stopped and len(samples) == len(actions) == env.n_buffers
+    for _, mask, pi, _ in samples:
+        assert pi.sum() == pytest.approx(1.0) and (pi >= 0).all()
+        assert pi[~mask].sum() == 0.0          # no visits to masked actions
+    # the value targets are the returns-to-go of the episode played
+    assert samples[0][3] == pytest.approx(ret)
+
+
+def test_value_baseline_targets_are_relative_to_start_from():
+    from mlsysgym.agents.mcts import PolicyValueNet, _flat_featurizer, _imitation_data, _Search
+
+    env = trap_env()
+    search = _Search(env, MCTSConfig(value_baseline=True), None,
+                     _flat_featurizer(env.observation_space), ())
+    obs, _ = env.reset(seed=0)
+    search.net = PolicyValueNet(len(search.featurize(obs)), search.n_actions, 8, 1e-3)
+    rows = _imitation_data(search, heuristic_actions(env))
+    assert all(v == 0.0 for *_, v in rows)     # start_from relative to itself
+    # a prediction of 0 maps back to start_from's return-to-go at that step
+    search.net.value.weight.data.zero_()
+    search.net.value.bias.data.zero_()
+    _, v0 = search.evaluate(rows[0][0], rows[0][1], 0)
+    assert v0 == pytest.approx(search.baseline[0])
+
+
+def test_no_network_uniform_prior_still_finds_the_trap_optimum():
+    env = trap_env()
+    res = mcts_malloc(env, MCTSConfig(n_simulations=8, iterations=1, network="none"))
+    assert res.time_us == pytest.approx(180.0)
+    untrained = mcts_malloc(env, MCTSConfig(n_simulations=8, iterations=1, network="untrained"))
+    assert untrained.time_us <= 234.0 + 1e-9
+
+
+def test_mcts_trace_is_the_best_so_far():
+    env = trap_env()
+    res = mcts_malloc(env, SMALL)
+    times = [us for *_, us in res.trace]
+    sims = [n for _, n, _, _ in res.trace]
+    assert times[0] == pytest.approx(234.0)                 # start_from first
+    assert all(b < a for a, b in pairwise(times))           # strictly improving
+    assert sims == sorted(sims)
+    assert times[-1] == pytest.approx(res.time_us)
+
+
+def test_rollout_min_prior_above_one_disables_rollouts():
+    env = trap_env()
+    res = mcts_malloc(env, MCTSConfig(n_simulations=8, iterations=1, rollout_min_prior=1.1))
+    assert res.source != "rollout" and res.time_us <= 234.0 + 1e-9
+
+
+def test_pilot_finds_the_trap_optimum_and_never_loses_to_the_heuristic():
+    from mlsysgym.agents.malloc_agents import pilot_malloc
+
+    env = trap_env()
+    res = pilot_malloc(env)
+    assert res.time_us == pytest.approx(180.0) and res.source == "rollout"
+    assert res.trace[-1][3] == pytest.approx(180.0)
+    for seed in range(3):
+        env = MallocGameEnv(random_graph(seed), capacity_fraction=0.3, n_offsets=2, **UNIT_KW)
+        h = evaluate_actions(env, heuristic_actions(env))
+        assert pilot_malloc(env).time_us <= h + 1e-9
+
+
+def test_behaviour_clone_reproduces_the_heuristic():
+    import torch
+    from mlsysgym.agents.malloc_agents import behaviour_clone, heuristic_demo
+    from sb3_contrib import MaskablePPO
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    env = trap_env()
+    model = MaskablePPO("MultiInputPolicy", env, n_steps=32, batch_size=16, seed=0,
+                        device="cpu", policy_kwargs={"net_arch": [16, 16]})
+    obs, acts, masks = heuristic_demo(env)
+    first = behaviour_clone(model, obs, acts, masks, epochs=1)
+    loss = behaviour_clone(model, obs, acts, masks, epochs=300)
+    torch.set_num_threads(threads)
+    assert loss < first and loss < 0.25     # mean -log p of the heuristic's actions
+    pred, _ = model.predict(obs, action_masks=masks, deterministic=True)
+    assert list(pred) == list(acts)
+
