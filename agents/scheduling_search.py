@@ -68,7 +68,7 @@ class SearchError(MlsysgymError):
 
 @dataclass(frozen=True)
 class SearchConfig:
-    """Budget and knobs of :func:`policy_local_search`."""
+    """Budget and knobs of :func:`local_search`."""
 
     time_limit_s: float | None = 10.0   # wall-clock budget (checked between moves)
     max_moves: int | None = None        # move budget (deterministic for a seed when alone)
@@ -102,7 +102,9 @@ class SearchConfig:
 @dataclass(frozen=True)
 class SearchResult:
     """The best schedule found and how: ``start_source`` is where its start came from
-    (``greedy``, ``sample`` or ``heft``), ``improved`` whether moves shortened it."""
+    (``given``, ``greedy``, ``sample`` or ``heft``), ``improved`` whether moves shortened it,
+    ``kicks`` how often the search perturbed its best schedule, ``policy_calls`` its batched
+    forward passes (policy proposals only)."""
 
     schedule: Schedule
     makespan_us: float
@@ -112,7 +114,7 @@ class SearchResult:
     moves: int
     accepted: int
     improvements: int
-    restarts: int
+    kicks: int
     policy_calls: int
     wall_s: float
     history: list[tuple[float, float]] = field(default_factory=list)  # (seconds, best makespan)
@@ -161,8 +163,8 @@ def critical_path(env: KernelSchedulingEnv) -> list[int]:
     return path
 
 
-class _PGLS:
-    """One run of :func:`policy_local_search`."""
+class _LocalSearch:
+    """The state of one :func:`local_search` run: env, incumbent moves, counters."""
 
     def __init__(self, policy: Any, problem: SchedulingProblem, platform: Platform, window: int,
                  cfg: SearchConfig) -> None:
@@ -177,9 +179,9 @@ class _PGLS:
     def _key(self) -> tuple[float, float]:
         return (self.env.makespan_us, float(sum(self.env._finish)))
 
-    def follow(self, decisions: list[tuple[int, int]], t: int, snaps: list[Any] | None
+    def follow(self, decisions: list[tuple[int, int]], snaps: list[Any] | None
                ) -> list[tuple[int, int]]:
-        """Play ``decisions`` from the env's current state (decision step ``t``) in their order,
+        """Play ``decisions`` from the env's current state in their order,
         each op on its PE; an op outside the window waits for the first one inside it. Appends
         the pre-decision snapshot of every step to ``snaps`` when given. Returns what was played."""
         env = self.env
@@ -202,7 +204,7 @@ class _PGLS:
         """Replay ``decisions`` from reset, keeping the snapshots."""
         self.env.reset(seed=self.cfg.seed)
         snaps: list[Any] = []
-        played = self.follow(decisions, 0, snaps)
+        played = self.follow(decisions, snaps)
         return _Trajectory(played, snaps, self._key(), self._critical_steps(played))
 
     def _critical_steps(self, decisions: list[tuple[int, int]]) -> list[int]:
@@ -259,7 +261,7 @@ class _PGLS:
         op = env.window_ops()[slot]
         env.place(op, pe)
         rest = [d for d in traj.decisions[t:] if d[0] != op]
-        played = self.follow(rest, t + 1, None)
+        played = self.follow(rest, None)
         return self._key(), [(op, pe)] + played
 
     def kick(self, traj: _Trajectory, m: int) -> _Trajectory:
@@ -273,7 +275,7 @@ class _PGLS:
             key, tail = c
             self.env.set_state(traj.snaps[t])
             snaps = traj.snaps[:t]
-            self.follow(tail, t, snaps)
+            self.follow(tail, snaps)
             new = traj.decisions[:t] + tail
             old = traj
             traj = _Trajectory(new, snaps, key, self._critical_steps(new))
@@ -302,7 +304,7 @@ class _PGLS:
                                            key[1] <= traj.key[1] + 1e-9):
             self.env.set_state(traj.snaps[t])  # re-play the tail to record its snapshots
             snaps = traj.snaps[:t]
-            self.follow(tail, t, snaps)
+            self.follow(tail, snaps)
             new = traj.decisions[:t] + tail
             nt = _Trajectory(new, snaps, key, self._critical_steps(new))
             nt.logits = {s: v for s, v in traj.logits.items() if s <= t}
@@ -360,7 +362,7 @@ def local_search(problem: SchedulingProblem, platform: Platform, config: SearchC
     t0 = time.perf_counter()
     deadline = None if cfg.time_limit_s is None else t0 + cfg.time_limit_s
     try:
-        search = _PGLS(policy, problem, platform, window, cfg)
+        search = _LocalSearch(policy, problem, platform, window, cfg)
         cands: list[tuple[Schedule, str]] = [(s, "given") for s in starts]
         g_ms = math.nan
         if policy is not None:
@@ -380,7 +382,7 @@ def local_search(problem: SchedulingProblem, platform: Platform, config: SearchC
         start_ms = inc.key[0]
         best = inc
         history = [(time.perf_counter() - t0, best.key[0])]
-        moves = accepted = improvements = restarts = stale = 0
+        moves = accepted = improvements = kicks = stale = 0
         while (cfg.max_moves is None or moves < cfg.max_moves) and \
                 (deadline is None or time.perf_counter() < deadline):
             new, k = search.round(inc, cfg.batch)
@@ -397,17 +399,17 @@ def local_search(problem: SchedulingProblem, platform: Platform, config: SearchC
                         history.append((time.perf_counter() - t0, inc.key[0]))
                     best = inc
             if stale >= cfg.patience:  # iterated local search: kick the best and go on
-                restarts += 1
+                kicks += 1
                 stale = 0
                 inc = search.kick(best, cfg.kick_moves)
         env = search.env
         env.reset(seed=cfg.seed)
-        search.follow(best.decisions, 0, None)
+        search.follow(best.decisions, None)
         sched = env.schedule()
         return SearchResult(schedule=sched, makespan_us=float(env.makespan_us),
                             start_makespan_us=float(start_ms), start_source=start_source,
                             greedy_makespan_us=float(g_ms), moves=moves, accepted=accepted,
-                            improvements=improvements, restarts=restarts,
+                            improvements=improvements, kicks=kicks,
                             policy_calls=search.policy_calls, wall_s=time.perf_counter() - t0,
                             history=history)
     finally:

@@ -89,11 +89,12 @@ class ExperimentConfig:
 
 
 def full_config() -> ExperimentConfig:
-    """The reported run (about 10–15 minutes on 2 shared cores)."""
+    """The reported run (about 10–12 minutes on 2 shared cores)."""
     return ExperimentConfig(
         models=("resnet18", "mobilenetv2", "distilbert_base", "t5_small_encoder", "vit_b16"),
         platforms=("soc_npu", "balanced"),
-        random_instances=tuple((n, p, s) for n, p in ((20, 4), (30, 4)) for s in range(3)))
+        random_instances=tuple((n, p, s) for n, p in ((20, 4), (30, 4), (40, 4), (30, 6))
+                               for s in range(3)))
 
 
 def quick_config() -> ExperimentConfig:
