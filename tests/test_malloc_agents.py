@@ -372,3 +372,17 @@ def test_behaviour_clone_reproduces_the_heuristic():
     pred, _ = model.predict(obs, action_masks=masks, deterministic=True)
     assert list(pred) == list(acts)
 
+
+
+@pytest.mark.slow
+def test_mcts_variants_script_writes_its_table(tmp_path, monkeypatch):
+    from mlsysgym.experiments import malloc_mcts_variants as mv
+
+    monkeypatch.setattr(mv, "VARIANTS", {"none": MCTSConfig(n_simulations=2, iterations=1,
+                                                            network="none"), "pilot": None})
+    monkeypatch.setattr(mv, "PPO_BUDGETS", ((128, 5),))
+    rows = mv.run(["alexnet:0.5"], tmp_path, ppo_instances=("alexnet:0.5",))
+    assert [r.variant for r in rows] == ["none", "pilot"]
+    assert all(r.cpsat_us - 1e-6 <= r.time_us <= r.heuristic_us + 1e-9 for r in rows)
+    md = (tmp_path / "malloc_mcts_variants.md").read_text()
+    assert "| alexnet 50% (OPTIMAL) | none |" in md and "| alexnet 50% (OPTIMAL) | 128 | 5 |" in md
