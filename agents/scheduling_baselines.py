@@ -8,7 +8,12 @@
   that runs the whole path fastest, the others to their earliest-finish PE.
 - :func:`cpsat_schedule` — the exact optimum with OR-Tools CP-SAT: op → PE with optional
   intervals, precedences with the transfer delay when producer and consumer are on different
-  PEs, no overlap per PE, minimum makespan; status, lower bound and gap when the time limit hits.
+  PEs, start ≥ release, no overlap per PE, minimum makespan; status, lower bound and gap when
+  the time limit hits.
+
+All three respect release times (job streams, :mod:`mlsysgym.simulators.streams`): an op starts
+no earlier than its ``release_us``; on a stream, ``heft(problem, by_arrival=True)`` lists the ops
+job by job in arrival order (FIFO over jobs, upward rank within a job).
 
 Every function returns a :class:`~mlsysgym.simulators.multicore.Schedule` the simulator accepts;
 :func:`replay` plays a schedule in :class:`~mlsysgym.envs.kernel_scheduling.KernelSchedulingEnv`
@@ -88,6 +93,7 @@ class _Placer:
         self.p = problem
         self.dur = problem.durations_us.tolist()
         self.cap = problem.capable
+        self.release = problem.release_us.tolist()
         self.preds: list[list[tuple[int, float]]] = [[] for _ in range(problem.n_ops)]
         for s, d, c in zip(problem.edge_src.tolist(), problem.edge_dst.tolist(),
                            problem.edge_comm_us.tolist()):
@@ -101,7 +107,7 @@ class _Placer:
     def start_on(self, i: int, p: int) -> float:
         ready = max((self.finish[s] + (c if self.assign[s] != p else 0.0) for s, c in self.preds[i]),
                     default=0.0)
-        return earliest_start(self.intervals[p], ready, self.dur[i][p])
+        return earliest_start(self.intervals[p], max(ready, self.release[i]), self.dur[i][p])
 
     def best_pe(self, i: int) -> tuple[int, float]:
         """The capable PE with the earliest finish (lowest index on ties) and the start there."""
@@ -130,13 +136,17 @@ class _Placer:
 # ---- HEFT and CPOP --------------------------------------------------------------------------
 
 
-def heft(problem: SchedulingProblem) -> Schedule:
+def heft(problem: SchedulingProblem, by_arrival: bool = False) -> Schedule:
     """HEFT: ops by decreasing upward rank (ties: topological position), each placed on the PE
-    of earliest finish time with insertion. ``order`` of the result is that list."""
+    of earliest finish time at or after its release, with insertion. ``by_arrival`` lists the
+    ops by (job arrival, job index) first: FIFO over the jobs of a stream. ``order`` of the
+    result is that list."""
     rank = upward_rank(problem)
     pos = _topo_position(problem)
     placer = _Placer(problem)
-    for i in np.lexsort((pos, -rank)).tolist():
+    keys = (pos, -rank) if not by_arrival else \
+        (pos, -rank, problem.job_of, problem.job_arrival_us[problem.job_of])
+    for i in np.lexsort(keys).tolist():
         p, s = placer.best_pe(i)
         placer.place(i, p, s)
     return placer.schedule()
@@ -218,7 +228,7 @@ class ExactResult:
 def _resolution(problem: SchedulingProblem, ub: float, max_ticks: float) -> tuple[float, bool]:
     """The coarsest grid among 1, 0.1, 0.01, 0.001 µs holding every time exactly within
     ``max_ticks`` ticks of ``ub``; else ``ub / max_ticks`` (inexact)."""
-    vals = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us]
+    vals = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us, problem.release_us]
     for res in (1.0, 0.1, 0.01, 0.001):
         q = vals / res
         if ub / res <= max_ticks and np.all(np.abs(q - np.round(q)) <= 1e-6 * np.maximum(1.0, q)):
@@ -254,25 +264,28 @@ def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_w
         res, exact = _resolution(problem, max(heft_ms, 1e-9), max_ticks)
     else:
         res = float(resolution_us)
-        q = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us] / res
+        q = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us,
+                  problem.release_us] / res
         exact = bool(np.all(np.abs(q - np.round(q)) <= 1e-6 * np.maximum(1.0, q)))
     cap = problem.capable
     dur_t = np.where(cap, np.ceil(np.where(cap, problem.durations_us, 0.0) / res - 1e-6), 0.0)
     dur_t = np.maximum(dur_t, 0).astype(np.int64)
     comm_t = np.maximum(np.ceil(problem.edge_comm_us / res - 1e-6), 0).astype(np.int64)
+    rel_t = np.maximum(np.ceil(problem.release_us / res - 1e-6), 0).astype(np.int64)
     # HEFT on the tick grid: a feasible tick schedule (hint and upper bound)
     tick_prob = SchedulingProblem(
         name=problem.name, op_names=problem.op_names, op_types=problem.op_types,
         pe_names=problem.pe_names, durations_us=np.where(cap, dur_t, np.inf).astype(np.float64),
         edge_src=problem.edge_src, edge_dst=problem.edge_dst, edge_bytes=problem.edge_bytes,
         edge_comm_us=comm_t.astype(np.float64), active_power_w=problem.active_power_w,
-        idle_power_w=problem.idle_power_w)
+        idle_power_w=problem.idle_power_w, release_us=rel_t.astype(np.float64),
+        job_of=problem.job_of)
     tick_heft = heft(tick_prob)
     horizon = round(tick_heft.makespan_us(tick_prob))
     lb_t = math.ceil(critical_path_lb(tick_prob) - 1e-6)
 
     m = cp_model.CpModel()
-    S = [m.NewIntVar(0, horizon, f"s{i}") for i in range(n)]
+    S = [m.NewIntVar(int(rel_t[i]), horizon, f"s{i}") for i in range(n)]
     E = [m.NewIntVar(0, horizon, f"e{i}") for i in range(n)]
     x: list[dict[int, cp_model.IntVar]] = []
     per_pe: list[list[cp_model.IntervalVar]] = [[] for _ in range(P)]
@@ -331,8 +344,8 @@ def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_w
     ms = best.makespan_us(problem)
     if exact:
         lb = bound_t * res
-    else:  # each op and transfer on the critical chain rounds up by < 1 tick
-        lb = (bound_t - 2 * n) * res
+    else:  # each op and transfer on the critical chain (and its release) rounds up by < 1 tick
+        lb = (bound_t - 2 * n - (1 if problem.has_releases else 0)) * res
     lb = min(ms, max(lb, critical_path_lb(problem)))
     optimal = ms <= lb * (1 + 1e-9) + 1e-9
     validate(problem, best).raise_if_invalid()

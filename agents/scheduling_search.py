@@ -323,6 +323,7 @@ def eft_action(env: KernelSchedulingEnv) -> int:
     for p in np.flatnonzero(st.problem.capable[i]).tolist():
         ready = max((env._finish[j] + (c if env._assign[j] != p else 0.0) for j, c in st.preds[i]),
                     default=0.0)
+        ready = max(ready, st.release[i])
         d = st.durations[i][p]
         f = earliest_start(env._intervals[p], ready, d) + d
         if f < best:

@@ -1,14 +1,16 @@
 """KernelScheduling-v0: list-schedule the ops of a model graph on a heterogeneous multi-core SoC.
 
 Each step the agent picks a (ready op, PE) pair; the op starts at its earliest feasible time on
-that PE (after its inputs arrive, transfers included, in the earliest idle gap of the PE that
-fits it: insertion scheduling). The episode ends when every op is placed (``len(ops)`` steps).
+that PE (after its inputs arrive, transfers included, and not before its release time when the
+problem is a job stream, in the earliest idle gap of the PE that fits it: insertion scheduling).
+The episode ends when every op is placed (``len(ops)`` steps). For streams of jobs arriving
+over time see :mod:`mlsysgym.envs.kernel_scheduling_stream` (KernelSchedulingStream-v0).
 
 **Actions.** ``Discrete(window * n_pes)``: action ``slot * n_pes + pe`` places the op in window
-slot ``slot`` on PE ``pe``. The window holds the first ``window`` ready ops by priority (longest
-path to the end over fastest PEs, then topological position). ``action_masks()`` (MaskablePPO)
-and ``info["action_mask"]`` mark the valid pairs: a filled slot and a PE able to run that op.
-An invalid action is replaced by the first valid one with ``info["invalid_action"] = True``
+slot ``slot`` on PE ``pe``. The window holds the first ``window`` ready ops by priority (release
+time — all 0 unless the problem is a job stream —, then longest path to the end over fastest
+PEs, then topological position). ``action_masks()`` (MaskablePPO) and ``info["action_mask"]``
+mark the valid pairs: a filled slot and a PE able to run that op. An invalid action is replaced by the first valid one with ``info["invalid_action"] = True``
 (``invalid_action="raise"`` raises instead).
 
 **Reward.** ``LB_t`` is a makespan lower bound: ``LB_0`` = :func:`critical_path_lb` (longest
@@ -97,7 +99,7 @@ class _Static:
 
     problem: SchedulingProblem
     lb0: float
-    priority: list[tuple[float, int]]  # sort key per op (smaller = earlier in the window)
+    priority: list[tuple[float, float, int]]  # sort key per op (smaller = earlier in the window)
     preds: list[list[tuple[int, float]]]  # (producer, cross-PE transfer µs)
     succs: list[list[int]]
     n_preds: np.ndarray
@@ -108,6 +110,7 @@ class _Static:
     op_mask: np.ndarray
     durations: list[list[float]]
     tail: list[float]
+    release: list[float]
 
 
 class KernelSchedulingEnv(gym.Env):
@@ -170,7 +173,8 @@ class KernelSchedulingEnv(gym.Env):
         pos = np.empty(n, np.int64)
         pos[prob.topo_order] = np.arange(n)
         bottom = prob.tail_us + prob.min_durations_us
-        priority = [(-float(bottom[i]), int(pos[i])) for i in range(n)]
+        rel = prob.release_us
+        priority = [(float(rel[i]), -float(bottom[i]), int(pos[i])) for i in range(n)]
         preds: list[list[tuple[int, float]]] = [[] for _ in range(n)]
         succs: list[list[int]] = [[] for _ in range(n)]
         for s, d, c in zip(prob.edge_src.tolist(), prob.edge_dst.tolist(), prob.edge_comm_us.tolist()):
@@ -203,7 +207,8 @@ class KernelSchedulingEnv(gym.Env):
         return _Static(problem=prob, lb0=lb0, priority=priority, preds=preds, succs=succs,
                        n_preds=np.array([len(p) for p in preds], np.int64), ops_static=ops,
                        edge_index=ei, edge_mask=em, edge_comm=ec, op_mask=om,
-                       durations=dur.tolist(), tail=prob.tail_us.tolist())
+                       durations=dur.tolist(), tail=prob.tail_us.tolist(),
+                       release=prob.release_us.tolist())
 
     # ---- gymnasium API ------------------------------------------------------------------------
     @property
@@ -238,7 +243,7 @@ class KernelSchedulingEnv(gym.Env):
         self._start = [0.0] * n
         self._finish = [0.0] * n
         self._remaining = st.n_preds.tolist()
-        self._ready: list[tuple[tuple[float, int], int]] = sorted(
+        self._ready: list[tuple[tuple[float, float, int], int]] = sorted(
             (st.priority[i], i) for i in range(n) if self._remaining[i] == 0)
         self._intervals: list[list[tuple[float, float]]] = [[] for _ in range(P)]
         self._pe_free = [0.0] * P
@@ -293,8 +298,8 @@ class KernelSchedulingEnv(gym.Env):
         assert st is not None
         P = self.n_pes
         d = st.durations[i][p]
-        # data-ready time, with transfers from producers on other PEs
-        t = 0.0
+        # data-ready time (not before the op's release), with transfers from producers on other PEs
+        t = st.release[i]
         for s, c in st.preds[i]:
             r = self._finish[s] + (c if self._assign[s] != p else 0.0)
             t = max(t, r)

@@ -10,6 +10,7 @@ ENVS: dict[str, str] = {
     "mlsysgym/Accelerator-v0": "mlsysgym.envs.accelerator_env:AcceleratorEnv",
     "mlsysgym/MallocGame-v0": "mlsysgym.envs.malloc_game:MallocGameEnv",
     "mlsysgym/KernelScheduling-v0": "mlsysgym.envs.kernel_scheduling:KernelSchedulingEnv",
+    "mlsysgym/KernelSchedulingStream-v0": "mlsysgym.envs.kernel_scheduling_stream:KernelSchedulingStreamEnv",
     "mlsysgym/DRAM-v0": "mlsysgym.envs.dram_env:DramEnv",
 }
 # PettingZoo (multi-agent) env: mlsysgym.envs.dram_marl.parallel_env(**kwargs) ("DRAM-MultiAgent-v0").

@@ -16,6 +16,10 @@ bytes and their cross-PE transfer time ``latency_us + bytes / bandwidth``. A ten
 ops on the same PE costs nothing; graph inputs and weights are resident everywhere at time 0;
 transfers do not contend for the interconnect (the classic HEFT communication model).
 
+Streams of jobs (DeepSoCS-style, :mod:`mlsysgym.simulators.streams`): a problem may carry a
+per-op ``release_us`` (an op cannot start before its job arrives) and ``job_of`` (the job of
+each op); both default to one job released at time 0, which is the single-graph case.
+
 A :class:`Schedule` is an op → PE assignment plus start times (build one from an assignment and
 a dispatch order with :func:`schedule_from_order`). :func:`validate` reports every violated
 dependency (incl. transfer delays), overlap of two ops on one PE, and unsupported placement;
@@ -353,6 +357,8 @@ class SchedulingProblem:
     transfer_energy_pj_per_byte: float = 0.0
     op_flops: np.ndarray | None = None
     op_bytes: np.ndarray | None = None
+    release_us: np.ndarray | None = None
+    job_of: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         d = np.asarray(self.durations_us, dtype=np.float64)
@@ -383,9 +389,19 @@ class SchedulingProblem:
                         ("active_power_w", arr(self.active_power_w, p)),
                         ("idle_power_w", arr(self.idle_power_w, p)),
                         ("op_flops", arr(0.0 if self.op_flops is None else self.op_flops, n)),
-                        ("op_bytes", arr(0.0 if self.op_bytes is None else self.op_bytes, n))):
+                        ("op_bytes", arr(0.0 if self.op_bytes is None else self.op_bytes, n)),
+                        ("release_us", arr(0.0 if self.release_us is None else self.release_us, n))):
             v.setflags(write=False)
             object.__setattr__(self, name, v)
+        rel = self.release_us
+        if not np.all(np.isfinite(rel)) or np.any(rel < 0):
+            raise WorkloadError(f"{self.name!r}: release_us must be finite times ≥ 0")
+        job = np.zeros(n, np.int64) if self.job_of is None else \
+            np.broadcast_to(np.asarray(self.job_of, dtype=np.int64), (n,)).copy()
+        if job.min() < 0:
+            raise WorkloadError(f"{self.name!r}: job_of must hold job indices ≥ 0")
+        job.setflags(write=False)
+        object.__setattr__(self, "job_of", job)
         if len(self.op_names) != n or len(self.op_types) != n or len(self.pe_names) != p:
             raise WorkloadError(f"{self.name!r}: op_names/op_types/pe_names do not match durations {d.shape}")
         _ = self.topo_order  # raises GraphCycleError on a cycle
@@ -402,6 +418,23 @@ class SchedulingProblem:
     @property
     def n_edges(self) -> int:
         return int(self.edge_src.size)
+
+    @property
+    def n_jobs(self) -> int:
+        """Number of jobs (1 for a single graph)."""
+        return int(self.job_of.max()) + 1
+
+    @property
+    def has_releases(self) -> bool:
+        """Whether some op has a release time after 0 (a stream with later arrivals)."""
+        return bool(np.any(self.release_us > 0))
+
+    @cached_property
+    def job_arrival_us(self) -> np.ndarray:
+        """(n_jobs,) arrival of each job: the earliest release of its ops (inf for an empty job)."""
+        arr = np.full(self.n_jobs, np.inf)
+        np.minimum.at(arr, self.job_of, self.release_us)
+        return arr
 
     @cached_property
     def capable(self) -> np.ndarray:
@@ -451,22 +484,24 @@ class SchedulingProblem:
 
     @cached_property
     def head_us(self) -> np.ndarray:
-        """(n_ops,) longest path of fastest op times strictly before each op (0 for sources)."""
-        head = np.zeros(self.n_ops)
+        """(n_ops,) earliest possible start of each op: the longest path of fastest op times
+        before it, from the release times (0 for sources released at 0)."""
+        head = np.array(self.release_us, dtype=np.float64)
         dmin = self.min_durations_us
         for j in self.topo_order:
             e = self.in_edges[j]
             if e.size:
                 i = self.edge_src[e]
-                head[j] = np.max(head[i] + dmin[i])
+                head[j] = max(head[j], float(np.max(head[i] + dmin[i])))
         return head
 
 
 def critical_path_lb(problem: SchedulingProblem) -> float:
-    """A makespan lower bound: the longest path with every op on its fastest PE and free transfers,
-    and the total fastest work divided by the number of PEs."""
+    """A makespan lower bound: the longest path with every op on its fastest PE and free transfers
+    (from the release times), and the earliest release plus the total fastest work divided by
+    the number of PEs."""
     cp = float(np.max(problem.head_us + problem.min_durations_us + problem.tail_us))
-    work = float(problem.min_durations_us.sum()) / problem.n_pes
+    work = float(problem.release_us.min()) + float(problem.min_durations_us.sum()) / problem.n_pes
     return max(cp, work)
 
 
@@ -609,7 +644,8 @@ class Schedule:
 
 def schedule_from_order(problem: SchedulingProblem, assignment: Sequence[int] | np.ndarray,
                         order: Sequence[int] | np.ndarray | None = None) -> Schedule:
-    """Start every op as early as its inputs (incl. transfers) and the previous op on its PE allow.
+    """Start every op as early as its release, its inputs (incl. transfers) and the previous op on
+    its PE allow.
 
     The sequence of ops on each PE is their sequence in ``order`` (default: topological order;
     zero-length ops take no PE time and are left out of the sequence);
@@ -648,11 +684,13 @@ def schedule_from_order(problem: SchedulingProblem, assignment: Sequence[int] | 
     stack = [i for i in range(n) if indeg[i] == 0]
     start = np.zeros(n)
     finish = np.zeros(n)
+    release = problem.release_us.tolist()
     done = 0
     while stack:
         i = stack.pop()
         done += 1
         start[i] = max((finish[s] + c for s, c in preds[i]), default=0.0)
+        start[i] = max(start[i], release[i])
         finish[i] = start[i] + dur[i]
         for j in succs[i]:
             indeg[j] -= 1
@@ -694,11 +732,12 @@ class ValidityReport:
     n_dependency: int = 0
     n_overlap: int = 0
     n_placement: int = 0
+    n_release: int = 0
 
     def raise_if_invalid(self) -> None:
         if not self.valid:
-            more = (f" (+{self.n_dependency + self.n_overlap + self.n_placement - 1} more)"
-                    if self.n_dependency + self.n_overlap + self.n_placement > 1 else "")
+            total = self.n_dependency + self.n_overlap + self.n_placement + self.n_release
+            more = f" (+{total - 1} more)" if total > 1 else ""
             raise InvalidScheduleError(self.violations[0] + more)
 
 
@@ -707,8 +746,9 @@ def _tol(x: np.ndarray | float) -> np.ndarray | float:
 
 
 def validate(problem: SchedulingProblem, schedule: Schedule) -> ValidityReport:
-    """Check placement (valid PE that can run the op), dependencies incl. transfer delays, and that
-    no two ops of positive length overlap on one PE. Vectorized over ops and edges."""
+    """Check placement (valid PE that can run the op), release times (no op starts before its job
+    arrives), dependencies incl. transfer delays, and that no two ops of positive length overlap
+    on one PE. Vectorized over ops and edges."""
     n, P = problem.n_ops, problem.n_pes
     a, s = schedule.assignment, schedule.start_us
     msgs: list[str] = []
@@ -730,6 +770,12 @@ def validate(problem: SchedulingProblem, schedule: Schedule) -> ValidityReport:
     for i in np.flatnonzero(bad_start)[:20]:
         msgs.append(f"op {problem.op_names[i]!r} has start time {s[i]}, which is not a finite time ≥ 0")
     n_place = int(cannot.sum() + bad_start.sum())
+    rel = problem.release_us
+    early = np.isfinite(s) & (s < rel - _tol(rel))
+    for i in np.flatnonzero(early)[:20]:
+        msgs.append(f"op {problem.op_names[i]!r} starts at {s[i]:.6g} us, before its release at "
+                    f"{rel[i]:.6g} us (its job has not arrived)")
+    n_release = int(early.sum())
     dur = np.where(cannot, 0.0, problem.durations_us[idx, a])
     fin = s + dur
     # dependencies: consumer starts after producer finishes plus the transfer when PEs differ
@@ -754,8 +800,9 @@ def validate(problem: SchedulingProblem, schedule: Schedule) -> ValidityReport:
             msgs.append(f"ops {problem.op_names[other]!r} and {problem.op_names[on[k]]!r} overlap "
                         f"on PE {problem.pe_names[p]!r} at {s[on[k]]:.6g} us")
     n_dep = int(dep_bad.sum())
-    return ValidityReport(valid=not (n_place or n_dep or n_overlap), violations=tuple(msgs[:20]),
-                          n_dependency=n_dep, n_overlap=n_overlap, n_placement=n_place)
+    return ValidityReport(valid=not (n_place or n_dep or n_overlap or n_release),
+                          violations=tuple(msgs[:20]), n_dependency=n_dep, n_overlap=n_overlap,
+                          n_placement=n_place, n_release=n_release)
 
 
 @dataclass(frozen=True)
