@@ -20,7 +20,9 @@ schedule it is the HEFT+LS control):
    keeps its PE; the first of them the env's window holds goes next), so a move changes one
    decision and keeps everything else the policy and the search already found.
 4. **Accept** the best of a round of ``batch`` moves (one batched policy call) when its
-   makespan is shorter, or equal with a total op finish time no larger (plateau moves).
+   makespan is shorter, or equal with a total op finish time no larger (plateau moves). With
+   ``objective="jct"`` (job streams, :mod:`mlsysgym.simulators.streams`) the cost is the mean
+   job completion time instead, ties broken by the makespan.
 5. After ``patience`` moves without a shorter makespan, **kick**: apply ``kick_moves`` random
    moves to the best schedule whatever they cost and go on from there (iterated local search);
    the best schedule seen is returned.
@@ -83,6 +85,7 @@ class SearchConfig:
     critical_share: float = 0.5         # share of moves at the steps of critical-path ops
     batch: int = 8                      # moves per round (one batched policy call; best one kept)
     seed: int = 0
+    objective: str = "makespan"         # "makespan" | "jct" (mean job completion time, streams)
 
     def __post_init__(self) -> None:
         if self.batch < 1:
@@ -95,6 +98,8 @@ class SearchConfig:
             raise SearchError(f"epsilon must be in [0, 1], got {self.epsilon}")
         if self.proposal not in ("policy", "uniform"):
             raise SearchError(f"proposal must be 'policy' or 'uniform', not {self.proposal!r}")
+        if self.objective not in ("makespan", "jct"):
+            raise SearchError(f"objective must be 'makespan' or 'jct', not {self.objective!r}")
         if self.samples < 0 or self.patience < 1:
             raise SearchError("samples must be ≥ 0 and patience ≥ 1")
 
@@ -117,10 +122,15 @@ class SearchResult:
     kicks: int
     policy_calls: int
     wall_s: float
-    history: list[tuple[float, float]] = field(default_factory=list)  # (seconds, best makespan)
+    history: list[tuple[float, float]] = field(default_factory=list)  # (seconds, best objective)
+    objective: str = "makespan"
+    mean_jct_us: float = math.nan        # mean job completion time (objective "jct")
+    start_mean_jct_us: float = math.nan
 
     @property
     def improved(self) -> bool:
+        if self.objective == "jct":
+            return self.mean_jct_us < self.start_mean_jct_us * (1 - 1e-12)
         return self.makespan_us < self.start_makespan_us * (1 - 1e-12)
 
 
@@ -174,9 +184,16 @@ class _LocalSearch:
         self.n = problem.n_ops
         self.rng = np.random.default_rng(cfg.seed)
         self.policy_calls = 0
+        self.job_of = problem.job_of
+        self.arrival_sum = float(problem.job_arrival_us.sum())
 
     # ---- episodes ------------------------------------------------------------------------
     def _key(self) -> tuple[float, float]:
+        """(makespan, total op finish) — or (mean job completion time, makespan) for "jct"."""
+        if self.cfg.objective == "jct":
+            fin = np.full(self.problem.n_jobs, -np.inf)
+            np.maximum.at(fin, self.job_of, self.env._finish)
+            return ((float(fin.sum()) - self.arrival_sum) / fin.size, self.env.makespan_us)
         return (self.env.makespan_us, float(sum(self.env._finish)))
 
     def follow(self, decisions: list[tuple[int, int]], snaps: list[Any] | None
@@ -380,7 +397,7 @@ def local_search(problem: SchedulingProblem, platform: Platform, config: SearchC
                                      for i in s.dispatch_order(problem)]), src)
                  for s, src in cands]
         inc, start_source = min(trajs, key=lambda ts: ts[0].key)  # ties: the earlier one
-        start_ms = inc.key[0]
+        start_key = inc.key
         best = inc
         history = [(time.perf_counter() - t0, best.key[0])]
         moves = accepted = improvements = kicks = stale = 0
@@ -407,12 +424,16 @@ def local_search(problem: SchedulingProblem, platform: Platform, config: SearchC
         env.reset(seed=cfg.seed)
         search.follow(best.decisions, None)
         sched = env.schedule()
+        jct = cfg.objective == "jct"
         return SearchResult(schedule=sched, makespan_us=float(env.makespan_us),
-                            start_makespan_us=float(start_ms), start_source=start_source,
+                            start_makespan_us=float(start_key[1] if jct else start_key[0]),
+                            start_source=start_source,
                             greedy_makespan_us=float(g_ms), moves=moves, accepted=accepted,
                             improvements=improvements, kicks=kicks,
                             policy_calls=search.policy_calls, wall_s=time.perf_counter() - t0,
-                            history=history)
+                            history=history, objective=cfg.objective,
+                            mean_jct_us=float(search._key()[0]) if jct else math.nan,
+                            start_mean_jct_us=float(start_key[0]) if jct else math.nan)
     finally:
         torch.set_num_threads(threads)
 

@@ -20,6 +20,7 @@ from mlsysgym.simulators.multicore import (
     Schedule,
     SchedulingProblem,
     critical_path_lb,
+    load_platform,
     random_problem,
     schedule_from_order,
     simulate,
@@ -255,3 +256,23 @@ def test_maskable_ppo_runs_on_stream_env() -> None:
         a, _ = model.predict(obs, action_masks=env.action_masks(), deterministic=True)
         obs, _, done, _, info = env.step(int(a))
     assert not info["invalid_action"] and validate(env.problem, env.schedule()).valid
+
+
+def test_local_search_jct_objective_never_worse_than_start() -> None:
+    pytest.importorskip("torch")
+    from mlsysgym.agents.scheduling_search import SearchConfig, SearchError, local_search
+
+    plat = {**GENERIC2, "pes": [{**GENERIC2["pes"][0], "count": 3}]}
+    prob = build_stream_problem([(random_problem(8, 3, seed=s), t)
+                                 for s, t in ((0, 0.0), (1, 10.0), (2, 12.0))], plat)
+    start = heft(prob)
+    res = local_search(prob, load_platform(plat), SearchConfig(time_limit_s=None, max_moves=200, samples=0,
+                                                objective="jct"), starts=[start])
+    m0, m1 = job_metrics(prob, start), job_metrics(prob, res.schedule)
+    assert res.objective == "jct" and res.start_mean_jct_us == pytest.approx(m0.mean_completion_us)
+    assert res.mean_jct_us == pytest.approx(m1.mean_completion_us)
+    assert m1.mean_completion_us <= m0.mean_completion_us + 1e-9
+    assert res.makespan_us == pytest.approx(m1.makespan_us)
+    assert validate(prob, res.schedule).valid
+    with pytest.raises(SearchError, match="objective"):
+        SearchConfig(objective="energy")
