@@ -129,7 +129,8 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
 
 def _text_config(args: argparse.Namespace) -> dict[str, Any]:
     return {"epochs": args.epochs, "patience": args.patience, "max_seconds": args.max_seconds,
-            "batch_size": args.batch_size, "rank_weight": args.rank_weight}
+            "batch_size": args.batch_size, "rank_weight": args.rank_weight,
+            "dropout": args.dropout, "token_dropout": args.token_dropout}
 
 
 def _slug(name: str) -> str:
@@ -172,9 +173,13 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
               f"(median, iree-cpu on {meta['cpu']}). Machine shared with other jobs "
               f"(load average {meta['load']} at the end)."), "",
              ("Models (same training rows per split): **MLIR text transformer** "
-              "(`costmodels/mlir_text.py`: compact MLIR tokens with log-magnitude number "
-              f"tokens + values, {meta['text_config']}, log runtime target with auxiliary "
-              "log FLOPs/bytes targets in training, early stopping on 10% of the training rows); "
+              "(`costmodels/mlir_text.py`: compact MLIR tokens; numbers are log-magnitude "
+              "tokens plus their continuous log value; every shaped type also gets an "
+              "element-count token (log of the product of its dims, read from the text) and "
+              "each dim a slot embedding (position from the innermost dim, power-of-two "
+              f"alignment); {meta['text_config']}, log runtime target, pairwise ranking loss, "
+              "auxiliary log FLOPs/bytes targets in training only; each ensemble member keeps "
+              "its best epoch on its own 10% fold of the training rows); "
               "**LightGBM on hand features** (op kind, element-wise op, rank, log MACs, FLOPs, "
               "bytes read/written/total, arithmetic intensity, log iteration-domain sizes, "
               "stride); **roofline** (runtime = t0 + max(FLOPs/peak, bytes/bandwidth), three "
@@ -223,9 +228,10 @@ def _describe_text(args: argparse.Namespace) -> str:
 
     hp = {**MlirTextCostModel.DEFAULTS, **_text_config(args)}
     return (f"{hp['layers']} pre-LN layers, d_model {hp['d_model']}, {hp['heads']} heads, "
-            f"FFN {hp['ffn']}, mean pooling + log-linear readout, {args.members} member(s), "
-            f"≤ {hp['epochs']} epochs, batch {hp['batch_size']}, rank-loss weight "
-            f"{hp['rank_weight']}")
+            f"FFN {hp['ffn']}, dropout {hp['dropout']}, token dropout {hp['token_dropout']}, "
+            f"mean pooling + log-linear readout, {args.members} member(s), "
+            f"≤ {hp['epochs']} epochs (patience {hp['patience']}), batch {hp['batch_size']}, "
+            f"rank-loss weight {hp['rank_weight']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,12 +239,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--splits", nargs="+", default=list(DEFAULT_SPLITS))
     ap.add_argument("--epochs", type=int, default=40)
-    ap.add_argument("--patience", type=int, default=8)
+    ap.add_argument("--patience", type=int, default=40,
+                    help="early-stopping patience in epochs (default: run all epochs of the "
+                         "one-cycle schedule, keep the best validation epoch)")
     ap.add_argument("--max-seconds", type=float, default=600.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--members", type=int, default=1, help="text-model ensemble size")
+    ap.add_argument("--members", type=int, default=3,
+                    help="text-model ensemble size (each member validates on its own fold)")
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--token-dropout", type=float, default=0.15,
+                    help="share of name tokens replaced by <unk> in training")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rank-weight", type=float, default=0.5)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="run the splits in this many parallel processes")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments/results/mlir_costmodel")
     ap.add_argument("--write", type=Path, default=None, help="write the Markdown results here")
     ap.add_argument("--from-json", type=Path, default=None,
@@ -263,9 +277,16 @@ def main(argv: list[str] | None = None) -> int:
     frame = frame[frame["ok"].astype(bool) & (frame["runtime_us"] > 0)].reset_index(drop=True)
     args.out_dir.mkdir(parents=True, exist_ok=True)
     results = []
-    for name in args.splits:
-        print(f"split {name} ...", flush=True)
-        r = run_split(frame, name, args, args.out_dir)
+    if args.jobs > 1:  # splits in parallel processes (one torch thread each)
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(args.jobs, len(args.splits))) as pool:
+            done = list(pool.map(run_split, [frame] * len(args.splits), args.splits,
+                                 [args] * len(args.splits), [args.out_dir] * len(args.splits)))
+    else:
+        done = [run_split(frame, name, args, args.out_dir) for name in args.splits]
+    for r in done:
+        print(f"split {r['split']}:", flush=True)
         for m, s in r["models"].items():
             print(f"  {m:14s} MAPE {s['mape_pct']:7.1f}  tau {s['kendall_tau']:.4f}  "
                   f"tau/kind {s['tau_within_kind']:.4f}  top1 {s['top1_score']:.3f}  "

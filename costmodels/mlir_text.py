@@ -16,8 +16,13 @@ closed while the sizes that decide runtime stay visible:
   dropped (they carry no information the other tokens do not);
 - SSA values and block labels lose their numeric suffix (``%x0``, ``%x1`` → ``%x``; ``^bb0`` →
   ``^bb``) and symbols become ``@`` (the vocabulary must not grow with argument counts/names);
-- a shaped type is split into its dims and element type: ``tensor<64x128xf32>`` → ``tensor <
-  <dim:7> <dim:8> f32 >``;
+- a shaped type is split into its dims and element type, followed by an *element-count* token
+  (the product of its dims, a number derived from the text): ``tensor<64x128xf32>`` →
+  ``tensor < <dim:7> <dim:8> f32 <numel:14> >``; each token also has a *slot* (a third input):
+  a dim's position counted from the innermost dim (1, 2, ...) plus ``SLOT_STRIDE`` × its
+  power-of-two alignment (trailing zero bits, ≤ 5: vector widths make multiples of 8/16
+  special), ``NUMEL_SLOT`` for the element count, 0 elsewhere — so the network knows which
+  log sizes to add into MAC- or byte-like sums without learning it from positions;
 - every integer (dims and attribute values) becomes a *log-magnitude bucket* token
   (``<dim:k>`` / ``<int:k>`` with ``k`` = the bit length of the value, so 64 → 7, 65..128 → 8)
   **plus** a continuous value ``log2(1 + n) / 16`` fed to the network beside the token (so
@@ -27,8 +32,8 @@ closed while the sizes that decide runtime stay visible:
   plus the special tokens ``<pad>``, ``<unk>`` and every magnitude bucket (an unseen size is
   never UNK); any other unseen token becomes ``<unk>`` and flags the row out of distribution.
 
-Network (:func:`_build_network`): token embedding + value · (a learned vector) + a learned
-position embedding → pre-LayerNorm transformer encoder layers (hand-written attention with an
+Network (:func:`_build_network`): token embedding + value · (a learned vector) + slot and
+alignment embeddings + a learned position embedding → pre-LayerNorm transformer encoder layers (hand-written attention with an
 additive padding mask, so the ONNX export is plain MatMul/Softmax) → masked mean pooling → a
 small MLP head, plus a *log-linear readout* Σ_t c(h_t) · value_t (a contextual weight per
 token times its log magnitude: log MACs and log bytes are such sums of log dims) → the
@@ -36,8 +41,11 @@ standardized log runtime. Auxiliary outputs (log FLOPs, log bytes read and writt
 functions of the text, used as extra training targets only) are computed first and fed to the
 runtime head. Trained with AdamW on MSE (+ an in-batch pairwise logistic ranking loss,
 ``rank_weight``), early-stopped on a validation split; ``members`` > 1 trains an ensemble
-whose spread is the prediction's ``std``. Exported with ``torch.onnx.export(dynamo=True)``
-(inputs ``tokens`` int64 and ``numbers`` float32, both (batch, length), dynamic in both;
+whose spread is the prediction's ``std``; member k early-stops on fold k of the training rows
+(disjoint folds), so the ensemble trains on every row and ``info.validation`` scores
+out-of-fold predictions. Exported with ``torch.onnx.export(dynamo=True)``
+(inputs ``tokens`` int64, ``numbers`` float32 and ``slots`` int64, all (batch, length),
+dynamic in both;
 output ``Y`` (batch, members)). Training uses one torch thread by default: on this shared
 2-core machine one thread ran a training step 8× faster than two. At inference the tokenizer
 runs in Python and ONNX Runtime runs the network: :meth:`MlirTextCostModel.load` imports
@@ -83,8 +91,9 @@ from mlsysgym.costmodels.base import (
 )
 from mlsysgym.simulators.evaluator import Design, Metrics
 
-__all__ = ["HAND_FEATURES", "MlirTextCostModel", "MlirTextError", "MlirTokenizer",
-           "OnnxMlirTextModel", "RooflineModel", "hand_features", "tokenize"]
+__all__ = ["HAND_FEATURES", "NUMEL_SLOT", "SLOT_STRIDE", "MlirTextCostModel", "MlirTextError",
+           "MlirTokenizer", "OnnxMlirTextModel", "RooflineModel", "hand_features", "tokenize",
+           "tokenize_slots"]
 
 KIND = "mlir_text"
 PAD, UNK = "<pad>", "<unk>"
@@ -98,6 +107,7 @@ class MlirTextError(CostModelError):
 
 _TOKEN_RE = re.compile(r"""
  (?P<str>"[^"]*")
+|(?P<shaped>\b(?:tensor|memref|vector)<(?:(?:\d+|\?)x)*[A-Za-z]\w*>)
 |(?P<ssa>%[A-Za-z_$.][\w$.]*|%\d+)
 |(?P<block>\^[A-Za-z_]\w*)
 |(?P<sym>@[\w$.]+)
@@ -111,8 +121,25 @@ _TOKEN_RE = re.compile(r"""
 |(?P<skip>[\s,]+)
 |(?P<other>.)
 """, re.VERBOSE)
+_SHAPED_RE = re.compile(r"(tensor|memref|vector)<((?:(?:\d+|\?)x)*)([A-Za-z]\w*)>")
 _DIGITS = re.compile(r"\d+$")
+#: Slot ids (the third network input): 0 = a token outside a shaped type's dims, 1..MAX_RANK =
+#: a dim of a shaped type counted from the innermost (1 = innermost), NUMEL_SLOT = the element
+#: count token of a shaped type.
+MAX_RANK = 7
+NUMEL_SLOT = MAX_RANK + 1
+N_SLOTS = NUMEL_SLOT + 1
+#: A dim's slot also carries its alignment: slot + SLOT_STRIDE · a, a = the number of trailing
+#: zero bits of the size, capped at MAX_ALIGN (vector widths make multiples of 8/16 special).
+SLOT_STRIDE = 16
+MAX_ALIGN = 5
 _NAME_SPLIT = re.compile(r"[._]")
+
+
+def _alignment(n: int) -> int:
+    """Trailing zero bits of ``n`` (0 for 0), capped at :data:`MAX_ALIGN`."""
+    n = abs(int(n))
+    return min((n & -n).bit_length() - 1, MAX_ALIGN) if n else 0
 
 
 def _magnitude(n: int) -> int:
@@ -130,41 +157,83 @@ def tokenize(text: str, compact: bool = True) -> list[tuple[str, float]]:
     0 for every other token. ``compact`` drops punctuation, SSA value names, block labels and
     symbols (about 2.3× shorter sequences). Pure and deterministic.
     """
-    out: list[tuple[str, float]] = []
+    return [(s, v) for s, v, _ in tokenize_slots(text, compact)]
+
+
+def _shaped_tokens(s: str, compact: bool) -> list[tuple[str, float, int]]:
+    """Tokens of one shaped type ``tensor<4x8xf32>``: the type name, one ``<dim:k>`` per dim
+    (slot = position from the innermost dim, 1-based), the element type and a ``<numel:k>``
+    token whose value is the log element count (the product of the dims, read from the text)."""
+    m = _SHAPED_RE.fullmatch(s)
+    assert m is not None
+    name, dims_s, elem = m.groups()
+    dims = [d for d in dims_s.split("x") if d]
+    out: list[tuple[str, float, int]] = [(name, 0.0, 0)]
+    if not compact:
+        out.append(("<", 0.0, 0))
+    numel, dynamic = 1, False
+    for j, d in enumerate(dims):
+        slot = min(len(dims) - j, MAX_RANK)
+        if d == "?":
+            out.append(("<dim:?>", 0.0, slot))
+            dynamic = True
+        else:
+            n = int(d)
+            numel *= n
+            out.append((f"<dim:{_magnitude(n)}>", math.log2(1 + n) / VALUE_SCALE,
+                        slot + SLOT_STRIDE * _alignment(n)))
+    out.append((elem, 0.0, 0))
+    if dynamic:
+        out.append(("<numel:?>", 0.0, NUMEL_SLOT))
+    else:
+        out.append((f"<numel:{_magnitude(numel)}>", math.log2(1 + numel) / VALUE_SCALE,
+                    NUMEL_SLOT))
+    if not compact:
+        out.append((">", 0.0, 0))
+    return out
+
+
+def tokenize_slots(text: str, compact: bool = True) -> list[tuple[str, float, int]]:
+    """:func:`tokenize` with each token's *slot*: its place in a shaped type (1 = innermost
+    dim, 2 = the next, ..., :data:`NUMEL_SLOT` = the element-count token; 0 = elsewhere)."""
+    out: list[tuple[str, float, int]] = []
     drop = COMPACT_DROP if compact else frozenset({"skip"})
     for m in _TOKEN_RE.finditer(text):
         kind = m.lastgroup
         s = m.group(kind or 0)
         if kind in drop:
             continue
-        if kind in ("ssa", "block"):
-            out.append((_DIGITS.sub("", s) or s[0], 0.0))
+        if kind == "shaped":
+            out.extend(_shaped_tokens(s, compact))
+        elif kind in ("ssa", "block"):
+            out.append((_DIGITS.sub("", s) or s[0], 0.0, 0))
         elif kind == "sym":
-            out.append(("@", 0.0))
+            out.append(("@", 0.0, 0))
         elif kind == "hex":
-            out.append(("<hex>", 0.0))
+            out.append(("<hex>", 0.0, 0))
         elif kind == "dim":
             if s == "?":
-                out.append(("<dim:?>", 0.0))
+                out.append(("<dim:?>", 0.0, 0))
             else:
                 n = int(s)
-                out.append((f"<dim:{_magnitude(n)}>", math.log2(1 + n) / VALUE_SCALE))
+                out.append((f"<dim:{_magnitude(n)}>", math.log2(1 + n) / VALUE_SCALE, 0))
         elif kind == "int":
             n = int(s)
             v = math.copysign(math.log2(1 + abs(n)) / VALUE_SCALE, n)
-            out.append((f"<int:{_magnitude(n)}>" if n >= 0 else f"<int:-{_magnitude(n)}>", v))
+            out.append((f"<int:{_magnitude(n)}>" if n >= 0 else f"<int:-{_magnitude(n)}>", v, 0))
         elif kind == "float":
             f = float(s)
-            out.append(("<float>", math.copysign(math.log2(1 + abs(f)) / VALUE_SCALE, f)))
+            out.append(("<float>", math.copysign(math.log2(1 + abs(f)) / VALUE_SCALE, f), 0))
         elif kind == "ident":
-            out.extend((part, 0.0) for part in _NAME_SPLIT.split(s) if part)
+            out.extend((part, 0.0, 0) for part in _NAME_SPLIT.split(s) if part)
         else:
-            out.append((s, 0.0))
+            out.append((s, 0.0, 0))
     return out
 
 
 def _special_tokens() -> list[str]:
     buckets = [f"<dim:{k}>" for k in range(MAX_BITS + 1)] + ["<dim:?>"]
+    buckets += [f"<numel:{k}>" for k in range(MAX_BITS + 1)] + ["<numel:?>"]
     buckets += [f"<int:{k}>" for k in range(MAX_BITS + 1)]
     buckets += [f"<int:-{k}>" for k in range(1, MAX_BITS + 1)]
     return [PAD, UNK, "<hex>", "<float>", *buckets]
@@ -176,6 +245,7 @@ class EncodedTexts:
 
     tokens: np.ndarray    # int64, 0 = <pad>
     numbers: np.ndarray   # float32
+    slots: np.ndarray     # int64: place in a shaped type (see tokenize_slots)
     ood: np.ndarray       # bool: an <unk> token, a number beyond training range, or truncated
     unk_counts: np.ndarray
 
@@ -227,12 +297,13 @@ class MlirTokenizer:
         if not self.vocab:
             raise NotFittedError("MlirTokenizer has no vocabulary; build one with MlirTokenizer.fit")
         unk = self.vocab[UNK]
-        rows = [tokenize(t, self.compact) for t in texts]
+        rows = [tokenize_slots(t, self.compact) for t in texts]
         longest = max((len(r) for r in rows), default=1)
         length = max(1, min(longest, self.max_len)) if pad_to is None else int(pad_to)
         n = len(rows)
         tok = np.zeros((n, length), dtype=np.int64)
         num = np.zeros((n, length), dtype=np.float32)
+        slot = np.zeros((n, length), dtype=np.int64)
         ood = np.zeros(n, dtype=bool)
         unks = np.zeros(n, dtype=np.int64)
         lo, hi = self.value_range
@@ -240,27 +311,32 @@ class MlirTokenizer:
             if len(r) > length:
                 ood[i] = True
                 r = r[:length]
-            ids = [self.vocab.get(s, unk) for s, _ in r]
-            vals = [v for _, v in r]
+            ids = [self.vocab.get(s, unk) for s, _, _ in r]
+            vals = [v for _, v, _ in r]
             tok[i, :len(ids)] = ids
             num[i, :len(vals)] = vals
+            slot[i, :len(ids)] = [k for _, _, k in r]
             unks[i] = sum(1 for j in ids if j == unk)
             if unks[i] or any(v != 0.0 and not (lo - 1e-9 <= v <= hi + 1e-9) for v in vals):
                 ood[i] = True
-        return EncodedTexts(tok, num, ood, unks)
+        return EncodedTexts(tok, num, slot, ood, unks)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able form (saved in the model's metadata)."""
         inv = sorted(self.vocab.items(), key=lambda kv: kv[1])
         return {"tokens": [s for s, _ in inv], "max_len": self.max_len,
                 "value_range": list(self.value_range), "value_scale": VALUE_SCALE,
-                "max_bits": MAX_BITS, "compact": self.compact}
+                "max_bits": MAX_BITS, "compact": self.compact, "slot_stride": SLOT_STRIDE,
+                "numel_slot": NUMEL_SLOT}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> MlirTokenizer:
         """The tokenizer saved by :meth:`to_json`."""
         if float(d.get("value_scale", VALUE_SCALE)) != VALUE_SCALE:
             raise ModelFileError("tokenizer was saved with another value scale; retrain the model")
+        if (d.get("slot_stride"), d.get("numel_slot")) != (SLOT_STRIDE, NUMEL_SLOT):
+            raise ModelFileError("tokenizer was saved by an older MLIR text model (no slots or "
+                                 "element-count tokens); retrain the model")
         lo, hi = d.get("value_range", [-math.inf, math.inf])
         return cls({s: i for i, s in enumerate(d["tokens"])}, int(d["max_len"]),
                    (float(lo), float(hi)), bool(d.get("compact", True)))
@@ -292,9 +368,17 @@ def _texts_of(inputs: Any, column: str) -> list[str]:
     return out
 
 
+def _take(enc: EncodedTexts, rows: np.ndarray) -> EncodedTexts:
+    """The rows ``rows`` of an encoded batch, trimmed to their longest sequence."""
+    width = max(1, int((enc.tokens[rows] != 0).sum(1).max())) if len(rows) else 1
+    return EncodedTexts(enc.tokens[rows, :width], enc.numbers[rows, :width],
+                        enc.slots[rows, :width], enc.ood[rows], enc.unk_counts[rows])
+
+
 # ---- network (torch; training only) ------------------------------------------------------------
 def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, layers: int,
-                   ffn: int, dropout: float, seed: int, n_out: int = 1) -> Any:
+                   ffn: int, dropout: float, seed: int, n_out: int = 1,
+                   pool: str = "mean", use_align: bool = True, readouts: int = 0) -> Any:
     """The transformer encoder regressor: (tokens, numbers) (n, L) → (n, n_out); output 0 is
     the target, the others auxiliary targets used only in training."""
     import torch
@@ -338,33 +422,47 @@ def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, laye
             super().__init__()
             self.emb = nn.Embedding(vocab_size, d_model, padding_idx=0)
             self.value = nn.Linear(1, d_model)
+            self.slot = nn.Embedding(N_SLOTS, d_model)
+            self.align = nn.Embedding(MAX_ALIGN + 1, d_model)
+            nn.init.normal_(self.align.weight, std=0.02 if use_align else 0.0)
+            self.align.weight.requires_grad_(use_align)
             self.pos = nn.Parameter(torch.randn(max_len, d_model) * 0.02)
             self.blocks = nn.ModuleList([Block() for _ in range(layers)])
             self.ln = nn.LayerNorm(d_model)
-            self.head = nn.Sequential(nn.Linear(d_model + n_aux, d_model), nn.GELU(),
+            width = 2 * d_model if pool == "mean+attn" else d_model
+            self.score = nn.Linear(d_model, 1)
+            self.head = nn.Sequential(nn.Linear(width + n_aux + readouts, d_model), nn.GELU(),
                                       nn.Linear(d_model, 1))
-            self.aux_head = nn.Linear(d_model, max(n_aux, 1))
-            self.coef = nn.Linear(d_model, n_out)
+            self.aux_head = nn.Linear(width, max(n_aux, 1))
+            self.coef = nn.Linear(d_model, n_out + readouts)
             nn.init.zeros_(self.coef.weight)
             nn.init.zeros_(self.coef.bias)
 
-        def forward(self, tokens: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        def forward(self, tokens: torch.Tensor, numbers: torch.Tensor,
+                    slots: torch.Tensor) -> torch.Tensor:
             length = tokens.shape[1]
             mask = (tokens != 0).to(torch.float32)                      # (n, L)
-            x = self.emb(tokens) + self.value(numbers.unsqueeze(-1)) * mask.unsqueeze(-1)
+            place = torch.remainder(slots, SLOT_STRIDE)
+            x = self.emb(tokens) + (self.value(numbers.unsqueeze(-1)) + self.slot(place)
+                                    + self.align(torch.div(slots, SLOT_STRIDE, rounding_mode="floor"))
+                                    ) * mask.unsqueeze(-1)
             x = x + self.pos[:length].unsqueeze(0)
             bias = ((1.0 - mask) * -1e9).unsqueeze(1).unsqueeze(1)      # (n, 1, 1, L)
             for b in self.blocks:
                 x = b(x, bias)
             x = self.ln(x)
             pooled = (x * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+            if pool == "mean+attn":  # plus attention pooling with a learned scoring vector
+                a = torch.softmax(self.score(x).squeeze(-1) + (1.0 - mask) * -1e9, dim=-1)
+                pooled = torch.cat([pooled, (a.unsqueeze(-1) * x).sum(1)], dim=1)
             # log-linear readout: a context-dependent weight per number token times its log
             # magnitude, summed (log MACs / log bytes are such sums of log dims)
             lin = (self.coef(x) * (numbers * mask).unsqueeze(-1)).sum(1)   # (n, n_out)
+            free = lin[:, n_out:]  # extra learned log-size sums, inputs of the runtime head
             if n_aux == 0:
-                return self.head(pooled) + lin
-            aux = self.aux_head(pooled) + lin[:, 1:]
-            main = self.head(torch.cat([pooled, aux], dim=1)) + lin[:, :1]
+                return self.head(torch.cat([pooled, free], dim=1)) + lin[:, :1]
+            aux = self.aux_head(pooled) + lin[:, 1:n_out]
+            main = self.head(torch.cat([pooled, aux, free], dim=1)) + lin[:, :1]
             return torch.cat([main, aux], dim=1)
 
     return MlirTextNet()
@@ -381,8 +479,8 @@ def _members_output(modules: Sequence[Any]) -> Any:
             super().__init__()
             self.nets = nn.ModuleList(modules)
 
-        def forward(self, tokens: Any, numbers: Any) -> Any:
-            return torch.cat([net(tokens, numbers)[:, :1] for net in self.nets], dim=1)
+        def forward(self, tokens: Any, numbers: Any, slots: Any) -> Any:
+            return torch.cat([net(tokens, numbers, slots)[:, :1] for net in self.nets], dim=1)
 
     return Members().eval()
 
@@ -396,15 +494,18 @@ def _export(module: Any, max_len: int) -> bytes:
     import torch
 
     module = module.eval()
-    example = (torch.ones(2, 8, dtype=torch.int64), torch.zeros(2, 8, dtype=torch.float32))
+    example = (torch.ones(2, 8, dtype=torch.int64), torch.zeros(2, 8, dtype=torch.float32),
+               torch.ones(2, 8, dtype=torch.int64))
     batch = torch.export.Dim("batch", min=1)
     length = torch.export.Dim("length", min=1, max=max_len)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, example, dynamo=True,
-                                    input_names=["tokens", "numbers"], output_names=["Y"],
-                                    dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length}),
+                                    input_names=["tokens", "numbers", "slots"],
+                                    output_names=["Y"],
+                                    dynamic_shapes=({0: batch, 1: length}, {0: batch, 1: length},
+                                                    {0: batch, 1: length}),
                                     verbose=False)
     if program is None:
         raise MlirTextError("torch.onnx.export returned no program for the MLIR text model")
@@ -420,17 +521,23 @@ class MlirTextCostModel(CostModel):
     ``fit(frame)`` reads the ``mlir`` column (``text_column``) and the target column; ``predict``
     takes a DataFrame, a list of texts or ``{"mlir": text}`` dicts, or one text. As an
     Evaluator, designs are ``{"mlir": text}`` dicts (the workload is ignored).
+
+    Hyperparameters (:attr:`DEFAULTS`) include options evaluated and left off by default
+    (benchmarks/results/mlir_costmodel.md): ``pool="mean+attn"`` adds attention pooling with a
+    learned scoring vector; ``readouts=k`` feeds k extra log-linear readouts (learned sums of
+    log sizes) into the runtime head; ``alignment=False`` drops the alignment embedding.
     """
 
     kind = KIND
     input_dtype = "int64"
 
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "d_model": 48, "heads": 4, "layers": 2, "ffn": 96, "dropout": 0.0, "max_len": 128,
+        "d_model": 48, "heads": 4, "layers": 2, "ffn": 96, "dropout": 0.0, "max_len": 160,
         "epochs": 40, "patience": 8, "batch_size": 32, "learning_rate": 3e-3,
         "weight_decay": 1e-4, "min_count": 1, "compact": True, "threads": 1,
         "max_seconds": 600.0, "aux_targets": ("flops", "bytes_read", "bytes_written"),
-        "aux_weight": 0.3, "rank_weight": 0.5, "token_dropout": 0.0}
+        "aux_weight": 0.3, "rank_weight": 0.5, "token_dropout": 0.0,
+        "pool": "mean", "alignment": True, "readouts": 0}
 
     def __init__(self, members: int = 1, seed: int = 0, text_column: str = "mlir",
                  **hyperparameters: Any) -> None:
@@ -470,38 +577,43 @@ class MlirTextCostModel(CostModel):
         aux_cols = [c for c in hp["aux_targets"] if c in frame.columns]
         aux = np.column_stack([np.log1p(np.maximum(frame[c].to_numpy(np.float64), 0.0))
                                for c in aux_cols]) if aux_cols else np.zeros((len(y), 0))
-        tr_aux = aux
-        if valid_frame is not None:
-            tr_texts, tr_y = texts, y
-            va_texts = _texts_of(valid_frame, self.text_column)
-            va_y = valid_frame[target].to_numpy(dtype=np.float64)
-        else:
-            perm = np.random.default_rng(self.seed).permutation(len(texts))
-            nv = max(1, round(len(texts) * valid_fraction))
-            va, tr = perm[:nv], perm[nv:]
-            tr_texts, tr_y = [texts[i] for i in tr], y[tr]
-            va_texts, va_y = [texts[i] for i in va], y[va]
-            tr_aux = aux[tr]
-        if tr_aux.shape[1]:
-            tr_aux = (tr_aux - tr_aux.mean(0)) / np.maximum(tr_aux.std(0), 1e-9)
+        if aux.shape[1]:
+            aux = (aux - aux.mean(0)) / np.maximum(aux.std(0), 1e-9)
         self.aux_targets = aux_cols
-        self.tokenizer = MlirTokenizer.fit(tr_texts, int(hp["min_count"]), int(hp["max_len"]),
+        self.tokenizer = MlirTokenizer.fit(texts, int(hp["min_count"]), int(hp["max_len"]),
                                            bool(hp["compact"]))
-        lt = np.log(tr_y)
+        lt = np.log(y)
         self.targets = [TargetSpec(target, unit_of(target), "log", float(lt.mean()),
                                    float(lt.std()) or 1.0)]
         spec = self.targets[0]
-        tr_enc = self.tokenizer.encode(tr_texts)
-        va_enc = self.tokenizer.encode(va_texts)
+        enc = self.tokenizer.encode(texts)
+        z = spec.forward(y)
+        # validation rows per member: valid_frame for all, else member k holds out fold k of
+        # one permutation (disjoint folds while members × valid_fraction ≤ 1), so an ensemble
+        # trains on every row and each row's out-of-fold prediction scores the fit
+        if valid_frame is not None:
+            va_texts = _texts_of(valid_frame, self.text_column)
+            va_y = valid_frame[target].to_numpy(dtype=np.float64)
+            va_enc = self.tokenizer.encode(va_texts)
+            folds = [(np.arange(len(y)), None)] * self.members
+        else:
+            perm = np.random.default_rng(self.seed).permutation(len(y))
+            nv = max(1, round(len(y) * valid_fraction))
+            folds = []
+            for k in range(self.members):
+                start = (k * nv) % len(y)
+                va = np.roll(perm, -start)[:nv]
+                folds.append((np.setdiff1d(np.arange(len(y)), va), va))
         import torch
 
         prev = torch.get_num_threads()
         torch.set_num_threads(int(hp["threads"]))
         try:
             nets, histories = [], []
-            for k in range(self.members):
-                nets.append(self._train(tr_enc, spec.forward(tr_y), va_enc, spec.forward(va_y),
-                                        tr_aux, self.seed * 1000 + k))
+            for k, (tr, va) in enumerate(folds):
+                v_enc, v_z = (va_enc, spec.forward(va_y)) if va is None else (_take(enc, va), z[va])
+                nets.append(self._train(_take(enc, tr), z[tr], v_enc, v_z, aux[tr],
+                                        self.seed * 1000 + k))
                 histories.append(self.history)
             self.history = [h for hs in histories for h in hs]
             self.module = _members_output(nets)
@@ -510,9 +622,19 @@ class MlirTextCostModel(CostModel):
             torch.set_num_threads(prev)
         from mlsysgym.costmodels.metrics import regression_report
 
-        pv = self.decode(self._raw_predict(va_enc), va_enc.ood).values[target]
-        self.info = FitInfo(rows=len(tr_texts), valid_rows=len(va_texts),
-                            data_hash=data_hash(tr_enc.tokens.astype(np.float64), lt),
+        if valid_frame is not None:
+            pv = self.decode(self._raw_predict(va_enc), va_enc.ood).values[target]
+        else:  # out-of-fold: each validation row predicted by the member that did not see it
+            rows = np.concatenate([va for _, va in folds])
+            cols = np.concatenate([np.full(len(va), k) for k, (_, va) in enumerate(folds)])
+            first = np.unique(rows, return_index=True)[1]
+            rows, cols = rows[first], cols[first]
+            out = np.concatenate([self._raw_predict(_take(enc, rows[i:i + 256]))
+                                  for i in range(0, len(rows), 256)])
+            va_y = y[rows]
+            pv = spec.inverse(out[np.arange(len(rows)), cols])
+        self.info = FitInfo(rows=len(y), valid_rows=len(va_y),
+                            data_hash=data_hash(enc.tokens.astype(np.float64), lt),
                             validation={target: regression_report(va_y, pv)})
         for col, attr in (("evaluator_id", "source_evaluators"), ("workload_id", "workloads")):
             if col in frame.columns:
@@ -534,11 +656,14 @@ class MlirTextCostModel(CostModel):
         assert self.tokenizer is not None
         net = _build_network(len(self.tokenizer), int(hp["max_len"]), int(hp["d_model"]),
                              int(hp["heads"]), int(hp["layers"]), int(hp["ffn"]),
-                             float(hp["dropout"]), seed, 1 + aux.shape[1])
+                             float(hp["dropout"]), seed, 1 + aux.shape[1], str(hp["pool"]),
+                             bool(hp["alignment"]), int(hp["readouts"]))
         x_tok, x_num = torch.from_numpy(tr.tokens), torch.from_numpy(tr.numbers)
+        x_slot = torch.from_numpy(tr.slots)
         yt = torch.tensor(np.column_stack([z, aux]), dtype=torch.float32)
         w_aux = float(hp["aux_weight"])
         v_tok, v_num = torch.from_numpy(va.tokens), torch.from_numpy(va.numbers)
+        v_slot = torch.from_numpy(va.slots)
         yv = torch.tensor(zv, dtype=torch.float32).unsqueeze(1)
         lengths = (tr.tokens != 0).sum(1)
         n, bs, epochs = len(yt), int(hp["batch_size"]), int(hp["epochs"])
@@ -568,7 +693,7 @@ class MlirTextCostModel(CostModel):
                 if p_drop > 0:  # word dropout: name tokens → <unk>, to rely on structure too
                     hit = (torch.rand(toks.shape, generator=tgen) < p_drop) & named[idx, :width]
                     toks = torch.where(hit, torch.full_like(toks, unk_id), toks)
-                pred = net(toks, x_num[idx, :width])
+                pred = net(toks, x_num[idx, :width], x_slot[idx, :width])
                 err = (pred - yt[idx]) ** 2
                 loss = err[:, 0].mean()
                 if err.shape[1] > 1:
@@ -587,7 +712,7 @@ class MlirTextCostModel(CostModel):
                 total += loss.item() * len(idx)
             net.eval()
             with torch.no_grad():
-                v = float(torch.nn.functional.mse_loss(net(v_tok, v_num)[:, :1], yv))
+                v = float(torch.nn.functional.mse_loss(net(v_tok, v_num, v_slot)[:, :1], yv))
             self.history.append({"epoch": epoch + 1, "train_mse": total / n, "valid_mse": v,
                                  "seconds": time.perf_counter() - t0})
             if v < best - 1e-5:
@@ -626,7 +751,8 @@ class MlirTextCostModel(CostModel):
         if self.module is None:
             raise NotFittedError("MlirTextCostModel is not fitted; call fit()")
         with torch.no_grad():
-            return self.module(torch.from_numpy(x.tokens), torch.from_numpy(x.numbers)).numpy()
+            return self.module(torch.from_numpy(x.tokens), torch.from_numpy(x.numbers),
+                               torch.from_numpy(x.slots)).numpy()
 
     def predict(self, inputs: Any, strict: bool = False, batch_size: int = 512) -> Prediction:
         """Predicted runtimes of kernel texts (a frame with the text column, texts, dicts);
@@ -656,8 +782,8 @@ class MlirTextCostModel(CostModel):
             "format": FORMAT, "format_version": FORMAT_VERSION, "kind": KIND,
             "name": self.name, "version": self.version,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "onnx": {"file": ONNX_FILE, "inputs": ["tokens", "numbers"],
-                     "input_dtypes": ["int64", "float32"], "output": "Y",
+            "onnx": {"file": ONNX_FILE, "inputs": ["tokens", "numbers", "slots"],
+                     "input_dtypes": ["int64", "float32", "int64"], "output": "Y",
                      "layout": "(n, members): standardized log target per member"},
             "members": self.members, "seed": self.seed, "text_column": self.text_column,
             "tokenizer": tok.to_json(),
@@ -713,7 +839,8 @@ class OnnxMlirTextModel(MlirTextCostModel):
                             "MlirTextCostModel")
 
     def _raw_predict(self, x: Any) -> np.ndarray:
-        return self.session.run(None, {"tokens": x.tokens, "numbers": x.numbers})[0]
+        return self.session.run(None, {"tokens": x.tokens, "numbers": x.numbers,
+                                       "slots": x.slots})[0]
 
     def __getstate__(self) -> dict[str, Any]:
         """Picklable: the ONNX Runtime session is rebuilt from the bytes."""

@@ -16,6 +16,8 @@ from mlsysgym.costmodels.base import ModelFileError
 from mlsysgym.costmodels.metrics import kendall_tau
 from mlsysgym.costmodels.mlir_text import (
     HAND_FEATURES,
+    NUMEL_SLOT,
+    SLOT_STRIDE,
     UNK,
     MlirTextCostModel,
     MlirTextError,
@@ -23,6 +25,7 @@ from mlsysgym.costmodels.mlir_text import (
     RooflineModel,
     hand_features,
     tokenize,
+    tokenize_slots,
 )
 from mlsysgym.ir.mlir_emit import KernelSpec, emit
 
@@ -62,11 +65,25 @@ def trained(data: tuple[pd.DataFrame, pd.DataFrame]) -> MlirTextCostModel:
 # ---- tokenizer ------------------------------------------------------------------------------------
 def test_dims_and_element_type_are_tokens() -> None:
     toks = tokenize("%a: tensor<64x128xf32>")
-    assert [s for s, _ in toks] == ["tensor", "<dim:7>", "<dim:8>", "f32"]
+    assert [s for s, _ in toks] == ["tensor", "<dim:7>", "<dim:8>", "f32", "<numel:14>"]
     assert toks[1][1] == pytest.approx(math.log2(65) / 16)
     assert toks[2][1] == pytest.approx(math.log2(129) / 16)
+    assert toks[4][1] == pytest.approx(math.log2(1 + 64 * 128) / 16)
     full = [s for s, _ in tokenize("%a: tensor<64x128xf32>", compact=False)]
-    assert full == ["%a", ":", "tensor", "<", "<dim:7>", "<dim:8>", "f32", ">"]
+    assert full == ["%a", ":", "tensor", "<", "<dim:7>", "<dim:8>", "f32", "<numel:14>", ">"]
+
+
+def test_slots_mark_dim_position_numel_and_alignment() -> None:
+    toks = tokenize_slots("tensor<1x24x129xf32> dense<1> : tensor<f32>")
+    slots = [k for _, _, k in toks]
+    # dims count from the innermost (1); alignment = trailing zero bits, in units of SLOT_STRIDE
+    assert slots[1:4] == [3, 2 + SLOT_STRIDE * 3, 1]
+    assert slots[4] == 0 and slots[5] == NUMEL_SLOT          # f32, then the element count
+    assert toks[5][0] == f"<numel:{(24 * 129).bit_length()}>"
+    assert [s for s, _, _ in toks[6:]] == ["dense", "<int:1>", "tensor", "f32", "<numel:1>"]
+    assert slots[6:] == [0, 0, 0, 0, NUMEL_SLOT]
+    dyn = tokenize_slots("tensor<?x8xf32>")
+    assert [s for s, _, _ in dyn] == ["tensor", "<dim:?>", "<dim:4>", "f32", "<numel:?>"]
 
 
 def test_op_names_split_and_ssa_suffixes_dropped() -> None:
@@ -162,6 +179,21 @@ def test_onnx_round_trip_without_torch(trained: MlirTextCostModel, tmp_path: Pat
     res = json.loads(out.stdout.strip().splitlines()[-1])
     assert res["torch"] is False and res["lightgbm"] is False
     np.testing.assert_allclose(res["p"], ref[:8], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_ensemble_members_validate_on_disjoint_folds(data: tuple[pd.DataFrame, pd.DataFrame],
+                                                     tmp_path: Path) -> None:
+    train, test = data
+    m = MlirTextCostModel(members=2, seed=1, d_model=16, heads=2, layers=1, ffn=32, epochs=2,
+                          patience=2, batch_size=64).fit(train)
+    # out-of-fold validation: each member's 10% fold, disjoint → 2 × 10% of the rows
+    assert m.info.rows == len(train) and m.info.valid_rows == 2 * round(0.1 * len(train))
+    pred = m.predict(test)
+    assert pred.std is not None and pred.std["runtime_us"].shape == (len(test),)
+    loaded = MlirTextCostModel.load(m.save(tmp_path / "ens"))
+    np.testing.assert_allclose(loaded.predict(test).values["runtime_us"],
+                               pred.values["runtime_us"], rtol=1e-4)
 
 
 # ---- baselines ------------------------------------------------------------------------------------
