@@ -40,7 +40,13 @@ from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 from mlsysgym.ir.errors import WorkloadError
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.multicore import OpTimeFn, Platform, SchedulingProblem, load_platform
-from mlsysgym.simulators.streams import Job, StreamError, build_stream_problem, poisson_stream
+from mlsysgym.simulators.streams import (
+    Job,
+    StreamError,
+    build_stream_problem,
+    job_lower_bounds,
+    poisson_stream,
+)
 
 __all__ = ["KernelSchedulingStreamEnv"]
 
@@ -56,9 +62,7 @@ class _JobStatic:
 
 
 def _job_static(prob: SchedulingProblem) -> _JobStatic:
-    bound = prob.head_us + prob.min_durations_us + prob.tail_us
-    job_lb = np.zeros(prob.n_jobs)
-    np.maximum.at(job_lb, prob.job_of, bound)
+    job_lb = job_lower_bounds(prob)
     arr = prob.job_arrival_us
     return _JobStatic(job_of=prob.job_of.tolist(), arrival=arr, job_lb0=job_lb,
                       jct_lb0=float(np.mean(job_lb - arr)))

@@ -38,8 +38,8 @@ from mlsysgym.simulators.multicore import (
     load_platform,
 )
 
-__all__ = ["Job", "JobMetrics", "StreamError", "build_stream_problem", "job_metrics",
-           "poisson_stream"]
+__all__ = ["Job", "JobMetrics", "StreamError", "build_stream_problem", "job_lower_bounds",
+           "job_metrics", "mean_jct_lower_bound", "poisson_stream"]
 
 JobWorkload = str | os.PathLike[str] | Graph | SchedulingProblem
 
@@ -185,3 +185,17 @@ def job_metrics(problem: SchedulingProblem, schedule: Schedule) -> JobMetrics:
     arr = problem.job_arrival_us
     return JobMetrics(arrival_us=arr.copy(), finish_us=job_fin, completion_us=job_fin - arr,
                       makespan_us=float(fin.max()))
+
+
+def job_lower_bounds(problem: SchedulingProblem) -> np.ndarray:
+    """(n_jobs,) a lower bound on each job's finish: the longest path of fastest op times
+    through the job from its arrival (other jobs and transfers ignored)."""
+    bound = problem.head_us + problem.min_durations_us + problem.tail_us
+    out = np.zeros(problem.n_jobs)
+    np.maximum.at(out, problem.job_of, bound)
+    return out
+
+
+def mean_jct_lower_bound(problem: SchedulingProblem) -> float:
+    """A lower bound on the mean job completion time: mean of :func:`job_lower_bounds` − arrival."""
+    return float(np.mean(job_lower_bounds(problem) - problem.job_arrival_us))

@@ -276,3 +276,34 @@ def test_local_search_jct_objective_never_worse_than_start() -> None:
     assert validate(prob, res.schedule).valid
     with pytest.raises(SearchError, match="objective"):
         SearchConfig(objective="energy")
+
+
+def test_cpsat_mean_jct_objective(two_jobs: SchedulingProblem) -> None:
+    # hand case: mean JCT 4.5 equals the per-job bound (5 + 4) / 2, so CP-SAT proves it optimal
+    res = cpsat_schedule(two_jobs, time_limit_s=5.0, num_workers=1, objective="jct")
+    assert res.objective == "jct" and res.optimal
+    assert res.mean_jct_us == pytest.approx(4.5) and res.lower_bound_us == pytest.approx(4.5)
+    assert res.heft_mean_jct_us == pytest.approx(4.5) and res.makespan_us == pytest.approx(7.0)
+    # a small random stream: never worse than the better of HEFT / HEFT-FIFO, bound below it
+    plat = {**GENERIC2, "pes": [{**GENERIC2["pes"][0], "count": 3}]}
+    prob = build_stream_problem([(random_problem(6, 3, seed=s), t)
+                                 for s, t in ((3, 0.0), (4, 5.0), (5, 6.0))], plat)
+    ref = min(job_metrics(prob, heft(prob, by_arrival=b)).mean_completion_us for b in (False, True))
+    res = cpsat_schedule(prob, time_limit_s=5.0, num_workers=1, objective="jct")
+    assert res.mean_jct_us <= ref + 1e-9 and res.heft_mean_jct_us == pytest.approx(ref)
+    assert res.mean_jct_us == pytest.approx(job_metrics(prob, res.schedule).mean_completion_us)
+    assert res.lower_bound_us <= res.mean_jct_us + 1e-9
+    assert validate(prob, res.schedule).valid
+    with pytest.raises(ValueError, match="objective"):
+        cpsat_schedule(prob, objective="energy")
+
+
+@pytest.mark.slow
+def test_stream_experiment_quick(tmp_path) -> None:
+    pytest.importorskip("sb3_contrib")
+    from mlsysgym.experiments.scheduling_stream import main
+
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "scheduling_stream.md").read_text()
+    assert "| load | seed | jobs | ops | HEFT | HEFT-FIFO |" in text and "CP-SAT on short streams" in text
+    assert (tmp_path / "scheduling_stream.png").stat().st_size > 0
