@@ -47,7 +47,8 @@ class Budget:
 
     n_offsets: int = 4
     mcts_simulations: int = 32
-    mcts_iterations: int = 1
+    mcts_iterations: int = 3
+    mcts_value_baseline: bool = True   # value head on returns relative to the heuristic's
     mcts_rollout_depth: int = 3
     mcts_time_s: float = 30.0
     ppo_timesteps: int = 4096
@@ -135,7 +136,7 @@ def run_instance(model: str, capacity: float, budget: Budget) -> Row:
     heur = evaluate_actions(env, heuristic_actions(env))
     cfg = MCTSConfig(n_simulations=budget.mcts_simulations, iterations=budget.mcts_iterations,
                      rollout_depth=budget.mcts_rollout_depth, time_limit_s=budget.mcts_time_s,
-                     seed=budget.seed)
+                     value_baseline=budget.mcts_value_baseline, seed=budget.seed)
     mcts = mcts_malloc(env, cfg)
     res: dict[str, MallocAgentResult] = {
         "mcts": mcts,
@@ -222,8 +223,10 @@ def ablation_markdown(rows: list[Row]) -> list[str]:
     """The network ablation table and its summary lines."""
     lines = [
         "", "## Ablation: what MCTS's network contributes", "",
-        ("Same MCTS budget and time cap for each variant. *trained*: the MCTS above (network "
-         "imitates the heuristic, then self-play-trained on visit counts and returns); *no net*: "
+        ("Same MCTS budget (simulations per move, self-play iterations, rollout depth) and time "
+         "cap for each variant. *trained*: the MCTS above (the network imitates the heuristic's "
+         "episode, then each self-play iteration trains the policy on the root visit counts and "
+         "the value on returns-to-go relative to the heuristic's); *no net*: "
          "the same search with a uniform prior and zero value (greedy rollouts kept); *pilot*: "
          "rollouts only, no tree, no network (every legal action at each step + greedy "
          "completion). `reach` = wall seconds / simulations (pilot: rollouts) until the best "

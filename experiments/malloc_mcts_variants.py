@@ -32,9 +32,9 @@ from mlsysgym.experiments.malloc_experiment import REACH_FRACTION, RESULTS, _war
 
 BASE = MCTSConfig(n_simulations=32, iterations=1, rollout_depth=3, time_limit_s=30.0, seed=0)
 VARIANTS: dict[str, MCTSConfig | None] = {
-    "trained (experiment default: imitation + 1 self-play iteration)": BASE,
+    "trained, imitation + 1 self-play iteration (previous default)": BASE,
     "trained, no imitation pre-training": replace(BASE, imitation_epochs=0),
-    "trained, value relative to the heuristic, 3 iterations": replace(
+    "trained, value relative to the heuristic, 3 iterations (experiment default)": replace(
         BASE, value_baseline=True, iterations=3),
     "trained, no imitation, value relative to the heuristic, 3 iterations": replace(
         BASE, imitation_epochs=0, value_baseline=True, iterations=3),
