@@ -101,6 +101,7 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
     models["mlir_text"] = (text, time.perf_counter() - t)
     res["text_epochs"] = len(text.history)
     res["text_history"] = text.history
+    res["text_pretrain_history"] = text.pretrain_history
     text_dir = out_dir / _slug(name) / "mlir_text_model"
     text.save(text_dir)
 
@@ -130,7 +131,8 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
 def _text_config(args: argparse.Namespace) -> dict[str, Any]:
     return {"epochs": args.epochs, "patience": args.patience, "max_seconds": args.max_seconds,
             "batch_size": args.batch_size, "rank_weight": args.rank_weight,
-            "dropout": args.dropout, "token_dropout": args.token_dropout}
+            "dropout": args.dropout, "token_dropout": args.token_dropout,
+            "pretrain": args.pretrain, "pretrain_epochs": args.pretrain_epochs}
 
 
 def _slug(name: str) -> str:
@@ -231,7 +233,10 @@ def _describe_text(args: argparse.Namespace) -> str:
             f"FFN {hp['ffn']}, dropout {hp['dropout']}, token dropout {hp['token_dropout']}, "
             f"mean pooling + log-linear readout, {args.members} member(s), "
             f"≤ {hp['epochs']} epochs (patience {hp['patience']}), batch {hp['batch_size']}, "
-            f"rank-loss weight {hp['rank_weight']}")
+            f"rank-loss weight {hp['rank_weight']}"
+            + (f", encoder pretrained for {hp['pretrain_epochs']} epochs on {hp['pretrain']} "
+               "unmeasured emitted kernels (perturbed training shapes) to predict analytic log "
+               "FLOPs/bytes" if hp["pretrain"] else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="share of name tokens replaced by <unk> in training")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--rank-weight", type=float, default=0.5)
+    ap.add_argument("--pretrain", type=int, default=0,
+                    help="pretrain the text encoder on this many unmeasured emitted kernels "
+                         "(analytic FLOPs/bytes labels) before fitting runtime; 0 = off")
+    ap.add_argument("--pretrain-epochs", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=1,
                     help="run the splits in this many parallel processes")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments/results/mlir_costmodel")

@@ -525,7 +525,12 @@ class MlirTextCostModel(CostModel):
     Hyperparameters (:attr:`DEFAULTS`) include options evaluated and left off by default
     (benchmarks/results/mlir_costmodel.md): ``pool="mean+attn"`` adds attention pooling with a
     learned scoring vector; ``readouts=k`` feeds k extra log-linear readouts (learned sums of
-    log sizes) into the runtime head; ``alignment=False`` drops the alignment embedding.
+    log sizes) into the runtime head; ``alignment=False`` drops the alignment embedding;
+    ``pretrain=n`` first trains the encoder for ``pretrain_epochs`` epochs on ``n`` unmeasured
+    kernels emitted from perturbed shapes of the training rows
+    (:func:`mlsysgym.costmodels.mlir_pretrain.pretrain_frame`; needs the frame's ``kind`` and
+    ``shape`` columns) to predict their analytic log FLOPs and bytes (the auxiliary outputs; no
+    runtime), and every member fine-tunes from those weights.
     """
 
     kind = KIND
@@ -537,7 +542,7 @@ class MlirTextCostModel(CostModel):
         "weight_decay": 1e-4, "min_count": 1, "compact": True, "threads": 1,
         "max_seconds": 600.0, "aux_targets": ("flops", "bytes_read", "bytes_written"),
         "aux_weight": 0.3, "rank_weight": 0.5, "token_dropout": 0.0,
-        "pool": "mean", "alignment": True, "readouts": 0}
+        "pool": "mean", "alignment": True, "readouts": 0, "pretrain": 0, "pretrain_epochs": 3}
 
     def __init__(self, members: int = 1, seed: int = 0, text_column: str = "mlir",
                  **hyperparameters: Any) -> None:
@@ -551,6 +556,7 @@ class MlirTextCostModel(CostModel):
         self.module: Any = None
         self.history: list[dict[str, float]] = []
         self.aux_targets: list[str] = []
+        self.pretrain_history: list[dict[str, float]] = []
 
     # ---- training -----------------------------------------------------------------------------
     def fit(self, frame: Any, features: Sequence[str] = (), targets: Sequence[str] = ("runtime_us",),
@@ -577,8 +583,9 @@ class MlirTextCostModel(CostModel):
         aux_cols = [c for c in hp["aux_targets"] if c in frame.columns]
         aux = np.column_stack([np.log1p(np.maximum(frame[c].to_numpy(np.float64), 0.0))
                                for c in aux_cols]) if aux_cols else np.zeros((len(y), 0))
+        aux_mu, aux_sd = aux.mean(0), np.maximum(aux.std(0), 1e-9)
         if aux.shape[1]:
-            aux = (aux - aux.mean(0)) / np.maximum(aux.std(0), 1e-9)
+            aux = (aux - aux_mu) / aux_sd
         self.aux_targets = aux_cols
         self.tokenizer = MlirTokenizer.fit(texts, int(hp["min_count"]), int(hp["max_len"]),
                                            bool(hp["compact"]))
@@ -609,11 +616,14 @@ class MlirTextCostModel(CostModel):
         prev = torch.get_num_threads()
         torch.set_num_threads(int(hp["threads"]))
         try:
+            init = None
+            if int(hp["pretrain"]) > 0 and aux_cols:
+                init = self._pretrain(frame, aux_cols, aux_mu, aux_sd)
             nets, histories = [], []
             for k, (tr, va) in enumerate(folds):
                 v_enc, v_z = (va_enc, spec.forward(va_y)) if va is None else (_take(enc, va), z[va])
                 nets.append(self._train(_take(enc, tr), z[tr], v_enc, v_z, aux[tr],
-                                        self.seed * 1000 + k))
+                                        self.seed * 1000 + k, init))
                 histories.append(self.history)
             self.history = [h for hs in histories for h in hs]
             self.module = _members_output(nets)
@@ -643,8 +653,66 @@ class MlirTextCostModel(CostModel):
         self._finish_identity()
         return self
 
+    def _network(self, n_out: int, seed: int) -> Any:
+        hp = self.hyperparameters
+        assert self.tokenizer is not None
+        return _build_network(len(self.tokenizer), int(hp["max_len"]), int(hp["d_model"]),
+                              int(hp["heads"]), int(hp["layers"]), int(hp["ffn"]),
+                              float(hp["dropout"]), seed, n_out, str(hp["pool"]),
+                              bool(hp["alignment"]), int(hp["readouts"]))
+
+    def _pretrain(self, frame: Any, aux_cols: Sequence[str], mu: np.ndarray,
+                  sd: np.ndarray) -> dict[str, Any]:
+        """Weights of a network trained only on the auxiliary outputs (log FLOPs/bytes,
+        standardized like the measured rows') of ``pretrain`` emitted, unmeasured kernels."""
+        import torch
+        from mlsysgym.costmodels.mlir_pretrain import pretrain_frame
+
+        hp = self.hyperparameters
+        assert self.tokenizer is not None
+        for col in ("kind", "shape"):
+            if col not in frame.columns:
+                raise MlirTextError(f"pretraining emits kernels from the frame's kind/shape "
+                                    f"columns; the frame has no {col!r}")
+        t0 = time.perf_counter()
+        gen = pretrain_frame(frame, int(hp["pretrain"]), seed=self.seed + 7919)
+        enc = self.tokenizer.encode(_texts_of(gen, "mlir"))
+        aux = (np.column_stack([np.log1p(gen[c].to_numpy(np.float64)) for c in aux_cols])
+               - mu) / sd
+        net = self._network(1 + len(aux_cols), self.seed * 1000 + 999)
+        x_tok, x_num = torch.from_numpy(enc.tokens), torch.from_numpy(enc.numbers)
+        x_slot = torch.from_numpy(enc.slots)
+        ya = torch.tensor(aux, dtype=torch.float32)
+        lengths = (enc.tokens != 0).sum(1)
+        n, bs, epochs = len(ya), 64, int(hp["pretrain_epochs"])
+        opt = torch.optim.AdamW(net.parameters(), lr=float(hp["learning_rate"]),
+                                weight_decay=float(hp["weight_decay"]))
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=float(hp["learning_rate"]),
+            total_steps=max(epochs * ((n + bs - 1) // bs), 1), pct_start=0.15)
+        gen_rng = np.random.default_rng(self.seed + 7919)
+        net.train()
+        for epoch in range(epochs):
+            perm = gen_rng.permutation(n)
+            total = 0.0
+            for i in range(0, n, bs):
+                rows = perm[i:i + bs]
+                idx = torch.from_numpy(rows)
+                width = int(lengths[rows].max())
+                pred = net(x_tok[idx, :width], x_num[idx, :width], x_slot[idx, :width])
+                loss = ((pred[:, 1:] - ya[idx]) ** 2).mean()
+                opt.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                total += loss.item() * len(rows)
+            self.pretrain_history.append({"epoch": epoch + 1, "aux_mse": total / n,
+                                          "seconds": time.perf_counter() - t0})
+        return net.state_dict()
+
     def _train(self, tr: EncodedTexts, z: np.ndarray, va: EncodedTexts, zv: np.ndarray,
-               aux: np.ndarray, seed: int) -> Any:
+               aux: np.ndarray, seed: int, init: dict[str, Any] | None = None) -> Any:
         """The trained network: MSE on the standardized log target plus ``aux_weight`` × MSE on
         the standardized log auxiliary targets (FLOPs, bytes: sizes the text determines, which
         teach the network to read shapes), early-stopped on the target's validation MSE."""
@@ -654,10 +722,9 @@ class MlirTextCostModel(CostModel):
 
         hp = self.hyperparameters
         assert self.tokenizer is not None
-        net = _build_network(len(self.tokenizer), int(hp["max_len"]), int(hp["d_model"]),
-                             int(hp["heads"]), int(hp["layers"]), int(hp["ffn"]),
-                             float(hp["dropout"]), seed, 1 + aux.shape[1], str(hp["pool"]),
-                             bool(hp["alignment"]), int(hp["readouts"]))
+        net = self._network(1 + aux.shape[1], seed)
+        if init is not None:  # fine-tune from the pretrained encoder and heads
+            net.load_state_dict(init)
         x_tok, x_num = torch.from_numpy(tr.tokens), torch.from_numpy(tr.numbers)
         x_slot = torch.from_numpy(tr.slots)
         yt = torch.tensor(np.column_stack([z, aux]), dtype=torch.float32)

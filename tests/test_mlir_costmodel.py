@@ -227,3 +227,42 @@ def test_costmodel_load_dispatches_to_the_text_model():
     saved = Path(__file__).parent.parent / "experiments/results/mlir_costmodel/random/mlir_text_model"
     model = CostModel.load(saved)
     assert type(model).__name__ == "OnnxMlirTextModel"
+
+
+# ---- pretraining data (unmeasured emitted kernels, analytic labels) --------------------------------
+def test_pretrain_labels_match_a_hand_computed_matmul() -> None:
+    from mlsysgym.costmodels.mlir_pretrain import analytic_labels, spec_of_row
+
+    spec = spec_of_row({"kind": "matmul", "shape": "4x8x16", "op": np.nan, "stride": np.nan})
+    labels = analytic_labels(spec)
+    assert labels["flops"] == 2 * 4 * 8 * 16              # 2 FLOPs per MAC of (M, N, K)
+    assert labels["bytes_read"] == (4 * 16 + 16 * 8) * 4  # A (M×K) and B (K×N), f32
+    assert labels["bytes_written"] == 4 * 8 * 4
+    # element-wise FLOPs per point come from the parsed text, like the measured dataset's
+    add = analytic_labels(KernelSpec("elementwise", (6, 5), op="add"))
+    assert add["flops"] == 30 and add["bytes_read"] == 2 * 30 * 4
+
+
+def test_pretrain_frame_is_deterministic_and_keeps_kinds(data: tuple[pd.DataFrame, pd.DataFrame]
+                                                         ) -> None:
+    from mlsysgym.costmodels.mlir_pretrain import analytic_labels, pretrain_frame, spec_of_row
+
+    train = data[0]
+    a, b = pretrain_frame(train, 40, seed=3), pretrain_frame(train, 40, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert len(a) == 40 and set(a["kind"]) <= set(train["kind"])
+    assert "runtime_us" not in a.columns
+    for row in a.head(5).to_dict("records"):  # the labels are the emitted text's kernel's
+        spec = spec_of_row(row)
+        assert emit(spec).mlir == row["mlir"]
+        assert analytic_labels(spec)["flops"] == row["flops"]
+
+
+def test_fit_with_pretraining(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    train, test = data
+    m = MlirTextCostModel(seed=0, d_model=16, heads=2, layers=1, ffn=32, epochs=2, patience=2,
+                          pretrain=64, pretrain_epochs=2).fit(train)
+    assert [h["epoch"] for h in m.pretrain_history] == [1, 2]
+    assert np.isfinite(m.predict(test).values["runtime_us"]).all()
+    with pytest.raises(MlirTextError, match="kind/shape"):
+        MlirTextCostModel(epochs=1, pretrain=8).fit(train.drop(columns=["shape"]))
