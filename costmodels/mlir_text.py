@@ -515,6 +515,17 @@ def _export(module: Any, max_len: int) -> bytes:
 
 
 # ---- the cost model ------------------------------------------------------------------------------
+def _sgd_step(net: Any, opt: Any, sched: Any, loss: Any) -> None:
+    """One optimizer step on ``loss``: gradients clipped to norm 1, then the LR schedule steps."""
+    import torch
+
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    sched.step()
+
+
 class MlirTextCostModel(CostModel):
     """Transformer on MLIR kernel text → a runtime metric (``runtime_us``), log-space regression.
 
@@ -701,11 +712,7 @@ class MlirTextCostModel(CostModel):
                 width = int(lengths[rows].max())
                 pred = net(x_tok[idx, :width], x_num[idx, :width], x_slot[idx, :width])
                 loss = ((pred[:, 1:] - ya[idx]) ** 2).mean()
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                opt.step()
-                sched.step()
+                _sgd_step(net, opt, sched, loss)
                 total += loss.item() * len(rows)
             self.pretrain_history.append({"epoch": epoch + 1, "aux_mse": total / n,
                                           "seconds": time.perf_counter() - t0})
@@ -771,11 +778,7 @@ class MlirTextCostModel(CostModel):
                     keep = (dy.abs() > 0.02).to(torch.float32)
                     pair = torch.nn.functional.softplus(-torch.sign(dy) * dp * 4.0) * keep
                     loss = loss + w_rank * pair.sum() / keep.sum().clamp(min=1.0)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                opt.step()
-                sched.step()
+                _sgd_step(net, opt, sched, loss)
                 total += loss.item() * len(idx)
             net.eval()
             with torch.no_grad():

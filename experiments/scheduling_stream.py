@@ -244,6 +244,23 @@ def _mean_ratio(rows: Sequence[StreamRow], method: str, metric: str) -> float:
     return float(np.mean([getattr(r, key)[method] / getattr(r, key)["HEFT"] for r in rows]))
 
 
+def _bold_min(values: dict[str, float], methods: Sequence[str]) -> list[str]:
+    """Table cells for ``methods`` (µs, no decimals), the smallest over all of ``values`` in bold."""
+    best = min(values.values())
+    return [f"**{values[m]:.0f}**" if values[m] <= best + 1e-6 else f"{values[m]:.0f}"
+            for m in methods]
+
+
+def _jct_row(r: StreamRow | SmallRow, methods: Sequence[str], gap_digits: int) -> str:
+    """One mean-JCT table row: cells, the JCT lower bound, its gap and CP-SAT's status."""
+    best = min(r.jct_us.values())
+    status = "proven optimal" if r.cpsat_optimal else (
+        "optimal on its grid" if r.cpsat_status == "OPTIMAL" else r.cpsat_status.lower())
+    return (f"| {r.load:g} | {r.seed} | {r.jobs} | {r.n_ops} | "
+            + " | ".join(_bold_min(r.jct_us, methods))
+            + f" | {r.jct_lb_us:.0f} | {100 * (1 - r.jct_lb_us / best):.{gap_digits}f}% | {status} |")
+
+
 def markdown(rows: Sequence[StreamRow], cfg: StreamConfig, train: dict[str, float],
              wall_s: float, command: str, small: Sequence[SmallRow] = ()) -> str:
     """The results as Markdown: per-stream tables, per-load means relative to HEFT."""
@@ -267,21 +284,11 @@ def markdown(rows: Sequence[StreamRow], cfg: StreamConfig, train: dict[str, floa
            "## Mean job completion time (µs; lower is better; best in bold)", "",
            "| load | seed | jobs | ops | " + " | ".join(METHODS) + " | JCT LB | gap | CP-SAT |",
            "|---|---|---|---|" + "---|" * (len(METHODS) + 3)]
-    for r in rows:
-        best = min(r.jct_us.values())
-        cells = [(f"**{r.jct_us[m]:.0f}**" if r.jct_us[m] <= best + 1e-6 else f"{r.jct_us[m]:.0f}")
-                 for m in METHODS]
-        status = "proven optimal" if r.cpsat_optimal else (
-            "optimal on its grid" if r.cpsat_status == "OPTIMAL" else r.cpsat_status.lower())
-        out.append(f"| {r.load:g} | {r.seed} | {r.jobs} | {r.n_ops} | " + " | ".join(cells)
-                   + f" | {r.jct_lb_us:.0f} | {100 * (1 - r.jct_lb_us / best):.1f}% | {status} |")
+    out += [_jct_row(r, METHODS, gap_digits=1) for r in rows]
     out += ["", "## Makespan (µs; lower is better; best in bold)", "",
             "| load | seed | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
-    for r in rows:
-        best = min(r.makespan_us.values())
-        cells = [(f"**{r.makespan_us[m]:.0f}**" if r.makespan_us[m] <= best + 1e-6
-                  else f"{r.makespan_us[m]:.0f}") for m in METHODS]
-        out.append(f"| {r.load:g} | {r.seed} | " + " | ".join(cells) + " |")
+    out += [f"| {r.load:g} | {r.seed} | " + " | ".join(_bold_min(r.makespan_us, METHODS)) + " |"
+            for r in rows]
     out += ["", "## Mean over streams, relative to HEFT (< 1 is better)", "",
             "| load | metric | " + " | ".join(METHODS) + " |", "|---|---|" + "---|" * len(METHODS)]
     for load in cfg.loads:
@@ -303,14 +310,7 @@ def markdown(rows: Sequence[StreamRow], cfg: StreamConfig, train: dict[str, floa
                 "small slack in the bound)."), "",
                 "| load | seed | jobs | ops | " + " | ".join(small_methods)
                 + " | JCT LB | gap | CP-SAT status |", "|---|---|---|---|" + "---|" * 7]
-        for r in small:
-            best = min(r.jct_us.values())
-            cells = [(f"**{r.jct_us[m]:.0f}**" if r.jct_us[m] <= best + 1e-6 else f"{r.jct_us[m]:.0f}")
-                     for m in small_methods]
-            status = "proven optimal" if r.cpsat_optimal else (
-                "optimal on its grid" if r.cpsat_status == "OPTIMAL" else r.cpsat_status.lower())
-            out.append(f"| {r.load:g} | {r.seed} | {r.jobs} | {r.n_ops} | " + " | ".join(cells)
-                       + f" | {r.jct_lb_us:.0f} | {100 * (1 - r.jct_lb_us / best):.2f}% | {status} |")
+        out += [_jct_row(r, small_methods, gap_digits=2) for r in small]
         out.append("")
     return "\n".join(out)
 
