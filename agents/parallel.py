@@ -161,7 +161,9 @@ class RayPool:
     ones are marked failed. Each worker has up to ``pipeline_depth`` calls queued so that it
     starts the next one without waiting for the driver; a call's timeout starts when the call
     before it on that worker finished, and the calls queued behind a killed worker's call are
-    re-sent to other workers (not failed).
+    re-sent to other workers (not failed). When a worker process dies, Ray may also report the
+    call just before the fatal one as dead if its result had not reached the driver yet; that
+    design is then marked failed too (``pipeline_depth=1`` rules this out at some throughput).
     """
 
     def __init__(self, evaluator: Evaluator, num_workers: int | None = None,
