@@ -6,7 +6,8 @@ kernels of a training frame (``kind``, ``shape``, ``dtype``, ``op``, ``stride``,
 non-window sizes by a random factor (log-uniform in [1/4, 4]; element-wise ops are sometimes
 swapped for another), caps the work like the measured dataset, and emits the MLIR text with
 :func:`mlsysgym.ir.mlir_emit.emit`. Each row is labelled with *analytic* quantities computed
-from its shape — FLOPs, bytes read and bytes written — never with a runtime. Only op kinds of
+from its shape (:func:`analytic_labels`: FLOPs, bytes read and written, MACs, iteration points,
+each iteration-domain size and its power-of-two alignment) — never with a runtime. Only op kinds of
 the given frame are generated, so a held-out kind stays unseen.
 
 FLOPs follow the measured dataset's definition (the parsed linalg op's FLOPs,
@@ -22,12 +23,19 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+from mlsysgym.costmodels.mlir_text import MAX_RANK, alignment
 from mlsysgym.ir.mlir_emit import ELEMENTWISE_OPS, KernelSpec, KernelSpecError, emit
 
-__all__ = ["analytic_labels", "pretrain_frame", "spec_of_row"]
+__all__ = ["ALIGN_LABELS", "SIZE_LABELS", "analytic_labels", "label_frame", "pretrain_frame", "spec_of_row"]
 
 _WINDOW = {"conv_2d_nhwc_hwcf": (4, 5), "depthwise_conv_2d_nhwc_hwc": (4, 5)}
 _CONTRACTIONS = ("matmul", "batch_matmul", "conv_2d_nhwc_hwcf", "depthwise_conv_2d_nhwc_hwc")
+#: Iteration-domain sizes as labels: ``size<i>`` = the i-th size of the kernel's ``shape`` (0 if
+#: the kernel has fewer dims).
+SIZE_LABELS = tuple(f"size{i}" for i in range(MAX_RANK))
+#: ``align<i>`` = the power-of-two alignment of ``size<i>`` (trailing zero bits, ≤ 5; 0 if absent):
+#: whether a loop splits evenly into vector lanes shows in measured runtimes.
+ALIGN_LABELS = tuple(f"align{i}" for i in range(MAX_RANK))
 
 
 def _clean(v: Any, default: Any) -> Any:
@@ -57,14 +65,29 @@ def _flops_per_point(kind: str, op: str, dtype: str, reduce_dims: tuple[int, ...
 
 
 def analytic_labels(spec: KernelSpec) -> dict[str, float]:
-    """FLOPs, bytes read and bytes written of a kernel, from its shape alone."""
+    """FLOPs, bytes read and written, MACs, iteration points, the iteration-domain sizes
+    (:data:`SIZE_LABELS`) and their alignments (:data:`ALIGN_LABELS`) of a kernel, from its
+    shape alone."""
     if spec.kind in _CONTRACTIONS:
         flops = 2.0 * spec.macs
     else:
         flops = spec.points * _flops_per_point(spec.kind, spec.op, spec.dtype, spec.reduce_dims,
                                                len(spec.shape))
     read, written = spec.bytes()
-    return {"flops": float(flops), "bytes_read": float(read), "bytes_written": float(written)}
+    dims = [*spec.shape, *[0] * (len(SIZE_LABELS) - len(spec.shape))]
+    sizes = {k: float(d) for k, d in zip(SIZE_LABELS, dims)}
+    aligns = {k: float(alignment(d)) for k, d in zip(ALIGN_LABELS, dims)}
+    return {"flops": float(flops), "bytes_read": float(read), "bytes_written": float(written),
+            "macs": float(spec.macs), "points": float(spec.points), **sizes, **aligns}
+
+
+def label_frame(frame: Any) -> Any:
+    """:func:`analytic_labels` of every row of a kernel frame (``kind``, ``shape``, ...
+    columns), one column per label, same index."""
+    import pandas as pd
+
+    return pd.DataFrame([analytic_labels(spec_of_row(r)) for r in frame.to_dict("records")],
+                        index=frame.index)
 
 
 def _elements(spec: KernelSpec) -> int:
@@ -96,7 +119,8 @@ def _perturb(spec: KernelSpec, rng: np.random.Generator, max_macs: float,
 def pretrain_frame(frame: Any, n: int, seed: int = 0, max_macs: float = 2.5e8,
                    max_elements: float = 4e6) -> Any:
     """``n`` emitted kernels (columns ``mlir``, the kernel's design — ``kind``, ``shape``,
-    ``dtype``, ``op``, ... — and ``flops``, ``bytes_read``, ``bytes_written``): random perturbations of the frame's kernels, analytic labels only."""
+    ``dtype``, ``op``, ... — and its :func:`analytic_labels`): random perturbations of the
+    frame's kernels, analytic labels only."""
     import pandas as pd
 
     specs = []

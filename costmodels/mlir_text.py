@@ -37,7 +37,8 @@ alignment embeddings + a learned position embedding → pre-LayerNorm transforme
 additive padding mask, so the ONNX export is plain MatMul/Softmax) → masked mean pooling → a
 small MLP head, plus a *log-linear readout* Σ_t c(h_t) · value_t (a contextual weight per
 token times its log magnitude: log MACs and log bytes are such sums of log dims) → the
-standardized log runtime. Auxiliary outputs (log FLOPs, log bytes read and written:
+standardized log runtime. Auxiliary outputs (:data:`AUX_TARGETS`: log FLOPs, bytes read and
+written, MACs, iteration points, each iteration-domain size and its alignment — analytic
 functions of the text, used as extra training targets only) are computed first and fed to the
 runtime head. Trained with AdamW on MSE (+ an in-batch pairwise logistic ranking loss,
 ``rank_weight``), early-stopped on a validation split; ``members`` > 1 trains an ensemble
@@ -91,9 +92,9 @@ from mlsysgym.costmodels.base import (
 )
 from mlsysgym.simulators.evaluator import Design, Metrics
 
-__all__ = ["HAND_FEATURES", "NUMEL_SLOT", "SLOT_STRIDE", "MlirTextCostModel", "MlirTextError",
-           "MlirTokenizer", "OnnxMlirTextModel", "RooflineModel", "hand_features", "tokenize",
-           "tokenize_slots"]
+__all__ = ["ALIGN_FEATURES", "AUX_TARGETS", "HAND_FEATURES", "MAX_ALIGN", "NUMEL_SLOT", "SLOT_STRIDE",
+           "MlirTextCostModel", "MlirTextError", "MlirTokenizer", "OnnxMlirTextModel",
+           "RooflineModel", "alignment", "hand_features", "tokenize", "tokenize_slots"]
 
 KIND = "mlir_text"
 PAD, UNK = "<pad>", "<unk>"
@@ -129,6 +130,12 @@ _DIGITS = re.compile(r"\d+$")
 MAX_RANK = 7
 NUMEL_SLOT = MAX_RANK + 1
 N_SLOTS = NUMEL_SLOT + 1
+#: The auxiliary training targets by default: analytic functions of a kernel's text (FLOPs,
+#: bytes read/written, MACs, iteration points, each iteration-domain size and its power-of-two
+#: alignment; :func:`mlsysgym.costmodels.mlir_pretrain.analytic_labels`).
+AUX_TARGETS: tuple[str, ...] = ("flops", "bytes_read", "bytes_written", "macs", "points",
+                                *(f"size{i}" for i in range(MAX_RANK)),
+                                *(f"align{i}" for i in range(MAX_RANK)))
 #: A dim's slot also carries its alignment: slot + SLOT_STRIDE · a, a = the number of trailing
 #: zero bits of the size, capped at MAX_ALIGN (vector widths make multiples of 8/16 special).
 SLOT_STRIDE = 16
@@ -136,7 +143,7 @@ MAX_ALIGN = 5
 _NAME_SPLIT = re.compile(r"[._]")
 
 
-def _alignment(n: int) -> int:
+def alignment(n: int) -> int:
     """Trailing zero bits of ``n`` (0 for 0), capped at :data:`MAX_ALIGN`."""
     n = abs(int(n))
     return min((n & -n).bit_length() - 1, MAX_ALIGN) if n else 0
@@ -181,7 +188,7 @@ def _shaped_tokens(s: str, compact: bool) -> list[tuple[str, float, int]]:
             n = int(d)
             numel *= n
             out.append((f"<dim:{_magnitude(n)}>", math.log2(1 + n) / VALUE_SCALE,
-                        slot + SLOT_STRIDE * _alignment(n)))
+                        slot + SLOT_STRIDE * alignment(n)))
     out.append((elem, 0.0, 0))
     if dynamic:
         out.append(("<numel:?>", 0.0, NUMEL_SLOT))
@@ -515,6 +522,22 @@ def _export(module: Any, max_len: int) -> bytes:
 
 
 # ---- the cost model ------------------------------------------------------------------------------
+def _aux_labels(frame: Any, wanted: Sequence[str]) -> Any:
+    """The auxiliary training targets of a kernel frame: each wanted column the frame has, the
+    others computed from its ``kind``/``shape`` columns when it has them
+    (:func:`mlsysgym.costmodels.mlir_pretrain.analytic_labels`); unavailable ones are skipped."""
+    cols = {c: frame[c] for c in wanted if c in frame.columns}
+    missing = [c for c in wanted if c not in cols]
+    if missing and {"kind", "shape"} <= set(frame.columns):
+        from mlsysgym.costmodels.mlir_pretrain import label_frame
+
+        computed = label_frame(frame)
+        cols.update({c: computed[c] for c in missing if c in computed.columns})
+    import pandas as pd
+
+    return pd.DataFrame({c: cols[c] for c in wanted if c in cols}, index=frame.index)
+
+
 def _sgd_step(net: Any, opt: Any, sched: Any, loss: Any) -> None:
     """One optimizer step on ``loss``: gradients clipped to norm 1, then the LR schedule steps."""
     import torch
@@ -540,8 +563,11 @@ class MlirTextCostModel(CostModel):
     ``pretrain=n`` first trains the encoder for ``pretrain_epochs`` epochs on ``n`` unmeasured
     kernels emitted from perturbed shapes of the training rows
     (:func:`mlsysgym.costmodels.mlir_pretrain.pretrain_frame`; needs the frame's ``kind`` and
-    ``shape`` columns) to predict their analytic log FLOPs and bytes (the auxiliary outputs; no
-    runtime), and every member fine-tunes from those weights.
+    ``shape`` columns) to predict their analytic auxiliary targets (no runtime), and every
+    member fine-tunes from those weights (``finetune_lr_scale`` scales the fine-tuning
+    learning rate; 0.3 did worse than 1). The benchmark trains with ``pretrain=100000,
+    pretrain_epochs=2`` (~10 min on this machine); the library default stays 0 so that a
+    plain ``fit`` takes minutes, not a quarter hour.
     """
 
     kind = KIND
@@ -551,9 +577,10 @@ class MlirTextCostModel(CostModel):
         "d_model": 48, "heads": 4, "layers": 2, "ffn": 96, "dropout": 0.0, "max_len": 160,
         "epochs": 40, "patience": 8, "batch_size": 32, "learning_rate": 3e-3,
         "weight_decay": 1e-4, "min_count": 1, "compact": True, "threads": 1,
-        "max_seconds": 600.0, "aux_targets": ("flops", "bytes_read", "bytes_written"),
+        "max_seconds": 600.0, "aux_targets": AUX_TARGETS,
         "aux_weight": 0.3, "rank_weight": 0.5, "token_dropout": 0.0,
-        "pool": "mean", "alignment": True, "readouts": 0, "pretrain": 0, "pretrain_epochs": 3}
+        "pool": "mean", "alignment": True, "readouts": 0, "pretrain": 0, "pretrain_epochs": 3,
+        "finetune_lr_scale": 1.0}
 
     def __init__(self, members: int = 1, seed: int = 0, text_column: str = "mlir",
                  **hyperparameters: Any) -> None:
@@ -591,9 +618,10 @@ class MlirTextCostModel(CostModel):
             raise MlirTextError(f"need >= 8 rows with positive finite {target!r}; drop bad rows")
         texts = _texts_of(frame, self.text_column)
         hp = self.hyperparameters
-        aux_cols = [c for c in hp["aux_targets"] if c in frame.columns]
-        aux = np.column_stack([np.log1p(np.maximum(frame[c].to_numpy(np.float64), 0.0))
-                               for c in aux_cols]) if aux_cols else np.zeros((len(y), 0))
+        labels = _aux_labels(frame, hp["aux_targets"])
+        aux_cols = list(labels.columns)
+        aux = np.log1p(np.maximum(labels.to_numpy(np.float64), 0.0)) if aux_cols \
+            else np.zeros((len(y), 0))
         aux_mu, aux_sd = aux.mean(0), np.maximum(aux.std(0), 1e-9)
         if aux.shape[1]:
             aux = (aux - aux_mu) / aux_sd
@@ -674,7 +702,7 @@ class MlirTextCostModel(CostModel):
 
     def _pretrain(self, frame: Any, aux_cols: Sequence[str], mu: np.ndarray,
                   sd: np.ndarray) -> dict[str, Any]:
-        """Weights of a network trained only on the auxiliary outputs (log FLOPs/bytes,
+        """Weights of a network trained only on the auxiliary outputs (analytic labels,
         standardized like the measured rows') of ``pretrain`` emitted, unmeasured kernels."""
         import torch
         from mlsysgym.costmodels.mlir_pretrain import pretrain_frame
@@ -721,8 +749,9 @@ class MlirTextCostModel(CostModel):
     def _train(self, tr: EncodedTexts, z: np.ndarray, va: EncodedTexts, zv: np.ndarray,
                aux: np.ndarray, seed: int, init: dict[str, Any] | None = None) -> Any:
         """The trained network: MSE on the standardized log target plus ``aux_weight`` × MSE on
-        the standardized log auxiliary targets (FLOPs, bytes: sizes the text determines, which
-        teach the network to read shapes), early-stopped on the target's validation MSE."""
+        the standardized log auxiliary targets (FLOPs, bytes, sizes, alignments: what the text
+        determines, which teaches the network to read shapes), early-stopped on the target's
+        validation MSE."""
         import copy
 
         import torch
@@ -742,11 +771,10 @@ class MlirTextCostModel(CostModel):
         lengths = (tr.tokens != 0).sum(1)
         n, bs, epochs = len(yt), int(hp["batch_size"]), int(hp["epochs"])
         steps_per_epoch = (n + bs - 1) // bs
-        opt = torch.optim.AdamW(net.parameters(), lr=float(hp["learning_rate"]),
-                                weight_decay=float(hp["weight_decay"]))
+        lr = float(hp["learning_rate"]) * (float(hp["finetune_lr_scale"]) if init else 1.0)
+        opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=float(hp["weight_decay"]))
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=float(hp["learning_rate"]), total_steps=max(epochs * steps_per_epoch, 1),
-            pct_start=0.15)
+            opt, max_lr=lr, total_steps=max(epochs * steps_per_epoch, 1), pct_start=0.15)
         gen = np.random.default_rng(seed)
         w_rank = float(hp["rank_weight"])
         p_drop = float(hp["token_dropout"])
@@ -929,13 +957,17 @@ class OnnxMlirTextModel(MlirTextCostModel):
 HAND_FEATURES: tuple[str, ...] = (
     "kind", "op", "rank", "log2_macs", "log2_flops", "log2_bytes_read", "log2_bytes_written",
     "log2_bytes", "log2_intensity", "log2_points", "stride_f", *(f"log2_d{i}" for i in range(7)))
+#: Not in the issue's hand-feature list, added for a reference model: each iteration-domain
+#: size's power-of-two alignment (trailing zero bits, ≤ 5), which the text model's tokenizer sees.
+ALIGN_FEATURES: tuple[str, ...] = tuple(f"align_d{i}" for i in range(7))
 
 
 def hand_features(frame: Any) -> Any:
     """A copy of a kernel-dataset frame with the :data:`HAND_FEATURES` columns added: op kind
     and element-wise/reduction op (categorical), rank, log2 of MACs, FLOPs, bytes read, written
     and total, arithmetic intensity (FLOPs per byte), the output points (product of the
-    ``shape`` iteration domain), stride, and log2 of each iteration-domain size (0 if absent)."""
+    ``shape`` iteration domain), stride, and log2 of each iteration-domain size (0 if absent);
+    plus the :data:`ALIGN_FEATURES` columns (alignment of each size, 0 if absent)."""
     import pandas as pd
 
     f = frame.copy()
@@ -953,6 +985,7 @@ def hand_features(frame: Any) -> Any:
     f["log2_points"] = [math.log2(max(math.prod(d), 1)) for d in dims]
     for i in range(7):
         f[f"log2_d{i}"] = [math.log2(d[i]) if i < len(d) else 0.0 for d in dims]
+        f[f"align_d{i}"] = [float(alignment(d[i])) if i < len(d) else 0.0 for d in dims]
     f["stride_f"] = pd.to_numeric(f.get("stride", 1), errors="coerce").fillna(1.0).astype(float)
     return f
 

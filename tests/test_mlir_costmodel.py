@@ -215,6 +215,9 @@ def test_hand_features(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     assert set(HAND_FEATURES) <= set(f.columns)
     row = f.iloc[1]  # a matmul
     assert row["log2_points"] == pytest.approx(sum(math.log2(int(s)) for s in row["shape"].split("x")))
+    dims = [int(s) for s in row["shape"].split("x")]
+    assert [row[f"align_d{i}"] for i in range(len(dims))] == [
+        min((d & -d).bit_length() - 1, 5) for d in dims]  # 2^k | d, k ≤ 5
     assert np.isfinite(f[[c for c in HAND_FEATURES if c not in ("kind", "op")]].to_numpy(float)).all()
 
 
@@ -238,6 +241,9 @@ def test_pretrain_labels_match_a_hand_computed_matmul() -> None:
     assert labels["flops"] == 2 * 4 * 8 * 16              # 2 FLOPs per MAC of (M, N, K)
     assert labels["bytes_read"] == (4 * 16 + 16 * 8) * 4  # A (M×K) and B (K×N), f32
     assert labels["bytes_written"] == 4 * 8 * 4
+    assert labels["macs"] == labels["points"] == 4 * 8 * 16
+    assert [labels[f"size{i}"] for i in range(4)] == [4, 8, 16, 0]  # (M, N, K), 0 if absent
+    assert [labels[f"align{i}"] for i in range(4)] == [2, 3, 4, 0]  # 4 = 2^2, 8 = 2^3, 16 = 2^4
     # element-wise FLOPs per point come from the parsed text, like the measured dataset's
     add = analytic_labels(KernelSpec("elementwise", (6, 5), op="add"))
     assert add["flops"] == 30 and add["bytes_read"] == 2 * 30 * 4
@@ -256,6 +262,19 @@ def test_pretrain_frame_is_deterministic_and_keeps_kinds(data: tuple[pd.DataFram
         spec = spec_of_row(row)
         assert emit(spec).mlir == row["mlir"]
         assert analytic_labels(spec)["flops"] == row["flops"]
+
+
+def test_aux_labels_come_from_columns_or_from_the_shape(
+        data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    from mlsysgym.costmodels.mlir_text import _aux_labels
+
+    train = data[0].head(20)
+    labels = _aux_labels(train.drop(columns=["macs"]), ("flops", "macs", "size0", "nonsense"))
+    assert list(labels.columns) == ["flops", "macs", "size0"]
+    np.testing.assert_array_equal(labels["flops"], train["flops"])   # the measured column
+    np.testing.assert_array_equal(labels["macs"], train["macs"])     # computed from the shape
+    assert (labels["size0"] == [float(s.split("x")[0]) for s in train["shape"]]).all()
+    assert list(_aux_labels(train.drop(columns=["shape"]), ("flops", "size0")).columns) == ["flops"]
 
 
 def test_fit_with_pretraining(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
