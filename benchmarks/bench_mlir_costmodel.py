@@ -79,6 +79,7 @@ def scores(y: np.ndarray, p: np.ndarray, kinds: np.ndarray) -> dict[str, float]:
 def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) -> dict[str, Any]:
     """Train the models on one split (text, LightGBM, roofline, LightGBM + alignment reference);
     held-out scores, fit times and reports."""
+    from mlsysgym.costmodels.metrics import tau_difference
     from mlsysgym.costmodels.mlir_text import (
         ALIGN_FEATURES,
         HAND_FEATURES,
@@ -97,15 +98,24 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
                            "models": {}}
     models: dict[str, Any] = {}
 
-    t = time.perf_counter()
-    text = MlirTextCostModel(members=args.members, seed=args.seed, **_text_config(args)).fit(
-        train, targets=["runtime_us"])
-    models["mlir_text"] = (text, time.perf_counter() - t)
-    res["text_epochs"] = len(text.history)
-    res["text_history"] = text.history
-    res["text_pretrain_history"] = text.pretrain_history
     text_dir = out_dir / _slug(name) / "mlir_text_model"
-    text.save(text_dir)
+    if args.reuse_text_model:  # rescore the saved model; its training record is the last run's
+        last = {r["split"]: r for r in json.loads((out_dir / "results.json").read_text())["results"]}
+        if name not in last or not text_dir.is_dir():
+            raise SystemExit(f"--reuse-text-model: no saved text model and results for {name!r}")
+        models["mlir_text"] = (MlirTextCostModel.load(text_dir),
+                               last[name]["models"]["mlir_text"]["fit_seconds"])
+        res.update({k: last[name][k] for k in ("text_epochs", "text_history",
+                                                "text_pretrain_history")})
+    else:
+        t = time.perf_counter()
+        text = MlirTextCostModel(members=args.members, seed=args.seed, **_text_config(args)).fit(
+            train, targets=["runtime_us"])
+        models["mlir_text"] = (text, time.perf_counter() - t)
+        res["text_epochs"] = len(text.history)
+        res["text_history"] = text.history
+        res["text_pretrain_history"] = text.pretrain_history
+        text.save(text_dir)
 
     t = time.perf_counter()
     gbm = LightGBMCostModel(seed=args.seed).fit(
@@ -125,14 +135,17 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
         categorical=["kind", "op"], log_features=[], target_transform="log")
     models["lightgbm_hand_align"] = (gbm_align, time.perf_counter() - t)
 
+    preds = {}
     for mname, (model, fit_s) in models.items():
-        p = model.predict(test).values["runtime_us"]
+        p = preds[mname] = model.predict(test).values["runtime_us"]
         s = scores(y, p, kinds)
         s["fit_seconds"] = fit_s
         s["ood_share"] = float(np.mean(model.predict(test).ood))
         res["models"][mname] = s
         write_report(model, test, out_dir / _slug(name) / mname, group="kind",
                      title=f"{mname} / {name}")
+    res["tau_vs"] = {m: tau_difference(y, preds["mlir_text"], preds[m], args.bootstrap, args.seed)
+                     for m in preds if m != "mlir_text"}
     return res
 
 
@@ -179,7 +192,9 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
              "roofline": "roofline (fitted)",
              "lightgbm_hand_align": "*reference:* LightGBM, hand features + alignment"}
     lines = ["# MLIR kernel cost model: text transformer vs. hand-feature GBM vs. roofline", "",
-             f"Command: `{meta['command']}`", "",
+             f"Command: `{meta['command']}`"
+             + (f" (scores recomputed from the saved text models by `{meta['rescored_by']}`)"
+                if meta.get("rescored_by") else ""), "",
              (f"Dataset: `{meta['data']}` — {meta['rows']} measured kernels (ok rows), "
               f"{meta['kinds']} op kinds, {meta['models']} source models; target `runtime_us` "
               f"(median, iree-cpu on {meta['cpu']}). Machine shared with other jobs "
@@ -229,6 +244,13 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                           f"{'yes' if t['mlir_text']['kendall_tau'] > ref else 'no'})"
                           if (ref := t.get("lightgbm_hand_align", {}).get("kendall_tau"))
                           is not None else "") + "."), ""]
+        if "tau_vs" in r:
+            gaps = [f"{names[m].replace('*reference:* ', 'reference ')} "
+                    f"{d['diff']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}], text better in "
+                    f"{100 * d['share_a_better']:.0f}% of resamples"
+                    for m, d in r["tau_vs"].items()]
+            lines += [(f"τ(text) − τ(other), paired bootstrap over the {r['test_rows']} held-out "
+                       f"kernels (observed [95% interval]): {'; '.join(gaps)}."), ""]
     lat = meta["latency"]
     lines += ["## Verdict", "",
               (f"The text model beats both baselines in Kendall τ on {sum(wins)} of {len(wins)} "
@@ -285,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--aux", nargs="*", default=list(AUX_TARGETS),
                     help="auxiliary targets (analytic labels of the text, training only; "
                          "costmodels/mlir_pretrain.py analytic_labels)")
+    ap.add_argument("--bootstrap", type=int, default=1000,
+                    help="paired bootstrap resamples of the held-out kernels for the τ gaps")
+    ap.add_argument("--reuse-text-model", action="store_true",
+                    help="rescore the text models saved in --out-dir by the last run (no "
+                         "training; baselines are refitted, deterministic)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="run the splits in this many parallel processes")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments/results/mlir_costmodel")
@@ -334,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             "cpu": machine.get("cpu", platform.processor()), "load": f"{os.getloadavg()[0]:.1f}",
             "latency": lat, "seconds": time.perf_counter() - t0,
             "text_config": _describe_text(args), "findings": findings}
+    if args.reuse_text_model:  # the models were trained by the last run: keep its record
+        last = json.loads((args.out_dir / "results.json").read_text())["meta"]
+        meta.update({k: last[k] for k in ("command", "seconds", "text_config", "load")},
+                    rescored_by=" ".join(["python", *sys.argv]))
     (args.out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": results},
                                                           indent=1, default=float))
     md = to_markdown(results, meta)

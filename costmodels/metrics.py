@@ -16,6 +16,9 @@ Definitions (``y`` true values, ``p`` predictions, n pairs; all pure NumPy funct
 - ``top_k_score`` (TenSet, lower is better, e.g. latency): ``min(y) / min(y[top-k by p])`` in
   (0, 1], 1 when one of the model's k best picks is the true best. Its inverse,
   ``top_k_ratio = min(y[top-k]) / min(y) ≥ 1``, is how much slower the best pick is.
+- ``tau_difference``: a paired bootstrap of ``kendall_tau(y, p_a) - kendall_tau(y, p_b)`` over
+  resampled rows: the observed difference, a 95 % interval and the share of resamples where
+  model a ranks better (is the gap larger than the test set's sampling noise?).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from mlsysgym.ir.errors import MlsysgymError
 
 __all__ = ["MetricInputError", "by_group", "kendall_tau", "mape_pct", "nrmse_pct",
            "pairwise_accuracy", "r2", "regression_report", "rms_rel_pct", "rmse",
-           "top_k_ratio", "top_k_score"]
+           "tau_difference", "top_k_ratio", "top_k_score"]
 
 
 class MetricInputError(MlsysgymError):
@@ -85,6 +88,22 @@ def kendall_tau(y: Any, p: Any) -> float:
     from scipy.stats import kendalltau
 
     return float(kendalltau(y, p).statistic)
+
+
+def tau_difference(y: Any, p_a: Any, p_b: Any, n_boot: int = 1000,
+                   seed: int = 0) -> dict[str, float]:
+    """Paired bootstrap of Kendall τ(y, p_a) − τ(y, p_b): ``diff`` (on all rows), ``lo``/``hi``
+    (2.5th/97.5th percentiles over ``n_boot`` row resamples) and ``share_a_better``."""
+    y, p_a = _pair(y, p_a)
+    _, p_b = _pair(y, p_b)
+    rng = np.random.default_rng(seed)
+    diffs = np.empty(n_boot)
+    for b in range(n_boot):
+        i = rng.integers(len(y), size=len(y))
+        diffs[b] = kendall_tau(y[i], p_a[i]) - kendall_tau(y[i], p_b[i])
+    lo, hi = np.percentile(diffs, [2.5, 97.5])
+    return {"diff": kendall_tau(y, p_a) - kendall_tau(y, p_b), "lo": float(lo), "hi": float(hi),
+            "share_a_better": float(np.mean(diffs > 0))}
 
 
 def pairwise_accuracy(y: Any, p: Any, max_exact: int = 4000, n_pairs: int = 400_000,

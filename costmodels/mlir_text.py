@@ -92,9 +92,10 @@ from mlsysgym.costmodels.base import (
 )
 from mlsysgym.simulators.evaluator import Design, Metrics
 
-__all__ = ["ALIGN_FEATURES", "AUX_TARGETS", "HAND_FEATURES", "MAX_ALIGN", "NUMEL_SLOT", "SLOT_STRIDE",
-           "MlirTextCostModel", "MlirTextError", "MlirTokenizer", "OnnxMlirTextModel",
-           "RooflineModel", "alignment", "hand_features", "tokenize", "tokenize_slots"]
+__all__ = ["ALIGN_FEATURES", "AUX_TARGETS", "HAND_FEATURES", "MAX_ALIGN", "NUMEL_SLOT",
+           "SLOT_STRIDE", "MlirTextCostModel", "MlirTextError", "MlirTokenizer",
+           "OnnxMlirTextModel", "RooflineModel", "alignment", "hand_features", "tokenize",
+           "tokenize_slots"]
 
 KIND = "mlir_text"
 PAD, UNK = "<pad>", "<unk>"

@@ -41,6 +41,16 @@ def test_metrics_hand_computed():
     assert M.by_group(y, p, ["a", "a", "b"], "mape_pct") == pytest.approx({"a": 25.0, "b": 25.0})
 
 
+def test_tau_difference_paired_bootstrap():
+    y = np.arange(1.0, 41.0)
+    perfect, reversed_ = y.copy(), -y
+    d = M.tau_difference(y, perfect, reversed_, n_boot=50)
+    assert d["diff"] == pytest.approx(2.0)                # τ = 1 vs τ = −1
+    assert d["lo"] == pytest.approx(2.0) and d["share_a_better"] == 1.0
+    same = M.tau_difference(y, perfect, perfect, n_boot=50)
+    assert same["diff"] == same["lo"] == same["hi"] == 0.0 and same["share_a_better"] == 0.0
+
+
 def test_metrics_reject_bad_input():
     with pytest.raises(M.MetricInputError):
         M.rmse([1.0, 2.0], [1.0])
