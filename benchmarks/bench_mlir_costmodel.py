@@ -232,6 +232,9 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         beat = (t["mlir_text"]["kendall_tau"] > t["lightgbm_hand"]["kendall_tau"]
                 and t["mlir_text"]["kendall_tau"] > t["roofline"]["kendall_tau"])
         wins.append(beat)
+        ref = t.get("lightgbm_hand_align")
+        ref_note = "" if ref is None else (" (and the alignment reference: " + (
+            "yes)" if t["mlir_text"]["kendall_tau"] > ref["kendall_tau"] else "no)"))
         rp = r["roofline_params"]
         lines += ["", (f"Text model: {r['text_epochs']} epochs run over its member(s) (best "
                        f"validation epoch kept); "
@@ -239,11 +242,7 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                        f"out of distribution. Roofline fit: peak {rp['peak_gflops']:.2f} GFLOP/s, "
                        f"bandwidth {rp['bandwidth_gbps']:.2f} GB/s, overhead {rp['t0_us']:.2f} µs. "
                        f"Text model beats both baselines in Kendall τ: "
-                       f"**{'yes' if beat else 'no'}**"
-                       + (f" (and the alignment reference: "
-                          f"{'yes' if t['mlir_text']['kendall_tau'] > ref else 'no'})"
-                          if (ref := t.get("lightgbm_hand_align", {}).get("kendall_tau"))
-                          is not None else "") + "."), ""]
+                       f"**{'yes' if beat else 'no'}**{ref_note}."), ""]
         if "tau_vs" in r:
             gaps = [f"{names[m].replace('*reference:* ', 'reference ')} "
                     f"{d['diff']:+.4f} [{d['lo']:+.4f}, {d['hi']:+.4f}], text better in "

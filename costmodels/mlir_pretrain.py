@@ -23,19 +23,20 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from mlsysgym.costmodels.mlir_text import MAX_RANK, alignment
+from mlsysgym.costmodels.mlir_text import AUX_TARGETS, alignment
 from mlsysgym.ir.mlir_emit import ELEMENTWISE_OPS, KernelSpec, KernelSpecError, emit
 
-__all__ = ["ALIGN_LABELS", "SIZE_LABELS", "analytic_labels", "label_frame", "pretrain_frame", "spec_of_row"]
+__all__ = ["ALIGN_LABELS", "SIZE_LABELS", "analytic_labels", "label_frame", "pretrain_frame",
+           "spec_of_row"]
 
 _WINDOW = {"conv_2d_nhwc_hwcf": (4, 5), "depthwise_conv_2d_nhwc_hwc": (4, 5)}
 _CONTRACTIONS = ("matmul", "batch_matmul", "conv_2d_nhwc_hwcf", "depthwise_conv_2d_nhwc_hwc")
 #: Iteration-domain sizes as labels: ``size<i>`` = the i-th size of the kernel's ``shape`` (0 if
 #: the kernel has fewer dims).
-SIZE_LABELS = tuple(f"size{i}" for i in range(MAX_RANK))
+SIZE_LABELS = tuple(c for c in AUX_TARGETS if c.startswith("size"))
 #: ``align<i>`` = the power-of-two alignment of ``size<i>`` (trailing zero bits, ≤ 5; 0 if absent):
 #: whether a loop splits evenly into vector lanes shows in measured runtimes.
-ALIGN_LABELS = tuple(f"align{i}" for i in range(MAX_RANK))
+ALIGN_LABELS = tuple(c for c in AUX_TARGETS if c.startswith("align"))
 
 
 def _clean(v: Any, default: Any) -> Any:
