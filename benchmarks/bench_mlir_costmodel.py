@@ -137,10 +137,11 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
 
     preds = {}
     for mname, (model, fit_s) in models.items():
-        p = preds[mname] = model.predict(test).values["runtime_us"]
+        pred = model.predict(test)
+        p = preds[mname] = pred.values["runtime_us"]
         s = scores(y, p, kinds)
         s["fit_seconds"] = fit_s
-        s["ood_share"] = float(np.mean(model.predict(test).ood))
+        s["ood_share"] = float(np.mean(pred.ood))
         res["models"][mname] = s
         write_report(model, test, out_dir / _slug(name) / mname, group="kind",
                      title=f"{mname} / {name}")
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rank-weight", type=float, default=0.5)
     ap.add_argument("--pretrain", type=int, default=100_000,
                     help="pretrain the text encoder on this many unmeasured emitted kernels "
-                         "(analytic FLOPs/bytes labels) before fitting runtime; 0 = off")
+                         "(labelled with --aux, no runtime) before fitting runtime; 0 = off")
     ap.add_argument("--pretrain-epochs", type=int, default=2)
     ap.add_argument("--finetune-lr-scale", type=float, default=1.0,
                     help="learning-rate factor when fine-tuning a pretrained encoder")

@@ -567,7 +567,7 @@ class MlirTextCostModel(CostModel):
     ``shape`` columns) to predict their analytic auxiliary targets (no runtime), and every
     member fine-tunes from those weights (``finetune_lr_scale`` scales the fine-tuning
     learning rate; 0.3 did worse than 1). The benchmark trains with ``pretrain=100000,
-    pretrain_epochs=2`` (~10 min on this machine); the library default stays 0 so that a
+    pretrain_epochs=2`` (9 min alone on this machine); the library default stays 0 so that a
     plain ``fit`` takes minutes, not a quarter hour.
     """
 
