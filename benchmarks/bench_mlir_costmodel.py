@@ -110,7 +110,7 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
     else:
         t = time.perf_counter()
         text = MlirTextCostModel(members=args.members, seed=args.seed, **_text_config(args)).fit(
-            train, targets=["runtime_us"])
+            train, targets=["runtime_us"], unlabeled=unlabeled_kernels(args.unlabeled))
         models["mlir_text"] = (text, time.perf_counter() - t)
         res["text_epochs"] = len(text.history)
         res["text_history"] = text.history
@@ -150,12 +150,27 @@ def run_split(frame: Any, name: str, args: argparse.Namespace, out_dir: Path) ->
     return res
 
 
+def unlabeled_kernels(source: str) -> Any:
+    """Kernels without runtimes for the text model's pretraining: ``zoo`` = every distinct
+    linalg kernel of the zoo models (``experiments/mlir_measure.zoo_kernel_specs``, design
+    columns only), ``none`` = no extra kernels."""
+    if source == "none":
+        return None
+    import pandas as pd
+
+    sys.path.insert(0, str(ROOT))
+    from experiments.mlir_measure import zoo_kernel_specs
+
+    return pd.DataFrame([spec.to_design() for _, spec in zoo_kernel_specs()])
+
+
 def _text_config(args: argparse.Namespace) -> dict[str, Any]:
     return {"epochs": args.epochs, "patience": args.patience, "max_seconds": args.max_seconds,
             "batch_size": args.batch_size, "rank_weight": args.rank_weight,
             "dropout": args.dropout, "token_dropout": args.token_dropout,
             "pretrain": args.pretrain, "pretrain_epochs": args.pretrain_epochs,
-            "finetune_lr_scale": args.finetune_lr_scale, "aux_targets": tuple(args.aux)}
+            "finetune_lr_scale": args.finetune_lr_scale, "aux_targets": tuple(args.aux),
+            "periodic": args.periodic}
 
 
 def _slug(name: str) -> str:
@@ -267,7 +282,9 @@ def _describe_text(args: argparse.Namespace) -> str:
     from mlsysgym.costmodels.mlir_text import MlirTextCostModel
 
     hp = {**MlirTextCostModel.DEFAULTS, **_text_config(args)}
-    return (f"{hp['layers']} pre-LN layers, d_model {hp['d_model']}, {hp['heads']} heads, "
+    return ((f"numbers also get a periodic embedding (sin/cos of the log value at "
+             f"{hp['periodic']} learned frequencies); " if hp["periodic"] else "")
+            + f"{hp['layers']} pre-LN layers, d_model {hp['d_model']}, {hp['heads']} heads, "
             f"FFN {hp['ffn']}, dropout {hp['dropout']}, token dropout {hp['token_dropout']}, "
             f"mean pooling + log-linear readout, {args.members} member(s), "
             f"≤ {hp['epochs']} epochs (patience {hp['patience']}), batch {hp['batch_size']}, "
@@ -275,8 +292,10 @@ def _describe_text(args: argparse.Namespace) -> str:
             f"(log1p of {', '.join(hp['aux_targets'])}; analytic functions "
             "of the text)"
             + (f", encoder pretrained for {hp['pretrain_epochs']} epochs on {hp['pretrain']} "
-               "unmeasured emitted kernels (perturbed training shapes) to predict the "
-               "auxiliary targets" if hp["pretrain"] else ""))
+               "unmeasured emitted kernels (perturbed shapes of the training kernels"
+               + (" and of every zoo model's kernels, held-out ones included — texts only, "
+                  "never their runtimes" if args.unlabeled == "zoo" else "")
+               + ") to predict the auxiliary targets" if hp["pretrain"] else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pretrain-epochs", type=int, default=2)
     ap.add_argument("--finetune-lr-scale", type=float, default=1.0,
                     help="learning-rate factor when fine-tuning a pretrained encoder")
+    ap.add_argument("--periodic", type=int, default=16,
+                    help="frequencies of the periodic number embedding (0 = linear only)")
+    ap.add_argument("--unlabeled", choices=("none", "zoo"), default="zoo",
+                    help="extra kernels without runtimes that seed pretraining: every zoo "
+                         "model's kernels (held-out ones included, never their runtimes)")
     ap.add_argument("--aux", nargs="*", default=list(AUX_TARGETS),
                     help="auxiliary targets (analytic labels of the text, training only; "
                          "costmodels/mlir_pretrain.py analytic_labels)")

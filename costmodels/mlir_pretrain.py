@@ -27,7 +27,7 @@ from mlsysgym.costmodels.mlir_text import AUX_TARGETS, alignment
 from mlsysgym.ir.mlir_emit import ELEMENTWISE_OPS, KernelSpec, KernelSpecError, emit
 
 __all__ = ["ALIGN_LABELS", "SIZE_LABELS", "analytic_labels", "label_frame", "pretrain_frame",
-           "spec_of_row"]
+           "seed_frame", "spec_of_row"]
 
 _WINDOW = {"conv_2d_nhwc_hwcf": (4, 5), "depthwise_conv_2d_nhwc_hwc": (4, 5)}
 _CONTRACTIONS = ("matmul", "batch_matmul", "conv_2d_nhwc_hwcf", "depthwise_conv_2d_nhwc_hwc")
@@ -89,6 +89,28 @@ def label_frame(frame: Any) -> Any:
 
     return pd.DataFrame([analytic_labels(spec_of_row(r)) for r in frame.to_dict("records")],
                         index=frame.index)
+
+
+DESIGN_COLUMNS = ("kind", "shape", "dtype", "op", "stride", "dilation", "reduce_dims")
+
+
+def seed_frame(frame: Any, unlabeled: Any) -> Any:
+    """The seeds of pretraining: ``frame``'s rows (``mlir`` and design columns), then the
+    ``unlabeled`` kernels' (emitted from their design when they have no ``mlir`` column; rows
+    that cannot be emitted are dropped)."""
+    import pandas as pd
+
+    rows = []
+    for r in unlabeled.to_dict("records"):
+        try:
+            spec = spec_of_row(r)
+        except (KernelSpecError, KeyError, ValueError):
+            continue
+        text = r.get("mlir")
+        rows.append({"mlir": text if isinstance(text, str) else emit(spec).mlir,
+                     **spec.to_design()})
+    cols = ["mlir", *(c for c in DESIGN_COLUMNS if c in frame.columns)]
+    return pd.concat([frame[cols], pd.DataFrame(rows, columns=cols)], ignore_index=True)
 
 
 def _elements(spec: KernelSpec) -> int:

@@ -267,12 +267,16 @@ class MlirTokenizer:
     max_len: int = 128
     value_range: tuple[float, float] = (-math.inf, math.inf)
     compact: bool = True
+    #: ids ≥ ``known`` are tokens only of unmeasured texts: encoding them flags the row OOD
+    known: int | None = None
 
     @classmethod
     def fit(cls, texts: Iterable[str], min_count: int = 1, max_len: int = 128,
-            compact: bool = True) -> MlirTokenizer:
+            compact: bool = True, unmeasured: Iterable[str] = ()) -> MlirTokenizer:
         """A vocabulary from ``texts``: the special tokens, then tokens seen ≥ ``min_count``
-        times, in order of decreasing count (ties alphabetically)."""
+        times, in order of decreasing count (ties alphabetically); then the tokens that only
+        ``unmeasured`` texts have (pretraining kernels without runtimes), which keep their own
+        embedding but still flag a row out of distribution."""
         counts: Counter[str] = Counter()
         lo, hi = math.inf, -math.inf
         n = 0
@@ -289,8 +293,12 @@ class MlirTokenizer:
         for s, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             if c >= min_count and s not in vocab:
                 vocab[s] = len(vocab)
+        known = len(vocab)
+        extra = Counter(s for t in unmeasured for s, _ in tokenize(t, compact))
+        for s, _c in sorted(extra.items(), key=lambda kv: (-kv[1], kv[0])):
+            vocab.setdefault(s, len(vocab))
         return cls(vocab, int(max_len), (float(lo), float(hi)) if lo <= hi else (0.0, 0.0),
-                   compact)
+                   compact, known)
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -305,6 +313,7 @@ class MlirTokenizer:
         if not self.vocab:
             raise NotFittedError("MlirTokenizer has no vocabulary; build one with MlirTokenizer.fit")
         unk = self.vocab[UNK]
+        known = len(self.vocab) if self.known is None else self.known
         rows = [tokenize_slots(t, self.compact) for t in texts]
         longest = max((len(r) for r in rows), default=1)
         length = max(1, min(longest, self.max_len)) if pad_to is None else int(pad_to)
@@ -325,7 +334,7 @@ class MlirTokenizer:
             num[i, :len(vals)] = vals
             slot[i, :len(ids)] = [k for _, _, k in r]
             unks[i] = sum(1 for j in ids if j == unk)
-            if unks[i] or any(v != 0.0 and not (lo - 1e-9 <= v <= hi + 1e-9) for v in vals):
+            if unks[i] or max(ids, default=0) >= known or any(v != 0.0 and not (lo - 1e-9 <= v <= hi + 1e-9) for v in vals):
                 ood[i] = True
         return EncodedTexts(tok, num, slot, ood, unks)
 
@@ -335,7 +344,7 @@ class MlirTokenizer:
         return {"tokens": [s for s, _ in inv], "max_len": self.max_len,
                 "value_range": list(self.value_range), "value_scale": VALUE_SCALE,
                 "max_bits": MAX_BITS, "compact": self.compact, "slot_stride": SLOT_STRIDE,
-                "numel_slot": NUMEL_SLOT}
+                "numel_slot": NUMEL_SLOT, "known": self.known}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> MlirTokenizer:
@@ -347,7 +356,7 @@ class MlirTokenizer:
                                  "element-count tokens); retrain the model")
         lo, hi = d.get("value_range", [-math.inf, math.inf])
         return cls({s: i for i, s in enumerate(d["tokens"])}, int(d["max_len"]),
-                   (float(lo), float(hi)), bool(d.get("compact", True)))
+                   (float(lo), float(hi)), bool(d.get("compact", True)), d.get("known"))
 
 
 def _texts_of(inputs: Any, column: str) -> list[str]:
@@ -386,7 +395,8 @@ def _take(enc: EncodedTexts, rows: np.ndarray) -> EncodedTexts:
 # ---- network (torch; training only) ------------------------------------------------------------
 def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, layers: int,
                    ffn: int, dropout: float, seed: int, n_out: int = 1,
-                   pool: str = "mean", use_align: bool = True, readouts: int = 0) -> Any:
+                   pool: str = "mean", use_align: bool = True, readouts: int = 0,
+                   periodic: int = 0) -> Any:
     """The transformer encoder regressor: (tokens, numbers) (n, L) → (n, n_out); output 0 is
     the target, the others auxiliary targets used only in training."""
     import torch
@@ -430,6 +440,10 @@ def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, laye
             super().__init__()
             self.emb = nn.Embedding(vocab_size, d_model, padding_idx=0)
             self.value = nn.Linear(1, d_model)
+            # periodic number embedding: sin/cos of the log value at learned frequencies
+            if periodic:
+                self.freq = nn.Parameter(torch.randn(periodic) * 16.0)
+                self.periodic = nn.Linear(2 * periodic, d_model)
             self.slot = nn.Embedding(N_SLOTS, d_model)
             self.align = nn.Embedding(MAX_ALIGN + 1, d_model)
             nn.init.normal_(self.align.weight, std=0.02 if use_align else 0.0)
@@ -451,7 +465,11 @@ def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, laye
             length = tokens.shape[1]
             mask = (tokens != 0).to(torch.float32)                      # (n, L)
             place = torch.remainder(slots, SLOT_STRIDE)
-            x = self.emb(tokens) + (self.value(numbers.unsqueeze(-1)) + self.slot(place)
+            num = self.value(numbers.unsqueeze(-1))
+            if periodic:
+                angle = 6.283185307179586 * numbers.unsqueeze(-1) * self.freq
+                num = num + self.periodic(torch.cat([torch.sin(angle), torch.cos(angle)], -1))
+            x = self.emb(tokens) + (num + self.slot(place)
                                     + self.align(torch.div(slots, SLOT_STRIDE, rounding_mode="floor"))
                                     ) * mask.unsqueeze(-1)
             x = x + self.pos[:length].unsqueeze(0)
@@ -566,9 +584,12 @@ class MlirTextCostModel(CostModel):
     (:func:`mlsysgym.costmodels.mlir_pretrain.pretrain_frame`; needs the frame's ``kind`` and
     ``shape`` columns) to predict their analytic auxiliary targets (no runtime), and every
     member fine-tunes from those weights (``finetune_lr_scale`` scales the fine-tuning
-    learning rate; 0.3 did worse than 1). The benchmark trains with ``pretrain=100000,
-    pretrain_epochs=2`` (9 min alone on this machine); the library default stays 0 so that a
-    plain ``fit`` takes minutes, not a quarter hour.
+    learning rate; 0.3 did worse than 1). ``periodic=k`` adds to each number's linear value
+    embedding a linear map of sin/cos of its log value at k learned frequencies (0 = off; the
+    default 16 lifted the random split's Kendall τ from 0.912/0.910 to 0.922/0.928, one member,
+    two seeds). The benchmark trains with ``pretrain=100000, pretrain_epochs=2`` (9 min alone
+    on this machine); the library default stays 0 so that a plain ``fit`` takes minutes, not a
+    quarter hour.
     """
 
     kind = KIND
@@ -581,7 +602,7 @@ class MlirTextCostModel(CostModel):
         "max_seconds": 600.0, "aux_targets": AUX_TARGETS,
         "aux_weight": 0.3, "rank_weight": 0.5, "token_dropout": 0.0,
         "pool": "mean", "alignment": True, "readouts": 0, "pretrain": 0, "pretrain_epochs": 3,
-        "finetune_lr_scale": 1.0}
+        "finetune_lr_scale": 1.0, "periodic": 16}
 
     def __init__(self, members: int = 1, seed: int = 0, text_column: str = "mlir",
                  **hyperparameters: Any) -> None:
@@ -599,13 +620,16 @@ class MlirTextCostModel(CostModel):
 
     # ---- training -----------------------------------------------------------------------------
     def fit(self, frame: Any, features: Sequence[str] = (), targets: Sequence[str] = ("runtime_us",),
-            *, valid_fraction: float = 0.1, valid_frame: Any = None,
+            *, valid_fraction: float = 0.1, valid_frame: Any = None, unlabeled: Any = None,
             **_ignored: Any) -> MlirTextCostModel:
         """Train on a DataFrame's ``text_column`` → the (single) target, log-transformed.
 
         The validation rows for early stopping are ``valid_frame`` when given, else a random
         ``valid_fraction`` of ``frame``. ``features`` is accepted for API symmetry and ignored
-        (the text is the only input)."""
+        (the text is the only input). ``unlabeled``: kernels without runtimes (a frame of
+        ``kind``/``shape``/... design columns, e.g. every kernel of the models a compiler will
+        see), used only with ``pretrain``: as extra seeds of the pretraining kernels and in the
+        vocabulary (their own tokens still flag a row out of distribution)."""
         t0 = time.perf_counter()
         if len(targets) != 1:
             raise MlirTextError(f"the MLIR text model predicts one target, got {list(targets)}")
@@ -619,6 +643,11 @@ class MlirTextCostModel(CostModel):
             raise MlirTextError(f"need >= 8 rows with positive finite {target!r}; drop bad rows")
         texts = _texts_of(frame, self.text_column)
         hp = self.hyperparameters
+        seeds = frame
+        if unlabeled is not None and len(unlabeled) and int(hp["pretrain"]) > 0:
+            from mlsysgym.costmodels.mlir_pretrain import seed_frame
+
+            seeds = seed_frame(frame, unlabeled)
         labels = _aux_labels(frame, hp["aux_targets"])
         aux_cols = list(labels.columns)
         aux = np.log1p(np.maximum(labels.to_numpy(np.float64), 0.0)) if aux_cols \
@@ -627,8 +656,9 @@ class MlirTextCostModel(CostModel):
         if aux.shape[1]:
             aux = (aux - aux_mu) / aux_sd
         self.aux_targets = aux_cols
-        self.tokenizer = MlirTokenizer.fit(texts, int(hp["min_count"]), int(hp["max_len"]),
-                                           bool(hp["compact"]))
+        self.tokenizer = MlirTokenizer.fit(
+            texts, int(hp["min_count"]), int(hp["max_len"]), bool(hp["compact"]),
+            seeds["mlir"].iloc[len(frame):] if seeds is not frame else ())
         lt = np.log(y)
         self.targets = [TargetSpec(target, unit_of(target), "log", float(lt.mean()),
                                    float(lt.std()) or 1.0)]
@@ -658,7 +688,7 @@ class MlirTextCostModel(CostModel):
         try:
             init = None
             if int(hp["pretrain"]) > 0 and aux_cols:
-                init = self._pretrain(frame, aux_cols, aux_mu, aux_sd)
+                init = self._pretrain(seeds, aux_cols, aux_mu, aux_sd)
             nets, histories = [], []
             for k, (tr, va) in enumerate(folds):
                 v_enc, v_z = (va_enc, spec.forward(va_y)) if va is None else (_take(enc, va), z[va])
@@ -699,7 +729,7 @@ class MlirTextCostModel(CostModel):
         return _build_network(len(self.tokenizer), int(hp["max_len"]), int(hp["d_model"]),
                               int(hp["heads"]), int(hp["layers"]), int(hp["ffn"]),
                               float(hp["dropout"]), seed, n_out, str(hp["pool"]),
-                              bool(hp["alignment"]), int(hp["readouts"]))
+                              bool(hp["alignment"]), int(hp["readouts"]), int(hp["periodic"]))
 
     def _pretrain(self, frame: Any, aux_cols: Sequence[str], mu: np.ndarray,
                   sd: np.ndarray) -> dict[str, Any]:

@@ -285,3 +285,35 @@ def test_fit_with_pretraining(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     assert np.isfinite(m.predict(test).values["runtime_us"]).all()
     with pytest.raises(MlirTextError, match="kind/shape"):
         MlirTextCostModel(epochs=1, pretrain=8).fit(train.drop(columns=["shape"]))
+
+
+def test_unmeasured_tokens_get_ids_but_still_flag_ood() -> None:
+    mm = emit(KernelSpec("matmul", (4, 8, 16))).mlir
+    dw = emit(KernelSpec("depthwise_conv_2d_nhwc_hwc", (1, 6, 6, 8, 3, 3))).mlir
+    tok = MlirTokenizer.fit([mm], unmeasured=[dw])
+    assert "depthwise" in tok.vocab and tok.known is not None
+    assert tok.vocab["depthwise"] >= tok.known > tok.vocab["matmul"]
+    enc = tok.encode([mm, dw])
+    assert enc.unk_counts.tolist() == [0, 0]         # every token has its own id ...
+    assert enc.ood.tolist() == [False, True]         # ... but unmeasured-only ones are OOD
+    back = MlirTokenizer.from_json(json.loads(json.dumps(tok.to_json())))
+    assert back.encode([mm, dw]).ood.tolist() == [False, True]
+
+
+def test_unlabeled_kernels_seed_pretraining(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    from mlsysgym.costmodels.mlir_pretrain import pretrain_frame, seed_frame
+
+    train, test = data
+    extra = pd.DataFrame([{"kind": "depthwise_conv_2d_nhwc_hwc", "shape": "1x6x6x8x3x3"},
+                          {"kind": "nonsense", "shape": "2x2"}])   # not emittable: dropped
+    seeds = seed_frame(train, extra)
+    assert len(seeds) == len(train) + 1 and "depthwise" in seeds["mlir"].iloc[-1]
+    kinds = set(pretrain_frame(seeds, 400, seed=0)["kind"])
+    assert "depthwise_conv_2d_nhwc_hwc" in kinds and kinds <= set(train["kind"]) | {
+        "depthwise_conv_2d_nhwc_hwc"}
+    m = MlirTextCostModel(seed=0, d_model=16, heads=2, layers=1, ffn=32, epochs=2, patience=2,
+                          pretrain=64, pretrain_epochs=1).fit(train, unlabeled=extra)
+    assert "depthwise" in m.tokenizer.vocab
+    assert not m.predict(test).ood.any()
+    dw = emit(KernelSpec("depthwise_conv_2d_nhwc_hwc", (1, 5, 7, 8, 3, 3))).mlir
+    assert m.predict([dw]).ood.tolist() == [True]
