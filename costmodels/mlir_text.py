@@ -295,7 +295,7 @@ class MlirTokenizer:
                 vocab[s] = len(vocab)
         known = len(vocab)
         extra = Counter(s for t in unmeasured for s, _ in tokenize(t, compact))
-        for s, _c in sorted(extra.items(), key=lambda kv: (-kv[1], kv[0])):
+        for s in sorted(extra, key=lambda s: (-extra[s], s)):
             vocab.setdefault(s, len(vocab))
         return cls(vocab, int(max_len), (float(lo), float(hi)) if lo <= hi else (0.0, 0.0),
                    compact, known)
@@ -334,7 +334,8 @@ class MlirTokenizer:
             num[i, :len(vals)] = vals
             slot[i, :len(ids)] = [k for _, _, k in r]
             unks[i] = sum(1 for j in ids if j == unk)
-            if unks[i] or max(ids, default=0) >= known or any(v != 0.0 and not (lo - 1e-9 <= v <= hi + 1e-9) for v in vals):
+            if unks[i] or max(ids, default=0) >= known or any(
+                    v != 0.0 and not (lo - 1e-9 <= v <= hi + 1e-9) for v in vals):
                 ood[i] = True
         return EncodedTexts(tok, num, slot, ood, unks)
 
@@ -467,7 +468,7 @@ def _build_network(vocab_size: int, max_len: int, d_model: int, heads: int, laye
             place = torch.remainder(slots, SLOT_STRIDE)
             num = self.value(numbers.unsqueeze(-1))
             if periodic:
-                angle = 6.283185307179586 * numbers.unsqueeze(-1) * self.freq
+                angle = 2 * math.pi * numbers.unsqueeze(-1) * self.freq
                 num = num + self.periodic(torch.cat([torch.sin(angle), torch.cos(angle)], -1))
             x = self.emb(tokens) + (num + self.slot(place)
                                     + self.align(torch.div(slots, SLOT_STRIDE, rounding_mode="floor"))
