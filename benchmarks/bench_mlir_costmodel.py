@@ -157,9 +157,7 @@ def unlabeled_kernels(source: str) -> Any:
     if source == "none":
         return None
     import pandas as pd
-
-    sys.path.insert(0, str(ROOT))
-    from experiments.mlir_measure import zoo_kernel_specs
+    from mlsysgym.experiments.mlir_measure import zoo_kernel_specs
 
     return pd.DataFrame([spec.to_design() for _, spec in zoo_kernel_specs()])
 

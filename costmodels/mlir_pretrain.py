@@ -91,26 +91,26 @@ def label_frame(frame: Any) -> Any:
                         index=frame.index)
 
 
-DESIGN_COLUMNS = ("kind", "shape", "dtype", "op", "stride", "dilation", "reduce_dims")
+def _specs(frame: Any) -> list[tuple[dict[str, Any], KernelSpec]]:
+    """(row, KernelSpec) of each row of a kernel frame that describes an emittable kernel."""
+    out = []
+    for row in frame.to_dict("records"):
+        try:
+            out.append((row, spec_of_row(row)))
+        except (KernelSpecError, KeyError, ValueError):
+            continue
+    return out
 
 
 def seed_frame(frame: Any, unlabeled: Any) -> Any:
-    """The seeds of pretraining: ``frame``'s rows (``mlir`` and design columns), then the
-    ``unlabeled`` kernels' (emitted from their design when they have no ``mlir`` column; rows
-    that cannot be emitted are dropped)."""
+    """The seeds of pretraining: ``frame``'s rows, then the emittable ``unlabeled`` kernels'
+    (their design columns and ``mlir`` text, emitted when they have none)."""
     import pandas as pd
 
-    rows = []
-    for r in unlabeled.to_dict("records"):
-        try:
-            spec = spec_of_row(r)
-        except (KernelSpecError, KeyError, ValueError):
-            continue
-        text = r.get("mlir")
-        rows.append({"mlir": text if isinstance(text, str) else emit(spec).mlir,
-                     **spec.to_design()})
-    cols = ["mlir", *(c for c in DESIGN_COLUMNS if c in frame.columns)]
-    return pd.concat([frame[cols], pd.DataFrame(rows, columns=cols)], ignore_index=True)
+    rows = [{**spec.to_design(),
+             "mlir": r["mlir"] if isinstance(r.get("mlir"), str) else emit(spec).mlir}
+            for r, spec in _specs(unlabeled)]
+    return pd.concat([frame, pd.DataFrame(rows)], ignore_index=True)
 
 
 def _elements(spec: KernelSpec) -> int:
@@ -146,12 +146,7 @@ def pretrain_frame(frame: Any, n: int, seed: int = 0, max_macs: float = 2.5e8,
     frame's kernels, analytic labels only."""
     import pandas as pd
 
-    specs = []
-    for row in frame.to_dict("records"):
-        try:
-            specs.append(spec_of_row(row))
-        except (KernelSpecError, KeyError, ValueError):
-            continue
+    specs = [spec for _, spec in _specs(frame)]
     if not specs:
         raise KernelSpecError("no row of the frame describes an emittable kernel (kind, shape)")
     rng = np.random.default_rng(seed)

@@ -644,11 +644,12 @@ class MlirTextCostModel(CostModel):
             raise MlirTextError(f"need >= 8 rows with positive finite {target!r}; drop bad rows")
         texts = _texts_of(frame, self.text_column)
         hp = self.hyperparameters
-        seeds = frame
+        seeds, unmeasured = frame, []
         if unlabeled is not None and len(unlabeled) and int(hp["pretrain"]) > 0:
             from mlsysgym.costmodels.mlir_pretrain import seed_frame
 
             seeds = seed_frame(frame, unlabeled)
+            unmeasured = seeds["mlir"].iloc[len(frame):].tolist()
         labels = _aux_labels(frame, hp["aux_targets"])
         aux_cols = list(labels.columns)
         aux = np.log1p(np.maximum(labels.to_numpy(np.float64), 0.0)) if aux_cols \
@@ -657,9 +658,8 @@ class MlirTextCostModel(CostModel):
         if aux.shape[1]:
             aux = (aux - aux_mu) / aux_sd
         self.aux_targets = aux_cols
-        self.tokenizer = MlirTokenizer.fit(
-            texts, int(hp["min_count"]), int(hp["max_len"]), bool(hp["compact"]),
-            seeds["mlir"].iloc[len(frame):] if seeds is not frame else ())
+        self.tokenizer = MlirTokenizer.fit(texts, int(hp["min_count"]), int(hp["max_len"]),
+                                           bool(hp["compact"]), unmeasured)
         lt = np.log(y)
         self.targets = [TargetSpec(target, unit_of(target), "log", float(lt.mean()),
                                    float(lt.std()) or 1.0)]
