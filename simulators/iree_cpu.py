@@ -381,7 +381,11 @@ def _inputs_from_signature(text: str, seed: int) -> list[np.ndarray]:
 
 
 def machine_description() -> dict[str, Any]:
-    """CPU model, core count, load average, OS and IREE versions (for dataset rows)."""
+    """CPU model, core count, load average, OS and IREE versions (for dataset rows), plus
+    ``target_id`` and the full target ``fingerprint`` (:func:`mlsysgym.ir.target.fingerprint`:
+    ISA level and features, caches, mlsysgym version and commit, lock hash)."""
+    from mlsysgym.ir.target import fingerprint
+
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -394,10 +398,11 @@ def machine_description() -> dict[str, Any]:
         load = os.getloadavg()
     except OSError:
         load = (float("nan"),) * 3
+    fp = fingerprint()
     return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine(),
             "system": platform.system(), "release": platform.release(),
             "load_avg_1m": round(load[0], 2), "compiler_version": compiler_version(),
-            "driver": "local-sync"}
+            "driver": "local-sync", "target_id": fp["target_id"], "fingerprint": fp}
 
 
 class IreeCpuEvaluator(Evaluator):
