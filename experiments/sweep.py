@@ -3,7 +3,7 @@
 A sweep is described by a YAML file (see ``experiments/configs/synthetic.yaml``)::
 
     name: synthetic
-    output_dir: experiments/results/sweeps/synthetic   # relative to the working directory
+    output_dir: results/sweeps/synthetic   # relative to the working directory (the default)
     problems: [synthetic-discrete, {name: synthetic-mixed}]
     budget: 50                        # or a list: a grid over budgets
     seeds: 3                          # 0, 1, 2 (or an explicit list)
@@ -29,11 +29,18 @@ trajectory to ``<output_dir>/trajectories/`` (Parquet, one file per trial named 
 config hash, written atomically); :func:`load_results` reads them as two DataFrames. Tune's own
 result directory is ``<output_dir>/tune/``.
 
+Provenance: every ledger row records where it was made: ``evaluator_id`` and
+``evaluator_version`` of the trial's problem, ``target_id`` and the full target ``fingerprint``
+(JSON; :func:`mlsysgym.ir.target.fingerprint`), ``mlsysgym_version``, ``commit`` and ``lock``.
+
 Resume: the ``trials/`` files are the ledger. ``resume=True`` runs only the grid trials whose
 config hash has no row yet, and warm-starts each Optuna search with its completed trials (their
 rewards are told to the searcher; they are not run again) and runs the remaining samples. A
 trial interrupted mid-run left no row, so it runs again from scratch; a finished one is never
-redone, and a row is keyed by its hash, so none is lost or duplicated.
+redone, and a row is keyed by its hash, so none is lost or duplicated. Resuming refuses
+(:class:`LedgerMismatchError`) when the ledger's rows were made by another evaluator version or on
+another target (``target_id``; rows from before fingerprints count as ``unrecorded``) than this
+run would use, unless ``allow_mixed=True`` (``mlsysgym sweep --resume --allow-mixed``).
 """
 
 from __future__ import annotations
@@ -53,9 +60,9 @@ from typing import Any
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.evaluator import content_hash
 
-__all__ = ["AgentSpec", "OptunaGroup", "SweepConfig", "SweepConfigError", "SweepError",
-           "SweepSummary", "TrialSpec", "expand", "load_config", "load_results", "run_sweep",
-           "run_trial"]
+__all__ = ["AgentSpec", "LedgerMismatchError", "OptunaGroup", "SweepConfig", "SweepConfigError",
+           "SweepError", "SweepSummary", "TrialSpec", "check_ledger", "expand", "load_config",
+           "load_results", "run_sweep", "run_trial"]
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 TOP_KEYS = {"name", "description", "output_dir", "problem", "problems", "agents", "budget",
@@ -69,6 +76,10 @@ class SweepConfigError(MlsysgymError):
 
 class SweepError(MlsysgymError):
     """A sweep could not run (output directory in use, Ray Tune failure)."""
+
+
+class LedgerMismatchError(SweepError):
+    """Resuming would mix ledger rows of different evaluator versions or targets."""
 
 
 # ---- configuration ---------------------------------------------------------------------------
@@ -228,7 +239,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
     cpt = raw.get("cpus_per_trial", 1.0)
     if not isinstance(cpt, (int, float)) or cpt <= 0:
         _fail(f"cpus_per_trial must be a positive number, got {cpt!r}")
-    out = Path(output_dir or raw.get("output_dir") or Path("experiments/results/sweeps")
+    out = Path(output_dir or raw.get("output_dir") or Path("results/sweeps")
                / str(raw.get("name", default_name))).resolve()
     config = SweepConfig(str(raw.get("name", default_name)), out, problems, agents, budgets,
                          seeds, list(imports), mct, float(cpt))
@@ -368,6 +379,29 @@ def _jsonable(o: Any) -> Any:
     return json.loads(json.dumps(o, default=lambda x: x.item() if hasattr(x, "item") else str(x)))
 
 
+UNRECORDED = "unrecorded"  # a ledger value written before rows recorded their provenance
+
+
+def _evaluator_of(problem: Any) -> tuple[str, str]:
+    """(evaluator id, version) of a problem; ``UNRECORDED`` for a problem without an evaluator."""
+    ev = getattr(problem, "evaluator", None)
+    if ev is None:
+        return UNRECORDED, UNRECORDED
+    return str(ev.id), str(ev.version)
+
+
+def _provenance_columns(problem: Any) -> dict[str, Any]:
+    """The ledger columns saying where a trial ran: evaluator, target fingerprint, versions."""
+    from mlsysgym.ir.target import fingerprint
+
+    fp = fingerprint()
+    soft = fp["software"]
+    eid, version = _evaluator_of(problem)
+    return {"evaluator_id": eid, "evaluator_version": version, "target_id": fp["target_id"],
+            "mlsysgym_version": soft["mlsysgym"], "commit": soft["commit"] or "",
+            "lock": soft["lock"] or "", "fingerprint": json.dumps(fp, sort_keys=True)}
+
+
 def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike[str],
               sweep: str = "sweep", tune_trial_id: str = "") -> dict[str, Any]:
     """Run one search and write its row and trajectory under ``output_dir``; return the row."""
@@ -379,6 +413,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
         spec = TrialSpec(**spec)
     out = Path(output_dir)
     problem = make_problem(spec.problem)
+    made = _provenance_columns(problem)
     try:
         result = search(spec.agent, problem, spec.budget, spec.seed, **spec.hyperparameters)
     finally:
@@ -396,7 +431,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
         "n_failed": int(result.failed.sum()), "wall_time_s": result.wall_time_s,
         "best_design": json.dumps(_jsonable(result.best_design) if result.n_evaluations else None),
         "tune_trial_id": tune_trial_id, "host": socket.gethostname(),
-        "finished_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "finished_at": pd.Timestamp.now(tz="UTC").isoformat(), **made,
     }
     for k, v in spec.hyperparameters.items():
         row[f"hp.{k}"] = json.dumps(_jsonable(v)) if isinstance(v, (list, dict)) else v
@@ -451,6 +486,76 @@ def completed(output_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     if trials.empty:
         return {}
     return {r["trial_key"]: r for r in trials.to_dict("records")}
+
+
+def _without_parallel(spec: Any) -> Any:
+    """A problem spec without its Ray ``parallel`` setting (to read its evaluator cheaply)."""
+    if not isinstance(spec, Mapping):
+        return spec
+    out = {k: v for k, v in spec.items() if k != "parallel"}
+    if isinstance(out.get("kwargs"), Mapping):
+        out["kwargs"] = {k: v for k, v in out["kwargs"].items() if k != "parallel"}
+    return out
+
+
+def _current_evaluators(config: SweepConfig) -> dict[str, str]:
+    """``{problem_spec JSON: evaluator id}`` this sweep's trials would record."""
+    from mlsysgym.agents.problems import make_problem
+
+    out: dict[str, str] = {}
+    for spec in config.problems:
+        problem = make_problem(_without_parallel(spec))
+        try:
+            out[json.dumps(_jsonable(spec), sort_keys=True)] = _evaluator_of(problem)[0]
+        finally:
+            close = getattr(problem, "close", None)
+            if callable(close):
+                close()
+    return out
+
+
+def _recorded(row: Mapping[str, Any], column: str) -> str:
+    v = row.get(column)
+    return UNRECORDED if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" \
+        else str(v)
+
+
+def check_ledger(config: SweepConfig, done: Mapping[str, Mapping[str, Any]],
+                 allow_mixed: bool = False, target_id: str | None = None,
+                 evaluators: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`LedgerMismatchError` unless every ledger row in ``done`` was made on this
+    target (``target_id``, default: this machine's) by the evaluator this run would use for its
+    problem (``evaluators``: ``{problem_spec JSON: evaluator id}``, default: made from
+    ``config``'s problems). ``allow_mixed`` skips the check."""
+    if allow_mixed or not done:
+        return
+    if target_id is None:
+        from mlsysgym.ir.target import fingerprint
+
+        target_id = str(fingerprint()["target_id"])
+    hint = "pass --allow-mixed (allow_mixed=True) to mix them, or choose another output_dir"
+    where = config.output_dir
+    seen = sorted({_recorded(r, "target_id") for r in done.values()})
+    if seen != [target_id]:
+        raise LedgerMismatchError(
+            f"cannot resume {where}: its ledger rows were made on target_id "
+            f"{', '.join(seen)} but this machine is target_id {target_id}; {hint}")
+    current = dict(_current_evaluators(config) if evaluators is None else evaluators)
+    by_problem: dict[str, set[str]] = {}
+    for r in done.values():
+        by_problem.setdefault(str(r.get("problem_spec")), set()).add(_recorded(r, "evaluator_id"))
+    for spec, ids in sorted(by_problem.items()):
+        now = current.get(spec)
+        if now is None:
+            continue  # a problem this config no longer runs: nothing new is mixed in
+        if ids != {now}:
+            try:
+                name = _problem_name(json.loads(spec))
+            except ValueError:
+                name = spec
+            raise LedgerMismatchError(
+                f"cannot resume {where}: its ledger rows of problem {name!r} were made by "
+                f"evaluator {', '.join(sorted(ids))} but this run uses {now}; {hint}")
 
 
 # ---- the sweep -------------------------------------------------------------------------------
@@ -554,12 +659,14 @@ def _experiment_name(label: str) -> str:
 def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
               resume: bool = False, address: str | None = None, max_trials: int | None = None,
               progress: bool = True, agents: Mapping[str, Callable[..., None]] | None = None,
-              ) -> SweepSummary:
+              allow_mixed: bool = False) -> SweepSummary:
     """Run (or with ``resume``, continue) a sweep through Ray Tune; see the module docstring.
 
     ``max_trials`` caps how many trials this call runs (the rest stay for a ``resume``).
     Agents registered in this process (or given in ``agents``) are shipped to the trials.
-    Without ``resume``, an output directory that already holds finished trials is an error.
+    Without ``resume``, an output directory that already holds finished trials is an error;
+    with it, a ledger made by another evaluator version or on another target is
+    (:func:`check_ledger`) unless ``allow_mixed``.
     An interrupted Tune run (Ctrl-C) raises KeyboardInterrupt after Tune has stopped; the
     trials finished so far are kept. On a multi-node cluster ``output_dir`` must be storage
     that every node can write (the trials write their rows there).
@@ -575,6 +682,7 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     if done and not resume:
         raise SweepError(f"{out} already holds {len(done)} finished trials; pass --resume to "
                          f"continue that sweep or choose another output_dir")
+    check_ledger(config, done, allow_mixed)
     todo = [t for t in trials if t.key not in done]
     group_done = {g.key: [r for r in done.values() if r["group"] == g.key] for g in groups}
     group_left = {g.key: max(0, g.num_samples - len(group_done[g.key])) for g in groups}

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from mlsysgym.agents.base import AGENTS, register_agent
 from mlsysgym.experiments.sweep import (
+    LedgerMismatchError,
     SweepConfigError,
     SweepError,
     TrialSpec,
@@ -121,6 +122,106 @@ def test_run_trial_writes_its_row_and_trajectory(tmp_path):
     assert traj["best_so_far"].iloc[-1] == row["best_reward"]
     assert set(completed(tmp_path)) == {spec.key}
     assert not list(tmp_path.rglob("*.tmp"))  # written atomically, no leftovers
+
+
+def test_ledger_row_records_where_it_was_made(tmp_path):
+    import json
+
+    import mlsysgym
+    from mlsysgym.agents.problems import make_problem
+    from mlsysgym.ir.target import fingerprint
+
+    spec = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 2}, 4, 0)
+    row = run_trial(spec, tmp_path, sweep="s")
+    evaluator = make_problem("synthetic-discrete").evaluator
+    fp = fingerprint()
+    assert row["evaluator_id"] == evaluator.id and row["evaluator_id"].startswith("synthetic@1#")
+    assert row["evaluator_version"] == "1"
+    assert row["target_id"] == fp["target_id"] and len(row["target_id"]) == 12
+    assert row["mlsysgym_version"] == mlsysgym.__version__
+    assert row["commit"] == (fp["software"]["commit"] or "")
+    stored = load_results(tmp_path)[0].iloc[0]
+    assert json.loads(stored["fingerprint"])["machine"] == json.loads(json.dumps(fp["machine"]))
+    assert stored["target_id"] == fp["target_id"]
+
+
+# ---- resume refuses to mix evaluator versions or targets -------------------------------------
+def _finished_grid(tmp_path: Path, n_done: int = 3):
+    """A grid-only sweep (3 trials) whose first ``n_done`` trials ran in-process (no Ray)."""
+    cfg = load_config(base_config(tmp_path, agents=[
+        {"name": "sweep_random", "hyperparameters": {"batch_size": [1, 2, 3]}}]))
+    trials, _ = expand(cfg)
+    for t in trials[:n_done]:
+        run_trial(t, cfg.output_dir, sweep=cfg.name)
+    return cfg, trials
+
+
+def _set_ledger(out: Path, **columns) -> None:
+    """Overwrite columns of every ledger row (None drops the column: a pre-fingerprint row)."""
+    import pandas as pd
+
+    for f in (out / "trials").glob("part-*.parquet"):
+        frame = pd.read_parquet(f)
+        for k, v in columns.items():
+            frame = frame.drop(columns=[k]) if v is None else frame.assign(**{k: v})
+        frame.to_parquet(f, index=False)
+
+
+def test_resume_same_evaluator_and_target_is_allowed(tmp_path):
+    cfg, _ = _finished_grid(tmp_path)
+    summary = run_sweep(cfg, resume=True, progress=False)  # nothing left: Ray never starts
+    assert (summary.total, summary.skipped, summary.ran, summary.remaining) == (3, 3, 0, 0)
+
+
+def test_resume_refuses_another_evaluator_version(tmp_path, monkeypatch):
+    from mlsysgym.agents.problems import SyntheticEvaluator, make_problem
+
+    cfg, _ = _finished_grid(tmp_path)
+    old_id = make_problem("synthetic-discrete").evaluator.id
+    monkeypatch.setattr(SyntheticEvaluator, "version", "2")
+    new_id = make_problem("synthetic-discrete").evaluator.id
+    assert old_id != new_id and new_id.startswith("synthetic@2#")
+    with pytest.raises(LedgerMismatchError) as e:
+        run_sweep(cfg, resume=True, progress=False)
+    msg = str(e.value)
+    assert f"made by evaluator {old_id} but this run uses {new_id}" in msg
+    assert "'synthetic-discrete'" in msg and "--allow-mixed" in msg and "\n" not in msg
+    summary = run_sweep(cfg, resume=True, progress=False, allow_mixed=True)
+    assert (summary.skipped, summary.ran, summary.remaining) == (3, 0, 0)
+
+
+@pytest.mark.parametrize("recorded, shown", [("000000000000", "000000000000"),
+                                             (None, "unrecorded")])
+def test_resume_refuses_another_target(tmp_path, recorded, shown):
+    from mlsysgym.ir.target import fingerprint
+
+    cfg, trials = _finished_grid(tmp_path, n_done=2)
+    _set_ledger(cfg.output_dir, target_id=recorded)
+    here = fingerprint()["target_id"]
+    with pytest.raises(LedgerMismatchError) as e:
+        run_sweep(cfg, resume=True, progress=False)
+    assert f"made on target_id {shown} but this machine is target_id {here}" in str(e.value)
+    assert "\n" not in str(e.value)
+    # allowed: the 2 finished trials are kept, the third is left (max_trials=0: no Ray run)
+    summary = run_sweep(cfg, resume=True, progress=False, allow_mixed=True, max_trials=0)
+    assert (summary.total, summary.skipped, summary.ran, summary.remaining) == (3, 2, 0, 1)
+    assert set(completed(cfg.output_dir)) == {t.key for t in trials[:2]}
+
+
+def test_cli_resume_mixed_ledger_exit_codes(tmp_path, capsys):
+    import yaml
+
+    cfg, _ = _finished_grid(tmp_path)
+    _set_ledger(cfg.output_dir, target_id="0123456789ab")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(base_config(tmp_path, agents=[
+        {"name": "sweep_random", "hyperparameters": {"batch_size": [1, 2, 3]}}])))
+    assert cli_main(["sweep", str(path), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mlsysgym: error: cannot resume") and "0123456789ab" in err
+    assert "\n" not in err
+    assert cli_main(["sweep", str(path), "--resume", "--allow-mixed", "--no-progress"]) == 0
+    assert "already done 3, remaining 0 of 3" in " ".join(capsys.readouterr().out.split())
 
 
 # ---- running and resuming --------------------------------------------------------------------

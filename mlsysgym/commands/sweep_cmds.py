@@ -1,4 +1,5 @@
-"""``mlsysgym sweep CONFIG.yaml [--resume] [--ray-address ADDR]``: a Ray Tune sweep."""
+"""``mlsysgym sweep CONFIG.yaml [--resume [--allow-mixed]] [--ray-address ADDR]``: a Ray Tune
+sweep."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ def register(group) -> None:
     p.add_argument("config", metavar="CONFIG.yaml", help="sweep configuration file")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted sweep: skip finished trials, run the rest")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="with --resume: continue even if the finished trials were made by another "
+                        "evaluator version or on another target (target_id)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="connect to this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--output-dir", default=None, metavar="DIR",
@@ -31,7 +35,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, output_dir=args.output_dir)
     try:
         summary = run_sweep(config, resume=args.resume, address=args.ray_address,
-                            max_trials=args.max_trials, progress=not args.no_progress)
+                            max_trials=args.max_trials, progress=not args.no_progress,
+                            allow_mixed=args.allow_mixed)
     except KeyboardInterrupt:
         print(f"mlsysgym: interrupted; {len(completed(config.output_dir))} trials are finished "
               f"in {config.output_dir}; rerun with --resume to continue", file=sys.stderr)
