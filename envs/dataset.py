@@ -13,6 +13,12 @@ batch's wall time divided by its size), ``batch_size``, ``timestamp`` (UTC), ``r
 unique ``row_id``. ``df.attrs["design_columns"]`` / ``["metric_columns"]`` say which columns
 are which.
 
+Provenance: every part file's Parquet metadata records where its rows were made —
+:func:`mlsysgym.ir.target.provenance` of the writing process (target fingerprint: CPU, ISA,
+``target_id``, mlsysgym version and commit, lock hash, library versions) plus the evaluator's
+name, version and id where there is one. ``df.attrs["provenance"]`` lists the distinct records
+of a dataset's parts.
+
 Crash safety: rows go to part files ``part-*.parquet``. A flush writes the current part (at
 most ``part_rows`` rows) to a hidden temporary file, renames it to the part's next version
 (``os.replace``, atomic) and then deletes the previous version, so a visible part file is
@@ -70,13 +76,16 @@ class ParquetAppender:
     ``flush_every``: rows buffered before a flush (1 = every append is durable against a
     process crash). ``part_rows``: rows per part file before a new part is started (each flush
     rewrites the current part, so smaller parts mean cheaper flushes, more files). ``fsync``:
-    also survive power loss (slower). Cost: a flush takes ~2–4 ms (Parquet write of the current
+    also survive power loss (slower). ``provenance_extra``: fields recorded in each part's
+    metadata beside the writing process's :func:`~mlsysgym.ir.target.provenance` (evaluator
+    ids, seed, ...). Cost: a flush takes ~2–4 ms (Parquet write of the current
     part), so for fast env steps pass e.g. ``flush_every=100`` (~0.2 ms per row; a crash then
     loses at most the 99 unflushed rows).
     """
 
     def __init__(self, path: str | os.PathLike[str], run_id: str | None = None,
-                 flush_every: int = 1, part_rows: int = 128, fsync: bool = False) -> None:
+                 flush_every: int = 1, part_rows: int = 128, fsync: bool = False,
+                 provenance_extra: Mapping[str, Any] | None = None) -> None:
         self.path = Path(path)
         try:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -86,6 +95,8 @@ class ParquetAppender:
         self.flush_every = max(int(flush_every), 1)
         self.part_rows = max(int(part_rows), 1)
         self.fsync = fsync
+        self.provenance_extra = dict(provenance_extra or {})
+        self._provenance: dict[str, Any] | None = None  # computed at the first flush
         self.design_columns: list[str] = []
         self.metric_columns: list[str] = []
         self._part: list[dict[str, Any]] = []  # rows of the current part not yet flushed
@@ -102,12 +113,24 @@ class ParquetAppender:
         rows, so copies in several processes never write to, or duplicate, one another's parts."""
         state = self.__dict__.copy()
         state.update(_part=[], _part_table=None, _part_len=0, _pending=0, _part_version=0,
-                     _part_file=None, _part_base=None, rows_written=0)
+                     _part_file=None, _part_base=None, rows_written=0,
+                     _provenance=None)  # the copy records the machine it runs on
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._part_base = self._new_part_base()
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What each part's metadata records about where its rows were made (this process's
+        target fingerprint, versions and ``provenance_extra``)."""
+        if self._provenance is None:
+            from mlsysgym.ir.target import provenance
+
+            self._provenance = json.loads(json.dumps(provenance(**self.provenance_extra),
+                                                     default=str))
+        return self._provenance
 
     def _new_part_base(self) -> str:
         return f"part-{time.time_ns():020d}-{self.run_id}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -148,7 +171,8 @@ class ParquetAppender:
         self._part = []
         meta = dict(table.schema.metadata or {})
         meta[_META_KEY] = json.dumps({"design_columns": self.design_columns,
-                                      "metric_columns": self.metric_columns}).encode()
+                                      "metric_columns": self.metric_columns,
+                                      "provenance": self.provenance}).encode()
         table = table.replace_schema_metadata(meta)
         tmp = self.path / f".tmp-{uuid.uuid4().hex}.parquet"
         try:
@@ -211,7 +235,9 @@ def _to_table(rows: list[dict[str, Any]], pa: Any) -> Any:
 
 def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Every row of a dataset directory (parts in write order, duplicates by ``row_id``
-    dropped). ``attrs["design_columns"]`` and ``attrs["metric_columns"]`` name the columns."""
+    dropped). ``attrs["design_columns"]`` and ``attrs["metric_columns"]`` name the columns;
+    ``attrs["provenance"]`` lists the distinct provenance records of the parts (empty for parts
+    written before datasets recorded it)."""
     import pandas as pd
     import pyarrow.parquet as pq
 
@@ -234,12 +260,15 @@ def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:
     frames = []
     design: list[str] = []
     metric: list[str] = []
+    provenance: list[dict[str, Any]] = []
     for table in tables:
         meta = (table.schema.metadata or {}).get(_META_KEY)
         if meta:
             m = json.loads(meta)
             design += [c for c in m.get("design_columns", []) if c not in design]
             metric += [c for c in m.get("metric_columns", []) if c not in metric]
+            if m.get("provenance") and m["provenance"] not in provenance:
+                provenance.append(m["provenance"])
         frames.append(table.to_pandas())
     if not frames:
         df = pd.DataFrame()
@@ -249,6 +278,7 @@ def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:
             df = df.drop_duplicates("row_id", keep="last").reset_index(drop=True)
     df.attrs["design_columns"] = design
     df.attrs["metric_columns"] = metric
+    df.attrs["provenance"] = provenance
     return df
 
 
@@ -292,7 +322,10 @@ class DatasetLogger(Evaluator):
         self.name = evaluator.name
         self.version = evaluator.version
         self.metric_names = evaluator.metric_names
-        self.writer = ParquetAppender(path, run_id, flush_every, part_rows, fsync)
+        self.writer = ParquetAppender(
+            path, run_id, flush_every, part_rows, fsync,
+            provenance_extra={"evaluator": evaluator.name, "evaluator_version": evaluator.version,
+                              "evaluator_id": evaluator.id, "seed": evaluator.seed})
 
     @property
     def run_id(self) -> str:

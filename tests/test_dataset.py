@@ -204,3 +204,29 @@ def test_pickled_logger_writes_its_own_parts(tmp_path):
     clone.evaluate(designs(3, start=10), "w")
     log.evaluate(designs(1, start=20), "w")
     assert sorted(read_dataset(tmp_path)["rows"].tolist()) == [0, 1, 10, 11, 12, 20]
+
+
+def test_parts_record_where_their_rows_were_made(tmp_path, monkeypatch):
+    import pickle
+
+    from mlsysgym.ir import target
+    from mlsysgym.ir.target import fingerprint
+
+    log = DatasetLogger(Toy(seed=3), tmp_path, run_id="r")
+    log.evaluate(designs(2), "w")
+    (prov,) = read_dataset(tmp_path).attrs["provenance"]
+    fp = fingerprint()
+    assert prov["fingerprint"]["target_id"] == fp["target_id"]
+    assert prov["fingerprint"]["software"]["mlsysgym"] == fp["software"]["mlsysgym"]
+    assert prov["fingerprint"]["software"]["commit"] == fp["software"]["commit"]
+    assert (prov["evaluator_id"], prov["evaluator_version"], prov["seed"]) == ("toy@2", "2", 3)
+    # a pickled copy (a Ray worker) records the machine it runs on, not the sender's
+    real = target.fingerprint
+    monkeypatch.setattr(target, "fingerprint", lambda *a, **k: {**real(), "target_id": "elsewhere"})
+    clone = pickle.loads(pickle.dumps(log))
+    clone.evaluate(designs(1, start=10), "w")
+    log.evaluate(designs(1, start=20), "w")  # the original keeps its own record
+    provs = read_dataset(tmp_path).attrs["provenance"]
+    assert sorted(p["fingerprint"]["target_id"] for p in provs) == sorted([fp["target_id"],
+                                                                           "elsewhere"])
+    assert all(p["evaluator_id"] == "toy@2" for p in provs)
