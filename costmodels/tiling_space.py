@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from mlsysgym.envs.space import Categorical, Constraint, DesignSpace
 from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.ir.target import TargetIsa
 
 __all__ = [
     "KNOBS",
@@ -65,7 +66,6 @@ __all__ = [
 RULE_KINDS = ("matmul", "batch_matmul", "conv_2d_nhwc_hwcf")
 KNOBS = ("d_m", "d_n", "d_h", "v_m", "v_n", "r_k")
 MAX_VECTOR_ELEMS = 4096      # v_m * v_n * r_k * 4 B < 32 KB (IREE rejects >= 32768 B vectors)
-MAX_ACC_ELEMS = 512          # accumulator tile: 32 AVX-512 registers of 16 floats
 _PIPELINE = {"matmul": "DoubleTilingExpert", "batch_matmul": "DoubleTilingExpert",
              "conv_2d_nhwc_hwcf": "ConvTileAndDecomposeExpert"}
 
@@ -132,32 +132,52 @@ class TilingProblem:
 
 @dataclass(frozen=True)
 class TileConfig:
-    """One ``#iree_cpu.lowering_config`` (tile sizes per loop, per level) and its pipeline."""
+    """One ``#iree_cpu.lowering_config`` (tile sizes per loop, per level) and its pipeline.
+
+    The three levels the knobs set are fields; every other level IREE uses on the target
+    (``cache_parallel``, ``cache_reduction``, ``vector_inner_parallel``, levels this code does
+    not know yet) is kept in ``extra`` as ``(name, sizes)`` pairs, so none is ever dropped."""
 
     distribution: tuple[int, ...]
     vector_common_parallel: tuple[int, ...]
     vector_reduction: tuple[int, ...]
     pipeline: str = "DoubleTilingExpert"
-    cache_parallel: tuple[int, ...] | None = None
-    cache_reduction: tuple[int, ...] | None = None
+    extra: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def levels(self) -> dict[str, tuple[int, ...]]:
+        """Every tiling level by name (IREE's order: alphabetical, as a dictionary attribute)."""
+        out = {"distribution": self.distribution,
+               "vector_common_parallel": self.vector_common_parallel,
+               "vector_reduction": self.vector_reduction, **dict(self.extra)}
+        return {k: tuple(v) for k, v in sorted(out.items()) if v}
 
     def to_attr(self) -> str:
         """The ``#iree_codegen.compilation_info<...>`` attribute text."""
-        levels = [("distribution", self.distribution)]
-        if self.cache_parallel is not None:
-            levels.append(("cache_parallel", self.cache_parallel))
-        if self.cache_reduction is not None:
-            levels.append(("cache_reduction", self.cache_reduction))
-        levels += [("vector_common_parallel", self.vector_common_parallel),
-                   ("vector_reduction", self.vector_reduction)]
-        body = ", ".join(f"{name} = [{', '.join(map(str, v))}]" for name, v in levels if v)
+        body = ", ".join(f"{name} = [{', '.join(map(str, v))}]" for name, v in self.levels.items())
         return ("#iree_codegen.compilation_info<lowering_config = #iree_cpu.lowering_config<"
                 f"{body}>, translation_info = #iree_codegen.translation_info<pipeline = "
                 f"#iree_cpu.pipeline<{self.pipeline}>>>")
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        """JSON-able dict: ``levels`` by name and ``pipeline``."""
+        return {"levels": {k: list(v) for k, v in self.levels.items()}, "pipeline": self.pipeline}
+
+    @classmethod
+    def from_levels(cls, levels: Mapping[str, Sequence[int]], pipeline: str) -> TileConfig:
+        """A TileConfig from a level-name → sizes mapping (any order, unknown levels kept)."""
+        main = ("distribution", "vector_common_parallel", "vector_reduction")
+        extra = tuple(sorted((k, tuple(int(x) for x in v)) for k, v in levels.items()
+                             if k not in main))
+        return cls(*(tuple(int(x) for x in levels.get(k, ())) for k in main), pipeline, extra)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TileConfig:
+        """Inverse of :meth:`to_dict` (also reads the older flat form with one key per level)."""
+        pipeline = str(d.get("pipeline", "DoubleTilingExpert"))
+        if "levels" in d:
+            return cls.from_levels(d["levels"], pipeline)
+        return cls.from_levels({k: v for k, v in d.items() if k != "pipeline" and v}, pipeline)
 
     @property
     def key(self) -> str:
@@ -194,16 +214,43 @@ def _reason_no_rule(kind: str, dims: Sequence[int | None]) -> str:
 
 
 # ---- knobs <-> TileConfig ----------------------------------------------------------------
-def config_from_knobs(problem: TilingProblem, k: Mapping[str, int]) -> TileConfig:
-    """The TileConfig of one knob assignment (``d_m, d_n, d_h, v_m, v_n, r_k``)."""
+def _derive_extra(default: TileConfig, dist: tuple[int, ...], vec: tuple[int, ...]
+                  ) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """The default's other levels, adapted to a new distribution/vector tile: a
+    ``cache_parallel`` entry that equals the default's distribution follows the new one, any
+    other is capped by it and kept a multiple of the register tile; other levels are kept."""
+    out = []
+    for name, sizes in default.extra:
+        if name == "cache_parallel" and len(sizes) == len(dist):
+            new = []
+            for c, d0, d, v in zip(sizes, default.distribution, dist, vec):
+                if c == 0 or d == 0:
+                    new.append(c if d != 0 else 0)
+                elif c == d0:
+                    new.append(d)
+                else:
+                    c = min(c, d)
+                    new.append(max(v, c - c % v) if v > 0 else c)
+            out.append((name, tuple(new)))
+        else:
+            out.append((name, sizes))
+    return tuple(out)
+
+
+def config_from_knobs(problem: TilingProblem, k: Mapping[str, int],
+                      default: TileConfig | None = None) -> TileConfig:
+    """The TileConfig of one knob assignment (``d_m, d_n, d_h, v_m, v_n, r_k``); the
+    ``default``'s other levels (e.g. ``cache_parallel``) are carried over, adapted."""
     dm, dn, dh, vm, vn, rk = (int(k[n]) for n in KNOBS)
     pipe = _PIPELINE[problem.kind]
     if problem.kind == "matmul":
-        return TileConfig((dm, dn, 0), (vm, vn, 0), (0, 0, rk), pipe)
-    if problem.kind == "batch_matmul":
-        return TileConfig((1, dm, dn, 0), (1, vm, vn, 0), (0, 0, 0, rk), pipe)
-    return TileConfig((1, dh, dm, dn, 0, 0, 0), (1, 1, vm, vn, 0, 0, 0),
-                      (0, 0, 0, 0, 1, 1, rk), pipe)
+        levels = ((dm, dn, 0), (vm, vn, 0), (0, 0, rk))
+    elif problem.kind == "batch_matmul":
+        levels = ((1, dm, dn, 0), (1, vm, vn, 0), (0, 0, 0, rk))
+    else:
+        levels = ((1, dh, dm, dn, 0, 0, 0), (1, 1, vm, vn, 0, 0, 0), (0, 0, 0, 0, 1, 1, rk))
+    extra = _derive_extra(default, levels[0], levels[1]) if default is not None else ()
+    return TileConfig(*levels, pipe, extra)
 
 
 def knobs_from_config(problem: TilingProblem, c: TileConfig) -> dict[str, int] | None:
@@ -224,59 +271,139 @@ def knobs_from_config(problem: TilingProblem, c: TileConfig) -> dict[str, int] |
 
 
 # ---- IREE's default ---------------------------------------------------------------------
-_LC = re.compile(r"lowering_config<(distribution = \[[^\]]*\][^>]*)>")
+_DIALECT_WRAPPER = "#iree_cpu.lowering_config<"
 
 
-def _levels(text: str) -> dict[str, tuple[int, ...]]:
-    return {m.group(1): tuple(int(x) for x in m.group(2).split(",") if x.strip())
-            for m in re.finditer(r"(\w+) = \[([^\]]*)\]", text)}
+def _int_list(attr: Any) -> list[int]:
+    """Integers of an ArrayAttr / DenseI64ArrayAttr (nested arrays, e.g. scalable sizes,
+    flattened to their first element)."""
+    from iree.compiler import ir
+
+    if isinstance(attr, ir.DenseI64ArrayAttr):
+        return [int(x) for x in attr]
+    if not isinstance(attr, ir.ArrayAttr):
+        raise ValueError(f"not a list of tile sizes: {attr}")
+    out: list[int] = []
+    for x in attr:
+        if isinstance(x, ir.IntegerAttr):
+            out.append(int(x.value))
+        elif isinstance(x, ir.ArrayAttr) and len(x):
+            out.append(_int_list(x)[0])
+        else:
+            raise ValueError(f"not a tile size: {x}")
+    return out
+
+
+def lowering_levels(attr: Any) -> dict[str, tuple[int, ...]]:
+    """Tiling levels of an ``#iree_cpu.lowering_config`` attribute (an ``ir.Attribute``), in
+    any order, unknown levels included. The attribute has no Python class in IREE's bindings;
+    its body is an MLIR dictionary, so the body is re-parsed by MLIR as a ``DictionaryAttr``
+    and read entry by entry."""
+    from iree.compiler import ir
+
+    text = str(attr)
+    if not text.startswith(_DIALECT_WRAPPER) or not text.endswith(">"):
+        raise ConfigReadError(f"not an #iree_cpu.lowering_config: {text[:80]}")
+    try:
+        body = ir.DictAttr(ir.Attribute.parse("{" + text[len(_DIALECT_WRAPPER):-1] + "}",
+                                              attr.context))
+    except (ir.MLIRError, ValueError) as e:
+        raise ConfigReadError(f"lowering_config body does not parse: {e}") from None
+    out: dict[str, tuple[int, ...]] = {}
+    for i in range(len(body)):
+        named = body[i]
+        try:
+            out[named.name] = tuple(_int_list(named.attr))
+        except ValueError:
+            continue  # a non-tile entry (e.g. a flag): not a tiling level
+    return out
+
+
+_ROOT_OPS = {"matmul": "linalg.matmul", "batch_matmul": "linalg.batch_matmul",
+             "conv_2d_nhwc_hwcf": "linalg.conv_2d_nhwc_hwcf"}
+
+
+def read_root_config(text: str, kind: str) -> TileConfig:
+    """IREE's ``lowering_config`` of the root op of kind ``kind`` in the output of
+    ``iree-compile --compile-to=executable-configurations``, read through the MLIR bindings
+    (``iree.compiler.ir``): parse the module, walk every op, keep those that carry a
+    ``lowering_config`` attribute, and take the root op (the op of that kind; else the last op
+    whose config has a ``distribution`` level)."""
+    from mlsysgym.ir.mlir_parse import _parse_text, context
+
+    ctx = context()
+    with ctx:
+        try:
+            module = _parse_text(text, ctx)
+        except MlsysgymError as e:
+            raise ConfigReadError(f"IREE's configuration output does not parse: {e}") from None
+        found: list[tuple[str, dict[str, tuple[int, ...]]]] = []
+
+        def walk(op: Any) -> None:
+            for region in op.regions:
+                for block in region.blocks:
+                    for child in block.operations:
+                        child = child.operation
+                        if "lowering_config" in child.attributes:
+                            found.append((child.name,
+                                          lowering_levels(child.attributes["lowering_config"])))
+                        walk(child)
+        walk(module.operation)
+    named = [lv for name, lv in found if name == _ROOT_OPS.get(kind)]
+    dist = [lv for _, lv in found if "distribution" in lv]
+    levels = (named or dist or [{}])[-1]
+    if "distribution" not in levels or "vector_reduction" not in levels:
+        raise ConfigReadError(f"no root-op lowering_config with distribution and "
+                              f"vector_reduction levels for {kind} (found "
+                              f"{[name for name, _ in found] or 'none'})")
+    return TileConfig.from_levels(levels, _PIPELINE[kind])
 
 
 _DEFAULT_CACHE: dict[str, TileConfig] = {}
 
 
-def default_config(problem: TilingProblem, timeout_s: float = 60.0) -> TileConfig:
-    """IREE's own configuration of the op (``--compile-to=executable-configurations`` of a
-    one-op kernel); cached in memory and on disk."""
+def default_config(problem: TilingProblem, target_cpu: str = "host",
+                   timeout_s: float = 60.0) -> TileConfig:
+    """IREE's own configuration of the op for codegen target ``target_cpu``
+    (``--compile-to=executable-configurations`` of a one-op kernel, read by
+    :func:`read_root_config`); cached in memory and on disk per target fingerprint."""
     from mlsysgym.ir.mlir_emit import emit
-    from mlsysgym.ir.mlir_import import TARGET_FLAGS, cache_dir, compiler_version, iree_compile_path
+    from mlsysgym.ir.mlir_import import cache_dir, iree_compile_path
+    from mlsysgym.ir.target import fingerprint, target_flags
 
-    key = hashlib.sha256(json.dumps([problem.key, compiler_version()]).encode()).hexdigest()[:24]
+    fp = fingerprint(target_cpu)
+    key = hashlib.sha256(json.dumps([problem.key, fp["target_id"]]).encode()).hexdigest()[:24]
     if key in _DEFAULT_CACHE:
         return _DEFAULT_CACHE[key]
     path = cache_dir("tiling-defaults") / f"{key}.json"
+    cfg = None
     if path.is_file():
-        cfg = _config_from_json(json.loads(path.read_text()))
-    else:
+        try:
+            cfg = TileConfig.from_dict(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError):
+            cfg = None  # a damaged cache entry is re-read from IREE
+    if cfg is None:
         text = emit(problem.to_spec_design()).mlir
         try:
             proc = subprocess.run([iree_compile_path(), "-", "--compile-to=executable-configurations",
-                                   *TARGET_FLAGS], input=text.encode(), capture_output=True,
-                                  timeout=timeout_s, check=False)
+                                   *target_flags(target_cpu)], input=text.encode(),
+                                  capture_output=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired:
             raise ConfigReadError(f"reading IREE's default config of {problem.key} timed out") \
                 from None
-        found = _LC.findall(proc.stdout.decode(errors="replace"))
-        levels = _levels(found[-1]) if found else {}
-        if proc.returncode != 0 or "vector_reduction" not in levels:
-            raise ConfigReadError(f"no default lowering_config found for {problem.key} "
-                                  f"(iree-compile exit {proc.returncode})")
-        cfg = TileConfig(levels["distribution"], levels["vector_common_parallel"],
-                         levels["vector_reduction"], _PIPELINE[problem.kind],
-                         levels.get("cache_parallel"), levels.get("cache_reduction"))
-        tmp = path.with_suffix(".tmp")
+        if proc.returncode != 0:
+            err = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise ConfigReadError(f"iree-compile failed on {problem.key} (exit "
+                                  f"{proc.returncode}): {err[0][:200] if err else ''}")
+        try:
+            cfg = read_root_config(proc.stdout.decode(errors="replace"), problem.kind)
+        except ConfigReadError as e:
+            raise ConfigReadError(f"{problem.key}: {e}") from None
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(cfg.to_dict()))
         tmp.replace(path)
     _DEFAULT_CACHE[key] = cfg
     return cfg
-
-
-def _config_from_json(d: Mapping[str, Any]) -> TileConfig:
-    def t(v: Any) -> tuple[int, ...] | None:
-        return None if v is None else tuple(int(x) for x in v)
-    return TileConfig(t(d["distribution"]) or (), t(d["vector_common_parallel"]) or (),
-                      t(d["vector_reduction"]) or (), str(d.get("pipeline", "DoubleTilingExpert")),
-                      t(d.get("cache_parallel")), t(d.get("cache_reduction")))
 
 
 # ---- the space ----------------------------------------------------------------------------
@@ -285,9 +412,22 @@ def _levels_upto(bound: int, base: Sequence[int], extra: Sequence[int] = ()) -> 
     return tuple(sorted(vals)) or (1,)
 
 
-def tiling_space(problem: TilingProblem, default: TileConfig | None = None) -> DesignSpace:
-    """The DesignSpace of the op's configurations (see module doc); ``default``'s knob values
-    are always among the levels so the default is a point of the space."""
+def lanes_and_registers(isa: TargetIsa | None) -> tuple[int, int]:
+    """f32 lanes per vector register and vector registers of a target (host when None):
+    AVX-512 16 × 32, AVX2 8 × 16, SSE 4 × 16."""
+    from mlsysgym.ir.target import target_isa
+
+    isa = isa or target_isa("host")
+    return max(isa.vector_bits // 32, 1), 32 if isa.vector_bits >= 512 else 16
+
+
+def tiling_space(problem: TilingProblem, default: TileConfig | None = None,
+                 isa: TargetIsa | None = None) -> DesignSpace:
+    """The DesignSpace of the op's configurations on target ``isa`` (host when None; see the
+    module doc); register tiles are sized in the target's vector lanes and the accumulator
+    fits its register file; ``default``'s knob values are always among the levels so the
+    default is a point of the space."""
+    lanes, regs = lanes_and_registers(isa)
     m, n, k, h = problem.mnkh
     dk = knobs_from_config(problem, default) if default is not None else None
     dv = dk or {}
@@ -298,7 +438,8 @@ def tiling_space(problem: TilingProblem, default: TileConfig | None = None) -> D
     d_m = with_default("d_m", _levels_upto(m, (8, 16, 32, 64, 128), [m] if m <= 128 else []))
     d_n = with_default("d_n", _levels_upto(n, (16, 32, 64, 128, 256), [n] if n <= 256 else []))
     v_m = with_default("v_m", _levels_upto(m, (1, 2, 4, 8, 16), [7] if m % 7 == 0 else []))
-    v_n = with_default("v_n", _levels_upto(n, (8, 16, 32, 64), [1, 2, 4] if n < 8 else []))
+    v_n = with_default("v_n", _levels_upto(n, (lanes // 2, lanes, 2 * lanes, 4 * lanes),
+                                           [1, 2, 4] if n < lanes else []))
     r_k = with_default("r_k", _levels_upto(k, (1, 2, 4, 8, 16, 32), [k] if k <= 32 else []))
     if problem.kind == "conv_2d_nhwc_hwcf":
         d_h = with_default("d_h", _levels_upto(h, (1, 2, 4, 8, 16), [h, max(h // 2, 1)]))
@@ -314,7 +455,7 @@ def tiling_space(problem: TilingProblem, default: TileConfig | None = None) -> D
                    "register tile divides the distribution tile"),
         Constraint(f"v_m * v_n * r_k <= {MAX_VECTOR_ELEMS}",
                    "vector working set below IREE's 32 KB large-vector limit"),
-        Constraint(f"v_m * v_n <= {MAX_ACC_ELEMS}", "accumulator tile fits the register file"),
+        Constraint(f"v_m * v_n <= {regs * lanes}", "accumulator tile fits the register file"),
     ]
     if problem.kind == "conv_2d_nhwc_hwcf":
         # conv remainders are scalarized (measured: 10-150x slower): tiles divide the loops
@@ -338,10 +479,11 @@ def tiling_space(problem: TilingProblem, default: TileConfig | None = None) -> D
 
 
 def sample_candidates(problem: TilingProblem, default: TileConfig, n: int, seed: int = 0,
-                      near_fraction: float = 0.6) -> list[TileConfig]:
+                      near_fraction: float = 0.6, isa: TargetIsa | None = None
+                      ) -> list[TileConfig]:
     """``n`` feasible configurations other than the default (deterministic for ``seed``): about
     ``near_fraction`` of them one or two knobs away from the default, the rest uniform."""
-    space = tiling_space(problem, default)
+    space = tiling_space(problem, default, isa)
     designs = space.enumerate(feasible_only=True)
     dk = knobs_from_config(problem, default) or {}
     dist = np.array([sum(d[k] != dk.get(k) for k in KNOBS) for d in designs])
@@ -353,14 +495,15 @@ def sample_candidates(problem: TilingProblem, default: TileConfig, n: int, seed:
     rest = [i for i in far if i not in set(pick)]
     n_far = min(len(rest), n - len(pick))
     pick += list(rng.choice(rest, size=n_far, replace=False)) if n_far > 0 else []
-    return [config_from_knobs(problem, designs[int(i)]) for i in pick]
+    return [config_from_knobs(problem, designs[int(i)], default) for i in pick]
 
 
 def candidate_columns(problem: TilingProblem, default: TileConfig | None = None,
-                      max_n: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+                      max_n: int | None = None, seed: int = 0, isa: TargetIsa | None = None
+                      ) -> dict[str, np.ndarray]:
     """Knob columns of the feasible configurations (vectorized enumeration of the space), the
     default's row first when given; at most ``max_n`` rows (a deterministic sample) if set."""
-    space = tiling_space(problem, default)
+    space = tiling_space(problem, default, isa)
     cols = space.columns_from_indices(space.all_indices())
     keep = space.feasible(cols)
     cols = {k: np.asarray(cols[k], dtype=np.int64)[keep] for k in KNOBS}
@@ -385,11 +528,11 @@ def candidate_columns(problem: TilingProblem, default: TileConfig | None = None,
 
 
 def candidates(problem: TilingProblem, default: TileConfig | None = None, max_n: int | None = None,
-               seed: int = 0) -> list[TileConfig]:
+               seed: int = 0, isa: TargetIsa | None = None) -> list[TileConfig]:
     """Feasible configurations of the op's space, IREE's default first (as read, if given);
     at most ``max_n`` (a deterministic random sample of the rest) when set."""
-    cols = candidate_columns(problem, default, max_n, seed)
-    out = [config_from_knobs(problem, {k: int(cols[k][i]) for k in KNOBS})
+    cols = candidate_columns(problem, default, max_n, seed, isa)
+    out = [config_from_knobs(problem, {k: int(cols[k][i]) for k in KNOBS}, default)
            for i in range(len(cols["d_m"]))]
     if default is not None and knobs_from_config(problem, default) is not None:
         out[0] = default
@@ -401,13 +544,22 @@ FEATURE_NAMES = ("kind_conv", "kind_bmm", "lm", "ln", "lk", "lh", "window", "con
                  "ld_m", "ld_n", "ld_h", "lv_m", "lv_n", "lr_k",
                  "rd_m", "rd_n", "rd_h", "rv_m", "rv_n", "rr_k",
                  "acc", "vec", "tiles", "waste_m", "waste_n", "waste_vm", "waste_vn", "waste_k",
-                 "is_default")
+                 "is_default", "lanes", "vn_lanes", "acc_regs", "l2")
+# The features that describe the target (the rest describe the op and the configuration).
+TARGET_FEATURES = ("lanes", "vn_lanes", "acc_regs", "l2")
 
 
 def config_features(problem: TilingProblem, knobs: Mapping[str, np.ndarray] | Sequence[Mapping[str, int]],
-                    default: Mapping[str, int]) -> dict[str, np.ndarray]:
-    """Feature columns (op shape + configuration, log2 scale, relative to the default) of a
-    batch of knob assignments (columns or dicts); vectorized."""
+                    default: Mapping[str, int], isa: TargetIsa | None = None,
+                    l2_kib: float | None = None) -> dict[str, np.ndarray]:
+    """Feature columns of a batch of knob assignments (columns or dicts), vectorized: op shape
+    and configuration (log2 scale, also relative to IREE's default) and the target (f32 lanes
+    per vector, register tile in vector lanes, accumulator registers used as a fraction of
+    the register file, L2 size); ``isa`` and ``l2_kib`` default to this machine's."""
+    from mlsysgym.ir.target import cpu_info
+
+    lanes, regs = lanes_and_registers(isa)
+    l2 = float(l2_kib if l2_kib is not None else (cpu_info().l2_kib or 512))
     if not isinstance(knobs, Mapping):
         knobs = {k: np.array([d[k] for d in knobs]) for k in KNOBS}
     cols = {k: np.asarray(knobs[k], dtype=np.float64) for k in KNOBS}
@@ -440,4 +592,8 @@ def config_features(problem: TilingProblem, knobs: Mapping[str, np.ndarray] | Se
     for kn in KNOBS:
         is_def &= cols[kn] == float(default[kn])
     out["is_default"] = is_def.astype(np.float64)
+    out["lanes"] = one * np.log2(lanes)
+    out["vn_lanes"] = lg(cols["v_n"] / lanes)
+    out["acc_regs"] = cols["v_m"] * np.ceil(cols["v_n"] / lanes) / regs
+    out["l2"] = one * np.log2(max(l2, 1.0))
     return {f: out[f] for f in FEATURE_NAMES}

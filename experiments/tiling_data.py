@@ -44,10 +44,9 @@ from mlsysgym.costmodels.tiling_space import (
     sample_candidates,
 )
 
-__all__ = ["DEFAULT_OUT", "ShapeSample", "collect", "held_out_shapes", "split_shapes",
+__all__ = ["ShapeSample", "collect", "held_out_shapes", "split_shapes",
            "training_frame", "training_shapes"]
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "tiling"
 FACTORS = (0.5, 0.75, 1.25, 1.5, 2.0)
 MAX_MACS = 1.2e7
 N_HELD_OUT = 12
@@ -153,35 +152,66 @@ def training_shapes(n: int, seed: int = 0, max_macs: float = MAX_MACS) -> list[S
     return mixed[:n]
 
 
-def row_key(problem: TilingProblem, config_key: str, version: str) -> str:
-    """Identity of a row: hash of (problem, config, compiler version)."""
-    return hashlib.sha256(json.dumps([problem.key, config_key, version]).encode()).hexdigest()[:24]
+def row_key(problem: TilingProblem, config_key: str, target_id: str) -> str:
+    """Identity of a row: hash of (problem, config, target fingerprint id)."""
+    return hashlib.sha256(json.dumps([problem.key, config_key, target_id]).encode()).hexdigest()[:24]
+
+
+def _stable_seed(text: str) -> int:
+    """A seed from a string that is the same in every process (``hash`` is salted)."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def target_isa_of(fp: dict[str, Any]) -> Any:
+    """The TargetIsa recorded in a fingerprint."""
+    from mlsysgym.ir.target import TargetIsa
+
+    t = fp["target"]
+    return TargetIsa(t["cpu"], t["level"], int(t["vector_bits"]), tuple(t["features"]))
+
+
+def target_compiler(target_cpu: str, timeout_s: float = 60.0) -> Any:
+    """A KernelCompiler that compiles for codegen target ``target_cpu``."""
+    from mlsysgym.ir.target import target_flags
+    from mlsysgym.simulators.iree_cpu import KernelCompiler
+
+    return KernelCompiler(flags=(*target_flags(target_cpu), "--mlir-disable-threading"),
+                          timeout_s=timeout_s)
 
 
 def collect(out: str | os.PathLike[str], minutes: float = 30.0, n_shapes: int = 400,
             per_shape: int = 8, rounds: int = 3, seed: int = 0, resume: bool = True,
-            show_progress: bool = True) -> dict[str, Any]:
-    """Measure training shapes until ``minutes`` run out; returns a summary dict."""
+            show_progress: bool = True, target_cpu: str = "host",
+            shapes: Sequence[ShapeSample] | None = None) -> dict[str, Any]:
+    """Measure training shapes (or the given ``shapes``) compiled for codegen target
+    ``target_cpu`` until ``minutes`` run out; every row records the target fingerprint.
+    Returns a summary dict."""
     from mlsysgym.envs.dataset import ParquetAppender, read_dataset
     from mlsysgym.ir.mlir_emit import emit
     from mlsysgym.costmodels.tiling_pass import annotate_kernel, measure_configs
-    from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description
+    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.simulators.iree_cpu import machine_description
 
     out_path = Path(out)
-    compiler = KernelCompiler(timeout_s=60.0)
+    fp = fingerprint(target_cpu)
+    isa = target_isa_of(fp)
+    compiler = target_compiler(target_cpu)
     done: set[str] = set()
     if resume and out_path.is_dir() and any(out_path.glob("part-*.parquet")):
         df = read_dataset(out_path)
-        done = set(df["problem_key"].astype(str))
-    shapes = [s for s in training_shapes(n_shapes, seed) if s.problem.key not in done]
-    machine = machine_description()
+        if "target_id" in df:
+            done = set(df.loc[df["target_id"] == fp["target_id"], "problem_key"].astype(str))
+    todo = list(shapes) if shapes is not None else training_shapes(n_shapes, seed)
+    shapes = [s for s in todo if s.problem.key not in done]
+    machine = {**machine_description(), "fingerprint": fp}
     t0 = time.perf_counter()
     deadline = t0 + minutes * 60.0
     pool = ThreadPoolExecutor(max_workers=1)
 
     def prepare(s: ShapeSample) -> tuple[Any, list[Any], list[Any]]:
-        d = default_config(s.problem)
-        cfgs = sample_candidates(s.problem, d, per_shape, seed=hash(s.problem.key) % 2**31)
+        d = default_config(s.problem, target_cpu)
+        cfgs = sample_candidates(s.problem, d, per_shape, seed=_stable_seed(s.problem.key),
+                                 isa=isa)
         k = emit(s.problem.to_spec_design())
         texts = [k.mlir] + [annotate_kernel(k.mlir, c) for c in cfgs]
         return d, cfgs, compiler.compile_many(texts)
@@ -219,7 +249,7 @@ def collect(out: str | os.PathLike[str], minutes: float = 30.0, n_shapes: int = 
                 for m in ms:
                     kn = knobs_from_config(s.problem, m.config) or {}
                     rows.append({
-                        "key": row_key(s.problem, m.config.key, compiler.version),
+                        "key": row_key(s.problem, m.config.key, fp["target_id"]),
                         "problem_key": s.problem.key, "kind": s.problem.kind,
                         "dims": "x".join(map(str, s.problem.dims)), "stride": s.problem.stride,
                         "dilation": s.problem.dilation, "macs": s.problem.macs,
@@ -234,10 +264,13 @@ def collect(out: str | os.PathLike[str], minutes: float = 30.0, n_shapes: int = 
                         "ok": m.ok, "error": m.error, "max_rel_err": m.max_rel_err,
                         "load_avg_1m": load, "machine": json.dumps(machine),
                         "compiler_version": compiler.version,
-                        "evaluator_id": "iree-cpu-interleaved-ratio@1",
+                        "target_cpu": target_cpu, "target_id": fp["target_id"],
+                        "target_level": isa.level, "vector_bits": isa.vector_bits,
+                        "l2_kib": fp["machine"]["l2_kib"], "cpu_model": fp["machine"]["model_name"],
+                        "evaluator_id": "iree-cpu-interleaved-ratio@2",
                         "workload_id": s.source.split(":", 1)[-1], "seed": seed,
                         "timestamp": datetime.now(UTC).isoformat(),
-                        "row_id": row_key(s.problem, m.config.key, compiler.version)})
+                        "row_id": row_key(s.problem, m.config.key, fp["target_id"])})
                 writer.append(rows, ("kind", "dims", *KNOBS), ("runtime_ratio", "ok"))
                 n_rows += len(rows)
                 n_ok += sum(m.ok for m in ms)
@@ -299,7 +332,9 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str], seed: int =
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: collect training data."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(DEFAULT_OUT / "data"))
+    ap.add_argument("--out", default="results/tiling/data")
+    ap.add_argument("--target-cpu", default="host",
+                    help="codegen target: host, x86-64-v3, x86-64-v2 (this CPU must run it)")
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--shapes", type=int, default=400)
     ap.add_argument("--per-shape", type=int, default=8)
@@ -311,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = train(a.out, a.train)
         print(json.dumps({"rows": m.info.rows, "validation": m.info.validation}, default=str))
         return 0
-    s = collect(a.out, a.minutes, a.shapes, a.per_shape, a.rounds, resume=not a.no_resume)
+    s = collect(a.out, a.minutes, a.shapes, a.per_shape, a.rounds, resume=not a.no_resume,
+                target_cpu=a.target_cpu)
     print(json.dumps(s))
     return 0
 

@@ -25,6 +25,7 @@ GROUPS: dict[str, str] = {
 # Modules that add sub-commands: each has ``register(group)`` where ``group(name)`` returns
 # the sub-parsers of a group (or of the top level for name "").
 COMMAND_MODULES: tuple[str, ...] = (
+    "mlsysgym.commands.info_cmds",
     "mlsysgym.commands.ir_cmds",
     "mlsysgym.commands.sim_accelerator",
     "mlsysgym.commands.dram_cmds",
