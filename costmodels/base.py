@@ -382,15 +382,23 @@ class CostModel(Evaluator):
         }
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``model.onnx`` and ``metadata.json`` into ``directory`` (created if needed)."""
+        """Write ``model.onnx`` and ``metadata.json`` into ``directory`` (created if needed).
+
+        The metadata's ``provenance`` records where the model was saved
+        (:func:`mlsysgym.ir.target.provenance`: target fingerprint, mlsysgym version and commit,
+        lock hash), this model's evaluator id and the evaluators its training rows came from."""
+        from mlsysgym.ir.target import provenance
+
         if self.onnx_bytes is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted; nothing to save")
         d = Path(directory)
+        meta = {**self.metadata(), "provenance": provenance(
+            evaluator_id=self.id, source_evaluators=self.info.source_evaluators)}
         try:
             d.mkdir(parents=True, exist_ok=True)
             (d / ONNX_FILE).write_bytes(self.onnx_bytes)
             tmp = d / f".{META_FILE}.tmp"
-            tmp.write_text(json.dumps(self.metadata(), indent=1, default=_json_default))
+            tmp.write_text(json.dumps(meta, indent=1, default=_json_default))
             os.replace(tmp, d / META_FILE)
         except OSError as e:
             raise ModelFileError(f"cannot save cost model to {d}: {e}") from None

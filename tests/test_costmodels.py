@@ -98,6 +98,12 @@ def _check_roundtrip(model, directory, frame):
     meta = json.loads((directory / "metadata.json").read_text())
     assert meta["training"]["data_hash"] and meta["validation"]
     assert {t["name"] for t in meta["targets"]} == set(a.values)
+    from mlsysgym.ir.target import fingerprint
+
+    fp = fingerprint()  # where it was saved: this machine, this checkout
+    assert meta["provenance"]["fingerprint"]["target_id"] == fp["target_id"]
+    assert meta["provenance"]["fingerprint"]["software"]["commit"] == fp["software"]["commit"]
+    assert meta["provenance"]["evaluator_id"] == model.id
     return loaded
 
 
