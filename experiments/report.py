@@ -9,14 +9,25 @@ For every problem it writes, under the output folder:
   evaluations; median over seeds of each agent's best configuration, interquartile band);
 - ``<problem>_lottery.png``: per agent, the spread of the best reward across its
   hyperparameter configurations at the largest budget.
+
+The default output folder is ``./results/agent_study`` (``--out``); the repository's published
+study lives in ``experiments/results/agent_study/`` and is written with
+``--out experiments/results/agent_study``.
+
+It also holds the one place results files state where they were made: :func:`machine_line`
+(the Markdown header line every results Markdown file starts with) and
+:func:`write_provenance` (the full fingerprint as JSON, beside CSV/PNG outputs), both from
+:func:`mlsysgym.ir.target.fingerprint`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +36,37 @@ from mlsysgym.ir.errors import MlsysgymError
 
 
 class ReportError(MlsysgymError):
-    """Nothing to report (no finished trials) or an unreadable sweep directory."""
+    """Nothing to report (no finished trials), an unreadable sweep directory, or a malformed
+    fingerprint."""
+
+
+def machine_line(fp: Mapping[str, Any] | None = None) -> str:
+    """One Markdown line saying where a result was made: CPU model, ISA level, cores,
+    ``target_id``, mlsysgym version, commit and lock hash of ``fp`` (default: this machine's
+    :func:`~mlsysgym.ir.target.fingerprint`)."""
+    if fp is None:
+        from mlsysgym.ir.target import fingerprint
+
+        fp = fingerprint()
+    try:
+        m, soft = fp["machine"], fp["software"]
+        return (f"Machine: {m['model_name']}, {m['isa_level']}, {m['cores']} cores, target_id "
+                f"`{fp['target_id']}`; mlsysgym {soft['mlsysgym']} at commit "
+                f"`{soft.get('commit') or 'unknown'}`, lock `{soft.get('lock') or 'none'}`.")
+    except (KeyError, TypeError) as e:
+        raise ReportError(f"not a target fingerprint (missing {e}); pass "
+                          f"mlsysgym.ir.target.fingerprint()") from None
+
+
+def write_provenance(path: str | os.PathLike[str], **extra: Any) -> Path:
+    """Write :func:`~mlsysgym.ir.target.provenance` (the full fingerprint plus ``extra``:
+    evaluator ids, seed, command ...) as JSON to ``path``; return the path."""
+    from mlsysgym.ir.target import provenance
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(provenance(**extra), indent=1, sort_keys=True, default=str) + "\n")
+    return p
 
 
 def load_sweeps(dirs: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -123,9 +164,23 @@ def _lottery_plot(trials: pd.DataFrame, problem: str, path: Path) -> None:
     plt.close(fig)
 
 
+def trial_machines(trials: pd.DataFrame) -> list[str]:
+    """The machine lines of the distinct targets a sweep's trials ran on (from their ledger
+    ``fingerprint``); one "not recorded" line for rows written before fingerprints."""
+    lines: list[str] = []
+    col = trials["fingerprint"] if "fingerprint" in trials else pd.Series([None] * len(trials))
+    for raw in col.drop_duplicates():
+        if isinstance(raw, str) and raw:
+            lines.append(machine_line(json.loads(raw)))
+        else:
+            lines.append("Machine: not recorded (trials written before fingerprints).")
+    return sorted(set(lines))
+
+
 def write_report(sweep_dirs: Sequence[str | os.PathLike[str]],
-                 out_dir: str | os.PathLike[str] = "experiments/results") -> Path:
-    """Write the Markdown summary and PNG plots; return the Markdown file's path."""
+                 out_dir: str | os.PathLike[str] = "results/agent_study") -> Path:
+    """Write the Markdown summary and PNG plots; return the Markdown file's path. The summary
+    states the machines the trials ran on (their ledger fingerprints)."""
     trials, trajs = load_sweeps(sweep_dirs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,6 +188,7 @@ def write_report(sweep_dirs: Sequence[str | os.PathLike[str]],
     lines = ["# Agent study", "",
              f"Sweeps: {', '.join(f'`{d}`' for d in sweep_dirs)}; {len(trials)} search runs, "
              f"{int(trials['n_evaluations'].sum()):,} evaluations.", "",
+             *[f"Trials ran on — {line}" for line in trial_machines(trials)], "",
              "Per agent and budget: the best reward of the best and the worst hyperparameter "
              "configuration (mean over seeds), their spread (the hyperparameter lottery), and the "
              "median over seeds of the best configuration.", ""]

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import mlsysgym.agents  # noqa: F401  (registers the agents)
 import pytest
-from mlsysgym.experiments.report import ReportError, load_sweeps, lottery_table, write_report
+from mlsysgym.experiments.report import (
+    ReportError,
+    load_sweeps,
+    lottery_table,
+    machine_line,
+    trial_machines,
+    write_provenance,
+    write_report,
+)
 from mlsysgym.experiments.sweep import TrialSpec, run_trial
 
 from mlsysgym.cli import main
@@ -42,3 +50,35 @@ def test_report_files_and_cli(sweep_dir, tmp_path, capsys):
     assert "no sweep directory" in capsys.readouterr().err
     with pytest.raises(ReportError, match="no finished trials"):
         load_sweeps([tmp_path])
+
+
+FP = {"target_id": "abcdef012345", "machine": {"model_name": "AMD EPYC 9654", "isa_level":
+                                               "x86-64-v4", "cores": 2},
+      "software": {"mlsysgym": "0.1.0", "commit": "17bb136c9ad6", "lock": "00ff00ff00ff00ff"}}
+
+
+def test_machine_line_states_cpu_isa_cores_target_and_commit():
+    assert machine_line(FP) == ("Machine: AMD EPYC 9654, x86-64-v4, 2 cores, target_id "
+                                "`abcdef012345`; mlsysgym 0.1.0 at commit `17bb136c9ad6`, lock "
+                                "`00ff00ff00ff00ff`.")
+    no_git = {**FP, "software": {"mlsysgym": "0.1.0", "commit": None, "lock": None}}
+    assert "commit `unknown`, lock `none`" in machine_line(no_git)
+    with pytest.raises(ReportError, match="not a target fingerprint .missing 'machine'"):
+        machine_line({"target_id": "x"})
+
+
+def test_report_states_the_trials_machines_and_provenance_json(sweep_dir, tmp_path):
+    import json
+
+    from mlsysgym.ir.target import fingerprint
+
+    here = fingerprint()
+    text = write_report([sweep_dir], tmp_path / "rep").read_text()
+    assert f"Trials ran on — {machine_line(here)}" in text
+    trials, _ = load_sweeps([sweep_dir])
+    assert trial_machines(trials.drop(columns=["fingerprint"])) == [
+        "Machine: not recorded (trials written before fingerprints)."]
+    path = write_provenance(tmp_path / "x" / "run.provenance.json", evaluator_id="toy@2", seed=3)
+    saved = json.loads(path.read_text())
+    assert saved["fingerprint"]["target_id"] == here["target_id"]
+    assert (saved["evaluator_id"], saved["seed"]) == ("toy@2", 3)

@@ -8,7 +8,9 @@ import argparse
 def register(group) -> None:
     p = group("").add_parser("report", help="summarize sweeps: agent study tables and plots")
     p.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="output_dir(s) of `mlsysgym sweep`")
-    p.add_argument("--out", default="experiments/results", help="folder for agent_study.md and PNGs")
+    p.add_argument("--out", default="results/agent_study",
+                   help="folder for agent_study.md and PNGs (default ./results/agent_study; the "
+                        "repository's published study uses experiments/results/agent_study)")
     p.set_defaults(func=run)
 
 
