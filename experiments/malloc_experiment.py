@@ -9,7 +9,11 @@ network at the same budget (simulations per move, iterations, rollout depth, tim
 self-play-trained network vs no network (uniform prior, zero value; rollouts kept) vs rollouts
 only (:func:`~mlsysgym.agents.malloc_agents.pilot_malloc`, no tree), with the seconds and
 simulations (rollouts for the pilot) each needed to close ``REACH_FRACTION`` of the gap
-between the heuristic and CP-SAT's placement. Writes ``experiments/results/malloc.{md,csv,png}``.
+between the heuristic and CP-SAT's placement. Writes ``malloc.{md,csv,png}`` and
+``malloc.provenance.json`` (where it ran: target fingerprint, versions, commit) into
+``./results/malloc/`` (or ``--out DIR``); the Markdown states the machine under its title. The
+repository's published results in ``experiments/results/`` are written with
+``--out experiments/results``.
 
 Run: ``python -m mlsysgym.experiments.malloc_experiment [--quick] [--models ...] [--out DIR]``.
 """
@@ -34,11 +38,12 @@ from mlsysgym.agents.malloc_agents import (
 from mlsysgym.agents.malloc_baselines import cpsat_optimum
 from mlsysgym.agents.mcts import MCTSConfig
 from mlsysgym.envs.malloc_game import MallocGameEnv
+from mlsysgym.experiments.report import stamp_markdown, write_provenance
 
 AGENTS = ("mcts", "ppo", "local_search")
 DEFAULT_MODELS = ("alexnet", "resnet18", "mobilenetv2")
 DEFAULT_CAPACITIES = (0.05, 0.10, 0.25, 0.50)
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path("results") / "malloc"  # relative to the working directory, never the package
 
 
 @dataclass(frozen=True)
@@ -338,8 +343,10 @@ def run(models: list[str], capacities: list[float], budget: Budget, out: Path,
         w = csv.DictWriter(f, fieldnames=list(asdict(rows[0])))
         w.writeheader()
         w.writerows(asdict(r) for r in rows)
-    (out / "malloc.md").write_text(markdown(rows, budget, command, time.perf_counter() - t0))
+    (out / "malloc.md").write_text(stamp_markdown(markdown(rows, budget, command,
+                                                          time.perf_counter() - t0)))
     plot(rows, out / "malloc.png")
+    write_provenance(out / "malloc.provenance.json", command=command, budget=asdict(budget))
     return rows
 
 

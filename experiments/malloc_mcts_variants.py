@@ -5,7 +5,10 @@ pilot) on a few instances at the experiment's MCTS budget (32 simulations per mo
 rollouts to depth 3, 30 s cap) and reports the final time, wall time, simulations and when each
 first closed 90% of the heuristic→CP-SAT gap; and MaskablePPO at a few budgets (env steps, with
 and without behaviour cloning on the heuristic first) on the instances where it missed the
-2 % target. Writes ``experiments/results/malloc_mcts_variants.md``.
+2 % target. Writes ``malloc_mcts_variants.md`` (the machine stated under its title) and
+``malloc_mcts_variants.provenance.json`` into ``./results/malloc_mcts_variants/`` (or
+``--out DIR``); the repository's published results in ``experiments/results/`` are written with
+``--out experiments/results``.
 
 Run: ``python -m mlsysgym.experiments.malloc_mcts_variants [--instances resnet18:0.05 ...]``.
 """
@@ -28,8 +31,10 @@ from mlsysgym.agents.malloc_agents import (
 from mlsysgym.agents.malloc_baselines import cpsat_optimum
 from mlsysgym.agents.mcts import MCTSConfig
 from mlsysgym.envs.malloc_game import MallocGameEnv
-from mlsysgym.experiments.malloc_experiment import REACH_FRACTION, RESULTS, _warm_up, reach
+from mlsysgym.experiments.malloc_experiment import REACH_FRACTION, _warm_up, reach
+from mlsysgym.experiments.report import stamp_markdown, write_provenance
 
+RESULTS = Path("results") / "malloc_mcts_variants"  # relative to the working directory
 BASE = MCTSConfig(n_simulations=32, iterations=1, rollout_depth=3, time_limit_s=30.0, seed=0)
 VARIANTS: dict[str, MCTSConfig | None] = {
     "trained, imitation + 1 self-play iteration (previous default)": BASE,
@@ -126,7 +131,8 @@ def run(instances: list[str], out: Path,
                 f"{' '.join(instances)}` ({time.perf_counter() - t0:.0f} s wall on 2 shared "
                 "cores, MaskablePPO included).")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "malloc_mcts_variants.md").write_text("\n".join(lines) + "\n")
+    (out / "malloc_mcts_variants.md").write_text(stamp_markdown("\n".join(lines) + "\n"))
+    write_provenance(out / "malloc_mcts_variants.provenance.json", instances=list(instances))
     return rows
 
 
@@ -134,7 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--instances", nargs="+", default=list(DEFAULT_INSTANCES),
                     help="model:capacity_fraction pairs")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=RESULTS,
+                    help=f"output folder (default ./{RESULTS})")
     args = ap.parse_args(argv)
     for r in run(args.instances, args.out):
         print(r)

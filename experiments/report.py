@@ -15,7 +15,8 @@ study lives in ``experiments/results/agent_study/`` and is written with
 ``--out experiments/results/agent_study``.
 
 It also holds the one place results files state where they were made: :func:`machine_line`
-(the Markdown header line every results Markdown file starts with) and
+(the Markdown header line every results Markdown file starts with; :func:`stamp_markdown`
+puts it under the title) and
 :func:`write_provenance` (the full fingerprint as JSON, beside CSV/PNG outputs), both from
 :func:`mlsysgym.ir.target.fingerprint`.
 """
@@ -56,6 +57,22 @@ def machine_line(fp: Mapping[str, Any] | None = None) -> str:
     except (KeyError, TypeError) as e:
         raise ReportError(f"not a target fingerprint (missing {e}); pass "
                           f"mlsysgym.ir.target.fingerprint()") from None
+
+
+def stamp_markdown(text: str, fp: Mapping[str, Any] | None = None) -> str:
+    """``text`` (a Markdown results file) with :func:`machine_line` as its header line: after
+    the first line when that is a ``#`` title, else first. A text already stamped is re-stamped
+    (its old machine line replaced), so rewriting a results file never stacks two lines."""
+    stamp = machine_line(fp)
+    lines = text.split("\n")
+    lines = [ln for i, ln in enumerate(lines) if not (i <= 2 and ln.startswith("Machine: ")
+                                                      and "target_id `" in ln)]
+    if lines and lines[0].startswith("#"):
+        rest = lines[1:]
+        while rest and rest[0] == "":
+            rest = rest[1:]
+        return "\n".join([lines[0], "", stamp, "", *rest])
+    return "\n".join([stamp, "", *lines])
 
 
 def write_provenance(path: str | os.PathLike[str], **extra: Any) -> Path:
@@ -186,19 +203,19 @@ def write_report(sweep_dirs: Sequence[str | os.PathLike[str]],
     out.mkdir(parents=True, exist_ok=True)
     table = lottery_table(trials)
     lines = ["# Agent study", "",
-             f"Sweeps: {', '.join(f'`{d}`' for d in sweep_dirs)}; {len(trials)} search runs, "
-             f"{int(trials['n_evaluations'].sum()):,} evaluations.", "",
+             (f"Sweeps: {', '.join(f'`{d}`' for d in sweep_dirs)}; {len(trials)} search runs, "
+             f"{int(trials['n_evaluations'].sum()):,} evaluations."), "",
              *[f"Trials ran on — {line}" for line in trial_machines(trials)], "",
-             "Per agent and budget: the best reward of the best and the worst hyperparameter "
+             ("Per agent and budget: the best reward of the best and the worst hyperparameter "
              "configuration (mean over seeds), their spread (the hyperparameter lottery), and the "
-             "median over seeds of the best configuration.", ""]
+             "median over seeds of the best configuration."), ""]
     for problem in sorted(table["problem"].unique()):
         slug = _slug(problem)
         _efficiency_plot(trials, trajs, table, problem, out / f"{slug}_efficiency.png")
         _lottery_plot(trials, problem, out / f"{slug}_lottery.png")
         lines += [f"## {problem}", "",
-                  "| budget | agent | configs | seeds | best config (mean) | best config (median) "
-                  "| worst config (mean) | spread |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+                  ("| budget | agent | configs | seeds | best config (mean) | best config (median) "
+                  "| worst config (mean) | spread |"), "|---:|---|---:|---:|---:|---:|---:|---:|"]
         for r in table[table.problem == problem].itertuples():
             lines.append(f"| {r.budget} | {r.agent} | {r.configs} | {r.seeds} | "
                          f"{r.best_config_mean:.4g} | {r.best_config_median:.4g} | "

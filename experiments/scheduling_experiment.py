@@ -13,8 +13,10 @@ and CP-SAT within a time limit (status, lower bound, gap); the % improvement ove
 to CP-SAT; and the time each took. Every search has the same per-instance budget. One policy is trained per platform, on all the workloads of that platform in
 the grid (a search-style setting: the training time is part of the cost and is reported).
 
-Writes ``scheduling.md`` (tables and the verdict), ``scheduling.csv`` and ``scheduling.png``
-into ``experiments/results/`` (or ``--out``).
+Writes ``scheduling.md`` (tables and the verdict; the machine stated under its title),
+``scheduling.csv``, ``scheduling.png`` and ``scheduling.provenance.json`` (target fingerprint,
+versions, commit) into ``./results/scheduling/`` (or ``--out``); the repository's published
+results in ``experiments/results/`` are written with ``--out experiments/results``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.experiments.report import stamp_markdown, write_provenance
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.multicore import PRESETS, SchedulingProblem, random_problem, simulate
 
 __all__ = ["BALANCED_PLATFORM", "ExperimentConfig", "ExperimentError", "Row", "full_config",
            "main", "quick_config", "run", "write_results"]
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path("results") / "scheduling"  # relative to the working directory
 
 
 class ExperimentError(MlsysgymError):
@@ -469,8 +472,9 @@ def write_results(rows: Sequence[Row], cfg: ExperimentConfig, out_dir: Path, wal
     """scheduling.md, scheduling.csv and scheduling.png in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"md": out_dir / "scheduling.md", "csv": out_dir / "scheduling.csv",
-             "png": out_dir / "scheduling.png"}
-    paths["md"].write_text(markdown(rows, cfg, wall_s, command))
+             "png": out_dir / "scheduling.png", "provenance": out_dir / "scheduling.provenance.json"}
+    paths["md"].write_text(stamp_markdown(markdown(rows, cfg, wall_s, command)))
+    write_provenance(paths["provenance"], command=command, seed=cfg.seed)
     with paths["csv"].open("w", newline="") as fh:
         names = list(asdict(rows[0]).keys()) if rows else [f for f in Row.__dataclass_fields__]
         w = csv.DictWriter(fh, fieldnames=names)
@@ -512,7 +516,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mlsysgym.experiments.scheduling_experiment",
                                  description="Kernel scheduling: HEFT vs learned agents vs CP-SAT.")
     ap.add_argument("--quick", action="store_true", help="tiny grid and budgets (< 60 s)")
-    ap.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR,
+                    help=f"output directory (default ./{RESULTS_DIR})")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     cfg = quick_config() if args.quick else full_config()

@@ -17,8 +17,10 @@ DeepSoCS's metric) and makespan:
 - CP-SAT minimizing the mean JCT with release constraints (time limit, hinted with the better
   of HEFT and HEFT-FIFO): its schedule and its lower bound on the mean JCT (never below the
   per-job critical-path bound), and on short streams (``small_*``) where it can bound the
-  optimum, how far the list schedulers are from it. Writes ``scheduling_stream.md`` and ``scheduling_stream.png`` into
-``experiments/results/`` (or ``--out``).
+  optimum, how far the list schedulers are from it. Writes ``scheduling_stream.md`` (the machine
+stated under its title), ``scheduling_stream.png`` and ``scheduling_stream.provenance.json``
+into ``./results/scheduling_stream/`` (or ``--out``); the repository's published results in
+``experiments/results/`` are written with ``--out experiments/results``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.experiments.report import stamp_markdown, write_provenance
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.multicore import Schedule, SchedulingProblem, load_platform, simulate
 from mlsysgym.simulators.streams import (
@@ -42,7 +45,7 @@ from mlsysgym.simulators.streams import (
 __all__ = ["SmallRow", "StreamConfig", "StreamRow", "main", "quick_config", "run", "run_small",
            "stream_config", "write_results"]
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path("results") / "scheduling_stream"  # relative to the working directory
 METHODS = ("HEFT", "HEFT-FIFO", "CPOP", "PPO", "PPO+LS", "FIFO+LS", "CP-SAT")
 
 
@@ -347,8 +350,10 @@ def write_results(rows: Sequence[StreamRow], cfg: StreamConfig, train: dict[str,
                   small: Sequence[SmallRow] = ()) -> dict[str, Path]:
     """scheduling_stream.md and scheduling_stream.png in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"md": out_dir / "scheduling_stream.md", "png": out_dir / "scheduling_stream.png"}
-    paths["md"].write_text(markdown(rows, cfg, train, wall_s, command, small))
+    paths = {"md": out_dir / "scheduling_stream.md", "png": out_dir / "scheduling_stream.png",
+             "provenance": out_dir / "scheduling_stream.provenance.json"}
+    paths["md"].write_text(stamp_markdown(markdown(rows, cfg, train, wall_s, command, small)))
+    write_provenance(paths["provenance"], command=command, seed=cfg.seed)
     _plot(rows, cfg, paths["png"])
     return paths
 
@@ -357,7 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mlsysgym.experiments.scheduling_stream",
                                  description="Job streams: HEFT/CPOP vs learned agent vs CP-SAT.")
     ap.add_argument("--quick", action="store_true", help="tiny streams and budgets (< 30 s)")
-    ap.add_argument("--out", type=Path, default=RESULTS_DIR, help="output directory")
+    ap.add_argument("--out", type=Path, default=RESULTS_DIR,
+                    help=f"output directory (default ./{RESULTS_DIR})")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     cfg = quick_config() if args.quick else stream_config()

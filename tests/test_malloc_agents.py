@@ -267,6 +267,8 @@ def test_quick_experiment_writes_its_files(tmp_path):
     main(["--quick", "--capacities", "0.5", "--out", str(tmp_path), "--no-progress"])
     md = (tmp_path / "malloc.md").read_text()
     assert "| alexnet | 50% |" in md and "Summary" in md
+    assert md.splitlines()[2].startswith("Machine: ") and "target_id `" in md  # where it ran
+    assert (tmp_path / "malloc.provenance.json").is_file()
     assert (tmp_path / "malloc.png").stat().st_size > 1000
     lines = (tmp_path / "malloc.csv").read_text().splitlines()
     assert len(lines) == 2 and lines[0].startswith("model,capacity")

@@ -9,6 +9,7 @@ from mlsysgym.experiments.report import (
     load_sweeps,
     lottery_table,
     machine_line,
+    stamp_markdown,
     trial_machines,
     write_provenance,
     write_report,
@@ -67,6 +68,14 @@ def test_machine_line_states_cpu_isa_cores_target_and_commit():
         machine_line({"target_id": "x"})
 
 
+def test_stamp_markdown_puts_the_machine_under_the_title_once():
+    line = machine_line(FP)
+    stamped = stamp_markdown("# Title\n\nbody\n", FP)
+    assert stamped == f"# Title\n\n{line}\n\nbody\n"
+    assert stamp_markdown(stamped, FP) == stamped  # restamping does not stack lines
+    assert stamp_markdown("| a |\n", FP) == f"{line}\n\n| a |\n"
+
+
 def test_report_states_the_trials_machines_and_provenance_json(sweep_dir, tmp_path):
     import json
 
@@ -82,3 +91,28 @@ def test_report_states_the_trials_machines_and_provenance_json(sweep_dir, tmp_pa
     saved = json.loads(path.read_text())
     assert saved["fingerprint"]["target_id"] == here["target_id"]
     assert (saved["evaluator_id"], saved["seed"]) == ("toy@2", 3)
+
+
+@pytest.mark.parametrize("module, attr, default", [
+    ("mlsysgym.experiments.malloc_experiment", "RESULTS", "results/malloc"),
+    ("mlsysgym.experiments.malloc_mcts_variants", "RESULTS", "results/malloc_mcts_variants"),
+    ("mlsysgym.experiments.scheduling_experiment", "RESULTS_DIR", "results/scheduling"),
+    ("mlsysgym.experiments.scheduling_stream", "RESULTS_DIR", "results/scheduling_stream"),
+])
+def test_experiments_default_to_results_in_the_working_directory(module, attr, default):
+    import importlib
+    from pathlib import Path
+
+    assert getattr(importlib.import_module(module), attr) == Path(default)  # never the package
+
+
+def test_report_and_sweep_defaults_are_in_the_working_directory(tmp_path, monkeypatch):
+    import inspect
+
+    from mlsysgym.experiments.sweep import load_config
+
+    assert inspect.signature(write_report).parameters["out_dir"].default == "results/agent_study"
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config({"name": "s", "problems": ["synthetic-discrete"], "budget": 2,
+                       "agents": ["random"]}, check_names=False)
+    assert cfg.output_dir == tmp_path / "results" / "sweeps" / "s"

@@ -116,6 +116,7 @@ def test_quick_experiment_writes_files(tmp_path) -> None:
     assert main(["--quick", "--out", str(tmp_path)]) == 0
     md = (tmp_path / "scheduling.md").read_text()
     assert "| instance |" in md and "## Targets" in md
+    assert "Machine: " in md and (tmp_path / "scheduling.provenance.json").is_file()
     rows = (tmp_path / "scheduling.csv").read_text().strip().splitlines()
     assert len(rows) == 1 + 3 and rows[0].startswith("instance,")
     assert (tmp_path / "scheduling.png").stat().st_size > 1000

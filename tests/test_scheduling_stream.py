@@ -306,4 +306,5 @@ def test_stream_experiment_quick(tmp_path) -> None:
     assert main(["--quick", "--out", str(tmp_path)]) == 0
     text = (tmp_path / "scheduling_stream.md").read_text()
     assert "| load | seed | jobs | ops | HEFT | HEFT-FIFO |" in text and "CP-SAT on short streams" in text
+    assert "Machine: " in text and (tmp_path / "scheduling_stream.provenance.json").is_file()
     assert (tmp_path / "scheduling_stream.png").stat().st_size > 0
