@@ -328,7 +328,9 @@ def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, s
         progress_ctx = Progress(TextColumn("[bold]measuring"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
                                 TimeRemainingColumn())
-    writer = ParquetAppender(out_path, flush_every=8, part_rows=512)
+    writer = ParquetAppender(out_path, flush_every=8, part_rows=512,
+                             provenance_extra={"evaluator": "iree-cpu",
+                                               "evaluator_id": evaluator_id})
     try:
         task = None
         if progress_ctx is not None:
