@@ -1,6 +1,8 @@
 """The ``mlsysgym`` command line: one sub-command group per concern, registered by small modules.
 
-Every error on bad input is one line on stderr and a non-zero exit, never a traceback.
+Every error on bad input is one line on stderr and a non-zero exit, never a traceback; so is
+a command whose optional extra is not installed (it names the extra to install). Command
+modules import their heavy dependencies inside the command, never at parser-build time.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from mlsysgym import __version__
+from mlsysgym.extras import extra_for, missing_extra_message
 from mlsysgym.ir.errors import MlsysgymError
 
 GROUPS: dict[str, str] = {
@@ -68,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MlsysgymError as e:
         print(f"mlsysgym: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:
+        extra = extra_for(e.name)
+        if extra is None:  # not an optional dependency: a broken install or a bug
+            raise
+        print(f"mlsysgym: error: {missing_extra_message(extra)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mlsysgym: interrupted", file=sys.stderr)

@@ -90,16 +90,25 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def zoo_row(name: str) -> dict[str, Any]:
+    """One ``zoo list`` row from a model's provenance: the package it comes from (name and
+    version), the model class (or the file copied from the package), input shapes and MACs."""
+    from mlsysgym.ir import zoo
+
+    prov = zoo.provenance(name)
+    src = prov.get("source", {})
+    package = " ".join(str(src[k]) for k in ("package", "package_version") if src.get(k))
+    inputs = ", ".join(f"{i['name']}: {'x'.join(map(str, i['shape']))}"
+                       for i in prov.get("inputs", []))
+    return {"name": name, "source": package or "?",
+            "model_class": src.get("model_class") or src.get("file") or "?",
+            "input_shapes": inputs or "?", "macs": prov.get("totals", {}).get("macs")}
+
+
 def run_zoo_list(args: argparse.Namespace) -> int:
     from mlsysgym.ir import zoo
 
-    rows = []
-    for name in zoo.names():
-        prov = zoo.provenance(name)
-        rows.append({"name": name, "source": prov.get("package", "?"),
-                     "model_class": prov.get("model_class", prov.get("class", "")),
-                     "input_shapes": prov.get("input_shapes", prov.get("inputs", "")),
-                     "macs": prov.get("macs", prov.get("total_macs"))})
+    rows = [zoo_row(name) for name in zoo.names()]
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -109,7 +118,8 @@ def run_zoo_list(args: argparse.Namespace) -> int:
     for col in ("name", "source", "model class", "inputs", "MACs"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], str(r["source"]), str(r["model_class"]), str(r["input_shapes"]),
-                      _si(r["macs"]) if isinstance(r["macs"], int | float) else "?")
+        cls = r["model_class"]  # a dotted class path shows its class name; a file path stays
+        table.add_row(r["name"], r["source"], cls if "/" in cls else cls.rsplit(".", 1)[-1],
+                      r["input_shapes"], _si(r["macs"]) if isinstance(r["macs"], int | float) else "?")
     make_console().print(table)
     return 0
