@@ -221,15 +221,19 @@ def test_hand_features(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     assert np.isfinite(f[[c for c in HAND_FEATURES if c not in ("kind", "op")]].to_numpy(float)).all()
 
 
-def test_costmodel_load_dispatches_to_the_text_model():
-    """CostModel.load opens a saved MLIR text model (committed random-split model)."""
-    from pathlib import Path
-
+def test_costmodel_load_dispatches_to_the_text_model(tmp_path: Path,
+                                                     data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    """CostModel.load opens a saved MLIR text model (a tiny one trained here) as the ONNX text
+    model, which predicts what the trained model did."""
     from mlsysgym.costmodels.base import CostModel
 
-    saved = Path(__file__).parent.parent / "experiments/results/mlir_costmodel/random/mlir_text_model"
-    model = CostModel.load(saved)
+    train, test = data
+    m = MlirTextCostModel(seed=0, d_model=8, heads=2, layers=1, ffn=16, epochs=1, patience=1,
+                          batch_size=64).fit(train.head(40))
+    model = CostModel.load(m.save(tmp_path / "tiny"))
     assert type(model).__name__ == "OnnxMlirTextModel"
+    np.testing.assert_allclose(model.predict(test.head(8)).values["runtime_us"],
+                               m.predict(test.head(8)).values["runtime_us"], rtol=1e-4)
 
 
 # ---- pretraining data (unmeasured emitted kernels, analytic labels) --------------------------------
