@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.simulators.accelerator import (
     AcceleratorSimulator,
     DesignArrays,
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "build `DesignArrays` directly (or call `AcceleratorSimulator.evaluate_arrays`).",
         "",
     ]
-    text = "\n".join(lines)
+    text = stamp_markdown("\n".join(lines))
     print(text)
     if not args.no_write:
         MD_PATH.parent.mkdir(parents=True, exist_ok=True)

@@ -3,10 +3,14 @@ surrogate-assisted search, graph model — measured side by side in one run.
 
     .venv/bin/python benchmarks/bench_costmodels.py --write benchmarks/results/costmodels.md
 
-Datasets are Parquet directories under ``--data-dir`` (default ``costmodels/results/data``);
+Datasets are Parquet directories under ``--data-dir`` (default ``./results/data/costmodels``);
 a missing one is generated first (ZigZag: ~10 s per design, so that one is generated once and
 reused; pass ``--no-zigzag`` to skip it). Everything else — training, held-out scores, timings,
-searches — runs in this process. Plots and a JSON dump go to ``costmodels/results/bench``.
+searches — runs in this process. Plots and a JSON dump (with the run's provenance: target
+fingerprint, versions, commit) go to ``--out-dir`` (default ``./results/bench/costmodels``);
+nothing is written inside the package. The repository's runs pass
+``--data-dir costmodels/results/data --out-dir costmodels/results/bench`` (git-ignored).
+The Markdown states the machine under its title (``--from-json``: the machine of that run).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from mlsysgym.experiments.report import stamp_recorded
+from mlsysgym.ir.target import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -494,8 +500,8 @@ def render(res: dict, argv: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=str(ROOT / "costmodels" / "results" / "data"))
-    p.add_argument("--out-dir", default=str(ROOT / "costmodels" / "results" / "bench"))
+    p.add_argument("--data-dir", default="results/data/costmodels")
+    p.add_argument("--out-dir", default="results/bench/costmodels")
     p.add_argument("--write", default=None, help="Markdown file to write")
     p.add_argument("--workload", default="resnet50")
     p.add_argument("--accel-rows", type=int, default=50_000)
@@ -516,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.from_json:
         res = json.loads(Path(args.from_json).read_text())
-        text = render(res, res.get("argv", argv))
+        text = stamp_recorded(render(res, res.get("argv", argv)), res)
         print(text)
         if args.write:
             Path(args.write).write_text(text)
@@ -556,8 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     res["wall_s"] = time.perf_counter() - t0
     res["argv"] = argv
     res["load_average"] = os.getloadavg()[0]
+    res["provenance"] = provenance(command=argv)
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
-    text = render(res, argv)
+    text = stamp_recorded(render(res, argv), res)
     print(text)
     if args.write:
         Path(args.write).write_text(text)

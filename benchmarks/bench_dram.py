@@ -18,6 +18,7 @@ import tempfile
 import time
 
 import numpy as np
+from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.simulators.dram import prepare_trace, simulate
 from mlsysgym.simulators.dram_traces import (
     mixed_trace,
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         os.makedirs(os.path.dirname(args.write) or ".", exist_ok=True)
         with open(args.write, "w") as fh:
-            fh.write("\n".join(lines))
+            fh.write(stamp_markdown("\n".join(lines)))
         print(f"wrote {args.write}")
     return 0
 

@@ -8,6 +8,11 @@ cloud-1 trace (all 20,000 requests) by ``DramSimulator`` through ``costmodels.da
 (a DatasetLogger), in shards (one Parquet directory per seed) under ``--data-dir`` (git-ignored);
 missing shards are generated first, ``--jobs`` at a time. Training, ONNX export, held-out scores
 through ONNX Runtime from the saved model, and the simulator-vs-surrogate timing all run here.
+Defaults: ``--data-dir ./results/data/dram_proxy_cloud1``, ``--out-dir ./results/bench/dram_proxy``
+(nothing inside the package; the repository's runs pass
+``--data-dir costmodels/results/data/dram_proxy_cloud1 --out-dir costmodels/results/bench/dram_proxy``).
+``results.json`` records the run's provenance (target fingerprint, versions, commit); the
+Markdown states the machine under its title.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from mlsysgym.experiments.report import stamp_recorded
+from mlsysgym.ir.target import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = "cloud-1"
@@ -150,8 +157,8 @@ def _fit_save_load(kind_kw: dict[str, Any], train, feats, targets, transform, ou
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data-dir", default=str(ROOT / "costmodels/results/data/dram_proxy_cloud1"))
-    p.add_argument("--out-dir", default=str(ROOT / "costmodels/results/bench/dram_proxy"))
+    p.add_argument("--data-dir", default="results/data/dram_proxy_cloud1")
+    p.add_argument("--out-dir", default="results/bench/dram_proxy")
     p.add_argument("--shards", type=int, default=22)
     p.add_argument("--shard-rows", type=int, default=2500)
     p.add_argument("--train-rows", type=int, default=50_000)
@@ -243,11 +250,12 @@ def main() -> None:
                gen_cpu_s=gen_cpu, fits=fits, valid=valid, choice=choice, sim_s=sim_s, sur_s=sur_s,
                one_s=one_s, wall_s=total,
                scores={f"{n}/{t}": v for (n, t), v in scores.items()},
-               scores_novel={f"{n}/{t}": v for (n, t), v in extra.items()})
+               scores_novel={f"{n}/{t}": v for (n, t), v in extra.items()},
+               provenance=provenance(command=sys.argv[1:]))
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     lat = test["avg_latency_ns"].to_numpy(float)
-    text = report(args, res, scores, extra, choice, lat)
+    text = stamp_recorded(report(args, res, scores, extra, choice, lat), res)
     print(text)
     if args.write:
         Path(args.write).write_text(text)

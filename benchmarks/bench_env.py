@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from mlsysgym.envs.accelerator_env import AcceleratorEnv
+from mlsysgym.experiments.report import stamp_markdown
 
 RESULTS = Path(__file__).parent / "results" / "env.md"
 
@@ -65,7 +66,7 @@ def main() -> None:
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    RESULTS.write_text(stamp_markdown("\n".join(lines)))
     print("\n".join(lines))
 
 

@@ -11,6 +11,7 @@ import statistics
 import time
 from pathlib import Path
 
+from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import Graph, zoo
 from rich.progress import track
 
@@ -50,7 +51,7 @@ def main() -> None:
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    RESULTS.write_text(stamp_markdown("\n".join(lines)))
     print("\n".join(lines))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from mlsysgym.agents.malloc_baselines import cpsat_optimum, xla_greedy
 from mlsysgym.envs.malloc_game import MallocGameEnv, resolve_workload
+from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.simulators.memory import build_problem, simulate
 
 RESULTS = Path(__file__).parent / "results" / "malloc.md"
@@ -127,7 +128,7 @@ def main() -> None:
         "",
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    RESULTS.write_text(stamp_markdown("\n".join(lines)))
     print("\n".join(lines))
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from mlsysgym.experiments.mlir_measure import measure_dataset, sample_specs
+from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import mlir, zoo
 from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description, measure
 
@@ -169,7 +170,7 @@ def main() -> None:
         f"- median within-run robust CV of single samples: {rep['median_within_run_cv']:.1%}",
         "",
     ]
-    RESULTS.write_text("\n".join(lines))
+    RESULTS.write_text(stamp_markdown("\n".join(lines)))
     print("\n".join(lines))
 
 

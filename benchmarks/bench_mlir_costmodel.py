@@ -20,7 +20,10 @@ kernels); top-1 / top-5 score = true fastest ÷ fastest true runtime among the m
 fastest-predicted kernels, computed *within each op kind* (the question a compiler asks: which
 of these candidate kernels of one kind is fastest) and averaged over kinds with ≥ 10 held-out
 kernels. Plots and per-model reports (``costmodels.report.write_report``) go to
-``experiments/results/mlir_costmodel/<split>/<model>/``.
+``experiments/results/mlir_costmodel/<split>/<model>/`` (``--out-dir``; this script runs from a
+checkout, never an installed package). ``results.json`` records the run's provenance (target
+fingerprint, versions, commit) and the ``target_id`` of the machine(s) the kernels were
+measured on; the Markdown states the machine of the run under its title.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from mlsysgym.experiments.report import stamp_recorded
+from mlsysgym.ir.target import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path.home() / ".cache/mlsysgym/datasets/mlir-kernels-bench"
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         dump = json.loads(args.from_json.read_text())
         dump["meta"]["findings"] = findings
-        md = to_markdown(dump["results"], dump["meta"])
+        md = stamp_recorded(to_markdown(dump["results"], dump["meta"]), dump["meta"])
         if args.write:
             args.write.write_text(md)
         print(md)
@@ -382,14 +387,18 @@ def main(argv: list[str] | None = None) -> int:
             "models": frame["workload_id"].nunique(),
             "cpu": machine.get("cpu", platform.processor()), "load": f"{os.getloadavg()[0]:.1f}",
             "latency": lat, "seconds": time.perf_counter() - t0,
-            "text_config": _describe_text(args), "findings": findings}
+            "text_config": _describe_text(args), "findings": findings,
+            "data_target_ids": sorted({json.loads(m).get("target_id", "unrecorded")
+                                       for m in frame["machine"].dropna().unique()})
+            if "machine" in frame else ["unrecorded"],
+            "provenance": provenance(command=sys.argv[1:])}
     if args.reuse_text_model:  # the models were trained by the last run: keep its record
         last = json.loads((args.out_dir / "results.json").read_text())["meta"]
         meta.update({k: last[k] for k in ("command", "seconds", "text_config", "load")},
                     rescored_by=" ".join(["python", *sys.argv]))
     (args.out_dir / "results.json").write_text(json.dumps({"meta": meta, "results": results},
                                                           indent=1, default=float))
-    md = to_markdown(results, meta)
+    md = stamp_recorded(to_markdown(results, meta), meta)
     if args.write:
         args.write.parent.mkdir(parents=True, exist_ok=True)
         args.write.write_text(md)

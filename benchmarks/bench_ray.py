@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from mlsysgym.agents.parallel import RayPool, evaluate_serial, init_ray, shutdown_ray
+from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.simulators.evaluator import Evaluator
 
 
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the no-CPU evaluator scales {med(ratio_s):.2f}×: the CPU-bound speedup is bounded "
         f"by the CPU the machine's other jobs leave, not by the pool.",
     ]
-    report = "\n".join(lines) + "\n"
+    report = stamp_markdown("\n".join(lines) + "\n")
     print(report)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

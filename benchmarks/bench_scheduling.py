@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from mlsysgym.agents.scheduling_baselines import cpop, cpsat_schedule, heft
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
+from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import zoo
 from mlsysgym.simulators.multicore import SchedulingProblem, build_problem, random_problem
 
@@ -114,7 +115,7 @@ def main() -> None:
                   f"{statistics.mean(excess):.1f}%, max {max(excess):.1f}%; HEFT optimal on "
                   f"{sum(e <= 1e-9 for e in excess)} of them."), ""]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text("\n".join(lines))
+    RESULTS.write_text(stamp_markdown("\n".join(lines)))
     print("\n".join(lines))
 
 

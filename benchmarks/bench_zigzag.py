@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import Graph
 from mlsysgym.simulators.zigzag_backend import HARDWARE, ZigZagEvaluator, shipped_workload_path
 from onnx import helper
@@ -499,9 +500,9 @@ def main(argv: list[str] | None = None) -> None:
     hw_rows = check_hardware() if args.check_hardware else []
     models = [m for m in args.models.split(",") if m]
     model_rows = time_models(models, args.hardware)
-    md = write_md(args, zz, ours, time.perf_counter() - t0) + extra_md(
+    md = stamp_markdown(write_md(args, zz, ours, time.perf_counter() - t0) + extra_md(
         hw_rows, model_rows, args.hardware
-    )
+    ))
     print(md)
     if not args.no_write:
         MD_PATH.parent.mkdir(parents=True, exist_ok=True)

@@ -377,7 +377,9 @@ def write_markdown(rows: list[dict], res: dict, path: Path = MD_PATH) -> str:
         "  SCALE-Sim serializes demand-driven prefetches per port and stalls the array on a miss.",
         "",
     ]
-    text = "\n".join(lines)
+    from mlsysgym.experiments.report import stamp_markdown
+
+    text = stamp_markdown("\n".join(lines))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return text

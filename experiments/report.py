@@ -75,6 +75,15 @@ def stamp_markdown(text: str, fp: Mapping[str, Any] | None = None) -> str:
     return "\n".join([stamp, "", *lines])
 
 
+def stamp_recorded(text: str, record: Mapping[str, Any]) -> str:
+    """``text`` re-rendered from a saved results record (a JSON dict holding ``provenance`` as
+    :func:`~mlsysgym.ir.target.provenance` wrote it), stamped with the machine *that record*
+    was made on; unchanged when the record holds none (written before fingerprints) — never
+    stamped with this machine."""
+    fp = (record.get("provenance") or {}).get("fingerprint")
+    return stamp_markdown(text, fp) if fp else text
+
+
 def write_provenance(path: str | os.PathLike[str], **extra: Any) -> Path:
     """Write :func:`~mlsysgym.ir.target.provenance` (the full fingerprint plus ``extra``:
     evaluator ids, seed, command ...) as JSON to ``path``; return the path."""

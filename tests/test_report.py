@@ -10,6 +10,7 @@ from mlsysgym.experiments.report import (
     lottery_table,
     machine_line,
     stamp_markdown,
+    stamp_recorded,
     trial_machines,
     write_provenance,
     write_report,
@@ -74,6 +75,9 @@ def test_stamp_markdown_puts_the_machine_under_the_title_once():
     assert stamped == f"# Title\n\n{line}\n\nbody\n"
     assert stamp_markdown(stamped, FP) == stamped  # restamping does not stack lines
     assert stamp_markdown("| a |\n", FP) == f"{line}\n\n| a |\n"
+    # re-rendered from a saved record: its own machine, or none when it recorded none
+    assert stamp_recorded("# T\n", {"provenance": {"fingerprint": FP}}) == f"# T\n\n{line}\n"
+    assert stamp_recorded("# T\n", {"wall_s": 3.0}) == "# T\n"
 
 
 def test_report_states_the_trials_machines_and_provenance_json(sweep_dir, tmp_path):
