@@ -10,12 +10,15 @@ STAMP := $(VENV)/.installed
 # hashes), then the project itself without dependencies. torch is the 2.13.0 CPU build
 # (2.13.0+cpu); pip finds that wheel through this machine's pip find-links, elsewhere add
 # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu. Its hash is the hash of that wheel.
-# --no-build-isolation: the build backend (setuptools) comes from the lock too.
+# --no-build-isolation: the build backend (setuptools) comes from the lock too. The filter
+# silences only setuptools' "Editable installation" notice (information, not a warning: every
+# editable install of a package-dir layout like ours gets it).
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet pip==$(PIP_VERSION)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	PYTHONWARNINGS="ignore:Editable installation:UserWarning" \
+		$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 PIP_VERSION := 26.3
