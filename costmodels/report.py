@@ -76,7 +76,11 @@ def _plot_by_group(groups: dict[str, float], title: str, path: Path) -> None:
 
 def write_report(model: Any, frame: Any, out_dir: str | os.PathLike[str],
                  group: str | None = None, title: str = "") -> dict[str, Any]:
-    """Score ``model`` on ``frame`` and write ``metrics.json``, ``report.md`` and the plots."""
+    """Score ``model`` on ``frame`` and write ``metrics.json`` (with ``provenance``: where it was
+    scored — :func:`mlsysgym.ir.target.provenance` — and the model's evaluator id),
+    ``report.md`` and the plots."""
+    from mlsysgym.ir.target import provenance
+
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     res = evaluate_frame(model, frame, group)
@@ -97,6 +101,7 @@ def write_report(model: Any, frame: Any, out_dir: str | os.PathLike[str],
                      f"{r['pairwise_accuracy']:.4f} | {r['top1_score']:.4f} | {r['top5_score']:.4f} |")
     (d / "report.md").write_text("\n".join(lines) + "\n")
     clean = {k: v for k, v in res.items() if k != "predictions"}
+    clean["provenance"] = provenance(evaluator_id=str(getattr(model, "id", type(model).__name__)))
     (d / "metrics.json").write_text(json.dumps(clean, indent=1, default=float))
     return clean
 

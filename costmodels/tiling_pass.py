@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from mlsysgym.costmodels.tiling_space import (
@@ -48,7 +48,11 @@ from mlsysgym.costmodels.tiling_space import (
     sample_candidates,
 )
 from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.ir.target import target_isa
 from mlsysgym.simulators.iree_cpu import Runner
+
+if TYPE_CHECKING:
+    from mlsysgym.costmodels.tiling_model import TilingModel
 
 __all__ = ["MODES", "CompileCheck", "MeasuredConfig", "OpDecision", "TuningError", "TuningReport",
            "annotate", "compile_and_check", "find_root_ops", "measure_configs", "score_candidates",
@@ -302,6 +306,7 @@ class Scored:
     columns: dict[str, np.ndarray]
     predicted: np.ndarray
     spread: np.ndarray       # ensemble members' std of the log ratio (0 for one member)
+    ood: np.ndarray          # candidate's features outside the training data
     model_s: float
     features_s: float
     calls: int
@@ -313,7 +318,8 @@ class Scored:
         """The TileConfig of candidate ``i`` (0 is IREE's default, as read)."""
         if i == 0:
             return self.default
-        return config_from_knobs(self.problem, {k: int(self.columns[k][i]) for k in KNOBS})
+        return config_from_knobs(self.problem, {k: int(self.columns[k][i]) for k in KNOBS},
+                                 self.default)
 
     @property
     def configs(self) -> list[TileConfig]:
@@ -328,23 +334,55 @@ def _default_knobs(problem: TilingProblem, default: TileConfig) -> dict[str, int
     return dk
 
 
-def score_candidates(model: Any, problem: TilingProblem, default: TileConfig,
+def score_candidates(model: TilingModel, problem: TilingProblem, default: TileConfig,
                      max_n: int | None = None) -> Scored:
-    """Score every candidate of ``problem`` with one batched call of ``model`` (a loaded
-    ``CostModel``; its features are :data:`~mlsysgym.costmodels.tiling_space.FEATURE_NAMES`)."""
+    """Score every candidate of ``problem`` on the model's target with one batched model call
+    (:meth:`~mlsysgym.costmodels.tiling_model.TilingModel.predict`)."""
     t0 = time.perf_counter()
-    cols = candidate_columns(problem, default, max_n=max_n)
-    feats = config_features(problem, cols, _default_knobs(problem, default))
+    cols = candidate_columns(problem, default, max_n=max_n, isa=model.isa)
+    feats = config_features(problem, cols, _default_knobs(problem, default), model.isa)
     t1 = time.perf_counter()
-    x, _ood = model.encode(feats)
-    y = model.run_encoded(x)  # the one batched ONNX Runtime call for all candidates
-    target = model.targets[0]
-    n = len(cols["d_m"])
-    z = np.asarray(y, dtype=np.float64).reshape(n, model.members, -1)[:, :, 0]
-    pred = target.inverse(z.mean(axis=1))
-    spread = z.std(axis=1) * target.std if target.transform == "log" else np.zeros(n)
+    pred, spread, ood = model.predict(feats)
     t2 = time.perf_counter()
-    return Scored(problem, default, cols, pred, spread, t2 - t1, t1 - t0, 1)
+    return Scored(problem, default, cols, pred, spread, ood, t2 - t1, t1 - t0, 1)
+
+
+@dataclass(frozen=True)
+class Guards:
+    """When the pass keeps IREE's default for an op in ``costmodel`` mode.
+
+    - the op's own (default) configuration is out of the training data's range (``ood``);
+    - a candidate is dropped when it is out of range, when its predicted ratio is below what
+      the data supports for the op kind (the model's ``floor``), or when the ensemble members
+      disagree on it (spread of the log ratio above ``max_spread``);
+    - the pick (predicted log ratio + ``caution`` × spread) must beat the default by
+      ``margin``."""
+
+    max_spread: float = 0.25
+    caution: float = 1.0
+    margin: float = 0.95
+    use_floor: bool = True
+    use_ood: bool = True
+
+
+def _guarded_pick(sc: Scored, model: TilingModel, g: Guards) -> tuple[int, str]:
+    """Index of the chosen candidate (0: keep the default) and why the default was kept."""
+    if g.use_ood and sc.ood[0]:
+        return 0, "op outside the model's training data; IREE's default kept"
+    keep = np.ones(len(sc), dtype=bool)
+    keep[0] = False
+    if g.use_ood:
+        keep &= ~sc.ood
+    if g.use_floor:
+        keep &= sc.predicted >= model.floor(sc.problem.kind)
+    keep &= sc.spread <= g.max_spread
+    if not keep.any():
+        return 0, "no candidate inside the data's support with agreeing members; default kept"
+    safe = np.where(keep, np.log(np.maximum(sc.predicted, 1e-9)) + g.caution * sc.spread, np.inf)
+    best = int(np.argmin(safe))
+    if safe[best] >= math.log(g.margin):
+        return 0, f"no predicted gain beyond {1 - g.margin:.0%}; default kept"
+    return best, ""
 
 
 # ---- the pass ------------------------------------------------------------------------------
@@ -382,6 +420,7 @@ class TuningReport:
     pass_s: float = 0.0
     model_load_s: float = 0.0
     check: CompileCheck | None = None
+    target_cpu: str = "host"
 
     @property
     def tuned(self) -> list[OpDecision]:
@@ -418,29 +457,27 @@ class TuningReport:
         return "\n".join(lines)
 
 
-def load_model(model_path: str | Path) -> Any:
-    """A saved cost model (ONNX Runtime only)."""
-    from mlsysgym.costmodels.base import CostModel
-
-    model = CostModel.load(model_path)
-    n = len(model.schema.features)
-    model.run_encoded(np.zeros((1, n), dtype=model.input_dtype))  # warm up ONNX Runtime
-    return model
-
-
 def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
-                model_path: str | Path | None = None, k: int = 5, *, model: Any = None,
-                measure_n: int = 24, rounds: int = 3, timing: Mapping[str, Any] | None = None,
-                compiler: Any = None, max_candidates: int | None = None,
-                defaults: Mapping[str, TileConfig] | None = None, caution: float = 1.0,
-                margin: float = 0.95) -> TuningReport:
-    """Tune every root op of a module; returns the annotated MLIR and what was decided.
+                model_path: str | Path | None = None, k: int = 5, *,
+                model: TilingModel | None = None, target_cpu: str = "host", measure_n: int = 24,
+                rounds: int = 3, timing: Mapping[str, Any] | None = None, compiler: Any = None,
+                max_candidates: int | None = None,
+                defaults: Mapping[str, TileConfig] | None = None,
+                guards: Guards = Guards()) -> TuningReport:
+    """Tune every root op of a module for codegen target ``target_cpu``; returns the annotated
+    MLIR and what was decided per op.
 
-    ``model`` (a loaded CostModel) or ``model_path`` is needed by the cost-model modes;
+    The cost-model modes need ``model`` (a loaded
+    :class:`~mlsysgym.costmodels.tiling_model.TilingModel`) or ``model_path`` (None: the
+    package's default model). On a target the model has neither training rows nor a
+    calibration of, ``costmodel`` mode keeps IREE's default on every op (calibrate first:
+    :func:`~mlsysgym.costmodels.tiling_model.calibrate`). Shapes measured by the calibration
+    take their measured best configuration; the others the guarded pick (:class:`Guards`).
     ``measure_n`` is the sampled candidate count of ``measure`` mode; ``defaults`` may give
-    IREE's default config per problem key (else read with ``iree-compile``). In ``costmodel``
-    mode the pick minimizes predicted log ratio + ``caution`` × ensemble spread and replaces
-    the default only when that is below ``log(margin)``."""
+    IREE's default config per problem key (else read with ``iree-compile``)."""
+    from mlsysgym.costmodels.tiling_model import load_tiling_model
+    from mlsysgym.simulators.iree_cpu import KernelCompiler
+
     if mode not in MODES:
         raise TuningError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
     if not 1 <= int(k) <= 64:
@@ -448,11 +485,12 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
     t_start = time.perf_counter()
     load_s = 0.0
     if mode != "measure" and model is None:
-        if model_path is None:
-            raise TuningError(f"mode {mode} needs a cost model: pass --tune costmodel:PATH")
         t0 = time.perf_counter()
-        model = load_model(model_path)
+        model = load_tiling_model(model_path, target_cpu)
         load_s = time.perf_counter() - t0
+    compiler = compiler or KernelCompiler.for_target(target_cpu)
+    blind = mode == "costmodel" and model is not None and not model.knows_target
+    measured_best = model.calibration.best if model is not None and model.calibration else {}
     text = mlir_text_or_module if isinstance(mlir_text_or_module, str) else str(mlir_text_or_module)
     roots = find_root_ops(text)
     decisions: list[OpDecision] = []
@@ -465,7 +503,7 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
             continue
         p = r.problem
         try:
-            default = (defaults or {}).get(p.key) or default_config(p)
+            default = (defaults or {}).get(p.key) or default_config(p, target_cpu)
         except MlsysgymError as e:
             decisions.append(OpDecision(r.index, r.name, p.key, False, str(e)))
             continue
@@ -478,28 +516,30 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
             decisions.append(d)
             continue
         d = OpDecision(r.index, r.name, p.key, True, chosen=default, default=default)
-        if mode == "measure":
-            cfgs = sample_candidates(p, default, measure_n, seed=1234)
+        if blind:
+            d.reason = (f"the model has no data for target {model.target_id} "
+                        f"({model.isa.level}); default kept — calibrate first")
+        elif mode == "measure":
+            cfgs = sample_candidates(p, default, measure_n, seed=1234, isa=target_isa(target_cpu))
             ms = measure_configs(p, cfgs, rounds=rounds, timing=timing, compiler=compiler)
             d.candidates, d.measured = len(cfgs) + 1, len(ms)
             d.skipped_invalid = sum(not m.ok for m in ms)
             best = min((m for m in ms if m.ok), key=lambda m: m.ratio, default=None)
             if best is not None and best.ratio < 1.0:
                 d.chosen, d.measured_ratio = best.config, best.ratio
+        elif mode == "costmodel" and p.key in measured_best:
+            d.chosen, d.measured_ratio = measured_best[p.key]
+            d.reason = "measured during calibration"
         else:
             sc = score_candidates(model, p, default, max_n=max_candidates)
             d.candidates, d.model_calls = len(sc), sc.calls
             d.model_ms, d.features_ms = sc.model_s * 1e3, sc.features_s * 1e3
-            order = np.argsort(sc.predicted, kind="stable")
             if mode == "costmodel":
-                # conservative pick: predicted log ratio + ensemble spread, applied only when
-                # it beats the default by a margin (a wrong pick can cost 2-5x)
-                safe = np.log(np.maximum(sc.predicted, 1e-9)) + caution * sc.spread
-                best = int(np.argmin(safe))
-                if best != 0 and safe[best] < math.log(margin):
-                    d.chosen = sc.config(best)
+                best, d.reason = _guarded_pick(sc, model, guards)
+                d.chosen = sc.config(best)
                 d.predicted_ratio = float(sc.predicted[best])
             else:
+                order = np.argsort(sc.predicted, kind="stable")
                 top = [int(i) for i in order if int(i) != 0][:k]
                 ms = measure_configs(p, [sc.config(i) for i in top], rounds=rounds,
                                      timing=timing, compiler=compiler)
@@ -518,7 +558,8 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
         decisions.append(d)
         seen[p.key] = d
     tuned_text = annotate(text, chosen) if chosen else text
-    return TuningReport(mode, tuned_text, decisions, time.perf_counter() - t_start, load_s)
+    return TuningReport(mode, tuned_text, decisions, time.perf_counter() - t_start, load_s,
+                        target_cpu=target_cpu)
 
 
 # ---- compile and check ---------------------------------------------------------------------
@@ -602,7 +643,7 @@ def compile_and_check(report: TuningReport, untuned: str, out: str | Path | None
 
     from mlsysgym.simulators.iree_cpu import KernelCompiler
 
-    compiler = compiler or KernelCompiler(timeout_s=600.0)
+    compiler = compiler or KernelCompiler.for_target(report.target_cpu, timeout_s=600.0)
     t0 = time.perf_counter()
     chosen = {o.index: o.chosen for o in report.ops if o.tuned and not o.is_default and o.chosen}
     fallback: list[int] = []
@@ -641,4 +682,4 @@ def compile_and_check(report: TuningReport, untuned: str, out: str | Path | None
                         tuple(fallback))
 
 
-__all__ += ["RULE_KINDS", "RootOp", "Scored", "annotate_kernel", "load_model"]
+__all__ += ["RULE_KINDS", "Guards", "RootOp", "Scored", "annotate_kernel"]

@@ -38,7 +38,7 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -282,7 +282,7 @@ def _int_list(attr: Any) -> list[int]:
     if isinstance(attr, ir.DenseI64ArrayAttr):
         return [int(x) for x in attr]
     if not isinstance(attr, ir.ArrayAttr):
-        raise ValueError(f"not a list of tile sizes: {attr}")
+        raise TypeError(f"not a list of tile sizes: {attr}")
     out: list[int] = []
     for x in attr:
         if isinstance(x, ir.IntegerAttr):
@@ -290,7 +290,7 @@ def _int_list(attr: Any) -> list[int]:
         elif isinstance(x, ir.ArrayAttr) and len(x):
             out.append(_int_list(x)[0])
         else:
-            raise ValueError(f"not a tile size: {x}")
+            raise TypeError(f"not a tile size: {x}")
     return out
 
 
@@ -314,7 +314,7 @@ def lowering_levels(attr: Any) -> dict[str, tuple[int, ...]]:
         named = body[i]
         try:
             out[named.name] = tuple(_int_list(named.attr))
-        except ValueError:
+        except TypeError:
             continue  # a non-tile entry (e.g. a flag): not a tiling level
     return out
 

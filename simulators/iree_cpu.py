@@ -108,6 +108,15 @@ class KernelCompiler:
         self.cache_path.mkdir(parents=True, exist_ok=True)
         self.version = compiler_version()
 
+    @classmethod
+    def for_target(cls, target_cpu: str = "host", timeout_s: float = 60.0) -> KernelCompiler:
+        """A compiler for codegen target ``target_cpu`` (``host``, ``x86-64-v3``, ...; see
+        :func:`mlsysgym.ir.target.target_flags`)."""
+        from mlsysgym.ir.target import target_flags
+
+        return cls(flags=(*target_flags(target_cpu), "--mlir-disable-threading"),
+                   timeout_s=timeout_s)
+
     def key(self, mlir: str) -> str:
         """Content hash of (MLIR text, flags, compiler version)."""
         blob = json.dumps([mlir, list(self.flags), self.version])
@@ -267,13 +276,14 @@ def time_calls(fn: Callable[[], Any], warmup_s: float = 0.02, min_reps: int = 5,
 
 
 class Runner:
-    """A loaded ``.vmfb`` on the local-sync (single-thread) driver: run or time one function."""
+    """A loaded ``.vmfb`` on an IREE driver (``local-sync``: one thread, the default;
+    ``local-task``: IREE's multi-threaded task system): run or time one function."""
 
-    def __init__(self, vmfb: Path, func: str) -> None:
+    def __init__(self, vmfb: Path, func: str, driver: str = "local-sync") -> None:
         import iree.runtime as rt
 
         self.rt = rt
-        self.config = rt.Config("local-sync")
+        self.config = rt.Config(driver)
         self.module = rt.VmModule.mmap(self.config.vm_instance, str(vmfb))
         self.ctx = rt.SystemContext(vm_modules=[self.module], config=self.config)
         self.fn = self.ctx.modules[self.module.name][func]

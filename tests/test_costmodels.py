@@ -268,3 +268,14 @@ def test_costmodel_cli(accel_frame, tmp_path, capsys):
     assert _cli(["costmodel", "predict", "--model", str(out), "--design", design]) == 0
     row = json.loads(capsys.readouterr().out.strip())
     assert row["latency_ms"] > 0 and row["ood"] is False
+
+
+def test_report_metrics_record_provenance(lgbm_dir, accel_frame, tmp_path):
+    from mlsysgym.costmodels.report import write_report
+    from mlsysgym.ir.target import fingerprint
+
+    model, _ = lgbm_dir
+    write_report(model, accel_frame.iloc[320:360], tmp_path, title="t")
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["provenance"]["fingerprint"]["target_id"] == fingerprint()["target_id"]
+    assert saved["provenance"]["evaluator_id"] == model.id and saved["rows"] == 40

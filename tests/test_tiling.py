@@ -17,17 +17,24 @@ from mlsysgym.costmodels.tiling_pass import (
     score_candidates,
     tune_module,
 )
+from mlsysgym.costmodels.tiling_model import TilingModel
 from mlsysgym.costmodels.tiling_space import (
     FEATURE_NAMES,
     KNOBS,
+    ConfigReadError,
     TileConfig,
     candidates,
     config_features,
     default_config,
     knobs_from_config,
     problem_for,
+    read_root_config,
     tiling_space,
 )
+from mlsysgym.ir.target import TargetIsa, fingerprint, target_isa
+
+# Fixed configurations (not read from IREE: its defaults differ between CPUs) used where a
+# test needs a default that is the same on every machine.
 
 MM_DEFAULT = TileConfig((64, 64, 0), (8, 16, 0), (0, 0, 16))
 CONV_DEFAULT = TileConfig((1, 4, 8, 32, 0, 0, 0), (1, 1, 8, 16, 0, 0, 0), (0, 0, 0, 0, 1, 1, 8),
@@ -70,8 +77,9 @@ func.func @main(%y: tensor<1x10x10x16xf32>, %w: tensor<3x3x16x32xf32>, %d: tenso
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory):
-    """A small LightGBM cost model over the pass's features, saved and loaded via ONNX Runtime."""
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TilingModel:
+    """A small LightGBM tiling model over the pass's features, trained on synthetic ratios
+    for this machine's target, saved and loaded via ONNX Runtime."""
     from mlsysgym.costmodels.base import CostModel
     from mlsysgym.costmodels.tabular import LightGBMCostModel
 
@@ -91,9 +99,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory):
     m = LightGBMCostModel(n_estimators=30).fit(pd.concat(frames, ignore_index=True),
                                                 list(FEATURE_NAMES), ["runtime_ratio"],
                                                 target_transform="log")
+    tid = fingerprint()["target_id"]
+    m.hyperparameters["tiling"] = {"targets": {tid: {"level": "test"}}, "floor": {}}
     path = tmp_path_factory.mktemp("tiling-model")
     m.save(path)
-    return CostModel.load(path)
+    return TilingModel(CostModel.load(path), tid, target_isa("host"))
 
 
 # ---- candidate space ----------------------------------------------------------------------
@@ -140,16 +150,16 @@ def test_batch1_conv_and_ops_without_rule_are_untouched_and_reported(tiny_model)
 def test_scoring_all_candidates_is_one_batched_call(tiny_model) -> None:
     p = problem_for("matmul", (64, 128, 96))
     calls: list[int] = []
-    real = tiny_model.run_encoded
+    real = tiny_model.base.run_encoded
 
     def counting(x: np.ndarray) -> np.ndarray:
         calls.append(len(x))
         return real(x)
-    tiny_model.run_encoded = counting
+    tiny_model.base.run_encoded = counting
     try:
         sc = score_candidates(tiny_model, p, MM_DEFAULT)
     finally:
-        tiny_model.run_encoded = real
+        tiny_model.base.run_encoded = real
     assert calls == [len(sc)] and len(sc) > 100
     assert sc.predicted.shape == (len(sc),) and np.isfinite(sc.predicted).all()
     assert sc.config(0) == MM_DEFAULT
@@ -157,11 +167,85 @@ def test_scoring_all_candidates_is_one_batched_call(tiny_model) -> None:
 
 # ---- compile-heavy ------------------------------------------------------------------------
 @pytest.mark.slow
-def test_default_is_read_from_iree() -> None:
+def test_default_is_read_from_iree_for_each_target() -> None:
     p = problem_for("matmul", (64, 128, 96))
-    d = default_config(p)
-    assert len(d.distribution) == 3 and d.vector_reduction[2] > 0
-    assert candidates(p, d)[0] == d
+    for cpu in ("host", "x86-64-v2"):  # every x86-64 CPU runs x86-64-v2 code
+        d = default_config(p, cpu)
+        assert len(d.distribution) == 3 and d.vector_reduction[2] > 0
+        assert candidates(p, d, isa=target_isa(cpu))[0] == d
+    # SSE has 4 f32 lanes: IREE's register tile of N is a multiple of 4, at most 4 x 4
+    d2 = default_config(p, "x86-64-v2")
+    assert d2.vector_common_parallel[1] % 4 == 0 and d2.vector_reduction[2] <= 16
+
+
+# Both attribute orders IREE 3.13 prints (AVX-512 host: no cache level; AVX2: cache_parallel
+# first), plus a level this code does not know: every level is kept, in any order.
+_CONFIGS_OUT = """
+module {
+  func.func @d() {
+    %0 = tensor.empty() : tensor<64x128xf32>
+    %z = arith.constant 0.0 : f32
+    %a = tensor.empty() : tensor<64x96xf32>
+    %b = tensor.empty() : tensor<96x128xf32>
+    %1 = linalg.fill {lowering_config = #iree_cpu.lowering_config<LEVELS_FILL>} ins(%z : f32) outs(%0 : tensor<64x128xf32>) -> tensor<64x128xf32>
+    %2 = linalg.matmul {lowering_config = #iree_cpu.lowering_config<LEVELS>} ins(%a, %b : tensor<64x96xf32>, tensor<96x128xf32>) outs(%1 : tensor<64x128xf32>) -> tensor<64x128xf32>
+    return
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("levels,fill,want_extra", [
+    ("distribution = [8, 64, 0], vector_common_parallel = [8, 16, 0], vector_reduction = [0, 0, 16]",
+     "vector_common_parallel = [8, 16]", ()),
+    ("cache_parallel = [8, 64, 0], distribution = [8, 64, 0], vector_common_parallel = [8, 8, 0], "
+     "vector_reduction = [0, 0, 8]", "cache_parallel = [8, 64], vector_common_parallel = [8, 8]",
+     (("cache_parallel", (8, 64, 0)),)),
+    ("vector_reduction = [0, 0, 8], cache_reduction = [0, 0, 32], vector_common_parallel = [8, 8, 0], "
+     "distribution = [8, 64, 0], future_level = [1, 2, 3]", "vector_common_parallel = [8, 8]",
+     (("cache_reduction", (0, 0, 32)), ("future_level", (1, 2, 3)))),
+])
+def test_parser_reads_any_level_order_through_the_bindings(levels: str, fill: str,
+                                                           want_extra: tuple) -> None:
+    text = _CONFIGS_OUT.replace("LEVELS_FILL", fill).replace("LEVELS", levels)
+    cfg = read_root_config(text, "matmul")
+    assert cfg.distribution == (8, 64, 0) and cfg.vector_reduction[2] in (8, 16)
+    assert cfg.extra == want_extra
+    # the config written back keeps every level and parses again to the same config
+    again = read_root_config(text.replace(f"<{levels}>", "<" + cfg.to_attr().split(
+        "lowering_config<", 1)[1].split(">, translation_info")[0] + ">"), "matmul")
+    assert again == cfg
+
+
+def test_parser_rejects_output_without_a_root_config() -> None:
+    text = _CONFIGS_OUT.replace("LEVELS_FILL", "vector_common_parallel = [8, 16]").replace(
+        "lowering_config = #iree_cpu.lowering_config<LEVELS>", "foo = 1")
+    with pytest.raises(ConfigReadError, match="no root-op lowering_config"):
+        read_root_config(text, "matmul")
+
+
+def test_candidates_keep_every_level_of_the_default_and_fit_the_vector_width() -> None:
+    p = problem_for("matmul", (64, 128, 96))
+    avx2 = TargetIsa("x86-64-v3", "x86-64-v3", 256, ())
+    dflt = TileConfig((8, 64, 0), (8, 8, 0), (0, 0, 8), extra=(("cache_parallel", (8, 64, 0)),))
+    cfgs = candidates(p, dflt, isa=avx2)
+    assert cfgs[0] == dflt and len(cfgs) > 50
+    for c in cfgs:
+        cache = dict(c.extra)["cache_parallel"]
+        assert cache[:2] == c.distribution[:2]  # cache level follows the distribution tile
+        vm, vn = c.vector_common_parallel[:2]
+        assert vn in (1, 2, 4, 8, 16, 32) and vm * -(-vn // 8) <= 16  # 16 ymm registers
+        assert "cache_parallel" in c.to_attr()
+    sizes = {c.vector_common_parallel[1] for c in candidates(p, MM_DEFAULT)}
+    assert sizes <= set(range(1, 65)) and max(sizes) >= 32
+
+
+def test_fingerprint_names_the_target_and_differs_between_isa_levels() -> None:
+    host, v2 = fingerprint("host"), fingerprint("x86-64-v2")
+    assert host["target_id"] != v2["target_id"]
+    assert v2["target"]["vector_bits"] == 128 and v2["target"]["level"] == "x86-64-v2"
+    assert host["machine"]["cores"] >= 1 and host["software"]["iree_compiler"]
+    assert "--iree-llvmcpu-target-cpu=x86-64-v2" in v2["flags"]
 
 
 @pytest.mark.slow
@@ -205,7 +289,7 @@ def test_invalid_candidates_are_skipped_not_fatal() -> None:
 
 
 @pytest.mark.slow
-def test_verify_top_k_measures_k_and_never_loses(tiny_model) -> None:
+def test_verify_top_k_measures_k_and_never_loses(tiny_model: TilingModel) -> None:
     text = emit({"kind": "matmul", "shape": "64x128x96"}).mlir
     rep = tune_module(text, "costmodel+verify-top-k", model=tiny_model, k=2, rounds=1)
     (op,) = rep.tuned

@@ -1,9 +1,17 @@
-"""``mlsysgym compile MODEL_OR_MLIR --tune costmodel:PATH``: per-op tile sizes chosen by a cost model.
+"""``mlsysgym compile MODEL_OR_MLIR --tune``: per-op tile sizes chosen by a cost model for this target.
 
 Parses the module (an ``.mlir`` file in linalg on tensors, an ``.onnx`` file or a zoo name,
-imported with ``iree-compile --compile-to=input``), tunes every root op with
-:func:`mlsysgym.costmodels.tiling_pass.tune_module`, compiles the tuned module with IREE and checks
-its outputs against the untuned compile.
+imported with ``iree-compile --compile-to=input``), tunes every root op for the codegen target
+(``--target-cpu``, default ``host``) with :func:`mlsysgym.costmodels.tiling_pass.tune_module`,
+compiles the tuned module with IREE and checks its outputs against the untuned compile.
+
+``--tune`` alone uses the cost model shipped with the package; ``--tune costmodel:PATH`` another.
+When the model has no data for this target (its fingerprint, ``mlsysgym info``), the first
+``--tune`` calibrates: it measures this module's ops (then more shapes) here for at most
+``--minutes`` (default 10), cached per target; ``--calibrate`` does it explicitly and
+``--no-calibrate`` keeps IREE's default on an unknown target instead. ``--verify`` times the
+tuned module against the default on both drivers and reverts ops until it is not slower;
+``--benchmark`` prints that comparison.
 """
 
 from __future__ import annotations
@@ -21,19 +29,39 @@ class CompileCliError(MlsysgymError):
     """A bad ``mlsysgym compile`` argument."""
 
 
+DEFAULT_CALIBRATION_MINUTES = 10.0
+
+
 def register(group: Any) -> None:
     """Add the top-level ``compile`` command."""
     p = group("").add_parser("compile", help="compile a model with IREE (llvm-cpu), choosing "
-                             "tile sizes per op with a learned cost model")
+                             "tile sizes per op with a learned cost model for this target")
     p.add_argument("source", metavar="MODEL_OR_MLIR",
                    help="an .mlir file (linalg on tensors), an .onnx file or a zoo model name")
-    p.add_argument("--tune", metavar="costmodel:PATH", default=None,
-                   help="the cost model directory (model.onnx + metadata.json)")
+    p.add_argument("--tune", metavar="costmodel[:PATH]", nargs="?", const="costmodel",
+                   default=None, help="tune tile sizes with the package's cost model, or the "
+                   "one in PATH (model.onnx + metadata.json)")
     p.add_argument("--mode", default="costmodel",
                    choices=("costmodel", "costmodel+verify-top-k", "measure"),
-                   help="costmodel: no measurement; costmodel+verify-top-k: measure the k best "
-                   "predicted; measure: exhaustive search over a sampled candidate set")
-    p.add_argument("-k", type=int, default=5, help="candidates measured in verify-top-k (≤ 5)")
+                   help="costmodel: no measurement at compile time; costmodel+verify-top-k: "
+                   "measure the k best predicted; measure: search over a sampled candidate set")
+    p.add_argument("-k", type=int, default=5, help="candidates measured in verify-top-k")
+    p.add_argument("--target-cpu", default="host",
+                   help="codegen target (--iree-llvmcpu-target-cpu): host, x86-64-v3, ...")
+    cal = p.add_mutually_exclusive_group()
+    cal.add_argument("--calibrate", action="store_true",
+                     help="measure this module's ops on this target and adapt the model first "
+                     "(cached per target fingerprint)")
+    cal.add_argument("--no-calibrate", action="store_true",
+                     help="on a target the model has no data for, keep IREE's defaults "
+                     "instead of calibrating")
+    p.add_argument("--minutes", type=float, default=DEFAULT_CALIBRATION_MINUTES,
+                   help="calibration budget in minutes (default %(default)s)")
+    p.add_argument("--verify", action="store_true",
+                   help="time tuned vs default (local-sync and local-task) and revert ops until "
+                   "the tuned module is not slower")
+    p.add_argument("--benchmark", action="store_true",
+                   help="print default vs tuned whole-module time on local-sync and local-task")
     p.add_argument("-o", "--output", metavar="OUT.vmfb", help="write the tuned module here")
     p.add_argument("--emit-mlir", metavar="FILE", help="also write the annotated MLIR here")
     p.add_argument("--no-check", action="store_true",
@@ -43,17 +71,25 @@ def register(group: Any) -> None:
 
 
 def _model_path(tune: str | None, mode: str) -> str | None:
+    """The cost model directory of ``--tune`` (None: the package's default model)."""
     if tune is None:
         if mode != "measure":
-            raise CompileCliError(f"--mode {mode} needs --tune costmodel:PATH")
+            raise CompileCliError(f"--mode {mode} needs --tune [costmodel:PATH]")
         return None
     kind, _, path = tune.partition(":")
-    if kind != "costmodel" or not path:
-        raise CompileCliError(f"--tune {tune!r} is not like costmodel:PATH")
-    if not Path(path).is_dir():
+    if kind != "costmodel":
+        raise CompileCliError(f"--tune {tune!r} is not like costmodel or costmodel:PATH")
+    if path and not Path(path).is_dir():
         raise CompileCliError(f"no cost model directory at {path}; train one with "
                               "`python -m mlsysgym.experiments.tiling_data --train DIR`")
-    return path
+    return path or None
+
+
+def _check_output(path: str | None, what: str) -> None:
+    if path and not Path(path).resolve().parent.is_dir():
+        raise CompileCliError(f"{what} {path}: its directory does not exist")
+    if path and Path(path).is_dir():
+        raise CompileCliError(f"{what} {path} is a directory; give a file name")
 
 
 def _load_source(source: str) -> str:
@@ -61,38 +97,94 @@ def _load_source(source: str) -> str:
     if path.suffix == ".mlir":
         if not path.is_file():
             raise CompileCliError(f"no such MLIR file: {source}")
-        return path.read_text()
+        try:
+            return path.read_text()
+        except UnicodeDecodeError:
+            raise CompileCliError(f"{source} is not a text MLIR file") from None
     from mlsysgym.ir.mlir_import import import_model
 
     return import_model(source).linalg_mlir
 
 
+def _print_timings(timings: Any) -> None:
+    for t in timings.values():
+        print(f"  {t.driver:10s} default {t.default_ms:9.2f} ms  tuned {t.tuned_ms:9.2f} ms  "
+              f"speedup ×{t.speedup:.3f} (noise ±{t.noise:.1%}, {t.rounds} rounds)")
+
+
 def run_compile(args: argparse.Namespace) -> int:
-    """Tune, compile, check; prints the report."""
-    from mlsysgym.costmodels.tiling_pass import compile_and_check, tune_module
+    """Tune (calibrating first on a new target), compile, check, verify; prints the report."""
+    from mlsysgym.costmodels.tiling_model import calibrate, load_tiling_model
+    from mlsysgym.costmodels.tiling_pass import compile_and_check, find_root_ops, tune_module
+    from mlsysgym.ir.target import target_isa
 
     model_path = _model_path(args.tune, args.mode)
     if not 1 <= args.k <= 64:
         raise CompileCliError(f"-k must be between 1 and 64, got {args.k}")
+    if not 0 < args.minutes <= 24 * 60:
+        raise CompileCliError(f"--minutes must be in (0, 1440], got {args.minutes}")
+    _check_output(args.output, "-o")
+    _check_output(args.emit_mlir, "--emit-mlir")
+    target_isa(args.target_cpu)  # an unknown or unrunnable target fails here, in one line
     text = _load_source(args.source)
-    report = tune_module(text, args.mode, model_path, k=args.k)
-    if not args.no_check:
-        report.check = compile_and_check(report, text, out=args.output)
+    model = None
+    if args.mode != "measure":
+        model = load_tiling_model(model_path, args.target_cpu)
+        if args.calibrate or (not model.knows_target and not args.no_calibrate):
+            if not model.knows_target:
+                print(f"the cost model has no data for target {model.target_id} "
+                      f"({model.isa.level}); calibrating for at most {args.minutes:g} min "
+                      "(once per target; --no-calibrate skips)", file=sys.stderr)
+            probs = [r.problem for r in find_root_ops(text) if r.problem is not None]
+            calibrate(model, args.target_cpu, probs, minutes=args.minutes,
+                      show_progress=not args.json, log=lambda m: print(m, file=sys.stderr))
+    report = tune_module(text, args.mode, model=model, k=args.k, target_cpu=args.target_cpu)
+    if not args.no_check or args.verify or args.output:
+        report.check = compile_and_check(report, text)  # also drops configs IREE rejects
+    verified = None
+    if args.verify and report.check.ok:
+        from mlsysgym.costmodels.tiling_verify import verify
+
+        verified = verify(report, text, log=lambda m: print(m, file=sys.stderr))
+        if verified.reverted:
+            report.check = compile_and_check(report, text)
+    timings = verified.timings if verified is not None and verified.timings else None
+    if args.benchmark and timings is None:
+        from mlsysgym.costmodels.tiling_verify import benchmark_modules
+
+        timings = benchmark_modules(text, report.mlir, args.target_cpu)
+    if args.output and report.check is not None and report.check.ok:
+        import shutil
+
+        shutil.copyfile(report.check.vmfb, args.output)
     if args.emit_mlir:
         Path(args.emit_mlir).write_text(report.mlir)
     if args.json:
         print(json.dumps({
-            "mode": report.mode, "pass_s": report.pass_s,
+            "mode": report.mode, "pass_s": report.pass_s, "target_cpu": args.target_cpu,
             "ops": [{"index": o.index, "op": o.name, "problem": o.problem_key, "tuned": o.tuned,
                      "reason": o.reason, "is_default": o.is_default,
                      "config": o.chosen.to_dict() if o.chosen else None,
                      "predicted_ratio": o.predicted_ratio, "measured_ratio": o.measured_ratio,
                      "candidates": o.candidates, "model_ms": o.model_ms} for o in report.ops],
-            "check": None if report.check is None else vars(report.check)}, default=str))
+            "check": None if report.check is None else vars(report.check),
+            "timings": None if timings is None else {k: vars(v) for k, v in timings.items()}},
+            default=str))
     else:
         print(report.summary())
+        if timings:
+            print("whole module, tuned vs IREE's default (interleaved):")
+            _print_timings(timings)
         if args.output and report.check is not None and report.check.ok:
             print(f"wrote {args.output}")
+    changed = any(o.tuned and not o.is_default for o in report.ops)
+    if timings and any(t.slower for t in timings.values()):
+        print("mlsysgym: warning: the tuned module is slower than IREE's default on "
+              + ", ".join(t.driver for t in timings.values() if t.slower)
+              + "; rerun with --verify to revert the ops that cost time", file=sys.stderr)
+    elif changed and not args.verify and not timings:
+        print("mlsysgym: note: the tuned module was not timed against the default; "
+              "--verify checks it and reverts ops that make it slower", file=sys.stderr)
     if report.check is not None and not report.check.ok:
         print(f"mlsysgym: error: tuned module disagrees with the untuned compile "
               f"({report.check.error or f'max rel err {report.check.max_rel_err:.2e}'})",

@@ -1,0 +1,214 @@
+"""Measuring tile-size configurations on a codegen target into a dataset (training and calibration rows).
+
+:func:`collect` takes shapes (:class:`ShapeSample`), reads IREE's default configuration of each
+for the target, picks candidates (the best predicted by a model when one is given, the rest
+mostly one or two knobs away from the default), measures them with
+:func:`~mlsysgym.costmodels.tiling_pass.measure_configs` (single-threaded, each candidate timed
+right after the default, median ratio over rounds) and appends one row per (shape, config) to
+a Parquet dataset. Every row records the target fingerprint (``target_id``, level, vector
+width, L2 size, CPU model); ``resume`` skips shapes already measured for that target. The next
+shape compiles in a background thread while one is timed. :func:`perturbed` derives more
+shapes from given ones (sizes scaled by 0.5–2×).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlsysgym.costmodels.tiling_space import (
+    KNOBS,
+    TilingProblem,
+    default_config,
+    knobs_from_config,
+    problem_for,
+    sample_candidates,
+)
+
+__all__ = ["FACTORS", "MAX_MACS", "ShapeSample", "collect", "perturbed", "row_key", "shrink"]
+
+FACTORS = (0.5, 0.75, 1.25, 1.5, 2.0)
+MAX_MACS = 1.2e7
+
+
+@dataclass(frozen=True)
+class ShapeSample:
+    """A problem to measure and its origin (``zoo:<model>`` or ``perturbed:<model>``)."""
+
+    problem: TilingProblem
+    source: str
+    base: str  # key of the zoo problem it derives from
+
+
+def shrink(kind: str, dims: list[int], max_macs: float = MAX_MACS) -> list[int]:
+    """Halve the largest free loop until the op has at most ``max_macs`` MACs (conv batch and
+    window fixed), so one kernel runs in about a millisecond."""
+    fixed = {0, 4, 5} if kind == "conv_2d_nhwc_hwcf" else set()
+    while math.prod(dims) > max_macs:
+        i = max((j for j in range(len(dims)) if j not in fixed), key=lambda j: dims[j])
+        if dims[i] <= 1:
+            break
+        dims[i] = max(1, dims[i] // 2)
+    return dims
+
+
+def perturbed(bases: Sequence[tuple[str, TilingProblem]], n: int, seed: int = 0,
+              exclude: set[str] | None = None, max_macs: float = MAX_MACS) -> list[ShapeSample]:
+    """Up to ``n`` new shapes derived from ``(origin, problem)`` pairs: every free loop scaled
+    by a factor of :data:`FACTORS`, shrunk to ``max_macs``; keys in ``exclude`` skipped."""
+    rng = np.random.default_rng(seed)
+    seen = set(exclude or ()) | {p.key for _, p in bases}
+    out: list[ShapeSample] = []
+    tries = 0
+    while bases and len(out) < n and tries < 50 * n:
+        tries += 1
+        origin, p = bases[int(rng.integers(len(bases)))]
+        fixed = {0, 4, 5} if p.kind == "conv_2d_nhwc_hwcf" else set()
+        dims = [d if (j in fixed or d == 1) else max(1, round(d * float(rng.choice(FACTORS))))
+                for j, d in enumerate(p.dims)]
+        q = problem_for(p.kind, shrink(p.kind, dims, max_macs), p.stride, p.dilation)
+        if q is None or q.key in seen:
+            continue
+        seen.add(q.key)
+        out.append(ShapeSample(q, f"perturbed:{origin}", p.key))
+    return out
+
+
+def row_key(problem: TilingProblem, config_key: str, target_id: str) -> str:
+    """Identity of a row: hash of (problem, config, target fingerprint id)."""
+    return hashlib.sha256(json.dumps([problem.key, config_key, target_id]).encode()).hexdigest()[:24]
+
+
+def _stable_seed(text: str) -> int:
+    """A seed from a string that is the same in every process (``hash`` is salted)."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def _pick(problem: TilingProblem, default: Any, n: int, isa: Any, ranker: Any) -> list[Any]:
+    """``n`` candidates: with a ranker, its ``n // 2`` best predicted, then sampled ones."""
+    seed = _stable_seed(problem.key)
+    if ranker is None:
+        return sample_candidates(problem, default, n, seed=seed, isa=isa)
+    from mlsysgym.costmodels.tiling_pass import score_candidates
+
+    sc = score_candidates(ranker, problem, default)
+    top = [sc.config(int(i)) for i in np.argsort(sc.predicted, kind="stable") if int(i) != 0]
+    out = list(dict.fromkeys(top[: n // 2]))
+    for c in sample_candidates(problem, default, n, seed=seed, isa=isa):
+        if len(out) < n and c not in out:
+            out.append(c)
+    return out
+
+
+def collect(out: str | os.PathLike[str], minutes: float = 30.0, per_shape: int = 8,
+            rounds: int = 3, seed: int = 0, resume: bool = True, show_progress: bool = True,
+            target_cpu: str = "host", shapes: Sequence[ShapeSample] = (),
+            ranker: Any = None) -> dict[str, Any]:
+    """Measure ``shapes`` compiled for codegen target ``target_cpu`` until ``minutes`` run out
+    (see the module doc); ``ranker`` (a :class:`~mlsysgym.costmodels.tiling_model.TilingModel`)
+    picks half of each shape's candidates as its best predicted. Returns a summary dict."""
+    from mlsysgym.costmodels.tiling_pass import annotate_kernel, measure_configs
+    from mlsysgym.envs.dataset import ParquetAppender, read_dataset
+    from mlsysgym.ir.mlir_emit import emit
+    from mlsysgym.ir.target import fingerprint, target_isa
+    from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description
+
+    out_path = Path(out)
+    fp = fingerprint(target_cpu)
+    isa = target_isa(target_cpu)
+    compiler = KernelCompiler.for_target(target_cpu)
+    done: set[str] = set()
+    if resume and out_path.is_dir() and any(out_path.glob("part-*.parquet")):
+        df = read_dataset(out_path)
+        if "target_id" in df:
+            done = set(df.loc[df["target_id"] == fp["target_id"], "problem_key"].astype(str))
+    shapes = [s for s in dict.fromkeys(shapes) if s.problem.key not in done]
+    machine = {**machine_description(), "fingerprint": fp}
+    t0 = time.perf_counter()
+    deadline = t0 + minutes * 60.0
+    pool = ThreadPoolExecutor(max_workers=1)
+
+    def prepare(s: ShapeSample) -> tuple[Any, list[Any], list[Any]]:
+        d = default_config(s.problem, target_cpu)
+        cfgs = _pick(s.problem, d, per_shape, isa, ranker)
+        k = emit(s.problem.to_spec_design())
+        texts = [k.mlir] + [annotate_kernel(k.mlir, c) for c in cfgs]
+        return d, cfgs, compiler.compile_many(texts)
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]tiling data"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                        disable=not show_progress)
+    writer = ParquetAppender(out_path, flush_every=1, part_rows=2000)
+    n_rows = n_ok = n_shape = 0
+    fut: Future[Any] | None = pool.submit(prepare, shapes[0]) if shapes else None
+    try:
+        with progress:
+            task = progress.add_task("m", total=len(shapes), info="")
+            for i, s in enumerate(shapes):
+                if time.perf_counter() > deadline or fut is None:
+                    break
+                try:
+                    d, cfgs, compiled = fut.result()
+                except Exception as e:  # noqa: BLE001 - a shape whose default cannot be read
+                    progress.console.print(f"skip {s.problem.key}: {e}")
+                    fut = pool.submit(prepare, shapes[i + 1]) if i + 1 < len(shapes) else None
+                    continue
+                fut = pool.submit(prepare, shapes[i + 1]) if i + 1 < len(shapes) else None
+                try:
+                    ms = measure_configs(s.problem, cfgs, rounds=rounds, compiler=compiler,
+                                         compiled=compiled, seed=seed)
+                except Exception as e:  # noqa: BLE001 - keep collecting
+                    progress.console.print(f"skip {s.problem.key}: {e}")
+                    continue
+                dk = knobs_from_config(s.problem, d)
+                load = round(os.getloadavg()[0], 2)
+                rows = []
+                for m in ms:
+                    kn = knobs_from_config(s.problem, m.config) or {}
+                    rows.append({
+                        "key": row_key(s.problem, m.config.key, fp["target_id"]),
+                        "problem_key": s.problem.key, "kind": s.problem.kind,
+                        "dims": "x".join(map(str, s.problem.dims)), "stride": s.problem.stride,
+                        "dilation": s.problem.dilation, "macs": s.problem.macs,
+                        "source": s.source, "base": s.base,
+                        **{k: kn.get(k) for k in KNOBS},
+                        **({f"default_{k}": dk[k] for k in KNOBS} if dk else {}),
+                        "config": json.dumps(m.config.to_dict()),
+                        "default_config": json.dumps(d.to_dict()),
+                        "runtime_ratio": m.ratio, "runtime_us": m.runtime_us,
+                        "default_runtime_us": m.default_us,
+                        "ratio_spread": float(np.std(np.log(m.ratios))) if m.ratios else math.nan,
+                        "ok": m.ok, "error": m.error, "max_rel_err": m.max_rel_err,
+                        "load_avg_1m": load, "machine": json.dumps(machine),
+                        "compiler_version": compiler.version,
+                        "target_cpu": target_cpu, "target_id": fp["target_id"],
+                        "target_level": isa.level, "vector_bits": isa.vector_bits,
+                        "l2_kib": fp["machine"]["l2_kib"], "cpu_model": fp["machine"]["model_name"],
+                        "evaluator_id": "iree-cpu-interleaved-ratio@2",
+                        "workload_id": s.source.split(":", 1)[-1], "seed": seed,
+                        "timestamp": datetime.now(UTC).isoformat(),
+                        "row_id": row_key(s.problem, m.config.key, fp["target_id"])})
+                writer.append(rows, ("kind", "dims", *KNOBS), ("runtime_ratio", "ok"))
+                n_rows += len(rows)
+                n_ok += sum(m.ok for m in ms)
+                n_shape += 1
+                best = min((m.ratio for m in ms if m.ok), default=math.nan)
+                progress.update(task, advance=1, info=f"{s.problem.key[:34]} best×{best:.2f} "
+                                f"rows={n_rows} load={load}")
+    finally:
+        writer.close()
+        pool.shutdown(wait=False, cancel_futures=True)
+    return {"shapes": n_shape, "rows": n_rows, "ok_rows": n_ok,
+            "seconds": time.perf_counter() - t0, "out": str(out_path)}
