@@ -34,9 +34,20 @@ from typing import Any
 
 from mlsysgym.ir.errors import MlsysgymError
 
-__all__ = ["ISA_LEVELS", "CODEGEN_FLAGS", "CpuInfo", "TargetError", "TargetIsa", "cpu_info",
-           "fingerprint", "host_isa_level", "lock_hash", "provenance", "target_flags",
-           "target_isa"]
+__all__ = [
+    "CODEGEN_FLAGS",
+    "ISA_LEVELS",
+    "CpuInfo",
+    "TargetError",
+    "TargetIsa",
+    "cpu_info",
+    "fingerprint",
+    "host_isa_level",
+    "lock_hash",
+    "provenance",
+    "target_flags",
+    "target_isa",
+]
 
 # x86-64 micro-architecture levels (psABI): features each level adds to the previous one.
 ISA_LEVELS: dict[str, tuple[str, ...]] = {
