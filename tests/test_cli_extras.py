@@ -105,3 +105,16 @@ def test_building_the_parser_imports_no_heavy_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def test_sweep_finds_a_shipped_config_by_name(tmp_path: Path, monkeypatch) -> None:
+    from mlsysgym.commands.sweep_cmds import packaged_configs, resolve_config
+
+    assert "study_search" in packaged_configs()
+    monkeypatch.chdir(tmp_path)  # no experiments/configs/ here
+    shipped = Path(resolve_config("study_search"))
+    assert shipped.is_file() and shipped.name == "study_search.yaml"
+    assert resolve_config("study_search.yaml") == str(shipped)
+    (tmp_path / "study_search.yaml").write_text("name: mine\n")  # a file of that name wins
+    assert resolve_config("study_search.yaml") == "study_search.yaml"
+    assert resolve_config("no_such_config") == "no_such_config"

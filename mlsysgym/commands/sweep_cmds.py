@@ -1,9 +1,14 @@
 """``mlsysgym sweep CONFIG.yaml [--resume [--allow-mixed]] [--ray-address ADDR]``: a Ray Tune
-sweep."""
+sweep.
+
+CONFIG is a YAML file, or the name of a config shipped with the package
+(``mlsysgym/experiments/configs/<name>.yaml``, e.g. ``study_search``).
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(group) -> None:
@@ -11,7 +16,9 @@ def register(group) -> None:
         "sweep", help="run problem × agent × hyperparameters × seeds through Ray Tune",
         description="Run a sweep described by a YAML config (see experiments/configs/). "
                     "Each trial is one search run; results go to Parquet under output_dir.")
-    p.add_argument("config", metavar="CONFIG.yaml", help="sweep configuration file")
+    p.add_argument("config", metavar="CONFIG.yaml",
+                   help="sweep configuration file, or the name of a shipped config "
+                        f"({', '.join(packaged_configs()) or 'none'})")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted sweep: skip finished trials, run the rest")
     p.add_argument("--allow-mixed", action="store_true",
@@ -27,12 +34,30 @@ def register(group) -> None:
     p.set_defaults(func=run)
 
 
+def packaged_configs() -> list[str]:
+    """Names of the sweep configs shipped with the package."""
+    from mlsysgym import experiments
+
+    return sorted(p.stem for p in (Path(experiments.__file__).parent / "configs").glob("*.yaml"))
+
+
+def resolve_config(config: str) -> str:
+    """``config`` if it is a file, else the shipped config of that name (``study_search`` or
+    ``study_search.yaml``); unchanged when neither exists (loading it reports the error)."""
+    from mlsysgym import experiments
+
+    shipped = Path(experiments.__file__).parent / "configs" / f"{Path(config).stem}.yaml"
+    if not Path(config).is_file() and Path(config).name == config and shipped.is_file():
+        return str(shipped)
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
 
     from mlsysgym.experiments.sweep import completed, load_config, print_summary, run_sweep
 
-    config = load_config(args.config, output_dir=args.output_dir)
+    config = load_config(resolve_config(args.config), output_dir=args.output_dir)
     try:
         summary = run_sweep(config, resume=args.resume, address=args.ray_address,
                             max_trials=args.max_trials, progress=not args.no_progress,
