@@ -28,7 +28,7 @@ import json
 import os
 import time
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -95,6 +95,22 @@ class TargetSpec:
     mean: float
     std: float
 
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TargetSpec:
+        """The target saved in a model's metadata; ValueError/TypeError/KeyError if malformed."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a target must be an object, got {d!r:.60}")
+        t = cls(**d)
+        if not isinstance(t.name, str) or not t.name or not isinstance(t.unit, str):
+            raise ValueError(f"a target needs a string name and unit, got {t.name!r}, {t.unit!r}")
+        if t.transform not in ("log", "identity"):
+            raise ValueError(f"target {t.name!r}: transform {t.transform!r} is not 'log' or "
+                             f"'identity'")
+        if not all(isinstance(v, int | float) and np.isfinite(v) for v in (t.mean, t.std)) \
+                or t.std <= 0:
+            raise ValueError(f"target {t.name!r}: mean and std must be finite numbers, std > 0")
+        return t
+
     def forward(self, y: np.ndarray) -> np.ndarray:
         """Raw metric values → normalized model space."""
         t = np.log(np.maximum(y, 1e-300)) if self.transform == "log" else y
@@ -150,6 +166,10 @@ class FitInfo:
     def from_meta(cls, meta: Mapping[str, Any]) -> FitInfo:
         """The ``training``/``validation`` sections of a saved model's metadata."""
         tr = meta.get("training", {})
+        if not isinstance(tr, Mapping) or not isinstance(meta.get("validation", {}), Mapping):
+            raise TypeError("training and validation must be objects")
+        if not all(isinstance(tr.get(k, []), list) for k in ("source_evaluators", "workloads")):
+            raise TypeError("training.source_evaluators and training.workloads must be lists")
         return cls(rows=tr.get("rows", 0), valid_rows=tr.get("valid_rows", 0),
                    data_hash=tr.get("data_hash", ""), fit_seconds=tr.get("fit_seconds", 0.0),
                    validation=meta.get("validation", {}),
@@ -159,17 +179,71 @@ class FitInfo:
 
 def read_saved(directory: str | os.PathLike[str], what: str = "cost model"
                ) -> tuple[dict[str, Any], bytes]:
-    """The metadata and ONNX bytes of a saved model directory (one-line errors if missing)."""
+    """The metadata (a JSON object of this format) and ONNX bytes of a saved model directory;
+    ModelFileError with one line if either is missing or unreadable."""
     d = Path(directory)
     meta_path, onnx_path = d / META_FILE, d / ONNX_FILE
     if not meta_path.is_file() or not onnx_path.is_file():
         raise ModelFileError(f"no saved {what} at {d} (need {ONNX_FILE} and {META_FILE}); "
                              f"train one with `mlsysgym costmodel train`")
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelFileError(f"cannot read {meta_path}: {e}") from None
-    return meta, onnx_path.read_bytes()
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        onnx_bytes = onnx_path.read_bytes()
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"cannot read {d}: {str(e).splitlines()[0]}") from None
+    if not isinstance(meta, dict):
+        raise bad_metadata(d, "the file", f"is {type(meta).__name__}, not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise bad_metadata(d, "format", f"is {meta.get('format')!r}, not {FORMAT!r}")
+    return meta, onnx_bytes
+
+
+def bad_metadata(directory: str | os.PathLike[str], field: str, problem: str) -> ModelFileError:
+    """The one-line error for a malformed field of a saved model's ``metadata.json``."""
+    return ModelFileError(f"{Path(directory) / META_FILE}: {field} {problem}; save the model "
+                          f"again or restore the file")
+
+
+def meta_field(meta: Mapping[str, Any], key: str, types: type | tuple[type, ...],
+               directory: str | os.PathLike[str], default: Any = ...) -> Any:
+    """``meta[key]`` checked to be of ``types`` (``default`` when absent, if one is given);
+    otherwise a ModelFileError naming the field."""
+    if key not in meta:
+        if default is not ...:
+            return default
+        raise bad_metadata(directory, f"field {key!r}", "is missing")
+    v = meta[key]
+    if not isinstance(v, types) or (isinstance(v, bool) and bool not in _tuple(types)):
+        names = " or ".join(t.__name__ for t in _tuple(types))
+        raise bad_metadata(directory, f"field {key!r}", f"must be {names}, got {v!r:.60}")
+    return v
+
+
+def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def parse_field(meta: Mapping[str, Any], key: str, parse: Callable[[Any], Any],
+                directory: str | os.PathLike[str], default: Any = ...) -> Any:
+    """``parse(meta[key])`` (``default`` when absent, if one is given); a missing field, or a
+    KeyError/TypeError/ValueError of ``parse`` (a malformed value), becomes one ModelFileError
+    line naming the field."""
+    if key not in meta and default is not ...:
+        return default
+    value = meta_field(meta, key, object, directory)
+    try:
+        return parse(value)
+    except KeyError as e:
+        raise bad_metadata(directory, f"field {key!r}", f"lacks the key {e}") from None
+    except (TypeError, ValueError) as e:
+        raise bad_metadata(directory, f"field {key!r}", f"is malformed ({e})") from None
+
+
+def parse_targets(value: Any) -> list[TargetSpec]:
+    """The ``targets`` of a model's metadata: a non-empty list of target objects."""
+    if not isinstance(value, list) or not value:
+        raise TypeError(f"must be a non-empty list, got {value!r:.60}")
+    return [TargetSpec.from_json(t) for t in value]
 
 
 def check_version(model: Evaluator, meta: Mapping[str, Any], directory: str | os.PathLike[str]
@@ -455,26 +529,58 @@ class OnnxCostModel(CostModel):
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str], threads: int = 1) -> OnnxCostModel:
+        """Load ``model.onnx`` + ``metadata.json``; every field is checked (ModelFileError with
+        one line naming the bad field), and the ONNX graph is probed to take the metadata's
+        input and give ``members × targets`` outputs."""
         meta, onnx_bytes = read_saved(directory)
-        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
-            raise ModelFileError(f"{Path(directory) / META_FILE} is not a {FORMAT} "
-                                 f"v{FORMAT_VERSION} metadata file")
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise bad_metadata(directory, "format_version",
+                               f"is {meta.get('format_version')!r}, not {FORMAT_VERSION}")
         m = cls()
         m.meta, m.path = meta, Path(directory)
-        m.kind = meta["kind"]  # type: ignore[misc]  # report the trained kind
-        m.input_dtype = meta["onnx"]["input_dtype"]  # type: ignore[misc]
-        m._input_name = meta["onnx"]["input"]
-        m.members = int(meta["members"])
-        m.hyperparameters = dict(meta.get("hyperparameters", {}))
-        m.schema = FeatureSchema.from_json(meta["schema"])
-        m.targets = [TargetSpec(**t) for t in meta["targets"]]
-        m.info = FitInfo.from_meta(meta)
+        m.kind = meta_field(meta, "kind", str, directory)  # type: ignore[misc]
+        onnx_meta = meta_field(meta, "onnx", dict, directory)
+        m.input_dtype = meta_field(onnx_meta, "input_dtype", str, directory)  # type: ignore[misc]
+        if m.input_dtype not in ("float32", "float64"):
+            raise bad_metadata(directory, "onnx.input_dtype",
+                               f"is {m.input_dtype!r}, not 'float32' or 'float64'")
+        m._input_name = meta_field(onnx_meta, "input", str, directory)
+        m.members = meta_field(meta, "members", int, directory)
+        if m.members < 1:
+            raise bad_metadata(directory, "field 'members'", f"is {m.members}; it must be >= 1")
+        m.hyperparameters = dict(meta_field(meta, "hyperparameters", dict, directory, {}))
+        m.schema = parse_field(meta, "schema", FeatureSchema.from_json, directory)
+        m.targets = parse_field(meta, "targets", parse_targets, directory)
+        m.info = parse_field(meta, "training", lambda _: FitInfo.from_meta(meta), directory,
+                             FitInfo())
         m.onnx_bytes = onnx_bytes
         m.session = _session(m.onnx_bytes, threads)
-        m.name = meta.get("name", f"costmodel-{m.kind}")
+        m.name = meta_field(meta, "name", str, directory, f"costmodel-{m.kind}")
         m._finish_identity()
         check_version(m, meta, directory)
+        m._probe(directory)
         return m
+
+    def _probe(self, directory: str | os.PathLike[str]) -> None:
+        """Run the graph on one zero row: it must take the metadata's input name, dtype and
+        width and give (1, members × targets); ModelFileError otherwise."""
+        schema = self._require_fitted()
+        names = [i.name for i in self.session.get_inputs()]
+        if self._input_name not in names:
+            raise bad_metadata(directory, "onnx.input", f"is {self._input_name!r}, but "
+                               f"{ONNX_FILE} takes {names}")
+        x = np.zeros((1, len(schema.encoded_names)), dtype=self.input_dtype)
+        try:
+            y = self.session.run(None, {self._input_name: x})[0]
+        except Exception as e:  # noqa: BLE001 - ORT raises its own untyped errors
+            raise bad_metadata(directory, "schema/onnx", f"do not match {ONNX_FILE} (a "
+                               f"{x.shape[1]}-column {self.input_dtype} input fails: "
+                               f"{str(e).splitlines()[0][:160]})") from None
+        want = (1, self.members * len(self.targets))
+        if np.shape(y) != want:
+            raise bad_metadata(directory, "members/targets", f"say {want[1]} outputs per row "
+                               f"({self.members} × {len(self.targets)}) but {ONNX_FILE} gives "
+                               f"{np.shape(y)[1:]}")
 
     def _fit_arrays(self, x: np.ndarray, z: np.ndarray, x_valid: np.ndarray | None,
                     z_valid: np.ndarray | None) -> None:

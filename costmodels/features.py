@@ -51,7 +51,28 @@ class FeatureSpec:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> FeatureSpec:
-        return cls(**{**d, "categories": tuple(d.get("categories", ()))})
+        """The spec saved by :meth:`to_json`; ValueError/TypeError/KeyError if malformed."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a feature must be an object, got {d!r}")
+        cats = d.get("categories", ())
+        if not isinstance(cats, list | tuple):
+            raise TypeError(f"feature {d.get('name')!r}: categories must be a list")
+        f = cls(**{**d, "categories": tuple(cats)})
+        where = f"feature {f.name!r}"
+        if not isinstance(f.name, str) or not f.name:
+            raise ValueError(f"a feature name must be a non-empty string, got {f.name!r}")
+        if f.kind not in ("numeric", "categorical"):
+            raise ValueError(f"{where}: kind {f.kind!r} is not 'numeric' or 'categorical'")
+        if f.transform not in ("identity", "log2"):
+            raise ValueError(f"{where}: transform {f.transform!r} is not 'identity' or 'log2'")
+        if f.source not in ("design", "workload"):
+            raise ValueError(f"{where}: source {f.source!r} is not 'design' or 'workload'")
+        if f.kind == "categorical" and not f.categories:
+            raise ValueError(f"{where}: a categorical feature needs at least one category")
+        if not (isinstance(f.low, int | float) and isinstance(f.high, int | float)
+                and f.low <= f.high):
+            raise ValueError(f"{where}: range [{f.low!r}, {f.high!r}] is not low <= high")
+        return f
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,11 @@ class DerivedFeature:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> DerivedFeature:
-        return cls(d["name"], tuple((str(n), float(w)) for n, w in d["terms"]))
+        """The derived feature saved by :meth:`to_json`; ValueError/TypeError/KeyError if
+        malformed."""
+        if not isinstance(d, Mapping) or not isinstance(d["terms"], list):
+            raise TypeError(f"a derived feature must be an object with a list of terms, got {d!r}")
+        return cls(str(d["name"]), tuple((str(n), float(w)) for n, w in d["terms"]))
 
 
 def columns_of(inputs: Any, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -258,12 +283,34 @@ class FeatureSchema:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> FeatureSchema:
+        """The schema saved by :meth:`to_json`, checked for consistency (ValueError, TypeError
+        or KeyError with a one-line message if it is malformed)."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"must be an object, got {type(d).__name__}")
+        feats, derived = d["features"], d.get("derived", [])
+        if not isinstance(feats, list) or not feats:
+            raise TypeError(f"features must be a non-empty list, got {feats!r:.60}")
+        if not isinstance(derived, list):
+            raise TypeError(f"derived must be a list, got {derived!r:.60}")
         norm = d.get("normalization", {})
-        return cls([FeatureSpec.from_json(f) for f in d["features"]],
-                   [DerivedFeature.from_json(x) for x in d.get("derived", [])],
-                   None if norm.get("mean") is None else np.asarray(norm["mean"], dtype=np.float64),
-                   None if norm.get("std") is None else np.asarray(norm["std"], dtype=np.float64),
-                   bool(norm.get("standardize", True)))
+        if not isinstance(norm, Mapping):
+            raise TypeError(f"normalization must be an object, got {norm!r:.60}")
+        schema = cls([FeatureSpec.from_json(f) for f in feats],
+                     [DerivedFeature.from_json(x) for x in derived],
+                     None if norm.get("mean") is None else np.asarray(norm["mean"], dtype=np.float64),
+                     None if norm.get("std") is None else np.asarray(norm["std"], dtype=np.float64),
+                     bool(norm.get("standardize", True)))
+        numeric = {f.name for f in schema.features if f.kind == "numeric"}
+        for x in schema.derived:
+            unknown = [n for n, _ in x.terms if n not in numeric]
+            if unknown:
+                raise ValueError(f"derived feature {x.name!r} uses {unknown}, not numeric features")
+        width = len(schema.encoded_names)
+        for key, v in (("mean", schema.mean), ("std", schema.std)):
+            if v is not None and (v.shape != (width,) or not np.isfinite(v).all()):
+                raise ValueError(f"normalization {key} must be {width} finite numbers (one per "
+                                 f"encoded column), got shape {v.shape}")
+        return schema
 
 
 def _equal(v: np.ndarray, c: Any) -> np.ndarray:
