@@ -229,10 +229,21 @@ def _load_calibration(model: TilingModel) -> Calibration | None:
 
 
 def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
-    """Per problem key, the measured fastest configuration and its ratio (when < 1)."""
+    """Per problem key, the measured fastest configuration and its ratio (when < 1) among those
+    that keep the multi-threaded driver's parallelism
+    (:func:`~mlsysgym.costmodels.tiling_pass.parallel_ok`)."""
+    from mlsysgym.costmodels.tiling_pass import parallel_ok
+
     ok = rows[rows["ok"].astype(bool) & np.isfinite(rows["runtime_ratio"])]
     out: dict[str, tuple[TileConfig, float]] = {}
     for key, g in ok.groupby("problem_key"):
+        r0 = g.iloc[0]
+        p = TilingProblem(str(r0["kind"]), tuple(int(x) for x in str(r0["dims"]).split("x")),
+                          int(r0["stride"]), int(r0["dilation"]))
+        g = g[parallel_ok(p, {k: g[k].to_numpy() for k in KNOBS},
+                          {k: int(r0[f"default_{k}"]) for k in KNOBS})]
+        if g.empty:
+            continue
         r = g.loc[g["runtime_ratio"].idxmin()]
         if float(r["runtime_ratio"]) < 1.0:
             out[str(key)] = (TileConfig.from_dict(json.loads(r["config"])), float(r["runtime_ratio"]))
@@ -262,25 +273,28 @@ def fit_residual(model: TilingModel, rows: Any, out: Path) -> Any | None:
 
 def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProblem],
               minutes: float = 10.0, per_shape: int = 6, rounds: int = 3,
-              fill_training_shapes: bool = True, show_progress: bool = True,
+              more_shapes: int = 200, show_progress: bool = True,
               log: Callable[[str], None] = print) -> Calibration:
-    """Measure kernels on this target for at most ``minutes`` (the given ``problems`` first,
-    then training shapes while time is left; shapes already measured for this target are
-    skipped): per shape the ``per_shape`` best predicted candidates plus near-default ones,
-    each timed against IREE's default. Then fit the residual model and attach the result to
-    ``model``. Rows, residual and fingerprint are cached under :func:`calibration_dir`."""
+    """Measure kernels on this target for at most ``minutes``: the given ``problems`` first,
+    then up to ``more_shapes`` perturbations of them while time is left; shapes already
+    measured for this target are skipped. Per shape: the ``per_shape // 2`` best predicted
+    candidates and near-default ones, each timed against IREE's default. Then fit the residual
+    model and attach the result to ``model``. Everything is cached under
+    :func:`calibration_dir`."""
+    from mlsysgym.costmodels.tiling_measure import ShapeSample, collect, perturbed
     from mlsysgym.envs.dataset import read_dataset
-    from mlsysgym.experiments.tiling_data import ShapeSample, collect, training_shapes
 
     d = calibration_dir(model.target_id)
     t0 = time.perf_counter()
-    shapes = [ShapeSample(p, "calibration:ops", p.key) for p in dict.fromkeys(problems)]
-    if fill_training_shapes:
-        shapes += training_shapes(200, seed=1)
-    ranker = model if model.knows_target or model.trained_targets else None
+    own = list(dict.fromkeys(problems))
+    shapes = [ShapeSample(p, "calibration:module", p.key) for p in own]
+    shapes += perturbed([("module", p) for p in own], more_shapes, seed=1)
     summary = collect(d, minutes=minutes, per_shape=per_shape, rounds=rounds,
                       show_progress=show_progress, target_cpu=target_cpu, shapes=shapes,
-                      ranker=ranker)
+                      ranker=model)
+    if not any(d.glob("part-*.parquet")):
+        raise TilingError(f"calibration measured nothing on target {model.target_id} in "
+                          f"{minutes:g} min; give it more time (--minutes)")
     rows = read_dataset(d)
     res = fit_residual(model, rows, d / "residual")
     cal = Calibration(model.target_id, len(rows), int(rows["problem_key"].nunique()), res,

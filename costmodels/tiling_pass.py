@@ -46,6 +46,7 @@ from mlsysgym.costmodels.tiling_space import (
     knobs_from_config,
     problem_for,
     sample_candidates,
+    workgroups,
 )
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.ir.target import target_isa
@@ -355,6 +356,8 @@ class Guards:
     - a candidate is dropped when it is out of range, when its predicted ratio is below what
       the data supports for the op kind (the model's ``floor``), or when the ensemble members
       disagree on it (spread of the log ratio above ``max_spread``);
+    - a candidate with fewer workgroups than the default (below ``workgroups_per_core`` ×
+      cores) is dropped: single-thread timings do not see the multi-threaded driver's loss;
     - the pick (predicted log ratio + ``caution`` × spread) must beat the default by
       ``margin``."""
 
@@ -363,6 +366,18 @@ class Guards:
     margin: float = 0.95
     use_floor: bool = True
     use_ood: bool = True
+    workgroups_per_core: int = 4
+
+
+def parallel_ok(problem: TilingProblem, knobs: Mapping[str, np.ndarray], default: Mapping[str, int],
+                per_core: int = 4, cores: int | None = None) -> np.ndarray:
+    """Which knob assignments keep enough workgroups for the multi-threaded driver: at least
+    as many as IREE's default has, or ``per_core`` × cores when the default has more."""
+    from mlsysgym.ir.target import cpu_info
+
+    need = min(float(workgroups(problem, {k: [v] for k, v in default.items()})[0]),
+               float(per_core * (cores or cpu_info().cores)))
+    return workgroups(problem, knobs) >= need
 
 
 def _guarded_pick(sc: Scored, model: TilingModel, g: Guards) -> tuple[int, str]:
@@ -376,6 +391,8 @@ def _guarded_pick(sc: Scored, model: TilingModel, g: Guards) -> tuple[int, str]:
     if g.use_floor:
         keep &= sc.predicted >= model.floor(sc.problem.kind)
     keep &= sc.spread <= g.max_spread
+    keep &= parallel_ok(sc.problem, sc.columns, _default_knobs(sc.problem, sc.default),
+                        g.workgroups_per_core)
     if not keep.any():
         return 0, "no candidate inside the data's support with agreeing members; default kept"
     safe = np.where(keep, np.log(np.maximum(sc.predicted, 1e-9)) + g.caution * sc.spread, np.inf)
@@ -516,7 +533,10 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
             decisions.append(d)
             continue
         d = OpDecision(r.index, r.name, p.key, True, chosen=default, default=default)
-        if blind:
+        if mode == "costmodel" and p.key in measured_best:
+            d.chosen, d.measured_ratio = measured_best[p.key]
+            d.reason = "measured during calibration"
+        elif blind:
             d.reason = (f"the model has no data for target {model.target_id} "
                         f"({model.isa.level}); default kept — calibrate first")
         elif mode == "measure":
@@ -527,9 +547,6 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
             best = min((m for m in ms if m.ok), key=lambda m: m.ratio, default=None)
             if best is not None and best.ratio < 1.0:
                 d.chosen, d.measured_ratio = best.config, best.ratio
-        elif mode == "costmodel" and p.key in measured_best:
-            d.chosen, d.measured_ratio = measured_best[p.key]
-            d.reason = "measured during calibration"
         else:
             sc = score_candidates(model, p, default, max_n=max_candidates)
             d.candidates, d.model_calls = len(sc), sc.calls

@@ -539,6 +539,16 @@ def candidates(problem: TilingProblem, default: TileConfig | None = None, max_n:
     return out
 
 
+def workgroups(problem: TilingProblem, knobs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Workgroups (distribution tiles) of each knob assignment: the parallelism the
+    multi-threaded driver gets (batch matmuls also split the batch)."""
+    m, n, _, h = problem.mnkh
+    cols = {k: np.asarray(knobs[k], dtype=np.float64) for k in ("d_m", "d_n", "d_h")}
+    batch = problem.dims[0] if problem.kind == "batch_matmul" else 1
+    return (np.ceil(m / cols["d_m"]) * np.ceil(n / cols["d_n"]) * np.ceil(h / cols["d_h"])
+            * batch)
+
+
 # ---- features -----------------------------------------------------------------------------
 FEATURE_NAMES = ("kind_conv", "kind_bmm", "lm", "ln", "lk", "lh", "window", "conv_stride",
                  "ld_m", "ld_n", "ld_h", "lv_m", "lv_n", "lr_k",

@@ -315,3 +315,114 @@ def test_compile_cli_registers_and_rejects_bad_tune(tmp_path) -> None:
     args = top.parse_args(["compile", str(f), "--mode", "costmodel"])
     with pytest.raises(MlsysgymError, match="needs --tune"):
         args.func(args)
+
+
+# ---- guards, unknown targets, calibration, verify -------------------------------------------
+_MM_KEY = "matmul:64x128x96"
+_DEFAULTS = {_MM_KEY: MM_DEFAULT, "conv_2d_nhwc_hwcf:2x8x8x32x3x3x16": CONV_DEFAULT}
+
+
+def _with(model: TilingModel, **tiling: object) -> TilingModel:
+    """A copy of ``model`` whose ``hyperparameters["tiling"]`` has ``tiling`` merged in."""
+    import copy
+
+    base = copy.copy(model.base)
+    base.hyperparameters = {**model.base.hyperparameters,
+                            "tiling": {**model.info, **tiling}}
+    return TilingModel(base, model.target_id, model.isa, model.calibration)
+
+
+def test_unknown_target_keeps_every_default(tiny_model: TilingModel) -> None:
+    blind = _with(tiny_model, targets={"someone-elses-cpu": {"level": "x86-64-v4"}})
+    assert not blind.knows_target
+    rep = tune_module(MODULE, "costmodel", model=blind, defaults=_DEFAULTS)
+    assert len(rep.tuned) == 2 and all(o.is_default for o in rep.tuned)
+    assert all("no data for target" in o.reason for o in rep.tuned)
+    assert "compilation_info" not in rep.mlir
+
+
+def test_guards_keep_the_default(tiny_model: TilingModel) -> None:
+    from mlsysgym.costmodels.tiling_pass import Guards
+
+    free = tune_module(MODULE, "costmodel", model=tiny_model, defaults=_DEFAULTS,
+                       guards=Guards(margin=2.0, use_floor=False))
+    assert all(not o.is_default for o in free.tuned)  # without guards every op changes
+    # a floor above every prediction: no gain is supported by the data
+    floored = tune_module(MODULE, "costmodel", model=_with(tiny_model, floor={
+        "matmul": 50.0, "conv_2d_nhwc_hwcf": 50.0}), defaults=_DEFAULTS,
+        guards=Guards(margin=2.0))
+    assert all(o.is_default and "support" in o.reason for o in floored.tuned)
+    # members that disagree by more than allowed
+    spread = tune_module(MODULE, "costmodel", model=tiny_model, defaults=_DEFAULTS,
+                         guards=Guards(margin=2.0, use_floor=False, max_spread=-1.0))
+    assert all(o.is_default for o in spread.tuned)
+    # an op far outside the training shapes (64x128x96 and a small conv): out of distribution
+    big = emit({"kind": "matmul", "shape": "4096x4096x4096"}).mlir
+    ood = tune_module(big, "costmodel", model=tiny_model, defaults={
+        "matmul:4096x4096x4096": TileConfig((64, 64, 0), (8, 16, 0), (0, 0, 16))})
+    assert ood.tuned[0].is_default and "outside" in ood.tuned[0].reason
+
+
+def test_multithread_guard_keeps_the_defaults_parallelism() -> None:
+    from mlsysgym.costmodels.tiling_pass import parallel_ok
+
+    p = problem_for("matmul", (64, 128, 96))
+    dflt = {"d_m": 8, "d_n": 64, "d_h": 1}  # 8 x 2 = 16 workgroups
+    knobs = {"d_m": np.array([8, 64, 32, 64]), "d_n": np.array([64, 128, 32, 64]),
+             "d_h": np.ones(4)}
+    # workgroups 16, 1, 8, 2; need min(16, 4 x 2 cores) = 8
+    assert parallel_ok(p, knobs, dflt, per_core=4, cores=2).tolist() == [True, False, True, False]
+
+
+def test_calibrated_measurements_decide_their_ops(tiny_model: TilingModel) -> None:
+    from mlsysgym.costmodels.tiling_model import Calibration
+
+    pick = TileConfig((32, 64, 0), (4, 32, 0), (0, 0, 8))
+    cal = Calibration(tiny_model.target_id, 9, 1, None, {_MM_KEY: (pick, 0.8)})
+    blind = _with(tiny_model, targets={})
+    blind.calibration = cal
+    rep = tune_module(MODULE, "costmodel", model=blind, defaults=_DEFAULTS)
+    mm, conv = rep.tuned
+    assert mm.chosen == pick and mm.measured_ratio == 0.8 and "calibration" in mm.reason
+    assert conv.is_default and "no data for target" in conv.reason
+
+
+@pytest.mark.slow
+def test_calibration_measures_here_caches_per_target_and_resumes(tiny_model, tmp_path,
+                                                                 monkeypatch) -> None:
+    from mlsysgym.costmodels.tiling_model import calibrate, calibration_dir, load_tiling_model
+
+    monkeypatch.setenv("MLSYSGYM_CACHE_DIR", str(tmp_path))
+    p = problem_for("matmul", (32, 64, 48))
+    lines: list[str] = []
+    cal = calibrate(tiny_model, "host", [p], minutes=0.2, per_shape=4, rounds=1,
+                    more_shapes=0, show_progress=False, log=lines.append)
+    assert cal.rows == 4 and cal.shapes == 1 and "1 new shape" in lines[0]
+    d = calibration_dir(tiny_model.target_id)
+    assert str(d).startswith(str(tmp_path)) and any(d.glob("part-*.parquet"))
+    again = calibrate(tiny_model, "host", [p], minutes=0.2, per_shape=4, rounds=1,
+                      more_shapes=0, show_progress=False, log=lines.append)
+    assert again.rows == 4 and "0 new shape" in lines[1]  # resumed: nothing re-measured
+    # the measured best (if faster than the default) is what the pass applies
+    for key, (cfg, ratio) in cal.best.items():
+        assert key == p.key and 0 < ratio < 1 and isinstance(cfg, TileConfig)
+    # a saved model picks the cached calibration up by target fingerprint
+    tiny_model.base.save(tmp_path / "m")
+    loaded = load_tiling_model(tmp_path / "m", "host")
+    assert loaded.calibration is not None and loaded.calibration.rows == 4
+
+
+@pytest.mark.slow
+def test_verify_reverts_an_op_that_makes_the_module_slower() -> None:
+    from mlsysgym.costmodels.tiling_verify import verify
+
+    roots = [r for r in find_root_ops(MODULE) if r.problem is not None]
+    scalar = TileConfig((64, 128, 0), (1, 1, 0), (0, 0, 1))  # no vectorization at all
+    ops = [OpDecision(roots[0].index, "linalg.matmul", _MM_KEY, True, chosen=scalar,
+                      default=MM_DEFAULT, is_default=False)]
+    rep = TuningReport("costmodel", annotate(MODULE, {roots[0].index: scalar}), ops)
+    logs: list[str] = []
+    res = verify(rep, MODULE, drivers=("local-sync",), rounds=3, log=logs.append)
+    assert res.reverted == [roots[0].index] and not res.kept
+    assert rep.ops[0].is_default and "reverted" in rep.ops[0].reason
+    assert "compilation_info" not in rep.mlir and logs and "×" in logs[0]
