@@ -4,6 +4,7 @@ from mlsysgym.ir.costs import AttentionNest, ConvNest, LoopNest, MatmulNest
 from mlsysgym.ir.errors import (
     DynamicDimensionError,
     GraphCycleError,
+    InvalidDimensionError,
     MlsysgymError,
     OnnxDecodeError,
     OpOrderError,
@@ -13,7 +14,7 @@ from mlsysgym.ir.errors import (
 from mlsysgym.ir.graph import Graph, LiveRange, Op, Role, Tensor, Totals, nest_dict
 
 __all__ = [
-    "AttentionNest", "ConvNest", "DynamicDimensionError", "Graph", "GraphCycleError", "LiveRange",
-    "LoopNest", "MatmulNest", "MlsysgymError", "OnnxDecodeError", "Op", "OpOrderError", "Role",
-    "Tensor", "Totals", "WorkloadError", "WorkloadNotFoundError", "nest_dict",
+    "AttentionNest", "ConvNest", "DynamicDimensionError", "Graph", "GraphCycleError",
+    "InvalidDimensionError", "LiveRange", "LoopNest", "MatmulNest", "MlsysgymError",
+    "OnnxDecodeError", "Op", "OpOrderError", "Role", "Tensor", "Totals", "WorkloadError", "WorkloadNotFoundError", "nest_dict",
 ]

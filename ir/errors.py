@@ -25,5 +25,9 @@ class DynamicDimensionError(WorkloadError):
     """A graph input has a symbolic dimension and no size was given for it."""
 
 
+class InvalidDimensionError(WorkloadError):
+    """A size given for a symbolic dimension that is not a positive integer in range."""
+
+
 class OpOrderError(MlsysgymError):
     """An op order for live-range analysis is not a permutation of the graph's ops."""

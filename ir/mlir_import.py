@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import time
@@ -188,6 +189,33 @@ def lower_to_linalg(mlir_text: str, phase: str = DEFAULT_PHASE,
     return proc.stdout.decode()
 
 
+_CHECKSUM_PREFIX = "// mlsysgym-cache sha256="
+
+
+def _checksum_line(text: str) -> str:
+    """The trailing comment that lets a cache entry be verified on read."""
+    return f"\n{_CHECKSUM_PREFIX}{hashlib.sha256(text.encode()).hexdigest()}\n"
+
+
+def _read_cache_entry(path: Path) -> str | None:
+    """A cached module's text if the entry is whole (its checksum line matches); a missing
+    entry is None, and so is a bad one (truncated, binary, from an older version), which is
+    deleted with a one-line notice so that it is rebuilt."""
+    if not path.is_file():
+        return None
+    try:
+        raw = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        raw = ""
+    body, sep, digest = raw.rstrip("\n").rpartition("\n" + _CHECKSUM_PREFIX)
+    if sep and hashlib.sha256(body.encode()).hexdigest() == digest:
+        return body
+    logging.getLogger(__name__).warning(
+        "mlsysgym: discarding a damaged MLIR-import cache entry %s; rebuilding it", path)
+    path.unlink(missing_ok=True)
+    return None
+
+
 def import_model(source: Any, phase: str = DEFAULT_PHASE, extra_flags: Sequence[str] = (),
                  cache: bool = True) -> ImportedModel:
     """Import a zoo model / ONNX file / ModelProto to MLIR and lower it to linalg (``phase``).
@@ -200,13 +228,14 @@ def import_model(source: Any, phase: str = DEFAULT_PHASE, extra_flags: Sequence[
     key = hashlib.sha256(json.dumps([torch_mlir, phase, list(TARGET_FLAGS), list(extra_flags),
                                      compiler_version()]).encode()).hexdigest()[:24]
     path = cache_dir("mlir-import") / f"{name}-{phase}-{key}.mlir"
-    if cache and path.is_file():
-        return ImportedModel(name, torch_mlir, path.read_text(), phase, t1 - t0, 0.0, True)
+    cached = _read_cache_entry(path) if cache else None
+    if cached is not None:
+        return ImportedModel(name, torch_mlir, cached, phase, t1 - t0, 0.0, True)
     linalg = lower_to_linalg(torch_mlir, phase, extra_flags)
     t2 = time.perf_counter()
     if cache:
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(linalg)
+        tmp.write_text(linalg + _checksum_line(linalg), encoding="utf-8")
         os.replace(tmp, path)
     return ImportedModel(name, torch_mlir, linalg, phase, t1 - t0, t2 - t1, False)
 

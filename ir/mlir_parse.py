@@ -20,16 +20,19 @@ Bad text raises :class:`MlirParseError` with the line and column of the first er
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mlsysgym.ir.costs import ConvNest, MatmulNest
 from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
 
-__all__ = ["LinalgInfo", "MlirParseError", "ParsedModule", "context", "parse", "to_graph"]
+__all__ = ["LinalgInfo", "MlirParseError", "ParsedModule", "context", "parse", "read_mlir_file",
+           "to_graph"]
 
 _ID_ATTR = "mlsysgym.id"
 _FUNC_OPS = ("func.func", "util.func")
@@ -331,6 +334,27 @@ def _loop_nest(info: LinalgInfo, attrs: dict[str, Any]) -> MatmulNest | ConvNest
 
 def _body_flops(info: LinalgInfo) -> int:
     return sum(1 for name in info.body_ops if name not in _NON_FLOP)
+
+
+def read_mlir_file(path: str | os.PathLike[str]) -> str:
+    """The text of an MLIR file; MlirParseError with one line if it is missing, unreadable or
+    not UTF-8 text (MLIR bytecode, an ONNX file, other binary data)."""
+    p = Path(path)
+    if not p.is_file():
+        raise MlirParseError(f"no such MLIR file: {p}")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise MlirParseError(f"cannot read {p}: {e.strerror or e}") from None
+    if data.startswith(b"ML\xefR"):
+        raise MlirParseError(f"{p} is MLIR bytecode; give MLIR text (`iree-opt {p}` "
+                             f"prints it as text)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MlirParseError(f"{p} is not UTF-8 text (byte {data[e.start]:#04x} at offset "
+                             f"{e.start}); give an MLIR text file, not an ONNX or binary file"
+                             ) from None
 
 
 def parse(source: str | Any, name: str | None = None) -> ParsedModule:

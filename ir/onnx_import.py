@@ -13,6 +13,7 @@ from mlsysgym.ir.costs import op_cost
 from mlsysgym.ir.errors import (
     DynamicDimensionError,
     GraphCycleError,
+    InvalidDimensionError,
     OnnxDecodeError,
     WorkloadError,
     WorkloadNotFoundError,
@@ -46,6 +47,18 @@ def _decode(data: bytes, where: str) -> onnx.ModelProto:
     return model
 
 
+MAX_DIM = 2**31 - 1
+"""The largest size a symbolic input dimension may be given (sizes multiply into byte counts)."""
+
+
+def _dim_size(name: str, size: Any) -> int:
+    """``size`` as a dimension size: an integer in [1, MAX_DIM], else InvalidDimensionError."""
+    if isinstance(size, bool) or not isinstance(size, int | np.integer) or not 1 <= size <= MAX_DIM:
+        raise InvalidDimensionError(f"dimension {name} = {size!r} is not an integer in [1, "
+                                    f"{MAX_DIM}]; give a positive size (CLI: --dim {name}=1)")
+    return int(size)
+
+
 def _fix_dims(model: onnx.ModelProto, dims: Mapping[str, int]) -> None:
     """Give symbolic input dimensions their sizes; raise if one has none."""
     weights = {init.name for init in model.graph.initializer}
@@ -61,7 +74,7 @@ def _fix_dims(model: onnx.ModelProto, dims: Mapping[str, int]) -> None:
             if size is None:
                 missing.append(key)
             else:
-                d.dim_value = int(size)
+                d.dim_value = _dim_size(key, size)
     if missing:
         names = ", ".join(sorted(set(missing)))
         raise DynamicDimensionError(

@@ -49,7 +49,11 @@ def run_train(args: argparse.Namespace) -> int:
     from mlsysgym.costmodels.report import write_report
     from mlsysgym.costmodels.tabular import make_model
     from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.ir.paths import check_output_dir
 
+    check_output_dir(args.out, "model folder")
+    if args.report:
+        check_output_dir(args.report, "report folder")
     frame = read_dataset(args.data)
     features = _csv(args.features) or list(frame.attrs.get("design_columns", []))
     kwargs: dict[str, Any] = {"seed": args.seed}
@@ -74,7 +78,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from mlsysgym.costmodels.base import CostModel
     from mlsysgym.costmodels.report import evaluate_frame, write_report
     from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.ir.paths import check_output_dir
 
+    if args.report:
+        check_output_dir(args.report, "report folder")
     model = CostModel.load(args.model)
     frame = read_dataset(args.data)
     res = (write_report(model, frame, args.report, args.group) if args.report

@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.commands.ir_cmds import print_graph
     from mlsysgym.ir import zoo
+    from mlsysgym.ir.paths import check_output_dir
 
+    check_output_dir(args.out, "--out folder")
     agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     unknown = [a for a in agents if a not in AGENTS]
     if unknown:

@@ -100,8 +100,10 @@ def run(args: argparse.Namespace) -> int:
 
 def run_gen(args: argparse.Namespace) -> int:
     """Generate a trace and write it to ``--output``."""
+    from mlsysgym.ir.paths import check_output_file
     from mlsysgym.simulators import dram_traces as dt
 
+    check_output_file(args.output, "trace file")
     common = {"write_fraction": args.write_fraction, "interval_cycles": args.interval_cycles,
               "rate_per_ns": args.rate_per_ns, "poisson": args.poisson, "seed": args.seed}
     n = args.requests

@@ -61,7 +61,12 @@ def register(group) -> None:
 
 def run_import(args: argparse.Namespace) -> int:
     from mlsysgym.ir.mlir_import import export_zoo_kernels, import_model, onnx_to_mlir
+    from mlsysgym.ir.paths import check_output_dir, check_output_file
 
+    if args.output:
+        check_output_file(args.output, "MLIR output file")
+    if args.kernels_dir:
+        check_output_dir(args.kernels_dir, "--kernels-dir")
     if args.model == "all":
         if not args.kernels_dir:
             raise MlirCliError("MODEL 'all' needs --kernels-dir DIR (one folder per zoo model)")
@@ -120,12 +125,10 @@ def inspect_report(parsed: Any) -> dict[str, Any]:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from mlsysgym.ir.mlir_parse import parse
+    from mlsysgym.ir.mlir_parse import parse, read_mlir_file
 
     path = Path(args.file)
-    if not path.is_file():
-        raise MlirCliError(f"no such MLIR file: {path}")
-    parsed = parse(path.read_text(), name=path.stem)
+    parsed = parse(read_mlir_file(path), name=path.stem)
     if args.json:
         print(json.dumps(inspect_report(parsed)))
         return 0
@@ -147,8 +150,11 @@ def run_inspect(args: argparse.Namespace) -> int:
 def run_measure(args: argparse.Namespace) -> int:
     from mlsysgym.experiments.mlir_measure import measure_dataset
 
+    from mlsysgym.ir.paths import check_output_dir
+
     if args.n < 1:
         raise MlirCliError("--n must be a positive number of kernels")
+    check_output_dir(args.out, "dataset folder")
     s = measure_dataset(args.n, args.out, resume=args.resume, seed=args.seed, models=args.models,
                         max_macs=args.max_macs, compile_workers=args.compile_workers,
                         batch_size=args.batch_size,

@@ -16,7 +16,9 @@ def register(group) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mlsysgym.experiments.report import write_report
+    from mlsysgym.ir.paths import check_output_dir
 
+    check_output_dir(args.out, "report folder")
     path = write_report(args.sweeps, args.out)
     print(f"wrote {path} and its plots")
     return 0
