@@ -12,6 +12,7 @@ decrease; addresses are byte addresses (``0x`` optional), one 64-byte burst per 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from mlsysgym.simulators.dram_timing import (
 )
 
 __all__ = [
+    "MAX_TRACE_REQUESTS",
     "TRACES",
     "DramTrace",
     "TraceError",
@@ -89,10 +91,25 @@ class DramTrace:
 
 # ----------------------------------------------------------------------------- generators
 
+MAX_TRACE_REQUESTS = 10_000_000
+"""The most requests a generated trace may have (about 1 GB of memory while it is written)."""
+
+
+def _generator(n: int, seed: int) -> np.random.Generator:
+    """The random generator of a trace of ``n`` requests: TraceError unless ``n`` is in
+    [1, MAX_TRACE_REQUESTS] and ``seed`` is a non-negative integer."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or not 1 <= n <= MAX_TRACE_REQUESTS:
+        raise TraceError(f"a trace needs 1 to {MAX_TRACE_REQUESTS:,} requests, got {n!r}; "
+                         f"split a longer run into several traces")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise TraceError(f"seed={seed!r} must be a non-negative integer")
+    return np.random.default_rng(seed)
+
+
 def _arrivals(n: int, interval_cycles: float, poisson: bool, rng: np.random.Generator) -> np.ndarray:
     """Arrival cycles with a mean spacing of ``interval_cycles`` (fixed or exponential gaps)."""
-    if interval_cycles < 0:
-        raise TraceError(f"interval_cycles={interval_cycles} must be >= 0")
+    if not (math.isfinite(interval_cycles) and interval_cycles >= 0):
+        raise TraceError(f"interval_cycles={interval_cycles} must be a finite number >= 0")
     if poisson and interval_cycles > 0:
         t = np.cumsum(rng.exponential(interval_cycles, n))
         return np.floor(t - t[0]).astype(np.int64)
@@ -102,8 +119,8 @@ def _arrivals(n: int, interval_cycles: float, poisson: bool, rng: np.random.Gene
 def _interval(interval_cycles: float | None, rate_per_ns: float | None, device: DramDevice) -> float:
     """Mean inter-arrival cycles from either an interval or a rate in requests per ns."""
     if rate_per_ns is not None:
-        if rate_per_ns <= 0:
-            raise TraceError(f"rate_per_ns={rate_per_ns} must be > 0")
+        if not (math.isfinite(rate_per_ns) and rate_per_ns > 0):
+            raise TraceError(f"rate_per_ns={rate_per_ns} must be a finite number > 0")
         return 1.0 / (rate_per_ns * device.timing.tck_ns)
     return 4.0 if interval_cycles is None else float(interval_cycles)
 
@@ -128,7 +145,9 @@ def strided_trace(n: int, *, stride: int = 4096, start: int = 0, write_fraction:
                   poisson: bool = False, seed: int = 0, device: DramDevice = MT40A1G8_083E,
                   name: str = "strided") -> DramTrace:
     """Addresses ``start + i * stride`` (bytes, wrapping at the capacity, burst aligned)."""
-    rng = np.random.default_rng(seed)
+    rng = _generator(n, seed)
+    if int(stride) < 1:
+        raise TraceError(f"stride={stride} must be a positive number of bytes")
     cap = device.capacity_bytes
     bb = device.burst_bytes
     addr = (start + np.arange(n, dtype=np.int64) * int(stride)) % cap // bb * bb
@@ -142,7 +161,7 @@ def random_trace(n: int, *, footprint: int | None = None, write_fraction: float 
                  poisson: bool = False, seed: int = 0, device: DramDevice = MT40A1G8_083E,
                  name: str = "random") -> DramTrace:
     """Uniformly random bursts within ``footprint`` bytes (default: the whole device)."""
-    rng = np.random.default_rng(seed)
+    rng = _generator(n, seed)
     bb = device.burst_bytes
     span = min(footprint or device.capacity_bytes, device.capacity_bytes) // bb
     addr = rng.integers(0, max(span, 1), n, dtype=np.int64) * bb
@@ -159,7 +178,7 @@ def locality_trace(n: int, *, row_hit: float = 0.5, write_fraction: float = 0.0,
     """
     if not 0.0 <= row_hit <= 1.0:
         raise TraceError(f"row_hit={row_hit} must be within [0, 1]")
-    rng = np.random.default_rng(seed)
+    rng = _generator(n, seed)
     o = device.org
     bpr = o.bursts_per_row(device.timing.BL)
     fresh = rng.random(n) >= row_hit
@@ -189,14 +208,18 @@ def mixed_trace(n: int, *, stream_share: float = 0.5, row_hit: float = 0.5, writ
     """Interleaved streaming and row-local random traffic (``stream_share`` of it streaming),
     reads and writes mixed at ``write_fraction``: a cloud-server-like access pattern.
     """
-    rng = np.random.default_rng(seed)
+    if not 0.0 <= stream_share <= 1.0:
+        raise TraceError(f"stream_share={stream_share} must be within [0, 1]")
+    rng = _generator(n, seed)
     is_stream = rng.random(n) < stream_share
     ns = int(is_stream.sum())
     addr = np.empty(n, dtype=np.int64)
     start = int(rng.integers(0, device.capacity_bytes // 2)) // device.burst_bytes * device.burst_bytes
-    addr[is_stream] = stream_trace(ns, start=start, device=device).addresses
-    addr[~is_stream] = locality_trace(n - ns, row_hit=row_hit, seed=seed + 1, device=device,
-                                      mapping=mapping).addresses
+    if ns:
+        addr[is_stream] = stream_trace(ns, start=start, device=device).addresses
+    if n - ns:
+        addr[~is_stream] = locality_trace(n - ns, row_hit=row_hit, seed=seed + 1, device=device,
+                                          mapping=mapping).addresses
     cyc = _arrivals(n, _interval(interval_cycles, rate_per_ns, device), poisson, rng)
     return DramTrace(cyc, _writes(n, write_fraction, rng), addr, name,
                      {"kind": "mixed", "stream_share": stream_share, "row_hit": row_hit, "seed": seed})

@@ -107,8 +107,6 @@ def run_gen(args: argparse.Namespace) -> int:
     common = {"write_fraction": args.write_fraction, "interval_cycles": args.interval_cycles,
               "rate_per_ns": args.rate_per_ns, "poisson": args.poisson, "seed": args.seed}
     n = args.requests
-    if n < 1:
-        raise dt.TraceError(f"--requests {n} must be >= 1")
     if args.kind == "stream":
         trace = dt.stream_trace(n, **common)
     elif args.kind == "random":
