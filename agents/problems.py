@@ -120,7 +120,7 @@ def _env_problem(env_id: str, parallel: int | None = None, timeout_s: float | No
 
     try:
         env = gym.make(env_id, disable_env_checker=True, **kwargs).unwrapped
-    except gym.error.Error as e:
+    except (gym.error.Error, TypeError) as e:  # an unknown id, or keyword arguments it rejects
         raise UnknownProblemError(f"cannot make env {env_id!r}: {e}") from None
     if not hasattr(env, "space") or not hasattr(env, "reward_fn"):
         raise UnknownProblemError(f"env {env_id!r} is not a design-space env (no space/reward_fn)")
