@@ -1,0 +1,318 @@
+"""Issue #25: every bad input the CLI or the API is fed ends in one typed error line — exit 2,
+one line on stderr, no traceback — and nothing already written is lost."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import helper
+from onnx_builders import model, value, weight
+
+from mlsysgym.cli import main
+from mlsysgym.ir.errors import MlsysgymError
+
+DESIGN = {"rows": 16, "cols": 32, "dataflow": "ws", "ifmap_kb": 64, "filter_kb": 64,
+          "ofmap_kb": 64, "bandwidth": 8, "word_bytes": 1}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLSYSGYM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory) -> Path:
+    """A tiny LightGBM accelerator cost model saved to a folder."""
+    import pandas as pd
+    from mlsysgym.costmodels.tabular import LightGBMCostModel
+    from mlsysgym.envs.accelerator_env import accelerator_space
+    from mlsysgym.simulators.accelerator import AcceleratorSimulator
+
+    space = accelerator_space()
+    designs = space.sample(0, 120)
+    frame = pd.DataFrame(designs)
+    for k, v in AcceleratorSimulator().evaluate(designs, "resnet18", cache=False).items():
+        frame[k] = v
+    d = tmp_path_factory.mktemp("model")
+    LightGBMCostModel(n_estimators=10, num_leaves=7).fit(frame, space.names, ["latency_ms"]).save(d)
+    return d
+
+
+def one_error_line(capsys, argv: list[str]) -> str:
+    """Run the CLI; assert exit 2 and exactly one ``mlsysgym: error:`` line; return it."""
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and err.startswith("mlsysgym: error: "), err
+    assert "Traceback" not in err
+    return err
+
+
+# ---- damaged cost-model metadata ------------------------------------------------------------
+def _drop(key):
+    return lambda m: m.pop(key) and None
+
+
+META_CASES = {
+    "null": (lambda m: None, "not a JSON object"),
+    "list": (lambda m: [1], "not a JSON object"),
+    "no_kind": (_drop("kind"), "'kind' is missing"),
+    "no_schema": (_drop("schema"), "'schema' is missing"),
+    "no_onnx": (_drop("onnx"), "'onnx' is missing"),
+    "no_members": (_drop("members"), "'members' is missing"),
+    "no_targets": (_drop("targets"), "'targets' is missing"),
+    "features_string": (lambda m: m["schema"].__setitem__("features", "rows,cols"), "'schema'"),
+    "members_wrong": (lambda m: m.__setitem__("members", 3), "members/targets"),
+    "members_string": (lambda m: m.__setitem__("members", "two"), "'members' must be int"),
+    "empty_categories": (lambda m: m["schema"]["features"][2].__setitem__("categories", []),
+                         "at least one category"),
+    "bad_input_name": (lambda m: m["onnx"].__setitem__("input", "Z"), "onnx.input"),
+    "unknown_transform": (lambda m: m["targets"][0].__setitem__("transform", "sqrt"),
+                          "transform 'sqrt'"),
+    "extra_target_key": (lambda m: m["targets"][0].__setitem__("foo", 1), "'targets'"),
+    "short_normalization": (lambda m: m["schema"]["normalization"].__setitem__("mean", [0.0]),
+                            "normalization mean"),
+    "mlir_kind_no_tokenizer": (lambda m: m.__setitem__("kind", "mlir_text"), "'tokenizer'"),
+}
+
+
+def _damaged(saved_model: Path, tmp_path: Path, mutate) -> Path:
+    d = tmp_path / "damaged"
+    shutil.copytree(saved_model, d)
+    meta = json.loads((d / "metadata.json").read_text())
+    out = mutate(meta)
+    (d / "metadata.json").write_text(json.dumps(meta if out is None and meta is not None
+                                                else out))
+    return d
+
+
+@pytest.mark.parametrize("case", sorted(META_CASES))
+def test_predict_with_damaged_metadata(saved_model, tmp_path, capsys, case):
+    mutate, message = META_CASES[case]
+    if case == "null":
+        d = tmp_path / "damaged"
+        shutil.copytree(saved_model, d)
+        (d / "metadata.json").write_text("null")
+    else:
+        d = _damaged(saved_model, tmp_path, mutate)
+    err = one_error_line(capsys, ["costmodel", "predict", "--model", str(d),
+                                  "--design", json.dumps(DESIGN)])
+    assert message in err and "metadata.json" in err
+
+
+def test_undamaged_model_still_predicts(saved_model, capsys):
+    assert main(["costmodel", "predict", "--model", str(saved_model),
+                 "--design", json.dumps(DESIGN)]) == 0
+    assert json.loads(capsys.readouterr().out)["latency_ms"] > 0
+
+
+def test_damaged_metadata_api_is_typed(saved_model, tmp_path):
+    from mlsysgym.costmodels.base import CostModel, ModelFileError
+
+    d = _damaged(saved_model, tmp_path, META_CASES["unknown_transform"][0])
+    with pytest.raises(ModelFileError, match="transform") as e:
+        CostModel.load(d)
+    assert "\n" not in str(e.value)
+
+
+# ---- output paths, non-UTF-8 input, overflow, huge inputs -------------------------------------
+@pytest.fixture
+def dyn_onnx(tmp_path) -> Path:
+    """A MatMul whose batch dimension is symbolic."""
+    p = tmp_path / "dyn.onnx"
+    m = model([helper.make_node("MatMul", ["X", "W"], ["Y"])], [value("X", ["batch", 64])],
+              [value("Y", ["batch", 16])], [weight("W", [64, 16])])
+    p.write_bytes(m.SerializeToString())
+    return p
+
+
+ARG_CASES = {
+    "trace_missing_dir": (["trace", "gen", "--kind", "stream", "-n", "10", "-o", "nodir/t.trace"],
+                          "does not exist"),
+    "trace_onto_dir": (["trace", "gen", "--kind", "stream", "-n", "10", "-o", "adir"],
+                       "is a directory"),
+    "mlir_import_missing_dir": (["mlir", "import", "resnet18", "-o", "nodir/x.mlir"],
+                                "does not exist"),
+    "mlir_import_onto_dir": (["mlir", "import", "resnet18", "-o", "adir"], "is a directory"),
+    "kernels_dir_is_file": (["mlir", "import", "resnet18", "--kernels-dir", "afile"],
+                            "is a file"),
+    "report_out_is_file": (["report", "adir", "--out", "afile"], "is a file"),
+    "mlir_inspect_binary": (["mlir", "inspect", "binary.mlir"], "not UTF-8"),
+    "mlir_inspect_onnx": (["mlir", "inspect", "dyn.onnx"], "not UTF-8"),
+    "dim_overflow": (["ir", "inspect", "dyn.onnx", "--dim", f"batch={10**21}"], "[1, 2147483647]"),
+    "dim_zero": (["ir", "inspect", "dyn.onnx", "--dim", "batch=0"], "positive size"),
+    "trace_huge": (["trace", "gen", "--kind", "stream", "-n", str(10**11), "-o", "t.trace"],
+                   "10,000,000"),
+    "trace_negative_seed": (["trace", "gen", "--kind", "random", "-o", "t.trace", "--seed", "-1"],
+                            "seed=-1"),
+    "trace_zero_stride": (["trace", "gen", "--kind", "strided", "-o", "t.trace", "--stride", "0"],
+                          "stride=0"),
+    "trace_infinite_rate": (["trace", "gen", "--kind", "stream", "-o", "t.trace",
+                             "--rate-per-ns", "inf"], "rate_per_ns=inf"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ARG_CASES))
+def test_bad_arguments_one_line(tmp_path, capsys, dyn_onnx, case):
+    argv, message = ARG_CASES[case]
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("keep")
+    (tmp_path / "binary.mlir").write_bytes(bytes(range(128, 256)))
+    (tmp_path / "t.trace").write_text("keep")
+    err = one_error_line(capsys, argv)
+    assert message in err
+    assert (tmp_path / "afile").read_text() == "keep"  # nothing already written is lost
+    assert (tmp_path / "t.trace").read_text() == "keep"
+
+
+# ---- sweeps: validated on the driver, before Ray starts ---------------------------------------
+SWEEP_CASES = {
+    "unknown_hyperparameter": ("synthetic-discrete", {"name": "random",
+                               "hyperparameters": {"bogus": 3}}, "no hyperparameter"),
+    "negative_batch_size": ("synthetic-discrete", {"name": "random",
+                            "hyperparameters": {"batch_size": -1}}, "batch_size must be >= 1"),
+    "bad_grid_value": ("synthetic-discrete", {"name": "random_walk",
+                       "hyperparameters": {"walkers": [1, 0]}}, "walkers must be >= 1"),
+    "bad_distribution_end": ("synthetic-discrete", {"name": "ga", "num_samples": 2,
+                             "hyperparameters": {"population": {"int": [-4, 8]}}},
+                             "population must be >= 2"),
+    "bad_zoo_model": ({"name": "env:mlsysgym/Accelerator-v0", "model": "nosuchmodel"}, "random",
+                      "no zoo model"),
+    "bad_env_id": ("env:mlsysgym/Nope-v0", "random", "cannot make env"),
+    "bad_env_kwarg": ({"name": "env:mlsysgym/Accelerator-v0", "model": "resnet18",
+                       "colour": "red"}, "random", "unexpected keyword"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SWEEP_CASES))
+def test_sweep_config_refused_before_ray(tmp_path, capsys, monkeypatch, case):
+    import yaml
+    from mlsysgym.agents import parallel
+
+    def no_ray(*a, **k):
+        raise AssertionError("Ray must not start for a bad config")
+
+    monkeypatch.setattr(parallel, "init_ray", no_ray)
+    problem, agent, message = SWEEP_CASES[case]
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "bad", "budget": 4, "seeds": 1,
+                                   "problems": [problem], "agents": [agent]}))
+    err = one_error_line(capsys, ["sweep", str(cfg), "--output-dir", str(tmp_path / "out"),
+                                  "--no-progress"])
+    assert message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_check_accepts_the_shipped_config():
+    from mlsysgym.experiments.sweep import check_runnable, load_config
+
+    check_runnable(load_config(Path(__file__).parents[1] / "experiments/configs/synthetic.yaml"))
+
+
+def test_real_process_one_line_no_traceback(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mlsysgym.cli", "trace", "gen", "--kind",
+                           "stream", "-o", str(tmp_path / "no" / "t.trace")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+# ---- the API's typed exceptions -------------------------------------------------------------
+def test_output_path_checks(tmp_path):
+    from mlsysgym.ir.paths import OutputPathError, check_output_dir, check_output_file
+
+    (tmp_path / "f").write_text("x")
+    assert check_output_file(tmp_path / "new.txt") == tmp_path / "new.txt"
+    assert check_output_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    for bad in (lambda: check_output_file(tmp_path / "missing" / "x"),
+                lambda: check_output_file(tmp_path),
+                lambda: check_output_dir(tmp_path / "f"),
+                lambda: check_output_dir(tmp_path / "f" / "sub")):
+        with pytest.raises(OutputPathError):
+            bad()
+    assert not (tmp_path / "a").exists()  # checks create nothing
+
+
+def test_read_mlir_file_errors(tmp_path):
+    from mlsysgym.ir.mlir_parse import MlirParseError, read_mlir_file
+
+    (tmp_path / "ok.mlir").write_text("module {}\n")
+    assert read_mlir_file(tmp_path / "ok.mlir") == "module {}\n"
+    (tmp_path / "bc.mlir").write_bytes(b"ML\xefR\x00\x01")
+    (tmp_path / "bin.mlir").write_bytes(b"\xff\xfe\x00")
+    for name, message in (("bc.mlir", "bytecode"), ("bin.mlir", "not UTF-8"),
+                          ("none.mlir", "no such")):
+        with pytest.raises(MlirParseError, match=message):
+            read_mlir_file(tmp_path / name)
+
+
+@pytest.mark.parametrize("size", [0, -5, 10**21, 2**31, 2.5, True])
+def test_dim_sizes_are_checked(dyn_onnx, size):
+    from mlsysgym.ir import InvalidDimensionError
+    from mlsysgym.ir.onnx_import import graph_from_onnx
+
+    with pytest.raises(InvalidDimensionError):
+        graph_from_onnx(dyn_onnx, dims={"batch": size})
+    assert graph_from_onnx(dyn_onnx, dims={"batch": 2}).totals().macs == 2 * 64 * 16
+
+
+@pytest.mark.parametrize("call", [
+    lambda dt: dt.stream_trace(10**11),
+    lambda dt: dt.random_trace(0),
+    lambda dt: dt.random_trace(10, seed=-1),
+    lambda dt: dt.strided_trace(10, stride=-64),
+    lambda dt: dt.stream_trace(10, rate_per_ns=float("inf")),
+    lambda dt: dt.stream_trace(10, interval_cycles=float("nan")),
+    lambda dt: dt.mixed_trace(10, stream_share=2.0),
+])
+def test_trace_generators_refuse_before_allocating(call):
+    from mlsysgym.simulators import dram_traces as dt
+
+    with pytest.raises(dt.TraceError):
+        call(dt)
+
+
+def test_mixed_trace_at_share_bounds():
+    from mlsysgym.simulators import dram_traces as dt
+
+    assert len(dt.mixed_trace(50, stream_share=1.0)) == 50
+    assert len(dt.mixed_trace(50, stream_share=0.0)) == 50
+
+
+def test_damaged_mlir_import_cache_entry_is_rebuilt(tmp_path, monkeypatch, caplog):
+    from mlsysgym.ir import mlir_import
+
+    calls: list[str] = []
+
+    def fake_lower(torch_mlir, phase, extra_flags):
+        calls.append(phase)
+        return "module {\n  // a lowered module\n}"
+
+    monkeypatch.setattr(mlir_import, "onnx_to_mlir", lambda source: ("m", "torch text"))
+    monkeypatch.setattr(mlir_import, "lower_to_linalg", fake_lower)
+    first = mlir_import.import_model("m")
+    assert not first.cached and mlir_import.import_model("m").cached and len(calls) == 1
+    entry, = (tmp_path / "cache" / "mlir-import").glob("*.mlir")
+    entry.write_bytes(entry.read_bytes()[:10])  # truncated
+    again = mlir_import.import_model("m")
+    assert not again.cached and again.linalg_mlir == first.linalg_mlir and len(calls) == 2
+    assert "damaged" in caplog.text
+    entry.write_bytes(np.arange(64, dtype=np.uint8).tobytes() + b"\xff")  # binary
+    assert mlir_import.import_model("m").linalg_mlir == first.linalg_mlir and len(calls) == 3
+
+
+def test_errors_are_mlsysgym_errors():
+    from mlsysgym.costmodels.base import ModelFileError
+    from mlsysgym.experiments.sweep import SweepConfigError
+    from mlsysgym.ir import InvalidDimensionError
+    from mlsysgym.ir.paths import OutputPathError
+
+    for cls in (ModelFileError, SweepConfigError, InvalidDimensionError, OutputPathError):
+        assert issubclass(cls, MlsysgymError)
