@@ -36,6 +36,11 @@ from mlsysgym.simulators.evaluator import Evaluator
 MODES = ("one-shot", "sequential")
 
 
+class InvalidActionError(MlsysgymError):
+    """An action outside the env's action space (wrong shape or type, NaN, out of range), or
+    one its rules forbid."""
+
+
 class EnvConfigError(MlsysgymError):
     """An env argument that makes no sense (unknown mode, metric, action type...)."""
 
@@ -167,7 +172,26 @@ class DesignEnv(gym.Env):
         idx = np.minimum((unit * self.space.nvec).astype(np.int64), self.space.nvec - 1)
         return {name: levels[i] for name, levels, i in zip(self.space.names, self._levels, idx)}
 
+    def check_action(self, action: Any) -> np.ndarray:
+        """``action`` as a float array if it lies in the action space (shape, numeric, finite,
+        integral for discrete spaces, in range); InvalidActionError otherwise, never clamped."""
+        sp = self.action_space
+        try:
+            a = np.asarray(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidActionError(f"action {action!r:.80} is not numeric; sample one with "
+                                     f"env.action_space.sample()") from None
+        ok = a.shape == sp.shape and bool(np.isfinite(a).all())
+        if ok and not isinstance(sp, spaces.Box):
+            ok = bool(np.all(a == np.round(a)))
+        if not (ok and sp.contains(a.astype(sp.dtype))):
+            raise InvalidActionError(f"action {np.asarray(action).tolist()!r:.80} is outside the "
+                                     f"action space {sp}; sample one with "
+                                     f"env.action_space.sample()")
+        return a
+
     def step(self, action: Any):
+        action = self.check_action(action)
         self._t += 1
         if self.mode == "sequential":
             j = len(self._partial)

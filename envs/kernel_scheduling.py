@@ -57,6 +57,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from mlsysgym.envs.design_env import InvalidActionError
 from mlsysgym.ir.errors import MlsysgymError, WorkloadError
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.multicore import (
@@ -74,10 +75,6 @@ __all__ = ["N_OP_FEATURES_BASE", "InvalidActionError", "KernelSchedulingEnv", "r
 
 N_OP_FEATURES_BASE = 10
 Workload = str | Path | Graph | SchedulingProblem
-
-
-class InvalidActionError(MlsysgymError):
-    """An action outside the mask (with ``invalid_action="raise"``) or a step after the episode ended."""
 
 
 def resolve_problem(workload: Workload, platform: Platform,

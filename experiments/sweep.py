@@ -543,7 +543,14 @@ def _read_dir(path: Path) -> Any:
     files = sorted(path.glob("part-*.parquet"))
     if not files:
         return pd.DataFrame()
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frames = []
+    for f in files:
+        try:
+            frames.append(pd.read_parquet(f))
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise SweepError(f"{f} is not a readable Parquet part ({str(e).splitlines()[0][:120]}); "
+                             f"delete it and rerun the sweep with --resume") from None
+    return pd.concat(frames, ignore_index=True)
 
 
 def load_results(output_dir: str | os.PathLike[str]) -> tuple[Any, Any]:

@@ -316,3 +316,26 @@ def test_errors_are_mlsysgym_errors():
 
     for cls in (ModelFileError, SweepConfigError, InvalidDimensionError, OutputPathError):
         assert issubclass(cls, MlsysgymError)
+
+
+@pytest.mark.parametrize("env_id", ["mlsysgym/Accelerator-v0", "mlsysgym/DRAM-v0"])
+def test_env_rejects_actions_outside_its_space(env_id):
+    import gymnasium as gym
+    from mlsysgym.envs.design_env import InvalidActionError
+
+    env = gym.make(env_id, disable_env_checker=True).unwrapped
+    env.reset(seed=0)
+    n = env.action_space.shape[0]
+    for bad in (np.full(n, np.nan), np.zeros(n + 1), ["x"] * n, env.action_space.nvec,
+                np.full(n, -1), np.full(n, 0.5)):
+        with pytest.raises(InvalidActionError):
+            env.step(bad)
+    assert np.isfinite(env.step(env.action_space.sample())[1])
+
+
+def test_report_on_a_corrupt_part_is_one_line(tmp_path, capsys):
+    part = tmp_path / "sweep" / "trials" / "part-0.parquet"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"PAR1 truncated")
+    err = one_error_line(capsys, ["report", str(tmp_path / "sweep"), "--out", "rep"])
+    assert "not a readable Parquet part" in err
