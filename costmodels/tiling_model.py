@@ -252,11 +252,11 @@ def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
 
 def fit_residual(model: TilingModel, rows: Any, out: Path) -> Any | None:
     """Fit the residual model (log measured − log predicted by the base model) on a target's
-    rows and save it to ``out``; None when there are too few rows (< 20)."""
+    rows and save it to ``out``; None when there are too few rows (< 10)."""
     from mlsysgym.costmodels.tabular import LightGBMCostModel
 
     frame = features_frame(rows)
-    if len(frame) < 20:
+    if len(frame) < 10:
         return None
     base_pred, _, _ = TilingModel(model.base, model.target_id, model.isa).predict(
         {f: frame[f].to_numpy() for f in FEATURE_NAMES})

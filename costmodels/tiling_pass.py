@@ -422,7 +422,8 @@ class OpDecision:
     measured: int = 0
     model_ms: float = 0.0
     features_ms: float = 0.0
-    pass_ms: float = 0.0
+    pass_ms: float = 0.0       # the op's whole decision, reading IREE's default included
+    default_ms: float = 0.0    # reading IREE's default (one iree-compile per new shape; cached)
     model_calls: int = 0
     reused_from: int | None = None  # index of an earlier op of the same shape whose decision this is
 
@@ -524,6 +525,7 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
         except MlsysgymError as e:
             decisions.append(OpDecision(r.index, r.name, p.key, False, str(e)))
             continue
+        t_default = time.perf_counter() - t_op
         if p.key in seen:  # same shape as an earlier op: same decision, no new query/measurement
             d = replace(seen[p.key], index=r.index, name=r.name, model_calls=0, model_ms=0.0,
                         features_ms=0.0, measured=0, reused_from=seen[p.key].index)
@@ -572,6 +574,7 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
         if not d.is_default and d.chosen is not None:
             chosen[r.index] = d.chosen
         d.pass_ms = (time.perf_counter() - t_op) * 1e3
+        d.default_ms = t_default * 1e3
         decisions.append(d)
         seen[p.key] = d
     tuned_text = annotate(text, chosen) if chosen else text

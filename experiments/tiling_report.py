@@ -16,7 +16,9 @@ For every held-out kernel (zoo shapes never measured for training, see
 Speedup = default time / pick time (1.0 when a mode keeps the default). Numerics of every
 measured configuration are checked against the untuned compile.
 
-Run: ``python -m mlsysgym.experiments.tiling_report``.
+Whole models end to end are measured by ``benchmarks/bench_tiling_models.py``.
+
+Run: ``python -m mlsysgym.experiments.tiling_report --out benchmarks/results/tiling.md``.
 """
 
 from __future__ import annotations
@@ -35,9 +37,7 @@ import numpy as np
 
 __all__ = ["KernelResult", "evaluate", "main", "render"]
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL_DIR = ROOT / "experiments" / "results" / "tiling" / "model"
-OUT_MD = ROOT / "benchmarks" / "results" / "tiling.md"
+OUT_MD = Path("results") / "tiling.md"
 
 
 @dataclass
@@ -77,37 +77,35 @@ def _best_of(ms: dict[Any, Any], cfgs: Sequence[Any], default: Any) -> tuple[Any
     return (b.config, b.ratio) if b is not None and b.ratio < 1.0 else (default, 1.0)
 
 
-def evaluate(model_dir: str | Path = MODEL_DIR, k: int = 5, n_exhaustive: int = 64,
+def evaluate(model_dir: str | Path | None = None, k: int = 5, n_exhaustive: int = 64,
              select_rounds: int = 3, confirm_rounds: int = 5, limit: int | None = None,
-             log: Any = print) -> list[KernelResult]:
-    """Run the three modes on every held-out kernel (see module doc)."""
-    from mlsysgym.costmodels.tiling_pass import (
-        load_model,
-        measure_configs,
-        score_candidates,
-        tune_module,
-    )
+             log: Any = print, target_cpu: str = "host") -> list[KernelResult]:
+    """Run the three modes on every held-out kernel (see module doc) for codegen target
+    ``target_cpu``; ``model_dir`` None is the package's default model."""
+    from mlsysgym.costmodels.tiling_model import load_tiling_model
+    from mlsysgym.costmodels.tiling_pass import measure_configs, score_candidates, tune_module
     from mlsysgym.costmodels.tiling_space import default_config, sample_candidates
     from mlsysgym.experiments.tiling_data import held_out_shapes
     from mlsysgym.ir.mlir_emit import emit
     from mlsysgym.simulators.iree_cpu import KernelCompiler
 
-    model = load_model(model_dir)
-    compiler = KernelCompiler(timeout_s=120.0)
+    model = load_tiling_model(model_dir, target_cpu)
+    compiler = KernelCompiler.for_target(target_cpu, timeout_s=120.0)
     out: list[KernelResult] = []
     shapes = held_out_shapes()[:limit] if limit else held_out_shapes()
     for zoo_model, p in shapes:
         t0 = time.perf_counter()
-        d = default_config(p)
+        d = default_config(p, target_cpu)
         # 1. the pass in costmodel mode on the standalone kernel (pass time, scoring time)
-        rep = tune_module(emit(p.to_spec_design()).mlir, "costmodel", model=model)
+        rep = tune_module(emit(p.to_spec_design()).mlir, "costmodel", model=model,
+                          target_cpu=target_cpu, compiler=compiler)
         (op,) = rep.tuned
         sc = score_candidates(model, p, d)  # again, for the ranking (same single batched call)
         score_ms = min(op.model_ms, sc.model_s * 1e3)
         order = [int(i) for i in np.argsort(sc.predicted, kind="stable")]
         cm_pick = op.chosen if op.chosen is not None else d  # the pass's own (conservative) pick
         topk = [sc.config(i) for i in order if i != 0][:k]
-        sampled = sample_candidates(p, d, n_exhaustive, seed=1234)
+        sampled = sample_candidates(p, d, n_exhaustive, seed=1234, isa=model.isa)
         pool = list(dict.fromkeys([*topk, *sampled]))
         # 2. selection measurements
         ms = {m.config: m for m in measure_configs(p, pool, rounds=select_rounds,
@@ -136,8 +134,10 @@ def evaluate(model_dir: str | Path = MODEL_DIR, k: int = 5, n_exhaustive: int = 
     return out
 
 
-def _zoo_pass_timing(model_dir: str | Path, names: Sequence[str]) -> list[dict[str, Any]]:
+def _zoo_pass_timing(model_dir: str | Path | None, names: Sequence[str],
+                     target_cpu: str = "host") -> list[dict[str, Any]]:
     """The pass (costmodel mode, no compile) on whole imported zoo modules."""
+    from mlsysgym.costmodels.tiling_model import load_tiling_model
     from mlsysgym.costmodels.tiling_pass import tune_module
     from mlsysgym.ir.mlir_import import import_model
 
@@ -148,7 +148,8 @@ def _zoo_pass_timing(model_dir: str | Path, names: Sequence[str]) -> list[dict[s
         except Exception as e:  # noqa: BLE001 - report what could not be imported
             rows.append({"model": name, "error": str(e)[:120]})
             continue
-        rep = tune_module(text, "costmodel", model_dir)
+        rep = tune_module(text, "costmodel", model=load_tiling_model(model_dir, target_cpu),
+                          target_cpu=target_cpu)
         tuned = rep.tuned
         scored = [o for o in tuned if o.reused_from is None]
         rows.append({"model": name, "root_ops": len(rep.ops), "tuned": len(tuned),
@@ -159,45 +160,6 @@ def _zoo_pass_timing(model_dir: str | Path, names: Sequence[str]) -> list[dict[s
                      "median_model_ms": float(np.median([o.model_ms for o in scored])) if scored else 0.0,
                      "max_model_ms": max((o.model_ms for o in scored), default=0.0),
                      "reasons": sorted({o.reason.split(":")[0] for o in rep.untouched})})
-    return rows
-
-
-def _whole_model(model_dir: str | Path, names: Sequence[str], rounds: int = 7
-                 ) -> list[dict[str, Any]]:
-    """End to end: tune a whole zoo module (costmodel mode), compile tuned and untuned, check
-    numerics and time both (single thread, interleaved, ``rounds`` rounds)."""
-    from mlsysgym.costmodels.tiling_pass import (
-        _entry,
-        _random_input,
-        compile_and_check,
-        tune_module,
-    )
-    from mlsysgym.ir.mlir_import import import_model
-    from mlsysgym.simulators.iree_cpu import KernelCompiler, Runner, time_calls
-
-    rows = []
-    for name in names:
-        text = import_model(name).linalg_mlir
-        rep = tune_module(text, "costmodel", model_dir)
-        kc = KernelCompiler(timeout_s=900.0)
-        chk = compile_and_check(rep, text, compiler=kc)
-        tuned, base = kc.compile(rep.mlir), kc.compile(text)
-        func, args = _entry(text)
-        rng = np.random.default_rng(0)
-        inputs = [_random_input(rng, s, e) for s, e in args]
-        ct, cb = Runner(tuned.vmfb, func).prepare(inputs), Runner(base.vmfb, func).prepare(inputs)
-        ratios, base_ms = [], []
-        for _ in range(rounds):
-            tb = time_calls(cb, min_reps=3, max_reps=3, max_time_s=2.0).median_us
-            tt = time_calls(ct, min_reps=3, max_reps=3, max_time_s=2.0).median_us
-            ratios.append(tt / tb)
-            base_ms.append(tb / 1e3)
-        rows.append({"model": name, "changed": sum(not o.is_default for o in rep.tuned),
-                     "tuned": len(rep.tuned), "numerics_ok": chk.ok, "max_rel_err": chk.max_rel_err,
-                     "untuned_ms": float(np.median(base_ms)),
-                     "speedup": float(1 / np.exp(np.median(np.log(ratios)))),
-                     "speedup_min": float(1 / max(ratios)), "speedup_max": float(1 / min(ratios)),
-                     "rounds": rounds})
     return rows
 
 
@@ -280,25 +242,6 @@ def render(results: Sequence[KernelResult], meta: dict[str, Any], zoo: Sequence[
           "the cost-model query itself is the scoring column. Ops of a shape already decided "
           "reuse that decision. Maxima of several ms are the process being descheduled on the "
           "shared 2-core machine (re-running the same op gives 1-6 ms)."), ""]
-    whole = meta.get("whole_models", [])
-    if whole:
-        L += ["## Whole zoo models end to end (costmodel mode; single thread, interleaved)", "",
-              ("| model | ops changed / tuned | numerics vs untuned | untuned ms | "
-               "speedup (median, min–max over rounds) |"),
-              "|---|---:|---|---:|---:|"]
-        for w in whole:
-            L.append(f"| {w['model']} | {w['changed']} / {w['tuned']} | "
-                     f"{'ok' if w['numerics_ok'] else 'MISMATCH'} (max rel err "
-                     f"{w['max_rel_err']:.1e}) | {w['untuned_ms']:.0f} | {w['speedup']:.2f}× "
-                     f"({w['speedup_min']:.2f}–{w['speedup_max']:.2f}, {w['rounds']} rounds) |")
-        L += ["", ("These use the models' real (unshrunk) shapes, larger than any training "
-                   "kernel (≤ 1.2e7 MACs), so the model extrapolates there; the zoo's CNNs "
-                   "(batch-1, NCHW convs) have no tunable op. Outputs came out bit-identical "
-                   "(max rel err 0), consistent with these tilings keeping each output's "
-                   "sequential K accumulation."
-                   + (f" Measured {meta['whole_models_date']}." if meta.get("whole_models_date")
-                      else "")),
-              ""]
     L += [
           "## Notes", "",
           ("- Selection vs confirmation: the speedup a mode *selected* on (step 2) is noisier "
@@ -314,35 +257,40 @@ def render(results: Sequence[KernelResult], meta: dict[str, Any], zoo: Sequence[
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: run the evaluation and write the Markdown report."""
+    from mlsysgym.experiments.report import stamp_markdown, stamp_recorded
     from mlsysgym.ir.mlir_import import compiler_version
+    from mlsysgym.ir.target import fingerprint
     from mlsysgym.simulators.iree_cpu import machine_description
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(MODEL_DIR))
+    ap.add_argument("--model", default=None, help="model dir (default: the package's model)")
+    ap.add_argument("--target-cpu", default="host")
     ap.add_argument("--out", default=str(OUT_MD))
     ap.add_argument("-k", type=int, default=5)
     ap.add_argument("--exhaustive", type=int, default=64)
     ap.add_argument("--confirm-rounds", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--zoo", nargs="*", default=["bert_base", "gpt2", "resnet18"])
-    ap.add_argument("--whole", nargs="*", default=["gpt2", "bert_base"],
-                    help="zoo models to tune, compile and time end to end")
     ap.add_argument("--render-only", action="store_true",
                     help="re-render the Markdown from the saved report.json (no measurement)")
     a = ap.parse_args(argv)
-    raw = Path(a.model).parent / "report.json"
+    raw = Path(a.out).with_suffix(".json")
     if a.render_only:
         saved = json.loads(raw.read_text())
         md = render([KernelResult(**r) for r in saved["kernels"]], saved["meta"], saved["zoo"], a.k)
+        md = stamp_recorded(md, {"provenance": {"fingerprint": saved["meta"].get("fingerprint")}}
+                            if saved["meta"].get("fingerprint") else {})
         Path(a.out).write_text(md)
         print(md)
         return 0
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
-    res = evaluate(a.model, a.k, a.exhaustive, confirm_rounds=a.confirm_rounds, limit=a.limit)
-    zoo = _zoo_pass_timing(a.model, a.zoo)
-    whole = _whole_model(a.model, a.whole)
-    meta_json = json.loads((Path(a.model) / "metadata.json").read_text())
+    res = evaluate(a.model, a.k, a.exhaustive, confirm_rounds=a.confirm_rounds, limit=a.limit,
+                   target_cpu=a.target_cpu)
+    zoo = _zoo_pass_timing(a.model, a.zoo, a.target_cpu)
+    from mlsysgym.costmodels.tiling_model import DEFAULT_MODEL_DIR
+
+    meta_json = json.loads((Path(a.model or DEFAULT_MODEL_DIR) / "metadata.json").read_text())
     mach = machine_description()
     val = meta_json.get("validation", {}).get("runtime_ratio", {})
     meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": mach["cpu"],
@@ -351,9 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train_rows": meta_json["training"]["rows"] + meta_json["training"]["valid_rows"],
             "train_shapes": meta_json.get("hyperparameters", {}).get("shapes", "?"),
             "tau": val.get("kendall_tau", float("nan")), "confirm_rounds": a.confirm_rounds,
-            "seconds": time.perf_counter() - t0, "whole_models": whole,
-            "whole_models_date": "in the same run"}
-    md = render(res, meta, zoo, a.k)
+            "seconds": time.perf_counter() - t0, "fingerprint": fingerprint(a.target_cpu)}
+    md = stamp_markdown(render(res, meta, zoo, a.k), meta["fingerprint"])
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(md)
     raw.write_text(json.dumps({"meta": meta, "kernels": [asdict(r) for r in res], "zoo": zoo},
