@@ -58,7 +58,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from mlsysgym.envs.design_env import InvalidActionError
-from mlsysgym.ir.errors import MlsysgymError, WorkloadError
+from mlsysgym.ir.errors import WorkloadError
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.multicore import (
     OpTimeFn,

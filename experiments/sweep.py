@@ -373,7 +373,7 @@ def _candidate_values(spec: AgentSpec) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {k: [v] for k, v in spec.fixed.items()}
     out.update({k: list(v) for k, v in spec.grid.items()})
     for k, d in spec.distributions.items():
-        (kind, args), = d.items()
+        (_kind, args), = d.items()
         out[k] = list(args)
     return out
 

@@ -149,7 +149,6 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def run_measure(args: argparse.Namespace) -> int:
     from mlsysgym.experiments.mlir_measure import measure_dataset
-
     from mlsysgym.ir.paths import check_output_dir
 
     if args.n < 1:
