@@ -335,13 +335,30 @@ def _default_knobs(problem: TilingProblem, default: TileConfig) -> dict[str, int
     return dk
 
 
+def parallel_ok(problem: TilingProblem, knobs: Mapping[str, np.ndarray], default: Mapping[str, int],
+                per_core: int = 4, cores: int | None = None) -> np.ndarray:
+    """Which knob assignments keep enough workgroups for the multi-threaded driver: at least
+    as many as IREE's default has, or ``per_core`` × cores when the default has more."""
+    from mlsysgym.ir.target import cpu_info
+
+    need = min(float(workgroups(problem, {k: [v] for k, v in default.items()})[0]),
+               float(per_core * (cores or cpu_info().cores)))
+    return workgroups(problem, knobs) >= need
+
+
 def score_candidates(model: TilingModel, problem: TilingProblem, default: TileConfig,
-                     max_n: int | None = None) -> Scored:
+                     max_n: int | None = None, per_core: int = 4) -> Scored:
     """Score every candidate of ``problem`` on the model's target with one batched model call
-    (:meth:`~mlsysgym.costmodels.tiling_model.TilingModel.predict`)."""
+    (:meth:`~mlsysgym.costmodels.tiling_model.TilingModel.predict`); candidates that keep
+    fewer workgroups than :func:`parallel_ok` allows (``per_core``; 0: keep all) are left out."""
     t0 = time.perf_counter()
     cols = candidate_columns(problem, default, max_n=max_n, isa=model.isa)
-    feats = config_features(problem, cols, _default_knobs(problem, default), model.isa)
+    dk = _default_knobs(problem, default)
+    if per_core:  # drop candidates the multi-threaded driver would lose on before scoring
+        keep = parallel_ok(problem, cols, dk, per_core)
+        keep[0] = True
+        cols = {k: v[keep] for k, v in cols.items()}
+    feats = config_features(problem, cols, dk, model.isa)
     t1 = time.perf_counter()
     pred, spread, ood = model.predict(feats)
     t2 = time.perf_counter()
@@ -369,17 +386,6 @@ class Guards:
     workgroups_per_core: int = 4
 
 
-def parallel_ok(problem: TilingProblem, knobs: Mapping[str, np.ndarray], default: Mapping[str, int],
-                per_core: int = 4, cores: int | None = None) -> np.ndarray:
-    """Which knob assignments keep enough workgroups for the multi-threaded driver: at least
-    as many as IREE's default has, or ``per_core`` × cores when the default has more."""
-    from mlsysgym.ir.target import cpu_info
-
-    need = min(float(workgroups(problem, {k: [v] for k, v in default.items()})[0]),
-               float(per_core * (cores or cpu_info().cores)))
-    return workgroups(problem, knobs) >= need
-
-
 def _guarded_pick(sc: Scored, model: TilingModel, g: Guards) -> tuple[int, str]:
     """Index of the chosen candidate (0: keep the default) and why the default was kept."""
     if g.use_ood and sc.ood[0]:
@@ -391,8 +397,6 @@ def _guarded_pick(sc: Scored, model: TilingModel, g: Guards) -> tuple[int, str]:
     if g.use_floor:
         keep &= sc.predicted >= model.floor(sc.problem.kind)
     keep &= sc.spread <= g.max_spread
-    keep &= parallel_ok(sc.problem, sc.columns, _default_knobs(sc.problem, sc.default),
-                        g.workgroups_per_core)
     if not keep.any():
         return 0, "no candidate inside the data's support with agreeing members; default kept"
     safe = np.where(keep, np.log(np.maximum(sc.predicted, 1e-9)) + g.caution * sc.spread, np.inf)
@@ -550,7 +554,8 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
             if best is not None and best.ratio < 1.0:
                 d.chosen, d.measured_ratio = best.config, best.ratio
         else:
-            sc = score_candidates(model, p, default, max_n=max_candidates)
+            sc = score_candidates(model, p, default, max_n=max_candidates,
+                                  per_core=guards.workgroups_per_core)
             d.candidates, d.model_calls = len(sc), sc.calls
             d.model_ms, d.features_ms = sc.model_s * 1e3, sc.features_s * 1e3
             if mode == "costmodel":

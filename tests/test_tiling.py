@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -426,3 +428,39 @@ def test_verify_reverts_an_op_that_makes_the_module_slower() -> None:
     assert res.reverted == [roots[0].index] and not res.kept
     assert rep.ops[0].is_default and "reverted" in rep.ops[0].reason
     assert "compilation_info" not in rep.mlir and logs and "×" in logs[0]
+
+
+def test_compile_cli_bad_inputs_are_one_line(tmp_path, capsys, tiny_model: TilingModel) -> None:
+    from mlsysgym.cli import main
+
+    mlir = tmp_path / "m.mlir"
+    mlir.write_text(MODULE)
+    binary = tmp_path / "b.mlir"
+    binary.write_bytes(b"\x08\x07\xff\xfe onnx bytes")
+    other = tmp_path / "not_tiling"
+    tiny_model.base.save(other)
+    meta = json.loads((other / "metadata.json").read_text())
+    meta["hyperparameters"].pop("tiling")
+    (other / "metadata.json").write_text(json.dumps(meta))
+    cases = [
+        ([str(binary), "--tune"], "not"),
+        ([str(mlir), "--tune", f"costmodel:{other}"], "not a tile-size cost model"),
+        ([str(mlir), "--tune", "-o", str(tmp_path / "missing" / "x.vmfb")], "does not exist"),
+        ([str(mlir), "--tune", "--target-cpu", "pentium2"], "unknown target cpu"),
+        ([str(mlir), "--tune", "--minutes", "0"], "--minutes"),
+    ]
+    for argv, want in cases:
+        assert main(["compile", *argv]) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and want in err[0] and "Traceback" not in err[0], (argv, err)
+
+
+def test_info_prints_the_fingerprint(capsys) -> None:
+    from mlsysgym.cli import main
+
+    assert main(["info", "--json"]) == 0
+    fp = json.loads(capsys.readouterr().out)
+    assert fp == json.loads(json.dumps(fingerprint()))
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert fp["target_id"] in out and fp["machine"]["isa_level"] in out

@@ -85,22 +85,11 @@ def _model_path(tune: str | None, mode: str) -> str | None:
     return path or None
 
 
-def _check_output(path: str | None, what: str) -> None:
-    if path and not Path(path).resolve().parent.is_dir():
-        raise CompileCliError(f"{what} {path}: its directory does not exist")
-    if path and Path(path).is_dir():
-        raise CompileCliError(f"{what} {path} is a directory; give a file name")
-
-
 def _load_source(source: str) -> str:
-    path = Path(source)
-    if path.suffix == ".mlir":
-        if not path.is_file():
-            raise CompileCliError(f"no such MLIR file: {source}")
-        try:
-            return path.read_text()
-        except UnicodeDecodeError:
-            raise CompileCliError(f"{source} is not a text MLIR file") from None
+    if Path(source).suffix == ".mlir":
+        from mlsysgym.ir.mlir_parse import read_mlir_file
+
+        return read_mlir_file(source)
     from mlsysgym.ir.mlir_import import import_model
 
     return import_model(source).linalg_mlir
@@ -116,6 +105,7 @@ def run_compile(args: argparse.Namespace) -> int:
     """Tune (calibrating first on a new target), compile, check, verify; prints the report."""
     from mlsysgym.costmodels.tiling_model import calibrate, load_tiling_model
     from mlsysgym.costmodels.tiling_pass import compile_and_check, find_root_ops, tune_module
+    from mlsysgym.ir.paths import check_output_file
     from mlsysgym.ir.target import target_isa
 
     model_path = _model_path(args.tune, args.mode)
@@ -123,8 +113,9 @@ def run_compile(args: argparse.Namespace) -> int:
         raise CompileCliError(f"-k must be between 1 and 64, got {args.k}")
     if not 0 < args.minutes <= 24 * 60:
         raise CompileCliError(f"--minutes must be in (0, 1440], got {args.minutes}")
-    _check_output(args.output, "-o")
-    _check_output(args.emit_mlir, "--emit-mlir")
+    for path, what in ((args.output, "-o"), (args.emit_mlir, "--emit-mlir")):
+        if path:
+            check_output_file(path, what)
     target_isa(args.target_cpu)  # an unknown or unrunnable target fails here, in one line
     text = _load_source(args.source)
     model = None
