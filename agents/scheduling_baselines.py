@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators.multicore import (
     Schedule,
     SchedulingProblem,

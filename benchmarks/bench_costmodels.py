@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 from mlsysgym.experiments.report import stamp_recorded
-from mlsysgym.ir.target import provenance
+from mlsysgym.core.target import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def _median_time(fn, n: int) -> float:
 
 
 def _dataset(path: Path, make) -> Any:
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     if path.is_dir() and any(path.glob("part-*.parquet")):
         return read_dataset(path)
@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         accel = bench_accelerator(args, out, res)
         print("accelerator done", flush=True)
     if "latency" in only and accel is not None:
-        from mlsysgym.envs.dataset import read_dataset
+        from mlsysgym.core.dataset import read_dataset
 
         n_total = args.accel_rows + args.accel_test
         test = read_dataset(Path(args.data_dir) / f"accel_{args.workload}_{n_total}").iloc[args.accel_rows:]

@@ -31,7 +31,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 from mlsysgym.experiments.report import stamp_recorded
-from mlsysgym.ir.target import provenance
+from mlsysgym.core.target import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = "cloud-1"
@@ -58,7 +58,7 @@ def _generate_shard(data_dir: str, seed: int, n: int) -> tuple[int, int, float]:
 
 
 def _complete(path: Path, n: int) -> bool:
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     return path.is_dir() and any(path.glob("part-*.parquet")) and len(read_dataset(path)) >= n
 
@@ -66,7 +66,7 @@ def _complete(path: Path, n: int) -> bool:
 def load_dataset(data_dir: Path, shards: int, shard_rows: int, jobs: int, first_seed: int = 1000):
     """All shards (generating the missing ones) as one DataFrame, in shard order."""
     import pandas as pd
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     seeds = [first_seed + i for i in range(shards)]
     todo = []

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from mlsysgym.agents.parallel import RayPool, evaluate_serial, init_ray, shutdown_ray
 from mlsysgym.experiments.report import stamp_markdown
-from mlsysgym.simulators.evaluator import Evaluator
+from mlsysgym.core.evaluator import Evaluator
 
 
 def busy(iterations: int, seed: int) -> float:

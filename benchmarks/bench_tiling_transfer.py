@@ -42,9 +42,9 @@ from mlsysgym.costmodels.tiling_model import (
     train_tiling_model,
 )
 from mlsysgym.costmodels.tiling_space import FEATURE_NAMES
-from mlsysgym.envs.dataset import read_dataset
+from mlsysgym.core.dataset import read_dataset
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
-from mlsysgym.ir.target import TargetIsa, fingerprint
+from mlsysgym.core.target import TargetIsa, fingerprint
 from scipy.stats import kendalltau
 
 HERE = Path(__file__).resolve().parent

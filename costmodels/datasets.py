@@ -1,7 +1,7 @@
 """Training data for cost models: sample a DesignSpace, evaluate, log rows with DatasetLogger.
 
-Every dataset is a Parquet directory written by :class:`mlsysgym.envs.dataset.DatasetLogger`
-(one row per evaluated design), read back with :func:`mlsysgym.envs.dataset.read_dataset`.
+Every dataset is a Parquet directory written by :class:`mlsysgym.core.dataset.DatasetLogger`
+(one row per evaluated design), read back with :func:`mlsysgym.core.dataset.read_dataset`.
 Three sources:
 
 - the analytical accelerator model (fast: tens of thousands of rows in seconds);
@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.costmodels.features import DerivedFeature
-from mlsysgym.envs.space import Categorical, DesignSpace, Integer, PowerOfTwo
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Design, Evaluator
+from mlsysgym.core.params import Categorical, Integer, PowerOfTwo
+from mlsysgym.core.space import DesignSpace
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Design, Evaluator
 
 __all__ = ["ACCEL_DERIVED", "DatasetSpecError", "dram_space", "generate", "split_frame",
            "tiny_conv_model", "zigzag_space"]
@@ -106,8 +107,8 @@ def generate(evaluator: Evaluator, space: DesignSpace, workload: Any, n: int,
     ``workload`` through a DatasetLogger writing to ``path``; returns the dataset as a
     DataFrame (every row of ``path``, including earlier runs). Designs the evaluator rejects
     are skipped (``skip_failures``) after a batch fails, by evaluating that batch one by one."""
-    from mlsysgym.envs.dataset import DatasetLogger, read_dataset
-    from mlsysgym.simulators.evaluator import EvaluationError
+    from mlsysgym.core.dataset import DatasetLogger, read_dataset
+    from mlsysgym.core.evaluator import EvaluationError
 
     if designs is None:
         designs = space.sample(np.random.default_rng(seed), n)

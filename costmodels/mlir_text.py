@@ -94,7 +94,7 @@ from mlsysgym.costmodels.base import (
     read_saved,
     unit_of,
 )
-from mlsysgym.simulators.evaluator import Design, Metrics
+from mlsysgym.core.evaluator import Design, Metrics
 
 __all__ = ["ALIGN_FEATURES", "AUX_TARGETS", "HAND_FEATURES", "MAX_ALIGN", "NUMEL_SLOT",
            "SLOT_STRIDE", "MlirTextCostModel", "MlirTextError", "MlirTokenizer",

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.costmodels.base import CostModel, CostModelError, OnnxCostModel
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Design, Evaluator, Metrics
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Design, Evaluator, Metrics
 
 __all__ = ["ActiveLearningResult", "SurrogateEvaluator", "UnknownEvaluatorError",
            "active_learning", "direct_search", "edp_objective", "resolve_evaluator",

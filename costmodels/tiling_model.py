@@ -38,7 +38,7 @@ from mlsysgym.costmodels.tiling_space import (
     TilingProblem,
     config_features,
 )
-from mlsysgym.ir.target import TargetIsa
+from mlsysgym.core.target import TargetIsa
 
 __all__ = ["DEFAULT_MODEL_DIR", "Calibration", "TilingModel", "calibrate", "calibration_dir",
            "features_frame", "load_tiling_model", "train_tiling_model"]
@@ -198,7 +198,7 @@ def load_tiling_model(path: str | os.PathLike[str] | None = None,
                       target_cpu: str = "host") -> TilingModel:
     """The tiling model at ``path`` (the package's default model when None) for codegen target
     ``target_cpu``, with this target's cached calibration attached when there is one."""
-    from mlsysgym.ir.target import fingerprint, target_isa
+    from mlsysgym.core.target import fingerprint, target_isa
 
     p = Path(path) if path is not None else DEFAULT_MODEL_DIR
     if not (p / "metadata.json").is_file():
@@ -210,7 +210,7 @@ def load_tiling_model(path: str | os.PathLike[str] | None = None,
 
 
 def _load_calibration(model: TilingModel) -> Calibration | None:
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     d = calibration_dir(model.target_id)
     if not any(d.glob("part-*.parquet")):
@@ -282,7 +282,7 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProb
     model and attach the result to ``model``. Everything is cached under
     :func:`calibration_dir`."""
     from mlsysgym.costmodels.tiling_measure import ShapeSample, collect, perturbed
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     d = calibration_dir(model.target_id)
     t0 = time.perf_counter()

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from mlsysgym.envs.design_env import DesignEnv, as_evaluator
-from mlsysgym.envs.space import Categorical, DesignSpace, PowerOfTwo
+from mlsysgym.core.params import Categorical, PowerOfTwo
+from mlsysgym.core.space import DesignSpace
 from mlsysgym.ir.graph import Graph
-from mlsysgym.simulators.evaluator import Evaluator
+from mlsysgym.core.evaluator import Evaluator
 
 
 def accelerator_space(max_pes: int = 65536) -> DesignSpace:

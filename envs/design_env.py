@@ -17,7 +17,7 @@ then the fraction of the episode done. ``reference`` metrics come from a referen
 
 ``info`` holds the raw metrics, the design, the reward, ``infeasible`` (over a budget or
 violating a constraint of the space), the workload and evaluator ids (for
-:class:`mlsysgym.envs.dataset.LogEvaluations`).
+:class:`mlsysgym.core.dataset.LogEvaluations`).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from mlsysgym.envs.rewards import Penalty, Reward, make_reward
-from mlsysgym.envs.space import DesignSpace
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Evaluator
+from mlsysgym.core.space import DesignSpace
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Evaluator
 
 MODES = ("one-shot", "sequential")
 

@@ -45,12 +45,13 @@ from typing import Any
 import numpy as np
 from mlsysgym.envs.design_env import DesignEnv, EnvConfigError, as_evaluator
 from mlsysgym.envs.rewards import Reward
-from mlsysgym.envs.space import Categorical, DesignSpace, Integer, PowerOfTwo
+from mlsysgym.core.params import Categorical, Integer, PowerOfTwo
+from mlsysgym.core.space import DesignSpace
 from mlsysgym.simulators.dram import DEFAULT_DESIGN, DRAM_KNOBS, DramSimulator
 from mlsysgym.simulators.dram_power import CommandCounts, dram_energy
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E, DramDevice
 from mlsysgym.simulators.dram_traces import DramTrace, TraceError, resolve_trace
-from mlsysgym.simulators.evaluator import Evaluator
+from mlsysgym.core.evaluator import Evaluator
 
 __all__ = [
     "OBJECTIVES",

@@ -60,7 +60,7 @@ from mlsysgym.envs.rewards import TargetSpec
 from mlsysgym.simulators.dram import DEFAULT_DESIGN, DramSimulator
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E
 from mlsysgym.simulators.dram_traces import DramTrace
-from mlsysgym.simulators.evaluator import Evaluator
+from mlsysgym.core.evaluator import Evaluator
 from pettingzoo import ParallelEnv
 
 __all__ = ["AGENT_KNOBS", "RESPONSIBILITIES", "REWARD_MODES", "DramMultiAgentEnv", "env", "parallel_env"]

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsysgym.ir.costs import ConvNest, MatmulNest
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
 
 __all__ = ["LinalgInfo", "MlirParseError", "ParsedModule", "context", "parse", "read_mlir_file",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from mlsysgym import __version__
 from mlsysgym.extras import extra_for, missing_extra_message
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 GROUPS: dict[str, str] = {
     "zoo": "the model zoo",

@@ -73,7 +73,7 @@ import numpy as np
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators import accelerator_energy as en
 from mlsysgym.simulators.accelerator_layers import KIND_GEMM, KIND_VECTOR, LayerSet, lower
-from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics
+from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
 
 if TYPE_CHECKING:
     import pandas as pd

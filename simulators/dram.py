@@ -64,7 +64,7 @@ from mlsysgym.simulators.dram_timing import (
     DramDevice,
 )
 from mlsysgym.simulators.dram_traces import TRACES, DramTrace, TraceError, resolve_trace
-from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics
+from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
 
 __all__ = [
     "DEFAULT_DESIGN",

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 from mlsysgym.ir import Graph
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators import accelerator as acc
 from mlsysgym.simulators import accelerator_energy as en
 from mlsysgym.simulators.accelerator import (

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators.dram import (
     DEFAULT_DESIGN,
     DRAM_KNOBS,

@@ -20,7 +20,8 @@ from mlsysgym.envs.dram_env import (
 )
 from mlsysgym.envs.dram_marl import AGENT_KNOBS, RESPONSIBILITIES, DramMultiAgentEnv, parallel_env
 from mlsysgym.envs.rewards import RewardError
-from mlsysgym.ir.errors import MlsysgymError, WorkloadNotFoundError
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.ir.errors import WorkloadNotFoundError
 from mlsysgym.simulators.accel_traces import AccelTraceError, accel_streams, accel_trace
 from mlsysgym.simulators.accelerator import AcceleratorSimulator, default_design
 from mlsysgym.simulators.dram import DEFAULT_DESIGN, DRAM_KNOBS, DramSimulator

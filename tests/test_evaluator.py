@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import EvaluationError, Evaluator, content_hash
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import EvaluationError, Evaluator, content_hash
 
 
 class Toy(Evaluator):

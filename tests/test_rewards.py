@@ -15,7 +15,7 @@ from mlsysgym.envs.rewards import (
     list_rewards,
     make_reward,
 )
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 
 def test_target_spec_per_metric_by_hand():

@@ -13,7 +13,8 @@ from onnx import TensorProto, helper
 pytest.importorskip("zigzag")
 
 from mlsysgym.ir import Graph
-from mlsysgym.ir.errors import MlsysgymError, WorkloadNotFoundError
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.ir.errors import WorkloadNotFoundError
 from mlsysgym.simulators.zigzag_backend import (
     HARDWARE,
     UnknownHardwareError,
