@@ -28,8 +28,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
-from mlsysgym.experiments.report import stamp_recorded
 from mlsysgym.core.target import provenance
+from mlsysgym.experiments.report import stamp_recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,10 +148,10 @@ def bench_accelerator(args, out: Path, res: dict) -> dict[str, Any]:
 
 def bench_dram(args, out: Path, res: dict) -> dict[str, Any]:
     """DRAM controller simulator on the cloud-1 trace."""
-    from mlsysgym.costmodels.datasets import dram_space, generate, split_frame
-    from mlsysgym.simulators.dram import DramSimulator
+    from mlsysgym.costmodels.datasets import generate, split_frame
+    from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
 
-    space = dram_space()
+    space = DESIGN_SPACE
     sim = DramSimulator()
     path = Path(args.data_dir) / "dram_cloud1"
     frame = _dataset(path, lambda: generate(sim, space, "cloud-1", args.dram_rows, path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
@@ -247,6 +248,7 @@ class Float(_Param):
 
 Parameter = Categorical | Integer | PowerOfTwo | Float
 _PARAM_TYPES: dict[str, type] = {c.__name__: c for c in (Categorical, Integer, PowerOfTwo, Float)}
+
 
 def _object_array(vals: Sequence[Any]) -> np.ndarray:
     arr = np.empty(len(vals), dtype=object)

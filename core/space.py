@@ -51,7 +51,7 @@ from mlsysgym.core.errors import (
     SpaceDefinitionError,
     UnknownParameterError,
 )
-from mlsysgym.core.params import _PARAM_TYPES, Parameter, _object_array, _py
+from mlsysgym.core.params import _PARAM_TYPES, Categorical, Parameter, _object_array, _py
 
 if TYPE_CHECKING:
     import gymnasium
@@ -67,7 +67,7 @@ class DesignSpace:
     """An ordered set of parameters plus constraints; every other view derives from it."""
 
     def __init__(self, params: Sequence[Parameter], constraints: Sequence[Constraint | str] = (),
-                 float_levels: int = 16) -> None:
+                 float_levels: int = 16, default: Mapping[str, Any] | None = None) -> None:
         if not params:
             raise SpaceDefinitionError("a DesignSpace needs at least one parameter")
         names = [p.name for p in params]
@@ -93,6 +93,20 @@ class DesignSpace:
         self._discrete = np.array([p.discrete for p in self.params])
         self._onehot_width = np.where(self._discrete, self._nlev, 1)
         self._onehot_offsets = np.concatenate([[0], np.cumsum(self._onehot_width)])
+        self._default: Design | None = None if default is None else self.validate(default)
+
+    @property
+    def default(self) -> Design:
+        """The reference design (a copy): what a simulator uses for parameters a design leaves
+        out and what rewards are relative to; SpaceDefinitionError if none was declared."""
+        if self._default is None:
+            raise SpaceDefinitionError("this DesignSpace declares no default design; pass "
+                                       "default={...} when declaring it")
+        return dict(self._default)
+
+    def complete(self, design: Mapping[str, Any]) -> Design:
+        """``design`` with the parameters it leaves out taken from :attr:`default`, validated."""
+        return self.validate({**self.default, **design})
 
     # ---- basics -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -112,7 +126,8 @@ class DesignSpace:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, DesignSpace) and self.params == other.params and \
-            self.constraints == other.constraints and self.float_levels == other.float_levels
+            self.constraints == other.constraints and self.float_levels == other.float_levels \
+            and self._default == other._default
 
     @property
     def dim(self) -> int:
@@ -430,8 +445,11 @@ class DesignSpace:
                 raise DesignError(f"constraint {c.description!r} is a Python callable and cannot "
                                   f"be serialized; declare it as an expression string")
             cons.append({"rule": c.rule, "message": c.message})
-        return {"params": [p.to_json() for p in self.params], "constraints": cons,
-                "float_levels": self.float_levels}
+        out = {"params": [p.to_json() for p in self.params], "constraints": cons,
+               "float_levels": self.float_levels}
+        if self._default is not None:
+            out["default"] = dict(self._default)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DesignSpace:
@@ -447,4 +465,5 @@ class DesignSpace:
                 pd_["choices"] = tuple(pd_["choices"])
             params.append(_PARAM_TYPES[typ](**pd_))
         cons = [Constraint(c["rule"], c.get("message", "")) for c in data.get("constraints", ())]
-        return cls(params, cons, float_levels=data.get("float_levels", 16))
+        return cls(params, cons, float_levels=data.get("float_levels", 16),
+                   default=data.get("default"))

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.costmodels.features import DerivedFeature
-from mlsysgym.core.params import Categorical, Integer, PowerOfTwo
-from mlsysgym.core.space import DesignSpace
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.core.evaluator import Design, Evaluator
+from mlsysgym.core.params import PowerOfTwo
+from mlsysgym.core.space import DesignSpace
+from mlsysgym.costmodels.features import DerivedFeature
 
-__all__ = ["ACCEL_DERIVED", "DatasetSpecError", "dram_space", "generate", "split_frame",
+__all__ = ["ACCEL_DERIVED", "DatasetSpecError", "generate", "split_frame",
            "tiny_conv_model", "zigzag_space"]
 
 
@@ -41,21 +41,6 @@ ACCEL_DERIVED: tuple[DerivedFeature, ...] = (
     DerivedFeature("log2_ofmap_words", (("ofmap_kb", 1.0), ("word_bytes", -1.0))),
     DerivedFeature("log2_bw_per_pe", (("bandwidth", 1.0), ("rows", -1.0), ("cols", -1.0))),
 )
-
-
-def dram_space() -> DesignSpace:
-    """ArchGym DRAMGym's ten controller knobs as a DesignSpace (the DramSimulator's values)."""
-    from mlsysgym.simulators.dram import DRAM_KNOBS
-
-    params: list[Any] = []
-    for name, values in DRAM_KNOBS.items():
-        if all(isinstance(v, str) for v in values):
-            params.append(Categorical(name, tuple(values)))
-        elif name in ("RequestBufferSize", "MaxActiveTransactions"):
-            params.append(PowerOfTwo(name, int(min(values)), int(max(values))))
-        else:
-            params.append(Integer(name, int(min(values)), int(max(values))))
-    return DesignSpace(params)
 
 
 def zigzag_space(hardware: str = "tpu_like") -> DesignSpace:
