@@ -41,8 +41,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
-from mlsysgym.experiments.report import stamp_recorded
 from mlsysgym.core.target import provenance
+from mlsysgym.experiments.report import stamp_recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path.home() / ".cache/mlsysgym/datasets/mlir-kernels-bench"

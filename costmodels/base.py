@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Design, Evaluator, Metrics
 from mlsysgym.costmodels.features import (
     DerivedFeature,
     FeatureSchema,
@@ -41,8 +43,6 @@ from mlsysgym.costmodels.features import (
     infer_schema,
     workload_features,
 )
-from mlsysgym.core.errors import MlsysgymError
-from mlsysgym.core.evaluator import Design, Evaluator, Metrics
 
 __all__ = ["FORMAT", "CostModel", "CostModelError", "ModelFileError", "NotFittedError",
            "OnnxCostModel", "Prediction", "SchemaMismatchError", "TargetSpec", "data_hash",

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.costmodels.base import CostModel, CostModelError, OnnxCostModel
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.core.evaluator import Design, Evaluator, Metrics
+from mlsysgym.costmodels.base import CostModel, CostModelError, OnnxCostModel
 
 __all__ = ["ActiveLearningResult", "SurrogateEvaluator", "UnknownEvaluatorError",
            "active_learning", "direct_search", "edp_objective", "resolve_evaluator",

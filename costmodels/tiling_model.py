@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.target import TargetIsa
 from mlsysgym.costmodels.tiling_space import (
     FEATURE_NAMES,
     KNOBS,
@@ -38,7 +39,6 @@ from mlsysgym.costmodels.tiling_space import (
     TilingProblem,
     config_features,
 )
-from mlsysgym.core.target import TargetIsa
 
 __all__ = ["DEFAULT_MODEL_DIR", "Calibration", "TilingModel", "calibrate", "calibration_dir",
            "features_frame", "load_tiling_model", "train_tiling_model"]
@@ -281,8 +281,8 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProb
     candidates and near-default ones, each timed against IREE's default. Then fit the residual
     model and attach the result to ``model``. Everything is cached under
     :func:`calibration_dir`."""
-    from mlsysgym.costmodels.tiling_measure import ShapeSample, collect, perturbed
     from mlsysgym.core.dataset import read_dataset
+    from mlsysgym.costmodels.tiling_measure import ShapeSample, collect, perturbed
 
     d = calibration_dir(model.target_id)
     t0 = time.perf_counter()

@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.target import target_isa
 from mlsysgym.costmodels.tiling_space import (
     KNOBS,
     RULE_KINDS,
@@ -48,8 +50,6 @@ from mlsysgym.costmodels.tiling_space import (
     sample_candidates,
     workgroups,
 )
-from mlsysgym.core.errors import MlsysgymError
-from mlsysgym.core.target import target_isa
 from mlsysgym.simulators.iree_cpu import Runner
 
 if TYPE_CHECKING:

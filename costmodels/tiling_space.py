@@ -43,9 +43,9 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.core.constraints import Constraint
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.core.params import Categorical
 from mlsysgym.core.space import DesignSpace
-from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.core.target import TargetIsa
 
 __all__ = [
@@ -369,9 +369,9 @@ def default_config(problem: TilingProblem, target_cpu: str = "host",
     """IREE's own configuration of the op for codegen target ``target_cpu``
     (``--compile-to=executable-configurations`` of a one-op kernel, read by
     :func:`read_root_config`); cached in memory and on disk per target fingerprint."""
+    from mlsysgym.core.target import fingerprint, target_flags
     from mlsysgym.ir.mlir_emit import emit
     from mlsysgym.ir.mlir_import import cache_dir, iree_compile_path
-    from mlsysgym.core.target import fingerprint, target_flags
 
     fp = fingerprint(target_cpu)
     key = hashlib.sha256(json.dumps([problem.key, fp["target_id"]]).encode()).hexdigest()[:24]

@@ -28,10 +28,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from mlsysgym.envs.rewards import Penalty, Reward, make_reward
-from mlsysgym.core.space import DesignSpace
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.core.evaluator import Evaluator
+from mlsysgym.core.space import DesignSpace
+from mlsysgym.envs.rewards import Penalty, Reward, make_reward
 
 MODES = ("one-shot", "sequential")
 

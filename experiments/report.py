@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlsysgym.experiments.sweep import load_results
 from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.experiments.sweep import load_results
 
 
 class ReportError(MlsysgymError):

@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
 from mlsysgym.ir.mlir_emit import EmittedKernel, KernelSpec, emit
 from mlsysgym.ir.mlir_import import TARGET_FLAGS, cache_dir, compiler_version, iree_compile_path
-from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
 
 __all__ = ["DEFAULT_FLAGS", "CompileResult", "IreeCpuEvaluator", "KernelCompiler",
            "Measurement", "Timing", "machine_description", "measure", "time_calls"]

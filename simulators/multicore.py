@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.costs import DATA_MOVEMENT, ELEMENTWISE_FLOPS, REDUCTION_FLOPS
 from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.ir.costs import DATA_MOVEMENT, ELEMENTWISE_FLOPS, REDUCTION_FLOPS
 from mlsysgym.ir.errors import GraphCycleError, WorkloadError
 from mlsysgym.ir.graph import Graph, Role, kahn_order
 

@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from mlsysgym.core.errors import ConstraintViolationError
 from mlsysgym.envs.accelerator_env import AcceleratorEnv, accelerator_space
 from mlsysgym.envs.design_env import EnvConfigError
-from mlsysgym.core.errors import ConstraintViolationError
 
 import mlsysgym  # noqa: F401  (registers the envs)
 

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.costmodels import metrics as M
 from mlsysgym.costmodels.base import CostModel, ModelFileError, NotFittedError
 from mlsysgym.costmodels.features import SchemaMismatchError
-from mlsysgym.core.errors import MlsysgymError
 
 ENV_TARGETS = ["latency_ms", "energy_uj", "area_mm2", "power_mw", "utilization"]
 
@@ -271,8 +271,8 @@ def test_costmodel_cli(accel_frame, tmp_path, capsys):
 
 
 def test_report_metrics_record_provenance(lgbm_dir, accel_frame, tmp_path):
-    from mlsysgym.costmodels.report import write_report
     from mlsysgym.core.target import fingerprint
+    from mlsysgym.costmodels.report import write_report
 
     model, _ = lgbm_dir
     write_report(model, accel_frame.iloc[320:360], tmp_path, title="t")

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("iree.compiler")
 pytest.importorskip("iree.runtime")
 
-from mlsysgym.ir import Graph, mlir, zoo
 from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.ir import Graph, mlir, zoo
 
 
 @pytest.fixture(scope="module")

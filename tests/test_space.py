@@ -12,6 +12,7 @@ from mlsysgym.core.errors import (
     ConstraintViolationError,
     DesignError,
     MissingParameterError,
+    MlsysgymError,
     NotPowerOfTwoError,
     OutOfRangeError,
     ParameterTypeError,
@@ -20,7 +21,6 @@ from mlsysgym.core.errors import (
 )
 from mlsysgym.core.params import Categorical, Float, Integer, PowerOfTwo
 from mlsysgym.core.space import DesignSpace
-from mlsysgym.core.errors import MlsysgymError
 
 
 def small() -> DesignSpace:

@@ -127,9 +127,10 @@ def test_run_trial_writes_its_row_and_trajectory(tmp_path):
 def test_ledger_row_records_where_it_was_made(tmp_path):
     import json
 
-    import mlsysgym
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.core.target import fingerprint
+
+    import mlsysgym
 
     spec = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 2}, 4, 0)
     row = run_trial(spec, tmp_path, sweep="s")
