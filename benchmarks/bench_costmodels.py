@@ -256,7 +256,7 @@ def bench_latency(models: dict[str, Any], test, res: dict) -> None:
 
 def bench_active_learning(args, res: dict) -> None:
     """GA on the surrogate + top-k verification vs GA on the simulator (real-evaluation ratio)."""
-    from mlsysgym.costmodels.surrogate import edp_objective, sample_efficiency
+    from mlsysgym.agents.active_learning import edp_objective, sample_efficiency
     from mlsysgym.envs.accelerator_env import accelerator_space
     from mlsysgym.simulators.accelerator import AcceleratorSimulator
 

@@ -22,7 +22,7 @@ import json
 import weakref
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -220,3 +220,70 @@ class Evaluator(ABC):
     def evaluate_one(self, design: Design, workload: Any) -> dict[str, float]:
         """Metrics of a single design as a plain dict of Python scalars."""
         return {m: v[0].item() for m, v in self.evaluate([design], workload).items()}
+
+
+# ---- registry ----------------------------------------------------------------------------------
+class UnknownEvaluatorError(MlsysgymError):
+    """An evaluator spec that names no registered evaluator, or a surrogate path with no model."""
+
+
+EvaluatorFactory = Callable[..., Evaluator]
+_REGISTRY: dict[str, EvaluatorFactory | str] = {
+    # name → factory, or "module:attribute" imported on first use (so this layer imports none)
+    "accelerator": "mlsysgym.simulators.accelerator:AcceleratorSimulator",
+    "dram": "mlsysgym.simulators.dram:DramSimulator",
+    "multicore": "mlsysgym.simulators.multicore:MulticoreEvaluator",
+    "zigzag": "mlsysgym.simulators.zigzag_backend:ZigZagEvaluator",
+    "iree-cpu": "mlsysgym.simulators.iree_cpu:IreeCpuEvaluator",
+    "surrogate": "mlsysgym.costmodels.surrogate:SurrogateEvaluator.from_path",
+}
+
+
+def register_evaluator(name: str, factory: EvaluatorFactory | str) -> None:
+    """Make ``name`` (and ``"name:ARG"``) resolve to ``factory()`` (``factory(ARG)``).
+
+    ``factory`` is a callable returning an Evaluator, or ``"module:attribute"`` imported on
+    first use. Registering a name again replaces it."""
+    if not name or ":" in name:
+        raise UnknownEvaluatorError(f"evaluator name {name!r} must be non-empty without ':'")
+    _REGISTRY[name] = factory
+
+
+def evaluator_names() -> list[str]:
+    """The registered evaluator names."""
+    return sorted(_REGISTRY)
+
+
+def _factory(name: str) -> EvaluatorFactory:
+    f = _REGISTRY[name]
+    if isinstance(f, str):
+        import importlib
+
+        module, _, attr = f.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        f = _REGISTRY[name] = obj
+    return f
+
+
+def resolve_evaluator(spec: Any) -> Evaluator | None:
+    """The Evaluator a spec names: None → None (the caller's default); an Evaluator as is; a
+    path → a saved surrogate; ``"name"`` → the registered factory with default settings;
+    ``"name:ARG"`` → the factory called with ARG (``"surrogate:PATH"``)."""
+    import os
+
+    if spec is None or isinstance(spec, Evaluator):
+        return spec
+    if isinstance(spec, os.PathLike):
+        spec = f"surrogate:{os.fspath(spec)}"
+    if not isinstance(spec, str):
+        raise UnknownEvaluatorError(f"cannot make an evaluator from a {type(spec).__name__}; "
+                                    f"pass an Evaluator or a string such as 'surrogate:PATH'")
+    name, sep, arg = spec.partition(":")
+    if name not in _REGISTRY:
+        raise UnknownEvaluatorError(
+            f"unknown evaluator {spec!r}; use 'surrogate:PATH' or one of "
+            f"{', '.join(repr(n) for n in evaluator_names())} (or register_evaluator(name, ...))")
+    factory = _factory(name)
+    return factory(arg) if sep else factory()

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from mlsysgym.core.errors import MlsysgymError
-from mlsysgym.core.evaluator import Evaluator
+from mlsysgym.core.evaluator import Evaluator, resolve_evaluator
 from mlsysgym.core.space import DesignSpace
 from mlsysgym.envs.rewards import Penalty, Reward, make_reward
 
@@ -46,14 +46,11 @@ class EnvConfigError(MlsysgymError):
 
 
 def as_evaluator(spec: Evaluator | str | None, default: Callable[[], Evaluator]) -> Evaluator:
-    """An env's ``evaluator=`` argument: None → ``default()``; an Evaluator as is; a string such
-    as ``"surrogate:PATH"`` (a saved cost model), ``"accelerator"``, ``"dram"``, ``"zigzag"``."""
+    """An env's ``evaluator=`` argument: None → ``default()``; an Evaluator as is; a string
+    resolved by the evaluator registry (:func:`mlsysgym.core.evaluator.resolve_evaluator`),
+    e.g. ``"surrogate:PATH"`` (a saved cost model), ``"accelerator"``, ``"dram"``, ``"zigzag"``."""
     if spec is None:
         return default()
-    if isinstance(spec, Evaluator):
-        return spec
-    from mlsysgym.costmodels.surrogate import resolve_evaluator
-
     return resolve_evaluator(spec)
 
 

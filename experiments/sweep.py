@@ -881,9 +881,8 @@ def summary_table(output_dir: str | os.PathLike[str]) -> Any:
 
 def print_summary(summary: SweepSummary) -> None:
     """The per-agent results table and what this run did."""
+    from mlsysgym.experiments.console import make_console
     from rich.table import Table
-
-    from mlsysgym.commands import make_console
 
     con = make_console()
     frame = summary_table(summary.output_dir)
