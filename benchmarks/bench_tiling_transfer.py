@@ -41,6 +41,7 @@ from mlsysgym.costmodels.tiling_model import (
     TilingModel,
     features_frame,
     fit_residual,
+    ratio_floor,
     train_tiling_model,
 )
 from mlsysgym.costmodels.tiling_space import FEATURE_NAMES
@@ -55,6 +56,15 @@ MARGIN = 0.95
 
 def _test_half(key: str) -> bool:
     return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 2 == 0
+
+
+def _fit(frame: pd.DataFrame, out: Path) -> Any:
+    """Train a tiling model on ``frame``, save it to ``out`` and load it back (ONNX Runtime,
+    as the pass uses it)."""
+    from mlsysgym.costmodels.base import CostModel
+
+    train_tiling_model(frame, out, members=3)
+    return CostModel.load(out)
 
 
 def _model_for(base: Any, frame_target: pd.DataFrame) -> TilingModel:
@@ -99,7 +109,7 @@ def run_pair(raw: pd.DataFrame, frame: pd.DataFrame, a: str, b: str, seeds: int,
     pool_keys = [k for k in keys if k not in test_keys]
     fa = frame[(frame["target_id"] == a) & ~frame["problem_key"].isin(test_keys)]
     t0 = time.perf_counter()
-    base = train_tiling_model(fa, members=3)
+    base = _fit(fa, work / f"base-{a}-{b}")
     log(f"  base on {a}: {len(fa)} rows, {time.perf_counter() - t0:.0f} s")
     test = fb[fb["problem_key"].isin(test_keys)]
     model = _model_for(base, fb)
@@ -117,14 +127,15 @@ def run_pair(raw: pd.DataFrame, frame: pd.DataFrame, a: str, b: str, seeds: int,
             m = TilingModel(base, model.target_id, model.isa)
             if len(cal_rows):
                 res = fit_residual(m, cal_rows, work / f"res-{a}-{b}-{frac}-{seed}")
-                m.calibration = Calibration(b, len(cal_rows), n, res)
+                m.calibration = Calibration(b, len(cal_rows), n, res,
+                                            floor=ratio_floor(cal_rows))
             res_scores.append(score(m, test))
         agg = {k: float(np.nanmean([s[k] for s in res_scores])) for k in res_scores[0]}
         out.append({"from": a, "to": b, "fraction": frac, "pool_shapes": len(pool_keys),
                     "calibration_shapes": round(frac * len(pool_keys)), **agg})
         log(f"  {a}->{b} {frac:>5.0%}: tau {agg['tau']:.3f} top1 {agg['top1']:.3f} "
             f"speedup {agg['speedup']:.3f} (oracle {agg['oracle']:.3f})")
-    only_b = train_tiling_model(fb[fb["problem_key"].isin(pool_keys)], members=3)
+    only_b = _fit(fb[fb["problem_key"].isin(pool_keys)], work / f"only-{b}")
     sb = score(_model_for(only_b, fb), test)
     out.append({"from": f"{b} only", "to": b, "fraction": 1.0, "pool_shapes": len(pool_keys),
                 "calibration_shapes": len(pool_keys), **sb})

@@ -41,7 +41,8 @@ from mlsysgym.costmodels.tiling_space import (
 )
 
 __all__ = ["DEFAULT_MODEL_DIR", "Calibration", "TilingModel", "calibrate", "calibration_dir",
-           "features_frame", "load_tiling_model", "train_tiling_model"]
+           "features_frame", "fit_residual", "load_tiling_model", "ratio_floor",
+           "train_tiling_model"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "tiling"
 FLOOR_QUANTILE = 0.05
@@ -81,6 +82,17 @@ def features_frame(rows: Any) -> Any:
     return pd.concat([df.drop(columns=[c for c in FEATURE_NAMES if c in df]), feats], axis=1)
 
 
+def ratio_floor(rows: Any) -> dict[str, float]:
+    """Per op kind, the :data:`FLOOR_QUANTILE` quantile of the measured ratios of ``rows``
+    (IREE's default rows excluded): the largest gain the data supports."""
+    ok = rows[rows["ok"].astype(bool) & np.isfinite(rows["runtime_ratio"])] \
+        if "ok" in rows else rows
+    if "is_default" in ok:
+        ok = ok[ok["is_default"] < 0.5]
+    return {str(k): float(np.quantile(g["runtime_ratio"], FLOOR_QUANTILE))
+            for k, g in ok.groupby("kind")}
+
+
 def _target_summary(frame: Any) -> dict[str, dict[str, Any]]:
     out = {}
     for tid, g in frame.groupby("target_id"):
@@ -102,12 +114,9 @@ def train_tiling_model(frame: Any, out: str | os.PathLike[str] | None = None, me
                               feature_fraction=0.8, early_stopping=30)
     model.fit(frame, features=list(FEATURE_NAMES), targets=["runtime_ratio"],
               target_transform="log", valid_fraction=0.15)
-    measured = frame[frame["is_default"] < 0.5]
-    model.hyperparameters["tiling"] = {
-        "targets": _target_summary(frame),
-        "floor": {str(k): float(np.quantile(g["runtime_ratio"], FLOOR_QUANTILE))
-                  for k, g in measured.groupby("kind")},
-        "shapes": int(frame["problem_key"].nunique())}
+    model.hyperparameters["tiling"] = {"targets": _target_summary(frame),
+                                       "floor": ratio_floor(frame),
+                                       "shapes": int(frame["problem_key"].nunique())}
     if out is not None:
         model.save(out)
     return model
@@ -116,13 +125,15 @@ def train_tiling_model(frame: Any, out: str | os.PathLike[str] | None = None, me
 # ---- the loaded model ---------------------------------------------------------------------
 @dataclass
 class Calibration:
-    """A target's calibration: its measured rows, residual model and measured best configs."""
+    """A target's calibration: its measured rows, residual model, measured best configs and
+    the per-kind ratio floor of its rows (what the data supports on this target)."""
 
     target_id: str
     rows: int
     shapes: int
     residual: Any | None
     best: dict[str, tuple[TileConfig, float]] = field(default_factory=dict)
+    floor: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
 
@@ -153,7 +164,10 @@ class TilingModel:
             self.calibration is not None and self.calibration.residual is not None)
 
     def floor(self, kind: str) -> float:
-        """The smallest ratio the data supports for ``kind`` (0 when unknown)."""
+        """The smallest ratio the data supports for ``kind`` on this target: the calibration's
+        when it measured that kind, else the base model's (0 when unknown)."""
+        if self.calibration is not None and kind in self.calibration.floor:
+            return self.calibration.floor[kind]
         return float(self.info.get("floor", {}).get(kind, 0.0))
 
     def predict(self, feats: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -225,7 +239,7 @@ def _load_calibration(model: TilingModel) -> Calibration | None:
 
             residual = CostModel.load(d / "residual")
     return Calibration(model.target_id, len(rows), int(rows["problem_key"].nunique()), residual,
-                       _measured_best(rows))
+                       _measured_best(rows), ratio_floor(rows))
 
 
 def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
@@ -252,7 +266,8 @@ def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
 
 def fit_residual(model: TilingModel, rows: Any, out: Path) -> Any | None:
     """Fit the residual model (log measured − log predicted by the base model) on a target's
-    rows and save it to ``out``; None when there are too few rows (< 10)."""
+    rows, save it to ``out`` and return it loaded from there (ONNX Runtime); None when there
+    are too few rows (< 10)."""
     from mlsysgym.costmodels.tabular import LightGBMCostModel
 
     frame = features_frame(rows)
@@ -268,7 +283,9 @@ def fit_residual(model: TilingModel, rows: Any, out: Path) -> Any | None:
     res.hyperparameters["calibration"] = {"base_version": model.base.version, "rows": len(rows),
                                           "target_id": model.target_id}
     res.save(out)
-    return res
+    from mlsysgym.costmodels.base import CostModel
+
+    return CostModel.load(out)  # predict through ONNX Runtime, as the pass does
 
 
 def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProblem],
@@ -298,7 +315,7 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProb
     rows = read_dataset(d)
     res = fit_residual(model, rows, d / "residual")
     cal = Calibration(model.target_id, len(rows), int(rows["problem_key"].nunique()), res,
-                      _measured_best(rows), time.perf_counter() - t0)
+                      _measured_best(rows), ratio_floor(rows), time.perf_counter() - t0)
     model.calibration = cal
     log(f"calibrated for target {model.target_id}: {summary['shapes']} new shape(s), "
         f"{cal.rows} rows in all, {cal.seconds:.0f} s (cached in {d})")

@@ -1,25 +1,32 @@
 """A compiler pass that picks per-op tile sizes for IREE's llvm-cpu backend with a learned cost model.
 
-``tune_module(mlir_text_or_module, mode, model_path=None, k=5)`` parses the module with the
-upstream MLIR Python bindings (``iree.compiler.ir``), finds the root ops that have a tiling
-rule (:mod:`mlsysgym.costmodels.tiling_space`), and for each one
+``tune_module(mlir_text_or_module, mode, model=..., target_cpu="host")`` parses the module with
+the upstream MLIR Python bindings (``iree.compiler.ir``), finds the root ops that have a tiling
+rule (:mod:`mlsysgym.costmodels.tiling_space`), reads IREE's default configuration of each on
+the codegen target, and for each one
 
 - ``costmodel``: builds the op's candidate configurations (IREE's default among them), scores
   all of them with **one** batched cost-model call (ONNX Runtime; the model predicts runtime
-  relative to IREE's default) and keeps the best predicted;
+  relative to IREE's default) and keeps the best predicted that passes the :class:`Guards`
+  (in the data's range and support, members agreeing, the multi-threaded driver's
+  parallelism kept, a margin over the default). On a target the model has no data for it
+  keeps every default unless a calibration is attached
+  (:mod:`mlsysgym.costmodels.tiling_model`); shapes the calibration measured take their
+  measured best;
 - ``costmodel+verify-top-k``: measures the ``k`` best predicted (plus the default) on a
   standalone kernel of the op's shape, interleaved with the default, and keeps the fastest;
 - ``measure``: measures a sampled set of candidates (the expensive reference search).
 
 The winner is written as a ``compilation_info`` attribute on the op (left off when it is the
 default). ``compile_and_check`` compiles the tuned module and the untuned one with IREE and
-compares their outputs on random inputs. Ops without a rule (batch-1 or 1×1 convs, other
+compares their outputs on random inputs; :mod:`mlsysgym.costmodels.tiling_verify` times them
+and reverts ops that make the module slower. Ops without a rule (batch-1 or 1×1 convs, other
 kinds) are left untouched and listed in the report; a candidate that fails to compile is
 skipped, never fatal.
 
-Measurement helpers here (:func:`measure_configs`) are also what the training-data collector
-and the report use: single-threaded (``local-sync``) runs, each candidate timed right after
-the default, runtimes reported as ratios to it.
+Measurement helpers here (:func:`measure_configs`) are also what the data collector
+(:mod:`mlsysgym.costmodels.tiling_measure`) and the report use: single-threaded
+(``local-sync``) runs, each candidate timed right after the default, ratios to it.
 """
 
 from __future__ import annotations

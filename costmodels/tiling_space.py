@@ -7,18 +7,21 @@ to matmuls, which drops a per-op configuration — see ``shared/notes/iree-tilin
 :func:`problem_for` returns None for every other op (the pass reports those as untouched).
 
 A :class:`TileConfig` is one ``#iree_cpu.lowering_config`` (``distribution``,
-``vector_common_parallel``, ``vector_reduction``, optional ``cache_parallel`` /
-``cache_reduction``) plus its pipeline; ``to_attr()`` gives the ``compilation_info``
-attribute text the pass writes on the op.
+``vector_common_parallel``, ``vector_reduction`` and every other level IREE uses on the target,
+e.g. ``cache_parallel`` on AVX2, kept in ``extra``) plus its pipeline; ``to_attr()`` gives the
+``compilation_info`` attribute text the pass writes on the op. IREE's own configuration is
+read from ``iree-compile --compile-to=executable-configurations`` through the MLIR bindings
+(:func:`read_root_config`, :func:`default_config`), per codegen target.
 
 :func:`tiling_space` is the op's :class:`~mlsysgym.envs.space.DesignSpace` over six knobs
 (``d_m``, ``d_n``, ``d_h`` distribution tiles; ``v_m``, ``v_n`` register tiles; ``r_k`` the
 reduction unroll), each bounded by the loop it tiles, with the known validity rules as
 constraints: a tile never exceeds its loop bound, a register tile divides its distribution
 tile, the vector working set ``v_m·v_n·r_k`` stays below IREE's 32 KB large-vector limit,
-and the accumulator fits the register file. :func:`candidates` enumerates (or samples) the
-feasible configurations and always includes IREE's own default, read from
-``iree-compile --compile-to=executable-configurations`` by :func:`default_config`.
+register tiles come in multiples of the target's vector lanes and the accumulator fits its
+register file (:func:`lanes_and_registers`: AVX-512, AVX2, SSE). :func:`candidates`
+enumerates (or samples) the feasible configurations, IREE's default first; the default's
+other levels are carried into every candidate, adapted to its tiles.
 
 Knob ↔ loop mapping (m, n: the vectorized parallel loops; k: the vectorized reduction):
 

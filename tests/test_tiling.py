@@ -464,3 +464,49 @@ def test_info_prints_the_fingerprint(capsys) -> None:
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert fp["target_id"] in out and fp["machine"]["isa_level"] in out
+
+
+def _synthetic_rows(target_id: str, level: str, bits: int, seed: int) -> pd.DataFrame:
+    """Rows shaped like the collector's for two shapes on one target (ratios synthetic)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for kind, dims, dflt in (("matmul", (64, 128, 96), MM_DEFAULT),
+                             ("conv_2d_nhwc_hwcf", (2, 8, 8, 32, 3, 3, 16), CONV_DEFAULT)):
+        p = problem_for(kind, dims)
+        dk = knobs_from_config(p, dflt)
+        for c in candidates(p, dflt, max_n=12, seed=seed)[1:]:
+            kn = knobs_from_config(p, c)
+            rows.append({"problem_key": p.key, "kind": kind, "dims": "x".join(map(str, dims)),
+                         "stride": 1, "dilation": 1, **kn, **{f"default_{k}": v for k, v in dk.items()},
+                         "config": json.dumps(c.to_dict()), "default_config": json.dumps(dflt.to_dict()),
+                         "runtime_ratio": float(np.exp(0.3 * abs(np.log2(kn["v_m"] / dk["v_m"]))
+                                                      + 0.1 * rng.standard_normal())),
+                         "ok": True, "target_id": target_id, "target_cpu": level,
+                         "target_level": level, "vector_bits": bits, "l2_kib": 1024,
+                         "cpu_model": "test CPU"})
+    return pd.DataFrame(rows)
+
+
+def test_a_trained_model_states_its_targets_and_floor(tmp_path) -> None:
+    from mlsysgym.costmodels.tiling_model import (
+        features_frame,
+        load_tiling_model,
+        train_tiling_model,
+    )
+
+    rows = pd.concat([_synthetic_rows("aaaa", "x86-64-v4", 512, 0),
+                      _synthetic_rows("bbbb", "x86-64-v3", 256, 1)], ignore_index=True)
+    frame = features_frame(rows)
+    assert len(frame) == len(rows) + 4  # IREE's default of each (target, shape) added, ratio 1
+    assert set(frame.loc[frame["is_default"] > 0.5, "runtime_ratio"]) == {1.0}
+    assert sorted(frame["lanes"].unique()) == [3.0, 4.0]  # log2 of 8 and 16 f32 lanes
+    train_tiling_model(frame, tmp_path / "m", members=2, n_estimators=20)
+    model = load_tiling_model(tmp_path / "m", "host")
+    info = model.info
+    assert set(info["targets"]) == {"aaaa", "bbbb"}
+    assert info["targets"]["bbbb"]["vector_bits"] == 256 and info["targets"]["aaaa"]["shapes"] == 2
+    mm = rows[rows["kind"] == "matmul"]["runtime_ratio"]
+    assert info["floor"]["matmul"] == pytest.approx(float(np.quantile(mm, 0.05)))
+    assert not model.knows_target  # this machine's target is neither aaaa nor bbbb
+    with pytest.raises(Exception, match="target fingerprint"):
+        features_frame(rows.drop(columns=["target_id"]))
