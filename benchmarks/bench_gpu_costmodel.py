@@ -75,20 +75,20 @@ def write_report(path: Path, df: pd.DataFrame, results: dict, pooled: dict, wall
                  data: Path) -> None:
     fp = {c[3:]: df[c].iloc[0] for c in df.columns if c.startswith("fp_")}
     lines = ["# GPU kernel cost models (issue #26)", "",
-             f"`.venv/bin/python benchmarks/bench_gpu_costmodel.py --data {data}` "
+             (f"`.venv/bin/python benchmarks/bench_gpu_costmodel.py --data {_rel(data)}` "
              f"({wall_s:.0f} s on this CPU). Data: {len(df)} measured kernels "
              f"({', '.join(f'{k} {v}' for k, v in df['op'].value_counts().items())}); "
              f"power/energy scored on the {int(df['power_ok'].sum()) if 'power_ok' in df else len(df)} "
-             "rows whose power is a kernel's (`power_ok`).", "",
+             "rows whose power is a kernel's (`power_ok`)."), "",
              "Device fingerprint: " + ", ".join(f"{k}={v}" for k, v in fp.items()), "",
-             "Splits (`costmodels/gpu_kernels.py::split_rows`): each row of a split's test set is "
+             ("Splits (`costmodels/gpu_kernels.py::split_rows`): each row of a split's test set is "
              "predicted by a model trained without it. `family (gemm+attn)` pools "
              "`gemm_family` (leave one of llm/cnn/square/bmm/random GEMM families out, Triton "
              "rows of that family included) and `attn_config` (leave one LLM's attention head "
-             "configuration out): the held-out-shape-family headline.", "",
-             "| split | model | n | runtime R² | R² (log) | MAPE % | MAPE ≥30 µs % | median APE % | power R² | "
+             "configuration out): the held-out-shape-family headline."), "",
+             ("| split | model | n | runtime R² | R² (log) | MAPE % | MAPE ≥30 µs % | median APE % | power R² | "
              "power median err % | energy R² (log) | energy median err % | Triton τ | "
-             "Triton top-1 |",
+             "Triton top-1 |"),
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for (s, m), r in results.items():
         lines.append(f"| {s} | {m} | {int(r['n'])} | {_fmt(r['rt_r2'])} | {_fmt(r['rt_r2_log'])} | "
@@ -99,13 +99,14 @@ def write_report(path: Path, df: pd.DataFrame, results: dict, pooled: dict, wall
                      f"{_fmt(r['triton_tau'], tie=r['triton_shapes'] > 0)} "
                      f"({int(r['triton_shapes'])}) | "
                      f"{_fmt(r['triton_top1'])} |")
-    lines += ["", f"GPPerf (RTX 4070, random 80/20 split, random forest): runtime R² "
+    lines += ["", (f"GPPerf (RTX 4070, random 80/20 split, random forest): runtime R² "
               f"{GPPERF['rt_r2']}, MAPE {GPPERF['rt_mape']} %; power R² {GPPERF['pw_r2']}, "
-              f"median error {GPPERF['pw_medape']} %.", ""]
+              f"median error {GPPERF['pw_medape']} %."), ""]
     # fitted roofline efficiencies on all rows
     rf = G.Roofline().fit(df)
-    lines += ["Roofline fitted on all rows (datasheet peaks; e_c, e_m = share of peak FLOP/s and "
-              "bandwidth; t0 = fixed cost):", "",
+    lines += [("Roofline fitted on all rows (datasheet peaks; e_c, e_m = share of peak FLOP/s and "
+              "bandwidth; t0 = fixed cost; e_m > 1 where inputs still hit the 60 MB L2 across "
+              "calls — `bytes` is the compulsory-traffic lower bound):"), "",
               "| op | dtype | e_c | e_m | t0 µs | median power W |", "|---|---|---:|---:|---:|---:|"]
     for (op, dt), (ec, em, t0) in sorted(rf.params.items()):
         if op == "*":
@@ -123,6 +124,13 @@ def write_report(path: Path, df: pd.DataFrame, results: dict, pooled: dict, wall
     path.with_suffix(".json").write_text(json.dumps(
         {f"{s}|{m}": r for (s, m), r in results.items()}, indent=1, default=float) + "\n")
     print("wrote", path)
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
 
 
 def _plot(png: Path, pooled: dict) -> None:

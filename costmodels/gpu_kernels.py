@@ -11,7 +11,7 @@ Three models, each predicting runtime and power (energy per call = power × runt
   bytes / (e_m · B))`` with the datasheet peaks ``P`` (per dtype) and ``B`` of the device and
   three constants ``(e_c, e_m, t0)`` fitted per (op class, dtype) by least squares on log time
   (groups unseen in training fall back to the dtype's, then to all rows). Power: the median
-  training power of the (op class, dtype) group.
+  training power (``power_ok`` rows) of the (op class, dtype) group.
 - :class:`GBMKernelModel`: LightGBM on :func:`kernel_features`, predicting log runtime as a
   residual over the datasheet roofline time (so trees need not extrapolate absolute scale) and
   power in watts.
@@ -193,16 +193,19 @@ class Roofline:
         if self.peaks is None:
             self.peaks = peaks_for(_gpu_name(df))
         self.params, self.power = {}, {}
+        pw_ok = df["power_w"].notna() if "power_w" in df else pd.Series(False, index=df.index)
+        if "power_ok" in df:
+            pw_ok &= df["power_ok"] == 1
         for (op, dt), g in df.groupby(["op", "dtype"]):
             if len(g) >= 3:
                 self.params[(op, dt)] = self._fit_group(g)
-            if "power_w" in g and g["power_w"].notna().any():
-                self.power[(op, dt)] = float(g["power_w"].median())
+            if pw_ok[g.index].any():
+                self.power[(op, dt)] = float(g.loc[pw_ok[g.index], "power_w"].median())
         for dt, g in df.groupby("dtype"):
             self.params.setdefault(("*", dt), self._fit_group(g))
         self.params[("*", "*")] = self._fit_group(df)
-        if "power_w" in df and df["power_w"].notna().any():
-            self.power[("*", "*")] = float(df["power_w"].median())
+        if pw_ok.any():
+            self.power[("*", "*")] = float(df.loc[pw_ok, "power_w"].median())
         return self
 
     def _lookup(self, table: dict, op: str, dt: str) -> Any:

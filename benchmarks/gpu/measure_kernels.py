@@ -227,7 +227,7 @@ def design_gpu(seed: int = 0, max_call_s: float = 0.02, max_bytes: float = 8e9) 
         weights = {"qkv": ((hq + 2 * hkv) * hd, h), "o": (h, hq * hd), "up": (2 * ffn, h),
                    "down": (h, ffn)}
         for wname, (n, k) in weights.items():
-            ms = tokens + [int(round(2 ** rng.uniform(0, 14)))]
+            ms = tokens + [round(2 ** rng.uniform(0, 14))]
             for m in ms:
                 for dt in _gemm_dtypes(rng, m, n, k):
                     add(Design("gemm", "llm", dt, m=m, n=n, k=k, source=f"{name}.{wname}"))
@@ -251,9 +251,9 @@ def design_gpu(seed: int = 0, max_call_s: float = 0.02, max_bytes: float = 8e9) 
             add(Design("bmm", "bmm", dt, batch=b, m=m, n=n, k=k, source="attn_like"))
     # random, unaligned
     for _ in range(90):
-        m = int(round(2 ** rng.uniform(0, 14)))
-        n = int(round(2 ** rng.uniform(6, 14)))
-        k = int(round(2 ** rng.uniform(6, 14)))
+        m = round(2 ** rng.uniform(0, 14))
+        n = round(2 ** rng.uniform(6, 14))
+        k = round(2 ** rng.uniform(6, 14))
         for dt in _gemm_dtypes(rng, m, n, k):
             add(Design("gemm", "random", dt, m=m, n=n, k=k, source="random"))
     # attention
@@ -281,8 +281,8 @@ def design_gpu(seed: int = 0, max_call_s: float = 0.02, max_bytes: float = 8e9) 
     for s in (512, 1024, 2048, 4096):
         tshapes.append(("square", s, s, s, f"sq{s}"))
     for _ in range(5):
-        tshapes.append(("random", int(round(2 ** rng.uniform(4, 13))),
-                        int(round(2 ** rng.uniform(7, 13))), int(round(2 ** rng.uniform(7, 13))),
+        tshapes.append(("random", round(2 ** rng.uniform(4, 13)),
+                        round(2 ** rng.uniform(7, 13)), round(2 ** rng.uniform(7, 13)),
                         "random"))
     for fam, m, n, k, src in tshapes:
         for bm, bn, bk, w, st in TRITON_CONFIGS:
@@ -343,7 +343,7 @@ if triton is not None:
         a_ptrs = a_ptr + (offs_am[:, None] * stride_am + offs_k[None, :] * stride_ak)
         b_ptrs = b_ptr + (offs_k[:, None] * stride_bk + offs_bn[None, :] * stride_bn)
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for kk in range(0, tl.cdiv(K, BLOCK_K)):
+        for kk in range(0, tl.cdiv(K, BLOCK_K)):  # noqa: PIE808 - as in the Triton tutorial
             a = tl.load(a_ptrs, mask=offs_k[None, :] < K - kk * BLOCK_K, other=0.0)
             b = tl.load(b_ptrs, mask=offs_k[:, None] < K - kk * BLOCK_K, other=0.0)
             acc = tl.dot(a, b, acc)
@@ -734,7 +734,7 @@ def fingerprint(device: str, meter: EnergyMeter) -> dict[str, Any]:
 
 def _have_pyarrow() -> bool:
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow
         import pyarrow.parquet  # noqa: F401
         return True
     except Exception:  # noqa: BLE001
