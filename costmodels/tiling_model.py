@@ -104,13 +104,13 @@ def _target_summary(frame: Any) -> dict[str, dict[str, Any]]:
 
 
 def train_tiling_model(frame: Any, out: str | os.PathLike[str] | None = None, members: int = 3,
-                       seed: int = 0, n_estimators: int = 200) -> Any:
+                       seed: int = 0, n_estimators: int = 100) -> Any:
     """Fit a LightGBM ensemble on a :func:`features_frame`; records the targets and the
     per-kind ratio floor in ``hyperparameters["tiling"]``; saved to ``out`` when given."""
     from mlsysgym.costmodels.tabular import LightGBMCostModel
 
     model = LightGBMCostModel(members=members, seed=seed, n_estimators=n_estimators,
-                              learning_rate=0.1, num_leaves=15, min_data_in_leaf=8,
+                              learning_rate=0.15, num_leaves=15, min_data_in_leaf=8,
                               feature_fraction=0.8, early_stopping=30)
     model.fit(frame, features=list(FEATURE_NAMES), targets=["runtime_ratio"],
               target_transform="log", valid_fraction=0.15)
