@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 Design = dict[str, Any]
 
@@ -44,7 +44,7 @@ class Problem(Protocol):
     """What agents search: a design space and a batched objective to maximize."""
 
     name: str
-    space: Any  # mlsysgym.envs.space.DesignSpace
+    space: Any  # mlsysgym.core.space.DesignSpace
 
     def evaluate(self, designs: Sequence[Design]) -> Outcome: ...
 

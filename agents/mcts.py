@@ -40,7 +40,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["IterationLog", "MCTSConfig", "MCTSError", "MCTSResult", "PolicyValueNet",
            "Snapshotter", "mcts_search", "play_actions"]

@@ -1,7 +1,7 @@
 """Parallel evaluation of design batches through Ray actors; a serial path with the same semantics.
 
 A :class:`RayPool` starts ``num_workers`` Ray actors, each holding its own copy of an
-:class:`~mlsysgym.simulators.evaluator.Evaluator` (its set-up and cache are paid once per
+:class:`~mlsysgym.core.evaluator.Evaluator` (its set-up and cache are paid once per
 worker). ``pool.evaluate(designs, workload)`` splits the batch into chunks, keeps every worker
 busy with one chunk at a time, and returns one :class:`EvalResult` per design. An evaluation
 that raises, or that runs past ``timeout_s``, is *failed* (with a one-line reason, logged);
@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents.base import Design, Outcome
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Evaluator, Metrics
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Evaluator, Metrics
 
 __all__ = [
     "EvalResult", "EvaluatorProblem", "ParallelEvaluationError", "RayPool", "RewardFn",
@@ -461,7 +461,7 @@ class EvaluatorProblem:
         results: list[EvalResult | None] = [None] * n
         todo = list(range(n))
         if self.validate:
-            from mlsysgym.envs.space import DesignError
+            from mlsysgym.core.errors import DesignError
 
             todo = []
             for i, d in enumerate(designs):

@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 from mlsysgym.agents.base import Design, Outcome, Problem
 from mlsysgym.agents.parallel import EvaluatorProblem
-from mlsysgym.envs.space import Categorical, DesignSpace, Float, Integer, PowerOfTwo
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Evaluator, Metrics
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Evaluator, Metrics
+from mlsysgym.core.params import Categorical, Float, Integer, PowerOfTwo
+from mlsysgym.core.space import DesignSpace
 
 __all__ = ["PROBLEMS", "EnvProblem", "SyntheticEvaluator", "SyntheticProblem", "UnknownProblemError",
            "make_problem", "problem_names", "register_problem", "synthetic_problem"]

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents.scheduling_baselines import heft
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.kernel_scheduling import N_OP_FEATURES_BASE, KernelSchedulingEnv, Workload
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.multicore import Platform, Schedule, SchedulingProblem, load_platform
 
 try:  # torch and SB3 are core dependencies, but keep `import mlsysgym.agents...` light on failure

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.multicore import (
     Schedule,
     SchedulingProblem,

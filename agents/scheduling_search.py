@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents.scheduling_baselines import heft
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.multicore import Platform, Schedule, SchedulingProblem, earliest_start
 
 __all__ = [

@@ -28,8 +28,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from mlsysgym.core.target import provenance
 from mlsysgym.experiments.report import stamp_recorded
-from mlsysgym.ir.target import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def _median_time(fn, n: int) -> float:
 
 
 def _dataset(path: Path, make) -> Any:
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     if path.is_dir() and any(path.glob("part-*.parquet")):
         return read_dataset(path)
@@ -148,10 +148,10 @@ def bench_accelerator(args, out: Path, res: dict) -> dict[str, Any]:
 
 def bench_dram(args, out: Path, res: dict) -> dict[str, Any]:
     """DRAM controller simulator on the cloud-1 trace."""
-    from mlsysgym.costmodels.datasets import dram_space, generate, split_frame
-    from mlsysgym.simulators.dram import DramSimulator
+    from mlsysgym.costmodels.datasets import generate, split_frame
+    from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
 
-    space = dram_space()
+    space = DESIGN_SPACE
     sim = DramSimulator()
     path = Path(args.data_dir) / "dram_cloud1"
     frame = _dataset(path, lambda: generate(sim, space, "cloud-1", args.dram_rows, path,
@@ -256,7 +256,7 @@ def bench_latency(models: dict[str, Any], test, res: dict) -> None:
 
 def bench_active_learning(args, res: dict) -> None:
     """GA on the surrogate + top-k verification vs GA on the simulator (real-evaluation ratio)."""
-    from mlsysgym.costmodels.surrogate import edp_objective, sample_efficiency
+    from mlsysgym.agents.active_learning import edp_objective, sample_efficiency
     from mlsysgym.envs.accelerator_env import accelerator_space
     from mlsysgym.simulators.accelerator import AcceleratorSimulator
 
@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         accel = bench_accelerator(args, out, res)
         print("accelerator done", flush=True)
     if "latency" in only and accel is not None:
-        from mlsysgym.envs.dataset import read_dataset
+        from mlsysgym.core.dataset import read_dataset
 
         n_total = args.accel_rows + args.accel_test
         test = read_dataset(Path(args.data_dir) / f"accel_{args.workload}_{n_total}").iloc[args.accel_rows:]

@@ -30,15 +30,14 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from mlsysgym.core.target import provenance
 from mlsysgym.experiments.report import stamp_recorded
-from mlsysgym.ir.target import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACE = "cloud-1"
 TARGETS = ("energy_nj", "power_mw", "avg_latency_ns")
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_costmodels import _best_time, _clock  # noqa: E402  (CPU-time helpers, one copy)
-
+from bench_costmodels import _best_time, _clock
 
 # ----------------------------------------------------------------------------- data
 
@@ -48,17 +47,17 @@ def _shard_path(data_dir: Path, seed: int) -> Path:
 
 def _generate_shard(data_dir: str, seed: int, n: int) -> tuple[int, int, float]:
     """Evaluate ``n`` random designs (seed ``seed``) into one shard; returns (seed, rows, CPU s)."""
-    from mlsysgym.costmodels.datasets import dram_space, generate
-    from mlsysgym.simulators.dram import DramSimulator
+    from mlsysgym.costmodels.datasets import generate
+    from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
 
     path = _shard_path(Path(data_dir), seed)
     t = _clock()
-    frame = generate(DramSimulator(), dram_space(), TRACE, n, path, seed=seed, batch_size=250)
+    frame = generate(DramSimulator(), DESIGN_SPACE, TRACE, n, path, seed=seed, batch_size=250)
     return seed, len(frame), _clock() - t
 
 
 def _complete(path: Path, n: int) -> bool:
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     return path.is_dir() and any(path.glob("part-*.parquet")) and len(read_dataset(path)) >= n
 
@@ -66,7 +65,7 @@ def _complete(path: Path, n: int) -> bool:
 def load_dataset(data_dir: Path, shards: int, shard_rows: int, jobs: int, first_seed: int = 1000):
     """All shards (generating the missing ones) as one DataFrame, in shard order."""
     import pandas as pd
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     seeds = [first_seed + i for i in range(shards)]
     todo = []
@@ -175,12 +174,11 @@ def main() -> None:
 
     import torch
     torch.set_num_threads(args.threads)
-    from mlsysgym.costmodels.datasets import dram_space
     from mlsysgym.costmodels.metrics import regression_report
-    from mlsysgym.simulators.dram import DramSimulator
+    from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
 
     t_start = time.perf_counter()
-    space = dram_space()
+    space = DESIGN_SPACE
     knobs = list(space.names)
     assert tuple(knobs) == KNOBS, knobs
     frame, made, gen_cpu = load_dataset(Path(args.data_dir), args.shards, args.shard_rows, args.jobs)

@@ -113,7 +113,7 @@ def main() -> None:
                                   max_seconds=args.minutes * 60, show_progress=True)
         wall = time.perf_counter() - t0
         load_mid = os.getloadavg()
-        from mlsysgym.envs.dataset import read_dataset
+        from mlsysgym.core.dataset import read_dataset
 
         df = read_dataset(ds)
         rep = repeatability(args.kernels, args.repeats, args.seed, cache)

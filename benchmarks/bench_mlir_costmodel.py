@@ -41,8 +41,8 @@ from typing import Any
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from mlsysgym.core.target import provenance
 from mlsysgym.experiments.report import stamp_recorded
-from mlsysgym.ir.target import provenance
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path.home() / ".cache/mlsysgym/datasets/mlir-kernels-bench"
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         print(md)
         return 0
 
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     t0 = time.perf_counter()
     frame = read_dataset(args.data)

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from mlsysgym.agents.parallel import RayPool, evaluate_serial, init_ray, shutdown_ray
+from mlsysgym.core.evaluator import Evaluator
 from mlsysgym.experiments.report import stamp_markdown
-from mlsysgym.simulators.evaluator import Evaluator
 
 
 def busy(iterations: int, seed: int) -> float:

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.target import fingerprint
 from mlsysgym.costmodels.tiling_model import calibrate, load_tiling_model
 from mlsysgym.costmodels.tiling_pass import compile_and_check, find_root_ops, tune_module
 from mlsysgym.costmodels.tiling_verify import DRIVERS, benchmark_modules, verify
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
 from mlsysgym.ir.mlir_import import import_model
-from mlsysgym.ir.target import fingerprint
 
 HERE = Path(__file__).resolve().parent
 HELD_OUT_DIR = HERE / "data" / "tiling_models"

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlsysgym.core.dataset import read_dataset
+from mlsysgym.core.target import TargetIsa, fingerprint
 from mlsysgym.costmodels.tiling_model import (
     Calibration,
     TilingModel,
@@ -43,9 +45,7 @@ from mlsysgym.costmodels.tiling_model import (
     train_tiling_model,
 )
 from mlsysgym.costmodels.tiling_space import FEATURE_NAMES
-from mlsysgym.envs.dataset import read_dataset
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
-from mlsysgym.ir.target import TargetIsa, fingerprint
 from scipy.stats import kendalltau
 
 HERE = Path(__file__).resolve().parent

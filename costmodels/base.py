@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Design, Evaluator, Metrics
 from mlsysgym.costmodels.features import (
     DerivedFeature,
     FeatureSchema,
@@ -41,8 +43,6 @@ from mlsysgym.costmodels.features import (
     infer_schema,
     workload_features,
 )
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Design, Evaluator, Metrics
 
 __all__ = ["FORMAT", "CostModel", "CostModelError", "ModelFileError", "NotFittedError",
            "OnnxCostModel", "Prediction", "SchemaMismatchError", "TargetSpec", "data_hash",
@@ -459,9 +459,9 @@ class CostModel(Evaluator):
         """Write ``model.onnx`` and ``metadata.json`` into ``directory`` (created if needed).
 
         The metadata's ``provenance`` records where the model was saved
-        (:func:`mlsysgym.ir.target.provenance`: target fingerprint, mlsysgym version and commit,
+        (:func:`mlsysgym.core.target.provenance`: target fingerprint, mlsysgym version and commit,
         lock hash), this model's evaluator id and the evaluators its training rows came from."""
-        from mlsysgym.ir.target import provenance
+        from mlsysgym.core.target import provenance
 
         if self.onnx_bytes is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted; nothing to save")

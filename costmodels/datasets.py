@@ -1,7 +1,7 @@
 """Training data for cost models: sample a DesignSpace, evaluate, log rows with DatasetLogger.
 
-Every dataset is a Parquet directory written by :class:`mlsysgym.envs.dataset.DatasetLogger`
-(one row per evaluated design), read back with :func:`mlsysgym.envs.dataset.read_dataset`.
+Every dataset is a Parquet directory written by :class:`mlsysgym.core.dataset.DatasetLogger`
+(one row per evaluated design), read back with :func:`mlsysgym.core.dataset.read_dataset`.
 Three sources:
 
 - the analytical accelerator model (fast: tens of thousands of rows in seconds);
@@ -17,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Design, Evaluator
+from mlsysgym.core.params import PowerOfTwo
+from mlsysgym.core.space import DesignSpace
 from mlsysgym.costmodels.features import DerivedFeature
-from mlsysgym.envs.space import Categorical, DesignSpace, Integer, PowerOfTwo
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Design, Evaluator
 
-__all__ = ["ACCEL_DERIVED", "DatasetSpecError", "dram_space", "generate", "split_frame",
+__all__ = ["ACCEL_DERIVED", "DatasetSpecError", "generate", "split_frame",
            "tiny_conv_model", "zigzag_space"]
 
 
@@ -40,21 +41,6 @@ ACCEL_DERIVED: tuple[DerivedFeature, ...] = (
     DerivedFeature("log2_ofmap_words", (("ofmap_kb", 1.0), ("word_bytes", -1.0))),
     DerivedFeature("log2_bw_per_pe", (("bandwidth", 1.0), ("rows", -1.0), ("cols", -1.0))),
 )
-
-
-def dram_space() -> DesignSpace:
-    """ArchGym DRAMGym's ten controller knobs as a DesignSpace (the DramSimulator's values)."""
-    from mlsysgym.simulators.dram import DRAM_KNOBS
-
-    params: list[Any] = []
-    for name, values in DRAM_KNOBS.items():
-        if all(isinstance(v, str) for v in values):
-            params.append(Categorical(name, tuple(values)))
-        elif name in ("RequestBufferSize", "MaxActiveTransactions"):
-            params.append(PowerOfTwo(name, int(min(values)), int(max(values))))
-        else:
-            params.append(Integer(name, int(min(values)), int(max(values))))
-    return DesignSpace(params)
 
 
 def zigzag_space(hardware: str = "tpu_like") -> DesignSpace:
@@ -106,8 +92,8 @@ def generate(evaluator: Evaluator, space: DesignSpace, workload: Any, n: int,
     ``workload`` through a DatasetLogger writing to ``path``; returns the dataset as a
     DataFrame (every row of ``path``, including earlier runs). Designs the evaluator rejects
     are skipped (``skip_failures``) after a batch fails, by evaluating that batch one by one."""
-    from mlsysgym.envs.dataset import DatasetLogger, read_dataset
-    from mlsysgym.simulators.evaluator import EvaluationError
+    from mlsysgym.core.dataset import DatasetLogger, read_dataset
+    from mlsysgym.core.evaluator import EvaluationError
 
     if designs is None:
         designs = space.sample(np.random.default_rng(seed), n)

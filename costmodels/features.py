@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["DerivedFeature", "FeatureSchema", "FeatureSpec", "SchemaMismatchError",
            "columns_of", "infer_schema", "workload_features"]

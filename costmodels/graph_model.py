@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["GraphCostModel", "GraphDataset", "GraphModelError", "build_graph_dataset",
            "encode_graph", "evaluate_graph_model"]

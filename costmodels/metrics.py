@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["MetricInputError", "by_group", "kendall_tau", "mape_pct", "nrmse_pct",
            "pairwise_accuracy", "r2", "regression_report", "rms_rel_pct", "rmse",

@@ -72,6 +72,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from mlsysgym.core.evaluator import Design, Metrics
 from mlsysgym.costmodels.base import (
     FORMAT,
     FORMAT_VERSION,
@@ -94,7 +95,6 @@ from mlsysgym.costmodels.base import (
     read_saved,
     unit_of,
 )
-from mlsysgym.simulators.evaluator import Design, Metrics
 
 __all__ = ["ALIGN_FEATURES", "AUX_TARGETS", "HAND_FEATURES", "MAX_ALIGN", "NUMEL_SLOT",
            "SLOT_STRIDE", "MlirTextCostModel", "MlirTextError", "MlirTokenizer",

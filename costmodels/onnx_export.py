@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["ExportError", "lightgbm_to_onnx", "torch_to_onnx"]
 

@@ -77,9 +77,9 @@ def _plot_by_group(groups: dict[str, float], title: str, path: Path) -> None:
 def write_report(model: Any, frame: Any, out_dir: str | os.PathLike[str],
                  group: str | None = None, title: str = "") -> dict[str, Any]:
     """Score ``model`` on ``frame`` and write ``metrics.json`` (with ``provenance``: where it was
-    scored — :func:`mlsysgym.ir.target.provenance` — and the model's evaluator id),
+    scored — :func:`mlsysgym.core.target.provenance` — and the model's evaluator id),
     ``report.md`` and the plots."""
-    from mlsysgym.ir.target import provenance
+    from mlsysgym.core.target import provenance
 
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)

@@ -117,10 +117,10 @@ def collect(out: str | os.PathLike[str], minutes: float = 30.0, per_shape: int =
     """Measure ``shapes`` compiled for codegen target ``target_cpu`` until ``minutes`` run out
     (see the module doc); ``ranker`` (a :class:`~mlsysgym.costmodels.tiling_model.TilingModel`)
     picks half of each shape's candidates as its best predicted. Returns a summary dict."""
+    from mlsysgym.core.dataset import ParquetAppender, read_dataset
+    from mlsysgym.core.target import fingerprint, target_isa
     from mlsysgym.costmodels.tiling_pass import annotate_kernel, measure_configs
-    from mlsysgym.envs.dataset import ParquetAppender, read_dataset
     from mlsysgym.ir.mlir_emit import emit
-    from mlsysgym.ir.target import fingerprint, target_isa
     from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description
 
     out_path = Path(out)

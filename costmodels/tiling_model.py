@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.target import TargetIsa
 from mlsysgym.costmodels.tiling_space import (
     FEATURE_NAMES,
     KNOBS,
@@ -38,7 +39,6 @@ from mlsysgym.costmodels.tiling_space import (
     TilingProblem,
     config_features,
 )
-from mlsysgym.ir.target import TargetIsa
 
 __all__ = ["DEFAULT_MODEL_DIR", "Calibration", "TilingModel", "calibrate", "calibration_dir",
            "features_frame", "fit_residual", "load_tiling_model", "ratio_floor",
@@ -212,7 +212,7 @@ def load_tiling_model(path: str | os.PathLike[str] | None = None,
                       target_cpu: str = "host") -> TilingModel:
     """The tiling model at ``path`` (the package's default model when None) for codegen target
     ``target_cpu``, with this target's cached calibration attached when there is one."""
-    from mlsysgym.ir.target import fingerprint, target_isa
+    from mlsysgym.core.target import fingerprint, target_isa
 
     p = Path(path) if path is not None else DEFAULT_MODEL_DIR
     if not (p / "metadata.json").is_file():
@@ -224,7 +224,7 @@ def load_tiling_model(path: str | os.PathLike[str] | None = None,
 
 
 def _load_calibration(model: TilingModel) -> Calibration | None:
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
 
     d = calibration_dir(model.target_id)
     if not any(d.glob("part-*.parquet")):
@@ -298,8 +298,8 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProb
     candidates and near-default ones, each timed against IREE's default. Then fit the residual
     model and attach the result to ``model``. Everything is cached under
     :func:`calibration_dir`."""
+    from mlsysgym.core.dataset import read_dataset
     from mlsysgym.costmodels.tiling_measure import ShapeSample, collect, perturbed
-    from mlsysgym.envs.dataset import read_dataset
 
     d = calibration_dir(model.target_id)
     t0 = time.perf_counter()

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.target import target_isa
 from mlsysgym.costmodels.tiling_space import (
     KNOBS,
     RULE_KINDS,
@@ -55,8 +57,6 @@ from mlsysgym.costmodels.tiling_space import (
     sample_candidates,
     workgroups,
 )
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.ir.target import target_isa
 from mlsysgym.simulators.iree_cpu import Runner
 
 if TYPE_CHECKING:
@@ -346,7 +346,7 @@ def parallel_ok(problem: TilingProblem, knobs: Mapping[str, np.ndarray], default
                 per_core: int = 4, cores: int | None = None) -> np.ndarray:
     """Which knob assignments keep enough workgroups for the multi-threaded driver: at least
     as many as IREE's default has, or ``per_core`` × cores when the default has more."""
-    from mlsysgym.ir.target import cpu_info
+    from mlsysgym.core.target import cpu_info
 
     need = min(float(workgroups(problem, {k: [v] for k, v in default.items()})[0]),
                float(per_core * (cores or cpu_info().cores)))

@@ -45,9 +45,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from mlsysgym.envs.space import Categorical, Constraint, DesignSpace
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.ir.target import TargetIsa
+from mlsysgym.core.constraints import Constraint
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.params import Categorical
+from mlsysgym.core.space import DesignSpace
+from mlsysgym.core.target import TargetIsa
 
 __all__ = [
     "KNOBS",
@@ -370,9 +372,9 @@ def default_config(problem: TilingProblem, target_cpu: str = "host",
     """IREE's own configuration of the op for codegen target ``target_cpu``
     (``--compile-to=executable-configurations`` of a one-op kernel, read by
     :func:`read_root_config`); cached in memory and on disk per target fingerprint."""
+    from mlsysgym.core.target import fingerprint, target_flags
     from mlsysgym.ir.mlir_emit import emit
     from mlsysgym.ir.mlir_import import cache_dir, iree_compile_path
-    from mlsysgym.ir.target import fingerprint, target_flags
 
     fp = fingerprint(target_cpu)
     key = hashlib.sha256(json.dumps([problem.key, fp["target_id"]]).encode()).hexdigest()[:24]
@@ -418,7 +420,7 @@ def _levels_upto(bound: int, base: Sequence[int], extra: Sequence[int] = ()) -> 
 def lanes_and_registers(isa: TargetIsa | None) -> tuple[int, int]:
     """f32 lanes per vector register and vector registers of a target (host when None):
     AVX-512 16 × 32, AVX2 8 × 16, SSE 4 × 16."""
-    from mlsysgym.ir.target import target_isa
+    from mlsysgym.core.target import target_isa
 
     isa = isa or target_isa("host")
     return max(isa.vector_bits // 32, 1), 32 if isa.vector_bits >= 512 else 16
@@ -569,7 +571,7 @@ def config_features(problem: TilingProblem, knobs: Mapping[str, np.ndarray] | Se
     and configuration (log2 scale, also relative to IREE's default) and the target (f32 lanes
     per vector, register tile in vector lanes, accumulator registers used as a fraction of
     the register file, L2 size); ``isa`` and ``l2_kib`` default to this machine's."""
-    from mlsysgym.ir.target import cpu_info
+    from mlsysgym.core.target import cpu_info
 
     lanes, regs = lanes_and_registers(isa)
     l2 = float(l2_kib if l2_kib is not None else (cpu_info().l2_kib or 512))

@@ -7,27 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlsysgym.core.evaluator import Evaluator
 from mlsysgym.envs.design_env import DesignEnv, as_evaluator
-from mlsysgym.envs.space import Categorical, DesignSpace, PowerOfTwo
 from mlsysgym.ir.graph import Graph
-from mlsysgym.simulators.evaluator import Evaluator
+from mlsysgym.simulators.accelerator import accelerator_space
 
-
-def accelerator_space(max_pes: int = 65536) -> DesignSpace:
-    """The accelerator knobs: array shape, dataflow, three SRAM sizes, DRAM bandwidth, word size.
-
-    7 × 7 × 3 × 9 × 9 × 9 × 7 × 2 ≈ 4.5 M designs (minus those over ``max_pes`` PEs).
-    """
-    return DesignSpace([
-        PowerOfTwo("rows", 4, 256),
-        PowerOfTwo("cols", 4, 256),
-        Categorical("dataflow", ("ws", "os", "is")),
-        PowerOfTwo("ifmap_kb", 8, 2048),
-        PowerOfTwo("filter_kb", 8, 2048),
-        PowerOfTwo("ofmap_kb", 8, 2048),
-        PowerOfTwo("bandwidth", 1, 64),
-        Categorical("word_bytes", (1, 2)),
-    ], constraints=[f"rows * cols <= {max_pes}"])
+__all__ = ["AcceleratorEnv", "accelerator_space"]  # the search grid is the simulator's
 
 
 class AcceleratorEnv(DesignEnv):

@@ -17,7 +17,7 @@ then the fraction of the episode done. ``reference`` metrics come from a referen
 
 ``info`` holds the raw metrics, the design, the reward, ``infeasible`` (over a budget or
 violating a constraint of the space), the workload and evaluator ids (for
-:class:`mlsysgym.envs.dataset.LogEvaluations`).
+:class:`mlsysgym.core.dataset.LogEvaluations`).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Evaluator, resolve_evaluator
+from mlsysgym.core.space import DesignSpace
 from mlsysgym.envs.rewards import Penalty, Reward, make_reward
-from mlsysgym.envs.space import DesignSpace
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Evaluator
 
 MODES = ("one-shot", "sequential")
 
@@ -46,14 +46,11 @@ class EnvConfigError(MlsysgymError):
 
 
 def as_evaluator(spec: Evaluator | str | None, default: Callable[[], Evaluator]) -> Evaluator:
-    """An env's ``evaluator=`` argument: None → ``default()``; an Evaluator as is; a string such
-    as ``"surrogate:PATH"`` (a saved cost model), ``"accelerator"``, ``"dram"``, ``"zigzag"``."""
+    """An env's ``evaluator=`` argument: None → ``default()``; an Evaluator as is; a string
+    resolved by the evaluator registry (:func:`mlsysgym.core.evaluator.resolve_evaluator`),
+    e.g. ``"surrogate:PATH"`` (a saved cost model), ``"accelerator"``, ``"dram"``, ``"zigzag"``."""
     if spec is None:
         return default()
-    if isinstance(spec, Evaluator):
-        return spec
-    from mlsysgym.costmodels.surrogate import resolve_evaluator
-
     return resolve_evaluator(spec)
 
 

@@ -2,7 +2,7 @@
 
 ArchGym DRAMGym semantics on the cycle-level controller of :mod:`mlsysgym.simulators.dram`:
 
-- **action**: the ten knobs of :data:`~mlsysgym.simulators.dram.DRAM_KNOBS` as one
+- **action**: the ten knobs of :data:`~mlsysgym.simulators.dram.DESIGN_SPACE` as one
   ``MultiDiscrete`` (one-shot mode, the default: every step is one design, 100 steps an
   episode) or one knob per step (``mode="sequential"``), see :class:`DesignEnv`;
 - **workload**: a built-in trace name (``stream``, ``random``, ``cloud-1``, ``cloud-2``, ...,
@@ -10,7 +10,7 @@ ArchGym DRAMGym semantics on the cycle-level controller of :mod:`mlsysgym.simula
   ``DramTrace``; ``max_requests`` keeps only its first requests (a faster env);
 - **observation**: ``log10(metric / reference)`` of [``energy_nj``, ``power_mw``,
   ``avg_latency_ns``] for the last design, the reference being the simulator's
-  :data:`~mlsysgym.simulators.dram.DEFAULT_DESIGN` (then the design and episode progress);
+  ``DESIGN_SPACE.default`` (then the design and episode progress);
 - **reward**: ``objective`` ∈ ``latency`` | ``power`` | ``energy`` | ``joint`` picks the
   metrics (``avg_latency_ns``, ``power_mw``, ``energy_nj``; joint = all three) and
   ``reward="target_spec"`` (default) scores each ``target / |value − target|`` and multiplies
@@ -43,21 +43,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.evaluator import Evaluator
 from mlsysgym.envs.design_env import DesignEnv, EnvConfigError, as_evaluator
 from mlsysgym.envs.rewards import Reward
-from mlsysgym.envs.space import Categorical, DesignSpace, Integer, PowerOfTwo
-from mlsysgym.simulators.dram import DEFAULT_DESIGN, DRAM_KNOBS, DramSimulator
+from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
 from mlsysgym.simulators.dram_power import CommandCounts, dram_energy
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E, DramDevice
 from mlsysgym.simulators.dram_traces import DramTrace, TraceError, resolve_trace
-from mlsysgym.simulators.evaluator import Evaluator
 
 __all__ = [
     "OBJECTIVES",
     "OBSERVATION_METRICS",
     "TARGET_FRACTION",
     "DramEnv",
-    "dram_space",
     "ideal_metrics",
     "load_trace",
     "objective_targets",
@@ -76,22 +74,6 @@ TARGET_FRACTION = 0.5
 
 OBSERVATION_METRICS: tuple[str, ...] = ("energy_nj", "power_mw", "avg_latency_ns")
 """ArchGym DRAMGym's observation [energy, power, latency]."""
-
-
-def dram_space() -> DesignSpace:
-    """The ten controller knobs as a DesignSpace (same names, values and order as DRAM_KNOBS)."""
-    params = []
-    for name, values in DRAM_KNOBS.items():
-        if all(isinstance(v, str) for v in values):
-            params.append(Categorical(name, tuple(values)))
-        elif all(v > 0 and v & (v - 1) == 0 for v in values) and \
-                list(values) == [values[0] << k for k in range(len(values))]:
-            params.append(PowerOfTwo(name, values[0], values[-1]))
-        elif list(values) == list(range(values[0], values[-1] + 1)):
-            params.append(Integer(name, values[0], values[-1]))
-        else:
-            params.append(Categorical(name, tuple(values)))
-    return DesignSpace(params)
 
 
 def load_trace(workload: str | os.PathLike[str] | DramTrace, max_requests: int | None = None,
@@ -179,8 +161,8 @@ class DramEnv(DesignEnv):
         # a truncated trace is passed as the trace itself; a whole one by name (readable ids)
         wl: Any = self.trace if self.trace is not workload and "truncated_from" in self.trace.meta \
             else workload
-        super().__init__(dram_space(), evaluator, wl, reward=reward, reward_kwargs=kwargs,
+        super().__init__(DESIGN_SPACE, evaluator, wl, reward=reward, reward_kwargs=kwargs,
                          mode=mode, max_steps=max_steps, observation_metrics=OBSERVATION_METRICS,
-                         reference_design=DEFAULT_DESIGN, action_type=action_type,
+                         reference_design=DESIGN_SPACE.default, action_type=action_type,
                          render_mode=render_mode)
 

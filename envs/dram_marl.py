@@ -17,7 +17,7 @@ An episode is ``max_steps`` steps (then every agent is truncated).
 
 **Observation** of an agent (float32, in [−10, 10]): ``log10(metric / reference)`` of
 [``energy_nj``, ``power_mw``, ``avg_latency_ns``] of the last design (zeros before the first
-step; the reference is the simulator's DEFAULT_DESIGN), then the agent's own last action as
+step; the reference is the simulator's ``DESIGN_SPACE.default``), then the agent's own last action as
 level centres ``(index + 0.5) / levels`` (−1 before the first step), then the fraction of the
 episode done.
 
@@ -48,19 +48,18 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
+from mlsysgym.core.evaluator import Evaluator
 from mlsysgym.envs.design_env import EnvConfigError
 from mlsysgym.envs.dram_env import (
     OBJECTIVES,
     OBSERVATION_METRICS,
-    dram_space,
     load_trace,
     objective_targets,
 )
 from mlsysgym.envs.rewards import TargetSpec
-from mlsysgym.simulators.dram import DEFAULT_DESIGN, DramSimulator
+from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E
 from mlsysgym.simulators.dram_traces import DramTrace
-from mlsysgym.simulators.evaluator import Evaluator
 from pettingzoo import ParallelEnv
 
 __all__ = ["AGENT_KNOBS", "RESPONSIBILITIES", "REWARD_MODES", "DramMultiAgentEnv", "env", "parallel_env"]
@@ -122,7 +121,7 @@ class DramMultiAgentEnv(ParallelEnv):
         self.responsibilities = {a: tuple(m for m in resp.get(a, ()) if m in self.targets)
                                  for a in AGENT_KNOBS}
 
-        self.space = dram_space()
+        self.space = DESIGN_SPACE
         self.possible_agents = list(AGENT_KNOBS)
         self.agents: list[str] = []
         self._levels = {n: self.space.levels(n) for n in self.space.names}
@@ -134,7 +133,7 @@ class DramMultiAgentEnv(ParallelEnv):
                             for a in self.possible_agents}
         self.state_space = spaces.Box(-10.0, 10.0, shape=(k + self.space.dim + 1,), dtype=np.float32)
 
-        self.reference_design = self.space.validate(DEFAULT_DESIGN)
+        self.reference_design = self.space.default
         self.reference = self.evaluator.evaluate_one(self.reference_design, self.workload)
         self._ref = np.array([max(abs(self.reference[m]), 1e-30) for m in OBSERVATION_METRICS])
         self._t = 0

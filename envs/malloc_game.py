@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.memory import (
     FAST,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["EDP", "REWARDS", "Penalty", "Reward", "RewardError", "TargetSpec", "Weighted",
            "list_rewards", "make_reward", "register_reward"]

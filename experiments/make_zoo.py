@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph, Role
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "ir" / "zoo_models"

@@ -7,7 +7,7 @@ each matmul, batch matmul, conv, depthwise conv, element-wise and reduction op i
 controlled perturbations of them (each size scaled by a factor in :data:`FACTORS`, window
 sizes and strides kept), every kernel capped at ``max_macs`` / ``max_elements``.
 :func:`measure_dataset` measures them with the ``iree-cpu`` evaluator's machinery and appends
-one row per kernel to a Parquet dataset directory (``envs.dataset.ParquetAppender``). A row's
+one row per kernel to a Parquet dataset directory (``core.dataset.ParquetAppender``). A row's
 ``key`` hashes (kernel, compile flags, compiler version); ``resume=True`` skips keys already in
 the dataset, so a killed run continues where it stopped. Compiles of upcoming kernels run in
 ``compile_workers`` background subprocesses while the current one is timed.
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.mlir_emit import ELEMENTWISE_OPS, KernelSpec, emit
 from mlsysgym.ir.mlir_import import cache_dir, compiler_version
 
@@ -271,7 +271,7 @@ def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, s
     replaces the sampler; ``max_seconds`` stops early (rows so far are kept, and
     ``resume=True`` continues later).
     """
-    from mlsysgym.envs.dataset import ParquetAppender, read_dataset
+    from mlsysgym.core.dataset import ParquetAppender, read_dataset
     from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description, measure
 
     compiler = KernelCompiler(extra_flags=extra_flags, timeout_s=timeout_s, cache_path=cache_path)

@@ -18,7 +18,7 @@ It also holds the one place results files state where they were made: :func:`mac
 (the Markdown header line every results Markdown file starts with; :func:`stamp_markdown`
 puts it under the title) and
 :func:`write_provenance` (the full fingerprint as JSON, beside CSV/PNG outputs), both from
-:func:`mlsysgym.ir.target.fingerprint`.
+:func:`mlsysgym.core.target.fingerprint`.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.experiments.sweep import load_results
-from mlsysgym.ir.errors import MlsysgymError
 
 
 class ReportError(MlsysgymError):
@@ -44,9 +44,9 @@ class ReportError(MlsysgymError):
 def machine_line(fp: Mapping[str, Any] | None = None) -> str:
     """One Markdown line saying where a result was made: CPU model, ISA level, cores,
     ``target_id``, mlsysgym version, commit and lock hash of ``fp`` (default: this machine's
-    :func:`~mlsysgym.ir.target.fingerprint`)."""
+    :func:`~mlsysgym.core.target.fingerprint`)."""
     if fp is None:
-        from mlsysgym.ir.target import fingerprint
+        from mlsysgym.core.target import fingerprint
 
         fp = fingerprint()
     try:
@@ -56,7 +56,7 @@ def machine_line(fp: Mapping[str, Any] | None = None) -> str:
                 f"`{soft.get('commit') or 'unknown'}`, lock `{soft.get('lock') or 'none'}`.")
     except (KeyError, TypeError) as e:
         raise ReportError(f"not a target fingerprint (missing {e}); pass "
-                          f"mlsysgym.ir.target.fingerprint()") from None
+                          f"mlsysgym.core.target.fingerprint()") from None
 
 
 def stamp_markdown(text: str, fp: Mapping[str, Any] | None = None) -> str:
@@ -77,7 +77,7 @@ def stamp_markdown(text: str, fp: Mapping[str, Any] | None = None) -> str:
 
 def stamp_recorded(text: str, record: Mapping[str, Any]) -> str:
     """``text`` re-rendered from a saved results record (a JSON dict holding ``provenance`` as
-    :func:`~mlsysgym.ir.target.provenance` wrote it), stamped with the machine *that record*
+    :func:`~mlsysgym.core.target.provenance` wrote it), stamped with the machine *that record*
     was made on; unchanged when the record holds none (written before fingerprints) — never
     stamped with this machine."""
     fp = (record.get("provenance") or {}).get("fingerprint")
@@ -85,9 +85,9 @@ def stamp_recorded(text: str, record: Mapping[str, Any]) -> str:
 
 
 def write_provenance(path: str | os.PathLike[str], **extra: Any) -> Path:
-    """Write :func:`~mlsysgym.ir.target.provenance` (the full fingerprint plus ``extra``:
+    """Write :func:`~mlsysgym.core.target.provenance` (the full fingerprint plus ``extra``:
     evaluator ids, seed, command ...) as JSON to ``path``; return the path."""
-    from mlsysgym.ir.target import provenance
+    from mlsysgym.core.target import provenance
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.multicore import PRESETS, SchedulingProblem, random_problem, simulate
 
 __all__ = ["BALANCED_PLATFORM", "ExperimentConfig", "ExperimentError", "Row", "full_config",

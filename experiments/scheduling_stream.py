@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators.multicore import Schedule, SchedulingProblem, load_platform, simulate
 from mlsysgym.simulators.streams import (
     build_stream_problem,

@@ -31,7 +31,7 @@ result directory is ``<output_dir>/tune/``.
 
 Provenance: every ledger row records where it was made: ``evaluator_id`` and
 ``evaluator_version`` of the trial's problem, ``target_id`` and the full target ``fingerprint``
-(JSON; :func:`mlsysgym.ir.target.fingerprint`), ``mlsysgym_version``, ``commit`` and ``lock``.
+(JSON; :func:`mlsysgym.core.target.fingerprint`), ``mlsysgym_version``, ``commit`` and ``lock``.
 
 Resume: the ``trials/`` files are the ledger. ``resume=True`` runs only the grid trials whose
 config hash has no row yet, and warm-starts each Optuna search with its completed trials (their
@@ -57,8 +57,8 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import content_hash
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import content_hash
 
 __all__ = ["AgentSpec", "LedgerMismatchError", "OptunaGroup", "SweepConfig", "SweepConfigError",
            "SweepError", "SweepSummary", "TrialSpec", "check_ledger", "check_runnable", "expand", "load_config",
@@ -464,7 +464,7 @@ def _evaluator_of(problem: Any) -> tuple[str, str]:
 
 def _provenance_columns(problem: Any) -> dict[str, Any]:
     """The ledger columns saying where a trial ran: evaluator, target fingerprint, versions."""
-    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.core.target import fingerprint
 
     fp = fingerprint()
     soft = fp["software"]
@@ -609,7 +609,7 @@ def check_ledger(config: SweepConfig, done: Mapping[str, Mapping[str, Any]],
     if allow_mixed or not done:
         return
     if target_id is None:
-        from mlsysgym.ir.target import fingerprint
+        from mlsysgym.core.target import fingerprint
 
         target_id = str(fingerprint()["target_id"])
     hint = "pass --allow-mixed (allow_mixed=True) to mix them, or choose another output_dir"
@@ -881,9 +881,8 @@ def summary_table(output_dir: str | os.PathLike[str]) -> Any:
 
 def print_summary(summary: SweepSummary) -> None:
     """The per-agent results table and what this run did."""
+    from mlsysgym.experiments.console import make_console
     from rich.table import Table
-
-    from mlsysgym.commands import make_console
 
     con = make_console()
     frame = summary_table(summary.output_dir)

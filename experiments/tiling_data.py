@@ -107,8 +107,8 @@ def train(data: str | os.PathLike[str], out: str | os.PathLike[str], seed: int =
           members: int = 3, exclude_targets: Sequence[str] = ()) -> Any:
     """Fit the tile-size cost model on the dataset at ``data`` (rows of targets in
     ``exclude_targets`` left out) and save it to ``out``; returns the fitted model."""
+    from mlsysgym.core.dataset import read_dataset
     from mlsysgym.costmodels.tiling_model import features_frame, train_tiling_model
-    from mlsysgym.envs.dataset import read_dataset
 
     rows = read_dataset(data)
     if "target_id" in rows and exclude_targets:

@@ -257,9 +257,9 @@ def render(results: Sequence[KernelResult], meta: dict[str, Any], zoo: Sequence[
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: run the evaluation and write the Markdown report."""
+    from mlsysgym.core.target import fingerprint
     from mlsysgym.experiments.report import stamp_markdown, stamp_recorded
     from mlsysgym.ir.mlir_import import compiler_version
-    from mlsysgym.ir.target import fingerprint
     from mlsysgym.simulators.iree_cpu import machine_description
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

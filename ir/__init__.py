@@ -1,11 +1,11 @@
 """mlsysgym.ir: workloads as typed graphs (ONNX import, costs, live ranges, zoo)."""
 
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.costs import AttentionNest, ConvNest, LoopNest, MatmulNest
 from mlsysgym.ir.errors import (
     DynamicDimensionError,
     GraphCycleError,
     InvalidDimensionError,
-    MlsysgymError,
     OnnxDecodeError,
     OpOrderError,
     WorkloadError,

@@ -1,8 +1,11 @@
 """Typed exceptions of the IR layer; each message is one line saying what is wrong and how to fix it."""
 
+from __future__ import annotations
 
-class MlsysgymError(Exception):
-    """Base class of every error mlsysgym raises on bad input."""
+from mlsysgym.core.errors import MlsysgymError
+
+__all__ = ["DynamicDimensionError", "GraphCycleError", "InvalidDimensionError", "MlsysgymError",
+           "OnnxDecodeError", "OpOrderError", "WorkloadError", "WorkloadNotFoundError"]
 
 
 class WorkloadError(MlsysgymError):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["DTYPES", "ELEMENTWISE_OPS", "KINDS", "EmittedKernel", "KernelSpec",
            "KernelSpecError", "emit"]

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlsysgym.ir.errors import MlsysgymError, WorkloadError
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.ir.errors import WorkloadError
 
 __all__ = ["DEFAULT_PHASE", "ExtractedKernel", "ImportedModel", "MlirImportError",
            "cache_dir", "compiler_version", "export_zoo_kernels", "extract_kernels",

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.costs import ConvNest, MatmulNest
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
 
 __all__ = ["LinalgInfo", "MlirParseError", "ParsedModule", "context", "parse", "read_mlir_file",

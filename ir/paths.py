@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["OutputPathError", "check_output_dir", "check_output_file"]
 

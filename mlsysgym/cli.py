@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from mlsysgym import __version__
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.extras import extra_for, missing_extra_message
-from mlsysgym.ir.errors import MlsysgymError
 
 GROUPS: dict[str, str] = {
     "zoo": "the model zoo",

@@ -17,6 +17,7 @@ IMPORT_NAMES: dict[str, str] = {
     "iree-base-runtime": "iree",
     "zigzag-dse": "zigzag",
     "pyyaml": "yaml",
+    "import-linter": "importlinter",
 }
 # Modules imported by the project that come with a declared distribution, not declared
 # themselves: module → the distribution that brings it.

@@ -70,25 +70,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from mlsysgym.core.errors import OutOfRangeError, ParameterTypeError, UnknownParameterError
+from mlsysgym.core.evaluator import Design, Evaluator, Metrics
+from mlsysgym.core.params import Categorical, Float, Integer, Parameter, PowerOfTwo
+from mlsysgym.core.space import DesignSpace
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators import accelerator_energy as en
 from mlsysgym.simulators.accelerator_layers import KIND_GEMM, KIND_VECTOR, LayerSet, lower
-from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
     "DATAFLOWS",
-    "PARAMS",
-    "AcceleratorDesignError",
+    "DESIGN_SPACE",
     "AcceleratorSimulator",
     "DesignArrays",
-    "ParamSpec",
-    "ParameterRangeError",
-    "ParameterTypeError",
-    "UnknownDataflowError",
-    "UnknownParameterError",
+    "accelerator_space",
     "default_design",
     "designs_to_arrays",
     "layer_table",
@@ -101,61 +99,46 @@ DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
 OS, WS, IS = 0, 1, 2
 
 
-# ---- errors ------------------------------------------------------------------------------------
-class AcceleratorDesignError(EvaluationError):
-    """A design the accelerator model cannot take."""
-
-
-class UnknownParameterError(AcceleratorDesignError):
-    """A design names a parameter the accelerator does not have."""
-
-
-class ParameterTypeError(AcceleratorDesignError):
-    """A design parameter has the wrong type."""
-
-
-class ParameterRangeError(AcceleratorDesignError):
-    """A design parameter is outside its allowed range."""
-
-
-class UnknownDataflowError(AcceleratorDesignError):
-    """A dataflow other than ws, os or is."""
-
-
 # ---- designs -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ParamSpec:
-    """One design parameter: numeric (``kind`` int or float, inclusive bounds) or a choice."""
+DESIGN_SPACE = DesignSpace([
+    Integer("rows", 1, 4096),                           # PE array rows
+    Integer("cols", 1, 4096),                           # PE array columns (also vector lanes)
+    Categorical("dataflow", DATAFLOWS),                 # weight / output / input stationary
+    Float("ifmap_kb", 0.125, 1 << 20, log=True),        # ifmap SRAM, KB
+    Float("filter_kb", 0.125, 1 << 20, log=True),       # filter SRAM, KB
+    Float("ofmap_kb", 0.125, 1 << 20, log=True),        # ofmap SRAM, KB
+    Float("bandwidth", 0.01, 1 << 16, log=True),        # off-chip DRAM bandwidth, words/cycle
+    Categorical("word_bytes", en.WORD_BYTES),           # 1 (int8), 2 (fp16), 4 (fp32)
+    Float("clock_mhz", 1.0, 10_000.0, log=True),        # clock, MHz
+], default={"rows": 32, "cols": 32, "dataflow": "ws", "ifmap_kb": 256.0, "filter_kb": 256.0,
+            "ofmap_kb": 128.0, "bandwidth": 10.0, "word_bytes": 1, "clock_mhz": 1000.0})
+"""Every design the model accepts (its validity bounds) and the default design. Search spaces
+are grids inside it, e.g. :func:`accelerator_space`."""
 
-    name: str
-    kind: str                       # "int" | "float" | "choice"
-    default: Any
-    low: float = 0.0
-    high: float = 0.0
-    choices: tuple[Any, ...] = ()
-    unit: str = ""
-    help: str = ""
+_DEFAULT = DESIGN_SPACE.default
 
 
-PARAMS: dict[str, ParamSpec] = {p.name: p for p in (
-    ParamSpec("rows", "int", 32, 1, 4096, help="PE array rows"),
-    ParamSpec("cols", "int", 32, 1, 4096, help="PE array columns (also vector lanes)"),
-    ParamSpec("dataflow", "choice", "ws", choices=DATAFLOWS,
-              help="ws (weight), os (output) or is (input) stationary"),
-    ParamSpec("ifmap_kb", "float", 256.0, 0.125, 1 << 20, unit="KB", help="ifmap SRAM"),
-    ParamSpec("filter_kb", "float", 256.0, 0.125, 1 << 20, unit="KB", help="filter SRAM"),
-    ParamSpec("ofmap_kb", "float", 128.0, 0.125, 1 << 20, unit="KB", help="ofmap SRAM"),
-    ParamSpec("bandwidth", "float", 10.0, 0.01, 1 << 16, unit="words/cycle",
-              help="off-chip DRAM bandwidth"),
-    ParamSpec("word_bytes", "choice", 1, choices=en.WORD_BYTES, unit="B",
-              help="bytes per word: 1 (int8), 2 (fp16), 4 (fp32)"),
-    ParamSpec("clock_mhz", "float", 1000.0, 1.0, 10_000.0, unit="MHz", help="clock"),
-)}
+def accelerator_space(max_pes: int = 65536) -> DesignSpace:
+    """The search grid of ``Accelerator-v0`` inside :data:`DESIGN_SPACE`: array shape, dataflow,
+    three SRAM sizes, DRAM bandwidth, word size (the clock stays at its default).
+
+    7 × 7 × 3 × 9 × 9 × 9 × 7 × 2 ≈ 4.5 M designs (minus those over ``max_pes`` PEs).
+    """
+    return DesignSpace([
+        PowerOfTwo("rows", 4, 256),
+        PowerOfTwo("cols", 4, 256),
+        Categorical("dataflow", ("ws", "os", "is")),
+        PowerOfTwo("ifmap_kb", 8, 2048),
+        PowerOfTwo("filter_kb", 8, 2048),
+        PowerOfTwo("ofmap_kb", 8, 2048),
+        PowerOfTwo("bandwidth", 1, 64),
+        Categorical("word_bytes", (1, 2)),
+    ], constraints=[f"rows * cols <= {max_pes}"])
 
 
 def default_design() -> dict[str, Any]:
     """Every parameter at its default."""
-    return {p.name: p.default for p in PARAMS.values()}
+    return DESIGN_SPACE.default
 
 
 @dataclass
@@ -181,13 +164,14 @@ class DesignArrays:
         """Validated arrays from columns (scalars broadcast; missing parameters take defaults;
         ``dataflow`` as strings or codes 0/1/2 = os/ws/is)."""
         for name in columns:
-            if name not in PARAMS:
+            if name not in DESIGN_SPACE:
                 raise UnknownParameterError(_unknown_msg(name))
         sizes = [np.size(v) for v in columns.values() if np.ndim(v) > 0]
         n = n if n is not None else (max(sizes) if sizes else 1)
         out: dict[str, np.ndarray] = {}
-        for name, spec in PARAMS.items():
-            v = columns.get(name, spec.default)
+        for spec in DESIGN_SPACE:
+            name = spec.name
+            v = columns.get(name, _DEFAULT[name])
             if name == "dataflow":
                 arr = np.asarray(v)
                 if arr.dtype.kind in "UO":
@@ -196,11 +180,11 @@ class DesignArrays:
                         codes[arr == df] = i
                     if (codes < 0).any():
                         bad = np.ravel(arr)[np.argmax(np.ravel(codes) < 0)]
-                        raise UnknownDataflowError(
+                        raise OutOfRangeError(
                             f"unknown dataflow {bad!r}; use one of {', '.join(DATAFLOWS)}")
                     arr = codes
                 elif arr.dtype.kind not in "iuf" or ((arr < 0) | (arr > 2) | (arr % 1 != 0)).any():
-                    raise UnknownDataflowError(
+                    raise OutOfRangeError(
                         "dataflow codes must be 0 (os), 1 (ws) or 2 (is)")
                 out[name] = np.broadcast_to(arr.astype(np.float64), (n,)).copy()
                 continue
@@ -214,28 +198,28 @@ class DesignArrays:
 
 
 def _unknown_msg(name: str) -> str:
-    return f"unknown accelerator parameter {name!r}; valid: {', '.join(PARAMS)}"
+    return f"unknown accelerator parameter {name!r}; valid: {', '.join(DESIGN_SPACE.names)}"
 
 
-def _check_numeric_array(spec: ParamSpec, arr: np.ndarray) -> None:
-    if spec.kind == "choice":
+def _check_numeric_array(spec: Parameter, arr: np.ndarray) -> None:
+    if isinstance(spec, Categorical):
         bad = ~np.isin(arr, spec.choices)
         if bad.any():
             v = arr[np.argmax(bad)]
-            raise ParameterRangeError(
+            raise OutOfRangeError(
                 f"{spec.name}={_fmt(v)} is not allowed; use one of "
                 f"{', '.join(str(c) for c in spec.choices)}")
         return
-    if spec.kind == "int":
+    if isinstance(spec, Integer):
         frac = arr % 1 != 0
         if frac.any():
             raise ParameterTypeError(
                 f"{spec.name} must be an integer, got {_fmt(arr[np.argmax(frac)])}")
     bad = ~((arr >= spec.low) & (arr <= spec.high))  # also catches NaN
     if bad.any():
-        raise ParameterRangeError(
+        raise OutOfRangeError(
             f"{spec.name}={_fmt(arr[np.argmax(bad)])} is out of range; "
-            f"allowed {_fmt(spec.low)}..{_fmt(spec.high)}{(' ' + spec.unit) if spec.unit else ''}")
+            f"allowed {_fmt(spec.low)}..{_fmt(spec.high)}")
 
 
 def _fmt(v: Any) -> str:
@@ -243,49 +227,49 @@ def _fmt(v: Any) -> str:
     return str(int(v)) if v.is_integer() else f"{v:g}"
 
 
-def _check_value(spec: ParamSpec, value: Any) -> float:
-    """One design value as a float, or a typed error."""
+def _check_value(spec: Parameter, value: Any) -> float:
+    """One design value as a float, or a typed DesignError."""
     if spec.name == "dataflow":
         if not isinstance(value, str):
             raise ParameterTypeError(
                 f"dataflow must be a string (one of {', '.join(DATAFLOWS)}), "
                 f"got {type(value).__name__}")
         if value not in DATAFLOWS:
-            raise UnknownDataflowError(
+            raise OutOfRangeError(
                 f"unknown dataflow {value!r}; use one of {', '.join(DATAFLOWS)}")
         return float(DATAFLOWS.index(value))
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ParameterTypeError(
             f"{spec.name} must be a number, got {type(value).__name__} {value!r}")
     v = float(value)
-    if spec.kind == "choice":
+    if isinstance(spec, Categorical):
         if v not in spec.choices:
-            raise ParameterRangeError(
+            raise OutOfRangeError(
                 f"{spec.name}={_fmt(v) if math.isfinite(v) else v} is not allowed; use one of "
                 f"{', '.join(str(c) for c in spec.choices)}")
         return v
-    if spec.kind == "int" and math.isfinite(v) and not v.is_integer():
+    if isinstance(spec, Integer) and math.isfinite(v) and not v.is_integer():
         raise ParameterTypeError(f"{spec.name} must be an integer, got {value!r}")
     if not (spec.low <= v <= spec.high):
-        raise ParameterRangeError(
-            f"{spec.name}={value!r} is out of range; allowed {_fmt(spec.low)}..{_fmt(spec.high)}"
-            f"{(' ' + spec.unit) if spec.unit else ''}")
+        raise OutOfRangeError(
+            f"{spec.name}={value!r} is out of range; allowed {_fmt(spec.low)}..{_fmt(spec.high)}")
     return v
 
 
 def designs_to_arrays(designs: Sequence[Design]) -> DesignArrays:
     """Validate design dicts (missing keys take defaults) and stack them column-wise."""
-    names = tuple(PARAMS)
+    params = DESIGN_SPACE.params
+    names = DESIGN_SPACE.names
     table = np.empty((len(designs), len(names)), dtype=np.float64)
-    defaults = [_check_value(PARAMS[n], PARAMS[n].default) for n in names]
+    defaults = [_check_value(p, _DEFAULT[p.name]) for p in params]
     for i, d in enumerate(designs):
         if not isinstance(d, Mapping):
             raise ParameterTypeError(f"a design must be a dict, got {type(d).__name__}")
         for key in d:
-            if key not in PARAMS:
+            if key not in DESIGN_SPACE:
                 raise UnknownParameterError(_unknown_msg(key))
-        table[i] = [_check_value(PARAMS[n], d[n]) if n in d else defaults[j]
-                    for j, n in enumerate(names)]
+        table[i] = [_check_value(p, d[p.name]) if p.name in d else defaults[j]
+                    for j, p in enumerate(params)]
     return DesignArrays(**{n: table[:, j].copy() for j, n in enumerate(names)})
 
 
@@ -501,7 +485,7 @@ class AcceleratorSimulator(Evaluator):
 
     Designs are dicts with keys ``rows``, ``cols``, ``dataflow`` ("ws" | "os" | "is"),
     ``ifmap_kb``, ``filter_kb``, ``ofmap_kb``, ``bandwidth`` (words/cycle), ``word_bytes``,
-    ``clock_mhz`` (missing keys take :data:`PARAMS` defaults). The workload is an ir.Graph,
+    ``clock_mhz`` (missing keys take :data:`DESIGN_SPACE` defaults). The workload is an ir.Graph,
     an ONNX path, a zoo model name or a LayerSet.
     """
 

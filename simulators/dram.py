@@ -56,6 +56,9 @@ from typing import Any
 
 import numba
 import numpy as np
+from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
+from mlsysgym.core.params import Categorical, Integer, PowerOfTwo
+from mlsysgym.core.space import DesignSpace
 from mlsysgym.simulators.dram_power import CommandCounts, EnergyBreakdown, dram_energy
 from mlsysgym.simulators.dram_timing import (
     DEFAULT_MAPPING,
@@ -64,93 +67,51 @@ from mlsysgym.simulators.dram_timing import (
     DramDevice,
 )
 from mlsysgym.simulators.dram_traces import TRACES, DramTrace, TraceError, resolve_trace
-from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics
 
 __all__ = [
-    "DEFAULT_DESIGN",
-    "DRAM_KNOBS",
+    "DESIGN_SPACE",
     "AddressMapping",
-    "DramConfigError",
-    "DramKnobs",
     "DramResult",
     "DramSimulator",
     "decode_addresses",
     "encode_addresses",
+    "knob_codes",
     "simulate",
 ]
 
 
-class DramConfigError(EvaluationError):
-    """A DRAM controller design names an unknown knob or gives a value outside its range."""
-
-
 # ----------------------------------------------------------------------------- knobs
 
-_POW2_1_128 = (1, 2, 4, 8, 16, 32, 64, 128)
-
-DRAM_KNOBS: dict[str, tuple[Any, ...]] = {
-    "PagePolicy": ("Open", "OpenAdaptive", "Closed", "ClosedAdaptive"),
-    "Scheduler": ("Fifo", "FrFcfs", "FrFcfsGrp"),
-    "SchedulerBuffer": ("Bankwise", "ReadWrite", "Shared"),
-    "RequestBufferSize": _POW2_1_128,
-    "RespQueue": ("Fifo", "Reorder"),
-    "RefreshPolicy": ("NoRefresh", "AllBank", "PerBank"),
-    "RefreshMaxPostponed": (1, 2, 3, 4, 5, 6, 7, 8),
-    "RefreshMaxPulledin": (1, 2, 3, 4, 5, 6, 7, 8),
-    "Arbiter": ("Simple", "Fifo", "Reorder"),
-    "MaxActiveTransactions": _POW2_1_128,
-}
-"""ArchGym DRAMGym's action space: knob name -> allowed values (categorical ones in code order)."""
-
-DEFAULT_DESIGN: dict[str, Any] = {
+DESIGN_SPACE = DesignSpace([
+    Categorical("PagePolicy", ("Open", "OpenAdaptive", "Closed", "ClosedAdaptive")),
+    Categorical("Scheduler", ("Fifo", "FrFcfs", "FrFcfsGrp")),
+    Categorical("SchedulerBuffer", ("Bankwise", "ReadWrite", "Shared")),
+    PowerOfTwo("RequestBufferSize", 1, 128),
+    Categorical("RespQueue", ("Fifo", "Reorder")),
+    Categorical("RefreshPolicy", ("NoRefresh", "AllBank", "PerBank")),
+    Integer("RefreshMaxPostponed", 1, 8),
+    Integer("RefreshMaxPulledin", 1, 8),
+    Categorical("Arbiter", ("Simple", "Fifo", "Reorder")),
+    PowerOfTwo("MaxActiveTransactions", 1, 128),
+], default={
     "PagePolicy": "Open", "Scheduler": "FrFcfs", "SchedulerBuffer": "Bankwise",
     "RequestBufferSize": 8, "RespQueue": "Fifo", "RefreshPolicy": "AllBank",
     "RefreshMaxPostponed": 1, "RefreshMaxPulledin": 1, "Arbiter": "Simple",
     "MaxActiveTransactions": 128,
-}
-"""The design used for knobs a design leaves out."""
+})
+"""ArchGym DRAMGym's ten controller knobs (names as in ArchGym / DRAMSys; categorical values in
+the kernel's code order); ``DESIGN_SPACE.default`` is the design for knobs a design leaves out
+and the DRAM env's reference."""
+
+_CATEGORICAL = tuple(p.choices if isinstance(p, Categorical) else None for p in DESIGN_SPACE)
 
 
-@dataclass(frozen=True)
-class DramKnobs:
-    """A validated controller design (field names as in ArchGym / DRAMSys)."""
-
-    PagePolicy: str = "Open"
-    Scheduler: str = "FrFcfs"
-    SchedulerBuffer: str = "Bankwise"
-    RequestBufferSize: int = 8
-    RespQueue: str = "Fifo"
-    RefreshPolicy: str = "AllBank"
-    RefreshMaxPostponed: int = 1
-    RefreshMaxPulledin: int = 1
-    Arbiter: str = "Simple"
-    MaxActiveTransactions: int = 128
-
-    @classmethod
-    def from_design(cls, design: Mapping[str, Any]) -> DramKnobs:
-        """Validate a design dict (missing knobs take ``DEFAULT_DESIGN``); raises DramConfigError."""
-        values = dict(DEFAULT_DESIGN)
-        for key, value in design.items():
-            if key not in DRAM_KNOBS:
-                raise DramConfigError(f"unknown DRAM knob {key!r}; knobs are {', '.join(DRAM_KNOBS)}")
-            allowed = DRAM_KNOBS[key]
-            if isinstance(allowed[0], int):
-                if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, float, np.floating)) \
-                        or float(value) != int(value) or int(value) not in allowed:
-                    raise DramConfigError(f"{key}={value!r} is not one of {', '.join(map(str, allowed))}")
-                value = int(value)
-            elif value not in allowed:
-                raise DramConfigError(f"{key}={value!r} is not one of {', '.join(allowed)}")
-            values[key] = value
-        return cls(**values)
-
-    def codes(self) -> np.ndarray:
-        """The knobs as the integer vector the kernel reads (index of each categorical value)."""
-        out = []
-        for key, allowed in DRAM_KNOBS.items():
-            v = getattr(self, key)
-            out.append(v if isinstance(allowed[0], int) else allowed.index(v))
-        return np.array(out, dtype=np.int64)
+def knob_codes(design: Mapping[str, Any]) -> np.ndarray:
+    """A design (missing knobs take the default) as the integer vector the kernel reads: the
+    index of each categorical value, the value of each numeric knob; a DesignError if invalid."""
+    full = DESIGN_SPACE.complete(design)
+    return np.array([v if ch is None else ch.index(v)
+                     for v, ch in zip(full.values(), _CATEGORICAL)], dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------- addresses
@@ -172,7 +133,7 @@ def encode_addresses(fields: Mapping[str, np.ndarray], device: DramDevice = MT40
 # Indices of the timing vector the kernel reads.
 (T_CL, T_CWL, T_BURST, T_RCD, T_RP, T_RAS, T_RC, T_CCD_S, T_CCD_L, T_RRD_S, T_RRD_L, T_FAW, T_WR,
  T_WTR_S, T_WTR_L, T_RTP, T_REFI, T_RFC, T_RFCPB, T_RTRS, T_RTW) = range(21)
-# Indices of the knob vector (the order of DRAM_KNOBS).
+# Indices of the knob vector (the order of DESIGN_SPACE).
 (K_PAGE, K_SCHED, K_BUF, K_BUFSIZE, K_RESP, K_REF, K_MAXPOST, K_MAXPULL, K_ARB, K_MAXACT) = range(10)
 
 _NONE, _ACT, _PRE, _RD, _WR = 0, 1, 2, 3, 4
@@ -712,17 +673,18 @@ def prepare_trace(trace: DramTrace, device: DramDevice = MT40A1G8_083E,
                          bank=gbank.astype(np.int64), row=f["row"].astype(np.int64))
 
 
-def simulate(trace: DramTrace | PreparedTrace, design: Mapping[str, Any] | DramKnobs | None = None,
+def simulate(trace: DramTrace | PreparedTrace, design: Mapping[str, Any] | np.ndarray | None = None,
              device: DramDevice = MT40A1G8_083E, mapping: AddressMapping = DEFAULT_MAPPING) -> DramResult:
-    """Simulate one controller design on one trace."""
-    knobs = design if isinstance(design, DramKnobs) else DramKnobs.from_design(design or {})
+    """Simulate one controller design (a dict, missing knobs default, or its ``knob_codes``) on
+    one trace."""
+    codes = design if isinstance(design, np.ndarray) else knob_codes(design or {})
     p = trace if isinstance(trace, PreparedTrace) else prepare_trace(trace, device, mapping)
     o = device.org
     geo = np.array([o.channels, o.ranks, o.bank_groups, o.banks_per_group], dtype=np.int64)
     _adm, ret, counts, act_t, act_c, act_b, ref_t, ref_d, ref_r = _controller(
-        p.arrival, p.is_write, p.bank, p.row, geo, _timing_vector(device), knobs.codes())
+        p.arrival, p.is_write, p.bank, p.row, geo, _timing_vector(device), codes)
     if ret.size and ret.min() < 0:
-        raise EvaluationError(f"DRAM controller stalled with {int((ret < 0).sum())} requests unserved ({knobs})")
+        raise EvaluationError(f"DRAM controller stalled with {int((ret < 0).sum())} requests unserved (knob codes {codes.tolist()})")
     n_act, n_pre, n_rd, n_wr, n_ref, n_refpb, end_t = (int(x) for x in counts)
     end_t = max(end_t, 1)
     bpr = o.banks_per_rank
@@ -796,7 +758,7 @@ class DramSimulator(Evaluator):
         return self._prepared[1]
 
     def _evaluate(self, designs: Sequence[Design], workload: Any) -> Metrics:
-        knobs = [DramKnobs.from_design(d) for d in designs]  # validate all before running any
+        knobs = [knob_codes(d) for d in designs]  # validate all before running any
         p = self.prepare(workload)
         rows = [simulate(p, k, self.device, self.mapping).metrics() for k in knobs]
         return {m: np.array([r[m] for r in rows], dtype=np.float64) for m in self.metric_names}

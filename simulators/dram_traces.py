@@ -21,7 +21,7 @@ from typing import Any
 
 import numba
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators.dram_timing import (
     DEFAULT_MAPPING,
     MT40A1G8_083E,

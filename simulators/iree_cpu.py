@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
 from mlsysgym.ir.mlir_emit import EmittedKernel, KernelSpec, emit
 from mlsysgym.ir.mlir_import import TARGET_FLAGS, cache_dir, compiler_version, iree_compile_path
-from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics
 
 __all__ = ["DEFAULT_FLAGS", "CompileResult", "IreeCpuEvaluator", "KernelCompiler",
            "Measurement", "Timing", "machine_description", "measure", "time_calls"]
@@ -111,8 +111,8 @@ class KernelCompiler:
     @classmethod
     def for_target(cls, target_cpu: str = "host", timeout_s: float = 60.0) -> KernelCompiler:
         """A compiler for codegen target ``target_cpu`` (``host``, ``x86-64-v3``, ...; see
-        :func:`mlsysgym.ir.target.target_flags`)."""
-        from mlsysgym.ir.target import target_flags
+        :func:`mlsysgym.core.target.target_flags`)."""
+        from mlsysgym.core.target import target_flags
 
         return cls(flags=(*target_flags(target_cpu), "--mlir-disable-threading"),
                    timeout_s=timeout_s)
@@ -392,9 +392,9 @@ def _inputs_from_signature(text: str, seed: int) -> list[np.ndarray]:
 
 def machine_description() -> dict[str, Any]:
     """CPU model, core count, load average, OS and IREE versions (for dataset rows), plus
-    ``target_id`` and the full target ``fingerprint`` (:func:`mlsysgym.ir.target.fingerprint`:
+    ``target_id`` and the full target ``fingerprint`` (:func:`mlsysgym.core.target.fingerprint`:
     ISA level and features, caches, mlsysgym version and commit, lock hash)."""
-    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.core.target import fingerprint
 
     cpu = platform.processor() or platform.machine()
     try:

@@ -42,7 +42,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph, Role
 
 SLOW, FAST, PREFETCH = 0, 1, 2

@@ -40,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.costs import DATA_MOVEMENT, ELEMENTWISE_FLOPS, REDUCTION_FLOPS
-from mlsysgym.ir.errors import GraphCycleError, MlsysgymError, WorkloadError
+from mlsysgym.ir.errors import GraphCycleError, WorkloadError
 from mlsysgym.ir.graph import Graph, Role, kahn_order
 
 __all__ = [
@@ -861,7 +862,7 @@ def simulate(problem: SchedulingProblem, schedule: Schedule, strict: bool = True
 
 # ---- Evaluator ------------------------------------------------------------------------------
 
-from mlsysgym.simulators.evaluator import Evaluator, Metrics
+from mlsysgym.core.evaluator import Evaluator, Metrics
 
 
 class MulticoreEvaluator(Evaluator):

@@ -55,9 +55,9 @@ from typing import Any
 
 import numpy as np
 import onnx
+from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics, content_hash
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
 from mlsysgym.ir.onnx_import import load_model, prepare_model, unique_op_names
-from mlsysgym.simulators.evaluator import Design, EvaluationError, Evaluator, Metrics, content_hash
 from onnx import helper
 
 __all__ = [

@@ -8,17 +8,18 @@ import json
 import numpy as np
 import onnx
 import pytest
+from mlsysgym.core.errors import (
+    MlsysgymError,
+    OutOfRangeError,
+    ParameterTypeError,
+    UnknownParameterError,
+)
 from mlsysgym.ir import Graph
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.simulators import accelerator as acc
 from mlsysgym.simulators import accelerator_energy as en
 from mlsysgym.simulators.accelerator import (
     AcceleratorSimulator,
     DesignArrays,
-    ParameterRangeError,
-    ParameterTypeError,
-    UnknownDataflowError,
-    UnknownParameterError,
     designs_to_arrays,
     layer_table,
     simulate_items,
@@ -237,13 +238,13 @@ def test_from_columns_matches_dicts():
 # ---- bad input --------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad, error, words", [
     ({"rowz": 4}, UnknownParameterError, "unknown accelerator parameter 'rowz'"),
-    ({"rows": 0}, ParameterRangeError, "rows=0 is out of range"),
+    ({"rows": 0}, OutOfRangeError, "rows=0 is out of range"),
     ({"rows": 2.5}, ParameterTypeError, "rows must be an integer"),
     ({"rows": "32"}, ParameterTypeError, "rows must be a number"),
     ({"rows": True}, ParameterTypeError, "rows must be a number"),
-    ({"bandwidth": -1.0}, ParameterRangeError, "bandwidth=-1.0 is out of range"),
-    ({"word_bytes": 3}, ParameterRangeError, "word_bytes=3 is not allowed"),
-    ({"dataflow": "rs"}, UnknownDataflowError, "unknown dataflow 'rs'"),
+    ({"bandwidth": -1.0}, OutOfRangeError, "bandwidth=-1.0 is out of range"),
+    ({"word_bytes": 3}, OutOfRangeError, "word_bytes=3 is not allowed"),
+    ({"dataflow": "rs"}, OutOfRangeError, "unknown dataflow 'rs'"),
     ({"dataflow": 1}, ParameterTypeError, "dataflow must be a string"),
 ])
 def test_bad_designs_raise_one_line_typed_errors(bad, error, words):
@@ -254,12 +255,20 @@ def test_bad_designs_raise_one_line_typed_errors(bad, error, words):
 
 
 def test_bad_columns_raise():
-    with pytest.raises(UnknownDataflowError):
+    with pytest.raises(OutOfRangeError):
         DesignArrays.from_columns(dataflow=["ws", "xs"])
-    with pytest.raises(ParameterRangeError):
+    with pytest.raises(OutOfRangeError):
         DesignArrays.from_columns(rows=[4, 100000])
     with pytest.raises(UnknownParameterError):
         DesignArrays.from_columns(colz=[4])
+
+
+def test_env_search_grid_lies_inside_the_simulator_space():
+    grid = acc.accelerator_space()
+    for p in grid:
+        for v in grid.levels(p.name):
+            acc.DESIGN_SPACE[p.name].check(v)
+    assert acc.DESIGN_SPACE.default == acc.default_design()
 
 
 def test_bad_workload():

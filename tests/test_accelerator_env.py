@@ -6,9 +6,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from mlsysgym.core.errors import ConstraintViolationError
 from mlsysgym.envs.accelerator_env import AcceleratorEnv, accelerator_space
 from mlsysgym.envs.design_env import EnvConfigError
-from mlsysgym.envs.space import ConstraintViolationError
 
 import mlsysgym  # noqa: F401  (registers the envs)
 
@@ -108,7 +108,7 @@ def test_bad_arguments():
 
 
 def test_log_evaluations_wrapper(tmp_path):
-    from mlsysgym.envs.dataset import LogEvaluations, read_dataset
+    from mlsysgym.core.dataset import LogEvaluations, read_dataset
 
     e = LogEvaluations(AcceleratorEnv("resnet18"), tmp_path / "runs")
     e.reset(seed=1)

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.costmodels import metrics as M
 from mlsysgym.costmodels.base import CostModel, ModelFileError, NotFittedError
 from mlsysgym.costmodels.features import SchemaMismatchError
-from mlsysgym.ir.errors import MlsysgymError
 
 ENV_TARGETS = ["latency_ms", "energy_uj", "area_mm2", "power_mw", "utilization"]
 
@@ -98,7 +98,7 @@ def _check_roundtrip(model, directory, frame):
     meta = json.loads((directory / "metadata.json").read_text())
     assert meta["training"]["data_hash"] and meta["validation"]
     assert {t["name"] for t in meta["targets"]} == set(a.values)
-    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.core.target import fingerprint
 
     fp = fingerprint()  # where it was saved: this machine, this checkout
     assert meta["provenance"]["fingerprint"]["target_id"] == fp["target_id"]
@@ -252,7 +252,7 @@ def _cli(argv):
 
 @pytest.mark.slow
 def test_costmodel_cli(accel_frame, tmp_path, capsys):
-    from mlsysgym.envs.dataset import ParquetAppender
+    from mlsysgym.core.dataset import ParquetAppender
 
     data = tmp_path / "data"
     with ParquetAppender(data, flush_every=10_000, part_rows=10_000) as w:
@@ -271,8 +271,8 @@ def test_costmodel_cli(accel_frame, tmp_path, capsys):
 
 
 def test_report_metrics_record_provenance(lgbm_dir, accel_frame, tmp_path):
+    from mlsysgym.core.target import fingerprint
     from mlsysgym.costmodels.report import write_report
-    from mlsysgym.ir.target import fingerprint
 
     model, _ = lgbm_dir
     write_report(model, accel_frame.iloc[320:360], tmp_path, title="t")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from mlsysgym.envs.dataset import DatasetError, DatasetLogger, read_dataset
-from mlsysgym.simulators.evaluator import Evaluator
+from mlsysgym.core.dataset import DatasetError, DatasetLogger, read_dataset
+from mlsysgym.core.evaluator import Evaluator
 
 
 class Toy(Evaluator):
@@ -105,8 +105,8 @@ def test_exception_mid_loop_keeps_completed_rows(tmp_path):
 def test_killed_process_loses_no_completed_row(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, numpy as np
-        from mlsysgym.envs.dataset import DatasetLogger
-        from mlsysgym.simulators.evaluator import Evaluator
+        from mlsysgym.core.dataset import DatasetLogger
+        from mlsysgym.core.evaluator import Evaluator
 
         class Toy(Evaluator):
             name, version, metric_names = "toy", "1", ("cycles",)
@@ -151,7 +151,7 @@ def test_name_clashes_and_missing_directory(tmp_path):
 def test_log_evaluations_wrapper(tmp_path):
     import gymnasium as gym
     from gymnasium import spaces
-    from mlsysgym.envs.dataset import LogEvaluations
+    from mlsysgym.core.dataset import LogEvaluations
 
     class OneShot(gym.Env):
         observation_space = spaces.Box(0, 1, (1,), np.float32)
@@ -209,8 +209,8 @@ def test_pickled_logger_writes_its_own_parts(tmp_path):
 def test_parts_record_where_their_rows_were_made(tmp_path, monkeypatch):
     import pickle
 
-    from mlsysgym.ir import target
-    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.core import target
+    from mlsysgym.core.target import fingerprint
 
     log = DatasetLogger(Toy(seed=3), tmp_path, run_id="r")
     log.evaluate(designs(2), "w")

@@ -7,14 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import DesignError, MlsysgymError
 from mlsysgym.simulators.dram import (
-    DEFAULT_DESIGN,
-    DRAM_KNOBS,
-    DramConfigError,
-    DramKnobs,
+    DESIGN_SPACE,
     DramSimulator,
     encode_addresses,
+    knob_codes,
     simulate,
 )
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E
@@ -202,20 +200,21 @@ def test_every_knob_value_runs_and_serves_every_request(design):
 
 
 def test_knob_validation_errors():
-    assert isinstance(DramConfigError("x"), MlsysgymError)
-    with pytest.raises(DramConfigError, match="PagePolicy='Sometimes' is not one of Open"):
-        DramKnobs.from_design({"PagePolicy": "Sometimes"})
-    with pytest.raises(DramConfigError, match="RequestBufferSize=3"):
-        DramKnobs.from_design({"RequestBufferSize": 3})
-    with pytest.raises(DramConfigError, match="RefreshMaxPostponed=9"):
-        DramKnobs.from_design({"RefreshMaxPostponed": 9})
-    with pytest.raises(DramConfigError, match="unknown DRAM knob 'Pagepolicy'"):
-        DramKnobs.from_design({"Pagepolicy": "Open"})
-    assert DramKnobs.from_design({"RequestBufferSize": np.int64(16)}).RequestBufferSize == 16
-    assert set(DRAM_KNOBS) == set(DEFAULT_DESIGN) and len(DRAM_KNOBS) == 10
+    assert issubclass(DesignError, MlsysgymError)
+    with pytest.raises(DesignError, match="PagePolicy='Sometimes' is not one of \\['Open'"):
+        knob_codes({"PagePolicy": "Sometimes"})
+    with pytest.raises(DesignError, match="RequestBufferSize=3"):
+        knob_codes({"RequestBufferSize": 3})
+    with pytest.raises(DesignError, match="RefreshMaxPostponed=9"):
+        knob_codes({"RefreshMaxPostponed": 9})
+    with pytest.raises(DesignError, match="unknown parameter 'Pagepolicy'; did you mean 'PagePolicy'"):
+        knob_codes({"Pagepolicy": "Open"})
+    assert DESIGN_SPACE.complete({"RequestBufferSize": np.int64(16)})["RequestBufferSize"] == 16
+    assert len(DESIGN_SPACE) == 10 and set(DESIGN_SPACE.default) == set(DESIGN_SPACE.names)
+    assert knob_codes({}).tolist() == [0, 1, 0, 8, 0, 1, 1, 1, 0, 128]
     try:
-        DramKnobs.from_design({"Arbiter": "Lottery"})
-    except DramConfigError as e:
+        knob_codes({"Arbiter": "Lottery"})
+    except DesignError as e:
         assert "\n" not in str(e)
 
 
@@ -239,7 +238,7 @@ def test_evaluator_batches_caches_and_accepts_names_files_and_traces(tmp_path):
     assert from_file["avg_latency_ns"][0] == pytest.approx(m["avg_latency_ns"][0])
     named = sim.evaluate([{}], "stream")
     assert named["bandwidth_gbps"][0] > 10
-    with pytest.raises(DramConfigError):
+    with pytest.raises(DesignError):
         sim.evaluate([{"Scheduler": "Random"}], tr)
     with pytest.raises(TraceError, match="unknown|no built-in trace"):
         sim.evaluate([{}], "no-such-trace")
@@ -278,7 +277,7 @@ def test_cli_sim_dram_json_and_trace_gen(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "bandwidth_gbps" in text and "tRFC=420" in text
     args = _cli(["sim", "dram", "--trace", "stream", "--request-buffer-size", "3"])
-    with pytest.raises(DramConfigError):
+    with pytest.raises(DesignError):
         args.func(args)
 
 
@@ -288,7 +287,7 @@ def test_cli_main_one_line_error_and_exit_code(monkeypatch, capsys):
     monkeypatch.setattr(cli, "COMMAND_MODULES", ("mlsysgym.commands.dram_cmds",))
     assert cli.main(["sim", "dram", "--trace", "random", "--max-active-transactions", "100"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("mlsysgym: error: MaxActiveTransactions=100 is not one of") and "\n" not in err
+    assert err.startswith("mlsysgym: error: MaxActiveTransactions=100 is not a power of two") and "\n" not in err
     assert cli.main(["sim", "dram", "--trace", "nope.trace"]) == 2
     assert "no built-in trace or file 'nope.trace'" in capsys.readouterr().err
     assert cli.main(["sim", "dram", "--trace", "cloud-2", "--scheduler", "FrFcfsGrp", "--json"]) == 0
@@ -299,7 +298,7 @@ def test_random_designs_serve_every_request_within_timing_bounds():
     rng = np.random.default_rng(0)
     tr = mixed_trace(600, interval_cycles=2, write_fraction=0.4, seed=3)
     for _ in range(40):
-        design = {k: v[rng.integers(len(v))] for k, v in DRAM_KNOBS.items()}
+        design = DESIGN_SPACE.sample(rng)
         r = simulate(tr, design)
         assert r.latency_cycles.min() >= min(T.CL, T.CWL) + T.BL // 2
         assert r.total_time_ns >= len(tr) * T.BL // 2 * T.tck_ns  # the data bus moves one burst per BL/2

@@ -9,23 +9,26 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.design_env import EnvConfigError
 from mlsysgym.envs.dram_env import (
     OBJECTIVES,
     TARGET_FRACTION,
     DramEnv,
-    dram_space,
     ideal_metrics,
     load_trace,
 )
 from mlsysgym.envs.dram_marl import AGENT_KNOBS, RESPONSIBILITIES, DramMultiAgentEnv, parallel_env
 from mlsysgym.envs.rewards import RewardError
-from mlsysgym.ir.errors import MlsysgymError, WorkloadNotFoundError
+from mlsysgym.ir.errors import WorkloadNotFoundError
 from mlsysgym.simulators.accel_traces import AccelTraceError, accel_streams, accel_trace
 from mlsysgym.simulators.accelerator import AcceleratorSimulator, default_design
-from mlsysgym.simulators.dram import DEFAULT_DESIGN, DRAM_KNOBS, DramSimulator
+from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E
 from mlsysgym.simulators.dram_traces import TRACES, TraceError
+
+DEFAULT_DESIGN = DESIGN_SPACE.default
+DRAM_KNOBS = {p.name: tuple(DESIGN_SPACE.levels(p.name)) for p in DESIGN_SPACE}
 
 N = 600  # requests kept from a built-in trace: a step is about a millisecond
 
@@ -48,10 +51,11 @@ def env() -> DramEnv:
 # ----------------------------------------------------------------------------- DRAM-v0
 
 def test_space_is_the_ten_knobs():
-    space = dram_space()
-    assert space.names == tuple(DRAM_KNOBS)
-    for name, values in DRAM_KNOBS.items():
-        assert [v.item() if isinstance(v, np.generic) else v for v in space.levels(name)] == list(values)
+    space = DramEnv(workload="stream", max_requests=64).space
+    assert space is DESIGN_SPACE and len(space) == 10
+    assert space.levels("PagePolicy") == ["Open", "OpenAdaptive", "Closed", "ClosedAdaptive"]
+    assert space.levels("RequestBufferSize") == [1, 2, 4, 8, 16, 32, 64, 128]
+    assert space.levels("RefreshMaxPostponed") == list(range(1, 9))
     assert space.validate(DEFAULT_DESIGN) == DEFAULT_DESIGN
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators.dram import decode_addresses
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E
 from mlsysgym.simulators.dram_traces import (

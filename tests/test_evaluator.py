@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import EvaluationError, Evaluator, content_hash
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import EvaluationError, Evaluator, content_hash
 
 
 class Toy(Evaluator):
@@ -165,3 +165,29 @@ def test_graph_workloads_with_one_name_do_not_collide():
     clone = pickle.loads(pickle.dumps(ev))
     clone.evaluate(D, g1)
     assert clone.calls == [6, 6]
+
+
+def test_evaluator_registry_resolves_names_and_registered_factories():
+    from mlsysgym.core.evaluator import (
+        UnknownEvaluatorError,
+        evaluator_names,
+        register_evaluator,
+        resolve_evaluator,
+    )
+    from mlsysgym.simulators.accelerator import AcceleratorSimulator
+
+    assert {"accelerator", "dram", "multicore", "zigzag", "iree-cpu", "surrogate"} <= set(
+        evaluator_names())
+    assert isinstance(resolve_evaluator("accelerator"), AcceleratorSimulator)
+    assert type(resolve_evaluator("multicore")).__name__ == "MulticoreEvaluator"
+    register_evaluator("toy-accel", lambda arg="": AcceleratorSimulator(seed=int(arg or 0)))
+    try:
+        assert resolve_evaluator("toy-accel:3").seed == 3
+    finally:
+        from mlsysgym.core import evaluator
+
+        evaluator._REGISTRY.pop("toy-accel")
+    with pytest.raises(UnknownEvaluatorError, match="unknown evaluator 'nope'"):
+        resolve_evaluator("nope")
+    with pytest.raises(UnknownEvaluatorError, match="no saved cost model directory"):
+        resolve_evaluator("surrogate:/no/such/dir")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 from mlsysgym.agents.malloc_baselines import actions_for, cpsat_optimum, replay, xla_greedy
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.malloc_game import InvalidActionError, MallocGameEnv
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
 from mlsysgym.simulators.memory import (
     FAST,

@@ -23,8 +23,8 @@ from mlsysgym.agents.malloc_agents import (
 )
 from mlsysgym.agents.malloc_baselines import cpsat_optimum, xla_greedy
 from mlsysgym.agents.mcts import MCTSConfig, MCTSError, Snapshotter, mcts_search, play_actions
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.malloc_game import MallocGameEnv
-from mlsysgym.ir.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph, Role
 from mlsysgym.simulators.memory import Placement, simulate
 from test_malloc import UNIT_KW, greedy_trap, hand_graph, random_graph

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("iree.compiler")
 pytest.importorskip("iree.runtime")
 
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir import Graph, mlir, zoo
-from mlsysgym.ir.errors import MlsysgymError
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_compile_timeout_is_a_failed_row(compiler_cache):
 
 # ---- dataset + CLI ----------------------------------------------------------------------
 def test_measure_dataset_appends_and_resumes(tmp_path, compiler_cache):
-    from mlsysgym.envs.dataset import read_dataset
+    from mlsysgym.core.dataset import read_dataset
     from mlsysgym.experiments.mlir_measure import Sample, measure_dataset
 
     samples = [Sample(mlir.KernelSpec("matmul", (8, 16, 8)), "test"),

@@ -24,9 +24,10 @@ from mlsysgym.agents.problems import (
     make_problem,
     problem_names,
 )
-from mlsysgym.envs.space import DesignSpace, Integer
-from mlsysgym.ir.errors import MlsysgymError
-from mlsysgym.simulators.evaluator import Evaluator
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Evaluator
+from mlsysgym.core.params import Integer
+from mlsysgym.core.space import DesignSpace
 
 # Ray workers cannot import this test module: ship its evaluators and agents by value.
 try:

@@ -83,7 +83,7 @@ def test_stamp_markdown_puts_the_machine_under_the_title_once():
 def test_report_states_the_trials_machines_and_provenance_json(sweep_dir, tmp_path):
     import json
 
-    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.core.target import fingerprint
 
     here = fingerprint()
     text = write_report([sweep_dir], tmp_path / "rep").read_text()

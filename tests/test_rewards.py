@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.rewards import (
     EDP,
     Penalty,
@@ -15,7 +16,6 @@ from mlsysgym.envs.rewards import (
     list_rewards,
     make_reward,
 )
-from mlsysgym.ir.errors import MlsysgymError
 
 
 def test_target_spec_per_metric_by_hand():

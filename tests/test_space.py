@@ -7,23 +7,20 @@ import math
 
 import numpy as np
 import pytest
-from mlsysgym.envs.space import (
-    Categorical,
-    Constraint,
+from mlsysgym.core.constraints import Constraint
+from mlsysgym.core.errors import (
     ConstraintViolationError,
     DesignError,
-    DesignSpace,
-    Float,
-    Integer,
     MissingParameterError,
+    MlsysgymError,
     NotPowerOfTwoError,
     OutOfRangeError,
     ParameterTypeError,
-    PowerOfTwo,
     SpaceDefinitionError,
     UnknownParameterError,
 )
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.params import Categorical, Float, Integer, PowerOfTwo
+from mlsysgym.core.space import DesignSpace
 
 
 def small() -> DesignSpace:

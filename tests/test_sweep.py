@@ -127,9 +127,10 @@ def test_run_trial_writes_its_row_and_trajectory(tmp_path):
 def test_ledger_row_records_where_it_was_made(tmp_path):
     import json
 
-    import mlsysgym
     from mlsysgym.agents.problems import make_problem
-    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.core.target import fingerprint
+
+    import mlsysgym
 
     spec = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 2}, 4, 0)
     row = run_trial(spec, tmp_path, sweep="s")
@@ -193,7 +194,7 @@ def test_resume_refuses_another_evaluator_version(tmp_path, monkeypatch):
 @pytest.mark.parametrize("recorded, shown", [("000000000000", "000000000000"),
                                              (None, "unrecorded")])
 def test_resume_refuses_another_target(tmp_path, recorded, shown):
-    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.core.target import fingerprint
 
     cfg, trials = _finished_grid(tmp_path, n_done=2)
     _set_ledger(cfg.output_dir, target_id=recorded)

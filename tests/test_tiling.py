@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from mlsysgym.ir.mlir_emit import emit
+from mlsysgym.core.target import TargetIsa, fingerprint, target_isa
+from mlsysgym.costmodels.tiling_model import TilingModel
 from mlsysgym.costmodels.tiling_pass import (
     MeasuredConfig,
     OpDecision,
@@ -19,7 +20,6 @@ from mlsysgym.costmodels.tiling_pass import (
     score_candidates,
     tune_module,
 )
-from mlsysgym.costmodels.tiling_model import TilingModel
 from mlsysgym.costmodels.tiling_space import (
     FEATURE_NAMES,
     KNOBS,
@@ -33,7 +33,7 @@ from mlsysgym.costmodels.tiling_space import (
     read_root_config,
     tiling_space,
 )
-from mlsysgym.ir.target import TargetIsa, fingerprint, target_isa
+from mlsysgym.ir.mlir_emit import emit
 
 # Fixed configurations (not read from IREE: its defaults differ between CPUs) used where a
 # test needs a default that is the same on every machine.
@@ -302,7 +302,7 @@ def test_verify_top_k_measures_k_and_never_loses(tiny_model: TilingModel) -> Non
 def test_compile_cli_registers_and_rejects_bad_tune(tmp_path) -> None:
     import argparse
 
-    from mlsysgym.ir.errors import MlsysgymError
+    from mlsysgym.core.errors import MlsysgymError
 
     from mlsysgym.commands import compile_cmds
 

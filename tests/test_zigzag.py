@@ -12,8 +12,9 @@ from onnx import TensorProto, helper
 
 pytest.importorskip("zigzag")
 
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir import Graph
-from mlsysgym.ir.errors import MlsysgymError, WorkloadNotFoundError
+from mlsysgym.ir.errors import WorkloadNotFoundError
 from mlsysgym.simulators.zigzag_backend import (
     HARDWARE,
     UnknownHardwareError,

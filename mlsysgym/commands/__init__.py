@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import sys
+from mlsysgym.experiments.console import make_console
 
-
-def make_console():
-    """A rich Console: the terminal's width, or 160 columns when output is not a terminal."""
-    from rich.console import Console
-
-    return Console(width=None if sys.stdout.isatty() else 160)
+__all__ = ["make_console"]

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 
 class CompileCliError(MlsysgymError):
@@ -103,10 +103,10 @@ def _print_timings(timings: Any) -> None:
 
 def run_compile(args: argparse.Namespace) -> int:
     """Tune (calibrating first on a new target), compile, check, verify; prints the report."""
+    from mlsysgym.core.target import target_isa
     from mlsysgym.costmodels.tiling_model import calibrate, load_tiling_model
     from mlsysgym.costmodels.tiling_pass import compile_and_check, find_root_ops, tune_module
     from mlsysgym.ir.paths import check_output_file
-    from mlsysgym.ir.target import target_isa
 
     model_path = _model_path(args.tune, args.mode)
     if not 1 <= args.k <= 64:

@@ -45,10 +45,10 @@ def register(group) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from mlsysgym.core.dataset import read_dataset
     from mlsysgym.costmodels.datasets import split_frame
     from mlsysgym.costmodels.report import write_report
     from mlsysgym.costmodels.tabular import make_model
-    from mlsysgym.envs.dataset import read_dataset
     from mlsysgym.ir.paths import check_output_dir
 
     check_output_dir(args.out, "model folder")
@@ -75,9 +75,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from mlsysgym.core.dataset import read_dataset
     from mlsysgym.costmodels.base import CostModel
     from mlsysgym.costmodels.report import evaluate_frame, write_report
-    from mlsysgym.envs.dataset import read_dataset
     from mlsysgym.ir.paths import check_output_dir
 
     if args.report:

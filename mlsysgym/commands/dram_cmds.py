@@ -64,12 +64,12 @@ def register(group) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate one design and print its metrics and the timing parameters used."""
-    from mlsysgym.simulators.dram import DramKnobs, simulate
+    from mlsysgym.simulators.dram import DESIGN_SPACE, simulate
     from mlsysgym.simulators.dram_timing import MT40A1G8_083E
     from mlsysgym.simulators.dram_traces import resolve_trace
 
     design = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
-    knobs = DramKnobs.from_design(design)
+    knobs = DESIGN_SPACE.complete(design)
     device = MT40A1G8_083E
     trace = resolve_trace(args.trace, capacity_bytes=device.capacity_bytes)
     res = simulate(trace, knobs, device)
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         "trace": args.trace,
         "requests": len(trace),
         "device": device.name,
-        "design": {k: getattr(knobs, k) for k in FLAGS},
+        "design": {k: knobs[k] for k in FLAGS},
         "metrics": metrics,
         "timing_cycles": {k: v for k, v in vars(timing).items() if k != "tck_ns"},
         "tck_ns": timing.tck_ns,

@@ -19,7 +19,7 @@ def register(group: Any) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     """Print the fingerprint."""
-    from mlsysgym.ir.target import fingerprint
+    from mlsysgym.core.target import fingerprint
 
     fp = fingerprint(args.target_cpu)
     if args.json:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from mlsysgym.commands import make_console
-from mlsysgym.ir.errors import MlsysgymError
+from mlsysgym.core.errors import MlsysgymError
 
 
 def register(group) -> None:

@@ -6,7 +6,9 @@ import argparse
 import json
 from typing import Any
 
-from mlsysgym.simulators.accelerator import PARAMS
+from mlsysgym.simulators.accelerator import DESIGN_SPACE
+
+DEFAULT = DESIGN_SPACE.default
 
 
 def register(group) -> None:
@@ -15,18 +17,18 @@ def register(group) -> None:
         description="Simulate a spatial PE array (SCALE-Sim semantics, analytical) on a workload.")
     p.add_argument("--model", required=True, metavar="MODEL_OR_ONNX_PATH",
                    help="zoo model name or path to an .onnx file")
-    p.add_argument("--rows", type=int, default=PARAMS["rows"].default, help="PE rows")
-    p.add_argument("--cols", type=int, default=PARAMS["cols"].default, help="PE columns")
-    p.add_argument("--dataflow", choices=PARAMS["dataflow"].choices,
-                   default=PARAMS["dataflow"].default, help="stationary operand")
-    p.add_argument("--ifmap-kb", type=float, default=PARAMS["ifmap_kb"].default)
-    p.add_argument("--filter-kb", type=float, default=PARAMS["filter_kb"].default)
-    p.add_argument("--ofmap-kb", type=float, default=PARAMS["ofmap_kb"].default)
-    p.add_argument("--bandwidth", type=float, default=PARAMS["bandwidth"].default,
+    p.add_argument("--rows", type=int, default=DEFAULT["rows"], help="PE rows")
+    p.add_argument("--cols", type=int, default=DEFAULT["cols"], help="PE columns")
+    p.add_argument("--dataflow", choices=DESIGN_SPACE["dataflow"].choices,
+                   default=DEFAULT["dataflow"], help="stationary operand")
+    p.add_argument("--ifmap-kb", type=float, default=DEFAULT["ifmap_kb"])
+    p.add_argument("--filter-kb", type=float, default=DEFAULT["filter_kb"])
+    p.add_argument("--ofmap-kb", type=float, default=DEFAULT["ofmap_kb"])
+    p.add_argument("--bandwidth", type=float, default=DEFAULT["bandwidth"],
                    metavar="WORDS_PER_CYCLE", help="off-chip bandwidth")
-    p.add_argument("--word-bytes", type=int, default=PARAMS["word_bytes"].default,
+    p.add_argument("--word-bytes", type=int, default=DEFAULT["word_bytes"],
                    help="bytes per word: 1, 2 or 4")
-    p.add_argument("--clock-mhz", type=float, default=PARAMS["clock_mhz"].default)
+    p.add_argument("--clock-mhz", type=float, default=DEFAULT["clock_mhz"])
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 
