@@ -6,9 +6,10 @@ Writes benchmarks/results/tiling_models{.md,.json,.png}.
 
 For each model (zoo models and the held-out models of ``benchmarks/data/tiling_models/``, none
 of which, nor any of their shapes, was measured for training): import to linalg, load the
-tile-size model for the target (the package's default unless ``--model``), calibrate on the
-target when the model has no data for it (the module's ops first; the one-time cost is
-reported), run the pass in the default mode (``costmodel``, guarded), compile tuned and
+tile-size model for the target (the package's default unless ``--model``), calibrate as
+``mlsysgym compile --tune`` does (on a target the model has no data for: the module's ops,
+then perturbations of them, for ``--calibration-minutes``; on a known target: only the ops
+larger than the model's data; the one-time cost is reported), run the pass in the default mode (``costmodel``, guarded), compile tuned and
 untuned, compare outputs on random inputs, then time both interleaved
 (:func:`~mlsysgym.costmodels.tiling_verify.benchmark_modules`: per round one call of each in
 random order, ``--rounds`` rounds; the speedup is the median of default / tuned per round and
@@ -54,9 +55,11 @@ def run_one(name: str, source: str, held: bool, args: argparse.Namespace) -> dic
     roots = find_root_ops(text)
     probs = [r.problem for r in roots if r.problem is not None]
     cal_s = 0.0
-    if not model.knows_target:
-        cal = calibrate(model, args.target_cpu, probs, minutes=args.calibration_minutes,
-                        show_progress=False, log=lambda m: print(f"  {m}", file=sys.stderr))
+    todo = model.unsupported(probs)
+    if todo:  # what `mlsysgym compile --tune` does: measure what the model cannot decide
+        cal = calibrate(model, args.target_cpu, todo, minutes=args.calibration_minutes,
+                        more_shapes=0 if model.knows_target else 200, show_progress=False,
+                        log=lambda m: print(f"  {m}", file=sys.stderr))
         cal_s = cal.seconds
     rep = tune_module(text, "costmodel", model=model, target_cpu=args.target_cpu)
     chk = compile_and_check(rep, text)

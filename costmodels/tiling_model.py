@@ -46,6 +46,8 @@ __all__ = ["DEFAULT_MODEL_DIR", "Calibration", "TilingModel", "calibrate", "cali
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "tiling"
 FLOOR_QUANTILE = 0.05
+SIZE_SLACK = 2.0        # an op up to twice the largest training shape counts as in the data
+MEASURED_MARGIN = 0.97  # a measured config replaces the default only when >= 3 % faster
 
 
 def _isa(level: str, vector_bits: int) -> TargetIsa:
@@ -114,9 +116,10 @@ def train_tiling_model(frame: Any, out: str | os.PathLike[str] | None = None, me
                               feature_fraction=0.8, early_stopping=30)
     model.fit(frame, features=list(FEATURE_NAMES), targets=["runtime_ratio"],
               target_transform="log", valid_fraction=0.15)
-    model.hyperparameters["tiling"] = {"targets": _target_summary(frame),
-                                       "floor": ratio_floor(frame),
-                                       "shapes": int(frame["problem_key"].nunique())}
+    model.hyperparameters["tiling"] = {
+        "targets": _target_summary(frame), "floor": ratio_floor(frame),
+        "shapes": int(frame["problem_key"].nunique()),
+        "max_macs": {str(k): int(g["macs"].max()) for k, g in frame.groupby("kind")}}
     if out is not None:
         model.save(out)
     return model
@@ -135,6 +138,7 @@ class Calibration:
     best: dict[str, tuple[TileConfig, float]] = field(default_factory=dict)
     floor: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    measured: frozenset[str] = frozenset()  # every shape key with measured rows
 
 
 @dataclass
@@ -162,6 +166,21 @@ class TilingModel:
         """True when the base model was trained on this target or a calibration is attached."""
         return self.target_id in self.trained_targets or (
             self.calibration is not None and self.calibration.residual is not None)
+
+    def in_data(self, problem: TilingProblem) -> bool:
+        """Whether the op is no larger than ``SIZE_SLACK`` × the largest training shape of its
+        kind (the model extrapolates beyond; the pass keeps IREE's default there unless the
+        op was measured by a calibration)."""
+        most = self.info.get("max_macs", {}).get(problem.kind)
+        return most is not None and problem.macs <= SIZE_SLACK * float(most)
+
+    def unsupported(self, problems: Sequence[TilingProblem]) -> list[TilingProblem]:
+        """The distinct ``problems`` the model cannot decide on this target: all of them on a
+        target it has no data for, else those outside its data (:meth:`in_data`); shapes a
+        calibration already measured are left out."""
+        done = self.calibration.measured if self.calibration is not None else frozenset()
+        return [p for p in dict.fromkeys(problems)
+                if p.key not in done and (not self.knows_target or not self.in_data(p))]
 
     def floor(self, kind: str) -> float:
         """The smallest ratio the data supports for ``kind`` on this target: the calibration's
@@ -239,11 +258,13 @@ def _load_calibration(model: TilingModel) -> Calibration | None:
 
             residual = CostModel.load(d / "residual")
     return Calibration(model.target_id, len(rows), int(rows["problem_key"].nunique()), residual,
-                       _measured_best(rows), ratio_floor(rows))
+                       _measured_best(rows), ratio_floor(rows),
+                       measured=frozenset(rows["problem_key"].astype(str)))
 
 
 def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
-    """Per problem key, the measured fastest configuration and its ratio (when < 1) among those
+    """Per problem key, the measured fastest configuration and its ratio (when below
+    :data:`MEASURED_MARGIN`) among those
     that keep the multi-threaded driver's parallelism
     (:func:`~mlsysgym.costmodels.tiling_pass.parallel_ok`)."""
     from mlsysgym.costmodels.tiling_pass import parallel_ok
@@ -259,7 +280,7 @@ def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
         if g.empty:
             continue
         r = g.loc[g["runtime_ratio"].idxmin()]
-        if float(r["runtime_ratio"]) < 1.0:
+        if float(r["runtime_ratio"]) < MEASURED_MARGIN:
             out[str(key)] = (TileConfig.from_dict(json.loads(r["config"])), float(r["runtime_ratio"]))
     return out
 
@@ -315,7 +336,8 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProb
     rows = read_dataset(d)
     res = fit_residual(model, rows, d / "residual")
     cal = Calibration(model.target_id, len(rows), int(rows["problem_key"].nunique()), res,
-                      _measured_best(rows), ratio_floor(rows), time.perf_counter() - t0)
+                      _measured_best(rows), ratio_floor(rows), time.perf_counter() - t0,
+                      frozenset(rows["problem_key"].astype(str)))
     model.calibration = cal
     log(f"calibrated for target {model.target_id}: {summary['shapes']} new shape(s), "
         f"{cal.rows} rows in all, {cal.seconds:.0f} s (cached in {d})")

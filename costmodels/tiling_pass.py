@@ -376,7 +376,8 @@ def score_candidates(model: TilingModel, problem: TilingProblem, default: TileCo
 class Guards:
     """When the pass keeps IREE's default for an op in ``costmodel`` mode.
 
-    - the op's own (default) configuration is out of the training data's range (``ood``);
+    - the op is out of the training data's range (``ood``: its default configuration's
+      features, or its size beyond the largest training shape of its kind);
     - a candidate is dropped when it is out of range, when its predicted ratio is below what
       the data supports for the op kind (the model's ``floor``), or when the ensemble members
       disagree on it (spread of the log ratio above ``max_spread``);
@@ -395,8 +396,8 @@ class Guards:
 
 def _guarded_pick(sc: Scored, model: TilingModel, g: Guards) -> tuple[int, str]:
     """Index of the chosen candidate (0: keep the default) and why the default was kept."""
-    if g.use_ood and sc.ood[0]:
-        return 0, "op outside the model's training data; IREE's default kept"
+    if g.use_ood and (sc.ood[0] or not model.in_data(sc.problem)):
+        return 0, "op outside the model's training data (calibrate to measure it); default kept"
     keep = np.ones(len(sc), dtype=bool)
     keep[0] = False
     if g.use_ood:

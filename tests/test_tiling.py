@@ -102,7 +102,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TilingModel:
                                                 list(FEATURE_NAMES), ["runtime_ratio"],
                                                 target_transform="log")
     tid = fingerprint()["target_id"]
-    m.hyperparameters["tiling"] = {"targets": {tid: {"level": "test"}}, "floor": {}}
+    m.hyperparameters["tiling"] = {"targets": {tid: {"level": "test"}}, "floor": {},
+                                   "max_macs": {"matmul": 64 * 128 * 96,
+                                                "conv_2d_nhwc_hwcf": 2 * 8 * 8 * 32 * 9 * 16}}
     path = tmp_path_factory.mktemp("tiling-model")
     m.save(path)
     return TilingModel(CostModel.load(path), tid, target_isa("host"))
@@ -200,11 +202,11 @@ module {
 @pytest.mark.parametrize("levels,fill,want_extra", [
     ("distribution = [8, 64, 0], vector_common_parallel = [8, 16, 0], vector_reduction = [0, 0, 16]",
      "vector_common_parallel = [8, 16]", ()),
-    ("cache_parallel = [8, 64, 0], distribution = [8, 64, 0], vector_common_parallel = [8, 8, 0], "
-     "vector_reduction = [0, 0, 8]", "cache_parallel = [8, 64], vector_common_parallel = [8, 8]",
+    (("cache_parallel = [8, 64, 0], distribution = [8, 64, 0], vector_common_parallel = [8, 8, 0], "
+     "vector_reduction = [0, 0, 8]"), "cache_parallel = [8, 64], vector_common_parallel = [8, 8]",
      (("cache_parallel", (8, 64, 0)),)),
-    ("vector_reduction = [0, 0, 8], cache_reduction = [0, 0, 32], vector_common_parallel = [8, 8, 0], "
-     "distribution = [8, 64, 0], future_level = [1, 2, 3]", "vector_common_parallel = [8, 8]",
+    (("vector_reduction = [0, 0, 8], cache_reduction = [0, 0, 32], vector_common_parallel = [8, 8, 0], "
+     "distribution = [8, 64, 0], future_level = [1, 2, 3]"), "vector_common_parallel = [8, 8]",
      (("cache_reduction", (0, 0, 32)), ("future_level", (1, 2, 3)))),
 ])
 def test_parser_reads_any_level_order_through_the_bindings(levels: str, fill: str,
@@ -476,7 +478,8 @@ def _synthetic_rows(target_id: str, level: str, bits: int, seed: int) -> pd.Data
         dk = knobs_from_config(p, dflt)
         for c in candidates(p, dflt, max_n=12, seed=seed)[1:]:
             kn = knobs_from_config(p, c)
-            rows.append({"problem_key": p.key, "kind": kind, "dims": "x".join(map(str, dims)),
+            rows.append({"problem_key": p.key, "kind": kind, "macs": p.macs,
+                         "dims": "x".join(map(str, dims)),
                          "stride": 1, "dilation": 1, **kn, **{f"default_{k}": v for k, v in dk.items()},
                          "config": json.dumps(c.to_dict()), "default_config": json.dumps(dflt.to_dict()),
                          "runtime_ratio": float(np.exp(0.3 * abs(np.log2(kn["v_m"] / dk["v_m"]))
@@ -507,6 +510,11 @@ def test_a_trained_model_states_its_targets_and_floor(tmp_path) -> None:
     assert info["targets"]["bbbb"]["vector_bits"] == 256 and info["targets"]["aaaa"]["shapes"] == 2
     mm = rows[rows["kind"] == "matmul"]["runtime_ratio"]
     assert info["floor"]["matmul"] == pytest.approx(float(np.quantile(mm, 0.05)))
+    assert info["max_macs"] == {"matmul": 64 * 128 * 96, "conv_2d_nhwc_hwcf": 2 * 8 * 8 * 32 * 9 * 16}
+    assert model.in_data(problem_for("matmul", (128, 128, 96)))        # 2x the largest: in
+    assert not model.in_data(problem_for("matmul", (128, 256, 96)))    # 4x: outside
     assert not model.knows_target  # this machine's target is neither aaaa nor bbbb
+    small = [problem_for("matmul", (64, 128, 96))] * 2
+    assert model.unsupported(small) == small[:1]  # unknown target: every distinct op
     with pytest.raises(Exception, match="target fingerprint"):
         features_frame(rows.drop(columns=["target_id"]))

@@ -121,13 +121,16 @@ def run_compile(args: argparse.Namespace) -> int:
     model = None
     if args.mode != "measure":
         model = load_tiling_model(model_path, args.target_cpu)
-        if args.calibrate or (not model.knows_target and not args.no_calibrate):
-            if not model.knows_target:
-                print(f"the cost model has no data for target {model.target_id} "
-                      f"({model.isa.level}); calibrating for at most {args.minutes:g} min "
-                      "(once per target; --no-calibrate skips)", file=sys.stderr)
-            probs = [r.problem for r in find_root_ops(text) if r.problem is not None]
-            calibrate(model, args.target_cpu, probs, minutes=args.minutes,
+        probs = [r.problem for r in find_root_ops(text) if r.problem is not None]
+        todo = model.unsupported(probs)
+        if args.calibrate or (todo and not args.no_calibrate):
+            why = (f"the cost model has no data for target {model.target_id} ({model.isa.level})"
+                   if not model.knows_target else
+                   f"{len(todo)} op shape(s) lie outside the cost model's data")
+            print(f"{why}; measuring them here for at most {args.minutes:g} min (cached per "
+                  "target; --no-calibrate skips)", file=sys.stderr)
+            calibrate(model, args.target_cpu, todo or probs, minutes=args.minutes,
+                      more_shapes=0 if model.knows_target else 200,
                       show_progress=not args.json, log=lambda m: print(m, file=sys.stderr))
     report = tune_module(text, args.mode, model=model, k=args.k, target_cpu=args.target_cpu)
     if not args.no_check or args.verify or args.output:
