@@ -248,18 +248,29 @@ def _load_calibration(model: TilingModel) -> Calibration | None:
     d = calibration_dir(model.target_id)
     if not any(d.glob("part-*.parquet")):
         return None
-    rows = read_dataset(d)
+    return _calibration_from(model, read_dataset(d), d, refit=False)
+
+
+def _calibration_from(model: TilingModel, rows: Any, d: Path, refit: bool,
+                      seconds: float = 0.0) -> Calibration:
+    """A Calibration of ``rows`` (measured here, cached in ``d``). Only on a target the base
+    model has no rows of does it adapt the model: a residual model (fitted now when
+    ``refit``, else the saved one if it matches these rows) and the floor of these rows; on
+    a known target the measurements decide their own shapes and nothing else."""
+    adapt = model.target_id not in model.trained_targets
     residual = None
-    meta = d / "residual" / "metadata.json"
-    if meta.is_file():
-        info = json.loads(meta.read_text()).get("hyperparameters", {}).get("calibration", {})
+    if adapt and refit:
+        residual = fit_residual(model, rows, d / "residual")
+    elif adapt and (d / "residual" / "metadata.json").is_file():
+        meta = json.loads((d / "residual" / "metadata.json").read_text())
+        info = meta.get("hyperparameters", {}).get("calibration", {})
         if info.get("base_version") == model.base.version and info.get("rows") == len(rows):
             from mlsysgym.costmodels.base import CostModel
 
             residual = CostModel.load(d / "residual")
-    return Calibration(model.target_id, len(rows), int(rows["problem_key"].nunique()), residual,
-                       _measured_best(rows), ratio_floor(rows),
-                       measured=frozenset(rows["problem_key"].astype(str)))
+    keys = frozenset(rows["problem_key"].astype(str))
+    return Calibration(model.target_id, len(rows), len(keys), residual, _measured_best(rows),
+                       ratio_floor(rows) if adapt else {}, seconds, keys)
 
 
 def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
@@ -316,9 +327,9 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProb
     """Measure kernels on this target for at most ``minutes``: the given ``problems`` first,
     then up to ``more_shapes`` perturbations of them while time is left; shapes already
     measured for this target are skipped. Per shape: the ``per_shape // 2`` best predicted
-    candidates and near-default ones, each timed against IREE's default. Then fit the residual
-    model and attach the result to ``model``. Everything is cached under
-    :func:`calibration_dir`."""
+    candidates and near-default ones, each timed against IREE's default. On a target the base
+    model has no rows of, fit the residual model (see :func:`_calibration_from`); attach the
+    result to ``model``. Everything is cached under :func:`calibration_dir`."""
     from mlsysgym.core.dataset import read_dataset
     from mlsysgym.costmodels.tiling_measure import ShapeSample, collect, perturbed
 
@@ -333,11 +344,8 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProb
     if not any(d.glob("part-*.parquet")):
         raise TilingError(f"calibration measured nothing on target {model.target_id} in "
                           f"{minutes:g} min; give it more time (--minutes)")
-    rows = read_dataset(d)
-    res = fit_residual(model, rows, d / "residual")
-    cal = Calibration(model.target_id, len(rows), int(rows["problem_key"].nunique()), res,
-                      _measured_best(rows), ratio_floor(rows), time.perf_counter() - t0,
-                      frozenset(rows["problem_key"].astype(str)))
+    cal = _calibration_from(model, read_dataset(d), d, refit=True,
+                            seconds=time.perf_counter() - t0)
     model.calibration = cal
     log(f"calibrated for target {model.target_id}: {summary['shapes']} new shape(s), "
         f"{cal.rows} rows in all, {cal.seconds:.0f} s (cached in {d})")
