@@ -172,6 +172,10 @@ def _root_op(index: int, op: Any) -> RootOp | None:
     if stride < 1 or dil < 1:
         return RootOp(index, name, None, "anisotropic strides or dilations", loc)
     problem = problem_for(kind, dims, stride, dil, dtype)
+    if problem is not None and problem.mnkh[0] == 1:
+        return RootOp(index, name, None, "M = 1 (a matrix-vector product): IREE folds the unit "
+                      "dim in context, which a standalone kernel does not show; default kept",
+                      loc)
     if problem is None:
         reason = _reason_no_rule(kind, dims) if dtype == "f32" else f"element type {dtype} (rules are f32)"
         return RootOp(index, name, None, reason, loc)

@@ -9,9 +9,9 @@ compiles the tuned module with IREE and checks its outputs against the untuned c
 When the model has no data for this target (its fingerprint, ``mlsysgym info``), the first
 ``--tune`` calibrates: it measures this module's ops (then more shapes) here for at most
 ``--minutes`` (default 10), cached per target; ``--calibrate`` does it explicitly and
-``--no-calibrate`` keeps IREE's default on an unknown target instead. ``--verify`` times the
-tuned module against the default on both drivers and reverts ops until it is not slower;
-``--benchmark`` prints that comparison.
+``--no-calibrate`` keeps IREE's default on an unknown target instead. The tuned module is then
+timed against the default on both drivers and ops are reverted until it is not slower
+(``--no-verify`` skips this); ``--benchmark`` prints the comparison.
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def register(group: Any) -> None:
                      "instead of calibrating")
     p.add_argument("--minutes", type=float, default=DEFAULT_CALIBRATION_MINUTES,
                    help="calibration budget in minutes (default %(default)s)")
-    p.add_argument("--verify", action="store_true",
+    p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                    help="time tuned vs default (local-sync and local-task) and revert ops until "
-                   "the tuned module is not slower")
+                   "the tuned module is not slower (default: on; --no-verify skips it)")
     p.add_argument("--benchmark", action="store_true",
                    help="print default vs tuned whole-module time on local-sync and local-task")
     p.add_argument("-o", "--output", metavar="OUT.vmfb", help="write the tuned module here")
@@ -175,10 +175,10 @@ def run_compile(args: argparse.Namespace) -> int:
     if timings and any(t.slower for t in timings.values()):
         print("mlsysgym: warning: the tuned module is slower than IREE's default on "
               + ", ".join(t.driver for t in timings.values() if t.slower)
-              + "; rerun with --verify to revert the ops that cost time", file=sys.stderr)
+              + " (--no-verify was given or every revert was within noise)", file=sys.stderr)
     elif changed and not args.verify and not timings:
-        print("mlsysgym: note: the tuned module was not timed against the default; "
-              "--verify checks it and reverts ops that make it slower", file=sys.stderr)
+        print("mlsysgym: warning: --no-verify: the tuned module was not timed against IREE's "
+              "default and may be slower", file=sys.stderr)
     if report.check is not None and not report.check.ok:
         print(f"mlsysgym: error: tuned module disagrees with the untuned compile "
               f"({report.check.error or f'max rel err {report.check.max_rel_err:.2e}'})",
