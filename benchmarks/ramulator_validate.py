@@ -232,8 +232,8 @@ def load_trace(name: str):
 
 # ----------------------------------------------------------------------------- Ramulator
 
-_ENERGY = re.compile(r"^\s*total_energy:\s*([-0-9.eE+]+)\s*$", re.M)
-_STAT = re.compile(r"^\s*(row_hits_0|row_misses_0|row_conflicts_0):\s*([0-9]+)\s*$", re.M)
+_ENERGY = re.compile(r"^\s*total_energy:\s*([-0-9.eE+]+)\s*$", re.MULTILINE)
+_STAT = re.compile(r"^\s*(row_hits_0|row_misses_0|row_conflicts_0):\s*([0-9]+)\s*$", re.MULTILINE)
 
 
 def run_one(binary: Path, trace: str, s: Setting, work: Path) -> dict:
@@ -242,7 +242,7 @@ def run_one(binary: Path, trace: str, s: Setting, work: Path) -> dict:
     cfg = work / f"{trace}_{s.name.replace('/', '_')}.yaml"
     cfg.write_text(_config_yaml(p))
     t0 = time.perf_counter()
-    res = subprocess.run([str(binary), str(cfg), str(trace_path(trace))], capture_output=True, text=True)
+    res = subprocess.run([str(binary), str(cfg), str(trace_path(trace))], capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"Ramulator failed on {trace} {s.name}: {res.stderr[-2000:]}")
@@ -425,7 +425,7 @@ def write_markdown(rows: list[dict], res: dict, path: Path = MD_PATH, notes: str
     lines = [
         "# DRAM simulator vs Ramulator 2.0",
         "",
-        f"Reference: Ramulator 2.0 (CMU-SAFARI/ramulator2, tag v2.0a, commit `{commit}`), built outside "
+        (f"Reference: Ramulator 2.0 (CMU-SAFARI/ramulator2, tag v2.0a, commit `{commit}`), built outside "
         "this repository, driven by our traces (`benchmarks/data/ramulator/traces/`, "
         f"{N_REQUESTS} requests each); its numbers are in `benchmarks/data/ramulator/reference.csv`. "
         "Device: DDR4-2400 x8 8 Gb, one channel, one rank (Ramulator `DDR4_8Gb_x8` + `DDR4_2400R` = "
@@ -433,14 +433,14 @@ def write_markdown(rows: list[dict], res: dict, path: Path = MD_PATH, notes: str
         "Ramulator's default IDD currents; Ramulator's per-device energy is multiplied by the 8 "
         "devices of the rank. Latency is read latency in DRAM cycles (tCK 0.833 ns) from the trace "
         "cycle to the end of the data burst; bandwidth is bytes over the time to the last data; "
-        "the row-hit rate is 1 - ACT/requests in both.",
+        "the row-hit rate is 1 - ACT/requests in both."),
         "",
         "## Agreement",
         "",
-        "Errors are |ours - Ramulator| / Ramulator per (trace, setting), except the row-hit rate "
+        ("Errors are |ours - Ramulator| / Ramulator per (trace, setting), except the row-hit rate "
         "(difference in percentage points). Rank correlation: Spearman of the 16 settings' values "
         "within each trace (what design-space exploration sees), median and worst over the traces "
-        "where both sides vary; pooled: over every (trace, setting).",
+        "where both sides vary; pooled: over every (trace, setting)."),
         "",
     ]
     opened = np.array([r["page_policy"] == "Open" for r in rows])
@@ -461,10 +461,10 @@ def write_markdown(rows: list[dict], res: dict, path: Path = MD_PATH, notes: str
     o_rps = sum(int(r["ram_requests"]) for r in rows) / np.sum(o["wall_s"])
     t_rps = sum(int(r["ram_requests"]) for r in rows) / np.nansum(t["wall_s"])
     lines += ["## Speed", "",
-              f"One run of the whole grid ({len(rows)} simulations, {sum(int(r['ram_requests']) for r in rows):,} "
-              f"requests): ours {o_rps:,.0f} requests/s (numba kernel, compiled, single thread), "
-              f"Ramulator {t_rps:,.0f} requests/s (simulation loop only, -O3 build, single thread): "
-              f"{o_rps / t_rps:.1f}x.", ""]
+              (f"One run of the whole grid ({len(rows)} simulations, {sum(int(r['ram_requests']) for r in rows):,} "
+               f"requests): ours {o_rps:,.0f} requests/s (numba kernel, compiled, single thread), "
+               f"Ramulator {t_rps:,.0f} requests/s (simulation loop only, -O3 build, single thread): "
+               f"{o_rps / t_rps:.1f}x."), ""]
     if notes:
         lines += [notes.rstrip(), ""]
     lines += ["## Per trace and setting", "",
