@@ -548,7 +548,7 @@ user knows which policy each models.
    4000 requests are forwarded, which lowers Ramulator's read latency on them further. Our
    controller has no write queue to forward from and reads DRAM.
 
-Ramulator 2.0 was built with a one-line local change that exposes its fixed 32-entry read and
+Ramulator 2.0 was built with a two-line local change that exposes its fixed 32-entry read and
 write queue sizes as parameters (`read_buffer_max_size`, `write_buffer_max_size`, default 32),
 and a trace driver; the scheduler is FR-FCFS in every run (its generic controller has no
 other), so the grid's scheduler axis is not varied.
