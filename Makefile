@@ -53,7 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ir.py
 
 zoo: $(STAMP)
-	$(BIN)/python -m mlsysgym.experiments.make_zoo
+	$(BIN)/python -m mlsysgym.experiments.make_zoo --out ir/zoo_models
 
 clean:
 	rm -rf $(VENV) build *.egg-info

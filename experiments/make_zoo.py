@@ -1,13 +1,14 @@
 """Regenerate the model zoo: graph-only ONNX files of real architectures plus their provenance.
 
-Run as ``python -m mlsysgym.experiments.make_zoo [NAME ...]``. Every model comes from a
+Run as ``python -m mlsysgym.experiments.make_zoo [NAME ...] --out ir/zoo_models`` (default out:
+``./results/zoo_models``, never the installed package). Every model comes from a
 definition this project did not write:
 
 - the ONNX workloads the ``zigzag-dse`` package ships (copied, already weight-free);
 - ``transformers`` model classes built from a config with random weights (no download),
   exported with ``torch.onnx.export(..., dynamo=True, optimize=True)``, static shapes, batch 1.
 
-Each model is written to ``ir/zoo_models/<name>.onnx`` *graph-only*: every initializer
+Each model is written to ``<out>/<name>.onnx`` *graph-only*: every initializer
 except small ones (shape constants, scalars) keeps its dims and data type but its data is
 replaced by a reference to an external file that does not exist. The script checks that
 ``Graph.from_onnx`` gives the same shapes, MACs and FLOPs on the graph-only file as on the
@@ -36,7 +37,7 @@ import onnx
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.ir.graph import Graph, Role
 
-ZOO_DIR = Path(__file__).resolve().parent.parent / "ir" / "zoo_models"
+DEFAULT_OUT = Path("results") / "zoo_models"  # the repository's own runs pass --out ir/zoo_models
 WEIGHTS_LOCATION = "weights-removed.bin"  # deliberately never written: graph-only files
 INLINE_MAX_ELEMENTS = 16  # any initializer this small stays inline (scalars, epsilons)
 INLINE_MAX_INT_ELEMENTS = 4096  # integer tensors up to this size stay inline (shapes, indices)
@@ -539,7 +540,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlsysgym.experiments.make_zoo",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="models to rebuild (default: all)")
-    parser.add_argument("--out", type=Path, default=ZOO_DIR, help="output folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                        help="output folder (default %(default)s; the repository's zoo is "
+                        "ir/zoo_models)")
     parser.add_argument("--list", action="store_true", help="list the models and exit")
     args = parser.parse_args(argv)
     console = Console()
