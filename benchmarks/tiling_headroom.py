@@ -6,7 +6,8 @@ Writes benchmarks/results/tiling_headroom.md.
 For each kind (batch-1 and 1×1 convs, depthwise convs at batch 1 and 2, row reductions as
 ``linalg.generic``, shapes from the zoo's CNNs and transformers), the kernel's IREE default
 configuration is read through the MLIR bindings (its root op's ``lowering_config`` levels and
-its function's ``translation_info`` attribute, both as IREE printed them). Variants halve or
+its function's ``translation_info`` attribute, both as IREE printed them:
+:func:`~mlsysgym.costmodels.tiling_space.configured_ops`). Variants halve or
 double one tile size of one level at a time; each is written as a ``compilation_info`` on the
 kernel's root op, compiled, checked against the default's output and timed right after the
 default (median ratio over rounds, single thread). The table says per kind whether IREE keeps
@@ -24,9 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.core.target import target_flags
 from mlsysgym.costmodels.tiling_pass import annotate, find_root_ops
-from mlsysgym.costmodels.tiling_space import lowering_levels
+from mlsysgym.costmodels.tiling_space import (
+    ConfigReadError,
+    configured_ops,
+    executable_configurations,
+)
 from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir.mlir_emit import emit
 from mlsysgym.simulators.iree_cpu import KernelCompiler, Runner, time_calls
@@ -60,39 +64,15 @@ class RawInfo:
 
 def default_info(text: str, target_cpu: str) -> RawInfo | None:
     """IREE's configuration of the kernel's root op (the last op with a ``distribution``
-    level) and its function's translation_info, read through the bindings; None when IREE
-    keeps no such configuration."""
-    import subprocess
-
-    from mlsysgym.ir.mlir_import import iree_compile_path
-    from mlsysgym.ir.mlir_parse import _parse_text, context
-
-    proc = subprocess.run([iree_compile_path(), "-", "--compile-to=executable-configurations",
-                           *target_flags(target_cpu)], input=text.encode(), capture_output=True,
-                          timeout=120, check=False)
-    if proc.returncode != 0:
+    level) and its function's translation_info; None when IREE keeps no such configuration."""
+    try:
+        ops = configured_ops(executable_configurations(text, target_cpu, 120.0))
+    except ConfigReadError:
         return None
-    ctx = context()
-    with ctx:
-        module = _parse_text(proc.stdout.decode(), ctx)
-        found: list[tuple[dict[str, tuple[int, ...]], str]] = []
-
-        def walk(op: Any, translation: str) -> None:
-            for region in op.regions:
-                for block in region.blocks:
-                    for child in block.operations:
-                        child = child.operation
-                        tr = str(child.attributes["translation_info"]) \
-                            if "translation_info" in child.attributes else translation
-                        if "lowering_config" in child.attributes:
-                            found.append((lowering_levels(child.attributes["lowering_config"]), tr))
-                        walk(child, tr)
-        walk(module.operation, "")
-    roots = [(lv, tr) for lv, tr in found if "distribution" in lv and tr]
+    roots = [o for o in ops if "distribution" in o.levels and o.translation]
     if not roots:
         return None
-    levels, translation = roots[-1]
-    return RawInfo(tuple(sorted(levels.items())), translation)
+    return RawInfo(tuple(sorted(roots[-1].levels.items())), roots[-1].translation)
 
 
 def variants(d: RawInfo, limit: int) -> list[RawInfo]:

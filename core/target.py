@@ -42,10 +42,10 @@ __all__ = [
     "TargetIsa",
     "cpu_info",
     "fingerprint",
-    "host_isa_level",
     "lock_hash",
     "provenance",
     "target_flags",
+    "target_id",
     "target_isa",
 ]
 
@@ -177,11 +177,6 @@ def _level_of(features: Iterable[str]) -> str:
     return level
 
 
-def host_isa_level() -> str:
-    """The highest x86-64 level this CPU implements (``x86-64-v4`` with AVX-512, ...)."""
-    return _level_of(cpu_info().features)
-
-
 def _vector_bits(level: str) -> int:
     return {"x86-64-v4": 512, "x86-64-v3": 256}.get(level, 128)
 
@@ -259,9 +254,13 @@ def software() -> dict[str, Any]:
             "numpy": _version("numpy"), "os": f"{platform.system()} {platform.release()}"}
 
 
-def _target_id(cpu: CpuInfo, isa: TargetIsa, iree: str | None, flags: tuple[str, ...]) -> str:
+@functools.cache
+def target_id(target_cpu: str = "host", extra_flags: tuple[str, ...] = ()) -> str:
+    """The short id of what decides the generated code and its speed: CPU identity, the
+    target's ISA, IREE's version and the compile flags (cached for the process)."""
+    cpu, isa = cpu_info(), target_isa(target_cpu)
     key = [cpu.vendor, cpu.model_name, cpu.family, cpu.model, isa.level, list(isa.features),
-           iree, list(flags)]
+           _version("iree-base-compiler"), [*target_flags(target_cpu), *extra_flags]]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
 
 
@@ -269,12 +268,11 @@ def fingerprint(target_cpu: str = "host", extra_flags: Iterable[str] = ()) -> di
     """The full fingerprint (JSON-able): ``target_id``, ``machine``, ``target``, ``flags``,
     ``software``. ``target_cpu`` is the ``--iree-llvmcpu-target-cpu`` value compiled for."""
     cpu = cpu_info()
-    isa = target_isa(target_cpu)
-    flags = (*target_flags(target_cpu), *extra_flags)
-    soft = software()
-    return {"target_id": _target_id(cpu, isa, soft["iree_compiler"], flags),
+    extra = tuple(extra_flags)
+    return {"target_id": target_id(target_cpu, extra),
             "machine": asdict(cpu) | {"isa_level": _level_of(cpu.features)},
-            "target": asdict(isa), "flags": list(flags), "software": soft}
+            "target": asdict(target_isa(target_cpu)),
+            "flags": [*target_flags(target_cpu), *extra], "software": software()}
 
 
 def provenance(**extra: Any) -> dict[str, Any]:

@@ -231,13 +231,12 @@ def load_tiling_model(path: str | os.PathLike[str] | None = None,
                       target_cpu: str = "host") -> TilingModel:
     """The tiling model at ``path`` (the package's default model when None) for codegen target
     ``target_cpu``, with this target's cached calibration attached when there is one."""
-    from mlsysgym.core.target import fingerprint, target_isa
+    from mlsysgym.core.target import target_id, target_isa
 
     p = Path(path) if path is not None else DEFAULT_MODEL_DIR
     if not (p / "metadata.json").is_file():
         raise TilingError(f"no tile-size cost model at {p} (model.onnx + metadata.json)")
-    fp = fingerprint(target_cpu)
-    model = TilingModel(_load_base(p), fp["target_id"], target_isa(target_cpu), path=p)
+    model = TilingModel(_load_base(p), target_id(target_cpu), target_isa(target_cpu), path=p)
     model.calibration = _load_calibration(model)
     return model
 

@@ -55,17 +55,24 @@ __all__ = [
     "KNOBS",
     "RULE_KINDS",
     "ConfigReadError",
+    "ConfiguredOp",
     "TileConfig",
     "TilingError",
     "TilingProblem",
     "candidate_columns",
     "candidates",
     "config_features",
+    "configured_ops",
     "default_config",
+    "executable_configurations",
+    "lanes_and_registers",
+    "lowering_levels",
     "problem_for",
     "problem_from_spec",
+    "read_root_config",
     "sample_candidates",
     "tiling_space",
+    "workgroups",
 ]
 
 RULE_KINDS = ("matmul", "batch_matmul", "conv_2d_nhwc_hwcf")
@@ -178,11 +185,8 @@ class TileConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TileConfig:
-        """Inverse of :meth:`to_dict` (also reads the older flat form with one key per level)."""
-        pipeline = str(d.get("pipeline", "DoubleTilingExpert"))
-        if "levels" in d:
-            return cls.from_levels(d["levels"], pipeline)
-        return cls.from_levels({k: v for k, v in d.items() if k != "pipeline" and v}, pipeline)
+        """Inverse of :meth:`to_dict`."""
+        return cls.from_levels(d["levels"], str(d["pipeline"]))
 
     @property
     def key(self) -> str:
@@ -328,12 +332,20 @@ _ROOT_OPS = {"matmul": "linalg.matmul", "batch_matmul": "linalg.batch_matmul",
              "conv_2d_nhwc_hwcf": "linalg.conv_2d_nhwc_hwcf"}
 
 
-def read_root_config(text: str, kind: str) -> TileConfig:
-    """IREE's ``lowering_config`` of the root op of kind ``kind`` in the output of
-    ``iree-compile --compile-to=executable-configurations``, read through the MLIR bindings
-    (``iree.compiler.ir``): parse the module, walk every op, keep those that carry a
-    ``lowering_config`` attribute, and take the root op (the op of that kind; else the last op
-    whose config has a ``distribution`` level)."""
+@dataclass(frozen=True)
+class ConfiguredOp:
+    """An op of IREE's configuration output that carries a ``lowering_config``: its name, its
+    tiling levels and its function's ``translation_info`` attribute as IREE printed it."""
+
+    name: str
+    levels: dict[str, tuple[int, ...]]
+    translation: str
+
+
+def configured_ops(text: str) -> list[ConfiguredOp]:
+    """Every op with a ``lowering_config`` in the output of ``iree-compile
+    --compile-to=executable-configurations``, read through the MLIR bindings
+    (``iree.compiler.ir``), in walk order."""
     from mlsysgym.ir.mlir_parse import _parse_text, context
 
     ctx = context()
@@ -342,26 +354,57 @@ def read_root_config(text: str, kind: str) -> TileConfig:
             module = _parse_text(text, ctx)
         except MlsysgymError as e:
             raise ConfigReadError(f"IREE's configuration output does not parse: {e}") from None
-        found: list[tuple[str, dict[str, tuple[int, ...]]]] = []
+        found: list[ConfiguredOp] = []
 
-        def walk(op: Any) -> None:
+        def walk(op: Any, translation: str) -> None:
             for region in op.regions:
                 for block in region.blocks:
                     for child in block.operations:
                         child = child.operation
+                        tr = str(child.attributes["translation_info"]) \
+                            if "translation_info" in child.attributes else translation
                         if "lowering_config" in child.attributes:
-                            found.append((child.name,
-                                          lowering_levels(child.attributes["lowering_config"])))
-                        walk(child)
-        walk(module.operation)
-    named = [lv for name, lv in found if name == _ROOT_OPS.get(kind)]
-    dist = [lv for _, lv in found if "distribution" in lv]
+                            found.append(ConfiguredOp(
+                                child.name, lowering_levels(child.attributes["lowering_config"]),
+                                tr))
+                        walk(child, tr)
+        walk(module.operation, "")
+    return found
+
+
+def read_root_config(text: str, kind: str) -> TileConfig:
+    """IREE's ``lowering_config`` of the root op of kind ``kind`` in the output of
+    ``iree-compile --compile-to=executable-configurations`` (:func:`configured_ops`): the op
+    of that kind, else the last op whose config has a ``distribution`` level."""
+    found = configured_ops(text)
+    named = [o.levels for o in found if o.name == _ROOT_OPS.get(kind)]
+    dist = [o.levels for o in found if "distribution" in o.levels]
     levels = (named or dist or [{}])[-1]
     if "distribution" not in levels or "vector_reduction" not in levels:
         raise ConfigReadError(f"no root-op lowering_config with distribution and "
                               f"vector_reduction levels for {kind} (found "
-                              f"{[name for name, _ in found] or 'none'})")
+                              f"{[o.name for o in found] or 'none'})")
     return TileConfig.from_levels(levels, _PIPELINE[kind])
+
+
+def executable_configurations(mlir: str, target_cpu: str = "host", timeout_s: float = 60.0,
+                              what: str = "the kernel") -> str:
+    """The text of ``iree-compile --compile-to=executable-configurations`` for codegen target
+    ``target_cpu``; ConfigReadError (one line) when it fails or times out."""
+    from mlsysgym.core.target import target_flags
+    from mlsysgym.ir.mlir_import import iree_compile_path
+
+    try:
+        proc = subprocess.run([iree_compile_path(), "-", "--compile-to=executable-configurations",
+                               *target_flags(target_cpu)], input=mlir.encode(),
+                              capture_output=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        raise ConfigReadError(f"reading IREE's default config of {what} timed out") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise ConfigReadError(f"iree-compile failed on {what} (exit {proc.returncode}): "
+                              f"{err[0][:200] if err else ''}")
+    return proc.stdout.decode(errors="replace")
 
 
 _DEFAULT_CACHE: dict[str, TileConfig] = {}
@@ -372,12 +415,11 @@ def default_config(problem: TilingProblem, target_cpu: str = "host",
     """IREE's own configuration of the op for codegen target ``target_cpu``
     (``--compile-to=executable-configurations`` of a one-op kernel, read by
     :func:`read_root_config`); cached in memory and on disk per target fingerprint."""
-    from mlsysgym.core.target import fingerprint, target_flags
+    from mlsysgym.core.target import target_id
     from mlsysgym.ir.mlir_emit import emit
-    from mlsysgym.ir.mlir_import import cache_dir, iree_compile_path
+    from mlsysgym.ir.mlir_import import cache_dir
 
-    fp = fingerprint(target_cpu)
-    key = hashlib.sha256(json.dumps([problem.key, fp["target_id"]]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(json.dumps([problem.key, target_id(target_cpu)]).encode()).hexdigest()[:24]
     if key in _DEFAULT_CACHE:
         return _DEFAULT_CACHE[key]
     path = cache_dir("tiling-defaults") / f"{key}.json"
@@ -388,20 +430,10 @@ def default_config(problem: TilingProblem, target_cpu: str = "host",
         except (ValueError, KeyError, TypeError):
             cfg = None  # a damaged cache entry is re-read from IREE
     if cfg is None:
-        text = emit(problem.to_spec_design()).mlir
+        text = executable_configurations(emit(problem.to_spec_design()).mlir, target_cpu,
+                                         timeout_s, problem.key)
         try:
-            proc = subprocess.run([iree_compile_path(), "-", "--compile-to=executable-configurations",
-                                   *target_flags(target_cpu)], input=text.encode(),
-                                  capture_output=True, timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
-            raise ConfigReadError(f"reading IREE's default config of {problem.key} timed out") \
-                from None
-        if proc.returncode != 0:
-            err = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise ConfigReadError(f"iree-compile failed on {problem.key} (exit "
-                                  f"{proc.returncode}): {err[0][:200] if err else ''}")
-        try:
-            cfg = read_root_config(proc.stdout.decode(errors="replace"), problem.kind)
+            cfg = read_root_config(text, problem.kind)
         except ConfigReadError as e:
             raise ConfigReadError(f"{problem.key}: {e}") from None
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -560,8 +592,6 @@ FEATURE_NAMES = ("kind_conv", "kind_bmm", "lm", "ln", "lk", "lh", "window", "con
                  "rd_m", "rd_n", "rd_h", "rv_m", "rv_n", "rr_k",
                  "acc", "vec", "tiles", "waste_m", "waste_n", "waste_vm", "waste_vn", "waste_k",
                  "is_default", "lanes", "vn_lanes", "acc_regs", "l2")
-# The features that describe the target (the rest describe the op and the configuration).
-TARGET_FEATURES = ("lanes", "vn_lanes", "acc_regs", "l2")
 
 
 def config_features(problem: TilingProblem, knobs: Mapping[str, np.ndarray] | Sequence[Mapping[str, int]],

@@ -117,11 +117,6 @@ class VerifyResult:
     steps: int = 0
     seconds: float = 0.0
 
-    @property
-    def slower(self) -> bool:
-        """Whether the final module is still slower than the default on some driver."""
-        return any(t.slower for t in self.timings.values())
-
 
 def verify(report: TuningReport, untuned: str, drivers: Sequence[str] = DRIVERS,
            rounds: int = 7, max_steps: int = 8, log: Callable[[str], None] = print,
