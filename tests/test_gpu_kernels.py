@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from benchmark_scripts import load_script
 
 torch = pytest.importorskip("torch")
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def mk():
-    spec = importlib.util.spec_from_file_location("measure_kernels",
-                                                  ROOT / "benchmarks/gpu/measure_kernels.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["measure_kernels"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("gpu/measure_kernels.py")
 
 
 def _quiet(*_a, **_k) -> None:

@@ -4,13 +4,12 @@ the traces in benchmarks/data/ramulator/traces/)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "benchmarks" / "data" / "ramulator" / "reference.csv"
@@ -18,12 +17,7 @@ CSV = ROOT / "benchmarks" / "data" / "ramulator" / "reference.csv"
 
 @pytest.fixture(scope="module")
 def validate():
-    spec = importlib.util.spec_from_file_location(
-        "ramulator_validate", ROOT / "benchmarks" / "ramulator_validate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("ramulator_validate.py")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,11 @@ needed: benchmarks/scalesim_validate.py generated benchmarks/data/scalesim_refer
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "benchmarks" / "data" / "scalesim_reference.csv"
@@ -16,12 +15,7 @@ CSV = ROOT / "benchmarks" / "data" / "scalesim_reference.csv"
 
 @pytest.fixture(scope="module")
 def validate():
-    spec = importlib.util.spec_from_file_location(
-        "scalesim_validate", ROOT / "benchmarks" / "scalesim_validate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_script("scalesim_validate.py")
 
 
 @pytest.fixture(scope="module")
