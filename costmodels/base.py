@@ -223,6 +223,22 @@ def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
     return types if isinstance(types, tuple) else (types,)
 
 
+def load_common(model: Any, meta: Mapping[str, Any], onnx_bytes: bytes,
+                directory: str | os.PathLike[str], threads: int, members: Any = ...) -> None:
+    """Set what every saved model kind reads alike from its metadata, checked field by field:
+    ``members`` (``members`` is the default when absent, if given), ``hyperparameters``,
+    ``targets``, the training info, and the ONNX Runtime session of ``onnx_bytes``."""
+    model.members = meta_field(meta, "members", int, directory, members)
+    if model.members < 1:
+        raise bad_metadata(directory, "field 'members'", f"is {model.members}; it must be >= 1")
+    model.hyperparameters = dict(meta_field(meta, "hyperparameters", dict, directory, {}))
+    model.targets = parse_field(meta, "targets", parse_targets, directory)
+    model.info = parse_field(meta, "training", lambda _: FitInfo.from_meta(meta), directory,
+                             FitInfo())
+    model.onnx_bytes = onnx_bytes
+    model.session = _session(onnx_bytes, threads)
+
+
 def parse_field(meta: Mapping[str, Any], key: str, parse: Callable[[Any], Any],
                 directory: str | os.PathLike[str], default: Any = ...) -> Any:
     """``parse(meta[key])`` (``default`` when absent, if one is given); a missing field, or a
@@ -545,16 +561,8 @@ class OnnxCostModel(CostModel):
             raise bad_metadata(directory, "onnx.input_dtype",
                                f"is {m.input_dtype!r}, not 'float32' or 'float64'")
         m._input_name = meta_field(onnx_meta, "input", str, directory)
-        m.members = meta_field(meta, "members", int, directory)
-        if m.members < 1:
-            raise bad_metadata(directory, "field 'members'", f"is {m.members}; it must be >= 1")
-        m.hyperparameters = dict(meta_field(meta, "hyperparameters", dict, directory, {}))
+        load_common(m, meta, onnx_bytes, directory, threads)
         m.schema = parse_field(meta, "schema", FeatureSchema.from_json, directory)
-        m.targets = parse_field(meta, "targets", parse_targets, directory)
-        m.info = parse_field(meta, "training", lambda _: FitInfo.from_meta(meta), directory,
-                             FitInfo())
-        m.onnx_bytes = onnx_bytes
-        m.session = _session(m.onnx_bytes, threads)
         m.name = meta_field(meta, "name", str, directory, f"costmodel-{m.kind}")
         m._finish_identity()
         check_version(m, meta, directory)

@@ -86,12 +86,11 @@ from mlsysgym.costmodels.base import (
     Prediction,
     TargetSpec,
     _session,
-    bad_metadata,
     check_version,
     data_hash,
+    load_common,
     meta_field,
     parse_field,
-    parse_targets,
     read_saved,
     unit_of,
 )
@@ -956,16 +955,8 @@ class OnnxMlirTextModel(MlirTextCostModel):
         m = cls()
         m.meta, m.path = meta, Path(directory)
         m.text_column = meta_field(meta, "text_column", str, directory, "mlir")
-        m.members = meta_field(meta, "members", int, directory, 1)
-        if m.members < 1:
-            raise bad_metadata(directory, "field 'members'", f"is {m.members}; it must be >= 1")
-        m.hyperparameters = dict(meta_field(meta, "hyperparameters", dict, directory, {}))
+        load_common(m, meta, onnx_bytes, directory, threads, members=1)
         m.tokenizer = parse_field(meta, "tokenizer", MlirTokenizer.from_json, directory)
-        m.targets = parse_field(meta, "targets", parse_targets, directory)
-        m.info = parse_field(meta, "training", lambda _: FitInfo.from_meta(meta), directory,
-                             FitInfo())
-        m.onnx_bytes = onnx_bytes
-        m.session = _session(m.onnx_bytes, threads)
         m.name = meta.get("name", m.name)
         m._finish_identity()
         check_version(m, meta, directory)
