@@ -22,6 +22,7 @@ from mlsysgym.simulators.dram_traces import (
     mixed_trace,
     random_trace,
     stream_trace,
+    strided_trace,
     write_trace,
 )
 
@@ -303,3 +304,53 @@ def test_random_designs_serve_every_request_within_timing_bounds():
         assert r.latency_cycles.min() >= min(T.CL, T.CWL) + T.BL // 2
         assert r.total_time_ns >= len(tr) * T.BL // 2 * T.tck_ns  # the data bus moves one burst per BL/2
         assert np.isfinite(r.energy_nj) and r.energy_nj > 0
+
+
+# Exact results of the single-body controller loop (commit cbae866), recomputed after it was split
+# into helpers: (latency sum, max latency, ACTs, refreshes, end cycle, sum of ACT cycles, sum of
+# REF cycles, energy nJ). Any change to the kernel's behaviour moves at least one of them.
+_PINNED = [
+    ("mixed", {}, (5395265, 5566, 543, 0, 11372, 3084678, 0, 11837.472)),
+    ("mixed", {"PagePolicy": "Closed", "Scheduler": "Fifo", "SchedulerBuffer": "Shared", "RequestBufferSize": 32},
+     (13475831, 14717, 2002, 2, 20707, 19456220, 37968, 22172.646)),
+    ("mixed", {"PagePolicy": "OpenAdaptive", "Scheduler": "FrFcfsGrp", "SchedulerBuffer": "ReadWrite",
+               "RequestBufferSize": 4, "RefreshPolicy": "PerBank", "Arbiter": "Reorder", "MaxActiveTransactions": 16},
+     (10107281, 10092, 605, 28, 16072, 4810167, 222179, 15420.506)),
+    ("mixed", {"PagePolicy": "ClosedAdaptive", "SchedulerBuffer": "ReadWrite", "RespQueue": "Reorder",
+               "Arbiter": "Fifo", "MaxActiveTransactions": 8, "RefreshMaxPostponed": 4, "RefreshMaxPulledin": 3},
+     (17584455, 16614, 1416, 5, 22600, 16533658, 30931, 23552.816)),
+    ("random", {"RequestBufferSize": 32, "RefreshPolicy": "NoRefresh"},
+     (13255864, 13298, 1999, 0, 13298, 13145784, 0, 17551.708)),
+    ("stream", {"RefreshMaxPostponed": 8, "RefreshMaxPulledin": 8}, (9105000, 6034, 24, 0, 12032, 120852, 0, 13624.384)),
+    ("stride", {"PagePolicy": "OpenAdaptive", "SchedulerBuffer": "Shared", "RequestBufferSize": 16},
+     (10067000, 10031, 250, 0, 12030, 1478304, 0, 11458.652)),
+    ("stream0", "never-postpone", (2622038, 967, 56, 2, 24963, 672668, 28125, 29397.126)),
+    ("multi", {}, (8578767, 5503, 824, 4, 8441, 3558202, 134, 27904.576)),
+    ("multi", {"RefreshPolicy": "PerBank", "Scheduler": "FrFcfsGrp", "SchedulerBuffer": "ReadWrite"},
+     (10280648, 7077, 857, 70, 10044, 4237930, 349068, 30878.149)),
+]
+
+
+def _pinned_trace(name: str):
+    multi = MT40A1G8_083E.with_org(channels=2, ranks=2)
+    return {
+        "mixed": lambda: mixed_trace(2000, interval_cycles=3, write_fraction=0.4, seed=7),
+        "random": lambda: random_trace(2000, interval_cycles=0, seed=3, write_fraction=0.3),
+        "stream": lambda: stream_trace(3000, interval_cycles=2),
+        "stride": lambda: strided_trace(2000, stride=4096, interval_cycles=1, seed=5),
+        "stream0": lambda: stream_trace(6000, interval_cycles=4),
+        "multi": lambda: mixed_trace(3000, interval_cycles=1, write_fraction=0.3, seed=11, device=multi),
+    }[name](), (multi if name == "multi" else MT40A1G8_083E)
+
+
+@pytest.mark.parametrize("name,design,want", _PINNED)
+def test_results_identical_to_the_single_loop_kernel(name, design, want):
+    tr, dev = _pinned_trace(name)
+    if design == "never-postpone":  # the Ramulator comparison's refresh: knob codes 0 for postpone / pull-in
+        design = knob_codes({"SchedulerBuffer": "ReadWrite", "RequestBufferSize": 32, "Arbiter": "Fifo"})
+        design[6] = design[7] = 0
+    r = simulate(tr, design, device=dev)
+    got = (int(r.latency_cycles.sum()), int(r.latency_cycles.max()), r.activate_count, r.refresh_count,
+           int(round(r.total_time_ns / dev.timing.tck_ns)), int(r.act_cycles.sum()), int(r.refresh_cycles.sum()))
+    assert got == want[:7]
+    assert r.energy_nj == pytest.approx(want[7], rel=1e-12)
