@@ -11,7 +11,8 @@ slot ``slot`` on PE ``pe``. The window holds the first ``window`` ready ops by p
 time — all 0 unless the problem is a job stream —, then longest path to the end over fastest
 PEs, then topological position). ``action_masks()`` (MaskablePPO) and ``info["action_mask"]``
 mark the valid pairs: a filled slot and a PE able to run that op. An invalid action is replaced by the first valid one with ``info["invalid_action"] = True``
-(``invalid_action="raise"`` raises instead).
+(``invalid_action="raise"`` raises instead); an action outside the action space (not an
+integer in ``[0, window * n_pes)``) always raises :class:`InvalidActionError`.
 
 **Reward.** ``LB_t`` is a makespan lower bound: ``LB_0`` = :func:`critical_path_lb` (longest
 path on fastest PEs without transfers, and total fastest work / PEs), and
@@ -57,7 +58,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from mlsysgym.envs.design_env import InvalidActionError
+from mlsysgym.envs.actions import InvalidActionError, check_discrete_action
 from mlsysgym.ir.errors import WorkloadError
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.multicore import (
@@ -262,14 +263,14 @@ class KernelSchedulingEnv(gym.Env):
         if self._stale:
             self._refresh_window()
         P = self.n_pes
-        a = int(action)
-        invalid = not (0 <= a < self.window * P) or not self._mask[a]
+        a = check_discrete_action(action, self.window * P)  # outside the space: raises
+        invalid = not self._mask[a]
         if invalid:
             if self.invalid_action == "raise":
                 raise InvalidActionError(f"action {a} is not valid now; choose one where "
                                          "action_masks() is True")
             valid = np.flatnonzero(self._mask)
-            same_pe = valid[valid % P == a % P] if 0 <= a < self.window * P else valid[:0]
+            same_pe = valid[valid % P == a % P]
             a = int(same_pe[0] if same_pe.size else valid[0])
         slot, p = divmod(a, P)
         i = self._window_ops[slot]

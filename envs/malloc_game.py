@@ -50,6 +50,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.envs.actions import InvalidActionError, check_discrete_action
 from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.memory import (
     FAST,
@@ -67,10 +68,6 @@ from mlsysgym.simulators.memory import (
 )
 
 N_BUFFER_FEATURES = 15
-class InvalidActionError(MlsysgymError):
-    """An action outside the action space, or a masked one in ``invalid_action="raise"`` mode."""
-
-
 def resolve_workload(workload: str | Path | Graph) -> Graph:
     """A Graph from an ir.Graph, a zoo name or an ONNX path (weights' data never loaded)."""
     from mlsysgym.ir import zoo
@@ -235,13 +232,7 @@ class MallocGameEnv(gym.Env):
     def step(self, action: int):
         if self.current_buffer is None:
             raise InvalidActionError("episode is over; call reset()")
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            raise InvalidActionError(f"action must be an int in [0, {self.action_space.n}); "
-                                     f"got {action!r}") from None
-        if not 0 <= a < self.action_space.n:
-            raise InvalidActionError(f"action must be in [0, {self.action_space.n}); got {a}")
+        a = check_discrete_action(action, int(self.action_space.n))
         b = self.current_buffer
         mode, offset = self.decode(a)
         reward = 0.0

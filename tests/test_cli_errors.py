@@ -339,3 +339,27 @@ def test_report_on_a_corrupt_part_is_one_line(tmp_path, capsys):
     part.write_bytes(b"PAR1 truncated")
     err = one_error_line(capsys, ["report", str(tmp_path / "sweep"), "--out", "rep"])
     assert "not a readable Parquet part" in err
+
+
+def _discrete_envs():
+    from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
+    from mlsysgym.envs.kernel_scheduling_stream import KernelSchedulingStreamEnv
+    from mlsysgym.envs.malloc_game import MallocGameEnv
+
+    return [KernelSchedulingEnv("resnet18", window=4),
+            KernelSchedulingStreamEnv(n_streams=1, n_jobs=2, window=4),
+            MallocGameEnv("resnet18", capacity_fraction=0.5)]
+
+
+def test_discrete_envs_reject_actions_outside_their_space():
+    from mlsysgym.envs.design_env import InvalidActionError
+
+    for env in _discrete_envs():
+        env.reset(seed=0)
+        n = int(env.action_space.n)
+        for bad in (np.nan, np.inf, "0", None, True, 2.5, -1, n, 10**30, np.array([0, 1]), [0]):
+            with pytest.raises(InvalidActionError):
+                env.step(bad)
+        for good in (0, np.int64(0), np.array(0), np.array([0]), 0.0):  # valid or masked
+            _, reward, *_ = env.step(good)
+            assert np.isfinite(reward)
