@@ -11,19 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlsysgym.agents import aco, bayesopt, genetic, optuna_agents, random_walk, rl
+from mlsysgym.agents import aco, bayesopt, genetic, optuna_agents, random_walk, rl, sequential
 from mlsysgym.agents.base import (
                                   AGENTS,
                                   AgentConfigError,
+                                  Budget,
                                   BudgetedProblem,
                                   BudgetExhausted,
                                   Outcome,
                                   Problem,
                                   SearchResult,
                                   UnknownAgentError,
+                                  agents_for,
                                   register_agent,
                                   search,
 )
+from mlsysgym.agents.sequential import EpisodeProblem, episode_design
 
 AGENT_HYPERPARAMETERS: dict[str, dict[str, list[Any]]] = {
     "random": random_walk.RANDOM_HYPERPARAMETERS,
@@ -40,6 +43,6 @@ AGENT_HYPERPARAMETERS: dict[str, dict[str, list[Any]]] = {
     "maskable_ppo": rl.MASKABLE_PPO_HYPERPARAMETERS,
 }
 
-__all__ = ["AGENTS", "AGENT_HYPERPARAMETERS", "AgentConfigError", "BudgetExhausted",
-           "BudgetedProblem", "Outcome", "Problem", "SearchResult", "UnknownAgentError",
-           "register_agent", "search"]
+__all__ = ["AGENTS", "AGENT_HYPERPARAMETERS", "AgentConfigError", "Budget", "BudgetExhausted",
+           "BudgetedProblem", "EpisodeProblem", "Outcome", "Problem", "SearchResult",
+           "UnknownAgentError", "agents_for", "episode_design", "register_agent", "search"]
