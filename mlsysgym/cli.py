@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from mlsysgym import __version__
 from mlsysgym.core.errors import MlsysgymError
@@ -41,9 +42,19 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (``mlsysgym: error: ...``, exit 2)
+    instead of argparse's usage block plus error; sub-parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        where = self.prog.removeprefix("mlsysgym").strip()
+        self.exit(2, f"mlsysgym: error: {where + ': ' if where else ''}{message} "
+                     f"(see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="mlsysgym", description="A gym for ML-driven compilers and hardware design-space exploration.")
     parser.add_argument("--version", action="version", version=f"mlsysgym {__version__}")
     top = parser.add_subparsers(dest="command", metavar="COMMAND")

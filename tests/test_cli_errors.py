@@ -363,3 +363,28 @@ def test_discrete_envs_reject_actions_outside_their_space():
         for good in (0, np.int64(0), np.array(0), np.array([0]), 0.0):  # valid or masked
             _, reward, *_ = env.step(good)
             assert np.isfinite(reward)
+
+
+# ---- argparse errors are one line; numeric flags in range -------------------------------------
+PARSE_CASES = {
+    "not_an_int": (["trace", "gen", "--kind", "stream", "-o", "t", "--seed", "x"],
+                   "invalid int value: 'x'"),
+    "top_not_an_int": (["ir", "inspect", "resnet18", "--top", "x"], "'x' is not an integer"),
+    "negative_top": (["ir", "inspect", "resnet18", "--top", "-3"], "positive integer, got -3"),
+    "zero_max_trials": (["sweep", "synthetic", "--max-trials", "0"], "positive integer, got 0"),
+    "negative_max_trials": (["sweep", "synthetic", "--max-trials", "-1"], "got -1"),
+    "unknown_flag": (["ir", "inspect", "resnet18", "--bogus"], "unrecognized arguments"),
+    "unknown_command": (["nosuch"], "invalid choice"),
+    "missing_argument": (["ir", "inspect"], "required"),
+    "infinite_timeout": (["mlir", "measure", "--out", "d", "--timeout", "inf"], "finite number"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PARSE_CASES))
+def test_usage_errors_are_one_line(capsys, case):
+    argv, message = PARSE_CASES[case]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("mlsysgym: error: ") and message in err, err

@@ -8,6 +8,8 @@ import json
 import sys
 from typing import Any
 
+from mlsysgym.commands.argtypes import positive_int
+
 
 def _csv(s: str | None) -> list[str]:
     return [x.strip() for x in (s or "").split(",") if x.strip()]
@@ -23,7 +25,7 @@ def register(group) -> None:
     t.add_argument("--targets", required=True, help="comma-separated metric columns, e.g. latency_ms,energy_uj")
     t.add_argument("--features", default=None,
                    help="comma-separated feature columns (default: the dataset's design columns)")
-    t.add_argument("--members", type=int, default=None, help="ensemble size (uncertainty when > 1)")
+    t.add_argument("--members", type=positive_int, default=None, help="ensemble size (uncertainty when > 1)")
     t.add_argument("--test-fraction", type=float, default=0.2, help="rows held out for the report")
     t.add_argument("--report", default=None, help="write a report (plots, metrics) to this folder")
     t.add_argument("--group", default="workload_id", help="column to break errors down by")

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from mlsysgym.commands import make_console
+from mlsysgym.commands.argtypes import positive_int
 from mlsysgym.core.errors import MlsysgymError
 
 
@@ -19,7 +20,8 @@ def register(group) -> None:
     p.add_argument("model", metavar="MODEL_OR_PATH", help="zoo name or path to an .onnx file")
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="size of a symbolic input dimension (repeatable)")
-    p.add_argument("--top", type=int, default=0, help="show only the N ops with the most FLOPs")
+    p.add_argument("--top", type=positive_int, default=0, metavar="N",
+                   help="show only the N ops with the most FLOPs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_inspect)
 

@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from mlsysgym.commands.argtypes import positive_float, positive_int
 from mlsysgym.core.errors import MlsysgymError
 
 
@@ -33,28 +34,29 @@ def register(group) -> None:
 
     p = g.add_parser("inspect", help="per-op costs of an MLIR file (linalg, arith, math, ...)")
     p.add_argument("file", metavar="FILE.mlir")
-    p.add_argument("--top", type=int, default=0, help="show only the N ops with the most FLOPs")
+    p.add_argument("--top", type=positive_int, default=0, metavar="N",
+                   help="show only the N ops with the most FLOPs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run_inspect)
 
     p = g.add_parser("measure", help="measure kernels with the zoo's shapes on this CPU "
                      "(IREE llvm-cpu) into a Parquet dataset")
-    p.add_argument("--n", type=int, default=100, help="kernels to measure (default 100)")
+    p.add_argument("--n", type=positive_int, default=100, help="kernels to measure (default 100)")
     p.add_argument("--out", default="mlir_kernels", metavar="DATASET_DIR",
                    help="dataset directory (default ./mlir_kernels)")
     p.add_argument("--resume", action="store_true", help="continue a dataset: skip measured kernels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--models", nargs="*", default=None, help="zoo models to take shapes from")
-    p.add_argument("--max-macs", type=float, default=2.5e8, help="cap on a kernel's MACs")
-    p.add_argument("--compile-workers", type=int, default=1,
+    p.add_argument("--max-macs", type=positive_float, default=2.5e8, help="cap on a kernel's MACs")
+    p.add_argument("--compile-workers", type=positive_int, default=1,
                    help="batches compiled in the background ahead of the timed one (0: none)")
-    p.add_argument("--batch-size", type=int, default=8,
+    p.add_argument("--batch-size", type=positive_int, default=8,
                    help="kernels per iree-compile run (amortizes its start-up; default 8)")
-    p.add_argument("--timeout", type=float, default=60.0, help="compile timeout per kernel (s)")
-    p.add_argument("--time-budget", type=float, default=0.5, metavar="S",
+    p.add_argument("--timeout", type=positive_float, default=60.0, help="compile timeout per kernel (s)")
+    p.add_argument("--time-budget", type=positive_float, default=0.5, metavar="S",
                    help="timing budget per kernel in seconds (default 0.5; 1.5 with "
                         "--min-reps 15 roughly halves the run-to-run CV on a loaded machine)")
-    p.add_argument("--min-reps", type=int, default=5, help="minimum timed samples per kernel")
+    p.add_argument("--min-reps", type=positive_int, default=5, help="minimum timed samples per kernel")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_measure)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlsysgym.commands.argtypes import positive_int
+
 
 def register(group) -> None:
     p = group("").add_parser(
@@ -28,7 +30,7 @@ def register(group) -> None:
                    help="connect to this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--output-dir", default=None, metavar="DIR",
                    help="override the config's output_dir")
-    p.add_argument("--max-trials", type=int, default=None, metavar="N",
+    p.add_argument("--max-trials", type=positive_int, default=None, metavar="N",
                    help="run at most N trials now; --resume runs the rest later")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
