@@ -22,6 +22,7 @@ from mlsysgym.agents.base import (
                                   Problem,
                                   SearchResult,
                                   UnknownAgentError,
+                                  agent_function,
                                   agents_for,
                                   register_agent,
                                   search,
@@ -45,4 +46,4 @@ AGENT_HYPERPARAMETERS: dict[str, dict[str, list[Any]]] = {
 
 __all__ = ["AGENTS", "AGENT_HYPERPARAMETERS", "AgentConfigError", "Budget", "BudgetExhausted",
            "BudgetedProblem", "EpisodeProblem", "Outcome", "Problem", "SearchResult",
-           "UnknownAgentError", "agents_for", "episode_design", "register_agent", "search"]
+           "UnknownAgentError", "agent_function", "agents_for", "episode_design", "register_agent", "search"]

@@ -245,25 +245,36 @@ class BudgetedProblem:
 
 
 AgentFn = Callable[..., None]  # agent(problem: BudgetedProblem, rng: np.random.Generator, **hp)
-AGENTS: dict[str, AgentFn] = {}
-AGENT_KINDS: dict[str, tuple[str, ...]] = {}   # agent name → the problem kinds it searches
+AGENTS: dict[str, AgentFn] = {}                # name → its first registered implementation
+AGENT_KINDS: dict[str, tuple[str, ...]] = {}   # name → the problem kinds it searches
+_IMPLEMENTATIONS: dict[tuple[str, str], AgentFn] = {}
 
 
 def register_agent(name: str, kinds: Sequence[str] = ("design",)) -> Callable[[AgentFn], AgentFn]:
     """Decorator: make an agent function available to :func:`search` under ``name``, for
     problems of the given ``kinds`` (``"design"``: any design space; ``"malloc"``,
-    ``"scheduling"``, ...: one sequential problem family; ``"episode"``: any env's episodes)."""
+    ``"scheduling"``, ...: one sequential problem family; ``"episode"``: any env's episodes).
+    One name may have one implementation per kind (e.g. ``cpsat`` for malloc and scheduling)."""
     def wrap(fn: AgentFn) -> AgentFn:
-        AGENTS[name] = fn
-        AGENT_KINDS[name] = tuple(kinds)
+        for kind in kinds:
+            _IMPLEMENTATIONS[(name, kind)] = fn
+        AGENTS.setdefault(name, fn)
+        AGENT_KINDS[name] = tuple(sorted(set(AGENT_KINDS.get(name, ())) | set(kinds)))
         return fn
     return wrap
 
 
+def agent_function(agent: str, kind: str) -> AgentFn | None:
+    """The implementation of ``agent`` for a problem of ``kind`` (None if it has none)."""
+    fn = _IMPLEMENTATIONS.get((agent, kind))
+    if fn is None and kind != "design":
+        fn = _IMPLEMENTATIONS.get((agent, "episode"))
+    return fn
+
+
 def agents_for(kind: str) -> list[str]:
     """Registered agents that can search a problem of ``kind``, sorted."""
-    return sorted(a for a, ks in AGENT_KINDS.items()
-                  if kind in ks or ("episode" in ks and kind != "design"))
+    return sorted(a for a in AGENTS if agent_function(a, kind) is not None)
 
 
 def search(agent: str, problem: Problem, budget: int | Budget | Mapping[str, Any], seed: int = 0,
@@ -273,14 +284,15 @@ def search(agent: str, problem: Problem, budget: int | Budget | Mapping[str, Any
     if agent not in AGENTS:
         raise UnknownAgentError(f"unknown agent {agent!r}; choose one of {', '.join(sorted(AGENTS))}")
     kind = problem_kind(problem)
-    if agent not in agents_for(kind):
+    fn = agent_function(agent, kind)
+    if fn is None:
         raise AgentConfigError(f"agent {agent!r} cannot search a {kind!r} problem; "
                                f"agents for it: {', '.join(agents_for(kind)) or 'none'}")
     budgeted = BudgetedProblem(problem, budget)
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     try:
-        AGENTS[agent](budgeted, rng, **hyperparameters)
+        fn(budgeted, rng, **hyperparameters)
     except BudgetExhausted:
         pass
     return budgeted.result(agent, seed, time.perf_counter() - start, hyperparameters)
