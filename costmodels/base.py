@@ -45,8 +45,8 @@ from mlsysgym.costmodels.features import (
 )
 
 __all__ = ["FORMAT", "CostModel", "CostModelError", "ModelFileError", "NotFittedError",
-           "OnnxCostModel", "Prediction", "SchemaMismatchError", "TargetSpec", "data_hash",
-           "unit_of"]
+           "OnnxCostModel", "OutOfDomainError", "Prediction", "SchemaMismatchError", "TargetSpec",
+           "check_domain", "data_hash", "unit_of"]
 
 FORMAT = "mlsysgym-costmodel"
 FORMAT_VERSION = 1
@@ -67,6 +67,53 @@ class NotFittedError(CostModelError):
 
 class ModelFileError(CostModelError):
     """A saved model directory that is missing, incomplete or of another format version."""
+
+
+class OutOfDomainError(CostModelError):
+    """A design the model cannot score: a value of the wrong type, not finite, not positive
+    where the model takes its log, or (unless extrapolation is allowed) outside the training
+    range or categories."""
+
+
+def check_domain(schema: FeatureSchema, rows: Sequence[Mapping[str, Any]],
+                 allow_ood: bool = False) -> None:
+    """OutOfDomainError (one line naming the design, feature and value) for the first design
+    in ``rows`` a model with ``schema`` cannot score. Always refused: a numeric feature that is
+    not a number (bools and strings included), not finite, or <= 0 under a log2 transform; a
+    bool for a categorical feature without bool categories. Refused unless ``allow_ood`` (then
+    the prediction is an extrapolation flagged ``ood``): a number outside the training range,
+    an unknown category. Missing features are left to ``encode`` (SchemaMismatchError)."""
+    for i, row in enumerate(rows):
+        for f in schema.features:
+            if f.name not in row:
+                continue
+            v = row[f.name]
+            where = f"design {i + 1}: {f.name}={v!r:.40}"
+            if f.kind == "categorical":
+                known = any(_same_category(v, c) for c in f.categories)
+                if isinstance(v, bool) and not any(isinstance(c, bool) for c in f.categories):
+                    raise OutOfDomainError(f"{where} is a bool; choose one of {list(f.categories)}")
+                if not known and not allow_ood:
+                    raise OutOfDomainError(f"{where} is not a category the model was trained on "
+                                           f"({list(f.categories)}); pass --allow-ood to "
+                                           f"extrapolate")
+                continue
+            if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.number):
+                raise OutOfDomainError(f"{where} is not a number")
+            if not np.isfinite(v):
+                raise OutOfDomainError(f"{where} is not finite")
+            if f.transform == "log2" and v <= 0:
+                raise OutOfDomainError(f"{where} must be > 0 (the model takes its log2)")
+            if not f.low <= v <= f.high and not allow_ood:
+                raise OutOfDomainError(f"{where} is outside the training range [{f.low:g}, "
+                                       f"{f.high:g}]; pass --allow-ood to extrapolate")
+
+
+def _same_category(v: Any, c: Any) -> bool:
+    """``v`` is category ``c`` (numbers by value, bools only as bools)."""
+    if isinstance(v, bool) or isinstance(c, bool):
+        return isinstance(v, bool) and isinstance(c, bool) and v == c
+    return bool(v == c)
 
 
 def unit_of(metric: str) -> str:

@@ -388,3 +388,56 @@ def test_usage_errors_are_one_line(capsys, case):
     err = capsys.readouterr().err
     assert e.value.code == 2
     assert err.count("\n") == 1 and err.startswith("mlsysgym: error: ") and message in err, err
+
+
+# ---- costmodel predict: out-of-domain designs refused, output always valid JSON ---------------
+PREDICT_CASES = {  # value, refused even with --allow-ood, message
+    "nan": ("rows", float("nan"), True, "not finite"),
+    "infinity": ("rows", float("inf"), True, "not finite"),
+    "zero_under_log": ("rows", 0, True, "must be > 0"),
+    "negative": ("bandwidth", -8, True, "must be > 0"),
+    "bool": ("rows", True, True, "not a number"),
+    "string_number": ("rows", "16", True, "not a number"),
+    "null": ("ifmap_kb", None, True, "not a number"),
+    "huge": ("rows", 1e308, False, "outside the training range [4, 256]"),
+    "above_range": ("cols", 512, False, "outside the training range"),
+    "unknown_category": ("dataflow", "xx", False, "not a category"),
+    "bool_category": ("dataflow", True, True, "is a bool"),
+}
+
+
+def _strict_json(line: str) -> dict:
+    def refuse(token):
+        raise AssertionError(f"invalid JSON token {token} in {line}")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("case", sorted(PREDICT_CASES))
+def test_predict_refuses_out_of_domain_designs(saved_model, capsys, case):
+    key, value, always, message = PREDICT_CASES[case]
+    design = json.dumps({**DESIGN, key: value})  # NaN/Infinity as Python writes them
+    err = one_error_line(capsys, ["costmodel", "predict", "--model", str(saved_model),
+                                  "--design", design])
+    assert message in err and f"{key}=" in err
+    rc = main(["costmodel", "predict", "--model", str(saved_model), "--allow-ood",
+               "--design", design])
+    out, err = capsys.readouterr()
+    if always:
+        assert rc == 2 and message in err and not out
+    else:
+        assert rc == 0, err
+        row = _strict_json(out)
+        assert row["ood"] is True and (row["latency_ms"] is None or row["latency_ms"] > 0)
+
+
+def test_predict_in_range_is_not_flagged(saved_model, capsys):
+    assert main(["costmodel", "predict", "--model", str(saved_model),
+                 "--design", json.dumps({**DESIGN, "rows": 16.5})]) == 0
+    assert _strict_json(capsys.readouterr().out)["ood"] is False
+
+
+def test_predict_design_not_an_object(saved_model, capsys):
+    err = one_error_line(capsys, ["costmodel", "predict", "--model", str(saved_model),
+                                  "--design", "[1, 2]"])
+    assert "design 1 is list JSON" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -43,6 +44,9 @@ def register(group) -> None:
     p.add_argument("--model", required=True, help="saved model directory")
     p.add_argument("--design", action="append", default=[],
                    help="a design as a JSON object (repeatable); default: read JSON lines on stdin")
+    p.add_argument("--allow-ood", action="store_true",
+                   help="score designs outside the training range or categories (flagged "
+                        "\"ood\": true) instead of refusing them")
     p.set_defaults(func=run_predict)
 
 
@@ -94,7 +98,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from mlsysgym.costmodels.base import CostModel, CostModelError
+    from mlsysgym.costmodels.base import CostModel, CostModelError, check_domain
 
     model = CostModel.load(args.model)
     texts = args.design or [line for line in sys.stdin.read().splitlines() if line.strip()]
@@ -105,11 +109,24 @@ def run_predict(args: argparse.Namespace) -> int:
                              f"--design '{{\"rows\": 32}}'") from None
     if not designs:
         raise CostModelError("no designs given; pass --design JSON or JSON lines on stdin")
+    for i, d in enumerate(designs):
+        if not isinstance(d, dict):
+            raise CostModelError(f"design {i + 1} is {type(d).__name__} JSON, not an object; "
+                                 f"pass e.g. --design '{{\"rows\": 32}}'")
+    assert model.schema is not None  # load() returns a fitted model
+    check_domain(model.schema, designs, allow_ood=args.allow_ood)
     pred = model.predict(designs, strict=True)
     for i in range(len(designs)):
-        row = {k: float(v[i]) for k, v in pred.values.items()}
+        row: dict[str, Any] = {k: _finite(v[i]) for k, v in pred.values.items()}
         for k, v in (pred.std or {}).items():
-            row[f"{k}_std"] = float(v[i])
-        row["ood"] = bool(pred.ood[i])
-        print(json.dumps(row))
+            row[f"{k}_std"] = _finite(v[i])
+        row["ood"] = bool(pred.ood[i]) or any(v is None for v in row.values())
+        print(json.dumps(row, allow_nan=False))
     return 0
+
+
+def _finite(v: Any) -> float | None:
+    """A predicted value as a JSON number, or null when it is not finite (an extrapolation
+    that overflowed): the output is always valid JSON."""
+    f = float(v)
+    return f if math.isfinite(f) else None
