@@ -1,0 +1,69 @@
+"""Ray Tune sweeps: problem × agent × hyperparameters × budget × seed; a trial is one search run.
+
+A sweep is described by a YAML file (see ``experiments/configs/synthetic.yaml``)::
+
+    name: synthetic
+    output_dir: results/sweeps/synthetic   # relative to the working directory (the default)
+    problems: [synthetic-discrete, {name: synthetic-mixed}]
+    budget: 50                        # or a list: a grid over budgets
+    seeds: 3                          # 0, 1, 2 (or an explicit list)
+    agents:
+      - name: random
+        hyperparameters:
+          batch_size: [1, 8]          # a list is a grid
+          restarts: 2                 # a scalar is fixed ({value: [..]} for a literal list)
+      - name: ga
+        num_samples: 8                # Optuna samples per (problem, grid point, budget, seed)
+        hyperparameters:
+          population: {int: [4, 64]}  # distributions: uniform, loguniform, int, logint, choice
+          mutation: {loguniform: [0.01, 0.5]}
+    imports: [my_package.my_agents]   # optional: modules that register agents/problems
+    max_concurrent_trials: 2          # optional
+    cpus_per_trial: 1                 # optional
+
+Trials without distributions run as one Tune grid; each combination with distributions is
+searched by Tune's OptunaSearch (TPE, seeded from the combination) for ``num_samples`` trials.
+
+Results: each finished trial writes one row to ``<output_dir>/trials/`` and its per-evaluation
+trajectory to ``<output_dir>/trajectories/`` (Parquet, one file per trial named by the trial's
+config hash, written atomically); :func:`load_results` reads them as two DataFrames. Tune's own
+result directory is ``<output_dir>/tune/``.
+
+Provenance: every ledger row records where it was made: ``evaluator_id`` and
+``evaluator_version`` of the trial's problem, ``target_id`` and the full target ``fingerprint``
+(JSON; :func:`mlsysgym.core.target.fingerprint`), ``mlsysgym_version``, ``commit`` and ``lock``.
+
+Resume: the ``trials/`` files are the ledger. ``resume=True`` runs only the grid trials whose
+config hash has no row yet, and warm-starts each Optuna search with its completed trials (their
+rewards are told to the searcher; they are not run again) and runs the remaining samples. A
+trial interrupted mid-run left no row, so it runs again from scratch; a finished one is never
+redone, and a row is keyed by its hash, so none is lost or duplicated. Resuming refuses
+(:class:`LedgerMismatchError`) when the ledger's rows were made by another evaluator version or on
+another target (``target_id``; rows from before fingerprints count as ``unrecorded``) than this
+run would use, unless ``allow_mixed=True`` (``mlsysgym sweep --resume --allow-mixed``).
+
+Modules: :mod:`.config` (the format and its validation), :mod:`.trials` (expansion into grid
+trials and Optuna groups), :mod:`.checks` (dry runs on the driver before Ray starts),
+:mod:`.storage` (one trial's rows, the Parquet ledger and trajectories, the resume check),
+:mod:`.tune_driver` (:func:`run_sweep` through Ray Tune), :mod:`.progress` (the live bar),
+:mod:`.summary` (what a run did, the results table), :mod:`.errors`.
+"""
+
+from mlsysgym.experiments.sweep.checks import check_runnable
+from mlsysgym.experiments.sweep.config import (
+    AgentSpec,
+    SweepConfig,
+    check_names_exist,
+    import_plugins,
+    load_config,
+)
+from mlsysgym.experiments.sweep.errors import LedgerMismatchError, SweepConfigError, SweepError
+from mlsysgym.experiments.sweep.storage import check_ledger, completed, load_results, run_trial
+from mlsysgym.experiments.sweep.summary import SweepSummary, print_summary, summary_table
+from mlsysgym.experiments.sweep.trials import OptunaGroup, TrialSpec, expand
+from mlsysgym.experiments.sweep.tune_driver import run_sweep
+
+__all__ = ["AgentSpec", "LedgerMismatchError", "OptunaGroup", "SweepConfig", "SweepConfigError",
+           "SweepError", "SweepSummary", "TrialSpec", "check_ledger", "check_names_exist",
+           "check_runnable", "completed", "expand", "import_plugins", "load_config",
+           "load_results", "print_summary", "run_sweep", "run_trial", "summary_table"]

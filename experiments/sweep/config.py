@@ -1,0 +1,209 @@
+"""Sweep configuration: the YAML/mapping format, its validation (:func:`load_config`) and the
+check that every agent and problem it names is registered (:func:`check_names_exist`)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlsysgym.experiments.sweep.errors import SweepConfigError
+
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
+TOP_KEYS = {"name", "description", "output_dir", "problem", "problems", "agents", "budget",
+            "budgets", "seeds", "imports", "max_concurrent_trials", "cpus_per_trial"}
+AGENT_KEYS = {"name", "hyperparameters", "num_samples"}
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent entry: fixed values, grids (lists) and distributions of its hyperparameters."""
+
+    name: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    distributions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    num_samples: int = 0
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep configuration."""
+
+    name: str
+    output_dir: Path
+    problems: list[Any]
+    agents: list[AgentSpec]
+    budgets: list[int]
+    seeds: list[int]
+    imports: list[str] = field(default_factory=list)
+    max_concurrent_trials: int | None = None
+    cpus_per_trial: float = 1.0
+
+
+def _fail(msg: str) -> None:
+    raise SweepConfigError(msg)
+
+
+def _is_distribution(v: Any) -> bool:
+    return isinstance(v, Mapping) and len(v) == 1 and next(iter(v)) in DISTRIBUTIONS
+
+
+def _check_distribution(agent: str, hp: str, dist: Mapping[str, Any]) -> None:
+    (kind, args), = dist.items()
+    where = f"agent {agent!r} hyperparameter {hp!r}"
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            _fail(f"{where}: choice needs a non-empty list of values")
+        return
+    if not (isinstance(args, list) and len(args) == 2
+            and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)):
+        _fail(f"{where}: {kind} needs [low, high], got {args!r}")
+    lo, hi = args
+    if lo >= hi:
+        _fail(f"{where}: {kind} needs low < high, got {args!r}")
+    if kind in ("int", "logint") and not all(isinstance(a, int) for a in args):
+        _fail(f"{where}: {kind} needs integer bounds, got {args!r}")
+    if kind.startswith("log") and lo <= 0:
+        _fail(f"{where}: {kind} needs low > 0, got {args!r}")
+
+
+def _agent_spec(entry: Any) -> AgentSpec:
+    if isinstance(entry, str):
+        return AgentSpec(entry)
+    if not isinstance(entry, Mapping) or "name" not in entry:
+        _fail(f"each agent is a name or a mapping with a 'name' key, got {entry!r}")
+    unknown = sorted(set(entry) - AGENT_KEYS)
+    if unknown:
+        _fail(f"agent {entry['name']!r}: unknown key(s) {unknown}; allowed: {sorted(AGENT_KEYS)}")
+    name = str(entry["name"])
+    hps = entry.get("hyperparameters") or {}
+    if not isinstance(hps, Mapping):
+        _fail(f"agent {name!r}: hyperparameters must be a mapping, got {hps!r}")
+    fixed: dict[str, Any] = {}
+    grid: dict[str, list[Any]] = {}
+    dists: dict[str, dict[str, Any]] = {}
+    for k, v in hps.items():
+        if _is_distribution(v):
+            _check_distribution(name, k, v)
+            dists[k] = dict(v)
+        elif isinstance(v, list):
+            if not v:
+                _fail(f"agent {name!r} hyperparameter {k!r}: an empty grid")
+            grid[k] = list(v)
+        elif isinstance(v, Mapping) and set(v) == {"value"}:
+            fixed[k] = v["value"]
+        else:
+            fixed[k] = v
+    num_samples = entry.get("num_samples", 0)
+    if not isinstance(num_samples, int) or num_samples < 0:
+        _fail(f"agent {name!r}: num_samples must be a non-negative integer, got {num_samples!r}")
+    if dists and num_samples < 1:
+        _fail(f"agent {name!r} has distributions {sorted(dists)}; set num_samples >= 1")
+    if num_samples and not dists:
+        _fail(f"agent {name!r} sets num_samples but has no distributions to sample")
+    return AgentSpec(name, fixed, grid, dists, num_samples)
+
+
+def _int_list(key: str, v: Any, allow_count: bool) -> list[int]:
+    if allow_count and isinstance(v, int) and not isinstance(v, bool):
+        if v < 1:
+            _fail(f"{key} must be >= 1, got {v}")
+        return list(range(v))
+    vals = v if isinstance(v, list) else [v]
+    if not vals or not all(isinstance(x, int) and not isinstance(x, bool) for x in vals):
+        _fail(f"{key} must be an integer or a list of integers, got {v!r}")
+    return list(vals)
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
+                output_dir: str | os.PathLike[str] | None = None,
+                check_names: bool = True) -> SweepConfig:
+    """A validated SweepConfig from a YAML file or a mapping (SweepConfigError on bad input).
+
+    ``check_names`` imports ``imports`` and the agent registry and checks every agent and
+    problem name exists.
+    """
+    if isinstance(source, Mapping):
+        raw: Any = dict(source)
+        default_name = "sweep"
+    else:
+        import yaml
+
+        path = Path(source)
+        if not path.is_file():
+            _fail(f"no such sweep config file: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            _fail(f"{path} is not valid YAML: {str(e).splitlines()[0]}")
+        default_name = path.stem
+    if not isinstance(raw, Mapping):
+        _fail("a sweep config must be a mapping of keys (name, problems, agents, budget, ...)")
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        _fail(f"unknown config key(s) {unknown}; allowed: {sorted(TOP_KEYS)}")
+    for k in ("agents",):
+        if k not in raw:
+            _fail(f"config is missing the required field {k!r}")
+    if "problem" not in raw and "problems" not in raw:
+        _fail("config is missing the required field 'problems' (or 'problem')")
+    if "budget" not in raw and "budgets" not in raw:
+        _fail("config is missing the required field 'budget'")
+    problems = raw.get("problems", raw.get("problem"))
+    problems = problems if isinstance(problems, list) else [problems]
+    if not problems:
+        _fail("'problems' is empty")
+    agents_raw = raw["agents"]
+    if not isinstance(agents_raw, list) or not agents_raw:
+        _fail("'agents' must be a non-empty list")
+    agents = [_agent_spec(a) for a in agents_raw]
+    budgets = _int_list("budget", raw.get("budgets", raw.get("budget")), allow_count=False)
+    if any(b < 1 for b in budgets):
+        _fail(f"budget must be positive, got {budgets}")
+    seeds = _int_list("seeds", raw.get("seeds", 1), allow_count=True)
+    imports = raw.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+        _fail(f"imports must be a list of module names, got {imports!r}")
+    mct = raw.get("max_concurrent_trials")
+    if mct is not None and (not isinstance(mct, int) or mct < 1):
+        _fail(f"max_concurrent_trials must be a positive integer, got {mct!r}")
+    cpt = raw.get("cpus_per_trial", 1.0)
+    if not isinstance(cpt, (int, float)) or cpt <= 0:
+        _fail(f"cpus_per_trial must be a positive number, got {cpt!r}")
+    out = Path(output_dir or raw.get("output_dir") or Path("results/sweeps")
+               / str(raw.get("name", default_name))).resolve()
+    config = SweepConfig(str(raw.get("name", default_name)), out, problems, agents, budgets,
+                         seeds, list(imports), mct, float(cpt))
+    if check_names:
+        check_names_exist(config)
+    return config
+
+
+def import_plugins(modules: Iterable[str]) -> None:
+    """Import the agent registry and ``modules`` (which register extra agents or problems)."""
+    for m in ["mlsysgym.agents", "mlsysgym.agents.problems", *modules]:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise SweepConfigError(f"cannot import {m!r} listed in imports: {e}") from None
+
+
+def check_names_exist(config: SweepConfig) -> None:
+    """SweepConfigError unless every agent and problem of ``config`` is registered."""
+    from mlsysgym.agents.base import AGENTS
+    from mlsysgym.agents.problems import UnknownProblemError, check_spec
+
+    import_plugins(config.imports)
+    for a in config.agents:
+        if a.name not in AGENTS:
+            _fail(f"unknown agent {a.name!r}; registered agents: "
+                  f"{', '.join(sorted(AGENTS)) or '(none)'}")
+    for p in config.problems:
+        try:
+            check_spec(p)
+        except UnknownProblemError as e:
+            _fail(str(e))

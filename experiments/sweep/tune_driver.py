@@ -1,0 +1,182 @@
+"""The Ray Tune driver: :func:`run_sweep` runs (or resumes) a sweep's grid trials as one Tuner
+and each Optuna group as a Tuner with OptunaSearch; :func:`_tune_trainable` is one trial."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from mlsysgym.experiments.sweep.checks import check_runnable
+from mlsysgym.experiments.sweep.config import (
+    SweepConfig,
+    check_names_exist,
+    import_plugins,
+    load_config,
+)
+from mlsysgym.experiments.sweep.errors import SweepError
+from mlsysgym.experiments.sweep.progress import _Progress
+from mlsysgym.experiments.sweep.storage import check_ledger, completed, run_trial
+from mlsysgym.experiments.sweep.summary import SweepSummary
+from mlsysgym.experiments.sweep.trials import OptunaGroup, _problem_name, expand
+
+
+def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
+    """Tune function trainable: one search run, one reported result."""
+    from mlsysgym.agents.base import AGENTS
+    from ray import tune
+
+    import_plugins(fixed["imports"])
+    for name, fn in fixed["agents"].items():  # agents registered in the driver only
+        AGENTS.setdefault(name, fn)
+    if "trial" in config:
+        spec = dict(config["trial"])
+    else:
+        spec = dict(fixed["trial"])
+        spec["hyperparameters"] = {**spec["hyperparameters"], **config}
+    ctx = tune.get_context()
+    if spec.get("group", "grid") != "grid":
+        spec["instance"] = f"{ctx.get_experiment_name()}/{ctx.get_trial_id()}"
+    row = run_trial(spec, fixed["output_dir"], fixed["sweep"], ctx.get_trial_id())
+    tune.report({k: row[k] for k in ("best_reward", "n_evaluations", "n_failed", "wall_time_s",
+                                     "trial_key", "agent")})
+
+
+def _experiment_name(label: str) -> str:
+    return f"{label}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
+              resume: bool = False, address: str | None = None, max_trials: int | None = None,
+              progress: bool = True, agents: Mapping[str, Callable[..., None]] | None = None,
+              allow_mixed: bool = False) -> SweepSummary:
+    """Run (or with ``resume``, continue) a sweep through Ray Tune; see the module docstring.
+
+    ``max_trials`` caps how many trials this call runs (the rest stay for a ``resume``).
+    Agents registered in this process (or given in ``agents``) are shipped to the trials.
+    Without ``resume``, an output directory that already holds finished trials is an error;
+    with it, a ledger made by another evaluator version or on another target is
+    (:func:`check_ledger`) unless ``allow_mixed``.
+    An interrupted Tune run (Ctrl-C) raises KeyboardInterrupt after Tune has stopped; the
+    trials finished so far are kept. On a multi-node cluster ``output_dir`` must be storage
+    that every node can write (the trials write their rows there).
+    """
+    if not isinstance(config, SweepConfig):
+        config = load_config(config)
+    check_names_exist(config)
+    from mlsysgym.agents.base import AGENTS
+
+    trials, groups = expand(config)
+    check_runnable(config)
+    out = config.output_dir
+    done = completed(out)
+    if done and not resume:
+        raise SweepError(f"{out} already holds {len(done)} finished trials; pass --resume to "
+                         f"continue that sweep or choose another output_dir")
+    check_ledger(config, done, allow_mixed)
+    todo = [t for t in trials if t.key not in done]
+    group_done = {g.key: [r for r in done.values() if r["group"] == g.key] for g in groups}
+    group_left = {g.key: max(0, g.num_samples - len(group_done[g.key])) for g in groups}
+    total = len(trials) + sum(g.num_samples for g in groups)
+    skipped = (len(trials) - len(todo)) + sum(min(len(v), g.num_samples)
+                                              for g, v in zip(groups, group_done.values()))
+    budget_left = math.inf if max_trials is None else max(0, int(max_trials))
+    todo = todo[: int(min(len(todo), budget_left))]
+    budget_left -= len(todo)
+    planned: list[tuple[OptunaGroup, int]] = []
+    for g in groups:
+        n = int(min(group_left[g.key], budget_left))
+        if n:
+            planned.append((g, n))
+            budget_left -= n
+    n_planned = len(todo) + sum(n for _, n in planned)
+
+    used = {a.name for a in config.agents}
+    shipped = {n: fn for n, fn in {**AGENTS, **(agents or {})}.items() if n in used}
+    fixed_base = {"imports": config.imports, "agents": shipped, "output_dir": str(out),
+                  "sweep": config.name}
+    errors: list[str] = []
+    out.mkdir(parents=True, exist_ok=True)
+    if n_planned:
+        from mlsysgym.agents.parallel import init_ray, shutdown_ray
+
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+        started = init_ray(address)
+        bar = _Progress(n_planned, progress)
+        try:
+            if todo:
+                errors += _fit(config, "grid", {"trial": _grid([t.to_dict() for t in todo])},
+                               fixed_base, None, len(todo), bar)
+            for g, n in planned:
+                errors += _fit_optuna(config, g, group_done[g.key], n, fixed_base, bar)
+        finally:
+            bar.stop()
+            if started:
+                shutdown_ray()
+    ran = len(completed(out)) - len(done)
+    return SweepSummary(out, total, skipped, ran, errors, max(0, total - skipped - ran))
+
+
+def _grid(values: list[Any]) -> Any:
+    from ray import tune
+
+    return tune.grid_search(values)
+
+
+def _fit(config: SweepConfig, label: str, param_space: dict[str, Any], fixed: dict[str, Any],
+         search_alg: Any, num_samples: int, bar: _Progress) -> list[str]:
+    """Run one Tuner; return one line per errored trial."""
+    from ray import tune
+
+    trainable = tune.with_resources(tune.with_parameters(_tune_trainable, fixed=fixed),
+                                    {"cpu": config.cpus_per_trial})
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg, num_samples=1 if search_alg is None else num_samples,
+        reuse_actors=True,
+        max_concurrent_trials=config.max_concurrent_trials,
+        trial_dirname_creator=lambda t: t.trial_id, trial_name_creator=lambda t: t.trial_id)
+    run_config = tune.RunConfig(
+        name=_experiment_name(label), storage_path=str(config.output_dir / "tune"), verbose=0,
+        callbacks=[bar.callback()], failure_config=tune.FailureConfig(max_failures=0))
+    tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
+                       run_config=run_config)
+    try:
+        grid = tuner.fit()
+    except Exception as e:  # noqa: BLE001 - Tune's own failure, not a trial's
+        raise SweepError(f"Ray Tune failed: {type(e).__name__}: {str(e).splitlines()[0]}") \
+            from None
+    lines = []
+    if any(r.error is None and not r.metrics for r in grid):  # Tune stopped early (Ctrl-C)
+        raise KeyboardInterrupt
+    for r in grid:
+        if r.error is not None:
+            cfg = r.config.get("trial") or {**fixed.get("trial", {}), "sampled": r.config}
+            msg = str(r.error).strip().splitlines()
+            lines.append(f"{cfg.get('agent')} on {_problem_name(cfg.get('problem'))} seed "
+                         f"{cfg.get('seed')}: {msg[-1] if msg else type(r.error).__name__}")
+    return lines
+
+
+def _fit_optuna(config: SweepConfig, group: OptunaGroup, done: list[dict[str, Any]], n: int,
+                fixed_base: dict[str, Any], bar: _Progress) -> list[str]:
+    """Run ``n`` more Optuna-sampled trials of ``group``, warm-started with ``done``."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    names = sorted(group.distributions)
+    points, rewards = [], []
+    for row in sorted(done, key=lambda r: r["finished_at"]):
+        hp = json.loads(row["hyperparameters"])
+        points.append({k: hp[k] for k in names})
+        rewards.append(float(row["best_reward"]))
+    searcher = OptunaSearch(space=group.optuna_space(), metric="best_reward", mode="max",
+                            sampler=optuna.samplers.TPESampler(seed=group.sampler_seed),
+                            points_to_evaluate=points or None,
+                            evaluated_rewards=rewards or None)
+    template = group.trial({}).to_dict()
+    fixed = {**fixed_base, "trial": template}
+    return _fit(config, group.key, {}, fixed, searcher, n, bar)
