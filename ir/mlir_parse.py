@@ -446,6 +446,9 @@ def parse(source: str | Any, name: str | None = None) -> ParsedModule:
             else:
                 flops = _body_flops(info) * points
             nest = _loop_nest(info, attrs)
+            if any(d is None for d in info.domain):  # a dynamic bound: its cost is unknown
+                estimated = True
+                attrs["dynamic"] = True
             attrs.update(kind=info.kind, iteration_domain=list(info.domain),
                          iterator_types=list(info.iterator_types),
                          indexing_maps=list(info.indexing_maps), body_ops=list(info.body_ops),

@@ -171,7 +171,9 @@ def prepare_model(model: onnx.ModelProto, dims: Mapping[str, int] | None = None
     ``dims`` and shapes inferred, plus a topological order of its nodes.
 
     Raises DynamicDimensionError, GraphCycleError (checked before shape inference) or
-    WorkloadError with a one-line message.
+    WorkloadError with a one-line message. Shape inference is strict: inconsistent shapes
+    (e.g. a MatMul whose inner dimensions differ) are an error naming the node, not an op
+    costed from one side.
     """
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -181,13 +183,26 @@ def prepare_model(model: onnx.ModelProto, dims: Mapping[str, int] | None = None
     weights = _weight_names(out)
     inputs = {vi.name for vi in out.graph.input if vi.name not in weights}
     order = _topological_order(out.graph.node, weights | inputs)
+    shuffled = order != list(range(len(order)))
+    if shuffled:  # strict inference reads nodes in file order: give it a topological one
+        _reorder(out.graph, order)
     try:
-        out = onnx.shape_inference.infer_shapes(out, check_type=False, strict_mode=False,
+        out = onnx.shape_inference.infer_shapes(out, check_type=False, strict_mode=True,
                                                 data_prop=True)
     except Exception as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WorkloadError(f"ONNX shape inference failed: {first[:300]}") from None
+    if shuffled:  # back to file order (op names of unnamed nodes are by file position)
+        position = {i: k for k, i in enumerate(order)}
+        _reorder(out.graph, [position[i] for i in range(len(order))])
     return out, order
+
+
+def _reorder(graph: onnx.GraphProto, order: Sequence[int]) -> None:
+    """Put ``graph``'s nodes in ``order`` (a permutation of their indices), in place."""
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes[i] for i in order)
 
 
 def graph_from_onnx(source: OnnxSource, name: str | None = None,

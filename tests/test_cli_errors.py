@@ -441,3 +441,60 @@ def test_predict_design_not_an_object(saved_model, capsys):
     err = one_error_line(capsys, ["costmodel", "predict", "--model", str(saved_model),
                                   "--design", "[1, 2]"])
     assert "design 1 is list JSON" in err
+
+
+# ---- silent wrong answers now refused or marked ------------------------------------------------
+def test_matmul_with_mismatched_k_is_refused_naming_the_node(tmp_path, capsys):
+    p = tmp_path / "mm.onnx"  # X[4,64] x W[32,16]: K differs (64 vs 32)
+    p.write_bytes(model([helper.make_node("MatMul", ["X", "W"], ["Y"], name="mm0")],
+                        [value("X", [4, 64])], [value("Y", [4, 16])],
+                        [weight("W", [32, 16])]).SerializeToString())
+    err = one_error_line(capsys, ["ir", "inspect", str(p)])
+    assert "node name: mm0" in err and "Incompatible dimensions" in err
+
+
+def test_nodes_out_of_file_order_still_infer(tmp_path):
+    from mlsysgym.ir.onnx_import import graph_from_onnx
+
+    m = model([helper.make_node("Relu", ["H"], ["Y"]),  # consumer first in the file
+               helper.make_node("MatMul", ["X", "W"], ["H"])],
+              [value("X", [4, 64])], [value("Y", [4, 16])], [weight("W", [64, 16])])
+    g = graph_from_onnx(m)
+    assert [o.op_type for o in g.ops] == ["MatMul", "Relu"]
+    assert g.totals().macs == 4 * 64 * 16 and g.ops[0].name == "MatMul_1"  # file position kept
+
+
+DYNAMIC_MLIR = """func.func @mm(%a: tensor<?x64xf32>, %b: tensor<64x16xf32>) -> tensor<?x16xf32> {
+  %c0 = arith.constant 0 : index
+  %cst = arith.constant 0.0 : f32
+  %n = tensor.dim %a, %c0 : tensor<?x64xf32>
+  %e = tensor.empty(%n) : tensor<?x16xf32>
+  %f = linalg.fill ins(%cst : f32) outs(%e : tensor<?x16xf32>) -> tensor<?x16xf32>
+  %r = linalg.matmul ins(%a, %b : tensor<?x64xf32>, tensor<64x16xf32>)
+                     outs(%f : tensor<?x16xf32>) -> tensor<?x16xf32>
+  return %r : tensor<?x16xf32>
+}
+"""
+
+
+def test_dynamic_matmul_is_marked_estimated_not_a_silent_zero(tmp_path, capsys):
+    pytest.importorskip("iree.compiler")
+    (tmp_path / "dyn.mlir").write_text(DYNAMIC_MLIR)
+    assert main(["mlir", "inspect", str(tmp_path / "dyn.mlir"), "--json"]) == 0
+    ops = {o["op_type"]: o for o in json.loads(capsys.readouterr().out)["ops"]}
+    mm = ops["linalg.matmul"]
+    assert mm["dynamic"] and mm["estimated"] and mm["iteration_domain"] == [None, 16, 64]
+    assert main(["mlir", "inspect", str(tmp_path / "dyn.mlir")]) == 0
+    assert "2 linalg ops have a dynamic bound" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "is empty"),
+    ("   \n", "is empty"),
+    ("module {\n}\n", "no ops inside a function"),
+    ("%0 = arith.constant 1 : i32\n", "no ops inside a function"),
+])
+def test_mlir_inspect_of_nothing_says_so(tmp_path, capsys, text, message):
+    pytest.importorskip("iree.compiler")
+    (tmp_path / "x.mlir").write_text(text)
+    assert message in one_error_line(capsys, ["mlir", "inspect", str(tmp_path / "x.mlir")])

@@ -114,7 +114,8 @@ def inspect_report(parsed: Any) -> dict[str, Any]:
     g = parsed.graph
     ops = [{"name": op.name, "op_type": op.op_type, "macs": op.macs, "flops": op.flops,
             "bytes_read": op.bytes_read, "bytes_written": op.bytes_written,
-            "supported": op.attributes.get("supported", True),
+            "supported": op.attributes.get("supported", True), "estimated": op.estimated,
+            "dynamic": bool(op.attributes.get("dynamic")),
             "iteration_domain": op.attributes.get("iteration_domain"),
             "iterator_types": op.attributes.get("iterator_types"),
             "line": op.attributes.get("line")} for op in g.ops]
@@ -130,7 +131,12 @@ def run_inspect(args: argparse.Namespace) -> int:
     from mlsysgym.ir.mlir_parse import parse, read_mlir_file
 
     path = Path(args.file)
-    parsed = parse(read_mlir_file(path), name=path.stem)
+    text = read_mlir_file(path)
+    parsed = parse(text, name=path.stem)
+    if not parsed.graph.ops:
+        raise MlirCliError(f"{path} is empty: nothing to inspect" if not text.strip() else
+                           f"{path} has no ops inside a function (func.func or util.func); "
+                           f"ops outside a function are not costed")
     if args.json:
         print(json.dumps(inspect_report(parsed)))
         return 0
@@ -146,6 +152,10 @@ def run_inspect(args: argparse.Namespace) -> int:
         bad = Counter(op.op_type for op in parsed.unsupported)
         console.print("[bold]unsupported (kept, costed 1 FLOP/element)[/bold]: "
                       + ", ".join(f"{k} {v}" for k, v in bad.most_common()))
+    dynamic = [op.name for op in parsed.graph.ops if op.attributes.get("dynamic")]
+    if dynamic:
+        console.print(f"[bold]dynamic[/bold]: {len(dynamic)} linalg ops have a dynamic bound "
+                      f"(?); their MACs and FLOPs are unknown and counted as 0 (marked *)")
     return 0
 
 
