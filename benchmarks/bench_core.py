@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.before],
                          capture_output=True, text=True, check=False).stdout.strip()
     lines = [f"# One core (#18): performance before ({rev}) and after, one run", "",
-             f"Command: `.venv/bin/python benchmarks/bench_core.py --before {args.before} "
+             (f"Command: `.venv/bin/python benchmarks/bench_core.py --before {args.before} "
              f"--rounds {args.rounds}` — medians of {args.rounds} alternating rounds, CPU time "
-             "of each child process.", "",
+             "of each child process."), "",
              "| what | before | after | after / before | better is |", "|---|---:|---:|---:|---|"]
     for m, label, better in METRICS:
         b, a = med["before"][m], med["after"][m]
