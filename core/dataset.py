@@ -24,6 +24,7 @@ most ``part_rows`` rows) to a hidden temporary file, renames it to the part's ne
 (``os.replace``, atomic) and then deletes the previous version, so a visible part file is
 always complete — a crash (even SIGKILL) loses at most the rows not yet flushed (none with
 the default ``flush_every=1``) and never leaves a half-written part that readers would see.
+A normal interpreter exit flushes the rows of appenders the program never closed.
 Readers ignore hidden files and drop duplicate ``row_id``s (a crash between the rename and
 the delete leaves two versions of a part). Renaming to a fresh name rather than over the old
 version matters on ext4, which forces a synchronous write-back when a rename replaces a file
@@ -32,10 +33,13 @@ version matters on ext4, which forces a synchronous write-back when a rename rep
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import sys
 import time
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +111,7 @@ class ParquetAppender:
         self._part_version = 0
         self._part_file: Path | None = None  # the current part's latest version on disk
         self.rows_written = 0
+        _OPEN_APPENDERS.add(self)  # flushed at interpreter exit if never closed
 
     def __getstate__(self) -> dict[str, Any]:
         """A pickled copy (e.g. sent to a Ray worker) starts its own part file and carries no
@@ -120,6 +125,7 @@ class ParquetAppender:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._part_base = self._new_part_base()
+        _OPEN_APPENDERS.add(self)
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -152,6 +158,8 @@ class ParquetAppender:
                 self.flush()
         if self._pending >= self.flush_every:
             self.flush()
+        elif self._pending:
+            _import_writers()
 
     def flush(self) -> None:
         """Write the current part atomically (temp file + ``os.replace``)."""
@@ -213,6 +221,28 @@ class ParquetAppender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_OPEN_APPENDERS: weakref.WeakSet[ParquetAppender] = weakref.WeakSet()
+
+
+def _import_writers() -> None:
+    """Import what a flush needs while rows are buffered: at interpreter exit, importing
+    pandas (pyarrow loads it lazily) fails because it starts a thread pool module."""
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Write the rows of appenders the program never closed (``flush_every`` > 1 buffers them)
+    when the interpreter exits normally; a failure is one warning line, not a traceback."""
+    for appender in list(_OPEN_APPENDERS):
+        try:
+            appender.flush()
+        except Exception as e:  # noqa: BLE001 - exiting: report, never raise
+            print(f"mlsysgym: warning: {appender._pending} unflushed rows of {appender.path} "
+                  f"were lost at exit: {e}", file=sys.stderr)
 
 
 def _to_table(rows: list[dict[str, Any]], pa: Any) -> Any:

@@ -498,3 +498,24 @@ def test_mlir_inspect_of_nothing_says_so(tmp_path, capsys, text, message):
     pytest.importorskip("iree.compiler")
     (tmp_path / "x.mlir").write_text(text)
     assert message in one_error_line(capsys, ["mlir", "inspect", str(tmp_path / "x.mlir")])
+
+
+def test_unclosed_logger_flushes_at_interpreter_exit(tmp_path):
+    from mlsysgym.core.dataset import read_dataset
+
+    script = ("import gymnasium as gym, mlsysgym.envs\n"
+              "from mlsysgym.core.dataset import LogEvaluations, ParquetAppender\n"
+              f"w = ParquetAppender({str(tmp_path / 'a')!r}, flush_every=50)\n"
+              "w.append([{'x': i, 'y': 2.0 * i} for i in range(7)], ['x'], ['y'])\n"
+              "env = LogEvaluations(gym.make('mlsysgym/Accelerator-v0', model='resnet18',\n"
+              f"                    disable_env_checker=True), {str(tmp_path / 'b')!r},\n"
+              "                     flush_every=50)\n"
+              "env.reset(seed=0)\n"
+              "for _ in range(3):\n"
+              "    env.step(env.action_space.sample())\n")  # exits without close()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    frame = read_dataset(tmp_path / "a")
+    assert sorted(frame["x"]) == list(range(7)) and (frame["y"] == 2 * frame["x"]).all()
+    assert len(read_dataset(tmp_path / "b")) == 3
