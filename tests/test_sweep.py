@@ -19,6 +19,7 @@ from mlsysgym.experiments.sweep import (
     SweepConfigError,
     SweepError,
     TrialSpec,
+    check_runnable,
     completed,
     expand,
     load_config,
@@ -92,6 +93,17 @@ def test_missing_field_and_cli_exit_code(tmp_path, capsys):
     assert "\n" not in err
     assert cli_main(["sweep", str(tmp_path / "missing.yaml")]) == 2
     assert "no such sweep config file" in capsys.readouterr().err
+
+
+def test_agent_without_an_implementation_for_the_problem_kind_is_refused(tmp_path):
+    # random_episodes searches env episodes only; the synthetic problem is a design problem
+    cfg = load_config(base_config(tmp_path, agents=["random_episodes"]))
+    with pytest.raises(SweepConfigError) as e:
+        check_runnable(cfg)
+    msg = str(e.value)
+    assert msg.startswith("agent 'random_episodes' cannot search the 'design' problem "
+                          "'synthetic-discrete'; agents for it: ") and "\n" not in msg
+    assert "random_episodes" not in msg.split("agents for it: ")[1].split(", ")
 
 
 def test_example_config_parses():
@@ -232,8 +244,8 @@ def test_sweep_interrupted_by_trial_limit_then_resumed(ray_session, tmp_path):
     grid, groups = expand(cfg)
     first = run_sweep(cfg, max_trials=4, progress=False)  # 3 grid trials + 1 of 2 Optuna
     assert (first.ran, first.skipped, first.remaining, first.errors) == (4, 0, 1, [])
-    before, traj_before = load_results(cfg.output_dir)
-    assert set(grid_key for grid_key in (t.key for t in grid)) <= set(before["trial_key"])
+    before, _ = load_results(cfg.output_dir)
+    assert {t.key for t in grid} <= set(before["trial_key"])
     assert (before["group"] == groups[0].key).sum() == 1
 
     with pytest.raises(SweepError, match="pass --resume"):
@@ -312,7 +324,7 @@ def test_sweep_subprocess_killed_then_resumed(tmp_path):
     assert 2 <= len(before) < 6 and set(before["trial_key"]) < expected
 
     resumed = subprocess.run(cmd + ["--resume"], env=env, cwd=tmp_path, capture_output=True,
-                             text=True, timeout=600)
+                             text=True, timeout=600, check=False)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert (f"ran {6 - len(before)}, already done {len(before)}, remaining 0 of 6"
             in " ".join(resumed.stdout.split()))

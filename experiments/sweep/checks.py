@@ -41,7 +41,13 @@ def check_runnable(config: SweepConfig) -> None:
     import warnings
 
     import numpy as np
-    from mlsysgym.agents.base import AGENTS, BudgetedProblem, BudgetExhausted
+    from mlsysgym.agents.base import (
+        BudgetedProblem,
+        BudgetExhausted,
+        agent_function,
+        agents_for,
+        problem_kind,
+    )
     from mlsysgym.agents.problems import make_problem
 
     class _DryRun(BudgetedProblem):
@@ -57,7 +63,14 @@ def check_runnable(config: SweepConfig) -> None:
             except MlsysgymError as e:
                 _fail(f"problem {_problem_name(spec)!r} cannot be built: {e}")
         for a in config.agents:
-            fn = AGENTS[a.name]
+            for spec, problem in zip(config.problems, built):  # one implementation per kind
+                kind = problem_kind(problem)
+                if agent_function(a.name, kind) is None:
+                    _fail(f"agent {a.name!r} cannot search the {kind!r} problem "
+                          f"{_problem_name(spec)!r}; agents for it: "
+                          f"{', '.join(agents_for(kind)) or 'none'}")
+            fn = agent_function(a.name, problem_kind(built[0]))
+            assert fn is not None
             values = _candidate_values(a)
             accepted = _signature_names(fn)
             unknown = sorted(set(values) - accepted) if accepted is not None else []

@@ -26,12 +26,14 @@ from mlsysgym.experiments.sweep.trials import OptunaGroup, _problem_name, expand
 
 def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     """Tune function trainable: one search run, one reported result."""
-    from mlsysgym.agents.base import AGENTS
+    from mlsysgym.agents.base import agent_function, register_agent
     from ray import tune
 
     import_plugins(fixed["imports"])
-    for name, fn in fixed["agents"].items():  # agents registered in the driver only
-        AGENTS.setdefault(name, fn)
+    for name, kinds in fixed["agents"].items():  # agents registered in the driver only
+        for kind, fn in kinds.items():
+            if agent_function(name, kind) is None:
+                register_agent(name, (kind,))(fn)
     if "trial" in config:
         spec = dict(config["trial"])
     else:
@@ -43,6 +45,17 @@ def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     row = run_trial(spec, fixed["output_dir"], fixed["sweep"], ctx.get_trial_id())
     tune.report({k: row[k] for k in ("best_reward", "n_evaluations", "n_failed", "wall_time_s",
                                      "trial_key", "agent")})
+
+
+def _implementations(name: str, given: Callable[..., None] | None) -> dict[str, Any]:
+    """``{problem kind: function}`` of agent ``name`` as registered here (``given``, a function
+    passed to :func:`run_sweep`, serves design problems), shipped to the trial workers."""
+    from mlsysgym.agents.base import AGENT_KINDS, agent_function
+
+    out = {kind: agent_function(name, kind) for kind in AGENT_KINDS.get(name, ())}
+    if given is not None:
+        out["design"] = given
+    return {k: fn for k, fn in out.items() if fn is not None}
 
 
 def _experiment_name(label: str) -> str:
@@ -67,8 +80,6 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     if not isinstance(config, SweepConfig):
         config = load_config(config)
     check_names_exist(config)
-    from mlsysgym.agents.base import AGENTS
-
     trials, groups = expand(config)
     check_runnable(config)
     out = config.output_dir
@@ -95,7 +106,7 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     n_planned = len(todo) + sum(n for _, n in planned)
 
     used = {a.name for a in config.agents}
-    shipped = {n: fn for n, fn in {**AGENTS, **(agents or {})}.items() if n in used}
+    shipped = {n: _implementations(n, (agents or {}).get(n)) for n in used}
     fixed_base = {"imports": config.imports, "agents": shipped, "output_dir": str(out),
                   "sweep": config.name}
     errors: list[str] = []
