@@ -1,0 +1,154 @@
+"""Time of one forward pass (an engine iteration) of a batch, from a calibrated roofline.
+
+For one device of a pipeline stage (``L/pp`` layers, tensor-parallel degree ``tp``) each
+kernel takes ``t0 + max(flops / (eff_c · peak), bytes / (eff_m · bandwidth))`` with the
+efficiencies and kernel floor ``t0`` of its class (:mod:`.calibration`). Per layer:
+
+* projections and a dense FFN: 4 GEMM kernels over the batch's ``T`` new tokens, weights read
+  once (÷ tp), activations in and out;
+* an MoE FFN: 3 grouped-GEMM kernels over the ``T·k`` routed tokens, reading the experts the
+  batch activates (uniform routing: ``E·(1 − (1 − k/E)^T)`` of them), sharded over ``ep``
+  devices (else over ``tp``); with ``ep > 1`` two all-to-alls of ``T·k·h`` activations;
+* attention: one prefill kernel (FLOPs of the causal query–key pairs; bytes of the KV it
+  reads) and one decode kernel (bytes of the KV cache, FLOPs of one query per sequence);
+* 4 elementwise kernels (norms, rotary embedding, activation) over ``T·h`` values;
+* with ``tp > 1``, two all-reduces of ``T·h`` bf16 values over the link:
+  ``latency + 2(tp − 1)/tp · bytes / bandwidth``.
+
+The last stage adds the LM head (a GEMM over the sequences that emit a token) and sampling.
+With ``pp > 1`` a batch crosses the stages one after another (one batch in flight: the other
+stages idle, the pipeline bubble) plus one point-to-point activation transfer per boundary.
+
+``active_s`` is the part of the step spent in roofline work (no floors, no communication):
+the energy model charges TDP over it and idle power over the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from mlsysgym.simulators.serving.calibration import CALIBRATION
+from mlsysgym.simulators.serving.hardware import Cluster
+from mlsysgym.simulators.serving.models import DTYPE_BYTES, ModelSpec
+from mlsysgym.simulators.serving.plans import Plan
+
+__all__ = ["StepCost"]
+
+ACT_BYTES = 2.0  # activations in bf16
+
+
+@dataclass
+class StepCost:
+    """The per-iteration time model of one model instance of a plan on a cluster."""
+
+    model: ModelSpec
+    cluster: Cluster
+    plan: Plan
+
+    def __post_init__(self) -> None:
+        m, p, dev = self.model, self.plan, self.cluster.device
+        self.tp, self.pp = p.tp, p.pp
+        self.layers = m.n_layers / p.pp
+        self.wb = DTYPE_BYTES[p.dtype]
+        self.kb = DTYPE_BYTES[p.kv_dtype]
+        gemm = CALIBRATION["gemm_fp8" if p.dtype in ("fp8", "int8") else "gemm"]
+        self.peak_lin = dev.peak(p.dtype if p.dtype in ("fp8", "int8") else "bf16")
+        self.peak_attn = dev.peak("fp8" if p.kv_dtype == "fp8" and "fp8" in dev.flops else "bf16")
+        self.peak_bf16 = dev.peak("bf16")
+        self.bw = dev.mem_bw
+        self.g_ec, self.g_em, self.g_t0 = gemm["eff_compute"], gemm["eff_memory"], gemm["t0_s"]
+        ap, ad, el = (CALIBRATION["attn_prefill"], CALIBRATION["attn_decode"],
+                      CALIBRATION["elementwise"])
+        self.ap_ec, self.ap_t0 = ap["eff_compute"], ap["t0_s"]
+        self.ad_ec, self.ad_em, self.ad_t0 = ad["eff_compute"], ad["eff_memory"], ad["t0_s"]
+        self.el_em, self.el_t0 = el["eff_memory"], el["t0_s"]
+        h = m.hidden
+        # per-layer weights (local to one device)
+        self.dense_w = (m.attn_params + (m.dense_ffn_params if not m.is_moe else m.shared_params))
+        self.dense_w_layers = (m.n_layers * m.attn_params + m.n_dense_layers * m.dense_ffn_params
+                               + m.n_moe_layers * m.shared_params) / m.n_layers
+        self.moe_frac = m.n_moe_layers / m.n_layers
+        self.ep = p.ep if m.is_moe else 1
+        self.expert_shard = self.ep if self.ep > 1 else p.tp
+        self.local_experts = m.n_experts / self.ep if m.is_moe else 0
+        qkv = (m.n_heads + 2 * m.n_kv_heads) * m.head_dim
+        ffn_local = (m.ffn if not m.is_moe else m.moe_ffn * m.experts_per_token)
+        self.act_per_token = ACT_BYTES * (4 * h + (qkv + m.n_heads * m.head_dim) / p.tp
+                                          + 3 * ffn_local / p.tp)
+        if m.is_mla:
+            kv_frac = 1.0
+        else:
+            kv_frac = max(m.n_kv_heads / p.tp, 1.0) / m.n_kv_heads
+        self.kv_layer = m.kv_elems_per_token * kv_frac * self.kb  # bytes/token/layer/device
+        self.pair_flops = m.attn_flops_per_pair / p.tp
+        bw_l, lat_l = self.cluster.group_link(p.tp)
+        self.tp_bw, self.tp_lat = bw_l, lat_l
+        bw_e, lat_e = self.cluster.group_link(p.dp * p.tp if self.ep > 1 else 1)
+        self.ep_bw, self.ep_lat = bw_e, lat_e
+        bw_p, lat_p = self.cluster.group_link(p.tp * p.pp)
+        self.pp_bw, self.pp_lat = bw_p, lat_p
+        self.head_w = m.vocab * h / p.tp
+
+    # ---- the model -----------------------------------------------------------------------
+    def _roof(self, flops, nbytes, peak, ec, em):
+        return np.maximum(flops / (peak * ec), nbytes / (self.bw * em))
+
+    def step(self, tokens, logits, pre_pairs, pre_kv, dec_n, dec_kv):
+        """(time_s, active_s) of one iteration; every argument may be an array (broadcast):
+        ``tokens`` new tokens in the batch, ``logits`` sequences emitting a token,
+        ``pre_pairs`` causal query–key pairs of the prefill chunks and ``pre_kv`` the KV
+        tokens they read, ``dec_n`` decoding sequences and ``dec_kv`` the KV tokens they read."""
+        m = self.model
+        T = np.asarray(tokens, float)
+        tp = self.tp
+        # dense projections + FFN
+        lin_f = 2.0 * T * self.dense_w_layers / tp
+        lin_b = self.dense_w_layers / tp * self.wb + T * self.act_per_token
+        lin = self._roof(lin_f, lin_b, self.peak_lin, self.g_ec, self.g_em)
+        t_layer = 4 * self.g_t0 + lin
+        active = lin
+        if m.is_moe:
+            k, E = m.experts_per_token, m.n_experts
+            tok_global = T * (self.ep / tp if self.ep > 1 else 1.0)
+            frac = 1.0 - np.power(1.0 - k / E, tok_global)
+            moe_f = 2.0 * T * k * m.expert_params / tp
+            moe_b = (self.local_experts * frac if self.ep > 1 else E * frac) * \
+                m.expert_params / (1 if self.ep > 1 else tp) * self.wb
+            moe = self._roof(moe_f, moe_b, self.peak_lin, self.g_ec, self.g_em)
+            a2a = np.where(T > 0, 2 * (self.ep_lat + T * k * m.hidden * ACT_BYTES
+                                       * (self.ep - 1) / max(self.ep, 1) / self.ep_bw), 0.0) \
+                if self.ep > 1 else 0.0
+            t_layer = t_layer + self.moe_frac * (3 * self.g_t0 + moe + a2a)
+            active = active + self.moe_frac * moe
+        # attention
+        pre_pairs = np.asarray(pre_pairs, float)
+        has_pre = pre_pairs > 0
+        ap = self._roof(pre_pairs * self.pair_flops, np.asarray(pre_kv, float) * self.kv_layer,
+                        self.peak_attn, self.ap_ec, self.g_em)
+        dec_n = np.asarray(dec_n, float)
+        dec_kv = np.asarray(dec_kv, float)
+        ad = self._roof(dec_kv * self.pair_flops, dec_kv * self.kv_layer, self.peak_attn,
+                        self.ad_ec, self.ad_em)
+        t_layer = t_layer + np.where(has_pre, self.ap_t0 + ap, 0.0) + \
+            np.where(dec_n > 0, self.ad_t0 + ad, 0.0)
+        active = active + ap + ad
+        # elementwise
+        el = T * m.hidden * ACT_BYTES * 2 / (self.bw * self.el_em)
+        t_layer = t_layer + 4 * (self.el_t0 + el)
+        active = active + 4 * el
+        # tensor-parallel all-reduces
+        if tp > 1:
+            ar = self.tp_lat + 2 * (tp - 1) / tp * T * m.hidden * ACT_BYTES / self.tp_bw
+            t_layer = t_layer + 2 * ar
+        stage = self.layers * t_layer
+        act = self.layers * active
+        # LM head + sampling (last stage)
+        S = np.asarray(logits, float)
+        head = self._roof(2.0 * S * self.head_w, self.head_w * self.wb + S * m.vocab * 4.0 / tp,
+                          self.peak_lin, self.g_ec, self.g_em)
+        total = self.pp * stage + self.g_t0 + head + 2 * self.el_t0
+        act_total = self.pp * act + head
+        if self.pp > 1:
+            total = total + (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)
+        return total, act_total

@@ -1,0 +1,179 @@
+"""The serving simulator as an Evaluator: plans (designs) × a serving workload → metrics.
+
+A :class:`ServingWorkload` is a model, a cluster, a request trace and SLO targets. For each
+plan, :func:`simulate` splits the trace over the ``dp`` replicas (round-robin by arrival), runs
+every model instance with :func:`.engine.simulate_instance` (with ``pd_disagg``: a prefill
+instance, the KV transfer over the link, then a decode instance) and reduces the per-request
+times to metrics. Plans that break a rule or do not fit report ``feasible = 0`` and sentinel
+values (latencies 1e6 s, throughput 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlsysgym.core.evaluator import Design, Evaluator, Metrics
+from mlsysgym.core.space import DesignSpace
+from mlsysgym.simulators.serving.costs import StepCost
+from mlsysgym.simulators.serving.engine import simulate_instance
+from mlsysgym.simulators.serving.hardware import Cluster, load_cluster
+from mlsysgym.simulators.serving.models import ModelSpec, load_model
+from mlsysgym.simulators.serving.plans import Plan, PlanError, plan_space, validate_plan
+from mlsysgym.simulators.serving.traces import Trace, poisson_trace, read_trace
+
+__all__ = ["METRICS", "ServingEvaluator", "ServingWorkload", "simulate"]
+
+METRICS: tuple[str, ...] = (
+    "feasible", "ttft_mean_s", "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "tpot_mean_s",
+    "tpot_p50_s", "tpot_p95_s", "tpot_p99_s", "tpot_token_weighted_s", "e2e_mean_s",
+    "e2e_p99_s", "throughput_tok_s", "throughput_req_s", "slo_attainment",
+    "energy_per_token_j", "energy_j", "weights_gb_per_device", "kv_tokens_per_instance",
+    "makespan_s", "preemptions")
+_BAD = {"feasible": 0.0, "throughput_tok_s": 0.0, "throughput_req_s": 0.0,
+        "slo_attainment": 0.0, "kv_tokens_per_instance": 0.0, "preemptions": 0.0,
+        "weights_gb_per_device": 0.0}
+SENTINEL_S = 1e6
+
+
+@dataclass(frozen=True)
+class ServingWorkload:
+    """What a plan serves: a model on a cluster, a trace, and SLO targets (seconds)."""
+
+    model: ModelSpec
+    cluster: Cluster
+    trace: Trace
+    slo_ttft_s: float = 1.0
+    slo_tpot_s: float = 0.1
+
+    @property
+    def name(self) -> str:
+        """A readable id that changes with any input (the evaluator cache keys on it)."""
+        c = self.cluster
+        return (f"{self.model.name}@{c.nodes}x{c.per_node}x{c.device.name}:{self.trace.key}"
+                f":slo{self.slo_ttft_s:g}/{self.slo_tpot_s:g}")
+
+    def space(self) -> DesignSpace:
+        """The plan space for this model and cluster."""
+        return plan_space(self.model, self.cluster.n_devices)
+
+    @classmethod
+    def make(cls, model: str | Path | ModelSpec = "Llama-3.1-8B", gpu: str = "H100-SXM",
+             n_gpus: int = 8, nodes: int = 1, trace: str | Path | Trace | None = None,
+             rate: float = 4.0, requests: int = 200, workload: str = "chat", seed: int = 0,
+             slo_ttft_s: float = 1.0, slo_tpot_s: float = 0.1,
+             cluster: str | Path | dict | Cluster | None = None) -> ServingWorkload:
+        """Build a workload from names: a model, ``n_gpus`` devices over ``nodes`` nodes (or a
+        cluster YAML), a trace file or a generated Poisson trace."""
+        m = load_model(model)
+        if cluster is not None:
+            cl = load_cluster(cluster)
+        else:
+            if n_gpus < 1 or nodes < 1 or n_gpus % nodes:
+                raise PlanError(f"n_gpus={n_gpus} must be a positive multiple of nodes={nodes}")
+            cl = load_cluster(gpu, nodes, n_gpus // nodes)
+        if isinstance(trace, Trace):
+            tr = trace
+        elif trace is not None:
+            tr = read_trace(trace)
+        else:
+            tr = poisson_trace(rate, requests, workload, seed)
+        return cls(m, cl, tr, slo_ttft_s, slo_tpot_s)
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) if len(x) else 0.0
+
+
+def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
+             details: bool = False) -> dict[str, Any]:
+    """Metrics of serving ``workload`` with ``plan`` (PlanError if the plan is invalid).
+    ``details=True`` adds per-request ``first_token_s`` and ``finish_s`` arrays."""
+    if not isinstance(plan, Plan):
+        plan = Plan.from_design(plan)
+    m, cl, tr = workload.model, workload.cluster, workload.trace
+    longest = int((tr.input_tokens + tr.output_tokens).max())
+    mem = validate_plan(m, cl, plan, min_context=longest)
+    cost = StepCost(m, cl, plan)
+    n = len(tr)
+    first = np.full(n, np.nan)
+    finish = np.full(n, np.nan)
+    active = 0.0
+    preempt = 0
+    dev = cl.device
+    for r in range(plan.dp):
+        idx = np.arange(r, n, plan.dp)
+        a, i, o = tr.arrival_s[idx], tr.input_tokens[idx], tr.output_tokens[idx]
+        if not plan.pd_disagg:
+            res = simulate_instance(cost, a, i, o, mem.kv_tokens)
+            first[idx], finish[idx] = res.first_token_s, res.finish_s
+            active += res.active_s
+            preempt += res.preemptions
+            continue
+        pre = simulate_instance(cost, a, i, np.ones_like(o), mem.kv_tokens)
+        first[idx] = pre.first_token_s
+        finish[idx] = pre.finish_s
+        active += pre.active_s
+        preempt += pre.preemptions
+        more = o > 1
+        bw, lat = cl.group_link(2 * plan.tp * plan.pp)
+        xfer = lat + i * m.kv_bytes_per_token(plan.kv_dtype) / (plan.tp * plan.pp * bw)
+        dec = simulate_instance(cost, (pre.first_token_s + xfer)[more], i[more], o[more],
+                                mem.kv_tokens, prefilled=np.ones(int(more.sum()), bool))
+        finish[idx[more]] = dec.finish_s
+        active += dec.active_s
+        preempt += dec.preemptions
+    if np.isnan(finish).any():
+        raise PlanError(f"plan {plan} left {int(np.isnan(finish).sum())} requests unserved "
+                        f"(a prompt larger than the KV cache)")
+    out = tr.output_tokens
+    ttft = first - tr.arrival_s
+    multi = out > 1
+    tpot = (finish - first)[multi] / (out[multi] - 1)
+    e2e = finish - tr.arrival_s
+    makespan = float(finish.max() - tr.arrival_s.min())
+    energy = plan.n_devices * dev.idle_w * makespan + plan.tp * (dev.tdp_w - dev.idle_w) * active
+    ok = (ttft <= workload.slo_ttft_s) & np.where(
+        multi, (finish - first) / np.maximum(out - 1, 1) <= workload.slo_tpot_s, True)
+    res: dict[str, Any] = {
+        "feasible": 1.0, "ttft_mean_s": float(ttft.mean()), "ttft_p50_s": _pct(ttft, 50),
+        "ttft_p95_s": _pct(ttft, 95), "ttft_p99_s": _pct(ttft, 99),
+        "tpot_mean_s": float(tpot.mean()) if len(tpot) else 0.0,
+        "tpot_p50_s": _pct(tpot, 50), "tpot_p95_s": _pct(tpot, 95), "tpot_p99_s": _pct(tpot, 99),
+        "tpot_token_weighted_s": float(np.sum(finish - first) / np.sum(out)),
+        "e2e_mean_s": float(e2e.mean()), "e2e_p99_s": _pct(e2e, 99),
+        "throughput_tok_s": float(out.sum() / makespan), "throughput_req_s": n / makespan,
+        "slo_attainment": float(ok.mean()), "energy_per_token_j": energy / float(out.sum()),
+        "energy_j": energy, "weights_gb_per_device": mem.weight_bytes / 1e9,
+        "kv_tokens_per_instance": float(mem.kv_tokens), "makespan_s": makespan,
+        "preemptions": float(preempt)}
+    if details:
+        res["first_token_s"], res["finish_s"] = first, finish
+    return res
+
+
+class ServingEvaluator(Evaluator):
+    """Plans → serving metrics on a :class:`ServingWorkload` (cached by plan and workload).
+
+    ``evaluate(designs, workload)``: designs are plan dicts (missing fields take
+    :class:`Plan`'s defaults); an infeasible plan gets ``feasible = 0`` and sentinel values.
+    """
+
+    name = "serving"
+    version = "1"
+    metric_names = METRICS
+
+    def _evaluate(self, designs: Sequence[Design], workload: Any) -> Metrics:
+        if not isinstance(workload, ServingWorkload):
+            raise PlanError("the serving evaluator needs a ServingWorkload "
+                            "(ServingWorkload.make(model=..., gpu=..., n_gpus=...))")
+        rows = []
+        for d in designs:
+            try:
+                rows.append(simulate(workload, Plan.from_design(d)))
+            except PlanError:
+                rows.append({k: _BAD.get(k, SENTINEL_S) for k in METRICS})
+        return {k: np.array([float(r[k]) for r in rows]) for k in METRICS}

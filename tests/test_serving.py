@@ -1,0 +1,227 @@
+"""Serving simulator: model arithmetic, devices, plans, traces, engine and evaluator.
+
+Numbers are hand-computed from the public configs (see each comment); no test reads
+/work/shared.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.simulators.serving import (
+    Plan,
+    PlanError,
+    ServingEvaluator,
+    ServingWorkload,
+    load_cluster,
+    load_model,
+    read_trace,
+    validate_plan,
+)
+from mlsysgym.simulators.serving.calibration import CALIBRATION, DEFAULT_DATA, fit_calibration
+from mlsysgym.simulators.serving.costs import StepCost
+from mlsysgym.simulators.serving.engine import simulate_instance
+from mlsysgym.simulators.serving.models import UnknownModelError, model_names
+from mlsysgym.simulators.serving.traces import Trace, TraceError, fixed_trace, poisson_trace
+
+
+# ---- models --------------------------------------------------------------------------------
+def test_llama31_8b_params_and_kv():
+    m = load_model("Llama-3.1-8B")
+    # per layer: q 4096², k,v 4096·1024 each, o 4096²  = 41,943,040
+    #            FFN 3·4096·14336                      = 176,160,768;  norms 2·4096
+    layer = 41_943_040 + 176_160_768 + 8192
+    total = 32 * layer + 2 * 128256 * 4096 + 4096  # untied embedding + LM head, final norm
+    assert total == 8_030_261_248
+    assert m.params() == total
+    assert m.kv_bytes_per_token("bf16") == 2 * 32 * 8 * 128 * 2 == 131072
+    assert m.kv_bytes_per_token("fp8") == 65536
+
+
+def test_other_builtin_sizes():
+    assert load_model("Llama-3.1-70B").kv_bytes_per_token() == 2 * 80 * 8 * 128 * 2
+    mix = load_model("Mixtral-8x7B")
+    assert round(mix.params() / 1e9, 2) == 46.70 and round(mix.active_params() / 1e9, 2) == 12.88
+    # GPT-3: 12·L·h² (attention 4h², MLP 8h²) + norms + tied embedding 50257·12288
+    g = load_model("GPT-3-175B")
+    assert g.params() == 12 * 96 * 12288**2 + 2 * 12288 * 96 + 12288 + 50257 * 12288
+    assert 1.0e12 < load_model("Kimi-K2").params() < 1.05e12
+    assert {"Llama-2-7B", "Llama-2-13B", "Mistral-7B", "Qwen3-32B"} <= set(model_names())
+
+
+def test_flops_hand_computed():
+    m = load_model("Llama-3.1-8B")
+    lin = 2 * 32 * (41_943_040 + 176_160_768)          # 13,958,643,712
+    head = 2 * 4096 * 128256                           # LM head on one token
+    assert m.decode_flops(0) == lin + 32 * 4 * 32 * 128 * 1 + head
+    # prefill of 3 tokens: 3 linear passes, 1+2+3 causal pairs, one LM head
+    assert m.prefill_flops(3) == 3 * lin + 32 * 4 * 32 * 128 * 6 + head
+
+
+def test_hf_config_and_errors(tmp_path):
+    cfg = {"hidden_size": 2048, "num_hidden_layers": 48, "num_attention_heads": 32,
+           "num_key_value_heads": 4, "head_dim": 128, "moe_intermediate_size": 768,
+           "num_experts": 128, "num_experts_per_tok": 8, "vocab_size": 151936,
+           "intermediate_size": 6144}
+    p = tmp_path / "qwen.json"
+    p.write_text(json.dumps(cfg))
+    m = load_model(p)
+    assert m.is_moe and m.experts_per_token == 8
+    assert m.kv_bytes_per_token() == 48 * 2 * 4 * 128 * 2
+    with pytest.raises(UnknownModelError):
+        load_model("no-such-model")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(MlsysgymError, match="cannot read"):
+        load_model(bad)
+
+
+# ---- plans ---------------------------------------------------------------------------------
+def test_plan_rules_one_line():
+    m = load_model("Llama-3.1-70B")
+    c = load_cluster("H100-SXM", 1, 8)
+    with pytest.raises(PlanError, match="must equal the cluster's 8 devices"):
+        validate_plan(m, c, Plan(tp=4, dp=1))
+    with pytest.raises(PlanError, match="does not fit"):
+        validate_plan(m, c, Plan(tp=1, dp=8))
+    with pytest.raises(PlanError, match="ep must be 1 for a dense"):
+        validate_plan(m, c, Plan(tp=8, ep=8))
+    mem = validate_plan(m, c, Plan(tp=8))
+    # per device: weights/8 in bf16 (LM head and embedding vocab-parallel); KV: 80 layers ·
+    # 1 KV head · 128 · 2 (K,V) · 2 B = 40,960 B per token
+    assert mem.weight_bytes == pytest.approx((m.params() - m.hidden) * 2 / 8)
+    assert mem.kv_bytes_per_token == 80 * 1 * 128 * 2 * 2
+
+
+def test_kv_capacity_hand_computed():
+    m = load_model("Llama-3.1-8B")
+    c = load_cluster("H100-SXM", 1, 1)
+    plan = Plan(max_num_seqs=16, max_batched_tokens=512, gpu_mem_util=0.9)
+    mem = validate_plan(m, c, plan)
+    budget = 0.9 * 80 * 2**30
+    weights = (8_030_261_248 - 4096) * 2
+    act = 512 * (6 * 4096 + 3 * 14336) * 2 + 16 * 128256 * 4 + 2**30
+    blocks = int((budget - weights - act) // (131072 * 16))
+    assert mem.kv_tokens == blocks * 16
+
+
+def test_moe_expert_parallel_rules():
+    m = load_model("Mixtral-8x7B")
+    c = load_cluster("H100-SXM", 1, 8)
+    validate_plan(m, c, Plan(tp=2, dp=4, ep=8))
+    with pytest.raises(PlanError, match="ep must be 1 or dp"):
+        validate_plan(m, c, Plan(tp=2, dp=4, ep=4))
+
+
+# ---- traces --------------------------------------------------------------------------------
+def test_trace_formats(tmp_path):
+    a = tmp_path / "a.jsonl"
+    a.write_text('{"arrival_s": 1.5, "input_tokens": 10, "output_tokens": 3}\n'
+                 '{"arrival_s": 0.5, "input_tokens": 7, "output_tokens": 2}\n')
+    t = read_trace(a)
+    assert t.arrival_s.tolist() == [0.5, 1.5] and t.input_tokens.tolist() == [7, 10]
+    b = tmp_path / "b.jsonl"
+    b.write_text('{"StartTimeOffset": 2000000000, "ContextTokens": 5, "GeneratedTokens": 9}\n')
+    assert read_trace(b).arrival_s.tolist() == [2.0]
+    c = tmp_path / "c.jsonl"
+    c.write_text('{"foo": 1}\n')
+    with pytest.raises(TraceError, match="c.jsonl:1"):
+        read_trace(c)
+
+
+def test_poisson_generator_rate():
+    t = poisson_trace(rate=5.0, n=4000, workload="chat", seed=1)
+    assert np.mean(np.diff(t.arrival_s)) == pytest.approx(0.2, rel=0.05)
+    # log-normal σ=1 with the ShareGPT means (161 / 338) → sample means near them
+    assert np.mean(t.input_tokens) == pytest.approx(161, rel=0.1)
+    assert np.mean(t.output_tokens) == pytest.approx(338, rel=0.1)
+
+
+# ---- engine --------------------------------------------------------------------------------
+def _cost(model="Llama-3.1-8B", gpu="H100-SXM", n=1, **plan):
+    return StepCost(load_model(model), load_cluster(gpu, 1, n), Plan(**plan))
+
+
+def test_decode_step_roofline_hand_computed():
+    cost = _cost()
+    m = cost.model
+    g, a, e = CALIBRATION["gemm"], CALIBRATION["attn_decode"], CALIBRATION["elementwise"]
+    bw, peak = 3350e9, 989e12
+    layer_w = 41_943_040 + 176_160_768
+    act = 2 * (4 * 4096 + (32 + 16) * 128 + 32 * 128 + 3 * 14336)
+    lin = max(2 * layer_w / (peak * g["eff_compute"]), (layer_w * 2 + act) / (bw * g["eff_memory"]))
+    kv_layer = 2 * 8 * 128 * 2
+    attn = max(101 * 4 * 32 * 128 / (peak * a["eff_compute"]), 101 * kv_layer / (bw * a["eff_memory"]))
+    el = 4096 * 2 * 2 / (bw * e["eff_memory"])
+    per_layer = 4 * g["t0_s"] + lin + a["t0_s"] + attn + 4 * (e["t0_s"] + el)
+    head_w = 128256 * 4096
+    head = max(2 * head_w / (peak * g["eff_compute"]), (head_w * 2 + 128256 * 4) / (bw * g["eff_memory"]))
+    expected = 32 * per_layer + g["t0_s"] + head + 2 * e["t0_s"]
+    dt, _ = cost.step(1, 1, 0.0, 0.0, 1, 101.0)
+    assert float(dt) == pytest.approx(expected, rel=1e-12)
+    assert m.n_layers == 32
+
+
+def test_single_request_timeline():
+    cost = _cost()
+    r = simulate_instance(cost, np.array([0.0]), np.array([100]), np.array([5]), 10_000)
+    t_pre, _ = cost.step(100, 1, 100 * 101 / 2, 100.0, 0, 0.0)
+    t_dec = sum(float(cost.step(1, 1, 0.0, 0.0, 1, 100 + j + 1)[0]) for j in range(4))
+    assert r.first_token_s[0] == pytest.approx(float(t_pre), rel=1e-12)
+    assert r.finish_s[0] == pytest.approx(float(t_pre) + t_dec, rel=1e-12)
+    assert r.iterations == 5
+
+
+def test_batching_and_preemption():
+    cost = _cost(max_num_seqs=8, max_batched_tokens=512)
+    arr = np.zeros(4)
+    # ample KV: all four decode together, so 4 requests take far less than 4× one
+    one = simulate_instance(cost, arr[:1], np.array([64]), np.array([50]), 100_000)
+    four = simulate_instance(cost, arr, np.full(4, 64), np.full(4, 50), 100_000)
+    assert four.finish_s.max() < 1.5 * one.finish_s.max()
+    # 10 blocks of 16 tokens: two requests that grow to 64+50 tokens cannot both stay
+    tight = simulate_instance(cost, arr[:2], np.full(2, 64), np.full(2, 50), 160)
+    assert tight.preemptions > 0 and not np.isnan(tight.finish_s).any()
+
+
+def test_non_chunked_prefill_runs_alone():
+    cost = _cost(chunked_prefill=False, max_batched_tokens=4096)
+    r = simulate_instance(cost, np.array([0.0, 0.0]), np.array([200, 300]), np.array([3, 3]),
+                          100_000)
+    # both prompts in one prefill iteration → same first-token time
+    assert r.first_token_s[0] == r.first_token_s[1]
+
+
+# ---- evaluator -----------------------------------------------------------------------------
+def test_evaluator_metrics_cache_and_infeasible():
+    w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2, trace=fixed_trace(4.0, 40, 200, 50))
+    ev = ServingEvaluator()
+    r = ev.evaluate([{"tp": 1, "dp": 2}, {"tp": 2, "dp": 1}, {"tp": 3, "dp": 1}], w)
+    assert r["feasible"].tolist() == [1.0, 1.0, 0.0]
+    assert r["throughput_tok_s"][2] == 0.0
+    assert np.all(r["ttft_p99_s"][:2] >= r["ttft_p50_s"][:2])
+    # every output token counted: throughput × makespan = 40 · 50 tokens
+    assert r["throughput_tok_s"][0] * r["makespan_s"][0] == pytest.approx(2000)
+    ev.evaluate([{"tp": 1, "dp": 2}], w)
+    assert ev.cache_hits == 1
+
+
+def test_disaggregated_plan_runs():
+    w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2, trace=fixed_trace(2.0, 20, 500, 20))
+    r = ServingEvaluator().evaluate_one({"tp": 1, "dp": 1, "pd_disagg": 1}, w)
+    assert r["feasible"] == 1.0 and r["ttft_mean_s"] > 0
+
+
+@pytest.mark.skipif(not DEFAULT_DATA.exists(), reason="no H200 kernel data")
+def test_calibration_matches_kernel_data():
+    import pandas as pd
+
+    assert fit_calibration(pd.read_parquet(DEFAULT_DATA)) == CALIBRATION
+
+
+def test_trace_validation():
+    with pytest.raises(TraceError):
+        Trace(np.array([0.0]), np.array([0]), np.array([1]))
