@@ -33,7 +33,6 @@ import argparse
 import csv
 import json
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -241,8 +240,11 @@ def run_one(binary: Path, trace: str, s: Setting, work: Path) -> dict:
     p = ramulator_params(s)
     cfg = work / f"{trace}_{s.name.replace('/', '_')}.yaml"
     cfg.write_text(_config_yaml(p))
+    from mlsysgym.core.limits import run_limited
+
     t0 = time.perf_counter()
-    res = subprocess.run([str(binary), str(cfg), str(trace_path(trace))], capture_output=True, text=True, check=False)
+    res = run_limited([str(binary), str(cfg), str(trace_path(trace))], f"Ramulator on {trace}",
+                      text=True)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         raise RuntimeError(f"Ramulator failed on {trace} {s.name}: {res.stderr[-2000:]}")

@@ -175,10 +175,12 @@ def run_one(py: Path, c: Config, kind: str, work: Path) -> list[dict]:
               "Channel Intraline Factor, Num Filter Intraline Factor,\n")
     layout += "".join(f"{n}, 1, 1, 1, 1, 1, 1,\n" for n in layers)
     (d / "layout.csv").write_text(layout)
+    from mlsysgym.core.limits import run_limited
+
     t0 = time.perf_counter()
-    res = subprocess.run([str(py), "-c", _WORKER, str(d / "scale.cfg"), str(d / "topo.csv"),
-                          str(d / "layout.csv"), str(d / "out"), "1" if kind == "gemm" else "0"],
-                         capture_output=True, text=True, check=False)
+    res = run_limited([str(py), "-c", _WORKER, str(d / "scale.cfg"), str(d / "topo.csv"),
+                       str(d / "layout.csv"), str(d / "out"), "1" if kind == "gemm" else "0"],
+                      f"SCALE-Sim on {c.name}/{kind}", text=True)
     if res.returncode != 0:
         raise RuntimeError(f"SCALE-Sim failed on {c.name}/{kind}: {res.stderr[-2000:]}")
     wall = time.perf_counter() - t0

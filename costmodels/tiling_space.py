@@ -39,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +46,7 @@ from typing import Any
 import numpy as np
 from mlsysgym.core.constraints import Constraint
 from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.limits import ResourceLimitError, run_limited
 from mlsysgym.core.params import Categorical
 from mlsysgym.core.space import DesignSpace
 from mlsysgym.core.target import TargetIsa
@@ -395,11 +395,11 @@ def executable_configurations(mlir: str, target_cpu: str = "host", timeout_s: fl
     from mlsysgym.ir.mlir_import import iree_compile_path
 
     try:
-        proc = subprocess.run([iree_compile_path(), "-", "--compile-to=executable-configurations",
-                               *target_flags(target_cpu)], input=mlir.encode(),
-                              capture_output=True, timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        raise ConfigReadError(f"reading IREE's default config of {what} timed out") from None
+        proc = run_limited([iree_compile_path(), "-", "--compile-to=executable-configurations",
+                            *target_flags(target_cpu)], "iree-compile", input=mlir.encode(),
+                           timeout_s=timeout_s)
+    except ResourceLimitError as e:
+        raise ConfigReadError(f"reading IREE's default config of {what}: {e}") from None
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         raise ConfigReadError(f"iree-compile failed on {what} (exit {proc.returncode}): "

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.limits import run_limited
 from mlsysgym.ir.errors import WorkloadError
 
 __all__ = ["DEFAULT_PHASE", "ExtractedKernel", "ImportedModel", "MlirImportError",
@@ -173,16 +173,14 @@ def onnx_to_mlir(source: Any, min_opset: int = MIN_OPSET) -> tuple[str, str]:
 
 
 def lower_to_linalg(mlir_text: str, phase: str = DEFAULT_PHASE,
-                    extra_flags: Sequence[str] = (), timeout_s: float = 600.0) -> str:
-    """Lower torch-onnx (or any IREE input) MLIR with ``iree-compile --compile-to=PHASE``."""
+                    extra_flags: Sequence[str] = (), timeout_s: float | None = None) -> str:
+    """Lower torch-onnx (or any IREE input) MLIR with ``iree-compile --compile-to=PHASE``,
+    under the subprocess limits of :mod:`mlsysgym.core.limits` (``timeout_s`` None: the
+    default, 600 s or ``MLSYSGYM_SUBPROCESS_TIMEOUT_S``); ResourceLimitError past them."""
     cmd = [iree_compile_path(), "-", "-o", "-", f"--compile-to={phase}", *TARGET_FLAGS,
            *extra_flags]
-    try:
-        proc = subprocess.run(cmd, input=mlir_text.encode(), capture_output=True,
-                              timeout=timeout_s, check=False)
-    except subprocess.TimeoutExpired:
-        raise MlirImportError(f"iree-compile --compile-to={phase} timed out after "
-                              f"{timeout_s:.0f} s") from None
+    proc = run_limited(cmd, f"iree-compile --compile-to={phase}", input=mlir_text.encode(),
+                       timeout_s=timeout_s)
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace").strip().splitlines()
         first = next((ln for ln in err if "error" in ln), err[0] if err else "unknown error")

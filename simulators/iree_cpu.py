@@ -1,9 +1,10 @@
 """Real measurement: compile MLIR kernels with IREE for ``llvm-cpu`` and time them on this CPU.
 
-- :class:`KernelCompiler` runs ``iree-compile`` in a subprocess with a timeout
-  (``--iree-llvmcpu-target-cpu=host``) and caches the ``.vmfb`` on disk by the content hash
-  of (MLIR text, flags, compiler version) under ``$MLSYSGYM_CACHE_DIR`` or
-  ``~/.cache/mlsysgym/iree-cpu`` (compile errors are cached too, timeouts are not).
+- :class:`KernelCompiler` runs ``iree-compile`` in a subprocess with a timeout and a memory cap
+  (:mod:`mlsysgym.core.limits`) (``--iree-llvmcpu-target-cpu=host``) and caches the ``.vmfb``
+  on disk by the content hash of (MLIR text, flags, compiler version) under
+  ``$MLSYSGYM_CACHE_DIR`` or ``~/.cache/mlsysgym/iree-cpu`` (compile errors are cached too,
+  timeouts and out-of-memory failures under the cap are not).
 - :func:`time_calls` times a callable: warm-up, samples of batched calls (each sample lasts at
   least ``min_sample_s``), median and spread, stopping early once the median is stable.
 - :func:`measure` compiles, runs ``@kernel`` on random inputs with the ``local-sync`` driver
@@ -24,7 +25,6 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
+from mlsysgym.core.limits import ResourceLimitError, run_limited
 from mlsysgym.ir.mlir_emit import EmittedKernel, KernelSpec, emit
 from mlsysgym.ir.mlir_import import TARGET_FLAGS, cache_dir, compiler_version, iree_compile_path
 
@@ -146,11 +147,10 @@ class KernelCompiler:
         cmd = [iree_compile_path(), "-", "-o", str(tmp), *self.flags]
         t0 = time.perf_counter()
         try:
-            proc = subprocess.run(cmd, input=mlir.encode(), capture_output=True,
-                                  timeout=timeout_s, check=False)
-        except subprocess.TimeoutExpired:
+            proc = run_limited(cmd, "iree-compile", input=mlir.encode(), timeout_s=timeout_s)
+        except ResourceLimitError as e:  # a time or memory limit: a failed kernel, not a crash
             tmp.unlink(missing_ok=True)
-            return time.perf_counter() - t0, f"compile timed out after {timeout_s:.0f} s"
+            return time.perf_counter() - t0, f"compile failed: {e}"
         dt = time.perf_counter() - t0
         if proc.returncode != 0 or not tmp.is_file():
             tmp.unlink(missing_ok=True)
@@ -171,7 +171,7 @@ class KernelCompiler:
         vmfb = self.cache_path / f"{key}.vmfb"
         dt, error = self._run(mlir, vmfb, self.timeout_s)
         if error:
-            if "timed out" not in error:
+            if "timed out" not in error and "memory under" not in error:  # limits: not cached
                 (self.cache_path / f"{key}.err").write_text(error[:2000])
             return CompileResult(None, dt, False, error)
         return CompileResult(vmfb, dt, False)

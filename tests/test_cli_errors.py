@@ -4,6 +4,7 @@ one line on stderr, no traceback — and nothing already written is lost."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -519,3 +520,62 @@ def test_unclosed_logger_flushes_at_interpreter_exit(tmp_path):
     frame = read_dataset(tmp_path / "a")
     assert sorted(frame["x"]) == list(range(7)) and (frame["y"] == 2 * frame["x"]).all()
     assert len(read_dataset(tmp_path / "b")) == 3
+
+
+# ---- resource limits on subprocesses --------------------------------------------------------
+def test_subprocess_over_the_memory_limit_is_stopped_with_one_line(monkeypatch):
+    from mlsysgym.core.limits import MEMORY_ENV, ResourceLimitError, run_limited
+
+    monkeypatch.setenv(MEMORY_ENV, "0.5")
+    grab = "import sys; x = bytearray(int(sys.argv[1]) * 2**20); print(len(x))"
+    ok = run_limited([sys.executable, "-c", grab, "64"], "python child")
+    assert ok.returncode == 0 and ok.stdout.strip() == str(64 * 2**20).encode()
+    with pytest.raises(ResourceLimitError) as e:
+        run_limited([sys.executable, "-c", grab, "2048"], "python child")
+    assert str(e.value) == ("python child ran out of memory under the 0.5 GiB limit (set "
+                            "MLSYSGYM_SUBPROCESS_MEM_GB to change it; 0 removes it)")
+
+
+def test_subprocess_past_the_time_limit_is_stopped(monkeypatch):
+    from mlsysgym.core.limits import TIMEOUT_ENV, ResourceLimitError, run_limited
+
+    monkeypatch.setenv(TIMEOUT_ENV, "0.3")
+    with pytest.raises(ResourceLimitError, match=r"^sleeper timed out after 0.3 s \(the time "
+                                                 r"limit; set MLSYSGYM_SUBPROCESS_TIMEOUT_S"):
+        run_limited([sys.executable, "-c", "import time; time.sleep(30)"], "sleeper")
+
+
+def test_limit_settings(monkeypatch):
+    from mlsysgym.core.limits import (
+        GIB,
+        MEMORY_ENV,
+        TIMEOUT_ENV,
+        ResourceLimitError,
+        subprocess_limits,
+    )
+
+    monkeypatch.delenv(MEMORY_ENV, raising=False)
+    monkeypatch.delenv(TIMEOUT_ENV, raising=False)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert subprocess_limits().memory_bytes == min(8 * GIB, ram // 2)
+    assert subprocess_limits().timeout_s == 600.0 and subprocess_limits(5).timeout_s == 5.0
+    monkeypatch.setenv(MEMORY_ENV, "0")
+    assert subprocess_limits().memory_bytes is None
+    for name, bad in ((MEMORY_ENV, "-1"), (MEMORY_ENV, "lots"), (TIMEOUT_ENV, "nan")):
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ResourceLimitError, match=name):
+            subprocess_limits()
+        monkeypatch.delenv(name)
+
+
+def test_iree_compile_under_a_small_memory_cap_is_a_failed_kernel(monkeypatch, tmp_path):
+    pytest.importorskip("iree.compiler")
+    from mlsysgym.core.limits import MEMORY_ENV
+    from mlsysgym.ir import mlir_emit
+    from mlsysgym.simulators.iree_cpu import KernelCompiler
+
+    monkeypatch.setenv(MEMORY_ENV, "0.2")  # iree-compile maps ~140 MB of code and data alone
+    compiler = KernelCompiler(cache_path=tmp_path)
+    res = compiler.compile(mlir_emit.emit(mlir_emit.KernelSpec("matmul", (8, 8, 8))).mlir)
+    assert res.vmfb is None and "ran out of memory under the 0.2 GiB limit" in res.error
+    assert not list(tmp_path.glob("*.err"))  # not cached: a larger cap may succeed
