@@ -11,7 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlsysgym.agents import aco, bayesopt, genetic, optuna_agents, random_walk, rl, sequential
+from mlsysgym.agents import (  # noqa: F401  (importing registers the agents and problems)
+    aco,
+    bayesopt,
+    genetic,
+    malloc_agents,
+    malloc_baselines,
+    malloc_problem,
+    mcts,
+    optuna_agents,
+    random_walk,
+    rl,
+    sequential,
+)
 from mlsysgym.agents.base import (
                                   AGENTS,
                                   AgentConfigError,
@@ -41,7 +53,11 @@ AGENT_HYPERPARAMETERS: dict[str, dict[str, list[Any]]] = {
     "a2c": rl.A2C_HYPERPARAMETERS,
     "dqn": rl.DQN_HYPERPARAMETERS,
     "sac": rl.SAC_HYPERPARAMETERS,
-    "maskable_ppo": rl.MASKABLE_PPO_HYPERPARAMETERS,
+    "maskable_ppo": {**malloc_agents.PPO_MALLOC_HYPERPARAMETERS, **rl.MASKABLE_PPO_HYPERPARAMETERS},
+    "mcts": malloc_agents.MCTS_MALLOC_HYPERPARAMETERS,
+    "pilot": malloc_agents.PILOT_HYPERPARAMETERS,
+    "local_search": malloc_agents.LOCAL_SEARCH_HYPERPARAMETERS,
+    "cpsat": {"num_workers": [1, 2]},
 }
 
 __all__ = ["AGENTS", "AGENT_HYPERPARAMETERS", "AgentConfigError", "Budget", "BudgetExhausted",

@@ -1,70 +1,64 @@
-"""Learning and search agents for MallocGame-v0, each able to start from the XLA-style heuristic.
+"""Learning and search agents for mallocGame (problem kind ``"malloc"``), each able to start
+from the XLA-style heuristic. All are agents of the one API: ``search(name, problem, budget,
+seed, **hp)`` on ``make_problem({"name": "malloc", ...})``.
 
-* :func:`mcts_malloc` — the AlphaZero-style tree search of :mod:`mlsysgym.agents.mcts` on the
-  env, with the heuristic's episode as ``start_from`` and :func:`greedy_policy` as rollout.
-* :func:`ppo_malloc` — sb3-contrib's MaskablePPO trained on the env; the result is the best of
-  its greedy policy, the best episode it played while training and (optionally) the heuristic.
-* :func:`pilot_malloc` — rollouts only (no tree, no network): the control of MCTS's ablation.
-* :func:`local_search_malloc` — not learning: the heuristic's episode improved by changing one
-  decision at a time (extended into ejection chains) and completing the rest with
-  :func:`greedy_policy` (first improvement, a few passes). A reference for what plain search
-  buys over the heuristic.
+* ``mcts`` — the AlphaZero-style tree search of :mod:`mlsysgym.agents.mcts` on the env, with
+  the heuristic's episode as ``start_from`` and :func:`greedy_policy` as rollout.
+* ``maskable_ppo`` — sb3-contrib's MaskablePPO trained on the env; it submits the heuristic's
+  episode (optionally), the best episode it played while training and its greedy policy's.
+* ``pilot`` — rollouts only (no tree, no network): the control of MCTS's ablation.
+* ``local_search`` — not learning: the heuristic's episode improved by changing one decision
+  at a time (extended into ejection chains) and completing the rest with :func:`greedy_policy`
+  (first improvement, a few passes). A reference for what plain search buys over the heuristic.
 
-With ``start_from_heuristic=True`` each returns the heuristic's own episode when it finds
-nothing better, so it is never worse than :func:`~mlsysgym.agents.malloc_baselines.xla_greedy`.
-Results are measured by replaying the actions in the env (``time_us`` is the simulator's).
+Each submits its start (the heuristic's episode, with ``start_from_heuristic=True``) first and
+then every improvement of its best episode, so it is never worse than ``xla_greedy`` and the
+trajectory with its ``times_s`` is its best-so-far trace. All stop when the budget (evaluations
+or seconds) is spent.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from mlsysgym.agents.malloc_baselines import actions_for, xla_greedy
-from mlsysgym.agents.mcts import MCTSConfig, MCTSError, mcts_search, play_actions
+from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.malloc_baselines import heuristic_actions
+from mlsysgym.agents.malloc_problem import malloc_of
+from mlsysgym.agents.mcts import MCTS_HYPERPARAMETERS, mcts_episodes
+from mlsysgym.agents.sequential import episode_design
 from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.simulators.memory import FAST, PREFETCH
 
-__all__ = ["MallocAgentResult", "behaviour_clone", "evaluate_actions", "greedy_policy", "heuristic_actions", "heuristic_demo",
+__all__ = ["LOCAL_SEARCH_HYPERPARAMETERS", "MCTS_MALLOC_HYPERPARAMETERS", "PILOT_HYPERPARAMETERS",
+           "PPO_MALLOC_HYPERPARAMETERS", "behaviour_clone", "greedy_policy", "heuristic_demo",
            "local_search_malloc", "mcts_malloc", "pilot_malloc", "ppo_malloc"]
 
-
-@dataclass(frozen=True)
-class MallocAgentResult:
-    """An agent's best episode on a :class:`MallocGameEnv` and its simulated execution time."""
-
-    agent: str
-    actions: list[int]
-    time_us: float
-    all_slow_time_us: float
-    source: str            # which episode won: "start_from" (the heuristic), "self-play", ...
-    search_s: float
-    log: list[Any] = field(default_factory=list)
-    # MCTS and pilot: (seconds, simulations or rollouts, env steps, best time µs) at each
-    # improvement of the best episode
-    trace: list[tuple[float, int, int, float]] = field(default_factory=list)
-
-    @property
-    def improvement(self) -> float:
-        """Fraction of the all-slow time saved (= the episode's return)."""
-        return (self.all_slow_time_us - self.time_us) / self.all_slow_time_us
+MCTS_MALLOC_HYPERPARAMETERS: dict[str, list[Any]] = {
+    **MCTS_HYPERPARAMETERS, "start_from_heuristic": [True, False], "rollouts": [True, False]}
+PILOT_HYPERPARAMETERS: dict[str, list[Any]] = {"start_from_heuristic": [True, False]}
+LOCAL_SEARCH_HYPERPARAMETERS: dict[str, list[Any]] = {
+    "max_passes": [1, 2, 4], "max_alternatives": [1, 2, 4], "chain_depth": [0, 1, 3]}
+PPO_MALLOC_HYPERPARAMETERS: dict[str, list[Any]] = {
+    "total_timesteps": [1024, 4096, 8192], "bc_epochs": [0, 200], "learning_rate": [3e-4, 1e-3]}
 
 
-def evaluate_actions(env: MallocGameEnv, actions: Sequence[int]) -> float:
-    """Final execution time (µs) of playing ``actions`` from reset; MCTSError if incomplete."""
-    _, done = play_actions(env, actions)
-    if not done:
-        raise MCTSError(f"{len(actions)} actions do not finish the episode of {env.n_buffers} buffers")
-    return float(env.state.total_us)
+def _deadline(problem: BudgetedProblem) -> float | None:
+    """perf_counter() time at which the budget's seconds run out (None without)."""
+    left = problem.time_left_s
+    return None if not np.isfinite(left) else time.perf_counter() + left
 
 
-def heuristic_actions(env: MallocGameEnv) -> list[int]:
-    """The XLA-style greedy's placement as the env's action sequence."""
-    return actions_for(env, xla_greedy(env.problem).placement)
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.perf_counter() > deadline
+
+
+def _submit(problem: BudgetedProblem, actions: Sequence[int]) -> float:
+    """Score one complete episode through the budget; its reward (= return)."""
+    return problem.evaluate_one(episode_design(actions))
 
 
 def greedy_policy(env: gym.Env) -> int:
@@ -81,23 +75,17 @@ def greedy_policy(env: gym.Env) -> int:
     return 0
 
 
-def _result(env: MallocGameEnv, agent: str, actions: list[int], source: str, t0: float,
-            log: list[Any]) -> MallocAgentResult:
-    return MallocAgentResult(agent, list(actions), evaluate_actions(env, actions),
-                             env.all_slow_time_us, source, time.perf_counter() - t0, log)
-
-
-def mcts_malloc(env: MallocGameEnv, config: MCTSConfig | None = None, *,
-                start_from_heuristic: bool = True, rollouts: bool = True) -> MallocAgentResult:
-    """AlphaZero-style search (:func:`mcts_search`) from the heuristic, with greedy rollouts."""
-    t0 = time.perf_counter()
+@register_agent("mcts", kinds=("malloc",))
+def mcts_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
+                start_from_heuristic: bool = True, rollouts: bool = True,
+                **hyperparameters: Any) -> None:
+    """AlphaZero-style search (:func:`~mlsysgym.agents.mcts.mcts_episodes`) from the
+    heuristic's episode, with :func:`greedy_policy` rollouts; other hyperparameters:
+    :data:`~mlsysgym.agents.mcts.MCTS_DEFAULTS`."""
+    env = malloc_of(problem).make_env()
     start = heuristic_actions(env) if start_from_heuristic else None
-    res = mcts_search(env, config, start_from=start,
-                      rollout_policy=greedy_policy if rollouts else None)
-    out = _result(env, "mcts", res.actions, res.source, t0, res.log)
-    scale = env.reward_scale_us
-    trace = [(t, n, k, env.all_slow_time_us - ret * scale) for t, n, k, ret in res.trace]
-    return replace(out, trace=trace)
+    mcts_episodes(problem, rng, start_from=start,
+                  rollout_policy=greedy_policy if rollouts else None, **hyperparameters)
 
 
 class _BestEpisode(gym.Wrapper):
@@ -164,21 +152,43 @@ def behaviour_clone(model: Any, obs: dict[str, np.ndarray], actions: np.ndarray,
     return float(loss.detach())
 
 
-def ppo_malloc(env: MallocGameEnv, *, total_timesteps: int = 2048, seed: int = 0,
-               start_from_heuristic: bool = True, n_steps: int = 256, batch_size: int = 64,
-               n_epochs: int = 4, learning_rate: float = 3e-4, hidden: int = 64,
-               bc_epochs: int = 0) -> MallocAgentResult:
-    """MaskablePPO trained for ``total_timesteps`` env steps on ``env``.
+def _stop_at(deadline: float | None) -> Any:
+    """An SB3 callback that ends training once ``deadline`` (perf_counter) has passed."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class StopAtDeadline(BaseCallback):
+        def _on_step(self) -> bool:
+            return not _past(deadline)
+
+    return StopAtDeadline()
+
+
+@register_agent("maskable_ppo", kinds=("malloc",))
+def ppo_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
+               total_timesteps: int = 2048, start_from_heuristic: bool = True,
+               n_steps: int = 256, batch_size: int = 64, n_epochs: int = 4,
+               learning_rate: float = 3e-4, hidden: int = 64, bc_epochs: int = 0) -> None:
+    """MaskablePPO trained for ``total_timesteps`` env steps (or until the budget's seconds run
+    out) on the problem's env.
 
     With ``bc_epochs > 0`` the policy is first behaviour-cloned on the heuristic's episode
     (:func:`behaviour_clone`), so PPO's sampled episodes start as perturbations of it.
-    Returns the best of: the trained policy played greedily (with masks), the best episode seen
-    during training, and — with ``start_from_heuristic`` — the heuristic's episode.
+    Submits, in this order: the heuristic's episode (with ``start_from_heuristic``, before
+    training), the best episode seen during training, and the trained policy played greedily
+    (with masks); on a tie the earlier one is the result. ``info``: episodes played, the
+    behaviour-cloning loss.
     """
     import torch
     from sb3_contrib import MaskablePPO
 
-    t0 = time.perf_counter()
+    if total_timesteps < 1 or n_steps < 2 or batch_size < 1 or n_epochs < 1 or hidden < 1:
+        raise AgentConfigError("maskable_ppo: total_timesteps, batch_size, n_epochs and hidden "
+                               "must be >= 1, n_steps >= 2")
+    env = malloc_of(problem).make_env()
+    seed = int(rng.integers(2**31))
+    deadline = _deadline(problem)
+    if start_from_heuristic:
+        _submit(problem, heuristic_actions(env))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -190,7 +200,7 @@ def ppo_malloc(env: MallocGameEnv, *, total_timesteps: int = 2048, seed: int = 0
         bc_loss = None
         if bc_epochs > 0:
             bc_loss = behaviour_clone(model, *heuristic_demo(env), epochs=bc_epochs)
-        model.learn(total_timesteps=total_timesteps)
+        model.learn(total_timesteps=total_timesteps, callback=_stop_at(deadline))
         obs, _ = env.reset(seed=seed)
         acts, done = [], False
         while not done:
@@ -200,17 +210,10 @@ def ppo_malloc(env: MallocGameEnv, *, total_timesteps: int = 2048, seed: int = 0
             done = term or trunc
     finally:
         torch.set_num_threads(threads)
-    cands = [(evaluate_actions(env, acts), 0, "policy", acts)]
+    problem.info.update(episodes=tracked.episodes, bc_loss=bc_loss)
     if tracked.best_actions:
-        cands.append((evaluate_actions(env, tracked.best_actions), 1, "training",
-                      tracked.best_actions))
-    if start_from_heuristic:
-        h = heuristic_actions(env)
-        cands.append((evaluate_actions(env, h), 2, "start_from", h))
-    _, _, source, best = min(cands, key=lambda c: (c[0], -c[1]))
-    log = [{"episodes": tracked.episodes, "policy_time_us": cands[0][0], "bc_loss": bc_loss,
-            "best_training_time_us": cands[1][0] if tracked.best_actions else None}]
-    return _result(env, "ppo", best, source, t0, log)
+        _submit(problem, tracked.best_actions)
+    _submit(problem, acts)
 
 
 def _greedy_tail(env: MallocGameEnv) -> tuple[list[int], float]:
@@ -252,30 +255,30 @@ def _ejection_chain(env: MallocGameEnv, snap: dict[str, Any], best: list[int], b
     return cand, ret, ejected
 
 
-def pilot_malloc(env: MallocGameEnv, *, start_from_heuristic: bool = True,
-                 time_limit_s: float | None = None) -> MallocAgentResult:
+@register_agent("pilot", kinds=("malloc",))
+def pilot_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
+                 start_from_heuristic: bool = True) -> None:
     """Rollouts only — no tree, no network (the "pilot method"): at each step play every
     legal action followed by a :func:`greedy_policy` completion, keep the best complete
-    episode seen, and commit the action whose completion was best (ties: lowest action).
-    Its ``trace`` counts rollouts where MCTS counts simulations.
+    episode seen (each improvement submitted), and commit the action whose completion was best
+    (ties: lowest action). ``info["rollouts"]`` counts them; ``info["trace"]`` holds
+    (seconds, rollouts, env steps, return) at each improvement.
 
-    The control for :func:`mcts_malloc`'s ablation: what greedy rollouts alone buy. Costs one
-    rollout per legal action per step; ``time_limit_s`` stops it between steps (the best
-    episode so far is returned, which is complete: each rollout finishes the episode).
+    The control for ``mcts``'s ablation: what greedy rollouts alone buy. Costs one rollout per
+    legal action per step; stops between steps when the budget's seconds run out (each rollout
+    finishes the episode, so the best so far is complete). Deterministic (``rng`` unused).
     """
-    t0 = time.perf_counter()
-    deadline = None if time_limit_s is None else t0 + time_limit_s
-    best: list[int] = heuristic_actions(env) if start_from_heuristic else []
-    best_ret, source = -np.inf, "start_from"
-    if best:
-        best_ret, _ = play_actions(env, best)
+    env = malloc_of(problem).make_env()
+    t0, deadline = time.perf_counter(), _deadline(problem)
+    best_ret = -np.inf
+    if start_from_heuristic:
+        best_ret = _submit(problem, heuristic_actions(env))
     env.reset()
     prefix: list[int] = []
     prefix_ret, rollouts, steps = 0.0, 0, 0
     trace: list[tuple[float, int, int, float]] = []
-    while env.current_buffer is not None:
-        if deadline is not None and time.perf_counter() > deadline:
-            break
+    problem.info.update(rollouts=0, trace=trace)
+    while env.current_buffer is not None and not _past(deadline):
         snap = env.get_state()
         scored = []
         for a in np.flatnonzero(env.action_masks()):
@@ -283,51 +286,55 @@ def pilot_malloc(env: MallocGameEnv, *, start_from_heuristic: bool = True,
             _, r, _, _, _ = env.step(int(a))
             tail, tail_ret = _greedy_tail(env)
             rollouts, steps = rollouts + 1, steps + 1 + len(tail)
+            problem.info["rollouts"] = rollouts
             ret = prefix_ret + r + tail_ret
             scored.append((ret, int(a)))
             if ret > best_ret + 1e-12:
-                best, best_ret, source = prefix + [int(a)] + tail, ret, "rollout"
-                trace.append((time.perf_counter() - t0, rollouts, steps,
-                              env.all_slow_time_us - ret * env.reward_scale_us))
+                best_ret = ret
+                trace.append((time.perf_counter() - t0, rollouts, steps, float(ret)))
+                _submit(problem, prefix + [int(a)] + tail)
         ret, a = max(scored, key=lambda x: (x[0], -x[1]))
         env.set_state(snap)
         _, r, _, _, _ = env.step(a)
         prefix.append(a)
         prefix_ret += r
-    out = _result(env, "pilot", best, source, t0, [{"rollouts": rollouts}])
-    return replace(out, trace=trace)
 
 
-def local_search_malloc(env: MallocGameEnv, *, start: Sequence[int] | None = None,
-                        max_passes: int = 2, max_alternatives: int = 2, chain_depth: int = 3,
-                        time_limit_s: float | None = None) -> MallocAgentResult:
+@register_agent("local_search", kinds=("malloc",))
+def local_search_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
+                        start: Sequence[int] | None = None, max_passes: int = 2,
+                        max_alternatives: int = 2, chain_depth: int = 3) -> None:
     """One-decision changes to ``start`` (default the heuristic's episode), rest by
     :func:`greedy_policy`, extended by ejection chains.
 
     Walks the episode; at each step tries up to ``max_alternatives`` other legal actions (in
-    action order: slow, best fit, ...), completes each greedily, and adopts the first that
-    beats the best so far. A change that does not beat it is extended into an *ejection
+    action order: slow, best fit, ...), completes each greedily, and adopts (submits) the first
+    that beats the best so far. A change that does not beat it is extended into an *ejection
     chain* (up to ``chain_depth`` more changes): the greedy completion usually hands the space
     a change frees to the next buffer in line — e.g. leaving one of several interchangeable
     large weights slow just lets the next one take its place, a plateau no single change can
     leave — so the first buffer the completion newly puts in fast memory is forced slow too,
     and the rest completed again. Repeats up to ``max_passes`` passes or until a pass finds
-    nothing. Deterministic; ``time_limit_s`` stops it between steps (returning the best so
-    far). ``chain_depth=0`` is the plain one-change neighbourhood.
+    nothing; ``info["passes"]`` logs each. Deterministic (``rng`` unused); stops between steps
+    when the budget's seconds run out. ``chain_depth=0`` is the plain one-change neighbourhood.
     """
-    t0 = time.perf_counter()
-    deadline = None if time_limit_s is None else t0 + time_limit_s
+    if max_passes < 1 or max_alternatives < 1 or chain_depth < 0:
+        raise AgentConfigError("local_search: max_passes and max_alternatives must be >= 1, "
+                               "chain_depth >= 0")
+    env = malloc_of(problem).make_env()
+    deadline = _deadline(problem)
     best = list(start) if start is not None else heuristic_actions(env)
-    best_ret, done = play_actions(env, best)
-    if not done:
-        raise MCTSError("start does not finish the episode")
-    source, log = "start_from", []
+    best_ret = _submit(problem, best)
+    if problem.failed[-1]:
+        raise AgentConfigError("local_search: start is not a complete, legal episode")
+    log: list[dict[str, Any]] = []
+    problem.info["passes"] = log
     for p in range(max_passes):
         improved = ejections = 0
         env.reset()
         prefix_ret = 0.0
         for i in range(len(best)):
-            if deadline is not None and time.perf_counter() > deadline:
+            if _past(deadline):
                 break
             snap = env.get_state()
             alts = [a for a in np.flatnonzero(env.action_masks()) if a != best[i]][:max_alternatives]
@@ -335,13 +342,13 @@ def local_search_malloc(env: MallocGameEnv, *, start: Sequence[int] | None = Non
                 cand, ret, k = _ejection_chain(env, snap, best, best_ret, i, int(a), prefix_ret,
                                                chain_depth)
                 if ret > best_ret + 1e-12:
-                    best, best_ret, source = cand, ret, "local_search"
+                    best, best_ret = cand, ret
                     improved, ejections = improved + 1, ejections + k
+                    _submit(problem, best)
             env.set_state(snap)
             _, r, _, _, _ = env.step(best[i])
             prefix_ret += r
         log.append({"pass": p, "improvements": improved, "ejections": ejections,
                     "best_return": best_ret})
-        if not improved or (deadline is not None and time.perf_counter() > deadline):
+        if not improved or _past(deadline):
             break
-    return _result(env, "local_search", best, source, t0, log)

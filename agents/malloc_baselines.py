@@ -1,16 +1,24 @@
-"""Baselines for the memory-placement game: XLA-style greedy and the exact optimum by CP-SAT.
+"""Baselines for the memory-placement game: all-slow, the XLA-style greedy and the exact
+optimum by CP-SAT.
 
-Both take a :class:`~mlsysgym.simulators.memory.MemoryProblem` and return a
+The solvers take a :class:`~mlsysgym.simulators.memory.MemoryProblem` and return a
 :class:`MallocSolution` whose placement the simulator validates and (when ``replayable``) the
-env replays exactly through :func:`actions_for` / :func:`replay`.
+env replays exactly through :func:`actions_for`. As agents of the one API (problem kind
+``"malloc"``) they are ``all_slow``, ``xla_greedy`` and ``cpsat``: each converts its placement
+to the env's actions and submits it as one evaluated episode; ``cpsat`` also reports its proof
+(``status`` "optimal" or "feasible", ``bound`` = the best reward any placement can have).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.malloc_problem import malloc_of
+from mlsysgym.agents.sequential import episode_design
 from mlsysgym.simulators.memory import (
     FAST,
     PREFETCH,
@@ -215,16 +223,60 @@ def actions_for(env, placement: Placement) -> list[int]:
     return placement_to_actions(env.problem, placement, env.order, env.n_offsets)
 
 
-def replay(env, placement: Placement, seed: int | None = None) -> tuple[float, float]:
-    """Play ``placement`` in ``env`` from reset; returns (episode return, final time in µs)."""
-    actions = actions_for(env, placement)
-    env.reset(seed=seed)
-    total = 0.0
-    info: dict = {}
-    for a in actions:
-        _, r, _, _, info = env.step(a)
-        total += r
-    return total, float(info["time_us"])
+def heuristic_actions(env) -> list[int]:
+    """The XLA-style greedy's placement as a :class:`MallocGameEnv`'s action sequence."""
+    return actions_for(env, xla_greedy(env.problem).placement)
 
 
-__all__ = ["MallocSolution", "actions_for", "all_slow", "cpsat_optimum", "replay", "xla_greedy"]
+@register_agent("all_slow", kinds=("malloc",))
+def all_slow_agent(problem: BudgetedProblem, rng: np.random.Generator) -> None:
+    """Every buffer in slow memory: one episode of slow actions (return 0)."""
+    env = malloc_of(problem).env
+    problem.evaluate([episode_design([0] * env.n_buffers)])
+
+
+@register_agent("xla_greedy", kinds=("malloc",))
+def xla_greedy_agent(problem: BudgetedProblem, rng: np.random.Generator) -> None:
+    """The XLA-style greedy (:func:`xla_greedy`) as one episode."""
+    problem.evaluate([episode_design(heuristic_actions(malloc_of(problem).env))])
+
+
+@register_agent("cpsat", kinds=("malloc",))
+def cpsat_agent(problem: BudgetedProblem, rng: np.random.Generator, *,
+                time_limit_s: float | None = None, num_workers: int = 1,
+                resolution: float = 1e8) -> None:
+    """CP-SAT (:func:`cpsat_optimum`, hinted with the greedy) within the budget's seconds
+    less a margin to build the model and replay its episode (90 % − 1 s; ``time_limit_s`` caps
+    it further; 60 s without either). Its placement, repacked among the
+    env's candidate offsets, is submitted as one episode; the proof goes to the result:
+    ``status`` "optimal" (proved, up to the solver's time rounding) or "feasible", ``bound`` =
+    the best reward any placement can have, ``info`` = the solver's own status, wall time and
+    the bound in µs. A placement the env cannot replay (offsets outside its candidates) is
+    reported in ``info["unreplayable_time_us"]`` and the greedy's episode submitted instead."""
+    if num_workers < 1 or (time_limit_s is not None and not time_limit_s > 0):
+        raise AgentConfigError("cpsat: num_workers must be >= 1 and time_limit_s > 0")
+    malloc = malloc_of(problem)
+    env = malloc.env
+    left = problem.time_left_s  # keep a margin to build the model and replay the episode
+    left = max(0.9 * left - 1.0, 0.1 * left) if np.isfinite(left) else 60.0
+    limit = min(time_limit_s or np.inf, left)
+    sol = cpsat_optimum(malloc.instance, time_limit_s=limit, num_workers=num_workers,
+                        n_offsets=env.n_offsets, resolution=resolution,
+                        seed=int(rng.integers(2**31)))
+    info: dict[str, Any] = {"solver_status": sol.status, "solver_wall_s": sol.wall_s,
+                            "bound_us": sol.bound_us}
+    if sol.replayable:
+        actions = actions_for(env, sol.placement)
+    else:
+        info["unreplayable_time_us"] = sol.time_us
+        actions = heuristic_actions(env)
+    bound = None
+    if sol.bound_us is not None:
+        bound = (env.all_slow_time_us - sol.bound_us) / env.reward_scale_us
+    status = {"OPTIMAL": "optimal", "FEASIBLE": "feasible"}.get(sol.status, "unknown")
+    problem.prove(status, bound=bound, **info)
+    problem.evaluate([episode_design(actions)])
+
+
+__all__ = ["MallocSolution", "actions_for", "all_slow", "all_slow_agent", "cpsat_agent", "cpsat_optimum",
+           "heuristic_actions", "xla_greedy", "xla_greedy_agent"]

@@ -10,22 +10,32 @@ by self-play. The env itself is the model: the search restores env snapshots and
   deep-copied, sharing its spaces and the attributes named in ``shared_attrs``);
 * determinism: the same state and action give the same reward and next state.
 
+It is one agent of the one agent API: :func:`mcts_episodes` searches a sequential problem
+(:class:`~mlsysgym.agents.sequential.EpisodeProblem`) under a budget, and every time its best
+complete episode improves it submits that episode as an evaluation, so the trajectory (and its
+``times_s``) is the best-so-far trace. Registered as ``mcts`` for any sequential problem
+(``kinds=("episode",)``, no start and no rollouts); a problem family registers its own ``mcts``
+with a heuristic's episode as ``start_from`` and a cheap ``rollout_policy`` (e.g. mallocGame).
+
 Values are undiscounted returns-to-go; Q-values are min-max normalized over the tree (rewards
 may be on any scale). Every complete episode the search sees (self-play episodes, terminal
-states reached inside the tree, rollouts) is a candidate, and the best one is returned:
-with ``start_from`` (e.g. a heuristic's action sequence) that sequence is a candidate too, and
-it also pre-trains the network by imitation, so the result is never worse than it.
-An optional ``rollout_policy`` (a cheap heuristic, env → action) values the leaves near the
-root by playing it to the end (AlphaGo-style); deeper leaves use the value head.
+states reached inside the tree, rollouts) is a candidate: with ``start_from`` (e.g. a
+heuristic's action sequence) that sequence is the first candidate, and it also pre-trains the
+network by imitation, so the result is never worse than it. An optional ``rollout_policy``
+(env → action) values the leaves near the root by playing it to the end (AlphaGo-style);
+deeper leaves use the value head.
 
-Ablations (:class:`MCTSConfig`): ``network="untrained"`` keeps a randomly initialized
-network that is never fitted, ``network="none"`` replaces it by a uniform prior over the legal
-actions and a zero value; ``rollout_min_prior`` lets the prior decide which leaves get a
-rollout; ``value_baseline`` trains the value head on returns relative to ``start_from``'s.
-:class:`MCTSResult` carries the best-so-far ``trace`` (seconds, simulations, env steps, return).
+Hyperparameters (:data:`MCTS_DEFAULTS`): search and training budget, and the ablations:
+``network="untrained"`` keeps a randomly initialized network that is never fitted,
+``network="none"`` replaces it by a uniform prior over the legal actions and a zero value;
+``rollout_min_prior`` lets the prior decide which leaves get a rollout; ``value_baseline``
+trains the value head on returns relative to ``start_from``'s. The result's ``info`` holds the
+per-iteration log (``mcts_log``: losses, returns), ``simulations``, ``env_steps``, ``source``
+(which episode won) and ``trace`` ((seconds, simulations, env steps, return) at each
+improvement).
 
 The search runs on ``env.unwrapped``; it is deterministic for a seed (``torch.manual_seed``,
-one torch thread, a seeded NumPy generator) unless ``time_limit_s`` cuts it short.
+one torch thread, a seeded NumPy generator) unless the budget's seconds cut it short.
 """
 
 from __future__ import annotations
@@ -33,29 +43,31 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.sequential import episode_design, sequential_problem
 from mlsysgym.core.errors import MlsysgymError
 
-__all__ = ["IterationLog", "MCTSConfig", "MCTSError", "MCTSResult", "PolicyValueNet",
-           "Snapshotter", "mcts_search", "play_actions"]
+__all__ = ["MCTS_DEFAULTS", "MCTS_HYPERPARAMETERS", "IterationLog", "MCTSError",
+           "PolicyValueNet", "Snapshotter", "mcts_episodes"]
 
 RolloutPolicy = Callable[[gym.Env], int]
 Featurize = Callable[[Any], np.ndarray]
 
 
 class MCTSError(MlsysgymError):
-    """Bad input to the tree search (unsupported env, bad configuration or action sequence)."""
+    """Bad input to the tree search (unsupported env or action sequence)."""
 
 
 @dataclass(frozen=True)
-class MCTSConfig:
-    """Search and training budget of :func:`mcts_search` (small defaults for 2 CPU cores)."""
+class _Params:
+    """The search's hyperparameters (small defaults for 2 CPU cores); see :data:`MCTS_DEFAULTS`."""
 
     n_simulations: int = 16          # simulations per move
     iterations: int = 2              # self-play iterations (episodes, then training)
@@ -72,23 +84,40 @@ class MCTSConfig:
     imitation_smoothing: float = 0.5  # start_from targets: (1 - s)·one-hot + s·uniform over legal
     root_expand_all: bool = True     # try every legal root action once before going deeper
     rollout_depth: int = 1           # leaves this deep below the root use rollout_policy
-    time_limit_s: float | None = None  # stop early (between moves) and return the best so far
-    seed: int = 0
-    # Ablations and options (defaults keep the original behaviour):
     network: str = "trained"         # "trained"; "untrained" (random init, never fitted);
     #                                  "none" (uniform prior over legal actions, zero value)
     value_baseline: bool = False     # value targets relative to start_from's return-to-go at
     #                                  the same step, in % of its return (needs start_from)
     rollout_min_prior: float = 0.0   # leaves whose prior is below this skip the rollout and
     #                                  use the value head (the network prunes rollouts)
+    seed: int = 0                    # set from the agent's generator
 
     def __post_init__(self) -> None:
         if self.n_simulations < 1 or self.iterations < 0 or self.episodes_per_iteration < 1:
-            raise MCTSError("n_simulations and episodes_per_iteration must be >= 1, iterations >= 0")
+            raise AgentConfigError("mcts: n_simulations and episodes_per_iteration must be >= 1, "
+                                   "iterations >= 0")
         if self.hidden < 1 or self.batch_size < 1 or self.lr <= 0 or self.c_puct <= 0:
-            raise MCTSError("hidden, batch_size, lr and c_puct must be positive")
+            raise AgentConfigError("mcts: hidden, batch_size, lr and c_puct must be positive")
         if self.network not in ("trained", "untrained", "none"):
-            raise MCTSError(f"network must be 'trained', 'untrained' or 'none'; got {self.network!r}")
+            raise AgentConfigError(f"mcts: network must be 'trained', 'untrained' or 'none'; "
+                                   f"got {self.network!r}")
+
+    @classmethod
+    def of(cls, hyperparameters: Mapping[str, Any], seed: int) -> _Params:
+        """Checked parameters from an agent's keyword arguments (AgentConfigError if unknown)."""
+        known = {f.name for f in fields(cls)} - {"seed"}
+        unknown = sorted(set(hyperparameters) - known)
+        if unknown:
+            raise AgentConfigError(f"mcts: unknown hyperparameter(s) {unknown}; "
+                                   f"known: {sorted(known)}")
+        return cls(**hyperparameters, seed=seed)
+
+
+MCTS_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(_Params) if f.name != "seed"}
+MCTS_HYPERPARAMETERS: dict[str, list[Any]] = {
+    "n_simulations": [8, 16, 32], "iterations": [1, 3], "rollout_depth": [1, 3],
+    "network": ["trained", "none"], "value_baseline": [False, True],
+}
 
 
 @dataclass(frozen=True)
@@ -102,22 +131,6 @@ class IterationLog:
     value_loss: float
     n_samples: int
     wall_s: float
-
-
-@dataclass(frozen=True)
-class MCTSResult:
-    """Best complete episode found: its actions and return, where it came from, and the run's log."""
-
-    actions: list[int]
-    episode_return: float
-    source: str                      # "start_from", "self-play", "tree", "rollout" or "final"
-    search_time_s: float
-    n_env_steps: int
-    log: list[IterationLog] = field(default_factory=list)
-    stopped_early: bool = False
-    # (seconds, simulations, env steps, best return) each time the best episode improved
-    trace: list[tuple[float, int, int, float]] = field(default_factory=list)
-    n_simulations: int = 0           # simulations run in total (all episodes)
 
 
 # ---- env snapshots ------------------------------------------------------------------------
@@ -154,20 +167,6 @@ class Snapshotter:
 def _mask(env: gym.Env, n: int) -> np.ndarray:
     fn = getattr(env, "action_masks", None)
     return np.asarray(fn(), bool) if callable(fn) else np.ones(n, bool)
-
-
-def play_actions(env: gym.Env, actions: Sequence[int], seed: int | None = None) -> tuple[float, bool]:
-    """Reset ``env`` (unwrapped), play ``actions``; returns (return, reached a terminal state)."""
-    env = env.unwrapped
-    env.reset(seed=seed)
-    total, done = 0.0, False
-    for a in actions:
-        if done:
-            raise MCTSError(f"action sequence is longer than the episode ({len(actions)} actions)")
-        _, r, term, trunc, _ = env.step(int(a))
-        total += float(r)
-        done = bool(term or trunc)
-    return total, done
 
 
 # ---- the network --------------------------------------------------------------------------
@@ -280,8 +279,9 @@ class _Best:
 class _Search:
     """One run of :func:`mcts_search`: env, network, best episode and counters."""
 
-    def __init__(self, env: gym.Env, cfg: MCTSConfig, rollout_policy: RolloutPolicy | None,
-                 featurize: Featurize, shared_attrs: Sequence[str]) -> None:
+    def __init__(self, env: gym.Env, cfg: _Params, rollout_policy: RolloutPolicy | None,
+                 featurize: Featurize, shared_attrs: Sequence[str],
+                 submit: Callable[[list[int]], Any] | None = None) -> None:
         self.env, self.cfg, self.rollout_policy = env, cfg, rollout_policy
         self.featurize = featurize
         self.snap = Snapshotter(env, shared_attrs)
@@ -295,6 +295,7 @@ class _Search:
         self.net: PolicyValueNet | None = None
         self.baseline: np.ndarray | None = None   # start_from's return-to-go per step
         self.value_unit = 1.0
+        self.submit = submit  # called with each new best episode (scores it through the budget)
 
     def to_target(self, rtg: float, t: int) -> float:
         """Value-head target for return-to-go ``rtg`` at step ``t``."""
@@ -319,6 +320,8 @@ class _Search:
         if ret > self.best.ret + 1e-12:
             self.best = _Best(list(actions), ret, source)
             self.trace.append((time.perf_counter() - self.t0, self.sims, self.steps, float(ret)))
+            if self.submit is not None:
+                self.submit(self.best.actions)
 
     def step(self, a: int) -> tuple[Any, float, bool]:
         obs, r, term, trunc, _ = self.env.step(a)
@@ -440,41 +443,48 @@ def _flat_featurizer(space: spaces.Space) -> Featurize:
     return featurize
 
 
-def mcts_search(env: gym.Env, config: MCTSConfig | None = None, *,
-                start_from: Sequence[int] | None = None,
-                rollout_policy: RolloutPolicy | None = None,
-                featurize: Featurize | None = None,
-                shared_attrs: Sequence[str] = ()) -> MCTSResult:
-    """Self-play AlphaZero-style search on ``env``; returns the best complete episode found.
+def mcts_episodes(problem: BudgetedProblem, rng: np.random.Generator, *,
+                  start_from: Sequence[int] | None = None,
+                  rollout_policy: RolloutPolicy | None = None,
+                  featurize: Featurize | None = None, shared_attrs: Sequence[str] = (),
+                  **hyperparameters: Any) -> None:
+    """Self-play AlphaZero-style search on a sequential problem's env, within its budget.
+
+    Each improvement of the best complete episode is submitted through ``problem.evaluate``
+    (so the trajectory is the best-so-far trace); the search stops between moves when the
+    budget's seconds are spent. The run's log goes to ``problem.info`` (module docstring).
 
     Args:
-        env: a deterministic env with ``Discrete`` actions (see the module docstring).
-        config: budget and hyperparameters (:class:`MCTSConfig`).
-        start_from: an action sequence to improve on (e.g. a heuristic's): a candidate result,
+        problem: the budgeted sequential problem (its ``make_env()`` gives the env to search).
+        rng: the agent's generator (seeds torch, the env's reset and the root noise).
+        start_from: an action sequence to improve on (e.g. a heuristic's): the first candidate,
             and the network imitates it before self-play. Must be a complete, legal episode.
         rollout_policy: ``env -> action`` played to the end from leaves within
-            ``config.rollout_depth`` of the root (their value is its return).
+            ``rollout_depth`` of the root (their value is its return).
         featurize: observation → float32 vector (default: ``gymnasium.spaces.flatten``).
         shared_attrs: env attributes the deep-copy fallback snapshot may share (read-only ones).
+        hyperparameters: see :data:`MCTS_DEFAULTS`.
     """
-    cfg = config or MCTSConfig()
-    env = env.unwrapped
+    cfg = _Params.of(hyperparameters, seed=int(rng.integers(2**31)))
+    env = sequential_problem(problem).make_env().unwrapped
     if not isinstance(env.action_space, spaces.Discrete):
-        raise MCTSError(f"mcts_search needs a Discrete action space; got {env.action_space}")
+        raise MCTSError(f"mcts needs a Discrete action space; got {env.action_space}")
     torch = _torch()
     t0 = time.perf_counter()
-    deadline = None if cfg.time_limit_s is None else t0 + cfg.time_limit_s
+    left = problem.time_left_s
+    deadline = None if not np.isfinite(left) else t0 + left
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    search = _Search(env, cfg, rollout_policy, featurize or _flat_featurizer(env.observation_space),
+                     shared_attrs, submit=lambda acts: problem.evaluate([episode_design(acts)]))
+    search.t0 = t0
+    log: list[IterationLog] = []
+    stopped = False
     try:
         torch.manual_seed(cfg.seed)
-        search = _Search(env, cfg, rollout_policy,
-                         featurize or _flat_featurizer(env.observation_space), shared_attrs)
-        search.t0 = t0
         obs, _ = env.reset(seed=cfg.seed)
         search.net = PolicyValueNet(len(search.featurize(obs)), search.n_actions, cfg.hidden, cfg.lr)
         data: list[tuple] = []
-        log: list[IterationLog] = []
         fit = cfg.network == "trained"
         if start_from is not None:
             data += _imitation_data(search, list(start_from))
@@ -484,7 +494,6 @@ def mcts_search(env: gym.Env, config: MCTSConfig | None = None, *,
                 lp, lv = _fit(search, data, cfg.imitation_epochs)
             log.append(IterationLog(-1, (search.best.ret,), search.best.ret, lp, lv, len(data),
                                     time.perf_counter() - t))
-        stopped = False
         plan = [(i, True) for i in range(cfg.iterations)] + ([(cfg.iterations, False)]
                                                              if cfg.final_episode else [])
         for it, noise in plan:
@@ -504,13 +513,18 @@ def mcts_search(env: gym.Env, config: MCTSConfig | None = None, *,
                                     time.perf_counter() - t))
             if stopped:
                 break
-        best = search.best
-        if best.ret == -math.inf:
-            raise MCTSError("the search was stopped before any complete episode; raise time_limit_s")
-        return MCTSResult(best.actions, float(best.ret), best.source, time.perf_counter() - t0,
-                          search.steps, log, stopped, list(search.trace), search.sims)
     finally:
         torch.set_num_threads(threads)
+        problem.info.update(mcts_log=[asdict(lg) for lg in log], simulations=search.sims,
+                            env_steps=search.steps, source=search.best.source,
+                            stopped_early=stopped, trace=list(search.trace))
+
+
+@register_agent("mcts", kinds=("episode",))
+def mcts_agent(problem: BudgetedProblem, rng: np.random.Generator, **hyperparameters: Any) -> None:
+    """AlphaZero-style search on any sequential problem (no start episode, no rollouts: the
+    value head values the leaves); hyperparameters: :data:`MCTS_DEFAULTS`."""
+    mcts_episodes(problem, rng, **hyperparameters)
 
 
 def _imitation_data(search: _Search, actions: list[int]) -> list[tuple]:
