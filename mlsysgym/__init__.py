@@ -12,6 +12,7 @@ ENVS: dict[str, str] = {
     "mlsysgym/KernelScheduling-v0": "mlsysgym.envs.kernel_scheduling:KernelSchedulingEnv",
     "mlsysgym/KernelSchedulingStream-v0": "mlsysgym.envs.kernel_scheduling_stream:KernelSchedulingStreamEnv",
     "mlsysgym/DRAM-v0": "mlsysgym.envs.dram_env:DramEnv",
+    "mlsysgym/LLMServing-v0": "mlsysgym.envs.serving_env:LLMServingEnv",
 }
 # PettingZoo (multi-agent) env: mlsysgym.envs.dram_marl.parallel_env(**kwargs) ("DRAM-MultiAgent-v0").
 

@@ -200,7 +200,7 @@ def test_evaluator_metrics_cache_and_infeasible():
     w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2, trace=fixed_trace(4.0, 40, 200, 50))
     ev = ServingEvaluator()
     r = ev.evaluate([{"tp": 1, "dp": 2}, {"tp": 2, "dp": 1}, {"tp": 3, "dp": 1}], w)
-    assert r["feasible"].tolist() == [1.0, 1.0, 0.0]
+    assert r["infeasible"].tolist() == [0.0, 0.0, 1.0]
     assert r["throughput_tok_s"][2] == 0.0
     assert np.all(r["ttft_p99_s"][:2] >= r["ttft_p50_s"][:2])
     # every output token counted: throughput × makespan = 40 · 50 tokens
@@ -212,7 +212,7 @@ def test_evaluator_metrics_cache_and_infeasible():
 def test_disaggregated_plan_runs():
     w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2, trace=fixed_trace(2.0, 20, 500, 20))
     r = ServingEvaluator().evaluate_one({"tp": 1, "dp": 1, "pd_disagg": 1}, w)
-    assert r["feasible"] == 1.0 and r["ttft_mean_s"] > 0
+    assert r["infeasible"] == 0.0 and r["ttft_mean_s"] > 0
 
 
 @pytest.mark.skipif(not DEFAULT_DATA.exists(), reason="no H200 kernel data")

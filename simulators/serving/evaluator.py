@@ -4,7 +4,7 @@ A :class:`ServingWorkload` is a model, a cluster, a request trace and SLO target
 plan, :func:`simulate` splits the trace over the ``dp`` replicas (round-robin by arrival), runs
 every model instance with :func:`.engine.simulate_instance` (with ``pd_disagg``: a prefill
 instance, the KV transfer over the link, then a decode instance) and reduces the per-request
-times to metrics. Plans that break a rule or do not fit report ``feasible = 0`` and sentinel
+times to metrics. Plans that break a rule or do not fit report ``infeasible = 1`` and sentinel
 values (latencies 1e6 s, throughput 0).
 """
 
@@ -28,12 +28,12 @@ from mlsysgym.simulators.serving.traces import Trace, poisson_trace, read_trace
 __all__ = ["METRICS", "ServingEvaluator", "ServingWorkload", "simulate"]
 
 METRICS: tuple[str, ...] = (
-    "feasible", "ttft_mean_s", "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "tpot_mean_s",
+    "infeasible", "ttft_mean_s", "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "tpot_mean_s",
     "tpot_p50_s", "tpot_p95_s", "tpot_p99_s", "tpot_token_weighted_s", "e2e_mean_s",
     "e2e_p99_s", "throughput_tok_s", "throughput_req_s", "slo_attainment",
     "energy_per_token_j", "energy_j", "weights_gb_per_device", "kv_tokens_per_instance",
-    "makespan_s", "preemptions")
-_BAD = {"feasible": 0.0, "throughput_tok_s": 0.0, "throughput_req_s": 0.0,
+    "makespan_s", "preemptions", "device_s_per_token")
+_BAD = {"infeasible": 1.0, "throughput_tok_s": 0.0, "throughput_req_s": 0.0,
         "slo_attainment": 0.0, "kv_tokens_per_instance": 0.0, "preemptions": 0.0,
         "weights_gb_per_device": 0.0}
 SENTINEL_S = 1e6
@@ -139,7 +139,7 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     ok = (ttft <= workload.slo_ttft_s) & np.where(
         multi, (finish - first) / np.maximum(out - 1, 1) <= workload.slo_tpot_s, True)
     res: dict[str, Any] = {
-        "feasible": 1.0, "ttft_mean_s": float(ttft.mean()), "ttft_p50_s": _pct(ttft, 50),
+        "infeasible": 0.0, "ttft_mean_s": float(ttft.mean()), "ttft_p50_s": _pct(ttft, 50),
         "ttft_p95_s": _pct(ttft, 95), "ttft_p99_s": _pct(ttft, 99),
         "tpot_mean_s": float(tpot.mean()) if len(tpot) else 0.0,
         "tpot_p50_s": _pct(tpot, 50), "tpot_p95_s": _pct(tpot, 95), "tpot_p99_s": _pct(tpot, 99),
@@ -149,7 +149,8 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
         "slo_attainment": float(ok.mean()), "energy_per_token_j": energy / float(out.sum()),
         "energy_j": energy, "weights_gb_per_device": mem.weight_bytes / 1e9,
         "kv_tokens_per_instance": float(mem.kv_tokens), "makespan_s": makespan,
-        "preemptions": float(preempt)}
+        "preemptions": float(preempt),
+        "device_s_per_token": plan.n_devices * makespan / float(out.sum())}
     if details:
         res["first_token_s"], res["finish_s"] = first, finish
     return res
@@ -159,7 +160,8 @@ class ServingEvaluator(Evaluator):
     """Plans → serving metrics on a :class:`ServingWorkload` (cached by plan and workload).
 
     ``evaluate(designs, workload)``: designs are plan dicts (missing fields take
-    :class:`Plan`'s defaults); an infeasible plan gets ``feasible = 0`` and sentinel values.
+    :class:`Plan`'s defaults); an infeasible plan gets ``infeasible = 1`` and sentinel values (the
+    convention :class:`mlsysgym.envs.rewards.Penalty` reads).
     """
 
     name = "serving"
