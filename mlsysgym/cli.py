@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlsysgym.commands.info_cmds",
     "mlsysgym.commands.ir_cmds",
     "mlsysgym.commands.sim_accelerator",
+    "mlsysgym.commands.serving_cmds",
     "mlsysgym.commands.dram_cmds",
     "mlsysgym.commands.costmodel_cmds",
     "mlsysgym.commands.mlir_cmds",

@@ -22,7 +22,7 @@ def test_check_env(mode):
 
 def test_reference_plan_scores_one_and_invalid_is_penalized():
     env = LLMServingEnv(**KW)
-    r, metrics, feasible = env.score([env.reference_design,
+    r, _, feasible = env.score([env.reference_design,
                                       {**env.reference_design, "tp": 4, "dp": 1}])
     assert r[0] == pytest.approx(1.0)
     assert r[1] == -1.0 and not feasible[1]
@@ -38,7 +38,7 @@ def test_sequential_masks_follow_the_rules():
     env.step(0)                       # pp = 1
     assert env.action_masks()[:2].tolist() == [True, False]   # dp must be 1
     for _ in range(env.space.dim - 2):
-        obs, reward, terminated, truncated, info = env.step(int(np.flatnonzero(env.action_masks())[0]))
+        _, reward, terminated, _, info = env.step(int(np.flatnonzero(env.action_masks())[0]))
     assert terminated and not info["infeasible"] and reward > 0
 
 
