@@ -51,6 +51,9 @@ trials and Optuna groups), :mod:`.checks` (dry runs on the driver before Ray sta
 
 from mlsysgym.experiments.sweep.checks import check_runnable
 from mlsysgym.experiments.sweep.config import (
+    AGENT_KEYS,
+    DISTRIBUTIONS,
+    TOP_KEYS,
     AgentSpec,
     SweepConfig,
     check_names_exist,
@@ -58,12 +61,19 @@ from mlsysgym.experiments.sweep.config import (
     load_config,
 )
 from mlsysgym.experiments.sweep.errors import LedgerMismatchError, SweepConfigError, SweepError
-from mlsysgym.experiments.sweep.storage import check_ledger, completed, load_results, run_trial
+from mlsysgym.experiments.sweep.storage import (
+    UNRECORDED,
+    check_ledger,
+    completed,
+    load_results,
+    run_trial,
+)
 from mlsysgym.experiments.sweep.summary import SweepSummary, print_summary, summary_table
 from mlsysgym.experiments.sweep.trials import OptunaGroup, TrialSpec, expand
 from mlsysgym.experiments.sweep.tune_driver import run_sweep
 
-__all__ = ["AgentSpec", "LedgerMismatchError", "OptunaGroup", "SweepConfig", "SweepConfigError",
-           "SweepError", "SweepSummary", "TrialSpec", "check_ledger", "check_names_exist",
-           "check_runnable", "completed", "expand", "import_plugins", "load_config",
-           "load_results", "print_summary", "run_sweep", "run_trial", "summary_table"]
+__all__ = ["AGENT_KEYS", "DISTRIBUTIONS", "TOP_KEYS", "UNRECORDED", "AgentSpec",
+           "LedgerMismatchError", "OptunaGroup", "SweepConfig", "SweepConfigError", "SweepError",
+           "SweepSummary", "TrialSpec", "check_ledger", "check_names_exist", "check_runnable",
+           "completed", "expand", "import_plugins", "load_config", "load_results",
+           "print_summary", "run_sweep", "run_trial", "summary_table"]
