@@ -219,7 +219,7 @@ def to_markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
               f"(median, iree-cpu on {meta['cpu']}). Machine shared with other jobs "
               f"(load average {meta['load']} at the end)."), "",
              ("Models (same training rows per split): **MLIR text transformer** "
-              "(`costmodels/mlir_text.py`: compact MLIR tokens; numbers are log-magnitude "
+              "(`costmodels/mlir_text/`: compact MLIR tokens; numbers are log-magnitude "
               "tokens plus their continuous log value; every shaped type also gets an "
               "element-count token (log of the product of its dims, read from the text) and "
               "each dim a slot embedding (position from the innermost dim, power-of-two "
