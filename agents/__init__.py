@@ -22,6 +22,9 @@ from mlsysgym.agents import (  # noqa: F401  (importing registers the agents and
     optuna_agents,
     random_walk,
     rl,
+    scheduling_baselines,
+    scheduling_problem,
+    scheduling_search,
     sequential,
 )
 from mlsysgym.agents.base import (
@@ -53,11 +56,17 @@ AGENT_HYPERPARAMETERS: dict[str, dict[str, list[Any]]] = {
     "a2c": rl.A2C_HYPERPARAMETERS,
     "dqn": rl.DQN_HYPERPARAMETERS,
     "sac": rl.SAC_HYPERPARAMETERS,
-    "maskable_ppo": {**malloc_agents.PPO_MALLOC_HYPERPARAMETERS, **rl.MASKABLE_PPO_HYPERPARAMETERS},
+    "maskable_ppo": {**scheduling_search.LEARNED_HYPERPARAMETERS,
+                     **malloc_agents.PPO_MALLOC_HYPERPARAMETERS, **rl.MASKABLE_PPO_HYPERPARAMETERS},
     "mcts": malloc_agents.MCTS_MALLOC_HYPERPARAMETERS,
     "pilot": malloc_agents.PILOT_HYPERPARAMETERS,
-    "local_search": malloc_agents.LOCAL_SEARCH_HYPERPARAMETERS,
-    "cpsat": {"num_workers": [1, 2]},
+    "local_search": {**scheduling_search.LOCAL_SEARCH_HYPERPARAMETERS,
+                     **malloc_agents.LOCAL_SEARCH_HYPERPARAMETERS},
+    "cpsat": {"num_workers": [1, 2], "time_limit_s": [2.0, 10.0, 60.0]},
+    "heft": scheduling_baselines.HEFT_HYPERPARAMETERS,
+    "policy_local_search": {**scheduling_search.LEARNED_HYPERPARAMETERS,
+                            **scheduling_search.LOCAL_SEARCH_HYPERPARAMETERS,
+                            "proposal": ["uniform", "policy"]},
 }
 
 __all__ = ["AGENTS", "AGENT_HYPERPARAMETERS", "AgentConfigError", "Budget", "BudgetExhausted",

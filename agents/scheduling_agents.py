@@ -10,14 +10,16 @@
   as "first window op on its earliest-finish PE" (the list-scheduling rule of HEFT). The
   output is ``[action logits (W·P), value features]``; :class:`GraphSchedulingPolicy` reads the
   logits as they are and the value from the rest. Padded ops and edges do not change it.
-- :class:`SchedulingAgent` — trains one policy per platform on one or several workloads
-  (``train``) and schedules a workload of that platform (``schedule``): a greedy masked
-  rollout, optionally the best of ``samples`` rollouts sampled from the policy (batched), and
-  with ``never_worse_than_heft=True`` HEFT's schedule when that is better. The result says
-  which of them won, so a reported makespan is never credited to the policy when HEFT gave it.
-  ``search`` adds inference-time local search from the policy's best rollout
-  (:mod:`mlsysgym.agents.scheduling_search`).
+- :func:`train_policy` — MaskablePPO with that policy on one or several instances of a
+  scheduling problem's family (its ``train_graphs``; one drawn per episode), in the problem's
+  own env (makespan reward, or the mean-JCT reward on job streams). A trained policy is kept
+  in memory per (platform, instances, settings, seed), so agents searching several instances
+  of a platform in one process train once.
+- :func:`policy_rollouts` — episodes of a policy stepped in lockstep, one batched forward per
+  step: greedy or sampled at a temperature.
 
+The agents built on them (``maskable_ppo``, ``policy_local_search``) are registered in
+:mod:`mlsysgym.agents.scheduling_search` (so that importing the registry needs no torch).
 Determinism: a seed fixes training (``torch.set_num_threads(1)`` while running) and sampling.
 """
 
@@ -25,15 +27,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from mlsysgym.agents.scheduling_baselines import heft
-from mlsysgym.core.errors import MlsysgymError
-from mlsysgym.envs.kernel_scheduling import N_OP_FEATURES_BASE, KernelSchedulingEnv, Workload
-from mlsysgym.simulators.multicore import Platform, Schedule, SchedulingProblem, load_platform
+from mlsysgym.agents.base import AgentConfigError
+from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
+from mlsysgym.envs.kernel_scheduling import N_OP_FEATURES_BASE
+from mlsysgym.simulators.multicore import Schedule
 
 try:  # torch and SB3 are core dependencies, but keep `import mlsysgym.agents...` light on failure
     import torch
@@ -44,25 +45,8 @@ try:  # torch and SB3 are core dependencies, but keep `import mlsysgym.agents...
 except ImportError as _e:  # pragma: no cover
     raise ImportError(f"scheduling agents need torch, stable-baselines3 and sb3-contrib ({_e})") from None
 
-__all__ = ["AgentConfig", "AgentResult", "GraphSchedulingExtractor", "GraphSchedulingPolicy",
-           "SchedulingAgent", "SchedulingAgentError", "TrainStats", "generic_platform",
-           "policy_rollouts"]
-
-
-class SchedulingAgentError(MlsysgymError):
-    """A scheduling agent was used wrongly (not trained, other platform, bad setting)."""
-
-
-def generic_platform(n_pes: int, name: str = "generic") -> Platform:
-    """A placeholder platform of ``n_pes`` PEs, for envs over prebuilt SchedulingProblems
-    (e.g. :func:`~mlsysgym.simulators.multicore.random_problem`) whose times are given."""
-    if n_pes < 1:
-        raise SchedulingAgentError(f"a platform needs at least one PE, got n_pes={n_pes}")
-    return Platform.from_dict({"name": name, "pes": [{
-        "name": "pe", "count": n_pes, "kind": "pe", "throughput_gflops": {"*": 1.0},
-        "bandwidth_gbps": 1.0, "active_power_w": 1.0, "idle_power_w": 0.1}] if n_pes > 1 else [{
-        "name": "pe0", "kind": "pe", "throughput_gflops": {"*": 1.0}, "bandwidth_gbps": 1.0,
-        "active_power_w": 1.0, "idle_power_w": 0.1}]})
+__all__ = ["GraphSchedulingExtractor", "GraphSchedulingPolicy", "TrainStats", "policy_rollouts",
+           "train_policy"]
 
 
 # ---- network ----------------------------------------------------------------------------------
@@ -225,16 +209,18 @@ def _to_torch(obs: Sequence[Mapping[str, np.ndarray]]) -> dict[str, torch.Tensor
     return {k: torch.as_tensor(np.stack([o[k] for o in obs]), dtype=torch.float32) for k in obs[0]}
 
 
-def policy_rollouts(policy: GraphSchedulingPolicy, problem: SchedulingProblem, platform: Platform,
-                    n: int, greedy: bool, seed: int = 0, window: int = 16,
-                    temperature: float = 1.0) -> list[Schedule]:
-    """``n`` episodes of ``policy`` on ``problem`` stepped in lockstep with one batched forward per
-    step: greedy (argmax of the masked logits) or sampled. Returns the env's schedules."""
-    envs = [KernelSchedulingEnv(problem, platform, window=window) for _ in range(n)]
+def policy_rollouts(policy: GraphSchedulingPolicy, problem: SchedulingEpisodes, n: int,
+                    greedy: bool, seed: int = 0, temperature: float = 1.0
+                    ) -> list[tuple[Schedule, list[int]]]:
+    """``n`` episodes of ``policy`` in ``problem``'s env stepped in lockstep with one batched
+    forward per step: greedy (argmax of the masked logits) or sampled. Returns each episode's
+    schedule and actions."""
+    envs = [problem.make_env() for _ in range(n)]
     obs = [e.reset(seed=seed)[0] for e in envs]
+    actions: list[list[int]] = [[] for _ in range(n)]
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
-        for _ in range(problem.n_ops):
+        for _ in range(problem.instance.n_ops):
             logits = policy.features_extractor(_to_torch(obs))[:, :policy.action_space.n]
             mask = torch.as_tensor(np.stack([e.action_masks() for e in envs]))
             logits = torch.where(mask, logits / temperature, torch.full_like(logits, -1e9))
@@ -242,20 +228,21 @@ def policy_rollouts(policy: GraphSchedulingPolicy, problem: SchedulingProblem, p
                 acts = logits.argmax(-1)
             else:
                 acts = torch.multinomial(torch.softmax(logits, -1), 1, generator=gen).squeeze(-1)
+            for k, a in enumerate(acts.tolist()):
+                actions[k].append(int(a))
             obs = [e.step(int(a))[0] for e, a in zip(envs, acts.tolist())]
-    return [e.schedule() for e in envs]
+    return [(e.schedule(), acts) for e, acts in zip(envs, actions)]
 
 
-# ---- agent ------------------------------------------------------------------------------------
+# ---- training ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class AgentConfig:
+class _Settings:
     """Network and MaskablePPO settings (small by default: 2 shared cores)."""
 
     hidden: int = 32
     rounds: int = 2
-    window: int = 16
     total_timesteps: int = 8192
     n_envs: int = 4
     n_steps: int = 128
@@ -265,165 +252,117 @@ class AgentConfig:
     ent_coef: float = 0.01
     gamma: float = 1.0
     gae_lambda: float = 0.95
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        if min(self.hidden, self.window, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
-            raise SchedulingAgentError("hidden, window, n_envs, n_steps, batch_size and n_epochs "
-                                       "must all be ≥ 1")
+        if min(self.hidden, self.n_envs, self.n_steps, self.batch_size, self.n_epochs) < 1:
+            raise AgentConfigError("hidden, n_envs, n_steps, batch_size and n_epochs must all be ≥ 1")
         if self.total_timesteps < 0:
-            raise SchedulingAgentError(f"total_timesteps must be ≥ 0, got {self.total_timesteps}")
+            raise AgentConfigError(f"total_timesteps must be ≥ 0, got {self.total_timesteps}")
+
+
+TRAINING_HYPERPARAMETERS = tuple(_Settings.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
 class TrainStats:
-    """What training did: timesteps, wall time, mean episode makespan / LB_0 early and late."""
+    """What training did: timesteps, wall time, mean episode objective / its bound early and
+    late (makespan / LB_0, or mean JCT / its bound on streams), the training instances."""
 
     timesteps: int
     wall_s: float
     workloads: tuple[str, ...]
     first_ratio: float = float("nan")
     last_ratio: float = float("nan")
+    cached: bool = False  # this process had trained the same policy already
 
 
-@dataclass(frozen=True)
-class AgentResult:
-    """A schedule from the agent. ``source`` says who produced it: ``greedy`` (the greedy
-    policy rollout), ``sample`` (one of the sampled rollouts) or ``heft`` (HEFT was better and
-    ``never_worse_than_heft`` was set)."""
-
-    schedule: Schedule
-    makespan_us: float
-    source: str
-    greedy_makespan_us: float
-    best_sample_makespan_us: float
-    heft_makespan_us: float
-    rollouts: int
-    wall_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
+_TRAINED: dict[tuple, tuple[Any, TrainStats]] = {}  # the last few trained policies
+_KEEP = 4
 
 
-class SchedulingAgent:
-    """MaskablePPO + :class:`GraphSchedulingPolicy` for one platform: ``train`` then ``schedule``."""
+def train_policy(problem: SchedulingEpisodes, train_graphs: Sequence[Any] | None = None,
+                 seed: int = 0, **settings: Any) -> tuple[GraphSchedulingPolicy, TrainStats]:
+    """A :class:`GraphSchedulingPolicy` trained with MaskablePPO in ``problem``'s env on
+    ``train_graphs`` (variants of the problem, see
+    :meth:`~mlsysgym.agents.scheduling_problem.SchedulingEpisodes.variant`; default: the
+    problem's own instance), with the network/PPO ``settings`` (``hidden``, ``rounds``,
+    ``total_timesteps``, ``n_envs``, ``n_steps``, ``batch_size``, ``n_epochs``,
+    ``learning_rate``, ``ent_coef``, ``gamma``, ``gae_lambda``)."""
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
-    def __init__(self, platform: str | Path | Mapping[str, Any] | Platform = "soc_npu",
-                 config: AgentConfig | None = None) -> None:
-        self.platform = load_platform(platform)
-        self.config = config or AgentConfig()
-        self.model: Any = None
-        self.stats: TrainStats | None = None
+    unknown = set(settings) - set(TRAINING_HYPERPARAMETERS)
+    if unknown:
+        raise AgentConfigError(f"unknown training setting(s) {sorted(unknown)}; use "
+                               f"{', '.join(TRAINING_HYPERPARAMETERS)}")
+    c = _Settings(**settings)
+    instances = [problem.instance] if not train_graphs else [problem.variant(g) for g in train_graphs]
+    key = (problem.platform.name, problem.window, problem.objective, problem.stream,
+           tuple(p.name for p in instances), tuple(sorted(asdict(c).items())), int(seed))
+    if key in _TRAINED:
+        policy, stats = _TRAINED[key]
+        return policy, replace(stats, cached=True)
+    max_ops = max(p.n_ops for p in instances)
+    max_edges = max(1, max(p.n_edges for p in instances))
 
-    def _env(self, workloads: Sequence[Workload], max_ops: int, max_edges: int,
-             rank: int) -> KernelSchedulingEnv:
-        env = KernelSchedulingEnv(list(workloads), self.platform, window=self.config.window,
-                                  max_ops=max_ops, max_edges=max_edges)
-        env.reset(seed=self.config.seed + 1000 * rank)
-        return env
+    def make(rank: int) -> Any:
+        env = problem.training_env(instances, max_ops, max_edges)
+        env.reset(seed=seed + 1000 * rank)
+        return Monitor(env)
 
-    def train(self, workloads: Workload | Sequence[Workload]) -> TrainStats:
-        """Train on one workload or several (one drawn per episode) with MaskablePPO."""
-        from sb3_contrib import MaskablePPO
-        from stable_baselines3.common.monitor import Monitor
-        from stable_baselines3.common.vec_env import DummyVecEnv
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    try:
+        vec = DummyVecEnv([(lambda r=r: make(r)) for r in range(c.n_envs)])
+        model = MaskablePPO(
+            GraphSchedulingPolicy, vec, learning_rate=c.learning_rate, n_steps=c.n_steps,
+            batch_size=c.batch_size, n_epochs=c.n_epochs, gamma=c.gamma, gae_lambda=c.gae_lambda,
+            ent_coef=c.ent_coef, seed=seed, verbose=0, device="cpu",
+            policy_kwargs={"features_extractor_kwargs": {"hidden": c.hidden, "rounds": c.rounds}})
+        if c.total_timesteps > 0:
+            model.learn(total_timesteps=c.total_timesteps)
+        returns = [float(r) for m in vec.envs for r in m.get_episode_rewards()]  # type: ignore[attr-defined]
+    finally:
+        torch.set_num_threads(threads)
+    # episode return = 1 − objective / its bound, so objective / bound = 1 − return
+    k = max(1, len(returns) // 4)
+    ratio = [1.0 - r for r in returns]
+    stats = TrainStats(
+        timesteps=int(model.num_timesteps), wall_s=time.perf_counter() - t0,
+        workloads=tuple(p.name for p in instances),
+        first_ratio=float(np.mean(ratio[:k])) if ratio else float("nan"),
+        last_ratio=float(np.mean(ratio[-k:])) if ratio else float("nan"))
+    while len(_TRAINED) >= _KEEP:
+        _TRAINED.pop(next(iter(_TRAINED)))
+    _TRAINED[key] = (model.policy, stats)
+    return model.policy, stats
 
-        items = [workloads] if isinstance(workloads, (str, Path, SchedulingProblem)) or \
-            not isinstance(workloads, Sequence) else list(workloads)
-        c = self.config
-        probe = KernelSchedulingEnv(items, self.platform, window=c.window)
-        names = tuple(p.name for p in probe.problems)
-        problems = probe.problems
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        t0 = time.perf_counter()
-        try:
-            vec = DummyVecEnv([(lambda r=r: Monitor(self._env(problems, probe.max_ops,
-                                                              probe.max_edges, r)))
-                               for r in range(c.n_envs)])
-            self.model = MaskablePPO(
-                GraphSchedulingPolicy, vec, learning_rate=c.learning_rate, n_steps=c.n_steps,
-                batch_size=c.batch_size, n_epochs=c.n_epochs, gamma=c.gamma, gae_lambda=c.gae_lambda,
-                ent_coef=c.ent_coef, seed=c.seed, verbose=0, device="cpu",
-                policy_kwargs={"features_extractor_kwargs": {"hidden": c.hidden, "rounds": c.rounds}})
-            if c.total_timesteps > 0:
-                self.model.learn(total_timesteps=c.total_timesteps)
-            returns = [float(r) for m in vec.envs for r in m.get_episode_rewards()]  # type: ignore[attr-defined]
-        finally:
-            torch.set_num_threads(threads)
-        # episode return = 1 − makespan / LB_0, so makespan / LB_0 = 1 − return
-        k = max(1, len(returns) // 4)
-        ratio = [1.0 - r for r in returns]
-        self.stats = TrainStats(
-            timesteps=int(self.model.num_timesteps), wall_s=time.perf_counter() - t0, workloads=names,
-            first_ratio=float(np.mean(ratio[:k])) if ratio else float("nan"),
-            last_ratio=float(np.mean(ratio[-k:])) if ratio else float("nan"))
-        return self.stats
 
-    @property
-    def policy(self) -> GraphSchedulingPolicy:
-        if self.model is None:
-            raise SchedulingAgentError("the agent is not trained; call train(workloads) first")
-        return self.model.policy
-
-    def problem(self, workload: Workload) -> SchedulingProblem:
-        """The SchedulingProblem of a workload on this agent's platform."""
-        return KernelSchedulingEnv(workload, self.platform, window=self.config.window).problems[0]
-
-    def schedule(self, workload: Workload, samples: int = 0, never_worse_than_heft: bool = False,
-                 seed: int = 0, temperature: float | Sequence[float] = 1.0,
-                 batch: int = 16) -> AgentResult:
-        """Schedule ``workload``: the greedy policy rollout, the best of it and ``samples``
-        sampled rollouts (ties keep the earlier), and HEFT's schedule if ``never_worse_than_heft``
-        and HEFT is strictly better. Several temperatures split the samples evenly (in order)."""
-        temps = [float(temperature)] if isinstance(temperature, (int, float)) else \
-            [float(t) for t in temperature]
-        if samples < 0 or batch < 1 or not temps or min(temps) <= 0:
-            raise SchedulingAgentError("samples must be ≥ 0, batch ≥ 1 and temperatures > 0")
-        per_t = [samples // len(temps) + (k < samples % len(temps)) for k in range(len(temps))]
-        policy = self.policy
-        problem = self.problem(workload)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        t0 = time.perf_counter()
-        try:
-            policy.set_training_mode(False)
-            greedy = policy_rollouts(policy, problem, self.platform, 1, True, seed, self.config.window)[0]
-            best, source = greedy, "greedy"
-            g_ms = best_ms = greedy.makespan_us(problem)
-            s_best = float("inf")
-            done = 0
-            for temp, n_t in zip(temps, per_t):
-                end = done + n_t
-                while done < end:
-                    k = min(batch, end - done)
-                    for s in policy_rollouts(policy, problem, self.platform, k, False,
-                                             seed * 100_003 + done, self.config.window, temp):
-                        ms = s.makespan_us(problem)
-                        s_best = min(s_best, ms)
-                        if ms < best_ms:
-                            best, best_ms, source = s, ms, "sample"
-                    done += k
-        finally:
-            torch.set_num_threads(threads)
-        h = heft(problem)
-        h_ms = h.makespan_us(problem)
-        if never_worse_than_heft and h_ms < best_ms:
-            best, best_ms, source = h, h_ms, "heft"
-        return AgentResult(schedule=best, makespan_us=float(best_ms), source=source,
-                           greedy_makespan_us=float(g_ms), best_sample_makespan_us=float(s_best),
-                           heft_makespan_us=float(h_ms), rollouts=1 + samples,
-                           wall_s=time.perf_counter() - t0)
-
-    def search(self, workload: Workload, config: Any = None, samples: int = 24, seed: int = 0,
-               temperature: float | Sequence[float] = (1.0, 0.3, 0.1)) -> Any:
-        """The learned agent with inference-time search: the best of the greedy rollout and
-        ``samples`` sampled ones (:meth:`schedule`, no HEFT guard), improved by
-        :func:`~mlsysgym.agents.scheduling_search.local_search` within ``config``'s budget
-        (a :class:`~mlsysgym.agents.scheduling_search.SearchConfig`; default 10 s). Returns its
-        :class:`~mlsysgym.agents.scheduling_search.SearchResult` (``wall_s`` excludes the
-        rollouts; ``start_makespan_us`` is the rollouts' best)."""
-        from mlsysgym.agents.scheduling_search import SearchConfig, local_search
-
-        cfg = config or SearchConfig(seed=seed)
-        first = self.schedule(workload, samples=samples, seed=seed, temperature=temperature)
-        return local_search(self.problem(workload), self.platform, replace(cfg, samples=0),
-                            policy=self.policy, starts=[first.schedule], window=self.config.window)
+def rollout_schedules(policy: GraphSchedulingPolicy, problem: SchedulingEpisodes, samples: int,
+                      temperatures: float | Sequence[float], seed: int, batch: int = 16
+                      ) -> list[tuple[Schedule, list[int], str]]:
+    """The greedy rollout then ``samples`` sampled ones (split evenly over ``temperatures``, in
+    order), each with its actions and source (``greedy`` / ``sample``)."""
+    temps = [float(temperatures)] if isinstance(temperatures, (int, float)) else \
+        [float(t) for t in temperatures]
+    if samples < 0 or batch < 1 or not temps or min(temps) <= 0:
+        raise AgentConfigError("samples must be ≥ 0, batch ≥ 1 and temperatures > 0")
+    per_t = [samples // len(temps) + (k < samples % len(temps)) for k in range(len(temps))]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        policy.set_training_mode(False)
+        out = [(*policy_rollouts(policy, problem, 1, True, seed)[0], "greedy")]
+        done = 0
+        for temp, n_t in zip(temps, per_t):
+            end = done + n_t
+            while done < end:
+                k = min(batch, end - done)
+                out += [(s, a, "sample") for s, a in policy_rollouts(
+                    policy, problem, k, False, seed * 100_003 + done, temp)]
+                done += k
+    finally:
+        torch.set_num_threads(threads)
+    return out

@@ -16,8 +16,13 @@ no earlier than its ``release_us``; on a stream, ``heft(problem, by_arrival=True
 job by job in arrival order (FIFO over jobs, upward rank within a job).
 
 Every function returns a :class:`~mlsysgym.simulators.multicore.Schedule` the simulator accepts;
-:func:`replay` plays a schedule in :class:`~mlsysgym.envs.kernel_scheduling.KernelSchedulingEnv`
-and :func:`schedule_to_actions` gives its action sequence.
+:func:`schedule_to_actions` plays a schedule in
+:class:`~mlsysgym.envs.kernel_scheduling.KernelSchedulingEnv` and gives its action sequence.
+
+As agents of the one API (``search("heft" | "cpop" | "cpsat", problem, budget, seed, **hp)`` on a
+``scheduling`` problem, :mod:`mlsysgym.agents.scheduling_problem`), each schedule is scored as
+the env episode that replays it; ``cpsat`` also reports its proof (``status`` "optimal" or
+"feasible", ``bound`` = the best reward possible, ``info["lower_bound_us"]``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,11 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.scheduling_problem import scheduling_episodes, submit_schedule
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 from mlsysgym.simulators.multicore import (
@@ -41,8 +49,8 @@ from mlsysgym.simulators.multicore import (
 )
 from mlsysgym.simulators.streams import job_metrics, mean_jct_lower_bound
 
-__all__ = ["ExactResult", "ReplayError", "ReplayResult", "cpop", "cpsat_schedule", "downward_rank",
-           "heft", "replay", "schedule_to_actions", "upward_rank"]
+__all__ = ["CPSAT_HYPERPARAMETERS", "HEFT_HYPERPARAMETERS", "ReplayError", "cpop",
+           "cpsat_schedule", "downward_rank", "heft", "schedule_to_actions", "upward_rank"]
 
 
 class ReplayError(MlsysgymError):
@@ -204,7 +212,7 @@ def cpop(problem: SchedulingProblem) -> Schedule:
 
 
 @dataclass(frozen=True)
-class ExactResult:
+class _Exact:
     """What :func:`cpsat_schedule` found.
 
     ``status`` is CP-SAT's (OPTIMAL, FEASIBLE, ...); ``optimal`` means proven optimal for the
@@ -255,7 +263,7 @@ def _longest_chain_ops(problem: SchedulingProblem) -> int:
 
 def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_workers: int = 2,
                    resolution_us: float | None = None, max_ticks: float = 1e6, seed: int = 0,
-                   hint: bool = True, objective: str = "makespan") -> ExactResult:
+                   hint: bool = True, objective: str = "makespan") -> _Exact:
     """The minimum-makespan schedule by CP-SAT within ``time_limit_s`` (HEFT's as hint and bound);
     ``objective="jct"``: the minimum mean job completion time of a job stream instead (hint and
     fallback: the better of HEFT and HEFT-FIFO).
@@ -378,7 +386,7 @@ def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_w
     lb = min(ms, max(lb, critical_path_lb(problem)))
     optimal = ms <= lb * (1 + 1e-9) + 1e-9
     validate(problem, best).raise_if_invalid()
-    return ExactResult(schedule=best, status=status, optimal=bool(optimal), makespan_us=ms,
+    return _Exact(schedule=best, status=status, optimal=bool(optimal), makespan_us=ms,
                        lower_bound_us=float(lb), gap=float(1.0 - lb / ms) if ms > 0 else 0.0,
                        resolution_us=float(res), exact_resolution=exact, heft_makespan_us=heft_ms,
                        from_heft=from_heft, wall_s=time.perf_counter() - t0)
@@ -390,8 +398,8 @@ def _mean_jct(problem: SchedulingProblem, schedule: Schedule) -> float:
 
 def _jct_result(problem: SchedulingProblem, best: Schedule, status: str, bound_t: float,
                 res: float, exact: bool, heft_ms: float, ref: Schedule, from_heft: bool,
-                t0: float) -> ExactResult:
-    """The ExactResult of a mean-JCT solve: bound from the solver's bound on the sum of job
+                t0: float) -> _Exact:
+    """The result of a mean-JCT solve: bound from the solver's bound on the sum of job
     ends (in ticks), never below :func:`mean_jct_lower_bound`."""
     K, n = problem.n_jobs, problem.n_ops
     val = _mean_jct(problem, best)
@@ -399,7 +407,7 @@ def _jct_result(problem: SchedulingProblem, best: Schedule, status: str, bound_t
     lb = ((bound_t - slack) * res - float(problem.job_arrival_us.sum())) / K
     lb = min(val, max(lb, mean_jct_lower_bound(problem)))
     validate(problem, best).raise_if_invalid()
-    return ExactResult(schedule=best, status=status, optimal=bool(val <= lb * (1 + 1e-9) + 1e-9),
+    return _Exact(schedule=best, status=status, optimal=bool(val <= lb * (1 + 1e-9) + 1e-9),
                        makespan_us=best.makespan_us(problem), lower_bound_us=float(lb),
                        gap=float(1.0 - lb / val) if val > 0 else 0.0, resolution_us=float(res),
                        exact_resolution=exact, heft_makespan_us=heft_ms, from_heft=from_heft,
@@ -410,20 +418,12 @@ def _jct_result(problem: SchedulingProblem, best: Schedule, status: str, bound_t
 # ---- replay in the env ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ReplayResult:
-    """The env's actions for a schedule, the episode return, and the env's makespan."""
-
-    actions: tuple[int, ...]
-    episode_return: float
-    makespan_us: float
-    schedule: Schedule
-
-
-def replay(env: KernelSchedulingEnv, schedule: Schedule, workload_index: int = 0,
-           order: Sequence[int] | None = None) -> ReplayResult:
-    """Reset ``env`` on its ``workload_index``-th workload and place the ops of ``schedule`` in
-    ``order`` (default: the schedule's dispatch order), each on its PE.
+def schedule_to_actions(env: KernelSchedulingEnv, schedule: Schedule, workload_index: int = 0,
+                        order: Sequence[int] | None = None) -> list[int]:
+    """The env action sequence that reproduces ``schedule``: reset ``env`` on its
+    ``workload_index``-th workload and place the ops in ``order`` (default: the schedule's
+    dispatch order), each on its PE. Leaves ``env`` at the episode's end (its ``makespan_us``,
+    ``schedule()``).
 
     The env starts each op at its earliest feasible time, so the replayed makespan is at most the
     schedule's, and equal for HEFT and CPOP (same insertion rule, same order) and for a schedule
@@ -437,7 +437,6 @@ def replay(env: KernelSchedulingEnv, schedule: Schedule, workload_index: int = 0
     seq = schedule.dispatch_order(problem) if order is None else np.asarray(order, np.int64)
     P = env.n_pes
     actions: list[int] = []
-    total = 0.0
     for i in seq.tolist():
         win = env.window_ops()
         if i not in win:
@@ -447,14 +446,45 @@ def replay(env: KernelSchedulingEnv, schedule: Schedule, workload_index: int = 0
         if not env.action_masks()[a]:
             raise ReplayError(f"op {problem.op_names[i]!r} cannot run on PE "
                               f"{problem.pe_names[int(schedule.assignment[i])]!r}")
-        _, r, _, _, _ = env.step(a)
+        env.step(a)
         actions.append(a)
-        total += r
-    return ReplayResult(actions=tuple(actions), episode_return=total, makespan_us=env.makespan_us,
-                        schedule=env.schedule())
+    return actions
 
 
-def schedule_to_actions(env: KernelSchedulingEnv, schedule: Schedule,
-                        workload_index: int = 0) -> list[int]:
-    """The env action sequence that reproduces ``schedule`` (leaves ``env`` at the episode's end)."""
-    return list(replay(env, schedule, workload_index).actions)
+# ---- agents ---------------------------------------------------------------------------------
+
+HEFT_HYPERPARAMETERS: dict[str, list[Any]] = {"by_arrival": [False, True]}
+CPSAT_HYPERPARAMETERS: dict[str, list[Any]] = {"time_limit_s": [2.0, 10.0, 60.0],
+                                               "num_workers": [1, 2]}
+
+
+@register_agent("heft", kinds=("scheduling",))
+def heft_agent(problem: BudgetedProblem, rng: np.random.Generator, by_arrival: bool = False) -> None:
+    """HEFT's schedule as one evaluation (``by_arrival``: HEFT-FIFO over a stream's jobs)."""
+    submit_schedule(problem, heft(scheduling_episodes(problem).instance, by_arrival=bool(by_arrival)))
+
+
+@register_agent("cpop", kinds=("scheduling",))
+def cpop_agent(problem: BudgetedProblem, rng: np.random.Generator) -> None:
+    """CPOP's schedule as one evaluation."""
+    submit_schedule(problem, cpop(scheduling_episodes(problem).instance))
+
+
+@register_agent("cpsat", kinds=("scheduling",))
+def cpsat_agent(problem: BudgetedProblem, rng: np.random.Generator, time_limit_s: float = 10.0,
+                num_workers: int = 1, hint: bool = True) -> None:
+    """CP-SAT's best schedule (minimum makespan, or minimum mean JCT on a stream whose objective
+    is ``jct``) as one evaluation, with its proof: ``status`` "optimal" when the bound meets the
+    schedule, else "feasible"; ``bound`` = the best reward any schedule can have. Solves for
+    ``time_limit_s`` or the time left of the budget, whichever is shorter."""
+    if not (time_limit_s > 0 and num_workers >= 1):
+        raise AgentConfigError("time_limit_s must be > 0 and num_workers ≥ 1")
+    inner = scheduling_episodes(problem)
+    objective = "jct" if inner.stream and inner.objective == "jct" else "makespan"
+    ex = cpsat_schedule(inner.instance, time_limit_s=min(float(time_limit_s), problem.time_left_s),
+                        num_workers=int(num_workers), seed=int(rng.integers(2**31 - 1)),
+                        hint=bool(hint), objective=objective)
+    problem.prove("optimal" if ex.optimal else "feasible", bound=inner.reward_of(ex.lower_bound_us),
+                  lower_bound_us=ex.lower_bound_us, cpsat_status=ex.status, gap=ex.gap,
+                  from_heft=ex.from_heft, exact_resolution=ex.exact_resolution)
+    submit_schedule(problem, ex.schedule)
