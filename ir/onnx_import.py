@@ -63,6 +63,7 @@ def _fix_dims(model: onnx.ModelProto, dims: Mapping[str, int]) -> None:
     """Give symbolic input dimensions their sizes; raise if one has none."""
     weights = {init.name for init in model.graph.initializer}
     missing: list[str] = []
+    known: set[str] = set()
     for inp in model.graph.input:
         if inp.name in weights or not inp.type.HasField("tensor_type"):
             continue
@@ -70,11 +71,17 @@ def _fix_dims(model: onnx.ModelProto, dims: Mapping[str, int]) -> None:
             if d.HasField("dim_value") and d.dim_value > 0:
                 continue
             key = d.dim_param if d.HasField("dim_param") else f"{inp.name}[{i}]"
+            known.update((key, f"{inp.name}[{i}]"))
             size = dims.get(key, dims.get(f"{inp.name}[{i}]"))
             if size is None:
                 missing.append(key)
             else:
                 d.dim_value = _dim_size(key, size)
+    unknown = sorted(set(dims) - known)
+    if unknown:  # a typo would otherwise be ignored silently
+        have = ", ".join(sorted(known)) or "none (every input shape is fixed)"
+        raise InvalidDimensionError(f"no symbolic input dimension named {unknown[0]!r}; this "
+                                    f"model's are: {have}")
     if missing:
         names = ", ".join(sorted(set(missing)))
         raise DynamicDimensionError(

@@ -579,3 +579,18 @@ def test_iree_compile_under_a_small_memory_cap_is_a_failed_kernel(monkeypatch, t
     res = compiler.compile(mlir_emit.emit(mlir_emit.KernelSpec("matmul", (8, 8, 8))).mlir)
     assert res.vmfb is None and "ran out of memory under the 0.2 GiB limit" in res.error
     assert not list(tmp_path.glob("*.err"))  # not cached: a larger cap may succeed
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["ir", "inspect", "dyn.onnx", "--dim", "batch=1", "--dim", "batch=2"], "given twice"),
+    (["ir", "inspect", "dyn.onnx", "--dim", "bacth=2"],
+     "no symbolic input dimension named 'bacth'; this model's are: X[0], batch"),
+    (["ir", "inspect", "resnet18", "--dim", "batch=2"], "zoo models have fixed shapes"),
+    (["trace", "gen", "--kind", "stream", "-o", "t.trace", "--rate-per-ns", "1e-300"],
+     "span 1e+304 cycles"),
+    (["trace", "gen", "--kind", "stream", "-o", "t.trace", "-n", "100",
+      "--interval-cycles", "1e14"], "span 1e+16 cycles"),
+])
+def test_ignored_or_overflowing_arguments_are_refused(dyn_onnx, capsys, argv, message):
+    assert message in one_error_line(capsys, argv)
+    assert not Path("t.trace").exists()

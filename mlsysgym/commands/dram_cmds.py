@@ -98,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_TRACE_SPAN = 1e15  # cycles (or ns) a generated trace may span: ~10 days at 1 GHz
+
+
 def run_gen(args: argparse.Namespace) -> int:
     """Generate a trace and write it to ``--output``."""
     from mlsysgym.ir.paths import check_output_file
@@ -107,6 +110,11 @@ def run_gen(args: argparse.Namespace) -> int:
     common = {"write_fraction": args.write_fraction, "interval_cycles": args.interval_cycles,
               "rate_per_ns": args.rate_per_ns, "poisson": args.poisson, "seed": args.seed}
     n = args.requests
+    span = max(n * (args.interval_cycles or 0.0), n / args.rate_per_ns if args.rate_per_ns else 0.0)
+    if span > MAX_TRACE_SPAN:  # arrival cycles would overflow 64-bit integers
+        raise dt.TraceError(f"{n:,} requests at that rate span {span:.3g} cycles (or ns), beyond "
+                            f"{MAX_TRACE_SPAN:.0e}; give a higher --rate-per-ns or a smaller "
+                            f"--interval-cycles")
     if args.kind == "stream":
         trace = dt.stream_trace(n, **common)
     elif args.kind == "random":

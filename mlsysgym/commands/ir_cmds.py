@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from mlsysgym.commands import make_console
@@ -37,6 +38,8 @@ def parse_dims(items: list[str]) -> dict[str, int]:
         name, sep, value = item.partition("=")
         if not sep or not value.strip().isdigit():
             raise CliArgumentError(f"--dim expects NAME=SIZE with a positive integer, got {item!r}")
+        if name.strip() in dims:
+            raise CliArgumentError(f"--dim {name.strip()} is given twice")
         dims[name.strip()] = int(value)
     return dims
 
@@ -84,7 +87,11 @@ def print_graph(graph, top: int = 0) -> None:
 def run_inspect(args: argparse.Namespace) -> int:
     from mlsysgym.ir import zoo
 
-    graph = zoo.resolve(args.model, dims=parse_dims(args.dim))
+    dims = parse_dims(args.dim)
+    if dims and not Path(args.model).expanduser().is_file():
+        raise CliArgumentError(f"--dim sizes symbolic dimensions of an ONNX file; {args.model!r} "
+                               f"is no file (zoo models have fixed shapes)")
+    graph = zoo.resolve(args.model, dims=dims)
     if args.json:
         print(json.dumps(graph_report(graph)))
     else:
