@@ -1,4 +1,5 @@
-"""``mlsysgym report``: the ArchGym-style agent study from one or more sweep directories.
+"""``mlsysgym report``: the ArchGym-style agent study, or the sequential-problem report, from
+one or more sweep directories.
 
 For every problem it writes, under the output folder:
 
@@ -9,6 +10,13 @@ For every problem it writes, under the output folder:
   evaluations; median over seeds of each agent's best configuration, interquartile band);
 - ``<problem>_lottery.png``: per agent, the spread of the best reward across its
   hyperparameter configurations at the largest budget.
+
+For sweeps over sequential problems (designs are episodes: mallocGame, scheduling, ...)
+:func:`write_problem_report` writes instead, per instance × arm (an agent with the
+hyperparameters that vary in the sweep): the best value of a metric (direction configurable),
+% better than a named baseline agent, the gap to a named exact agent's result and its proof
+status, wall time, evaluations, and the seconds / evaluations to close a fraction of the
+baseline→exact gap; a summary per arm; a bar chart (:class:`ProblemReportSpec` says what).
 
 The default output folder is ``./results/agent_study`` (``--out``); the repository's published
 study lives in ``experiments/results/agent_study/`` and is written with
@@ -27,6 +35,7 @@ import json
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -234,4 +243,282 @@ def write_report(sweep_dirs: Sequence[str | os.PathLike[str]],
     path = out / "agent_study.md"
     path.write_text("\n".join(lines))
     table.to_csv(out / "agent_study.csv", index=False)
+    return path
+
+
+# ---- sweeps over sequential problems: per instance × agent against a baseline and an exact agent
+@dataclass(frozen=True)
+class ProblemReportSpec:
+    """What a sequential-problem report compares: ``metric`` (a metric column of the
+    trajectories, e.g. a time; ``"reward"`` always exists) and whether lower is better; the
+    ``baseline`` agent (e.g. a heuristic) that "% better" is relative to; the ``exact`` agent
+    (e.g. CP-SAT) whose result the gap is to and whose proof ``status`` is shown; ``reach``,
+    the fraction of the baseline→exact gap whose closing time and evaluations are reported;
+    ``compare``: the arms of the head-to-head count (default: every arm but the exact one)."""
+
+    metric: str = "reward"
+    minimize: bool = False
+    baseline: str | None = None
+    exact: str | None = None
+    reach: float = 0.9
+    within_pct: float = 2.0
+    compare: tuple[str, ...] = ()
+    title: str = "Sequential problems: agents against a baseline and an exact solver"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.reach <= 1:
+            raise ReportError(f"reach must be in (0, 1], got {self.reach}")
+
+
+def is_sequential(trajs: pd.DataFrame) -> bool:
+    """Whether a sweep's designs are episodes (``{"actions": [...]}``) of sequential problems."""
+    return "actions" in trajs.columns
+
+
+def _arm_labels(trials: pd.DataFrame) -> pd.Series:
+    """Per trial: its agent, plus the hyperparameters that vary among that agent's trials
+    (``mcts (network=none)``), so two configurations of one agent are two arms."""
+    hps = trials["hyperparameters"].map(json.loads)
+    labels = trials["agent"].astype(str).copy()
+    for agent, idx in trials.groupby("agent").groups.items():
+        dicts = [hps[i] for i in idx]
+        keys = sorted({k for d in dicts for k in d})
+        varying = [k for k in keys if len({json.dumps(d.get(k), sort_keys=True) for d in dicts}) > 1]
+        for i, d in zip(idx, dicts):
+            if varying:
+                labels[i] = f"{agent} ({', '.join(f'{k}={d.get(k)}' for k in varying)})"
+    return labels
+
+
+def _running_best(values: np.ndarray, minimize: bool) -> np.ndarray:
+    return np.minimum.accumulate(values) if minimize else np.maximum.accumulate(values)
+
+
+def _trial_curves(trials: pd.DataFrame, trajs: pd.DataFrame, metric: str, minimize: bool
+                  ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per trial key: (best-so-far metric, seconds) at each evaluation (failed ones skipped)."""
+    if metric not in trajs.columns:
+        raise ReportError(f"no metric {metric!r} in the trajectories; they have "
+                          f"{', '.join(sorted(c for c in trajs.columns if c not in ('actions',)))}")
+    worst = np.inf if minimize else -np.inf
+    out = {}
+    for key, g in trajs.groupby("trial_key"):
+        g = g.sort_values("step")
+        vals = g[metric].to_numpy(dtype=float)
+        ok = ~g["failed"].to_numpy(dtype=bool) & np.isfinite(vals)
+        vals = np.where(ok, vals, worst)
+        out[key] = (_running_best(vals, minimize), g["time_s"].to_numpy(dtype=float))
+    return out
+
+
+def _reach(curve: tuple[np.ndarray, np.ndarray], target: float, minimize: bool
+           ) -> tuple[float, float]:
+    """(seconds, evaluations) at which a best-so-far curve first got to ``target`` (nan: never)."""
+    best, times = curve
+    hit = np.flatnonzero(best <= target + 1e-9 if minimize else best >= target - 1e-9)
+    return (float(times[hit[0]]), float(hit[0] + 1)) if hit.size else (np.nan, np.nan)
+
+
+def problem_table(trials: pd.DataFrame, trajs: pd.DataFrame,
+                  spec: ProblemReportSpec) -> pd.DataFrame:
+    """One row per (instance, arm): the best metric (mean over seeds), % better than the
+    baseline, % gap to the exact agent and its status, wall seconds, evaluations, and the
+    seconds / evaluations to close ``spec.reach`` of the baseline→exact gap (median over the
+    seeds that closed it; ``reached`` counts them)."""
+    trials = trials.assign(arm=_arm_labels(trials))
+    curves = _trial_curves(trials, trajs, spec.metric, spec.minimize)
+    names = trajs.groupby("trial_key")["problem"].first()
+    trials = trials.assign(instance=trials["trial_key"].map(names).fillna(trials["problem"]),
+                           best=[curves[k][0][-1] if k in curves and len(curves[k][0]) else np.nan
+                                 for k in trials["trial_key"]])
+    sign = 1.0 if spec.minimize else -1.0   # sign * (x - y) > 0: x is worse than y
+    rows = []
+    for spec_json, inst in trials.groupby("problem_spec", sort=True):
+        per_arm = inst.groupby("arm", sort=False)
+        mean_best = per_arm["best"].mean()
+        agent_of = per_arm["agent"].first()
+        base = _agent_value(mean_best, agent_of, spec.baseline)
+        exact = _agent_value(mean_best, agent_of, spec.exact)
+        status = "—"
+        if spec.exact is not None and "status" in inst.columns:
+            st = inst.loc[inst.agent == spec.exact, "status"].dropna()
+            status = str(st.iloc[0]) if len(st) else "—"
+        target = np.nan
+        if np.isfinite(base) and np.isfinite(exact):
+            target = base - sign * spec.reach * max(sign * (base - exact), 0.0)
+        order = sorted(per_arm.groups, key=lambda a: (agent_of[a] == spec.exact,
+                                                      agent_of[a] != spec.baseline, a))
+        for arm in order:
+            g = per_arm.get_group(arm)
+            reach = [_reach(curves[k], target, spec.minimize) for k in g["trial_key"] if k in curves]
+            hit = [r for r in reach if np.isfinite(r[0])] if np.isfinite(target) else []
+            rows.append({
+                "instance": str(g["instance"].iloc[0]), "problem_spec": spec_json, "arm": arm,
+                "agent": str(g["agent"].iloc[0]), "seeds": len(g), "best": mean_best[arm],
+                "baseline": base, "exact": exact, "exact_status": status,
+                "vs_baseline_pct": _pct(base - mean_best[arm], base, sign),
+                "gap_pct": _pct(mean_best[arm] - exact, exact, sign),
+                "wall_s": float(g["wall_time_s"].mean()),
+                "evaluations": float(g["n_evaluations"].mean()),
+                "reached": len(hit), "reach_s": float(np.median([h[0] for h in hit])) if hit else np.nan,
+                "reach_evals": float(np.median([h[1] for h in hit])) if hit else np.nan,
+            })
+    return pd.DataFrame(rows)
+
+
+def _pct(diff: float, ref: float, sign: float) -> float:
+    """``sign`` · 100 · diff / |ref| (nan without a reference; float noise below 1e-9 is 0)."""
+    if not np.isfinite(ref) or ref == 0:
+        return np.nan
+    return 0.0 if abs(diff) <= 1e-9 * abs(ref) else sign * 100.0 * diff / abs(ref)
+
+
+def _agent_value(mean_best: pd.Series, agent_of: pd.Series, agent: str | None) -> float:
+    """The named agent's result on one instance (its first arm's, if it has several)."""
+    if agent is None:
+        return np.nan
+    vals = mean_best[agent_of[agent_of == agent].index]
+    return float(vals.iloc[0]) if len(vals) else np.nan
+
+
+def problem_summary(table: pd.DataFrame, spec: ProblemReportSpec) -> pd.DataFrame:
+    """Per arm: instances better than the baseline and the mean %; instances within
+    ``spec.within_pct`` of a proved-optimal exact result and the largest gap there; how often it
+    is the best of the compared arms (ties count) and strictly best; how often it closed the
+    reach fraction, with the median seconds and evaluations where it did."""
+    compare = list(spec.compare) or [a for a in table["arm"].unique()
+                                     if table.loc[table.arm == a, "agent"].iloc[0] != spec.exact]
+    sign = 1.0 if spec.minimize else -1.0
+    head = table[table.arm.isin(compare)]
+    rows = []
+    for arm, g in table.groupby("arm", sort=False):
+        proved = g[g.exact_status == "optimal"]
+        best = strict = 0
+        for inst, h in head.groupby("instance"):
+            if arm not in set(h.arm):
+                continue
+            mine = sign * h.loc[h.arm == arm, "best"].iloc[0]
+            others = sign * h.loc[h.arm != arm, "best"]
+            best += bool((mine <= others.min() + 1e-9) if len(others) else True)
+            strict += bool((mine < others.min() - 1e-9) if len(others) else False)
+        reached = g[g.reached > 0]
+        rows.append({
+            "arm": arm, "instances": len(g), "improved": int((g.vs_baseline_pct > 1e-6).sum()),
+            "mean_vs_baseline_pct": g.vs_baseline_pct.mean(),
+            "proved": len(proved), "within": int((proved.gap_pct <= spec.within_pct + 1e-9).sum()),
+            "max_gap_pct": proved.gap_pct.max() if len(proved) else np.nan,
+            "compared": arm in compare, "best_of": best, "strictly_best": strict,
+            "reached": len(reached), "median_reach_s": reached.reach_s.median(),
+            "median_reach_evals": reached.reach_evals.median(),
+        })
+    return pd.DataFrame(rows)
+
+
+def _fmt(x: float, fmt: str, none: str = "—") -> str:
+    return none if x is None or not np.isfinite(x) else format(x, fmt)
+
+
+def _problem_plot(table: pd.DataFrame, spec: ProblemReportSpec, path: Path) -> None:
+    """Grouped bars: % better than the baseline per instance and arm (the baseline omitted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = [a for a in table["arm"].unique()
+            if table.loc[table.arm == a, "agent"].iloc[0] != spec.baseline]
+    instances = list(table["instance"].unique())
+    x = np.arange(len(instances))
+    w = 0.8 / max(len(arms), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(instances) + 2), 4.5))
+    for k, arm in enumerate(arms):
+        sub = table[table.arm == arm].set_index("instance")["vs_baseline_pct"]
+        ax.bar(x + (k - (len(arms) - 1) / 2) * w, [sub.get(i, np.nan) for i in instances], w,
+               label=arm)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(x, [i.replace(":", "\n") for i in instances], fontsize=7)
+    ax.set_ylabel(f"{spec.metric}: % better than {spec.baseline or 'baseline'}")
+    ax.set_title(spec.title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def problem_markdown(trials: pd.DataFrame, table: pd.DataFrame, summary: pd.DataFrame,
+                     spec: ProblemReportSpec, sweeps: Sequence[str], png: str | None) -> str:
+    """The report's Markdown: sources and machines, the per-instance table, the summary."""
+    better = "lower" if spec.minimize else "higher"
+    pct = f"{spec.reach:.0%}"
+    budgets = sorted({str(b) for b in trials["budget"]})
+    lines = [
+        f"# {spec.title}", "",
+        (f"Sweeps: {', '.join(f'`{d}`' for d in sweeps)}; {len(trials)} search runs, "
+         f"{int(trials['n_evaluations'].sum()):,} evaluations; budget per run: "
+         f"{', '.join(budgets)}; seeds per arm: {int(table['seeds'].max())}."), "",
+        *[f"Trials ran on — {line}" for line in trial_machines(trials)], "",
+        (f"`{spec.metric}` ({better} is better): the best over each run's evaluations, mean over "
+         f"seeds. `vs {spec.baseline}` = % better than the baseline agent `{spec.baseline}`; "
+         f"`gap` = % worse than the exact agent `{spec.exact}` (negative: better than its result; "
+         "its `status`: optimal = proved, feasible = best found within the budget). `reach` = "
+         f"seconds / evaluations until the run's best first closed {pct} of the gap between "
+         f"`{spec.baseline}` and `{spec.exact}` (median over the seeds that did; `never` = "
+         "none did). An arm is an agent with the hyperparameters that vary in the sweep."), "",
+        (f"| instance | arm | {spec.metric} | vs {spec.baseline} | gap | {spec.exact} status "
+         "| wall s | evaluations | reach |"),
+        "|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in table.itertuples():
+        reach = (f"{r.reach_s:.1f} s / {r.reach_evals:.0f}" if r.reached
+                 else ("never" if np.isfinite(r.baseline) and np.isfinite(r.exact) else "—"))
+        lines.append(f"| {r.instance} | {r.arm} | {r.best:.6g} | {_fmt(r.vs_baseline_pct, '+.2f')}% "
+                     f"| {_fmt(r.gap_pct, '+.2f')}% | {r.exact_status} | {r.wall_s:.1f} "
+                     f"| {r.evaluations:.0f} | {reach} |")
+    lines += ["", "Summary:", ""]
+    for r in summary.itertuples():
+        agent = table.loc[table.arm == r.arm, "agent"].iloc[0]
+        if agent in (spec.baseline, spec.exact):
+            continue
+        text = (f"- {r.arm}: better than {spec.baseline} on {r.improved}/{r.instances} instances "
+                f"(mean {_fmt(r.mean_vs_baseline_pct, '+.2f')}%)")
+        if r.proved:
+            text += (f"; within {spec.within_pct:g}% of the proved optimum on {r.within}/{r.proved} "
+                     f"(max gap {_fmt(r.max_gap_pct, '+.2f')}%)")
+        if spec.exact is not None:
+            text += (f"; closed {pct} of the "
+                     f"{spec.baseline}→{spec.exact} gap on {r.reached}/{r.instances} (median "
+                     f"{_fmt(r.median_reach_s, '.1f')} s, {_fmt(r.median_reach_evals, '.0f')} "
+                     "evaluations where reached)")
+        if r.compared:
+            text += (f"; best of the compared arms on {r.best_of}/{r.instances} (ties count), "
+                     f"strictly on {r.strictly_best}")
+        lines.append(text + ".")
+    if png:
+        lines += ["", f"![{spec.metric} vs {spec.baseline}]({png})"]
+    return "\n".join(lines) + "\n"
+
+
+def write_problem_report(sweep_dirs: Sequence[str | os.PathLike[str]],
+                         out_dir: str | os.PathLike[str], spec: ProblemReportSpec,
+                         name: str | None = None) -> Path:
+    """Write ``<name>.md`` (stamped with this machine under the title; the trials' machines
+    listed) and ``<name>.png`` for sweeps over sequential problems;
+    return the Markdown path. ``name`` defaults to the sweep's name."""
+    trials, trajs = load_sweeps(sweep_dirs)
+    if not is_sequential(trajs):
+        raise ReportError("these sweeps are not over sequential problems (no 'actions' designs)")
+    for role, agent in (("baseline", spec.baseline), ("exact", spec.exact)):
+        if agent is not None and agent not in set(trials["agent"]):
+            raise ReportError(f"the {role} agent {agent!r} has no trials; agents: "
+                              f"{', '.join(sorted(set(trials['agent'])))}")
+    name = name or _slug(str(trials["sweep"].iloc[0]))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = problem_table(trials, trajs, spec)
+    summary = problem_summary(table, spec)
+    _problem_plot(table, spec, out / f"{name}.png")
+    text = problem_markdown(trials, table, summary, spec, [str(d) for d in sweep_dirs],
+                            f"{name}.png")
+    path = out / f"{name}.md"
+    path.write_text(stamp_markdown(text))
     return path

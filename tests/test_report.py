@@ -1,4 +1,5 @@
-"""`mlsysgym report`: lottery table by hand on trials run without Ray, plots written."""
+"""`mlsysgym report`: lottery table by hand on trials run without Ray, plots written; the
+sequential-problem report by hand on a toy episode problem."""
 
 from __future__ import annotations
 
@@ -98,8 +99,6 @@ def test_report_states_the_trials_machines_and_provenance_json(sweep_dir, tmp_pa
 
 
 @pytest.mark.parametrize("module, attr, default", [
-    ("mlsysgym.experiments.malloc_experiment", "RESULTS", "results/malloc"),
-    ("mlsysgym.experiments.malloc_mcts_variants", "RESULTS", "results/malloc_mcts_variants"),
     ("mlsysgym.experiments.scheduling_experiment", "RESULTS_DIR", "results/scheduling"),
     ("mlsysgym.experiments.scheduling_stream", "RESULTS_DIR", "results/scheduling_stream"),
 ])
@@ -120,3 +119,124 @@ def test_report_and_sweep_defaults_are_in_the_working_directory(tmp_path, monkey
     cfg = load_config({"name": "s", "problems": ["synthetic-discrete"], "budget": 2,
                        "agents": ["random"]}, check_names=False)
     assert cfg.output_dir == tmp_path / "results" / "sweeps" / "s"
+
+
+# ---- the sequential-problem report ---------------------------------------------------------------
+class ToyEpisodes:
+    """3 steps of 0/1: a 1 at step 0 pays 2 but masks every later 1 (each pays 1.5); the final
+    info's ``cost`` is 10 − return. [1, 0, 0] returns 2 (cost 8), [0, 1, 1] returns 3 (cost 7)."""
+
+    def __init__(self) -> None:
+        import gymnasium as gym
+        import numpy as np
+
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+        self.action_space = gym.spaces.Discrete(2)
+        self.unwrapped = self
+
+    def reset(self, seed=None, options=None):
+        import numpy as np
+
+        self.t, self.blocked, self.total = 0, False, 0.0
+        return np.zeros(1, np.float32), {}
+
+    def action_masks(self):
+        import numpy as np
+
+        return np.array([True, not self.blocked])
+
+    def step(self, action):
+        import numpy as np
+
+        r = 0.0 if action == 0 else (2.0 if self.t == 0 else 1.5)
+        self.blocked = self.blocked or (action == 1 and self.t == 0)
+        self.t += 1
+        self.total += r
+        return np.zeros(1, np.float32), r, self.t == 3, False, {"cost": 10.0 - self.total}
+
+
+def _toy_registry():
+    from mlsysgym.agents.base import register_agent
+    from mlsysgym.agents.problems import PROBLEMS, register_problem
+    from mlsysgym.agents.sequential import EpisodeProblem, episode_design
+
+    if "toy-episodes" in PROBLEMS:
+        return
+
+    @register_problem("toy-episodes")
+    def toy(**kwargs):
+        return EpisodeProblem("toy", "toy", ToyEpisodes)
+
+    def plays(*episodes, proof=None):
+        def agent(problem, rng):
+            if proof:
+                problem.prove(*proof)
+            for e in episodes:
+                problem.evaluate([episode_design(e)])
+        return agent
+
+    register_agent("toy_greedy", kinds=("toy",))(plays([1, 0, 0]))
+    register_agent("toy_exact", kinds=("toy",))(plays([0, 1, 1], proof=("optimal", 3.0)))
+    register_agent("toy_climb", kinds=("toy",))(plays([0, 0, 0], [1, 0, 0], [0, 1, 1]))
+    register_agent("toy_idle", kinds=("toy",))(plays([0, 0, 0]))
+
+
+@pytest.fixture(scope="module")
+def toy_sweep(tmp_path_factory):
+    _toy_registry()
+    out = tmp_path_factory.mktemp("toy")
+    for agent in ("toy_greedy", "toy_exact", "toy_climb", "toy_idle"):
+        run_trial(TrialSpec("toy-episodes", agent, {}, 10, 0), out, sweep="toy")
+    return out
+
+
+def test_problem_report_by_hand(toy_sweep, tmp_path):
+    from mlsysgym.experiments.report import (
+        ProblemReportSpec,
+        is_sequential,
+        problem_summary,
+        problem_table,
+    )
+
+    trials, trajs = load_sweeps([toy_sweep])
+    assert is_sequential(trajs)
+    spec = ProblemReportSpec("cost", minimize=True, baseline="toy_greedy", exact="toy_exact")
+    table = problem_table(trials, trajs, spec).set_index("arm")
+    assert list(table.index) == ["toy_greedy", "toy_climb", "toy_idle", "toy_exact"]
+    assert table.loc["toy_idle", "best"] == 10.0 and table.loc["toy_climb", "best"] == 7.0
+    assert table.loc["toy_idle", "vs_baseline_pct"] == pytest.approx(-25.0)      # (8 − 10) / 8
+    assert table.loc["toy_climb", "vs_baseline_pct"] == pytest.approx(12.5)      # (8 − 7) / 8
+    assert table.loc["toy_idle", "gap_pct"] == pytest.approx(300 / 7)            # (10 − 7) / 7
+    # 90 % of the 8 → 7 gap (cost 7.1) is first reached at the climber's third evaluation
+    assert table.loc["toy_climb", "reach_evals"] == 3 and table.loc["toy_idle", "reached"] == 0
+    assert table.loc["toy_exact", "reach_evals"] == 1
+    status = "optimal" if "status" in trials.columns else "—"
+    assert set(table["exact_status"]) == {status}
+    summary = problem_summary(table.reset_index(), spec).set_index("arm")
+    assert summary.loc["toy_climb", "improved"] == 1 and summary.loc["toy_idle", "improved"] == 0
+    # head to head without the exact agent the climber is strictly best; with it, tied
+    assert summary.loc["toy_climb", "best_of"] == 1 and summary.loc["toy_climb", "strictly_best"] == 1
+    assert not summary.loc["toy_exact", "compared"]
+    both = ProblemReportSpec("cost", True, "toy_greedy", "toy_exact", compare=("toy_climb", "toy_exact"))
+    summary = problem_summary(table.reset_index(), both).set_index("arm")
+    assert summary.loc["toy_climb", "best_of"] == 1 and summary.loc["toy_climb", "strictly_best"] == 0
+    # the same report as maximizing the reward (the return): the same percentages' signs
+    up = problem_table(trials, trajs, ProblemReportSpec("reward", baseline="toy_greedy",
+                                                        exact="toy_exact")).set_index("arm")
+    assert up.loc["toy_climb", "vs_baseline_pct"] == pytest.approx(50.0)         # (3 − 2) / 2
+    assert up.loc["toy_idle", "gap_pct"] == pytest.approx(100.0)                 # (3 − 0) / 3
+
+
+def test_problem_report_files_and_cli(toy_sweep, tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["report", str(toy_sweep), "--out", str(out), "--metric", "cost", "--minimize",
+                 "--baseline", "toy_greedy", "--exact", "toy_exact", "--title", "Toy"]) == 0
+    text = (out / "toy.md").read_text()
+    assert text.startswith("# Toy\n\nMachine: ") and "Trials ran on — Machine: " in text
+    assert "| toy | toy_climb | 7 | +12.50% | +0.00% |" in text and "| 3 |" in text
+    assert "- toy_climb: better than toy_greedy on 1/1 instances (mean +12.50%)" in text
+    assert (out / "toy.png").stat().st_size > 1000
+    assert main(["report", str(toy_sweep), "--out", str(out), "--metric", "nope"]) == 2
+    assert "no metric 'nope'" in capsys.readouterr().err
+    assert main(["report", str(toy_sweep), "--out", str(out), "--baseline", "heft"]) == 2
+    assert "baseline agent 'heft' has no trials" in capsys.readouterr().err

@@ -1,4 +1,6 @@
-"""``mlsysgym report SWEEP_DIR...``: Markdown summary and PNG plots of agent-study sweeps."""
+"""``mlsysgym report SWEEP_DIR...``: Markdown summary and PNG plots of sweeps — the agent
+study, or (for sweeps over sequential problems, detected or ``--sequential``) the per-instance
+comparison against a baseline and an exact agent."""
 
 from __future__ import annotations
 
@@ -6,19 +8,49 @@ import argparse
 
 
 def register(group) -> None:
-    p = group("").add_parser("report", help="summarize sweeps: agent study tables and plots")
+    p = group("").add_parser("report", help="summarize sweeps: agent study tables and plots, or "
+                                            "sequential problems against a baseline and an exact agent")
     p.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="output_dir(s) of `mlsysgym sweep`")
-    p.add_argument("--out", default="results/agent_study",
-                   help="folder for agent_study.md and PNGs (default ./results/agent_study; the "
-                        "repository's published study uses experiments/results/agent_study)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default ./results/agent_study, or ./results/problems for "
+                        "sequential problems; the repository's published results use "
+                        "experiments/results/...)")
+    seq = p.add_argument_group("sequential problems (episodes as designs)")
+    seq.add_argument("--sequential", action="store_true",
+                     help="write the sequential-problem report (the default when the sweeps' "
+                          "designs are episodes)")
+    seq.add_argument("--metric", default="reward", help="metric to compare (default reward)")
+    seq.add_argument("--minimize", action="store_true", help="lower metric is better")
+    seq.add_argument("--baseline", default=None, help="agent that %% better is relative to")
+    seq.add_argument("--exact", default=None, help="exact agent: gap to its result, its status")
+    seq.add_argument("--reach", type=float, default=0.9,
+                     help="fraction of the baseline→exact gap for the reach columns (default 0.9)")
+    seq.add_argument("--compare", nargs="+", default=(), metavar="ARM",
+                     help="arms of the head-to-head count (default: all but the exact agent)")
+    seq.add_argument("--title", default=None, help="the Markdown title")
+    seq.add_argument("--name", default=None, help="file name stem (default: the sweep's name)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlsysgym.experiments.report import write_report
+    from mlsysgym.experiments.report import (
+        ProblemReportSpec,
+        is_sequential,
+        load_sweeps,
+        write_problem_report,
+        write_report,
+    )
     from mlsysgym.ir.paths import check_output_dir
 
-    check_output_dir(args.out, "report folder")
-    path = write_report(args.sweeps, args.out)
-    print(f"wrote {path} and its plots")
+    sequential = args.sequential or is_sequential(load_sweeps(args.sweeps)[1])
+    out = args.out or ("results/problems" if sequential else "results/agent_study")
+    check_output_dir(out, "report folder")
+    if sequential:
+        spec = ProblemReportSpec(args.metric, args.minimize, args.baseline, args.exact,
+                                 args.reach, compare=tuple(args.compare),
+                                 **({"title": args.title} if args.title else {}))
+        path = write_problem_report(args.sweeps, out, spec, args.name)
+    else:
+        path = write_report(args.sweeps, out)
+    print(f"wrote {path} and its plot(s)")
     return 0
