@@ -138,7 +138,8 @@ def our_codes(s: Setting) -> np.ndarray:
     Ramulator 2.0 issues every refresh at its tREFI tick, never earlier or later. The design
     space starts these knobs at 1 (ArchGym's range); the kernel reads 0 as "never postpone,
     never pull in" (DRAMSys's default), so the codes are passed to ``simulate`` directly."""
-    from mlsysgym.simulators.dram import K_MAXPOST, K_MAXPULL, knob_codes
+    from mlsysgym.simulators.dram import knob_codes
+    from mlsysgym.simulators.dram_kernel import K_MAXPOST, K_MAXPULL
 
     c = knob_codes(our_design(s))
     c[K_MAXPOST] = 0
