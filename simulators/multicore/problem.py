@@ -41,6 +41,13 @@ OpTimeFn = Callable[[Graph, PEConfig], np.ndarray]
 roofline for that PE. See :func:`accelerator_op_times` for one backed by the accelerator model."""
 
 
+def _op_work(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """(FLOPs, bytes read + written) of every op of ``graph``, as float64 arrays."""
+    n = len(graph.ops)
+    return (np.fromiter((op.flops for op in graph.ops), np.float64, n),
+            np.fromiter((op.bytes_read + op.bytes_written for op in graph.ops), np.float64, n))
+
+
 def accelerator_op_times(design: Mapping[str, Any] | None = None) -> OpTimeFn:
     """An :data:`OpTimeFn` from :mod:`mlsysgym.simulators.accelerator` (PE-array model) for
     ``design`` (default: its default design), plus the PE's ``overhead_us``; ops it does not
@@ -51,10 +58,7 @@ def accelerator_op_times(design: Mapping[str, Any] | None = None) -> OpTimeFn:
 
         table = layer_table({**default_design(), **dict(design or {})}, graph)
         lat = dict(zip(table["name"], np.asarray(table["latency_ms"], dtype=np.float64) * 1e3))
-        fallback = roofline_times(
-            np.fromiter((op.flops for op in graph.ops), np.float64, len(graph.ops)),
-            np.fromiter((op.bytes_read + op.bytes_written for op in graph.ops), np.float64,
-                        len(graph.ops)), [op.op_type for op in graph.ops], [pe])[:, 0]
+        fallback = roofline_times(*_op_work(graph), [op.op_type for op in graph.ops], [pe])[:, 0]
         return np.array([pe.overhead_us + lat[op.name] if op.name in lat else fallback[i]
                          for i, op in enumerate(graph.ops)])
 
@@ -244,8 +248,7 @@ def build_problem(graph: Graph, platform: str | Path | Mapping[str, Any] | Platf
     if not ops:
         raise EmptyGraphError(f"graph {graph.name!r} has no ops to schedule; give a non-empty model")
     n = len(ops)
-    flops = np.fromiter((op.flops for op in ops), np.float64, n)
-    nbytes = np.fromiter((op.bytes_read + op.bytes_written for op in ops), np.float64, n)
+    flops, nbytes = _op_work(graph)
     types = [op.op_type for op in ops]
     dur = roofline_times(flops, nbytes, types, plat.pes)
     for p, pe in enumerate(plat.pes):
