@@ -71,6 +71,9 @@ def base_config(tmp_path: Path, **over) -> dict:
      "set num_samples >= 1"),
     ({"agents": [{"name": "sweep_random", "hyperparams": {}}]}, "unknown key(s) ['hyperparams']"),
     ({"seeds": "many"}, "seeds must be an integer or a list"),
+    ({"budget": {"minutes": 1}}, "unknown budget key(s) ['minutes']"),
+    ({"budget": {"seconds": -1}}, "budget seconds must be positive"),
+    ({"budget": 0}, "budget must be a positive number of evaluations"),
 ])
 def test_bad_config_is_a_one_line_error(tmp_path, change, message):
     cfg = {**base_config(tmp_path), **change}
@@ -134,6 +137,22 @@ def test_run_trial_writes_its_row_and_trajectory(tmp_path):
     assert traj["best_so_far"].iloc[-1] == row["best_reward"]
     assert set(completed(tmp_path)) == {spec.key}
     assert not list(tmp_path.rglob("*.tmp"))  # written atomically, no leftovers
+
+
+def test_seconds_budget_in_config_and_trial(tmp_path):
+    cfg = load_config(base_config(tmp_path, budget=[5, {"seconds": 0.3},
+                                                    {"evaluations": 4, "seconds": 30}]))
+    assert cfg.budgets == [(5, None), (None, 0.3), (4, 30.0)]
+    trials, _ = expand(cfg)
+    assert {(t.budget, t.budget_s) for t in trials} == set(cfg.budgets)
+    spec = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 1}, None, 0,
+                     budget_s=0.3)
+    row = run_trial(spec, tmp_path)
+    assert row["budget"] is None and row["budget_s"] == 0.3
+    assert row["n_evaluations"] > 4 and row["wall_time_s"] < 0.3 + 2.0  # stops on time (not after 1000s of evaluations)
+    with_eval = run_trial(TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 1},
+                                    4, 0, budget_s=30.0), tmp_path)
+    assert with_eval["n_evaluations"] == 4  # whichever runs out first
 
 
 def test_ledger_row_records_where_it_was_made(tmp_path):

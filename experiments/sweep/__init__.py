@@ -5,7 +5,7 @@ A sweep is described by a YAML file (see ``experiments/configs/synthetic.yaml``)
     name: synthetic
     output_dir: results/sweeps/synthetic   # relative to the working directory (the default)
     problems: [synthetic-discrete, {name: synthetic-mixed}]
-    budget: 50                        # or a list: a grid over budgets
+    budget: 50                        # evaluations, {seconds: S}, {evaluations: N, seconds: S}, or a list (a grid)
     seeds: 3                          # 0, 1, 2 (or an explicit list)
     agents:
       - name: random

@@ -37,7 +37,7 @@ class SweepConfig:
     output_dir: Path
     problems: list[Any]
     agents: list[AgentSpec]
-    budgets: list[int]
+    budgets: list[tuple[int | None, float | None]]  # (evaluations, seconds); either may be None
     seeds: list[int]
     imports: list[str] = field(default_factory=list)
     max_concurrent_trials: int | None = None
@@ -119,6 +119,27 @@ def _int_list(key: str, v: Any, allow_count: bool) -> list[int]:
     return list(vals)
 
 
+def _budgets(v: Any) -> list[tuple[int | None, float | None]]:
+    """``budget``: evaluations (an int), ``{seconds: S}``, ``{evaluations: N, seconds: S}``, or a
+    list of these (a grid) → (evaluations, seconds) pairs."""
+    from mlsysgym.agents.base import Budget
+    from mlsysgym.core.errors import MlsysgymError
+
+    out = []
+    for b in v if isinstance(v, list) else [v]:
+        if isinstance(b, bool) or not isinstance(b, (int, dict)):
+            _fail(f"budget must be an integer, {{seconds: S}} or {{evaluations: N, seconds: S}}, "
+                  f"or a list of these; got {b!r}")
+        try:
+            budget = Budget.of(b)
+        except MlsysgymError as e:
+            _fail(str(e))
+        out.append((budget.evaluations, budget.seconds))
+    if not out:
+        _fail("budget is an empty list")
+    return out
+
+
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
                 output_dir: str | os.PathLike[str] | None = None,
                 check_names: bool = True) -> SweepConfig:
@@ -161,9 +182,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
     if not isinstance(agents_raw, list) or not agents_raw:
         _fail("'agents' must be a non-empty list")
     agents = [_agent_spec(a) for a in agents_raw]
-    budgets = _int_list("budget", raw.get("budgets", raw.get("budget")), allow_count=False)
-    if any(b < 1 for b in budgets):
-        _fail(f"budget must be positive, got {budgets}")
+    budgets = _budgets(raw.get("budgets", raw.get("budget")))
     seeds = _int_list("seeds", raw.get("seeds", 1), allow_count=True)
     imports = raw.get("imports") or []
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):

@@ -66,7 +66,9 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
     problem = make_problem(spec.problem)
     made = _provenance_columns(problem)
     try:
-        result = search(spec.agent, problem, spec.budget, spec.seed, **spec.hyperparameters)
+        budget = {"evaluations": spec.budget, "seconds": spec.budget_s}
+        result = search(spec.agent, problem, {k: v for k, v in budget.items() if v is not None},
+                        spec.seed, **spec.hyperparameters)
     finally:
         _close(problem)
     best = result.best_reward if result.n_evaluations else math.nan
@@ -75,6 +77,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
         "problem": _problem_name(spec.problem), "problem_spec": json.dumps(_jsonable(spec.problem),
                                                                            sort_keys=True),
         "agent": spec.agent, "seed": spec.seed, "budget": spec.budget,
+        "budget_s": spec.budget_s, "status": result.status, "bound": result.bound,
         "hyperparameters": json.dumps(_jsonable(spec.hyperparameters), sort_keys=True),
         "best_reward": float(best), "n_evaluations": result.n_evaluations,
         "n_failed": int(result.failed.sum()), "wall_time_s": result.wall_time_s,
@@ -86,7 +89,7 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
         row[f"hp.{k}"] = json.dumps(_jsonable(v)) if isinstance(v, (list, dict)) else v
     traj = result.to_frame()
     traj.insert(0, "trial_key", spec.key)
-    traj["budget"] = spec.budget
+    traj["budget"], traj["budget_s"] = spec.budget, spec.budget_s
     _atomic_parquet(traj, out / "trajectories" / f"part-{spec.key}.parquet")
     _atomic_parquet(pd.DataFrame([row]), out / "trials" / f"part-{spec.key}.parquet")  # ledger
     return row

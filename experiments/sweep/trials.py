@@ -30,16 +30,19 @@ class TrialSpec:
     problem: Any
     agent: str
     hyperparameters: dict[str, Any]
-    budget: int
+    budget: int | None   # evaluations (None: seconds only)
     seed: int
     group: str = "grid"  # "grid", or the key of the Optuna group it was sampled in
     instance: str = ""   # for Optuna-sampled trials: the Tune trial (two samples may coincide)
+    budget_s: float | None = None  # seconds
 
     @property
     def key(self) -> str:
         """The hash that identifies this trial across runs: its config (plus, for a sampled
         trial, the Tune trial that sampled it)."""
         parts = [self.problem, self.agent, self.hyperparameters, self.budget, self.seed]
+        if self.budget_s is not None:
+            parts.append({"seconds": self.budget_s})
         return content_hash(parts + [self.instance] if self.instance else parts)[:16]
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,14 +57,17 @@ class OptunaGroup:
     agent: str
     fixed: dict[str, Any]
     distributions: dict[str, dict[str, Any]]
-    budget: int
+    budget: int | None
     seed: int
     num_samples: int
+    budget_s: float | None = None
 
     @property
     def key(self) -> str:
-        return "optuna-" + content_hash([self.problem, self.agent, self.fixed,
-                                         self.distributions, self.budget, self.seed])[:12]
+        parts = [self.problem, self.agent, self.fixed, self.distributions, self.budget, self.seed]
+        if self.budget_s is not None:
+            parts.append({"seconds": self.budget_s})
+        return "optuna-" + content_hash(parts)[:12]
 
     @property
     def sampler_seed(self) -> int:
@@ -71,7 +77,7 @@ class OptunaGroup:
 
     def trial(self, sampled: Mapping[str, Any]) -> TrialSpec:
         return TrialSpec(self.problem, self.agent, {**self.fixed, **dict(sampled)},
-                         self.budget, self.seed, self.key)
+                         self.budget, self.seed, self.key, budget_s=self.budget_s)
 
     def optuna_space(self) -> dict[str, Any]:
         """Optuna distributions of the sampled hyperparameters."""
@@ -94,16 +100,18 @@ def expand(config: SweepConfig) -> tuple[list[TrialSpec], list[OptunaGroup]]:
     """The grid trials and the Optuna groups of a sweep, in a deterministic order."""
     trials: list[TrialSpec] = []
     groups: list[OptunaGroup] = []
-    for problem, agent, budget in product(config.problems, config.agents, config.budgets):
+    for problem, agent, (budget, budget_s) in product(config.problems, config.agents,
+                                                      config.budgets):
         names = list(agent.grid)
         for values in product(*(agent.grid[n] for n in names)):
             hp = {**agent.fixed, **dict(zip(names, values))}
             for seed in config.seeds:
                 if agent.distributions:
                     groups.append(OptunaGroup(problem, agent.name, hp, agent.distributions,
-                                              budget, seed, agent.num_samples))
+                                              budget, seed, agent.num_samples, budget_s))
                 else:
-                    trials.append(TrialSpec(problem, agent.name, hp, budget, seed))
+                    trials.append(TrialSpec(problem, agent.name, hp, budget, seed,
+                                            budget_s=budget_s))
     keys = [t.key for t in trials]
     if len(set(keys)) != len(keys):
         _fail("the config lists the same trial twice (duplicate agents or grid values)")
