@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from mlsysgym.agents.malloc_baselines import actions_for, cpsat_optimum, replay, xla_greedy
+from mlsysgym.agents.malloc_baselines import actions_for, cpsat_optimum, xla_greedy
+from mlsysgym.agents.sequential import replay_episode
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.malloc_game import InvalidActionError, MallocGameEnv
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
@@ -224,6 +225,13 @@ def test_cpsat_never_worse_than_greedy(seed):
 
 
 # ---- the env -------------------------------------------------------------------------------------
+def replay(env: MallocGameEnv, placement: Placement) -> tuple[float, float]:
+    """Play ``placement`` in ``env`` from reset: (episode return, final time in µs)."""
+    ret, done, info = replay_episode(env, actions_for(env, placement))
+    assert done
+    return ret, float(info["time_us"])
+
+
 def play_random(env: MallocGameEnv, seed: int) -> tuple[float, dict]:
     _, info = env.reset(seed=seed)
     rng = np.random.default_rng(seed)

@@ -1,44 +1,74 @@
-"""mallocGame agents (MCTS, MaskablePPO, local search) on hand-made graphs with known optima.
+"""mallocGame agents (MCTS, MaskablePPO, local search, pilot, CP-SAT, the heuristics) through
+``search()`` on hand-made graphs with known optima.
 
 The "greedy trap" (tests/test_malloc.py): the XLA-style greedy gets 234 µs, the optimum
-(a slow; b, c, d fast) is 180 µs. No timed assertions.
+(a slow; b, c, d fast) is 180 µs; all slow is 336 µs. No timed assertions.
 """
 
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
-from mlsysgym.agents.malloc_agents import (
-    MallocAgentResult,
-    evaluate_actions,
-    greedy_policy,
-    heuristic_actions,
-    local_search_malloc,
-    mcts_malloc,
-    ppo_malloc,
-)
-from mlsysgym.agents.malloc_baselines import cpsat_optimum, xla_greedy
-from mlsysgym.agents.mcts import MCTSConfig, MCTSError, Snapshotter, mcts_search, play_actions
+from mlsysgym.agents import search
+from mlsysgym.agents.base import AgentConfigError, BudgetedProblem
+from mlsysgym.agents.malloc_agents import greedy_policy
+from mlsysgym.agents.malloc_baselines import cpsat_optimum, heuristic_actions, xla_greedy
+from mlsysgym.agents.malloc_problem import MallocProblem, malloc_problem
+from mlsysgym.agents.mcts import MCTSError, Snapshotter, mcts_episodes
+from mlsysgym.agents.problems import make_problem
+from mlsysgym.agents.sequential import EpisodeProblem, replay_episode
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.ir.graph import Graph, Role
 from mlsysgym.simulators.memory import Placement, simulate
 from test_malloc import UNIT_KW, greedy_trap, hand_graph, random_graph
 
-SMALL = MCTSConfig(n_simulations=8, iterations=1, train_epochs=2, imitation_epochs=4)
+SMALL = {"n_simulations": 8, "iterations": 1, "train_epochs": 2, "imitation_epochs": 4}
+BUDGET = 1000   # evaluations: more than any of these searches submits
 
 
-def trap_env() -> MallocGameEnv:
-    return MallocGameEnv(greedy_trap(), capacity_bytes=104, n_offsets=4, **UNIT_KW)
+def trap() -> MallocProblem:
+    return malloc_problem(greedy_trap(), capacity_bytes=104, n_offsets=4, **UNIT_KW)
 
 
-def placement_of(env: MallocGameEnv, actions: list[int]) -> Placement:
-    play_actions(env, actions)
+def best_time(res) -> float:
+    return res.metrics[res.best_index]["time_us"]
+
+
+def placement_of(problem: MallocProblem, actions: list[int]) -> Placement:
+    env = problem.make_env()
+    _, done, _ = replay_episode(env, actions)
+    assert done
     return env.placement
+
+
+# ---- the problem -----------------------------------------------------------------------------
+def test_malloc_problem_from_a_spec_and_its_metrics():
+    p = make_problem({"name": "malloc", "model": "alexnet", "capacity": 0.5, "n_offsets": 4})
+    assert isinstance(p, MallocProblem) and p.kind == "malloc" and p.name == "malloc:alexnet:0.5"
+    assert p.instance.n_buffers == p.env.n_buffers == 45 and p.n_offsets == 4
+    res = search("xla_greedy", p, 5)
+    m = res.metrics[0]
+    assert res.n_evaluations == 1 and m["time_us"] == pytest.approx(xla_greedy(p.instance).time_us)
+    assert m["improvement"] == pytest.approx(res.best_reward)   # return = fraction saved
+    assert m["all_slow_time_us"] == pytest.approx(p.instance.all_slow_time_us)
+    slow = search("all_slow", p, 5)
+    assert slow.best_reward == 0.0 and best_time(slow) == pytest.approx(m["all_slow_time_us"])
+    with pytest.raises(MlsysgymError, match="bad arguments for problem 'malloc'"):
+        make_problem({"name": "malloc", "model": "alexnet", "capacity_fraction": 0.5})
+
+
+def test_masked_or_short_episodes_fail():
+    p = trap()
+    out = p.evaluate([{"actions": [1, 0, 0]}, {"actions": [1, 1, 0, 0]}])
+    assert out.failed.tolist() == [True, True]   # too short; b fits nowhere after a
+    res = search("random_episodes", p, 3, seed=1)
+    assert not res.failed.any() and all(m["time_us"] <= 336.0 for m in res.metrics)
 
 
 # ---- env snapshots --------------------------------------------------------------------------
@@ -107,29 +137,41 @@ def test_generic_env_with_deepcopy_snapshots():
     snap.set(s)
     assert env.t == 1 and env.blocked and env.action_space is snap.env.action_space
     greedy = [1, 0, 0]   # return 2; the optimum [0, 1, 1] returns 3
-    res = mcts_search(env, MCTSConfig(n_simulations=8, iterations=1), start_from=greedy,
-                      rollout_policy=lambda e: int(e.action_masks()[1]))   # "take it if you can"
-    assert res.actions == [0, 1, 1] and res.episode_return == pytest.approx(3.0)
-    assert play_actions(env, res.actions) == (pytest.approx(3.0), True)
+    problem = BudgetedProblem(EpisodeProblem("toy", "toy", TrapToy), BUDGET)
+    mcts_episodes(problem, np.random.default_rng(0), start_from=greedy,
+                  rollout_policy=lambda e: int(e.action_masks()[1]), n_simulations=8, iterations=1)
+    res = problem.result("mcts", 0, 0.0, {})
+    assert res.designs[0] == {"actions": greedy}          # the start is the first evaluation
+    assert res.best_design == {"actions": [0, 1, 1]} and res.best_reward == pytest.approx(3.0)
+    # the generic registration searches any sequential problem (no start, value head only)
+    generic = search("mcts", EpisodeProblem("toy", "toy", TrapToy), BUDGET, **SMALL)
+    assert generic.n_evaluations >= 1 and generic.best_reward <= 3.0
 
 
 # ---- MCTS on the greedy trap ---------------------------------------------------------------
 def test_mcts_finds_the_greedy_trap_optimum():
-    env = trap_env()
-    assert evaluate_actions(env, heuristic_actions(env)) == pytest.approx(234.0)
-    res = mcts_malloc(env, SMALL)
-    assert isinstance(res, MallocAgentResult)
-    assert res.time_us == pytest.approx(180.0) and res.source != "start_from"
-    assert res.improvement == pytest.approx(156.0 / 336.0)
-    assert placement_of(env, res.actions).to_dict(env.problem) == {
+    p = trap()
+    assert search("xla_greedy", p, 1).metrics[0]["time_us"] == pytest.approx(234.0)
+    res = search("mcts", p, BUDGET, **SMALL)
+    assert best_time(res) == pytest.approx(180.0) and res.info["source"] != "start_from"
+    assert res.best_reward == pytest.approx(156.0 / 336.0)
+    assert res.metrics[res.best_index]["improvement"] == pytest.approx(156.0 / 336.0)
+    assert placement_of(p, res.best_design["actions"]).to_dict(p.instance) == {
         "b": ("fast", 0), "c": ("fast", 0), "d": ("fast", 100)}
     # without the heuristic to start from, the search still gets there
-    assert mcts_malloc(env, SMALL, start_from_heuristic=False).time_us == pytest.approx(180.0)
+    res = search("mcts", p, BUDGET, start_from_heuristic=False, **SMALL)
+    assert best_time(res) == pytest.approx(180.0)
+
+
+def test_mcts_stops_at_the_evaluation_budget():
+    # one evaluation: the heuristic's episode (the start); the first improvement ends the run
+    res = search("mcts", trap(), 1, **SMALL)
+    assert res.n_evaluations == 1 and best_time(res) == pytest.approx(234.0)
 
 
 def test_local_search_finds_the_greedy_trap_optimum():
-    res = local_search_malloc(trap_env())
-    assert res.time_us == pytest.approx(180.0) and res.source == "local_search"
+    res = search("local_search", trap(), BUDGET)
+    assert best_time(res) == pytest.approx(180.0) and res.metrics[0]["time_us"] == pytest.approx(234.0)
 
 
 # ---- a plateau of interchangeable weights: ejection chains and deeper rollouts -------------
@@ -143,86 +185,108 @@ def plateau() -> Graph:
     return hand_graph(ops, sizes, roles, "plateau")
 
 
-def plateau_env() -> MallocGameEnv:
+def plateau_problem() -> MallocProblem:
     # all slow: op0 and op4 move 30 + 180 + 30, op1..op3 move 60 → 660 µs. In fast memory a
     # weight saves 0.75·60·2 = 90 µs, x1..x4 45 µs each, x0 and x5 (one use) 22.5 µs.
     # Capacity 100: a weight leaves 40 bytes, room for every other activation (x1, x3, x5:
     # 112.5 µs), so the greedy (weights first, 90 µs each) gets 660 − 202.5 = 457.5 µs; with
     # the weights slow all six activations fit (two 30-byte slots): 660 − 225 = 435 µs.
-    return MallocGameEnv(plateau(), capacity_bytes=100, n_offsets=4, **UNIT_KW)
+    return malloc_problem(plateau(), capacity_bytes=100, n_offsets=4, **UNIT_KW)
 
 
 def test_plateau_optimum_by_cpsat():
-    env = plateau_env()
-    assert [env.problem.buffer_names[b] for b in env.order[:3]] == ["w1", "w2", "w3"]
+    p = plateau_problem()
+    env = p.env
+    assert [p.instance.buffer_names[b] for b in env.order[:3]] == ["w1", "w2", "w3"]
     assert env.all_slow_time_us == pytest.approx(660.0)
-    assert evaluate_actions(env, heuristic_actions(env)) == pytest.approx(457.5)
-    opt = cpsat_optimum(env.problem, time_limit_s=5, num_workers=1, n_offsets=4)
+    assert search("xla_greedy", p, 1).metrics[0]["time_us"] == pytest.approx(457.5)
+    opt = cpsat_optimum(p.instance, time_limit_s=5, num_workers=1, n_offsets=4)
     assert opt.status == "OPTIMAL" and opt.time_us == pytest.approx(435.0) and opt.replayable
-    assert sorted(opt.placement.to_dict(env.problem)) == [f"x{i}" for i in range(6)]
+    assert sorted(opt.placement.to_dict(p.instance)) == [f"x{i}" for i in range(6)]
+    # the agent: its episode is the optimum, proved, and the bound is its reward
+    res = search("cpsat", p, {"seconds": 10})
+    assert res.n_evaluations == 1 and best_time(res) == pytest.approx(435.0)
+    assert res.status == "optimal" and res.info["solver_status"] == "OPTIMAL"
+    assert res.bound == pytest.approx(res.best_reward) == pytest.approx(225.0 / 660.0)
+
+
+def test_cpsat_agent_bad_hyperparameters():
+    with pytest.raises(AgentConfigError, match="num_workers"):
+        search("cpsat", trap(), 1, num_workers=0)
 
 
 def test_local_search_ejection_chain_leaves_the_plateau():
-    env = plateau_env()
+    p = plateau_problem()
     # one change at a time cannot: leaving w1 slow just lets w2 (then w3) take its place
-    assert local_search_malloc(env, chain_depth=0).time_us == pytest.approx(457.5)
-    assert local_search_malloc(env, chain_depth=1).time_us == pytest.approx(457.5)
-    res = local_search_malloc(env, chain_depth=2)
-    assert res.time_us == pytest.approx(435.0) and res.source == "local_search"
-    assert res.log[0]["ejections"] == 2
-    assert sorted(placement_of(env, res.actions).to_dict(env.problem)) == [f"x{i}" for i in range(6)]
-    assert local_search_malloc(env).time_us == pytest.approx(435.0)   # default chain_depth=3
+    assert best_time(search("local_search", p, BUDGET, chain_depth=0)) == pytest.approx(457.5)
+    assert best_time(search("local_search", p, BUDGET, chain_depth=1)) == pytest.approx(457.5)
+    res = search("local_search", p, BUDGET, chain_depth=2)
+    assert best_time(res) == pytest.approx(435.0) and res.n_evaluations == 2
+    assert res.info["passes"][0]["ejections"] == 2
+    assert sorted(placement_of(p, res.best_design["actions"]).to_dict(p.instance)) == [
+        f"x{i}" for i in range(6)]
+    assert best_time(search("local_search", p, BUDGET)) == pytest.approx(435.0)  # chain_depth=3
+    with pytest.raises(AgentConfigError, match="max_passes"):
+        search("local_search", p, BUDGET, max_passes=0)
 
 
 def test_mcts_deeper_rollouts_leave_the_plateau():
-    env = plateau_env()
-    cfg = MCTSConfig(n_simulations=16, iterations=1, train_epochs=2, imitation_epochs=4,
-                     rollout_depth=3)
-    assert mcts_malloc(env, cfg).time_us == pytest.approx(435.0)
+    # with this small budget the search leaves it for 5 of the seeds 0-7 (1, 3, 4, 6, 7)
+    res = search("mcts", plateau_problem(), BUDGET, seed=1, **{**SMALL, "n_simulations": 16,
+                                                               "rollout_depth": 3})
+    assert best_time(res) == pytest.approx(435.0)
 
 
 def test_pure_alphazero_never_worse_than_start():
     # value head only (no rollouts): whatever the network learns, the start is kept
-    env = trap_env()
-    res = mcts_malloc(env, SMALL, rollouts=False)
-    assert res.time_us <= 234.0 + 1e-9
-    assert [lg.iteration for lg in res.log] == [-1, 0, 1]
+    res = search("mcts", trap(), BUDGET, rollouts=False, **SMALL)
+    assert best_time(res) <= 234.0 + 1e-9
+    assert [lg["iteration"] for lg in res.info["mcts_log"]] == [-1, 0, 1]
 
 
 def test_same_seed_same_result():
-    env = MallocGameEnv(random_graph(4, n_ops=10), capacity_fraction=0.3, **UNIT_KW)
-    cfg = MCTSConfig(n_simulations=6, iterations=1, train_epochs=2, imitation_epochs=2, seed=3)
-    a, b = mcts_malloc(env, cfg), mcts_malloc(env, cfg)
-    assert a.actions == b.actions and a.time_us == b.time_us and a.source == b.source
-    assert [lg.policy_loss for lg in a.log[:-1]] == [lg.policy_loss for lg in b.log[:-1]]
+    p = malloc_problem(random_graph(4, n_ops=10), capacity=0.3, **UNIT_KW)
+    hp = {**SMALL, "imitation_epochs": 2}
+    a, b = search("mcts", p, BUDGET, seed=3, **hp), search("mcts", p, BUDGET, seed=3, **hp)
+    assert a.designs == b.designs and a.rewards.tolist() == b.rewards.tolist()
+    assert a.info["source"] == b.info["source"]
+    assert ([lg["policy_loss"] for lg in a.info["mcts_log"][:-1]]
+            == [lg["policy_loss"] for lg in b.info["mcts_log"][:-1]])
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_agents_never_worse_than_heuristic_and_never_better_than_optimum(seed):
-    env = MallocGameEnv(random_graph(seed, n_ops=10), capacity_fraction=0.3, n_offsets=4,
-                        **UNIT_KW)
-    heur = xla_greedy(env.problem).time_us
-    opt = cpsat_optimum(env.problem, time_limit_s=5, num_workers=1, n_offsets=4)
-    assert opt.status == "OPTIMAL"
-    for res in (mcts_malloc(env, SMALL), local_search_malloc(env)):
-        assert simulate(env.problem, placement_of(env, res.actions)).valid
-        assert res.time_us <= heur + 1e-9
-        assert opt.time_us <= res.time_us + 1e-9
+    p = malloc_problem(random_graph(seed, n_ops=10), capacity=0.3, n_offsets=4, **UNIT_KW)
+    heur = xla_greedy(p.instance).time_us
+    opt = search("cpsat", p, {"seconds": 10})
+    assert opt.status == "optimal"
+    for agent, hp in (("mcts", SMALL), ("local_search", {}), ("pilot", {})):
+        res = search(agent, p, BUDGET, **hp)
+        assert simulate(p.instance, placement_of(p, res.best_design["actions"])).valid
+        assert best_time(res) <= heur + 1e-9
+        assert best_time(opt) <= best_time(res) + 1e-9
 
 
-def test_bad_start_from():
-    env = trap_env()
+def test_bad_start_from_and_hyperparameters():
+    def run(start):
+        problem = BudgetedProblem(trap(), BUDGET)
+        mcts_episodes(problem, np.random.default_rng(0), start_from=start, **SMALL)
+
     with pytest.raises(MCTSError, match="fewer than the episode needs") as e:
-        mcts_search(env, SMALL, start_from=[1, 0])
+        run([1, 0])
     assert isinstance(e.value, MlsysgymError)
     with pytest.raises(MCTSError, match="not legal"):
-        mcts_search(env, SMALL, start_from=[1, 1, 0, 0])   # b fits nowhere after a
-    with pytest.raises(MCTSError, match="n_simulations"):
-        MCTSConfig(n_simulations=0)
+        run([1, 1, 0, 0])   # b fits nowhere after a
+    with pytest.raises(AgentConfigError, match="n_simulations"):
+        search("mcts", trap(), BUDGET, n_simulations=0)
+    with pytest.raises(AgentConfigError, match="network must be"):
+        search("mcts", trap(), BUDGET, network="random")
+    with pytest.raises(AgentConfigError, match=r"unknown hyperparameter\(s\) \['simulations'\]"):
+        search("mcts", trap(), BUDGET, simulations=8)
 
 
 def test_greedy_policy_matches_the_heuristic_on_the_trap():
-    env = trap_env()
+    env = trap().make_env()
     env.reset()
     acts, done = [], False
     while not done:
@@ -232,20 +296,24 @@ def test_greedy_policy_matches_the_heuristic_on_the_trap():
     assert acts == heuristic_actions(env)
 
 
-# ---- MaskablePPO, generic use, the experiment ----------------------------------------------------
+# ---- MaskablePPO, generic use ------------------------------------------------------------------
 @pytest.mark.slow
 def test_ppo_never_worse_than_heuristic():
-    env = trap_env()
-    res = ppo_malloc(env, total_timesteps=128, n_steps=32, batch_size=16, n_epochs=1)
-    assert res.time_us <= 234.0 + 1e-9
-    assert res.source in ("policy", "training", "start_from")
+    res = search("maskable_ppo", trap(), BUDGET, total_timesteps=128, n_steps=32, batch_size=16,
+                 n_epochs=1)
+    assert res.metrics[0]["time_us"] == pytest.approx(234.0)   # the heuristic is submitted first
+    assert best_time(res) <= 234.0 + 1e-9 and res.n_evaluations in (2, 3)
+    assert res.info["episodes"] >= 128 // 4 - 1
 
 
 @pytest.mark.slow
 def test_mcts_on_kernel_scheduling_env():
     from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 
-    env = KernelSchedulingEnv("alexnet", "soc_npu", window=2)
+    def make():
+        return KernelSchedulingEnv("alexnet", "soc_npu", window=2)
+
+    env = make()
     env.reset(seed=0)
     first = [int(np.flatnonzero(env.action_masks())[0])]
     done = False
@@ -253,46 +321,26 @@ def test_mcts_on_kernel_scheduling_env():
         _, _, done, _, _ = env.step(first[-1])
         if not done:
             first.append(int(np.flatnonzero(env.action_masks())[0]))
-    start_ret, _ = play_actions(env, first)
-    res = mcts_search(env, MCTSConfig(n_simulations=2, iterations=1, final_episode=False),
-                      start_from=first)
-    assert res.episode_return >= start_ret - 1e-12
-    assert play_actions(env, res.actions) == (pytest.approx(res.episode_return), True)
-
-
-@pytest.mark.slow
-def test_quick_experiment_writes_its_files(tmp_path):
-    from mlsysgym.experiments.malloc_experiment import main
-
-    main(["--quick", "--capacities", "0.5", "--out", str(tmp_path), "--no-progress"])
-    md = (tmp_path / "malloc.md").read_text()
-    assert "| alexnet | 50% |" in md and "Summary" in md
-    assert md.splitlines()[2].startswith("Machine: ") and "target_id `" in md  # where it ran
-    assert (tmp_path / "malloc.provenance.json").is_file()
-    assert (tmp_path / "malloc.png").stat().st_size > 1000
-    lines = (tmp_path / "malloc.csv").read_text().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("model,capacity")
-    assert "## Ablation" in md and "| alexnet | 50% |" in md.split("## Ablation")[1]
-    assert "abl_none_us" in lines[0] and "reach_pilot_s" in lines[0]
+    start_ret, _, _ = replay_episode(make(), first)
+    problem = BudgetedProblem(EpisodeProblem("alexnet-soc", "scheduling", make), BUDGET)
+    mcts_episodes(problem, np.random.default_rng(0), start_from=first, n_simulations=2,
+                  iterations=1, final_episode=False)
+    res = problem.result("mcts", 0, 0.0, {})
+    assert res.rewards[0] == pytest.approx(start_ret) and res.best_reward >= start_ret - 1e-12
+    ret, done, _ = replay_episode(make(), res.best_design["actions"])
+    assert done and ret == pytest.approx(res.best_reward)
 
 
 # ---- network ablation options, traces, pilot, behaviour cloning ------------------------------
-def test_bad_network_option():
-    with pytest.raises(MCTSError):
-        MCTSConfig(network="random")
-
-
 def test_self_play_policy_targets_are_visit_distributions():
-    from mlsysgym.agents.mcts import _flat_featurizer, _Search
+    from mlsysgym.agents.mcts import PolicyValueNet, _flat_featurizer, _Params, _Search
 
-    env = trap_env()
-    cfg = MCTSConfig(n_simulations=8, iterations=1)
-    search = _Search(env, cfg, greedy_policy, _flat_featurizer(env.observation_space), ())
+    env = trap().make_env()
+    search_ = _Search(env, _Params(n_simulations=8, iterations=1), greedy_policy,
+                      _flat_featurizer(env.observation_space), ())
     obs, _ = env.reset(seed=0)
-    from mlsysgym.agents.mcts import PolicyValueNet
-
-    search.net = PolicyValueNet(len(search.featurize(obs)), search.n_actions, 8, 1e-3)
-    samples, actions, ret, stopped = search.episode(noise=True, deadline=None)
+    search_.net = PolicyValueNet(len(search_.featurize(obs)), search_.n_actions, 8, 1e-3)
+    samples, actions, ret, stopped = search_.episode(noise=True, deadline=None)
     assert not stopped and len(samples) == len(actions) == env.n_buffers
     for _, mask, pi, _ in samples:
         assert pi.sum() == pytest.approx(1.0) and (pi >= 0).all()
@@ -302,58 +350,62 @@ def test_self_play_policy_targets_are_visit_distributions():
 
 
 def test_value_baseline_targets_are_relative_to_start_from():
-    from mlsysgym.agents.mcts import PolicyValueNet, _flat_featurizer, _imitation_data, _Search
+    from mlsysgym.agents.mcts import (
+        PolicyValueNet,
+        _flat_featurizer,
+        _imitation_data,
+        _Params,
+        _Search,
+    )
 
-    env = trap_env()
-    search = _Search(env, MCTSConfig(value_baseline=True), None,
-                     _flat_featurizer(env.observation_space), ())
+    env = trap().make_env()
+    search_ = _Search(env, _Params(value_baseline=True), None,
+                      _flat_featurizer(env.observation_space), ())
     obs, _ = env.reset(seed=0)
-    search.net = PolicyValueNet(len(search.featurize(obs)), search.n_actions, 8, 1e-3)
-    rows = _imitation_data(search, heuristic_actions(env))
+    search_.net = PolicyValueNet(len(search_.featurize(obs)), search_.n_actions, 8, 1e-3)
+    rows = _imitation_data(search_, heuristic_actions(env))
     assert all(v == 0.0 for *_, v in rows)     # start_from relative to itself
     # a prediction of 0 maps back to start_from's return-to-go at that step
-    search.net.value.weight.data.zero_()
-    search.net.value.bias.data.zero_()
-    _, v0 = search.evaluate(rows[0][0], rows[0][1], 0)
-    assert v0 == pytest.approx(search.baseline[0])
+    search_.net.value.weight.data.zero_()
+    search_.net.value.bias.data.zero_()
+    _, v0 = search_.evaluate(rows[0][0], rows[0][1], 0)
+    assert v0 == pytest.approx(search_.baseline[0])
 
 
 def test_no_network_uniform_prior_still_finds_the_trap_optimum():
-    env = trap_env()
-    res = mcts_malloc(env, MCTSConfig(n_simulations=8, iterations=1, network="none"))
-    assert res.time_us == pytest.approx(180.0)
-    untrained = mcts_malloc(env, MCTSConfig(n_simulations=8, iterations=1, network="untrained"))
-    assert untrained.time_us <= 234.0 + 1e-9
+    p = trap()
+    res = search("mcts", p, BUDGET, n_simulations=8, iterations=1, network="none")
+    assert best_time(res) == pytest.approx(180.0)
+    untrained = search("mcts", p, BUDGET, n_simulations=8, iterations=1, network="untrained")
+    assert best_time(untrained) <= 234.0 + 1e-9
 
 
-def test_mcts_trace_is_the_best_so_far():
-    env = trap_env()
-    res = mcts_malloc(env, SMALL)
-    times = [us for *_, us in res.trace]
-    sims = [n for _, n, _, _ in res.trace]
+def test_mcts_trajectory_is_the_best_so_far_trace():
+    res = search("mcts", trap(), BUDGET, **SMALL)
+    times = [m["time_us"] for m in res.metrics]
     assert times[0] == pytest.approx(234.0)                 # start_from first
     assert all(b < a for a, b in pairwise(times))           # strictly improving
-    assert sims == sorted(sims)
-    assert times[-1] == pytest.approx(res.time_us)
+    assert times[-1] == pytest.approx(best_time(res)) == pytest.approx(180.0)
+    assert list(res.times_s) == sorted(res.times_s)
+    trace = res.info["trace"]                                # (s, simulations, steps, return)
+    assert len(trace) == res.n_evaluations
+    assert [r for *_, r in trace] == pytest.approx(res.rewards.tolist())
+    assert [n for _, n, _, _ in trace] == sorted(n for _, n, _, _ in trace)
 
 
 def test_rollout_min_prior_above_one_disables_rollouts():
-    env = trap_env()
-    res = mcts_malloc(env, MCTSConfig(n_simulations=8, iterations=1, rollout_min_prior=1.1))
-    assert res.source != "rollout" and res.time_us <= 234.0 + 1e-9
+    res = search("mcts", trap(), BUDGET, n_simulations=8, iterations=1, rollout_min_prior=1.1)
+    assert res.info["source"] != "rollout" and best_time(res) <= 234.0 + 1e-9
 
 
 def test_pilot_finds_the_trap_optimum_and_never_loses_to_the_heuristic():
-    from mlsysgym.agents.malloc_agents import pilot_malloc
-
-    env = trap_env()
-    res = pilot_malloc(env)
-    assert res.time_us == pytest.approx(180.0) and res.source == "rollout"
-    assert res.trace[-1][3] == pytest.approx(180.0)
+    res = search("pilot", trap(), BUDGET)
+    assert best_time(res) == pytest.approx(180.0) and res.metrics[0]["time_us"] == pytest.approx(234.0)
+    assert res.info["trace"][-1][3] == pytest.approx(156.0 / 336.0)
     for seed in range(3):
-        env = MallocGameEnv(random_graph(seed), capacity_fraction=0.3, n_offsets=2, **UNIT_KW)
-        h = evaluate_actions(env, heuristic_actions(env))
-        assert pilot_malloc(env).time_us <= h + 1e-9
+        p = malloc_problem(random_graph(seed), capacity=0.3, n_offsets=2, **UNIT_KW)
+        h = xla_greedy(p.instance).time_us
+        assert best_time(search("pilot", p, BUDGET)) <= h + 1e-9
 
 
 def test_behaviour_clone_reproduces_the_heuristic():
@@ -363,7 +415,7 @@ def test_behaviour_clone_reproduces_the_heuristic():
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    env = trap_env()
+    env = trap().make_env()
     model = MaskablePPO("MultiInputPolicy", env, n_steps=32, batch_size=16, seed=0,
                         device="cpu", policy_kwargs={"net_arch": [16, 16]})
     obs, acts, masks = heuristic_demo(env)
@@ -375,16 +427,55 @@ def test_behaviour_clone_reproduces_the_heuristic():
     assert list(pred) == list(acts)
 
 
+# ---- the experiment: one trial of each config, through the sweep's run_trial -----------------
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
-@pytest.mark.slow
-def test_mcts_variants_script_writes_its_table(tmp_path, monkeypatch):
-    from mlsysgym.experiments import malloc_mcts_variants as mv
 
-    monkeypatch.setattr(mv, "VARIANTS", {"none": MCTSConfig(n_simulations=2, iterations=1,
-                                                            network="none"), "pilot": None})
-    monkeypatch.setattr(mv, "PPO_BUDGETS", ((128, 5),))
-    rows = mv.run(["alexnet:0.5"], tmp_path, ppo_instances=("alexnet:0.5",))
-    assert [r.variant for r in rows] == ["none", "pilot"]
-    assert all(r.cpsat_us - 1e-6 <= r.time_us <= r.heuristic_us + 1e-9 for r in rows)
-    md = (tmp_path / "malloc_mcts_variants.md").read_text()
-    assert "| alexnet 50% (OPTIMAL) | none |" in md and "| alexnet 50% (OPTIMAL) | 128 | 5 |" in md
+def _trial(config: str, agent: str, problem_index: int = 0):
+    """The config's trial for ``agent`` on one of its problems (first grid values), with a
+    5-second budget instead of the config's."""
+    import yaml
+    from mlsysgym.experiments.sweep import TrialSpec
+
+    raw = yaml.safe_load((CONFIGS / config).read_text())
+    entry = next(a for a in raw["agents"] if (a if isinstance(a, str) else a["name"]) == agent)
+    hp = {} if isinstance(entry, str) else {k: v[0] if isinstance(v, list) else v
+                                            for k, v in (entry.get("hyperparameters") or {}).items()}
+    assert raw["budget"] == {"seconds": 30}
+    return TrialSpec(raw["problems"][problem_index], agent, hp, {"seconds": 5}, 0)
+
+
+def test_malloc_config_one_trial_and_the_report(tmp_path):
+    from mlsysgym.experiments.report import ProblemReportSpec, write_problem_report
+    from mlsysgym.experiments.sweep import run_trial
+
+    out = tmp_path / "sweep"
+    for agent in ("xla_greedy", "cpsat", "mcts"):
+        spec = _trial("malloc.yaml", agent, problem_index=3)        # alexnet at 50 %
+        if agent == "mcts":
+            spec = type(spec)(spec.problem, agent, {**spec.hyperparameters, **SMALL},
+                              spec.budget, 0)
+        row = run_trial(spec, out, sweep="malloc")
+        assert row["problem"] == "malloc" and row["n_evaluations"] >= 1
+    md = write_problem_report([out], tmp_path / "rep", ProblemReportSpec(
+        "time_us", True, "xla_greedy", "cpsat"), name="malloc").read_text()
+    # alexnet 50 %: heuristic 881.1 µs, CP-SAT's proved optimum 876.8 µs, MCTS reaches it
+    assert "| malloc:alexnet:0.5 | xla_greedy | 881.132 | +0.00% | +0.49% |" in md
+    assert "| malloc:alexnet:0.5 | mcts | 876.848 | +0.49% | +0.00% |" in md
+    assert (tmp_path / "rep" / "malloc.png").stat().st_size > 1000
+
+
+def test_variants_config_names_registered_agents_and_problems():
+    import yaml
+    from mlsysgym.agents import AGENTS
+    from mlsysgym.agents.problems import check_spec
+
+    for name in ("malloc.yaml", "malloc_mcts_variants.yaml"):
+        raw = yaml.safe_load((CONFIGS / name).read_text())
+        for a in raw["agents"]:
+            assert (a if isinstance(a, str) else a["name"]) in AGENTS
+        assert all(check_spec(p) == "malloc" for p in raw["problems"])
+    # the variants' MCTS entries differ only in the ablated hyperparameters
+    raw = yaml.safe_load((CONFIGS / "malloc_mcts_variants.yaml").read_text())
+    mcts = [a["hyperparameters"] for a in raw["agents"] if isinstance(a, dict) and a["name"] == "mcts"]
+    assert len(mcts) == 5 and len({tuple(sorted(h)) for h in mcts}) == 1
