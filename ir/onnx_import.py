@@ -126,12 +126,20 @@ def _attr_value(attr: onnx.AttributeProto) -> Any:
 
 
 def _topological_order(nodes: Sequence[onnx.NodeProto], defined: set[str]) -> list[int]:
-    """Kahn's algorithm, stable in file order; raises on a cycle or an undefined tensor."""
+    """Kahn's algorithm, stable in file order; raises on a cycle, an undefined tensor or a
+    tensor written by two nodes (ONNX tensors have one producer)."""
     producer: dict[str, int] = {}
     for i, node in enumerate(nodes):
         for out in node.output:
-            if out:
-                producer[out] = i
+            if not out:
+                continue
+            if out in producer:
+                first = nodes[producer[out]]
+                raise WorkloadError(
+                    f"tensor {out!r} is written by node {first.name or first.op_type!r} and "
+                    f"again by node {node.name or node.op_type!r}; each ONNX tensor has one "
+                    f"producer (corrupt model?)")
+            producer[out] = i
     consumers: list[list[int]] = [[] for _ in nodes]
     for i, node in enumerate(nodes):
         for t in set(node.input):
