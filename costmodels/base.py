@@ -547,8 +547,9 @@ class CostModel(Evaluator):
 
         An MLIR text model (``kind`` "mlir_text" in its metadata) loads as such."""
         try:
-            kind = json.loads((Path(directory) / META_FILE).read_text()).get("kind")
-        except (OSError, json.JSONDecodeError, AttributeError):
+            kind = json.loads((Path(directory) / META_FILE).read_text(encoding="utf-8")
+                              ).get("kind")
+        except (OSError, ValueError, AttributeError):  # ValueError: bad JSON, not UTF-8
             kind = None  # from_dir reports what is wrong with the directory
         if kind == "mlir_text":
             from mlsysgym.costmodels.mlir_text import MlirTextCostModel
