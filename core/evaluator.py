@@ -235,7 +235,7 @@ _REGISTRY: dict[str, EvaluatorFactory | str] = {
     "multicore": "mlsysgym.simulators.multicore:MulticoreEvaluator",
     "zigzag": "mlsysgym.simulators.zigzag_backend:ZigZagEvaluator",
     "iree-cpu": "mlsysgym.simulators.iree_cpu:IreeCpuEvaluator",
-    "surrogate": "mlsysgym.costmodels.surrogate:SurrogateEvaluator.from_path",
+    "surrogate": "mlsysgym.costmodels.surrogate:load_surrogate",
 }
 
 

@@ -3,7 +3,7 @@
 - :class:`CostModel` (an Evaluator): ``fit`` / ``predict`` / ``save``; ``CostModel.load(dir)``
   predicts through ONNX Runtime only (no torch, no lightgbm).
 - ``LightGBMCostModel`` and ``MLPCostModel`` (:mod:`.tabular`, imported on first use).
-- :func:`resolve_evaluator` (``"surrogate:PATH"`` → :class:`SurrogateEvaluator`).
+- :func:`resolve_evaluator` (``"surrogate:PATH"`` → the loaded model, an Evaluator).
 - :mod:`.metrics` (RMSE, NRMSE, MAPE, R², Kendall τ, pairwise accuracy, top-k score),
   :mod:`.report` (plots), :mod:`.datasets`, :mod:`.graph_model`.
 """
@@ -21,15 +21,11 @@ from mlsysgym.costmodels.base import (
     Prediction,
 )
 from mlsysgym.costmodels.features import SchemaMismatchError
-from mlsysgym.costmodels.surrogate import (
-    SurrogateEvaluator,
-    UnknownEvaluatorError,
-    resolve_evaluator,
-)
+from mlsysgym.costmodels.surrogate import UnknownEvaluatorError, load_surrogate, resolve_evaluator
 
 __all__ = ["CostModel", "CostModelError", "LightGBMCostModel", "MLPCostModel", "ModelFileError",
            "NotFittedError", "OnnxCostModel", "Prediction", "SchemaMismatchError",
-           "SurrogateEvaluator", "UnknownEvaluatorError", "make_model", "resolve_evaluator"]
+           "UnknownEvaluatorError", "load_surrogate", "make_model", "resolve_evaluator"]
 
 _LAZY = {"LightGBMCostModel", "MLPCostModel", "make_model"}
 

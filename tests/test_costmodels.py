@@ -191,16 +191,14 @@ def test_unfitted_model_errors():
 
 
 def test_surrogate_plugs_into_accelerator_env(lgbm_dir):
-    from mlsysgym.costmodels.surrogate import (
-        SurrogateEvaluator,
-        UnknownEvaluatorError,
-        resolve_evaluator,
-    )
+    from mlsysgym.costmodels import CostModel
+    from mlsysgym.costmodels.surrogate import UnknownEvaluatorError, resolve_evaluator
     from mlsysgym.envs.accelerator_env import AcceleratorEnv
 
-    _, d = lgbm_dir
+    model, d = lgbm_dir
     ev = resolve_evaluator(f"surrogate:{d}")
-    assert isinstance(ev, SurrogateEvaluator) and ev.id.startswith("surrogate@lightgbm-")
+    assert isinstance(ev, CostModel)  # the loaded model is the Evaluator: one cache, no wrapper
+    assert ev.id == f"{model.name}@{model.version}" and len(model.version) == 12
     env = AcceleratorEnv("resnet18", evaluator=ev)
     obs, _ = env.reset(seed=0)
     obs, reward, _terminated, _truncated, info = env.step(env.action_space.sample())
