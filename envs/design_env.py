@@ -1,10 +1,12 @@
-"""DesignEnv: the ArchGym-style design-space-exploration env over any DesignSpace + Evaluator.
+"""DesignEnv: the ArchGym-style design-space-exploration env over any DesignSpace + Evaluator
+(or any scorer of designs: :meth:`DesignEnv.from_scorer`, what the RL agents train on).
 
 Two modes:
 
 - ``one-shot`` (ArchGym): the action is a whole design (``MultiDiscrete`` over level indices,
-  or a unit ``Box`` with ``action_type="box"``); every step evaluates one design; an episode
-  is ``max_steps`` evaluations (truncated).
+  a unit ``Box`` with ``action_type="box"``, or ``Discrete`` over the flattened space with
+  ``action_type="discrete"``, up to ``max_flat`` designs); every step evaluates one design;
+  an episode is ``max_steps`` evaluations (truncated).
 - ``sequential``: one parameter per step (``Discrete(max levels)``, with ``action_masks()``
   marking the current parameter's valid levels); the design is evaluated at the last
   parameter, which terminates the episode; earlier steps give reward 0.
@@ -13,7 +15,13 @@ Observation (float32, one layout for both modes): ``log10(metric / reference)`` 
 ``observation_metrics`` of the last evaluated design (clipped to ±10; zeros before the
 first evaluation), then the design's unit encoding (−1 for parameters not chosen yet),
 then the fraction of the episode done. ``reference`` metrics come from a reference design
-(the space's middle by default) evaluated once at construction.
+(the space's middle by default) evaluated once at construction. An env built
+:meth:`~DesignEnv.from_scorer` has no reference (nothing is evaluated at construction): its
+first observation value is the last reward (clipped to ±10; 0 before the first evaluation).
+
+``score(designs)`` gives rewards, metrics and feasibility of a batch (what agents call); when
+the ``scorer`` attribute is set, it goes there instead of the evaluator (the RL agents route a
+user's env through their evaluation budget this way).
 
 ``info`` holds the raw metrics, the design, the reward, ``infeasible`` (over a budget or
 violating a constraint of the space), the workload and evaluator ids (for
@@ -22,8 +30,9 @@ violating a constraint of the space), the workload and evaluator ids (for
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import gymnasium as gym
 import numpy as np
@@ -34,6 +43,12 @@ from mlsysgym.core.space import DesignSpace
 from mlsysgym.envs.rewards import Penalty, Reward, make_reward
 
 MODES = ("one-shot", "sequential")
+ACTION_TYPES = ("multidiscrete", "box", "discrete")
+
+Scores: TypeAlias = tuple[np.ndarray, Mapping[str, np.ndarray], np.ndarray]
+Scorer: TypeAlias = Callable[[Sequence[Mapping[str, Any]]], Scores]
+"""``designs -> (rewards, metrics, feasible)``: one reward and one feasibility flag per design,
+and each metric as an array over the designs."""
 
 
 class InvalidActionError(MlsysgymError):
@@ -62,44 +77,75 @@ def middle_design(space: DesignSpace) -> dict[str, Any]:
 class DesignEnv(gym.Env):
     """Search a DesignSpace by evaluating designs with an Evaluator on one workload."""
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012  (gymnasium convention)
 
     def __init__(self, space: DesignSpace, evaluator: Evaluator, workload: Any,
                  reward: Reward | str = "edp", reward_kwargs: Mapping[str, Any] | None = None,
                  budgets: Mapping[str, float] | None = None, mode: str = "one-shot",
                  max_steps: int = 100, observation_metrics: Sequence[str] | None = None,
                  reference_design: Mapping[str, Any] | None = None,
-                 action_type: str = "multidiscrete", render_mode: str | None = None) -> None:
-        if mode not in MODES:
-            raise EnvConfigError(f"mode must be one of {MODES}, got {mode!r}")
-        if action_type not in ("multidiscrete", "box"):
-            raise EnvConfigError(f"action_type must be 'multidiscrete' or 'box', got {action_type!r}")
-        if max_steps < 1:
-            raise EnvConfigError(f"max_steps must be >= 1, got {max_steps}")
-        self.space, self.evaluator, self.workload = space, evaluator, workload
-        self.mode, self.action_type, self.render_mode = mode, action_type, render_mode
-        self.max_steps = max_steps if mode == "one-shot" else space.dim
+                 action_type: str = "multidiscrete", render_mode: str | None = None,
+                 max_flat: int = 100_000) -> None:
+        _check_config(mode, action_type, max_steps)
+        self.evaluator, self.workload = evaluator, workload
         self.reference_design = space.validate(reference_design or middle_design(space),
                                                check_constraints=False)
         self.reference = evaluator.evaluate_one(self.reference_design, workload)
-        self.observation_metrics = tuple(observation_metrics or evaluator.metric_names)
-        unknown = [m for m in self.observation_metrics if m not in self.reference]
+        metrics = tuple(observation_metrics or evaluator.metric_names)
+        unknown = [m for m in metrics if m not in self.reference]
         if unknown:
             raise EnvConfigError(f"unknown observation metrics {unknown}; "
                                  f"the evaluator gives {sorted(self.reference)}")
         self.reward_fn = self._make_reward(reward, dict(reward_kwargs or {}), budgets)
         self.workload_id = evaluator.workload_id(workload)
+        self._setup(space, mode, max_steps, action_type, metrics, render_mode, max_flat)
 
-        k, d = len(self.observation_metrics), space.dim
+    @classmethod
+    def from_scorer(cls, space: DesignSpace, scorer: Scorer, mode: str = "one-shot",
+                    max_steps: int = 100, action_type: str = "multidiscrete",
+                    max_flat: int = 100_000, render_mode: str | None = None) -> DesignEnv:
+        """A DesignEnv whose designs are scored by ``scorer`` (e.g. a budgeted search problem's
+        objective) instead of an Evaluator on a workload. Nothing is evaluated at construction
+        (no reference design); the observation starts with the last reward."""
+        _check_config(mode, action_type, max_steps)
+        env = DesignEnv.__new__(DesignEnv)
+        env.evaluator = env.workload = env.workload_id = env.reward_fn = None
+        env.reference_design, env.reference = None, {}
+        env._setup(space, mode, max_steps, action_type, (), render_mode, max_flat)
+        env.scorer = scorer
+        return env
+
+    def _setup(self, space: DesignSpace, mode: str, max_steps: int, action_type: str,
+               observation_metrics: tuple[str, ...], render_mode: str | None,
+               max_flat: int) -> None:
+        """Spaces and episode state (shared by both constructors)."""
+        self.space, self.mode, self.action_type = space, mode, action_type
+        self.render_mode = render_mode
+        self.max_steps = max_steps if mode == "one-shot" else space.dim
+        self.observation_metrics = observation_metrics
+        self.scorer: Scorer | None = None
+        self._nvec = space.nvec
+        k, d = max(len(observation_metrics), 1), space.dim  # no metrics: the last reward
         self.observation_space = spaces.Box(-10.0, 10.0, shape=(k + d + 1,), dtype=np.float32)
         if mode == "sequential":
-            self.action_space = spaces.Discrete(int(space.nvec.max()))
+            self.action_space = spaces.Discrete(int(self._nvec.max()))
         elif action_type == "box":
             self.action_space = space.box_space()
+        elif action_type == "discrete":
+            size = math.prod(int(n) for n in self._nvec)
+            if size > max_flat:
+                raise EnvConfigError(f"a flat Discrete action over {size} designs exceeds "
+                                     f"max_flat={max_flat}; use mode='sequential' or raise "
+                                     f"max_flat")
+            self.action_space = spaces.Discrete(size)
         else:
             self.action_space = space.multidiscrete_space()
-        self._ref = np.array([max(abs(self.reference[m]), 1e-30) for m in self.observation_metrics])
-        self._levels = ([self.space.levels(n) for n in space.names] if space.is_discrete else [])
+        sp = self.action_space  # finite bounds of every action element, for check_action
+        self._action_bounds = ((sp.low, sp.high) if isinstance(sp, spaces.Box) else
+                               (0, sp.n - 1) if isinstance(sp, spaces.Discrete) else
+                               (0, sp.nvec - 1))
+        self._ref = np.array([max(abs(self.reference[m]), 1e-30) for m in observation_metrics])
+        self._levels = ([space.levels(n) for n in space.names] if space.is_discrete else [])
         self._t = 0
         self._partial: list[int] = []
         self._last_obs_metrics = np.zeros(k)
@@ -125,8 +171,11 @@ class DesignEnv(gym.Env):
             kwargs["penalty"] = Penalty(mode="scaled", scale=10.0)
         return make_reward(reward, **kwargs)
 
-    def score(self, designs: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-        """Rewards, metrics and feasibility of a batch of designs (what agents call)."""
+    def score(self, designs: Sequence[Mapping[str, Any]]) -> Scores:
+        """Rewards, metrics and feasibility of a batch of designs (what agents call); through
+        ``self.scorer`` when it is set."""
+        if self.scorer is not None:
+            return self.scorer(designs)
         metrics = self.evaluator.evaluate(designs, self.workload)
         feasible = self.space.feasible(self.space.to_columns(designs))  # constraints, vectorized
         penalty = self.reward_fn.penalty
@@ -145,77 +194,91 @@ class DesignEnv(gym.Env):
         super().reset(seed=seed)
         self._t = 0
         self._partial = []
-        self._last_obs_metrics = np.zeros(len(self.observation_metrics))
+        self._last_obs_metrics = np.zeros(len(self._last_obs_metrics))
         self._last_design_unit = -np.ones(self.space.dim)
         return self._obs(), {}
 
     def action_masks(self) -> np.ndarray:
         """Valid actions: all in one-shot mode; the current parameter's levels in sequential mode."""
-        if self.mode == "one-shot":
-            return np.ones(int(np.sum(self.action_space.nvec)) if self.action_type == "multidiscrete"
-                           else 1, dtype=bool)
-        j = min(len(self._partial), self.space.dim - 1)
-        return np.arange(self.action_space.n) < self.space.nvec[j]
+        if self.mode == "sequential":
+            j = min(len(self._partial), self.space.dim - 1)
+            return np.arange(self.action_space.n) < self._nvec[j]
+        if self.action_type == "multidiscrete":
+            return np.ones(int(np.sum(self._nvec)), dtype=bool)
+        return np.ones(self.action_space.n if self.action_type == "discrete" else 1, dtype=bool)
+
+    def _action_unit(self, action: np.ndarray) -> np.ndarray:
+        """A checked one-shot action → the unit-cube vector of its design."""
+        if self.action_type == "box":
+            return np.clip(action, 0.0, 1.0)
+        if self.action_type == "discrete":
+            action = np.array(np.unravel_index(int(action), tuple(self._nvec)), dtype=np.float64)
+        return (action + 0.5) / self._nvec
 
     def decode_action(self, action: Any) -> dict[str, Any]:
-        """The design an action of one-shot mode stands for."""
-        kind = "unit" if self.action_type == "box" else "index"
-        return self.space.decode(np.asarray(action, dtype=np.float64), kind)
+        """The design an action of one-shot mode stands for (what ``step`` evaluates)."""
+        return self._decode_unit(self._action_unit(np.asarray(action, dtype=np.float64)))
 
     def _decode_unit(self, unit: np.ndarray) -> dict[str, Any]:
         """Unit-cube vector → design; a direct table lookup when every parameter is discrete."""
         if not self._levels:
             return self.space.decode(unit, "unit")
-        idx = np.minimum((unit * self.space.nvec).astype(np.int64), self.space.nvec - 1)
+        idx = np.minimum((unit * self._nvec).astype(np.int64), self._nvec - 1)
         return {name: levels[i] for name, levels, i in zip(self.space.names, self._levels, idx)}
 
     def check_action(self, action: Any) -> np.ndarray:
         """``action`` as a float array if it lies in the action space (shape, numeric, finite,
         integral for discrete spaces, in range); InvalidActionError otherwise, never clamped."""
-        sp = self.action_space
         try:
             a = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError):
             raise InvalidActionError(f"action {action!r:.80} is not numeric; sample one with "
                                      f"env.action_space.sample()") from None
-        ok = a.shape == sp.shape and bool(np.isfinite(a).all())
-        if ok and not isinstance(sp, spaces.Box):
-            ok = bool(np.all(a == np.round(a)))
-        if not (ok and sp.contains(a.astype(sp.dtype))):
+        ok = a.shape == self.action_space.shape
+        if ok:
+            lo, hi = self._action_bounds  # NaN fails both comparisons, ±inf one of them
+            inside = (a >= lo) & (a <= hi)
+            if self.mode == "sequential" or self.action_type != "box":
+                inside &= a == np.round(a)
+            ok = bool(inside.all())
+        if not ok:
             raise InvalidActionError(f"action {np.asarray(action).tolist()!r:.80} is outside the "
-                                     f"action space {sp}; sample one with "
+                                     f"action space {self.action_space}; sample one with "
                                      f"env.action_space.sample()")
         return a
 
     def step(self, action: Any):
         action = self.check_action(action)
         self._t += 1
+        nvec = self._nvec
         if self.mode == "sequential":
             j = len(self._partial)
-            self._partial.append(int(action) % int(self.space.nvec[j]))  # masked; wrap if not
+            self._partial.append(int(action) % int(nvec[j]))  # masked; wrap if not
             unit = -np.ones(self.space.dim)
-            unit[: j + 1] = (np.array(self._partial) + 0.5) / self.space.nvec[: j + 1]
+            unit[: j + 1] = (np.array(self._partial) + 0.5) / nvec[: j + 1]
             self._last_design_unit = unit
             if len(self._partial) < self.space.dim:
                 return self._obs(), 0.0, False, False, {"action_mask": self.action_masks()}
-            unit = (np.array(self._partial) + 0.5) / self.space.nvec
-        elif self.action_type == "box":
-            unit = np.clip(np.asarray(action, dtype=np.float64), 0.0, 1.0)
         else:
-            unit = (np.asarray(action, dtype=np.float64) + 0.5) / self.space.nvec
+            unit = self._action_unit(action)
         design = self._decode_unit(unit)
         rewards, metrics, feasible = self.score([design])
+        reward = float(rewards[0])
         raw = {m: float(v[0]) for m, v in metrics.items()}
-        vals = np.array([raw[m] for m in self.observation_metrics])
-        self._last_obs_metrics = np.clip(np.log10(np.maximum(np.abs(vals), 1e-30) / self._ref), -10, 10)
+        if self.observation_metrics:
+            vals = np.array([raw[m] for m in self.observation_metrics])
+            self._last_obs_metrics = np.clip(np.log10(np.maximum(np.abs(vals), 1e-30) / self._ref),
+                                             -10, 10)
+        else:
+            self._last_obs_metrics = np.clip([reward], -10.0, 10.0)
         self._last_design_unit = unit
-        info = {"design": design, "metrics": raw, "reward": float(rewards[0]),
+        info = {"design": design, "metrics": raw, "reward": reward,
                 "infeasible": not bool(feasible[0]), "workload_id": self.workload_id,
-                "evaluator_id": self.evaluator.id}
+                "evaluator_id": None if self.evaluator is None else self.evaluator.id}
         self.last_info = info
         terminated = self.mode == "sequential"
         truncated = self.mode == "one-shot" and self._t >= self.max_steps
-        return self._obs(), float(rewards[0]), terminated, truncated, info
+        return self._obs(), reward, terminated, truncated, info
 
     def render(self) -> str | None:
         if self.render_mode == "ansi" and self.last_info:
@@ -224,3 +287,13 @@ class DesignEnv(gym.Env):
                     f"{'INFEASIBLE ' if i['infeasible'] else ''}metrics "
                     + ", ".join(f"{m}={i['metrics'][m]:.4g}" for m in self.observation_metrics))
         return None
+
+
+def _check_config(mode: str, action_type: str, max_steps: int) -> None:
+    """One-line EnvConfigError for an unknown mode or action type, or max_steps < 1."""
+    if mode not in MODES:
+        raise EnvConfigError(f"mode must be one of {MODES}, got {mode!r}")
+    if action_type not in ACTION_TYPES:
+        raise EnvConfigError(f"action_type must be one of {ACTION_TYPES}, got {action_type!r}")
+    if max_steps < 1:
+        raise EnvConfigError(f"max_steps must be >= 1, got {max_steps}")

@@ -166,6 +166,45 @@ def test_rl_agents_get_close_to_the_optimum_and_learn(agent: str) -> None:
     assert sum(learned) >= 2, learned
 
 
+# ---- the RL agents' env: DesignEnv over a scorer ---------------------------------------------------
+def test_design_env_from_a_scorer_decodes_flat_actions_and_observes_the_reward() -> None:
+    """Nothing is scored at construction; Discrete(3·8·6 = 144) action 75 = indices (1, 4, 3)
+    = (os, pes 5, tile 8), scored 5 + 8/2 = 9; the observation is [last reward, unit encoding
+    (index + 0.5) / levels, fraction of the episode done]."""
+    from gymnasium.utils.env_checker import check_env
+    from mlsysgym.envs.design_env import DesignEnv, EnvConfigError
+
+    seen: list[dict[str, Any]] = []
+
+    def scorer(designs: Any) -> Any:
+        seen.extend(designs)
+        pes = np.array([d["pes"] for d in designs], dtype=float)
+        tile = np.array([d["tile"] for d in designs], dtype=float)
+        return pes + tile / 2, {"pes": pes}, np.ones(len(designs), bool)
+
+    space = small().space
+    env = DesignEnv.from_scorer(space, scorer, action_type="discrete", max_steps=2)
+    assert seen == [] and env.action_space.n == 144
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, [0.0, -1.0, -1.0, -1.0, 0.0])
+    obs, reward, terminated, truncated, info = env.step(75)
+    assert info["design"] == {"dataflow": "os", "pes": 5, "tile": 8} == seen[0]
+    assert reward == 9.0 and info["metrics"] == {"pes": 5.0}
+    assert not terminated and not truncated
+    np.testing.assert_allclose(obs, [9.0, 1.5 / 3, 4.5 / 8, 3.5 / 6, 0.5], rtol=1e-6)
+    assert env.step(0)[3]  # the second step ends the episode (max_steps=2)
+    check_env(env, skip_render_check=True)
+    with pytest.raises(EnvConfigError, match="144 designs exceeds max_flat=100"):
+        DesignEnv.from_scorer(space, scorer, action_type="discrete", max_flat=100)
+
+
+def test_rl_hyperparameters_use_design_env_names() -> None:
+    with pytest.raises(AgentConfigError, match="'form' is now 'mode'"):
+        search("ppo", small(), 4, form="sequential")
+    with pytest.raises(AgentConfigError, match="DesignEnv"):
+        search("ppo", small(), 4, env=object())
+
+
 # ---- Accelerator-v0 smoke ----------------------------------------------------------------------------
 @dataclass
 class EnvProblem:
@@ -196,7 +235,7 @@ def test_every_agent_runs_on_accelerator_resnet18(agent: str, accelerator_env: A
     hp = {"bo": {"q": 2, "n_init": 4, "n_candidates": 200}, "ga": {"population": 4},
           "aco": {"ants": 4}, "optuna_gp": {"n_startup_trials": 4},
           "ppo": {"n_steps": 4, "batch_size": 4}, "a2c": {"n_steps": 4},
-          "dqn": {"form": "sequential", "learning_starts": 2},
+          "dqn": {"mode": "sequential", "learning_starts": 2},
           "sac": {"learning_starts": 4, "batch_size": 4},
           "maskable_ppo": {"n_steps": 16, "batch_size": 16}}.get(agent, {})
     result = search(agent, EnvProblem(accelerator_env), 8, seed=0, **hp)
