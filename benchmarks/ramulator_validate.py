@@ -57,6 +57,7 @@ RAM_CURRENTS = {"VDD": 1.2, "VPP": 2.5, "IDD0": 60.0, "IDD2N": 50.0, "IDD3N": 55
                 "IPP4W": 3.0, "IPP5B": 48.0}
 DEVICES_PER_RANK = 8  # Ramulator's power model is per device; a 64-bit rank of x8 parts has 8
 NRFC = 420  # JEDEC tRFC1 = 350 ns for 8 Gb at tCK 0.833 ns (Ramulator's table says 360 ns)
+WR_LOW, WR_HIGH = 0.2, 0.8  # Ramulator 2.0's write watermarks (its defaults)
 NREFI_OFF = 1_000_000_000  # "no refresh" in Ramulator 2.0: an interval longer than any run
 
 # Ramulator's linear mappers as our bit-field orders (most significant field first).
@@ -147,6 +148,22 @@ def our_codes(s: Setting) -> np.ndarray:
     return c
 
 
+def our_settings(s: Setting, ramulator_like: bool = True):
+    """Our controller settings for a setting. Ramulator-like (the comparison's default): write
+    draining between Ramulator's watermarks and read forwarding from the write queue. Ramulator
+    compares its watermarks with ``max_size`` = queue - 1 (see :func:`ramulator_params`), ours with
+    the queue's capacity, so the fractions are scaled by (queue - 1) / queue: the same whole
+    numbers of writes switch the mode (queue 32: enter above 24, leave below 7). Without
+    ``ramulator_like``: our defaults (no draining, no forwarding)."""
+    from mlsysgym.simulators.dram import ControllerSettings
+
+    if not ramulator_like:
+        return ControllerSettings()
+    f = (s.queue - 1) / s.queue
+    return ControllerSettings(write_drain=True, write_high_watermark=WR_HIGH * f, write_low_watermark=WR_LOW * f,
+                              read_forwarding=True)
+
+
 def ramulator_params(s: Setting) -> dict:
     """The Ramulator configuration of a setting as plain parameters (what the CSV records)."""
     return {
@@ -157,7 +174,7 @@ def ramulator_params(s: Setting) -> dict:
         "closed_cap": "" if s.page == "Open" else 1,
         # Ramulator 2.0's ReqBuffer accepts while size <= max_size: max_size + 1 entries
         "read_buffer_max_size": s.queue - 1, "write_buffer_max_size": s.queue - 1,
-        "wr_low_watermark": 0.2, "wr_high_watermark": 0.8,
+        "wr_low_watermark": WR_LOW, "wr_high_watermark": WR_HIGH,
         "addr_mapper": s.mapping, "drampower_enable": "true", "current_preset": "Default",
         "voltage_preset": "Default", "memory_clock_ratio": 1,
     }
@@ -312,8 +329,9 @@ def setting_of(row: dict) -> Setting:
     return Setting(row["mapping"], row["page_policy"], row["refresh"], int(row["queue"]))
 
 
-def ours(rows: list[dict]) -> dict[str, np.ndarray]:
-    """Our simulator on every (trace, setting) of ``rows``: metrics in the CSV's units."""
+def ours(rows: list[dict], ramulator_like: bool = True) -> dict[str, np.ndarray]:
+    """Our simulator on every (trace, setting) of ``rows``: metrics in the CSV's units
+    (``ramulator_like``: see :func:`our_settings`)."""
     from mlsysgym.simulators.dram import prepare_trace, simulate
     from mlsysgym.simulators.dram_timing import AddressMapping
 
@@ -322,7 +340,7 @@ def ours(rows: list[dict]) -> dict[str, np.ndarray]:
     traces = {name: load_trace(name) for name in {r["trace"] for r in rows}}
     prepared: dict[tuple[str, str], object] = {}
     out: dict[str, list] = {k: [] for k in ("avg_lat", "p99_lat", "bw", "hit", "energy", "end",
-                                            "act", "ref", "wall_s")}
+                                            "act", "ref", "fwd", "wall_s")}
     for r in rows:
         s = setting_of(r)
         key = (r["trace"], s.mapping)
@@ -330,7 +348,7 @@ def ours(rows: list[dict]) -> dict[str, np.ndarray]:
             prepared[key] = prepare_trace(traces[r["trace"]], dev, AddressMapping(MAPPINGS[s.mapping]))
         p = prepared[key]
         t0 = time.perf_counter()
-        res = simulate(p, our_codes(s), dev, AddressMapping(MAPPINGS[s.mapping]))
+        res = simulate(p, our_codes(s), dev, AddressMapping(MAPPINGS[s.mapping]), our_settings(s, ramulator_like))
         wall = time.perf_counter() - t0
         lat = res.latency_cycles[p.is_write == 0]
         n = lat.size + int(p.is_write.sum())
@@ -343,6 +361,7 @@ def ours(rows: list[dict]) -> dict[str, np.ndarray]:
         out["end"].append(end)
         out["act"].append(res.activate_count)
         out["ref"].append(res.refresh_count)
+        out["fwd"].append(res.forwarded_count)
         out["wall_s"].append(wall)
     return {k: np.asarray(v, dtype=np.float64) for k, v in out.items()}
 

@@ -49,6 +49,7 @@ mean in-order responses to it); arbitration delays are one cycle, not configurab
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -56,10 +57,11 @@ from typing import Any
 
 import numba
 import numpy as np
+from mlsysgym.core.errors import DesignError
 from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
 from mlsysgym.core.params import Categorical, Integer, PowerOfTwo
 from mlsysgym.core.space import DesignSpace
-from mlsysgym.simulators.dram_kernel import controller
+from mlsysgym.simulators.dram_kernel import K_BUF, K_BUFSIZE, controller
 from mlsysgym.simulators.dram_power import CommandCounts, EnergyBreakdown, dram_energy
 from mlsysgym.simulators.dram_timing import (
     DEFAULT_MAPPING,
@@ -72,6 +74,7 @@ from mlsysgym.simulators.dram_traces import TRACES, DramTrace, TraceError, resol
 __all__ = [
     "DESIGN_SPACE",
     "AddressMapping",
+    "ControllerSettings",
     "DramResult",
     "DramSimulator",
     "decode_addresses",
@@ -113,6 +116,45 @@ def knob_codes(design: Mapping[str, Any]) -> np.ndarray:
     full = DESIGN_SPACE.complete(design)
     return np.array([v if ch is None else ch.index(v)
                      for v, ch in zip(full.values(), _CATEGORICAL)], dtype=np.int64)
+
+
+# ----------------------------------------------------------------------------- settings
+
+@dataclass(frozen=True)
+class ControllerSettings:
+    """Controller behaviour outside ArchGym's ten knobs (fixed for a simulator, not searched).
+
+    The defaults are DRAMSys's FR-FCFS controller as the knobs describe it: reads and writes
+    served by the scheduler alone, no write draining, no forwarding. With ``write_drain`` the
+    controller works in read or write mode, as Ramulator 2.0's generic controller does: it serves
+    only reads (and a request whose row it already opened) until more than
+    ``write_high_watermark`` x the write capacity of the buffer waits (or no read does), then only
+    writes until fewer than ``write_low_watermark`` x that capacity wait and a read does
+    (Ramulator's defaults 0.8 and 0.2). The write capacity is ``RequestBufferSize`` for the
+    ``ReadWrite`` and ``Shared`` buffers, times the banks for ``Bankwise``. With
+    ``read_forwarding`` a read to an address a queued write will write is answered from that
+    write at admission, without a DRAM access (Ramulator forwards from its write queue)."""
+
+    write_drain: bool = False
+    write_high_watermark: float = 0.8
+    write_low_watermark: float = 0.2
+    read_forwarding: bool = False
+
+    def __post_init__(self) -> None:
+        lo, hi = self.write_low_watermark, self.write_high_watermark
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise DesignError(f"write watermarks must satisfy 0 <= low <= high <= 1; got low={lo}, high={hi}")
+
+    def vector(self, codes: np.ndarray, banks: int) -> np.ndarray:
+        """The kernel's settings vector for knob ``codes`` on ``banks`` banks: drain on/off,
+        write-mode thresholds in requests (enter when more than the first wait, leave when fewer
+        than the second), forwarding on/off."""
+        cap = int(codes[K_BUFSIZE]) * (banks if codes[K_BUF] == 0 else 1)
+        return np.array([self.write_drain, math.floor(self.write_high_watermark * cap),
+                         math.ceil(self.write_low_watermark * cap), self.read_forwarding], dtype=np.int64)
+
+
+DEFAULT_SETTINGS = ControllerSettings()
 
 
 # ----------------------------------------------------------------------------- addresses
@@ -179,6 +221,7 @@ class DramResult:
     total_time_ns: float
     activate_count: int
     refresh_count: int
+    forwarded_count: int  # reads answered from the write queue (ControllerSettings.read_forwarding)
     energy: EnergyBreakdown
     latency_cycles: np.ndarray  # response cycle - trace cycle, per request
     act_cycles: np.ndarray  # cycle of every ACT
@@ -204,6 +247,7 @@ class PreparedTrace:
     is_write: np.ndarray  # uint8
     bank: np.ndarray  # global bank id
     row: np.ndarray
+    column: np.ndarray
 
 
 def prepare_trace(trace: DramTrace, device: DramDevice = MT40A1G8_083E,
@@ -226,22 +270,25 @@ def prepare_trace(trace: DramTrace, device: DramDevice = MT40A1G8_083E,
     o = device.org
     gbank = ((f["channel"] * o.ranks + f["rank"]) * o.bank_groups + f["bankgroup"]) * o.banks_per_group + f["bank"]
     return PreparedTrace(arrival=cyc - cyc[0], is_write=np.asarray(trace.is_write, dtype=np.uint8),
-                         bank=gbank.astype(np.int64), row=f["row"].astype(np.int64))
+                         bank=gbank.astype(np.int64), row=f["row"].astype(np.int64),
+                         column=f["column"].astype(np.int64))
 
 
 def simulate(trace: DramTrace | PreparedTrace, design: Mapping[str, Any] | np.ndarray | None = None,
-             device: DramDevice = MT40A1G8_083E, mapping: AddressMapping = DEFAULT_MAPPING) -> DramResult:
+             device: DramDevice = MT40A1G8_083E, mapping: AddressMapping = DEFAULT_MAPPING,
+             settings: ControllerSettings = DEFAULT_SETTINGS) -> DramResult:
     """Simulate one controller design (a dict, missing knobs default, or its ``knob_codes``) on
-    one trace."""
+    one trace, with the controller ``settings`` outside the design space."""
     codes = design if isinstance(design, np.ndarray) else knob_codes(design or {})
     p = trace if isinstance(trace, PreparedTrace) else prepare_trace(trace, device, mapping)
     o = device.org
     geo = np.array([o.channels, o.ranks, o.bank_groups, o.banks_per_group], dtype=np.int64)
     _adm, ret, counts, act_t, act_c, act_b, ref_t, ref_d, ref_r = controller(
-        p.arrival, p.is_write, p.bank, p.row, geo, _timing_vector(device), codes, np.zeros(4, np.int64))
+        p.arrival, p.is_write, p.bank, p.row, p.column, geo, _timing_vector(device), codes,
+        settings.vector(codes, o.total_banks))
     if ret.size and ret.min() < 0:
         raise EvaluationError(f"DRAM controller stalled with {int((ret < 0).sum())} requests unserved (knob codes {codes.tolist()})")
-    n_act, n_pre, n_rd, n_wr, n_ref, n_refpb, end_t = (int(x) for x in counts)
+    n_act, n_pre, n_rd, n_wr, n_ref, n_refpb, end_t, n_fwd = (int(x) for x in counts)
     end_t = max(end_t, 1)
     bpr = o.banks_per_rank
     starts = np.concatenate([act_t, ref_t])
@@ -263,6 +310,7 @@ def simulate(trace: DramTrace | PreparedTrace, design: Mapping[str, Any] | np.nd
         total_time_ns=total_ns,
         activate_count=n_act,
         refresh_count=n_ref + n_refpb,
+        forwarded_count=n_fwd,
         energy=energy,
         latency_cycles=lat,
         act_cycles=act_t,
@@ -277,7 +325,9 @@ class DramSimulator(Evaluator):
     """Evaluator: DRAM controller designs (ArchGym DRAMGym knobs) x a trace -> latency, bandwidth, energy.
 
     ``workload`` is a built-in trace name (see ``dram_traces.TRACES``), a trace file path, or a
-    ``DramTrace``. Each design is one run of the compiled event-driven controller.
+    ``DramTrace``. Each design is one run of the compiled event-driven controller, with the
+    ``settings`` outside the design space (non-default settings show in :attr:`version`, so
+    logged rows say which controller made them).
     """
 
     name = "dram"
@@ -285,10 +335,15 @@ class DramSimulator(Evaluator):
     metric_names = METRIC_NAMES
 
     def __init__(self, device: DramDevice = MT40A1G8_083E, mapping: AddressMapping = DEFAULT_MAPPING,
-                 cache_size: int = 100_000, seed: int = 0) -> None:
+                 cache_size: int = 100_000, seed: int = 0, settings: ControllerSettings = DEFAULT_SETTINGS) -> None:
         super().__init__(cache_size=cache_size, seed=seed)
         self.device = device
         self.mapping = mapping
+        self.settings = settings
+        if settings != DEFAULT_SETTINGS:
+            s = settings
+            self.version = (f"{type(self).version}+drain{s.write_high_watermark:g}-{s.write_low_watermark:g}"
+                            if s.write_drain else type(self).version) + ("+fwd" if s.read_forwarding else "")
         self._prepared: tuple[str, PreparedTrace] | None = None
 
     def workload_id(self, workload: Any) -> str:
@@ -316,7 +371,7 @@ class DramSimulator(Evaluator):
     def _evaluate(self, designs: Sequence[Design], workload: Any) -> Metrics:
         knobs = [knob_codes(d) for d in designs]  # validate all before running any
         p = self.prepare(workload)
-        rows = [simulate(p, k, self.device, self.mapping).metrics() for k in knobs]
+        rows = [simulate(p, k, self.device, self.mapping, self.settings).metrics() for k in knobs]
         return {m: np.array([r[m] for r in rows], dtype=np.float64) for m in self.metric_names}
 
     def timing_table(self) -> dict[str, float | int]:

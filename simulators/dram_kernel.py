@@ -34,7 +34,7 @@ import numpy as np
 (S_DRAIN, S_WR_HIGH, S_WR_LOW, S_FORWARD) = range(4)
 # Indices of the scalar counters.
 (C_ACT, C_PRE, C_RD, C_WR, C_REF_ALL, C_REF_PB, C_NREF, C_BUF, C_BUF_RD, C_BUF_WR, C_NEXT, C_LAST_ADM,
- C_ISSUED, C_HEAP, C_ACTIVE, C_RET_PTR, C_PREV_RET, C_WMODE, C_NOW, N_COUNTERS) = range(20)
+ C_ISSUED, C_HEAP, C_ACTIVE, C_RET_PTR, C_PREV_RET, C_WMODE, C_NOW, C_FWD, N_COUNTERS) = range(21)
 # What run() returns.
 DONE, STALLED, LOG_FULL = range(3)
 
@@ -265,18 +265,22 @@ def next_admission(cf, bk, heap, cnt, arrival, is_wr, bank, now):
 
 
 @_helper
-def admit(cf, bk, q, rk, rq, heap, cnt, is_wr, bank, now):
-    """Put the next trace request into its bank's queue."""
+def queued_write(bk, q, is_wr, row, col, b, i):
+    """Does a write to request ``i``'s address (bank ``b``, same row and column) wait in the queue?"""
+    for j in range(bk[B_QLEN, b]):
+        x = q[b, j]
+        if is_wr[x] != 0 and row[x] == row[i] and col[x] == col[i]:
+            return True
+    return False
+
+
+@_helper
+def admit(cf, bk, q, rk, rq, heap, cnt, is_wr, bank, row, col, now):
+    """Put the next trace request into its bank's queue, or answer a read from a queued write
+    to its address (read forwarding: the response is the admission cycle, no DRAM access)."""
     i = cnt[C_NEXT]
     cnt[C_NEXT] = i + 1
     b = bank[i]
-    q[b, bk[B_QLEN, b]] = i
-    bk[B_QLEN, b] += 1
-    bk[B_DIRTY, b] = 1
-    bk[B_STALE, b] = 1
-    rk[R_PENDING, b // cf.bpr] += 1
-    cnt[C_BUF] += 1
-    cnt[C_BUF_WR if is_wr[i] else C_BUF_RD] += 1
     rq[Q_ADM, i] = now
     cnt[C_LAST_ADM] = now
     if cf.limit:
@@ -284,6 +288,19 @@ def admit(cf, bk, q, rk, rq, heap, cnt, is_wr, bank, now):
             cnt[C_ACTIVE] += 1
         else:
             cnt[C_HEAP] = heap_pop(heap, cnt[C_HEAP])
+    if cf.forward and is_wr[i] == 0 and queued_write(bk, q, is_wr, row, col, b, i):
+        cnt[C_ISSUED] += 1
+        cnt[C_FWD] += 1
+        rq[Q_DONE, i] = now
+        respond(cf, rq, heap, cnt, i, now)
+        return
+    q[b, bk[B_QLEN, b]] = i
+    bk[B_QLEN, b] += 1
+    bk[B_DIRTY, b] = 1
+    bk[B_STALE, b] = 1
+    rk[R_PENDING, b // cf.bpr] += 1
+    cnt[C_BUF] += 1
+    cnt[C_BUF_WR if is_wr[i] else C_BUF_RD] += 1
     if cf.drain:
         update_write_mode(cf, bk, cnt)
 
@@ -356,6 +373,7 @@ def choose_request(cf, bk, q, ch, cnt, row, is_wr, b, c):
             first = j
             break
     if first < 0:
+        bk[B_CAND_CMD, b] = NONE
         return False
     idx = first
     if cf.sched != 0 and o >= 0:
@@ -394,6 +412,8 @@ def command_time(cf, bk, grp, ch, b, c, now):
     cmd = bk[B_CAND_CMD, b]
     gi = (b // cf.bpr) * cf.n_bg + (b // cf.bpg) % cf.n_bg
     t = max(now, ch[H_CMD_FREE, c])
+    if cmd == NONE:
+        return INF
     if cmd == ACT:
         return max(t, bk[B_ACT_READY, b], grp[G_ACT, gi])
     if cmd == PRE:
@@ -420,9 +440,7 @@ def next_command(cf, tm, bk, q, rk, grp, ch, cnt, row, is_wr, now):
             c = b // cf.bpr // cf.rpc
             if bk[B_DIRTY, b] != 0:
                 bk[B_DIRTY, b] = 0
-                if not choose_request(cf, bk, q, ch, cnt, row, is_wr, b, c):
-                    bk[B_TIME, b] = INF
-                    continue
+                choose_request(cf, bk, q, ch, cnt, row, is_wr, b, c)
             bk[B_TIME, b] = command_time(cf, bk, grp, ch, b, c, now)
         t = bk[B_TIME, b]
         if t < t_cmd or (t == t_cmd and t < INF and bk[B_AGE, b] < c_age):
@@ -558,7 +576,7 @@ def issue(cf, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, row, is_wr, b, now
 # ----------------------------------------------------------------------------- the loop
 
 @numba.njit(cache=True, _nrt=False)
-def run(arrival, is_wr, bank, row, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log):
+def run(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log):
     """The event loop, from the state it is given until every request is served (DONE), a log
     is full (LOG_FULL: grow it and call again) or nothing can happen (STALLED)."""
     n = arrival.shape[0]
@@ -583,17 +601,17 @@ def run(arrival, is_wr, bank, row, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap
                 rk[R_NEXT_BOUND, ref_rank] += cf.ref_interval
         elif t_adm <= t_cmd:
             cnt[C_NOW] = t_adm
-            admit(cf, bk, q, rk, rq, heap, cnt, is_wr, bank, t_adm)
+            admit(cf, bk, q, rk, rq, heap, cnt, is_wr, bank, row, col, t_adm)
         else:
             cnt[C_NOW] = t_cmd
             issue(cf, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, row, is_wr, c_bank, t_cmd)
     return DONE
 
 
-def controller(arrival: np.ndarray, is_wr: np.ndarray, bank: np.ndarray, row: np.ndarray, geo: np.ndarray,
-               tm: np.ndarray, kn: np.ndarray, st: np.ndarray) -> tuple[np.ndarray, ...]:
+def controller(arrival: np.ndarray, is_wr: np.ndarray, bank: np.ndarray, row: np.ndarray, col: np.ndarray,
+               geo: np.ndarray, tm: np.ndarray, kn: np.ndarray, st: np.ndarray) -> tuple[np.ndarray, ...]:
     """Run one design over one trace; returns per-request admission and response cycles (-1:
-    never), the counts (ACT, PRE, RD, WR, all-bank REF, per-bank REF, end cycle) and the
+    never), the counts (ACT, PRE, RD, WR, all-bank REF, per-bank REF, end cycle, forwarded reads) and the
     command logs (ACT cycles, their PRE cycles (-1: still open), their banks; REF cycles,
     durations, ranks).
 
@@ -603,7 +621,7 @@ def controller(arrival: np.ndarray, is_wr: np.ndarray, bank: np.ndarray, row: np
     """
     bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log = make_state(geo, tm, kn, arrival.shape[0])
     while True:
-        status = run(arrival, is_wr, bank, row, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt,
+        status = run(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt,
                      act_log, ref_log)
         if status != LOG_FULL:
             break
@@ -613,8 +631,8 @@ def controller(arrival: np.ndarray, is_wr: np.ndarray, bank: np.ndarray, row: np
             ref_log = grow(ref_log)
     ret = rq[Q_RET]
     end_t = max(int(ret.max()), 0) if ret.size else 0
-    counts = np.array([cnt[C_ACT], cnt[C_PRE], cnt[C_RD], cnt[C_WR], cnt[C_REF_ALL], cnt[C_REF_PB], end_t],
-                      dtype=np.int64)
+    counts = np.array([cnt[C_ACT], cnt[C_PRE], cnt[C_RD], cnt[C_WR], cnt[C_REF_ALL], cnt[C_REF_PB], end_t,
+                       cnt[C_FWD]], dtype=np.int64)
     na, nr = cnt[C_ACT], cnt[C_NREF]
     return (rq[Q_ADM], ret, counts, act_log[0, :na], act_log[1, :na], act_log[2, :na],
             ref_log[0, :nr], ref_log[1, :nr], ref_log[2, :nr])

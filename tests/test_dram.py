@@ -10,6 +10,7 @@ import pytest
 from mlsysgym.core.errors import DesignError, MlsysgymError
 from mlsysgym.simulators.dram import (
     DESIGN_SPACE,
+    ControllerSettings,
     DramSimulator,
     encode_addresses,
     knob_codes,
@@ -354,3 +355,66 @@ def test_results_identical_to_the_single_loop_kernel(name, design, want):
            round(r.total_time_ns / dev.timing.tck_ns), int(r.act_cycles.sum()), int(r.refresh_cycles.sum()))
     assert got == want[:7]
     assert r.energy_nj == pytest.approx(want[7], rel=1e-12)
+
+
+def _alternating_reads_writes() -> DramTrace:
+    """R0 W0 R1 W1 R2 W2 R3 W3, all at cycle 0, one open row of one bank, distinct columns."""
+    return _trace(np.zeros(8), {"column": np.arange(8)}, writes=np.arange(8) % 2 == 1)
+
+
+DRAIN = ControllerSettings(write_drain=True, write_high_watermark=0.5, write_low_watermark=0.25)
+RW4 = {**NOREF, "SchedulerBuffer": "ReadWrite", "RequestBufferSize": 4}
+
+
+def test_write_drain_serves_writes_in_a_batch_between_watermarks():
+    """Four write slots: write mode above 0.5 x 4 = 2 queued writes, read mode again below
+    0.25 x 4 = 1. Admitted one per cycle (0..7), W2 at cycle 5 makes three writes: write mode.
+    The first command (cycle 0) was R0's ACT, so R0 (whose row is open for it) goes first at
+    tRCD; then W0..W3 back to back (tCCD_L), then R1..R3 after the write-to-read turnaround."""
+    tr = _alternating_reads_writes()
+    r = simulate(tr, RW4, settings=DRAIN)
+    rd0 = T.tRCD
+    w0 = rd0 + T.tRTW  # 16 + 10 = 26: read-to-write turnaround
+    w = [w0 + k * T.tCCD_L for k in range(4)]  # 26 32 38 44
+    r1 = w[3] + T.CWL + T.BL // 2 + T.tWTR_L  # 44 + 12 + 4 + 9 = 69
+    rd = [rd0, r1, r1 + T.tCCD_L, r1 + 2 * T.tCCD_L]
+    want = np.empty(8, np.int64)
+    want[0::2] = [t + T.CL + T.BL // 2 for t in rd]  # 36 89 95 101
+    want[1::2] = [t + T.CWL + T.BL // 2 for t in w]  # 42 48 54 60
+    assert r.latency_cycles.tolist() == want.tolist()
+    # without draining, FR-FCFS serves the (all row-hit) requests oldest first: R0 W0 R1 W1 ...,
+    # paying a turnaround at every switch; the last read then ends later than with draining
+    plain = simulate(tr, RW4)
+    assert np.argsort(plain.latency_cycles).tolist() == list(range(8))
+    assert plain.latency_cycles[6] > r.latency_cycles[6]
+    assert plain.total_time_ns > r.total_time_ns
+
+
+def test_write_drain_defaults_are_ramulators_and_change_nothing_for_reads_only():
+    d = ControllerSettings()
+    assert (d.write_drain, d.write_high_watermark, d.write_low_watermark, d.read_forwarding) == (False, 0.8, 0.2, False)
+    # thresholds in whole requests: enter above floor(0.8 x 32) = 25, leave below ceil(0.2 x 32) = 7
+    on = ControllerSettings(write_drain=True)
+    assert on.vector(knob_codes({"SchedulerBuffer": "ReadWrite", "RequestBufferSize": 32}), 16).tolist() == [1, 25, 7, 0]
+    assert on.vector(knob_codes({"SchedulerBuffer": "Bankwise", "RequestBufferSize": 8}), 16).tolist() == [1, 102, 26, 0]
+    tr = random_trace(2_000, interval_cycles=4, seed=2)
+    a, b = simulate(tr, {}), simulate(tr, {}, settings=on)
+    assert a.latency_cycles.tolist() == b.latency_cycles.tolist()
+    with pytest.raises(DesignError, match="0 <= low <= high <= 1"):
+        ControllerSettings(write_drain=True, write_high_watermark=0.2, write_low_watermark=0.5)
+
+
+def test_read_forwarding_answers_from_the_queued_write():
+    """W then R to the same address, arriving together: with forwarding, R is answered from the
+    write queue at its admission (the Fifo arbiter's one cycle after its arrival) with no RD."""
+    tr = _trace([0, 0, 0], {"column": np.array([5, 5, 6])}, writes=[True, False, False])
+    design = {**NOREF, "Arbiter": "Fifo"}
+    r = simulate(tr, design, settings=ControllerSettings(read_forwarding=True))
+    assert r.forwarded_count == 1
+    assert r.latency_cycles[1] == 2  # admitted at cycle 2 (one per cycle after the write's 1)
+    assert r.energy.read_nj == pytest.approx(simulate(_trace([0], {"column": np.array([6])}), design).energy.read_nj)
+    plain = simulate(tr, design)
+    assert plain.forwarded_count == 0 and plain.latency_cycles[1] > T.tRCD + T.CWL
+    sim = DramSimulator(settings=ControllerSettings(write_drain=True, read_forwarding=True))
+    assert sim.version == "1+drain0.8-0.2+fwd" and DramSimulator().version == "1"
+    assert sim.evaluate([{}], tr)["avg_latency_ns"][0] < DramSimulator().evaluate([{}], tr)["avg_latency_ns"][0]
