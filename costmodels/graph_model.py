@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
 
 __all__ = ["GraphCostModel", "GraphDataset", "GraphModelError", "build_graph_dataset",
            "encode_graph", "evaluate_graph_model"]
@@ -122,13 +123,22 @@ def build_graph_dataset(models: Sequence[str], design: Mapping[str, Any] | None 
     return GraphDataset(out, vocab, design)
 
 
-class GraphCostModel:
-    """Message-passing network over op graphs → ln latency (torch; see the module docstring)."""
+class GraphCostModel(Evaluator):
+    """Message-passing network over op graphs → ln latency (torch; see the module docstring).
+
+    As an Evaluator its workload is an ir.Graph and its one metric ``latency_ms``; it predicts
+    for the one accelerator design it was trained on (``design``), so any other design is an
+    EvaluationError rather than a silent answer for the wrong design."""
+
+    name, version, metric_names = "graph-costmodel", "unfitted", ("latency_ms",)
 
     def __init__(self, hidden: int = 64, rounds: int = 3, epochs: int = 150,
                  learning_rate: float = 3e-3, seed: int = 0) -> None:
+        super().__init__(seed=seed)
         self.hidden, self.rounds, self.epochs = hidden, rounds, epochs
-        self.learning_rate, self.seed = learning_rate, seed
+        self.learning_rate = learning_rate
+        self.vocab: list[str] = []
+        self.design: dict[str, Any] = {}
         self.net: Any = None
         self.x_mean: np.ndarray | None = None
         self.x_std: np.ndarray | None = None
@@ -183,12 +193,16 @@ class GraphCostModel:
                 torch.tensor((np.stack([g.glob for g in graphs]) - self.g_mean) / self.g_std,
                              dtype=torch.float32))
 
-    def fit(self, graphs: Sequence[EncodedGraph], batch_size: int = 16) -> GraphCostModel:
-        """Train on encoded graphs (MSE on ln latency)."""
+    def fit(self, graphs: Sequence[EncodedGraph], batch_size: int = 16,
+            vocab: Sequence[str] = (), design: Mapping[str, Any] | None = None) -> GraphCostModel:
+        """Train on encoded graphs (MSE on ln latency); ``vocab`` and ``design`` are those of
+        their :class:`GraphDataset` (what :meth:`evaluate` needs to encode a new graph)."""
         import torch
 
         if not graphs:
             raise GraphModelError("no training graphs")
+        self.vocab, self.design = list(vocab), dict(design or {})
+        self.version = f"h{self.hidden}r{self.rounds}e{self.epochs}s{self.seed}"
         torch.manual_seed(self.seed)
         allx = np.concatenate([g.x for g in graphs])
         self.x_mean = allx.mean(0)
@@ -225,6 +239,17 @@ class GraphCostModel:
             z = self.net(*self._batch(graphs)).numpy()
         return np.exp(z * self.y_std + self.y_mean)
 
+    def _evaluate(self, designs: Sequence[Design], workload: Any) -> Metrics:
+        """The predicted latency of ``workload`` (an ir.Graph) on the trained-for design."""
+        if any(dict(d) != self.design for d in designs):
+            raise EvaluationError(f"this graph cost model predicts for one design only, "
+                                  f"{self.design}; it was asked for another")
+        if not hasattr(workload, "ops"):
+            raise EvaluationError(f"the workload of a graph cost model is an ir.Graph, got "
+                                  f"{type(workload).__name__}")
+        latency = self.predict([encode_graph(workload, self.vocab)])[0]
+        return {"latency_ms": np.full(len(designs), latency)}
+
 
 def evaluate_graph_model(data: GraphDataset, holdout: Sequence[str] = (),
                          test_fraction: float = 0.25, seed: int = 0, **kwargs: Any
@@ -244,7 +269,7 @@ def evaluate_graph_model(data: GraphDataset, holdout: Sequence[str] = (),
         train = [data.graphs[i] for i in perm[k:]]
     if not train or not test:
         raise GraphModelError(f"holdout {list(holdout)} leaves no train or no test graphs")
-    model = GraphCostModel(**kwargs).fit(train)
+    model = GraphCostModel(**kwargs).fit(train, vocab=data.vocab, design=data.design)
     y = np.exp([g.y for g in test])
     pred = model.predict(test)
     macs_tr = np.array([np.expm1(g.x[:, -5]).sum() for g in train])

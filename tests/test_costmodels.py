@@ -277,3 +277,20 @@ def test_report_metrics_record_provenance(lgbm_dir, accel_frame, tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["provenance"]["fingerprint"]["target_id"] == fingerprint()["target_id"]
     assert saved["provenance"]["evaluator_id"] == model.id and saved["rows"] == 40
+
+
+def test_graph_cost_model_is_an_evaluator_for_its_one_design():
+    from mlsysgym.core.evaluator import EvaluationError, Evaluator
+    from mlsysgym.costmodels.graph_model import GraphCostModel, build_graph_dataset
+    from mlsysgym.ir import zoo
+
+    data = build_graph_dataset(["alexnet"], windows_per_model=6, seed=0)
+    model = GraphCostModel(hidden=16, rounds=1, epochs=5).fit(data.graphs, vocab=data.vocab,
+                                                               design=data.design)
+    assert isinstance(model, Evaluator) and model.id == "graph-costmodel@h16r1e5s0"
+    graph = zoo.load("alexnet")
+    out = model.evaluate([data.design, data.design], graph)
+    expected = model.predict([g for g in data.graphs if g.name == "alexnet"])[0]
+    assert out["latency_ms"] == pytest.approx([expected, expected], rel=1e-5)
+    with pytest.raises(EvaluationError, match="one design only"):
+        model.evaluate([{**data.design, "rows": 7}], graph)
