@@ -205,8 +205,9 @@ def write_report(table: list[dict[str, Any]], sims: dict[str, tuple[int, float]]
                      f"{r['err_pct']:+.1f} % |")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(stamp_markdown("\n".join(lines) + "\n"))
+    slim = [{k: v for k, v in r.items() if k != "measured"} for r in table]  # data stays in shared/
     out.with_suffix(".json").write_text(json.dumps({"median_abs_err_pct": med, "all": allv,
-                                                    "rows": table}, indent=1, default=str))
+                                                    "rows": slim}, indent=1, default=str))
     write_provenance(out.with_suffix(".provenance.json"), script="benchmarks/serving_validate.py",
                      evaluator="serving@1", data=str(data))
     import matplotlib

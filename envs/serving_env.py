@@ -9,6 +9,8 @@ one knob per step in the space's order — ``tp, pp, dp, ep, pd_disagg`` (parall
 reachable given the choices so far (divisibility, device count and memory fit with the
 smallest batching limits).
 
+``dtypes`` / ``kv_dtypes`` restrict the weight and KV-cache dtypes (e.g. ``["bf16"]``).
+
 Rewards (ratios to the reference plan, the smallest-TP-then-DP heuristic; invalid plans get
 −1): ``goodput`` (output tokens/s × SLO attainment, default), ``throughput``, ``latency``
 (mean end-to-end), ``energy`` (J per output token), ``cost`` (device-seconds per token).
@@ -65,6 +67,7 @@ class LLMServingEnv(DesignEnv):
                  n_gpus: int = 2, nodes: int = 1, trace: str | Path | None = None,
                  rate: float = 4.0, requests: int = 100, workload: str = "chat", seed: int = 0,
                  slo_ttft_s: float = 1.0, slo_tpot_s: float = 0.1, reward: str = "goodput",
+                 dtypes: tuple[str, ...] | None = None, kv_dtypes: tuple[str, ...] | None = None,
                  mode: str = "one-shot", max_steps: int = 50,
                  evaluator: Evaluator | str | None = None, action_type: str = "multidiscrete",
                  render_mode: str | None = None) -> None:
@@ -73,8 +76,9 @@ class LLMServingEnv(DesignEnv):
                                  f"got {reward!r}")
         self.serving = ServingWorkload.make(model, gpu, n_gpus, nodes, trace, rate, requests,
                                             workload, seed, slo_ttft_s, slo_tpot_s)
-        space = self.serving.space()
-        ref_plan = min_tp_plan(self.serving).as_design()
+        space = self.serving.space(dtypes, kv_dtypes)
+        ref_plan = min_tp_plan(self.serving, dtype=space.levels("dtype")[0],
+                               kv_dtype=space.levels("kv_dtype")[0]).as_design()
         ref_plan.pop("gpu_mem_util")
         ev = as_evaluator(evaluator, ServingEvaluator)
         ref_metrics = ev.evaluate_one(ref_plan, self.serving)
@@ -88,7 +92,7 @@ class LLMServingEnv(DesignEnv):
                                               "slo_attainment", "energy_per_token_j"),
                          reference_design=ref_plan, action_type=action_type,
                          render_mode=render_mode)
-        valid = feasible_plans(self.serving, batching=False)
+        valid = feasible_plans(self.serving, batching=False, space=space)
         self._valid_idx = space.encode_batch(valid, "index") if valid else \
             np.zeros((0, space.dim), np.int64)
         self._batch_from = space.names.index("max_num_seqs")

@@ -225,3 +225,24 @@ def test_calibration_matches_kernel_data():
 def test_trace_validation():
     with pytest.raises(TraceError):
         Trace(np.array([0.0]), np.array([0]), np.array([1]))
+
+
+def test_exhaustive_beats_or_ties_heuristics():
+    from mlsysgym.simulators.serving.baselines import (
+        exhaustive,
+        feasible_plans,
+        max_tp_plan,
+        min_tp_plan,
+        score,
+    )
+
+    w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2, trace=fixed_trace(20.0, 30, 300, 30))
+    space = w.space(("bf16",), ("bf16",))
+    plans = feasible_plans(w, batching=False, space=space)
+    # 2 devices, bf16: dp2·tp1, dp1·tp2, tp1·pp2 and the P/D split of tp1 → 4 plans
+    assert sorted((p["dp"], p["tp"], p["pp"], p["pd_disagg"]) for p in plans) == \
+        [(1, 1, 1, 1), (1, 1, 2, 0), (1, 2, 1, 0), (2, 1, 1, 0)]
+    ev = ServingEvaluator()
+    plans, metrics, best = exhaustive(w, "goodput", evaluator=ev, space=space)
+    heur = [min_tp_plan(w).as_design(), max_tp_plan(w).as_design()]
+    assert score(metrics, "goodput")[best] >= score(ev.evaluate(heur, w), "goodput").max()

@@ -25,7 +25,7 @@ from mlsysgym.simulators.serving.plans import (
     validate_plan,
 )
 
-__all__ = ["OBJECTIVES", "exhaustive", "feasible_plans", "max_tp_plan", "min_tp_plan"]
+__all__ = ["OBJECTIVES", "exhaustive", "feasible_plans", "max_tp_plan", "min_tp_plan", "score"]
 
 VLLM_DEFAULTS = {"max_num_seqs": 256, "max_batched_tokens": 2048, "chunked_prefill": True}
 
@@ -82,10 +82,12 @@ def max_tp_plan(w: ServingWorkload, **overrides: Any) -> Plan:
                     f"{c.device.name} nor a pipeline across nodes")
 
 
-def feasible_plans(w: ServingWorkload, batching: bool = True) -> list[dict[str, Any]]:
-    """Every plan of ``w.space()`` that passes the rules and fits memory; ``batching=False``
-    keeps max_num_seqs / max_batched_tokens / chunked_prefill at vLLM's defaults."""
-    space = w.space()
+def feasible_plans(w: ServingWorkload, batching: bool = True, space: Any = None
+                   ) -> list[dict[str, Any]]:
+    """Every plan of ``space`` (default ``w.space()``) that passes the rules and fits memory;
+    ``batching=False`` keeps max_num_seqs / max_batched_tokens / chunked_prefill at vLLM's
+    defaults."""
+    space = space or w.space()
     idx = space.all_indices() if batching else _structural_indices(space)
     cols = space.columns_from_indices(idx)
     ok = space.feasible(cols)
@@ -108,13 +110,13 @@ def _structural_indices(space: Any) -> np.ndarray:
 
 
 def exhaustive(w: ServingWorkload, objective: str = "goodput", batching: bool = False,
-               evaluator: Evaluator | None = None) -> tuple[dict[str, Any], Metrics, int]:
-    """(best plan, metrics of every plan, number evaluated) over :func:`feasible_plans`."""
+               evaluator: Evaluator | None = None, space: Any = None
+               ) -> tuple[list[dict[str, Any]], Metrics, int]:
+    """(every plan, their metrics, index of the best) over :func:`feasible_plans`."""
     ev = evaluator or ServingEvaluator()
-    plans = feasible_plans(w, batching)
+    plans = feasible_plans(w, batching, space)
     if not plans:
         raise PlanError(f"no plan of {w.model.name} fits {w.cluster.n_devices} x "
                         f"{w.cluster.device.name}")
     metrics = ev.evaluate(plans, w)
-    best = int(np.argmax(score(metrics, objective)))
-    return plans[best], metrics, len(plans)
+    return plans, metrics, int(np.argmax(score(metrics, objective)))

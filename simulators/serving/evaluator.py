@@ -56,9 +56,15 @@ class ServingWorkload:
         return (f"{self.model.name}@{c.nodes}x{c.per_node}x{c.device.name}:{self.trace.key}"
                 f":slo{self.slo_ttft_s:g}/{self.slo_tpot_s:g}")
 
-    def space(self) -> DesignSpace:
-        """The plan space for this model and cluster."""
-        return plan_space(self.model, self.cluster.n_devices)
+    def space(self, dtypes: tuple[str, ...] | None = None,
+              kv_dtypes: tuple[str, ...] | None = None) -> DesignSpace:
+        """The plan space for this model and cluster (optionally restricted dtypes)."""
+        kw: dict[str, Any] = {}
+        if dtypes:
+            kw["dtypes"] = tuple(dtypes)
+        if kv_dtypes:
+            kw["kv_dtypes"] = tuple(kv_dtypes)
+        return plan_space(self.model, self.cluster.n_devices, **kw)
 
     @classmethod
     def make(cls, model: str | Path | ModelSpec = "Llama-3.1-8B", gpu: str = "H100-SXM",

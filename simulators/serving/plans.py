@@ -210,11 +210,14 @@ def _short(plan: Plan) -> str:
     return s + f" {plan.dtype}/{plan.kv_dtype}"
 
 
-def plan_space(model: ModelSpec, n_devices: int, max_degree: int | None = None) -> DesignSpace:
+def plan_space(model: ModelSpec, n_devices: int, max_degree: int | None = None,
+               dtypes: tuple[str, ...] = WEIGHT_DTYPES, kv_dtypes: tuple[str, ...] = KV_DTYPES
+               ) -> DesignSpace:
     """The DesignSpace of plans for ``model`` on ``n_devices`` devices: power-of-two degrees
     up to ``n_devices`` (or ``max_degree``), weight/KV dtypes, batching limits, chunked
     prefill, P/D disaggregation; the divisibility and device-count rules as constraints
-    (memory fit is checked by the evaluator, which reports ``feasible``)."""
+    (memory fit is checked by the evaluator, which reports ``infeasible``). ``dtypes`` and
+    ``kv_dtypes`` restrict the weight and KV-cache dtypes (e.g. ``("bf16",)``)."""
     top = 1 << int(np.log2(max_degree or n_devices))
     kv = model.n_kv_heads
     cons = [(f"dp * tp * pp * (1 + pd_disagg) == {n_devices}",
@@ -233,11 +236,11 @@ def plan_space(model: ModelSpec, n_devices: int, max_degree: int | None = None) 
 
     params = [PowerOfTwo("tp", 1, top), PowerOfTwo("pp", 1, top), PowerOfTwo("dp", 1, top),
               PowerOfTwo("ep", 1, top), Integer("pd_disagg", 0, 1),
-              Categorical("dtype", WEIGHT_DTYPES), Categorical("kv_dtype", KV_DTYPES),
+              Categorical("dtype", tuple(dtypes)), Categorical("kv_dtype", tuple(kv_dtypes)),
               PowerOfTwo("max_num_seqs", 16, 512), PowerOfTwo("max_batched_tokens", 512, 8192),
               Categorical("chunked_prefill", (True, False))]
     default = {"tp": min(top, 8), "pp": 1, "dp": max(1, n_devices // min(top, 8)), "ep": 1,
-               "pd_disagg": 0, "dtype": "bf16", "kv_dtype": "bf16", "max_num_seqs": 256,
+               "pd_disagg": 0, "dtype": dtypes[0], "kv_dtype": kv_dtypes[0], "max_num_seqs": 256,
                "max_batched_tokens": 2048, "chunked_prefill": True}
     space = DesignSpace(params, [Constraint(r, m) for r, m in cons])
     if space.is_valid(default):
