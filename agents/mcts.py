@@ -469,6 +469,9 @@ def mcts_episodes(problem: BudgetedProblem, rng: np.random.Generator, *,
     env = sequential_problem(problem).make_env().unwrapped
     if not isinstance(env.action_space, spaces.Discrete):
         raise MCTSError(f"mcts needs a Discrete action space; got {env.action_space}")
+    submit = lambda acts: problem.evaluate([episode_design(acts)])
+    if start_from is not None:  # scored first, before torch's import and the network's set-up
+        submit(list(start_from))
     torch = _torch()
     t0 = time.perf_counter()
     left = problem.time_left_s
@@ -476,7 +479,7 @@ def mcts_episodes(problem: BudgetedProblem, rng: np.random.Generator, *,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     search = _Search(env, cfg, rollout_policy, featurize or _flat_featurizer(env.observation_space),
-                     shared_attrs, submit=lambda acts: problem.evaluate([episode_design(acts)]))
+                     shared_attrs)
     search.t0 = t0
     log: list[IterationLog] = []
     stopped = False
@@ -487,13 +490,14 @@ def mcts_episodes(problem: BudgetedProblem, rng: np.random.Generator, *,
         data: list[tuple] = []
         fit = cfg.network == "trained"
         if start_from is not None:
-            data += _imitation_data(search, list(start_from))
+            data += _imitation_data(search, list(start_from))  # (offers it: scored above)
             t = time.perf_counter()
             lp = lv = float("nan")
             if fit:
                 lp, lv = _fit(search, data, cfg.imitation_epochs)
             log.append(IterationLog(-1, (search.best.ret,), search.best.ret, lp, lv, len(data),
                                     time.perf_counter() - t))
+        search.submit = submit
         plan = [(i, True) for i in range(cfg.iterations)] + ([(cfg.iterations, False)]
                                                              if cfg.final_episode else [])
         for it, noise in plan:

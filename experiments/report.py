@@ -414,6 +414,16 @@ def problem_summary(table: pd.DataFrame, spec: ProblemReportSpec) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def _budget_text(row: Mapping[str, Any]) -> str:
+    """A ledger row's budget: "200 evaluations", "30 s" or both."""
+    def given(v: Any) -> bool:
+        return v is not None and not (isinstance(v, float) and np.isnan(v))
+
+    n, s = row.get("budget"), row.get("budget_s")
+    parts = ([f"{int(n)} evaluations"] if given(n) else []) + ([f"{s:g} s"] if given(s) else [])
+    return " / ".join(parts) or "—"
+
+
 def _fmt(x: float, fmt: str, none: str = "—") -> str:
     return none if x is None or not np.isfinite(x) else format(x, fmt)
 
@@ -450,7 +460,7 @@ def problem_markdown(trials: pd.DataFrame, table: pd.DataFrame, summary: pd.Data
     """The report's Markdown: sources and machines, the per-instance table, the summary."""
     better = "lower" if spec.minimize else "higher"
     pct = f"{spec.reach:.0%}"
-    budgets = sorted({str(b) for b in trials["budget"]})
+    budgets = sorted({_budget_text(r) for r in trials.to_dict("records")})
     lines = [
         f"# {spec.title}", "",
         (f"Sweeps: {', '.join(f'`{d}`' for d in sweeps)}; {len(trials)} search runs, "

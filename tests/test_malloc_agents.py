@@ -431,18 +431,19 @@ def test_behaviour_clone_reproduces_the_heuristic():
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 
-def _trial(config: str, agent: str, problem_index: int = 0):
-    """The config's trial for ``agent`` on one of its problems (first grid values), with a
-    5-second budget instead of the config's."""
-    import yaml
-    from mlsysgym.experiments.sweep import TrialSpec
+def _trial(config: str, agent: str, problem_index: int = 0, **hp):
+    """The config's first trial of ``agent`` on one of its problems (``hp`` added), with a
+    10-second budget instead of the config's 30 s."""
+    from dataclasses import replace
 
-    raw = yaml.safe_load((CONFIGS / config).read_text())
-    entry = next(a for a in raw["agents"] if (a if isinstance(a, str) else a["name"]) == agent)
-    hp = {} if isinstance(entry, str) else {k: v[0] if isinstance(v, list) else v
-                                            for k, v in (entry.get("hyperparameters") or {}).items()}
-    assert raw["budget"] == {"seconds": 30}
-    return TrialSpec(raw["problems"][problem_index], agent, hp, {"seconds": 5}, 0)
+    from mlsysgym.experiments.sweep import expand, load_config
+
+    cfg = load_config(CONFIGS / config, check_names=True)
+    assert cfg.budgets == [(None, 30.0)]
+    trials, groups = expand(cfg)
+    assert not groups
+    spec = next(t for t in trials if t.agent == agent and t.problem == cfg.problems[problem_index])
+    return replace(spec, hyperparameters={**spec.hyperparameters, **hp}, budget_s=10.0)
 
 
 def test_malloc_config_one_trial_and_the_report(tmp_path):
@@ -451,31 +452,27 @@ def test_malloc_config_one_trial_and_the_report(tmp_path):
 
     out = tmp_path / "sweep"
     for agent in ("xla_greedy", "cpsat", "mcts"):
-        spec = _trial("malloc.yaml", agent, problem_index=3)        # alexnet at 50 %
-        if agent == "mcts":
-            spec = type(spec)(spec.problem, agent, {**spec.hyperparameters, **SMALL},
-                              spec.budget, 0)
+        spec = _trial("malloc.yaml", agent, 3, **(SMALL if agent == "mcts" else {}))  # alexnet 50 %
         row = run_trial(spec, out, sweep="malloc")
-        assert row["problem"] == "malloc" and row["n_evaluations"] >= 1
+        assert row["problem"] == "malloc" and row["n_evaluations"] >= 1 and row["budget_s"] == 10.0
+        if agent == "cpsat":
+            assert row["status"] == "optimal" and row["bound"] == pytest.approx(row["best_reward"])
     md = write_problem_report([out], tmp_path / "rep", ProblemReportSpec(
         "time_us", True, "xla_greedy", "cpsat"), name="malloc").read_text()
     # alexnet 50 %: heuristic 881.1 µs, CP-SAT's proved optimum 876.8 µs, MCTS reaches it
     assert "| malloc:alexnet:0.5 | xla_greedy | 881.132 | +0.00% | +0.49% |" in md
-    assert "| malloc:alexnet:0.5 | mcts | 876.848 | +0.49% | +0.00% |" in md
+    assert "| malloc:alexnet:0.5 | mcts | 876.848 | +0.49% | +0.00% | optimal |" in md
+    assert "budget per run: 10 s" in md
     assert (tmp_path / "rep" / "malloc.png").stat().st_size > 1000
 
 
-def test_variants_config_names_registered_agents_and_problems():
-    import yaml
-    from mlsysgym.agents import AGENTS
-    from mlsysgym.agents.problems import check_spec
+def test_variants_config_expands_to_its_arms():
+    from mlsysgym.experiments.sweep import expand, load_config
 
-    for name in ("malloc.yaml", "malloc_mcts_variants.yaml"):
-        raw = yaml.safe_load((CONFIGS / name).read_text())
-        for a in raw["agents"]:
-            assert (a if isinstance(a, str) else a["name"]) in AGENTS
-        assert all(check_spec(p) == "malloc" for p in raw["problems"])
-    # the variants' MCTS entries differ only in the ablated hyperparameters
-    raw = yaml.safe_load((CONFIGS / "malloc_mcts_variants.yaml").read_text())
-    mcts = [a["hyperparameters"] for a in raw["agents"] if isinstance(a, dict) and a["name"] == "mcts"]
-    assert len(mcts) == 5 and len({tuple(sorted(h)) for h in mcts}) == 1
+    cfg = load_config(CONFIGS / "malloc_mcts_variants.yaml", check_names=True)
+    trials, _ = expand(cfg)
+    per_problem = [t for t in trials if t.problem == cfg.problems[0]]
+    # xla_greedy, cpsat, 5 MCTS variants, pilot, 3 x 2 MaskablePPO budgets
+    assert len(per_problem) == 14 and len(trials) == 3 * 14
+    mcts = [t.hyperparameters for t in per_problem if t.agent == "mcts"]
+    assert len({tuple(sorted(h)) for h in mcts}) == 1   # same keys: only the ablated values differ
