@@ -29,6 +29,9 @@ def register(group) -> None:
                      help="arms of the head-to-head count (default: all but the exact agent)")
     seq.add_argument("--title", default=None, help="the Markdown title")
     seq.add_argument("--name", default=None, help="file name stem (default: the sweep's name)")
+    seq.add_argument("--scheduling", action="store_true",
+                     help="kernel scheduling sweeps: write the experiment's own tables "
+                          "(<name>_details.md/.png: the learned agent's rollouts, proofs, averages)")
     p.set_defaults(func=run)
 
 
@@ -42,6 +45,13 @@ def run(args: argparse.Namespace) -> int:
     )
     from mlsysgym.ir.paths import check_output_dir
 
+    if args.scheduling:
+        from mlsysgym.experiments.report_scheduling import write_scheduling_report
+
+        out = args.out or "results/problems"
+        check_output_dir(out, "report folder")
+        print(f"wrote {write_scheduling_report(args.sweeps, out, args.name)} and its plot")
+        return 0
     sequential = args.sequential or is_sequential(load_sweeps(args.sweeps)[1])
     out = args.out or ("results/problems" if sequential else "results/agent_study")
     check_output_dir(out, "report folder")
