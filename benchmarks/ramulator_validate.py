@@ -58,6 +58,7 @@ RAM_CURRENTS = {"VDD": 1.2, "VPP": 2.5, "IDD0": 60.0, "IDD2N": 50.0, "IDD3N": 55
 DEVICES_PER_RANK = 8  # Ramulator's power model is per device; a 64-bit rank of x8 parts has 8
 NRFC = 420  # JEDEC tRFC1 = 350 ns for 8 Gb at tCK 0.833 ns (Ramulator's table says 360 ns)
 WR_LOW, WR_HIGH = 0.2, 0.8  # Ramulator 2.0's write watermarks (its defaults)
+ACTIVE_BUFFER = 32  # Ramulator 2.0's active buffer (ReqBuffer's fixed max_size)
 NREFI_OFF = 1_000_000_000  # "no refresh" in Ramulator 2.0: an interval longer than any run
 
 # Ramulator's linear mappers as our bit-field orders (most significant field first).
@@ -161,7 +162,7 @@ def our_settings(s: Setting, ramulator_like: bool = True):
         return ControllerSettings()
     f = (s.queue - 1) / s.queue
     return ControllerSettings(write_drain=True, write_high_watermark=WR_HIGH * f, write_low_watermark=WR_LOW * f,
-                              read_forwarding=True)
+                              read_forwarding=True, active_buffer=ACTIVE_BUFFER)
 
 
 def ramulator_params(s: Setting) -> dict:

@@ -133,25 +133,33 @@ class ControllerSettings:
     (Ramulator's defaults 0.8 and 0.2). The write capacity is ``RequestBufferSize`` for the
     ``ReadWrite`` and ``Shared`` buffers, times the banks for ``Bankwise``. With
     ``read_forwarding`` a read to an address a queued write will write is answered from that
-    write at admission, without a DRAM access (Ramulator forwards from its write queue)."""
+    write at admission, without a DRAM access (Ramulator forwards from its write queue). With
+    ``active_buffer`` = N > 0 a request leaves the read or write buffer when its row is
+    activated, for an active buffer of N entries (while it has room), as in Ramulator 2.0 (N =
+    32): its buffer entry takes the next request, and it stays schedulable in either mode; with 0
+    (default) a request holds its entry until its column command."""
 
     write_drain: bool = False
     write_high_watermark: float = 0.8
     write_low_watermark: float = 0.2
     read_forwarding: bool = False
+    active_buffer: int = 0
 
     def __post_init__(self) -> None:
         lo, hi = self.write_low_watermark, self.write_high_watermark
         if not 0.0 <= lo <= hi <= 1.0:
             raise DesignError(f"write watermarks must satisfy 0 <= low <= high <= 1; got low={lo}, high={hi}")
+        if not 0 <= self.active_buffer <= 1024:
+            raise DesignError(f"active_buffer must be 0..1024 entries; got {self.active_buffer}")
 
     def vector(self, codes: np.ndarray, banks: int) -> np.ndarray:
         """The kernel's settings vector for knob ``codes`` on ``banks`` banks: drain on/off,
         write-mode thresholds in requests (enter when more than the first wait, leave when fewer
-        than the second), forwarding on/off."""
+        than the second), forwarding on/off, active-buffer entries."""
         cap = int(codes[K_BUFSIZE]) * (banks if codes[K_BUF] == 0 else 1)
         return np.array([self.write_drain, math.floor(self.write_high_watermark * cap),
-                         math.ceil(self.write_low_watermark * cap), self.read_forwarding], dtype=np.int64)
+                         math.ceil(self.write_low_watermark * cap), self.read_forwarding, self.active_buffer],
+                        dtype=np.int64)
 
 
 DEFAULT_SETTINGS = ControllerSettings()
@@ -342,8 +350,9 @@ class DramSimulator(Evaluator):
         self.settings = settings
         if settings != DEFAULT_SETTINGS:
             s = settings
-            self.version = (f"{type(self).version}+drain{s.write_high_watermark:g}-{s.write_low_watermark:g}"
-                            if s.write_drain else type(self).version) + ("+fwd" if s.read_forwarding else "")
+            self.version = ((f"{type(self).version}+drain{s.write_high_watermark:g}-{s.write_low_watermark:g}"
+                             if s.write_drain else type(self).version) + ("+fwd" if s.read_forwarding else "")
+                            + (f"+act{s.active_buffer}" if s.active_buffer else ""))
         self._prepared: tuple[str, PreparedTrace] | None = None
 
     def workload_id(self, workload: Any) -> str:

@@ -31,10 +31,10 @@ import numpy as np
 # Indices of the knob vector (the order of dram.DESIGN_SPACE).
 (K_PAGE, K_SCHED, K_BUF, K_BUFSIZE, K_RESP, K_REF, K_MAXPOST, K_MAXPULL, K_ARB, K_MAXACT) = range(10)
 # Indices of the controller-settings vector (dram.ControllerSettings).
-(S_DRAIN, S_WR_HIGH, S_WR_LOW, S_FORWARD) = range(4)
+(S_DRAIN, S_WR_HIGH, S_WR_LOW, S_FORWARD, S_ACTIVE) = range(5)
 # Indices of the scalar counters.
 (C_ACT, C_PRE, C_RD, C_WR, C_REF_ALL, C_REF_PB, C_NREF, C_BUF, C_BUF_RD, C_BUF_WR, C_NEXT, C_LAST_ADM,
- C_ISSUED, C_HEAP, C_ACTIVE, C_RET_PTR, C_PREV_RET, C_WMODE, C_NOW, C_FWD, N_COUNTERS) = range(21)
+ C_ISSUED, C_HEAP, C_ACTIVE, C_RET_PTR, C_PREV_RET, C_WMODE, C_NOW, C_FWD, C_ACTBUF, N_COUNTERS) = range(22)
 # What run() returns.
 DONE, STALLED, LOG_FULL = range(3)
 
@@ -45,17 +45,17 @@ NEVER = -(np.int64(1) << np.int64(40))
 Config = namedtuple("Config", [
     "n_ch", "rpc", "n_bg", "bpg", "n_rank", "bpr", "n_bank", "page", "sched", "bufk", "bsize", "refp",
     "maxpost", "maxpull", "in_order", "limit", "maxact", "fwd", "ref_interval", "drain", "wr_high", "wr_low",
-    "forward"])
+    "forward", "active_cap"])
 # Rows of the state arrays: banks, ranks (R_HIST..R_HIST+3: the last four ACT cycles, a ring),
 # bank groups of every rank (earliest ACT / RD / WR the rank-level constraints allow), channels,
 # requests.
 (B_OPEN, B_ACT_READY, B_COL_READY, B_PRE_READY, B_CUR_ACT, B_ACT_FOR, B_QLEN, B_CAND_IDX, B_CAND_CMD, B_DIRTY,
- B_STALE, B_TIME, B_AGE, N_BANK_FIELDS) = range(14)
+ B_STALE, B_TIME, B_AGE, B_NREL, N_BANK_FIELDS) = range(15)
 (R_ACT_PTR, R_STALE, R_PENDING, R_OWED, R_FORCED, R_RR_BANK, R_NEXT_BOUND, R_HIST) = range(8)
 N_RANK_FIELDS = R_HIST + 4
 (G_LAST_ACT, G_LAST_COL, G_WR_END, G_ACT, G_RD, G_WR, N_GROUP_FIELDS) = range(7)
 (H_CMD_FREE, H_BUS_FREE, H_BUS_RANK, H_LAST_RD, H_LAST_DIR, N_CHANNEL_FIELDS) = range(6)
-(Q_ADM, Q_DONE, Q_RET) = range(3)
+(Q_ADM, Q_DONE, Q_RET, Q_REL) = range(4)  # Q_REL: 1 once moved to the active buffer
 
 # The kernel allocates nothing: state arrays come from make_state (NumPy), and run() returns
 # LOG_FULL when a command log needs more room (controller() grows it and calls run() again, which
@@ -125,10 +125,11 @@ def make_config(geo, tm, kn, st):
         page=kn[K_PAGE], sched=kn[K_SCHED], bufk=kn[K_BUF], bsize=kn[K_BUFSIZE], refp=refp,
         maxpost=kn[K_MAXPOST], maxpull=kn[K_MAXPULL], in_order=in_order,
         limit=kn[K_ARB] != 0, maxact=kn[K_MAXACT], fwd=fwd, ref_interval=ref_interval,
-        drain=st[S_DRAIN] != 0, wr_high=st[S_WR_HIGH], wr_low=st[S_WR_LOW], forward=st[S_FORWARD] != 0)
+        drain=st[S_DRAIN] != 0, wr_high=st[S_WR_HIGH], wr_low=st[S_WR_LOW], forward=st[S_FORWARD] != 0,
+        active_cap=st[S_ACTIVE])
 
 
-def make_state(geo: np.ndarray, tm: np.ndarray, kn: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+def make_state(geo: np.ndarray, tm: np.ndarray, kn: np.ndarray, st: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
     """Fresh state: banks (``B_*`` x banks), their queues, ranks (``R_*`` x ranks), bank groups
     (``G_*`` x ranks * groups), channels (``H_*`` x channels), requests (``Q_*`` x requests), the
     heap of response cycles that free arbiter slots, the counters (``C_*``) and the ACT and REF
@@ -137,7 +138,7 @@ def make_state(geo: np.ndarray, tm: np.ndarray, kn: np.ndarray, n: int) -> tuple
     nr = n_ch * rpc
     nb = nr * n_bg * bpg
     bsize = int(kn[K_BUFSIZE])
-    qcap = 2 * bsize if kn[K_BUF] == 1 else bsize
+    qcap = (2 * bsize if kn[K_BUF] == 1 else bsize) + int(st[S_ACTIVE])  # active-buffer entries stay queued
     refi = int(tm[T_REFI]) if kn[K_REF] == 1 else max(int(tm[T_REFI]) // (n_bg * bpg), 1)
     bk = np.zeros((N_BANK_FIELDS, nb), np.int64)
     bk[[B_OPEN, B_CUR_ACT, B_ACT_FOR]] = -1
@@ -154,7 +155,8 @@ def make_state(geo: np.ndarray, tm: np.ndarray, kn: np.ndarray, n: int) -> tuple
     ch = np.zeros((N_CHANNEL_FIELDS, n_ch), np.int64)
     ch[[H_BUS_FREE, H_LAST_RD]] = NEVER
     ch[H_BUS_RANK] = -1
-    rq = np.full((3, n), -1, np.int64)
+    rq = np.full((4, n), -1, np.int64)
+    rq[Q_REL] = 0
     heap = np.zeros(max(int(kn[K_MAXACT]), 1) + 2, np.int64)
     cnt = np.zeros(N_COUNTERS, np.int64)
     cnt[C_LAST_ADM] = NEVER
@@ -251,7 +253,7 @@ def next_admission(cf, bk, heap, cnt, arrival, is_wr, bank, now):
     if i >= arrival.shape[0]:
         return INF
     if cf.bufk == 0:
-        room = bk[B_QLEN, bank[i]] < cf.bsize
+        room = bk[B_QLEN, bank[i]] - bk[B_NREL, bank[i]] < cf.bsize
     elif cf.bufk == 1:
         room = cnt[C_BUF_WR if is_wr[i] else C_BUF_RD] < cf.bsize
     else:
@@ -265,11 +267,12 @@ def next_admission(cf, bk, heap, cnt, arrival, is_wr, bank, now):
 
 
 @_helper
-def queued_write(bk, q, is_wr, row, col, b, i):
-    """Does a write to request ``i``'s address (bank ``b``, same row and column) wait in the queue?"""
+def queued_write(bk, q, rq, is_wr, row, col, b, i):
+    """Does a write to request ``i``'s address (bank ``b``, same row and column) wait in the
+    write buffer (not yet activated into the active buffer)?"""
     for j in range(bk[B_QLEN, b]):
         x = q[b, j]
-        if is_wr[x] != 0 and row[x] == row[i] and col[x] == col[i]:
+        if is_wr[x] != 0 and rq[Q_REL, x] == 0 and row[x] == row[i] and col[x] == col[i]:
             return True
     return False
 
@@ -288,7 +291,7 @@ def admit(cf, bk, q, rk, rq, heap, cnt, is_wr, bank, row, col, now):
             cnt[C_ACTIVE] += 1
         else:
             cnt[C_HEAP] = heap_pop(heap, cnt[C_HEAP])
-    if cf.forward and is_wr[i] == 0 and queued_write(bk, q, is_wr, row, col, b, i):
+    if cf.forward and is_wr[i] == 0 and queued_write(bk, q, rq, is_wr, row, col, b, i):
         cnt[C_ISSUED] += 1
         cnt[C_FWD] += 1
         rq[Q_DONE, i] = now
@@ -352,16 +355,17 @@ def update_rank_windows(cf, tm, rk, grp, ch):
 
 
 @_helper
-def eligible(cf, bk, cnt, is_wr, b, rq):
-    """May request ``rq`` of bank ``b`` be scheduled now? Always, unless writes are drained in
-    batches: then only requests of the current mode, or the one the open row was opened for."""
+def eligible(cf, bk, rq, cnt, is_wr, b, x):
+    """May request ``x`` of bank ``b`` be scheduled now? Always, unless writes are drained in
+    batches: then only requests of the current mode, the one the open row was opened for, and
+    those in the active buffer."""
     if not cf.drain:
         return True
-    return (is_wr[rq] != 0) == (cnt[C_WMODE] != 0) or bk[B_ACT_FOR, b] == rq
+    return (is_wr[x] != 0) == (cnt[C_WMODE] != 0) or bk[B_ACT_FOR, b] == x or rq[Q_REL, x] != 0
 
 
 @_helper
-def choose_request(cf, bk, q, ch, cnt, row, is_wr, b, c):
+def choose_request(cf, bk, q, ch, rq, cnt, row, is_wr, b, c):
     """The scheduler: bank ``b``'s next request (``Fifo``: oldest; ``FrFcfs``: oldest row hit,
     else oldest; ``FrFcfsGrp``: prefer a hit in the direction of channel ``c``'s last column
     command) and the command it needs next. False when no queued request is eligible."""
@@ -369,7 +373,7 @@ def choose_request(cf, bk, q, ch, cnt, row, is_wr, b, c):
     o = bk[B_OPEN, b]
     first = -1
     for j in range(L):
-        if eligible(cf, bk, cnt, is_wr, b, q[b, j]):
+        if eligible(cf, bk, rq, cnt, is_wr, b, q[b, j]):
             first = j
             break
     if first < 0:
@@ -382,13 +386,13 @@ def choose_request(cf, bk, q, ch, cnt, row, is_wr, b, c):
             d = ch[H_LAST_DIR, c]
             for j in range(first, L):
                 x = q[b, j]
-                if row[x] == o and is_wr[x] == d and eligible(cf, bk, cnt, is_wr, b, x):
+                if row[x] == o and is_wr[x] == d and eligible(cf, bk, rq, cnt, is_wr, b, x):
                     hit = j
                     break
         if hit < 0:
             for j in range(first, L):
                 x = q[b, j]
-                if row[x] == o and eligible(cf, bk, cnt, is_wr, b, x):
+                if row[x] == o and eligible(cf, bk, rq, cnt, is_wr, b, x):
                     hit = j
                     break
         if hit >= 0:
@@ -424,7 +428,7 @@ def command_time(cf, bk, grp, ch, b, c, now):
 
 
 @_helper
-def next_command(cf, tm, bk, q, rk, grp, ch, cnt, row, is_wr, now):
+def next_command(cf, tm, bk, q, rk, grp, ch, rq, cnt, row, is_wr, now):
     """The command multiplexer: the bank whose next command can go earliest (ties: oldest
     request) and that cycle; per-bank choices are cached and recomputed only when stale."""
     update_rank_windows(cf, tm, rk, grp, ch)
@@ -440,7 +444,7 @@ def next_command(cf, tm, bk, q, rk, grp, ch, cnt, row, is_wr, now):
             c = b // cf.bpr // cf.rpc
             if bk[B_DIRTY, b] != 0:
                 bk[B_DIRTY, b] = 0
-                choose_request(cf, bk, q, ch, cnt, row, is_wr, b, c)
+                choose_request(cf, bk, q, ch, rq, cnt, row, is_wr, b, c)
             bk[B_TIME, b] = command_time(cf, bk, grp, ch, b, c, now)
         t = bk[B_TIME, b]
         if t < t_cmd or (t == t_cmd and t < INF and bk[B_AGE, b] < c_age):
@@ -500,6 +504,19 @@ def respond(cf, rq, heap, cnt, x, end):
 
 
 @_helper
+def to_active_buffer(cf, bk, rq, cnt, is_wr, b, x):
+    """Move request ``x``, just activated, from the read or write buffer to the active buffer
+    (it frees its buffer entry and stays schedulable in either write-drain mode)."""
+    rq[Q_REL, x] = 1
+    cnt[C_ACTBUF] += 1
+    bk[B_NREL, b] += 1
+    cnt[C_BUF] -= 1
+    cnt[C_BUF_WR if is_wr[x] else C_BUF_RD] -= 1
+    if cf.drain:
+        update_write_mode(cf, bk, cnt)
+
+
+@_helper
 def issue(cf, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, row, is_wr, b, now):
     """Issue bank ``b``'s next command at ``now`` and update bank, rank and channel timing.
     The ACT log must have room for one more."""
@@ -529,6 +546,8 @@ def issue(cf, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, row, is_wr, b, now
         act_log[2, k] = b
         bk[B_CUR_ACT, b] = k
         cnt[C_ACT] = k + 1
+        if cf.active_cap > 0 and rq[Q_REL, x] == 0 and cnt[C_ACTBUF] < cf.active_cap:
+            to_active_buffer(cf, bk, rq, cnt, is_wr, b, x)
         return
     if cmd == PRE:
         close_row(tm, bk, cnt, act_log, b, now)
@@ -543,8 +562,12 @@ def issue(cf, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, row, is_wr, b, now
     if bk[B_ACT_FOR, b] == x:
         bk[B_ACT_FOR, b] = -1
     rk[R_PENDING, r] -= 1
-    cnt[C_BUF] -= 1
-    cnt[C_BUF_WR if is_wr[x] else C_BUF_RD] -= 1
+    if rq[Q_REL, x] != 0:
+        cnt[C_ACTBUF] -= 1
+        bk[B_NREL, b] -= 1
+    else:
+        cnt[C_BUF] -= 1
+        cnt[C_BUF_WR if is_wr[x] else C_BUF_RD] -= 1
     cnt[C_ISSUED] += 1
     if cmd == RD:
         end = now + tm[T_CL] + tm[T_BURST]
@@ -589,7 +612,7 @@ def run(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq,
         now = cnt[C_NOW]
         t_ref, ref_rank, ref_do, ref_opt = next_refresh(cf, rk, bk, now)
         t_adm = next_admission(cf, bk, heap, cnt, arrival, is_wr, bank, now)
-        t_cmd, c_bank = next_command(cf, tm, bk, q, rk, grp, ch, cnt, row, is_wr, now)
+        t_cmd, c_bank = next_command(cf, tm, bk, q, rk, grp, ch, rq, cnt, row, is_wr, now)
         if t_ref == INF and t_adm == INF and t_cmd == INF:
             return STALLED  # cannot happen with valid inputs; never spin forever
         if t_ref <= t_cmd and (t_ref < t_adm or (t_ref == t_adm and not ref_opt)):
@@ -619,7 +642,7 @@ def controller(arrival: np.ndarray, is_wr: np.ndarray, bank: np.ndarray, row: np
     ((channel * ranks + rank) * bank_groups + group) * banks_per_group + bank. ``tm`` holds the
     timings (``T_*``), ``kn`` the knob codes (``K_*``), ``st`` the controller settings (``S_*``).
     """
-    bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log = make_state(geo, tm, kn, arrival.shape[0])
+    bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log = make_state(geo, tm, kn, st, arrival.shape[0])
     while True:
         status = run(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt,
                      act_log, ref_log)

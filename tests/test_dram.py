@@ -392,11 +392,12 @@ def test_write_drain_serves_writes_in_a_batch_between_watermarks():
 
 def test_write_drain_defaults_are_ramulators_and_change_nothing_for_reads_only():
     d = ControllerSettings()
-    assert (d.write_drain, d.write_high_watermark, d.write_low_watermark, d.read_forwarding) == (False, 0.8, 0.2, False)
+    assert (d.write_drain, d.write_high_watermark, d.write_low_watermark, d.read_forwarding, d.active_buffer) == (
+        False, 0.8, 0.2, False, 0)
     # thresholds in whole requests: enter above floor(0.8 x 32) = 25, leave below ceil(0.2 x 32) = 7
     on = ControllerSettings(write_drain=True)
-    assert on.vector(knob_codes({"SchedulerBuffer": "ReadWrite", "RequestBufferSize": 32}), 16).tolist() == [1, 25, 7, 0]
-    assert on.vector(knob_codes({"SchedulerBuffer": "Bankwise", "RequestBufferSize": 8}), 16).tolist() == [1, 102, 26, 0]
+    assert on.vector(knob_codes({"SchedulerBuffer": "ReadWrite", "RequestBufferSize": 32}), 16).tolist() == [1, 25, 7, 0, 0]
+    assert on.vector(knob_codes({"SchedulerBuffer": "Bankwise", "RequestBufferSize": 8}), 16).tolist() == [1, 102, 26, 0, 0]
     tr = random_trace(2_000, interval_cycles=4, seed=2)
     a, b = simulate(tr, {}), simulate(tr, {}, settings=on)
     assert a.latency_cycles.tolist() == b.latency_cycles.tolist()
@@ -418,3 +419,18 @@ def test_read_forwarding_answers_from_the_queued_write():
     sim = DramSimulator(settings=ControllerSettings(write_drain=True, read_forwarding=True))
     assert sim.version == "1+drain0.8-0.2+fwd" and DramSimulator().version == "1"
     assert sim.evaluate([{}], tr)["avg_latency_ns"][0] < DramSimulator().evaluate([{}], tr)["avg_latency_ns"][0]
+
+
+def test_active_buffer_frees_the_entry_at_activate():
+    """A one-entry read buffer, reads to two bank groups at cycle 0. Holding the entry until
+    the column command, R1 enters at R0's RD (tRCD = 16), its ACT waits for the command bus (17),
+    RD at 17 + tRCD = 33, data ends 33 + CL + BL/2 = 53. With an active buffer R0 leaves the
+    buffer at its ACT (cycle 0): R1 enters at 1, ACT at tRRD_S = 4, RD at 20, data ends 40."""
+    tr = _trace([0, 0], {"bankgroup": np.array([0, 1])})
+    d = {**NOREF, "SchedulerBuffer": "ReadWrite", "RequestBufferSize": 1}
+    hold = T.tRCD + 1 + T.tRCD + T.CL + T.BL // 2
+    assert simulate(tr, d).latency_cycles.tolist() == [36, hold] == [36, 53]
+    act = T.tRRD_S + T.tRCD + T.CL + T.BL // 2
+    assert simulate(tr, d, settings=ControllerSettings(active_buffer=32)).latency_cycles.tolist() == [36, act] == [36, 40]
+    with pytest.raises(DesignError, match="active_buffer"):
+        ControllerSettings(active_buffer=-1)
