@@ -6,6 +6,8 @@
 - ``LogEvaluations(env, path)`` is a Gymnasium wrapper that logs a row per step whose
   ``info`` holds ``design`` and ``metrics`` (plus ``workload_id``, ``evaluator_id`` if given).
 - ``read_dataset(path)`` returns every logged row as a pandas DataFrame.
+- ``write_part(path, rows)`` writes results produced at once (a sweep trial's row and
+  trajectory) as one complete part file, with the same provenance and atomicity.
 
 A row holds the design's parameters as columns, every metric as a column, and ``workload_id``,
 ``evaluator`` (name), ``evaluator_version``, ``evaluator_id``, ``seed``, ``wall_time_s`` (the
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["RESERVED_COLUMNS", "DatasetError", "DatasetLogger", "LogEvaluations",  # noqa: F822
-           "ParquetAppender", "read_dataset"]
+           "ParquetAppender", "read_dataset", "write_part"]
 
 RESERVED_COLUMNS = ("row_id", "run_id", "timestamp", "workload_id", "evaluator",
                     "evaluator_version", "evaluator_id", "seed", "wall_time_s", "batch_size",
@@ -166,7 +168,6 @@ class ParquetAppender:
         if not self._pending:
             return
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         table = _to_table(self._part, pa)
         if self._part_table is not None:
@@ -182,27 +183,12 @@ class ParquetAppender:
                                       "metric_columns": self.metric_columns,
                                       "provenance": self.provenance}).encode()
         table = table.replace_schema_metadata(meta)
-        tmp = self.path / f".tmp-{uuid.uuid4().hex}.parquet"
-        try:
-            pq.write_table(table, tmp)
-            if self.fsync:
-                with open(tmp, "rb") as f:
-                    os.fsync(f.fileno())
-            self._part_version += 1
-            target = self.path / f"{self._part_base}-v{self._part_version:06d}.parquet"
-            os.replace(tmp, target)
-            if self.fsync:
-                dfd = os.open(self.path, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-            if self._part_file is not None:
-                self._part_file.unlink(missing_ok=True)
-            self._part_file = target
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise DatasetError(f"cannot write to dataset {self.path}: {e}") from None
+        target = self.path / f"{self._part_base}-v{self._part_version + 1:06d}.parquet"
+        _write_atomically(table, target, self.fsync)
+        self._part_version += 1
+        if self._part_file is not None:
+            self._part_file.unlink(missing_ok=True)
+        self._part_file = target
         self.rows_written += self._pending
         self._pending = 0
         if self._part_len >= self.part_rows:
@@ -243,6 +229,55 @@ def _flush_at_exit() -> None:
         except Exception as e:  # noqa: BLE001 - exiting: report, never raise
             print(f"mlsysgym: warning: {appender._pending} unflushed rows of {appender.path} "
                   f"were lost at exit: {e}", file=sys.stderr)
+
+
+def _write_atomically(table: Any, target: Path, fsync: bool = False) -> None:
+    """Write an Arrow table to ``target`` so that ``target`` is always complete: a hidden
+    temporary file in the same directory, renamed over (``os.replace``); with ``fsync`` the file
+    and the directory entry are also synced (survives power loss)."""
+    import pyarrow.parquet as pq
+
+    tmp = target.with_name(f".tmp-{uuid.uuid4().hex}.parquet")
+    try:
+        pq.write_table(table, tmp)
+        if fsync:
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+        if fsync:
+            dfd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise DatasetError(f"cannot write to dataset {target.parent}: {e}") from None
+
+
+def write_part(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]] | pd.DataFrame,
+               **provenance_extra: Any) -> Path:
+    """Write ``rows`` (dicts or a DataFrame) as one complete part file ``path`` (named
+    ``part-*.parquet`` so :func:`read_dataset` reads it) atomically, its metadata recording
+    where the rows were made (:func:`~mlsysgym.core.target.provenance` plus
+    ``provenance_extra``). For results written once (a sweep trial's row and trajectory);
+    :class:`ParquetAppender` is for rows that arrive one by one."""
+    import pyarrow as pa
+    from mlsysgym.core.target import provenance
+
+    target = Path(path)
+    if not target.name.startswith("part-") or target.suffix != ".parquet":
+        raise DatasetError(f"a dataset part is named part-*.parquet, got {target.name!r}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DatasetError(f"cannot create dataset directory {target.parent}: {e}") from None
+    records = rows.to_dict("records") if hasattr(rows, "to_dict") else [dict(r) for r in rows]
+    table = _to_table(records, pa)
+    meta = {_META_KEY: json.dumps({"provenance": provenance(**provenance_extra)},
+                                  default=str).encode()}
+    _write_atomically(table.replace_schema_metadata(meta), target)
+    return target
 
 
 def _to_table(rows: list[dict[str, Any]], pa: Any) -> Any:

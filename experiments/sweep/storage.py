@@ -1,5 +1,6 @@
 """Sweep storage: one trial's run and its rows (:func:`run_trial`), the Parquet ledger
-(``trials/``) and trajectories (``trajectories/``) written atomically, reading them back
+(``trials/``) and trajectories (``trajectories/``) written atomically through the one dataset
+layer (:func:`mlsysgym.core.dataset.write_part`, with provenance), reading them back
 (:func:`load_results`, :func:`completed`), and the provenance check before a resume
 (:func:`check_ledger`)."""
 
@@ -13,17 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mlsysgym.core.dataset import DatasetError, read_dataset, write_part
 from mlsysgym.experiments.sweep.config import SweepConfig
 from mlsysgym.experiments.sweep.errors import LedgerMismatchError, SweepError
 from mlsysgym.experiments.sweep.trials import TrialSpec, _close, _problem_name
-
-
-def _atomic_parquet(frame: Any, path: Path) -> None:
-    """Write a DataFrame to ``path`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
 
 
 def _jsonable(o: Any) -> Any:
@@ -90,25 +84,22 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
     traj = result.to_frame()
     traj.insert(0, "trial_key", spec.key)
     traj["budget"], traj["budget_s"] = spec.budget, spec.budget_s
-    _atomic_parquet(traj, out / "trajectories" / f"part-{spec.key}.parquet")
-    _atomic_parquet(pd.DataFrame([row]), out / "trials" / f"part-{spec.key}.parquet")  # ledger
+    write_part(out / "trajectories" / f"part-{spec.key}.parquet", traj)
+    write_part(out / "trials" / f"part-{spec.key}.parquet", [row])  # the ledger
     return row
 
 
 def _read_dir(path: Path) -> Any:
+    """The rows of a sweep's part files (none yet: an empty frame)."""
     import pandas as pd
 
-    files = sorted(path.glob("part-*.parquet"))
-    if not files:
+    if not path.is_dir():
         return pd.DataFrame()
-    frames = []
-    for f in files:
-        try:
-            frames.append(pd.read_parquet(f))
-        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
-            raise SweepError(f"{f} is not a readable Parquet part ({str(e).splitlines()[0][:120]}); "
-                             f"delete it and rerun the sweep with --resume") from None
-    return pd.concat(frames, ignore_index=True)
+    try:
+        return read_dataset(path)
+    except DatasetError as e:
+        raise SweepError(f"{path}: {e}; delete that part and rerun the sweep with --resume"
+                         ) from None
 
 
 def load_results(output_dir: str | os.PathLike[str]) -> tuple[Any, Any]:
