@@ -1,7 +1,10 @@
-"""MallocGame-v0: env step time on zoo graphs, and the XLA-style greedy against the CP-SAT optimum.
+"""MallocGame-v0: env step time on zoo graphs, the cost of scoring one episode through the agent
+API (the "malloc" problem replays it in its env), and the ``xla_greedy`` agent against the
+``cpsat`` agent (``search()`` on ``make_problem({"name": "malloc", ...})``).
 
 Run: .venv/bin/python benchmarks/bench_malloc.py [--episodes 5] [--time-limit 10] [--workers 2]
-Writes benchmarks/results/malloc.md. Target: ≤ 1 ms per env step on ResNet-50.
+[--skip-solve] [--out PATH]. Writes benchmarks/results/malloc.md (``--out``). Target: ≤ 1 ms per
+env step on ResNet-50.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from mlsysgym.agents.malloc_baselines import cpsat_optimum, xla_greedy
-from mlsysgym.envs.malloc_game import MallocGameEnv, resolve_workload
+from mlsysgym.agents import search  # (importing the package registers the agents and problems)
+from mlsysgym.agents.malloc_baselines import heuristic_actions
+from mlsysgym.agents.problems import make_problem
+from mlsysgym.agents.sequential import episode_design, replay_episode
 from mlsysgym.experiments.report import stamp_markdown
-from mlsysgym.simulators.memory import build_problem, simulate
+from mlsysgym.simulators.memory import simulate
 
 RESULTS = Path(__file__).parent / "results" / "malloc.md"
 STEP_MODELS = ("resnet50", "mobilenetv2", "bert_base", "gpt2")
@@ -25,8 +30,11 @@ FRACTIONS = (0.05, 0.1, 0.25, 0.5)
 
 
 def step_times(model: str, window: int, episodes: int) -> dict:
-    """Wall and CPU µs per ``env.step`` under a uniformly random masked policy."""
-    env = MallocGameEnv(model, capacity_fraction=0.25, prefetch_window=window)
+    """Wall and CPU µs per ``env.step`` under a uniformly random masked policy, and µs to score
+    one complete episode (the greedy's) through the problem (a replay from reset)."""
+    problem = make_problem({"name": "malloc", "model": model, "capacity": 0.25,
+                            "prefetch": window, "n_offsets": 16})
+    env = problem.make_env()
     wall, cpu = [], []
     for ep in range(episodes):
         _, info = env.reset(seed=ep)
@@ -38,23 +46,38 @@ def step_times(model: str, window: int, episodes: int) -> dict:
             _, _, done, _, info = env.step(a)
             wall.append(time.perf_counter() - w0)
             cpu.append(time.process_time() - c0)
+    design = episode_design(heuristic_actions(env))
+    replay = []
+    for _ in range(episodes):
+        w0 = time.perf_counter()
+        out = problem.evaluate([design])
+        replay.append(time.perf_counter() - w0)
+        assert not out.failed[0]
     w = np.array(wall) * 1e6
-    return {"model": model, "window": window, "ops": env.problem.n_ops,
+    return {"model": model, "window": window, "ops": problem.instance.n_ops,
             "buffers": env.n_buffers, "actions": int(env.action_space.n),
             "median_us": float(np.median(w)), "p95_us": float(np.percentile(w, 95)),
-            "mean_us": float(w.mean()), "cpu_mean_us": float(np.mean(cpu) * 1e6)}
+            "mean_us": float(w.mean()), "cpu_mean_us": float(np.mean(cpu) * 1e6),
+            "episode_ms": float(np.median(replay) * 1e3)}
 
 
 def solve(model: str, fraction: float, window: int, time_limit: float, workers: int) -> dict:
-    """All-slow, greedy and CP-SAT times of one instance."""
-    p = build_problem(resolve_workload(model), capacity_fraction=fraction, prefetch_window=window)
-    h = xla_greedy(p)
-    o = cpsat_optimum(p, time_limit_s=time_limit, num_workers=workers)
-    assert simulate(p, o.placement).valid and simulate(p, h.placement).valid
-    return {"model": model, "fraction": fraction, "window": window, "buffers": p.n_buffers,
-            "slow": p.all_slow_time_us, "greedy": h.time_us, "cpsat": o.time_us,
-            "status": o.status, "gap": o.gap, "bound": o.bound_us, "wall": o.wall_s,
-            "replayable": o.replayable}
+    """All-slow, greedy and CP-SAT times of one instance, through ``search()``."""
+    problem = make_problem({"name": "malloc", "model": model, "capacity": fraction,
+                            "prefetch": window, "n_offsets": 16})
+    h = search("xla_greedy", problem, 1)
+    # a budget that leaves the solver its full time limit (the agent keeps a margin of it)
+    o = search("cpsat", problem, {"seconds": 1.2 * time_limit + 5}, time_limit_s=time_limit,
+               num_workers=workers)
+    env = problem.make_env()
+    _, done, _ = replay_episode(env, o.best_design["actions"])
+    assert done and simulate(problem.instance, env.placement).valid
+    t, bound = o.metrics[o.best_index]["time_us"], o.info["bound_us"]
+    return {"model": model, "fraction": fraction, "window": window,
+            "buffers": problem.instance.n_buffers, "slow": problem.instance.all_slow_time_us,
+            "greedy": h.metrics[0]["time_us"], "cpsat": t, "status": o.info["solver_status"],
+            "gap": None if bound is None else (t - bound) / t, "bound": bound,
+            "wall": o.info["solver_wall_s"], "replayable": "unreplayable_time_us" not in o.info}
 
 
 def main() -> None:
@@ -62,41 +85,61 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=5)
     parser.add_argument("--time-limit", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-solve", action="store_true", help="step and episode times only")
+    parser.add_argument("--out", type=Path, default=RESULTS, help=f"results file (default {RESULTS})")
     args = parser.parse_args()
 
     steps = [step_times(m, w, args.episodes) for m in STEP_MODELS for w in (0, 4)]
     for s in steps:
         print(s)
     solves = []
-    for m in SOLVE_MODELS:
+    for m in SOLVE_MODELS if not args.skip_solve else ():
         for w in (0, 4):
             for f in FRACTIONS:
                 solves.append(solve(m, f, w, args.time_limit, args.workers))
                 print(solves[-1])
+    command = (f"`.venv/bin/python benchmarks/bench_malloc.py --episodes {args.episodes} "
+               f"--time-limit {args.time_limit:g} --workers {args.workers}"
+               f"{' --skip-solve' if args.skip_solve else ''}`")
+    lines = step_lines(steps, command) + (solve_lines(solves, args) if solves else [])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(stamp_markdown("\n".join(lines)))
+    print("\n".join(lines))
+
+
+def step_lines(steps: list[dict], command: str) -> list[str]:
+    """The title and the step-time table."""
+    return [
+        "# MallocGame-v0: step time, XLA-style greedy vs CP-SAT optimum",
+        "",
+        (f"Command: {command} ({platform.processor() or platform.machine()}, 2 cores shared with "
+         "other jobs, so wall times are noisy; CPU time is the process's own)."),
+        "",
+        ("Machine: default `MemorySystem` (16 TFLOP/s, 2 TB/s fast, 200 GB/s slow); weights are "
+         "buffers; env `n_offsets=16`, 32×32 occupancy map."),
+        "",
+        "## Env step time (random masked policy, capacity 25% of peak live memory)",
+        "",
+        ("`episode ms` = scoring one complete episode (the greedy's) through the agent API: "
+         "the `malloc` problem replays it in its env from reset (median of the runs)."),
+        "",
+        ("| model | prefetch window | ops | buffers (steps) | actions | median µs | p95 µs "
+         "| mean µs | mean CPU µs | episode ms |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *[f"| {s['model']} | {s['window']} | {s['ops']} | {s['buffers']} | {s['actions']} | "
+          f"{s['median_us']:.0f} | {s['p95_us']:.0f} | {s['mean_us']:.0f} | {s['cpu_mean_us']:.0f} "
+          f"| {s['episode_ms']:.1f} |" for s in steps],
+        "",
+    ]
+
+
+def solve_lines(solves: list[dict], args: argparse.Namespace) -> list[str]:
+    """The greedy-vs-CP-SAT table and its summary."""
     proved = [s for s in solves if s["status"] == "OPTIMAL"]
     better = [s for s in solves if s["cpsat"] < s["greedy"] * (1 - 1e-9)]
     ratio = [s["greedy"] / s["cpsat"] - 1 for s in solves]
 
-    lines = [
-        "# MallocGame-v0: step time, XLA-style greedy vs CP-SAT optimum",
-        "",
-        (f"Command: `.venv/bin/python benchmarks/bench_malloc.py --episodes {args.episodes} "
-        f"--time-limit {args.time_limit:g} --workers {args.workers}` "
-        f"({platform.processor() or platform.machine()}, 2 cores shared with other jobs, "
-        f"so wall times are noisy; CPU time is the process's own)."),
-        "",
-        ("Machine: default `MemorySystem` (16 TFLOP/s, 2 TB/s fast, 200 GB/s slow); weights are "
-        "buffers; env `n_offsets=16`, 32×32 occupancy map."),
-        "",
-        "## Env step time (random masked policy, capacity 25% of peak live memory)",
-        "",
-        ("| model | prefetch window | ops | buffers (steps) | actions | median µs | p95 µs "
-        "| mean µs | mean CPU µs |"),
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *[f"| {s['model']} | {s['window']} | {s['ops']} | {s['buffers']} | {s['actions']} | "
-          f"{s['median_us']:.0f} | {s['p95_us']:.0f} | {s['mean_us']:.0f} | {s['cpu_mean_us']:.0f} |"
-          for s in steps],
-        "",
+    return [
         "## Greedy vs CP-SAT (times in µs of simulated execution)",
         "",
         (f"CP-SAT: {args.workers} workers, {args.time_limit:g} s limit, hinted with the greedy "
@@ -127,9 +170,6 @@ def main() -> None:
         "time exactly; the greedy's placement is always replayable (best fit = candidate 0)."),
         "",
     ]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(stamp_markdown("\n".join(lines)))
-    print("\n".join(lines))
 
 
 if __name__ == "__main__":
