@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from mlsysgym.agents import AGENTS, UnknownAgentError, search
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.commands.ir_cmds import print_graph
+    from mlsysgym.core.dataset import write_part
     from mlsysgym.ir import zoo
     from mlsysgym.ir.paths import check_output_dir
 
@@ -86,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frame = pd.concat([r.to_frame() for r in results], ignore_index=True)
-    frame.to_csv(out / "demo_trajectories.csv", index=False)
+    write_part(out / "demo_trajectories" / "part-demo.parquet", frame, model=graph.name)
     _plot(results, out / "demo_best_so_far.png", graph.name)
-    console.print(f"trajectories: {out / 'demo_trajectories.csv'}; plot: {out / 'demo_best_so_far.png'}")
+    console.print(f"trajectories: {out / 'demo_trajectories'} (Parquet; read_dataset); "
+                  f"plot: {out / 'demo_best_so_far.png'}")
     return 0
 
 
