@@ -137,14 +137,15 @@ def budget_scorer(problem: BudgetedProblem, normalize_reward: bool = True,
 
 
 def _design_env(problem: BudgetedProblem, mode: str, action_type: str, max_steps: int,
-                normalize_reward: bool, env: Any, max_flat: int) -> Any:
-    """The DesignEnv to train on: over the problem's objective, or ``env`` (a DesignEnv or a
-    gymnasium id) with its evaluations routed through the problem."""
+                normalize_reward: bool, env: Any, max_flat: int) -> tuple[Any, Scorer | None]:
+    """The DesignEnv to train on — over the problem's objective, or ``env`` (a DesignEnv or a
+    gymnasium id) with its evaluations routed through the problem — and the env's scorer
+    before (to restore after training)."""
     if env is None:
         try:
             return DesignEnv.from_scorer(problem.space, budget_scorer(problem, normalize_reward),
                                          mode=mode, max_steps=max_steps,
-                                         action_type=action_type, max_flat=max_flat)
+                                         action_type=action_type, max_flat=max_flat), None
         except EnvConfigError as e:
             raise AgentConfigError(str(e)) from None
     if isinstance(env, str):
@@ -156,8 +157,8 @@ def _design_env(problem: BudgetedProblem, mode: str, action_type: str, max_steps
     if base.space != problem.space:
         raise AgentConfigError("the env's DesignSpace differs from the problem's; build the "
                                "problem from the same space")
-    base.scorer = budget_scorer(problem, normalize_reward, base.reference)
-    return env
+    previous, base.scorer = base.scorer, budget_scorer(problem, normalize_reward, base.reference)
+    return env, previous
 
 
 # ---- the agents ---------------------------------------------------------------------------------
@@ -173,12 +174,12 @@ def _train(algo: str, problem: BudgetedProblem, rng: np.random.Generator, mode: 
     import torch
 
     seed = int(rng.integers(2**31 - 1))
+    gym_env, previous = _design_env(problem, mode, action_type, max_steps, normalize_reward,
+                                    env, max_flat)
+    design_env = gym_env.unwrapped
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        gym_env = _design_env(problem, mode, action_type, max_steps, normalize_reward, env,
-                              max_flat)
-        design_env = gym_env.unwrapped
         steps_per_eval = design_env.space.dim if design_env.mode == "sequential" else 1
         model = _model(algo, gym_env, seed, policy_kwargs, algo_kwargs)
         if log_dir is not None:
@@ -195,6 +196,8 @@ def _train(algo: str, problem: BudgetedProblem, rng: np.random.Generator, mode: 
                 obs, _ = gym_env.reset()
     finally:
         torch.set_num_threads(threads)
+        if env is not None:  # a user's env scores through its own evaluator again
+            design_env.scorer = previous
 
 
 def _model(algo: str, env: Any, seed: int, policy_kwargs: dict | None,

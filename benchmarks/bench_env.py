@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import time
 from pathlib import Path
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--baseline", help="another version of envs/design_env.py to time")
     args = parser.parse_args()
+    load = os.getloadavg()[0]  # other jobs on the shared cores slow ours down, CPU time or not
     env = AcceleratorEnv(args.model, max_steps=10**9)
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -104,7 +106,8 @@ def main() -> None:
         "",
         (f"Command: `.venv/bin/python benchmarks/bench_env.py --steps {args.steps}"
          f"{' --baseline OLD' if old is not None else ''}` "
-         "(CPU time of the process on a 2-core shared machine; medians of 5 rounds, 10 for cached steps)."),
+         "(CPU time of the process on a 2-core shared machine; medians of 5 rounds, 10 for cached steps; "
+         f"load average {load:.1f} at the start)."),
         "",
         "| what | µs per step |",
         "|---|---:|",

@@ -261,3 +261,4 @@ def test_maskable_ppo_on_the_sequential_design_env_with_csv_logs(tmp_path: Any) 
     assert result.n_evaluations == 12
     assert np.isfinite(result.rewards).all()
     assert (tmp_path / "progress.csv").exists()
+    assert env.scorer is None  # after the search, the env scores with its own evaluator again
