@@ -8,7 +8,8 @@ For each, over bf16 weights and KV cache (so that no plan wins by quantizing; th
 quantized plan is reported beside it):
 
 * heuristics: the smallest TP that fits then DP, and one instance per node (vLLM style);
-* exhaustive: every valid parallel plan (tp, pp, dp, ep, P/D split) with vLLM's default
+* exhaustive: every valid parallel plan (tp, pp, P/D split, expert parallelism; dp fills the
+  devices) with vLLM's default
   batching, evaluated (APEX's approach) — its CPU time is the "time to find the best plan";
 * agents (``ga``, ``tpe``) through ``search()`` on ``env:mlsysgym/LLMServing-v0``, over the
   full space (batching limits and chunked prefill included), ``--budget`` evaluations;
@@ -64,9 +65,13 @@ def run_scenario(model: str, n: int, nodes: int, rate: float, requests: int, bud
                              workload="chat", seed=seed, **SLO)
     bf16 = w.space(("bf16",), ("bf16",))
     ev = ServingEvaluator()
-    heur = {"min-TP then DP": min_tp_plan(w).as_design(), "TP per node": max_tp_plan(w).as_design()}
-    for d in heur.values():
-        d.pop("gpu_mem_util")
+    from mlsysgym.simulators.serving.plans import Plan
+
+    def show(d: dict[str, Any]) -> str:
+        return _plan_str(Plan.from_design(d, n).as_design())
+
+    heur = {"min-TP then DP": min_tp_plan(w).space_design(),
+            "TP per node": max_tp_plan(w).space_design()}
     hm = ev.evaluate(list(heur.values()), w)
     hs = score(hm, "goodput")
     t0 = time.process_time()
@@ -82,7 +87,7 @@ def run_scenario(model: str, n: int, nodes: int, rate: float, requests: int, bud
         idx = np.flatnonzero(ok)
         lat = idx[np.argmin(em["e2e_mean_s"][idx])]
         eng = idx[np.argmin(em["energy_per_token_j"][idx])]
-        energy = {"latency_opt": _plan_str(plans[lat]), "energy_opt": _plan_str(plans[eng]),
+        energy = {"latency_opt": show(plans[lat]), "energy_opt": show(plans[eng]),
                   "latency_opt_j_per_tok": float(em["energy_per_token_j"][lat]),
                   "energy_opt_j_per_tok": float(em["energy_per_token_j"][eng]),
                   "latency_opt_e2e_s": float(em["e2e_mean_s"][lat]),
@@ -101,7 +106,7 @@ def run_scenario(model: str, n: int, nodes: int, rate: float, requests: int, bud
         i = int(np.argmax(res.rewards))
         g = res.metrics[i]["throughput_tok_s"] * res.metrics[i]["slo_attainment"]
         hit = np.flatnonzero(res.best_so_far >= res.rewards[i] - 1e-12)[0]
-        found[agent] = {"goodput": float(g), "plan": _plan_str(res.designs[i]),
+        found[agent] = {"goodput": float(g), "plan": show(res.designs[i]),
                         "evaluations": res.n_evaluations, "cpu_s": dt,
                         "evals_to_best": int(hit + 1),
                         "time_to_best_s": float(res.times_s[hit]) if len(res.times_s) else None}
@@ -109,11 +114,11 @@ def run_scenario(model: str, n: int, nodes: int, rate: float, requests: int, bud
     best_e = float(es[best])
     return {"scenario": f"{model} on {n}x H100-SXM ({nodes} node(s)), {rate:g} req/s x "
                         f"{requests}", "heuristics": {k: float(v) for k, v in zip(heur, hs)},
-            "heuristic_plans": {k: _plan_str(v) for k, v in heur.items()},
+            "heuristic_plans": {k: show(v) for k, v in heur.items()},
             "best_heuristic": best_h, "exhaustive_best": best_e,
-            "exhaustive_plan": _plan_str(plans[best]), "exhaustive_n": len(plans),
+            "exhaustive_plan": show(plans[best]), "exhaustive_n": len(plans),
             "exhaustive_cpu_s": t_exh, "quantized_best": float(score(qm, "goodput")[qbest]),
-            "quantized_plan": _plan_str(qplans[qbest]), "agents": found, "energy": energy,
+            "quantized_plan": show(qplans[qbest]), "agents": found, "energy": energy,
             "requests_simulated": requests * (len(plans) + len(qplans)),
             "evaluator_cache_misses": ev.cache_misses}
 
@@ -123,15 +128,15 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, cpu_total: fl
     from mlsysgym.experiments.report import stamp_markdown, write_provenance
 
     lines = ["# LLM serving plan search", "",
-             "Goodput = output tokens/s × fraction of requests meeting TTFT ≤ 1 s and TPOT ≤ "
+             ("Goodput = output tokens/s × fraction of requests meeting TTFT ≤ 1 s and TPOT ≤ "
              "50 ms; bf16 weights and KV cache; chat workload (ShareGPT-shaped lengths, "
              f"Poisson arrivals), {args.requests} requests per run, seed {args.seed}; agents "
              f"searched the full plan space (batching included) with {args.budget} evaluations "
              "each through `search()` on `env:mlsysgym/LLMServing-v0`. Script: "
-             "`benchmarks/bench_serving.py`.", "",
-             "| scenario | best heuristic (tok/s) | exhaustive best (tok/s) | plans | "
+             "`benchmarks/bench_serving.py`."), "",
+             ("| scenario | best heuristic (tok/s) | exhaustive best (tok/s) | plans | "
              "exhaustive CPU s | agent best (tok/s) | agent vs heuristic | agent gap to "
-             "exhaustive | quantized best (tok/s) |", "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
+             "exhaustive | quantized best (tok/s) |"), "|---|---:|---:|---:|---:|---|---:|---:|---:|"]
     for r in results:
         ag = max(r["agents"].items(), key=lambda kv: kv[1]["goodput"]) if r["agents"] else None
         a_str = f"{ag[1]['goodput']:.0f} ({ag[0]})" if ag else "—"
@@ -141,8 +146,8 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, cpu_total: fl
         lines.append(f"| {r['scenario']} | {r['best_heuristic']:.0f} | {r['exhaustive_best']:.0f}"
                      f" | {r['exhaustive_n']} | {r['exhaustive_cpu_s']:.1f} | {a_str} | {x} | "
                      f"{gap} | {r['quantized_best']:.0f} |")
-    lines += ["", "Gap = 1 − agent / exhaustive (negative: the agent's plan, which may also "
-              "tune batching, beats the best parallel plan at default batching).", "",
+    lines += ["", ("Gap = 1 − agent / exhaustive (negative: the agent's plan, which may also "
+              "tune batching, beats the best parallel plan at default batching)."), "",
               "Plans:", ""]
     for r in results:
         lines.append(f"- {r['scenario']}: heuristics "
@@ -152,10 +157,10 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, cpu_total: fl
                      + "; ".join(f"{a}: {v['plan']} after {v['evals_to_best']} evaluations "
                                  f"({v['cpu_s']:.1f} CPU s for {v['evaluations']})"
                                  for a, v in r["agents"].items()))
-    lines += ["", "Energy-optimal vs latency-optimal plan (among exhaustive plans with SLO "
-              "attainment ≥ 90 %):", "",
-              "| scenario | latency-optimal | J/token | energy-optimal | J/token | energy saved |"
-              " mean E2E (lat-opt → energy-opt) |", "|---|---|---:|---|---:|---:|---|"]
+    lines += ["", ("Energy-optimal vs latency-optimal plan (among exhaustive plans with SLO "
+              "attainment ≥ 90 %):"), "",
+              ("| scenario | latency-optimal | J/token | energy-optimal | J/token | energy saved |"
+              " mean E2E (lat-opt → energy-opt) |"), "|---|---|---:|---|---:|---:|---|"]
     for r in results:
         e = r["energy"]
         if e:

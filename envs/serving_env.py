@@ -3,7 +3,8 @@ model on a cluster and a request trace, evaluated by the serving simulator.
 
 One-shot mode: the action is a whole plan (``MultiDiscrete`` over the plan space's levels;
 ``action_masks()`` marks the levels that appear in at least one valid plan). Sequential mode:
-one knob per step in the space's order — ``tp, pp, dp, ep, pd_disagg`` (parallel degrees),
+one knob per step in the space's order — ``tp, pp, pd_disagg, expert_parallel`` (parallel
+degrees; data parallelism fills the remaining devices),
 ``dtype, kv_dtype`` (dtypes), ``max_num_seqs, max_batched_tokens, chunked_prefill``
 (batching) — and ``action_masks()`` marks the levels that keep at least one valid plan
 reachable given the choices so far (divisibility, device count and memory fit with the
@@ -78,8 +79,7 @@ class LLMServingEnv(DesignEnv):
                                             workload, seed, slo_ttft_s, slo_tpot_s)
         space = self.serving.space(dtypes, kv_dtypes)
         ref_plan = min_tp_plan(self.serving, dtype=space.levels("dtype")[0],
-                               kv_dtype=space.levels("kv_dtype")[0]).as_design()
-        ref_plan.pop("gpu_mem_util")
+                               kv_dtype=space.levels("kv_dtype")[0]).space_design()
         ev = as_evaluator(evaluator, ServingEvaluator)
         ref_metrics = ev.evaluate_one(ref_plan, self.serving)
         metric, _ = SERVING_REWARDS[reward]

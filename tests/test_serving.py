@@ -108,6 +108,18 @@ def test_kv_capacity_hand_computed():
     assert mem.kv_tokens == blocks * 16
 
 
+def test_space_designs_fill_the_devices():
+    from mlsysgym.simulators.serving import plan_space
+
+    m = load_model("Mixtral-8x7B")
+    space = plan_space(m, 16)
+    d = {**space.default, "tp": 2, "pp": 2, "expert_parallel": True}
+    p = Plan.from_design(space.validate(d), 16)
+    assert (p.dp, p.ep) == (4, 8)            # dp = 16 / (2·2), ep = dp·tp
+    assert not space.is_valid({**d, "tp": 8, "pp": 4})   # 32 devices > 16
+    assert Plan.from_design(p.space_design(), 16) == p
+
+
 def test_moe_expert_parallel_rules():
     m = load_model("Mixtral-8x7B")
     c = load_cluster("H100-SXM", 1, 8)
@@ -238,9 +250,9 @@ def test_exhaustive_beats_or_ties_heuristics():
 
     w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2, trace=fixed_trace(20.0, 30, 300, 30))
     space = w.space(("bf16",), ("bf16",))
-    plans = feasible_plans(w, batching=False, space=space)
+    plans = [Plan.from_design(d, 2) for d in feasible_plans(w, batching=False, space=space)]
     # 2 devices, bf16: dp2·tp1, dp1·tp2, tp1·pp2 and the P/D split of tp1 → 4 plans
-    assert sorted((p["dp"], p["tp"], p["pp"], p["pd_disagg"]) for p in plans) == \
+    assert sorted((p.dp, p.tp, p.pp, p.pd_disagg) for p in plans) == \
         [(1, 1, 1, 1), (1, 1, 2, 0), (1, 2, 1, 0), (2, 1, 1, 0)]
     ev = ServingEvaluator()
     plans, metrics, best = exhaustive(w, "goodput", evaluator=ev, space=space)

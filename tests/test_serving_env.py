@@ -23,7 +23,7 @@ def test_check_env(mode):
 def test_reference_plan_scores_one_and_invalid_is_penalized():
     env = LLMServingEnv(**KW)
     r, _, feasible = env.score([env.reference_design,
-                                      {**env.reference_design, "tp": 4, "dp": 1}])
+                                      {**env.reference_design, "tp": 4}])
     assert r[0] == pytest.approx(1.0)
     assert r[1] == -1.0 and not feasible[1]
 
@@ -36,7 +36,7 @@ def test_sequential_masks_follow_the_rules():
     env.step(1)                       # tp = 2
     assert env.action_masks()[:2].tolist() == [True, False]   # pp must be 1
     env.step(0)                       # pp = 1
-    assert env.action_masks()[:2].tolist() == [True, False]   # dp must be 1
+    assert env.action_masks()[:2].tolist() == [True, False]   # no room for a P/D split
     for _ in range(env.space.dim - 2):
         _, reward, terminated, _, info = env.step(int(np.flatnonzero(env.action_masks())[0]))
     assert terminated and not info["infeasible"] and reward > 0

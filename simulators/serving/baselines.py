@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -25,7 +25,8 @@ from mlsysgym.simulators.serving.plans import (
     validate_plan,
 )
 
-__all__ = ["OBJECTIVES", "exhaustive", "feasible_plans", "max_tp_plan", "min_tp_plan", "score"]
+__all__ = ["OBJECTIVES", "exhaustive", "feasible_plans", "max_tp_plan", "min_tp_plan",
+           "plan_columns", "score"]
 
 VLLM_DEFAULTS = {"max_num_seqs": 256, "max_batched_tokens": 2048, "chunked_prefill": True}
 
@@ -82,21 +83,33 @@ def max_tp_plan(w: ServingWorkload, **overrides: Any) -> Plan:
                     f"{c.device.name} nor a pipeline across nodes")
 
 
+def plan_columns(cols: Mapping[str, np.ndarray], n_devices: int) -> dict[str, np.ndarray]:
+    """Plan columns (with ``dp`` and ``ep``) of plan-space design columns."""
+    out = dict(cols)
+    tp = np.asarray(cols["tp"], np.int64)
+    per = tp * np.asarray(cols["pp"], np.int64) * (1 + np.asarray(cols["pd_disagg"], np.int64))
+    out["dp"] = np.maximum(n_devices // per, 1)
+    ep_on = np.asarray(cols["expert_parallel"]).astype(bool)
+    out["ep"] = np.where(ep_on, out["dp"] * tp, 1)
+    return out
+
+
 def feasible_plans(w: ServingWorkload, batching: bool = True, space: Any = None
                    ) -> list[dict[str, Any]]:
-    """Every plan of ``space`` (default ``w.space()``) that passes the rules and fits memory;
-    ``batching=False`` keeps max_num_seqs / max_batched_tokens / chunked_prefill at vLLM's
-    defaults."""
+    """Every design of ``space`` (default ``w.space()``) whose plan passes the rules and fits
+    memory; ``batching=False`` keeps max_num_seqs / max_batched_tokens / chunked_prefill at
+    vLLM's defaults."""
     space = space or w.space()
     idx = space.all_indices() if batching else _structural_indices(space)
     cols = space.columns_from_indices(idx)
     ok = space.feasible(cols)
     cols = {k: v[ok] for k, v in cols.items()}
-    ok2, _ = structural_ok(w.model, w.cluster.n_devices, cols)
-    mem = memory_columns(w.model, w.cluster.device.mem_bytes, cols)
+    pc = plan_columns(cols, w.cluster.n_devices)
+    ok2, _ = structural_ok(w.model, w.cluster.n_devices, pc)
+    mem = memory_columns(w.model, w.cluster.device.mem_bytes, pc)
     longest = int((w.trace.input_tokens + w.trace.output_tokens).max())
     keep = ok2 & (mem["kv_tokens"] >= max(longest, 16))
-    names = list(cols)
+    names = list(space.names)
     rows = zip(*[cols[k][keep].tolist() for k in names])
     return [dict(zip(names, r)) for r in rows]
 

@@ -99,7 +99,7 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     """Metrics of serving ``workload`` with ``plan`` (PlanError if the plan is invalid).
     ``details=True`` adds per-request ``first_token_s`` and ``finish_s`` arrays."""
     if not isinstance(plan, Plan):
-        plan = Plan.from_design(plan)
+        plan = Plan.from_design(plan, workload.cluster.n_devices)
     m, cl, tr = workload.model, workload.cluster, workload.trace
     longest = int((tr.input_tokens + tr.output_tokens).max())
     mem = validate_plan(m, cl, plan, min_context=longest)
@@ -165,8 +165,8 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
 class ServingEvaluator(Evaluator):
     """Plans → serving metrics on a :class:`ServingWorkload` (cached by plan and workload).
 
-    ``evaluate(designs, workload)``: designs are plan dicts (missing fields take
-    :class:`Plan`'s defaults); an infeasible plan gets ``infeasible = 1`` and sentinel values (the
+    ``evaluate(designs, workload)``: designs are plan dicts or designs of the plan space
+    (:meth:`Plan.from_design`; missing fields take :class:`Plan`'s defaults); an infeasible plan gets ``infeasible = 1`` and sentinel values (the
     convention :class:`mlsysgym.envs.rewards.Penalty` reads).
     """
 
@@ -181,7 +181,7 @@ class ServingEvaluator(Evaluator):
         rows = []
         for d in designs:
             try:
-                rows.append(simulate(workload, Plan.from_design(d)))
+                rows.append(simulate(workload, Plan.from_design(d, workload.cluster.n_devices)))
             except PlanError:
                 rows.append({k: _BAD.get(k, SENTINEL_S) for k in METRICS})
         return {k: np.array([float(r[k]) for r in rows]) for k in METRICS}

@@ -58,13 +58,31 @@ class Plan:
     gpu_mem_util: float = 0.9
 
     @classmethod
-    def from_design(cls, design: Mapping[str, Any]) -> Plan:
-        """A Plan from a design dict (unknown keys rejected, missing ones defaulted)."""
+    def from_design(cls, design: Mapping[str, Any], n_devices: int | None = None) -> Plan:
+        """A Plan from a plan dict or a design of :func:`plan_space` (which leaves ``dp`` out —
+        it is ``n_devices / (tp·pp·(1 + pd_disagg))`` — and says ``expert_parallel``
+        instead of ``ep``). Unknown keys are rejected, missing ones defaulted."""
+        d = dict(design)
+        if "expert_parallel" in d:
+            d["_ep_on"] = bool(d.pop("expert_parallel"))
+        if "dp" not in d and n_devices is not None:
+            per = int(d.get("tp", 1)) * int(d.get("pp", 1)) * (1 + int(d.get("pd_disagg", 0)))
+            d["dp"] = max(n_devices // per, 1)
+        if d.pop("_ep_on", False):
+            d["ep"] = int(d["dp"]) * int(d.get("tp", 1))
         known = set(cls.__dataclass_fields__)
-        bad = sorted(set(design) - known)
+        bad = sorted(set(d) - known)
         if bad:
             raise PlanError(f"unknown plan field(s) {bad}; fields are {sorted(known)}")
-        return cls(**{k: (bool(v) if k == "chunked_prefill" else v) for k, v in design.items()})
+        return cls(**{k: (bool(v) if k == "chunked_prefill" else v) for k, v in d.items()})
+
+    def space_design(self) -> dict[str, Any]:
+        """The plan as a design of :func:`plan_space` (no dp, ``expert_parallel``)."""
+        d = asdict(self)
+        for k in ("dp", "gpu_mem_util"):
+            d.pop(k)
+        d["expert_parallel"] = d.pop("ep") > 1
+        return d
 
     def as_design(self) -> dict[str, Any]:
         """The plan as a design dict."""
@@ -213,34 +231,35 @@ def _short(plan: Plan) -> str:
 def plan_space(model: ModelSpec, n_devices: int, max_degree: int | None = None,
                dtypes: tuple[str, ...] = WEIGHT_DTYPES, kv_dtypes: tuple[str, ...] = KV_DTYPES
                ) -> DesignSpace:
-    """The DesignSpace of plans for ``model`` on ``n_devices`` devices: power-of-two degrees
-    up to ``n_devices`` (or ``max_degree``), weight/KV dtypes, batching limits, chunked
-    prefill, P/D disaggregation; the divisibility and device-count rules as constraints
-    (memory fit is checked by the evaluator, which reports ``infeasible``). ``dtypes`` and
-    ``kv_dtypes`` restrict the weight and KV-cache dtypes (e.g. ``("bf16",)``)."""
+    """The DesignSpace of plans for ``model`` on ``n_devices`` devices: power-of-two ``tp``
+    and ``pp`` (up to ``n_devices`` or ``max_degree``), P/D disaggregation, expert parallelism
+    (MoE only: experts over every device of a stage), weight/KV dtypes, batching limits and
+    chunked prefill. ``dp`` is not a knob: it fills the devices,
+    ``dp = n_devices / (tp·pp·(1 + pd_disagg))`` (:meth:`Plan.from_design`). Divisibility
+    rules are constraints; memory fit is checked by the evaluator (``infeasible``).
+    ``dtypes`` / ``kv_dtypes`` restrict the dtypes (e.g. ``("bf16",)``)."""
+    from mlsysgym.core.constraints import Constraint
+
     top = 1 << int(np.log2(max_degree or n_devices))
     kv = model.n_kv_heads
-    cons = [(f"dp * tp * pp * (1 + pd_disagg) == {n_devices}",
-             f"dp·tp·pp·(1+pd_disagg) must equal {n_devices} devices"),
+    cons = [(f"tp * pp * (1 + pd_disagg) <= {n_devices}",
+             f"tp·pp·(1+pd_disagg) must not exceed {n_devices} devices"),
             (f"{model.n_heads} % tp == 0", f"tp must divide {model.n_heads} heads"),
             (f"{model.n_layers} % pp == 0", f"pp must divide {model.n_layers} layers")]
     if not model.is_mla:
         cons.append((f"({kv} % tp == 0) or (tp % {kv} == 0)",
                      f"tp and the {kv} KV heads must divide one another"))
     if model.is_moe:
-        cons.append((f"((ep == 1) or (ep == dp * tp)) and ({model.n_experts} % ep == 0)",
-                     "ep must be 1 or dp·tp and divide the experts"))
-    else:
-        cons.append(("ep == 1", "ep must be 1 for a dense model"))
-    from mlsysgym.core.constraints import Constraint
-
-    params = [PowerOfTwo("tp", 1, top), PowerOfTwo("pp", 1, top), PowerOfTwo("dp", 1, top),
-              PowerOfTwo("ep", 1, top), Integer("pd_disagg", 0, 1),
+        cons.append((f"(not expert_parallel) or ({model.n_experts} % "
+                     f"({n_devices} / (pp * (1 + pd_disagg))) == 0)",
+                     "expert parallelism needs dp·tp to divide the experts"))
+    params = [PowerOfTwo("tp", 1, top), PowerOfTwo("pp", 1, top), Integer("pd_disagg", 0, 1),
+              Categorical("expert_parallel", (False, True) if model.is_moe else (False,)),
               Categorical("dtype", tuple(dtypes)), Categorical("kv_dtype", tuple(kv_dtypes)),
               PowerOfTwo("max_num_seqs", 16, 512), PowerOfTwo("max_batched_tokens", 512, 8192),
               Categorical("chunked_prefill", (True, False))]
-    default = {"tp": min(top, 8), "pp": 1, "dp": max(1, n_devices // min(top, 8)), "ep": 1,
-               "pd_disagg": 0, "dtype": dtypes[0], "kv_dtype": kv_dtypes[0], "max_num_seqs": 256,
+    default = {"tp": min(top, 8), "pp": 1, "pd_disagg": 0, "expert_parallel": False,
+               "dtype": dtypes[0], "kv_dtype": kv_dtypes[0], "max_num_seqs": 256,
                "max_batched_tokens": 2048, "chunked_prefill": True}
     space = DesignSpace(params, [Constraint(r, m) for r, m in cons])
     if space.is_valid(default):
