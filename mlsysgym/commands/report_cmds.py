@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         check_output_dir(out, "report folder")
         print(f"wrote {write_scheduling_report(args.sweeps, out, args.name)} and its plot")
         return 0
+    if args.out:
+        check_output_dir(args.out, "report folder")
     sequential = args.sequential or is_sequential(load_sweeps(args.sweeps)[1])
     out = args.out or ("results/problems" if sequential else "results/agent_study")
     check_output_dir(out, "report folder")
