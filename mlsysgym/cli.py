@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlsysgym.commands.mlir_cmds",
     "mlsysgym.commands.compile_cmds",
     "mlsysgym.commands.demo",
+    "mlsysgym.commands.search_cmds",
     "mlsysgym.commands.sweep_cmds",
     "mlsysgym.commands.report_cmds",
 )

@@ -1,0 +1,136 @@
+"""``mlsysgym list envs|agents|evaluators|problems|workloads`` and ``mlsysgym search AGENT
+PROBLEM``: what is registered, and one search run without a sweep config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from mlsysgym.commands.argtypes import positive_float, positive_int
+
+KINDS = ("envs", "agents", "evaluators", "problems", "workloads")
+
+
+def register(group: Any) -> None:
+    """Add the top-level ``list`` and ``search`` commands."""
+    top = group("")
+    p = top.add_parser("list", help="registered envs, agents, evaluators, problems or workloads")
+    p.add_argument("what", choices=KINDS)
+    p.add_argument("--json", action="store_true", help="a JSON list instead of lines")
+    p.set_defaults(func=run_list)
+
+    s = top.add_parser("search", help="one search run: AGENT on PROBLEM for a budget",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s.add_argument("agent", help="a registered agent (mlsysgym list agents)")
+    s.add_argument("problem", help='a registered problem name, env:<gymnasium id>, or a JSON '
+                   'spec such as \'{"name": "malloc", "model": "alexnet", "capacity": 0.1}\'')
+    s.add_argument("--budget", type=positive_int, default=None,
+                   help="evaluations (default 100 unless --seconds is given)")
+    s.add_argument("--seconds", type=positive_float, default=None, help="time budget")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
+                   help="a hyperparameter (VALUE parsed as JSON if it is JSON); repeatable")
+    s.add_argument("-o", "--out", default=None,
+                   help="write the trajectory as a Parquet dataset part into this folder")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=run_search)
+
+
+def _names(what: str) -> list[str]:
+    if what == "envs":
+        import mlsysgym
+
+        return sorted(mlsysgym.ENVS)
+    if what == "agents":
+        from mlsysgym.agents.base import AGENT_KINDS
+
+        return [f"{a} ({', '.join(k)})" for a, k in sorted(AGENT_KINDS.items())]
+    if what == "evaluators":
+        import mlsysgym.simulators  # registers the built-in evaluators
+        from mlsysgym.core.evaluator import evaluator_names
+
+        return evaluator_names()
+    if what == "problems":
+        import mlsysgym.agents  # registers the problems
+        from mlsysgym.agents.problems import problem_names
+
+        return [*problem_names(), "env:<gymnasium id>"]
+    from mlsysgym.ir import zoo
+
+    return zoo.names()
+
+
+def run_list(args: argparse.Namespace) -> int:
+    """Print the registered names of one kind."""
+    names = _names(args.what)
+    print(json.dumps(names) if args.json else "\n".join(names))
+    return 0
+
+
+def _problem_spec(text: str) -> Any:
+    from mlsysgym.agents.problems import UnknownProblemError
+
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise UnknownProblemError(f"the problem spec is not valid JSON: {e}") from None
+
+
+def _hyperparameters(items: list[str]) -> dict[str, Any]:
+    from mlsysgym.agents import AgentConfigError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise AgentConfigError(f"--hp takes KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def run_search(args: argparse.Namespace) -> int:
+    """Run one search and print its best result."""
+    from mlsysgym.agents import search
+    from mlsysgym.agents.problems import make_problem
+    from mlsysgym.ir.paths import check_output_dir
+
+    if args.out:
+        check_output_dir(args.out, "--out folder")
+    budget = {"evaluations": args.budget if args.budget or args.seconds else 100,
+              "seconds": args.seconds}
+    problem = make_problem(_problem_spec(args.problem))
+    try:
+        result = search(args.agent, problem, {k: v for k, v in budget.items() if v},
+                        seed=args.seed, **_hyperparameters(args.hp))
+    except TypeError as e:  # a hyperparameter the agent does not take
+        from mlsysgym.agents import AgentConfigError
+
+        raise AgentConfigError(f"agent {args.agent!r}: {e}") from None
+    finally:
+        getattr(problem, "close", lambda: None)()
+    if args.out:
+        from pathlib import Path
+
+        from mlsysgym.core.dataset import write_part
+
+        write_part(Path(args.out) / f"part-{args.agent}-{args.seed}.parquet", result.to_frame())
+    summary = {"agent": result.agent, "problem": result.problem, "seed": result.seed,
+               "evaluations": result.n_evaluations, "failed": int(result.failed.sum()),
+               "wall_time_s": round(result.wall_time_s, 3), "status": result.status,
+               "bound": result.bound}
+    if result.n_evaluations:
+        summary.update(best_reward=result.best_reward, best_design=result.best_design,
+                       best_metrics=result.metrics[result.best_index])
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        for k, v in summary.items():
+            if v is not None:
+                print(f"{k:<13} {v}")
+    return 0
