@@ -55,3 +55,13 @@ def test_search_bad_input_is_one_line(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_experiment_scripts_are_reachable_from_the_cli(capsys):
+    from mlsysgym.commands.experiment_cmds import EXPERIMENTS
+
+    for name in EXPERIMENTS:
+        with pytest.raises(SystemExit) as done:
+            main(["experiment", name, "--help"])
+        assert done.value.code == 0
+        assert "usage:" in capsys.readouterr().out
