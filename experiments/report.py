@@ -429,14 +429,15 @@ def _fmt(x: float, fmt: str, none: str = "—") -> str:
 
 
 def _problem_plot(table: pd.DataFrame, spec: ProblemReportSpec, path: Path) -> None:
-    """Grouped bars: % better than the baseline per instance and arm (the baseline omitted)."""
+    """Grouped bars: % better than the baseline per instance and arm; the baseline and the arms
+    worse than it on every instance (e.g. a do-nothing reference) are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arms = [a for a in table["arm"].unique()
-            if table.loc[table.arm == a, "agent"].iloc[0] != spec.baseline]
+    arms = [a for a, g in table.groupby("arm", sort=False)
+            if g["agent"].iloc[0] != spec.baseline and not (g["vs_baseline_pct"] < 0).all()]
     instances = list(table["instance"].unique())
     x = np.arange(len(instances))
     w = 0.8 / max(len(arms), 1)
@@ -503,8 +504,13 @@ def problem_markdown(trials: pd.DataFrame, table: pd.DataFrame, summary: pd.Data
             text += (f"; best of the compared arms on {r.best_of}/{r.instances} (ties count), "
                      f"strictly on {r.strictly_best}")
         lines.append(text + ".")
+    arms = trials.assign(arm=_arm_labels(trials)).groupby("arm")["hyperparameters"].first()
+    lines += ["", "Hyperparameters of each arm:", "",
+              *[f"- {arm}: `{hp}`" for arm, hp in arms.items()]]
     if png:
-        lines += ["", f"![{spec.metric} vs {spec.baseline}]({png})"]
+        lines += ["", f"![{spec.metric} vs {spec.baseline}]({png})", "",
+                  (f"(The figure leaves out `{spec.baseline}` and the arms worse than it on every "
+                   "instance.)")]
     return "\n".join(lines) + "\n"
 
 
