@@ -162,7 +162,7 @@ def our_settings(s: Setting, ramulator_like: bool = True):
         return ControllerSettings()
     f = (s.queue - 1) / s.queue
     return ControllerSettings(write_drain=True, write_high_watermark=WR_HIGH * f, write_low_watermark=WR_LOW * f,
-                              read_forwarding=True, active_buffer=ACTIVE_BUFFER)
+                              read_forwarding=True, active_buffer=ACTIVE_BUFFER, ready_first=True)
 
 
 def ramulator_params(s: Setting) -> dict:

@@ -137,13 +137,18 @@ class ControllerSettings:
     ``active_buffer`` = N > 0 a request leaves the read or write buffer when its row is
     activated, for an active buffer of N entries (while it has room), as in Ramulator 2.0 (N =
     32): its buffer entry takes the next request, and it stays schedulable in either mode; with 0
-    (default) a request holds its entry until its column command."""
+    (default) a request holds its entry until its column command. With ``ready_first`` the
+    ``FrFcfs`` scheduler picks, per bank, the request whose next command can issue earliest
+    (ties: the oldest), as Ramulator 2.0's FRFCFS does ("ready first, then first come"), instead
+    of the oldest row hit (Rixner et al.'s FR-FCFS, DRAMSys's default): a conflict whose PRE is
+    ready beats a hit that must still wait for the bus."""
 
     write_drain: bool = False
     write_high_watermark: float = 0.8
     write_low_watermark: float = 0.2
     read_forwarding: bool = False
     active_buffer: int = 0
+    ready_first: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.write_low_watermark, self.write_high_watermark
@@ -155,10 +160,11 @@ class ControllerSettings:
     def vector(self, codes: np.ndarray, banks: int) -> np.ndarray:
         """The kernel's settings vector for knob ``codes`` on ``banks`` banks: drain on/off,
         write-mode thresholds in requests (enter when more than the first wait, leave when fewer
-        than the second), forwarding on/off, active-buffer entries."""
+        than the second), forwarding on/off, active-buffer entries, ready-first on/off."""
         cap = int(codes[K_BUFSIZE]) * (banks if codes[K_BUF] == 0 else 1)
         return np.array([self.write_drain, math.floor(self.write_high_watermark * cap),
-                         math.ceil(self.write_low_watermark * cap), self.read_forwarding, self.active_buffer],
+                         math.ceil(self.write_low_watermark * cap), self.read_forwarding, self.active_buffer,
+                         self.ready_first],
                         dtype=np.int64)
 
 
@@ -352,7 +358,8 @@ class DramSimulator(Evaluator):
             s = settings
             self.version = ((f"{type(self).version}+drain{s.write_high_watermark:g}-{s.write_low_watermark:g}"
                              if s.write_drain else type(self).version) + ("+fwd" if s.read_forwarding else "")
-                            + (f"+act{s.active_buffer}" if s.active_buffer else ""))
+                            + (f"+act{s.active_buffer}" if s.active_buffer else "")
+                            + ("+readyfirst" if s.ready_first else ""))
         self._prepared: tuple[str, PreparedTrace] | None = None
 
     def workload_id(self, workload: Any) -> str:

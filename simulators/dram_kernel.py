@@ -31,7 +31,7 @@ import numpy as np
 # Indices of the knob vector (the order of dram.DESIGN_SPACE).
 (K_PAGE, K_SCHED, K_BUF, K_BUFSIZE, K_RESP, K_REF, K_MAXPOST, K_MAXPULL, K_ARB, K_MAXACT) = range(10)
 # Indices of the controller-settings vector (dram.ControllerSettings).
-(S_DRAIN, S_WR_HIGH, S_WR_LOW, S_FORWARD, S_ACTIVE) = range(5)
+(S_DRAIN, S_WR_HIGH, S_WR_LOW, S_FORWARD, S_ACTIVE, S_READY_FIRST) = range(6)
 # Indices of the scalar counters.
 (C_ACT, C_PRE, C_RD, C_WR, C_REF_ALL, C_REF_PB, C_NREF, C_BUF, C_BUF_RD, C_BUF_WR, C_NEXT, C_LAST_ADM,
  C_ISSUED, C_HEAP, C_ACTIVE, C_RET_PTR, C_PREV_RET, C_WMODE, C_NOW, C_FWD, C_ACTBUF, N_COUNTERS) = range(22)
@@ -45,7 +45,7 @@ NEVER = -(np.int64(1) << np.int64(40))
 Config = namedtuple("Config", [
     "n_ch", "rpc", "n_bg", "bpg", "n_rank", "bpr", "n_bank", "page", "sched", "bufk", "bsize", "refp",
     "maxpost", "maxpull", "in_order", "limit", "maxact", "fwd", "ref_interval", "drain", "wr_high", "wr_low",
-    "forward", "active_cap"])
+    "forward", "active_cap", "ready_first"])
 # Rows of the state arrays: banks, ranks (R_HIST..R_HIST+3: the last four ACT cycles, a ring),
 # bank groups of every rank (earliest ACT / RD / WR the rank-level constraints allow), channels,
 # requests.
@@ -120,13 +120,14 @@ def make_config(geo, tm, kn, st):
     in_order = kn[K_RESP] == 1 or kn[K_ARB] == 2
     fwd = 0 if kn[K_ARB] == 0 else 1
     ref_interval = tm[T_REFI] if refp == 1 else max(tm[T_REFI] // bpr, 1)
+    ready_first = st[S_READY_FIRST] != 0 and kn[K_SCHED] == 1
     return Config(
         n_ch=n_ch, rpc=rpc, n_bg=n_bg, bpg=bpg, n_rank=n_ch * rpc, bpr=bpr, n_bank=n_ch * rpc * bpr,
         page=kn[K_PAGE], sched=kn[K_SCHED], bufk=kn[K_BUF], bsize=kn[K_BUFSIZE], refp=refp,
         maxpost=kn[K_MAXPOST], maxpull=kn[K_MAXPULL], in_order=in_order,
         limit=kn[K_ARB] != 0, maxact=kn[K_MAXACT], fwd=fwd, ref_interval=ref_interval,
         drain=st[S_DRAIN] != 0, wr_high=st[S_WR_HIGH], wr_low=st[S_WR_LOW], forward=st[S_FORWARD] != 0,
-        active_cap=st[S_ACTIVE])
+        active_cap=st[S_ACTIVE], ready_first=ready_first)
 
 
 def make_state(geo: np.ndarray, tm: np.ndarray, kn: np.ndarray, st: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
@@ -410,10 +411,44 @@ def choose_request(cf, bk, q, ch, rq, cnt, row, is_wr, b, c):
 
 
 @_helper
-def command_time(cf, bk, grp, ch, b, c, now):
-    """The earliest cycle bank ``b``'s next command can issue (bank and rank timing, the
+def choose_ready(cf, bk, q, grp, ch, rq, cnt, row, is_wr, b, c, now):
+    """FR-FCFS read as "ready first, then first come" (Ramulator 2.0's FRFCFS): bank ``b``'s
+    request whose next command (RD / WR for a hit, PRE for a conflict, ACT when closed) can
+    issue earliest, ties to the oldest. A ready conflict thus beats a hit that must still wait.
+    False when no queued request is eligible."""
+    o = bk[B_OPEN, b]
+    best_t = INF
+    best_j = -1
+    best_cmd = NONE
+    for j in range(bk[B_QLEN, b]):
+        x = q[b, j]
+        if not eligible(cf, bk, rq, cnt, is_wr, b, x):
+            continue
+        if o < 0:
+            cmd = ACT
+        elif row[x] == o:
+            cmd = WR if is_wr[x] else RD
+        else:
+            cmd = PRE
+        t = command_time(cf, bk, grp, ch, b, c, cmd, now)
+        if best_j < 0 or t < best_t:
+            best_t = t
+            best_j = j
+            best_cmd = cmd
+        if o < 0:
+            break  # all need the ACT: the oldest
+    bk[B_CAND_CMD, b] = best_cmd
+    if best_j < 0:
+        return False
+    bk[B_CAND_IDX, b] = best_j
+    bk[B_AGE, b] = q[b, best_j]
+    return True
+
+
+@_helper
+def command_time(cf, bk, grp, ch, b, c, cmd, now):
+    """The earliest cycle command ``cmd`` can issue to bank ``b`` (bank and rank timing, the
     channel's command bus)."""
-    cmd = bk[B_CAND_CMD, b]
     gi = (b // cf.bpr) * cf.n_bg + (b // cf.bpg) % cf.n_bg
     t = max(now, ch[H_CMD_FREE, c])
     if cmd == NONE:
@@ -430,7 +465,8 @@ def command_time(cf, bk, grp, ch, b, c, now):
 @_helper
 def next_command(cf, tm, bk, q, rk, grp, ch, rq, cnt, row, is_wr, now):
     """The command multiplexer: the bank whose next command can go earliest (ties: oldest
-    request) and that cycle; per-bank choices are cached and recomputed only when stale."""
+    request) and that cycle; per-bank choices are cached and re-made only when the bank's
+    queue or mode changed (ready-first: whenever its timing did)."""
     update_rank_windows(cf, tm, rk, grp, ch)
     t_cmd = INF
     c_bank = -1
@@ -442,10 +478,13 @@ def next_command(cf, tm, bk, q, rk, grp, ch, rq, cnt, row, is_wr, now):
                 bk[B_TIME, b] = INF
                 continue
             c = b // cf.bpr // cf.rpc
-            if bk[B_DIRTY, b] != 0:
+            if cf.ready_first:
+                bk[B_DIRTY, b] = 0
+                choose_ready(cf, bk, q, grp, ch, rq, cnt, row, is_wr, b, c, now)
+            elif bk[B_DIRTY, b] != 0:
                 bk[B_DIRTY, b] = 0
                 choose_request(cf, bk, q, ch, rq, cnt, row, is_wr, b, c)
-            bk[B_TIME, b] = command_time(cf, bk, grp, ch, b, c, now)
+            bk[B_TIME, b] = command_time(cf, bk, grp, ch, b, c, bk[B_CAND_CMD, b], now)
         t = bk[B_TIME, b]
         if t < t_cmd or (t == t_cmd and t < INF and bk[B_AGE, b] < c_age):
             t_cmd = t

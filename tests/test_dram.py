@@ -396,8 +396,8 @@ def test_write_drain_defaults_are_ramulators_and_change_nothing_for_reads_only()
         False, 0.8, 0.2, False, 0)
     # thresholds in whole requests: enter above floor(0.8 x 32) = 25, leave below ceil(0.2 x 32) = 7
     on = ControllerSettings(write_drain=True)
-    assert on.vector(knob_codes({"SchedulerBuffer": "ReadWrite", "RequestBufferSize": 32}), 16).tolist() == [1, 25, 7, 0, 0]
-    assert on.vector(knob_codes({"SchedulerBuffer": "Bankwise", "RequestBufferSize": 8}), 16).tolist() == [1, 102, 26, 0, 0]
+    assert on.vector(knob_codes({"SchedulerBuffer": "ReadWrite", "RequestBufferSize": 32}), 16).tolist() == [1, 25, 7, 0, 0, 0]
+    assert on.vector(knob_codes({"SchedulerBuffer": "Bankwise", "RequestBufferSize": 8}), 16).tolist() == [1, 102, 26, 0, 0, 0]
     tr = random_trace(2_000, interval_cycles=4, seed=2)
     a, b = simulate(tr, {}), simulate(tr, {}, settings=on)
     assert a.latency_cycles.tolist() == b.latency_cycles.tolist()
@@ -434,3 +434,33 @@ def test_active_buffer_frees_the_entry_at_activate():
     assert simulate(tr, d, settings=ControllerSettings(active_buffer=32)).latency_cycles.tolist() == [36, act] == [36, 40]
     with pytest.raises(DesignError, match="active_buffer"):
         ControllerSettings(active_buffer=-1)
+
+
+def test_ready_first_frfcfs_closes_a_row_a_waiting_hit_needs():
+    """Rows open in bank groups 0-2 (ACTs at 0, 4, 8). At 200: eight hits to groups 1/2 (admitted
+    200..207, RDs every tCCD_S from 200: data to 248), then H (hit, group 0) at 208 and C
+    (another row of group 0) at 209. Row-hit first: H's RD follows the older hits (232, data
+    252); C's PRE waits tRTP after it (241), ACT 257, RD 273, data 293. Ready first (Ramulator's
+    FRFCFS): C's PRE is ready at 209 while H waits for the bus, so PRE 209; then both need an
+    ACT and the older, H, gets it: ACT 225, RD 241 (data 261); C is now a conflict again: PRE at
+    ACT + tRAS = 264, ACT 280, RD 296, data 316. One ACT more for the same requests."""
+    bg = np.array([0, 1, 2] + [1, 2] * 4 + [0, 0])
+    row = np.array([1] * 12 + [2])
+    col = np.array([0, 0, 0] + list(range(1, 9)) + [1, 0])
+    cyc = np.array([0, 0, 0] + [200] * 10)
+    tr = _trace(cyc, {"bankgroup": bg, "row": row, "column": col})
+    d = {**NOREF, "RequestBufferSize": 16}
+    hit_first = simulate(tr, d)
+    rd_h = 200 + 8 * T.tCCD_S  # 232
+    pre_c = rd_h + T.tRTP  # 241
+    assert (hit_first.latency_cycles + cyc)[-2:].tolist() == [rd_h + T.CL + 4, pre_c + T.tRP + T.tRCD + T.CL + 4]
+    assert hit_first.act_cycles.tolist() == [0, 4, 8, pre_c + T.tRP]
+    ready = simulate(tr, d, settings=ControllerSettings(ready_first=True))
+    act_h = 209 + T.tRP  # 225
+    act_c = act_h + T.tRAS + T.tRP  # 280
+    assert (ready.latency_cycles + cyc)[-2:].tolist() == [act_h + T.tRCD + T.CL + 4, act_c + T.tRCD + T.CL + 4]
+    assert ready.act_cycles.tolist() == [0, 4, 8, act_h, act_c]
+    # only FrFcfs reads the setting
+    fifo = {**d, "Scheduler": "Fifo"}
+    assert simulate(tr, fifo).latency_cycles.tolist() == simulate(
+        tr, fifo, settings=ControllerSettings(ready_first=True)).latency_cycles.tolist()
