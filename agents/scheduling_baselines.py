@@ -275,7 +275,7 @@ def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_w
     from ortools.sat.python import cp_model
 
     if objective not in ("makespan", "jct"):
-        raise ValueError(f"objective must be 'makespan' or 'jct', not {objective!r}")
+        raise AgentConfigError(f"objective must be 'makespan' or 'jct', not {objective!r}")
     jct = objective == "jct"
     t0 = time.perf_counter()
     n, P = problem.n_ops, problem.n_pes

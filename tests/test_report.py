@@ -98,17 +98,6 @@ def test_report_states_the_trials_machines_and_provenance_json(sweep_dir, tmp_pa
     assert (saved["evaluator_id"], saved["seed"]) == ("toy@2", 3)
 
 
-@pytest.mark.parametrize("module, attr, default", [
-    ("mlsysgym.experiments.scheduling_experiment", "RESULTS_DIR", "results/scheduling"),
-    ("mlsysgym.experiments.scheduling_stream", "RESULTS_DIR", "results/scheduling_stream"),
-])
-def test_experiments_default_to_results_in_the_working_directory(module, attr, default):
-    import importlib
-    from pathlib import Path
-
-    assert getattr(importlib.import_module(module), attr) == Path(default)  # never the package
-
-
 def test_report_and_sweep_defaults_are_in_the_working_directory(tmp_path, monkeypatch):
     import inspect
 

@@ -15,7 +15,6 @@ from mlsysgym.agents.scheduling_baselines import (
     cpop,
     cpsat_schedule,
     heft,
-    replay,
     schedule_to_actions,
 )
 from mlsysgym.envs.kernel_scheduling import InvalidActionError, KernelSchedulingEnv
@@ -377,14 +376,41 @@ def test_invalid_actions():
         env.step(0)
 
 
+def play(env: KernelSchedulingEnv, actions) -> float:
+    """The return of ``actions`` from reset (the env is left at the episode's end)."""
+    env.reset()
+    return sum(env.step(a)[1] for a in actions)
+
+
 @pytest.mark.parametrize(("case", "optimum", "heft_ms"), HAND, ids=HAND_IDS)
 def test_replay_baselines_in_env(case, optimum, heft_ms):
     env = KernelSchedulingEnv(case, generic_platform(case.n_pes), reward_scale=1.0)
     for sched in (heft(case), cpop(case), cpsat_schedule(case, time_limit_s=CP_LIMIT_S).schedule):
-        rep = replay(env, sched)
-        assert rep.makespan_us == pytest.approx(sched.makespan_us(case))
-        assert rep.episode_return == pytest.approx(env.initial_lower_bound_us - rep.makespan_us)
-        assert schedule_to_actions(env, sched) == list(rep.actions)
+        actions = schedule_to_actions(env, sched)
+        assert env.makespan_us == pytest.approx(sched.makespan_us(case))
+        ret = play(env, actions)
+        assert env.makespan_us == pytest.approx(sched.makespan_us(case))
+        assert ret == pytest.approx(env.initial_lower_bound_us - env.makespan_us)
+
+
+@pytest.mark.parametrize(("case", "optimum", "heft_ms"), HAND, ids=HAND_IDS)
+def test_baseline_agents_score_their_schedules_as_episodes(case, optimum, heft_ms):
+    from mlsysgym.agents import search
+    from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
+
+    problem = SchedulingEpisodes.of(case, generic_platform(case.n_pes))
+    lb0 = critical_path_lb(case)
+    h = search("heft", problem, 5)
+    # one evaluation, the hand-checked HEFT makespan, return = 1 − makespan / LB_0
+    assert h.n_evaluations == 1 and h.metrics[0]["makespan_us"] == pytest.approx(heft_ms)
+    assert h.best_reward == pytest.approx(1 - heft_ms / lb0)
+    c = search("cpop", problem, 5)
+    assert c.n_evaluations == 1 and c.metrics[0]["makespan_us"] >= optimum - 1e-9
+    ex = search("cpsat", problem, 5, time_limit_s=CP_LIMIT_S)
+    # CP-SAT proves the hand optimum; its bound (a reward) is the optimum's return
+    assert ex.status == "optimal" and ex.metrics[0]["makespan_us"] == pytest.approx(optimum)
+    assert ex.bound == pytest.approx(1 - optimum / lb0) and ex.best_reward == pytest.approx(ex.bound)
+    assert ex.info["lower_bound_us"] == pytest.approx(optimum)
 
 
 def test_replay_on_zoo_graph():
@@ -394,15 +420,17 @@ def test_replay_on_zoo_graph():
     env = KernelSchedulingEnv(g, "soc_npu")
     prob = build_problem(g, "soc_npu")
     for sched in (heft(prob), cpop(prob)):
-        assert replay(env, sched).makespan_us == pytest.approx(sched.makespan_us(prob))
+        schedule_to_actions(env, sched)
+        assert env.makespan_us == pytest.approx(sched.makespan_us(prob))
 
 
 def test_replay_outside_window_is_a_clear_error():
     case = LPT[0]  # 5 independent ops, all ready at once
     env = KernelSchedulingEnv(case, generic_platform(2), window=1)
     sched = heft(case)
-    with pytest.raises(ReplayError, match="window"):
-        replay(env, sched, order=[4, 3, 2, 1, 0])
+    with pytest.raises(ReplayError, match="window") as e:
+        schedule_to_actions(env, sched, order=[4, 3, 2, 1, 0])
+    one_line(e)
 
 
 def test_multiple_workloads_share_one_space():

@@ -1,21 +1,15 @@
 """Inference-time search for kernel scheduling: env snapshots and fast placement, reachability of
 the optimum in the list-scheduling env, local search (PPO+LS, HEFT+LS) and MCTS with
-earliest-finish rollouts on hand-checked instances."""
+earliest-finish rollouts on hand-checked instances, all through ``search``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from mlsysgym.agents.mcts import MCTSConfig, mcts_search, play_actions
-from mlsysgym.agents.scheduling_agents import generic_platform
-from mlsysgym.agents.scheduling_baselines import cpsat_schedule, heft, replay, schedule_to_actions
-from mlsysgym.agents.scheduling_search import (
-    SearchConfig,
-    SearchError,
-    critical_path,
-    eft_action,
-    local_search,
-)
+from mlsysgym.agents import AgentConfigError, search
+from mlsysgym.agents.scheduling_baselines import cpsat_schedule, heft, schedule_to_actions
+from mlsysgym.agents.scheduling_problem import SchedulingEpisodes, generic_platform
+from mlsysgym.agents.scheduling_search import critical_path, eft_action
 from mlsysgym.envs.kernel_scheduling import InvalidActionError, KernelSchedulingEnv
 from mlsysgym.simulators.multicore import Schedule, SchedulingProblem, random_problem, validate
 
@@ -109,11 +103,11 @@ def test_replaying_a_proven_optimum_by_start_time_keeps_its_makespan(seed: int) 
     assert ex.optimal
     by_start = Schedule(ex.schedule.assignment, ex.schedule.start_us)  # order=None: start time
     env = KernelSchedulingEnv(prob, generic_platform(4), window=prob.n_ops)
-    rep = replay(env, by_start)
-    assert rep.makespan_us <= ex.makespan_us + 1e-9
-    assert rep.makespan_us == pytest.approx(ex.makespan_us)
-    assert np.all(rep.schedule.start_us <= by_start.start_us + 1e-9)
-    assert validate(prob, rep.schedule).valid
+    schedule_to_actions(env, by_start)
+    assert env.makespan_us <= ex.makespan_us + 1e-9
+    assert env.makespan_us == pytest.approx(ex.makespan_us)
+    assert np.all(env.schedule().start_us <= by_start.start_us + 1e-9)
+    assert validate(prob, env.schedule()).valid
 
 
 # ---- local search ---------------------------------------------------------------------------
@@ -122,7 +116,7 @@ def test_replaying_a_proven_optimum_by_start_time_keeps_its_makespan(seed: int) 
 def test_critical_path_of_heft_on_independent_ops() -> None:
     prob = independent_ops()
     env = KernelSchedulingEnv(prob, generic_platform(2))
-    replay(env, heft(prob))
+    schedule_to_actions(env, heft(prob))
     # HEFT: op0 pe0 [0,3], op2 pe0 [3,5], op4 pe0 [5,7] end last; op1, op3 on pe1 end at 5
     assert critical_path(env) == [4, 2, 0]
 
@@ -136,64 +130,72 @@ def test_eft_rollout_is_heft_on_independent_ops() -> None:
     assert env.makespan_us == pytest.approx(7.0)
 
 
+def _episode_schedule(problem: SchedulingEpisodes, actions: list[int]) -> Schedule:
+    env = problem.make_env()
+    env.reset()
+    _play(env, actions)
+    return env.schedule()
+
+
 @pytest.mark.parametrize("seed", [0, 2, 3])
 def test_local_search_from_heft_reaches_the_hand_optimum(seed: int) -> None:
-    prob = independent_ops()
-    cfg = SearchConfig(time_limit_s=None, max_moves=1600, patience=50, seed=seed)
-    res = local_search(prob, generic_platform(2), cfg, starts=[heft(prob)])
-    assert res.start_makespan_us == pytest.approx(7.0)
-    assert res.makespan_us == pytest.approx(6.0)
-    assert res.improved and res.improvements >= 1 and res.moves == 1600
-    assert validate(prob, res.schedule).valid
-    assert res.schedule.makespan_us(prob) == pytest.approx(6.0)
+    problem = SchedulingEpisodes.of(independent_ops())
+    res = search("local_search", problem, 1601, seed=seed, patience=50)
+    # HEFT's 7 first (one evaluation), then 1,600 moves, each one evaluation
+    assert res.metrics[0]["makespan_us"] == pytest.approx(7.0)
+    assert res.n_evaluations == 1601 and res.info["local_search"]["moves"] == 1600
+    assert res.metrics[res.best_index]["makespan_us"] == pytest.approx(6.0)
+    assert res.info["local_search"]["improvements"] >= 1
+    sched = _episode_schedule(problem, res.best_design["actions"])
+    assert validate(problem.instance, sched).valid
+    assert sched.makespan_us(problem.instance) == pytest.approx(6.0)
 
 
-def test_local_search_is_deterministic_under_a_move_budget_and_never_worse() -> None:
+def test_local_search_is_deterministic_under_an_evaluation_budget_and_never_worse() -> None:
     prob = random_problem(25, 4, seed=7)
-    plat = generic_platform(4)
-    cfg = SearchConfig(time_limit_s=None, max_moves=800, seed=5)
-    h = heft(prob)
-    a = local_search(prob, plat, cfg, starts=[h])
-    b = local_search(prob, plat, cfg, starts=[h])
-    assert a.makespan_us == b.makespan_us
-    np.testing.assert_array_equal(a.schedule.assignment, b.schedule.assignment)
-    assert a.makespan_us <= h.makespan_us(prob) + 1e-9
-    assert validate(prob, a.schedule).valid
-    # the schedule is an env trajectory: replaying its dispatch order gives the same makespan
-    env = KernelSchedulingEnv(prob, plat)
-    assert replay(env, a.schedule).makespan_us == pytest.approx(a.makespan_us)
+    problem = SchedulingEpisodes.of(prob)
+    a = search("local_search", problem, 800, seed=5)
+    b = search("local_search", problem, 800, seed=5)
+    assert a.designs == b.designs and a.rewards.tolist() == b.rewards.tolist()
+    best = a.metrics[a.best_index]["makespan_us"]
+    assert best <= heft(prob).makespan_us(prob) + 1e-9
+    # the best design is an env trajectory: replaying it gives the recorded makespan
+    sched = _episode_schedule(problem, a.best_design["actions"])
+    assert validate(prob, sched).valid and sched.makespan_us(prob) == pytest.approx(best)
+    # a time budget stops it too
+    t = search("local_search", problem, {"seconds": 0.3}, seed=5)
+    assert 1 < t.n_evaluations and t.times_s[-1] < 0.3 + 0.5
 
 
 def test_bad_search_settings_raise() -> None:
-    with pytest.raises(SearchError):
-        SearchConfig(time_limit_s=None, max_moves=None)
-    with pytest.raises(SearchError):
-        SearchConfig(proposal="best")
-    with pytest.raises(SearchError):
-        local_search(independent_ops(), generic_platform(2), SearchConfig(proposal="policy"),
-                     starts=[heft(independent_ops())])
-    with pytest.raises(SearchError):  # no policy and nothing to start from
-        local_search(independent_ops(), generic_platform(2), SearchConfig())
+    problem = SchedulingEpisodes.of(independent_ops())
+    with pytest.raises(AgentConfigError, match="start"):
+        search("local_search", problem, 10, start="best")
+    with pytest.raises(AgentConfigError, match="batch"):
+        search("local_search", problem, 10, batch=0)
+    with pytest.raises(AgentConfigError, match="critical_share"):
+        search("local_search", problem, 10, critical_share=2.0)
+    with pytest.raises(AgentConfigError, match="policy"):
+        from mlsysgym.agents.base import BudgetedProblem
+        from mlsysgym.agents.scheduling_search import local_search
+
+        local_search(BudgetedProblem(problem, 10), np.random.default_rng(0),
+                     [heft(independent_ops())], proposal="policy")
 
 
 # ---- tree search ----------------------------------------------------------------------------
 
 
 def test_mcts_with_eft_rollouts_reaches_the_hand_optimum_heft_misses() -> None:
-    prob = independent_ops()
-    env = KernelSchedulingEnv(prob, generic_platform(2))
-    start = schedule_to_actions(env, heft(prob))
-    res = mcts_search(env, MCTSConfig(n_simulations=16, iterations=1, rollout_depth=prob.n_ops),
-                      start_from=start, rollout_policy=eft_action)
-    play_actions(env, res.actions)
-    assert env.makespan_us == pytest.approx(6.0)
-    assert res.source != "start_from"
-    # the old experiment setting (4 simulations/move, no rollouts: leaves valued by an
-    # untrained value head) sees no complete episode but its own, and keeps HEFT's 7
-    env2 = KernelSchedulingEnv(prob, generic_platform(2))
-    res2 = mcts_search(env2, MCTSConfig(n_simulations=4, iterations=1), start_from=start)
-    play_actions(env2, res2.actions)
-    assert env2.makespan_us == pytest.approx(7.0) and res2.source == "start_from"
+    problem = SchedulingEpisodes.of(independent_ops())
+    res = search("mcts", problem, 1000, seed=0, n_simulations=16, iterations=1)
+    # HEFT's episode (7) is the start; the search finds the optimum 6
+    assert res.metrics[0]["makespan_us"] == pytest.approx(7.0)
+    assert res.metrics[res.best_index]["makespan_us"] == pytest.approx(6.0)
+    assert res.info["source"] != "start_from"
+    # a larger instance than max_ops is skipped: nothing evaluated
+    skipped = search("mcts", problem, 1000, max_ops=4)
+    assert skipped.n_evaluations == 0 and "max_ops" in skipped.info["skipped"]
 
 
 # ---- the learned agent with search ----------------------------------------------------------
@@ -201,21 +203,21 @@ def test_mcts_with_eft_rollouts_reaches_the_hand_optimum_heft_misses() -> None:
 
 @pytest.mark.slow
 def test_ppo_plus_search_reaches_proven_optima_on_random_dags() -> None:
-    """PPO (briefly trained) + local search within 3% of CP-SAT's proven optimum on three
-    20-op DAGs, under a fixed move budget (deterministic), with both proposal kinds."""
+    """PPO (briefly trained on the three DAGs) + local search within 3% of CP-SAT's proven
+    optimum on three 20-op DAGs, under a fixed evaluation budget (deterministic), with both
+    proposal kinds."""
     pytest.importorskip("sb3_contrib")
-    from mlsysgym.agents.scheduling_agents import AgentConfig, SchedulingAgent
+    from mlsysgym.agents.problems import make_problem
 
-    probs = [random_problem(20, 4, seed=s) for s in range(3)]
-    plat = generic_platform(4)
-    agent = SchedulingAgent(plat, AgentConfig(total_timesteps=2048, seed=0))
-    agent.train(probs)
-    for prob in probs:
-        opt = cpsat_schedule(prob, time_limit_s=20.0, num_workers=1)
+    train = [{"seed": s} for s in range(3)]
+    for s in range(3):
+        problem = make_problem({"name": "scheduling", "n_ops": 20, "n_pes": 4, "seed": s,
+                                "train_graphs": train})
+        opt = cpsat_schedule(problem.instance, time_limit_s=20.0, num_workers=1)
         assert opt.optimal
         for proposal in ("uniform", "policy"):
-            res = agent.search(prob, SearchConfig(time_limit_s=None, max_moves=6000,
-                                                  proposal=proposal, seed=0), samples=8)
-            assert validate(prob, res.schedule).valid
-            assert res.makespan_us <= res.start_makespan_us + 1e-9
-            assert res.makespan_us <= 1.03 * opt.makespan_us + 1e-9, (prob.name, proposal)
+            res = search("policy_local_search", problem, 6000, seed=0, samples=8,
+                         proposal=proposal, total_timesteps=2048)
+            best = res.metrics[res.best_index]["makespan_us"]
+            assert best <= min(m["makespan_us"] for m in res.metrics[:9]) + 1e-9
+            assert best <= 1.03 * opt.makespan_us + 1e-9, (problem.name, proposal)

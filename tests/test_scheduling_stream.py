@@ -12,7 +12,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from mlsysgym.agents.scheduling_baselines import cpop, cpsat_schedule, heft, replay
+from mlsysgym.agents.scheduling_baselines import cpop, cpsat_schedule, heft, schedule_to_actions
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.kernel_scheduling_stream import KernelSchedulingStreamEnv
 from mlsysgym.ir.errors import WorkloadError
 from mlsysgym.simulators.multicore import (
@@ -20,7 +21,6 @@ from mlsysgym.simulators.multicore import (
     Schedule,
     SchedulingProblem,
     critical_path_lb,
-    load_platform,
     random_problem,
     schedule_from_order,
     simulate,
@@ -161,9 +161,11 @@ def test_env_hand_episode_and_return_identity(two_jobs: SchedulingProblem) -> No
     assert total == pytest.approx(-7 / 9)
     np.testing.assert_allclose(env.job_finish_us(), [10, 9])
     # HEFT's (optimal) schedule replayed: return 0, mean JCT 4.5, makespan 7
-    r = replay(env, heft(two_jobs))
-    assert r.episode_return == pytest.approx(0.0) and env.mean_jct_us == pytest.approx(4.5)
-    assert r.makespan_us == pytest.approx(7.0)
+    actions = schedule_to_actions(env, heft(two_jobs))
+    env.reset()
+    ret = sum(env.step(a)[1] for a in actions)
+    assert ret == pytest.approx(0.0) and env.mean_jct_us == pytest.approx(4.5)
+    assert env.makespan_us == pytest.approx(7.0)
     # the makespan objective keeps the single-graph reward: return = 1 − makespan / LB_0 (= 7)
     env_m = KernelSchedulingStreamEnv(two_jobs, GENERIC2, window=4, objective="makespan")
     env_m.reset()
@@ -259,23 +261,47 @@ def test_maskable_ppo_runs_on_stream_env() -> None:
 
 
 def test_local_search_jct_objective_never_worse_than_start() -> None:
-    pytest.importorskip("torch")
-    from mlsysgym.agents.scheduling_search import SearchConfig, SearchError, local_search
+    from mlsysgym.agents import search
+    from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
 
     plat = {**GENERIC2, "pes": [{**GENERIC2["pes"][0], "count": 3}]}
     prob = build_stream_problem([(random_problem(8, 3, seed=s), t)
                                  for s, t in ((0, 0.0), (1, 10.0), (2, 12.0))], plat)
-    start = heft(prob)
-    res = local_search(prob, load_platform(plat), SearchConfig(time_limit_s=None, max_moves=200, samples=0,
-                                                objective="jct"), starts=[start])
-    m0, m1 = job_metrics(prob, start), job_metrics(prob, res.schedule)
-    assert res.objective == "jct" and res.start_mean_jct_us == pytest.approx(m0.mean_completion_us)
-    assert res.mean_jct_us == pytest.approx(m1.mean_completion_us)
-    assert m1.mean_completion_us <= m0.mean_completion_us + 1e-9
-    assert res.makespan_us == pytest.approx(m1.makespan_us)
-    assert validate(prob, res.schedule).valid
-    with pytest.raises(SearchError, match="objective"):
-        SearchConfig(objective="energy")
+    problem = SchedulingEpisodes.of(prob, plat)
+    assert problem.stream and problem.objective == "jct"
+    res = search("local_search", problem, 201, seed=0, start="heft")
+    m0 = job_metrics(prob, heft(prob))
+    # the first evaluation is HEFT's schedule, its mean JCT what the simulator says
+    assert res.metrics[0]["mean_jct_us"] == pytest.approx(m0.mean_completion_us)
+    best = res.metrics[res.best_index]
+    assert best["mean_jct_us"] <= m0.mean_completion_us + 1e-9
+    # reward = 1 − mean JCT / its bound, so the best reward is the best mean JCT
+    assert res.best_reward == pytest.approx(1 - best["mean_jct_us"] / best["jct_lower_bound_us"])
+    env = problem.make_env()
+    env.reset()
+    for a in res.best_design["actions"]:
+        env.step(a)
+    m1 = job_metrics(prob, env.schedule())
+    assert m1.mean_completion_us == pytest.approx(best["mean_jct_us"])
+    assert m1.makespan_us == pytest.approx(best["makespan_us"])
+    assert validate(prob, env.schedule()).valid
+    with pytest.raises(MlsysgymError, match="objective"):
+        SchedulingEpisodes.of(random_problem(4, 2), objective="jct")
+
+
+def test_stream_agents_heft_fifo_and_cpsat_on_the_hand_case(two_jobs: SchedulingProblem) -> None:
+    from mlsysgym.agents import search
+    from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
+
+    problem = SchedulingEpisodes.of(two_jobs, GENERIC2, window=4)
+    for by_arrival in (False, True):
+        res = search("heft", problem, 1, by_arrival=by_arrival)
+        assert res.metrics[0]["mean_jct_us"] == pytest.approx(
+            job_metrics(two_jobs, heft(two_jobs, by_arrival=by_arrival)).mean_completion_us)
+    ex = search("cpsat", problem, 1, time_limit_s=5.0)
+    # mean JCT 4.5 = the per-job bound: proven optimal, bound = return 0
+    assert ex.status == "optimal" and ex.bound == pytest.approx(0.0)
+    assert ex.metrics[0]["mean_jct_us"] == pytest.approx(4.5) and ex.best_reward == pytest.approx(0.0)
 
 
 def test_cpsat_mean_jct_objective(two_jobs: SchedulingProblem) -> None:
@@ -294,17 +320,5 @@ def test_cpsat_mean_jct_objective(two_jobs: SchedulingProblem) -> None:
     assert res.mean_jct_us == pytest.approx(job_metrics(prob, res.schedule).mean_completion_us)
     assert res.lower_bound_us <= res.mean_jct_us + 1e-9
     assert validate(prob, res.schedule).valid
-    with pytest.raises(ValueError, match="objective"):
+    with pytest.raises(MlsysgymError, match="objective"):
         cpsat_schedule(prob, objective="energy")
-
-
-@pytest.mark.slow
-def test_stream_experiment_quick(tmp_path) -> None:
-    pytest.importorskip("sb3_contrib")
-    from mlsysgym.experiments.scheduling_stream import main
-
-    assert main(["--quick", "--out", str(tmp_path)]) == 0
-    text = (tmp_path / "scheduling_stream.md").read_text()
-    assert "| load | seed | jobs | ops | HEFT | HEFT-FIFO |" in text and "CP-SAT on short streams" in text
-    assert "Machine: " in text and (tmp_path / "scheduling_stream.provenance.json").is_file()
-    assert (tmp_path / "scheduling_stream.png").stat().st_size > 0
