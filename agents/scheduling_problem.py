@@ -15,7 +15,9 @@ A :class:`SchedulingEpisodes` exposes the instance (``.instance``, a
 :class:`~mlsysgym.simulators.multicore.SchedulingProblem`), the ``.platform``, the env
 ``.window`` and the ``.objective`` for the exact and heuristic agents, and :meth:`variant`
 builds the instance of the same family with other arguments (other graphs of a platform, other
-streams) — what a learned agent trains on (``train_graphs``). Evaluating a design replays its
+streams) — what a learned agent trains on: the problem's ``train_graphs`` (a list of such
+argument overrides, or zoo names; the held-out instance is the problem itself) unless the
+agent's hyperparameter ``train_graphs`` says otherwise. Evaluating a design replays its
 actions with the env's ``place`` fast path (no observation is built) and records
 ``makespan_us``, ``total_finish_us``, ``lower_bound_us`` (LB_0) and, on streams,
 ``mean_jct_us`` and ``jct_lower_bound_us``.
@@ -105,11 +107,12 @@ class SchedulingEpisodes(EpisodeProblem):
 
     def __init__(self, name: str, instance: SchedulingProblem, platform: Platform,
                  objective: str, window: int, stream: bool, kwargs: Mapping[str, Any],
-                 build: Any) -> None:
+                 build: Any, train_graphs: Sequence[Any] | None = None) -> None:
         super().__init__(name, "scheduling", lambda: self.training_env([self.instance]))
         self.instance, self.platform, self.objective = instance, platform, objective
         self.window, self.stream = int(window), stream
         self.kwargs, self._build = dict(kwargs), build
+        self.train_graphs = None if train_graphs is None else list(train_graphs)
 
     def training_env(self, instances: Sequence[SchedulingProblem], max_ops: int | None = None,
                      max_edges: int | None = None) -> KernelSchedulingEnv:
@@ -220,9 +223,12 @@ def _zoo_or_random(model: str | None, platform: str | Mapping[str, Any], n_ops: 
 @register_problem("scheduling")
 def scheduling_problem(model: str | None = None, platform: str | Mapping[str, Any] = "soc_npu",
                        n_ops: int | None = None, n_pes: int | None = None, seed: int = 0,
-                       window: int = 16) -> SchedulingEpisodes:
+                       window: int = 16, train_graphs: Sequence[Any] | None = None
+                       ) -> SchedulingEpisodes:
     """Makespan scheduling of a zoo model on ``platform``, or of a random DAG
-    (``n_ops``, ``n_pes``, ``seed``; named ``random<n_ops>x<n_pes>s<seed>``)."""
+    (``n_ops``, ``n_pes``, ``seed``; named ``random<n_ops>x<n_pes>s<seed>``). ``train_graphs``:
+    the graphs a learned agent trains on (zoo names or overrides such as ``{"n_ops": 30,
+    "seed": 1}``; platform and PE count stay this problem's)."""
     def build(**kw: Any) -> tuple[SchedulingProblem, Platform]:
         return _zoo_or_random(kw.get("model"), kw.get("platform", "soc_npu"), kw.get("n_ops"),
                               kw.get("n_pes"), kw.get("seed", 0))
@@ -230,16 +236,20 @@ def scheduling_problem(model: str | None = None, platform: str | Mapping[str, An
     kwargs = {"model": model, "platform": platform, "n_ops": n_ops, "n_pes": n_pes, "seed": seed}
     instance, plat = build(**kwargs)
     name = f"{model}@{plat.name}" if model is not None else instance.name
-    return SchedulingEpisodes(name, instance, plat, "makespan", window, False, kwargs, build)
+    return SchedulingEpisodes(name, instance, plat, "makespan", window, False, kwargs, build,
+                              train_graphs)
 
 
 @register_problem("scheduling-stream")
 def scheduling_stream_problem(models: Sequence[str] = ("alexnet", "resnet18", "mobilenetv2"),
                               n_jobs: int = 5, load: float = 1.0, seed: int = 0,
                               platform: str | Mapping[str, Any] = "soc_npu",
-                              objective: str = "jct", window: int = 16) -> SchedulingEpisodes:
+                              objective: str = "jct", window: int = 16,
+                              train_graphs: Sequence[Any] | None = None) -> SchedulingEpisodes:
     """A seeded Poisson stream of ``n_jobs`` jobs from ``models`` at ``load`` on ``platform``
-    (named ``stream<n_jobs>-l<load>-s<seed>``); objective mean JCT (``"jct"``) or makespan."""
+    (named ``stream<n_jobs>-l<load>-s<seed>``); objective mean JCT (``"jct"``) or makespan.
+    ``train_graphs``: the streams a learned agent trains on (overrides such as ``{"load": 0.5,
+    "seed": 3}``)."""
     if objective not in ("jct", "makespan"):
         raise SchedulingProblemError(f"objective must be 'jct' or 'makespan', not {objective!r}")
 
@@ -252,7 +262,8 @@ def scheduling_stream_problem(models: Sequence[str] = ("alexnet", "resnet18", "m
     kwargs = {"models": list(models), "n_jobs": n_jobs, "load": load, "seed": seed,
               "platform": platform}
     instance, plat = build(**kwargs)
-    return SchedulingEpisodes(instance.name, instance, plat, objective, window, True, kwargs, build)
+    return SchedulingEpisodes(instance.name, instance, plat, objective, window, True, kwargs, build,
+                              train_graphs)
 
 
 def scheduling_episodes(problem: Any) -> SchedulingEpisodes:

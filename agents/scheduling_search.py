@@ -357,7 +357,8 @@ def _trained(problem: BudgetedProblem, rng: np.random.Generator, train_graphs: A
                                      or not isinstance(train_graphs, Sequence)):
         raise AgentConfigError("train_graphs must be a list of graphs (zoo names or argument "
                                f"overrides of the problem), got {train_graphs!r}")
-    policy, stats = train_policy(inner, train_graphs, int(rng.integers(2**31 - 1)), **settings)
+    graphs = inner.train_graphs if train_graphs is None else train_graphs
+    policy, stats = train_policy(inner, graphs, int(rng.integers(2**31 - 1)), **settings)
     problem.info.update(train_s=stats.wall_s, train_timesteps=stats.timesteps,
                         train_graphs=list(stats.workloads), train_first_ratio=stats.first_ratio,
                         train_last_ratio=stats.last_ratio, train_cached=stats.cached)
@@ -381,8 +382,8 @@ def maskable_ppo_scheduling(problem: BudgetedProblem, rng: np.random.Generator,
                             train_graphs: Sequence[Any] | None = None, samples: int = 24,
                             temperatures: Sequence[float] = (1.0, 0.3, 0.1),
                             heft_guard: bool = False, **training: Any) -> None:
-    """The graph policy trained with MaskablePPO (on ``train_graphs``, default the instance
-    itself; ``training``: network/PPO settings of
+    """The graph policy trained with MaskablePPO (on ``train_graphs``, default the problem's
+    ``train_graphs``, else the instance itself; ``training``: network/PPO settings of
     :func:`~mlsysgym.agents.scheduling_agents.train_policy`), then its greedy rollout and
     ``samples`` sampled rollouts, each one evaluation; ``heft_guard`` also scores HEFT's schedule."""
     policy, inner = _trained(problem, rng, train_graphs, training)

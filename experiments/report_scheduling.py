@@ -159,8 +159,13 @@ _MAKESPAN_COLS = ("HEFT", "CPOP", "PPO greedy", "PPO best", "MCTS", "HEFT+LS", "
                   "CP-SAT")
 
 
+def _proven(w: pd.DataFrame) -> pd.DataFrame:
+    """The instances where CP-SAT proved its schedule optimal."""
+    return w[w["proven"].fillna(False).astype(bool)] if "proven" in w else w.iloc[:0]
+
+
 def _summary(w: pd.DataFrame) -> dict[str, float]:
-    proven = w[w.get("proven", False) == True]  # noqa: E712  (a column of bools with NaN)
+    proven = _proven(w)
     s = {f"{c} Δ": _mean([_impr(h, x) for h, x in zip(w["HEFT"], w[c])])
          for c in _MAKESPAN_COLS if c in w and c != "HEFT"}
     s["n"], s["proven"] = len(w), len(proven)
@@ -186,7 +191,7 @@ def _verdict(w: pd.DataFrame) -> list[str]:
                        f"guard): **{'yes' if mean > 0 else 'no'}** — mean Δ {_p(mean)}; shorter "
                        f"than HEFT on {wins}/{len(zoo)} cells, equal on {ties}, longer on "
                        f"{len(zoo) - wins - ties}.")
-    proven = w[w.get("proven", False) == True]  # noqa: E712
+    proven = _proven(w)
     if not len(proven):
         return out + ["- CP-SAT proved no optimum in this run, so the 3% target is not testable."]
     for label, col in (("PPO+LS", "PPO+LS"), ("PPO best (rollouts only)", "PPO best")):
@@ -232,8 +237,8 @@ def _makespan_markdown(w: pd.DataFrame, trials: pd.DataFrame) -> str:
             + f" | {_p(_gap(d.get('PPO best', math.nan), d.get('CP-SAT', math.nan)))} | "
             f"{_p(_gap(d.get('PPO+LS', math.nan), d.get('CP-SAT', math.nan)))} |")
     timed = [c for c in ("HEFT+LS", "PPO+LS", "LS-pp", "MCTS", "CP-SAT") if c in w]
-    lines += ["", "### Seconds per instance (wall time of each run; the learned agent's training "
-              "is outside its budget)", "",
+    lines += ["", ("### Seconds per instance (wall time of each run; the learned agent's training "
+                   "is outside its budget)"), "",
               "| instance | platform | PPO train s | PPO rollouts s | "
               + " | ".join(f"{c} s" for c in timed) + " |",
               "|---|---|---:|---:|" + "---:|" * len(timed)]
