@@ -54,3 +54,16 @@ def test_search_through_env_problem():
     p = make_problem({"name": "env:mlsysgym/LLMServing-v0", **KW})
     res = search("random", p, 12, seed=0)
     assert res.best_reward > 0
+
+
+def test_sb3_checker_box_actions_and_vector_env():
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    for kw in ({}, {"mode": "sequential"}, {"action_type": "box"}):
+        env = gym.make("mlsysgym/LLMServing-v0", disable_env_checker=True, **KW, **kw).unwrapped
+        sb3_check_env(env)
+    vec = gym.make_vec("mlsysgym/LLMServing-v0", num_envs=2, vectorization_mode="sync", **KW)
+    vec.reset(seed=0)
+    _, rewards, _, _, _ = vec.step(vec.action_space.sample())
+    assert rewards.shape == (2,)
+    vec.close()
