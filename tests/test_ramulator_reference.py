@@ -46,16 +46,18 @@ def test_committed_traces_are_what_ramulator_ran(validate, rows):
         assert all(int(r["ram_rd"]) + int(r["ram_wr"]) <= len(t) for r in mine)
 
 
-def test_same_column_commands_and_refreshes(result, rows):
-    """Every request is one column command in both, except reads Ramulator forwards from its
-    write queue (only the accelerator traces read back what they just wrote); both refresh once
-    per tREFI of their own run time (within one)."""
+def test_same_column_commands_forwards_and_refreshes(result, rows):
+    """Every request is one column command in both, except reads answered from the write queue
+    (only the accelerator traces read back what they just wrote): ours forwards within 25 % as
+    many as Ramulator (measured 0.80-1.06x); both refresh once per tREFI of their own run time
+    (within one)."""
     o, t = result["ours"], result["theirs"]
     n = np.array([int(r["ram_requests"]) for r in rows])
     fwd = n - np.array([int(r["ram_rd"]) + int(r["ram_wr"]) for r in rows])
     accel = np.array([r["trace"].startswith("accel_") for r in rows])
-    assert np.all(fwd[~accel] == 0)
+    assert np.all(fwd[~accel] == 0) and np.all(o["fwd"][~accel] == 0)
     assert np.all(fwd[accel] > 0)
+    assert np.all(np.abs(o["fwd"][accel] / fwd[accel] - 1) <= 0.25)
     refresh = np.array([r["refresh"] == "AllBank" for r in rows])
     trefi = 9360
     for side in (o, t):
@@ -78,22 +80,52 @@ def test_cycle_exact_where_policies_coincide(validate, rows, result):
 
 
 def test_goals_on_all_settings(result):
-    """Bandwidth and energy meet the goals over the whole grid; latency misses its 5 % goal
-    (closed page, write draining: see benchmarks/results/ramulator.md) and is guarded at the
-    level measured."""
-    e = result["errors"]
-    assert e["bw"]["median"] <= 5.0
-    assert e["energy"]["median"] <= 10.0
-    assert e["avg_lat"]["median"] <= 8.5
-    assert result["rho"]["avg_lat"]["median"] >= 0.95
-    assert result["rho"]["energy"]["median"] >= 0.95
+    """With the Ramulator-like controller settings every goal is met over the whole grid
+    (median errors measured: latency 0.84 % avg / 0.93 % p99, bandwidth 0.17 %, energy 0.15 %;
+    per-trace rank correlations 0.994 / 0.995 / 0.994 / 0.999); guarded near those levels. The
+    closed-page rows keep large errors (see benchmarks/results/ramulator.md)."""
+    e, rho = result["errors"], result["rho"]
+    assert e["avg_lat"]["median"] <= 1.5
+    assert e["p99_lat"]["median"] <= 1.5
+    assert e["bw"]["median"] <= 0.5
+    assert e["energy"]["median"] <= 0.5
+    for k in ("avg_lat", "p99_lat", "bw", "energy"):
+        assert rho[k]["median"] >= 0.98, k
+    assert rho["avg_lat"]["pooled"] >= 0.95
 
 
 def test_goals_on_open_page(validate, rows, result):
+    """Open page (8 settings): measured median errors 0.23 % / 0.44 % / 0.003 % / 0.05 %
+    (avg latency, p99, bandwidth, energy), row hits 0.05 points; rank correlations at least
+    0.97 on every trace for latency and bandwidth."""
     opened = np.array([r["page_policy"] == "Open" for r in rows])
     part = validate.subset(result, rows, opened)
     e, rho = part["errors"], part["rho"]
+    assert e["avg_lat"]["median"] <= 0.5
+    assert e["p99_lat"]["median"] <= 1.0
+    assert e["bw"]["median"] <= 0.1
+    assert e["energy"]["median"] <= 0.2
+    assert e["hit"]["median"] <= 0.2
     for k in ("avg_lat", "p99_lat", "bw"):
-        assert e[k]["median"] <= 5.0, k
-        assert rho[k]["median"] >= 0.95, k
-    assert e["energy"]["median"] <= 10.0
+        assert rho[k]["min"] >= 0.95, k
+
+
+def test_ramulator_policies_are_what_closes_the_gap(validate, rows, result):
+    """Our default controller (row-hit-first FR-FCFS, no write draining, forwarding or active
+    buffer) on the 4 KB stride and the resnet18 trace, open page: the stride's row-hit rate is
+    0.50 where Ramulator's is 0.38 (ready-first closes rows a waiting hit needs), and resnet18's
+    read latency is far above Ramulator's (no write draining); the Ramulator-like settings give
+    0.386 and within 15 %."""
+    keep = np.array([r["trace"] in ("stride4k_sat", "accel_resnet18") and r["page_policy"] == "Open" for r in rows])
+    sub = [r for r, k in zip(rows, keep) if k]
+    plain = validate.ours(sub, ramulator_like=False)
+    like = {k: v[keep] for k, v in result["ours"].items()}
+    theirs = {k: v[keep] for k, v in result["theirs"].items()}
+    stride = np.array([r["trace"] == "stride4k_sat" and r["setting"].startswith("RoBaRaCoCh") and r["queue"] == "32"
+                       for r in sub])
+    assert np.all(np.abs(plain["hit"][stride] - 0.50) < 0.01)
+    assert np.all(np.abs(theirs["hit"][stride] - 0.385) < 0.01)
+    assert np.all(np.abs(like["hit"][stride] - theirs["hit"][stride]) < 0.01)
+    accel = np.array([r["trace"] == "accel_resnet18" for r in sub])
+    assert np.all(plain["avg_lat"][accel] > 2 * theirs["avg_lat"][accel])
+    assert np.all(np.abs(like["avg_lat"][accel] / theirs["avg_lat"][accel] - 1) < 0.15)
