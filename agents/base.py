@@ -245,7 +245,7 @@ class BudgetedProblem:
 
 
 AgentFn = Callable[..., None]  # agent(problem: BudgetedProblem, rng: np.random.Generator, **hp)
-AGENTS: dict[str, AgentFn] = {}                # name → its first registered implementation
+AGENTS: dict[str, AgentFn] = {}                # name → its design-space (else first) implementation
 AGENT_KINDS: dict[str, tuple[str, ...]] = {}   # name → the problem kinds it searches
 _IMPLEMENTATIONS: dict[tuple[str, str], AgentFn] = {}
 
@@ -258,7 +258,8 @@ def register_agent(name: str, kinds: Sequence[str] = ("design",)) -> Callable[[A
     def wrap(fn: AgentFn) -> AgentFn:
         for kind in kinds:
             _IMPLEMENTATIONS[(name, kind)] = fn
-        AGENTS.setdefault(name, fn)
+        if "design" in kinds or name not in AGENTS:  # the design-space one if there is one
+            AGENTS[name] = fn
         AGENT_KINDS[name] = tuple(sorted(set(AGENT_KINDS.get(name, ())) | set(kinds)))
         return fn
     return wrap
@@ -270,6 +271,11 @@ def agent_function(agent: str, kind: str) -> AgentFn | None:
     if fn is None and kind != "design":
         fn = _IMPLEMENTATIONS.get((agent, "episode"))
     return fn
+
+
+def implementations(agent: str) -> dict[str, AgentFn]:
+    """``{kind: function}`` of every implementation registered under ``agent``."""
+    return {k: fn for (a, k), fn in _IMPLEMENTATIONS.items() if a == agent}
 
 
 def agents_for(kind: str) -> list[str]:

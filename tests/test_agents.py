@@ -56,12 +56,17 @@ def hits(agent: str, problem_fn: Any, budget: int, seeds: int, tol: float = 1e-9
 # ---- registry, imports, hyperparameter grids ----------------------------------------------------
 def test_every_agent_is_registered_with_a_hyperparameter_grid() -> None:
     assert set(ALL) <= set(AGENTS)
+    from mlsysgym.agents.base import implementations
+
     for name in ALL:
-        params = inspect.signature(AGENTS[name]).parameters
+        assert "design" not in implementations(name) or AGENTS[name] is implementations(name)["design"]
         grid = AGENT_HYPERPARAMETERS[name]
         assert grid and all(len(v) >= 2 for v in grid.values())
-        assert set(grid) <= set(params), (name, set(grid) - set(params))
-        assert AGENTS[name].__doc__
+        # every grid key is a hyperparameter of at least one implementation of the name
+        params = set().union(*(inspect.signature(fn).parameters
+                               for fn in implementations(name).values()))
+        assert set(grid) <= params, (name, set(grid) - params)
+        assert all(fn.__doc__ for fn in implementations(name).values())
 
 
 def test_importing_agents_does_not_import_heavy_libraries() -> None:
