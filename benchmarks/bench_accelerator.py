@@ -20,11 +20,11 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse
 import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from mlsysgym.experiments.report import stamp_markdown
+from mlsysgym.experiments.timing import time_calls
 from mlsysgym.simulators.accelerator import (
     AcceleratorSimulator,
     DesignArrays,
@@ -52,16 +52,6 @@ def random_columns(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def best_of(fn, repeat: int) -> float:
-    """The fastest of ``repeat`` timed calls (seconds)."""
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--designs", type=int, default=10_000)
@@ -78,13 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     cols = random_columns(args.designs)
     designs = DesignArrays.from_columns(**cols)
 
-    t_vec = best_of(lambda: simulate_totals(designs, ls), args.repeat)
-    t_cols = best_of(lambda: simulate_totals(DesignArrays.from_columns(**cols), ls), args.repeat)
+    t_vec = time_calls(lambda: simulate_totals(designs, ls), args.repeat).best_wall
+    t_cols = time_calls(lambda: simulate_totals(DesignArrays.from_columns(**cols), ls),
+                        args.repeat).best_wall
 
     dicts = [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in cols.items()}
              for i in range(args.dict_designs)]
     sim = AcceleratorSimulator()
-    t_dict = best_of(lambda: sim.evaluate(dicts, ls, cache=False), max(1, args.repeat // 2))
+    t_dict = time_calls(lambda: sim.evaluate(dicts, ls, cache=False),
+                        max(1, args.repeat // 2)).best_wall
 
     rate = args.designs * n_ops / t_vec
     rate_costed = args.designs * n_costed / t_vec

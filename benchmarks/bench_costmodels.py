@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 from mlsysgym.core.target import provenance
 from mlsysgym.experiments.report import stamp_recorded
+from mlsysgym.experiments.timing import time_calls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,21 +39,11 @@ _clock = time.process_time
 
 
 def _best_time(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = _clock()
-        fn()
-        best = min(best, _clock() - t)
-    return best
+    return time_calls(fn, repeats).best_cpu
 
 
 def _median_time(fn, n: int) -> float:
-    times = []
-    for _ in range(n):
-        t = _clock()
-        fn()
-        times.append(_clock() - t)
-    return statistics.median(times)
+    return time_calls(fn, n).median_cpu
 
 
 def _dataset(path: Path, make) -> Any:
