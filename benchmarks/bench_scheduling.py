@@ -1,4 +1,5 @@
-"""Kernel scheduling: KernelSchedulingEnv step time, and HEFT / CPOP vs the CP-SAT optimum.
+"""Kernel scheduling: KernelSchedulingEnv step time, the search agents' evaluation throughput,
+and the heft / cpop agents vs the cpsat agent's optimum (all through ``search``).
 
 Run: .venv/bin/python benchmarks/bench_scheduling.py [--episodes 20] [--time-limit 10]
 Writes benchmarks/results/scheduling.md. Target: env step ≤ 1 ms on ResNet-50 (122 ops).
@@ -13,7 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from mlsysgym.agents.scheduling_baselines import cpop, cpsat_schedule, heft
+from mlsysgym.agents import search
+from mlsysgym.agents.problems import make_problem
+from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import zoo
@@ -44,15 +47,28 @@ def step_times(model: str, platform: str, episodes: int) -> tuple[int, float, fl
 
 
 def compare(prob: SchedulingProblem, time_limit: float) -> dict[str, float | str]:
-    """Makespans of HEFT, CPOP and CP-SAT (with status, gap, wall time) on one instance."""
-    t0 = time.perf_counter()
-    h = heft(prob).makespan_us(prob)
-    t_heft = time.perf_counter() - t0
-    c = cpop(prob).makespan_us(prob)
-    res = cpsat_schedule(prob, time_limit_s=time_limit, num_workers=1)
-    return {"name": prob.name, "ops": prob.n_ops, "pes": prob.n_pes, "heft": h, "cpop": c,
-            "cpsat": res.makespan_us, "lb": res.lower_bound_us, "status": res.status,
-            "optimal": res.optimal, "gap": res.gap, "heft_ms": t_heft * 1e3, "cpsat_s": res.wall_s}
+    """Makespans of the heft, cpop and cpsat agents (with CP-SAT's status, gap and wall time)
+    on one instance, each one evaluation of its episode."""
+    problem = SchedulingEpisodes.of(prob)
+    h = search("heft", problem, 1)
+    c = search("cpop", problem, 1)
+    ex = search("cpsat", problem, 1, time_limit_s=time_limit, num_workers=1)
+    ms = ex.metrics[0]["makespan_us"]
+    lb = ex.info["lower_bound_us"]
+    return {"name": prob.name, "ops": prob.n_ops, "pes": prob.n_pes,
+            "heft": h.metrics[0]["makespan_us"], "cpop": c.metrics[0]["makespan_us"], "cpsat": ms,
+            "lb": lb, "status": ex.info["cpsat_status"], "optimal": ex.status == "optimal",
+            "gap": 1.0 - lb / ms, "heft_ms": h.wall_time_s * 1e3, "cpsat_s": ex.wall_time_s}
+
+
+def throughput(spec: dict, evaluations: int) -> tuple[str, int, float, float]:
+    """(instance, ops, evaluations/s of the local_search agent from HEFT, % shorter than HEFT)
+    under an evaluation budget (deterministic for seed 0)."""
+    problem = make_problem(spec)
+    res = search("local_search", problem, evaluations, seed=0)
+    first, best = res.metrics[0]["makespan_us"], res.metrics[res.best_index]["makespan_us"]
+    return problem.name, problem.instance.n_ops, res.n_evaluations / res.wall_time_s, \
+        100.0 * (first - best) / first
 
 
 def main() -> None:
@@ -72,6 +88,11 @@ def main() -> None:
         for plat in ("big_little", "soc_npu"):
             instances.append(replace(build_problem(g, plat), name=f"{model}@{plat}"))
     rows = [compare(p, args.time_limit) for p in instances]
+    search_rows = [throughput(spec, 2000) for spec in (
+        {"name": "scheduling", "n_ops": 20, "n_pes": 4, "seed": 0},
+        {"name": "scheduling", "n_ops": 40, "n_pes": 4, "seed": 0},
+        {"name": "scheduling", "model": "resnet18", "platform": "soc_npu"},
+        {"name": "scheduling", "model": "mobilenetv2", "platform": "soc_npu"})]
 
     def pct(a: float, b: float) -> str:
         return f"{100.0 * (a - b) / b:+.1f}%"
@@ -91,6 +112,15 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|",
         *[f"| {m} | {p} | {n} | {med:.1f} | {p95:.1f} | {rs:.1f} |"
           for m, p, n, med, p95, rs in step_rows],
+        "",
+        "## Local search throughput",
+        "",
+        ("`search(\"local_search\", problem, 2000, seed=0)`: every move's complete schedule is "
+         "one evaluation (replayed by the problem); evaluations per second of the whole run."),
+        "",
+        "| instance | ops | evaluations/s | % shorter than HEFT after 2,000 |",
+        "|---|---:|---:|---:|",
+        *[f"| {name} | {n} | {rate:,.0f} | {gain:+.2f}% |" for name, n, rate, gain in search_rows],
         "",
         "## HEFT and CPOP vs the CP-SAT optimum",
         "",
