@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from abc import abstractmethod
@@ -80,7 +81,8 @@ def check_domain(schema: FeatureSchema, rows: Sequence[Mapping[str, Any]],
     """OutOfDomainError (one line naming the design, feature and value) for the first design
     in ``rows`` a model with ``schema`` cannot score. Always refused: a numeric feature that is
     not a number (bools and strings included), not finite, or <= 0 under a log2 transform; a
-    bool for a categorical feature without bool categories. Refused unless ``allow_ood`` (then
+    bool, null, list, object or non-finite number for a categorical feature (unless it is
+    one of the categories). Refused unless ``allow_ood`` (then
     the prediction is an extrapolation flagged ``ood``): a number outside the training range,
     an unknown category. Missing features are left to ``encode`` (SchemaMismatchError)."""
     for i, row in enumerate(rows):
@@ -93,6 +95,9 @@ def check_domain(schema: FeatureSchema, rows: Sequence[Mapping[str, Any]],
                 known = any(_same_category(v, c) for c in f.categories)
                 if isinstance(v, bool) and not any(isinstance(c, bool) for c in f.categories):
                     raise OutOfDomainError(f"{where} is a bool; choose one of {list(f.categories)}")
+                if not known and not (isinstance(v, str) or _finite_number(v)):
+                    raise OutOfDomainError(f"{where} is not a category (a string or a finite "
+                                           f"number); choose one of {list(f.categories)}")
                 if not known and not allow_ood:
                     raise OutOfDomainError(f"{where} is not a category the model was trained on "
                                            f"({list(f.categories)}); pass --allow-ood to "
@@ -100,13 +105,23 @@ def check_domain(schema: FeatureSchema, rows: Sequence[Mapping[str, Any]],
                 continue
             if isinstance(v, bool | np.bool_) or not isinstance(v, int | float | np.number):
                 raise OutOfDomainError(f"{where} is not a number")
-            if not np.isfinite(v):
-                raise OutOfDomainError(f"{where} is not finite")
+            if not _finite_number(v):
+                raise OutOfDomainError(f"{where} is not a finite number a float can hold")
             if f.transform == "log2" and v <= 0:
                 raise OutOfDomainError(f"{where} must be > 0 (the model takes its log2)")
             if not f.low <= v <= f.high and not allow_ood:
                 raise OutOfDomainError(f"{where} is outside the training range [{f.low:g}, "
                                        f"{f.high:g}]; pass --allow-ood to extrapolate")
+
+
+def _finite_number(v: Any) -> bool:
+    """``v`` is an int or float that converts to a finite float (Python ints are unbounded)."""
+    if isinstance(v, bool) or not isinstance(v, int | float | np.number):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def _same_category(v: Any, c: Any) -> bool:

@@ -393,14 +393,15 @@ def test_usage_errors_are_one_line(capsys, case):
 
 # ---- costmodel predict: out-of-domain designs refused, output always valid JSON ---------------
 PREDICT_CASES = {  # value, refused even with --allow-ood, message
-    "nan": ("rows", float("nan"), True, "not finite"),
-    "infinity": ("rows", float("inf"), True, "not finite"),
+    "nan": ("rows", float("nan"), True, "not a finite number"),
+    "infinity": ("rows", float("inf"), True, "not a finite number"),
     "zero_under_log": ("rows", 0, True, "must be > 0"),
     "negative": ("bandwidth", -8, True, "must be > 0"),
     "bool": ("rows", True, True, "not a number"),
     "string_number": ("rows", "16", True, "not a number"),
     "null": ("ifmap_kb", None, True, "not a number"),
     "huge": ("rows", 1e308, False, "outside the training range [4, 256]"),
+    "huge_int": ("rows", 10**400, True, "not a finite number a float can hold"),
     "above_range": ("cols", 512, False, "outside the training range"),
     "unknown_category": ("dataflow", "xx", False, "not a category"),
     "bool_category": ("dataflow", True, True, "is a bool"),
@@ -594,3 +595,35 @@ def test_iree_compile_under_a_small_memory_cap_is_a_failed_kernel(monkeypatch, t
 def test_ignored_or_overflowing_arguments_are_refused(dyn_onnx, capsys, argv, message):
     assert message in one_error_line(capsys, argv)
     assert not Path("t.trace").exists()
+
+
+def test_surrogate_with_a_wrong_schema_model_is_typed(saved_model):
+    import gymnasium as gym
+    from mlsysgym.costmodels.surrogate import load_surrogate
+    from mlsysgym.envs.accelerator_env import accelerator_space
+
+    tiling = Path(__file__).parents[1] / "costmodels" / "models" / "tiling"
+    designs = accelerator_space().sample(0, 20)  # 20 > 16: the vectorized encoder too
+    for model, rows in ((tiling, designs[:2]), (tiling, designs),
+                        (saved_model, [{k: v for k, v in d.items() if k != "rows"}
+                                       for d in designs]),
+                        (saved_model, [{**d, "rows": "many"} for d in designs])):
+        with pytest.raises(MlsysgymError) as e:
+            load_surrogate(model).evaluate(rows, "resnet18")
+        assert "\n" not in str(e.value)
+    with pytest.raises(MlsysgymError, match="the model was not trained on"):
+        gym.make("mlsysgym/DRAM-v0", evaluator=f"surrogate:{saved_model}",
+                 disable_env_checker=True)
+
+
+def test_sweep_interrupted_exits_130_with_the_resume_hint(tmp_path, capsys, monkeypatch):
+    from mlsysgym.experiments import sweep
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt  # what run_sweep raises once Tune has stopped on Ctrl-C
+
+    monkeypatch.setattr(sweep, "run_sweep", interrupted)
+    rc = main(["sweep", "synthetic", "--output-dir", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 130 and err.count("\n") == 1
+    assert "interrupted; 0 trials are finished" in err and "rerun with --resume" in err
