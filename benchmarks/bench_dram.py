@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 from mlsysgym.experiments.report import stamp_markdown
-from mlsysgym.simulators.dram import prepare_trace, simulate
+from mlsysgym.simulators.dram import ControllerSettings, prepare_trace, simulate
 from mlsysgym.simulators.dram_traces import (
     mixed_trace,
     random_trace,
@@ -35,6 +35,12 @@ DESIGNS: dict[str, dict] = {
     "OpenAdaptive, FrFcfsGrp, ReadWrite 64, PerBank, Reorder 16": {
         "PagePolicy": "OpenAdaptive", "Scheduler": "FrFcfsGrp", "SchedulerBuffer": "ReadWrite",
         "RequestBufferSize": 64, "RefreshPolicy": "PerBank", "Arbiter": "Reorder", "MaxActiveTransactions": 16},
+}
+RAMULATOR_LIKE = ControllerSettings(write_drain=True, read_forwarding=True, active_buffer=32, ready_first=True)
+SETTINGS: dict[str, tuple[dict, ControllerSettings]] = {
+    **{name: (d, ControllerSettings()) for name, d in DESIGNS.items()},
+    "ReadWrite 32 + Ramulator-like settings (drain, forwarding, active buffer, ready-first)": (
+        {"SchedulerBuffer": "ReadWrite", "RequestBufferSize": 32}, RAMULATOR_LIKE),
 }
 
 
@@ -72,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for tname, tr in traces(n).items():
         p = prepare_trace(tr)
-        for dname, design in DESIGNS.items():
-            cpu, wall, res = timed(lambda p=p, design=design: simulate(p, design), args.repeat)
+        for dname, (design, st) in SETTINGS.items():
+            cpu, wall, res = timed(lambda p=p, design=design, st=st: simulate(p, design, settings=st), args.repeat)
             rows.append((tname, dname, n / cpu, n / wall, res))
             print(f"{tname:30s} {dname:58s} {n / cpu / 1e6:6.2f} M req/s cpu  {n / wall / 1e6:6.2f} M req/s wall  "
                   f"lat {res.avg_latency_ns:9.1f} ns  bw {res.bandwidth_gbps:5.2f} GB/s  hit {res.row_hit_rate:.3f}",

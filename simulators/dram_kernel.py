@@ -112,22 +112,26 @@ def heap_pop(h: np.ndarray, n: int) -> int:
 # ----------------------------------------------------------------------------- set-up
 
 @_helper
-def make_config(geo, tm, kn, st):
-    """The design's knobs and the organisation as named integers."""
+def make_config(geo, tm, kn, st, plain):
+    """The design's knobs, the controller settings and the organisation as named integers
+    (``plain``: the default settings, as constants the compiler folds away)."""
     n_ch, rpc, n_bg, bpg = geo[0], geo[1], geo[2], geo[3]
     bpr = n_bg * bpg
     refp = kn[K_REF]
     in_order = kn[K_RESP] == 1 or kn[K_ARB] == 2
     fwd = 0 if kn[K_ARB] == 0 else 1
     ref_interval = tm[T_REFI] if refp == 1 else max(tm[T_REFI] // bpr, 1)
-    ready_first = st[S_READY_FIRST] != 0 and kn[K_SCHED] == 1
+    ready_first = False if plain else st[S_READY_FIRST] != 0 and kn[K_SCHED] == 1
+    drain = False if plain else st[S_DRAIN] != 0
+    forward = False if plain else st[S_FORWARD] != 0
+    active_cap = 0 if plain else st[S_ACTIVE]
     return Config(
         n_ch=n_ch, rpc=rpc, n_bg=n_bg, bpg=bpg, n_rank=n_ch * rpc, bpr=bpr, n_bank=n_ch * rpc * bpr,
         page=kn[K_PAGE], sched=kn[K_SCHED], bufk=kn[K_BUF], bsize=kn[K_BUFSIZE], refp=refp,
         maxpost=kn[K_MAXPOST], maxpull=kn[K_MAXPULL], in_order=in_order,
         limit=kn[K_ARB] != 0, maxact=kn[K_MAXACT], fwd=fwd, ref_interval=ref_interval,
-        drain=st[S_DRAIN] != 0, wr_high=st[S_WR_HIGH], wr_low=st[S_WR_LOW], forward=st[S_FORWARD] != 0,
-        active_cap=st[S_ACTIVE], ready_first=ready_first)
+        drain=drain, wr_high=st[S_WR_HIGH], wr_low=st[S_WR_LOW], forward=forward, active_cap=active_cap,
+        ready_first=ready_first)
 
 
 def make_state(geo: np.ndarray, tm: np.ndarray, kn: np.ndarray, st: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
@@ -372,11 +376,12 @@ def choose_request(cf, bk, q, ch, rq, cnt, row, is_wr, b, c):
     command) and the command it needs next. False when no queued request is eligible."""
     L = bk[B_QLEN, b]
     o = bk[B_OPEN, b]
-    first = -1
-    for j in range(L):
-        if eligible(cf, bk, rq, cnt, is_wr, b, q[b, j]):
-            first = j
-            break
+    first = 0 if L > 0 and not cf.drain else -1
+    if cf.drain:
+        for j in range(L):
+            if eligible(cf, bk, rq, cnt, is_wr, b, q[b, j]):
+                first = j
+                break
     if first < 0:
         bk[B_CAND_CMD, b] = NONE
         return False
@@ -601,7 +606,7 @@ def issue(cf, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, row, is_wr, b, now
     if bk[B_ACT_FOR, b] == x:
         bk[B_ACT_FOR, b] = -1
     rk[R_PENDING, r] -= 1
-    if rq[Q_REL, x] != 0:
+    if cf.active_cap > 0 and rq[Q_REL, x] != 0:
         cnt[C_ACTBUF] -= 1
         bk[B_NREL, b] -= 1
     else:
@@ -637,12 +642,11 @@ def issue(cf, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, row, is_wr, b, now
 
 # ----------------------------------------------------------------------------- the loop
 
-@numba.njit(cache=True, _nrt=False)
-def run(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log):
+@_helper
+def event_loop(cf, arrival, is_wr, bank, row, col, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log):
     """The event loop, from the state it is given until every request is served (DONE), a log
     is full (LOG_FULL: grow it and call again) or nothing can happen (STALLED)."""
     n = arrival.shape[0]
-    cf = make_config(geo, tm, kn, st)
     if cf.drain:
         update_write_mode(cf, bk, cnt)
     while cnt[C_ISSUED] < n:
@@ -670,6 +674,22 @@ def run(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq,
     return DONE
 
 
+@numba.njit(cache=True, _nrt=False)
+def run(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log):
+    """:func:`event_loop` with the controller settings ``st``."""
+    cf = make_config(geo, tm, kn, st, False)
+    return event_loop(cf, arrival, is_wr, bank, row, col, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log)
+
+
+@numba.njit(cache=True, _nrt=False)
+def run_plain(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt, act_log,
+              ref_log):
+    """:func:`event_loop` with the default controller settings compiled in, so the code of the
+    others (write draining, forwarding, active buffer, ready-first) costs nothing when unused."""
+    cf = make_config(geo, tm, kn, st, True)
+    return event_loop(cf, arrival, is_wr, bank, row, col, tm, bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log)
+
+
 def controller(arrival: np.ndarray, is_wr: np.ndarray, bank: np.ndarray, row: np.ndarray, col: np.ndarray,
                geo: np.ndarray, tm: np.ndarray, kn: np.ndarray, st: np.ndarray) -> tuple[np.ndarray, ...]:
     """Run one design over one trace; returns per-request admission and response cycles (-1:
@@ -682,8 +702,9 @@ def controller(arrival: np.ndarray, is_wr: np.ndarray, bank: np.ndarray, row: np
     timings (``T_*``), ``kn`` the knob codes (``K_*``), ``st`` the controller settings (``S_*``).
     """
     bk, q, rk, grp, ch, rq, heap, cnt, act_log, ref_log = make_state(geo, tm, kn, st, arrival.shape[0])
+    loop = run_plain if not (st[S_DRAIN] or st[S_FORWARD] or st[S_ACTIVE] or st[S_READY_FIRST]) else run
     while True:
-        status = run(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt,
+        status = loop(arrival, is_wr, bank, row, col, geo, tm, kn, st, bk, q, rk, grp, ch, rq, heap, cnt,
                      act_log, ref_log)
         if status != LOG_FULL:
             break
