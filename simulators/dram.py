@@ -31,8 +31,16 @@ documented semantics:
 
 Timing enforced: tRCD, tRP, tRAS, tRC, tRRD_S/L, tFAW, tCCD_S/L, tWTR_S/L, tRTP, tWR, CL/CWL,
 burst length, read-to-write turnaround, rank-to-rank turnaround, one command per cycle,
-tREFI/tRFC. The controller loop is event driven: it jumps from one command, admission or
-refresh event to the next instead of ticking every cycle, and runs compiled with numba.
+tREFI/tRFC. The controller loop (``dram_kernel``) is event driven: it jumps from one command,
+admission or refresh event to the next instead of ticking every cycle, and runs compiled with
+numba.
+
+**Controller settings** outside the ten knobs (``ControllerSettings``, fixed per simulator, not
+searched): write draining between high/low watermarks, read forwarding from queued writes, an
+active buffer that frees a request's queue entry at its ACT, and ready-first FR-FCFS. They are
+off by default (DRAMSys's controller as the knobs describe it); together they bring it close
+to Ramulator 2.0's generic controller (open page: median read-latency error 0.2 %; closed page
+still differs, see ``benchmarks/results/ramulator.md``).
 
 Metrics: latency is from a request's trace cycle to its response (end of its data burst, or
 later with in-order responses), so it includes queueing and back-pressure; bandwidth is bytes
@@ -41,8 +49,8 @@ moved over the time to the last response; the row-hit rate is 1 - ACTs / request
 Simplifications versus DRAMSys: every request is one burst (64 B; DDR4 has no per-bank
 refresh, so PerBank uses an assumed tRFCpb); no power-down or self-refresh; PREA and REF take no
 command-bus slot; no front-end/back-end pipeline delays beyond the arbiter's one cycle; no
-separate write-data buffer or write draining watermarks; refresh precharges its banks as one
-atomic step; the trace player is a single blocking initiator (so the two Reorder options both
+write draining, forwarding or active buffer unless ``ControllerSettings`` asks for them;
+refresh precharges its banks as one atomic step; the trace player is a single blocking initiator (so the two Reorder options both
 mean in-order responses to it); arbitration delays are one cycle, not configurable.
 """
 
