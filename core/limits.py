@@ -131,4 +131,4 @@ def _out_of_memory(proc: subprocess.CompletedProcess) -> bool:
     """Did the child fail because an allocation was refused?"""
     err = proc.stderr
     text = err.decode(errors="replace") if isinstance(err, bytes) else str(err or "")
-    return bool(_OOM_RE.search(text[-4000:]))
+    return bool(_OOM_RE.search(text))
