@@ -23,6 +23,13 @@ class AcceleratorEnv(DesignEnv):
     ``weighted``. Designs over ``area_budget_mm2`` / ``power_budget_mw`` are penalized and
     flagged ``infeasible`` in ``info``. ``evaluator``: the analytical simulator by default, or
     any Evaluator with the observation metrics, e.g. ``"surrogate:PATH"`` (a saved cost model).
+
+    ``info`` after a step: ``design``, ``metrics`` (``latency_ms``, ``energy_uj``, ``area_mm2``,
+    ``power_mw``, ``utilization``, ... of the evaluator), ``reward``, ``infeasible``,
+    ``workload_id``, ``evaluator_id``. ``reset(options={"workload": "resnet18"})`` switches the
+    model (a zoo name, ONNX path or Graph). ``render_mode="rgb_array"`` draws the PE array, its
+    SRAMs and every layer's utilization on the last design (the reference design before the
+    first step; :func:`mlsysgym.envs.render.accelerator_figure`).
     """
 
     def __init__(self, model: str | Path | Graph = "resnet50", mode: str = "one-shot",
@@ -41,3 +48,18 @@ class AcceleratorEnv(DesignEnv):
             reward_kwargs=reward_kwargs, budgets=budgets, mode=mode, max_steps=max_steps,
             observation_metrics=("latency_ms", "energy_uj", "area_mm2", "power_mw", "utilization"),
             action_type=action_type, render_mode=render_mode)
+
+    def _resolve_workload(self, workload: Any) -> Graph:
+        from mlsysgym.ir import zoo
+
+        return zoo.resolve(workload)
+
+    def _figure(self) -> Any:
+        from mlsysgym.envs.render import accelerator_figure
+        from mlsysgym.simulators.accelerator import layer_table
+
+        design = self._shown_design()
+        metrics = self.last_info.get("metrics", self.reference)
+        name = getattr(self.workload, "name", "workload")
+        return accelerator_figure(design, layer_table(design, self.workload), metrics,
+                                  f"{name}, step {self._t}")

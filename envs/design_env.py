@@ -23,9 +23,17 @@ first observation value is the last reward (clipped to ±10; 0 before the first 
 the ``scorer`` attribute is set, it goes there instead of the evaluator (the RL agents route a
 user's env through their evaluation budget this way).
 
-``info`` holds the raw metrics, the design, the reward, ``infeasible`` (over a budget or
-violating a constraint of the space), the workload and evaluator ids (for
-:class:`mlsysgym.core.dataset.LogEvaluations`).
+``info`` (after a step that evaluates a design): ``design`` (the design, a dict),
+``metrics`` (the evaluator's metrics, floats), ``reward``, ``infeasible`` (over a budget or
+violating a constraint of the space), ``workload_id`` and ``evaluator_id`` (for
+:class:`mlsysgym.core.dataset.LogEvaluations`; None for a scorer env). Sequential steps that
+evaluate nothing give ``{"action_mask": ...}``; ``reset`` gives ``{}``.
+
+``reset(options={"workload": W})`` evaluates the next episodes on workload ``W`` (what the
+env's constructor takes: a zoo model, a trace...; the reference design is re-evaluated on it, so
+rewards stay relative to the reference on the new workload). ``render_mode``: ``"ansi"`` (a
+line of text), ``"rgb_array"`` / ``"human"`` (:mod:`mlsysgym.envs.render`: the design and the
+episode's rewards; the accelerator and DRAM envs draw their own pictures).
 """
 
 from __future__ import annotations
@@ -77,7 +85,7 @@ def middle_design(space: DesignSpace) -> dict[str, Any]:
 class DesignEnv(gym.Env):
     """Search a DesignSpace by evaluating designs with an Evaluator on one workload."""
 
-    metadata = {"render_modes": ["ansi"]}  # noqa: RUF012  (gymnasium convention)
+    metadata = {"render_modes": ["ansi", "rgb_array", "human"], "render_fps": 4}  # noqa: RUF012
 
     def __init__(self, space: DesignSpace, evaluator: Evaluator, workload: Any,
                  reward: Reward | str = "edp", reward_kwargs: Mapping[str, Any] | None = None,
@@ -96,7 +104,8 @@ class DesignEnv(gym.Env):
         if unknown:
             raise EnvConfigError(f"unknown observation metrics {unknown}; "
                                  f"the evaluator gives {sorted(self.reference)}")
-        self.reward_fn = self._make_reward(reward, dict(reward_kwargs or {}), budgets)
+        self._reward_spec = (reward, dict(reward_kwargs or {}), budgets)
+        self.reward_fn = self._make_reward(*self._reward_spec)
         self.workload_id = evaluator.workload_id(workload)
         self._setup(space, mode, max_steps, action_type, metrics, render_mode, max_flat)
 
@@ -119,6 +128,9 @@ class DesignEnv(gym.Env):
                observation_metrics: tuple[str, ...], render_mode: str | None,
                max_flat: int) -> None:
         """Spaces and episode state (shared by both constructors)."""
+        from mlsysgym.envs.render import check_render_mode
+
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.space, self.mode, self.action_type = space, mode, action_type
         self.render_mode = render_mode
         self.max_steps = max_steps if mode == "one-shot" else space.dim
@@ -150,6 +162,7 @@ class DesignEnv(gym.Env):
         self._partial: list[int] = []
         self._last_obs_metrics = np.zeros(k)
         self._last_design_unit = -np.ones(d)
+        self._rewards: list[float] = []
         self.last_info: dict[str, Any] = {}
 
     # ---- reward ---------------------------------------------------------------------------
@@ -191,12 +204,36 @@ class DesignEnv(gym.Env):
                               ).astype(np.float32)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode; ``options={"workload": W}`` switches the workload first."""
         super().reset(seed=seed)
+        if options and options.get("workload") is not None:
+            self._set_workload(options["workload"])
         self._t = 0
         self._partial = []
         self._last_obs_metrics = np.zeros(len(self._last_obs_metrics))
         self._last_design_unit = -np.ones(self.space.dim)
+        self._rewards = []
+        self.last_info = {}
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), {}
+
+    def _resolve_workload(self, workload: Any) -> Any:
+        """What the evaluator takes for ``workload`` (subclasses resolve names)."""
+        return workload
+
+    def _set_workload(self, workload: Any) -> None:
+        """Evaluate on ``workload`` from now on: the reference design is evaluated on it and the
+        reward rebuilt (rewards stay relative to the reference)."""
+        if self.evaluator is None:
+            raise EnvConfigError("this env scores designs with a scorer and has no workload; "
+                                 "reset(options={'workload': ...}) needs an evaluator env")
+        workload = self._resolve_workload(workload)
+        self.reference = self.evaluator.evaluate_one(self.reference_design, workload)
+        self.workload, self.workload_id = workload, self.evaluator.workload_id(workload)
+        self._ref = np.array([max(abs(self.reference[m]), 1e-30)
+                              for m in self.observation_metrics])
+        self.reward_fn = self._make_reward(*self._reward_spec)
 
     def action_masks(self) -> np.ndarray:
         """Valid actions: all in one-shot mode; the current parameter's levels in sequential mode."""
@@ -272,21 +309,50 @@ class DesignEnv(gym.Env):
         else:
             self._last_obs_metrics = np.clip([reward], -10.0, 10.0)
         self._last_design_unit = unit
+        self._rewards.append(reward)
         info = {"design": design, "metrics": raw, "reward": reward,
                 "infeasible": not bool(feasible[0]), "workload_id": self.workload_id,
                 "evaluator_id": None if self.evaluator is None else self.evaluator.id}
         self.last_info = info
         terminated = self.mode == "sequential"
         truncated = self.mode == "one-shot" and self._t >= self.max_steps
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), reward, terminated, truncated, info
 
-    def render(self) -> str | None:
+    def render(self) -> Any:
+        """``ansi``: a line for the last step; ``rgb_array``: the picture (``human``: shown)."""
         if self.render_mode == "ansi" and self.last_info:
             i = self.last_info
             return (f"step {self._t}: reward {i['reward']:.4g} design {i['design']} "
                     f"{'INFEASIBLE ' if i['infeasible'] else ''}metrics "
                     + ", ".join(f"{m}={i['metrics'][m]:.4g}" for m in self.observation_metrics))
+        if self.render_mode in ("rgb_array", "human"):
+            from mlsysgym.envs.render import output
+
+            return output(self, self._figure())
         return None
+
+    def _figure(self) -> Any:
+        """The picture of the env now (subclasses draw their own)."""
+        from mlsysgym.envs.render import design_figure
+
+        unit = self._last_design_unit
+        design = self._decode_unit(np.where(unit < 0, 0.5, unit))
+        labels = [f"{design[n]}" if u >= 0 else "(not chosen)"
+                  for n, u in zip(self.space.names, unit)]
+        title = f"{type(self).__name__} step {self._t}/{self.max_steps}"
+        return design_figure(self.space.names, unit, labels, self._rewards, title)
+
+    def _shown_design(self) -> dict[str, Any] | None:
+        """The design to draw: the last evaluated one, else the reference design."""
+        return self.last_info.get("design", self.reference_design)
+
+    def close(self) -> None:
+        from mlsysgym.envs.render import close_window
+
+        close_window(self)
+        super().close()
 
 
 def _check_config(mode: str, action_type: str, max_steps: int) -> None:

@@ -46,7 +46,7 @@ import numpy as np
 from mlsysgym.core.evaluator import Evaluator
 from mlsysgym.envs.design_env import DesignEnv, EnvConfigError, as_evaluator
 from mlsysgym.envs.rewards import Reward
-from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
+from mlsysgym.simulators.dram import DEFAULT_MAPPING, DESIGN_SPACE, DramSimulator
 from mlsysgym.simulators.dram_power import CommandCounts, dram_energy
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E, DramDevice
 from mlsysgym.simulators.dram_traces import DramTrace, TraceError, resolve_trace
@@ -135,6 +135,14 @@ class DramEnv(DesignEnv):
     (passed to the reward; wins over what the objective sets), ``max_requests`` (keep the
     trace's first requests), ``mode``, ``max_steps`` (100), ``evaluator`` (a DramSimulator by
     default), ``action_type``, ``render_mode``.
+
+    ``info`` after a step: ``design`` (the ten knobs), ``metrics`` (the simulator's:
+    ``avg_latency_ns``, ``p99_latency_ns``, ``bandwidth_gbps``, ``row_hit_rate``,
+    ``energy_nj``, ``power_mw``, ...), ``reward``, ``infeasible``, ``workload_id``,
+    ``evaluator_id``. ``reset(options={"workload": "random"})`` switches the trace (same
+    ``max_requests``; targets recomputed for it unless given). ``render_mode="rgb_array"``
+    simulates the last design again and draws its command timeline
+    (:func:`mlsysgym.envs.render.dram_figure`).
     """
 
     def __init__(self, workload: str | os.PathLike[str] | DramTrace = "stream",
@@ -146,23 +154,48 @@ class DramEnv(DesignEnv):
         if objective not in OBJECTIVES:
             raise EnvConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
         evaluator = as_evaluator(evaluator, DramSimulator)
-        device = getattr(evaluator, "device", MT40A1G8_083E)
-        self.trace = load_trace(workload, max_requests, device)
-        self.objective = objective
-        self.targets = objective_targets(objective, self.trace, targets, device)
-        kwargs: dict[str, Any] = {}
-        if reward == "target_spec":
-            kwargs = {"targets": dict(self.targets), "combine": "product"}
-        elif reward == "weighted":
-            kwargs = {"weights": {m: 1.0 for m in OBJECTIVES[objective]}}
-        elif reward == "edp":
-            kwargs = {"energy": "energy_nj", "delay": "avg_latency_ns"}
-        kwargs.update(reward_kwargs or {})
-        # a truncated trace is passed as the trace itself; a whole one by name (readable ids)
-        wl: Any = self.trace if self.trace is not workload and "truncated_from" in self.trace.meta \
-            else workload
+        self.objective, self.max_requests = objective, max_requests
+        self._given = (reward, targets, dict(reward_kwargs or {}))
+        self.device = getattr(evaluator, "device", MT40A1G8_083E)
+        wl, kwargs = self._load(workload)
         super().__init__(DESIGN_SPACE, evaluator, wl, reward=reward, reward_kwargs=kwargs,
                          mode=mode, max_steps=max_steps, observation_metrics=OBSERVATION_METRICS,
                          reference_design=DESIGN_SPACE.default, action_type=action_type,
                          render_mode=render_mode)
 
+
+    def _load(self, workload: Any) -> tuple[Any, dict[str, Any]]:
+        """Load the trace of ``workload`` and its targets; the evaluator's workload (a truncated
+        trace as the trace itself, a whole one by name, for readable ids) and the reward's
+        keyword arguments."""
+        reward, targets, reward_kwargs = self._given
+        self.trace = load_trace(workload, self.max_requests, self.device)
+        self.targets = objective_targets(self.objective, self.trace, targets, self.device)
+        kwargs: dict[str, Any] = {}
+        if reward == "target_spec":
+            kwargs = {"targets": dict(self.targets), "combine": "product"}
+        elif reward == "weighted":
+            kwargs = {"weights": {m: 1.0 for m in OBJECTIVES[self.objective]}}
+        elif reward == "edp":
+            kwargs = {"energy": "energy_nj", "delay": "avg_latency_ns"}
+        kwargs.update(reward_kwargs)
+        wl: Any = self.trace if self.trace is not workload and "truncated_from" in self.trace.meta \
+            else workload
+        return wl, kwargs
+
+    def _set_workload(self, workload: Any) -> None:
+        wl, kwargs = self._load(workload)
+        self._reward_spec = (self._reward_spec[0], kwargs, self._reward_spec[2])
+        super()._set_workload(wl)
+
+    def _figure(self) -> Any:
+        from mlsysgym.envs.render import dram_figure
+        from mlsysgym.simulators.dram import prepare_trace, simulate
+
+        design = self._shown_design()
+        ev = self.evaluator
+        kw = {k: getattr(ev, k) for k in ("mapping", "settings") if hasattr(ev, k)}
+        prepared = prepare_trace(self.trace, self.device, kw.get("mapping", DEFAULT_MAPPING))
+        result = simulate(prepared, design, self.device, **kw)
+        return dram_figure(result, self.device.org.total_banks, self.device.timing.tck_ns,
+                           prepared.arrival, f"{self.trace.name}, step {self._t}")

@@ -40,7 +40,16 @@ divided by ``LB_0``):
 them, one drawn per reset), ``platform`` (preset name, dict, JSON/YAML path or Platform),
 ``window`` (16), ``max_ops`` / ``max_edges`` (default: the largest workload's), ``op_time``
 (per-PE time functions, see :func:`build_problem`), ``reward_scale`` (None → 1 / LB_0),
-``invalid_action`` ("fallback" | "raise"), ``render_mode`` (None | "ansi").
+``invalid_action`` ("fallback" | "raise"), ``render_mode`` (None | "ansi" | "rgb_array" |
+"human"; the pictures are Gantt charts, :func:`mlsysgym.envs.render.gantt_figure`).
+
+**info** (reset and every step): ``action_mask`` (the valid actions now), ``makespan_us`` (of
+the ops placed so far), ``lower_bound_us`` (``LB_t``), ``workload`` (the instance's name);
+after a step also ``op`` and ``pe`` (what was placed where), ``start_us``, ``finish_us`` and
+``invalid_action`` (True when the action was replaced by a valid one). Episodes last
+``len(ops)`` steps (terminated). ``reset(options={"workload": W})`` plays workload ``W`` (one of
+the env's workloads or a new one that fits ``max_ops`` / ``max_edges``; it joins the env's
+list); ``options={"workload_index": k}`` the k-th of the list.
 
 **Search hooks**: ``get_state()`` / ``set_state(state)`` snapshot and restore an episode (tree
 and local search, :mod:`mlsysgym.agents.scheduling_search`); ``place(op, pe)`` is ``step``
@@ -114,7 +123,8 @@ class _Static:
 class KernelSchedulingEnv(gym.Env):
     """List scheduling of a model graph's ops on a heterogeneous SoC (see the module docstring)."""
 
-    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array", "human"],  # noqa: RUF012
+                                "render_fps": 4}
 
     def __init__(self, workload: Workload | Sequence[Workload] = "resnet50",
                  platform: str | Path | Mapping[str, Any] | Platform = "soc_npu", window: int = 16,
@@ -130,8 +140,10 @@ class KernelSchedulingEnv(gym.Env):
             raise ValueError(f"window must be ≥ 1, got {window}")
         if invalid_action not in ("fallback", "raise"):
             raise ValueError(f"invalid_action must be 'fallback' or 'raise', not {invalid_action!r}")
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', not {render_mode!r}")
+        from mlsysgym.envs.render import check_render_mode
+
+        check_render_mode(render_mode, self.metadata["render_modes"])
+        self.op_time = op_time
         self.problems = [resolve_problem(w, self.platform, op_time) for w in items]
         self.n_pes = len(self.platform.pes)
         self.window = int(window)
@@ -218,9 +230,12 @@ class KernelSchedulingEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start an episode; ``options={"workload_index": k}`` picks the k-th workload."""
+        """Start an episode; ``options={"workload": W}`` plays workload ``W`` and
+        ``options={"workload_index": k}`` the k-th workload (else one drawn at random)."""
         super().reset(seed=seed)
-        if options and "workload_index" in options:
+        if options and options.get("workload") is not None:
+            k = self._workload_index(options["workload"])
+        elif options and "workload_index" in options:
             k = int(options["workload_index"])
             if not 0 <= k < len(self.problems):
                 raise WorkloadError(f"workload_index {k} is out of range; this env has "
@@ -255,7 +270,23 @@ class KernelSchedulingEnv(gym.Env):
             self._ops[i, 7] = 1.0
         self._done = False
         self._refresh_window()
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), self._info()
+
+    def _workload_index(self, workload: Workload) -> int:
+        """Index of ``workload`` in the env's list (a name or problem already there), else
+        resolved and appended (it must fit the observation's ``max_ops`` / ``max_edges``)."""
+        for k, p in enumerate(self.problems):
+            if workload is p or (isinstance(workload, str) and workload == p.name):
+                return k
+        prob = resolve_problem(workload, self.platform, self.op_time)
+        if prob.n_ops > self.max_ops or prob.n_edges > self.max_edges:
+            raise WorkloadError(f"workload {prob.name!r} has {prob.n_ops} ops / {prob.n_edges} "
+                                f"edges, more than this env's max_ops={self.max_ops} / "
+                                f"max_edges={self.max_edges}; build the env with larger ones")
+        self.problems.append(prob)
+        return len(self.problems) - 1
 
     def step(self, action: int) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._done or self._static is None:
@@ -278,6 +309,8 @@ class KernelSchedulingEnv(gym.Env):
         self._refresh_window()
         info = self._info()
         info.update(op=i, pe=p, start_us=t, finish_us=f, invalid_action=invalid)
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), float(reward), self._done, False, info
 
     def place(self, i: int, p: int) -> tuple[float, float, float]:
@@ -336,11 +369,21 @@ class KernelSchedulingEnv(gym.Env):
             self._refresh_window()
         return self._mask.copy()
 
-    def render(self) -> str | None:
-        """ansi: each PE's ops in start order with their times."""
-        if self.render_mode != "ansi" or self._static is None:
+    def render(self) -> Any:
+        """ansi: each PE's ops in start order with their times; rgb_array: the Gantt chart
+        (human: shown)."""
+        if self._static is None:
             return None
         prob = self._static.problem
+        if self.render_mode in ("rgb_array", "human"):
+            from mlsysgym.envs.render import gantt_figure, output
+
+            jobs = prob.job_of if prob.job_of is not None and np.max(prob.job_of) > 0 else None
+            return output(self, gantt_figure(
+                prob.pe_names, np.array(self._assign), np.array(self._start),
+                np.array(self._finish), f"{prob.name} on {self.platform.name}", jobs))
+        if self.render_mode != "ansi":
+            return None
         head = (f"{prob.name} on {self.platform.name}: {len(self._order)}/{prob.n_ops} ops, "
                 f"makespan so far {self._makespan:.1f} us, lower bound {self._lb:.1f} us")
         lines = [head]
@@ -349,6 +392,12 @@ class KernelSchedulingEnv(gym.Env):
             lines.append(f"{name}: " + ", ".join(
                 f"{prob.op_names[i]}[{s:.0f}-{self._finish[i]:.0f}]" for s, i in ops))
         return "\n".join(lines)
+
+    def close(self) -> None:
+        from mlsysgym.envs.render import close_window
+
+        close_window(self)
+        super().close()
 
     # ---- results --------------------------------------------------------------------------------
     @property

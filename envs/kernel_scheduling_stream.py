@@ -26,6 +26,13 @@ one drawn per reset; when None, ``n_streams`` streams of ``n_jobs`` jobs drawn b
 :func:`~mlsysgym.simulators.streams.poisson_stream` from ``models`` at ``load`` (seeds
 ``seed .. seed + n_streams − 1``). ``objective`` ("jct" | "makespan"); the rest as in
 KernelScheduling-v0.
+
+**info**: KernelScheduling-v0's keys (``action_mask``, ``makespan_us``, ``lower_bound_us``,
+``workload``; after a step ``op``, ``pe``, ``start_us``, ``finish_us``, ``invalid_action``) plus
+``mean_jct_us`` and ``n_jobs``. ``reset(options={"workload": S})`` plays stream ``S`` (a
+sequence of Jobs or ``(workload, arrival_us)`` pairs, or a stream SchedulingProblem; it must fit
+``max_ops`` / ``max_edges``); ``options={"workload_index": k}`` the k-th stream. The
+``rgb_array`` picture is the Gantt chart coloured by job.
 """
 
 from __future__ import annotations
@@ -112,6 +119,15 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
                          reward_scale=reward_scale, invalid_action=invalid_action,
                          render_mode=render_mode)
         self._jst: _JobStatic | None = None
+
+    def _workload_index(self, workload: Any) -> int:
+        """A stream given as jobs is built into a problem first (see the base class)."""
+        if not isinstance(workload, (SchedulingProblem, str)):
+            if not isinstance(workload, Sequence) or not workload or not _is_single_stream(workload):
+                raise StreamError("options['workload'] must be one stream: a sequence of Jobs or "
+                                  "(workload, arrival_us) pairs, or a stream SchedulingProblem")
+            workload = build_stream_problem(workload, self.platform, self.op_time)
+        return super()._workload_index(workload)
 
     # ---- episode ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None,

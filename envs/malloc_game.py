@@ -28,6 +28,15 @@ return is the saved fraction minus ``invalid_penalty × info["invalid_actions"]`
 ``invalid_action="raise"`` it raises :class:`InvalidActionError`. An action outside the action
 space always raises.
 
+``info`` (reset and every step): ``action_mask`` (the next buffer's feasible actions),
+``time_us`` (total execution time of the placement so far, undecided buffers slow),
+``all_slow_time_us``, ``invalid_actions`` (masked actions taken this episode), ``step``
+(buffers decided), ``n_buffers``. ``reset(options={"workload": W})`` switches the model (a zoo
+name, ONNX path, Graph — built with this env's capacity, weight, prefetch and machine
+arguments — or a MemoryProblem with the same prefetch setting). Episodes last ``n_buffers``
+steps (terminated). ``render_mode``: ``"ansi"`` (a line), ``"rgb_array"`` / ``"human"`` (the
+memory map, :func:`mlsysgym.envs.render.memory_map_figure`).
+
 Observation (a Dict, every entry in [-1, 1] or [0, 1]):
 
 * ``buffer`` [15]: size / capacity, log-size, start, end, length (÷ ops), memory-boundedness,
@@ -103,7 +112,8 @@ class MallocGameEnv(gym.Env):
             weight, prefetch and machine arguments are ignored.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"]}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array", "human"],
+                                          "render_fps": 4}
 
     def __init__(self, workload: str | Path | Graph = "resnet18", *,
                  capacity_bytes: int | None = None, capacity_fraction: float | None = None,
@@ -117,16 +127,18 @@ class MallocGameEnv(gym.Env):
             raise InvalidActionError(f"invalid_action must be 'slow' or 'raise'; got {invalid_action!r}")
         if n_offsets < 1 or time_bins < 1 or address_bins < 1:
             raise MlsysgymError("n_offsets, time_bins and address_bins must be >= 1")
-        if render_mode not in (None, "ansi"):
-            raise MlsysgymError(f"render_mode must be None or 'ansi'; got {render_mode!r}")
+        from mlsysgym.envs.render import check_render_mode
+
+        check_render_mode(render_mode, self.metadata["render_modes"])
+        if capacity_bytes is None and capacity_fraction is None:
+            capacity_fraction = 0.25
+        self._build_args = {
+            "capacity_bytes": capacity_bytes, "capacity_fraction": capacity_fraction,
+            "include_weights": include_weights, "prefetch_window": prefetch_window,
+            "system": MemorySystem(compute_tflops, fast_bandwidth_gbps, slow_bandwidth_gbps)}
+        self._given_scale = reward_scale_us
         if problem is None:
-            if capacity_bytes is None and capacity_fraction is None:
-                capacity_fraction = 0.25
-            problem = build_problem(
-                resolve_workload(workload), capacity_bytes=capacity_bytes,
-                capacity_fraction=capacity_fraction, include_weights=include_weights,
-                prefetch_window=prefetch_window,
-                system=MemorySystem(compute_tflops, fast_bandwidth_gbps, slow_bandwidth_gbps))
+            problem = build_problem(resolve_workload(workload), **self._build_args)
         self.problem = problem
         self.order = xla_order(problem)
         self._order_list = [int(b) for b in self.order]
@@ -186,13 +198,33 @@ class MallocGameEnv(gym.Env):
 
     # ---- gym API ------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode; ``options={"workload": W}`` switches the model first."""
         super().reset(seed=seed)
+        if options and options.get("workload") is not None:
+            self._set_problem(options["workload"])
         self.state.reset()
         self._step = 0
         self._invalid = 0
         self._occ = np.zeros((len(self._t_edges) - 1, len(self._a_edges) - 1), np.float32)
         self._refresh()
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), self._info()
+
+    def _set_problem(self, workload: str | Path | Graph | MemoryProblem) -> None:
+        """Play ``workload`` from now on (same spaces: offsets, bins and prefetch setting)."""
+        p = workload if isinstance(workload, MemoryProblem) else \
+            build_problem(resolve_workload(workload), **self._build_args)
+        if (p.prefetch_window > 0) != self.prefetch:
+            raise MlsysgymError(f"problem {p.name!r} has prefetch_window={p.prefetch_window}; "
+                                f"this env's action space needs "
+                                f"{'a prefetch window' if self.prefetch else 'none'}")
+        self.problem, self.order = p, xla_order(p)
+        self._order_list = [int(b) for b in self.order]
+        self.n_buffers, self.all_slow_time_us = p.n_buffers, p.all_slow_time_us
+        self.reward_scale_us = float(self._given_scale or self.all_slow_time_us)
+        self._precompute(len(self._t_edges) - 1, len(self._a_edges) - 1)
+        self.state = AllocationState(p)
 
     @property
     def current_buffer(self) -> int | None:
@@ -250,6 +282,8 @@ class MallocGameEnv(gym.Env):
         self._step += 1
         self._refresh()
         terminated = self.current_buffer is None
+        if self.render_mode == "human":
+            self.render()
         return self._obs(), float(reward), terminated, False, self._info()
 
     def _paint(self, b: int, mode: int, offset: int) -> None:
@@ -289,13 +323,26 @@ class MallocGameEnv(gym.Env):
                 "all_slow_time_us": self.all_slow_time_us, "invalid_actions": self._invalid,
                 "step": self._step, "n_buffers": self.n_buffers}
 
-    def render(self) -> str | None:
+    def render(self) -> Any:
+        """``ansi``: a one-line summary; ``rgb_array``: the memory map (``human``: shown)."""
+        if self.render_mode in ("rgb_array", "human"):
+            from mlsysgym.envs.render import memory_map_figure, output
+
+            s = self.state
+            return output(self, memory_map_figure(self.problem, s.mode, s.offset, self._step,
+                                                  s.total_us, self.problem.name))
         if self.render_mode != "ansi":
             return None
         s = self.state
         return (f"{self.problem.name}: {self._step}/{self.n_buffers} buffers, "
                 f"{int((s.mode == FAST).sum())} fast, {int((s.mode == PREFETCH).sum())} prefetched, "
                 f"time {s.total_us:.3f} us (all-slow {self.all_slow_time_us:.3f} us)")
+
+    def close(self) -> None:
+        from mlsysgym.envs.render import close_window
+
+        close_window(self)
+        super().close()
 
     # ---- snapshots (tree search) ------------------------------------------------------------
     _STATE_ARRAYS: ClassVar[tuple[str, ...]] = ("mode", "offset", "mem_us", "time_us",

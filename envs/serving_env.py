@@ -15,6 +15,13 @@ smallest batching limits).
 Rewards (ratios to the reference plan, the smallest-TP-then-DP heuristic; invalid plans get
 −1): ``goodput`` (output tokens/s × SLO attainment, default), ``throughput``, ``latency``
 (mean end-to-end), ``energy`` (J per output token), ``cost`` (device-seconds per token).
+
+``info`` after an evaluated step: ``design`` (the plan), ``metrics`` (the serving simulator's:
+``ttft_mean_s``, ``tpot_mean_s``, ``throughput_tok_s``, ``slo_attainment``,
+``energy_per_token_j``, ...), ``reward``, ``infeasible``, ``workload_id``, ``evaluator_id``;
+sequential steps before the last: ``action_mask``. The workload (model, cluster, trace) is fixed
+at construction: ``reset(options={"workload": ...})`` is refused (build another env).
+``render_mode="rgb_array"`` draws the plan and the episode's rewards.
 """
 
 from __future__ import annotations
@@ -96,6 +103,10 @@ class LLMServingEnv(DesignEnv):
         self._valid_idx = space.encode_batch(valid, "index") if valid else \
             np.zeros((0, space.dim), np.int64)
         self._batch_from = space.names.index("max_num_seqs")
+
+    def _set_workload(self, workload: Any) -> None:
+        raise EnvConfigError("LLMServing-v0's workload (model, cluster, trace) is fixed at "
+                             "construction; build another env for another one")
 
     def action_masks(self) -> np.ndarray:
         """Valid levels (see the module docstring)."""
