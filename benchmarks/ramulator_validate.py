@@ -582,20 +582,21 @@ is 1 + tRCD + CL + BL/2 = 37 cycles (p99 37).
    waiting for the bus; Rixner et al.'s FR-FCFS (DRAMSys's FrFcfs, our default) serves the oldest
    hit first. This was the 4 KB-stride row-hit difference the issue reported (0.50 ours vs 0.38
    with 32 entries): with `ready_first` ours gives 0.385 vs 0.384 (with 8 entries both 0.499).
-   On the mixed trace the row-hit-first default gives lower latency than Ramulator (60 vs 73
-   cycles, RoBaRaCoCh, no refresh, queue 32); ready-first gives 64.
+   On the mixed trace (RoBaRaCoCh, open page, no refresh, queue 32; the other Ramulator-like
+   settings on) row-hit first gives 0.810 row hits and 62.3 cycles of read latency against
+   Ramulator's 0.791 and 72.7; ready-first gives 0.792 and 71.7.
 4. **Write draining** (`write_drain`). Ramulator serves reads until its write queue passes 80 %
    (or no read is waiting), then drains writes down to 20 %; our default FrFcfs serves reads and
    writes by age, paying a bus turnaround (WR to RD in the same bank group: CWL + BL/2 + tWTR_L
-   = 25 cycles) at every switch. With our defaults the accelerator and mixed traces move less
-   data and wait far longer (accel_resnet18 open page, no refresh, queue 32: 7.61 vs 8.67 GB/s,
-   read latency several times Ramulator's); with draining they agree within a few per cent (see
-   the per-trace table).
+   = 25 cycles) at every switch, and reads wait behind queued writes. On accel_resnet18 (open
+   page, no refresh, queue 32) our default moves 7.61 GB/s with 6609 cycles of read latency
+   against Ramulator's 8.67 GB/s and 34.0 cycles; with the Ramulator-like settings 8.67 GB/s and
+   35.1 cycles.
 5. **Queue accounting** (`active_buffer`). On an ACT, Ramulator moves the request from its read
    or write queue into a separate 32-entry "active" buffer, so an 8-entry read queue holds 8
    not-yet-activated requests plus the activated ones; our default queue counts a request until
-   its column command (saturating random reads, 8 entries: 9.81 vs 10.50 GB/s with our default,
-   equal with the setting). Ramulator 2.0's queue also accepts one request more than its
+   its column command (saturating random reads, 8 entries, no refresh: 10.24 GB/s with our
+   default, 11.04 with the setting, Ramulator 11.02). Ramulator 2.0's queue also accepts one request more than its
    `max_size` (`size <= max_size`), so `max_size` = queue - 1 is configured.
 6. **Energy.** Both use the current-subtraction model with Ramulator's default currents, and
    the formulas are equivalent: for a refresh Ramulator charges the full IDD5B / IPP5B over tRFC
@@ -608,11 +609,14 @@ is 1 + tRCD + CL + BL/2 = 37 cycles (p99 37).
    their 4000 requests, ours within a few per cent of that (the two controllers drain writes at
    slightly different moments, so a write is sometimes already gone).
 
-What still differs on open page is second order: the remaining per-row latency errors above 5 %
-are the 8-entry queues of the mixed and accelerator traces, where small differences in when a
-write batch starts (Ramulator re-evaluates its mode every cycle, ours at each admission and
-column command) and in the active buffer's priority (Ramulator serves a ready activated
-request before any other) move queueing delays of thousands of cycles by a few per cent.
+What still differs on open page: 13 of the 88 open-page rows have a read-latency error above
+5 %, all on write-carrying traces: the mixed trace with the ChRaBaRoCo mapping (196 vs 306
+cycles with refresh, 113 vs 139 without, queue 32; bandwidth equal), otherwise 5-15 % on the
+mixed and accelerator traces, mostly with 8-entry queues. These were not traced to one cause; the policy
+details still modelled differently are when the write mode is re-evaluated (Ramulator every
+cycle, ours at each admission, activation and column command) and the active buffer's priority
+(Ramulator serves a ready activated request before any other; ours orders by issue time, then
+age), both of which move queueing delays of hundreds to thousands of cycles.
 
 Ramulator 2.0 was built with a two-line local change that exposes its fixed 32-entry read and
 write queue sizes as parameters (`read_buffer_max_size`, `write_buffer_max_size`, default 32),
