@@ -604,12 +604,12 @@ def test_surrogate_with_a_wrong_schema_model_is_typed(saved_model):
 
     tiling = Path(__file__).parents[1] / "costmodels" / "models" / "tiling"
     designs = accelerator_space().sample(0, 20)  # 20 > 16: the vectorized encoder too
-    for model, rows in ((tiling, designs[:2]), (tiling, designs),
+    for saved, rows in ((tiling, designs[:2]), (tiling, designs),
                         (saved_model, [{k: v for k, v in d.items() if k != "rows"}
                                        for d in designs]),
                         (saved_model, [{**d, "rows": "many"} for d in designs])):
         with pytest.raises(MlsysgymError) as e:
-            load_surrogate(model).evaluate(rows, "resnet18")
+            load_surrogate(saved).evaluate(rows, "resnet18")
         assert "\n" not in str(e.value)
     with pytest.raises(MlsysgymError, match="the model was not trained on"):
         gym.make("mlsysgym/DRAM-v0", evaluator=f"surrogate:{saved_model}",
@@ -627,3 +627,12 @@ def test_sweep_interrupted_exits_130_with_the_resume_hint(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert rc == 130 and err.count("\n") == 1
     assert "interrupted; 0 trials are finished" in err and "rerun with --resume" in err
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "is empty: nothing to compile"),
+    ("module {\n}\n", "has no function to compile"),
+])
+def test_compile_of_nothing_says_so(tmp_path, capsys, text, message):
+    (tmp_path / "x.mlir").write_text(text)
+    assert message in one_error_line(capsys, ["compile", str(tmp_path / "x.mlir"), "--tune"])

@@ -89,7 +89,12 @@ def _load_source(source: str) -> str:
     if Path(source).suffix == ".mlir":
         from mlsysgym.ir.mlir_parse import read_mlir_file
 
-        return read_mlir_file(source)
+        text = read_mlir_file(source)
+        if not text.strip():
+            raise CompileCliError(f"{source} is empty: nothing to compile")
+        if "func" not in text:  # no func.func / util.func: nothing IREE would compile
+            raise CompileCliError(f"{source} has no function to compile (func.func or util.func)")
+        return text
     from mlsysgym.ir.mlir_import import import_model
 
     return import_model(source).linalg_mlir
