@@ -378,6 +378,7 @@ PARSE_CASES = {
     "unknown_command": (["nosuch"], "invalid choice"),
     "missing_argument": (["ir", "inspect"], "required"),
     "infinite_timeout": (["mlir", "measure", "--out", "d", "--timeout", "inf"], "finite number"),
+    "negative_seed": (["demo", "--seed", "-1"], "a seed must be an integer >= 0, got -1"),
 }
 
 

@@ -9,7 +9,7 @@ import math
 import sys
 from typing import Any
 
-from mlsysgym.commands.argtypes import positive_int
+from mlsysgym.commands.argtypes import positive_int, seed
 
 
 def _csv(s: str | None) -> list[str]:
@@ -30,7 +30,7 @@ def register(group) -> None:
     t.add_argument("--test-fraction", type=float, default=0.2, help="rows held out for the report")
     t.add_argument("--report", default=None, help="write a report (plots, metrics) to this folder")
     t.add_argument("--group", default="workload_id", help="column to break errors down by")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed, default=0)
     t.set_defaults(func=run_train)
 
     e = g.add_parser("eval", help="score a saved cost model on a dataset directory")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsysgym.commands import make_console
-from mlsysgym.commands.argtypes import positive_float, positive_int
+from mlsysgym.commands.argtypes import positive_float, positive_int, seed
 
 DEFAULT_AGENTS = ("random", "random_walk", "ga", "aco", "tpe")
 
@@ -19,7 +19,7 @@ def register(group) -> None:
     p.add_argument("--agents", default=",".join(DEFAULT_AGENTS),
                    help=f"comma-separated agents (default: {','.join(DEFAULT_AGENTS)})")
     p.add_argument("--budget", type=positive_int, default=300, help="evaluations per agent (default: 300)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--area-budget-mm2", type=positive_float, default=20.0,
                    help="designs above this area are penalized (default: 20)")
     p.add_argument("--out", default="demo-results", help="folder for the CSV and the PNG plot")

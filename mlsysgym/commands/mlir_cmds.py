@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlsysgym.commands.argtypes import positive_float, positive_int
+from mlsysgym.commands.argtypes import positive_float, positive_int, seed
 from mlsysgym.core.errors import MlsysgymError
 
 
@@ -45,7 +45,7 @@ def register(group) -> None:
     p.add_argument("--out", default="mlir_kernels", metavar="DATASET_DIR",
                    help="dataset directory (default ./mlir_kernels)")
     p.add_argument("--resume", action="store_true", help="continue a dataset: skip measured kernels")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--models", nargs="*", default=None, help="zoo models to take shapes from")
     p.add_argument("--max-macs", type=positive_float, default=2.5e8, help="cap on a kernel's MACs")
     p.add_argument("--compile-workers", type=positive_int, default=1,
