@@ -1,0 +1,63 @@
+"""benchmarks/serving_validate.py logic on hand-made inputs (the validation set itself is
+never read by tests)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from benchmark_scripts import load_script
+from mlsysgym.simulators.serving.models import load_model
+from mlsysgym.simulators.serving.traces import Trace
+
+sv = load_script("serving_validate.py")
+
+
+def _res():
+    # two requests: arrive 0 and 1 s, first tokens at 0.5 and 1.2 s, done at 2.5 and 1.2 s
+    trace = Trace(np.array([0.0, 1.0]), np.array([10, 20]), np.array([5, 1]))
+    return {"first_token_s": np.array([0.5, 1.2]), "finish_s": np.array([2.5, 1.2])}, trace
+
+
+def test_metric_definitions_by_hand():
+    res, tr = _res()
+    assert sv.predict("TTFT_mean", "s", res, tr) == pytest.approx(0.35)
+    assert sv.predict("TTFT_mean", "ms", res, tr) == pytest.approx(350.0)
+    # APEX: sum of inter-token times (2.0 + 0) over all output tokens incl. first (6)
+    assert sv.predict("TPOT_token_weighted", "s/token", res, tr) == pytest.approx(2.0 / 6)
+    # per-request mean over requests with > 1 token: 2.0 / 4
+    assert sv.predict("TPOT_mean", "ms", res, tr) == pytest.approx(500.0)
+    assert sv.predict("E2E_latency_sum", "s (summed over requests)", res, tr) == \
+        pytest.approx(2.5 + 0.2)
+    assert sv.predict("throughput_tok_s", "tok/s", res, tr) == pytest.approx(6 / 2.5)
+
+
+def _row(**kw):
+    row = {"row_id": "x-ttft", "model": "Llama-3.1-70B", "gpu": "H100-SXM-80GB", "tp": "4",
+           "pp": "1", "dp": "1", "ep": "", "pd_disaggregated": "no", "dtype": "bf16",
+           "kv_cache_dtype": "auto", "engine": "vLLM v0.6.0 (docker)",
+           "engine_flags": "--tensor-parallel-size 4 --gpu-memory-utilization 0.97"}
+    row.update(kw)
+    return row
+
+
+def test_engine_settings_from_flags(tmp_path):
+    s = sv.row_setup(_row(), tmp_path)
+    # 128K-context model on v0.6.0: chunked prefill with 512 tokens; utilization from flags
+    assert s["plan"]["chunked_prefill"] and s["plan"]["max_batched_tokens"] == 512
+    assert s["plan"]["gpu_mem_util"] == 0.97 and s["gpu"] == "H100-SXM"
+    s = sv.row_setup(_row(model="Mistral-Large-Instruct-2407", dtype="fp8 (pre-quantized)",
+                          kv_cache_dtype="fp8",
+                          engine_flags="--max-model-len 20560 --gpu-memory-utilization 0.85"),
+                     tmp_path)
+    assert not s["plan"]["chunked_prefill"] and s["plan"]["max_batched_tokens"] == 20560
+    assert (s["plan"]["dtype"], s["plan"]["kv_dtype"]) == ("fp8", "fp8")
+    s = sv.row_setup(_row(engine="vLLM 0.19.0", gpu="RTXPRO6000 (96 GB)", tp="1",
+                          engine_flags="engine_kwargs: max_num_seqs=128, "
+                                       "max_num_batched_tokens=2048"), tmp_path)
+    assert (s["plan"]["max_num_seqs"], s["plan"]["max_batched_tokens"]) == (128, 2048)
+    assert s["gpu"] == "RTX-PRO-6000"
+
+
+def test_mla_kv_cache():
+    k2 = load_model("Kimi-K2")
+    assert k2.kv_bytes_per_token("bf16") == 61 * (512 + 64) * 2   # latent + rope key
