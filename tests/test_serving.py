@@ -258,3 +258,17 @@ def test_exhaustive_beats_or_ties_heuristics():
     plans, metrics, best = exhaustive(w, "goodput", evaluator=ev, space=space)
     heur = [min_tp_plan(w).as_design(), max_tp_plan(w).as_design()]
     assert score(metrics, "goodput")[best] >= score(ev.evaluate(heur, w), "goodput").max()
+
+
+def test_pipeline_runs_pp_virtual_engines():
+    # two simultaneous requests on tp1·pp2: each virtual engine carries one, so both first
+    # tokens come after one full prefill pass (two stages), not one after the other
+    from mlsysgym.simulators.serving import simulate
+
+    w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2,
+                             trace=Trace(np.zeros(2), np.array([512, 512]), np.array([2, 2])))
+    r = simulate(w, {"tp": 1, "pp": 2, "dp": 1}, details=True)
+    assert r["first_token_s"][0] == pytest.approx(r["first_token_s"][1])
+    cost = StepCost(w.model, w.cluster, Plan(tp=1, pp=2))
+    one_pass = float(cost.step(512, 1, 512 * 513 / 2, 512.0, 0, 0.0)[0])
+    assert r["first_token_s"][0] == pytest.approx(one_pass)

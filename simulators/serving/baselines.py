@@ -108,7 +108,7 @@ def feasible_plans(w: ServingWorkload, batching: bool = True, space: Any = None
     ok2, _ = structural_ok(w.model, w.cluster.n_devices, pc)
     mem = memory_columns(w.model, w.cluster.device.mem_bytes, pc)
     longest = int((w.trace.input_tokens + w.trace.output_tokens).max())
-    keep = ok2 & (mem["kv_tokens"] >= max(longest, 16))
+    keep = ok2 & (mem["kv_tokens"] >= max(longest, 16) * np.asarray(pc["pp"]))
     names = list(space.names)
     rows = zip(*[cols[k][keep].tolist() for k in names])
     return [dict(zip(names, r)) for r in rows]

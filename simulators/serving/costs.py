@@ -15,9 +15,12 @@ efficiencies and kernel floor ``t0`` of its class (:mod:`.calibration`). Per lay
 * with ``tp > 1``, two all-reduces of ``T·h`` bf16 values over the link:
   ``latency + 2(tp − 1)/tp · bytes / bandwidth``.
 
-The last stage adds the LM head (a GEMM over the sequences that emit a token) and sampling.
-With ``pp > 1`` a batch crosses the stages one after another (one batch in flight: the other
-stages idle, the pipeline bubble) plus one point-to-point activation transfer per boundary.
+The last stage adds the LM head (a GEMM over the sequences that emit a token), the gather of
+its vocabulary-parallel logits over the TP group, and sampling. With ``pp > 1`` a batch
+crosses the stages one after another plus one point-to-point activation transfer per
+boundary; the step time returned is that latency. (The evaluator runs ``pp`` virtual engines
+per replica, as vLLM does, so up to ``pp`` batches are in flight; with fewer busy engines the
+idle stages are the pipeline bubble.)
 
 ``active_s`` is the part of the step spent in roofline work (no floors, no communication):
 the energy model charges TDP over it and idle power over the rest.
@@ -148,6 +151,8 @@ class StepCost:
         head = self._roof(2.0 * S * self.head_w, self.head_w * self.wb + S * m.vocab * 4.0 / tp,
                           self.peak_lin, self.g_ec, self.g_em)
         total = self.pp * stage + self.g_t0 + head + 2 * self.el_t0
+        if tp > 1:  # vocab-parallel logits gathered on one rank (bf16)
+            total = total + self.tp_lat + (tp - 1) / tp * S * m.vocab * ACT_BYTES / self.tp_bw
         act_total = self.pp * act + head
         if self.pp > 1:
             total = total + (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)

@@ -1,8 +1,10 @@
 """The serving simulator as an Evaluator: plans (designs) × a serving workload → metrics.
 
 A :class:`ServingWorkload` is a model, a cluster, a request trace and SLO targets. For each
-plan, :func:`simulate` splits the trace over the ``dp`` replicas (round-robin by arrival), runs
-every model instance with :func:`.engine.simulate_instance` (with ``pd_disagg``: a prefill
+plan, :func:`simulate` splits the trace round-robin (by arrival) over the ``dp`` replicas and,
+within a replica of ``pp`` stages, over ``pp`` virtual engines (vLLM's pipeline scheduling:
+each engine has its own batch and 1/pp of the KV cache, so up to ``pp`` batches are in
+flight), runs every engine with :func:`.engine.simulate_instance` (with ``pd_disagg``: a prefill
 instance, the KV transfer over the link, then a decode instance) and reduces the per-request
 times to metrics. Plans that break a rule or do not fit report ``infeasible = 1`` and sentinel
 values (latencies 1e6 s, throughput 0).
@@ -110,16 +112,18 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     active = 0.0
     preempt = 0
     dev = cl.device
-    for r in range(plan.dp):
-        idx = np.arange(r, n, plan.dp)
+    engines = plan.dp * plan.pp  # pp virtual engines per replica share its stages (vLLM)
+    kv = mem.kv_tokens // plan.pp
+    for r in range(engines):
+        idx = np.arange(r, n, engines)
         a, i, o = tr.arrival_s[idx], tr.input_tokens[idx], tr.output_tokens[idx]
         if not plan.pd_disagg:
-            res = simulate_instance(cost, a, i, o, mem.kv_tokens)
+            res = simulate_instance(cost, a, i, o, kv)
             first[idx], finish[idx] = res.first_token_s, res.finish_s
             active += res.active_s
             preempt += res.preemptions
             continue
-        pre = simulate_instance(cost, a, i, np.ones_like(o), mem.kv_tokens)
+        pre = simulate_instance(cost, a, i, np.ones_like(o), kv)
         first[idx] = pre.first_token_s
         finish[idx] = pre.finish_s
         active += pre.active_s
@@ -128,7 +132,7 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
         bw, lat = cl.group_link(2 * plan.tp * plan.pp)
         xfer = lat + i * m.kv_bytes_per_token(plan.kv_dtype) / (plan.tp * plan.pp * bw)
         dec = simulate_instance(cost, (pre.first_token_s + xfer)[more], i[more], o[more],
-                                mem.kv_tokens, prefilled=np.ones(int(more.sum()), bool))
+                                kv, prefilled=np.ones(int(more.sum()), bool))
         finish[idx[more]] = dec.finish_s
         active += dec.active_s
         preempt += dec.preemptions

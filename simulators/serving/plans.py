@@ -206,7 +206,7 @@ def validate_plan(model: ModelSpec, cluster: Cluster, plan: Plan, min_context: i
         raise PlanError(f"plan {_short(plan)} for {model.name}: {msg}")
     mem = {k: float(v[0]) for k, v in memory_columns(model, cluster.device.mem_bytes,
                                                      cols).items()}
-    need = max(min_context, BLOCK_TOKENS)
+    need = max(min_context, BLOCK_TOKENS) * plan.pp  # pp virtual engines split the cache
     if mem["kv_tokens"] < need:
         gib = 1 << 30
         raise PlanError(
@@ -250,8 +250,8 @@ def plan_space(model: ModelSpec, n_devices: int, max_degree: int | None = None,
         cons.append((f"({kv} % tp == 0) or (tp % {kv} == 0)",
                      f"tp and the {kv} KV heads must divide one another"))
     if model.is_moe:
-        cons.append((f"(not expert_parallel) or ({model.n_experts} % "
-                     f"({n_devices} / (pp * (1 + pd_disagg))) == 0)",
+        cons.append(((f"(not expert_parallel) or ({model.n_experts} % "
+                     f"({n_devices} / (pp * (1 + pd_disagg))) == 0)"),
                      "expert parallelism needs dp·tp to divide the experts"))
     params = [PowerOfTwo("tp", 1, top), PowerOfTwo("pp", 1, top), Integer("pd_disagg", 0, 1),
               Categorical("expert_parallel", (False, True) if model.is_moe else (False,)),
