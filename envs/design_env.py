@@ -105,7 +105,8 @@ class DesignEnv(gym.Env):
             raise EnvConfigError(f"unknown observation metrics {unknown}; "
                                  f"the evaluator gives {sorted(self.reference)}")
         self._reward_spec = (reward, dict(reward_kwargs or {}), budgets)
-        self.reward_fn = self._make_reward(*self._reward_spec)
+        self.reward_fn = self._make_reward(self._reward_spec[0], dict(self._reward_spec[1]),
+                                          self._reward_spec[2])
         self.workload_id = evaluator.workload_id(workload)
         self._setup(space, mode, max_steps, action_type, metrics, render_mode, max_flat)
 
@@ -233,7 +234,8 @@ class DesignEnv(gym.Env):
         self.workload, self.workload_id = workload, self.evaluator.workload_id(workload)
         self._ref = np.array([max(abs(self.reference[m]), 1e-30)
                               for m in self.observation_metrics])
-        self.reward_fn = self._make_reward(*self._reward_spec)
+        self.reward_fn = self._make_reward(self._reward_spec[0], dict(self._reward_spec[1]),
+                                          self._reward_spec[2])
 
     def action_masks(self) -> np.ndarray:
         """Valid actions: all in one-shot mode; the current parameter's levels in sequential mode."""

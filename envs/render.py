@@ -80,7 +80,7 @@ class HumanWindow:
         event loop when the backend is interactive."""
         import matplotlib
         import matplotlib.pyplot as plt
-        from matplotlib import rcsetup
+        from matplotlib.backends import BackendFilter, backend_registry
 
         if self.fig is None or not plt.fignum_exists(self.fig.number):
             self.fig, ax = plt.subplots(figsize=(rgb.shape[1] / 80, rgb.shape[0] / 80), dpi=80)
@@ -89,7 +89,8 @@ class HumanWindow:
         else:
             self.image.set_data(rgb)
         self.fig.canvas.draw_idle()
-        if matplotlib.get_backend().lower() in {b.lower() for b in rcsetup.interactive_bk}:
+        interactive = backend_registry.list_builtin(BackendFilter.INTERACTIVE)
+        if matplotlib.get_backend().lower() in {b.lower() for b in interactive}:
             plt.pause(1.0 / fps)
 
     def close(self) -> None:
