@@ -15,7 +15,9 @@ earliest one:
 State lives in a few int64 arrays whose rows are named by constants: banks (``B_*``), ranks
 (``R_*``), bank groups (``G_*``), channels (``H_*``), requests (``Q_*``), the scalar counters
 (``C_*``), and the ACT and REF logs. :func:`make_state` allocates them with NumPy; :func:`run`
-allocates nothing (see the note at ``_helper``) and :func:`controller` wraps the two.
+allocates nothing (see the note at ``_helper``) and :func:`controller` wraps the two; it
+runs :func:`run_plain`, where the default controller settings are compile-time constants, unless
+a setting is on.
 """
 
 from __future__ import annotations
@@ -48,7 +50,11 @@ Config = namedtuple("Config", [
     "forward", "active_cap", "ready_first"])
 # Rows of the state arrays: banks, ranks (R_HIST..R_HIST+3: the last four ACT cycles, a ring),
 # bank groups of every rank (earliest ACT / RD / WR the rank-level constraints allow), channels,
-# requests.
+# requests. Per bank: the open row (-1: closed), when the next ACT / column command / PRE may go,
+# the open row's ACT in the log (B_CUR_ACT) and the request it was opened for (B_ACT_FOR), the
+# queue length, the chosen request (its queue index, command, earliest cycle, age) with the flags
+# that force re-choosing it (B_DIRTY) or re-timing it (B_STALE), and how many of its queued
+# requests sit in the active buffer (B_NREL).
 (B_OPEN, B_ACT_READY, B_COL_READY, B_PRE_READY, B_CUR_ACT, B_ACT_FOR, B_QLEN, B_CAND_IDX, B_CAND_CMD, B_DIRTY,
  B_STALE, B_TIME, B_AGE, B_NREL, N_BANK_FIELDS) = range(15)
 (R_ACT_PTR, R_STALE, R_PENDING, R_OWED, R_FORCED, R_RR_BANK, R_NEXT_BOUND, R_HIST) = range(8)
