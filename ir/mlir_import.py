@@ -146,8 +146,10 @@ def onnx_to_mlir(source: Any, min_opset: int = MIN_OPSET) -> tuple[str, str]:
     import onnx
     from iree.compiler import ir
     from iree.compiler.extras import onnx_importer
+    from mlsysgym.ir.onnx_import import check_structure
 
     model, name = _load_onnx(source)
+    check_structure(model)  # cycles, undefined or twice-written tensors: IREE takes them
     model = _weights_as_inputs(model)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and opset < min_opset:

@@ -180,6 +180,15 @@ def unique_op_names(nodes: Sequence[onnx.NodeProto]) -> list[str]:
     return names
 
 
+def check_structure(model: onnx.ModelProto) -> list[int]:
+    """A topological order of ``model``'s nodes; WorkloadError (one line naming the node) for
+    a tensor read but never defined or written by two nodes, GraphCycleError for a cycle.
+    Needs no shapes, so it also vets models kept dynamic (``mlir import``)."""
+    weights = _weight_names(model)
+    inputs = {vi.name for vi in model.graph.input if vi.name not in weights}
+    return _topological_order(model.graph.node, weights | inputs)
+
+
 def prepare_model(model: onnx.ModelProto, dims: Mapping[str, int] | None = None
                   ) -> tuple[onnx.ModelProto, list[int]]:
     """A copy of ``model`` with local functions inlined, symbolic input dimensions sized from
@@ -195,9 +204,7 @@ def prepare_model(model: onnx.ModelProto, dims: Mapping[str, int] | None = None
     if out.functions:
         out = onnx.inliner.inline_local_functions(out)
     _fix_dims(out, dims or {})
-    weights = _weight_names(out)
-    inputs = {vi.name for vi in out.graph.input if vi.name not in weights}
-    order = _topological_order(out.graph.node, weights | inputs)
+    order = check_structure(out)
     shuffled = order != list(range(len(order)))
     if shuffled:  # strict inference reads nodes in file order: give it a topological one
         _reorder(out.graph, order)

@@ -171,6 +171,26 @@ def test_onnx_corpus(capsys, corpus):
     assert_no_failures("onnx corpus")
 
 
+MLIR_IMPORT_VALID = {"good_matmul.onnx", "huge_dim.onnx", "future_opset.onnx",
+                     "dynamic.onnx", "zero_dim.onnx"}  # MLIR keeps dynamic and empty dims
+
+
+@pytest.mark.slow
+def test_onnx_corpus_through_mlir_import(capsys, corpus, monkeypatch):
+    pytest.importorskip("iree.compiler")
+    monkeypatch.setenv("MLSYSGYM_SUBPROCESS_MEM_GB", "1")  # the rank-1 Conv drove 22 GB once
+    monkeypatch.setenv("MLSYSGYM_SUBPROCESS_TIMEOUT_S", "120")
+    for name, (path, _) in corpus.items():
+        if name.endswith(".onnx"):
+            Path("out.mlir").unlink(missing_ok=True)
+            o = run_cli(capsys, ["mlir", "import", str(path), "-o", "out.mlir"])
+            o.err = "" if o.rc == 0 and o.err.startswith("wrote out.mlir") else o.err
+            judge("onnx corpus (mlir import)", name, o, name in MLIR_IMPORT_VALID,
+                  lambda o: "linalg.matmul" in Path("out.mlir").read_text())
+    assert TALLY["onnx corpus (mlir import)"]["ok"] == len(MLIR_IMPORT_VALID)
+    assert_no_failures("onnx corpus (mlir import)")
+
+
 def test_mlir_corpus(capsys, corpus):
     pytest.importorskip("iree.compiler")
     for name, (path, case) in corpus.items():
