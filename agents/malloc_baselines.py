@@ -223,6 +223,61 @@ def actions_for(env, placement: Placement) -> list[int]:
     return placement_to_actions(env.problem, placement, env.order, env.n_offsets)
 
 
+def mode_actions(env, placement: Placement, max_nodes: int = 20_000,
+                 deadline: float | None = None) -> list[int] | None:
+    """An episode of ``env`` that gives every buffer its mode in ``placement`` (so the same
+    time: offsets do not change it), its offsets chosen among the env's candidates depth-first
+    (the candidate nearest the placement's own offset first), backtracking when a buffer finds
+    no room; None after ``max_nodes`` steps tried or past ``deadline`` (perf_counter)."""
+    modes = [int(placement.mode[b]) for b in env.order]
+    want = [int(placement.offset[b]) for b in env.order]
+
+    def options(i: int) -> list[int]:
+        if modes[i] == SLOW:
+            return [0]
+        base = 1 + (env.n_offsets if modes[i] == PREFETCH else 0)
+        mask = env.action_masks()
+        cands = [a for a in range(base, base + env.n_offsets) if mask[a]]
+        return sorted(cands, key=lambda a: abs(env.decode(a)[1] - want[i]))
+
+    env.reset()
+    stack = [(env.get_state(), options(0))]   # per step: the state before it, untried actions
+    actions: list[int] = []
+    for _ in range(max_nodes):
+        if not stack or (deadline is not None and time.perf_counter() > deadline):
+            return None
+        state, untried = stack[-1]
+        if not untried:   # dead end: undo the step that led here
+            stack.pop()
+            if actions:
+                actions.pop()
+            continue
+        env.set_state(state)
+        a = untried.pop(0)
+        env.step(a)
+        actions.append(a)
+        if len(actions) == len(modes):
+            return actions
+        stack.append((env.get_state(), options(len(actions))))
+    return None
+
+
+def demoted_actions(env, placement: Placement) -> list[int]:
+    """An episode that follows ``placement``'s modes, each at the env's candidate offset
+    nearest its own, and leaves slow a buffer that finds no room (so at most its time)."""
+    env.reset()
+    actions = []
+    for b in env.order:
+        m, want = int(placement.mode[b]), int(placement.offset[b])
+        base = 1 + (env.n_offsets if m == PREFETCH else 0)
+        mask = env.action_masks()
+        cands = [a for a in range(base, base + env.n_offsets) if m != SLOW and mask[a]]
+        a = min(cands, key=lambda a: abs(env.decode(a)[1] - want)) if cands else 0
+        env.step(a)
+        actions.append(a)
+    return actions
+
+
 def heuristic_actions(env) -> list[int]:
     """The XLA-style greedy's placement as a :class:`MallocGameEnv`'s action sequence."""
     return actions_for(env, xla_greedy(env.problem).placement)
@@ -251,8 +306,11 @@ def cpsat_agent(problem: BudgetedProblem, rng: np.random.Generator, *,
     env's candidate offsets, is submitted as one episode; the proof goes to the result:
     ``status`` "optimal" (proved, up to the solver's time rounding) or "feasible", ``bound`` =
     the best reward any placement can have, ``info`` = the solver's own status, wall time and
-    the bound in µs. A placement the env cannot replay (offsets outside its candidates) is
-    reported in ``info["unreplayable_time_us"]`` and the greedy's episode submitted instead."""
+    the bound in µs. A placement whose offsets are not among the env's candidates is replayed
+    with the same modes by :func:`mode_actions` (same time); if that fails too, its time is
+    reported in ``info["unreplayable_time_us"]``, the greedy's episode and
+    :func:`demoted_actions` (its modes where they fit) are submitted instead and the status is
+    at most "feasible"."""
     if num_workers < 1 or (time_limit_s is not None and not time_limit_s > 0):
         raise AgentConfigError("cpsat: num_workers must be >= 1 and time_limit_s > 0")
     malloc = malloc_of(problem)
@@ -265,18 +323,30 @@ def cpsat_agent(problem: BudgetedProblem, rng: np.random.Generator, *,
                         seed=int(rng.integers(2**31)))
     info: dict[str, Any] = {"solver_status": sol.status, "solver_wall_s": sol.wall_s,
                             "bound_us": sol.bound_us}
+    status = {"OPTIMAL": "optimal", "FEASIBLE": "feasible"}.get(sol.status, "unknown")
     if sol.replayable:
         actions = actions_for(env, sol.placement)
-    else:
-        info["unreplayable_time_us"] = sol.time_us
-        actions = heuristic_actions(env)
-    bound = None
-    if sol.bound_us is not None:
-        bound = (env.all_slow_time_us - sol.bound_us) / env.reward_scale_us
-    status = {"OPTIMAL": "optimal", "FEASIBLE": "feasible"}.get(sol.status, "unknown")
-    problem.prove(status, bound=bound, **info)
+    else:  # its modes with offsets the env offers, found by backtracking
+        left = problem.time_left_s
+        actions = mode_actions(env, sol.placement, deadline=time.perf_counter() + 0.5 * left
+                               if np.isfinite(left) else None)
+        info["replayed_by_search"] = actions is not None
+        if actions is None:   # the best of the greedy and the demoted placement: not proved
+            info["unreplayable_time_us"] = sol.time_us
+            status = "feasible" if status == "optimal" else status
+            problem.prove(status, bound=_bound(env, sol), **info)
+            problem.evaluate([episode_design(heuristic_actions(env))])
+            actions = demoted_actions(env, sol.placement)
+    problem.prove(status, bound=_bound(env, sol), **info)
     problem.evaluate([episode_design(actions)])
 
 
+def _bound(env, sol: MallocSolution) -> float | None:
+    """The solver's bound on the time as a bound on the reward (the fraction saved)."""
+    if sol.bound_us is None:
+        return None
+    return (env.all_slow_time_us - sol.bound_us) / env.reward_scale_us
+
+
 __all__ = ["MallocSolution", "actions_for", "all_slow", "all_slow_agent", "cpsat_agent", "cpsat_optimum",
-           "heuristic_actions", "xla_greedy", "xla_greedy_agent"]
+           "demoted_actions", "heuristic_actions", "mode_actions", "xla_greedy", "xla_greedy_agent"]

@@ -210,6 +210,29 @@ def test_plateau_optimum_by_cpsat():
     assert res.bound == pytest.approx(res.best_reward) == pytest.approx(225.0 / 660.0)
 
 
+def test_a_placement_off_the_candidates_replays_with_its_modes():
+    from mlsysgym.agents.malloc_baselines import actions_for, demoted_actions, mode_actions
+    from mlsysgym.simulators.memory import NotReplayableError
+
+    p = trap()
+    env = p.make_env()
+    odd = Placement.from_dict(p.instance, {"b": 0, "c": 2})   # c at 2: not a candidate offset
+    with pytest.raises(NotReplayableError):
+        actions_for(env, odd)
+    want = simulate(p.instance, odd).total_time_us
+    for acts in (mode_actions(env, odd), demoted_actions(env, odd)):
+        _, done, info = replay_episode(env, acts)
+        assert done and info["time_us"] == pytest.approx(want)
+        assert env.placement.mode.tolist() == odd.mode.tolist()
+    # no room for a mode at all: the search gives up, the demoted episode leaves it slow
+    crowded = Placement(odd.mode.copy(), odd.offset.copy())
+    crowded.mode[p.instance.index("a")] = crowded.mode[p.instance.index("b")]
+    crowded.offset[p.instance.index("a")] = 0
+    assert mode_actions(env, crowded) is None
+    acts = demoted_actions(env, crowded)
+    assert replay_episode(env, acts)[1] and env.placement.mode.tolist() != crowded.mode.tolist()
+
+
 def test_cpsat_agent_bad_hyperparameters():
     with pytest.raises(AgentConfigError, match="num_workers"):
         search("cpsat", trap(), 1, num_workers=0)
