@@ -190,13 +190,29 @@ class SchedulingEpisodes(EpisodeProblem):
         return float((lb0 - value_us) * env.reward_scale)
 
     def actions_of(self, schedule: Schedule) -> list[int]:
-        """The env actions that replay ``schedule`` in its dispatch order (SchedulingProblemError
-        when an op is outside the env's ready window at its turn)."""
+        """The env actions that replay ``schedule``: its ops in its dispatch order, each on its
+        PE; when an op is outside the env's ready window at its turn (a list scheduler's order
+        over a job stream lists later jobs' ops early), in start-time order instead, which
+        never starts an op later than the schedule does. SchedulingProblemError when neither
+        fits the window."""
+        inst = self.instance
+        orders = [schedule.dispatch_order(inst)]
+        if schedule.order is not None:
+            orders.append(Schedule(schedule.assignment, schedule.start_us).dispatch_order(inst))
+        for k, order in enumerate(orders):
+            try:
+                return self._actions_in_order(schedule, order.tolist())
+            except SchedulingProblemError:
+                if k == len(orders) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _actions_in_order(self, schedule: Schedule, order: list[int]) -> list[int]:
         env = self.make_env()
         env.reset(seed=0)
         P = env.n_pes
         actions = []
-        for i in schedule.dispatch_order(self.instance).tolist():
+        for i in order:
             win = env.window_ops()
             if i not in win:
                 raise SchedulingProblemError(
@@ -206,7 +222,6 @@ class SchedulingEpisodes(EpisodeProblem):
             actions.append(win.index(i) * P + p)
             env.place(i, p)
         return actions
-
 
 def _zoo_or_random(model: str | None, platform: str | Mapping[str, Any], n_ops: int | None,
                    n_pes: int | None, seed: int) -> tuple[SchedulingProblem, Platform]:
