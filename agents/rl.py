@@ -19,10 +19,18 @@ Rewards are normalized by the running mean and standard deviation of the rewards
 and clipped to ±5 (``normalize_reward=True``); failed evaluations count as the worst success.
 Designs are evaluated as chosen (a constraint of the space is the problem's to penalize).
 
-Training is ``model.learn(total_timesteps = budget × steps per evaluation)``; the problem
-raises :class:`~mlsysgym.agents.base.BudgetExhausted` at the budget, which ends the run.
-``log_dir`` writes SB3's logs there (``log_formats``: ``csv``, and ``tensorboard`` when the
-tensorboard package is installed). ``env=`` trains on a given DesignEnv instead (an instance
+Training is ``model.learn(total_timesteps = budget × steps per evaluation)`` with an SB3
+callback that returns False once the budget (evaluations and/or seconds) is used up, so SB3
+stops the run its own way and the trained model is kept: ``SearchResult.info["model"]`` is
+the SB3 model (and ``info["model_path"]`` the ``model.zip`` it is saved to when ``log_dir``
+is given). A step that asks for more designs than the budget has left (``n_envs`` > 1) has
+only the first ones evaluated; the others are scored as failures and not counted.
+``n_envs`` (default 1) trains on that many sub-envs at once: a
+:class:`~mlsysgym.envs.vector.DesignVectorEnv` whose designs are evaluated in one batched call
+per step, through SB3's VecEnv adapter. ``log_dir`` writes SB3's logs there (``log_formats``,
+default ``("csv", "tensorboard")``: TensorBoard event files through the ``tensorboard``
+package, or ``tensorboardX`` when only that is installed; without either, the default writes
+csv only). ``env=`` trains on a given DesignEnv instead (an instance
 or an id for ``gymnasium.make``) over the same DesignSpace — e.g. in sequential mode for
 MaskablePPO, with its own observation — whose ``scorer`` is set to the budgeted problem, so
 the budget and the trajectory are accounted as for every agent.
@@ -119,19 +127,25 @@ def budget_scorer(problem: BudgetedProblem, normalize_reward: bool = True,
                   reference: Mapping[str, float] | None = None) -> Scorer:
     """A DesignEnv scorer that evaluates through ``problem`` (its budget and trajectory):
     normalized rewards, the problem's metrics (a metric some design lacks is taken from
-    ``reference``, else NaN) and every design feasible (the problem penalizes)."""
+    ``reference``, else NaN) and every design feasible (the problem penalizes). Designs beyond
+    the budget left are not evaluated: they score as failures (never raises BudgetExhausted;
+    the training callback stops the run)."""
     scale = _RewardScale(problem, normalize_reward)
     reference = dict(reference or {})
 
     def score(designs: Sequence[Mapping[str, Any]]) -> Scores:
-        raw = problem.evaluate(list(designs))
-        first = len(problem.failed) - len(raw)
-        failed = np.asarray(problem.failed[first:], dtype=bool)
-        rows = problem.metrics[first:]
-        names = sorted({k for m in rows for k in m} | set(reference))
-        metrics = {k: np.array([float(m.get(k, reference.get(k, np.nan))) for m in rows])
-                   for k in names}
-        return scale(raw, failed), metrics, np.ones(len(raw), dtype=bool)
+        n = len(designs)
+        raw = np.zeros(0) if problem.exhausted else problem.evaluate(list(designs))
+        k = len(raw)
+        first = len(problem.failed) - k
+        failed = np.ones(n, dtype=bool)
+        failed[:k] = problem.failed[first:]
+        rows = problem.metrics[first:] + [{}] * (n - k)
+        names = sorted({key for m in rows for key in m} | set(reference))
+        metrics = {key: np.array([float(m.get(key, reference.get(key, np.nan))) for m in rows])
+                   for key in names}
+        rewards = np.concatenate([raw, np.full(n - k, np.nan)])
+        return scale(rewards, failed), metrics, np.ones(n, dtype=bool)
 
     return score
 
@@ -168,15 +182,22 @@ _RENAMED = {"form": "mode", "action": "action_type", "episode_steps": "max_steps
 
 def _train(algo: str, problem: BudgetedProblem, rng: np.random.Generator, mode: str,
            action_type: str, max_steps: int, normalize_reward: bool, env: Any,
-           log_dir: str | None, log_formats: Sequence[str], policy_kwargs: dict | None,
-           max_flat: int, **algo_kwargs: Any) -> None:
-    """Build the env and the SB3 model, learn until the budget is used up."""
+           log_dir: str | None, log_formats: Sequence[str] | None, policy_kwargs: dict | None,
+           max_flat: int, n_envs: int, **algo_kwargs: Any) -> None:
+    """Build the env and the SB3 model, learn until the budget is used up (the callback stops
+    SB3), keep the model in ``problem.info``."""
     import torch
 
+    if int(n_envs) < 1:
+        raise AgentConfigError(f"n_envs must be >= 1, got {n_envs}")
     seed = int(rng.integers(2**31 - 1))
     gym_env, previous = _design_env(problem, mode, action_type, max_steps, normalize_reward,
                                     env, max_flat)
     design_env = gym_env.unwrapped
+    if n_envs > 1:
+        from mlsysgym.envs.vector import DesignVectorEnv, sb3_vec_env
+
+        gym_env = sb3_vec_env(DesignVectorEnv(design_env, int(n_envs), "SameStep"))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -184,20 +205,36 @@ def _train(algo: str, problem: BudgetedProblem, rng: np.random.Generator, mode: 
         model = _model(algo, gym_env, seed, policy_kwargs, algo_kwargs)
         if log_dir is not None:
             _configure_logger(model, log_dir, log_formats)
-        model.learn(total_timesteps=problem.remaining * steps_per_eval)
+        model.learn(total_timesteps=min(problem.remaining * steps_per_eval, 2**62),
+                    callback=_budget_callback(problem))
         # learn() can stop short of the budget (e.g. a user env's steps that evaluate nothing):
         # keep acting with the trained policy until the budget is used
-        obs, _ = gym_env.reset(seed=seed)
+        venv = model.get_env()
+        obs = venv.reset()
         while not problem.exhausted:
-            kw = {"action_masks": design_env.action_masks()} if algo == "maskable_ppo" else {}
+            kw = {"action_masks": np.stack(venv.env_method("action_masks"))} \
+                if algo == "maskable_ppo" else {}
             act, _ = model.predict(obs, deterministic=False, **kw)
-            obs, _, term, trunc, _ = gym_env.step(act)
-            if term or trunc:
-                obs, _ = gym_env.reset()
+            obs, _, _, _ = venv.step(act)
+        problem.info["model"] = model
+        if log_dir is not None:
+            model.save(f"{log_dir}/model.zip")
+            problem.info["model_path"] = f"{log_dir}/model.zip"
     finally:
         torch.set_num_threads(threads)
         if env is not None:  # a user's env scores through its own evaluator again
             design_env.scorer = previous
+
+
+def _budget_callback(problem: BudgetedProblem) -> Any:
+    """An SB3 callback whose ``on_step`` returns False once ``problem``'s budget is used up."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class BudgetCallback(BaseCallback):
+        def _on_step(self) -> bool:
+            return not problem.exhausted
+
+    return BudgetCallback()
 
 
 def _model(algo: str, env: Any, seed: int, policy_kwargs: dict | None,
@@ -214,18 +251,63 @@ def _model(algo: str, env: Any, seed: int, policy_kwargs: dict | None,
     return cls("MlpPolicy", env, **common, **kwargs)
 
 
-def _configure_logger(model: Any, log_dir: str, formats: Sequence[str]) -> None:
-    from stable_baselines3.common.logger import configure
+def _configure_logger(model: Any, log_dir: str, formats: Sequence[str] | None) -> None:
+    """SB3's logger writing ``formats`` under ``log_dir`` (None: csv and, when a TensorBoard
+    writer is installed, tensorboard)."""
+    from stable_baselines3.common.logger import Logger, make_output_format
 
-    formats = list(formats)
-    if "tensorboard" in formats:
-        try:
-            import tensorboard  # noqa: F401
-        except ImportError:
-            raise AgentConfigError("log_formats has 'tensorboard' but the tensorboard package "
-                                   "is not installed; pip install tensorboard or use 'csv'") \
-                from None
-    model.set_logger(configure(str(log_dir), formats))
+    wanted = list(formats) if formats is not None else ["csv", "tensorboard"]
+    outputs = []
+    for fmt in wanted:
+        if fmt != "tensorboard":
+            outputs.append(make_output_format(fmt, str(log_dir)))
+            continue
+        writer = _tensorboard_format(str(log_dir))
+        if writer is not None:
+            outputs.append(writer)
+        elif formats is not None:
+            raise AgentConfigError("log_formats has 'tensorboard' but neither the tensorboard "
+                                   "nor the tensorboardX package is installed; pip install "
+                                   "tensorboard or use 'csv'")
+    model.set_logger(Logger(str(log_dir), outputs))
+
+
+def _tensorboard_format(log_dir: str) -> Any:
+    """SB3's TensorBoard output when ``tensorboard`` is installed, else one writing the same
+    scalars with ``tensorboardX``; None without either."""
+    from stable_baselines3.common.logger import KVWriter, make_output_format
+
+    try:
+        import tensorboard  # noqa: F401
+
+        return make_output_format("tensorboard", log_dir)
+    except ImportError:
+        pass
+    try:
+        from tensorboardX import SummaryWriter
+    except ImportError:
+        return None
+
+    class TensorBoardXFormat(KVWriter):
+        """Numeric values as TensorBoard scalars (event files under ``log_dir``)."""
+
+        def __init__(self) -> None:
+            self.writer = SummaryWriter(log_dir)
+
+        def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any],
+                  step: int = 0) -> None:
+            for key, value in key_values.items():
+                excluded = key_excluded.get(key) or ()
+                if "tensorboard" in excluded or isinstance(value, (str, bool)):
+                    continue
+                if isinstance(value, (int, float, np.integer, np.floating)):
+                    self.writer.add_scalar(key, float(value), step)
+            self.writer.flush()
+
+        def close(self) -> None:
+            self.writer.close()
+
+    return TensorBoardXFormat()
 
 
 def _common(problem: BudgetedProblem, kwargs: dict[str, Any], mode: str, action_type: str
@@ -239,9 +321,9 @@ def _common(problem: BudgetedProblem, kwargs: dict[str, Any], mode: str, action_
         "max_steps": kwargs.pop("max_steps", 8),
         "normalize_reward": kwargs.pop("normalize_reward", True),
         "env": kwargs.pop("env", None), "log_dir": kwargs.pop("log_dir", None),
-        "log_formats": kwargs.pop("log_formats", ("csv",)),
+        "log_formats": kwargs.pop("log_formats", None),
         "policy_kwargs": kwargs.pop("policy_kwargs", None),
-        "max_flat": kwargs.pop("max_flat", 100_000),
+        "max_flat": kwargs.pop("max_flat", 100_000), "n_envs": kwargs.pop("n_envs", 1),
     }
 
 
@@ -250,9 +332,11 @@ _DOC_COMMON = """Env and logging hyperparameters (all RL agents), DesignEnv's: `
     ``"box"`` or ``"discrete"``), ``max_steps`` (one-shot episode length, default 8),
     ``max_flat`` (largest ``discrete`` action, default 100,000), ``normalize_reward`` (default
     True), ``env`` (a DesignEnv or id to train on instead, see the module docstring),
-    ``log_dir`` (SB3 logs, default none), ``log_formats`` (default ``("csv",)``),
-    ``policy_kwargs`` (default ``net_arch=[64, 64]``); any other keyword goes to the SB3
-    algorithm's constructor."""
+    ``n_envs`` (sub-envs trained on at once, one batched evaluation per step; default 1),
+    ``log_dir`` (SB3 logs and the trained ``model.zip``, default none), ``log_formats``
+    (default ``("csv", "tensorboard")``), ``policy_kwargs`` (default ``net_arch=[64, 64]``);
+    any other keyword goes to the SB3 algorithm's constructor. The trained model is
+    ``SearchResult.info["model"]``."""
 
 
 @register_agent("ppo")
