@@ -637,3 +637,30 @@ def test_sweep_interrupted_exits_130_with_the_resume_hint(tmp_path, capsys, monk
 def test_compile_of_nothing_says_so(tmp_path, capsys, text, message):
     (tmp_path / "x.mlir").write_text(text)
     assert message in one_error_line(capsys, ["compile", str(tmp_path / "x.mlir"), "--tune"])
+
+
+def test_a_closed_output_pipe_is_no_traceback(tmp_path):
+    """`mlsysgym ... --json | head -c 1`: the reader leaves early; no BrokenPipeError trace."""
+    proc = subprocess.Popen([sys.executable, "-m", "mlsysgym.cli", "ir", "inspect",
+                             "tinyllama_1b", "--json"],  # ~330 kB: more than a pipe holds
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.read(1) == b"{"
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err and proc.returncode == 141, err
+
+
+def test_integers_beyond_64_bits_are_refused_at_parse_time(capsys):
+    huge = "1" + "0" * 400
+    for argv in (["sim", "accelerator", "--model", "resnet18", "--rows", huge],
+                 ["trace", "gen", "--kind", "stream", "-o", "t.trace", "-n", huge]):
+        assert "does not fit a 64-bit integer" in one_error_line_exit(capsys, argv)
+
+
+def one_error_line_exit(capsys, argv: list[str]) -> str:
+    """Like one_error_line, for usage errors (argparse exits with SystemExit(2))."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and err.startswith("mlsysgym: error: ")
+    return err

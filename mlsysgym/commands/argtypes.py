@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_float", "positive_int", "seed"]
+__all__ = ["integer", "positive_float", "positive_int", "seed"]
 
 
 def positive_int(text: str) -> int:
@@ -40,4 +40,16 @@ def seed(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"a seed must be an integer >= 0, got {value}")
+    return value
+
+
+def integer(text: str) -> int:
+    """An integer that fits 64 bits (design knobs: a 400-digit value is refused here, not
+    deep in a simulator that converts it to a float)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text[:20]}... does not fit a 64-bit integer")
     return value

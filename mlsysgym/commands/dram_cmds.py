@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from mlsysgym.commands.argtypes import integer
+
 # Knob name -> CLI flag (one flag per ArchGym DRAMGym knob).
 FLAGS: dict[str, str] = {
     "PagePolicy": "--page-policy",
@@ -42,21 +44,21 @@ def register(group) -> None:
         if knob in _CHOICES:
             p.add_argument(flag, dest=knob, choices=_CHOICES[knob], default=None, help=f"{knob} knob")
         else:
-            p.add_argument(flag, dest=knob, type=int, default=None, metavar="N", help=f"{knob} knob")
+            p.add_argument(flag, dest=knob, type=integer, default=None, metavar="N", help=f"{knob} knob")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
     g = group("trace").add_parser("gen", help="generate a DRAM request trace file")
     g.add_argument("--kind", required=True, choices=("stream", "random", "strided", "locality", "mixed"))
-    g.add_argument("-n", "--requests", type=int, default=10_000, help="number of requests (default 10000)")
+    g.add_argument("-n", "--requests", type=integer, default=10_000, help="number of requests (default 10000)")
     g.add_argument("-o", "--output", required=True, help="trace file to write")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=integer, default=0)
     rate = g.add_mutually_exclusive_group()
     rate.add_argument("--interval-cycles", type=float, default=None, help="mean cycles between requests (default 4)")
     rate.add_argument("--rate-per-ns", type=float, default=None, help="requests per ns")
     g.add_argument("--poisson", action="store_true", help="exponential gaps instead of fixed ones")
     g.add_argument("--write-fraction", type=float, default=0.0, help="share of writes (default 0)")
-    g.add_argument("--stride", type=int, default=4096, help="bytes between requests (strided)")
+    g.add_argument("--stride", type=integer, default=4096, help="bytes between requests (strided)")
     g.add_argument("--row-hit", type=float, default=0.5, help="probability of hitting the previous row (locality, mixed)")
     g.add_argument("--stream-share", type=float, default=0.5, help="share of streaming requests (mixed)")
     g.set_defaults(func=run_gen)

@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from mlsysgym.commands.argtypes import integer
 from mlsysgym.simulators.accelerator import DESIGN_SPACE
 
 DEFAULT = DESIGN_SPACE.default
@@ -17,8 +18,8 @@ def register(group) -> None:
         description="Simulate a spatial PE array (SCALE-Sim semantics, analytical) on a workload.")
     p.add_argument("--model", required=True, metavar="MODEL_OR_ONNX_PATH",
                    help="zoo model name or path to an .onnx file")
-    p.add_argument("--rows", type=int, default=DEFAULT["rows"], help="PE rows")
-    p.add_argument("--cols", type=int, default=DEFAULT["cols"], help="PE columns")
+    p.add_argument("--rows", type=integer, default=DEFAULT["rows"], help="PE rows")
+    p.add_argument("--cols", type=integer, default=DEFAULT["cols"], help="PE columns")
     p.add_argument("--dataflow", choices=DESIGN_SPACE["dataflow"].choices,
                    default=DEFAULT["dataflow"], help="stationary operand")
     p.add_argument("--ifmap-kb", type=float, default=DEFAULT["ifmap_kb"])
@@ -26,7 +27,7 @@ def register(group) -> None:
     p.add_argument("--ofmap-kb", type=float, default=DEFAULT["ofmap_kb"])
     p.add_argument("--bandwidth", type=float, default=DEFAULT["bandwidth"],
                    metavar="WORDS_PER_CYCLE", help="off-chip bandwidth")
-    p.add_argument("--word-bytes", type=int, default=DEFAULT["word_bytes"],
+    p.add_argument("--word-bytes", type=integer, default=DEFAULT["word_bytes"],
                    help="bytes per word: 1, 2 or 4")
     p.add_argument("--clock-mhz", type=float, default=DEFAULT["clock_mhz"])
     p.add_argument("--json", action="store_true", help="machine-readable output")
