@@ -368,8 +368,9 @@ def test_discrete_envs_reject_actions_outside_their_space():
 
 # ---- argparse errors are one line; numeric flags in range -------------------------------------
 PARSE_CASES = {
-    "not_an_int": (["trace", "gen", "--kind", "stream", "-o", "t", "--seed", "x"],
-                   "invalid int value: 'x'"),
+    "not_an_int": (["compile", "m.mlir", "-k", "x"], "invalid int value: 'x'"),
+    "seed_not_an_int": (["trace", "gen", "--kind", "stream", "-o", "t", "--seed", "x"],
+                        "'x' is not an integer"),
     "top_not_an_int": (["ir", "inspect", "resnet18", "--top", "x"], "'x' is not an integer"),
     "negative_top": (["ir", "inspect", "resnet18", "--top", "-3"], "positive integer, got -3"),
     "zero_max_trials": (["sweep", "synthetic", "--max-trials", "0"], "positive integer, got 0"),
