@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import mlsysgym  # noqa: F401  (registers the ids)
 import numpy as np
 from mlsysgym.experiments.report import stamp_markdown
+
+import mlsysgym  # noqa: F401  (registers the ids)
 
 RESULTS = Path(__file__).parent / "results" / "vector_env.md"
 
@@ -36,18 +37,21 @@ def designs_per_s(envs: Any, actions: list[np.ndarray]) -> float:
     return len(actions[1:]) * envs.num_envs / (time.process_time() - t0)
 
 
-def compare(env_id: str, n: int, steps: int, kwargs: dict[str, Any]) -> tuple[float, float]:
-    """(VectorEnv, SyncVectorEnv) designs/s for ``n`` sub-envs."""
+def compare(env_id: str, n: int, steps: int, kwargs: dict[str, Any]
+            ) -> tuple[float, float, float]:
+    """(VectorEnv, VectorEnv without the evaluator cache, SyncVectorEnv) designs/s for ``n``
+    sub-envs."""
     kw = {**kwargs, "max_steps": 10**9, "max_episode_steps": 10**9}
     native = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point", **kw)
+    uncached = gym.make_vec(env_id, num_envs=n, vectorization_mode="vector_entry_point",
+                            cache=False, **kw)
     separate = gym.make_vec(env_id, num_envs=n, vectorization_mode="sync", **kw)
     native.action_space.seed(0)
     actions = [native.action_space.sample() for _ in range(steps + 1)]
-    fast = designs_per_s(native, actions)
-    slow = designs_per_s(separate, actions)
-    native.close()
-    separate.close()
-    return fast, slow
+    out = tuple(designs_per_s(e, actions) for e in (native, uncached, separate))
+    for e in (native, uncached, separate):
+        e.close()
+    return out
 
 
 def main() -> None:
@@ -63,10 +67,10 @@ def main() -> None:
               max(args.steps // 8, 2))]
     for env_id, kwargs, steps in cases:
         for n in (16, 256):
-            fast, slow = compare(env_id, n, steps, kwargs)
+            fast, nocache, slow = compare(env_id, n, steps, kwargs)
             what = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-            rows.append(f"| `{env_id}` ({what}) | {n} | {steps} | {fast:,.0f} | {slow:,.0f} "
-                        f"| {fast / slow:.1f}× |")
+            rows.append(f"| `{env_id}` ({what}) | {n} | {steps} | {fast:,.0f} | {nocache:,.0f} "
+                        f"| {slow:,.0f} | {fast / slow:.1f}× | {nocache / slow:.1f}× |")
             print(rows[-1], flush=True)
     lines = [
         "# Native batched VectorEnv vs N separate envs",
@@ -77,10 +81,13 @@ def main() -> None:
          "start). VectorEnv: `gymnasium.make_vec(id, num_envs=N, "
          "vectorization_mode=\"vector_entry_point\")` (mlsysgym.envs.vector.DesignVectorEnv: one "
          "batched `env.score` per step); N envs: `vectorization_mode=\"sync\"` (SyncVectorEnv of "
-         "N DesignEnvs, one evaluation per env per step). Same random one-shot actions for both."),
+         "N DesignEnvs, one evaluation per env per step; each env's evaluator caches, as by "
+         "default). `cache=False`: the VectorEnv scoring without the evaluator's cache (no "
+         "content hash per design; same values). Same random one-shot actions for all."),
         "",
-        "| env | N | steps | VectorEnv designs/s | N envs designs/s | speed-up |",
-        "|---|---:|---:|---:|---:|---:|",
+        ("| env | N | steps | VectorEnv designs/s | VectorEnv, `cache=False` | N envs designs/s "
+         "| speed-up | speed-up, `cache=False` |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
         *rows,
         "",
         ("The accelerator simulator evaluates a batch as arrays, so one call for N designs costs "

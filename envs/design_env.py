@@ -185,12 +185,13 @@ class DesignEnv(gym.Env):
             kwargs["penalty"] = Penalty(mode="scaled", scale=10.0)
         return make_reward(reward, **kwargs)
 
-    def score(self, designs: Sequence[Mapping[str, Any]]) -> Scores:
+    def score(self, designs: Sequence[Mapping[str, Any]], cache: bool = True) -> Scores:
         """Rewards, metrics and feasibility of a batch of designs (what agents call); through
-        ``self.scorer`` when it is set."""
+        ``self.scorer`` when it is set. ``cache=False`` skips the evaluator's cache (same
+        values, no hashing: faster for large batches of fresh designs)."""
         if self.scorer is not None:
             return self.scorer(designs)
-        metrics = self.evaluator.evaluate(designs, self.workload)
+        metrics = self.evaluator.evaluate(designs, self.workload, cache=cache)
         feasible = self.space.feasible(self.space.to_columns(designs))  # constraints, vectorized
         penalty = self.reward_fn.penalty
         if penalty is not None:

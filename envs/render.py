@@ -287,8 +287,9 @@ def write_examples(out_dir: str | Path = "experiments/results/renders") -> list[
     """One PNG per env: a few steps of a fixed policy on a small workload, then
     ``render()`` (see the module docstring). Returns the files written."""
     import gymnasium as gym
-    import mlsysgym  # noqa: F401  (registers the ids)
     from matplotlib.image import imsave
+
+    import mlsysgym  # noqa: F401  (registers the ids)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

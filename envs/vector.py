@@ -15,6 +15,9 @@ reward 0, terminated and truncated False); ``SAME_STEP``: a sub-env is reset in 
 episode ends, its last observation in ``infos["final_obs"]`` and its info in
 ``infos["final_info"]``; ``DISABLED``: call ``reset(options={"reset_mask": mask})``.
 
+``cache=False`` scores without the evaluator's cache (the same values without hashing every
+design: faster for large batches of fresh designs).
+
 ``infos`` (dict of arrays, with the ``_key`` masks of Gymnasium's vector convention) for the
 sub-envs that evaluated a design this step: ``reward``, ``infeasible``, ``design`` (object
 array of dicts) and ``metrics`` (a dict of arrays).
@@ -33,7 +36,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -49,13 +51,14 @@ class DesignVectorEnv(VectorEnv):
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}  # noqa: RUF012
 
     def __init__(self, env: Any, num_envs: int,
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP) -> None:
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+                 cache: bool = True) -> None:
         base = getattr(env, "unwrapped", env)
         if not isinstance(base, DesignEnv):
             raise EnvConfigError(f"DesignVectorEnv runs DesignEnvs, got {type(base).__name__}")
         if int(num_envs) < 1:
             raise EnvConfigError(f"num_envs must be >= 1, got {num_envs}")
-        self.env, self.num_envs = base, int(num_envs)
+        self.env, self.num_envs, self.cache = base, int(num_envs), cache
         mode = AutoresetMode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": mode}
         self.render_mode = None
@@ -200,7 +203,7 @@ class DesignVectorEnv(VectorEnv):
         infos. Returns their rewards."""
         env, n = self.env, self.num_envs
         designs = self._designs(self._unit[rows])
-        rewards, metrics, feasible = env.score(designs)
+        rewards, metrics, feasible = env.score(designs, cache=self.cache)
         rewards = np.asarray(rewards, dtype=float).reshape(-1)
         if env.observation_metrics:
             vals = np.stack([np.asarray(metrics[m], float) for m in env.observation_metrics], 1)
@@ -291,13 +294,14 @@ def _vector_env(cls: type, num_envs: int, max_episode_steps: int | None,
                 autoreset_mode: AutoresetMode | str, kwargs: dict[str, Any]) -> DesignVectorEnv:
     if max_episode_steps is not None and "max_steps" not in kwargs:
         kwargs["max_steps"] = max_episode_steps
-    return DesignVectorEnv(cls(**kwargs), num_envs, autoreset_mode)
+    cache = kwargs.pop("cache", True)
+    return DesignVectorEnv(cls(**kwargs), num_envs, autoreset_mode, cache)
 
 
 def accelerator_vector_env(num_envs: int = 1, max_episode_steps: int | None = None,
                            autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
                            **kwargs: Any) -> DesignVectorEnv:
-    """``Accelerator-v0`` × ``num_envs`` (kwargs: AcceleratorEnv's)."""
+    """``Accelerator-v0`` × ``num_envs`` (kwargs: AcceleratorEnv's, and ``cache``)."""
     from mlsysgym.envs.accelerator_env import AcceleratorEnv
 
     return _vector_env(AcceleratorEnv, num_envs, max_episode_steps, autoreset_mode, kwargs)
@@ -306,7 +310,7 @@ def accelerator_vector_env(num_envs: int = 1, max_episode_steps: int | None = No
 def dram_vector_env(num_envs: int = 1, max_episode_steps: int | None = None,
                     autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
                     **kwargs: Any) -> DesignVectorEnv:
-    """``DRAM-v0`` × ``num_envs`` (kwargs: DramEnv's)."""
+    """``DRAM-v0`` × ``num_envs`` (kwargs: DramEnv's, and ``cache``)."""
     from mlsysgym.envs.dram_env import DramEnv
 
     return _vector_env(DramEnv, num_envs, max_episode_steps, autoreset_mode, kwargs)
@@ -315,7 +319,7 @@ def dram_vector_env(num_envs: int = 1, max_episode_steps: int | None = None,
 def serving_vector_env(num_envs: int = 1, max_episode_steps: int | None = None,
                        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
                        **kwargs: Any) -> DesignVectorEnv:
-    """``LLMServing-v0`` × ``num_envs`` (kwargs: LLMServingEnv's)."""
+    """``LLMServing-v0`` × ``num_envs`` (kwargs: LLMServingEnv's, and ``cache``)."""
     from mlsysgym.envs.serving_env import LLMServingEnv
 
     return _vector_env(LLMServingEnv, num_envs, max_episode_steps, autoreset_mode, kwargs)

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import mlsysgym
 import numpy as np
 import pytest
 from mlsysgym.envs.design_env import EnvConfigError
 from mlsysgym.ir.errors import WorkloadError
+
+import mlsysgym
 
 # small workloads: every env builds in well under a second once the JIT caches are warm
 KWARGS: dict[str, dict[str, Any]] = {
@@ -52,9 +53,9 @@ def _valid_actions(venv: Any, n: int) -> np.ndarray:
 
 
 def _sb3_steps(vec_env: Any, steps: int = 3) -> None:
-    obs = vec_env.reset()
+    vec_env.reset()
     for _ in range(steps):
-        obs, rewards, dones, infos = vec_env.step(_valid_actions(vec_env, vec_env.num_envs))
+        _obs, rewards, _dones, infos = vec_env.step(_valid_actions(vec_env, vec_env.num_envs))
         assert rewards.shape == (vec_env.num_envs,) and np.isfinite(rewards).all()
         assert len(infos) == vec_env.num_envs
     vec_env.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium as gym
-import mlsysgym  # noqa: F401  (registers the ids)
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
@@ -14,6 +13,8 @@ from mlsysgym.core.params import Categorical, Integer
 from mlsysgym.core.space import DesignSpace
 from mlsysgym.envs.design_env import DesignEnv, InvalidActionError
 from mlsysgym.envs.vector import DesignVectorEnv, sb3_vec_env
+
+import mlsysgym
 
 SPACE = DesignSpace([Integer("a", 0, 3), Categorical("b", ("x", "y", "z"))])
 
@@ -70,7 +71,7 @@ def test_sequential_mode_scores_only_the_finished_designs() -> None:
     _, r, term, _, _ = venv.step(np.array([3, 1]))
     assert venv.action_masks().tolist() == [[True, True, True, False]] * 2  # b: 3 levels
     assert scorer.calls == [] and not term.any()
-    _, r, term, _, info = venv.step(np.array([2, 0]))
+    _, r, term, _, _info = venv.step(np.array([2, 0]))
     assert term.all() and r.tolist() == [13.0, 1.0] and scorer.calls == [2]
 
 
@@ -80,16 +81,21 @@ def test_same_trajectories_as_separate_envs(mode: str) -> None:
     native = gym.make_vec("mlsysgym/Accelerator-v0", num_envs=4,
                           vectorization_mode="vector_entry_point", **kw)
     assert isinstance(native, DesignVectorEnv)
+    uncached = gym.make_vec("mlsysgym/Accelerator-v0", num_envs=4, cache=False,
+                            vectorization_mode="vector_entry_point", **kw)
     sync = gym.make_vec("mlsysgym/Accelerator-v0", num_envs=4, vectorization_mode="sync", **kw)
     np.testing.assert_array_equal(native.reset(seed=0)[0], sync.reset(seed=0)[0])
+    uncached.reset(seed=0)
     rng = np.random.default_rng(0)
     for _ in range(10):  # crosses episode ends and autoresets
         if mode == "sequential":
             actions = np.array([rng.choice(np.flatnonzero(m)) for m in native.action_masks()])
         else:
             actions = native.action_space.sample()
-        for a, b in zip(native.step(actions)[:4], sync.step(actions)[:4]):
-            np.testing.assert_allclose(a, b, rtol=1e-12)
+        expected = sync.step(actions)[:4]
+        for venv in (native, uncached):
+            for a, b in zip(venv.step(actions)[:4], expected):
+                np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
 def test_invalid_actions_are_refused() -> None:
