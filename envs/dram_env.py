@@ -46,7 +46,7 @@ import numpy as np
 from mlsysgym.core.evaluator import Evaluator
 from mlsysgym.envs.design_env import DesignEnv, EnvConfigError, as_evaluator
 from mlsysgym.envs.rewards import Reward
-from mlsysgym.simulators.dram import DEFAULT_MAPPING, DESIGN_SPACE, DramSimulator
+from mlsysgym.simulators.dram import DESIGN_SPACE, DramSimulator
 from mlsysgym.simulators.dram_power import CommandCounts, dram_energy
 from mlsysgym.simulators.dram_timing import MT40A1G8_083E, DramDevice
 from mlsysgym.simulators.dram_traces import DramTrace, TraceError, resolve_trace
@@ -189,13 +189,7 @@ class DramEnv(DesignEnv):
         super()._set_workload(wl)
 
     def _figure(self) -> Any:
-        from mlsysgym.envs.render import dram_figure
-        from mlsysgym.simulators.dram import prepare_trace, simulate
+        from mlsysgym.envs.render import dram_design_figure
 
-        design = self._shown_design()
-        ev = self.evaluator
-        kw = {k: getattr(ev, k) for k in ("mapping", "settings") if hasattr(ev, k)}
-        prepared = prepare_trace(self.trace, self.device, kw.get("mapping", DEFAULT_MAPPING))
-        result = simulate(prepared, design, self.device, **kw)
-        return dram_figure(result, self.device.org.total_banks, self.device.timing.tck_ns,
-                           prepared.arrival, f"{self.trace.name}, step {self._t}")
+        return dram_design_figure(self.trace, self._shown_design(), self.evaluator,
+                                  f"{self.trace.name}, step {self._t}")

@@ -38,6 +38,8 @@ product over its metrics of ``target / |value − target|``, as DRAM-v0 with
 
 ``infos[agent]`` holds the design, the metrics, ``joint_reward`` (G), the workload and
 evaluator ids. ``state()`` is the global view (metrics, whole design, progress).
+``render_mode``: ``"ansi"`` (a line), ``"rgb_array"`` / ``"human"`` (the last design's DRAM
+command timeline, :func:`mlsysgym.envs.render.dram_figure`).
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ REWARD_MODES = ("shared", "per_agent", "difference")
 class DramMultiAgentEnv(ParallelEnv):
     """One agent per controller sub-system choosing its knobs; one simulation per step."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "is_parallelizable": True,
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array", "human"],
+                                          "render_fps": 4, "is_parallelizable": True,
                                           "name": "mlsysgym/DRAM-MultiAgent-v0"}
 
     def __init__(self, workload: str | os.PathLike[str] | DramTrace = "stream",
@@ -101,8 +104,9 @@ class DramMultiAgentEnv(ParallelEnv):
             raise EnvConfigError(f"reward_mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
         if max_steps < 1:
             raise EnvConfigError(f"max_steps must be >= 1, got {max_steps}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise EnvConfigError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        from mlsysgym.envs.render import check_render_mode
+
+        check_render_mode(render_mode, self.metadata["render_modes"])
         self.evaluator = evaluator or DramSimulator()
         device = getattr(self.evaluator, "device", MT40A1G8_083E)
         self.trace = load_trace(workload, max_requests, device)
@@ -207,6 +211,8 @@ class DramMultiAgentEnv(ParallelEnv):
         self._last_metrics = np.zeros(len(OBSERVATION_METRICS))
         self._last_unit = {a: -np.ones(len(AGENT_KNOBS[a])) for a in self.possible_agents}
         self.last_info = {}
+        if self.render_mode == "human":
+            self.render()
         return {a: self._obs(a) for a in self.agents}, {a: {} for a in self.agents}
 
     def step(self, actions: Mapping[str, Any]):
@@ -232,6 +238,8 @@ class DramMultiAgentEnv(ParallelEnv):
         infos = {a: dict(info) for a in self.agents}
         if done:
             self.agents = []
+        if self.render_mode == "human":
+            self.render()
         return obs, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
@@ -242,7 +250,15 @@ class DramMultiAgentEnv(ParallelEnv):
         design_unit = np.array([by_name[n] for n in self.space.names])
         return np.concatenate([self._last_metrics, design_unit, [self._t / self.max_steps]]).astype(np.float32)
 
-    def render(self) -> str | None:
+    def render(self) -> Any:
+        """``ansi``: a line for the last step; ``rgb_array``: the last design's DRAM command
+        timeline (the default design before the first step; ``human``: shown)."""
+        if self.render_mode in ("rgb_array", "human"):
+            from mlsysgym.envs.render import dram_design_figure, output
+
+            design = self.last_info.get("design", self.space.default)
+            return output(self, dram_design_figure(self.trace, design, self.evaluator,
+                                                   f"{self.trace.name}, step {self._t}"))
         if self.render_mode == "ansi" and self.last_info:
             i = self.last_info
             return (f"step {self._t}: joint reward {i['joint_reward']:.4g} design {i['design']} metrics "
@@ -250,7 +266,9 @@ class DramMultiAgentEnv(ParallelEnv):
         return None
 
     def close(self) -> None:
-        pass
+        from mlsysgym.envs.render import close_window
+
+        close_window(self)
 
 
 def parallel_env(**kwargs: Any) -> DramMultiAgentEnv:

@@ -35,7 +35,7 @@ from mlsysgym.envs.design_env import EnvConfigError
 
 __all__ = [
     "RENDER_MODES", "HumanWindow", "accelerator_figure", "check_render_mode", "design_figure",
-    "dram_figure", "gantt_figure", "memory_map_figure", "new_figure", "output", "to_rgb",
+    "dram_design_figure", "dram_figure", "gantt_figure", "memory_map_figure", "new_figure", "output", "to_rgb",
     "write_examples",
 ]
 
@@ -216,6 +216,20 @@ def dram_figure(result: Any, n_banks: int, tck_ns: float, arrival_cycles: np.nda
     fig.suptitle(f"{title}: row-hit rate {result.row_hit_rate:.2f}, bandwidth "
                  f"{result.bandwidth_gbps:.2f} GB/s, power {result.power_mw:.0f} mW", fontsize=10)
     return fig
+
+
+def dram_design_figure(trace: Any, design: Mapping[str, Any], evaluator: Any, title: str) -> Any:
+    """Simulate ``design`` on ``trace`` with the evaluator's device, address mapping and
+    controller settings (a DramSimulator's, else the defaults) and draw :func:`dram_figure`."""
+    from mlsysgym.simulators.dram import DEFAULT_MAPPING, prepare_trace, simulate
+    from mlsysgym.simulators.dram_timing import MT40A1G8_083E
+
+    device = getattr(evaluator, "device", MT40A1G8_083E)
+    kw = {k: getattr(evaluator, k) for k in ("mapping", "settings") if hasattr(evaluator, k)}
+    prepared = prepare_trace(trace, device, kw.get("mapping", DEFAULT_MAPPING))
+    result = simulate(prepared, design, device, **kw)
+    return dram_figure(result, device.org.total_banks, device.timing.tck_ns, prepared.arrival,
+                       title)
 
 
 def memory_map_figure(problem: Any, mode: np.ndarray, offset: np.ndarray, decided: int,

@@ -213,3 +213,17 @@ def test_readme_documents_how_workers_find_the_ids() -> None:
     text = README.read_text()
     assert re.search(r'make_vec_env\("mlsysgym:mlsysgym/', text)
     assert 'vectorization_mode="vector_entry_point"' in text
+
+
+def test_pettingzoo_dram_env_api_and_render() -> None:
+    from mlsysgym.envs.dram_marl import parallel_env
+    from pettingzoo.test import parallel_api_test
+
+    parallel_api_test(parallel_env(max_requests=300, max_steps=3), num_cycles=5)
+    env = parallel_env(max_requests=300, max_steps=3, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step({a: env.action_space(a).sample() for a in env.agents})
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.ndim == 3
+    with pytest.raises(EnvConfigError, match="render_mode must be None or one of"):
+        parallel_env(render_mode="rgb")
