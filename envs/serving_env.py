@@ -26,7 +26,6 @@ at construction: ``reset(options={"workload": ...})`` is refused (build another 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,7 +141,3 @@ class LLMServingEnv(DesignEnv):
             info["action_mask"] = self.action_masks()
         return obs, reward, terminated, truncated, info
 
-
-def make_serving_env(**kwargs: Mapping[str, Any]) -> LLMServingEnv:
-    """``LLMServingEnv(**kwargs)`` (for registries that want a function)."""
-    return LLMServingEnv(**kwargs)  # type: ignore[arg-type]
