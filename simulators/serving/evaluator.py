@@ -41,7 +41,7 @@ _BAD = {"infeasible": 1.0, "throughput_tok_s": 0.0, "throughput_req_s": 0.0,
 SENTINEL_S = 1e6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hash
 class ServingWorkload:
     """What a plan serves: a model on a cluster, a trace, and SLO targets (seconds)."""
 

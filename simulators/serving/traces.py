@@ -37,7 +37,7 @@ class TraceError(MlsysgymError):
     """A trace file that cannot be read, or a generator argument out of range."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hash
 class Trace:
     """Requests sorted by arrival: arrival times (s), prompt and output lengths (tokens)."""
 
