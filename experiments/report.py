@@ -475,7 +475,7 @@ def problem_markdown(trials: pd.DataFrame, table: pd.DataFrame, summary: pd.Data
          f"seconds / evaluations until the run's best first closed {pct} of the gap between "
          f"`{spec.baseline}` and `{spec.exact}` (median over the seeds that did; `never` = "
          "none did). An arm is an agent with the hyperparameters that vary in the sweep."), "",
-        (f"| instance | arm | {spec.metric} | vs {spec.baseline} | gap | {spec.exact} status "
+        (f"| instance | arm | {spec.metric} | vs {spec.baseline} | gap | {spec.exact or 'exact'} status "
          "| wall s | evaluations | reach |"),
         "|---|---|---:|---:|---:|---|---:|---:|---:|",
     ]
