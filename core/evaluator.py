@@ -233,6 +233,8 @@ _REGISTRY: dict[str, EvaluatorFactory | str] = {
     "accelerator": "mlsysgym.simulators.accelerator:AcceleratorSimulator",
     "dram": "mlsysgym.simulators.dram:DramSimulator",
     "multicore": "mlsysgym.simulators.multicore:MulticoreEvaluator",
+    "memory": "mlsysgym.simulators.memory_evaluator:MemoryEvaluator",
+    "serving": "mlsysgym.simulators.serving.evaluator:ServingEvaluator",
     "zigzag": "mlsysgym.simulators.zigzag_backend:ZigZagEvaluator",
     "iree-cpu": "mlsysgym.simulators.iree_cpu:IreeCpuEvaluator",
     "surrogate": "mlsysgym.costmodels.surrogate:load_surrogate",

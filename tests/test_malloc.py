@@ -387,3 +387,25 @@ def test_maskable_ppo_runs():
         obs, _, done, _, info = env.step(int(a))
     assert info["invalid_actions"] == 0
     assert simulate(env.problem, env.placement).valid
+
+
+def test_memory_evaluator_resolves_by_name_and_scores_placements():
+    """``"memory"`` through the evaluator registry: a placement's time equals simulate()'s;
+    an overlapping placement is invalid (time inf), not an exception."""
+    from mlsysgym.core.evaluator import resolve_evaluator
+    from mlsysgym.ir import zoo
+    from mlsysgym.simulators.memory import Placement, build_problem, simulate
+
+    problem = build_problem(zoo.load("alexnet"), capacity_fraction=0.25)
+    ev = resolve_evaluator("memory")
+    big = int(np.argmax(np.where(problem.size <= problem.capacity_bytes, problem.size, -1)))
+    name = problem.buffer_names[big]  # the largest buffer that fits alone
+    fast = {name: 0}
+    out = ev.evaluate([{"fast": fast}, {}], problem)
+    expected = simulate(problem, Placement.from_dict(problem, fast)).total_time_us
+    assert out["time_us"][0] == pytest.approx(expected)
+    assert out["time_us"][1] == pytest.approx(problem.all_slow_time_us)
+    assert out["n_fast"].tolist() == [1.0, 0.0] and out["valid"].tolist() == [1.0, 1.0]
+    # the same buffer placed beyond the capacity is invalid
+    bad = ev.evaluate([{"fast": {name: problem.capacity_bytes}}], problem)
+    assert bad["valid"][0] == 0.0 and np.isinf(bad["time_us"][0])
