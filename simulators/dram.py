@@ -160,8 +160,9 @@ class ControllerSettings:
 
     def __post_init__(self) -> None:
         lo, hi = self.write_low_watermark, self.write_high_watermark
-        if not 0.0 <= lo <= hi <= 1.0:
-            raise DesignError(f"write watermarks must satisfy 0 <= low <= high <= 1; got low={lo}, high={hi}")
+        if not 0.0 < lo <= hi <= 1.0:
+            raise DesignError(f"write watermarks must satisfy 0 < low <= high <= 1 (with low 0 write mode never "
+                              f"ends); got low={lo}, high={hi}")
         if not 0 <= self.active_buffer <= 1024:
             raise DesignError(f"active_buffer must be 0..1024 entries; got {self.active_buffer}")
 

@@ -662,8 +662,8 @@ def event_loop(cf, arrival, is_wr, bank, row, col, tm, bk, q, rk, grp, ch, rq, h
         t_ref, ref_rank, ref_do, ref_opt = next_refresh(cf, rk, bk, now)
         t_adm = next_admission(cf, bk, heap, cnt, arrival, is_wr, bank, now)
         t_cmd, c_bank = next_command(cf, tm, bk, q, rk, grp, ch, rq, cnt, row, is_wr, now)
-        if t_ref == INF and t_adm == INF and t_cmd == INF:
-            return STALLED  # cannot happen with valid inputs; never spin forever
+        if t_adm == INF and t_cmd == INF:
+            return STALLED  # no request can move (refresh alone cannot change that): never spin forever
         if t_ref <= t_cmd and (t_ref < t_adm or (t_ref == t_adm and not ref_opt)):
             cnt[C_NOW] = t_ref
             if ref_do:

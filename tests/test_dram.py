@@ -401,8 +401,10 @@ def test_write_drain_defaults_are_ramulators_and_change_nothing_for_reads_only()
     tr = random_trace(2_000, interval_cycles=4, seed=2)
     a, b = simulate(tr, {}), simulate(tr, {}, settings=on)
     assert a.latency_cycles.tolist() == b.latency_cycles.tolist()
-    with pytest.raises(DesignError, match="0 <= low <= high <= 1"):
+    with pytest.raises(DesignError, match="0 < low <= high <= 1"):
         ControllerSettings(write_drain=True, write_high_watermark=0.2, write_low_watermark=0.5)
+    with pytest.raises(DesignError, match="write mode never ends"):
+        ControllerSettings(write_drain=True, write_low_watermark=0.0)
 
 
 def test_read_forwarding_answers_from_the_queued_write():
@@ -464,3 +466,21 @@ def test_ready_first_frfcfs_closes_a_row_a_waiting_hit_needs():
     fifo = {**d, "Scheduler": "Fifo"}
     assert simulate(tr, fifo).latency_cycles.tolist() == simulate(
         tr, fifo, settings=ControllerSettings(ready_first=True)).latency_cycles.tolist()
+
+
+def test_random_designs_with_every_controller_setting_serve_every_request():
+    """Write draining, forwarding, the active buffer and ready-first, alone and together, on
+    random designs and two organisations: every request served, none faster than its burst."""
+    rng = np.random.default_rng(1)
+    all_on = ControllerSettings(write_drain=True, read_forwarding=True, active_buffer=8, ready_first=True)
+    options = [all_on, ControllerSettings(write_drain=True, write_high_watermark=1.0, write_low_watermark=0.01),
+               ControllerSettings(active_buffer=2), ControllerSettings(ready_first=True),
+               ControllerSettings(read_forwarding=True)]
+    for dev in (MT40A1G8_083E, MT40A1G8_083E.with_org(channels=2, ranks=2)):
+        tr = mixed_trace(600, interval_cycles=2, write_fraction=0.5, seed=4, device=dev)
+        for k in range(20):
+            r = simulate(tr, DESIGN_SPACE.sample(rng), device=dev, settings=options[k % len(options)])
+            assert r.latency_cycles.min() >= 0
+            served = r.latency_cycles.size - r.forwarded_count
+            assert served >= 1 and r.total_time_ns >= served * T.BL // 2 * T.tck_ns / dev.org.channels
+            assert np.isfinite(r.energy_nj) and r.energy_nj > 0
