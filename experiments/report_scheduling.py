@@ -309,7 +309,7 @@ _STREAM_COLS = ("HEFT", "HEFT-FIFO", "CPOP", "PPO best", "PPO+LS", "FIFO+LS", "C
 def _bold_min(d: dict[str, Any], cols: Sequence[str], suffix: str = "") -> list[str]:
     vals = [d.get(f"{c}{suffix}", math.nan) for c in cols]
     best = np.nanmin(vals)
-    return [f"**{v:.0f}**" if v <= best + 1e-6 else _f(v, 0) for v in vals]
+    return [f"**{_f(v, 0)}**" if v <= best + 1e-6 else _f(v, 0) for v in vals]
 
 
 def _stream_markdown(w: pd.DataFrame, trials: pd.DataFrame) -> str:
