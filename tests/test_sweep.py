@@ -357,9 +357,9 @@ def test_sweep_subprocess_killed_then_resumed(tmp_path):
 @pytest.mark.parametrize("config", sorted(p.stem for p in (Path(__file__).resolve().parents[1]
                                                            / "experiments" / "configs").glob("*.yaml")))
 def test_every_shipped_config_is_valid(config):
-    """Each experiment config parses and names registered problems and agents with
-    implementations for the problems' kinds (building every problem, as check_runnable does
-    before Ray starts, is left to the tests that run a trial of each)."""
+    """Each experiment config parses and names registered problems and agents (building every
+    problem, as check_runnable does before Ray starts, is left to the tests that run a trial of
+    each config)."""
     cfg = load_config(Path(__file__).resolve().parents[1] / "experiments" / "configs"
                       / f"{config}.yaml")
     trials, groups = expand(cfg)
