@@ -99,11 +99,11 @@ def bench_accelerator(args, out: Path, res: dict) -> dict[str, Any]:
     targets = ["latency_ms", "energy_uj"]
     feats = space.names
     out_models: dict[str, Any] = {}
-    for kind, kw in (("lightgbm", dict(n_estimators=args.gbm_trees, learning_rate=0.1,
-                                       num_leaves=127, min_data_in_leaf=3,
-                                       derived=ACCEL_DERIVED)),
-                     ("mlp", dict(members=2, epochs=args.mlp_epochs, hidden=128, layers=3,
-                                  batch_size=512, derived=ACCEL_DERIVED))):
+    for kind, kw in (("lightgbm", {"n_estimators": args.gbm_trees, "learning_rate": 0.1,
+                                       "num_leaves": 127, "min_data_in_leaf": 3,
+                                       "derived": ACCEL_DERIVED}),
+                     ("mlp", {"members": 2, "epochs": args.mlp_epochs, "hidden": 128, "layers": 3,
+                                  "batch_size": 512, "derived": ACCEL_DERIVED})):
         model, fit_s = _fit(kind, train, feats, targets, **kw)
         loaded = _save_load(model, out / f"accel_{kind}")
         sc = _scores(loaded, test, targets)
@@ -127,8 +127,8 @@ def bench_accelerator(args, out: Path, res: dict) -> dict[str, Any]:
     for kind, m in out_models.items():
         model = m["model"]
         x, _ = model.encode(frame_q)
-        speed[f"{kind}_predict_s"] = _best_time(lambda: model.predict(frame_q)) / len(frame_q)
-        speed[f"{kind}_ort_s"] = _best_time(lambda: model.run_encoded(x)) / len(frame_q)
+        speed[f"{kind}_predict_s"] = _best_time(lambda m=model: m.predict(frame_q)) / len(frame_q)
+        speed[f"{kind}_ort_s"] = _best_time(lambda m=model, x=x: m.run_encoded(x)) / len(frame_q)
     res["accelerator"] = {"train_rows": len(train), "test_rows": len(test),
                           "workload": args.workload, "layers": len(ls),
                           "models": {k: {"fit_s": v["fit_s"], "scores": v["scores"]}
@@ -150,9 +150,9 @@ def bench_dram(args, out: Path, res: dict) -> dict[str, Any]:
     train, test = split_frame(frame, 0.2, seed=0)
     targets = ["avg_latency_ns", "energy_nj", "power_mw"]
     models: dict[str, Any] = {}
-    for kind, kw in (("lightgbm", dict(n_estimators=1500, learning_rate=0.05, num_leaves=31,
-                                       min_data_in_leaf=3)),
-                     ("mlp", dict(members=2, epochs=150, hidden=128, layers=3, batch_size=128))):
+    for kind, kw in (("lightgbm", {"n_estimators": 1500, "learning_rate": 0.05, "num_leaves": 31,
+                                       "min_data_in_leaf": 3}),
+                     ("mlp", {"members": 2, "epochs": 150, "hidden": 128, "layers": 3, "batch_size": 128})):
         model, fit_s = _fit(kind, train, space.names, targets, **kw)
         loaded = _save_load(model, out / f"dram_{kind}")
         sc = _scores(loaded, test, targets)
@@ -166,7 +166,7 @@ def bench_dram(args, out: Path, res: dict) -> dict[str, Any]:
     speed = {"sim_s": sim_s}
     q = test.iloc[:1024] if len(test) >= 1024 else test
     for kind, m in models.items():
-        speed[f"{kind}_predict_s"] = _best_time(lambda: m["model"].predict(q)) / len(q)
+        speed[f"{kind}_predict_s"] = _best_time(lambda m=m: m["model"].predict(q)) / len(q)
     res["dram"] = {"train_rows": len(train), "test_rows": len(test), "trace": "cloud-1 (20,000 requests)",
                    "models": {k: {"fit_s": v["fit_s"], "scores": v["scores"]} for k, v in models.items()},
                    "speed": speed}
@@ -196,9 +196,9 @@ def bench_zigzag(args, out: Path, res: dict) -> None:
     train, test = split_frame(frame, 0.25, seed=0)
     targets = ["cycles", "energy_uj"]
     models = {}
-    for kind, kw in (("lightgbm", dict(n_estimators=400, learning_rate=0.05, num_leaves=7,
-                                       min_data_in_leaf=2, early_stopping=400)),
-                     ("mlp", dict(members=4, epochs=400, hidden=32, layers=2, batch_size=16))):
+    for kind, kw in (("lightgbm", {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 7,
+                                       "min_data_in_leaf": 2, "early_stopping": 400}),
+                     ("mlp", {"members": 4, "epochs": 400, "hidden": 32, "layers": 2, "batch_size": 16})):
         model, fit_s = _fit(kind, train, space.names, targets, **kw)
         loaded = _save_load(model, out / f"zigzag_{kind}")
         models[kind] = {"fit_s": fit_s, "scores": _scores(loaded, test, targets), "model": loaded}
@@ -215,7 +215,7 @@ def bench_zigzag(args, out: Path, res: dict) -> None:
     speed = {"zigzag_s": zz_s, "zigzag_cpu_s": zz_cpu,
              "zigzag_logged_median_s": float(frame["wall_time_s"].median())}
     for kind, m in models.items():
-        speed[f"{kind}_predict_s"] = _best_time(lambda: m["model"].predict(q), 5) / len(q)
+        speed[f"{kind}_predict_s"] = _best_time(lambda m=m: m["model"].predict(q), 5) / len(q)
     res["zigzag"] = {"train_rows": len(train), "test_rows": len(test),
                      "workload": "one 3x3 conv, 64->128 channels, 28x28 (lpf_limit 3, 1 spatial mapping)",
                      "models": {k: {"fit_s": v["fit_s"], "scores": v["scores"]} for k, v in models.items()},
@@ -236,10 +236,10 @@ def bench_latency(models: dict[str, Any], test, res: dict) -> None:
             model.run_encoded(x1)
             model.predict(one)
         out[kind] = {
-            "ort_one_us": 1e6 * _median_time(lambda: model.run_encoded(x1), 2000),
-            "predict_one_us": 1e6 * _median_time(lambda: model.predict(one), 2000),
-            "ort_1024_ms": 1e3 * _median_time(lambda: model.run_encoded(xb), 100),
-            "predict_1024_ms": 1e3 * _median_time(lambda: model.predict(batch), 100),
+            "ort_one_us": 1e6 * _median_time(lambda m=model, x=x1: m.run_encoded(x), 2000),
+            "predict_one_us": 1e6 * _median_time(lambda m=model: m.predict(one), 2000),
+            "ort_1024_ms": 1e3 * _median_time(lambda m=model, x=xb: m.run_encoded(x), 100),
+            "predict_1024_ms": 1e3 * _median_time(lambda m=model: m.predict(batch), 100),
         }
     res["latency"] = out
 
@@ -354,16 +354,16 @@ def _summary(res: dict) -> list[str]:
 def render(res: dict, argv: list[str]) -> str:
     L = ["# Learned cost models", "",
          f"Command: `.venv/bin/python benchmarks/bench_costmodels.py {' '.join(argv)}`", "",
-         f"Machine: {platform.machine()}, Python {platform.python_version()}, 2 cores shared with "
+         (f"Machine: {platform.machine()}, Python {platform.python_version()}, 2 cores shared with "
          f"other jobs (load average {res.get('load_average', os.getloadavg()[0]):.1f} at the end); ONNX Runtime and the "
          f"simulators on one thread; every time below is CPU time of this process (the "
-         f"machine is shared, so wall time would count other jobs' turns). Total wall time {res['wall_s']:.0f} s.", "",
-         "Relative errors reported (see `costmodels/metrics.py`): **NRMSE % = 100·RMSE / mean(y)** "
+         f"machine is shared, so wall time would count other jobs' turns). Total wall time {res['wall_s']:.0f} s."), "",
+         ("Relative errors reported (see `costmodels/metrics.py`): **NRMSE % = 100·RMSE / mean(y)** "
          "(\"relative RMSE\", the ArchGym-style number) and the stricter **RMS rel % = "
          "100·sqrt(mean(((ŷ−y)/y)²))** (every design weighs alike), plus MAPE, R², Kendall τ, "
          "pairwise ranking accuracy and TenSet top-k score = true best ÷ best true value among the "
          "model's k picks (1 = perfect). All scores are on held-out designs (never seen in training), "
-         "predicted through ONNX Runtime from the saved model.", ""]
+         "predicted through ONNX Runtime from the saved model."), ""]
 
     def table(section: dict, title: str) -> None:
         L.append(f"## {title}")

@@ -195,8 +195,8 @@ def main() -> None:
           f"equivalent to any training design)", flush=True)
 
     feats = knobs + list(DERIVED)
-    mlp = dict(members=args.members, hidden=args.hidden, layers=args.layers, epochs=args.epochs,
-               batch_size=args.batch_size, threads=args.threads)
+    mlp = {"members": args.members, "hidden": args.hidden, "layers": args.layers, "epochs": args.epochs,
+               "batch_size": args.batch_size, "threads": args.threads}
     out = Path(args.out_dir)
     # two candidate models; per metric the one with the lower NRMSE on its *validation* rows
     # (10 % of the training rows, inside fit) is used — the held-out set plays no part in it
@@ -243,13 +243,13 @@ def main() -> None:
     sur_s = _best_time(surrogate, 5) / len(q)
     one_s = {n: _best_time(lambda n=n: models[n].predict(derived_columns(q)), 5) / len(q) for n in cands}
     total = time.perf_counter() - t_start
-    res = dict(args=vars(args), rows=len(frame), train=len(train), test=len(test),
-               dropped_repeats=int(dup.sum()), novel=int(novel.sum()), generated_shards=made,
-               gen_cpu_s=gen_cpu, fits=fits, valid=valid, choice=choice, sim_s=sim_s, sur_s=sur_s,
-               one_s=one_s, wall_s=total,
-               scores={f"{n}/{t}": v for (n, t), v in scores.items()},
-               scores_novel={f"{n}/{t}": v for (n, t), v in extra.items()},
-               provenance=provenance(command=sys.argv[1:]))
+    res = {"args": vars(args), "rows": len(frame), "train": len(train), "test": len(test),
+               "dropped_repeats": int(dup.sum()), "novel": int(novel.sum()), "generated_shards": made,
+               "gen_cpu_s": gen_cpu, "fits": fits, "valid": valid, "choice": choice, "sim_s": sim_s, "sur_s": sur_s,
+               "one_s": one_s, "wall_s": total,
+               "scores": {f"{n}/{t}": v for (n, t), v in scores.items()},
+               "scores_novel": {f"{n}/{t}": v for (n, t), v in extra.items()},
+               "provenance": provenance(command=sys.argv[1:])}
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(res, indent=1, default=float))
     lat = test["avg_latency_ns"].to_numpy(float)
@@ -270,13 +270,13 @@ def report(args, res, scores, extra, choice, lat) -> str:
          f"{res['wall_s']:.0f} s" + (f" (incl. generating {res['generated_shards']} shards, "
                                       f"{res['gen_cpu_s']:.0f} s CPU)" if res["generated_shards"] else
                                       " (dataset already on disk)") + ".", "",
-         f"Data: DramSimulator (ArchGym DRAMGym's ten knobs) on the **cloud-1 trace, all 20,000 "
+         (f"Data: DramSimulator (ArchGym DRAMGym's ten knobs) on the **cloud-1 trace, all 20,000 "
          f"requests**; {res['rows']:,} uniform random designs logged through "
          f"`costmodels.datasets.generate` (DatasetLogger), {args.shards} shards × "
          f"{args.shard_rows:,} (seeds 1000…). **{res['train']:,} training rows** (the first "
          f"{args.train_rows:,}; 10 % of them are the fit's early-stopping validation), "
          f"**{res['test']:,} held-out designs** (the rest; {res['dropped_repeats']} rows whose knob "
-         f"values repeat a training design were dropped). Nothing else is excluded.", "",
+         f"values repeat a training design were dropped). Nothing else is excluded."), "",
          f"Model: MLP ensemble (`MLPCostModel`, {args.members} members × {args.layers}×{args.hidden} "
          f"SiLU, {args.epochs} epochs, batch {args.batch_size}) on the ten knobs (one-hot / log2, "
          f"standardized) plus derived columns {', '.join(DERIVED)} (how the simulator combines the "
@@ -285,9 +285,9 @@ def report(args, res, scores, extra, choice, lat) -> str:
          f"space, latency standardized on a linear scale, which is what NRMSE rewards). One is "
          f"used (one ONNX session keeps the surrogate fast): the one with the lower worst-metric "
          f"NRMSE on its own validation rows (the held-out set plays no part in the choice): " + ", ".join(f"{t} → `{n}`" for t, n in choice.items()) + ".",
-         "", "Scores on held-out designs, predicted through ONNX Runtime from the saved models "
+         "", ("Scores on held-out designs, predicted through ONNX Runtime from the saved models "
          "(`CostModel.load`). **NRMSE % = 100·RMSE / mean(y)** (the ArchGym-style relative RMSE), "
-         "**RMS rel % = 100·sqrt(mean(((ŷ−y)/y)²))** (every design weighs alike).", "",
+         "**RMS rel % = 100·sqrt(mean(((ŷ−y)/y)²))** (every design weighs alike)."), "",
          "| model | target | NRMSE % | RMS rel % | MAPE % | R² | Kendall τ | ≤ 0.61 % |",
          "|---|---|---:|---:|---:|---:|---:|---|"]
     for (n, t), s in scores.items():
@@ -295,10 +295,10 @@ def report(args, res, scores, extra, choice, lat) -> str:
         L.append(f"| {n} ({mark}) | {t} | {s['nrmse_pct']:.3f} | {s['rms_rel_pct']:.3f} | "
                  f"{s['mape_pct']:.3f} | {s['r2']:.5f} | {s['kendall_tau']:.4f} | "
                  f"{'**met**' if s['nrmse_pct'] <= 0.61 else 'not met'} |")
-    L += ["", f"Same scores on the {res['novel']:,} held-out designs that are not functionally "
+    L += ["", (f"Same scores on the {res['novel']:,} held-out designs that are not functionally "
           "equivalent to any training design (equivalent = equal after normalizing knobs the "
           "simulator ignores in that configuration: MaxActiveTransactions with the Simple arbiter, "
-          "the refresh postpone/pull-in knobs without refresh, RespQueue vs Arbiter Reorder):", "",
+          "the refresh postpone/pull-in knobs without refresh, RespQueue vs Arbiter Reorder):"), "",
           "| model | target | NRMSE % | RMS rel % | MAPE % | R² | Kendall τ |",
           "|---|---|---:|---:|---:|---:|---:|"]
     for (n, t), s in extra.items():
@@ -309,8 +309,8 @@ def report(args, res, scores, extra, choice, lat) -> str:
         f"`{n}` {c:.0f} s CPU / {w:.0f} s wall" for n, (c, w) in fits.items()), "",
           "Speed per design (CPU time of this process, one thread):", "",
           "| path | µs / design | simulator ÷ path |", "|---|---:|---:|",
-          f"| simulator `DramSimulator.evaluate` ({args.sim_designs} designs, cloud-1 20k requests) "
-          f"| {res['sim_s'] * 1e6:,.0f} | 1× |"]
+          (f"| simulator `DramSimulator.evaluate` ({args.sim_designs} designs, cloud-1 20k requests) "
+          f"| {res['sim_s'] * 1e6:,.0f} | 1× |")]
     for n, s in res["one_s"].items():
         L.append(f"| `{n}`: derived columns + `predict(columns)` (encode + ORT), batch 1,024 "
                  f"| {s * 1e6:.2f} | {res['sim_s'] / s:,.0f}× |")
@@ -318,12 +318,12 @@ def report(args, res, scores, extra, choice, lat) -> str:
              f"| {res['sur_s'] * 1e6:.2f} | **{res['sim_s'] / res['sur_s']:,.0f}×** |")
     q = np.percentile(lat, [0, 25, 50, 75, 95, 100])
     L += ["", "## Notes", "",
-          f"- Held-out latency is bimodal and heavy-tailed: min {q[0]:,.0f}, quartiles "
+          (f"- Held-out latency is bimodal and heavy-tailed: min {q[0]:,.0f}, quartiles "
           f"{q[1]:,.0f} / {q[2]:,.0f} / {q[3]:,.0f}, p95 {q[4]:,.0f}, max {q[5]:,.0f} ns (mean "
           f"{lat.mean():,.0f}). Designs that keep up with the trace answer in ~50–300 ns; designs "
           f"whose throughput is below the trace's rate queue up and their average latency grows "
           f"with the backlog (tens to hundreds of µs). NRMSE divides by the mean, so it is set "
-          f"almost entirely by the overloaded designs; RMS rel is set by the fast ones.",
+          f"almost entirely by the overloaded designs; RMS rel is set by the fast ones."),
           ]
     return "\n".join(L) + "\n"
 

@@ -42,8 +42,8 @@ def main() -> None:
     lines = [
         "# IR construction time per zoo model",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_ir.py --repeat {args.repeat}` "
-        "(median of the repeats, one process, 2-core shared machine).",
+        (f"Command: `.venv/bin/python benchmarks/bench_ir.py --repeat {args.repeat}` "
+        "(median of the repeats, one process, 2-core shared machine)."),
         "",
         "| model | ops | load (ms) | load + full analysis (ms) |",
         "|---|---:|---:|---:|",

@@ -200,25 +200,25 @@ def main(argv: list[str] | None = None) -> int:
         f"--cost-ms {args.cost_ms:g} --repeats {args.repeats}"
         + (f" --out {args.out}`" if args.out else "`"),
         "",
-        f"Machine: {os.cpu_count()} cores ({platform.machine()}, shared with other jobs), "
+        (f"Machine: {os.cpu_count()} cores ({platform.machine()}, shared with other jobs), "
         f"Python {sys.version.split()[0]}, Ray {__import__('ray').__version__}; 1-minute load "
         f"average {load_before:.1f} before, {load_after:.1f} after (other jobs share the "
         f"cores). One CPU per worker; one design per call (chunk_size=1) unless stated. The "
         f"pools are measured in interleaved rounds (1 worker, 2 workers, ...) so that each "
         f"ratio compares runs under the same load; the speedup is the median of the "
-        f"per-round ratios.",
+        f"per-round ratios."),
         "",
-        f"Evaluator: busy single-threaded NumPy work (element-wise sin/sqrt over 20k floats, "
+        (f"Evaluator: busy single-threaded NumPy work (element-wise sin/sqrt over 20k floats, "
         f"{iters} rounds), ≈ {cost:.1f} ms of CPU time per design measured in the driver; "
         f"not sleep. "
         f"{args.designs} distinct designs per run, {args.repeats} runs, median (min–max); "
-        f"actor start-up excluded (warm-up batch).",
+        f"actor start-up excluded (warm-up batch)."),
         "",
-        "| path | designs/s | vs 1 worker (same chunk size), per round | cores got | "
-        "designs per CPU-second |",
+        ("| path | designs/s | vs 1 worker (same chunk size), per round | cores got | "
+        "designs per CPU-second |"),
         "|---|---:|---:|---:|---:|",
-        f"| serial (in-process) | {med(serial):.1f} ({min(serial):.1f}–{max(serial):.1f}) | "
-        f"{med(serial) / med(one):.2f}× (of medians) | | |",
+        (f"| serial (in-process) | {med(serial):.1f} ({min(serial):.1f}–{max(serial):.1f}) | "
+        f"{med(serial) / med(one):.2f}× (of medians) | | |"),
         row("RayPool, 1 worker", (1, 1), None),
         row("RayPool, 2 workers", (2, 1), ratio1),
         row("RayPool, 1 worker, 4 designs per call", (1, 4), None),
@@ -226,14 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         row(f"sleep {args.cost_ms:g} ms (no CPU), 1 worker", (1, 0), None),
         row(f"sleep {args.cost_ms:g} ms (no CPU), 2 workers", (2, 0), ratio_s),
         "",
-        "\"cores got\": the evaluations' CPU time (thread_time in the worker) divided by the "
+        ("\"cores got\": the evaluations' CPU time (thread_time in the worker) divided by the "
         "batch's wall time, median over rounds; 2 workers can reach 2× only if they get two "
         "cores' worth of CPU. \"designs per CPU-second\" = designs/s ÷ cores got: equal for 1 "
         "and 2 workers when Ray adds no cost beyond the CPU the workers were given. The sleeping "
-        "evaluator uses no CPU, so its ratio shows the pool's own scaling under any load.",
+        "evaluator uses no CPU, so its ratio shows the pool's own scaling under any load."),
         "",
-        f"Ray overhead per evaluation (evaluator costing ~0 ms, 1 worker, "
-        f"{args.overhead_designs} designs, median of {args.repeats}):",
+        (f"Ray overhead per evaluation (evaluator costing ~0 ms, 1 worker, "
+        f"{args.overhead_designs} designs, median of {args.repeats}):"),
         "",
         "| path | µs per evaluation |",
         "|---|---:|",
@@ -241,21 +241,21 @@ def main(argv: list[str] | None = None) -> int:
         f"| RayPool, 32 designs per call | {med(ovh32):.0f} |",
         f"| serial path (one batch) | {med(ser):.1f} |",
         "",
-        f"So an evaluation should cost well above ~{med(ovh1) / 1e3:.1f} ms to be worth a "
+        (f"So an evaluation should cost well above ~{med(ovh1) / 1e3:.1f} ms to be worth a "
         f"Ray call of its own; cheaper vectorized evaluators should use a larger chunk_size "
-        f"(or the serial path).",
+        f"(or the serial path)."),
     ]
     cores2 = med(cores[2, 1])
     verdict = "reached" if speedup >= 1.7 else "NOT reached"
     lines += [
         "",
-        f"Verdict: the ≥ 1.7× target for 2 workers on the busy evaluator is {verdict} in this "
+        (f"Verdict: the ≥ 1.7× target for 2 workers on the busy evaluator is {verdict} in this "
         f"run ({speedup:.2f}×). The two workers got {cores2:.2f} cores' worth of CPU between "
         f"them (1 worker: {med(cores[1, 1]):.2f}); their designs per CPU-second match "
         f"({med([a / b for a, b in zip(rates[2, 1], cores[2, 1], strict=True)]):.1f} vs "
         f"{med([a / b for a, b in zip(rates[1, 1], cores[1, 1], strict=True)]):.1f}), and "
         f"the no-CPU evaluator scales {med(ratio_s):.2f}×: the CPU-bound speedup is bounded "
-        f"by the CPU the machine's other jobs leave, not by the pool.",
+        f"by the CPU the machine's other jobs leave, not by the pool."),
     ]
     report = stamp_markdown("\n".join(lines) + "\n")
     print(report)

@@ -235,8 +235,8 @@ def ours(rows: list[dict]) -> dict[str, np.ndarray]:
             ifmap_kb=float(r["ifmap_kb"]), filter_kb=float(r["filter_kb"]),
             ofmap_kb=float(r["ofmap_kb"]), bandwidth=float(r["bandwidth"]), word_bytes=1)
         items = simulate_items(d, ls)
-        for m in out:
-            out[m].append(float(items[m][0, 0]))
+        for m, values in out.items():
+            values.append(float(items[m][0, 0]))
     return {m: np.array(v) for m, v in out.items()}
 
 

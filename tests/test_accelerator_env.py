@@ -82,7 +82,7 @@ def test_sequential_mode_matches_one_shot(env):
     for level in levels:
         mask = seq.action_masks()
         assert mask[level] and not mask[int(seq.space.nvec[steps]):].any()
-        _, reward, terminated, truncated, info = seq.step(level)
+        _, reward, terminated, truncated, _info = seq.step(level)
         total += reward
         steps += 1
     assert terminated and not truncated and steps == seq.space.dim

@@ -38,7 +38,7 @@ NOT_RUN: dict[str, str] = {}
 
 
 def _blocks(lang: str) -> list[str]:
-    return re.findall(rf"^```{lang}\n(.*?)^```", README.read_text(), flags=re.S | re.M)
+    return re.findall(rf"^```{lang}\n(.*?)^```", README.read_text(), flags=re.DOTALL | re.MULTILINE)
 
 
 def _commands(block: str) -> list[list[str]]:
@@ -104,6 +104,6 @@ def test_readme_shell_block(block: str, tmp_path: Path) -> None:
     for argv in _commands(block):
         argv = _small(argv)
         res = subprocess.run([str(MLSYSGYM), *argv[1:]], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=600)
+                             capture_output=True, text=True, timeout=600, check=False)
         assert res.returncode == 0, f"{shlex.join(argv)}\n{res.stderr[-2000:]}"
         assert "Traceback" not in res.stderr, res.stderr[-2000:]
