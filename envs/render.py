@@ -256,8 +256,9 @@ def memory_map_figure(problem: Any, mode: np.ndarray, offset: np.ndarray, decide
     a_map.set_title(f"fast memory ({len(fast)} fast, {len(pf)} prefetched)", fontsize=9)
     ops = np.arange(problem.n_ops)
     live = (problem.start[:, None] <= ops) & (ops <= problem.end[:, None])
-    in_fast = (mode > 0)[:, None]
-    a_live.stackplot(ops, (live & in_fast).T @ size_mb, (live & ~in_fast).T @ size_mb,
+    first_fast = np.where(mode == 2, problem.pf_start, problem.start)[:, None]  # residency
+    in_fast = (mode > 0)[:, None] & (first_fast <= ops) & (ops <= problem.end[:, None])
+    a_live.stackplot(ops, in_fast.T @ size_mb, (live & ~in_fast).T @ size_mb,
                      colors=[_FAST, _SLOW], labels=["fast", "slow"])
     a_live.axhline(cap_mb, color="k", lw=0.8, label="capacity")
     a_live.set_xlabel("op")
@@ -329,7 +330,7 @@ def write_examples(out_dir: str | Path = "experiments/results/renders") -> list[
 
 def _play(env: Any, seed: int) -> None:
     """An episode of a simple policy: 20 random designs (design envs); best fit in fast memory
-    when it fits (mallocGame); the valid (op, PE) pair that would finish first ignoring
+    when it fits, else a prefetch when that fits (mallocGame); the valid (op, PE) pair that would finish first ignoring
     transfers (scheduling)."""
     obs, _ = env.reset(seed=seed)
     env.action_space.seed(seed)
@@ -337,8 +338,9 @@ def _play(env: Any, seed: int) -> None:
     for _ in range(20 if hasattr(base, "space") else 100_000):
         if hasattr(base, "space"):
             action = env.action_space.sample()
-        elif hasattr(base, "n_offsets"):
-            action = 1 if base.action_masks()[1] else 0
+        elif hasattr(base, "n_offsets"):  # fast if it fits, else prefetched if that fits
+            mask, pf = base.action_masks(), 1 + base.n_offsets
+            action = 1 if mask[1] else pf if base.prefetch and mask[pf] else 0
         else:
             valid = np.flatnonzero(base.action_masks())
             p = base.n_pes
