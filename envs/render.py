@@ -19,6 +19,8 @@ The pictures (one function each, taking plain data, so they can be drawn outside
   memory over time;
 - :func:`gantt_figure`: a schedule as a Gantt chart, one row per PE.
 
+LLMServing-v0 (and any other DesignEnv) draws :func:`design_figure`.
+
 ``python -m mlsysgym.envs.render [OUT_DIR]`` writes one PNG of each env's picture (default
 ``experiments/results/renders/``).
 """
@@ -316,6 +318,7 @@ def write_examples(out_dir: str | Path = "experiments/results/renders") -> list[
         ("kernel_scheduling", "mlsysgym/KernelScheduling-v0", {"workload": "resnet18"}),
         ("kernel_scheduling_stream", "mlsysgym/KernelSchedulingStream-v0",
          {"models": ("alexnet", "resnet18"), "n_jobs": 3, "n_streams": 1}),
+        ("llm_serving", "mlsysgym/LLMServing-v0", {"requests": 50}),
     ]
     written = []
     for name, env_id, kwargs in runs:
