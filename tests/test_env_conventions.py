@@ -227,3 +227,31 @@ def test_pettingzoo_dram_env_api_and_render() -> None:
     assert frame.dtype == np.uint8 and frame.ndim == 3
     with pytest.raises(EnvConfigError, match="render_mode must be None or one of"):
         parallel_env(render_mode="rgb")
+
+
+def test_pictures_hold_the_episode() -> None:
+    """The Gantt chart has one bar per op, spanning its start and finish, the last ending at the
+    makespan; the memory map one rectangle per fast or prefetched buffer at its offset, and the
+    fast-memory live bytes never above the capacity."""
+    from mlsysgym.envs.render import _play, gantt_figure, memory_map_figure
+
+    env = gym.make("mlsysgym/KernelScheduling-v0", workload="alexnet")
+    _play(env, seed=0)
+    base = env.unwrapped
+    fig = gantt_figure(base.problem.pe_names, np.array(base._assign), np.array(base._start),
+                       np.array(base._finish), "t")
+    bars = fig.axes[0].patches
+    assert len(bars) == base.problem.n_ops
+    assert max(b.get_x() + b.get_width() for b in bars) == pytest.approx(base.makespan_us)
+    assert sorted(b.get_x() for b in bars) == pytest.approx(sorted(base._start))
+
+    env = gym.make("mlsysgym/MallocGame-v0", workload="resnet18", prefetch_window=2)
+    _play(env, seed=0)
+    p, s = env.unwrapped.problem, env.unwrapped.state
+    fig = memory_map_figure(p, s.mode, s.offset, p.n_buffers, s.total_us, "t")
+    rects = fig.axes[0].patches
+    placed = np.flatnonzero(s.mode > 0)
+    assert len(rects) == placed.size and (s.mode == 2).any()
+    assert sorted(r.get_y() for r in rects) == pytest.approx(sorted(s.offset[placed] / 2**20))
+    fast_mib = fig.axes[1].collections[0].get_paths()[0].vertices[:, 1]
+    assert fast_mib.max() <= p.capacity_bytes / 2**20 + 1e-9
