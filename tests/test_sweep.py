@@ -26,6 +26,7 @@ from mlsysgym.experiments.sweep import (
     load_results,
     run_sweep,
     run_trial,
+    trial_result,
 )
 
 from mlsysgym.cli import main as cli_main
@@ -74,6 +75,8 @@ def base_config(tmp_path: Path, **over) -> dict:
     ({"budget": {"minutes": 1}}, "unknown budget key(s) ['minutes']"),
     ({"budget": {"seconds": -1}}, "budget seconds must be positive"),
     ({"budget": 0}, "budget must be a positive number of evaluations"),
+    ({"max_failures": -1}, "max_failures must be a non-negative integer"),
+    ({"max_failures": "twice"}, "max_failures must be a non-negative integer"),
 ])
 def test_bad_config_is_a_one_line_error(tmp_path, change, message):
     cfg = {**base_config(tmp_path), **change}
@@ -137,6 +140,37 @@ def test_run_trial_writes_its_row_and_trajectory(tmp_path):
     assert traj["best_so_far"].iloc[-1] == row["best_reward"]
     assert set(completed(tmp_path)) == {spec.key}
     assert not list(tmp_path.rglob("*.tmp"))  # written atomically, no leftovers
+
+
+def test_trial_result_travels_in_the_tune_result_and_the_driver_writes_it(tmp_path):
+    """The worker writes nothing: its row and trajectory ride in the Tune result; the driver's
+    callback takes them out (Tune's loggers never see them) and writes the same Parquet as
+    run_trial; a retried trial rewrites its own part (no duplicate)."""
+    from mlsysgym.experiments.sweep.collect import PAYLOAD, pack, writer_callback
+
+    spec = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 3}, 7, 1)
+    row, traj = trial_result(spec, sweep="s")
+    assert not list(tmp_path.iterdir())  # nothing written by the trial itself
+    assert row["n_evaluations"] == 7 and len(traj) == 7
+    writer = writer_callback(str(tmp_path / "driver"))
+    for _ in range(2):  # the second time: a trial retried after its node died
+        result = {"best_reward": row["best_reward"], PAYLOAD: pack(row, traj)}
+        writer.on_trial_result(iteration=1, trials=[], trial=None, result=result)
+        assert PAYLOAD not in result and result["best_reward"] == row["best_reward"]
+    writer.on_trial_result(iteration=2, trials=[], trial=None, result={"best_reward": 0.5})
+    trials, got = load_results(tmp_path / "driver")
+    assert list(trials["trial_key"]) == [spec.key] and len(got) == 7
+    assert got["best_so_far"].iloc[-1] == row["best_reward"]
+    direct = run_trial(spec, tmp_path / "direct", sweep="s")
+    same, _ = load_results(tmp_path / "direct")
+    drop = ["finished_at", "wall_time_s"]
+    assert trials.drop(columns=drop).equals(same.drop(columns=drop))
+    assert direct["best_design"] == row["best_design"]
+
+
+def test_max_failures_default_and_setting(tmp_path):
+    assert load_config(base_config(tmp_path)).max_failures == 1
+    assert load_config(base_config(tmp_path, max_failures=3)).max_failures == 3
 
 
 def test_seconds_budget_in_config_and_trial(tmp_path):

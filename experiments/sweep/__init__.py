@@ -20,14 +20,17 @@ A sweep is described by a YAML file (see ``experiments/configs/synthetic.yaml``)
     imports: [my_package.my_agents]   # optional: modules that register agents/problems
     max_concurrent_trials: 2          # optional
     cpus_per_trial: 1                 # optional
+    max_failures: 1                   # optional: retries of a trial whose worker or node died
 
 Trials without distributions run as one Tune grid; each combination with distributions is
 searched by Tune's OptunaSearch (TPE, seeded from the combination) for ``num_samples`` trials.
 
-Results: each finished trial writes one row to ``<output_dir>/trials/`` and its per-evaluation
+Results: each finished trial returns its row and per-evaluation trajectory to the driver inside
+its Tune result (:mod:`.collect`); the driver writes the row to ``<output_dir>/trials/`` and the
 trajectory to ``<output_dir>/trajectories/`` (Parquet, one file per trial named by the trial's
-config hash, written atomically); :func:`load_results` reads them as two DataFrames. Tune's own
-result directory is ``<output_dir>/tune/``.
+config hash, written atomically); :func:`load_results` reads them as two DataFrames. The workers
+never write there, so a cluster needs no shared filesystem. Tune's own result directory is
+``<output_dir>/tune/`` (on the driver).
 
 Provenance: every ledger row records where it was made: ``evaluator_id`` and
 ``evaluator_version`` of the trial's problem, ``target_id`` and the full target ``fingerprint``
@@ -45,7 +48,8 @@ run would use, unless ``allow_mixed=True`` (``mlsysgym sweep --resume --allow-mi
 Modules: :mod:`.config` (the format and its validation), :mod:`.trials` (expansion into grid
 trials and Optuna groups), :mod:`.checks` (dry runs on the driver before Ray starts),
 :mod:`.storage` (one trial's rows, the Parquet ledger and trajectories, the resume check),
-:mod:`.tune_driver` (:func:`run_sweep` through Ray Tune), :mod:`.progress` (the live bar),
+:mod:`.tune_driver` (:func:`run_sweep` through Ray Tune), :mod:`.collect` (trial results
+back to the driver), :mod:`.progress` (the live bar),
 :mod:`.summary` (what a run did, the results table), :mod:`.errors`.
 """
 
@@ -67,6 +71,8 @@ from mlsysgym.experiments.sweep.storage import (
     completed,
     load_results,
     run_trial,
+    trial_result,
+    write_trial,
 )
 from mlsysgym.experiments.sweep.summary import SweepSummary, print_summary, summary_table
 from mlsysgym.experiments.sweep.trials import OptunaGroup, TrialSpec, expand
@@ -76,4 +82,5 @@ __all__ = ["AGENT_KEYS", "DISTRIBUTIONS", "TOP_KEYS", "UNRECORDED", "AgentSpec",
            "LedgerMismatchError", "OptunaGroup", "SweepConfig", "SweepConfigError", "SweepError",
            "SweepSummary", "TrialSpec", "check_ledger", "check_names_exist", "check_runnable",
            "completed", "expand", "import_plugins", "load_config", "load_results",
-           "print_summary", "run_sweep", "run_trial", "summary_table"]
+           "print_summary", "run_sweep", "run_trial", "summary_table", "trial_result",
+           "write_trial"]

@@ -14,7 +14,8 @@ from mlsysgym.experiments.sweep.errors import SweepConfigError
 
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 TOP_KEYS = {"name", "description", "output_dir", "problem", "problems", "agents", "budget",
-            "budgets", "seeds", "imports", "max_concurrent_trials", "cpus_per_trial"}
+            "budgets", "seeds", "imports", "max_concurrent_trials", "cpus_per_trial",
+            "max_failures"}
 AGENT_KEYS = {"name", "hyperparameters", "num_samples"}
 
 
@@ -42,6 +43,7 @@ class SweepConfig:
     imports: list[str] = field(default_factory=list)
     max_concurrent_trials: int | None = None
     cpus_per_trial: float = 1.0
+    max_failures: int = 1  # retries of a trial whose worker or node died (or that raised)
 
 
 def _fail(msg: str) -> None:
@@ -193,10 +195,13 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
     cpt = raw.get("cpus_per_trial", 1.0)
     if not isinstance(cpt, (int, float)) or cpt <= 0:
         _fail(f"cpus_per_trial must be a positive number, got {cpt!r}")
+    mf = raw.get("max_failures", 1)
+    if isinstance(mf, bool) or not isinstance(mf, int) or mf < 0:
+        _fail(f"max_failures must be a non-negative integer, got {mf!r}")
     out = Path(output_dir or raw.get("output_dir") or Path("results/sweeps")
                / str(raw.get("name", default_name))).resolve()
     config = SweepConfig(str(raw.get("name", default_name)), out, problems, agents, budgets,
-                         seeds, list(imports), mct, float(cpt))
+                         seeds, list(imports), mct, float(cpt), mf)
     if check_names:
         check_names_exist(config)
     return config

@@ -1,8 +1,8 @@
-"""Sweep storage: one trial's run and its rows (:func:`run_trial`), the Parquet ledger
-(``trials/``) and trajectories (``trajectories/``) written atomically through the one dataset
-layer (:func:`mlsysgym.core.dataset.write_part`, with provenance), reading them back
-(:func:`load_results`, :func:`completed`), and the provenance check before a resume
-(:func:`check_ledger`)."""
+"""Sweep storage: one trial's run and its rows (:func:`trial_result`), the Parquet ledger
+(``trials/``) and trajectories (``trajectories/``) written atomically by the driver through the
+one dataset layer (:func:`write_trial`, :func:`mlsysgym.core.dataset.write_part`, with
+provenance; :func:`run_trial` runs and writes), reading them back (:func:`load_results`,
+:func:`completed`), and the provenance check before a resume (:func:`check_ledger`)."""
 
 from __future__ import annotations
 
@@ -47,16 +47,16 @@ def _provenance_columns(problem: Any) -> dict[str, Any]:
             "lock": soft["lock"] or "", "fingerprint": json.dumps(fp, sort_keys=True)}
 
 
-def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike[str],
-              sweep: str = "sweep", tune_trial_id: str = "") -> dict[str, Any]:
-    """Run one search and write its row and trajectory under ``output_dir``; return the row."""
+def trial_result(spec: TrialSpec | Mapping[str, Any], sweep: str = "sweep",
+                 tune_trial_id: str = "") -> tuple[dict[str, Any], Any]:
+    """Run one search; return its ledger row and its trajectory (a DataFrame), written nowhere
+    (a Ray trial returns them to the driver, which writes them with :func:`write_trial`)."""
     import pandas as pd
     from mlsysgym.agents.base import search
     from mlsysgym.agents.problems import make_problem
 
     if isinstance(spec, Mapping):
         spec = TrialSpec(**spec)
-    out = Path(output_dir)
     problem = make_problem(spec.problem)
     made = _provenance_columns(problem)
     try:
@@ -84,8 +84,24 @@ def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike
     traj = result.to_frame()
     traj.insert(0, "trial_key", spec.key)
     traj["budget"], traj["budget_s"] = spec.budget, spec.budget_s
-    write_part(out / "trajectories" / f"part-{spec.key}.parquet", traj)
-    write_part(out / "trials" / f"part-{spec.key}.parquet", [row])  # the ledger
+    return row, traj
+
+
+def write_trial(output_dir: str | os.PathLike[str], row: Mapping[str, Any], traj: Any) -> None:
+    """Write one finished trial under ``output_dir``: its trajectory, then its ledger row (the
+    row last, so that a row always has its trajectory), each atomically and keyed by the
+    trial's hash (writing the same trial again replaces it: never a duplicate)."""
+    out = Path(output_dir)
+    key = row["trial_key"]
+    write_part(out / "trajectories" / f"part-{key}.parquet", traj)
+    write_part(out / "trials" / f"part-{key}.parquet", [dict(row)])  # the ledger
+
+
+def run_trial(spec: TrialSpec | Mapping[str, Any], output_dir: str | os.PathLike[str],
+              sweep: str = "sweep", tune_trial_id: str = "") -> dict[str, Any]:
+    """Run one search and write its row and trajectory under ``output_dir``; return the row."""
+    row, traj = trial_result(spec, sweep, tune_trial_id)
+    write_trial(output_dir, row, traj)
     return row
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlsysgym.experiments.sweep.checks import check_runnable
+from mlsysgym.experiments.sweep.collect import PAYLOAD, pack, writer_callback
 from mlsysgym.experiments.sweep.config import (
     SweepConfig,
     check_names_exist,
@@ -19,13 +20,14 @@ from mlsysgym.experiments.sweep.config import (
 )
 from mlsysgym.experiments.sweep.errors import SweepError
 from mlsysgym.experiments.sweep.progress import _Progress
-from mlsysgym.experiments.sweep.storage import check_ledger, completed, run_trial
+from mlsysgym.experiments.sweep.storage import check_ledger, completed, trial_result
 from mlsysgym.experiments.sweep.summary import SweepSummary
 from mlsysgym.experiments.sweep.trials import OptunaGroup, _problem_name, expand
 
 
 def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
-    """Tune function trainable: one search run, one reported result."""
+    """Tune function trainable: one search run, one reported result that carries the trial's
+    row and trajectory to the driver (the worker writes nothing)."""
     from mlsysgym.agents.base import agent_function, register_agent
     from ray import tune
 
@@ -42,9 +44,10 @@ def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     ctx = tune.get_context()
     if spec.get("group", "grid") != "grid":
         spec["instance"] = f"{ctx.get_experiment_name()}/{ctx.get_trial_id()}"
-    row = run_trial(spec, fixed["output_dir"], fixed["sweep"], ctx.get_trial_id())
-    tune.report({k: row[k] for k in ("best_reward", "n_evaluations", "n_failed", "wall_time_s",
-                                     "trial_key", "agent")})
+    row, traj = trial_result(spec, fixed["sweep"], ctx.get_trial_id())
+    summary = {k: row[k] for k in ("best_reward", "n_evaluations", "n_failed", "wall_time_s",
+                                   "trial_key", "agent")}
+    tune.report({**summary, PAYLOAD: pack(row, traj)})  # written by the driver (collect.py)
 
 
 def _implementations(name: str, given: Callable[..., None] | None) -> dict[str, Any]:
@@ -74,8 +77,8 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     with it, a ledger made by another evaluator version or on another target is
     (:func:`check_ledger`) unless ``allow_mixed``.
     An interrupted Tune run (Ctrl-C) raises KeyboardInterrupt after Tune has stopped; the
-    trials finished so far are kept. On a multi-node cluster ``output_dir`` must be storage
-    that every node can write (the trials write their rows there).
+    trials finished so far are kept. ``output_dir`` is the driver's: trials return their rows
+    through Ray and the driver writes them (no shared storage is needed on a cluster).
     """
     if not isinstance(config, SweepConfig):
         config = load_config(config)
@@ -107,8 +110,7 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
 
     used = {a.name for a in config.agents}
     shipped = {n: _implementations(n, (agents or {}).get(n)) for n in used}
-    fixed_base = {"imports": config.imports, "agents": shipped, "output_dir": str(out),
-                  "sweep": config.name}
+    fixed_base = {"imports": config.imports, "agents": shipped, "sweep": config.name}
     errors: list[str] = []
     out.mkdir(parents=True, exist_ok=True)
     if n_planned:
@@ -151,7 +153,8 @@ def _fit(config: SweepConfig, label: str, param_space: dict[str, Any], fixed: di
         trial_dirname_creator=lambda t: t.trial_id, trial_name_creator=lambda t: t.trial_id)
     run_config = tune.RunConfig(
         name=_experiment_name(label), storage_path=str(config.output_dir / "tune"), verbose=0,
-        callbacks=[bar.callback()], failure_config=tune.FailureConfig(max_failures=0))
+        callbacks=[writer_callback(str(config.output_dir)), bar.callback()],
+        failure_config=tune.FailureConfig(max_failures=config.max_failures))
     tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
                        run_config=run_config)
     try:
