@@ -161,9 +161,13 @@ class RayPool:
     ones are marked failed. Each worker has up to ``pipeline_depth`` calls queued so that it
     starts the next one without waiting for the driver; a call's timeout starts when the call
     before it on that worker finished, and the calls queued behind a killed worker's call are
-    re-sent to other workers (not failed). When a worker process dies, Ray may also report the
-    call just before the fatal one as dead if its result had not reached the driver yet; that
-    design is then marked failed too (``pipeline_depth=1`` rules this out at some throughput).
+    re-sent to other workers (not failed). When a worker process dies, the call Ray reports
+    dead may be innocent (the call before the fatal one, whose result had not reached the
+    driver yet; or a node that went away): a design whose worker died is retried once, alone,
+    on a fresh worker (a chunk of several is first split into single designs), and marked
+    failed only if that worker dies too. ``replaced`` counts replaced workers (hangs and
+    deaths), ``retried`` the calls re-sent after their worker died (so every death is either a
+    retry or a design failed).
     """
 
     def __init__(self, evaluator: Evaluator, num_workers: int | None = None,
@@ -186,6 +190,7 @@ class RayPool:
         self.pipeline_depth = max(1, int(pipeline_depth))
         self.start_timeout_s = start_timeout_s
         self.replaced = 0  # how many workers were killed and replaced (hang or crash)
+        self.retried = 0   # calls re-sent after their worker died (alone, or split into designs)
         self._actor_cls = ray.remote(num_cpus=cpus_per_worker, max_restarts=0)(_Worker)
         self._evaluator_ref = ray.put(evaluator)
         self._workload: tuple[Any, str, Any] | None = None  # (workload, token, object ref)
@@ -264,13 +269,33 @@ class RayPool:
             """Give the calls queued behind a dead worker's call back to the queue."""
             queue.extendleft(reversed([idx for idx, _ in list(s.jobs)[1:]]))
 
+        suspects: set[range] = set()  # died once: re-run alone on a fresh worker
+
+        def died(idx: range, reason: str) -> None:
+            """The worker running ``idx`` died: retry it (alone) once, else it failed."""
+            if len(idx) > 1:
+                queue.extendleft(range(i, i + 1) for i in reversed(idx))
+                self.retried += 1
+            elif idx not in suspects:
+                suspects.add(idx)
+                queue.appendleft(idx)
+                self.retried += 1
+            else:
+                finish(idx, _Failure(f"worker died twice, the second time running this design "
+                                     f"alone ({reason})"))
+
+        def alone(s: _Slot) -> bool:
+            """Whether ``s`` may take the queue's next call (a suspect runs with nothing
+            queued behind or before it)."""
+            return not s.jobs or (queue[0] not in suspects and s.jobs[-1][0] not in suspects)
+
         while queue or any(s.jobs for s in self._slots):
             ready = [s for s in self._slots if s.ready_ref is None]
             for level in range(1, self.pipeline_depth + 1):  # breadth first: idle workers first
                 if level > 1 and len(queue) < len(ready):
                     break  # at the tail, leave chunks for whichever worker frees up first
                 for s in ready:
-                    if queue and len(s.jobs) < level:
+                    if queue and len(s.jobs) < level and alone(s):
                         idx = queue.popleft()
                         ref = s.actor.evaluate.remote([designs[i] for i in idx], token, [wref])
                         s.jobs.append((idx, ref))
@@ -304,14 +329,14 @@ class RayPool:
                 try:
                     out = self._ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - the worker process died
-                    out = _Failure(f"worker died ({_reason(e)})")
                     requeue(s)
                     idx = s.jobs[0][0]
                     self._replace(s)
-                else:
-                    idx = s.jobs.popleft()[0]
-                    if s.jobs:
-                        s.deadline = deadline(s.jobs[0][0])
+                    died(idx, _reason(e))
+                    continue
+                idx = s.jobs.popleft()[0]
+                if s.jobs:
+                    s.deadline = deadline(s.jobs[0][0])
                 finish(idx, out)
             now = time.monotonic()
             for s in self._slots:  # kill workers past their deadline (unless just finished)

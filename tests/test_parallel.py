@@ -227,14 +227,23 @@ def test_ray_raise_and_hang_are_failed_and_pool_recovers(ray_session, caplog):
 
 
 @pytest.mark.slow
-def test_ray_worker_crash_is_failed_and_replaced(ray_session):
-    # one call per worker: with calls queued behind the crashing one, Ray can also report the
-    # call before it as dead (its result was still on its way back), see RayPool's docstring
-    with RayPool(Square(crash={5}), num_workers=2, timeout_s=30.0, pipeline_depth=1) as pool:
-        out = pool.evaluate([{"x": i} for i in range(8)], "w")
-        assert [r.failed for r in out] == [i == 5 for i in range(8)]
-        assert out[5].error.startswith("worker died")
-        assert pool.replaced == 1
+@pytest.mark.parametrize("pipeline_depth, chunk_size", [(1, 1), (3, 1), (2, 3)])
+def test_ray_worker_crash_is_failed_and_replaced(ray_session, pipeline_depth, chunk_size):
+    """Only the designs that kill their worker are failed, whatever else was queued on it: with
+    calls queued behind the crashing one, Ray can report the call before it as dead too (its
+    result was still on its way back); that call is retried alone on a fresh worker. Every
+    death replaces a worker and either retries a design or (the second time, alone) fails it."""
+    xs = [i % 8 for i in range(16)]  # x = 5 twice
+    with RayPool(Square(crash={5}), num_workers=2, timeout_s=30.0,
+                 pipeline_depth=pipeline_depth, chunk_size=chunk_size) as pool:
+        out = pool.evaluate([{"x": x} for x in xs], "w")
+        assert [r.failed for r in out] == [x == 5 for x in xs]
+        assert [r.metrics["cost"] for r in out if not r.failed] == \
+            [float(x * x) for x in xs if x != 5]
+        assert out[5].error.startswith("worker died twice, the second time running this "
+                                       "design alone (")
+        assert pool.retried >= 2  # each x = 5 once, plus innocent calls caught with it
+        assert pool.replaced == pool.retried + 2  # the two x = 5 died twice, nothing else did
         assert not any(r.failed for r in pool.evaluate([{"x": 1}, {"x": 2}, {"x": 4}], "w"))
 
 
