@@ -211,17 +211,22 @@ class DesignVectorEnv(VectorEnv):
                                           -10, 10)
         else:
             self._metrics[rows, 0] = np.clip(rewards, -10.0, 10.0)
-        mask = np.zeros(n, bool)
-        mask[rows] = True
-        full_r, infeasible = np.zeros(n), np.zeros(n, bool)
-        full_r[rows], infeasible[rows] = rewards, ~np.asarray(feasible, bool)
         design = np.empty(n, dtype=object)
         design[rows] = designs
-        met = {}
-        for m, v in metrics.items():
-            col = np.full(n, np.nan)
-            col[rows] = np.asarray(v, float)
-            met[m] = col
+        if rows.size == n:  # every sub-env evaluated (one-shot mode): the arrays as they are
+            mask = np.ones(n, bool)
+            full_r, infeasible = rewards, ~np.asarray(feasible, bool)
+            met = {m: np.asarray(v, float) for m, v in metrics.items()}
+        else:
+            mask = np.zeros(n, bool)
+            mask[rows] = True
+            full_r, infeasible = np.zeros(n), np.zeros(n, bool)
+            full_r[rows], infeasible[rows] = rewards, ~np.asarray(feasible, bool)
+            met = {}
+            for m, v in metrics.items():
+                col = np.full(n, np.nan)
+                col[rows] = np.asarray(v, float)
+                met[m] = col
         infos.update(reward=full_r, _reward=mask, infeasible=infeasible, _infeasible=mask.copy(),
                      design=design, _design=mask.copy(), metrics=met, _metrics=mask.copy())
         return rewards
