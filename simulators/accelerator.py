@@ -241,7 +241,11 @@ def _check_value(spec: Parameter, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ParameterTypeError(
             f"{spec.name} must be a number, got {type(value).__name__} {value!r}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond a float's range
+        raise OutOfRangeError(f"{spec.name} is an integer of {len(str(abs(value)))} digits, out "
+                              f"of range; allowed {_fmt(spec.low)}..{_fmt(spec.high)}") from None
     if isinstance(spec, Categorical):
         if v not in spec.choices:
             raise OutOfRangeError(
