@@ -155,11 +155,11 @@ def onnx_to_mlir(source: Any, min_opset: int = MIN_OPSET) -> tuple[str, str]:
     if opset is not None and opset < min_opset:
         try:
             model = onnx.version_converter.convert_version(model, min_opset)
-        except Exception:  # noqa: BLE001 - import the original; lowering may still work
+        except Exception:  # noqa: BLE001, S110 - import the original; lowering may still work
             pass
     try:
         model = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception:  # noqa: BLE001 - shapes are usually present already; import anyway
+    except Exception:  # noqa: BLE001, S110 - shapes are usually present already; import anyway
         pass
     try:
         ctx = ir.Context()

@@ -227,7 +227,7 @@ def _generalized(module: Any, ctx: Any) -> dict[int, Any]:
         try:
             pm = passmanager.PassManager.parse("builtin.module(any(linalg-generalize-named-ops))")
             pm.run(clone)
-        except Exception:  # noqa: BLE001 - fall back to the named ops (domain from shapes)
+        except Exception:  # noqa: BLE001, S110 - fall back to the named ops (domain from shapes)
             pass
     out: dict[int, Any] = {}
     for _fname, op in _walk_bodies(clone):

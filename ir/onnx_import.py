@@ -39,7 +39,7 @@ def load_model(source: OnnxSource) -> tuple[onnx.ModelProto, str]:
 def _decode(data: bytes, where: str) -> onnx.ModelProto:
     try:
         model = onnx.load_from_string(data)
-    except Exception as e:  # protobuf raises DecodeError and friends
+    except Exception as e:  # noqa: BLE001 - protobuf raises DecodeError and friends
         raise OnnxDecodeError(
             f"{where} is not a valid ONNX model (truncated or corrupt?): {type(e).__name__}") from None
     if model.ir_version == 0 or not model.graph.node:
@@ -106,7 +106,7 @@ def _dtype(elem_type: int) -> tuple[str, int]:
     try:
         dt = np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
         return dt.name, dt.itemsize
-    except Exception:  # bfloat16, float8, ... map to ml_dtypes or nothing
+    except Exception:  # noqa: BLE001 - bfloat16, float8, ... map to ml_dtypes or nothing
         name = onnx.TensorProto.DataType.Name(elem_type).lower()
         bits = 16 if "16" in name else 8 if "8" in name else 4 if "4" in name else 32
         return name, max(bits // 8, 1)
@@ -211,7 +211,7 @@ def prepare_model(model: onnx.ModelProto, dims: Mapping[str, int] | None = None
     try:
         out = onnx.shape_inference.infer_shapes(out, check_type=False, strict_mode=True,
                                                 data_prop=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - onnx raises its own untyped errors; one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WorkloadError(f"ONNX shape inference failed: {first[:300]}") from None
     if shuffled:  # back to file order (op names of unnamed nodes are by file position)
@@ -299,7 +299,7 @@ def graph_from_torch(module: Any, example_inputs: Sequence[Any], name: str | Non
     module.eval()
     try:
         program = torch.onnx.export(module, tuple(example_inputs), dynamo=True, verbose=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - the exporter raises many kinds; one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise WorkloadError(f"torch.onnx.export failed for {type(module).__name__}: {first[:300]}") from None
     return graph_from_onnx(program.model_proto, name=name or type(module).__name__)
