@@ -165,9 +165,11 @@ def solve_lines(solves: list[dict], args: argparse.Namespace) -> list[str]:
         ("- `FEASIBLE` rows are the best placement found in the time limit with the solver's "
         "bound; their true optimum lies between bound and CP-SAT time. A run with prefetch can "
         "end worse than the same instance without it (a larger model in the same time limit)."),
-        ("- `env-replayable` = CP-SAT's offsets could be repacked among the env's 16 candidate "
-        "offsets in the env's buffer order (same modes, same time), so the env can reach that "
-        "time exactly; the greedy's placement is always replayable (best fit = candidate 0)."),
+        ("- `CP-SAT` is the time of the `cpsat` agent's episode in the env. `env-replayable` = "
+         "CP-SAT's placement could be replayed with the same modes among the env's 16 candidate "
+         "offsets (repacked, or found by the agent's depth-first search), so the env reaches "
+         "that time exactly; otherwise the agent's episode keeps CP-SAT's modes where they fit "
+         "(slightly slower). The greedy's placement is always replayable (best fit = candidate 0)."),
         "",
     ]
 
