@@ -277,7 +277,7 @@ class _Best:
 
 
 class _Search:
-    """One run of :func:`mcts_search`: env, network, best episode and counters."""
+    """One run of :func:`mcts_episodes`: env, network, best episode and counters."""
 
     def __init__(self, env: gym.Env, cfg: _Params, rollout_policy: RolloutPolicy | None,
                  featurize: Featurize, shared_attrs: Sequence[str],
