@@ -316,6 +316,8 @@ def test_sweep_interrupted_by_trial_limit_then_resumed(ray_session, tmp_path):
     assert len(traj) == 5 * 6 and set(traj["trial_key"]) == set(after["trial_key"])
     assert {"reward", "best_so_far", "dataflow", "pes", "tile"} <= set(traj.columns)
     assert list((cfg.output_dir / "tune").iterdir())  # Tune's own result directories
+    logged = [f for f in (cfg.output_dir / "tune").rglob("*") if f.is_file()]
+    assert logged and not any(b"mlsysgym_trial" in f.read_bytes() for f in logged)  # popped
 
     third = run_sweep(cfg, resume=True, progress=False)  # nothing left to do
     assert (third.ran, third.skipped, third.remaining) == (0, 5, 0)
@@ -398,3 +400,60 @@ def test_every_shipped_config_is_valid(config):
                       / f"{config}.yaml")
     trials, groups = expand(cfg)
     assert trials or groups
+
+
+# ---- one Tuner for the whole sweep; what a cluster gets --------------------------------------
+def test_one_searcher_hands_out_grid_trials_then_groups_in_turn(tmp_path):
+    """Grid trials first, then the Optuna groups' samples round-robin (so groups run at the same
+    time), each group's results told only to its own OptunaSearch."""
+    pytest.importorskip("ray.tune")
+    from mlsysgym.experiments.sweep.search import sweep_searcher
+    from ray.tune.search import Searcher
+
+    cfg = load_config(base_config(tmp_path, seeds=[0, 1]))
+    grid, groups = expand(cfg)
+    assert len(grid) == 6 and len(groups) == 2
+    searcher = sweep_searcher([t.to_dict() for t in grid[:2]],
+                              [(groups[0], [], 2), (groups[1], [], 1)])
+    got = [searcher.suggest(f"t{i}") for i in range(6)]
+    assert [g["trial"] for g in got[:2]] == [t.to_dict() for t in grid[:2]]
+    assert [g["group"] for g in got[2:5]] == [groups[0].key, groups[1].key, groups[0].key]
+    assert all(0.0 <= g["sampled"]["scale"] <= 1.0 for g in got[2:5])
+    assert got[5] == Searcher.FINISHED
+    for i, reward in ((2, 0.25), (3, 0.5), (4, 0.75)):
+        searcher.on_trial_complete(f"t{i}", {"best_reward": reward})
+    told = {k: [t.value for t in s._ot_study.trials] for k, s in searcher.searchers.items()}
+    assert told == {groups[0].key: [0.25, 0.75], groups[1].key: [0.5]}
+
+
+def test_runtime_env_ships_mlsysgym_and_the_plugins(tmp_path, monkeypatch):
+    from mlsysgym.experiments.sweep.cluster import runtime_env
+
+    (tmp_path / "my_plugin.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = runtime_env(["my_plugin"], tmp_path / "stage")
+    staged = tmp_path / "stage" / "mlsysgym"
+    assert env == {"py_modules": [str(staged), str(tmp_path / "my_plugin.py")]}
+    for f in ("__init__.py", "core/dataset.py", "agents/parallel.py",
+              "experiments/sweep/cluster.py", "experiments/configs/synthetic.yaml"):
+        assert (staged / f).is_file(), f
+    assert not list(staged.rglob("__pycache__")) and not (staged / "experiments" / "results").exists()
+    with pytest.raises(SweepConfigError, match="cannot import 'no_such_plugin_mod'"):
+        runtime_env(["no_such_plugin_mod.sub"], tmp_path / "stage2")
+
+
+def test_cli_verbose_reaches_run_sweep(tmp_path, monkeypatch, capsys):
+    import mlsysgym.experiments.sweep as sweep_pkg
+    import yaml
+
+    seen = {}
+
+    def fake_run_sweep(config, **kw):
+        seen.update(kw)
+        return sweep_pkg.SweepSummary(config.output_dir, 0, 0, 0, [], 0)
+
+    monkeypatch.setattr(sweep_pkg, "run_sweep", fake_run_sweep)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base_config(tmp_path)))
+    assert cli_main(["sweep", str(path), "--verbose", "--no-progress"]) == 0
+    assert seen["verbose"] is True

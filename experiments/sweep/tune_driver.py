@@ -1,9 +1,9 @@
-"""The Ray Tune driver: :func:`run_sweep` runs (or resumes) a sweep's grid trials as one Tuner
-and each Optuna group as a Tuner with OptunaSearch; :func:`_tune_trainable` is one trial."""
+"""The Ray Tune driver: :func:`run_sweep` runs (or resumes) a sweep as one Tuner whose searcher
+(:mod:`.search`) hands out the grid trials and every Optuna group's samples, so that groups run
+concurrently (bounded by the cluster's CPUs); :func:`_tune_trainable` is one trial."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
@@ -36,11 +36,7 @@ def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
         for kind, fn in kinds.items():
             if agent_function(name, kind) is None:
                 register_agent(name, (kind,))(fn)
-    if "trial" in config:
-        spec = dict(config["trial"])
-    else:
-        spec = dict(fixed["trial"])
-        spec["hyperparameters"] = {**spec["hyperparameters"], **config}
+    spec = _spec_of(config, fixed)
     ctx = tune.get_context()
     if spec.get("group", "grid") != "grid":
         spec["instance"] = f"{ctx.get_experiment_name()}/{ctx.get_trial_id()}"
@@ -48,6 +44,16 @@ def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     summary = {k: row[k] for k in ("best_reward", "n_evaluations", "n_failed", "wall_time_s",
                                    "trial_key", "agent")}
     tune.report({**summary, PAYLOAD: pack(row, traj)})  # written by the driver (collect.py)
+
+
+def _spec_of(config: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial spec (dict) of a Tune config: a grid trial's own, or its Optuna group's
+    template with the sampled hyperparameters."""
+    if "trial" in config:
+        return dict(config["trial"])
+    spec = dict(fixed["templates"][config["group"]])
+    spec["hyperparameters"] = {**spec["hyperparameters"], **config["sampled"]}
+    return spec
 
 
 def _implementations(name: str, given: Callable[..., None] | None) -> dict[str, Any]:
@@ -68,7 +74,7 @@ def _experiment_name(label: str) -> str:
 def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
               resume: bool = False, address: str | None = None, max_trials: int | None = None,
               progress: bool = True, agents: Mapping[str, Callable[..., None]] | None = None,
-              allow_mixed: bool = False) -> SweepSummary:
+              allow_mixed: bool = False, verbose: bool = False) -> SweepSummary:
     """Run (or with ``resume``, continue) a sweep through Ray Tune; see the module docstring.
 
     ``max_trials`` caps how many trials this call runs (the rest stay for a ``resume``).
@@ -79,6 +85,9 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     An interrupted Tune run (Ctrl-C) raises KeyboardInterrupt after Tune has stopped; the
     trials finished so far are kept. ``output_dir`` is the driver's: trials return their rows
     through Ray and the driver writes them (no shared storage is needed on a cluster).
+    Connecting to a cluster (``address`` or ``RAY_ADDRESS``) ships mlsysgym and the config's
+    ``imports:`` modules to the workers (:func:`.cluster.runtime_env`). ``verbose`` forwards
+    the workers' output (prints, warnings, logs) to this terminal.
     """
     if not isinstance(config, SweepConfig):
         config = load_config(config)
@@ -110,21 +119,26 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
 
     used = {a.name for a in config.agents}
     shipped = {n: _implementations(n, (agents or {}).get(n)) for n in used}
-    fixed_base = {"imports": config.imports, "agents": shipped, "sweep": config.name}
+    fixed = {"imports": config.imports, "agents": shipped, "sweep": config.name,
+             "templates": {g.key: g.trial({}).to_dict() for g, _ in planned}}
     errors: list[str] = []
     out.mkdir(parents=True, exist_ok=True)
     if n_planned:
         from mlsysgym.agents.parallel import init_ray, shutdown_ray
+        from mlsysgym.experiments.sweep.search import sweep_searcher
 
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        started = init_ray(address)
+        opts: dict[str, Any] = {"log_to_driver": verbose}
+        if address or os.environ.get("RAY_ADDRESS"):
+            from mlsysgym.experiments.sweep.cluster import runtime_env
+
+            opts["runtime_env"] = runtime_env(config.imports)
+        started = init_ray(address, **opts)
         bar = _Progress(n_planned, progress)
         try:
-            if todo:
-                errors += _fit(config, "grid", {"trial": _grid([t.to_dict() for t in todo])},
-                               fixed_base, None, len(todo), bar)
-            for g, n in planned:
-                errors += _fit_optuna(config, g, group_done[g.key], n, fixed_base, bar)
+            searcher = sweep_searcher([t.to_dict() for t in todo],
+                                      [(g, group_done[g.key], n) for g, n in planned])
+            errors += _fit(config, searcher, fixed, n_planned, bar)
         finally:
             bar.stop()
             if started:
@@ -133,29 +147,23 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     return SweepSummary(out, total, skipped, ran, errors, max(0, total - skipped - ran))
 
 
-def _grid(values: list[Any]) -> Any:
-    from ray import tune
-
-    return tune.grid_search(values)
-
-
-def _fit(config: SweepConfig, label: str, param_space: dict[str, Any], fixed: dict[str, Any],
-         search_alg: Any, num_samples: int, bar: _Progress) -> list[str]:
+def _fit(config: SweepConfig, searcher: Any, fixed: dict[str, Any], num_samples: int,
+         bar: _Progress) -> list[str]:
     """Run one Tuner; return one line per errored trial."""
     from ray import tune
 
     trainable = tune.with_resources(tune.with_parameters(_tune_trainable, fixed=fixed),
                                     {"cpu": config.cpus_per_trial})
     tune_config = tune.TuneConfig(
-        search_alg=search_alg, num_samples=1 if search_alg is None else num_samples,
+        search_alg=searcher, num_samples=num_samples,
         reuse_actors=True,
         max_concurrent_trials=config.max_concurrent_trials,
         trial_dirname_creator=lambda t: t.trial_id, trial_name_creator=lambda t: t.trial_id)
     run_config = tune.RunConfig(
-        name=_experiment_name(label), storage_path=str(config.output_dir / "tune"), verbose=0,
+        name=_experiment_name(config.name), storage_path=str(config.output_dir / "tune"), verbose=0,
         callbacks=[writer_callback(str(config.output_dir)), bar.callback()],
         failure_config=tune.FailureConfig(max_failures=config.max_failures))
-    tuner = tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
+    tuner = tune.Tuner(trainable, param_space={}, tune_config=tune_config,
                        run_config=run_config)
     try:
         grid = tuner.fit()
@@ -167,30 +175,8 @@ def _fit(config: SweepConfig, label: str, param_space: dict[str, Any], fixed: di
         raise KeyboardInterrupt
     for r in grid:
         if r.error is not None:
-            cfg = r.config.get("trial") or {**fixed.get("trial", {}), "sampled": r.config}
+            cfg = _spec_of(r.config, fixed)
             msg = str(r.error).strip().splitlines()
             lines.append(f"{cfg.get('agent')} on {_problem_name(cfg.get('problem'))} seed "
                          f"{cfg.get('seed')}: {msg[-1] if msg else type(r.error).__name__}")
     return lines
-
-
-def _fit_optuna(config: SweepConfig, group: OptunaGroup, done: list[dict[str, Any]], n: int,
-                fixed_base: dict[str, Any], bar: _Progress) -> list[str]:
-    """Run ``n`` more Optuna-sampled trials of ``group``, warm-started with ``done``."""
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    names = sorted(group.distributions)
-    points, rewards = [], []
-    for row in sorted(done, key=lambda r: r["finished_at"]):
-        hp = json.loads(row["hyperparameters"])
-        points.append({k: hp[k] for k in names})
-        rewards.append(float(row["best_reward"]))
-    searcher = OptunaSearch(space=group.optuna_space(), metric="best_reward", mode="max",
-                            sampler=optuna.samplers.TPESampler(seed=group.sampler_seed),
-                            points_to_evaluate=points or None,
-                            evaluated_rewards=rewards or None)
-    template = group.trial({}).to_dict()
-    fixed = {**fixed_base, "trial": template}
-    return _fit(config, group.key, {}, fixed, searcher, n, bar)

@@ -1,5 +1,5 @@
-"""``mlsysgym sweep CONFIG.yaml [--resume [--allow-mixed]] [--ray-address ADDR]``: a Ray Tune
-sweep.
+"""``mlsysgym sweep CONFIG.yaml [--resume [--allow-mixed]] [--ray-address ADDR] [--verbose]``: a
+Ray Tune sweep.
 
 CONFIG is a YAML file, or the name of a config shipped with the package
 (``mlsysgym/experiments/configs/<name>.yaml``, e.g. ``study_search``).
@@ -33,6 +33,8 @@ def register(group) -> None:
     p.add_argument("--max-trials", type=positive_int, default=None, metavar="N",
                    help="run at most N trials now; --resume runs the rest later")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--verbose", action="store_true",
+                   help="show the Ray workers' output (trial prints, warnings, logs)")
     p.set_defaults(func=run)
 
 
@@ -63,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = run_sweep(config, resume=args.resume, address=args.ray_address,
                             max_trials=args.max_trials, progress=not args.no_progress,
-                            allow_mixed=args.allow_mixed)
+                            allow_mixed=args.allow_mixed, verbose=args.verbose)
     except KeyboardInterrupt:
         print(f"mlsysgym: interrupted; {len(completed(config.output_dir))} trials are finished "
               f"in {config.output_dir}; rerun with --resume to continue", file=sys.stderr)
