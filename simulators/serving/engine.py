@@ -53,6 +53,7 @@ class InstanceResult:
 
 
 def _blocks(tokens: int) -> int:
+    """KV blocks that hold ``tokens`` tokens."""
     return -(-tokens // BLOCK_TOKENS)
 
 
@@ -60,190 +61,257 @@ def simulate_instance(cost: StepCost, arrival: np.ndarray, n_in: np.ndarray, n_o
                       kv_tokens: int, prefilled: np.ndarray | None = None,
                       max_iterations: int = 50_000_000) -> InstanceResult:
     """Simulate one instance serving requests (arrival times, prompt and output lengths)."""
-    plan = cost.plan
-    n = len(arrival)
-    arrival = np.asarray(arrival, float)
-    n_in = np.asarray(n_in, np.int64)
-    n_out = np.asarray(n_out, np.int64)
-    pre = np.zeros(n, bool) if prefilled is None else np.asarray(prefilled, bool)
-    order = np.argsort(arrival, kind="stable")
-    total_blocks = kv_tokens // BLOCK_TOKENS
-    free = total_blocks
-    max_seqs, budget_tokens, chunked = plan.max_num_seqs, plan.max_batched_tokens, \
-        plan.chunked_prefill
+    return _Instance(cost, arrival, n_in, n_out, kv_tokens, prefilled).run(max_iterations)
 
-    first = np.full(n, np.nan)
-    finish = np.full(n, np.nan)
-    ctx = np.zeros(n, np.int64)        # tokens in the KV cache
-    todo = np.zeros(n, np.int64)       # prompt tokens still to compute
-    gen = np.zeros(n, np.int64)        # output tokens generated
-    held = np.zeros(n, np.int64)       # KV blocks held
-    for i in np.flatnonzero(pre):
-        gen[i] = 1
-        first[i] = arrival[i]
-    waiting: list[int] = []
-    running: list[int] = []            # admission order (last = first to preempt)
-    nxt = 0
-    now = 0.0
-    busy = active = 0.0
-    iters = preempt = 0
 
-    def admit_arrivals(t: float) -> None:
-        nonlocal nxt
-        while nxt < n and arrival[order[nxt]] <= t:
-            i = int(order[nxt])
-            todo[i] = 0 if pre[i] else n_in[i]
-            waiting.append(i)
-            nxt += 1
+class _Instance:
+    """The scheduler's state while one instance serves its requests."""
 
-    def need_blocks(i: int, extra: int) -> int:
-        return _blocks(int(ctx[i]) + extra) - int(held[i])
+    def __init__(self, cost: StepCost, arrival: np.ndarray, n_in: np.ndarray,
+                 n_out: np.ndarray, kv_tokens: int, prefilled: np.ndarray | None) -> None:
+        plan = cost.plan
+        n = len(arrival)
+        self.cost = cost
+        self.n = n
+        self.arrival = np.asarray(arrival, float)
+        self.n_in = np.asarray(n_in, np.int64)
+        self.n_out = np.asarray(n_out, np.int64)
+        self.pre = np.zeros(n, bool) if prefilled is None else np.asarray(prefilled, bool)
+        self.order = np.argsort(self.arrival, kind="stable")
+        total_blocks = kv_tokens // BLOCK_TOKENS
+        self.free = total_blocks
+        self.max_seqs = plan.max_num_seqs
+        self.budget_tokens = plan.max_batched_tokens
+        self.chunked = plan.chunked_prefill
+        self.watermark = int(0.01 * total_blocks) if not self.chunked else 0
+        self.first = np.full(n, np.nan)
+        self.finish = np.full(n, np.nan)
+        self.ctx = np.zeros(n, np.int64)        # tokens in the KV cache
+        self.todo = np.zeros(n, np.int64)       # prompt tokens still to compute
+        self.gen = np.zeros(n, np.int64)        # output tokens generated
+        self.held = np.zeros(n, np.int64)       # KV blocks held
+        for i in np.flatnonzero(self.pre):
+            self.gen[i] = 1
+            self.first[i] = self.arrival[i]
+        self.waiting: list[int] = []
+        self.running: list[int] = []            # admission order (last = first to preempt)
+        self.nxt = 0
+        self.now = 0.0
+        self.busy = self.active = 0.0
+        self.iters = self.preempt = 0
 
-    def take(i: int, need: int) -> None:
-        nonlocal free
-        free -= need
-        held[i] += need
+    def run(self, max_iterations: int) -> InstanceResult:
+        """Iterate the scheduler until every request is served (or nothing more can run)."""
+        while self.iters < max_iterations:
+            self.admit_arrivals(self.now)
+            if not self.running and not self.waiting:
+                if self.nxt >= self.n:
+                    break
+                self.now = max(self.now, self.next_arrival())
+                continue
+            prefill_ids, chunks, dec_ids = self.schedule()
+            if not prefill_ids and not dec_ids:
+                if self.nxt < self.n:
+                    self.now = max(self.now, self.next_arrival())
+                    continue
+                break  # nothing can run: the KV cache cannot hold a waiting prompt
+            if prefill_ids:
+                self.step_mixed(prefill_ids, chunks, dec_ids)
+            else:
+                self.step_decodes(dec_ids)
+        return InstanceResult(self.first, self.finish, self.now, self.busy, self.active,
+                              self.iters, self.preempt)
 
-    def preempt_last(protect: int) -> bool:
+    def next_arrival(self) -> float:
+        """Arrival time of the next request not yet admitted."""
+        return float(self.arrival[self.order[self.nxt]])
+
+    def admit_arrivals(self, t: float) -> None:
+        """Queue every request that has arrived by ``t``."""
+        arrival, order, n = self.arrival, self.order, self.n
+        while self.nxt < n and arrival[order[self.nxt]] <= t:
+            i = int(order[self.nxt])
+            self.todo[i] = 0 if self.pre[i] else self.n_in[i]
+            self.waiting.append(i)
+            self.nxt += 1
+
+    def need_blocks(self, i: int, extra: int) -> int:
+        """KV blocks sequence ``i`` lacks to hold ``extra`` more tokens."""
+        return _blocks(int(self.ctx[i]) + extra) - int(self.held[i])
+
+    def take(self, i: int, need: int) -> None:
+        """Give sequence ``i`` ``need`` free KV blocks."""
+        self.free -= need
+        self.held[i] += need
+
+    def release(self, i: int) -> None:
+        """Sequence ``i`` finishes now and frees its KV blocks."""
+        self.finish[i] = self.now
+        self.free += int(self.held[i])
+        self.held[i] = 0
+        self.running.remove(i)
+
+    def preempt_last(self, protect: int) -> bool:
         """Preempt (recompute) the most recently admitted running sequence but ``protect``."""
-        nonlocal free, preempt
+        running = self.running
         for j in range(len(running) - 1, -1, -1):
             v = running[j]
             if v == protect:
                 continue
             running.pop(j)
-            free += int(held[v])
-            held[v] = 0
-            todo[v] = n_in[v] + gen[v]
-            ctx[v] = 0
-            waiting.insert(0, v)
-            preempt += 1
+            self.free += int(self.held[v])
+            self.held[v] = 0
+            self.todo[v] = self.n_in[v] + self.gen[v]
+            self.ctx[v] = 0
+            self.waiting.insert(0, v)
+            self.preempt += 1
             return True
         return False
 
-    def admit_prefilled(i: int) -> bool:
+    def admit_prefilled(self, i: int, dec_ids: list[int]) -> bool:
         """A prefilled request (decode instance) takes blocks for its prompt and next token."""
-        need = need_blocks(i, int(n_in[i]) + 1)
-        if need > free:
+        need = self.need_blocks(i, int(self.n_in[i]) + 1)
+        if need > self.free:
             return False
-        take(i, need)
-        ctx[i] = n_in[i]
-        waiting.pop(0)
-        running.append(i)
+        self.take(i, need)
+        self.ctx[i] = self.n_in[i]
+        self.waiting.pop(0)
+        self.running.append(i)
         dec_ids.append(i)
         return True
 
-    watermark = int(0.01 * total_blocks) if not chunked else 0
-    while iters < max_iterations:
-        admit_arrivals(now)
-        if not running and not waiting:
-            if nxt >= n:
-                break
-            now = max(now, float(arrival[order[nxt]]))
-            continue
+    def schedule(self) -> tuple[list[int], list[int], list[int]]:
+        """This iteration's batch: prefilled sequences, their chunk sizes, decoding sequences."""
         prefill_ids: list[int] = []
         chunks: list[int] = []
         dec_ids: list[int] = []
-        if not chunked:
-            # V0: a prefill-only iteration when the head of the queue fits
-            tok_sum = 0
-            while waiting and len(running) < max_seqs and todo[waiting[0]] > 0:
-                i = waiting[0]
-                tok = int(todo[i])
-                need = need_blocks(i, tok)
-                if (prefill_ids and tok_sum + tok > budget_tokens) or need + watermark > free:
-                    break
-                take(i, need)
-                waiting.pop(0)
-                running.append(i)
-                prefill_ids.append(i)
-                chunks.append(tok)
-                tok_sum += tok
+        if not self.chunked:
+            self.schedule_prefill_only(prefill_ids, chunks)
         if not prefill_ids:
-            tokens_left = budget_tokens
-            for i in [r for r in running if todo[r] == 0]:  # decodes first
-                if i not in running:
-                    continue
-                need = need_blocks(i, 1)
-                while need > free and preempt_last(i):
-                    pass
-                if need > free:
-                    continue
-                take(i, need)
-                dec_ids.append(i)
-                tokens_left -= 1
-            if chunked:
-                for i in running:  # unfinished prompts continue
-                    if todo[i] > 0 and tokens_left > 0:
-                        c = min(int(todo[i]), tokens_left)
-                        need = need_blocks(i, c)
-                        if need > free:
-                            continue
-                        take(i, need)
-                        prefill_ids.append(i)
-                        chunks.append(c)
-                        tokens_left -= c
-            while waiting and tokens_left > 0 and len(running) < max_seqs:
-                i = waiting[0]
-                if todo[i] == 0:
-                    if not admit_prefilled(i):
-                        break
-                    tokens_left -= 1
-                    continue
-                if not chunked:
-                    break
+            tokens_left = self.schedule_decodes(dec_ids)
+            if self.chunked:
+                tokens_left = self.continue_prompts(tokens_left, prefill_ids, chunks)
+            self.admit_waiting(tokens_left, prefill_ids, chunks, dec_ids)
+        return prefill_ids, chunks, dec_ids
+
+    def schedule_prefill_only(self, prefill_ids: list[int], chunks: list[int]) -> None:
+        """V0: a prefill-only iteration when the head of the queue fits."""
+        waiting, running, todo = self.waiting, self.running, self.todo
+        tok_sum = 0
+        while waiting and len(running) < self.max_seqs and todo[waiting[0]] > 0:
+            i = waiting[0]
+            tok = int(todo[i])
+            need = self.need_blocks(i, tok)
+            if (prefill_ids and tok_sum + tok > self.budget_tokens) \
+                    or need + self.watermark > self.free:
+                break
+            self.take(i, need)
+            waiting.pop(0)
+            running.append(i)
+            prefill_ids.append(i)
+            chunks.append(tok)
+            tok_sum += tok
+
+    def schedule_decodes(self, dec_ids: list[int]) -> int:
+        """Running sequences decode one token each first (preempting for KV blocks); the
+        batch's token budget left."""
+        tokens_left = self.budget_tokens
+        running, todo = self.running, self.todo
+        for i in [r for r in running if todo[r] == 0]:
+            if i not in running:
+                continue
+            need = self.need_blocks(i, 1)
+            while need > self.free and self.preempt_last(i):
+                pass
+            if need > self.free:
+                continue
+            self.take(i, need)
+            dec_ids.append(i)
+            tokens_left -= 1
+        return tokens_left
+
+    def continue_prompts(self, tokens_left: int, prefill_ids: list[int],
+                         chunks: list[int]) -> int:
+        """Unfinished prompts continue with chunks; the batch's token budget left."""
+        todo = self.todo
+        for i in self.running:
+            if todo[i] > 0 and tokens_left > 0:
                 c = min(int(todo[i]), tokens_left)
-                need = need_blocks(i, c)
-                if need > free:
-                    break
-                take(i, need)
-                waiting.pop(0)
-                running.append(i)
+                need = self.need_blocks(i, c)
+                if need > self.free:
+                    continue
+                self.take(i, need)
                 prefill_ids.append(i)
                 chunks.append(c)
                 tokens_left -= c
-        if not prefill_ids and not dec_ids:
-            if nxt < n:
-                now = max(now, float(arrival[order[nxt]]))
+        return tokens_left
+
+    def admit_waiting(self, tokens_left: int, prefill_ids: list[int], chunks: list[int],
+                      dec_ids: list[int]) -> None:
+        """Admit waiting requests first come, first served while the batch has room."""
+        waiting, running, todo = self.waiting, self.running, self.todo
+        while waiting and tokens_left > 0 and len(running) < self.max_seqs:
+            i = waiting[0]
+            if todo[i] == 0:
+                if not self.admit_prefilled(i, dec_ids):
+                    break
+                tokens_left -= 1
                 continue
-            break  # nothing can run: the KV cache cannot hold a waiting prompt
-        if not prefill_ids:
-            # ---- decode-only: advance K iterations at once ---------------------------------
-            idx = np.array(dec_ids, np.int64)
-            c0 = ctx[idx]
-            K = int(min((n_out[idx] - gen[idx]).min(), _MAX_SKIP))
-            if K > 1:  # the first step's blocks are held; step j needs blocks(c0 + 1 + j)
-                extra = (_blocks_arr(c0[:, None] + 1 + np.arange(1, K)[None, :])
-                         - _blocks_arr(c0 + 1)[:, None]).sum(axis=0)
-                ok = extra <= free
-                if not ok.all():
-                    K = 1 + int(np.argmin(ok))
-            B = len(dec_ids)
-            kv_read = float(c0.sum() + B) + B * np.arange(K)
-            dt, act = cost.step(B, B, 0.0, 0.0, B, kv_read)
-            dt = np.broadcast_to(dt, (K,))
-            act = np.broadcast_to(act, (K,))
-            if nxt < n and K > 1:  # stop at the first step that starts after an arrival
-                limit = float(arrival[order[nxt]]) - now
-                K = min(K, 1 + int(np.count_nonzero(np.cumsum(dt)[:-1] < limit)))
-            if K > 1:
-                newb = _blocks_arr(c0 + K) - _blocks_arr(c0 + 1)
-                held[idx] += newb
-                free -= int(newb.sum())
-            span = float(np.sum(dt[:K]))
-            now += span
-            busy += span
-            active += float(np.sum(act[:K]))
-            iters += K
-            ctx[idx] += K
-            gen[idx] += K
-            for i in idx[gen[idx] >= n_out[idx]].tolist():
-                finish[i] = now
-                free += int(held[i])
-                held[i] = 0
-                running.remove(i)
-            continue
-        # ---- one prefill or mixed iteration --------------------------------------------------
+            if not self.chunked:
+                break
+            c = min(int(todo[i]), tokens_left)
+            need = self.need_blocks(i, c)
+            if need > self.free:
+                break
+            self.take(i, need)
+            waiting.pop(0)
+            running.append(i)
+            prefill_ids.append(i)
+            chunks.append(c)
+            tokens_left -= c
+
+    def decode_run_length(self, c0: np.ndarray, idx: np.ndarray) -> int:
+        """How many decode-only iterations can run before a finish or a KV block shortage."""
+        K = int(min((self.n_out[idx] - self.gen[idx]).min(), _MAX_SKIP))
+        if K > 1:  # the first step's blocks are held; step j needs blocks(c0 + 1 + j)
+            extra = (_blocks_arr(c0[:, None] + 1 + np.arange(1, K)[None, :])
+                     - _blocks_arr(c0 + 1)[:, None]).sum(axis=0)
+            ok = extra <= self.free
+            if not ok.all():
+                K = 1 + int(np.argmin(ok))
+        return K
+
+    def step_decodes(self, dec_ids: list[int]) -> None:
+        """Decode-only: advance K iterations at once (up to a finish, a block shortage or the
+        next arrival)."""
+        idx = np.array(dec_ids, np.int64)
+        c0 = self.ctx[idx]
+        K = self.decode_run_length(c0, idx)
+        B = len(dec_ids)
+        kv_read = float(c0.sum() + B) + B * np.arange(K)
+        dt, act = self.cost.step(B, B, 0.0, 0.0, B, kv_read)
+        dt = np.broadcast_to(dt, (K,))
+        act = np.broadcast_to(act, (K,))
+        if self.nxt < self.n and K > 1:  # stop at the first step that starts after an arrival
+            limit = self.next_arrival() - self.now
+            K = min(K, 1 + int(np.count_nonzero(np.cumsum(dt)[:-1] < limit)))
+        if K > 1:
+            newb = _blocks_arr(c0 + K) - _blocks_arr(c0 + 1)
+            self.held[idx] += newb
+            self.free -= int(newb.sum())
+        span = float(np.sum(dt[:K]))
+        self.now += span
+        self.busy += span
+        self.active += float(np.sum(act[:K]))
+        self.iters += K
+        self.ctx[idx] += K
+        self.gen[idx] += K
+        for i in idx[self.gen[idx] >= self.n_out[idx]].tolist():
+            self.release(i)
+
+    def step_mixed(self, prefill_ids: list[int], chunks: list[int], dec_ids: list[int]) -> None:
+        """One prefill or mixed iteration."""
+        ctx, todo, gen = self.ctx, self.todo, self.gen
         ch = np.array(chunks, np.int64)
         past = ctx[np.array(prefill_ids, np.int64)]
         pairs = float(np.sum(ch * past + ch * (ch + 1) / 2))
@@ -251,11 +319,11 @@ def simulate_instance(cost: StepCost, arrival: np.ndarray, n_in: np.ndarray, n_o
         B = len(dec_ids)
         dec_kv = float(ctx[np.array(dec_ids, np.int64)].sum() + B) if B else 0.0
         done_pre = [i for i, c in zip(prefill_ids, chunks) if c >= todo[i]]
-        dt, act = cost.step(int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv)
-        now += float(dt)
-        busy += float(dt)
-        active += float(act)
-        iters += 1
+        dt, act = self.cost.step(int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv)
+        self.now += float(dt)
+        self.busy += float(dt)
+        self.active += float(act)
+        self.iters += 1
         for i, c in zip(prefill_ids, chunks):
             ctx[i] += c
             todo[i] -= c
@@ -264,16 +332,13 @@ def simulate_instance(cost: StepCost, arrival: np.ndarray, n_in: np.ndarray, n_o
             gen[i] += 1
         for i in done_pre:
             gen[i] += 1
-            if np.isnan(first[i]):
-                first[i] = now
+            if np.isnan(self.first[i]):
+                self.first[i] = self.now
         for i in done_pre + dec_ids:
-            if gen[i] >= n_out[i] and i in running:
-                finish[i] = now
-                free += int(held[i])
-                held[i] = 0
-                running.remove(i)
-    return InstanceResult(first, finish, now, busy, active, iters, preempt)
+            if gen[i] >= self.n_out[i] and i in self.running:
+                self.release(i)
 
 
 def _blocks_arr(tokens: np.ndarray) -> np.ndarray:
+    """KV blocks that hold each of ``tokens`` tokens."""
     return -(-tokens // BLOCK_TOKENS)
