@@ -357,6 +357,28 @@ def read_mlir_file(path: str | os.PathLike[str]) -> str:
                              ) from None
 
 
+def _module_of(source: str | Any) -> tuple[Any, Any]:
+    """The bindings module of MLIR text, a ``Module`` or a module ``Operation``, and its
+    context."""
+    from iree.compiler import ir
+
+    if isinstance(source, str):
+        ctx = context()
+        return _parse_text(source, ctx), ctx
+    module = source
+    if isinstance(source, ir.Operation):  # a module op: re-parse its text in its context
+        module = _parse_text(str(source), source.context)
+    return module, module.context
+
+
+def _tensor_of(key: str, v: Any, role: Role) -> Tensor:
+    """The Tensor named ``key`` of an MLIR value ``v``."""
+    info = _tensor_info(v.type)
+    if info is None:
+        return Tensor(key, None, str(v.type), 0, role)
+    return Tensor(key, info[0], info[1], info[2], role)
+
+
 def parse(source: str | Any, name: str | None = None) -> ParsedModule:
     """Parse MLIR text (or take a bindings ``Module``/module ``Operation``) into a ParsedModule.
 
@@ -364,14 +386,7 @@ def parse(source: str | Any, name: str | None = None) -> ParsedModule:
     """
     from iree.compiler import ir
 
-    if isinstance(source, str):
-        ctx = context()
-        module = _parse_text(source, ctx)
-    else:
-        module = source
-        if isinstance(source, ir.Operation):  # a module op: re-parse its text in its context
-            module = _parse_text(str(source), source.context)
-        ctx = module.context
+    module, ctx = _module_of(source)
     generics = _generalized(module, ctx)
     state = ir.AsmState(module.operation)
     tensors: dict[str, Tensor] = {}
@@ -387,13 +402,8 @@ def parse(source: str | Any, name: str | None = None) -> ParsedModule:
         return f"{fname}/{v.get_name(state)}"
 
     def add_tensor(key: str, v: Any, role: Role) -> None:
-        if key in tensors:
-            return
-        info = _tensor_info(v.type)
-        if info is None:
-            tensors[key] = Tensor(key, None, str(v.type), 0, role)
-        else:
-            tensors[key] = Tensor(key, info[0], info[1], info[2], role)
+        if key not in tensors:
+            tensors[key] = _tensor_of(key, v, role)
 
     for f in _func_ops(module.operation):
         fname = str(f.attributes["sym_name"]).strip('"')
@@ -415,72 +425,25 @@ def parse(source: str | Any, name: str | None = None) -> ParsedModule:
         ins_info = [_tensor_info(v.type) for v in op.operands]
         outs_info = [_tensor_info(r.type) for r in op.results]
         bytes_written = sum(_nbytes(i) for i in outs_info)
-        attrs: dict[str, Any] = {}
-        for i in range(len(op.attributes)):
-            na = op.attributes[i]
-            if na.name in ("indexing_maps", "iterator_types", "operandSegmentSizes",
-                           "linalg.memoized_indexing_maps"):
-                continue
-            attrs[na.name] = _attr_value(na.attr)
-        macs = flops = 0
-        bytes_read = 0
-        estimated = False
-        nest = None
-        loc = _LOC_RE.search(str(op.location))
-        if loc:
-            attrs["line"] = int(loc.group(1))
+        attrs = _op_attributes(op)
         dialect = opname.split(".", 1)[0]
         if _is_structured(op):
             generic = generics.get(structured_index)
             structured_index += 1
             info = _linalg_info(op, generic)
-            points = info.points
-            n_in = len(op.operands) - len(op.results)
-            out_used = generic is not None and _out_arg_used(generic)
-            bytes_read = sum(_nbytes(i) for i in ins_info[:max(n_in, 0)])
-            if out_used:
-                bytes_read += sum(_nbytes(i) for i in ins_info[max(n_in, 0):])
-            if info.is_contraction:
-                macs = points
-                flops = 2 * points + max(_body_flops(info) - 2, 0) * points
-            else:
-                flops = _body_flops(info) * points
-            nest = _loop_nest(info, attrs)
-            if any(d is None for d in info.domain):  # a dynamic bound: its cost is unknown
-                estimated = True
-                attrs["dynamic"] = True
-            attrs.update(kind=info.kind, iteration_domain=list(info.domain),
-                         iterator_types=list(info.iterator_types),
-                         indexing_maps=list(info.indexing_maps), body_ops=list(info.body_ops),
-                         supported=True)
+            macs, flops, bytes_read, nest, estimated = _structured_costs(op, generic, info,
+                                                                         ins_info, attrs)
             key_name = f"{fname}/{info.kind}_{counts.get(info.kind, 0)}"
             linalg[key_name] = info
         else:
+            macs, nest = 0, None
             key_name = f"{fname}/{opname}_{counts.get(opname, 0)}"
-            if opname in _CONTROL_OPS or opname in _FREE_OPS:
-                attrs["supported"] = True
-                if opname in _CONTROL_OPS:
-                    for k in in_keys:
-                        if opname.endswith("return"):
-                            graph_outputs.append(k)
-            elif dialect in ("arith", "math"):
-                attrs["supported"] = True
-                bytes_read = sum(_nbytes(i) for i in ins_info)
-                flops = sum(max(_nbytes(i) // max(i[2], 1), 1) for i in outs_info if i)
-                if opname in _NON_FLOP:
-                    flops = 0
-            elif dialect == "tensor":
-                attrs["supported"] = True
-                bytes_read = sum(_nbytes(i) for i in ins_info if i and i[0])
-            elif opname.startswith(_GLUE_PREFIXES):
-                attrs["supported"] = False  # kept and flagged, but known to compute nothing
-                attrs["abi_glue"] = True
+            flops, bytes_read, writes, estimated = _other_costs(opname, dialect, ins_info,
+                                                                outs_info, attrs)
+            if not writes:
                 bytes_written = 0
-            else:
-                attrs["supported"] = False
-                estimated = True
-                bytes_read = sum(_nbytes(i) for i in ins_info)
-                flops = sum(_nbytes(i) // max(i[2], 1) for i in outs_info if i)
+            if opname in _CONTROL_OPS and opname.endswith("return"):
+                graph_outputs.extend(in_keys)
         base = key_name.rsplit("/", 1)[1].rsplit("_", 1)[0]
         counts[base] = counts.get(base, 0) + 1
         ops.append(Op(name=key_name, op_type=opname, inputs=in_keys, outputs=out_keys,
@@ -499,6 +462,78 @@ def parse(source: str | Any, name: str | None = None) -> ParsedModule:
     parsed = ParsedModule(module=module, graph=graph, linalg=linalg)
     parsed.__dict__["_keepalive"] = (ctx, generics)
     return parsed
+
+
+def _op_attributes(op: Any) -> dict[str, Any]:
+    """An op's attributes as Python values (less a structured op's maps) and its source line."""
+    attrs: dict[str, Any] = {}
+    for i in range(len(op.attributes)):
+        na = op.attributes[i]
+        if na.name in ("indexing_maps", "iterator_types", "operandSegmentSizes",
+                       "linalg.memoized_indexing_maps"):
+            continue
+        attrs[na.name] = _attr_value(na.attr)
+    loc = _LOC_RE.search(str(op.location))
+    if loc:
+        attrs["line"] = int(loc.group(1))
+    return attrs
+
+
+def _structured_costs(op: Any, generic: Any, info: LinalgInfo, ins_info: list[Any],
+                      attrs: dict[str, Any]
+                      ) -> tuple[int, int, int, MatmulNest | ConvNest | None, bool]:
+    """MACs, FLOPs, bytes read, loop nest and ``estimated`` flag of a linalg structured op;
+    records its analysis in ``attrs``."""
+    points = info.points
+    n_in = len(op.operands) - len(op.results)
+    out_used = generic is not None and _out_arg_used(generic)
+    bytes_read = sum(_nbytes(i) for i in ins_info[:max(n_in, 0)])
+    if out_used:
+        bytes_read += sum(_nbytes(i) for i in ins_info[max(n_in, 0):])
+    macs = 0
+    if info.is_contraction:
+        macs = points
+        flops = 2 * points + max(_body_flops(info) - 2, 0) * points
+    else:
+        flops = _body_flops(info) * points
+    nest = _loop_nest(info, attrs)
+    estimated = False
+    if any(d is None for d in info.domain):  # a dynamic bound: its cost is unknown
+        estimated = True
+        attrs["dynamic"] = True
+    attrs.update(kind=info.kind, iteration_domain=list(info.domain),
+                 iterator_types=list(info.iterator_types),
+                 indexing_maps=list(info.indexing_maps), body_ops=list(info.body_ops),
+                 supported=True)
+    return macs, flops, bytes_read, nest, estimated
+
+
+def _other_costs(opname: str, dialect: str, ins_info: list[Any], outs_info: list[Any],
+                 attrs: dict[str, Any]) -> tuple[int, int, bool, bool]:
+    """FLOPs, bytes read, whether its results count as bytes written, and ``estimated`` flag
+    of an op that is not a linalg structured op; sets ``supported`` (and ``abi_glue``)."""
+    flops = bytes_read = 0
+    writes, estimated = True, False
+    if opname in _CONTROL_OPS or opname in _FREE_OPS:
+        attrs["supported"] = True
+    elif dialect in ("arith", "math"):
+        attrs["supported"] = True
+        bytes_read = sum(_nbytes(i) for i in ins_info)
+        if opname not in _NON_FLOP:
+            flops = sum(max(_nbytes(i) // max(i[2], 1), 1) for i in outs_info if i)
+    elif dialect == "tensor":
+        attrs["supported"] = True
+        bytes_read = sum(_nbytes(i) for i in ins_info if i and i[0])
+    elif opname.startswith(_GLUE_PREFIXES):
+        attrs["supported"] = False  # kept and flagged, but known to compute nothing
+        attrs["abi_glue"] = True
+        writes = False
+    else:
+        attrs["supported"] = False
+        estimated = True
+        bytes_read = sum(_nbytes(i) for i in ins_info)
+        flops = sum(_nbytes(i) // max(i[2], 1) for i in outs_info if i)
+    return flops, bytes_read, writes, estimated
 
 
 def _func_ops(owner: Any) -> Iterator[Any]:
