@@ -204,8 +204,9 @@ def test_mcts_with_eft_rollouts_reaches_the_hand_optimum_heft_misses() -> None:
 @pytest.mark.slow
 def test_ppo_plus_search_reaches_proven_optima_on_random_dags() -> None:
     """PPO (briefly trained on the three DAGs) + local search within 3% of CP-SAT's proven
-    optimum on three 20-op DAGs, under a fixed evaluation budget (deterministic), with both
-    proposal kinds."""
+    optimum on three 20-op DAGs, under the evaluation budget of the published random-DAG run
+    (experiments/configs/scheduling_random.yaml: 10,000; deterministic); the policy-proposal
+    ablation on the first (it costs a forward pass per round)."""
     pytest.importorskip("sb3_contrib")
     from mlsysgym.agents.problems import make_problem
 
@@ -215,8 +216,8 @@ def test_ppo_plus_search_reaches_proven_optima_on_random_dags() -> None:
                                 "train_graphs": train})
         opt = cpsat_schedule(problem.instance, time_limit_s=20.0, num_workers=1)
         assert opt.optimal
-        for proposal in ("uniform", "policy"):
-            res = search("policy_local_search", problem, 6000, seed=0, samples=8,
+        for proposal in ("uniform", "policy") if s == 0 else ("uniform",):
+            res = search("policy_local_search", problem, 10_000, seed=0, samples=8,
                          proposal=proposal, total_timesteps=2048)
             best = res.metrics[res.best_index]["makespan_us"]
             assert best <= min(m["makespan_us"] for m in res.metrics[:9]) + 1e-9
