@@ -8,6 +8,7 @@ Writes benchmarks/results/scheduling.md. Target: env step ≤ 1 ms on ResNet-50 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from dataclasses import replace
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--time-limit", type=float, default=10.0)
     args = parser.parse_args()
+    load = os.getloadavg()
 
     step_rows = [(m, p, *step_times(m, p, args.episodes))
                  for m, p in (("resnet50", "soc_npu"), ("resnet50", "big_little"),
@@ -102,7 +104,8 @@ def main() -> None:
         "",
         (f"Command: `.venv/bin/python benchmarks/bench_scheduling.py --episodes {args.episodes} "
          f"--time-limit {args.time_limit:g}` (one process, 2-core shared machine; CP-SAT with "
-         "1 worker)."),
+         f"1 worker; load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the "
+         "end: times grow with it)."),
         "",
         "## KernelSchedulingEnv step time",
         "",
