@@ -286,6 +286,96 @@ _PARSE_ERRORS = (
 
 
 @numba.njit(cache=True)
+def _skip_blanks(buf: np.ndarray, p: int, end: int) -> int:
+    """Index of the first byte at or after ``p`` (before ``end``) that is not a space or tab."""
+    while p < end and (buf[p] == 32 or buf[p] == 9):
+        p += 1
+    return p
+
+
+@numba.njit(cache=True)
+def _scan_cycle(buf: np.ndarray, p: int, end: int, limit: int):
+    """A decimal cycle and its ':' at ``p``; returns (cycle, index after the ':', error code)."""
+    v = np.int64(0)
+    d0 = p
+    while p < end and 48 <= buf[p] <= 57:
+        v = v * 10 + (buf[p] - 48)
+        if v > limit:
+            return v, p, 5
+        p += 1
+    if p == d0 or p >= end or buf[p] != 58:
+        return v, p, 1
+    return v, p + 1, 0
+
+
+@numba.njit(cache=True)
+def _scan_command(buf: np.ndarray, p: int, end: int):
+    """'read' or 'write' and the blanks after it at ``p``; returns (is write, next index,
+    error code)."""
+    if end - p >= 4 and buf[p] == 114 and buf[p + 1] == 101 and buf[p + 2] == 97 and buf[p + 3] == 100:
+        w = False
+        p += 4
+    elif (end - p >= 5 and buf[p] == 119 and buf[p + 1] == 114 and buf[p + 2] == 105
+          and buf[p + 3] == 116 and buf[p + 4] == 101):
+        w = True
+        p += 5
+    else:
+        return False, p, 2
+    if p >= end or not (buf[p] == 32 or buf[p] == 9):
+        return w, p, 2 if p < end else 3
+    return w, _skip_blanks(buf, p, end), 0
+
+
+@numba.njit(cache=True)
+def _hex_digit(c: int) -> int:
+    """The value of an ASCII hex digit, -1 for any other byte."""
+    if 48 <= c <= 57:
+        return c - 48
+    if 97 <= c <= 102:
+        return c - 87
+    if 65 <= c <= 70:
+        return c - 55
+    return -1
+
+
+@numba.njit(cache=True)
+def _scan_address(buf: np.ndarray, p: int, end: int, limit: int):
+    """A hex address (``0x`` optional) at ``p`` that ends the line; returns (address, error
+    code)."""
+    if end - p >= 2 and buf[p] == 48 and (buf[p + 1] == 120 or buf[p + 1] == 88):
+        p += 2
+    a = np.int64(0)
+    d0 = p
+    while p < end:
+        h = _hex_digit(buf[p])
+        if h < 0:
+            break
+        if a >= limit:
+            return a, 5
+        a = a * 16 + h
+        p += 1
+    if p == d0:
+        return a, 3
+    if _skip_blanks(buf, p, end) != end:
+        return a, 4
+    return a, 0
+
+
+@numba.njit(cache=True)
+def _scan_request(buf: np.ndarray, p: int, end: int, limit: int):
+    """One request line from ``p`` (its first non-blank byte) to ``end``; returns (cycle,
+    is write, address, error code)."""
+    v, p, err = _scan_cycle(buf, p, end, limit)
+    if err:
+        return v, False, np.int64(0), err
+    w, p, err = _scan_command(buf, _skip_blanks(buf, p, end), end)
+    if err:
+        return v, w, np.int64(0), err
+    a, err = _scan_address(buf, p, end, limit)
+    return v, w, a, err
+
+
+@numba.njit(cache=True)
 def _parse(buf: np.ndarray):
     """Scan the bytes of a trace file; returns (cycles, is_write, addresses, error line, error code)."""
     N = buf.shape[0]
@@ -308,64 +398,13 @@ def _parse(buf: np.ndarray):
         end = j
         if end > i and buf[end - 1] == 13:
             end -= 1
-        p = i
+        p = _skip_blanks(buf, i, end)
         i = j + 1
-        while p < end and (buf[p] == 32 or buf[p] == 9):
-            p += 1
         if p == end or buf[p] == 35:  # blank or '#'
             continue
-        # cycle
-        v = np.int64(0)
-        d0 = p
-        while p < end and 48 <= buf[p] <= 57:
-            v = v * 10 + (buf[p] - 48)
-            if v > limit:
-                return cyc[:k], wr[:k], addr[:k], line, 5
-            p += 1
-        if p == d0 or p >= end or buf[p] != 58:
-            return cyc[:k], wr[:k], addr[:k], line, 1
-        p += 1
-        while p < end and (buf[p] == 32 or buf[p] == 9):
-            p += 1
-        # command
-        if end - p >= 4 and buf[p] == 114 and buf[p + 1] == 101 and buf[p + 2] == 97 and buf[p + 3] == 100:
-            w = False
-            p += 4
-        elif (end - p >= 5 and buf[p] == 119 and buf[p + 1] == 114 and buf[p + 2] == 105
-              and buf[p + 3] == 116 and buf[p + 4] == 101):
-            w = True
-            p += 5
-        else:
-            return cyc[:k], wr[:k], addr[:k], line, 2
-        if p >= end or not (buf[p] == 32 or buf[p] == 9):
-            return cyc[:k], wr[:k], addr[:k], line, 2 if p < end else 3
-        while p < end and (buf[p] == 32 or buf[p] == 9):
-            p += 1
-        # address
-        if end - p >= 2 and buf[p] == 48 and (buf[p + 1] == 120 or buf[p + 1] == 88):
-            p += 2
-        a = np.int64(0)
-        d0 = p
-        while p < end:
-            c = buf[p]
-            if 48 <= c <= 57:
-                h = c - 48
-            elif 97 <= c <= 102:
-                h = c - 87
-            elif 65 <= c <= 70:
-                h = c - 55
-            else:
-                break
-            if a >= limit:
-                return cyc[:k], wr[:k], addr[:k], line, 5
-            a = a * 16 + h
-            p += 1
-        if p == d0:
-            return cyc[:k], wr[:k], addr[:k], line, 3
-        while p < end and (buf[p] == 32 or buf[p] == 9):
-            p += 1
-        if p != end:
-            return cyc[:k], wr[:k], addr[:k], line, 4
+        v, w, a, err = _scan_request(buf, p, end, limit)
+        if err:
+            return cyc[:k], wr[:k], addr[:k], line, err
         cyc[k] = v
         wr[k] = w
         addr[k] = a
