@@ -195,33 +195,19 @@ class SchedulingEpisodes(EpisodeProblem):
         over a job stream lists later jobs' ops early), in start-time order instead, which
         never starts an op later than the schedule does. SchedulingProblemError when neither
         fits the window."""
-        inst = self.instance
-        orders = [schedule.dispatch_order(inst)]
+        from mlsysgym.agents.scheduling_baselines import ReplayError, schedule_to_actions
+
+        env = self.make_env()
+        orders = [None]
         if schedule.order is not None:
-            orders.append(Schedule(schedule.assignment, schedule.start_us).dispatch_order(inst))
+            orders.append(Schedule(schedule.assignment, schedule.start_us).dispatch_order(self.instance))
         for k, order in enumerate(orders):
             try:
-                return self._actions_in_order(schedule, order.tolist())
-            except SchedulingProblemError:
+                return schedule_to_actions(env, schedule, order=order)
+            except ReplayError as e:
                 if k == len(orders) - 1:
-                    raise
+                    raise SchedulingProblemError(f"{e}; the schedule is not an episode") from None
         raise AssertionError("unreachable")
-
-    def _actions_in_order(self, schedule: Schedule, order: list[int]) -> list[int]:
-        env = self.make_env()
-        env.reset(seed=0)
-        P = env.n_pes
-        actions = []
-        for i in order:
-            win = env.window_ops()
-            if i not in win:
-                raise SchedulingProblemError(
-                    f"op {self.instance.op_names[i]!r} is not in the env's ready window "
-                    f"(window={env.window}) at its turn; the schedule is not an episode")
-            p = int(schedule.assignment[i])
-            actions.append(win.index(i) * P + p)
-            env.place(i, p)
-        return actions
 
 def _zoo_or_random(model: str | None, platform: str | Mapping[str, Any], n_ops: int | None,
                    n_pes: int | None, seed: int) -> tuple[SchedulingProblem, Platform]:
