@@ -5,6 +5,7 @@ trial lost, redone or duplicated."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -457,3 +458,93 @@ def test_cli_verbose_reaches_run_sweep(tmp_path, monkeypatch, capsys):
     path.write_text(yaml.safe_dump(base_config(tmp_path)))
     assert cli_main(["sweep", str(path), "--verbose", "--no-progress"]) == 0
     assert seen["verbose"] is True
+
+
+# ---- early stopping --------------------------------------------------------------------------
+def test_scheduler_config(tmp_path):
+    cfg = load_config(base_config(tmp_path, budget=[20, 40], scheduler="asha"))
+    assert cfg.scheduler == {"name": "asha", "grace_period": 1, "max_t": 40,
+                             "reduction_factor": 4.0}
+    assert cfg.report_every == 1  # the grace period, unless report_every is given
+    cfg = load_config(base_config(tmp_path, scheduler={"name": "asha", "grace_period": 5,
+                                                       "reduction_factor": 2},
+                                  report_every=5))
+    assert (cfg.scheduler["grace_period"], cfg.scheduler["max_t"], cfg.report_every) == (5, 6, 5)
+    assert load_config(base_config(tmp_path)).scheduler is None
+    assert load_config(base_config(tmp_path)).report_every == 0
+    for bad, msg in [("pbt", "scheduler must be 'asha'"),
+                     ({"name": "asha", "grace": 1}, "unknown key(s) ['grace']"),
+                     ({"name": "asha", "reduction_factor": 1}, "reduction_factor must be"),
+                     ({"name": "asha", "grace_period": 9}, "grace_period 9 exceeds max_t 6")]:
+        with pytest.raises(SweepConfigError, match=re.escape(msg)):
+            load_config(base_config(tmp_path, scheduler=bad))
+    with pytest.raises(SweepConfigError, match="seconds only needs max_t"):
+        load_config(base_config(tmp_path, budget={"seconds": 1}, scheduler="asha"))
+
+
+def test_intermediate_reports_every_n_evaluations_and_the_same_search(tmp_path):
+    spec = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 3}, 20, 4)
+    seen = []
+    row, traj = trial_result(spec, "s", report=lambda r, t: seen.append((r, t)),
+                             report_every=5)
+    # batches of 3: 3, 6, 9, 12, 15, 18, 20 evaluations; a report when 5, 10, 15 are passed,
+    # none at 20 (the budget is spent: the final result follows)
+    assert [r["n_evaluations"] for r, _ in seen] == [6, 12, 15]
+    assert [len(t) for _, t in seen] == [6, 12, 15]
+    assert all(r["stopped_early"] for r, _ in seen) and row["stopped_early"] is False
+    assert seen[-1][1]["reward"].tolist() == traj["reward"].tolist()[:15]
+    assert [r["best_reward"] for r, _ in seen] == \
+        [traj["reward"].iloc[:n].max() for n in (6, 12, 15)]
+    plain, plain_traj = trial_result(spec, "s")
+    assert plain_traj["reward"].tolist() == traj["reward"].tolist()  # the same search
+    assert plain["best_design"] == row["best_design"]
+
+
+def test_a_stopped_trial_is_written_from_its_last_intermediate_result(tmp_path):
+    from types import SimpleNamespace
+
+    from mlsysgym.experiments.sweep.collect import PARTIAL, PAYLOAD, pack, writer_callback
+    from mlsysgym.experiments.sweep.summary import summary_table
+
+    spec = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 1}, 8, 0)
+    other = TrialSpec("synthetic-discrete", "sweep_random", {"batch_size": 1}, 8, 1)
+    seen = []
+    row, traj = trial_result(spec, "s", report=lambda r, t: seen.append((r, t)),
+                             report_every=4)
+    row2, traj2 = trial_result(other, "s")
+    writer = writer_callback(str(tmp_path))
+    a, b = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
+    writer.on_trial_result(iteration=1, trials=[], trial=a, result={PARTIAL: pack(*seen[0])})
+    writer.on_trial_result(iteration=1, trials=[], trial=b, result={PARTIAL: pack(row2, traj2)})
+    writer.on_trial_result(iteration=2, trials=[], trial=b, result={PAYLOAD: pack(row2, traj2)})
+    writer.on_trial_complete(iteration=2, trials=[], trial=b)
+    assert completed(tmp_path).keys() == {other.key}
+    writer.on_trial_complete(iteration=3, trials=[], trial=a)  # ASHA stopped it at 4
+    trials, trajs = load_results(tmp_path)
+    got = trials.set_index("trial_key")
+    assert got.loc[spec.key, "stopped_early"] and got.loc[spec.key, "n_evaluations"] == 4
+    assert not got.loc[other.key, "stopped_early"]
+    assert (trajs["trial_key"] == spec.key).sum() == 4
+    table = summary_table(tmp_path)
+    assert table[["trials", "stopped"]].values.tolist() == [[2, 1]]
+    assert table["evals"].tolist() == [6.0]  # (4 + 8) / 2
+
+
+@pytest.mark.slow
+def test_asha_sweep_stops_trials_early_and_keeps_them(ray_session, tmp_path):
+    cfg = load_config(base_config(
+        tmp_path, budget=40, seeds=list(range(8)), max_concurrent_trials=2,
+        agents=[{"name": "sweep_random", "hyperparameters": {"batch_size": 1}}],
+        scheduler={"name": "asha", "grace_period": 5, "reduction_factor": 2}))
+    summary = run_sweep(cfg, progress=False)
+    assert (summary.ran, summary.remaining, summary.errors) == (8, 0, [])
+    trials, traj = load_results(cfg.output_dir)
+    assert sorted(trials["trial_key"]) == sorted(t.key for t in expand(cfg)[0])
+    stopped = trials[trials["stopped_early"]]
+    assert len(stopped) >= 1  # random rewards: some trial is below a rung's median
+    assert stopped["n_evaluations"].isin([5, 10, 15, 20, 25, 30, 35]).all()
+    assert (trials.loc[~trials["stopped_early"], "n_evaluations"] == 40).all()
+    per_trial = traj.groupby("trial_key").size()
+    assert (per_trial[trials["trial_key"]].values == trials["n_evaluations"].values).all()
+    again = run_sweep(cfg, resume=True, progress=False)  # a stopped trial is not redone
+    assert (again.ran, again.skipped) == (0, 8)

@@ -14,6 +14,7 @@ from typing import Any
 from mlsysgym.experiments.sweep.storage import write_trial
 
 PAYLOAD = "mlsysgym_trial"  # the result key carrying a finished trial's (row, trajectory)
+PARTIAL = "mlsysgym_so_far"  # an intermediate result's (row, trajectory) of the search so far
 _CALLBACK_CLASS: list[type] = []
 
 
@@ -35,19 +36,45 @@ def _writer_class() -> type:
 
         class TrialWriter(Callback):
             """Writes each trial's payload on the driver and removes it from the result (Tune
-            lets callbacks edit a result in place; its loggers run after user callbacks)."""
+            lets callbacks edit a result in place; its loggers run after user callbacks). The
+            latest intermediate payload of a running trial is kept: a trial that a scheduler
+            stops (it never sends its final payload) is written from it when it completes, its
+            row marked ``stopped_early``."""
 
             def __init__(self, output_dir: str) -> None:
                 self.output_dir = output_dir
                 self.written: list[str] = []
+                self.pending: dict[str, bytes] = {}
+
+            def _write(self, blob: bytes) -> None:
+                row, traj = unpack(blob)
+                write_trial(self.output_dir, row, traj)
+                self.written.append(row["trial_key"])
 
             def on_trial_result(self, iteration: int, trials: list, trial: Any,
                                 result: dict, **info: Any) -> None:
+                so_far = result.pop(PARTIAL, None)
                 blob = result.pop(PAYLOAD, None)
+                tid = getattr(trial, "trial_id", None)
+                if so_far is not None:
+                    self.pending[tid] = so_far
                 if blob is not None:
-                    row, traj = unpack(blob)
-                    write_trial(self.output_dir, row, traj)
-                    self.written.append(row["trial_key"])
+                    self.pending.pop(tid, None)
+                    self._write(blob)
+
+            def on_trial_complete(self, iteration: int, trials: list, trial: Any,
+                                  **info: Any) -> None:
+                blob = self.pending.pop(getattr(trial, "trial_id", None), None)
+                if blob is not None:  # stopped by the scheduler before its final result
+                    self._write(blob)
+
+            def on_trial_error(self, iteration: int, trials: list, trial: Any,
+                               **info: Any) -> None:
+                self.pending.pop(getattr(trial, "trial_id", None), None)
+
+            def on_trial_recover(self, iteration: int, trials: list, trial: Any,
+                                 **info: Any) -> None:  # retried from scratch
+                self.pending.pop(getattr(trial, "trial_id", None), None)
 
         TrialWriter.__module__ = __name__
         TrialWriter.__qualname__ = "TrialWriter"

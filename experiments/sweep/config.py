@@ -15,7 +15,8 @@ from mlsysgym.experiments.sweep.errors import SweepConfigError
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 TOP_KEYS = {"name", "description", "output_dir", "problem", "problems", "agents", "budget",
             "budgets", "seeds", "imports", "max_concurrent_trials", "cpus_per_trial",
-            "max_failures"}
+            "max_failures", "scheduler", "report_every"}
+SCHEDULER_KEYS = {"name", "grace_period", "reduction_factor", "max_t"}
 AGENT_KEYS = {"name", "hyperparameters", "num_samples"}
 
 
@@ -44,6 +45,9 @@ class SweepConfig:
     max_concurrent_trials: int | None = None
     cpus_per_trial: float = 1.0
     max_failures: int = 1  # retries of a trial whose worker or node died (or that raised)
+    scheduler: dict[str, Any] | None = None  # {"name": "asha", grace_period, reduction_factor,
+    #                                           max_t} (evaluations), or None: no early stopping
+    report_every: int = 0  # evaluations between intermediate results (0: only the final one)
 
 
 def _fail(msg: str) -> None:
@@ -142,6 +146,39 @@ def _budgets(v: Any) -> list[tuple[int | None, float | None]]:
     return out
 
 
+def _positive_int(key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        _fail(f"{key} must be a positive integer, got {v!r}")
+    return v
+
+
+def _scheduler(v: Any, budgets: list[tuple[int | None, float | None]]
+               ) -> dict[str, Any] | None:
+    """``scheduler``: None, ``asha`` or ``{name: asha, grace_period: G, reduction_factor: R,
+    max_t: T}`` (in evaluations; T defaults to the largest evaluation budget)."""
+    if v is None:
+        return None
+    spec = {"name": v} if isinstance(v, str) else v
+    if not isinstance(spec, Mapping) or spec.get("name") != "asha":
+        _fail(f"scheduler must be 'asha' or a mapping with name: asha, got {v!r}")
+    unknown = sorted(set(spec) - SCHEDULER_KEYS)
+    if unknown:
+        _fail(f"scheduler: unknown key(s) {unknown}; allowed: {sorted(SCHEDULER_KEYS)}")
+    evaluations = [b for b, _ in budgets if b is not None]
+    if "max_t" not in spec and len(evaluations) < len(budgets):
+        _fail("scheduler: a budget in seconds only needs max_t (evaluations)")
+    out = {"name": "asha",
+           "grace_period": _positive_int("scheduler grace_period", spec.get("grace_period", 1)),
+           "max_t": _positive_int("scheduler max_t", spec.get("max_t", max(evaluations or [1])))}
+    rf = spec.get("reduction_factor", 4)
+    if isinstance(rf, bool) or not isinstance(rf, (int, float)) or rf <= 1:
+        _fail(f"scheduler reduction_factor must be a number > 1, got {rf!r}")
+    out["reduction_factor"] = float(rf)
+    if out["grace_period"] > out["max_t"]:
+        _fail(f"scheduler grace_period {out['grace_period']} exceeds max_t {out['max_t']}")
+    return out
+
+
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
                 output_dir: str | os.PathLike[str] | None = None,
                 check_names: bool = True) -> SweepConfig:
@@ -198,10 +235,14 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
     mf = raw.get("max_failures", 1)
     if isinstance(mf, bool) or not isinstance(mf, int) or mf < 0:
         _fail(f"max_failures must be a non-negative integer, got {mf!r}")
+    scheduler = _scheduler(raw.get("scheduler"), budgets)
+    every = raw.get("report_every")
+    every = _positive_int("report_every", every) if every is not None else \
+        (scheduler["grace_period"] if scheduler else 0)
     out = Path(output_dir or raw.get("output_dir") or Path("results/sweeps")
                / str(raw.get("name", default_name))).resolve()
     config = SweepConfig(str(raw.get("name", default_name)), out, problems, agents, budgets,
-                         seeds, list(imports), mct, float(cpt), mf)
+                         seeds, list(imports), mct, float(cpt), mf, scheduler, every)
     if check_names:
         check_names_exist(config)
     return config

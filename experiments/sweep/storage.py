@@ -10,7 +10,7 @@ import json
 import math
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +47,11 @@ def _provenance_columns(problem: Any) -> dict[str, Any]:
             "lock": soft["lock"] or "", "fingerprint": json.dumps(fp, sort_keys=True)}
 
 
-def trial_result(spec: TrialSpec | Mapping[str, Any], sweep: str = "sweep",
-                 tune_trial_id: str = "") -> tuple[dict[str, Any], Any]:
-    """Run one search; return its ledger row and its trajectory (a DataFrame), written nowhere
-    (a Ray trial returns them to the driver, which writes them with :func:`write_trial`)."""
+def _row(spec: TrialSpec, result: Any, made: Mapping[str, Any], sweep: str,
+         tune_trial_id: str, stopped_early: bool = False) -> dict[str, Any]:
+    """The ledger row of ``spec``'s search ``result`` (a SearchResult, final or so far)."""
     import pandas as pd
-    from mlsysgym.agents.base import search
-    from mlsysgym.agents.problems import make_problem
 
-    if isinstance(spec, Mapping):
-        spec = TrialSpec(**spec)
-    problem = make_problem(spec.problem)
-    made = _provenance_columns(problem)
-    try:
-        budget = {"evaluations": spec.budget, "seconds": spec.budget_s}
-        result = search(spec.agent, problem, {k: v for k, v in budget.items() if v is not None},
-                        spec.seed, **spec.hyperparameters)
-    finally:
-        _close(problem)
     best = result.best_reward if result.n_evaluations else math.nan
     row: dict[str, Any] = {
         "sweep": sweep, "trial_key": spec.key, "group": spec.group,
@@ -77,14 +64,89 @@ def trial_result(spec: TrialSpec | Mapping[str, Any], sweep: str = "sweep",
         "n_failed": int(result.failed.sum()), "wall_time_s": result.wall_time_s,
         "best_design": json.dumps(_jsonable(result.best_design) if result.n_evaluations else None),
         "tune_trial_id": tune_trial_id, "host": socket.gethostname(),
-        "finished_at": pd.Timestamp.now(tz="UTC").isoformat(), **made,
+        "finished_at": pd.Timestamp.now(tz="UTC").isoformat(), "stopped_early": stopped_early,
+        **made,
     }
     for k, v in spec.hyperparameters.items():
         row[f"hp.{k}"] = json.dumps(_jsonable(v)) if isinstance(v, (list, dict)) else v
+    return row
+
+
+def _frame(spec: TrialSpec, result: Any) -> Any:
+    """The trajectory of ``spec``'s search ``result``: one row per evaluation."""
     traj = result.to_frame()
     traj.insert(0, "trial_key", spec.key)
     traj["budget"], traj["budget_s"] = spec.budget, spec.budget_s
-    return row, traj
+    return traj
+
+
+def _search_reporting(spec: TrialSpec, problem: Any, budget: Mapping[str, Any],
+                      report: Callable[[Any], None], every: int) -> Any:
+    """:func:`mlsysgym.agents.base.search` (same agent call, same random stream) whose problem
+    calls ``report(SearchResult so far)`` each time another ``every`` evaluations are done."""
+    import time
+
+    import numpy as np
+    from mlsysgym.agents.base import BudgetedProblem, BudgetExhausted, agent_function, problem_kind
+
+    class Reporting(BudgetedProblem):
+        next_at = every
+
+        def evaluate(self, designs: Any) -> Any:
+            rewards = super().evaluate(designs)
+            n = len(self.designs)
+            if n >= self.next_at and not self.exhausted:  # the final result follows anyway
+                self.next_at = (n // every + 1) * every
+                report(self.result(spec.agent, spec.seed, time.perf_counter() - start,
+                                   spec.hyperparameters))
+            return rewards
+
+    fn = agent_function(spec.agent, problem_kind(problem))
+    if fn is None:
+        raise SweepError(f"agent {spec.agent!r} cannot search {_problem_name(spec.problem)!r}")
+    budgeted = Reporting(problem, budget)
+    rng = np.random.default_rng(spec.seed)
+    start = time.perf_counter()
+    try:
+        fn(budgeted, rng, **spec.hyperparameters)
+    except BudgetExhausted:
+        pass
+    return budgeted.result(spec.agent, spec.seed, time.perf_counter() - start,
+                           spec.hyperparameters)
+
+
+def trial_result(spec: TrialSpec | Mapping[str, Any], sweep: str = "sweep",
+                 tune_trial_id: str = "",
+                 report: Callable[[dict[str, Any], Any], None] | None = None,
+                 report_every: int = 0) -> tuple[dict[str, Any], Any]:
+    """Run one search; return its ledger row and its trajectory (a DataFrame), written nowhere
+    (a Ray trial returns them to the driver, which writes them with :func:`write_trial`).
+
+    With ``report`` and ``report_every`` > 0, ``report(row, trajectory)`` is called with the
+    search so far each time another ``report_every`` evaluations are done (the intermediate
+    results a Tune scheduler such as ASHA stops trials on); the search is the same.
+    """
+    from mlsysgym.agents.base import search
+    from mlsysgym.agents.problems import make_problem
+
+    if isinstance(spec, Mapping):
+        spec = TrialSpec(**spec)
+    problem = make_problem(spec.problem)
+    made = _provenance_columns(problem)
+    budget = {k: v for k, v in {"evaluations": spec.budget, "seconds": spec.budget_s}.items()
+              if v is not None}
+    try:
+        if report is not None and report_every > 0:
+            def so_far(result: Any) -> None:
+                report(_row(spec, result, made, sweep, tune_trial_id, stopped_early=True),
+                       _frame(spec, result))
+
+            result = _search_reporting(spec, problem, budget, so_far, report_every)
+        else:
+            result = search(spec.agent, problem, budget, spec.seed, **spec.hyperparameters)
+    finally:
+        _close(problem)
+    return _row(spec, result, made, sweep, tune_trial_id), _frame(spec, result)
 
 
 def write_trial(output_dir: str | os.PathLike[str], row: Mapping[str, Any], traj: Any) -> None:

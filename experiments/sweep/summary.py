@@ -27,13 +27,18 @@ class SweepSummary:
 
 
 def summary_table(output_dir: str | os.PathLike[str]) -> Any:
-    """Per (problem, agent, budget): trials, mean/std/max of the best reward, mean wall time."""
+    """Per (problem, agent, budget): trials, how many a scheduler stopped early, mean/std/max
+    of the best reward, mean evaluations and wall time."""
     trials, _ = load_results(output_dir)
     if trials.empty:
         return trials
-    g = trials.groupby(["problem", "agent", "budget"])
-    return g.agg(trials=("trial_key", "count"), best_mean=("best_reward", "mean"),
-                 best_std=("best_reward", "std"), best_max=("best_reward", "max"),
+    stopped = trials.get("stopped_early", False)
+    trials = trials.assign(stopped=stopped).fillna({"stopped": False})
+    trials["stopped"] = trials["stopped"].astype(bool)
+    g = trials.groupby(["problem", "agent", "budget"], dropna=False)
+    return g.agg(trials=("trial_key", "count"), stopped=("stopped", "sum"),
+                 best_mean=("best_reward", "mean"), best_std=("best_reward", "std"),
+                 best_max=("best_reward", "max"), evals=("n_evaluations", "mean"),
                  wall_s=("wall_time_s", "mean")).reset_index()
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlsysgym.experiments.sweep.checks import check_runnable
-from mlsysgym.experiments.sweep.collect import PAYLOAD, pack, writer_callback
+from mlsysgym.experiments.sweep.collect import PARTIAL, PAYLOAD, pack, writer_callback
 from mlsysgym.experiments.sweep.config import (
     SweepConfig,
     check_names_exist,
@@ -40,10 +40,17 @@ def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     ctx = tune.get_context()
     if spec.get("group", "grid") != "grid":
         spec["instance"] = f"{ctx.get_experiment_name()}/{ctx.get_trial_id()}"
-    row, traj = trial_result(spec, fixed["sweep"], ctx.get_trial_id())
-    summary = {k: row[k] for k in ("best_reward", "n_evaluations", "n_failed", "wall_time_s",
-                                   "trial_key", "agent")}
-    tune.report({**summary, PAYLOAD: pack(row, traj)})  # written by the driver (collect.py)
+
+    def summary(row: dict[str, Any]) -> dict[str, Any]:
+        return {k: row[k] for k in ("best_reward", "n_evaluations", "n_failed", "wall_time_s",
+                                    "trial_key", "agent")}
+
+    def so_far(row: dict[str, Any], traj: Any) -> None:  # a scheduler may stop the trial here
+        tune.report({**summary(row), PARTIAL: pack(row, traj)})
+
+    row, traj = trial_result(spec, fixed["sweep"], ctx.get_trial_id(), report=so_far,
+                             report_every=fixed.get("report_every", 0))
+    tune.report({**summary(row), PAYLOAD: pack(row, traj)})  # written by the driver (collect.py)
 
 
 def _spec_of(config: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,6 +127,7 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     used = {a.name for a in config.agents}
     shipped = {n: _implementations(n, (agents or {}).get(n)) for n in used}
     fixed = {"imports": config.imports, "agents": shipped, "sweep": config.name,
+             "report_every": config.report_every,
              "templates": {g.key: g.trial({}).to_dict() for g, _ in planned}}
     errors: list[str] = []
     out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +155,18 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
     return SweepSummary(out, total, skipped, ran, errors, max(0, total - skipped - ran))
 
 
+def _scheduler(config: SweepConfig) -> Any:
+    """Tune's trial scheduler of ``config`` (None: every trial runs to its budget)."""
+    if config.scheduler is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    sched = config.scheduler
+    return ASHAScheduler(time_attr="n_evaluations", metric="best_reward", mode="max",
+                         max_t=sched["max_t"], grace_period=sched["grace_period"],
+                         reduction_factor=sched["reduction_factor"])
+
+
 def _fit(config: SweepConfig, searcher: Any, fixed: dict[str, Any], num_samples: int,
          bar: _Progress) -> list[str]:
     """Run one Tuner; return one line per errored trial."""
@@ -155,7 +175,7 @@ def _fit(config: SweepConfig, searcher: Any, fixed: dict[str, Any], num_samples:
     trainable = tune.with_resources(tune.with_parameters(_tune_trainable, fixed=fixed),
                                     {"cpu": config.cpus_per_trial})
     tune_config = tune.TuneConfig(
-        search_alg=searcher, num_samples=num_samples,
+        search_alg=searcher, num_samples=num_samples, scheduler=_scheduler(config),
         reuse_actors=True,
         max_concurrent_trials=config.max_concurrent_trials,
         trial_dirname_creator=lambda t: t.trial_id, trial_name_creator=lambda t: t.trial_id)
