@@ -383,95 +383,116 @@ def _as_float(text: str) -> float | None:
         return None
 
 
+def _opt(rng: np.random.Generator, p: float = 0.4) -> bool:
+    """Whether to add an optional argument (probability ``p``)."""
+    return rng.random() < p
+
+
 def _cli_case(rng: np.random.Generator) -> tuple[list[str], bool | None, Callable | None]:
     """An argument list, whether it is valid (None: the oracle does not know) and a check of
     the output of a success."""
-    opt = lambda p=0.4: rng.random() < p
     cmd = int(rng.integers(0, 5))
-    if cmd == 0:  # ir inspect
-        model = _pick(rng, MODELS)
-        argv = ["ir", "inspect", model, "--json"]
-        valid: bool | None = None
-        if opt():
-            top = _pick(rng, INTS)
-            argv += [f"--top={top}"]
-            if (_as_int(top) or 0) < 1:
-                valid = False
-        if opt(0.3):
-            argv += [f"--dim=batch={_pick(rng, INTS)}"]
-        if model in ("nosuchmodel", "", "missing.onnx", "binary.onnx", ".", "mismatched_k.onnx"):
+    return (_ir_inspect_case, _trace_gen_case, _sim_accelerator_case, _sim_dram_case,
+            _mlir_inspect_case)[cmd](rng)
+
+
+def _ir_inspect_case(rng: np.random.Generator) -> tuple[list[str], bool | None, Callable]:
+    """An ``ir inspect`` case (see :func:`_cli_case`)."""
+    model = _pick(rng, MODELS)
+    argv = ["ir", "inspect", model, "--json"]
+    valid: bool | None = None
+    if _opt(rng):
+        top = _pick(rng, INTS)
+        argv += [f"--top={top}"]
+        if (_as_int(top) or 0) < 1:
             valid = False
-        return argv, valid, lambda o: strict_json(o.out)["totals"]["macs"] > 0
-    if cmd == 1:  # trace gen
-        n = _pick(rng, INTS)
-        argv = ["trace", "gen", "--kind", _pick(rng, ("stream", "random", "strided", "locality",
-                                                      "mixed")), f"--requests={n}", "-o", "out.trace"]
-        ni = _as_int(n)
-        valid = ni is not None and 1 <= ni <= 10**7
-        kind = argv[3]
-        used = {"--write-fraction": True, "--row-hit": kind in ("locality", "mixed"),
-                "--stream-share": kind == "mixed", "--stride": kind == "strided"}
-        for flag in ("--write-fraction", "--row-hit", "--stream-share"):
-            if opt(0.25):
-                v = _pick(rng, FLOATS)
-                argv += [f"{flag}={v}"]
-                fv = _as_float(v)
-                if used[flag] or fv is None:  # a flag the kind ignores needs only parse
-                    valid = valid and fv is not None and 0 <= fv <= 1
-        if opt(0.3):
-            v = _pick(rng, INTS)
-            argv += [f"--seed={v}"]
-            valid = valid and (_as_int(v) is not None and 0 <= _as_int(v) < 2**63)
-        if opt(0.3):
-            v = _pick(rng, INTS)
-            argv += [f"--stride={v}"]
-            if used["--stride"] or _as_int(v) is None or abs(_as_int(v)) >= 2**63:
-                valid = valid and (_as_int(v) is not None and 1 <= _as_int(v) < 2**63)
-        if opt(0.3):
+    if _opt(rng, 0.3):
+        argv += [f"--dim=batch={_pick(rng, INTS)}"]
+    if model in ("nosuchmodel", "", "missing.onnx", "binary.onnx", ".", "mismatched_k.onnx"):
+        valid = False
+    return argv, valid, lambda o: strict_json(o.out)["totals"]["macs"] > 0
+
+
+def _trace_gen_case(rng: np.random.Generator) -> tuple[list[str], bool, Callable]:
+    """A ``trace gen`` case (see :func:`_cli_case`)."""
+    n = _pick(rng, INTS)
+    argv = ["trace", "gen", "--kind", _pick(rng, ("stream", "random", "strided", "locality",
+                                                  "mixed")), f"--requests={n}", "-o", "out.trace"]
+    ni = _as_int(n)
+    valid = ni is not None and 1 <= ni <= 10**7
+    kind = argv[3]
+    used = {"--write-fraction": True, "--row-hit": kind in ("locality", "mixed"),
+            "--stream-share": kind == "mixed", "--stride": kind == "strided"}
+    for flag in ("--write-fraction", "--row-hit", "--stream-share"):
+        if _opt(rng, 0.25):
             v = _pick(rng, FLOATS)
-            flag = "--rate-per-ns" if rng.random() < 0.5 else "--interval-cycles"
             argv += [f"{flag}={v}"]
             fv = _as_float(v)
-            span = (ni or 1) / fv if flag == "--rate-per-ns" and fv else (ni or 1) * (fv or 0)
-            valid = valid and fv is not None and math.isfinite(fv) and (
-                fv > 0 if flag == "--rate-per-ns" else fv >= 0) and span <= 1e15
+            if used[flag] or fv is None:  # a flag the kind ignores needs only parse
+                valid = valid and fv is not None and 0 <= fv <= 1
+    if _opt(rng, 0.3):
+        v = _pick(rng, INTS)
+        argv += [f"--seed={v}"]
+        valid = valid and (_as_int(v) is not None and 0 <= _as_int(v) < 2**63)
+    if _opt(rng, 0.3):
+        v = _pick(rng, INTS)
+        argv += [f"--stride={v}"]
+        if used["--stride"] or _as_int(v) is None or abs(_as_int(v)) >= 2**63:
+            valid = valid and (_as_int(v) is not None and 1 <= _as_int(v) < 2**63)
+    if _opt(rng, 0.3):
+        v = _pick(rng, FLOATS)
+        flag = "--rate-per-ns" if rng.random() < 0.5 else "--interval-cycles"
+        argv += [f"{flag}={v}"]
+        fv = _as_float(v)
+        span = (ni or 1) / fv if flag == "--rate-per-ns" and fv else (ni or 1) * (fv or 0)
+        valid = valid and fv is not None and math.isfinite(fv) and (
+            fv > 0 if flag == "--rate-per-ns" else fv >= 0) and span <= 1e15
 
-        def check(o: Outcome, ni=ni) -> bool:
-            lines = [ln for ln in Path("out.trace").read_text().splitlines()
-                     if ln and not ln.startswith("#")]
-            cycles = [int(ln.split(":")[0]) for ln in lines]
-            return len(lines) == ni and all(b >= a >= 0 for a, b in pairwise(cycles))
-        return argv, valid, check
-    if cmd == 2:  # sim accelerator
-        argv = ["sim", "accelerator", "--model", _pick(rng, ("resnet18", "alexnet",
-                                                             "good_matmul.onnx")), "--json"]
-        for flag in ("--rows", "--cols", "--word-bytes"):
-            if opt(0.3):
-                argv += [f"{flag}={_pick(rng, INTS)}"]
-        for flag in ("--ifmap-kb", "--bandwidth", "--clock-mhz"):
-            if opt(0.3):
-                argv += [f"{flag}={_pick(rng, FLOATS)}"]
-        if opt(0.2):
-            argv += ["--dataflow=" + _pick(rng, ("ws", "os", "is", "xx"))]
+    def check(o: Outcome, ni=ni) -> bool:
+        lines = [ln for ln in Path("out.trace").read_text().splitlines()
+                 if ln and not ln.startswith("#")]
+        cycles = [int(ln.split(":")[0]) for ln in lines]
+        return len(lines) == ni and all(b >= a >= 0 for a, b in pairwise(cycles))
+    return argv, valid, check
 
-        return argv, None, _accelerator_ok
-    if cmd == 3:  # sim dram with knobs
-        argv = ["sim", "dram", "--trace", _pick(rng, ("stream", "random", "nosuch", "good.trace")),
-                "--json"]
-        valid = "nosuch" not in argv
-        for flag, ok in (("--request-buffer-size", {1, 2, 4, 8, 16, 32, 64, 128}),
-                         ("--refresh-max-postponed", set(range(1, 9))),
-                         ("--max-active-transactions", {1, 2, 4, 8, 16, 32, 64, 128})):
-            if opt(0.3):
-                v = _pick(rng, INTS)
-                argv += [f"{flag}={v}"]
-                valid = valid and _as_int(v) in ok
-        return argv, valid, lambda o: all(math.isfinite(v)
-                                          for v in strict_json(o.out)["metrics"].values())
+
+def _sim_accelerator_case(rng: np.random.Generator) -> tuple[list[str], None, Callable]:
+    """A ``sim accelerator`` case (see :func:`_cli_case`); the oracle does not know validity."""
+    argv = ["sim", "accelerator", "--model", _pick(rng, ("resnet18", "alexnet",
+                                                         "good_matmul.onnx")), "--json"]
+    for flag in ("--rows", "--cols", "--word-bytes"):
+        if _opt(rng, 0.3):
+            argv += [f"{flag}={_pick(rng, INTS)}"]
+    for flag in ("--ifmap-kb", "--bandwidth", "--clock-mhz"):
+        if _opt(rng, 0.3):
+            argv += [f"{flag}={_pick(rng, FLOATS)}"]
+    if _opt(rng, 0.2):
+        argv += ["--dataflow=" + _pick(rng, ("ws", "os", "is", "xx"))]
+    return argv, None, _accelerator_ok
+
+
+def _sim_dram_case(rng: np.random.Generator) -> tuple[list[str], bool, Callable]:
+    """A ``sim dram`` case with controller knobs (see :func:`_cli_case`)."""
+    argv = ["sim", "dram", "--trace", _pick(rng, ("stream", "random", "nosuch", "good.trace")),
+            "--json"]
+    valid = "nosuch" not in argv
+    for flag, ok in (("--request-buffer-size", {1, 2, 4, 8, 16, 32, 64, 128}),
+                     ("--refresh-max-postponed", set(range(1, 9))),
+                     ("--max-active-transactions", {1, 2, 4, 8, 16, 32, 64, 128})):
+        if _opt(rng, 0.3):
+            v = _pick(rng, INTS)
+            argv += [f"{flag}={v}"]
+            valid = valid and _as_int(v) in ok
+    return argv, valid, lambda o: all(math.isfinite(v)
+                                      for v in strict_json(o.out)["metrics"].values())
+
+
+def _mlir_inspect_case(rng: np.random.Generator) -> tuple[list[str], bool, Callable]:
+    """An ``mlir inspect`` case (see :func:`_cli_case`)."""
     argv = ["mlir", "inspect", _pick(rng, ("good.mlir", "empty.mlir", "binary.mlir",
                                            "missing.mlir", "good_matmul.onnx")), "--json"]
     valid = argv[2] == "good.mlir"
-    if opt():
+    if _opt(rng):
         top = _pick(rng, INTS)
         argv += [f"--top={top}"]
         valid = valid and (_as_int(top) or 0) >= 1
