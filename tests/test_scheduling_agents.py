@@ -191,3 +191,18 @@ def test_quick_stream_experiment_through_run_trial_and_report(tmp_path) -> None:
     _one_trial_each("scheduling_stream", 6, tmp_path / "sweep")
     md = write_scheduling_report([tmp_path / "sweep"], tmp_path, "stream").read_text()
     assert "## CP-SAT on short streams" in md and "| 0.5 | 100 | resnet18+resnet18 | 98 |" in md
+
+
+def test_bad_problem_specs_are_one_line_errors() -> None:
+    from mlsysgym.agents.problems import make_problem
+    from mlsysgym.core.errors import MlsysgymError
+
+    for spec, match in (({"name": "scheduling"}, "needs a model"),
+                        ({"name": "scheduling", "model": "resnet18", "platform": "nope"},
+                         "unknown platform"),
+                        ({"name": "scheduling-stream", "objective": "energy"}, "objective")):
+        with pytest.raises(MlsysgymError, match=match) as e:
+            make_problem(spec)
+        assert "\n" not in str(e.value)
+    with pytest.raises(AgentConfigError, match="cannot search"):
+        search("heft", make_problem("synthetic-discrete"), 1)  # a design space, not episodes
