@@ -108,12 +108,43 @@ def _print_timings(timings: Any) -> None:
 
 def run_compile(args: argparse.Namespace) -> int:
     """Tune (calibrating first on a new target), compile, check, verify; prints the report."""
-    from mlsysgym.core.target import target_isa
-    from mlsysgym.costmodels.tiling_model import calibrate, load_tiling_model
-    from mlsysgym.costmodels.tiling_pass import compile_and_check, find_root_ops, tune_module
-    from mlsysgym.ir.paths import check_output_file
+    from mlsysgym.costmodels.tiling_pass import tune_module
 
     model_path = _model_path(args.tune, args.mode)
+    _check_compile_args(args)
+    text = _load_source(args.source)
+    model = _calibrated_model(args, text, model_path)
+    report = tune_module(text, args.mode, model=model, k=args.k, target_cpu=args.target_cpu)
+    timings = _check_and_time(args, report, text)
+    if args.output and report.check is not None and report.check.ok:
+        import shutil
+
+        shutil.copyfile(report.check.vmfb, args.output)
+    if args.emit_mlir:
+        Path(args.emit_mlir).write_text(report.mlir)
+    if args.json:
+        _print_json(args, report, timings)
+    else:
+        print(report.summary())
+        if timings:
+            print("whole module, tuned vs IREE's default (interleaved):")
+            _print_timings(timings)
+        if args.output and report.check is not None and report.check.ok:
+            print(f"wrote {args.output}")
+    _warn_if_slower(args, report, timings)
+    if report.check is not None and not report.check.ok:
+        print(f"mlsysgym: error: tuned module disagrees with the untuned compile "
+              f"({report.check.error or f'max rel err {report.check.max_rel_err:.2e}'})",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_compile_args(args: argparse.Namespace) -> None:
+    """One-line errors for out-of-range options, unwritable outputs and an unknown target."""
+    from mlsysgym.core.target import target_isa
+    from mlsysgym.ir.paths import check_output_file
+
     if not 1 <= args.k <= 64:
         raise CompileCliError(f"-k must be between 1 and 64, got {args.k}")
     if not 0 < args.minutes <= 24 * 60:
@@ -122,22 +153,36 @@ def run_compile(args: argparse.Namespace) -> int:
         if path:
             check_output_file(path, what)
     target_isa(args.target_cpu)  # an unknown or unrunnable target fails here, in one line
-    text = _load_source(args.source)
-    model = None
-    if args.mode != "measure":
-        model = load_tiling_model(model_path, args.target_cpu)
-        probs = [r.problem for r in find_root_ops(text) if r.problem is not None]
-        todo = model.unsupported(probs)
-        if args.calibrate or (todo and not args.no_calibrate):
-            why = (f"the cost model has no data for target {model.target_id} ({model.isa.level})"
-                   if not model.knows_target else
-                   f"{len(todo)} op shape(s) lie outside the cost model's data")
-            print(f"{why}; measuring them here for at most {args.minutes:g} min (cached per "
-                  "target; --no-calibrate skips)", file=sys.stderr)
-            calibrate(model, args.target_cpu, todo or probs, minutes=args.minutes,
-                      more_shapes=0 if model.knows_target else 200,
-                      show_progress=not args.json, log=lambda m: print(m, file=sys.stderr))
-    report = tune_module(text, args.mode, model=model, k=args.k, target_cpu=args.target_cpu)
+
+
+def _calibrated_model(args: argparse.Namespace, text: str, model_path: str | None) -> Any:
+    """The tiling cost model (None in measure mode), first calibrated here when it has no data
+    for this target or these op shapes (unless --no-calibrate)."""
+    from mlsysgym.costmodels.tiling_model import calibrate, load_tiling_model
+    from mlsysgym.costmodels.tiling_pass import find_root_ops
+
+    if args.mode == "measure":
+        return None
+    model = load_tiling_model(model_path, args.target_cpu)
+    probs = [r.problem for r in find_root_ops(text) if r.problem is not None]
+    todo = model.unsupported(probs)
+    if args.calibrate or (todo and not args.no_calibrate):
+        why = (f"the cost model has no data for target {model.target_id} ({model.isa.level})"
+               if not model.knows_target else
+               f"{len(todo)} op shape(s) lie outside the cost model's data")
+        print(f"{why}; measuring them here for at most {args.minutes:g} min (cached per "
+              "target; --no-calibrate skips)", file=sys.stderr)
+        calibrate(model, args.target_cpu, todo or probs, minutes=args.minutes,
+                  more_shapes=0 if model.knows_target else 200,
+                  show_progress=not args.json, log=lambda m: print(m, file=sys.stderr))
+    return model
+
+
+def _check_and_time(args: argparse.Namespace, report: Any, text: str) -> Any:
+    """Compile and check the tuned module, verify it (reverting slower ops) and time it as
+    asked; returns the whole-module timings or None."""
+    from mlsysgym.costmodels.tiling_pass import compile_and_check
+
     if not args.no_check or args.verify or args.output:
         report.check = compile_and_check(report, text)  # also drops configs IREE rejects
     verified = None
@@ -152,30 +197,25 @@ def run_compile(args: argparse.Namespace) -> int:
         from mlsysgym.costmodels.tiling_verify import benchmark_modules
 
         timings = benchmark_modules(text, report.mlir, args.target_cpu)
-    if args.output and report.check is not None and report.check.ok:
-        import shutil
+    return timings
 
-        shutil.copyfile(report.check.vmfb, args.output)
-    if args.emit_mlir:
-        Path(args.emit_mlir).write_text(report.mlir)
-    if args.json:
-        print(json.dumps({
-            "mode": report.mode, "pass_s": report.pass_s, "target_cpu": args.target_cpu,
-            "ops": [{"index": o.index, "op": o.name, "problem": o.problem_key, "tuned": o.tuned,
-                     "reason": o.reason, "is_default": o.is_default,
-                     "config": o.chosen.to_dict() if o.chosen else None,
-                     "predicted_ratio": o.predicted_ratio, "measured_ratio": o.measured_ratio,
-                     "candidates": o.candidates, "model_ms": o.model_ms} for o in report.ops],
-            "check": None if report.check is None else vars(report.check),
-            "timings": None if timings is None else {k: vars(v) for k, v in timings.items()}},
-            default=str))
-    else:
-        print(report.summary())
-        if timings:
-            print("whole module, tuned vs IREE's default (interleaved):")
-            _print_timings(timings)
-        if args.output and report.check is not None and report.check.ok:
-            print(f"wrote {args.output}")
+
+def _print_json(args: argparse.Namespace, report: Any, timings: Any) -> None:
+    """The report, check and timings as one JSON object on stdout."""
+    print(json.dumps({
+        "mode": report.mode, "pass_s": report.pass_s, "target_cpu": args.target_cpu,
+        "ops": [{"index": o.index, "op": o.name, "problem": o.problem_key, "tuned": o.tuned,
+                 "reason": o.reason, "is_default": o.is_default,
+                 "config": o.chosen.to_dict() if o.chosen else None,
+                 "predicted_ratio": o.predicted_ratio, "measured_ratio": o.measured_ratio,
+                 "candidates": o.candidates, "model_ms": o.model_ms} for o in report.ops],
+        "check": None if report.check is None else vars(report.check),
+        "timings": None if timings is None else {k: vars(v) for k, v in timings.items()}},
+        default=str))
+
+
+def _warn_if_slower(args: argparse.Namespace, report: Any, timings: Any) -> None:
+    """Warn on stderr when the tuned module was slower than IREE's default, or not timed."""
     changed = any(o.tuned and not o.is_default for o in report.ops)
     if timings and any(t.slower for t in timings.values()):
         print("mlsysgym: warning: the tuned module is slower than IREE's default on "
@@ -184,9 +224,3 @@ def run_compile(args: argparse.Namespace) -> int:
     elif changed and not args.verify and not timings:
         print("mlsysgym: warning: --no-verify: the tuned module was not timed against IREE's "
               "default and may be slower", file=sys.stderr)
-    if report.check is not None and not report.check.ok:
-        print(f"mlsysgym: error: tuned module disagrees with the untuned compile "
-              f"({report.check.error or f'max rel err {report.check.max_rel_err:.2e}'})",
-              file=sys.stderr)
-        return 1
-    return 0
