@@ -545,10 +545,7 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
         if p.key in seen:  # same shape as an earlier op: same decision, no new query/measurement
             d = replace(seen[p.key], index=r.index, name=r.name, model_calls=0, model_ms=0.0,
                         features_ms=0.0, measured=0, reused_from=seen[p.key].index)
-            if not d.is_default and d.chosen is not None:
-                chosen[r.index] = d.chosen
-            d.pass_ms = (time.perf_counter() - t_op) * 1e3
-            decisions.append(d)
+            _record(d, chosen, decisions, t_op)
             continue
         d = OpDecision(r.index, r.name, p.key, True, chosen=default, default=default)
         if mode == "costmodel" and p.key in measured_best:
@@ -558,13 +555,7 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
             d.reason = (f"the model has no data for target {model.target_id} "
                         f"({model.isa.level}); default kept — calibrate first")
         elif mode == "measure":
-            cfgs = sample_candidates(p, default, measure_n, seed=1234, isa=target_isa(target_cpu))
-            ms = measure_configs(p, cfgs, rounds=rounds, timing=timing, compiler=compiler)
-            d.candidates, d.measured = len(cfgs) + 1, len(ms)
-            d.skipped_invalid = sum(not m.ok for m in ms)
-            best = min((m for m in ms if m.ok), key=lambda m: m.ratio, default=None)
-            if best is not None and best.ratio < 1.0:
-                d.chosen, d.measured_ratio = best.config, best.ratio
+            _measure_search(d, p, default, measure_n, target_cpu, rounds, timing, compiler)
         else:
             sc = score_candidates(model, p, default, max_n=max_candidates,
                                   per_core=guards.workgroups_per_core)
@@ -575,28 +566,56 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
                 d.chosen = sc.config(best)
                 d.predicted_ratio = float(sc.predicted[best])
             else:
-                order = np.argsort(sc.predicted, kind="stable")
-                top = [int(i) for i in order if int(i) != 0][:k]
-                ms = measure_configs(p, [sc.config(i) for i in top], rounds=rounds,
-                                     timing=timing, compiler=compiler)
-                d.measured = len(ms)
-                d.skipped_invalid = sum(not m.ok for m in ms)
-                okm = [(m, i) for m, i in zip(ms, top) if m.ok]
-                if okm:
-                    m, i = min(okm, key=lambda t: t[0].ratio)
-                    if m.ratio < 1.0:
-                        d.chosen, d.measured_ratio = m.config, m.ratio
-                        d.predicted_ratio = float(sc.predicted[i])
+                _verify_top_k(d, sc, k, rounds, timing, compiler)
         d.is_default = d.chosen == default
-        if not d.is_default and d.chosen is not None:
-            chosen[r.index] = d.chosen
-        d.pass_ms = (time.perf_counter() - t_op) * 1e3
         d.default_ms = t_default * 1e3
-        decisions.append(d)
+        _record(d, chosen, decisions, t_op)
         seen[p.key] = d
     tuned_text = annotate(text, chosen) if chosen else text
     return TuningReport(mode, tuned_text, decisions, time.perf_counter() - t_start, load_s,
                         target_cpu=target_cpu)
+
+
+def _record(d: OpDecision, chosen: dict[int, TileConfig], decisions: list[OpDecision],
+            t_op: float) -> None:
+    """Append a tuned op's decision (its pass time counted from ``t_op``) and its config if
+    not the default."""
+    if not d.is_default and d.chosen is not None:
+        chosen[d.index] = d.chosen
+    d.pass_ms = (time.perf_counter() - t_op) * 1e3
+    decisions.append(d)
+
+
+def _measure_search(d: OpDecision, p: TilingProblem, default: TileConfig, measure_n: int,
+                    target_cpu: str, rounds: int, timing: Mapping[str, Any] | None,
+                    compiler: Any) -> None:
+    """``measure`` mode: time a sampled candidate set; the fastest is chosen if it beats the
+    default."""
+    cfgs = sample_candidates(p, default, measure_n, seed=1234, isa=target_isa(target_cpu))
+    ms = measure_configs(p, cfgs, rounds=rounds, timing=timing, compiler=compiler)
+    d.candidates, d.measured = len(cfgs) + 1, len(ms)
+    d.skipped_invalid = sum(not m.ok for m in ms)
+    best = min((m for m in ms if m.ok), key=lambda m: m.ratio, default=None)
+    if best is not None and best.ratio < 1.0:
+        d.chosen, d.measured_ratio = best.config, best.ratio
+
+
+def _verify_top_k(d: OpDecision, sc: Scored, k: int, rounds: int,
+                  timing: Mapping[str, Any] | None, compiler: Any) -> None:
+    """``costmodel+verify-top-k``: time the ``k`` best predicted candidates; the fastest is
+    chosen if it beats the default."""
+    order = np.argsort(sc.predicted, kind="stable")
+    top = [int(i) for i in order if int(i) != 0][:k]
+    ms = measure_configs(sc.problem, [sc.config(i) for i in top], rounds=rounds,
+                         timing=timing, compiler=compiler)
+    d.measured = len(ms)
+    d.skipped_invalid = sum(not m.ok for m in ms)
+    okm = [(m, i) for m, i in zip(ms, top) if m.ok]
+    if okm:
+        m, i = min(okm, key=lambda t: t[0].ratio)
+        if m.ratio < 1.0:
+            d.chosen, d.measured_ratio = m.config, m.ratio
+            d.predicted_ratio = float(sc.predicted[i])
 
 
 # ---- compile and check ---------------------------------------------------------------------
