@@ -183,6 +183,11 @@ class BudgetedProblem:
         self.info: dict[str, Any] = {}
         self.start = time.perf_counter()
 
+    def restart_clock(self) -> None:
+        """Start the time budget now: work before it (training a policy on other instances)
+        is not part of this search. Evaluations made so far keep their times."""
+        self.start = time.perf_counter()
+
     @property
     def elapsed_s(self) -> float:
         """Seconds since the search started."""

@@ -39,7 +39,6 @@ tree search on this env.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -362,7 +361,7 @@ def _trained(problem: BudgetedProblem, rng: np.random.Generator, train_graphs: A
     problem.info.update(train_s=stats.wall_s, train_timesteps=stats.timesteps,
                         train_graphs=list(stats.workloads), train_first_ratio=stats.first_ratio,
                         train_last_ratio=stats.last_ratio, train_cached=stats.cached)
-    problem.start = time.perf_counter()  # the budget is the search on this instance: restart it
+    problem.restart_clock()  # the budget is the search on this instance
     return policy, inner
 
 
