@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.novelty import novel_rows
 
 __all__ = ["HYPERPARAMETERS", "ant_colony"]
 
@@ -83,11 +84,6 @@ def ant_colony(problem: BudgetedProblem, rng: np.random.Generator, ants: int = 8
     best_genes, best_reward = None, -np.inf
     rows = np.arange(d)
 
-    def feasible(genes: np.ndarray) -> np.ndarray:
-        if not space.constraints:
-            return np.ones(len(genes), dtype=bool)
-        return space.feasible(space.columns_from_indices(genes))
-
     def heuristic() -> np.ndarray:
         if not all_rewards:
             return np.ones((d, width))
@@ -99,23 +95,10 @@ def ant_colony(problem: BudgetedProblem, rng: np.random.Generator, ants: int = 8
         n = min(ants, problem.remaining)
         eta = heuristic()
         genes = _construct(tau, eta, mask, n, alpha, beta, greedy, rng)
-        batch: set[bytes] = set()
-        keep = np.ones(n, dtype=bool)
-        ok = feasible(genes)
-        for i in range(n):
-            for attempt in range(max_tries + 3):
-                k = genes[i].tobytes()
-                if ok[i] and k not in seen and k not in batch:
-                    batch.add(k)
-                    break
-                if attempt < max_tries:  # rebuild by sampling, never greedily
-                    genes[i] = _construct(tau, eta, mask, 1, alpha, beta, 0.0, rng)[0]
-                else:
-                    genes[i] = space.encode_batch(space.sample(rng, 1), "index", validate=False)[0]
-                ok[i] = feasible(genes[i:i + 1])[0]
-            else:
-                keep[i] = False
-        genes = genes[keep]
+        genes = novel_rows(space, genes, seen,  # a repeat is rebuilt by sampling, never greedily
+                           lambda row, tau=tau, eta=eta: _construct(tau, eta, mask, 1, alpha,
+                                                                    beta, 0.0, rng)[0],
+                           max_tries, rng)
         if not len(genes):
             return  # nothing unseen is left to evaluate
         rewards = problem.evaluate(space.decode_batch(genes, "index"))
