@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.novelty import novel_rows
 
 __all__ = ["HYPERPARAMETERS", "genetic_algorithm"]
 
@@ -76,11 +77,6 @@ def genetic_algorithm(problem: BudgetedProblem, rng: np.random.Generator, popula
     space = problem.space
     nvec = space.nvec
 
-    def feasible(genes: np.ndarray) -> np.ndarray:
-        if not space.constraints:
-            return np.ones(len(genes), dtype=bool)
-        return space.feasible(space.columns_from_indices(genes))
-
     def random_genes(n: int) -> np.ndarray:
         return space.encode_batch(space.sample(rng, n), "index", validate=False)
 
@@ -88,25 +84,10 @@ def genetic_algorithm(problem: BudgetedProblem, rng: np.random.Generator, popula
 
     def novel(children: np.ndarray) -> np.ndarray:
         """Children made unseen and feasible (rows that cannot be fixed are dropped)."""
-        children = children.copy()
-        keep = np.ones(len(children), dtype=bool)
-        batch: set[bytes] = set()
-        ok = feasible(children)
-        for i in range(len(children)):
-            for attempt in range(max_tries + 3):
-                k = children[i].tobytes()
-                if ok[i] and k not in seen and k not in batch:
-                    batch.add(k)
-                    break
-                if attempt < max_tries:
-                    rate = max(mutation_rate, 1.0 / len(nvec))
-                    children[i] = _mutate(children[i:i + 1], nvec, rate, rng)[0]
-                else:
-                    children[i] = random_genes(1)[0]
-                ok[i] = feasible(children[i:i + 1])[0]
-            else:
-                keep[i] = False
-        return children[keep]
+        return novel_rows(space, children, seen,
+                          lambda row: _mutate(row, nvec, max(mutation_rate, 1.0 / len(nvec)),
+                                              rng)[0],
+                          max_tries, rng)
 
     def evaluate(genes: np.ndarray) -> np.ndarray:
         rewards = problem.evaluate(space.decode_batch(genes[: problem.remaining], "index"))
