@@ -256,6 +256,60 @@ def _kernel_costs(spec: KernelSpec, mlir_text: str) -> dict[str, int]:
             "bytes_read": read, "bytes_written": written}
 
 
+def _done_keys(out_path: Path, resume: bool) -> set[str]:
+    """Row keys already in the dataset at ``out_path`` when resuming; MlsysgymError if it
+    has rows and ``resume`` is False."""
+    from mlsysgym.core.dataset import read_dataset
+
+    done: set[str] = set()
+    if resume and out_path.is_dir():
+        df = read_dataset(out_path)
+        if "key" in df:
+            done = set(df["key"].astype(str))
+    elif out_path.is_dir() and any(out_path.glob("part-*.parquet")) and not resume:
+        raise MlsysgymError(f"dataset {out_path} already has rows; pass --resume to continue it "
+                            "or choose another --out")
+    return done
+
+
+def _progress_bar() -> Any:
+    """A rich progress bar for the measurement (not started)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("[bold]measuring"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                    TimeRemainingColumn())
+
+
+def _dataset_row(sample: Sample, kernel: Any, m: Any, compiler: Any, machine: dict[str, Any],
+                 evaluator_id: str, seed: int) -> dict[str, Any]:
+    """The dataset row of one measured kernel."""
+    costs = _kernel_costs(sample.spec, kernel.mlir)
+    key = row_key(sample.spec, compiler.flags)
+    return {
+        "key": key, "mlir": kernel.mlir,
+        **{c: None for c in DESIGN_COLUMNS}, **sample.spec.to_design(),
+        "rank": len(sample.spec.shape), **costs,
+        "compile_flags": " ".join(compiler.flags), "source": sample.source,
+        "runtime_us": m.runtime_us, "runtime_spread_us": m.runtime_spread_us,
+        "runtime_cv": m.runtime_cv, "runtime_min_us": m.runtime_min_us,
+        "compile_s": m.compile_s, "ok": m.ok,
+        "reps": m.reps, "max_rel_err": m.max_rel_err, "error": m.error,
+        "compile_cached": m.compile_cached, "machine": json.dumps(machine),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+        "compiler_version": compiler.version, "evaluator_id": evaluator_id,
+        "workload_id": sample.source.split(":", 1)[-1], "seed": seed,
+        "timestamp": datetime.now(UTC).isoformat(), "row_id": key,
+    }
+
+
 def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, seed: int = 0,
                     models: Sequence[str] | None = None, max_macs: float = 2.5e8,
                     compile_workers: int = 1, batch_size: int = 8, timeout_s: float = 60.0,
@@ -271,19 +325,12 @@ def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, s
     replaces the sampler; ``max_seconds`` stops early (rows so far are kept, and
     ``resume=True`` continues later).
     """
-    from mlsysgym.core.dataset import ParquetAppender, read_dataset
+    from mlsysgym.core.dataset import ParquetAppender
     from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description, measure
 
     compiler = KernelCompiler(extra_flags=extra_flags, timeout_s=timeout_s, cache_path=cache_path)
     out_path = Path(out)
-    done: set[str] = set()
-    if resume and out_path.is_dir():
-        df = read_dataset(out_path)
-        if "key" in df:
-            done = set(df["key"].astype(str))
-    elif out_path.is_dir() and any(out_path.glob("part-*.parquet")) and not resume:
-        raise MlsysgymError(f"dataset {out_path} already has rows; pass --resume to continue it "
-                            "or choose another --out")
+    done = _done_keys(out_path, resume)
     notes: list[str] = []
     todo_samples = list(samples) if samples is not None else sample_specs(
         n, seed, models, max_macs, progress=notes.append)
@@ -314,20 +361,7 @@ def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, s
             res = compiler.compile_many([kernels[i].mlir for i in batches[bi]])
         compiled.update(zip(batches[bi], res))
 
-    progress_ctx: Any = None
-    if show_progress:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        progress_ctx = Progress(TextColumn("[bold]measuring"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                TimeRemainingColumn())
+    progress_ctx = _progress_bar() if show_progress else None
     writer = ParquetAppender(out_path, flush_every=8, part_rows=512,
                              provenance_extra={"evaluator": "iree-cpu",
                                                "evaluator_id": evaluator_id})
@@ -345,22 +379,7 @@ def measure_dataset(n: int, out: str | os.PathLike[str], resume: bool = False, s
             if i not in compiled:
                 results_of(bi)
             m = measure(kernel, compiler, seed=seed, compiled=compiled.pop(i), **(timing or {}))
-            costs = _kernel_costs(sample.spec, kernel.mlir)
-            row: dict[str, Any] = {
-                "key": row_key(sample.spec, compiler.flags), "mlir": kernel.mlir,
-                **{c: None for c in DESIGN_COLUMNS}, **sample.spec.to_design(),
-                "rank": len(sample.spec.shape), **costs,
-                "compile_flags": " ".join(compiler.flags), "source": sample.source,
-                "runtime_us": m.runtime_us, "runtime_spread_us": m.runtime_spread_us,
-                "runtime_cv": m.runtime_cv, "runtime_min_us": m.runtime_min_us,
-                "compile_s": m.compile_s, "ok": m.ok,
-                "reps": m.reps, "max_rel_err": m.max_rel_err, "error": m.error,
-                "compile_cached": m.compile_cached, "machine": json.dumps(machine),
-                "load_avg_1m": round(os.getloadavg()[0], 2),
-                "compiler_version": compiler.version, "evaluator_id": evaluator_id,
-                "workload_id": sample.source.split(":", 1)[-1], "seed": seed,
-                "timestamp": datetime.now(UTC).isoformat(), "row_id": row_key(sample.spec, compiler.flags),
-            }
+            row = _dataset_row(sample, kernel, m, compiler, machine, evaluator_id, seed)
             writer.append([row], DESIGN_COLUMNS, METRIC_COLUMNS)
             measured += 1
             failed += 0 if m.ok else 1
