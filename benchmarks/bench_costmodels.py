@@ -351,139 +351,181 @@ def _summary(res: dict) -> list[str]:
     return out
 
 
+def _header(res: dict, argv: list[str]) -> list[str]:
+    """Title, command, machine and the definitions of the scores."""
+    return ["# Learned cost models", "",
+            f"Command: `.venv/bin/python benchmarks/bench_costmodels.py {' '.join(argv)}`", "",
+            (f"Machine: {platform.machine()}, Python {platform.python_version()}, 2 cores shared with "
+            f"other jobs (load average {res.get('load_average', os.getloadavg()[0]):.1f} at the end); ONNX Runtime and the "
+            f"simulators on one thread; every time below is CPU time of this process (the "
+            f"machine is shared, so wall time would count other jobs' turns). Total wall time {res['wall_s']:.0f} s."), "",
+            ("Relative errors reported (see `costmodels/metrics.py`): **NRMSE % = 100·RMSE / mean(y)** "
+            "(\"relative RMSE\", the ArchGym-style number) and the stricter **RMS rel % = "
+            "100·sqrt(mean(((ŷ−y)/y)²))** (every design weighs alike), plus MAPE, R², Kendall τ, "
+            "pairwise ranking accuracy and TenSet top-k score = true best ÷ best true value among the "
+            "model's k picks (1 = perfect). All scores are on held-out designs (never seen in training), "
+            "predicted through ONNX Runtime from the saved model."), ""]
+
+
+def _scores_table(section: dict, title: str) -> list[str]:
+    """A section's held-out scores per model and target, and its fit times."""
+    L: list[str] = []
+    L.append(f"## {title}")
+    L.append("")
+    L.append("| model | target | NRMSE % | RMS rel % | MAPE % | R² | Kendall τ | pairwise | top-1 | top-5 |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kind, m in section["models"].items():
+        for t, s in m["scores"].items():
+            L.append(f"| {kind} | {t} | {_f(s['nrmse_pct'])} | {_f(s['rms_rel_pct'])} | "
+                     f"{_f(s['mape_pct'])} | {_f(s['r2'], 4)} | {_f(s['kendall_tau'], 4)} | "
+                     f"{_f(s['pairwise_accuracy'], 4)} | {_f(s['top1_score'], 3)} | "
+                     f"{_f(s['top5_score'], 3)} |")
+    L.append("")
+    L.append("Fit time (s, incl. ONNX export): " + ", ".join(
+        f"{k} {v['fit_s']:.0f}" for k, v in section["models"].items()))
+    L.append("")
+    return L
+
+
+def _accelerator_section(a: dict) -> list[str]:
+    """The accelerator proxy: scores and speed per design."""
+    L = _scores_table(a, f"Proxy of the accelerator model ({a['workload']}, "
+                         f"{a['train_rows']:,} training rows, {a['test_rows']:,} held-out designs)")
+    s = a["speed"]
+    L.append("Speed per design, batched (10,000 designs, one core):")
+    L.append("")
+    L.append("| path | µs / design | simulator ÷ surrogate |")
+    L.append("|---|---:|---:|")
+    L.append(f"| simulator `evaluate_arrays` (vectorized NumPy) | {1e6 * s['sim_arrays_s']:.2f} | |")
+    L.append(f"| simulator `evaluate(list of dicts)` | {1e6 * s['sim_dicts_s']:.2f} | |")
+    for kind in ("lightgbm", "mlp"):
+        if f"{kind}_predict_s" in s:
+            L.append(f"| {kind} `predict(DataFrame)` (encode + ORT) | {1e6 * s[f'{kind}_predict_s']:.2f} | "
+                     f"{s['sim_arrays_s'] / s[f'{kind}_predict_s']:.1f}× |")
+            L.append(f"| {kind} ORT session only (encoded) | {1e6 * s[f'{kind}_ort_s']:.2f} | "
+                     f"{s['sim_arrays_s'] / s[f'{kind}_ort_s']:.1f}× |")
+    L.append("")
+    return L
+
+
+def _surrogate_speeds(s: dict, sim_key: str, digits: int) -> str:
+    """Each surrogate's µs per design and its speedup over the simulator's ``s[sim_key]``."""
+    return ", ".join(
+        f"{k} {1e6 * s[f'{k}_predict_s']:.{digits}f} µs (**{s[sim_key] / s[f'{k}_predict_s']:,.0f}×**)"
+        for k in ("lightgbm", "mlp") if f"{k}_predict_s" in s)
+
+
+def _dram_section(d: dict) -> list[str]:
+    """The DRAM proxy: scores and speed per design."""
+    L = _scores_table(d, f"Proxy of the DRAM simulator ({d['trace']}, {d['train_rows']:,} "
+                         f"training rows, {d['test_rows']:,} held-out designs)")
+    s = d["speed"]
+    L.append(f"Simulator: {1e3 * s['sim_s']:.2f} ms per design (serial, compiled). Surrogate per "
+             f"design in a batch of 1,024: " + _surrogate_speeds(s, "sim_s", 2))
+    L.append("")
+    return L
+
+
+def _zigzag_section(z: dict) -> list[str]:
+    """The ZigZag proxy: scores and speed per design."""
+    L = _scores_table(z, f"Proxy of ZigZag ({z['workload']}; {z['train_rows']} training rows, "
+                         f"{z['test_rows']} held-out designs)")
+    s = z["speed"]
+    if "argv" in z:  # this section rerun on its own (results merged into the full run's JSON)
+        L.append(f"This section's command: `.venv/bin/python benchmarks/bench_costmodels.py "
+                 f"{' '.join(z['argv'])}`")
+        L.append("")
+    L.append(f"ZigZag: {s['zigzag_s']:.2f} s wall ({s.get('zigzag_cpu_s', float('nan')):.2f} s CPU "
+             f"of this process) per design measured in this run "
+             f"(median {s['zigzag_logged_median_s']:.2f} s while the dataset was logged). "
+             f"Surrogate per design: " + _surrogate_speeds(s, "zigzag_s", 1))
+    L.append("")
+    return L
+
+
+def _latency_section(latency: dict) -> list[str]:
+    """ONNX Runtime inference latency per model."""
+    L: list[str] = []
+    L.append("## ONNX Runtime inference latency (accelerator proxies, one thread, median)")
+    L.append("")
+    L.append("| model | ORT run, 1 query | `predict(dict)`, 1 query | ORT run, 1,024 | `predict(DataFrame)`, 1,024 |")
+    L.append("|---|---:|---:|---:|---:|")
+    for k, v in latency.items():
+        L.append(f"| {k} | {v['ort_one_us']:.1f} µs | {v['predict_one_us']:.1f} µs | "
+                 f"{v['ort_1024_ms']:.3f} ms | {v['predict_1024_ms']:.3f} ms |")
+    L.append("")
+    L.append("Targets: one query ≤ 100 µs, a batch of 1,024 ≤ 5 ms.")
+    L.append("")
+    return L
+
+
+def _active_learning_section(a: dict) -> list[str]:
+    """Surrogate-assisted search vs direct search, per seed."""
+    L: list[str] = []
+    L.append(f"## Surrogate-assisted search (accelerator, {a['workload']}, EDP, GA, "
+             f"{a['budget']} real evaluations)")
+    L.append("")
+    L.append("Direct: GA on the simulator. Active learning: 32 random designs, then rounds of "
+             "LightGBM fit → GA on the surrogate (1,500 surrogate evaluations) → the 16 best "
+             "unseen predicted designs verified on the simulator. Level = the direct search's "
+             "best EDP after the full budget; ratio = real evaluations direct search needed to "
+             "reach it ÷ those active learning needed.")
+    L.append("")
+    L.append("| seed | direct evals to its best | AL evals to the same level | ratio | AL final vs level |")
+    L.append("|---:|---:|---:|---:|---:|")
+    for p in a["per_seed"]:
+        L.append(f"| {p['seed']} | {p['direct_evals']} | {p['al_evals'] or 'not reached'} | "
+                 f"{_f(p['ratio'], 2)} | {p['al_best'] - p['level']:+.4f} (ln EDP) |")
+    L.append("")
+    L.append(f"Reached by active learning in {a['reached']}/{a['seeds']} seeds; median ratio "
+             f"{_f(a['median_ratio'], 2)}, geometric mean {_f(a['geomean_ratio'], 2)} "
+             f"({a['wall_s']:.0f} s).")
+    L.append("")
+    return L
+
+
+def _graph_section(g: dict) -> list[str]:
+    """The graph-level model on held-out models."""
+    L: list[str] = []
+    L.append("## Graph-level model (message passing over ir.Graph ops → whole-model latency)")
+    L.append("")
+    L.append(f"Accelerator simulator, default design. {g['train_graphs']} training graphs "
+             f"(zoo models and op windows of them), {g['test_graphs']} test graphs from models "
+             f"never seen in training ({', '.join(g['holdout'])}).")
+    L.append("")
+    L.append("| predictor | MAPE % | RMS rel % | R² | Kendall τ |")
+    L.append("|---|---:|---:|---:|---:|")
+    for k in ("model", "macs_baseline"):
+        s = g[k]
+        L.append(f"| {k} (held-out models) | {_f(s['mape_pct'])} | {_f(s['rms_rel_pct'])} | "
+                 f"{_f(s['r2'], 4)} | {_f(s['kendall_tau'], 4)} |")
+    rs = g.get("random_split")
+    if rs:
+        for k in ("model", "macs_baseline"):
+            s = rs[k]
+            L.append(f"| {k} (random 25 % of graphs) | {_f(s['mape_pct'])} | "
+                     f"{_f(s['rms_rel_pct'])} | {_f(s['r2'], 4)} | {_f(s['kendall_tau'], 4)} |")
+    L.append("")
+    if "by_model_mape_pct" in g:
+        L.append("Held-out MAPE by model: " + ", ".join(
+            f"{k} {v:.1f} %" for k, v in g["by_model_mape_pct"].items()))
+        L.append("")
+    return L
+
+
 def render(res: dict, argv: list[str]) -> str:
-    L = ["# Learned cost models", "",
-         f"Command: `.venv/bin/python benchmarks/bench_costmodels.py {' '.join(argv)}`", "",
-         (f"Machine: {platform.machine()}, Python {platform.python_version()}, 2 cores shared with "
-         f"other jobs (load average {res.get('load_average', os.getloadavg()[0]):.1f} at the end); ONNX Runtime and the "
-         f"simulators on one thread; every time below is CPU time of this process (the "
-         f"machine is shared, so wall time would count other jobs' turns). Total wall time {res['wall_s']:.0f} s."), "",
-         ("Relative errors reported (see `costmodels/metrics.py`): **NRMSE % = 100·RMSE / mean(y)** "
-         "(\"relative RMSE\", the ArchGym-style number) and the stricter **RMS rel % = "
-         "100·sqrt(mean(((ŷ−y)/y)²))** (every design weighs alike), plus MAPE, R², Kendall τ, "
-         "pairwise ranking accuracy and TenSet top-k score = true best ÷ best true value among the "
-         "model's k picks (1 = perfect). All scores are on held-out designs (never seen in training), "
-         "predicted through ONNX Runtime from the saved model."), ""]
-
-    def table(section: dict, title: str) -> None:
-        L.append(f"## {title}")
-        L.append("")
-        L.append("| model | target | NRMSE % | RMS rel % | MAPE % | R² | Kendall τ | pairwise | top-1 | top-5 |")
-        L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for kind, m in section["models"].items():
-            for t, s in m["scores"].items():
-                L.append(f"| {kind} | {t} | {_f(s['nrmse_pct'])} | {_f(s['rms_rel_pct'])} | "
-                         f"{_f(s['mape_pct'])} | {_f(s['r2'], 4)} | {_f(s['kendall_tau'], 4)} | "
-                         f"{_f(s['pairwise_accuracy'], 4)} | {_f(s['top1_score'], 3)} | "
-                         f"{_f(s['top5_score'], 3)} |")
-        L.append("")
-        L.append("Fit time (s, incl. ONNX export): " + ", ".join(
-            f"{k} {v['fit_s']:.0f}" for k, v in section["models"].items()))
-        L.append("")
-
-    if "accelerator" in res:
-        a = res["accelerator"]
-        table(a, f"Proxy of the accelerator model ({a['workload']}, {a['train_rows']:,} training "
-                 f"rows, {a['test_rows']:,} held-out designs)")
-        s = a["speed"]
-        L.append("Speed per design, batched (10,000 designs, one core):")
-        L.append("")
-        L.append("| path | µs / design | simulator ÷ surrogate |")
-        L.append("|---|---:|---:|")
-        L.append(f"| simulator `evaluate_arrays` (vectorized NumPy) | {1e6 * s['sim_arrays_s']:.2f} | |")
-        L.append(f"| simulator `evaluate(list of dicts)` | {1e6 * s['sim_dicts_s']:.2f} | |")
-        for kind in ("lightgbm", "mlp"):
-            if f"{kind}_predict_s" in s:
-                L.append(f"| {kind} `predict(DataFrame)` (encode + ORT) | {1e6 * s[f'{kind}_predict_s']:.2f} | "
-                         f"{s['sim_arrays_s'] / s[f'{kind}_predict_s']:.1f}× |")
-                L.append(f"| {kind} ORT session only (encoded) | {1e6 * s[f'{kind}_ort_s']:.2f} | "
-                         f"{s['sim_arrays_s'] / s[f'{kind}_ort_s']:.1f}× |")
-        L.append("")
-    if "dram" in res:
-        d = res["dram"]
-        table(d, f"Proxy of the DRAM simulator ({d['trace']}, {d['train_rows']:,} training rows, "
-                 f"{d['test_rows']:,} held-out designs)")
-        s = d["speed"]
-        L.append(f"Simulator: {1e3 * s['sim_s']:.2f} ms per design (serial, compiled). Surrogate per "
-                 f"design in a batch of 1,024: " + ", ".join(
-                     f"{k} {1e6 * s[f'{k}_predict_s']:.2f} µs (**{s['sim_s'] / s[f'{k}_predict_s']:,.0f}×**)"
-                     for k in ("lightgbm", "mlp") if f"{k}_predict_s" in s))
-        L.append("")
-    if "zigzag" in res:
-        z = res["zigzag"]
-        table(z, f"Proxy of ZigZag ({z['workload']}; {z['train_rows']} training rows, "
-                 f"{z['test_rows']} held-out designs)")
-        s = z["speed"]
-        if "argv" in z:  # this section rerun on its own (results merged into the full run's JSON)
-            L.append(f"This section's command: `.venv/bin/python benchmarks/bench_costmodels.py "
-                     f"{' '.join(z['argv'])}`")
-            L.append("")
-        L.append(f"ZigZag: {s['zigzag_s']:.2f} s wall ({s.get('zigzag_cpu_s', float('nan')):.2f} s CPU "
-                 f"of this process) per design measured in this run "
-                 f"(median {s['zigzag_logged_median_s']:.2f} s while the dataset was logged). "
-                 f"Surrogate per design: " + ", ".join(
-                     f"{k} {1e6 * s[f'{k}_predict_s']:.1f} µs (**{s['zigzag_s'] / s[f'{k}_predict_s']:,.0f}×**)"
-                     for k in ("lightgbm", "mlp") if f"{k}_predict_s" in s))
-        L.append("")
-    if "latency" in res:
-        L.append("## ONNX Runtime inference latency (accelerator proxies, one thread, median)")
-        L.append("")
-        L.append("| model | ORT run, 1 query | `predict(dict)`, 1 query | ORT run, 1,024 | `predict(DataFrame)`, 1,024 |")
-        L.append("|---|---:|---:|---:|---:|")
-        for k, v in res["latency"].items():
-            L.append(f"| {k} | {v['ort_one_us']:.1f} µs | {v['predict_one_us']:.1f} µs | "
-                     f"{v['ort_1024_ms']:.3f} ms | {v['predict_1024_ms']:.3f} ms |")
-        L.append("")
-        L.append("Targets: one query ≤ 100 µs, a batch of 1,024 ≤ 5 ms.")
-        L.append("")
-    if "active_learning" in res:
-        a = res["active_learning"]
-        L.append(f"## Surrogate-assisted search (accelerator, {a['workload']}, EDP, GA, "
-                 f"{a['budget']} real evaluations)")
-        L.append("")
-        L.append("Direct: GA on the simulator. Active learning: 32 random designs, then rounds of "
-                 "LightGBM fit → GA on the surrogate (1,500 surrogate evaluations) → the 16 best "
-                 "unseen predicted designs verified on the simulator. Level = the direct search's "
-                 "best EDP after the full budget; ratio = real evaluations direct search needed to "
-                 "reach it ÷ those active learning needed.")
-        L.append("")
-        L.append("| seed | direct evals to its best | AL evals to the same level | ratio | AL final vs level |")
-        L.append("|---:|---:|---:|---:|---:|")
-        for p in a["per_seed"]:
-            L.append(f"| {p['seed']} | {p['direct_evals']} | {p['al_evals'] or 'not reached'} | "
-                     f"{_f(p['ratio'], 2)} | {p['al_best'] - p['level']:+.4f} (ln EDP) |")
-        L.append("")
-        L.append(f"Reached by active learning in {a['reached']}/{a['seeds']} seeds; median ratio "
-                 f"{_f(a['median_ratio'], 2)}, geometric mean {_f(a['geomean_ratio'], 2)} "
-                 f"({a['wall_s']:.0f} s).")
-        L.append("")
+    """The Markdown report of a run's results."""
+    L = _header(res, argv)
+    sections = (("accelerator", _accelerator_section), ("dram", _dram_section),
+                ("zigzag", _zigzag_section), ("latency", _latency_section),
+                ("active_learning", _active_learning_section))
+    for key, section in sections:
+        if key in res:
+            L += section(res[key])
     L += _summary(res)
     L.append(NOTES)
     if "graph" in res:
-        g = res["graph"]
-        L.append("## Graph-level model (message passing over ir.Graph ops → whole-model latency)")
-        L.append("")
-        L.append(f"Accelerator simulator, default design. {g['train_graphs']} training graphs "
-                 f"(zoo models and op windows of them), {g['test_graphs']} test graphs from models "
-                 f"never seen in training ({', '.join(g['holdout'])}).")
-        L.append("")
-        L.append("| predictor | MAPE % | RMS rel % | R² | Kendall τ |")
-        L.append("|---|---:|---:|---:|---:|")
-        for k in ("model", "macs_baseline"):
-            s = g[k]
-            L.append(f"| {k} (held-out models) | {_f(s['mape_pct'])} | {_f(s['rms_rel_pct'])} | "
-                     f"{_f(s['r2'], 4)} | {_f(s['kendall_tau'], 4)} |")
-        rs = g.get("random_split")
-        if rs:
-            for k in ("model", "macs_baseline"):
-                s = rs[k]
-                L.append(f"| {k} (random 25 % of graphs) | {_f(s['mape_pct'])} | "
-                         f"{_f(s['rms_rel_pct'])} | {_f(s['r2'], 4)} | {_f(s['kendall_tau'], 4)} |")
-        L.append("")
-        if "by_model_mape_pct" in g:
-            L.append("Held-out MAPE by model: " + ", ".join(
-                f"{k} {v:.1f} %" for k, v in g["by_model_mape_pct"].items()))
-            L.append("")
+        L += _graph_section(res["graph"])
     return "\n".join(L) + "\n"
 
 
