@@ -19,6 +19,8 @@ from mlsysgym.agents import (  # noqa: F401  (importing registers the agents and
     malloc_baselines,
     malloc_problem,
     mcts,
+    mobo,
+    multiobjective,
     optuna_agents,
     random_walk,
     rl,
@@ -26,6 +28,7 @@ from mlsysgym.agents import (  # noqa: F401  (importing registers the agents and
     scheduling_problem,
     scheduling_search,
     sequential,
+    tiling_problem,
 )
 from mlsysgym.agents.base import (
                                   AGENTS,
@@ -51,6 +54,9 @@ AGENT_HYPERPARAMETERS: dict[str, dict[str, list[Any]]] = {
     "aco": aco.HYPERPARAMETERS,
     "bo": bayesopt.HYPERPARAMETERS,
     "tpe": optuna_agents.TPE_HYPERPARAMETERS,
+    "nsga2": multiobjective.NSGA2_HYPERPARAMETERS,
+    "qnehvi": mobo.HYPERPARAMETERS,
+    "qparego": mobo.HYPERPARAMETERS,
     "optuna_gp": optuna_agents.GP_HYPERPARAMETERS,
     "ppo": rl.PPO_HYPERPARAMETERS,
     "a2c": rl.A2C_HYPERPARAMETERS,

@@ -527,3 +527,32 @@ def test_matrix_vector_products_keep_the_default() -> None:
     text = emit({"kind": "matmul", "shape": "1x1000x512"}).mlir
     (root,) = find_root_ops(text)
     assert root.problem is None and "M = 1" in root.reason
+
+
+def test_tiling_problem_is_searched_by_any_agent_on_the_pass_predictions():
+    """``tiling`` under search(): IREE's default scores exactly 0; every other design's reward
+    is -ln of the pass's own batched prediction relative to the default's; infeasible designs
+    fail."""
+    from mlsysgym.agents import search
+    from mlsysgym.agents.problems import make_problem
+    from mlsysgym.costmodels.tiling_pass import score_candidates
+    from mlsysgym.costmodels.tiling_space import KNOBS
+
+    problem = make_problem({"name": "tiling", "kind": "matmul", "dims": [128, 256, 64],
+                            "target_cpu": "x86-64-v3"})
+    assert problem.evaluate([dict(problem.default_knobs)]).rewards[0] == pytest.approx(0.0, abs=1e-12)
+    scored = score_candidates(problem.model, problem.instance, problem.default, per_core=0)
+    picks = [1, len(scored) // 2, len(scored) - 1]
+    designs = [{k: int(scored.columns[k][i]) for k in KNOBS} for i in picks]
+    out = problem.evaluate(designs)
+    expected = -np.log(scored.predicted[picks] / scored.predicted[0])
+    assert out.rewards == pytest.approx(expected, rel=1e-5) and not out.failed.any()
+    bad = {**dict(problem.default_knobs), "v_m": 16, "d_m": 8}  # register tile beyond its tile
+    assert problem.evaluate([bad]).failed[0]
+    result = search("ga", problem, budget=40, seed=0)
+    assert result.n_evaluations == 40
+    for d in result.designs:
+        problem.space.validate(d, check_constraints=False)  # every design is a point of the space
+    again = problem.evaluate(result.designs)
+    ok = ~result.failed
+    assert result.rewards[ok] == pytest.approx(again.rewards[ok], rel=1e-9)
