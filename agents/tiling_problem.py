@@ -19,7 +19,6 @@ configuration (cached per target fingerprint).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from mlsysgym.agents.base import Design, Outcome
