@@ -215,13 +215,17 @@ def _gemm_dtypes(rng: random.Random, m: int, n: int, k: int, fp8: bool = True) -
 def design_gpu(seed: int = 0, max_call_s: float = 0.02, max_bytes: float = 8e9) -> list[Design]:
     """The full GPU design (about 2,000 kernels before the budget decides)."""
     rng = random.Random(seed)
+    families = (_llm_gemms, _cnn_gemms, _square_gemms, _attention_like_bmms, _random_gemms,
+                _attention, _triton_gemms, _copies)
     out: list[Design] = []
+    for family in families:  # in this order: each draws from the one rng
+        out += [d for d in family(rng) if _est_seconds(d) <= max_call_s and d.bytes() <= max_bytes]
+    return out
 
-    def add(d: Design) -> None:
-        if _est_seconds(d) <= max_call_s and d.bytes() <= max_bytes:
-            out.append(d)
 
-    # GEMM: LLM projections
+def _llm_gemms(rng: random.Random) -> list[Design]:
+    """GEMM: the projections of the LLMs, at fixed and one random token count."""
+    out: list[Design] = []
     tokens = [1, 8, 32, 128, 512, 2048, 8192]
     for name, (h, hq, hkv, hd, ffn) in LLMS.items():
         weights = {"qkv": ((hq + 2 * hkv) * hd, h), "o": (h, hq * hd), "up": (2 * ffn, h),
@@ -230,46 +234,76 @@ def design_gpu(seed: int = 0, max_call_s: float = 0.02, max_bytes: float = 8e9) 
             ms = tokens + [round(2 ** rng.uniform(0, 14))]
             for m in ms:
                 for dt in _gemm_dtypes(rng, m, n, k):
-                    add(Design("gemm", "llm", dt, m=m, n=n, k=k, source=f"{name}.{wname}"))
-    # GEMM: CNN im2col
+                    out.append(Design("gemm", "llm", dt, m=m, n=n, k=k, source=f"{name}.{wname}"))
+    return out
+
+
+def _cnn_gemms(rng: random.Random) -> list[Design]:
+    """GEMM: CNN convolutions as im2col products."""
+    out: list[Design] = []
     for name, hw, cout, ckk in CNN_LAYERS:
         for b in (1, 8, 32, 128):
             m = hw * b
             for dt in _gemm_dtypes(rng, m, cout, ckk):
-                add(Design("gemm", "cnn", dt, m=m, n=cout, k=ckk, source=f"{name}.b{b}"))
-    # GEMM: square
-    for s in (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288, 16384):
-        for dt in ["bf16", "fp16", "fp32", "tf32", "fp8"]:
-            add(Design("gemm", "square", dt, m=s, n=s, k=s, source=f"sq{s}"))
-    # batched: attention-like products
+                out.append(Design("gemm", "cnn", dt, m=m, n=cout, k=ckk, source=f"{name}.b{b}"))
+    return out
+
+
+def _square_gemms(rng: random.Random) -> list[Design]:
+    """GEMM: square products in every dtype (draws nothing from ``rng``)."""
+    return [Design("gemm", "square", dt, m=s, n=s, k=s, source=f"sq{s}")
+            for s in (128, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 8192, 12288,
+                      16384)
+            for dt in ["bf16", "fp16", "fp32", "tf32", "fp8"]]
+
+
+def _attention_like_bmms(rng: random.Random) -> list[Design]:
+    """Batched products shaped like attention's."""
+    out: list[Design] = []
     for _ in range(60):
         b = rng.choice([8, 32, 96, 256])
         s = rng.choice([128, 256, 512, 1024, 2048])
         hd = rng.choice([64, 128])
         m, n, k = (s, s, hd) if rng.random() < 0.5 else (s, hd, s)
         for dt in _gemm_dtypes(rng, m, n, k, fp8=False):
-            add(Design("bmm", "bmm", dt, batch=b, m=m, n=n, k=k, source="attn_like"))
-    # random, unaligned
+            out.append(Design("bmm", "bmm", dt, batch=b, m=m, n=n, k=k, source="attn_like"))
+    return out
+
+
+def _random_gemms(rng: random.Random) -> list[Design]:
+    """GEMM: random, unaligned shapes."""
+    out: list[Design] = []
     for _ in range(90):
         m = round(2 ** rng.uniform(0, 14))
         n = round(2 ** rng.uniform(6, 14))
         k = round(2 ** rng.uniform(6, 14))
         for dt in _gemm_dtypes(rng, m, n, k):
-            add(Design("gemm", "random", dt, m=m, n=n, k=k, source="random"))
-    # attention
+            out.append(Design("gemm", "random", dt, m=m, n=n, k=k, source="random"))
+    return out
+
+
+def _attention(rng: random.Random) -> list[Design]:
+    """Attention of each LLM: sampled prefill and decode sizes."""
+    out: list[Design] = []
     for name, (_h, hq, hkv, hd, _f) in LLMS.items():
         pre = [(b, s) for b in (1, 2, 4, 8, 16) for s in (128, 256, 512, 1024, 2048, 4096, 8192,
                                                           16384)]
         for b, s in rng.sample(pre, 14):
             for dt in (["bf16", "fp16"] if rng.random() < 0.35 else ["bf16"]):
-                add(Design("attn_prefill", f"attn_{name}", dt, batch=b, heads=hq, kv_heads=hkv,
-                           seq_q=s, seq_k=s, head_dim=hd, causal=1, source=name))
+                out.append(Design("attn_prefill", f"attn_{name}", dt, batch=b, heads=hq,
+                                  kv_heads=hkv, seq_q=s, seq_k=s, head_dim=hd, causal=1,
+                                  source=name))
         dec = [(b, c) for b in (1, 4, 16, 64, 256) for c in (256, 1024, 4096, 16384, 65536)]
         for b, c in rng.sample(dec, 14):
             for dt in (["bf16", "fp16"] if rng.random() < 0.35 else ["bf16"]):
-                add(Design("attn_decode", f"attn_{name}", dt, batch=b, heads=hq, kv_heads=hkv,
-                           seq_q=1, seq_k=c, head_dim=hd, causal=0, source=name))
-    # Triton tile configs on 30 shapes
+                out.append(Design("attn_decode", f"attn_{name}", dt, batch=b, heads=hq,
+                                  kv_heads=hkv, seq_q=1, seq_k=c, head_dim=hd, causal=0,
+                                  source=name))
+    return out
+
+
+def _triton_gemms(rng: random.Random) -> list[Design]:
+    """Every Triton tile config on 30 GEMM shapes (LLM, CNN, square, random)."""
     tshapes: list[tuple[str, int, int, int, str]] = []
     for m in (16, 128, 1024, 4096):
         for name in ("llama3_8b", "qwen2_7b"):
@@ -284,15 +318,15 @@ def design_gpu(seed: int = 0, max_call_s: float = 0.02, max_bytes: float = 8e9) 
         tshapes.append(("random", round(2 ** rng.uniform(4, 13)),
                         round(2 ** rng.uniform(7, 13)), round(2 ** rng.uniform(7, 13)),
                         "random"))
-    for fam, m, n, k, src in tshapes:
-        for bm, bn, bk, w, st in TRITON_CONFIGS:
-            add(Design("triton_gemm", fam, "fp16", m=m, n=n, k=k, block_m=bm, block_n=bn,
-                       block_k=bk, num_warps=w, num_stages=st, source=src,
-                       group=f"triton|{m}|{n}|{k}"))
-    # copies
-    for mb in (1, 4, 16, 64, 256, 1024, 4096):
-        add(Design("copy", "copy", "bf16", m=mb * (1 << 20) // 2, source=f"{mb}MiB"))
-    return out
+    return [Design("triton_gemm", fam, "fp16", m=m, n=n, k=k, block_m=bm, block_n=bn,
+                   block_k=bk, num_warps=w, num_stages=st, source=src, group=f"triton|{m}|{n}|{k}")
+            for fam, m, n, k, src in tshapes for bm, bn, bk, w, st in TRITON_CONFIGS]
+
+
+def _copies(rng: random.Random) -> list[Design]:
+    """Device memory copies of 1 MiB to 4 GiB (draws nothing from ``rng``)."""
+    return [Design("copy", "copy", "bf16", m=mb * (1 << 20) // 2, source=f"{mb}MiB")
+            for mb in (1, 4, 16, 64, 256, 1024, 4096)]
 
 
 def design_tiny() -> list[Design]:
@@ -377,24 +411,9 @@ def build_kernel(d: Design, device: str, l2_bytes: int) -> tuple[Callable[[int],
     def rnd(*shape: int, dtype: torch.dtype = dt) -> torch.Tensor:
         return torch.randn(*shape, device=device, dtype=torch.float32).to(dtype)
 
-    if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = d.dtype == "tf32"
-        torch.backends.cudnn.allow_tf32 = d.dtype == "tf32"
-    else:
-        torch.set_float32_matmul_precision("high" if d.dtype == "tf32" else "highest")
-
+    _set_tf32(d.dtype == "tf32", device)
     if d.op == "gemm" and d.dtype == "fp8":
-        if device != "cuda" or not hasattr(torch, "_scaled_mm") or not hasattr(torch,
-                                                                                 "float8_e4m3fn"):
-            raise KernelUnsupported("fp8 needs CUDA and torch._scaled_mm")
-        sets = [(rnd(d.m, d.k).to(torch.float8_e4m3fn),
-                 rnd(d.n, d.k).to(torch.float8_e4m3fn).t()) for _ in range(n_sets)]
-        one = torch.ones((), device=device, dtype=torch.float32)
-
-        def fn(i: int) -> Any:
-            a, b = sets[i % n_sets]
-            return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
-        return fn, n_sets
+        return _fp8_gemm_kernel(d, device, rnd, n_sets), n_sets
     if d.op == "gemm":
         sets = [(rnd(d.m, d.k), rnd(d.k, d.n)) for _ in range(n_sets)]
         return (lambda i: torch.matmul(*sets[i % n_sets])), n_sets
@@ -402,18 +421,7 @@ def build_kernel(d: Design, device: str, l2_bytes: int) -> tuple[Callable[[int],
         sets = [(rnd(d.batch, d.m, d.k), rnd(d.batch, d.k, d.n)) for _ in range(n_sets)]
         return (lambda i: torch.bmm(*sets[i % n_sets])), n_sets
     if d.op.startswith("attn"):
-        sdpa = torch.nn.functional.scaled_dot_product_attention
-        sets = [(rnd(d.batch, d.heads, d.seq_q, d.head_dim),
-                 rnd(d.batch, d.kv_heads, d.seq_k, d.head_dim),
-                 rnd(d.batch, d.kv_heads, d.seq_k, d.head_dim)) for _ in range(n_sets)]
-        gqa = d.kv_heads != d.heads
-
-        def fn(i: int) -> Any:
-            q, k, v = sets[i % n_sets]
-            if gqa:
-                return sdpa(q, k, v, is_causal=bool(d.causal), enable_gqa=True)
-            return sdpa(q, k, v, is_causal=bool(d.causal))
-        return fn, n_sets
+        return _attention_kernel(d, rnd, n_sets), n_sets
     if d.op == "copy":
         sets = [(rnd(d.m), torch.empty(d.m, device=device, dtype=dt)) for _ in range(n_sets)]
 
@@ -422,21 +430,69 @@ def build_kernel(d: Design, device: str, l2_bytes: int) -> tuple[Callable[[int],
             return dst.copy_(src)
         return fn, n_sets
     if d.op == "triton_gemm":
-        if triton is None or device != "cuda":
-            raise KernelUnsupported("Triton matmul needs triton and a CUDA device")
-        sets = [(rnd(d.m, d.k), rnd(d.k, d.n), torch.empty(d.m, d.n, device=device, dtype=dt))
-                for _ in range(n_sets)]
-        grid = (triton.cdiv(d.m, d.block_m) * triton.cdiv(d.n, d.block_n),)
-
-        def fn(i: int) -> Any:
-            a, b, c = sets[i % n_sets]
-            _matmul_kernel[grid](a, b, c, d.m, d.n, d.k, a.stride(0), a.stride(1), b.stride(0),
-                                 b.stride(1), c.stride(0), c.stride(1), BLOCK_M=d.block_m,
-                                 BLOCK_N=d.block_n, BLOCK_K=d.block_k, GROUP_M=8,
-                                 num_warps=d.num_warps, num_stages=d.num_stages)
-            return c
-        return fn, n_sets
+        return _triton_kernel(d, device, dt, rnd, n_sets), n_sets
     raise KernelUnsupported(f"unknown op {d.op!r}")
+
+
+def _set_tf32(tf32: bool, device: str) -> None:
+    """Let float32 matmuls use TF32 (or not) on this device."""
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+    else:
+        torch.set_float32_matmul_precision("high" if tf32 else "highest")
+
+
+def _fp8_gemm_kernel(d: Design, device: str, rnd: Callable[..., torch.Tensor],
+                     n_sets: int) -> Callable[[int], Any]:
+    """An FP8 (e4m3) GEMM with bf16 output through ``torch._scaled_mm`` (CUDA only)."""
+    if device != "cuda" or not hasattr(torch, "_scaled_mm") or not hasattr(torch,
+                                                                             "float8_e4m3fn"):
+        raise KernelUnsupported("fp8 needs CUDA and torch._scaled_mm")
+    sets = [(rnd(d.m, d.k).to(torch.float8_e4m3fn),
+             rnd(d.n, d.k).to(torch.float8_e4m3fn).t()) for _ in range(n_sets)]
+    one = torch.ones((), device=device, dtype=torch.float32)
+
+    def fn(i: int) -> Any:
+        a, b = sets[i % n_sets]
+        return torch._scaled_mm(a, b, scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+    return fn
+
+
+def _attention_kernel(d: Design, rnd: Callable[..., torch.Tensor],
+                      n_sets: int) -> Callable[[int], Any]:
+    """Scaled dot-product attention (grouped-query when the KV heads are fewer)."""
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    sets = [(rnd(d.batch, d.heads, d.seq_q, d.head_dim),
+             rnd(d.batch, d.kv_heads, d.seq_k, d.head_dim),
+             rnd(d.batch, d.kv_heads, d.seq_k, d.head_dim)) for _ in range(n_sets)]
+    gqa = d.kv_heads != d.heads
+
+    def fn(i: int) -> Any:
+        q, k, v = sets[i % n_sets]
+        if gqa:
+            return sdpa(q, k, v, is_causal=bool(d.causal), enable_gqa=True)
+        return sdpa(q, k, v, is_causal=bool(d.causal))
+    return fn
+
+
+def _triton_kernel(d: Design, device: str, dt: torch.dtype, rnd: Callable[..., torch.Tensor],
+                   n_sets: int) -> Callable[[int], Any]:
+    """The Triton tutorial matmul with the design's tile config (CUDA only)."""
+    if triton is None or device != "cuda":
+        raise KernelUnsupported("Triton matmul needs triton and a CUDA device")
+    sets = [(rnd(d.m, d.k), rnd(d.k, d.n), torch.empty(d.m, d.n, device=device, dtype=dt))
+            for _ in range(n_sets)]
+    grid = (triton.cdiv(d.m, d.block_m) * triton.cdiv(d.n, d.block_n),)
+
+    def fn(i: int) -> Any:
+        a, b, c = sets[i % n_sets]
+        _matmul_kernel[grid](a, b, c, d.m, d.n, d.k, a.stride(0), a.stride(1), b.stride(0),
+                             b.stride(1), c.stride(0), c.stride(1), BLOCK_M=d.block_m,
+                             BLOCK_N=d.block_n, BLOCK_K=d.block_k, GROUP_M=8,
+                             num_warps=d.num_warps, num_stages=d.num_stages)
+        return c
+    return fn
 
 
 # ---------------------------------------------------------------------------------------------
