@@ -272,3 +272,18 @@ def test_pipeline_runs_pp_virtual_engines():
     cost = StepCost(w.model, w.cluster, Plan(tp=1, pp=2))
     one_pass = float(cost.step(512, 1, 512 * 513 / 2, 512.0, 0, 0.0)[0])
     assert r["first_token_s"][0] == pytest.approx(one_pass)
+
+
+def test_tight_kv_cache_never_preempts_a_sequence_already_in_the_batch():
+    """With a KV cache far too small for the load, making room for one decode must not preempt
+    a sequence already scheduled in the same iteration (that crashed the engine when the
+    preempted sequence later finished); every request still completes, each exactly once."""
+    from mlsysgym.simulators.serving.traces import poisson_trace
+
+    trace = poisson_trace(30.0, 400, "chat", seed=1, max_len=3000)
+    for chunked in (True, False):
+        cost = _cost(chunked_prefill=chunked, max_num_seqs=64, max_batched_tokens=2048)
+        r = simulate_instance(cost, trace.arrival_s, trace.input_tokens, trace.output_tokens,
+                              8000)
+        assert r.preemptions > 0
+        assert not np.isnan(r.finish_s).any() and (r.finish_s >= r.first_token_s).all()

@@ -151,12 +151,13 @@ class _Instance:
         self.held[i] = 0
         self.running.remove(i)
 
-    def preempt_last(self, protect: int) -> bool:
-        """Preempt (recompute) the most recently admitted running sequence but ``protect``."""
+    def preempt_last(self, protect: int, scheduled: set[int] = frozenset()) -> bool:
+        """Preempt (recompute) the most recently admitted running sequence other than
+        ``protect`` and those already ``scheduled`` in this iteration's batch."""
         running = self.running
         for j in range(len(running) - 1, -1, -1):
             v = running[j]
-            if v == protect:
+            if v == protect or v in scheduled:
                 continue
             running.pop(j)
             self.free += int(self.held[v])
@@ -217,16 +218,18 @@ class _Instance:
         batch's token budget left."""
         tokens_left = self.budget_tokens
         running, todo = self.running, self.todo
+        scheduled: set[int] = set()
         for i in [r for r in running if todo[r] == 0]:
             if i not in running:
                 continue
             need = self.need_blocks(i, 1)
-            while need > self.free and self.preempt_last(i):
+            while need > self.free and self.preempt_last(i, scheduled):
                 pass
             if need > self.free:
                 continue
             self.take(i, need)
             dec_ids.append(i)
+            scheduled.add(i)
             tokens_left -= 1
         return tokens_left
 
