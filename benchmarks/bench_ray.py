@@ -2,6 +2,12 @@
 
     .venv/bin/python benchmarks/bench_ray.py [--designs 160] [--cost-ms 20] [--repeats 3]
                                              [--out benchmarks/results/ray.md]
+    .venv/bin/python benchmarks/bench_ray.py --cluster [--out benchmarks/results/ray_cluster.md]
+
+``--cluster`` measures a local two-node Ray cluster instead (:func:`cluster_main`): a RayPool of
+1, 2 and 4 workers of a sleeping evaluator spread over two worker nodes, and a small sweep
+through ``mlsysgym sweep --ray-address`` on two 1-CPU nodes against one 2-CPU node.
+``--asha`` runs a PPO sweep with ``scheduler: asha`` and without (:func:`asha_main`).
 
 The costly evaluator does busy NumPy work (element-wise transcendental functions, which run
 on one thread, no BLAS), calibrated in this process to cost about ``--cost-ms`` per design —
@@ -20,6 +26,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from mlsysgym.agents.parallel import RayPool, evaluate_serial, init_ray, shutdown_ray
@@ -134,14 +141,212 @@ def serial_overhead(n: int, repeats: int) -> list[float]:
             / n * 1e6 for r in range(repeats)]
 
 
+SWEEP_PLUGIN = '''
+import time
+
+from mlsysgym.agents.base import register_agent
+
+
+@register_agent("sleepy_random")
+def sleepy_random(problem, rng, batch_size=1, sleep_s=0.0):
+    while True:
+        time.sleep(sleep_s)
+        problem.evaluate(problem.space.sample(rng, n=batch_size))
+'''
+
+SWEEP_CONFIG = """
+name: cluster_bench
+problems: [synthetic-discrete]
+budget: 4
+seeds: [0, 1, 2]
+imports: [bench_cluster_plugin]
+agents:
+  - name: sleepy_random
+    hyperparameters: {sleep_s: 0.4, batch_size: [1, 2]}
+"""
+
+
+def _cluster(nodes: list[int]) -> Any:
+    """A local Ray cluster: a head with no CPUs and one worker node per entry of ``nodes``
+    (its CPUs)."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    for cpus in nodes:
+        cluster.add_node(num_cpus=cpus)
+    return cluster
+
+
+def _timed_sweep(nodes: list[int], work: Path, label: str) -> tuple[float, str]:
+    """Wall seconds of the sweep through the CLI on a fresh cluster of ``nodes``, and its
+    summary line."""
+    import subprocess
+
+    cluster = _cluster(nodes)
+    try:
+        env = {**os.environ, "PYTHONPATH": str(work)}
+        t = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "mlsysgym.cli", "sweep",
+                               str(work / "sweep.yaml"), "--ray-address", cluster.address,
+                               "--no-progress", "--output-dir", str(work / label)],
+                              env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - t
+    finally:
+        cluster.shutdown()
+    if done.returncode != 0:
+        raise SystemExit(done.stdout[-2000:] + done.stderr[-2000:])
+    line = " ".join(done.stdout.split())
+    ran = line.find("ran ")
+    return wall, line[ran:line.find(" trials", ran)]
+
+
+def _node_of(actor: Any) -> str:
+    """The id of the node an actor runs on (Ray's GCS actor table)."""
+    from ray._private import state
+
+    return state.actors(actor._ray_actor_id.hex())["Address"]["NodeID"]
+
+
+def cluster_main(args: argparse.Namespace) -> int:
+    """Pool scaling over two worker nodes and a sweep on two nodes vs one (see the module)."""
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ray-cluster-"))
+    (work / "bench_cluster_plugin.py").write_text(SWEEP_PLUGIN)
+    (work / "sweep.yaml").write_text(SWEEP_CONFIG)
+    load_before = os.getloadavg()[0]
+    sweeps = {label: _timed_sweep(nodes, work, label)
+              for label, nodes in (("one node, 2 CPUs", [2]), ("two nodes, 1 CPU each", [1, 1]))}
+    cluster = _cluster([4, 4])  # the three pools (7 workers) stay alive
+    try:
+        init_ray(cluster.address)
+        pools = {n: RayPool(SleepEvaluator(args.cost_ms), num_workers=n) for n in (1, 2, 4)}
+        for p in pools.values():
+            p.evaluate([{"i": -1 - k} for k in range(4)], "w")
+        nodes = {n: len({_node_of(s.actor) for s in p._slots}) for n, p in pools.items()}
+        rates: dict[int, list[float]] = {n: [] for n in pools}
+        start = 0
+        for _ in range(args.repeats):
+            for n, p in pools.items():
+                rates[n].append(rate(p, args.designs, start)[0])
+                start += args.designs
+        for p in pools.values():
+            p.shutdown()
+        ovh1 = overhead(args.overhead_designs, args.repeats, 1)
+    finally:
+        shutdown_ray()
+        cluster.shutdown()
+    med = statistics.median
+    lines = [
+        "# Ray on a local two-node cluster (agents/parallel.py, experiments/sweep)", "",
+        f"Command: `.venv/bin/python benchmarks/bench_ray.py --cluster --designs {args.designs} "
+        f"--cost-ms {args.cost_ms:g} --repeats {args.repeats}"
+        + (f" --out {args.out}`" if args.out else "`"), "",
+        (f"Machine: {os.cpu_count()} cores, shared with other jobs (1-minute load "
+         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after); Ray "
+         f"{__import__('ray').__version__}; ray.cluster_utils.Cluster: a head with 0 CPUs and "
+         f"worker nodes with logical CPUs (more than the cores: the evaluator sleeps)."), "",
+        (f"RayPool scaling: an evaluator sleeping {args.cost_ms:g} ms per design (no CPU), "
+         f"{args.designs} designs per batch, one design per call, two worker nodes of 4 logical "
+         f"CPUs; median (min–max) of {args.repeats} interleaved rounds; efficiency = designs/s "
+         f"÷ (workers × 1-worker designs/s)."), "",
+        "| workers | on nodes | designs/s | efficiency |", "|---:|---:|---:|---:|",
+    ]
+    for n, r in rates.items():
+        lines.append(f"| {n} | {nodes[n]} | {med(r):.1f} ({min(r):.1f}–{max(r):.1f}) | "
+                     f"{med(r) / (n * med(rates[1])):.2f} |")
+    lines += [
+        "", (f"Ray overhead per evaluation on the cluster (~0 ms evaluator, 1 worker, one "
+             f"design per call, {args.overhead_designs} designs, median of {args.repeats}): "
+             f"{med(ovh1):.0f} µs."), "",
+        ("Sweep through `mlsysgym sweep --ray-address` (6 trials of a random search sleeping "
+         "0.4 s per batch, 4 evaluations each; wall time of the CLI including Ray connection, "
+         "shipping mlsysgym and the plugin as runtime_env py_modules, and Tune):"), "",
+        "| cluster | wall s | summary |", "|---|---:|---|",
+    ]
+    lines += [f"| {label} | {wall:.1f} | {summary} |" for label, (wall, summary) in sweeps.items()]
+    report = stamp_markdown("\n".join(lines) + "\n")
+    print(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report)
+    return 0
+
+
+ASHA_SWEEP = {
+    "problems": ["synthetic-mixed"], "budget": 256, "seeds": [0, 1], "max_concurrent_trials": 2,
+    "agents": [{"name": "ppo",
+                "hyperparameters": {"learning_rate": [1e-4, 3e-4, 1e-3, 3e-3]}}],
+}
+
+
+def asha_main(args: argparse.Namespace) -> int:
+    """The same PPO sweep (8 trials) with ASHA (grace 32 evaluations, reduction factor 2) and
+    without a scheduler: best reward found, evaluations spent, wall time."""
+    import tempfile
+
+    from mlsysgym.experiments.sweep import load_config, load_results, run_sweep
+
+    work = Path(tempfile.mkdtemp(prefix="bench-asha-"))
+    asha = {"name": "asha", "grace_period": 32, "reduction_factor": 2}
+    out = {}
+    load_before = os.getloadavg()[0]
+    init_ray(num_cpus=2)
+    try:
+        for label, extra in (("no scheduler", {}), ("ASHA", {"scheduler": asha})):
+            cfg = load_config({**ASHA_SWEEP, "name": label.replace(" ", "_"),
+                               "output_dir": str(work / label.replace(" ", "_")), **extra})
+            t = time.perf_counter()
+            summary = run_sweep(cfg, progress=False)
+            wall = time.perf_counter() - t
+            trials, _ = load_results(cfg.output_dir)
+            best = trials.loc[trials["best_reward"].idxmax()]
+            out[label] = (wall, int(trials["n_evaluations"].sum()),
+                          int(trials["stopped_early"].sum()), float(best["best_reward"]),
+                          best["hyperparameters"], summary.ran)
+    finally:
+        shutdown_ray()
+    base = out["no scheduler"]
+    lines = [
+        "# ASHA vs no scheduler on a PPO sweep (experiments/sweep)", "",
+        "Command: `.venv/bin/python benchmarks/bench_ray.py --asha`"
+        + (f" (--out {args.out})" if args.out else ""), "",
+        (f"Sweep: ppo on synthetic-mixed, 256 evaluations per trial, learning_rate in "
+         f"{{1e-4, 3e-4, 1e-3, 3e-3}} × seeds {{0, 1}} = 8 trials, 2 at a time on a local Ray "
+         f"with 2 CPUs; ASHA on best reward so far, grace period 32 evaluations, reduction "
+         f"factor 2 (rungs 32, 64, 128), reports every 32 evaluations. 1-minute load "
+         f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (shared cores)."), "",
+        ("| scheduler | trials | stopped early | evaluations | of no scheduler | best reward | "
+        "its hyperparameters | wall s |"),
+        "|---|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for label, (wall, evals, stopped, best, hp, ran) in out.items():
+        lines.append(f"| {label} | {ran} | {stopped} | {evals} | {evals / base[1]:.2f} | "
+                     f"{best:.6f} | `{hp}` | {wall:.1f} |")
+    report = stamp_markdown("\n".join(lines) + "\n")
+    print(report)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(report)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cluster", action="store_true",
+                    help="measure a local two-node Ray cluster instead (see the module)")
+    ap.add_argument("--asha", action="store_true",
+                    help="a PPO sweep with and without the ASHA scheduler instead")
     ap.add_argument("--designs", type=int, default=160)
     ap.add_argument("--cost-ms", type=float, default=20.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--overhead-designs", type=int, default=2000)
     ap.add_argument("--out", default=None, help="write the Markdown report here")
     args = ap.parse_args(argv)
+    if args.cluster:
+        return cluster_main(args)
+    if args.asha:
+        return asha_main(args)
 
     iters, cost = calibrate(args.cost_ms)
     print(f"busy evaluator: {iters} iterations ≈ {cost:.1f} CPU ms per design (in the driver)")
