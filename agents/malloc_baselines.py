@@ -1,7 +1,7 @@
 """Baselines for the memory-placement game: all-slow, the XLA-style greedy and the exact
 optimum by CP-SAT.
 
-The solvers take a :class:`~mlsysgym.simulators.memory.MemoryProblem` and return a
+The solvers take a :class:`~mlsysgym.simulators.memory.MemoryInstance` and return a
 :class:`MallocSolution` whose placement the simulator validates and (when ``replayable``) the
 env replays exactly through :func:`actions_for`. As agents of the one API (problem kind
 ``"malloc"``) they are ``all_slow``, ``xla_greedy`` and ``cpsat``: each converts its placement
@@ -24,7 +24,7 @@ from mlsysgym.simulators.memory import (
     PREFETCH,
     SLOW,
     AllocationState,
-    MemoryProblem,
+    MemoryInstance,
     Placement,
     memory_boundedness,
     placement_to_actions,
@@ -55,14 +55,14 @@ class MallocSolution:
         return (self.all_slow_time_us - self.time_us) / self.all_slow_time_us
 
 
-def all_slow(problem: MemoryProblem) -> MallocSolution:
+def all_slow(problem: MemoryInstance) -> MallocSolution:
     """Every buffer in slow memory."""
     p = Placement.all_slow(problem)
     t = problem.all_slow_time_us
     return MallocSolution("all_slow", p, t, t, "HEURISTIC", 0.0)
 
 
-def xla_greedy(problem: MemoryProblem, order: np.ndarray | None = None) -> MallocSolution:
+def xla_greedy(problem: MemoryInstance, order: np.ndarray | None = None) -> MallocSolution:
     """XLA memory-space-assignment-style greedy.
 
     Buffers in XLA's order (:func:`xla_order`, i.e. by memory-boundedness / √size, then size,
@@ -92,7 +92,7 @@ def xla_greedy(problem: MemoryProblem, order: np.ndarray | None = None) -> Mallo
                           "HEURISTIC", time.perf_counter() - t0)
 
 
-def cpsat_optimum(problem: MemoryProblem, *, time_limit_s: float = 10.0, num_workers: int = 2,
+def cpsat_optimum(problem: MemoryInstance, *, time_limit_s: float = 10.0, num_workers: int = 2,
                   hint: Placement | None = None, n_offsets: int = 16,
                   resolution: float = 1e8, seed: int = 0) -> MallocSolution:
     """The minimum-time placement by OR-Tools CP-SAT, or the best found in ``time_limit_s``.

@@ -6,7 +6,7 @@ capacity; its designs are complete episodes of :class:`~mlsysgym.envs.malloc_gam
 its return, the fraction of the all-slow execution time saved; the metrics of each evaluated
 episode are ``time_us`` (simulated execution time), ``all_slow_time_us``, ``improvement``
 (= (all-slow − time) / all-slow), ``n_buffers`` and ``invalid_actions``. Exact and heuristic
-agents read the underlying :class:`~mlsysgym.simulators.memory.MemoryProblem` as ``.instance``.
+agents read the underlying :class:`~mlsysgym.simulators.memory.MemoryInstance` as ``.instance``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from mlsysgym.agents.problems import UnknownProblemError, register_problem
 from mlsysgym.agents.sequential import EpisodeProblem, sequential_problem
 from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.ir.graph import Graph
-from mlsysgym.simulators.memory import MemoryProblem
+from mlsysgym.simulators.memory import MemoryInstance
 
 __all__ = ["MallocProblem", "malloc_of", "malloc_problem"]
 
@@ -29,12 +29,12 @@ ENV_ONLY = ("n_offsets", "time_bins", "address_bins", "reward_scale_us", "invali
 
 
 class MallocProblem(EpisodeProblem):
-    """Episodes of one mallocGame instance. ``instance`` is its MemoryProblem; every env it
+    """Episodes of one mallocGame instance. ``instance`` is its MemoryInstance; every env it
     makes shares it (and the env options: ``n_offsets``, occupancy bins, reward scale)."""
 
     def __init__(self, env: MallocGameEnv, name: str, env_options: dict[str, Any]) -> None:
         super().__init__(name, "malloc", self._new_env, metrics=self._metrics)
-        self.instance: MemoryProblem = env.problem
+        self.instance: MemoryInstance = env.problem
         self.env_options = dict(env_options)
         self._env = env
 

@@ -41,7 +41,7 @@ from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 from mlsysgym.simulators.multicore import (
     Schedule,
-    SchedulingProblem,
+    SchedulingInstance,
     critical_path_lb,
     earliest_start,
     schedule_from_order,
@@ -60,12 +60,12 @@ class ReplayError(MlsysgymError):
 # ---- ranks ----------------------------------------------------------------------------------
 
 
-def _mean_durations(problem: SchedulingProblem) -> np.ndarray:
+def _mean_durations(problem: SchedulingInstance) -> np.ndarray:
     cap = problem.capable
     return np.where(cap, problem.durations_us, 0.0).sum(1) / cap.sum(1)
 
 
-def upward_rank(problem: SchedulingProblem) -> np.ndarray:
+def upward_rank(problem: SchedulingInstance) -> np.ndarray:
     """rank_u(i) = w̄_i + max over successors j of (c̄_ij + rank_u(j)); w̄ = mean time over
     capable PEs, c̄ = the cross-PE transfer time of the edge."""
     w = _mean_durations(problem)
@@ -77,7 +77,7 @@ def upward_rank(problem: SchedulingProblem) -> np.ndarray:
     return rank
 
 
-def downward_rank(problem: SchedulingProblem) -> np.ndarray:
+def downward_rank(problem: SchedulingInstance) -> np.ndarray:
     """rank_d(j) = max over predecessors i of (rank_d(i) + w̄_i + c̄_ij); 0 for entry ops."""
     w = _mean_durations(problem)
     rank = np.zeros(problem.n_ops)
@@ -89,7 +89,7 @@ def downward_rank(problem: SchedulingProblem) -> np.ndarray:
     return rank
 
 
-def _topo_position(problem: SchedulingProblem) -> np.ndarray:
+def _topo_position(problem: SchedulingInstance) -> np.ndarray:
     pos = np.empty(problem.n_ops, np.int64)
     pos[problem.topo_order] = np.arange(problem.n_ops)
     return pos
@@ -98,7 +98,7 @@ def _topo_position(problem: SchedulingProblem) -> np.ndarray:
 class _Placer:
     """Incremental list-scheduling state shared by HEFT and CPOP (same insertion rule as the env)."""
 
-    def __init__(self, problem: SchedulingProblem) -> None:
+    def __init__(self, problem: SchedulingInstance) -> None:
         self.p = problem
         self.dur = problem.durations_us.tolist()
         self.cap = problem.capable
@@ -145,7 +145,7 @@ class _Placer:
 # ---- HEFT and CPOP --------------------------------------------------------------------------
 
 
-def heft(problem: SchedulingProblem, by_arrival: bool = False) -> Schedule:
+def heft(problem: SchedulingInstance, by_arrival: bool = False) -> Schedule:
     """HEFT: ops by decreasing upward rank (ties: topological position), each placed on the PE
     of earliest finish time at or after its release, with insertion. ``by_arrival`` lists the
     ops by (job arrival, job index) first: FIFO over the jobs of a stream. ``order`` of the
@@ -161,7 +161,7 @@ def heft(problem: SchedulingProblem, by_arrival: bool = False) -> Schedule:
     return placer.schedule()
 
 
-def cpop(problem: SchedulingProblem) -> Schedule:
+def cpop(problem: SchedulingInstance) -> Schedule:
     """CPOP: a ready-list scheduler by priority rank_u + rank_d; the ops of the critical path
     (priority equal to the entry op's) run on the PE with the least total time for them
     (an op that PE cannot run counts at its fastest time and is placed like the others), every
@@ -241,7 +241,7 @@ class _Exact:
     heft_mean_jct_us: float = math.nan
 
 
-def _resolution(problem: SchedulingProblem, ub: float, max_ticks: float) -> tuple[float, bool]:
+def _resolution(problem: SchedulingInstance, ub: float, max_ticks: float) -> tuple[float, bool]:
     """The coarsest grid among 1, 0.1, 0.01, 0.001 µs holding every time exactly within
     ``max_ticks`` ticks of ``ub``; else ``ub / max_ticks`` (inexact)."""
     vals = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us, problem.release_us]
@@ -252,7 +252,7 @@ def _resolution(problem: SchedulingProblem, ub: float, max_ticks: float) -> tupl
     return ub / max_ticks, False
 
 
-def _longest_chain_ops(problem: SchedulingProblem) -> int:
+def _longest_chain_ops(problem: SchedulingInstance) -> int:
     depth = np.ones(problem.n_ops, np.int64)
     for j in problem.topo_order:
         e = problem.in_edges[j]
@@ -261,7 +261,7 @@ def _longest_chain_ops(problem: SchedulingProblem) -> int:
     return int(depth.max())
 
 
-def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_workers: int = 2,
+def cpsat_schedule(problem: SchedulingInstance, time_limit_s: float = 10.0, num_workers: int = 2,
                    resolution_us: float | None = None, max_ticks: float = 1e6, seed: int = 0,
                    hint: bool = True, objective: str = "makespan") -> _Exact:
     """The minimum-makespan schedule by CP-SAT within ``time_limit_s`` (HEFT's as hint and bound);
@@ -296,7 +296,7 @@ def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_w
     comm_t = np.maximum(np.ceil(problem.edge_comm_us / res - 1e-6), 0).astype(np.int64)
     rel_t = np.maximum(np.ceil(problem.release_us / res - 1e-6), 0).astype(np.int64)
     # HEFT on the tick grid: a feasible tick schedule (hint and upper bound)
-    tick_prob = SchedulingProblem(
+    tick_prob = SchedulingInstance(
         name=problem.name, op_names=problem.op_names, op_types=problem.op_types,
         pe_names=problem.pe_names, durations_us=np.where(cap, dur_t, np.inf).astype(np.float64),
         edge_src=problem.edge_src, edge_dst=problem.edge_dst, edge_bytes=problem.edge_bytes,
@@ -392,11 +392,11 @@ def cpsat_schedule(problem: SchedulingProblem, time_limit_s: float = 10.0, num_w
                        from_heft=from_heft, wall_s=time.perf_counter() - t0)
 
 
-def _mean_jct(problem: SchedulingProblem, schedule: Schedule) -> float:
+def _mean_jct(problem: SchedulingInstance, schedule: Schedule) -> float:
     return job_metrics(problem, schedule).mean_completion_us
 
 
-def _jct_result(problem: SchedulingProblem, best: Schedule, status: str, bound_t: float,
+def _jct_result(problem: SchedulingInstance, best: Schedule, status: str, bound_t: float,
                 res: float, exact: bool, heft_ms: float, ref: Schedule, from_heft: bool,
                 t0: float) -> _Exact:
     """The result of a mean-JCT solve: bound from the solver's bound on the sum of job

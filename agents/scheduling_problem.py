@@ -12,7 +12,7 @@ either), each the episodes of one instance in its env:
   ``objective="jct"``; return = 1 − mean JCT / its bound) or ``objective="makespan"``.
 
 A :class:`SchedulingEpisodes` exposes the instance (``.instance``, a
-:class:`~mlsysgym.simulators.multicore.SchedulingProblem`), the ``.platform``, the env
+:class:`~mlsysgym.simulators.multicore.SchedulingInstance`), the ``.platform``, the env
 ``.window`` and the ``.objective`` for the exact and heuristic agents, and :meth:`variant`
 builds the instance of the same family with other arguments (other graphs of a platform, other
 streams) — what a learned agent trains on: the problem's ``train_graphs`` (a list of such
@@ -33,17 +33,17 @@ from mlsysgym.agents.base import Design, Outcome
 from mlsysgym.agents.problems import register_problem
 from mlsysgym.agents.sequential import EpisodeProblem
 from mlsysgym.core.errors import MlsysgymError
-from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv, resolve_problem
+from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv, resolve_instance
 from mlsysgym.envs.kernel_scheduling_stream import KernelSchedulingStreamEnv
 from mlsysgym.simulators.multicore import (
     PRESETS,
     Platform,
     Schedule,
-    SchedulingProblem,
+    SchedulingInstance,
     load_platform,
-    random_problem,
+    random_instance,
 )
-from mlsysgym.simulators.streams import build_stream_problem, poisson_stream
+from mlsysgym.simulators.streams import build_stream_instance, poisson_stream
 
 __all__ = [
     "BALANCED_PLATFORM",
@@ -83,7 +83,7 @@ BALANCED_PLATFORM: dict[str, Any] = {
 
 def generic_platform(n_pes: int, name: str = "generic") -> Platform:
     """A placeholder platform of ``n_pes`` PEs, for envs over prebuilt SchedulingProblems
-    (e.g. :func:`~mlsysgym.simulators.multicore.random_problem`) whose times are given."""
+    (e.g. :func:`~mlsysgym.simulators.multicore.random_instance`) whose times are given."""
     if n_pes < 1:
         raise SchedulingProblemError(f"a platform needs at least one PE, got n_pes={n_pes}")
     pe = {"kind": "pe", "throughput_gflops": {"*": 1.0}, "bandwidth_gbps": 1.0,
@@ -105,7 +105,7 @@ class SchedulingEpisodes(EpisodeProblem):
     """The episodes of one scheduling instance (see the module docstring). ``build(**kwargs)``
     makes the instance of this family for ``kwargs`` (its own are ``self.kwargs``)."""
 
-    def __init__(self, name: str, instance: SchedulingProblem, platform: Platform,
+    def __init__(self, name: str, instance: SchedulingInstance, platform: Platform,
                  objective: str, window: int, stream: bool, kwargs: Mapping[str, Any],
                  build: Any, train_graphs: Sequence[Any] | None = None) -> None:
         super().__init__(name, "scheduling", lambda: self.training_env([self.instance]))
@@ -114,7 +114,7 @@ class SchedulingEpisodes(EpisodeProblem):
         self.kwargs, self._build = dict(kwargs), build
         self.train_graphs = None if train_graphs is None else list(train_graphs)
 
-    def training_env(self, instances: Sequence[SchedulingProblem], max_ops: int | None = None,
+    def training_env(self, instances: Sequence[SchedulingInstance], max_ops: int | None = None,
                      max_edges: int | None = None) -> KernelSchedulingEnv:
         """This problem's env class over ``instances`` (one drawn per reset)."""
         if self.stream:
@@ -124,7 +124,7 @@ class SchedulingEpisodes(EpisodeProblem):
                                    max_ops=max_ops, max_edges=max_edges)
 
     @classmethod
-    def of(cls, instance: SchedulingProblem, platform: Platform | str | Mapping[str, Any] | None = None,
+    def of(cls, instance: SchedulingInstance, platform: Platform | str | Mapping[str, Any] | None = None,
            window: int = 16, objective: str | None = None, name: str | None = None
            ) -> SchedulingEpisodes:
         """The episodes of a prebuilt instance (a multi-job stream gets the stream env, objective
@@ -136,7 +136,7 @@ class SchedulingEpisodes(EpisodeProblem):
             raise SchedulingProblemError(f"objective {obj!r} needs a stream of jobs; use 'makespan'")
         return cls(name or instance.name, instance, plat, obj, window, stream, {}, None)
 
-    def variant(self, overrides: str | Mapping[str, Any]) -> SchedulingProblem:
+    def variant(self, overrides: str | Mapping[str, Any]) -> SchedulingInstance:
         """The instance of this family with ``overrides`` of its arguments (a string is a zoo
         model name), on this problem's platform."""
         if self._build is None:
@@ -210,14 +210,14 @@ class SchedulingEpisodes(EpisodeProblem):
         raise AssertionError("unreachable")
 
 def _zoo_or_random(model: str | None, platform: str | Mapping[str, Any], n_ops: int | None,
-                   n_pes: int | None, seed: int) -> tuple[SchedulingProblem, Platform]:
+                   n_pes: int | None, seed: int) -> tuple[SchedulingInstance, Platform]:
     if model is not None:
         plat = _platform(platform)
-        return resolve_problem(model, plat), plat
+        return resolve_instance(model, plat), plat
     if n_ops is None or n_pes is None:
         raise SchedulingProblemError("a scheduling problem needs a model (zoo name) or a random "
                                      "DAG's n_ops and n_pes")
-    return random_problem(int(n_ops), int(n_pes), seed=int(seed)), \
+    return random_instance(int(n_ops), int(n_pes), seed=int(seed)), \
         generic_platform(int(n_pes), f"random{int(n_pes)}pe")
 
 
@@ -230,7 +230,7 @@ def scheduling_problem(model: str | None = None, platform: str | Mapping[str, An
     (``n_ops``, ``n_pes``, ``seed``; named ``random<n_ops>x<n_pes>s<seed>``). ``train_graphs``:
     the graphs a learned agent trains on (zoo names or overrides such as ``{"n_ops": 30,
     "seed": 1}``; platform and PE count stay this problem's)."""
-    def build(**kw: Any) -> tuple[SchedulingProblem, Platform]:
+    def build(**kw: Any) -> tuple[SchedulingInstance, Platform]:
         return _zoo_or_random(kw.get("model"), kw.get("platform", "soc_npu"), kw.get("n_ops"),
                               kw.get("n_pes"), kw.get("seed", 0))
 
@@ -254,11 +254,11 @@ def scheduling_stream_problem(models: Sequence[str] = ("alexnet", "resnet18", "m
     if objective not in ("jct", "makespan"):
         raise SchedulingProblemError(f"objective must be 'jct' or 'makespan', not {objective!r}")
 
-    def build(**kw: Any) -> tuple[SchedulingProblem, Platform]:
+    def build(**kw: Any) -> tuple[SchedulingInstance, Platform]:
         plat = _platform(kw["platform"])
         jobs = poisson_stream(list(kw["models"]), kw["n_jobs"], kw["load"], plat, kw["seed"])
         name = f"stream{kw['n_jobs']}-l{kw['load']:g}-s{kw['seed']}"
-        return build_stream_problem(jobs, plat, name=name), plat
+        return build_stream_instance(jobs, plat, name=name), plat
 
     kwargs = {"models": list(models), "n_jobs": n_jobs, "load": load, "seed": seed,
               "platform": platform}

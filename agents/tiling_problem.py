@@ -36,13 +36,13 @@ class TilingSearch:
                  target_cpu: str = "host", model: str | None = None) -> None:
         from mlsysgym.costmodels.tiling_model import load_tiling_model
         from mlsysgym.costmodels.tiling_space import (
-            TilingProblem,
+            TilingInstance,
             default_config,
             knobs_from_config,
             tiling_space,
         )
 
-        self.instance = TilingProblem(op_kind, tuple(int(d) for d in dims), stride, dilation)
+        self.instance = TilingInstance(op_kind, tuple(int(d) for d in dims), stride, dilation)
         self.model = load_tiling_model(model, target_cpu)
         self.default = default_config(self.instance, target_cpu)
         self.default_knobs = knobs_from_config(self.instance, self.default)

@@ -21,7 +21,7 @@ from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import zoo
-from mlsysgym.simulators.multicore import SchedulingProblem, build_problem, random_problem
+from mlsysgym.simulators.multicore import SchedulingInstance, build_instance, random_instance
 
 RESULTS = Path(__file__).parent / "results" / "scheduling.md"
 
@@ -47,7 +47,7 @@ def step_times(model: str, platform: str, episodes: int) -> tuple[int, float, fl
         statistics.median(resets) * 1e6
 
 
-def compare(prob: SchedulingProblem, time_limit: float) -> dict[str, float | str]:
+def compare(prob: SchedulingInstance, time_limit: float) -> dict[str, float | str]:
     """Makespans of the heft, cpop and cpsat agents (with CP-SAT's status, gap and wall time)
     on one instance, each one evaluation of its episode."""
     problem = SchedulingEpisodes.of(prob)
@@ -82,13 +82,13 @@ def main() -> None:
     step_rows = [(m, p, *step_times(m, p, args.episodes))
                  for m, p in (("resnet50", "soc_npu"), ("resnet50", "big_little"),
                               ("mobilenetv2", "soc_npu"), ("bert_base", "soc_npu"))]
-    instances: list[SchedulingProblem] = [random_problem(n, pes, seed=s)
+    instances: list[SchedulingInstance] = [random_instance(n, pes, seed=s)
                                           for n, pes in ((10, 3), (15, 3), (20, 4), (30, 4))
                                           for s in range(3)]
     for model in ("alexnet", "resnet18"):
         g = zoo.load(model)
         for plat in ("big_little", "soc_npu"):
-            instances.append(replace(build_problem(g, plat), name=f"{model}@{plat}"))
+            instances.append(replace(build_instance(g, plat), name=f"{model}@{plat}"))
     rows = [compare(p, args.time_limit) for p in instances]
     search_rows = [throughput(spec, 2000) for spec in (
         {"name": "scheduling", "n_ops": 20, "n_pes": 4, "seed": 0},

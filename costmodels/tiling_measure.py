@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from mlsysgym.costmodels.tiling_space import (
     KNOBS,
-    TilingProblem,
+    TilingInstance,
     default_config,
+    instance_for,
     knobs_from_config,
-    problem_for,
     sample_candidates,
 )
 
@@ -45,7 +45,7 @@ MAX_MACS = 1.2e7
 class ShapeSample:
     """A problem to measure and its origin (``zoo:<model>`` or ``perturbed:<model>``)."""
 
-    problem: TilingProblem
+    problem: TilingInstance
     source: str
     base: str  # key of the zoo problem it derives from
 
@@ -62,7 +62,7 @@ def shrink(kind: str, dims: list[int], max_macs: float = MAX_MACS) -> list[int]:
     return dims
 
 
-def perturbed(bases: Sequence[tuple[str, TilingProblem]], n: int, seed: int = 0,
+def perturbed(bases: Sequence[tuple[str, TilingInstance]], n: int, seed: int = 0,
               exclude: set[str] | None = None, max_macs: float = MAX_MACS) -> list[ShapeSample]:
     """Up to ``n`` new shapes derived from ``(origin, problem)`` pairs: every free loop scaled
     by a factor of :data:`FACTORS`, shrunk to ``max_macs``; keys in ``exclude`` skipped."""
@@ -76,7 +76,7 @@ def perturbed(bases: Sequence[tuple[str, TilingProblem]], n: int, seed: int = 0,
         fixed = {0, 4, 5} if p.kind == "conv_2d_nhwc_hwcf" else set()
         dims = [d if (j in fixed or d == 1) else max(1, round(d * float(rng.choice(FACTORS))))
                 for j, d in enumerate(p.dims)]
-        q = problem_for(p.kind, shrink(p.kind, dims, max_macs), p.stride, p.dilation)
+        q = instance_for(p.kind, shrink(p.kind, dims, max_macs), p.stride, p.dilation)
         if q is None or q.key in seen:
             continue
         seen.add(q.key)
@@ -84,7 +84,7 @@ def perturbed(bases: Sequence[tuple[str, TilingProblem]], n: int, seed: int = 0,
     return out
 
 
-def row_key(problem: TilingProblem, config_key: str, target_id: str) -> str:
+def row_key(problem: TilingInstance, config_key: str, target_id: str) -> str:
     """Identity of a row: hash of (problem, config, target fingerprint id)."""
     return hashlib.sha256(json.dumps([problem.key, config_key, target_id]).encode()).hexdigest()[:24]
 
@@ -94,7 +94,7 @@ def _stable_seed(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
-def _pick(problem: TilingProblem, default: Any, n: int, isa: Any, ranker: Any) -> list[Any]:
+def _pick(problem: TilingInstance, default: Any, n: int, isa: Any, ranker: Any) -> list[Any]:
     """``n`` candidates: with a ranker, its ``n // 2`` best predicted, then sampled ones."""
     seed = _stable_seed(problem.key)
     if ranker is None:

@@ -36,7 +36,7 @@ from mlsysgym.costmodels.tiling_space import (
     KNOBS,
     TileConfig,
     TilingError,
-    TilingProblem,
+    TilingInstance,
     config_features,
 )
 
@@ -74,7 +74,7 @@ def features_frame(rows: Any) -> Any:
     for (_, _), g in df.groupby(["target_id", "problem_key"], sort=False):
         r = g.iloc[0]
         dims = tuple(int(x) for x in str(r["dims"]).split("x"))
-        p = TilingProblem(str(r["kind"]), dims, int(r["stride"]), int(r["dilation"]))
+        p = TilingInstance(str(r["kind"]), dims, int(r["stride"]), int(r["dilation"]))
         dk = {k: int(r[f"default_{k}"]) for k in KNOBS}
         f = config_features(p, {k: g[k].to_numpy(dtype=np.float64) for k in KNOBS}, dk,
                             _isa(str(r["target_level"]), int(r["vector_bits"])),
@@ -167,14 +167,14 @@ class TilingModel:
         return self.target_id in self.trained_targets or (
             self.calibration is not None and self.calibration.residual is not None)
 
-    def in_data(self, problem: TilingProblem) -> bool:
+    def in_data(self, problem: TilingInstance) -> bool:
         """Whether the op is no larger than ``SIZE_SLACK`` × the largest training shape of its
         kind (the model extrapolates beyond; the pass keeps IREE's default there unless the
         op was measured by a calibration)."""
         most = self.info.get("max_macs", {}).get(problem.kind)
         return most is not None and problem.macs <= SIZE_SLACK * float(most)
 
-    def unsupported(self, problems: Sequence[TilingProblem]) -> list[TilingProblem]:
+    def unsupported(self, problems: Sequence[TilingInstance]) -> list[TilingInstance]:
         """The distinct ``problems`` the model cannot decide on this target: all of them on a
         target it has no data for, else those outside its data (:meth:`in_data`); shapes a
         calibration already measured are left out."""
@@ -283,7 +283,7 @@ def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
     out: dict[str, tuple[TileConfig, float]] = {}
     for key, g in ok.groupby("problem_key"):
         r0 = g.iloc[0]
-        p = TilingProblem(str(r0["kind"]), tuple(int(x) for x in str(r0["dims"]).split("x")),
+        p = TilingInstance(str(r0["kind"]), tuple(int(x) for x in str(r0["dims"]).split("x")),
                           int(r0["stride"]), int(r0["dilation"]))
         g = g[parallel_ok(p, {k: g[k].to_numpy() for k in KNOBS},
                           {k: int(r0[f"default_{k}"]) for k in KNOBS})]
@@ -319,7 +319,7 @@ def fit_residual(model: TilingModel, rows: Any, out: Path) -> Any | None:
     return CostModel.load(out)  # predict through ONNX Runtime, as the pass does
 
 
-def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingProblem],
+def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingInstance],
               minutes: float = 10.0, per_shape: int = 6, rounds: int = 3,
               more_shapes: int = 200, show_progress: bool = True,
               log: Callable[[str], None] = print) -> Calibration:

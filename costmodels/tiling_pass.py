@@ -46,14 +46,14 @@ from mlsysgym.costmodels.tiling_space import (
     RULE_KINDS,
     TileConfig,
     TilingError,
-    TilingProblem,
+    TilingInstance,
     _reason_no_rule,
     candidate_columns,
     config_features,
     config_from_knobs,
     default_config,
+    instance_for,
     knobs_from_config,
-    problem_for,
     sample_candidates,
     workgroups,
 )
@@ -87,7 +87,7 @@ class RootOp:
 
     index: int
     name: str
-    problem: TilingProblem | None
+    problem: TilingInstance | None
     reason: str = ""
     location: str = ""
 
@@ -171,7 +171,7 @@ def _root_op(index: int, op: Any) -> RootOp | None:
     stride, dil = _int_attr(op, "strides"), _int_attr(op, "dilations")
     if stride < 1 or dil < 1:
         return RootOp(index, name, None, "anisotropic strides or dilations", loc)
-    problem = problem_for(kind, dims, stride, dil, dtype)
+    problem = instance_for(kind, dims, stride, dil, dtype)
     if problem is not None and problem.mnkh[0] == 1:
         return RootOp(index, name, None, "M = 1 (a matrix-vector product): IREE folds the unit "
                       "dim in context, which a standalone kernel does not show; default kept",
@@ -184,7 +184,7 @@ def _root_op(index: int, op: Any) -> RootOp | None:
 
 def find_root_ops(module: str | Any) -> list[RootOp]:
     """Contraction / convolution / reduction linalg ops of a module (MLIR text or
-    ``ir.Module``), each with its TilingProblem or the reason it has no rule."""
+    ``ir.Module``), each with its TilingInstance or the reason it has no rule."""
     ctx = _context()
     with ctx:
         mod = _parse(module, ctx)
@@ -239,7 +239,7 @@ FAST_TIMING: dict[str, Any] = {"warmup_s": 0.004, "min_reps": 3, "max_reps": 12,
                                "max_time_s": 0.03, "min_sample_s": 2e-4, "target_rse": 0.02}
 
 
-def measure_configs(problem: TilingProblem, configs: Sequence[TileConfig], rounds: int = 3,
+def measure_configs(problem: TilingInstance, configs: Sequence[TileConfig], rounds: int = 3,
                     timing: Mapping[str, Any] | None = None, compiler: Any = None, seed: int = 0,
                     compiled: Sequence[Any] | None = None) -> list[MeasuredConfig]:
     """Measure each configuration on a standalone kernel of ``problem``'s shape against IREE's
@@ -313,7 +313,7 @@ class Scored:
     """Candidates of one op (knob columns, default first) with their predicted runtime ratios
     from one batched cost-model call."""
 
-    problem: TilingProblem
+    problem: TilingInstance
     default: TileConfig
     columns: dict[str, np.ndarray]
     predicted: np.ndarray
@@ -339,14 +339,14 @@ class Scored:
         return [self.config(i) for i in range(len(self))]
 
 
-def _default_knobs(problem: TilingProblem, default: TileConfig) -> dict[str, int]:
+def _default_knobs(problem: TilingInstance, default: TileConfig) -> dict[str, int]:
     dk = knobs_from_config(problem, default)
     if dk is None:
         raise TilingError(f"IREE's default config of {problem.key} is not expressible by the knobs")
     return dk
 
 
-def parallel_ok(problem: TilingProblem, knobs: Mapping[str, np.ndarray], default: Mapping[str, int],
+def parallel_ok(problem: TilingInstance, knobs: Mapping[str, np.ndarray], default: Mapping[str, int],
                 per_core: int = 4, cores: int | None = None) -> np.ndarray:
     """Which knob assignments keep enough workgroups for the multi-threaded driver: at least
     as many as IREE's default has, or ``per_core`` × cores when the default has more."""
@@ -357,7 +357,7 @@ def parallel_ok(problem: TilingProblem, knobs: Mapping[str, np.ndarray], default
     return workgroups(problem, knobs) >= need
 
 
-def score_candidates(model: TilingModel, problem: TilingProblem, default: TileConfig,
+def score_candidates(model: TilingModel, problem: TilingInstance, default: TileConfig,
                      max_n: int | None = None, per_core: int = 4) -> Scored:
     """Score every candidate of ``problem`` on the model's target with one batched model call
     (:meth:`~mlsysgym.costmodels.tiling_model.TilingModel.predict`); candidates that keep
@@ -586,7 +586,7 @@ def _record(d: OpDecision, chosen: dict[int, TileConfig], decisions: list[OpDeci
     decisions.append(d)
 
 
-def _measure_search(d: OpDecision, p: TilingProblem, default: TileConfig, measure_n: int,
+def _measure_search(d: OpDecision, p: TilingInstance, default: TileConfig, measure_n: int,
                     target_cpu: str, rounds: int, timing: Mapping[str, Any] | None,
                     compiler: Any) -> None:
     """``measure`` mode: time a sampled candidate set; the fastest is chosen if it beats the

@@ -1,10 +1,10 @@
 """Candidate lowering configurations (tile sizes) of one linalg root op for IREE's llvm-cpu backend.
 
-A :class:`TilingProblem` is a root op that has a tiling rule: ``matmul`` (M, N, K),
+A :class:`TilingInstance` is a root op that has a tiling rule: ``matmul`` (M, N, K),
 ``batch_matmul`` (B, M, N, K) or ``conv_2d_nhwc_hwcf`` (N, OH, OW, F, KH, KW, C) with batch
 N ≥ 2 and a kernel window larger than 1×1 (IREE folds unit batch dims and rewrites 1×1 convs
 to matmuls, which drops a per-op configuration — see ``shared/notes/iree-tiling.md``).
-:func:`problem_for` returns None for every other op (the pass reports those as untouched).
+:func:`instance_for` returns None for every other op (the pass reports those as untouched).
 
 A :class:`TileConfig` is one ``#iree_cpu.lowering_config`` (``distribution``,
 ``vector_common_parallel``, ``vector_reduction`` and every other level IREE uses on the target,
@@ -58,17 +58,17 @@ __all__ = [
     "ConfiguredOp",
     "TileConfig",
     "TilingError",
-    "TilingProblem",
+    "TilingInstance",
     "candidate_columns",
     "candidates",
     "config_features",
     "configured_ops",
     "default_config",
     "executable_configurations",
+    "instance_for",
+    "instance_from_spec",
     "lanes_and_registers",
     "lowering_levels",
-    "problem_for",
-    "problem_from_spec",
     "read_root_config",
     "sample_candidates",
     "tiling_space",
@@ -91,7 +91,7 @@ class ConfigReadError(TilingError):
 
 
 @dataclass(frozen=True)
-class TilingProblem:
+class TilingInstance:
     """A root op with a tiling rule: kind, loop bounds (the op's loop order), stride, dilation."""
 
     kind: str
@@ -194,24 +194,24 @@ class TileConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def problem_from_spec(design: Mapping[str, Any]) -> TilingProblem | None:
-    """The TilingProblem of a ``KernelSpec`` design dict, or None if it has no tiling rule."""
+def instance_from_spec(design: Mapping[str, Any]) -> TilingInstance | None:
+    """The TilingInstance of a ``KernelSpec`` design dict, or None if it has no tiling rule."""
     kind = str(design.get("kind", ""))
     shape = design.get("shape", ())
     dims = tuple(int(x) for x in (shape.split("x") if isinstance(shape, str) else shape))
-    return problem_for(kind, dims, int(design.get("stride", 1) or 1),
+    return instance_for(kind, dims, int(design.get("stride", 1) or 1),
                        int(design.get("dilation", 1) or 1), str(design.get("dtype", "f32")))
 
 
-def problem_for(kind: str, dims: Sequence[int], stride: int = 1, dilation: int = 1,
-                dtype: str = "f32") -> TilingProblem | None:
-    """A TilingProblem, or None when no rule applies (other kinds, non-f32, batch-1 or 1×1
+def instance_for(kind: str, dims: Sequence[int], stride: int = 1, dilation: int = 1,
+                dtype: str = "f32") -> TilingInstance | None:
+    """A TilingInstance, or None when no rule applies (other kinds, non-f32, batch-1 or 1×1
     convs)."""
     if kind not in RULE_KINDS or dtype != "f32" or any(d is None for d in dims):
         return None
     if kind == "conv_2d_nhwc_hwcf" and (dims[0] < 2 or dims[4] * dims[5] == 1):
         return None
-    return TilingProblem(kind, tuple(int(d) for d in dims), stride, dilation, dtype)
+    return TilingInstance(kind, tuple(int(d) for d in dims), stride, dilation, dtype)
 
 
 def _reason_no_rule(kind: str, dims: Sequence[int | None]) -> str:
@@ -246,7 +246,7 @@ def _derive_extra(default: TileConfig, dist: tuple[int, ...], vec: tuple[int, ..
     return tuple(out)
 
 
-def config_from_knobs(problem: TilingProblem, k: Mapping[str, int],
+def config_from_knobs(problem: TilingInstance, k: Mapping[str, int],
                       default: TileConfig | None = None) -> TileConfig:
     """The TileConfig of one knob assignment (``d_m, d_n, d_h, v_m, v_n, r_k``); the
     ``default``'s other levels (e.g. ``cache_parallel``) are carried over, adapted."""
@@ -262,7 +262,7 @@ def config_from_knobs(problem: TilingProblem, k: Mapping[str, int],
     return TileConfig(*levels, pipe, extra)
 
 
-def knobs_from_config(problem: TilingProblem, c: TileConfig) -> dict[str, int] | None:
+def knobs_from_config(problem: TilingInstance, c: TileConfig) -> dict[str, int] | None:
     """Inverse of :func:`config_from_knobs`; None if ``c`` is not expressible by the knobs."""
     d, v, r = c.distribution, c.vector_common_parallel, c.vector_reduction
     try:
@@ -410,7 +410,7 @@ def executable_configurations(mlir: str, target_cpu: str = "host", timeout_s: fl
 _DEFAULT_CACHE: dict[str, TileConfig] = {}
 
 
-def default_config(problem: TilingProblem, target_cpu: str = "host",
+def default_config(problem: TilingInstance, target_cpu: str = "host",
                    timeout_s: float = 60.0) -> TileConfig:
     """IREE's own configuration of the op for codegen target ``target_cpu``
     (``--compile-to=executable-configurations`` of a one-op kernel, read by
@@ -458,7 +458,7 @@ def lanes_and_registers(isa: TargetIsa | None) -> tuple[int, int]:
     return max(isa.vector_bits // 32, 1), 32 if isa.vector_bits >= 512 else 16
 
 
-def tiling_space(problem: TilingProblem, default: TileConfig | None = None,
+def tiling_space(problem: TilingInstance, default: TileConfig | None = None,
                  isa: TargetIsa | None = None) -> DesignSpace:
     """The DesignSpace of the op's configurations on target ``isa`` (host when None; see the
     module doc); register tiles are sized in the target's vector lanes and the accumulator
@@ -515,7 +515,7 @@ def tiling_space(problem: TilingProblem, default: TileConfig | None = None,
     return DesignSpace(params, cons)
 
 
-def sample_candidates(problem: TilingProblem, default: TileConfig, n: int, seed: int = 0,
+def sample_candidates(problem: TilingInstance, default: TileConfig, n: int, seed: int = 0,
                       near_fraction: float = 0.6, isa: TargetIsa | None = None
                       ) -> list[TileConfig]:
     """``n`` feasible configurations other than the default (deterministic for ``seed``): about
@@ -535,7 +535,7 @@ def sample_candidates(problem: TilingProblem, default: TileConfig, n: int, seed:
     return [config_from_knobs(problem, designs[int(i)], default) for i in pick]
 
 
-def candidate_columns(problem: TilingProblem, default: TileConfig | None = None,
+def candidate_columns(problem: TilingInstance, default: TileConfig | None = None,
                       max_n: int | None = None, seed: int = 0, isa: TargetIsa | None = None
                       ) -> dict[str, np.ndarray]:
     """Knob columns of the feasible configurations (vectorized enumeration of the space), the
@@ -564,7 +564,7 @@ def candidate_columns(problem: TilingProblem, default: TileConfig | None = None,
     return cols
 
 
-def candidates(problem: TilingProblem, default: TileConfig | None = None, max_n: int | None = None,
+def candidates(problem: TilingInstance, default: TileConfig | None = None, max_n: int | None = None,
                seed: int = 0, isa: TargetIsa | None = None) -> list[TileConfig]:
     """Feasible configurations of the op's space, IREE's default first (as read, if given);
     at most ``max_n`` (a deterministic random sample of the rest) when set."""
@@ -576,7 +576,7 @@ def candidates(problem: TilingProblem, default: TileConfig | None = None, max_n:
     return out
 
 
-def workgroups(problem: TilingProblem, knobs: Mapping[str, np.ndarray]) -> np.ndarray:
+def workgroups(problem: TilingInstance, knobs: Mapping[str, np.ndarray]) -> np.ndarray:
     """Workgroups (distribution tiles) of each knob assignment: the parallelism the
     multi-threaded driver gets (batch matmuls also split the batch)."""
     m, n, _, h = problem.mnkh
@@ -594,7 +594,7 @@ FEATURE_NAMES = ("kind_conv", "kind_bmm", "lm", "ln", "lk", "lh", "window", "con
                  "is_default", "lanes", "vn_lanes", "acc_regs", "l2")
 
 
-def config_features(problem: TilingProblem, knobs: Mapping[str, np.ndarray] | Sequence[Mapping[str, int]],
+def config_features(problem: TilingInstance, knobs: Mapping[str, np.ndarray] | Sequence[Mapping[str, int]],
                     default: Mapping[str, int], isa: TargetIsa | None = None,
                     l2_kib: float | None = None) -> dict[str, np.ndarray]:
     """Feature columns of a batch of knob assignments (columns or dicts), vectorized: op shape

@@ -36,10 +36,10 @@ divided by ``LB_0``):
 - ``window`` (W,) int64: the op index in each window slot, N for an empty slot.
 - ``progress`` (2,) float32: current lower bound ``LB_t / LB_0``, fraction of ops scheduled.
 
-**Kwargs**: ``workload`` (zoo name, ONNX path, ir.Graph, SchedulingProblem, or a sequence of
+**Kwargs**: ``workload`` (zoo name, ONNX path, ir.Graph, SchedulingInstance, or a sequence of
 them, one drawn per reset), ``platform`` (preset name, dict, JSON/YAML path or Platform),
 ``window`` (16), ``max_ops`` / ``max_edges`` (default: the largest workload's), ``op_time``
-(per-PE time functions, see :func:`build_problem`), ``reward_scale`` (None → 1 / LB_0),
+(per-PE time functions, see :func:`build_instance`), ``reward_scale`` (None → 1 / LB_0),
 ``invalid_action`` ("fallback" | "raise"), ``render_mode`` (None | "ansi" | "rgb_array" |
 "human"; the pictures are Gantt charts, :func:`mlsysgym.envs.render.gantt_figure`).
 
@@ -74,37 +74,37 @@ from mlsysgym.simulators.multicore import (
     OpTimeFn,
     Platform,
     Schedule,
-    SchedulingProblem,
-    build_problem,
+    SchedulingInstance,
+    build_instance,
     critical_path_lb,
     earliest_start,
     load_platform,
 )
 
-__all__ = ["N_OP_FEATURES_BASE", "InvalidActionError", "KernelSchedulingEnv", "resolve_problem"]
+__all__ = ["N_OP_FEATURES_BASE", "InvalidActionError", "KernelSchedulingEnv", "resolve_instance"]
 
 N_OP_FEATURES_BASE = 10
-Workload = str | Path | Graph | SchedulingProblem
+Workload = str | Path | Graph | SchedulingInstance
 
 
-def resolve_problem(workload: Workload, platform: Platform,
-                    op_time: Mapping[str, OpTimeFn] | None = None) -> SchedulingProblem:
-    """A SchedulingProblem from a zoo name, ONNX path, ir.Graph or a problem (returned as is)."""
-    if isinstance(workload, SchedulingProblem):
+def resolve_instance(workload: Workload, platform: Platform,
+                    op_time: Mapping[str, OpTimeFn] | None = None) -> SchedulingInstance:
+    """A SchedulingInstance from a zoo name, ONNX path, ir.Graph or a problem (returned as is)."""
+    if isinstance(workload, SchedulingInstance):
         if workload.n_pes != len(platform.pes):
             raise WorkloadError(f"problem {workload.name!r} has {workload.n_pes} PEs but platform "
                                 f"{platform.name!r} has {len(platform.pes)}")
         return workload
     from mlsysgym.ir import zoo
 
-    return build_problem(zoo.resolve(workload), platform, op_time)
+    return build_instance(zoo.resolve(workload), platform, op_time)
 
 
 @dataclass(frozen=True, eq=False)
 class _Static:
     """Per-problem data computed once: priorities, predecessor lists, static feature block."""
 
-    problem: SchedulingProblem
+    problem: SchedulingInstance
     lb0: float
     priority: list[tuple[float, float, int]]  # sort key per op (smaller = earlier in the window)
     preds: list[list[tuple[int, float]]]  # (producer, cross-PE transfer µs)
@@ -132,7 +132,7 @@ class KernelSchedulingEnv(gym.Env):
                  op_time: Mapping[str, OpTimeFn] | None = None, reward_scale: float | None = None,
                  invalid_action: str = "fallback", render_mode: str | None = None) -> None:
         self.platform = load_platform(platform)
-        items = [workload] if isinstance(workload, (str, Path, Graph, SchedulingProblem)) \
+        items = [workload] if isinstance(workload, (str, Path, Graph, SchedulingInstance)) \
             else list(workload)
         if not items:
             raise WorkloadError("workload is an empty sequence; give at least one model")
@@ -144,7 +144,7 @@ class KernelSchedulingEnv(gym.Env):
 
         check_render_mode(render_mode, self.metadata["render_modes"])
         self.op_time = op_time
-        self.problems = [resolve_problem(w, self.platform, op_time) for w in items]
+        self.problems = [resolve_instance(w, self.platform, op_time) for w in items]
         self.n_pes = len(self.platform.pes)
         self.window = int(window)
         self.max_ops = int(max_ops or max(p.n_ops for p in self.problems))
@@ -222,7 +222,7 @@ class KernelSchedulingEnv(gym.Env):
 
     # ---- gymnasium API ------------------------------------------------------------------------
     @property
-    def problem(self) -> SchedulingProblem:
+    def problem(self) -> SchedulingInstance:
         """The instance of the current episode."""
         if self._static is None:
             raise InvalidActionError("call reset() before using the env")
@@ -280,7 +280,7 @@ class KernelSchedulingEnv(gym.Env):
         for k, p in enumerate(self.problems):
             if workload is p or (isinstance(workload, str) and workload == p.name):
                 return k
-        prob = resolve_problem(workload, self.platform, self.op_time)
+        prob = resolve_instance(workload, self.platform, self.op_time)
         if prob.n_ops > self.max_ops or prob.n_edges > self.max_edges:
             raise WorkloadError(f"workload {prob.name!r} has {prob.n_ops} ops / {prob.n_edges} "
                                 f"edges, more than this env's max_ops={self.max_ops} / "

@@ -21,7 +21,7 @@ k's finish, **episode return = (mean JCT bound − mean JCT) · reward_scale**, 
 runs, the mean job completion time once it ends).
 
 **Kwargs**: ``jobs`` — one stream (a sequence of :class:`~mlsysgym.simulators.streams.Job` or
-``(workload, arrival_us)`` pairs, or a prebuilt stream SchedulingProblem) or a list of streams,
+``(workload, arrival_us)`` pairs, or a prebuilt stream SchedulingInstance) or a list of streams,
 one drawn per reset; when None, ``n_streams`` streams of ``n_jobs`` jobs drawn by
 :func:`~mlsysgym.simulators.streams.poisson_stream` from ``models`` at ``load`` (seeds
 ``seed .. seed + n_streams − 1``). ``objective`` ("jct" | "makespan"); the rest as in
@@ -30,7 +30,7 @@ KernelScheduling-v0.
 **info**: KernelScheduling-v0's keys (``action_mask``, ``makespan_us``, ``lower_bound_us``,
 ``workload``; after a step ``op``, ``pe``, ``start_us``, ``finish_us``, ``invalid_action``) plus
 ``mean_jct_us`` and ``n_jobs``. ``reset(options={"workload": S})`` plays stream ``S`` (a
-sequence of Jobs or ``(workload, arrival_us)`` pairs, or a stream SchedulingProblem; it must fit
+sequence of Jobs or ``(workload, arrival_us)`` pairs, or a stream SchedulingInstance; it must fit
 ``max_ops`` / ``max_edges``); ``options={"workload_index": k}`` the k-th stream. The
 ``rgb_array`` picture is the Gantt chart coloured by job.
 """
@@ -46,11 +46,11 @@ import numpy as np
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
 from mlsysgym.ir.errors import WorkloadError
 from mlsysgym.ir.graph import Graph
-from mlsysgym.simulators.multicore import OpTimeFn, Platform, SchedulingProblem, load_platform
+from mlsysgym.simulators.multicore import OpTimeFn, Platform, SchedulingInstance, load_platform
 from mlsysgym.simulators.streams import (
     Job,
     StreamError,
-    build_stream_problem,
+    build_stream_instance,
     job_lower_bounds,
     poisson_stream,
 )
@@ -68,7 +68,7 @@ class _JobStatic:
     jct_lb0: float  # mean over jobs of (job_lb0 − arrival)
 
 
-def _job_static(prob: SchedulingProblem) -> _JobStatic:
+def _job_static(prob: SchedulingInstance) -> _JobStatic:
     job_lb = job_lower_bounds(prob)
     arr = prob.job_arrival_us
     return _JobStatic(job_of=prob.job_of.tolist(), arrival=arr, job_lb0=job_lb,
@@ -81,7 +81,7 @@ def _is_single_stream(jobs: Sequence[Any]) -> bool:
         return True
     return (isinstance(first, Sequence) and not isinstance(first, str) and len(first) == 2
             and isinstance(first[1], (int, float, np.integer, np.floating))
-            and isinstance(first[0], (str, Path, Graph, SchedulingProblem)))
+            and isinstance(first[0], (str, Path, Graph, SchedulingInstance)))
 
 
 class KernelSchedulingStreamEnv(KernelSchedulingEnv):
@@ -102,16 +102,16 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
                 raise StreamError(f"n_streams must be ≥ 1, got {n_streams}")
             streams: list[Any] = [poisson_stream(models, n_jobs, load, plat, seed + k, op_time)
                                   for k in range(n_streams)]
-        elif isinstance(jobs, SchedulingProblem):
+        elif isinstance(jobs, SchedulingInstance):
             streams = [jobs]
         elif isinstance(jobs, (str, Path, Graph)) or not isinstance(jobs, Sequence):
             raise StreamError("jobs must be a stream of (workload, arrival_us) pairs or Jobs, a "
-                              f"stream SchedulingProblem, or a list of streams; got {type(jobs).__name__}")
+                              f"stream SchedulingInstance, or a list of streams; got {type(jobs).__name__}")
         elif not jobs:
             raise StreamError("the job stream is empty; give at least one (workload, arrival_us)")
         else:
             streams = [jobs] if _is_single_stream(jobs) else list(jobs)
-        problems = [s if isinstance(s, SchedulingProblem) else build_stream_problem(s, plat, op_time)
+        problems = [s if isinstance(s, SchedulingInstance) else build_stream_instance(s, plat, op_time)
                     for s in streams]
         self.objective = objective
         self._job_statics: dict[int, _JobStatic] = {}
@@ -122,11 +122,11 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
 
     def _workload_index(self, workload: Any) -> int:
         """A stream given as jobs is built into a problem first (see the base class)."""
-        if not isinstance(workload, (SchedulingProblem, str)):
+        if not isinstance(workload, (SchedulingInstance, str)):
             if not isinstance(workload, Sequence) or not workload or not _is_single_stream(workload):
                 raise StreamError("options['workload'] must be one stream: a sequence of Jobs or "
-                                  "(workload, arrival_us) pairs, or a stream SchedulingProblem")
-            workload = build_stream_problem(workload, self.platform, self.op_time)
+                                  "(workload, arrival_us) pairs, or a stream SchedulingInstance")
+            workload = build_stream_instance(workload, self.platform, self.op_time)
         return super()._workload_index(workload)
 
     # ---- episode ----------------------------------------------------------------------------

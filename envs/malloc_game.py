@@ -33,7 +33,7 @@ space always raises.
 ``all_slow_time_us``, ``invalid_actions`` (masked actions taken this episode), ``step``
 (buffers decided), ``n_buffers``. ``reset(options={"workload": W})`` switches the model (a zoo
 name, ONNX path, Graph — built with this env's capacity, weight, prefetch and machine
-arguments — or a MemoryProblem with the same prefetch setting). Episodes last ``n_buffers``
+arguments — or a MemoryInstance with the same prefetch setting). Episodes last ``n_buffers``
 steps (terminated). ``render_mode``: ``"ansi"`` (a line), ``"rgb_array"`` / ``"human"`` (the
 memory map, :func:`mlsysgym.envs.render.memory_map_figure`).
 
@@ -66,10 +66,10 @@ from mlsysgym.simulators.memory import (
     PREFETCH,
     SLOW,
     AllocationState,
-    MemoryProblem,
+    MemoryInstance,
     MemorySystem,
     Placement,
-    build_problem,
+    build_instance,
     memory_boundedness,
     placement_to_actions,
     simulate,
@@ -108,7 +108,7 @@ class MallocGameEnv(gym.Env):
         invalid_action: ``"slow"`` (penalized, default) or ``"raise"``.
         invalid_penalty: subtracted from the reward of a masked action in ``"slow"`` mode.
         render_mode: None or ``"ansi"`` (a one-line summary).
-        problem: a prebuilt :class:`MemoryProblem`; when given, the workload, capacity,
+        problem: a prebuilt :class:`MemoryInstance`; when given, the workload, capacity,
             weight, prefetch and machine arguments are ignored.
     """
 
@@ -122,7 +122,7 @@ class MallocGameEnv(gym.Env):
                  fast_bandwidth_gbps: float = 2000.0, slow_bandwidth_gbps: float = 200.0,
                  reward_scale_us: float | None = None, invalid_action: str = "slow",
                  invalid_penalty: float = 0.01, render_mode: str | None = None,
-                 problem: MemoryProblem | None = None) -> None:
+                 problem: MemoryInstance | None = None) -> None:
         if invalid_action not in ("slow", "raise"):
             raise InvalidActionError(f"invalid_action must be 'slow' or 'raise'; got {invalid_action!r}")
         if n_offsets < 1 or time_bins < 1 or address_bins < 1:
@@ -138,7 +138,7 @@ class MallocGameEnv(gym.Env):
             "system": MemorySystem(compute_tflops, fast_bandwidth_gbps, slow_bandwidth_gbps)}
         self._given_scale = reward_scale_us
         if problem is None:
-            problem = build_problem(resolve_workload(workload), **self._build_args)
+            problem = build_instance(resolve_workload(workload), **self._build_args)
         self.problem = problem
         self.order = xla_order(problem)
         self._order_list = [int(b) for b in self.order]
@@ -211,10 +211,10 @@ class MallocGameEnv(gym.Env):
             self.render()
         return self._obs(), self._info()
 
-    def _set_problem(self, workload: str | Path | Graph | MemoryProblem) -> None:
+    def _set_problem(self, workload: str | Path | Graph | MemoryInstance) -> None:
         """Play ``workload`` from now on (same spaces: offsets, bins and prefetch setting)."""
-        p = workload if isinstance(workload, MemoryProblem) else \
-            build_problem(resolve_workload(workload), **self._build_args)
+        p = workload if isinstance(workload, MemoryInstance) else \
+            build_instance(resolve_workload(workload), **self._build_args)
         if (p.prefetch_window > 0) != self.prefetch:
             raise MlsysgymError(f"problem {p.name!r} has prefetch_window={p.prefetch_window}; "
                                 f"this env's action space needs "

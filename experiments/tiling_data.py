@@ -32,24 +32,24 @@ from mlsysgym.costmodels.tiling_measure import (
     perturbed,
     shrink,
 )
-from mlsysgym.costmodels.tiling_space import TilingProblem, problem_for
+from mlsysgym.costmodels.tiling_space import TilingInstance, instance_for
 
 __all__ = ["held_out_shapes", "split_shapes", "train", "training_shapes"]
 
 N_HELD_OUT = 12
 
 
-def _zoo_problems(max_macs: float) -> list[tuple[str, TilingProblem]]:
+def _zoo_problems(max_macs: float) -> list[tuple[str, TilingInstance]]:
     from mlsysgym.experiments.mlir_measure import zoo_kernel_specs
 
-    out: list[tuple[str, TilingProblem]] = []
+    out: list[tuple[str, TilingInstance]] = []
     seen: set[str] = set()
     for model, spec in zoo_kernel_specs():
         dims = list(spec.shape)
         if spec.kind == "conv_2d_nhwc_hwcf":
             dims[0] = 2
         dims = shrink(spec.kind, dims, max_macs)
-        p = problem_for(spec.kind, dims, spec.stride, spec.dilation)
+        p = instance_for(spec.kind, dims, spec.stride, spec.dilation)
         if p is not None and p.key not in seen:
             seen.add(p.key)
             out.append((model, p))
@@ -57,12 +57,12 @@ def _zoo_problems(max_macs: float) -> list[tuple[str, TilingProblem]]:
 
 
 def split_shapes(max_macs: float = MAX_MACS, n_held_out: int = N_HELD_OUT, seed: int = 0
-                 ) -> tuple[list[tuple[str, TilingProblem]], list[tuple[str, TilingProblem]]]:
+                 ) -> tuple[list[tuple[str, TilingInstance]], list[tuple[str, TilingInstance]]]:
     """(training base shapes, held-out shapes) of the zoo, deterministic; the held-out set has
     a few of each kind."""
     probs = _zoo_problems(max_macs)
     rng = np.random.default_rng(seed)
-    held: list[tuple[str, TilingProblem]] = []
+    held: list[tuple[str, TilingInstance]] = []
     by_kind: dict[str, list[int]] = {}
     for i, (_, p) in enumerate(probs):
         by_kind.setdefault(p.kind, []).append(i)
@@ -84,7 +84,7 @@ def split_shapes(max_macs: float = MAX_MACS, n_held_out: int = N_HELD_OUT, seed:
     return [(m, p) for m, p in probs if p.key not in keys], held
 
 
-def held_out_shapes(**kw: Any) -> list[tuple[str, TilingProblem]]:
+def held_out_shapes(**kw: Any) -> list[tuple[str, TilingInstance]]:
     """The zoo shapes the report evaluates on (never measured for training)."""
     return split_shapes(**kw)[1]
 

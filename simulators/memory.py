@@ -103,7 +103,7 @@ class MemorySystem:
 
 
 @dataclass(frozen=True, eq=False)
-class MemoryProblem:
+class MemoryInstance:
     """A graph turned into arrays: buffers, their uses per op, compute and all-slow memory times.
 
     Buffer ``b`` is used at ops ``use_op[use_ptr[b]:use_ptr[b+1]]``; moving it to fast memory
@@ -183,9 +183,9 @@ def _resolve_capacity(peak: int, capacity_bytes: int | None, capacity_fraction: 
     return int(capacity_bytes)
 
 
-def build_problem(graph: Graph, *, capacity_bytes: int | None = None,
+def build_instance(graph: Graph, *, capacity_bytes: int | None = None,
                   capacity_fraction: float | None = None, system: MemorySystem | None = None,
-                  include_weights: bool = True, prefetch_window: int = 0) -> MemoryProblem:
+                  include_weights: bool = True, prefetch_window: int = 0) -> MemoryInstance:
     """The placement problem of ``graph`` on ``system`` with a fast memory of the given capacity.
 
     ``capacity_fraction`` is relative to the peak live memory of the buffers (weights included
@@ -266,7 +266,7 @@ def build_problem(graph: Graph, *, capacity_bytes: int | None = None,
     cap = _resolve_capacity(peak, capacity_bytes, capacity_fraction)
 
     is_weight = np.array([graph.tensors[nm].role is Role.WEIGHT for nm in names], bool)
-    return MemoryProblem(
+    return MemoryInstance(
         name=graph.name, system=system, capacity_bytes=cap, prefetch_window=k,
         include_weights=include_weights, op_names=tuple(op.name for op in graph.ops),
         compute_us=system.compute_us(flops), mem_slow_us=mem_slow, buffer_names=names,
@@ -276,7 +276,7 @@ def build_problem(graph: Graph, *, capacity_bytes: int | None = None,
         win_cost_us=win_cost, peak_live_bytes=peak)
 
 
-def with_capacity(problem: MemoryProblem, capacity_bytes: int) -> MemoryProblem:
+def with_capacity(problem: MemoryInstance, capacity_bytes: int) -> MemoryInstance:
     """The same problem with another fast-memory capacity."""
     from dataclasses import replace
 
@@ -293,12 +293,12 @@ class Placement:
     offset: np.ndarray  # [n] int64
 
     @classmethod
-    def all_slow(cls, problem: MemoryProblem) -> Placement:
+    def all_slow(cls, problem: MemoryInstance) -> Placement:
         n = problem.n_buffers
         return cls(np.zeros(n, np.int8), np.full(n, -1, np.int64))
 
     @classmethod
-    def from_dict(cls, problem: MemoryProblem, fast: dict[str, int | tuple[str, int]]) -> Placement:
+    def from_dict(cls, problem: MemoryInstance, fast: dict[str, int | tuple[str, int]]) -> Placement:
         """From ``{buffer: offset}`` (FAST) or ``{buffer: ("prefetch", offset)}``; others SLOW."""
         p = cls.all_slow(problem)
         for name, v in fast.items():
@@ -310,7 +310,7 @@ class Placement:
             p.offset[b] = int(off)
         return p
 
-    def to_dict(self, problem: MemoryProblem) -> dict[str, tuple[str, int]]:
+    def to_dict(self, problem: MemoryInstance) -> dict[str, tuple[str, int]]:
         """``{buffer: (mode, offset)}`` for the buffers in fast memory."""
         return {problem.buffer_names[b]: (MODE_NAMES[int(self.mode[b])], int(self.offset[b]))
                 for b in np.flatnonzero(self.mode != SLOW)}
@@ -339,7 +339,7 @@ class SimulationResult:
         return not self.violations
 
 
-def memory_time(problem: MemoryProblem, mode: np.ndarray) -> np.ndarray:
+def memory_time(problem: MemoryInstance, mode: np.ndarray) -> np.ndarray:
     """Per-op memory time (µs) for per-buffer ``mode``: all-slow time minus savings plus copies."""
     mode = np.asarray(mode)
     counts = np.diff(problem.use_ptr)
@@ -352,7 +352,7 @@ def memory_time(problem: MemoryProblem, mode: np.ndarray) -> np.ndarray:
             + np.bincount(problem.win_op, copies, problem.n_ops))
 
 
-def violations(problem: MemoryProblem, placement: Placement, limit: int = 20) -> list[str]:
+def violations(problem: MemoryInstance, placement: Placement, limit: int = 20) -> list[str]:
     """What is wrong with ``placement`` (at most ``limit`` messages; empty when valid)."""
     n = problem.n_buffers
     mode, off = np.asarray(placement.mode), np.asarray(placement.offset)
@@ -391,7 +391,7 @@ def violations(problem: MemoryProblem, placement: Placement, limit: int = 20) ->
     return out[:limit]
 
 
-def validate(problem: MemoryProblem, placement: Placement) -> None:
+def validate(problem: MemoryInstance, placement: Placement) -> None:
     """Raise :class:`PlacementError` (first violation and the count) if ``placement`` is invalid."""
     v = violations(problem, placement, limit=1000)
     if v:
@@ -399,7 +399,7 @@ def validate(problem: MemoryProblem, placement: Placement) -> None:
         raise PlacementError(v[0] + more)
 
 
-def simulate(problem: MemoryProblem, placement: Placement, check: bool = True) -> SimulationResult:
+def simulate(problem: MemoryInstance, placement: Placement, check: bool = True) -> SimulationResult:
     """Execute the graph under ``placement``; ``check`` lists violations (never raises for them)."""
     v = tuple(violations(problem, placement)) if check else ()
     if v and v[0].startswith("placement must have"):
@@ -426,7 +426,7 @@ def simulate(problem: MemoryProblem, placement: Placement, check: bool = True) -
 
 
 # ---- XLA-style ordering -----------------------------------------------------------------
-def memory_boundedness(problem: MemoryProblem) -> np.ndarray:
+def memory_boundedness(problem: MemoryInstance) -> np.ndarray:
     """Per buffer: Σ over its uses of the time saved at that op by moving it alone to fast memory
     (capped at the op's memory-over-compute slack, so negative when the op is compute-bound),
     divided by √size — XLA's memory-boundedness with the all-slow state as reference."""
@@ -437,7 +437,7 @@ def memory_boundedness(problem: MemoryProblem) -> np.ndarray:
     return total / np.sqrt(problem.size)
 
 
-def xla_order(problem: MemoryProblem) -> np.ndarray:
+def xla_order(problem: MemoryInstance) -> np.ndarray:
     """Buffer indices sorted like XLA's memory-space assignment: most memory-bound first, then
     larger, then longer-lived, then earlier last use, earlier start, lower index."""
     benefit = memory_boundedness(problem)
@@ -489,7 +489,7 @@ class AllocationState:
     ``place(b, mode, offset)`` updates only the ops buffer ``b`` uses (and its prefetch window).
     """
 
-    def __init__(self, problem: MemoryProblem) -> None:
+    def __init__(self, problem: MemoryInstance) -> None:
         self.problem = problem
         self.reset()
 
@@ -597,7 +597,7 @@ class AllocationState:
         return delta
 
 
-def placement_to_actions(problem: MemoryProblem, placement: Placement, order: np.ndarray,
+def placement_to_actions(problem: MemoryInstance, placement: Placement, order: np.ndarray,
                          n_offsets: int) -> list[int]:
     """The env's action sequence (buffers in ``order``) that reproduces ``placement`` exactly.
 
@@ -624,7 +624,7 @@ def placement_to_actions(problem: MemoryProblem, placement: Placement, order: np
     return actions
 
 
-def repack_for_replay(problem: MemoryProblem, placement: Placement, order: np.ndarray,
+def repack_for_replay(problem: MemoryInstance, placement: Placement, order: np.ndarray,
                       n_offsets: int) -> Placement | None:
     """The same modes with every offset among the env's candidates at its buffer's turn, or None.
 
@@ -651,9 +651,29 @@ def repack_for_replay(problem: MemoryProblem, placement: Placement, order: np.nd
 
 
 __all__ = [
-    "FAST", "PREFETCH", "SLOW", "AllocationState", "CapacityError", "MemoryModelError",
-    "MemoryProblem", "MemorySystem", "NoBuffersError", "NotReplayableError", "Placement",
-    "PlacementError", "SimulationResult", "build_problem", "candidate_offsets", "free_gaps",
-    "memory_boundedness", "memory_time", "placement_to_actions", "repack_for_replay", "simulate",
-    "validate", "violations", "with_capacity", "xla_order",
+    "FAST",
+    "PREFETCH",
+    "SLOW",
+    "AllocationState",
+    "CapacityError",
+    "MemoryInstance",
+    "MemoryModelError",
+    "MemorySystem",
+    "NoBuffersError",
+    "NotReplayableError",
+    "Placement",
+    "PlacementError",
+    "SimulationResult",
+    "build_instance",
+    "candidate_offsets",
+    "free_gaps",
+    "memory_boundedness",
+    "memory_time",
+    "placement_to_actions",
+    "repack_for_replay",
+    "simulate",
+    "validate",
+    "violations",
+    "with_capacity",
+    "xla_order",
 ]

@@ -2,8 +2,8 @@
 
 A design is ``{"fast": {buffer: offset | ["prefetch", offset]}}`` (buffers not named stay in
 slow memory; :meth:`~mlsysgym.simulators.memory.Placement.to_dict` gives this form). The
-workload is a :class:`~mlsysgym.simulators.memory.MemoryProblem` (a graph with its memory
-system and fast-memory capacity, from :func:`~mlsysgym.simulators.memory.build_problem`).
+workload is a :class:`~mlsysgym.simulators.memory.MemoryInstance` (a graph with its memory
+system and fast-memory capacity, from :func:`~mlsysgym.simulators.memory.build_instance`).
 
 Metrics: ``time_us`` (simulated execution), ``all_slow_time_us``, ``speedup`` (all-slow time /
 time), ``fast_peak_bytes``, ``n_fast``, ``n_prefetch`` and ``valid`` (1.0/0.0: a placement
@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.core.evaluator import EvaluationError, Evaluator, Metrics, content_hash
-from mlsysgym.simulators.memory import MemoryModelError, MemoryProblem, Placement, simulate
+from mlsysgym.simulators.memory import MemoryInstance, MemoryModelError, Placement, simulate
 
 __all__ = ["MemoryEvaluator"]
 
 
 class MemoryEvaluator(Evaluator):
-    """Buffer placements → simulated execution time on a MemoryProblem (see the module doc)."""
+    """Buffer placements → simulated execution time on a MemoryInstance (see the module doc)."""
 
     name = "memory"
     version = "1"
@@ -34,7 +34,7 @@ class MemoryEvaluator(Evaluator):
     def workload_id(self, workload: Any) -> str:
         """``name@capacity`` plus a hash of the instance's arrays (two instances of one graph
         with other bandwidths or windows never share cache entries)."""
-        if not isinstance(workload, MemoryProblem):
+        if not isinstance(workload, MemoryInstance):
             return super().workload_id(workload)
         digest = content_hash([workload.system.__dict__, workload.prefetch_window,
                                workload.include_weights, workload.size, workload.compute_us,
@@ -42,9 +42,9 @@ class MemoryEvaluator(Evaluator):
         return f"{workload.name}@{workload.capacity_bytes}B#{digest}"
 
     def _evaluate(self, designs: Sequence[Mapping[str, Any]], workload: Any) -> Metrics:
-        if not isinstance(workload, MemoryProblem):
-            raise EvaluationError(f"the memory evaluator's workload is a MemoryProblem "
-                                  f"(build_problem(graph, capacity_fraction=...)), got "
+        if not isinstance(workload, MemoryInstance):
+            raise EvaluationError(f"the memory evaluator's workload is a MemoryInstance "
+                                  f"(build_instance(graph, capacity_fraction=...)), got "
                                   f"{type(workload).__name__}")
         slow = workload.all_slow_time_us
         rows = []

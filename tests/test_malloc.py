@@ -26,7 +26,7 @@ from mlsysgym.simulators.memory import (
     NotReplayableError,
     Placement,
     PlacementError,
-    build_problem,
+    build_instance,
     simulate,
     validate,
     xla_order,
@@ -77,7 +77,7 @@ def prefetch_graph() -> Graph:
 
 # ---- the simulator on hand-checked cases ---------------------------------------------------
 def test_chain_all_slow_and_all_fast():
-    p = build_problem(chain(), capacity_bytes=200, system=UNIT)
+    p = build_instance(chain(), capacity_bytes=200, system=UNIT)
     # live ranges: x [0,0], y [0,1], z [1,1]
     assert list(p.start) == [0, 0, 1] and list(p.end) == [0, 1, 1]
     # all slow: each op moves 200 bytes at 1 µs/B → 200 + 200
@@ -95,7 +95,7 @@ def test_chain_all_slow_and_all_fast():
 
 
 def test_greedy_trap_optimum_by_hand():
-    p = build_problem(greedy_trap(), capacity_bytes=104, system=UNIT)
+    p = build_instance(greedy_trap(), capacity_bytes=104, system=UNIT)
     # all slow: op0 moves 64+100+4, op1 64+4+100 → 168 + 168
     assert p.all_slow_time_us == pytest.approx(336.0)
     # savings at 0.75 µs/B: a 48+48=96, b 75, c 75, d 3+3=6; ÷ √size: a 12, b 7.5, c 7.5, d 3
@@ -117,7 +117,7 @@ def test_greedy_trap_optimum_by_hand():
 
 def test_compute_bound_op_gains_nothing():
     g = hand_graph([("A", ("x",), ("y",), 500)], {"x": 100, "y": 100}, {"y": Role.OUTPUT})
-    p = build_problem(g, capacity_bytes=200, system=UNIT)
+    p = build_instance(g, capacity_bytes=200, system=UNIT)
     # compute 500 µs > memory 200 µs: time 500 whatever the placement
     assert p.all_slow_time_us == pytest.approx(500.0)
     assert simulate(p, Placement.from_dict(p, {"x": 0, "y": 100})).total_time_us == pytest.approx(500.0)
@@ -128,14 +128,14 @@ def test_compute_bound_op_gains_nothing():
 def test_prefetch_frees_memory_before_first_use():
     # all slow: op0 60+4 = 64; op1, op2 compute 1000 (memory 8); op3 4+100+4 = 108 → 2172
     g = prefetch_graph()
-    p0 = build_problem(g, capacity_bytes=100, system=UNIT)
+    p0 = build_instance(g, capacity_bytes=100, system=UNIT)
     assert p0.all_slow_time_us == pytest.approx(2172.0)
     # no prefetch: w resident from op0 fills all 100 bytes through op3 → saves 75 at op3;
     # without w the best is x 45 + a/c/y 3 each = 54 < 75 → optimum 2097
     assert cpsat_optimum(p0, time_limit_s=5, num_workers=1).time_us == pytest.approx(2097.0)
     # prefetch k=2: w is copied during ops 1..2 (+50 µs of slow traffic each, hidden under
     # 1000 µs of compute) and occupies memory from op1; x fits at op0: saves 45 + 75 → 2052
-    p = build_problem(g, capacity_bytes=100, system=UNIT, prefetch_window=2)
+    p = build_instance(g, capacity_bytes=100, system=UNIT, prefetch_window=2)
     w = p.index("w")
     assert p.pf_start[w] == 1 and not p.prefetchable[p.index("x")]
     hand = Placement.from_dict(p, {"w": ("prefetch", 0), "x": 0})
@@ -158,7 +158,7 @@ def test_prefetch_copy_costs_time_when_memory_bound():
     g = prefetch_graph()
     g = Graph(g.name, tuple(Op(o.name, o.op_type, o.inputs, o.outputs, {}, 0, 0, 0, 0)
                             for o in g.ops), g.tensors, g.inputs, g.outputs)
-    p = build_problem(g, capacity_bytes=100, system=UNIT, prefetch_window=2)
+    p = build_instance(g, capacity_bytes=100, system=UNIT, prefetch_window=2)
     st = AllocationState(p)
     assert st.delta_time(p.index("w"), PREFETCH) == pytest.approx(50 + 50 - 75)
     assert st.delta_time(p.index("w"), FAST) == pytest.approx(-75)
@@ -166,7 +166,7 @@ def test_prefetch_copy_costs_time_when_memory_bound():
 
 # ---- validation -----------------------------------------------------------------------------
 def test_overlapping_placement_is_rejected():
-    p = build_problem(chain(), capacity_bytes=200, system=UNIT)
+    p = build_instance(chain(), capacity_bytes=200, system=UNIT)
     bad = Placement.from_dict(p, {"x": 0, "y": 50})  # both live at op0, [0,100) ∩ [50,150)
     r = simulate(p, bad)
     assert not r.valid and len(r.violations) == 1
@@ -178,7 +178,7 @@ def test_overlapping_placement_is_rejected():
 
 
 def test_out_of_capacity_and_bad_prefetch_are_rejected():
-    p = build_problem(chain(), capacity_bytes=150, system=UNIT)
+    p = build_instance(chain(), capacity_bytes=150, system=UNIT)
     with pytest.raises(PlacementError, match=r"outside fast memory \[0, 150\)"):
         validate(p, Placement.from_dict(p, {"y": 100}))
     with pytest.raises(PlacementError, match="cannot be prefetched"):
@@ -213,7 +213,7 @@ def random_graph(seed: int, n_ops: int = 8) -> Graph:
 @pytest.mark.parametrize("seed", range(6))
 def test_cpsat_never_worse_than_greedy(seed):
     for window in (0, 2):
-        p = build_problem(random_graph(seed), capacity_fraction=0.4, system=UNIT,
+        p = build_instance(random_graph(seed), capacity_fraction=0.4, system=UNIT,
                           prefetch_window=window)
         h = xla_greedy(p)
         opt = cpsat_optimum(p, time_limit_s=5, num_workers=1)
@@ -320,7 +320,7 @@ def test_capacity_errors():
             MallocGameEnv(chain(), **kw)
         assert isinstance(e.value, MlsysgymError) and "\n" not in str(e.value)
     with pytest.raises(CapacityError, match="give a fast-memory capacity"):
-        build_problem(chain())
+        build_instance(chain())
 
 
 def test_graph_without_buffers():
@@ -394,9 +394,9 @@ def test_memory_evaluator_resolves_by_name_and_scores_placements():
     an overlapping placement is invalid (time inf), not an exception."""
     from mlsysgym.core.evaluator import resolve_evaluator
     from mlsysgym.ir import zoo
-    from mlsysgym.simulators.memory import Placement, build_problem, simulate
+    from mlsysgym.simulators.memory import Placement, build_instance, simulate
 
-    problem = build_problem(zoo.load("alexnet"), capacity_fraction=0.25)
+    problem = build_instance(zoo.load("alexnet"), capacity_fraction=0.25)
     ev = resolve_evaluator("memory")
     big = int(np.argmax(np.where(problem.size <= problem.capacity_bytes, problem.size, -1)))
     name = problem.buffer_names[big]  # the largest buffer that fits alone

@@ -28,13 +28,13 @@ from mlsysgym.simulators.multicore import (
     Platform,
     PlatformError,
     Schedule,
-    SchedulingProblem,
+    SchedulingInstance,
     UnsupportedOpError,
-    build_problem,
+    build_instance,
     critical_path_lb,
     load_platform,
     op_class,
-    random_problem,
+    random_instance,
     schedule_from_order,
     simulate,
     validate,
@@ -46,13 +46,13 @@ INF = math.inf
 CP_LIMIT_S = 5.0
 
 
-def dag(durations, edges, comm, name="dag") -> SchedulingProblem:
+def dag(durations, edges, comm, name="dag") -> SchedulingInstance:
     """A problem from an op × PE time table, (src, dst) edges and per-edge cross-PE costs."""
     d = np.asarray(durations, dtype=float)
     n, p = d.shape
     src = np.array([e[0] for e in edges], dtype=np.int64)
     dst = np.array([e[1] for e in edges], dtype=np.int64)
-    return SchedulingProblem(
+    return SchedulingInstance(
         name=name, op_names=tuple(f"op{i}" for i in range(n)), op_types=("Op",) * n,
         pe_names=tuple(f"pe{k}" for k in range(p)), durations_us=d, edge_src=src, edge_dst=dst,
         edge_bytes=np.zeros(len(edges)), edge_comm_us=np.broadcast_to(comm, (len(edges),)),
@@ -129,7 +129,7 @@ TWO_PE = {
 
 
 def test_roofline_times_transfers_and_optimum_on_conv_relu():
-    prob = build_problem(Graph.from_onnx(conv_relu()), TWO_PE)
+    prob = build_instance(Graph.from_onnx(conv_relu()), TWO_PE)
     # conv: 7920 FLOPs, 1216 + 576 bytes. cpu: 1 + max(7920/2000, 1792/1000) = 1 + 3.96 = 4.96;
     #       npu: 0.5 + max(7920/20000, 1792/10000) = 0.5 + 0.396 = 0.896.
     # relu: 144 FLOPs, 576 + 576 bytes. cpu: 1 + max(0.072, 1.152) = 2.152; npu: cannot run.
@@ -155,7 +155,7 @@ def test_roofline_times_transfers_and_optimum_on_conv_relu():
 
 def test_pluggable_op_time_replaces_the_roofline_of_one_pe():
     g = Graph.from_onnx(conv_relu())
-    prob = build_problem(g, TWO_PE, op_time={"npu": lambda graph, pe: np.full(len(graph.ops), 7.0)})
+    prob = build_instance(g, TWO_PE, op_time={"npu": lambda graph, pe: np.full(len(graph.ops), 7.0)})
     np.testing.assert_allclose(prob.durations_us[:, 1], [7.0, INF])  # relu stays unsupported
     np.testing.assert_allclose(prob.durations_us[:, 0], [4.96, 2.152])
 
@@ -166,8 +166,8 @@ def test_accelerator_model_as_npu_time():
     from mlsysgym.simulators.multicore import accelerator_op_times
 
     g = zoo.load("resnet18")
-    base = build_problem(g, "soc_npu")
-    acc = build_problem(g, "soc_npu", op_time={"npu": accelerator_op_times()})
+    base = build_instance(g, "soc_npu")
+    acc = build_instance(g, "soc_npu", op_time={"npu": accelerator_op_times()})
     npu = base.pe_names.index("npu")
     conv = np.array([t == "Conv" for t in base.op_types])
     assert np.all(np.isfinite(acc.durations_us[conv, npu]))
@@ -193,7 +193,7 @@ def test_hand_checked_optimum_and_heft(case, optimum, heft_ms):
 
 def test_cpsat_never_worse_than_heft_or_cpop():
     for seed in range(6):
-        prob = random_problem(12, 3, seed=seed)
+        prob = random_instance(12, 3, seed=seed)
         res = cpsat_schedule(prob, time_limit_s=CP_LIMIT_S)
         h, c = heft(prob).makespan_us(prob), cpop(prob).makespan_us(prob)
         assert res.makespan_us <= h + 1e-9 and res.makespan_us <= c + 1e-9
@@ -206,7 +206,7 @@ def test_cpsat_never_worse_than_heft_or_cpop():
 def test_cpsat_on_a_real_graph_reports_status_and_gap():
     from mlsysgym.ir import zoo
 
-    prob = build_problem(zoo.load("alexnet"), "soc_npu")
+    prob = build_instance(zoo.load("alexnet"), "soc_npu")
     res = cpsat_schedule(prob, time_limit_s=CP_LIMIT_S)
     assert res.status in ("OPTIMAL", "FEASIBLE")
     assert res.makespan_us <= res.heft_makespan_us + 1e-9
@@ -270,7 +270,7 @@ def one_line(e: pytest.ExceptionInfo) -> None:
 def test_platform_without_a_pe_for_some_op_type():
     npu_only = {"name": "npu_only", "pes": [TWO_PE["pes"][1]], "interconnect": {"bandwidth_gbps": 1}}
     with pytest.raises(UnsupportedOpError, match="'Relu'") as e:
-        build_problem(Graph.from_onnx(conv_relu()), npu_only)
+        build_instance(Graph.from_onnx(conv_relu()), npu_only)
     one_line(e)
     with pytest.raises(UnsupportedOpError):
         KernelSchedulingEnv(Graph.from_onnx(conv_relu()), platform=npu_only)
@@ -285,7 +285,7 @@ def cyclic_graph() -> Graph:
 
 def test_cycles_are_rejected():
     with pytest.raises(GraphCycleError, match="cycle") as e:
-        build_problem(cyclic_graph(), "big_little")
+        build_instance(cyclic_graph(), "big_little")
     one_line(e)
     with pytest.raises(GraphCycleError):
         KernelSchedulingEnv(cyclic_graph(), platform="big_little")
@@ -301,7 +301,7 @@ def test_cycles_are_rejected():
 def test_empty_graph_and_bad_platforms():
     empty = Graph("empty", (), {}, (), ())
     with pytest.raises(EmptyGraphError, match="no ops") as e:
-        build_problem(empty, "soc_npu")
+        build_instance(empty, "soc_npu")
     one_line(e)
     with pytest.raises(EmptyGraphError):
         KernelSchedulingEnv(empty)
@@ -418,7 +418,7 @@ def test_replay_on_zoo_graph():
 
     g = zoo.load("resnet18")
     env = KernelSchedulingEnv(g, "soc_npu")
-    prob = build_problem(g, "soc_npu")
+    prob = build_instance(g, "soc_npu")
     for sched in (heft(prob), cpop(prob)):
         schedule_to_actions(env, sched)
         assert env.makespan_us == pytest.approx(sched.makespan_us(prob))

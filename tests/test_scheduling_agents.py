@@ -19,7 +19,7 @@ from mlsysgym.agents.scheduling_problem import (
     generic_platform,
 )
 from mlsysgym.envs.kernel_scheduling import KernelSchedulingEnv
-from mlsysgym.simulators.multicore import random_problem, schedule_from_order, simulate
+from mlsysgym.simulators.multicore import random_instance, schedule_from_order, simulate
 
 TINY = {"total_timesteps": 64, "n_envs": 2, "n_steps": 32, "batch_size": 32, "n_epochs": 1}
 TRAIN = [{"seed": s} for s in range(3)]  # random 12-op DAGs on 3 PEs, seeds 0-2
@@ -36,7 +36,7 @@ def random_episodes_problem(n_ops: int, seed: int, **kw) -> object:
 
 
 def test_extractor_ignores_padding() -> None:
-    prob = random_problem(10, 3, seed=1)
+    prob = random_instance(10, 3, seed=1)
     plat = generic_platform(3)
     small = KernelSchedulingEnv(prob, plat, window=4)
     padded = KernelSchedulingEnv(prob, plat, window=4, max_ops=prob.n_ops + 7,
@@ -131,13 +131,13 @@ def test_bad_use_raises() -> None:
     with pytest.raises(AgentConfigError, match="train_graphs"):
         search("maskable_ppo", problem, 10, train_graphs="resnet18")
     with pytest.raises(SchedulingProblemError, match="family"):
-        search("maskable_ppo", SchedulingEpisodes.of(random_problem(5, 2)), 10, train_graphs=[{}])
+        search("maskable_ppo", SchedulingEpisodes.of(random_instance(5, 2)), 10, train_graphs=[{}])
     with pytest.raises(SchedulingProblemError):
         generic_platform(0)
 
 
 def test_schedule_outside_the_window_is_not_an_episode() -> None:
-    prob = random_problem(6, 2, seed=0, edge_prob=0.0)  # 6 independent ops, all ready at once
+    prob = random_instance(6, 2, seed=0, edge_prob=0.0)  # 6 independent ops, all ready at once
     problem = SchedulingEpisodes.of(prob, window=1)
     sched = schedule_from_order(prob, [0] * 6, order=list(range(6))[::-1])
     with pytest.raises(SchedulingProblemError, match="window"):

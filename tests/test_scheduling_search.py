@@ -11,17 +11,17 @@ from mlsysgym.agents.scheduling_baselines import cpsat_schedule, heft, schedule_
 from mlsysgym.agents.scheduling_problem import SchedulingEpisodes, generic_platform
 from mlsysgym.agents.scheduling_search import critical_path, eft_action
 from mlsysgym.envs.kernel_scheduling import InvalidActionError, KernelSchedulingEnv
-from mlsysgym.simulators.multicore import Schedule, SchedulingProblem, random_problem, validate
+from mlsysgym.simulators.multicore import Schedule, SchedulingInstance, random_instance, validate
 
 
-def independent_ops() -> SchedulingProblem:
+def independent_ops() -> SchedulingInstance:
     """Five independent ops of 3, 3, 2, 2, 2 µs on 2 identical PEs. Optimum 6 ({3, 3} | {2, 2, 2},
     total work 12 / 2 PEs). HEFT (decreasing size, earliest finish) gives 3 | 3, 2 → 5 | 3,
     2 → 5 | 5, 2 → 7 | 5: makespan 7. Every single change of one decision of HEFT's schedule
     is worse or equal, so reaching 6 takes search, not one move."""
     d = np.array([[3, 3], [3, 3], [2, 2], [2, 2], [2, 2]], dtype=float)
     e = np.zeros(0, np.int64)
-    return SchedulingProblem(
+    return SchedulingInstance(
         name="independent", op_names=tuple(f"op{i}" for i in range(5)), op_types=("Op",) * 5,
         pe_names=("pe0", "pe1"), durations_us=d, edge_src=e, edge_dst=e, edge_bytes=np.zeros(0),
         edge_comm_us=np.zeros(0), active_power_w=np.ones(2), idle_power_w=np.full(2, 0.5))
@@ -36,7 +36,7 @@ def _play(env: KernelSchedulingEnv, actions: list[int]) -> None:
 
 
 def test_get_set_state_restores_the_episode_exactly() -> None:
-    prob = random_problem(15, 3, seed=4)
+    prob = random_instance(15, 3, seed=4)
     env = KernelSchedulingEnv(prob, generic_platform(3))
     env.reset(seed=0)
     rng = np.random.default_rng(0)
@@ -62,7 +62,7 @@ def test_get_set_state_restores_the_episode_exactly() -> None:
 
 
 def test_place_is_step_without_the_observation() -> None:
-    prob = random_problem(20, 4, seed=2)
+    prob = random_instance(20, 4, seed=2)
     plat = generic_platform(4)
     a_env, b_env = KernelSchedulingEnv(prob, plat), KernelSchedulingEnv(prob, plat)
     a_env.reset(seed=0)
@@ -82,7 +82,7 @@ def test_place_is_step_without_the_observation() -> None:
 
 
 def test_place_rejects_an_op_outside_the_window() -> None:
-    prob = random_problem(12, 2, seed=0)
+    prob = random_instance(12, 2, seed=0)
     env = KernelSchedulingEnv(prob, generic_platform(2))
     env.reset(seed=0)
     not_ready = next(i for i in range(prob.n_ops) if i not in env.window_ops())
@@ -98,7 +98,7 @@ def test_replaying_a_proven_optimum_by_start_time_keeps_its_makespan(seed: int) 
     """Placing an optimal schedule's ops in start-time order, each on its PE, never starts an op
     later than the schedule did (its inputs and the PE time it needs are free by then, and the
     env inserts into the earliest gap), so the env reaches the optimum: ≤ it, hence equal."""
-    prob = random_problem(20, 4, seed=seed)
+    prob = random_instance(20, 4, seed=seed)
     ex = cpsat_schedule(prob, time_limit_s=20.0, num_workers=1)
     assert ex.optimal
     by_start = Schedule(ex.schedule.assignment, ex.schedule.start_us)  # order=None: start time
@@ -152,7 +152,7 @@ def test_local_search_from_heft_reaches_the_hand_optimum(seed: int) -> None:
 
 
 def test_local_search_is_deterministic_under_an_evaluation_budget_and_never_worse() -> None:
-    prob = random_problem(25, 4, seed=7)
+    prob = random_instance(25, 4, seed=7)
     problem = SchedulingEpisodes.of(prob)
     a = search("local_search", problem, 800, seed=5)
     b = search("local_search", problem, 800, seed=5)

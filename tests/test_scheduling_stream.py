@@ -19,9 +19,9 @@ from mlsysgym.ir.errors import WorkloadError
 from mlsysgym.simulators.multicore import (
     InvalidScheduleError,
     Schedule,
-    SchedulingProblem,
+    SchedulingInstance,
     critical_path_lb,
-    random_problem,
+    random_instance,
     schedule_from_order,
     simulate,
     validate,
@@ -29,7 +29,7 @@ from mlsysgym.simulators.multicore import (
 from mlsysgym.simulators.streams import (
     Job,
     StreamError,
-    build_stream_problem,
+    build_stream_instance,
     job_metrics,
     poisson_stream,
 )
@@ -41,9 +41,9 @@ GENERIC2 = {"name": "generic2", "pes": [{"name": "pe", "count": 2, "kind": "cpu"
             "idle_power_w": 0.5}], "interconnect": {"bandwidth_gbps": 1.0}}
 
 
-def chain(d0, d1, comm: float, name: str) -> SchedulingProblem:
+def chain(d0, d1, comm: float, name: str) -> SchedulingInstance:
     """A two-op job x0 → x1 with per-PE times d0, d1 and a cross-PE transfer ``comm``."""
-    return SchedulingProblem(
+    return SchedulingInstance(
         name=name, op_names=("x0", "x1"), op_types=("Op", "Op"), pe_names=("pe0", "pe1"),
         durations_us=np.array([d0, d1], float), edge_src=np.array([0]), edge_dst=np.array([1]),
         edge_bytes=np.zeros(1), edge_comm_us=np.array([comm]), active_power_w=np.ones(2),
@@ -65,13 +65,13 @@ def chain(d0, d1, comm: float, name: str) -> SchedulingProblem:
 
 
 @pytest.fixture()
-def two_jobs() -> SchedulingProblem:
+def two_jobs() -> SchedulingInstance:
     a = chain([2, 4], [3, 6], 1.0, "A")
     b = chain([4, 2], [2, 2], 1.0, "B")
-    return build_stream_problem([(a, 0.0), Job(b, 3.0)], GENERIC2)
+    return build_stream_instance([(a, 0.0), Job(b, 3.0)], GENERIC2)
 
 
-def test_stream_problem_structure(two_jobs: SchedulingProblem) -> None:
+def test_stream_problem_structure(two_jobs: SchedulingInstance) -> None:
     p = two_jobs
     assert p.op_names == ("j0/x0", "j0/x1", "j1/x0", "j1/x1")
     np.testing.assert_array_equal(p.release_us, [0, 0, 3, 3])
@@ -84,7 +84,7 @@ def test_stream_problem_structure(two_jobs: SchedulingProblem) -> None:
     assert critical_path_lb(p) == pytest.approx(7.0)
 
 
-def test_heft_respects_release_hand_computed(two_jobs: SchedulingProblem) -> None:
+def test_heft_respects_release_hand_computed(two_jobs: SchedulingInstance) -> None:
     s = heft(two_jobs)
     np.testing.assert_array_equal(s.assignment, [0, 0, 1, 1])
     np.testing.assert_allclose(s.start_us, [0, 2, 3, 5])
@@ -100,9 +100,9 @@ def test_heft_respects_release_hand_computed(two_jobs: SchedulingProblem) -> Non
     assert np.all(c.start_us >= two_jobs.release_us)
 
 
-def test_without_release_job_b_would_start_at_zero(two_jobs: SchedulingProblem) -> None:
+def test_without_release_job_b_would_start_at_zero(two_jobs: SchedulingInstance) -> None:
     # the same ops all released at 0: b0 on pe1 [0, 2], b1 on pe1 [2, 4]
-    flat = SchedulingProblem(**{f: getattr(two_jobs, f) for f in (
+    flat = SchedulingInstance(**{f: getattr(two_jobs, f) for f in (
         "name", "op_names", "op_types", "pe_names", "durations_us", "edge_src", "edge_dst",
         "edge_bytes", "edge_comm_us", "active_power_w", "idle_power_w")})
     s = heft(flat)
@@ -118,7 +118,7 @@ def test_without_release_job_b_would_start_at_zero(two_jobs: SchedulingProblem) 
     assert validate(two_jobs, r).valid and r.start_us[2] == 3.0
 
 
-def test_simulator_rejects_op_before_release(two_jobs: SchedulingProblem) -> None:
+def test_simulator_rejects_op_before_release(two_jobs: SchedulingInstance) -> None:
     bad = Schedule(assignment=[0, 0, 1, 1], start_us=[0, 2, 2.5, 4.5])  # b0 at 2.5 < 3
     rep = validate(two_jobs, bad)
     assert (rep.valid, rep.n_release, rep.n_dependency, rep.n_overlap) == (False, 1, 0, 0)
@@ -126,7 +126,7 @@ def test_simulator_rejects_op_before_release(two_jobs: SchedulingProblem) -> Non
     assert not simulate(two_jobs, bad, strict=False).valid
 
 
-def test_cpsat_with_releases_optimal_on_hand_case(two_jobs: SchedulingProblem) -> None:
+def test_cpsat_with_releases_optimal_on_hand_case(two_jobs: SchedulingInstance) -> None:
     res = cpsat_schedule(two_jobs, time_limit_s=5.0, num_workers=1)
     assert res.optimal and res.makespan_us == pytest.approx(7.0)
     assert validate(two_jobs, res.schedule).valid
@@ -134,8 +134,8 @@ def test_cpsat_with_releases_optimal_on_hand_case(two_jobs: SchedulingProblem) -
 
 def test_cpsat_never_worse_than_heft_on_small_stream() -> None:
     plat = {**GENERIC2, "pes": [{**GENERIC2["pes"][0], "count": 3}]}
-    jobs = [(random_problem(6, 3, seed=s), t) for s, t in ((0, 0.0), (1, 7.0), (2, 15.0))]
-    prob = build_stream_problem(jobs, plat)
+    jobs = [(random_instance(6, 3, seed=s), t) for s, t in ((0, 0.0), (1, 7.0), (2, 15.0))]
+    prob = build_stream_instance(jobs, plat)
     h = heft(prob)
     res = cpsat_schedule(prob, time_limit_s=5.0, num_workers=1)
     assert res.makespan_us <= h.makespan_us(prob) + 1e-9
@@ -144,7 +144,7 @@ def test_cpsat_never_worse_than_heft_on_small_stream() -> None:
     assert res.lower_bound_us <= res.makespan_us + 1e-9
 
 
-def test_env_hand_episode_and_return_identity(two_jobs: SchedulingProblem) -> None:
+def test_env_hand_episode_and_return_identity(two_jobs: SchedulingInstance) -> None:
     env = KernelSchedulingStreamEnv(two_jobs, GENERIC2, window=4)
     _, info = env.reset(seed=0)
     # bound: job A ≥ 5, job B ≥ 7 − 3 = 4 → mean 4.5; window (by release): a0, b0
@@ -208,7 +208,7 @@ def test_poisson_stream_seeded_and_scaled_by_load() -> None:
     assert [j.workload for j in a] == [j.workload for j in b] == [j.workload for j in c]
     assert ta[0] == 0.0 and np.all(np.diff(ta) >= 0)
     np.testing.assert_allclose(tc, ta / 2)  # twice the load: every gap halves
-    prob = build_stream_problem(a, "soc_npu")
+    prob = build_stream_instance(a, "soc_npu")
     assert prob.n_jobs == 5 and prob.n_ops == sum(24 if j.workload == "alexnet" else 49 for j in a)
 
 
@@ -217,16 +217,16 @@ def test_bad_arrival_time(bad: object) -> None:
     with pytest.raises(StreamError, match="arrival time"):
         Job("alexnet", bad)  # type: ignore[arg-type]
     with pytest.raises(StreamError, match="arrival time"):
-        build_stream_problem([("alexnet", bad)], "soc_npu")
+        build_stream_instance([("alexnet", bad)], "soc_npu")
 
 
 def test_bad_streams() -> None:
     with pytest.raises(StreamError, match="empty"):
-        build_stream_problem([], "soc_npu")
+        build_stream_instance([], "soc_npu")
     with pytest.raises(StreamError, match="empty"):
         KernelSchedulingStreamEnv([])
     with pytest.raises(StreamError, match="sequence of Job"):
-        build_stream_problem("alexnet", "soc_npu")  # type: ignore[arg-type]
+        build_stream_instance("alexnet", "soc_npu")  # type: ignore[arg-type]
     with pytest.raises(StreamError, match="load"):
         poisson_stream(["alexnet"], 3, 0.0)
     with pytest.raises(StreamError, match="n_jobs"):
@@ -234,7 +234,7 @@ def test_bad_streams() -> None:
     with pytest.raises(ValueError, match="objective"):
         KernelSchedulingStreamEnv([("alexnet", 0.0)], objective="latency")
     with pytest.raises(WorkloadError, match="release_us"):
-        SchedulingProblem(name="x", op_names=("a",), op_types=("Op",), pe_names=("p",),
+        SchedulingInstance(name="x", op_names=("a",), op_types=("Op",), pe_names=("p",),
                           durations_us=np.ones((1, 1)), edge_src=[], edge_dst=[], edge_bytes=[],
                           edge_comm_us=[], active_power_w=1.0, idle_power_w=0.0, release_us=[-1.0])
     assert issubclass(StreamError, WorkloadError)
@@ -265,7 +265,7 @@ def test_local_search_jct_objective_never_worse_than_start() -> None:
     from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
 
     plat = {**GENERIC2, "pes": [{**GENERIC2["pes"][0], "count": 3}]}
-    prob = build_stream_problem([(random_problem(8, 3, seed=s), t)
+    prob = build_stream_instance([(random_instance(8, 3, seed=s), t)
                                  for s, t in ((0, 0.0), (1, 10.0), (2, 12.0))], plat)
     problem = SchedulingEpisodes.of(prob, plat)
     assert problem.stream and problem.objective == "jct"
@@ -286,10 +286,10 @@ def test_local_search_jct_objective_never_worse_than_start() -> None:
     assert m1.makespan_us == pytest.approx(best["makespan_us"])
     assert validate(prob, env.schedule()).valid
     with pytest.raises(MlsysgymError, match="objective"):
-        SchedulingEpisodes.of(random_problem(4, 2), objective="jct")
+        SchedulingEpisodes.of(random_instance(4, 2), objective="jct")
 
 
-def test_stream_agents_heft_fifo_and_cpsat_on_the_hand_case(two_jobs: SchedulingProblem) -> None:
+def test_stream_agents_heft_fifo_and_cpsat_on_the_hand_case(two_jobs: SchedulingInstance) -> None:
     from mlsysgym.agents import search
     from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
 
@@ -304,7 +304,7 @@ def test_stream_agents_heft_fifo_and_cpsat_on_the_hand_case(two_jobs: Scheduling
     assert ex.metrics[0]["mean_jct_us"] == pytest.approx(4.5) and ex.best_reward == pytest.approx(0.0)
 
 
-def test_cpsat_mean_jct_objective(two_jobs: SchedulingProblem) -> None:
+def test_cpsat_mean_jct_objective(two_jobs: SchedulingInstance) -> None:
     # hand case: mean JCT 4.5 equals the per-job bound (5 + 4) / 2, so CP-SAT proves it optimal
     res = cpsat_schedule(two_jobs, time_limit_s=5.0, num_workers=1, objective="jct")
     assert res.objective == "jct" and res.optimal
@@ -312,7 +312,7 @@ def test_cpsat_mean_jct_objective(two_jobs: SchedulingProblem) -> None:
     assert res.heft_mean_jct_us == pytest.approx(4.5) and res.makespan_us == pytest.approx(7.0)
     # a small random stream: never worse than the better of HEFT / HEFT-FIFO, bound below it
     plat = {**GENERIC2, "pes": [{**GENERIC2["pes"][0], "count": 3}]}
-    prob = build_stream_problem([(random_problem(6, 3, seed=s), t)
+    prob = build_stream_instance([(random_instance(6, 3, seed=s), t)
                                  for s, t in ((3, 0.0), (4, 5.0), (5, 6.0))], plat)
     ref = min(job_metrics(prob, heft(prob, by_arrival=b)).mean_completion_us for b in (False, True))
     res = cpsat_schedule(prob, time_limit_s=5.0, num_workers=1, objective="jct")

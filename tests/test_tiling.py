@@ -28,9 +28,9 @@ from mlsysgym.costmodels.tiling_space import (
     candidates,
     config_features,
     default_config,
+    instance_for,
     knobs_from_config,
     lanes_and_registers,
-    problem_for,
     read_root_config,
     tiling_space,
 )
@@ -90,7 +90,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TilingModel:
     frames = []
     for kind, dims, dflt in (("matmul", (64, 128, 96), MM_DEFAULT),
                              ("conv_2d_nhwc_hwcf", (2, 8, 8, 32, 3, 3, 16), CONV_DEFAULT)):
-        p = problem_for(kind, dims)
+        p = instance_for(kind, dims)
         cfgs = candidates(p, dflt)
         dk = knobs_from_config(p, dflt)
         rows = [knobs_from_config(p, c) for c in cfgs]
@@ -118,7 +118,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TilingModel:
                                             ("conv_2d_nhwc_hwcf", (2, 8, 8, 32, 3, 3, 16), CONV_DEFAULT)])
 def test_space_respects_loop_bounds_and_keeps_default(kind: str, dims: tuple[int, ...],
                                                       dflt: TileConfig) -> None:
-    p = problem_for(kind, dims)
+    p = instance_for(kind, dims)
     assert p is not None
     m, n, k, h = p.mnkh
     cfgs = candidates(p, dflt)
@@ -137,9 +137,9 @@ def test_space_respects_loop_bounds_and_keeps_default(kind: str, dims: tuple[int
 
 
 def test_no_rule_ops_have_no_problem() -> None:
-    assert problem_for("conv_2d_nhwc_hwcf", (1, 8, 8, 32, 3, 3, 16)) is None  # batch 1
-    assert problem_for("conv_2d_nhwc_hwcf", (2, 8, 8, 32, 1, 1, 16)) is None  # 1x1
-    assert problem_for("depthwise_conv_2d_nhwc_hwc", (2, 8, 8, 16, 3, 3)) is None
+    assert instance_for("conv_2d_nhwc_hwcf", (1, 8, 8, 32, 3, 3, 16)) is None  # batch 1
+    assert instance_for("conv_2d_nhwc_hwcf", (2, 8, 8, 32, 1, 1, 16)) is None  # 1x1
+    assert instance_for("depthwise_conv_2d_nhwc_hwc", (2, 8, 8, 16, 3, 3)) is None
 
 
 def test_batch1_conv_and_ops_without_rule_are_untouched_and_reported(tiny_model) -> None:
@@ -153,7 +153,7 @@ def test_batch1_conv_and_ops_without_rule_are_untouched_and_reported(tiny_model)
 
 # ---- scoring ------------------------------------------------------------------------------
 def test_scoring_all_candidates_is_one_batched_call(tiny_model) -> None:
-    p = problem_for("matmul", (64, 128, 96))
+    p = instance_for("matmul", (64, 128, 96))
     calls: list[int] = []
     real = tiny_model.base.run_encoded
 
@@ -173,7 +173,7 @@ def test_scoring_all_candidates_is_one_batched_call(tiny_model) -> None:
 # ---- compile-heavy ------------------------------------------------------------------------
 @pytest.mark.slow
 def test_default_is_read_from_iree_for_each_target() -> None:
-    p = problem_for("matmul", (64, 128, 96))
+    p = instance_for("matmul", (64, 128, 96))
     for cpu in ("host", "x86-64-v2"):  # every x86-64 CPU runs x86-64-v2 code
         d = default_config(p, cpu)
         assert len(d.distribution) == 3 and d.vector_reduction[2] > 0
@@ -230,7 +230,7 @@ def test_parser_rejects_output_without_a_root_config() -> None:
 
 
 def test_candidates_keep_every_level_of_the_default_and_fit_the_vector_width() -> None:
-    p = problem_for("matmul", (64, 128, 96))
+    p = instance_for("matmul", (64, 128, 96))
     avx2 = TargetIsa("x86-64-v3", "x86-64-v3", 256, ())
     dflt = TileConfig((8, 64, 0), (8, 8, 0), (0, 0, 8), extra=(("cache_parallel", (8, 64, 0)),))
     cfgs = candidates(p, dflt, isa=avx2)
@@ -276,7 +276,7 @@ def test_pass_keeps_numerics_on_matmul_and_batch2_conv(tiny_model, tmp_path) -> 
 
 @pytest.mark.slow
 def test_invalid_candidates_are_skipped_not_fatal() -> None:
-    p = problem_for("matmul", (64, 128, 96))
+    p = instance_for("matmul", (64, 128, 96))
     good = TileConfig((32, 64, 0), (8, 16, 0), (0, 0, 8))
     too_big = TileConfig((64, 64, 0), (16, 64, 0), (0, 0, 16))      # 64 KB vector tile
     no_red = TileConfig((64, 64, 0), (8, 16, 0), ())                 # no vector_reduction
@@ -372,7 +372,7 @@ def test_guards_keep_the_default(tiny_model: TilingModel) -> None:
 def test_multithread_guard_keeps_the_defaults_parallelism() -> None:
     from mlsysgym.costmodels.tiling_pass import parallel_ok
 
-    p = problem_for("matmul", (64, 128, 96))
+    p = instance_for("matmul", (64, 128, 96))
     dflt = {"d_m": 8, "d_n": 64, "d_h": 1}  # 8 x 2 = 16 workgroups
     knobs = {"d_m": np.array([8, 64, 32, 64]), "d_n": np.array([64, 128, 32, 64]),
              "d_h": np.ones(4)}
@@ -399,7 +399,7 @@ def test_calibration_measures_here_caches_per_target_and_resumes(tiny_model, tmp
     from mlsysgym.costmodels.tiling_model import calibrate, calibration_dir, load_tiling_model
 
     monkeypatch.setenv("MLSYSGYM_CACHE_DIR", str(tmp_path))
-    p = problem_for("matmul", (32, 64, 48))
+    p = instance_for("matmul", (32, 64, 48))
     lines: list[str] = []
     cal = calibrate(tiny_model, "host", [p], minutes=0.2, per_shape=4, rounds=1,
                     more_shapes=0, show_progress=False, log=lines.append)
@@ -476,7 +476,7 @@ def _synthetic_rows(target_id: str, level: str, bits: int, seed: int) -> pd.Data
     rows = []
     for kind, dims, dflt in (("matmul", (64, 128, 96), MM_DEFAULT),
                              ("conv_2d_nhwc_hwcf", (2, 8, 8, 32, 3, 3, 16), CONV_DEFAULT)):
-        p = problem_for(kind, dims)
+        p = instance_for(kind, dims)
         dk = knobs_from_config(p, dflt)
         for c in candidates(p, dflt, max_n=12, seed=seed)[1:]:
             kn = knobs_from_config(p, c)
@@ -513,10 +513,10 @@ def test_a_trained_model_states_its_targets_and_floor(tmp_path) -> None:
     mm = rows[rows["kind"] == "matmul"]["runtime_ratio"]
     assert info["floor"]["matmul"] == pytest.approx(float(np.quantile(mm, 0.05)))
     assert info["max_macs"] == {"matmul": 64 * 128 * 96, "conv_2d_nhwc_hwcf": 2 * 8 * 8 * 32 * 9 * 16}
-    assert model.in_data(problem_for("matmul", (128, 128, 96)))        # 2x the largest: in
-    assert not model.in_data(problem_for("matmul", (128, 256, 96)))    # 4x: outside
+    assert model.in_data(instance_for("matmul", (128, 128, 96)))        # 2x the largest: in
+    assert not model.in_data(instance_for("matmul", (128, 256, 96)))    # 4x: outside
     assert not model.knows_target  # this machine's target is neither aaaa nor bbbb
-    small = [problem_for("matmul", (64, 128, 96))] * 2
+    small = [instance_for("matmul", (64, 128, 96))] * 2
     assert model.unsupported(small) == small[:1]  # unknown target: every distinct op
     with pytest.raises(Exception, match="target fingerprint"):
         features_frame(rows.drop(columns=["target_id"]))

@@ -5,9 +5,9 @@ The pieces, in the order data flows through them:
 - :mod:`.hardware` — a :class:`Platform`: processing elements (:class:`PEConfig`, a throughput
   per op class or ONNX op type, a roofline time per op) and an :class:`Interconnect`;
   :data:`PRESETS` and :func:`load_platform`;
-- :mod:`.problem` — :func:`build_problem` compiles (graph, platform) into a
-  :class:`SchedulingProblem` (op × PE times, data edges, cross-PE transfer times, per-op
-  release times for streams of jobs); :func:`critical_path_lb`, :func:`random_problem`;
+- :mod:`.instance` — :func:`build_instance` compiles (graph, platform) into a
+  :class:`SchedulingInstance` (op × PE times, data edges, cross-PE transfer times, per-op
+  release times for streams of jobs); :func:`critical_path_lb`, :func:`random_instance`;
 - :mod:`.schedule` — a :class:`Schedule` (op → PE assignment plus start times), built from a
   dispatch order by :func:`schedule_from_order`; :func:`earliest_start` (insertion policy);
 - :mod:`.execution` — :func:`validate` (dependencies incl. transfer delays, overlap, placement,
@@ -41,13 +41,13 @@ from mlsysgym.simulators.multicore.hardware import (
     op_class,
     roofline_times,
 )
-from mlsysgym.simulators.multicore.problem import (
+from mlsysgym.simulators.multicore.instance import (
     OpTimeFn,
-    SchedulingProblem,
+    SchedulingInstance,
     accelerator_op_times,
-    build_problem,
+    build_instance,
     critical_path_lb,
-    random_problem,
+    random_instance,
 )
 from mlsysgym.simulators.multicore.schedule import Schedule, earliest_start, schedule_from_order
 
@@ -64,16 +64,16 @@ __all__ = [
     "Platform",
     "PlatformError",
     "Schedule",
-    "SchedulingProblem",
+    "SchedulingInstance",
     "UnsupportedOpError",
     "ValidityReport",
     "accelerator_op_times",
-    "build_problem",
+    "build_instance",
     "critical_path_lb",
     "earliest_start",
     "load_platform",
     "op_class",
-    "random_problem",
+    "random_instance",
     "roofline_times",
     "schedule_from_order",
     "simulate",

@@ -12,7 +12,7 @@ from mlsysgym.ir.graph import Graph
 from mlsysgym.simulators.multicore.errors import InvalidScheduleError
 from mlsysgym.simulators.multicore.execution import simulate
 from mlsysgym.simulators.multicore.hardware import Platform, load_platform
-from mlsysgym.simulators.multicore.problem import OpTimeFn, SchedulingProblem, build_problem
+from mlsysgym.simulators.multicore.instance import OpTimeFn, SchedulingInstance, build_instance
 from mlsysgym.simulators.multicore.schedule import schedule_from_order
 
 
@@ -21,7 +21,7 @@ class MulticoreEvaluator(Evaluator):
     "order": [op indices] (optional)}``; ops start as early as that order allows.
 
     Metrics: ``makespan_us``, ``energy_uj``, ``utilization_mean``, ``valid`` (1.0/0.0; an invalid
-    design gets makespan and energy ``inf``). The workload is an ir.Graph or a SchedulingProblem.
+    design gets makespan and energy ``inf``). The workload is an ir.Graph or a SchedulingInstance.
     """
 
     name = "multicore"
@@ -33,15 +33,15 @@ class MulticoreEvaluator(Evaluator):
         super().__init__(**kwargs)
         self.platform = load_platform(platform)
         self.op_time = op_time
-        self._problems: dict[int, tuple[Any, SchedulingProblem]] = {}
+        self._problems: dict[int, tuple[Any, SchedulingInstance]] = {}
 
-    def problem(self, workload: Graph | SchedulingProblem) -> SchedulingProblem:
+    def problem(self, workload: Graph | SchedulingInstance) -> SchedulingInstance:
         """The compiled problem of a workload (memoized per workload object)."""
-        if isinstance(workload, SchedulingProblem):
+        if isinstance(workload, SchedulingInstance):
             return workload
         hit = self._problems.get(id(workload))
         if hit is None or hit[0] is not workload:
-            hit = (workload, build_problem(workload, self.platform, self.op_time))
+            hit = (workload, build_instance(workload, self.platform, self.op_time))
             self._problems[id(workload)] = hit
         return hit[1]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from mlsysgym.simulators.multicore.errors import InvalidScheduleError
-from mlsysgym.simulators.multicore.problem import SchedulingProblem
+from mlsysgym.simulators.multicore.instance import SchedulingInstance
 from mlsysgym.simulators.multicore.schedule import Schedule
 
 
@@ -38,7 +38,7 @@ def _tol(x: np.ndarray | float) -> np.ndarray | float:
     return 1e-6 + 1e-9 * np.abs(x)
 
 
-def validate(problem: SchedulingProblem, schedule: Schedule) -> ValidityReport:
+def validate(problem: SchedulingInstance, schedule: Schedule) -> ValidityReport:
     """Check placement (valid PE that can run the op), release times (no op starts before its job
     arrives), dependencies incl. transfer delays, and that no two ops of positive length overlap
     on one PE. Vectorized over ops and edges."""
@@ -124,7 +124,7 @@ class ExecutionResult:
                 "transferred_bytes": self.transferred_bytes, "valid": float(self.valid)}
 
 
-def simulate(problem: SchedulingProblem, schedule: Schedule, strict: bool = True) -> ExecutionResult:
+def simulate(problem: SchedulingInstance, schedule: Schedule, strict: bool = True) -> ExecutionResult:
     """Execute ``schedule``: makespan, per-PE utilization and energy, with a validity report.
 
     ``strict`` raises InvalidScheduleError on an invalid schedule; otherwise the report says why

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.simulators.multicore.errors import InvalidScheduleError
-from mlsysgym.simulators.multicore.problem import SchedulingProblem
+from mlsysgym.simulators.multicore.instance import SchedulingInstance
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,15 +29,15 @@ class Schedule:
         if self.order is not None:
             object.__setattr__(self, "order", np.asarray(self.order, dtype=np.int64).reshape(-1))
 
-    def finish_us(self, problem: SchedulingProblem) -> np.ndarray:
+    def finish_us(self, problem: SchedulingInstance) -> np.ndarray:
         """Finish time of every op under ``problem``'s op times."""
         a = np.clip(self.assignment, 0, problem.n_pes - 1)
         return self.start_us + problem.durations_us[np.arange(problem.n_ops), a]
 
-    def makespan_us(self, problem: SchedulingProblem) -> float:
+    def makespan_us(self, problem: SchedulingInstance) -> float:
         return float(np.max(self.finish_us(problem)))
 
-    def dispatch_order(self, problem: SchedulingProblem) -> np.ndarray:
+    def dispatch_order(self, problem: SchedulingInstance) -> np.ndarray:
         """``order`` if set, else ops by (start time, topological position)."""
         if self.order is not None:
             return self.order
@@ -45,7 +45,7 @@ class Schedule:
         pos[problem.topo_order] = np.arange(problem.n_ops)
         return np.lexsort((pos, self.start_us))
 
-    def to_dict(self, problem: SchedulingProblem) -> dict[str, Any]:
+    def to_dict(self, problem: SchedulingInstance) -> dict[str, Any]:
         """Op name → {pe, start_us, finish_us}."""
         fin = self.finish_us(problem)
         return {problem.op_names[i]: {"pe": problem.pe_names[int(self.assignment[i])],
@@ -53,7 +53,7 @@ class Schedule:
                 for i in range(problem.n_ops)}
 
 
-def schedule_from_order(problem: SchedulingProblem, assignment: Sequence[int] | np.ndarray,
+def schedule_from_order(problem: SchedulingInstance, assignment: Sequence[int] | np.ndarray,
                         order: Sequence[int] | np.ndarray | None = None) -> Schedule:
     """Start every op as early as its release, its inputs (incl. transfers) and the previous op on
     its PE allow.

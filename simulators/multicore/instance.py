@@ -1,16 +1,16 @@
-"""The scheduling problem: a (graph, platform) pair compiled into op × PE times and data edges.
+"""A scheduling instance: a (graph, platform) pair compiled into op × PE times and data edges.
 
-:func:`build_problem` compiles (graph, platform) into a :class:`SchedulingProblem`: the op × PE
+:func:`build_instance` compiles (graph, platform) into a :class:`SchedulingInstance`: the op × PE
 time matrix as one NumPy array (``inf`` where a PE cannot run an op), the data edges with their
 bytes and their cross-PE transfer time ``latency_us + bytes / bandwidth``. A tensor moving between
 ops on the same PE costs nothing; graph inputs and weights are resident everywhere at time 0;
 transfers do not contend for the interconnect (the classic HEFT communication model). Any PE's
 roofline time can be replaced by a pluggable :data:`OpTimeFn` (e.g. :func:`accelerator_op_times`).
 
-Streams of jobs (DeepSoCS-style, :mod:`mlsysgym.simulators.streams`): a problem may carry a
+Streams of jobs (DeepSoCS-style, :mod:`mlsysgym.simulators.streams`): an instance may carry a
 per-op ``release_us`` (an op cannot start before its job arrives) and ``job_of`` (the job of
 each op); both default to one job released at time 0, which is the single-graph case.
-Also here: :func:`critical_path_lb` (a makespan lower bound) and :func:`random_problem`.
+Also here: :func:`critical_path_lb` (a makespan lower bound) and :func:`random_instance`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def accelerator_op_times(design: Mapping[str, Any] | None = None) -> OpTimeFn:
 
 
 @dataclass(frozen=True, eq=False)
-class SchedulingProblem:
+class SchedulingInstance:
     """A compiled instance: op × PE times, data edges and their cross-PE transfer times.
 
     ``durations_us[i, p]`` is op i's time on PE p (``inf``: cannot run there). Edge e carries
@@ -227,7 +227,7 @@ class SchedulingProblem:
         return head
 
 
-def critical_path_lb(problem: SchedulingProblem) -> float:
+def critical_path_lb(problem: SchedulingInstance) -> float:
     """A makespan lower bound: the longest path with every op on its fastest PE and free transfers
     (from the release times), and the earliest release plus the total fastest work divided by
     the number of PEs."""
@@ -236,9 +236,9 @@ def critical_path_lb(problem: SchedulingProblem) -> float:
     return max(cp, work)
 
 
-def build_problem(graph: Graph, platform: str | Path | Mapping[str, Any] | Platform,
-                  op_time: Mapping[str, OpTimeFn] | None = None) -> SchedulingProblem:
-    """Compile a graph and a platform into a :class:`SchedulingProblem`.
+def build_instance(graph: Graph, platform: str | Path | Mapping[str, Any] | Platform,
+                  op_time: Mapping[str, OpTimeFn] | None = None) -> SchedulingInstance:
+    """Compile a graph and a platform into a :class:`SchedulingInstance`.
 
     ``op_time`` maps a PE name or kind to an :data:`OpTimeFn` that replaces the roofline time on
     that PE (which ops the PE can run still comes from its throughput table).
@@ -276,7 +276,7 @@ def build_problem(graph: Graph, platform: str | Path | Mapping[str, Any] | Platf
     src = np.array([e[0] for e in edges], dtype=np.int64)
     dst = np.array([e[1] for e in edges], dtype=np.int64)
     eb = np.array(list(edges.values()), dtype=np.float64)
-    return SchedulingProblem(
+    return SchedulingInstance(
         name=graph.name, op_names=tuple(op.name for op in ops), op_types=tuple(types),
         pe_names=plat.pe_names, durations_us=dur, edge_src=src, edge_dst=dst, edge_bytes=eb,
         edge_comm_us=plat.interconnect.transfer_us(eb),
@@ -286,9 +286,9 @@ def build_problem(graph: Graph, platform: str | Path | Mapping[str, Any] | Platf
         op_flops=flops, op_bytes=nbytes)
 
 
-def random_problem(n_ops: int, n_pes: int, seed: int = 0, edge_prob: float = 0.3,
+def random_instance(n_ops: int, n_pes: int, seed: int = 0, edge_prob: float = 0.3,
                    max_duration: int = 20, max_comm: int = 10, unsupported_prob: float = 0.1,
-                   name: str | None = None) -> SchedulingProblem:
+                   name: str | None = None) -> SchedulingInstance:
     """A random layered DAG with integer op times and transfer costs (a test/benchmark instance).
 
     Each op depends on each earlier op with probability ``edge_prob`` (limited to the previous
@@ -306,7 +306,7 @@ def random_problem(n_ops: int, n_pes: int, seed: int = 0, edge_prob: float = 0.3
                 src.append(i)
                 dst.append(j)
     comm = rng.integers(0, max_comm + 1, size=len(src)).astype(np.float64)
-    return SchedulingProblem(
+    return SchedulingInstance(
         name=name or f"random{n_ops}x{n_pes}s{seed}", op_names=tuple(f"op{i}" for i in range(n_ops)),
         op_types=("Op",) * n_ops, pe_names=tuple(f"pe{p}" for p in range(n_pes)), durations_us=dur,
         edge_src=np.array(src, np.int64), edge_dst=np.array(dst, np.int64),
