@@ -1,10 +1,10 @@
 """Job streams on a multi-core SoC (DeepSoCS-style): several model graphs arriving over time.
 
-A *stream* is a list of :class:`Job` (a workload and its arrival time in µs). :func:`build_stream_problem`
-compiles it with a platform into one :class:`~mlsysgym.simulators.multicore.SchedulingProblem`:
+A *stream* is a list of :class:`Job` (a workload and its arrival time in µs). :func:`build_stream_instance`
+compiles it with a platform into one :class:`~mlsysgym.simulators.multicore.SchedulingInstance`:
 the disjoint union of the jobs' graphs, op names prefixed ``j<k>/``, every op released at its
 job's arrival (``release_us``) and tagged with its job (``job_of``). Everything that schedules a
-SchedulingProblem (the simulator, the env, HEFT/CPOP/CP-SAT) then respects the arrivals.
+SchedulingInstance (the simulator, the env, HEFT/CPOP/CP-SAT) then respects the arrivals.
 
 :func:`poisson_stream` draws a seeded stream: Poisson arrivals of zoo models at a given *load*
 ρ — the mean inter-arrival time is ``mean job lower bound / ρ``, where a job's lower bound is
@@ -32,16 +32,16 @@ from mlsysgym.simulators.multicore import (
     OpTimeFn,
     Platform,
     Schedule,
-    SchedulingProblem,
-    build_problem,
+    SchedulingInstance,
+    build_instance,
     critical_path_lb,
     load_platform,
 )
 
-__all__ = ["Job", "JobMetrics", "StreamError", "build_stream_problem", "job_lower_bounds",
+__all__ = ["Job", "JobMetrics", "StreamError", "build_stream_instance", "job_lower_bounds",
            "job_metrics", "mean_jct_lower_bound", "poisson_stream"]
 
-JobWorkload = str | os.PathLike[str] | Graph | SchedulingProblem
+JobWorkload = str | os.PathLike[str] | Graph | SchedulingInstance
 
 
 class StreamError(WorkloadError):
@@ -51,7 +51,7 @@ class StreamError(WorkloadError):
 @dataclass(frozen=True)
 class Job:
     """One job of a stream: a workload (zoo name, ONNX path, ir.Graph or a prebuilt single-job
-    SchedulingProblem of the same platform) arriving at ``arrival_us``."""
+    SchedulingInstance of the same platform) arriving at ``arrival_us``."""
 
     workload: JobWorkload
     arrival_us: float = 0.0
@@ -67,7 +67,7 @@ class Job:
 
 
 def _as_jobs(jobs: Sequence[Job | tuple[JobWorkload, float]]) -> list[Job]:
-    if isinstance(jobs, (str, Path, Graph, SchedulingProblem, Job)) or not isinstance(jobs, Sequence):
+    if isinstance(jobs, (str, Path, Graph, SchedulingInstance, Job)) or not isinstance(jobs, Sequence):
         raise StreamError("a stream is a sequence of Job or (workload, arrival_us) pairs, "
                           f"not a {type(jobs).__name__}")
     out: list[Job] = []
@@ -83,9 +83,9 @@ def _as_jobs(jobs: Sequence[Job | tuple[JobWorkload, float]]) -> list[Job]:
     return out
 
 
-def _job_problem(workload: JobWorkload, platform: Platform,
-                 op_time: Mapping[str, OpTimeFn] | None) -> SchedulingProblem:
-    if isinstance(workload, SchedulingProblem):
+def _job_instance(workload: JobWorkload, platform: Platform,
+                 op_time: Mapping[str, OpTimeFn] | None) -> SchedulingInstance:
+    if isinstance(workload, SchedulingInstance):
         if workload.n_pes != len(platform.pes):
             raise StreamError(f"job {workload.name!r} has {workload.n_pes} PEs but platform "
                               f"{platform.name!r} has {len(platform.pes)}")
@@ -94,31 +94,31 @@ def _job_problem(workload: JobWorkload, platform: Platform,
         return workload
     from mlsysgym.ir import zoo
 
-    return build_problem(zoo.resolve(workload), platform, op_time)
+    return build_instance(zoo.resolve(workload), platform, op_time)
 
 
-def build_stream_problem(jobs: Sequence[Job | tuple[JobWorkload, float]],
+def build_stream_instance(jobs: Sequence[Job | tuple[JobWorkload, float]],
                          platform: str | Path | Mapping[str, Any] | Platform = "soc_npu",
                          op_time: Mapping[str, OpTimeFn] | None = None,
-                         name: str | None = None) -> SchedulingProblem:
-    """One SchedulingProblem for a stream of jobs: the jobs' ops side by side (job k's ops named
+                         name: str | None = None) -> SchedulingInstance:
+    """One SchedulingInstance for a stream of jobs: the jobs' ops side by side (job k's ops named
     ``j<k>/<op>``), each released at its job's arrival. Jobs keep their given order (job index
     k = position in ``jobs``); the same workload may appear several times (compiled once)."""
     plat = load_platform(platform)
     items = _as_jobs(jobs)
-    cache: dict[tuple[str, Any], SchedulingProblem] = {}
-    parts: list[SchedulingProblem] = []
+    cache: dict[tuple[str, Any], SchedulingInstance] = {}
+    parts: list[SchedulingInstance] = []
     for job in items:
         key = ("path", str(job.workload)) if isinstance(job.workload, (str, Path)) \
             else ("obj", id(job.workload))
         if key not in cache:
-            cache[key] = _job_problem(job.workload, plat, op_time)
+            cache[key] = _job_instance(job.workload, plat, op_time)
         parts.append(cache[key])
     sizes = np.array([p.n_ops for p in parts], np.int64)
     offsets = np.r_[0, np.cumsum(sizes)[:-1]]
     arrivals = np.array([j.arrival_us for j in items])
     first = parts[0]
-    return SchedulingProblem(
+    return SchedulingInstance(
         name=name or f"stream{len(items)}[{'+'.join(dict.fromkeys(p.name for p in parts))}]",
         op_names=tuple(f"j{k}/{o}" for k, p in enumerate(parts) for o in p.op_names),
         op_types=tuple(t for p in parts for t in p.op_types), pe_names=first.pe_names,
@@ -139,7 +139,7 @@ def poisson_stream(models: Sequence[JobWorkload], n_jobs: int, load: float,
                    op_time: Mapping[str, OpTimeFn] | None = None) -> list[Job]:
     """``n_jobs`` jobs, each a model drawn uniformly from ``models``, with Poisson arrivals at
     load ``load`` (> 0; see the module docstring); the first job arrives at 0. Seeded."""
-    if isinstance(models, (str, Path, Graph, SchedulingProblem)) or not models:
+    if isinstance(models, (str, Path, Graph, SchedulingInstance)) or not models:
         raise StreamError("models must be a non-empty sequence of workloads")
     if int(n_jobs) != n_jobs or n_jobs < 1:
         raise StreamError(f"n_jobs must be an integer ≥ 1, got {n_jobs!r}")
@@ -147,7 +147,7 @@ def poisson_stream(models: Sequence[JobWorkload], n_jobs: int, load: float,
         raise StreamError(f"load must be a finite number > 0, got {load!r}")
     plat = load_platform(platform)
     rng = np.random.default_rng(seed)
-    lbs = np.array([critical_path_lb(_job_problem(m if not isinstance(m, (str, Path)) else str(m),
+    lbs = np.array([critical_path_lb(_job_instance(m if not isinstance(m, (str, Path)) else str(m),
                                                   plat, op_time)) for m in models])
     picks = rng.integers(0, len(models), int(n_jobs))
     gaps = rng.exponential(float(lbs.mean()) / float(load), int(n_jobs))
@@ -175,7 +175,7 @@ class JobMetrics:
                 "max_jct_us": float(self.completion_us.max()), "n_jobs": float(self.finish_us.size)}
 
 
-def job_metrics(problem: SchedulingProblem, schedule: Schedule) -> JobMetrics:
+def job_metrics(problem: SchedulingInstance, schedule: Schedule) -> JobMetrics:
     """Each job's finish (its last op's finish) and completion time, and the makespan."""
     fin = schedule.finish_us(problem)
     if fin.shape != (problem.n_ops,):
@@ -187,7 +187,7 @@ def job_metrics(problem: SchedulingProblem, schedule: Schedule) -> JobMetrics:
                       makespan_us=float(fin.max()))
 
 
-def job_lower_bounds(problem: SchedulingProblem) -> np.ndarray:
+def job_lower_bounds(problem: SchedulingInstance) -> np.ndarray:
     """(n_jobs,) a lower bound on each job's finish: the longest path of fastest op times
     through the job from its arrival (other jobs and transfers ignored)."""
     bound = problem.head_us + problem.min_durations_us + problem.tail_us
@@ -196,6 +196,6 @@ def job_lower_bounds(problem: SchedulingProblem) -> np.ndarray:
     return out
 
 
-def mean_jct_lower_bound(problem: SchedulingProblem) -> float:
+def mean_jct_lower_bound(problem: SchedulingInstance) -> float:
     """A lower bound on the mean job completion time: mean of :func:`job_lower_bounds` − arrival."""
     return float(np.mean(job_lower_bounds(problem) - problem.job_arrival_us))
