@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -15,3 +17,22 @@ def ray_session():
     yield ray
     if started:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def saved_model(tmp_path_factory) -> Path:
+    """A tiny LightGBM accelerator cost model (latency_ms over the accelerator space, 120
+    designs on ResNet-18) saved to a folder; for the CLI error and fuzz tests."""
+    import pandas as pd
+    from mlsysgym.costmodels.tabular import LightGBMCostModel
+    from mlsysgym.envs.accelerator_env import accelerator_space
+    from mlsysgym.simulators.accelerator import AcceleratorSimulator
+
+    space = accelerator_space()
+    designs = space.sample(0, 120)
+    frame = pd.DataFrame(designs)
+    for k, v in AcceleratorSimulator().evaluate(designs, "resnet18", cache=False).items():
+        frame[k] = v
+    d = tmp_path_factory.mktemp("model")
+    LightGBMCostModel(n_estimators=10, num_leaves=7).fit(frame, space.names, ["latency_ms"]).save(d)
+    return d

@@ -28,24 +28,6 @@ def _cache(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory) -> Path:
-    """A tiny LightGBM accelerator cost model saved to a folder."""
-    import pandas as pd
-    from mlsysgym.costmodels.tabular import LightGBMCostModel
-    from mlsysgym.envs.accelerator_env import accelerator_space
-    from mlsysgym.simulators.accelerator import AcceleratorSimulator
-
-    space = accelerator_space()
-    designs = space.sample(0, 120)
-    frame = pd.DataFrame(designs)
-    for k, v in AcceleratorSimulator().evaluate(designs, "resnet18", cache=False).items():
-        frame[k] = v
-    d = tmp_path_factory.mktemp("model")
-    LightGBMCostModel(n_estimators=10, num_leaves=7).fit(frame, space.names, ["latency_ms"]).save(d)
-    return d
-
-
 def one_error_line(capsys, argv: list[str]) -> str:
     """Run the CLI; assert exit 2 and exactly one ``mlsysgym: error:`` line; return it."""
     rc = main(argv)

@@ -67,24 +67,6 @@ def corpus(tmp_path_factory) -> dict[str, Any]:
     return write_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory) -> Path:
-    """A tiny LightGBM accelerator cost model (latency_ms over the accelerator space)."""
-    import pandas as pd
-    from mlsysgym.costmodels.tabular import LightGBMCostModel
-    from mlsysgym.envs.accelerator_env import accelerator_space
-    from mlsysgym.simulators.accelerator import AcceleratorSimulator
-
-    space = accelerator_space()
-    designs = space.sample(0, 120)
-    frame = pd.DataFrame(designs)
-    for k, v in AcceleratorSimulator().evaluate(designs, "resnet18", cache=False).items():
-        frame[k] = v
-    d = tmp_path_factory.mktemp("model")
-    LightGBMCostModel(n_estimators=10, num_leaves=7).fit(frame, space.names, ["latency_ms"]).save(d)
-    return d
-
-
 # ---- running and judging one case -------------------------------------------------------------
 @dataclass
 class Outcome:
