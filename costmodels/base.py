@@ -583,7 +583,25 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-class OnnxCostModel(CostModel):
+class PicklableSession:
+    """Mixin for a loaded model holding an ONNX Runtime ``session``: picklable (Ray workers),
+    the session rebuilt from ``onnx_bytes`` on unpickling."""
+
+    session: Any
+    onnx_bytes: bytes | None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[misc]
+        state["session"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.onnx_bytes is not None:
+            self.session = _session(self.onnx_bytes, 1)
+
+
+class OnnxCostModel(PicklableSession, CostModel):
     """A saved cost model run by ONNX Runtime (what :meth:`CostModel.load` returns)."""
 
     kind = "onnx"
@@ -594,17 +612,6 @@ class OnnxCostModel(CostModel):
         self.meta: dict[str, Any] = {}
         self.path: Path | None = None
         self._input_name = "X"
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Picklable (Ray workers): the ORT session is rebuilt from the ONNX bytes."""
-        state = super().__getstate__()
-        state["session"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if self.onnx_bytes is not None:
-            self.session = _session(self.onnx_bytes, 1)
 
     @classmethod
     def from_dir(cls, directory: str | os.PathLike[str], threads: int = 1) -> OnnxCostModel:

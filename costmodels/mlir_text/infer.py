@@ -12,7 +12,7 @@ from mlsysgym.costmodels.base import (
     FORMAT,
     META_FILE,
     ModelFileError,
-    _session,
+    PicklableSession,
     check_version,
     load_common,
     meta_field,
@@ -23,7 +23,7 @@ from mlsysgym.costmodels.mlir_text.model import KIND, MlirTextCostModel
 from mlsysgym.costmodels.mlir_text.tokens import MlirTextError, MlirTokenizer
 
 
-class OnnxMlirTextModel(MlirTextCostModel):
+class OnnxMlirTextModel(PicklableSession, MlirTextCostModel):
     """A saved MLIR text model: Python tokenizer + ONNX Runtime network."""
 
     def __init__(self) -> None:
@@ -57,13 +57,3 @@ class OnnxMlirTextModel(MlirTextCostModel):
         return self.session.run(None, {"tokens": x.tokens, "numbers": x.numbers,
                                        "slots": x.slots})[0]
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Picklable: the ONNX Runtime session is rebuilt from the bytes."""
-        state = super().__getstate__()
-        state["session"] = None
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        if self.onnx_bytes is not None:
-            self.session = _session(self.onnx_bytes, 1)
