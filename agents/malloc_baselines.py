@@ -113,42 +113,75 @@ def cpsat_optimum(problem: MemoryInstance, *, time_limit_s: float = 10.0, num_wo
     if hint is None:
         hint = xla_greedy(problem).placement
     validate(problem, hint)
-    p = problem
-    n, n_ops, cap = p.n_buffers, p.n_ops, p.capacity_bytes
-    scale = resolution / p.all_slow_time_us
-
-    def q(x: np.ndarray) -> np.ndarray:
-        return np.rint(np.asarray(x) * scale).astype(np.int64)
-
+    scale = resolution / problem.all_slow_time_us
     m = cp_model.CpModel()
+    x, pf, off = _placement_vars(m, problem)
+    terms = _memory_terms(problem, scale, x, pf)
+    t_vars = _time_vars(m, problem, scale, terms, {FAST: x, PREFETCH: pf})
+    m.minimize(sum(t_vars))
+    _add_hints(m, problem, scale, hint, x, pf, off, t_vars, terms)
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(time_limit_s)
+    solver.parameters.num_workers = int(num_workers)
+    solver.parameters.random_seed = int(seed)
+    status = solver.solve(m)
+    status_name = solver.status_name(status)
+    best, bound_us = hint, None
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        sol = _solved_placement(solver, problem.n_buffers, x, pf, off)
+        validate(problem, sol)
+        if (simulate(problem, sol, check=False).total_time_us
+                <= simulate(problem, hint, check=False).total_time_us):
+            best = sol
+        bound_us = solver.best_objective_bound / scale  # in rounded units; clamped below
+    else:
+        status_name = "UNKNOWN"
+    return _cpsat_solution(problem, best, status_name, bound_us, n_offsets, t0)
+
+
+def _q(x: np.ndarray, scale: float) -> np.ndarray:
+    """Times as the solver's integers (units of all-slow time / resolution)."""
+    return np.rint(np.asarray(x) * scale).astype(np.int64)
+
+
+def _placement_vars(m: Any, p: MemoryInstance) -> tuple[list, list, list]:
+    """Per buffer the FAST and PREFETCH Booleans (at most one) and the offset, with the 2-D
+    no-overlap of residencies × addresses and the redundant per-op capacity sums."""
+    n, cap = p.n_buffers, p.capacity_bytes
     fits = p.size <= cap
     x = [m.new_bool_var(f"fast{b}") if fits[b] else None for b in range(n)]
     pf = [m.new_bool_var(f"pf{b}") if fits[b] and p.pf_start[b] >= 0 else None for b in range(n)]
     off = [m.new_int_var(0, int(cap - p.size[b]), f"off{b}") if fits[b] else None for b in range(n)]
     t_rects, a_rects = [], []
-    occupancy: list[list[tuple[int, cp_model.IntVar]]] = [[] for _ in range(n_ops)]
+    occupancy: list[list[tuple[int, Any]]] = [[] for _ in range(p.n_ops)]
     for b in range(n):
-        size = int(p.size[b])
+        size, last = int(p.size[b]), int(p.end[b])
         for lit, first in ((x[b], int(p.start[b])), (pf[b], int(p.pf_start[b]))):
             if lit is None:
                 continue
-            last = int(p.end[b])
-            t_rects.append(m.new_optional_fixed_size_interval_var(first, last - first + 1, lit, f"t{b}"))
+            t_rects.append(m.new_optional_fixed_size_interval_var(first, last - first + 1, lit,
+                                                                  f"t{b}"))
             a_rects.append(m.new_optional_fixed_size_interval_var(off[b], size, lit, f"a{b}"))
             for i in range(first, last + 1):
                 occupancy[i].append((size, lit))
         if x[b] is not None and pf[b] is not None:
             m.add_at_most_one([x[b], pf[b]])
     m.add_no_overlap_2d(t_rects, a_rects)
-    for i in range(n_ops):
-        if sum(s for s, _ in occupancy[i]) > cap:
-            m.add(sum(s * lit for s, lit in occupancy[i]) <= cap)
+    for used in occupancy:
+        if sum(s for s, _ in used) > cap:
+            m.add(sum(s * lit for s, lit in used) <= cap)
+    return x, pf, off
 
-    # memory time per op, linear in the Booleans
-    c_int, slow_int = q(p.compute_us), q(p.mem_slow_us)
-    terms: list[list[tuple[int, int, int]]] = [[] for _ in range(n_ops)]  # (coef, buffer, mode)
-    save, pf_save, copy = q(p.use_save_us), q(p.pf_save_us), q(p.win_cost_us)
-    for b in range(n):
+
+def _memory_terms(p: MemoryInstance, scale: float, x: list, pf: list
+                  ) -> list[list[tuple[int, int, int]]]:
+    """Per op the (coefficient, buffer, mode) terms of its memory time: savings of fast or
+    prefetched uses (negative) and prefetch copies (positive)."""
+    terms: list[list[tuple[int, int, int]]] = [[] for _ in range(p.n_ops)]
+    save, pf_save = _q(p.use_save_us, scale), _q(p.pf_save_us, scale)
+    copy = _q(p.win_cost_us, scale)
+    for b in range(p.n_buffers):
         for u in range(p.use_ptr[b], p.use_ptr[b + 1]):
             i = int(p.use_op[u])
             if x[b] is not None and save[u]:
@@ -158,52 +191,53 @@ def cpsat_optimum(problem: MemoryInstance, *, time_limit_s: float = 10.0, num_wo
         if pf[b] is not None:
             for w in range(p.win_ptr[b], p.win_ptr[b + 1]):
                 terms[int(p.win_op[w])].append((int(copy[w]), b, PREFETCH))
-    lit_of = {FAST: x, PREFETCH: pf}
+    return terms
+
+
+def _time_vars(m: Any, p: MemoryInstance, scale: float, terms: list, lit_of: dict) -> list:
+    """Per op ``t_i ≥ compute_i`` and ``t_i ≥ memory_i`` (all-slow time plus its terms)."""
+    c_int, slow_int = _q(p.compute_us, scale), _q(p.mem_slow_us, scale)
     t_vars = []
-    for i in range(n_ops):
+    for i in range(p.n_ops):
         hi = int(max(c_int[i], slow_int[i] + sum(c for c, _, _ in terms[i] if c > 0)))
         t = m.new_int_var(int(c_int[i]), hi, f"time{i}")
         if terms[i] or slow_int[i] > c_int[i]:
             m.add(t >= int(slow_int[i]) + sum(c * lit_of[md][b] for c, b, md in terms[i]))
         t_vars.append(t)
-    m.minimize(sum(t_vars))
+    return t_vars
 
-    # hint: the heuristic (or given) placement
-    for b in range(n):
-        hx, hp = int(hint.mode[b] == FAST), int(hint.mode[b] == PREFETCH)
+
+def _add_hints(m: Any, p: MemoryInstance, scale: float, hint: Placement, x: list, pf: list,
+               off: list, t_vars: list, terms: list) -> None:
+    """The hint placement's values for every variable."""
+    for b in range(p.n_buffers):
         if x[b] is not None:
-            m.add_hint(x[b], hx)
+            m.add_hint(x[b], int(hint.mode[b] == FAST))
         if pf[b] is not None:
-            m.add_hint(pf[b], hp)
+            m.add_hint(pf[b], int(hint.mode[b] == PREFETCH))
         if off[b] is not None:
             m.add_hint(off[b], int(hint.offset[b]) if hint.mode[b] != SLOW else 0)
-    for i in range(n_ops):
+    c_int, slow_int = _q(p.compute_us, scale), _q(p.mem_slow_us, scale)
+    for i in range(p.n_ops):
         mem = int(slow_int[i]) + sum(c for c, b, md in terms[i] if hint.mode[b] == md)
         m.add_hint(t_vars[i], int(max(c_int[i], mem)))
 
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = float(time_limit_s)
-    solver.parameters.num_workers = int(num_workers)
-    solver.parameters.random_seed = int(seed)
-    status = solver.solve(m)
-    status_name = solver.status_name(status)
 
-    best, bound_us = hint, None
-    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        mode = np.zeros(n, np.int8)
-        offset = np.full(n, -1, np.int64)
-        for b in range(n):
-            if x[b] is not None and solver.value(x[b]):
-                mode[b], offset[b] = FAST, solver.value(off[b])
-            elif pf[b] is not None and solver.value(pf[b]):
-                mode[b], offset[b] = PREFETCH, solver.value(off[b])
-        sol = Placement(mode, offset)
-        validate(p, sol)
-        if simulate(p, sol, check=False).total_time_us <= simulate(p, hint, check=False).total_time_us:
-            best = sol
-        bound_us = solver.best_objective_bound / scale  # in rounded units; clamped below
-    else:
-        status_name = "UNKNOWN"
+def _solved_placement(solver: Any, n: int, x: list, pf: list, off: list) -> Placement:
+    """The placement of the solver's solution."""
+    mode = np.zeros(n, np.int8)
+    offset = np.full(n, -1, np.int64)
+    for b in range(n):
+        if x[b] is not None and solver.value(x[b]):
+            mode[b], offset[b] = FAST, solver.value(off[b])
+        elif pf[b] is not None and solver.value(pf[b]):
+            mode[b], offset[b] = PREFETCH, solver.value(off[b])
+    return Placement(mode, offset)
+
+
+def _cpsat_solution(p: MemoryInstance, best: Placement, status_name: str,
+                    bound_us: float | None, n_offsets: int, t0: float) -> MallocSolution:
+    """Repack ``best`` among the env's offsets where possible; time, bound and gap."""
     repacked = repack_for_replay(p, best, xla_order(p), n_offsets)
     replayable = repacked is not None
     if replayable:
