@@ -21,6 +21,8 @@ A sweep is described by a YAML file (see ``experiments/configs/synthetic.yaml``)
     max_concurrent_trials: 2          # optional
     cpus_per_trial: 1                 # optional
     max_failures: 1                   # optional: retries of a trial whose worker or node died
+    scheduler: {name: asha, grace_period: 10, reduction_factor: 2}   # optional early stopping
+    report_every: 10                  # optional: evaluations between intermediate results
 
 Trials without distributions run as one Tune grid; each combination with distributions is
 searched by Tune's OptunaSearch (TPE, seeded from the combination) for ``num_samples`` trials.
@@ -39,8 +41,8 @@ Provenance: every ledger row records where it was made: ``evaluator_id`` and
 Resume: the ``trials/`` files are the ledger. ``resume=True`` runs only the grid trials whose
 config hash has no row yet, and warm-starts each Optuna search with its completed trials (their
 rewards are told to the searcher; they are not run again) and runs the remaining samples. A
-trial interrupted mid-run left no row, so it runs again from scratch; a finished one is never
-redone, and a row is keyed by its hash, so none is lost or duplicated. Resuming refuses
+trial interrupted mid-run left no row, so it runs again from scratch; a finished one (or one
+that the scheduler stopped early: its row says ``stopped_early``) is never redone, and a row is keyed by its hash, so none is lost or duplicated. Resuming refuses
 (:class:`LedgerMismatchError`) when the ledger's rows were made by another evaluator version or on
 another target (``target_id``; rows from before fingerprints count as ``unrecorded``) than this
 run would use, unless ``allow_mixed=True`` (``mlsysgym sweep --resume --allow-mixed``).

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -137,11 +139,17 @@ def run_sweep(config: SweepConfig | str | os.PathLike[str] | Mapping[str, Any],
 
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         opts: dict[str, Any] = {"log_to_driver": verbose}
+        staging = None
         if address or os.environ.get("RAY_ADDRESS"):
             from mlsysgym.experiments.sweep.cluster import runtime_env
 
-            opts["runtime_env"] = runtime_env(config.imports)
-        started = init_ray(address, **opts)
+            staging = tempfile.mkdtemp(prefix="mlsysgym-ship-")
+            opts["runtime_env"] = runtime_env(config.imports, staging)
+        try:
+            started = init_ray(address, **opts)  # uploads the runtime_env's py_modules
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         bar = _Progress(n_planned, progress)
         try:
             searcher = sweep_searcher([t.to_dict() for t in todo],
