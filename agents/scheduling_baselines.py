@@ -278,118 +278,141 @@ def cpsat_schedule(problem: SchedulingInstance, time_limit_s: float = 10.0, num_
         raise AgentConfigError(f"objective must be 'makespan' or 'jct', not {objective!r}")
     jct = objective == "jct"
     t0 = time.perf_counter()
-    n, P = problem.n_ops, problem.n_pes
     heft_sched = heft(problem)
     heft_ms = heft_sched.makespan_us(problem)
     if jct:
         heft_sched = min(heft_sched, heft(problem, by_arrival=True), key=lambda s: _mean_jct(problem, s))
-    if resolution_us is None:
-        res, exact = _resolution(problem, max(heft_ms, 1e-9), max_ticks)
-    else:
-        res = float(resolution_us)
-        q = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us,
-                  problem.release_us] / res
-        exact = bool(np.all(np.abs(q - np.round(q)) <= 1e-6 * np.maximum(1.0, q)))
-    cap = problem.capable
-    dur_t = np.where(cap, np.ceil(np.where(cap, problem.durations_us, 0.0) / res - 1e-6), 0.0)
-    dur_t = np.maximum(dur_t, 0).astype(np.int64)
-    comm_t = np.maximum(np.ceil(problem.edge_comm_us / res - 1e-6), 0).astype(np.int64)
-    rel_t = np.maximum(np.ceil(problem.release_us / res - 1e-6), 0).astype(np.int64)
-    # HEFT on the tick grid: a feasible tick schedule (hint and upper bound)
-    tick_prob = SchedulingInstance(
-        name=problem.name, op_names=problem.op_names, op_types=problem.op_types,
-        pe_names=problem.pe_names, durations_us=np.where(cap, dur_t, np.inf).astype(np.float64),
-        edge_src=problem.edge_src, edge_dst=problem.edge_dst, edge_bytes=problem.edge_bytes,
-        edge_comm_us=comm_t.astype(np.float64), active_power_w=problem.active_power_w,
-        idle_power_w=problem.idle_power_w, release_us=rel_t.astype(np.float64),
-        job_of=problem.job_of)
-    tick_heft = heft(tick_prob)
+    res, exact = _grid(problem, resolution_us, heft_ms, max_ticks)
+    tick_prob = _tick_instance(problem, res)
+    tick_heft = heft(tick_prob)  # a feasible tick schedule: hint and upper bound
     horizon = round(tick_heft.makespan_us(tick_prob))
     if jct:  # a JCT-optimal schedule may end later than HEFT's: a horizon that holds any one
         tick_heft = min(tick_heft, heft(tick_prob, by_arrival=True),
                         key=lambda s: _mean_jct(tick_prob, s))
-        horizon = int(rel_t.max() + np.where(cap, dur_t, 0).max(1).sum() + comm_t.sum())
+        dur = np.where(tick_prob.capable, tick_prob.durations_us, 0)
+        horizon = int(tick_prob.release_us.max() + dur.max(1).sum() + tick_prob.edge_comm_us.sum())
     lb_t = math.ceil(critical_path_lb(tick_prob) - 1e-6)
 
     m = cp_model.CpModel()
-    S = [m.NewIntVar(int(rel_t[i]), horizon, f"s{i}") for i in range(n)]
-    E = [m.NewIntVar(0, horizon, f"e{i}") for i in range(n)]
-    x: list[dict[int, cp_model.IntVar]] = []
-    per_pe: list[list[cp_model.IntervalVar]] = [[] for _ in range(P)]
-    for i in range(n):
-        xi = {}
-        for p in np.flatnonzero(cap[i]).tolist():
-            xi[p] = m.NewBoolVar(f"x{i}_{p}")
-            if dur_t[i, p] > 0:
-                per_pe[p].append(m.NewOptionalFixedSizeIntervalVar(S[i], int(dur_t[i, p]), xi[p],
-                                                                    f"iv{i}_{p}"))
-        m.AddExactlyOne(xi.values())
-        m.Add(E[i] == S[i] + sum(int(dur_t[i, p]) * v for p, v in xi.items()))
-        x.append(xi)
-    for p in range(P):
-        if len(per_pe[p]) > 1:
-            m.AddNoOverlap(per_pe[p])
-    for e, (i, j) in enumerate(zip(problem.edge_src.tolist(), problem.edge_dst.tolist())):
-        c = int(comm_t[e])
-        if c == 0:
-            m.Add(S[j] >= E[i])
-            continue
-        same = []
-        for p in set(x[i]) & set(x[j]):
-            y = m.NewBoolVar(f"y{e}_{p}")
-            m.AddImplication(y, x[i][p])
-            m.AddImplication(y, x[j][p])
-            same.append(y)
-        m.Add(S[j] >= E[i] + c - c * sum(same)) if same else m.Add(S[j] >= E[i] + c)
-    if jct:
-        ends = [m.NewIntVar(0, horizon, f"job{k}") for k in range(problem.n_jobs)]
-        for k in range(problem.n_jobs):
-            m.AddMaxEquality(ends[k], [E[i] for i in np.flatnonzero(problem.job_of == k).tolist()])
-        m.Minimize(sum(ends))
-    else:
-        makespan = m.NewIntVar(lb_t, horizon, "makespan")
-        m.AddMaxEquality(makespan, E)
-        m.Minimize(makespan)
+    S, E, x = _schedule_vars(m, tick_prob, horizon)
+    _objective(m, tick_prob, E, jct, lb_t, horizon)
     if hint:
-        for i in range(n):
+        for i in range(problem.n_ops):
             m.AddHint(S[i], round(tick_heft.start_us[i]))
-            for p, v in x[i].items():
-                m.AddHint(v, int(p == tick_heft.assignment[i]))
+            for pe, v in x[i].items():
+                m.AddHint(v, int(pe == tick_heft.assignment[i]))
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit_s)
     solver.parameters.num_workers = int(num_workers)
     solver.parameters.random_seed = int(seed)
     code = solver.Solve(m)
     status = solver.StatusName(code)
-    best, from_heft = heft_sched, True
+    best, from_heft, bound_t = heft_sched, True, lb_t
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        assign = np.array([next(p for p, v in x[i].items() if solver.Value(v)) for i in range(n)])
-        starts = np.array([solver.Value(S[i]) for i in range(n)], dtype=np.float64)
-        pos = _topo_position(problem)
-        order = np.lexsort((pos, starts))
-        sched = schedule_from_order(problem, assign, order)
-        sched = Schedule(sched.assignment, sched.start_us, np.lexsort((pos, sched.start_us)))
+        sched = _solved_schedule(solver, problem, S, x)
         if (_mean_jct(problem, sched) <= _mean_jct(problem, heft_sched)) if jct \
                 else sched.makespan_us(problem) <= heft_ms:
             best, from_heft = sched, False
         bound_t = solver.BestObjectiveBound()
-    else:
-        bound_t = lb_t
-    ms = best.makespan_us(problem)
     if jct:
         return _jct_result(problem, best, status, bound_t, res, exact, heft_ms, heft_sched,
                            from_heft, t0)
+    ms = best.makespan_us(problem)
     if exact:
         lb = bound_t * res
     else:  # each op and transfer on the critical chain (and its release) rounds up by < 1 tick
-        lb = (bound_t - 2 * n - (1 if problem.has_releases else 0)) * res
+        lb = (bound_t - 2 * problem.n_ops - (1 if problem.has_releases else 0)) * res
     lb = min(ms, max(lb, critical_path_lb(problem)))
     optimal = ms <= lb * (1 + 1e-9) + 1e-9
     validate(problem, best).raise_if_invalid()
     return _Exact(schedule=best, status=status, optimal=bool(optimal), makespan_us=ms,
-                       lower_bound_us=float(lb), gap=float(1.0 - lb / ms) if ms > 0 else 0.0,
-                       resolution_us=float(res), exact_resolution=exact, heft_makespan_us=heft_ms,
-                       from_heft=from_heft, wall_s=time.perf_counter() - t0)
+                  lower_bound_us=float(lb), gap=float(1.0 - lb / ms) if ms > 0 else 0.0,
+                  resolution_us=float(res), exact_resolution=exact, heft_makespan_us=heft_ms,
+                  from_heft=from_heft, wall_s=time.perf_counter() - t0)
+
+
+def _grid(problem: SchedulingInstance, resolution_us: float | None, heft_ms: float,
+          max_ticks: float) -> tuple[float, bool]:
+    """The tick size in µs and whether every time is a whole number of ticks."""
+    if resolution_us is None:
+        return _resolution(problem, max(heft_ms, 1e-9), max_ticks)
+    res = float(resolution_us)
+    q = np.r_[problem.durations_us[problem.capable], problem.edge_comm_us,
+              problem.release_us] / res
+    return res, bool(np.all(np.abs(q - np.round(q)) <= 1e-6 * np.maximum(1.0, q)))
+
+
+def _tick_instance(problem: SchedulingInstance, res: float) -> SchedulingInstance:
+    """The instance with durations, transfers and releases rounded up to whole ticks."""
+    cap = problem.capable
+    dur_t = np.where(cap, np.ceil(np.where(cap, problem.durations_us, 0.0) / res - 1e-6), 0.0)
+    dur_t = np.maximum(dur_t, 0).astype(np.int64)
+    comm_t = np.maximum(np.ceil(problem.edge_comm_us / res - 1e-6), 0).astype(np.int64)
+    rel_t = np.maximum(np.ceil(problem.release_us / res - 1e-6), 0).astype(np.int64)
+    return SchedulingInstance(
+        name=problem.name, op_names=problem.op_names, op_types=problem.op_types,
+        pe_names=problem.pe_names, durations_us=np.where(cap, dur_t, np.inf).astype(np.float64),
+        edge_src=problem.edge_src, edge_dst=problem.edge_dst, edge_bytes=problem.edge_bytes,
+        edge_comm_us=comm_t.astype(np.float64), active_power_w=problem.active_power_w,
+        idle_power_w=problem.idle_power_w, release_us=rel_t.astype(np.float64),
+        job_of=problem.job_of)
+
+
+def _schedule_vars(m: Any, tick: SchedulingInstance, horizon: int) -> tuple[list, list, list]:
+    """Start and end per op, a PE Boolean per capable (op, PE), no overlap per PE, and the data
+    edges (a transfer's ticks unless both ops share a PE)."""
+    n, cap = tick.n_ops, tick.capable
+    S = [m.NewIntVar(int(tick.release_us[i]), horizon, f"s{i}") for i in range(n)]
+    E = [m.NewIntVar(0, horizon, f"e{i}") for i in range(n)]
+    x: list[dict[int, Any]] = []
+    per_pe: list[list[Any]] = [[] for _ in range(tick.n_pes)]
+    for i in range(n):
+        xi = {}
+        for pe in np.flatnonzero(cap[i]).tolist():
+            d = int(tick.durations_us[i, pe])
+            xi[pe] = m.NewBoolVar(f"x{i}_{pe}")
+            if d > 0:
+                per_pe[pe].append(m.NewOptionalFixedSizeIntervalVar(S[i], d, xi[pe], f"iv{i}_{pe}"))
+        m.AddExactlyOne(xi.values())
+        m.Add(E[i] == S[i] + sum(int(tick.durations_us[i, pe]) * v for pe, v in xi.items()))
+        x.append(xi)
+    for intervals in per_pe:
+        if len(intervals) > 1:
+            m.AddNoOverlap(intervals)
+    for e, (i, j) in enumerate(zip(tick.edge_src.tolist(), tick.edge_dst.tolist())):
+        c = int(tick.edge_comm_us[e])
+        same = []
+        for pe in (set(x[i]) & set(x[j])) if c else ():
+            y = m.NewBoolVar(f"y{e}_{pe}")
+            m.AddImplication(y, x[i][pe])
+            m.AddImplication(y, x[j][pe])
+            same.append(y)
+        m.Add(S[j] >= E[i] + c - c * sum(same)) if same else m.Add(S[j] >= E[i] + c)
+    return S, E, x
+
+
+def _objective(m: Any, tick: SchedulingInstance, E: list, jct: bool, lb_t: int,
+               horizon: int) -> None:
+    """Minimize the makespan, or the sum of job ends (mean JCT) for a stream."""
+    if jct:
+        ends = [m.NewIntVar(0, horizon, f"job{k}") for k in range(tick.n_jobs)]
+        for k in range(tick.n_jobs):
+            m.AddMaxEquality(ends[k], [E[i] for i in np.flatnonzero(tick.job_of == k).tolist()])
+        m.Minimize(sum(ends))
+    else:
+        makespan = m.NewIntVar(lb_t, horizon, "makespan")
+        m.AddMaxEquality(makespan, E)
+        m.Minimize(makespan)
+
+
+def _solved_schedule(solver: Any, problem: SchedulingInstance, S: list, x: list) -> Schedule:
+    """The solution's PE assignment and order, re-timed with the exact times (left-justified)."""
+    n = problem.n_ops
+    assign = np.array([next(pe for pe, v in x[i].items() if solver.Value(v)) for i in range(n)])
+    starts = np.array([solver.Value(S[i]) for i in range(n)], dtype=np.float64)
+    pos = _topo_position(problem)
+    sched = schedule_from_order(problem, assign, np.lexsort((pos, starts)))
+    return Schedule(sched.assignment, sched.start_us, np.lexsort((pos, sched.start_us)))
 
 
 def _mean_jct(problem: SchedulingInstance, schedule: Schedule) -> float:
