@@ -92,12 +92,19 @@ def non_dominated_sort(points: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def pareto_mask(points: np.ndarray) -> np.ndarray:
-    """Boolean per point: not dominated by any other point (front 0)."""
+def pareto_mask(points: np.ndarray, block_elements: int = 20_000_000) -> np.ndarray:
+    """Boolean per point: not dominated by any other point (front 0). Compares blocks of rows
+    against all points, so memory stays near ``block_elements`` booleans for large sets."""
     f = _matrix(points)
-    if len(f) == 0:
-        return np.zeros(0, dtype=bool)
-    return ~dominance_matrix(f).any(0)
+    n, k = f.shape
+    dominated = np.zeros(n, dtype=bool)
+    step = max(1, block_elements // max(n * k, 1))
+    for start in range(0, n, step):
+        block = f[start:start + step]
+        le = (block[:, None, :] <= f[None, :, :]).all(-1)
+        lt = (block[:, None, :] < f[None, :, :]).any(-1)
+        dominated |= (le & lt).any(0)
+    return ~dominated
 
 
 def _hv2(f: np.ndarray, ref: np.ndarray) -> float:
