@@ -511,6 +511,7 @@ def test_a_stopped_trial_is_written_from_its_last_intermediate_result(tmp_path):
     seen = []
     row, traj = trial_result(spec, "s", report=lambda r, t: seen.append((r, t)),
                              report_every=4)
+    assert row["n_evaluations"] == 8 and len(traj) == 8 and len(seen) == 1  # at 4, not at 8
     row2, traj2 = trial_result(other, "s")
     writer = writer_callback(str(tmp_path))
     a, b = SimpleNamespace(trial_id="a"), SimpleNamespace(trial_id="b")
