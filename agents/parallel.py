@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from mlsysgym.agents.base import Design, Outcome
@@ -244,112 +244,42 @@ class RayPool:
         for s in self._slots:  # calls left over by an interrupted evaluate(): discard them
             if s.jobs:
                 self._replace(s)
-        designs = [dict(d) for d in designs]
-        results: list[EvalResult | None] = [None] * len(designs)
         token, wref = self._workload_ref(workload)
-        queue: deque[range] = deque(_chunks(len(designs), self.chunk_size))
+        batch = _Batch(self, [dict(d) for d in designs], token, wref)
         self._wait_ready()
-
-        def finish(idx: range, out: Any) -> None:
-            if isinstance(out, _Failure) and len(idx) > 1:
-                queue.extend(range(i, i + 1) for i in idx)  # isolate the failing design(s)
-                return
-            if isinstance(out, _Failure):
-                results[idx[0]] = EvalResult(None, out.reason)
-                log.warning("evaluation failed (%s): %s", out.reason, designs[idx[0]])
-                return
-            for i, m in zip(idx, _split(out, len(idx))):
-                results[i] = EvalResult(m)
-
-        def deadline(idx: range) -> float:
-            return time.monotonic() + self.timeout_s * len(idx) if self.timeout_s \
-                else float("inf")
-
-        def requeue(s: _Slot) -> None:
-            """Give the calls queued behind a dead worker's call back to the queue."""
-            queue.extendleft(reversed([idx for idx, _ in list(s.jobs)[1:]]))
-
-        suspects: set[range] = set()  # died once: re-run alone on a fresh worker
-
-        def died(idx: range, reason: str) -> None:
-            """The worker running ``idx`` died: retry it (alone) once, else it failed."""
-            if len(idx) > 1:
-                queue.extendleft(range(i, i + 1) for i in reversed(idx))
-                self.retried += 1
-            elif idx not in suspects:
-                suspects.add(idx)
-                queue.appendleft(idx)
-                self.retried += 1
-            else:
-                finish(idx, _Failure(f"worker died twice, the second time running this design "
-                                     f"alone ({reason})"))
-
-        def alone(s: _Slot) -> bool:
-            """Whether ``s`` may take the queue's next call (a suspect runs with nothing
-            queued behind or before it)."""
-            return not s.jobs or (queue[0] not in suspects and s.jobs[-1][0] not in suspects)
-
-        while queue or any(s.jobs for s in self._slots):
-            ready = [s for s in self._slots if s.ready_ref is None]
-            for level in range(1, self.pipeline_depth + 1):  # breadth first: idle workers first
-                if level > 1 and len(queue) < len(ready):
-                    break  # at the tail, leave chunks for whichever worker frees up first
-                for s in ready:
-                    if queue and len(s.jobs) < level and alone(s):
-                        idx = queue.popleft()
-                        ref = s.actor.evaluate.remote([designs[i] for i in idx], token, [wref])
-                        s.jobs.append((idx, ref))
-                        if len(s.jobs) == 1:
-                            s.deadline = deadline(idx)
+        while batch.queue or any(s.jobs for s in self._slots):
+            batch.dispatch()
             heads = {s.jobs[0][1]: s for s in self._slots if s.jobs}
             starting = {s.ready_ref: s for s in self._slots if s.ready_ref is not None}
-            wait_s: float | None = None
-            if heads:
-                first = min(s.deadline for s in heads.values())
-                if first != float("inf"):
-                    wait_s = max(0.0, first - time.monotonic())
-            else:  # every worker is being replaced
-                wait_s = self.start_timeout_s
             done, _ = self._ray.wait(list(heads) + list(starting), num_returns=1,
-                                     timeout=wait_s)
+                                     timeout=self._wait_s(heads))
             if not heads and not done:
                 raise ParallelEvaluationError(
                     f"no Ray worker came back within {self.start_timeout_s:.0f} s")
             for ref in done:
                 if ref in starting:
-                    s = starting[ref]
-                    try:
-                        self._ray.get(ref)
-                        s.ready_ref = None
-                    except Exception as e:  # noqa: BLE001
-                        raise ParallelEvaluationError(
-                            f"a replacement Ray worker could not start ({_reason(e)})") from None
-                    continue
-                s = heads[ref]
-                try:
-                    out = self._ray.get(ref)
-                except Exception as e:  # noqa: BLE001 - the worker process died
-                    requeue(s)
-                    idx = s.jobs[0][0]
-                    self._replace(s)
-                    died(idx, _reason(e))
-                    continue
-                idx = s.jobs.popleft()[0]
-                if s.jobs:
-                    s.deadline = deadline(s.jobs[0][0])
-                finish(idx, out)
-            now = time.monotonic()
-            for s in self._slots:  # kill workers past their deadline (unless just finished)
-                if s.jobs and now >= s.deadline and \
-                        not self._ray.wait([s.jobs[0][1]], timeout=0)[0]:
-                    idx = s.jobs[0][0]
-                    requeue(s)
-                    self._replace(s)
-                    finish(idx, _Failure(
-                        f"timed out after {self.timeout_s * len(idx):.3g} s (worker replaced)"))
-        if any(r is None for r in results):  # pragma: no cover - a scheduler bug
-            raise ParallelEvaluationError("some designs got no result")
-        return results  # type: ignore[return-value]
+                    self._started(starting[ref], ref)
+                else:
+                    batch.collect(heads[ref], ref)
+            batch.kill_overdue()
+        return batch.results_in_order()
+
+    def _wait_s(self, heads: Mapping[Any, _Slot]) -> float | None:
+        """How long to wait for the next result: until the earliest deadline (None: no
+        deadline), or the start timeout while every worker is being replaced."""
+        if not heads:
+            return self.start_timeout_s
+        first = min(s.deadline for s in heads.values())
+        return None if first == float("inf") else max(0.0, first - time.monotonic())
+
+    def _started(self, s: _Slot, ref: Any) -> None:
+        """A replacement worker reported ready (or failed to start: an error)."""
+        try:
+            self._ray.get(ref)
+            s.ready_ref = None
+        except Exception as e:  # noqa: BLE001
+            raise ParallelEvaluationError(
+                f"a replacement Ray worker could not start ({_reason(e)})") from None
 
     def shutdown(self) -> None:
         """Kill every worker (Ray itself keeps running)."""
@@ -359,15 +289,113 @@ class RayPool:
         for s in self._slots:
             try:
                 self._ray.kill(s.actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - already dead
+            except Exception:  # noqa: BLE001, S110 - already dead
                 pass
         self._slots = []
 
-    def __enter__(self) -> RayPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
+
+
+class _Batch:
+    """One :meth:`RayPool.evaluate` call: the queue of design chunks, the results, and the
+    designs whose worker died once (re-run alone on a fresh worker)."""
+
+    def __init__(self, pool: RayPool, designs: list[Design], token: str, wref: Any) -> None:
+        self.pool, self.designs, self.token, self.wref = pool, designs, token, wref
+        self.results: list[EvalResult | None] = [None] * len(designs)
+        self.queue: deque[range] = deque(_chunks(len(designs), pool.chunk_size))
+        self.suspects: set[range] = set()
+
+    def deadline(self, idx: range) -> float:
+        t = self.pool.timeout_s
+        return time.monotonic() + t * len(idx) if t else float("inf")
+
+    def finish(self, idx: range, out: Any) -> None:
+        """Record a chunk's metrics; a failed chunk of several designs is split up first."""
+        if isinstance(out, _Failure) and len(idx) > 1:
+            self.queue.extend(range(i, i + 1) for i in idx)  # isolate the failing design(s)
+            return
+        if isinstance(out, _Failure):
+            self.results[idx[0]] = EvalResult(None, out.reason)
+            log.warning("evaluation failed (%s): %s", out.reason, self.designs[idx[0]])
+            return
+        for i, m in zip(idx, _split(out, len(idx))):
+            self.results[i] = EvalResult(m)
+
+    def requeue(self, s: _Slot) -> None:
+        """Give the calls queued behind a dead worker's call back to the queue."""
+        self.queue.extendleft(reversed([idx for idx, _ in list(s.jobs)[1:]]))
+
+    def died(self, idx: range, reason: str) -> None:
+        """The worker running ``idx`` died: retry it (alone) once, else it failed."""
+        if len(idx) > 1:
+            self.queue.extendleft(range(i, i + 1) for i in reversed(idx))
+            self.pool.retried += 1
+        elif idx not in self.suspects:
+            self.suspects.add(idx)
+            self.queue.appendleft(idx)
+            self.pool.retried += 1
+        else:
+            self.finish(idx, _Failure(f"worker died twice, the second time running this design "
+                                      f"alone ({reason})"))
+
+    def alone(self, s: _Slot) -> bool:
+        """Whether ``s`` may take the queue's next call (a suspect runs with nothing queued
+        behind or before it)."""
+        return not s.jobs or (self.queue[0] not in self.suspects
+                              and s.jobs[-1][0] not in self.suspects)
+
+    def dispatch(self) -> None:
+        """Hand out queued chunks, breadth first: idle workers first, then up to the pipeline
+        depth (at the tail, chunks are left for whichever worker frees up first)."""
+        pool, queue = self.pool, self.queue
+        ready = [s for s in pool._slots if s.ready_ref is None]
+        for level in range(1, pool.pipeline_depth + 1):
+            if level > 1 and len(queue) < len(ready):
+                break
+            for s in ready:
+                if queue and len(s.jobs) < level and self.alone(s):
+                    idx = queue.popleft()
+                    ref = s.actor.evaluate.remote([self.designs[i] for i in idx], self.token,
+                                                  [self.wref])
+                    s.jobs.append((idx, ref))
+                    if len(s.jobs) == 1:
+                        s.deadline = self.deadline(idx)
+
+    def collect(self, s: _Slot, ref: Any) -> None:
+        """The head call of worker ``s`` finished: its result, or its worker died."""
+        try:
+            out = self.pool._ray.get(ref)
+        except Exception as e:  # noqa: BLE001 - the worker process died
+            self.requeue(s)
+            idx = s.jobs[0][0]
+            self.pool._replace(s)
+            self.died(idx, _reason(e))
+            return
+        idx = s.jobs.popleft()[0]
+        if s.jobs:
+            s.deadline = self.deadline(s.jobs[0][0])
+        self.finish(idx, out)
+
+    def kill_overdue(self) -> None:
+        """Replace workers past their deadline (unless their call just finished)."""
+        pool, now = self.pool, time.monotonic()
+        for s in pool._slots:
+            if s.jobs and now >= s.deadline and not pool._ray.wait([s.jobs[0][1]], timeout=0)[0]:
+                idx = s.jobs[0][0]
+                self.requeue(s)
+                pool._replace(s)
+                self.finish(idx, _Failure(
+                    f"timed out after {pool.timeout_s * len(idx):.3g} s (worker replaced)"))
+
+    def results_in_order(self) -> list[EvalResult]:
+        if any(r is None for r in self.results):  # pragma: no cover - a scheduler bug
+            raise ParallelEvaluationError("some designs got no result")
+        return self.results  # type: ignore[return-value]
 
 
 # ---- serial path -----------------------------------------------------------------------------
@@ -521,7 +549,7 @@ class EvaluatorProblem:
         if self._owns_pool and isinstance(self.parallel, RayPool):
             self.parallel.shutdown()
 
-    def __enter__(self) -> EvaluatorProblem:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
