@@ -179,50 +179,39 @@ def _scheduler(v: Any, budgets: list[tuple[int | None, float | None]]
     return out
 
 
-def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
-                output_dir: str | os.PathLike[str] | None = None,
-                check_names: bool = True) -> SweepConfig:
-    """A validated SweepConfig from a YAML file or a mapping (SweepConfigError on bad input).
-
-    ``check_names`` imports ``imports`` and the agent registry and checks every agent and
-    problem name exists.
-    """
+def _read_raw(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Any, str]:
+    """The config mapping as written (from a mapping or a YAML file) and its default name."""
     if isinstance(source, Mapping):
-        raw: Any = dict(source)
-        default_name = "sweep"
-    else:
-        import yaml
+        return dict(source), "sweep"
+    import yaml
 
-        path = Path(source)
-        if not path.is_file():
-            _fail(f"no such sweep config file: {path}")
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            _fail(f"{path} is not valid YAML: {str(e).splitlines()[0]}")
-        default_name = path.stem
+    path = Path(source)
+    if not path.is_file():
+        _fail(f"no such sweep config file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        _fail(f"{path} is not valid YAML: {str(e).splitlines()[0]}")
+    return raw, path.stem
+
+
+def _check_top_keys(raw: Any) -> None:
+    """A mapping of known keys with the required ones present."""
     if not isinstance(raw, Mapping):
         _fail("a sweep config must be a mapping of keys (name, problems, agents, budget, ...)")
     unknown = sorted(set(raw) - TOP_KEYS)
     if unknown:
         _fail(f"unknown config key(s) {unknown}; allowed: {sorted(TOP_KEYS)}")
-    for k in ("agents",):
-        if k not in raw:
-            _fail(f"config is missing the required field {k!r}")
+    if "agents" not in raw:
+        _fail("config is missing the required field 'agents'")
     if "problem" not in raw and "problems" not in raw:
         _fail("config is missing the required field 'problems' (or 'problem')")
     if "budget" not in raw and "budgets" not in raw:
         _fail("config is missing the required field 'budget'")
-    problems = raw.get("problems", raw.get("problem"))
-    problems = problems if isinstance(problems, list) else [problems]
-    if not problems:
-        _fail("'problems' is empty")
-    agents_raw = raw["agents"]
-    if not isinstance(agents_raw, list) or not agents_raw:
-        _fail("'agents' must be a non-empty list")
-    agents = [_agent_spec(a) for a in agents_raw]
-    budgets = _budgets(raw.get("budgets", raw.get("budget")))
-    seeds = _int_list("seeds", raw.get("seeds", 1), allow_count=True)
+
+
+def _run_settings(raw: Mapping[str, Any]) -> tuple[list[str], int | None, float, int]:
+    """``imports``, ``max_concurrent_trials``, ``cpus_per_trial`` and ``max_failures``."""
     imports = raw.get("imports") or []
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
         _fail(f"imports must be a list of module names, got {imports!r}")
@@ -235,6 +224,30 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
     mf = raw.get("max_failures", 1)
     if isinstance(mf, bool) or not isinstance(mf, int) or mf < 0:
         _fail(f"max_failures must be a non-negative integer, got {mf!r}")
+    return list(imports), mct, float(cpt), mf
+
+
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
+                output_dir: str | os.PathLike[str] | None = None,
+                check_names: bool = True) -> SweepConfig:
+    """A validated SweepConfig from a YAML file or a mapping (SweepConfigError on bad input).
+
+    ``check_names`` imports ``imports`` and the agent registry and checks every agent and
+    problem name exists.
+    """
+    raw, default_name = _read_raw(source)
+    _check_top_keys(raw)
+    problems = raw.get("problems", raw.get("problem"))
+    problems = problems if isinstance(problems, list) else [problems]
+    if not problems:
+        _fail("'problems' is empty")
+    agents_raw = raw["agents"]
+    if not isinstance(agents_raw, list) or not agents_raw:
+        _fail("'agents' must be a non-empty list")
+    agents = [_agent_spec(a) for a in agents_raw]
+    budgets = _budgets(raw.get("budgets", raw.get("budget")))
+    seeds = _int_list("seeds", raw.get("seeds", 1), allow_count=True)
+    imports, mct, cpt, mf = _run_settings(raw)
     scheduler = _scheduler(raw.get("scheduler"), budgets)
     every = raw.get("report_every")
     every = _positive_int("report_every", every) if every is not None else \
@@ -242,7 +255,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
     out = Path(output_dir or raw.get("output_dir") or Path("results/sweeps")
                / str(raw.get("name", default_name))).resolve()
     config = SweepConfig(str(raw.get("name", default_name)), out, problems, agents, budgets,
-                         seeds, list(imports), mct, float(cpt), mf, scheduler, every)
+                         seeds, imports, mct, cpt, mf, scheduler, every)
     if check_names:
         check_names_exist(config)
     return config
