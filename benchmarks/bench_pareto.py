@@ -177,6 +177,11 @@ def report() -> None:
             mean, lo, hi = curves.mean(0), curves.min(0), curves.max(0)
             (line,) = ax.plot(x, mean, label=agent)
             ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
+        for agent in agents:
+            hps = {json.dumps(r["hyperparameters"], sort_keys=True) for r in rec["runs"]
+                   if r["agent"] == agent and r["hyperparameters"]}
+            if hps:
+                lines.append(f"\n{agent} ran with {', '.join(sorted(hps))} (otherwise defaults).")
         ax.set_xscale("log")
         ax.set_xlabel("evaluations")
         ax.set_ylabel("normalized hypervolume")
