@@ -56,8 +56,7 @@ def _mobo(problem: BudgetedProblem, rng: np.random.Generator, method: str, q: in
           max_train: int, mc_samples: int) -> None:
     import torch
     from botorch.acquisition.logei import qLogNoisyExpectedImprovement
-    from botorch.acquisition.multi_objective.logei import (
-        qLogNoisyExpectedHypervolumeImprovement)
+    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
     from botorch.acquisition.objective import GenericMCObjective
     from botorch.exceptions import ModelFittingError
     from botorch.fit import fit_gpytorch_mll

@@ -42,10 +42,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from mlsysgym.agents.base import (AgentConfigError, BudgetedProblem, Design, Outcome, Problem,
-                                  SearchResult, register_agent, search)
-from mlsysgym.agents.pareto import (ParetoError, hypervolume, hypervolume_curve, pareto_mask,
-                                    to_minimization)
+from mlsysgym.agents.base import (
+    AgentConfigError,
+    BudgetedProblem,
+    Design,
+    Outcome,
+    Problem,
+    SearchResult,
+    register_agent,
+    search,
+)
+from mlsysgym.agents.pareto import (
+    ParetoError,
+    hypervolume,
+    hypervolume_curve,
+    pareto_mask,
+    to_minimization,
+)
 from mlsysgym.agents.problems import make_problem, register_problem
 
 __all__ = ["INFEASIBLE_PENALTY", "NSGA2_HYPERPARAMETERS", "MultiObjectiveProblem",
