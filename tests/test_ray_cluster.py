@@ -5,6 +5,7 @@ the same config and seeds makes."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -78,7 +79,11 @@ def test_two_node_sweep_without_shared_storage_survives_a_dead_node(tmp_path):
     try:
         doomed = cluster.add_node(num_cpus=1)
         cluster.add_node(num_cpus=1)
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "HIDDEN": str(hidden),
+        # HOME and RAY_* pass through: a Ray started earlier in this process (the suite's
+        # session Ray) may have set up an auth token the driver must find to connect
+        env = {**{k: v for k, v in os.environ.items() if k.startswith("RAY_")},
+               "PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", str(tmp_path)),
+               "HIDDEN": str(hidden),
                "PY": sys.executable, "CFG": str(config), "ADDR": cluster.address,
                "COPY": str(copy), "PYTHONPATH": str(plugin_dir)}
         start = time.monotonic()
