@@ -224,6 +224,7 @@ def write_report(sweep_dirs: Sequence[str | os.PathLike[str]],
              (f"Sweeps: {', '.join(f'`{d}`' for d in sweep_dirs)}; {len(trials)} search runs, "
              f"{int(trials['n_evaluations'].sum()):,} evaluations."), "",
              *[f"Trials ran on — {line}" for line in trial_machines(trials)], "",
+             *_stopped_lines(trials),
              ("Per agent and budget: the best reward of the best and the worst hyperparameter "
              "configuration (mean over seeds), their spread (the hyperparameter lottery), and the "
              "median over seeds of the best configuration."), ""]
@@ -242,8 +243,18 @@ def write_report(sweep_dirs: Sequence[str | os.PathLike[str]],
                   f"![hyperparameter lottery]({slug}_lottery.png)", ""]
     path = out / "agent_study.md"
     path.write_text("\n".join(lines))
-    table.to_csv(out / "agent_study.csv", index=False)
     return path
+
+
+def _stopped_lines(trials: pd.DataFrame) -> list[str]:
+    """A note on the runs a scheduler (ASHA) stopped early, if any: their rows hold the best
+    reward when they were stopped."""
+    if "stopped_early" not in trials or not trials["stopped_early"].fillna(False).any():
+        return []
+    stopped = trials[trials["stopped_early"].fillna(False).astype(bool)]
+    arms = ", ".join(f"{a} × {n}" for a, n in stopped.groupby("agent").size().items())
+    return [(f"Stopped early by the sweep's scheduler: {len(stopped)} of {len(trials)} runs "
+            f"({arms}); their rows hold the best reward reached when they were stopped."), ""]
 
 
 # ---- sweeps over sequential problems: per instance × agent against a baseline and an exact agent

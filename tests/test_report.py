@@ -229,3 +229,22 @@ def test_problem_report_files_and_cli(toy_sweep, tmp_path, capsys):
     assert "no metric 'nope'" in capsys.readouterr().err
     assert main(["report", str(toy_sweep), "--out", str(out), "--baseline", "heft"]) == 2
     assert "baseline agent 'heft' has no trials" in capsys.readouterr().err
+
+
+def test_report_says_which_runs_a_scheduler_stopped_early(sweep_dir, tmp_path):
+    """Ledger rows marked stopped_early (ASHA) are counted in the report, per agent."""
+    import shutil
+
+    import pandas as pd
+    from mlsysgym.core.dataset import write_part
+
+    d = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, d)
+    part = min((d / "trials").glob("part-*.parquet"))
+    row = pd.read_parquet(part)
+    row["stopped_early"] = True
+    write_part(part, row)
+    text = write_report([d], tmp_path / "rep").read_text()
+    agent = row["agent"].iloc[0]
+    assert f"Stopped early by the sweep's scheduler: 1 of 5 runs ({agent} × 1)" in text
+    assert "Stopped early" not in write_report([sweep_dir], tmp_path / "rep2").read_text()
