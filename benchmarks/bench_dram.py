@@ -15,10 +15,10 @@ import os
 import platform
 import sys
 import tempfile
-import time
 
 import numpy as np
 from mlsysgym.experiments.report import stamp_markdown
+from mlsysgym.experiments.timing import time_calls
 from mlsysgym.simulators.dram import ControllerSettings, prepare_trace, simulate
 from mlsysgym.simulators.dram_traces import (
     mixed_trace,
@@ -55,15 +55,9 @@ def traces(n: int) -> dict:
 
 
 def timed(fn, repeat: int) -> tuple[float, float, object]:
-    """Best CPU and wall seconds over ``repeat`` calls."""
-    best_cpu = best_wall = float("inf")
-    out = None
-    for _ in range(repeat):
-        c, w = time.process_time(), time.perf_counter()
-        out = fn()
-        best_cpu = min(best_cpu, time.process_time() - c)
-        best_wall = min(best_wall, time.perf_counter() - w)
-    return best_cpu, best_wall, out
+    """Best CPU and wall seconds over ``repeat`` calls, and the last call's result."""
+    t = time_calls(fn, repeat)
+    return t.best_cpu, t.best_wall, t.result
 
 
 def main(argv: list[str] | None = None) -> int:
