@@ -25,7 +25,7 @@ from mlsysgym.experiments.report import stamp_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "core.md"
-LAYERS = ("core", "ir", "simulators", "envs", "agents", "costmodels", "experiments")
+LAYERS = ("core", "ir", "simulators", "envs", "agents", "costmodels", "compiler", "experiments")
 
 # What one child measures (the public APIs both trees share); prints one JSON line.
 PROBE = r"""
@@ -98,7 +98,8 @@ def package_view(tree: Path, into: Path) -> Path:
         if entry.name != "__pycache__":
             (pkg / entry.name).symlink_to(entry)
     for layer in LAYERS:
-        (pkg / layer).symlink_to(tree / layer)
+        if (tree / layer).is_dir():  # a layer the older tree does not have yet is left out
+            (pkg / layer).symlink_to(tree / layer)
     return into
 
 

@@ -11,7 +11,7 @@ tile-size model for the target (the package's default unless ``--model``), calib
 then perturbations of them, for ``--calibration-minutes``; on a known target: only the ops
 larger than the model's data; the one-time cost is reported), run the pass in the default mode (``costmodel``, guarded), compile tuned and
 untuned, compare outputs on random inputs, then time both interleaved
-(:func:`~mlsysgym.costmodels.tiling_verify.benchmark_modules`: per round one call of each in
+(:func:`~mlsysgym.compiler.tiling_verify.benchmark_modules`: per round one call of each in
 random order, ``--rounds`` rounds; the speedup is the median of default / tuned per round and
 the noise an A/A pair of the default in the same rounds) on ``local-sync`` and ``local-task``.
 ``--verify`` (what ``mlsysgym compile --tune`` does by default) also runs the pass's bisecting
@@ -30,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.compiler.tiling_pass import compile_and_check, tune_module
+from mlsysgym.compiler.tiling_verify import DRIVERS, benchmark_modules, verify
 from mlsysgym.core.target import fingerprint
 from mlsysgym.costmodels.tiling_model import calibrate, load_tiling_model
-from mlsysgym.costmodels.tiling_pass import compile_and_check, find_root_ops, tune_module
-from mlsysgym.costmodels.tiling_verify import DRIVERS, benchmark_modules, verify
+from mlsysgym.costmodels.tiling_ops import find_root_ops
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
 from mlsysgym.ir.mlir_import import import_model
 

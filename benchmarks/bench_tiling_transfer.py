@@ -151,8 +151,8 @@ def whole_model_curve(raw: pd.DataFrame, frame: pd.DataFrame, a: str, b: str, so
                       work: Path, rounds: int, log: Any) -> list[dict[str, Any]]:
     """Whole-model speedup on target B of the pass alone (no measurement of the model's own
     ops, no verification) with A's model calibrated on each fraction of B's shapes."""
-    from mlsysgym.costmodels.tiling_pass import compile_and_check, tune_module
-    from mlsysgym.costmodels.tiling_verify import DRIVERS, benchmark_modules
+    from mlsysgym.compiler.tiling_pass import compile_and_check, tune_module
+    from mlsysgym.compiler.tiling_verify import DRIVERS, benchmark_modules
     from mlsysgym.ir.mlir_import import import_model
 
     fb = frame[frame["target_id"] == b]

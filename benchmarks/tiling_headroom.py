@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.costmodels.tiling_pass import annotate, find_root_ops
+from mlsysgym.costmodels.tiling_ops import annotate, find_root_ops
 from mlsysgym.costmodels.tiling_space import (
     ConfigReadError,
     configured_ops,

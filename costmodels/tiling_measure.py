@@ -3,7 +3,7 @@
 :func:`collect` takes shapes (:class:`ShapeSample`), reads IREE's default configuration of each
 for the target, picks candidates (the best predicted by a model when one is given, the rest
 mostly one or two knobs away from the default), measures them with
-:func:`~mlsysgym.costmodels.tiling_pass.measure_configs` (single-threaded, each candidate timed
+:func:`measure_configs` (single-threaded, each candidate timed
 right after the default, median ratio over rounds) and appends one row per (shape, config) to
 a Parquet dataset. Every row records the target fingerprint (``target_id``, level, vector
 width, L2 size, CPU model); ``resume`` skips shapes already measured for that target. The next
@@ -18,7 +18,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.costmodels.tiling_ops import annotate_kernel
 from mlsysgym.costmodels.tiling_space import (
     KNOBS,
+    TileConfig,
+    TilingError,
     TilingInstance,
     default_config,
     instance_for,
@@ -35,7 +38,8 @@ from mlsysgym.costmodels.tiling_space import (
     sample_candidates,
 )
 
-__all__ = ["FACTORS", "MAX_MACS", "ShapeSample", "collect", "perturbed", "row_key", "shrink"]
+__all__ = ["FACTORS", "FAST_TIMING", "MAX_MACS", "MeasuredConfig", "ShapeSample", "collect",
+           "measure_configs", "perturbed", "row_key", "shrink"]
 
 FACTORS = (0.5, 0.75, 1.25, 1.5, 2.0)
 MAX_MACS = 1.2e7
@@ -99,7 +103,7 @@ def _pick(problem: TilingInstance, default: Any, n: int, isa: Any, ranker: Any) 
     seed = _stable_seed(problem.key)
     if ranker is None:
         return sample_candidates(problem, default, n, seed=seed, isa=isa)
-    from mlsysgym.costmodels.tiling_pass import score_candidates
+    from mlsysgym.costmodels.tiling_score import score_candidates
 
     sc = score_candidates(ranker, problem, default)
     top = [sc.config(int(i)) for i in np.argsort(sc.predicted, kind="stable") if int(i) != 0]
@@ -119,7 +123,6 @@ def collect(out: str | os.PathLike[str], minutes: float = 30.0, per_shape: int =
     picks half of each shape's candidates as its best predicted. Returns a summary dict."""
     from mlsysgym.core.dataset import ParquetAppender, read_dataset
     from mlsysgym.core.target import fingerprint, target_isa
-    from mlsysgym.costmodels.tiling_pass import annotate_kernel, measure_configs
     from mlsysgym.ir.mlir_emit import emit
     from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description
 
@@ -212,3 +215,91 @@ def collect(out: str | os.PathLike[str], minutes: float = 30.0, per_shape: int =
         pool.shutdown(wait=False, cancel_futures=True)
     return {"shapes": n_shape, "rows": n_rows, "ok_rows": n_ok,
             "seconds": time.perf_counter() - t0, "out": str(out_path)}
+
+
+# ---- measuring configurations against IREE's default --------------------------------------
+@dataclass(frozen=True)
+class MeasuredConfig:
+    """A configuration measured against the default: runtime ratio (< 1 is faster), times."""
+
+    config: TileConfig
+    ok: bool
+    ratio: float
+    runtime_us: float
+    default_us: float
+    ratios: tuple[float, ...] = ()
+    max_rel_err: float = float("nan")
+    error: str = ""
+    compile_s: float = float("nan")
+
+
+FAST_TIMING: dict[str, Any] = {"warmup_s": 0.004, "min_reps": 3, "max_reps": 12,
+                               "max_time_s": 0.03, "min_sample_s": 2e-4, "target_rse": 0.02}
+
+
+def measure_configs(problem: TilingInstance, configs: Sequence[TileConfig], rounds: int = 3,
+                    timing: Mapping[str, Any] | None = None, compiler: Any = None, seed: int = 0,
+                    compiled: Sequence[Any] | None = None) -> list[MeasuredConfig]:
+    """Measure each configuration on a standalone kernel of ``problem``'s shape against IREE's
+    default (the unannotated kernel): numerics checked against the default's output (and the
+    default against NumPy); then ``rounds`` rounds in which every candidate is timed right
+    after a timing of the default; ratio = median over rounds of candidate / adjacent default.
+    A candidate that fails to compile or run is returned with ``ok=False``."""
+    from mlsysgym.ir.mlir_emit import emit
+    from mlsysgym.simulators.iree_cpu import KernelCompiler, Runner, time_calls
+
+    compiler = compiler or KernelCompiler()
+    kernel = emit(problem.to_spec_design())
+    texts = [kernel.mlir] + [annotate_kernel(kernel.mlir, c) for c in configs]
+    results = list(compiled) if compiled is not None else compiler.compile_many(texts)
+    nan = float("nan")
+    if not results[0].ok:
+        raise TilingError(f"the untuned kernel {problem.key} does not compile: {results[0].error}")
+    inputs = kernel.random_inputs(seed)
+    base = Runner(results[0].vmfb, results[0].func)
+    want = base.run(inputs).astype(np.float64)
+    ref = kernel.reference(inputs).astype(np.float64)
+    scale = max(float(np.max(np.abs(ref))), 1e-6)
+    if float(np.max(np.abs(want - ref))) / scale > 1e-3:
+        raise TilingError(f"the untuned kernel {problem.key} disagrees with NumPy")
+    calls: dict[int, Callable[[], Any]] = {}
+    out: dict[int, MeasuredConfig] = {}
+    for i, (cfg, res) in enumerate(zip(configs, results[1:])):
+        if not res.ok:
+            out[i] = MeasuredConfig(cfg, False, nan, nan, nan, error=res.error[:300],
+                                    compile_s=res.compile_s)
+            continue
+        try:
+            r = Runner(res.vmfb, res.func)
+            got = r.run(inputs).astype(np.float64)
+            err = float(np.max(np.abs(got - want))) / scale if got.shape == want.shape else math.inf
+            if not err <= 1e-3:
+                out[i] = MeasuredConfig(cfg, False, nan, nan, nan, max_rel_err=err,
+                                        error=f"numerics: max relative error {err:.2e}")
+                continue
+            calls[i] = r.prepare(inputs)
+            out[i] = MeasuredConfig(cfg, True, nan, nan, nan, max_rel_err=err,
+                                    compile_s=res.compile_s)
+        except Exception as e:  # noqa: BLE001 - a candidate that cannot run is skipped
+            out[i] = MeasuredConfig(cfg, False, nan, nan, nan, error=f"run failed: {e}"[:300])
+    tm = {**FAST_TIMING, **(timing or {})}
+    base_call = base.prepare(inputs)
+    ratios: dict[int, list[float]] = {i: [] for i in calls}
+    times: dict[int, list[float]] = {i: [] for i in calls}
+    dtimes: list[float] = []
+    rng = np.random.default_rng(seed)
+    for _ in range(max(rounds, 1)):
+        for i in rng.permutation(sorted(calls)):
+            td = time_calls(base_call, **tm).median_us
+            tc = time_calls(calls[int(i)], **tm).median_us
+            dtimes.append(td)
+            ratios[int(i)].append(tc / td)
+            times[int(i)].append(tc)
+    d_us = float(np.median(dtimes)) if dtimes else nan
+    for i in calls:
+        rs = np.asarray(ratios[i])
+        old = out[i]
+        out[i] = MeasuredConfig(old.config, True, float(np.exp(np.median(np.log(rs)))),
+                                float(np.median(times[i])), d_us, tuple(float(x) for x in rs),
+                                old.max_rel_err, "", old.compile_s)
+    return [out[i] for i in range(len(configs))]

@@ -276,8 +276,8 @@ def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
     """Per problem key, the measured fastest configuration and its ratio (when below
     :data:`MEASURED_MARGIN`) among those
     that keep the multi-threaded driver's parallelism
-    (:func:`~mlsysgym.costmodels.tiling_pass.parallel_ok`)."""
-    from mlsysgym.costmodels.tiling_pass import parallel_ok
+    (:func:`~mlsysgym.costmodels.tiling_score.parallel_ok`)."""
+    from mlsysgym.costmodels.tiling_score import parallel_ok
 
     ok = rows[rows["ok"].astype(bool) & np.isfinite(rows["runtime_ratio"])]
     out: dict[str, tuple[TileConfig, float]] = {}

@@ -82,8 +82,10 @@ def evaluate(model_dir: str | Path | None = None, k: int = 5, n_exhaustive: int 
              log: Any = print, target_cpu: str = "host") -> list[KernelResult]:
     """Run the three modes on every held-out kernel (see module doc) for codegen target
     ``target_cpu``; ``model_dir`` None is the package's default model."""
+    from mlsysgym.compiler.tiling_pass import tune_module
+    from mlsysgym.costmodels.tiling_measure import measure_configs
     from mlsysgym.costmodels.tiling_model import load_tiling_model
-    from mlsysgym.costmodels.tiling_pass import measure_configs, score_candidates, tune_module
+    from mlsysgym.costmodels.tiling_score import score_candidates
     from mlsysgym.costmodels.tiling_space import default_config, sample_candidates
     from mlsysgym.experiments.tiling_data import held_out_shapes
     from mlsysgym.ir.mlir_emit import emit
@@ -137,8 +139,8 @@ def evaluate(model_dir: str | Path | None = None, k: int = 5, n_exhaustive: int 
 def _zoo_pass_timing(model_dir: str | Path | None, names: Sequence[str],
                      target_cpu: str = "host") -> list[dict[str, Any]]:
     """The pass (costmodel mode, no compile) on whole imported zoo modules."""
+    from mlsysgym.compiler.tiling_pass import tune_module
     from mlsysgym.costmodels.tiling_model import load_tiling_model
-    from mlsysgym.costmodels.tiling_pass import tune_module
     from mlsysgym.ir.mlir_import import import_model
 
     rows = []

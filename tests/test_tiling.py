@@ -7,19 +7,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from mlsysgym.compiler.tiling_pass import OpDecision, TuningReport, compile_and_check, tune_module
 from mlsysgym.core.target import TargetIsa, fingerprint, target_isa
+from mlsysgym.costmodels.tiling_measure import MeasuredConfig, measure_configs
 from mlsysgym.costmodels.tiling_model import TilingModel
-from mlsysgym.costmodels.tiling_pass import (
-    MeasuredConfig,
-    OpDecision,
-    TuningReport,
-    annotate,
-    compile_and_check,
-    find_root_ops,
-    measure_configs,
-    score_candidates,
-    tune_module,
-)
+from mlsysgym.costmodels.tiling_ops import annotate, find_root_ops
+from mlsysgym.costmodels.tiling_score import score_candidates
 from mlsysgym.costmodels.tiling_space import (
     FEATURE_NAMES,
     KNOBS,
@@ -348,7 +341,7 @@ def test_unknown_target_keeps_every_default(tiny_model: TilingModel) -> None:
 
 
 def test_guards_keep_the_default(tiny_model: TilingModel) -> None:
-    from mlsysgym.costmodels.tiling_pass import Guards
+    from mlsysgym.compiler.tiling_pass import Guards
 
     free = tune_module(MODULE, "costmodel", model=tiny_model, defaults=_DEFAULTS,
                        guards=Guards(margin=2.0, use_floor=False))
@@ -370,7 +363,7 @@ def test_guards_keep_the_default(tiny_model: TilingModel) -> None:
 
 
 def test_multithread_guard_keeps_the_defaults_parallelism() -> None:
-    from mlsysgym.costmodels.tiling_pass import parallel_ok
+    from mlsysgym.costmodels.tiling_score import parallel_ok
 
     p = instance_for("matmul", (64, 128, 96))
     dflt = {"d_m": 8, "d_n": 64, "d_h": 1}  # 8 x 2 = 16 workgroups
@@ -420,7 +413,7 @@ def test_calibration_measures_here_caches_per_target_and_resumes(tiny_model, tmp
 
 @pytest.mark.slow
 def test_verify_reverts_an_op_that_makes_the_module_slower() -> None:
-    from mlsysgym.costmodels.tiling_verify import verify
+    from mlsysgym.compiler.tiling_verify import verify
 
     roots = [r for r in find_root_ops(MODULE) if r.problem is not None]
     scalar = TileConfig((64, 128, 0), (1, 1, 0), (0, 0, 1))  # no vectorization at all
@@ -535,7 +528,6 @@ def test_tiling_problem_is_searched_by_any_agent_on_the_pass_predictions():
     fail."""
     from mlsysgym.agents import search
     from mlsysgym.agents.problems import make_problem
-    from mlsysgym.costmodels.tiling_pass import score_candidates
     from mlsysgym.costmodels.tiling_space import KNOBS
 
     problem = make_problem({"name": "tiling", "kind": "matmul", "dims": [128, 256, 64],

@@ -2,7 +2,7 @@
 
 Parses the module (an ``.mlir`` file in linalg on tensors, an ``.onnx`` file or a zoo name,
 imported with ``iree-compile --compile-to=input``), tunes every root op for the codegen target
-(``--target-cpu``, default ``host``) with :func:`mlsysgym.costmodels.tiling_pass.tune_module`,
+(``--target-cpu``, default ``host``) with :func:`mlsysgym.compiler.tiling_pass.tune_module`,
 compiles the tuned module with IREE and checks its outputs against the untuned compile.
 
 ``--tune`` alone uses the cost model shipped with the package; ``--tune costmodel:PATH`` another.
@@ -108,7 +108,7 @@ def _print_timings(timings: Any) -> None:
 
 def run_compile(args: argparse.Namespace) -> int:
     """Tune (calibrating first on a new target), compile, check, verify; prints the report."""
-    from mlsysgym.costmodels.tiling_pass import tune_module
+    from mlsysgym.compiler.tiling_pass import tune_module
 
     model_path = _model_path(args.tune, args.mode)
     _check_compile_args(args)
@@ -159,7 +159,7 @@ def _calibrated_model(args: argparse.Namespace, text: str, model_path: str | Non
     """The tiling cost model (None in measure mode), first calibrated here when it has no data
     for this target or these op shapes (unless --no-calibrate)."""
     from mlsysgym.costmodels.tiling_model import calibrate, load_tiling_model
-    from mlsysgym.costmodels.tiling_pass import find_root_ops
+    from mlsysgym.costmodels.tiling_ops import find_root_ops
 
     if args.mode == "measure":
         return None
@@ -181,20 +181,20 @@ def _calibrated_model(args: argparse.Namespace, text: str, model_path: str | Non
 def _check_and_time(args: argparse.Namespace, report: Any, text: str) -> Any:
     """Compile and check the tuned module, verify it (reverting slower ops) and time it as
     asked; returns the whole-module timings or None."""
-    from mlsysgym.costmodels.tiling_pass import compile_and_check
+    from mlsysgym.compiler.tiling_pass import compile_and_check
 
     if not args.no_check or args.verify or args.output:
         report.check = compile_and_check(report, text)  # also drops configs IREE rejects
     verified = None
     if args.verify and report.check.ok:
-        from mlsysgym.costmodels.tiling_verify import verify
+        from mlsysgym.compiler.tiling_verify import verify
 
         verified = verify(report, text, log=lambda m: print(m, file=sys.stderr))
         if verified.reverted:
             report.check = compile_and_check(report, text)
     timings = verified.timings if verified is not None and verified.timings else None
     if args.benchmark and timings is None:
-        from mlsysgym.costmodels.tiling_verify import benchmark_modules
+        from mlsysgym.compiler.tiling_verify import benchmark_modules
 
         timings = benchmark_modules(text, report.mlir, args.target_cpu)
     return timings

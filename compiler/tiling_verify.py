@@ -21,14 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from mlsysgym.costmodels.tiling_pass import (
-    TileConfig,
-    TuningError,
-    TuningReport,
-    _entry,
-    _random_input,
-    annotate,
-)
+from mlsysgym.compiler.tiling_pass import TuningError, TuningReport, _entry, _random_input
+from mlsysgym.costmodels.tiling_ops import annotate
+from mlsysgym.costmodels.tiling_space import TileConfig
 
 __all__ = ["DRIVERS", "ModuleTiming", "VerifyResult", "benchmark_modules", "verify"]
 

@@ -19,21 +19,23 @@ the codegen target, and for each one
 
 The winner is written as a ``compilation_info`` attribute on the op (left off when it is the
 default). ``compile_and_check`` compiles the tuned module and the untuned one with IREE and
-compares their outputs on random inputs; :mod:`mlsysgym.costmodels.tiling_verify` times them
+compares their outputs on random inputs; :mod:`mlsysgym.compiler.tiling_verify` times them
 and reverts ops that make the module slower. Ops without a rule (batch-1 or 1×1 convs, other
 kinds) are left untouched and listed in the report; a candidate that fails to compile is
 skipped, never fatal.
 
-Measurement helpers here (:func:`measure_configs`) are also what the data collector
-(:mod:`mlsysgym.costmodels.tiling_measure`) and the report use: single-threaded
-(``local-sync``) runs, each candidate timed right after the default, ratios to it.
+The pass sits above the cost models (it uses them; they never use it): root ops and their
+annotation are :mod:`mlsysgym.costmodels.tiling_ops`, the scoring of candidates
+:mod:`mlsysgym.costmodels.tiling_score`, and measurement against IREE's default (single-threaded
+``local-sync`` runs, each candidate timed right after the default)
+:mod:`mlsysgym.costmodels.tiling_measure`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,341 +43,30 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.core.target import target_isa
+from mlsysgym.costmodels.tiling_measure import measure_configs
+from mlsysgym.costmodels.tiling_ops import _context as _mlir_context
+from mlsysgym.costmodels.tiling_ops import annotate, find_root_ops, parse_module
+from mlsysgym.costmodels.tiling_score import Scored, score_candidates
 from mlsysgym.costmodels.tiling_space import (
-    KNOBS,
-    RULE_KINDS,
     TileConfig,
-    TilingError,
     TilingInstance,
-    _reason_no_rule,
-    candidate_columns,
-    config_features,
-    config_from_knobs,
     default_config,
-    instance_for,
-    knobs_from_config,
     sample_candidates,
-    workgroups,
 )
 from mlsysgym.simulators.iree_cpu import Runner
 
 if TYPE_CHECKING:
     from mlsysgym.costmodels.tiling_model import TilingModel
 
-__all__ = ["MODES", "CompileCheck", "MeasuredConfig", "OpDecision", "TuningError", "TuningReport",
-           "annotate", "compile_and_check", "find_root_ops", "measure_configs", "score_candidates",
-           "tune_module"]
+__all__ = ["MODES", "CompileCheck", "Guards", "OpDecision", "TuningError", "TuningReport",
+           "compile_and_check", "tune_module"]
 
 MODES = ("costmodel", "costmodel+verify-top-k", "measure")
-_OP_KINDS = {"linalg.matmul": "matmul", "linalg.batch_matmul": "batch_matmul",
-             "linalg.conv_2d_nhwc_hwcf": "conv_2d_nhwc_hwcf"}
-_CANDIDATE_OPS = ("linalg.matmul", "linalg.batch_matmul", "linalg.conv_2d_nhwc_hwcf",
-                  "linalg.conv_2d_nchw_fchw", "linalg.conv_2d", "linalg.depthwise_conv_2d_nhwc_hwc",
-                  "linalg.depthwise_conv_2d_nchw_chw", "linalg.matvec", "linalg.vecmat",
-                  "linalg.batch_matvec", "linalg.generic", "linalg.conv_2d_nhwc_fhwc",
-                  "linalg.matmul_transpose_b", "linalg.batch_matmul_transpose_b")
-
-
 class TuningError(MlsysgymError):
     """The pass cannot run as asked (bad mode, missing cost model, unparsable module)."""
 
 
 # ---- finding and annotating root ops -----------------------------------------------------
-@dataclass(frozen=True)
-class RootOp:
-    """A candidate root op of a module: index in walk order, op name, problem (None: no rule)."""
-
-    index: int
-    name: str
-    problem: TilingInstance | None
-    reason: str = ""
-    location: str = ""
-
-
-def _context() -> Any:
-    from mlsysgym.ir.mlir_parse import context
-
-    return context()
-
-
-def _parse(source: str | Any, ctx: Any | None = None) -> Any:
-    """An ``ir.Module`` (a fresh parse of the text, or of a given module's printed form)."""
-    from mlsysgym.ir.mlir_parse import _parse_text
-
-    text = source if isinstance(source, str) else str(source)
-    return _parse_text(text, ctx or _context())
-
-
-def _walk(op: Any, out: list[Any]) -> None:
-    for region in op.regions:
-        for block in region.blocks:
-            for child in block.operations:
-                child = child.operation
-                if child.name.startswith("linalg."):
-                    out.append(child)
-                if child.regions and not child.name.startswith("linalg."):
-                    _walk(child, out)
-
-
-def _linalg_ops(module: Any) -> list[Any]:
-    out: list[Any] = []
-    _walk(module.operation, out)
-    return out
-
-
-def _shape(value: Any) -> tuple[tuple[int, ...], str] | None:
-    from iree.compiler import ir
-
-    t = value.type
-    if not isinstance(t, ir.RankedTensorType) or not t.has_static_shape:
-        return None
-    return tuple(int(d) for d in t.shape), str(t.element_type)
-
-
-def _int_attr(op: Any, name: str) -> int:
-    if name not in op.attributes:
-        return 1
-    vals = [int(x) for x in str(op.attributes[name]).replace("dense<", "").split(">")[0]
-            .replace("[", "").replace("]", "").split(",") if x.strip().lstrip("-").isdigit()]
-    if not vals or len(set(vals)) != 1:
-        return -1  # anisotropic: no rule
-    return vals[0]
-
-
-def _root_op(index: int, op: Any) -> RootOp | None:
-    name = op.name
-    if name not in _CANDIDATE_OPS:
-        return None
-    loc = str(op.location)
-    if name == "linalg.generic":
-        iters = str(op.attributes["iterator_types"]) if "iterator_types" in op.attributes else ""
-        if "reduction" not in iters:
-            return None  # element-wise: not a root op of interest
-        return RootOp(index, name, None, "no tiling rule for linalg.generic", loc)
-    kind = _OP_KINDS.get(name)
-    if kind is None:
-        return RootOp(index, name, None, f"no tiling rule for {name}", loc)
-    if "indexing_maps" in str(op).split(" ins(")[0]:  # printed only when not the default maps
-        return RootOp(index, name, None, f"no tiling rule for {name} with custom indexing maps", loc)
-    shapes = [_shape(v) for v in op.operands]
-    if len(shapes) < 3 or any(s is None for s in shapes[:3]):
-        return RootOp(index, name, None, "dynamic or non-tensor operands", loc)
-    (a, ta), (b, tb), (c, tc) = shapes[0], shapes[1], shapes[2]  # type: ignore[misc]
-    dtype = "f32" if ta == tb == tc == "f32" else ta
-    if kind == "matmul":
-        dims: tuple[int, ...] = (a[0], b[1], a[1])
-    elif kind == "batch_matmul":
-        dims = (a[0], a[1], b[2], a[2])
-    else:
-        dims = (c[0], c[1], c[2], c[3], b[0], b[1], b[2])
-    stride, dil = _int_attr(op, "strides"), _int_attr(op, "dilations")
-    if stride < 1 or dil < 1:
-        return RootOp(index, name, None, "anisotropic strides or dilations", loc)
-    problem = instance_for(kind, dims, stride, dil, dtype)
-    if problem is not None and problem.mnkh[0] == 1:
-        return RootOp(index, name, None, "M = 1 (a matrix-vector product): IREE folds the unit "
-                      "dim in context, which a standalone kernel does not show; default kept",
-                      loc)
-    if problem is None:
-        reason = _reason_no_rule(kind, dims) if dtype == "f32" else f"element type {dtype} (rules are f32)"
-        return RootOp(index, name, None, reason, loc)
-    return RootOp(index, name, problem, "", loc)
-
-
-def find_root_ops(module: str | Any) -> list[RootOp]:
-    """Contraction / convolution / reduction linalg ops of a module (MLIR text or
-    ``ir.Module``), each with its TilingInstance or the reason it has no rule."""
-    ctx = _context()
-    with ctx:
-        mod = _parse(module, ctx)
-        return [r for i, op in enumerate(_linalg_ops(mod)) if (r := _root_op(i, op)) is not None]
-
-
-def annotate(module: str | Any, configs: Mapping[int, TileConfig]) -> str:
-    """MLIR text of ``module`` with ``compilation_info`` set on the linalg ops whose walk index
-    (``RootOp.index``) is a key of ``configs``."""
-    from iree.compiler import ir
-
-    ctx = _context()
-    with ctx:
-        mod = _parse(module, ctx)
-        ops = _linalg_ops(mod)
-        for i, cfg in configs.items():
-            try:
-                attr = ir.Attribute.parse(cfg.to_attr())
-            except ir.MLIRError as e:
-                raise TilingError(f"configuration does not parse as compilation_info: {e}") from None
-            ops[i].attributes["compilation_info"] = attr
-        return str(mod)
-
-
-def annotate_kernel(text: str, cfg: TileConfig | None) -> str:
-    """A one-root-op kernel's text with ``cfg`` on its root op (unchanged when None)."""
-    if cfg is None:
-        return text
-    roots = [r for r in find_root_ops(text) if r.problem is not None]
-    if len(roots) != 1:
-        raise TilingError("kernel text must hold exactly one root op with a tiling rule")
-    return annotate(text, {roots[0].index: cfg})
-
-
-# ---- measurement --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MeasuredConfig:
-    """A configuration measured against the default: runtime ratio (< 1 is faster), times."""
-
-    config: TileConfig
-    ok: bool
-    ratio: float
-    runtime_us: float
-    default_us: float
-    ratios: tuple[float, ...] = ()
-    max_rel_err: float = float("nan")
-    error: str = ""
-    compile_s: float = float("nan")
-
-
-FAST_TIMING: dict[str, Any] = {"warmup_s": 0.004, "min_reps": 3, "max_reps": 12,
-                               "max_time_s": 0.03, "min_sample_s": 2e-4, "target_rse": 0.02}
-
-
-def measure_configs(problem: TilingInstance, configs: Sequence[TileConfig], rounds: int = 3,
-                    timing: Mapping[str, Any] | None = None, compiler: Any = None, seed: int = 0,
-                    compiled: Sequence[Any] | None = None) -> list[MeasuredConfig]:
-    """Measure each configuration on a standalone kernel of ``problem``'s shape against IREE's
-    default (the unannotated kernel): numerics checked against the default's output (and the
-    default against NumPy); then ``rounds`` rounds in which every candidate is timed right
-    after a timing of the default; ratio = median over rounds of candidate / adjacent default.
-    A candidate that fails to compile or run is returned with ``ok=False``."""
-    from mlsysgym.ir.mlir_emit import emit
-    from mlsysgym.simulators.iree_cpu import KernelCompiler, time_calls
-
-    compiler = compiler or KernelCompiler()
-    kernel = emit(problem.to_spec_design())
-    texts = [kernel.mlir] + [annotate_kernel(kernel.mlir, c) for c in configs]
-    results = list(compiled) if compiled is not None else compiler.compile_many(texts)
-    nan = float("nan")
-    if not results[0].ok:
-        raise TuningError(f"the untuned kernel {problem.key} does not compile: {results[0].error}")
-    inputs = kernel.random_inputs(seed)
-    base = Runner(results[0].vmfb, results[0].func)
-    want = base.run(inputs).astype(np.float64)
-    ref = kernel.reference(inputs).astype(np.float64)
-    scale = max(float(np.max(np.abs(ref))), 1e-6)
-    if float(np.max(np.abs(want - ref))) / scale > 1e-3:
-        raise TuningError(f"the untuned kernel {problem.key} disagrees with NumPy")
-    calls: dict[int, Callable[[], Any]] = {}
-    out: dict[int, MeasuredConfig] = {}
-    for i, (cfg, res) in enumerate(zip(configs, results[1:])):
-        if not res.ok:
-            out[i] = MeasuredConfig(cfg, False, nan, nan, nan, error=res.error[:300],
-                                    compile_s=res.compile_s)
-            continue
-        try:
-            r = Runner(res.vmfb, res.func)
-            got = r.run(inputs).astype(np.float64)
-            err = float(np.max(np.abs(got - want))) / scale if got.shape == want.shape else math.inf
-            if not err <= 1e-3:
-                out[i] = MeasuredConfig(cfg, False, nan, nan, nan, max_rel_err=err,
-                                        error=f"numerics: max relative error {err:.2e}")
-                continue
-            calls[i] = r.prepare(inputs)
-            out[i] = MeasuredConfig(cfg, True, nan, nan, nan, max_rel_err=err,
-                                    compile_s=res.compile_s)
-        except Exception as e:  # noqa: BLE001 - a candidate that cannot run is skipped
-            out[i] = MeasuredConfig(cfg, False, nan, nan, nan, error=f"run failed: {e}"[:300])
-    tm = {**FAST_TIMING, **(timing or {})}
-    base_call = base.prepare(inputs)
-    ratios: dict[int, list[float]] = {i: [] for i in calls}
-    times: dict[int, list[float]] = {i: [] for i in calls}
-    dtimes: list[float] = []
-    rng = np.random.default_rng(seed)
-    for _ in range(max(rounds, 1)):
-        for i in rng.permutation(sorted(calls)):
-            td = time_calls(base_call, **tm).median_us
-            tc = time_calls(calls[int(i)], **tm).median_us
-            dtimes.append(td)
-            ratios[int(i)].append(tc / td)
-            times[int(i)].append(tc)
-    d_us = float(np.median(dtimes)) if dtimes else nan
-    for i in calls:
-        rs = np.asarray(ratios[i])
-        old = out[i]
-        out[i] = MeasuredConfig(old.config, True, float(np.exp(np.median(np.log(rs)))),
-                                float(np.median(times[i])), d_us, tuple(float(x) for x in rs),
-                                old.max_rel_err, "", old.compile_s)
-    return [out[i] for i in range(len(configs))]
-
-
-# ---- cost-model scoring --------------------------------------------------------------------
-@dataclass(frozen=True)
-class Scored:
-    """Candidates of one op (knob columns, default first) with their predicted runtime ratios
-    from one batched cost-model call."""
-
-    problem: TilingInstance
-    default: TileConfig
-    columns: dict[str, np.ndarray]
-    predicted: np.ndarray
-    spread: np.ndarray       # ensemble members' std of the log ratio (0 for one member)
-    ood: np.ndarray          # candidate's features outside the training data
-    model_s: float
-    features_s: float
-    calls: int
-
-    def __len__(self) -> int:
-        return len(self.predicted)
-
-    def config(self, i: int) -> TileConfig:
-        """The TileConfig of candidate ``i`` (0 is IREE's default, as read)."""
-        if i == 0:
-            return self.default
-        return config_from_knobs(self.problem, {k: int(self.columns[k][i]) for k in KNOBS},
-                                 self.default)
-
-    @property
-    def configs(self) -> list[TileConfig]:
-        """Every candidate as a TileConfig (slow for big spaces; for tests and reports)."""
-        return [self.config(i) for i in range(len(self))]
-
-
-def _default_knobs(problem: TilingInstance, default: TileConfig) -> dict[str, int]:
-    dk = knobs_from_config(problem, default)
-    if dk is None:
-        raise TilingError(f"IREE's default config of {problem.key} is not expressible by the knobs")
-    return dk
-
-
-def parallel_ok(problem: TilingInstance, knobs: Mapping[str, np.ndarray], default: Mapping[str, int],
-                per_core: int = 4, cores: int | None = None) -> np.ndarray:
-    """Which knob assignments keep enough workgroups for the multi-threaded driver: at least
-    as many as IREE's default has, or ``per_core`` × cores when the default has more."""
-    from mlsysgym.core.target import cpu_info
-
-    need = min(float(workgroups(problem, {k: [v] for k, v in default.items()})[0]),
-               float(per_core * (cores or cpu_info().cores)))
-    return workgroups(problem, knobs) >= need
-
-
-def score_candidates(model: TilingModel, problem: TilingInstance, default: TileConfig,
-                     max_n: int | None = None, per_core: int = 4) -> Scored:
-    """Score every candidate of ``problem`` on the model's target with one batched model call
-    (:meth:`~mlsysgym.costmodels.tiling_model.TilingModel.predict`); candidates that keep
-    fewer workgroups than :func:`parallel_ok` allows (``per_core``; 0: keep all) are left out."""
-    t0 = time.perf_counter()
-    cols = candidate_columns(problem, default, max_n=max_n, isa=model.isa)
-    dk = _default_knobs(problem, default)
-    if per_core:  # drop candidates the multi-threaded driver would lose on before scoring
-        keep = parallel_ok(problem, cols, dk, per_core)
-        keep[0] = True
-        cols = {k: v[keep] for k, v in cols.items()}
-    feats = config_features(problem, cols, dk, model.isa)
-    t1 = time.perf_counter()
-    pred, spread, ood = model.predict(feats)
-    t2 = time.perf_counter()
-    return Scored(problem, default, cols, pred, spread, ood, t2 - t1, t1 - t0, 1)
-
-
 @dataclass(frozen=True)
 class Guards:
     """When the pass keeps IREE's default for an op in ``costmodel`` mode.
@@ -650,9 +341,9 @@ def _entry(text: str) -> tuple[str, list[tuple[tuple[int, ...], str]]]:
     ``hal.tensor.import`` ops of their ``$async`` twin."""
     from iree.compiler import ir
 
-    ctx = _context()
+    ctx = _mlir_context()
     with ctx:
-        mod = _parse(text, ctx)
+        mod = parse_module(text, ctx)
         funcs: dict[str, Any] = {}
         order: list[str] = []
         for op in mod.body.operations:
@@ -738,4 +429,4 @@ def compile_and_check(report: TuningReport, untuned: str, out: str | Path | None
                         tuple(fallback))
 
 
-__all__ += ["RULE_KINDS", "Guards", "RootOp", "Scored", "annotate_kernel"]
+
