@@ -289,9 +289,17 @@ def agents_for(kind: str) -> list[str]:
 
 
 def search(agent: str, problem: Problem, budget: int | Budget | Mapping[str, Any], seed: int = 0,
-           **hyperparameters: Any) -> SearchResult:
+           *, objectives: Sequence[str] | None = None, **hyperparameters: Any) -> SearchResult:
     """Run ``agent`` on ``problem`` until the budget (evaluations and/or seconds) is spent or
-    the agent is done; never more evaluations than the budget."""
+    the agent is done; never more evaluations than the budget. With ``objectives`` (and
+    ``directions``, ``reference``, ``weights``) the problem is searched as a multi-objective
+    one and ``result.info`` holds its Pareto front and hypervolume
+    (:func:`mlsysgym.agents.multiobjective.pareto_search`)."""
+    if objectives is not None:
+        from mlsysgym.agents.multiobjective import pareto_search
+
+        return pareto_search(agent, problem, budget, seed, objectives=objectives,
+                             **hyperparameters)
     if agent not in AGENTS:
         raise UnknownAgentError(f"unknown agent {agent!r}; choose one of {', '.join(sorted(AGENTS))}")
     kind = problem_kind(problem)

@@ -183,3 +183,18 @@ def test_botorch_agents_return_a_front(agent):
     front = np.array([[f["f1"], f["f2"]] for f in result.info["pareto_front"]])
     assert result.n_evaluations == 14 and len(front) >= 2 and pareto_mask(front).all()
     assert len({tuple(d.values()) for d in result.designs}) == 14  # no design evaluated twice
+
+
+def test_search_with_objectives_returns_the_front_for_any_agent():
+    """``search(..., objectives=[...])`` is the multi-objective search of the one API: the
+    result's info holds a mutually non-dominated, feasible front and its hypervolume."""
+    from mlsysgym.agents import search
+    from mlsysgym.agents.problems import make_problem
+
+    problem = make_problem({"name": "env:mlsysgym/Accelerator-v0", "model": "alexnet"})
+    r = search("random", problem, 30, seed=0, objectives=["latency_ms", "energy_uj"])
+    front = np.array([[r.metrics[i]["latency_ms"], r.metrics[i]["energy_uj"]]
+                      for i in r.info["pareto_indices"]])
+    assert r.n_evaluations == 30 and len(front) >= 1 and r.info["hypervolume"] > 0
+    for a in front:  # no front point dominates another
+        assert not any(np.all(b <= a) and np.any(b < a) for b in front)
