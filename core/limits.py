@@ -1,8 +1,9 @@
 """Memory and time limits on every subprocess mlsysgym starts (``iree-compile``, the SCALE-Sim
 and Ramulator reference runs, ...), so that one bad input cannot exhaust the machine.
 
-- Memory: the child's address space is capped with ``RLIMIT_AS`` (set in the child before it
-  runs the program). Default: min(8 GiB, half of this machine's RAM); the environment variable
+- Memory: the child's address space is capped with ``RLIMIT_AS``, set by ``prlimit`` from this
+  process right after the child starts (never a ``preexec_fn``: that can deadlock a threaded
+  process). Default: min(8 GiB, half of this machine's RAM); the environment variable
   ``MLSYSGYM_SUBPROCESS_MEM_GB`` overrides it (``0`` removes the cap).
 - Time: a wall-clock timeout; the caller's own timeout if it gives one, else
   ``MLSYSGYM_SUBPROCESS_TIMEOUT_S`` (default 600 s).
@@ -14,7 +15,6 @@ cap; elsewhere only the timeout applies.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import re
@@ -110,21 +110,35 @@ def run_limited(cmd: Sequence[str], what: str, *, input: bytes | None = None,
     limit ..." or "``what`` timed out after 600 s ..."). ``kwargs`` go to ``subprocess.run``.
     """
     limits = subprocess_limits(timeout_s)
-    preexec = None
-    if limits.memory_bytes is not None and resource is not None:
-        preexec = functools.partial(resource.setrlimit, resource.RLIMIT_AS,
-                                    (limits.memory_bytes, limits.memory_bytes))
-    try:
-        proc = subprocess.run(list(cmd), input=input, capture_output=True,
-                              timeout=limits.timeout_s, check=False, preexec_fn=preexec,
-                              **kwargs)
-    except subprocess.TimeoutExpired:
-        raise ResourceLimitError(f"{what} timed out after {limits.timeout_s:g} s (the time "
-                                 f"limit; set {TIMEOUT_ENV} to change it)") from None
+    stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
+    with subprocess.Popen(list(cmd), stdin=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, **kwargs) as child:
+        _cap_memory(child.pid, limits.memory_bytes)
+        try:
+            out, err = child.communicate(input, timeout=limits.timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
+            raise ResourceLimitError(f"{what} timed out after {limits.timeout_s:g} s (the time "
+                                     f"limit; set {TIMEOUT_ENV} to change it)") from None
+    proc = subprocess.CompletedProcess(child.args, child.returncode, out, err)
     if proc.returncode != 0 and limits.memory_bytes is not None and _out_of_memory(proc):
         raise ResourceLimitError(f"{what} ran out of memory under the {limits.memory_text} "
                                  f"limit (set {MEMORY_ENV} to change it; 0 removes it)")
     return proc
+
+
+def _cap_memory(pid: int, memory_bytes: int | None) -> None:
+    """Cap a just-started child's address space with ``prlimit`` from this process. (Not a
+    ``preexec_fn``: running Python in the child between fork and exec can deadlock when this
+    process has threads, e.g. a compile pool beside a BLAS call. The child runs uncapped only
+    for the microseconds before this call.)"""
+    if memory_bytes is None or resource is None or not hasattr(resource, "prlimit"):
+        return
+    try:
+        resource.prlimit(pid, resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    except (ProcessLookupError, PermissionError):  # already gone: nothing left to cap
+        pass
 
 
 def _out_of_memory(proc: subprocess.CompletedProcess) -> bool:
