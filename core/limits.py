@@ -1,9 +1,10 @@
 """Memory and time limits on every subprocess mlsysgym starts (``iree-compile``, the SCALE-Sim
 and Ramulator reference runs, ...), so that one bad input cannot exhaust the machine.
 
-- Memory: the child's address space is capped with ``RLIMIT_AS``, set by ``prlimit`` from this
-  process right after the child starts (never a ``preexec_fn``: that can deadlock a threaded
-  process). Default: min(8 GiB, half of this machine's RAM); the environment variable
+- Memory: the child's address space is capped with ``RLIMIT_AS``: the command runs under
+  util-linux's ``prlimit --as`` (the cap is in place before the program starts), or, without
+  that tool, the cap is set from this process right after the child starts. Never a
+  ``preexec_fn``: Python code between fork and exec can deadlock a threaded process. Default: min(8 GiB, half of this machine's RAM); the environment variable
   ``MLSYSGYM_SUBPROCESS_MEM_GB`` overrides it (``0`` removes the cap).
 - Time: a wall-clock timeout; the caller's own timeout if it gives one, else
   ``MLSYSGYM_SUBPROCESS_TIMEOUT_S`` (default 600 s).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,9 +113,12 @@ def run_limited(cmd: Sequence[str], what: str, *, input: bytes | None = None,
     """
     limits = subprocess_limits(timeout_s)
     stdin = subprocess.PIPE if input is not None else subprocess.DEVNULL
-    with subprocess.Popen(list(cmd), stdin=stdin, stdout=subprocess.PIPE,
+    tool = _PRLIMIT if limits.memory_bytes is not None else None
+    argv = ([tool, f"--as={limits.memory_bytes}", "--", *cmd] if tool else list(cmd))
+    with subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, **kwargs) as child:
-        _cap_memory(child.pid, limits.memory_bytes)
+        if tool is None:
+            _cap_memory(child.pid, limits.memory_bytes)
         try:
             out, err = child.communicate(input, timeout=limits.timeout_s)
         except subprocess.TimeoutExpired:
@@ -128,11 +133,14 @@ def run_limited(cmd: Sequence[str], what: str, *, input: bytes | None = None,
     return proc
 
 
+# util-linux's prlimit sets the cap before it execs the command (so the program starts under it);
+# without it the cap is set from this process just after the child starts.
+_PRLIMIT = shutil.which("prlimit")
+
+
 def _cap_memory(pid: int, memory_bytes: int | None) -> None:
-    """Cap a just-started child's address space with ``prlimit`` from this process. (Not a
-    ``preexec_fn``: running Python in the child between fork and exec can deadlock when this
-    process has threads, e.g. a compile pool beside a BLAS call. The child runs uncapped only
-    for the microseconds before this call.)"""
+    """Cap a just-started child's address space with ``resource.prlimit`` from this process
+    (the fallback without the prlimit tool; the child runs uncapped for the moment before)."""
     if memory_bytes is None or resource is None or not hasattr(resource, "prlimit"):
         return
     try:
