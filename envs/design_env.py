@@ -266,6 +266,16 @@ class DesignEnv(gym.Env):
         idx = np.minimum((unit * self._nvec).astype(np.int64), self._nvec - 1)
         return {name: levels[i] for name, levels, i in zip(self.space.names, self._levels, idx)}
 
+    def actions_inside(self, a: np.ndarray) -> bool:
+        """Whether every entry of ``a`` (one action or a batch of them) lies in the action
+        bounds and is integral where the action space is discrete (NaN fails both bound
+        comparisons, ±inf one of them)."""
+        lo, hi = self._action_bounds
+        inside = (a >= lo) & (a <= hi)
+        if self.mode == "sequential" or self.action_type != "box":
+            inside &= a == np.round(a)
+        return bool(inside.all())
+
     def check_action(self, action: Any) -> np.ndarray:
         """``action`` as a float array if it lies in the action space (shape, numeric, finite,
         integral for discrete spaces, in range); InvalidActionError otherwise, never clamped."""
@@ -274,14 +284,7 @@ class DesignEnv(gym.Env):
         except (TypeError, ValueError):
             raise InvalidActionError(f"action {action!r:.80} is not numeric; sample one with "
                                      f"env.action_space.sample()") from None
-        ok = a.shape == self.action_space.shape
-        if ok:
-            lo, hi = self._action_bounds  # NaN fails both comparisons, ±inf one of them
-            inside = (a >= lo) & (a <= hi)
-            if self.mode == "sequential" or self.action_type != "box":
-                inside &= a == np.round(a)
-            ok = bool(inside.all())
-        if not ok:
+        if not (a.shape == self.action_space.shape and self.actions_inside(a)):
             raise InvalidActionError(f"action {np.asarray(action).tolist()!r:.80} is outside the "
                                      f"action space {self.action_space}; sample one with "
                                      f"env.action_space.sample()")

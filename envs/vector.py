@@ -167,14 +167,7 @@ class DesignVectorEnv(VectorEnv):
         except (TypeError, ValueError):
             raise InvalidActionError(f"actions {actions!r:.80} are not numeric; sample a batch "
                                      f"with envs.action_space.sample()") from None
-        ok = a.shape == self.action_space.shape
-        if ok:
-            lo, hi = self.env._action_bounds
-            inside = (a >= lo) & (a <= hi)
-            if self.env.mode == "sequential" or self.env.action_type != "box":
-                inside &= a == np.round(a)
-            ok = bool(inside.all())
-        if not ok:
+        if not (a.shape == self.action_space.shape and self.env.actions_inside(a)):
             raise InvalidActionError(f"actions of shape {np.shape(actions)} are not all in the "
                                      f"action space {self.action_space}; sample a batch with "
                                      f"envs.action_space.sample()")
