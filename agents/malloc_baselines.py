@@ -117,9 +117,10 @@ def cpsat_optimum(problem: MemoryInstance, *, time_limit_s: float = 10.0, num_wo
     m = cp_model.CpModel()
     x, pf, off = _placement_vars(m, problem)
     terms = _memory_terms(problem, scale, x, pf)
-    t_vars = _time_vars(m, problem, scale, terms, {FAST: x, PREFETCH: pf})
+    floor = _q(problem.compute_us, scale), _q(problem.mem_slow_us, scale)  # compute, all-slow
+    t_vars = _time_vars(m, problem, floor, terms, {FAST: x, PREFETCH: pf})
     m.minimize(sum(t_vars))
-    _add_hints(m, problem, scale, hint, x, pf, off, t_vars, terms)
+    _add_hints(m, problem, floor, hint, x, pf, off, t_vars, terms)
 
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(time_limit_s)
@@ -194,9 +195,11 @@ def _memory_terms(p: MemoryInstance, scale: float, x: list, pf: list
     return terms
 
 
-def _time_vars(m: Any, p: MemoryInstance, scale: float, terms: list, lit_of: dict) -> list:
-    """Per op ``t_i ≥ compute_i`` and ``t_i ≥ memory_i`` (all-slow time plus its terms)."""
-    c_int, slow_int = _q(p.compute_us, scale), _q(p.mem_slow_us, scale)
+def _time_vars(m: Any, p: MemoryInstance, floor: tuple[np.ndarray, np.ndarray], terms: list,
+               lit_of: dict) -> list:
+    """Per op ``t_i ≥ compute_i`` and ``t_i ≥ memory_i`` (all-slow time plus its terms);
+    ``floor`` is (compute, all-slow memory) time per op in solver units."""
+    c_int, slow_int = floor
     t_vars = []
     for i in range(p.n_ops):
         hi = int(max(c_int[i], slow_int[i] + sum(c for c, _, _ in terms[i] if c > 0)))
@@ -207,8 +210,8 @@ def _time_vars(m: Any, p: MemoryInstance, scale: float, terms: list, lit_of: dic
     return t_vars
 
 
-def _add_hints(m: Any, p: MemoryInstance, scale: float, hint: Placement, x: list, pf: list,
-               off: list, t_vars: list, terms: list) -> None:
+def _add_hints(m: Any, p: MemoryInstance, floor: tuple[np.ndarray, np.ndarray], hint: Placement,
+               x: list, pf: list, off: list, t_vars: list, terms: list) -> None:
     """The hint placement's values for every variable."""
     for b in range(p.n_buffers):
         if x[b] is not None:
@@ -217,7 +220,7 @@ def _add_hints(m: Any, p: MemoryInstance, scale: float, hint: Placement, x: list
             m.add_hint(pf[b], int(hint.mode[b] == PREFETCH))
         if off[b] is not None:
             m.add_hint(off[b], int(hint.offset[b]) if hint.mode[b] != SLOW else 0)
-    c_int, slow_int = _q(p.compute_us, scale), _q(p.mem_slow_us, scale)
+    c_int, slow_int = floor
     for i in range(p.n_ops):
         mem = int(slow_int[i]) + sum(c for c, b, md in terms[i] if hint.mode[b] == md)
         m.add_hint(t_vars[i], int(max(c_int[i], mem)))
