@@ -314,4 +314,7 @@ def search(agent: str, problem: Problem, budget: int | Budget | Mapping[str, Any
         fn(budgeted, rng, **hyperparameters)
     except BudgetExhausted:
         pass
-    return budgeted.result(agent, seed, time.perf_counter() - start, hyperparameters)
+    result = budgeted.result(agent, seed, time.perf_counter() - start, hyperparameters)
+    if hasattr(problem, "summary"):  # a multi-objective problem: its Pareto front, hypervolume
+        result.info.update(problem.summary(result.designs, result.metrics, result.failed))
+    return result

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
 from mlsysgym.agents.bayesopt import _candidates, _initial_designs, features
-from mlsysgym.agents.multiobjective import MultiObjectiveProblem, _key, _summarize
+from mlsysgym.agents.multiobjective import MultiObjectiveProblem, _key
 from mlsysgym.agents.pareto import non_dominated_sort
 
 __all__ = ["HYPERPARAMETERS", "qnehvi", "qparego"]
@@ -153,7 +153,6 @@ def _run(problem: BudgetedProblem, rng: np.random.Generator, method: str, **kw: 
         _mobo(problem, rng, method, **kw)
     finally:
         torch.set_num_threads(threads)
-        _summarize(problem)
 
 
 @register_agent("qnehvi")

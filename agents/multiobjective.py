@@ -25,9 +25,15 @@ when the problem is built (outside any search budget). Pass ``reference`` to sta
 :func:`pareto_summary` computes the front, the hypervolume (raw and normalized, see
 :mod:`mlsysgym.agents.pareto`) and the hypervolume after every evaluation from a search's
 metrics; :func:`pareto_search` runs any agent on a (wrapped) problem and puts that summary in
-``SearchResult.info`` (the multi-objective agents put it there themselves). The problem spec
+``SearchResult.info``; :func:`~mlsysgym.agents.base.search` does the same for any agent on a
+:class:`MultiObjectiveProblem` (through its :meth:`~MultiObjectiveProblem.summary`). The
+problem spec
 ``{"name": "pareto", "of": "env:mlsysgym/Accelerator-v0", "objectives": [...], ...}`` makes
 the same problem from ``mlsysgym search`` and sweep configs.
+
+``grid``: the grid baseline, a full-factorial grid with as many levels per parameter as fit the
+evaluation budget (see :func:`grid_levels`), evaluated in a random order; it searches any
+design problem, single- or multi-objective.
 
 ``nsga2``: Optuna's ``NSGAIISampler`` on a multi-objective study (the objectives in
 minimization form; designs that break a constraint or a budget are told as constraint
@@ -61,14 +67,16 @@ from mlsysgym.agents.pareto import (
 )
 from mlsysgym.agents.problems import make_problem, register_problem
 
-__all__ = ["INFEASIBLE_PENALTY", "NSGA2_HYPERPARAMETERS", "MultiObjectiveProblem",
-           "multiobjective", "nsga2", "pareto_search", "pareto_summary"]
+__all__ = ["GRID_HYPERPARAMETERS", "INFEASIBLE_PENALTY", "NSGA2_HYPERPARAMETERS",
+           "MultiObjectiveProblem", "grid", "grid_levels", "multiobjective", "nsga2",
+           "pareto_search", "pareto_summary"]
 
 INFEASIBLE_PENALTY = 10.0
 NSGA2_HYPERPARAMETERS: dict[str, list[Any]] = {
     "population_size": [10, 20, 50],
     "crossover_prob": [0.7, 0.9],
 }
+GRID_HYPERPARAMETERS: dict[str, list[Any]] = {"batch_size": [32, 256]}
 
 
 @dataclass
@@ -135,6 +143,12 @@ class MultiObjectiveProblem:
         rewards = np.where(out.failed, np.nan, rewards)
         metrics = [{**m, "pareto_feasible": float(f)} for m, f in zip(out.metrics, ok)]
         return Outcome(rewards, metrics, out.failed)
+
+    def summary(self, designs: Sequence[Design], metrics: Sequence[Mapping[str, Any]],
+                failed: Sequence[bool]) -> dict[str, Any]:
+        """The Pareto summary of a search on this problem (:func:`pareto_summary`);
+        :func:`~mlsysgym.agents.base.search` puts it in ``SearchResult.info``."""
+        return pareto_summary(self, designs, metrics, failed)
 
     def close(self) -> None:
         if hasattr(self.problem, "close"):
@@ -218,13 +232,6 @@ def pareto_summary(problem: MultiObjectiveProblem, designs: Sequence[Design],
     }
 
 
-def _summarize(problem: BudgetedProblem) -> None:
-    """Put the Pareto summary of a budgeted multi-objective problem into its ``info``."""
-    if isinstance(problem.problem, MultiObjectiveProblem):
-        problem.info.update(pareto_summary(problem.problem, problem.designs, problem.metrics,
-                                           problem.failed))
-
-
 def pareto_search(agent: str, problem: Problem | Mapping[str, Any] | str, budget: Any,
                   seed: int = 0, objectives: Sequence[str] | None = None,
                   directions: Sequence[str] | None = None,
@@ -238,9 +245,7 @@ def pareto_search(agent: str, problem: Problem | Mapping[str, Any] | str, budget
         problem = make_problem(problem)
     if not isinstance(problem, MultiObjectiveProblem):
         raise ParetoError("pareto_search needs objectives=[...] or a MultiObjectiveProblem")
-    result = search(agent, problem, budget, seed, **hyperparameters)
-    result.info.update(pareto_summary(problem, result.designs, result.metrics, result.failed))
-    return result
+    return search(agent, problem, budget, seed, **hyperparameters)  # it adds problem.summary
 
 
 # ---- NSGA-II -------------------------------------------------------------------------------
@@ -286,38 +291,94 @@ def nsga2(problem: BudgetedProblem, rng: np.random.Generator, population_size: i
     study = optuna.create_study(directions=["minimize"] * k, sampler=sampler)
     distributions = space.optuna_distributions()
     memo: dict[tuple, tuple[list[float] | None, float]] = {}  # design → (values, violation)
-    try:
-        idle = 0
-        while not problem.exhausted and idle < 20:
-            trials = [study.ask(distributions) for _ in range(population_size)]
-            designs = [space.validate(space.suggest(t), check_constraints=False) for t in trials]
-            todo, keys = [], set()
-            for d in designs:
-                key = _key(d)
-                if key not in memo and key not in keys and space.is_valid(d):
-                    todo.append(d)
-                    keys.add(key)
-            todo = todo[: problem.remaining]
-            if todo:
-                start = len(problem.designs)
-                problem.evaluate(todo)
-                g, ok = _objectives_of(problem, start)
-                failed = problem.failed[start:]
-                for d, row, good, bad in zip(todo, g, ok, failed):
-                    memo[_key(d)] = (None if bad else np.nan_to_num(row, nan=1e300).tolist(),
-                                     0.0 if good else 1.0)
-            idle = 0 if todo else idle + 1
-            if not todo:  # the sampler repeats itself: seed the next generation with a new design
-                fresh = [d for d in space.sample(rng, 64) if _key(d) not in memo]
-                if fresh:
-                    study.enqueue_trial(fresh[0])
-            worst = np.max([v for v, _ in memo.values() if v is not None] or [[0.0] * k], axis=0)
-            for t, d in zip(trials, designs):
-                values, violation = memo.get(_key(d), (worst.tolist(), 1.0))  # invalid: violation
-                if values is None:
-                    study.tell(t, state=TrialState.FAIL)
-                    continue
-                t.set_constraint("feasibility", violation)
-                study.tell(t, values)
-    finally:
-        _summarize(problem)
+    idle = 0
+    while not problem.exhausted and idle < 20:
+        trials = [study.ask(distributions) for _ in range(population_size)]
+        designs = [space.validate(space.suggest(t), check_constraints=False) for t in trials]
+        todo, keys = [], set()
+        for d in designs:
+            key = _key(d)
+            if key not in memo and key not in keys and space.is_valid(d):
+                todo.append(d)
+                keys.add(key)
+        todo = todo[: problem.remaining]
+        if todo:
+            start = len(problem.designs)
+            problem.evaluate(todo)
+            g, ok = _objectives_of(problem, start)
+            failed = problem.failed[start:]
+            for d, row, good, bad in zip(todo, g, ok, failed):
+                memo[_key(d)] = (None if bad else np.nan_to_num(row, nan=1e300).tolist(),
+                                 0.0 if good else 1.0)
+        idle = 0 if todo else idle + 1
+        if not todo:  # the sampler repeats itself: seed the next generation with a new design
+            fresh = [d for d in space.sample(rng, 64) if _key(d) not in memo]
+            if fresh:
+                study.enqueue_trial(fresh[0])
+        worst = np.max([v for v, _ in memo.values() if v is not None] or [[0.0] * k], axis=0)
+        for t, d in zip(trials, designs):
+            values, violation = memo.get(_key(d), (worst.tolist(), 1.0))  # invalid: violation
+            if values is None:
+                study.tell(t, state=TrialState.FAIL)
+                continue
+            t.set_constraint("feasibility", violation)
+            study.tell(t, values)
+
+
+# ---- grid ----------------------------------------------------------------------------------
+def _grid_indices(nvec: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """(prod(levels), d) level indices: ``levels[j]`` evenly spaced indices of parameter j
+    (its middle one when ``levels[j]`` is 1), every combination."""
+    axes = [np.array([n // 2]) if k == 1 else np.unique(np.rint(np.linspace(0, n - 1, k)))
+            for n, k in zip(nvec, levels)]
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.stack([m.reshape(-1) for m in mesh], axis=1).astype(np.int64)
+
+
+def grid_levels(space: Any, target: int) -> np.ndarray:
+    """Levels per parameter of the largest grid with at most ``target`` designs that satisfy
+    the space's constraints: start from every parameter's middle level and add one level at a
+    time to the parameter with the coarsest grid (fewest levels relative to its own count),
+    while the grid still fits. Floats count ``space.float_levels`` levels."""
+    nvec = np.asarray(space.nvec, dtype=np.int64)
+    levels = np.ones(len(nvec), dtype=np.int64)
+    while True:
+        order = np.argsort(levels / nvec, kind="stable")
+        for j in order:
+            if levels[j] >= nvec[j]:
+                continue
+            trial = levels.copy()
+            trial[j] += 1
+            if np.prod(trial.astype(float)) <= 50 * target and \
+                    _feasible_count(space, trial) <= target:
+                levels = trial
+                break
+        else:
+            return levels
+
+
+def _feasible_count(space: Any, levels: np.ndarray) -> int:
+    idx = _grid_indices(np.asarray(space.nvec), levels)
+    return int(np.count_nonzero(space.feasible(space.columns_from_indices(idx))))
+
+
+@register_agent("grid")
+def grid(problem: BudgetedProblem, rng: np.random.Generator, batch_size: int = 256,
+         max_points: int = 100_000) -> None:
+    """Grid search: the feasible designs of the grid of :func:`grid_levels` for the budget
+    (``max_points`` under a seconds-only budget), in a random order (so a run stopped by a time
+    budget has an evenly spread part of the grid), ``batch_size`` per evaluated batch. Stops
+    when the grid is done, which may be before the budget (a grid only grows a level at a
+    time)."""
+    if batch_size < 1 or max_points < 1:
+        raise AgentConfigError(f"batch_size and max_points must be >= 1, got {batch_size}, "
+                               f"{max_points}")
+    space = problem.space
+    target = int(min(problem.remaining, max_points, space.size(space.float_levels)))
+    idx = _grid_indices(np.asarray(space.nvec), grid_levels(space, target))
+    idx = idx[space.feasible(space.columns_from_indices(idx))]
+    designs = space.decode_batch(idx[rng.permutation(len(idx))], "index")
+    for start in range(0, len(designs), batch_size):
+        if problem.exhausted:
+            return
+        problem.evaluate(designs[start:start + batch_size])

@@ -236,9 +236,13 @@ TRACES: dict[str, Callable[[], DramTrace]] = {
                                    interval_cycles=7, seed=3, name="cloud-1"),
     "cloud-2": lambda: mixed_trace(20_000, stream_share=0.3, row_hit=0.3, write_fraction=0.5,
                                    interval_cycles=9, seed=4, name="cloud-2"),
+    "sparse-local": lambda: locality_trace(20_000, row_hit=0.6, write_fraction=0.3, interval_cycles=160,
+                                           poisson=True, seed=5, name="sparse-local"),
 }
 """Built-in traces by name (20,000 requests each, fixed seeds): ArchGym DRAMGym's stream, random,
-cloud-1 and cloud-2 workloads, plus stream-write and strided."""
+cloud-1 and cloud-2 workloads, plus stream-write and strided, and sparse-local (light traffic,
+one request per ~133 ns, 60 % row locality, 30 % writes: the page and refresh policies trade
+latency against energy on it, see BENCHMARKS.md "Multi-objective search")."""
 
 
 def named_trace(name: str) -> DramTrace:
