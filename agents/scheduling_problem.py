@@ -236,7 +236,8 @@ def scheduling_problem(model: str | None = None, platform: str | Mapping[str, An
 
     kwargs = {"model": model, "platform": platform, "n_ops": n_ops, "n_pes": n_pes, "seed": seed}
     instance, plat = build(**kwargs)
-    name = f"{model}@{plat.name}" if model is not None else instance.name
+    label = getattr(model, "name", model)  # a Graph is named by its name, not its repr
+    name = f"{label}@{plat.name}" if model is not None else instance.name
     return SchedulingEpisodes(name, instance, plat, "makespan", window, False, kwargs, build,
                               train_graphs)
 

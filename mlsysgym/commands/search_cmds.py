@@ -18,6 +18,8 @@ def register(group: Any) -> None:
     p = top.add_parser("list", help="registered envs, agents, evaluators, problems or workloads")
     p.add_argument("what", choices=KINDS)
     p.add_argument("--json", action="store_true", help="a JSON list instead of lines")
+    p.add_argument("--split", choices=("train", "validation", "test"), default=None,
+                   help="workloads: the workloads of one split (mlsysgym.ir.workloads)")
     p.set_defaults(func=run_list)
 
     s = top.add_parser("search", help="one search run: AGENT on PROBLEM for a budget",
@@ -62,7 +64,17 @@ def _names(what: str) -> list[str]:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Print the registered names of one kind."""
+    """Print the registered names of one kind (``--split``: a split's workloads with their
+    families; JSON rows with name, family, split and how it is built)."""
+    if args.split is not None:
+        from mlsysgym.ir.errors import WorkloadError
+        from mlsysgym.ir.workloads import split
+
+        if args.what != "workloads":
+            raise WorkloadError("--split goes with `mlsysgym list workloads`")
+        rows = [s.row() for s in split(args.split)]
+        print(json.dumps(rows) if args.json else "\n".join(f"{r['name']} ({r['family']})" for r in rows))
+        return 0
     names = _names(args.what)
     print(json.dumps(names) if args.json else "\n".join(names))
     return 0

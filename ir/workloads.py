@@ -1,0 +1,284 @@
+"""Workload splits: named, versioned train / validation / test sets of graphs, and the
+mallocGame and scheduling instances drawn from them.
+
+Use::
+
+    from mlsysgym.ir import workloads
+
+    for spec in workloads.split("train"):       # WorkloadSpec: name, family, source, params
+        graph = spec.build()                     # an ir.Graph (cached per name)
+    workloads.workload("llama_l22_d2048_s512_b1").build()
+    for inst in workloads.malloc_instances("train"):       # (workload, capacity, machine)
+        problem = make_problem(inst.problem_spec())        # {"name": "malloc", "model": Graph, ...}
+    for inst in workloads.scheduling_instances("test"):    # (workload, platform)
+        problem = make_problem(inst.problem_spec())        # {"name": "scheduling", ...}
+
+``mlsysgym list workloads --split test`` lists a split.
+
+**The split is by model family** (:data:`TRAIN_FAMILIES`, :data:`VALIDATION_FAMILIES`,
+:data:`TEST_FAMILIES` are disjoint): a policy trained on ``train`` and tuned on
+``validation`` meets the test families for the first time.
+
+- train — CNNs with plain and residual convolutions and their inverted-residual cousin
+  (``resnet``: resnet18, resnet50 and generated ResNet stages at other widths, image sizes and
+  batches; ``alexnet``; ``mobilenet``), post-LN encoders (``bert``: bert_base,
+  distilbert_base and generated encoders at other depths, widths, sequence lengths and
+  batches), the ViT image encoder (``vit``), and seeded random layered DAGs (``random_dag``).
+- validation — ``gpt`` (gpt2 and generated pre-LN causal decoders) and ``efficientnet``
+  (squeeze-excitation, SiLU): new families for model selection, not the test ones.
+- test — ``swin`` (windowed attention, patch merging), ``convnext`` (7×7 depthwise convs,
+  LayerNorm in a CNN), ``whisper`` (conv front end, long sequences), ``t5`` (RMSNorm-style
+  norms, relative position bias, no biases) and ``llama`` (tinyllama_1b and generated Llama
+  decoders: RMSNorm, rotary embedding, grouped-query attention, SwiGLU; up to TinyLlama
+  scale, ≥ 1,000 buffers).
+
+The zoo's ONNX files have static shapes (batch 1, their export sequence length), which the
+IR cannot resize without re-exporting, so the "other batch sizes / sequence lengths" of a
+family are generated equivalents (:mod:`mlsysgym.ir.generators`) with the same geometry
+(e.g. ``bert_l12_d768_s512_b1`` is BERT-base's encoder stack at sequence 512; its FLOPs at
+sequence 128 are within 0.05 % of the zoo's bert_base, which adds embeddings and a pooler).
+
+A split's content is fixed for a :data:`SPLITS_VERSION`; changing any entry bumps it, and
+:func:`splits_digest` is a hash of every entry (name, family, how it is built) to record
+with results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from mlsysgym.ir import generators, zoo
+from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
+from mlsysgym.ir.graph import Graph
+
+__all__ = ["FAMILIES", "MEMORY_SYSTEMS", "SPLITS", "SPLITS_VERSION", "TEST_FAMILIES",
+           "TRAIN_FAMILIES", "VALIDATION_FAMILIES", "MallocInstanceSpec", "SchedulingInstanceSpec",
+           "UnknownSplitError", "WorkloadSpec", "malloc_instances", "resolve", "scheduling_instances",
+           "split", "splits_digest", "workload", "workload_names"]
+
+SPLITS_VERSION = "1"
+SPLITS = ("train", "validation", "test")
+
+
+class UnknownSplitError(WorkloadError):
+    """A split name other than train, validation or test."""
+
+
+GENERATORS: dict[str, Callable[..., Graph]] = {
+    "transformer_encoder": generators.transformer_encoder,
+    "gpt_decoder": generators.gpt_decoder,
+    "llama_decoder": generators.llama_decoder,
+    "resnet_stages": generators.resnet_stages,
+    "random_layered_dag": generators.random_layered_dag,
+}
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """One workload of a split: ``source`` "zoo" (``params = {"model": zoo name}``) or
+    "generated" (``generator`` of :mod:`mlsysgym.ir.generators` called with ``params``)."""
+
+    name: str
+    family: str
+    split: str
+    source: str
+    generator: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Graph:
+        """The workload's ir.Graph (built once per process, then shared: do not mutate it)."""
+        return _build(self.name)
+
+    @property
+    def how(self) -> str:
+        """How it is built, as one line: ``zoo:<model>`` or ``<generator>(k=v, ...)``."""
+        if self.source == "zoo":
+            return f"zoo:{self.params['model']}"
+        args = ", ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.generator}({args})"
+
+    def row(self) -> dict[str, Any]:
+        """A JSON-able summary: name, family, split, how."""
+        return {"name": self.name, "family": self.family, "split": self.split, "how": self.how}
+
+
+# ---- the families and their members ------------------------------------------------------------
+ZOO_FAMILY: dict[str, str] = {
+    "resnet18": "resnet", "resnet50": "resnet", "alexnet": "alexnet", "mobilenetv2": "mobilenet",
+    "efficientnet_b0": "efficientnet", "convnext_tiny": "convnext", "vit_b16": "vit",
+    "swin_tiny": "swin", "bert_base": "bert", "distilbert_base": "bert", "gpt2": "gpt",
+    "t5_small_encoder": "t5", "whisper_tiny_encoder": "whisper", "tinyllama_1b": "llama",
+}
+TRAIN_FAMILIES = ("resnet", "alexnet", "mobilenet", "bert", "vit", "random_dag")
+VALIDATION_FAMILIES = ("gpt", "efficientnet")
+TEST_FAMILIES = ("swin", "convnext", "whisper", "t5", "llama")
+FAMILIES = {**{f: "train" for f in TRAIN_FAMILIES}, **{f: "validation" for f in VALIDATION_FAMILIES},
+            **{f: "test" for f in TEST_FAMILIES}}
+
+_TRANSFORMER = {"bert": "transformer_encoder", "gpt": "gpt_decoder", "llama": "llama_decoder"}
+
+
+def _transformer(family: str, layers: int, d: int, heads: int, d_ff: int, seq: int,
+                 batch: int, **extra: int) -> tuple[str, str, dict[str, Any]]:
+    params = {"layers": layers, "d_model": d, "heads": heads, **extra, "d_ff": d_ff, "seq": seq,
+              "batch": batch}
+    return f"{family}_l{layers}_d{d}_s{seq}_b{batch}", _TRANSFORMER[family], params
+
+
+def _resnet(widths: tuple[int, ...], blocks: tuple[int, ...], image: int,
+            batch: int) -> tuple[str, str, dict[str, Any]]:
+    name = f"resnet_w{widths[0]}x{len(widths)}_{''.join(map(str, blocks))}_i{image}_b{batch}"
+    return name, "resnet_stages", {"widths": widths, "blocks": blocks, "image": image,
+                                   "batch": batch}
+
+
+def _dag(n_ops: int, seed: int) -> tuple[str, str, dict[str, Any]]:
+    return f"random_dag_n{n_ops}_s{seed}", "random_layered_dag", {"n_ops": n_ops, "seed": seed}
+
+
+GENERATED: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+    "resnet": [_resnet((64, 128, 256, 512), (2, 2, 2, 2), 224, 4),
+               _resnet((64, 128, 256, 512), (2, 2, 2, 2), 160, 1),
+               _resnet((32, 64, 128), (2, 2, 2), 128, 8),
+               _resnet((64, 128, 256, 512), (3, 4, 6, 3), 224, 1)],
+    "bert": [_transformer("bert", 12, 768, 12, 3072, 384, 1),
+             _transformer("bert", 12, 768, 12, 3072, 128, 4),
+             _transformer("bert", 4, 512, 8, 2048, 256, 1),
+             _transformer("bert", 6, 384, 6, 1536, 512, 2),
+             _transformer("bert", 24, 1024, 16, 4096, 128, 1)],
+    "random_dag": [_dag(n, s) for n, s in ((60, 0), (120, 1), (200, 2), (300, 3), (500, 4),
+                                           (120, 5), (250, 6), (400, 7))],
+    "gpt": [_transformer("gpt", 12, 768, 12, 3072, 256, 1),
+            _transformer("gpt", 6, 512, 8, 2048, 512, 1),
+            _transformer("gpt", 24, 1024, 16, 4096, 128, 1)],
+    "llama": [_transformer("llama", 22, 2048, 32, 5632, 512, 1, kv_heads=4),
+              _transformer("llama", 8, 1024, 16, 2816, 256, 1, kv_heads=4),
+              _transformer("llama", 16, 1536, 24, 4096, 1024, 1, kv_heads=8)],
+}
+
+
+@cache
+def _specs() -> dict[str, WorkloadSpec]:
+    specs: dict[str, WorkloadSpec] = {}
+    for model, family in ZOO_FAMILY.items():
+        specs[model] = WorkloadSpec(model, family, FAMILIES[family], "zoo", params={"model": model})
+    for family, entries in GENERATED.items():
+        for name, gen, params in entries:
+            specs[name] = WorkloadSpec(name, family, FAMILIES[family], "generated", gen, params)
+    return specs
+
+
+@cache
+def _build(name: str) -> Graph:
+    spec = workload(name)
+    if spec.source == "zoo":
+        return zoo.load(spec.params["model"])
+    graph = GENERATORS[spec.generator](**spec.params)
+    graph.metadata.update(workload=spec.name, family=spec.family)
+    return graph
+
+
+def _check_split(name: str) -> str:
+    if name not in SPLITS:
+        raise UnknownSplitError(f"unknown split {name!r}; choose train, validation or test")
+    return name
+
+
+def split(name: str) -> list[WorkloadSpec]:
+    """The workloads of split ``name`` ("train", "validation" or "test"), zoo models first,
+    then generated ones, each group in a fixed order."""
+    _check_split(name)
+    return [s for s in _specs().values() if s.split == name]
+
+
+def workload_names(split_name: str | None = None) -> list[str]:
+    """Names of the workloads of one split (all splits when None)."""
+    return [s.name for s in _specs().values() if split_name is None or s.split == _check_split(split_name)]
+
+
+def workload(name: str) -> WorkloadSpec:
+    """The split workload called ``name`` (WorkloadNotFoundError if none)."""
+    spec = _specs().get(name)
+    if spec is None:
+        raise WorkloadNotFoundError(f"no split workload named {name!r} (list them with "
+                                    "`mlsysgym list workloads --split train|validation|test`)")
+    return spec
+
+
+def resolve(name_or_path: str) -> Graph:
+    """A Graph from a split workload name, a zoo model name or an ONNX file path."""
+    spec = _specs().get(name_or_path)
+    return spec.build() if spec is not None else zoo.resolve(name_or_path)
+
+
+def splits_digest() -> str:
+    """A short hash of every split entry (name, family, split, how it is built)."""
+    rows = [s.row() for s in _specs().values()]
+    return hashlib.sha256(json.dumps([SPLITS_VERSION, rows], sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ---- instances ---------------------------------------------------------------------------------
+MEMORY_SYSTEMS: dict[str, dict[str, float]] = {
+    # mallocGame's default machine: 16 TFLOP/s, 2 TB/s scratchpad, 200 GB/s HBM (10×).
+    "default": {"compute_tflops": 16.0, "fast_bandwidth_gbps": 2000.0, "slow_bandwidth_gbps": 200.0},
+}
+MALLOC_CAPACITIES = (0.05, 0.1, 0.25)
+"""Fast-memory capacities, as fractions of each workload's peak live bytes (weights included)."""
+SCHEDULING_PLATFORMS = ("soc_npu", "balanced")
+"""Scheduling platforms: presets of mlsysgym.simulators.multicore (``balanced``: the agents'
+BALANCED_PLATFORM, where no unit dominates)."""
+
+
+@dataclass(frozen=True)
+class MallocInstanceSpec:
+    """A mallocGame instance: a workload with a fast memory of ``capacity`` × its peak live
+    bytes on the memory system ``system`` (a key of :data:`MEMORY_SYSTEMS`)."""
+
+    workload: WorkloadSpec
+    capacity: float
+    system: str = "default"
+
+    @property
+    def name(self) -> str:
+        suffix = "" if self.system == "default" else f"@{self.system}"
+        return f"{self.workload.name}:{self.capacity:g}{suffix}"
+
+    def problem_spec(self) -> dict[str, Any]:
+        """The ``make_problem`` spec of this instance (the model is the built Graph)."""
+        return {"name": "malloc", "model": self.workload.build(), "capacity": self.capacity,
+                **MEMORY_SYSTEMS[self.system]}
+
+
+@dataclass(frozen=True)
+class SchedulingInstanceSpec:
+    """A scheduling instance: a workload on ``platform`` (a preset name or "balanced")."""
+
+    workload: WorkloadSpec
+    platform: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.workload.name}@{self.platform}"
+
+    def problem_spec(self) -> dict[str, Any]:
+        """The ``make_problem`` spec of this instance (the model is the built Graph)."""
+        return {"name": "scheduling", "model": self.workload.build(), "platform": self.platform}
+
+
+def malloc_instances(split_name: str, capacities: tuple[float, ...] = MALLOC_CAPACITIES,
+                     system: str = "default") -> list[MallocInstanceSpec]:
+    """Every workload of the split at every capacity, on one memory system."""
+    if system not in MEMORY_SYSTEMS:
+        raise WorkloadError(f"unknown memory system {system!r}; choose {', '.join(MEMORY_SYSTEMS)}")
+    return [MallocInstanceSpec(w, c, system) for w in split(split_name) for c in capacities]
+
+
+def scheduling_instances(split_name: str, platforms: tuple[str, ...] = SCHEDULING_PLATFORMS
+                         ) -> list[SchedulingInstanceSpec]:
+    """Every workload of the split on every platform."""
+    return [SchedulingInstanceSpec(w, p) for w in split(split_name) for p in platforms]

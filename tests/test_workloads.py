@@ -1,0 +1,105 @@
+"""Workload splits (mlsysgym.ir.workloads) and generated graphs (mlsysgym.ir.generators)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlsysgym.ir import generators, workloads, zoo
+from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
+from mlsysgym.ir.workloads import UnknownSplitError
+
+from mlsysgym.cli import main
+
+# The digest of split version "1": a change to any split entry must bump SPLITS_VERSION (and
+# then this constant), so that results recorded against a version stay comparable.
+DIGEST_V1 = "d27896d70f28"
+
+
+def test_splits_are_versioned_and_their_content_is_pinned():
+    assert workloads.SPLITS_VERSION == "1"
+    assert workloads.splits_digest() == DIGEST_V1
+
+
+def test_splits_are_disjoint_by_family_and_the_test_families_are_unseen():
+    families = {s: {w.family for w in workloads.split(s)} for s in workloads.SPLITS}
+    assert families["train"].isdisjoint(families["validation"])
+    assert families["train"].isdisjoint(families["test"])
+    assert families["validation"].isdisjoint(families["test"])
+    assert families["test"] == set(workloads.TEST_FAMILIES)
+    names = workloads.workload_names()
+    assert len(names) == len(set(names))
+    # every zoo model is in exactly one split, by its family
+    assert {w.params["model"] for w in workloads.split("train") + workloads.split("validation")
+            + workloads.split("test") if w.source == "zoo"} == set(zoo.names())
+    assert workloads.workload("tinyllama_1b").split == "test"
+    assert workloads.workload("bert_l12_d768_s384_b1").split == "train"
+
+
+def test_generated_graphs_are_deterministic_and_seeded():
+    a = generators.random_layered_dag(n_ops=80, seed=3)
+    b = generators.random_layered_dag(n_ops=80, seed=3)
+    c = generators.random_layered_dag(n_ops=80, seed=4)
+    assert len(a.ops) == 80
+    assert [(o.op_type, o.flops, o.inputs) for o in a.ops] == [(o.op_type, o.flops, o.inputs) for o in b.ops]
+    assert [o.op_type for o in a.ops] != [o.op_type for o in c.ops]
+    # every op reads only graph inputs, weights or tensors written before it
+    written = set(a.inputs) | {t.name for t in a.weights()}
+    for op in a.ops:
+        assert set(op.inputs) <= written
+        written.update(op.outputs)
+
+
+def test_transformer_block_flops_by_hand():
+    # B=1, S=4, d=8, H=2, d_ff=16, one layer:
+    # projections 2BS(4d² + 2·d·f) = 8·(256 + 256) = 4096; attention 4BS²d = 512;
+    # biases BS(5d + f) = 4·56 = 224; residuals 2BSd = 64; score scale BHS² = 32;
+    # Softmax 4BHS² = 128; GELU 8BSf = 512; two LayerNorms 16BSd = 512 → 6080
+    g = generators.transformer_encoder(layers=1, d_model=8, heads=2, d_ff=16, seq=4, batch=1)
+    assert g.totals().flops == 6080
+    assert len(g.ops) == 29
+    assert g.totals().estimated_ops == 0
+
+
+def test_generated_resnet_matches_the_zoo_resnet18():
+    gen, ref = generators.resnet_stages().totals(), zoo.load("resnet18").totals()
+    assert (gen.macs, gen.flops, gen.params) == (ref.macs, ref.flops, ref.params) == \
+        (1_814_073_344, 3_635_523_560, 11_684_712)
+
+
+def test_big_test_instance_has_over_1000_buffers():
+    from mlsysgym.simulators.memory import build_instance
+
+    graph = workloads.workload("llama_l22_d2048_s512_b1").build()
+    inst = build_instance(graph, capacity_fraction=0.1)
+    # 22 layers × (39 activations + 9 weights) + 3 inputs + 1 final norm weight + its output
+    assert inst.n_buffers >= 1000
+
+
+def test_instance_specs_name_and_build_problems():
+    m = workloads.malloc_instances("test")
+    assert len(m) == len(workloads.split("test")) * len(workloads.MALLOC_CAPACITIES)
+    spec = m[0].problem_spec()
+    assert spec["name"] == "malloc" and spec["capacity"] == workloads.MALLOC_CAPACITIES[0]
+    s = workloads.scheduling_instances("validation", platforms=("soc_npu",))
+    assert [i.name for i in s][:2] == ["efficientnet_b0@soc_npu", "gpt2@soc_npu"]
+
+
+def test_bad_names_and_arguments_are_one_line_errors():
+    with pytest.raises(UnknownSplitError, match="choose train, validation or test"):
+        workloads.split("holdout")
+    with pytest.raises(WorkloadNotFoundError, match="no split workload"):
+        workloads.workload("nope")
+    with pytest.raises(WorkloadError, match="multiple of heads"):
+        generators.transformer_encoder(d_model=10, heads=3)
+    with pytest.raises(WorkloadError, match="positive integer"):
+        generators.random_layered_dag(n_ops=0)
+
+
+def test_cli_lists_a_split(capsys):
+    assert main(["list", "workloads", "--split", "test", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["family"] for r in rows} == set(workloads.TEST_FAMILIES)
+    assert all(r["split"] == "test" for r in rows)
+    assert main(["list", "workloads", "--split", "train"]) == 0
+    assert "resnet18 (resnet)" in capsys.readouterr().out.splitlines()
