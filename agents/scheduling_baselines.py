@@ -11,6 +11,9 @@
   PEs, start ≥ release, no overlap per PE, minimum makespan; status, lower bound and gap when
   the time limit hits.
 
+HEFT and CPOP (and their ranks) live in :mod:`mlsysgym.simulators.multicore.heft`, below the
+agents, so a platform search can map workloads with them; they are re-exported here.
+
 All three respect release times (job streams, :mod:`mlsysgym.simulators.streams`): an op starts
 no earlier than its ``release_us``; on a stream, ``heft(problem, by_arrival=True)`` lists the ops
 job by job in arrival order (FIFO over jobs, upward rank within a job).
@@ -27,7 +30,6 @@ the env episode that replays it; ``cpsat`` also reports its proof (``status`` "o
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Sequence
@@ -43,10 +45,16 @@ from mlsysgym.simulators.multicore import (
     Schedule,
     SchedulingInstance,
     critical_path_lb,
-    earliest_start,
     schedule_from_order,
     validate,
 )
+from mlsysgym.simulators.multicore.heft import (
+    cpop,
+    downward_rank,
+    heft,
+    upward_rank,
+)
+from mlsysgym.simulators.multicore.heft import topo_position as _topo_position
 from mlsysgym.simulators.streams import job_metrics, mean_jct_lower_bound
 
 __all__ = ["CPSAT_HYPERPARAMETERS", "HEFT_HYPERPARAMETERS", "ReplayError", "cpop",
@@ -55,157 +63,6 @@ __all__ = ["CPSAT_HYPERPARAMETERS", "HEFT_HYPERPARAMETERS", "ReplayError", "cpop
 
 class ReplayError(MlsysgymError):
     """A schedule cannot be replayed in the env (wrong workload, op outside the ready window)."""
-
-
-# ---- ranks ----------------------------------------------------------------------------------
-
-
-def _mean_durations(problem: SchedulingInstance) -> np.ndarray:
-    cap = problem.capable
-    return np.where(cap, problem.durations_us, 0.0).sum(1) / cap.sum(1)
-
-
-def upward_rank(problem: SchedulingInstance) -> np.ndarray:
-    """rank_u(i) = w̄_i + max over successors j of (c̄_ij + rank_u(j)); w̄ = mean time over
-    capable PEs, c̄ = the cross-PE transfer time of the edge."""
-    w = _mean_durations(problem)
-    rank = w.copy()
-    for i in problem.topo_order[::-1]:
-        e = problem.out_edges[i]
-        if e.size:
-            rank[i] = w[i] + np.max(problem.edge_comm_us[e] + rank[problem.edge_dst[e]])
-    return rank
-
-
-def downward_rank(problem: SchedulingInstance) -> np.ndarray:
-    """rank_d(j) = max over predecessors i of (rank_d(i) + w̄_i + c̄_ij); 0 for entry ops."""
-    w = _mean_durations(problem)
-    rank = np.zeros(problem.n_ops)
-    for j in problem.topo_order:
-        e = problem.in_edges[j]
-        if e.size:
-            i = problem.edge_src[e]
-            rank[j] = np.max(rank[i] + w[i] + problem.edge_comm_us[e])
-    return rank
-
-
-def _topo_position(problem: SchedulingInstance) -> np.ndarray:
-    pos = np.empty(problem.n_ops, np.int64)
-    pos[problem.topo_order] = np.arange(problem.n_ops)
-    return pos
-
-
-class _Placer:
-    """Incremental list-scheduling state shared by HEFT and CPOP (same insertion rule as the env)."""
-
-    def __init__(self, problem: SchedulingInstance) -> None:
-        self.p = problem
-        self.dur = problem.durations_us.tolist()
-        self.cap = problem.capable
-        self.release = problem.release_us.tolist()
-        self.preds: list[list[tuple[int, float]]] = [[] for _ in range(problem.n_ops)]
-        for s, d, c in zip(problem.edge_src.tolist(), problem.edge_dst.tolist(),
-                           problem.edge_comm_us.tolist()):
-            self.preds[d].append((s, c))
-        self.assign = [-1] * problem.n_ops
-        self.start = [0.0] * problem.n_ops
-        self.finish = [0.0] * problem.n_ops
-        self.intervals: list[list[tuple[float, float]]] = [[] for _ in range(problem.n_pes)]
-        self.order: list[int] = []
-
-    def start_on(self, i: int, p: int) -> float:
-        ready = max((self.finish[s] + (c if self.assign[s] != p else 0.0) for s, c in self.preds[i]),
-                    default=0.0)
-        return earliest_start(self.intervals[p], max(ready, self.release[i]), self.dur[i][p])
-
-    def best_pe(self, i: int) -> tuple[int, float]:
-        """The capable PE with the earliest finish (lowest index on ties) and the start there."""
-        best = (math.inf, -1, 0.0)
-        for p in np.flatnonzero(self.cap[i]).tolist():
-            s = self.start_on(i, p)
-            if s + self.dur[i][p] < best[0]:
-                best = (s + self.dur[i][p], p, s)
-        return best[1], best[2]
-
-    def place(self, i: int, p: int, s: float) -> None:
-        d = self.dur[i][p]
-        self.assign[i], self.start[i], self.finish[i] = p, s, s + d
-        if d > 0:
-            import bisect
-
-            bisect.insort(self.intervals[p], (s, s + d))
-        self.order.append(i)
-
-    def schedule(self) -> Schedule:
-        sched = Schedule(np.array(self.assign), np.array(self.start), np.array(self.order))
-        validate(self.p, sched).raise_if_invalid()
-        return sched
-
-
-# ---- HEFT and CPOP --------------------------------------------------------------------------
-
-
-def heft(problem: SchedulingInstance, by_arrival: bool = False) -> Schedule:
-    """HEFT: ops by decreasing upward rank (ties: topological position), each placed on the PE
-    of earliest finish time at or after its release, with insertion. ``by_arrival`` lists the
-    ops by (job arrival, job index) first: FIFO over the jobs of a stream. ``order`` of the
-    result is that list."""
-    rank = upward_rank(problem)
-    pos = _topo_position(problem)
-    placer = _Placer(problem)
-    keys = (pos, -rank) if not by_arrival else \
-        (pos, -rank, problem.job_of, problem.job_arrival_us[problem.job_of])
-    for i in np.lexsort(keys).tolist():
-        p, s = placer.best_pe(i)
-        placer.place(i, p, s)
-    return placer.schedule()
-
-
-def cpop(problem: SchedulingInstance) -> Schedule:
-    """CPOP: a ready-list scheduler by priority rank_u + rank_d; the ops of the critical path
-    (priority equal to the entry op's) run on the PE with the least total time for them
-    (an op that PE cannot run counts at its fastest time and is placed like the others), every
-    other op on its earliest-finish PE (insertion). ``order`` of the result is the dispatch list."""
-    up, down = upward_rank(problem), downward_rank(problem)
-    prio = up + down
-    pos = _topo_position(problem)
-    n = problem.n_ops
-    tol = 1e-9 * max(1.0, float(prio.max()))
-    # walk the critical path from the entry op of highest priority
-    entries = np.flatnonzero(np.bincount(problem.edge_dst, minlength=n) == 0)
-    cur = int(entries[np.lexsort((pos[entries], -prio[entries]))[0]])
-    cp_len = prio[cur]
-    on_cp = np.zeros(n, bool)
-    while True:
-        on_cp[cur] = True
-        succ = problem.edge_dst[problem.out_edges[cur]]
-        nxt = succ[np.abs(prio[succ] - cp_len) <= tol]
-        if nxt.size == 0:
-            break
-        cur = int(nxt[np.argmin(pos[nxt])])
-    cp_ops = np.flatnonzero(on_cp)
-    # the CP processor: least total time over the CP ops, counting an op it cannot run at its
-    # fastest time elsewhere (such ops are placed by earliest finish time)
-    d_cp = problem.durations_us[cp_ops]
-    cost = np.where(problem.capable[cp_ops], d_cp, problem.min_durations_us[cp_ops, None]).sum(0)
-    cp_pe = int(np.argmin(cost))
-    placer = _Placer(problem)
-    remaining = np.bincount(problem.edge_dst, minlength=n).tolist()
-    succs = [problem.edge_dst[e].tolist() for e in problem.out_edges]
-    heap = [(-prio[i], pos[i], int(i)) for i in range(n) if remaining[i] == 0]
-    heapq.heapify(heap)
-    while heap:
-        _, _, i = heapq.heappop(heap)
-        if on_cp[i] and problem.capable[i, cp_pe]:
-            placer.place(i, cp_pe, placer.start_on(i, cp_pe))
-        else:
-            p, s = placer.best_pe(i)
-            placer.place(i, p, s)
-        for j in succs[i]:
-            remaining[j] -= 1
-            if remaining[j] == 0:
-                heapq.heappush(heap, (-prio[j], pos[j], j))
-    return placer.schedule()
 
 
 # ---- CP-SAT ---------------------------------------------------------------------------------
