@@ -20,6 +20,13 @@ documented defaults for its version:
 * LLMServingSim Figure 8 rows (vLLM flags not stored): V1-style chunked prefill with the
   simulator side's 2048 batched tokens, 256 sequences, utilization 0.9 (assumptions).
 
+Engine overheads (:mod:`mlsysgym.simulators.serving.overheads`, published figures) follow
+each row's engine and where its TTFT clock starts: v0.6.0 rows measure TTFT with the
+server's Prometheus histogram (clock starts at the engine: ``vllm-v0.6-server``); the 0.19
+bench rows measure from the client's send time (``vllm-v1-client``); Figure 8 rows report
+``mean_ttft_ms``, the column name of vLLM's client benchmark (``vllm-v1-client``, assumed: the
+artifact does not store the version). ``--engine none`` gives the GPU roofline alone.
+
 Usage::
 
     .venv/bin/python benchmarks/serving_validate.py [--data DIR]
@@ -97,7 +104,11 @@ def row_setup(row: dict[str, str], data: Path) -> dict[str, Any]:
             "kv_dtype": "fp8" if row["kv_cache_dtype"].startswith("fp8") else "bf16",
             "max_num_seqs": seqs, "max_batched_tokens": mbt, "chunked_prefill": chunked,
             "gpu_mem_util": util}
-    return {"model": model, "gpu": gpu, "plan": plan}
+    if "v0.6.0" in engine:
+        preset = "vllm-v0.6-server"
+    else:
+        preset = "vllm-v1-client"
+    return {"model": model, "gpu": gpu, "plan": plan, "engine": preset}
 
 
 def trace_for(group: str, data: Path) -> Path:
@@ -134,12 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--engine", default=None,
+                    help="one engine-overhead preset for every row (default: per row, see above)")
     args = ap.parse_args(argv)
     if not (args.data / "reference.csv").exists():
         print(f"no validation set at {args.data}", file=sys.stderr)
         return 2
     from mlsysgym.simulators.serving.evaluator import ServingWorkload, simulate
     from mlsysgym.simulators.serving.hardware import load_cluster
+    from mlsysgym.simulators.serving.overheads import load_engine
     from mlsysgym.simulators.serving.traces import read_trace
 
     rows = list(csv.DictReader((args.data / "reference.csv").open()))
@@ -155,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             trace = read_trace(trace_for(grp, args.data))
             p = setup["plan"]
             n = p["tp"] * p["pp"] * p["dp"] * (1 + p["pd_disagg"])
-            w = ServingWorkload(setup["model"], load_cluster(setup["gpu"], 1, n), trace)
+            w = ServingWorkload(setup["model"], load_cluster(setup["gpu"], 1, n), trace,
+                                engine=load_engine(args.engine or setup["engine"]))
             t0 = time.process_time()
             res = simulate(w, p, details=True)
             cache[grp] = (res, trace, time.process_time() - t0)
@@ -166,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                       "family": FAMILY[row["metric"]], "unit": row["unit"], "measured": meas,
                       "predicted": pred, "err_pct": 100.0 * (pred - meas) / meas,
                       "plan": setup["plan"], "gpu": setup["gpu"],
+                      "engine": args.engine or setup["engine"],
                       "model": setup["model"].name})
     sims = {g: (len(t), c) for g, (_, t, c) in cache.items()}
     write_report(table, sims, args.out, args.data)
@@ -184,7 +200,8 @@ def write_report(table: list[dict[str, Any]], sims: dict[str, tuple[int, float]]
     lines = ["# LLM serving simulator vs measured vLLM runs", "",
              (f"Validation set: `{data.name}/reference.csv` ({len(table)} measured numbers, "
              f"{len(sims)} runs), read from shared/ and not copied; nothing fitted to it "
-             "(calibration: H200 kernel measurements and datasheets). Script: "
+             "(calibration: H200 kernel measurements and datasheets; engine overheads: "
+             "published vLLM figures, `simulators/serving/overheads.py`). Script: "
              "`benchmarks/serving_validate.py`."), "",
              "| metric family | rows | median abs. error |", "|---|---:|---:|"]
     for f, v in med.items():
@@ -199,7 +216,8 @@ def write_report(table: list[dict[str, Any]], sims: dict[str, tuple[int, float]]
         p = r["plan"]
         plan = f"dp{p['dp']}·tp{p['tp']}" + (f"·ep{p['ep']}" if p["ep"] > 1 else "") + \
             (" P/D" if p["pd_disagg"] else "") + f" {p['dtype']}" + \
-            (f", chunked {p['max_batched_tokens']}" if p["chunked_prefill"] else ", no chunking")
+            (f", chunked {p['max_batched_tokens']}" if p["chunked_prefill"] else ", no chunking") \
+            + f"; {r['engine']}"
         lines.append(f"| {r['row_id']} | {r['model']} | {r['gpu']} | {plan} | {r['metric']} | "
                      f"{r['measured']:.4g} {r['unit']} | {r['predicted']:.4g} | "
                      f"{r['err_pct']:+.1f} % |")

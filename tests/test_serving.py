@@ -265,7 +265,7 @@ def test_pipeline_runs_pp_virtual_engines():
     # tokens come after one full prefill pass (two stages), not one after the other
     from mlsysgym.simulators.serving import simulate
 
-    w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2,
+    w = ServingWorkload.make("Llama-3.1-8B", "H100-SXM", 2, engine="none",
                              trace=Trace(np.zeros(2), np.array([512, 512]), np.array([2, 2])))
     r = simulate(w, {"tp": 1, "pp": 2, "dp": 1}, details=True)
     assert r["first_token_s"][0] == pytest.approx(r["first_token_s"][1])

@@ -22,18 +22,24 @@ boundary; the step time returned is that latency. (The evaluator runs ``pp`` vir
 per replica, as vLLM does, so up to ``pp`` batches are in flight; with fewer busy engines the
 idle stages are the pipeline bubble.)
 
-``active_s`` is the part of the step spent in roofline work (no floors, no communication):
-the energy model charges TDP over it and idle power over the rest.
+Engine overheads (:mod:`.overheads`) add CPU time the GPU waits for: ``step_s +
+step_per_seq_s · sequences`` per iteration (scheduling and input preparation) and, for an
+iteration with prefill tokens in an engine without CUDA graphs for it, ``eager_layer_s`` per
+layer (kernel dispatch).
+
+``active_s`` is the part of the step spent in roofline work (no floors, no communication, no
+CPU overhead): the energy model charges TDP over it and idle power over the rest.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from mlsysgym.simulators.serving.calibration import CALIBRATION
 from mlsysgym.simulators.serving.hardware import Cluster
 from mlsysgym.simulators.serving.models import DTYPE_BYTES, ModelSpec
+from mlsysgym.simulators.serving.overheads import EngineOverheads
 from mlsysgym.simulators.serving.plans import Plan
 
 __all__ = ["StepCost"]
@@ -48,6 +54,7 @@ class StepCost:
     model: ModelSpec
     cluster: Cluster
     plan: Plan
+    overheads: EngineOverheads = field(default_factory=EngineOverheads)
 
     def __post_init__(self) -> None:
         m, p, dev = self.model, self.plan, self.cluster.device
@@ -97,11 +104,12 @@ class StepCost:
     def _roof(self, flops, nbytes, peak, ec, em):
         return np.maximum(flops / (peak * ec), nbytes / (self.bw * em))
 
-    def step(self, tokens, logits, pre_pairs, pre_kv, dec_n, dec_kv):
+    def step(self, tokens, logits, pre_pairs, pre_kv, dec_n, dec_kv, seqs=None):
         """(time_s, active_s) of one iteration; every argument may be an array (broadcast):
         ``tokens`` new tokens in the batch, ``logits`` sequences emitting a token,
         ``pre_pairs`` causal query–key pairs of the prefill chunks and ``pre_kv`` the KV
-        tokens they read, ``dec_n`` decoding sequences and ``dec_kv`` the KV tokens they read."""
+        tokens they read, ``dec_n`` decoding sequences and ``dec_kv`` the KV tokens they read,
+        ``seqs`` sequences in the batch (default ``logits``; the per-sequence CPU overhead)."""
         m = self.model
         T = np.asarray(tokens, float)
         tp = self.tp
@@ -156,4 +164,12 @@ class StepCost:
         act_total = self.pp * act + head
         if self.pp > 1:
             total = total + (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)
-        return total, act_total
+        return total + self._cpu(S if seqs is None else seqs, has_pre), act_total
+
+    def _cpu(self, seqs, has_pre):
+        """CPU overhead of an iteration the GPU waits for (:mod:`.overheads`)."""
+        o = self.overheads
+        cpu = o.step_s + o.step_per_seq_s * np.asarray(seqs, float)
+        if o.eager_layer_s:
+            cpu = cpu + np.where(has_pre, o.eager_layer_s * self.model.n_layers, 0.0)
+        return cpu

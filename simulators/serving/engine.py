@@ -23,7 +23,8 @@ shortage, so a run costs O(requests) Python iterations, not O(tokens).
 
 A request's first token is emitted by the iteration that finishes its prompt; prefilled
 requests (``prefilled=True``, the decode side of a prefill/decode split) arrive with their
-prompt and first token already in the KV cache.
+prompt already in the KV cache and emit their first token at their first decode step (the
+decode instance generates all ``n_out`` tokens, as behind vLLM's disaggregation proxy).
 """
 
 from __future__ import annotations
@@ -90,9 +91,6 @@ class _Instance:
         self.todo = np.zeros(n, np.int64)       # prompt tokens still to compute
         self.gen = np.zeros(n, np.int64)        # output tokens generated
         self.held = np.zeros(n, np.int64)       # KV blocks held
-        for i in np.flatnonzero(self.pre):
-            self.gen[i] = 1
-            self.first[i] = self.arrival[i]
         self.waiting: list[int] = []
         self.running: list[int] = []            # admission order (last = first to preempt)
         self.nxt = 0
@@ -302,6 +300,8 @@ class _Instance:
             newb = _blocks_arr(c0 + K) - _blocks_arr(c0 + 1)
             self.held[idx] += newb
             self.free -= int(newb.sum())
+        fresh = idx[np.isnan(self.first[idx])]  # prefilled sequences' first decode step
+        self.first[fresh] = self.now + float(dt[0])
         span = float(np.sum(dt[:K]))
         self.now += span
         self.busy += span
@@ -322,7 +322,8 @@ class _Instance:
         B = len(dec_ids)
         dec_kv = float(ctx[np.array(dec_ids, np.int64)].sum() + B) if B else 0.0
         done_pre = [i for i, c in zip(prefill_ids, chunks) if c >= todo[i]]
-        dt, act = self.cost.step(int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv)
+        dt, act = self.cost.step(int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv,
+                                 seqs=len(prefill_ids) + B)
         self.now += float(dt)
         self.busy += float(dt)
         self.active += float(act)
@@ -333,10 +334,11 @@ class _Instance:
         for i in dec_ids:
             ctx[i] += 1
             gen[i] += 1
-        for i in done_pre:
-            gen[i] += 1
+        for i in done_pre + dec_ids:
             if np.isnan(self.first[i]):
                 self.first[i] = self.now
+        for i in done_pre:
+            gen[i] += 1
         for i in done_pre + dec_ids:
             if gen[i] >= self.n_out[i] and i in self.running:
                 self.release(i)

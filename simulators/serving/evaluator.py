@@ -6,14 +6,16 @@ within a replica of ``pp`` stages, over ``pp`` virtual engines (vLLM's pipeline 
 each engine has its own batch and 1/pp of the KV cache, so up to ``pp`` batches are in
 flight), runs every engine with :func:`.engine.simulate_instance` (with ``pd_disagg``: a prefill
 instance, the KV transfer over the link, then a decode instance) and reduces the per-request
-times to metrics. Plans that break a rule or do not fit report ``infeasible = 1`` and sentinel
+times to metrics. The workload's engine overheads (:mod:`.overheads`) delay each request by
+its front-end time before the engine sees it and add CPU time to every iteration; TTFT and
+end-to-end latency count from the request's arrival at the front end. Plans that break a rule or do not fit report ``infeasible = 1`` and sentinel
 values (latencies 1e6 s, throughput 0).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,11 @@ from mlsysgym.simulators.serving.costs import StepCost
 from mlsysgym.simulators.serving.engine import simulate_instance
 from mlsysgym.simulators.serving.hardware import Cluster, load_cluster
 from mlsysgym.simulators.serving.models import ModelSpec, load_model
+from mlsysgym.simulators.serving.overheads import EngineOverheads, load_engine
 from mlsysgym.simulators.serving.plans import Plan, PlanError, plan_space, validate_plan
 from mlsysgym.simulators.serving.traces import Trace, poisson_trace, read_trace
 
-__all__ = ["METRICS", "ServingEvaluator", "ServingWorkload", "simulate"]
+__all__ = ["METRICS", "ServingEvaluator", "ServingWorkload", "pd_handoff_s", "simulate"]
 
 METRICS: tuple[str, ...] = (
     "infeasible", "ttft_mean_s", "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "tpot_mean_s",
@@ -43,20 +46,22 @@ SENTINEL_S = 1e6
 
 @dataclass(frozen=True, eq=False)  # holds arrays: identity equality and hash
 class ServingWorkload:
-    """What a plan serves: a model on a cluster, a trace, and SLO targets (seconds)."""
+    """What a plan serves: a model on a cluster, a trace, SLO targets (seconds) and the serving
+    engine's overheads (:data:`.overheads.ENGINE_PRESETS`; default vLLM V1 seen by a client)."""
 
     model: ModelSpec
     cluster: Cluster
     trace: Trace
     slo_ttft_s: float = 1.0
     slo_tpot_s: float = 0.1
+    engine: EngineOverheads = field(default_factory=load_engine)
 
     @property
     def name(self) -> str:
         """A readable id that changes with any input (the evaluator cache keys on it)."""
         c = self.cluster
         return (f"{self.model.name}@{c.nodes}x{c.per_node}x{c.device.name}:{self.trace.key}"
-                f":slo{self.slo_ttft_s:g}/{self.slo_tpot_s:g}")
+                f":slo{self.slo_ttft_s:g}/{self.slo_tpot_s:g}:{self.engine.key}")
 
     def space(self, dtypes: tuple[str, ...] | None = None,
               kv_dtypes: tuple[str, ...] | None = None) -> DesignSpace:
@@ -73,9 +78,11 @@ class ServingWorkload:
              n_gpus: int = 8, nodes: int = 1, trace: str | Path | Trace | None = None,
              rate: float = 4.0, requests: int = 200, workload: str = "chat", seed: int = 0,
              slo_ttft_s: float = 1.0, slo_tpot_s: float = 0.1,
-             cluster: str | Path | dict | Cluster | None = None) -> ServingWorkload:
+             cluster: str | Path | dict | Cluster | None = None,
+             engine: str | dict | EngineOverheads | None = None) -> ServingWorkload:
         """Build a workload from names: a model, ``n_gpus`` devices over ``nodes`` nodes (or a
-        cluster YAML), a trace file or a generated Poisson trace."""
+        cluster YAML), a trace file or a generated Poisson trace, an engine-overhead preset
+        (None: the default)."""
         m = load_model(model)
         if cluster is not None:
             cl = load_cluster(cluster)
@@ -89,7 +96,7 @@ class ServingWorkload:
             tr = read_trace(trace)
         else:
             tr = poisson_trace(rate, requests, workload, seed)
-        return cls(m, cl, tr, slo_ttft_s, slo_tpot_s)
+        return cls(m, cl, tr, slo_ttft_s, slo_tpot_s, load_engine(engine))
 
 
 def _pct(x: np.ndarray, q: float) -> float:
@@ -105,7 +112,8 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     m, cl, tr = workload.model, workload.cluster, workload.trace
     longest = int((tr.input_tokens + tr.output_tokens).max())
     mem = validate_plan(m, cl, plan, min_context=longest)
-    cost = StepCost(m, cl, plan)
+    eng = workload.engine
+    cost = StepCost(m, cl, plan, eng)
     n = len(tr)
     first = np.full(n, np.nan)
     finish = np.full(n, np.nan)
@@ -114,9 +122,10 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     dev = cl.device
     engines = plan.dp * plan.pp  # pp virtual engines per replica share its stages (vLLM)
     kv = mem.kv_tokens // plan.pp
+    seen = tr.arrival_s + eng.frontend_s(tr.input_tokens)  # when the engine gets each request
     for r in range(engines):
         idx = np.arange(r, n, engines)
-        a, i, o = tr.arrival_s[idx], tr.input_tokens[idx], tr.output_tokens[idx]
+        a, i, o = seen[idx], tr.input_tokens[idx], tr.output_tokens[idx]
         if not plan.pd_disagg:
             res = simulate_instance(cost, a, i, o, kv)
             first[idx], finish[idx] = res.first_token_s, res.finish_s
@@ -124,16 +133,11 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
             preempt += res.preemptions
             continue
         pre = simulate_instance(cost, a, i, np.ones_like(o), kv)
-        first[idx] = pre.first_token_s
-        finish[idx] = pre.finish_s
         active += pre.active_s
         preempt += pre.preemptions
-        more = o > 1
-        bw, lat = cl.group_link(2 * plan.tp * plan.pp)
-        xfer = lat + i * m.kv_bytes_per_token(plan.kv_dtype) / (plan.tp * plan.pp * bw)
-        dec = simulate_instance(cost, (pre.first_token_s + xfer)[more], i[more], o[more],
-                                kv, prefilled=np.ones(int(more.sum()), bool))
-        finish[idx[more]] = dec.finish_s
+        dec = simulate_instance(cost, pre.first_token_s + pd_handoff_s(workload, plan, i), i, o,
+                                kv, prefilled=np.ones(len(idx), bool))
+        first[idx], finish[idx] = dec.first_token_s, dec.finish_s
         active += dec.active_s
         preempt += dec.preemptions
     if np.isnan(finish).any():
@@ -164,6 +168,19 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     if details:
         res["first_token_s"], res["finish_s"] = first, finish
     return res
+
+
+def pd_handoff_s(workload: ServingWorkload, plan: Plan, prompt_tokens: np.ndarray
+                 ) -> np.ndarray:
+    """Time from a prefill instance's first token to the request reaching the decode instance
+    with its KV cache: the decode server's front end (a second request through vLLM's proxy),
+    the transfer setup and the prompt's KV bytes over the link between the two instances (each
+    of the ``tp·pp`` devices sends its shard): ``request_s + tokenize·n + kv_setup_s +
+    latency + n · kv_bytes_per_token / (tp·pp · bandwidth)``."""
+    m, cl, eng = workload.model, workload.cluster, workload.engine
+    bw, lat = cl.group_link(2 * plan.tp * plan.pp)
+    xfer = lat + prompt_tokens * m.kv_bytes_per_token(plan.kv_dtype) / (plan.tp * plan.pp * bw)
+    return eng.frontend_s(prompt_tokens) + eng.kv_setup_s + xfer
 
 
 class ServingEvaluator(Evaluator):

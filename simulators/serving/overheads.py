@@ -1,0 +1,130 @@
+"""Serving-engine overheads outside the GPU roofline: front end, per-iteration CPU work,
+eager-mode dispatch, and the KV-cache hand-off of a prefill/decode split.
+
+The step-cost roofline (:mod:`.costs`) times GPU kernels only. A served request also spends
+time in the HTTP front end and the tokenizer before the engine sees it, and every engine
+iteration spends CPU time scheduling and preparing inputs before the GPU runs. An
+:class:`EngineOverheads` holds those times; the presets in :data:`ENGINE_PRESETS` say which
+apply to which vLLM version and which side of the request the TTFT clock starts on. Every
+number comes from a published measurement (none from this project's validation set):
+
+=======================  ==================================================================
+``request_s`` 5 ms,      vLLM PR #54628 (vllm-project/vllm): a live ``vllm serve`` scraped
+``tokenize_s_per_token`` for its server-side ``time_to_first_token_seconds`` around each
+10 µs                    ``vllm bench serve`` run: client TTFT − server TTFT = 8.4 to
+                         12.2 ms (mean 10.2 ms over the five reported runs, 512-token
+                         prompts). Tokenization alone: 10 to 21 µs per token for 131-token
+                         prompts (tenstorrent/tt-inference-server issue #2173, HF
+                         tokenizers, steady state 10 µs); 512 × 10 µs = 5.1 ms of the
+                         10.2 ms, so the fixed HTTP/validation/streaming part is 5 ms.
+``step_s`` 0.27 ms,      Vidur (microsoft/vidur ``data/profiling/a100/cpu_overheads.csv``),
+``step_per_seq_s``       vLLM V0 CPU overheads measured per iteration, Llama-2-70B TP4 on
+35.6 µs                  A100, medians of schedule + prepare-inputs: 0.556 ms at batch 8,
+                         2.547 ms at batch 64 → 0.27 ms + 35.6 µs per sequence. Output
+                         processing (detokenization) is left out: vLLM v0.6.0 overlaps it
+                         with the next step (async output processor, PR #7049) and V1 runs
+                         it in the front-end process.
+``eager_layer_s``        vLLM PR #1440 (CUDA graphs for Llama): Llama-2-7B, 5-token prompt
+47 µs                    and 100 output tokens take 1.2 s eager vs 1.05 s with CUDA graphs,
+                         i.e. 1.5 ms per forward pass of 32 layers = 47 µs per layer. vLLM
+                         V0 (v0.6) captures CUDA graphs for decode-only batches only, so
+                         every iteration with prefill tokens runs eagerly; V1 runs mixed
+                         batches as piecewise CUDA graphs (no eager penalty).
+``kv_setup_s`` 6.7 ms    KV hand-off of a P/D split besides bytes ÷ link bandwidth (vLLM
+(V1), 30 ms (v0.6)       V1 NixlConnector): NIXL telemetry's mean transfer post duration
+                         6.7 ms (vLLM RFC #50913, 2026). vLLM v0.6's first implementation
+                         (PR #6170, Llama-70B TP4 on 8×H100, 2048-token prompts, QPS 1):
+                         measured disaggregation overhead median 30.3 ms, of which the
+                         bytes at NVLink speed take 0.4 ms; taken as 30 ms.
+=======================  ==================================================================
+
+Where the TTFT clock starts decides what counts: vLLM v0.6.0's Prometheus histogram
+``time_to_first_token_seconds`` starts when the engine receives the (already tokenized)
+request, so the front end is outside it (preset ``vllm-v0.6-server``); a client-side
+benchmark (``vllm bench serve``'s ``mean_ttft_ms``) includes it (``vllm-v1-client``).
+With a P/D split the decode server gets a second request through the same front end (vLLM's
+disaggregation proxy resends the prompt to it), the KV cache follows (``kv_setup_s`` plus
+bytes ÷ bandwidth), and the client's first token comes from the decode instance's first step.
+vLLM V1 has no per-iteration CPU figure here: it overlaps scheduling with execution
+(``step_s`` 0 is an assumption, stated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from mlsysgym.core.errors import MlsysgymError
+
+__all__ = ["DEFAULT_ENGINE", "ENGINE_PRESETS", "EngineOverheads", "UnknownEngineError",
+           "load_engine"]
+
+
+class UnknownEngineError(MlsysgymError):
+    """An engine-overhead preset name that is not known, or a bad overhead value."""
+
+
+@dataclass(frozen=True)
+class EngineOverheads:
+    """Times (s) a served request spends outside the GPU roofline (see the module table)."""
+
+    name: str = "none"
+    request_s: float = 0.0            # front end per request (HTTP, validation, streaming)
+    tokenize_s_per_token: float = 0.0  # prompt tokenization, per prompt token
+    step_s: float = 0.0               # CPU per iteration on the critical path
+    step_per_seq_s: float = 0.0       # ... and per sequence in the batch
+    eager_layer_s: float = 0.0        # per layer, iterations with prefill tokens (no CUDA graph)
+    kv_setup_s: float = 0.0           # P/D split: per-request KV-transfer setup
+
+    def __post_init__(self) -> None:
+        for k, v in asdict(self).items():
+            if k != "name" and not v >= 0.0:
+                raise UnknownEngineError(f"engine overhead {k} must be >= 0, got {v}")
+
+    def frontend_s(self, prompt_tokens: Any) -> Any:
+        """Front-end time of requests with ``prompt_tokens`` prompt tokens (array-friendly)."""
+        return self.request_s + self.tokenize_s_per_token * prompt_tokens
+
+    @property
+    def key(self) -> str:
+        """A short id that changes with any value (the evaluator cache keys on it)."""
+        vals = [f"{v:g}" for k, v in asdict(self).items() if k != "name"]
+        return f"{self.name}[{','.join(vals)}]"
+
+
+_FRONT = {"request_s": 5e-3, "tokenize_s_per_token": 10e-6}
+_V0_STEP = {"step_s": 0.27e-3, "step_per_seq_s": 35.6e-6}
+
+#: presets: ``none`` (the GPU roofline alone), vLLM V0 (v0.6) measured server-side (front end
+#: outside the TTFT clock), vLLM V0 and V1 measured by a client.
+ENGINE_PRESETS: dict[str, EngineOverheads] = {
+    "none": EngineOverheads(),
+    "vllm-v0.6-server": EngineOverheads("vllm-v0.6-server", eager_layer_s=47e-6,
+                                        kv_setup_s=30e-3, **_V0_STEP),
+    "vllm-v0.6-client": EngineOverheads("vllm-v0.6-client", eager_layer_s=47e-6,
+                                        kv_setup_s=30e-3, **_V0_STEP, **_FRONT),
+    "vllm-v1-client": EngineOverheads("vllm-v1-client", kv_setup_s=6.7e-3, **_FRONT),
+}
+DEFAULT_ENGINE = "vllm-v1-client"
+
+
+def load_engine(spec: str | EngineOverheads | dict[str, Any] | None = None) -> EngineOverheads:
+    """EngineOverheads from a preset name (None: :data:`DEFAULT_ENGINE`), a dict of fields
+    (overrides on top of its ``preset``, default ``none``) or an EngineOverheads."""
+    if isinstance(spec, EngineOverheads):
+        return spec
+    if spec is None:
+        spec = DEFAULT_ENGINE
+    if isinstance(spec, dict):
+        d = dict(spec)
+        base = load_engine(d.pop("preset", "none"))
+        bad = sorted(set(d) - set(asdict(base)))
+        if bad:
+            raise UnknownEngineError(f"unknown engine overhead field(s) {bad}; fields are "
+                                     f"{sorted(asdict(base))}")
+        return replace(base, name=str(d.pop("name", base.name + "+custom")),
+                       **{k: float(v) for k, v in d.items()})
+    if spec not in ENGINE_PRESETS:
+        raise UnknownEngineError(f"unknown engine preset {spec!r}; presets are "
+                                 f"{', '.join(ENGINE_PRESETS)}")
+    return ENGINE_PRESETS[spec]

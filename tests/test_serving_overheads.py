@@ -1,0 +1,78 @@
+"""Serving engine overheads: front-end time, per-iteration CPU time, eager prefill, and the
+KV hand-off of a prefill/decode split, each checked against a hand computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.simulators.serving import Plan, ServingWorkload, load_cluster, load_model, simulate
+from mlsysgym.simulators.serving.costs import StepCost
+from mlsysgym.simulators.serving.evaluator import pd_handoff_s
+from mlsysgym.simulators.serving.overheads import ENGINE_PRESETS, load_engine
+from mlsysgym.simulators.serving.traces import Trace
+
+FRONT = {"preset": "none", "request_s": 5e-3, "tokenize_s_per_token": 10e-6}
+
+
+def _one(n_in, n_out, engine, n=1, **plan):
+    return ServingWorkload.make("Llama-3.1-8B", "H100-SXM", n, engine=engine,
+                                trace=Trace(np.zeros(1), np.array([n_in]), np.array([n_out]))), \
+        Plan(**plan)
+
+
+def test_presets_and_errors():
+    assert ENGINE_PRESETS["none"].frontend_s(1000) == 0.0
+    v1 = load_engine("vllm-v1-client")
+    assert v1.frontend_s(512) == pytest.approx(5e-3 + 512 * 10e-6)  # 10.12 ms, PR #54628: ~10
+    assert load_engine(None) is v1
+    assert load_engine({"preset": "vllm-v1-client", "kv_setup_s": 0.0}).kv_setup_s == 0.0
+    with pytest.raises(MlsysgymError, match="unknown engine preset"):
+        load_engine("sglang")
+    with pytest.raises(MlsysgymError, match="unknown engine overhead field"):
+        load_engine({"step_ms": 1})
+    with pytest.raises(MlsysgymError, match=">= 0"):
+        load_engine({"request_s": -1})
+
+
+def test_front_end_time_by_hand():
+    # one request of 100 prompt tokens: TTFT = 5 ms + 100 · 10 µs + the prefill step
+    w, plan = _one(100, 3, FRONT)
+    r = simulate(w, plan, details=True)
+    t_pre = float(StepCost(w.model, w.cluster, plan).step(100, 1, 100 * 101 / 2, 100.0, 0, 0.0)[0])
+    assert r["ttft_mean_s"] == pytest.approx(0.005 + 0.001 + t_pre, rel=1e-12)
+    # the cache key follows the overheads
+    assert w.name != _one(100, 3, "none")[0].name
+
+
+def test_step_cpu_and_eager_overheads_by_hand():
+    m, cl = load_model("Llama-3.1-8B"), load_cluster("H100-SXM", 1, 1)
+    eng = load_engine({"step_s": 1e-3, "step_per_seq_s": 1e-4, "eager_layer_s": 50e-6})
+    bare, cost = StepCost(m, cl, Plan()), StepCost(m, cl, Plan(), eng)
+    pre = (100, 1, 100 * 101 / 2, 100.0, 0, 0.0)
+    # prefill iteration of one sequence: + 1 ms + 0.1 ms + 32 layers · 50 µs = 2.7 ms
+    assert float(cost.step(*pre)[0]) - float(bare.step(*pre)[0]) == pytest.approx(2.7e-3)
+    # decode of 8 sequences: no eager term; + 1 ms + 8 · 0.1 ms
+    dec = (8, 8, 0.0, 0.0, 8, 800.0)
+    assert float(cost.step(*dec)[0]) - float(bare.step(*dec)[0]) == pytest.approx(1.8e-3)
+    # CPU time is not GPU-active time (energy)
+    assert float(cost.step(*dec)[1]) == float(bare.step(*dec)[1])
+
+
+def test_kv_transfer_and_decode_first_step_by_hand():
+    # Llama-3.1-8B: 131,072 KV bytes per token (bf16); P/D split of tp1 instances on one
+    # H100 node: NVLink 450 GB/s per direction, 5 µs
+    n_in, n_out = 1000, 4
+    eng = dict(FRONT, kv_setup_s=6.7e-3)
+    w, plan = _one(n_in, n_out, eng, n=2, pd_disagg=1)
+    xfer = 5e-6 + n_in * 131072 / 450e9                       # 0.2963 ms
+    handoff = 5e-3 + n_in * 10e-6 + 6.7e-3 + xfer             # decode front end + setup + bytes
+    assert float(pd_handoff_s(w, plan, np.array([n_in]))[0]) == pytest.approx(handoff, rel=1e-12)
+    cost = StepCost(w.model, w.cluster, plan, w.engine)
+    t_pre = float(cost.step(n_in, 1, n_in * (n_in + 1) / 2, float(n_in), 0, 0.0)[0])
+    # the decode instance emits every output token; its first step reads n_in + 1 KV tokens
+    steps = [float(cost.step(1, 1, 0.0, 0.0, 1, n_in + 1 + j)[0]) for j in range(n_out)]
+    r = simulate(w, plan, details=True)
+    front = 5e-3 + n_in * 10e-6
+    assert r["first_token_s"][0] == pytest.approx(front + t_pre + handoff + steps[0], rel=1e-9)
+    assert r["finish_s"][0] == pytest.approx(front + t_pre + handoff + sum(steps), rel=1e-9)
