@@ -15,6 +15,11 @@ efficiencies and kernel floor ``t0`` of its class (:mod:`.calibration`). Per lay
 * with ``tp > 1``, two all-reduces of ``T·h`` bf16 values over the link:
   ``latency + 2(tp − 1)/tp · bytes / bandwidth``.
 
+An encoder-decoder (T5, BART, Whisper) runs its encoder layers over the batch's prefill tokens
+(bidirectional attention), projects the decoder's cross-attention K and V from them, and runs
+its decoder layers over one token per sequence that emits one, attending self and cross KV
+(:meth:`StepCost._encdec_stage`; pipeline parallelism is not offered for it).
+
 The last stage adds the LM head (a GEMM over the sequences that emit a token), the gather of
 its vocabulary-parallel logits over the TP group, and sampling. With ``pp > 1`` a batch
 crosses the stages one after another plus one point-to-point activation transfer per
@@ -76,8 +81,10 @@ class StepCost:
         h = m.hidden
         # per-layer weights (local to one device)
         self.dense_w = (m.attn_params + (m.dense_ffn_params if not m.is_moe else m.shared_params))
-        self.dense_w_layers = (m.n_layers * m.attn_params + m.n_dense_layers * m.dense_ffn_params
+        self.dense_w_layers = (m.n_layers * (m.attn_params + m.cross_step_params)
+                               + m.n_dense_layers * m.dense_ffn_params
                                + m.n_moe_layers * m.shared_params) / m.n_layers
+        self.enc_w_layer = m.encoder_layer_params
         self.moe_frac = m.n_moe_layers / m.n_layers
         self.ep = p.ep if m.is_moe else 1
         self.expert_shard = self.ep if self.ep > 1 else p.tp
@@ -113,13 +120,39 @@ class StepCost:
         m = self.model
         T = np.asarray(tokens, float)
         tp = self.tp
+        pre_pairs = np.asarray(pre_pairs, float)
+        has_pre = pre_pairs > 0
+        S = np.asarray(logits, float)
+        if m.is_encoder_decoder:
+            stage, act = self._encdec_stage(T, S, pre_pairs, pre_kv, dec_n, dec_kv)
+        else:
+            t_layer, active = self._layer(T, pre_pairs, pre_kv, dec_n, dec_kv,
+                                          self.dense_w_layers, m.is_moe)
+            stage = self.layers * t_layer
+            act = self.layers * active
+        # LM head + sampling (last stage)
+        head = self._roof(2.0 * S * self.head_w, self.head_w * self.wb + S * m.vocab * 4.0 / tp,
+                          self.peak_lin, self.g_ec, self.g_em)
+        total = self.pp * stage + self.g_t0 + head + 2 * self.el_t0
+        if tp > 1:  # vocab-parallel logits gathered on one rank (bf16)
+            total = total + self.tp_lat + (tp - 1) / tp * S * m.vocab * ACT_BYTES / self.tp_bw
+        act_total = self.pp * act + head
+        if self.pp > 1:
+            total = total + (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)
+        return total + self._cpu(S if seqs is None else seqs, has_pre), act_total
+
+    def _layer(self, T, pre_pairs, pre_kv, dec_n, dec_kv, w_layer, moe):
+        """(time, active time) of one layer over ``T`` new tokens with ``w_layer`` dense
+        weights (projections + dense FFN) per layer, an MoE FFN if ``moe``."""
+        m = self.model
+        tp = self.tp
         # dense projections + FFN
-        lin_f = 2.0 * T * self.dense_w_layers / tp
-        lin_b = self.dense_w_layers / tp * self.wb + T * self.act_per_token
+        lin_f = 2.0 * T * w_layer / tp
+        lin_b = w_layer / tp * self.wb + T * self.act_per_token
         lin = self._roof(lin_f, lin_b, self.peak_lin, self.g_ec, self.g_em)
         t_layer = 4 * self.g_t0 + lin
         active = lin
-        if m.is_moe:
+        if moe:
             k, E = m.experts_per_token, m.n_experts
             tok_global = T * (self.ep / tp if self.ep > 1 else 1.0)
             frac = 1.0 - np.power(1.0 - k / E, tok_global)
@@ -133,7 +166,6 @@ class StepCost:
             t_layer = t_layer + self.moe_frac * (3 * self.g_t0 + moe + a2a)
             active = active + self.moe_frac * moe
         # attention
-        pre_pairs = np.asarray(pre_pairs, float)
         has_pre = pre_pairs > 0
         ap = self._roof(pre_pairs * self.pair_flops, np.asarray(pre_kv, float) * self.kv_layer,
                         self.peak_attn, self.ap_ec, self.g_em)
@@ -152,24 +184,35 @@ class StepCost:
         if tp > 1:
             ar = self.tp_lat + 2 * (tp - 1) / tp * T * m.hidden * ACT_BYTES / self.tp_bw
             t_layer = t_layer + 2 * ar
-        stage = self.layers * t_layer
-        act = self.layers * active
-        # LM head + sampling (last stage)
-        S = np.asarray(logits, float)
-        head = self._roof(2.0 * S * self.head_w, self.head_w * self.wb + S * m.vocab * 4.0 / tp,
-                          self.peak_lin, self.g_ec, self.g_em)
-        total = self.pp * stage + self.g_t0 + head + 2 * self.el_t0
-        if tp > 1:  # vocab-parallel logits gathered on one rank (bf16)
-            total = total + self.tp_lat + (tp - 1) / tp * S * m.vocab * ACT_BYTES / self.tp_bw
-        act_total = self.pp * act + head
-        if self.pp > 1:
-            total = total + (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)
-        return total + self._cpu(S if seqs is None else seqs, has_pre), act_total
+        return t_layer, active
+
+    def _encdec_stage(self, T, S, pre_pairs, pre_kv, dec_n, dec_kv):
+        """(time, active time) of an encoder-decoder's layers: the encoder over the prefill
+        tokens (``T − dec_n``; bidirectional, ``2×`` the causal pairs = ``n² + n``), the
+        cross-attention K/V projection of its output in every decoder layer, and the decoder
+        over one token per sequence emitting one (``S``), attending its self and cross KV
+        (a finishing prompt's cross KV taken as ``pre_kv``)."""
+        m = self.model
+        T_e = T - np.asarray(dec_n, float)
+        enc, enc_act = self._layer(T_e, 2.0 * pre_pairs, pre_kv, 0.0, 0.0,
+                                   self.enc_w_layer, False)
+        xw = m.n_layers * m.cross_kv_params / self.tp
+        cross = self._roof(2.0 * T_e * xw, xw * self.wb + T_e * m.hidden * ACT_BYTES,
+                           self.peak_lin, self.g_ec, self.g_em)
+        run = T_e > 0
+        dec, dec_act = self._layer(S, 0.0, 0.0, S, np.asarray(dec_kv, float) +
+                                   np.where(run, np.asarray(pre_kv, float), 0.0),
+                                   self.dense_w_layers, False)
+        stage = self.layers * dec + np.where(run, m.n_encoder_layers * enc + self.g_t0
+                                             + cross, 0.0)
+        act = self.layers * dec_act + np.where(run, m.n_encoder_layers * enc_act + cross, 0.0)
+        return stage, act
 
     def _cpu(self, seqs, has_pre):
         """CPU overhead of an iteration the GPU waits for (:mod:`.overheads`)."""
         o = self.overheads
         cpu = o.step_s + o.step_per_seq_s * np.asarray(seqs, float)
         if o.eager_layer_s:
-            cpu = cpu + np.where(has_pre, o.eager_layer_s * self.model.n_layers, 0.0)
+            layers = self.model.n_layers + self.model.n_encoder_layers
+            cpu = cpu + np.where(has_pre, o.eager_layer_s * layers, 0.0)
         return cpu

@@ -110,7 +110,8 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     if not isinstance(plan, Plan):
         plan = Plan.from_design(plan, workload.cluster.n_devices)
     m, cl, tr = workload.model, workload.cluster, workload.trace
-    longest = int((tr.input_tokens + tr.output_tokens).max())
+    n_enc = m.encoder_tokens(tr.input_tokens)  # prompt tokens the engine prefills
+    longest = int((n_enc + tr.output_tokens).max())
     mem = validate_plan(m, cl, plan, min_context=longest)
     eng = workload.engine
     cost = StepCost(m, cl, plan, eng)
@@ -125,7 +126,7 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     seen = tr.arrival_s + eng.frontend_s(tr.input_tokens)  # when the engine gets each request
     for r in range(engines):
         idx = np.arange(r, n, engines)
-        a, i, o = seen[idx], tr.input_tokens[idx], tr.output_tokens[idx]
+        a, i, o = seen[idx], n_enc[idx], tr.output_tokens[idx]
         if not plan.pd_disagg:
             res = simulate_instance(cost, a, i, o, kv)
             first[idx], finish[idx] = res.first_token_s, res.finish_s

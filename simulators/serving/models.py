@@ -3,7 +3,8 @@ or a built-in name, and per-layer FLOPs, bytes, weights and KV-cache sizes.
 
 A :class:`ModelSpec` holds the architecture (decoder-only: dense with MHA/GQA/MQA, mixture of
 experts with optional shared experts and leading dense layers, and multi-head latent attention
-as in DeepSeek-V3/Kimi-K2). Counting conventions (one multiply-add = 2 FLOPs):
+as in DeepSeek-V3/Kimi-K2; encoder-decoder: T5/BART/Whisper-style, see below). Counting
+conventions (one multiply-add = 2 FLOPs):
 
 * a linear layer of ``p`` weights costs ``2·p`` FLOPs per token and reads its weights once per
   forward pass (per device shard);
@@ -13,6 +14,18 @@ as in DeepSeek-V3/Kimi-K2). Counting conventions (one multiply-add = 2 FLOPs):
 * the KV cache holds ``kv_elems_per_token`` elements per layer per token
   (``2·kv_heads·head_dim`` for MHA/GQA, ``kv_lora_rank + qk_rope_dim`` for MLA);
 * the LM head runs only on the last position of each sequence that emits a token (as vLLM).
+
+Encoder-decoder models (``n_encoder_layers > 0``; ``n_layers`` counts decoder layers): encoder
+layers have the decoder's width, heads and FFN (true of T5, BART and Whisper configs) and
+bidirectional attention (``n²`` query–key pairs over ``n`` encoder tokens); each decoder layer
+adds cross-attention (Q, K, V, O projections). A request's prompt is the encoder input, or a
+fixed ``encoder_len`` frames (Whisper: 1,500 per 30 s of audio; its two input convolutions and
+positional tables are left out). Prefill runs the encoder, projects every decoder layer's
+cross-attention K and V from the encoder output once (``2·n·2·kv_heads·head_dim·hidden`` FLOPs
+per decoder layer), and runs the decoder's first step; every decode step runs the decoder,
+whose token attends its own previous tokens and the ``n`` encoder positions. The KV cache
+holds both, so a sequence's cache is ``n + generated`` tokens of ``kv_elems_per_token`` per
+decoder layer, and the engine treats it as a prompt of ``n`` tokens.
 
 Built-in configs are public facts copied from each model's published ``config.json`` (or
 paper); each entry names its source.
@@ -74,6 +87,8 @@ class ModelSpec:
     qk_rope_dim: int = 0
     qk_nope_dim: int = 0
     v_head_dim: int = 0
+    n_encoder_layers: int = 0     # encoder-decoder: encoder layers (n_layers = decoder layers)
+    encoder_len: int = 0          # fixed encoder input length (0: the request's prompt)
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -87,6 +102,18 @@ class ModelSpec:
     def is_mla(self) -> bool:
         """True for multi-head latent attention."""
         return self.kv_lora_rank > 0
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        """True for an encoder-decoder model."""
+        return self.n_encoder_layers > 0
+
+    def encoder_tokens(self, prompt_tokens: Any) -> Any:
+        """Tokens the engine prefills for requests with ``prompt_tokens`` prompt tokens: the
+        prompt, or ``encoder_len`` for a fixed-length encoder."""
+        if self.encoder_len:
+            return prompt_tokens * 0 + self.encoder_len
+        return prompt_tokens
 
     @property
     def n_moe_layers(self) -> int:
@@ -119,6 +146,27 @@ class ModelSpec:
         return h * nh * hd + 2 * h * self.n_kv_heads * hd + nh * hd * h
 
     @property
+    def cross_attn_params(self) -> int:
+        """Weights of one decoder layer's cross-attention (0 for a decoder-only model)."""
+        return self.attn_params if self.is_encoder_decoder else 0
+
+    @property
+    def cross_step_params(self) -> int:
+        """Cross-attention weights a decoder step reads (Q and O; K and V project the encoder
+        output once, at prefill)."""
+        return 2 * self.hidden * self.n_heads * self.head_dim if self.is_encoder_decoder else 0
+
+    @property
+    def cross_kv_params(self) -> int:
+        """Cross-attention K and V weights of one decoder layer (applied at prefill)."""
+        return self.cross_attn_params - self.cross_step_params
+
+    @property
+    def encoder_layer_params(self) -> int:
+        """Weights of one encoder layer (self-attention and a dense FFN, norms excluded)."""
+        return self.attn_params + self.dense_ffn_params if self.is_encoder_decoder else 0
+
+    @property
     def dense_ffn_params(self) -> int:
         """Weights of one dense FFN."""
         return self.ffn_mats * self.hidden * self.ffn
@@ -139,16 +187,26 @@ class ModelSpec:
         """Token embedding plus (untied) LM head."""
         return self.vocab * self.hidden * (1 if self.tie_embeddings else 2)
 
+    @property
+    def encoder_params(self) -> int:
+        """Encoder weights plus the decoder's cross-attention weights (0 for decoder-only):
+        what an encoder-decoder holds besides a decoder-only model of its decoder's shape."""
+        if not self.is_encoder_decoder:
+            return 0
+        enc_norms = 2 * self.hidden * self.n_encoder_layers + self.hidden
+        return (self.n_encoder_layers * self.encoder_layer_params + enc_norms
+                + self.n_layers * (self.cross_attn_params + self.hidden))
+
     def params(self) -> int:
         """Total weights (norm weights included)."""
-        norms = 2 * self.hidden * self.n_layers + self.hidden
+        norms = 2 * self.hidden * self.n_layers + self.hidden + self.encoder_params
         return (self.n_layers * self.attn_params + self.n_dense_layers * self.dense_ffn_params
                 + self.n_moe_layers * (self.n_experts * self.expert_params + self.shared_params)
                 + self.embed_params + norms)
 
     def active_params(self) -> int:
         """Weights one token uses (routed experts: ``experts_per_token`` of them)."""
-        norms = 2 * self.hidden * self.n_layers + self.hidden
+        norms = 2 * self.hidden * self.n_layers + self.hidden + self.encoder_params
         return (self.n_layers * self.attn_params + self.n_dense_layers * self.dense_ffn_params
                 + self.n_moe_layers * (self.experts_per_token * self.expert_params
                                        + self.shared_params)
@@ -178,12 +236,23 @@ class ModelSpec:
     def linear_flops_per_token(self) -> float:
         """FLOPs of every layer's projections and FFN for one token (LM head excluded)."""
         moe = self.experts_per_token * self.expert_params + self.shared_params
-        return 2.0 * (self.n_layers * self.attn_params + self.n_dense_layers * self.dense_ffn_params
-                      + self.n_moe_layers * moe)
+        return 2.0 * (self.n_layers * (self.attn_params + self.cross_step_params)
+                      + self.n_dense_layers * self.dense_ffn_params + self.n_moe_layers * moe)
+
+    def encoder_flops(self, n: int) -> float:
+        """FLOPs of an encoder pass over ``n`` tokens (bidirectional: ``n²`` pairs) plus the
+        decoder layers' cross-attention K/V projections of its output (0 for decoder-only)."""
+        if not self.is_encoder_decoder:
+            return 0.0
+        layer = 2.0 * n * self.encoder_layer_params + self.attn_flops_per_pair * n * n
+        return self.n_encoder_layers * layer + 2.0 * n * self.n_layers * self.cross_kv_params
 
     def prefill_flops(self, n: int, past: int = 0) -> float:
         """FLOPs of a causal prefill of ``n`` tokens after ``past`` cached ones, LM head on the
-        last token only."""
+        last token only; for an encoder-decoder, the encoder pass over ``n`` tokens and the
+        decoder's first step (attending the ``n`` encoder positions)."""
+        if self.is_encoder_decoder:
+            return self.encoder_flops(n) + self.decode_flops(n)
         pairs = n * past + n * (n + 1) / 2
         return (n * self.linear_flops_per_token() + self.n_layers * self.attn_flops_per_pair * pairs
                 + 2.0 * self.hidden * self.vocab)
@@ -218,9 +287,50 @@ class ModelSpec:
 
 
 # ---- config.json ----------------------------------------------------------------------------
+def _is_encoder_decoder(cfg: dict[str, Any]) -> bool:
+    return bool(cfg.get("is_encoder_decoder")) or "num_decoder_layers" in cfg \
+        or "decoder_layers" in cfg
+
+
+def encdec_from_hf_config(cfg: dict[str, Any], name: str = "model") -> ModelSpec:
+    """An encoder-decoder ModelSpec from a T5-style (``d_model``, ``d_ff``, ``d_kv``,
+    ``num_heads``, ``num_layers``, ``num_decoder_layers``, ``feed_forward_proj``) or a
+    BART/Whisper-style config (``encoder_layers``, ``decoder_layers``,
+    ``decoder_attention_heads``, ``decoder_ffn_dim``, ``max_source_positions``)."""
+    try:
+        h = int(cfg["d_model"])
+        if "decoder_layers" in cfg:  # BART / Whisper
+            enc, dec = int(cfg["encoder_layers"]), int(cfg["decoder_layers"])
+            heads = int(cfg["decoder_attention_heads"])
+            ffn, hd = int(cfg["decoder_ffn_dim"]), h // heads
+            gated = False
+            enc_len = int(cfg.get("max_source_positions", 0)) if "num_mel_bins" in cfg else 0
+            ctx = int(cfg.get("max_target_positions", cfg.get("max_position_embeddings", 1024)))
+        else:  # T5
+            enc = int(cfg["num_layers"])
+            dec = int(cfg.get("num_decoder_layers") or enc)
+            heads, ffn, hd = int(cfg["num_heads"]), int(cfg["d_ff"]), int(cfg["d_kv"])
+            gated = str(cfg.get("feed_forward_proj", "relu")).startswith("gated")
+            enc_len, ctx = 0, int(cfg.get("n_positions", 512))
+        vocab = int(cfg["vocab_size"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise UnknownModelError(f"encoder-decoder config of {name!r} lacks or has a bad {e}") \
+            from None
+    return ModelSpec(name=name, n_layers=dec, hidden=h, n_heads=heads, n_kv_heads=heads,
+                     head_dim=hd, ffn=ffn, vocab=vocab, gated_ffn=gated,
+                     tie_embeddings=bool(cfg.get("tie_word_embeddings", True)),
+                     max_context=max(ctx, enc_len) + ctx, n_encoder_layers=enc,
+                     encoder_len=enc_len,
+                     source=str(cfg.get("_source", cfg.get("_provenance", "config.json"))))
+
+
 def from_hf_config(cfg: dict[str, Any], name: str = "model") -> ModelSpec:
     """A ModelSpec from the keys of a Hugging Face ``config.json`` (Llama, Mistral, Mixtral,
-    Qwen2/3, Qwen3-MoE, GPT-2/3-style, DeepSeek-V3/Kimi-K2-style MLA)."""
+    Qwen2/3, Qwen3-MoE, GPT-2/3-style, DeepSeek-V3/Kimi-K2-style MLA; T5, BART and Whisper
+    encoder-decoders)."""
+    if _is_encoder_decoder(cfg):
+        return encdec_from_hf_config(cfg, name)
+
     def get(*keys: str, default: Any = None) -> Any:
         for k in keys:
             if k in cfg and cfg[k] is not None:
@@ -314,9 +424,29 @@ _CONFIGS: dict[str, dict[str, Any]] = {
                     "_source": "moonshotai/Kimi-K2-Instruct/config.json (1.04T parameters, "
                             "32B active)"},
 }
+_CONFIGS.update({
+    "T5-11B": {"is_encoder_decoder": True, "d_model": 1024, "d_ff": 65536, "d_kv": 128,
+               "num_heads": 128, "num_layers": 24, "num_decoder_layers": 24,
+               "feed_forward_proj": "relu", "vocab_size": 32128, "n_positions": 512,
+               "tie_word_embeddings": True,
+               "_source": "google-t5/t5-11b/config.json (Raffel et al. 2020, Table 14: 11B)"},
+    "Flan-T5-XXL": {"is_encoder_decoder": True, "d_model": 4096, "d_ff": 10240, "d_kv": 64,
+                    "num_heads": 64, "num_layers": 24, "num_decoder_layers": 24,
+                    "feed_forward_proj": "gated-gelu", "vocab_size": 32128, "n_positions": 512,
+                    "tie_word_embeddings": False, "_source": "google/flan-t5-xxl/config.json"},
+    "Whisper-large-v3": {"is_encoder_decoder": True, "d_model": 1280, "encoder_layers": 32,
+                         "decoder_layers": 32, "encoder_attention_heads": 20,
+                         "decoder_attention_heads": 20, "encoder_ffn_dim": 5120,
+                         "decoder_ffn_dim": 5120, "vocab_size": 51866, "num_mel_bins": 128,
+                         "max_source_positions": 1500, "max_target_positions": 448,
+                         "tie_word_embeddings": True,
+                         "_source": "openai/whisper-large-v3/config.json"},
+})
 _ALIASES = {"mixtral-8x7b-v0.1": "Mixtral-8x7B", "mistral-large-instruct-2407": "Mistral-Large-2407",
             "qwen3-30b-a3b-instruct-2507": "Qwen3-30B-A3B", "mistral-7b-v0.1": "Mistral-7B",
-            "gpt3-175b": "GPT-3-175B", "gpt-3": "GPT-3-175B"}
+            "gpt3-175b": "GPT-3-175B", "gpt-3": "GPT-3-175B",
+            "t5-11b": "T5-11B", "flan-t5-xxl": "Flan-T5-XXL",
+            "whisper-large-v3": "Whisper-large-v3"}
 
 BUILTIN_MODELS: tuple[str, ...] = tuple(_CONFIGS)
 

@@ -130,7 +130,8 @@ def memory_columns(model: ModelSpec, mem_bytes: float, cols: Mapping[str, np.nda
     moe_shared = model.n_moe_layers * model.shared_params
     experts = model.n_moe_layers * model.n_experts * model.expert_params
     expert_shard = np.where(ep > 1, ep, tp)
-    layer_w = (L * per_layer + dense_layers + moe_shared) / tp + experts / expert_shard
+    layer_w = (L * per_layer + dense_layers + moe_shared + model.encoder_params) / tp \
+        + experts / expert_shard
     head = np.where(pp > 1, model.vocab * h, model.embed_params) / tp
     weights = (layer_w / pp + head) * wb
     ffn_local = max(model.ffn, model.moe_ffn * max(model.experts_per_token, 1))
@@ -175,6 +176,8 @@ def structural_ok(model: ModelSpec, n_devices: int, cols: Mapping[str, np.ndarra
         mark(model.n_experts % ep != 0, 6)
     else:
         mark(ep != 1, 7)
+    if model.is_encoder_decoder:
+        mark(pp != 1, 8)
     return reason == 0, reason
 
 
@@ -182,7 +185,8 @@ REASONS = ("", "dp·tp·pp·(1+pd_disagg) must equal the cluster's {n} devices",
            "tp must divide the {heads} attention heads", ("tp and the {kv} KV heads must divide "
            "one another"), "pp must divide the {layers} layers",
            "ep must be 1 or dp·tp (experts shard over every device of a stage)",
-           "ep must divide the {experts} experts", "ep must be 1 for a dense model")
+           "ep must divide the {experts} experts", "ep must be 1 for a dense model",
+           "pp must be 1 for an encoder-decoder model")
 
 
 def validate_plan(model: ModelSpec, cluster: Cluster, plan: Plan, min_context: int = 0
@@ -249,6 +253,8 @@ def plan_space(model: ModelSpec, n_devices: int, max_degree: int | None = None,
     if not model.is_mla:
         cons.append((f"({kv} % tp == 0) or (tp % {kv} == 0)",
                      f"tp and the {kv} KV heads must divide one another"))
+    if model.is_encoder_decoder:
+        cons.append(("pp == 1", "pp must be 1 for an encoder-decoder model"))
     if model.is_moe:
         cons.append(((f"(not expert_parallel) or ({model.n_experts} % "
                      f"({n_devices} / (pp * (1 + pd_disagg))) == 0)"),
