@@ -4,6 +4,7 @@ check that every agent and problem it names is registered (:func:`check_names_ex
 from __future__ import annotations
 
 import importlib
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from mlsysgym.experiments.sweep.errors import SweepConfigError
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "logint", "choice")
 TOP_KEYS = {"name", "description", "output_dir", "problem", "problems", "agents", "budget",
             "budgets", "seeds", "imports", "max_concurrent_trials", "cpus_per_trial",
-            "max_failures", "scheduler", "report_every"}
+            "max_failures", "scheduler", "report_every", "objectives", "directions",
+            "reference"}
 SCHEDULER_KEYS = {"name", "grace_period", "reduction_factor", "max_t"}
 AGENT_KEYS = {"name", "hyperparameters", "num_samples"}
 
@@ -179,6 +181,47 @@ def _scheduler(v: Any, budgets: list[tuple[int | None, float | None]]
     return out
 
 
+def _pareto_problems(raw: Mapping[str, Any], problems: list[Any]) -> list[Any]:
+    """With ``objectives`` (metric names; ``directions``: minimize/maximize each, default all
+    minimize; ``reference``: a list or {metric: value}, default the problem's), every problem
+    becomes the multi-objective ``{name: pareto, of: <problem>, objectives, ...}``."""
+    objectives = raw.get("objectives")
+    if objectives is None:
+        extra = [k for k in ("directions", "reference") if k in raw]
+        if extra:
+            _fail(f"{' and '.join(extra)} need objectives (a list of metric names)")
+        return problems
+    if (not isinstance(objectives, list) or not objectives
+            or not all(isinstance(o, str) and o for o in objectives)
+            or len(set(objectives)) != len(objectives)):
+        _fail(f"objectives must be a non-empty list of distinct metric names, got {objectives!r}")
+    k = len(objectives)
+    directions = raw.get("directions", ["minimize"] * k)
+    if (not isinstance(directions, list) or len(directions) != k
+            or not all(d in ("minimize", "maximize") for d in directions)):
+        _fail(f"directions must list minimize or maximize for each of the {k} objectives, "
+              f"got {directions!r}")
+    ref = raw.get("reference")
+    if isinstance(ref, Mapping):
+        if sorted(ref) != sorted(objectives):
+            _fail(f"reference must give a value for exactly the objectives {objectives}, "
+                  f"got {sorted(ref)}")
+        ref = [ref[o] for o in objectives]
+    if ref is not None and (not isinstance(ref, list) or len(ref) != k or not all(
+            isinstance(r, (int, float)) and not isinstance(r, bool) and r != 0
+            and math.isfinite(r) for r in ref)):
+        _fail(f"reference must be {k} finite non-zero numbers (one per objective), got {ref!r}")
+    wrapped = []
+    for p in problems:
+        if isinstance(p, Mapping) and p.get("name") == "pareto":
+            _fail("a problem of a sweep with objectives is a plain problem (got a pareto spec); "
+                  "list objectives once, at the top")
+        wrapped.append({"name": "pareto", "of": p, "objectives": list(objectives),
+                        "directions": list(directions),
+                        **({"reference": [float(r) for r in ref]} if ref is not None else {})})
+    return wrapped
+
+
 def _read_raw(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[Any, str]:
     """The config mapping as written (from a mapping or a YAML file) and its default name."""
     if isinstance(source, Mapping):
@@ -241,6 +284,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any],
     problems = problems if isinstance(problems, list) else [problems]
     if not problems:
         _fail("'problems' is empty")
+    problems = _pareto_problems(raw, problems)
     agents_raw = raw["agents"]
     if not isinstance(agents_raw, list) or not agents_raw:
         _fail("'agents' must be a non-empty list")
