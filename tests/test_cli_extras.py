@@ -84,17 +84,25 @@ def test_missing_extra_is_one_line_naming_it(tmp_path: Path, module: str, argv: 
                           f"pip install 'mlsysgym[{extra}]'\n")
 
 
-def test_a_missing_module_of_no_extra_still_raises(monkeypatch) -> None:
-    """Only optional dependencies get the hint; anything else is a bug and keeps its traceback."""
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_missing_module_of_no_extra_is_one_line_or_a_traceback_with_debug(monkeypatch, capsys,
+                                                                            debug) -> None:
+    """Only optional dependencies get the install hint; anything else is reported as a bug in
+    one line (exit 1), and ``--debug`` shows its traceback."""
     import argparse
 
     def broken(args: argparse.Namespace) -> int:
         raise ModuleNotFoundError("No module named 'mlsysgym_nonexistent'", name="mlsysgym_nonexistent")
 
+    monkeypatch.delenv("MLSYSGYM_DEBUG", raising=False)
     monkeypatch.setattr(argparse.ArgumentParser, "parse_args",
-                        lambda self, argv=None: argparse.Namespace(func=broken))
-    with pytest.raises(ModuleNotFoundError):
-        main([])
+                        lambda self, argv=None: argparse.Namespace(func=broken, debug=debug))
+    assert main([]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (
+        "mlsysgym: error: ModuleNotFoundError in mlsysgym (a bug: please report it): No module "
+        "named 'mlsysgym_nonexistent' (rerun with --debug for the traceback)")
+    assert ("Traceback (most recent call last)" in err) is debug
 
 
 def test_building_the_parser_imports_no_heavy_extra() -> None:

@@ -17,11 +17,11 @@ timed against the default on both drivers and ops are reverted until it is not s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from mlsysgym.commands.common import add_json, add_out, add_workload, print_json, say, slow_step
 from mlsysgym.core.errors import MlsysgymError
 
 
@@ -36,8 +36,8 @@ def register(group: Any) -> None:
     """Add the top-level ``compile`` command."""
     p = group("").add_parser("compile", help="compile a model with IREE (llvm-cpu), choosing "
                              "tile sizes per op with a learned cost model for this target")
-    p.add_argument("source", metavar="MODEL_OR_MLIR",
-                   help="an .mlir file (linalg on tensors), an .onnx file or a zoo model name")
+    add_workload(p, "an .mlir file (linalg on tensors), an .onnx file or a zoo model name",
+                 metavar="MODEL_OR_MLIR", alias=None)
     p.add_argument("--tune", metavar="costmodel[:PATH]", nargs="?", const="costmodel",
                    default=None, help="tune tile sizes with the package's cost model, or the "
                    "one in PATH (model.onnx + metadata.json)")
@@ -56,17 +56,17 @@ def register(group: Any) -> None:
                      help="on a target the model has no data for, keep IREE's defaults "
                      "instead of calibrating")
     p.add_argument("--minutes", type=float, default=DEFAULT_CALIBRATION_MINUTES,
-                   help="calibration budget in minutes (default %(default)s)")
+                   help="calibration budget in minutes")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
                    help="time tuned vs default (local-sync and local-task) and revert ops until "
-                   "the tuned module is not slower (default: on; --no-verify skips it)")
+                   "the tuned module is not slower")
     p.add_argument("--benchmark", action="store_true",
                    help="print default vs tuned whole-module time on local-sync and local-task")
-    p.add_argument("-o", "--output", metavar="OUT.vmfb", help="write the tuned module here")
+    add_out(p, "write the tuned module here", metavar="OUT.vmfb", aliases=("--output",))
     p.add_argument("--emit-mlir", metavar="FILE", help="also write the annotated MLIR here")
     p.add_argument("--no-check", action="store_true",
                    help="skip compiling and the numerics check against the untuned compile")
-    p.add_argument("--json", action="store_true", help="machine-readable report")
+    add_json(p, "print the report as JSON")
     p.set_defaults(func=run_compile)
 
 
@@ -112,14 +112,16 @@ def run_compile(args: argparse.Namespace) -> int:
 
     model_path = _model_path(args.tune, args.mode)
     _check_compile_args(args)
-    text = _load_source(args.source)
+    with slow_step(f"importing {args.workload}"):
+        text = _load_source(args.workload)
     model = _calibrated_model(args, text, model_path)
+    say(f"tuning tile sizes ({args.mode})")
     report = tune_module(text, args.mode, model=model, k=args.k, target_cpu=args.target_cpu)
     timings = _check_and_time(args, report, text)
-    if args.output and report.check is not None and report.check.ok:
+    if args.out and report.check is not None and report.check.ok:
         import shutil
 
-        shutil.copyfile(report.check.vmfb, args.output)
+        shutil.copyfile(report.check.vmfb, args.out)
     if args.emit_mlir:
         Path(args.emit_mlir).write_text(report.mlir)
     if args.json:
@@ -129,8 +131,8 @@ def run_compile(args: argparse.Namespace) -> int:
         if timings:
             print("whole module, tuned vs IREE's default (interleaved):")
             _print_timings(timings)
-        if args.output and report.check is not None and report.check.ok:
-            print(f"wrote {args.output}")
+        if args.out and report.check is not None and report.check.ok:
+            print(f"wrote {args.out}")
     _warn_if_slower(args, report, timings)
     if report.check is not None and not report.check.ok:
         print(f"mlsysgym: error: tuned module disagrees with the untuned compile "
@@ -149,7 +151,7 @@ def _check_compile_args(args: argparse.Namespace) -> None:
         raise CompileCliError(f"-k must be between 1 and 64, got {args.k}")
     if not 0 < args.minutes <= 24 * 60:
         raise CompileCliError(f"--minutes must be in (0, 1440], got {args.minutes}")
-    for path, what in ((args.output, "-o"), (args.emit_mlir, "--emit-mlir")):
+    for path, what in ((args.out, "-o/--out"), (args.emit_mlir, "--emit-mlir")):
         if path:
             check_output_file(path, what)
     target_isa(args.target_cpu)  # an unknown or unrunnable target fails here, in one line
@@ -183,12 +185,14 @@ def _check_and_time(args: argparse.Namespace, report: Any, text: str) -> Any:
     asked; returns the whole-module timings or None."""
     from mlsysgym.compiler.tiling_pass import compile_and_check
 
-    if not args.no_check or args.verify or args.output:
+    if not args.no_check or args.verify or args.out:
+        say("compiling the tuned module and checking it against the untuned compile")
         report.check = compile_and_check(report, text)  # also drops configs IREE rejects
     verified = None
     if args.verify and report.check.ok:
         from mlsysgym.compiler.tiling_verify import verify
 
+        say("timing the tuned module against IREE's default (--no-verify skips)")
         verified = verify(report, text, log=lambda m: print(m, file=sys.stderr))
         if verified.reverted:
             report.check = compile_and_check(report, text)
@@ -196,13 +200,14 @@ def _check_and_time(args: argparse.Namespace, report: Any, text: str) -> Any:
     if args.benchmark and timings is None:
         from mlsysgym.compiler.tiling_verify import benchmark_modules
 
+        say("benchmarking default vs tuned")
         timings = benchmark_modules(text, report.mlir, args.target_cpu)
     return timings
 
 
 def _print_json(args: argparse.Namespace, report: Any, timings: Any) -> None:
     """The report, check and timings as one JSON object on stdout."""
-    print(json.dumps({
+    print_json(args, {
         "mode": report.mode, "pass_s": report.pass_s, "target_cpu": args.target_cpu,
         "ops": [{"index": o.index, "op": o.name, "problem": o.problem_key, "tuned": o.tuned,
                  "reason": o.reason, "is_default": o.is_default,
@@ -210,8 +215,7 @@ def _print_json(args: argparse.Namespace, report: Any, timings: Any) -> None:
                  "predicted_ratio": o.predicted_ratio, "measured_ratio": o.measured_ratio,
                  "candidates": o.candidates, "model_ms": o.model_ms} for o in report.ops],
         "check": None if report.check is None else vars(report.check),
-        "timings": None if timings is None else {k: vars(v) for k, v in timings.items()}},
-        default=str))
+        "timings": None if timings is None else {k: vars(v) for k, v in timings.items()}})
 
 
 def _warn_if_slower(args: argparse.Namespace, report: Any, timings: Any) -> None:

@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from mlsysgym.commands.argtypes import positive_int, seed
+from mlsysgym.commands.common import add_json, add_out, print_json, say, slow_step
 
 
 def _csv(s: str | None) -> list[str]:
@@ -21,8 +22,8 @@ def register(group) -> None:
     g = group("costmodel")
     t = g.add_parser("train", help="fit a cost model on a dataset directory and save it")
     t.add_argument("--data", required=True, help="dataset directory (Parquet parts of DatasetLogger)")
-    t.add_argument("--out", required=True, help="directory to save model.onnx + metadata.json")
-    t.add_argument("--kind", choices=("lightgbm", "mlp"), default="lightgbm")
+    add_out(t, "directory to save model.onnx + metadata.json", metavar="DIR", required=True)
+    t.add_argument("--kind", choices=("lightgbm", "mlp"), default="lightgbm", help="model family")
     t.add_argument("--targets", required=True, help="comma-separated metric columns, e.g. latency_ms,energy_uj")
     t.add_argument("--features", default=None,
                    help="comma-separated feature columns (default: the dataset's design columns)")
@@ -30,17 +31,20 @@ def register(group) -> None:
     t.add_argument("--test-fraction", type=float, default=0.2, help="rows held out for the report")
     t.add_argument("--report", default=None, help="write a report (plots, metrics) to this folder")
     t.add_argument("--group", default="workload_id", help="column to break errors down by")
-    t.add_argument("--seed", type=seed, default=0)
+    t.add_argument("--seed", type=seed, default=0, help="random seed (split, model)")
+    add_json(t, "print what was trained and its held-out scores as JSON")
     t.set_defaults(func=run_train)
 
     e = g.add_parser("eval", help="score a saved cost model on a dataset directory")
     e.add_argument("--model", required=True, help="saved model directory")
     e.add_argument("--data", required=True, help="dataset directory")
     e.add_argument("--report", default=None, help="write plots and metrics to this folder")
-    e.add_argument("--group", default="workload_id")
+    e.add_argument("--group", default="workload_id", help="column to break errors down by")
+    add_json(e, "print the scores (per target, per group) as JSON")
     e.set_defaults(func=run_eval)
 
-    p = g.add_parser("predict", help="predict metrics of designs given as JSON")
+    p = g.add_parser("predict", help="predict metrics of designs given as JSON (prints one "
+                     "JSON object per design)")
     p.add_argument("--model", required=True, help="saved model directory")
     p.add_argument("--design", action="append", default=[],
                    help="a design as a JSON object (repeatable); default: read JSON lines on stdin")
@@ -66,18 +70,34 @@ def run_train(args: argparse.Namespace) -> int:
     if args.members is not None:
         kwargs["members"] = args.members
     train, test = split_frame(frame, args.test_fraction, args.seed)
-    model = make_model(args.kind, **kwargs).fit(train, features, _csv(args.targets))
+    say(f"training a {args.kind} cost model on {len(train)} rows, {len(features)} features")
+    with slow_step(f"still training the {args.kind} model"):
+        model = make_model(args.kind, **kwargs).fit(train, features, _csv(args.targets))
     model.save(args.out)
-    print(f"saved {args.kind} cost model ({len(train)} training rows, {len(features)} features) "
-          f"to {args.out}")
+    doc: dict[str, Any] = {"kind": args.kind, "out": str(args.out), "train_rows": len(train),
+                           "test_rows": len(test), "features": features,
+                           "targets": _csv(args.targets), "scores": None}
+    if not args.json:
+        print(f"saved {args.kind} cost model ({len(train)} training rows, {len(features)} "
+              f"features) to {args.out}")
     if args.report and len(test):
         from mlsysgym.costmodels.base import CostModel
 
-        res = write_report(CostModel.load(args.out), test, args.report, args.group, args.kind)
-        for tname, r in res["targets"].items():
-            print(f"{tname}: MAPE {r['mape_pct']:.3f}%  NRMSE {r['nrmse_pct']:.3f}%  "
-                  f"Kendall tau {r['kendall_tau']:.4f}")
+        with slow_step("writing the report"):
+            res = write_report(CostModel.load(args.out), test, args.report, args.group, args.kind)
+        res.pop("predictions", None)
+        doc["scores"] = res["targets"]
+        if not args.json:
+            _print_scores(res)
+    if args.json:
+        print_json(args, doc)
     return 0
+
+
+def _print_scores(res: dict[str, Any]) -> None:
+    for tname, r in res["targets"].items():
+        print(f"{tname}: MAPE {r['mape_pct']:.3f}%  NRMSE {r['nrmse_pct']:.3f}%  "
+              f"Kendall tau {r['kendall_tau']:.4f}")
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -93,7 +113,10 @@ def run_eval(args: argparse.Namespace) -> int:
     res = (write_report(model, frame, args.report, args.group) if args.report
            else evaluate_frame(model, frame, args.group))
     res.pop("predictions", None)
-    print(json.dumps(res, indent=1, default=float))
+    if args.json:
+        print_json(args, json.loads(json.dumps(res, default=float)), indent=1)
+    else:
+        _print_scores(res)
     return 0
 
 

@@ -3,45 +3,40 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from mlsysgym.commands import make_console
 from mlsysgym.commands.argtypes import positive_float, positive_int, seed
+from mlsysgym.commands.common import (
+    add_json,
+    add_out,
+    add_workload,
+    counting_evaluations,
+    print_json,
+    stderr_progress,
+)
 
 DEFAULT_AGENTS = ("random", "random_walk", "ga", "aco", "tpe")
 
 
 def register(group) -> None:
     p = group("").add_parser("demo", help="analyse a zoo model and search accelerators for it")
-    p.add_argument("--model", default="resnet50", help="zoo model name or ONNX path (default: resnet50)")
-    p.add_argument("--agents", default=",".join(DEFAULT_AGENTS),
-                   help=f"comma-separated agents (default: {','.join(DEFAULT_AGENTS)})")
-    p.add_argument("--budget", type=positive_int, default=300, help="evaluations per agent (default: 300)")
-    p.add_argument("--seed", type=seed, default=0)
+    add_workload(p, "zoo model name or path to an .onnx file", metavar="MODEL_OR_PATH",
+                 default="resnet50")
+    p.add_argument("--agents", default=",".join(DEFAULT_AGENTS), help="comma-separated agents")
+    p.add_argument("--budget", type=positive_int, default=300, help="evaluations per agent")
+    p.add_argument("--seed", type=seed, default=0, help="random seed of every agent")
     p.add_argument("--area-budget-mm2", type=positive_float, default=20.0,
-                   help="designs above this area are penalized (default: 20)")
-    p.add_argument("--out", default="demo-results", help="folder for the CSV and the PNG plot")
+                   help="designs above this area are penalized")
+    add_out(p, "folder for the trajectories (Parquet) and the PNG plot", metavar="DIR",
+            default="demo-results")
+    add_json(p, "print the best design per agent as JSON (tables and progress go to stderr)")
     p.set_defaults(func=run)
-
-
-class _Counting:
-    """A Problem wrapper that advances a progress bar per evaluation."""
-
-    def __init__(self, problem: Any, advance) -> None:
-        self.problem, self.advance = problem, advance
-        self.name, self.space = problem.name, problem.space
-
-    def evaluate(self, designs: Sequence[dict]):
-        out = self.problem.evaluate(designs)
-        self.advance(len(designs))
-        return out
 
 
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
-    from rich.progress import Progress
     from rich.table import Table
 
     from mlsysgym.agents import AGENTS, UnknownAgentError, search
@@ -57,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UnknownAgentError(f"unknown agent(s) {unknown}; choose from {', '.join(sorted(AGENTS))}")
     console = make_console()
-    graph = zoo.resolve(args.model)
+    graph = zoo.resolve(args.workload)
     print_graph(graph, top=10)
     problem = make_problem({"name": "env:mlsysgym/Accelerator-v0", "model": graph,
                             "area_budget_mm2": args.area_budget_mm2})
@@ -65,11 +60,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{problem.space.size():,} designs, reward = −ln(energy·delay / reference), "
                   f"area budget {args.area_budget_mm2} mm², {args.budget} evaluations per agent")
     results = []
-    with Progress(console=console) as progress:
+    with stderr_progress() as progress:
         for agent in agents:
             task = progress.add_task(f"{agent:>12}", total=args.budget)
-            counted = _Counting(problem, lambda n, t=task: progress.advance(t, n))
-            results.append(search(agent, counted, budget=args.budget, seed=args.seed))
+            with counting_evaluations(problem, lambda n, t=task: progress.advance(t, n)):
+                results.append(search(agent, problem, budget=args.budget, seed=args.seed))
 
     table = Table(title=f"best design per agent ({args.budget} evaluations, seed {args.seed})")
     for col in ("agent", "best reward", "found at", "latency ms", "energy µJ", "area mm²",
@@ -91,7 +86,20 @@ def run(args: argparse.Namespace) -> int:
     _plot(results, out / "demo_best_so_far.png", graph.name)
     console.print(f"trajectories: {out / 'demo_trajectories'} (Parquet; read_dataset); "
                   f"plot: {out / 'demo_best_so_far.png'}")
+    if args.json:
+        print_json(args, {"model": graph.name, "budget": args.budget, "seed": args.seed,
+                          "trajectories": str(out / "demo_trajectories"),
+                          "plot": str(out / "demo_best_so_far.png"),
+                          "agents": [_best(r) for r in results]})
     return 0
+
+
+def _best(result: Any) -> dict[str, Any]:
+    """An agent's best design, its reward and metrics, when it was found, and the run's time."""
+    return {"agent": result.agent, "best_reward": float(result.best_reward),
+            "found_at": int(result.best_index) + 1, "best_design": result.best_design,
+            "best_metrics": result.metrics[result.best_index],
+            "wall_time_s": round(result.wall_time_s, 3)}
 
 
 def _plot(results, path: Path, model: str) -> None:

@@ -24,9 +24,8 @@ def register(group: Any) -> None:
     p = group("").add_parser(
         "experiment", help="run an experiment script (data and model builders; "
         "agent comparisons are sweep configs)",
-        description="\n".join(f"{k}: {v[1]}" for k, v in EXPERIMENTS.items()),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", choices=sorted(EXPERIMENTS))
+        description="\n".join(f"{k}: {v[1]}" for k, v in EXPERIMENTS.items()))
+    p.add_argument("name", choices=sorted(EXPERIMENTS), help="the experiment (see above)")
     p.add_argument("args", nargs=argparse.REMAINDER,
                    help="the experiment's own arguments (see mlsysgym experiment NAME --help)")
     p.set_defaults(func=run_experiment)

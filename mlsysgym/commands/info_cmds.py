@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from mlsysgym.commands.common import add_json, print_json
 
 
 def register(group: Any) -> None:
     """Add the top-level ``info`` command."""
     p = group("").add_parser("info", help="this machine's target fingerprint (CPU, ISA, caches, "
                              "versions) as recorded in every result")
-    p.add_argument("--json", action="store_true", help="the full fingerprint as JSON")
+    add_json(p, "the full fingerprint as JSON")
     p.add_argument("--target-cpu", default="host",
                    help="codegen target (--iree-llvmcpu-target-cpu): host, x86-64-v3, ...")
     p.set_defaults(func=run_info)
@@ -23,7 +24,7 @@ def run_info(args: argparse.Namespace) -> int:
 
     fp = fingerprint(args.target_cpu)
     if args.json:
-        print(json.dumps(fp, indent=1))
+        print_json(args, fp, indent=1)
         return 0
     m, t, s = fp["machine"], fp["target"], fp["software"]
     print(f"target id   {fp['target_id']}")

@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
 from mlsysgym.commands import make_console
 from mlsysgym.commands.argtypes import positive_int
+from mlsysgym.commands.common import add_json, add_workload, print_json, slow_step
 from mlsysgym.core.errors import MlsysgymError
 
 
 def register(group) -> None:
     p = group("zoo").add_parser("list", help="list the zoo's models with their size and provenance")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(p)
     p.set_defaults(func=run_zoo_list)
 
     p = group("ir").add_parser("inspect", help="per-op table and totals of a zoo model or ONNX file")
-    p.add_argument("model", metavar="MODEL_OR_PATH", help="zoo name or path to an .onnx file")
+    add_workload(p, "zoo model name or path to an .onnx file", metavar="MODEL_OR_PATH", alias=None)
     p.add_argument("--dim", action="append", default=[], metavar="NAME=SIZE",
                    help="size of a symbolic input dimension (repeatable)")
     p.add_argument("--top", type=positive_int, default=0, metavar="N",
                    help="show only the N ops with the most FLOPs")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_json(p)
     p.set_defaults(func=run_inspect)
 
 
@@ -88,12 +88,13 @@ def run_inspect(args: argparse.Namespace) -> int:
     from mlsysgym.ir import zoo
 
     dims = parse_dims(args.dim)
-    if dims and not Path(args.model).expanduser().is_file():
-        raise CliArgumentError(f"--dim sizes symbolic dimensions of an ONNX file; {args.model!r} "
-                               f"is no file (zoo models have fixed shapes)")
-    graph = zoo.resolve(args.model, dims=dims)
+    if dims and not Path(args.workload).expanduser().is_file():
+        raise CliArgumentError(f"--dim sizes symbolic dimensions of an ONNX file; "
+                               f"{args.workload!r} is no file (zoo models have fixed shapes)")
+    with slow_step(f"loading {args.workload}"):
+        graph = zoo.resolve(args.workload, dims=dims)
     if args.json:
-        print(json.dumps(graph_report(graph)))
+        print_json(args, graph_report(graph))
     else:
         print_graph(graph, args.top)
     return 0
@@ -119,7 +120,7 @@ def run_zoo_list(args: argparse.Namespace) -> int:
 
     rows = [zoo_row(name) for name in zoo.names()]
     if args.json:
-        print(json.dumps(rows))
+        print_json(args, rows)
         return 0
     from rich.table import Table
 

@@ -5,26 +5,30 @@ comparison against a baseline and an exact agent."""
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
+
+from mlsysgym.commands.common import add_json, add_out, print_json
 
 
 def register(group) -> None:
     p = group("").add_parser("report", help="summarize sweeps: agent study tables and plots, or "
                                             "sequential problems against a baseline and an exact agent")
     p.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="output_dir(s) of `mlsysgym sweep`")
-    p.add_argument("--out", default=None,
-                   help="output folder (default ./results/agent_study, or ./results/problems for "
-                        "sequential problems; the repository's published results use "
-                        "experiments/results/...)")
+    add_out(p, "output folder (default ./results/agent_study, or ./results/problems for "
+               "sequential problems; the repository's published results use "
+               "experiments/results/...)", metavar="DIR")
+    add_json(p, "print the files written as JSON")
     seq = p.add_argument_group("sequential problems (episodes as designs)")
     seq.add_argument("--sequential", action="store_true",
                      help="write the sequential-problem report (the default when the sweeps' "
                           "designs are episodes)")
-    seq.add_argument("--metric", default="reward", help="metric to compare (default reward)")
+    seq.add_argument("--metric", default="reward", help="metric to compare")
     seq.add_argument("--minimize", action="store_true", help="lower metric is better")
     seq.add_argument("--baseline", default=None, help="agent that %% better is relative to")
     seq.add_argument("--exact", default=None, help="exact agent: gap to its result, its status")
     seq.add_argument("--reach", type=float, default=0.9,
-                     help="fraction of the baseline→exact gap for the reach columns (default 0.9)")
+                     help="fraction of the baseline→exact gap for the reach columns")
     seq.add_argument("--compare", nargs="+", default=(), metavar="ARM",
                      help="arms of the head-to-head count (default: all but the exact agent)")
     seq.add_argument("--title", default=None, help="the Markdown title")
@@ -50,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
         out = args.out or "results/problems"
         check_output_dir(out, "report folder")
-        print(f"wrote {write_scheduling_report(args.sweeps, out, args.name)} and its plot")
-        return 0
+        return _done(args, write_scheduling_report(args.sweeps, out, args.name))
     if args.out:
         check_output_dir(args.out, "report folder")
     sequential = args.sequential or is_sequential(load_sweeps(args.sweeps)[1])
@@ -64,5 +67,15 @@ def run(args: argparse.Namespace) -> int:
         path = write_problem_report(args.sweeps, out, spec, args.name)
     else:
         path = write_report(args.sweeps, out)
-    print(f"wrote {path} and its plot(s)")
+    return _done(args, path)
+
+
+def _done(args: argparse.Namespace, path: Path) -> int:
+    """Say what was written: the Markdown report and the plots it shows."""
+    if args.json:
+        links = re.findall(r"\]\(([^)\s]+\.png)\)", path.read_text(encoding="utf-8"))
+        plots = [str(path.parent / link) for link in dict.fromkeys(links)]
+        print_json(args, {"report": str(path), "out": str(path.parent), "plots": plots})
+    else:
+        print(f"wrote {path} and its plot(s)")
     return 0

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
-from mlsysgym.commands.argtypes import positive_float, positive_int
+from mlsysgym.commands.argtypes import positive_float, positive_int, seed
+from mlsysgym.commands.common import (
+    add_json,
+    add_out,
+    counting_evaluations,
+    print_json,
+    stderr_progress,
+)
 
 KINDS = ("envs", "agents", "evaluators", "problems", "workloads")
 
@@ -16,26 +24,24 @@ def register(group: Any) -> None:
     """Add the top-level ``list`` and ``search`` commands."""
     top = group("")
     p = top.add_parser("list", help="registered envs, agents, evaluators, problems or workloads")
-    p.add_argument("what", choices=KINDS)
-    p.add_argument("--json", action="store_true", help="a JSON list instead of lines")
+    p.add_argument("what", choices=KINDS, help="what to list")
+    add_json(p, "a JSON list instead of lines")
     p.add_argument("--split", choices=("train", "validation", "test"), default=None,
                    help="workloads: the workloads of one split (mlsysgym.ir.workloads)")
     p.set_defaults(func=run_list)
 
-    s = top.add_parser("search", help="one search run: AGENT on PROBLEM for a budget",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s = top.add_parser("search", help="one search run: AGENT on PROBLEM for a budget")
     s.add_argument("agent", help="a registered agent (mlsysgym list agents)")
     s.add_argument("problem", help='a registered problem name, env:<gymnasium id>, or a JSON '
                    'spec such as \'{"name": "malloc", "model": "alexnet", "capacity": 0.1}\'')
     s.add_argument("--budget", type=positive_int, default=None,
                    help="evaluations (default 100 unless --seconds is given)")
     s.add_argument("--seconds", type=positive_float, default=None, help="time budget")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=seed, default=0, help="random seed of the agent")
     s.add_argument("--hp", action="append", default=[], metavar="KEY=VALUE",
                    help="a hyperparameter (VALUE parsed as JSON if it is JSON); repeatable")
-    s.add_argument("-o", "--out", default=None,
-                   help="write the trajectory as a Parquet dataset part into this folder")
-    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_out(s, "write the trajectory as a Parquet dataset part into this folder", metavar="DIR")
+    add_json(s, "print the result as JSON")
     s.set_defaults(func=run_search)
 
 
@@ -73,10 +79,16 @@ def run_list(args: argparse.Namespace) -> int:
         if args.what != "workloads":
             raise WorkloadError("--split goes with `mlsysgym list workloads`")
         rows = [s.row() for s in split(args.split)]
-        print(json.dumps(rows) if args.json else "\n".join(f"{r['name']} ({r['family']})" for r in rows))
+        if args.json:
+            print_json(args, rows)
+        else:
+            print("\n".join(f"{r['name']} ({r['family']})" for r in rows))
         return 0
     names = _names(args.what)
-    print(json.dumps(names) if args.json else "\n".join(names))
+    if args.json:
+        print_json(args, names)
+    else:
+        print("\n".join(names))
     return 0
 
 
@@ -117,9 +129,14 @@ def run_search(args: argparse.Namespace) -> int:
     budget = {"evaluations": args.budget if args.budget or args.seconds else 100,
               "seconds": args.seconds}
     problem = make_problem(_problem_spec(args.problem))
+    # A live progress bar on a terminal's stderr (RL training included); none in logs.
     try:
-        result = search(args.agent, problem, {k: v for k, v in budget.items() if v},
-                        seed=args.seed, **_hyperparameters(args.hp))
+        with stderr_progress(enabled=sys.stderr.isatty(), transient=True) as progress:
+            task = progress.add_task(f"{args.agent} on {problem.name}",
+                                     total=budget["evaluations"])
+            with counting_evaluations(problem, lambda n: progress.advance(task, n)):
+                result = search(args.agent, problem, {k: v for k, v in budget.items() if v},
+                                seed=args.seed, **_hyperparameters(args.hp))
     except TypeError as e:  # a hyperparameter the agent does not take
         from mlsysgym.agents import AgentConfigError
 
@@ -140,7 +157,7 @@ def run_search(args: argparse.Namespace) -> int:
         summary.update(best_reward=result.best_reward, best_design=result.best_design,
                        best_metrics=result.metrics[result.best_index])
     if args.json:
-        print(json.dumps(summary, default=str))
+        print_json(args, summary)
     else:
         for k, v in summary.items():
             if v is not None:

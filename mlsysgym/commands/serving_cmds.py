@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
+
+from mlsysgym.commands.common import add_json, add_workload, print_json, slow_step
 
 
 def register(group) -> None:
@@ -12,13 +13,13 @@ def register(group) -> None:
         "serving", help="LLM serving: TTFT, TPOT, throughput, SLOs, energy of a plan",
         description="Simulate continuous-batching LLM serving (vLLM-like) of one plan: "
                     "data/tensor/pipeline/expert parallelism, dtypes, batching limits.")
-    p.add_argument("--model", required=True, metavar="NAME_OR_CONFIG",
-                   help="built-in model name (e.g. Llama-3.1-70B) or a config.json path")
+    add_workload(p, "built-in LLM name (e.g. Llama-3.1-70B) or a config.json path",
+                 metavar="MODEL_OR_CONFIG")
     p.add_argument("--gpu", default="H100-SXM", help="device name (e.g. H100-SXM, A100-80GB)")
     p.add_argument("--cluster", default=None, metavar="YAML",
                    help="cluster file (device, nodes, per_node); replaces --gpu/--n-gpus/--nodes")
     p.add_argument("--n-gpus", type=int, default=None, help="devices in all (default tp·pp·dp·…)")
-    p.add_argument("--nodes", type=int, default=1)
+    p.add_argument("--nodes", type=int, default=1, help="nodes the devices are spread over")
     for k, h in (("tp", "tensor parallel"), ("pp", "pipeline stages"), ("dp", "replicas"),
                  ("ep", "expert parallel (1 or dp·tp)")):
         p.add_argument(f"--{k}", type=int, default=1, help=h)
@@ -26,21 +27,26 @@ def register(group) -> None:
                    help="split every replica into a prefill and a decode instance")
     p.add_argument("--dtype", default="bf16", help="weights: bf16, fp8, int8, int4")
     p.add_argument("--kv-dtype", default="bf16", help="KV cache: bf16, fp8")
-    p.add_argument("--max-num-seqs", type=int, default=256)
-    p.add_argument("--max-batched-tokens", type=int, default=2048)
-    p.add_argument("--no-chunked-prefill", action="store_true")
-    p.add_argument("--gpu-mem-util", type=float, default=0.9)
+    p.add_argument("--max-num-seqs", type=int, default=256, help="sequences batched at once")
+    p.add_argument("--max-batched-tokens", type=int, default=2048, help="tokens per batch step")
+    p.add_argument("--no-chunked-prefill", action="store_true",
+                   help="prefill a prompt in one step, not in chunks")
+    p.add_argument("--gpu-mem-util", type=float, default=0.9,
+                   help="share of device memory for weights and KV cache")
     p.add_argument("--trace", default=None, metavar="JSONL", help="request trace (JSON lines)")
     p.add_argument("--rate", type=float, default=2.0, help="Poisson arrivals, requests/s")
     p.add_argument("--input-len", type=int, default=None,
                    help="fixed prompt length (default: the --workload distribution)")
     p.add_argument("--output-len", type=int, default=None, help="fixed output length")
-    p.add_argument("--workload", default="chat", help="chat, conversation, code, summarization")
-    p.add_argument("--requests", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--slo-ttft", type=float, default=1.0, metavar="S")
-    p.add_argument("--slo-tpot", type=float, default=0.1, metavar="S")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--workload", dest="request_mix", default="chat",
+                   help="request length distribution: chat, conversation, code, summarization")
+    p.add_argument("-n", "--requests", type=int, default=200, help="requests in the trace")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the trace")
+    p.add_argument("--slo-ttft", type=float, default=1.0, metavar="S",
+                   help="time-to-first-token SLO (s)")
+    p.add_argument("--slo-tpot", type=float, default=0.1, metavar="S",
+                   help="time-per-output-token SLO (s)")
+    add_json(p)
     p.set_defaults(func=run)
 
 
@@ -59,15 +65,16 @@ def run(args: argparse.Namespace) -> int:
             raise PlanError("give both --input-len and --output-len (or neither)")
         trace = fixed_trace(args.rate, args.requests, args.input_len, args.output_len, args.seed)
     n = args.n_gpus or plan.n_devices
-    w = ServingWorkload.make(args.model, args.gpu, n, args.nodes, trace, args.rate,
-                             args.requests, args.workload, args.seed, args.slo_ttft,
+    w = ServingWorkload.make(args.workload, args.gpu, n, args.nodes, trace, args.rate,
+                             args.requests, args.request_mix, args.seed, args.slo_ttft,
                              args.slo_tpot, cluster=args.cluster)
-    metrics = simulate(w, plan)
+    with slow_step(f"simulating {len(w.trace)} requests"):
+        metrics = simulate(w, plan)
     doc = {"model": w.model.name, "device": w.cluster.device.name,
            "devices": w.cluster.n_devices, "nodes": w.cluster.nodes, "trace": w.trace.name,
            "requests": len(w.trace), "plan": plan.as_design(), "metrics": metrics}
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print_json(args, doc, indent=2)
         return 0
     print(f"{doc['model']} on {doc['devices']} x {doc['device']} ({doc['nodes']} node(s)), "
           f"plan dp{plan.dp}·tp{plan.tp}·pp{plan.pp}" + (f"·ep{plan.ep}" if plan.ep > 1 else "")

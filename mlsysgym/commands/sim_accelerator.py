@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from mlsysgym.commands.argtypes import integer
+from mlsysgym.commands.common import add_json, add_workload, print_json, slow_step
 from mlsysgym.simulators.accelerator import DESIGN_SPACE
 
 DEFAULT = DESIGN_SPACE.default
@@ -16,21 +16,22 @@ def register(group) -> None:
     p = group("sim").add_parser(
         "accelerator", help="per-layer cycles, stalls, energy of a PE-array accelerator",
         description="Simulate a spatial PE array (SCALE-Sim semantics, analytical) on a workload.")
-    p.add_argument("--model", required=True, metavar="MODEL_OR_ONNX_PATH",
-                   help="zoo model name or path to an .onnx file")
+    add_workload(p, "zoo model name or path to an .onnx file", metavar="MODEL_OR_PATH")
     p.add_argument("--rows", type=integer, default=DEFAULT["rows"], help="PE rows")
     p.add_argument("--cols", type=integer, default=DEFAULT["cols"], help="PE columns")
     p.add_argument("--dataflow", choices=DESIGN_SPACE["dataflow"].choices,
                    default=DEFAULT["dataflow"], help="stationary operand")
-    p.add_argument("--ifmap-kb", type=float, default=DEFAULT["ifmap_kb"])
-    p.add_argument("--filter-kb", type=float, default=DEFAULT["filter_kb"])
-    p.add_argument("--ofmap-kb", type=float, default=DEFAULT["ofmap_kb"])
+    p.add_argument("--ifmap-kb", type=float, default=DEFAULT["ifmap_kb"],
+                   help="input feature map SRAM (KB)")
+    p.add_argument("--filter-kb", type=float, default=DEFAULT["filter_kb"], help="filter SRAM (KB)")
+    p.add_argument("--ofmap-kb", type=float, default=DEFAULT["ofmap_kb"],
+                   help="output feature map SRAM (KB)")
     p.add_argument("--bandwidth", type=float, default=DEFAULT["bandwidth"],
                    metavar="WORDS_PER_CYCLE", help="off-chip bandwidth")
     p.add_argument("--word-bytes", type=integer, default=DEFAULT["word_bytes"],
                    help="bytes per word: 1, 2 or 4")
-    p.add_argument("--clock-mhz", type=float, default=DEFAULT["clock_mhz"])
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--clock-mhz", type=float, default=DEFAULT["clock_mhz"], help="clock (MHz)")
+    add_json(p)
     p.set_defaults(func=run)
 
 
@@ -104,9 +105,10 @@ def print_report(doc: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    doc = report(design_from_args(args), args.model)
+    with slow_step(f"simulating {args.workload}"):
+        doc = report(design_from_args(args), args.workload)
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print_json(args, doc, indent=2)
     else:
         print_report(doc)
     return 0

@@ -1,5 +1,5 @@
-"""``mlsysgym sweep CONFIG.yaml [--resume [--allow-mixed]] [--ray-address ADDR] [--verbose]``: a
-Ray Tune sweep.
+"""``mlsysgym sweep CONFIG.yaml [--resume [--allow-mixed]] [--ray-address ADDR] [-o DIR]
+[--json]``: a Ray Tune sweep.
 
 CONFIG is a YAML file, or the name of a config shipped with the package
 (``mlsysgym/experiments/configs/<name>.yaml``, e.g. ``study_search``).
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from mlsysgym.commands.argtypes import positive_int
+from mlsysgym.commands.common import add_json, add_out, print_json
 
 
 def register(group) -> None:
@@ -28,13 +30,14 @@ def register(group) -> None:
                         "evaluator version or on another target (target_id)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="connect to this Ray cluster (default: $RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--output-dir", default=None, metavar="DIR",
-                   help="override the config's output_dir")
+    add_out(p, "results folder (default: the config's output_dir)", metavar="DIR",
+            aliases=("--output-dir",))
     p.add_argument("--max-trials", type=positive_int, default=None, metavar="N",
                    help="run at most N trials now; --resume runs the rest later")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--verbose", action="store_true",
                    help="show the Ray workers' output (trial prints, warnings, logs)")
+    add_json(p, "print what ran and the per-agent results as JSON")
     p.set_defaults(func=run)
 
 
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mlsysgym.experiments.sweep import completed, load_config, print_summary, run_sweep
 
-    config = load_config(resolve_config(args.config), output_dir=args.output_dir)
+    config = load_config(resolve_config(args.config), output_dir=args.out)
     try:
         summary = run_sweep(config, resume=args.resume, address=args.ray_address,
                             max_trials=args.max_trials, progress=not args.no_progress,
@@ -70,5 +73,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"mlsysgym: interrupted; {len(completed(config.output_dir))} trials are finished "
               f"in {config.output_dir}; rerun with --resume to continue", file=sys.stderr)
         return 130
-    print_summary(summary)
+    if args.json:
+        print_json(args, summary_document(summary))
+    else:
+        print_summary(summary)
     return 1 if summary.errors else 0
+
+
+def summary_document(summary: Any) -> dict[str, Any]:
+    """The JSON of a sweep run: trial counts, errors and the per-agent results table."""
+    from mlsysgym.experiments.sweep.summary import summary_table
+
+    table = summary_table(summary.output_dir)
+    return {"output_dir": str(summary.output_dir), "total": summary.total,
+            "skipped": summary.skipped, "ran": summary.ran, "remaining": summary.remaining,
+            "errors": list(summary.errors),
+            "results": [] if table.empty else table.to_dict(orient="records")}
