@@ -19,6 +19,9 @@ Definitions (``y`` true values, ``p`` predictions, n pairs; all pure NumPy funct
 - ``tau_difference``: a paired bootstrap of ``kendall_tau(y, p_a) - kendall_tau(y, p_b)`` over
   resampled rows: the observed difference, a 95 % interval and the share of resamples where
   model a ranks better (is the gap larger than the test set's sampling noise?).
+- ``tau_interval``: Kendall τ on all rows with a 95 % bootstrap interval over resampled rows.
+- ``mean_interval``: the mean of per-unit values (e.g. τ per family, or per shape, or paired
+  differences) with a 95 % bootstrap interval over resampled units.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from typing import Any
 import numpy as np
 from mlsysgym.core.errors import MlsysgymError
 
-__all__ = ["MetricInputError", "by_group", "kendall_tau", "mape_pct", "nrmse_pct",
-           "pairwise_accuracy", "r2", "regression_report", "rms_rel_pct", "rmse",
-           "tau_difference", "top_k_ratio", "top_k_score"]
+__all__ = ["MetricInputError", "by_group", "kendall_tau", "mape_pct", "mean_interval",
+           "nrmse_pct", "pairwise_accuracy", "r2", "regression_report", "rms_rel_pct", "rmse",
+           "tau_difference", "tau_interval", "top_k_ratio", "top_k_score"]
 
 
 class MetricInputError(MlsysgymError):
@@ -104,6 +107,30 @@ def tau_difference(y: Any, p_a: Any, p_b: Any, n_boot: int = 1000,
     lo, hi = np.percentile(diffs, [2.5, 97.5])
     return {"diff": kendall_tau(y, p_a) - kendall_tau(y, p_b), "lo": float(lo), "hi": float(hi),
             "share_a_better": float(np.mean(diffs > 0))}
+
+
+def tau_interval(y: Any, p: Any, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Kendall τ(y, p) on all rows (``tau``) and the 2.5th/97.5th percentiles (``lo``/``hi``)
+    of τ over ``n_boot`` resamples of the rows (with replacement)."""
+    y, p = _pair(y, p)
+    rng = np.random.default_rng(seed)
+    taus = np.array([kendall_tau(y[i], p[i])
+                     for i in (rng.integers(len(y), size=len(y)) for _ in range(n_boot))])
+    lo, hi = np.nanpercentile(taus, [2.5, 97.5])
+    return {"tau": kendall_tau(y, p), "lo": float(lo), "hi": float(hi)}
+
+
+def mean_interval(values: Any, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """The mean of ``values`` (one per unit: family, shape, ...; NaNs dropped) and the
+    2.5th/97.5th percentiles of the mean over ``n_boot`` resamples of the units; ``n`` units."""
+    v = np.asarray(values, dtype=np.float64).reshape(-1)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise MetricInputError("no finite values to average; pass at least one")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(v.size, size=(int(n_boot), v.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return {"mean": float(v.mean()), "lo": float(lo), "hi": float(hi), "n": float(v.size)}
 
 
 def pairwise_accuracy(y: Any, p: Any, max_exact: int = 4000, n_pairs: int = 400_000,
