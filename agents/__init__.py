@@ -15,6 +15,7 @@ from mlsysgym.agents import (  # noqa: F401  (importing registers the agents and
     aco,
     bayesopt,
     genetic,
+    learned_malloc,
     malloc_agents,
     malloc_baselines,
     malloc_problem,

@@ -1,0 +1,426 @@
+"""A learned mallocGame policy that carries over to graphs it was not trained on.
+
+The policy is a :mod:`~mlsysgym.agents.gnn` graph network over one instance: a node per buffer
+(:data:`NODE_FEATURES`, all read from the instance and the XLA-style heuristic's placement), an
+edge from each buffer to its ``k`` most memory-bound rivals for the same addresses (live ranges
+that overlap) and between the inputs and outputs of every op (producer / consumer links). Its
+per-node logit is the probability that the buffer belongs in fast memory; it is computed once
+per instance (one ONNX Runtime call, no torch).
+
+Agents (problem kind ``"malloc"``):
+
+* ``learned`` — policy-guided construction (buffers in the env's XLA order; the buffer goes to
+  fast memory at best fit when the policy's probability is above a threshold, it fits and it
+  lowers the time; a few thresholds tried) followed by policy-guided local search: flip one
+  decision of the best episode, the buffers whose decision the policy disagrees with most
+  first, complete the rest by the same rule, eject newcomers (as ``local_search``'s ejection
+  chains) while no better. Default time limit 10 s.
+* ``learned_no_network`` — the same search without the network: completion "best fit
+  whenever it fits and lowers the time" (``local_search``'s greedy rule), moves in XLA order
+  (most memory-bound first): the ablation "same search without the network". Moves with equal priority are visited in a
+  seeded random order in both.
+
+The shipped policy is ``agents/policies/malloc_gnn.onnx`` with its card ``malloc_gnn.json``
+(training split, instances, seeds, CPU time, the target fingerprint it was trained on); see
+:func:`load_policy` for the checks made before use.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.malloc_baselines import xla_greedy
+from mlsysgym.agents.malloc_problem import malloc_of
+from mlsysgym.agents.sequential import episode_design
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.simulators.memory import (
+    FAST,
+    AllocationState,
+    MemoryInstance,
+    xla_order,
+)
+
+__all__ = ["EDGE_FEATURES", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
+           "PolicyTargetWarning", "decode", "instance_graph", "learned_malloc", "load_policy",
+           "network_prior", "no_network_malloc"]
+
+NODE_FEATURES = ("size_cap", "log_size_cap", "start", "end", "length", "boundedness",
+                 "xla_rank", "saving", "uses", "is_weight", "produced", "heuristic_fast",
+                 "pressure", "memory_bound_uses", "fits", "capacity_peak", "log_buffers")
+EDGE_FEATURES = ("rival", "dataflow", "overlap", "size_cap")
+RIVALS = 8
+POLICY_PATH = Path(__file__).resolve().parent / "policies" / "malloc_gnn.onnx"
+THRESHOLDS = (0.5, 0.35, 0.65, 0.2, 0.8, 0.0)
+DEFAULT_SECONDS = 10.0
+
+
+class PolicyCardError(MlsysgymError):
+    """The policy file or its card is missing, corrupt or made for other features."""
+
+
+class PolicyTargetWarning(UserWarning):
+    """The policy was trained on another target (its card's ``target_id`` differs)."""
+
+
+# ---- the instance as a graph ---------------------------------------------------------------
+def _pressure(p: MemoryInstance) -> np.ndarray:
+    """Per buffer: the peak bytes live during its live range ÷ capacity."""
+    diff = np.zeros(p.n_ops + 1, np.int64)
+    np.add.at(diff, p.start, p.size)
+    np.add.at(diff, p.end + 1, -p.size)
+    live = np.cumsum(diff)[:-1].astype(np.float64)
+    return _range_max(live, p.start, p.end) / p.capacity_bytes
+
+
+def _range_max(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(values[lo_i:hi_i + 1]) per i, by a sparse table (vectorized)."""
+    table = [values]
+    while (1 << len(table)) <= len(values):
+        prev, step = table[-1], 1 << (len(table) - 1)
+        table.append(np.maximum(prev[:-step], prev[step:]))
+    k = np.floor(np.log2(hi - lo + 1)).astype(int)
+    out = np.empty(len(lo))
+    for j in np.unique(k):
+        sel = k == j
+        out[sel] = np.maximum(table[j][lo[sel]], table[j][hi[sel] - (1 << j) + 1])
+    return out
+
+
+def _node_features(p: MemoryInstance, order: np.ndarray, heuristic_fast: np.ndarray) -> np.ndarray:
+    n, n_ops, cap = p.n_buffers, p.n_ops, float(p.capacity_bytes)
+    slack = p.mem_slow_us - p.compute_us
+    per_use = np.minimum(p.use_save_us, slack[p.use_op])
+    uses = np.diff(p.use_ptr)
+    nz = uses > 0
+    saving = np.zeros(n)
+    saving[nz] = np.add.reduceat(per_use, p.use_ptr[:-1][nz])
+    mem_uses = np.zeros(n)
+    mem_uses[nz] = np.add.reduceat((slack[p.use_op] > 0).astype(float), p.use_ptr[:-1][nz])
+    bnd = saving / np.sqrt(p.size)
+    rank = np.empty(n)
+    rank[order] = np.arange(n) / max(n - 1, 1)
+    ratio = p.size / cap
+    x = np.column_stack([
+        np.minimum(ratio, 4.0) / 4.0, np.clip(np.log2(ratio), -20.0, 4.0) / 20.0,
+        p.start / n_ops, p.end / n_ops, (p.end - p.start + 1) / n_ops,
+        bnd / max(np.abs(bnd).max(), 1e-30), rank, saving / max(np.abs(saving).max(), 1e-30),
+        uses / max(uses.max(), 1), p.is_weight, p.produced, heuristic_fast,
+        np.log2(1.0 + _pressure(p)) / 5.0, mem_uses / np.maximum(uses, 1), ratio <= 1.0,
+        np.full(n, min(cap / p.peak_live_bytes, 1.0)), np.full(n, np.log10(n) / 4.0)])
+    return x.astype(np.float32)
+
+
+def _rival_edges(p: MemoryInstance, bnd: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rival, buffer) pairs: each buffer's ``k`` most memory-bound overlapping buffers."""
+    n = p.n_buffers
+    src, dst = [], []
+    for lo in range(0, n, 256):
+        rows = np.arange(lo, min(lo + 256, n))
+        ov = (p.start[rows, None] <= p.end[None, :]) & (p.start[None, :] <= p.end[rows, None])
+        ov[np.arange(len(rows)), rows] = False
+        score = np.where(ov, bnd[None, :], -np.inf)
+        kk = min(k, n - 1)
+        if kk < 1:
+            break
+        top = np.argpartition(-score, kk - 1, axis=1)[:, :kk]
+        keep = np.isfinite(np.take_along_axis(score, top, axis=1))
+        src.append(top[keep])
+        dst.append(np.repeat(rows, kk).reshape(len(rows), kk)[keep])
+    if not src:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(src).astype(np.int64), np.concatenate(dst).astype(np.int64)
+
+
+def _dataflow_edges(p: MemoryInstance) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of buffers used by the same op where one of them is that op's first use of a
+    produced buffer (its output) and the other is read there (both directions)."""
+    buf = np.repeat(np.arange(p.n_buffers), np.diff(p.use_ptr))
+    is_out = p.produced[buf] & (p.use_op == p.start[buf])
+    outs = {}
+    for b, op in zip(buf[is_out], p.use_op[is_out]):
+        outs.setdefault(int(op), []).append(int(b))
+    src, dst = [], []
+    for b, op in zip(buf[~is_out], p.use_op[~is_out]):
+        for o in outs.get(int(op), ()):
+            src += [b, o]
+            dst += [o, b]
+    return np.asarray(src, np.int64), np.asarray(dst, np.int64)
+
+
+def instance_graph(p: MemoryInstance, order: np.ndarray | None = None,
+                   rivals: int = RIVALS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The instance as the network's input: node features (n, len(NODE_FEATURES)),
+    ``edge_index`` (2, E) and edge features (E, len(EDGE_FEATURES))."""
+    order = xla_order(p) if order is None else order
+    heur = xla_greedy(p, order).placement.mode == FAST
+    x = _node_features(p, order, heur)
+    rs, rd = _rival_edges(p, x[:, NODE_FEATURES.index("boundedness")], rivals)
+    fs, fd = _dataflow_edges(p)
+    src, dst = np.concatenate([rs, fs]), np.concatenate([rd, fd])
+    kind = np.concatenate([np.zeros(len(rs)), np.ones(len(fs))])
+    _, first = np.unique(src * p.n_buffers + dst, return_index=True)
+    src, dst, kind = src[first], dst[first], kind[first]
+    length = (p.end - p.start + 1).astype(np.float64)
+    overlap = (np.minimum(p.end[src], p.end[dst]) - np.maximum(p.start[src], p.start[dst]) + 1)
+    attr = np.column_stack([kind == 0, kind == 1, np.clip(overlap / length[dst], 0.0, 1.0),
+                            np.minimum(p.size[src] / p.capacity_bytes, 4.0) / 4.0])
+    return x, np.stack([src, dst]), attr.astype(np.float32)
+
+
+# ---- the shipped policy -------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_card(card: dict[str, Any], onnx_path: Path, *, strict: bool = False) -> None:
+    """Check a policy card against its ONNX file and this code: PolicyCardError when the file's
+    hash or the feature lists differ; a different ``target_id`` than this machine's gives a
+    :class:`PolicyTargetWarning` (PolicyCardError with ``strict``). The simulator is analytic,
+    so the policy's decisions do not depend on the machine; its time budget was set there."""
+    from mlsysgym.core.target import target_id
+
+    if card.get("onnx_sha256") != _sha256(onnx_path):
+        raise PolicyCardError(f"{onnx_path.name} does not match its card (sha256 differs); "
+                              "retrain or restore both files together")
+    if (tuple(card.get("node_features", ())) != NODE_FEATURES
+            or tuple(card.get("edge_features", ())) != EDGE_FEATURES):
+        raise PolicyCardError(f"{onnx_path.name} was trained on other features than this "
+                              "version computes; retrain it with "
+                              "`python -m mlsysgym.experiments.train_malloc_policy`")
+    trained = card.get("fingerprint", {}).get("target_id")
+    here = target_id()
+    if trained != here:
+        msg = (f"malloc policy {onnx_path.name} was trained on target {trained}, this machine "
+               f"is {here}")
+        if strict:
+            raise PolicyCardError(msg)
+        warnings.warn(msg, PolicyTargetWarning, stacklevel=3)
+
+
+@functools.cache
+def _load(path: str, strict: bool) -> tuple[Any, dict[str, Any]]:
+    from mlsysgym.agents.gnn import OnnxGraphNet
+
+    onnx_path = Path(path)
+    card_path = onnx_path.with_suffix(".json")
+    if not onnx_path.is_file() or not card_path.is_file():
+        raise PolicyCardError(f"no malloc policy at {onnx_path} (with its card {card_path.name}); "
+                              "train one with `python -m mlsysgym.experiments.train_malloc_policy`")
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, ValueError) as e:
+        raise PolicyCardError(f"cannot read policy card {card_path}: {e}") from None
+    check_card(card, onnx_path, strict=strict)
+    return OnnxGraphNet(onnx_path), card
+
+
+def load_policy(path: str | os.PathLike[str] | None = None,
+                strict: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The policy network (an :class:`~mlsysgym.agents.gnn.OnnxGraphNet`) and its card,
+    checked by :func:`check_card` (once per process and path)."""
+    return _load(str(Path(path or POLICY_PATH).resolve()), bool(strict))
+
+
+def network_prior(p: MemoryInstance, order: np.ndarray, policy: str | os.PathLike[str] | None = None,
+                  ) -> np.ndarray:
+    """Per buffer the policy's probability that it belongs in fast memory."""
+    net, _ = load_policy(policy)
+    logits, _ = net(*instance_graph(p, order))
+    return 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))
+
+
+# ---- policy-guided construction -----------------------------------------------------------
+class _Builder:
+    """Episodes built on an AllocationState; snapshots of a base episode every ``stride`` steps."""
+
+    _ARRAYS = ("mode", "offset", "mem_us", "time_us", "_rs", "_re", "_lo", "_hi")
+
+    def __init__(self, p: MemoryInstance, order: np.ndarray, prior: np.ndarray) -> None:
+        self.p, self.order, self.prior = p, [int(b) for b in order], prior
+        self.state = AllocationState(p)
+        self.stride = max(16, int(np.sqrt(p.n_buffers)))
+        self.snaps: list[dict[str, Any]] = []
+
+    def _snap(self) -> dict[str, Any]:
+        s = self.state
+        d = {k: getattr(s, k).copy() for k in self._ARRAYS}
+        d.update(total_us=s.total_us, k=s._k)
+        return d
+
+    def _restore(self, d: dict[str, Any]) -> None:
+        s = self.state
+        for k in self._ARRAYS:
+            getattr(s, k)[...] = d[k]
+        s.total_us, s._k = d["total_us"], d["k"]
+
+    def _step(self, b: int, action: int, need_gain: bool) -> int:
+        """Play ``action`` (0 slow, a >= 1 the a-th candidate offset) for buffer ``b`` if it
+        fits (and, with ``need_gain``, lowers the time); else slow. Returns the action played."""
+        s = self.state
+        if action == 0:
+            return 0
+        offs, _ = s.candidates(b, FAST, action)
+        if offs.size >= action and (not need_gain or s.delta_time(b, FAST) < 0):
+            s.place(b, FAST, int(offs[action - 1]))
+            return action
+        return 0
+
+    def run(self, tau: float, prefix: list[int] | None = None, forced: dict[int, int] | None = None,
+            record: bool = False) -> tuple[list[int], float]:
+        """Actions (0 slow, a >= 1 the a-th candidate offset, best fit first) and total time:
+        ``prefix`` replayed (from the nearest snapshot of the recorded episode, which ``prefix``
+        must start like), positions in ``forced`` set, the rest by the rule "best fit if
+        prior > tau, it fits and it lowers the time" (a replayed or forced action needs only
+        to fit)."""
+        prefix, forced = prefix or [], forced or {}
+        start = 0
+        if self.snaps and not record:
+            j = min(len(prefix) // self.stride, len(self.snaps) - 1)
+            self._restore(self.snaps[j])
+            start = j * self.stride
+        else:
+            self.state.reset()
+        acts = list(prefix[:start])
+        if record:
+            self.snaps = []
+        for i in range(start, len(self.order)):
+            if record and i % self.stride == 0:
+                self.snaps.append(self._snap())
+            b = self.order[i]
+            if i < len(prefix) or i in forced:
+                acts.append(self._step(b, int(prefix[i] if i < len(prefix) else forced[i]), False))
+            else:
+                acts.append(self._step(b, int(self.prior[b] > tau), True))
+        return acts, self.state.total_us
+
+
+def decode(p: MemoryInstance, order: np.ndarray, prior: np.ndarray,
+           tau: float = 0.5) -> tuple[list[int], float]:
+    """Greedy decode of ``prior``: the episode's actions (0 slow, 1 best-fit fast) in ``order``
+    and its total time (µs)."""
+    return _Builder(p, order, prior).run(tau)
+
+
+# ---- policy-guided local search -----------------------------------------------------------
+def _move_order(best: list[int], prior_in_order: np.ndarray | None,
+                rng: np.random.Generator) -> np.ndarray:
+    """Positions to change, most promising first: the prior's disagreement with the episode
+    (p for a slow buffer, 1 - p for a fast one; none without a prior), ties broken by XLA
+    order with seeded jitter."""
+    n = len(best)
+    fast = np.asarray(best) > 0
+    disagree = 0.0 if prior_in_order is None else \
+        np.where(fast, 1.0 - prior_in_order, prior_in_order)
+    key = disagree - 0.25 * np.arange(n) / max(n, 1) + 0.05 * rng.random(n)
+    return np.argsort(-key, kind="stable")
+
+
+def _try_move(builder: _Builder, best: list[int], best_t: float, i: int, action: int,
+              tau: float, chain_depth: int) -> tuple[list[int], float]:
+    """Play ``action`` at position ``i`` of ``best`` and complete by the prior; while no
+    better, force the first buffer the completion newly put in fast memory slow (up to
+    ``chain_depth`` times)."""
+    forced = {i: action}
+    cand, t = builder.run(tau, prefix=best[:i], forced=forced)
+    if cand[i] != action:  # that offset does not fit
+        return cand, np.inf
+    for _ in range(chain_depth):
+        if t < best_t - 1e-9:
+            break
+        newcomers = [j for j in range(i + 1, len(cand)) if cand[j] and not best[j]
+                     and j not in forced]
+        if not newcomers:
+            break
+        forced[newcomers[0]] = 0
+        cand, t = builder.run(tau, prefix=best[:i], forced=forced)
+    return cand, t
+
+
+def _alternatives(current: int) -> tuple[int, int]:
+    """The two other actions tried at a position: slow ↔ best fit first, then the 2nd offset."""
+    return (1, 2) if current == 0 else (0, 2) if current == 1 else (0, 1)
+
+
+def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.ndarray | None,
+                  *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
+                  max_passes: int = 8) -> None:
+    """Construction from ``prior`` (per buffer, problem order; None: 1 everywhere, i.e. "best
+    fit whenever it lowers the time") at each of :data:`THRESHOLDS` and from the heuristic's
+    decisions, then first-improvement local search over one-decision changes (the positions
+    in :func:`_move_order`, two alternative actions each, completed by the same rule and
+    extended by :func:`_try_move`'s ejections) until a pass finds nothing, ``max_passes``
+    passes or ``seconds`` (or the budget's seconds) run out. Submits the start and every improvement; ``info``: the
+    threshold, moves tried, improvements, passes."""
+    mp = malloc_of(problem)
+    inst, n_offsets = mp.instance, mp.n_offsets
+    order = xla_order(inst)
+    deadline = time.perf_counter() + min(problem.time_left_s, max(seconds, 0.0))
+    builder = _Builder(inst, order, np.ones(inst.n_buffers) if prior is None else prior)
+    heur = [int(v) for v in (xla_greedy(inst, order).placement.mode[order] == FAST)]
+    best, best_t = builder.run(0.5, prefix=heur)
+    tau = 0.5
+    for th in THRESHOLDS:
+        acts, t = builder.run(th)
+        if t < best_t - 1e-9:
+            best, best_t, tau = acts, t, th
+    problem.evaluate_one(episode_design(best))
+    pr = None if prior is None else prior[order]
+    tried = improvements = passes = 0
+    while passes < max_passes and time.perf_counter() < deadline:
+        passes += 1
+        builder.run(tau, prefix=best, record=True)
+        improved = False
+        for i in _move_order(best, pr, rng):
+            if time.perf_counter() > deadline:
+                break
+            for a in (a for a in _alternatives(best[i]) if a <= n_offsets):
+                cand, t = _try_move(builder, best, best_t, int(i), a, tau, chain_depth)
+                tried += 1
+                if t < best_t - 1e-9:
+                    best, best_t, improved = cand, t, True
+                    improvements += 1
+                    problem.evaluate_one(episode_design(best))
+                    builder.run(tau, prefix=best, record=True)
+                    break
+        if not improved:
+            break
+    problem.info.update(threshold=tau, moves=tried, improvements=improvements, passes=passes)
+
+
+def _check_limit(seconds: float) -> None:
+    if not (isinstance(seconds, (int, float)) and seconds > 0):
+        raise AgentConfigError(f"time_limit_s must be a number > 0; got {seconds!r}")
+
+
+@register_agent("learned", kinds=("malloc",))
+def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
+                   time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
+                   chain_depth: int = 2) -> None:
+    """The shipped graph-network policy (:func:`network_prior`) as construction and as the
+    move order and completion rule of :func:`guided_search`, at most ``time_limit_s`` seconds
+    (network inference included)."""
+    _check_limit(time_limit_s)
+    inst = malloc_of(problem).instance
+    t0 = time.perf_counter()
+    prior = network_prior(inst, xla_order(inst), policy)
+    spent = time.perf_counter() - t0
+    problem.info["inference_s"] = spent
+    guided_search(problem, rng, prior, seconds=time_limit_s - spent, chain_depth=chain_depth)
+
+
+@register_agent("learned_no_network", kinds=("malloc",))
+def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
+                      time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2) -> None:
+    """The ablation of ``learned``: :func:`guided_search` without the network (completion
+    "best fit whenever it lowers the time", as ``local_search``'s; moves in XLA order)."""
+    _check_limit(time_limit_s)
+    guided_search(problem, rng, None, seconds=time_limit_s, chain_depth=chain_depth)
