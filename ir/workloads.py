@@ -227,8 +227,13 @@ MEMORY_SYSTEMS: dict[str, dict[str, float]] = {
     # mallocGame's default machine: 16 TFLOP/s, 2 TB/s scratchpad, 200 GB/s HBM (10×).
     "default": {"compute_tflops": 16.0, "fast_bandwidth_gbps": 2000.0, "slow_bandwidth_gbps": 200.0},
 }
-MALLOC_CAPACITIES = (0.05, 0.1, 0.25)
-"""Fast-memory capacities, as fractions of each workload's peak live bytes (weights included)."""
+MALLOC_CAPACITIES = (0.25, 0.5, 1.0)
+"""Fast-memory capacities, as fractions of each workload's peak activation working set (the
+peak live bytes of its non-weight buffers, ``Graph.peak_live_memory()``); weights are placed
+too, so they compete for it. Relative to the peak with weights (mallocGame's ``capacity``),
+even 5 % holds every activation of a batch-1 transformer and the XLA-style greedy is then
+(near) optimal; below the activation working set placement matters
+(benchmarks/results/instance_headroom.md)."""
 SCHEDULING_PLATFORMS = ("soc_npu", "balanced")
 """Scheduling platforms: presets of mlsysgym.simulators.multicore (``balanced``: the agents'
 BALANCED_PLATFORM, where no unit dominates)."""
@@ -236,8 +241,9 @@ BALANCED_PLATFORM, where no unit dominates)."""
 
 @dataclass(frozen=True)
 class MallocInstanceSpec:
-    """A mallocGame instance: a workload with a fast memory of ``capacity`` × its peak live
-    bytes on the memory system ``system`` (a key of :data:`MEMORY_SYSTEMS`)."""
+    """A mallocGame instance: a workload with a fast memory of ``capacity`` × its peak
+    activation working set (see :data:`MALLOC_CAPACITIES`) on the memory system ``system`` (a
+    key of :data:`MEMORY_SYSTEMS`)."""
 
     workload: WorkloadSpec
     capacity: float
@@ -250,8 +256,14 @@ class MallocInstanceSpec:
 
     def problem_spec(self) -> dict[str, Any]:
         """The ``make_problem`` spec of this instance (the model is the built Graph)."""
-        return {"name": "malloc", "model": self.workload.build(), "capacity": self.capacity,
+        graph = self.workload.build()
+        return {"name": "malloc", "model": graph, "capacity_bytes": self.capacity_bytes,
                 **MEMORY_SYSTEMS[self.system]}
+
+    @property
+    def capacity_bytes(self) -> int:
+        """The fast memory's size in bytes."""
+        return int(self.capacity * self.workload.build().peak_live_memory())
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,10 @@ def test_instance_specs_name_and_build_problems():
     m = workloads.malloc_instances("test")
     assert len(m) == len(workloads.split("test")) * len(workloads.MALLOC_CAPACITIES)
     spec = m[0].problem_spec()
-    assert spec["name"] == "malloc" and spec["capacity"] == workloads.MALLOC_CAPACITIES[0]
+    graph = workloads.workload("convnext_tiny").build()
+    assert m[0].name == "convnext_tiny:0.25"
+    assert spec["name"] == "malloc" and spec["model"] is graph
+    assert spec["capacity_bytes"] == int(0.25 * graph.peak_live_memory())
     s = workloads.scheduling_instances("validation", platforms=("soc_npu",))
     assert [i.name for i in s][:2] == ["efficientnet_b0@soc_npu", "gpt2@soc_npu"]
 
