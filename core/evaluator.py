@@ -233,6 +233,7 @@ _REGISTRY: dict[str, EvaluatorFactory | str] = {
     "accelerator": "mlsysgym.simulators.accelerator:AcceleratorSimulator",
     "dram": "mlsysgym.simulators.dram:DramSimulator",
     "multicore": "mlsysgym.simulators.multicore:MulticoreEvaluator",
+    "soc": "mlsysgym.simulators.soc.evaluator:SocEvaluator",
     "memory": "mlsysgym.simulators.memory_evaluator:MemoryEvaluator",
     "serving": "mlsysgym.simulators.serving.evaluator:ServingEvaluator",
     "zigzag": "mlsysgym.simulators.zigzag_backend:ZigZagEvaluator",

@@ -15,6 +15,7 @@ ENVS: dict[str, str] = {
     "mlsysgym/KernelSchedulingStream-v0": "mlsysgym.envs.kernel_scheduling_stream:KernelSchedulingStreamEnv",
     "mlsysgym/DRAM-v0": "mlsysgym.envs.dram_env:DramEnv",
     "mlsysgym/LLMServing-v0": "mlsysgym.envs.serving_env:LLMServingEnv",
+    "mlsysgym/SoC-v0": "mlsysgym.envs.soc_env:SocEnv",
 }
 # PettingZoo (multi-agent) env: mlsysgym.envs.dram_marl.parallel_env(**kwargs) ("DRAM-MultiAgent-v0").
 
@@ -23,6 +24,7 @@ ENVS: dict[str, str] = {
 # The sequential envs (mallocGame, scheduling) end on their own after one step per buffer / op.
 MAX_EPISODE_STEPS: dict[str, int] = {
     "mlsysgym/Accelerator-v0": 100, "mlsysgym/DRAM-v0": 100, "mlsysgym/LLMServing-v0": 50,
+    "mlsysgym/SoC-v0": 100,
 }
 # Native batched vector envs (one Evaluator call per step for all sub-envs):
 # gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point").

@@ -29,6 +29,7 @@ KWARGS: dict[str, dict[str, Any]] = {
     "mlsysgym/KernelScheduling-v0": {"workload": "alexnet"},
     "mlsysgym/KernelSchedulingStream-v0": {"models": ("alexnet",), "n_jobs": 2, "n_streams": 1},
     "mlsysgym/LLMServing-v0": {"requests": 20},
+    "mlsysgym/SoC-v0": {"workloads": "tiny"},
 }
 IDS = list(mlsysgym.ENVS)
 CHECKS = ("check_env (Gymnasium + SB3)", "SB3 `make_vec_env` (Dummy)",
@@ -158,7 +159,7 @@ def test_max_episode_steps_registered_for_the_design_envs() -> None:
     assert {i: gym.spec(i).max_episode_steps for i in IDS} == {
         "mlsysgym/Accelerator-v0": 100, "mlsysgym/DRAM-v0": 100, "mlsysgym/LLMServing-v0": 50,
         "mlsysgym/MallocGame-v0": None, "mlsysgym/KernelScheduling-v0": None,
-        "mlsysgym/KernelSchedulingStream-v0": None}
+        "mlsysgym/KernelSchedulingStream-v0": None, "mlsysgym/SoC-v0": 100}
     env = gym.make("mlsysgym/Accelerator-v0", model="alexnet", max_steps=3,
                    max_episode_steps=3)
     env.reset(seed=0)

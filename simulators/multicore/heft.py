@@ -153,11 +153,24 @@ def _place_kernel(order: np.ndarray, dur: np.ndarray, comm: np.ndarray, src: np.
     return assign, start
 
 
+@numba.njit(cache=True)
+def _mean_finite_kernel(dur: np.ndarray) -> np.ndarray:
+    n, n_pes = dur.shape
+    out = np.empty(n)
+    for i in range(n):
+        total, k = 0.0, 0
+        for p in range(n_pes):
+            if np.isfinite(dur[i, p]):
+                total += dur[i, p]
+                k += 1
+        out[i] = total / k if k else np.nan
+    return out
+
+
 # ---- ranks ------------------------------------------------------------------------------------
 def mean_durations(durations_us: np.ndarray) -> np.ndarray:
     """(n_ops,) each op's mean time over the PEs that can run it (``inf`` entries excluded)."""
-    cap = np.isfinite(durations_us)
-    return np.where(cap, durations_us, 0.0).sum(1) / cap.sum(1)
+    return _mean_finite_kernel(np.ascontiguousarray(durations_us, dtype=np.float64))
 
 
 def upward_rank_arrays(durations_us: np.ndarray, edge_comm_us: np.ndarray, dag: Dag) -> np.ndarray:
