@@ -28,7 +28,7 @@ SLOW = ("mlsysgym sweep", "mlsysgym mlir", "mlsysgym costmodel", "mlsysgym compi
 # Small flags for long commands: (command prefix, flags to replace, their replacement).
 SMALL: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("mlsysgym sweep", (), ("--max-trials", "1", "--no-progress")),
-    ("mlsysgym mlir measure", ("--n", "200"), ("--n", "2")),
+    ("mlsysgym mlir measure", ("-n", "200"), ("-n", "2")),
     ("mlsysgym compile", (), ("--minutes", "0.5")),  # calibration budget on an unknown target
 )
 # Paths a README Python block writes and a later shell block reads.
