@@ -187,3 +187,24 @@ def test_slow_step_notice_only_when_slow(capsys) -> None:
     with slow_step("compiling", after_s=0.05):
         time.sleep(0.5)
     assert capsys.readouterr().err == "mlsysgym: compiling...\n"
+
+
+@pytest.mark.slow
+def test_every_benchmark_script_answers_help() -> None:
+    """Benchmarks are scripts, documented by their --help (argparse): it exits 0 with a usage
+    line and runs nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    scripts = sorted((Path(__file__).resolve().parents[1] / "benchmarks").rglob("*.py"))
+    assert len(scripts) >= 20
+
+    def help_of(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(path), "--help"], capture_output=True,
+                              text=True, timeout=120, check=False)
+
+    with ThreadPoolExecutor(2) as pool:
+        runs = dict(zip(scripts, pool.map(help_of, scripts), strict=True))
+    bad = {p.name: r.stderr[-300:] for p, r in runs.items()
+           if r.returncode != 0 or not r.stdout.startswith("usage:")}
+    assert not bad, bad

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 import pandas as pd
@@ -29,7 +30,16 @@ def prepare(raw: pd.DataFrame) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("raw", help="the device run's raw Parquet")
+    parser.add_argument("out", help="the prepared Parquet to write")
+    args = parser.parse_args(argv)
+    out = prepare(pd.read_parquet(args.raw))
+    out.to_parquet(args.out, compression="zstd", index=False)
+    print(len(out), "rows ->", args.out)
+    return 0
+
+
 if __name__ == "__main__":
-    out = prepare(pd.read_parquet(sys.argv[1]))
-    out.to_parquet(sys.argv[2], compression="zstd", index=False)
-    print(len(out), "rows ->", sys.argv[2])
+    sys.exit(main())
