@@ -26,6 +26,7 @@ torch and BoTorch are imported when the agent runs.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Any
 
@@ -144,13 +145,27 @@ def _parego(model: Any, tx: Any, ty: Any, baseline: Any, choices: Any, batch: in
     return torch.cat(picked)
 
 
+def _one_blas_thread() -> Any:
+    """A context with the BLAS/OpenMP pools (scipy's L-BFGS-B under the GP fit) at one thread:
+    on a busy shared CPU their spinning threads made a GP fit 3x slower (23 s vs 7 s for 18
+    points, 3 objectives). A no-op where threadpoolctl is missing."""
+    import scipy.optimize  # noqa: F401  (loads scipy's BLAS, so that the limit covers it)
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
 def _run(problem: BudgetedProblem, rng: np.random.Generator, method: str, **kw: Any) -> None:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small GPs: one thread is faster on a shared CPU, and repeatable
     try:
-        _mobo(problem, rng, method, **kw)
+        with _one_blas_thread():
+            _mobo(problem, rng, method, **kw)
     finally:
         torch.set_num_threads(threads)
 

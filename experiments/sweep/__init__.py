@@ -23,6 +23,9 @@ A sweep is described by a YAML file (see ``experiments/configs/synthetic.yaml``)
     max_failures: 1                   # optional: retries of a trial whose worker or node died
     scheduler: {name: asha, grace_period: 10, reduction_factor: 2}   # optional early stopping
     report_every: 10                  # optional: evaluations between intermediate results
+    objectives: [latency_ms, area_mm2]   # optional: multi-objective, every problem becomes
+    directions: [minimize, minimize]     #   {name: pareto, of: <problem>, objectives, ...};
+    reference: [20.0, 10.0]              #   `mlsysgym report` then plots fronts and hypervolume
 
 Trials without distributions run as one Tune grid; each combination with distributions is
 searched by Tune's OptunaSearch (TPE, seeded from the combination) for ``num_samples`` trials.
