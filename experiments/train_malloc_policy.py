@@ -69,7 +69,9 @@ def label_one(name: str, label_seconds: float, cpsat_seconds: float, seed: int) 
     sol = cpsat_optimum(problem.instance, time_limit_s=cpsat_seconds, num_workers=1, hint=hint,
                         seed=seed)
     fast = sol.placement.mode == FAST
-    return {"name": name, "fast": fast.astype(np.int8).tolist(), "search_us": search_us,
+    return {"name": name, "capacity_bytes": int(problem.instance.capacity_bytes),
+            "n_buffers": int(problem.instance.n_buffers),
+            "fast": fast.astype(np.int8).tolist(), "search_us": search_us,
             "cpsat_us": float(sol.time_us), "cpsat_status": sol.status,
             "all_slow_us": float(problem.instance.all_slow_time_us),
             "improvement": float(sol.improvement), "cpu_s": time.process_time()}
@@ -91,15 +93,20 @@ def make_labels(names: list[str], args: argparse.Namespace) -> list[dict[str, An
     return out
 
 
-def _graphs(names: list[str]) -> list[tuple[Any, ...]]:
+def _graphs(labels: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """The network's inputs of the labelled instances (which must be built as when labelled)."""
     import torch
     from mlsysgym.agents.learned_malloc import instance_graph
     from mlsysgym.agents.problems import make_problem
+    from mlsysgym.core.errors import MlsysgymError
     from mlsysgym.simulators.memory import xla_order
 
     out = []
-    for name in names:
-        inst = make_problem(_instance(name).problem_spec()).instance
+    for row in labels:
+        inst = make_problem(_instance(row["name"]).problem_spec()).instance
+        if (inst.capacity_bytes, inst.n_buffers) != (row["capacity_bytes"], row["n_buffers"]):
+            raise MlsysgymError(f"labels of {row['name']} were made for another instance "
+                                "(capacity or buffers differ); make new labels")
         x, ei, ea = instance_graph(inst, xla_order(inst))
         out.append((torch.from_numpy(x), torch.from_numpy(ei), torch.from_numpy(ea)))
     return out
@@ -112,7 +119,7 @@ def train(labels: list[dict[str, Any]], args: argparse.Namespace) -> tuple[Any, 
     from mlsysgym.agents.learned_malloc import EDGE_FEATURES, NODE_FEATURES
 
     torch.set_num_threads(max(1, args.workers))
-    graphs = _graphs([r["name"] for r in labels])
+    graphs = _graphs(labels)
     ys = [torch.tensor(r["fast"], dtype=torch.float32) for r in labels]
     vs = [torch.tensor([r["improvement"]], dtype=torch.float32) for r in labels]
     net = build_graph_net(len(NODE_FEATURES), len(EDGE_FEATURES), hidden=args.hidden,

@@ -1,0 +1,195 @@
+"""The learned mallocGame policy: its graph, the ONNX network, the agents and the policy card.
+
+The hand instance is test_malloc's greedy trap on the unit machine (1 byte from slow memory
+1 µs, from fast 0.25 µs): op0 reads a[64], b[100] and writes d[4]; op1 reads a, d and writes
+c[100]; fast memory 104 bytes. The XLA-style greedy takes a (and d): 234 µs; the optimum
+leaves a slow and places b, c, d: 180 µs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from mlsysgym.agents import Budget, search
+from mlsysgym.agents.base import AgentConfigError
+from mlsysgym.agents.gnn import GnnError, OnnxGraphNet, build_graph_net, export_onnx
+from mlsysgym.agents.learned_malloc import (
+    EDGE_FEATURES,
+    NODE_FEATURES,
+    POLICY_PATH,
+    PolicyCardError,
+    PolicyTargetWarning,
+    _range_max,
+    decode,
+    instance_graph,
+    load_policy,
+)
+from mlsysgym.agents.malloc_baselines import xla_greedy
+from mlsysgym.agents.problems import make_problem
+from mlsysgym.envs.malloc_game import MallocGameEnv
+from mlsysgym.ir.graph import Graph, Op, Role, Tensor
+from mlsysgym.simulators.memory import MemorySystem, build_instance, xla_order
+
+UNIT_KW = {"compute_tflops": 1e-6, "fast_bandwidth_gbps": 4e-3, "slow_bandwidth_gbps": 1e-3}
+
+
+def greedy_trap() -> Graph:
+    sizes = {"a": 64, "b": 100, "d": 4, "c": 100}
+    tensors = {t: Tensor(t, (n,), "float8", 1,
+                         Role.OUTPUT if t == "c" else Role.ACTIVATION if t == "d" else Role.INPUT)
+               for t, n in sizes.items()}
+    ops = (Op("op0", "Custom", ("a", "b"), ("d",), {}, 0, 0, 0, 0),
+           Op("op1", "Custom", ("a", "d"), ("c",), {}, 0, 0, 0, 0))
+    return Graph("trap", ops, tensors, ("a", "b"), ("c",))
+
+
+@pytest.fixture(scope="module")
+def trap():
+    return build_instance(greedy_trap(), capacity_bytes=104, system=MemorySystem(**UNIT_KW))
+
+
+def test_range_max_matches_brute_force():
+    rng = np.random.default_rng(0)
+    v = rng.random(37)
+    lo = rng.integers(0, 37, 200)
+    hi = np.minimum(lo + rng.integers(0, 37, 200), 36)
+    assert np.array_equal(_range_max(v, lo, hi), [v[a:b + 1].max() for a, b in zip(lo, hi)])
+
+
+def test_instance_graph_by_hand(trap):
+    x, ei, ea = instance_graph(trap)
+    name = trap.buffer_names
+    assert x.shape == (4, len(NODE_FEATURES)) and ea.shape == (ei.shape[1], len(EDGE_FEATURES))
+    edges = {(name[s], name[d]): tuple(a) for s, d, a in zip(ei[0], ei[1], ea)}
+    # live ranges a, d: ops 0-1; b: op 0; c: op 1 → every pair overlaps except b-c
+    overlap = {("a", "b"), ("a", "d"), ("a", "c"), ("b", "d"), ("d", "c")}
+    assert set(edges) == overlap | {(v, u) for u, v in overlap}
+    # dataflow: op0 a, b → d; op1 a, d → c (both directions); a-b is rivalry only
+    flow = {k for k, a in edges.items() if a[1] == 1.0}
+    assert flow == {("a", "d"), ("d", "a"), ("b", "d"), ("d", "b"), ("a", "c"), ("c", "a"),
+                    ("d", "c"), ("c", "d")}
+    assert all(a[0] == 1.0 for a in edges.values())
+    # b → a: they share op 0 of a's two ops; b is 100/104 of the capacity (÷ 4)
+    assert edges[("b", "a")][2] == pytest.approx(0.5)
+    assert edges[("b", "a")][3] == pytest.approx(100 / 104 / 4)
+    f = {n: dict(zip(NODE_FEATURES, x[i])) for i, n in enumerate(name)}
+    assert f["a"]["size_cap"] == pytest.approx(64 / 104 / 4)
+    # the heuristic takes a and d; XLA order a, b, c, d; savings 96, 75, 75, 6 µs (÷ 96)
+    assert [f[n]["heuristic_fast"] for n in "abcd"] == [1, 0, 0, 1]
+    assert [f[n]["xla_rank"] for n in "abcd"] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    assert [f[n]["saving"] for n in "abcd"] == pytest.approx([1, 75 / 96, 75 / 96, 6 / 96])
+
+
+def test_decode_follows_the_prior(trap):
+    order = xla_order(trap)
+    idx = {n: i for i, n in enumerate(trap.buffer_names)}
+    everything = np.ones(4)
+    acts, t = decode(trap, order, everything)
+    assert acts == [1, 0, 0, 1] and t == pytest.approx(234.0)  # = the heuristic
+    no_a = everything.copy()
+    no_a[idx["a"]] = 0.1
+    acts, t = decode(trap, order, no_a)
+    assert acts == [0, 1, 1, 1] and t == pytest.approx(180.0)  # the optimum
+
+
+def test_onnx_gives_the_torch_logits(trap, tmp_path):
+    import torch
+
+    net = build_graph_net(len(NODE_FEATURES), len(EDGE_FEATURES), hidden=16, rounds=2, seed=3)
+    path = tmp_path / "g.onnx"
+    export_onnx(net, path, len(NODE_FEATURES), len(EDGE_FEATURES))
+    x, ei, ea = instance_graph(trap)
+    logits, value = OnnxGraphNet(path)(x, ei, ea)
+    with torch.no_grad():
+        lt, vt = net(torch.from_numpy(x), torch.from_numpy(ei), torch.from_numpy(ea))
+    assert logits.shape == (4, 1)
+    np.testing.assert_allclose(logits, lt.numpy(), atol=1e-5)
+    assert value == pytest.approx(float(vt), abs=1e-5)
+    with pytest.raises(GnnError):
+        OnnxGraphNet(path)(x[:, :3], ei, ea)
+
+
+def test_no_network_search_finds_the_trap_optimum():
+    problem = make_problem({"name": "malloc", "model": greedy_trap(), "capacity_bytes": 104,
+                            **UNIT_KW})
+    res = search("learned_no_network", problem, Budget(seconds=30), seed=0, time_limit_s=5)
+    assert res.metrics[0]["time_us"] == pytest.approx(234.0)  # starts from the heuristic
+    assert res.metrics[res.best_index]["time_us"] == pytest.approx(180.0)
+    with pytest.raises(AgentConfigError):
+        search("learned_no_network", problem, 5, time_limit_s=0)
+
+
+def replay_checked(env: MallocGameEnv, actions: list[int]) -> float:
+    """Replay ``actions`` with every one inside the env's mask; the simulator's final time."""
+    env.reset()
+    for a in actions:
+        assert env.action_masks()[a]
+        env.step(a)
+    assert env.current_buffer is None
+    return env.final_time_us()
+
+
+@pytest.mark.skipif(not POLICY_PATH.is_file(), reason="no shipped malloc policy")
+def test_learned_agent_returns_a_valid_placement():
+    problem = make_problem({"name": "malloc", "model": "resnet18", "capacity": 0.1})
+    res = search("learned", problem, Budget(seconds=60), seed=1, time_limit_s=2)
+    env = MallocGameEnv(problem=problem.instance, n_offsets=problem.n_offsets,
+                        invalid_action="raise")
+    t = replay_checked(env, res.best_design["actions"])
+    assert t == pytest.approx(res.metrics[res.best_index]["time_us"], rel=1e-9)
+    assert t <= xla_greedy(problem.instance).time_us + 1e-6
+    assert res.info["inference_s"] < 2
+
+
+@pytest.fixture
+def policy_copy(tmp_path):
+    if not POLICY_PATH.is_file():
+        pytest.skip("no shipped malloc policy")
+    onnx = tmp_path / "p.onnx"
+    shutil.copy(POLICY_PATH, onnx)
+    shutil.copy(POLICY_PATH.with_suffix(".json"), onnx.with_suffix(".json"))
+    return onnx
+
+
+def edit_card(onnx, **changes):
+    card_path = onnx.with_suffix(".json")
+    card = json.loads(card_path.read_text())
+    for key, value in changes.items():
+        if key == "target_id":
+            card["fingerprint"]["target_id"] = value
+        else:
+            card[key] = value
+    card_path.write_text(json.dumps(card))
+
+
+def test_card_for_this_target_loads_silently(policy_copy, recwarn):
+    from mlsysgym.core.target import target_id
+
+    edit_card(policy_copy, target_id=target_id())
+    net, card = load_policy(policy_copy)
+    assert card["node_features"] == list(NODE_FEATURES)
+    assert net.n_features == len(NODE_FEATURES)
+    assert not [w for w in recwarn if issubclass(w.category, PolicyTargetWarning)]
+
+
+def test_card_for_another_target_warns_or_raises(policy_copy):
+    edit_card(policy_copy, target_id="0123456789ab")
+    with pytest.warns(PolicyTargetWarning, match="0123456789ab"):
+        load_policy(policy_copy)
+    with pytest.raises(PolicyCardError, match="0123456789ab"):
+        load_policy(policy_copy, strict=True)
+
+
+@pytest.mark.parametrize("change", [{"onnx_sha256": "0" * 64}, {"node_features": ["size"]}])
+def test_card_that_does_not_match_is_an_error(policy_copy, change):
+    edit_card(policy_copy, **change)
+    with pytest.raises(PolicyCardError):
+        load_policy(policy_copy)
+
+
+def test_missing_policy_is_an_error(tmp_path):
+    with pytest.raises(PolicyCardError, match="no malloc policy"):
+        load_policy(tmp_path / "none.onnx")
