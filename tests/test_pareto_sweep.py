@@ -166,3 +166,8 @@ def test_pareto_sweep_report_matches_the_search(tmp_path):
     assert f"{mean:.4f} ±" in text and "(n=2)" in text
     assert (tmp_path / "report" / "synthetic_discrete_pareto_hv.png").stat().st_size > 0
     assert (tmp_path / "report" / "synthetic_discrete_pareto_fronts.png").stat().st_size > 0
+    # `mlsysgym report` on the sweep writes the same report (it detects the objectives)
+    from mlsysgym import cli
+
+    assert cli.main(["report", str(cfg.output_dir), "--out", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "pareto.md").read_text().split("## ")[1:] == text.split("## ")[1:]

@@ -1,6 +1,7 @@
 """``mlsysgym report SWEEP_DIR...``: Markdown summary and PNG plots of sweeps — the agent
 study, or (for sweeps over sequential problems, detected or ``--sequential``) the per-instance
-comparison against a baseline and an exact agent."""
+comparison against a baseline and an exact agent, or (for sweeps with objectives) the Pareto
+fronts and hypervolume curves (:mod:`mlsysgym.experiments.pareto_report`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def register(group) -> None:
     p = group("").add_parser("report", help="summarize sweeps: agent study tables and plots, or "
                                             "sequential problems against a baseline and an exact agent")
     p.add_argument("sweeps", nargs="+", metavar="SWEEP_DIR", help="output_dir(s) of `mlsysgym sweep`")
-    add_out(p, "output folder (default ./results/agent_study, or ./results/problems for "
+    add_out(p, "output folder (default ./results/agent_study, ./results/pareto for sweeps "
+               "with objectives, or ./results/problems for "
                "sequential problems; the repository's published results use "
                "experiments/results/...)", metavar="DIR")
     add_json(p, "print the files written as JSON")
@@ -40,6 +42,7 @@ def register(group) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mlsysgym.experiments.pareto_report import is_pareto_sweep, write_pareto_report
     from mlsysgym.experiments.report import (
         ProblemReportSpec,
         is_sequential,
@@ -57,7 +60,12 @@ def run(args: argparse.Namespace) -> int:
         return _done(args, write_scheduling_report(args.sweeps, out, args.name))
     if args.out:
         check_output_dir(args.out, "report folder")
-    sequential = args.sequential or is_sequential(load_sweeps(args.sweeps)[1])
+    trials, trajs = load_sweeps(args.sweeps)
+    if not args.sequential and is_pareto_sweep(trials):  # objectives: fronts, hypervolume
+        out = args.out or "results/pareto"
+        check_output_dir(out, "report folder")
+        return _done(args, write_pareto_report(args.sweeps, out))
+    sequential = args.sequential or is_sequential(trajs)
     out = args.out or ("results/problems" if sequential else "results/agent_study")
     check_output_dir(out, "report folder")
     if sequential:
