@@ -110,8 +110,9 @@ def run_eval(args: argparse.Namespace) -> int:
         check_output_dir(args.report, "report folder")
     model = CostModel.load(args.model)
     frame = read_dataset(args.data)
-    res = (write_report(model, frame, args.report, args.group) if args.report
-           else evaluate_frame(model, frame, args.group))
+    with slow_step(f"scoring the cost model on {len(frame)} rows"):
+        res = (write_report(model, frame, args.report, args.group) if args.report
+               else evaluate_frame(model, frame, args.group))
     res.pop("predictions", None)
     if args.json:
         print_json(args, json.loads(json.dumps(res, default=float)), indent=1)

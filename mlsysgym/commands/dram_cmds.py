@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
     design = {k: getattr(args, k) for k in FLAGS if getattr(args, k) is not None}
     knobs = DESIGN_SPACE.complete(design)
     device = MT40A1G8_083E
-    trace = resolve_trace(args.workload, capacity_bytes=device.capacity_bytes)
-    with slow_step("simulating (the first run compiles the DRAM kernel with numba, ~20 s; "
+    with slow_step("simulating (the first run compiles the DRAM kernels with numba, ~20 s; "
                    "cached after)"):
+        trace = resolve_trace(args.workload, capacity_bytes=device.capacity_bytes)
         res = simulate(trace, knobs, device)
     metrics = res.metrics()
     timing = device.timing
