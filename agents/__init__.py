@@ -16,6 +16,7 @@ from mlsysgym.agents import (  # noqa: F401  (importing registers the agents and
     bayesopt,
     genetic,
     learned_malloc,
+    learned_schedule,
     malloc_agents,
     malloc_baselines,
     malloc_problem,

@@ -24,7 +24,8 @@ runs, the mean job completion time once it ends).
 ``(workload, arrival_us)`` pairs, or a prebuilt stream SchedulingInstance) or a list of streams,
 one drawn per reset; when None, ``n_streams`` streams of ``n_jobs`` jobs drawn by
 :func:`~mlsysgym.simulators.streams.poisson_stream` from ``models`` at ``load`` (seeds
-``seed .. seed + n_streams − 1``). ``objective`` ("jct" | "makespan"); the rest as in
+``seed .. seed + n_streams − 1``). ``objective`` ("jct" | "makespan"); ``online`` (False);
+the rest as in
 KernelScheduling-v0.
 
 **info**: KernelScheduling-v0's keys (``action_mask``, ``makespan_us``, ``lower_bound_us``,
@@ -93,7 +94,8 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
                  load: float = 1.0, n_streams: int = 8, seed: int = 0, objective: str = "jct",
                  window: int = 16, max_ops: int | None = None, max_edges: int | None = None,
                  op_time: Mapping[str, OpTimeFn] | None = None, reward_scale: float | None = None,
-                 invalid_action: str = "fallback", render_mode: str | None = None) -> None:
+                 invalid_action: str = "fallback", render_mode: str | None = None,
+                 online: bool = False) -> None:
         if objective not in _OBJECTIVES:
             raise ValueError(f"objective must be one of {_OBJECTIVES}, not {objective!r}")
         plat = load_platform(platform)
@@ -114,11 +116,13 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
         problems = [s if isinstance(s, SchedulingInstance) else build_stream_instance(s, plat, op_time)
                     for s in streams]
         self.objective = objective
+        self.online = bool(online)
+        self._jst: _JobStatic | None = None
+        self._job_left = np.zeros(0, np.int64)
         self._job_statics: dict[int, _JobStatic] = {}
         super().__init__(problems, plat, window=window, max_ops=max_ops, max_edges=max_edges,
                          reward_scale=reward_scale, invalid_action=invalid_action,
                          render_mode=render_mode)
-        self._jst: _JobStatic | None = None
 
     def _workload_index(self, workload: Any) -> int:
         """A stream given as jobs is built into a problem first (see the base class)."""
@@ -133,6 +137,7 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
     def reset(self, *, seed: int | None = None,
               options: dict[str, Any] | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode on one stream; ``options={"workload_index": k}`` picks the k-th."""
+        self._jst = None  # the previous episode's jobs must not shape this one's first window
         super().reset(seed=seed, options=options)
         prob = self.problem
         key = next(k for k, p in enumerate(self.problems) if p is prob)
@@ -142,8 +147,10 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
         self._jst = jst
         self._job_lb = jst.job_lb0.copy()
         self._job_fin = np.full(prob.n_jobs, -np.inf)
+        self._job_left = np.bincount(prob.job_of, minlength=prob.n_jobs)
         if self.objective == "jct" and self.fixed_reward_scale is None:
             self.reward_scale = 1.0 / jst.jct_lb0 if jst.jct_lb0 > 0 else 1.0
+        self._refresh_window()
         return self._obs(), self._info()
 
     def _place(self, i: int, p: int) -> tuple[float, float, float]:
@@ -151,6 +158,9 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
         jst = self._jst
         assert jst is not None
         k = jst.job_of[i]
+        self._job_left[k] -= 1
+        if self.online:
+            self._window_ops = self._online_window()
         self._job_fin[k] = max(self._job_fin[k], f)
         new = max(self._job_lb[k], f + self._static.tail[i])  # type: ignore[union-attr]
         if self.objective == "jct":
@@ -181,17 +191,60 @@ class KernelSchedulingStreamEnv(KernelSchedulingEnv):
     def get_state(self) -> dict[str, Any]:
         """:meth:`KernelSchedulingEnv.get_state` plus the per-job bounds."""
         state = super().get_state()
-        state.update(jst=self._jst, job_lb=self._job_lb.copy(), job_fin=self._job_fin.copy())
+        state.update(jst=self._jst, job_lb=self._job_lb.copy(), job_fin=self._job_fin.copy(),
+                     job_left=self._job_left.copy())
         return state
 
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Restore a :meth:`get_state` snapshot (the snapshot stays usable)."""
         self._jst = state["jst"]
         self._job_lb, self._job_fin = state["job_lb"].copy(), state["job_fin"].copy()
+        self._job_left = state["job_left"].copy()
         super().set_state(state)
+
+    # ---- online mode ------------------------------------------------------------------------
+    def revealed_until_us(self) -> float:
+        """Online mode: the arrival time of the jobs revealed last (the earliest arrival among
+        jobs with ops left; inf once all are placed). Offline: inf (everything is known)."""
+        if not self.online or self._jst is None or not np.any(self._job_left > 0):
+            return float("inf")
+        return float(self._jst.arrival[self._job_left > 0].min())
+
+    def _online_window(self) -> list[int]:
+        """Ready ops of revealed jobs (arrival ≤ :meth:`revealed_until_us`), in window order."""
+        now, arrival, job_of = self.revealed_until_us(), self._jst.arrival, self._jst.job_of  # type: ignore[union-attr]
+        return [i for _, i in self._ready if arrival[job_of[i]] <= now][:self.window]
+
+    def _refresh_window(self) -> None:
+        super()._refresh_window()
+        if not self.online or self._jst is None or self._static is None:
+            return
+        W, P = self.window, self.n_pes
+        self._window_ops = self._online_window()
+        mask = np.zeros((W, P), bool)
+        if self._window_ops:
+            mask[:len(self._window_ops)] = self._static.problem.capable[self._window_ops]
+        self._mask = mask.reshape(-1)
+        self._window_arr = np.full(W, self.max_ops, np.int64)
+        self._window_arr[:len(self._window_ops)] = self._window_ops
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        obs = super()._obs()
+        if self.online and self._jst is not None:
+            hidden = np.zeros(self.max_ops, bool)
+            n = len(self._jst.job_of)
+            hidden[:n] = self._jst.arrival[self._jst.job_of] > self.revealed_until_us()
+            obs["ops"][hidden] = 0.0
+            obs["op_mask"][hidden] = 0.0
+            ei = obs["edge_index"]
+            obs["edge_mask"][hidden[ei[0]] | hidden[ei[1]]] = 0.0
+            obs["edge_comm"][obs["edge_mask"] == 0] = 0.0
+        return obs
 
     def _info(self) -> dict[str, Any]:
         info = super()._info()
         if self._jst is not None:
             info.update(mean_jct_us=self.mean_jct_us, n_jobs=len(self._job_lb))
+            if self.online:
+                info["revealed_until_us"] = self.revealed_until_us()
         return info

@@ -14,6 +14,10 @@ SoC could possibly finish one.
 
 :func:`job_metrics` gives what DeepSoCS reports: per job its finish and completion time
 (finish − arrival), their mean, and the makespan.
+
+Online scheduling (jobs not known before they arrive): :func:`arrival_groups` lists the arrival
+events with the ops each reveals; :func:`is_online_order` tells whether a dispatch order commits
+every job's ops before any later job's (what an online scheduler that commits on arrival does).
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ from mlsysgym.simulators.multicore import (
     load_platform,
 )
 
-__all__ = ["Job", "JobMetrics", "StreamError", "build_stream_instance", "job_lower_bounds",
-           "job_metrics", "mean_jct_lower_bound", "poisson_stream"]
+__all__ = ["Job", "JobMetrics", "StreamError", "arrival_groups", "build_stream_instance",
+           "is_online_order", "job_lower_bounds", "job_metrics", "mean_jct_lower_bound",
+           "poisson_stream"]
 
 JobWorkload = str | os.PathLike[str] | Graph | SchedulingInstance
 
@@ -199,3 +204,23 @@ def job_lower_bounds(problem: SchedulingInstance) -> np.ndarray:
 def mean_jct_lower_bound(problem: SchedulingInstance) -> float:
     """A lower bound on the mean job completion time: mean of :func:`job_lower_bounds` − arrival."""
     return float(np.mean(job_lower_bounds(problem) - problem.job_arrival_us))
+
+
+def arrival_groups(problem: SchedulingInstance) -> list[tuple[float, np.ndarray]]:
+    """The arrival events of a stream, earliest first: (time, sorted indices of the ops of every
+    job arriving then). What an online scheduler learns at each event (one event for a single
+    graph)."""
+    times = problem.job_arrival_us[problem.job_of]
+    keys = np.unique(times)
+    return [(float(t), np.flatnonzero(times == t)) for t in keys]
+
+
+def is_online_order(problem: SchedulingInstance, order: Sequence[int] | np.ndarray) -> bool:
+    """Whether a dispatch order could come from an online scheduler that commits each job's ops
+    when the job arrives: the ops appear grouped by arrival time, earliest first (every op of a
+    job is placed before any op of a job that arrives later)."""
+    seq = np.asarray(order, dtype=np.int64).reshape(-1)
+    if sorted(seq.tolist()) != list(range(problem.n_ops)):
+        raise StreamError(f"order must list each of the {problem.n_ops} op indices exactly once")
+    times = problem.job_arrival_us[problem.job_of][seq]
+    return bool(np.all(np.diff(times) >= 0))
