@@ -96,15 +96,18 @@ def _upward_rank_kernel(w: np.ndarray, comm: np.ndarray, topo: np.ndarray, out_p
 
 
 @numba.njit(cache=True)
-def _earliest_start(starts: np.ndarray, ends: np.ndarray, cnt: int, ready: float,
-                    dur: float) -> float:
+def _earliest_start(starts: np.ndarray, ends: np.ndarray, cnt: int, ready: float, dur: float,
+                    limit: float) -> float:
     """:func:`~mlsysgym.simulators.multicore.schedule.earliest_start` on one PE's sorted
-    busy intervals ``starts[:cnt]``, ``ends[:cnt]``."""
+    busy intervals ``starts[:cnt]``, ``ends[:cnt]``; gives up (returning a start whose finish is
+    ≥ ``limit``) once the op could no longer finish before ``limit``."""
     t = ready
     if dur <= 0:
         return t
     k0 = np.searchsorted(starts[:cnt], t, side="right") - 1
     for k in range(max(k0, 0), cnt):
+        if t + dur >= limit:
+            return t
         if ends[k] <= t:
             continue
         if starts[k] >= t + dur:
@@ -118,7 +121,12 @@ def _place_kernel(order: np.ndarray, dur: np.ndarray, comm: np.ndarray, src: np.
                   in_ptr: np.ndarray, in_edge: np.ndarray, release: np.ndarray,
                   fixed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Place the ops in ``order``, each on its earliest-finish PE (``fixed[i] >= 0``: on that
-    PE), with insertion; returns (assignment, start)."""
+    PE), with insertion; returns (assignment, start).
+
+    An op's data-ready time on PE p is the latest of its inputs' arrivals: a producer on p
+    delivers at its finish, one elsewhere at finish + transfer. One pass over the inputs keeps
+    the two latest arrivals from different PEs (with transfer) and each PE's latest finish, so
+    every PE's ready time costs O(1) instead of a pass over the inputs."""
     n, n_pes = dur.shape
     assign = np.full(n, -1, np.int64)
     start = np.zeros(n)
@@ -126,28 +134,41 @@ def _place_kernel(order: np.ndarray, dur: np.ndarray, comm: np.ndarray, src: np.
     starts = np.empty((n_pes, n))
     ends = np.empty((n_pes, n))
     cnt = np.zeros(n_pes, np.int64)
+    same = np.zeros(n_pes)  # latest finish of the op's producers on each PE (0: none)
     for i in order:
+        top1, top1_pe, top2 = 0.0, -1, 0.0  # latest arrivals with transfer, from 2 distinct PEs
+        for q in range(in_ptr[i], in_ptr[i + 1]):
+            e = in_edge[q]
+            s = src[e]
+            ps = assign[s]
+            same[ps] = max(same[ps], finish[s])
+            v = finish[s] + comm[e]
+            if ps == top1_pe:
+                top1 = max(top1, v)
+            elif v > top1:
+                top1, top1_pe, top2 = v, ps, top1
+            else:
+                top2 = max(top2, v)
         best_f, best_p, best_s = np.inf, -1, 0.0
         for p in range(n_pes):
             d = dur[i, p]
             if not np.isfinite(d) or (fixed[i] >= 0 and fixed[i] != p):
                 continue
-            ready = 0.0
-            for q in range(in_ptr[i], in_ptr[i + 1]):
-                e = in_edge[q]
-                s = src[e]
-                r = finish[s] + (comm[e] if assign[s] != p else 0.0)
-                ready = max(ready, r)
-            s0 = _earliest_start(starts[p], ends[p], cnt[p], max(ready, release[i]), d)
+            ready = max(top2 if top1_pe == p else top1, same[p], release[i])
+            if ready + d >= best_f:  # cannot beat the best PE so far (starts only get later)
+                continue
+            s0 = _earliest_start(starts[p], ends[p], cnt[p], ready, d, best_f)
             if s0 + d < best_f:
                 best_f, best_p, best_s = s0 + d, p, s0
+        for q in range(in_ptr[i], in_ptr[i + 1]):
+            same[assign[src[in_edge[q]]]] = 0.0
         assign[i], start[i], finish[i] = best_p, best_s, best_s + dur[i, best_p]
         d = dur[i, best_p]
         if d > 0:
             p = best_p
             k = np.searchsorted(starts[p, :cnt[p]], best_s, side="right")
-            starts[p, k + 1:cnt[p] + 1] = starts[p, k:cnt[p]].copy()
-            ends[p, k + 1:cnt[p] + 1] = ends[p, k:cnt[p]].copy()
+            for m in range(cnt[p], k, -1):
+                starts[p, m], ends[p, m] = starts[p, m - 1], ends[p, m - 1]
             starts[p, k], ends[p, k] = best_s, best_s + d
             cnt[p] += 1
     return assign, start

@@ -86,12 +86,15 @@ class SocEvaluator(Evaluator):
 def _npu_times(plats: Sequence[SocPlatform], wset: WorkloadSet) -> list[list[np.ndarray | None]]:
     """Per workload, per design: the NPU op times (None for a design without an NPU), with the
     accelerator model run once per workload for all the designs' NPUs together."""
+    from mlsysgym.simulators.accelerator import designs_to_arrays
+
     with_npu = [k for k, sp in enumerate(plats) if sp.npu_design is not None]
+    arrays = designs_to_arrays([plats[k].npu_design for k in with_npu]) if with_npu else None
     out: list[list[np.ndarray | None]] = []
     for w in wset.workloads:
         row: list[np.ndarray | None] = [None] * len(plats)
         if with_npu:
-            times = npu_times([plats[k].npu_design for k in with_npu], w)
+            times = npu_times(arrays, w)
             for j, k in enumerate(with_npu):
                 row[k] = times[j]
         out.append(row)

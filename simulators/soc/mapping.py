@@ -31,28 +31,35 @@ __all__ = ["MAPPINGS", "WorkloadRun", "local_search", "map_workload", "npu_times
 MAPPINGS = ("heft", "search")
 
 
-def throughput_table(sp: SocPlatform, type_names: Sequence[str]) -> np.ndarray:
-    """(n_types, n_pes) throughput in FLOP/µs (0: cannot run); computed once per PE kind."""
-    by_kind: dict[str, np.ndarray] = {}
+_COLUMNS: dict[tuple[str, float, tuple[str, ...]], np.ndarray] = {}
+
+
+def throughput_table(sp: SocPlatform, type_names: tuple[str, ...]) -> np.ndarray:
+    """(n_types, n_pes) throughput in FLOP/µs (0: cannot run); one column per (PE kind, clock),
+    memoized across designs."""
     cols = []
-    for pe in sp.platform.pes:
-        key = f"{pe.kind}@{sorted(pe.throughput_gflops.items())}"
-        if key not in by_kind:
-            by_kind[key] = np.array([pe.throughput(t) for t in type_names]) * 1e3
-        cols.append(by_kind[key])
+    for pe, ghz in zip(sp.platform.pes, sp.clocks_ghz):
+        key = (pe.kind, ghz, type_names)
+        col = _COLUMNS.get(key)
+        if col is None:
+            if len(_COLUMNS) > 4096:
+                _COLUMNS.clear()
+            col = _COLUMNS[key] = np.array([pe.throughput(t) for t in type_names]) * 1e3
+        cols.append(col)
     return np.stack(cols, axis=1)
 
 
-def npu_times(npu_designs: Sequence[dict[str, Any]], workload: SocWorkload) -> np.ndarray:
+def npu_times(npu: Any, workload: SocWorkload) -> np.ndarray:
     """(n_designs, n_ops) each op's time on each NPU design in µs from the accelerator model's
-    cycles (ops the model gives no work take 0 cycles; the overhead is added by op_times)."""
-    from mlsysgym.simulators.accelerator import designs_to_arrays, simulate_items
+    cycles (ops the model gives no work take 0 cycles; the overhead is added by op_times).
+    ``npu``: the NPU designs (dicts) or their :class:`~mlsysgym.simulators.accelerator.DesignArrays`."""
+    from mlsysgym.simulators.accelerator import DesignArrays, designs_to_arrays, simulate_items
 
-    arrays = designs_to_arrays(list(npu_designs))
-    out = np.zeros((len(npu_designs), workload.n_ops))
+    arrays = npu if isinstance(npu, DesignArrays) else designs_to_arrays(list(npu))
+    out = np.zeros((len(arrays), workload.n_ops))
     for ls, starts in workload.npu_parts:
         cycles = simulate_items(arrays, ls)["cycles"]  # (D, L)
-        per_op = np.zeros((ls.num_ops, len(npu_designs)))
+        per_op = np.zeros((ls.num_ops, len(arrays)))
         np.add.at(per_op, ls.op_index, cycles.T)
         us = per_op.T / arrays.clock_mhz[:, None]  # cycles / MHz = µs
         idx = starts[:, None] + np.arange(ls.num_ops)[None, :]
@@ -108,39 +115,105 @@ class WorkloadRun:
     finish_us: np.ndarray
 
 
-def _latency(workload: SocWorkload, finish: np.ndarray) -> float:
-    if not workload.stream:
-        return float(finish.max())
+@numba.njit(cache=True)
+def _run_kernel(dur: np.ndarray, assign: np.ndarray, start: np.ndarray, job_of: np.ndarray,
+                arrival: np.ndarray, stream: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """(finish per op, busy time per PE, latency): the makespan of a graph, the mean job
+    completion time of a stream."""
+    n, n_pes = dur.shape
+    finish = np.empty(n)
+    busy = np.zeros(n_pes)
+    job_fin = np.full(arrival.size, -np.inf)
+    for i in range(n):
+        d = dur[i, assign[i]]
+        finish[i] = start[i] + d
+        busy[assign[i]] += d
+        job_fin[job_of[i]] = max(job_fin[job_of[i]], finish[i])
+    if not stream:
+        return finish, busy, finish.max()
+    return finish, busy, np.mean(job_fin - arrival)
+
+
+def _latency(workload: SocWorkload, dur: np.ndarray, assign: np.ndarray, start: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, float]:
     inst = workload.instance
-    job_fin = np.full(inst.n_jobs, -np.inf)
-    np.maximum.at(job_fin, inst.job_of, finish)
-    return float(np.mean(job_fin - inst.job_arrival_us))
+    return _run_kernel(dur, assign, start, inst.job_of, inst.job_arrival_us, workload.stream)
+
+
+@numba.njit(cache=True)
+def _critical_ops(assign: np.ndarray, start: np.ndarray, finish: np.ndarray, prev_on_pe: np.ndarray,
+                  in_ptr: np.ndarray, in_edge: np.ndarray, src: np.ndarray, comm: np.ndarray
+                  ) -> np.ndarray:
+    """The ops of a critical chain: from the last-finishing op back through whichever input
+    (with its transfer) or previous op on the same PE ends exactly when the op starts."""
+    on = np.zeros(assign.size, np.bool_)
+    i = int(np.argmax(finish))
+    while i >= 0:
+        on[i] = True
+        nxt = -1
+        for q in range(in_ptr[i], in_ptr[i + 1]):
+            e = in_edge[q]
+            s = src[e]
+            arrive = finish[s] + (comm[e] if assign[s] != assign[i] else 0.0)
+            if abs(arrive - start[i]) <= 1e-9 * max(1.0, start[i]):
+                nxt = s
+                break
+        if nxt < 0:
+            j = prev_on_pe[i]
+            if j >= 0 and abs(finish[j] - start[i]) <= 1e-9 * max(1.0, start[i]):
+                nxt = j
+        i = nxt
+    return np.flatnonzero(on)
+
+
+def _prev_on_pe(assign: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Each op's predecessor on its PE (by start time), -1 for the first."""
+    order = np.lexsort((start, assign))
+    prev = np.full(assign.size, -1, np.int64)
+    same = assign[order][1:] == assign[order][:-1]
+    prev[order[1:][same]] = order[:-1][same]
+    return prev
 
 
 def local_search(workload: SocWorkload, dur: np.ndarray, comm: np.ndarray, order: np.ndarray,
                  assign: np.ndarray, budget: int, rng: np.random.Generator
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Improve an assignment by single-op moves: each of ``budget`` tries moves one random op
-    (among those with more than one capable PE) to another capable PE, re-times the whole
-    schedule in ``order`` with insertion, and keeps the move if the latency does not get worse.
-    Returns (assignment, start_us) of the best schedule found."""
+    """Improve an assignment by moves. Each of ``budget`` tries moves to another PE that can
+    run it either (probability 0.8) a segment of 1–16 consecutive ops of the current critical
+    chain (those of them that PE can run), or one random op with a choice of PE; it re-times the whole schedule in ``order`` with insertion,
+    and keeps the move if the latency does not get worse. Returns (assignment, start_us) of
+    the best schedule found (HEFT's own when no move helps)."""
     dag = workload.dag
     cap = np.isfinite(dur)
-    movable = np.flatnonzero(cap.sum(1) > 1)
+    movable = cap.sum(1) > 1
+    if not movable.any():
+        return place(order, dur, comm, dag, fixed=assign)
     best_a, best_s = place(order, dur, comm, dag, fixed=assign)
-    best = _latency(workload, best_s + dur[np.arange(dag.n_ops), best_a])
-    if movable.size == 0:
-        return best_a, best_s
+    best_f, _, best = _latency(workload, dur, best_a, best_s)
+    critical = None
     for _ in range(int(budget)):
-        i = int(movable[rng.integers(movable.size)])
+        if critical is None:
+            crit = _critical_ops(best_a, best_s, best_f, _prev_on_pe(best_a, best_s), dag.in_ptr,
+                                 dag.in_edge, dag.edge_src, comm)
+            critical = crit[movable[crit]]
+        on_chain = critical.size > 0 and rng.random() < 0.8
+        pool = critical if on_chain else np.flatnonzero(movable)
+        j = int(rng.integers(pool.size))
+        i = int(pool[j])
         options = np.flatnonzero(cap[i])
         options = options[options != best_a[i]]
+        p = int(options[rng.integers(options.size)])
         cand = best_a.copy()
-        cand[i] = int(options[rng.integers(options.size)])
+        # a segment of 1-16 consecutive chain ops (those that can run on p) moves together:
+        # moving one op of a chain alone usually costs two transfers
+        seg = pool[j:j + int(rng.integers(1, 17))] if on_chain else pool[j:j + 1]
+        cand[seg[cap[seg, p]]] = p
         a, s = place(order, dur, comm, dag, fixed=cand)
-        val = _latency(workload, s + dur[np.arange(dag.n_ops), a])
+        f, _, val = _latency(workload, dur, a, s)
         if val <= best:
-            best, best_a, best_s = val, a, s
+            if val < best:
+                critical = None
+            best, best_a, best_s, best_f = val, a, s, f
     return best_a, best_s
 
 
@@ -155,17 +228,14 @@ def map_workload(sp: SocPlatform, workload: SocWorkload, dur: np.ndarray, mappin
     if mapping == "search":
         assign, start = local_search(workload, dur, comm, order, assign, budget,
                                      rng if rng is not None else np.random.default_rng(0))
-    d = dur[np.arange(inst.n_ops), assign]
-    finish = start + d
+    finish, busy, latency = _latency(workload, dur, assign, start)
     makespan = float(finish.max())
-    busy = np.bincount(assign, weights=d, minlength=dur.shape[1])
-    cross = assign[inst.edge_src] != assign[inst.edge_dst]
-    moved = float(inst.edge_bytes[cross].sum())
+    moved = float(inst.edge_bytes @ (assign[inst.edge_src] != assign[inst.edge_dst]))
     energy = (float(busy @ sp.active_power_w) + float((makespan - busy) @ sp.idle_power_w)
-              + moved * ic.energy_pj_per_byte * 1e-6 + float(inst.op_bytes.sum()) * sp.byte_pj * 1e-6
+              + moved * ic.energy_pj_per_byte * 1e-6 + workload.total_bytes * sp.byte_pj * 1e-6
               + sp.static_w * makespan)
-    return WorkloadRun(workload.name, _latency(workload, finish), makespan, energy, busy,
-                       assign, start, finish)
+    return WorkloadRun(workload.name, float(latency), makespan, energy, busy, assign, start,
+                       finish)
 
 
 def map_set(sp: SocPlatform, wset: WorkloadSet, npu_us: Sequence[np.ndarray | None],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -86,6 +87,7 @@ class SocPlatform:
     design: dict[str, Any]
     platform: Platform
     kinds: tuple[str, ...]
+    clocks_ghz: tuple[float, ...]
     npu_index: int
     npu_design: dict[str, Any] | None
     miss: float
@@ -99,21 +101,28 @@ class SocPlatform:
     def area_mm2(self) -> float:
         return float(sum(self.area.values()))
 
-    @property
+    @cached_property
     def active_power_w(self) -> np.ndarray:
         return np.array([pe.active_power_w for pe in self.platform.pes])
 
-    @property
+    @cached_property
     def idle_power_w(self) -> np.ndarray:
         return np.array([pe.idle_power_w for pe in self.platform.pes])
 
 
-def _cores(model: CoreModel, prefix: str, count: int, ghz: float, mem_gbps: float) -> list[PEConfig]:
-    return [PEConfig(name=f"{prefix}{i}", kind=model.kind,
-                     throughput_gflops=model.throughput_gflops(ghz),
-                     bandwidth_gbps=min(model.port_gbps, mem_gbps),
-                     active_power_w=model.active_power_w(ghz), idle_power_w=model.idle_w,
-                     overhead_us=model.overhead_us) for i in range(count)]
+_MODELS = {m.kind: m for m in (BIG, LITTLE, GPU_CORE, DSP)}
+
+
+@lru_cache(maxsize=4096)
+def _cores(kind: str, prefix: str, count: int, ghz: float, mem_gbps: float) -> tuple[PEConfig, ...]:
+    """``count`` cores of one kind (memoized: designs share them, and so do the throughput
+    tables computed from them)."""
+    model: CoreModel = _MODELS[kind]
+    return tuple(PEConfig(name=f"{prefix}{i}", kind=model.kind,
+                          throughput_gflops=model.throughput_gflops(ghz),
+                          bandwidth_gbps=min(model.port_gbps, mem_gbps),
+                          active_power_w=model.active_power_w(ghz), idle_power_w=model.idle_w,
+                          overhead_us=model.overhead_us) for i in range(count))
 
 
 def _noc(topology: str, link_gbps: float, endpoints: int) -> tuple[Interconnect, float]:
@@ -133,10 +142,13 @@ def soc_platform(design: Mapping[str, Any]) -> SocPlatform:
     miss = dram_miss_rate(float(d["sram_mb"]))
     dram_gbps = int(d["dram_channels"]) * DRAM_CHANNEL.gbps
     mem_gbps = 1.0 / (miss / dram_gbps + (1.0 - miss) / SRAM.gbps)
-    pes = (_cores(BIG, "big", int(d["big_cores"]), float(d["big_ghz"]), mem_gbps)
-           + _cores(LITTLE, "little", int(d["little_cores"]), float(d["little_ghz"]), mem_gbps)
-           + _cores(GPU_CORE, "gpu", int(d["gpu_cores"]), GPU_CORE.ref_ghz, mem_gbps)
-           + _cores(DSP, "dsp", int(d["dsps"]), DSP.ref_ghz, mem_gbps))
+    groups = (("big", BIG, int(d["big_cores"]), float(d["big_ghz"])),
+              ("little", LITTLE, int(d["little_cores"]), float(d["little_ghz"])),
+              ("gpu", GPU_CORE, int(d["gpu_cores"]), GPU_CORE.ref_ghz),
+              ("dsp", DSP, int(d["dsps"]), DSP.ref_ghz))
+    pes = [pe for prefix, m, count, ghz in groups
+           for pe in _cores(m.kind, prefix, count, ghz, mem_gbps)]
+    clocks = [ghz for _, _, count, ghz in groups for _ in range(count)]
     area = {"cpu_big": BIG.area_mm2 * int(d["big_cores"]),
             "cpu_little": LITTLE.area_mm2 * int(d["little_cores"]),
             "gpu": GPU_CORE.area_mm2 * int(d["gpu_cores"]), "dsp": DSP.area_mm2 * int(d["dsps"])}
@@ -149,6 +161,7 @@ def soc_platform(design: Mapping[str, Any]) -> SocPlatform:
                       "filter_kb": sram_kb * 3 / 8, "ofmap_kb": sram_kb / 4,
                       "bandwidth": port / ghz, "word_bytes": 1, "clock_mhz": ghz * 1e3}
         npu_index = len(pes)
+        clocks.append(ghz)
         pes.append(PEConfig(name="npu", kind="npu",
                             throughput_gflops={c: 2.0 * macs * ghz for c in NPU.classes},
                             bandwidth_gbps=port, active_power_w=NPU.active_power_w(macs, ghz),
@@ -165,6 +178,7 @@ def soc_platform(design: Mapping[str, Any]) -> SocPlatform:
     peak = float(sum(pe.active_power_w for pe in pes)) + static_w \
         + DRAM_CHANNEL.peak_w * int(d["dram_channels"])
     return SocPlatform(design=d, platform=plat, kinds=tuple(pe.kind for pe in pes),
+                       clocks_ghz=tuple(clocks),
                        npu_index=npu_index, npu_design=npu_design, miss=miss,
                        mem_gbps=mem_gbps,
                        byte_pj=miss * DRAM_CHANNEL.pj_per_byte + (1 - miss) * SRAM.pj_per_byte,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,11 @@ class SocWorkload:
     @property
     def n_jobs(self) -> int:
         return self.instance.n_jobs
+
+    @cached_property
+    def total_bytes(self) -> float:
+        """Bytes read and written by all ops."""
+        return float(self.instance.op_bytes.sum())
 
 
 def graph_workload(graph: Graph | str) -> SocWorkload:
