@@ -208,3 +208,17 @@ def test_every_benchmark_script_answers_help() -> None:
     bad = {p.name: r.stderr[-300:] for p, r in runs.items()
            if r.returncode != 0 or not r.stdout.startswith("usage:")}
     assert not bad, bad
+
+
+def test_print_json_writes_strict_json(capsys) -> None:
+    import argparse
+    from pathlib import Path
+
+    import numpy as np
+
+    from mlsysgym.commands.common import print_json
+
+    print_json(argparse.Namespace(), {"std": float("nan"), "x": np.float32(1.5),
+                                      "v": np.arange(3), "p": Path("/a"), "t": (np.inf, 2)})
+    assert capsys.readouterr().out == ('{"std": null, "x": 1.5, "v": [0, 1, 2], "p": "/a", '
+                                       '"t": [null, 2]}\n')

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -59,7 +60,27 @@ def add_json(parser: argparse.ArgumentParser, help: str = "print one JSON docume
 def print_json(args: argparse.Namespace, doc: Any, *, indent: int | None = None) -> None:
     """Print ``doc`` as JSON on the command's real stdout (see :func:`add_json`)."""
     stream = getattr(args, "json_stream", None) or sys.stdout
-    print(json.dumps(doc, indent=indent, default=str), file=stream, flush=True)
+    text = json.dumps(_finite(doc), indent=indent, default=_plain, allow_nan=False)
+    print(text, file=stream, flush=True)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities (a std of one trial, a failed metric) as None: strict
+    JSON has no NaN, and readers such as jq refuse it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if hasattr(value, "tolist"):  # NumPy scalars and arrays
+        return _finite(value.tolist())
+    return value
+
+
+def _plain(value: Any) -> str:
+    """A value json cannot write as itself (a path, an enum, a dataclass) as its string."""
+    return str(value)
 
 
 def say(message: str) -> None:
