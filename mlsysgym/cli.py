@@ -59,15 +59,23 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions as written (line breaks kept) and every option's default after its help,
     unless the help already names it or there is none to show (None, False, empty)."""
 
+    @staticmethod
+    def shows_default(action: argparse.Action) -> bool:
+        """Whether ``action`` has a default worth showing: an option's (or an optional
+        positional's) value other than None, False, an empty list or a suppressed one."""
+        default = action.default
+        if default is None or default is False or default is argparse.SUPPRESS:
+            return False
+        if isinstance(default, list | tuple) and not default:
+            return False
+        return bool(action.option_strings) or action.nargs in (argparse.OPTIONAL,
+                                                                argparse.ZERO_OR_MORE)
+
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        default = action.default
-        if ("default" in text.lower() or default is None or default is False
-                or default is argparse.SUPPRESS or default in ([], ())):
+        if "default" in text.lower() or not self.shows_default(action):
             return text
-        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
-            return f"{text} (default: %(default)s)"
-        return text
+        return f"{text} (default: %(default)s)"
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -103,9 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in COMMAND_MODULES:
         importlib.import_module(module).register(group)
-    for sub in leaf_parsers(parser):  # --debug also after the sub-command
+    for sub in leaf_parsers(parser):
+        for action in sub._actions:  # an option without help still shows its default
+            if action.help is None and HelpFormatter.shows_default(action):
+                action.help = "(default: %(default)s)"
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="on an error, show the traceback too")
+                         help="on an error, show the traceback too")  # also after the command
     return parser
 
 
