@@ -39,6 +39,9 @@ def add_workload(parser: argparse.ArgumentParser, help: str, *, metavar: str = "
                  default: str | None = None, alias: str | None = "--model") -> None:
     """Add the positional workload argument (dest ``workload``); ``alias`` (the option the
     command took before) stays accepted, hidden. Without ``default`` it is required."""
+    if alias is None and default is None:
+        parser.add_argument("workload", metavar=metavar, help=help)
+        return
     group = parser.add_mutually_exclusive_group(required=default is None)
     group.add_argument("workload", nargs="?", default=argparse.SUPPRESS, metavar=metavar,
                        help=help + (f" (default: {default})" if default is not None else ""))

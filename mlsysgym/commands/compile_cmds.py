@@ -81,7 +81,7 @@ def _model_path(tune: str | None, mode: str) -> str | None:
         raise CompileCliError(f"--tune {tune!r} is not like costmodel or costmodel:PATH")
     if path and not Path(path).is_dir():
         raise CompileCliError(f"no cost model directory at {path}; train one with "
-                              "`python -m mlsysgym.experiments.tiling_data --train DIR`")
+                              "`mlsysgym experiment tiling-data --out DATA_DIR --train MODEL_DIR`")
     return path or None
 
 
