@@ -17,6 +17,7 @@ from mlsysgym.simulators.soc import (
     REFERENCE_DESIGN,
     SocEvaluator,
     SocWorkloadError,
+    evaluate_platform,
     soc_platform,
     workload_set,
 )
@@ -114,6 +115,12 @@ def test_batched_evaluation_equals_one_by_one_and_is_cached() -> None:
     assert batch["area_mm2"][1] == pytest.approx(2.658)
     assert batch["latency_ms"][1] > batch["latency_ms"][0]
     assert batch["n_pes"].tolist() == [18, 1, 18, 7]  # a bigger NPU is still one PE
+    # the set's latency is the geometric mean of the workloads' latencies
+    detail = evaluate_platform(SMALL, "tiny")
+    per = detail["latency_ms_per_workload"]
+    assert sorted(per) == ["alexnet", "resnet18"]
+    assert detail["latency_ms"] == pytest.approx(np.sqrt(per["alexnet"] * per["resnet18"]))
+    assert detail["latency_ms"] == pytest.approx(batch["latency_ms"][1])
 
 
 def test_inner_search_never_loses_to_heft() -> None:

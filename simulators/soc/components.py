@@ -43,11 +43,12 @@ LPDDR4X channel   1.25        0.34 peak   —          x16 at 4,266 MT/s = 8.53 
                                                      incl. I/O (est. from Micron LPDDR4 IDD
                                                      currents); 20 mW background per channel
                                                      (est.); PHY + controller area est.
-NoC router        0.015 ring  5 mW leak   —          Intel 80-tile TeraFLOPS router, 0.34 mm²
-                  0.030 mesh                         at 65 nm (pub., Vangal et al., JSSC
-                                                     2008), scaled by (7/65)² and ×3 (ring)
+NoC router        0.004 bus   5 mW leak   —          Intel 80-tile TeraFLOPS router, 0.34 mm²
+                  0.015 ring                         at 65 nm (pub., Vangal et al., JSSC
+                  0.030 mesh                         2008), scaled by (7/65)² and ×3 (ring)
                                                      or ×6 (mesh) for 128-bit-plus links;
-                                                     0.8 pJ/byte per hop (est.).
+                                                     a bus port ≈ ×1 (est.); 0.8 pJ/byte per
+                                                     hop (est.).
 ================  ==========  ==========  =========  =========================================
 
 Clock scaling (ours): throughput ∝ f; active power ∝ f³ (dynamic power f·V² with V roughly ∝ f

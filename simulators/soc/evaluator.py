@@ -48,6 +48,7 @@ class SocEvaluator(Evaluator):
         if int(mapping_budget) < 0:
             raise EvaluationError(f"mapping_budget must be >= 0, got {mapping_budget}")
         self.mapping, self.mapping_budget = mapping, int(mapping_budget)
+        self._npu_memo: dict[tuple, list[np.ndarray]] = {}
 
     @property
     def id(self) -> str:
@@ -70,7 +71,7 @@ class SocEvaluator(Evaluator):
         return self._runs(self.platforms(designs), workload_set(workload))
 
     def _runs(self, plats: Sequence[SocPlatform], wset: WorkloadSet) -> list[list[WorkloadRun]]:
-        npu = _npu_times(plats, wset)
+        npu = _npu_times(plats, wset, self._npu_memo)
         return [map_set(sp, wset, [t[k] for t in npu], self.mapping, self.mapping_budget,
                         self.seed) for k, sp in enumerate(plats)]
 
@@ -83,22 +84,25 @@ class SocEvaluator(Evaluator):
         return {m: cols[:, k] for k, m in enumerate(METRICS)}
 
 
-def _npu_times(plats: Sequence[SocPlatform], wset: WorkloadSet) -> list[list[np.ndarray | None]]:
-    """Per workload, per design: the NPU op times (None for a design without an NPU), with the
-    accelerator model run once per workload for all the designs' NPUs together."""
+def _npu_times(plats: Sequence[SocPlatform], wset: WorkloadSet,
+               memo: dict[tuple, list[np.ndarray]]) -> list[list[np.ndarray | None]]:
+    """Per workload, per design: the NPU op times (None for a design without an NPU). The
+    accelerator model runs once per workload for all the NPUs not in ``memo`` together (a
+    few hundred NPU configurations exist, so designs share them); ``memo`` keeps the rest."""
     from mlsysgym.simulators.accelerator import designs_to_arrays
 
-    with_npu = [k for k, sp in enumerate(plats) if sp.npu_design is not None]
-    arrays = designs_to_arrays([plats[k].npu_design for k in with_npu]) if with_npu else None
-    out: list[list[np.ndarray | None]] = []
-    for w in wset.workloads:
-        row: list[np.ndarray | None] = [None] * len(plats)
-        if with_npu:
-            times = npu_times(arrays, w)
-            for j, k in enumerate(with_npu):
-                row[k] = times[j]
-        out.append(row)
-    return out
+    keys = [None if sp.npu_design is None else (wset.name, *sorted(sp.npu_design.items()))
+            for sp in plats]
+    todo = list(dict.fromkeys(k for k in keys if k is not None and k not in memo))
+    if todo:
+        if len(memo) > 2048:
+            memo.clear()
+        arrays = designs_to_arrays([dict(k[1:]) for k in todo])
+        times = [npu_times(arrays, w) for w in wset.workloads]
+        for j, k in enumerate(todo):
+            memo[k] = [t[j] for t in times]
+    return [[None if k is None else memo[k][w] for k in keys]
+            for w in range(len(wset.workloads))]
 
 
 def _aggregate(sp: SocPlatform, runs: Sequence[WorkloadRun], wset: WorkloadSet) -> tuple:
