@@ -92,9 +92,12 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def slow_step(message: str, after_s: float = SLOW_STEP_S) -> Iterator[None]:
+def slow_step(message: str, after_s: float | None = SLOW_STEP_S) -> Iterator[None]:
     """Print ``mlsysgym: <message>...`` on stderr if the block is still running after
-    ``after_s`` seconds: a silent wait gets one line, a quick step none."""
+    ``after_s`` seconds: a silent wait gets one line, a quick step none (``None``: never)."""
+    if after_s is None:
+        yield
+        return
     timer = threading.Timer(after_s, say, args=(f"{message}...",))
     timer.daemon = True
     timer.start()

@@ -10,10 +10,12 @@ from typing import Any
 
 from mlsysgym.commands.argtypes import positive_float, positive_int, seed
 from mlsysgym.commands.common import (
+    SLOW_STEP_S,
     add_json,
     add_out,
     counting_evaluations,
     print_json,
+    slow_step,
     stderr_progress,
 )
 
@@ -129,9 +131,15 @@ def run_search(args: argparse.Namespace) -> int:
     budget = {"evaluations": args.budget if args.budget or args.seconds else 100,
               "seconds": args.seconds}
     problem = make_problem(_problem_spec(args.problem))
-    # A live progress bar on a terminal's stderr (RL training included); none in logs.
+    # A live progress bar on a terminal's stderr (RL training included); in a log, one line
+    # if the search takes longer than a couple of seconds.
+    live = sys.stderr.isatty()
+    limits = " / ".join(f"{v:g} {'s' if k == 'seconds' else 'evaluations'}"
+                        for k, v in budget.items() if v)
     try:
-        with stderr_progress(enabled=sys.stderr.isatty(), transient=True) as progress:
+        with stderr_progress(enabled=live, transient=True) as progress, \
+                slow_step(f"{args.agent} searching {problem.name} ({limits})",
+                          after_s=None if live else SLOW_STEP_S):
             task = progress.add_task(f"{args.agent} on {problem.name}",
                                      total=budget["evaluations"])
             with counting_evaluations(problem, lambda n: progress.advance(task, n)):
