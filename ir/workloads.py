@@ -213,7 +213,15 @@ def workload(name: str) -> WorkloadSpec:
 def resolve(name_or_path: str) -> Graph:
     """A Graph from a split workload name, a zoo model name or an ONNX file path."""
     spec = _specs().get(name_or_path)
-    return spec.build() if spec is not None else zoo.resolve(name_or_path)
+    if spec is not None:
+        return spec.build()
+    try:
+        return zoo.resolve(name_or_path)
+    except WorkloadNotFoundError as e:
+        if str(e).startswith("no zoo model named"):  # a name: say where else it was looked up
+            raise WorkloadNotFoundError(f"{e}; nor is it a split workload (`mlsysgym list "
+                                        "workloads --split train|validation|test`)") from None
+        raise
 
 
 def splits_digest() -> str:

@@ -49,6 +49,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mlsysgym.commands.compile_cmds",
     "mlsysgym.commands.demo",
     "mlsysgym.commands.search_cmds",
+    "mlsysgym.commands.solve_cmds",
     "mlsysgym.commands.experiment_cmds",
     "mlsysgym.commands.sweep_cmds",
     "mlsysgym.commands.report_cmds",
