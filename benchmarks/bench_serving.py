@@ -45,6 +45,7 @@ SCENARIOS = [  # model, GPUs, nodes, arrival rate (req/s)
     ("GPT-3-175B", 64, 8, 16.0),
 ]
 SLO = {"slo_ttft_s": 1.0, "slo_tpot_s": 0.05}
+SURROGATE = "## Learned surrogate"  # the section benchmarks/bench_serving_surrogate.py writes
 
 
 def _plan_str(p: dict[str, Any]) -> str:
@@ -175,7 +176,9 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, cpu_total: fl
                       for r in results if r["scenario"].startswith("GPT-3")), "not run")
               + " (APEX reports 15 minutes for its search).", ""]
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.with_suffix(".md").write_text(stamp_markdown("\n".join(lines)))
+    old = OUT.with_suffix(".md").read_text() if OUT.with_suffix(".md").exists() else ""
+    keep = old[old.index(SURROGATE):] if SURROGATE in old else ""  # bench_serving_surrogate.py
+    OUT.with_suffix(".md").write_text(stamp_markdown("\n".join(lines)) + "\n" + keep)
     OUT.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
     write_provenance(OUT.with_suffix(".provenance.json"), script="benchmarks/bench_serving.py",
                      evaluator="serving@1", seed=args.seed, budget=args.budget,

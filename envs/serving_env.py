@@ -11,6 +11,8 @@ reachable given the choices so far (divisibility, device count and memory fit wi
 smallest batching limits).
 
 ``dtypes`` / ``kv_dtypes`` restrict the weight and KV-cache dtypes (e.g. ``["bf16"]``).
+``engine`` names the serving-engine overheads (a preset of
+:data:`mlsysgym.simulators.serving.overheads.ENGINE_PRESETS`; default vLLM V1 seen by a client).
 
 Rewards (ratios to the reference plan, the smallest-TP-then-DP heuristic; invalid plans get
 −1): ``goodput`` (output tokens/s × SLO attainment, default), ``throughput``, ``latency``
@@ -77,12 +79,13 @@ class LLMServingEnv(DesignEnv):
                  dtypes: tuple[str, ...] | None = None, kv_dtypes: tuple[str, ...] | None = None,
                  mode: str = "one-shot", max_steps: int = 50,
                  evaluator: Evaluator | str | None = None, action_type: str = "multidiscrete",
-                 render_mode: str | None = None) -> None:
+                 render_mode: str | None = None, engine: str | dict | None = None) -> None:
         if reward not in SERVING_REWARDS:
             raise EnvConfigError(f"reward must be one of {sorted(SERVING_REWARDS)}, "
                                  f"got {reward!r}")
         self.serving = ServingWorkload.make(model, gpu, n_gpus, nodes, trace, rate, requests,
-                                            workload, seed, slo_ttft_s, slo_tpot_s)
+                                            workload, seed, slo_ttft_s, slo_tpot_s,
+                                            engine=engine)
         space = self.serving.space(dtypes, kv_dtypes)
         ref_plan = min_tp_plan(self.serving, dtype=space.levels("dtype")[0],
                                kv_dtype=space.levels("kv_dtype")[0]).space_design()
