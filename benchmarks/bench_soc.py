@@ -77,7 +77,8 @@ def _fmt_design(d: dict[str, Any]) -> str:
 
 
 def best_per_budget(wset: str, evals: int, agent: str, seed: int) -> list[dict[str, Any]]:
-    """Per budget: the search's best feasible design and the distinct feasible designs by EDP."""
+    """Per budget: the feasible designs the search found, best EDP first, one per distinct set of
+    metrics."""
     out = []
     for area, power in BUDGETS:
         problem = make_problem({"name": "env:mlsysgym/SoC-v0", "workloads": wset,
@@ -88,8 +89,8 @@ def best_per_budget(wset: str, evals: int, agent: str, seed: int) -> list[dict[s
         feas = [(edp(m), i) for i, m in enumerate(res.metrics)
                 if m["area_mm2"] <= area and m["power_w"] <= power]
         seen, top = set(), []
-        for _, i in sorted(feas):
-            key = json.dumps(res.designs[i], sort_keys=True)
+        for _, i in sorted(feas):  # distinct by metrics: e.g. a clock of 0 cores changes nothing
+            key = json.dumps([res.metrics[i][m] for m in SHOWN])
             if key not in seen:
                 seen.add(key)
                 top.append(i)
