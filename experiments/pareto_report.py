@@ -70,7 +70,8 @@ def hv_curves_figure(curves: Mapping[str, Sequence[np.ndarray]], path: str | os.
         mean, half = mean_interval(np.stack([c[:n] for c in runs]))
         x = np.arange(1, n + 1)
         (line,) = ax.plot(x, mean, label=f"{label} ({len(runs)} seeds)")
-        ax.fill_between(x, mean - half, mean + half, color=line.get_color(), alpha=0.15)
+        ax.fill_between(x, np.maximum(mean - half, 0.0), mean + half, color=line.get_color(),
+                        alpha=0.15)  # a hypervolume is never negative
     ax.set_xscale("log")
     ax.set_xlabel("evaluations")
     ax.set_ylabel("normalized hypervolume")
@@ -86,28 +87,41 @@ def _positive(values: np.ndarray) -> bool:
     return bool(len(values)) and bool(np.all(np.asarray(values) > 0))
 
 
+def _axis(ax: Any, axis: str, values: np.ndarray, ref: float) -> None:
+    """Scale (log where every value is positive and they span a decade) and limits of one axis around the fronts'
+    ``values``; the reference drawn dashed where it falls inside them."""
+    log = _positive(values) and ref > 0 and values.max() > 10 * values.min()  # a decade or more
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log" if log else "linear")
+    if not len(values):
+        return
+    lo, hi = float(values.min()), float(values.max())
+    if ref <= hi * (1.5 if log else 1.0) or not log:
+        hi = max(hi, ref)
+    pad = (hi / lo) ** 0.05 if log and lo > 0 else None
+    limits = (lo / pad, hi * pad) if pad else (lo - 0.05 * (hi - lo or 1), hi + 0.05 * (hi - lo or 1))
+    (ax.set_xlim if axis == "x" else ax.set_ylim)(*limits)
+    if limits[0] <= ref <= limits[1]:
+        (ax.axvline if axis == "x" else ax.axhline)(ref, color="k", lw=0.6, ls="--")
+
+
 def fronts_figure(fronts: Mapping[str, np.ndarray], objectives: Sequence[str],
                   reference: Sequence[float], path: str | os.PathLike[str], title: str) -> Path:
     """Each label's front (rows: designs, columns: ``objectives`` in their own units) as 2-D
-    projections, one panel per objective pair; log axes where every value is positive."""
+    projections, one panel per objective pair (axes as :func:`_axis` sets them)."""
     plt = _plt()
     k = len(objectives)
     pairs = list(combinations(range(k), 2)) or [(0, 0)]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(4.6 * len(pairs), 4.2), squeeze=False)
-    everything = np.vstack([np.asarray(f, dtype=float).reshape(-1, k) for f in fronts.values()]
-                           + [np.asarray(reference, dtype=float)[None, :]])
+    fig, axes = plt.subplots(1, len(pairs), figsize=(max(6.5, 4.6 * len(pairs)), 4.4),
+                             squeeze=False)
+    points = np.vstack([np.asarray(f, dtype=float).reshape(-1, k) for f in fronts.values()]
+                       + [np.zeros((0, k))])
     for ax, (i, j) in zip(axes[0], pairs):
         for label, f in fronts.items():
             f = np.asarray(f, dtype=float).reshape(-1, k)
             if len(f):
-                order = np.argsort(f[:, i])
-                ax.plot(f[order, i], f[order, j], "o", ms=3, alpha=0.7, label=label)
-        ax.axvline(reference[i], color="k", lw=0.6, ls="--")
-        ax.axhline(reference[j], color="k", lw=0.6, ls="--")
-        if _positive(everything[:, i]):
-            ax.set_xscale("log")
-        if _positive(everything[:, j]):
-            ax.set_yscale("log")
+                ax.plot(f[:, i], f[:, j], "o", ms=3, alpha=0.7, label=label)
+        for axis, c in (("x", i), ("y", j)):
+            _axis(ax, axis, points[:, c], reference[c])
         ax.set_xlabel(objectives[i])
         ax.set_ylabel(objectives[j])
     axes[0][0].legend(fontsize=7)
