@@ -71,7 +71,7 @@ PE_FEATURES: tuple[str, ...] = ("optimistic_cost", "time", "speed", "capable", "
 time / time there, can run, and the PE's mean speed over the ops it runs."""
 
 LEARNED_HYPERPARAMETERS: dict[str, list[Any]] = {
-    "samples": [0, 16, 64], "noise": [0.01, 0.03, 0.1], "network": [True, False]}
+    "samples": [0, 8, 32], "noise": [0.05, 0.1, 0.3], "network": [True, False]}
 
 POLICY_FILE = "schedule_gnn.onnx"
 
@@ -225,13 +225,14 @@ def decode(problem: SchedulingInstance, priority: np.ndarray,
     return dec.schedule()
 
 
-def sample_scores(priority: np.ndarray, pe_bias: np.ndarray, noise: float, k: int,
-                  rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``k`` perturbed (priority, PE bias) pairs: Gumbel noise of scale ``noise`` on both
-    (in units of the critical path; Gumbel-max sampling around the greedy decisions). Both
-    inputs are in those units."""
-    return [(priority + noise * rng.gumbel(size=priority.shape),
-             pe_bias + noise * rng.gumbel(size=pe_bias.shape)) for _ in range(k)]
+def sample_scores(priority: np.ndarray, pe_bias: np.ndarray, unit: np.ndarray, noise: float,
+                  k: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` perturbed (priority, PE bias) pairs: Gumbel noise of scale ``noise · unit`` on both
+    (``unit``: each op's fastest time, in the scores' units — so ``noise`` 1 perturbs a decision
+    by about one op time; Gumbel-max sampling around the greedy decisions)."""
+    u = np.asarray(unit, dtype=np.float64)
+    return [(priority + noise * u * rng.gumbel(size=priority.shape),
+             pe_bias + noise * u[:, None] * rng.gumbel(size=pe_bias.shape)) for _ in range(k)]
 
 
 # ---- the network (torch, for training and export) -------------------------------------------
@@ -241,9 +242,10 @@ def build_network(rounds: int = 2, seed: int = 0) -> Any:
     """The torch policy network, a linear graph network (SGC-style): the op features averaged
     over predecessors and over successors, ``rounds`` times (so each op sees its
     ``rounds``-hop neighbourhood both ways), concatenated to ``z`` (n, F·(1 + 2·rounds)); then
-    linear heads: priority = ``rank_u`` + w·z, and per (op, PE) bias = optimistic cost ·
-    (1 + a·z) + time · (b·z) + c·(PE features). Every head starts at zero: the untrained
-    network is HEFT's order with PEFT's lookahead PE choice."""
+    linear heads: priority = ``rank_u`` + t·(w·z), and per (op, PE) bias = optimistic cost ·
+    (1 + a·z) + time there · (b·z) + t·(c·PE features), with t the op's fastest time (learned
+    terms move a decision by multiples of the op's own time, on any graph size). Every head
+    starts at zero: the untrained network is HEFT's order with PEFT's lookahead PE choice."""
     import torch
     from torch import nn
 
@@ -273,9 +275,10 @@ def build_network(rounds: int = 2, seed: int = 0) -> Any:
                 down = torch.zeros_like(x).index_add(0, edge_src, down[edge_dst]) / outdeg[:, None]
                 zs += [up, down]
             z = torch.cat(zs, dim=1)
-            prio = x[:, 0] + self.priority(z)[:, 0]
+            unit = x[:, 4:5]  # the op's fastest time: learned terms move decisions by op times
+            prio = x[:, 0] + unit[:, 0] * self.priority(z)[:, 0]
             bias = (pe_x[:, :, 0] * (1.0 + self.oct_gain(z)) + pe_x[:, :, 1] * self.time_gain(z)
-                    + self.pe(pe_x)[:, :, 0])
+                    + unit * self.pe(pe_x)[:, :, 0])
             return prio, bias
 
     return ScheduleGNN()
@@ -453,11 +456,11 @@ def _sub_instance(problem: SchedulingInstance, ops: np.ndarray) -> SchedulingIns
 
 @register_agent("learned", kinds=("scheduling",))
 def learned_scheduling(problem: BudgetedProblem, rng: np.random.Generator, network: bool = True,
-                       samples: int = 16, noise: float = 0.02, search: bool = True,
+                       samples: int = 8, noise: float = 0.1, search: bool = True,
                        policy_path: str | None = None, patience: int = 400, kick_moves: int = 3,
                        critical_share: float = 0.5, batch: int = 8) -> None:
     """The shipped policy's greedy schedule and ``samples`` decodes of its scores with Gumbel
-    noise of scale ``noise`` (one batch of evaluations), then local search
+    noise of ``noise`` op times (:func:`sample_scores`; one batch of evaluations), then local search
     (:func:`~mlsysgym.agents.scheduling_search.local_search`) from the best for the rest of the
     budget (``search=False``: stop there). ``network=False`` is the ablation: HEFT's scores
     (:func:`heft_scores`) in place of the policy's, same steps. ``info``: ``inference_s``
@@ -474,7 +477,8 @@ def learned_scheduling(problem: BudgetedProblem, rng: np.random.Generator, netwo
         pr, bias = heft_scores(inst)
     problem.info.update(inference_s=time.perf_counter() - t0, network=bool(network))
     scale = instance_scale(inst)
-    pairs = [(pr, bias)] + sample_scores(pr, bias, float(noise), int(samples), rng)
+    unit = op_features(inst)[0][:, FEATURES.index("min_time")]
+    pairs = [(pr, bias)] + sample_scores(pr, bias, unit, float(noise), int(samples), rng)
     cands = [decode(inst, p, b * scale) for p, b in pairs]
     problem.info["greedy_makespan_us"] = cands[0].makespan_us(inst)
     rewards = problem.evaluate([episode_design(inner.actions_of(s)) for s in cands])
