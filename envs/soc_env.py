@@ -102,7 +102,8 @@ def soc_figure(design: Mapping[str, Any], run: Any, metrics: Mapping[str, float]
         x, y = (k % 4) * 1.1, 3.0 + (k // 4) * 0.9
         ax.add_patch(Rectangle((x, y), 1.0, 0.8, facecolor=_COLORS[pe.kind], edgecolor="k",
                                linewidth=0.4))
-        ax.text(x + 0.5, y + 0.4, pe.name, ha="center", va="center", fontsize=7, color="w")
+        label = f"GPU ×{design['gpu_cores']}" if pe.kind == "gpu" else pe.name
+        ax.text(x + 0.5, y + 0.4, label, ha="center", va="center", fontsize=7, color="w")
     ax.add_patch(Rectangle((0, 2.2), 4.3, 0.5, facecolor="#7f7f7f", edgecolor="k"))
     ax.text(2.15, 2.45, f"NoC: {design['noc']}, {design['noc_gbps']} GB/s links", ha="center",
             va="center", fontsize=8, color="w")

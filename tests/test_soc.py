@@ -71,12 +71,17 @@ def test_small_platform_area_and_power_by_hand() -> None:
 
 
 def test_noc_of_the_reference_design() -> None:
-    # 4 big + 4 little + 8 GPU cores + 1 DSP + 1 NPU = 18 PEs, 19 endpoints on a ring:
-    # 19 / 4 = 4.75 hops, 2 × 64 GB/s bisection, 2 µs + 4.75 × 3 ns, 4.75 × 0.8 pJ/B
-    ic = soc_platform(REFERENCE_DESIGN).platform.interconnect
+    # 4 big + 4 little + the GPU (8 cores, one PE) + 1 DSP + 1 NPU = 11 PEs, 12 endpoints on
+    # a ring: 12 / 4 = 3 hops, 2 × 64 GB/s bisection, 2 µs + 3 × 3 ns, 3 × 0.8 pJ/B
+    sp = soc_platform(REFERENCE_DESIGN)
+    ic = sp.platform.interconnect
     assert ic.bandwidth_gbps == 128.0
-    assert ic.latency_us == pytest.approx(2.01425)
-    assert ic.energy_pj_per_byte == pytest.approx(3.8)
+    assert ic.latency_us == pytest.approx(2.009)
+    assert ic.energy_pj_per_byte == pytest.approx(2.4)
+    # the GPU PE: 8 cores × 48 FLOP/cycle × 0.8 GHz × 0.5 on conv = 153.6 GFLOP/s, 8 × 0.25 W
+    gpu = sp.platform.pes[sp.kinds.index("gpu")]
+    assert gpu.throughput("Conv") == pytest.approx(153.6)
+    assert gpu.active_power_w == pytest.approx(2.0)
 
 
 def test_soc_mapping_is_the_multicore_models_heft_and_roofline() -> None:
@@ -114,7 +119,7 @@ def test_batched_evaluation_equals_one_by_one_and_is_cached() -> None:
     # the small SoC is 2.658 mm², its latency is set by one core: longer than the reference's
     assert batch["area_mm2"][1] == pytest.approx(2.658)
     assert batch["latency_ms"][1] > batch["latency_ms"][0]
-    assert batch["n_pes"].tolist() == [18, 1, 18, 7]  # a bigger NPU is still one PE
+    assert batch["n_pes"].tolist() == [11, 1, 11, 4]  # a bigger NPU or GPU is still one PE
     # the set's latency is the geometric mean of the workloads' latencies
     detail = evaluate_platform(SMALL, "tiny")
     per = detail["latency_ms_per_workload"]

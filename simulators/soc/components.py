@@ -22,7 +22,10 @@ little CPU core   0.45        0.12        1.8        Cortex-A55 + 128 KB L2, 7 n
 GPU shader core   1.50        0.25        0.8        Mali-G76-class core: 3 engines × 8 lanes
                                                      FMA = 48 FLOP/cycle (pub., Arm); area and
                                                      power per core est. from Kirin 980's
-                                                     G76 MP10 (≈15 mm², ≈2.5 W).
+                                                     G76 MP10 (≈15 mm², ≈2.5 W). A GPU of n
+                                                     cores is one PE n times as wide (every
+                                                     op split over its cores), 40 µs launch
+                                                     overhead, 4 GB/s of port per core (est.).
 DSP               3.00        0.60        1.0        Hexagon 690-class, 4 × 1024-bit HVX
                                                      (pub., Qualcomm); 256 FLOP-equivalent
                                                      per cycle; area and power est.
@@ -104,7 +107,7 @@ LITTLE = CoreModel("cpu_little", 0.45, 0.12, 0.005, 1.8, 8.0, _CPU_EFF, 10.0, 3.
 GPU_CORE = CoreModel("gpu", 1.50, 0.25, 0.01, 0.8, 48.0,
                      {"conv": 0.5, "matmul": 0.55, "attention": 0.4, "elementwise": 0.3,
                       "normalization": 0.2, "pool": 0.3, "reduction": 0.2},
-                     15.0, 40.0, "Mali-G76-class shader core")
+                     4.0, 40.0, "Mali-G76-class shader core (a GPU of n cores is one PE)")
 DSP = CoreModel("dsp", 3.00, 0.60, 0.03, 1.0, 256.0,
                 {"conv": 0.5, "matmul": 0.5, "attention": 0.3, "elementwise": 0.3,
                  "normalization": 0.25, "pool": 0.4, "reduction": 0.3},

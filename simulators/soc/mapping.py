@@ -31,15 +31,15 @@ __all__ = ["MAPPINGS", "WorkloadRun", "local_search", "map_workload", "npu_times
 MAPPINGS = ("heft", "search")
 
 
-_COLUMNS: dict[tuple[str, float, tuple[str, ...]], np.ndarray] = {}
+_COLUMNS: dict[tuple[tuple[str, float, int], tuple[str, ...]], np.ndarray] = {}
 
 
 def throughput_table(sp: SocPlatform, type_names: tuple[str, ...]) -> np.ndarray:
-    """(n_types, n_pes) throughput in FLOP/µs (0: cannot run); one column per (PE kind, clock),
-    memoized across designs."""
+    """(n_types, n_pes) throughput in FLOP/µs (0: cannot run); one column per PE (kind, clock,
+    width), memoized across designs."""
     cols = []
-    for pe, ghz in zip(sp.platform.pes, sp.clocks_ghz):
-        key = (pe.kind, ghz, type_names)
+    for pe, pe_key in zip(sp.platform.pes, sp.pe_keys):
+        key = (pe_key, type_names)
         col = _COLUMNS.get(key)
         if col is None:
             if len(_COLUMNS) > 4096:

@@ -2,7 +2,8 @@
 uncore (system SRAM, NoC, DRAM channels), with area and peak power from
 :mod:`mlsysgym.simulators.soc.components`.
 
-A design picks how many big / little CPU cores and their clocks, GPU shader cores, DSPs, an NPU
+A design picks how many big / little CPU cores (one PE each) and their clocks, GPU shader cores
+(one GPU PE, its cores splitting every op), DSPs, an NPU
 (a square PE array of the accelerator model, its SRAM and clock; ``npu_array=0``: none), the
 system SRAM size, the NoC topology (bus / ring / mesh) and link bandwidth, and the LPDDR4X
 channels. At least one big core is always there, so every op has a PE that can run it.
@@ -79,7 +80,9 @@ SOC_SPACE = soc_space()
 @dataclass(frozen=True)
 class SocPlatform:
     """What a design builds. ``platform`` holds the PEs and the NoC as a multi-core
-    :class:`Platform` (NPU ops are timed by the accelerator model, ``npu_design``); the uncore
+    :class:`Platform` (NPU ops are timed by the accelerator model, ``npu_design``; the GPU is
+    one PE whose shader cores split every op); ``pe_keys`` names each PE's (kind, clock,
+    width), which fixes its throughput table; the uncore
     figures are per platform: ``miss`` (fraction of bytes from DRAM), ``byte_pj`` (energy per
     op byte: DRAM misses and SRAM hits), ``static_w`` (SRAM leakage, routers, DRAM background),
     ``area`` (mm² by block) and ``peak_power_w`` (every PE busy, DRAM at full bandwidth)."""
@@ -87,7 +90,7 @@ class SocPlatform:
     design: dict[str, Any]
     platform: Platform
     kinds: tuple[str, ...]
-    clocks_ghz: tuple[float, ...]
+    pe_keys: tuple[tuple[str, float, int], ...]
     npu_index: int
     npu_design: dict[str, Any] | None
     miss: float
@@ -114,15 +117,18 @@ _MODELS = {m.kind: m for m in (BIG, LITTLE, GPU_CORE, DSP)}
 
 
 @lru_cache(maxsize=4096)
-def _cores(kind: str, prefix: str, count: int, ghz: float, mem_gbps: float) -> tuple[PEConfig, ...]:
-    """``count`` cores of one kind (memoized: designs share them, and so do the throughput
-    tables computed from them)."""
+def _cores(kind: str, prefix: str, count: int, ghz: float, mem_gbps: float,
+           width: int = 1) -> tuple[PEConfig, ...]:
+    """``count`` PEs of one kind, each ``width`` cores wide (a GPU: its shader cores split
+    every op), memoized: designs share them, and so do the throughput tables computed from
+    them."""
     model: CoreModel = _MODELS[kind]
-    return tuple(PEConfig(name=f"{prefix}{i}", kind=model.kind,
-                          throughput_gflops=model.throughput_gflops(ghz),
-                          bandwidth_gbps=min(model.port_gbps, mem_gbps),
-                          active_power_w=model.active_power_w(ghz), idle_power_w=model.idle_w,
-                          overhead_us=model.overhead_us) for i in range(count))
+    thr = {c: width * v for c, v in model.throughput_gflops(ghz).items()}
+    return tuple(PEConfig(name=f"{prefix}{i}", kind=model.kind, throughput_gflops=thr,
+                          bandwidth_gbps=min(width * model.port_gbps, mem_gbps),
+                          active_power_w=width * model.active_power_w(ghz),
+                          idle_power_w=width * model.idle_w, overhead_us=model.overhead_us)
+                 for i in range(count))
 
 
 def _noc(topology: str, link_gbps: float, endpoints: int) -> tuple[Interconnect, float]:
@@ -142,13 +148,14 @@ def soc_platform(design: Mapping[str, Any]) -> SocPlatform:
     miss = dram_miss_rate(float(d["sram_mb"]))
     dram_gbps = int(d["dram_channels"]) * DRAM_CHANNEL.gbps
     mem_gbps = 1.0 / (miss / dram_gbps + (1.0 - miss) / SRAM.gbps)
-    groups = (("big", BIG, int(d["big_cores"]), float(d["big_ghz"])),
-              ("little", LITTLE, int(d["little_cores"]), float(d["little_ghz"])),
-              ("gpu", GPU_CORE, int(d["gpu_cores"]), GPU_CORE.ref_ghz),
-              ("dsp", DSP, int(d["dsps"]), DSP.ref_ghz))
-    pes = [pe for prefix, m, count, ghz in groups
-           for pe in _cores(m.kind, prefix, count, ghz, mem_gbps)]
-    clocks = [ghz for _, _, count, ghz in groups for _ in range(count)]
+    gpu = int(d["gpu_cores"])
+    groups = (("big", BIG, int(d["big_cores"]), float(d["big_ghz"]), 1),
+              ("little", LITTLE, int(d["little_cores"]), float(d["little_ghz"]), 1),
+              ("gpu", GPU_CORE, 1 if gpu else 0, GPU_CORE.ref_ghz, gpu),
+              ("dsp", DSP, int(d["dsps"]), DSP.ref_ghz, 1))
+    pes = [pe for prefix, m, count, ghz, width in groups
+           for pe in _cores(m.kind, prefix, count, ghz, mem_gbps, width)]
+    keys = [(m.kind, ghz, width) for _, m, count, ghz, width in groups for _ in range(count)]
     area = {"cpu_big": BIG.area_mm2 * int(d["big_cores"]),
             "cpu_little": LITTLE.area_mm2 * int(d["little_cores"]),
             "gpu": GPU_CORE.area_mm2 * int(d["gpu_cores"]), "dsp": DSP.area_mm2 * int(d["dsps"])}
@@ -161,7 +168,7 @@ def soc_platform(design: Mapping[str, Any]) -> SocPlatform:
                       "filter_kb": sram_kb * 3 / 8, "ofmap_kb": sram_kb / 4,
                       "bandwidth": port / ghz, "word_bytes": 1, "clock_mhz": ghz * 1e3}
         npu_index = len(pes)
-        clocks.append(ghz)
+        keys.append(("npu", ghz, macs))
         pes.append(PEConfig(name="npu", kind="npu",
                             throughput_gflops={c: 2.0 * macs * ghz for c in NPU.classes},
                             bandwidth_gbps=port, active_power_w=NPU.active_power_w(macs, ghz),
@@ -178,7 +185,7 @@ def soc_platform(design: Mapping[str, Any]) -> SocPlatform:
     peak = float(sum(pe.active_power_w for pe in pes)) + static_w \
         + DRAM_CHANNEL.peak_w * int(d["dram_channels"])
     return SocPlatform(design=d, platform=plat, kinds=tuple(pe.kind for pe in pes),
-                       clocks_ghz=tuple(clocks),
+                       pe_keys=tuple(keys),
                        npu_index=npu_index, npu_design=npu_design, miss=miss,
                        mem_gbps=mem_gbps,
                        byte_pj=miss * DRAM_CHANNEL.pj_per_byte + (1 - miss) * SRAM.pj_per_byte,
