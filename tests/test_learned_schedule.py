@@ -202,6 +202,11 @@ def test_online_schedule_commits_jobs_in_arrival_order() -> None:
     # the first job is scheduled exactly as alone (nothing else is known then)
     alone = decode(a, *heft_scores(a))
     np.testing.assert_allclose(sched.start_us[:8], alone.start_us)
+    # with one job per arrival, HEFT's scores online are HEFT-FIFO (job by job, rank within)
+    fifo = build_stream_instance([(a, 0.0), (b, 2.0), (a, 4.0)], _two_pe())
+    on, ref = online_schedule(fifo, heft_scores), heft(fifo, by_arrival=True)
+    np.testing.assert_allclose(on.start_us, ref.start_us)
+    assert on.assignment.tolist() == ref.assignment.tolist()
     pol = online_schedule(inst, policy_scores(default_policy()))
     assert validate(inst, pol).valid and is_online_order(inst, pol.order)
     assert job_metrics(inst, pol).mean_completion_us > 0
