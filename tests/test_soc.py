@@ -186,3 +186,18 @@ def test_pareto_search_on_soc() -> None:
     assert res.n_evaluations == 6
     assert all({"latency_ms", "energy_uj", "area_mm2", "pareto_feasible"} <= set(m)
                for m in res.metrics)
+
+
+def test_bench_codesign_reports_the_edp_winners() -> None:
+    """benchmarks/bench_soc.py's co-design step: EDP = energy × latency per candidate under
+    both mappings, and the winners are their argmins."""
+    from benchmark_scripts import load_script
+
+    bench = load_script("bench_soc.py")
+    cands = [REFERENCE_DESIGN, SMALL]
+    res = bench.codesign("tiny", cands, inner_budget=5)
+    m = SocEvaluator().evaluate(cands, "tiny", cache=False)
+    np.testing.assert_allclose(res["heft_edp"], m["energy_uj"] * m["latency_ms"], rtol=1e-12)
+    assert res["winner_heft"] == int(np.argmin(res["heft_edp"]))
+    assert res["winner_search"] == int(np.argmin(res["search_edp"]))
+    assert np.all(res["search_latency"] <= res["heft_latency"] * (1 + 1e-12))
