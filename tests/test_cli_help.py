@@ -19,12 +19,13 @@ from mlsysgym.commands import helpdoc
 WRITERS: dict[str, tuple[str, ...]] = {
     "trace gen": ("--output",), "mlir import": ("--output",), "compile": ("--output",),
     "sweep": ("--output-dir",), "mlir measure": (), "costmodel train": (), "demo": (),
-    "report": (), "search": (),
+    "report": (), "search": (), "solve malloc": (), "solve schedule": (),
 }
 # Commands that report results: each takes --json.
 REPORTERS = ("info", "zoo list", "ir inspect", "sim accelerator", "sim serving", "sim dram",
              "trace gen", "costmodel train", "costmodel eval", "mlir inspect", "mlir measure",
-             "compile", "demo", "list", "search", "sweep", "report")
+             "compile", "demo", "list", "search", "sweep", "report", "solve malloc",
+             "solve schedule")
 
 
 def _leaves() -> dict[str, object]:
@@ -80,7 +81,9 @@ def test_every_writer_takes_dash_o_out_and_its_old_spelling(name: str) -> None:
     flags = {s for a in parser._actions for s in a.option_strings}
     assert {"-o", "--out"} <= flags
     base = {"trace gen": ["--kind", "stream"], "mlir import": ["m"], "compile": ["m.mlir"],
-            "sweep": ["c.yaml"], "report": ["d"], "search": ["random", "synthetic"]}.get(name, [])
+            "sweep": ["c.yaml"], "report": ["d"], "search": ["random", "synthetic"],
+            "solve malloc": ["alexnet", "--fast-memory", "0.5"],
+            "solve schedule": ["alexnet"]}.get(name, [])
     base = base + (["--data", "d", "--targets", "t"] if name == "costmodel train" else [])
     for flag in ("-o", "--out", *WRITERS[name]):
         args = parser.parse_args([*base, flag, "x/y"])
