@@ -16,7 +16,7 @@ import math
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from typing import Any
 
 SLOW_STEP_S = 2.0  # a step that runs longer than this gets a notice on stderr
@@ -89,6 +89,12 @@ def _plain(value: Any) -> str:
 def say(message: str) -> None:
     """A progress line on stderr (stdout stays for results)."""
     print(f"mlsysgym: {message}", file=sys.stderr, flush=True)
+
+
+def progress_to_stderr() -> Any:
+    """A context in which what a library prints on stdout (rich progress bars on the default
+    console, Ray workers' lines) goes to stderr: stdout keeps only the command's results."""
+    return redirect_stdout(sys.stderr)
 
 
 @contextmanager

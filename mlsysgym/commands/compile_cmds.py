@@ -21,7 +21,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlsysgym.commands.common import add_json, add_out, add_workload, print_json, say, slow_step
+from mlsysgym.commands.common import (
+    add_json,
+    add_out,
+    add_workload,
+    print_json,
+    progress_to_stderr,
+    say,
+    slow_step,
+)
 from mlsysgym.core.errors import MlsysgymError
 
 
@@ -114,7 +122,8 @@ def run_compile(args: argparse.Namespace) -> int:
     _check_compile_args(args)
     with slow_step(f"importing {args.workload}"):
         text = _load_source(args.workload)
-    model = _calibrated_model(args, text, model_path)
+    with progress_to_stderr():  # the calibration's progress bar
+        model = _calibrated_model(args, text, model_path)
     say(f"tuning tile sizes ({args.mode})")
     report = tune_module(text, args.mode, model=model, k=args.k, target_cpu=args.target_cpu)
     timings = _check_and_time(args, report, text)

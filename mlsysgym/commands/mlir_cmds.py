@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from mlsysgym.commands.argtypes import positive_float, positive_int, seed
-from mlsysgym.commands.common import add_json, add_out, add_workload, print_json, slow_step
+from mlsysgym.commands.common import (
+    add_json,
+    add_out,
+    add_workload,
+    print_json,
+    progress_to_stderr,
+    slow_step,
+)
 from mlsysgym.core.errors import MlsysgymError
 
 
@@ -168,12 +175,13 @@ def run_measure(args: argparse.Namespace) -> int:
     from mlsysgym.ir.paths import check_output_dir
 
     check_output_dir(args.out, "dataset folder")
-    s = measure_dataset(args.kernels, args.out, resume=args.resume, seed=args.seed, models=args.models,
-                        max_macs=args.max_macs, compile_workers=args.compile_workers,
-                        batch_size=args.batch_size,
-                        timing={"max_time_s": args.time_budget, "min_reps": args.min_reps,
-                                "max_reps": max(60, 4 * args.min_reps)},
-                        timeout_s=args.timeout, show_progress=not args.no_progress)
+    with progress_to_stderr():
+        s = measure_dataset(args.kernels, args.out, resume=args.resume, seed=args.seed,
+                            models=args.models, max_macs=args.max_macs,
+                            compile_workers=args.compile_workers, batch_size=args.batch_size,
+                            timing={"max_time_s": args.time_budget, "min_reps": args.min_reps,
+                                    "max_reps": max(60, 4 * args.min_reps)},
+                            timeout_s=args.timeout, show_progress=not args.no_progress)
     if args.json:
         print_json(args, {"requested": s.requested, "measured": s.measured, "failed": s.failed,
                           "skipped": s.skipped, "seconds": round(s.seconds, 3),

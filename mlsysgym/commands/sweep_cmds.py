@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsysgym.commands.argtypes import positive_int
-from mlsysgym.commands.common import add_json, add_out, print_json
+from mlsysgym.commands.common import add_json, add_out, print_json, progress_to_stderr
 
 
 def register(group) -> None:
@@ -66,9 +66,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(resolve_config(args.config), output_dir=args.out)
     try:
-        summary = run_sweep(config, resume=args.resume, address=args.ray_address,
-                            max_trials=args.max_trials, progress=not args.no_progress,
-                            allow_mixed=args.allow_mixed, verbose=args.verbose)
+        with progress_to_stderr():  # the trial bar and Ray's lines; the table to stdout
+            summary = run_sweep(config, resume=args.resume, address=args.ray_address,
+                                max_trials=args.max_trials, progress=not args.no_progress,
+                                allow_mixed=args.allow_mixed, verbose=args.verbose)
     except KeyboardInterrupt:
         print(f"mlsysgym: interrupted; {len(completed(config.output_dir))} trials are finished "
               f"in {config.output_dir}; rerun with --resume to continue", file=sys.stderr)
