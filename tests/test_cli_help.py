@@ -230,3 +230,26 @@ def test_print_json_writes_strict_json(capsys) -> None:
                                       "v": np.arange(3), "p": Path("/a"), "t": (np.inf, 2)})
     assert capsys.readouterr().out == ('{"std": null, "x": 1.5, "v": [0, 1, 2], "p": "/a", '
                                        '"t": [null, 2]}\n')
+
+
+def test_sweep_json_and_old_output_dir_flag(tmp_path, monkeypatch, capsys) -> None:
+    """sweep --json prints the run's counts as one JSON document (run_sweep replaced: no Ray);
+    --output-dir still overrides the config's output_dir."""
+    import mlsysgym.experiments.sweep as sweep_pkg
+
+    seen = {}
+
+    def fake_run_sweep(config, **kw):
+        seen["out"] = config.output_dir
+        print("a line a library printed")  # goes to stderr under --json
+        return sweep_pkg.SweepSummary(config.output_dir, 4, 1, 2, ["trial x: boom"], 1)
+
+    monkeypatch.setattr(sweep_pkg, "run_sweep", fake_run_sweep)
+    out = tmp_path / "elsewhere"
+    assert main(["sweep", "synthetic", "--output-dir", str(out), "--json"]) == 1  # an error
+    captured = capsys.readouterr()
+    assert str(seen["out"]) == str(out)
+    assert json.loads(captured.out) == {"output_dir": str(out), "total": 4, "skipped": 1,
+                                        "ran": 2, "remaining": 1, "errors": ["trial x: boom"],
+                                        "results": []}
+    assert "a line a library printed" in captured.err
