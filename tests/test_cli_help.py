@@ -253,3 +253,17 @@ def test_sweep_json_and_old_output_dir_flag(tmp_path, monkeypatch, capsys) -> No
                                         "ran": 2, "remaining": 1, "errors": ["trial x: boom"],
                                         "results": []}
     assert "a line a library printed" in captured.err
+
+
+def test_every_experiment_script_is_a_cli_experiment() -> None:
+    """An experiments/ module with a main() is reachable as `mlsysgym experiment NAME`."""
+    from pathlib import Path
+
+    from mlsysgym import experiments
+    from mlsysgym.commands.experiment_cmds import EXPERIMENTS
+
+    root = Path(experiments.__file__).parent
+    scripts = {f"mlsysgym.experiments.{p.stem}" for p in root.glob("*.py")
+               if "\ndef main(" in p.read_text(encoding="utf-8")}
+    assert len(scripts) >= 6
+    assert scripts <= {module for module, _ in EXPERIMENTS.values()}

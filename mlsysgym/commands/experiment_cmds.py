@@ -16,6 +16,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "tiling-models": ("mlsysgym.experiments.tiling_models",
                       "build the held-out models of the tile-pass benchmark"),
     "tiling-report": ("mlsysgym.experiments.tiling_report", "the tile-pass results report"),
+    "train-malloc-policy": ("mlsysgym.experiments.train_malloc_policy",
+                            "train the mallocGame graph-network policy (ONNX + card)"),
+    "train-schedule-policy": ("mlsysgym.experiments.train_schedule_policy",
+                              "train the learned list scheduler (ONNX + card)"),
 }
 
 
