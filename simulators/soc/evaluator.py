@@ -32,8 +32,8 @@ METRICS = ("latency_ms", "throughput_per_s", "energy_uj", "area_mm2", "power_w",
 
 class SocEvaluator(Evaluator):
     """Evaluate SoC platforms on a workload set, mapping each workload with HEFT
-    (``mapping="heft"``) or HEFT plus a local search of ``mapping_budget`` moves per workload
-    (``mapping="search"``, seeded by ``seed``). Missing design keys take the reference design's
+    (``mapping="heft"``) or HEFT (the better of HEFT and HEFT-FIFO on a stream) plus a local
+    search of ``mapping_budget`` moves per workload (``mapping="search"``, seeded by ``seed``). Missing design keys take the reference design's
     values. ``"soc:search"`` in the evaluator registry is ``SocEvaluator("search")``."""
 
     name = "soc"

@@ -5,7 +5,8 @@
   formula, from a per-design throughput table shared by the workloads of a set) and the
   accelerator model's per-op cycles for the NPU (:func:`npu_times`, batched over designs);
 - :func:`map_workload` — HEFT (:func:`~mlsysgym.simulators.multicore.heft.heft_arrays`), or
-  with ``mapping="search"`` HEFT followed by a budgeted local search over its assignment
+  with ``mapping="search"`` HEFT (on a stream the better of HEFT and HEFT-FIFO, which lists
+  jobs by arrival) followed by a budgeted local search over its assignment
   (:func:`local_search`), then latency, busy time per PE and energy.
 
 Energy of a run (µJ): busy time × active power + idle time × idle power per PE, bytes crossing
@@ -226,6 +227,11 @@ def map_workload(sp: SocPlatform, workload: SocWorkload, dur: np.ndarray, mappin
     comm = ic.latency_us + inst.edge_bytes / (ic.bandwidth_gbps * 1e3)
     assign, start, order = heft_arrays(dur, comm, workload.dag)
     if mapping == "search":
+        if workload.stream:  # start from the better of HEFT and HEFT-FIFO (jobs by arrival)
+            fifo = heft_arrays(dur, comm, workload.dag, by_arrival=True)
+            if _latency(workload, dur, fifo[0], fifo[1])[2] < \
+                    _latency(workload, dur, assign, start)[2]:
+                assign, start, order = fifo
         assign, start = local_search(workload, dur, comm, order, assign, budget,
                                      rng if rng is not None else np.random.default_rng(0))
     finish, busy, latency = _latency(workload, dur, assign, start)
