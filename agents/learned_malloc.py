@@ -377,7 +377,12 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.
     problem.evaluate_one(episode_design(best))
     deadline = t_start + limit - 1.5 * (time.perf_counter() - t0)
     start_t, tau = best_t, 0.5
+    seen: set[bytes] = set()
     for th in THRESHOLDS:
+        wanted = np.packbits(builder.prior > th).tobytes()
+        if wanted in seen:  # the same decode as an earlier threshold
+            continue
+        seen.add(wanted)
         if time.perf_counter() > deadline:
             break
         acts, t = builder.run(th)
