@@ -112,3 +112,14 @@ def test_learned_without_a_registered_agent_says_so(capsys, monkeypatch):
     assert main(["solve", "malloc", "resnet18", "--fast-memory", "0.5", "--agent", "learned"]) == 2
     err = capsys.readouterr().err
     assert "no agent is registered as 'learned' for malloc problems yet" in err
+
+
+@pytest.mark.slow
+def test_cpsat_that_runs_out_of_time_still_answers(capsys):
+    # resnet18 on soc_npu is not proved in a few seconds: CP-SAT gets 75 % − 2 s of the
+    # budget, so its (heft-hinted) schedule is still replayed and scored within it.
+    heft = _solve(capsys, "schedule", "resnet18", "--platform", "soc_npu")
+    out = _solve(capsys, "schedule", "resnet18", "--platform", "soc_npu", "--agent", "cpsat",
+                 "--time-limit", "8")
+    assert out["evaluations"] == 1 and out["status"] in ("optimal", "feasible")
+    assert out["bound_us"] <= out["makespan_us"] <= heft["makespan_us"] + 1e-6
