@@ -244,23 +244,26 @@ def tile_fold(frame: pd.DataFrame, train: np.ndarray, test: np.ndarray) -> dict[
             "padded_flops": te["t_padded"].to_numpy() / te["def_padded"].to_numpy()}
 
 
-def tile_protocols(frame: pd.DataFrame, held_target: str) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+def tile_protocols(frame: pd.DataFrame, held_targets: list[str]) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
     """(protocol, held-out family or ``all``, train positions, test positions): leave one family
-    out over all targets; ``held_target`` left out over all families; and both at once. A
-    training shape equal to a test shape is dropped in the family protocols."""
+    out over all targets; each of ``held_targets`` left out over all families; and a family
+    and the first held-out target at once. A training shape equal to a test shape is dropped
+    in the family protocols."""
     out = []
-    tgt = frame["target_id"].to_numpy() == held_target
+    tgt = frame["target_id"].to_numpy() == held_targets[0]
     for s in family_splits(frame, TILE_DESIGN):
         out.append(("family", s.family, s.train, s.test))
         out.append(("family+target", s.family, s.train[~tgt[s.train]], s.test[tgt[s.test]]))
-    out.append(("target", "all", np.flatnonzero(~tgt), np.flatnonzero(tgt)))
+    for t in held_targets:
+        tgt = frame["target_id"].to_numpy() == t
+        out.append((f"target:{t}", "all", np.flatnonzero(~tgt), np.flatnonzero(tgt)))
     return out
 
 
-def run_tiling(frame: pd.DataFrame, held_target: str) -> pd.DataFrame:
+def run_tiling(frame: pd.DataFrame, held_targets: list[str]) -> pd.DataFrame:
     """Predictions of every protocol's test rows (one row per candidate per protocol)."""
     parts = []
-    for proto, fam, train, test in tile_protocols(frame, held_target):
+    for proto, fam, train, test in tile_protocols(frame, held_targets):
         t = time.process_time()
         preds = tile_fold(frame, train, test)
         sub = frame.iloc[test][["problem_key", "target_id", "family", "kind", "runtime_ratio"]]
@@ -290,24 +293,38 @@ def per_shape(rows: pd.DataFrame, models: tuple[str, ...]) -> pd.DataFrame:
 
 # ---- scores ---------------------------------------------------------------------------------
 def mlir_scores(pred: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
-    """Per family: τ of each model with its interval over kernels and the paired differences
-    text − baseline; over families: mean τ and mean difference with intervals over families."""
-    models = [m for m in MLIR_MODELS if f"pred_{m}" in pred]
-    lead = models[0]
+    """Per family: τ of each model that predicted it, with its interval over kernels, and the
+    paired differences lead − baseline (lead: the text model, else LightGBM). Summaries over
+    sets of families (those every model predicted, and all): mean τ and mean difference with
+    intervals over families, and τ pooled over their kernels."""
+    have = [m for m in MLIR_MODELS if f"pred_{m}" in pred and pred[f"pred_{m}"].notna().any()]
+    lead = have[0]
     fams: dict[str, Any] = {}
     for fam, g in pred.groupby("family", sort=False):
         y = g["runtime_us"].to_numpy()
+        models = [m for m in have if g[f"pred_{m}"].notna().all()]
         fams[fam] = {"n": len(g), "train_rows": int(g["train_rows"].iloc[0]),
                      "dropped_duplicates": int(g["dropped_duplicates"].iloc[0]),
                      "tau": {m: tau_interval(y, g[f"pred_{m}"], n_boot, seed) for m in models},
                      "diff": {m: tau_difference(y, g[f"pred_{lead}"], g[f"pred_{m}"], n_boot, seed)
-                              for m in models if m != lead}}
-    over = {m: mean_interval([fams[f]["tau"][m]["tau"] for f in fams], n_boot, seed) for m in models}
-    diff = {m: mean_interval([fams[f]["diff"][m]["diff"] for f in fams], n_boot, seed)
-            for m in models if m != lead}
-    pooled = {m: tau_interval(pred["runtime_us"], pred[f"pred_{m}"], n_boot, seed) for m in models}
-    return {"lead": lead, "families": fams, "mean_over_families": over, "diff_over_families": diff,
-            "pooled": pooled}
+                              for m in models if m != lead and lead in models}}
+    summaries = []
+    sets = [("families every model predicted", [f for f in fams if len(fams[f]["tau"]) == len(have)]),
+            ("all families", list(fams))]
+    for label, chosen in sets:
+        if not chosen or (summaries and chosen == summaries[-1]["families"]):
+            continue
+        models = [m for m in have if all(m in fams[f]["tau"] for f in chosen)]
+        rows = pred[pred["family"].isin(chosen)]
+        summaries.append({
+            "label": label, "families": chosen,
+            "tau": {m: mean_interval([fams[f]["tau"][m]["tau"] for f in chosen], n_boot, seed)
+                    for m in models},
+            "diff": {m: mean_interval([fams[f]["diff"][m]["diff"] for f in chosen], n_boot, seed)
+                     for m in models if m != lead and lead in models},
+            "pooled": {m: tau_interval(rows["runtime_us"], rows[f"pred_{m}"], n_boot, seed)
+                       for m in models}})
+    return {"lead": lead, "models": have, "families": fams, "summaries": summaries}
 
 
 def tile_scores(pred: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
@@ -336,36 +353,44 @@ def _diff(d: dict[str, float], key: str = "diff") -> str:
     return f"{d[key]:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
 
 
+def _cells(d: dict[str, Any], models: list[str], fmt: Any, key: str) -> str:
+    return " | ".join(fmt(d[m], key) if m in d else "–" for m in models)
+
+
 def mlir_markdown(s: dict[str, Any], meta: dict[str, Any]) -> list[str]:
-    """The MLIR-kernel section: one row per held-out family, then the mean over families."""
-    models = list(s["mean_over_families"])
-    lead, others = s["lead"], [m for m in models if m != s["lead"]]
+    """The MLIR-kernel section: one row per held-out family, then the summaries."""
+    models, lead = s["models"], s["lead"]
+    others = [m for m in models if m != lead]
     head = ("| held-out family | kernels | train | "
             + " | ".join(f"{NAMES[m]} τ [95 %]" for m in models) + " | "
             + " | ".join(f"{NAMES[lead]} − {NAMES[m]}" for m in others) + " |")
     lines = ["## MLIR kernels: leave one family out", "",
              (f"{meta['kernels']} measured kernels (`{meta['data']}`, measured on "
-             f"{meta['kernel_machine']}); τ intervals: 1,000 bootstrap resamples of the family's "
-             "kernels (the difference columns are paired); the last rows average over families "
-             "with intervals from resampling the families; *pooled* = all held-out predictions "
-             "together."), "", head, "|---|---:|---:|" + "---:|" * (len(models) + len(others))]
+              f"{meta['kernel_machine']}); τ intervals: {meta.get('bootstrap', 1000)} bootstrap resamples of the family's "
+              "kernels (the difference columns are paired); *mean* rows average over families "
+              "with intervals from resampling the families; *pooled* rows take all their "
+              "held-out predictions together (intervals over kernels)."), "", head,
+             "|---|---:|---:|" + "---:|" * (len(models) + len(others))]
     for fam, r in s["families"].items():
         lines.append(f"| {fam} | {r['n']} | {r['train_rows']} | "
-                     + " | ".join(_ci(r["tau"][m]) for m in models) + " | "
-                     + " | ".join(_diff(r["diff"][m]) for m in others) + " |")
-    lines.append("| **mean over families** | | | "
-                 + " | ".join(_ci(s["mean_over_families"][m], "mean") for m in models) + " | "
-                 + " | ".join(_diff(s["diff_over_families"][m], "mean") for m in others) + " |")
-    lines.append("| pooled | | | " + " | ".join(_ci(s["pooled"][m]) for m in models)
-                 + " |" + " |" * len(others))
+                     + _cells(r["tau"], models, _ci, "tau") + " | "
+                     + _cells(r["diff"], others, _diff, "diff") + " |")
+    for sm in s["summaries"]:
+        n = len(sm["families"])
+        lines.append(f"| **mean, {sm['label']} ({n})** | | | "
+                     + _cells(sm["tau"], models, _ci, "mean") + " | "
+                     + _cells(sm["diff"], others, _diff, "mean") + " |")
+        lines.append(f"| pooled, {sm['label']} ({n}) | | | "
+                     + _cells(sm["pooled"], models, _ci, "tau") + " |" + " |" * len(others))
     return lines
 
 
-def tile_markdown(s: dict[str, Any], held_target: str) -> list[str]:
+def tile_markdown(s: dict[str, Any], held_targets: list[str]) -> list[str]:
     """The tile-model section: one table per protocol."""
+    name = {t: TARGET_NAMES.get(t, t) for t in held_targets}
     titles = {"family": "held-out family (all three targets)",
-              "target": f"held-out target {TARGET_NAMES.get(held_target, held_target)} (all families)",
-              "family+target": f"held-out family *and* target {TARGET_NAMES.get(held_target, held_target)}"}
+              "family+target": f"held-out family *and* target {name[held_targets[0]]}",
+              **{f"target:{t}": f"held-out target {name[t]} (all families)" for t in held_targets}}
     lines = ["## Tile-size model", "",
              ("Mean Kendall τ within each (shape, target) over its measured candidates (IREE's "
              "default included), over shapes with ≥ 3 candidates of distinct ratios; 95 % "
@@ -400,13 +425,14 @@ def plot(mlir: dict[str, Any] | None, tile: dict[str, Any] | None, path: Path) -
          {f: r["tau"] for f, r in (tile or {}).get("family", {}).items()}, "mean")) if fams]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), squeeze=False)
     for ax, (title, fams, key) in zip(axes[0], panels):
-        models = list(next(iter(fams.values())))
+        models = list(dict.fromkeys(m for r in fams.values() for m in r))
         width = 0.8 / len(models)
+        nan = {key: np.nan, "lo": np.nan, "hi": np.nan}
         for j, m in enumerate(models):
             x = np.arange(len(fams)) + (j - (len(models) - 1) / 2) * width
-            v = np.array([fams[f][m][key] for f in fams])
-            err = np.array([[v[i] - fams[f][m]["lo"], fams[f][m]["hi"] - v[i]]
-                            for i, f in enumerate(fams)]).T
+            cell = [fams[f].get(m, nan) for f in fams]
+            v = np.array([c[key] for c in cell])
+            err = np.nan_to_num(np.array([[c[key] - c["lo"], c["hi"] - c[key]] for c in cell]).T)
             ax.bar(x, v, width, yerr=err, capsize=2, label=NAMES[m])
         ax.set_xticks(np.arange(len(fams)), list(fams), rotation=20)
         ax.set_ylabel("Kendall τ")
@@ -424,21 +450,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tiling-data", type=Path, default=DEFAULT_TILING, help="tiling dataset")
     ap.add_argument("--families", nargs="+", default=None, choices=list(FAMILIES),
                     help="MLIR kernels: families to hold out (default: every family)")
-    ap.add_argument("--held-target", default="f67530263f5a",
-                    help="tile model: target_id left out (default x86-64-v3)")
+    ap.add_argument("--held-targets", nargs="+", default=["f67530263f5a", "04930e9da769"],
+                    help="tile model: target_ids left out, one at a time (default x86-64-v3, "
+                         "then host); the first is also left out with each family")
     ap.add_argument("--skip", nargs="*", default=[], choices=("mlir", "tiling"))
     ap.add_argument("--no-text", action="store_true", help="baselines only (no text model)")
     ap.add_argument("--members", type=int, default=1, help="text-model ensemble members")
-    ap.add_argument("--epochs", type=int, default=25, help="text-model epochs (best kept)")
-    ap.add_argument("--max-seconds", type=float, default=420.0,
+    ap.add_argument("--epochs", type=int, default=12, help="text-model epochs (best kept)")
+    ap.add_argument("--max-seconds", type=float, default=1500.0,
                     help="text-model training time cap per member")
-    ap.add_argument("--pretrain", type=int, default=30_000,
+    ap.add_argument("--pretrain", type=int, default=10_000,
                     help="unmeasured emitted kernels the text encoder is pretrained on")
     ap.add_argument("--pretrain-epochs", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1, help="MLIR folds in parallel processes")
     ap.add_argument("--bootstrap", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--write", type=Path, default=DEFAULT_WRITE)
+    ap.add_argument("--combine", nargs="+", type=Path, default=None, metavar="JSON",
+                    help="score the saved predictions of earlier runs (their .json files) "
+                         "together instead of training")
     ap.add_argument("--from-json", action="store_true",
                     help="re-render the Markdown and PNG from <stem>.json (no training)")
     return ap.parse_args(argv)
@@ -465,7 +495,7 @@ def render(record: dict[str, Any], write: Path) -> str:
     if record.get("mlir"):
         lines += [f"Text model: {meta['text']}.", "", *mlir_markdown(record["mlir"], meta), ""]
     if record.get("tiling"):
-        lines += tile_markdown(record["tiling"], meta["held_target"])
+        lines += tile_markdown(record["tiling"], meta["held_targets"])
     text = stamp_recorded("\n".join(lines), record)
     write.parent.mkdir(parents=True, exist_ok=True)
     write.write_text(text)
@@ -479,17 +509,59 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def combine(args: argparse.Namespace, stem: Path) -> int:
+    """Score and render the predictions of earlier runs together (e.g. one process per held-out
+    family): their ``<stem>_predictions.parquet`` files, next to their ``<stem>.json``."""
+    from mlsysgym.core.target import provenance
+
+    metas, preds = [], []
+    for part in args.combine:
+        metas.append(json.loads(part.read_text())["meta"])
+        preds.append(pd.read_parquet(part.with_name(part.stem + "_predictions.parquet")))
+    pred = pd.concat(preds, ignore_index=True)
+    if "key" in pred:  # a kernel predicted by several runs: keep the row with most models
+        filled = pred.filter(like="pred_").notna().sum(axis=1)
+        pred = pred.assign(_filled=filled).sort_values("_filled", ascending=False, kind="stable")
+        mlir = pred["part"] == "mlir"
+        pred = pd.concat([pred[mlir].drop_duplicates(["key", "family"]), pred[~mlir]])
+        pred = pred.drop(columns="_filled").sort_index().reset_index(drop=True)
+    meta: dict[str, Any] = {k: v for m in metas for k, v in m.items()}
+    fold_cpu: dict[str, float] = {}
+    for m in metas:
+        for k, v in m.get("fold_cpu_s", {}).items():
+            fold_cpu[k] = fold_cpu.get(k, 0.0) + v
+    meta.update(command="; ".join(m["command"] for m in metas)
+                + f"; then python {' '.join(sys.argv)}",
+                seconds=sum(m["seconds"] for m in metas),
+                cpu_seconds=sum(m["cpu_seconds"] for m in metas), fold_cpu_s=fold_cpu)
+    if "key" in pred:
+        meta["kernels"] = int(pred.loc[pred["part"] == "mlir", "key"].nunique())
+    record: dict[str, Any] = {}
+    if (pred["part"] == "mlir").any():
+        record["mlir"] = mlir_scores(pred[pred["part"] == "mlir"], args.bootstrap, args.seed)
+    if (pred["part"] == "tiling").any():
+        record["tiling"] = tile_scores(pred[pred["part"] == "tiling"], args.bootstrap, args.seed)
+    record.update(meta=meta, provenance=provenance(command=sys.argv[1:]))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    pred.to_parquet(f"{stem}_predictions.parquet", index=False)
+    stem.with_suffix(".json").write_text(json.dumps(record, indent=1, default=float))
+    print(render(record, args.write))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stem = args.write.with_suffix("")
     if args.from_json:
         print(render(json.loads(stem.with_suffix(".json").read_text()), args.write))
         return 0
+    if args.combine:
+        return combine(args, stem)
     from mlsysgym.core.target import provenance
 
     t0, c0 = time.perf_counter(), _cpu_seconds()
     record: dict[str, Any] = {}
-    meta: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "held_target": args.held_target}
+    meta: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "held_targets": args.held_targets}
     preds = []
     if "mlir" not in args.skip:
         frame = kernel_frame(args.data)
@@ -507,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{json.dumps(text_config(args))}"))
         preds.append(pred.assign(part="mlir"))
     if "tiling" not in args.skip:
-        tpred = run_tiling(tiling_frame(args.tiling_data), args.held_target)
+        tpred = run_tiling(tiling_frame(args.tiling_data), args.held_targets)
         record["tiling"] = tile_scores(tpred, args.bootstrap, args.seed)
         preds.append(tpred.assign(part="tiling"))
     meta.update(seconds=time.perf_counter() - t0, cpu_seconds=_cpu_seconds() - c0)
