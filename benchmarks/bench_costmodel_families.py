@@ -1,9 +1,19 @@
 """Cost models on held-out model families (issue #21 item 7): the MLIR text model and the
 tile-size model against FLOPs-only, a fitted roofline and gradient boosting.
 
-    nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py \\
-        --data ~/.cache/mlsysgym/datasets/mlir-kernels-families \\
-        --tiling-data experiments/results/tiling/data_targets
+    nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py   # all in one process
+
+or, as run for BENCHMARKS.md, one process per held-out family, then scored together::
+
+    for f in cnn vision_transformer text_encoder decoder audio; do
+        setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \\
+            --families $f --write /tmp/fam/$f/costmodel_families.md & done; wait
+    .venv/bin/python benchmarks/bench_costmodel_families.py --skip mlir --write /tmp/fam/tiling/costmodel_families.md
+    .venv/bin/python benchmarks/bench_costmodel_families.py --combine /tmp/fam/*/costmodel_families.json
+
+Data: the kernels measured for this benchmark (``mlsysgym mlir measure --n 2400 --seed 0``,
+stopped at 1,496; ``benchmarks/results/costmodel_families_kernels/``) and the tiling rows of
+``experiments/results/tiling/data_targets``.
 
 Families (``costmodels/families.py``): CNN, vision transformer, text encoder, decoder, audio.
 Every kernel is predicted by models that never saw its family (leave-one-family-out; a
@@ -48,7 +58,7 @@ from mlsysgym.costmodels.families import FAMILIES, family_column, family_splits
 from mlsysgym.costmodels.metrics import kendall_tau, mean_interval, tau_difference, tau_interval
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = Path.home() / ".cache/mlsysgym/datasets/mlir-kernels-families"
+DEFAULT_DATA = ROOT / "benchmarks/results/costmodel_families_kernels"
 DEFAULT_TILING = ROOT / "experiments/results/tiling/data_targets"
 DEFAULT_WRITE = ROOT / "benchmarks/results/costmodel_families.md"
 KERNEL_DESIGN = ("kind", "shape", "dtype", "op", "stride", "dilation", "reduce_dims")
