@@ -57,6 +57,19 @@ def content_hash(obj: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+_FLAT_TYPES = frozenset((str, int, float, np.int64, np.int32, np.float64, np.float32))
+
+
+def _flat_key(prefix: tuple[Any, ...], design: Any) -> tuple[Any, ...] | None:
+    """The cache key of a flat design (a dict of str/int/float values, numpy's included; no
+    bools): ``prefix`` and the set of its items, which compare as :func:`content_hash` does
+    (any key order; an integral float equals its int) at a fraction of its cost. None for any
+    other design (it is keyed by its content hash)."""
+    if type(design) is not dict or not set(map(type, design.values())) <= _FLAT_TYPES:
+        return None
+    return (prefix, frozenset(design.items()))
+
+
 def _canonical(obj: Any) -> Any:
     """Normalize values that are equal but serialize differently (1.0 vs 1, np.int64 vs int)."""
     if isinstance(obj, Mapping):
@@ -98,7 +111,7 @@ class Evaluator(ABC):
 
     def __init__(self, cache_size: int = 100_000, seed: int = 0) -> None:
         self.seed = seed
-        self._cache: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
+        self._cache: OrderedDict[Any, tuple[Any, ...]] = OrderedDict()  # key: str or tuple
         self._cache_size = int(cache_size)
         self._cache_layout: tuple[tuple[str, np.dtype], ...] | None = None
         self._workload_keys: dict[int, tuple[Any, str]] = {}
@@ -170,13 +183,15 @@ class Evaluator(ABC):
         if not cache:
             return self._checked(designs, workload)
         wkey = self.workload_key(workload)
+        prefix = (self.id, self.seed, wkey)
         try:
-            keys = [content_hash([self.id, self.seed, wkey, dict(d)]) for d in designs]
+            keys = [_flat_key(prefix, d) or content_hash([self.id, self.seed, wkey, dict(d)])
+                    for d in designs]
         except TypeError as e:
             raise EvaluationError(f"design is not JSON-able ({e}); use str/int/float/bool values")\
                 from None
-        found: dict[str, tuple[Any, ...]] = {}
-        todo: dict[str, int] = {}  # unique missing key -> index of its first design
+        found: dict[Any, tuple[Any, ...]] = {}
+        todo: dict[Any, int] = {}  # unique missing key -> index of its first design
         for i, k in enumerate(keys):
             if k in found or k in todo:
                 continue
@@ -200,17 +215,14 @@ class Evaluator(ABC):
             else:  # promote (e.g. int64 then float64) so cached and fresh values agree
                 self._cache_layout = tuple((m, np.result_type(dt, new))
                                            for (m, dt), (_, new) in zip(self._cache_layout, layout))
-            cols = [v.tolist() for v in fresh.values()]
-            for j, k in enumerate(todo):
-                row = tuple(c[j] for c in cols)
+            for k, row in zip(todo, zip(*[v.tolist() for v in fresh.values()])):
                 found[k] = row
                 self._cache[k] = row
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         assert self._cache_layout is not None
-        rows = [found[k] for k in keys]
-        return {m: np.array([r[c] for r in rows], dtype=dt)
-                for c, (m, dt) in enumerate(self._cache_layout)}
+        cols = zip(*[found[k] for k in keys])
+        return {m: np.array(col, dtype=dt) for col, (m, dt) in zip(cols, self._cache_layout)}
 
     def clear_cache(self) -> None:
         """Forget every cached result (the hit/miss counters are kept)."""

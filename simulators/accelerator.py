@@ -65,6 +65,7 @@ from __future__ import annotations
 import hashlib
 import math
 import numbers
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,7 @@ DESIGN_SPACE = DesignSpace([
 are grids inside it, e.g. :func:`accelerator_space`."""
 
 _DEFAULT = DESIGN_SPACE.default
+_NAME_SET = frozenset(DESIGN_SPACE.names)
 
 
 def accelerator_space(max_pes: int = 65536) -> DesignSpace:
@@ -261,10 +263,62 @@ def _check_value(spec: Parameter, value: Any) -> float:
 
 
 def designs_to_arrays(designs: Sequence[Design]) -> DesignArrays:
-    """Validate design dicts (missing keys take defaults) and stack them column-wise."""
-    params = DESIGN_SPACE.params
+    """Validate design dicts (missing keys take defaults) and stack them column-wise.
+
+    Checked a column at a time (one array check per parameter); a batch that fails any check
+    is checked again value by value for the first bad value's error message."""
+    try:
+        table = _columns_fast(designs)
+    except (TypeError, ValueError, OverflowError):
+        table = None
+    if table is None:
+        table = _columns_checked(designs)
+    return DesignArrays(**{n: table[:, j].copy() for j, n in enumerate(DESIGN_SPACE.names)})
+
+
+_NUMBER_TYPES = frozenset((int, float, np.int64, np.int32, np.float64, np.float32))
+_FLOW_CODES = {name: float(i) for i, name in enumerate(DATAFLOWS)}
+_GET_ALL = operator.itemgetter(*DESIGN_SPACE.names)
+
+
+def _columns_fast(designs: Sequence[Design]) -> np.ndarray | None:
+    """The (D, P) table of valid plain designs (dicts of ints/floats, dataflow names), checked
+    per column; None when any design needs the value-by-value check (or is invalid)."""
     names = DESIGN_SPACE.names
+    if any(type(d) is not dict for d in designs) or not set().union(*designs) <= _NAME_SET:
+        return None
+    if all(len(d) == len(names) for d in designs):  # every key given
+        rows = list(map(_GET_ALL, designs))
+    else:
+        rows = [tuple(d.get(n, _DEFAULT[n]) for n in names) for d in designs]
     table = np.empty((len(designs), len(names)), dtype=np.float64)
+    for j, (spec, col) in enumerate(zip(DESIGN_SPACE.params, zip(*rows))):
+        if spec.name == "dataflow":
+            if not set(map(type, col)) <= {str}:
+                return None
+            table[:, j] = [_FLOW_CODES.get(v, -1.0) for v in col]
+            if table[:, j].min() < 0:
+                return None
+            continue
+        if not set(map(type, col)) <= _NUMBER_TYPES:
+            return None
+        arr = table[:, j]
+        arr[:] = col
+        if isinstance(spec, Categorical):
+            ok = np.isin(arr, spec.choices).all()
+        else:
+            ok = ((arr >= spec.low) & (arr <= spec.high)).all() and not (
+                isinstance(spec, Integer) and (arr % 1 != 0).any())
+        if not ok:
+            return None
+    return table
+
+
+def _columns_checked(designs: Sequence[Design]) -> np.ndarray:
+    """The (D, P) table, each value checked on its own (a typed DesignError for the first bad
+    one)."""
+    params = DESIGN_SPACE.params
+    table = np.empty((len(designs), len(params)), dtype=np.float64)
     defaults = [_check_value(p, _DEFAULT[p.name]) for p in params]
     for i, d in enumerate(designs):
         if not isinstance(d, Mapping):
@@ -274,7 +328,7 @@ def designs_to_arrays(designs: Sequence[Design]) -> DesignArrays:
                 raise UnknownParameterError(_unknown_msg(key))
         table[i] = [_check_value(p, d[p.name]) if p.name in d else defaults[j]
                     for j, p in enumerate(params)]
-    return DesignArrays(**{n: table[:, j].copy() for j, n in enumerate(names)})
+    return table
 
 
 # ---- workloads ---------------------------------------------------------------------------------
@@ -311,40 +365,72 @@ ITEM_METRICS: tuple[str, ...] = (
     "dram_writes", "energy_pj")
 
 
-def _subset(d: DesignArrays, rows: np.ndarray) -> DesignArrays:
-    """The designs at indices ``rows``."""
-    return DesignArrays(**{f: getattr(d, f)[rows] for f in d.__dataclass_fields__})
+@dataclass(frozen=True)
+class _Items:
+    """A LayerSet's GEMM and vector items as (1, n) rows: the per-workload arrays every
+    simulator call needs, sliced once per LayerSet (see :func:`_items_of`)."""
+
+    gemm: np.ndarray
+    vec: np.ndarray
+    g: dict[str, np.ndarray]
+    v: dict[str, np.ndarray]
 
 
-def _gemm_part(d: DesignArrays, ls: LayerSet, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """Item metrics (D, len(idx)) of the GEMM items ``idx`` (designs grouped by dataflow)."""
-    flows = [int(f) for f in np.unique(d.dataflow)]
-    if len(flows) == 1:
-        return _gemm_flow(d, ls, idx, flows[0])
-    out = {m: np.empty((len(d), idx.size)) for m in ITEM_METRICS}
-    for flow in flows:
-        rows = np.flatnonzero(d.dataflow == flow)
-        part = _gemm_flow(_subset(d, rows), ls, idx, flow)
-        for m in ITEM_METRICS:
-            out[m][rows] = part[m]
-    return out
+_ITEMS: dict[int, tuple[LayerSet, _Items]] = {}
+_GEMM_FIELDS = ("m", "k", "n", "groups", "ifmap_words", "filter_words", "ofmap_words", "macs")
+_VEC_FIELDS = ("vec_flops", "vec_in_words", "vec_out_words")
 
 
-def _gemm_flow(d: DesignArrays, ls: LayerSet, idx: np.ndarray, flow: int
-               ) -> dict[str, np.ndarray]:
-    """Item metrics (D, len(idx)) of GEMM items for designs that all use dataflow ``flow``."""
+def _items_of(ls: LayerSet) -> _Items:
+    """The GEMM/vector item rows of ``ls`` (memoized per LayerSet object: a LayerSet's arrays
+    are not changed after lowering)."""
+    hit = _ITEMS.get(id(ls))
+    if hit is not None and hit[0] is ls:
+        return hit[1]
+    gemm = np.flatnonzero(ls.kind == KIND_GEMM)
+    vec = np.flatnonzero(ls.kind == KIND_VECTOR)
+    m, k, n, g = (getattr(ls, f)[gemm][None] for f in ("m", "k", "n", "groups"))
+    rows = {f: getattr(ls, f)[gemm][None] for f in _GEMM_FIELDS}
+    rows.update(MK=g * m * k, KN=g * k * n, MN=g * m * n)
+    items = _Items(gemm, vec, rows, {f: getattr(ls, f)[vec][None] for f in _VEC_FIELDS})
+    if len(_ITEMS) > 64:
+        _ITEMS.clear()
+    _ITEMS[id(ls)] = (ls, items)
+    return items
+
+
+def _energies(d: DesignArrays) -> dict[str, np.ndarray]:
+    """Per-design energy per access (pJ), each of shape (D, 1): SRAM words of the three
+    buffers (one vectorized table lookup for all three), MAC, vector op and DRAM word."""
+    sram = en.sram_energy_pj_per_word(np.stack([d.ifmap_kb, d.filter_kb, d.ofmap_kb]),
+                                      d.word_bytes[None])
+    return {"i": sram[0][:, None], "f": sram[1][:, None], "o": sram[2][:, None],
+            "mac": en.mac_energy_pj(d.word_bytes)[:, None],
+            "vec": en.vector_op_energy_pj(d.word_bytes)[:, None],
+            "dram": en.dram_energy_pj_per_word(d.word_bytes)[:, None]}
+
+
+def _gemm_part(d: DesignArrays, it: _Items, e: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Item metrics (D, n) of the GEMM items, every dataflow in one pass (each design's own
+    dataflow's formulas, selected per design)."""
+    g = it.g
     R, C = d.rows[:, None], d.cols[:, None]
-    M, K, N, G = (ls.m[idx][None], ls.k[idx][None], ls.n[idx][None], ls.groups[idx][None])
-    I, F, O = ls.ifmap_words[idx][None], ls.filter_words[idx][None], ls.ofmap_words[idx][None]
-    MK, KN, MN = G * M * K, G * K * N, G * M * N
+    M, K, N, G = g["m"], g["k"], g["n"], g["groups"]
+    I, F, O = g["ifmap_words"], g["filter_words"], g["ofmap_words"]
+    MK, KN, MN = g["MK"], g["KN"], g["MN"]
+    flow = d.dataflow[:, None]
+    os_, ws = flow == OS, flow == WS
+    is_ = ~(os_ | ws)
 
     # -- compute: SCALE-Sim's folds (Sr on rows, Sc on columns, T cycles of streaming)
-    Sr, Sc, T = {OS: (M, N, K), WS: (K, N, M), IS: (K, M, N)}[flow]
+    Sr = np.where(os_, M, K)
+    Sc = np.where(is_, M, N)
+    T = np.where(os_, K, np.where(ws, M, N))
     gpack = np.clip(np.minimum(R // Sr, C // Sc), 1.0, G)   # groups side by side on the diagonal
     passes = np.ceil(G / gpack)
     rf = np.ceil(Sr * gpack / R)
     cf = np.ceil(Sc * gpack / C)
-    fold_len = T + (R + C - 2.0) if flow == OS else T + (2.0 * R + C - 2.0)
+    fold_len = np.where(os_, T + (R + C - 2.0), T + (2.0 * R + C - 2.0))
     compute = rf * cf * passes * fold_len - 1.0
 
     # -- active half of each buffer, in words
@@ -355,26 +441,16 @@ def _gemm_flow(d: DesignArrays, ls: LayerSet, idx: np.ndarray, flow: int
     used_c = np.minimum(Sc * gpack, C)
 
     # -- SRAM traffic of the array and DRAM traffic (re-stream what does not fit)
-    if flow == OS:
-        if_rd, fl_rd, of_wr = MK * cf, KN * rf, MN
-        if_dram = I * np.where(I / passes <= act_i, 1.0, cf)
-        fl_dram = F * np.where(K * used_c <= act_f, 1.0, rf)
-        of_dram_w = O
-        first = 0.0
-    else:
-        of_wr = MN * rf
-        if flow == WS:
-            if_rd, fl_rd = MK * cf, KN
-            if_dram = I * np.where(I / passes <= act_i, 1.0, cf)
-            fl_dram = F
-            first = np.minimum(R * C, F / G)
-        else:
-            if_rd, fl_rd = MK, KN * cf
-            if_dram = I
-            fl_dram = F * np.where(F / passes <= act_f, 1.0, cf)
-            first = np.minimum(R * C, MK / G)
-        spill = (rf > 1.0) & (T * used_c > act_o)
-        of_dram_w = O * np.where(spill, rf, 1.0)
+    if_rd = np.where(is_, MK, MK * cf)
+    fl_rd = np.where(os_, KN * rf, np.where(ws, KN, KN * cf))
+    of_wr = np.where(os_, MN, MN * rf)
+    if_restream = I * np.where(I / passes <= act_i, 1.0, cf)
+    if_dram = np.where(is_, I, if_restream)
+    fl_dram = np.where(os_, F * np.where(K * used_c <= act_f, 1.0, rf),
+                       np.where(ws, F, F * np.where(F / passes <= act_f, 1.0, cf)))
+    first = np.where(os_, 0.0, np.minimum(R * C, np.where(ws, F, MK) / G))
+    spill = (rf > 1.0) & (T * used_c > act_o)
+    of_dram_w = np.where(os_, O, O * np.where(spill, rf, 1.0))
     psum_rd = of_wr - MN
     of_dram_r = of_dram_w - O
     dram_r = if_dram + fl_dram + of_dram_r
@@ -385,13 +461,8 @@ def _gemm_flow(d: DesignArrays, ls: LayerSet, idx: np.ndarray, flow: int
     stall = np.maximum((dram_r + dram_w) / bw - compute, 0.0) + first / bw
 
     # -- energy (pJ)
-    e_i = en.sram_energy_pj_per_word(d.ifmap_kb, d.word_bytes)[:, None]
-    e_f = en.sram_energy_pj_per_word(d.filter_kb, d.word_bytes)[:, None]
-    e_o = en.sram_energy_pj_per_word(d.ofmap_kb, d.word_bytes)[:, None]
-    e_mac = en.mac_energy_pj(d.word_bytes)[:, None]
-    e_dram = en.dram_energy_pj_per_word(d.word_bytes)[:, None]
-    energy = (ls.macs[idx][None] * e_mac + (if_rd + if_dram) * e_i + (fl_rd + fl_dram) * e_f
-              + (of_wr + psum_rd + of_dram_w + of_dram_r) * e_o + (dram_r + dram_w) * e_dram)
+    energy = (g["macs"] * e["mac"] + (if_rd + if_dram) * e["i"] + (fl_rd + fl_dram) * e["f"]
+              + (of_wr + psum_rd + of_dram_w + of_dram_r) * e["o"] + (dram_r + dram_w) * e["dram"])
     return {
         "compute_cycles": compute, "stall_cycles": stall, "cycles": compute + stall,
         "sram_reads": if_rd + fl_rd + psum_rd + of_dram_w,
@@ -400,17 +471,13 @@ def _gemm_flow(d: DesignArrays, ls: LayerSet, idx: np.ndarray, flow: int
     }
 
 
-def _vector_part(d: DesignArrays, ls: LayerSet, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """Item metrics (D, len(idx)) of the vector items ``idx``."""
+def _vector_part(d: DesignArrays, it: _Items, e: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Item metrics (D, n) of the vector items."""
     C = d.cols[:, None]
-    flops, vin, vout = ls.vec_flops[idx][None], ls.vec_in_words[idx][None], ls.vec_out_words[idx][None]
+    flops, vin, vout = it.v["vec_flops"], it.v["vec_in_words"], it.v["vec_out_words"]
     compute = np.ceil(flops / C)
     stall = np.maximum((vin + vout) / d.bandwidth[:, None] - compute, 0.0)
-    e_i = en.sram_energy_pj_per_word(d.ifmap_kb, d.word_bytes)[:, None]
-    e_o = en.sram_energy_pj_per_word(d.ofmap_kb, d.word_bytes)[:, None]
-    energy = (flops * en.vector_op_energy_pj(d.word_bytes)[:, None]
-              + 2.0 * (vin * e_i + vout * e_o)
-              + (vin + vout) * en.dram_energy_pj_per_word(d.word_bytes)[:, None])
+    energy = (flops * e["vec"] + 2.0 * (vin * e["i"] + vout * e["o"]) + (vin + vout) * e["dram"])
     zeros = np.zeros_like(compute)
     return {
         "compute_cycles": compute, "stall_cycles": stall, "cycles": compute + stall,
@@ -421,12 +488,12 @@ def _vector_part(d: DesignArrays, ls: LayerSet, idx: np.ndarray) -> dict[str, np
 
 def _parts(d: DesignArrays, ls: LayerSet) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
     out = []
-    gemm = np.flatnonzero(ls.kind == KIND_GEMM)
-    vec = np.flatnonzero(ls.kind == KIND_VECTOR)
-    if gemm.size:
-        out.append((gemm, _gemm_part(d, ls, gemm)))
-    if vec.size:
-        out.append((vec, _vector_part(d, ls, vec)))
+    it = _items_of(ls)
+    e = _energies(d)
+    if it.gemm.size:
+        out.append((it.gemm, _gemm_part(d, it, e)))
+    if it.vec.size:
+        out.append((it.vec, _vector_part(d, it, e)))
     return out
 
 
