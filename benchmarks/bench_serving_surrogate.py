@@ -78,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warm", type=int, default=100)
     ap.add_argument("--top-k", type=int, nargs="+", default=[10, 20, 50])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the Markdown section from serving_surrogate.json")
     args = ap.parse_args(argv)
+    if args.report_only:
+        write(json.loads((OUT / "serving_surrogate.json").read_text()), args, provenance=False)
+        return 0
     from mlsysgym.costmodels.metrics import kendall_tau
     from mlsysgym.costmodels.serving_surrogate import (
         collect_rows,
@@ -138,23 +143,27 @@ def _warm(args: argparse.Namespace, w: Any, plans: list[dict[str, Any]], frame: 
     return ((f"warm +{args.warm}", model, time.process_time() - t0),)
 
 
-def write(res: dict[str, Any], args: argparse.Namespace) -> None:
+def write(res: dict[str, Any], args: argparse.Namespace, provenance: bool = True) -> None:
     from mlsysgym.experiments.report import write_provenance
 
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "serving_surrogate.json").write_text(json.dumps(res, indent=1, default=str))
-    write_provenance(OUT / "serving_surrogate.provenance.json",
-                     script="benchmarks/bench_serving_surrogate.py", evaluator="serving@1")
+    if provenance:
+        (OUT / "serving_surrogate.json").write_text(json.dumps(res, indent=1, default=str))
+        write_provenance(OUT / "serving_surrogate.provenance.json",
+                         script="benchmarks/bench_serving_surrogate.py", evaluator="serving@1")
     m, n, nodes, rate = res["target"]
     lines = [MARK, "",
              (f"Held out: {m} on {n} H100-SXM ({nodes} nodes), {rate:g} req/s, "
-              f"{res['requests']} requests; space: {res['space_plans']} plans (parallel plan × KV "
-              f"dtype × max_num_seqs × max_batched_tokens × chunked prefill, bf16 weights), "
-              f"{res['feasible_simulated']} feasible. Surrogate: LightGBM on "
+              f"{res['requests']} requests; space: the {res['space_plans']} plans that pass the "
+              f"rules and fit memory (parallel plan × KV dtype × max_num_seqs × "
+              f"max_batched_tokens × chunked prefill, bf16 weights), {res['feasible_simulated']} "
+              f"of them serve every request. Surrogate: LightGBM on "
               f"{res['train_rows']} simulated plans of other models/clusters "
               f"({', '.join(f'{a} on {b}' for a, b, _, _ in res['train_scenarios'])}; "
               f"{res['train_sim_cpu_s']:.0f} CPU s to simulate, {res['fit_cpu_s']:.1f} s to fit, "
-              f"once). Script: `benchmarks/bench_serving_surrogate.py`."), "",
+              f"once). CPU s are process time on the machine of "
+              f"`serving_surrogate.provenance.json` (2 cores shared with other jobs). Script: "
+              f"`benchmarks/bench_serving_surrogate.py`."), "",
              (f"Held-out rank correlation of predicted vs simulated goodput over all feasible "
               f"plans: Spearman {res['heldout_spearman']:.3f}, Kendall "
               f"{res['heldout_kendall']:.3f}."), "",
