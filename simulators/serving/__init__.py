@@ -14,12 +14,14 @@ from mlsysgym.simulators.serving.evaluator import (
 )
 from mlsysgym.simulators.serving.hardware import Cluster, Device, load_cluster, load_device
 from mlsysgym.simulators.serving.models import ModelSpec, load_model
+from mlsysgym.simulators.serving.overheads import ENGINE_PRESETS, EngineOverheads, load_engine
 from mlsysgym.simulators.serving.plans import Plan, PlanError, plan_space, validate_plan
 from mlsysgym.simulators.serving.traces import Trace, poisson_trace, read_trace
 
-__all__ = ["METRICS", "Cluster", "Device", "ModelSpec", "Plan", "PlanError", "ServingEvaluator",
-           "ServingWorkload", "Trace", "load_cluster", "load_device", "load_model",
-           "plan_space", "poisson_trace", "read_trace", "simulate", "validate_plan"]
+__all__ = ["ENGINE_PRESETS", "METRICS", "Cluster", "Device", "EngineOverheads", "ModelSpec",
+           "Plan", "PlanError", "ServingEvaluator", "ServingWorkload", "Trace", "load_cluster",
+           "load_device", "load_engine", "load_model", "plan_space", "poisson_trace",
+           "read_trace", "simulate", "validate_plan"]
 
 from mlsysgym.core.evaluator import register_evaluator
 

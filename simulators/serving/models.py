@@ -63,7 +63,8 @@ def dtype_bytes(dtype: str) -> float:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A decoder-only transformer's shapes (see the module docstring for the counting rules)."""
+    """A transformer's shapes: decoder-only, or encoder-decoder when ``n_encoder_layers > 0``
+    (see the module docstring for the counting rules)."""
 
     name: str
     n_layers: int
