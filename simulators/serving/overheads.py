@@ -9,14 +9,14 @@ apply to which vLLM version and which side of the request the TTFT clock starts 
 number comes from a published measurement (none from this project's validation set):
 
 =======================  ==================================================================
-``request_s`` 5 ms,      vLLM PR #54628 (vllm-project/vllm): a live ``vllm serve`` scraped
+``request_s`` 5.7 ms,    vLLM PR #54628 (vllm-project/vllm): a live ``vllm serve`` scraped
 ``tokenize_s_per_token`` for its server-side ``time_to_first_token_seconds`` around each
-10 µs                    ``vllm bench serve`` run: client TTFT − server TTFT = 8.4 to
-                         12.2 ms (mean 10.2 ms over the five reported runs, 512-token
-                         prompts). Tokenization alone: 10 to 21 µs per token for 131-token
-                         prompts (tenstorrent/tt-inference-server issue #2173, HF
-                         tokenizers, steady state 10 µs); 512 × 10 µs = 5.1 ms of the
-                         10.2 ms, so the fixed HTTP/validation/streaming part is 5 ms.
+10 µs                    ``vllm bench serve`` run: client TTFT − server TTFT = 10.5, 12.2,
+                         8.4, 12.0 and 11.0 ms (mean 10.8 ms, 512-token prompts).
+                         Tokenization alone: 10 to 21 µs per token for 131-token prompts
+                         (tenstorrent/tt-inference-server issue #2173, HF tokenizers, steady
+                         state 10 µs); 512 × 10 µs = 5.1 ms of the 10.8 ms, so the fixed
+                         HTTP/validation/streaming part is 5.7 ms.
 ``step_s`` 0.27 ms,      Vidur (microsoft/vidur ``data/profiling/a100/cpu_overheads.csv``),
 ``step_per_seq_s``       vLLM V0 CPU overheads measured per iteration, Llama-2-70B TP4 on
 35.6 µs                  A100, medians of schedule + prepare-inputs: 0.556 ms at batch 8,
@@ -92,7 +92,7 @@ class EngineOverheads:
         return f"{self.name}[{','.join(vals)}]"
 
 
-_FRONT = {"request_s": 5e-3, "tokenize_s_per_token": 10e-6}
+_FRONT = {"request_s": 5.7e-3, "tokenize_s_per_token": 10e-6}
 _V0_STEP = {"step_s": 0.27e-3, "step_per_seq_s": 35.6e-6}
 
 #: presets: ``none`` (the GPU roofline alone), vLLM V0 (v0.6) measured server-side (front end
