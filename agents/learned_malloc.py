@@ -353,7 +353,7 @@ def _alternatives(current: int) -> tuple[int, int]:
 
 def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.ndarray | None,
                   *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
-                  max_passes: int = 8) -> None:
+                  max_passes: int = 8, greedy_completion: bool = False) -> None:
     """Construction from ``prior`` (per buffer, problem order; None: 1 everywhere, i.e. "best
     fit whenever it lowers the time") at each of :data:`THRESHOLDS` and from the heuristic's
     decisions, then first-improvement local search over one-decision changes (the positions
@@ -363,8 +363,11 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.
 
     Submits the heuristic's episode first (an answer at once), then the best episode found,
     keeping back 1.5 × the time the first submission took so the whole search, its final
-    scoring included, stays within ``seconds``. ``info``: the threshold, moves tried,
-    improvements, passes."""
+    scoring included, stays within ``seconds``; no step starts that would end past it by
+    the longest such step so far. With ``greedy_completion`` the prior only picks the start
+    and orders the moves, and completions take every buffer that helps (not the default:
+    no better on the validation split). ``info``: the threshold, moves tried, improvements,
+    passes."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
     mp = malloc_of(problem)
@@ -372,7 +375,9 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.
     order = xla_order(inst)
     builder = _Builder(inst, order, np.ones(inst.n_buffers) if prior is None else prior)
     heur = [int(v) for v in (xla_greedy(inst, order).placement.mode[order] == FAST)]
+    t0 = time.perf_counter()
     best, best_t = builder.run(0.5, prefix=heur)
+    run_s = time.perf_counter() - t0  # one complete episode, the unit of every later step
     t0 = time.perf_counter()
     problem.evaluate_one(episode_design(best))
     deadline = t_start + limit - 1.5 * (time.perf_counter() - t0)
@@ -383,22 +388,27 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.
         if wanted in seen:  # the same decode as an earlier threshold
             continue
         seen.add(wanted)
-        if time.perf_counter() > deadline:
+        if time.perf_counter() + run_s > deadline:
             break
         acts, t = builder.run(th)
         if t < best_t - 1e-9:
             best, best_t, tau = acts, t, th
     pr = None if prior is None else prior[order]
+    if greedy_completion:  # the prior orders the moves; completions take every buffer that helps
+        tau = -1.0
     tried = improvements = passes = 0
-    while passes < max_passes and time.perf_counter() < deadline:
+    slowest = run_s  # the longest move so far: no move starts that would end past the deadline
+    while passes < max_passes and time.perf_counter() + slowest < deadline:
         passes += 1
         builder.run(tau, prefix=best, record=True)
         improved = False
         for i in _move_order(best, pr, rng):
-            if time.perf_counter() > deadline:
+            if time.perf_counter() + slowest > deadline:
                 break
             for a in (a for a in _alternatives(best[i]) if a <= n_offsets):
+                t0 = time.perf_counter()
                 cand, t = _try_move(builder, best, best_t, int(i), a, tau, chain_depth)
+                slowest = max(slowest, time.perf_counter() - t0)
                 tried += 1
                 if t < best_t - 1e-9:
                     best, best_t, improved = cand, t, True
@@ -420,7 +430,7 @@ def _check_limit(seconds: float) -> None:
 @register_agent("learned", kinds=("malloc",))
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
-                   chain_depth: int = 2) -> None:
+                   chain_depth: int = 2, greedy_completion: bool = False) -> None:
     """The shipped graph-network policy (:func:`network_prior`) as construction and as the
     move order and completion rule of :func:`guided_search`, at most ``time_limit_s`` seconds
     (network inference included)."""
@@ -430,7 +440,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     prior = network_prior(inst, xla_order(inst), policy)
     spent = time.perf_counter() - t0
     problem.info["inference_s"] = spent
-    guided_search(problem, rng, prior, seconds=time_limit_s - spent, chain_depth=chain_depth)
+    guided_search(problem, rng, prior, seconds=time_limit_s - spent, chain_depth=chain_depth,
+                  greedy_completion=greedy_completion)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))

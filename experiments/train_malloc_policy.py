@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
                          "splits_digest": workloads.splits_digest(), "instances": names,
                          "label_seconds": args.label_seconds, "cpsat_seconds": args.cpsat_seconds,
                          "seeds": [args.seed], "epochs": args.epochs, "hidden": args.hidden,
-                         "rounds": args.rounds, "lr": args.lr, "final_loss": history[-1],
+                         "rounds": args.rounds, "lr": args.lr, "final_loss": history[-1] if history else None,
                          "labels_reused": args.labels is not None},
             "cpu_seconds": {"labels": c_labels, "training": c_train}}
     write_card(args.out, card)
