@@ -41,7 +41,9 @@ set during the run (and restored) so that a seed gives one trajectory.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import gymnasium as gym
@@ -62,6 +64,7 @@ __all__ = [
     "maskable_ppo",
     "ppo",
     "sac",
+    "training_progress",
 ]
 
 PPO_HYPERPARAMETERS: dict[str, list[Any]] = {
@@ -206,7 +209,7 @@ def _train(algo: str, problem: BudgetedProblem, rng: np.random.Generator, mode: 
         if log_dir is not None:
             _configure_logger(model, log_dir, log_formats)
         model.learn(total_timesteps=min(problem.remaining * steps_per_eval, 2**62),
-                    callback=_budget_callback(problem))
+                    callback=_callbacks(problem))
         # learn() can stop short of the budget (e.g. a user env's steps that evaluate nothing):
         # keep acting with the trained policy until the budget is used
         venv = model.get_env()
@@ -224,6 +227,63 @@ def _train(algo: str, problem: BudgetedProblem, rng: np.random.Generator, mode: 
         torch.set_num_threads(threads)
         if env is not None:  # a user's env scores through its own evaluator again
             design_env.scorer = previous
+
+
+_PROGRESS: ContextVar[dict[str, float] | None] = ContextVar("mlsysgym_rl_progress",
+                                                            default=None)
+
+
+@contextmanager
+def training_progress() -> Iterator[dict[str, float]]:
+    """While inside, an RL agent's training keeps the yielded dict up to date (after every
+    env step) with its learning curve: ``rl_timesteps`` (env steps, all sub-envs),
+    ``rl_episodes`` (episodes ended) and, once an episode has ended, ``rl_episode_reward_mean``
+    (mean return of the last 100 episodes, in the env's reward units: normalized rewards by
+    default). A sweep trial adds it to its intermediate Tune results."""
+    sink: dict[str, float] = {}
+    token = _PROGRESS.set(sink)
+    try:
+        yield sink
+    finally:
+        _PROGRESS.reset(token)
+
+
+def _callbacks(problem: BudgetedProblem) -> Any:
+    """The budget callback, and the learning-curve callback inside :func:`training_progress`."""
+    budget = _budget_callback(problem)
+    sink = _PROGRESS.get()
+    if sink is None:
+        return budget
+    from stable_baselines3.common.callbacks import CallbackList
+
+    return CallbackList([_curve_callback(sink), budget])
+
+
+def _curve_callback(sink: dict[str, float]) -> Any:
+    """An SB3 callback that writes the run's learning curve into ``sink`` every step."""
+    from collections import deque
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class LearningCurve(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.returns = np.zeros(self.training_env.num_envs)
+            self.recent: deque[float] = deque(maxlen=100)
+            self.episodes = 0
+
+        def _on_step(self) -> bool:
+            self.returns += np.asarray(self.locals["rewards"], dtype=float).reshape(-1)
+            done = np.asarray(self.locals["dones"], dtype=bool).reshape(-1)
+            if done.any():
+                self.recent.extend(self.returns[done].tolist())
+                self.returns[done] = 0.0
+                self.episodes += int(done.sum())
+                sink["rl_episode_reward_mean"] = float(np.mean(self.recent))
+            sink["rl_timesteps"] = int(self.num_timesteps)
+            sink["rl_episodes"] = self.episodes
+            return True
+
+    return LearningCurve()
 
 
 def _budget_callback(problem: BudgetedProblem) -> Any:

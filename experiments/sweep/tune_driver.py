@@ -29,8 +29,12 @@ from mlsysgym.experiments.sweep.trials import OptunaGroup, _problem_name, expand
 
 def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
     """Tune function trainable: one search run, one reported result that carries the trial's
-    row and trajectory to the driver (the worker writes nothing)."""
+    row and trajectory to the driver (the worker writes nothing). Intermediate results (every
+    ``report_every`` evaluations) carry an RL agent's learning curve so far too
+    (``rl_timesteps``, ``rl_episodes``, ``rl_episode_reward_mean``; see
+    :func:`mlsysgym.agents.rl.training_progress`)."""
     from mlsysgym.agents.base import agent_function, register_agent
+    from mlsysgym.agents.rl import training_progress
     from ray import tune
 
     import_plugins(fixed["imports"])
@@ -47,12 +51,14 @@ def _tune_trainable(config: dict[str, Any], fixed: dict[str, Any]) -> None:
         return {k: row[k] for k in ("best_reward", "n_evaluations", "n_failed", "wall_time_s",
                                     "trial_key", "agent")}
 
-    def so_far(row: dict[str, Any], traj: Any) -> None:  # a scheduler may stop the trial here
-        tune.report({**summary(row), PARTIAL: pack(row, traj)})
+    with training_progress() as curve:
+        def so_far(row: dict[str, Any], traj: Any) -> None:  # a scheduler may stop it here
+            tune.report({**summary(row), **curve, PARTIAL: pack(row, traj)})
 
-    row, traj = trial_result(spec, fixed["sweep"], ctx.get_trial_id(), report=so_far,
-                             report_every=fixed.get("report_every", 0))
-    tune.report({**summary(row), PAYLOAD: pack(row, traj)})  # written by the driver (collect.py)
+        row, traj = trial_result(spec, fixed["sweep"], ctx.get_trial_id(), report=so_far,
+                                 report_every=fixed.get("report_every", 0))
+    # the final result, written by the driver (collect.py)
+    tune.report({**summary(row), **curve, PAYLOAD: pack(row, traj)})
 
 
 def _spec_of(config: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
