@@ -392,6 +392,10 @@ def mlir_markdown(s: dict[str, Any], meta: dict[str, Any]) -> list[str]:
                      + _cells(sm["diff"], others, _diff, "mean") + " |")
         lines.append(f"| pooled, {sm['label']} ({n}) | | | "
                      + _cells(sm["pooled"], models, _ci, "tau") + " |" + " |" * len(others))
+    cpu = meta.get("fold_cpu_s", {})
+    if cpu:
+        lines += ["", "Fit CPU time summed over the folds (train + predict, one process per fold): "
+                  + ", ".join(f"{NAMES[m]} {cpu[m]:.0f} s" for m in models if m in cpu) + "."]
     return lines
 
 
@@ -404,7 +408,7 @@ def tile_markdown(s: dict[str, Any], held_targets: list[str]) -> list[str]:
     lines = ["## Tile-size model", "",
              ("Mean Kendall τ within each (shape, target) over its measured candidates (IREE's "
              "default included), over shapes with ≥ 3 candidates of distinct ratios; 95 % "
-             "intervals from 1,000 resamples of the shapes; the difference columns are paired "
+             "intervals from bootstrap resamples of the shapes; the difference columns are paired "
              "per shape; top-1 = best measured ratio ÷ measured ratio of the predicted best."), ""]
     for proto, fams in s.items():
         lines += [f"### {titles.get(proto, proto)}", "",
@@ -543,7 +547,8 @@ def combine(args: argparse.Namespace, stem: Path) -> int:
     meta.update(command="; ".join(m["command"] for m in metas)
                 + f"; then python {' '.join(sys.argv)}",
                 seconds=sum(m["seconds"] for m in metas),
-                cpu_seconds=sum(m["cpu_seconds"] for m in metas), fold_cpu_s=fold_cpu)
+                cpu_seconds=sum(m["cpu_seconds"] for m in metas), fold_cpu_s=fold_cpu,
+                bootstrap=args.bootstrap)
     if "key" in pred:
         meta["kernels"] = int(pred.loc[pred["part"] == "mlir", "key"].nunique())
     record: dict[str, Any] = {}
@@ -571,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0, c0 = time.perf_counter(), _cpu_seconds()
     record: dict[str, Any] = {}
-    meta: dict[str, Any] = {"command": " ".join(["python", *sys.argv]), "held_targets": args.held_targets}
+    meta: dict[str, Any] = {"command": " ".join(["python", *sys.argv]),
+                            "held_targets": args.held_targets, "bootstrap": args.bootstrap}
     preds = []
     if "mlir" not in args.skip:
         frame = kernel_frame(args.data)
