@@ -54,7 +54,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pandas as pd
-from mlsysgym.costmodels.families import FAMILIES, family_column, family_splits
+from mlsysgym.costmodels.families import (
+    FAMILIES,
+    FamilySplit,
+    design_keys,
+    family_column,
+    family_splits,
+)
 from mlsysgym.costmodels.metrics import kendall_tau, mean_interval, tau_difference, tau_interval
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +69,7 @@ DEFAULT_TILING = ROOT / "experiments/results/tiling/data_targets"
 DEFAULT_WRITE = ROOT / "benchmarks/results/costmodel_families.md"
 KERNEL_DESIGN = ("kind", "shape", "dtype", "op", "stride", "dilation", "reduce_dims")
 TILE_DESIGN = ("kind", "dims", "stride", "dilation")
+RANDOM_FOLD = "random 20 % (reference)"
 MLIR_MODELS = ("mlir_text", "lightgbm_hand", "roofline", "flops_only")
 TILE_MODELS = ("tile_lightgbm", "tile_roofline", "padded_flops")
 NAMES = {"mlir_text": "MLIR text model", "lightgbm_hand": "LightGBM, hand features",
@@ -146,9 +153,23 @@ def mlir_fold(frame: pd.DataFrame, split: Any, args: argparse.Namespace) -> dict
             "pretrain_seed_kernels": seeds}
 
 
+def random_split(frame: pd.DataFrame, seed: int, fraction: float = 0.2) -> FamilySplit:
+    """The in-distribution reference: a random ``fraction`` of the kernels held out (training
+    kernels with a held-out kernel's design dropped, as in the family splits)."""
+    n = len(frame)
+    test = np.sort(np.random.default_rng(seed).choice(n, size=round(fraction * n), replace=False))
+    keys = design_keys(frame, KERNEL_DESIGN)
+    rest = np.setdiff1d(np.arange(n), test)
+    clash = np.isin(keys[rest], keys[test])
+    return FamilySplit(RANDOM_FOLD, rest[~clash], test, int(clash.sum()))
+
+
 def run_mlir(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
-    """Leave-one-family-out predictions of every MLIR-kernel model: one row per kernel."""
-    splits = list(family_splits(frame, KERNEL_DESIGN, args.families))
+    """Leave-one-family-out predictions of every MLIR-kernel model (and of the random reference
+    fold when asked): one row per kernel and fold."""
+    splits = list(family_splits(frame, KERNEL_DESIGN, args.families)) if args.families != [] else []
+    if args.random_reference:
+        splits.append(random_split(frame, args.seed))
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -160,7 +181,7 @@ def run_mlir(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     parts = []
     for f in folds:
         sub = frame.iloc[f["rows"]][["key", "family", "workload_id", "kind", "runtime_us"]]
-        sub = sub.assign(**{f"pred_{m}": p for m, p in f["preds"].items()},
+        sub = sub.assign(fold=f["family"], **{f"pred_{m}": p for m, p in f["preds"].items()},
                          train_rows=f["train_rows"], dropped_duplicates=f["dropped_duplicates"],
                          pretrain_seed_kernels=f["pretrain_seed_kernels"],
                          **{f"cpu_s_{m}": s for m, s in f["cpu_s"].items()})
@@ -310,7 +331,8 @@ def mlir_scores(pred: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
     have = [m for m in MLIR_MODELS if f"pred_{m}" in pred and pred[f"pred_{m}"].notna().any()]
     lead = have[0]
     fams: dict[str, Any] = {}
-    for fam, g in pred.groupby("family", sort=False):
+    fold = "fold" if "fold" in pred else "family"
+    for fam, g in pred.groupby(fold, sort=False):
         y = g["runtime_us"].to_numpy()
         models = [m for m in have if g[f"pred_{m}"].notna().all()]
         fams[fam] = {"n": len(g), "train_rows": int(g["train_rows"].iloc[0]),
@@ -319,13 +341,14 @@ def mlir_scores(pred: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
                      "diff": {m: tau_difference(y, g[f"pred_{lead}"], g[f"pred_{m}"], n_boot, seed)
                               for m in models if m != lead and lead in models}}
     summaries = []
-    sets = [("families every model predicted", [f for f in fams if len(fams[f]["tau"]) == len(have)]),
-            ("all families", list(fams))]
+    held = [f for f in fams if f in FAMILIES]
+    sets = [("families every model predicted", [f for f in held if len(fams[f]["tau"]) == len(have)]),
+            ("all families", held)]
     for label, chosen in sets:
         if not chosen or (summaries and chosen == summaries[-1]["families"]):
             continue
         models = [m for m in have if all(m in fams[f]["tau"] for f in chosen)]
-        rows = pred[pred["family"].isin(chosen)]
+        rows = pred[pred[fold].isin(chosen)]
         summaries.append({
             "label": label, "families": chosen,
             "tau": {m: mean_interval([fams[f]["tau"][m]["tau"] for f in chosen], n_boot, seed)
@@ -437,7 +460,7 @@ def plot(mlir: dict[str, Any] | None, tile: dict[str, Any] | None, path: Path) -
          {f: r["tau"] for f, r in (mlir or {}).get("families", {}).items()}, "tau"),
         ("tile model, held-out family (mean τ within shape)",
          {f: r["tau"] for f, r in (tile or {}).get("family", {}).items()}, "mean")) if fams]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.8), squeeze=False)
     for ax, (title, fams, key) in zip(axes[0], panels):
         models = list(dict.fromkeys(m for r in fams.values() for m in r))
         width = 0.8 / len(models)
@@ -451,7 +474,7 @@ def plot(mlir: dict[str, Any] | None, tile: dict[str, Any] | None, path: Path) -
         ax.set_xticks(np.arange(len(fams)), list(fams), rotation=20)
         ax.set_ylabel("Kendall τ")
         ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -462,8 +485,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="measured MLIR kernel dataset")
     ap.add_argument("--tiling-data", type=Path, default=DEFAULT_TILING, help="tiling dataset")
-    ap.add_argument("--families", nargs="+", default=None, choices=list(FAMILIES),
-                    help="MLIR kernels: families to hold out (default: every family)")
+    ap.add_argument("--families", nargs="*", default=None, choices=list(FAMILIES),
+                    help="MLIR kernels: families to hold out (default: every family; none "
+                         "with --random-reference: only the reference fold)")
+    ap.add_argument("--random-reference", action="store_true",
+                    help="MLIR kernels: also hold out a random 20 %% of the kernels (the "
+                         "in-distribution reference)")
     ap.add_argument("--held-targets", nargs="+", default=["f67530263f5a", "04930e9da769"],
                     help="tile model: target_ids left out, one at a time (default x86-64-v3, "
                          "then host); the first is also left out with each family")
@@ -537,7 +564,10 @@ def combine(args: argparse.Namespace, stem: Path) -> int:
         filled = pred.filter(like="pred_").notna().sum(axis=1)
         pred = pred.assign(_filled=filled).sort_values("_filled", ascending=False, kind="stable")
         mlir = pred["part"] == "mlir"
-        pred = pd.concat([pred[mlir].drop_duplicates(["key", "family"]), pred[~mlir]])
+        if "fold" not in pred:
+            pred["fold"] = pred["family"]
+        pred["fold"] = pred["fold"].fillna(pred["family"])
+        pred = pd.concat([pred[mlir].drop_duplicates(["key", "fold"]), pred[~mlir]])
         pred = pred.drop(columns="_filled").sort_index().reset_index(drop=True)
     meta: dict[str, Any] = {k: v for m in metas for k, v in m.items()}
     fold_cpu: dict[str, float] = {}
@@ -586,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         record["mlir"] = mlir_scores(pred, args.bootstrap, args.seed)
         cpu_cols = [c for c in pred if c.startswith("cpu_s_")]
         meta.update(kernels=len(frame), data=str(args.data), kernel_machine=_machine(frame),
-                    fold_cpu_s={c[6:]: float(pred.groupby("family")[c].first().sum()) for c in cpu_cols},
+                    fold_cpu_s={c[6:]: float(pred.groupby("fold")[c].first().sum()) for c in cpu_cols},
                     text=("not trained (--no-text)" if args.no_text else
                           f"{args.members} member(s), ≤ {args.epochs} epochs, ≤ {args.max_seconds:.0f} s "
                           f"per member, encoder pretrained {args.pretrain_epochs} epoch(s) on "
