@@ -62,12 +62,12 @@ _FLAT_TYPES = frozenset((str, int, float, np.int64, np.int32, np.float64, np.flo
 
 def _flat_key(prefix: tuple[Any, ...], design: Any) -> tuple[Any, ...] | None:
     """The cache key of a flat design (a dict of str/int/float values, numpy's included; no
-    bools): ``prefix`` and the set of its items, which compare as :func:`content_hash` does
+    bools): ``prefix`` and its sorted items, which compare as :func:`content_hash` does
     (any key order; an integral float equals its int) at a fraction of its cost. None for any
     other design (it is keyed by its content hash)."""
     if type(design) is not dict or not set(map(type, design.values())) <= _FLAT_TYPES:
         return None
-    return (prefix, frozenset(design.items()))
+    return (prefix, tuple(sorted(design.items())))  # atomic: the garbage collector skips it
 
 
 def _canonical(obj: Any) -> Any:
@@ -206,23 +206,31 @@ class Evaluator(ABC):
         if todo:
             fresh = self._checked([designs[i] for i in todo.values()], workload)
             layout = tuple((m, v.dtype) for m, v in fresh.items())
-            if self._cache_layout is None or not self._cache:
-                self._cache_layout = layout
-            elif [m for m, _ in layout] != [m for m, _ in self._cache_layout]:
-                raise EvaluationError(
-                    f"{self.id} returned metrics {[m for m, _ in layout]} after "
-                    f"{[m for m, _ in self._cache_layout]}; an evaluator's metric set must be fixed")
-            else:  # promote (e.g. int64 then float64) so cached and fresh values agree
-                self._cache_layout = tuple((m, np.result_type(dt, new))
-                                           for (m, dt), (_, new) in zip(self._cache_layout, layout))
+            if layout != self._cache_layout:
+                self._cache_layout = self._merged_layout(layout)
             for k, row in zip(todo, zip(*[v.tolist() for v in fresh.values()])):
                 found[k] = row
                 self._cache[k] = row
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         assert self._cache_layout is not None
+        if len(todo) == len(keys):  # all fresh and distinct: the arrays as evaluated
+            return {m: fresh[m].astype(dt, copy=False) for m, dt in self._cache_layout}
         cols = zip(*[found[k] for k in keys])
         return {m: np.array(col, dtype=dt) for col, (m, dt) in zip(cols, self._cache_layout)}
+
+    def _merged_layout(self, layout: tuple[tuple[str, np.dtype], ...]
+                       ) -> tuple[tuple[str, np.dtype], ...]:
+        """The cache's (metric, dtype) layout after a fresh batch of ``layout``."""
+        if self._cache_layout is None or not self._cache:
+            return layout
+        if [m for m, _ in layout] != [m for m, _ in self._cache_layout]:
+            raise EvaluationError(
+                f"{self.id} returned metrics {[m for m, _ in layout]} after "
+                f"{[m for m, _ in self._cache_layout]}; an evaluator's metric set must be fixed")
+        # promote (e.g. int64 then float64) so cached and fresh values agree
+        return tuple((m, np.result_type(dt, new))
+                     for (m, dt), (_, new) in zip(self._cache_layout, layout))
 
     def clear_cache(self) -> None:
         """Forget every cached result (the hit/miss counters are kept)."""

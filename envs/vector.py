@@ -98,7 +98,7 @@ class DesignVectorEnv(VectorEnv):
         rewards = np.zeros(n)
         terminated, truncated = np.zeros(n, bool), np.zeros(n, bool)
         stepping = np.ones(n, bool)
-        if self.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP:
+        if self.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP and self._autoreset.any():
             stepping = ~self._autoreset
             self._reset_rows(self._autoreset)
         rows = np.flatnonzero(stepping)
