@@ -10,10 +10,14 @@ Use::
     workloads.workload("llama_l22_d2048_s512_b1").build()
     for inst in workloads.malloc_instances("train"):       # (workload, capacity, machine)
         problem = make_problem(inst.problem_spec())        # {"name": "malloc", "model": Graph, ...}
-    for inst in workloads.scheduling_instances("test"):    # (workload, platform)
+    for inst in workloads.scheduling_instances("test"):    # (workload, platform, window)
         problem = make_problem(inst.problem_spec())        # {"name": "scheduling", ...}
+    workloads.malloc_instances("test", headroom=True)      # the test instances with headroom
 
-``mlsysgym list workloads --split test`` lists a split.
+``mlsysgym list workloads --split test`` lists a split; ``mlsysgym solve malloc|schedule
+WORKLOAD`` solves one instance. ``headroom=True`` keeps the test instances on which
+benchmarks/instance_headroom.py found a placement / schedule ≥ 1 % better than the baseline
+heuristic (:data:`HEADROOM_MALLOC`, :data:`HEADROOM_SCHEDULING`): where an agent can win.
 
 **The split is by model family** (:data:`TRAIN_FAMILIES`, :data:`VALIDATION_FAMILIES`,
 :data:`TEST_FAMILIES` are disjoint): a policy trained on ``train`` and tuned on
@@ -56,10 +60,11 @@ from mlsysgym.ir import generators, zoo
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
 from mlsysgym.ir.graph import Graph
 
-__all__ = ["FAMILIES", "MEMORY_SYSTEMS", "SPLITS", "SPLITS_VERSION", "TEST_FAMILIES",
-           "TRAIN_FAMILIES", "VALIDATION_FAMILIES", "MallocInstanceSpec", "SchedulingInstanceSpec",
-           "UnknownSplitError", "WorkloadSpec", "malloc_instances", "resolve", "scheduling_instances",
-           "split", "splits_digest", "workload", "workload_names"]
+__all__ = ["FAMILIES", "HEADROOM_MALLOC", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS", "SPLITS",
+           "SPLITS_VERSION", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
+           "MallocInstanceSpec", "SchedulingInstanceSpec", "UnknownSplitError", "WorkloadSpec",
+           "malloc_instances", "resolve", "scheduling_instances", "split", "splits_digest",
+           "workload", "workload_names"]
 
 SPLITS_VERSION = "1"
 SPLITS = ("train", "validation", "test")
@@ -245,6 +250,10 @@ even 5 % holds every activation of a batch-1 transformer and the XLA-style greed
 SCHEDULING_PLATFORMS = ("soc_npu", "balanced")
 """Scheduling platforms: presets of mlsysgym.simulators.multicore (``balanced``: the agents'
 BALANCED_PLATFORM, where no unit dominates)."""
+SCHEDULING_WINDOW: dict[str, int] = {"random_dag": 64}
+"""The env's ready window per family (default 16): a random DAG keeps more ops ready than 16,
+and HEFT's / CPOP's schedules of five of the eight then do not replay in a window of 16 or 32
+(all do in 64)."""
 
 
 @dataclass(frozen=True)
@@ -285,20 +294,59 @@ class SchedulingInstanceSpec:
     def name(self) -> str:
         return f"{self.workload.name}@{self.platform}"
 
+    @property
+    def window(self) -> int:
+        """The env's ready window (:data:`SCHEDULING_WINDOW`)."""
+        return SCHEDULING_WINDOW.get(self.workload.family, 16)
+
     def problem_spec(self) -> dict[str, Any]:
         """The ``make_problem`` spec of this instance (the model is the built Graph)."""
-        return {"name": "scheduling", "model": self.workload.build(), "platform": self.platform}
+        return {"name": "scheduling", "model": self.workload.build(), "platform": self.platform,
+                "window": self.window}
 
 
 def malloc_instances(split_name: str, capacities: tuple[float, ...] = MALLOC_CAPACITIES,
-                     system: str = "default") -> list[MallocInstanceSpec]:
-    """Every workload of the split at every capacity, on one memory system."""
+                     system: str = "default", headroom: bool = False) -> list[MallocInstanceSpec]:
+    """Every workload of the split at every capacity, on one memory system; with ``headroom``
+    only those of :data:`HEADROOM_MALLOC` (the test set of the learned-agent benchmarks)."""
     if system not in MEMORY_SYSTEMS:
         raise WorkloadError(f"unknown memory system {system!r}; choose {', '.join(MEMORY_SYSTEMS)}")
-    return [MallocInstanceSpec(w, c, system) for w in split(split_name) for c in capacities]
+    out = [MallocInstanceSpec(w, c, system) for w in split(split_name) for c in capacities]
+    return [i for i in out if i.name in HEADROOM_MALLOC] if headroom else out
 
 
-def scheduling_instances(split_name: str, platforms: tuple[str, ...] = SCHEDULING_PLATFORMS
-                         ) -> list[SchedulingInstanceSpec]:
-    """Every workload of the split on every platform."""
-    return [SchedulingInstanceSpec(w, p) for w in split(split_name) for p in platforms]
+def scheduling_instances(split_name: str, platforms: tuple[str, ...] = SCHEDULING_PLATFORMS,
+                         headroom: bool = False) -> list[SchedulingInstanceSpec]:
+    """Every workload of the split on every platform; with ``headroom`` only those of
+    :data:`HEADROOM_SCHEDULING`."""
+    out = [SchedulingInstanceSpec(w, p) for w in split(split_name) for p in platforms]
+    return [i for i in out if i.name in HEADROOM_SCHEDULING] if headroom else out
+
+
+# ---- the instances with headroom (benchmarks/results/instance_headroom.md) ---------------------
+HEADROOM_MALLOC: frozenset[str] = frozenset({
+    "convnext_tiny:0.25",
+    "convnext_tiny:0.5",
+    "convnext_tiny:1",
+    "swin_tiny:0.25",
+    "swin_tiny:0.5",
+    "t5_small_encoder:0.25",
+    "t5_small_encoder:0.5",
+    "whisper_tiny_encoder:0.25",
+    "whisper_tiny_encoder:0.5",
+    "whisper_tiny_encoder:1",
+    "llama_l22_d2048_s512_b1:0.25",
+    "llama_l22_d2048_s512_b1:0.5",
+    "llama_l22_d2048_s512_b1:1",
+    "llama_l8_d1024_s256_b1:0.25",
+    "llama_l8_d1024_s256_b1:0.5",
+    "llama_l8_d1024_s256_b1:1",
+    "llama_l16_d1536_s1024_b1:0.25",
+    "llama_l16_d1536_s1024_b1:0.5",
+    "llama_l16_d1536_s1024_b1:1",
+})
+"""Test-split mallocGame instances where the best known placement (local search, the pilot
+method or CP-SAT) beats the XLA-style greedy by ≥ 1 % in benchmarks/instance_headroom.py."""
+HEADROOM_SCHEDULING: frozenset[str] = frozenset({"llama_l16_d1536_s1024_b1@soc_npu"})
+"""Test-split scheduling instances where the best known schedule beats HEFT by ≥ 1 % (one of
+16: on these platforms HEFT is within 1 % of local search, CPOP and CP-SAT at 60 s elsewhere)."""

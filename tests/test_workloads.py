@@ -106,3 +106,32 @@ def test_cli_lists_a_split(capsys):
     assert all(r["split"] == "test" for r in rows)
     assert main(["list", "workloads", "--split", "train"]) == 0
     assert "resnet18 (resnet)" in capsys.readouterr().out.splitlines()
+
+
+def _recorded_gaps(section: str) -> dict[str, float]:
+    """instance → gap_pct of one table of benchmarks/results/instance_headroom.md."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+            / "instance_headroom.md").read_text()
+    table = text.split(section, 1)[1].split("\n## ", 1)[0]
+    rows = [ln.strip("|").split("|") for ln in table.splitlines() if ln.startswith("| ")]
+    header = [c.strip() for c in rows[0]]
+    i, g = header.index("instance"), header.index("gap_pct")
+    return {r[i].strip(): float(r[g]) for r in rows[1:]}
+
+
+def test_headroom_instances_are_those_the_benchmark_measured_with_a_gap():
+    gaps = _recorded_gaps("## mallocGame")
+    assert set(gaps) == {i.name for i in workloads.malloc_instances("test")}
+    assert workloads.HEADROOM_MALLOC == {name for name, gap in gaps.items() if gap >= 1.0}
+    chosen = workloads.malloc_instances("test", headroom=True)
+    assert [i.name for i in chosen] == [n for n in gaps if n in workloads.HEADROOM_MALLOC]
+    sched = _recorded_gaps("## Scheduling")
+    assert workloads.HEADROOM_SCHEDULING == {name for name, gap in sched.items() if gap >= 1.0}
+
+
+def test_random_dags_get_a_wider_scheduling_window():
+    inst = {i.workload.family: i for i in workloads.scheduling_instances("train")}
+    assert inst["random_dag"].problem_spec()["window"] == 64
+    assert inst["bert"].problem_spec()["window"] == 16
