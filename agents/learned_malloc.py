@@ -362,11 +362,11 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.
     passes or ``seconds`` (or the budget's seconds) run out.
 
     Submits the heuristic's episode first (an answer at once), then the best episode found,
-    keeping back 1.5 × the time the first submission took so the whole search, its final
-    scoring included, stays within ``seconds``; no step starts that would end past it by
-    the longest such step so far. With ``greedy_completion`` the prior only picks the start
-    and orders the moves, and completions take every buffer that helps (not the default:
-    no better on the validation split). ``info``: the threshold, moves tried, improvements,
+    keeping back 5 % of ``seconds`` and twice the time the first submission took so the whole
+    search, its final scoring included, stays within ``seconds``; no step starts that would
+    end past that by the longest such step so far. With ``greedy_completion`` the prior only
+    picks the start and orders the moves, and completions take every buffer that helps (not
+    the default: no better on the validation split). ``info``: the threshold, moves tried, improvements,
     passes."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
@@ -380,7 +380,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.
     run_s = time.perf_counter() - t0  # one complete episode, the unit of every later step
     t0 = time.perf_counter()
     problem.evaluate_one(episode_design(best))
-    deadline = t_start + limit - 1.5 * (time.perf_counter() - t0)
+    deadline = t_start + 0.95 * limit - 2.0 * (time.perf_counter() - t0)
     start_t, tau = best_t, 0.5
     seen: set[bytes] = set()
     for th in THRESHOLDS:
@@ -398,14 +398,19 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.
         tau = -1.0
     tried = improvements = passes = 0
     slowest = run_s  # the longest move so far: no move starts that would end past the deadline
-    while passes < max_passes and time.perf_counter() + slowest < deadline:
+    def late() -> bool:
+        return time.perf_counter() + slowest > deadline
+
+    while passes < max_passes and not late():
         passes += 1
         builder.run(tau, prefix=best, record=True)
         improved = False
         for i in _move_order(best, pr, rng):
-            if time.perf_counter() + slowest > deadline:
+            if late():
                 break
             for a in (a for a in _alternatives(best[i]) if a <= n_offsets):
+                if late():
+                    break
                 t0 = time.perf_counter()
                 cand, t = _try_move(builder, best, best_t, int(i), a, tau, chain_depth)
                 slowest = max(slowest, time.perf_counter() - t0)
