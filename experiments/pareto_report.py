@@ -220,6 +220,22 @@ def _arm(row: Any) -> str:
     return row.agent + (f" {json.dumps(hp, sort_keys=True)}" if hp else "")
 
 
+def _hv_cell(runs: Sequence[tuple[int, np.ndarray]], budget: int) -> str:
+    """Hypervolume after ``budget`` evaluations over the runs made for that budget (else the
+    longer ones, whose curves pass it): mean ± 95 % interval; a run that ended before the
+    budget (a grid) counts with its last value and the evaluations it made."""
+    pick = [c for b, c in runs if b == budget] or [c for b, c in runs if b > budget]
+    if not pick:
+        return "—"
+    vals = np.array([c[min(budget, len(c)) - 1] for c in pick if len(c)])
+    if not len(vals):
+        return "—"
+    mean, half = mean_interval(vals[:, None])
+    short = [len(c) for c in pick if len(c) < budget]
+    note = f", {np.mean(short):.0f} evals" if short else ""
+    return f"{mean[0]:.4f} ± {half[0]:.4f} (n={len(vals)}{note})"
+
+
 def _problem_section(trials: pd.DataFrame, trajs: pd.DataFrame, out: Path) -> list[str]:
     """The Markdown section and PNGs of one problem's trials."""
     spec = _spec(trials["problem_spec"].iloc[0])
@@ -227,29 +243,29 @@ def _problem_section(trials: pd.DataFrame, trajs: pd.DataFrame, out: Path) -> li
     problem = problem_label(spec)
     slug = _slug(problem.replace("env:mlsysgym/", ""))
     budgets = sorted({int(b) for b in trials["budget"].dropna()})
-    curves: dict[str, list[np.ndarray]] = {}
+    top = max(budgets, default=None)
+    runs: dict[str, list[tuple[int, np.ndarray]]] = {}
     fronts: dict[str, np.ndarray] = {}
     for row in trials.sort_values(["agent", "seed"]).itertuples():
         curve, front = run_curves(trajs[trajs.trial_key == row.trial_key], objectives,
                                   directions, reference)
         arm = _arm(row)
-        curves.setdefault(arm, []).append(curve)
-        if row.budget == max(budgets, default=row.budget) and arm not in fronts:
+        budget = int(row.budget) if row.budget == row.budget and row.budget is not None else 0
+        runs.setdefault(arm, []).append((budget, curve))
+        if budget == (top or 0) and arm not in fronts:
             fronts[arm] = front  # the first seed at the largest budget
     refs = ", ".join(f"{o} {'≤' if d == 'minimize' else '≥'} {r:.5g}"
                      for o, d, r in zip(objectives, directions, reference))
     lines = [f"## {problem}", "", f"Objectives and reference point: {refs}.", "",
              "| agent | runs | " + " | ".join(f"HV @ {b}" for b in budgets) + " | front size |",
              "|---" * (len(budgets) + 3) + "|"]
-    for arm, runs in curves.items():
-        cells = []
-        for b in budgets:
-            vals = np.array([c[b - 1] for c in runs if len(c) >= b])
-            mean, half = mean_interval(vals[:, None]) if len(vals) else (None, None)
-            cells.append(f"{mean[0]:.4f} ± {half[0]:.4f} (n={len(vals)})" if len(vals) else "—")
-        lines.append(f"| {arm} | {len(runs)} | " + " | ".join(cells)
+    for arm, arm_runs in runs.items():
+        lines.append(f"| {arm} | {len(arm_runs)} | "
+                     + " | ".join(_hv_cell(arm_runs, b) for b in budgets)
                      + f" | {len(fronts.get(arm, []))} |")
-    hv = hv_curves_figure(curves, out / f"{slug}_pareto_hv.png", problem)
+    curves = {arm: [c for b, c in r if b == (top or 0)] for arm, r in runs.items()}
+    hv = hv_curves_figure(curves, out / f"{slug}_pareto_hv.png",
+                          f"{problem}: runs at {top} evaluations")
     fr = fronts_figure(fronts, objectives, reference, out / f"{slug}_pareto_fronts.png", problem)
     lines += ["", f"![hypervolume]({hv.name})", f"![fronts]({fr.name})"]
     if len(objectives) >= 3:
@@ -274,8 +290,11 @@ def write_pareto_report(sweep_dirs: Sequence[str | os.PathLike[str]],
              *[f"Trials ran on — {line}" for line in trial_machines(trials)], "",
              ("Hypervolume normalized by the reference point (the fraction of the box between "
               "0 and the reference that the feasible designs found dominate, for positive "
-              "minimized objectives); mean ± 95 % t-interval over seeds after that many "
-              "evaluations. Fronts: the first seed's run at the largest budget."), ""]
+              "minimized objectives); mean ± 95 % t-interval over the seeds' runs made for "
+              "that budget (n), after that many evaluations (a run that ended sooner, a grid, "
+              "with the evaluations it made). Single-objective agents search the weighted sum "
+              "of the reference-normalized objectives. Fronts: the first seed's run at the "
+              "largest budget."), ""]
     for _, group in trials.groupby("problem_spec", sort=True):
         lines += _problem_section(group, trajs, out)
     path = out / "pareto.md"
