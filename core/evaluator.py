@@ -58,16 +58,20 @@ def content_hash(obj: Any) -> str:
 
 
 _FLAT_TYPES = frozenset((str, int, float, np.int64, np.int32, np.float64, np.float32))
+_STR = frozenset((str,))
 
 
 def _flat_key(prefix: tuple[Any, ...], design: Any) -> tuple[Any, ...] | None:
-    """The cache key of a flat design (a dict of str/int/float values, numpy's included; no
-    bools): ``prefix`` and its sorted items, which compare as :func:`content_hash` does
-    (any key order; an integral float equals its int) at a fraction of its cost. None for any
-    other design (it is keyed by its content hash)."""
-    if type(design) is not dict or not set(map(type, design.values())) <= _FLAT_TYPES:
+    """The cache key of a flat design (a dict of str keys to str/int/float values, numpy's
+    included; no bools): ``prefix``, its sorted keys and their values, which compare as
+    :func:`content_hash` does (any key order; an integral float equals its int) at a fraction
+    of its cost, and hold no container the garbage collector must visit. None for any other
+    design (it is keyed by its content hash)."""
+    if type(design) is not dict or not set(map(type, design.values())) <= _FLAT_TYPES \
+            or not set(map(type, design)) <= _STR:
         return None
-    return (prefix, tuple(sorted(design.items())))  # atomic: the garbage collector skips it
+    names = tuple(sorted(design))
+    return (prefix, names, tuple(map(design.__getitem__, names)))
 
 
 def _canonical(obj: Any) -> Any:

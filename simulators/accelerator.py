@@ -63,6 +63,7 @@ of shape (D, 1), items rows of shape (1, L).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import numbers
 import operator
@@ -279,39 +280,33 @@ def designs_to_arrays(designs: Sequence[Design]) -> DesignArrays:
 _NUMBER_TYPES = frozenset((int, float, np.int64, np.int32, np.float64, np.float32))
 _FLOW_CODES = {name: float(i) for i, name in enumerate(DATAFLOWS)}
 _GET_ALL = operator.itemgetter(*DESIGN_SPACE.names)
+_FLOW_J = DESIGN_SPACE.names.index("dataflow")
+_WORD_J = DESIGN_SPACE.names.index("word_bytes")
+_WORD_CHOICES = np.array(en.WORD_BYTES, dtype=np.float64)
+_LOW, _HIGH = np.array([[min(p.choices), max(p.choices)] if p.name == "word_bytes"
+                        else [0.0, 2.0] if p.name == "dataflow"  # its codes
+                        else [p.low, p.high] for p in DESIGN_SPACE.params]).T[:, :, None]
+_INTEGRAL = [j for j, p in enumerate(DESIGN_SPACE.params) if isinstance(p, Integer)]
 
 
 def _columns_fast(designs: Sequence[Design]) -> np.ndarray | None:
     """The (D, P) table of valid plain designs (dicts of ints/floats, dataflow names), checked
-    per column; None when any design needs the value-by-value check (or is invalid)."""
-    names = DESIGN_SPACE.names
-    if any(type(d) is not dict for d in designs) or not set().union(*designs) <= _NAME_SET:
+    as arrays; None when any design needs the value-by-value check (or is invalid)."""
+    if not designs or any(type(d) is not dict for d in designs) \
+            or not set().union(*designs) <= _NAME_SET:
         return None
-    if all(len(d) == len(names) for d in designs):  # every key given
-        rows = list(map(_GET_ALL, designs))
-    else:
-        rows = [tuple(d.get(n, _DEFAULT[n]) for n in names) for d in designs]
-    table = np.empty((len(designs), len(names)), dtype=np.float64)
-    for j, (spec, col) in enumerate(zip(DESIGN_SPACE.params, zip(*rows))):
-        if spec.name == "dataflow":
-            if not set(map(type, col)) <= {str}:
-                return None
-            table[:, j] = [_FLOW_CODES.get(v, -1.0) for v in col]
-            if table[:, j].min() < 0:
-                return None
-            continue
-        if not set(map(type, col)) <= _NUMBER_TYPES:
-            return None
-        arr = table[:, j]
-        arr[:] = col
-        if isinstance(spec, Categorical):
-            ok = np.isin(arr, spec.choices).all()
-        else:
-            ok = ((arr >= spec.low) & (arr <= spec.high)).all() and not (
-                isinstance(spec, Integer) and (arr % 1 != 0).any())
-        if not ok:
-            return None
-    return table
+    rows = [_GET_ALL({**_DEFAULT, **d}) for d in designs]  # missing keys: the defaults
+    cols = list(zip(*rows))
+    flows = cols[_FLOW_J]
+    cols[_FLOW_J] = [_FLOW_CODES.get(v, -1.0) for v in flows]  # (a str: checked below)
+    if not set(map(type, flows)) <= {str} or \
+            not set(map(type, itertools.chain.from_iterable(cols))) <= _NUMBER_TYPES:
+        return None
+    table = np.array(cols, dtype=np.float64)  # (P, D)
+    words = table[_WORD_J]
+    ok = (((table >= _LOW) & (table <= _HIGH)).all() and (table[_INTEGRAL] % 1 == 0).all()
+          and (words[:, None] == _WORD_CHOICES).any(axis=1).all())
+    return table.T if ok else None
 
 
 def _columns_checked(designs: Sequence[Design]) -> np.ndarray:
@@ -426,7 +421,8 @@ def _gemm_part(d: DesignArrays, it: _Items, e: dict[str, np.ndarray]) -> dict[st
     Sr = np.where(os_, M, K)
     Sc = np.where(is_, M, N)
     T = np.where(os_, K, np.where(ws, M, N))
-    gpack = np.clip(np.minimum(R // Sr, C // Sc), 1.0, G)   # groups side by side on the diagonal
+    # groups side by side on the diagonal: min(rows // Sr, cols // Sc) clipped to 1..G
+    gpack = np.minimum(np.maximum(np.minimum(R // Sr, C // Sc), 1.0), G)
     passes = np.ceil(G / gpack)
     rf = np.ceil(Sr * gpack / R)
     cf = np.ceil(Sc * gpack / C)
@@ -540,7 +536,7 @@ def simulate_totals(d: DesignArrays, ls: LayerSet) -> dict[str, np.ndarray]:
     sums = {m: np.zeros(len(d)) for m in ITEM_METRICS}
     for _, part in _parts(d, ls):
         for m in ITEM_METRICS:
-            sums[m] += part[m].sum(axis=1)
+            sums[m] += np.add.reduce(part[m], axis=1)  # ndarray.sum without its wrapper
     out = _finish(d, sums, float(ls.macs.sum()))
     out["area_mm2"] = area_mm2(d)
     return out
