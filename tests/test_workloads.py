@@ -135,3 +135,14 @@ def test_random_dags_get_a_wider_scheduling_window():
     inst = {i.workload.family: i for i in workloads.scheduling_instances("train")}
     assert inst["random_dag"].problem_spec()["window"] == 64
     assert inst["bert"].problem_spec()["window"] == 16
+
+
+@pytest.mark.parametrize("generated, zoo_name", [
+    (generators.transformer_encoder, "bert_base"),   # BERT-base, sequence 128
+    (generators.gpt_decoder, "gpt2"),                # GPT-2 small, sequence 128
+    (generators.llama_decoder, "tinyllama_1b"),      # TinyLlama-1.1B, sequence 128
+])
+def test_generated_transformers_match_their_zoo_model(generated, zoo_name):
+    # the zoo graphs add only FLOP-light embeddings, masks and a pooler: within 0.05 %
+    gen, ref = generated().totals().flops, zoo.load(zoo_name).totals().flops
+    assert abs(gen - ref) / ref < 5e-4
