@@ -198,6 +198,14 @@ class BudgetedProblem:
         """Seconds left of the time budget (inf without one)."""
         return np.inf if self.budget_s is None else max(self.budget_s - self.elapsed_s, 0.0)
 
+    def solver_seconds(self, cap_s: float | None = None, default_s: float = 60.0) -> float:
+        """Seconds an inner solver may run so that its answer is still scored within the time
+        budget: 90 % of the time left less 1 s (at least 10 % of it) for building the model and
+        submitting the result; ``default_s`` without a time budget; ``cap_s`` caps it."""
+        left = self.time_left_s
+        limit = max(0.9 * left - 1.0, 0.1 * left) if np.isfinite(left) else default_s
+        return min(limit, cap_s) if cap_s is not None else limit
+
     @property
     def remaining(self) -> int:
         """Evaluations left (:data:`UNLIMITED` without an evaluation budget; 0 once the time

@@ -352,10 +352,7 @@ def cpsat_agent(problem: BudgetedProblem, rng: np.random.Generator, *,
         raise AgentConfigError("cpsat: num_workers must be >= 1 and time_limit_s > 0")
     malloc = malloc_of(problem)
     env = malloc.env
-    left = problem.time_left_s  # keep a margin to build the model and replay the episode
-    left = max(0.9 * left - 1.0, 0.1 * left) if np.isfinite(left) else 60.0
-    limit = min(time_limit_s or np.inf, left)
-    sol = cpsat_optimum(malloc.instance, time_limit_s=limit, num_workers=num_workers,
+    sol = cpsat_optimum(malloc.instance, time_limit_s=problem.solver_seconds(time_limit_s), num_workers=num_workers,
                         n_offsets=env.n_offsets, resolution=resolution,
                         seed=int(rng.integers(2**31)))
     info: dict[str, Any] = {"solver_status": sol.status, "solver_wall_s": sol.wall_s,

@@ -356,12 +356,13 @@ def cpsat_agent(problem: BudgetedProblem, rng: np.random.Generator, time_limit_s
     """CP-SAT's best schedule (minimum makespan, or minimum mean JCT on a stream whose objective
     is ``jct``) as one evaluation, with its proof: ``status`` "optimal" when the bound meets the
     schedule, else "feasible"; ``bound`` = the best reward any schedule can have. Solves for
-    ``time_limit_s`` or the time left of the budget, whichever is shorter."""
+    ``time_limit_s`` or the budget's :meth:`~BudgetedProblem.solver_seconds`, whichever is
+    shorter (so its schedule is scored within the budget)."""
     if not (time_limit_s > 0 and num_workers >= 1):
         raise AgentConfigError("time_limit_s must be > 0 and num_workers ≥ 1")
     inner = scheduling_episodes(problem)
     objective = "jct" if inner.stream and inner.objective == "jct" else "makespan"
-    ex = cpsat_schedule(inner.instance, time_limit_s=min(float(time_limit_s), problem.time_left_s),
+    ex = cpsat_schedule(inner.instance, time_limit_s=problem.solver_seconds(float(time_limit_s)),
                         num_workers=int(num_workers), seed=int(rng.integers(2**31 - 1)),
                         hint=bool(hint), objective=objective)
     problem.prove("optimal" if ex.optimal else "feasible", bound=inner.reward_of(ex.lower_bound_us),
