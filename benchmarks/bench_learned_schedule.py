@@ -13,6 +13,8 @@ training or validation) on each scheduling platform. Per instance:
   search, in S seconds of wall clock (policy inference included) — one run per seed;
 - ``ablation``: the same agent with ``network=False`` (HEFT's scores; the same sampling and
   local search), same budget and seeds;
+- ``prior_search``: the same agent with the untrained network (zero heads: HEFT's order and
+  PEFT's lookahead) — what the search gets from the features without any training;
 - ``cpsat``: CP-SAT with a time limit (``--cpsat-s``; ``--cpsat60`` instances also at 60 s).
 
 Improvements are ``100 · (1 − makespan / reference)``; the 95 % intervals are percentile
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,7 +76,23 @@ def _best_makespan(res: Any) -> float:
     return min(m["makespan_us"] for m, f in zip(res.metrics, res.failed) if not f)
 
 
-def instance_row(spec: Any, seeds: int, seconds: float, cpsat_s: Sequence[float]) -> dict[str, Any]:
+def prior_policy_path(folder: Path) -> Path:
+    """The untrained network (zero heads: HEFT's order, PEFT's lookahead) as an ONNX file."""
+    from mlsysgym.agents.learned_schedule import build_network, export_onnx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return export_onnx(build_network(rounds=default_policy().card["network"]["rounds"]),
+                       folder / "prior.onnx")
+
+
+def search_arm(problem: Any, seeds: int, seconds: float, **hp: Any) -> tuple[list[float], list[int]]:
+    """Best makespan and evaluations of ``search("learned", ..., **hp)`` per seed."""
+    runs = [search("learned", problem, Budget(seconds=seconds), seed=s, **hp) for s in range(seeds)]
+    return [_best_makespan(r) for r in runs], [r.n_evaluations for r in runs]
+
+
+def instance_row(spec: Any, seeds: int, seconds: float, cpsat_s: Sequence[float],
+                 prior_path: Path | None = None) -> dict[str, Any]:
     """Every measurement of one test instance (see the module docstring)."""
     problem = make_problem(spec.problem_spec())
     inst = problem.instance
@@ -90,10 +109,11 @@ def instance_row(spec: Any, seeds: int, seconds: float, cpsat_s: Sequence[float]
     validate(inst, sched).raise_if_invalid()
     row.update(greedy_us=sched.makespan_us(inst), inference_s=t1 - t0, decode_s=t2 - t1)
     for arm, network in (("learned", True), ("ablation", False)):
-        runs = [search("learned", problem, Budget(seconds=seconds), seed=s, network=network)
-                for s in range(seeds)]
-        row[f"{arm}_us"] = [_best_makespan(r) for r in runs]
-        row[f"{arm}_evaluations"] = [r.n_evaluations for r in runs]
+        row[f"{arm}_us"], row[f"{arm}_evaluations"] = search_arm(problem, seeds, seconds,
+                                                                 network=network)
+    if prior_path is not None:
+        row["prior_search_us"], row["prior_search_evaluations"] = search_arm(
+            problem, seeds, seconds, policy_path=str(prior_path))
     for limit in cpsat_s:
         res = search("cpsat", problem, Budget(seconds=limit + 600), seed=0, time_limit_s=limit)
         row[f"cpsat{limit:g}_us"] = _best_makespan(res)
@@ -148,6 +168,12 @@ def summary_lines(rows: Sequence[dict[str, Any]], cpsat_s: Sequence[float]) -> l
         (f"- policy greedy (one decode) vs HEFT: {_ci(_pct(heft1, greedy))} over instances; "
         f"the untrained prior (HEFT order + PEFT lookahead): {_ci(_pct(heft1, prior))}"),
     ]
+    if all("prior_search_us" in r for r in rows):
+        ps = np.concatenate([r["prior_search_us"] for r in rows])
+        dp = _pct(ps, learned)
+        lines.append(f"- the untrained network + the same search vs HEFT: {_ci(_pct(heft_r, ps))}; "
+                     f"learned vs it: {_ci(dp)} (better on {int((dp > 1e-9).sum())}, worse on "
+                     f"{int((dp < -1e-9).sum())} of {dp.size} pairs)")
     for limit in cpsat_s:
         cp = np.array([r.get(f"cpsat{limit:g}_us", np.nan) for r in rows])
         ok = np.isfinite(cp)
@@ -160,7 +186,8 @@ def summary_lines(rows: Sequence[dict[str, Any]], cpsat_s: Sequence[float]) -> l
 
 
 def instance_table(rows: Sequence[dict[str, Any]], cpsat_s: Sequence[float]) -> list[str]:
-    cols = ["prior", "greedy", "ablation", "learned", *[f"cpsat{c:g}" for c in cpsat_s]]
+    cols = ["prior", "greedy", "ablation", "prior_search", "learned",
+            *[f"cpsat{c:g}" for c in cpsat_s]]
     out = ["| instance | ops | HEFT µs | " + " | ".join(cols) + " | inference s |",
            "|---|---:|---:|" + "---:|" * len(cols) + "---:|"]
     for r in rows:
@@ -199,8 +226,9 @@ def plot(rows: Sequence[dict[str, Any]], cpsat_s: Sequence[float], path: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arms = ["prior", "greedy", "ablation", "learned", *[f"cpsat{c:g}" for c in cpsat_s]]
-    fig, ax = plt.subplots(figsize=(max(8, 0.7 * len(rows) * len(arms) / 3), 4.5))
+    arms = ["prior", "greedy", "ablation", "prior_search", "learned",
+            *[f"cpsat{c:g}" for c in cpsat_s]]
+    fig, ax = plt.subplots(figsize=(12, 4.5))
     w = 0.8 / len(arms)
     xs = np.arange(len(rows))
     for k, arm in enumerate(arms):
@@ -220,26 +248,44 @@ def plot(rows: Sequence[dict[str, Any]], cpsat_s: Sequence[float], path: Path) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=10.0, help="budget of learned / ablation")
+    ap.add_argument("--seconds", type=float, default=10.0, help="budget of the search arms")
     ap.add_argument("--cpsat-s", type=float, nargs="*", default=[10.0])
     ap.add_argument("--cpsat60", nargs="*", default=[], help="instances also solved for 60 s")
     ap.add_argument("--platforms", nargs="+", default=list(workloads.SCHEDULING_PLATFORMS))
     ap.add_argument("--only", nargs="*", default=None, help="instance names (default: all)")
     ap.add_argument("--online-seeds", type=int, default=5)
     ap.add_argument("--online-jobs", type=int, default=6)
+    ap.add_argument("--extend", type=Path, default=None,
+                    help="a saved .json of this script: add the untrained-network search arm to "
+                         "its instances and re-render (the other measurements are kept)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     pol = default_policy()
-    specs = [s for s in workloads.scheduling_instances("test", tuple(args.platforms))
-             if args.only is None or s.name in args.only]
-    rows = []
-    for spec in specs:
-        limits = list(args.cpsat_s) + ([60.0] if spec.name in args.cpsat60 else [])
-        rows.append(instance_row(spec, args.seeds, args.seconds, limits))
-        r = rows[-1]
-        print(f"{spec.name}: heft {r['heft_us']:.0f}, greedy {r['greedy_us']:.0f}, learned "
-              f"{np.mean(r['learned_us']):.0f}, ablation {np.mean(r['ablation_us']):.0f}", flush=True)
-    online = online_rows(pol, args.online_seeds, args.platforms, args.online_jobs)
+    prior = prior_policy_path(Path(tempfile.mkdtemp(prefix="learned_schedule_prior")))
+    where = provenance(seeds=args.seeds, seconds=args.seconds)
+    if args.extend is not None:
+        saved = json.loads(args.extend.read_text())
+        rows, online = saved["instances"], saved["online"]
+        where = {**saved["provenance"], "prior_search_arm_added_by": where}
+        for r in rows:
+            problem = make_problem(next(s for s in workloads.scheduling_instances(
+                "test", tuple(args.platforms)) if s.name == r["instance"]).problem_spec())
+            r["prior_search_us"], r["prior_search_evaluations"] = search_arm(
+                problem, len(r["learned_us"]), args.seconds, policy_path=str(prior))
+            print(f"{r['instance']}: prior + search {np.mean(r['prior_search_us']):.0f}", flush=True)
+        args.seeds = len(rows[0]["learned_us"])
+    else:
+        specs = [s for s in workloads.scheduling_instances("test", tuple(args.platforms))
+                 if args.only is None or s.name in args.only]
+        rows = []
+        for spec in specs:
+            limits = list(args.cpsat_s) + ([60.0] if spec.name in args.cpsat60 else [])
+            rows.append(instance_row(spec, args.seeds, args.seconds, limits, prior))
+            r = rows[-1]
+            print(f"{spec.name}: heft {r['heft_us']:.0f}, greedy {r['greedy_us']:.0f}, learned "
+                  f"{np.mean(r['learned_us']):.0f}, ablation {np.mean(r['ablation_us']):.0f}",
+                  flush=True)
+        online = online_rows(pol, args.online_seeds, args.platforms, args.online_jobs)
     cps = sorted({float(k[5:-3]) for r in rows for k in r if k.startswith("cpsat") and k.endswith("_us")})
     card = pol.card
     lines = [
@@ -270,8 +316,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(stamp_markdown("\n".join(lines)))
     args.out.with_suffix(".json").write_text(json.dumps(
-        {"instances": rows, "online": online, "provenance": provenance(seeds=args.seeds,
-                                                                       seconds=args.seconds)},
+        {"instances": rows, "online": online, "provenance": where},
         indent=1, default=str) + "\n")
     plot(rows, cps, args.out.with_suffix(".png"))
     print(f"wrote {args.out}", flush=True)
