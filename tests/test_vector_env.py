@@ -166,3 +166,41 @@ def test_maskable_ppo_sequential_with_n_envs_and_a_time_budget() -> None:
     timed = search("ppo", _small(), {"seconds": 1.0}, seed=0, n_envs=2, n_steps=4,
                    batch_size=8)
     assert timed.n_evaluations > 0 and "model" in timed.info  # stopped by the callback
+
+
+def test_batched_accelerator_call_is_each_design_alone() -> None:
+    """What makes the batched step fast changes no number: a batch of mixed dataflows, word
+    sizes and value types (ints, floats, NumPy scalars, missing keys) gives each design's
+    metrics bit for bit as evaluated alone, and the column-at-a-time validation builds the
+    table the value-by-value check builds."""
+    from mlsysgym.simulators.accelerator import (
+        AcceleratorSimulator,
+        _columns_checked,
+        _columns_fast,
+    )
+
+    designs = [
+        {"rows": 8, "cols": 16, "dataflow": "os", "ifmap_kb": 32, "filter_kb": 64.0,
+         "ofmap_kb": 16, "bandwidth": 4, "word_bytes": 1},
+        {"rows": np.int64(128), "cols": 4.0, "dataflow": "ws", "word_bytes": 2},
+        {"rows": 3, "cols": 4096, "dataflow": "is", "ifmap_kb": 0.5, "bandwidth": 0.02,
+         "word_bytes": np.float64(4), "clock_mhz": 7.5},
+        {},
+    ]
+    assert np.array_equal(_columns_fast(designs), _columns_checked(designs))
+    sim = AcceleratorSimulator()
+    batch = sim.evaluate(designs, "resnet18", cache=False)
+    for i, d in enumerate(designs):
+        alone = sim.evaluate([d], "resnet18", cache=False)
+        assert all(alone[m][0] == batch[m][i] for m in batch)
+    # the cache: the same designs with their keys reordered and other number types hit it,
+    # and give the same values
+    assert (sim.cache_hits, sim.cache_misses) == (0, 0)
+    cached = sim.evaluate(designs, "resnet18")
+    again = sim.evaluate([dict(reversed(list(d.items()))) for d in designs[:1]]
+                         + [{"rows": 128.0, "cols": np.int64(4), "dataflow": "ws",
+                             "word_bytes": 2.0}], "resnet18")
+    assert (sim.cache_hits, sim.cache_misses) == (2, 4)
+    for m in batch:
+        assert np.array_equal(cached[m], batch[m]) and cached[m].dtype == batch[m].dtype
+        assert np.array_equal(again[m], batch[m][:2])
