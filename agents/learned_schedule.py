@@ -21,6 +21,10 @@ Shipped as package data: ``agents/policies/schedule_gnn.onnx`` (inputs ``x`` (n,
 its card (training split, platforms, seeds, CPU hours, the machine's fingerprint). Inference is
 ONNX Runtime; torch is needed only to train (``experiments/train_schedule_policy.py``).
 
+Measured zero-shot on the test split (``benchmarks/results/learned_schedule.md``): the
+trained weights do not beat their untrained start (HEFT's order with PEFT's lookahead); the
+gain over HEFT and over HEFT + the same search comes from that lookahead.
+
 Agent ``learned`` (scheduling kind): the policy's greedy decode, then ``samples`` decodes of the
 priorities with Gumbel noise (the policy as the prior of a sampling search), then
 :func:`~mlsysgym.agents.scheduling_search.local_search` from the best of them for the rest of
