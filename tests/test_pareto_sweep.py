@@ -140,8 +140,9 @@ def test_bad_objectives_give_a_one_line_error(tmp_path, extra, words):
     assert words in str(e.value) and "\n" not in str(e.value)
 
 
-def test_the_published_pareto_config_validates():
-    cfg = load_config("experiments/configs/pareto_accelerator.yaml")
+@pytest.mark.parametrize("name", ["pareto_accelerator", "pareto_soc"])
+def test_the_published_pareto_configs_validate(name):
+    cfg = load_config(f"experiments/configs/{name}.yaml")
     assert all(p["name"] == "pareto" and len(p["reference"]) == 3 for p in cfg.problems)
 
 
