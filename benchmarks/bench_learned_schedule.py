@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from mlsysgym.agents import Budget, search
 from mlsysgym.agents.learned_schedule import (
+    SchedulePolicy,
     decode,
     default_policy,
     heft_scores,
@@ -122,23 +123,28 @@ def instance_row(spec: Any, seeds: int, seconds: float, cpsat_s: Sequence[float]
     return row
 
 
-def online_rows(policy: Any, seeds: int, platforms: Sequence[str], n_jobs: int) -> list[dict[str, Any]]:
-    """Mean JCT and makespan of the online policy and HEFT on arrival on unseen streams."""
-    rows = []
+def online_rows(arms: dict[str, Any], seeds: int, platforms: Sequence[str], n_jobs: int,
+                rows: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Mean JCT and makespan of online schedulers (``arms``: name → scorer for
+    :func:`online_schedule`) on unseen streams; with ``rows`` (the same streams, in this
+    order), the arms are added to them."""
+    out_rows = [] if rows is None else rows
+    k = 0
     for plat_name in platforms:
         plat = load_platform(BALANCED_PLATFORM if plat_name == "balanced" else plat_name)
         for mix, models in MIXES.items():
             for load in LOADS:
                 for seed in range(seeds):
                     inst = build_stream_instance(poisson_stream(list(models), n_jobs, load, plat, seed), plat)
-                    out = {"platform": plat_name, "mix": mix, "load": load, "seed": seed,
-                           "n_ops": inst.n_ops}
-                    for arm, scorer in (("learned", policy_scores(policy)), ("heft", heft_scores)):
-                        s = online_schedule(inst, scorer)
-                        jm = job_metrics(inst, s)
+                    if rows is None:
+                        out_rows.append({"platform": plat_name, "mix": mix, "load": load,
+                                         "seed": seed, "n_ops": inst.n_ops})
+                    out = out_rows[k]
+                    k += 1
+                    for arm, scorer in arms.items():
+                        jm = job_metrics(inst, online_schedule(inst, scorer))
                         out[f"{arm}_jct_us"], out[f"{arm}_makespan_us"] = jm.mean_completion_us, jm.makespan_us
-                    rows.append(out)
-    return rows
+    return out_rows
 
 
 def _pct(ref: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -206,17 +212,20 @@ def instance_table(rows: Sequence[dict[str, Any]], cpsat_s: Sequence[float]) -> 
 
 
 def online_table(rows: Sequence[dict[str, Any]]) -> list[str]:
-    out = ["| mix | load | streams | mean JCT vs HEFT on arrival | makespan vs HEFT on arrival |",
-           "|---|---:|---:|---:|---:|"]
+    prior = all("prior_jct_us" in r for r in rows)
+    head = "| mix | load | streams | mean JCT vs HEFT on arrival | makespan vs HEFT on arrival |"
+    out = [head + (" untrained net: mean JCT vs HEFT on arrival |" if prior else ""),
+           "|---|---:|---:|---:|---:|" + ("---:|" if prior else "")]
     keys = sorted({(r["mix"], r["load"]) for r in rows}, key=lambda k: (list(MIXES).index(k[0]), k[1]))
-    for mix, load in keys:
-        sel = [r for r in rows if r["mix"] == mix and r["load"] == load]
+    groups = [(mix, f"{load:g}", [r for r in rows if r["mix"] == mix and r["load"] == load])
+              for mix, load in keys] + [("all", "all", list(rows))]
+    for mix, load, sel in groups:
         jct = _pct([r["heft_jct_us"] for r in sel], [r["learned_jct_us"] for r in sel])
         ms = _pct([r["heft_makespan_us"] for r in sel], [r["learned_makespan_us"] for r in sel])
-        out.append(f"| {mix} | {load:g} | {len(sel)} | {_ci(jct)} | {_ci(ms)} |")
-    jct = _pct([r["heft_jct_us"] for r in rows], [r["learned_jct_us"] for r in rows])
-    out.append(f"| all | all | {len(rows)} | {_ci(jct)} | "
-               f"{_ci(_pct([r['heft_makespan_us'] for r in rows], [r['learned_makespan_us'] for r in rows]))} |")
+        line = f"| {mix} | {load} | {len(sel)} | {_ci(jct)} | {_ci(ms)} |"
+        if prior:
+            line += f" {_ci(_pct([r['heft_jct_us'] for r in sel], [r['prior_jct_us'] for r in sel]))} |"
+        out.append(line)
     return out
 
 
@@ -256,8 +265,8 @@ def main() -> None:
     ap.add_argument("--online-seeds", type=int, default=5)
     ap.add_argument("--online-jobs", type=int, default=6)
     ap.add_argument("--extend", type=Path, default=None,
-                    help="a saved .json of this script: add the untrained-network search arm to "
-                         "its instances and re-render (the other measurements are kept)")
+                    help="a saved .json of this script: add the untrained-network arms (search "
+                         "and online) where missing and re-render (the rest is kept)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     pol = default_policy()
@@ -267,12 +276,14 @@ def main() -> None:
         saved = json.loads(args.extend.read_text())
         rows, online = saved["instances"], saved["online"]
         where = {**saved["provenance"], "prior_search_arm_added_by": where}
-        for r in rows:
+        for r in (r for r in rows if "prior_search_us" not in r):
             problem = make_problem(next(s for s in workloads.scheduling_instances(
                 "test", tuple(args.platforms)) if s.name == r["instance"]).problem_spec())
             r["prior_search_us"], r["prior_search_evaluations"] = search_arm(
                 problem, len(r["learned_us"]), args.seconds, policy_path=str(prior))
             print(f"{r['instance']}: prior + search {np.mean(r['prior_search_us']):.0f}", flush=True)
+        online_rows({"prior": policy_scores(SchedulePolicy(prior))}, args.online_seeds,
+                    args.platforms, args.online_jobs, online)
         args.seeds = len(rows[0]["learned_us"])
     else:
         specs = [s for s in workloads.scheduling_instances("test", tuple(args.platforms))
@@ -285,7 +296,9 @@ def main() -> None:
             print(f"{spec.name}: heft {r['heft_us']:.0f}, greedy {r['greedy_us']:.0f}, learned "
                   f"{np.mean(r['learned_us']):.0f}, ablation {np.mean(r['ablation_us']):.0f}",
                   flush=True)
-        online = online_rows(pol, args.online_seeds, args.platforms, args.online_jobs)
+        online = online_rows({"learned": policy_scores(pol), "heft": heft_scores,
+                              "prior": policy_scores(SchedulePolicy(prior))},
+                             args.online_seeds, args.platforms, args.online_jobs)
     cps = sorted({float(k[5:-3]) for r in rows for k in r if k.startswith("cpsat") and k.endswith("_us")})
     card = pol.card
     lines = [
