@@ -219,7 +219,7 @@ class Evaluator(ABC):
                 self._cache.popitem(last=False)
         assert self._cache_layout is not None
         if len(todo) == len(keys):  # all fresh and distinct: the arrays as evaluated
-            return {m: fresh[m].astype(dt, copy=False) for m, dt in self._cache_layout}
+            return {m: np.array(fresh[m], dtype=dt) for m, dt in self._cache_layout}
         cols = zip(*[found[k] for k in keys])
         return {m: np.array(col, dtype=dt) for col, (m, dt) in zip(cols, self._cache_layout)}
 
