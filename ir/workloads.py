@@ -52,19 +52,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
 from mlsysgym.ir import generators, zoo
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
-from mlsysgym.ir.graph import Graph
+from mlsysgym.ir.graph import Graph, Op, Tensor
 
-__all__ = ["FAMILIES", "HEADROOM_MALLOC", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS", "SPLITS",
-           "SPLITS_VERSION", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
+__all__ = ["FAMILIES", "HEADROOM_MALLOC", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS", "MULTI_TENANT",
+           "SPLITS", "SPLITS_VERSION", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
            "MallocInstanceSpec", "SchedulingInstanceSpec", "UnknownSplitError", "WorkloadSpec",
-           "malloc_instances", "resolve", "scheduling_instances", "split", "splits_digest",
-           "workload", "workload_names"]
+           "concurrent", "concurrent_workload", "malloc_instances", "resolve", "scheduling_instances",
+           "split", "splits_digest", "workload", "workload_names"]
 
 SPLITS_VERSION = "1"
 SPLITS = ("train", "validation", "test")
@@ -104,6 +104,8 @@ class WorkloadSpec:
         """How it is built, as one line: ``zoo:<model>`` or ``<generator>(k=v, ...)``."""
         if self.source == "zoo":
             return f"zoo:{self.params['model']}"
+        if self.source == "concurrent":
+            return f"concurrent({', '.join(self.params['workloads'])})"
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.generator}({args})"
 
@@ -181,6 +183,8 @@ def _specs() -> dict[str, WorkloadSpec]:
 @cache
 def _build(name: str) -> Graph:
     spec = workload(name)
+    if spec.source == "concurrent":
+        return concurrent([_build(part) for part in spec.params["workloads"]], spec.name)
     if spec.source == "zoo":
         return zoo.load(spec.params["model"])
     graph = GENERATORS[spec.generator](**spec.params)
@@ -207,7 +211,10 @@ def workload_names(split_name: str | None = None) -> list[str]:
 
 
 def workload(name: str) -> WorkloadSpec:
-    """The split workload called ``name`` (WorkloadNotFoundError if none)."""
+    """The split workload called ``name`` (WorkloadNotFoundError if none); ``"a+b+..."`` names
+    split workloads run concurrently (:func:`concurrent_workload`)."""
+    if CONCURRENT_SEP in name:
+        return concurrent_workload(name.split(CONCURRENT_SEP))
     spec = _specs().get(name)
     if spec is None:
         raise WorkloadNotFoundError(f"no split workload named {name!r} (list them with "
@@ -216,10 +223,13 @@ def workload(name: str) -> WorkloadSpec:
 
 
 def resolve(name_or_path: str) -> Graph:
-    """A Graph from a split workload name, a zoo model name or an ONNX file path."""
+    """A Graph from a split workload name (or ``"a+b+..."``: several run concurrently), a zoo
+    model name or an ONNX file path."""
     spec = _specs().get(name_or_path)
     if spec is not None:
         return spec.build()
+    if CONCURRENT_SEP in name_or_path and not name_or_path.endswith(".onnx"):
+        return workload(name_or_path).build()
     try:
         return zoo.resolve(name_or_path)
     except WorkloadNotFoundError as e:
@@ -234,6 +244,52 @@ def splits_digest() -> str:
     rows = [s.row() for s in _specs().values()]
     return hashlib.sha256(json.dumps([SPLITS_VERSION, rows], sort_keys=True).encode()).hexdigest()[:12]
 
+
+
+# ---- multi-tenant workloads: several graphs run concurrently ------------------------------------
+CONCURRENT_SEP = "+"
+
+
+def concurrent(graphs: list[Graph], name: str | None = None) -> Graph:
+    """The graphs as one DAG of independent jobs released together (multi-tenant inference,
+    e.g. camera + speech + LLM on one SoC): their disjoint union, graph k's ops and tensors
+    renamed ``j<k>/<name>``, ops in graph order (each graph's topological order, one after the
+    other). ``metadata["job_sizes"]`` holds each graph's op count."""
+    if len(graphs) < 2:
+        raise WorkloadError(f"a concurrent workload needs at least 2 graphs, got {len(graphs)}")
+    ops: list[Op] = []
+    tensors: dict[str, Tensor] = {}
+    inputs: list[str] = []
+    outputs: list[str] = []
+    for k, g in enumerate(graphs):
+        pre = f"j{k}/"
+
+        def ren(t: str, pre: str = pre) -> str:
+            return pre + t if t else t
+
+        ops += [replace(op, name=pre + op.name, inputs=tuple(map(ren, op.inputs)),
+                        outputs=tuple(map(ren, op.outputs))) for op in g.ops]
+        tensors.update({pre + t.name: replace(t, name=pre + t.name) for t in g.tensors.values()})
+        inputs += map(ren, g.inputs)
+        outputs += map(ren, g.outputs)
+    meta = {"workload": name, "jobs": [g.name for g in graphs],
+            "job_sizes": [len(g.ops) for g in graphs]}
+    return Graph(name or CONCURRENT_SEP.join(g.name for g in graphs), tuple(ops), tensors,
+                 tuple(inputs), tuple(outputs), meta)
+
+
+def concurrent_workload(names: list[str] | tuple[str, ...]) -> WorkloadSpec:
+    """The split workloads ``names`` run concurrently, as one workload named ``"a+b+..."``
+    (source "concurrent"; family the parts' families joined by "+"; split theirs when they share
+    one). It is not a split entry: a split's content and :func:`splits_digest` stay as they are."""
+    parts = [workload(n) for n in names]
+    if len(parts) < 2:
+        raise WorkloadError(f"a concurrent workload needs at least 2 split workloads, got {list(names)}")
+    splits = {p.split for p in parts}
+    return WorkloadSpec(CONCURRENT_SEP.join(p.name for p in parts),
+                        CONCURRENT_SEP.join(p.family for p in parts),
+                        splits.pop() if len(splits) == 1 else "mixed", "concurrent",
+                        params={"workloads": tuple(p.name for p in parts)})
 
 # ---- instances ---------------------------------------------------------------------------------
 MEMORY_SYSTEMS: dict[str, dict[str, float]] = {
@@ -296,7 +352,10 @@ class SchedulingInstanceSpec:
 
     @property
     def window(self) -> int:
-        """The env's ready window (:data:`SCHEDULING_WINDOW`)."""
+        """The env's ready window (:data:`SCHEDULING_WINDOW`; 64 for a concurrent workload,
+        whose jobs keep more ops ready)."""
+        if self.workload.source == "concurrent":
+            return 64
         return SCHEDULING_WINDOW.get(self.workload.family, 16)
 
     def problem_spec(self) -> dict[str, Any]:
@@ -316,11 +375,40 @@ def malloc_instances(split_name: str, capacities: tuple[float, ...] = MALLOC_CAP
 
 
 def scheduling_instances(split_name: str, platforms: tuple[str, ...] = SCHEDULING_PLATFORMS,
-                         headroom: bool = False) -> list[SchedulingInstanceSpec]:
-    """Every workload of the split on every platform; with ``headroom`` only those of
+                         headroom: bool = False, setting: str = "single"
+                         ) -> list[SchedulingInstanceSpec]:
+    """Every workload of the split on every platform (``setting="single"``), or every
+    multi-tenant mix of :data:`MULTI_TENANT` (``setting="multi"``: several of the split's
+    graphs run concurrently as one DAG); with ``headroom`` only those of
     :data:`HEADROOM_SCHEDULING`."""
-    out = [SchedulingInstanceSpec(w, p) for w in split(split_name) for p in platforms]
+    _check_split(split_name)
+    if setting == "single":
+        works = split(split_name)
+    elif setting == "multi":
+        works = [workload(m) for m in MULTI_TENANT[split_name]]
+    else:
+        raise WorkloadError(f"unknown scheduling setting {setting!r}; choose single or multi")
+    out = [SchedulingInstanceSpec(w, p) for w in works for p in platforms]
     return [i for i in out if i.name in HEADROOM_SCHEDULING] if headroom else out
+
+
+MULTI_TENANT: dict[str, tuple[str, ...]] = {
+    "train": ("resnet18+alexnet", "resnet50+mobilenetv2+resnet18", "vit_b16+bert_base",
+              "resnet50+bert_base+vit_b16", "bert_l4_d512_s256_b1+resnet18+mobilenetv2",
+              "random_dag_n120_s1+random_dag_n120_s5"),
+    "validation": ("gpt2+efficientnet_b0", "gpt_l6_d512_s512_b1+efficientnet_b0+gpt2"),
+    "test": ("convnext_tiny+swin_tiny", "t5_small_encoder+convnext_tiny+swin_tiny",
+             "whisper_tiny_encoder+llama_l8_d1024_s256_b1",
+             "convnext_tiny+whisper_tiny_encoder+llama_l8_d1024_s256_b1"),
+}
+"""Multi-tenant scheduling mixes per split (``"a+b"`` = graphs a and b released together as
+independent jobs, :func:`concurrent`): a vision pair, three tenants, speech + LLM, and
+camera + speech + LLM (the SoC scenario), each of one split's workloads only. A single model
+graph is a near-chain, so on these platforms HEFT leaves < 1 % (benchmarks/results/
+instance_headroom.md); the mixes pair graphs of similar critical paths, so that jobs
+contend for the fastest unit and the critical-path and load bounds are of one size —
+where the placement and order decisions interact (benchmarks/results/scheduling_headroom.md
+measures the gap)."""
 
 
 # ---- the instances with headroom (benchmarks/results/instance_headroom.md) ---------------------

@@ -146,3 +146,57 @@ def test_generated_transformers_match_their_zoo_model(generated, zoo_name):
     # the zoo graphs add only FLOP-light embeddings, masks and a pooler: within 0.05 %
     gen, ref = generated().totals().flops, zoo.load(zoo_name).totals().flops
     assert abs(gen - ref) / ref < 5e-4
+
+
+# ---- multi-tenant scheduling instances (several graphs released together) -----------------------
+def test_multi_tenant_sets_are_deterministic_by_split_and_leave_the_splits_alone():
+    names = {s: [i.name for i in workloads.scheduling_instances(s, setting="multi")]
+             for s in workloads.SPLITS}
+    assert names == {s: [i.name for i in workloads.scheduling_instances(s, setting="multi")]
+                     for s in workloads.SPLITS}
+    assert names["test"][:2] == ["convnext_tiny+swin_tiny@soc_npu", "convnext_tiny+swin_tiny@balanced"]
+    for s in workloads.SPLITS:
+        for mix in workloads.MULTI_TENANT[s]:
+            spec = workloads.workload(mix)
+            assert spec.source == "concurrent" and spec.split == s
+            assert all(workloads.FAMILIES[f] == s for f in spec.family.split("+"))
+    train = {f for m in workloads.MULTI_TENANT["train"] for f in workloads.workload(m).family.split("+")}
+    test = {f for m in workloads.MULTI_TENANT["test"] for f in workloads.workload(m).family.split("+")}
+    assert train.isdisjoint(test)
+    assert workloads.splits_digest() == DIGEST_V1  # mixes are not split entries
+    assert all(i.window == 64 for i in workloads.scheduling_instances("train", setting="multi"))
+
+
+def test_a_two_graph_mix_is_the_disjoint_union_of_its_graphs():
+    from mlsysgym.agents.problems import make_problem
+
+    # resnet18 has 49 ops and alexnet 24 (zoo graphs): the mix schedules 49 + 24 = 73 ops
+    mix = workloads.workload("resnet18+alexnet")
+    graph = workloads.resolve("resnet18+alexnet")
+    parts = [workloads.resolve("resnet18"), workloads.resolve("alexnet")]
+    assert [len(p.ops) for p in parts] == [49, 24]
+    assert len(graph.ops) == 73 and graph.metadata["job_sizes"] == [49, 24]
+    assert mix.how == "concurrent(resnet18, alexnet)" and mix.family == "resnet+alexnet"
+    assert graph.ops[49].name == "j1/" + parts[1].ops[0].name
+    assert graph.totals().flops == sum(p.totals().flops for p in parts)
+    inst = next(i for i in workloads.scheduling_instances("train", setting="multi",
+                                                         platforms=("soc_npu",))
+                if i.workload.name == "resnet18+alexnet")
+    problem = make_problem(inst.problem_spec())
+    sched = problem.instance
+    assert sched.n_ops == 73 and problem.window == 64
+    singles = [make_problem({"name": "scheduling", "model": p, "platform": "soc_npu"}).instance
+               for p in parts]
+    assert sched.n_edges == sum(s.n_edges for s in singles)
+    # no data edge crosses jobs: every edge stays inside the first 49 ops or the last 24
+    assert ((sched.edge_src < 49) == (sched.edge_dst < 49)).all()
+
+
+def test_bad_mixes_are_one_line_errors():
+    with pytest.raises(WorkloadNotFoundError, match="no split workload named 'nope'"):
+        workloads.workload("resnet18+nope")
+    with pytest.raises(WorkloadError, match="at least 2"):
+        workloads.concurrent_workload(["resnet18"])
+    with pytest.raises(WorkloadError, match="choose single or multi"):
+        workloads.scheduling_instances("test", setting="batch")
+    assert workloads.workload("resnet18+gpt2").split == "mixed"
