@@ -255,6 +255,12 @@ def test_sweep_json_and_old_output_dir_flag(tmp_path, monkeypatch, capsys) -> No
     assert "a line a library printed" in captured.err
 
 
+def test_list_configs_names_the_shipped_sweep_configs(capsys) -> None:
+    assert main(["list", "configs", "--json"]) == 0
+    names = json.loads(capsys.readouterr().out)
+    assert {"study_search", "synthetic"} <= set(names) and names == sorted(names)
+
+
 def test_every_experiment_script_is_a_cli_experiment() -> None:
     """An experiments/ module with a main() is reachable as `mlsysgym experiment NAME`."""
     from pathlib import Path

@@ -19,13 +19,14 @@ from mlsysgym.commands.common import (
     stderr_progress,
 )
 
-KINDS = ("envs", "agents", "evaluators", "problems", "workloads")
+KINDS = ("envs", "agents", "evaluators", "problems", "workloads", "configs")
 
 
 def register(group: Any) -> None:
     """Add the top-level ``list`` and ``search`` commands."""
     top = group("")
-    p = top.add_parser("list", help="registered envs, agents, evaluators, problems or workloads")
+    p = top.add_parser("list", help="registered envs, agents, evaluators, problems, workloads "
+                       "or the shipped sweep configs")
     p.add_argument("what", choices=KINDS, help="what to list")
     add_json(p, "a JSON list instead of lines")
     p.add_argument("--split", choices=("train", "validation", "test"), default=None,
@@ -66,6 +67,10 @@ def _names(what: str) -> list[str]:
         from mlsysgym.agents.problems import problem_names
 
         return [*problem_names(), "env:<gymnasium id>"]
+    if what == "configs":
+        from mlsysgym.commands.sweep_cmds import packaged_configs
+
+        return packaged_configs()
     from mlsysgym.ir import zoo
 
     return zoo.names()

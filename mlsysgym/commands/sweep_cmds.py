@@ -22,7 +22,7 @@ def register(group) -> None:
                     "Each trial is one search run; results go to Parquet under output_dir.")
     p.add_argument("config", metavar="CONFIG.yaml",
                    help="sweep configuration file, or the name of a shipped config "
-                        f"({', '.join(packaged_configs()) or 'none'})")
+                        "(mlsysgym list configs)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted sweep: skip finished trials, run the rest")
     p.add_argument("--allow-mixed", action="store_true",
