@@ -471,7 +471,7 @@ def plot(mlir: dict[str, Any] | None, tile: dict[str, Any] | None, path: Path) -
             v = np.array([c[key] for c in cell])
             err = np.nan_to_num(np.array([[c[key] - c["lo"], c["hi"] - c[key]] for c in cell]).T)
             ax.bar(x, v, width, yerr=err, capsize=2, label=NAMES[m])
-        ax.set_xticks(np.arange(len(fams)), list(fams), rotation=20)
+        ax.set_xticks(np.arange(len(fams)), list(fams), rotation=20, ha="right")
         ax.set_ylabel("Kendall τ")
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
