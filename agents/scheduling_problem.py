@@ -247,9 +247,12 @@ def scheduling_stream_problem(models: Sequence[str] = ("alexnet", "resnet18", "m
                               n_jobs: int = 5, load: float = 1.0, seed: int = 0,
                               platform: str | Mapping[str, Any] = "soc_npu",
                               objective: str = "jct", window: int = 16,
-                              train_graphs: Sequence[Any] | None = None) -> SchedulingEpisodes:
+                              train_graphs: Sequence[Any] | None = None,
+                              arrivals: Sequence[float] | None = None) -> SchedulingEpisodes:
     """A seeded Poisson stream of ``n_jobs`` jobs from ``models`` at ``load`` on ``platform``
     (named ``stream<n_jobs>-l<load>-s<seed>``); objective mean JCT (``"jct"``) or makespan.
+    ``arrivals``: instead, the given jobs, ``models[k]`` arriving at ``arrivals[k]`` µs
+    (``n_jobs``, ``load`` and ``seed`` unused; e.g. all 0: multi-tenant jobs released together).
     ``train_graphs``: the streams a learned agent trains on (overrides such as ``{"load": 0.5,
     "seed": 3}``)."""
     if objective not in ("jct", "makespan"):
@@ -257,12 +260,17 @@ def scheduling_stream_problem(models: Sequence[str] = ("alexnet", "resnet18", "m
 
     def build(**kw: Any) -> tuple[SchedulingInstance, Platform]:
         plat = _platform(kw["platform"])
+        if kw.get("arrivals") is not None:
+            if len(kw["arrivals"]) != len(kw["models"]):
+                raise SchedulingProblemError(f"{len(kw['arrivals'])} arrivals for "
+                                             f"{len(kw['models'])} models; give one per model")
+            return build_stream_instance(list(zip(kw["models"], kw["arrivals"])), plat), plat
         jobs = poisson_stream(list(kw["models"]), kw["n_jobs"], kw["load"], plat, kw["seed"])
         name = f"stream{kw['n_jobs']}-l{kw['load']:g}-s{kw['seed']}"
         return build_stream_instance(jobs, plat, name=name), plat
 
     kwargs = {"models": list(models), "n_jobs": n_jobs, "load": load, "seed": seed,
-              "platform": platform}
+              "platform": platform, "arrivals": None if arrivals is None else list(arrivals)}
     instance, plat = build(**kwargs)
     return SchedulingEpisodes(instance.name, instance, plat, objective, window, True, kwargs, build,
                               train_graphs)

@@ -341,14 +341,25 @@ class MallocInstanceSpec:
 
 @dataclass(frozen=True)
 class SchedulingInstanceSpec:
-    """A scheduling instance: a workload on ``platform`` (a preset name or "balanced")."""
+    """A scheduling instance: a workload on ``platform`` (a preset name or "balanced"),
+    minimizing the makespan, or (``objective="jct"``, a concurrent workload only) the mean
+    completion time of its jobs."""
 
     workload: WorkloadSpec
     platform: str
+    objective: str = "makespan"
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("makespan", "jct"):
+            raise WorkloadError(f"unknown scheduling objective {self.objective!r}; choose makespan or jct")
+        if self.objective == "jct" and self.workload.source != "concurrent":
+            raise WorkloadError(f"objective 'jct' needs several jobs; {self.workload.name!r} is one "
+                                "graph (name a mix such as 'a+b')")
 
     @property
     def name(self) -> str:
-        return f"{self.workload.name}@{self.platform}"
+        suffix = "" if self.objective == "makespan" else f":{self.objective}"
+        return f"{self.workload.name}@{self.platform}{suffix}"
 
     @property
     def window(self) -> int:
@@ -359,7 +370,12 @@ class SchedulingInstanceSpec:
         return SCHEDULING_WINDOW.get(self.workload.family, 16)
 
     def problem_spec(self) -> dict[str, Any]:
-        """The ``make_problem`` spec of this instance (the model is the built Graph)."""
+        """The ``make_problem`` spec of this instance (the model is the built Graph; on the
+        ``jct`` objective a ``scheduling-stream`` of the mix's graphs, all arriving at 0)."""
+        if self.objective == "jct":
+            graphs = [_build(n) for n in self.workload.params["workloads"]]
+            return {"name": "scheduling-stream", "models": graphs, "arrivals": [0.0] * len(graphs),
+                    "platform": self.platform, "objective": "jct", "window": self.window}
         return {"name": "scheduling", "model": self.workload.build(), "platform": self.platform,
                 "window": self.window}
 
@@ -375,12 +391,12 @@ def malloc_instances(split_name: str, capacities: tuple[float, ...] = MALLOC_CAP
 
 
 def scheduling_instances(split_name: str, platforms: tuple[str, ...] = SCHEDULING_PLATFORMS,
-                         headroom: bool = False, setting: str = "single"
-                         ) -> list[SchedulingInstanceSpec]:
+                         headroom: bool = False, setting: str = "single",
+                         objective: str = "makespan") -> list[SchedulingInstanceSpec]:
     """Every workload of the split on every platform (``setting="single"``), or every
     multi-tenant mix of :data:`MULTI_TENANT` (``setting="multi"``: several of the split's
-    graphs run concurrently as one DAG); with ``headroom`` only those of
-    :data:`HEADROOM_SCHEDULING`."""
+    graphs released together, one DAG; ``objective`` "makespan" or "jct", the mean job
+    completion time); with ``headroom`` only those of :data:`HEADROOM_SCHEDULING`."""
     _check_split(split_name)
     if setting == "single":
         works = split(split_name)
@@ -388,7 +404,7 @@ def scheduling_instances(split_name: str, platforms: tuple[str, ...] = SCHEDULIN
         works = [workload(m) for m in MULTI_TENANT[split_name]]
     else:
         raise WorkloadError(f"unknown scheduling setting {setting!r}; choose single or multi")
-    out = [SchedulingInstanceSpec(w, p) for w in works for p in platforms]
+    out = [SchedulingInstanceSpec(w, p, objective) for w in works for p in platforms]
     return [i for i in out if i.name in HEADROOM_SCHEDULING] if headroom else out
 
 

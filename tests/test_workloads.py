@@ -200,3 +200,17 @@ def test_bad_mixes_are_one_line_errors():
     with pytest.raises(WorkloadError, match="choose single or multi"):
         workloads.scheduling_instances("test", setting="batch")
     assert workloads.workload("resnet18+gpt2").split == "mixed"
+
+
+def test_a_mix_on_the_jct_objective_is_a_stream_of_jobs_released_together():
+    from mlsysgym.agents.problems import make_problem
+
+    inst = workloads.SchedulingInstanceSpec(workloads.workload("resnet18+alexnet"), "soc_npu", "jct")
+    assert inst.name == "resnet18+alexnet@soc_npu:jct"
+    problem = make_problem(inst.problem_spec())
+    assert problem.objective == "jct" and problem.stream and problem.window == 64
+    assert problem.instance.n_jobs == 2 and problem.instance.n_ops == 73
+    assert not problem.instance.has_releases  # both jobs arrive at 0
+    assert list(problem.instance.job_of).count(0) == 49  # job 0 is resnet18's 49 ops
+    with pytest.raises(WorkloadError, match="needs several jobs"):
+        workloads.SchedulingInstanceSpec(workloads.workload("resnet18"), "soc_npu", "jct")
