@@ -70,6 +70,7 @@ DEFAULT_WRITE = ROOT / "benchmarks/results/costmodel_families.md"
 KERNEL_DESIGN = ("kind", "shape", "dtype", "op", "stride", "dilation", "reduce_dims")
 TILE_DESIGN = ("kind", "dims", "stride", "dilation")
 RANDOM_FOLD = "random 20 % (reference)"
+SPLIT_FOLD = "workload split v1 test"
 MLIR_MODELS = ("mlir_text", "lightgbm_hand", "roofline", "flops_only")
 TILE_MODELS = ("tile_lightgbm", "tile_roofline", "padded_flops")
 NAMES = {"mlir_text": "MLIR text model", "lightgbm_hand": "LightGBM, hand features",
@@ -164,12 +165,30 @@ def random_split(frame: pd.DataFrame, seed: int, fraction: float = 0.2) -> Famil
     return FamilySplit(RANDOM_FOLD, rest[~clash], test, int(clash.sum()))
 
 
+def workload_split(frame: pd.DataFrame) -> FamilySplit:
+    """The workload splits' protocol (``ir/workloads.py``): train on the kernels of the train
+    split's zoo models, test on those of the test split's (validation models unused); training
+    kernels with a test kernel's design dropped."""
+    from mlsysgym.ir.workloads import ZOO_FAMILY, split
+
+    train_models = {w.name for w in split("train") if w.name in ZOO_FAMILY}
+    test_models = {w.name for w in split("test") if w.name in ZOO_FAMILY}
+    model = frame["workload_id"].astype(str).to_numpy()
+    test = np.flatnonzero(np.isin(model, list(test_models)))
+    train = np.flatnonzero(np.isin(model, list(train_models)))
+    keys = design_keys(frame, KERNEL_DESIGN)
+    clash = np.isin(keys[train], keys[test])
+    return FamilySplit(SPLIT_FOLD, train[~clash], test, int(clash.sum()))
+
+
 def run_mlir(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     """Leave-one-family-out predictions of every MLIR-kernel model (and of the random reference
     fold when asked): one row per kernel and fold."""
     splits = list(family_splits(frame, KERNEL_DESIGN, args.families)) if args.families != [] else []
     if args.random_reference:
         splits.append(random_split(frame, args.seed))
+    if args.workload_split:
+        splits.append(workload_split(frame))
     if args.jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -181,7 +200,12 @@ def run_mlir(frame: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
     parts = []
     for f in folds:
         sub = frame.iloc[f["rows"]][["key", "family", "workload_id", "kind", "runtime_us"]]
-        sub = sub.assign(fold=f["family"], **{f"pred_{m}": p for m, p in f["preds"].items()},
+        fold = f["family"]
+        if fold == SPLIT_FOLD:  # scored per family of the workload splits
+            from mlsysgym.ir.workloads import ZOO_FAMILY
+
+            fold = [f"{SPLIT_FOLD}: {ZOO_FAMILY[m]}" for m in sub["workload_id"]]
+        sub = sub.assign(fold=fold, **{f"pred_{m}": p for m, p in f["preds"].items()},
                          train_rows=f["train_rows"], dropped_duplicates=f["dropped_duplicates"],
                          pretrain_seed_kernels=f["pretrain_seed_kernels"],
                          **{f"cpu_s_{m}": s for m, s in f["cpu_s"].items()})
@@ -343,9 +367,10 @@ def mlir_scores(pred: pd.DataFrame, n_boot: int, seed: int) -> dict[str, Any]:
     summaries = []
     held = [f for f in fams if f in FAMILIES]
     sets = [("families every model predicted", [f for f in held if len(fams[f]["tau"]) == len(have)]),
-            ("all families", held)]
+            ("all families", held),
+            ("workload split v1 test families", [f for f in fams if f.startswith(SPLIT_FOLD)])]
     for label, chosen in sets:
-        if not chosen or (summaries and chosen == summaries[-1]["families"]):
+        if not chosen or any(chosen == sm["families"] for sm in summaries):
             continue
         models = [m for m in have if all(m in fams[f]["tau"] for f in chosen)]
         rows = pred[pred[fold].isin(chosen)]
@@ -491,6 +516,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--random-reference", action="store_true",
                     help="MLIR kernels: also hold out a random 20 %% of the kernels (the "
                          "in-distribution reference)")
+    ap.add_argument("--workload-split", action="store_true",
+                    help="MLIR kernels: also train on the train split's zoo models and test on "
+                         "the test split's (ir/workloads.py), scored per test family")
     ap.add_argument("--held-targets", nargs="+", default=["f67530263f5a", "04930e9da769"],
                     help="tile model: target_ids left out, one at a time (default x86-64-v3, "
                          "then host); the first is also left out with each family")
