@@ -95,10 +95,9 @@ def kernel_frame(path: Path) -> pd.DataFrame:
     return f.assign(family=family_column(f))
 
 
-def pretrain_seeds(train_families: set[str], test: pd.DataFrame) -> pd.DataFrame:
-    """Zoo kernels (design columns, no runtime) of the training families' models, minus any
-    kernel with a held-out kernel's design: the text model's extra pretraining seeds."""
-    from mlsysgym.costmodels.families import family_of
+def pretrain_seeds(models: set[str], test: pd.DataFrame) -> pd.DataFrame:
+    """Zoo kernels (design columns, no runtime) of the training ``models``, minus any kernel
+    with a held-out kernel's design: the text model's extra pretraining seeds."""
     from mlsysgym.costmodels.mlir_pretrain import spec_of_row
     from mlsysgym.experiments.mlir_measure import zoo_kernel_specs
 
@@ -107,7 +106,17 @@ def pretrain_seeds(train_families: set[str], test: pd.DataFrame) -> pd.DataFrame
 
     held = {key(spec_of_row(r).to_design()) for r in test.to_dict("records")}
     return pd.DataFrame([s.to_design() for m, s in zoo_kernel_specs()
-                         if family_of(m) in train_families and key(s.to_design()) not in held])
+                         if m in models and key(s.to_design()) not in held])
+
+
+def _seed_models(fold: str) -> set[str]:
+    """Models whose zoo kernels may seed pretraining in a fold: the other families' (family
+    folds), every model (random reference), the train split's (workload split)."""
+    if fold == SPLIT_FOLD:
+        from mlsysgym.ir.workloads import split
+
+        return {w.name for w in split("train")}
+    return {m for f, ms in FAMILIES.items() if f != fold for m in ms}
 
 
 def text_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -141,7 +150,7 @@ def mlir_fold(frame: pd.DataFrame, split: Any, args: argparse.Namespace) -> dict
         from mlsysgym.costmodels.mlir_text import MlirTextCostModel
 
         t = time.process_time()
-        unlabeled = pretrain_seeds(set(FAMILIES) - {split.family}, test)
+        unlabeled = pretrain_seeds(_seed_models(split.family), test)
         seeds = len(unlabeled)
         text = MlirTextCostModel(members=args.members, seed=args.seed, **text_config(args)).fit(
             train, targets=["runtime_us"], unlabeled=unlabeled)
