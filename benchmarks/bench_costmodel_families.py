@@ -587,6 +587,14 @@ def _cpu_seconds() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def _fold_cpu(pred: pd.DataFrame) -> dict[str, float]:
+    """Fit CPU seconds per model summed over the folds (a workload-split fold counted once,
+    though its rows are scored per test family)."""
+    fold = pred["fold"].where(~pred["fold"].str.startswith(SPLIT_FOLD), SPLIT_FOLD)
+    cols = [c for c in pred if c.startswith("cpu_s_")]
+    return {c[6:]: float(pred[cols].groupby(fold.to_numpy())[c].first().sum()) for c in cols}
+
+
 def combine(args: argparse.Namespace, stem: Path) -> int:
     """Score and render the predictions of earlier runs together (e.g. one process per held-out
     family): their ``<stem>_predictions.parquet`` files, next to their ``<stem>.json``."""
@@ -607,10 +615,7 @@ def combine(args: argparse.Namespace, stem: Path) -> int:
         pred = pd.concat([pred[mlir].drop_duplicates(["key", "fold"]), pred[~mlir]])
         pred = pred.drop(columns="_filled").sort_index().reset_index(drop=True)
     meta: dict[str, Any] = {k: v for m in metas for k, v in m.items()}
-    fold_cpu: dict[str, float] = {}
-    for m in metas:
-        for k, v in m.get("fold_cpu_s", {}).items():
-            fold_cpu[k] = fold_cpu.get(k, 0.0) + v
+    fold_cpu = _fold_cpu(pred[pred["part"] == "mlir"]) if "key" in pred else {}
     meta.update(command="; ".join(m["command"] for m in metas)
                 + f"; then python {' '.join(sys.argv)}",
                 seconds=sum(m["seconds"] for m in metas),
@@ -651,9 +656,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{len(frame)} kernels: {frame['family'].value_counts().to_dict()}")
         pred = run_mlir(frame, args)
         record["mlir"] = mlir_scores(pred, args.bootstrap, args.seed)
-        cpu_cols = [c for c in pred if c.startswith("cpu_s_")]
         meta.update(kernels=len(frame), data=str(args.data), kernel_machine=_machine(frame),
-                    fold_cpu_s={c[6:]: float(pred.groupby("fold")[c].first().sum()) for c in cpu_cols},
+                    fold_cpu_s=_fold_cpu(pred),
                     text=("not trained (--no-text)" if args.no_text else
                           f"{args.members} member(s), ≤ {args.epochs} epochs, ≤ {args.max_seconds:.0f} s "
                           f"per member, encoder pretrained {args.pretrain_epochs} epoch(s) on "
