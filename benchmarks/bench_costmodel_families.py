@@ -8,6 +8,10 @@ or, as run for BENCHMARKS.md, one process per held-out family, then scored toget
     for f in cnn vision_transformer text_encoder decoder audio; do
         setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \\
             --families $f --write /tmp/fam/$f/costmodel_families.md & done; wait
+    setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \\
+        --families --random-reference --write /tmp/fam/random/costmodel_families.md
+    setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \\
+        --families --workload-split --write /tmp/fam/wsplit/costmodel_families.md
     .venv/bin/python benchmarks/bench_costmodel_families.py --skip mlir --write /tmp/fam/tiling/costmodel_families.md
     .venv/bin/python benchmarks/bench_costmodel_families.py --combine /tmp/fam/*/costmodel_families.json
 
@@ -533,11 +537,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "then host); the first is also left out with each family")
     ap.add_argument("--skip", nargs="*", default=[], choices=("mlir", "tiling"))
     ap.add_argument("--no-text", action="store_true", help="baselines only (no text model)")
-    ap.add_argument("--members", type=int, default=1, help="text-model ensemble members")
-    ap.add_argument("--epochs", type=int, default=12, help="text-model epochs (best kept)")
+    ap.add_argument("--members", type=int, default=3, help="text-model ensemble members")
+    ap.add_argument("--epochs", type=int, default=25, help="text-model epochs (best kept)")
     ap.add_argument("--max-seconds", type=float, default=1500.0,
                     help="text-model training time cap per member")
-    ap.add_argument("--pretrain", type=int, default=10_000,
+    ap.add_argument("--pretrain", type=int, default=30_000,
                     help="unmeasured emitted kernels the text encoder is pretrained on")
     ap.add_argument("--pretrain-epochs", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=1, help="MLIR folds in parallel processes")
