@@ -154,7 +154,7 @@ def test_multi_tenant_sets_are_deterministic_by_split_and_leave_the_splits_alone
              for s in workloads.SPLITS}
     assert names == {s: [i.name for i in workloads.scheduling_instances(s, setting="multi")]
                      for s in workloads.SPLITS}
-    assert names["test"][:2] == ["convnext_tiny+swin_tiny@soc_npu", "convnext_tiny+swin_tiny@balanced"]
+    assert names["test"][:2] == ["convnext_tiny+convnext_tiny@soc_npu", "convnext_tiny+convnext_tiny@balanced"]
     for s in workloads.SPLITS:
         for mix in workloads.MULTI_TENANT[s]:
             spec = workloads.workload(mix)
@@ -214,3 +214,28 @@ def test_a_mix_on_the_jct_objective_is_a_stream_of_jobs_released_together():
     assert list(problem.instance.job_of).count(0) == 49  # job 0 is resnet18's 49 ops
     with pytest.raises(WorkloadError, match="needs several jobs"):
         workloads.SchedulingInstanceSpec(workloads.workload("resnet18"), "soc_npu", "jct")
+
+
+def _recorded_multi(section: str, column: str) -> dict[str, float]:
+    """instance → ``column`` of one table of benchmarks/results/scheduling_headroom.md."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+            / "scheduling_headroom.md").read_text()
+    table = text.split(section, 1)[1].split("\n## ", 1)[0]
+    rows = [ln.strip("|").split("|") for ln in table.splitlines() if ln.startswith("| ")]
+    header = [c.strip() for c in rows[0]]
+    i, g = header.index("instance"), header.index(column)
+    return {r[i].strip(): float(r[g]) for r in rows[1:]}
+
+
+def test_multi_tenant_headroom_instances_are_those_the_benchmark_measured_with_a_gap():
+    makespan = _recorded_multi("## Makespan", "gap_best_heur_pct")
+    jct = _recorded_multi("## Mean job completion time", "gap_best_heur_pct")
+    assert set(makespan) == {i.name for i in workloads.scheduling_instances("test", setting="multi")}
+    assert set(jct) == {i.name for i in workloads.scheduling_instances("test", setting="multi",
+                                                                       objective="jct")}
+    measured = {n for n, g in {**makespan, **jct}.items() if g >= 2.0}
+    assert workloads.HEADROOM_MULTI == measured
+    chosen = workloads.scheduling_instances("test", setting="multi", headroom=True)
+    assert {i.name for i in chosen} == {n for n in measured if not n.endswith(":jct")}
