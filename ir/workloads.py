@@ -431,7 +431,8 @@ equal length released together contend for ``soc_npu``'s NPU, and there the best
 found beats HEFT (equal upward ranks: it interleaves the jobs op by op), CPOP and HEFT-FIFO by
 3.1–8.1 % (benchmarks/results/scheduling_headroom.md: :data:`HEADROOM_MULTI`); on ``balanced``
 (no dominant unit) and for jobs of unequal length it does not (≤ 1.1 %). On the mean JCT, HEFT
-is 3–15 % from the best, but HEFT-FIFO (job by job) is within 1.1 % of it."""
+is up to 15 % from the best, but the better of HEFT and HEFT-FIFO (job by job) is within 1.1 %
+of it."""
 
 
 # ---- the instances with headroom (benchmarks/results/instance_headroom.md) ---------------------
