@@ -67,6 +67,18 @@ def print_json(args: argparse.Namespace, doc: Any, *, indent: int | None = None)
     print(text, file=stream, flush=True)
 
 
+def print_report(args: argparse.Namespace, doc: dict[str, Any]) -> None:
+    """Print a flat report: JSON with ``--json``, else one aligned ``key value`` line per
+    field that has a value."""
+    if getattr(args, "json", False):
+        print_json(args, doc)
+        return
+    width = max(map(len, doc), default=0) + 1
+    for k, v in doc.items():
+        if v is not None:
+            print(f"{k:<{width}} {v}")
+
+
 def _finite(value: Any) -> Any:
     """``value`` with NaN and infinities (a std of one trial, a failed metric) as None: strict
     JSON has no NaN, and readers such as jq refuse it."""

@@ -15,6 +15,7 @@ from mlsysgym.commands.common import (
     add_out,
     counting_evaluations,
     print_json,
+    print_report,
     slow_step,
     stderr_progress,
 )
@@ -169,10 +170,5 @@ def run_search(args: argparse.Namespace) -> int:
     if result.n_evaluations:
         summary.update(best_reward=result.best_reward, best_design=result.best_design,
                        best_metrics=result.metrics[result.best_index])
-    if args.json:
-        print_json(args, summary)
-    else:
-        for k, v in summary.items():
-            if v is not None:
-                print(f"{k:<13} {v}")
+    print_report(args, summary)
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsysgym.commands.argtypes import positive_float, positive_int, seed
-from mlsysgym.commands.common import add_json, add_out, add_workload, print_json
+from mlsysgym.commands.common import add_json, add_out, add_workload, print_report
 
 KINDS = {"malloc": "malloc", "schedule": "scheduling"}
 OBJECTIVE = {"malloc": "time_us", "schedule": "makespan_us"}
@@ -162,11 +162,5 @@ def run_solve(args: argparse.Namespace) -> int:
     answer = solve(args)
     if args.out:
         Path(args.out).write_text(json.dumps(answer, indent=1) + "\n")
-    shown = {k: v for k, v in answer.items() if k != "actions"}
-    if args.json:
-        print_json(args, shown)
-    else:
-        for k, v in shown.items():
-            if v is not None:
-                print(f"{k:<16} {v}")
+    print_report(args, {k: v for k, v in answer.items() if k != "actions"})
     return 0
