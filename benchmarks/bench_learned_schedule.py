@@ -262,6 +262,9 @@ def main() -> None:
     ap.add_argument("--cpsat60", nargs="*", default=[], help="instances also solved for 60 s")
     ap.add_argument("--platforms", nargs="+", default=list(workloads.SCHEDULING_PLATFORMS))
     ap.add_argument("--only", nargs="*", default=None, help="instance names (default: all)")
+    ap.add_argument("--setting", choices=("single", "multi"), default="single",
+                    help="single graphs, or the multi-tenant mixes with headroom "
+                         "(ir.workloads.HEADROOM_MULTI)")
     ap.add_argument("--online-seeds", type=int, default=5)
     ap.add_argument("--online-jobs", type=int, default=6)
     ap.add_argument("--extend", type=Path, default=None,
@@ -286,8 +289,9 @@ def main() -> None:
                     args.platforms, args.online_jobs, online)
         args.seeds = len(rows[0]["learned_us"])
     else:
-        specs = [s for s in workloads.scheduling_instances("test", tuple(args.platforms))
-                 if args.only is None or s.name in args.only]
+        specs = [s for s in workloads.scheduling_instances(
+                     "test", tuple(args.platforms), headroom=args.setting == "multi",
+                     setting=args.setting) if args.only is None or s.name in args.only]
         rows = []
         for spec in specs:
             limits = list(args.cpsat_s) + ([60.0] if spec.name in args.cpsat60 else [])
@@ -298,7 +302,8 @@ def main() -> None:
                   flush=True)
         online = online_rows({"learned": policy_scores(pol), "heft": heft_scores,
                               "prior": policy_scores(SchedulePolicy(prior))},
-                             args.online_seeds, args.platforms, args.online_jobs)
+                             args.online_seeds, args.platforms, args.online_jobs) \
+            if args.online_seeds else []
     cps = sorted({float(k[5:-3]) for r in rows for k in r if k.startswith("cpsat") and k.endswith("_us")})
     card = pol.card
     lines = [
@@ -320,12 +325,15 @@ def main() -> None:
         f"{max(r['inference_s'] for r in rows):.3f} s; one greedy decode median "
         f"{np.median([r['decode_s'] for r in rows]):.3f} s"),
         "", "## Per instance (improvement vs HEFT; learned / ablation: mean over seeds)", "",
-        *instance_table(rows, cps), "", "![per instance](learned_schedule.png)", "",
-        "## Online job streams (jobs revealed on arrival)", "",
-        (f"Poisson streams of {args.online_jobs} jobs, {args.online_seeds} seeds per "
-        f"(mix, load) on each platform; both schedulers commit each job's ops when it arrives "
-        f"(`online_schedule`); HEFT on arrival = HEFT-FIFO. The policy never saw a stream."), "",
-        *online_table(online), ""]
+        *instance_table(rows, cps), "", f"![per instance]({args.out.with_suffix('.png').name})",
+        ""]
+    if online:
+        lines += [
+            "## Online job streams (jobs revealed on arrival)", "",
+            (f"Poisson streams of {args.online_jobs} jobs, {args.online_seeds} seeds per "
+             f"(mix, load) on each platform; both schedulers commit each job's ops when it "
+             f"arrives (`online_schedule`); HEFT on arrival = HEFT-FIFO. The policy never saw "
+             f"a stream."), "", *online_table(online), ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(stamp_markdown("\n".join(lines)))
     args.out.with_suffix(".json").write_text(json.dumps(
