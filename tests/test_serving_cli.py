@@ -30,3 +30,17 @@ def test_sim_serving_text_and_errors(capsys, tmp_path):
     assert json.loads(capsys.readouterr().out)["device"] == "L40S"
     assert main(["sim", "serving", "--model", "Llama-3.1-8B", "--tp", "3"]) == 2
     assert "tp must divide" in capsys.readouterr().err
+
+
+def test_sim_serving_engine_preset(capsys):
+    """At 0.5 req/s nothing queues, so vLLM V1's client-side preset adds exactly its front end
+    (5.7 ms) and tokenization (10 µs × 100 prompt tokens = 1.0 ms) to every TTFT."""
+    ttft = {}
+    for engine in ("none", "vllm-v1-client"):
+        assert main(["sim", "serving", "Llama-3.1-8B", "--tp", "1", "--rate", "0.5",
+                     "--input-len", "100", "--output-len", "10", "-n", "5", "--engine", engine,
+                     "--json"]) == 0
+        ttft[engine] = json.loads(capsys.readouterr().out)["metrics"]["ttft_mean_s"]
+    assert abs(ttft["vllm-v1-client"] - ttft["none"] - 0.0067) < 1e-9
+    assert main(["sim", "serving", "Llama-3.1-8B", "--engine", "vllm-x"]) == 2
+    assert "unknown engine preset 'vllm-x'" in capsys.readouterr().err

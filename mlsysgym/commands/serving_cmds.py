@@ -46,6 +46,10 @@ def register(group) -> None:
                    help="time-to-first-token SLO (s)")
     p.add_argument("--slo-tpot", type=float, default=0.1, metavar="S",
                    help="time-per-output-token SLO (s)")
+    p.add_argument("--engine", default=None, metavar="PRESET",
+                   help="engine-overhead preset (front end, tokenization, per-step CPU, P/D "
+                        "hand-off): vllm-v1-client (default), vllm-v0.6-server, "
+                        "vllm-v0.6-client, none")
     add_json(p)
     p.set_defaults(func=run)
 
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     n = args.n_gpus or plan.n_devices
     w = ServingWorkload.make(args.workload, args.gpu, n, args.nodes, trace, args.rate,
                              args.requests, args.request_mix, args.seed, args.slo_ttft,
-                             args.slo_tpot, cluster=args.cluster)
+                             args.slo_tpot, cluster=args.cluster, engine=args.engine)
     with slow_step(f"simulating {len(w.trace)} requests"):
         metrics = simulate(w, plan)
     doc = {"model": w.model.name, "device": w.cluster.device.name,
