@@ -28,20 +28,19 @@ The shipped policy is ``agents/policies/malloc_gnn.onnx`` with its card ``malloc
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.agents import policies
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
 from mlsysgym.agents.malloc_baselines import xla_greedy
 from mlsysgym.agents.malloc_problem import malloc_of
+from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
 from mlsysgym.agents.sequential import episode_design
-from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators.memory import (
     FAST,
     AllocationState,
@@ -61,14 +60,6 @@ RIVALS = 8
 POLICY_PATH = Path(__file__).resolve().parent / "policies" / "malloc_gnn.onnx"
 THRESHOLDS = (0.5, 0.35, 0.65, 0.2, 0.8, 0.0)
 DEFAULT_SECONDS = 10.0
-
-
-class PolicyCardError(MlsysgymError):
-    """The policy file or its card is missing, corrupt or made for other features."""
-
-
-class PolicyTargetWarning(UserWarning):
-    """The policy was trained on another target (its card's ``target_id`` differs)."""
 
 
 # ---- the instance as a graph ---------------------------------------------------------------
@@ -178,33 +169,11 @@ def instance_graph(p: MemoryInstance, order: np.ndarray | None = None,
 
 
 # ---- the shipped policy -------------------------------------------------------------------
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def check_card(card: dict[str, Any], onnx_path: Path, *, strict: bool = False) -> None:
-    """Check a policy card against its ONNX file and this code: PolicyCardError when the file's
-    hash or the feature lists differ; a different ``target_id`` than this machine's gives a
-    :class:`PolicyTargetWarning` (PolicyCardError with ``strict``). The simulator is analytic,
-    so the policy's decisions do not depend on the machine; its time budget was set there."""
-    from mlsysgym.core.target import target_id
-
-    if card.get("onnx_sha256") != _sha256(onnx_path):
-        raise PolicyCardError(f"{onnx_path.name} does not match its card (sha256 differs); "
-                              "retrain or restore both files together")
-    if (tuple(card.get("node_features", ())) != NODE_FEATURES
-            or tuple(card.get("edge_features", ())) != EDGE_FEATURES):
-        raise PolicyCardError(f"{onnx_path.name} was trained on other features than this "
-                              "version computes; retrain it with "
-                              "`python -m mlsysgym.experiments.train_malloc_policy`")
-    trained = card.get("fingerprint", {}).get("target_id")
-    here = target_id()
-    if trained != here:
-        msg = (f"malloc policy {onnx_path.name} was trained on target {trained}, this machine "
-               f"is {here}")
-        if strict:
-            raise PolicyCardError(msg)
-        warnings.warn(msg, PolicyTargetWarning, stacklevel=3)
+    """:func:`mlsysgym.agents.policies.check_card` for the malloc policy's features."""
+    policies.check_card(card, onnx_path, {"node_features": NODE_FEATURES,
+                                          "edge_features": EDGE_FEATURES},
+                        "`mlsysgym experiment train-malloc-policy`", strict=strict)
 
 
 @functools.cache

@@ -51,11 +51,11 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.policies import PolicyCardError, check_card
 from mlsysgym.agents.scheduling_baselines import downward_rank, upward_rank
 from mlsysgym.agents.scheduling_problem import scheduling_episodes
 from mlsysgym.agents.scheduling_search import local_search
 from mlsysgym.agents.sequential import episode_design
-from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators.multicore import Schedule, SchedulingInstance, earliest_start, validate
 from mlsysgym.simulators.streams import arrival_groups
 
@@ -80,8 +80,9 @@ LEARNED_HYPERPARAMETERS: dict[str, list[Any]] = {
 POLICY_FILE = "schedule_gnn.onnx"
 
 
-class PolicyError(MlsysgymError):
-    """The shipped scheduling policy is missing, unreadable, or was made for other features."""
+class PolicyError(PolicyCardError):
+    """The scheduling policy is missing, unreadable, or its input is invalid (a card that does
+    not match raises the base :class:`~mlsysgym.agents.policies.PolicyCardError`)."""
 
 
 # ---- features ------------------------------------------------------------------------------
@@ -359,11 +360,9 @@ class SchedulePolicy:
         except Exception as e:  # noqa: BLE001  (onnxruntime raises its own exception types)
             raise PolicyError(f"cannot load scheduling policy {path}: {str(e).splitlines()[0]}") from None
         self.card = dict(card or {})
-        for key, names in (("features", FEATURES), ("pe_features", PE_FEATURES)):
-            got = self.card.get(key)
-            if got is not None and tuple(got) != names:
-                raise PolicyError(f"policy {path.name} was trained on {key} {got}, this code "
-                                  f"computes {list(names)}; retrain it")
+        if card is not None:  # an untrained network (benchmarks' prior arm) has no card
+            check_card(self.card, path, {"features": FEATURES, "pe_features": PE_FEATURES},
+                       "`mlsysgym experiment train-schedule-policy`")
 
     @classmethod
     def load(cls, onnx_path: str | Path) -> SchedulePolicy:

@@ -180,10 +180,11 @@ def validate(onnx_path: Path, seconds: float) -> dict[str, Any]:
 
 
 def write_card(onnx_path: Path, card: dict[str, Any]) -> None:
-    from mlsysgym.agents.learned_malloc import EDGE_FEATURES, NODE_FEATURES, _sha256
+    from mlsysgym.agents.learned_malloc import EDGE_FEATURES, NODE_FEATURES
+    from mlsysgym.agents.policies import file_sha256
     from mlsysgym.core.target import fingerprint
 
-    card.update(onnx_sha256=_sha256(onnx_path), node_features=list(NODE_FEATURES),
+    card.update(onnx_sha256=file_sha256(onnx_path), node_features=list(NODE_FEATURES),
                 edge_features=list(EDGE_FEATURES), fingerprint=fingerprint())
     onnx_path.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
 

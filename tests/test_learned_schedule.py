@@ -25,6 +25,7 @@ from mlsysgym.agents.learned_schedule import (
     policy_scores,
     torch_scores,
 )
+from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
 from mlsysgym.agents.problems import make_problem
 from mlsysgym.agents.scheduling_baselines import heft
 from mlsysgym.agents.scheduling_problem import generic_platform
@@ -144,8 +145,17 @@ def test_bad_policy_file_is_a_one_line_error(tmp_path) -> None:
 
     good = tmp_path / "g.onnx"
     good.write_bytes((resources.files("mlsysgym.agents.policies") / POLICY_FILE).read_bytes())
-    good.with_suffix(".json").write_text(json.dumps({"features": ["x"]}))
-    with pytest.raises(PolicyError, match="retrain"):
+    card = json.loads((resources.files("mlsysgym.agents.policies") / POLICY_FILE)
+                      .with_suffix(".json").read_text())
+    good.with_suffix(".json").write_text(json.dumps({**card, "features": ["x"]}))
+    with pytest.raises(PolicyCardError, match="other features .* retrain it"):
+        SchedulePolicy.load(good)
+    good.with_suffix(".json").write_text(json.dumps({**card, "onnx_sha256": "0" * 64}))
+    with pytest.raises(PolicyCardError, match="sha256 differs"):
+        SchedulePolicy.load(good)
+    fp = {**card["fingerprint"], "target_id": "0123456789ab"}
+    good.with_suffix(".json").write_text(json.dumps({**card, "fingerprint": fp}))
+    with pytest.warns(PolicyTargetWarning, match="0123456789ab"):
         SchedulePolicy.load(good)
 
 
