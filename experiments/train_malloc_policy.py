@@ -1,7 +1,7 @@
 """Train the mallocGame graph-network policy over the training split and ship it as ONNX + card.
 
     python -m mlsysgym.experiments.train_malloc_policy [--label-seconds 6] [--cpsat-seconds 8]
-        [--epochs 150] [--workers 2] [--out agents/policies/malloc_gnn.onnx]
+        [--epochs 150] [--workers 2] [--out results/policies/malloc_gnn.onnx]
 
 1. **Labels** (imitation of the best known placement): for every training instance
    (:func:`mlsysgym.ir.workloads.malloc_instances` ``("train")``), the network-free search
@@ -33,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "agents" / "policies" / "malloc_gnn.onnx"
-DEFAULT_LABELS = ROOT / "benchmarks" / "results" / "learned_malloc_labels.json"
+# Under the working directory, never the installed package; the repository's shipped policy
+# was written with --out agents/policies/malloc_gnn.onnx
+# --labels-out benchmarks/results/learned_malloc_labels.json.
+DEFAULT_OUT = Path("results") / "policies" / "malloc_gnn.onnx"
+DEFAULT_LABELS = Path("results") / "policies" / "malloc_labels.json"
 
 
 def _cpu_s() -> float:

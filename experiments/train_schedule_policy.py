@@ -60,7 +60,9 @@ from mlsysgym.core.target import provenance
 from mlsysgym.ir import workloads
 from mlsysgym.simulators.multicore import SchedulingInstance, build_instance, load_platform
 
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "agents" / "policies" / "schedule_gnn.onnx"
+# Under the working directory, never the installed package; the repository's shipped policy
+# was written with --out agents/policies/schedule_gnn.onnx.
+DEFAULT_OUT = Path("results") / "policies" / "schedule_gnn.onnx"
 
 
 @dataclass

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from onnx_builders import conv_relu
@@ -33,7 +34,7 @@ def _leaves() -> dict[str, object]:
 
 
 def test_readme_cli_section_is_the_parsers_help() -> None:
-    readme = helpdoc.README.read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert helpdoc.updated(readme) == readme, \
         "README's CLI section is stale: run python -m mlsysgym.commands.helpdoc"
 
