@@ -45,6 +45,9 @@ from mlsysgym.simulators.multicore.instance import critical_path_lb
 from scipy.optimize import linprog
 from scipy.sparse import coo_matrix
 
+sys.path.insert(0, str(Path(__file__).parent))
+from instance_headroom import _best, _fmt, table  # the sibling benchmark's helpers
+
 OUT = Path(__file__).resolve().parent / "results" / "scheduling_headroom.md"
 CPSAT = ("whisper_tiny_encoder+llama_l8_d1024_s256_b1@soc_npu",
          "whisper_tiny_encoder+llama_l8_d1024_s256_b1@balanced")
@@ -71,11 +74,6 @@ def load_lb(inst: SchedulingInstance) -> float:
     res = linprog(cost, A_ub=ub, b_ub=np.zeros(p), A_eq=eq, b_eq=np.ones(n), bounds=(0, None),
                   method="highs")
     return float(res.fun) if res.success else float("nan")
-
-
-def _best(result: Any, key: str) -> float:
-    ok = [m[key] for m, f in zip(result.metrics, result.failed) if not f and key in m]
-    return min(ok) if ok else float("nan")
 
 
 def makespan_row(spec: workloads.SchedulingInstanceSpec, search_s: float,
@@ -123,19 +121,6 @@ def jct_row(spec: workloads.SchedulingInstanceSpec, search_s: float) -> dict[str
     row["gap_heft_pct"] = 100 * (row["heft_us"] - row["best_us"]) / row["heft_us"]
     row["gap_best_heur_pct"] = 100 * (heur - row["best_us"]) / heur
     return row
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return "—" if math.isnan(v) else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
-    return str(v)
-
-
-def table(rows: list[dict[str, Any]], cols: list[str]) -> str:
-    """A Markdown table of ``cols`` of ``rows``."""
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def report(mk: list[dict[str, Any]], jct: list[dict[str, Any]], args: argparse.Namespace,
