@@ -35,6 +35,15 @@ from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.experiments.timing import time_calls
 
 
+def _publish(lines: list[str], out: str | None) -> None:
+    """Print the stamped report and write it to ``out`` when given."""
+    report = stamp_markdown("\n".join(lines) + "\n")
+    print(report)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(report)
+
+
 def busy(iterations: int, seed: int) -> float:
     """Deterministic single-threaded NumPy work: ``iterations`` rounds over 20k floats."""
     x = np.linspace(0.0, 1.0, 20_000) + seed * 1e-6
@@ -265,11 +274,7 @@ def cluster_main(args: argparse.Namespace) -> int:
         "| cluster | wall s | summary |", "|---|---:|---|",
     ]
     lines += [f"| {label} | {wall:.1f} | {summary} |" for label, (wall, summary) in sweeps.items()]
-    report = stamp_markdown("\n".join(lines) + "\n")
-    print(report)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report)
+    _publish(lines, args.out)
     return 0
 
 
@@ -323,11 +328,7 @@ def asha_main(args: argparse.Namespace) -> int:
     for label, (wall, evals, stopped, best, hp, ran) in out.items():
         lines.append(f"| {label} | {ran} | {stopped} | {evals} | {evals / base[1]:.2f} | "
                      f"{best:.6f} | `{hp}` | {wall:.1f} |")
-    report = stamp_markdown("\n".join(lines) + "\n")
-    print(report)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report)
+    _publish(lines, args.out)
     return 0
 
 
@@ -462,11 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         f"the no-CPU evaluator scales {med(ratio_s):.2f}×: the CPU-bound speedup is bounded "
         f"by the CPU the machine's other jobs leave, not by the pool."),
     ]
-    report = stamp_markdown("\n".join(lines) + "\n")
-    print(report)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(report)
+    _publish(lines, args.out)
     return 0 if speedup >= 1.7 else 1
 
 
