@@ -75,9 +75,10 @@ KERNEL_DESIGN = ("kind", "shape", "dtype", "op", "stride", "dilation", "reduce_d
 TILE_DESIGN = ("kind", "dims", "stride", "dilation")
 RANDOM_FOLD = "random 20 % (reference)"
 SPLIT_FOLD = "workload split v1 test"
-MLIR_MODELS = ("mlir_text", "lightgbm_hand", "roofline", "flops_only")
+MLIR_MODELS = ("mlir_text_residual", "mlir_text", "lightgbm_hand", "roofline", "flops_only")
+TEXT_VARIANTS = {"residual": "mlir_text_residual", "plain": "mlir_text"}
 TILE_MODELS = ("tile_lightgbm", "tile_roofline", "padded_flops")
-NAMES = {"mlir_text": "MLIR text model", "lightgbm_hand": "LightGBM, hand features",
+NAMES = {"mlir_text_residual": "text × roofline (residual)", "mlir_text": "MLIR text model", "lightgbm_hand": "LightGBM, hand features",
          "roofline": "roofline (fitted)", "flops_only": "FLOPs only",
          "tile_lightgbm": "tile model (LightGBM)", "tile_roofline": "tile roofline (fitted)",
          "padded_flops": "padded FLOPs"}
@@ -150,16 +151,20 @@ def mlir_fold(frame: pd.DataFrame, split: Any, args: argparse.Namespace) -> dict
     preds["lightgbm_hand"] = gbm.predict(test).values["runtime_us"]
     cpu["lightgbm_hand"] = time.process_time() - t
     seeds = 0
-    if not args.no_text:
-        from mlsysgym.costmodels.mlir_text import MlirTextCostModel
+    variants = [] if args.no_text else args.text
+    if variants:
+        from mlsysgym.costmodels.mlir_text import MlirTextCostModel, ResidualTextModel
 
-        t = time.process_time()
         unlabeled = pretrain_seeds(_seed_models(split.family), test)
         seeds = len(unlabeled)
-        text = MlirTextCostModel(members=args.members, seed=args.seed, **text_config(args)).fit(
+    for variant in variants:
+        t = time.process_time()
+        cls = ResidualTextModel if variant == "residual" else MlirTextCostModel
+        text = cls(members=args.members, seed=args.seed, **text_config(args)).fit(
             train, targets=["runtime_us"], unlabeled=unlabeled)
-        preds["mlir_text"] = text.predict(test).values["runtime_us"]
-        cpu["mlir_text"] = time.process_time() - t
+        name = TEXT_VARIANTS[variant]
+        preds[name] = text.predict(test).values["runtime_us"]
+        cpu[name] = time.process_time() - t
     log(f"mlir fold {split.family}: {len(split.train)} train / {len(split.test)} test, "
         f"cpu {', '.join(f'{m} {s:.0f} s' for m, s in cpu.items())}")
     return {"family": split.family, "rows": split.test, "preds": preds, "cpu_s": cpu,
@@ -537,6 +542,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "then host); the first is also left out with each family")
     ap.add_argument("--skip", nargs="*", default=[], choices=("mlir", "tiling"))
     ap.add_argument("--no-text", action="store_true", help="baselines only (no text model)")
+    ap.add_argument("--text", nargs="+", default=list(TEXT_VARIANTS), choices=list(TEXT_VARIANTS),
+                    help="text-model variants: residual (fitted roofline × exp(the text "
+                         "model's correction), mlir_text.ResidualTextModel) and plain (the "
+                         "whole log runtime); default both")
     ap.add_argument("--members", type=int, default=3, help="text-model ensemble members")
     ap.add_argument("--epochs", type=int, default=25, help="text-model epochs (best kept)")
     ap.add_argument("--max-seconds", type=float, default=1500.0,
@@ -609,16 +618,19 @@ def combine(args: argparse.Namespace, stem: Path) -> int:
         metas.append(json.loads(part.read_text())["meta"])
         preds.append(pd.read_parquet(part.with_name(part.stem + "_predictions.parquet")))
     pred = pd.concat(preds, ignore_index=True)
-    if "key" in pred:  # a kernel predicted by several runs: keep the row with most models
-        filled = pred.filter(like="pred_").notna().sum(axis=1)
-        pred = pred.assign(_filled=filled).sort_values("_filled", ascending=False, kind="stable")
+    if "key" in pred:  # a kernel predicted by several runs: one row, each column from the
+        # last run that has it (a later run's baselines replace an earlier run's; models only
+        # an earlier run trained, e.g. the plain text model, are kept)
         mlir = pred["part"] == "mlir"
         if "fold" not in pred:
             pred["fold"] = pred["family"]
         pred["fold"] = pred["fold"].fillna(pred["family"])
-        pred = pd.concat([pred[mlir].drop_duplicates(["key", "fold"]), pred[~mlir]])
-        pred = pred.drop(columns="_filled").sort_index().reset_index(drop=True)
+        merged = pred[mlir].groupby(["key", "fold"], sort=False, as_index=False).last()
+        pred = pd.concat([merged, pred[~mlir]], ignore_index=True)
     meta: dict[str, Any] = {k: v for m in metas for k, v in m.items()}
+    texts = list(dict.fromkeys(m["text"] for m in metas if "text" in m))
+    if texts:
+        meta["text"] = " / ".join(texts)
     fold_cpu = _fold_cpu(pred[pred["part"] == "mlir"]) if "key" in pred else {}
     meta.update(command="; ".join(m["command"] for m in metas)
                 + f"; then python {' '.join(sys.argv)}",
@@ -663,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         meta.update(kernels=len(frame), data=str(args.data), kernel_machine=_machine(frame),
                     fold_cpu_s=_fold_cpu(pred),
                     text=("not trained (--no-text)" if args.no_text else
+                          f"{' and '.join(args.text)} ({', '.join(NAMES[TEXT_VARIANTS[v]] for v in args.text)}): "
                           f"{args.members} member(s), ≤ {args.epochs} epochs, ≤ {args.max_seconds:.0f} s "
                           f"per member, encoder pretrained {args.pretrain_epochs} epoch(s) on "
                           f"{args.pretrain} emitted kernels seeded by the training kernels and the "

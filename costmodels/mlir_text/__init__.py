@@ -14,6 +14,8 @@ The pieces, in the order a kernel flows through them:
 - :mod:`.model` — :class:`MlirTextCostModel` (hyperparameters, ``fit``, ``predict``, the
   Evaluator interface, metadata);
 - :mod:`.infer` — :class:`OnnxMlirTextModel`, a saved model run by ONNX Runtime;
+- :mod:`.residual` — :class:`ResidualTextModel`, the text model trained on the log ratio of
+  the runtime to the fitted roofline (prediction = roofline × exp(correction));
 - :mod:`.baselines` — :class:`RooflineModel` and :func:`hand_features` (for a
   ``LightGBMCostModel``) on the same rows.
 
@@ -32,6 +34,12 @@ from mlsysgym.costmodels.mlir_text.baselines import (
 )
 from mlsysgym.costmodels.mlir_text.infer import OnnxMlirTextModel
 from mlsysgym.costmodels.mlir_text.model import KIND, MlirTextCostModel
+from mlsysgym.costmodels.mlir_text.residual import (
+    RATIO,
+    ResidualTextModel,
+    apply_correction,
+    residual_ratio,
+)
 from mlsysgym.costmodels.mlir_text.tokens import (
     AUX_TARGETS,
     COMPACT_DROP,
@@ -54,7 +62,7 @@ from mlsysgym.costmodels.mlir_text.tokens import (
 from mlsysgym.costmodels.mlir_text.train import _aux_labels as _aux_labels
 
 __all__ = ["ALIGN_FEATURES", "AUX_TARGETS", "COMPACT_DROP", "HAND_FEATURES", "KIND", "MAX_ALIGN",
-           "MAX_BITS", "MAX_RANK", "NUMEL_SLOT", "N_SLOTS", "PAD", "SLOT_STRIDE", "UNK",
+           "MAX_BITS", "MAX_RANK", "NUMEL_SLOT", "N_SLOTS", "PAD", "RATIO", "SLOT_STRIDE", "UNK",
            "VALUE_SCALE", "EncodedTexts", "MlirTextCostModel", "MlirTextError", "MlirTokenizer",
-           "OnnxMlirTextModel", "RooflineModel", "alignment", "hand_features", "tokenize",
-           "tokenize_slots"]
+           "OnnxMlirTextModel", "ResidualTextModel", "RooflineModel", "alignment",
+           "apply_correction", "hand_features", "residual_ratio", "tokenize", "tokenize_slots"]

@@ -85,7 +85,8 @@ class RooflineModel:
         ly = np.log(frame[self.target].to_numpy(np.float64))
 
         def loss(theta: np.ndarray) -> float:
-            return float(np.mean((self._curve(theta, flops, byts) - ly) ** 2))
+            with np.errstate(over="ignore"):  # a far step overflows to an infinite loss
+                return float(np.mean((self._curve(theta, flops, byts) - ly) ** 2))
 
         best = None
         lp0 = float(np.median(np.log(flops) - ly))
