@@ -608,6 +608,22 @@ def _fold_cpu(pred: pd.DataFrame) -> dict[str, float]:
     return {c[6:]: float(pred[cols].groupby(fold.to_numpy())[c].first().sum()) for c in cols}
 
 
+def merge_predictions(preds: list[pd.DataFrame]) -> pd.DataFrame:
+    """The prediction rows of several runs as one frame: a kernel predicted in the same fold by
+    several runs becomes one row whose every column comes from the last run that filled it (a
+    later run's baselines replace an earlier run's; a model only an earlier run trained, e.g.
+    the plain text model, is kept); tiling rows are concatenated."""
+    pred = pd.concat(preds, ignore_index=True)
+    if "key" not in pred:
+        return pred
+    mlir = pred["part"] == "mlir"
+    if "fold" not in pred:
+        pred["fold"] = pred["family"]
+    pred["fold"] = pred["fold"].fillna(pred["family"])
+    merged = pred[mlir].groupby(["key", "fold"], sort=False, as_index=False).last()
+    return pd.concat([merged, pred[~mlir]], ignore_index=True)
+
+
 def combine(args: argparse.Namespace, stem: Path) -> int:
     """Score and render the predictions of earlier runs together (e.g. one process per held-out
     family): their ``<stem>_predictions.parquet`` files, next to their ``<stem>.json``."""
@@ -617,16 +633,7 @@ def combine(args: argparse.Namespace, stem: Path) -> int:
     for part in args.combine:
         metas.append(json.loads(part.read_text())["meta"])
         preds.append(pd.read_parquet(part.with_name(part.stem + "_predictions.parquet")))
-    pred = pd.concat(preds, ignore_index=True)
-    if "key" in pred:  # a kernel predicted by several runs: one row, each column from the
-        # last run that has it (a later run's baselines replace an earlier run's; models only
-        # an earlier run trained, e.g. the plain text model, are kept)
-        mlir = pred["part"] == "mlir"
-        if "fold" not in pred:
-            pred["fold"] = pred["family"]
-        pred["fold"] = pred["fold"].fillna(pred["family"])
-        merged = pred[mlir].groupby(["key", "fold"], sort=False, as_index=False).last()
-        pred = pd.concat([merged, pred[~mlir]], ignore_index=True)
+    pred = merge_predictions(preds)
     meta: dict[str, Any] = {k: v for m in metas for k, v in m.items()}
     texts = list(dict.fromkeys(m["text"] for m in metas if "text" in m))
     if texts:

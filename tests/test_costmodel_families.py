@@ -114,3 +114,24 @@ def test_tile_terms_and_per_shape_tau_on_a_hand_case() -> None:
     # predicted order 0.6 < 1.0 < 1.8 < 2.0 vs measured 0.5 < 1.0 < 2.0 > 1.5: one discordant pair
     assert shapes["m"].iloc[0] == pytest.approx(4 / 6)
     assert shapes["top1_m"].iloc[0] == 1.0
+
+
+def test_merge_predictions_keeps_every_runs_models() -> None:
+    b = load_script("bench_costmodel_families.py")
+    # run 1 (older): plain text model + baselines; run 2 (newer): residual + recomputed baselines
+    old = pd.DataFrame({"part": "mlir", "key": ["k1", "k2", "k3"], "family": "cnn",
+                        "fold": ["cnn", "cnn", "random"], "runtime_us": [1.0, 2.0, 3.0],
+                        "pred_mlir_text": [1.1, 2.1, 3.1], "pred_roofline": [9.0, 9.0, 9.0]})
+    new = pd.DataFrame({"part": "mlir", "key": ["k2", "k1"], "family": "cnn", "fold": "cnn",
+                        "runtime_us": [2.0, 1.0], "pred_mlir_text_residual": [2.2, 1.2],
+                        "pred_roofline": [2.5, 1.5]})
+    tiles = pd.DataFrame({"part": "tiling", "problem_key": ["p"], "pred_tile_lightgbm": [0.7]})
+    m = b.merge_predictions([old, tiles, new])
+    mlir = m[m["part"] == "mlir"].set_index(["key", "fold"])
+    assert len(mlir) == 3 and (m["part"] == "tiling").sum() == 1
+    assert mlir.loc[("k1", "cnn"), ["pred_mlir_text", "pred_mlir_text_residual",
+                                    "pred_roofline"]].tolist() == [1.1, 1.2, 1.5]
+    assert mlir.loc[("k2", "cnn"), "pred_roofline"] == 2.5  # the later run's baseline
+    # k3 in the random fold was predicted by the older run only
+    assert mlir.loc[("k3", "random"), "pred_roofline"] == 9.0
+    assert np.isnan(mlir.loc[("k3", "random"), "pred_mlir_text_residual"])
