@@ -25,7 +25,13 @@ each row's engine and where its TTFT clock starts: v0.6.0 rows measure TTFT with
 server's Prometheus histogram (clock starts at the engine: ``vllm-v0.6-server``); the 0.19
 bench rows measure from the client's send time (``vllm-v1-client``); Figure 8 rows report
 ``mean_ttft_ms``, the column name of vLLM's client benchmark (``vllm-v1-client``, assumed: the
-artifact does not store the version). ``--engine none`` gives the GPU roofline alone.
+artifact does not store the version). ``--engine none`` gives the GPU roofline alone. Rows
+served with ``--quantization fp8`` on a bf16 checkpoint quantize activations with a dynamic
+scale (``act_scale_dynamic``); pre-quantized FP8 checkpoints carry static scales.
+
+For every TTFT row the report also breaks the simulated TTFT (mean over the run's requests)
+into front end, queueing, compute, kernel floors, communication, engine CPU and KV transfer
+(``simulate(..., details=True)["ttft_parts"]``), and gives the median error per row group.
 
 Usage::
 
@@ -108,7 +114,17 @@ def row_setup(row: dict[str, str], data: Path) -> dict[str, Any]:
         preset = "vllm-v0.6-server"
     else:
         preset = "vllm-v1-client"
-    return {"model": model, "gpu": gpu, "plan": plan, "engine": preset}
+    dynamic = fp8 and "--quantization fp8" in flags  # bf16 checkpoint quantized at load
+    return {"model": model, "gpu": gpu, "plan": plan, "engine": preset, "dynamic": dynamic}
+
+
+def row_group(row_id: str) -> str:
+    """The row group a row is reported in (by source and setting)."""
+    if row_id.startswith("apex-"):
+        return "APEX v0.6 TP8" if "-tp8-" in row_id else "APEX v0.6 TP4/TP2/DP2"
+    if row_id.startswith("lss2-fig8"):
+        return "LLMServingSim Fig. 8 (H100 TP4)"
+    return "LLMServingSim bench (RTX)"
 
 
 def trace_for(group: str, data: Path) -> Path:
@@ -169,23 +185,70 @@ def main(argv: list[str] | None = None) -> int:
             trace = read_trace(trace_for(grp, args.data))
             p = setup["plan"]
             n = p["tp"] * p["pp"] * p["dp"] * (1 + p["pd_disagg"])
+            eng = {"preset": args.engine or setup["engine"],
+                   "act_scale_dynamic": setup["dynamic"]}
+            if setup["dynamic"]:
+                eng["name"] = eng["preset"] + "+dynamic-fp8"
+            else:
+                eng["name"] = eng["preset"]
             w = ServingWorkload(setup["model"], load_cluster(setup["gpu"], 1, n), trace,
-                                engine=load_engine(args.engine or setup["engine"]))
+                                engine=load_engine(eng))
             t0 = time.process_time()
             res = simulate(w, p, details=True)
             cache[grp] = (res, trace, time.process_time() - t0)
         res, trace, _cpu = cache[grp]
         pred = predict(row["metric"], row["unit"], res, trace)
         meas = float(row["measured_value"])
+        scale = 1e3 if row["unit"].startswith("ms") else 1.0
+        parts = {k: scale * float(np.mean(v)) for k, v in res["ttft_parts"].items()}
         table.append({"row_id": row["row_id"], "group": grp, "metric": row["metric"],
+                      "row_group": row_group(row["row_id"]), "ttft_parts": parts,
                       "family": FAMILY[row["metric"]], "unit": row["unit"], "measured": meas,
                       "predicted": pred, "err_pct": 100.0 * (pred - meas) / meas,
                       "plan": setup["plan"], "gpu": setup["gpu"],
-                      "engine": args.engine or setup["engine"],
+                      "engine": (args.engine or setup["engine"])
+                      + (" +dynamic-fp8" if setup["dynamic"] else ""),
                       "model": setup["model"].name})
     sims = {g: (len(t), c) for g, (_, t, c) in cache.items()}
     write_report(table, sims, args.out, args.data)
     return 0
+
+
+def group_table(table: list[dict[str, Any]], fams: list[str]) -> list[str]:
+    """Markdown lines: median absolute error per row group and metric family."""
+    groups = list(dict.fromkeys(r["row_group"] for r in table))
+    lines = ["Median absolute error per row group (rows in brackets):", "",
+             "| row group | " + " | ".join(fams) + " |", "|---|" + "---:|" * len(fams)]
+    for g in groups:
+        cells = []
+        for f in fams:
+            errs = [abs(r["err_pct"]) for r in table if r["row_group"] == g and r["family"] == f]
+            cells.append(f"{np.median(errs):.1f} % ({len(errs)})" if errs else "—")
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    return lines
+
+
+PART_NAMES = ("frontend", "queue", "compute", "floors", "comm", "cpu", "kv_transfer")
+
+
+def ttft_breakdown(table: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: each TTFT row's simulated mean TTFT split into its components (the
+    row's unit), next to the measured and simulated values."""
+    lines = [("Simulated TTFT per row, split into components (mean over the run's requests, in "
+             "the row's unit): front end (HTTP + tokenization), queueing, compute (roofline "
+             "work of the iterations that computed the prompt), kernel floors, communication "
+             "(all-reduces, gathers, all-to-alls), engine CPU (scheduling, eager dispatch), KV "
+             "transfer (P/D)."), "",
+             "| row | measured | simulated | error | " + " | ".join(PART_NAMES) + " |",
+             "|---|---:|---:|---:|" + "---:|" * len(PART_NAMES)]
+    for r in table:
+        if r["family"] != "TTFT":
+            continue
+        p = r["ttft_parts"]
+        lines.append(f"| {r['row_id']} | {r['measured']:.4g} {r['unit']} | {r['predicted']:.4g} "
+                     f"| {r['err_pct']:+.1f} % | "
+                     + " | ".join(f"{p[k]:.3g}" for k in PART_NAMES) + " |")
+    return lines
 
 
 def write_report(table: list[dict[str, Any]], sims: dict[str, tuple[int, float]], out: Path,
@@ -221,6 +284,7 @@ def write_report(table: list[dict[str, Any]], sims: dict[str, tuple[int, float]]
         lines.append(f"| {r['row_id']} | {r['model']} | {r['gpu']} | {plan} | {r['metric']} | "
                      f"{r['measured']:.4g} {r['unit']} | {r['predicted']:.4g} | "
                      f"{r['err_pct']:+.1f} % |")
+    lines += [""] + group_table(table, fams) + [""] + ttft_breakdown(table)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".md").write_text(stamp_markdown("\n".join(lines) + "\n"))
     slim = [{k: v for k, v in r.items() if k != "measured"} for r in table]  # data stays in shared/

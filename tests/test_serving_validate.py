@@ -61,3 +61,27 @@ def test_engine_settings_from_flags(tmp_path):
 def test_mla_kv_cache():
     k2 = load_model("Kimi-K2")
     assert k2.kv_bytes_per_token("bf16") == 61 * (512 + 64) * 2   # latent + rope key
+
+
+def test_dynamic_fp8_scale_and_row_groups(tmp_path):
+    fp8 = {"model": "Mistral-Large-Instruct-2407", "dtype": "fp8 weights",
+           "kv_cache_dtype": "fp8"}
+    s = sv.row_setup(_row(engine_flags="--quantization fp8 --tensor-parallel-size 8", **fp8),
+                     tmp_path)
+    assert s["dynamic"] and s["engine"] == "vllm-v0.6-server"
+    assert not sv.row_setup(_row(engine_flags="--kv-cache-dtype fp8", **fp8), tmp_path)["dynamic"]
+    assert not sv.row_setup(_row(engine_flags="--quantization fp8"), tmp_path)["dynamic"]  # bf16
+    assert sv.row_group("apex-llama70b-tp8-lmsys_05-ttft") == "APEX v0.6 TP8"
+    assert sv.row_group("apex-llama70b-tp4-lmsys_05-ttft") == "APEX v0.6 TP4/TP2/DP2"
+    assert sv.row_group("lss2-fig8-SD-mean_ttft_ms").startswith("LLMServingSim Fig. 8")
+
+
+def test_group_table_and_breakdown_lines():
+    parts = {k: 1.0 for k in sv.PART_NAMES}
+    rows = [{"row_id": "a-ttft", "row_group": "G", "family": "TTFT", "err_pct": -10.0,
+             "measured": 8.0, "predicted": 7.2, "unit": "s", "ttft_parts": parts},
+            {"row_id": "b-ttft", "row_group": "G", "family": "TTFT", "err_pct": 30.0,
+             "measured": 1.0, "predicted": 1.3, "unit": "s", "ttft_parts": parts}]
+    assert "| G | 20.0 % (2) | — |" in sv.group_table(rows, ["TTFT", "TPOT"])
+    lines = sv.ttft_breakdown(rows)
+    assert lines[-2].startswith("| a-ttft | 8 s | 7.2 | -10.0 % | 1 | 1 |")

@@ -12,8 +12,12 @@ efficiencies and kernel floor ``t0`` of its class (:mod:`.calibration`). Per lay
 * attention: one prefill kernel (FLOPs of the causal query–key pairs; bytes of the KV it
   reads) and one decode kernel (bytes of the KV cache, FLOPs of one query per sequence);
 * 4 elementwise kernels (norms, rotary embedding, activation) over ``T·h`` values;
-* with ``tp > 1``, two all-reduces of ``T·h`` bf16 values over the link:
-  ``latency + 2(tp − 1)/tp · bytes / bandwidth``.
+* with ``tp > 1``, two all-reduces of ``T·h`` bf16 values (:mod:`.collectives`): over the
+  link, ``latency + 2(tp − 1)/tp · bytes / bandwidth``; in an engine that launches prefill
+  iterations eagerly (``EngineOverheads.eager_allreduce``) those iterations pay the published
+  eager latency of vLLM's custom all-reduce instead (at least the link time);
+* with W8A8 weights (fp8, int8), the activation-quantization kernels before the 4 dense linear
+  layers (1 kernel each with a static scale, 3 with a dynamic one: :mod:`.overheads`).
 
 An encoder-decoder (T5, BART, Whisper) runs its encoder layers over the batch's prefill tokens
 (bidirectional attention), projects the decoder's cross-attention K and V from them, and runs
@@ -42,12 +46,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from mlsysgym.simulators.serving.calibration import CALIBRATION
+from mlsysgym.simulators.serving.collectives import allreduce_eager_s, allreduce_link_s
 from mlsysgym.simulators.serving.hardware import Cluster
 from mlsysgym.simulators.serving.models import DTYPE_BYTES, ModelSpec
 from mlsysgym.simulators.serving.overheads import EngineOverheads
 from mlsysgym.simulators.serving.plans import Plan
 
-__all__ = ["StepCost"]
+__all__ = ["COMPONENTS", "StepCost"]
+
+#: the parts :meth:`StepCost.parts` splits an iteration's time into
+COMPONENTS = ("compute", "floors", "comm", "cpu")
 
 ACT_BYTES = 2.0  # activations in bf16
 
@@ -106,6 +114,13 @@ class StepCost:
         bw_p, lat_p = self.cluster.group_link(p.tp * p.pp)
         self.pp_bw, self.pp_lat = bw_p, lat_p
         self.head_w = m.vocab * h / p.tp
+        # W8A8 activation quantization before the dense linear layers: elements per token of
+        # their inputs (QKV and gate-up read h, output n_heads·head_dim/tp, down ffn/tp)
+        self.quant = p.dtype in ("fp8", "int8")
+        ffn_in = (m.ffn if not m.is_moe else 0.0) / p.tp
+        self.quant_inputs = [h, m.n_heads * m.head_dim / p.tp, h] + ([ffn_in] if ffn_in else [])
+        self.quant_dynamic = self.overheads.act_scale_dynamic
+        self.eager_ar = self.overheads.eager_allreduce and p.tp <= self.cluster.per_node
 
     # ---- the model -----------------------------------------------------------------------
     def _roof(self, flops, nbytes, peak, ec, em):
@@ -117,6 +132,22 @@ class StepCost:
         ``pre_pairs`` causal query–key pairs of the prefill chunks and ``pre_kv`` the KV
         tokens they read, ``dec_n`` decoding sequences and ``dec_kv`` the KV tokens they read,
         ``seqs`` sequences in the batch (default ``logits``; the per-sequence CPU overhead)."""
+        total, act, _comm, _cpu = self._parts(tokens, logits, pre_pairs, pre_kv, dec_n, dec_kv,
+                                              seqs)
+        return total, act
+
+    def parts(self, tokens, logits, pre_pairs, pre_kv, dec_n, dec_kv, seqs=None
+              ) -> dict[str, np.ndarray]:
+        """One iteration's time split into :data:`COMPONENTS` (same arguments as
+        :meth:`step`; the parts sum to its time): ``compute`` the roofline work (GEMMs,
+        attention, elementwise, LM head), ``floors`` the per-kernel floors, ``comm`` the
+        collectives and pipeline transfers, ``cpu`` the engine's CPU time (:mod:`.overheads`)."""
+        total, act, comm, cpu = self._parts(tokens, logits, pre_pairs, pre_kv, dec_n, dec_kv,
+                                            seqs)
+        return {"compute": act, "floors": total - act - comm - cpu, "comm": comm, "cpu": cpu}
+
+    def _parts(self, tokens, logits, pre_pairs, pre_kv, dec_n, dec_kv, seqs):
+        """(time, active, communication, CPU) of one iteration (see :meth:`step`)."""
         m = self.model
         T = np.asarray(tokens, float)
         tp = self.tp
@@ -124,28 +155,36 @@ class StepCost:
         has_pre = pre_pairs > 0
         S = np.asarray(logits, float)
         if m.is_encoder_decoder:
-            stage, act = self._encdec_stage(T, S, pre_pairs, pre_kv, dec_n, dec_kv)
+            stage, act, comm = self._encdec_stage(T, S, pre_pairs, pre_kv, dec_n, dec_kv)
         else:
-            t_layer, active = self._layer(T, pre_pairs, pre_kv, dec_n, dec_kv,
-                                          self.dense_w_layers, m.is_moe)
+            t_layer, active, c_layer = self._layer(T, pre_pairs, pre_kv, dec_n, dec_kv,
+                                                   self.dense_w_layers, m.is_moe)
             stage = self.layers * t_layer
             act = self.layers * active
+            comm = self.layers * c_layer
+        comm = self.pp * comm
         # LM head + sampling (last stage)
         head = self._roof(2.0 * S * self.head_w, self.head_w * self.wb + S * m.vocab * 4.0 / tp,
                           self.peak_lin, self.g_ec, self.g_em)
         total = self.pp * stage + self.g_t0 + head + 2 * self.el_t0
         if tp > 1:  # vocab-parallel logits gathered on one rank (bf16)
-            total = total + self.tp_lat + (tp - 1) / tp * S * m.vocab * ACT_BYTES / self.tp_bw
+            gather = self.tp_lat + (tp - 1) / tp * S * m.vocab * ACT_BYTES / self.tp_bw
+            total = total + gather
+            comm = comm + gather
         act_total = self.pp * act + head
         if self.pp > 1:
-            total = total + (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)
-        return total + self._cpu(S if seqs is None else seqs, has_pre), act_total
+            p2p = (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)
+            total = total + p2p
+            comm = comm + p2p
+        cpu = self._cpu(S if seqs is None else seqs, has_pre)
+        return total + cpu, act_total, comm, cpu
 
     def _layer(self, T, pre_pairs, pre_kv, dec_n, dec_kv, w_layer, moe):
-        """(time, active time) of one layer over ``T`` new tokens with ``w_layer`` dense
-        weights (projections + dense FFN) per layer, an MoE FFN if ``moe``."""
+        """(time, active time, communication time) of one layer over ``T`` new tokens with
+        ``w_layer`` dense weights (projections + dense FFN) per layer, an MoE FFN if ``moe``."""
         m = self.model
         tp = self.tp
+        comm = 0.0
         # dense projections + FFN
         lin_f = 2.0 * T * w_layer / tp
         lin_b = w_layer / tp * self.wb + T * self.act_per_token
@@ -165,6 +204,7 @@ class StepCost:
                 if self.ep > 1 else 0.0
             t_layer = t_layer + self.moe_frac * (3 * self.g_t0 + moe + a2a)
             active = active + self.moe_frac * moe
+            comm = comm + self.moe_frac * a2a
         # attention
         has_pre = pre_pairs > 0
         ap = self._roof(pre_pairs * self.pair_flops, np.asarray(pre_kv, float) * self.kv_layer,
@@ -180,33 +220,63 @@ class StepCost:
         el = T * m.hidden * ACT_BYTES * 2 / (self.bw * self.el_em)
         t_layer = t_layer + 4 * (self.el_t0 + el)
         active = active + 4 * el
+        if self.quant:
+            q_t, q_act = self._act_quant(T)
+            t_layer = t_layer + q_t
+            active = active + q_act
         # tensor-parallel all-reduces
         if tp > 1:
-            ar = self.tp_lat + 2 * (tp - 1) / tp * T * m.hidden * ACT_BYTES / self.tp_bw
+            ar = self.allreduce_s(T * m.hidden * ACT_BYTES, has_pre)
             t_layer = t_layer + 2 * ar
-        return t_layer, active
+            comm = comm + 2 * ar
+        return t_layer, active, comm
+
+    def allreduce_s(self, nbytes, has_pre):
+        """One tensor-parallel all-reduce of ``nbytes`` (:mod:`.collectives`): the link's α-β
+        time, or for iterations with prefill tokens in an eager engine the published eager
+        latency (at least the link time)."""
+        link = allreduce_link_s(nbytes, self.tp, self.tp_bw, self.tp_lat)
+        if not self.eager_ar:
+            return link
+        return np.where(has_pre, np.maximum(allreduce_eager_s(nbytes, self.tp), link), link)
+
+    def _act_quant(self, T):
+        """(time, active time) of one layer's W8A8 activation quantization over ``T`` tokens:
+        per dense linear layer's input of ``n`` elements per token, a quantize kernel (read
+        bf16, write 8-bit: 3 bytes per element) and, with a dynamic scale, a zero-fill of the
+        scale and a max-reduction (2 bytes per element)."""
+        elems = T * float(sum(self.quant_inputs))
+        per_byte = 1.0 / (self.bw * self.el_em)
+        n_lin = len(self.quant_inputs)
+        act = 3.0 * elems * per_byte
+        kernels = n_lin
+        if self.quant_dynamic:
+            act = act + 2.0 * elems * per_byte
+            kernels = 3 * n_lin
+        return kernels * self.el_t0 + act, act
 
     def _encdec_stage(self, T, S, pre_pairs, pre_kv, dec_n, dec_kv):
-        """(time, active time) of an encoder-decoder's layers: the encoder over the prefill
+        """(time, active time, communication time) of an encoder-decoder's layers: the encoder over the prefill
         tokens (``T − dec_n``; bidirectional, ``2×`` the causal pairs = ``n² + n``), the
         cross-attention K/V projection of its output in every decoder layer, and the decoder
         over one token per sequence emitting one (``S``), attending its self and cross KV
         (a finishing prompt's cross KV taken as ``pre_kv``)."""
         m = self.model
         T_e = T - np.asarray(dec_n, float)
-        enc, enc_act = self._layer(T_e, 2.0 * pre_pairs, pre_kv, 0.0, 0.0,
-                                   self.enc_w_layer, False)
+        enc, enc_act, enc_comm = self._layer(T_e, 2.0 * pre_pairs, pre_kv, 0.0, 0.0,
+                                             self.enc_w_layer, False)
         xw = m.n_layers * m.cross_kv_params / self.tp
         cross = self._roof(2.0 * T_e * xw, xw * self.wb + T_e * m.hidden * ACT_BYTES,
                            self.peak_lin, self.g_ec, self.g_em)
         run = T_e > 0
-        dec, dec_act = self._layer(S, 0.0, 0.0, S, np.asarray(dec_kv, float) +
-                                   np.where(run, np.asarray(pre_kv, float), 0.0),
-                                   self.dense_w_layers, False)
+        dec, dec_act, dec_comm = self._layer(S, 0.0, 0.0, S, np.asarray(dec_kv, float) +
+                                             np.where(run, np.asarray(pre_kv, float), 0.0),
+                                             self.dense_w_layers, False)
         stage = self.layers * dec + np.where(run, m.n_encoder_layers * enc + self.g_t0
                                              + cross, 0.0)
         act = self.layers * dec_act + np.where(run, m.n_encoder_layers * enc_act + cross, 0.0)
-        return stage, act
+        comm = self.layers * dec_comm + np.where(run, m.n_encoder_layers * enc_comm, 0.0)
+        return stage, act, comm
 
     def _cpu(self, seqs, has_pre):
         """CPU overhead of an iteration the GPU waits for (:mod:`.overheads`)."""

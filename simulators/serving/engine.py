@@ -25,6 +25,11 @@ A request's first token is emitted by the iteration that finishes its prompt; pr
 requests (``prefilled=True``, the decode side of a prefill/decode split) arrive with their
 prompt already in the KV cache and emit their first token at their first decode step (the
 decode instance generates all ``n_out`` tokens, as behind vLLM's disaggregation proxy).
+
+With ``track_parts=True`` every request also accumulates, over the iterations that computed
+its prompt (up to the one that emitted its first token), each iteration's time split into
+:data:`.costs.COMPONENTS` (``InstanceResult.ttft_parts``, one row per request): the TTFT
+breakdown. The rest of its time to first token is queueing.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from mlsysgym.simulators.serving.costs import StepCost
+from mlsysgym.simulators.serving.costs import COMPONENTS, StepCost
 from mlsysgym.simulators.serving.plans import BLOCK_TOKENS
 
 __all__ = ["InstanceResult", "simulate_instance"]
@@ -51,6 +56,7 @@ class InstanceResult:
     active_s: float
     iterations: int
     preemptions: int
+    ttft_parts: np.ndarray | None = None  # (requests, len(COMPONENTS)) with track_parts
 
 
 def _blocks(tokens: int) -> int:
@@ -60,9 +66,14 @@ def _blocks(tokens: int) -> int:
 
 def simulate_instance(cost: StepCost, arrival: np.ndarray, n_in: np.ndarray, n_out: np.ndarray,
                       kv_tokens: int, prefilled: np.ndarray | None = None,
-                      max_iterations: int = 50_000_000) -> InstanceResult:
-    """Simulate one instance serving requests (arrival times, prompt and output lengths)."""
-    return _Instance(cost, arrival, n_in, n_out, kv_tokens, prefilled).run(max_iterations)
+                      max_iterations: int = 50_000_000,
+                      track_parts: bool = False) -> InstanceResult:
+    """Simulate one instance serving requests (arrival times, prompt and output lengths);
+    ``track_parts`` also returns each request's TTFT breakdown (module docstring)."""
+    inst = _Instance(cost, arrival, n_in, n_out, kv_tokens, prefilled)
+    if track_parts:
+        inst.parts = np.zeros((len(inst.arrival), len(COMPONENTS)))
+    return inst.run(max_iterations)
 
 
 class _Instance:
@@ -97,6 +108,7 @@ class _Instance:
         self.now = 0.0
         self.busy = self.active = 0.0
         self.iters = self.preempt = 0
+        self.parts: np.ndarray | None = None
 
     def run(self, max_iterations: int) -> InstanceResult:
         """Iterate the scheduler until every request is served (or nothing more can run)."""
@@ -118,7 +130,15 @@ class _Instance:
             else:
                 self.step_decodes(dec_ids)
         return InstanceResult(self.first, self.finish, self.now, self.busy, self.active,
-                              self.iters, self.preempt)
+                              self.iters, self.preempt, self.parts)
+
+    def add_parts(self, ids: np.ndarray, args: tuple, seqs: int | None = None) -> None:
+        """Add one iteration's time split (:meth:`StepCost.parts` of ``args``) to the TTFT
+        breakdown of requests ``ids`` (only when tracking)."""
+        if self.parts is None or not len(ids):
+            return
+        p = self.cost.parts(*args, seqs=seqs)
+        self.parts[ids] += np.array([float(p[c]) for c in COMPONENTS])
 
     def next_arrival(self) -> float:
         """Arrival time of the next request not yet admitted."""
@@ -301,6 +321,7 @@ class _Instance:
             self.held[idx] += newb
             self.free -= int(newb.sum())
         fresh = idx[np.isnan(self.first[idx])]  # prefilled sequences' first decode step
+        self.add_parts(fresh, (B, B, 0.0, 0.0, B, float(kv_read[0])))
         self.first[fresh] = self.now + float(dt[0])
         span = float(np.sum(dt[:K]))
         self.now += span
@@ -322,8 +343,11 @@ class _Instance:
         B = len(dec_ids)
         dec_kv = float(ctx[np.array(dec_ids, np.int64)].sum() + B) if B else 0.0
         done_pre = [i for i, c in zip(prefill_ids, chunks) if c >= todo[i]]
-        dt, act = self.cost.step(int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv,
-                                 seqs=len(prefill_ids) + B)
+        args = (int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv)
+        dt, act = self.cost.step(*args, seqs=len(prefill_ids) + B)
+        if self.parts is not None:
+            ids = np.array(prefill_ids + dec_ids, np.int64)
+            self.add_parts(ids[np.isnan(self.first[ids])], args, len(prefill_ids) + B)
         self.now += float(dt)
         self.busy += float(dt)
         self.active += float(act)

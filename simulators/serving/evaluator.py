@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from mlsysgym.core.evaluator import Design, Evaluator, Metrics
 from mlsysgym.core.space import DesignSpace
-from mlsysgym.simulators.serving.costs import StepCost
+from mlsysgym.simulators.serving.costs import COMPONENTS, StepCost
 from mlsysgym.simulators.serving.engine import simulate_instance
 from mlsysgym.simulators.serving.hardware import Cluster, load_cluster
 from mlsysgym.simulators.serving.models import ModelSpec, load_model
@@ -106,7 +106,12 @@ def _pct(x: np.ndarray, q: float) -> float:
 def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
              details: bool = False) -> dict[str, Any]:
     """Metrics of serving ``workload`` with ``plan`` (PlanError if the plan is invalid).
-    ``details=True`` adds per-request ``first_token_s`` and ``finish_s`` arrays."""
+    ``details=True`` adds per-request ``first_token_s`` and ``finish_s`` arrays and
+    ``ttft_parts``: each request's time to first token split into ``frontend`` (front end and
+    tokenization, both servers' with a P/D split), ``queue`` (waiting for the engine),
+    the :data:`.costs.COMPONENTS` of the iterations that computed its prompt (``compute``,
+    ``floors``, ``comm``, ``cpu``) and ``kv_transfer`` (P/D hand-off setup and bytes); they sum
+    to its TTFT."""
     if not isinstance(plan, Plan):
         plan = Plan.from_design(plan, workload.cluster.n_devices)
     m, cl, tr = workload.model, workload.cluster, workload.trace
@@ -124,23 +129,30 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     engines = plan.dp * plan.pp  # pp virtual engines per replica share its stages (vLLM)
     kv = mem.kv_tokens // plan.pp
     seen = tr.arrival_s + eng.frontend_s(tr.input_tokens)  # when the engine gets each request
+    parts = np.zeros((n, len(COMPONENTS))) if details else None
+    xfer = np.zeros(n)
     for r in range(engines):
         idx = np.arange(r, n, engines)
         a, i, o = seen[idx], n_enc[idx], tr.output_tokens[idx]
         if not plan.pd_disagg:
-            res = simulate_instance(cost, a, i, o, kv)
+            res = simulate_instance(cost, a, i, o, kv, track_parts=details)
             first[idx], finish[idx] = res.first_token_s, res.finish_s
             active += res.active_s
             preempt += res.preemptions
+            if parts is not None:
+                parts[idx] = res.ttft_parts
             continue
-        pre = simulate_instance(cost, a, i, np.ones_like(o), kv)
+        pre = simulate_instance(cost, a, i, np.ones_like(o), kv, track_parts=details)
         active += pre.active_s
         preempt += pre.preemptions
-        dec = simulate_instance(cost, pre.first_token_s + pd_handoff_s(workload, plan, i), i, o,
-                                kv, prefilled=np.ones(len(idx), bool))
+        xfer[idx] = pd_handoff_s(workload, plan, i)
+        dec = simulate_instance(cost, pre.first_token_s + xfer[idx], i, o,
+                                kv, prefilled=np.ones(len(idx), bool), track_parts=details)
         first[idx], finish[idx] = dec.first_token_s, dec.finish_s
         active += dec.active_s
         preempt += dec.preemptions
+        if parts is not None:
+            parts[idx] = pre.ttft_parts + dec.ttft_parts
     if np.isnan(finish).any():
         raise PlanError(f"plan {plan} left {int(np.isnan(finish).sum())} requests unserved "
                         f"(a prompt larger than the KV cache)")
@@ -168,7 +180,21 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
         "device_s_per_token": plan.n_devices * makespan / float(out.sum())}
     if details:
         res["first_token_s"], res["finish_s"] = first, finish
+        res["ttft_parts"] = _ttft_parts(eng.frontend_s(tr.input_tokens), ttft, parts, xfer,
+                                        eng.frontend_s(n_enc) if plan.pd_disagg else 0.0)
     return res
+
+
+def _ttft_parts(front: np.ndarray, ttft: np.ndarray, parts: np.ndarray, handoff: np.ndarray,
+                front2: np.ndarray | float) -> dict[str, np.ndarray]:
+    """Per-request TTFT breakdown (see :func:`simulate`): front ends, KV hand-off, the
+    iterations' components, and the rest (queueing)."""
+    out = {"frontend": front + front2}
+    out["kv_transfer"] = handoff - front2
+    comp = {c: parts[:, k] for k, c in enumerate(COMPONENTS)}
+    out["queue"] = ttft - out["frontend"] - out["kv_transfer"] - parts.sum(axis=1)
+    out.update(comp)
+    return out
 
 
 def pd_handoff_s(workload: ServingWorkload, plan: Plan, prompt_tokens: np.ndarray

@@ -30,6 +30,21 @@ number comes from a published measurement (none from this project's validation s
                          V0 (v0.6) captures CUDA graphs for decode-only batches only, so
                          every iteration with prefill tokens runs eagerly; V1 runs mixed
                          batches as piecewise CUDA graphs (no eager penalty).
+``eager_allreduce``      vLLM v0.6 runs iterations with prefill tokens eagerly, so each
+(v0.6: on)               tensor-parallel all-reduce of them costs a published eager-launch
+                         latency (vLLM's custom all-reduce on H100 without CUDA graphs, SGLang
+                         PR #2904; table in :mod:`.collectives`) instead of the link's α-β
+                         time. Decode iterations (CUDA graphs) and V1 keep the α-β model.
+``act_scale_dynamic``    FP8/INT8 (W8A8) linear layers quantize their input activations
+(off; on for             before each GEMM: one elementwise kernel per linear layer with a
+``--quantization fp8``   static scale from the checkpoint, three with a dynamic per-tensor
+on a bf16 checkpoint)    scale (vLLM ``scaled_fp8_quant(x, None)``: ``torch.zeros`` of the
+                         scale, ``segmented_max_reduction``, ``scaled_fp8_quant_kernel``;
+                         vLLM ``_custom_ops.py`` / ``csrc/quantization/fp8/common.cu``). Each
+                         costs the calibrated elementwise floor plus its bytes (read bf16,
+                         write fp8; the max-reduction reads only) at elementwise bandwidth
+                         (:mod:`.calibration`); applied to the 4 dense linear layers of a layer
+                         (QKV, output, gate-up, down; MoE experts not counted).
 ``kv_setup_s`` 6.7 ms    KV hand-off of a P/D split besides bytes ÷ link bandwidth (vLLM
 (V1), 30 ms (v0.6)       V1 NixlConnector): NIXL telemetry's mean transfer post duration
                          6.7 ms (vLLM RFC #50913, 2026). vLLM v0.6's first implementation
@@ -66,7 +81,8 @@ class UnknownEngineError(MlsysgymError):
 
 @dataclass(frozen=True)
 class EngineOverheads:
-    """Times (s) a served request spends outside the GPU roofline (see the module table)."""
+    """Times (s) a served request spends outside the GPU roofline, and the engine settings
+    that change which kernels run (see the module table)."""
 
     name: str = "none"
     request_s: float = 0.0            # front end per request (HTTP, validation, streaming)
@@ -75,10 +91,16 @@ class EngineOverheads:
     step_per_seq_s: float = 0.0       # ... and per sequence in the batch
     eager_layer_s: float = 0.0        # per layer, iterations with prefill tokens (no CUDA graph)
     kv_setup_s: float = 0.0           # P/D split: per-request KV-transfer setup
+    eager_allreduce: bool = False     # prefill iterations' all-reduces launched eagerly
+    act_scale_dynamic: bool = False   # W8A8 activations quantized with a dynamic scale
 
     def __post_init__(self) -> None:
         for k, v in asdict(self).items():
-            if k != "name" and not v >= 0.0:
+            if k in _FLAGS:
+                if not isinstance(v, bool):
+                    raise UnknownEngineError(f"engine setting {k} must be true or false, "
+                                             f"got {v!r}")
+            elif k != "name" and not v >= 0.0:
                 raise UnknownEngineError(f"engine overhead {k} must be >= 0, got {v}")
 
     def frontend_s(self, prompt_tokens: Any) -> Any:
@@ -92,6 +114,7 @@ class EngineOverheads:
         return f"{self.name}[{','.join(vals)}]"
 
 
+_FLAGS = ("eager_allreduce", "act_scale_dynamic")
 _FRONT = {"request_s": 5.7e-3, "tokenize_s_per_token": 10e-6}
 _V0_STEP = {"step_s": 0.27e-3, "step_per_seq_s": 35.6e-6}
 
@@ -100,12 +123,24 @@ _V0_STEP = {"step_s": 0.27e-3, "step_per_seq_s": 35.6e-6}
 ENGINE_PRESETS: dict[str, EngineOverheads] = {
     "none": EngineOverheads(),
     "vllm-v0.6-server": EngineOverheads("vllm-v0.6-server", eager_layer_s=47e-6,
-                                        kv_setup_s=30e-3, **_V0_STEP),
+                                        kv_setup_s=30e-3, eager_allreduce=True, **_V0_STEP),
     "vllm-v0.6-client": EngineOverheads("vllm-v0.6-client", eager_layer_s=47e-6,
-                                        kv_setup_s=30e-3, **_V0_STEP, **_FRONT),
+                                        kv_setup_s=30e-3, eager_allreduce=True, **_V0_STEP,
+                                        **_FRONT),
     "vllm-v1-client": EngineOverheads("vllm-v1-client", kv_setup_s=6.7e-3, **_FRONT),
 }
 DEFAULT_ENGINE = "vllm-v1-client"
+
+
+def _flag(key: str, value: Any) -> bool:
+    """A boolean engine setting from a bool or a 0/1 or true/false string."""
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(value).lower() in ("0", "false", "no", "off"):
+        return False
+    raise UnknownEngineError(f"engine setting {key} must be true or false, got {value!r}")
 
 
 def load_engine(spec: str | EngineOverheads | dict[str, Any] | None = None) -> EngineOverheads:
@@ -123,7 +158,7 @@ def load_engine(spec: str | EngineOverheads | dict[str, Any] | None = None) -> E
             raise UnknownEngineError(f"unknown engine overhead field(s) {bad}; fields are "
                                      f"{sorted(asdict(base))}")
         return replace(base, name=str(d.pop("name", base.name + "+custom")),
-                       **{k: float(v) for k, v in d.items()})
+                       **{k: (_flag(k, v) if k in _FLAGS else float(v)) for k, v in d.items()})
     if spec not in ENGINE_PRESETS:
         raise UnknownEngineError(f"unknown engine preset {spec!r}; presets are "
                                  f"{', '.join(ENGINE_PRESETS)}")

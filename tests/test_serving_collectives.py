@@ -1,0 +1,117 @@
+"""Serving TTFT mechanisms checked by hand: the eager and α-β all-reduce times, W8A8
+activation quantization kernels, what the v0.6 preset adds to an unqueued TTFT, and the TTFT
+breakdown (its parts sum to the TTFT)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlsysgym.core.errors import MlsysgymError
+from mlsysgym.simulators.serving import Plan, ServingWorkload, load_cluster, load_model, simulate
+from mlsysgym.simulators.serving.calibration import CALIBRATION
+from mlsysgym.simulators.serving.collectives import allreduce_eager_s, allreduce_link_s
+from mlsysgym.simulators.serving.costs import StepCost
+from mlsysgym.simulators.serving.overheads import load_engine
+from mlsysgym.simulators.serving.traces import Trace
+
+MIB = 1048576.0
+
+
+def test_eager_allreduce_table_by_hand():
+    # table points (SGLang PR #2904, vLLM custom all-reduce on H100 without CUDA graphs)
+    assert allreduce_eager_s(MIB, 8) == pytest.approx(45.0e-6)
+    assert allreduce_eager_s(512.0, 2) == pytest.approx(9.5e-6)
+    assert allreduce_eager_s(100.0, 4) == pytest.approx(9.1e-6)  # below the table: 512 B
+    # linear between 256 KiB (20.6 µs) and 512 KiB (26.9 µs) at tp4: midpoint 23.75 µs
+    assert allreduce_eager_s(393216.0, 4) == pytest.approx(23.75e-6)
+    # beyond 1 MiB: + 8.0 µs per 10^6 bytes (vLLM PR #24532): 2 MiB → 45 + 8.388608 µs
+    assert allreduce_eager_s(2 * MIB, 8) == pytest.approx(53.388608e-6)
+    assert allreduce_eager_s(MIB, 6) == allreduce_eager_s(MIB, 8)  # nearest measured group
+    assert allreduce_eager_s(MIB, 3) == allreduce_eager_s(MIB, 4)
+    assert allreduce_eager_s(MIB, 1) == 0.0
+    np.testing.assert_allclose(allreduce_eager_s(np.array([512.0, MIB]), 2), [9.5e-6, 26.6e-6])
+
+
+def test_link_allreduce_alpha_beta_by_hand():
+    # 1 MB over 8 ranks at 450 GB/s, 5 µs: 5 µs + 2·7/8 · 1e6 / 450e9 = 8.889 µs
+    assert allreduce_link_s(1e6, 8, 450e9, 5e-6) == pytest.approx(5e-6 + 1.75e6 / 450e9)
+    assert allreduce_link_s(1e6, 1, 450e9, 5e-6) == 0.0
+
+
+def test_eager_allreduce_replaces_link_time_in_prefill_only():
+    m, cl = load_model("Llama-3.1-70B"), load_cluster("H100-SXM", 1, 8)
+    plan = Plan(tp=8)
+    link = StepCost(m, cl, plan, load_engine("none"))
+    eager = StepCost(m, cl, plan, load_engine({"eager_allreduce": True}))
+    # 64-token prefill: 64 · 8192 · 2 B = 1 MiB per all-reduce, 2 per layer, 80 layers
+    pre = (64, 1, 64 * 65 / 2, 64.0, 0, 0.0)
+    t_link = 5e-6 + 1.75 * MIB / cl.device.link_bw
+    diff = float(eager.step(*pre)[0] - link.step(*pre)[0])
+    assert diff == pytest.approx(160 * (45.0e-6 - t_link), rel=1e-9)
+    assert float(eager.parts(*pre)["comm"] - link.parts(*pre)["comm"]) == pytest.approx(diff)
+    dec = (16, 16, 0.0, 0.0, 16, 16000.0)  # decode runs in CUDA graphs: unchanged
+    assert float(eager.step(*dec)[0]) == float(link.step(*dec)[0])
+
+
+def test_activation_quantization_kernels_by_hand():
+    m, cl = load_model("Llama-3.1-8B"), load_cluster("H100-SXM", 1, 1)
+    el = CALIBRATION["elementwise"]
+    per_byte = 1.0 / (cl.device.mem_bw * el["eff_memory"])
+    elems = 100 * (4096 + 4096 + 4096 + 14336)  # inputs of QKV, output, gate-up, down
+    pre = (100, 1, 100 * 101 / 2, 100.0, 0, 0.0)
+    bf16 = StepCost(m, cl, Plan(dtype="bf16"), load_engine({"act_scale_dynamic": True}))
+    bf16_static = StepCost(m, cl, Plan(dtype="bf16"))
+    assert float(bf16.step(*pre)[0]) == float(bf16_static.step(*pre)[0])  # no W8A8: no kernels
+    static = StepCost(m, cl, Plan(dtype="fp8"))
+    dynamic = StepCost(m, cl, Plan(dtype="fp8"), load_engine({"act_scale_dynamic": True}))
+    # static: 4 quantize kernels per layer (3 B per element); dynamic adds per linear layer
+    # a zero-fill and a max-reduction (2 B per element): 32 layers · (8 t0 + 2 · elems / bw)
+    q_static = 4 * el["t0_s"] + 3 * elems * per_byte
+    assert float(static._act_quant(100.0)[0]) == pytest.approx(q_static)
+    diff = float(dynamic.step(*pre)[0] - static.step(*pre)[0])
+    assert diff == pytest.approx(32 * (8 * el["t0_s"] + 2 * elems * per_byte), rel=1e-9)
+
+
+def test_flag_settings_are_typed():
+    assert load_engine({"eager_allreduce": "true"}).eager_allreduce is True
+    assert load_engine("vllm-v0.6-server").eager_allreduce is True
+    assert load_engine("vllm-v1-client").eager_allreduce is False
+    with pytest.raises(MlsysgymError, match="true or false"):
+        load_engine({"act_scale_dynamic": "maybe"})
+
+
+def _one_request(engine: str, n_in: int = 64, tp: int = 8):
+    w = ServingWorkload.make("Llama-3.1-70B", "H100-SXM", tp, engine=engine,
+                             trace=Trace(np.zeros(1), np.array([n_in]), np.array([4])))
+    return w, Plan(tp=tp, max_batched_tokens=512)
+
+
+def test_v06_preset_adds_exactly_its_terms_to_an_unqueued_ttft():
+    base = simulate(*_one_request("none"))["ttft_mean_s"]
+    w, plan = _one_request("vllm-v0.6-server")
+    got = simulate(w, plan)["ttft_mean_s"]
+    t_link = 5e-6 + 1.75 * MIB / w.cluster.device.link_bw
+    # step CPU 0.27 ms + 35.6 µs · 1 sequence, eager dispatch 47 µs · 80 layers,
+    # 160 eager all-reduces of 1 MiB (45 µs each instead of the link time)
+    want = 0.27e-3 + 35.6e-6 + 47e-6 * 80 + 160 * (45.0e-6 - t_link)
+    assert got - base == pytest.approx(want, rel=1e-9)
+
+
+def test_ttft_parts_sum_to_ttft():
+    w, plan = _one_request("vllm-v1-client")
+    r = simulate(w, plan, details=True)
+    p = r["ttft_parts"]
+    ttft = r["first_token_s"] - w.trace.arrival_s
+    np.testing.assert_allclose(sum(p.values()), ttft, rtol=1e-12)
+    assert p["frontend"][0] == pytest.approx(5.7e-3 + 64 * 10e-6)
+    assert p["queue"][0] == pytest.approx(0.0, abs=1e-12)  # alone: no waiting
+    t_pre = float(StepCost(w.model, w.cluster, plan, w.engine).step(64, 1, 64 * 65 / 2, 64.0,
+                                                                     0, 0.0)[0])
+    assert p["compute"][0] + p["floors"][0] + p["comm"][0] + p["cpu"][0] == pytest.approx(t_pre)
+    # P/D split: both front ends, the KV hand-off, the decode instance's first step
+    r = simulate(w, Plan(tp=4, pd_disagg=1), details=True)
+    p = r["ttft_parts"]
+    np.testing.assert_allclose(sum(p.values()), r["first_token_s"] - w.trace.arrival_s,
+                               rtol=1e-12)
+    assert p["frontend"][0] == pytest.approx(2 * (5.7e-3 + 64 * 10e-6))
+    assert p["kv_transfer"][0] > 6.7e-3  # setup (NIXL) + bytes
