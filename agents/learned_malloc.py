@@ -50,7 +50,7 @@ from mlsysgym.simulators.memory import (
 
 __all__ = ["EDGE_FEATURES", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
            "PolicyTargetWarning", "decode", "instance_graph", "learned_malloc", "load_policy",
-           "network_prior", "no_network_malloc"]
+           "move_gains", "network_scores", "no_network_malloc"]
 
 NODE_FEATURES = ("size_cap", "log_size_cap", "start", "end", "length", "boundedness",
                  "xla_rank", "saving", "uses", "is_weight", "produced", "heuristic_fast",
@@ -58,7 +58,6 @@ NODE_FEATURES = ("size_cap", "log_size_cap", "start", "end", "length", "boundedn
 EDGE_FEATURES = ("rival", "dataflow", "overlap", "size_cap")
 RIVALS = 8
 POLICY_PATH = Path(__file__).resolve().parent / "policies" / "malloc_gnn.onnx"
-THRESHOLDS = (0.5, 0.35, 0.65, 0.2, 0.8, 0.0)
 DEFAULT_SECONDS = 10.0
 
 
@@ -200,12 +199,13 @@ def load_policy(path: str | os.PathLike[str] | None = None,
     return _load(str(Path(path or POLICY_PATH).resolve()), bool(strict))
 
 
-def network_prior(p: MemoryInstance, order: np.ndarray, policy: str | os.PathLike[str] | None = None,
-                  ) -> np.ndarray:
-    """Per buffer the policy's probability that it belongs in fast memory."""
+def network_scores(p: MemoryInstance, order: np.ndarray,
+                   policy: str | os.PathLike[str] | None = None) -> np.ndarray:
+    """Per buffer the policy's logit that changing its decision in the heuristic's episode
+    (completed greedily) lowers the time: the higher, the earlier the move is tried."""
     net, _ = load_policy(policy)
     logits, _ = net(*instance_graph(p, order))
-    return 1.0 / (1.0 + np.exp(-logits[:, 0].astype(np.float64)))
+    return logits[:, 0].astype(np.float64)
 
 
 # ---- policy-guided construction -----------------------------------------------------------
@@ -236,10 +236,10 @@ class _Builder:
         """Play ``action`` (0 slow, a >= 1 the a-th candidate offset) for buffer ``b`` if it
         fits (and, with ``need_gain``, lowers the time); else slow. Returns the action played."""
         s = self.state
-        if action == 0:
-            return 0
+        if action == 0 or (need_gain and s.delta_time(b, FAST) >= 0):
+            return 0  # (the gain is checked first: cheaper than the free gaps)
         offs, _ = s.candidates(b, FAST, action)
-        if offs.size >= action and (not need_gain or s.delta_time(b, FAST) < 0):
+        if offs.size >= action:
             s.place(b, FAST, int(offs[action - 1]))
             return action
         return 0
@@ -250,7 +250,7 @@ class _Builder:
         ``prefix`` replayed (from the nearest snapshot of the recorded episode, which ``prefix``
         must start like), positions in ``forced`` set, the rest by the rule "best fit if
         prior > tau, it fits and it lowers the time" (a replayed or forced action needs only
-        to fit)."""
+        to fit; a forced action that does not fit ends the episode there, time ``inf``)."""
         prefix, forced = prefix or [], forced or {}
         start = 0
         if self.snaps and not record:
@@ -266,8 +266,12 @@ class _Builder:
             if record and i % self.stride == 0:
                 self.snaps.append(self._snap())
             b = self.order[i]
-            if i < len(prefix) or i in forced:
-                acts.append(self._step(b, int(prefix[i] if i < len(prefix) else forced[i]), False))
+            if i < len(prefix):
+                acts.append(self._step(b, int(prefix[i]), False))
+            elif i in forced:
+                acts.append(self._step(b, int(forced[i]), False))
+                if acts[-1] != forced[i]:  # the forced action does not fit: no episode
+                    return acts, np.inf
             else:
                 acts.append(self._step(b, int(self.prior[b] > tau), True))
         return acts, self.state.total_us
@@ -280,28 +284,29 @@ def decode(p: MemoryInstance, order: np.ndarray, prior: np.ndarray,
     return _Builder(p, order, prior).run(tau)
 
 
-# ---- policy-guided local search -----------------------------------------------------------
-def _move_order(best: list[int], prior_in_order: np.ndarray | None,
+# ---- local search over one-decision changes ----------------------------------------------
+GREEDY = -1.0  # completion threshold: every buffer that fits and lowers the time goes fast
+
+
+def _move_order(n: int, scores_in_order: np.ndarray | None,
                 rng: np.random.Generator) -> np.ndarray:
-    """Positions to change, most promising first: the prior's disagreement with the episode
-    (p for a slow buffer, 1 - p for a fast one; none without a prior), ties broken by XLA
-    order with seeded jitter."""
-    n = len(best)
-    fast = np.asarray(best) > 0
-    disagree = 0.0 if prior_in_order is None else \
-        np.where(fast, 1.0 - prior_in_order, prior_in_order)
-    key = disagree - 0.25 * np.arange(n) / max(n, 1) + 0.05 * rng.random(n)
-    return np.argsort(-key, kind="stable")
+    """Positions to change, most promising first: by the network's score (highest first), or
+    without one in XLA order; moves with equal priority in a seeded random order (without a
+    score, neighbours in XLA order are also shuffled a little)."""
+    if scores_in_order is None:
+        key = -0.25 * np.arange(n) / max(n, 1) + 0.05 * rng.random(n)
+        return np.argsort(-key, kind="stable")
+    return np.lexsort((rng.random(n), -scores_in_order))
 
 
 def _try_move(builder: _Builder, best: list[int], best_t: float, i: int, action: int,
-              tau: float, chain_depth: int) -> tuple[list[int], float]:
-    """Play ``action`` at position ``i`` of ``best`` and complete by the prior; while no
-    better, force the first buffer the completion newly put in fast memory slow (up to
-    ``chain_depth`` times)."""
+              chain_depth: int) -> tuple[list[int], float]:
+    """Play ``action`` at position ``i`` of ``best`` and complete greedily; while no better,
+    force the first buffer the completion newly put in fast memory slow (up to
+    ``chain_depth`` times). Time ``inf`` when that offset does not fit."""
     forced = {i: action}
-    cand, t = builder.run(tau, prefix=best[:i], forced=forced)
-    if cand[i] != action:  # that offset does not fit
+    cand, t = builder.run(GREEDY, prefix=best[:i], forced=forced)
+    if cand[i] != action:
         return cand, np.inf
     for _ in range(chain_depth):
         if t < best_t - 1e-9:
@@ -311,87 +316,95 @@ def _try_move(builder: _Builder, best: list[int], best_t: float, i: int, action:
         if not newcomers:
             break
         forced[newcomers[0]] = 0
-        cand, t = builder.run(tau, prefix=best[:i], forced=forced)
+        cand, t = builder.run(GREEDY, prefix=best[:i], forced=forced)
     return cand, t
 
 
-def _alternatives(current: int) -> tuple[int, int]:
-    """The two other actions tried at a position: slow ↔ best fit first, then the 2nd offset."""
-    return (1, 2) if current == 0 else (0, 2) if current == 1 else (0, 1)
+def _alternatives(current: int, n_offsets: int) -> list[int]:
+    """The other actions tried at a position: slow ↔ best fit first, then the 2nd offset."""
+    alt = (1, 2) if current == 0 else (0, 2) if current == 1 else (0, 1)
+    return [a for a in alt if a <= n_offsets]
 
 
-def guided_search(problem: BudgetedProblem, rng: np.random.Generator, prior: np.ndarray | None,
+def start_episode(inst: MemoryInstance, order: np.ndarray) -> tuple[_Builder, list[int], float]:
+    """A builder (greedy completions) and the heuristic's episode in ``order`` with its time."""
+    builder = _Builder(inst, order, np.ones(inst.n_buffers))
+    heur = [int(v) for v in (xla_greedy(inst, order).placement.mode[order] == FAST)]
+    best, best_t = builder.run(GREEDY, prefix=heur)
+    return builder, best, best_t
+
+
+def move_gains(inst: MemoryInstance, positions: np.ndarray, *, n_offsets: int = 4,
+               chain_depth: int = 2) -> np.ndarray:
+    """The training labels: per position (in XLA order) of the heuristic's episode, the
+    largest fraction of its time saved by one move of :func:`guided_search` there (the
+    alternative actions of :func:`_alternatives`, greedy completion, ejections); ``nan``
+    where no alternative fits."""
+    order = xla_order(inst)
+    builder, best, best_t = start_episode(inst, order)
+    builder.run(GREEDY, prefix=best, record=True)
+    out = np.full(len(positions), np.nan)
+    for k, i in enumerate(positions):
+        for a in _alternatives(best[int(i)], n_offsets):
+            _, t = _try_move(builder, best, best_t, int(i), a, chain_depth)
+            if np.isfinite(t):
+                out[k] = np.fmax(out[k], (best_t - t) / best_t)
+    return out
+
+
+def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np.ndarray | None,
                   *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
-                  max_passes: int = 8, greedy_completion: bool = False) -> None:
-    """Construction from ``prior`` (per buffer, problem order; None: 1 everywhere, i.e. "best
-    fit whenever it lowers the time") at each of :data:`THRESHOLDS` and from the heuristic's
-    decisions, then first-improvement local search over one-decision changes (the positions
-    in :func:`_move_order`, two alternative actions each, completed by the same rule and
-    extended by :func:`_try_move`'s ejections) until a pass finds nothing, ``max_passes``
-    passes or ``seconds`` (or the budget's seconds) run out.
+                  max_passes: int = 8) -> None:
+    """The heuristic's episode, then first-improvement local search over one-decision changes
+    (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
+    order without; the alternatives of :func:`_alternatives`, completed greedily and extended
+    by :func:`_try_move`'s ejections) until a pass finds nothing, ``max_passes`` passes or
+    ``seconds`` (or the budget's seconds) run out.
 
     Submits the heuristic's episode first (an answer at once), then the best episode found,
     keeping back 5 % of ``seconds`` and twice the time the first submission took so the whole
-    search, its final scoring included, stays within ``seconds``; no step starts that would
-    end past that by the longest such step so far. With ``greedy_completion`` the prior only
-    picks the start and orders the moves, and completions take every buffer that helps (not
-    the default: no better on the validation split). ``info``: the threshold, moves tried, improvements,
-    passes."""
+    search, its final scoring included, stays within ``seconds``; no move starts that would
+    end past that by the longest move so far. ``info``: moves tried, improvements, passes."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
     mp = malloc_of(problem)
     inst, n_offsets = mp.instance, mp.n_offsets
     order = xla_order(inst)
-    builder = _Builder(inst, order, np.ones(inst.n_buffers) if prior is None else prior)
-    heur = [int(v) for v in (xla_greedy(inst, order).placement.mode[order] == FAST)]
     t0 = time.perf_counter()
-    best, best_t = builder.run(0.5, prefix=heur)
-    run_s = time.perf_counter() - t0  # one complete episode, the unit of every later step
+    builder, best, best_t = start_episode(inst, order)
+    slowest = time.perf_counter() - t0  # the longest step so far: none starts past the deadline
     t0 = time.perf_counter()
     problem.evaluate_one(episode_design(best))
     deadline = t_start + 0.95 * limit - 2.0 * (time.perf_counter() - t0)
-    start_t, tau = best_t, 0.5
-    seen: set[bytes] = set()
-    for th in THRESHOLDS:
-        wanted = np.packbits(builder.prior > th).tobytes()
-        if wanted in seen:  # the same decode as an earlier threshold
-            continue
-        seen.add(wanted)
-        if time.perf_counter() + run_s > deadline:
-            break
-        acts, t = builder.run(th)
-        if t < best_t - 1e-9:
-            best, best_t, tau = acts, t, th
-    pr = None if prior is None else prior[order]
-    if greedy_completion:  # the prior orders the moves; completions take every buffer that helps
-        tau = -1.0
+    start_t = best_t
+    sc = None if scores is None else np.asarray(scores, np.float64)[order]
     tried = improvements = passes = 0
-    slowest = run_s  # the longest move so far: no move starts that would end past the deadline
+
     def late() -> bool:
         return time.perf_counter() + slowest > deadline
 
     while passes < max_passes and not late():
         passes += 1
-        builder.run(tau, prefix=best, record=True)
+        builder.run(GREEDY, prefix=best, record=True)
         improved = False
-        for i in _move_order(best, pr, rng):
-            if late():
-                break
-            for a in (a for a in _alternatives(best[i]) if a <= n_offsets):
+        for i in _move_order(len(best), sc, rng):
+            for a in _alternatives(best[i], n_offsets):
                 if late():
                     break
                 t0 = time.perf_counter()
-                cand, t = _try_move(builder, best, best_t, int(i), a, tau, chain_depth)
+                cand, t = _try_move(builder, best, best_t, int(i), a, chain_depth)
                 slowest = max(slowest, time.perf_counter() - t0)
                 tried += 1
                 if t < best_t - 1e-9:
                     best, best_t, improved = cand, t, True
                     improvements += 1
-                    builder.run(tau, prefix=best, record=True)
+                    builder.run(GREEDY, prefix=best, record=True)
                     break
+            if late():
+                break
         if not improved:
             break
-    problem.info.update(threshold=tau, moves=tried, improvements=improvements, passes=passes)
+    problem.info.update(moves=tried, improvements=improvements, passes=passes)
     if best_t < start_t - 1e-9:
         problem.evaluate_one(episode_design(best))
 
@@ -404,24 +417,22 @@ def _check_limit(seconds: float) -> None:
 @register_agent("learned", kinds=("malloc",))
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
-                   chain_depth: int = 2, greedy_completion: bool = False) -> None:
-    """The shipped graph-network policy (:func:`network_prior`) as construction and as the
-    move order and completion rule of :func:`guided_search`, at most ``time_limit_s`` seconds
-    (network inference included)."""
+                   chain_depth: int = 2) -> None:
+    """:func:`guided_search` with the moves ordered by the shipped graph-network policy
+    (:func:`network_scores`), at most ``time_limit_s`` seconds (network inference included)."""
     _check_limit(time_limit_s)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
-    prior = network_prior(inst, xla_order(inst), policy)
+    scores = network_scores(inst, xla_order(inst), policy)
     spent = time.perf_counter() - t0
     problem.info["inference_s"] = spent
-    guided_search(problem, rng, prior, seconds=time_limit_s - spent, chain_depth=chain_depth,
-                  greedy_completion=greedy_completion)
+    guided_search(problem, rng, scores, seconds=time_limit_s - spent, chain_depth=chain_depth)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2) -> None:
-    """The ablation of ``learned``: :func:`guided_search` without the network (completion
-    "best fit whenever it lowers the time", as ``local_search``'s; moves in XLA order)."""
+    """The ablation of ``learned``: :func:`guided_search` with the moves in XLA order (most
+    memory-bound first) — the same search without the network."""
     _check_limit(time_limit_s)
     guided_search(problem, rng, None, seconds=time_limit_s, chain_depth=chain_depth)

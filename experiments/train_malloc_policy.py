@@ -1,20 +1,23 @@
-"""Train the mallocGame graph-network policy over the training split and ship it as ONNX + card.
+"""Train the mallocGame graph-network move ranker over the training split; ship it as ONNX + card.
 
-    python -m mlsysgym.experiments.train_malloc_policy [--label-seconds 6] [--cpsat-seconds 8]
-        [--epochs 150] [--workers 2] [--out results/policies/malloc_gnn.onnx]
+    python -m mlsysgym.experiments.train_malloc_policy [--positions 256] [--epochs 120]
+        [--workers 2] [--out results/policies/malloc_gnn.onnx]
 
-1. **Labels** (imitation of the best known placement): for every training instance
-   (:func:`mlsysgym.ir.workloads.malloc_instances` ``("train")``), the network-free search
-   ``learned_no_network`` runs ``--label-seconds``, then CP-SAT runs ``--cpsat-seconds`` with
-   that placement as its hint (so it can only improve on it); the label of a buffer is 1 when
-   the better placement puts it in fast memory.
+1. **Labels** (the gain of each move, measured): for every training instance
+   (:func:`mlsysgym.ir.workloads.malloc_instances` ``("train")``),
+   :func:`mlsysgym.agents.learned_malloc.move_gains` tries the search's moves at
+   ``--positions`` positions of the heuristic's episode (all of them on smaller instances, a
+   seeded sample on larger ones): the decision changed, the rest completed greedily, with
+   ejections, and the time saved recorded.
 2. **Training**: :func:`mlsysgym.agents.gnn.build_graph_net` on
-   :func:`mlsysgym.agents.learned_malloc.instance_graph`, full-graph Adam steps, loss =
-   per-graph mean binary cross-entropy of the per-node logit + 0.1 × squared error of the value
-   head against the label placement's fraction of time saved.
-3. **Validation**: ``learned`` (with the new network) against ``learned_no_network`` on the
-   validation split at ``--val-seconds`` each (seed 0): mean and per-instance differences of
-   the time saved, recorded in the card.
+   :func:`mlsysgym.agents.learned_malloc.instance_graph`, full-graph Adam steps, loss = per-graph
+   mean binary cross-entropy of the per-node logit against "this move lowers the time" over the
+   labelled buffers (``--target graded``: improving moves' targets 1/2 + 1/2 × gain ÷ the
+   instance's best gain), improving moves weighted so both classes count alike per graph.
+3. **Validation**: ``learned`` (moves in the network's order) against ``learned_no_network``
+   (XLA order) and against the same search ordered by an untrained network of the same shape,
+   on the validation split at ``--val-seconds`` each, ``--val-seeds`` seeds, the three
+   interleaved per instance: mean and per-instance differences of the time saved, in the card.
 4. Writes the ONNX file and its JSON card (splits version and digest, instances, seeds, CPU
    seconds of every step, the target fingerprint of this machine, validation numbers).
 """
@@ -35,9 +38,9 @@ import numpy as np
 
 # Under the working directory, never the installed package; the repository's shipped policy
 # was written with --out agents/policies/malloc_gnn.onnx
-# --labels-out benchmarks/results/learned_malloc_labels.json.
+# --labels-out benchmarks/results/learned_malloc_move_labels.json.
 DEFAULT_OUT = Path("results") / "policies" / "malloc_gnn.onnx"
-DEFAULT_LABELS = Path("results") / "policies" / "malloc_labels.json"
+DEFAULT_LABELS = Path("results") / "policies" / "malloc_move_labels.json"
 
 
 def _cpu_s() -> float:
@@ -53,46 +56,35 @@ def _instance(name: str) -> Any:
     return workloads.MallocInstanceSpec(workloads.workload(model), float(cap))
 
 
-def label_one(name: str, label_seconds: float, cpsat_seconds: float, seed: int) -> dict[str, Any]:
-    """The label placement of one instance: best of the network-free search and CP-SAT hinted
-    with it. Returns the fast-memory mask and the sources' times."""
-    from mlsysgym.agents import Budget, search
-    from mlsysgym.agents.malloc_baselines import cpsat_optimum
+def label_one(name: str, positions: int, seed: int) -> dict[str, Any]:
+    """The move-gain labels of one instance: positions (in XLA order) and each one's best
+    fraction of time saved (None where no alternative fits)."""
+    from mlsysgym.agents.learned_malloc import move_gains
     from mlsysgym.agents.problems import make_problem
-    from mlsysgym.agents.sequential import replay_episode
-    from mlsysgym.simulators.memory import FAST
 
     problem = make_problem(_instance(name).problem_spec())
-    res = search("learned_no_network", problem, Budget(seconds=label_seconds + 30), seed=seed,
-                 time_limit_s=label_seconds)
-    env = problem.make_env()
-    replay_episode(env, res.best_design["actions"])
-    hint = env.placement
-    search_us = float(res.metrics[res.best_index]["time_us"])
-    sol = cpsat_optimum(problem.instance, time_limit_s=cpsat_seconds, num_workers=1, hint=hint,
-                        seed=seed)
-    fast = sol.placement.mode == FAST
-    return {"name": name, "capacity_bytes": int(problem.instance.capacity_bytes),
-            "n_buffers": int(problem.instance.n_buffers),
-            "fast": fast.astype(np.int8).tolist(), "search_us": search_us,
-            "cpsat_us": float(sol.time_us), "cpsat_status": sol.status,
-            "all_slow_us": float(problem.instance.all_slow_time_us),
-            "improvement": float(sol.improvement), "pid": os.getpid(),
-            "cpu_s": time.process_time()}
+    inst = problem.instance
+    n = inst.n_buffers
+    rng = np.random.default_rng([seed, n])
+    pos = np.arange(n) if n <= positions else np.sort(rng.choice(n, positions, replace=False))
+    gains = move_gains(inst, pos, n_offsets=problem.n_offsets)
+    return {"name": name, "capacity_bytes": int(inst.capacity_bytes), "n_buffers": int(n),
+            "positions": pos.tolist(),
+            "gains": [None if np.isnan(g) else float(g) for g in gains],
+            "pid": os.getpid(), "cpu_s": time.process_time()}
 
 
 def make_labels(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
     """Labels of every instance, ``args.workers`` processes, progress on stderr."""
     out = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futs = [pool.submit(label_one, n, args.label_seconds, args.cpsat_seconds, args.seed)
-                for n in names]
+        futs = [pool.submit(label_one, n, args.positions, args.seed) for n in names]
         for i, f in enumerate(futs):
             row = f.result()
             out.append(row)
-            gain = (row["search_us"] - row["cpsat_us"]) / row["search_us"]
-            print(f"[labels {i + 1}/{len(names)}] {row['name']}: search {row['search_us']:.1f} us, "
-                  f"cpsat {row['cpsat_us']:.1f} us ({row['cpsat_status']}, {100 * gain:+.3f} %)",
+            g = np.array([np.nan if v is None else v for v in row["gains"]])
+            print(f"[labels {i + 1}/{len(names)}] {row['name']}: {len(g)} moves, "
+                  f"{int((g > 1e-12).sum())} improve (best {100 * np.nanmax(g, initial=0):.3f} %)",
                   file=sys.stderr, flush=True)
     return out
 
@@ -108,8 +100,10 @@ def label_cpu_s(labels: list[dict[str, Any]], workers: int) -> float:
     return float(sum(last.values()))
 
 
-def _graphs(labels: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """The network's inputs of the labelled instances (which must be built as when labelled)."""
+def _graphs(labels: list[dict[str, Any]], graded: bool = False) -> list[tuple[Any, ...]]:
+    """The network's inputs of the labelled instances (which must be built as when labelled),
+    the labelled buffers and their targets (1: the move lowers the time; ``graded``: 1/2 +
+    1/2 × its gain ÷ the instance's best gain)."""
     import torch
     from mlsysgym.agents.learned_malloc import instance_graph
     from mlsysgym.agents.problems import make_problem
@@ -122,8 +116,16 @@ def _graphs(labels: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         if (inst.capacity_bytes, inst.n_buffers) != (row["capacity_bytes"], row["n_buffers"]):
             raise MlsysgymError(f"labels of {row['name']} were made for another instance "
                                 "(capacity or buffers differ); make new labels")
-        x, ei, ea = instance_graph(inst, xla_order(inst))
-        out.append((torch.from_numpy(x), torch.from_numpy(ei), torch.from_numpy(ea)))
+        order = xla_order(inst)
+        x, ei, ea = instance_graph(inst, order)
+        buffers = torch.from_numpy(order[np.asarray(row["positions"], np.int64)])
+        g = np.array([np.nan if v is None else v for v in row["gains"]])
+        gain = np.where(np.isfinite(g), g, 0.0)
+        y = (gain > 1e-12).astype(np.float32)
+        if graded:  # 1/2 for every improving move, + 1/2 × its gain relative to the best one
+            y = y * (0.5 + 0.5 * np.clip(gain, 0.0, None) / max(gain.max(), 1e-30))
+        y = torch.from_numpy(y.astype(np.float32))
+        out.append((torch.from_numpy(x), torch.from_numpy(ei), torch.from_numpy(ea), buffers, y))
     return out
 
 
@@ -134,20 +136,22 @@ def train(labels: list[dict[str, Any]], args: argparse.Namespace) -> tuple[Any, 
     from mlsysgym.agents.learned_malloc import EDGE_FEATURES, NODE_FEATURES
 
     torch.set_num_threads(1)  # small graphs: threads only contend
-    graphs = _graphs(labels)
-    ys = [torch.tensor(r["fast"], dtype=torch.float32) for r in labels]
-    vs = [torch.tensor([r["improvement"]], dtype=torch.float32) for r in labels]
+    graphs = [g for g in _graphs(labels, args.target == "graded")
+              if 0 < int((g[4] > 0).sum()) < len(g[4])]  # both classes
     net = build_graph_net(len(NODE_FEATURES), len(EDGE_FEATURES), hidden=args.hidden,
                           rounds=args.rounds, seed=args.seed)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=1e-5)
     rng = np.random.default_rng(args.seed)
-    bce = torch.nn.BCEWithLogitsLoss()
     history = []
     for epoch in range(args.epochs):
         total = 0.0
         for j in rng.permutation(len(graphs)):
-            logits, value = net(*graphs[j])
-            loss = bce(logits[:, 0], ys[j]) + 0.1 * ((value - vs[j]) ** 2).sum()
+            x, ei, ea, buffers, y = graphs[j]
+            logits, _ = net(x, ei, ea)
+            pos = float((y > 0).sum())
+            weight = torch.where(y > 0, 0.5 / pos, 0.5 / (len(y) - pos))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logits[buffers, 0], y, weight=weight, reduction="sum")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -159,26 +163,54 @@ def train(labels: list[dict[str, Any]], args: argparse.Namespace) -> tuple[Any, 
     return net, history
 
 
-def validate(onnx_path: Path, seconds: float) -> dict[str, Any]:
-    """``learned`` vs ``learned_no_network`` on the validation split (seed 0)."""
+def _untrained(out_dir: Path, args: argparse.Namespace) -> Path:
+    """An untrained network of the same shape (the control), ONNX + card in ``out_dir``."""
+    from mlsysgym.agents.gnn import build_graph_net, export_onnx
+    from mlsysgym.agents.learned_malloc import EDGE_FEATURES, NODE_FEATURES
+
+    path = out_dir / "untrained_malloc_gnn.onnx"
+    net = build_graph_net(len(NODE_FEATURES), len(EDGE_FEATURES), hidden=args.hidden,
+                          rounds=args.rounds, seed=args.seed)
+    export_onnx(net, path, len(NODE_FEATURES), len(EDGE_FEATURES))
+    write_card(path, {"format": 1, "policy": "untrained control", "kind": "malloc"})
+    return path
+
+
+def validate(onnx_path: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``learned`` vs ``learned_no_network`` vs the untrained control on the validation split
+    (the three interleaved per instance and seed)."""
+    import tempfile
+
     from mlsysgym.agents import Budget, search
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir import workloads
 
+    seconds = args.val_seconds
     rows = []
-    for spec in workloads.malloc_instances("validation"):
-        row = {"instance": spec.name}
-        for agent, hp in (("learned", {"policy": str(onnx_path)}), ("learned_no_network", {})):
-            problem = make_problem(spec.problem_spec())
-            res = search(agent, problem, Budget(seconds=seconds + 30), seed=0, time_limit_s=seconds,
-                         **hp)
-            row[agent] = float(res.metrics[res.best_index]["improvement"])
-        rows.append(row)
-        print(f"[validation] {spec.name}: learned {row['learned']:.5f}, no network "
-              f"{row['learned_no_network']:.5f}", file=sys.stderr, flush=True)
-    diff = np.array([r["learned"] - r["learned_no_network"] for r in rows])
-    return {"seconds": seconds, "rows": rows, "mean_difference": float(diff.mean()),
-            "wins": int((diff > 1e-12).sum()), "losses": int((diff < -1e-12).sum())}
+    with tempfile.TemporaryDirectory() as tmp:
+        arms = (("learned", "learned", {"policy": str(onnx_path)}),
+                ("no_network", "learned_no_network", {}),
+                ("untrained", "learned", {"policy": str(_untrained(Path(tmp), args))}))
+        for seed in range(args.val_seeds):
+            for spec in workloads.malloc_instances("validation"):
+                row: dict[str, Any] = {"instance": spec.name, "seed": seed}
+                for arm, agent, hp in arms:
+                    problem = make_problem(spec.problem_spec())
+                    res = search(agent, problem, Budget(seconds=seconds + 30), seed=seed,
+                                 time_limit_s=seconds, **hp)
+                    row[arm] = float(res.metrics[res.best_index]["improvement"])
+                rows.append(row)
+                print(f"[validation seed {seed}] {spec.name}: learned {row['learned']:.5f}, "
+                      f"no network {row['no_network']:.5f}, untrained {row['untrained']:.5f}",
+                      file=sys.stderr, flush=True)
+    out: dict[str, Any] = {"seconds": seconds, "seeds": list(range(args.val_seeds)), "rows": rows,
+                           "metric": "difference of the fraction of the all-slow time saved"}
+    for other in ("no_network", "untrained"):
+        diff = np.array([r["learned"] - r[other] for r in rows])
+        out[f"vs_{other}"] = {"mean_difference": float(diff.mean()),
+                              "wins": int((diff > 1e-12).sum()),
+                              "losses": int((diff < -1e-12).sum()), "runs": len(diff)}
+    return out
 
 
 def write_card(onnx_path: Path, card: dict[str, Any]) -> None:
@@ -195,17 +227,18 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="ONNX file (card beside it)")
-    ap.add_argument("--label-seconds", type=float, default=6.0,
-                    help="network-free search per training instance")
-    ap.add_argument("--cpsat-seconds", type=float, default=8.0,
-                    help="CP-SAT per training instance, hinted with the search's placement")
-    ap.add_argument("--epochs", type=int, default=150)
+    ap.add_argument("--positions", type=int, default=256,
+                    help="moves labelled per training instance (all positions if fewer)")
+    ap.add_argument("--epochs", type=int, default=120)
+    ap.add_argument("--target", choices=("improves", "graded"), default="improves",
+                    help="per labelled move: 1 if it lowers the time, or graded by its gain")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2, help="label processes")
     ap.add_argument("--val-seconds", type=float, default=3.0)
+    ap.add_argument("--val-seeds", type=int, default=1)
     ap.add_argument("--labels", type=Path, default=None, help="JSON of labels to reuse")
     ap.add_argument("--labels-out", type=Path, default=DEFAULT_LABELS,
                     help="where new labels are written")
@@ -235,27 +268,36 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(net, args.out, len(NODE_FEATURES), len(EDGE_FEATURES))
     card = {"format": 1, "policy": "malloc_gnn", "kind": "malloc",
-            "training": {"method": "imitation of the best known placement (network-free search, "
-                                   "then CP-SAT hinted with it)",
+            "training": {"method": "move ranking: per buffer, does changing its decision in the "
+                                   "heuristic's episode (greedy completion, ejections) lower the "
+                                   "time (measured gains, balanced cross-entropy)",
                          "split": "train", "splits_version": workloads.SPLITS_VERSION,
                          "splits_digest": workloads.splits_digest(), "instances": names,
-                         "label_seconds": args.label_seconds, "cpsat_seconds": args.cpsat_seconds,
-                         "seeds": [args.seed], "epochs": args.epochs, "hidden": args.hidden,
-                         "rounds": args.rounds, "lr": args.lr, "final_loss": history[-1] if history else None,
+                         "positions": args.positions, "labelled_moves": sum(
+                             len(r["gains"]) for r in labels),
+                         "improving_moves": sum(g is not None and g > 1e-12
+                                                for r in labels for g in r["gains"]),
+                         "target": args.target, "seeds": [args.seed], "epochs": args.epochs, "hidden": args.hidden,
+                         "rounds": args.rounds, "lr": args.lr,
+                         "final_loss": history[-1] if history else None,
                          "labels_reused": args.labels is not None},
             "cpu_seconds": {"labels": c_labels, "training": c_train}}
     write_card(args.out, card)
-    c1 = _cpu_s()
-    card["validation"] = validate(args.out, args.val_seconds)
-    card["cpu_seconds"].update(validation=_cpu_s() - c1)
+    if args.val_seeds > 0:
+        c1 = _cpu_s()
+        card["validation"] = validate(args.out, args)
+        card["cpu_seconds"].update(validation=_cpu_s() - c1)
     card["cpu_seconds"]["total"] = sum(card["cpu_seconds"].values())
     card["cpu_hours"] = card["cpu_seconds"]["total"] / 3600.0
     card["wall_seconds"] = time.perf_counter() - t0
     write_card(args.out, card)
-    v = card["validation"]
-    print(f"wrote {args.out} and its card: {card['cpu_hours']:.3f} CPU hours; validation "
-          f"learned - no network = {v['mean_difference']:+.5f} (wins {v['wins']}, losses "
-          f"{v['losses']} of {len(v['rows'])})", file=sys.stderr)
+    msg = f"wrote {args.out} and its card: {card['cpu_hours']:.3f} CPU hours"
+    for other in ("no_network", "untrained"):
+        v = card.get("validation", {}).get(f"vs_{other}")
+        if v:
+            msg += (f"; validation learned - {other} = {v['mean_difference']:+.5f} (wins "
+                    f"{v['wins']}, losses {v['losses']} of {v['runs']})")
+    print(msg, file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,12 @@ from mlsysgym.agents.learned_malloc import (
     POLICY_PATH,
     PolicyCardError,
     PolicyTargetWarning,
+    _move_order,
     _range_max,
     decode,
     instance_graph,
     load_policy,
+    move_gains,
 )
 from mlsysgym.agents.malloc_baselines import xla_greedy
 from mlsysgym.agents.problems import make_problem
@@ -93,6 +95,28 @@ def test_decode_follows_the_prior(trap):
     no_a[idx["a"]] = 0.1
     acts, t = decode(trap, order, no_a)
     assert acts == [0, 1, 1, 1] and t == pytest.approx(180.0)  # the optimum
+
+
+def test_move_gains_by_hand(trap):
+    # XLA order a, b, c, d; the heuristic's episode: a fast at 0, b and c slow, d fast (234 µs).
+    # a → slow: the greedy completion places b at 0 (op0), c at 0 (op1) and d at 100 (ops 0-1,
+    # the 4 bytes left): 180 µs, 54/234 saved (a at its 2nd offset, 40, changes nothing).
+    # b or c → fast: 100 bytes do not fit beside a's 64 in 104 (nan). d → slow: op0 and op1
+    # read its 4 bytes at 1 µs instead of 0.25 µs: 240 µs, -6/234; at its 2nd offset (100,
+    # the high end of the gap [64, 104)) the time is unchanged: 0.
+    g = move_gains(trap, np.arange(4))
+    assert g[0] == pytest.approx(54 / 234) and np.isnan(g[1]) and np.isnan(g[2])
+    assert g[3] == 0.0
+    assert move_gains(trap, np.array([3]), n_offsets=1)[0] == pytest.approx(-6 / 234)
+
+
+def test_move_order_follows_the_scores():
+    rng = np.random.default_rng(0)
+    assert list(_move_order(4, np.array([0.1, 3.0, -1.0, 2.0]), rng)) == [1, 3, 0, 2]
+    tied = {tuple(_move_order(3, np.zeros(3), np.random.default_rng(s))) for s in range(20)}
+    assert len(tied) > 1  # equal scores: a seeded random order
+    xla = _move_order(100, None, rng)  # without scores: XLA order, neighbours shuffled a little
+    assert abs(np.argsort(xla) - np.arange(100)).max() <= 20
 
 
 def test_onnx_gives_the_torch_logits(trap, tmp_path):
