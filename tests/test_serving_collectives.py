@@ -115,3 +115,26 @@ def test_ttft_parts_sum_to_ttft():
                                rtol=1e-12)
     assert p["frontend"][0] == pytest.approx(2 * (5.7e-3 + 64 * 10e-6))
     assert p["kv_transfer"][0] > 6.7e-3  # setup (NIXL) + bytes
+
+
+def test_fused_moe_efficiency_refits_and_is_used(monkeypatch):
+    from mlsysgym.simulators.serving import costs, moe_kernels
+
+    fit = moe_kernels.fit_fused_moe()
+    assert fit["eff_memory"] == pytest.approx(moe_kernels.FUSED_MOE["eff_memory"], abs=5e-4)
+    assert fit["eff_compute"] == pytest.approx(moe_kernels.FUSED_MOE["eff_compute"], abs=5e-4)
+    # the additive model at batch 1024 (all 8 experts, 2048 routed tokens) vs 833.72 µs
+    per_expert = (14336 * 4096 + 4096 * 7168) * 2.0
+    t = 3 * 1.123e-05 + 8 * per_expert / (3.35e12 * 0.985) + \
+        2 * 2048 * per_expert / 2 / (989e12 * 0.876)
+    assert t == pytest.approx(833.72e-6, rel=0.06)
+    # StepCost's MoE term is exactly weights / (bw·η_m) + FLOPs / (peak·η_c) per layer
+    m, cl = load_model("Mixtral-8x7B"), load_cluster("H100-SXM", 1, 2)
+    args = (1024, 1, 1024 * 1025 / 2, 1024.0, 0, 0.0)
+    t_real = float(StepCost(m, cl, Plan(tp=2)).step(*args)[0])
+    monkeypatch.setattr(costs, "FUSED_MOE", {"eff_memory": 1e30, "eff_compute": 1e30})
+    t_free = float(StepCost(m, cl, Plan(tp=2)).step(*args)[0])
+    active = 8 * (1 - 0.75 ** 1024)
+    want = 32 * (active * per_expert / (cl.device.mem_bw * 0.985)
+                 + 2 * 2048 * per_expert / 2 / (989e12 * 0.876))
+    assert t_real - t_free == pytest.approx(want, rel=1e-9)

@@ -6,9 +6,11 @@ efficiencies and kernel floor ``t0`` of its class (:mod:`.calibration`). Per lay
 
 * projections and a dense FFN: 4 GEMM kernels over the batch's ``T`` new tokens, weights read
   once (÷ tp), activations in and out;
-* an MoE FFN: 3 grouped-GEMM kernels over the ``T·k`` routed tokens, reading the experts the
+* an MoE FFN: 3 fused-MoE kernels over the ``T·k`` routed tokens, reading the experts the
   batch activates (uniform routing: ``E·(1 − (1 − k/E)^T)`` of them), sharded over ``ep``
-  devices (else over ``tp``); with ``ep > 1`` two all-to-alls of ``T·k·h`` activations;
+  devices (else over ``tp``), timed as weight streaming **plus** math at the efficiencies
+  fitted on published H100 fused-MoE measurements (:mod:`.moe_kernels`); with ``ep > 1`` two
+  all-to-alls of ``T·k·h`` activations;
 * attention: one prefill kernel (FLOPs of the causal query–key pairs; bytes of the KV it
   reads) and one decode kernel (bytes of the KV cache, FLOPs of one query per sequence);
 * 4 elementwise kernels (norms, rotary embedding, activation) over ``T·h`` values;
@@ -49,6 +51,7 @@ from mlsysgym.simulators.serving.calibration import CALIBRATION
 from mlsysgym.simulators.serving.collectives import allreduce_eager_s, allreduce_link_s
 from mlsysgym.simulators.serving.hardware import Cluster
 from mlsysgym.simulators.serving.models import DTYPE_BYTES, ModelSpec
+from mlsysgym.simulators.serving.moe_kernels import FUSED_MOE
 from mlsysgym.simulators.serving.overheads import EngineOverheads
 from mlsysgym.simulators.serving.plans import Plan
 
@@ -198,7 +201,9 @@ class StepCost:
             moe_f = 2.0 * T * k * m.expert_params / tp
             moe_b = (self.local_experts * frac if self.ep > 1 else E * frac) * \
                 m.expert_params / (1 if self.ep > 1 else tp) * self.wb
-            moe = self._roof(moe_f, moe_b, self.peak_lin, self.g_ec, self.g_em)
+            # fused MoE: weight streaming plus math, not overlapped (:mod:`.moe_kernels`)
+            moe = moe_b / (self.bw * FUSED_MOE["eff_memory"]) + \
+                moe_f / (self.peak_lin * FUSED_MOE["eff_compute"])
             a2a = np.where(T > 0, 2 * (self.ep_lat + T * k * m.hidden * ACT_BYTES
                                        * (self.ep - 1) / max(self.ep, 1) / self.ep_bw), 0.0) \
                 if self.ep > 1 else 0.0
