@@ -3,17 +3,23 @@ tile-size model against FLOPs-only, a fitted roofline and gradient boosting.
 
     nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py   # all in one process
 
-or, as run for BENCHMARKS.md, one process per held-out family, then scored together::
+or, as run for BENCHMARKS.md, one process per held-out family, then scored together (the
+plain text model, the tiling rows and the first baselines in an earlier run, ``--text plain``
+with the same folds, whose exact commands the results file lists; the residual text model and
+the MLIR baselines again in a later one; ``--combine`` merges each kernel's model columns, the
+later run's baselines replacing the earlier's)::
 
     for f in cnn vision_transformer text_encoder decoder audio; do
-        setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \\
-            --families $f --write /tmp/fam/$f/costmodel_families.md & done; wait
-    setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \\
-        --families --random-reference --write /tmp/fam/random/costmodel_families.md
-    setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \\
-        --families --workload-split --write /tmp/fam/wsplit/costmodel_families.md
-    .venv/bin/python benchmarks/bench_costmodel_families.py --skip mlir --write /tmp/fam/tiling/costmodel_families.md
-    .venv/bin/python benchmarks/bench_costmodel_families.py --combine /tmp/fam/*/costmodel_families.json
+        setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \
+            --text residual --families $f --write /tmp/fam/$f/costmodel_families.md & done
+    setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \
+        --text residual --families --random-reference --write /tmp/fam/random/costmodel_families.md &
+    setsid nice -n 19 .venv/bin/python benchmarks/bench_costmodel_families.py --skip tiling \
+        --text residual --families --workload-split --write /tmp/fam/wsplit/costmodel_families.md &
+    wait
+    cp benchmarks/results/costmodel_families{.json,_predictions.parquet} /tmp/prev/
+    .venv/bin/python benchmarks/bench_costmodel_families.py --combine /tmp/prev/costmodel_families.json \
+        /tmp/fam/*/costmodel_families.json
 
 Data: the kernels measured for this benchmark (``mlsysgym mlir measure --n 2400 --seed 0``,
 stopped at 1,496; ``benchmarks/results/costmodel_families_kernels/``) and the tiling rows of
@@ -25,7 +31,10 @@ training kernel whose design equals a held-out kernel's is dropped).
 
 **MLIR kernels** (``mlsysgym mlir measure`` rows: MLIR text, FLOPs, bytes, median
 ``runtime_us``): the text model (``costmodels/mlir_text``; its pretraining is seeded only by
-the training rows and the zoo kernels of the *training* families — no held-out kernel's text),
+the training rows and the zoo kernels of the *training* families — no held-out kernel's text)
+in two variants, the fitted roofline × exp(the text model's correction) (``residual``,
+``mlir_text.ResidualTextModel``; the roofline fitted on the fold's training rows) and the whole
+log runtime (``plain``),
 LightGBM on the hand features (``mlir_text.hand_features``), the fitted roofline
 (``mlir_text.RooflineModel``) and FLOPs alone (rank by parsed FLOPs, nothing fitted). Score:
 Kendall τ-b over the held-out family's kernels, a 95 % bootstrap interval over its kernels, and
