@@ -1,11 +1,11 @@
 """Multi-objective Bayesian optimization with BoTorch: ``qnehvi`` and ``qparego``.
 
 Both search a :class:`~mlsysgym.agents.multiobjective.MultiObjectiveProblem` (a problem with
-``objectives``) and leave its Pareto summary in ``SearchResult.info``. Each round fits one
-multi-output ``SingleTaskGP`` (independent outputs, standardized) to every evaluated design
-that did not fail, and picks ``q`` designs from a finite candidate set of valid, unseen designs
-(as the ``bo`` agent does: every design of a small discrete space, else ``n_candidates``
-random designs plus the neighbours of the best ones), evaluated as one batch.
+``objectives``) and leave its Pareto summary in ``SearchResult.info``. Each round conditions
+one multi-output ``SingleTaskGP`` (independent outputs, standardized) on the evaluated designs
+that did not fail, and picks a batch of designs from a finite candidate set of valid, unseen
+designs (as the ``bo`` agent does: every design of a small discrete space, else
+``n_candidates`` random designs plus the neighbours of the best ones), evaluated as one batch.
 
 - **Outputs.** When every objective value and reference coordinate is positive (latency,
   energy, area, ...), the GP models ``log(r / v)`` of a minimized metric and ``log(v / r)`` of a
@@ -13,13 +13,24 @@ random designs plus the neighbours of the best ones), evaluated as one batch.
   itself 0): hardware metrics span orders of magnitude, which a GP on raw values fits poorly.
   Otherwise it models ``-g / |r|`` (the minimization form ``g`` scaled by the reference).
   Either way the acquisition's reference point is the problem's reference point.
-- **qnehvi**: ``qLogNoisyExpectedHypervolumeImprovement`` (the baseline: the feasible designs
-  evaluated so far, pruned to the likely-best), maximized greedily over the candidates.
-- **qparego**: for each of the ``q`` designs, a random augmented Chebyshev scalarization
-  (weights uniform on the simplex) under ``qLogNoisyExpectedImprovement``, with the designs
-  already picked in the batch as pending points.
+- **qnehvi**: ``qLogNoisyExpectedHypervolumeImprovement``; its baseline is the ``max_baseline``
+  feasible training designs of the best observed non-dominated ranks, pruned by BoTorch to
+  the likely-best. The designs already picked for the batch are pending points.
+- **qparego**: for each greedy step a random augmented Chebyshev scalarization (weights
+  uniform on the simplex) under ``qLogNoisyExpectedImprovement``, with the designs already
+  picked in the batch as pending points.
+- **Batch selection** (sequential greedy over the candidates): the batch is chosen in at most
+  ``max_steps`` steps; each step conditions the acquisition on the designs picked so far and
+  takes the ``ceil(batch / max_steps)`` best candidates (one per step, i.e. the classic
+  sequential greedy of ``optimize_acqf_discrete``, while ``batch <= max_steps``).
+- **Large budgets.** The batch grows with the data: ``batch = max(q, ceil(n / q_growth))``
+  with ``n`` designs evaluated so far (``q_growth=0``: always ``q``), so a 2,000-evaluation
+  run takes about 50 rounds instead of 500. The GP hyperparameters are fitted by maximum
+  marginal likelihood (at most ``fit_maxiter`` L-BFGS iterations, warm-started from the last
+  fit) in the first round and every ``refit_every``-th round after it; in between the GP keeps
+  the last fitted hyperparameters and is only conditioned on the new data (and re-standardized).
+  With more than ``max_train`` evaluations the GP is fit on the best non-dominated ranks first.
 - **Initial design**: ``n_init`` scrambled-Sobol designs (default ``2 * (dim + 1)``).
-- With more than ``max_train`` evaluations the GP is fit on the best non-dominated ranks first.
 
 torch and BoTorch are imported when the agent runs.
 """
@@ -28,17 +39,20 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
-from mlsysgym.agents.bayesopt import _candidates, _initial_designs, features
+from mlsysgym.agents.bayesopt import _candidates, _hyperparameters, _initial_designs, features
 from mlsysgym.agents.multiobjective import MultiObjectiveProblem, _key
 from mlsysgym.agents.pareto import non_dominated_sort
 
-__all__ = ["HYPERPARAMETERS", "qnehvi", "qparego"]
+__all__ = ["HYPERPARAMETERS", "batch_size", "qnehvi", "qparego"]
 
-HYPERPARAMETERS: dict[str, list[Any]] = {"q": [1, 4, 8], "n_init": [10, 20]}
+HYPERPARAMETERS: dict[str, list[Any]] = {"q": [1, 4, 8], "n_init": [10, 20],
+                                       "q_growth": [0, 20], "refit_every": [1, 5]}
 
 
 def _outputs(problem: MultiObjectiveProblem, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -52,97 +66,178 @@ def _outputs(problem: MultiObjectiveProblem, g: np.ndarray) -> tuple[np.ndarray,
     return -g / np.abs(problem.ref_min), -problem.ref_min / np.abs(problem.ref_min)
 
 
-def _mobo(problem: BudgetedProblem, rng: np.random.Generator, method: str, q: int,
-          n_init: int | None, n_candidates: int, n_local: int, enumerate_limit: int,
-          max_train: int, mc_samples: int) -> None:
-    import torch
-    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
-    from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
-    from botorch.acquisition.objective import GenericMCObjective
-    from botorch.exceptions import ModelFittingError
+@dataclass(frozen=True)
+class Settings:
+    """The hyperparameters of :func:`qnehvi` and :func:`qparego` (see their docstrings);
+    an out-of-range value raises :class:`~mlsysgym.agents.base.AgentConfigError`."""
+
+    q: int = 4
+    q_growth: int = 10
+    max_steps: int = 4
+    n_init: int | None = None
+    n_candidates: int = 300
+    n_local: int = 5
+    enumerate_limit: int = 5000
+    max_train: int = 200
+    max_baseline: int = 32
+    mc_samples: int = 16
+    refit_every: int = 5
+    fit_maxiter: int = 100
+
+    def __post_init__(self) -> None:
+        at_least = {"q": 1, "max_steps": 1, "n_candidates": 1, "n_local": 0,
+                    "enumerate_limit": 0, "max_train": 2, "max_baseline": 1, "mc_samples": 1,
+                    "refit_every": 1, "fit_maxiter": 1, "q_growth": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise AgentConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.n_init is not None and (not isinstance(self.n_init, (int, np.integer))
+                                        or self.n_init < 2):
+            raise AgentConfigError(f"n_init must be an integer >= 2, got {self.n_init!r}")
+
+
+def batch_size(n: int, q: int, q_growth: int) -> int:
+    """Designs in the next batch after ``n`` evaluations: ``max(q, ceil(n / q_growth))``
+    (``q`` when ``q_growth`` is 0). With the defaults ``q=4, q_growth=10``: 4 up to 40
+    evaluations, 100 at 1,000, 199 at 1,990."""
+    return q if q_growth == 0 else max(q, -(-n // q_growth))
+
+
+def _fit_gp(tx: Any, ty: Any, warm: dict | None, refit: bool, maxiter: int) -> Any:
+    """A multi-output ``SingleTaskGP`` on ``(tx, ty)`` with the hyperparameters ``warm`` (None:
+    BoTorch's initial ones), refitted by maximum marginal likelihood when ``refit``."""
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
-    from botorch.optim import optimize_acqf_discrete
-    from botorch.sampling import SobolQMCNormalSampler
-    from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
-    from botorch.utils.sampling import sample_simplex
     from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    model = SingleTaskGP(tx, ty)
+    if warm:
+        model.load_state_dict(warm, strict=False)
+    if refit:
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model),
+                         optimizer_kwargs={"options": {"maxiter": maxiter}})
+    return model.eval()
+
+
+def _greedy(acquisition: Callable[[Any], Any], choices: Any, batch: int, steps: int,
+            chunk: int = 256) -> list[int]:
+    """Indices of ``batch`` distinct ``choices``, picked in at most ``steps`` greedy steps:
+    each step builds ``acquisition(pending)`` (``pending``: the designs picked so far, or None)
+    and takes the ``ceil(batch / steps)`` candidates with the highest values."""
+    import torch
+
+    picked: list[int] = []
+    free = torch.ones(len(choices), dtype=torch.bool)
+    per = -(-batch // steps)
+    while len(picked) < batch:
+        acq = acquisition(choices[picked] if picked else None)
+        with torch.no_grad():
+            values = torch.cat([acq(choices[i:i + chunk].unsqueeze(1))
+                                for i in range(0, len(choices), chunk)])
+        values[~free] = -torch.inf
+        top = torch.topk(values, min(per, batch - len(picked))).indices
+        picked += top.tolist()
+        free[top] = False
+    return picked
+
+
+def _mobo(problem: BudgetedProblem, rng: np.random.Generator, method: str, s: Settings) -> None:
+    """Initial design, then rounds of GP → acquisition → batch until the budget is spent."""
+    import torch
+    from botorch.exceptions import ModelFittingError
 
     inner = problem.problem
     if not isinstance(inner, MultiObjectiveProblem):
         raise AgentConfigError(f"{method} searches a multi-objective problem: wrap it with "
                                "objectives=[...] (mlsysgym.agents.multiobjective)")
-    if q < 1:
-        raise AgentConfigError(f"q must be >= 1, got {q}")
-    space = problem.space
-    n_init = 2 * (space.dim + 1) if n_init is None else int(n_init)
-    if n_init < 2:
-        raise AgentConfigError(f"n_init must be >= 2, got {n_init}")
+    n_init = 2 * (problem.space.dim + 1) if s.n_init is None else int(s.n_init)
     problem.evaluate(_initial_designs(problem, rng, min(n_init, problem.remaining)))
     seen = {_key(d) for d in problem.designs}
+    warm: dict | None = None
+    rounds = 0
     while not problem.exhausted:
-        cands = _candidates(problem, rng, seen, enumerate_limit, n_candidates, n_local)
+        cands = _candidates(problem, rng, seen, s.enumerate_limit, s.n_candidates, s.n_local)
         if not cands:
             return
-        batch = min(q, problem.remaining, len(cands))
-        failed = np.asarray(problem.failed, dtype=bool)
-        g = inner.objective_matrix(problem.metrics)
-        ok = inner.feasible(problem.designs, problem.metrics, failed)
-        use = np.flatnonzero(~failed & np.all(np.isfinite(g), axis=1))
-        if len(use) > max_train:  # the best non-dominated ranks first
-            use = use[np.argsort(non_dominated_sort(g[use]), kind="stable")[:max_train]]
-        y, ref = _outputs(inner, g[use])
-        x = features(space, [problem.designs[i] for i in use], "onehot")
-        base = np.isin(use, np.flatnonzero(ok))
+        batch = min(batch_size(len(problem.designs), s.q, s.q_growth), problem.remaining,
+                    len(cands))
         torch.manual_seed(int(rng.integers(2**31 - 1)))
-        tx, ty = (torch.as_tensor(a, dtype=torch.double) for a in (x, y))
-        choices = torch.as_tensor(features(space, cands, "onehot"), dtype=torch.double)
+        refit = warm is None or rounds % s.refit_every == 0
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = SingleTaskGP(tx, ty)
-                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
-                sampler = SobolQMCNormalSampler(torch.Size([mc_samples]))
-                baseline = tx[torch.as_tensor(base)] if base.any() else tx
-                if method == "qnehvi":
-                    acq = qLogNoisyExpectedHypervolumeImprovement(
-                        model, ref_point=torch.as_tensor(ref), X_baseline=baseline,
-                        sampler=sampler, prune_baseline=True)
-                    picked, _ = optimize_acqf_discrete(acq, q=batch, choices=choices, unique=True)
-                else:
-                    picked = _parego(model, tx, ty, baseline, choices, batch, sampler, rng,
-                                     qLogNoisyExpectedImprovement, GenericMCObjective,
-                                     get_chebyshev_scalarization, sample_simplex,
-                                     optimize_acqf_discrete)
-            match = (choices[None, :, :] == picked[:, None, :]).all(-1).double().argmax(1)
-            proposals = [cands[int(i)] for i in match]
+                picked, warm = _round(problem, inner, cands, batch, method, s, warm, refit, rng)
         except (ModelFittingError, RuntimeError, ValueError):  # degenerate data: explore at random
-            proposals = [cands[int(i)] for i in rng.choice(len(cands), batch, replace=False)]
+            picked = rng.choice(len(cands), batch, replace=False).tolist()
+        rounds += 1
+        proposals = [cands[i] for i in picked]
         problem.evaluate(proposals)
         seen.update(_key(d) for d in proposals)
 
 
-def _parego(model: Any, tx: Any, ty: Any, baseline: Any, choices: Any, batch: int, sampler: Any,
-            rng: np.random.Generator, nei: Any, generic: Any, chebyshev: Any, simplex: Any,
-            optimize: Any) -> Any:
-    """``batch`` designs, each maximizing qLogNEI of its own random Chebyshev scalarization."""
+def _round(problem: BudgetedProblem, inner: MultiObjectiveProblem, cands: list, batch: int,
+           method: str, s: Settings, warm: dict | None, refit: bool,
+           rng: np.random.Generator) -> tuple[list[int], dict]:
+    """One round: the GP on the training designs, the acquisition, the batch (indices into
+    ``cands``) and the GP's hyperparameters."""
     import torch
+    from botorch.sampling import SobolQMCNormalSampler
 
-    picked = []
-    for _ in range(batch):
+    failed = np.asarray(problem.failed, dtype=bool)
+    g = inner.objective_matrix(problem.metrics)
+    ok = inner.feasible(problem.designs, problem.metrics, failed)
+    use = rng.permutation(np.flatnonzero(~failed & np.all(np.isfinite(g), axis=1)))
+    use = use[np.argsort(non_dominated_sort(g[use]), kind="stable")][: s.max_train]  # best first
+    y, ref = _outputs(inner, g[use])
+    x = features(problem.space, [problem.designs[i] for i in use], "onehot")
+    tx, ty = (torch.as_tensor(a, dtype=torch.double) for a in (x, y))
+    model = _fit_gp(tx, ty, warm, refit, s.fit_maxiter)
+    base = np.flatnonzero(ok[use])[: s.max_baseline]
+    baseline = tx[torch.as_tensor(base)] if base.size else tx[: s.max_baseline]
+    sampler = SobolQMCNormalSampler(torch.Size([s.mc_samples]))
+    choices = torch.as_tensor(features(problem.space, cands, "onehot"), dtype=torch.double)
+    if method == "qnehvi":
+        make = _nehvi(model, ref, baseline, sampler)
+    else:
+        make = _parego(model, ty, baseline, sampler, rng)
+    return _greedy(make, choices, batch, s.max_steps), _hyperparameters(model)
+
+
+def _nehvi(model: Any, ref: np.ndarray, baseline: Any, sampler: Any) -> Callable[[Any], Any]:
+    """qLogNEHVI (built once; the pending designs are folded into its box decompositions)."""
+    import torch
+    from botorch.acquisition.multi_objective.logei import (
+        qLogNoisyExpectedHypervolumeImprovement,
+    )
+
+    acq = qLogNoisyExpectedHypervolumeImprovement(
+        model, ref_point=torch.as_tensor(ref), X_baseline=baseline, sampler=sampler,
+        prune_baseline=True)
+
+    def make(pending: Any) -> Any:
+        acq.set_X_pending(pending)
+        return acq
+    return make
+
+
+def _parego(model: Any, ty: Any, baseline: Any, sampler: Any,
+            rng: np.random.Generator) -> Callable[[Any], Any]:
+    """qLogNEI of a new random augmented Chebyshev scalarization at every greedy step."""
+    import torch
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.acquisition.objective import GenericMCObjective
+    from botorch.utils.multi_objective.scalarization import get_chebyshev_scalarization
+    from botorch.utils.sampling import sample_simplex
+
+    def make(pending: Any) -> Any:
         torch.manual_seed(int(rng.integers(2**31 - 1)))
-        weights = simplex(d=ty.shape[-1], n=1, dtype=torch.double).squeeze(0)
-        objective = generic(chebyshev(weights=weights, Y=ty))
-        pending = torch.cat(picked) if picked else None
-        acq = nei(model, X_baseline=baseline, sampler=sampler, objective=objective,
-                  X_pending=pending, prune_baseline=True)
-        left = choices
-        if picked:
-            done = torch.cat(picked)
-            left = choices[~(choices[:, None, :] == done[None, :, :]).all(-1).any(1)]
-        x, _ = optimize(acq, q=1, choices=left)
-        picked.append(x)
-    return torch.cat(picked)
+        weights = sample_simplex(d=ty.shape[-1], n=1, dtype=torch.double).squeeze(0)
+        objective = GenericMCObjective(get_chebyshev_scalarization(weights=weights, Y=ty))
+        return qLogNoisyExpectedImprovement(model, X_baseline=baseline, sampler=sampler,
+                                            objective=objective, X_pending=pending,
+                                            prune_baseline=True)
+    return make
 
 
 def _one_blas_thread() -> Any:
@@ -158,39 +253,51 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(1)
 
 
-def _run(problem: BudgetedProblem, rng: np.random.Generator, method: str, **kw: Any) -> None:
+def _run(problem: BudgetedProblem, rng: np.random.Generator, method: str,
+         settings: Settings) -> None:
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # small GPs: one thread is faster on a shared CPU, and repeatable
     try:
         with _one_blas_thread():
-            _mobo(problem, rng, method, **kw)
+            _mobo(problem, rng, method, settings)
     finally:
         torch.set_num_threads(threads)
 
 
 @register_agent("qnehvi")
-def qnehvi(problem: BudgetedProblem, rng: np.random.Generator, q: int = 4,
-           n_init: int | None = None, n_candidates: int = 500, n_local: int = 5,
-           enumerate_limit: int = 5000, max_train: int = 200, mc_samples: int = 64) -> None:
+def qnehvi(problem: BudgetedProblem, rng: np.random.Generator, q: int = 4, q_growth: int = 10,
+           max_steps: int = 4, n_init: int | None = None, n_candidates: int = 300,
+           n_local: int = 5, enumerate_limit: int = 5000, max_train: int = 200,
+           max_baseline: int = 32, mc_samples: int = 16, refit_every: int = 5,
+           fit_maxiter: int = 100) -> None:
     """BoTorch qLogNEHVI over a finite candidate set (see the module docstring).
 
-    Hyperparameters: ``q`` (designs per batch, default 4), ``n_init`` (Sobol designs first,
-    default ``2 * (dim + 1)``), ``n_candidates`` (random candidates per round, default 500),
-    ``n_local`` (best designs whose neighbours are candidates, default 5), ``enumerate_limit``
-    (largest discrete space enumerated, default 5000), ``max_train`` (most GP training points,
-    default 200), ``mc_samples`` (quasi-MC samples of the acquisition, default 64)."""
-    _run(problem, rng, "qnehvi", q=q, n_init=n_init, n_candidates=n_candidates, n_local=n_local,
-         enumerate_limit=enumerate_limit, max_train=max_train, mc_samples=mc_samples)
+    Hyperparameters: ``q`` (smallest batch, default 4), ``q_growth`` (batch
+    ``max(q, ceil(n / q_growth))`` after ``n`` evaluations, default 10; 0: always ``q``),
+    ``max_steps`` (greedy steps per batch, default 4), ``n_init`` (Sobol designs first, default
+    ``2 * (dim + 1)``), ``n_candidates`` (random candidates per round, default 300), ``n_local``
+    (best designs whose neighbours are candidates, default 5), ``enumerate_limit`` (largest
+    discrete space enumerated, default 5000), ``max_train`` (most GP training points, default
+    200), ``max_baseline`` (most baseline designs of the acquisition, default 32),
+    ``mc_samples`` (quasi-MC samples of the acquisition, default 16), ``refit_every`` (GP
+    hyperparameters fitted in the first round and every that many rounds, default 5; 1: every
+    round), ``fit_maxiter`` (L-BFGS iterations per fit, default 100). An out-of-range value
+    raises AgentConfigError."""
+    _run(problem, rng, "qnehvi", Settings(q, q_growth, max_steps, n_init, n_candidates, n_local,
+                                          enumerate_limit, max_train, max_baseline, mc_samples,
+                                          refit_every, fit_maxiter))
 
 
 @register_agent("qparego")
-def qparego(problem: BudgetedProblem, rng: np.random.Generator, q: int = 4,
-            n_init: int | None = None, n_candidates: int = 500, n_local: int = 5,
-            enumerate_limit: int = 5000, max_train: int = 200, mc_samples: int = 64) -> None:
-    """BoTorch qParEGO: random Chebyshev scalarizations under qLogNEI (hyperparameters as
-    :func:`qnehvi`)."""
-    _run(problem, rng, "qparego", q=q, n_init=n_init, n_candidates=n_candidates,
-         n_local=n_local, enumerate_limit=enumerate_limit, max_train=max_train,
-         mc_samples=mc_samples)
+def qparego(problem: BudgetedProblem, rng: np.random.Generator, q: int = 4, q_growth: int = 10,
+            max_steps: int = 4, n_init: int | None = None, n_candidates: int = 300,
+            n_local: int = 5, enumerate_limit: int = 5000, max_train: int = 200,
+            max_baseline: int = 32, mc_samples: int = 16, refit_every: int = 5,
+            fit_maxiter: int = 100) -> None:
+    """BoTorch qParEGO: random Chebyshev scalarizations under qLogNEI (see the module
+    docstring; hyperparameters as :func:`qnehvi`)."""
+    _run(problem, rng, "qparego", Settings(q, q_growth, max_steps, n_init, n_candidates,
+                                           n_local, enumerate_limit, max_train, max_baseline,
+                                           mc_samples, refit_every, fit_maxiter))
