@@ -4,25 +4,24 @@ The policy is a :mod:`~mlsysgym.agents.gnn` graph network over one instance: a n
 (:data:`NODE_FEATURES`, all read from the instance and the XLA-style heuristic's placement), an
 edge from each buffer to its ``k`` most memory-bound rivals for the same addresses (live ranges
 that overlap) and between the inputs and outputs of every op (producer / consumer links). Its
-per-node logit is the probability that the buffer belongs in fast memory; it is computed once
-per instance (one ONNX Runtime call, no torch).
+per-node logit scores the move "change this buffer's decision in the heuristic's episode": how
+likely it is to lower the time (trained on measured gains, :func:`move_gains`). It is computed
+once per instance (one ONNX Runtime call, no torch).
 
-Agents (problem kind ``"malloc"``):
+Agents (problem kind ``"malloc"``), both :func:`guided_search`: the heuristic's episode, then
+first-improvement local search — change one buffer's decision (slow ↔ best fit, or the second
+candidate offset), complete the buffers after it greedily (best fit whenever it fits and
+lowers the time), eject newcomers (as ``local_search``'s ejection chains) while no better.
+Default time limit 10 s. They differ only in the order in which the moves are tried:
 
-* ``learned`` — policy-guided construction (buffers in the env's XLA order; the buffer goes to
-  fast memory at best fit when the policy's probability is above a threshold, it fits and it
-  lowers the time; a few thresholds tried) followed by policy-guided local search: flip one
-  decision of the best episode, the buffers whose decision the policy disagrees with most
-  first, complete the rest by the same rule, eject newcomers (as ``local_search``'s ejection
-  chains) while no better. Default time limit 10 s.
-* ``learned_no_network`` — the same search without the network: completion "best fit
-  whenever it fits and lowers the time" (``local_search``'s greedy rule), moves in XLA order
-  (most memory-bound first): the ablation "same search without the network". Moves with equal priority are visited in a
-  seeded random order in both.
+* ``learned`` — highest network score first;
+* ``learned_no_network`` — XLA order (most memory-bound first): the ablation "same search
+  without the network". Moves with equal priority are visited in a seeded random order in both.
 
-The shipped policy is ``agents/policies/malloc_gnn.onnx`` with its card ``malloc_gnn.json``
-(training split, instances, seeds, CPU time, the target fingerprint it was trained on); see
-:func:`load_policy` for the checks made before use.
+On large instances a 10-s budget covers a fraction of the moves, so the order decides which
+improvements are found. The shipped policy is ``agents/policies/malloc_gnn.onnx`` with its
+card ``malloc_gnn.json`` (training split, instances, seeds, CPU time, the target fingerprint
+it was trained on); see :func:`load_policy` for the checks made before use.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ from mlsysgym.simulators.memory import (
 )
 
 __all__ = ["EDGE_FEATURES", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
-           "PolicyTargetWarning", "decode", "instance_graph", "learned_malloc", "load_policy",
+           "PolicyTargetWarning", "decode", "heuristic_fast", "instance_graph", "learned_malloc", "load_policy",
            "move_gains", "network_scores", "no_network_malloc"]
 
 NODE_FEATURES = ("size_cap", "log_size_cap", "start", "end", "length", "boundedness",
@@ -146,12 +145,18 @@ def _dataflow_edges(p: MemoryInstance) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(src, np.int64), np.asarray(dst, np.int64)
 
 
-def instance_graph(p: MemoryInstance, order: np.ndarray | None = None,
-                   rivals: int = RIVALS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def heuristic_fast(p: MemoryInstance, order: np.ndarray) -> np.ndarray:
+    """Per buffer: does the XLA-style heuristic (buffers in ``order``) put it in fast memory."""
+    return xla_greedy(p, order).placement.mode == FAST
+
+
+def instance_graph(p: MemoryInstance, order: np.ndarray | None = None, rivals: int = RIVALS,
+                   heur: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The instance as the network's input: node features (n, len(NODE_FEATURES)),
-    ``edge_index`` (2, E) and edge features (E, len(EDGE_FEATURES))."""
+    ``edge_index`` (2, E) and edge features (E, len(EDGE_FEATURES)); ``heur``: the
+    :func:`heuristic_fast` of ``order`` if already known."""
     order = xla_order(p) if order is None else order
-    heur = xla_greedy(p, order).placement.mode == FAST
+    heur = heuristic_fast(p, order) if heur is None else heur
     x = _node_features(p, order, heur)
     rs, rd = _rival_edges(p, x[:, NODE_FEATURES.index("boundedness")], rivals)
     fs, fd = _dataflow_edges(p)
@@ -200,15 +205,16 @@ def load_policy(path: str | os.PathLike[str] | None = None,
 
 
 def network_scores(p: MemoryInstance, order: np.ndarray,
-                   policy: str | os.PathLike[str] | None = None) -> np.ndarray:
+                   policy: str | os.PathLike[str] | None = None,
+                   heur: np.ndarray | None = None) -> np.ndarray:
     """Per buffer the policy's logit that changing its decision in the heuristic's episode
     (completed greedily) lowers the time: the higher, the earlier the move is tried."""
     net, _ = load_policy(policy)
-    logits, _ = net(*instance_graph(p, order))
+    logits, _ = net(*instance_graph(p, order, heur=heur))
     return logits[:, 0].astype(np.float64)
 
 
-# ---- policy-guided construction -----------------------------------------------------------
+# ---- episodes: construction and completion -------------------------------------------------
 class _Builder:
     """Episodes built on an AllocationState; snapshots of a base episode every ``stride`` steps."""
 
@@ -326,11 +332,13 @@ def _alternatives(current: int, n_offsets: int) -> list[int]:
     return [a for a in alt if a <= n_offsets]
 
 
-def start_episode(inst: MemoryInstance, order: np.ndarray) -> tuple[_Builder, list[int], float]:
-    """A builder (greedy completions) and the heuristic's episode in ``order`` with its time."""
+def start_episode(inst: MemoryInstance, order: np.ndarray, heur: np.ndarray | None = None,
+                  ) -> tuple[_Builder, list[int], float]:
+    """A builder (greedy completions) and the heuristic's episode in ``order`` with its time
+    (``heur``: its :func:`heuristic_fast` if already known)."""
     builder = _Builder(inst, order, np.ones(inst.n_buffers))
-    heur = [int(v) for v in (xla_greedy(inst, order).placement.mode[order] == FAST)]
-    best, best_t = builder.run(GREEDY, prefix=heur)
+    heur = heuristic_fast(inst, order) if heur is None else heur
+    best, best_t = builder.run(GREEDY, prefix=[int(v) for v in heur[order]])
     return builder, best, best_t
 
 
@@ -354,7 +362,7 @@ def move_gains(inst: MemoryInstance, positions: np.ndarray, *, n_offsets: int = 
 
 def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np.ndarray | None,
                   *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
-                  max_passes: int = 8) -> None:
+                  max_passes: int = 8, heur: np.ndarray | None = None) -> None:
     """The heuristic's episode, then first-improvement local search over one-decision changes
     (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
     order without; the alternatives of :func:`_alternatives`, completed greedily and extended
@@ -364,14 +372,15 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     Submits the heuristic's episode first (an answer at once), then the best episode found,
     keeping back 5 % of ``seconds`` and twice the time the first submission took so the whole
     search, its final scoring included, stays within ``seconds``; no move starts that would
-    end past that by the longest move so far. ``info``: moves tried, improvements, passes."""
+    end past that by the longest move so far. ``heur``: the heuristic's :func:`heuristic_fast`
+    if already known. ``info``: moves tried, improvements, passes."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
     mp = malloc_of(problem)
     inst, n_offsets = mp.instance, mp.n_offsets
     order = xla_order(inst)
     t0 = time.perf_counter()
-    builder, best, best_t = start_episode(inst, order)
+    builder, best, best_t = start_episode(inst, order, heur)
     slowest = time.perf_counter() - t0  # the longest step so far: none starts past the deadline
     t0 = time.perf_counter()
     problem.evaluate_one(episode_design(best))
@@ -423,10 +432,13 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     _check_limit(time_limit_s)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
-    scores = network_scores(inst, xla_order(inst), policy)
-    spent = time.perf_counter() - t0
-    problem.info["inference_s"] = spent
-    guided_search(problem, rng, scores, seconds=time_limit_s - spent, chain_depth=chain_depth)
+    order = xla_order(inst)
+    heur = heuristic_fast(inst, order)  # computed once: the network's input and the start
+    t1 = time.perf_counter()
+    scores = network_scores(inst, order, policy, heur)
+    problem.info["inference_s"] = time.perf_counter() - t1
+    guided_search(problem, rng, scores, seconds=time_limit_s - (time.perf_counter() - t0),
+                  chain_depth=chain_depth, heur=heur)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))

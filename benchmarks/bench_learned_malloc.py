@@ -4,13 +4,15 @@ Every instance of ``mlsysgym.ir.workloads.malloc_instances("test")`` (model fami
 training) is solved by
 
 * ``xla_greedy`` — the XLA-style heuristic;
-* ``learned`` — the shipped graph-network policy + policy-guided local search, ``--seconds``
+* ``learned`` — local search with moves ordered by the shipped graph network, ``--seconds``
   (default 10, network inference included), ``--seeds`` seeds;
 * ``learned_no_network`` — the same search without the network (the ablation), same budget
   and seeds;
 * ``cpsat`` at 10 s (seed 0), then at ``--long`` s (default 60) on the instances it did not
   prove optimal at 10 s (at most ``--long-max``, largest first).
 
+Claims are reported for the headroom test set (``malloc_instances("test", headroom=True)``,
+19 instances: the primary result) and for all 24.
 Reports (``benchmarks/results/learned_malloc.md`` + ``.png``; raw rows in ``.jsonl``): the win
 rate of ``learned`` over the heuristic, the mean difference to the ablation with a 95 % bootstrap
 interval (instances resampled; each instance's difference is its mean over seeds), how often it
