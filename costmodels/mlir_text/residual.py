@@ -75,8 +75,10 @@ class ResidualTextModel:
         return self
 
     def _with_ratio(self, frame: Any) -> Any:
-        roof = self._roofline().predict(frame).values[self._roofline().target]
-        return frame.assign(**{RATIO: residual_ratio(frame[self._roofline().target], roof)})
+        """``frame`` with the :data:`RATIO` column (the target ÷ the roofline's estimate)."""
+        roof = self._roofline()
+        est = roof.predict(frame).values[roof.target]
+        return frame.assign(**{RATIO: residual_ratio(frame[roof.target], est)})
 
     def _roofline(self) -> RooflineModel:
         if self.roofline is None:
