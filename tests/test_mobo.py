@@ -63,13 +63,13 @@ def test_rounds_batches_and_gp_fits_follow_the_schedule(agent, monkeypatch):
     monkeypatch.setattr(mobo, "_fit_gp", counting_fit)
     monkeypatch.setattr(mobo, "_greedy", counting_greedy)
     problem = multiobjective(Line(), ["f1", "f2"], reference=[11.0, 20.0])
-    r = search(agent, problem, 40, seed=0, n_init=6, q=2, q_growth=10, refit_every=3,
-               mc_samples=8)
-    # after n evaluations the batch is max(2, ceil(n / 10)): n = 6..20 → 2 (8 rounds),
-    # 22, 25, 28 → 3, 31, 35 → 4, then the 1 evaluation left: 14 rounds
-    assert batches == [2] * 8 + [3] * 3 + [4, 4, 1]
-    assert fits == [i % 3 == 0 for i in range(14)]  # fitted in rounds 0, 3, 6, 9, 12
-    assert r.n_evaluations == 40 and len({tuple(d.values()) for d in r.designs}) == 40
+    r = search(agent, problem, 20, seed=0, n_init=4, q=2, q_growth=5, refit_every=2,
+               mc_samples=4, fit_maxiter=20)
+    # after n evaluations the batch is max(2, ceil(n / 5)): n = 4, 6, 8, 10 → 2; 12, 15 → 3;
+    # n = 18 → 4, cut to the 2 evaluations left: 7 rounds
+    assert batches == [2, 2, 2, 2, 3, 3, 2]
+    assert fits == [True, False, True, False, True, False, True]  # rounds 0, 2, 4, 6
+    assert r.n_evaluations == 20 and len({tuple(d.values()) for d in r.designs}) == 20
 
 
 @pytest.mark.parametrize("bad", [{"q_growth": -1}, {"refit_every": 0}, {"max_steps": 0},
