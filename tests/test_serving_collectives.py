@@ -18,18 +18,21 @@ MIB = 1048576.0
 
 
 def test_eager_allreduce_table_by_hand():
-    # table points (SGLang PR #2904, vLLM custom all-reduce on H100 without CUDA graphs)
-    assert allreduce_eager_s(MIB, 8) == pytest.approx(45.0e-6)
-    assert allreduce_eager_s(512.0, 2) == pytest.approx(9.5e-6)
-    assert allreduce_eager_s(100.0, 4) == pytest.approx(9.1e-6)  # below the table: 512 B
-    # linear between 256 KiB (20.6 µs) and 512 KiB (26.9 µs) at tp4: midpoint 23.75 µs
-    assert allreduce_eager_s(393216.0, 4) == pytest.approx(23.75e-6)
-    # beyond 1 MiB: + 8.0 µs per 10^6 bytes (vLLM PR #24532): 2 MiB → 45 + 8.388608 µs
-    assert allreduce_eager_s(2 * MIB, 8) == pytest.approx(53.388608e-6)
+    # table points (SGLang PR #2904, vLLM custom all-reduce on H100 without CUDA graphs; its
+    # sizes are float32 elements: 4 bytes each)
+    assert allreduce_eager_s(4 * MIB, 8) == pytest.approx(45.0e-6)
+    assert allreduce_eager_s(MIB, 8) == pytest.approx(24.1e-6)
+    assert allreduce_eager_s(2048.0, 2) == pytest.approx(9.5e-6)
+    assert allreduce_eager_s(100.0, 4) == pytest.approx(9.1e-6)  # below the table: 2 KiB
+    # linear between 1 MiB (20.6 µs) and 2 MiB (26.9 µs) at tp4: midpoint 23.75 µs
+    assert allreduce_eager_s(1.5 * MIB, 4) == pytest.approx(23.75e-6)
+    # beyond 4 MiB: + 8.0 µs per 10^6 bytes (vLLM PR #24532): 8 MiB → 45 + 4.194304 · 8 µs
+    assert allreduce_eager_s(8 * MIB, 8) == pytest.approx(78.554432e-6)
     assert allreduce_eager_s(MIB, 6) == allreduce_eager_s(MIB, 8)  # nearest measured group
     assert allreduce_eager_s(MIB, 3) == allreduce_eager_s(MIB, 4)
     assert allreduce_eager_s(MIB, 1) == 0.0
-    np.testing.assert_allclose(allreduce_eager_s(np.array([512.0, MIB]), 2), [9.5e-6, 26.6e-6])
+    np.testing.assert_allclose(allreduce_eager_s(np.array([2048.0, 4 * MIB]), 2),
+                               [9.5e-6, 26.6e-6])
 
 
 def test_link_allreduce_alpha_beta_by_hand():
@@ -47,7 +50,7 @@ def test_eager_allreduce_replaces_link_time_in_prefill_only():
     pre = (64, 1, 64 * 65 / 2, 64.0, 0, 0.0)
     t_link = 5e-6 + 1.75 * MIB / cl.device.link_bw
     diff = float(eager.step(*pre)[0] - link.step(*pre)[0])
-    assert diff == pytest.approx(160 * (45.0e-6 - t_link), rel=1e-9)
+    assert diff == pytest.approx(160 * (24.1e-6 - t_link), rel=1e-9)
     assert float(eager.parts(*pre)["comm"] - link.parts(*pre)["comm"]) == pytest.approx(diff)
     dec = (16, 16, 0.0, 0.0, 16, 16000.0)  # decode runs in CUDA graphs: unchanged
     assert float(eager.step(*dec)[0]) == float(link.step(*dec)[0])
@@ -92,8 +95,8 @@ def test_v06_preset_adds_exactly_its_terms_to_an_unqueued_ttft():
     got = simulate(w, plan)["ttft_mean_s"]
     t_link = 5e-6 + 1.75 * MIB / w.cluster.device.link_bw
     # step CPU 0.27 ms + 35.6 µs · 1 sequence, eager dispatch 47 µs · 80 layers,
-    # 160 eager all-reduces of 1 MiB (45 µs each instead of the link time)
-    want = 0.27e-3 + 35.6e-6 + 47e-6 * 80 + 160 * (45.0e-6 - t_link)
+    # 160 eager all-reduces of 1 MiB (24.1 µs each instead of the link time)
+    want = 0.27e-3 + 35.6e-6 + 47e-6 * 80 + 160 * (24.1e-6 - t_link)
     assert got - base == pytest.approx(want, rel=1e-9)
 
 

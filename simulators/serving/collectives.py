@@ -8,20 +8,24 @@ Two regimes (:meth:`.costs.StepCost._layer` picks one per iteration):
 * **eager** (vLLM v0.6 iterations with prefill tokens run without CUDA graphs): each call pays
   the Python dispatch and its input copy into the IPC buffer. Latencies of vLLM's custom
   all-reduce on H100 without CUDA graphs (SGLang PR #2904, "unit test performance in H100
-  (without cuda graph)", table "vllm"), in µs, interpolated linearly in bytes:
+  (without cuda graph)", table "vllm"), in µs, interpolated linearly in bytes. Its "data
+  size" is a count of float32 elements (``sgl-kernel/tests/test_trt_reduce.py`` times 5,000
+  back-to-back calls of vLLM's ``all_reduce`` on a float32 tensor of that many elements, an
+  unregistered input, i.e. with its copy into the IPC buffer), so the bytes are 4× the listed
+  sizes:
 
   ==========  ======  ======  ======
   bytes       tp 2    tp 4    tp 8
   ==========  ======  ======  ======
-  512         9.5     9.1     10.1
-  4,096       8.8     8.5     9.3
-  32,768      8.7     9.2     11.8
-  262,144     12.9    20.6    24.1
-  524,288     17.7    26.9    30.4
-  1,048,576   26.6    40.2    45.0
+  2,048       9.5     9.1     10.1
+  16,384      8.8     8.5     9.3
+  131,072     8.7     9.2     11.8
+  1,048,576   12.9    20.6    24.1
+  2,097,152   17.7    26.9    30.4
+  4,194,304   26.6    40.2    45.0
   ==========  ======  ======  ======
 
-  Below 512 B the 512-B value holds. Beyond 1 MiB (prefill chunks of hundreds of tokens) the
+  Below 2 KiB the 2-KiB value holds. Beyond 4 MiB (prefill chunks of hundreds of tokens) the
   marginal cost is that of vLLM's two-stage custom all-reduce on H100 between 1 and 4 MB:
   TP4 ``ca_2stage`` 18 µs at 1.00 MB → 42 µs at 4.00 MB (vLLM PR #24532,
   ``benchmark_device_communicators.py``) = **8.0 µs per MB** (10⁶ bytes). Other group sizes
@@ -39,7 +43,7 @@ import numpy as np
 __all__ = ["EAGER_AR_BYTES", "EAGER_AR_US", "EAGER_AR_US_PER_MB", "allreduce_eager_s",
            "allreduce_link_s"]
 
-EAGER_AR_BYTES = np.array([512.0, 4096.0, 32768.0, 262144.0, 524288.0, 1048576.0])
+EAGER_AR_BYTES = 4.0 * np.array([512.0, 4096.0, 32768.0, 262144.0, 524288.0, 1048576.0])
 EAGER_AR_US: dict[int, np.ndarray] = {
     2: np.array([9.5, 8.8, 8.7, 12.9, 17.7, 26.6]),
     4: np.array([9.1, 8.5, 9.2, 20.6, 26.9, 40.2]),
