@@ -26,8 +26,8 @@ def test_eager_allreduce_table_by_hand():
     assert allreduce_eager_s(100.0, 4) == pytest.approx(9.1e-6)  # below the table: 2 KiB
     # linear between 1 MiB (20.6 µs) and 2 MiB (26.9 µs) at tp4: midpoint 23.75 µs
     assert allreduce_eager_s(1.5 * MIB, 4) == pytest.approx(23.75e-6)
-    # beyond 4 MiB: + 8.0 µs per 10^6 bytes (vLLM PR #24532): 8 MiB → 45 + 4.194304 · 8 µs
-    assert allreduce_eager_s(8 * MIB, 8) == pytest.approx(78.554432e-6)
+    # beyond 4 MiB: + 8.0 µs per MiB (vLLM PR #24532): 8 MiB → 45 + 4 · 8 = 77 µs
+    assert allreduce_eager_s(8 * MIB, 8) == pytest.approx(77.0e-6)
     assert allreduce_eager_s(MIB, 6) == allreduce_eager_s(MIB, 8)  # nearest measured group
     assert allreduce_eager_s(MIB, 3) == allreduce_eager_s(MIB, 4)
     assert allreduce_eager_s(MIB, 1) == 0.0

@@ -27,8 +27,9 @@ Two regimes (:meth:`.costs.StepCost._layer` picks one per iteration):
 
   Below 2 KiB the 2-KiB value holds. Beyond 4 MiB (prefill chunks of hundreds of tokens) the
   marginal cost is that of vLLM's two-stage custom all-reduce on H100 between 1 and 4 MB:
-  TP4 ``ca_2stage`` 18 µs at 1.00 MB → 42 µs at 4.00 MB (vLLM PR #24532,
-  ``benchmark_device_communicators.py``) = **8.0 µs per MB** (10⁶ bytes). Other group sizes
+  TP4 ``ca_2stage`` 18 µs at "1.00 MB" → 42 µs at "4.00 MB" (vLLM PR #24532,
+  ``benchmark_device_communicators.py``; its sizes are bf16 tensors of 64 and 256 × 8192
+  elements, i.e. MiB) = **8.0 µs per MiB**. Other group sizes
   use the nearest measured one (tp 3 → 4, 5–8 → 8; tp > 8 → 8: an assumption).
 
 The eager table is a measurement of vLLM's custom all-reduce; with ``--disable-custom-all-reduce``
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["EAGER_AR_BYTES", "EAGER_AR_US", "EAGER_AR_US_PER_MB", "allreduce_eager_s",
+__all__ = ["EAGER_AR_BYTES", "EAGER_AR_US", "EAGER_AR_US_PER_MIB", "allreduce_eager_s",
            "allreduce_link_s"]
 
 EAGER_AR_BYTES = 4.0 * np.array([512.0, 4096.0, 32768.0, 262144.0, 524288.0, 1048576.0])
@@ -49,7 +50,7 @@ EAGER_AR_US: dict[int, np.ndarray] = {
     4: np.array([9.1, 8.5, 9.2, 20.6, 26.9, 40.2]),
     8: np.array([10.1, 9.3, 11.8, 24.1, 30.4, 45.0]),
 }
-EAGER_AR_US_PER_MB = 8.0  # beyond the table: (42 − 18) µs / (4.00 − 1.00) MB, vLLM PR #24532
+EAGER_AR_US_PER_MIB = 8.0  # beyond the table: (42 − 18) µs / (4 − 1) MiB, vLLM PR #24532
 
 
 def allreduce_link_s(nbytes, ranks: int, bw: float, latency_s: float):
@@ -69,5 +70,5 @@ def allreduce_eager_s(nbytes, ranks: int):
     key = 2 if ranks == 2 else 4 if ranks <= 4 else 8
     us = EAGER_AR_US[key]
     t = np.interp(s, EAGER_AR_BYTES, us)
-    t = t + np.maximum(s - EAGER_AR_BYTES[-1], 0.0) / 1e6 * EAGER_AR_US_PER_MB
+    t = t + np.maximum(s - EAGER_AR_BYTES[-1], 0.0) / 1048576.0 * EAGER_AR_US_PER_MIB
     return t * 1e-6
