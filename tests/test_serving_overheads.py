@@ -76,3 +76,26 @@ def test_kv_transfer_and_decode_first_step_by_hand():
     front = 5e-3 + n_in * 10e-6
     assert r["first_token_s"][0] == pytest.approx(front + t_pre + handoff + steps[0], rel=1e-9)
     assert r["finish_s"][0] == pytest.approx(front + t_pre + handoff + sum(steps), rel=1e-9)
+
+
+def test_async_output_stamp_by_hand():
+    # vLLM v0.6's async output processor: a first token made in iteration N is stamped when
+    # iteration N+1 has done its CPU work and processed N's outputs
+    out = {"preset": "none", "async_output": True, "output_s": 2e-4, "output_per_seq_s": 5e-5,
+           "step_s": 1e-3, "step_per_seq_s": 1e-4}
+    w, plan = _one(100, 3, out)
+    cost = StepCost(w.model, w.cluster, plan, w.engine)
+    t_pre = float(cost.step(100, 1, 100 * 101 / 2, 100.0, 0, 0.0)[0])
+    r = simulate(w, plan, details=True)
+    # the next iteration (a decode of 1 sequence) starts at t_pre: + 1.1 ms CPU + 0.25 ms
+    assert r["first_token_s"][0] == pytest.approx(t_pre + 1.1e-3 + 2.5e-4, rel=1e-12)
+    assert r["ttft_parts"]["queue"][0] == pytest.approx(0.0, abs=1e-12)  # the delay is CPU
+    assert r["ttft_parts"]["cpu"][0] == pytest.approx(1.1e-3 + 1.1e-3 + 2.5e-4, rel=1e-9)
+    # a one-token request: no next iteration, the engine drains its outputs at once
+    w1, _ = _one(100, 1, out)
+    r1 = simulate(w1, plan, details=True)
+    assert r1["first_token_s"][0] == pytest.approx(t_pre + 2.5e-4, rel=1e-12)
+    assert r1["finish_s"][0] == r1["first_token_s"][0]
+    # decode timing is unchanged by the stamp
+    steps = [float(cost.step(1, 1, 0.0, 0.0, 1, 101 + j)[0]) for j in range(2)]
+    assert r["finish_s"][0] == pytest.approx(t_pre + sum(steps), rel=1e-12)

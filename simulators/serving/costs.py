@@ -179,7 +179,7 @@ class StepCost:
             p2p = (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)
             total = total + p2p
             comm = comm + p2p
-        cpu = self._cpu(S if seqs is None else seqs, has_pre)
+        cpu = self.cpu_s(S if seqs is None else seqs, has_pre)
         return total + cpu, act_total, comm, cpu
 
     def _layer(self, T, pre_pairs, pre_kv, dec_n, dec_kv, w_layer, moe):
@@ -283,8 +283,9 @@ class StepCost:
         comm = self.layers * dec_comm + np.where(run, m.n_encoder_layers * enc_comm, 0.0)
         return stage, act, comm
 
-    def _cpu(self, seqs, has_pre):
-        """CPU overhead of an iteration the GPU waits for (:mod:`.overheads`)."""
+    def cpu_s(self, seqs, has_pre):
+        """CPU overhead of an iteration of ``seqs`` sequences (``has_pre``: with prefill
+        tokens) that the GPU waits for (:mod:`.overheads`)."""
         o = self.overheads
         cpu = o.step_s + o.step_per_seq_s * np.asarray(seqs, float)
         if o.eager_layer_s:

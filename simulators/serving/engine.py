@@ -109,18 +109,23 @@ class _Instance:
         self.busy = self.active = 0.0
         self.iters = self.preempt = 0
         self.parts: np.ndarray | None = None
+        self.pending: list[int] = []            # first tokens awaiting output processing
+        self.pending_seqs = 0                   # sequences of the iteration that made them
+        self.done_s = 0.0                       # end of the iteration that made them
 
     def run(self, max_iterations: int) -> InstanceResult:
         """Iterate the scheduler until every request is served (or nothing more can run)."""
         while self.iters < max_iterations:
             self.admit_arrivals(self.now)
             if not self.running and not self.waiting:
+                self.stamp_pending(self.now)
                 if self.nxt >= self.n:
                     break
                 self.now = max(self.now, self.next_arrival())
                 continue
             prefill_ids, chunks, dec_ids = self.schedule()
             if not prefill_ids and not dec_ids:
+                self.stamp_pending(self.now)
                 if self.nxt < self.n:
                     self.now = max(self.now, self.next_arrival())
                     continue
@@ -129,6 +134,7 @@ class _Instance:
                 self.step_mixed(prefill_ids, chunks, dec_ids)
             else:
                 self.step_decodes(dec_ids)
+        self.stamp_pending(self.now)
         return InstanceResult(self.first, self.finish, self.now, self.busy, self.active,
                               self.iters, self.preempt, self.parts)
 
@@ -139,6 +145,41 @@ class _Instance:
             return
         p = self.cost.parts(*args, seqs=seqs)
         self.parts[ids] += np.array([float(p[c]) for c in COMPONENTS])
+
+    def first_tokens(self, ids: list[int], seqs: int) -> None:
+        """Requests ``ids`` got their first token in the iteration of ``seqs`` sequences that
+        ends now: stamp it now, or with an async output processor (``EngineOverheads.
+        async_output``, vLLM V0) when the next iteration has processed that iteration's
+        outputs (:meth:`stamp_pending`)."""
+        if not self.cost.overheads.async_output:
+            self.first[ids] = self.now
+            return
+        if self.pending:  # an iteration without a successor ended before this one
+            self.stamp_pending(self.now)
+        self.pending, self.pending_seqs = list(ids), seqs
+
+    def stamp_pending(self, callback_s: float) -> None:
+        """Stamp the pending first tokens: the output processing of their iteration runs at
+        ``callback_s`` (the next iteration's start + CPU time, or its end when the engine
+        goes idle) and takes ``output_s + output_per_seq_s · sequences``; the delay past the
+        iteration's end counts as engine CPU in the TTFT breakdown."""
+        if not self.pending:
+            return
+        o = self.cost.overheads
+        ids = np.array(self.pending, np.int64)
+        t = callback_s + o.output_s + o.output_per_seq_s * self.pending_seqs
+        self.first[ids] = t
+        fin = self.finish[ids]  # a request that also finished is processed (stamped) then too
+        self.finish[ids] = np.where(np.isnan(fin), fin, np.maximum(fin, t))
+        if self.parts is not None:
+            self.parts[ids, COMPONENTS.index("cpu")] += t - self.done_s
+        self.pending = []
+
+    def start_step(self, seqs: int, has_pre: bool) -> None:
+        """An iteration of ``seqs`` sequences starts now: it processes the previous one's
+        outputs after its CPU work."""
+        if self.pending:
+            self.stamp_pending(self.now + float(self.cost.cpu_s(seqs, has_pre)))
 
     def next_arrival(self) -> float:
         """Arrival time of the next request not yet admitted."""
@@ -321,8 +362,14 @@ class _Instance:
             self.held[idx] += newb
             self.free -= int(newb.sum())
         fresh = idx[np.isnan(self.first[idx])]  # prefilled sequences' first decode step
+        fresh = fresh[~np.isin(fresh, self.pending)]
+        self.start_step(B, False)
         self.add_parts(fresh, (B, B, 0.0, 0.0, B, float(kv_read[0])))
-        self.first[fresh] = self.now + float(dt[0])
+        if len(fresh):
+            t_end, self.now = self.now, self.now + float(dt[0])
+            self.done_s = self.now
+            self.first_tokens(fresh.tolist(), B)
+            self.now = t_end
         span = float(np.sum(dt[:K]))
         self.now += span
         self.busy += span
@@ -345,10 +392,12 @@ class _Instance:
         done_pre = [i for i, c in zip(prefill_ids, chunks) if c >= todo[i]]
         args = (int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv)
         dt, act = self.cost.step(*args, seqs=len(prefill_ids) + B)
+        self.start_step(len(prefill_ids) + B, True)
         if self.parts is not None:
             ids = np.array(prefill_ids + dec_ids, np.int64)
             self.add_parts(ids[np.isnan(self.first[ids])], args, len(prefill_ids) + B)
         self.now += float(dt)
+        self.done_s = self.now
         self.busy += float(dt)
         self.active += float(act)
         self.iters += 1
@@ -358,9 +407,8 @@ class _Instance:
         for i in dec_ids:
             ctx[i] += 1
             gen[i] += 1
-        for i in done_pre + dec_ids:
-            if np.isnan(self.first[i]):
-                self.first[i] = self.now
+        self.first_tokens([i for i in done_pre + dec_ids if np.isnan(self.first[i])],
+                          len(prefill_ids) + B)
         for i in done_pre:
             gen[i] += 1
         for i in done_pre + dec_ids:

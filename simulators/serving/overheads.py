@@ -21,9 +21,10 @@ number comes from a published measurement (none from this project's validation s
 ``step_per_seq_s``       vLLM V0 CPU overheads measured per iteration, Llama-2-70B TP4 on
 35.6 µs                  A100, medians of schedule + prepare-inputs: 0.556 ms at batch 8,
                          2.547 ms at batch 64 → 0.27 ms + 35.6 µs per sequence. Output
-                         processing (detokenization) is left out: vLLM v0.6.0 overlaps it
-                         with the next step (async output processor, PR #7049) and V1 runs
-                         it in the front-end process.
+                         processing (detokenization) is not on the GPU's path: vLLM v0.6.0
+                         overlaps it with the next step (async output processor, PR #7049;
+                         but it delays the first token's timestamp, ``async_output`` below)
+                         and V1 runs it in the front-end process.
 ``eager_layer_s``        vLLM PR #1440 (CUDA graphs for Llama): Llama-2-7B, 5-token prompt
 47 µs                    and 100 output tokens take 1.2 s eager vs 1.05 s with CUDA graphs,
                          i.e. 1.5 ms per forward pass of 32 layers = 47 µs per layer. vLLM
@@ -45,6 +46,23 @@ on a bf16 checkpoint)    scale (vLLM ``scaled_fp8_quant(x, None)``: ``torch.zero
                          write fp8; the max-reduction reads only) at elementwise bandwidth
                          (:mod:`.calibration`); applied to the 4 dense linear layers of a layer
                          (QKV, output, gate-up, down; MoE experts not counted).
+``async_output``         vLLM v0.6.0 processes an iteration's outputs in the *next*
+(v0.6: on),              iteration (async output processor, PR #7049, on by default with
+``output_s`` 0.226 ms,   CUDA graphs): ``ModelRunner.execute_model`` calls the callback that
+``output_per_seq_s``     runs ``LLMEngine._process_model_outputs`` for step N after it has
+70.2 µs                  launched step N+1's forward pass and logits, and the TTFT of the
+                         Prometheus histogram is taken there (``_get_stats``: ``now -
+                         arrival`` via ``get_last_latency(now)`` once the prefill is done).
+                         So a first token made in step N is stamped at the start of step
+                         N+1 + its CPU time (scheduling, inputs, eager dispatch) + the output
+                         processing of step N's sequences; with no step N+1 (idle engine)
+                         the queue is drained at once (end of N + output processing).
+                         Output processing: Vidur ``cpu_overheads.csv`` (as ``step_s``),
+                         Llama-2-70B TP4 medians of ``PROCESS_MODEL_OUTPUTS``: 0.787 ms at
+                         batch 8, 4.716 ms at 64 → 0.226 ms + 70.2 µs per sequence (an
+                         older vLLM than v0.6, which trimmed this path: possibly an
+                         overestimate). Applied to the first token only (TPOT and end-to-end
+                         latency are left as they were).
 ``kv_setup_s`` 6.7 ms    KV hand-off of a P/D split besides bytes ÷ link bandwidth (vLLM
 (V1), 30 ms (v0.6)       V1 NixlConnector): NIXL telemetry's mean transfer post duration
                          6.7 ms (vLLM RFC #50913, 2026). vLLM v0.6's first implementation
@@ -93,6 +111,9 @@ class EngineOverheads:
     kv_setup_s: float = 0.0           # P/D split: per-request KV-transfer setup
     eager_allreduce: bool = False     # prefill iterations' all-reduces launched eagerly
     act_scale_dynamic: bool = False   # W8A8 activations quantized with a dynamic scale
+    async_output: bool = False        # V0 async output processor stamps the first token late
+    output_s: float = 0.0             # ... its output processing per iteration
+    output_per_seq_s: float = 0.0     # ... and per sequence of that iteration
 
     def __post_init__(self) -> None:
         for k, v in asdict(self).items():
@@ -114,9 +135,10 @@ class EngineOverheads:
         return f"{self.name}[{','.join(vals)}]"
 
 
-_FLAGS = ("eager_allreduce", "act_scale_dynamic")
+_FLAGS = ("eager_allreduce", "act_scale_dynamic", "async_output")
 _FRONT = {"request_s": 5.7e-3, "tokenize_s_per_token": 10e-6}
-_V0_STEP = {"step_s": 0.27e-3, "step_per_seq_s": 35.6e-6}
+_V0_STEP = {"step_s": 0.27e-3, "step_per_seq_s": 35.6e-6, "async_output": True,
+            "output_s": 0.226e-3, "output_per_seq_s": 70.2e-6}
 
 #: presets: ``none`` (the GPU roofline alone), vLLM V0 (v0.6) measured server-side (front end
 #: outside the TTFT clock), vLLM V0 and V1 measured by a client.
