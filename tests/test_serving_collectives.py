@@ -145,3 +145,20 @@ def test_fused_moe_efficiency_refits_and_is_used(monkeypatch):
     want = 32 * (active * per_expert / (cl.device.mem_bw * 0.985)
                  + 2 * 2048 * per_expert / 2 / (989e12 * 0.876))
     assert t_real - t_free == pytest.approx(want, rel=1e-9)
+
+
+def test_expert_parallel_exchange_is_allgather_reducescatter_by_hand():
+    # vLLM's default EP exchange (allgather_reducescatter): per MoE layer an all-gather of the
+    # other replica's T·h bf16 hidden states and a reduce-scatter back. Mixtral-8x7B (32 MoE
+    # layers, hidden 4096) as dp2·tp1·ep2 on one H100 node: NVLink 450 GB/s, 5 µs; tp1 has
+    # no all-reduce or logits gather, so that is all of the step's communication.
+    m, cl = load_model("Mixtral-8x7B"), load_cluster("H100-SXM", 1, 2)
+    cost = StepCost(m, cl, Plan(dp=2, ep=2))
+    T = 64
+    comm = float(cost.parts(T, T, 0.0, 0.0, T, T * 100.0)["comm"])
+    assert comm == pytest.approx(32 * 2 * (5e-6 + T * 4096 * 2 / 450e9), rel=1e-12)
+    # ep = tp (one replica): the experts' partial sums ride the tensor-parallel all-reduce
+    one = StepCost(m, load_cluster("H100-SXM", 1, 2), Plan(tp=2, ep=2))
+    two = StepCost(m, load_cluster("H100-SXM", 1, 2), Plan(tp=2))
+    assert float(one.parts(T, T, 0.0, 0.0, T, T * 100.0)["comm"]) == \
+        pytest.approx(float(two.parts(T, T, 0.0, 0.0, T, T * 100.0)["comm"]), rel=1e-12)

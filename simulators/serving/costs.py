@@ -9,8 +9,12 @@ efficiencies and kernel floor ``t0`` of its class (:mod:`.calibration`). Per lay
 * an MoE FFN: 3 fused-MoE kernels over the ``T·k`` routed tokens, reading the experts the
   batch activates (uniform routing: ``E·(1 − (1 − k/E)^T)`` of them), sharded over ``ep``
   devices (else over ``tp``), timed as weight streaming **plus** math at the efficiencies
-  fitted on published H100 fused-MoE measurements (:mod:`.moe_kernels`); with ``ep > 1`` two
-  all-to-alls of ``T·k·h`` activations;
+  fitted on published H100 fused-MoE measurements (:mod:`.moe_kernels`); with expert
+  parallelism over ``dp > 1`` replicas, vLLM's default EP exchange (``--all2all-backend
+  allgather_reducescatter``, vLLM ``ParallelConfig``): an all-gather of every replica's
+  ``T·h`` hidden states before the experts and a reduce-scatter after them, each
+  ``latency + (dp − 1) · T·h · 2 bytes / bandwidth`` (ring; ``ep = tp`` needs none: the
+  tensor-parallel all-reduce combines);
 * attention: one prefill kernel (FLOPs of the causal query–key pairs; bytes of the KV it
   reads) and one decode kernel (bytes of the KV cache, FLOPs of one query per sequence);
 * 4 elementwise kernels (norms, rotary embedding, activation) over ``T·h`` values;
@@ -100,6 +104,8 @@ class StepCost:
         self.ep = p.ep if m.is_moe else 1
         self.expert_shard = self.ep if self.ep > 1 else p.tp
         self.local_experts = m.n_experts / self.ep if m.is_moe else 0
+        # EP dispatch/combine spans the dp replicas of a stage (tp ranks hold the same tokens)
+        self.ep_groups = self.ep // p.tp if self.ep > 1 else 1
         qkv = (m.n_heads + 2 * m.n_kv_heads) * m.head_dim
         ffn_local = (m.ffn if not m.is_moe else m.moe_ffn * m.experts_per_token)
         self.act_per_token = ACT_BYTES * (4 * h + (qkv + m.n_heads * m.head_dim) / p.tp
@@ -204,9 +210,9 @@ class StepCost:
             # fused MoE: weight streaming plus math, not overlapped (:mod:`.moe_kernels`)
             moe = moe_b / (self.bw * FUSED_MOE["eff_memory"]) + \
                 moe_f / (self.peak_lin * FUSED_MOE["eff_compute"])
-            a2a = np.where(T > 0, 2 * (self.ep_lat + T * k * m.hidden * ACT_BYTES
-                                       * (self.ep - 1) / max(self.ep, 1) / self.ep_bw), 0.0) \
-                if self.ep > 1 else 0.0
+            a2a = np.where(T > 0, 2 * (self.ep_lat + (self.ep_groups - 1) * T * m.hidden
+                                       * ACT_BYTES / self.ep_bw), 0.0) \
+                if self.ep_groups > 1 else 0.0
             t_layer = t_layer + self.moe_frac * (3 * self.g_t0 + moe + a2a)
             active = active + self.moe_frac * moe
             comm = comm + self.moe_frac * a2a
