@@ -30,6 +30,7 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from mlsysgym.simulators.memory import (
 )
 
 __all__ = ["EDGE_FEATURES", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
-           "PolicyTargetWarning", "decode", "heuristic_fast", "instance_graph", "learned_malloc", "load_policy",
+           "PolicyTargetWarning", "decode", "heuristic_fast", "improved_episode", "instance_graph", "learned_malloc", "load_policy",
            "move_gains", "network_scores", "no_network_malloc"]
 
 NODE_FEATURES = ("size_cap", "log_size_cap", "start", "end", "length", "boundedness",
@@ -342,14 +343,41 @@ def start_episode(inst: MemoryInstance, order: np.ndarray, heur: np.ndarray | No
     return builder, best, best_t
 
 
+def improved_episode(builder: _Builder, best: list[int], best_t: float, n_offsets: int,
+                     improvements: int, max_moves: int, chain_depth: int = 2,
+                     ) -> tuple[list[int], float]:
+    """``best`` after up to ``improvements`` first improvements of the search's moves in plain
+    XLA order (at most ``max_moves`` moves tried; deterministic, no clock): an episode like
+    those a later pass of :func:`guided_search` starts from."""
+    found = tried = 0
+    builder.run(GREEDY, prefix=best, record=True)
+    for i in range(len(best)):
+        for a in _alternatives(best[i], n_offsets):
+            if found >= improvements or tried >= max_moves:
+                return best, best_t
+            cand, t = _try_move(builder, best, best_t, i, a, chain_depth)
+            tried += 1
+            if t < best_t - 1e-9:
+                best, best_t, found = cand, t, found + 1
+                builder.run(GREEDY, prefix=best, record=True)
+                break
+    return best, best_t
+
+
 def move_gains(inst: MemoryInstance, positions: np.ndarray, *, n_offsets: int = 4,
-               chain_depth: int = 2) -> np.ndarray:
-    """The training labels: per position (in XLA order) of the heuristic's episode, the
-    largest fraction of its time saved by one move of :func:`guided_search` there (the
-    alternative actions of :func:`_alternatives`, greedy completion, ejections); ``nan``
-    where no alternative fits."""
+               chain_depth: int = 2, after: int = 0,
+               max_moves: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """The training labels: per position (in XLA order) of an episode — the heuristic's, or
+    with ``after`` > 0 that of :func:`improved_episode` (``after`` improvements, at most
+    ``max_moves`` moves) — the largest fraction of its time saved by one move of
+    :func:`guided_search` there (the alternative actions of :func:`_alternatives`, greedy
+    completion, ejections); ``nan`` where no alternative fits. Also the episode's fast-memory
+    mask per buffer (the network's ``heuristic_fast`` input for it)."""
     order = xla_order(inst)
     builder, best, best_t = start_episode(inst, order)
+    if after > 0:
+        best, best_t = improved_episode(builder, best, best_t, n_offsets, after, max_moves,
+                                        chain_depth)
     builder.run(GREEDY, prefix=best, record=True)
     out = np.full(len(positions), np.nan)
     for k, i in enumerate(positions):
@@ -357,12 +385,15 @@ def move_gains(inst: MemoryInstance, positions: np.ndarray, *, n_offsets: int = 
             _, t = _try_move(builder, best, best_t, int(i), a, chain_depth)
             if np.isfinite(t):
                 out[k] = np.fmax(out[k], (best_t - t) / best_t)
-    return out
+    fast = np.zeros(inst.n_buffers, bool)
+    fast[order] = np.asarray(best) > 0
+    return out, fast
 
 
 def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np.ndarray | None,
                   *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
-                  max_passes: int = 8, heur: np.ndarray | None = None) -> None:
+                  max_passes: int = 8, heur: np.ndarray | None = None,
+                  rescore: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
     """The heuristic's episode, then first-improvement local search over one-decision changes
     (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
     order without; the alternatives of :func:`_alternatives`, completed greedily and extended
@@ -373,7 +404,9 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     keeping back 5 % of ``seconds`` and twice the time the first submission took so the whole
     search, its final scoring included, stays within ``seconds``; no move starts that would
     end past that by the longest move so far. ``heur``: the heuristic's :func:`heuristic_fast`
-    if already known. ``info``: moves tried, improvements, passes."""
+    if already known. ``rescore``: new scores from the best episode's fast-memory mask (per
+    buffer), asked before every pass after the first. ``info``: moves tried, improvements,
+    passes."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
     mp = malloc_of(problem)
@@ -394,6 +427,10 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
 
     while passes < max_passes and not late():
         passes += 1
+        if rescore is not None and passes > 1:
+            fast = np.zeros(inst.n_buffers, bool)
+            fast[order] = np.asarray(best) > 0
+            sc = np.asarray(rescore(fast), np.float64)[order]
         builder.run(GREEDY, prefix=best, record=True)
         improved = False
         for i in _move_order(len(best), sc, rng):
@@ -426,19 +463,29 @@ def _check_limit(seconds: float) -> None:
 @register_agent("learned", kinds=("malloc",))
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
-                   chain_depth: int = 2) -> None:
+                   chain_depth: int = 2, rescore: bool = False) -> None:
     """:func:`guided_search` with the moves ordered by the shipped graph-network policy
-    (:func:`network_scores`), at most ``time_limit_s`` seconds (network inference included)."""
+    (:func:`network_scores`), at most ``time_limit_s`` seconds (network inference included).
+    With ``rescore`` every pass after the first is ordered by the network run again with the
+    best episode's decisions in place of the heuristic's (feature ``heuristic_fast``)."""
     _check_limit(time_limit_s)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
     order = xla_order(inst)
     heur = heuristic_fast(inst, order)  # computed once: the network's input and the start
     t1 = time.perf_counter()
-    scores = network_scores(inst, order, policy, heur)
+    net, _ = load_policy(policy)
+    x, edges, attr = instance_graph(inst, order, heur=heur)
+    scores = net(x, edges, attr)[0][:, 0].astype(np.float64)
     problem.info["inference_s"] = time.perf_counter() - t1
+    col = NODE_FEATURES.index("heuristic_fast")
+
+    def again(fast: np.ndarray) -> np.ndarray:
+        x[:, col] = fast
+        return net(x, edges, attr)[0][:, 0]
+
     guided_search(problem, rng, scores, seconds=time_limit_s - (time.perf_counter() - t0),
-                  chain_depth=chain_depth, heur=heur)
+                  chain_depth=chain_depth, heur=heur, rescore=again if rescore else None)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))

@@ -56,9 +56,10 @@ def _instance(name: str) -> Any:
     return workloads.MallocInstanceSpec(workloads.workload(model), float(cap))
 
 
-def label_one(name: str, positions: int, seed: int) -> dict[str, Any]:
-    """The move-gain labels of one instance: positions (in XLA order) and each one's best
-    fraction of time saved (None where no alternative fits)."""
+def label_one(name: str, positions: int, seed: int, after: int = 0) -> dict[str, Any]:
+    """The move-gain labels of one instance's episode (the heuristic's, or after ``after``
+    improvements): positions (in XLA order), each one's best fraction of time saved (None
+    where no alternative fits) and the episode's fast-memory mask."""
     from mlsysgym.agents.learned_malloc import move_gains
     from mlsysgym.agents.problems import make_problem
 
@@ -67,9 +68,9 @@ def label_one(name: str, positions: int, seed: int) -> dict[str, Any]:
     n = inst.n_buffers
     rng = np.random.default_rng([seed, n])
     pos = np.arange(n) if n <= positions else np.sort(rng.choice(n, positions, replace=False))
-    gains = move_gains(inst, pos, n_offsets=problem.n_offsets)
+    gains, fast = move_gains(inst, pos, n_offsets=problem.n_offsets, after=after)
     return {"name": name, "capacity_bytes": int(inst.capacity_bytes), "n_buffers": int(n),
-            "positions": pos.tolist(),
+            "after": after, "fast": fast.astype(np.int8).tolist(), "positions": pos.tolist(),
             "gains": [None if np.isnan(g) else float(g) for g in gains],
             "pid": os.getpid(), "cpu_s": time.process_time()}
 
@@ -78,12 +79,14 @@ def make_labels(names: list[str], args: argparse.Namespace) -> list[dict[str, An
     """Labels of every instance, ``args.workers`` processes, progress on stderr."""
     out = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futs = [pool.submit(label_one, n, args.positions, args.seed) for n in names]
+        futs = [pool.submit(label_one, n, args.positions, args.seed, k)
+                for n in names for k in args.episodes]
         for i, f in enumerate(futs):
             row = f.result()
             out.append(row)
             g = np.array([np.nan if v is None else v for v in row["gains"]])
-            print(f"[labels {i + 1}/{len(names)}] {row['name']}: {len(g)} moves, "
+            print(f"[labels {i + 1}/{len(futs)}] {row['name']} after {row['after']}: "
+                  f"{len(g)} moves, "
                   f"{int((g > 1e-12).sum())} improve (best {100 * np.nanmax(g, initial=0):.3f} %)",
                   file=sys.stderr, flush=True)
     return out
@@ -105,7 +108,7 @@ def _graphs(labels: list[dict[str, Any]], graded: bool = False) -> list[tuple[An
     the labelled buffers and their targets (1: the move lowers the time; ``graded``: 1/2 +
     1/2 × its gain ÷ the instance's best gain)."""
     import torch
-    from mlsysgym.agents.learned_malloc import instance_graph
+    from mlsysgym.agents.learned_malloc import NODE_FEATURES, instance_graph
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.core.errors import MlsysgymError
     from mlsysgym.simulators.memory import xla_order
@@ -118,6 +121,9 @@ def _graphs(labels: list[dict[str, Any]], graded: bool = False) -> list[tuple[An
                                 "(capacity or buffers differ); make new labels")
         order = xla_order(inst)
         x, ei, ea = instance_graph(inst, order)
+        if "fast" in row:  # the labelled episode's decisions (the heuristic's when after = 0)
+            x = x.copy()
+            x[:, NODE_FEATURES.index("heuristic_fast")] = row["fast"]
         buffers = torch.from_numpy(order[np.asarray(row["positions"], np.int64)])
         g = np.array([np.nan if v is None else v for v in row["gains"]])
         gain = np.where(np.isfinite(g), g, 0.0)
@@ -188,9 +194,11 @@ def validate(onnx_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     seconds = args.val_seconds
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        arms = (("learned", "learned", {"policy": str(onnx_path)}),
+        rescore = {"rescore": args.rescore}
+        arms = (("learned", "learned", {"policy": str(onnx_path), **rescore}),
                 ("no_network", "learned_no_network", {}),
-                ("untrained", "learned", {"policy": str(_untrained(Path(tmp), args))}))
+                ("untrained", "learned", {"policy": str(_untrained(Path(tmp), args)),
+                                          **rescore}))
         for seed in range(args.val_seeds):
             for spec in workloads.malloc_instances("validation"):
                 row: dict[str, Any] = {"instance": spec.name, "seed": seed}
@@ -203,7 +211,7 @@ def validate(onnx_path: Path, args: argparse.Namespace) -> dict[str, Any]:
                 print(f"[validation seed {seed}] {spec.name}: learned {row['learned']:.5f}, "
                       f"no network {row['no_network']:.5f}, untrained {row['untrained']:.5f}",
                       file=sys.stderr, flush=True)
-    out: dict[str, Any] = {"seconds": seconds, "seeds": list(range(args.val_seeds)), "rows": rows,
+    out: dict[str, Any] = {"seconds": seconds, "rescore": args.rescore, "seeds": list(range(args.val_seeds)), "rows": rows,
                            "metric": "difference of the fraction of the all-slow time saved"}
     for other in ("no_network", "untrained"):
         diff = np.array([r["learned"] - r[other] for r in rows])
@@ -229,6 +237,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="ONNX file (card beside it)")
     ap.add_argument("--positions", type=int, default=256,
                     help="moves labelled per training instance (all positions if fewer)")
+    ap.add_argument("--episodes", type=lambda v: [int(k) for k in v.split(",")], default=[0],
+                    help="labelled episodes per instance: improvements first made (0: the "
+                         "heuristic's), comma-separated, e.g. 0,8")
     ap.add_argument("--epochs", type=int, default=120)
     ap.add_argument("--target", choices=("improves", "graded"), default="improves",
                     help="per labelled move: 1 if it lowers the time, or graded by its gain")
@@ -239,6 +250,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--workers", type=int, default=2, help="label processes")
     ap.add_argument("--val-seconds", type=float, default=3.0)
     ap.add_argument("--val-seeds", type=int, default=1)
+    ap.add_argument("--rescore", action="store_true",
+                    help="validate `learned` with rescore=True (the network re-run every pass)")
     ap.add_argument("--labels", type=Path, default=None, help="JSON of labels to reuse")
     ap.add_argument("--labels-out", type=Path, default=DEFAULT_LABELS,
                     help="where new labels are written")
@@ -256,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [s.name for s in workloads.malloc_instances("train")][: args.limit]
     if args.labels is not None:
         labels = json.loads(args.labels.read_text())
-        names = [r["name"] for r in labels]
+        names = list(dict.fromkeys(r["name"] for r in labels))
     else:
         labels = make_labels(names, args)
         args.labels_out.parent.mkdir(parents=True, exist_ok=True)
@@ -273,7 +286,8 @@ def main(argv: list[str] | None = None) -> None:
                                    "time (measured gains, balanced cross-entropy)",
                          "split": "train", "splits_version": workloads.SPLITS_VERSION,
                          "splits_digest": workloads.splits_digest(), "instances": names,
-                         "positions": args.positions, "labelled_moves": sum(
+                         "positions": args.positions, "episodes": args.episodes,
+                         "labelled_moves": sum(
                              len(r["gains"]) for r in labels),
                          "improving_moves": sum(g is not None and g > 1e-12
                                                 for r in labels for g in r["gains"]),

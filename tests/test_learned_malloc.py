@@ -104,10 +104,15 @@ def test_move_gains_by_hand(trap):
     # b or c → fast: 100 bytes do not fit beside a's 64 in 104 (nan). d → slow: op0 and op1
     # read its 4 bytes at 1 µs instead of 0.25 µs: 240 µs, -6/234; at its 2nd offset (100,
     # the high end of the gap [64, 104)) the time is unchanged: 0.
-    g = move_gains(trap, np.arange(4))
+    g, fast = move_gains(trap, np.arange(4))
     assert g[0] == pytest.approx(54 / 234) and np.isnan(g[1]) and np.isnan(g[2])
-    assert g[3] == 0.0
-    assert move_gains(trap, np.array([3]), n_offsets=1)[0] == pytest.approx(-6 / 234)
+    assert g[3] == 0.0 and list(fast) == [True, False, True, False]  # buffers a, b, d, c
+    assert move_gains(trap, np.array([3]), n_offsets=1)[0][0] == pytest.approx(-6 / 234)
+    # after one improvement (a → slow: b, c, d fast, 180 µs, the optimum) no move helps:
+    # a → fast completes as the heuristic did (234 µs, -54/180); b, c or d → slow costs
+    g, fast = move_gains(trap, np.arange(4), after=1)
+    assert list(fast) == [False, True, True, True]  # a slow
+    assert g[0] == pytest.approx(-54 / 180) and np.all(g[1:] < 0)
 
 
 def test_move_order_follows_the_scores():
