@@ -162,3 +162,22 @@ def test_expert_parallel_exchange_is_allgather_reducescatter_by_hand():
     two = StepCost(m, load_cluster("H100-SXM", 1, 2), Plan(tp=2))
     assert float(one.parts(T, T, 0.0, 0.0, T, T * 100.0)["comm"]) == \
         pytest.approx(float(two.parts(T, T, 0.0, 0.0, T, T * 100.0)["comm"]), rel=1e-12)
+
+
+def test_expert_parallel_ranks_step_in_lockstep():
+    # dp2·ep2 Mixtral: request 0 (1000-token prompt) goes to rank 0, request 1 (10 tokens) to
+    # rank 1 (round-robin); both ranks' iterations last as long as rank 0's
+    m = load_model("Mixtral-8x7B")
+    w = ServingWorkload.make(m, "H100-SXM", 2, engine="none",
+                             trace=Trace(np.zeros(2), np.array([1000, 10]), np.array([2, 2])))
+    plan = Plan(dp=2, ep=2, max_batched_tokens=2048)
+    r = simulate(w, plan, details=True)
+    cost = StepCost(m, w.cluster, plan)
+    pre0 = float(cost.step(1000, 1, 1000 * 1001 / 2, 1000.0, 0, 0.0)[0])
+    pre1 = float(cost.step(10, 1, 10 * 11 / 2, 10.0, 0, 0.0)[0])
+    dec0 = float(cost.step(1, 1, 0.0, 0.0, 1, 1001.0)[0])
+    assert pre1 < pre0
+    np.testing.assert_allclose(r["first_token_s"], [pre0, pre0], rtol=1e-12)
+    np.testing.assert_allclose(r["finish_s"], [pre0 + dec0, pre0 + dec0], rtol=1e-12)
+    # rank 1's wait for rank 0 is queueing in its TTFT breakdown
+    assert r["ttft_parts"]["queue"][1] == pytest.approx(pre0 - pre1, rel=1e-9)

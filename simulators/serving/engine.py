@@ -380,9 +380,11 @@ class _Instance:
         for i in idx[self.gen[idx] >= self.n_out[idx]].tolist():
             self.release(i)
 
-    def step_mixed(self, prefill_ids: list[int], chunks: list[int], dec_ids: list[int]) -> None:
-        """One prefill or mixed iteration."""
-        ctx, todo, gen = self.ctx, self.todo, self.gen
+    def mixed_args(self, prefill_ids: list[int], chunks: list[int],
+                   dec_ids: list[int]) -> tuple[tuple, list[int]]:
+        """:meth:`StepCost.step` arguments of an iteration with these prompt chunks and
+        decodes, and the prompts it finishes."""
+        ctx, todo = self.ctx, self.todo
         ch = np.array(chunks, np.int64)
         past = ctx[np.array(prefill_ids, np.int64)]
         pairs = float(np.sum(ch * past + ch * (ch + 1) / 2))
@@ -390,9 +392,18 @@ class _Instance:
         B = len(dec_ids)
         dec_kv = float(ctx[np.array(dec_ids, np.int64)].sum() + B) if B else 0.0
         done_pre = [i for i, c in zip(prefill_ids, chunks) if c >= todo[i]]
-        args = (int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv)
-        dt, act = self.cost.step(*args, seqs=len(prefill_ids) + B)
-        self.start_step(len(prefill_ids) + B, True)
+        return (int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv), done_pre
+
+    def step_mixed(self, prefill_ids: list[int], chunks: list[int], dec_ids: list[int],
+                   dt: float | None = None) -> None:
+        """One prefill or mixed iteration (``dt``: its time when set from outside, e.g. the
+        slowest of data-parallel ranks stepping together)."""
+        ctx, todo, gen = self.ctx, self.todo, self.gen
+        B = len(dec_ids)
+        args, done_pre = self.mixed_args(prefill_ids, chunks, dec_ids)
+        own, act = self.cost.step(*args, seqs=len(prefill_ids) + B)
+        dt = float(own) if dt is None else dt
+        self.start_step(len(prefill_ids) + B, bool(prefill_ids))
         if self.parts is not None:
             ids = np.array(prefill_ids + dec_ids, np.int64)
             self.add_parts(ids[np.isnan(self.first[ids])], args, len(prefill_ids) + B)

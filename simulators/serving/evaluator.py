@@ -6,7 +6,8 @@ within a replica of ``pp`` stages, over ``pp`` virtual engines (vLLM's pipeline 
 each engine has its own batch and 1/pp of the KV cache, so up to ``pp`` batches are in
 flight), runs every engine with :func:`.engine.simulate_instance` (with ``pd_disagg``: a prefill
 instance, the KV transfer over the link, then a decode instance) and reduces the per-request
-times to metrics. The workload's engine overheads (:mod:`.overheads`) delay each request by
+times to metrics. The ``dp`` replicas of an expert-parallel MoE plan (``ep > tp``, one stage,
+no P/D split) step together (:func:`.lockstep.simulate_lockstep`, as vLLM V1 runs them). The workload's engine overheads (:mod:`.overheads`) delay each request by
 its front-end time before the engine sees it and add CPU time to every iteration; TTFT and
 end-to-end latency count from the request's arrival at the front end. Plans that break a rule or do not fit report ``infeasible = 1`` and sentinel
 values (latencies 1e6 s, throughput 0).
@@ -25,6 +26,7 @@ from mlsysgym.core.space import DesignSpace
 from mlsysgym.simulators.serving.costs import COMPONENTS, StepCost
 from mlsysgym.simulators.serving.engine import simulate_instance
 from mlsysgym.simulators.serving.hardware import Cluster, load_cluster
+from mlsysgym.simulators.serving.lockstep import simulate_lockstep
 from mlsysgym.simulators.serving.models import ModelSpec, load_model
 from mlsysgym.simulators.serving.overheads import EngineOverheads, load_engine
 from mlsysgym.simulators.serving.plans import Plan, PlanError, plan_space, validate_plan
@@ -131,6 +133,17 @@ def simulate(workload: ServingWorkload, plan: Plan | Mapping[str, Any],
     seen = tr.arrival_s + eng.frontend_s(tr.input_tokens)  # when the engine gets each request
     parts = np.zeros((n, len(COMPONENTS))) if details else None
     xfer = np.zeros(n)
+    if plan.ep > plan.tp and plan.pp == 1 and not plan.pd_disagg:  # DP ranks share experts
+        ranks = [np.arange(r, n, engines) for r in range(engines)]
+        results = simulate_lockstep(cost, [(seen[idx], n_enc[idx], tr.output_tokens[idx])
+                                           for idx in ranks], kv, track_parts=details)
+        for idx, res in zip(ranks, results):
+            first[idx], finish[idx] = res.first_token_s, res.finish_s
+            active += res.active_s
+            preempt += res.preemptions
+            if parts is not None:
+                parts[idx] = res.ttft_parts
+        engines = 0
     for r in range(engines):
         idx = np.arange(r, n, engines)
         a, i, o = seen[idx], n_enc[idx], tr.output_tokens[idx]

@@ -1,0 +1,65 @@
+"""Data-parallel ranks of an expert-parallel MoE model stepping together, as vLLM V1 runs them.
+
+With ``--data-parallel-size N --enable-expert-parallel`` every MoE layer exchanges tokens
+between the N ranks (:mod:`.costs`: all-gather and reduce-scatter), so every rank must run
+every forward pass: vLLM's ``DPEngineCoreProc`` keeps the ranks in one loop, a rank with no
+request scheduled runs a dummy batch (``execute_dummy_batch``) while any rank still has work
+(``_has_global_unfinished_reqs``), and the collectives make each iteration end when the
+slowest rank's does. :func:`simulate_lockstep` runs the ranks' schedulers
+(:class:`.engine._Instance`, each its own requests, KV cache and batch) one iteration at a
+time on a shared clock: each iteration lasts the longest of the ranks' step times
+(:meth:`.costs.StepCost.step`), and an idle rank waits for the next arrival only when every
+rank is idle. The time a rank waits for a slower one counts as queueing in its TTFT
+breakdown. Decode-only stretches are not batched into one vector here (one Python iteration
+per step). Not modelled: the per-step data-parallel all-reduce of batch sizes (padding to a
+common CUDA-graph size).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from mlsysgym.simulators.serving.costs import COMPONENTS, StepCost
+from mlsysgym.simulators.serving.engine import InstanceResult, _Instance
+
+__all__ = ["simulate_lockstep"]
+
+
+def simulate_lockstep(cost: StepCost, ranks: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                      kv_tokens: int, track_parts: bool = False,
+                      max_iterations: int = 50_000_000) -> list[InstanceResult]:
+    """Simulate data-parallel ranks in lockstep; ``ranks`` holds each rank's (arrival times,
+    prompt lengths, output lengths); one :class:`.engine.InstanceResult` per rank."""
+    insts = [_Instance(cost, a, i, o, kv_tokens, None) for a, i, o in ranks]
+    if track_parts:
+        for inst in insts:
+            inst.parts = np.zeros((len(inst.arrival), len(COMPONENTS)))
+    now, iters = 0.0, 0
+    while iters < max_iterations:
+        batches = []
+        for inst in insts:
+            inst.now = now
+            inst.admit_arrivals(now)
+            busy = inst.running or inst.waiting
+            batches.append(inst.schedule() if busy else ([], [], []))
+        work = [bool(b[0] or b[2]) for b in batches]
+        if not any(work):
+            later = [inst.next_arrival() for inst in insts if inst.nxt < inst.n]
+            if not later:
+                break  # done, or a prompt no rank's KV cache can hold
+            now = max(now, min(later))
+            continue
+        dts = [float(inst.cost.step(*inst.mixed_args(*b)[0], seqs=len(b[0]) + len(b[2]))[0])
+               if w else 0.0 for inst, b, w in zip(insts, batches, work)]
+        dt = max(dts)
+        for inst, b, w in zip(insts, batches, work):
+            if w:
+                inst.step_mixed(*b, dt=dt)
+        now += dt
+        iters += 1
+    out = []
+    for inst in insts:
+        inst.now = max(inst.now, now)
+        inst.stamp_pending(inst.now)
+        out.append(InstanceResult(inst.first, inst.finish, inst.now, inst.busy, inst.active,
+                                  inst.iters, inst.preempt, inst.parts))
+    return out
