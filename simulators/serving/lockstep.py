@@ -42,6 +42,9 @@ def simulate_lockstep(cost: StepCost, ranks: list[tuple[np.ndarray, np.ndarray, 
             busy = inst.running or inst.waiting
             batches.append(inst.schedule() if busy else ([], [], []))
         work = [bool(b[0] or b[2]) for b in batches]
+        for inst, w in zip(insts, work):
+            if not w:  # an idle rank's outputs are processed at once
+                inst.stamp_pending(now)
         if not any(work):
             later = [inst.next_arrival() for inst in insts if inst.nxt < inst.n]
             if not later:
