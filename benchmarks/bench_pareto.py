@@ -139,11 +139,12 @@ def _label(agent: str) -> str:
 
 def _cell(runs: list[dict], mark: int) -> str:
     """HV after ``mark`` evaluations: mean ± 95 % interval over the runs made for that budget
-    (else over longer runs, whose curve passes it); runs stopped by their time cap before
+    (else over longer runs, whose curve passes it; the longest run of each seed); runs stopped by their time cap before
     ``mark`` count at the cap, marked † with their mean evaluations."""
     from mlsysgym.experiments.pareto_report import mean_interval
 
     pick = [r for r in runs if r["budget"] == mark] or [r for r in runs if r["budget"] > mark]
+    pick = list({r["seed"]: r for r in sorted(pick, key=lambda r: r["budget"])}.values())
     if not pick:
         return "—"
     vals = np.array([r["curve"][min(mark, len(r["curve"])) - 1] for r in pick])
