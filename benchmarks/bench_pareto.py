@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -66,8 +67,11 @@ def run(problem_key: str, agents: list[str], seeds: list[int], budget: int,
     problem's JSON files (a run replaces the one of the same agent, seed and budget)."""
     from mlsysgym.agents.base import Budget
     from mlsysgym.agents.multiobjective import multiobjective, pareto_search
+    from mlsysgym.core.target import fingerprint
     from mlsysgym.experiments.report import write_provenance
 
+    fp = fingerprint()
+    machine = f"{fp['target_id']} ({fp['machine']['isa_level']})"
     spec = PROBLEMS[problem_key]
     problem = multiobjective(spec["of"], spec["objectives"], spec["directions"])
     for agent in agents:
@@ -84,7 +88,7 @@ def run(problem_key: str, agents: list[str], seeds: list[int], budget: int,
                 x["agent"] == agent and x["seed"] == seed and x["budget"] == budget)]
             record["runs"].append({
                 "agent": agent, "seed": seed, "budget": budget, "wall_s": wall, "cpu_s": cpu,
-                "cap_s": seconds, "n_evaluations": r.n_evaluations,
+                "cap_s": seconds, "n_evaluations": r.n_evaluations, "machine": machine,
                 "hyperparameters": hp.get(agent, {}),
                 "curve": np.round(info["hypervolume_curve"], 6).tolist(),
                 "front": [[f[o] for o in problem.objectives] for f in info["pareto_front"]],
@@ -173,7 +177,10 @@ def _section(key: str, rec: dict) -> list[str]:
         best = (f" Exhaustive search ({e['designs']:,} designs, {e['wall_s']:.0f} s): the "
                 f"true front has {e['front_size']} designs, hypervolume "
                 f"**{e['hypervolume_normalized']:.4f}** (the most any agent can reach).")
-    about = f"Problem `{rec['problem']}`. Reference point: {refs}.{best}"
+    machines = Counter(r["machine"] for r in rec["runs"])
+    where = "; ".join(f"{m}: {n} runs" for m, n in machines.most_common())
+    about = (f"Problem `{rec['problem']}`. Reference point: {refs}.{best} "
+             f"Machines (target_id, ISA level): {where}.")
     lines = [f"## {PROBLEMS[key]['title']}", "", about, "",
              "| agent | seeds | " + " | ".join(f"HV @ {m}" for m in MARKS)
              + " | distinct front points | evaluations to reach the final HV (median)"
@@ -218,9 +225,7 @@ def _section(key: str, rec: dict) -> list[str]:
 
 def report() -> None:
     """pareto.md (benchmarks/results) and the PNGs (experiments/results/pareto) from the
-    saved records."""
-    from mlsysgym.experiments.report import stamp_recorded
-
+    saved records; each section names the machines its runs were made on."""
     lines = ["# Multi-objective search: hypervolume and Pareto fronts", "",
              ("Hypervolume is normalized: the objectives are divided by the reference point "
               "(so the reference is 1 in every objective) and the value is the fraction of the "
@@ -233,19 +238,14 @@ def report() -> None:
               "\"(weighted sum)\": a single-objective agent on the weighted sum of the "
               "normalized objectives (equal weights); random and grid ignore the objectives."),
              ""]
-    prov = None
     for key in PROBLEMS:
         files = sorted(RUNS.glob(f"{key}_*.json"))
         if not files:
             continue
         recs = [json.loads(f.read_text()) for f in files]
         rec = {**recs[0], "runs": [r for x in recs for r in x["runs"]]}
-        ppath = RUNS / f"{key}.provenance.json"
-        prov = json.loads(ppath.read_text()) if ppath.exists() else prov
         lines += _section(key, rec)
     text = "\n".join(lines) + "\n"
-    if prov:
-        text = stamp_recorded(text, {"provenance": prov})
     (RESULTS / "pareto.md").write_text(text)
     print(text)
 
