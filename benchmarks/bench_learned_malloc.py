@@ -21,6 +21,12 @@ and inference time. Resumable: rows already in the ``.jsonl`` are not rerun.
 
 Run: nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py [--seconds 10] [--seeds 3]
 [--long 60] [--long-max 8] [--workers 2] [--limit N]
+
+``--validation``: instead, a search change decided on the validation split only — both agents
+with and without their iterated-local-search restarts (``restarts``), the four arms
+interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds; the rows and the
+differences (fraction of the all-slow time saved) in
+``benchmarks/results/learned_malloc_validation_restarts_<seconds>s.json``.
 """
 
 from __future__ import annotations
@@ -40,8 +46,10 @@ RESULTS = Path(__file__).parent / "results" / "learned_malloc.md"
 SHORT_CPSAT_S = 10.0
 
 
-def run_one(instance: str, agent: str, seed: int, seconds: float) -> dict[str, Any]:
-    """One agent run on one test instance: its best time, wall time and what it reports."""
+def run_one(instance: str, agent: str, seed: int, seconds: float,
+            restarts: bool = True) -> dict[str, Any]:
+    """One agent run on one instance: its best time, wall time and what it reports
+    (``restarts``: the search's, for ``learned`` and its ablation)."""
     from mlsysgym.agents import Budget, search
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir import workloads
@@ -52,7 +60,7 @@ def run_one(instance: str, agent: str, seed: int, seconds: float) -> dict[str, A
     hp: dict[str, Any] = {}
     budget = Budget(seconds=seconds + 30)
     if agent in ("learned", "learned_no_network"):
-        hp["time_limit_s"] = seconds
+        hp.update(time_limit_s=seconds, restarts=restarts)
     elif agent == "cpsat":  # the solver's limit; the budget leaves room to build and replay
         hp["time_limit_s"] = seconds
         budget = Budget(seconds=(seconds + 60.0) / 0.9)
@@ -65,7 +73,7 @@ def run_one(instance: str, agent: str, seed: int, seconds: float) -> dict[str, A
             "all_slow_us": float(problem.instance.all_slow_time_us),
             "buffers": int(problem.instance.n_buffers), "wall_s": wall, "status": res.status,
             "inference_s": res.info.get("inference_s"), "moves": res.info.get("moves"),
-            "load": os.getloadavg()[0]}
+            "kicks": res.info.get("kicks"), "restarts": restarts, "load": os.getloadavg()[0]}
 
 
 def _key(row: dict[str, Any]) -> tuple:
@@ -88,6 +96,46 @@ def run_jobs(jobs: list[tuple], rows_path: Path, workers: int) -> list[dict[str,
                   f"{row['seconds']:g}s: {row['time_us']:.2f} us ({row['wall_s']:.1f} s wall)",
                   file=sys.stderr, flush=True)
     return done
+
+
+def validate(args: argparse.Namespace) -> dict[str, Any]:
+    """Both agents with and without restarts on the validation split (arms interleaved per
+    instance and seed): the rows and, per pair of arms, the mean difference of the fraction
+    of the all-slow time saved with wins and losses (runs)."""
+    from mlsysgym.ir import workloads
+
+    names = [s.name for s in workloads.malloc_instances("validation")]
+    arms = [(a, r) for r in (False, True) for a in ("learned", "learned_no_network")]
+    jobs = [(n, a, s, args.seconds, r) for s in range(args.seeds) for n in names for a, r in arms]
+    rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        for row in pool.map(run_one, *zip(*jobs)):
+            rows.append(row)
+            print(f"{row['instance']} {row['agent']} seed {row['seed']} restarts "
+                  f"{row['restarts']}: {row['time_us']:.2f} us, {row['moves']} moves, "
+                  f"{row['kicks']} kicks", file=sys.stderr, flush=True)
+    saved = {(r["instance"], r["seed"], r["agent"], r["restarts"]):
+             1.0 - r["time_us"] / r["all_slow_us"] for r in rows}
+    runs = sorted({(r["instance"], r["seed"]) for r in rows})
+
+    def compare(x: tuple[str, bool], y: tuple[str, bool]) -> dict[str, Any]:
+        d = np.array([saved[(*k, *x)] - saved[(*k, *y)] for k in runs])
+        return {"mean_points": float(100 * d.mean()), "wins": int((d > 1e-12).sum()),
+                "losses": int((d < -1e-12).sum()), "runs": len(d)}
+
+    return {
+        "command": " ".join(["nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py",
+                             *sys.argv[1:]]),
+        "metric": "fraction of the all-slow time saved (differences in points = 100 ×)",
+        "seconds": args.seconds, "seeds": list(range(args.seeds)), "workers": args.workers,
+        "learned-ablation, restarts": compare(("learned", True), ("learned_no_network", True)),
+        "learned-ablation, without": compare(("learned", False), ("learned_no_network", False)),
+        "learned, restarts-without": compare(("learned", True), ("learned", False)),
+        "ablation, restarts-without": compare(("learned_no_network", True),
+                                              ("learned_no_network", False)),
+        "kicks_median": {a: float(np.median([r["kicks"] for r in rows if r["agent"] == a
+                                             and r["restarts"]])) for a, _ in arms[:2]},
+        "load": [min(r["load"] for r in rows), max(r["load"] for r in rows)], "rows": rows}
 
 
 def bootstrap_mean(x: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float, float]:
@@ -285,6 +333,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--reuse-note", default="", help="what the report says of reused rows")
     ap.add_argument("--load-note", default="not recorded in the rows",
                     help="what to say of the load when the rows do not record it")
+    ap.add_argument("--validation", action="store_true",
+                    help="the restarts' validation (see the module docstring) instead")
     return ap.parse_args(argv)
 
 
@@ -294,6 +344,11 @@ def main(argv: list[str] | None = None) -> None:
     from mlsysgym.ir import workloads
 
     args = _args(argv)
+    if args.validation:
+        out = RESULTS.with_name(f"learned_malloc_validation_restarts_{args.seconds:g}s.json")
+        out.write_text(json.dumps(validate(args), indent=1) + "\n")
+        print(out.read_text()[:1500])
+        return
     _, card = load_policy()
     names = [s.name for s in workloads.malloc_instances("test")][: args.limit]
     rows_path = args.out.with_suffix(".jsonl")
