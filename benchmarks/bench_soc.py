@@ -10,6 +10,9 @@ hand-designed reference, and whether an inner mapping search changes which platf
     ``mapping="search"`` (HEFT + local search per workload); does the EDP winner change? And a
     nested search: the same outer agent and budget with the inner search inside every
     evaluation, its best platform scored both ways.
+(d) When does the inner search change the winner? ``--flips`` random platforms evaluated with
+    both mappings; for every pair, whether the search reverses their HEFT order in latency and
+    in EDP, by how far apart HEFT puts them.
 
 Run: .venv/bin/python benchmarks/bench_soc.py [--evals 400] [--nested-evals 60] [--quick]
 Writes benchmarks/results/soc.md and soc.provenance.json. Goal for (a): ≤ 5 ms per design.
@@ -18,6 +21,7 @@ Writes benchmarks/results/soc.md and soc.provenance.json. Goal for (a): ≤ 5 ms
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -132,9 +136,35 @@ def nested(wset: str, area: float, power: float, evals: int, agent: str, inner_b
     return out
 
 
+GAP_BINS = (0.0, 0.005, 0.01, 0.02, 0.05, np.inf)  # relative HEFT gap between two platforms
+
+
+def rank_flips(wset: str, n: int, inner_budget: int, seed: int) -> dict[str, Any]:
+    """``n`` random platforms under HEFT and under HEFT + local search: per bin of the pair's
+    relative HEFT gap (``GAP_BINS``), the pairs and the fraction whose order the search reverses,
+    in latency and in EDP."""
+    space = soc_space()
+    rng = np.random.default_rng(seed)
+    designs = [space.decode(rng.integers(0, space.nvec), "index") for _ in range(n)]
+    heft = SocEvaluator().evaluate(designs, wset, cache=False)
+    srch = SocEvaluator("search", mapping_budget=inner_budget).evaluate(designs, wset, cache=False)
+    i, j = np.triu_indices(n, 1)
+    out: dict[str, Any] = {"n": n, "bins": GAP_BINS}
+    for name, h, s in (("latency", heft["latency_ms"], srch["latency_ms"]),
+                       ("edp", heft["latency_ms"] * heft["energy_uj"],
+                        srch["latency_ms"] * srch["energy_uj"])):
+        gap = np.abs(h[i] - h[j]) / np.minimum(h[i], h[j])
+        flip = np.sign(h[i] - h[j]) * np.sign(s[i] - s[j]) < 0
+        b = np.digitize(gap, GAP_BINS[1:-1])
+        out[name] = [(int(np.sum(b == k)), float(flip[b == k].mean()) if np.any(b == k) else 0.0)
+                     for k in range(len(GAP_BINS) - 1)]
+        out[f"{name}_gain"] = float(np.median(1 - s / h))
+    return out
+
+
 def render(timing: dict[str, float], ref: dict[str, float], budgets: list[dict[str, Any]],
            co: list[tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]],
-           nest: dict[str, Any], args: argparse.Namespace) -> str:
+           nest: dict[str, Any], flips: dict[str, Any], args: argparse.Namespace) -> str:
     lines = ["# SoC-v0 (issue #23)", "",
              f"## (a) Evaluation time per design, HEFT mapping, workload set `{args.timing_set}`",
              "", (f"{timing['workloads']} workloads, {timing['ops']} ops, {timing['jobs']} jobs; "
@@ -193,6 +223,21 @@ def render(timing: dict[str, float], ref: dict[str, float], budgets: list[dict[s
                   f"({nest['heft']['wall_s']:.1f} s); found with the inner search inside: "
                   f"{nest['search']['edp_under_search']:.0f} ({nest['search']['wall_s']:.1f} s). "
                   f"Same platform: {'yes' if nest['heft']['design'] == nest['search']['design'] else 'no'}.")]
+    if flips:
+        edges = flips["bins"]
+        heads = [f"{100 * a:g}–{100 * b:g} %" if np.isfinite(b) else f"≥ {100 * a:g} %"
+                 for a, b in itertools.pairwise(edges)]
+        lines += ["", (f"## (d) When the inner search changes the winner ({flips['n']} random "
+                  f"platforms, set `{args.set}`, {args.inner_budget} moves per workload)"), "",
+                  ("Every pair of platforms, binned by how far apart HEFT puts them (relative gap); "
+                   "the share of pairs whose order HEFT + local search reverses. Median gain of "
+                   f"the search over HEFT: latency {flips['latency_gain']:.2%}, EDP "
+                   f"{flips['edp_gain']:.2%}."), "",
+                  "| metric | " + " | ".join(f"gap {h}" for h in heads) + " |",
+                  "|---" * (len(heads) + 1) + "|"]
+        for name in ("latency", "edp"):
+            lines.append(f"| {name} | " + " | ".join(
+                f"{frac:.1%} of {cnt}" if cnt else "— (0)" for cnt, frac in flips[name]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -207,12 +252,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--flips", type=int, default=150,
+                    help="random platforms for (d), 0 to skip")
     ap.add_argument("--quick", action="store_true", help="tiny run (smoke test)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.quick:
         args.set = args.timing_set = "tiny"
         args.evals, args.nested_evals, args.inner_budget, args.batch, args.repeats = 20, 6, 10, 5, 2
+        args.flips = 6
     timing = eval_time(args.timing_set, args.batch, args.repeats)
     ref = SocEvaluator().evaluate_one(REFERENCE_DESIGN, args.set)
     budgets = best_per_budget(args.set, args.evals, args.agent, args.seed)
@@ -229,8 +277,9 @@ def main() -> None:
         nest = {"area": area, "power": power,
                 **nested(args.set, area, power, args.nested_evals, args.agent, args.inner_budget,
                          args.seed)}
+    flips = rank_flips(args.set, args.flips, args.inner_budget, args.seed) if args.flips else {}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(stamp_markdown(render(timing, ref, budgets, co, nest, args)))
+    args.out.write_text(stamp_markdown(render(timing, ref, budgets, co, nest, flips, args)))
     write_provenance(args.out.with_suffix(".provenance.json"), evaluator=SocEvaluator().id,
                      seed=args.seed, command="benchmarks/bench_soc.py", timing=timing,
                      args={k: str(v) for k, v in vars(args).items()})

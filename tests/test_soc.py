@@ -201,3 +201,16 @@ def test_bench_codesign_reports_the_edp_winners() -> None:
     assert res["winner_heft"] == int(np.argmin(res["heft_edp"]))
     assert res["winner_search"] == int(np.argmin(res["search_edp"]))
     assert np.all(res["search_latency"] <= res["heft_latency"] * (1 + 1e-12))
+
+
+def test_bench_rank_flips_counts_every_pair_once() -> None:
+    """benchmarks/bench_soc.py (d): 6 platforms make 15 pairs, each in exactly one gap bin, and
+    the inner search never makes the median latency worse than HEFT's."""
+    from benchmark_scripts import load_script
+
+    bench = load_script("bench_soc.py")
+    res = bench.rank_flips("tiny", 6, inner_budget=5, seed=0)
+    for name in ("latency", "edp"):
+        assert sum(cnt for cnt, _ in res[name]) == 15
+        assert all(0.0 <= frac <= 1.0 for _, frac in res[name])
+    assert res["latency_gain"] >= 0.0
