@@ -217,7 +217,11 @@ def network_scores(p: MemoryInstance, order: np.ndarray,
 
 # ---- episodes: construction and completion -------------------------------------------------
 class _Builder:
-    """Episodes built on an AllocationState; snapshots of a base episode every ``stride`` steps."""
+    """Episodes built on an AllocationState; snapshots of a base episode every ``stride`` steps.
+
+    Every other run keeps its own snapshots past its ``prefix`` (``_pending``): where the
+    base episode is replaced by that run's episode, :meth:`adopt` makes them the base's
+    without running the episode again."""
 
     _ARRAYS = ("mode", "offset", "mem_us", "time_us", "_rs", "_re", "_lo", "_hi")
 
@@ -226,6 +230,7 @@ class _Builder:
         self.state = AllocationState(p)
         self.stride = max(16, int(np.sqrt(p.n_buffers)))
         self.snaps: list[dict[str, Any]] = []
+        self._pending: dict[int, dict[str, Any]] = {}
 
     def _snap(self) -> dict[str, Any]:
         s = self.state
@@ -238,6 +243,14 @@ class _Builder:
         for k in self._ARRAYS:
             getattr(s, k)[...] = d[k]
         s.total_us, s._k = d["total_us"], d["k"]
+
+    def adopt(self) -> None:
+        """The last run's episode becomes the recorded one: its snapshots replace the base's
+        past its prefix (those before are the same states); as ``run(prefix=episode,
+        record=True)`` would leave them, without the run."""
+        for j, snap in self._pending.items():
+            self.snaps[j] = snap
+        self._pending = {}
 
     def _step(self, b: int, action: int, need_gain: bool) -> int:
         """Play ``action`` (0 slow, a >= 1 the a-th candidate offset) for buffer ``b`` if it
@@ -269,9 +282,13 @@ class _Builder:
         acts = list(prefix[:start])
         if record:
             self.snaps = []
+        self._pending = {}
         for i in range(start, len(self.order)):
-            if record and i % self.stride == 0:
-                self.snaps.append(self._snap())
+            if i % self.stride == 0:
+                if record:
+                    self.snaps.append(self._snap())
+                elif i > len(prefix):
+                    self._pending[i // self.stride] = self._snap()
             b = self.order[i]
             if i < len(prefix):
                 acts.append(self._step(b, int(prefix[i]), False))
@@ -331,25 +348,6 @@ def _alternatives(current: int, n_offsets: int) -> list[int]:
     """The other actions tried at a position: slow ↔ best fit first, then the 2nd offset."""
     alt = (1, 2) if current == 0 else (0, 2) if current == 1 else (0, 1)
     return [a for a in alt if a <= n_offsets]
-
-
-KICK = 2  # decisions changed at random by one kick of the iterated local search
-
-
-def _kick(builder: _Builder, best: list[int], rng: np.random.Generator, n_offsets: int,
-          size: int, tries: int = 8) -> tuple[list[int], float] | None:
-    """``best`` with ``size`` decisions at random positions changed to a random alternative
-    (:func:`_alternatives`), the rest completed greedily: the start of the next descent
-    (``None`` if ``tries`` draws gave no episode that fits). Records ``best`` in ``builder``."""
-    n = len(best)
-    builder.run(GREEDY, prefix=best, record=True)
-    for _ in range(tries):
-        pos = np.sort(rng.choice(n, size=min(size, n), replace=False))
-        forced = {int(i): int(rng.choice(_alternatives(best[i], n_offsets))) for i in pos}
-        cand, t = builder.run(GREEDY, prefix=best[:int(pos[0])], forced=forced)
-        if np.isfinite(t):
-            return cand, t
-    return None
 
 
 def start_episode(inst: MemoryInstance, order: np.ndarray, heur: np.ndarray | None = None,
@@ -412,23 +410,20 @@ def move_gains(inst: MemoryInstance, positions: np.ndarray, *, n_offsets: int = 
 def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np.ndarray | None,
                   *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
                   max_passes: int = 8, heur: np.ndarray | None = None,
-                  rescore: Callable[[np.ndarray], np.ndarray] | None = None,
-                  restarts: bool = True) -> None:
+                  rescore: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
     """The heuristic's episode, then first-improvement local search over one-decision changes
     (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
     order without; the alternatives of :func:`_alternatives`, completed greedily and extended
-    by :func:`_try_move`'s ejections) until a pass finds nothing or ``max_passes`` passes;
-    then, while ``seconds`` (or the budget's seconds) last and ``restarts``, iterated local
-    search: :func:`_kick` the best episode found (``KICK`` random decisions changed, seeded by
-    ``rng``, the same in every agent) and search again from there.
+    by :func:`_try_move`'s ejections) until a pass finds nothing, ``max_passes`` passes or
+    ``seconds`` (or the budget's seconds) run out.
 
     Submits the heuristic's episode first (an answer at once), then the best episode found,
     keeping back 5 % of ``seconds`` and twice the time the first submission took so the whole
     search, its final scoring included, stays within ``seconds``; no move starts that would
     end past that by the longest move so far. ``heur``: the heuristic's :func:`heuristic_fast`
-    if already known. ``rescore``: new scores from the current episode's fast-memory mask (per
+    if already known. ``rescore``: new scores from the best episode's fast-memory mask (per
     buffer), asked before every pass after the first. ``info``: moves tried, improvements,
-    passes, kicks."""
+    passes."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
     mp = malloc_of(problem)
@@ -447,44 +442,32 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     def late() -> bool:
         return time.perf_counter() + slowest > deadline
 
-    cur, cur_t = best, best_t  # the walk; ``best`` keeps the best episode seen
-    descent = kicks = 0
-    while not late():
-        if descent == max_passes:  # a local optimum (or the pass cap): kick the best episode
-            if not restarts:
-                break
-            kicked = _kick(builder, best, rng, n_offsets, KICK)
-            if kicked is None:
-                break
-            (cur, cur_t), descent, kicks = kicked, 0, kicks + 1
+    while passes < max_passes and not late():
         passes += 1
-        descent += 1
         if rescore is not None and passes > 1:
             fast = np.zeros(inst.n_buffers, bool)
-            fast[order] = np.asarray(cur) > 0
+            fast[order] = np.asarray(best) > 0
             sc = np.asarray(rescore(fast), np.float64)[order]
-        builder.run(GREEDY, prefix=cur, record=True)
+        builder.run(GREEDY, prefix=best, record=True)
         improved = False
-        for i in _move_order(len(cur), sc, rng):
-            for a in _alternatives(cur[i], n_offsets):
+        for i in _move_order(len(best), sc, rng):
+            for a in _alternatives(best[i], n_offsets):
                 if late():
                     break
                 t0 = time.perf_counter()
-                cand, t = _try_move(builder, cur, cur_t, int(i), a, chain_depth)
+                cand, t = _try_move(builder, best, best_t, int(i), a, chain_depth)
                 slowest = max(slowest, time.perf_counter() - t0)
                 tried += 1
-                if t < cur_t - 1e-9:
-                    cur, cur_t, improved = cand, t, True
+                if t < best_t - 1e-9:
+                    best, best_t, improved = cand, t, True
                     improvements += 1
-                    builder.run(GREEDY, prefix=cur, record=True)
+                    builder.adopt()  # cand's run recorded its snapshots: no replay
                     break
             if late():
                 break
-        if cur_t < best_t - 1e-9:
-            best, best_t = cur, cur_t
         if not improved:
-            descent = max_passes
-    problem.info.update(moves=tried, improvements=improvements, passes=passes, kicks=kicks)
+            break
+    problem.info.update(moves=tried, improvements=improvements, passes=passes)
     if best_t < start_t - 1e-9:
         problem.evaluate_one(episode_design(best))
 
@@ -497,12 +480,11 @@ def _check_limit(seconds: float) -> None:
 @register_agent("learned", kinds=("malloc",))
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
-                   chain_depth: int = 2, rescore: bool = False, restarts: bool = True) -> None:
+                   chain_depth: int = 2, rescore: bool = False) -> None:
     """:func:`guided_search` with the moves ordered by the shipped graph-network policy
     (:func:`network_scores`), at most ``time_limit_s`` seconds (network inference included).
     With ``rescore`` every pass after the first is ordered by the network run again with the
-    best episode's decisions in place of the heuristic's (feature ``heuristic_fast``).
-    ``restarts``: :func:`guided_search`'s iterated local search (off: one descent)."""
+    best episode's decisions in place of the heuristic's (feature ``heuristic_fast``)."""
     _check_limit(time_limit_s)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
@@ -520,16 +502,13 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         return net(x, edges, attr)[0][:, 0]
 
     guided_search(problem, rng, scores, seconds=time_limit_s - (time.perf_counter() - t0),
-                  chain_depth=chain_depth, heur=heur, rescore=again if rescore else None,
-                  restarts=restarts)
+                  chain_depth=chain_depth, heur=heur, rescore=again if rescore else None)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
-                      time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
-                      restarts: bool = True) -> None:
+                      time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2) -> None:
     """The ablation of ``learned``: :func:`guided_search` with the moves in XLA order (most
-    memory-bound first) — the same search without the network (``restarts`` as there)."""
+    memory-bound first) — the same search without the network."""
     _check_limit(time_limit_s)
-    guided_search(problem, rng, None, seconds=time_limit_s, chain_depth=chain_depth,
-                  restarts=restarts)
+    guided_search(problem, rng, None, seconds=time_limit_s, chain_depth=chain_depth)

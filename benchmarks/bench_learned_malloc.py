@@ -22,11 +22,11 @@ and inference time. Resumable: rows already in the ``.jsonl`` are not rerun.
 Run: nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py [--seconds 10] [--seeds 3]
 [--long 60] [--long-max 8] [--workers 2] [--limit N]
 
-``--validation``: instead, a search change decided on the validation split only — both agents
-with and without their iterated-local-search restarts (``restarts``), the four arms
-interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds; the rows and the
-differences (fraction of the all-slow time saved) in
-``benchmarks/results/learned_malloc_validation_restarts_<seconds>s.json``.
+``--validation``: instead, the check of a search change on the validation split only — both
+agents interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds; the rows and
+the difference learned − ablation (fraction of the all-slow time saved), and each agent against
+its rows in ``--baseline`` (a JSON written the same way; rows with ``restarts`` true skipped),
+in ``benchmarks/results/learned_malloc_validation_<--tag>_<seconds>s.json``.
 """
 
 from __future__ import annotations
@@ -46,10 +46,8 @@ RESULTS = Path(__file__).parent / "results" / "learned_malloc.md"
 SHORT_CPSAT_S = 10.0
 
 
-def run_one(instance: str, agent: str, seed: int, seconds: float,
-            restarts: bool = True) -> dict[str, Any]:
-    """One agent run on one instance: its best time, wall time and what it reports
-    (``restarts``: the search's, for ``learned`` and its ablation)."""
+def run_one(instance: str, agent: str, seed: int, seconds: float) -> dict[str, Any]:
+    """One agent run on one instance: its best time, wall time and what it reports."""
     from mlsysgym.agents import Budget, search
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir import workloads
@@ -60,7 +58,7 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
     hp: dict[str, Any] = {}
     budget = Budget(seconds=seconds + 30)
     if agent in ("learned", "learned_no_network"):
-        hp.update(time_limit_s=seconds, restarts=restarts)
+        hp["time_limit_s"] = seconds
     elif agent == "cpsat":  # the solver's limit; the budget leaves room to build and replay
         hp["time_limit_s"] = seconds
         budget = Budget(seconds=(seconds + 60.0) / 0.9)
@@ -73,7 +71,7 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
             "all_slow_us": float(problem.instance.all_slow_time_us),
             "buffers": int(problem.instance.n_buffers), "wall_s": wall, "status": res.status,
             "inference_s": res.info.get("inference_s"), "moves": res.info.get("moves"),
-            "kicks": res.info.get("kicks"), "restarts": restarts, "load": os.getloadavg()[0]}
+            "passes": res.info.get("passes"), "load": os.getloadavg()[0]}
 
 
 def _key(row: dict[str, Any]) -> tuple:
@@ -99,43 +97,48 @@ def run_jobs(jobs: list[tuple], rows_path: Path, workers: int) -> list[dict[str,
 
 
 def validate(args: argparse.Namespace) -> dict[str, Any]:
-    """Both agents with and without restarts on the validation split (arms interleaved per
-    instance and seed): the rows and, per pair of arms, the mean difference of the fraction
-    of the all-slow time saved with wins and losses (runs)."""
+    """Both agents on the validation split (interleaved per instance and seed): the rows, the
+    difference learned − ablation and, with ``args.baseline``, each agent against its rows
+    there (the mean difference of the fraction of the all-slow time saved in points, wins and
+    losses over runs)."""
     from mlsysgym.ir import workloads
 
     names = [s.name for s in workloads.malloc_instances("validation")]
-    arms = [(a, r) for r in (False, True) for a in ("learned", "learned_no_network")]
-    jobs = [(n, a, s, args.seconds, r) for s in range(args.seeds) for n in names for a, r in arms]
+    agents = ("learned", "learned_no_network")
+    jobs = [(n, a, s, args.seconds) for s in range(args.seeds) for n in names for a in agents]
     rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for row in pool.map(run_one, *zip(*jobs)):
             rows.append(row)
-            print(f"{row['instance']} {row['agent']} seed {row['seed']} restarts "
-                  f"{row['restarts']}: {row['time_us']:.2f} us, {row['moves']} moves, "
-                  f"{row['kicks']} kicks", file=sys.stderr, flush=True)
-    saved = {(r["instance"], r["seed"], r["agent"], r["restarts"]):
-             1.0 - r["time_us"] / r["all_slow_us"] for r in rows}
-    runs = sorted({(r["instance"], r["seed"]) for r in rows})
+            print(f"{row['instance']} {row['agent']} seed {row['seed']}: {row['time_us']:.2f} "
+                  f"us, {row['moves']} moves", file=sys.stderr, flush=True)
 
-    def compare(x: tuple[str, bool], y: tuple[str, bool]) -> dict[str, Any]:
-        d = np.array([saved[(*k, *x)] - saved[(*k, *y)] for k in runs])
+    def saved(rs: list[dict[str, Any]]) -> dict[tuple, float]:
+        return {(r["instance"], r["seed"], r["agent"]): 1.0 - r["time_us"] / r["all_slow_us"]
+                for r in rs if not r.get("restarts")}
+
+    def compare(x: dict[tuple, float], y: dict[tuple, float], ax: str, ay: str) -> dict[str, Any]:
+        d = np.array([x[(*k, ax)] - y[(*k, ay)] for k in sorted({k[:2] for k in x})])
         return {"mean_points": float(100 * d.mean()), "wins": int((d > 1e-12).sum()),
                 "losses": int((d < -1e-12).sum()), "runs": len(d)}
 
-    return {
+    new = saved(rows)
+    out: dict[str, Any] = {
         "command": " ".join(["nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py",
                              *sys.argv[1:]]),
         "metric": "fraction of the all-slow time saved (differences in points = 100 ×)",
         "seconds": args.seconds, "seeds": list(range(args.seeds)), "workers": args.workers,
-        "learned-ablation, restarts": compare(("learned", True), ("learned_no_network", True)),
-        "learned-ablation, without": compare(("learned", False), ("learned_no_network", False)),
-        "learned, restarts-without": compare(("learned", True), ("learned", False)),
-        "ablation, restarts-without": compare(("learned_no_network", True),
-                                              ("learned_no_network", False)),
-        "kicks_median": {a: float(np.median([r["kicks"] for r in rows if r["agent"] == a
-                                             and r["restarts"]])) for a, _ in arms[:2]},
-        "load": [min(r["load"] for r in rows), max(r["load"] for r in rows)], "rows": rows}
+        "learned-ablation": compare(new, new, *agents)}
+    if args.baseline:
+        old = saved(json.loads(args.baseline.read_text())["rows"])
+        out["baseline"] = str(args.baseline)
+        out["baseline learned-ablation"] = compare(old, old, *agents)
+        for a in agents:
+            out[f"{a}: this - baseline"] = compare(new, old, a, a)
+    moves = {a: [r["moves"] for r in rows if r["agent"] == a] for a in agents}
+    out.update(moves_median={a: float(np.median(v)) for a, v in moves.items()},
+               load=[min(r["load"] for r in rows), max(r["load"] for r in rows)], rows=rows)
+    return out
 
 
 def bootstrap_mean(x: np.ndarray, n: int = 10000, seed: int = 0) -> tuple[float, float]:
@@ -334,7 +337,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--load-note", default="not recorded in the rows",
                     help="what to say of the load when the rows do not record it")
     ap.add_argument("--validation", action="store_true",
-                    help="the restarts' validation (see the module docstring) instead")
+                    help="the validation check of a search change (module docstring) instead")
+    ap.add_argument("--tag", default="check", help="--validation: the output file's tag")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="--validation: a JSON of an earlier --validation run to compare with")
     return ap.parse_args(argv)
 
 
@@ -345,7 +351,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = _args(argv)
     if args.validation:
-        out = RESULTS.with_name(f"learned_malloc_validation_restarts_{args.seconds:g}s.json")
+        out = RESULTS.with_name(f"learned_malloc_validation_{args.tag}_{args.seconds:g}s.json")
         out.write_text(json.dumps(validate(args), indent=1) + "\n")
         print(out.read_text()[:1500])
         return
