@@ -410,7 +410,8 @@ def move_gains(inst: MemoryInstance, positions: np.ndarray, *, n_offsets: int = 
 def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np.ndarray | None,
                   *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
                   max_passes: int = 8, heur: np.ndarray | None = None,
-                  rescore: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                  rescore: Callable[[np.ndarray], np.ndarray] | None = None,
+                  adopt: bool = True) -> None:
     """The heuristic's episode, then first-improvement local search over one-decision changes
     (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
     order without; the alternatives of :func:`_alternatives`, completed greedily and extended
@@ -422,8 +423,9 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     search, its final scoring included, stays within ``seconds``; no move starts that would
     end past that by the longest move so far. ``heur``: the heuristic's :func:`heuristic_fast`
     if already known. ``rescore``: new scores from the best episode's fast-memory mask (per
-    buffer), asked before every pass after the first. ``info``: moves tried, improvements,
-    passes."""
+    buffer), asked before every pass after the first. ``adopt``: after an accepted move take
+    that move's snapshots (:meth:`_Builder.adopt`; off: run the new episode again to record
+    them — the same search, slower). ``info``: moves tried, improvements, passes."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
     mp = malloc_of(problem)
@@ -461,7 +463,10 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
                 if t < best_t - 1e-9:
                     best, best_t, improved = cand, t, True
                     improvements += 1
-                    builder.adopt()  # cand's run recorded its snapshots: no replay
+                    if adopt:  # cand's run recorded its snapshots: no replay
+                        builder.adopt()
+                    else:
+                        builder.run(GREEDY, prefix=best, record=True)
                     break
             if late():
                 break
@@ -480,11 +485,12 @@ def _check_limit(seconds: float) -> None:
 @register_agent("learned", kinds=("malloc",))
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
-                   chain_depth: int = 2, rescore: bool = False) -> None:
+                   chain_depth: int = 2, rescore: bool = False, adopt: bool = True) -> None:
     """:func:`guided_search` with the moves ordered by the shipped graph-network policy
     (:func:`network_scores`), at most ``time_limit_s`` seconds (network inference included).
     With ``rescore`` every pass after the first is ordered by the network run again with the
-    best episode's decisions in place of the heuristic's (feature ``heuristic_fast``)."""
+    best episode's decisions in place of the heuristic's (feature ``heuristic_fast``).
+    ``adopt``: as :func:`guided_search`'s."""
     _check_limit(time_limit_s)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
@@ -502,13 +508,16 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         return net(x, edges, attr)[0][:, 0]
 
     guided_search(problem, rng, scores, seconds=time_limit_s - (time.perf_counter() - t0),
-                  chain_depth=chain_depth, heur=heur, rescore=again if rescore else None)
+                  chain_depth=chain_depth, heur=heur, rescore=again if rescore else None,
+                  adopt=adopt)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
-                      time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2) -> None:
+                      time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
+                      adopt: bool = True) -> None:
     """The ablation of ``learned``: :func:`guided_search` with the moves in XLA order (most
-    memory-bound first) — the same search without the network."""
+    memory-bound first) — the same search without the network (``adopt`` as there)."""
     _check_limit(time_limit_s)
-    guided_search(problem, rng, None, seconds=time_limit_s, chain_depth=chain_depth)
+    guided_search(problem, rng, None, seconds=time_limit_s, chain_depth=chain_depth,
+                  adopt=adopt)

@@ -23,10 +23,12 @@ Run: nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py [--seconds 1
 [--long 60] [--long-max 8] [--workers 2] [--limit N]
 
 ``--validation``: instead, the check of a search change on the validation split only — both
-agents interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds; the rows and
-the difference learned − ablation (fraction of the all-slow time saved), and each agent against
-its rows in ``--baseline`` (a JSON written the same way; rows with ``restarts`` true skipped),
-in ``benchmarks/results/learned_malloc_validation_<--tag>_<seconds>s.json``.
+agents interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds (with
+``--off NAME`` also both with that option off, all four interleaved); the rows and the
+difference learned − ablation (fraction of the all-slow time saved), and each agent against
+its rows with the option off, or in ``--baseline`` (a JSON written the same way; rows with
+``restarts`` true skipped), in
+``benchmarks/results/learned_malloc_validation_<--tag>_<seconds>s.json``.
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ RESULTS = Path(__file__).parent / "results" / "learned_malloc.md"
 SHORT_CPSAT_S = 10.0
 
 
-def run_one(instance: str, agent: str, seed: int, seconds: float) -> dict[str, Any]:
-    """One agent run on one instance: its best time, wall time and what it reports."""
+def run_one(instance: str, agent: str, seed: int, seconds: float,
+            off: str | None = None) -> dict[str, Any]:
+    """One agent run on one instance: its best time, wall time and what it reports (``off``:
+    a boolean option of ``learned`` and its ablation set to false)."""
     from mlsysgym.agents import Budget, search
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir import workloads
@@ -59,6 +63,8 @@ def run_one(instance: str, agent: str, seed: int, seconds: float) -> dict[str, A
     budget = Budget(seconds=seconds + 30)
     if agent in ("learned", "learned_no_network"):
         hp["time_limit_s"] = seconds
+        if off:
+            hp[off] = False
     elif agent == "cpsat":  # the solver's limit; the budget leaves room to build and replay
         hp["time_limit_s"] = seconds
         budget = Budget(seconds=(seconds + 60.0) / 0.9)
@@ -71,7 +77,7 @@ def run_one(instance: str, agent: str, seed: int, seconds: float) -> dict[str, A
             "all_slow_us": float(problem.instance.all_slow_time_us),
             "buffers": int(problem.instance.n_buffers), "wall_s": wall, "status": res.status,
             "inference_s": res.info.get("inference_s"), "moves": res.info.get("moves"),
-            "passes": res.info.get("passes"), "load": os.getloadavg()[0]}
+            "passes": res.info.get("passes"), "off": off, "load": os.getloadavg()[0]}
 
 
 def _key(row: dict[str, Any]) -> tuple:
@@ -105,17 +111,19 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
 
     names = [s.name for s in workloads.malloc_instances("validation")]
     agents = ("learned", "learned_no_network")
-    jobs = [(n, a, s, args.seconds) for s in range(args.seeds) for n in names for a in agents]
+    offs = (None, args.off) if args.off else (None,)
+    jobs = [(n, a, s, args.seconds, o) for s in range(args.seeds) for n in names
+            for o in offs for a in agents]
     rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for row in pool.map(run_one, *zip(*jobs)):
             rows.append(row)
-            print(f"{row['instance']} {row['agent']} seed {row['seed']}: {row['time_us']:.2f} "
-                  f"us, {row['moves']} moves", file=sys.stderr, flush=True)
+            print(f"{row['instance']} {row['agent']} seed {row['seed']} off {row['off']}: "
+                  f"{row['time_us']:.2f} us, {row['moves']} moves", file=sys.stderr, flush=True)
 
-    def saved(rs: list[dict[str, Any]]) -> dict[tuple, float]:
+    def saved(rs: list[dict[str, Any]], off: bool = False) -> dict[tuple, float]:
         return {(r["instance"], r["seed"], r["agent"]): 1.0 - r["time_us"] / r["all_slow_us"]
-                for r in rs if not r.get("restarts")}
+                for r in rs if not r.get("restarts") and bool(r.get("off")) == off}
 
     def compare(x: dict[tuple, float], y: dict[tuple, float], ax: str, ay: str) -> dict[str, Any]:
         d = np.array([x[(*k, ax)] - y[(*k, ay)] for k in sorted({k[:2] for k in x})])
@@ -129,13 +137,15 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         "metric": "fraction of the all-slow time saved (differences in points = 100 ×)",
         "seconds": args.seconds, "seeds": list(range(args.seeds)), "workers": args.workers,
         "learned-ablation": compare(new, new, *agents)}
-    if args.baseline:
-        old = saved(json.loads(args.baseline.read_text())["rows"])
-        out["baseline"] = str(args.baseline)
+    if args.off or args.baseline:
+        old = (saved(rows, True) if args.off
+               else saved(json.loads(args.baseline.read_text())["rows"]))
+        out["baseline"] = f"{args.off} off" if args.off else str(args.baseline)
         out["baseline learned-ablation"] = compare(old, old, *agents)
         for a in agents:
             out[f"{a}: this - baseline"] = compare(new, old, a, a)
-    moves = {a: [r["moves"] for r in rows if r["agent"] == a] for a in agents}
+    moves = {f"{a}, {o} off" if o else a: [r["moves"] for r in rows if r["agent"] == a
+                                           and r["off"] == o] for a in agents for o in offs}
     out.update(moves_median={a: float(np.median(v)) for a, v in moves.items()},
                load=[min(r["load"] for r in rows), max(r["load"] for r in rows)], rows=rows)
     return out
@@ -339,6 +349,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--validation", action="store_true",
                     help="the validation check of a search change (module docstring) instead")
     ap.add_argument("--tag", default="check", help="--validation: the output file's tag")
+    ap.add_argument("--off", default=None,
+                    help="--validation: also run both agents with this boolean option off")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="--validation: a JSON of an earlier --validation run to compare with")
     return ap.parse_args(argv)
