@@ -181,3 +181,22 @@ def test_expert_parallel_ranks_step_in_lockstep():
     np.testing.assert_allclose(r["finish_s"], [pre0 + dec0, pre0 + dec0], rtol=1e-12)
     # rank 1's wait for rank 0 is queueing in its TTFT breakdown
     assert r["ttft_parts"]["queue"][1] == pytest.approx(pre0 - pre1, rel=1e-9)
+
+
+def test_lockstep_decode_stretch_runs_at_the_slowest_ranks_pace():
+    # dp2·ep2 Mixtral, request 0 (1000-token prompt, 5 output tokens) on rank 0, request 1
+    # (10 tokens, 3 output tokens) on rank 1: after the prefill both decode together, each
+    # step as long as rank 0's (it reads more KV), so request 1 finishes after rank 0's first
+    # two decode steps and request 0 after its four, rank 1 idle for the last two
+    m = load_model("Mixtral-8x7B")
+    w = ServingWorkload.make(m, "H100-SXM", 2, engine="none",
+                             trace=Trace(np.zeros(2), np.array([1000, 10]), np.array([5, 3])))
+    plan = Plan(dp=2, ep=2, max_batched_tokens=2048)
+    r = simulate(w, plan, details=True)
+    cost = StepCost(m, w.cluster, plan)
+    pre0 = float(cost.step(1000, 1, 1000 * 1001 / 2, 1000.0, 0, 0.0)[0])
+    dec0 = [float(cost.step(1, 1, 0.0, 0.0, 1, 1000.0 + j)[0]) for j in (1, 2, 3, 4)]
+    dec1 = [float(cost.step(1, 1, 0.0, 0.0, 1, 10.0 + j)[0]) for j in (1, 2)]
+    assert all(a > b for a, b in zip(dec0, dec1))
+    np.testing.assert_allclose(r["finish_s"], [pre0 + sum(dec0), pre0 + dec0[0] + dec0[1]],
+                               rtol=1e-12)

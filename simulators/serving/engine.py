@@ -343,20 +343,37 @@ class _Instance:
                 K = 1 + int(np.argmin(ok))
         return K
 
-    def step_decodes(self, dec_ids: list[int]) -> None:
-        """Decode-only: advance K iterations at once (up to a finish, a block shortage or the
-        next arrival)."""
+    def decode_stretch(self, dec_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(time, active time) of each of the decode-only iterations that can run before a
+        finish or a block shortage (:meth:`decode_run_length`), not yet cut at an arrival."""
         idx = np.array(dec_ids, np.int64)
         c0 = self.ctx[idx]
         K = self.decode_run_length(c0, idx)
         B = len(dec_ids)
-        kv_read = float(c0.sum() + B) + B * np.arange(K)
-        dt, act = self.cost.step(B, B, 0.0, 0.0, B, kv_read)
-        dt = np.broadcast_to(dt, (K,))
-        act = np.broadcast_to(act, (K,))
-        if self.nxt < self.n and K > 1:  # stop at the first step that starts after an arrival
-            limit = self.next_arrival() - self.now
-            K = min(K, 1 + int(np.count_nonzero(np.cumsum(dt)[:-1] < limit)))
+        dt, act = self.cost.step(B, B, 0.0, 0.0, B, float(c0.sum() + B) + B * np.arange(K))
+        return np.broadcast_to(dt, (K,)), np.broadcast_to(act, (K,))
+
+    def run_length_before(self, dt: np.ndarray, t: float) -> int:
+        """Iterations of times ``dt`` to run from now: all, or up to the first one that starts
+        after ``t`` (an arrival)."""
+        return min(len(dt), 1 + int(np.count_nonzero(np.cumsum(dt)[:-1] < t - self.now)))
+
+    def step_decodes(self, dec_ids: list[int],
+                     stretch: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Decode-only: advance K iterations at once (up to a finish, a block shortage or the
+        next arrival); ``stretch``: the K iterations' (times, active times) when set from
+        outside (data-parallel ranks stepping together), else this instance's own."""
+        idx = np.array(dec_ids, np.int64)
+        c0 = self.ctx[idx]
+        B = len(dec_ids)
+        if stretch is None:
+            dt, act = self.decode_stretch(dec_ids)
+            if self.nxt < self.n:
+                dt = dt[:self.run_length_before(dt, self.next_arrival())]
+        else:
+            dt, act = stretch
+        K = len(dt)
+        kv_read = float(c0.sum() + B)
         if K > 1:
             newb = _blocks_arr(c0 + K) - _blocks_arr(c0 + 1)
             self.held[idx] += newb
@@ -364,13 +381,13 @@ class _Instance:
         fresh = idx[np.isnan(self.first[idx])]  # prefilled sequences' first decode step
         fresh = fresh[~np.isin(fresh, self.pending)]
         self.start_step(B, False)
-        self.add_parts(fresh, (B, B, 0.0, 0.0, B, float(kv_read[0])))
+        self.add_parts(fresh, (B, B, 0.0, 0.0, B, kv_read))
         if len(fresh):
             t_end, self.now = self.now, self.now + float(dt[0])
             self.done_s = self.now
             self.first_tokens(fresh.tolist(), B)
             self.now = t_end
-        span = float(np.sum(dt[:K]))
+        span = float(np.sum(dt))
         self.now += span
         self.busy += span
         self.active += float(np.sum(act[:K]))

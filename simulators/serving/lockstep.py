@@ -10,8 +10,9 @@ slowest rank's does. :func:`simulate_lockstep` runs the ranks' schedulers
 time on a shared clock: each iteration lasts the longest of the ranks' step times
 (:meth:`.costs.StepCost.step`), and an idle rank waits for the next arrival only when every
 rank is idle. The time a rank waits for a slower one counts as queueing in its TTFT
-breakdown. Decode-only stretches are not batched into one vector here (one Python iteration
-per step). Not modelled: the per-step data-parallel all-reduce of batch sizes (padding to a
+breakdown. Iterations where every busy rank only decodes are advanced many at once, as in
+:mod:`.engine` (each rank's step times as one vector; their maximum; up to any rank's finish,
+block shortage or next arrival). Not modelled: the per-step data-parallel all-reduce of batch sizes (padding to a
 common CUDA-graph size).
 """
 
@@ -39,8 +40,8 @@ def simulate_lockstep(cost: StepCost, ranks: list[tuple[np.ndarray, np.ndarray, 
         for inst in insts:
             inst.now = now
             inst.admit_arrivals(now)
-            busy = inst.running or inst.waiting
-            batches.append(inst.schedule() if busy else ([], [], []))
+            has_work = inst.running or inst.waiting
+            batches.append(inst.schedule() if has_work else ([], [], []))
         work = [bool(b[0] or b[2]) for b in batches]
         for inst, w in zip(insts, work):
             if not w:  # an idle rank's outputs are processed at once
@@ -50,6 +51,11 @@ def simulate_lockstep(cost: StepCost, ranks: list[tuple[np.ndarray, np.ndarray, 
             if not later:
                 break  # done, or a prompt no rank's KV cache can hold
             now = max(now, min(later))
+            continue
+        busy = [(inst, b) for inst, b, w in zip(insts, batches, work) if w]
+        if not any(b[0] for _, b in busy):  # decode-only everywhere: many iterations at once
+            now += _decode_stretch(insts, busy)
+            iters += 1
             continue
         dts = [float(inst.cost.step(*inst.mixed_args(*b)[0], seqs=len(b[0]) + len(b[2]))[0])
                if w else 0.0 for inst, b, w in zip(insts, batches, work)]
@@ -66,3 +72,19 @@ def simulate_lockstep(cost: StepCost, ranks: list[tuple[np.ndarray, np.ndarray, 
         out.append(InstanceResult(inst.first, inst.finish, inst.now, inst.busy, inst.active,
                                   inst.iters, inst.preempt, inst.parts))
     return out
+
+
+def _decode_stretch(insts: list[_Instance], busy: list[tuple[_Instance, tuple]]) -> float:
+    """Advance the ranks with decode-only batches (``busy``) together by as many iterations
+    as all of them can run (up to any rank's finish or block shortage, and to the first
+    iteration that starts after any rank's next arrival), each as long as the slowest rank's;
+    return the time that took."""
+    stretches = [inst.decode_stretch(b[2]) for inst, b in busy]
+    K = min(len(dt) for dt, _ in stretches)
+    dt = np.max([d[:K] for d, _ in stretches], axis=0)
+    later = [inst.next_arrival() for inst in insts if inst.nxt < inst.n]
+    if later:
+        dt = dt[:busy[0][0].run_length_before(dt, min(later))]
+    for (inst, b), (_, act) in zip(busy, stretches):
+        inst.step_decodes(b[2], (dt, act[:len(dt)]))
+    return float(np.sum(dt))
