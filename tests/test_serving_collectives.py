@@ -164,15 +164,20 @@ def test_expert_parallel_exchange_is_allgather_reducescatter_by_hand():
         pytest.approx(float(two.parts(T, T, 0.0, 0.0, T, T * 100.0)["comm"]), rel=1e-12)
 
 
-def test_expert_parallel_ranks_step_in_lockstep():
-    # dp2·ep2 Mixtral: request 0 (1000-token prompt) goes to rank 0, request 1 (10 tokens) to
-    # rank 1 (round-robin); both ranks' iterations last as long as rank 0's
+def _lockstep_pair(n_out: list[int]) -> tuple[dict, StepCost]:
+    """dp2·ep2 Mixtral on 2 H100s, no engine overheads: request 0 (1000-token prompt) on rank
+    0, request 1 (10 tokens) on rank 1 (round-robin), both arriving at 0 with ``n_out``
+    output tokens; the simulation's details and the plan's step cost."""
     m = load_model("Mixtral-8x7B")
     w = ServingWorkload.make(m, "H100-SXM", 2, engine="none",
-                             trace=Trace(np.zeros(2), np.array([1000, 10]), np.array([2, 2])))
+                             trace=Trace(np.zeros(2), np.array([1000, 10]), np.array(n_out)))
     plan = Plan(dp=2, ep=2, max_batched_tokens=2048)
-    r = simulate(w, plan, details=True)
-    cost = StepCost(m, w.cluster, plan)
+    return simulate(w, plan, details=True), StepCost(m, w.cluster, plan)
+
+
+def test_expert_parallel_ranks_step_in_lockstep():
+    # both ranks' iterations last as long as rank 0's
+    r, cost = _lockstep_pair([2, 2])
     pre0 = float(cost.step(1000, 1, 1000 * 1001 / 2, 1000.0, 0, 0.0)[0])
     pre1 = float(cost.step(10, 1, 10 * 11 / 2, 10.0, 0, 0.0)[0])
     dec0 = float(cost.step(1, 1, 0.0, 0.0, 1, 1001.0)[0])
@@ -184,16 +189,10 @@ def test_expert_parallel_ranks_step_in_lockstep():
 
 
 def test_lockstep_decode_stretch_runs_at_the_slowest_ranks_pace():
-    # dp2·ep2 Mixtral, request 0 (1000-token prompt, 5 output tokens) on rank 0, request 1
-    # (10 tokens, 3 output tokens) on rank 1: after the prefill both decode together, each
-    # step as long as rank 0's (it reads more KV), so request 1 finishes after rank 0's first
-    # two decode steps and request 0 after its four, rank 1 idle for the last two
-    m = load_model("Mixtral-8x7B")
-    w = ServingWorkload.make(m, "H100-SXM", 2, engine="none",
-                             trace=Trace(np.zeros(2), np.array([1000, 10]), np.array([5, 3])))
-    plan = Plan(dp=2, ep=2, max_batched_tokens=2048)
-    r = simulate(w, plan, details=True)
-    cost = StepCost(m, w.cluster, plan)
+    # 5 and 3 output tokens: after the prefill both decode together, each step as long as
+    # rank 0's (it reads more KV), so request 1 finishes after rank 0's first two decode
+    # steps and request 0 after its four, rank 1 idle for the last two
+    r, cost = _lockstep_pair([5, 3])
     pre0 = float(cost.step(1000, 1, 1000 * 1001 / 2, 1000.0, 0, 0.0)[0])
     dec0 = [float(cost.step(1, 1, 0.0, 0.0, 1, 1000.0 + j)[0]) for j in (1, 2, 3, 4)]
     dec1 = [float(cost.step(1, 1, 0.0, 0.0, 1, 10.0 + j)[0]) for j in (1, 2)]
