@@ -397,10 +397,10 @@ class _Instance:
         for i in idx[self.gen[idx] >= self.n_out[idx]].tolist():
             self.release(i)
 
-    def mixed_args(self, prefill_ids: list[int], chunks: list[int],
-                   dec_ids: list[int]) -> tuple[tuple, list[int]]:
-        """:meth:`StepCost.step` arguments of an iteration with these prompt chunks and
-        decodes, and the prompts it finishes."""
+    def mixed_cost(self, prefill_ids: list[int], chunks: list[int],
+                   dec_ids: list[int]) -> tuple[tuple, list[int], float, float]:
+        """An iteration with these prompt chunks and decodes: its :meth:`StepCost.step`
+        arguments, the prompts it finishes, its time and its active time."""
         ctx, todo = self.ctx, self.todo
         ch = np.array(chunks, np.int64)
         past = ctx[np.array(prefill_ids, np.int64)]
@@ -409,17 +409,20 @@ class _Instance:
         B = len(dec_ids)
         dec_kv = float(ctx[np.array(dec_ids, np.int64)].sum() + B) if B else 0.0
         done_pre = [i for i, c in zip(prefill_ids, chunks) if c >= todo[i]]
-        return (int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv), done_pre
+        args = (int(ch.sum()) + B, len(done_pre) + B, pairs, pre_kv, B, dec_kv)
+        dt, act = self.cost.step(*args, seqs=len(prefill_ids) + B)
+        return args, done_pre, float(dt), float(act)
 
     def step_mixed(self, prefill_ids: list[int], chunks: list[int], dec_ids: list[int],
+                   cost: tuple[tuple, list[int], float, float] | None = None,
                    dt: float | None = None) -> None:
-        """One prefill or mixed iteration (``dt``: its time when set from outside, e.g. the
-        slowest of data-parallel ranks stepping together)."""
+        """One prefill or mixed iteration; ``cost``: its :meth:`mixed_cost` if already known,
+        ``dt``: its time when set from outside (the slowest of data-parallel ranks stepping
+        together)."""
         ctx, todo, gen = self.ctx, self.todo, self.gen
         B = len(dec_ids)
-        args, done_pre = self.mixed_args(prefill_ids, chunks, dec_ids)
-        own, act = self.cost.step(*args, seqs=len(prefill_ids) + B)
-        dt = float(own) if dt is None else dt
+        args, done_pre, own, act = cost or self.mixed_cost(prefill_ids, chunks, dec_ids)
+        dt = own if dt is None else dt
         self.start_step(len(prefill_ids) + B, bool(prefill_ids))
         if self.parts is not None:
             ids = np.array(prefill_ids + dec_ids, np.int64)

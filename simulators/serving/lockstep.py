@@ -57,12 +57,10 @@ def simulate_lockstep(cost: StepCost, ranks: list[tuple[np.ndarray, np.ndarray, 
             now += _decode_stretch(insts, busy)
             iters += 1
             continue
-        dts = [float(inst.cost.step(*inst.mixed_args(*b)[0], seqs=len(b[0]) + len(b[2]))[0])
-               if w else 0.0 for inst, b, w in zip(insts, batches, work)]
-        dt = max(dts)
-        for inst, b, w in zip(insts, batches, work):
-            if w:
-                inst.step_mixed(*b, dt=dt)
+        costs = [inst.mixed_cost(*b) for inst, b in busy]
+        dt = max(c[2] for c in costs)
+        for (inst, b), c in zip(busy, costs):
+            inst.step_mixed(*b, cost=c, dt=dt)
         now += dt
         iters += 1
     out = []
