@@ -6,8 +6,9 @@ repository), simulates every row's run with its trace and plan, computes each ro
 the way its source defined it (``metric_definition``), and writes
 ``benchmarks/results/serving_validation.md`` (+ ``.png``, ``.json``, ``.provenance.json``).
 
-Nothing here is fitted to the set: the simulator's constants come from datasheets and the H200
-kernel measurements (:mod:`mlsysgym.simulators.serving.calibration`); the per-row engine
+Nothing here is fitted to the set: the simulator's constants come from datasheets, the H200
+kernel measurements and published per-device matmul and copy throughput
+(:mod:`mlsysgym.simulators.serving.calibration`); the per-row engine
 settings below are read from each row's stated flags or, where a row states none, vLLM's
 documented defaults for its version:
 
@@ -263,7 +264,8 @@ def write_report(table: list[dict[str, Any]], sims: dict[str, tuple[int, float]]
     lines = ["# LLM serving simulator vs measured vLLM runs", "",
              (f"Validation set: `{data.name}/reference.csv` ({len(table)} measured numbers, "
              f"{len(sims)} runs), read from shared/ and not copied; nothing fitted to it "
-             "(calibration: H200 kernel measurements and datasheets; engine overheads: "
+             "(calibration: H200 kernel measurements, datasheets and published per-device "
+             "matmul/copy throughput; engine overheads: "
              "published vLLM figures, `simulators/serving/overheads.py`). Script: "
              "`benchmarks/serving_validate.py`."), "",
              "| metric family | rows | median abs. error |", "|---|---:|---:|"]

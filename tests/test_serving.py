@@ -21,7 +21,12 @@ from mlsysgym.simulators.serving import (
     read_trace,
     validate_plan,
 )
-from mlsysgym.simulators.serving.calibration import CALIBRATION, DEFAULT_DATA, fit_calibration
+from mlsysgym.simulators.serving.calibration import (
+    CALIBRATION,
+    DEFAULT_DATA,
+    device_scales,
+    fit_calibration,
+)
 from mlsysgym.simulators.serving.costs import StepCost
 from mlsysgym.simulators.serving.engine import simulate_instance
 from mlsysgym.simulators.serving.models import UnknownModelError, model_names
@@ -175,6 +180,25 @@ def test_decode_step_roofline_hand_computed():
     dt, _ = cost.step(1, 1, 0.0, 0.0, 1, 101.0)
     assert float(dt) == pytest.approx(expected, rel=1e-12)
     assert m.n_layers == 32
+
+
+def test_device_scales_from_published_measurements():
+    # RTX 4090: median best BF16 matmul of 170.06, 173.31, 162.39, 163.09 = 166.575 TFLOP/s of a
+    # 165.2 datasheet peak, against the H200's 790.29 of 989; copy: median(921.85, 912) GB/s of
+    # 1,008 against the H200 copy efficiency
+    cs, ms = device_scales("RTX-4090", 165.2e12, 1008e9)
+    assert cs == pytest.approx((166.575 / 165.2) / (790.29 / 989), rel=1e-9)
+    assert ms == pytest.approx((916.925 / 1008) / CALIBRATION["elementwise"]["eff_memory"], rel=1e-9)
+    assert device_scales("H200", 989e12, 4800e9) == (1.0, 1.0)
+    assert device_scales("TPU-v5p", 459e12, 2765e9) == (1.0, 1.0)  # nothing published: 1
+    # a compute-bound prefill on the 4090 is faster by the compute factor
+    big = (4096, 1, 4096 * 4097 / 2, 4096.0, 0, 0.0)  # tokens, logits, pairs, kv, decodes, dec kv
+    scaled = _cost(gpu="RTX-4090")
+    plain = _cost(gpu="RTX-4090")
+    plain.peak_lin, plain.peak_attn = plain.peak_lin / cs, plain.peak_attn / cs
+    plain.peak_bf16, plain.bw = plain.peak_bf16 / cs, plain.bw / ms
+    ratio = float(plain.step(*big)[1]) / float(scaled.step(*big)[1])
+    assert ratio == pytest.approx(cs, rel=0.02)
 
 
 def test_single_request_timeline():

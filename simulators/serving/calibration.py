@@ -14,8 +14,26 @@ validation set). For each kernel class the fit takes, with the H200 datasheet pe
 
 The fitted numbers are kept in :data:`CALIBRATION` so the simulator runs without the data
 file; ``tests/test_serving.py`` re-fits them from the parquet and checks they agree.
-Regenerate with ``python -m mlsysgym.simulators.serving.calibration``. Other devices use the
-same fractions of their own datasheet peaks (an assumption: their kernels are not measured).
+Regenerate with ``python -m mlsysgym.simulators.serving.calibration``.
+
+Other devices use the same fractions of their own datasheet peaks, corrected by
+:func:`device_scales` where a published measurement says how far that device's achieved
+throughput is from its datasheet compared with the H200's (consumer and workstation parts run
+above their datasheet boost clock; HBM parts below):
+
+* compute: the best square BF16 ``torch.matmul`` (sizes 1,024–10,240) of the community
+  table ``zzc0721/torch-performance-test-data`` (``database.md`` at commit 0785868, and its
+  issues #44, #160, #161, #162 for the RTX PRO 6000), median over the entries of a device;
+  the scale is (device best ÷ its BF16 peak) ÷ (H200 best ÷ 989 TFLOPS). The same factor
+  applies to every kernel class and dtype of the device (the clock moves them together).
+* memory: a device-to-device copy of a large tensor (GB/s counting read + write):
+  ``xytpai/nvbench`` (``global_memory_bandwidth.cu``, best vector width) and
+  ``chsasank/device-benchmarks`` (README table); the scale is (device copy ÷ its datasheet
+  bandwidth) ÷ the H200 copy efficiency fitted above (``elementwise.eff_memory``).
+
+A device without a measurement keeps the scale 1 (the H200's fractions, an assumption). The
+H100-SXM keeps 1 on purpose: it is the H200's GH100 die at the same clocks, and the table's two
+H100 runs (789.24, 783.66 TFLOP/s) are within 0.5 % of the H200's fraction.
 """
 
 from __future__ import annotations
@@ -25,7 +43,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CALIBRATION", "DEFAULT_DATA", "fit_calibration"]
+__all__ = ["CALIBRATION", "COPY_GBPS", "DEFAULT_DATA", "GEMM_BF16_TFLOPS", "device_scales",
+           "fit_calibration"]
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "benchmarks/data/gpu/h200_kernels.parquet"
 _PEAK = {"bf16": 989e12, "fp16": 989e12, "fp8": 1979e12}
@@ -39,6 +58,35 @@ CALIBRATION: dict[str, dict[str, float]] = {
     "attn_decode": {"eff_compute": 0.4793, "eff_memory": 0.8775, "t0_s": 1.463e-05},
     "elementwise": {"eff_compute": 0.7583, "eff_memory": 0.862, "t0_s": 4.867e-06},
 }
+
+
+#: best square BF16 matmul per published run (TFLOP/s; sources in the module docstring;
+#: 24 GB RTX 4090s only, the 48 GB modified boards left out)
+GEMM_BF16_TFLOPS: dict[str, tuple[float, ...]] = {
+    "H200": (790.29,),
+    "A100-80GB": (264.53,),
+    "L40S": (269.15,),
+    "RTX-4090": (170.06, 173.31, 162.39, 163.09),
+    "RTX-PRO-6000": (417.98, 409.42, 368.43, 417.34),
+}
+#: device-to-device copy bandwidth per published run (GB/s, read + write)
+COPY_GBPS: dict[str, tuple[float, ...]] = {
+    "A100-40GB": (1379.71,),
+    "RTX-4090": (921.85, 912.0),
+}
+
+
+def device_scales(name: str, bf16_peak: float, mem_bw: float) -> tuple[float, float]:
+    """(compute, memory) factors on the H200-fitted efficiencies for device ``name`` with
+    datasheet BF16 peak ``bf16_peak`` (FLOP/s) and bandwidth ``mem_bw`` (bytes/s): 1 where no
+    measurement is published."""
+    ref = GEMM_BF16_TFLOPS["H200"][0] * 1e12 / _PEAK["bf16"]
+    gemm = GEMM_BF16_TFLOPS.get(name)
+    copy = COPY_GBPS.get(name)
+    compute = float(np.median(gemm)) * 1e12 / bf16_peak / ref if gemm else 1.0
+    memory = (float(np.median(copy)) * 1e9 / mem_bw / CALIBRATION["elementwise"]["eff_memory"]
+              if copy else 1.0)
+    return compute, memory
 
 
 def _roof(flops: np.ndarray, nbytes: np.ndarray, peak: np.ndarray, ec: float, em: float

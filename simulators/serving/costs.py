@@ -51,7 +51,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from mlsysgym.simulators.serving.calibration import CALIBRATION
+from mlsysgym.simulators.serving.calibration import CALIBRATION, device_scales
 from mlsysgym.simulators.serving.collectives import allreduce_eager_s, allreduce_link_s
 from mlsysgym.simulators.serving.hardware import Cluster
 from mlsysgym.simulators.serving.models import DTYPE_BYTES, ModelSpec
@@ -83,10 +83,13 @@ class StepCost:
         self.wb = DTYPE_BYTES[p.dtype]
         self.kb = DTYPE_BYTES[p.kv_dtype]
         gemm = CALIBRATION["gemm_fp8" if p.dtype in ("fp8", "int8") else "gemm"]
-        self.peak_lin = dev.peak(p.dtype if p.dtype in ("fp8", "int8") else "bf16")
-        self.peak_attn = dev.peak("fp8" if p.kv_dtype == "fp8" and "fp8" in dev.flops else "bf16")
-        self.peak_bf16 = dev.peak("bf16")
-        self.bw = dev.mem_bw
+        # achieved/datasheet of this device relative to the H200 the efficiencies come from
+        cs, ms = device_scales(dev.name, dev.peak("bf16"), dev.mem_bw)
+        self.peak_lin = cs * dev.peak(p.dtype if p.dtype in ("fp8", "int8") else "bf16")
+        self.peak_attn = cs * dev.peak("fp8" if p.kv_dtype == "fp8" and "fp8" in dev.flops
+                                       else "bf16")
+        self.peak_bf16 = cs * dev.peak("bf16")
+        self.bw = ms * dev.mem_bw
         self.g_ec, self.g_em, self.g_t0 = gemm["eff_compute"], gemm["eff_memory"], gemm["t0_s"]
         ap, ad, el = (CALIBRATION["attn_prefill"], CALIBRATION["attn_decode"],
                       CALIBRATION["elementwise"])
