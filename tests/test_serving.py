@@ -17,6 +17,7 @@ from mlsysgym.simulators.serving import (
     ServingEvaluator,
     ServingWorkload,
     load_cluster,
+    load_device,
     load_model,
     read_trace,
     validate_plan,
@@ -182,23 +183,24 @@ def test_decode_step_roofline_hand_computed():
     assert m.n_layers == 32
 
 
-def test_device_scales_from_published_measurements():
+def test_device_scales_from_published_measurements(tmp_path):
     # RTX 4090: median best BF16 matmul of 170.06, 173.31, 162.39, 163.09 = 166.575 TFLOP/s of a
     # 165.2 datasheet peak, against the H200's 790.29 of 989; copy: median(921.85, 912) GB/s of
     # 1,008 against the H200 copy efficiency
-    cs, ms = device_scales("RTX-4090", 165.2e12, 1008e9)
+    cs, ms = device_scales(load_device("RTX-4090"))
     assert cs == pytest.approx((166.575 / 165.2) / (790.29 / 989), rel=1e-9)
     assert ms == pytest.approx((916.925 / 1008) / CALIBRATION["elementwise"]["eff_memory"], rel=1e-9)
-    assert device_scales("H200", 989e12, 4800e9) == (1.0, 1.0)
-    assert device_scales("TPU-v5p", 459e12, 2765e9) == (1.0, 1.0)  # nothing published: 1
-    # a compute-bound prefill on the 4090 is faster by the compute factor
+    assert device_scales(load_device("H200")) == (1.0, 1.0)
+    assert device_scales(load_device("TPU-v5p")) == (1.0, 1.0)  # nothing published: 1
+    # a user's own measurements in a cluster file: half the matmul throughput of the table
+    # makes a compute-bound prefill's roofline work twice as long
+    f = tmp_path / "c.yaml"
+    f.write_text("device: RTX-4090\nnodes: 1\nper_node: 1\n"
+                 "overrides: {gemm_bf16_tflops: 83.2875}\n")
     big = (4096, 1, 4096 * 4097 / 2, 4096.0, 0, 0.0)  # tokens, logits, pairs, kv, decodes, dec kv
-    scaled = _cost(gpu="RTX-4090")
-    plain = _cost(gpu="RTX-4090")
-    plain.peak_lin, plain.peak_attn = plain.peak_lin / cs, plain.peak_attn / cs
-    plain.peak_bf16, plain.bw = plain.peak_bf16 / cs, plain.bw / ms
-    ratio = float(plain.step(*big)[1]) / float(scaled.step(*big)[1])
-    assert ratio == pytest.approx(cs, rel=0.02)
+    table = StepCost(load_model("Llama-3.1-8B"), load_cluster("RTX-4090", 1, 1), Plan())
+    mine = StepCost(load_model("Llama-3.1-8B"), load_cluster(f), Plan())
+    assert float(mine.step(*big)[1]) / float(table.step(*big)[1]) == pytest.approx(2.0, rel=0.02)
 
 
 def test_single_request_timeline():

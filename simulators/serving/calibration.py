@@ -17,23 +17,13 @@ file; ``tests/test_serving.py`` re-fits them from the parquet and checks they ag
 Regenerate with ``python -m mlsysgym.simulators.serving.calibration``.
 
 Other devices use the same fractions of their own datasheet peaks, corrected by
-:func:`device_scales` where a published measurement says how far that device's achieved
-throughput is from its datasheet compared with the H200's (consumer and workstation parts run
-above their datasheet boost clock; HBM parts below):
-
-* compute: the best square BF16 ``torch.matmul`` (sizes 1,024–10,240) of the community
-  table ``zzc0721/torch-performance-test-data`` (``database.md`` at commit 0785868, and its
-  issues #44, #160, #161, #162 for the RTX PRO 6000), median over the entries of a device;
-  the scale is (device best ÷ its BF16 peak) ÷ (H200 best ÷ 989 TFLOPS). The same factor
-  applies to every kernel class and dtype of the device (the clock moves them together).
-* memory: a device-to-device copy of a large tensor (GB/s counting read + write):
-  ``xytpai/nvbench`` (``global_memory_bandwidth.cu``, best vector width) and
-  ``chsasank/device-benchmarks`` (README table); the scale is (device copy ÷ its datasheet
-  bandwidth) ÷ the H200 copy efficiency fitted above (``elementwise.eff_memory``).
-
-A device without a measurement keeps the scale 1 (the H200's fractions, an assumption). The
-H100-SXM keeps 1 on purpose: it is the H200's GH100 die at the same clocks, and the table's two
-H100 runs (789.24, 783.66 TFLOP/s) are within 0.5 % of the H200's fraction.
+:func:`device_scales` where a measurement says how far that device's achieved throughput is
+from its datasheet compared with the H200's (consumer and workstation parts run above their
+datasheet boost clock; HBM parts below): the device's best square BF16 matmul and its copy
+bandwidth (``Device.gemm_bf16_tflops``, ``Device.copy_gbps``; published runs, sources in
+:mod:`.hardware`). The compute factor applies to every kernel class and dtype of the device
+(the clock moves them together). A device without a measurement keeps the factor 1 (the
+H200's fractions, an assumption).
 """
 
 from __future__ import annotations
@@ -43,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CALIBRATION", "COPY_GBPS", "DEFAULT_DATA", "GEMM_BF16_TFLOPS", "device_scales",
+__all__ = ["CALIBRATION", "DEFAULT_DATA", "H200_GEMM_BF16_TFLOPS", "device_scales",
            "fit_calibration"]
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "benchmarks/data/gpu/h200_kernels.parquet"
@@ -60,32 +50,20 @@ CALIBRATION: dict[str, dict[str, float]] = {
 }
 
 
-#: best square BF16 matmul per published run (TFLOP/s; sources in the module docstring;
-#: 24 GB RTX 4090s only, the 48 GB modified boards left out)
-GEMM_BF16_TFLOPS: dict[str, tuple[float, ...]] = {
-    "H200": (790.29,),
-    "A100-80GB": (264.53,),
-    "L40S": (269.15,),
-    "RTX-4090": (170.06, 173.31, 162.39, 163.09),
-    "RTX-PRO-6000": (417.98, 409.42, 368.43, 417.34),
-}
-#: device-to-device copy bandwidth per published run (GB/s, read + write)
-COPY_GBPS: dict[str, tuple[float, ...]] = {
-    "A100-40GB": (1379.71,),
-    "RTX-4090": (921.85, 912.0),
-}
+#: the H200's best square BF16 matmul (TFLOP/s, the reference of :func:`device_scales`)
+H200_GEMM_BF16_TFLOPS = 790.29
 
 
-def device_scales(name: str, bf16_peak: float, mem_bw: float) -> tuple[float, float]:
-    """(compute, memory) factors on the H200-fitted efficiencies for device ``name`` with
-    datasheet BF16 peak ``bf16_peak`` (FLOP/s) and bandwidth ``mem_bw`` (bytes/s): 1 where no
-    measurement is published."""
-    ref = GEMM_BF16_TFLOPS["H200"][0] * 1e12 / _PEAK["bf16"]
-    gemm = GEMM_BF16_TFLOPS.get(name)
-    copy = COPY_GBPS.get(name)
-    compute = float(np.median(gemm)) * 1e12 / bf16_peak / ref if gemm else 1.0
-    memory = (float(np.median(copy)) * 1e9 / mem_bw / CALIBRATION["elementwise"]["eff_memory"]
-              if copy else 1.0)
+def device_scales(device: Any) -> tuple[float, float]:
+    """(compute, memory) factors on the H200-fitted efficiencies for a
+    :class:`~.hardware.Device`: its measured best BF16 matmul ÷ its BF16 peak, over the H200's
+    (790.29 of 989 TFLOP/s), and its measured copy bandwidth ÷ its datasheet bandwidth, over the
+    H200 copy efficiency; 1 where the device has no measurement."""
+    ref = H200_GEMM_BF16_TFLOPS * 1e12 / _PEAK["bf16"]
+    compute = (device.gemm_bf16_tflops * 1e12 / device.peak("bf16") / ref
+               if device.gemm_bf16_tflops > 0 else 1.0)
+    memory = (device.copy_gbps * 1e9 / device.mem_bw / CALIBRATION["elementwise"]["eff_memory"]
+              if device.copy_gbps > 0 else 1.0)
     return compute, memory
 
 

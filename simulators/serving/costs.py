@@ -84,7 +84,7 @@ class StepCost:
         self.kb = DTYPE_BYTES[p.kv_dtype]
         gemm = CALIBRATION["gemm_fp8" if p.dtype in ("fp8", "int8") else "gemm"]
         # achieved/datasheet of this device relative to the H200 the efficiencies come from
-        cs, ms = device_scales(dev.name, dev.peak("bf16"), dev.mem_bw)
+        cs, ms = device_scales(dev)
         self.peak_lin = cs * dev.peak(p.dtype if p.dtype in ("fp8", "int8") else "bf16")
         self.peak_attn = cs * dev.peak("fp8" if p.kv_dtype == "fp8" and "fp8" in dev.flops
                                        else "bf16")

@@ -31,6 +31,25 @@ CPU-EPYC-9654      AMD EPYC 9654 (Genoa) datasheet: 96 cores, 2.4 GHz base, 360 
                    (AVX-512 BF16 dot products on Zen 4's two 256-bit pipes) = 14.7 TFLOPS
 =================  ===================================================================
 
+Measured throughput (``gemm_bf16_tflops``, ``copy_gbps``; median over published runs, which
+:func:`.calibration.device_scales` turns into factors on the H200-fitted kernel efficiencies):
+
+=================  ===================================================================
+best square BF16   community table ``zzc0721/torch-performance-test-data`` (``database.md``
+``torch.matmul``   at commit 0785868; issues #44, #160, #161, #162), TFLOP/s per run:
+(TFLOP/s)          H200 790.29; A100 SXM4 80GB 264.53; L40S 269.15; RTX 4090 (24 GB
+                   boards) 170.06, 173.31, 162.39, 163.09 → 166.575; RTX PRO 6000 (Workstation
+                   and Server) 417.98, 409.42, 368.43, 417.34 → 413.38. H100-SXM: 789.24 and
+                   783.66 (within 0.5 % of the H200's fraction of peak, the same GH100 die):
+                   not set, so it keeps the H200's efficiencies as before
+device copy GB/s   ``xytpai/nvbench`` ``global_memory_bandwidth.cu`` (best vector width):
+(read + write)     RTX 4090 921.85, A100-40GB 1,379.71; ``chsasank/device-benchmarks``
+                   README: RTX 4090 912 → 916.925
+=================  ===================================================================
+
+A user calibrates a device of their own the same way: measure both and set them in a cluster
+file (``overrides: {gemm_bf16_tflops: ..., copy_gbps: ...}``).
+
 Memory capacities are taken as GiB (an "80 GB" H100 shows 79.6 GiB to CUDA).
 Idle power: 120 W for the H200 (measured, ``fp_idle_power_w`` in
 ``benchmarks/data/gpu/h200_kernels.parquet``); other devices take the same fraction of TDP
@@ -69,6 +88,8 @@ class Device:
     net_bw: float                 # inter-node, per device, per direction
     net_latency_s: float = 10e-6
     idle_fraction: float = 120.0 / 700.0
+    gemm_bf16_tflops: float = 0.0  # measured best square BF16 matmul (0: none published)
+    copy_gbps: float = 0.0         # measured device copy bandwidth, read + write (0: none)
     source: str = ""
 
     def peak(self, dtype: str) -> float:
@@ -91,22 +112,27 @@ _NVL3, _NVL4 = 300 * _G, 450 * _G
 _IB_NDR = 50 * _G  # 400 Gb/s per GPU
 DEVICES: dict[str, Device] = {d.name: d for d in (
     Device("A100-40GB", {"bf16": 312 * _T, "fp16": 312 * _T, "int8": 624 * _T}, 40 * _GIB,
-           1555 * _G, 400, _NVL3, 5e-6, 25 * _G, source="A100 datasheet (SXM4 40GB)"),
+           1555 * _G, 400, _NVL3, 5e-6, 25 * _G, copy_gbps=1379.71, source="A100 datasheet (SXM4 40GB)"),
     Device("A100-80GB", {"bf16": 312 * _T, "fp16": 312 * _T, "int8": 624 * _T}, 80 * _GIB,
-           2039 * _G, 400, _NVL3, 5e-6, 25 * _G, source="A100 datasheet (SXM4 80GB)"),
+           2039 * _G, 400, _NVL3, 5e-6, 25 * _G, gemm_bf16_tflops=264.53,
+           source="A100 datasheet (SXM4 80GB)"),
     Device("H100-SXM", {"bf16": 989 * _T, "fp16": 989 * _T, "fp8": 1979 * _T, "int8": 1979 * _T},
            80 * _GIB, 3350 * _G, 700, _NVL4, 5e-6, _IB_NDR, source="H100 datasheet (SXM5)"),
     Device("H100-PCIe", {"bf16": 756 * _T, "fp16": 756 * _T, "fp8": 1513 * _T, "int8": 1513 * _T},
            80 * _GIB, 2000 * _G, 350, 64 * _G, 10e-6, _IB_NDR, source="H100 datasheet (PCIe)"),
     Device("H200", {"bf16": 989 * _T, "fp16": 989 * _T, "fp8": 1979 * _T, "int8": 1979 * _T},
-           141 * _GIB, 4800 * _G, 700, _NVL4, 5e-6, _IB_NDR, source="H200 datasheet (SXM)"),
+           141 * _GIB, 4800 * _G, 700, _NVL4, 5e-6, _IB_NDR, gemm_bf16_tflops=790.29,
+           source="H200 datasheet (SXM)"),
     Device("L40S", {"bf16": 362 * _T, "fp16": 362 * _T, "fp8": 733 * _T, "int8": 733 * _T},
-           48 * _GIB, 864 * _G, 350, 32 * _G, 10e-6, 25 * _G, source="L40S datasheet"),
+           48 * _GIB, 864 * _G, 350, 32 * _G, 10e-6, 25 * _G, gemm_bf16_tflops=269.15,
+           source="L40S datasheet"),
     Device("RTX-4090", {"bf16": 165.2 * _T, "fp16": 165.2 * _T, "fp8": 330.3 * _T,
                         "int8": 330.3 * _T}, 24 * _GIB, 1008 * _G, 450, 32 * _G, 10e-6, 12.5 * _G,
+           gemm_bf16_tflops=166.575, copy_gbps=916.925,
            source="Ada architecture whitepaper, RTX 4090"),
     Device("RTX-PRO-6000", {"bf16": 504 * _T, "fp16": 504 * _T, "fp8": 1008 * _T,
                             "int8": 1008 * _T}, 96 * _GIB, 1792 * _G, 600, 64 * _G, 10e-6, 50 * _G,
+           gemm_bf16_tflops=413.38,
            source="RTX PRO 6000 Blackwell Workstation Edition datasheet"),
     Device("TPU-v5p", {"bf16": 459 * _T, "int8": 918 * _T}, 95 * _GIB, 2765 * _G, 450,
            300 * _G, 5e-6, 75 * _G, source="Cloud TPU v5p docs (power assumed)"),
