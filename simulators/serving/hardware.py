@@ -112,7 +112,8 @@ _NVL3, _NVL4 = 300 * _G, 450 * _G
 _IB_NDR = 50 * _G  # 400 Gb/s per GPU
 DEVICES: dict[str, Device] = {d.name: d for d in (
     Device("A100-40GB", {"bf16": 312 * _T, "fp16": 312 * _T, "int8": 624 * _T}, 40 * _GIB,
-           1555 * _G, 400, _NVL3, 5e-6, 25 * _G, copy_gbps=1379.71, source="A100 datasheet (SXM4 40GB)"),
+           1555 * _G, 400, _NVL3, 5e-6, 25 * _G, copy_gbps=1379.71,
+           source="A100 datasheet (SXM4 40GB)"),
     Device("A100-80GB", {"bf16": 312 * _T, "fp16": 312 * _T, "int8": 624 * _T}, 80 * _GIB,
            2039 * _G, 400, _NVL3, 5e-6, 25 * _G, gemm_bf16_tflops=264.53,
            source="A100 datasheet (SXM4 80GB)"),
