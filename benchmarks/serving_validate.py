@@ -7,7 +7,8 @@ the way its source defined it (``metric_definition``), and writes
 ``benchmarks/results/serving_validation.md`` (+ ``.png``, ``.json``, ``.provenance.json``).
 
 Nothing here is fitted to the set: the simulator's constants come from datasheets, the H200
-kernel measurements and published per-device matmul and copy throughput
+kernel measurements, LLMServingSim's published kernel profiles of the RTX 4090 and RTX PRO 6000
+(kernel-level, not end-to-end) and published per-device matmul and copy throughput
 (:mod:`mlsysgym.simulators.serving.calibration`); the per-row engine
 settings below are read from each row's stated flags or, where a row states none, vLLM's
 documented defaults for its version:
@@ -264,7 +265,8 @@ def write_report(table: list[dict[str, Any]], sims: dict[str, tuple[int, float]]
     lines = ["# LLM serving simulator vs measured vLLM runs", "",
              (f"Validation set: `{data.name}/reference.csv` ({len(table)} measured numbers, "
              f"{len(sims)} runs), read from shared/ and not copied; nothing fitted to it "
-             "(calibration: H200 kernel measurements, datasheets and published per-device "
+             "(calibration: H200 kernel measurements, published kernel profiles of the RTX 4090 "
+             "and RTX PRO 6000 (LLMServingSim's, kernel-level), datasheets and published "
              "matmul/copy throughput; engine overheads: "
              "published vLLM figures, `simulators/serving/overheads.py`). Script: "
              "`benchmarks/serving_validate.py`."), "",

@@ -25,8 +25,13 @@ from mlsysgym.simulators.serving import (
 from mlsysgym.simulators.serving.calibration import (
     CALIBRATION,
     DEFAULT_DATA,
+    DEVICE_CALIBRATION,
+    PROFILE_MIN_BYTES,
+    PROFILES,
+    device_calibration,
     device_scales,
     fit_calibration,
+    fit_device,
 )
 from mlsysgym.simulators.serving.costs import StepCost
 from mlsysgym.simulators.serving.engine import simulate_instance
@@ -192,15 +197,40 @@ def test_device_scales_from_published_measurements(tmp_path):
     assert ms == pytest.approx((916.925 / 1008) / CALIBRATION["elementwise"]["eff_memory"], rel=1e-9)
     assert device_scales(load_device("H200")) == (1.0, 1.0)
     assert device_scales(load_device("TPU-v5p")) == (1.0, 1.0)  # nothing published: 1
-    # a user's own measurements in a cluster file: half the matmul throughput of the table
-    # makes a compute-bound prefill's roofline work twice as long
+    # L40S (no kernel profile): its GEMMs run at the H200's efficiency times its factor; a
+    # user's own matmul measurement in a cluster file, half the table's, halves it
+    cal = device_calibration(load_device("L40S"))
+    assert cal["gemm"]["eff_compute"] == pytest.approx(
+        CALIBRATION["gemm"]["eff_compute"] * (269.15 / 362) / (790.29 / 989), rel=1e-9)
     f = tmp_path / "c.yaml"
-    f.write_text("device: RTX-4090\nnodes: 1\nper_node: 1\n"
-                 "overrides: {gemm_bf16_tflops: 83.2875}\n")
+    f.write_text("device: L40S\nnodes: 1\nper_node: 1\noverrides: {gemm_bf16_tflops: 134.575}\n")
+    mine = load_cluster(f)
+    assert device_calibration(mine.device)["gemm"]["eff_compute"] == pytest.approx(
+        cal["gemm"]["eff_compute"] / 2, rel=1e-9)
+    # a compute-bound prefill's roofline work nearly doubles (its elementwise kernels do not)
     big = (4096, 1, 4096 * 4097 / 2, 4096.0, 0, 0.0)  # tokens, logits, pairs, kv, decodes, dec kv
-    table = StepCost(load_model("Llama-3.1-8B"), load_cluster("RTX-4090", 1, 1), Plan())
-    mine = StepCost(load_model("Llama-3.1-8B"), load_cluster(f), Plan())
-    assert float(mine.step(*big)[1]) / float(table.step(*big)[1]) == pytest.approx(2.0, rel=0.02)
+    table = StepCost(load_model("Llama-3.1-8B"), load_cluster("L40S", 1, 1), Plan())
+    ratio = float(StepCost(load_model("Llama-3.1-8B"), mine, Plan()).step(*big)[1]) / float(
+        table.step(*big)[1])
+    assert 1.9 < ratio < 2.0
+
+
+@pytest.mark.skipif(not PROFILES.exists(), reason="no published kernel profiles")
+def test_device_calibration_matches_published_profiles():
+    import pandas as pd
+
+    df = pd.read_parquet(PROFILES)
+    for name, min_bytes in PROFILE_MIN_BYTES.items():
+        assert fit_device(df, load_device(name), min_bytes) == DEVICE_CALIBRATION[name]
+        assert device_calibration(load_device(name)) is DEVICE_CALIBRATION[name]
+    # the H200 (and the H100, the same die) keep the H200 fit and the H100 fused-MoE fit
+    assert {k: v for k, v in device_calibration(load_device("H100-SXM")).items()
+            if k != "fused_moe"} == CALIBRATION
+    # the RTX PRO 6000's GEMMs, by hand from the profile: gate_up_proj of Llama-3.1-8B at
+    # 2,048 tokens, 2·2048·4096·28672 FLOPs in 1,152.83 µs = 0.828 of 504 TFLOP/s
+    row = df[(df.device == "RTX-PRO-6000") & (df.model == "meta-llama/Llama-3.1-8B") & (df.tp == 1)
+             & (df.op == "gemm") & (df.flops == 2 * 2048 * 4096 * 28672)]
+    assert float(row.runtime_us.iloc[0]) == pytest.approx(1152.83)
 
 
 def test_single_request_timeline():

@@ -124,8 +124,8 @@ def test_ttft_parts_sum_to_ttft():
     assert p["kv_transfer"][0] > 6.7e-3  # setup (NIXL) + bytes
 
 
-def test_fused_moe_efficiency_refits_and_is_used(monkeypatch):
-    from mlsysgym.simulators.serving import costs, moe_kernels
+def test_fused_moe_efficiency_refits_and_is_used():
+    from mlsysgym.simulators.serving import moe_kernels
 
     fit = moe_kernels.fit_fused_moe()
     assert fit["eff_memory"] == pytest.approx(moe_kernels.FUSED_MOE["eff_memory"], abs=5e-4)
@@ -138,9 +138,12 @@ def test_fused_moe_efficiency_refits_and_is_used(monkeypatch):
     # StepCost's MoE term is exactly weights / (bw·η_m) + FLOPs / (peak·η_c) per layer
     m, cl = load_model("Mixtral-8x7B"), load_cluster("H100-SXM", 1, 2)
     args = (1024, 1, 1024 * 1025 / 2, 1024.0, 0, 0.0)
-    t_real = float(StepCost(m, cl, Plan(tp=2)).step(*args)[0])
-    monkeypatch.setattr(costs, "FUSED_MOE", {"eff_memory": 1e30, "eff_compute": 1e30})
-    t_free = float(StepCost(m, cl, Plan(tp=2)).step(*args)[0])
+    cost = StepCost(m, cl, Plan(tp=2))
+    assert (cost.moe_em, cost.moe_ec) == (moe_kernels.FUSED_MOE["eff_memory"],
+                                          moe_kernels.FUSED_MOE["eff_compute"])
+    t_real = float(cost.step(*args)[0])
+    cost.moe_em = cost.moe_ec = 1e30
+    t_free = float(cost.step(*args)[0])
     active = 8 * (1 - 0.75 ** 1024)
     want = 32 * (active * per_expert / (cl.device.mem_bw * 0.985)
                  + 2 * 2048 * per_expert / 2 / (989e12 * 0.876))

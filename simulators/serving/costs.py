@@ -2,14 +2,16 @@
 
 For one device of a pipeline stage (``L/pp`` layers, tensor-parallel degree ``tp``) each
 kernel takes ``t0 + max(flops / (eff_c · peak), bytes / (eff_m · bandwidth))`` with the
-efficiencies and kernel floor ``t0`` of its class (:mod:`.calibration`). Per layer:
+efficiencies and kernel floor ``t0`` of its class on that device
+(:func:`.calibration.device_calibration`). Per layer:
 
 * projections and a dense FFN: 4 GEMM kernels over the batch's ``T`` new tokens, weights read
   once (÷ tp), activations in and out;
 * an MoE FFN: 3 fused-MoE kernels over the ``T·k`` routed tokens, reading the experts the
   batch activates (uniform routing: ``E·(1 − (1 − k/E)^T)`` of them), sharded over ``ep``
   devices (else over ``tp``), timed as weight streaming **plus** math at the efficiencies
-  fitted on published H100 fused-MoE measurements (:mod:`.moe_kernels`); with expert
+  fitted on published fused-MoE measurements (H100: :mod:`.moe_kernels`; RTX PRO 6000: its
+  kernel profile, :mod:`.calibration`); with expert
   parallelism over ``dp > 1`` replicas, vLLM's default EP exchange (``--all2all-backend
   allgather_reducescatter``, vLLM ``ParallelConfig``): an all-gather of every replica's
   ``T·h`` hidden states before the experts and a reduce-scatter after them, each
@@ -51,11 +53,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from mlsysgym.simulators.serving.calibration import CALIBRATION, device_scales
+from mlsysgym.simulators.serving.calibration import device_calibration
 from mlsysgym.simulators.serving.collectives import allreduce_eager_s, allreduce_link_s
 from mlsysgym.simulators.serving.hardware import Cluster
 from mlsysgym.simulators.serving.models import DTYPE_BYTES, ModelSpec
-from mlsysgym.simulators.serving.moe_kernels import FUSED_MOE
 from mlsysgym.simulators.serving.overheads import EngineOverheads
 from mlsysgym.simulators.serving.plans import Plan
 
@@ -82,17 +83,15 @@ class StepCost:
         self.layers = m.n_layers / p.pp
         self.wb = DTYPE_BYTES[p.dtype]
         self.kb = DTYPE_BYTES[p.kv_dtype]
-        gemm = CALIBRATION["gemm_fp8" if p.dtype in ("fp8", "int8") else "gemm"]
-        # achieved/datasheet of this device relative to the H200 the efficiencies come from
-        cs, ms = device_scales(dev)
-        self.peak_lin = cs * dev.peak(p.dtype if p.dtype in ("fp8", "int8") else "bf16")
-        self.peak_attn = cs * dev.peak("fp8" if p.kv_dtype == "fp8" and "fp8" in dev.flops
-                                       else "bf16")
-        self.peak_bf16 = cs * dev.peak("bf16")
-        self.bw = ms * dev.mem_bw
+        cal = device_calibration(dev)
+        gemm = cal["gemm_fp8" if p.dtype in ("fp8", "int8") else "gemm"]
+        self.peak_lin = dev.peak(p.dtype if p.dtype in ("fp8", "int8") else "bf16")
+        self.peak_attn = dev.peak("fp8" if p.kv_dtype == "fp8" and "fp8" in dev.flops else "bf16")
+        self.peak_bf16 = dev.peak("bf16")
+        self.bw = dev.mem_bw
         self.g_ec, self.g_em, self.g_t0 = gemm["eff_compute"], gemm["eff_memory"], gemm["t0_s"]
-        ap, ad, el = (CALIBRATION["attn_prefill"], CALIBRATION["attn_decode"],
-                      CALIBRATION["elementwise"])
+        self.moe_em, self.moe_ec = cal["fused_moe"]["eff_memory"], cal["fused_moe"]["eff_compute"]
+        ap, ad, el = cal["attn_prefill"], cal["attn_decode"], cal["elementwise"]
         self.ap_ec, self.ap_t0 = ap["eff_compute"], ap["t0_s"]
         self.ad_ec, self.ad_em, self.ad_t0 = ad["eff_compute"], ad["eff_memory"], ad["t0_s"]
         self.el_em, self.el_t0 = el["eff_memory"], el["t0_s"]
@@ -211,8 +210,7 @@ class StepCost:
             moe_b = (self.local_experts * frac if self.ep > 1 else E * frac) * \
                 m.expert_params / (1 if self.ep > 1 else tp) * self.wb
             # fused MoE: weight streaming plus math, not overlapped (:mod:`.moe_kernels`)
-            moe = moe_b / (self.bw * FUSED_MOE["eff_memory"]) + \
-                moe_f / (self.peak_lin * FUSED_MOE["eff_compute"])
+            moe = moe_b / (self.bw * self.moe_em) + moe_f / (self.peak_lin * self.moe_ec)
             a2a = np.where(T > 0, 2 * (self.ep_lat + (self.ep_groups - 1) * T * m.hidden
                                        * ACT_BYTES / self.ep_bw), 0.0) \
                 if self.ep_groups > 1 else 0.0

@@ -48,7 +48,9 @@ device copy GB/s   ``xytpai/nvbench`` ``global_memory_bandwidth.cu`` (best vecto
 =================  ===================================================================
 
 A user calibrates a device of their own the same way: measure both and set them in a cluster
-file (``overrides: {gemm_bf16_tflops: ..., copy_gbps: ...}``).
+file (``overrides: {gemm_bf16_tflops: ..., copy_gbps: ...}``). (Devices with published kernel
+profiles, the RTX 4090 and RTX PRO 6000, are calibrated on those instead:
+:func:`.calibration.device_calibration`.)
 
 Memory capacities are taken as GiB (an "80 GB" H100 shows 79.6 GiB to CUDA).
 Idle power: 120 W for the H200 (measured, ``fp_idle_power_w`` in

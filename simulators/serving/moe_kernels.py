@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FUSED_MOE", "H100_MIXTRAL_TP2_US", "fit_fused_moe"]
+__all__ = ["FUSED_MOE", "H100_MIXTRAL_TP2_US", "fit_additive", "fit_fused_moe"]
 
 #: vLLM PR #24700, H100, Mixtral-8x7B bf16 TP2: batch size → fused-MoE kernel time (µs)
 H100_MIXTRAL_TP2_US: dict[int, float] = {
@@ -39,14 +39,21 @@ _H100_BW, _H100_BF16 = 3.35e12, 989e12
 _GEMM_FLOOR_S = 1.123e-05  # calibration.CALIBRATION["gemm"]["t0_s"] (3 kernels per MoE)
 
 
+def fit_additive(nbytes: np.ndarray, flops: np.ndarray, times_s: np.ndarray, bw: float,
+                 peak: float) -> dict[str, float]:
+    """Least-squares ``eff_memory``, ``eff_compute`` of ``t = 3·t0 + W/(η_m·B) + F/(η_c·P)``
+    from kernels of ``nbytes`` expert weights, ``flops`` and measured ``times_s``."""
+    a = np.c_[np.asarray(nbytes, float) / bw, np.asarray(flops, float) / peak]
+    inv, *_ = np.linalg.lstsq(a, np.asarray(times_s, float) - 3 * _GEMM_FLOOR_S, rcond=None)
+    return {"eff_memory": float(1 / inv[0]), "eff_compute": float(1 / inv[1])}
+
+
 def fit_fused_moe(times_us: dict[int, float] | None = None) -> dict[str, float]:
     """Least-squares ``eff_memory``, ``eff_compute`` of the additive model above from
     batch → kernel-time points of Mixtral-8x7B TP2 on H100 (default: the published table)."""
     pts = H100_MIXTRAL_TP2_US if times_us is None else times_us
     b = np.array(sorted(pts), float)
-    t = np.array([pts[int(x)] for x in b]) * 1e-6 - 3 * _GEMM_FLOOR_S
+    t = np.array([pts[int(x)] for x in b]) * 1e-6
     per_expert = (14336 * 4096 + 4096 * 7168) * 2.0
     active = 8 * (1.0 - (1.0 - 2 / 8) ** b)
-    a = np.c_[active * per_expert / _H100_BW, 2 * 2 * b * per_expert / 2 / _H100_BF16]
-    inv, *_ = np.linalg.lstsq(a, t, rcond=None)
-    return {"eff_memory": float(1 / inv[0]), "eff_compute": float(1 / inv[1])}
+    return fit_additive(active * per_expert, 2 * 2 * b * per_expert / 2, t, _H100_BW, _H100_BF16)
