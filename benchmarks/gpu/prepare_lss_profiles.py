@@ -24,7 +24,8 @@ and bytes, computed from the model's ``config.json`` in the same repository
   activated experts' weights, FLOPs of the routed tokens.
 
 The table is read by :func:`mlsysgym.simulators.serving.calibration.fit_device`; the source
-commit is stored in every row. The checkout is read with ``git show`` (a bare mirror works).
+commit and the profile's ``meta.yaml`` (GPU name, vLLM and CUDA versions, date) are stored in
+every row. The checkout is read with ``git show`` (a bare mirror works).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 DEVICES = {"RTX4090": "RTX-4090", "RTXPRO6000": "RTX-PRO-6000"}  # their name → ours
 MODELS = ("meta-llama/Llama-3.1-8B", "Qwen/Qwen3-32B", "Qwen/Qwen3-30B-A3B-Instruct-2507")
@@ -112,6 +114,10 @@ def prepare(repo: Path, rev: str = "HEAD") -> pd.DataFrame:
                 df = kernels(*parts, spec, tp)
                 df["device"], df["model"], df["tp"] = ours, model, tp
                 df["source"] = f"casys-kaist/LLMServingSim@{commit[:12]}:{base}"
+                meta = yaml.safe_load(_show(repo, rev, f"profiler/perf/{theirs}/{model}/bf16/"
+                                                       "meta.yaml") or "{}") or {}
+                for key in ("gpu", "vllm_version", "cuda_version", "profiled_at"):
+                    df[key] = str(meta.get(key, ""))
                 frames.append(df)
     out = pd.concat(frames, ignore_index=True)
     out["dtype"], out["ok"] = "bf16", 1
