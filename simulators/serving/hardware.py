@@ -22,7 +22,8 @@ RTX 4090           NVIDIA Ada GPU architecture whitepaper, Appendix A: FP16/BF16
                    450 W; PCIe Gen4 x16
 RTX PRO 6000       NVIDIA RTX PRO 6000 Blackwell Workstation Edition datasheet: 96 GB GDDR7
                    1,792 GB/s, 600 W, PCIe Gen5 x16; FP4 4 PFLOPS sparse → BF16 ≈ 504,
-                   FP8 ≈ 1,008 TFLOPS dense (FP4 ÷ 8, ÷ 4)
+                   FP8 ≈ 1,008 TFLOPS dense (FP4 ÷ 8, ÷ 4); the Server Edition (its kernel
+                   profiles, :mod:`.calibration`) has the same chip, memory and 600 W
 TPU-v5p            Google Cloud TPU v5p documentation: 459 TFLOPS BF16, 918 TOPS INT8, 95 GB
                    HBM2e 2,765 GB/s, ICI 4,800 Gbps per chip; power not published (the 450 W
                    here is an assumption, marked as such)
