@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.simulators.serving.moe_kernels import FUSED_MOE, fit_additive
 
 __all__ = ["CALIBRATION", "DEFAULT_DATA", "DEVICE_CALIBRATION", "H200_GEMM_BF16_TFLOPS",
            "PROFILES", "PROFILE_MIN_BYTES", "device_calibration", "device_scales",
@@ -170,8 +171,6 @@ def fit_device(df: Any, device: Any, min_bytes: float) -> dict[str, dict[str, fl
     :func:`.moe_kernels.fit_additive`) fitted against its datasheet peak and bandwidth; the
     kernel floors, FP8 GEMMs (the H200's FP8 ÷ BF16 ratio) and elementwise kernels (the H200's
     times :func:`device_scales`' memory factor) as on the H200."""
-    from mlsysgym.simulators.serving.moe_kernels import fit_additive
-
     df = df[df["device"] == device.name]
     peak, bw = device.peak("bf16"), device.mem_bw
     fit = _fit(df, {"bf16": peak, "fp16": peak}, bw, min_bytes)
@@ -195,8 +194,6 @@ def fit_device(df: Any, device: Any, min_bytes: float) -> dict[str, dict[str, fl
 
 def _scaled(device: Any) -> dict[str, dict[str, float]]:
     """The H200's calibration (and the H100-fitted fused MoE) times :func:`device_scales`."""
-    from mlsysgym.simulators.serving.moe_kernels import FUSED_MOE
-
     cs, ms = device_scales(device)
     out = {k: {**v, "eff_compute": v["eff_compute"] * cs, "eff_memory": v["eff_memory"] * ms}
            for k, v in CALIBRATION.items()}
