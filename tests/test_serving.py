@@ -18,6 +18,7 @@ from mlsysgym.simulators.serving import (
     ServingWorkload,
     load_cluster,
     load_device,
+    load_engine,
     load_model,
     read_trace,
     validate_plan,
@@ -224,13 +225,41 @@ def test_device_calibration_matches_published_profiles():
         assert fit_device(df, load_device(name), min_bytes) == DEVICE_CALIBRATION[name]
         assert device_calibration(load_device(name)) is DEVICE_CALIBRATION[name]
     # the H200 (and the H100, the same die) keep the H200 fit and the H100 fused-MoE fit
-    assert {k: v for k, v in device_calibration(load_device("H100-SXM")).items()
-            if k != "fused_moe"} == CALIBRATION
+    h100 = device_calibration(load_device("H100-SXM"))
+    assert {k: v for k, v in h100.items() if k not in ("fused_moe", "attn_decode_mixed")} \
+        == CALIBRATION
+    assert h100["attn_decode_mixed"] == CALIBRATION["attn_decode"]  # no mixed kernel measured
+    # mixed batches: a 128-token chunk beside 64 decodes of 1,024 tokens on the RTX PRO 6000
+    # (Llama-3.1-8B) takes 315.605 µs, the chunk alone 8.58667 µs, so the decodes' 256 MiB of
+    # KV (64·1024 tokens · 2·8·128·2 bytes) take 307.0 µs: 0.87 TB/s, 0.49 of 1,792 GB/s
+    # (221.237 µs without the chunk)
+    mix = df[(df.device == "RTX-PRO-6000") & (df.model == "meta-llama/Llama-3.1-8B")
+             & (df.tp == 1) & (df.op == "attn_decode_mixed") & (df.bytes == 64 * 1024 * 4096)]
+    assert np.isclose(mix.runtime_us.to_numpy(), 315.605 - 8.58667).any()
     # the RTX PRO 6000's GEMMs, by hand from the profile: gate_up_proj of Llama-3.1-8B at
     # 2,048 tokens, 2·2048·4096·28672 FLOPs in 1,152.83 µs = 0.828 of 504 TFLOP/s
     row = df[(df.device == "RTX-PRO-6000") & (df.model == "meta-llama/Llama-3.1-8B") & (df.tp == 1)
              & (df.op == "gemm") & (df.flops == 2 * 2048 * 4096 * 28672)]
     assert float(row.runtime_us.iloc[0]) == pytest.approx(1152.83)
+
+
+def test_mixed_batches_slow_decodes_in_v1_only():
+    # RTX PRO 6000, Llama-3.1-8B: 64 decodes of 1,024 tokens beside a 128-token chunk. The
+    # decode kernel's roofline is its KV bytes (64·1024 · 4,096 B per layer) over the
+    # bandwidth at the decode efficiency; V1 (one varlen kernel) takes the mixed one.
+    m, cl = load_model("Llama-3.1-8B"), load_cluster("RTX-PRO-6000", 1, 1)
+    cal = DEVICE_CALIBRATION["RTX-PRO-6000"]
+    args = (128 + 64, 64, 128 * 129 / 2, 128.0, 64, 64 * 1024.0)
+    kv = 32 * 64 * 1024 * 4096  # bytes of KV read, all 32 layers
+    act = {e: float(StepCost(m, cl, Plan(), load_engine(e)).step(*args)[1])
+           for e in ("vllm-v1-client", "vllm-v0.6-client")}
+    want = kv / 1792e9 * (1 / cal["attn_decode_mixed"]["eff_memory"]
+                          - 1 / cal["attn_decode"]["eff_memory"])
+    assert act["vllm-v1-client"] - act["vllm-v0.6-client"] == pytest.approx(want, rel=1e-9)
+    # a decode-only iteration is the same in both
+    dec = (64, 64, 0.0, 0.0, 64, 64 * 1024.0)
+    assert float(StepCost(m, cl, Plan(), load_engine("vllm-v1-client")).step(*dec)[1]) == \
+        pytest.approx(float(StepCost(m, cl, Plan(), load_engine("vllm-v0.6-client")).step(*dec)[1]))
 
 
 def test_single_request_timeline():

@@ -19,6 +19,9 @@ and bytes, computed from the model's ``config.json`` in the same repository
   chunk plus the chunk × its cached prefix; bytes of Q, K, V read and O written);
 * ``attn_decode``: rows with decodes only (each of ``n_decode`` sequences reads ``kv_decode``
   tokens of K and V);
+* ``attn_decode_mixed``: the decodes of rows that also hold a prefill chunk (vLLM V1 runs one
+  varlen attention kernel over the mixed batch): the row's time minus that of the same chunk
+  alone, with the decodes' FLOPs and bytes;
 * ``copy``: ``act_fn`` (SiLU-and-mul: reads the gate-up output, writes half of it);
 * ``moe``: the fused MoE layer (``moe.csv``: ``tokens``, ``activated_experts``): bytes of the
   activated experts' weights, FLOPs of the routed tokens.
@@ -73,16 +76,24 @@ def kernels(dense: pd.DataFrame | None, attention: pd.DataFrame | None,
             rows.append(("gemm", 2 * t * k * n, 2 * (k * n + t * k + t * n), r.time_us, 0.0))
         elif r.layer == "act_fn":
             rows.append(("copy", 0.0, 2 * t * 3 * ffn, r.time_us, 0.0))
+    prefill_us = {} if attention is None else {
+        (r.prefill_chunk, r.kv_prefill): r.time_us for r in attention.itertuples()
+        if r.n_decode == 0 and r.prefill_chunk > 0}
     for r in ([] if attention is None else attention.itertuples()):
+        ctx = float(r.n_decode) * float(r.kv_decode)
         if r.n_decode == 0 and r.prefill_chunk > 0:
             t, c = float(r.prefill_chunk), float(r.kv_prefill)
             pairs = t * c + t * (t + 1) / 2
             rows.append(("attn_prefill", pairs * 4 * heads * hd,
                          2 * (2 * t * heads * hd + 2 * (t + c) * kvh * hd), r.time_us, 0.0))
         elif r.prefill_chunk == 0 and r.n_decode > 0:
-            ctx = float(r.n_decode) * float(r.kv_decode)
             rows.append(("attn_decode", ctx * 4 * heads * hd, 2 * 2 * ctx * kvh * hd,
                          r.time_us, 0.0))
+        elif (r.prefill_chunk, r.kv_prefill) in prefill_us:  # decodes beside a prefill chunk
+            t_dec = r.time_us - prefill_us[(r.prefill_chunk, r.kv_prefill)]
+            if t_dec > 0:  # (within noise of the chunk alone: no decode time to read)
+                rows.append(("attn_decode_mixed", ctx * 4 * heads * hd,
+                             2 * 2 * ctx * kvh * hd, t_dec, 0.0))
     expert = 3 * h * spec.moe_ffn / tp  # gate, up and down of one expert (parameters)
     for r in ([] if moe is None else moe.itertuples()):
         rows.append(("moe", 2 * r.tokens * spec.experts_per_token * expert,

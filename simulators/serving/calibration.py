@@ -70,13 +70,15 @@ CALIBRATION: dict[str, dict[str, float]] = {
 PROFILES = DEFAULT_DATA.parent / "lss_kernels.parquet"
 PROFILE_MIN_BYTES = {"RTX-4090": 2 * 72 * 2.0**20, "RTX-PRO-6000": 2 * 128 * 2.0**20}
 
-#: fitted by fit_device() on PROFILES (the classes of CALIBRATION plus ``fused_moe``)
+#: fitted by fit_device() on PROFILES (the classes of CALIBRATION plus ``attn_decode_mixed``
+#: and ``fused_moe``)
 DEVICE_CALIBRATION: dict[str, dict[str, dict[str, float]]] = {
     "RTX-PRO-6000": {
         "gemm": {"eff_compute": 0.6963, "eff_memory": 0.8081, "t0_s": 1.123e-05},
         "gemm_fp8": {"eff_compute": 0.6257, "eff_memory": 0.8081, "t0_s": 1.123e-05},
         "attn_prefill": {"eff_compute": 0.3147, "eff_memory": 0.8081, "t0_s": 1.463e-05},
         "attn_decode": {"eff_compute": 0.3147, "eff_memory": 0.7963, "t0_s": 1.463e-05},
+        "attn_decode_mixed": {"eff_compute": 0.3147, "eff_memory": 0.2751, "t0_s": 1.463e-05},
         "elementwise": {"eff_compute": 0.6963, "eff_memory": 0.862, "t0_s": 4.867e-06},
         "fused_moe": {"eff_memory": 0.858, "eff_compute": 1.061},
     },
@@ -85,6 +87,7 @@ DEVICE_CALIBRATION: dict[str, dict[str, dict[str, float]]] = {
         "gemm_fp8": {"eff_compute": 0.8493, "eff_memory": 0.9277, "t0_s": 1.123e-05},
         "attn_prefill": {"eff_compute": 0.6036, "eff_memory": 0.9277, "t0_s": 1.463e-05},
         "attn_decode": {"eff_compute": 0.6036, "eff_memory": 0.9016, "t0_s": 1.463e-05},
+        "attn_decode_mixed": {"eff_compute": 0.6036, "eff_memory": 0.4244, "t0_s": 1.463e-05},
         "elementwise": {"eff_compute": 0.945, "eff_memory": 0.9096, "t0_s": 4.867e-06},
         "fused_moe": {"eff_memory": 1.039, "eff_compute": 1.105},
     },
@@ -184,6 +187,8 @@ def fit_device(df: Any, device: Any, min_bytes: float) -> dict[str, dict[str, fl
                             "eff_memory": g["eff_memory"]},
            "attn_decode": {**h["attn_decode"], "eff_compute": a["eff_compute"],
                            "eff_memory": a["eff_memory"]},
+           "attn_decode_mixed": {**h["attn_decode"], "eff_compute": a["eff_compute"],
+                                 "eff_memory": _mixed_decode(df, bw, min_bytes)},
            "elementwise": {**h["elementwise"], "eff_compute": g["eff_compute"],
                            "eff_memory": h["elementwise"]["eff_memory"] * device_scales(device)[1]}}
     moe = df[(df["op"] == "moe") & (df["bytes"] > min_bytes)]
@@ -192,11 +197,19 @@ def fit_device(df: Any, device: Any, min_bytes: float) -> dict[str, dict[str, fl
     return _rounded(out)
 
 
+def _mixed_decode(df: Any, bw: float, min_bytes: float) -> float:
+    """Median memory efficiency of the decodes of mixed batches (``attn_decode_mixed`` rows:
+    the decode part of a varlen attention kernel that also holds a prefill chunk)."""
+    x = df[(df["op"] == "attn_decode_mixed") & (df["runtime_us"] >= 50) & (df["bytes"] > min_bytes)]
+    return float(np.median(x["bytes"] / (x["runtime_us"] * 1e-6) / bw))
+
+
 def _scaled(device: Any) -> dict[str, dict[str, float]]:
     """The H200's calibration (and the H100-fitted fused MoE) times :func:`device_scales`."""
     cs, ms = device_scales(device)
     out = {k: {**v, "eff_compute": v["eff_compute"] * cs, "eff_memory": v["eff_memory"] * ms}
            for k, v in CALIBRATION.items()}
+    out["attn_decode_mixed"] = out["attn_decode"]
     out["fused_moe"] = {"eff_memory": FUSED_MOE["eff_memory"] * ms,
                         "eff_compute": FUSED_MOE["eff_compute"] * cs}
     return out
@@ -204,8 +217,10 @@ def _scaled(device: Any) -> dict[str, dict[str, float]]:
 
 def device_calibration(device: Any) -> dict[str, dict[str, float]]:
     """The kernel efficiencies and floors the step cost uses on ``device`` (the classes of
-    :data:`CALIBRATION` plus ``fused_moe``): fitted on its published kernel profiles where
-    :data:`DEVICE_CALIBRATION` has them, else the H200's times :func:`device_scales`."""
+    :data:`CALIBRATION` plus ``attn_decode_mixed``, decodes in a batch with prefill tokens,
+    and ``fused_moe``): fitted on its published kernel profiles where
+    :data:`DEVICE_CALIBRATION` has them, else the H200's times :func:`device_scales` (mixed
+    decodes as decodes alone: the H200 data has no mixed kernel)."""
     return DEVICE_CALIBRATION.get(device.name) or _scaled(device)
 
 

@@ -18,7 +18,10 @@ efficiencies and kernel floor ``t0`` of its class on that device
   ``latency + (dp − 1) · T·h · 2 bytes / bandwidth`` (ring; ``ep = tp`` needs none: the
   tensor-parallel all-reduce combines);
 * attention: one prefill kernel (FLOPs of the causal query–key pairs; bytes of the KV it
-  reads) and one decode kernel (bytes of the KV cache, FLOPs of one query per sequence);
+  reads) and one decode kernel (bytes of the KV cache, FLOPs of one query per sequence); in
+  an engine that runs them as one varlen kernel (``EngineOverheads.mixed_attention``, vLLM
+  V1) the decodes of an iteration with prefill tokens run at the device's mixed-batch decode
+  efficiency;
 * 4 elementwise kernels (norms, rotary embedding, activation) over ``T·h`` values;
 * with ``tp > 1``, two all-reduces of ``T·h`` bf16 values (:mod:`.collectives`): over the
   link, ``latency + 2(tp − 1)/tp · bytes / bandwidth``; in an engine that launches prefill
@@ -94,6 +97,9 @@ class StepCost:
         ap, ad, el = cal["attn_prefill"], cal["attn_decode"], cal["elementwise"]
         self.ap_ec, self.ap_t0 = ap["eff_compute"], ap["t0_s"]
         self.ad_ec, self.ad_em, self.ad_t0 = ad["eff_compute"], ad["eff_memory"], ad["t0_s"]
+        # decodes beside a prefill chunk in one varlen kernel (engines that run it so)
+        self.adm_em = cal["attn_decode_mixed" if self.overheads.mixed_attention
+                          else "attn_decode"]["eff_memory"]
         self.el_em, self.el_t0 = el["eff_memory"], el["t0_s"]
         h = m.hidden
         # per-layer weights (local to one device)
@@ -224,7 +230,7 @@ class StepCost:
         dec_n = np.asarray(dec_n, float)
         dec_kv = np.asarray(dec_kv, float)
         ad = self._roof(dec_kv * self.pair_flops, dec_kv * self.kv_layer, self.peak_attn,
-                        self.ad_ec, self.ad_em)
+                        self.ad_ec, np.where(has_pre, self.adm_em, self.ad_em))
         t_layer = t_layer + np.where(has_pre, self.ap_t0 + ap, 0.0) + \
             np.where(dec_n > 0, self.ad_t0 + ad, 0.0)
         active = active + ap + ad

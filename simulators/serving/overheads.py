@@ -63,6 +63,12 @@ on a bf16 checkpoint)    scale (vLLM ``scaled_fp8_quant(x, None)``: ``torch.zero
                          older vLLM than v0.6, which trimmed this path: possibly an
                          overestimate). Applied to the first token only (TPOT and end-to-end
                          latency are left as they were).
+``mixed_attention``      vLLM V1 runs one varlen attention kernel over a batch's prefill
+(V1: on)                 chunks and decodes together; beside a chunk the decodes do not get
+                         the split-KV decode path and run at the device's *mixed* decode
+                         efficiency (``attn_decode_mixed`` of :mod:`.calibration`, measured
+                         only in published kernel profiles: elsewhere the same as decodes
+                         alone). vLLM v0.6 calls separate prefill and decode kernels.
 ``kv_setup_s`` 6.7 ms    KV hand-off of a P/D split besides bytes ÷ link bandwidth (vLLM
 (V1), 30 ms (v0.6)       V1 NixlConnector): NIXL telemetry's mean transfer post duration
                          6.7 ms (vLLM RFC #50913, 2026). vLLM v0.6's first implementation
@@ -112,6 +118,7 @@ class EngineOverheads:
     eager_allreduce: bool = False     # prefill iterations' all-reduces launched eagerly
     act_scale_dynamic: bool = False   # W8A8 activations quantized with a dynamic scale
     async_output: bool = False        # V0 async output processor stamps the first token late
+    mixed_attention: bool = False     # V1: decodes share one varlen kernel with prefill chunks
     output_s: float = 0.0             # ... its output processing per iteration
     output_per_seq_s: float = 0.0     # ... and per sequence of that iteration
 
@@ -135,7 +142,7 @@ class EngineOverheads:
         return f"{self.name}[{','.join(vals)}]"
 
 
-_FLAGS = ("eager_allreduce", "act_scale_dynamic", "async_output")
+_FLAGS = ("eager_allreduce", "act_scale_dynamic", "async_output", "mixed_attention")
 _FRONT = {"request_s": 5.7e-3, "tokenize_s_per_token": 10e-6}
 _V0_STEP = {"step_s": 0.27e-3, "step_per_seq_s": 35.6e-6, "async_output": True,
             "output_s": 0.226e-3, "output_per_seq_s": 70.2e-6}
@@ -149,7 +156,8 @@ ENGINE_PRESETS: dict[str, EngineOverheads] = {
     "vllm-v0.6-client": EngineOverheads("vllm-v0.6-client", eager_layer_s=47e-6,
                                         kv_setup_s=30e-3, eager_allreduce=True, **_V0_STEP,
                                         **_FRONT),
-    "vllm-v1-client": EngineOverheads("vllm-v1-client", kv_setup_s=6.7e-3, **_FRONT),
+    "vllm-v1-client": EngineOverheads("vllm-v1-client", kv_setup_s=6.7e-3, mixed_attention=True,
+                                      **_FRONT),
 }
 DEFAULT_ENGINE = "vllm-v1-client"
 
