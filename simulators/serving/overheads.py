@@ -64,11 +64,12 @@ on a bf16 checkpoint)    scale (vLLM ``scaled_fp8_quant(x, None)``: ``torch.zero
                          overestimate). Applied to the first token only (TPOT and end-to-end
                          latency are left as they were).
 ``mixed_attention``      vLLM V1 runs one varlen attention kernel over a batch's prefill
-(V1: on)                 chunks and decodes together; beside a chunk the decodes do not get
-                         the split-KV decode path and run at the device's *mixed* decode
-                         efficiency (``attn_decode_mixed`` of :mod:`.calibration`, measured
-                         only in published kernel profiles: elsewhere the same as decodes
-                         alone). vLLM v0.6 calls separate prefill and decode kernels.
+(V1: on)                 chunks and decodes together; beside a chunk the decodes run at the
+                         device's *mixed* decode efficiency (``attn_decode_mixed`` of
+                         :mod:`.calibration`: measured 2–3× slower than alone in published
+                         kernel profiles — no split-KV decode path in the varlen kernel is a
+                         likely cause; without such a profile the same as decodes alone).
+                         vLLM v0.6 calls separate prefill and decode kernels.
 ``kv_setup_s`` 6.7 ms    KV hand-off of a P/D split besides bytes ÷ link bandwidth (vLLM
 (V1), 30 ms (v0.6)       V1 NixlConnector): NIXL telemetry's mean transfer post duration
                          6.7 ms (vLLM RFC #50913, 2026). vLLM v0.6's first implementation
