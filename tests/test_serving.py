@@ -33,6 +33,7 @@ from mlsysgym.simulators.serving.calibration import (
     device_scales,
     fit_calibration,
     fit_device,
+    mixed_decode_eff,
 )
 from mlsysgym.simulators.serving.costs import StepCost
 from mlsysgym.simulators.serving.engine import simulate_instance
@@ -253,13 +254,22 @@ def test_mixed_batches_slow_decodes_in_v1_only():
     kv = 32 * 64 * 1024 * 4096  # bytes of KV read, all 32 layers
     act = {e: float(StepCost(m, cl, Plan(), load_engine(e)).step(*args)[1])
            for e in ("vllm-v1-client", "vllm-v0.6-client")}
-    want = kv / 1792e9 * (1 / cal["attn_decode_mixed"]["eff_memory"]
+    want = kv / 1792e9 * (1 / cal["attn_decode_mixed"]["gqa4"]  # Llama: 32 / 8 heads
                           - 1 / cal["attn_decode"]["eff_memory"])
     assert act["vllm-v1-client"] - act["vllm-v0.6-client"] == pytest.approx(want, rel=1e-9)
     # a decode-only iteration is the same in both
     dec = (64, 64, 0.0, 0.0, 64, 64 * 1024.0)
     assert float(StepCost(m, cl, Plan(), load_engine("vllm-v1-client")).step(*dec)[1]) == \
         pytest.approx(float(StepCost(m, cl, Plan(), load_engine("vllm-v0.6-client")).step(*dec)[1]))
+
+
+def test_mixed_decode_efficiency_by_query_heads_per_kv_head():
+    cls = {"eff_memory": 0.3, "gqa4": 0.43, "gqa8": 0.24}
+    assert mixed_decode_eff(cls, 8) == 0.24
+    assert mixed_decode_eff(cls, 4) == 0.43
+    assert mixed_decode_eff(cls, 1) == 0.43 and mixed_decode_eff(cls, 16) == 0.24  # nearest
+    assert mixed_decode_eff(cls, 5.5) == 0.43  # log2 5.5 is nearer 2 than 3
+    assert mixed_decode_eff({"eff_memory": 0.3}, 8) == 0.3  # no group measured: pooled
 
 
 def test_single_request_timeline():

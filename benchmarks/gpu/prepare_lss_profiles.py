@@ -124,6 +124,7 @@ def prepare(repo: Path, rev: str = "HEAD") -> pd.DataFrame:
                     continue
                 df = kernels(*parts, spec, tp)
                 df["device"], df["model"], df["tp"] = ours, model, tp
+                df["gqa"] = spec.n_heads // spec.n_kv_heads  # query heads per KV head
                 df["source"] = f"casys-kaist/LLMServingSim@{commit[:12]}:{base}"
                 meta = yaml.safe_load(_show(repo, rev, f"profiler/perf/{theirs}/{model}/bf16/"
                                                        "meta.yaml") or "{}") or {}

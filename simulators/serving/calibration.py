@@ -47,7 +47,7 @@ from mlsysgym.simulators.serving.moe_kernels import FUSED_MOE, fit_additive
 
 __all__ = ["CALIBRATION", "DEFAULT_DATA", "DEVICE_CALIBRATION", "H200_GEMM_BF16_TFLOPS",
            "PROFILES", "PROFILE_MIN_BYTES", "device_calibration", "device_scales",
-           "fit_calibration", "fit_device"]
+           "fit_calibration", "fit_device", "mixed_decode_eff"]
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "benchmarks/data/gpu/h200_kernels.parquet"
 _PEAK = {"bf16": 989e12, "fp16": 989e12, "fp8": 1979e12}
@@ -78,7 +78,8 @@ DEVICE_CALIBRATION: dict[str, dict[str, dict[str, float]]] = {
         "gemm_fp8": {"eff_compute": 0.6257, "eff_memory": 0.8081, "t0_s": 1.123e-05},
         "attn_prefill": {"eff_compute": 0.3147, "eff_memory": 0.8081, "t0_s": 1.463e-05},
         "attn_decode": {"eff_compute": 0.3147, "eff_memory": 0.7963, "t0_s": 1.463e-05},
-        "attn_decode_mixed": {"eff_compute": 0.3147, "eff_memory": 0.2751, "t0_s": 1.463e-05},
+        "attn_decode_mixed": {"eff_compute": 0.3147, "eff_memory": 0.2751, "t0_s": 1.463e-05,
+                              "gqa4": 0.4286, "gqa8": 0.2439},
         "elementwise": {"eff_compute": 0.6963, "eff_memory": 0.862, "t0_s": 4.867e-06},
         "fused_moe": {"eff_memory": 0.858, "eff_compute": 1.061},
     },
@@ -87,7 +88,8 @@ DEVICE_CALIBRATION: dict[str, dict[str, dict[str, float]]] = {
         "gemm_fp8": {"eff_compute": 0.8493, "eff_memory": 0.9277, "t0_s": 1.123e-05},
         "attn_prefill": {"eff_compute": 0.6036, "eff_memory": 0.9277, "t0_s": 1.463e-05},
         "attn_decode": {"eff_compute": 0.6036, "eff_memory": 0.9016, "t0_s": 1.463e-05},
-        "attn_decode_mixed": {"eff_compute": 0.6036, "eff_memory": 0.4244, "t0_s": 1.463e-05},
+        "attn_decode_mixed": {"eff_compute": 0.6036, "eff_memory": 0.4244, "t0_s": 1.463e-05,
+                              "gqa4": 0.4244},
         "elementwise": {"eff_compute": 0.945, "eff_memory": 0.9096, "t0_s": 4.867e-06},
         "fused_moe": {"eff_memory": 1.039, "eff_compute": 1.105},
     },
@@ -188,7 +190,7 @@ def fit_device(df: Any, device: Any, min_bytes: float) -> dict[str, dict[str, fl
            "attn_decode": {**h["attn_decode"], "eff_compute": a["eff_compute"],
                            "eff_memory": a["eff_memory"]},
            "attn_decode_mixed": {**h["attn_decode"], "eff_compute": a["eff_compute"],
-                                 "eff_memory": _mixed_decode(df, bw, min_bytes)},
+                                 **_mixed_decode(df, bw, min_bytes)},
            "elementwise": {**h["elementwise"], "eff_compute": g["eff_compute"],
                            "eff_memory": h["elementwise"]["eff_memory"] * device_scales(device)[1]}}
     moe = df[(df["op"] == "moe") & (df["bytes"] > min_bytes)]
@@ -197,11 +199,23 @@ def fit_device(df: Any, device: Any, min_bytes: float) -> dict[str, dict[str, fl
     return _rounded(out)
 
 
-def _mixed_decode(df: Any, bw: float, min_bytes: float) -> float:
+def _mixed_decode(df: Any, bw: float, min_bytes: float) -> dict[str, float]:
     """Median memory efficiency of the decodes of mixed batches (``attn_decode_mixed`` rows:
-    the decode part of a varlen attention kernel that also holds a prefill chunk)."""
+    the decode part of a varlen attention kernel that also holds a prefill chunk), over all
+    (``eff_memory``) and per query heads per KV head (``gqa<g>``: it falls as ``g`` grows)."""
     x = df[(df["op"] == "attn_decode_mixed") & (df["runtime_us"] >= 50) & (df["bytes"] > min_bytes)]
-    return float(np.median(x["bytes"] / (x["runtime_us"] * 1e-6) / bw))
+    eff = x["bytes"] / (x["runtime_us"] * 1e-6) / bw
+    return {"eff_memory": float(np.median(eff)),
+            **{f"gqa{g}": float(np.median(e)) for g, e in eff.groupby(x["gqa"])}}
+
+
+def mixed_decode_eff(cls: dict[str, float], gqa: float) -> float:
+    """The ``attn_decode_mixed`` memory efficiency for a model with ``gqa`` query heads per KV
+    head: that of the nearest measured group (log scale), else the pooled one."""
+    groups = {int(k[3:]): v for k, v in cls.items() if k.startswith("gqa")}
+    if not groups:
+        return cls["eff_memory"]
+    return groups[min(groups, key=lambda g: abs(np.log2(g) - np.log2(max(gqa, 1.0))))]
 
 
 def _scaled(device: Any) -> dict[str, dict[str, float]]:

@@ -56,7 +56,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from mlsysgym.simulators.serving.calibration import device_calibration
+from mlsysgym.simulators.serving.calibration import device_calibration, mixed_decode_eff
 from mlsysgym.simulators.serving.collectives import allreduce_eager_s, allreduce_link_s
 from mlsysgym.simulators.serving.hardware import Cluster
 from mlsysgym.simulators.serving.models import DTYPE_BYTES, ModelSpec
@@ -98,8 +98,8 @@ class StepCost:
         self.ap_ec, self.ap_t0 = ap["eff_compute"], ap["t0_s"]
         self.ad_ec, self.ad_em, self.ad_t0 = ad["eff_compute"], ad["eff_memory"], ad["t0_s"]
         # decodes beside a prefill chunk in one varlen kernel (engines that run it so)
-        self.adm_em = cal["attn_decode_mixed" if self.overheads.mixed_attention
-                          else "attn_decode"]["eff_memory"]
+        self.adm_em = (mixed_decode_eff(cal["attn_decode_mixed"], m.n_heads / m.n_kv_heads)
+                       if self.overheads.mixed_attention else self.ad_em)
         self.el_em, self.el_t0 = el["eff_memory"], el["t0_s"]
         h = m.hidden
         # per-layer weights (local to one device)
