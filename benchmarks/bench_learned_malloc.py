@@ -27,8 +27,8 @@ agents interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds 
 ``--off NAME`` also both with that option off, all four interleaved); the rows and the
 difference learned − ablation (fraction of the all-slow time saved), and each agent against
 its rows with the option off, or in ``--baseline`` (a JSON written the same way; rows with
-``restarts`` true skipped), in
-``benchmarks/results/learned_malloc_validation_<--tag>_<seconds>s.json``.
+``restarts`` true skipped), in ``learned_malloc_validation_<--tag>_<seconds>s.json`` beside
+``--out`` (default ``benchmarks/results/``).
 """
 
 from __future__ import annotations
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = _args(argv)
     if args.validation:
-        out = RESULTS.with_name(f"learned_malloc_validation_{args.tag}_{args.seconds:g}s.json")
+        out = args.out.with_name(f"learned_malloc_validation_{args.tag}_{args.seconds:g}s.json")
         out.write_text(json.dumps(validate(args), indent=1) + "\n")
         print(out.read_text()[:1500])
         return

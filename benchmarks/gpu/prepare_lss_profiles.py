@@ -76,6 +76,8 @@ def kernels(dense: pd.DataFrame | None, attention: pd.DataFrame | None,
             rows.append(("gemm", 2 * t * k * n, 2 * (k * n + t * k + t * n), r.time_us, 0.0))
         elif r.layer == "act_fn":
             rows.append(("copy", 0.0, 2 * t * 3 * ffn, r.time_us, 0.0))
+    pair = spec.attn_flops_per_pair / tp  # FLOPs of one query-key pair on a shard
+    kv_tok = 2.0 * spec.kv_elems_per_token * kvh / spec.n_kv_heads  # KV bytes/token/layer, bf16
     prefill_us = {} if attention is None else {
         (r.prefill_chunk, r.kv_prefill): r.time_us for r in attention.itertuples()
         if r.n_decode == 0 and r.prefill_chunk > 0}
@@ -84,17 +86,16 @@ def kernels(dense: pd.DataFrame | None, attention: pd.DataFrame | None,
         if r.n_decode == 0 and r.prefill_chunk > 0:
             t, c = float(r.prefill_chunk), float(r.kv_prefill)
             pairs = t * c + t * (t + 1) / 2
-            rows.append(("attn_prefill", pairs * 4 * heads * hd,
-                         2 * (2 * t * heads * hd + 2 * (t + c) * kvh * hd), r.time_us, 0.0))
-        elif r.prefill_chunk == 0 and r.n_decode > 0:
-            rows.append(("attn_decode", ctx * 4 * heads * hd, 2 * 2 * ctx * kvh * hd,
+            rows.append(("attn_prefill", pairs * pair, 2 * 2 * t * heads * hd + (t + c) * kv_tok,
                          r.time_us, 0.0))
-        elif (r.prefill_chunk, r.kv_prefill) in prefill_us:  # decodes beside a prefill chunk
-            t_dec = r.time_us - prefill_us[(r.prefill_chunk, r.kv_prefill)]
-            if t_dec > 0:  # (within noise of the chunk alone: no decode time to read)
-                rows.append(("attn_decode_mixed", ctx * 4 * heads * hd,
-                             2 * 2 * ctx * kvh * hd, t_dec, 0.0))
-    expert = 3 * h * spec.moe_ffn / tp  # gate, up and down of one expert (parameters)
+            continue
+        op, t_us = "attn_decode", r.time_us
+        if r.prefill_chunk > 0:  # decodes beside a prefill chunk: the row minus the chunk alone
+            op, t_us = "attn_decode_mixed", r.time_us - prefill_us.get(
+                (r.prefill_chunk, r.kv_prefill), r.time_us)
+        if r.n_decode > 0 and t_us > 0:  # (<= 0: within noise of the chunk alone, or no chunk)
+            rows.append((op, ctx * pair, ctx * kv_tok, t_us, 0.0))
+    expert = spec.expert_params / tp  # gate, up and down of one expert (parameters)
     for r in ([] if moe is None else moe.itertuples()):
         rows.append(("moe", 2 * r.tokens * spec.experts_per_token * expert,
                      2 * r.activated_experts * expert, r.time_us, float(r.activated_experts)))
