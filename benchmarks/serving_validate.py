@@ -27,7 +27,10 @@ each row's engine and where its TTFT clock starts: v0.6.0 rows measure TTFT with
 server's Prometheus histogram (clock starts at the engine: ``vllm-v0.6-server``); the 0.19
 bench rows measure from the client's send time (``vllm-v1-client``); Figure 8 rows report
 ``mean_ttft_ms``, the column name of vLLM's client benchmark (``vllm-v1-client``, assumed: the
-artifact does not store the version). ``--engine none`` gives the GPU roofline alone. Rows
+artifact does not store the version). ``--engine none`` gives the GPU roofline alone;
+``--set [PRESET:]FIELD=VALUE`` overrides one engine-overhead field for every row (or for the
+rows of one preset: sensitivity and ablation runs, e.g. ``--set
+vllm-v0.6-server:eager_op_s=30e-6`` or ``--set eager_allreduce=false``). Rows
 served with ``--quantization fp8`` on a bf16 checkpoint quantize activations with a dynamic
 scale (``act_scale_dynamic``); pre-quantized FP8 checkpoints carry static scales.
 
@@ -37,7 +40,7 @@ into front end, queueing, compute, kernel floors, communication, engine CPU and 
 
 Usage::
 
-    .venv/bin/python benchmarks/serving_validate.py [--data DIR]
+    .venv/bin/python benchmarks/serving_validate.py [--data DIR] [--set [PRESET:]FIELD=VALUE ...]
 """
 
 from __future__ import annotations
@@ -165,13 +168,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--engine", default=None,
                     help="one engine-overhead preset for every row (default: per row, see above)")
+    ap.add_argument("--set", action="append", default=[], metavar="[PRESET:]FIELD=VALUE",
+                    help="override one engine-overhead field for every row, or for the rows "
+                         "of one preset (repeatable)")
     args = ap.parse_args(argv)
+    if any("=" not in kv for kv in args.set):
+        ap.error("--set takes [PRESET:]FIELD=VALUE")
+    overrides: dict[str, dict[str, str]] = {}  # preset ("" = every row) -> field -> value
+    for kv in args.set:
+        key, value = kv.split("=", 1)
+        preset, _, fld = key.rpartition(":")
+        overrides.setdefault(preset, {})[fld] = value
+    from mlsysgym.core.errors import MlsysgymError
     if not (args.data / "reference.csv").exists():
         print(f"no validation set at {args.data}", file=sys.stderr)
         return 2
     from mlsysgym.simulators.serving.evaluator import ServingWorkload, simulate
     from mlsysgym.simulators.serving.hardware import load_cluster
     from mlsysgym.simulators.serving.overheads import load_engine
+    try:
+        for preset, fields in overrides.items():
+            load_engine({"preset": preset or "none", **fields})
+    except MlsysgymError as e:
+        print(f"error: --set: {e}", file=sys.stderr)
+        return 2
     from mlsysgym.simulators.serving.traces import read_trace
 
     rows = list(csv.DictReader((args.data / "reference.csv").open()))
@@ -189,10 +209,9 @@ def main(argv: list[str] | None = None) -> int:
             n = p["tp"] * p["pp"] * p["dp"] * (1 + p["pd_disagg"])
             eng = {"preset": args.engine or setup["engine"],
                    "act_scale_dynamic": setup["dynamic"]}
-            if setup["dynamic"]:
-                eng["name"] = eng["preset"] + "+dynamic-fp8"
-            else:
-                eng["name"] = eng["preset"]
+            eng["name"] = eng["preset"] + ("+dynamic-fp8" if setup["dynamic"] else "")
+            eng.update(overrides.get("", {}))
+            eng.update(overrides.get(eng["preset"], {}))
             w = ServingWorkload(setup["model"], load_cluster(setup["gpu"], 1, n), trace,
                                 engine=load_engine(eng))
             t0 = time.process_time()
@@ -209,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
                       "predicted": pred, "err_pct": 100.0 * (pred - meas) / meas,
                       "plan": setup["plan"], "gpu": setup["gpu"],
                       "engine": (args.engine or setup["engine"])
-                      + (" +dynamic-fp8" if setup["dynamic"] else ""),
+                      + (" +dynamic-fp8" if setup["dynamic"] else "")
+                      + "".join(f" {kv}" for kv in args.set
+                                if ":" not in kv.split("=")[0]
+                                or kv.startswith((args.engine or setup["engine"]) + ":")),
                       "model": setup["model"].name})
     sims = {g: (len(t), c) for g, (_, t, c) in cache.items()}
     write_report(table, sims, args.out, args.data)

@@ -93,13 +93,18 @@ def test_v06_preset_adds_exactly_its_terms_to_an_unqueued_ttft():
     base = simulate(*_one_request("none"))["ttft_mean_s"]
     w, plan = _one_request("vllm-v0.6-server")
     got = simulate(w, plan)["ttft_mean_s"]
+    none = StepCost(w.model, w.cluster, plan)
+    t_layer = float(none._layer(64.0, np.float64(64 * 65 / 2), 64.0, 0.0, 0.0,
+                                none.dense_w_layers, False)[0])
     t_link = 5e-6 + 1.75 * MIB / w.cluster.device.link_bw
-    # step CPU 0.27 ms + 35.6 µs · 1 sequence, eager dispatch 47 µs · 80 layers,
-    # 160 eager all-reduces of 1 MiB (24.1 µs each instead of the link time); the first
-    # token is stamped by the async output processor in the next (decode, CUDA-graph)
-    # iteration: after its CPU time 0.27 ms + 35.6 µs · 1, plus the output processing of
-    # the prefill iteration's 1 sequence, 0.226 ms + 70.2 µs
-    want = (0.27e-3 + 35.6e-6 + 47e-6 * 80 + 160 * (24.1e-6 - t_link)
+    # a layer on the GPU with 2 eager all-reduces of 1 MiB (24.1 µs instead of the link
+    # time) is shorter than dispatching its 12 ops at 35 µs: the 80 layers take 33.6 ms
+    assert t_layer + 2 * (24.1e-6 - t_link) < 12 * 35e-6
+    # + step CPU 0.27 ms + 35.6 µs · 1 sequence; the first token is stamped by the async
+    # output processor in the next (decode, CUDA-graph) iteration: after its CPU time
+    # 0.27 ms + 35.6 µs · 1, plus the output processing of the prefill's 1 sequence,
+    # 0.226 ms + 70.2 µs
+    want = (0.27e-3 + 35.6e-6 + 80 * (12 * 35e-6 - t_layer)
             + 0.27e-3 + 35.6e-6 + 0.226e-3 + 70.2e-6)
     assert got - base == pytest.approx(want, rel=1e-9)
 

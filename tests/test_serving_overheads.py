@@ -47,16 +47,47 @@ def test_front_end_time_by_hand():
 
 def test_step_cpu_and_eager_overheads_by_hand():
     m, cl = load_model("Llama-3.1-8B"), load_cluster("H100-SXM", 1, 1)
-    eng = load_engine({"step_s": 1e-3, "step_per_seq_s": 1e-4, "eager_layer_s": 50e-6})
-    bare, cost = StepCost(m, cl, Plan()), StepCost(m, cl, Plan(), eng)
+    bare = StepCost(m, cl, Plan())
     pre = (100, 1, 100 * 101 / 2, 100.0, 0, 0.0)
-    # prefill iteration of one sequence: + 1 ms + 0.1 ms + 32 layers · 50 µs = 2.7 ms
-    assert float(cost.step(*pre)[0]) - float(bare.step(*pre)[0]) == pytest.approx(2.7e-3)
-    # decode of 8 sequences: no eager term; + 1 ms + 8 · 0.1 ms
-    dec = (8, 8, 0.0, 0.0, 8, 800.0)
-    assert float(cost.step(*dec)[0]) - float(bare.step(*dec)[0]) == pytest.approx(1.8e-3)
-    # CPU time is not GPU-active time (energy)
-    assert float(cost.step(*dec)[1]) == float(bare.step(*dec)[1])
+    # one layer of the 100-token prefill on the GPU (no eager dispatch)
+    t_layer = float(bare._layer(100.0, np.float64(100 * 101 / 2), 100.0, 0.0, 0.0,
+                                bare.dense_w_layers, False)[0])
+    assert 50e-6 < t_layer < 1e-3
+    # 10 ops a layer at TP1: 4 GEMMs, 2 norms, rotary, SiLU, KV-cache write, prefill attention
+    assert int(bare.layer_ops(True, 0, False)) == 10
+    for d, launch_bound in ((1e-6, False), (100e-6, True)):
+        eng = load_engine({"step_s": 1e-3, "step_per_seq_s": 1e-4, "eager_op_s": d})
+        cost = StepCost(m, cl, Plan(), eng)
+        # + 1 ms + 0.1 ms CPU; a layer takes max(GPU time, 10 · d): at 1 µs the GPU's,
+        # at 100 µs 1 ms (32 layers)
+        excess = 32 * (10 * d - t_layer) if launch_bound else 0.0
+        diff = float(cost.step(*pre)[0]) - float(bare.step(*pre)[0])
+        assert diff == pytest.approx(1.1e-3 + excess, rel=1e-9)
+        assert float(cost.parts(*pre)["cpu"]) == pytest.approx(1.1e-3 + excess, rel=1e-9)
+        assert float(cost.dispatch_s(True)) == pytest.approx(32 * 10 * d)
+        assert float(cost.dispatch_s(False)) == 0.0
+        # decode of 8 sequences (CUDA graph): no dispatch term; + 1 ms + 8 · 0.1 ms
+        dec = (8, 8, 0.0, 0.0, 8, 800.0)
+        assert float(cost.step(*dec)[0]) - float(bare.step(*dec)[0]) == pytest.approx(1.8e-3)
+        # CPU time is not GPU-active time (energy)
+        assert float(cost.step(*dec)[1]) == float(bare.step(*dec)[1])
+        assert float(cost.step(*pre)[1]) == float(bare.step(*pre)[1])
+
+
+def test_layer_op_counts_by_hand():
+    # Llama-3.1-70B TP8 prefill: 10 + 2 all-reduces; with a decode beside it 13;
+    # W8A8 before each of the 4 dense linear layers: 1 op (static scale), 2 (dynamic)
+    cl8 = load_cluster("H100-SXM", 1, 8)
+    m70 = load_model("Llama-3.1-70B")
+    assert int(StepCost(m70, cl8, Plan(tp=8)).layer_ops(True, 0, False)) == 12
+    assert int(StepCost(m70, cl8, Plan(tp=8)).layer_ops(True, 3, False)) == 13
+    dyn = StepCost(m70, cl8, Plan(tp=8, dtype="fp8"), load_engine({"act_scale_dynamic": True}))
+    assert int(dyn.layer_ops(True, 0, False)) == 12 + 4 * 2
+    static = StepCost(m70, cl8, Plan(tp=8, dtype="fp8"))
+    assert int(static.layer_ops(True, 0, False)) == 12 + 4
+    # an MoE layer: + 7 ops (router, top-k, alignment, 2 fused-MoE kernels, SiLU, sum)
+    mix = load_model("Mixtral-8x7B")
+    assert int(StepCost(mix, cl8, Plan(tp=8)).layer_ops(True, 0, True)) == 19
 
 
 def test_kv_transfer_and_decode_first_step_by_hand():

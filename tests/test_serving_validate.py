@@ -85,3 +85,15 @@ def test_group_table_and_breakdown_lines():
     assert "| G | 20.0 % (2) | — |" in sv.group_table(rows, ["TTFT", "TPOT"])
     lines = sv.ttft_breakdown(rows)
     assert lines[-2].startswith("| a-ttft | 8 s | 7.2 | -10.0 % | 1 | 1 |")
+
+
+def test_set_overrides_are_checked_before_any_run(tmp_path, capsys):
+    (tmp_path / "reference.csv").write_text("row_id\n")
+    for bad, msg in (("foo=1", "unknown engine overhead field"),
+                     ("vllm-v0.6-server:eager_op_s=-1", ">= 0"),
+                     ("sglang:step_s=0", "unknown engine preset")):
+        assert sv.main(["--data", str(tmp_path), "--set", bad]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit):
+        sv.main(["--data", str(tmp_path), "--set", "eager_op_s"])

@@ -43,9 +43,11 @@ per replica, as vLLM does, so up to ``pp`` batches are in flight; with fewer bus
 idle stages are the pipeline bubble.)
 
 Engine overheads (:mod:`.overheads`) add CPU time the GPU waits for: ``step_s +
-step_per_seq_s · sequences`` per iteration (scheduling and input preparation) and, for an
-iteration with prefill tokens in an engine without CUDA graphs for it, ``eager_layer_s`` per
-layer (kernel dispatch).
+step_per_seq_s · sequences`` per iteration (scheduling and input preparation). An iteration
+with prefill tokens in an engine without CUDA graphs for it launches every kernel from Python:
+a layer then takes ``max(its GPU time, ops · eager_op_s)`` (the GPU waits for the CPU when
+its kernels are shorter than their dispatch; the ops are counted from vLLM's layer code,
+:meth:`StepCost.layer_ops`); the excess counts as engine CPU time.
 
 ``active_s`` is the part of the step spent in roofline work (no floors, no communication, no
 CPU overhead): the energy model charges TDP over it and idle power over the rest.
@@ -138,6 +140,7 @@ class StepCost:
         self.quant_inputs = [h, m.n_heads * m.head_dim / p.tp, h] + ([ffn_in] if ffn_in else [])
         self.quant_dynamic = self.overheads.act_scale_dynamic
         self.eager_ar = self.overheads.eager_allreduce and p.tp <= self.cluster.per_node
+        self.eager_op_s = self.overheads.eager_op_s
 
     # ---- the model -----------------------------------------------------------------------
     def _roof(self, flops, nbytes, peak, ec, em):
@@ -169,16 +172,16 @@ class StepCost:
         T = np.asarray(tokens, float)
         tp = self.tp
         pre_pairs = np.asarray(pre_pairs, float)
-        has_pre = pre_pairs > 0
         S = np.asarray(logits, float)
         if m.is_encoder_decoder:
-            stage, act, comm = self._encdec_stage(T, S, pre_pairs, pre_kv, dec_n, dec_kv)
+            stage, act, comm, eager = self._encdec_stage(T, S, pre_pairs, pre_kv, dec_n, dec_kv)
         else:
-            t_layer, active, c_layer = self._layer(T, pre_pairs, pre_kv, dec_n, dec_kv,
-                                                   self.dense_w_layers, m.is_moe)
+            t_layer, active, c_layer, e_layer = self._layer(T, pre_pairs, pre_kv, dec_n,
+                                                            dec_kv, self.dense_w_layers, m.is_moe)
             stage = self.layers * t_layer
             act = self.layers * active
             comm = self.layers * c_layer
+            eager = self.layers * e_layer
         comm = self.pp * comm
         # LM head + sampling (last stage)
         head = self._roof(2.0 * S * self.head_w, self.head_w * self.wb + S * m.vocab * 4.0 / tp,
@@ -193,12 +196,31 @@ class StepCost:
             p2p = (self.pp - 1) * (self.pp_lat + T * m.hidden * ACT_BYTES / self.pp_bw)
             total = total + p2p
             comm = comm + p2p
-        cpu = self.cpu_s(S if seqs is None else seqs, has_pre)
+        cpu = self.cpu_s(S if seqs is None else seqs) + self.pp * eager
         return total + cpu, act_total, comm, cpu
 
+    def layer_ops(self, has_pre, dec_n, moe):
+        """Ops one layer dispatches from Python when it runs eagerly (vLLM's layer code: one
+        kernel launch each, except where noted): 4 GEMMs, 2 norms, rotary embedding,
+        SiLU-and-mul, the KV-cache write, a prefill and a decode attention kernel when the
+        batch has them, 2 all-reduces (tp > 1; vLLM's eager custom all-reduce is one op
+        that copies and reduces), an MoE FFN's 7 (router GEMM, top-k, block alignment, 2
+        fused-MoE kernels, SiLU-and-mul, sum) and the EP exchange's 2, and before each
+        dense linear layer of W8A8 weights the activation quantization's 1 op (static scale)
+        or 2 (dynamic: zero-filled scale, then one op that launches the max-reduction and
+        the quantize kernel)."""
+        k = 9 + np.where(has_pre, 1, 0) + np.where(np.asarray(dec_n, float) > 0, 1, 0)
+        k = k + (2 if self.tp > 1 else 0) + (7 if moe else 0) \
+            + (2 if moe and self.ep_groups > 1 else 0)
+        if self.quant:
+            k = k + len(self.quant_inputs) * (2 if self.quant_dynamic else 1)
+        return k
+
     def _layer(self, T, pre_pairs, pre_kv, dec_n, dec_kv, w_layer, moe):
-        """(time, active time, communication time) of one layer over ``T`` new tokens with
-        ``w_layer`` dense weights (projections + dense FFN) per layer, an MoE FFN if ``moe``."""
+        """(time, active time, communication time, eager CPU excess) of one layer over ``T``
+        new tokens with ``w_layer`` dense weights (projections + dense FFN) per layer, an MoE
+        FFN if ``moe``; the time excludes the excess (kernel dispatch beyond the GPU time of
+        an eager iteration, see the module docstring)."""
         m = self.model
         tp = self.tp
         comm = 0.0
@@ -247,7 +269,11 @@ class StepCost:
             ar = self.allreduce_s(T * m.hidden * ACT_BYTES, has_pre)
             t_layer = t_layer + 2 * ar
             comm = comm + 2 * ar
-        return t_layer, active, comm
+        eager = 0.0
+        if self.eager_op_s:
+            dispatch = self.layer_ops(has_pre, dec_n, moe) * self.eager_op_s
+            eager = np.where(has_pre, np.maximum(dispatch - t_layer, 0.0), 0.0)
+        return t_layer, active, comm, eager
 
     def allreduce_s(self, nbytes, has_pre):
         """One tensor-parallel all-reduce of ``nbytes`` (:mod:`.collectives`): the link's α-β
@@ -274,34 +300,39 @@ class StepCost:
         return kernels * self.el_t0 + act, act
 
     def _encdec_stage(self, T, S, pre_pairs, pre_kv, dec_n, dec_kv):
-        """(time, active time, communication time) of an encoder-decoder's layers: the encoder over the prefill
+        """(time, active time, communication time, eager CPU excess) of an encoder-decoder's
+        layers: the encoder over the prefill
         tokens (``T − dec_n``; bidirectional, ``2×`` the causal pairs = ``n² + n``), the
         cross-attention K/V projection of its output in every decoder layer, and the decoder
         over one token per sequence emitting one (``S``), attending its self and cross KV
         (a finishing prompt's cross KV taken as ``pre_kv``)."""
         m = self.model
         T_e = T - np.asarray(dec_n, float)
-        enc, enc_act, enc_comm = self._layer(T_e, 2.0 * pre_pairs, pre_kv, 0.0, 0.0,
-                                             self.enc_w_layer, False)
+        enc, enc_act, enc_comm, enc_eager = self._layer(T_e, 2.0 * pre_pairs, pre_kv, 0.0,
+                                                        0.0, self.enc_w_layer, False)
         xw = m.n_layers * m.cross_kv_params / self.tp
         cross = self._roof(2.0 * T_e * xw, xw * self.wb + T_e * m.hidden * ACT_BYTES,
                            self.peak_lin, self.g_ec, self.g_em)
         run = T_e > 0
-        dec, dec_act, dec_comm = self._layer(S, 0.0, 0.0, S, np.asarray(dec_kv, float) +
+        dec, dec_act, dec_comm, _ = self._layer(S, 0.0, 0.0, S, np.asarray(dec_kv, float) +
                                              np.where(run, np.asarray(pre_kv, float), 0.0),
                                              self.dense_w_layers, False)
         stage = self.layers * dec + np.where(run, m.n_encoder_layers * enc + self.g_t0
                                              + cross, 0.0)
         act = self.layers * dec_act + np.where(run, m.n_encoder_layers * enc_act + cross, 0.0)
         comm = self.layers * dec_comm + np.where(run, m.n_encoder_layers * enc_comm, 0.0)
-        return stage, act, comm
+        return stage, act, comm, np.where(run, m.n_encoder_layers * enc_eager, 0.0)
 
-    def cpu_s(self, seqs, has_pre):
-        """CPU overhead of an iteration of ``seqs`` sequences (``has_pre``: with prefill
-        tokens) that the GPU waits for (:mod:`.overheads`)."""
+    def cpu_s(self, seqs):
+        """CPU time of an iteration of ``seqs`` sequences before its GPU work starts
+        (scheduling and input preparation, :mod:`.overheads`)."""
         o = self.overheads
-        cpu = o.step_s + o.step_per_seq_s * np.asarray(seqs, float)
-        if o.eager_layer_s:
-            layers = self.model.n_layers + self.model.n_encoder_layers
-            cpu = cpu + np.where(has_pre, o.eager_layer_s * layers, 0.0)
-        return cpu
+        return o.step_s + o.step_per_seq_s * np.asarray(seqs, float)
+
+    def dispatch_s(self, has_pre):
+        """CPU time to launch the kernels of an iteration (``has_pre``: with prefill tokens,
+        no decodes) that runs eagerly, 0 for a CUDA-graph iteration."""
+        m = self.model
+        layers = m.n_layers + m.n_encoder_layers
+        k = self.layer_ops(True, 0.0, m.is_moe)
+        return np.where(has_pre, layers * k * self.eager_op_s, 0.0)

@@ -177,9 +177,10 @@ class _Instance:
 
     def start_step(self, seqs: int, has_pre: bool) -> None:
         """An iteration of ``seqs`` sequences starts now: it processes the previous one's
-        outputs after its CPU work."""
+        outputs after its CPU work and, if it runs eagerly, after launching its kernels."""
         if self.pending:
-            self.stamp_pending(self.now + float(self.cost.cpu_s(seqs, has_pre)))
+            cpu = self.cost.cpu_s(seqs) + self.cost.dispatch_s(has_pre)
+            self.stamp_pending(self.now + float(cpu))
 
     def next_arrival(self) -> float:
         """Arrival time of the next request not yet admitted."""

@@ -25,12 +25,23 @@ number comes from a published measurement (none from this project's validation s
                          overlaps it with the next step (async output processor, PR #7049;
                          but it delays the first token's timestamp, ``async_output`` below)
                          and V1 runs it in the front-end process.
-``eager_layer_s``        vLLM PR #1440 (CUDA graphs for Llama): Llama-2-7B, 5-token prompt
-47 µs                    and 100 output tokens take 1.2 s eager vs 1.05 s with CUDA graphs,
-                         i.e. 1.5 ms per forward pass of 32 layers = 47 µs per layer. vLLM
-                         V0 (v0.6) captures CUDA graphs for decode-only batches only, so
-                         every iteration with prefill tokens runs eagerly; V1 runs mixed
-                         batches as piecewise CUDA graphs (no eager penalty).
+``eager_op_s`` 35 µs     CPU time to dispatch one op (one kernel launch) from Python in an
+                         iteration without CUDA graphs: a layer takes ``max(GPU time, ops ·
+                         35 µs)``, its ops counted from vLLM's layer code
+                         (:meth:`.costs.StepCost.layer_ops`: 12 for a Llama layer at TP > 1).
+                         TensorRT-LLM PR #12653 (PyTorch model, 8 GPUs, nsys): "CPU dispatch
+                         interval (~35us)" per kernel, so kernels of ~24 µs leave the GPU
+                         waiting. Consistent with vLLM PR #1440 (CUDA graphs for Llama):
+                         Llama-2-7B decode takes 12 ms per step eager vs 10.5 ms with CUDA
+                         graphs (1.2 vs 1.05 s for 100 tokens); read as a launch-bound step,
+                         12 ms / (32 layers · 10–12 ops) = 31–37.5 µs per op (an upper bound:
+                         the step also embeds and samples). vLLM V0 (v0.6) captures CUDA graphs
+                         for decode-only batches only, so every iteration with prefill tokens
+                         runs eagerly; V1 runs mixed batches as piecewise CUDA graphs (no
+                         eager dispatch). Raw per-op costs timed in a tight loop are lower
+                         (10 µs: vLLM's custom all-reduce without graphs, SGLang PR #2904;
+                         15 µs Python dispatch: torchcomms PR #2455); a model layer's Python
+                         adds to them.
 ``eager_allreduce``      vLLM v0.6 runs iterations with prefill tokens eagerly, so each
 (v0.6: on)               tensor-parallel all-reduce of them costs a published eager-launch
                          latency (vLLM's custom all-reduce on H100 without CUDA graphs, SGLang
@@ -114,7 +125,7 @@ class EngineOverheads:
     tokenize_s_per_token: float = 0.0  # prompt tokenization, per prompt token
     step_s: float = 0.0               # CPU per iteration on the critical path
     step_per_seq_s: float = 0.0       # ... and per sequence in the batch
-    eager_layer_s: float = 0.0        # per layer, iterations with prefill tokens (no CUDA graph)
+    eager_op_s: float = 0.0           # CPU dispatch per op, iterations without CUDA graphs
     kv_setup_s: float = 0.0           # P/D split: per-request KV-transfer setup
     eager_allreduce: bool = False     # prefill iterations' all-reduces launched eagerly
     act_scale_dynamic: bool = False   # W8A8 activations quantized with a dynamic scale
@@ -152,9 +163,9 @@ _V0_STEP = {"step_s": 0.27e-3, "step_per_seq_s": 35.6e-6, "async_output": True,
 #: outside the TTFT clock), vLLM V0 and V1 measured by a client.
 ENGINE_PRESETS: dict[str, EngineOverheads] = {
     "none": EngineOverheads(),
-    "vllm-v0.6-server": EngineOverheads("vllm-v0.6-server", eager_layer_s=47e-6,
+    "vllm-v0.6-server": EngineOverheads("vllm-v0.6-server", eager_op_s=35e-6,
                                         kv_setup_s=30e-3, eager_allreduce=True, **_V0_STEP),
-    "vllm-v0.6-client": EngineOverheads("vllm-v0.6-client", eager_layer_s=47e-6,
+    "vllm-v0.6-client": EngineOverheads("vllm-v0.6-client", eager_op_s=35e-6,
                                         kv_setup_s=30e-3, eager_allreduce=True, **_V0_STEP,
                                         **_FRONT),
     "vllm-v1-client": EngineOverheads("vllm-v1-client", kv_setup_s=6.7e-3, mixed_attention=True,
