@@ -179,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         key, value = kv.split("=", 1)
         preset, _, fld = key.rpartition(":")
         overrides.setdefault(preset, {})[fld] = value
-    from mlsysgym.core.errors import MlsysgymError
     if not (args.data / "reference.csv").exists():
         print(f"no validation set at {args.data}", file=sys.stderr)
         return 2
+    from mlsysgym.core.errors import MlsysgymError
     from mlsysgym.simulators.serving.evaluator import ServingWorkload, simulate
     from mlsysgym.simulators.serving.hardware import load_cluster
     from mlsysgym.simulators.serving.overheads import load_engine
@@ -203,15 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         grp = next(g for g in sorted(groups, key=len, reverse=True)
                    if row["row_id"].startswith(g + "-"))
         setup = row_setup(row, args.data)
+        preset = args.engine or setup["engine"]
+        fields = {**overrides.get("", {}), **overrides.get(preset, {})}
         if grp not in cache:
             trace = read_trace(trace_for(grp, args.data))
             p = setup["plan"]
             n = p["tp"] * p["pp"] * p["dp"] * (1 + p["pd_disagg"])
-            eng = {"preset": args.engine or setup["engine"],
-                   "act_scale_dynamic": setup["dynamic"]}
-            eng["name"] = eng["preset"] + ("+dynamic-fp8" if setup["dynamic"] else "")
-            eng.update(overrides.get("", {}))
-            eng.update(overrides.get(eng["preset"], {}))
+            eng = {"preset": preset, "act_scale_dynamic": setup["dynamic"],
+                   "name": preset + ("+dynamic-fp8" if setup["dynamic"] else ""), **fields}
             w = ServingWorkload(setup["model"], load_cluster(setup["gpu"], 1, n), trace,
                                 engine=load_engine(eng))
             t0 = time.process_time()
@@ -227,11 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                       "family": FAMILY[row["metric"]], "unit": row["unit"], "measured": meas,
                       "predicted": pred, "err_pct": 100.0 * (pred - meas) / meas,
                       "plan": setup["plan"], "gpu": setup["gpu"],
-                      "engine": (args.engine or setup["engine"])
-                      + (" +dynamic-fp8" if setup["dynamic"] else "")
-                      + "".join(f" {kv}" for kv in args.set
-                                if ":" not in kv.split("=")[0]
-                                or kv.startswith((args.engine or setup["engine"]) + ":")),
+                      "engine": preset + (" +dynamic-fp8" if setup["dynamic"] else "")
+                      + "".join(f" {k}={v}" for k, v in fields.items()),
                       "model": setup["model"].name})
     sims = {g: (len(t), c) for g, (_, t, c) in cache.items()}
     write_report(table, sims, args.out, args.data)

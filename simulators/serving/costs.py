@@ -301,11 +301,10 @@ class StepCost:
 
     def _encdec_stage(self, T, S, pre_pairs, pre_kv, dec_n, dec_kv):
         """(time, active time, communication time, eager CPU excess) of an encoder-decoder's
-        layers: the encoder over the prefill
-        tokens (``T − dec_n``; bidirectional, ``2×`` the causal pairs = ``n² + n``), the
-        cross-attention K/V projection of its output in every decoder layer, and the decoder
-        over one token per sequence emitting one (``S``), attending its self and cross KV
-        (a finishing prompt's cross KV taken as ``pre_kv``)."""
+        layers: the encoder over the prefill tokens (``T − dec_n``; bidirectional, ``2×`` the
+        causal pairs = ``n² + n``), the cross-attention K/V projection of its output in every
+        decoder layer, and the decoder over one token per sequence emitting one (``S``),
+        attending its self and cross KV (a finishing prompt's cross KV taken as ``pre_kv``)."""
         m = self.model
         T_e = T - np.asarray(dec_n, float)
         enc, enc_act, enc_comm, enc_eager = self._layer(T_e, 2.0 * pre_pairs, pre_kv, 0.0,
@@ -314,9 +313,9 @@ class StepCost:
         cross = self._roof(2.0 * T_e * xw, xw * self.wb + T_e * m.hidden * ACT_BYTES,
                            self.peak_lin, self.g_ec, self.g_em)
         run = T_e > 0
-        dec, dec_act, dec_comm, _ = self._layer(S, 0.0, 0.0, S, np.asarray(dec_kv, float) +
-                                             np.where(run, np.asarray(pre_kv, float), 0.0),
-                                             self.dense_w_layers, False)
+        dec_kv = np.asarray(dec_kv, float) + np.where(run, np.asarray(pre_kv, float), 0.0)
+        dec, dec_act, dec_comm, _ = self._layer(S, 0.0, 0.0, S, dec_kv, self.dense_w_layers,
+                                                False)
         stage = self.layers * dec + np.where(run, m.n_encoder_layers * enc + self.g_t0
                                              + cross, 0.0)
         act = self.layers * dec_act + np.where(run, m.n_encoder_layers * enc_act + cross, 0.0)
