@@ -97,3 +97,20 @@ def test_set_overrides_are_checked_before_any_run(tmp_path, capsys):
         assert msg in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
         sv.main(["--data", str(tmp_path), "--set", "eager_op_s"])
+
+
+def test_sensitivity_report(tmp_path):
+    ss = load_script("serving_sensitivity.py")
+    rows = [{"value": v, "TTFT": t, "TPOT": 8.0, "throughput": 1.7, "E2E": 8.0, "all": 7.0}
+            for v, t in ((30e-6, 12.1), (35e-6, 4.9))]
+    args = ss.argparse.Namespace(field="eager_op_s", preset="vllm-v0.6-server",
+                                 data=tmp_path / "serving-validation", out=tmp_path / "s")
+    ss.write_report(rows, args)
+    md = (tmp_path / "s.md").read_text()
+    assert "| 3.5e-05 | 4.9 | 8.0 | 1.7 | 8.0 | 7.0 |" in md
+    assert (tmp_path / "s.png").stat().st_size > 0
+    # a bad field stops with the validation script's one-line error, exit 2
+    (tmp_path / "serving-validation").mkdir()
+    (tmp_path / "serving-validation" / "reference.csv").write_text("row_id\n")
+    assert ss.main(["--data", str(tmp_path / "serving-validation"), "--field", "nope",
+                    "--values", "1", "--out", str(tmp_path / "x")]) == 2
