@@ -141,6 +141,10 @@ class StepCost:
         self.quant_dynamic = self.overheads.act_scale_dynamic
         self.eager_ar = self.overheads.eager_allreduce and p.tp <= self.cluster.per_node
         self.eager_op_s = self.overheads.eager_op_s
+        # CPU time to launch a whole eager prefill iteration (the async output stamp waits
+        # for it)
+        self.prefill_dispatch_s = ((m.n_layers + m.n_encoder_layers) * self.eager_op_s
+                                   * float(self.layer_ops(True, 0.0, m.is_moe)))
 
     # ---- the model -----------------------------------------------------------------------
     def _roof(self, flops, nbytes, peak, ec, em):
@@ -331,7 +335,4 @@ class StepCost:
     def dispatch_s(self, has_pre):
         """CPU time to launch the kernels of an iteration (``has_pre``: with prefill tokens,
         no decodes) that runs eagerly, 0 for a CUDA-graph iteration."""
-        m = self.model
-        layers = m.n_layers + m.n_encoder_layers
-        k = self.layer_ops(True, 0.0, m.is_moe)
-        return np.where(has_pre, layers * k * self.eager_op_s, 0.0)
+        return np.where(has_pre, self.prefill_dispatch_s, 0.0)
