@@ -7,9 +7,13 @@ of that lever on the **validation split** (the test split is not touched):
 1. **Oracle labels**: on every validation instance, :func:`move_gains` plays every move of the
    search at the first ``--positions`` positions of the heuristic's episode in XLA order (the
    region a 10-s search works in) and records the fraction of time each saves.
-2. **Oracle order**: the same search with the moves ordered by those measured gains (improving
-   moves first, best first; then the unlabelled positions in XLA order; non-improving last),
-   beside ``learned`` and the ablation, interleaved per instance and seed, ``--seconds`` each.
+2. **Arms**, interleaved per instance and seed, ``--seconds`` each, all the same search
+   (:func:`guided_search`) with other move orders: ``oracle`` — by those measured gains
+   (improving moves first, best first; then the unlabelled positions in XLA order;
+   non-improving last); ``learned``; ``fused`` — the network's order and XLA order taken in
+   turn (1st of each, 2nd of each, ..., each position once); ``portfolio`` — half the time in
+   the network's order, then a fresh search from the heuristic in XLA order, the better kept;
+   and the ablation ``learned_no_network`` (XLA order).
 3. **Test-split variance** (existing rows of ``learned_malloc.jsonl``, nothing rerun): per
    instance, how much of learned − ablation is seed noise and how much is the instance, and
    how many instances an interval above zero would need at the observed mean and spread.
@@ -33,7 +37,7 @@ from typing import Any
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-ARMS = ("oracle", "learned", "learned_no_network")
+ARMS = ("oracle", "learned", "fused", "portfolio", "learned_no_network")
 
 
 def _problem(name: str) -> Any:
@@ -67,11 +71,41 @@ def oracle_scores(n: int, order: np.ndarray, positions: list[int],
     return sc
 
 
-def _oracle_agent(problem: Any, rng: np.random.Generator, *, time_limit_s: float,
-                  scores: list[float]) -> None:
-    from mlsysgym.agents.learned_malloc import guided_search
+def fused_scores(net_scores: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Per buffer a score whose order takes the network's order and XLA order in turn."""
+    n = len(order)
+    rank_net = np.empty(n, np.int64)
+    rank_net[np.argsort(-net_scores, kind="stable")] = np.arange(n)
+    rank_xla = np.empty(n, np.int64)
+    rank_xla[order] = np.arange(n)
+    return -np.minimum(2 * rank_net, 2 * rank_xla + 1).astype(np.float64)
 
-    guided_search(problem, rng, np.asarray(scores), seconds=time_limit_s)
+
+def _order_agent(problem: Any, rng: np.random.Generator, *, time_limit_s: float, arm: str,
+                 scores: list[float] | None = None) -> None:
+    """``oracle`` (``scores`` given), ``fused`` or ``portfolio`` (network inference inside the
+    time limit)."""
+    import time
+
+    from mlsysgym.agents.learned_malloc import guided_search, network_scores
+    from mlsysgym.agents.malloc_problem import malloc_of
+    from mlsysgym.simulators.memory import xla_order
+
+    t0 = time.perf_counter()
+    if arm == "oracle":
+        guided_search(problem, rng, np.asarray(scores), seconds=time_limit_s)
+        return
+    inst = malloc_of(problem).instance
+    order = xla_order(inst)
+    net = network_scores(inst, order)
+    if arm == "fused":
+        guided_search(problem, rng, fused_scores(net, order),
+                      seconds=time_limit_s - (time.perf_counter() - t0))
+        return
+    guided_search(problem, rng, net, seconds=time_limit_s / 2 - (time.perf_counter() - t0))
+    first = problem.info["moves"]
+    guided_search(problem, rng, None, seconds=time_limit_s - (time.perf_counter() - t0))
+    problem.info["moves"] += first
 
 
 def run(name: str, arm: str, seed: int, seconds: float, lab: dict[str, Any]) -> dict[str, Any]:
@@ -84,9 +118,11 @@ def run(name: str, arm: str, seed: int, seconds: float, lab: dict[str, Any]) -> 
     inst = problem.instance
     hp: dict[str, Any] = {"time_limit_s": seconds}
     agent = arm
+    if arm in ("oracle", "fused", "portfolio"):
+        register_agent("move_order", kinds=("malloc",))(_order_agent)
+        agent = "move_order"
+        hp["arm"] = arm
     if arm == "oracle":
-        register_agent("oracle_order", kinds=("malloc",))(_oracle_agent)
-        agent = "oracle_order"
         hp["scores"] = oracle_scores(inst.n_buffers, xla_order(inst), lab["positions"],
                                      lab["gains"]).tolist()
     res = search(agent, problem, Budget(seconds=seconds + 30), seed=seed, **hp)
@@ -96,18 +132,29 @@ def run(name: str, arm: str, seed: int, seconds: float, lab: dict[str, Any]) -> 
 
 
 def compare(rows: list[dict[str, Any]], arm: str, base: str = "learned_no_network") -> dict[str, Any]:
-    """``arm`` − ``base`` per (instance, seed) in points of the all-slow time saved."""
+    """``arm`` − ``base`` per (instance, seed) in points of the all-slow time saved; over the
+    instance means (seeds averaged), the 95 % bootstrap interval of their mean and mean ÷ SD
+    (an interval above zero over n instances needs about 1.96 / √n)."""
+    from bench_learned_malloc import bootstrap_mean
+
     v = {(r["instance"], r["seed"], r["arm"]): r["saved"] for r in rows}
     keys = sorted({k[:2] for k in v})
     d = 100 * np.array([v[(*k, arm)] - v[(*k, base)] for k in keys])
+    per: dict[str, list[float]] = defaultdict(list)
+    for k, x in zip(keys, d):
+        per[k[0]].append(float(x))
+    m = np.array([np.mean(x) for x in per.values()])
+    sd = float(m.std(ddof=1))
     return {"mean_points": float(d.mean()), "wins": int((d > 1e-9).sum()),
-            "losses": int((d < -1e-9).sum()), "runs": len(d)}
+            "losses": int((d < -1e-9).sum()), "runs": len(d),
+            "interval_instances": bootstrap_mean(m), "mean_over_sd": float(m.mean()) / sd
+            if sd > 0 else None}
 
 
 def test_variance(path: Path) -> dict[str, Any]:
     """From the test split's rows: learned − ablation (% of the ablation's time, as in
-    ``bench_learned_malloc``'s claim) per instance
-    and seed; the spread within instances (seeds) and between instance means; the instances an
+    ``bench_learned_malloc``'s claim) per instance and
+    seed; the spread within instances (seeds) and between instance means; the instances an
     interval of ±1.96 standard errors above zero would need at this mean and spread."""
     from mlsysgym.ir import workloads
 
@@ -130,32 +177,40 @@ def test_variance(path: Path) -> dict[str, Any]:
             "per_instance": {n: [round(x, 3) for x in diff[n]] for n in head}}
 
 
+def _row(label: str, v: dict[str, Any]) -> str:
+    lo, hi = v["interval_instances"]
+    ratio = "—" if v["mean_over_sd"] is None else f"{v['mean_over_sd']:.2f}"
+    return (f"| {label} | {v['mean_points']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | {ratio} | "
+            f"{v['wins']} | {v['losses']} | {v['runs']} |")
+
+
 def render(out: dict[str, Any]) -> str:
     a, c = out["args"], out["compare"]
     tv = out["test_variance"]
     lines = [
         "# Ceiling of the move order (learned mallocGame, issue #21)", "",
         (f"Validation split ({out['instances']} instances), {a['seconds']:g} s per run, seeds "
-        f"{list(range(a['seeds']))}, {a['workers']} workers, the three arms interleaved per "
+        f"{list(range(a['seeds']))}, {a['workers']} workers, the {len(ARMS)} arms interleaved per "
         f"instance and seed. Oracle: the moves ordered by their measured gain at the first "
         f"{a['positions']} XLA positions of the heuristic's episode (labels "
         f"{out['label_seconds']:.0f} s)."), "",
-        "| arm − ablation (points of the all-slow time saved) | mean | better | worse | runs |",
-        "|---|---:|---:|---:|---:|"]
-    for arm in ("oracle", "learned"):
-        v = c[arm]
-        lines.append(f"| {arm} | {v['mean_points']:+.3f} | {v['wins']} | {v['losses']} | "
-                     f"{v['runs']} |")
-    v = c["learned_vs_oracle"]
-    lines += [(f"| learned − oracle | {v['mean_points']:+.3f} | {v['wins']} | {v['losses']} | "
-              f"{v['runs']} |"), "",
+        ("| arm − ablation (points of the all-slow time saved) | mean | 95 % interval (instances) "
+        "| mean ÷ SD (instances) | better | worse | runs |"),
+        "|---|---:|---|---:|---:|---:|---:|"]
+    for arm in ARMS[:-1]:
+        lines.append(_row(arm, c[arm]))
+    lines += [_row("learned − oracle", c["learned_vs_oracle"]), "",
+              (f"An interval above zero over the {out['instances']} instances needs mean ÷ SD "
+              f"≳ {1.96 / np.sqrt(out['instances']):.2f}; over the test split's 19 headroom "
+              f"instances ≳ {1.96 / np.sqrt(19):.2f}."), "",
               "Moves tried per run (median): " + ", ".join(
                   f"{k} {m:g}" for k, m in out["moves_median"].items()) + ".", "",
               "## Test split: seed noise vs instance (existing rows, nothing rerun)", "",
               (f"learned − ablation over {tv['instances']} headroom instances × {tv['seeds']} "
               f"seeds (% of the ablation's time): mean {tv['mean_percent']:+.3f}; standard "
               f"deviation between instance means {tv['sd_between_instances']:.3f}, within an "
-              f"instance across seeds {tv['sd_within_instance']:.3f}. At this mean and spread an "
+              f"instance across seeds {tv['sd_within_instance']:.3f} (mean ÷ SD "
+              f"{tv['mean_percent'] / tv['sd_between_instances']:.2f}). At this mean and spread an "
               f"interval of ±1.96 standard errors above zero needs about "
               f"{tv['instances_needed']} instances."), ""]
     return "\n".join(lines)
@@ -172,13 +227,14 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         v[(r["instance"], r["arm"])].append(100 * r["saved"])
     names = sorted({r["instance"] for r in rows})
     fig, ax = plt.subplots(figsize=(11, 4))
-    for k, arm in enumerate(("oracle", "learned")):
+    w = 0.8 / (len(ARMS) - 1)
+    for k, arm in enumerate(ARMS[:-1]):
         d = [np.mean(v[(n, arm)]) - np.mean(v[(n, "learned_no_network")]) for n in names]
-        ax.bar(np.arange(len(names)) + (k - 0.5) * 0.4, d, 0.4, label=f"{arm} − ablation")
+        ax.bar(np.arange(len(names)) + (k - 1.5) * w, d, w, label=f"{arm} − ablation")
     ax.axhline(0, color="black", lw=0.5)
     ax.set_xticks(np.arange(len(names)), names, rotation=70, fontsize=7)
     ax.set_ylabel("points of the all-slow time saved")
-    ax.set_title("Validation split: ordering the moves by measured gain vs by the network")
+    ax.set_title("Validation split: move orders against the ablation (XLA order)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -213,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
                   flush=True)
     out = {"args": vars(args) | {"out": str(args.out)}, "instances": len(names),
            "label_seconds": label_s,
-           "compare": {"oracle": compare(rows, "oracle"), "learned": compare(rows, "learned"),
+           "compare": {**{a: compare(rows, a) for a in ARMS[:-1]},
                        "learned_vs_oracle": compare(rows, "learned", "oracle")},
            "moves_median": {a: float(np.median([r["moves"] for r in rows if r["arm"] == a]))
                             for a in ARMS},

@@ -130,6 +130,22 @@ def test_move_order_follows_the_scores():
     assert abs(np.argsort(xla) - np.arange(100)).max() <= 20
 
 
+def test_ceiling_orders_by_hand():
+    """benchmarks/learned_malloc_ceiling.py: the oracle tries improving moves best first, then
+    the unlabelled positions in XLA order, the non-improving ones last; ``fused`` takes the
+    network's order and XLA order in turn, each buffer once."""
+    from benchmark_scripts import load_script
+
+    c = load_script("learned_malloc_ceiling.py")
+    order = np.array([3, 0, 4, 1, 2])  # XLA positions 0..4 -> buffers
+    sc = c.oracle_scores(5, order, [0, 1, 2], [0.01, None, 0.05])  # buffers 3, 0, 4 labelled
+    tried = _move_order(5, sc[order], np.random.default_rng(0))  # positions, as the search
+    assert [int(order[i]) for i in tried] == [4, 3, 1, 2, 0]
+    net = np.array([0.1, 0.9, 0.5, 0.3, -1.0])  # network order: buffers 1, 2, 3, 0, 4
+    fused = _move_order(5, c.fused_scores(net, order)[order], np.random.default_rng(0))
+    assert [int(order[i]) for i in fused] == [1, 3, 2, 0, 4]
+
+
 def test_onnx_gives_the_torch_logits(trap, tmp_path):
     import torch
 
