@@ -14,7 +14,9 @@ candidate offset), complete the buffers after it greedily (best fit whenever it 
 lowers the time), eject newcomers (as ``local_search``'s ejection chains) while no better.
 Default time limit 10 s. They differ only in the order in which the moves are tried:
 
-* ``learned`` — highest network score first;
+* ``learned`` — XLA order, except that the moves the network gives less than even odds of
+  lowering the time come after all others (``prune=False``: every move by the network's
+  score, highest first — the earlier version);
 * ``learned_no_network`` — XLA order (most memory-bound first): the ablation "same search
   without the network". Moves with equal priority are visited in a seeded random order in both.
 
@@ -312,13 +314,16 @@ def decode(p: MemoryInstance, order: np.ndarray, prior: np.ndarray,
 GREEDY = -1.0  # completion threshold: every buffer that fits and lowers the time goes fast
 
 
-def _move_order(n: int, scores_in_order: np.ndarray | None,
-                rng: np.random.Generator) -> np.ndarray:
-    """Positions to change, most promising first: by the network's score (highest first), or
-    without one in XLA order; moves with equal priority in a seeded random order (without a
-    score, neighbours in XLA order are also shuffled a little)."""
+def _move_order(n: int, scores_in_order: np.ndarray | None, rng: np.random.Generator,
+                defer_in_order: np.ndarray | None = None) -> np.ndarray:
+    """Positions to change, most promising first: by ``scores_in_order`` (highest first), or
+    without them in XLA order, neighbours shuffled a little, the positions in
+    ``defer_in_order`` (a mask) after all others; moves with equal priority in a seeded random
+    order."""
     if scores_in_order is None:
         key = -0.25 * np.arange(n) / max(n, 1) + 0.05 * rng.random(n)
+        if defer_in_order is not None:
+            key = key - 2.0 * defer_in_order
         return np.argsort(-key, kind="stable")
     return np.lexsort((rng.random(n), -scores_in_order))
 
@@ -411,10 +416,10 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
                   *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
                   max_passes: int = 8, heur: np.ndarray | None = None,
                   rescore: Callable[[np.ndarray], np.ndarray] | None = None,
-                  adopt: bool = True) -> None:
+                  adopt: bool = True, defer: np.ndarray | None = None) -> None:
     """The heuristic's episode, then first-improvement local search over one-decision changes
     (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
-    order without; the alternatives of :func:`_alternatives`, completed greedily and extended
+    order without, the buffers of the mask ``defer`` last; the alternatives of :func:`_alternatives`, completed greedily and extended
     by :func:`_try_move`'s ejections) until a pass finds nothing, ``max_passes`` passes or
     ``seconds`` (or the budget's seconds) run out.
 
@@ -422,8 +427,8 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     keeping back 5 % of ``seconds`` and twice the time the first submission took so the whole
     search, its final scoring included, stays within ``seconds``; no move starts that would
     end past that by the longest move so far. ``heur``: the heuristic's :func:`heuristic_fast`
-    if already known. ``rescore``: new scores from the best episode's fast-memory mask (per
-    buffer), asked before every pass after the first. ``adopt``: after an accepted move take
+    if already known. ``rescore``: new scores (or, with ``defer``, a new mask) from the best
+    episode's fast-memory mask (per buffer), asked before every pass after the first. ``adopt``: after an accepted move take
     that move's snapshots (:meth:`_Builder.adopt`; off: run the new episode again to record
     them — the same search, slower). ``info``: moves tried, improvements, passes."""
     t_start = time.perf_counter()
@@ -439,6 +444,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     deadline = t_start + 0.95 * limit - 2.0 * (time.perf_counter() - t0)
     start_t = best_t
     sc = None if scores is None else np.asarray(scores, np.float64)[order]
+    dm = None if defer is None else np.asarray(defer, bool)[order]
     tried = improvements = passes = 0
 
     def late() -> bool:
@@ -449,10 +455,14 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
         if rescore is not None and passes > 1:
             fast = np.zeros(inst.n_buffers, bool)
             fast[order] = np.asarray(best) > 0
-            sc = np.asarray(rescore(fast), np.float64)[order]
+            new = np.asarray(rescore(fast))[order]
+            if dm is None:
+                sc = new.astype(np.float64)
+            else:
+                dm = new.astype(bool)
         builder.run(GREEDY, prefix=best, record=True)
         improved = False
-        for i in _move_order(len(best), sc, rng):
+        for i in _move_order(len(best), sc, rng, dm):
             for a in _alternatives(best[i], n_offsets):
                 if late():
                     break
@@ -485,12 +495,15 @@ def _check_limit(seconds: float) -> None:
 @register_agent("learned", kinds=("malloc",))
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
-                   chain_depth: int = 2, rescore: bool = False, adopt: bool = True) -> None:
-    """:func:`guided_search` with the moves ordered by the shipped graph-network policy
-    (:func:`network_scores`), at most ``time_limit_s`` seconds (network inference included).
-    With ``rescore`` every pass after the first is ordered by the network run again with the
-    best episode's decisions in place of the heuristic's (feature ``heuristic_fast``).
-    ``adopt``: as :func:`guided_search`'s."""
+                   chain_depth: int = 2, rescore: bool = False, adopt: bool = True,
+                   prune: bool = True) -> None:
+    """:func:`guided_search` guided by the shipped graph-network policy
+    (:func:`network_scores`), at most ``time_limit_s`` seconds (network inference included):
+    with ``prune`` the moves in XLA order, as the ablation's, except that those the network
+    gives less than even odds of lowering the time (logit < 0) come last; without, all moves
+    by the network's score. With ``rescore`` every pass after the first uses the network run
+    again with the best episode's decisions in place of the heuristic's (feature
+    ``heuristic_fast``). ``adopt``: as :func:`guided_search`'s."""
     _check_limit(time_limit_s)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
@@ -505,11 +518,13 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 
     def again(fast: np.ndarray) -> np.ndarray:
         x[:, col] = fast
-        return net(x, edges, attr)[0][:, 0]
+        logits = net(x, edges, attr)[0][:, 0]
+        return logits < 0 if prune else logits
 
-    guided_search(problem, rng, scores, seconds=time_limit_s - (time.perf_counter() - t0),
-                  chain_depth=chain_depth, heur=heur, rescore=again if rescore else None,
-                  adopt=adopt)
+    guided_search(problem, rng, None if prune else scores,
+                  seconds=time_limit_s - (time.perf_counter() - t0), chain_depth=chain_depth,
+                  heur=heur, rescore=again if rescore else None, adopt=adopt,
+                  defer=scores < 0 if prune else None)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))

@@ -1,19 +1,24 @@
 """Train the mallocGame graph-network move ranker over the training split; ship it as ONNX + card.
 
-    python -m mlsysgym.experiments.train_malloc_policy [--positions 256] [--epochs 120]
+    python -m mlsysgym.experiments.train_malloc_policy [--positions 256] [--xla-top 192]
+        [--target listwise] [--epochs 120]
         [--workers 2] [--out results/policies/malloc_gnn.onnx]
 
 1. **Labels** (the gain of each move, measured): for every training instance
    (:func:`mlsysgym.ir.workloads.malloc_instances` ``("train")``),
    :func:`mlsysgym.agents.learned_malloc.move_gains` tries the search's moves at
    ``--positions`` positions of the heuristic's episode (all of them on smaller instances, a
-   seeded sample on larger ones): the decision changed, the rest completed greedily, with
-   ejections, and the time saved recorded.
+   seeded sample on larger ones) and its first ``--xla-top`` positions (where a 10-s search
+   works): the decision changed, the rest completed greedily, with ejections, and the time
+   saved recorded.
 2. **Training**: :func:`mlsysgym.agents.gnn.build_graph_net` on
    :func:`mlsysgym.agents.learned_malloc.instance_graph`, full-graph Adam steps, loss = per-graph
    mean binary cross-entropy of the per-node logit against "this move lowers the time" over the
    labelled buffers (``--target graded``: improving moves' targets 1/2 + 1/2 × gain ÷ the
-   instance's best gain), improving moves weighted so both classes count alike per graph.
+   instance's best gain), improving moves weighted so both classes count alike per graph;
+   ``--target listwise``: per graph the cross-entropy between the softmax of the labelled
+   buffers' logits and their gains normalized to sum 1 (ListNet: the larger the gain, the
+   earlier the move).
 3. **Validation**: ``learned`` (moves in the network's order) against ``learned_no_network``
    (XLA order) and against the same search ordered by an untrained network of the same shape,
    on the validation split at ``--val-seconds`` each, ``--val-seeds`` seeds, the three
@@ -43,6 +48,11 @@ DEFAULT_OUT = Path("results") / "policies" / "malloc_gnn.onnx"
 DEFAULT_LABELS = Path("results") / "policies" / "malloc_move_labels.json"
 
 
+LOSSES = {"improves": "balanced cross-entropy against 'lowers the time'",
+          "graded": "balanced cross-entropy against 1/2 + 1/2 x gain / best gain",
+          "listwise": "ListNet: softmax of the logits against the gains normalized to sum 1"}
+
+
 def _cpu_s() -> float:
     """CPU seconds of this process and its finished children."""
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -56,10 +66,12 @@ def _instance(name: str) -> Any:
     return workloads.MallocInstanceSpec(workloads.workload(model), float(cap))
 
 
-def label_one(name: str, positions: int, seed: int, after: int = 0) -> dict[str, Any]:
+def label_one(name: str, positions: int, seed: int, after: int = 0,
+              xla_top: int = 0) -> dict[str, Any]:
     """The move-gain labels of one instance's episode (the heuristic's, or after ``after``
-    improvements): positions (in XLA order), each one's best fraction of time saved (None
-    where no alternative fits) and the episode's fast-memory mask."""
+    improvements): positions (in XLA order: a seeded sample of ``positions``, all if fewer,
+    and the first ``xla_top``), each one's best fraction of time saved (None where no
+    alternative fits) and the episode's fast-memory mask."""
     from mlsysgym.agents.learned_malloc import move_gains
     from mlsysgym.agents.problems import make_problem
 
@@ -68,6 +80,7 @@ def label_one(name: str, positions: int, seed: int, after: int = 0) -> dict[str,
     n = inst.n_buffers
     rng = np.random.default_rng([seed, n])
     pos = np.arange(n) if n <= positions else np.sort(rng.choice(n, positions, replace=False))
+    pos = np.union1d(pos, np.arange(min(xla_top, n)))
     gains, fast = move_gains(inst, pos, n_offsets=problem.n_offsets, after=after)
     return {"name": name, "capacity_bytes": int(inst.capacity_bytes), "n_buffers": int(n),
             "after": after, "fast": fast.astype(np.int8).tolist(), "positions": pos.tolist(),
@@ -79,7 +92,7 @@ def make_labels(names: list[str], args: argparse.Namespace) -> list[dict[str, An
     """Labels of every instance, ``args.workers`` processes, progress on stderr."""
     out = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futs = [pool.submit(label_one, n, args.positions, args.seed, k)
+        futs = [pool.submit(label_one, n, args.positions, args.seed, k, args.xla_top)
                 for n in names for k in args.episodes]
         for i, f in enumerate(futs):
             row = f.result()
@@ -103,10 +116,11 @@ def label_cpu_s(labels: list[dict[str, Any]], workers: int) -> float:
     return float(sum(last.values()))
 
 
-def _graphs(labels: list[dict[str, Any]], graded: bool = False) -> list[tuple[Any, ...]]:
+def _graphs(labels: list[dict[str, Any]], target: str = "improves") -> list[tuple[Any, ...]]:
     """The network's inputs of the labelled instances (which must be built as when labelled),
-    the labelled buffers and their targets (1: the move lowers the time; ``graded``: 1/2 +
-    1/2 × its gain ÷ the instance's best gain)."""
+    the labelled buffers and their targets (``improves``: 1 if the move lowers the time;
+    ``graded``: 1/2 + 1/2 × its gain ÷ the instance's best gain; ``listwise``: the time it
+    saves, 0 if none)."""
     import torch
     from mlsysgym.agents.learned_malloc import NODE_FEATURES, instance_graph
     from mlsysgym.agents.problems import make_problem
@@ -128,7 +142,9 @@ def _graphs(labels: list[dict[str, Any]], graded: bool = False) -> list[tuple[An
         g = np.array([np.nan if v is None else v for v in row["gains"]])
         gain = np.where(np.isfinite(g), g, 0.0)
         y = (gain > 1e-12).astype(np.float32)
-        if graded:  # 1/2 for every improving move, + 1/2 × its gain relative to the best one
+        if target == "listwise":
+            y = np.where(gain > 1e-12, gain, 0.0)
+        elif target == "graded":  # 1/2 for every improving move, + 1/2 × its gain relative to the best one
             y = y * (0.5 + 0.5 * np.clip(gain, 0.0, None) / max(gain.max(), 1e-30))
         y = torch.from_numpy(y.astype(np.float32))
         out.append((torch.from_numpy(x), torch.from_numpy(ei), torch.from_numpy(ea), buffers, y))
@@ -142,7 +158,7 @@ def train(labels: list[dict[str, Any]], args: argparse.Namespace) -> tuple[Any, 
     from mlsysgym.agents.learned_malloc import EDGE_FEATURES, NODE_FEATURES
 
     torch.set_num_threads(1)  # small graphs: threads only contend
-    graphs = [g for g in _graphs(labels, args.target == "graded")
+    graphs = [g for g in _graphs(labels, args.target)
               if 0 < int((g[4] > 0).sum()) < len(g[4])]  # both classes
     net = build_graph_net(len(NODE_FEATURES), len(EDGE_FEATURES), hidden=args.hidden,
                           rounds=args.rounds, seed=args.seed)
@@ -154,10 +170,13 @@ def train(labels: list[dict[str, Any]], args: argparse.Namespace) -> tuple[Any, 
         for j in rng.permutation(len(graphs)):
             x, ei, ea, buffers, y = graphs[j]
             logits, _ = net(x, ei, ea)
-            pos = float((y > 0).sum())
-            weight = torch.where(y > 0, 0.5 / pos, 0.5 / (len(y) - pos))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits[buffers, 0], y, weight=weight, reduction="sum")
+            if args.target == "listwise":
+                loss = -(y / y.sum() * torch.log_softmax(logits[buffers, 0], 0)).sum()
+            else:
+                pos = float((y > 0).sum())
+                weight = torch.where(y > 0, 0.5 / pos, 0.5 / (len(y) - pos))
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    logits[buffers, 0], y, weight=weight, reduction="sum")
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -237,12 +256,15 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="ONNX file (card beside it)")
     ap.add_argument("--positions", type=int, default=256,
                     help="moves labelled per training instance (all positions if fewer)")
+    ap.add_argument("--xla-top", type=int, default=0,
+                    help="also label the first N positions in XLA order")
     ap.add_argument("--episodes", type=lambda v: [int(k) for k in v.split(",")], default=[0],
                     help="labelled episodes per instance: improvements first made (0: the "
                          "heuristic's), comma-separated, e.g. 0,8")
     ap.add_argument("--epochs", type=int, default=120)
-    ap.add_argument("--target", choices=("improves", "graded"), default="improves",
-                    help="per labelled move: 1 if it lowers the time, or graded by its gain")
+    ap.add_argument("--target", choices=("improves", "graded", "listwise"), default="improves",
+                    help="per labelled move: 1 if it lowers the time, graded by its gain, or "
+                         "its gain ranked against the instance's other moves (ListNet)")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -281,12 +303,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(net, args.out, len(NODE_FEATURES), len(EDGE_FEATURES))
     card = {"format": 1, "policy": "malloc_gnn", "kind": "malloc",
-            "training": {"method": "move ranking: per buffer, does changing its decision in the "
-                                   "heuristic's episode (greedy completion, ejections) lower the "
-                                   "time (measured gains, balanced cross-entropy)",
+            "training": {"method": "move ranking: per buffer, the time saved by changing its "
+                                   "decision in the heuristic's episode (greedy completion, "
+                                   "ejections), measured; loss " + LOSSES[args.target],
                          "split": "train", "splits_version": workloads.SPLITS_VERSION,
                          "splits_digest": workloads.splits_digest(), "instances": names,
-                         "positions": args.positions, "episodes": args.episodes,
+                         "positions": args.positions, "xla_top": args.xla_top,
+                         "episodes": args.episodes,
                          "labelled_moves": sum(
                              len(r["gains"]) for r in labels),
                          "improving_moves": sum(g is not None and g > 1e-12

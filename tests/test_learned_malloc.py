@@ -130,6 +130,17 @@ def test_move_order_follows_the_scores():
     assert abs(np.argsort(xla) - np.arange(100)).max() <= 20
 
 
+def test_deferred_moves_come_last_in_the_ablation_order():
+    """``learned`` (prune): the ablation's XLA order with the same seed, the moves the network
+    defers moved behind all others, each group keeping its order."""
+    xla = _move_order(200, None, np.random.default_rng(3))
+    defer = np.zeros(200, bool)
+    defer[[0, 5, 77, 150]] = True
+    pruned = _move_order(200, None, np.random.default_rng(3), defer)
+    assert list(pruned[-4:]) == [i for i in xla if defer[i]]
+    assert list(pruned[:-4]) == [i for i in xla if not defer[i]]
+
+
 def test_ceiling_orders_by_hand():
     """benchmarks/learned_malloc_ceiling.py: the oracle tries improving moves best first, then
     the unlabelled positions in XLA order, the non-improving ones last; ``fused`` takes the
