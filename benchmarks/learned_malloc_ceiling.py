@@ -10,7 +10,8 @@ of that lever on the **validation split** (the test split is not touched):
 2. **Arms**, interleaved per instance and seed, ``--seconds`` each, all the same search
    (:func:`guided_search`) with other move orders: ``oracle`` — by those measured gains
    (improving moves first, best first; then the unlabelled positions in XLA order;
-   non-improving last); ``learned``; ``fused`` — the network's order and XLA order taken in
+   non-improving last); ``learned`` with ``prune=False`` (every move by the network's score,
+   the order the first three test evaluations used); ``fused`` — the network's order and XLA order taken in
    turn (1st of each, 2nd of each, ..., each position once); ``portfolio`` — half the time in
    the network's order, then a fresh search from the heuristic in XLA order, the better kept;
    and the ablation ``learned_no_network`` (XLA order).
@@ -118,6 +119,8 @@ def run(name: str, arm: str, seed: int, seconds: float, lab: dict[str, Any]) -> 
     inst = problem.instance
     hp: dict[str, Any] = {"time_limit_s": seconds}
     agent = arm
+    if arm == "learned":
+        hp["prune"] = False
     if arm in ("oracle", "fused", "portfolio"):
         register_agent("move_order", kinds=("malloc",))(_order_agent)
         agent = "move_order"
