@@ -419,18 +419,20 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
                   adopt: bool = True, defer: np.ndarray | None = None) -> None:
     """The heuristic's episode, then first-improvement local search over one-decision changes
     (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
-    order without, the buffers of the mask ``defer`` last; the alternatives of :func:`_alternatives`, completed greedily and extended
-    by :func:`_try_move`'s ejections) until a pass finds nothing, ``max_passes`` passes or
-    ``seconds`` (or the budget's seconds) run out.
+    order without, the buffers of the mask ``defer`` last; the alternatives of
+    :func:`_alternatives`, completed greedily and extended by :func:`_try_move`'s ejections)
+    until a pass finds nothing, ``max_passes`` passes or ``seconds`` (or the budget's seconds)
+    run out.
 
     Submits the heuristic's episode first (an answer at once), then the best episode found,
     keeping back 5 % of ``seconds`` and twice the time the first submission took so the whole
     search, its final scoring included, stays within ``seconds``; no move starts that would
     end past that by the longest move so far. ``heur``: the heuristic's :func:`heuristic_fast`
     if already known. ``rescore``: new scores (or, with ``defer``, a new mask) from the best
-    episode's fast-memory mask (per buffer), asked before every pass after the first. ``adopt``: after an accepted move take
-    that move's snapshots (:meth:`_Builder.adopt`; off: run the new episode again to record
-    them — the same search, slower). ``info``: moves tried, improvements, passes."""
+    episode's fast-memory mask (per buffer), asked before every pass after the first.
+    ``adopt``: after an accepted move take that move's snapshots (:meth:`_Builder.adopt`; off:
+    run the new episode again to record them — the same search, slower). ``info``: moves
+    tried, improvements, passes."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
     mp = malloc_of(problem)

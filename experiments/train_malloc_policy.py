@@ -19,8 +19,9 @@
    ``--target listwise``: per graph the cross-entropy between the softmax of the labelled
    buffers' logits and their gains normalized to sum 1 (ListNet: the larger the gain, the
    earlier the move).
-3. **Validation**: ``learned`` (moves in the network's order) against ``learned_no_network``
-   (XLA order) and against the same search ordered by an untrained network of the same shape,
+3. **Validation**: ``learned`` (the agent as shipped, guided by the new network) against
+   ``learned_no_network`` (XLA order) and against the same agent guided by an untrained
+   network of the same shape,
    on the validation split at ``--val-seconds`` each, ``--val-seeds`` seeds, the three
    interleaved per instance: mean and per-instance differences of the time saved, in the card.
 4. Writes the ONNX file and its JSON card (splits version and digest, instances, seeds, CPU
