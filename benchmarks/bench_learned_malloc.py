@@ -56,9 +56,7 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir import workloads
 
-    model, cap = instance.rsplit(":", 1)
-    spec = workloads.MallocInstanceSpec(workloads.workload(model), float(cap))
-    problem = make_problem(spec.problem_spec())
+    problem = make_problem(workloads.MallocInstanceSpec.from_name(instance).problem_spec())
     hp: dict[str, Any] = {}
     budget = Budget(seconds=seconds + 30)
     if agent in ("learned", "learned_no_network"):

@@ -45,9 +45,7 @@ def _problem(name: str) -> Any:
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir import workloads
 
-    model, cap = name.rsplit(":", 1)
-    return make_problem(workloads.MallocInstanceSpec(workloads.workload(model),
-                                                     float(cap)).problem_spec())
+    return make_problem(workloads.MallocInstanceSpec.from_name(name).problem_spec())
 
 
 def labels(name: str, positions: int) -> dict[str, Any]:

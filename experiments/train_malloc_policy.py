@@ -60,13 +60,6 @@ def _cpu_s() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _instance(name: str) -> Any:
-    from mlsysgym.ir import workloads
-
-    model, cap = name.rsplit(":", 1)
-    return workloads.MallocInstanceSpec(workloads.workload(model), float(cap))
-
-
 def label_one(name: str, positions: int, seed: int, after: int = 0,
               xla_top: int = 0) -> dict[str, Any]:
     """The move-gain labels of one instance's episode (the heuristic's, or after ``after``
@@ -75,8 +68,9 @@ def label_one(name: str, positions: int, seed: int, after: int = 0,
     alternative fits) and the episode's fast-memory mask."""
     from mlsysgym.agents.learned_malloc import move_gains
     from mlsysgym.agents.problems import make_problem
+    from mlsysgym.ir.workloads import MallocInstanceSpec
 
-    problem = make_problem(_instance(name).problem_spec())
+    problem = make_problem(MallocInstanceSpec.from_name(name).problem_spec())
     inst = problem.instance
     n = inst.n_buffers
     rng = np.random.default_rng([seed, n])
@@ -126,11 +120,12 @@ def _graphs(labels: list[dict[str, Any]], target: str = "improves") -> list[tupl
     from mlsysgym.agents.learned_malloc import NODE_FEATURES, instance_graph
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.core.errors import MlsysgymError
+    from mlsysgym.ir.workloads import MallocInstanceSpec
     from mlsysgym.simulators.memory import xla_order
 
     out = []
     for row in labels:
-        inst = make_problem(_instance(row["name"]).problem_spec()).instance
+        inst = make_problem(MallocInstanceSpec.from_name(row["name"]).problem_spec()).instance
         if (inst.capacity_bytes, inst.n_buffers) != (row["capacity_bytes"], row["n_buffers"]):
             raise MlsysgymError(f"labels of {row['name']} were made for another instance "
                                 "(capacity or buffers differ); make new labels")

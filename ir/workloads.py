@@ -327,6 +327,21 @@ class MallocInstanceSpec:
         suffix = "" if self.system == "default" else f"@{self.system}"
         return f"{self.workload.name}:{self.capacity:g}{suffix}"
 
+    @classmethod
+    def from_name(cls, name: str) -> MallocInstanceSpec:
+        """The instance called ``name`` (``WORKLOAD:CAPACITY[@SYSTEM]``, as :attr:`name`
+        writes it); WorkloadNotFoundError if it is not one."""
+        rest, _, system = name.partition("@")
+        model, _, cap = rest.rpartition(":")
+        try:
+            capacity = float(cap)
+        except ValueError:
+            capacity = float("nan")
+        if not model or not capacity > 0 or (system and system not in MEMORY_SYSTEMS):
+            raise WorkloadNotFoundError(f"{name!r} is not a mallocGame instance "
+                                        "(WORKLOAD:CAPACITY[@SYSTEM], e.g. gpt2:0.5)")
+        return cls(workload(model), capacity, system or "default")
+
     def problem_spec(self) -> dict[str, Any]:
         """The ``make_problem`` spec of this instance (the model is the built Graph)."""
         graph = self.workload.build()

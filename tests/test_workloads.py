@@ -86,6 +86,8 @@ def test_instance_specs_name_and_build_problems():
     assert spec["capacity_bytes"] == int(0.25 * graph.peak_live_memory())
     s = workloads.scheduling_instances("validation", platforms=("soc_npu",))
     assert [i.name for i in s][:2] == ["efficientnet_b0@soc_npu", "gpt2@soc_npu"]
+    for inst in m:  # a name gives its instance back
+        assert workloads.MallocInstanceSpec.from_name(inst.name) == inst
 
 
 def test_bad_names_and_arguments_are_one_line_errors():
@@ -93,6 +95,9 @@ def test_bad_names_and_arguments_are_one_line_errors():
         workloads.split("holdout")
     with pytest.raises(WorkloadNotFoundError, match="no split workload"):
         workloads.workload("nope")
+    for bad in ("gpt2", "gpt2:zero", "gpt2:-1", "gpt2:0.5@nowhere"):
+        with pytest.raises(WorkloadNotFoundError, match="not a mallocGame instance"):
+            workloads.MallocInstanceSpec.from_name(bad)
     with pytest.raises(WorkloadError, match="multiple of heads"):
         generators.transformer_encoder(d_model=10, heads=3)
     with pytest.raises(WorkloadError, match="positive integer"):
