@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 from mlsysgym.agents import policies
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
-from mlsysgym.agents.malloc_baselines import xla_greedy
+from mlsysgym.agents.malloc_baselines import demoted_actions, mode_actions, xla_greedy
+from mlsysgym.agents.malloc_lns import lns, total_time
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
 from mlsysgym.agents.sequential import episode_design
@@ -416,7 +417,8 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
                   *, seconds: float = DEFAULT_SECONDS, chain_depth: int = 2,
                   max_passes: int = 8, heur: np.ndarray | None = None,
                   rescore: Callable[[np.ndarray], np.ndarray] | None = None,
-                  adopt: bool = True, defer: np.ndarray | None = None) -> None:
+                  adopt: bool = True, defer: np.ndarray | None = None,
+                  ) -> tuple[_Builder, list[int]]:
     """The heuristic's episode, then first-improvement local search over one-decision changes
     (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
     order without, the buffers of the mask ``defer`` last; the alternatives of
@@ -432,7 +434,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     episode's fast-memory mask (per buffer), asked before every pass after the first.
     ``adopt``: after an accepted move take that move's snapshots (:meth:`_Builder.adopt`; off:
     run the new episode again to record them — the same search, slower). ``info``: moves
-    tried, improvements, passes."""
+    tried, improvements, passes. Returns the builder and the best episode."""
     t_start = time.perf_counter()
     limit = min(problem.time_left_s, max(seconds, 0.0))
     mp = malloc_of(problem)
@@ -487,6 +489,29 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     problem.info.update(moves=tried, improvements=improvements, passes=passes)
     if best_t < start_t - 1e-9:
         problem.evaluate_one(episode_design(best))
+    return builder, best
+
+
+def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
+              best: list[int], *, deadline: float, scores: np.ndarray | None = None,
+              mix: float = 0.5, replay_share: float = 0.1) -> None:
+    """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
+    ``deadline`` (perf_counter) less ``replay_share`` of the time left, kept to replay its
+    placement in the env (:func:`~mlsysgym.agents.malloc_baselines.mode_actions`, or
+    :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode in
+    time), which is submitted when faster. ``scores``, ``mix``: how neighbourhood centres are
+    drawn (None: uniformly), as there. ``info``: repairs, improvements."""
+    mp = malloc_of(problem)
+    builder.run(GREEDY, prefix=best)
+    start, start_t = builder.state.placement, builder.state.total_us
+    left = deadline - time.perf_counter()
+    placed, info = lns(mp.instance, start, rng, deadline=deadline - replay_share * left,
+                       scores=scores, mix=mix)
+    problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"])
+    if total_time(mp.instance, placed.mode) < start_t - 1e-9 * start_t:
+        actions = mode_actions(mp.env, placed, deadline=deadline)
+        problem.evaluate_one(episode_design(actions if actions is not None
+                                            else demoted_actions(mp.env, placed)))
 
 
 def _check_limit(seconds: float) -> None:
@@ -494,47 +519,77 @@ def _check_limit(seconds: float) -> None:
         raise AgentConfigError(f"time_limit_s must be a number > 0; got {seconds!r}")
 
 
+LNS_SHARE = 0.5
+
+
 @register_agent("learned", kinds=("malloc",))
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
-                   chain_depth: int = 2, rescore: bool = False, adopt: bool = True,
-                   prune: bool = True) -> None:
-    """:func:`guided_search` guided by the shipped graph-network policy
-    (:func:`network_scores`), at most ``time_limit_s`` seconds (network inference included):
-    with ``prune`` the moves in XLA order, as the ablation's, except that those the network
-    gives less than even odds of lowering the time (logit < 0) come last; without, all moves
-    by the network's score. With ``rescore`` every pass after the first uses the network run
-    again with the best episode's decisions in place of the heuristic's (feature
-    ``heuristic_fast``). ``adopt``: as :func:`guided_search`'s."""
+                   chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
+                   rescore: bool = False, adopt: bool = True, prune: bool = True) -> None:
+    """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
+    and :func:`lns_phase` with the shipped graph-network policy (:func:`network_scores`).
+
+    With ``lns_share`` > 0 (default 0.5): the ablation's :func:`guided_search` (no network)
+    for at most 1 − ``lns_share`` of the time, then large-neighbourhood search until the end
+    whose neighbourhood centres are drawn half the time by the network's scores of the best
+    episode so far (its fast buffers as the feature ``heuristic_fast``). With ``lns_share`` 0,
+    the earlier versions (local search only): with ``prune`` the moves in XLA order, those the
+    network gives less than even odds of lowering the time (logit < 0) last; without, all
+    moves by the network's score; with ``rescore`` every pass after the first rescored on the
+    best episode. ``adopt``: as :func:`guided_search`'s."""
     _check_limit(time_limit_s)
+    _check_share(lns_share)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
+    deadline = t0 + 0.95 * time_limit_s
     order = xla_order(inst)
     heur = heuristic_fast(inst, order)  # computed once: the network's input and the start
     t1 = time.perf_counter()
     net, _ = load_policy(policy)
     x, edges, attr = instance_graph(inst, order, heur=heur)
-    scores = net(x, edges, attr)[0][:, 0].astype(np.float64)
-    problem.info["inference_s"] = time.perf_counter() - t1
     col = NODE_FEATURES.index("heuristic_fast")
 
-    def again(fast: np.ndarray) -> np.ndarray:
+    def score(fast: np.ndarray) -> np.ndarray:
         x[:, col] = fast
-        logits = net(x, edges, attr)[0][:, 0]
-        return logits < 0 if prune else logits
+        return net(x, edges, attr)[0][:, 0].astype(np.float64)
 
+    if lns_share > 0:
+        problem.info["inference_s"] = time.perf_counter() - t1
+        builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s
+                                      - (time.perf_counter() - t0), chain_depth=chain_depth,
+                                      heur=heur, adopt=adopt)
+        t2 = time.perf_counter()
+        fast = np.zeros(inst.n_buffers, bool)
+        fast[order] = np.asarray(best) > 0
+        scores = score(fast if rescore else heur)
+        problem.info["inference_s"] += time.perf_counter() - t2
+        lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix)
+        return
+    scores = score(heur)
+    problem.info["inference_s"] = time.perf_counter() - t1
     guided_search(problem, rng, None if prune else scores,
                   seconds=time_limit_s - (time.perf_counter() - t0), chain_depth=chain_depth,
-                  heur=heur, rescore=again if rescore else None, adopt=adopt,
-                  defer=scores < 0 if prune else None)
+                  heur=heur, rescore=(lambda f: score(f) < 0 if prune else score(f))
+                  if rescore else None, adopt=adopt, defer=scores < 0 if prune else None)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
-                      adopt: bool = True) -> None:
-    """The ablation of ``learned``: :func:`guided_search` with the moves in XLA order (most
-    memory-bound first) — the same search without the network (``adopt`` as there)."""
+                      lns_share: float = LNS_SHARE, adopt: bool = True) -> None:
+    """The ablation of ``learned``: the same search without the network — :func:`guided_search`
+    with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
+    :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt`` as there)."""
     _check_limit(time_limit_s)
-    guided_search(problem, rng, None, seconds=time_limit_s, chain_depth=chain_depth,
-                  adopt=adopt)
+    _check_share(lns_share)
+    t0 = time.perf_counter()
+    builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
+                                  chain_depth=chain_depth, adopt=adopt)
+    if lns_share > 0:
+        lns_phase(problem, rng, builder, best, deadline=t0 + 0.95 * time_limit_s)
+
+
+def _check_share(share: float) -> None:
+    if not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
+        raise AgentConfigError(f"lns_share must be a number in [0, 1]; got {share!r}")

@@ -49,10 +49,14 @@ SHORT_CPSAT_S = 10.0
 
 
 def run_one(instance: str, agent: str, seed: int, seconds: float,
-            off: str | None = None) -> dict[str, Any]:
+            off: str | None = None, options: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
     """One agent run on one instance: its best time, wall time and what it reports (``off``:
-    a boolean option of ``learned`` and its ablation set to false)."""
+    a boolean option of ``learned`` and its ablation set to false; ``options``: (name, value)
+    pairs for ``learned``, and for the ablation those it has)."""
+    import inspect
+
     from mlsysgym.agents import Budget, search
+    from mlsysgym.agents.learned_malloc import no_network_malloc
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir import workloads
 
@@ -63,6 +67,8 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
         hp["time_limit_s"] = seconds
         if off:
             hp[off] = False
+        own = inspect.signature(no_network_malloc).parameters
+        hp.update((k, v) for k, v in options if agent == "learned" or k in own)
     elif agent == "cpsat":  # the solver's limit; the budget leaves room to build and replay
         hp["time_limit_s"] = seconds
         budget = Budget(seconds=(seconds + 60.0) / 0.9)
@@ -75,7 +81,8 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
             "all_slow_us": float(problem.instance.all_slow_time_us),
             "buffers": int(problem.instance.n_buffers), "wall_s": wall, "status": res.status,
             "inference_s": res.info.get("inference_s"), "moves": res.info.get("moves"),
-            "passes": res.info.get("passes"), "off": off, "load": os.getloadavg()[0]}
+            "passes": res.info.get("passes"), "repairs": res.info.get("repairs"), "off": off,
+            "options": dict(options), "load": os.getloadavg()[0]}
 
 
 def _key(row: dict[str, Any]) -> tuple:
@@ -110,8 +117,8 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     names = [s.name for s in workloads.malloc_instances("validation")]
     agents = ("learned", "learned_no_network")
     offs = (None, args.off) if args.off else (None,)
-    jobs = [(n, a, s, args.seconds, o) for s in range(args.seeds) for n in names
-            for o in offs for a in agents]
+    jobs = [(n, a, s, args.seconds, o, tuple(args.set)) for s in range(args.seeds)
+            for n in names for o in offs for a in agents]
     rows: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for row in pool.map(run_one, *zip(*jobs)):
@@ -252,8 +259,9 @@ def _claims(s: dict[str, Any], args: argparse.Namespace) -> list[str]:
 
 def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]]],
            card: dict[str, Any], args: argparse.Namespace, load: str) -> str:
-    from mlsysgym.ir.workloads import HEADROOM_MALLOC
-    from mlsysgym.ir.workloads import MALLOC_CAPACITIES as caps
+    from mlsysgym.ir.workloads import FRESH_TEST_CAPACITIES, HEADROOM_MALLOC, MALLOC_CAPACITIES
+
+    caps = FRESH_TEST_CAPACITIES if args.fresh else MALLOC_CAPACITIES
 
     tr = card.get("training", {})
     lines = [
@@ -270,7 +278,9 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
         "jobs: wall-clock budgets bought less CPU than on an idle machine, alike for every "
         f"agent; `learned` and its ablation run side by side on the same instance and seed). "
         f"{args.reuse_note}"), "",
-        ("Primary set: the 19 test instances with headroom (`malloc_instances(\"test\", "
+        ("Primary set: every instance, as declared (`workloads.FRESH_TEST_CAPACITIES`) before "
+         "any agent ran on them." if args.fresh else
+         "Primary set: the 19 test instances with headroom (`malloc_instances(\"test\", "
          "headroom=True)`, chosen from heuristic / CP-SAT / local-search measurements, marked "
          "* below); all 24 beside it."), "",
         ("Columns: % of the heuristic's time saved (+ = faster than `xla_greedy`); learned and "
@@ -332,6 +342,17 @@ def plot(inst: dict[str, dict[str, Any]], path: Path, long_s: float) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _option(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` with VALUE as JSON (a number, true / false) or else a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
 def _args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
@@ -340,6 +361,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--long-max", type=int, default=8, help="at most this many long CP-SAT runs")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="first N test instances only")
+    ap.add_argument("--fresh", action="store_true",
+                    help="the fresh test instances (workloads.FRESH_TEST_CAPACITIES), all primary")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--reuse-note", default="", help="what the report says of reused rows")
     ap.add_argument("--load-note", default="not recorded in the rows",
@@ -349,6 +372,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tag", default="check", help="--validation: the output file's tag")
     ap.add_argument("--off", default=None,
                     help="--validation: also run both agents with this boolean option off")
+    ap.add_argument("--set", type=_option, action="append", default=[], metavar="NAME=VALUE",
+                    help="--validation: an option of learned (and of the ablation if it has it)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="--validation: a JSON of an earlier --validation run to compare with")
     return ap.parse_args(argv)
@@ -366,7 +391,8 @@ def main(argv: list[str] | None = None) -> None:
         print(out.read_text()[:1500])
         return
     _, card = load_policy()
-    names = [s.name for s in workloads.malloc_instances("test")][: args.limit]
+    caps = workloads.FRESH_TEST_CAPACITIES if args.fresh else workloads.MALLOC_CAPACITIES
+    names = [s.name for s in workloads.malloc_instances("test", caps)][: args.limit]
     rows_path = args.out.with_suffix(".jsonl")
     jobs = [(n, "xla_greedy", 0, 0.0) for n in names]
     jobs += [(n, a, s, args.seconds) for s in range(args.seeds) for n in names
@@ -381,13 +407,15 @@ def main(argv: list[str] | None = None) -> None:
     inst = _table([r for r in rows if r["instance"] in names], args.seconds, args.long)
     sets = [("Headroom set (primary)", summarize(inst, card, workloads.HEADROOM_MALLOC)),
             ("All test instances", summarize(inst, card))]
+    if args.fresh:
+        sets = [("All fresh test instances (primary)", summarize(inst, card))]
     loads = [r["load"] for r in rows if r.get("load") is not None]
     load = (f"{min(loads):.1f}–{max(loads):.1f} over {len(loads)} runs" if loads else
             args.load_note)
     args.out.write_text(stamp_markdown(render(inst, sets, card, args, load)))
     plot(inst, args.out.with_suffix(".png"), args.long)
     write_provenance(args.out.with_suffix(".provenance.json"),
-                     summary={"headroom": sets[0][1], "all": sets[1][1]},
+                     summary={title: s for title, s in sets},
                      policy_card_sha256=card.get("onnx_sha256"), argv=sys.argv)
     print(args.out.read_text())
 

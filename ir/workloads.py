@@ -60,7 +60,7 @@ from mlsysgym.ir import generators, zoo
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
 from mlsysgym.ir.graph import Graph, Op, Tensor
 
-__all__ = ["FAMILIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS",
+__all__ = ["FAMILIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS",
            "MULTI_TENANT", "SPLITS", "SPLITS_VERSION", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
            "MallocInstanceSpec", "SchedulingInstanceSpec", "UnknownSplitError", "WorkloadSpec",
            "concurrent", "concurrent_workload", "malloc_instances", "resolve", "scheduling_instances",
@@ -303,6 +303,11 @@ too, so they compete for it. Relative to the peak with weights (mallocGame's ``c
 even 5 % holds every activation of a batch-1 transformer and the XLA-style greedy is then
 (near) optimal; below the activation working set placement matters
 (benchmarks/results/instance_headroom.md)."""
+FRESH_TEST_CAPACITIES = (0.15, 0.35, 0.7)
+"""A fresh test set for issue #21's learned mallocGame claims: the test split's workloads at
+these capacities, on which no agent had been run when they were declared (2026-12-05, after
+the four evaluations on :data:`MALLOC_CAPACITIES` had used that set up). Every instance
+counts; none is filtered by headroom. ``malloc_instances("test", FRESH_TEST_CAPACITIES)``."""
 SCHEDULING_PLATFORMS = ("soc_npu", "balanced")
 """Scheduling platforms: presets of mlsysgym.simulators.multicore (``balanced``: the agents'
 BALANCED_PLATFORM, where no unit dominates)."""

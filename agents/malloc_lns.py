@@ -1,0 +1,144 @@
+"""Large-neighbourhood search for mallocGame placements: CP-SAT re-decides a few dozen buffers
+at a time, the rest fixed.
+
+A step picks a centre buffer (at random, by per-buffer weights: uniform, or a network's), frees
+the buffers whose live ranges overlap the centre's (up to ``size``, nearest in time first) and
+lets CP-SAT choose for each of them slow or fast at any offset (:func:`repair`: the fixed fast
+buffers that overlap them in time are fixed rectangles of the 2-D no-overlap; the objective is
+the time of the ops they use). It reaches placements that changing one decision at a time cannot:
+several buffers swapped at once, at offsets no greedy fit would pick. A centre whose repair
+finds nothing has its weight halved. Time depends only on the modes, so the final placement is
+replayed in the env with its modes at the env's candidate offsets
+(:func:`~mlsysgym.agents.malloc_baselines.mode_actions`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from mlsysgym.simulators.memory import (
+    FAST,
+    PREFETCH,
+    SLOW,
+    MemoryInstance,
+    Placement,
+    memory_boundedness,
+    memory_time,
+)
+
+__all__ = ["lns", "neighbourhood", "repair"]
+
+RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
+
+
+def total_time(p: MemoryInstance, mode: np.ndarray) -> float:
+    """Total time (µs) of a placement with per-buffer ``mode``."""
+    return float(np.maximum(p.compute_us, memory_time(p, mode)).sum())
+
+
+def repair(p: MemoryInstance, placement: Placement, free: np.ndarray, *, seconds: float,
+           seed: int = 0) -> Placement | None:
+    """``placement`` with the buffers ``free`` (FAST or SLOW there) re-decided by CP-SAT, each
+    slow or fast at any offset, in at most ``seconds`` (1 worker), the rest as they are; the
+    solver's best (hinted with the current decisions, so never worse), or None if it found
+    none. Buffers larger than the capacity stay slow."""
+    from ortools.sat.python import cp_model
+
+    free = np.asarray(free, np.int64)
+    free = free[(p.size[free] <= p.capacity_bytes) & (placement.mode[free] != PREFETCH)]
+    if free.size == 0:
+        return None
+    scale = RESOLUTION / p.all_slow_time_us
+    base = placement.mode.copy()
+    base[free] = SLOW
+    m = cp_model.CpModel()
+    x = {int(b): m.new_bool_var(f"x{b}") for b in free}
+    off = {int(b): m.new_int_var(0, int(p.capacity_bytes - p.size[b]), f"o{b}") for b in free}
+    t_rects = [m.new_optional_fixed_size_interval_var(int(p.start[b]), int(p.end[b] - p.start[b] + 1),
+                                                      x[b], f"t{b}") for b in x]
+    a_rects = [m.new_optional_fixed_size_interval_var(off[b], int(p.size[b]), x[b], f"a{b}")
+               for b in x]
+    fixed = np.flatnonzero(base != SLOW)
+    rs, re = p.residency(base)[fixed], p.end[fixed]
+    near = ((rs[:, None] <= p.end[free][None, :]) & (re[:, None] >= p.start[free][None, :])).any(1)
+    for b, s, e in zip(fixed[near], rs[near], re[near]):
+        t_rects.append(m.new_fixed_size_interval_var(int(s), int(e - s + 1), f"ft{b}"))
+        a_rects.append(m.new_fixed_size_interval_var(int(placement.offset[b]), int(p.size[b]),
+                                                     f"fa{b}"))
+    m.add_no_overlap_2d(t_rects, a_rects)
+    uses = np.concatenate([np.arange(p.use_ptr[b], p.use_ptr[b + 1]) for b in free])
+    owner = np.repeat(free, np.diff(p.use_ptr)[free])
+    save = np.rint(p.use_save_us[uses] * scale).astype(np.int64)
+    mem = np.rint(memory_time(p, base) * scale).astype(np.int64)
+    comp = np.rint(p.compute_us * scale).astype(np.int64)
+    times = []
+    for i in np.unique(p.use_op[uses]):
+        at = p.use_op[uses] == i
+        t = m.new_int_var(int(min(comp[i], mem[i])), int(max(comp[i], mem[i])), f"time{i}")
+        m.add(t >= int(comp[i]))
+        m.add(t >= int(mem[i]) - sum(int(s) * x[int(b)] for s, b in zip(save[at], owner[at])))
+        times.append(t)
+    m.minimize(sum(times))
+    for b in x:
+        m.add_hint(x[b], int(placement.mode[b] == FAST))
+        m.add_hint(off[b], int(placement.offset[b]) if placement.mode[b] == FAST else 0)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = float(seconds)
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = int(seed)
+    if solver.solve(m) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    mode, offset = base, placement.offset.copy()
+    for b in x:
+        fast = bool(solver.value(x[b]))
+        mode[b], offset[b] = (FAST, solver.value(off[b])) if fast else (SLOW, -1)
+    return Placement(mode, offset)
+
+
+def neighbourhood(p: MemoryInstance, centre: int, size: int, candidates: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The ``centre`` and up to ``size`` − 1 of the ``candidates`` (a mask) whose live ranges
+    overlap its own, those whose midpoints are nearest its midpoint first (ties at random)."""
+    s, e = p.start[centre], p.end[centre]
+    idx = np.flatnonzero((p.start <= e) & (p.end >= s) & candidates)
+    idx = idx[idx != centre]
+    if idx.size > size - 1:
+        dist = np.abs((p.start[idx] + p.end[idx]) - (s + e)) + rng.random(idx.size)
+        idx = idx[np.argsort(dist)[:size - 1]]
+    return np.concatenate([[centre], idx])
+
+
+def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, deadline: float,
+        scores: np.ndarray | None = None, mix: float = 0.5, size: int = 40,
+        repair_s: float = 0.3) -> tuple[Placement, dict[str, int]]:
+    """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter): repeat
+    :func:`repair` (``repair_s`` each) on the :func:`neighbourhood` of a centre drawn from the
+    candidates — the buffers that fit and are memory-bound or fast — uniformly, or with
+    ``scores`` (per buffer, e.g. a network's logits) by their softmax over the candidates
+    except a share ``mix`` of the time; keep the result when it is faster; halve the centre's weight when not. Returns
+    the best placement and ``{"repairs", "improvements"}``."""
+    cand = (p.size <= p.capacity_bytes) & ((memory_boundedness(p) > 0) | (placement.mode != SLOW))
+    if not cand.any():
+        return placement, {"repairs": 0, "improvements": 0}
+    w = cand / cand.sum()
+    if scores is not None:
+        z = np.where(cand, np.asarray(scores, np.float64), -np.inf)
+        z = np.exp(z - z.max())
+        w = mix * w + (1.0 - mix) * z / z.sum()
+    best, best_t = placement, total_time(p, placement.mode)
+    repairs = improvements = 0
+    slowest = 0.0
+    while time.perf_counter() + max(slowest, repair_s) < deadline:
+        t0 = time.perf_counter()
+        c = int(rng.choice(p.n_buffers, p=w / w.sum()))
+        new = repair(p, best, neighbourhood(p, c, size, cand, rng), seconds=repair_s,
+                     seed=int(rng.integers(2**31)))
+        repairs += 1
+        t = np.inf if new is None else total_time(p, new.mode)
+        if t < best_t - 1e-9 * best_t:
+            best, best_t, improvements = new, t, improvements + 1
+        else:
+            w[c] *= 0.5
+        slowest = max(slowest, time.perf_counter() - t0)
+    return best, {"repairs": repairs, "improvements": improvements}

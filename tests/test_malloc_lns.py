@@ -1,0 +1,73 @@
+"""Large-neighbourhood search for mallocGame (agents/malloc_lns.py), checked by hand on the
+greedy trap of test_learned_malloc: buffers a (64 B), b (100 B), d (4 B), c (100 B) in a
+104-B fast memory; the XLA-style heuristic keeps a and d fast (234 µs), the optimum keeps
+b, c and d fast (180 µs)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from mlsysgym.agents import Budget, search
+from mlsysgym.agents.base import AgentConfigError
+from mlsysgym.agents.malloc_baselines import xla_greedy
+from mlsysgym.agents.malloc_lns import lns, neighbourhood, repair, total_time
+from mlsysgym.agents.problems import make_problem
+from mlsysgym.simulators.memory import FAST, SLOW, MemorySystem, build_instance, validate
+
+from tests.test_learned_malloc import UNIT_KW, greedy_trap
+
+
+@pytest.fixture(scope="module")
+def trap():
+    return build_instance(greedy_trap(), capacity_bytes=104, system=MemorySystem(**UNIT_KW))
+
+
+def test_repair_reaches_the_optimum_only_with_every_blocker_free(trap):
+    start = xla_greedy(trap).placement
+    assert total_time(trap, start.mode) == pytest.approx(234.0)
+    a, b, d, c = (trap.index(n) for n in "abdc")
+    everything = repair(trap, start, np.array([a, b, c, d]), seconds=5)
+    validate(trap, everything)
+    assert total_time(trap, everything.mode) == pytest.approx(180.0)
+    assert list(everything.mode[[a, b, c, d]]) == [SLOW, FAST, FAST, FAST]
+    # d stays fixed at its offset (64): b's 100 bytes then find no gap of 100 beside it
+    blocked = repair(trap, start, np.array([a, b, c]), seconds=5)
+    validate(trap, blocked)
+    assert total_time(trap, blocked.mode) == pytest.approx(234.0)
+    assert blocked.offset[d] == start.offset[d] == 64
+
+
+def test_neighbourhood_is_the_centre_and_its_nearest_overlapping_candidates(trap):
+    rng = np.random.default_rng(0)
+    a, b, d, c = (trap.index(n) for n in "abdc")
+    everyone = np.ones(trap.n_buffers, bool)
+    # b lives at op 0 (with a and d), c at op 1 (with a and d): they never overlap
+    assert set(neighbourhood(trap, b, 10, everyone, rng)) == {a, b, d}
+    assert neighbourhood(trap, c, 10, everyone, rng)[0] == c
+    assert len(neighbourhood(trap, a, 2, everyone, rng)) == 2
+    only_a = np.zeros(trap.n_buffers, bool)
+    only_a[a] = True
+    assert list(neighbourhood(trap, c, 10, only_a, rng)) == [c, a]
+
+
+def test_lns_never_loses_time_and_stops_at_its_deadline(trap):
+    start = xla_greedy(trap).placement
+    t0 = time.perf_counter()
+    best, info = lns(trap, start, np.random.default_rng(0), deadline=t0 + 1.0, size=4)
+    assert time.perf_counter() - t0 < 1.5
+    validate(trap, best)
+    assert total_time(trap, best.mode) == pytest.approx(180.0)
+    assert info["improvements"] >= 1 and info["repairs"] >= info["improvements"]
+
+
+def test_agents_with_lns_find_the_optimum_and_check_the_share():
+    problem = make_problem({"name": "malloc", "model": greedy_trap(), "capacity_bytes": 104,
+                            **UNIT_KW})
+    res = search("learned_no_network", problem, Budget(seconds=30), seed=0, time_limit_s=2,
+                 lns_share=0.9)
+    assert res.metrics[res.best_index]["time_us"] == pytest.approx(180.0)
+    assert res.info["repairs"] >= 1
+    with pytest.raises(AgentConfigError, match="lns_share"):
+        search("learned_no_network", problem, 5, lns_share=1.5)
