@@ -80,8 +80,8 @@ def repair(p: MemoryInstance, placement: Placement, free: np.ndarray, *, seconds
         m.add(t >= int(mem[i]) - sum(int(s) * x[int(b)] for s, b in zip(save[at], owner[at])))
         times.append(t)
     m.minimize(sum(times))
-    for b in x:
-        m.add_hint(x[b], int(placement.mode[b] == FAST))
+    for b, lit in x.items():
+        m.add_hint(lit, int(placement.mode[b] == FAST))
         m.add_hint(off[b], int(placement.offset[b]) if placement.mode[b] == FAST else 0)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(seconds)
@@ -90,8 +90,8 @@ def repair(p: MemoryInstance, placement: Placement, free: np.ndarray, *, seconds
     if solver.solve(m) not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     mode, offset = base, placement.offset.copy()
-    for b in x:
-        fast = bool(solver.value(x[b]))
+    for b, lit in x.items():
+        fast = bool(solver.value(lit))
         mode[b], offset[b] = (FAST, solver.value(off[b])) if fast else (SLOW, -1)
     return Placement(mode, offset)
 
