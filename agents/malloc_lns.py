@@ -27,7 +27,7 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["lns", "neighbourhood", "repair"]
+__all__ = ["candidates", "lns", "neighbourhood", "repair", "repair_gain", "total_time"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 
@@ -109,6 +109,22 @@ def neighbourhood(p: MemoryInstance, centre: int, size: int, candidates: np.ndar
     return np.concatenate([[centre], idx])
 
 
+def candidates(p: MemoryInstance, placement: Placement) -> np.ndarray:
+    """The buffers a neighbourhood may free (a mask): those that fit and are memory-bound or
+    fast."""
+    return (p.size <= p.capacity_bytes) & ((memory_boundedness(p) > 0) | (placement.mode != SLOW))
+
+
+def repair_gain(p: MemoryInstance, placement: Placement, centre: int, rng: np.random.Generator,
+                *, size: int = 40, repair_s: float = 0.3) -> float:
+    """The fraction of ``placement``'s time that one :func:`repair` of the
+    :func:`neighbourhood` of ``centre`` saves (0 if none): the label a centre selector learns."""
+    t = total_time(p, placement.mode)
+    new = repair(p, placement, neighbourhood(p, centre, size, candidates(p, placement), rng),
+                 seconds=repair_s, seed=int(rng.integers(2**31)))
+    return 0.0 if new is None else max(t - total_time(p, new.mode), 0.0) / t
+
+
 def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, deadline: float,
         scores: np.ndarray | None = None, mix: float = 0.5, size: int = 40,
         repair_s: float = 0.3) -> tuple[Placement, dict[str, int]]:
@@ -118,7 +134,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     ``scores`` (per buffer, e.g. a network's logits) by their softmax over the candidates
     except a share ``mix`` of the time; keep the result when it is faster; halve the centre's weight when not. Returns
     the best placement and ``{"repairs", "improvements"}``."""
-    cand = (p.size <= p.capacity_bytes) & ((memory_boundedness(p) > 0) | (placement.mode != SLOW))
+    cand = candidates(p, placement)
     if not cand.any():
         return placement, {"repairs": 0, "improvements": 0}
     w = cand / cand.sum()

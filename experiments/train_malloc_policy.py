@@ -49,6 +49,10 @@ DEFAULT_OUT = Path("results") / "policies" / "malloc_gnn.onnx"
 DEFAULT_LABELS = Path("results") / "policies" / "malloc_move_labels.json"
 
 
+METHODS = {"change": "move ranking: per buffer, the time saved by changing its decision in the "
+                      "heuristic's episode (greedy completion, ejections), measured",
+           "repair": "LNS centre ranking: per sampled centre buffer, the time saved by one CP-SAT "
+                     "repair of its neighbourhood in the heuristic's placement, measured"}
 LOSSES = {"improves": "balanced cross-entropy against 'lowers the time'",
           "graded": "balanced cross-entropy against 1/2 + 1/2 x gain / best gain",
           "listwise": "ListNet: softmax of the logits against the gains normalized to sum 1"}
@@ -83,12 +87,47 @@ def label_one(name: str, positions: int, seed: int, after: int = 0,
             "pid": os.getpid(), "cpu_s": time.process_time()}
 
 
+def label_repairs(name: str, centres: int, seed: int, after: int = 0) -> dict[str, Any]:
+    """The neighbourhood labels of one instance: from the heuristic's placement (or with
+    ``after`` > 0 that of :func:`mlsysgym.agents.learned_malloc.improved_episode`, ``after``
+    improvements), the time one LNS repair around each of ``centres`` seeded candidate centres
+    saves (:func:`mlsysgym.agents.malloc_lns.repair_gain`), as :func:`label_one`'s rows
+    (positions in XLA order)."""
+    from mlsysgym.agents.learned_malloc import GREEDY, improved_episode, start_episode
+    from mlsysgym.agents.malloc_lns import candidates, repair_gain
+    from mlsysgym.agents.problems import make_problem
+    from mlsysgym.ir.workloads import MallocInstanceSpec
+    from mlsysgym.simulators.memory import SLOW, xla_order
+
+    problem = make_problem(MallocInstanceSpec.from_name(name).problem_spec())
+    inst, n = problem.instance, problem.instance.n_buffers
+    rng = np.random.default_rng([seed, n, after])
+    builder, best, best_t = start_episode(inst, xla_order(inst))
+    if after > 0:
+        best, _ = improved_episode(builder, best, best_t, problem.n_offsets, after, 256)
+    builder.run(GREEDY, prefix=best)
+    start = builder.state.placement
+    cand = np.flatnonzero(candidates(inst, start))
+    picked = cand if len(cand) <= centres else rng.choice(cand, centres, replace=False)
+    rank = np.empty(n, np.int64)
+    rank[xla_order(inst)] = np.arange(n)
+    gains = [repair_gain(inst, start, int(c), rng) for c in picked]
+    return {"name": name, "capacity_bytes": int(inst.capacity_bytes), "n_buffers": int(n),
+            "after": after, "kind": "repair", "fast": (start.mode != SLOW).astype(np.int8).tolist(),
+            "positions": rank[picked].tolist(), "gains": gains,
+            "pid": os.getpid(), "cpu_s": time.process_time()}
+
+
 def make_labels(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
     """Labels of every instance, ``args.workers`` processes, progress on stderr."""
     out = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futs = [pool.submit(label_one, n, args.positions, args.seed, k, args.xla_top)
-                for n in names for k in args.episodes]
+        if args.moves == "repair":
+            futs = [pool.submit(label_repairs, n, args.positions, args.seed, k)
+                    for n in names for k in args.episodes]
+        else:
+            futs = [pool.submit(label_one, n, args.positions, args.seed, k, args.xla_top)
+                    for n in names for k in args.episodes]
         for i, f in enumerate(futs):
             row = f.result()
             out.append(row)
@@ -257,6 +296,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--episodes", type=lambda v: [int(k) for k in v.split(",")], default=[0],
                     help="labelled episodes per instance: improvements first made (0: the "
                          "heuristic's), comma-separated, e.g. 0,8")
+    ap.add_argument("--moves", choices=("change", "repair"), default="change",
+                    help="what is labelled: changing one buffer's decision (the local "
+                         "search's moves), or an LNS repair centred on it (--positions centres)")
     ap.add_argument("--epochs", type=int, default=120)
     ap.add_argument("--target", choices=("improves", "graded", "listwise"), default="improves",
                     help="per labelled move: 1 if it lowers the time, graded by its gain, or "
@@ -299,9 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(net, args.out, len(NODE_FEATURES), len(EDGE_FEATURES))
     card = {"format": 1, "policy": "malloc_gnn", "kind": "malloc",
-            "training": {"method": "move ranking: per buffer, the time saved by changing its "
-                                   "decision in the heuristic's episode (greedy completion, "
-                                   "ejections), measured; loss " + LOSSES[args.target],
+            "training": {"method": METHODS[args.moves] + "; loss " + LOSSES[args.target],
+                         "moves": args.moves,
                          "split": "train", "splits_version": workloads.SPLITS_VERSION,
                          "splits_digest": workloads.splits_digest(), "instances": names,
                          "positions": args.positions, "xla_top": args.xla_top,

@@ -12,7 +12,7 @@ import pytest
 from mlsysgym.agents import Budget, search
 from mlsysgym.agents.base import AgentConfigError
 from mlsysgym.agents.malloc_baselines import xla_greedy
-from mlsysgym.agents.malloc_lns import lns, neighbourhood, repair, total_time
+from mlsysgym.agents.malloc_lns import lns, neighbourhood, repair, repair_gain, total_time
 from mlsysgym.agents.problems import make_problem
 from mlsysgym.simulators.memory import FAST, SLOW, MemorySystem, build_instance, validate
 
@@ -50,6 +50,15 @@ def test_neighbourhood_is_the_centre_and_its_nearest_overlapping_candidates(trap
     only_a = np.zeros(trap.n_buffers, bool)
     only_a[a] = True
     assert list(neighbourhood(trap, c, 10, only_a, rng)) == [c, a]
+
+
+def test_repair_gain_is_the_fraction_saved(trap):
+    # d (ops 0-1) overlaps every buffer: its neighbourhood frees all four, 234 -> 180 µs
+    start = xla_greedy(trap).placement
+    rng = np.random.default_rng(0)
+    assert repair_gain(trap, start, trap.index("d"), rng, repair_s=5) == pytest.approx(54 / 234)
+    best = repair(trap, start, np.arange(trap.n_buffers), seconds=5)
+    assert repair_gain(trap, best, trap.index("d"), rng, repair_s=5) == 0.0
 
 
 def test_lns_never_loses_time_and_stops_at_its_deadline(trap):
