@@ -4,26 +4,34 @@ The policy is a :mod:`~mlsysgym.agents.gnn` graph network over one instance: a n
 (:data:`NODE_FEATURES`, all read from the instance and the XLA-style heuristic's placement), an
 edge from each buffer to its ``k`` most memory-bound rivals for the same addresses (live ranges
 that overlap) and between the inputs and outputs of every op (producer / consumer links). Its
-per-node logit scores the move "change this buffer's decision in the heuristic's episode": how
-likely it is to lower the time (trained on measured gains, :func:`move_gains`). It is computed
-once per instance (one ONNX Runtime call, no torch).
+per-node logit scores a step of the search at that buffer: how likely it is to lower the time.
+It is computed once per instance (one ONNX Runtime call, no torch).
 
-Agents (problem kind ``"malloc"``), both :func:`guided_search`: the heuristic's episode, then
-first-improvement local search — change one buffer's decision (slow ↔ best fit, or the second
-candidate offset), complete the buffers after it greedily (best fit whenever it fits and
-lowers the time), eject newcomers (as ``local_search``'s ejection chains) while no better.
-Default time limit 10 s. They differ only in the order in which the moves are tried:
+Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
 
-* ``learned`` — XLA order, except that the moves the network gives less than even odds of
-  lowering the time come after all others (``prune=False``: every move by the network's
-  score, highest first — the earlier version);
-* ``learned_no_network`` — XLA order (most memory-bound first): the ablation "same search
-  without the network". Moves with equal priority are visited in a seeded random order in both.
+1. :func:`guided_search` for at most half the time (``lns_share``): the heuristic's episode,
+   then first-improvement local search — change one buffer's decision (slow ↔ best fit, or
+   the second candidate offset), complete the buffers after it greedily (best fit whenever it
+   fits and lowers the time), eject newcomers (as ``local_search``'s ejection chains) while
+   no better — with the moves in XLA order (most memory-bound first; equal priorities in a
+   seeded random order);
+2. :func:`lns_phase` until the end: large-neighbourhood search
+   (:mod:`~mlsysgym.agents.malloc_lns`), CP-SAT re-deciding the few dozen buffers around a
+   centre buffer at a time.
 
-On large instances a 10-s budget covers a fraction of the moves, so the order decides which
-improvements are found. The shipped policy is ``agents/policies/malloc_gnn.onnx`` with its
-card ``malloc_gnn.json`` (training split, instances, seeds, CPU time, the target fingerprint
-it was trained on); see :func:`load_policy` for the checks made before use.
+* ``learned`` — the centres are drawn half the time by the LNS policy's scores
+  (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
+  around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`), half the time
+  uniformly;
+* ``learned_no_network`` — all centres uniformly: the ablation "same search without the
+  network".
+
+With ``lns_share=0``, ``learned`` is the earlier local search alone, its moves ordered by
+the move policy (``agents/policies/malloc_gnn.onnx``, trained on :func:`move_gains`): XLA
+order with the moves the network gives less than even odds deferred (``prune``), or all by
+its score. Each policy has its card beside it (training split, instances, seeds, CPU time,
+the target fingerprint it was trained on); see :func:`load_policy` for the checks made
+before use.
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ from mlsysgym.simulators.memory import (
     xla_order,
 )
 
-__all__ = ["EDGE_FEATURES", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
+__all__ = ["EDGE_FEATURES", "LNS_POLICY_PATH", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
            "PolicyTargetWarning", "decode", "heuristic_fast", "improved_episode", "instance_graph", "learned_malloc", "load_policy",
            "move_gains", "network_scores", "no_network_malloc"]
 
@@ -61,6 +69,7 @@ NODE_FEATURES = ("size_cap", "log_size_cap", "start", "end", "length", "boundedn
 EDGE_FEATURES = ("rival", "dataflow", "overlap", "size_cap")
 RIVALS = 8
 POLICY_PATH = Path(__file__).resolve().parent / "policies" / "malloc_gnn.onnx"
+LNS_POLICY_PATH = POLICY_PATH.with_name("malloc_lns_gnn.onnx")
 DEFAULT_SECONDS = 10.0
 
 
@@ -528,25 +537,30 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
                    rescore: bool = False, adopt: bool = True, prune: bool = True) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
-    and :func:`lns_phase` with the shipped graph-network policy (:func:`network_scores`).
+    and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
+    LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
+    :data:`POLICY_PATH`).
 
     With ``lns_share`` > 0 (default 0.5): the ablation's :func:`guided_search` (no network)
     for at most 1 − ``lns_share`` of the time, then large-neighbourhood search until the end
-    whose neighbourhood centres are drawn half the time by the network's scores of the best
-    episode so far (its fast buffers as the feature ``heuristic_fast``). With ``lns_share`` 0,
-    the earlier versions (local search only): with ``prune`` the moves in XLA order, those the
-    network gives less than even odds of lowering the time (logit < 0) last; without, all
-    moves by the network's score; with ``rescore`` every pass after the first rescored on the
-    best episode. ``adopt``: as :func:`guided_search`'s."""
+    whose neighbourhood centres are drawn by the network's scores except a share ``lns_mix``
+    of the time (uniformly); the scores are those of the heuristic's episode, or with
+    ``rescore`` those of the local search's best (its fast buffers as the feature
+    ``heuristic_fast``). With ``lns_share`` 0, the earlier versions (local search only): with
+    ``prune`` the moves in XLA order, those the network gives less than even odds of lowering
+    the time (logit < 0) last; without, all moves by the network's score; with ``rescore``
+    every pass after the first rescored on the best episode. ``adopt``: as
+    :func:`guided_search`'s."""
     _check_limit(time_limit_s)
-    _check_share(lns_share)
+    _check_fraction("lns_share", lns_share)
+    _check_fraction("lns_mix", lns_mix)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
     deadline = t0 + 0.95 * time_limit_s
     order = xla_order(inst)
     heur = heuristic_fast(inst, order)  # computed once: the network's input and the start
     t1 = time.perf_counter()
-    net, _ = load_policy(policy)
+    net, _ = load_policy(policy or (LNS_POLICY_PATH if lns_share > 0 else POLICY_PATH))
     x, edges, attr = instance_graph(inst, order, heur=heur)
     col = NODE_FEATURES.index("heuristic_fast")
 
@@ -582,7 +596,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt`` as there)."""
     _check_limit(time_limit_s)
-    _check_share(lns_share)
+    _check_fraction("lns_share", lns_share)
     t0 = time.perf_counter()
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
                                   chain_depth=chain_depth, adopt=adopt)
@@ -590,6 +604,6 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         lns_phase(problem, rng, builder, best, deadline=t0 + 0.95 * time_limit_s)
 
 
-def _check_share(share: float) -> None:
-    if not (isinstance(share, (int, float)) and 0.0 <= share <= 1.0):
-        raise AgentConfigError(f"lns_share must be a number in [0, 1]; got {share!r}")
+def _check_fraction(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+        raise AgentConfigError(f"{name} must be a number in [0, 1]; got {value!r}")

@@ -4,15 +4,18 @@ Every instance of ``mlsysgym.ir.workloads.malloc_instances("test")`` (model fami
 training) is solved by
 
 * ``xla_greedy`` — the XLA-style heuristic;
-* ``learned`` — local search with moves ordered by the shipped graph network, ``--seconds``
-  (default 10, network inference included), ``--seeds`` seeds;
+* ``learned`` — the shipped agent (``agents/learned_malloc.py``: local search, then LNS whose
+  neighbourhoods the graph network picks), ``--seconds`` (default 10, network inference
+  included), ``--seeds`` seeds;
 * ``learned_no_network`` — the same search without the network (the ablation), same budget
   and seeds;
 * ``cpsat`` at 10 s (seed 0), then at ``--long`` s (default 60) on the instances it did not
   prove optimal at 10 s (at most ``--long-max``, largest first).
 
 Claims are reported for the headroom test set (``malloc_instances("test", headroom=True)``,
-19 instances: the primary result) and for all 24.
+19 instances: the primary result) and for all 24; with ``--fresh``, for every instance of the
+fresh test set (``workloads.FRESH_TEST_CAPACITIES``: the test workloads at capacities declared
+before any agent ran on them; write it with ``--out`` beside the others).
 Reports (``benchmarks/results/learned_malloc.md`` + ``.png``; raw rows in ``.jsonl``): the win
 rate of ``learned`` over the heuristic, the mean difference to the ablation with a 95 % bootstrap
 interval (instances resampled; each instance's difference is its mean over seeds), how often it
@@ -303,7 +306,7 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
     s = sets[0][1]
     lines += [
         (f"- Training cost: {s['cpu_hours']:.3f} CPU hours (labels, training and validation; the "
-        "card `agents/policies/malloc_gnn.json`). Inference (graph features + one ONNX Runtime "
+        "card `agents/policies/malloc_lns_gnn.json`). Inference (graph features + one ONNX Runtime "
         f"call): median {s['inference_median_s']:.3f} s, max {s['inference_max_s']:.3f} s per "
         f"instance. Wall time per run of `learned` / the ablation: median "
         f"{s['wall_median_s']:.2f} s, max {s['wall_max_s']:.2f} s. Moves tried per run (median): "
@@ -380,7 +383,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mlsysgym.agents.learned_malloc import load_policy
+    from mlsysgym.agents.learned_malloc import LNS_POLICY_PATH, load_policy
     from mlsysgym.experiments.report import stamp_markdown, write_provenance
     from mlsysgym.ir import workloads
 
@@ -390,7 +393,7 @@ def main(argv: list[str] | None = None) -> None:
         out.write_text(json.dumps(validate(args), indent=1) + "\n")
         print(out.read_text()[:1500])
         return
-    _, card = load_policy()
+    _, card = load_policy(LNS_POLICY_PATH)
     caps = workloads.FRESH_TEST_CAPACITIES if args.fresh else workloads.MALLOC_CAPACITIES
     names = [s.name for s in workloads.malloc_instances("test", caps)][: args.limit]
     rows_path = args.out.with_suffix(".jsonl")

@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
     c_train = _cpu_s() - c0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(net, args.out, len(NODE_FEATURES), len(EDGE_FEATURES))
-    card = {"format": 1, "policy": "malloc_gnn", "kind": "malloc",
+    card = {"format": 1, "policy": args.out.stem, "kind": "malloc",
             "training": {"method": METHODS[args.moves] + "; loss " + LOSSES[args.target],
                          "moves": args.moves,
                          "split": "train", "splits_version": workloads.SPLITS_VERSION,

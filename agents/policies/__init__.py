@@ -1,6 +1,7 @@
 """Trained policies shipped with mlsysgym: ONNX files, each with a JSON card (training data,
-seeds, CPU time, the target fingerprint it was trained on). ``malloc_gnn.onnx``: the
-mallocGame graph-network policy of :mod:`mlsysgym.agents.learned_malloc`;
+seeds, CPU time, the target fingerprint it was trained on). ``malloc_gnn.onnx`` and
+``malloc_lns_gnn.onnx``: the mallocGame graph-network policies of
+:mod:`mlsysgym.agents.learned_malloc` (local-search moves; LNS neighbourhood centres);
 ``schedule_gnn.onnx``: the list scheduler of :mod:`mlsysgym.agents.learned_schedule`.
 
 :func:`check_card` is the one check every policy passes before use."""
