@@ -47,7 +47,12 @@ from typing import Any
 import numpy as np
 from mlsysgym.agents import policies
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
-from mlsysgym.agents.malloc_baselines import demoted_actions, mode_actions, xla_greedy
+from mlsysgym.agents.malloc_baselines import (
+    actions_for,
+    demoted_actions,
+    mode_actions,
+    xla_greedy,
+)
 from mlsysgym.agents.malloc_lns import lns, total_time
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
@@ -56,6 +61,7 @@ from mlsysgym.simulators.memory import (
     FAST,
     AllocationState,
     MemoryInstance,
+    repack_for_replay,
     xla_order,
 )
 
@@ -454,7 +460,8 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     slowest = time.perf_counter() - t0  # the longest step so far: none starts past the deadline
     t0 = time.perf_counter()
     problem.evaluate_one(episode_design(best))
-    deadline = t_start + 0.95 * limit - 2.0 * (time.perf_counter() - t0)
+    problem.info["submit_s"] = time.perf_counter() - t0
+    deadline = t_start + 0.95 * limit - 2.0 * problem.info["submit_s"]
     start_t = best_t
     sc = None if scores is None else np.asarray(scores, np.float64)[order]
     dm = None if defer is None else np.asarray(defer, bool)[order]
@@ -505,20 +512,27 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               best: list[int], *, deadline: float, scores: np.ndarray | None = None,
               mix: float = 0.5, replay_share: float = 0.1) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
-    ``deadline`` (perf_counter) less ``replay_share`` of the time left, kept to replay its
-    placement in the env (:func:`~mlsysgym.agents.malloc_baselines.mode_actions`, or
+    ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
+    submit it — ``replay_share`` of the time left, at least four times what submitting an
+    episode took (``info["submit_s"]``, set by :func:`guided_search`) — with its offsets
+    repacked among the env's candidates
+    (:func:`~mlsysgym.simulators.memory.repack_for_replay`; same modes, so the same time), or
+    failing that by :func:`~mlsysgym.agents.malloc_baselines.mode_actions` (or
     :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode in
-    time), which is submitted when faster. ``scores``, ``mix``: how neighbourhood centres are
-    drawn (None: uniformly), as there. ``info``: repairs, improvements."""
+    time), submitted when faster. ``scores``, ``mix``: how neighbourhood centres are drawn
+    (None: uniformly), as there. ``info``: repairs, improvements."""
     mp = malloc_of(problem)
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
-    left = deadline - time.perf_counter()
-    placed, info = lns(mp.instance, start, rng, deadline=deadline - replay_share * left,
-                       scores=scores, mix=mix)
+    submit_s = problem.info.get("submit_s", 0.0)
+    keep = max(replay_share * (deadline - time.perf_counter()), 4.0 * submit_s)
+    placed, info = lns(mp.instance, start, rng, deadline=deadline - keep, scores=scores,
+                       mix=mix)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"])
     if total_time(mp.instance, placed.mode) < start_t - 1e-9 * start_t:
-        actions = mode_actions(mp.env, placed, deadline=deadline)
+        packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
+        actions = (actions_for(mp.env, packed) if packed is not None
+                   else mode_actions(mp.env, placed, deadline=deadline - submit_s))
         problem.evaluate_one(episode_design(actions if actions is not None
                                             else demoted_actions(mp.env, placed)))
 
@@ -556,7 +570,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     _check_fraction("lns_mix", lns_mix)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
-    deadline = t0 + 0.95 * time_limit_s
+    deadline = t0 + 0.95 * min(time_limit_s, problem.time_left_s)
     order = xla_order(inst)
     heur = heuristic_fast(inst, order)  # computed once: the network's input and the start
     t1 = time.perf_counter()
@@ -597,11 +611,11 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt`` as there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
-    t0 = time.perf_counter()
+    deadline = time.perf_counter() + 0.95 * min(time_limit_s, problem.time_left_s)
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
                                   chain_depth=chain_depth, adopt=adopt)
     if lns_share > 0:
-        lns_phase(problem, rng, builder, best, deadline=t0 + 0.95 * time_limit_s)
+        lns_phase(problem, rng, builder, best, deadline=deadline)
 
 
 def _check_fraction(name: str, value: float) -> None:
