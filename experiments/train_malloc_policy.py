@@ -1,7 +1,8 @@
-"""Train the mallocGame graph-network move ranker over the training split; ship it as ONNX + card.
+"""Train a mallocGame graph-network policy (the local search's move ranker, or with
+``--moves repair`` the LNS neighbourhood picker) over the training split; ship it as ONNX + card.
 
-    python -m mlsysgym.experiments.train_malloc_policy [--positions 256] [--xla-top 192]
-        [--target listwise] [--epochs 120]
+    python -m mlsysgym.experiments.train_malloc_policy [--moves repair] [--positions 256]
+        [--xla-top 192] [--target listwise] [--epochs 120]
         [--workers 2] [--out results/policies/malloc_gnn.onnx]
 
 1. **Labels** (the gain of each move, measured): for every training instance
@@ -10,7 +11,9 @@
    ``--positions`` positions of the heuristic's episode (all of them on smaller instances, a
    seeded sample on larger ones) and its first ``--xla-top`` positions (where a 10-s search
    works): the decision changed, the rest completed greedily, with ejections, and the time
-   saved recorded.
+   saved recorded. With ``--moves repair`` (the LNS policy), instead the time one CP-SAT
+   repair around each of ``--positions`` sampled centre buffers saves
+   (:func:`mlsysgym.agents.malloc_lns.repair_gain`).
 2. **Training**: :func:`mlsysgym.agents.gnn.build_graph_net` on
    :func:`mlsysgym.agents.learned_malloc.instance_graph`, full-graph Adam steps, loss = per-graph
    mean binary cross-entropy of the per-node logit against "this move lowers the time" over the
@@ -42,9 +45,11 @@ from typing import Any
 
 import numpy as np
 
-# Under the working directory, never the installed package; the repository's shipped policy
-# was written with --out agents/policies/malloc_gnn.onnx
-# --labels-out benchmarks/results/learned_malloc_move_labels.json.
+# Under the working directory, never the installed package; the repository's shipped policies
+# were written with --out agents/policies/malloc_gnn.onnx
+# --labels-out benchmarks/results/learned_malloc_move_labels.json, and with --moves repair
+# --positions 24 --val-seeds 0 --out agents/policies/malloc_lns_gnn.onnx
+# --labels-out benchmarks/results/learned_malloc_repair_labels.json.
 DEFAULT_OUT = Path("results") / "policies" / "malloc_gnn.onnx"
 DEFAULT_LABELS = Path("results") / "policies" / "malloc_move_labels.json"
 
@@ -248,11 +253,14 @@ def validate(onnx_path: Path, args: argparse.Namespace) -> dict[str, Any]:
     seconds = args.val_seconds
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rescore = {"rescore": args.rescore}
-        arms = (("learned", "learned", {"policy": str(onnx_path), **rescore}),
-                ("no_network", "learned_no_network", {}),
+        learned = {"rescore": args.rescore}
+        if args.moves == "change":  # a move policy orders the local search alone
+            learned["lns_share"] = 0.0
+        arms = (("learned", "learned", {"policy": str(onnx_path), **learned}),
+                ("no_network", "learned_no_network",
+                 {"lns_share": 0.0} if args.moves == "change" else {}),
                 ("untrained", "learned", {"policy": str(_untrained(Path(tmp), args)),
-                                          **rescore}))
+                                          **learned}))
         for seed in range(args.val_seeds):
             for spec in workloads.malloc_instances("validation"):
                 row: dict[str, Any] = {"instance": spec.name, "seed": seed}
