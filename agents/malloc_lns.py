@@ -7,9 +7,9 @@ lets CP-SAT choose for each of them slow or fast at any offset (:func:`repair`: 
 buffers that overlap them in time are fixed rectangles of the 2-D no-overlap; the objective is
 the time of the ops they use). It reaches placements that changing one decision at a time cannot:
 several buffers swapped at once, at offsets no greedy fit would pick. A centre whose repair
-finds nothing has its weight halved. Time depends only on the modes, so the final placement is
-replayed in the env with its modes at the env's candidate offsets
-(:func:`~mlsysgym.agents.malloc_baselines.mode_actions`).
+finds nothing has its weight halved. Time depends only on the modes, so the agents
+(:func:`~mlsysgym.agents.learned_malloc.lns_phase`) replay the final placement in the env with
+its modes at the env's candidate offsets.
 """
 
 from __future__ import annotations
@@ -130,10 +130,10 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         repair_s: float = 0.3) -> tuple[Placement, dict[str, int]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter): repeat
     :func:`repair` (``repair_s`` each) on the :func:`neighbourhood` of a centre drawn from the
-    candidates — the buffers that fit and are memory-bound or fast — uniformly, or with
-    ``scores`` (per buffer, e.g. a network's logits) by their softmax over the candidates
-    except a share ``mix`` of the time; keep the result when it is faster; halve the centre's weight when not. Returns
-    the best placement and ``{"repairs", "improvements"}``."""
+    candidates (:func:`candidates` of ``placement``) uniformly, or with ``scores`` (per
+    buffer, e.g. a network's logits) by their softmax over the candidates except a share
+    ``mix`` of the time; keep the result when it is faster; halve the centre's weight when
+    not. Returns the best placement and ``{"repairs", "improvements"}``."""
     cand = candidates(p, placement)
     if not cand.any():
         return placement, {"repairs": 0, "improvements": 0}
