@@ -423,9 +423,15 @@ def move_gains(inst: MemoryInstance, positions: np.ndarray, *, n_offsets: int = 
             _, t = _try_move(builder, best, best_t, int(i), a, chain_depth)
             if np.isfinite(t):
                 out[k] = np.fmax(out[k], (best_t - t) / best_t)
-    fast = np.zeros(inst.n_buffers, bool)
-    fast[order] = np.asarray(best) > 0
-    return out, fast
+    return out, _fast_mask(order, best)
+
+
+def _fast_mask(order: np.ndarray, episode: list[int]) -> np.ndarray:
+    """Per buffer (problem order): does ``episode`` (actions in ``order``) put it in fast
+    memory — the network's feature ``heuristic_fast`` for that episode."""
+    fast = np.zeros(len(order), bool)
+    fast[order] = np.asarray(episode) > 0
+    return fast
 
 
 def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np.ndarray | None,
@@ -473,9 +479,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     while passes < max_passes and not late():
         passes += 1
         if rescore is not None and passes > 1:
-            fast = np.zeros(inst.n_buffers, bool)
-            fast[order] = np.asarray(best) > 0
-            new = np.asarray(rescore(fast))[order]
+            new = np.asarray(rescore(_fast_mask(order, best)))[order]
             if dm is None:
                 sc = new.astype(np.float64)
             else:
@@ -588,9 +592,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                                       - (time.perf_counter() - t0), chain_depth=chain_depth,
                                       heur=heur, adopt=adopt)
         t2 = time.perf_counter()
-        fast = np.zeros(inst.n_buffers, bool)
-        fast[order] = np.asarray(best) > 0
-        scores = score(fast if rescore else heur)
+        scores = score(_fast_mask(order, best) if rescore else heur)
         problem.info["inference_s"] += time.perf_counter() - t2
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix)
         return

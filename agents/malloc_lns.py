@@ -69,15 +69,20 @@ def repair(p: MemoryInstance, placement: Placement, free: np.ndarray, *, seconds
     m.add_no_overlap_2d(t_rects, a_rects)
     uses = np.concatenate([np.arange(p.use_ptr[b], p.use_ptr[b + 1]) for b in free])
     owner = np.repeat(free, np.diff(p.use_ptr)[free])
-    save = np.rint(p.use_save_us[uses] * scale).astype(np.int64)
+    ops = p.use_op[uses]
+    by_op = np.argsort(ops, kind="stable")
+    ops, owner = ops[by_op], owner[by_op]
+    save = np.rint(p.use_save_us[uses[by_op]] * scale).astype(np.int64)
     mem = np.rint(memory_time(p, base) * scale).astype(np.int64)
     comp = np.rint(p.compute_us * scale).astype(np.int64)
     times = []
-    for i in np.unique(p.use_op[uses]):
-        at = p.use_op[uses] == i
+    first = np.flatnonzero(np.r_[True, ops[1:] != ops[:-1]])
+    for lo, hi in zip(first, np.r_[first[1:], len(ops)]):
+        i = int(ops[lo])
         t = m.new_int_var(int(min(comp[i], mem[i])), int(max(comp[i], mem[i])), f"time{i}")
         m.add(t >= int(comp[i]))
-        m.add(t >= int(mem[i]) - sum(int(s) * x[int(b)] for s, b in zip(save[at], owner[at])))
+        m.add(t >= int(mem[i]) - sum(int(s) * x[int(b)]
+                                     for s, b in zip(save[lo:hi], owner[lo:hi])))
         times.append(t)
     m.minimize(sum(times))
     for b, lit in x.items():
