@@ -13,9 +13,10 @@ training) is solved by
   prove optimal at 10 s (at most ``--long-max``, largest first).
 
 Claims are reported for the headroom test set (``malloc_instances("test", headroom=True)``,
-19 instances: the primary result) and for all 24; with ``--fresh``, for every instance of the
-fresh test set (``workloads.FRESH_TEST_CAPACITIES``: the test workloads at capacities declared
-before any agent ran on them; write it with ``--out`` beside the others).
+19 instances: the primary result) and for all 24; with ``--fresh [NAME]``, for every instance of
+a fresh test set (``workloads.TEST_CAPACITY_SETS[NAME]``, default ``fresh``: the test workloads
+at capacities declared before any agent ran on them; write it with ``--out`` beside the
+others).
 Reports (``benchmarks/results/learned_malloc.md`` + ``.png``; raw rows in ``.jsonl``): the win
 rate of ``learned`` over the heuristic, the mean difference to the ablation with a 95 % bootstrap
 interval (instances resampled; each instance's difference is its mean over seeds), how often it
@@ -262,9 +263,9 @@ def _claims(s: dict[str, Any], args: argparse.Namespace) -> list[str]:
 
 def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]]],
            card: dict[str, Any], args: argparse.Namespace, load: str) -> str:
-    from mlsysgym.ir.workloads import FRESH_TEST_CAPACITIES, HEADROOM_MALLOC, MALLOC_CAPACITIES
+    from mlsysgym.ir.workloads import HEADROOM_MALLOC, MALLOC_CAPACITIES, TEST_CAPACITY_SETS
 
-    caps = FRESH_TEST_CAPACITIES if args.fresh else MALLOC_CAPACITIES
+    caps = TEST_CAPACITY_SETS[args.fresh] if args.fresh else MALLOC_CAPACITIES
 
     tr = card.get("training", {})
     lines = [
@@ -281,8 +282,8 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
         "jobs: wall-clock budgets bought less CPU than on an idle machine, alike for every "
         f"agent; `learned` and its ablation run side by side on the same instance and seed). "
         f"{args.reuse_note}"), "",
-        ("Primary set: every instance, as declared (`workloads.FRESH_TEST_CAPACITIES`) before "
-         "any agent ran on them." if args.fresh else
+        (f"Primary set: every instance, as declared (`workloads.TEST_CAPACITY_SETS[{args.fresh!r}]`) "
+         "before any agent ran on them." if args.fresh else
          "Primary set: the 19 test instances with headroom (`malloc_instances(\"test\", "
          "headroom=True)`, chosen from heuristic / CP-SAT / local-search measurements, marked "
          "* below); all 24 beside it."), "",
@@ -357,6 +358,8 @@ def _option(text: str) -> tuple[str, Any]:
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
+    from mlsysgym.ir import workloads
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--seeds", type=int, default=3)
@@ -364,8 +367,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--long-max", type=int, default=8, help="at most this many long CP-SAT runs")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="first N test instances only")
-    ap.add_argument("--fresh", action="store_true",
-                    help="the fresh test instances (workloads.FRESH_TEST_CAPACITIES), all primary")
+    ap.add_argument("--fresh", nargs="?", const="fresh", default=None,
+                    choices=sorted(workloads.TEST_CAPACITY_SETS), metavar="NAME",
+                    help="a fresh test set (workloads.TEST_CAPACITY_SETS; default fresh), all primary")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--reuse-note", default="", help="what the report says of reused rows")
     ap.add_argument("--load-note", default="not recorded in the rows",
@@ -394,7 +398,7 @@ def main(argv: list[str] | None = None) -> None:
         print(out.read_text()[:1500])
         return
     _, card = load_policy(LNS_POLICY_PATH)
-    caps = workloads.FRESH_TEST_CAPACITIES if args.fresh else workloads.MALLOC_CAPACITIES
+    caps = workloads.TEST_CAPACITY_SETS[args.fresh] if args.fresh else workloads.MALLOC_CAPACITIES
     names = [s.name for s in workloads.malloc_instances("test", caps)][: args.limit]
     rows_path = args.out.with_suffix(".jsonl")
     jobs = [(n, "xla_greedy", 0, 0.0) for n in names]

@@ -60,8 +60,8 @@ from mlsysgym.ir import generators, zoo
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
 from mlsysgym.ir.graph import Graph, Op, Tensor
 
-__all__ = ["FAMILIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS",
-           "MULTI_TENANT", "SPLITS", "SPLITS_VERSION", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
+__all__ = ["FAMILIES", "FRESH2_TEST_CAPACITIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS",
+           "MULTI_TENANT", "SPLITS", "SPLITS_VERSION", "TEST_CAPACITY_SETS", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
            "MallocInstanceSpec", "SchedulingInstanceSpec", "UnknownSplitError", "WorkloadSpec",
            "concurrent", "concurrent_workload", "malloc_instances", "resolve", "scheduling_instances",
            "split", "splits_digest", "workload", "workload_names"]
@@ -308,6 +308,15 @@ FRESH_TEST_CAPACITIES = (0.15, 0.35, 0.7)
 these capacities, on which no agent had been run when they were declared (2026-12-05, after
 the four evaluations on :data:`MALLOC_CAPACITIES` had used that set up). Every instance
 counts; none is filtered by headroom. ``malloc_instances("test", FRESH_TEST_CAPACITIES)``."""
+FRESH2_TEST_CAPACITIES = (0.1, 0.2, 0.3, 0.45)
+"""A second fresh test set for issue #21 (the sixth evaluation): the test split's workloads at
+these capacities, declared 2026-12-05 before any agent ran on them, after the fresh set above
+had been used twice. All below half the working set, where a small on-chip memory makes
+placement matter (on the fresh set most 0.7 instances tied: every agent reached the same
+placement). Every instance counts; none is filtered by headroom."""
+TEST_CAPACITY_SETS: dict[str, tuple[float, ...]] = {
+    "fresh": FRESH_TEST_CAPACITIES, "fresh2": FRESH2_TEST_CAPACITIES}
+"""The declared fresh test sets by name (``bench_learned_malloc.py --fresh NAME``)."""
 SCHEDULING_PLATFORMS = ("soc_npu", "balanced")
 """Scheduling platforms: presets of mlsysgym.simulators.multicore (``balanced``: the agents'
 BALANCED_PLATFORM, where no unit dominates)."""

@@ -136,13 +136,16 @@ def test_headroom_instances_are_those_the_benchmark_measured_with_a_gap():
     assert workloads.HEADROOM_SCHEDULING == {name for name, gap in sched.items() if gap >= 1.0}
 
 
-def test_the_fresh_test_set_is_the_test_workloads_at_unused_capacities():
-    old = {i.name for i in workloads.malloc_instances("test")}
-    fresh = [i.name for i in workloads.malloc_instances("test", workloads.FRESH_TEST_CAPACITIES)]
-    assert len(fresh) == 3 * len(workloads.split("test")) == 24
-    assert not old & set(fresh)
-    assert {workloads.MallocInstanceSpec.from_name(n).workload.family for n in fresh} == set(
-        workloads.TEST_FAMILIES)
+def test_each_fresh_test_set_is_the_test_workloads_at_capacities_no_earlier_set_used():
+    used = {i.name for i in workloads.malloc_instances("test")}
+    sizes = {"fresh": 24, "fresh2": 32}  # 8 test workloads x 3 and x 4 capacities
+    for name, caps in workloads.TEST_CAPACITY_SETS.items():
+        fresh = [i.name for i in workloads.malloc_instances("test", caps)]
+        assert len(fresh) == len(caps) * len(workloads.split("test")) == sizes[name]
+        assert not used & set(fresh)
+        assert {workloads.MallocInstanceSpec.from_name(n).workload.family for n in fresh} == set(
+            workloads.TEST_FAMILIES)
+        used |= set(fresh)
 
 
 def test_random_dags_get_a_wider_scheduling_window():
