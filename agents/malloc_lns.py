@@ -7,7 +7,9 @@ lets CP-SAT choose for each of them slow or fast at any offset (:func:`repair`: 
 buffers that overlap them in time are fixed rectangles of the 2-D no-overlap; the objective is
 the time of the ops they use). It reaches placements that changing one decision at a time cannot:
 several buffers swapped at once, at offsets no greedy fit would pick. A centre whose repair
-finds nothing has its weight halved. Time depends only on the modes, so the agents
+finds nothing is not drawn again until a repair elsewhere changes a buffer that overlaps its
+neighbourhood in time (its sub-problem is otherwise the same). Time depends only on the modes,
+so the agents
 (:func:`~mlsysgym.agents.learned_malloc.lns_phase`) replay the final placement in the env with
 its modes at the env's candidate offsets.
 """
@@ -133,33 +135,43 @@ def repair_gain(p: MemoryInstance, placement: Placement, centre: int, rng: np.ra
 def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, deadline: float,
         scores: np.ndarray | None = None, mix: float = 0.5, size: int = 40,
         repair_s: float = 0.3) -> tuple[Placement, dict[str, int]]:
-    """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter): repeat
-    :func:`repair` (``repair_s`` each) on the :func:`neighbourhood` of a centre drawn from the
-    candidates (:func:`candidates` of ``placement``) uniformly, or with ``scores`` (per
-    buffer, e.g. a network's logits) by their softmax over the candidates except a share
-    ``mix`` of the time; keep the result when it is faster; halve the centre's weight when
-    not. Returns the best placement and ``{"repairs", "improvements"}``."""
+    """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
+    no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
+    of a centre drawn from the candidates (:func:`candidates` of ``placement``) uniformly, or
+    with ``scores`` (per buffer, e.g. a network's logits) by their softmax over the candidates
+    except a share ``mix`` of the time; keep the result when it is faster. A centre whose
+    repair finds nothing is set aside until an accepted repair changes a buffer whose live
+    range meets its neighbourhood's time span (so a concentrated softmax does not repeat the
+    same repair). Returns the best placement and ``{"repairs", "improvements"}``."""
     cand = candidates(p, placement)
     if not cand.any():
         return placement, {"repairs": 0, "improvements": 0}
-    w = cand / cand.sum()
+    w0 = cand / cand.sum()
     if scores is not None:
         z = np.where(cand, np.asarray(scores, np.float64), -np.inf)
         z = np.exp(z - z.max())
-        w = mix * w + (1.0 - mix) * z / z.sum()
+        w0 = mix * w0 + (1.0 - mix) * z / z.sum()
+    w = w0.copy()
+    span = np.zeros((p.n_buffers, 2), np.int64)  # a set-aside centre's neighbourhood's ops
     best, best_t = placement, total_time(p, placement.mode)
     repairs = improvements = 0
     slowest = 0.0
-    while time.perf_counter() + max(slowest, repair_s) < deadline:
+    while w.sum() > 0 and time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
         c = int(rng.choice(p.n_buffers, p=w / w.sum()))
-        new = repair(p, best, neighbourhood(p, c, size, cand, rng), seconds=repair_s,
-                     seed=int(rng.integers(2**31)))
+        free = neighbourhood(p, c, size, cand, rng)
+        new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
         repairs += 1
         t = np.inf if new is None else total_time(p, new.mode)
         if t < best_t - 1e-9 * best_t:
+            changed = np.flatnonzero((new.mode != best.mode) | (new.offset != best.offset))
+            aside = np.flatnonzero((w == 0) & (w0 > 0))
+            lo, hi = p.start[changed], p.end[changed]
+            back = ((span[aside, 0, None] <= hi) & (span[aside, 1, None] >= lo)).any(1)
+            w[aside[back]] = w0[aside[back]]
             best, best_t, improvements = new, t, improvements + 1
         else:
-            w[c] *= 0.5
+            w[c] = 0.0
+            span[c] = p.start[free].min(), p.end[free].max()
         slowest = max(slowest, time.perf_counter() - t0)
     return best, {"repairs": repairs, "improvements": improvements}

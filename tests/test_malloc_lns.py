@@ -12,7 +12,14 @@ import pytest
 from mlsysgym.agents import Budget, search
 from mlsysgym.agents.base import AgentConfigError
 from mlsysgym.agents.malloc_baselines import xla_greedy
-from mlsysgym.agents.malloc_lns import lns, neighbourhood, repair, repair_gain, total_time
+from mlsysgym.agents.malloc_lns import (
+    candidates,
+    lns,
+    neighbourhood,
+    repair,
+    repair_gain,
+    total_time,
+)
 from mlsysgym.agents.problems import make_problem
 from mlsysgym.simulators.memory import FAST, SLOW, MemorySystem, build_instance, validate
 
@@ -70,6 +77,21 @@ def test_lns_never_loses_time_and_stops_at_its_deadline(trap):
     assert total_time(trap, best.mode) == pytest.approx(180.0)
     assert info["improvements"] >= 1 and info["repairs"] >= info["improvements"]
 
+
+@pytest.mark.parametrize("scores", [None, "one"])
+def test_lns_sets_a_failed_centre_aside_and_stops_when_none_is_left(trap, scores):
+    # from the optimum no repair finds anything: each candidate is drawn once, even when the
+    # network's softmax puts (almost) all its weight on one centre, then the search ends early
+    best = repair(trap, xla_greedy(trap).placement, np.arange(trap.n_buffers), seconds=5)
+    z = None
+    if scores == "one":
+        z = np.zeros(trap.n_buffers)
+        z[trap.index("d")] = 50.0
+    t0 = time.perf_counter()
+    out, info = lns(trap, best, np.random.default_rng(0), deadline=t0 + 30.0, scores=z, mix=0.0)
+    assert time.perf_counter() - t0 < 5.0
+    assert info == {"repairs": int(candidates(trap, best).sum()), "improvements": 0}
+    assert total_time(trap, out.mode) == pytest.approx(180.0)
 
 def test_agents_with_lns_find_the_optimum_and_check_the_share():
     problem = make_problem({"name": "malloc", "model": greedy_trap(), "capacity_bytes": 104,
