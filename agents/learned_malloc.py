@@ -19,10 +19,11 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
    (:mod:`~mlsysgym.agents.malloc_lns`), CP-SAT re-deciding the few dozen buffers around a
    centre buffer at a time.
 
-* ``learned`` — the centres are drawn half the time by the LNS policy's scores
+* ``learned`` — the centres are drawn by the LNS policy's scores
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
-  around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`), half the time
-  uniformly;
+  around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly,
+  half the time each at first, then each way in proportion to the time its repairs have
+  saved per second on this instance;
 * ``learned_no_network`` — all centres uniformly: the ablation "same search without the
   network".
 
@@ -514,7 +515,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
               best: list[int], *, deadline: float, scores: np.ndarray | None = None,
-              mix: float = 0.5, replay_share: float = 0.1) -> None:
+              mix: float = 0.5, adapt: bool = True, replay_share: float = 0.1) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -523,16 +524,17 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     (:func:`~mlsysgym.simulators.memory.repack_for_replay`; same modes, so the same time), or
     failing that by :func:`~mlsysgym.agents.malloc_baselines.mode_actions` (or
     :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode in
-    time), submitted when faster. ``scores``, ``mix``: how neighbourhood centres are drawn
-    (None: uniformly), as there. ``info``: repairs, improvements."""
+    time), submitted when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
+    are drawn (None: uniformly), as there. ``info``: repairs, improvements, network_repairs."""
     mp = malloc_of(problem)
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
     submit_s = problem.info.get("submit_s", 0.0)
     keep = max(replay_share * (deadline - time.perf_counter()), 4.0 * submit_s)
     placed, info = lns(mp.instance, start, rng, deadline=deadline - keep, scores=scores,
-                       mix=mix)
-    problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"])
+                       mix=mix, adapt=adapt)
+    problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
+                        network_repairs=info["network_repairs"])
     if total_time(mp.instance, placed.mode) < start_t - 1e-9 * start_t:
         packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
         actions = (actions_for(mp.env, packed) if packed is not None
@@ -553,7 +555,8 @@ LNS_SHARE = 0.5
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
-                   rescore: bool = False, adopt: bool = True, prune: bool = True) -> None:
+                   lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
+                   prune: bool = True) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -561,8 +564,10 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 
     With ``lns_share`` > 0 (default 0.5): the ablation's :func:`guided_search` (no network)
     for at most 1 − ``lns_share`` of the time, then large-neighbourhood search until the end
-    whose neighbourhood centres are drawn by the network's scores except a share ``lns_mix``
-    of the time (uniformly); the scores are those of the heuristic's episode, or with
+    whose neighbourhood centres are drawn by the network's scores or uniformly, a share
+    ``lns_mix`` of the time uniformly — with ``lns_adapt`` (default) only at first: then each
+    way in proportion to the time its repairs saved per second (``malloc_lns.lns``); the
+    scores are those of the heuristic's episode, or with
     ``rescore`` those of the local search's best (its fast buffers as the feature
     ``heuristic_fast``). With ``lns_share`` 0, the earlier versions (local search only): with
     ``prune`` the moves in XLA order, those the network gives less than even odds of lowering
@@ -594,7 +599,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         t2 = time.perf_counter()
         scores = score(_fast_mask(order, best) if rescore else heur)
         problem.info["inference_s"] += time.perf_counter() - t2
-        lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix)
+        lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
+                  adapt=lns_adapt)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1

@@ -29,9 +29,12 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["candidates", "lns", "neighbourhood", "repair", "repair_gain", "total_time"]
+__all__ = ["candidates", "lns", "neighbourhood", "repair", "repair_gain", "total_time",
+           "uniform_share"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
+PRIOR_S = 1.0  # lns(adapt=True): each centre source's prior time (s) ...
+PRIOR_GAIN = 1e-3  # ... and prior saving (fraction of the start time), shared by its mix
 
 
 def total_time(p: MemoryInstance, mode: np.ndarray) -> float:
@@ -132,46 +135,68 @@ def repair_gain(p: MemoryInstance, placement: Placement, centre: int, rng: np.ra
     return 0.0 if new is None else max(t - total_time(p, new.mode), 0.0) / t
 
 
+def uniform_share(saved: np.ndarray, spent: np.ndarray) -> float:
+    """The share of centres drawn uniformly when the uniform and the network's source have
+    ``saved`` (fractions of the time, priors included) in ``spent`` seconds: in proportion to
+    their savings per second, kept within [0.1, 0.9]."""
+    rate = np.asarray(saved, np.float64) / np.asarray(spent, np.float64)
+    return float(np.clip(rate[0] / rate.sum(), 0.1, 0.9))
+
+
 def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, deadline: float,
-        scores: np.ndarray | None = None, mix: float = 0.5, size: int = 40,
+        scores: np.ndarray | None = None, mix: float = 0.5, adapt: bool = True, size: int = 40,
         repair_s: float = 0.3) -> tuple[Placement, dict[str, int]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
-    of a centre drawn from the candidates (:func:`candidates` of ``placement``) uniformly, or
-    with ``scores`` (per buffer, e.g. a network's logits) by their softmax over the candidates
-    except a share ``mix`` of the time; keep the result when it is faster. A centre whose
-    repair finds nothing is set aside until an accepted repair changes a buffer whose live
-    range meets its neighbourhood's time span (so a concentrated softmax does not repeat the
-    same repair). Returns the best placement and ``{"repairs", "improvements"}``."""
+    of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
+    when it is faster. Centres are drawn uniformly, or with ``scores`` (per buffer, e.g. a
+    network's logits) from one of two sources: uniformly, or by the scores' softmax over the
+    candidates. The uniform source's share is ``mix``; with ``adapt`` it is only the prior:
+    each source is then chosen in proportion to the time its repairs have saved per second
+    spent (:data:`PRIOR_S` seconds of prior each, the shares kept in [0.1, 0.9]), so a source
+    whose repairs are slow or fruitless on this instance is drawn less. A centre whose repair
+    finds nothing is set aside until an accepted repair changes a buffer whose live range
+    meets its neighbourhood's time span (so a concentrated softmax does not repeat the same
+    repair). Returns the best placement and ``{"repairs", "improvements",
+    "network_repairs"}``."""
     cand = candidates(p, placement)
     if not cand.any():
-        return placement, {"repairs": 0, "improvements": 0}
-    w0 = cand / cand.sum()
+        return placement, {"repairs": 0, "improvements": 0, "network_repairs": 0}
+    sources = [cand / cand.sum()]
     if scores is not None:
         z = np.where(cand, np.asarray(scores, np.float64), -np.inf)
         z = np.exp(z - z.max())
-        w0 = mix * w0 + (1.0 - mix) * z / z.sum()
-    w = w0.copy()
+        sources.append(z / z.sum())
+    saved = PRIOR_GAIN * np.array([mix, 1.0 - mix])[:len(sources)]
+    spent = np.full(len(sources), PRIOR_S)
+    on = cand.copy()  # not set aside
     span = np.zeros((p.n_buffers, 2), np.int64)  # a set-aside centre's neighbourhood's ops
     best, best_t = placement, total_time(p, placement.mode)
-    repairs = improvements = 0
+    start_t = best_t
+    repairs = improvements = network = 0
     slowest = 0.0
-    while w.sum() > 0 and time.perf_counter() + max(slowest, repair_s) < deadline:
+    while on.any() and time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
+        k = 0 if len(sources) == 1 else int(
+            rng.random() >= (uniform_share(saved, spent) if adapt else mix))
+        w = sources[k] * on
+        if not w.sum() > 0:  # the softmax's remaining weight underflowed
+            k, w = 0, sources[0] * on
         c = int(rng.choice(p.n_buffers, p=w / w.sum()))
         free = neighbourhood(p, c, size, cand, rng)
         new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
-        repairs += 1
+        repairs, network = repairs + 1, network + k
         t = np.inf if new is None else total_time(p, new.mode)
         if t < best_t - 1e-9 * best_t:
             changed = np.flatnonzero((new.mode != best.mode) | (new.offset != best.offset))
-            aside = np.flatnonzero((w == 0) & (w0 > 0))
+            aside = np.flatnonzero(cand & ~on)
             lo, hi = p.start[changed], p.end[changed]
-            back = ((span[aside, 0, None] <= hi) & (span[aside, 1, None] >= lo)).any(1)
-            w[aside[back]] = w0[aside[back]]
+            on[aside[((span[aside, 0, None] <= hi) & (span[aside, 1, None] >= lo)).any(1)]] = True
+            saved[k] += (best_t - t) / start_t
             best, best_t, improvements = new, t, improvements + 1
         else:
-            w[c] = 0.0
+            on[c] = False
             span[c] = p.start[free].min(), p.end[free].max()
+        spent[k] += time.perf_counter() - t0
         slowest = max(slowest, time.perf_counter() - t0)
-    return best, {"repairs": repairs, "improvements": improvements}
+    return best, {"repairs": repairs, "improvements": improvements, "network_repairs": network}

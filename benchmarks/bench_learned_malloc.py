@@ -85,7 +85,8 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
             "all_slow_us": float(problem.instance.all_slow_time_us),
             "buffers": int(problem.instance.n_buffers), "wall_s": wall, "status": res.status,
             "inference_s": res.info.get("inference_s"), "moves": res.info.get("moves"),
-            "passes": res.info.get("passes"), "repairs": res.info.get("repairs"), "off": off,
+            "passes": res.info.get("passes"), "repairs": res.info.get("repairs"),
+            "network_repairs": res.info.get("network_repairs"), "off": off,
             "options": dict(options), "load": os.getloadavg()[0]}
 
 

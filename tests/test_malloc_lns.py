@@ -19,6 +19,7 @@ from mlsysgym.agents.malloc_lns import (
     repair,
     repair_gain,
     total_time,
+    uniform_share,
 )
 from mlsysgym.agents.problems import make_problem
 from mlsysgym.simulators.memory import FAST, SLOW, MemorySystem, build_instance, validate
@@ -88,10 +89,21 @@ def test_lns_sets_a_failed_centre_aside_and_stops_when_none_is_left(trap, scores
         z = np.zeros(trap.n_buffers)
         z[trap.index("d")] = 50.0
     t0 = time.perf_counter()
-    out, info = lns(trap, best, np.random.default_rng(0), deadline=t0 + 30.0, scores=z, mix=0.0)
+    out, info = lns(trap, best, np.random.default_rng(0), deadline=t0 + 30.0, scores=z, mix=0.0,
+                    adapt=False)
     assert time.perf_counter() - t0 < 5.0
-    assert info == {"repairs": int(candidates(trap, best).sum()), "improvements": 0}
+    n = int(candidates(trap, best).sum())
+    assert info == {"repairs": n, "improvements": 0, "network_repairs": 0 if z is None else n}
     assert total_time(trap, out.mode) == pytest.approx(180.0)
+
+def test_the_source_whose_repairs_save_more_per_second_is_drawn_more():
+    # priors 1 s each and 0.0005 saved each (mix 0.5): an even split
+    assert uniform_share([5e-4, 5e-4], [1.0, 1.0]) == pytest.approx(0.5)
+    # the network's repairs saved 1 % in 2 s, the uniform ones nothing in 1 s:
+    # rates 0.0005 / 2 = 0.00025 vs 0.0105 / 3 = 0.0035 -> 0.00025 / 0.00375 = 1/15
+    assert uniform_share([5e-4, 5e-4 + 0.01], [2.0, 3.0]) == 0.1  # kept at the floor
+    assert uniform_share([5e-4 + 0.002, 5e-4], [2.0, 1.0]) == pytest.approx(
+        (0.0025 / 2) / (0.0025 / 2 + 0.0005))
 
 def test_agents_with_lns_find_the_optimum_and_check_the_share():
     problem = make_problem({"name": "malloc", "model": greedy_trap(), "capacity_bytes": 104,
