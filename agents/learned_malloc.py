@@ -566,10 +566,9 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     for at most 1 − ``lns_share`` of the time, then large-neighbourhood search until the end
     whose neighbourhood centres are drawn by the network's scores or uniformly, a share
     ``lns_mix`` of the time uniformly — with ``lns_adapt`` (default) only at first: then each
-    way in proportion to the time its repairs saved per second (``malloc_lns.lns``); the
-    scores are those of the heuristic's episode, or with
-    ``rescore`` those of the local search's best (its fast buffers as the feature
-    ``heuristic_fast``). With ``lns_share`` 0, the earlier versions (local search only): with
+    way in proportion to the time its repairs saved per second (``malloc_lns.lns``). The
+    scores are those of the heuristic's episode, or with ``rescore`` those of the local
+    search's best (its fast buffers as the feature ``heuristic_fast``). With ``lns_share`` 0, the earlier versions (local search only): with
     ``prune`` the moves in XLA order, those the network gives less than even odds of lowering
     the time (logit < 0) last; without, all moves by the network's score; with ``rescore``
     every pass after the first rescored on the best episode. ``adopt``: as
