@@ -96,6 +96,7 @@ def test_lns_sets_a_failed_centre_aside_and_stops_when_none_is_left(trap, scores
     assert info == {"repairs": n, "improvements": 0, "network_repairs": 0 if z is None else n}
     assert total_time(trap, out.mode) == pytest.approx(180.0)
 
+
 def test_the_source_whose_repairs_save_more_per_second_is_drawn_more():
     # priors 1 s each and 0.0005 saved each (mix 0.5): an even split
     assert uniform_share([5e-4, 5e-4], [1.0, 1.0]) == pytest.approx(0.5)
@@ -104,6 +105,7 @@ def test_the_source_whose_repairs_save_more_per_second_is_drawn_more():
     assert uniform_share([5e-4, 5e-4 + 0.01], [2.0, 3.0]) == 0.1  # kept at the floor
     assert uniform_share([5e-4 + 0.002, 5e-4], [2.0, 1.0]) == pytest.approx(
         (0.0025 / 2) / (0.0025 / 2 + 0.0005))
+
 
 def test_agents_with_lns_find_the_optimum_and_check_the_share():
     problem = make_problem({"name": "malloc", "model": greedy_trap(), "capacity_bytes": 104,
