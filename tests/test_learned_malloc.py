@@ -157,6 +157,18 @@ def test_ceiling_orders_by_hand():
     assert [int(order[i]) for i in fused] == [1, 3, 2, 0, 4]
 
 
+def test_bootstrap_by_workload_draws_whole_workloads():
+    """bench_learned_malloc.bootstrap_mean, by hand. Workload a has four instances at +1, b one
+    at -4. By workloads a resample is {a, a} (mean +1, p 1/4), {a, b} or {b, a} (0, p 1/2) or
+    {b, b} (-4, p 1/4): interval [-4, +1]. By instances the mean is 1 - k for k ~ Bin(5, 0.2)
+    draws of b: P(k >= 3) = 0.058 and P(k >= 4) = 0.007, so the 2.5th percentile is -2."""
+    from benchmark_scripts import load_script
+
+    bench = load_script("bench_learned_malloc.py")
+    x = np.array([1.0, 1.0, 1.0, 1.0, -4.0])
+    assert bench.bootstrap_mean(x, groups=["a", "a", "a", "a", "b"]) == (-4.0, 1.0)
+    assert bench.bootstrap_mean(x) == pytest.approx((-2.0, 1.0))
+
 def test_onnx_gives_the_torch_logits(trap, tmp_path):
     import torch
 
