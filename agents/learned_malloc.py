@@ -568,11 +568,11 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     ``lns_mix`` of the time uniformly — with ``lns_adapt`` (default) only at first: then each
     way in proportion to the time its repairs saved per second (``malloc_lns.lns``). The
     scores are those of the heuristic's episode, or with ``rescore`` those of the local
-    search's best (its fast buffers as the feature ``heuristic_fast``). With ``lns_share`` 0, the earlier versions (local search only): with
-    ``prune`` the moves in XLA order, those the network gives less than even odds of lowering
-    the time (logit < 0) last; without, all moves by the network's score; with ``rescore``
-    every pass after the first rescored on the best episode. ``adopt``: as
-    :func:`guided_search`'s."""
+    search's best (its fast buffers as the feature ``heuristic_fast``). With ``lns_share`` 0,
+    the earlier versions (local search only): with ``prune`` the moves in XLA order, those the
+    network gives less than even odds of lowering the time (logit < 0) last; without, all
+    moves by the network's score; with ``rescore`` every pass after the first rescored on the
+    best episode. ``adopt``: as :func:`guided_search`'s."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)

@@ -9,9 +9,8 @@ the time of the ops they use). It reaches placements that changing one decision 
 several buffers swapped at once, at offsets no greedy fit would pick. A centre whose repair
 finds nothing is not drawn again until a repair elsewhere changes a buffer that overlaps its
 neighbourhood in time (its sub-problem is otherwise the same). Time depends only on the modes,
-so the agents
-(:func:`~mlsysgym.agents.learned_malloc.lns_phase`) replay the final placement in the env with
-its modes at the env's candidate offsets.
+so the agents (:func:`~mlsysgym.agents.learned_malloc.lns_phase`) replay the final placement in
+the env with its modes at the env's candidate offsets.
 """
 
 from __future__ import annotations
@@ -197,6 +196,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         else:
             on[c] = False
             span[c] = p.start[free].min(), p.end[free].max()
-        spent[k] += time.perf_counter() - t0
-        slowest = max(slowest, time.perf_counter() - t0)
+        took = time.perf_counter() - t0
+        spent[k] += took
+        slowest = max(slowest, took)
     return best, {"repairs": repairs, "improvements": improvements, "network_repairs": network}

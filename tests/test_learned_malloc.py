@@ -169,6 +169,7 @@ def test_bootstrap_by_workload_draws_whole_workloads():
     assert bench.bootstrap_mean(x, groups=["a", "a", "a", "a", "b"]) == (-4.0, 1.0)
     assert bench.bootstrap_mean(x) == pytest.approx((-2.0, 1.0))
 
+
 def test_onnx_gives_the_torch_logits(trap, tmp_path):
     import torch
 
