@@ -41,7 +41,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -53,7 +52,11 @@ import numpy as np
 from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
 from mlsysgym.agents.policies import PolicyCardError, check_card
 from mlsysgym.agents.scheduling_baselines import downward_rank, upward_rank
-from mlsysgym.agents.scheduling_problem import scheduling_episodes
+from mlsysgym.agents.scheduling_problem import (
+    SchedulingEpisodes,
+    SchedulingProblemError,
+    scheduling_episodes,
+)
 from mlsysgym.agents.scheduling_search import local_search
 from mlsysgym.agents.sequential import episode_design
 from mlsysgym.simulators.multicore import Schedule, SchedulingInstance, earliest_start, validate
@@ -170,19 +173,28 @@ class _Decoder:
         self.intervals: list[list[tuple[float, float]]] = [[] for _ in range(problem.n_pes)]
         self.order: list[int] = []
 
-    def place(self, i: int) -> None:
-        """Put op ``i`` on the capable PE of least finish time + bias (lowest index on ties),
-        at its earliest start there (insertion)."""
-        best_k, best_p, best_s, best_f = math.inf, -1, 0.0, 0.0
-        bias = self.bias[i]
+    def options(self, i: int) -> list[tuple[int, float, float]]:
+        """(PE, earliest start, finish) of op ``i`` on each capable PE, given what is placed
+        (its predecessors must be; insertion into idle gaps, transfers between PEs)."""
+        out = []
         for p in self.capable[i]:
             ready = self.release[i]
             for s, c in self.preds[i]:
                 ready = max(ready, self.finish[s] + (c if self.assign[s] != p else 0.0))
             d = self.dur[i][p]
             t = earliest_start(self.intervals[p], ready, d)
-            if t + d + bias[p] < best_k:
-                best_k, best_p, best_s, best_f = t + d + bias[p], p, t, t + d
+            out.append((p, t, t + d))
+        return out
+
+    def place(self, i: int, pe: int | None = None) -> None:
+        """Put op ``i`` on PE ``pe``, or (None) on the capable PE of least finish time + bias
+        (lowest index on ties), at its earliest start there (insertion)."""
+        bias = self.bias[i]
+        opts = self.options(i)
+        if pe is None:
+            best_p, best_s, best_f = min(opts, key=lambda o: o[2] + bias[o[0]])
+        else:
+            best_p, best_s, best_f = next(o for o in opts if o[0] == pe)
         self.assign[i], self.start[i], self.finish[i] = best_p, best_s, best_f
         if best_f > best_s:
             bisect.insort(self.intervals[best_p], (best_s, best_f))
@@ -457,6 +469,23 @@ def _sub_instance(problem: SchedulingInstance, ops: np.ndarray) -> SchedulingIns
 # ---- the agent ------------------------------------------------------------------------------
 
 
+def _episodes(inner: SchedulingEpisodes, cands: list[Schedule]) -> tuple[list[Schedule], list[Any]]:
+    """The candidates the env can replay and their designs: a noisy decode may dispatch an op
+    the env's ready window does not hold yet; those are left out (the error of the first
+    candidate is raised if none replays)."""
+    kept, designs = [], []
+    first: SchedulingProblemError | None = None
+    for s in cands:
+        try:
+            designs.append(episode_design(inner.actions_of(s)))
+            kept.append(s)
+        except SchedulingProblemError as e:
+            first = first or e
+    if not kept and first is not None:
+        raise first
+    return kept, designs
+
+
 @register_agent("learned", kinds=("scheduling",))
 def learned_scheduling(problem: BudgetedProblem, rng: np.random.Generator, network: bool = True,
                        samples: int = 8, noise: float = 0.1, search: bool = True,
@@ -484,7 +513,8 @@ def learned_scheduling(problem: BudgetedProblem, rng: np.random.Generator, netwo
     pairs = [(pr, bias)] + sample_scores(pr, bias, unit, float(noise), int(samples), rng)
     cands = [decode(inst, p, b * scale) for p, b in pairs]
     problem.info["greedy_makespan_us"] = cands[0].makespan_us(inst)
-    rewards = problem.evaluate([episode_design(inner.actions_of(s)) for s in cands])
+    cands, designs = _episodes(inner, cands)
+    rewards = problem.evaluate(designs)
     if not search or problem.exhausted or len(rewards) < len(cands):
         return
     local_search(problem, rng, [cands[int(np.argmax(rewards))]], score_starts=False,

@@ -220,3 +220,16 @@ def test_online_schedule_commits_jobs_in_arrival_order() -> None:
     pol = online_schedule(inst, policy_scores(default_policy()))
     assert validate(inst, pol).valid and is_online_order(inst, pol.order)
     assert job_metrics(inst, pol).mean_completion_us > 0
+
+
+def test_learned_agent_skips_noisy_decodes_the_env_cannot_replay(tmp_path) -> None:
+    # On mobilenetv2 @ soc_npu a Gumbel-noised decode of the untrained network (seed 0)
+    # dispatches an op before the env's window of 16 holds it; that candidate is left out
+    # instead of failing the run (it raised SchedulingProblemError before).
+    from mlsysgym.ir import workloads
+
+    spec = next(s for s in workloads.scheduling_instances("train") if s.name == "mobilenetv2@soc_npu")
+    prior = export_onnx(build_network(1), tmp_path / "prior.onnx")
+    res = search("learned", make_problem(spec.problem_spec()), Budget(evaluations=12), seed=0,
+                 policy_path=str(prior))
+    assert res.n_evaluations == 12 and not res.failed.any()
