@@ -19,6 +19,11 @@ HEFT against +0.908 % untrained). On the test split the shipped weights are slig
 than their untrained start (greedy +0.43 % vs +0.49 %; with the agent's search −0.10 %): this
 training adds nothing; the policy's gain over HEFT is the lookahead feature.
 
+``--method imitation`` (behaviour cloning of searched schedules) and ``--method rollout``
+(rollout labels, one step of policy iteration) train on labelled decisions instead
+(:mod:`mlsysgym.experiments.schedule_imitation`), with the same model selection; the three
+are compared in BENCHMARKS.md (issue #21).
+
 Instances: every workload of the train / validation split of :mod:`mlsysgym.ir.workloads`
 on every ``--platforms`` platform (graphs over ``--max-ops`` ops are left out of training).
 
@@ -74,6 +79,7 @@ class _Case:
     tensors: tuple[Any, Any, Any, Any]
     scale: float
     heft_us: float
+    window: int
 
 
 def _platform(name: str) -> Any:
@@ -97,7 +103,8 @@ def cases(split: str, platforms: Sequence[str], max_ops: int | None = None) -> l
             out.append(_Case(f"{spec.name}@{plat}", inst,
                              (torch.from_numpy(x), torch.from_numpy(pe), torch.from_numpy(src),
                               torch.from_numpy(dst)),
-                             instance_scale(inst), decode(inst, pr).makespan_us(inst)))
+                             instance_scale(inst), decode(inst, pr).makespan_us(inst),
+                             workloads.SCHEDULING_WINDOW.get(spec.family, 16)))
     return out
 
 
@@ -180,6 +187,62 @@ def train(net: Any, train_cases: Sequence[_Case], val_cases: Sequence[_Case], it
             "val_ratios_init": val0.tolist(), "val_ratios": ratios(net, val_cases).tolist()}
 
 
+def _train_labelled(net: Any, train_cases: Sequence[_Case], val_cases: Sequence[_Case],
+                    args: argparse.Namespace, log: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--method imitation`` or ``rollout``: label decisions, then Adam on the labels
+    (:mod:`mlsysgym.experiments.schedule_imitation`); the record and the card's method entry."""
+    from mlsysgym.agents.learned_schedule import torch_scores
+    from mlsysgym.experiments import schedule_imitation as si
+
+    def evaluate() -> np.ndarray:
+        return ratios(net, val_cases)
+
+    train_priority = not args.freeze_priority
+    if args.method == "imitation":
+        experts = si.load_experts(args.experts) if args.experts and args.experts.is_file() else None
+        if experts is None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                prior = str(export_onnx(build_network(args.rounds), Path(tmp) / "prior.onnx"))
+                jobs = [(c.name, c.instance, _platform(c.name.rpartition("@")[2]), c.window)
+                        for c in train_cases]
+                experts = si.expert_schedules(jobs, args.expert_seconds, prior, args.workers,
+                                              args.seed, log)
+            if args.experts:
+                si.save_experts(args.experts, experts, provenance(command="train_schedule_policy.py"))
+        labelled = [(c.tensors, si.forcing_data(c.instance, experts[c.name], c.scale))
+                    for c in train_cases]
+        gain = np.mean([1 - experts[c.name]["makespan_us"] / c.heft_us for c in train_cases])
+        log(f"experts: {100 * gain:+.3f} % vs HEFT on average")
+        record = si.train_imitation(net, labelled, evaluate, args.epochs, args.lr,
+                                    args.eval_every, train_priority, log=log)
+        return record, {"method": "imitation of searched schedules (expected regret of the "
+                                  "expert's decisions, teacher forcing)",
+                        "expert_seconds": args.expert_seconds, "epochs": args.epochs,
+                        "expert_gain_vs_heft_pct": 100 * gain, "best_epoch": record["best_epoch"]}
+    rng = np.random.default_rng(args.seed)
+    records = []
+    for r in range(args.rollout_rounds):
+        labelled = []
+        for c in train_cases:
+            pr, b = torch_scores(net, c.instance)
+            labelled.append((c.tensors, si.rollout_data(c.instance, pr, b * c.scale, c.scale,
+                                                        args.rollout_steps,
+                                                        args.rollout_candidates, rng)))
+        n_dec = sum(int(f.ready.shape[0] + f.pe_op.shape[0]) for _, f in labelled)
+        log(f"round {r + 1}: {n_dec} decisions whose candidates differ")
+        records.append(si.train_imitation(net, labelled, evaluate, args.epochs, args.lr,
+                                          args.eval_every, train_priority, log=log))
+    record = {"curve": [c for rec in records for c in rec["curve"]],
+              "val_ratios_init": records[0]["val_ratios_init"], "val_ratios": records[-1]["val_ratios"]}
+    return record, {"method": "rollout labels (one-step policy iteration: the makespan of each "
+                              "candidate decision followed by the greedy decode; expected regret)",
+                    "rounds": args.rollout_rounds, "steps_per_instance": args.rollout_steps,
+                    "candidates": args.rollout_candidates, "epochs": args.epochs,
+                    "best_epochs": [rec["best_epoch"] for rec in records]}
+
+
 def _summary(data: Sequence[_Case], r: Sequence[float]) -> dict[str, Any]:
     imp = 100.0 * (1.0 - np.asarray(r))
     return {"instances": [c.name for c in data], "improvement_vs_heft_pct": imp.round(4).tolist(),
@@ -205,6 +268,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--freeze-priority", action="store_true",
                     help="train only the PE-choice heads (keep HEFT's order)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--method", choices=["es", "imitation", "rollout"], default="es",
+                    help="es: evolution strategies on the makespan; imitation: the decisions of "
+                         "searched schedules; rollout: one-step rollout labels (see "
+                         "experiments/schedule_imitation.py)")
+    ap.add_argument("--epochs", type=int, default=100, help="imitation/rollout: Adam epochs")
+    ap.add_argument("--expert-seconds", type=float, default=10.0,
+                    help="imitation: the search's seconds per training instance")
+    ap.add_argument("--experts", type=Path, default=None,
+                    help="imitation: a JSON of expert schedules to reuse (written when absent)")
+    ap.add_argument("--workers", type=int, default=2, help="imitation: searches at a time")
+    ap.add_argument("--rollout-steps", type=int, default=32,
+                    help="rollout: decision steps labelled per instance and round")
+    ap.add_argument("--rollout-candidates", type=int, default=4,
+                    help="rollout: ready ops tried per order decision")
+    ap.add_argument("--rollout-rounds", type=int, default=2,
+                    help="rollout: rounds of labelling with the current weights, then training")
     args = ap.parse_args(argv)
     if args.population < 2 or args.population % 2 or args.iterations < 1:
         ap.error("--population must be an even number ≥ 2 and --iterations ≥ 1")
@@ -217,9 +296,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(train_cases)} training instances ({sum(c.instance.n_ops for c in train_cases)} "
           f"ops), {len(val_cases)} validation instances", flush=True)
     net = build_network(args.rounds, args.seed)
-    record = train(net, train_cases, val_cases, args.iterations, args.population, args.sigma,
-                   args.lr, args.seed, args.eval_every, args.batch_instances,
-                   not args.freeze_priority, args.optimizer, log=lambda s: print(s, flush=True))
+
+    def log(s: str) -> None:
+        print(s, flush=True)
+
+    if args.method == "es":
+        record = train(net, train_cases, val_cases, args.iterations, args.population, args.sigma,
+                       args.lr, args.seed, args.eval_every, args.batch_instances,
+                       not args.freeze_priority, args.optimizer, log=log)
+        method = {"method": "OpenAI-ES (antithetic, centred ranks) on mean log (greedy makespan "
+                            "/ HEFT makespan)", "iterations": args.iterations,
+                  "population": args.population, "batch_instances": args.batch_instances,
+                  "sigma": args.sigma, "optimizer": args.optimizer,
+                  "best_iteration": record["best_iteration"]}
+    else:
+        record, method = _train_labelled(net, train_cases, val_cases, args, log)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(net, args.out)
     cpu_s = time.process_time() - cpu0
@@ -227,14 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "name": "schedule_gnn", "kind": "scheduling list-scheduler policy",
         "features": list(FEATURES), "pe_features": list(PE_FEATURES),
         "network": {"rounds": args.rounds, "parameters": int(sum(p.numel() for p in net.parameters()))},
-        "training": {"method": "OpenAI-ES (antithetic, centred ranks) on mean log "
-                               "(greedy makespan / HEFT makespan)",
-                     "iterations": args.iterations, "population": args.population,
-                     "batch_instances": args.batch_instances,
-                     "trained_heads": "PE choice" if args.freeze_priority else "priority + PE choice",
-                     "sigma": args.sigma, "lr": args.lr, "optimizer": args.optimizer,
-                     "seeds": [args.seed],
-                     "best_iteration": record["best_iteration"], "curve": record["curve"]},
+        "training": {**method, "lr": args.lr, "seeds": [args.seed], "curve": record["curve"],
+                     "trained_heads": "PE choice" if args.freeze_priority else "priority + PE choice"},
         "split_version": workloads.SPLITS_VERSION, "splits_digest": workloads.splits_digest(),
         "platforms": list(args.platforms), "max_train_ops": args.max_ops,
         "train": _summary(train_cases, ratios(net, train_cases)),
