@@ -23,7 +23,9 @@ ONNX Runtime; torch is needed only to train (``experiments/train_schedule_policy
 
 Measured zero-shot on the test split (``benchmarks/results/learned_schedule.md``): the
 trained weights do not beat their untrained start (HEFT's order with PEFT's lookahead); the
-gain over HEFT and over HEFT + the same search comes from that lookahead.
+gain over HEFT and over HEFT + the same search comes from that lookahead. Imitation of
+searched schedules, rollout labels and MaskablePPO across graphs did no better on validation
+(``benchmarks/results/schedule_training.md``).
 
 Agent ``learned`` (scheduling kind): the policy's greedy decode, then ``samples`` decodes of the
 priorities with Gumbel noise (the policy as the prior of a sampling search), then
