@@ -21,7 +21,9 @@
    instance's best gain), improving moves weighted so both classes count alike per graph;
    ``--target listwise``: per graph the cross-entropy between the softmax of the labelled
    buffers' logits and their gains normalized to sum 1 (ListNet: the larger the gain, the
-   earlier the move).
+   earlier the move); ``--target rate`` (LNS labels, which record each repair's seconds): the
+   same with the gains per second of repair, so the softmax draws centres in proportion to
+   what they save per second of a time-budgeted search.
 3. **Validation**: ``learned`` (the agent as shipped, guided by the new network) against
    ``learned_no_network`` (XLA order) and against the same agent guided by an untrained
    network of the same shape,
@@ -60,7 +62,9 @@ METHODS = {"change": "move ranking: per buffer, the time saved by changing its d
                      "repair of its neighbourhood in the heuristic's placement, measured"}
 LOSSES = {"improves": "balanced cross-entropy against 'lowers the time'",
           "graded": "balanced cross-entropy against 1/2 + 1/2 x gain / best gain",
-          "listwise": "ListNet: softmax of the logits against the gains normalized to sum 1"}
+          "listwise": "ListNet: softmax of the logits against the gains normalized to sum 1",
+          "rate": "ListNet: softmax of the logits against the gains per second of repair "
+                  "normalized to sum 1"}
 
 
 def _cpu_s() -> float:
@@ -116,10 +120,14 @@ def label_repairs(name: str, centres: int, seed: int, after: int = 0) -> dict[st
     picked = cand if len(cand) <= centres else rng.choice(cand, centres, replace=False)
     rank = np.empty(n, np.int64)
     rank[xla_order(inst)] = np.arange(n)
-    gains = [repair_gain(inst, start, int(c), rng) for c in picked]
+    gains, seconds = [], []
+    for c in picked:
+        t0 = time.perf_counter()
+        gains.append(repair_gain(inst, start, int(c), rng))
+        seconds.append(time.perf_counter() - t0)
     return {"name": name, "capacity_bytes": int(inst.capacity_bytes), "n_buffers": int(n),
             "after": after, "kind": "repair", "fast": (start.mode != SLOW).astype(np.int8).tolist(),
-            "positions": rank[picked].tolist(), "gains": gains,
+            "positions": rank[picked].tolist(), "gains": gains, "seconds": seconds,
             "pid": os.getpid(), "cpu_s": time.process_time()}
 
 
@@ -159,7 +167,7 @@ def _graphs(labels: list[dict[str, Any]], target: str = "improves") -> list[tupl
     """The network's inputs of the labelled instances (which must be built as when labelled),
     the labelled buffers and their targets (``improves``: 1 if the move lowers the time;
     ``graded``: 1/2 + 1/2 × its gain ÷ the instance's best gain; ``listwise``: the time it
-    saves, 0 if none)."""
+    saves, 0 if none; ``rate``: that per second of its repair)."""
     import torch
     from mlsysgym.agents.learned_malloc import NODE_FEATURES, instance_graph
     from mlsysgym.agents.problems import make_problem
@@ -184,6 +192,11 @@ def _graphs(labels: list[dict[str, Any]], target: str = "improves") -> list[tupl
         y = (gain > 1e-12).astype(np.float32)
         if target == "listwise":
             y = np.where(gain > 1e-12, gain, 0.0)
+        elif target == "rate":  # what a time-budgeted LNS gains per second spent on the centre
+            if "seconds" not in row:
+                raise MlsysgymError(f"labels of {row['name']} have no repair times; make new "
+                                    "labels for --target rate")
+            y = np.where(gain > 1e-12, gain / np.asarray(row["seconds"], np.float64), 0.0)
         elif target == "graded":  # 1/2 for every improving move, + 1/2 × its gain relative to the best one
             y = y * (0.5 + 0.5 * np.clip(gain, 0.0, None) / max(gain.max(), 1e-30))
         y = torch.from_numpy(y.astype(np.float32))
@@ -210,7 +223,7 @@ def train(labels: list[dict[str, Any]], args: argparse.Namespace) -> tuple[Any, 
         for j in rng.permutation(len(graphs)):
             x, ei, ea, buffers, y = graphs[j]
             logits, _ = net(x, ei, ea)
-            if args.target == "listwise":
+            if args.target in ("listwise", "rate"):
                 loss = -(y / y.sum() * torch.log_softmax(logits[buffers, 0], 0)).sum()
             else:
                 pos = float((y > 0).sum())
@@ -308,9 +321,10 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                     help="what is labelled: changing one buffer's decision (the local "
                          "search's moves), or an LNS repair centred on it (--positions centres)")
     ap.add_argument("--epochs", type=int, default=120)
-    ap.add_argument("--target", choices=("improves", "graded", "listwise"), default="improves",
+    ap.add_argument("--target", choices=tuple(LOSSES), default="improves",
                     help="per labelled move: 1 if it lowers the time, graded by its gain, or "
-                         "its gain ranked against the instance's other moves (ListNet)")
+                         "its gain (listwise) or gain per second of repair (rate) ranked "
+                         "against the instance's other moves (ListNet)")
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--lr", type=float, default=2e-3)
