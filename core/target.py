@@ -41,6 +41,7 @@ __all__ = [
     "TargetError",
     "TargetIsa",
     "cpu_info",
+    "cpu_seconds",
     "fingerprint",
     "lock_hash",
     "provenance",
@@ -280,3 +281,12 @@ def provenance(**extra: Any) -> dict[str, Any]:
     seed, command ...)."""
     fp = fingerprint()
     return {"fingerprint": fp, **extra, "python_argv": list(sys.argv)}
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished children: the cost of
+    a training run whose labelling ran in worker processes."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime

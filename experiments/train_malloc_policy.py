@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -46,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.core.target import cpu_seconds
 
 # Under the working directory, never the installed package; the repository's shipped policies
 # were written with --out agents/policies/malloc_gnn.onnx
@@ -65,12 +65,6 @@ LOSSES = {"improves": "balanced cross-entropy against 'lowers the time'",
           "listwise": "ListNet: softmax of the logits against the gains normalized to sum 1",
           "rate": "ListNet: softmax of the logits against the gains per second of repair "
                   "normalized to sum 1"}
-
-
-def _cpu_s() -> float:
-    """CPU seconds of this process and its finished children."""
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def label_one(name: str, positions: int, seed: int, after: int = 0,
@@ -347,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     from mlsysgym.ir import workloads
 
     args = _args(argv)
-    t0, c0 = time.perf_counter(), _cpu_s()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     names = [s.name for s in workloads.malloc_instances("train")][: args.limit]
     if args.labels is not None:
         labels = json.loads(args.labels.read_text())
@@ -357,9 +351,9 @@ def main(argv: list[str] | None = None) -> None:
         args.labels_out.parent.mkdir(parents=True, exist_ok=True)
         args.labels_out.write_text(json.dumps(labels))
     c_labels = label_cpu_s(labels, args.workers)
-    c0 = _cpu_s()
+    c0 = cpu_seconds()
     net, history = train(labels, args)
-    c_train = _cpu_s() - c0
+    c_train = cpu_seconds() - c0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(net, args.out, len(NODE_FEATURES), len(EDGE_FEATURES))
     card = {"format": 1, "policy": args.out.stem, "kind": "malloc",
@@ -380,9 +374,9 @@ def main(argv: list[str] | None = None) -> None:
             "cpu_seconds": {"labels": c_labels, "training": c_train}}
     write_card(args.out, card)
     if args.val_seeds > 0:
-        c1 = _cpu_s()
+        c1 = cpu_seconds()
         card["validation"] = validate(args.out, args)
-        card["cpu_seconds"].update(validation=_cpu_s() - c1)
+        card["cpu_seconds"].update(validation=cpu_seconds() - c1)
     card["cpu_seconds"]["total"] = sum(card["cpu_seconds"].values())
     card["cpu_hours"] = card["cpu_seconds"]["total"] / 3600.0
     card["wall_seconds"] = time.perf_counter() - t0

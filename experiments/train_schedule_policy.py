@@ -21,8 +21,12 @@ training adds nothing; the policy's gain over HEFT is the lookahead feature.
 
 ``--method imitation`` (behaviour cloning of searched schedules) and ``--method rollout``
 (rollout labels, one step of policy iteration) train on labelled decisions instead
-(:mod:`mlsysgym.experiments.schedule_imitation`), with the same model selection; the three
-are compared in BENCHMARKS.md (issue #21).
+(:mod:`mlsysgym.experiments.schedule_imitation`), with the same model selection. None of
+them beat the untrained start on validation either; they are compared with ES and with
+MaskablePPO across graphs in ``benchmarks/results/schedule_training.md`` (made by
+``benchmarks/bench_schedule_training.py``; the runs there used ``--lr 0.003 --epochs 80
+--eval-every 10``, imitation with ``--expert-seconds 8 --workers 1``, rollout with
+``--rollout-steps 64``).
 
 Instances: every workload of the train / validation split of :mod:`mlsysgym.ir.workloads`
 on every ``--platforms`` platform (graphs over ``--max-ops`` ops are left out of training).
@@ -61,7 +65,7 @@ from mlsysgym.agents.learned_schedule import (
     op_features,
 )
 from mlsysgym.agents.scheduling_problem import BALANCED_PLATFORM
-from mlsysgym.core.target import provenance
+from mlsysgym.core.target import cpu_seconds, provenance
 from mlsysgym.ir import workloads
 from mlsysgym.simulators.multicore import SchedulingInstance, build_instance, load_platform
 
@@ -243,14 +247,6 @@ def _train_labelled(net: Any, train_cases: Sequence[_Case], val_cases: Sequence[
                     "best_epochs": [rec["best_epoch"] for rec in records]}
 
 
-def _cpu_s() -> float:
-    """CPU seconds of this process and of its finished children (the expert searches)."""
-    import resource
-
-    child = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return time.process_time() + child.ru_utime + child.ru_stime
-
-
 def _summary(data: Sequence[_Case], r: Sequence[float]) -> dict[str, Any]:
     imp = 100.0 * (1.0 - np.asarray(r))
     return {"instances": [c.name for c in data], "improvement_vs_heft_pct": imp.round(4).tolist(),
@@ -298,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(1)
-    cpu0, t0 = _cpu_s(), time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     train_cases = cases("train", args.platforms, args.max_ops)
     val_cases = cases("validation", args.platforms)
     print(f"{len(train_cases)} training instances ({sum(c.instance.n_ops for c in train_cases)} "
@@ -321,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record, method = _train_labelled(net, train_cases, val_cases, args, log)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(net, args.out)
-    cpu_s = _cpu_s() - cpu0
+    cpu_s = cpu_seconds() - cpu0
     card = {
         "name": "schedule_gnn", "kind": "scheduling list-scheduler policy",
         "features": list(FEATURES), "pe_features": list(PE_FEATURES),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -83,3 +84,19 @@ def test_expected_regret_by_hand() -> None:
     logits = torch.tensor([[0.0, math.log(3.0), 50.0]])
     cost = torch.tensor([[0.0, 0.2, math.inf]])
     assert float(si._expected_regret(logits, cost)) == pytest.approx(0.15)
+
+
+@pytest.mark.slow
+def test_trainer_rollout_method_writes_a_card_and_never_selects_worse_than_its_start(tmp_path) -> None:
+    from mlsysgym.experiments.train_schedule_policy import main
+
+    out = tmp_path / "p.onnx"
+    assert main(["--method", "rollout", "--platforms", "soc_npu", "--max-ops", "120",
+                 "--epochs", "3", "--eval-every", "1", "--lr", "0.03", "--rollout-steps", "4",
+                 "--rollout-rounds", "1", "--out", str(out)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["training"]["method"].startswith("rollout labels")
+    assert card["cpu_hours"] > 0 and out.is_file()
+    # model selection keeps the start when nothing beats it on validation
+    assert (card["validation"]["mean_improvement_vs_heft_pct"]
+            >= card["validation_untrained"]["mean_improvement_vs_heft_pct"] - 1e-9)
