@@ -39,6 +39,7 @@ tree search on this env.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -281,7 +282,8 @@ def local_search(problem: BudgetedProblem, rng: np.random.Generator,
                  kick_moves: int = 3, critical_share: float = 0.5, batch: int = 8) -> None:
     """Local search over env decision sequences (see the module docstring) from the best of
     ``starts`` (each scored as one evaluation unless ``score_starts`` is False: they were
-    already) until the budget is spent. ``proposal="policy"`` draws moves from a trained
+    already) until the budget is spent (with a time budget: until less time is left than the
+    longest round of moves took, so the search ends within it). ``proposal="policy"`` draws moves from a trained
     :class:`~mlsysgym.agents.scheduling_agents.GraphSchedulingPolicy` ``policy``. Its counters
     (moves, accepted, improvements, kicks, policy calls) go to ``problem.info``."""
     if proposal not in ("policy", "uniform"):
@@ -301,8 +303,9 @@ def local_search(problem: BudgetedProblem, rng: np.random.Generator,
     inc = best = min(trajs, key=lambda t: t.key)  # ties: the earlier one
     stats = problem.info.setdefault("local_search", {"moves": 0, "accepted": 0, "improvements": 0,
                                                      "kicks": 0, "policy_calls": 0})
-    stale = 0
-    while not problem.exhausted:
+    stale, round_s = 0, 0.0  # the longest round (moves + kick) so far
+    while not problem.exhausted and problem.time_left_s > round_s:  # a round that fits in time
+        t0 = time.perf_counter()
         new, k = search.round(inc, int(batch))
         stats["moves"] += k
         stats["policy_calls"] = search.policy_calls
@@ -319,6 +322,7 @@ def local_search(problem: BudgetedProblem, rng: np.random.Generator,
             stats["kicks"] += 1
             stale = 0
             inc = search.kick(best, int(kick_moves))
+        round_s = max(round_s, time.perf_counter() - t0)
 
 
 _STARTS = {"heft": lambda p: heft(p), "heft_fifo": lambda p: heft(p, by_arrival=True),
