@@ -36,6 +36,7 @@ import numpy as np
 from mlsysgym.agents import Budget, search
 from mlsysgym.agents.learned_schedule import FEATURES, _Decoder
 from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
+from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators.multicore import SchedulingInstance
 
 
@@ -114,9 +115,18 @@ def expert_schedules(cases: Sequence[tuple[str, SchedulingInstance, Any, int]], 
     return out
 
 
-def load_experts(path: Path) -> dict[str, dict[str, Any]]:
-    """Experts written by :func:`save_experts`."""
-    return json.loads(path.read_text())["experts"]
+def load_experts(path: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Experts written by :func:`save_experts`, one for each of ``names`` (MlsysgymError if the
+    file is unreadable or lacks one)."""
+    try:
+        experts = json.loads(path.read_text())["experts"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MlsysgymError(f"cannot read expert schedules from {path}: {e}") from None
+    missing = [n for n in names if n not in experts]
+    if missing:
+        raise MlsysgymError(f"{path} has no expert schedule for {missing[0]} (and "
+                            f"{len(missing) - 1} more); write new ones without this file")
+    return experts
 
 
 def save_experts(path: Path, experts: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:

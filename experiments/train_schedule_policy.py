@@ -203,7 +203,8 @@ def _train_labelled(net: Any, train_cases: Sequence[_Case], val_cases: Sequence[
 
     train_priority = not args.freeze_priority
     if args.method == "imitation":
-        experts = si.load_experts(args.experts) if args.experts and args.experts.is_file() else None
+        experts = (si.load_experts(args.experts, [c.name for c in train_cases])
+                   if args.experts and args.experts.is_file() else None)
         if experts is None:
             import tempfile
 
@@ -291,6 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.population < 2 or args.population % 2 or args.iterations < 1:
         ap.error("--population must be an even number ≥ 2 and --iterations ≥ 1")
+    if min(args.epochs, args.workers, args.rollout_steps, args.rollout_candidates,
+           args.rollout_rounds) < 1 or not args.expert_seconds > 0:
+        ap.error("--epochs, --workers and the --rollout-* counts must be ≥ 1, --expert-seconds > 0")
     import torch
 
     torch.set_num_threads(1)

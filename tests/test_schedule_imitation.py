@@ -100,3 +100,16 @@ def test_trainer_rollout_method_writes_a_card_and_never_selects_worse_than_its_s
     # model selection keeps the start when nothing beats it on validation
     assert (card["validation"]["mean_improvement_vs_heft_pct"]
             >= card["validation_untrained"]["mean_improvement_vs_heft_pct"] - 1e-9)
+
+
+def test_expert_file_errors_are_one_line(tmp_path) -> None:
+    from mlsysgym.core.errors import MlsysgymError
+
+    bad = tmp_path / "experts.json"
+    bad.write_text("{not json")
+    with pytest.raises(MlsysgymError, match="cannot read expert schedules"):
+        si.load_experts(bad, ["a@soc_npu"])
+    si.save_experts(bad, {"a@soc_npu": {"order": [0], "assign": [0]}}, {})
+    assert si.load_experts(bad, ["a@soc_npu"])["a@soc_npu"]["order"] == [0]
+    with pytest.raises(MlsysgymError, match="no expert schedule for b@balanced"):
+        si.load_experts(bad, ["a@soc_npu", "b@balanced"])
