@@ -64,7 +64,7 @@ from mlsysgym.agents.sequential import episode_design
 from mlsysgym.simulators.multicore import Schedule, SchedulingInstance, earliest_start, validate
 from mlsysgym.simulators.streams import arrival_groups
 
-__all__ = ["FEATURES", "LEARNED_HYPERPARAMETERS", "PE_FEATURES", "PolicyError", "SchedulePolicy",
+__all__ = ["FEATURES", "LEARNED_HYPERPARAMETERS", "PE_FEATURES", "ListDecoder", "PolicyError", "SchedulePolicy",
            "build_network", "decode", "default_policy", "edge_lists", "export_onnx", "heft_scores",
            "instance_scale", "online_schedule", "op_features", "optimistic_cost", "policy_scores",
            "sample_scores", "torch_scores"]
@@ -152,7 +152,7 @@ def op_features(problem: SchedulingInstance) -> tuple[np.ndarray, np.ndarray]:
 # ---- decoding ------------------------------------------------------------------------------
 
 
-class _Decoder:
+class ListDecoder:
     """Ready-list scheduling state of one instance: placed ops, PE busy intervals, the PE rule."""
 
     def __init__(self, problem: SchedulingInstance, pe_bias_us: np.ndarray | None = None) -> None:
@@ -239,7 +239,7 @@ def decode(problem: SchedulingInstance, priority: np.ndarray,
         if b.shape != problem.durations_us.shape or not np.all(np.isfinite(b[problem.capable])):
             raise AgentConfigError(f"pe_bias_us must be finite, shape {problem.durations_us.shape}")
         pe_bias_us = np.where(problem.capable, b, 0.0)
-    dec = _Decoder(problem, pe_bias_us)
+    dec = ListDecoder(problem, pe_bias_us)
     dec.run(range(problem.n_ops), pr)
     return dec.schedule()
 
@@ -440,7 +440,7 @@ def online_schedule(problem: SchedulingInstance, scores_of: Scorer) -> Schedule:
     op starts before its job arrives. Only arrived jobs are ever seen, so this is a schedule an
     online scheduler can make (its order passes
     :func:`~mlsysgym.simulators.streams.is_online_order`)."""
-    dec = _Decoder(problem)
+    dec = ListDecoder(problem)
     pr = np.zeros(problem.n_ops)
     for _, ops in arrival_groups(problem):
         part = _sub_instance(problem, ops)

@@ -34,14 +34,14 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents import Budget, search
-from mlsysgym.agents.learned_schedule import FEATURES, _Decoder
+from mlsysgym.agents.learned_schedule import FEATURES, ListDecoder
 from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.simulators.multicore import SchedulingInstance
 
 
 @dataclass
-class Forcing:
+class Labels:
     """Labelled decisions of one instance, as torch tensors: ``ready`` (T, R) the ready ops of
     each order decision (−1 pads) and ``order_cost`` (T, R) the cost of choosing each (inf:
     not a candidate); ``pe_op`` (S,) the op of each PE decision, ``finish`` (S, n_pes) its
@@ -57,7 +57,7 @@ class Forcing:
     makespan_us: float
 
 
-def _finish_row(dec: _Decoder, i: int, n_pes: int, scale: float) -> np.ndarray:
+def _finish_row(dec: ListDecoder, i: int, n_pes: int, scale: float) -> np.ndarray:
     f = np.full(n_pes, np.inf)
     for p, _, fin in dec.options(i):
         f[p] = fin / scale
@@ -66,7 +66,7 @@ def _finish_row(dec: _Decoder, i: int, n_pes: int, scale: float) -> np.ndarray:
 
 def _tensors(rows: list[list[int]], order_cost: list[list[float]], pe_op: list[int],
              finish: list[np.ndarray], pe_cost: list[np.ndarray], n_pes: int,
-             makespan_us: float) -> Forcing:
+             makespan_us: float) -> Labels:
     import torch
 
     width = max((len(r) for r in rows), default=1)
@@ -74,7 +74,7 @@ def _tensors(rows: list[list[int]], order_cost: list[list[float]], pe_op: list[i
     cost = np.full((len(rows), width), np.inf, np.float32)
     for k, (r, c) in enumerate(zip(rows, order_cost)):
         pad[k, :len(r)], cost[k, :len(c)] = r, c
-    return Forcing(torch.from_numpy(pad), torch.from_numpy(cost),
+    return Labels(torch.from_numpy(pad), torch.from_numpy(cost),
                    torch.tensor(pe_op, dtype=torch.int64),
                    torch.from_numpy(np.array(finish, np.float32).reshape(-1, n_pes)),
                    torch.from_numpy(np.array(pe_cost, np.float32).reshape(-1, n_pes)), makespan_us)
@@ -104,7 +104,7 @@ def expert_schedules(cases: Sequence[tuple[str, SchedulingInstance, Any, int]], 
                      log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
     """The expert schedule of each ``(name, instance, platform, window)``: the best of
     ``seconds`` of the ``learned`` agent with the untrained network at ``prior`` (ONNX),
-    ``workers`` instances at a time. Name → assignment, start times, makespan."""
+    ``workers`` instances at a time. Name → dispatch order, assignment, makespan."""
     jobs = [(inst, plat, seconds, prior, window, seed) for _, inst, plat, window in cases]
     out: dict[str, dict[str, Any]] = {}
     with ProcessPoolExecutor(max(1, workers)) as pool:
@@ -135,11 +135,11 @@ def save_experts(path: Path, experts: dict[str, dict[str, Any]], meta: dict[str,
     path.write_text(json.dumps({**meta, "experts": experts}) + "\n")
 
 
-def forcing_data(inst: SchedulingInstance, expert: dict[str, Any], scale: float) -> Forcing:
+def forcing_data(inst: SchedulingInstance, expert: dict[str, Any], scale: float) -> Labels:
     """Teacher-forced decisions of ``expert`` on ``inst`` (see the module docstring): cost 0
     for the expert's choice, 1 for the others."""
     assign = [int(a) for a in expert["assign"]]
-    dec = _Decoder(inst)
+    dec = ListDecoder(inst)
     waiting = [len(p) for p in dec.preds]
     ready = {i for i in range(inst.n_ops) if waiting[i] == 0}
     rows, order_cost, pe_op, finish, pe_cost = [], [], [], [], []
@@ -164,24 +164,24 @@ def forcing_data(inst: SchedulingInstance, expert: dict[str, Any], scale: float)
 
 
 def rollout_data(inst: SchedulingInstance, priority: np.ndarray, bias_us: np.ndarray,
-                 scale: float, steps: int, candidates: int, rng: np.random.Generator) -> Forcing:
+                 scale: float, steps: int, candidates: int, rng: np.random.Generator) -> Labels:
     """Rollout labels (one step of policy iteration) at ``steps`` decision steps of the greedy
     decode of (``priority``, ``bias_us``), drawn uniformly: the cost of each candidate (each
     capable PE for the step's op; the ``candidates`` ready ops of highest priority for the
     order) is the makespan of placing it and decoding the rest greedily, relative to the
     greedy makespan. Only steps whose candidates differ in cost are kept."""
     n = inst.n_ops
-    base = _Decoder(inst, bias_us)
+    base = ListDecoder(inst, bias_us)
     base.run(range(n), priority)
     order, assign, m0 = list(base.order), list(base.assign), max(base.finish)
 
-    def state(t: int) -> _Decoder:
-        dec = _Decoder(inst, bias_us)
+    def state(t: int) -> ListDecoder:
+        dec = ListDecoder(inst, bias_us)
         for i in order[:t]:
             dec.place(i, assign[i])
         return dec
 
-    def finish_after(dec: _Decoder, i: int, pe: int | None) -> float:
+    def finish_after(dec: ListDecoder, i: int, pe: int | None) -> float:
         dec.place(i, pe)
         dec.run([j for j in range(n) if dec.assign[j] < 0], priority)
         return max(dec.finish) / m0 - 1.0
@@ -211,7 +211,7 @@ def rollout_data(inst: SchedulingInstance, priority: np.ndarray, bias_us: np.nda
     return _tensors(rows, order_cost, pe_op, finish, pe_cost, inst.n_pes, m0)
 
 
-def imitation_loss(net: Any, tensors: tuple[Any, Any, Any, Any], data: Forcing,
+def imitation_loss(net: Any, tensors: tuple[Any, Any, Any, Any], data: Labels,
                    log_tau: Any) -> tuple[Any, Any]:
     """(order loss, PE loss): the mean expected regret of the labelled decisions under ``net``
     (softmax temperatures ``exp(log_tau[0])`` for priorities, ``exp(log_tau[1])`` op times for
@@ -244,7 +244,7 @@ def _expected_regret(logits: Any, cost: Any) -> Any:
     return (p * regret.masked_fill(~can, 0.0)).sum(1).mean()
 
 
-def train_imitation(net: Any, train: Sequence[tuple[Any, Forcing]], evaluate: Callable[[], np.ndarray],
+def train_imitation(net: Any, train: Sequence[tuple[Any, Labels]], evaluate: Callable[[], np.ndarray],
                     epochs: int, lr: float, eval_every: int, train_priority: bool = True,
                     tau: tuple[float, float] = (1e-3, 0.05),
                     log: Callable[[str], None] = print) -> dict[str, Any]:
