@@ -64,10 +64,10 @@ from mlsysgym.agents.sequential import episode_design
 from mlsysgym.simulators.multicore import Schedule, SchedulingInstance, earliest_start, validate
 from mlsysgym.simulators.streams import arrival_groups
 
-__all__ = ["FEATURES", "LEARNED_HYPERPARAMETERS", "PE_FEATURES", "ListDecoder", "PolicyError", "SchedulePolicy",
-           "build_network", "decode", "default_policy", "edge_lists", "export_onnx", "heft_scores",
-           "instance_scale", "online_schedule", "op_features", "optimistic_cost", "policy_scores",
-           "sample_scores", "torch_scores"]
+__all__ = ["FEATURES", "LEARNED_HYPERPARAMETERS", "PE_FEATURES", "ListDecoder", "PolicyError",
+           "SchedulePolicy", "build_network", "decode", "default_policy", "edge_lists",
+           "export_onnx", "heft_scores", "instance_scale", "online_schedule", "op_features",
+           "optimistic_cost", "policy_scores", "sample_scores", "torch_scores"]
 
 FEATURES: tuple[str, ...] = (
     "rank_u", "rank_d", "rank_sum", "mean_time", "min_time", "tail", "head", "best_speedup",

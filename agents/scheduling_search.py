@@ -283,9 +283,10 @@ def local_search(problem: BudgetedProblem, rng: np.random.Generator,
     """Local search over env decision sequences (see the module docstring) from the best of
     ``starts`` (each scored as one evaluation unless ``score_starts`` is False: they were
     already) until the budget is spent (with a time budget: until less time is left than the
-    longest round of moves took, so the search ends within it). ``proposal="policy"`` draws moves from a trained
-    :class:`~mlsysgym.agents.scheduling_agents.GraphSchedulingPolicy` ``policy``. Its counters
-    (moves, accepted, improvements, kicks, policy calls) go to ``problem.info``."""
+    longest round of moves took, so the search ends within it). ``proposal="policy"`` draws
+    moves from a trained :class:`~mlsysgym.agents.scheduling_agents.GraphSchedulingPolicy`
+    ``policy``. Its counters (moves, accepted, improvements, kicks, policy calls) go to
+    ``problem.info``."""
     if proposal not in ("policy", "uniform"):
         raise AgentConfigError(f"proposal must be 'policy' or 'uniform', not {proposal!r}")
     if proposal == "policy" and policy is None:
