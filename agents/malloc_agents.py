@@ -34,7 +34,7 @@ from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.simulators.memory import FAST, PREFETCH
 
 __all__ = ["LOCAL_SEARCH_HYPERPARAMETERS", "MCTS_MALLOC_HYPERPARAMETERS", "PILOT_HYPERPARAMETERS",
-           "PPO_MALLOC_HYPERPARAMETERS", "behaviour_clone", "greedy_policy", "heuristic_demo",
+           "PPO_MALLOC_HYPERPARAMETERS", "behaviour_clone", "episode_demo", "greedy_policy", "heuristic_demo",
            "local_search_malloc", "mcts_malloc", "pilot_malloc", "ppo_malloc"]
 
 MCTS_MALLOC_HYPERPARAMETERS: dict[str, list[Any]] = {
@@ -119,7 +119,12 @@ class _BestEpisode(gym.Wrapper):
 
 def heuristic_demo(env: MallocGameEnv) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The heuristic's episode as (stacked observations, actions, action masks)."""
-    acts = heuristic_actions(env)
+    return episode_demo(env, heuristic_actions(env))
+
+
+def episode_demo(env: MallocGameEnv, acts: Sequence[int]
+                 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The episode ``acts`` as (stacked observations, actions, action masks)."""
     obs, _ = env.reset()
     rows, masks = [], []
     for a in acts:

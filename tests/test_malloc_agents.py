@@ -450,6 +450,18 @@ def test_behaviour_clone_reproduces_the_heuristic():
     assert list(pred) == list(acts)
 
 
+def test_episode_demo_records_each_decision_before_it():
+    from mlsysgym.agents.malloc_agents import episode_demo
+
+    env = trap().make_env()
+    acts = [0] + [1] * (env.n_buffers - 1)          # the first buffer slow, the rest best fit
+    obs, got, masks = episode_demo(env, acts)
+    assert list(got) == acts and masks.shape == (env.n_buffers, env.action_space.n)
+    assert obs["progress"][:, 0] == pytest.approx(np.arange(env.n_buffers) / env.n_buffers)
+    assert masks[0, 0] and masks[np.arange(1, env.n_buffers), 1].all()   # every action legal
+    assert env.state.total_us < env.all_slow_time_us                       # the episode was played
+
+
 # ---- the experiment: one trial of each config, through the sweep's run_trial -----------------
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
