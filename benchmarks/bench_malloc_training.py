@@ -16,7 +16,11 @@ rule without a network (best fit in fast memory when that lowers the time now, e
 * ``bc`` — behaviour-cloned on the heuristic's episodes of every training instance (the
   start PPO's episodes then perturb);
 * ``bc+ppo`` — that start trained with PPO across the training instances;
-* ``ppo`` — PPO from the random start.
+* ``ppo`` — PPO from the random start;
+* ``imitation`` — behaviour-cloned on searched episodes: each training instance's heuristic
+  episode after up to ``--improvements`` first improvements of the ``learned`` agents' local
+  search (:func:`~mlsysgym.agents.learned_malloc.improved_episode`, XLA order, at most
+  ``--max-moves`` moves; no clock, so the same on any machine).
 
 Per instance: the greedy rollout's time and the best of ``--samples`` sampled rollouts, as %
 of the heuristic's time saved (positive: faster than the heuristic).
@@ -32,12 +36,13 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from mlsysgym.agents.malloc_agents import behaviour_clone, greedy_policy, heuristic_demo
+from mlsysgym.agents.malloc_agents import behaviour_clone, episode_demo, greedy_policy
 from mlsysgym.agents.malloc_baselines import heuristic_actions
 from mlsysgym.agents.problems import make_problem
 from mlsysgym.core.target import cpu_seconds, provenance
@@ -47,7 +52,7 @@ from mlsysgym.ir import workloads
 from mlsysgym.simulators.memory import MemoryInstance
 
 RESULTS = Path(__file__).parent / "results"
-ARMS = ("untrained", "bc", "bc+ppo", "ppo")
+ARMS = ("untrained", "bc", "bc+ppo", "ppo", "imitation")
 
 
 class AcrossGraphs(gym.Wrapper):
@@ -86,12 +91,12 @@ def _play(model: Any, env: MallocGameEnv, deterministic: bool) -> float:
     return float(info["time_us"])
 
 
-def heuristic_time(env: MallocGameEnv) -> float:
-    """The XLA-style heuristic's time (µs), replayed in ``env``."""
+def episode_time(env: MallocGameEnv, acts: Sequence[int]) -> float:
+    """The time (µs) of the episode ``acts``, replayed in ``env``."""
     env.reset()
     info: dict[str, Any] = {}
-    for a in heuristic_actions(env):
-        _, _, _, _, info = env.step(a)
+    for a in acts:
+        _, _, _, _, info = env.step(int(a))
     return float(info["time_us"])
 
 
@@ -114,11 +119,22 @@ def evaluate(model: Any, envs: dict[str, MallocGameEnv], base: dict[str, float],
     return rows
 
 
-def clone_demos(train_envs: Sequence[MallocGameEnv]) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """The heuristic's episodes of every training instance, stacked."""
-    demos = [heuristic_demo(e) for e in train_envs]
+def clone_demos(train_envs: Sequence[MallocGameEnv], episodes: Sequence[Sequence[int]]
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """One episode (actions) per training instance as stacked demonstrations."""
+    demos = [episode_demo(e, acts) for e, acts in zip(train_envs, episodes)]
     obs = {k: np.concatenate([d[0][k] for d in demos]) for k in demos[0][0]}
     return obs, np.concatenate([d[1] for d in demos]), np.concatenate([d[2] for d in demos])
+
+
+def searched_actions(name: str, improvements: int, max_moves: int) -> list[int]:
+    """The env actions of one training instance's searched episode (see the module doc)."""
+    from mlsysgym.agents.learned_malloc import improved_episode, start_episode
+
+    env = _env(workloads.MallocInstanceSpec.from_name(name))
+    builder, best, best_t = start_episode(env.problem, env.order)
+    best, _ = improved_episode(builder, best, best_t, env.n_offsets, improvements, max_moves)
+    return [int(a) for a in best]  # 0 slow, a ≥ 1 the a-th best-fit offset: the env's actions
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -130,7 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     train_specs = workloads.malloc_instances("train")
     train_envs = [_env(s) for s in train_specs]
     val_envs = {s.name: _env(s) for s in workloads.malloc_instances("validation")}
-    base = {k: heuristic_time(e) for k, e in val_envs.items()}
+    base = {k: episode_time(e, heuristic_actions(e)) for k, e in val_envs.items()}
     print(f"{len(train_envs)} training instances, {len(val_envs)} validation instances",
           file=sys.stderr, flush=True)
 
@@ -140,18 +156,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            n_epochs=4, learning_rate=args.learning_rate, ent_coef=0.0, seed=seed,
                            device="cpu", verbose=0, policy_kwargs={"net_arch": [args.hidden] * 2})
 
-    demos = clone_demos(train_envs)
+    demos = clone_demos(train_envs, [heuristic_actions(e) for e in train_envs])
+    if "imitation" in args.arms:
+        with ProcessPoolExecutor(args.workers) as pool:
+            searched = list(pool.map(searched_actions, [s.name for s in train_specs],
+                                     [args.improvements] * len(train_specs),
+                                     [args.max_moves] * len(train_specs)))
+        imitation = clone_demos(train_envs, searched)
+        teacher = [100 * (1 - episode_time(e, a) / episode_time(e, heuristic_actions(e)))
+                   for e, a in zip(train_envs, searched)]
     out: dict[str, Any] = {"train_instances": [s.name for s in train_specs],
                            "demo_steps": len(demos[1]),
+                           "searched_vs_heuristic_pct": teacher if "imitation" in args.arms else None,
                            "arms": {"greedy rule": [{"seed": 0, "cpu_s": 0.0, "wall_s": 0.0, "bc_loss": None,
                                                      "rows": evaluate(None, val_envs, base, 0, 0)}]}}
     for seed in args.seeds:
-        for arm in ARMS:
+        for arm in args.arms:
             c0, t0 = cpu_seconds(), time.perf_counter()
             model = new_model(seed)
             loss = None
-            if arm.startswith("bc"):
-                loss = behaviour_clone(model, *demos, epochs=args.bc_epochs)
+            if arm.startswith("bc") or arm == "imitation":
+                loss = behaviour_clone(model, *(demos if arm != "imitation" else imitation),
+                                       epochs=args.bc_epochs)
             if arm.endswith("ppo"):
                 model.learn(total_timesteps=args.timesteps)
             train = {"cpu_s": cpu_seconds() - c0, "wall_s": time.perf_counter() - t0, "bc_loss": loss}
@@ -180,6 +206,11 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
             b = np.array([x["best_pct"] for x in r["rows"]])
             lines.append(f"| {arm} | {r['seed']} | {g.mean():+.2f} % | {b.mean():+.2f} % | "
                          f"{int((g < -1e-9).sum())}/{len(g)} | {r['cpu_s']:.0f} |")
+    if res.get("searched_vs_heuristic_pct"):
+        lines += ["", (f"Imitation's teacher: the searched episodes save "
+                       f"{np.mean(res['searched_vs_heuristic_pct']):.2f} % of the heuristic's time "
+                       f"on the training instances (mean; {args.improvements} improvements, "
+                       f"{args.max_moves} moves at most).")]
     lines += ["", f"Best of rollouts: the greedy and {args.samples} sampled rollouts.", "",
               "## Per instance, greedy (first seed)", "",
               "| instance | buffers | " + " | ".join(res["arms"]) + " |",
@@ -201,12 +232,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--learning-rate", type=float, default=3e-4)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
+    ap.add_argument("--improvements", type=int, default=64, help="imitation: first improvements")
+    ap.add_argument("--max-moves", type=int, default=256, help="imitation: moves tried at most")
+    ap.add_argument("--workers", type=int, default=2, help="processes for the searched episodes")
     ap.add_argument("--out", type=Path, default=RESULTS / "malloc_training.md")
     args = ap.parse_args(argv)
-    if min(args.timesteps, args.bc_epochs, args.n_steps, args.batch_size, args.hidden) < 1 \
+    if min(args.timesteps, args.bc_epochs, args.n_steps, args.batch_size, args.hidden,
+           args.improvements, args.max_moves, args.workers) < 1 \
             or args.samples < 0:
-        ap.error("--timesteps, --bc-epochs, --n-steps, --batch-size and --hidden must be ≥ 1, "
-                 "--samples ≥ 0")
+        ap.error("--timesteps, --bc-epochs, --n-steps, --batch-size, --hidden, --improvements, "
+                 "--max-moves and --workers must be ≥ 1, --samples ≥ 0")
     res = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(
