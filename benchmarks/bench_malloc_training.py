@@ -195,7 +195,7 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     lines = ["# How to train a mallocGame policy across graphs: validation split, zero-shot", "",
              f"Command: `{' '.join(sys.argv)}`", "",
              (f"MaskablePPO trained on the {len(res['train_instances'])} train-split instances "
-              f"(behaviour cloning: {res['demo_steps']} heuristic decisions); % of the XLA-style "
+              f"(behaviour cloning: {res['demo_steps']} decisions, one episode per instance); % of the XLA-style "
               "heuristic's time saved on the 15 validation instances (families gpt, efficientnet; "
               "never trained on), mean over instances, per seed; positive is faster."), "",
              "| arm | seed | greedy | best of rollouts | worse than heuristic (greedy) | training CPU s |",
