@@ -9,12 +9,12 @@ It is computed once per instance (one ONNX Runtime call, no torch).
 
 Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
 
-1. :func:`guided_search` for at most half the time (``lns_share``): the heuristic's episode
-   (or the greedy completion's, when faster), then first-improvement local search — change
-   one buffer's decision (slow ↔ best fit, or the second candidate offset), complete the
-   buffers after it greedily (best fit whenever it fits and lowers the time), eject newcomers
-   (as ``local_search``'s ejection chains) while no better — with the moves in XLA order
-   (most memory-bound first; equal priorities in a seeded random order);
+1. :func:`guided_search` for at most half the time (``lns_share``): the heuristic's episode,
+   then first-improvement local search — change one buffer's decision (slow ↔ best fit, or
+   the second candidate offset), complete the buffers after it greedily (best fit whenever it
+   fits and lowers the time), eject newcomers (as ``local_search``'s ejection chains) while
+   no better — with the moves in XLA order (most memory-bound first; equal priorities in a
+   seeded random order);
 2. :func:`lns_phase` until the end: large-neighbourhood search
    (:mod:`~mlsysgym.agents.malloc_lns`), CP-SAT re-deciding the few dozen buffers around a
    centre buffer at a time.
@@ -440,10 +440,8 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
                   max_passes: int = 8, heur: np.ndarray | None = None,
                   rescore: Callable[[np.ndarray], np.ndarray] | None = None,
                   adopt: bool = True, defer: np.ndarray | None = None,
-                  greedy_start: bool = True) -> tuple[_Builder, list[int]]:
-    """The heuristic's episode (with ``greedy_start``, the greedy completion's — every buffer in
-    XLA order best fit when it fits and lowers the time — where that is faster), then
-    first-improvement local search over one-decision changes
+                  ) -> tuple[_Builder, list[int]]:
+    """The heuristic's episode, then first-improvement local search over one-decision changes
     (the positions in :func:`_move_order` by ``scores``, per buffer in problem order, or XLA
     order without, the buffers of the mask ``defer`` last; the alternatives of
     :func:`_alternatives`, completed greedily and extended by :func:`_try_move`'s ejections)
@@ -472,10 +470,6 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     problem.info["submit_s"] = time.perf_counter() - t0
     deadline = t_start + 0.95 * limit - 2.0 * problem.info["submit_s"]
     start_t = best_t
-    if greedy_start:
-        greedy, greedy_t = builder.run(GREEDY)
-        if greedy_t < best_t - 1e-9:
-            best, best_t = greedy, greedy_t
     sc = None if scores is None else np.asarray(scores, np.float64)[order]
     dm = None if defer is None else np.asarray(defer, bool)[order]
     tried = improvements = passes = 0
@@ -562,7 +556,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
-                   prune: bool = True, greedy_start: bool = True) -> None:
+                   prune: bool = True) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -578,7 +572,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     the earlier versions (local search only): with ``prune`` the moves in XLA order, those the
     network gives less than even odds of lowering the time (logit < 0) last; without, all
     moves by the network's score; with ``rescore`` every pass after the first rescored on the
-    best episode. ``adopt``, ``greedy_start``: as :func:`guided_search`'s."""
+    best episode. ``adopt``: as :func:`guided_search`'s."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
@@ -600,7 +594,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         problem.info["inference_s"] = time.perf_counter() - t1
         builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s
                                       - (time.perf_counter() - t0), chain_depth=chain_depth,
-                                      heur=heur, adopt=adopt, greedy_start=greedy_start)
+                                      heur=heur, adopt=adopt)
         t2 = time.perf_counter()
         scores = score(_fast_mask(order, best) if rescore else heur)
         problem.info["inference_s"] += time.perf_counter() - t2
@@ -612,24 +606,21 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     guided_search(problem, rng, None if prune else scores,
                   seconds=time_limit_s - (time.perf_counter() - t0), chain_depth=chain_depth,
                   heur=heur, rescore=(lambda f: score(f) < 0 if prune else score(f))
-                  if rescore else None, adopt=adopt, defer=scores < 0 if prune else None,
-                  greedy_start=greedy_start)
+                  if rescore else None, adopt=adopt, defer=scores < 0 if prune else None)
 
 
 @register_agent("learned_no_network", kinds=("malloc",))
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
-                      lns_share: float = LNS_SHARE, adopt: bool = True,
-                      greedy_start: bool = True) -> None:
+                      lns_share: float = LNS_SHARE, adopt: bool = True) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
-    :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt``, ``greedy_start``
-    as there)."""
+    :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt`` as there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     deadline = time.perf_counter() + 0.95 * min(time_limit_s, problem.time_left_s)
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
-                                  chain_depth=chain_depth, adopt=adopt, greedy_start=greedy_start)
+                                  chain_depth=chain_depth, adopt=adopt)
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline)
 
