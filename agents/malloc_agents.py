@@ -34,8 +34,8 @@ from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.simulators.memory import FAST, PREFETCH
 
 __all__ = ["LOCAL_SEARCH_HYPERPARAMETERS", "MCTS_MALLOC_HYPERPARAMETERS", "PILOT_HYPERPARAMETERS",
-           "PPO_MALLOC_HYPERPARAMETERS", "behaviour_clone", "episode_demo", "greedy_policy", "heuristic_demo",
-           "local_search_malloc", "mcts_malloc", "pilot_malloc", "ppo_malloc"]
+           "PPO_MALLOC_HYPERPARAMETERS", "behaviour_clone", "episode_demo", "greedy_policy",
+           "heuristic_demo", "local_search_malloc", "mcts_malloc", "pilot_malloc", "ppo_malloc"]
 
 MCTS_MALLOC_HYPERPARAMETERS: dict[str, list[Any]] = {
     **MCTS_HYPERPARAMETERS, "start_from_heuristic": [True, False], "rollouts": [True, False]}
