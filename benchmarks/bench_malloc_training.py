@@ -45,6 +45,7 @@ import numpy as np
 from mlsysgym.agents.malloc_agents import behaviour_clone, episode_demo, greedy_policy
 from mlsysgym.agents.malloc_baselines import heuristic_actions
 from mlsysgym.agents.problems import make_problem
+from mlsysgym.agents.sequential import replay_episode
 from mlsysgym.core.target import cpu_seconds, provenance
 from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.experiments.report import stamp_markdown
@@ -92,11 +93,11 @@ def _play(model: Any, env: MallocGameEnv, deterministic: bool) -> float:
 
 
 def episode_time(env: MallocGameEnv, acts: Sequence[int]) -> float:
-    """The time (µs) of the episode ``acts``, replayed in ``env``."""
-    env.reset()
-    info: dict[str, Any] = {}
-    for a in acts:
-        _, _, _, _, info = env.step(int(a))
+    """The time (µs) of the episode ``acts``, replayed in ``env`` (ValueError if it does not
+    replay to the end inside the masks)."""
+    _, finished, info = replay_episode(env, acts)
+    if not finished:
+        raise ValueError(f"the episode does not replay in {env.problem.name}")
     return float(info["time_us"])
 
 
@@ -156,7 +157,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            n_epochs=4, learning_rate=args.learning_rate, ent_coef=0.0, seed=seed,
                            device="cpu", verbose=0, policy_kwargs={"net_arch": [args.hidden] * 2})
 
-    demos = clone_demos(train_envs, [heuristic_actions(e) for e in train_envs])
+    heuristic = [heuristic_actions(e) for e in train_envs]
+    demos = clone_demos(train_envs, heuristic)
     teacher, teacher_cpu_s = None, None
     if "imitation" in args.arms:
         c0 = cpu_seconds()
@@ -166,8 +168,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      [args.max_moves] * len(train_specs)))
         teacher_cpu_s = cpu_seconds() - c0
         imitation = clone_demos(train_envs, searched)
-        teacher = [100 * (1 - episode_time(e, a) / episode_time(e, heuristic_actions(e)))
-                   for e, a in zip(train_envs, searched)]
+        teacher = [100 * (1 - episode_time(e, a) / episode_time(e, h))
+                   for e, a, h in zip(train_envs, searched, heuristic)]
     out: dict[str, Any] = {"train_instances": [s.name for s in train_specs],
                            "demo_steps": len(demos[1]),
                            "searched_vs_heuristic_pct": teacher, "searched_cpu_s": teacher_cpu_s,
