@@ -15,9 +15,10 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
    fits and lowers the time), eject newcomers (as ``local_search``'s ejection chains) while
    no better — with the moves in XLA order (most memory-bound first; equal priorities in a
    seeded random order);
-2. :func:`lns_phase` until the end: large-neighbourhood search
-   (:mod:`~mlsysgym.agents.malloc_lns`), CP-SAT re-deciding the few dozen buffers around a
-   centre buffer at a time.
+2. :func:`lns_phase` until the end: CP-SAT re-decides every buffer of one size at once, class
+   by class (``sweep_s`` seconds each), then large-neighbourhood search
+   (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
+   buffer at a time.
 
 * ``learned`` — the centres are drawn by the LNS policy's scores
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
@@ -54,7 +55,7 @@ from mlsysgym.agents.malloc_baselines import (
     mode_actions,
     xla_greedy,
 )
-from mlsysgym.agents.malloc_lns import lns, total_time
+from mlsysgym.agents.malloc_lns import class_sweep, lns, total_time
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
 from mlsysgym.agents.sequential import episode_design
@@ -513,9 +514,13 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     return builder, best
 
 
+SWEEP_S = 3.0  # seconds per size class in lns_phase's class sweep (0: none)
+
+
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
               best: list[int], *, deadline: float, scores: np.ndarray | None = None,
-              mix: float = 0.5, adapt: bool = True, replay_share: float = 0.1) -> None:
+              mix: float = 0.5, adapt: bool = True, sweep_s: float = SWEEP_S,
+              replay_share: float = 0.1) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -531,10 +536,12 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     start, start_t = builder.state.placement, builder.state.total_us
     submit_s = problem.info.get("submit_s", 0.0)
     keep = max(replay_share * (deadline - time.perf_counter()), 4.0 * submit_s)
-    placed, info = lns(mp.instance, start, rng, deadline=deadline - keep, scores=scores,
+    placed, found = (class_sweep(mp.instance, start, deadline=deadline - keep, repair_s=sweep_s,
+                                 seed=int(rng.integers(2**31))) if sweep_s > 0 else (start, 0))
+    placed, info = lns(mp.instance, placed, rng, deadline=deadline - keep, scores=scores,
                        mix=mix, adapt=adapt)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
-                        network_repairs=info["network_repairs"])
+                        network_repairs=info["network_repairs"], class_improvements=found)
     if total_time(mp.instance, placed.mode) < start_t - 1e-9 * start_t:
         packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
         actions = (actions_for(mp.env, packed) if packed is not None
@@ -556,7 +563,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
-                   prune: bool = True) -> None:
+                   prune: bool = True, sweep_s: float = SWEEP_S) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -572,10 +579,11 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     the earlier versions (local search only): with ``prune`` the moves in XLA order, those the
     network gives less than even odds of lowering the time (logit < 0) last; without, all
     moves by the network's score; with ``rescore`` every pass after the first rescored on the
-    best episode. ``adopt``: as :func:`guided_search`'s."""
+    best episode. ``adopt``: as :func:`guided_search`'s; ``sweep_s``: as :func:`lns_phase`'s."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
+    _check_sweep(sweep_s)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
     deadline = t0 + 0.95 * min(time_limit_s, problem.time_left_s)
@@ -599,7 +607,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         scores = score(_fast_mask(order, best) if rescore else heur)
         problem.info["inference_s"] += time.perf_counter() - t2
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
-                  adapt=lns_adapt)
+                  adapt=lns_adapt, sweep_s=sweep_s)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -612,17 +620,25 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 @register_agent("learned_no_network", kinds=("malloc",))
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
-                      lns_share: float = LNS_SHARE, adopt: bool = True) -> None:
+                      lns_share: float = LNS_SHARE, adopt: bool = True,
+                      sweep_s: float = SWEEP_S) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
-    :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt`` as there)."""
+    :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt``, ``sweep_s`` as
+    there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
+    _check_sweep(sweep_s)
     deadline = time.perf_counter() + 0.95 * min(time_limit_s, problem.time_left_s)
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
                                   chain_depth=chain_depth, adopt=adopt)
     if lns_share > 0:
-        lns_phase(problem, rng, builder, best, deadline=deadline)
+        lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s)
+
+
+def _check_sweep(seconds: float) -> None:
+    if not (isinstance(seconds, (int, float)) and seconds >= 0):
+        raise AgentConfigError(f"sweep_s must be a number >= 0; got {seconds!r}")
 
 
 def _check_fraction(name: str, value: float) -> None:

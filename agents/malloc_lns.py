@@ -3,9 +3,10 @@ at a time, the rest fixed.
 
 A step picks a centre buffer (at random, by per-buffer weights: uniform, or a network's), frees
 the buffers whose live ranges overlap the centre's (up to ``size``, nearest in time first) and
-lets CP-SAT choose for each of them slow or fast at any offset (:func:`repair`: the fixed fast
-buffers that overlap them in time are fixed rectangles of the 2-D no-overlap; the objective is
-the time of the ops they use). It reaches placements that changing one decision at a time cannot:
+lets CP-SAT choose for each of them slow or fast at any offset (:func:`repair`: each may only
+take the address gaps that the fixed fast buffers alive with it leave, the domain of its
+offset; a 2-D no-overlap keeps the freed buffers apart; the objective is the time of the ops
+they use). It reaches placements that changing one decision at a time cannot:
 several buffers swapped at once, at offsets no greedy fit would pick. A centre whose repair
 finds nothing is not drawn again until a repair elsewhere changes a buffer that overlaps its
 neighbourhood in time (its sub-problem is otherwise the same). Time depends only on the modes,
@@ -24,12 +25,13 @@ from mlsysgym.simulators.memory import (
     SLOW,
     MemoryInstance,
     Placement,
+    free_gaps,
     memory_boundedness,
     memory_time,
 )
 
-__all__ = ["candidates", "lns", "neighbourhood", "repair", "repair_gain", "total_time",
-           "uniform_share"]
+__all__ = ["candidates", "class_sweep", "lns", "neighbourhood", "repair", "repair_gain",
+           "size_classes", "total_time", "uniform_share"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 PRIOR_S = 1.0  # lns(adapt=True): each centre source's prior time (s) ...
@@ -46,30 +48,37 @@ def repair(p: MemoryInstance, placement: Placement, free: np.ndarray, *, seconds
     """``placement`` with the buffers ``free`` (FAST or SLOW there) re-decided by CP-SAT, each
     slow or fast at any offset, in at most ``seconds`` (1 worker), the rest as they are; the
     solver's best (hinted with the current decisions, so never worse), or None if it found
-    none. Buffers larger than the capacity stay slow."""
+    none. Buffers that fit in no gap the others leave stay slow. (The fixed buffers enter as
+    offset domains, not as fixed rectangles of the no-overlap: CP-SAT's presolve of a few
+    hundred fixed rectangles can take seconds past its time limit.)"""
     from ortools.sat.python import cp_model
 
     free = np.asarray(free, np.int64)
     free = free[(p.size[free] <= p.capacity_bytes) & (placement.mode[free] != PREFETCH)]
+    base = placement.mode.copy()
+    base[free] = SLOW
+    fixed = np.flatnonzero(base != SLOW)
+    rs, re = p.residency(base)[fixed], p.end[fixed]
+    f_lo, f_hi = placement.offset[fixed], placement.offset[fixed] + p.size[fixed]
+    gaps = {}  # per free buffer: the offsets the fixed buffers alive with it leave free
+    for b in free:
+        alive = (rs <= p.end[b]) & (re >= p.start[b])
+        g_lo, g_hi = free_gaps(f_lo[alive], f_hi[alive], int(p.capacity_bytes))
+        fit = g_hi - g_lo >= p.size[b]
+        if fit.any():
+            gaps[int(b)] = [[int(a), int(z - p.size[b])] for a, z in zip(g_lo[fit], g_hi[fit])]
+    free = np.array(sorted(gaps), np.int64)
     if free.size == 0:
         return None
     scale = RESOLUTION / p.all_slow_time_us
-    base = placement.mode.copy()
-    base[free] = SLOW
     m = cp_model.CpModel()
-    x = {int(b): m.new_bool_var(f"x{b}") for b in free}
-    off = {int(b): m.new_int_var(0, int(p.capacity_bytes - p.size[b]), f"o{b}") for b in free}
+    x = {b: m.new_bool_var(f"x{b}") for b in gaps}
+    off = {b: m.new_int_var_from_domain(cp_model.Domain.from_intervals(g), f"o{b}")
+           for b, g in gaps.items()}
     t_rects = [m.new_optional_fixed_size_interval_var(int(p.start[b]), int(p.end[b] - p.start[b] + 1),
                                                       x[b], f"t{b}") for b in x]
     a_rects = [m.new_optional_fixed_size_interval_var(off[b], int(p.size[b]), x[b], f"a{b}")
                for b in x]
-    fixed = np.flatnonzero(base != SLOW)
-    rs, re = p.residency(base)[fixed], p.end[fixed]
-    near = ((rs[:, None] <= p.end[free][None, :]) & (re[:, None] >= p.start[free][None, :])).any(1)
-    for b, s, e in zip(fixed[near], rs[near], re[near]):
-        t_rects.append(m.new_fixed_size_interval_var(int(s), int(e - s + 1), f"ft{b}"))
-        a_rects.append(m.new_fixed_size_interval_var(int(placement.offset[b]), int(p.size[b]),
-                                                     f"fa{b}"))
     m.add_no_overlap_2d(t_rects, a_rects)
     uses = np.concatenate([np.arange(p.use_ptr[b], p.use_ptr[b + 1]) for b in free])
     owner = np.repeat(free, np.diff(p.use_ptr)[free])
@@ -91,7 +100,8 @@ def repair(p: MemoryInstance, placement: Placement, free: np.ndarray, *, seconds
     m.minimize(sum(times))
     for b, lit in x.items():
         m.add_hint(lit, int(placement.mode[b] == FAST))
-        m.add_hint(off[b], int(placement.offset[b]) if placement.mode[b] == FAST else 0)
+        m.add_hint(off[b], int(placement.offset[b]) if placement.mode[b] == FAST
+                   else gaps[b][0][0])
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = float(seconds)
     solver.parameters.num_workers = 1
@@ -132,6 +142,35 @@ def repair_gain(p: MemoryInstance, placement: Placement, centre: int, rng: np.ra
     new = repair(p, placement, neighbourhood(p, centre, size, candidates(p, placement), rng),
                  seconds=repair_s, seed=int(rng.integers(2**31)))
     return 0.0 if new is None else max(t - total_time(p, new.mode), 0.0) / t
+
+
+def size_classes(p: MemoryInstance, placement: Placement) -> list[np.ndarray]:
+    """The :func:`candidates` grouped by size (classes of two or more buffers), the class whose
+    buffers could save the most time alone first (Σ of their memory-boundedness × √size)."""
+    cand = np.flatnonzero(candidates(p, placement))
+    sizes, inverse, counts = np.unique(p.size[cand], return_inverse=True, return_counts=True)
+    gain = np.bincount(inverse, np.maximum(memory_boundedness(p)[cand], 0.0)
+                       * np.sqrt(p.size[cand]), len(sizes))
+    return [cand[inverse == k] for k in np.argsort(-gain, kind="stable") if counts[k] > 1]
+
+
+def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
+                repair_s: float = 1.0, seed: int = 0) -> tuple[Placement, int]:
+    """One :func:`repair` of each of the :func:`size_classes` in turn (``repair_s`` each, less
+    if ``deadline`` (perf_counter) is nearer) until ``deadline``, keeping each result that is
+    faster. Buffers of one size can trade places at the same addresses, so CP-SAT re-decides
+    a whole class at once where neighbourhoods in time would need many steps. Returns the best
+    placement and the number of improving repairs."""
+    best, best_t, found = placement, total_time(p, placement.mode), 0
+    for cls in size_classes(p, placement):
+        left = deadline - time.perf_counter()
+        if left < 0.05:
+            break
+        new = repair(p, best, cls, seconds=min(repair_s, left), seed=seed)
+        t = np.inf if new is None else total_time(p, new.mode)
+        if t < best_t - 1e-9 * best_t:
+            best, best_t, found = new, t, found + 1
+    return best, found
 
 
 def uniform_share(saved: np.ndarray, spent: np.ndarray) -> float:

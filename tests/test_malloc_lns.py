@@ -14,15 +14,25 @@ from mlsysgym.agents.base import AgentConfigError
 from mlsysgym.agents.malloc_baselines import xla_greedy
 from mlsysgym.agents.malloc_lns import (
     candidates,
+    class_sweep,
     lns,
     neighbourhood,
     repair,
     repair_gain,
+    size_classes,
     total_time,
     uniform_share,
 )
 from mlsysgym.agents.problems import make_problem
-from mlsysgym.simulators.memory import FAST, SLOW, MemorySystem, build_instance, validate
+from mlsysgym.ir.graph import Graph, Op, Role, Tensor
+from mlsysgym.simulators.memory import (
+    FAST,
+    SLOW,
+    MemorySystem,
+    Placement,
+    build_instance,
+    validate,
+)
 
 from tests.test_learned_malloc import UNIT_KW, greedy_trap
 
@@ -116,3 +126,38 @@ def test_agents_with_lns_find_the_optimum_and_check_the_share():
     assert res.info["repairs"] >= 1
     with pytest.raises(AgentConfigError, match="lns_share"):
         search("learned_no_network", problem, 5, lns_share=1.5)
+    with pytest.raises(AgentConfigError, match="sweep_s"):
+        search("learned_no_network", problem, 5, sweep_s=-1)
+
+
+def twins() -> Graph:
+    """p and q (100 B each) live together at op0; p is read again at op1. s (4 B) and o (8 B)
+    are the ops' outputs."""
+    sizes = {"p": 100, "q": 100, "s": 4, "o": 8}
+    roles = {"p": Role.INPUT, "q": Role.INPUT, "s": Role.ACTIVATION, "o": Role.OUTPUT}
+    tensors = {t: Tensor(t, (n,), "float8", 1, roles[t]) for t, n in sizes.items()}
+    ops = (Op("op0", "Custom", ("p", "q"), ("s",), {}, 0, 0, 0, 0),
+           Op("op1", "Custom", ("p", "s"), ("o",), {}, 0, 0, 0, 0))
+    return Graph("twins", ops, tensors, ("p", "q"), ("o",))
+
+
+def test_class_sweep_trades_buffers_of_one_size():
+    # 1 B/µs slow, 4 B/µs fast, no compute. All slow: op0 100 + 100 + 4, op1 100 + 4 + 8 = 316.
+    # q fast (a 100-B memory holds one of the twins): op0 100 + 25 + 4 = 129, op1 112 -> 241;
+    # p fast instead: op0 25 + 100 + 4 = 129, op1 25 + 4 + 8 = 37 -> 166, and nothing else fits
+    inst = build_instance(twins(), capacity_bytes=100, system=MemorySystem(**UNIT_KW))
+    p, q = inst.index("p"), inst.index("q")
+    mode = np.full(inst.n_buffers, SLOW)
+    mode[q] = FAST
+    offset = np.full(inst.n_buffers, -1)
+    offset[q] = 0
+    start = Placement(mode, offset)
+    validate(inst, start)
+    assert total_time(inst, start.mode) == pytest.approx(241.0)
+    assert [list(c) for c in size_classes(inst, start)] == [sorted([p, q])]  # s, o: one each
+    best, found = class_sweep(inst, start, deadline=time.perf_counter() + 10)
+    validate(inst, best)
+    assert found == 1 and total_time(inst, best.mode) == pytest.approx(166.0)
+    assert best.mode[p] == FAST and best.mode[q] == SLOW
+    late, none = class_sweep(inst, start, deadline=time.perf_counter() - 1)
+    assert none == 0 and late is start
