@@ -11,7 +11,8 @@ several buffers swapped at once, at offsets no greedy fit would pick. A centre w
 finds nothing is not drawn again until a repair elsewhere changes a buffer that overlaps its
 neighbourhood in time (its sub-problem is otherwise the same). Time depends only on the modes,
 so the agents (:func:`~mlsysgym.agents.learned_malloc.lns_phase`) replay the final placement in
-the env with its modes at the env's candidate offsets.
+the env with its modes at the env's candidate offsets. Before the LNS they run
+:func:`class_sweep`: one repair per class of equal-size buffers (:func:`size_classes`).
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
             "buffers": int(problem.instance.n_buffers), "wall_s": wall, "status": res.status,
             "inference_s": res.info.get("inference_s"), "moves": res.info.get("moves"),
             "passes": res.info.get("passes"), "repairs": res.info.get("repairs"),
-            "network_repairs": res.info.get("network_repairs"), "off": off,
+            "network_repairs": res.info.get("network_repairs"),
+            "class_improvements": res.info.get("class_improvements"), "off": off,
             "options": dict(options), "load": os.getloadavg()[0]}
 
 
