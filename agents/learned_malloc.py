@@ -16,7 +16,8 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
    no better — with the moves in XLA order (most memory-bound first; equal priorities in a
    seeded random order);
 2. :func:`lns_phase` until the end: CP-SAT re-decides every buffer of one size at once, class
-   by class (``sweep_s`` seconds each), then large-neighbourhood search
+   by class (0.5 s each, then ``sweep_s`` seconds for those that needed more), then
+   large-neighbourhood search
    (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
    buffer at a time.
 
@@ -514,7 +515,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     return builder, best
 
 
-SWEEP_S = 3.0  # seconds per size class in lns_phase's class sweep (0: none)
+SWEEP_S = 3.0  # lns_phase's class sweep: seconds for a class its first pass left late (0: none)
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
@@ -530,7 +531,10 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     failing that by :func:`~mlsysgym.agents.malloc_baselines.mode_actions` (or
     :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode in
     time), submitted when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
-    are drawn (None: uniformly), as there. ``info``: repairs, improvements, network_repairs."""
+    are drawn (None: uniformly), as there. With ``sweep_s`` > 0 the LNS starts after a
+    :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
+    ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s).
+    ``info``: repairs, improvements, network_repairs, class_improvements."""
     mp = malloc_of(problem)
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
