@@ -56,7 +56,7 @@ from mlsysgym.agents.malloc_baselines import (
     mode_actions,
     xla_greedy,
 )
-from mlsysgym.agents.malloc_lns import class_sweep, lns, total_time
+from mlsysgym.agents.malloc_lns import SWEEP_S, class_sweep, lns, total_time
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
 from mlsysgym.agents.sequential import episode_design
@@ -513,9 +513,6 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     if best_t < start_t - 1e-9:
         problem.evaluate_one(episode_design(best))
     return builder, best
-
-
-SWEEP_S = 3.0  # lns_phase's class sweep: seconds for a class its first pass left late (0: none)
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,

@@ -31,10 +31,11 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["candidates", "class_sweep", "lns", "neighbourhood", "repair", "repair_gain",
-           "size_classes", "total_time", "uniform_share"]
+__all__ = ["SWEEP_S", "candidates", "class_sweep", "lns", "neighbourhood", "repair",
+           "repair_gain", "size_classes", "total_time", "uniform_share"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
+SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
 PRIOR_S = 1.0  # lns(adapt=True): each centre source's prior time (s) ...
 PRIOR_GAIN = 1e-3  # ... and prior saving (fraction of the start time), shared by its mix
 
@@ -156,7 +157,7 @@ def size_classes(p: MemoryInstance, placement: Placement) -> list[np.ndarray]:
 
 
 def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
-                repair_s: float = 3.0, first_s: float = 0.5,
+                repair_s: float = SWEEP_S, first_s: float = 0.5,
                 seed: int = 0) -> tuple[Placement, int]:
     """A :func:`repair` of each of the :func:`size_classes` in turn until ``deadline``
     (perf_counter), keeping each result that is faster: first ``first_s`` seconds each, then
