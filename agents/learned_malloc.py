@@ -13,21 +13,22 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
    then first-improvement local search — change one buffer's decision (slow ↔ best fit, or
    the second candidate offset), complete the buffers after it greedily (best fit whenever it
    fits and lowers the time), eject newcomers (as ``local_search``'s ejection chains) while
-   no better — with the moves in XLA order (most memory-bound first; equal priorities in a
-   seeded random order);
+   no better;
 2. :func:`lns_phase` until the end: CP-SAT re-decides every buffer of one size at once, class
    by class (0.5 s each, then ``sweep_s`` seconds for those that needed more), then
    large-neighbourhood search
    (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
    buffer at a time.
 
-* ``learned`` — the centres are drawn by the LNS policy's scores
+* ``learned`` — the local search tries its moves by the move policy's score, highest first
+  (``agents/policies/malloc_gnn.onnx``, trained on :func:`move_gains`), and the LNS
+  centres are drawn by the LNS policy's scores
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
   around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly,
   half the time each at first, then each way in proportion to the time its repairs have
   saved per second on this instance;
-* ``learned_no_network`` — all centres uniformly: the ablation "same search without the
-  network".
+* ``learned_no_network`` — the moves in XLA order, all centres uniformly: the ablation
+  "same search without the network".
 
 With ``lns_share=0``, ``learned`` is the earlier local search alone, its moves ordered by
 the move policy (``agents/policies/malloc_gnn.onnx``, trained on :func:`move_gains`): XLA
@@ -564,14 +565,17 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
-                   prune: bool = True, sweep_s: float = SWEEP_S) -> None:
+                   prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = True,
+                   move_policy: str | None = None) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
     :data:`POLICY_PATH`).
 
-    With ``lns_share`` > 0 (default 0.5): the ablation's :func:`guided_search` (no network)
-    for at most 1 − ``lns_share`` of the time, then large-neighbourhood search until the end
+    With ``lns_share`` > 0 (default 0.5): :func:`guided_search` for at most 1 − ``lns_share``
+    of the time, its moves by the move policy's score, highest first (``move_policy``, default
+    :data:`POLICY_PATH`; with ``order_moves`` off in XLA order, as the ablation), then
+    large-neighbourhood search until the end
     whose neighbourhood centres are drawn by the network's scores or uniformly, a share
     ``lns_mix`` of the time uniformly — with ``lns_adapt`` (default) only at first: then each
     way in proportion to the time its repairs saved per second (``malloc_lns.lns``). The
@@ -595,13 +599,14 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     x, edges, attr = instance_graph(inst, order, heur=heur)
     col = NODE_FEATURES.index("heuristic_fast")
 
-    def score(fast: np.ndarray) -> np.ndarray:
+    def score(fast: np.ndarray, by: Any = net) -> np.ndarray:
         x[:, col] = fast
-        return net(x, edges, attr)[0][:, 0].astype(np.float64)
+        return by(x, edges, attr)[0][:, 0].astype(np.float64)
 
     if lns_share > 0:
+        moves = score(heur, load_policy(move_policy or POLICY_PATH)[0]) if order_moves else None
         problem.info["inference_s"] = time.perf_counter() - t1
-        builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s
+        builder, best = guided_search(problem, rng, moves, seconds=(1 - lns_share) * time_limit_s
                                       - (time.perf_counter() - t0), chain_depth=chain_depth,
                                       heur=heur, adopt=adopt)
         t2 = time.perf_counter()

@@ -60,7 +60,7 @@ from mlsysgym.ir import generators, zoo
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
 from mlsysgym.ir.graph import Graph, Op, Tensor
 
-__all__ = ["FAMILIES", "FRESH2_TEST_CAPACITIES", "FRESH3_TEST_CAPACITIES", "FRESH4_TEST_CAPACITIES", "FRESH5_TEST_CAPACITIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS",
+__all__ = ["FAMILIES", "FRESH2_TEST_CAPACITIES", "FRESH3_TEST_CAPACITIES", "FRESH4_TEST_CAPACITIES", "FRESH5_TEST_CAPACITIES", "FRESH6_TEST_CAPACITIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS",
            "MULTI_TENANT", "SPLITS", "SPLITS_VERSION", "TEST_CAPACITY_SETS", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
            "MallocInstanceSpec", "SchedulingInstanceSpec", "UnknownSplitError", "WorkloadSpec",
            "concurrent", "concurrent_workload", "malloc_instances", "resolve", "scheduling_instances",
@@ -325,10 +325,14 @@ FRESH5_TEST_CAPACITIES = (0.05, 0.11, 0.16, 0.27)
 """A fifth fresh test set for issue #21 (the ninth evaluation: the class sweep in two passes),
 declared 2026-12-06 before any agent ran on it, after the fourth had been used once; chosen
 as the second was."""
+FRESH6_TEST_CAPACITIES = (0.07, 0.13, 0.19, 0.33)
+"""A sixth fresh test set for issue #21 (the tenth evaluation: the local search's moves ordered
+by the move policy before the class sweep and the LNS), declared 2026-12-06 before any agent
+ran on it, after the fifth had been used once; chosen as the second was."""
 TEST_CAPACITY_SETS: dict[str, tuple[float, ...]] = {
     "fresh": FRESH_TEST_CAPACITIES, "fresh2": FRESH2_TEST_CAPACITIES,
     "fresh3": FRESH3_TEST_CAPACITIES, "fresh4": FRESH4_TEST_CAPACITIES,
-    "fresh5": FRESH5_TEST_CAPACITIES}
+    "fresh5": FRESH5_TEST_CAPACITIES, "fresh6": FRESH6_TEST_CAPACITIES}
 """The declared fresh test sets by name (``bench_learned_malloc.py --fresh NAME``)."""
 SCHEDULING_PLATFORMS = ("soc_npu", "balanced")
 """Scheduling platforms: presets of mlsysgym.simulators.multicore (``balanced``: the agents'
