@@ -13,20 +13,20 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
    then first-improvement local search — change one buffer's decision (slow ↔ best fit, or
    the second candidate offset), complete the buffers after it greedily (best fit whenever it
    fits and lowers the time), eject newcomers (as ``local_search``'s ejection chains) while
-   no better;
+   no better — with the moves in XLA order (most memory-bound first; equal priorities in a
+   seeded random order);
 2. :func:`lns_phase` until the end: CP-SAT re-decides every buffer of one size at once, class
    by class (0.5 s each, then ``sweep_s`` seconds for those that needed more), then
    large-neighbourhood search
    (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
    buffer at a time.
 
-* ``learned`` — the local search tries its moves by the move policy's score, highest first
-  (``agents/policies/malloc_gnn.onnx``, trained on :func:`move_gains`), and the LNS
-  centres are drawn by the LNS policy's scores
+* ``learned`` — the LNS centres are drawn by the LNS policy's scores
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
   around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly,
   half the time each at first, then each way in proportion to the time its repairs have
-  saved per second on this instance;
+  saved per second on this instance (with ``order_moves``, the local search's moves by the
+  move policy's score, below, instead of XLA order);
 * ``learned_no_network`` — the moves in XLA order, all centres uniformly: the ablation
   "same search without the network".
 
@@ -565,7 +565,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
-                   prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = True,
+                   prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = False,
                    move_policy: str | None = None) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
@@ -573,8 +573,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     :data:`POLICY_PATH`).
 
     With ``lns_share`` > 0 (default 0.5): :func:`guided_search` for at most 1 − ``lns_share``
-    of the time, its moves by the move policy's score, highest first (``move_policy``, default
-    :data:`POLICY_PATH`; with ``order_moves`` off in XLA order, as the ablation), then
+    of the time, its moves in XLA order as the ablation's (with ``order_moves``: by the move
+    policy's score, highest first; ``move_policy``, default :data:`POLICY_PATH`), then
     large-neighbourhood search until the end
     whose neighbourhood centres are drawn by the network's scores or uniformly, a share
     ``lns_mix`` of the time uniformly — with ``lns_adapt`` (default) only at first: then each

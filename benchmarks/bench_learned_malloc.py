@@ -120,7 +120,8 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     losses over runs)."""
     from mlsysgym.ir import workloads
 
-    names = [s.name for s in workloads.malloc_instances("validation")]
+    caps = tuple(args.capacities or workloads.MALLOC_CAPACITIES)
+    names = [s.name for s in workloads.malloc_instances("validation", caps)]
     agents = ("learned", "learned_no_network")
     offs = (None, args.off) if args.off else (None,)
     jobs = [(n, a, s, args.seconds, o, tuple(args.set)) for s in range(args.seeds)
@@ -146,7 +147,8 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         "command": " ".join(["nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py",
                              *sys.argv[1:]]),
         "metric": "fraction of the all-slow time saved (differences in points = 100 ×)",
-        "seconds": args.seconds, "seeds": list(range(args.seeds)), "workers": args.workers,
+        "seconds": args.seconds, "capacities": list(caps), "seeds": list(range(args.seeds)),
+        "workers": args.workers,
         "learned-ablation": compare(new, new, *agents)}
     if args.off or args.baseline:
         old = (saved(rows, True) if args.off
@@ -394,6 +396,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--validation", action="store_true",
                     help="the validation check of a search change (module docstring) instead")
     ap.add_argument("--tag", default="check", help="--validation: the output file's tag")
+    ap.add_argument("--capacities", type=float, nargs="+", default=None,
+                    help="--validation: fast-memory fractions (default: the split's 0.25 / 0.5 / 1)")
     ap.add_argument("--off", default=None,
                     help="--validation: also run both agents with this boolean option off")
     ap.add_argument("--set", type=_option, action="append", default=[], metavar="NAME=VALUE",

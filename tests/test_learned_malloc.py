@@ -242,9 +242,11 @@ def replay_checked(env: MallocGameEnv, actions: list[int]) -> float:
 
 
 @pytest.mark.skipif(not POLICY_PATH.is_file(), reason="no shipped malloc policy")
-def test_learned_agent_returns_a_valid_placement():
+@pytest.mark.parametrize("order_moves", [False, True])
+def test_learned_agent_returns_a_valid_placement(order_moves):
     problem = make_problem({"name": "malloc", "model": "resnet18", "capacity": 0.1})
-    res = search("learned", problem, Budget(seconds=60), seed=1, time_limit_s=2)
+    res = search("learned", problem, Budget(seconds=60), seed=1, time_limit_s=2,
+                 order_moves=order_moves)
     env = MallocGameEnv(problem=problem.instance, n_offsets=problem.n_offsets,
                         invalid_action="raise")
     t = replay_checked(env, res.best_design["actions"])
