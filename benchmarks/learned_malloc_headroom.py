@@ -33,6 +33,8 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 SETS = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6")
+EVALUATION = {"fresh": "5th", "fresh2": "6th", "fresh3": "7th", "fresh4": "8th", "fresh5": "9th",
+              "fresh6": "10th"}  # the evaluation (and so the design) each set's rows come from
 AGENTS = ("learned", "learned_no_network")
 
 
@@ -88,13 +90,13 @@ def render(summary: dict[str, dict[str, Any]]) -> str:
              ("From the rows of the fresh test evaluations, nothing rerun. Points = % of the "
              "all-slow time. Best known = the fastest run on the instance (both agents, 3 seeds "
              "each, CP-SAT 10 s and 60 s), not a proven optimum."), "",
-             ("| set (machine) | instances | runs where learned = ablation | heuristic → best "
+             ("| set (evaluation in BENCHMARKS.md, machine) | instances | runs where learned = ablation | heuristic → best "
              "known (points, mean) | share the ablation closes (mean / median) | ablation → "
              "best known (points, mean / median) | largest (instance) | learned − ablation "
              "(points) |"), "|---|---:|---:|---:|---:|---:|---|---:|"]
     for name, s in summary.items():
         lines.append(
-            f"| {name} (`{target_of(name)}`) | {s['instances']} | {s['ties']}/{s['runs']} | "
+            f"| {name} ({EVALUATION.get(name, '?')}, `{target_of(name)}`) | {s['instances']} | {s['ties']}/{s['runs']} | "
             f"{s['heuristic_mean']:.2f} | {100 * s['closed_mean']:.1f} % / "
             f"{100 * s['closed_median']:.1f} % | {s['residual_mean']:.3f} / "
             f"{s['residual_median']:.3f} | {s['residual_max']:.2f} ({s['residual_max_at']}) | "
