@@ -157,6 +157,33 @@ def test_ceiling_orders_by_hand():
     assert [int(order[i]) for i in fused] == [1, 3, 2, 0, 4]
 
 
+def test_headroom_by_hand():
+    """benchmarks/learned_malloc_headroom.py on two instances (all-slow 1,000 µs each). a: the
+    heuristic 900, learned 800 / 820, the ablation 820 / 820, CP-SAT 800: best 800, residuals
+    (points) learned 0 / 2, ablation 2 / 2, heuristic 10; one tie. b: every run 500 (no gap):
+    two ties. Means over instances: residual (2 + 0) / 2 = 1, median 1; share of a's gap
+    closed 1 - 2/10 = 0.8; learned - ablation ((2 - 1) + 0) / 2 = 0.5."""
+    from benchmark_scripts import load_script
+
+    h = load_script("learned_malloc_headroom.py")
+
+    def row(inst: str, agent: str, seed: int, t: float) -> dict:
+        return {"instance": inst, "agent": agent, "seed": seed, "time_us": t,
+                "all_slow_us": 1000.0}
+
+    rows = [row("a", "xla_greedy", 0, 900), row("a", "cpsat", 0, 800),
+            row("a", "learned", 0, 800), row("a", "learned", 1, 820),
+            row("a", "learned_no_network", 0, 820), row("a", "learned_no_network", 1, 820)]
+    rows += [row("b", a, s, 500) for a in ("learned", "learned_no_network") for s in (0, 1)]
+    rows.append(row("b", "xla_greedy", 0, 500))
+    s = h.summarize(h.headroom(rows))
+    assert (s["instances"], s["runs"], s["ties"]) == (2, 4, 3)
+    assert s["residual_mean"] == pytest.approx(1.0) and s["residual_median"] == pytest.approx(1.0)
+    assert (s["residual_max"], s["residual_max_at"]) == (pytest.approx(2.0), "a")
+    assert s["closed_mean"] == pytest.approx(0.8) and s["heuristic_mean"] == pytest.approx(5.0)
+    assert s["learned_minus_ablation"] == pytest.approx(0.5)
+
+
 def test_bootstrap_by_workload_draws_whole_workloads():
     """bench_learned_malloc.bootstrap_mean, by hand. Workload a has four instances at +1, b one
     at -4. By workloads a resample is {a, a} (mean +1, p 1/4), {a, b} or {b, a} (0, p 1/2) or
