@@ -26,7 +26,8 @@ and inference time. Resumable: rows already in the ``.jsonl`` are not rerun.
 Run: nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py [--seconds 10] [--seeds 3]
 [--long 60] [--long-max 8] [--workers 2] [--limit N]
 
-``--validation``: instead, the check of a search change on the validation split only — both
+``--validation``: instead, the check of a search change on the validation split only (its
+workloads at 0.25 / 0.5 / 1, or at ``--capacities``; choose those of the test sets' range) — both
 agents interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds (with
 ``--off NAME`` also both with that option off, all four interleaved); the rows and the
 difference learned − ablation (fraction of the all-slow time saved), and each agent against
@@ -397,7 +398,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                     help="the validation check of a search change (module docstring) instead")
     ap.add_argument("--tag", default="check", help="--validation: the output file's tag")
     ap.add_argument("--capacities", type=float, nargs="+", default=None,
-                    help="--validation: fast-memory fractions (default: the split's 0.25 / 0.5 / 1)")
+                    help="--validation: fast-memory fractions (default 0.25 0.5 1)")
     ap.add_argument("--off", default=None,
                     help="--validation: also run both agents with this boolean option off")
     ap.add_argument("--set", type=_option, action="append", default=[], metavar="NAME=VALUE",
