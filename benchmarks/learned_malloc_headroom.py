@@ -40,7 +40,7 @@ AGENTS = ("learned", "learned_no_network")
 
 def headroom(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per instance of one set's rows: both agents' residuals to the best known (points of the
-    all-slow time, per seed), the heuristic's, and whether each seed's two runs tie."""
+    all-slow time, one per seed both ran) and the heuristic's."""
     by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by[r["instance"]].append(r)
@@ -90,14 +90,14 @@ def render(summary: dict[str, dict[str, Any]]) -> str:
              ("From the rows of the fresh test evaluations, nothing rerun. Points = % of the "
              "all-slow time. Best known = the fastest run on the instance (both agents, 3 seeds "
              "each, CP-SAT 10 s and 60 s), not a proven optimum."), "",
-             ("| set (evaluation in BENCHMARKS.md, machine) | instances | runs where learned = ablation | heuristic → best "
-             "known (points, mean) | share the ablation closes (mean / median) | ablation → "
+             ("| set (evaluation in BENCHMARKS.md, machine) | instances | runs where learned "
+             "= ablation | heuristic → best known (points, mean) | share the ablation closes (mean / median) | ablation → "
              "best known (points, mean / median) | largest (instance) | learned − ablation "
              "(points) |"), "|---|---:|---:|---:|---:|---:|---|---:|"]
     for name, s in summary.items():
         lines.append(
-            f"| {name} ({EVALUATION.get(name, '?')}, `{target_of(name)}`) | {s['instances']} | {s['ties']}/{s['runs']} | "
-            f"{s['heuristic_mean']:.2f} | {100 * s['closed_mean']:.1f} % / "
+            f"| {name} ({EVALUATION.get(name, '?')}, `{target_of(name)}`) | "
+            f"{s['instances']} | {s['ties']}/{s['runs']} | {s['heuristic_mean']:.2f} | {100 * s['closed_mean']:.1f} % / "
             f"{100 * s['closed_median']:.1f} % | {s['residual_mean']:.3f} / "
             f"{s['residual_median']:.3f} | {s['residual_max']:.2f} ({s['residual_max_at']}) | "
             f"{s['learned_minus_ablation']:+.3f} |")
