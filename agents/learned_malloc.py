@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents import policies
-from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_agent
+from mlsysgym.agents.base import AgentConfigError, Budget, BudgetedProblem, Problem, register_agent
 from mlsysgym.agents.malloc_baselines import (
     actions_for,
     demoted_actions,
@@ -65,12 +65,13 @@ from mlsysgym.simulators.memory import (
     FAST,
     AllocationState,
     MemoryInstance,
+    Placement,
     repack_for_replay,
     xla_order,
 )
 
 __all__ = ["EDGE_FEATURES", "LNS_POLICY_PATH", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
-           "PolicyTargetWarning", "decode", "heuristic_fast", "improved_episode", "instance_graph", "learned_malloc", "load_policy",
+           "PolicyTargetWarning", "decode", "heuristic_fast", "improved_episode", "instance_graph", "learned_malloc", "lns_start", "load_policy",
            "move_gains", "network_scores", "no_network_malloc"]
 
 NODE_FEATURES = ("size_cap", "log_size_cap", "start", "end", "length", "boundedness",
@@ -534,12 +535,9 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s).
     ``info``: repairs, improvements, network_repairs, class_improvements."""
     mp = malloc_of(problem)
-    builder.run(GREEDY, prefix=best)
-    start, start_t = builder.state.placement, builder.state.total_us
+    start_t, placed, found, keep = _swept(problem, rng, builder, best, deadline, sweep_s,
+                                          replay_share)
     submit_s = problem.info.get("submit_s", 0.0)
-    keep = max(replay_share * (deadline - time.perf_counter()), 4.0 * submit_s)
-    placed, found = (class_sweep(mp.instance, start, deadline=deadline - keep, repair_s=sweep_s,
-                                 seed=int(rng.integers(2**31))) if sweep_s > 0 else (start, 0))
     placed, info = lns(mp.instance, placed, rng, deadline=deadline - keep, scores=scores,
                        mix=mix, adapt=adapt)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
@@ -550,6 +548,34 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
                    else mode_actions(mp.env, placed, deadline=deadline - submit_s))
         problem.evaluate_one(episode_design(actions if actions is not None
                                             else demoted_actions(mp.env, placed)))
+
+
+def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
+           best: list[int], deadline: float, sweep_s: float,
+           replay_share: float) -> tuple[float, Placement, int, float]:
+    """:func:`lns_phase`'s first step: the episode ``best`` as a placement, then the class
+    sweep. Returns the episode's time, the swept placement, the classes it improved and the
+    seconds kept back for the replay."""
+    builder.run(GREEDY, prefix=best)
+    start, start_t = builder.state.placement, builder.state.total_us
+    keep = max(replay_share * (deadline - time.perf_counter()),
+               4.0 * problem.info.get("submit_s", 0.0))
+    placed, found = (class_sweep(malloc_of(problem).instance, start, deadline=deadline - keep,
+                                 repair_s=sweep_s, seed=int(rng.integers(2**31)))
+                     if sweep_s > 0 else (start, 0))
+    return start_t, placed, found, keep
+
+
+def lns_start(problem: Problem, seed: int = 0, *, time_limit_s: float = DEFAULT_SECONDS,
+              sweep_s: float = SWEEP_S) -> Placement:
+    """The placement from which the ablation's LNS starts in a ``time_limit_s`` run with this
+    ``seed`` (as :func:`no_network_malloc`: its local search, then the class sweep): the state
+    on which ``learned`` draws its centres. For diagnostics (benchmarks/learned_malloc_ranking.py)."""
+    bp = BudgetedProblem(problem, Budget(seconds=time_limit_s + 30.0))
+    rng = np.random.default_rng(seed)
+    deadline = time.perf_counter() + 0.95 * time_limit_s
+    builder, best = guided_search(bp, rng, None, seconds=(1 - LNS_SHARE) * time_limit_s)
+    return _swept(bp, rng, builder, best, deadline, sweep_s, 0.1)[1]
 
 
 def _check_limit(seconds: float) -> None:

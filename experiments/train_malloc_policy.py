@@ -3,10 +3,10 @@
 
     python -m mlsysgym.experiments.train_malloc_policy [--moves repair] [--positions 256]
         [--xla-top 192] [--target listwise] [--epochs 120]
-        [--workers 2] [--out results/policies/malloc_gnn.onnx]
+        [--capacities 0.25 0.5 1] [--workers 2] [--out results/policies/malloc_gnn.onnx]
 
 1. **Labels** (the gain of each move, measured): for every training instance
-   (:func:`mlsysgym.ir.workloads.malloc_instances` ``("train")``),
+   (:func:`mlsysgym.ir.workloads.malloc_instances` ``("train")``, at ``--capacities``),
    :func:`mlsysgym.agents.learned_malloc.move_gains` tries the search's moves at
    ``--positions`` positions of the heuristic's episode (all of them on smaller instances, a
    seeded sample on larger ones) and its first ``--xla-top`` positions (where a 10-s search
@@ -332,6 +332,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--labels-out", type=Path, default=DEFAULT_LABELS,
                     help="where new labels are written")
     ap.add_argument("--limit", type=int, default=None, help="first N training instances only")
+    ap.add_argument("--capacities", type=float, nargs="+", default=None,
+                    help="fast-memory fractions of the training instances (default 0.25 0.5 1)")
     return ap.parse_args(argv)
 
 
@@ -342,7 +344,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args = _args(argv)
     t0, c0 = time.perf_counter(), cpu_seconds()
-    names = [s.name for s in workloads.malloc_instances("train")][: args.limit]
+    caps = tuple(args.capacities or workloads.MALLOC_CAPACITIES)
+    names = [s.name for s in workloads.malloc_instances("train", caps)][: args.limit]
     if args.labels is not None:
         labels = json.loads(args.labels.read_text())
         names = list(dict.fromkeys(r["name"] for r in labels))

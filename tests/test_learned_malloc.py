@@ -30,16 +30,18 @@ from mlsysgym.agents.learned_malloc import (
     _try_move,
     decode,
     instance_graph,
+    lns_start,
     load_policy,
     move_gains,
     start_episode,
 )
 from mlsysgym.agents.malloc_baselines import xla_greedy
+from mlsysgym.agents.malloc_lns import total_time
 from mlsysgym.agents.problems import make_problem
 from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.ir.generators import random_layered_dag
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
-from mlsysgym.simulators.memory import MemorySystem, build_instance, xla_order
+from mlsysgym.simulators.memory import MemorySystem, build_instance, validate, xla_order
 
 UNIT_KW = {"compute_tflops": 1e-6, "fast_bandwidth_gbps": 4e-3, "slow_bandwidth_gbps": 1e-3}
 
@@ -182,6 +184,32 @@ def test_headroom_by_hand():
     assert (s["residual_max"], s["residual_max_at"]) == (pytest.approx(2.0), "a")
     assert s["closed_mean"] == pytest.approx(0.8) and s["heuristic_mean"] == pytest.approx(5.0)
     assert s["learned_minus_ablation"] == pytest.approx(0.5)
+
+
+def test_ranking_by_hand():
+    """benchmarks/learned_malloc_ranking.py: scores 3, 2, 1, 0 on centres saving 0, 2 %, 0 and
+    1 %. Of the 4 (improving, not) pairs the improving one scores higher in 1: AUC 1/4. The
+    softmax draws centre k with weight e^(3-k); uniformly each saves 0.75 % on average."""
+    from benchmark_scripts import load_script
+
+    r = load_script("learned_malloc_ranking.py").ranking(np.array([3.0, 2, 1, 0]),
+                                                         np.array([0.0, 0.02, 0.0, 0.01]))
+    e = np.e
+    assert r["auc"] == pytest.approx(0.25)
+    assert r["softmax_gain"] == pytest.approx((0.02 * e**2 + 0.01) / (e**3 + e**2 + e + 1))
+    assert (r["uniform_gain"], r["top_gain"], r["best_gain"], r["improving"]) == (
+        pytest.approx(0.0075), 0.0, 0.02, 2)
+    assert load_script("learned_malloc_ranking.py").ranking(np.zeros(2), np.zeros(2))["auc"] is None
+
+
+def test_lns_start_is_the_ablation_s_placement_before_its_lns(trap):
+    """On the trap the ablation's local search reaches the optimum (180 µs), and the class
+    sweep keeps it."""
+    problem = make_problem({"name": "malloc", "model": greedy_trap(), "capacity_bytes": 104,
+                            **UNIT_KW})
+    placed = lns_start(problem, 0, time_limit_s=2)
+    validate(trap, placed)
+    assert total_time(trap, placed.mode) == pytest.approx(180.0)
 
 
 def test_bootstrap_by_workload_draws_whole_workloads():
