@@ -91,7 +91,8 @@ def label(name: str, state: str, centres: int, seed: int = 0) -> dict[str, Any]:
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Means over one split's instances in one state (points = 100 × fractions of the time)."""
+    """Means over one split's instances in one state (points = 100 × fractions of the
+    placement's time)."""
     from bench_learned_malloc import bootstrap_mean
 
     auc = [r["auc"] for r in rows if r["auc"] is not None]
@@ -113,7 +114,7 @@ def render(summary: dict[str, dict[str, dict[str, Any]]], capacities: list[float
     lines = ["# How the LNS policy ranks repairs, off the search (learned mallocGame, issue #21)",
              "", (f"Each split's workloads at {caps} of their activation working set; {centres} "
                   "seeded candidate centres per instance, each labelled with the time one CP-SAT "
-                  "repair around it saves; gains in points of the instance's time (mean over "
+                  "repair around it saves; gains in points of that placement's time (mean over "
                   "instances). `heuristic`: the XLA-style heuristic's placement (where the "
                   "training labels were measured); `lns_start`: where the ablation's LNS starts "
                   "in a 10-s run, seed 0 (after its local search and class sweep), where "
@@ -154,7 +155,7 @@ def plot(summary: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
                label=name)
     ax.set_xticks(x, [f"{sp}\n{st}" for sp, st in keys])
     ax.set_yscale("log")
-    ax.set_ylabel("time one repair saves (points, mean over instances)")
+    ax.set_ylabel("one repair saves (points of the placement's time)")
     ax.set_title("LNS centres off the search: where the search starts vs where LNS runs")
     ax.legend(fontsize=8)
     fig.tight_layout()
