@@ -192,14 +192,14 @@ def test_ranking_by_hand():
     softmax draws centre k with weight e^(3-k); uniformly each saves 0.75 % on average."""
     from benchmark_scripts import load_script
 
-    r = load_script("learned_malloc_ranking.py").ranking(np.array([3.0, 2, 1, 0]),
-                                                         np.array([0.0, 0.02, 0.0, 0.01]))
+    ranking = load_script("learned_malloc_ranking.py").ranking
+    r = ranking(np.array([3.0, 2, 1, 0]), np.array([0.0, 0.02, 0.0, 0.01]))
     e = np.e
     assert r["auc"] == pytest.approx(0.25)
     assert r["softmax_gain"] == pytest.approx((0.02 * e**2 + 0.01) / (e**3 + e**2 + e + 1))
     assert (r["uniform_gain"], r["top_gain"], r["best_gain"], r["improving"]) == (
         pytest.approx(0.0075), 0.0, 0.02, 2)
-    assert load_script("learned_malloc_ranking.py").ranking(np.zeros(2), np.zeros(2))["auc"] is None
+    assert ranking(np.zeros(2), np.zeros(2))["auc"] is None  # no improving centre
 
 
 def test_lns_start_is_the_ablation_s_placement_before_its_lns(trap):
