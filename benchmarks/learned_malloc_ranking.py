@@ -15,9 +15,10 @@ In each state ``--centres`` seeded candidate centres are labelled with the fract
 one CP-SAT repair around each saves (:func:`mlsysgym.agents.malloc_lns.repair_gain`, as the
 training labels) and scored as ``learned`` scores them (on the heuristic's fast buffers). Per
 instance (:func:`ranking`): the AUC of the scores for "improves" (instances with improving and
-non-improving centres), the expected gain of one centre drawn by the scores' softmax and drawn
-uniformly, and the best centre's gain. Per split and state: their means over instances, with a
-95 % bootstrap interval of softmax − uniform over instances.
+non-improving centres), the expected gain of one of the labelled centres drawn by the scores'
+softmax and drawn uniformly (the LNS draws from all candidates), and the best centre's gain.
+Per split and state: their means over instances, with a 95 % bootstrap interval of softmax −
+uniform over instances.
 
 Writes ``benchmarks/results/learned_malloc_ranking.{md,json,png}`` and a provenance file.
 
@@ -60,31 +61,23 @@ def ranking(scores: np.ndarray, gains: np.ndarray) -> dict[str, Any]:
 def label(name: str, state: str, centres: int, seed: int = 0) -> dict[str, Any]:
     """One instance in one state: the sampled centres' gains and the policy's scores, and
     :func:`ranking` of them."""
-    from mlsysgym.agents.learned_malloc import (
-        LNS_POLICY_PATH,
-        heuristic_fast,
-        instance_graph,
-        lns_start,
-        load_policy,
-    )
+    from mlsysgym.agents.learned_malloc import LNS_POLICY_PATH, lns_start, network_scores
     from mlsysgym.agents.malloc_baselines import xla_greedy
     from mlsysgym.agents.malloc_lns import candidates, repair_gain
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir.workloads import MallocInstanceSpec
-    from mlsysgym.simulators.memory import xla_order
+    from mlsysgym.simulators.memory import FAST, xla_order
 
     problem = make_problem(MallocInstanceSpec.from_name(name).problem_spec())
     inst = problem.instance
     order = xla_order(inst)
-    heur = heuristic_fast(inst, order)
-    start = xla_greedy(inst, order).placement if state == "heuristic" else lns_start(problem, seed)
+    greedy = xla_greedy(inst, order).placement  # the heuristic: the network's input
+    start = greedy if state == "heuristic" else lns_start(problem, seed)
     rng = np.random.default_rng([seed, inst.n_buffers])
     cand = np.flatnonzero(candidates(inst, start))
     picked = cand if len(cand) <= centres else rng.choice(cand, centres, replace=False)
     gains = np.array([repair_gain(inst, start, int(c), rng) for c in picked])
-    net, _ = load_policy(LNS_POLICY_PATH)
-    x, edges, attr = instance_graph(inst, order, heur=heur)
-    scores = net(x, edges, attr)[0][picked, 0].astype(np.float64)
+    scores = network_scores(inst, order, LNS_POLICY_PATH, heur=greedy.mode == FAST)[picked]
     return {"instance": name, "state": state, "buffers": int(inst.n_buffers),
             "candidates": len(cand), "gains": gains.tolist(), "scores": scores.tolist(),
             **ranking(scores, gains)}
