@@ -16,7 +16,8 @@ Claims are reported for the headroom test set (``malloc_instances("test", headro
 19 instances: the primary result) and for all 24; with ``--fresh [NAME]``, for every instance of
 a fresh test set (``workloads.TEST_CAPACITY_SETS[NAME]``, default ``fresh``: the test workloads
 at capacities declared before any agent ran on them; write it with ``--out`` beside the
-others).
+others); with ``--large`` too, the large test graphs (``workloads.LARGE_TEST_WORKLOADS``, at
+least 1,000 buffers) at that set's capacities.
 Reports (``benchmarks/results/learned_malloc.md`` + ``.png``; raw rows in ``.jsonl``): the win
 rate of ``learned`` over the heuristic, the mean difference to the ablation with a 95 % bootstrap
 interval (instances resampled; each instance's difference is its mean over seeds), how often it
@@ -27,7 +28,9 @@ Run: nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py [--seconds 1
 [--long 60] [--long-max 8] [--workers 2] [--limit N]
 
 ``--validation``: instead, the check of a search change on the validation split only (its
-workloads at 0.25 / 0.5 / 1, or at ``--capacities``; choose those of the test sets' range) — both
+workloads, or ``--workloads``: validation workloads or mixes of them run concurrently such as
+``gpt2+gpt2``, at 0.25 / 0.5 / 1, or at ``--capacities``; choose those of the test sets'
+range) — both
 agents interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds (with
 ``--off NAME`` also both with that option off, all four interleaved); the rows and the
 difference learned − ablation (fraction of the all-slow time saved), and each agent against
@@ -122,7 +125,11 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     from mlsysgym.ir import workloads
 
     caps = tuple(args.capacities or workloads.MALLOC_CAPACITIES)
-    names = [s.name for s in workloads.malloc_instances("validation", caps)]
+    works = ([workloads.workload(w) for w in args.workloads] if args.workloads
+             else workloads.split("validation"))
+    if any(w.split != "validation" for w in works):
+        raise SystemExit("--validation: --workloads must be validation workloads (or mixes of them)")
+    names = [workloads.MallocInstanceSpec(w, c).name for w in works for c in caps]
     agents = ("learned", "learned_no_network")
     offs = (None, args.off) if args.off else (None,)
     jobs = [(n, a, s, args.seconds, o, tuple(args.set)) for s in range(args.seeds)
@@ -283,15 +290,22 @@ def _claims(s: dict[str, Any], args: argparse.Namespace) -> list[str]:
 
 def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]]],
            card: dict[str, Any], args: argparse.Namespace, load: str) -> str:
-    from mlsysgym.ir.workloads import HEADROOM_MALLOC, MALLOC_CAPACITIES, TEST_CAPACITY_SETS
+    from mlsysgym.ir.workloads import (
+        HEADROOM_MALLOC,
+        MALLOC_CAPACITIES,
+        TEST_CAPACITY_SETS,
+        MallocInstanceSpec,
+    )
 
     caps = TEST_CAPACITY_SETS[args.fresh] if args.fresh else MALLOC_CAPACITIES
-
+    families = sorted({f for n in inst for f in
+                       MallocInstanceSpec.from_name(n).workload.family.split("+")})
     tr = card.get("training", {})
     lines = [
         "# Learned mallocGame policy, zero-shot on the test split (issue #21)", "",
         (f"Test split (splits version {tr.get('splits_version')}, digest `{tr.get('splits_digest')}`): "
-        f"{len(inst)} instances (families swin, convnext, whisper, t5, llama; fast memory "
+        f"{len(inst)} instances{' of the large test graphs (`workloads.LARGE_TEST_WORKLOADS`)' if args.large else ''} "
+        f"(families {', '.join(families)}; fast memory "
         f"{' / '.join(f'{c:g}' for c in caps)} × each workload's activation working set), none of "
         "whose families the policy saw in training "
         f"({len(tr.get('instances', []))} training instances). `learned` and `learned_no_network` "
@@ -302,7 +316,8 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
         "jobs: wall-clock budgets bought less CPU than on an idle machine, alike for every "
         f"agent; `learned` and its ablation run side by side on the same instance and seed). "
         f"{args.reuse_note}"), "",
-        (f"Primary set: every instance, as declared (`workloads.TEST_CAPACITY_SETS[{args.fresh!r}]`) "
+        (f"Primary set: every instance, as declared (`workloads.TEST_CAPACITY_SETS[{args.fresh!r}]`"
+         f"{' and `workloads.LARGE_TEST_WORKLOADS`' if args.large else ''}) "
          "before any agent ran on them." if args.fresh else
          "Primary set: the 19 test instances with headroom (`malloc_instances(\"test\", "
          "headroom=True)`, chosen from heuristic / CP-SAT / local-search measurements, marked "
@@ -390,6 +405,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--fresh", nargs="?", const="fresh", default=None,
                     choices=sorted(workloads.TEST_CAPACITY_SETS), metavar="NAME",
                     help="a fresh test set (workloads.TEST_CAPACITY_SETS; default fresh), all primary")
+    ap.add_argument("--large", action="store_true",
+                    help="with --fresh: the large test graphs (workloads.LARGE_TEST_WORKLOADS) "
+                         "at that set's capacities instead of the test workloads")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--reuse-note", default="", help="what the report says of reused rows")
     ap.add_argument("--load-note", default="not recorded in the rows",
@@ -399,6 +417,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tag", default="check", help="--validation: the output file's tag")
     ap.add_argument("--capacities", type=float, nargs="+", default=None,
                     help="--validation: fast-memory fractions (default 0.25 0.5 1)")
+    ap.add_argument("--workloads", nargs="+", default=None,
+                    help="--validation: these validation workloads (or 'a+b' mixes of them) "
+                         "instead of the split's")
     ap.add_argument("--off", default=None,
                     help="--validation: also run both agents with this boolean option off")
     ap.add_argument("--set", type=_option, action="append", default=[], metavar="NAME=VALUE",
@@ -421,7 +442,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     _, card = load_policy(LNS_POLICY_PATH)
     caps = workloads.TEST_CAPACITY_SETS[args.fresh] if args.fresh else workloads.MALLOC_CAPACITIES
-    names = [s.name for s in workloads.malloc_instances("test", caps)][: args.limit]
+    if args.large and not args.fresh:
+        raise SystemExit("--large needs --fresh NAME (the capacities)")
+    names = ([workloads.MallocInstanceSpec(workloads.workload(w), c).name
+              for w in workloads.LARGE_TEST_WORKLOADS for c in caps] if args.large else
+             [s.name for s in workloads.malloc_instances("test", caps)])[: args.limit]
     rows_path = args.out.with_suffix(".jsonl")
     jobs = [(n, "xla_greedy", 0, 0.0) for n in names]
     jobs += [(n, a, s, args.seconds) for s in range(args.seeds) for n in names

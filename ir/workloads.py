@@ -60,7 +60,7 @@ from mlsysgym.ir import generators, zoo
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
 from mlsysgym.ir.graph import Graph, Op, Tensor
 
-__all__ = ["FAMILIES", "FRESH2_TEST_CAPACITIES", "FRESH3_TEST_CAPACITIES", "FRESH4_TEST_CAPACITIES", "FRESH5_TEST_CAPACITIES", "FRESH6_TEST_CAPACITIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "MEMORY_SYSTEMS",
+__all__ = ["FAMILIES", "FRESH2_TEST_CAPACITIES", "FRESH3_TEST_CAPACITIES", "FRESH4_TEST_CAPACITIES", "FRESH5_TEST_CAPACITIES", "FRESH6_TEST_CAPACITIES", "FRESH7_TEST_CAPACITIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "LARGE_TEST_WORKLOADS", "MEMORY_SYSTEMS",
            "MULTI_TENANT", "SPLITS", "SPLITS_VERSION", "TEST_CAPACITY_SETS", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
            "MallocInstanceSpec", "SchedulingInstanceSpec", "UnknownSplitError", "WorkloadSpec",
            "concurrent", "concurrent_workload", "malloc_instances", "resolve", "scheduling_instances",
@@ -329,11 +329,23 @@ FRESH6_TEST_CAPACITIES = (0.07, 0.13, 0.19, 0.33)
 """A sixth fresh test set for issue #21 (the tenth evaluation: the local search's moves ordered
 by the move policy before the class sweep and the LNS), declared 2026-12-06 before any agent
 ran on it, after the fifth had been used once; chosen as the second was."""
+FRESH7_TEST_CAPACITIES = (0.08, 0.12, 0.17, 0.24)
+"""A seventh fresh test set for issue #21 (the eleventh evaluation: the LNS from a fifth of the
+budget on), declared 2026-12-06 before any agent ran on it, after the sixth had been used
+once; chosen as the second was. Also the capacities of :data:`LARGE_TEST_WORKLOADS`' set."""
 TEST_CAPACITY_SETS: dict[str, tuple[float, ...]] = {
     "fresh": FRESH_TEST_CAPACITIES, "fresh2": FRESH2_TEST_CAPACITIES,
     "fresh3": FRESH3_TEST_CAPACITIES, "fresh4": FRESH4_TEST_CAPACITIES,
-    "fresh5": FRESH5_TEST_CAPACITIES, "fresh6": FRESH6_TEST_CAPACITIES}
+    "fresh5": FRESH5_TEST_CAPACITIES, "fresh6": FRESH6_TEST_CAPACITIES,
+    "fresh7": FRESH7_TEST_CAPACITIES}
 """The declared fresh test sets by name (``bench_learned_malloc.py --fresh NAME``)."""
+LARGE_TEST_WORKLOADS = ("tinyllama_1b", "llama_l22_d2048_s512_b1", "convnext_tiny+swin_tiny",
+                        "convnext_tiny+whisper_tiny_encoder+llama_l8_d1024_s256_b1")
+"""Issue #21's large mallocGame test graphs (declared 2026-12-06 with :data:`FRESH7_TEST_CAPACITIES`,
+before any agent ran on them): every test workload, and every test mix of
+:data:`MULTI_TENANT`, with at least 1,000 buffers (1,669 / 1,215 / 1,315 / 1,050). Graphs of
+this size are where a 10-s search has not converged (``bench_learned_malloc.py --fresh NAME
+--large``: these at that set's capacities)."""
 SCHEDULING_PLATFORMS = ("soc_npu", "balanced")
 """Scheduling platforms: presets of mlsysgym.simulators.multicore (``balanced``: the agents'
 BALANCED_PLATFORM, where no unit dominates)."""

@@ -139,7 +139,7 @@ def test_headroom_instances_are_those_the_benchmark_measured_with_a_gap():
 def test_each_fresh_test_set_is_the_test_workloads_at_capacities_no_earlier_set_used():
     used = {i.name for i in workloads.malloc_instances("test")}
     sizes = {"fresh": 24, "fresh2": 32, "fresh3": 32, "fresh4": 32,
-             "fresh5": 32, "fresh6": 32}  # 8 test workloads x 3 or 4 capacities
+             "fresh5": 32, "fresh6": 32, "fresh7": 32}  # 8 test workloads x 3 or 4 capacities
     for name, caps in workloads.TEST_CAPACITY_SETS.items():
         fresh = [i.name for i in workloads.malloc_instances("test", caps)]
         assert len(fresh) == len(caps) * len(workloads.split("test")) == sizes[name]
@@ -257,3 +257,14 @@ def test_multi_tenant_headroom_instances_are_those_the_benchmark_measured_with_a
     assert workloads.HEADROOM_MULTI == measured
     chosen = workloads.scheduling_instances("test", setting="multi", headroom=True)
     assert {i.name for i in chosen} == {n for n in measured if not n.endswith(":jct")}
+
+
+@pytest.mark.slow
+def test_large_test_workloads_are_every_test_graph_and_mix_of_a_thousand_buffers_or_more():
+    from mlsysgym.agents.problems import make_problem
+
+    names = [w.name for w in workloads.split("test")] + list(workloads.MULTI_TENANT["test"])
+    large = [n for n in names if make_problem(workloads.MallocInstanceSpec.from_name(
+        f"{n}:0.2").problem_spec()).instance.n_buffers >= 1000]
+    assert tuple(large) == workloads.LARGE_TEST_WORKLOADS
+    assert {workloads.workload(n).split for n in large} == {"test"}
