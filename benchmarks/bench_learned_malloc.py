@@ -117,6 +117,14 @@ def run_jobs(jobs: list[tuple], rows_path: Path, workers: int) -> list[dict[str,
     return done
 
 
+def instance_names(works: list[Any], caps: tuple[float, ...]) -> list[str]:
+    """The mallocGame instances of the workloads ``works`` (WorkloadSpecs) at ``caps``, workload
+    by workload (as ``workloads.malloc_instances`` orders a split)."""
+    from mlsysgym.ir.workloads import MallocInstanceSpec
+
+    return [MallocInstanceSpec(w, c).name for w in works for c in caps]
+
+
 def validate(args: argparse.Namespace) -> dict[str, Any]:
     """Both agents on the validation split (interleaved per instance and seed): the rows, the
     difference learned − ablation and, with ``args.baseline``, each agent against its rows
@@ -129,7 +137,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
              else workloads.split("validation"))
     if any(w.split != "validation" for w in works):
         raise SystemExit("--validation: --workloads must be validation workloads (or mixes of them)")
-    names = [workloads.MallocInstanceSpec(w, c).name for w in works for c in caps]
+    names = instance_names(works, caps)
     agents = ("learned", "learned_no_network")
     offs = (None, args.off) if args.off else (None,)
     jobs = [(n, a, s, args.seconds, o, tuple(args.set)) for s in range(args.seeds)
@@ -300,12 +308,12 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
     caps = TEST_CAPACITY_SETS[args.fresh] if args.fresh else MALLOC_CAPACITIES
     families = sorted({f for n in inst for f in
                        MallocInstanceSpec.from_name(n).workload.family.split("+")})
+    graphs = " of the large test graphs (`workloads.LARGE_TEST_WORKLOADS`)" if args.large else ""
     tr = card.get("training", {})
     lines = [
         "# Learned mallocGame policy, zero-shot on the test split (issue #21)", "",
         (f"Test split (splits version {tr.get('splits_version')}, digest `{tr.get('splits_digest')}`): "
-        f"{len(inst)} instances{' of the large test graphs (`workloads.LARGE_TEST_WORKLOADS`)' if args.large else ''} "
-        f"(families {', '.join(families)}; fast memory "
+        f"{len(inst)} instances{graphs} (families {', '.join(families)}; fast memory "
         f"{' / '.join(f'{c:g}' for c in caps)} × each workload's activation working set), none of "
         "whose families the policy saw in training "
         f"({len(tr.get('instances', []))} training instances). `learned` and `learned_no_network` "
@@ -444,9 +452,9 @@ def main(argv: list[str] | None = None) -> None:
     caps = workloads.TEST_CAPACITY_SETS[args.fresh] if args.fresh else workloads.MALLOC_CAPACITIES
     if args.large and not args.fresh:
         raise SystemExit("--large needs --fresh NAME (the capacities)")
-    names = ([workloads.MallocInstanceSpec(workloads.workload(w), c).name
-              for w in workloads.LARGE_TEST_WORKLOADS for c in caps] if args.large else
-             [s.name for s in workloads.malloc_instances("test", caps)])[: args.limit]
+    works = ([workloads.workload(w) for w in workloads.LARGE_TEST_WORKLOADS] if args.large
+             else workloads.split("test"))
+    names = instance_names(works, caps)[: args.limit]
     rows_path = args.out.with_suffix(".jsonl")
     jobs = [(n, "xla_greedy", 0, 0.0) for n in names]
     jobs += [(n, a, s, args.seconds) for s in range(args.seeds) for n in names

@@ -33,8 +33,9 @@ import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 SETS = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh7_large")
+# the evaluation (and so the design) each set's rows come from
 EVALUATION = {"fresh": "5th", "fresh2": "6th", "fresh3": "7th", "fresh4": "8th", "fresh5": "9th",
-              "fresh6": "10th", "fresh7": "11th", "fresh7_large": "11th, large graphs"}  # the evaluation (and so the design) each set's rows come from
+              "fresh6": "10th", "fresh7": "11th", "fresh7_large": "11th, large graphs"}
 AGENTS = ("learned", "learned_no_network")
 
 

@@ -202,6 +202,21 @@ def test_ranking_by_hand():
     assert ranking(np.zeros(2), np.zeros(2))["auc"] is None  # no improving centre
 
 
+def test_validation_bench_refuses_test_workloads_and_orders_instances_as_the_split():
+    """bench_learned_malloc.py --validation --workloads must not run an agent on a test graph;
+    its instances are those of ``malloc_instances`` (workload by workload)."""
+    from benchmark_scripts import load_script
+    from mlsysgym.ir import workloads
+
+    bench = load_script("bench_learned_malloc.py")
+    for w in ("swin_tiny", "gpt2+swin_tiny"):
+        with pytest.raises(SystemExit, match="must be validation workloads"):
+            bench.validate(bench._args(["--validation", "--workloads", w]))
+    caps = (0.1, 0.3)
+    assert bench.instance_names(workloads.split("test"), caps) == [
+        i.name for i in workloads.malloc_instances("test", caps)]
+
+
 def test_lns_start_is_the_ablation_s_placement_before_its_lns(trap):
     """On the trap the ablation's local search reaches the optimum (180 µs), and the class
     sweep keeps it."""
