@@ -519,10 +519,13 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     return builder, best
 
 
+REPLAY_SHARE = 0.1  # lns_phase: share of the time left kept to replay the LNS's placement
+
+
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
               best: list[int], *, deadline: float, scores: np.ndarray | None = None,
               mix: float = 0.5, adapt: bool = True, sweep_s: float = SWEEP_S,
-              replay_share: float = 0.1) -> None:
+              replay_share: float = REPLAY_SHARE) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -577,7 +580,7 @@ def lns_start(problem: Problem, seed: int = 0, *, time_limit_s: float = DEFAULT_
     rng = np.random.default_rng(seed)
     deadline = time.perf_counter() + 0.95 * time_limit_s
     builder, best = guided_search(bp, rng, None, seconds=(1 - LNS_SHARE) * time_limit_s)
-    return _swept(bp, rng, builder, best, deadline, sweep_s, 0.1)[1]
+    return _swept(bp, rng, builder, best, deadline, sweep_s, REPLAY_SHARE)[1]
 
 
 def _check_limit(seconds: float) -> None:
