@@ -59,12 +59,13 @@ from mlsysgym.agents.malloc_baselines import (
     mode_actions,
     xla_greedy,
 )
-from mlsysgym.agents.malloc_lns import SWEEP_S, class_sweep, lns, total_time
+from mlsysgym.agents.malloc_lns import SWEEP_S, class_sweep, jumps, lns, total_time
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
 from mlsysgym.agents.sequential import episode_design
 from mlsysgym.simulators.memory import (
     FAST,
+    SLOW,
     AllocationState,
     MemoryInstance,
     Placement,
@@ -83,6 +84,7 @@ EDGE_FEATURES = ("rival", "dataflow", "overlap", "size_cap")
 RIVALS = 8
 POLICY_PATH = Path(__file__).resolve().parent / "policies" / "malloc_gnn.onnx"
 LNS_POLICY_PATH = POLICY_PATH.with_name("malloc_lns_gnn.onnx")
+JUMP_POLICY_PATH = POLICY_PATH.with_name("malloc_jump_gnn.onnx")
 DEFAULT_SECONDS = 10.0
 
 
@@ -525,7 +527,8 @@ REPLAY_SHARE = 0.1  # lns_phase: share of the time left kept to replay the LNS's
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
               best: list[int], *, deadline: float, scores: np.ndarray | None = None,
               mix: float = 0.5, adapt: bool = True, sweep_s: float = SWEEP_S,
-              replay_share: float = REPLAY_SHARE) -> None:
+              replay_share: float = REPLAY_SHARE, jump_tries: int = 0,
+              jump_score: Callable[[Placement], np.ndarray] | None = None) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -537,16 +540,21 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     time), submitted when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
     are drawn (None: uniformly), as there. With ``sweep_s`` > 0 the LNS starts after a
     :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
-    ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s).
-    ``info``: repairs, improvements, network_repairs, class_improvements."""
+    ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
+    to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
+    buffers are drawn; None: uniformly).
+    ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements."""
     mp = malloc_of(problem)
     start_t, placed, found, keep = _swept(problem, rng, builder, best, deadline, sweep_s,
                                           replay_share)
     submit_s = problem.info.get("submit_s", 0.0)
+    placed, jumped = jumps(mp.instance, placed, rng, deadline=deadline - keep, tries=jump_tries,
+                           score=jump_score)
     placed, info = lns(mp.instance, placed, rng, deadline=deadline - keep, scores=scores,
                        mix=mix, adapt=adapt)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
-                        network_repairs=info["network_repairs"], class_improvements=found)
+                        network_repairs=info["network_repairs"], class_improvements=found,
+                        jump_improvements=jumped)
     if total_time(mp.instance, placed.mode) < start_t - 1e-9 * start_t:
         packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
         actions = (actions_for(mp.env, packed) if packed is not None
@@ -597,7 +605,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
                    prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = False,
-                   move_policy: str | None = None) -> None:
+                   move_policy: str | None = None, jumps: int = 0,
+                   jump_policy: str | None = None) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -643,8 +652,10 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         t2 = time.perf_counter()
         scores = score(_fast_mask(order, best) if rescore else heur)
         problem.info["inference_s"] += time.perf_counter() - t2
+        jump_net = load_policy(jump_policy or JUMP_POLICY_PATH)[0] if jumps else None
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
-                  adapt=lns_adapt, sweep_s=sweep_s)
+                  adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps,
+                  jump_score=lambda pl: score(pl.mode != SLOW, jump_net))
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -658,7 +669,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
-                      sweep_s: float = SWEEP_S) -> None:
+                      sweep_s: float = SWEEP_S, jumps: int = 0) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt``, ``sweep_s`` as
@@ -670,7 +681,8 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
                                   chain_depth=chain_depth, adopt=adopt)
     if lns_share > 0:
-        lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s)
+        lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
+                  jump_tries=jumps)
 
 
 def _check_sweep(seconds: float) -> None:

@@ -18,6 +18,7 @@ the env with its modes at the env's candidate offsets. Before the LNS they run
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 from mlsysgym.simulators.memory import (
@@ -31,11 +32,13 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["SWEEP_S", "candidates", "class_sweep", "lns", "neighbourhood", "repair",
+__all__ = ["SWEEP_S", "candidates", "class_sweep", "jumps", "lns", "neighbourhood", "repair",
            "repair_gain", "size_classes", "total_time", "uniform_share"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
+JUMP_SIZE = 100  # jumps: buffers re-decided at once ...
+JUMP_S = 1.0  # ... in this many seconds per jump
 PRIOR_S = 1.0  # lns(adapt=True): each centre source's prior time (s) ...
 PRIOR_GAIN = 1e-3  # ... and prior saving (fraction of the start time), shared by its mix
 
@@ -182,6 +185,31 @@ def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
             if t < best_t - 1e-9 * best_t:
                 best, best_t, found = new, t, found + 1
         pending, seconds = late, repair_s
+    return best, found
+
+
+def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
+          deadline: float, tries: int, score: Callable[[Placement], np.ndarray] | None = None,
+          size: int = JUMP_SIZE, repair_s: float = JUMP_S) -> tuple[Placement, int]:
+    """Up to ``tries`` repairs (:func:`repair`, ``repair_s`` each, none starting later than that
+    before ``deadline``) of ``size`` :func:`candidates` at once, anywhere in the graph: drawn
+    without replacement by the softmax of ``score(placement)`` (per buffer, e.g. a network's
+    guess of which buffers a better placement re-decides; Gumbel top-k), or uniformly without
+    ``score``; each faster result kept and the next jump drawn from it. Returns the best
+    placement and the number of improving jumps."""
+    best, best_t, found = placement, total_time(p, placement.mode), 0
+    for _ in range(tries):
+        if deadline - time.perf_counter() < repair_s:
+            break
+        cand = np.flatnonzero(candidates(p, best))
+        z = rng.gumbel(size=cand.size)
+        if score is not None:
+            z += np.asarray(score(best), np.float64)[cand]
+        new = repair(p, best, cand[np.argsort(-z)[:size]], seconds=repair_s,
+                     seed=int(rng.integers(2**31)))
+        t = np.inf if new is None else total_time(p, new.mode)
+        if t < best_t - 1e-9 * best_t:
+            best, best_t, found = new, t, found + 1
     return best, found
 
 

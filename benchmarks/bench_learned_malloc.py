@@ -91,7 +91,8 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
             "inference_s": res.info.get("inference_s"), "moves": res.info.get("moves"),
             "passes": res.info.get("passes"), "repairs": res.info.get("repairs"),
             "network_repairs": res.info.get("network_repairs"),
-            "class_improvements": res.info.get("class_improvements"), "off": off,
+            "class_improvements": res.info.get("class_improvements"),
+            "jump_improvements": res.info.get("jump_improvements"), "off": off,
             "options": dict(options), "load": os.getloadavg()[0]}
 
 

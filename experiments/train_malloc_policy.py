@@ -59,7 +59,9 @@ DEFAULT_LABELS = Path("results") / "policies" / "malloc_move_labels.json"
 METHODS = {"change": "move ranking: per buffer, the time saved by changing its decision in the "
                       "heuristic's episode (greedy completion, ejections), measured",
            "repair": "LNS centre ranking: per sampled centre buffer, the time saved by one CP-SAT "
-                     "repair of its neighbourhood in the heuristic's placement, measured"}
+                     "repair of its neighbourhood in the heuristic's placement, measured",
+           "differ": "jump neighbourhoods: per candidate buffer of the ablation's LNS start, "
+                     "whether CP-SAT's better placement (hinted with it) re-decides it"}
 LOSSES = {"improves": "balanced cross-entropy against 'lowers the time'",
           "graded": "balanced cross-entropy against 1/2 + 1/2 x gain / best gain",
           "listwise": "ListNet: softmax of the logits against the gains normalized to sum 1",
@@ -125,11 +127,45 @@ def label_repairs(name: str, centres: int, seed: int, after: int = 0) -> dict[st
             "pid": os.getpid(), "cpu_s": time.process_time()}
 
 
+def label_differ(name: str, cpsat_s: float, seed: int) -> dict[str, Any]:
+    """The jump labels of one instance: from the placement where the ablation's LNS starts in
+    a 10-s run (:func:`mlsysgym.agents.learned_malloc.lns_start`), CP-SAT hinted with it for
+    ``cpsat_s`` seconds; every candidate buffer (:func:`mlsysgym.agents.malloc_lns.candidates`)
+    labelled with the fraction of the time CP-SAT's placement saves if it is fast in one and
+    slow in the other, 0 if not (so a network learns which buffers a better placement
+    re-decides), as :func:`label_one`'s rows (positions in XLA order)."""
+    from mlsysgym.agents.learned_malloc import lns_start
+    from mlsysgym.agents.malloc_baselines import cpsat_optimum
+    from mlsysgym.agents.malloc_lns import candidates, total_time
+    from mlsysgym.agents.problems import make_problem
+    from mlsysgym.ir.workloads import MallocInstanceSpec
+    from mlsysgym.simulators.memory import SLOW, xla_order
+
+    problem = make_problem(MallocInstanceSpec.from_name(name).problem_spec())
+    inst, n = problem.instance, problem.instance.n_buffers
+    start = lns_start(problem, seed)
+    better = cpsat_optimum(inst, time_limit_s=cpsat_s, num_workers=1, hint=start,
+                           seed=seed).placement
+    t0, t1 = total_time(inst, start.mode), total_time(inst, better.mode)
+    cand = np.flatnonzero(candidates(inst, start))
+    differs = (start.mode[cand] != SLOW) != (better.mode[cand] != SLOW)
+    gain = max(t0 - t1, 0.0) / t0
+    rank = np.empty(n, np.int64)
+    rank[xla_order(inst)] = np.arange(n)
+    return {"name": name, "capacity_bytes": int(inst.capacity_bytes), "n_buffers": int(n),
+            "after": 0, "kind": "differ", "fast": (start.mode != SLOW).astype(np.int8).tolist(),
+            "positions": rank[cand].tolist(),
+            "gains": np.where(differs & (gain > 0), gain, 0.0).tolist(),
+            "pid": os.getpid(), "cpu_s": time.process_time()}
+
+
 def make_labels(names: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
     """Labels of every instance, ``args.workers`` processes, progress on stderr."""
     out = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        if args.moves == "repair":
+        if args.moves == "differ":
+            futs = [pool.submit(label_differ, n, args.cpsat_s, args.seed) for n in names]
+        elif args.moves == "repair":
             futs = [pool.submit(label_repairs, n, args.positions, args.seed, k)
                     for n in names for k in args.episodes]
         else:
@@ -311,9 +347,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--episodes", type=lambda v: [int(k) for k in v.split(",")], default=[0],
                     help="labelled episodes per instance: improvements first made (0: the "
                          "heuristic's), comma-separated, e.g. 0,8")
-    ap.add_argument("--moves", choices=("change", "repair"), default="change",
+    ap.add_argument("--moves", choices=tuple(METHODS), default="change",
                     help="what is labelled: changing one buffer's decision (the local "
-                         "search's moves), or an LNS repair centred on it (--positions centres)")
+                         "search's moves), an LNS repair centred on it (--positions centres), "
+                         "or whether a better placement (CP-SAT, --cpsat-s) re-decides it")
+    ap.add_argument("--cpsat-s", type=float, default=20.0,
+                    help="--moves differ: CP-SAT's seconds per training instance")
     ap.add_argument("--epochs", type=int, default=120)
     ap.add_argument("--target", choices=tuple(LOSSES), default="improves",
                     help="per labelled move: 1 if it lowers the time, graded by its gain, or "

@@ -15,6 +15,7 @@ from mlsysgym.agents.malloc_baselines import xla_greedy
 from mlsysgym.agents.malloc_lns import (
     candidates,
     class_sweep,
+    jumps,
     lns,
     neighbourhood,
     repair,
@@ -160,4 +161,34 @@ def test_class_sweep_trades_buffers_of_one_size():
     assert found == 1 and total_time(inst, best.mode) == pytest.approx(166.0)
     assert best.mode[p] == FAST and best.mode[q] == SLOW
     late, none = class_sweep(inst, start, deadline=time.perf_counter() - 1)
+    assert none == 0 and late is start
+
+
+def test_jumps_redecide_the_buffers_the_score_picks():
+    # twins as above: q fast 241; the jump that frees p and q finds p fast instead, 166. Freeing
+    # s and o (2 of the 4 candidates) finds only o fast (op1, where q is dead): 8 -> 2, 235.
+    inst = build_instance(twins(), capacity_bytes=100, system=MemorySystem(**UNIT_KW))
+    p, q, s_, o = (inst.index(t) for t in "pqso")
+    mode = np.full(inst.n_buffers, SLOW)
+    mode[q] = FAST
+    offset = np.full(inst.n_buffers, -1)
+    offset[q] = 0
+    start = Placement(mode, offset)
+    assert candidates(inst, start)[[p, q, s_, o]].all()
+
+    def favour(*picked: int):
+        z = np.zeros(inst.n_buffers)
+        z[list(picked)] = 50.0  # the Gumbel noise cannot outweigh it
+        return lambda placement: z
+
+    rng = np.random.default_rng(0)
+    far = time.perf_counter() + 10
+    best, found = jumps(inst, start, rng, deadline=far, tries=1, size=2, score=favour(p, q))
+    validate(inst, best)
+    assert found == 1 and total_time(inst, best.mode) == pytest.approx(166.0)
+    other, found = jumps(inst, start, rng, deadline=far, tries=3, size=2, score=favour(s_, o))
+    assert found == 1 and total_time(inst, other.mode) == pytest.approx(235.0)
+    whole, found = jumps(inst, start, rng, deadline=far, tries=1)  # 100 >= all 4: uniform
+    assert found == 1 and total_time(inst, whole.mode) == pytest.approx(166.0)
+    late, none = jumps(inst, start, rng, deadline=time.perf_counter() - 1, tries=3)
     assert none == 0 and late is start
