@@ -19,7 +19,8 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
    seeded random order);
 2. :func:`lns_phase` until the end: CP-SAT re-decides every buffer of one size at once, class
    by class (0.5 s each, then ``sweep_s`` seconds for those that needed more), then
-   large-neighbourhood search
+   ``jumps`` (3) jumps of 1 s — CP-SAT re-decides 100 buffers anywhere in the graph at once
+   (their 3 s kept from the sweep; the fourteenth design) — then large-neighbourhood search
    (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
    buffer at a time.
 
@@ -28,9 +29,12 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
   around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly,
   half the time each at first, then each way in proportion to the time its repairs have
   saved per second on this instance (with ``order_moves``, the local search's moves by the
-  move policy's score, below, instead of XLA order);
-* ``learned_no_network`` — the moves in XLA order, all centres uniformly: the ablation
-  "same search without the network".
+  move policy's score, below, instead of XLA order); each jump's 100 buffers are drawn by
+  the jump policy's scores of the placement at hand (``agents/policies/malloc_jump_gnn.onnx``:
+  the same network trained on which buffers CP-SAT's better placement re-decides where the
+  ablation's LNS starts, ``train_malloc_policy --moves differ``);
+* ``learned_no_network`` — the moves in XLA order, all centres and jump buffers uniformly:
+  the ablation "same search without the network".
 
 With ``lns_share=0``, ``learned`` is the earlier local search alone, its moves ordered by
 the move policy (``agents/policies/malloc_gnn.onnx``, trained on :func:`move_gains`): XLA
@@ -59,7 +63,7 @@ from mlsysgym.agents.malloc_baselines import (
     mode_actions,
     xla_greedy,
 )
-from mlsysgym.agents.malloc_lns import SWEEP_S, class_sweep, jumps, lns, total_time
+from mlsysgym.agents.malloc_lns import JUMP_S, SWEEP_S, class_sweep, jumps, lns, total_time
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
 from mlsysgym.agents.sequential import episode_design
@@ -73,7 +77,7 @@ from mlsysgym.simulators.memory import (
     xla_order,
 )
 
-__all__ = ["EDGE_FEATURES", "LNS_POLICY_PATH", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
+__all__ = ["EDGE_FEATURES", "JUMP_POLICY_PATH", "LNS_POLICY_PATH", "NODE_FEATURES", "POLICY_PATH", "PolicyCardError",
            "PolicyTargetWarning", "decode", "heuristic_fast", "improved_episode", "instance_graph", "learned_malloc", "lns_start", "load_policy",
            "move_gains", "network_scores", "no_network_malloc"]
 
@@ -542,11 +546,11 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
-    buffers are drawn; None: uniformly).
+    buffers are drawn; None: uniformly), their seconds kept from the sweep.
     ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements."""
     mp = malloc_of(problem)
     start_t, placed, found, keep = _swept(problem, rng, builder, best, deadline, sweep_s,
-                                          replay_share)
+                                          replay_share, jump_tries * JUMP_S)
     submit_s = problem.info.get("submit_s", 0.0)
     placed, jumped = jumps(mp.instance, placed, rng, deadline=deadline - keep, tries=jump_tries,
                            score=jump_score)
@@ -565,15 +569,19 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
 
 def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
            best: list[int], deadline: float, sweep_s: float,
-           replay_share: float) -> tuple[float, Placement, int, float]:
+           replay_share: float, reserve_s: float = 0.0) -> tuple[float, Placement, int, float]:
     """:func:`lns_phase`'s first step: the episode ``best`` as a placement, then the class
-    sweep. Returns the episode's time, the swept placement, the classes it improved and the
-    seconds kept back for the replay."""
+    sweep, ending ``reserve_s`` seconds (at most half the time left) before the time kept back
+    for the replay. Returns the
+    episode's time, the swept placement, the classes it improved and the seconds kept back
+    for the replay."""
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
     keep = max(replay_share * (deadline - time.perf_counter()),
                4.0 * problem.info.get("submit_s", 0.0))
-    placed, found = (class_sweep(malloc_of(problem).instance, start, deadline=deadline - keep,
+    reserve_s = min(reserve_s, 0.5 * (deadline - keep - time.perf_counter()))
+    placed, found = (class_sweep(malloc_of(problem).instance, start,
+                                 deadline=deadline - keep - reserve_s,
                                  repair_s=sweep_s, seed=int(rng.integers(2**31)))
                      if sweep_s > 0 else (start, 0))
     return start_t, placed, found, keep
@@ -597,6 +605,7 @@ def _check_limit(seconds: float) -> None:
 
 
 LNS_SHARE = 0.8
+JUMPS = 3  # jumps per run (fourteenth design), their seconds kept from the class sweep
 
 
 @register_agent("learned", kinds=("malloc",))
@@ -605,7 +614,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
                    prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = False,
-                   move_policy: str | None = None, jumps: int = 0,
+                   move_policy: str | None = None, jumps: int = JUMPS,
                    jump_policy: str | None = None) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
@@ -624,11 +633,15 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     the earlier versions (local search only): with ``prune`` the moves in XLA order, those the
     network gives less than even odds of lowering the time (logit < 0) last; without, all
     moves by the network's score; with ``rescore`` every pass after the first rescored on the
-    best episode. ``adopt``: as :func:`guided_search`'s; ``sweep_s``: as :func:`lns_phase`'s."""
+    best episode. ``adopt``: as :func:`guided_search`'s; ``sweep_s``: as :func:`lns_phase`'s.
+    ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
+    100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
+    the placement at hand, expects a better placement to re-decide."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
     _check_sweep(sweep_s)
+    _check_jumps(jumps)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
     deadline = t0 + 0.95 * min(time_limit_s, problem.time_left_s)
@@ -651,11 +664,17 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                                       heur=heur, adopt=adopt)
         t2 = time.perf_counter()
         scores = score(_fast_mask(order, best) if rescore else heur)
-        problem.info["inference_s"] += time.perf_counter() - t2
         jump_net = load_policy(jump_policy or JUMP_POLICY_PATH)[0] if jumps else None
+        problem.info["inference_s"] += time.perf_counter() - t2
+
+        def jump_score(placement: Placement) -> np.ndarray:
+            t = time.perf_counter()
+            z = score(placement.mode != SLOW, jump_net)
+            problem.info["inference_s"] += time.perf_counter() - t
+            return z
+
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
-                  adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps,
-                  jump_score=lambda pl: score(pl.mode != SLOW, jump_net))
+                  adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps, jump_score=jump_score)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -669,14 +688,15 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
-                      sweep_s: float = SWEEP_S, jumps: int = 0) -> None:
+                      sweep_s: float = SWEEP_S, jumps: int = JUMPS) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
-    :func:`lns_phase` with uniformly drawn neighbourhood centres (``adopt``, ``sweep_s`` as
-    there)."""
+    :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
+    uniformly drawn buffers (``adopt``, ``sweep_s`` as there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
+    _check_jumps(jumps)
     deadline = time.perf_counter() + 0.95 * min(time_limit_s, problem.time_left_s)
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
                                   chain_depth=chain_depth, adopt=adopt)
@@ -688,6 +708,11 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 def _check_sweep(seconds: float) -> None:
     if not (isinstance(seconds, (int, float)) and seconds >= 0):
         raise AgentConfigError(f"sweep_s must be a number >= 0; got {seconds!r}")
+
+
+def _check_jumps(tries: int) -> None:
+    if not (isinstance(tries, int) and not isinstance(tries, bool) and tries >= 0):
+        raise AgentConfigError(f"jumps must be an integer >= 0; got {tries!r}")
 
 
 def _check_fraction(name: str, value: float) -> None:

@@ -316,8 +316,8 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
         (f"Test split (splits version {tr.get('splits_version')}, digest `{tr.get('splits_digest')}`): "
         f"{len(inst)} instances{graphs} (families {', '.join(families)}; fast memory "
         f"{' / '.join(f'{c:g}' for c in caps)} × each workload's activation working set), none of "
-        "whose families the policy saw in training "
-        f"({len(tr.get('instances', []))} training instances). `learned` and `learned_no_network` "
+        "whose families either policy saw in training (both trained on the train split only; "
+        f"the LNS policy on {len(tr.get('instances', []))} instances). `learned` and `learned_no_network` "
         f"(the same search without the network) run {args.seconds:g} s each (wall, inference "
         f"included), seeds {list(range(args.seeds))}; CP-SAT 1 worker at 10 s (seed 0) and at "
         f"{args.long:g} s on the instances 10 s did not prove (at most {args.long_max}, largest "
@@ -351,8 +351,8 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
     s = sets[0][1]
     lines += [
         (f"- Training cost: {s['cpu_hours']:.3f} CPU hours (labels, training and validation; the "
-        "card `agents/policies/malloc_lns_gnn.json`). Inference (graph features + one ONNX Runtime "
-        f"call): median {s['inference_median_s']:.3f} s, max {s['inference_max_s']:.3f} s per "
+        "cards `agents/policies/malloc_lns_gnn.json` and `malloc_jump_gnn.json`). Inference (graph "
+        f"features + the ONNX Runtime calls): median {s['inference_median_s']:.3f} s, max {s['inference_max_s']:.3f} s per "
         f"instance. Wall time per run of `learned` / the ablation: median "
         f"{s['wall_median_s']:.2f} s, max {s['wall_max_s']:.2f} s. Moves tried per run (median): "
         f"learned {s['moves_median']['learned']:g}, ablation "
@@ -439,7 +439,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mlsysgym.agents.learned_malloc import LNS_POLICY_PATH, load_policy
+    from mlsysgym.agents.learned_malloc import JUMP_POLICY_PATH, LNS_POLICY_PATH, load_policy
     from mlsysgym.experiments.report import stamp_markdown, write_provenance
     from mlsysgym.ir import workloads
 
@@ -450,6 +450,8 @@ def main(argv: list[str] | None = None) -> None:
         print(out.read_text()[:1500])
         return
     _, card = load_policy(LNS_POLICY_PATH)
+    _, jump_card = load_policy(JUMP_POLICY_PATH)
+    card = {**card, "cpu_hours": card["cpu_hours"] + jump_card["cpu_hours"]}  # both policies
     caps = workloads.TEST_CAPACITY_SETS[args.fresh] if args.fresh else workloads.MALLOC_CAPACITIES
     if args.large and not args.fresh:
         raise SystemExit("--large needs --fresh NAME (the capacities)")
@@ -479,7 +481,8 @@ def main(argv: list[str] | None = None) -> None:
     plot(inst, args.out.with_suffix(".png"), args.long)
     write_provenance(args.out.with_suffix(".provenance.json"),
                      summary={title: s for title, s in sets},
-                     policy_card_sha256=card.get("onnx_sha256"), argv=sys.argv)
+                     policy_card_sha256=card.get("onnx_sha256"),
+                     jump_policy_card_sha256=jump_card.get("onnx_sha256"), argv=sys.argv)
     print(args.out.read_text())
 
 

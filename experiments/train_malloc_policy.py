@@ -1,7 +1,8 @@
 """Train a mallocGame graph-network policy (the local search's move ranker, or with
-``--moves repair`` the LNS neighbourhood picker) over the training split; ship it as ONNX + card.
+``--moves repair`` the LNS neighbourhood picker, with ``--moves differ`` the jump picker) over
+the training split; ship it as ONNX + card.
 
-    python -m mlsysgym.experiments.train_malloc_policy [--moves repair] [--positions 256]
+    python -m mlsysgym.experiments.train_malloc_policy [--moves {change,repair,differ}] [--positions 256]
         [--xla-top 192] [--target listwise] [--epochs 120]
         [--capacities 0.25 0.5 1] [--workers 2] [--out results/policies/malloc_gnn.onnx]
 
@@ -13,7 +14,9 @@
    works): the decision changed, the rest completed greedily, with ejections, and the time
    saved recorded. With ``--moves repair`` (the LNS policy), instead the time one CP-SAT
    repair around each of ``--positions`` sampled centre buffers saves
-   (:func:`mlsysgym.agents.malloc_lns.repair_gain`).
+   (:func:`mlsysgym.agents.malloc_lns.repair_gain`). With ``--moves differ`` (the jump
+   policy), every candidate buffer where the ablation's LNS starts, labelled by whether CP-SAT
+   (``--cpsat-s`` seconds, hinted with that placement) re-decides it (:func:`label_differ`).
 2. **Training**: :func:`mlsysgym.agents.gnn.build_graph_net` on
    :func:`mlsysgym.agents.learned_malloc.instance_graph`, full-graph Adam steps, loss = per-graph
    mean binary cross-entropy of the per-node logit against "this move lowers the time" over the
@@ -51,7 +54,10 @@ from mlsysgym.core.target import cpu_seconds
 # were written with --out agents/policies/malloc_gnn.onnx
 # --labels-out benchmarks/results/learned_malloc_move_labels.json, and with --moves repair
 # --positions 24 --val-seeds 0 --out agents/policies/malloc_lns_gnn.onnx
-# --labels-out benchmarks/results/learned_malloc_repair_labels.json.
+# --labels-out benchmarks/results/learned_malloc_repair_labels.json, and with --moves differ
+# --cpsat-s 20 --capacities 0.1 0.15 0.2 0.3 --val-seeds 0 --epochs 80
+# --out agents/policies/malloc_jump_gnn.onnx
+# --labels-out benchmarks/results/learned_malloc_jump_labels.json.
 DEFAULT_OUT = Path("results") / "policies" / "malloc_gnn.onnx"
 DEFAULT_LABELS = Path("results") / "policies" / "malloc_move_labels.json"
 

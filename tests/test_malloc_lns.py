@@ -129,6 +129,9 @@ def test_agents_with_lns_find_the_optimum_and_check_the_share():
         search("learned_no_network", problem, 5, lns_share=1.5)
     with pytest.raises(AgentConfigError, match="sweep_s"):
         search("learned_no_network", problem, 5, sweep_s=-1)
+    for agent, bad in (("learned_no_network", -1), ("learned", 1.5), ("learned", True)):
+        with pytest.raises(AgentConfigError, match="jumps"):
+            search(agent, problem, 5, jumps=bad)
 
 
 def twins() -> Graph:

@@ -1,7 +1,8 @@
 """Trained policies shipped with mlsysgym: ONNX files, each with a JSON card (training data,
-seeds, CPU time, the target fingerprint it was trained on). ``malloc_gnn.onnx`` and
-``malloc_lns_gnn.onnx``: the mallocGame graph-network policies of
-:mod:`mlsysgym.agents.learned_malloc` (local-search moves; LNS neighbourhood centres);
+seeds, CPU time, the target fingerprint it was trained on). ``malloc_gnn.onnx``,
+``malloc_lns_gnn.onnx`` and ``malloc_jump_gnn.onnx``: the mallocGame graph-network policies of
+:mod:`mlsysgym.agents.learned_malloc` (local-search moves; LNS neighbourhood centres; the
+buffers a jump re-decides);
 ``schedule_gnn.onnx``: the list scheduler of :mod:`mlsysgym.agents.learned_schedule`.
 
 :func:`check_card` is the one check every policy passes before use."""
