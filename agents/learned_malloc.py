@@ -63,7 +63,8 @@ from mlsysgym.agents.malloc_baselines import (
     mode_actions,
     xla_greedy,
 )
-from mlsysgym.agents.malloc_lns import JUMP_S, SWEEP_S, class_sweep, jumps, lns, total_time
+from mlsysgym.agents.malloc_lns import JUMP_S, SWEEP_S, class_sweep, lns, total_time
+from mlsysgym.agents.malloc_lns import jumps as lns_jumps
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
 from mlsysgym.agents.sequential import episode_design
@@ -552,8 +553,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     start_t, placed, found, keep = _swept(problem, rng, builder, best, deadline, sweep_s,
                                           replay_share, jump_tries * JUMP_S)
     submit_s = problem.info.get("submit_s", 0.0)
-    placed, jumped = jumps(mp.instance, placed, rng, deadline=deadline - keep, tries=jump_tries,
-                           score=jump_score)
+    placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=deadline - keep,
+                               tries=jump_tries, score=jump_score)
     placed, info = lns(mp.instance, placed, rng, deadline=deadline - keep, scores=scores,
                        mix=mix, adapt=adapt)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
@@ -572,9 +573,8 @@ def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder
            replay_share: float, reserve_s: float = 0.0) -> tuple[float, Placement, int, float]:
     """:func:`lns_phase`'s first step: the episode ``best`` as a placement, then the class
     sweep, ending ``reserve_s`` seconds (at most half the time left) before the time kept back
-    for the replay. Returns the
-    episode's time, the swept placement, the classes it improved and the seconds kept back
-    for the replay."""
+    for the replay. Returns the episode's time, the swept placement, the classes it improved
+    and the seconds kept back for the replay."""
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
     keep = max(replay_share * (deadline - time.perf_counter()),
@@ -590,8 +590,10 @@ def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder
 def lns_start(problem: Problem, seed: int = 0, *, time_limit_s: float = DEFAULT_SECONDS,
               sweep_s: float = SWEEP_S) -> Placement:
     """The placement from which the ablation's LNS starts in a ``time_limit_s`` run with this
-    ``seed`` (as :func:`no_network_malloc`: its local search, then the class sweep): the state
-    on which ``learned`` draws its centres. For diagnostics (benchmarks/learned_malloc_ranking.py)."""
+    ``seed`` and no jumps (as :func:`no_network_malloc` with ``jumps=0``: its local search, then
+    the class sweep given its whole time): the state on which ``learned`` draws its centres
+    and the jump policy's labels were made. For diagnostics
+    (benchmarks/learned_malloc_ranking.py) and ``train_malloc_policy --moves differ``."""
     bp = BudgetedProblem(problem, Budget(seconds=time_limit_s + 30.0))
     rng = np.random.default_rng(seed)
     deadline = time.perf_counter() + 0.95 * time_limit_s

@@ -317,7 +317,8 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
         f"{len(inst)} instances{graphs} (families {', '.join(families)}; fast memory "
         f"{' / '.join(f'{c:g}' for c in caps)} × each workload's activation working set), none of "
         "whose families either policy saw in training (both trained on the train split only; "
-        f"the LNS policy on {len(tr.get('instances', []))} instances). `learned` and `learned_no_network` "
+        f"the LNS policy on {len(tr.get('instances', []))} instances). `learned` and "
+        "`learned_no_network` "
         f"(the same search without the network) run {args.seconds:g} s each (wall, inference "
         f"included), seeds {list(range(args.seeds))}; CP-SAT 1 worker at 10 s (seed 0) and at "
         f"{args.long:g} s on the instances 10 s did not prove (at most {args.long_max}, largest "
@@ -351,9 +352,9 @@ def render(inst: dict[str, dict[str, Any]], sets: list[tuple[str, dict[str, Any]
     s = sets[0][1]
     lines += [
         (f"- Training cost: {s['cpu_hours']:.3f} CPU hours (labels, training and validation; the "
-        "cards `agents/policies/malloc_lns_gnn.json` and `malloc_jump_gnn.json`). Inference (graph "
-        f"features + the ONNX Runtime calls): median {s['inference_median_s']:.3f} s, max {s['inference_max_s']:.3f} s per "
-        f"instance. Wall time per run of `learned` / the ablation: median "
+        "cards `agents/policies/malloc_lns_gnn.json` and `malloc_jump_gnn.json`). Inference "
+        f"(graph features + the ONNX Runtime calls): median {s['inference_median_s']:.3f} s, "
+        f"max {s['inference_max_s']:.3f} s per instance. Wall time per run of `learned` / the ablation: median "
         f"{s['wall_median_s']:.2f} s, max {s['wall_max_s']:.2f} s. Moves tried per run (median): "
         f"learned {s['moves_median']['learned']:g}, ablation "
         f"{s['moves_median']['learned_no_network']:g}."), ""]
