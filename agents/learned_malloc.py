@@ -533,7 +533,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               best: list[int], *, deadline: float, scores: np.ndarray | None = None,
               mix: float = 0.5, adapt: bool = True, sweep_s: float = SWEEP_S,
               replay_share: float = REPLAY_SHARE, jump_tries: int = 0,
-              jump_score: Callable[[Placement], np.ndarray] | None = None) -> None:
+              jump_score: Callable[[Placement], np.ndarray] | None = None,
+              jumps_last: bool = False) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -547,16 +548,21 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
-    buffers are drawn; None: uniformly), their seconds kept from the sweep.
+    buffers are drawn; None: uniformly), their seconds kept from the sweep (with
+    ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS).
     ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements."""
     mp = malloc_of(problem)
-    start_t, placed, found, keep = _swept(problem, rng, builder, best, deadline, sweep_s,
-                                          replay_share, jump_tries * JUMP_S)
-    submit_s = problem.info.get("submit_s", 0.0)
-    placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=deadline - keep,
-                               tries=jump_tries, score=jump_score)
-    placed, info = lns(mp.instance, placed, rng, deadline=deadline - keep, scores=scores,
-                       mix=mix, adapt=adapt)
+    start_t, placed, found, keep, reserve = _swept(problem, rng, builder, best, deadline,
+                                                   sweep_s, replay_share, jump_tries * JUMP_S)
+    submit_s, end = problem.info.get("submit_s", 0.0), deadline - keep
+    if not jumps_last:
+        placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
+                                   score=jump_score)
+    placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
+                       scores=scores, mix=mix, adapt=adapt)
+    if jumps_last:
+        placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
+                                   score=jump_score)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
                         jump_improvements=jumped)
@@ -570,11 +576,12 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
 
 def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
            best: list[int], deadline: float, sweep_s: float,
-           replay_share: float, reserve_s: float = 0.0) -> tuple[float, Placement, int, float]:
+           replay_share: float, reserve_s: float = 0.0,
+           ) -> tuple[float, Placement, int, float, float]:
     """:func:`lns_phase`'s first step: the episode ``best`` as a placement, then the class
     sweep, ending ``reserve_s`` seconds (at most half the time left) before the time kept back
-    for the replay. Returns the episode's time, the swept placement, the classes it improved
-    and the seconds kept back for the replay."""
+    for the replay. Returns the episode's time, the swept placement, the classes it improved,
+    the seconds kept back for the replay and the seconds reserved."""
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
     keep = max(replay_share * (deadline - time.perf_counter()),
@@ -584,7 +591,7 @@ def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder
                                  deadline=deadline - keep - reserve_s,
                                  repair_s=sweep_s, seed=int(rng.integers(2**31)))
                      if sweep_s > 0 else (start, 0))
-    return start_t, placed, found, keep
+    return start_t, placed, found, keep, reserve_s
 
 
 def lns_start(problem: Problem, seed: int = 0, *, time_limit_s: float = DEFAULT_SECONDS,
@@ -617,7 +624,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
                    prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = False,
                    move_policy: str | None = None, jumps: int = JUMPS,
-                   jump_policy: str | None = None) -> None:
+                   jump_policy: str | None = None, jumps_last: bool = False) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -638,7 +645,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     best episode. ``adopt``: as :func:`guided_search`'s; ``sweep_s``: as :func:`lns_phase`'s.
     ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
-    the placement at hand, expects a better placement to re-decide."""
+    the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
+    LNS, as :func:`lns_phase`'s)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
@@ -676,7 +684,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
             return z
 
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
-                  adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps, jump_score=jump_score)
+                  adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps, jump_score=jump_score,
+                  jumps_last=jumps_last)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -690,11 +699,12 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
-                      sweep_s: float = SWEEP_S, jumps: int = JUMPS) -> None:
+                      sweep_s: float = SWEEP_S, jumps: int = JUMPS,
+                      jumps_last: bool = False) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
-    uniformly drawn buffers (``adopt``, ``sweep_s`` as there)."""
+    uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last`` as there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
@@ -704,7 +714,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                                   chain_depth=chain_depth, adopt=adopt)
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
-                  jump_tries=jumps)
+                  jump_tries=jumps, jumps_last=jumps_last)
 
 
 def _check_sweep(seconds: float) -> None:
