@@ -195,21 +195,24 @@ def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
     before ``deadline``) of ``size`` :func:`candidates` at once, anywhere in the graph: drawn
     without replacement by the softmax of ``score(placement)`` (per buffer, e.g. a network's
     guess of which buffers a better placement re-decides; Gumbel top-k), or uniformly without
-    ``score``; each faster result kept and the next jump drawn from it. Returns the best
-    placement and the number of improving jumps."""
+    ``score``; each faster result kept and the next jump drawn from it (``score`` is asked
+    again only then). Returns the best placement and the number of improving jumps."""
     best, best_t, found = placement, total_time(p, placement.mode), 0
+    scored = None  # score(best), while best is unchanged
     for _ in range(tries):
         if deadline - time.perf_counter() < repair_s:
             break
         cand = np.flatnonzero(candidates(p, best))
         z = rng.gumbel(size=cand.size)
         if score is not None:
-            z += np.asarray(score(best), np.float64)[cand]
+            if scored is None:
+                scored = np.asarray(score(best), np.float64)
+            z += scored[cand]
         new = repair(p, best, cand[np.argsort(-z)[:size]], seconds=repair_s,
                      seed=int(rng.integers(2**31)))
         t = np.inf if new is None else total_time(p, new.mode)
         if t < best_t - 1e-9 * best_t:
-            best, best_t, found = new, t, found + 1
+            best, best_t, found, scored = new, t, found + 1, None
     return best, found
 
 
