@@ -527,6 +527,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
 
 
 REPLAY_SHARE = 0.1  # lns_phase: share of the time left kept to replay the LNS's placement
+LNS_JUMP = False  # lns_phase: jumps also within the LNS, a third source of repairs (off)
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
@@ -534,7 +535,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               mix: float = 0.5, adapt: bool = True, sweep_s: float = SWEEP_S,
               replay_share: float = REPLAY_SHARE, jump_tries: int = 0,
               jump_score: Callable[[Placement], np.ndarray] | None = None,
-              jumps_last: bool = False) -> None:
+              jumps_last: bool = False, lns_jump: bool = LNS_JUMP) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -550,6 +551,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
     buffers are drawn; None: uniformly), their seconds kept from the sweep (with
     ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS).
+    With ``lns_jump`` (off by default; validation only) the LNS draws jumps too
+    (``malloc_lns.lns``'s ``jump``).
     ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements."""
     mp = malloc_of(problem)
     start_t, placed, found, keep, reserve = _swept(problem, rng, builder, best, deadline,
@@ -559,13 +562,13 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
                                    score=jump_score)
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
-                       scores=scores, mix=mix, adapt=adapt)
+                       scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score)
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
                                    score=jump_score)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
-                        jump_improvements=jumped)
+                        jump_improvements=jumped + info["jump_improvements"])
     if total_time(mp.instance, placed.mode) < start_t - 1e-9 * start_t:
         packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
         actions = (actions_for(mp.env, packed) if packed is not None
@@ -624,7 +627,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
                    prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = False,
                    move_policy: str | None = None, jumps: int = JUMPS,
-                   jump_policy: str | None = None, jumps_last: bool = False) -> None:
+                   jump_policy: str | None = None, jumps_last: bool = False,
+                   lns_jump: bool = LNS_JUMP) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -646,7 +650,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
-    LNS, as :func:`lns_phase`'s)."""
+    LNS; ``lns_jump``: within it too; as :func:`lns_phase`'s)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
@@ -674,7 +678,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                                       heur=heur, adopt=adopt)
         t2 = time.perf_counter()
         scores = score(_fast_mask(order, best) if rescore else heur)
-        jump_net = load_policy(jump_policy or JUMP_POLICY_PATH)[0] if jumps else None
+        jump_net = (load_policy(jump_policy or JUMP_POLICY_PATH)[0] if jumps or lns_jump
+                    else None)
         problem.info["inference_s"] += time.perf_counter() - t2
 
         def jump_score(placement: Placement) -> np.ndarray:
@@ -685,7 +690,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
                   adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps, jump_score=jump_score,
-                  jumps_last=jumps_last)
+                  jumps_last=jumps_last, lns_jump=lns_jump)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -700,11 +705,11 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
                       sweep_s: float = SWEEP_S, jumps: int = JUMPS,
-                      jumps_last: bool = False) -> None:
+                      jumps_last: bool = False, lns_jump: bool = LNS_JUMP) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
-    uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last`` as there)."""
+    uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump`` as there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
@@ -714,7 +719,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                                   chain_depth=chain_depth, adopt=adopt)
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
-                  jump_tries=jumps, jumps_last=jumps_last)
+                  jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump)
 
 
 def _check_sweep(seconds: float) -> None:

@@ -32,8 +32,8 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["SWEEP_S", "candidates", "class_sweep", "jumps", "lns", "neighbourhood", "repair",
-           "repair_gain", "size_classes", "total_time", "uniform_share"]
+__all__ = ["SWEEP_S", "candidates", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
+           "repair", "repair_gain", "size_classes", "total_time", "uniform_share"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
@@ -202,18 +202,25 @@ def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
     for _ in range(tries):
         if deadline - time.perf_counter() < repair_s:
             break
-        cand = np.flatnonzero(candidates(p, best))
-        z = rng.gumbel(size=cand.size)
-        if score is not None:
-            if scored is None:
-                scored = np.asarray(score(best), np.float64)
-            z += scored[cand]
-        new = repair(p, best, cand[np.argsort(-z)[:size]], seconds=repair_s,
+        if score is not None and scored is None:
+            scored = np.asarray(score(best), np.float64)
+        new = repair(p, best, jump_buffers(p, best, rng, scored, size), seconds=repair_s,
                      seed=int(rng.integers(2**31)))
         t = np.inf if new is None else total_time(p, new.mode)
         if t < best_t - 1e-9 * best_t:
             best, best_t, found, scored = new, t, found + 1, None
     return best, found
+
+
+def jump_buffers(p: MemoryInstance, placement: Placement, rng: np.random.Generator,
+                 scored: np.ndarray | None, size: int = JUMP_SIZE) -> np.ndarray:
+    """``size`` :func:`candidates` of ``placement`` drawn without replacement by the softmax of
+    ``scored`` (per buffer; Gumbel top-k), or uniformly if None: a jump's buffers."""
+    cand = np.flatnonzero(candidates(p, placement))
+    z = rng.gumbel(size=cand.size)
+    if scored is not None:
+        z += scored[cand]
+    return cand[np.argsort(-z)[:size]]
 
 
 def uniform_share(saved: np.ndarray, spent: np.ndarray) -> float:
@@ -226,7 +233,9 @@ def uniform_share(saved: np.ndarray, spent: np.ndarray) -> float:
 
 def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, deadline: float,
         scores: np.ndarray | None = None, mix: float = 0.5, adapt: bool = True, size: int = 40,
-        repair_s: float = 0.3) -> tuple[Placement, dict[str, int]]:
+        repair_s: float = 0.3, jump: bool = False,
+        jump_score: Callable[[Placement], np.ndarray] | None = None,
+        ) -> tuple[Placement, dict[str, int]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -238,11 +247,15 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     whose repairs are slow or fruitless on this instance is drawn less. A centre whose repair
     finds nothing is set aside until an accepted repair changes a buffer whose live range
     meets its neighbourhood's time span (so a concentrated softmax does not repeat the same
-    repair). Returns the best placement and ``{"repairs", "improvements",
-    "network_repairs"}``."""
+    repair). With ``jump``, jumps are a third source (:func:`jump_buffers` by ``jump_score``,
+    or uniformly; :data:`JUMP_S` each), given a share of the time in proportion to their
+    saving per second against the centres' (in [0.1, 0.9]; a prior of :data:`PRIOR_S` seconds),
+    and all of it once no centre is left. Returns the best placement and ``{"repairs",
+    "improvements", "network_repairs", "jump_improvements"}`` (improvements: by centres)."""
     cand = candidates(p, placement)
     if not cand.any():
-        return placement, {"repairs": 0, "improvements": 0, "network_repairs": 0}
+        return placement, {"repairs": 0, "improvements": 0, "network_repairs": 0,
+                           "jump_improvements": 0}
     sources = [cand / cand.sum()]
     if scores is not None:
         z = np.where(cand, np.asarray(scores, np.float64), -np.inf)
@@ -250,35 +263,54 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         sources.append(z / z.sum())
     saved = PRIOR_GAIN * np.array([mix, 1.0 - mix])[:len(sources)]
     spent = np.full(len(sources), PRIOR_S)
+    jsaved, jspent, scored = 0.5 * PRIOR_GAIN, PRIOR_S, None  # the jumps' record, score(best)
     on = cand.copy()  # not set aside
     span = np.zeros((p.n_buffers, 2), np.int64)  # a set-aside centre's neighbourhood's ops
     best, best_t = placement, total_time(p, placement.mode)
     start_t = best_t
-    repairs = improvements = network = 0
+    repairs = improvements = network = jumped = 0
     slowest = 0.0
-    while on.any() and time.perf_counter() + max(slowest, repair_s) < deadline:
+    while time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
-        k = 0 if len(sources) == 1 else int(
-            rng.random() >= (uniform_share(saved, spent) if adapt else mix))
-        w = sources[k] * on
-        if not w.sum() > 0:  # the softmax's remaining weight underflowed
-            k, w = 0, sources[0] * on
-        c = int(rng.choice(p.n_buffers, p=w / w.sum()))
-        free = neighbourhood(p, c, size, cand, rng)
-        new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
-        repairs, network = repairs + 1, network + k
+        leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
+            jspent + spent.sum()) < uniform_share([jsaved, saved.sum()], [jspent, spent.sum()]))
+        if leap:
+            if jump_score is not None and scored is None:
+                scored = np.asarray(jump_score(best), np.float64)
+            free = jump_buffers(p, best, rng, scored)
+            new = repair(p, best, free, seconds=JUMP_S, seed=int(rng.integers(2**31)))
+        elif on.any():
+            k = 0 if len(sources) == 1 else int(
+                rng.random() >= (uniform_share(saved, spent) if adapt else mix))
+            w = sources[k] * on
+            if not w.sum() > 0:  # the softmax's remaining weight underflowed
+                k, w = 0, sources[0] * on
+            c = int(rng.choice(p.n_buffers, p=w / w.sum()))
+            free = neighbourhood(p, c, size, cand, rng)
+            new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
+            repairs, network = repairs + 1, network + k
+        else:
+            break
         t = np.inf if new is None else total_time(p, new.mode)
         if t < best_t - 1e-9 * best_t:
             changed = np.flatnonzero((new.mode != best.mode) | (new.offset != best.offset))
             aside = np.flatnonzero(cand & ~on)
             lo, hi = p.start[changed], p.end[changed]
             on[aside[((span[aside, 0, None] <= hi) & (span[aside, 1, None] >= lo)).any(1)]] = True
-            saved[k] += (best_t - t) / start_t
-            best, best_t, improvements = new, t, improvements + 1
-        else:
+            if leap:
+                jsaved, jumped = jsaved + (best_t - t) / start_t, jumped + 1
+            else:
+                saved[k] += (best_t - t) / start_t
+                improvements += 1
+            best, best_t, scored = new, t, None
+        elif not leap:
             on[c] = False
             span[c] = p.start[free].min(), p.end[free].max()
         took = time.perf_counter() - t0
-        spent[k] += took
-        slowest = max(slowest, took)
-    return best, {"repairs": repairs, "improvements": improvements, "network_repairs": network}
+        if leap:
+            jspent += took
+        else:
+            spent[k] += took
+            slowest = max(slowest, took)
+    return best, {"repairs": repairs, "improvements": improvements, "network_repairs": network,
+                  "jump_improvements": jumped}

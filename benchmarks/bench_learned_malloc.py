@@ -129,8 +129,7 @@ def instance_names(works: list[Any], caps: tuple[float, ...]) -> list[str]:
 def validate(args: argparse.Namespace) -> dict[str, Any]:
     """Both agents on the validation split (interleaved per instance and seed): the rows, the
     difference learned − ablation and, with ``args.baseline``, each agent against its rows
-    there (the mean difference of the fraction of the all-slow time saved in points, wins and
-    losses over runs)."""
+    there (:func:`compare_runs`: of the fraction of the all-slow time saved)."""
     from mlsysgym.ir import workloads
 
     caps = tuple(args.capacities or workloads.MALLOC_CAPACITIES)
@@ -154,11 +153,6 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         return {(r["instance"], r["seed"], r["agent"]): 1.0 - r["time_us"] / r["all_slow_us"]
                 for r in rs if not r.get("restarts") and bool(r.get("off")) == off}
 
-    def compare(x: dict[tuple, float], y: dict[tuple, float], ax: str, ay: str) -> dict[str, Any]:
-        d = np.array([x[(*k, ax)] - y[(*k, ay)] for k in sorted({k[:2] for k in x})])
-        return {"mean_points": float(100 * d.mean()), "wins": int((d > 1e-12).sum()),
-                "losses": int((d < -1e-12).sum()), "runs": len(d)}
-
     new = saved(rows)
     out: dict[str, Any] = {
         "command": " ".join(["nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py",
@@ -166,19 +160,36 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         "metric": "fraction of the all-slow time saved (differences in points = 100 ×)",
         "seconds": args.seconds, "capacities": list(caps), "seeds": list(range(args.seeds)),
         "workers": args.workers,
-        "learned-ablation": compare(new, new, *agents)}
+        "learned-ablation": compare_runs(new, new, *agents)}
     if args.off or args.baseline:
         old = (saved(rows, True) if args.off
                else saved(json.loads(args.baseline.read_text())["rows"]))
         out["baseline"] = f"{args.off} off" if args.off else str(args.baseline)
-        out["baseline learned-ablation"] = compare(old, old, *agents)
+        out["baseline learned-ablation"] = compare_runs(old, old, *agents)
         for a in agents:
-            out[f"{a}: this - baseline"] = compare(new, old, a, a)
+            out[f"{a}: this - baseline"] = compare_runs(new, old, a, a)
     moves = {f"{a}, {o} off" if o else a: [r["moves"] for r in rows if r["agent"] == a
                                            and r["off"] == o] for a in agents for o in offs}
     out.update(moves_median={a: float(np.median(v)) for a, v in moves.items()},
                load=[min(r["load"] for r in rows), max(r["load"] for r in rows)], rows=rows)
     return out
+
+
+def compare_runs(x: dict[tuple, float], y: dict[tuple, float], ax: str,
+                 ay: str) -> dict[str, Any]:
+    """Agent ``ax``'s fraction saved in ``x`` minus agent ``ay``'s in ``y`` (both keyed by
+    instance, seed, agent) on each (instance, seed) of ``x``: the mean in points, wins and
+    losses over runs, and over instances (each its mean over seeds) the 95 % bootstrap
+    interval of the mean and how many are better or worse."""
+    keys = sorted({k[:2] for k in x})
+    d = np.array([x[(*k, ax)] - y[(*k, ay)] for k in keys])
+    names = [k[0] for k in keys]
+    per = np.array([100 * d[[n == i for n in names]].mean() for i in dict.fromkeys(names)])
+    lo, hi = bootstrap_mean(per)
+    return {"mean_points": float(100 * d.mean()), "wins": int((d > 1e-12).sum()),
+            "losses": int((d < -1e-12).sum()), "runs": len(d), "interval_points": [lo, hi],
+            "instances_better": int((per > 1e-10).sum()),
+            "instances_worse": int((per < -1e-10).sum()), "instances": len(per)}
 
 
 def bootstrap_mean(x: np.ndarray, n: int = 10000, seed: int = 0,

@@ -240,6 +240,22 @@ def test_bootstrap_by_workload_draws_whole_workloads():
     assert bench.bootstrap_mean(x) == pytest.approx((-2.0, 1.0))
 
 
+def test_compare_runs_by_hand():
+    """bench_learned_malloc.compare_runs: instance a saves 1 and 3 points more with seeds 0, 1,
+    b 1 point less with both: runs 0.5 on average (2 wins, 2 losses); instances +2 and -1, so a
+    resample of the two is {a, a} +2, {b, b} -1 (p 1/4 each) or mixed +0.5: [-1, +2]."""
+    from benchmark_scripts import load_script
+
+    bench = load_script("bench_learned_malloc.py")
+    x = {("a", 0, "l"): 0.02, ("a", 1, "l"): 0.04, ("b", 0, "l"): 0.0, ("b", 1, "l"): 0.0,
+         ("a", 0, "n"): 0.01, ("a", 1, "n"): 0.01, ("b", 0, "n"): 0.01, ("b", 1, "n"): 0.01}
+    got = bench.compare_runs(x, x, "l", "n")
+    assert got.pop("mean_points") == pytest.approx(0.5)
+    assert got.pop("interval_points") == pytest.approx([-1.0, 2.0])
+    assert got == {"wins": 2, "losses": 2, "runs": 4, "instances_better": 1,
+                   "instances_worse": 1, "instances": 2}
+
+
 def test_onnx_gives_the_torch_logits(trap, tmp_path):
     import torch
 

@@ -104,7 +104,8 @@ def test_lns_sets_a_failed_centre_aside_and_stops_when_none_is_left(trap, scores
                     adapt=False)
     assert time.perf_counter() - t0 < 5.0
     n = int(candidates(trap, best).sum())
-    assert info == {"repairs": n, "improvements": 0, "network_repairs": 0 if z is None else n}
+    assert info == {"repairs": n, "improvements": 0, "network_repairs": 0 if z is None else n,
+                    "jump_improvements": 0}
     assert total_time(trap, out.mode) == pytest.approx(180.0)
 
 
@@ -195,3 +196,24 @@ def test_jumps_redecide_the_buffers_the_score_picks():
     assert found == 1 and total_time(inst, whole.mode) == pytest.approx(166.0)
     late, none = jumps(inst, start, rng, deadline=time.perf_counter() - 1, tries=3)
     assert none == 0 and late is start
+
+
+def test_lns_jumps_where_its_neighbourhoods_are_stuck():
+    # twins, q fast (241). Neighbourhoods of one buffer reach only o fast (235) and then have
+    # no centre left; a jump frees all four (100 >= 4) and finds p fast instead (166)
+    inst = build_instance(twins(), capacity_bytes=100, system=MemorySystem(**UNIT_KW))
+    q = inst.index("q")
+    mode = np.full(inst.n_buffers, SLOW)
+    mode[q] = FAST
+    offset = np.full(inst.n_buffers, -1)
+    offset[q] = 0
+    start = Placement(mode, offset)
+    stuck, info = lns(inst, start, np.random.default_rng(0), deadline=time.perf_counter() + 5,
+                      size=1)
+    assert total_time(inst, stuck.mode) == pytest.approx(235.0)
+    assert info["improvements"] == 1 and info["jump_improvements"] == 0
+    out, info = lns(inst, start, np.random.default_rng(0), deadline=time.perf_counter() + 1.5,
+                    size=1, jump=True)
+    validate(inst, out)
+    assert total_time(inst, out.mode) == pytest.approx(166.0)
+    assert info["jump_improvements"] >= 1
