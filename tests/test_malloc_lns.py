@@ -29,6 +29,7 @@ from mlsysgym.ir.graph import Graph, Op, Role, Tensor
 from mlsysgym.simulators.memory import (
     FAST,
     SLOW,
+    MemoryInstance,
     MemorySystem,
     Placement,
     build_instance,
@@ -146,17 +147,22 @@ def twins() -> Graph:
     return Graph("twins", ops, tensors, ("p", "q"), ("o",))
 
 
+def twins_q_fast() -> tuple[MemoryInstance, Placement]:
+    """:func:`twins` in a 100-B fast memory (1 B/µs slow, 4 B/µs fast), q fast at offset 0."""
+    inst = build_instance(twins(), capacity_bytes=100, system=MemorySystem(**UNIT_KW))
+    mode = np.full(inst.n_buffers, SLOW)
+    mode[inst.index("q")] = FAST
+    offset = np.full(inst.n_buffers, -1)
+    offset[inst.index("q")] = 0
+    return inst, Placement(mode, offset)
+
+
 def test_class_sweep_trades_buffers_of_one_size():
     # 1 B/µs slow, 4 B/µs fast, no compute. All slow: op0 100 + 100 + 4, op1 100 + 4 + 8 = 316.
     # q fast (a 100-B memory holds one of the twins): op0 100 + 25 + 4 = 129, op1 112 -> 241;
     # p fast instead: op0 25 + 100 + 4 = 129, op1 25 + 4 + 8 = 37 -> 166, and nothing else fits
-    inst = build_instance(twins(), capacity_bytes=100, system=MemorySystem(**UNIT_KW))
+    inst, start = twins_q_fast()
     p, q = inst.index("p"), inst.index("q")
-    mode = np.full(inst.n_buffers, SLOW)
-    mode[q] = FAST
-    offset = np.full(inst.n_buffers, -1)
-    offset[q] = 0
-    start = Placement(mode, offset)
     validate(inst, start)
     assert total_time(inst, start.mode) == pytest.approx(241.0)
     assert [list(c) for c in size_classes(inst, start)] == [sorted([p, q])]  # s, o: one each
@@ -171,13 +177,8 @@ def test_class_sweep_trades_buffers_of_one_size():
 def test_jumps_redecide_the_buffers_the_score_picks():
     # twins as above: q fast 241; the jump that frees p and q finds p fast instead, 166. Freeing
     # s and o (2 of the 4 candidates) finds only o fast (op1, where q is dead): 8 -> 2, 235.
-    inst = build_instance(twins(), capacity_bytes=100, system=MemorySystem(**UNIT_KW))
+    inst, start = twins_q_fast()
     p, q, s_, o = (inst.index(t) for t in "pqso")
-    mode = np.full(inst.n_buffers, SLOW)
-    mode[q] = FAST
-    offset = np.full(inst.n_buffers, -1)
-    offset[q] = 0
-    start = Placement(mode, offset)
     assert candidates(inst, start)[[p, q, s_, o]].all()
 
     def favour(*picked: int):
@@ -201,13 +202,7 @@ def test_jumps_redecide_the_buffers_the_score_picks():
 def test_lns_jumps_where_its_neighbourhoods_are_stuck():
     # twins, q fast (241). Neighbourhoods of one buffer reach only o fast (235) and then have
     # no centre left; a jump frees all four (100 >= 4) and finds p fast instead (166)
-    inst = build_instance(twins(), capacity_bytes=100, system=MemorySystem(**UNIT_KW))
-    q = inst.index("q")
-    mode = np.full(inst.n_buffers, SLOW)
-    mode[q] = FAST
-    offset = np.full(inst.n_buffers, -1)
-    offset[q] = 0
-    start = Placement(mode, offset)
+    inst, start = twins_q_fast()
     stuck, info = lns(inst, start, np.random.default_rng(0), deadline=time.perf_counter() + 5,
                       size=1)
     assert total_time(inst, stuck.mode) == pytest.approx(235.0)
