@@ -183,8 +183,8 @@ def compare_runs(x: dict[tuple, float], y: dict[tuple, float], ax: str,
     interval of the mean and how many are better or worse."""
     keys = sorted({k[:2] for k in x})
     d = np.array([x[(*k, ax)] - y[(*k, ay)] for k in keys])
-    names = [k[0] for k in keys]
-    per = np.array([100 * d[[n == i for n in names]].mean() for i in dict.fromkeys(names)])
+    _, g = np.unique([k[0] for k in keys], return_inverse=True)
+    per = 100 * np.bincount(g, d) / np.bincount(g)  # each instance's mean over seeds
     lo, hi = bootstrap_mean(per)
     return {"mean_points": float(100 * d.mean()), "wins": int((d > 1e-12).sum()),
             "losses": int((d < -1e-12).sum()), "runs": len(d), "interval_points": [lo, hi],
