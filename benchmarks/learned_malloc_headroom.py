@@ -14,6 +14,12 @@ the network steers it. This reads the rows of every fresh test evaluation
   what a network could still add, at most, against that best known;
 - learned − ablation (points, mean over instances of the mean of seeds).
 
+Then per test family, every set pooled (each instance once: the large sets repeat their
+fresh set's rows of the single large workloads): learned − ablation with a 95 % bootstrap
+interval (whole workloads resampled: one workload's instances are not independent), how many
+instances are better or worse, and the ablation's residual there. The sets come from different
+designs (fifth to fourteenth), so a family's row says whether any of them helped it.
+
 Writes ``benchmarks/results/learned_malloc_headroom.{md,png}`` and a provenance file. Each
 set's rows keep the machine they ran on (its provenance file's target id, in the table).
 
@@ -78,6 +84,40 @@ def summarize(inst: dict[str, Any]) -> dict[str, Any]:
                                                      for a, b in zip(lea, abl)]))}
 
 
+def family_of(instance: str) -> str:
+    """The test family of an instance ``workload:capacity``; ``mix`` for concurrent workloads."""
+    from mlsysgym.ir import workloads
+
+    name = instance.rsplit(":", 1)[0]
+    return "mix" if workloads.CONCURRENT_SEP in name else workloads.workload(name).family
+
+
+def by_family(sets: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per family (and ``all``), every set pooled, each instance once (module docstring)."""
+    from bench_learned_malloc import bootstrap_mean
+
+    inst = {}
+    for rows in sets.values():
+        for name, v in rows.items():
+            inst.setdefault(name, v)
+    names = sorted(inst)
+    diff = np.array([np.mean(inst[n]["ablation"]) - np.mean(inst[n]["learned"]) for n in names])
+    resid = np.array([np.mean(inst[n]["ablation"]) for n in names])
+    fam = np.array([family_of(n) for n in names])
+    work = [n.rsplit(":", 1)[0] for n in names]
+    out = {}
+    for f in [*sorted(set(fam)), "all"]:
+        sel = np.ones(len(names), bool) if f == "all" else fam == f
+        groups = [w for w, s in zip(work, sel) if s]
+        lo, hi = (bootstrap_mean(diff[sel], groups=groups) if len(set(groups)) > 1
+                  else (float("nan"), float("nan")))
+        out[f] = {"instances": int(sel.sum()), "workloads": len(set(groups)),
+                  "mean": float(diff[sel].mean()), "interval": [lo, hi],
+                  "better": int((diff[sel] > 1e-9).sum()), "worse": int((diff[sel] < -1e-9).sum()),
+                  "residual": float(resid[sel].mean())}
+    return out
+
+
 def target_of(name: str) -> str:
     """The target id of the machine a set's rows ran on (its provenance file), or '?'."""
     path = RESULTS / f"learned_malloc_{name}.provenance.json"
@@ -87,7 +127,7 @@ def target_of(name: str) -> str:
         return "?"
 
 
-def render(summary: dict[str, dict[str, Any]]) -> str:
+def render(summary: dict[str, dict[str, Any]], families: dict[str, dict[str, Any]]) -> str:
     """The Markdown report."""
     lines = ["# Headroom the search leaves the network (learned mallocGame, issue #21)", "",
              ("From the rows of the fresh test evaluations, nothing rerun. Points = % of the "
@@ -106,18 +146,32 @@ def render(summary: dict[str, dict[str, Any]]) -> str:
             f"{s['learned_minus_ablation']:+.3f} |")
     lines += ["", ("A network that steers this search can gain at most the ablation's residual "
               "(against the best known) on an instance; where the two agents tie, it gained "
-              "nothing."), ""]
-    return "\n".join(lines)
+              "nothing."), "",
+              "## learned − ablation per test family, every set above pooled", "",
+              ("Each instance once (mean of its seeds); interval: 95 % bootstrap, whole "
+               "workloads resampled (none for a family of one workload). The sets come from "
+               "different designs."), "",
+              ("| family | workloads | instances | learned − ablation (points) [95 %] | better "
+               "/ worse | ablation → best known (points, mean) |"),
+              "|---|---:|---:|---|---:|---:|"]
+    for f, r in families.items():
+        lo, hi = r["interval"]
+        ci = f"[{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else "(one workload)"
+        lines.append(f"| {f} | {r['workloads']} | {r['instances']} | {r['mean']:+.3f} {ci} | "
+                     f"{r['better']} / {r['worse']} | {r['residual']:.3f} |")
+    return "\n".join(lines + [""])
 
 
-def plot(sets: dict[str, dict[str, Any]], path: Path) -> None:
-    """Per instance, learned's residual against the ablation's (mean of seeds), per set."""
+def plot(sets: dict[str, dict[str, Any]], families: dict[str, dict[str, Any]],
+         path: Path) -> None:
+    """Left: per instance, learned's residual against the ablation's (mean of seeds), per set.
+    Right: learned − ablation per family, with its interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 5))
     top = 0.0
     for name, inst in sets.items():
         a = np.array([np.mean(v["ablation"]) for v in inst.values()])
@@ -129,6 +183,15 @@ def plot(sets: dict[str, dict[str, Any]], path: Path) -> None:
     ax.set_ylabel("learned: points behind the best known")
     ax.set_title("Per test instance (mean of 3 seeds)")
     ax.legend(fontsize=8)
+    names = list(families)
+    mean = np.array([families[f]["mean"] for f in names])
+    lo, hi = np.array([families[f]["interval"] for f in names]).T
+    y = np.arange(len(names))
+    bx.errorbar(mean, y, xerr=np.nan_to_num([mean - lo, hi - mean]), fmt="o", capsize=3)
+    bx.axvline(0, color="k", lw=0.8)
+    bx.set_yticks(y, [f"{f} ({families[f]['instances']})" for f in names])
+    bx.set_xlabel("learned − ablation, points (95 % interval over workloads)")
+    bx.set_title("Per test family, every set pooled")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -148,9 +211,11 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: no rows {path}")
         sets[name] = headroom([json.loads(line) for line in path.read_text().splitlines()])
     summary = {name: summarize(inst) for name, inst in sets.items()}
-    args.out.write_text(render(summary))
-    plot(sets, args.out.with_suffix(".png"))
-    write_provenance(args.out.with_suffix(".provenance.json"), summary=summary, argv=sys.argv,
+    families = by_family(sets)
+    args.out.write_text(render(summary, families))
+    plot(sets, families, args.out.with_suffix(".png"))
+    write_provenance(args.out.with_suffix(".provenance.json"), summary=summary,
+                     families=families, argv=sys.argv,
                      rows={n: target_of(n) for n in sets})
     print(args.out.read_text())
 

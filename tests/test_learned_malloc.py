@@ -186,6 +186,31 @@ def test_headroom_by_hand():
     assert s["learned_minus_ablation"] == pytest.approx(0.5)
 
 
+def test_headroom_by_family_by_hand():
+    """Per family, every set pooled: llama_l8 and tinyllama (family llama) learned 0.2 and 0.4
+    points ahead of the ablation, swin_tiny 0.3 behind (all-slow 1,000 µs; best known = the
+    CP-SAT row). llama: mean 0.3, its two workloads resampled: interval [0.2, 0.4]; swin: one
+    workload, no interval; all: (0.2 + 0.4 - 0.3) / 3 = 0.1, 2 better, 1 worse. The ablation's
+    residual: llama (0.2 + 0.4) / 2, swin 0."""
+    from benchmark_scripts import load_script
+
+    load_script("bench_learned_malloc.py")  # by_family imports its bootstrap
+    h = load_script("learned_malloc_headroom.py")
+    times = {"llama_l8_d1024_s256_b1:0.1": (700, 700, 702), "tinyllama_1b:0.1": (600, 600, 604),
+             "swin_tiny:0.1": (500, 503, 500)}  # CP-SAT, learned, ablation
+    rows = [{"instance": i, "agent": a, "seed": 0, "time_us": t, "all_slow_us": 1000.0}
+            for i, ts in times.items()
+            for a, t in zip(("cpsat", "learned", "learned_no_network", "xla_greedy"), (*ts, 900))]
+    f = h.by_family({"one": h.headroom(rows[:8]), "two": h.headroom(rows[4:])})
+    assert set(f) == {"llama", "swin", "all"}
+    assert f["llama"]["mean"] == pytest.approx(0.3) and f["llama"]["workloads"] == 2
+    assert f["llama"]["interval"] == pytest.approx([0.2, 0.4])
+    assert f["llama"]["residual"] == pytest.approx(0.3) and f["swin"]["residual"] == 0.0
+    assert f["swin"]["mean"] == pytest.approx(-0.3) and np.isnan(f["swin"]["interval"][0])
+    assert (f["all"]["instances"], f["all"]["better"], f["all"]["worse"]) == (3, 2, 1)
+    assert f["all"]["mean"] == pytest.approx(0.1)
+
+
 def test_ranking_by_hand():
     """benchmarks/learned_malloc_ranking.py: scores 3, 2, 1, 0 on centres saving 0, 2 %, 0 and
     1 %. Of the 4 (improving, not) pairs the improving one scores higher in 1: AUC 1/4. The
