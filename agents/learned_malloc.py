@@ -22,7 +22,8 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
    ``jumps`` (3) jumps of 1 s — CP-SAT re-decides 100 buffers anywhere in the graph at once
    (their 3 s kept from the sweep; the fourteenth design) — then large-neighbourhood search
    (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
-   buffer at a time.
+   buffer at a time; if it runs out of centres, CP-SAT re-decides every buffer at once in
+   the time left (the fifteenth design; it often proves the placement optimal there).
 
 * ``learned`` — the LNS centres are drawn by the LNS policy's scores
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
@@ -63,7 +64,7 @@ from mlsysgym.agents.malloc_baselines import (
     mode_actions,
     xla_greedy,
 )
-from mlsysgym.agents.malloc_lns import JUMP_S, SWEEP_S, class_sweep, lns, total_time
+from mlsysgym.agents.malloc_lns import JUMP_S, SWEEP_S, class_sweep, lns, total_time, whole
 from mlsysgym.agents.malloc_lns import jumps as lns_jumps
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
@@ -528,6 +529,8 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
 
 REPLAY_SHARE = 0.1  # lns_phase: share of the time left kept to replay the LNS's placement
 LNS_JUMP = False  # lns_phase: jumps also within the LNS, a third source of repairs (off)
+WHOLE = True  # lns_phase: the time the LNS leaves (no centre left) to CP-SAT on every buffer
+WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
@@ -535,7 +538,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               mix: float = 0.5, adapt: bool = True, sweep_s: float = SWEEP_S,
               replay_share: float = REPLAY_SHARE, jump_tries: int = 0,
               jump_score: Callable[[Placement], np.ndarray] | None = None,
-              jumps_last: bool = False, lns_jump: bool = LNS_JUMP) -> None:
+              jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
+              whole_last: bool = WHOLE) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -552,8 +556,11 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     buffers are drawn; None: uniformly), their seconds kept from the sweep (with
     ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS).
     With ``lns_jump`` (off by default; validation only) the LNS draws jumps too
-    (``malloc_lns.lns``'s ``jump``).
-    ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements."""
+    (``malloc_lns.lns``'s ``jump``). With ``whole_last``, the time the LNS leaves when no
+    centre is left (at least :data:`WHOLE_MIN_S`) goes to CP-SAT on every buffer at once,
+    hinted with its placement (:func:`~mlsysgym.agents.malloc_lns.whole`).
+    ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements,
+    whole ("improved", "optimal" — proved — or "none"; absent if not run)."""
     mp = malloc_of(problem)
     start_t, placed, found, keep, reserve = _swept(problem, rng, builder, best, deadline,
                                                    sweep_s, replay_share, jump_tries * JUMP_S)
@@ -566,6 +573,13 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
                                    score=jump_score)
+    left = end - time.perf_counter()
+    if whole_last and left >= WHOLE_MIN_S:
+        before = total_time(mp.instance, placed.mode)
+        placed, proved = whole(mp.instance, placed, seconds=0.8 * left,
+                               seed=int(rng.integers(2**31)))
+        problem.info["whole"] = ("optimal" if proved else "improved"
+                                 if total_time(mp.instance, placed.mode) < before else "none")
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
                         jump_improvements=jumped + info["jump_improvements"])
@@ -628,7 +642,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = False,
                    move_policy: str | None = None, jumps: int = JUMPS,
                    jump_policy: str | None = None, jumps_last: bool = False,
-                   lns_jump: bool = LNS_JUMP) -> None:
+                   lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -650,7 +664,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
-    LNS; ``lns_jump``: within it too; as :func:`lns_phase`'s)."""
+    LNS; ``lns_jump``: within it too; ``whole_last``: as :func:`lns_phase`'s)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
@@ -690,7 +704,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
                   adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps, jump_score=jump_score,
-                  jumps_last=jumps_last, lns_jump=lns_jump)
+                  jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -705,11 +719,13 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
                       sweep_s: float = SWEEP_S, jumps: int = JUMPS,
-                      jumps_last: bool = False, lns_jump: bool = LNS_JUMP) -> None:
+                      jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
+                      whole_last: bool = WHOLE) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
-    uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump`` as there)."""
+    uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
+    ``whole_last`` as there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
@@ -719,7 +735,8 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                                   chain_depth=chain_depth, adopt=adopt)
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
-                  jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump)
+                  jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump,
+                  whole_last=whole_last)
 
 
 def _check_sweep(seconds: float) -> None:

@@ -33,7 +33,7 @@ from mlsysgym.simulators.memory import (
 )
 
 __all__ = ["SWEEP_S", "candidates", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
-           "repair", "repair_gain", "size_classes", "total_time", "uniform_share"]
+           "repair", "repair_gain", "size_classes", "total_time", "uniform_share", "whole"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
@@ -210,6 +210,19 @@ def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
         if t < best_t - 1e-9 * best_t:
             best, best_t, found, scored = new, t, found + 1, None
     return best, found
+
+
+def whole(p: MemoryInstance, placement: Placement, *, seconds: float,
+          seed: int = 0) -> tuple[Placement, bool]:
+    """CP-SAT on every buffer at once (the exact model of
+    :func:`~mlsysgym.agents.malloc_baselines.cpsat_optimum`, one worker), hinted with
+    ``placement``, for at most ``seconds``: its placement if faster, else ``placement``, and
+    whether the solver proved the one returned optimal."""
+    from mlsysgym.agents.malloc_baselines import cpsat_optimum
+
+    sol = cpsat_optimum(p, time_limit_s=seconds, num_workers=1, hint=placement, seed=seed)
+    better = total_time(p, sol.placement.mode) < total_time(p, placement.mode)
+    return (sol.placement if better else placement), sol.status == "OPTIMAL"
 
 
 def jump_buffers(p: MemoryInstance, placement: Placement, rng: np.random.Generator,

@@ -92,7 +92,8 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
             "passes": res.info.get("passes"), "repairs": res.info.get("repairs"),
             "network_repairs": res.info.get("network_repairs"),
             "class_improvements": res.info.get("class_improvements"),
-            "jump_improvements": res.info.get("jump_improvements"), "off": off,
+            "jump_improvements": res.info.get("jump_improvements"),
+            "whole": res.info.get("whole"), "off": off,
             "options": dict(options), "load": os.getloadavg()[0]}
 
 

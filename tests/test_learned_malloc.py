@@ -304,6 +304,7 @@ def test_no_network_search_finds_the_trap_optimum():
     res = search("learned_no_network", problem, Budget(seconds=30), seed=0, time_limit_s=5)
     assert res.metrics[0]["time_us"] == pytest.approx(234.0)  # starts from the heuristic
     assert res.metrics[res.best_index]["time_us"] == pytest.approx(180.0)
+    assert res.info["whole"] == "optimal"  # the LNS ran out of centres; CP-SAT proved it
     with pytest.raises(AgentConfigError):
         search("learned_no_network", problem, 5, time_limit_s=0)
 

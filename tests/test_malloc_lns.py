@@ -23,6 +23,7 @@ from mlsysgym.agents.malloc_lns import (
     size_classes,
     total_time,
     uniform_share,
+    whole,
 )
 from mlsysgym.agents.problems import make_problem
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
@@ -197,6 +198,18 @@ def test_jumps_redecide_the_buffers_the_score_picks():
     assert found == 1 and total_time(inst, whole.mode) == pytest.approx(166.0)
     late, none = jumps(inst, start, rng, deadline=time.perf_counter() - 1, tries=3)
     assert none == 0 and late is start
+
+
+def test_whole_solves_every_buffer_at_once():
+    # twins, q fast (241): CP-SAT on all four buffers finds p fast instead (166) and proves it
+    # optimal (beside p nothing fits); from there it finds nothing faster and keeps the input
+    inst, start = twins_q_fast()
+    best, proved = whole(inst, start, seconds=5)
+    validate(inst, best)
+    assert proved and total_time(inst, best.mode) == pytest.approx(166.0)
+    assert best.mode[inst.index("p")] == FAST
+    again, proved = whole(inst, best, seconds=5)
+    assert proved and again is best
 
 
 def test_lns_jumps_where_its_neighbourhoods_are_stuck():
