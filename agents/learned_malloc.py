@@ -560,7 +560,9 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     centre is left (at least :data:`WHOLE_MIN_S`) goes to CP-SAT on every buffer at once,
     hinted with its placement (:func:`~mlsysgym.agents.malloc_lns.whole`).
     ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements,
-    whole ("improved", "optimal" — proved — or "none"; absent if not run)."""
+    whole ("improved", "optimal" — proved — or "none"; absent if not run). A proved placement
+    that the env replays with its modes makes the result's status "optimal" (up to CP-SAT's
+    time rounding, as the ``cpsat`` agent's)."""
     mp = malloc_of(problem)
     start_t, placed, found, keep, reserve = _swept(problem, rng, builder, best, deadline,
                                                    sweep_s, replay_share, jump_tries * JUMP_S)
@@ -573,7 +575,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
                                    score=jump_score)
-    left = end - time.perf_counter()
+    left, proved = end - time.perf_counter(), False
     if whole_last and left >= WHOLE_MIN_S:
         before = total_time(mp.instance, placed.mode)
         placed, proved = whole(mp.instance, placed, seconds=0.8 * left,
@@ -583,12 +585,16 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
                         jump_improvements=jumped + info["jump_improvements"])
-    if total_time(mp.instance, placed.mode) < start_t - 1e-9 * start_t:
+    t, actions = total_time(mp.instance, placed.mode), []  # [] : the start episode, submitted
+    if t < start_t - 1e-9 * start_t:
         packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
         actions = (actions_for(mp.env, packed) if packed is not None
                    else mode_actions(mp.env, placed, deadline=deadline - submit_s))
         problem.evaluate_one(episode_design(actions if actions is not None
                                             else demoted_actions(mp.env, placed)))
+    if proved and actions is not None:  # the env replayed the proved placement's modes
+        problem.prove("optimal", bound=(mp.env.all_slow_time_us - t) / mp.env.reward_scale_us,
+                      bound_us=t)
 
 
 def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,

@@ -305,6 +305,7 @@ def test_no_network_search_finds_the_trap_optimum():
     assert res.metrics[0]["time_us"] == pytest.approx(234.0)  # starts from the heuristic
     assert res.metrics[res.best_index]["time_us"] == pytest.approx(180.0)
     assert res.info["whole"] == "optimal"  # the LNS ran out of centres; CP-SAT proved it
+    assert res.status == "optimal" and res.bound == pytest.approx(res.best_reward)
     with pytest.raises(AgentConfigError):
         search("learned_no_network", problem, 5, time_limit_s=0)
 

@@ -25,6 +25,13 @@ def _vec(name: str, n: int) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, n])
 
 
+def _chain(tmp_path, n: int) -> str:
+    """x -> Relu -> y -> Relu -> z, each of ``n`` float32."""
+    return _model(tmp_path / "chain.onnx", [helper.make_node("Relu", ["x"], ["y"]),
+                                            helper.make_node("Relu", ["y"], ["z"])],
+                  [_vec("x", n)], [_vec("z", n)])
+
+
 def _solve(capsys, *argv: str) -> dict:
     assert main(["solve", *argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
@@ -37,9 +44,7 @@ def test_cpsat_proves_the_hand_computed_malloc_optimum(tmp_path, capsys):
     # 1e6 FLOP / 16 TFLOP/s = 0.0625 µs, never binds). At best one of each op's two operands
     # is fast (y, or x then z): 4e6 B / 200 GB/s + 4e6 B / 2 TB/s = 20 + 2 = 22 µs per op.
     n = 1_000_000
-    path = _model(tmp_path / "chain.onnx", [helper.make_node("Relu", ["x"], ["y"]),
-                                            helper.make_node("Relu", ["y"], ["z"])],
-                  [_vec("x", n)], [_vec("z", n)])
+    path = _chain(tmp_path, n)
     out = _solve(capsys, "malloc", path, "--fast-memory", "0.5", "--agent", "cpsat",
                  "--time-limit", "20")
     assert out["capacity_bytes"] == 4 * n
@@ -49,6 +54,16 @@ def test_cpsat_proves_the_hand_computed_malloc_optimum(tmp_path, capsys):
     assert out["improvement"] == pytest.approx(36 / 80, rel=1e-9)
     assert (out["status"], out["solver_status"]) == ("optimal", "OPTIMAL")
     assert out["bound_us"] == pytest.approx(44.0, rel=1e-6)
+
+
+def test_learned_proves_the_same_optimum(tmp_path, capsys):
+    # the chain above: the learned agent's LNS runs out of centres, CP-SAT on the whole
+    # instance proves its 44 µs optimal, and the env replays it: the answer says so
+    out = _solve(capsys, "malloc", _chain(tmp_path, 1_000_000), "--fast-memory", "0.5",
+                 "--agent", "learned", "--time-limit", "10")
+    assert out["time_us"] == pytest.approx(44.0, rel=1e-9)
+    assert (out["status"], out["solver_status"]) == ("optimal", None)
+    assert out["bound_us"] == pytest.approx(44.0, rel=1e-9)
 
 
 def test_cpsat_proves_the_hand_computed_makespan(tmp_path, capsys):

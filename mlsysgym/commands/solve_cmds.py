@@ -5,8 +5,8 @@ test``) or an ONNX file. The agent runs through the one agent API (``search`` wi
 ``Budget(seconds=--time-limit)``; an agent that takes ``time_limit_s`` gets 75 % − 2 s of
 it, the rest kept to score its answer) and the
 answer is its best design's objective: ``time_us`` (mallocGame) or ``makespan_us``
-(scheduling), with the wall time, CP-SAT's proof status and bound, and the target
-fingerprint id. ``--agent learned`` is the agent registered as ``learned`` for the problem
+(scheduling), with the wall time, the proof status and bound (CP-SAT's, or mallocGame's
+``learned`` where it proved its placement optimal), and the target fingerprint id. ``--agent learned`` is the agent registered as ``learned`` for the problem
 kind; ``heuristic`` names the baseline heuristic (``xla_greedy`` / ``heft``).
 """
 
@@ -114,7 +114,8 @@ def inner_limit_s(seconds: float) -> float:
 
 
 def _bound_us(args: argparse.Namespace, info: dict[str, Any]) -> float | None:
-    """CP-SAT's proved bound on the objective in µs (None from other agents)."""
+    """The proved bound on the objective in µs: CP-SAT's, or ``learned``'s where it proved its
+    placement optimal (None otherwise)."""
     value = info.get("bound_us") if args.what == "malloc" else info.get("lower_bound_us")
     return None if value is None else float(value)
 
