@@ -6,8 +6,9 @@ test``) or an ONNX file. The agent runs through the one agent API (``search`` wi
 it, the rest kept to score its answer) and the
 answer is its best design's objective: ``time_us`` (mallocGame) or ``makespan_us``
 (scheduling), with the wall time, the proof status and bound (CP-SAT's, or mallocGame's
-``learned`` where it proved its placement optimal), and the target fingerprint id. ``--agent learned`` is the agent registered as ``learned`` for the problem
-kind; ``heuristic`` names the baseline heuristic (``xla_greedy`` / ``heft``).
+``learned`` where it proved its placement optimal), and the target fingerprint id.
+``--agent learned`` is the agent registered as ``learned`` for the problem kind;
+``heuristic`` names the baseline heuristic (``xla_greedy`` / ``heft``).
 """
 
 from __future__ import annotations
