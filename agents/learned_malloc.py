@@ -585,7 +585,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
                         jump_improvements=jumped + info["jump_improvements"])
-    t, actions = total_time(mp.instance, placed.mode), []  # [] : the start episode, submitted
+    # actions stays [] (not None) where nothing beat the start episode, already submitted
+    t, actions = total_time(mp.instance, placed.mode), []
     if t < start_t - 1e-9 * start_t:
         packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
         actions = (actions_for(mp.env, packed) if packed is not None
