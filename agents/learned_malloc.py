@@ -22,17 +22,15 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
    ``jumps`` (3) jumps of 1 s — CP-SAT re-decides 100 buffers anywhere in the graph at once
    (their 3 s kept from the sweep; the fourteenth design) — then large-neighbourhood search
    (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
-   buffer at a time, or as many anywhere in the graph (a jump of 40, each way given time in
-   proportion to what it saves per second; the sixteenth design); if it runs out of
-   centres, CP-SAT re-decides every buffer at once in the time left (the fifteenth design;
-   it often proves the placement optimal there).
+   buffer at a time; if it runs out of centres, CP-SAT re-decides every buffer at once in
+   the time left (the fifteenth design; it often proves the placement optimal there).
 
 * ``learned`` — the LNS centres are drawn by the LNS policy's scores
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
   around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly,
   half the time each at first, then each way in proportion to the time its repairs have
   saved per second on this instance (with ``order_moves``, the local search's moves by the
-  move policy's score, below, instead of XLA order); each jump's buffers (100 before the LNS, 40 within it) are drawn by
+  move policy's score, below, instead of XLA order); each jump's 100 buffers are drawn by
   the jump policy's scores of the placement at hand (``agents/policies/malloc_jump_gnn.onnx``:
   the same network trained on which buffers CP-SAT's better placement re-decides where the
   ablation's LNS starts, ``train_malloc_policy --moves differ``);
@@ -530,7 +528,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
 
 
 REPLAY_SHARE = 0.1  # lns_phase: share of the time left kept to replay the LNS's placement
-LNS_JUMP = True  # lns_phase: jumps also within the LNS, a third source of repairs
+LNS_JUMP = False  # lns_phase: jumps also within the LNS, a third source of repairs (off)
 WHOLE = True  # lns_phase: the time the LNS leaves (no centre left) to CP-SAT on every buffer
 WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
 
@@ -557,8 +555,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
     buffers are drawn; None: uniformly), their seconds kept from the sweep (with
     ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS).
-    With ``lns_jump`` (default) the LNS draws jumps too, of as many buffers as its
-    neighbourhoods (``malloc_lns.lns``'s ``jump``; by ``jump_score`` of the placement at hand). With ``whole_last``, the time the LNS leaves when no
+    With ``lns_jump`` (off by default; validation only) the LNS draws jumps too
+    (``malloc_lns.lns``'s ``jump``). With ``whole_last``, the time the LNS leaves when no
     centre is left (at least :data:`WHOLE_MIN_S`) goes to CP-SAT on every buffer at once,
     hinted with its placement (:func:`~mlsysgym.agents.malloc_lns.whole`).
     ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements,

@@ -260,11 +260,10 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     whose repairs are slow or fruitless on this instance is drawn less. A centre whose repair
     finds nothing is set aside until an accepted repair changes a buffer whose live range
     meets its neighbourhood's time span (so a concentrated softmax does not repeat the same
-    repair). With ``jump``, jumps are a third source: ``size`` buffers anywhere in the graph
-    (:func:`jump_buffers` by ``jump_score`` of the placement at hand, or uniformly), re-decided
-    in ``repair_s`` as a centre's neighbourhood, given a share of the time in proportion to
-    their saving per second against the centres' (in [0.1, 0.9]; a prior of :data:`PRIOR_S`
-    seconds); the search still ends when no centre is left. Returns the best placement and ``{"repairs",
+    repair). With ``jump``, jumps are a third source (:func:`jump_buffers` by ``jump_score``,
+    or uniformly; :data:`JUMP_S` each), given a share of the time in proportion to their
+    saving per second against the centres' (in [0.1, 0.9]; a prior of :data:`PRIOR_S` seconds),
+    and all of it once no centre is left. Returns the best placement and ``{"repairs",
     "improvements", "network_repairs", "jump_improvements"}`` (improvements: by centres)."""
     cand = candidates(p, placement)
     if not cand.any():
@@ -286,16 +285,14 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     slowest = 0.0
     while time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
-        if not on.any():
-            break
-        leap = jump and jspent / (jspent + spent.sum()) < uniform_share(
-            [jsaved, saved.sum()], [jspent, spent.sum()])
+        leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
+            jspent + spent.sum()) < uniform_share([jsaved, saved.sum()], [jspent, spent.sum()]))
         if leap:
             if jump_score is not None and scored is None:
                 scored = np.asarray(jump_score(best), np.float64)
-            free = jump_buffers(p, best, rng, scored, size)
-            new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
-        else:
+            free = jump_buffers(p, best, rng, scored)
+            new = repair(p, best, free, seconds=JUMP_S, seed=int(rng.integers(2**31)))
+        elif on.any():
             k = 0 if len(sources) == 1 else int(
                 rng.random() >= (uniform_share(saved, spent) if adapt else mix))
             w = sources[k] * on
@@ -305,6 +302,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             free = neighbourhood(p, c, size, cand, rng)
             new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
             repairs, network = repairs + 1, network + k
+        else:
+            break
         t = np.inf if new is None else total_time(p, new.mode)
         if t < best_t - 1e-9 * best_t:
             changed = np.flatnonzero((new.mode != best.mode) | (new.offset != best.offset))
