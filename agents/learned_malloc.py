@@ -530,6 +530,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
 REPLAY_SHARE = 0.1  # lns_phase: share of the time left kept to replay the LNS's placement
 LNS_JUMP = False  # lns_phase: jumps also within the LNS, a third source of repairs (off)
 WHOLE = True  # lns_phase: the time the LNS leaves (no centre left) to CP-SAT on every buffer
+JUMP_STOP = True  # lns_phase: a fruitless jump that used all its time ends the jumps
 WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
 
 
@@ -539,7 +540,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               replay_share: float = REPLAY_SHARE, jump_tries: int = 0,
               jump_score: Callable[[Placement], np.ndarray] | None = None,
               jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
-              whole_last: bool = WHOLE) -> None:
+              whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -554,7 +555,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
     buffers are drawn; None: uniformly), their seconds kept from the sweep (with
-    ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS).
+    ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS;
+    with ``jump_stop``, a jump that finds nothing faster in all its second is the last).
     With ``lns_jump`` (off by default; validation only) the LNS draws jumps too
     (``malloc_lns.lns``'s ``jump``). With ``whole_last``, the time the LNS leaves when no
     centre is left (at least :data:`WHOLE_MIN_S`) goes to CP-SAT on every buffer at once,
@@ -569,12 +571,12 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     submit_s, end = problem.info.get("submit_s", 0.0), deadline - keep
     if not jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
-                                   score=jump_score)
+                                   score=jump_score, stop_stuck=jump_stop)
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
                        scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score)
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
-                                   score=jump_score)
+                                   score=jump_score, stop_stuck=jump_stop)
     left, proved = end - time.perf_counter(), False
     if whole_last and left >= WHOLE_MIN_S:
         before = total_time(mp.instance, placed.mode)
@@ -649,7 +651,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = False,
                    move_policy: str | None = None, jumps: int = JUMPS,
                    jump_policy: str | None = None, jumps_last: bool = False,
-                   lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE) -> None:
+                   lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE,
+                   jump_stop: bool = JUMP_STOP) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -671,7 +674,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
-    LNS; ``lns_jump``: within it too; ``whole_last``: as :func:`lns_phase`'s)."""
+    LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``: as :func:`lns_phase`'s)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
@@ -711,7 +714,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
 
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
                   adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps, jump_score=jump_score,
-                  jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last)
+                  jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last,
+                  jump_stop=jump_stop)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -727,12 +731,12 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
                       sweep_s: float = SWEEP_S, jumps: int = JUMPS,
                       jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
-                      whole_last: bool = WHOLE) -> None:
+                      whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
-    ``whole_last`` as there)."""
+    ``whole_last``, ``jump_stop`` as there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
@@ -743,7 +747,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
                   jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump,
-                  whole_last=whole_last)
+                  whole_last=whole_last, jump_stop=jump_stop)
 
 
 def _check_sweep(seconds: float) -> None:

@@ -190,13 +190,16 @@ def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
 
 def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
           deadline: float, tries: int, score: Callable[[Placement], np.ndarray] | None = None,
-          size: int = JUMP_SIZE, repair_s: float = JUMP_S) -> tuple[Placement, int]:
+          size: int = JUMP_SIZE, repair_s: float = JUMP_S,
+          stop_stuck: bool = False) -> tuple[Placement, int]:
     """Up to ``tries`` repairs (:func:`repair`, ``repair_s`` each, none starting later than that
     before ``deadline``) of ``size`` :func:`candidates` at once, anywhere in the graph: drawn
     without replacement by the softmax of ``score(placement)`` (per buffer, e.g. a network's
     guess of which buffers a better placement re-decides; Gumbel top-k), or uniformly without
     ``score``; each faster result kept and the next jump drawn from it (``score`` is asked
-    again only then). Returns the best placement and the number of improving jumps."""
+    again only then). With ``stop_stuck``, a jump that finds nothing faster in all its time
+    is the last (the next would likely be as slow, and as fruitless). Returns the best
+    placement and the number of improving jumps."""
     best, best_t, found = placement, total_time(p, placement.mode), 0
     scored = None  # score(best), while best is unchanged
     for _ in range(tries):
@@ -204,11 +207,14 @@ def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
             break
         if score is not None and scored is None:
             scored = np.asarray(score(best), np.float64)
+        t0 = time.perf_counter()
         new = repair(p, best, jump_buffers(p, best, rng, scored, size), seconds=repair_s,
                      seed=int(rng.integers(2**31)))
         t = np.inf if new is None else total_time(p, new.mode)
         if t < best_t - 1e-9 * best_t:
             best, best_t, found, scored = new, t, found + 1, None
+        elif stop_stuck and time.perf_counter() - t0 >= 0.9 * repair_s:
+            break
     return best, found
 
 

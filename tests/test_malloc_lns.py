@@ -200,6 +200,25 @@ def test_jumps_redecide_the_buffers_the_score_picks():
     assert none == 0 and late is start
 
 
+def test_a_stuck_jump_is_the_last_with_stop_stuck(monkeypatch):
+    # repairs that find nothing: one that takes all its time ends the jumps with stop_stuck
+    # (1 of 3 tries); one that gives up at once does not (3 of 3), nor any without it
+    import mlsysgym.agents.malloc_lns as ml
+
+    inst, start = twins_q_fast()
+    calls = []
+    for slow, stop, expected in ((True, True, 1), (True, False, 3), (False, True, 3)):
+        def fruitless(*args, seconds: float, slow: bool = slow, **kw):
+            calls.append(1)
+            time.sleep(seconds if slow else 0.0)  # and finds nothing (None)
+
+        monkeypatch.setattr(ml, "repair", fruitless)
+        calls.clear()
+        best, found = jumps(inst, start, np.random.default_rng(0), deadline=time.perf_counter() + 10,
+                            tries=3, repair_s=0.05, stop_stuck=stop)
+        assert (len(calls), found) == (expected, 0) and best is start
+
+
 def test_whole_solves_every_buffer_at_once():
     # twins, q fast (241): CP-SAT on all four buffers finds p fast instead (166) and proves it
     # optimal (beside p nothing fits); from there it finds nothing faster and keeps the input
