@@ -20,7 +20,8 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
 2. :func:`lns_phase` until the end: CP-SAT re-decides every buffer of one size at once, class
    by class (0.5 s each, then ``sweep_s`` seconds for those that needed more), then
    ``jumps`` (3) jumps of 1 s — CP-SAT re-decides 100 buffers anywhere in the graph at once
-   (their 3 s kept from the sweep; the fourteenth design) — then large-neighbourhood search
+   (their 3 s kept from the sweep; the fourteenth design; one that finds nothing in all its
+   second is the last, the seventeenth) — then large-neighbourhood search
    (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
    buffer at a time; if it runs out of centres, CP-SAT re-decides every buffer at once in
    the time left (the fifteenth design; it often proves the placement optimal there).
