@@ -35,7 +35,8 @@ agents interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds 
 ``--off NAME`` also both with that option off, all four interleaved); the rows and the
 difference learned − ablation (fraction of the all-slow time saved), and each agent against
 its rows with the option off, or in ``--baseline`` (a JSON written the same way; rows with
-``restarts`` true skipped), in ``learned_malloc_validation_<--tag>_<seconds>s.json`` beside
+``restarts`` true skipped), learned − ablation also per workload family, in
+``learned_malloc_validation_<--tag>_<seconds>s.json`` beside
 ``--out`` (default ``benchmarks/results/``).
 """
 
@@ -161,7 +162,8 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         "metric": "fraction of the all-slow time saved (differences in points = 100 ×)",
         "seconds": args.seconds, "capacities": list(caps), "seeds": list(range(args.seeds)),
         "workers": args.workers,
-        "learned-ablation": compare_runs(new, new, *agents)}
+        "learned-ablation": compare_runs(new, new, *agents),
+        "learned-ablation by family": by_family(new, *agents)}
     if args.off or args.baseline:
         old = (saved(rows, True) if args.off
                else saved(json.loads(args.baseline.read_text())["rows"]))
@@ -174,6 +176,17 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     out.update(moves_median={a: float(np.median(v)) for a, v in moves.items()},
                load=[min(r["load"] for r in rows), max(r["load"] for r in rows)], rows=rows)
     return out
+
+
+def by_family(x: dict[tuple, float], ax: str, ay: str) -> dict[str, dict[str, Any]]:
+    """:func:`compare_runs` of ``ax`` against ``ay`` within ``x`` per workload family (a mix:
+    its workloads' families joined by +): where validation, mostly GPT decoders, may hide
+    what a change does to the other families."""
+    from mlsysgym.ir.workloads import MallocInstanceSpec
+
+    family = {k[0]: MallocInstanceSpec.from_name(k[0]).workload.family for k in x}
+    return {f: compare_runs({k: v for k, v in x.items() if family[k[0]] == f}, x, ax, ay)
+            for f in sorted(set(family.values()))}
 
 
 def compare_runs(x: dict[tuple, float], y: dict[tuple, float], ax: str,

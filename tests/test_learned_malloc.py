@@ -281,6 +281,21 @@ def test_compare_runs_by_hand():
                    "instances_worse": 1, "instances": 2}
 
 
+def test_validation_by_family_by_hand():
+    """bench_learned_malloc.by_family: gpt2 gains 2 points at 0.13 and 0 at 0.33 (mean +1),
+    efficientnet loses 1; a mix of the two is a family of its own (+3)."""
+    from benchmark_scripts import load_script
+
+    bench = load_script("bench_learned_malloc.py")
+    saved = {"gpt2:0.13": (0.12, 0.10), "gpt2:0.33": (0.2, 0.2), "efficientnet_b0:0.13": (0.1, 0.11),
+             "gpt2+efficientnet_b0:0.13": (0.13, 0.1)}  # learned, ablation
+    x = {(n, 0, a): v for n, pair in saved.items() for a, v in zip("ln", pair)}
+    got = bench.by_family(x, "l", "n")
+    assert {f: round(r["mean_points"], 9) for f, r in got.items()} == {
+        "efficientnet": -1.0, "gpt": 1.0, "gpt+efficientnet": 3.0}
+    assert (got["gpt"]["instances"], got["gpt"]["instances_better"]) == (2, 1)
+
+
 def test_onnx_gives_the_torch_logits(trap, tmp_path):
     import torch
 
