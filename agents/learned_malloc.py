@@ -531,8 +531,8 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
 REPLAY_SHARE = 0.1  # lns_phase: share of the time left kept to replay the LNS's placement
 LNS_JUMP = False  # lns_phase: jumps also within the LNS, a third source of repairs (off)
 WHOLE = True  # lns_phase: the time the LNS leaves (no centre left) to CP-SAT on every buffer
-JUMP_STOP = True  # lns_phase: a fruitless jump that used all its time ends the jumps
 WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
+JUMP_STOP = True  # lns_phase: a fruitless jump that used all its time ends the jumps
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
@@ -580,11 +580,11 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
                                    score=jump_score, stop_stuck=jump_stop)
     left, proved = end - time.perf_counter(), False
     if whole_last and left >= WHOLE_MIN_S:
-        before = total_time(mp.instance, placed.mode)
+        lns_placed = placed
         placed, proved = whole(mp.instance, placed, seconds=0.8 * left,
-                               seed=int(rng.integers(2**31)))
-        problem.info["whole"] = ("optimal" if proved else "improved"
-                                 if total_time(mp.instance, placed.mode) < before else "none")
+                               seed=int(rng.integers(2**31)))  # the same object unless faster
+        problem.info["whole"] = ("optimal" if proved else "improved" if placed is not lns_placed
+                                 else "none")
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
                         jump_improvements=jumped + info["jump_improvements"])

@@ -222,8 +222,8 @@ def whole(p: MemoryInstance, placement: Placement, *, seconds: float,
           seed: int = 0) -> tuple[Placement, bool]:
     """CP-SAT on every buffer at once (the exact model of
     :func:`~mlsysgym.agents.malloc_baselines.cpsat_optimum`, one worker), hinted with
-    ``placement``, for at most ``seconds``: its placement if faster, else ``placement``, and
-    whether the solver proved the one returned optimal."""
+    ``placement``, for at most ``seconds``: its placement if faster, else ``placement`` itself,
+    and whether the solver proved the one returned optimal."""
     from mlsysgym.agents.malloc_baselines import cpsat_optimum
 
     sol = cpsat_optimum(p, time_limit_s=seconds, num_workers=1, hint=placement, seed=seed)
