@@ -30,7 +30,8 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
   around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly,
   half the time each at first, then each way in proportion to the time its repairs have
-  saved per second on this instance (with ``order_moves``, the local search's moves by the
+  saved per second on this instance — shares of the LNS's seconds, not of its draws (the
+  eighteenth design: drawn by count, the network's slower repairs took most of the time) (with ``order_moves``, the local search's moves by the
   move policy's score, below, instead of XLA order); each jump's 100 buffers are drawn by
   the jump policy's scores of the placement at hand (``agents/policies/malloc_jump_gnn.onnx``:
   the same network trained on which buffers CP-SAT's better placement re-decides where the
@@ -533,6 +534,7 @@ LNS_JUMP = False  # lns_phase: jumps also within the LNS, a third source of repa
 WHOLE = True  # lns_phase: the time the LNS leaves (no centre left) to CP-SAT on every buffer
 WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
 JUMP_STOP = True  # lns_phase: a fruitless jump that used all its time ends the jumps
+TIME_SHARE = True  # lns_phase: the centre sources' shares are of the LNS's time, not its draws
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
@@ -541,7 +543,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               replay_share: float = REPLAY_SHARE, jump_tries: int = 0,
               jump_score: Callable[[Placement], np.ndarray] | None = None,
               jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
-              whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP) -> None:
+              whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
+              time_share: bool = TIME_SHARE) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -551,7 +554,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     failing that by :func:`~mlsysgym.agents.malloc_baselines.mode_actions` (or
     :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode in
     time), submitted when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
-    are drawn (None: uniformly), as there. With ``sweep_s`` > 0 the LNS starts after a
+    are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
+    of the draws; the eighteenth design). With ``sweep_s`` > 0 the LNS starts after a
     :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
@@ -574,7 +578,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
                                    score=jump_score, stop_stuck=jump_stop)
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
-                       scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score)
+                       scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score,
+                       time_share=time_share)
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
                                    score=jump_score, stop_stuck=jump_stop)
@@ -653,7 +658,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    move_policy: str | None = None, jumps: int = JUMPS,
                    jump_policy: str | None = None, jumps_last: bool = False,
                    lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE,
-                   jump_stop: bool = JUMP_STOP) -> None:
+                   jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -675,7 +680,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
-    LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``: as :func:`lns_phase`'s)."""
+    LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``: as
+    :func:`lns_phase`'s)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
@@ -716,7 +722,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
                   adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps, jump_score=jump_score,
                   jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last,
-                  jump_stop=jump_stop)
+                  jump_stop=jump_stop, time_share=time_share)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -732,12 +738,14 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
                       sweep_s: float = SWEEP_S, jumps: int = JUMPS,
                       jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
-                      whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP) -> None:
+                      whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
+                      time_share: bool = TIME_SHARE) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
-    ``whole_last``, ``jump_stop`` as there)."""
+    ``whole_last``, ``jump_stop`` as there; ``time_share`` is accepted for ``--off`` runs and
+    changes nothing here: its centres have one source)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
@@ -748,7 +756,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
                   jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump,
-                  whole_last=whole_last, jump_stop=jump_stop)
+                  whole_last=whole_last, jump_stop=jump_stop, time_share=time_share)
 
 
 def _check_sweep(seconds: float) -> None:

@@ -33,7 +33,7 @@ from mlsysgym.simulators.memory import (
 )
 
 __all__ = ["SWEEP_S", "candidates", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
-           "repair", "repair_gain", "size_classes", "total_time", "uniform_share", "whole"]
+           "next_source", "repair", "repair_gain", "size_classes", "total_time", "uniform_share", "whole"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
@@ -250,11 +250,23 @@ def uniform_share(saved: np.ndarray, spent: np.ndarray) -> float:
     return float(np.clip(rate[0] / rate.sum(), 0.1, 0.9))
 
 
+def next_source(saved: np.ndarray, spent: np.ndarray, rng: np.random.Generator, *,
+                mix: float = 0.5, adapt: bool = True, time_share: bool = False) -> int:
+    """Which source the next LNS centre comes from (0 uniform, 1 the network's), given what
+    each has ``saved`` in ``spent`` seconds (priors included): the uniform one with probability
+    ``mix``, or with ``adapt`` its :func:`uniform_share`; with ``adapt`` and ``time_share``
+    (no draw) the uniform one while its share of the seconds spent is below that share."""
+    share = uniform_share(saved, spent) if adapt else mix
+    if adapt and time_share:
+        return int(spent[0] / np.sum(spent) >= share)
+    return int(rng.random() >= share)
+
+
 def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, deadline: float,
         scores: np.ndarray | None = None, mix: float = 0.5, adapt: bool = True, size: int = 40,
         repair_s: float = 0.3, jump: bool = False,
         jump_score: Callable[[Placement], np.ndarray] | None = None,
-        ) -> tuple[Placement, dict[str, int]]:
+        time_share: bool = False) -> tuple[Placement, dict[str, int]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -263,7 +275,11 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     candidates. The uniform source's share is ``mix``; with ``adapt`` it is only the prior:
     each source is then chosen in proportion to the time its repairs have saved per second
     spent (:data:`PRIOR_S` seconds of prior each, the shares kept in [0.1, 0.9]), so a source
-    whose repairs are slow or fruitless on this instance is drawn less. A centre whose repair
+    whose repairs are slow or fruitless on this instance is drawn less. With ``time_share``
+    (and ``adapt``) those shares are of the time, not of the draws: the next centre comes from
+    the uniform source while its share of the seconds spent is below its share, else from the
+    network's (drawn by count, a source whose repairs take ten times as long gets ten times
+    the time). A centre whose repair
     finds nothing is set aside until an accepted repair changes a buffer whose live range
     meets its neighbourhood's time span (so a concentrated softmax does not repeat the same
     repair). With ``jump``, jumps are a third source (:func:`jump_buffers` by ``jump_score``,
@@ -299,8 +315,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             free = jump_buffers(p, best, rng, scored)
             new = repair(p, best, free, seconds=JUMP_S, seed=int(rng.integers(2**31)))
         elif on.any():
-            k = 0 if len(sources) == 1 else int(
-                rng.random() >= (uniform_share(saved, spent) if adapt else mix))
+            k = 0 if len(sources) == 1 else next_source(saved, spent, rng, mix=mix, adapt=adapt,
+                                                        time_share=time_share)
             w = sources[k] * on
             if not w.sum() > 0:  # the softmax's remaining weight underflowed
                 k, w = 0, sources[0] * on

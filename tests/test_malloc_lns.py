@@ -18,6 +18,7 @@ from mlsysgym.agents.malloc_lns import (
     jumps,
     lns,
     neighbourhood,
+    next_source,
     repair,
     repair_gain,
     size_classes,
@@ -119,6 +120,26 @@ def test_the_source_whose_repairs_save_more_per_second_is_drawn_more():
     assert uniform_share([5e-4, 5e-4 + 0.01], [2.0, 3.0]) == 0.1  # kept at the floor
     assert uniform_share([5e-4 + 0.002, 5e-4], [2.0, 1.0]) == pytest.approx(
         (0.0025 / 2) / (0.0025 / 2 + 0.0005))
+
+
+@pytest.mark.parametrize("time_share, network_share", [(False, 10**0.5 / (1 + 10**0.5)),
+                                                       (True, 0.5)])
+def test_with_time_share_a_slow_fruitless_source_gets_no_more_time(time_share, network_share):
+    # neither source saves anything (priors 0.0005 each, 1 s each); the network's repairs take
+    # 0.1 s, the uniform ones 0.01 s. Drawn by count (p = uniform's share = s1 / (s0 + s1)),
+    # spent times settle where s0 / s1 = 0.01 p / (0.1 (1 - p)) and p / (1 - p) = s1 / s0,
+    # so (s1 / s0)^2 = 10: the network takes sqrt(10) / (1 + sqrt(10)) = 76 % of the time.
+    # With time_share the uniform source goes next while s0 < s1: half the time each.
+    saved, spent = np.full(2, 5e-4), np.ones(2)
+    rng = np.random.default_rng(0)
+    for _ in range(20_000):
+        k = next_source(saved, spent, rng, time_share=time_share)
+        spent[k] += (0.01, 0.1)[k]
+    assert (spent[1] - 1) / (spent.sum() - 2) == pytest.approx(network_share, abs=0.02)
+    # without adapt: mix alone, drawn (time_share needs adapt)
+    draws = [next_source(saved, spent, rng, mix=0.9, adapt=False, time_share=True)
+             for _ in range(2000)]
+    assert np.mean(draws) == pytest.approx(0.1, abs=0.03)
 
 
 def test_agents_with_lns_find_the_optimum_and_check_the_share():
