@@ -14,6 +14,9 @@ and an imported one are measured alike. Tensors are float32. Families:
   Slice/Neg/Concat rotation), SwiGLU MLP, no biases.
 - :func:`resnet_stages` — a ResNet stem (7×7/2 conv, 3×3/2 max pool) and residual stages of
   basic blocks (batch norm folded into conv biases), global average pool and a classifier.
+- :func:`mbconv_stages` — an EfficientNet-style CNN: a 3×3/2 stem and stages of MBConv blocks
+  (1×1 expansion, depthwise conv, squeeze-excitation, 1×1 projection, residual where shapes
+  allow; SiLU as Sigmoid·x), a 1×1 head conv, global average pool and a classifier.
 - :func:`random_layered_dag` — a seeded random DAG in layers of MatMul / Add / unary ops on
   ``[rows, width]`` activations (widths from a small set), each op reading from earlier layers.
 """
@@ -29,8 +32,8 @@ from mlsysgym.ir.costs import op_cost
 from mlsysgym.ir.errors import WorkloadError
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
 
-__all__ = ["GraphBuilder", "gpt_decoder", "llama_decoder", "random_layered_dag", "resnet_stages",
-           "transformer_encoder"]
+__all__ = ["GraphBuilder", "gpt_decoder", "llama_decoder", "mbconv_stages", "random_layered_dag",
+           "resnet_stages", "transformer_encoder"]
 
 Shape = tuple[int, ...]
 
@@ -230,10 +233,15 @@ def _gqa(g: GraphBuilder, x: str, heads: int, kv_heads: int, cos: str, sin: str,
     return _linear(g, o, d, f"{name}_out", False)
 
 
+def _silu(g: GraphBuilder, x: str, name: str) -> str:
+    """x · sigmoid(x), as two ops (``<name>_sigmoid``, ``<name>_silu``), as ONNX exports it."""
+    sig = g.op("Sigmoid", [x], g.shape(x), name=f"{name}_sigmoid")
+    return g.op("Mul", [x, sig], g.shape(x), name=f"{name}_silu")
+
+
 def _swiglu(g: GraphBuilder, x: str, d_ff: int, name: str) -> str:
     gate = _linear(g, x, d_ff, f"{name}_gate", False)
-    sig = g.op("Sigmoid", [gate], g.shape(gate), name=f"{name}_sigmoid")
-    act = g.op("Mul", [gate, sig], g.shape(gate), name=f"{name}_silu")
+    act = _silu(g, gate, name)
     h = g.op("Mul", [act, _linear(g, x, d_ff, f"{name}_up", False)], g.shape(gate), name=f"{name}_glu")
     return _linear(g, h, g.shape(x)[-1], f"{name}_down", False)
 
@@ -263,14 +271,38 @@ def llama_decoder(layers: int = 22, d_model: int = 2048, heads: int = 32, kv_hea
 
 
 # ---- CNN ----------------------------------------------------------------------------------------
-def _conv(g: GraphBuilder, x: str, k: int, kernel: int, stride: int, name: str) -> str:
+def _conv(g: GraphBuilder, x: str, k: int, kernel: int, stride: int, name: str,
+          group: int = 1) -> str:
+    """A ``kernel``×``kernel`` conv to ``k`` channels, "same" padding, with a bias (``group``
+    = the channels: depthwise)."""
     n, c, h, w = g.shape(x)
     pad = kernel // 2
     ho, wo = (h + 2 * pad - kernel) // stride + 1, (w + 2 * pad - kernel) // stride + 1
     attrs = {"kernel_shape": [kernel, kernel], "strides": [stride, stride], "pads": [pad] * 4,
-             "group": 1}
-    return g.op("Conv", [x, g.weight(f"{name}_w", (k, c, kernel, kernel)), g.weight(f"{name}_b", (k,))],
+             "group": group}
+    w_shape = (k, c // group, kernel, kernel)
+    return g.op("Conv", [x, g.weight(f"{name}_w", w_shape), g.weight(f"{name}_b", (k,))],
                 (n, k, ho, wo), attrs, name=name)
+
+
+def _check_stages(image: int, batch: int, classes: int, **stages: Sequence[int]) -> None:
+    """Positive sizes and per-stage values; every per-stage sequence as long as the first."""
+    first = next(iter(stages.values()))
+    _positive(image=image, batch=batch, classes=classes, stages=len(first))
+    _positive(**{f"{key}[{i}]": v for key, values in stages.items() for i, v in enumerate(values)})
+    lengths = [len(v) for v in stages.values()]
+    if len(set(lengths)) > 1:
+        raise WorkloadError(f"{', '.join(stages)} must have the same length "
+                            f"({' ≠ '.join(map(str, lengths))})")
+
+
+def _classifier(g: GraphBuilder, x: str, classes: int) -> str:
+    """Global average pool, flatten and a Gemm classifier."""
+    n, c = g.shape(x)[:2]
+    x = g.op("GlobalAveragePool", [x], (n, c, 1, 1), name="pool")
+    x = g.op("Flatten", [x], (n, c), name="flatten")
+    return g.op("Gemm", [x, g.weight("fc_w", (c, classes)), g.weight("fc_b", (classes,))],
+                (n, classes), name="fc")
 
 
 def _basic_block(g: GraphBuilder, x: str, k: int, stride: int, name: str) -> str:
@@ -288,11 +320,7 @@ def resnet_stages(widths: Sequence[int] = (64, 128, 256, 512), blocks: Sequence[
     """A ResNet of basic blocks: stem, ``len(widths)`` stages (stage i: ``blocks[i]`` blocks of
     ``widths[i]`` channels, the first of each stage after the first with stride 2), global
     average pool, flatten and a Gemm classifier (defaults: ResNet-18's geometry)."""
-    _positive(image=image, batch=batch, classes=classes, stages=len(widths))
-    _positive(**{f"widths[{i}]": w for i, w in enumerate(widths)},
-              **{f"blocks[{i}]": b for i, b in enumerate(blocks)})
-    if len(widths) != len(blocks):
-        raise WorkloadError(f"widths and blocks must have the same length ({len(widths)} ≠ {len(blocks)})")
+    _check_stages(image, batch, classes, widths=widths, blocks=blocks)
     g = GraphBuilder(name or f"resnet_w{widths[0]}x{len(widths)}_i{image}_b{batch}")
     x = g.input("image", (batch, 3, image, image))
     x = _conv(g, x, widths[0], 7, 2, "stem")
@@ -303,12 +331,66 @@ def resnet_stages(widths: Sequence[int] = (64, 128, 256, 512), blocks: Sequence[
     for s, (width, count) in enumerate(zip(widths, blocks)):
         for b in range(count):
             x = _basic_block(g, x, width, 2 if s > 0 and b == 0 else 1, f"s{s}b{b}")
-    x = g.op("GlobalAveragePool", [x], (batch, widths[-1], 1, 1), name="pool")
-    x = g.op("Flatten", [x], (batch, widths[-1]), name="flatten")
-    x = g.op("Gemm", [x, g.weight("fc_w", (widths[-1], classes)), g.weight("fc_b", (classes,))],
-             (batch, classes), name="fc")
+    x = _classifier(g, x, classes)
     return g.build([x], {"family": "resnet", "widths": list(widths), "blocks": list(blocks),
                          "image": image, "batch": batch})
+
+
+def _squeeze_excite(g: GraphBuilder, x: str, reduced: int, name: str) -> str:
+    """x · sigmoid(conv(silu(conv(avgpool(x))))): channel gates through ``reduced`` channels."""
+    n, c = g.shape(x)[:2]
+    s = g.op("GlobalAveragePool", [x], (n, c, 1, 1), name=f"{name}_pool")
+    s = _silu(g, _conv(g, s, reduced, 1, 1, f"{name}_reduce"), f"{name}_reduce")
+    s = g.op("Sigmoid", [_conv(g, s, c, 1, 1, f"{name}_expand")], (n, c, 1, 1), name=f"{name}_gate")
+    return g.op("Mul", [x, s], g.shape(x), name=f"{name}_scale")
+
+
+def _mbconv_block(g: GraphBuilder, x: str, k: int, expand: int, kernel: int, stride: int,
+                  se_ratio: float, name: str) -> str:
+    c = g.shape(x)[1]
+    h = x if expand == 1 else _silu(g, _conv(g, x, c * expand, 1, 1, f"{name}_expand"),
+                                    f"{name}_expand")
+    e = g.shape(h)[1]
+    h = _silu(g, _conv(g, h, e, kernel, stride, f"{name}_dw", group=e), f"{name}_dw")
+    h = _squeeze_excite(g, h, max(1, int(c * se_ratio)), f"{name}_se")
+    h = _conv(g, h, k, 1, 1, f"{name}_project")
+    return g.op("Add", [h, x], g.shape(h), name=f"{name}_add") if stride == 1 and c == k else h
+
+
+def mbconv_stages(widths: Sequence[int] = (16, 24, 40, 80, 112, 192, 320),
+                  blocks: Sequence[int] = (1, 2, 2, 3, 3, 4, 1),
+                  expand: Sequence[int] = (1, 6, 6, 6, 6, 6, 6),
+                  kernels: Sequence[int] = (3, 3, 5, 3, 5, 5, 3),
+                  strides: Sequence[int] = (1, 2, 2, 2, 1, 2, 1),
+                  image: int = 224, batch: int = 1, classes: int = 1000, se_ratio: float = 0.25,
+                  name: str | None = None) -> Graph:
+    """An EfficientNet of MBConv blocks (defaults: EfficientNet-B0's geometry): a 3×3/2 stem
+    conv to 32 channels, ``len(widths)`` stages (stage i: ``blocks[i]`` blocks of ``widths[i]``
+    channels, expansion ``expand[i]``, ``kernels[i]``×``kernels[i]`` depthwise conv, stride
+    ``strides[i]`` on its first block), a 1×1 head conv to 1280 channels, global average pool,
+    flatten and a Gemm classifier; SiLU (Sigmoid, Mul) after the stem, expansion, depthwise,
+    squeeze and head convs.
+
+    A block of ``c`` → ``k`` channels: a 1×1 conv to ``e = c·expand`` channels (none when
+    ``expand`` is 1), the depthwise conv, squeeze-excitation through ``max(1, int(c·se_ratio))``
+    channels, a 1×1 projection to ``k`` and a residual Add when the stride is 1 and ``c == k``.
+    """
+    _check_stages(image, batch, classes, widths=widths, blocks=blocks, expand=expand,
+                  kernels=kernels, strides=strides)
+    if not 0 < se_ratio <= 1:
+        raise WorkloadError(f"generator argument se_ratio must be in (0, 1], got {se_ratio!r}")
+    g = GraphBuilder(name or f"mbconv_w{widths[0]}x{len(widths)}_i{image}_b{batch}")
+    x = g.input("image", (batch, 3, image, image))
+    x = _silu(g, _conv(g, x, 32, 3, 2, "stem"), "stem")
+    for s, stage in enumerate(zip(widths, blocks, expand, kernels, strides)):
+        width, count, e, kernel, stride = stage
+        for b in range(count):
+            x = _mbconv_block(g, x, width, e, kernel, stride if b == 0 else 1, se_ratio, f"s{s}b{b}")
+    x = _silu(g, _conv(g, x, 1280, 1, 1, "head"), "head")
+    x = _classifier(g, x, classes)
+    return g.build([x], {"family": "efficientnet", "widths": list(widths), "blocks": list(blocks),
+                         "expand": list(expand), "kernels": list(kernels),
+                         "strides": list(strides), "image": image, "batch": batch})
 
 
 # ---- random DAGs --------------------------------------------------------------------------------

@@ -29,7 +29,10 @@ heuristic (:data:`HEADROOM_MALLOC`, :data:`HEADROOM_SCHEDULING`): where an agent
   distilbert_base and generated encoders at other depths, widths, sequence lengths and
   batches), the ViT image encoder (``vit``), and seeded random layered DAGs (``random_dag``).
 - validation — ``gpt`` (gpt2 and generated pre-LN causal decoders) and ``efficientnet``
-  (squeeze-excitation, SiLU): new families for model selection, not the test ones.
+  (efficientnet_b0 and generated MBConv nets: depthwise convs, squeeze-excitation, SiLU): new
+  families for model selection, not the test ones. Version 2 (2026-12-06) added the three
+  generated EfficientNet-style variants, so vision CNNs are half the validation workloads;
+  train and test are unchanged.
 - test — ``swin`` (windowed attention, patch merging), ``convnext`` (7×7 depthwise convs,
   LayerNorm in a CNN), ``whisper`` (conv front end, long sequences), ``t5`` (RMSNorm-style
   norms, relative position bias, no biases) and ``llama`` (tinyllama_1b and generated Llama
@@ -53,7 +56,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from mlsysgym.ir import generators, zoo
@@ -66,7 +69,7 @@ __all__ = ["FAMILIES", "FRESH2_TEST_CAPACITIES", "FRESH3_TEST_CAPACITIES", "FRES
            "concurrent", "concurrent_workload", "malloc_instances", "resolve", "scheduling_instances",
            "split", "splits_digest", "workload", "workload_names"]
 
-SPLITS_VERSION = "1"
+SPLITS_VERSION = "2"
 SPLITS = ("train", "validation", "test")
 
 
@@ -79,6 +82,7 @@ GENERATORS: dict[str, Callable[..., Graph]] = {
     "gpt_decoder": generators.gpt_decoder,
     "llama_decoder": generators.llama_decoder,
     "resnet_stages": generators.resnet_stages,
+    "mbconv_stages": generators.mbconv_stages,
     "random_layered_dag": generators.random_layered_dag,
 }
 
@@ -137,17 +141,22 @@ def _transformer(family: str, layers: int, d: int, heads: int, d_ff: int, seq: i
     return f"{family}_l{layers}_d{d}_s{seq}_b{batch}", _TRANSFORMER[family], params
 
 
-def _resnet(widths: tuple[int, ...], blocks: tuple[int, ...], image: int,
-            batch: int) -> tuple[str, str, dict[str, Any]]:
-    name = f"resnet_w{widths[0]}x{len(widths)}_{''.join(map(str, blocks))}_i{image}_b{batch}"
-    return name, "resnet_stages", {"widths": widths, "blocks": blocks, "image": image,
-                                   "batch": batch}
+def _cnn(generator: str, widths: tuple[int, ...], blocks: tuple[int, ...], image: int,
+         batch: int) -> tuple[str, str, dict[str, Any]]:
+    prefix = generator.removesuffix("_stages")  # resnet / mbconv
+    name = f"{prefix}_w{widths[0]}x{len(widths)}_{''.join(map(str, blocks))}_i{image}_b{batch}"
+    return name, generator, {"widths": widths, "blocks": blocks, "image": image, "batch": batch}
+
+
+_resnet = partial(_cnn, "resnet_stages")
+_mbconv = partial(_cnn, "mbconv_stages")  # EfficientNet-B0's expansions, kernels and strides
 
 
 def _dag(n_ops: int, seed: int) -> tuple[str, str, dict[str, Any]]:
     return f"random_dag_n{n_ops}_s{seed}", "random_layered_dag", {"n_ops": n_ops, "seed": seed}
 
 
+_B0_WIDTHS = (16, 24, 40, 80, 112, 192, 320)
 GENERATED: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "resnet": [_resnet((64, 128, 256, 512), (2, 2, 2, 2), 224, 4),
                _resnet((64, 128, 256, 512), (2, 2, 2, 2), 160, 1),
@@ -163,6 +172,10 @@ GENERATED: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "gpt": [_transformer("gpt", 12, 768, 12, 3072, 256, 1),
             _transformer("gpt", 6, 512, 8, 2048, 512, 1),
             _transformer("gpt", 24, 1024, 16, 4096, 128, 1)],
+    "efficientnet": [_mbconv(_B0_WIDTHS, (1, 2, 2, 3, 3, 4, 1), 192, 2),  # B0, image 192, batch 2
+                     # widths × 0.75, fewer blocks
+                     _mbconv(tuple(w * 3 // 4 for w in _B0_WIDTHS), (1, 1, 2, 2, 2, 3, 1), 256, 1),
+                     _mbconv(_B0_WIDTHS, (2, 3, 3, 4, 4, 5, 2), 224, 1)],  # B1/B2 depths
     "llama": [_transformer("llama", 22, 2048, 32, 5632, 512, 1, kv_heads=4),
               _transformer("llama", 8, 1024, 16, 2816, 256, 1, kv_heads=4),
               _transformer("llama", 16, 1536, 24, 4096, 1024, 1, kv_heads=8)],

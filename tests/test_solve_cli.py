@@ -101,7 +101,7 @@ def test_heuristic_answer_fields_match_the_library(capsys, tmp_path):
     assert out["agent"] == "xla_greedy" and out["workload"] == name
     assert out["time_us"] == pytest.approx(xla_greedy(inst).time_us, rel=1e-12)
     assert out["all_slow_time_us"] == pytest.approx(inst.all_slow_time_us, rel=1e-12)
-    assert out["target_id"] == target_id() and out["splits_version"] == "1"
+    assert out["target_id"] == target_id() and out["splits_version"] == "2"
     assert out["status"] is None and out["bound_us"] is None and out["wall_time_s"] >= 0
     saved = json.loads(out_file.read_text())
     assert len(saved["actions"]) == inst.n_buffers and saved["time_us"] == out["time_us"]

@@ -11,14 +11,15 @@ from mlsysgym.ir.workloads import UnknownSplitError
 
 from mlsysgym.cli import main
 
-# The digest of split version "1": a change to any split entry must bump SPLITS_VERSION (and
-# then this constant), so that results recorded against a version stay comparable.
-DIGEST_V1 = "d27896d70f28"
+# The digest of split version "2": a change to any split entry must bump SPLITS_VERSION (and
+# then this constant), so that results recorded against a version stay comparable. (Version 1,
+# digest d27896d70f28, had no generated EfficientNets in validation; train and test are as in 1.)
+DIGEST_V2 = "456caf4d5884"
 
 
 def test_splits_are_versioned_and_their_content_is_pinned():
-    assert workloads.SPLITS_VERSION == "1"
-    assert workloads.splits_digest() == DIGEST_V1
+    assert workloads.SPLITS_VERSION == "2"
+    assert workloads.splits_digest() == DIGEST_V2
 
 
 def test_splits_are_disjoint_by_family_and_the_test_families_are_unseen():
@@ -34,6 +35,18 @@ def test_splits_are_disjoint_by_family_and_the_test_families_are_unseen():
             + workloads.split("test") if w.source == "zoo"} == set(zoo.names())
     assert workloads.workload("tinyllama_1b").split == "test"
     assert workloads.workload("bert_l12_d768_s384_b1").split == "train"
+
+
+def test_validation_is_half_vision_cnns_of_a_searchable_size():
+    from mlsysgym.simulators.memory import build_instance
+
+    val = workloads.split("validation")
+    assert [w.family for w in val].count("efficientnet") == len(val) // 2 == 4
+    # the generated EfficientNets (efficientnet_b0: 404 buffers) have 300–900 mallocGame buffers
+    sizes = {w.name: build_instance(w.build(), capacity_fraction=0.13).n_buffers
+             for w in val if w.generator == "mbconv_stages"}
+    assert sizes == {"mbconv_w16x7_1223341_i192_b2": 404, "mbconv_w12x7_1122231_i256_b1": 304,
+                     "mbconv_w16x7_2334452_i224_b1": 574}
 
 
 def test_generated_graphs_are_deterministic_and_seeded():
@@ -65,6 +78,48 @@ def test_generated_resnet_matches_the_zoo_resnet18():
     gen, ref = generators.resnet_stages().totals(), zoo.load("resnet18").totals()
     assert (gen.macs, gen.flops, gen.params) == (ref.macs, ref.flops, ref.params) == \
         (1_814_073_344, 3_635_523_560, 11_684_712)
+
+
+def test_generated_efficientnet_matches_the_zoo_efficientnet_b0():
+    # same ops, MACs, parameters and working set; FLOPs differ only in the pooling ops (the zoo
+    # export's head AveragePool has a 1280×1280 kernel)
+    gen, ref = generators.mbconv_stages().totals(), zoo.load("efficientnet_b0").totals()
+    assert (gen.ops, gen.macs, gen.params, gen.peak_live_bytes) == \
+        (ref.ops, ref.macs, ref.params, ref.peak_live_bytes) == (239, 385_814_752, 5_267_540, 14_450_688)
+
+
+def test_mbconv_flops_by_hand():
+    # image 32 → stem 3×3/2 conv to 32 ch at 16×16; stage 0: one block 32 → 8 (expand 1, no
+    # residual: 32 ≠ 8); stage 1: blocks 8 → 16 (stride 2, to 8×8) and 16 → 16 (residual).
+    # A conv costs 2·MACs + its outputs (bias); SiLU 4 per element (Sigmoid 3 + Mul 1); pools 1
+    # per input element; SE gate Sigmoid 3 + Mul 1 per element.
+    g = generators.mbconv_stages(widths=(8, 16), blocks=(1, 2), expand=(1, 4), kernels=(3, 3),
+                                 strides=(1, 2), image=32, classes=10)
+    ops = {op.name: op for op in g.ops}
+    # s1b0's depthwise conv: 32 ch, 3×3, stride 2 to 8×8: 32·64·9 = 18,432 MACs
+    assert (ops["s1b0_dw"].macs, ops["s1b0_dw"].flops) == (18_432, 2 * 18_432 + 32 * 64)
+    stem = 2 * 32 * 256 * 27 + 8192 + 4 * 8192                           # 483,328
+    s0b0 = (2 * 32 * 256 * 9 + 8192) + 4 * 8192 + 8192 \
+        + (2 * 256 + 8) + 4 * 8 + (2 * 256 + 32) + 3 * 32 + 8192 \
+        + (2 * 8 * 256 * 32 + 2048)                                        # dw, SE via 8 ch, project
+    s1b0 = (2 * 32 * 256 * 8 + 8192) + 4 * 8192 + (2 * 18_432 + 2048) + 4 * 2048 + 2048 \
+        + (2 * 64 + 2) + 4 * 2 + (2 * 64 + 32) + 3 * 32 + 2048 \
+        + (2 * 16 * 64 * 32 + 1024)                                        # expand to 32, SE via 2
+    s1b1 = (2 * 64 * 64 * 16 + 4096) + 4 * 4096 + (2 * 64 * 64 * 9 + 4096) + 4 * 4096 + 4096 \
+        + (2 * 256 + 4) + 4 * 4 + (2 * 256 + 64) + 3 * 64 + 4096 \
+        + (2 * 16 * 64 * 64 + 1024) + 1024                                 # expand to 64, SE via 4, Add
+    head = (2 * 1280 * 64 * 16 + 81920) + 4 * 81920 + 81920 + (2 * 1280 * 10 + 10)
+    assert (stem, s0b0, s1b0, s1b1, head) == (483_328, 339_112, 290_186, 388_372, 3_138_570)
+    assert g.totals().flops == stem + s0b0 + s1b0 + s1b1 + head == 4_639_568
+    assert g.totals().estimated_ops == 0
+    # a residual only where the stride is 1 and the channels match
+    assert [op.name for op in g.ops if op.op_type == "Add"] == ["s1b1_add"]
+    with pytest.raises(WorkloadError, match="must have the same length"):
+        generators.mbconv_stages(widths=(8, 16), blocks=(1, 2), expand=(1,))
+    with pytest.raises(WorkloadError, match=r"widths\[0\] must be a positive integer"):
+        generators.mbconv_stages(widths=(0,), blocks=(1,), expand=(1,), kernels=(3,), strides=(1,))
+    with pytest.raises(WorkloadError, match="se_ratio"):
+        generators.mbconv_stages(se_ratio=0)
 
 
 def test_big_test_instance_has_over_1000_buffers():
@@ -182,7 +237,7 @@ def test_multi_tenant_sets_are_deterministic_by_split_and_leave_the_splits_alone
     train = {f for m in workloads.MULTI_TENANT["train"] for f in workloads.workload(m).family.split("+")}
     test = {f for m in workloads.MULTI_TENANT["test"] for f in workloads.workload(m).family.split("+")}
     assert train.isdisjoint(test)
-    assert workloads.splits_digest() == DIGEST_V1  # mixes are not split entries
+    assert workloads.splits_digest() == DIGEST_V2  # mixes are not split entries
     assert all(i.window == 64 for i in workloads.scheduling_instances("train", setting="multi"))
 
 
