@@ -169,6 +169,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
                else saved(json.loads(args.baseline.read_text())["rows"]))
         out["baseline"] = f"{args.off} off" if args.off else str(args.baseline)
         out["baseline learned-ablation"] = compare_runs(old, old, *agents)
+        out["baseline learned-ablation by family"] = by_family(old, *agents)
         for a in agents:
             out[f"{a}: this - baseline"] = compare_runs(new, old, a, a)
     moves = {f"{a}, {o} off" if o else a: [r["moves"] for r in rows if r["agent"] == a
@@ -180,8 +181,8 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
 
 def by_family(x: dict[tuple, float], ax: str, ay: str) -> dict[str, dict[str, Any]]:
     """:func:`compare_runs` of ``ax`` against ``ay`` within ``x`` per workload family (a mix:
-    its workloads' families joined by +): where validation, mostly GPT decoders, may hide
-    what a change does to the other families."""
+    its workloads' families joined by +): what a change does to each kind of graph, which a
+    mean over a split of GPT decoders and vision CNNs can hide."""
     from mlsysgym.ir.workloads import MallocInstanceSpec
 
     family = {k[0]: MallocInstanceSpec.from_name(k[0]).workload.family for k in x}

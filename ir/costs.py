@@ -220,12 +220,19 @@ def _einsum(attrs: Mapping[str, Any], ins: list[Shape | None]) -> OpCost | None:
     return OpCost(macs, 2 * macs)
 
 
-def _pool(attrs: Mapping[str, Any], outs: list[Shape | None]) -> OpCost | None:
+def _pool(attrs: Mapping[str, Any], ins: list[Shape | None],
+          outs: list[Shape | None]) -> OpCost | None:
+    """One operation per window element per output; a window larger than the padded input
+    (exporters write a global pool as a huge kernel with ceil_mode) covers only the input."""
     kernel = attrs.get("kernel_shape")
     if kernel is None or outs[0] is None:
         return None
-    flops = numel(outs[0]) * math.prod(kernel)
-    return OpCost(0, flops)
+    window = list(kernel)
+    if ins and ins[0] is not None and len(ins[0]) == len(kernel) + 2:
+        pads = list(attrs.get("pads") or [0] * (2 * len(kernel)))
+        window = [min(k, n + pads[i] + pads[i + len(kernel)])
+                  for i, (k, n) in enumerate(zip(kernel, ins[0][2:]))]
+    return OpCost(0, numel(outs[0]) * math.prod(window))
 
 
 def _lrn(attrs: Mapping[str, Any], outs: list[Shape | None]) -> OpCost:
@@ -257,7 +264,7 @@ def op_cost(op_type: str, attrs: Mapping[str, Any], ins: list[Shape | None],
     elif op_type == "Einsum":
         rule = _einsum(attrs, ins)
     elif op_type in ("MaxPool", "AveragePool", "LpPool"):
-        rule = _pool(attrs, outs)
+        rule = _pool(attrs, ins, outs)
     elif op_type == "LRN":
         rule = _lrn(attrs, outs)
     elif op_type in ELEMENTWISE_FLOPS:

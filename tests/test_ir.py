@@ -85,6 +85,12 @@ def test_pooling_softmax_and_layernorm_flops():
     g = Graph.from_onnx(model(nodes, [value("x", [1, 2, 4, 4])], [value("g", [1, 2, 1, 1])]))
     assert g.ops[0].flops == 8 * 4  # 8 outputs × 4-window
     assert g.ops[1].flops == 8  # one add per input element
+    # a global pool exported as a 1280x1280 kernel (torch's efficientnet_b0): the window is
+    # the 7x7 input, so 1280 outputs x 49, not x 1280^2
+    node = helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[1280, 1280],
+                            strides=[1280, 1280], ceil_mode=1)
+    g = Graph.from_onnx(model([node], [value("x", [1, 1280, 7, 7])], [value("y", [1, 1280, 1, 1])]))
+    assert g.ops[0].flops == 1280 * 49
 
 
 def test_unknown_op_is_kept_flagged_and_estimated():
