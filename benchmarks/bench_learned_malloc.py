@@ -35,7 +35,8 @@ agents interleaved per instance and seed, ``--seconds`` each, ``--seeds`` seeds 
 ``--off NAME`` also both with that option off, all four interleaved); the rows and the
 difference learned − ablation (fraction of the all-slow time saved), and each agent against
 its rows with the option off, or in ``--baseline`` (a JSON written the same way; rows with
-``restarts`` true skipped), learned − ablation also per workload family, in
+``restarts`` true skipped), learned − ablation also per workload family, and whether the
+change clears the bar for a test set (``validation_bar``), in
 ``learned_malloc_validation_<--tag>_<seconds>s.json`` beside
 ``--out`` (default ``benchmarks/results/``).
 """
@@ -172,11 +173,25 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         out["baseline learned-ablation by family"] = by_family(old, *agents)
         for a in agents:
             out[f"{a}: this - baseline"] = compare_runs(new, old, a, a)
+    out["bar"] = validation_bar(out, agents[0])
     moves = {f"{a}, {o} off" if o else a: [r["moves"] for r in rows if r["agent"] == a
                                            and r["off"] == o] for a in agents for o in offs}
     out.update(moves_median={a: float(np.median(v)) for a, v in moves.items()},
                load=[min(r["load"] for r in rows), max(r["load"] for r in rows)], rows=rows)
     return out
+
+
+def validation_bar(out: dict[str, Any], learned: str = "learned") -> dict[str, bool]:
+    """The bar a search change must clear on validation before a test set is used (set from
+    the eighteenth design on): learned − ablation with its 95 % interval above zero, at least
+    zero on average in every workload family, and (with a baseline) ``learned`` not worse on
+    average than in the baseline."""
+    bar = {"interval_above_zero": out["learned-ablation"]["interval_points"][0] > 0,
+           "every_family_at_least_zero": all(
+               f["mean_points"] >= 0 for f in out["learned-ablation by family"].values())}
+    if f"{learned}: this - baseline" in out:
+        bar["learned_not_worse_than_baseline"] = out[f"{learned}: this - baseline"]["mean_points"] >= 0
+    return {**bar, "passed": all(bar.values())}
 
 
 def by_family(x: dict[tuple, float], ax: str, ay: str) -> dict[str, dict[str, Any]]:

@@ -294,6 +294,16 @@ def test_validation_by_family_by_hand():
     assert {f: round(r["mean_points"], 9) for f, r in got.items()} == {
         "efficientnet": -1.0, "gpt": 1.0, "gpt+efficientnet": 3.0}
     assert (got["gpt"]["instances"], got["gpt"]["instances_better"]) == (2, 1)
+    # the bar: instances -1, 0, +2, +3 (mean +1); 1/16 of the resamples draw only -1 and 0
+    # (mean <= 0), more than 2.5 %, so the interval is not above zero; efficientnet is below
+    out = {"learned-ablation": bench.compare_runs(x, x, "l", "n"), "learned-ablation by family": got}
+    assert bench.validation_bar(out, "l") == {
+        "interval_above_zero": False, "every_family_at_least_zero": False, "passed": False}
+    out["learned-ablation by family"] = {k: v for k, v in got.items() if k != "efficientnet"}
+    out["l: this - baseline"] = {"mean_points": 0.0}
+    assert bench.validation_bar(out, "l") == {
+        "interval_above_zero": False, "every_family_at_least_zero": True,
+        "learned_not_worse_than_baseline": True, "passed": False}
 
 
 def test_onnx_gives_the_torch_logits(trap, tmp_path):
