@@ -33,7 +33,8 @@ from mlsysgym.simulators.memory import (
 )
 
 __all__ = ["SWEEP_S", "candidates", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
-           "next_source", "repair", "repair_gain", "size_classes", "total_time", "uniform_share", "whole"]
+           "next_source", "repair", "repair_gain", "size_classes", "total_time", "uniform_share",
+           "whole"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
@@ -279,14 +280,14 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     (and ``adapt``) those shares are of the time, not of the draws: the next centre comes from
     the uniform source while its share of the seconds spent is below its share, else from the
     network's (drawn by count, a source whose repairs take ten times as long gets ten times
-    the time). A centre whose repair
-    finds nothing is set aside until an accepted repair changes a buffer whose live range
-    meets its neighbourhood's time span (so a concentrated softmax does not repeat the same
-    repair). With ``jump``, jumps are a third source (:func:`jump_buffers` by ``jump_score``,
-    or uniformly; :data:`JUMP_S` each), given a share of the time in proportion to their
-    saving per second against the centres' (in [0.1, 0.9]; a prior of :data:`PRIOR_S` seconds),
-    and all of it once no centre is left. Returns the best placement and ``{"repairs",
-    "improvements", "network_repairs", "jump_improvements"}`` (improvements: by centres)."""
+    the time per draw). A centre whose repair finds nothing is set aside until an accepted
+    repair changes a buffer whose live range meets its neighbourhood's time span (so a
+    concentrated softmax does not repeat the same repair). With ``jump``, jumps are a third
+    source (:func:`jump_buffers` by ``jump_score``, or uniformly; :data:`JUMP_S` each), given
+    a share of the time in proportion to their saving per second against the centres' (in
+    [0.1, 0.9]; a prior of :data:`PRIOR_S` seconds), and all of it once no centre is left.
+    Returns the best placement and ``{"repairs", "improvements", "network_repairs",
+    "jump_improvements"}`` (improvements: by centres)."""
     cand = candidates(p, placement)
     if not cand.any():
         return placement, {"repairs": 0, "improvements": 0, "network_repairs": 0,
