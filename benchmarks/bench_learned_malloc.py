@@ -38,7 +38,9 @@ its rows with the option off, or in ``--baseline`` (a JSON written the same way;
 ``restarts`` true skipped), learned − ablation also per workload family, and whether the
 change clears the bar for a test set (``validation_bar``), in
 ``learned_malloc_validation_<--tag>_<seconds>s.json`` beside
-``--out`` (default ``benchmarks/results/``).
+``--out`` (default ``benchmarks/results/``). ``--split train`` runs the same check on the
+training split instead: a diagnostic of what the network adds on the families it was trained
+on (no test workload is ever run this way).
 """
 
 from __future__ import annotations
@@ -137,9 +139,9 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
 
     caps = tuple(args.capacities or workloads.MALLOC_CAPACITIES)
     works = ([workloads.workload(w) for w in args.workloads] if args.workloads
-             else workloads.split("validation"))
-    if any(w.split != "validation" for w in works):
-        raise SystemExit("--validation: --workloads must be validation workloads (or mixes of them)")
+             else workloads.split(args.split))
+    if any(w.split != args.split for w in works):
+        raise SystemExit(f"--validation: --workloads must be {args.split} workloads (or mixes of them)")
     names = instance_names(works, caps)
     agents = ("learned", "learned_no_network")
     offs = (None, args.off) if args.off else (None,)
@@ -468,6 +470,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--tag", default="check", help="--validation: the output file's tag")
     ap.add_argument("--capacities", type=float, nargs="+", default=None,
                     help="--validation: fast-memory fractions (default 0.25 0.5 1)")
+    ap.add_argument("--split", choices=("validation", "train"), default="validation",
+                    help="--validation: the split to run on (train: how the network does on the "
+                         "families it was trained on, a diagnostic; never test)")
     ap.add_argument("--workloads", nargs="+", default=None,
                     help="--validation: these validation workloads (or 'a+b' mixes of them) "
                          "instead of the split's")

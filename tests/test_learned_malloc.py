@@ -237,6 +237,10 @@ def test_validation_bench_refuses_test_workloads_and_orders_instances_as_the_spl
     for w in ("swin_tiny", "gpt2+swin_tiny"):
         with pytest.raises(SystemExit, match="must be validation workloads"):
             bench.validate(bench._args(["--validation", "--workloads", w]))
+    with pytest.raises(SystemExit, match="must be train workloads"):
+        bench.validate(bench._args(["--validation", "--split", "train", "--workloads", "gpt2"]))
+    with pytest.raises(SystemExit):  # argparse: test is not a choice
+        bench._args(["--validation", "--split", "test"])
     caps = (0.1, 0.3)
     assert bench.instance_names(workloads.split("test"), caps) == [
         i.name for i in workloads.malloc_instances("test", caps)]
