@@ -2,7 +2,7 @@
 ``--moves repair`` the LNS neighbourhood picker, with ``--moves differ`` the jump picker) over
 the training split; ship it as ONNX + card.
 
-    python -m mlsysgym.experiments.train_malloc_policy [--moves {change,repair,differ}] [--positions 256]
+    python -m mlsysgym.experiments.train_malloc_policy [--moves {change,repair,repair_late,differ}] [--positions 256]
         [--xla-top 192] [--target listwise] [--epochs 120]
         [--capacities 0.25 0.5 1] [--workers 2] [--out results/policies/malloc_gnn.onnx]
 
@@ -14,7 +14,8 @@ the training split; ship it as ONNX + card.
    works): the decision changed, the rest completed greedily, with ejections, and the time
    saved recorded. With ``--moves repair`` (the LNS policy), instead the time one CP-SAT
    repair around each of ``--positions`` sampled centre buffers saves
-   (:func:`mlsysgym.agents.malloc_lns.repair_gain`). With ``--moves differ`` (the jump
+   (:func:`mlsysgym.agents.malloc_lns.repair_gain`); with ``--moves repair_late`` the same
+   from where the ablation's LNS starts in a 10-s run. With ``--moves differ`` (the jump
    policy), every candidate buffer where the ablation's LNS starts, labelled by whether CP-SAT
    (``--cpsat-s`` seconds, hinted with that placement) re-decides it (:func:`label_differ`).
 2. **Training**: :func:`mlsysgym.agents.gnn.build_graph_net` on
@@ -66,6 +67,9 @@ METHODS = {"change": "move ranking: per buffer, the time saved by changing its d
                       "heuristic's episode (greedy completion, ejections), measured",
            "repair": "LNS centre ranking: per sampled centre buffer, the time saved by one CP-SAT "
                      "repair of its neighbourhood in the heuristic's placement, measured",
+           "repair_late": "LNS centre ranking where the ablation's LNS starts: per sampled centre "
+                          "buffer of that placement, the time saved by one CP-SAT repair of its "
+                          "neighbourhood, measured",
            "differ": "jump neighbourhoods: per candidate buffer of the ablation's LNS start, "
                      "whether CP-SAT's better placement (hinted with it) re-decides it"}
 LOSSES = {"improves": "balanced cross-entropy against 'lowers the time'",
@@ -98,13 +102,15 @@ def label_one(name: str, positions: int, seed: int, after: int = 0,
             "pid": os.getpid(), "cpu_s": time.process_time()}
 
 
-def label_repairs(name: str, centres: int, seed: int, after: int = 0) -> dict[str, Any]:
+def label_repairs(name: str, centres: int, seed: int, after: int = 0,
+                  late: bool = False) -> dict[str, Any]:
     """The neighbourhood labels of one instance: from the heuristic's placement (or with
     ``after`` > 0 that of :func:`mlsysgym.agents.learned_malloc.improved_episode`, ``after``
-    improvements), the time one LNS repair around each of ``centres`` seeded candidate centres
-    saves (:func:`mlsysgym.agents.malloc_lns.repair_gain`), as :func:`label_one`'s rows
-    (positions in XLA order)."""
-    from mlsysgym.agents.learned_malloc import GREEDY, improved_episode, start_episode
+    improvements; with ``late``, where the ablation's LNS starts in a 10-s run,
+    :func:`mlsysgym.agents.learned_malloc.lns_start`), the time one LNS repair around each of
+    ``centres`` seeded candidate centres saves (:func:`mlsysgym.agents.malloc_lns.repair_gain`),
+    as :func:`label_one`'s rows (positions in XLA order)."""
+    from mlsysgym.agents.learned_malloc import GREEDY, improved_episode, lns_start, start_episode
     from mlsysgym.agents.malloc_lns import candidates, repair_gain
     from mlsysgym.agents.problems import make_problem
     from mlsysgym.ir.workloads import MallocInstanceSpec
@@ -113,11 +119,14 @@ def label_repairs(name: str, centres: int, seed: int, after: int = 0) -> dict[st
     problem = make_problem(MallocInstanceSpec.from_name(name).problem_spec())
     inst, n = problem.instance, problem.instance.n_buffers
     rng = np.random.default_rng([seed, n, after])
-    builder, best, best_t = start_episode(inst, xla_order(inst))
-    if after > 0:
-        best, _ = improved_episode(builder, best, best_t, problem.n_offsets, after, 256)
-    builder.run(GREEDY, prefix=best)
-    start = builder.state.placement
+    if late:
+        start = lns_start(problem, seed)
+    else:
+        builder, best, best_t = start_episode(inst, xla_order(inst))
+        if after > 0:
+            best, _ = improved_episode(builder, best, best_t, problem.n_offsets, after, 256)
+        builder.run(GREEDY, prefix=best)
+        start = builder.state.placement
     cand = np.flatnonzero(candidates(inst, start))
     picked = cand if len(cand) <= centres else rng.choice(cand, centres, replace=False)
     rank = np.empty(n, np.int64)
@@ -171,9 +180,9 @@ def make_labels(names: list[str], args: argparse.Namespace) -> list[dict[str, An
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         if args.moves == "differ":
             futs = [pool.submit(label_differ, n, args.cpsat_s, args.seed) for n in names]
-        elif args.moves == "repair":
-            futs = [pool.submit(label_repairs, n, args.positions, args.seed, k)
-                    for n in names for k in args.episodes]
+        elif args.moves in ("repair", "repair_late"):
+            futs = [pool.submit(label_repairs, n, args.positions, args.seed, k,
+                                args.moves == "repair_late") for n in names for k in args.episodes]
         else:
             futs = [pool.submit(label_one, n, args.positions, args.seed, k, args.xla_top)
                     for n in names for k in args.episodes]
