@@ -168,9 +168,11 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         "learned-ablation": compare_runs(new, new, *agents),
         "learned-ablation by family": by_family(new, *agents)}
     if args.off or args.baseline:
-        old = (saved(rows, True) if args.off
-               else saved(json.loads(args.baseline.read_text())["rows"]))
+        base = rows if args.off else json.loads(args.baseline.read_text())["rows"]
+        old, moved = saved(base, bool(args.off)), redefined(rows, base)
+        new = {k: v for k, v in new.items() if k[0] not in moved}
         out["baseline"] = f"{args.off} off" if args.off else str(args.baseline)
+        out["baseline instances redefined (left out)"] = sorted(moved)
         out["baseline learned-ablation"] = compare_runs(old, old, *agents)
         out["baseline learned-ablation by family"] = by_family(old, *agents)
         for a in agents:
@@ -181,6 +183,14 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     out.update(moves_median={a: float(np.median(v)) for a, v in moves.items()},
                load=[min(r["load"] for r in rows), max(r["load"] for r in rows)], rows=rows)
     return out
+
+
+def redefined(rows: list[dict[str, Any]], base: list[dict[str, Any]]) -> set[str]:
+    """The instances whose all-slow time differs between ``rows`` and a baseline's ``base``
+    (their definition changed in between, e.g. by a cost-model fix): not comparable."""
+    slow = {r["instance"]: r["all_slow_us"] for r in base}
+    return {r["instance"] for r in rows
+            if r["instance"] in slow and not np.isclose(r["all_slow_us"], slow[r["instance"]])}
 
 
 def validation_bar(out: dict[str, Any], learned: str = "learned") -> dict[str, bool]:

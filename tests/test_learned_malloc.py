@@ -310,6 +310,20 @@ def test_validation_by_family_by_hand():
         "learned_not_worse_than_baseline": True, "passed": False}
 
 
+def test_baseline_rows_of_a_redefined_instance_are_not_compared():
+    """bench_learned_malloc.redefined: an instance whose all-slow time changed since the
+    baseline's run (efficientnet_b0 after the pooling-cost fix: 1275.66 -> 1145.87 µs) is
+    left out; equal ones, and instances the baseline lacks, are not."""
+    from benchmark_scripts import load_script
+
+    bench = load_script("bench_learned_malloc.py")
+    rows = [{"instance": "efficientnet_b0:0.13", "all_slow_us": 1145.87},
+            {"instance": "gpt2:0.13", "all_slow_us": 900.0}, {"instance": "gpt2:0.33", "all_slow_us": 900.0}]
+    base = [{"instance": "efficientnet_b0:0.13", "all_slow_us": 1275.66},
+            {"instance": "gpt2:0.13", "all_slow_us": 900.0}]
+    assert bench.redefined(rows, base) == {"efficientnet_b0:0.13"}
+
+
 def test_onnx_gives_the_torch_logits(trap, tmp_path):
     import torch
 
