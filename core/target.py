@@ -43,6 +43,7 @@ __all__ = [
     "cpu_info",
     "cpu_seconds",
     "fingerprint",
+    "host_key",
     "lock_hash",
     "provenance",
     "target_flags",
@@ -263,6 +264,15 @@ def target_id(target_cpu: str = "host", extra_flags: tuple[str, ...] = ()) -> st
     key = [cpu.vendor, cpu.model_name, cpu.family, cpu.model, isa.level, list(isa.features),
            _version("iree-base-compiler"), [*target_flags(target_cpu), *extra_flags]]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]
+
+
+def host_key(flags: Iterable[str]) -> str | None:
+    """For the cache key of code compiled with ``flags``: this machine's :func:`target_id` when
+    they compile for ``host`` (``--iree-llvmcpu-target-cpu=host``), whose code differs from CPU
+    to CPU; None for a named target, whose code is the same everywhere. A cache that machines
+    share (a network home directory, a restored CI cache) then never hands one CPU code built
+    for another's ISA (AVX-512 code on an AVX2 CPU dies of an illegal instruction)."""
+    return target_id("host") if "--iree-llvmcpu-target-cpu=host" in flags else None
 
 
 def fingerprint(target_cpu: str = "host", extra_flags: Iterable[str] = ()) -> dict[str, Any]:

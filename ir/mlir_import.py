@@ -8,7 +8,8 @@ Import uses IREE's ONNX importer (``iree.compiler.extras.onnx_importer``, what
 whose output still holds linalg *named* ops (``linalg.matmul``, ``linalg.conv_2d_nchw_fchw``,
 ...; the next phase, ``global-optimization``, rewrites convs to ``linalg.generic``).
 
-Lowered modules are cached on disk by content hash of (ONNX graph, flags, compiler version)
+Lowered modules are cached on disk by content hash of (ONNX graph, flags, compiler version,
+this CPU's :func:`~mlsysgym.core.target.host_key`, as phases past ``input`` can depend on it)
 under ``$MLSYSGYM_CACHE_DIR`` or ``~/.cache/mlsysgym`` (``mlir-import/``).
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 
 from mlsysgym.core.errors import MlsysgymError
 from mlsysgym.core.limits import run_limited
+from mlsysgym.core.target import host_key
 from mlsysgym.ir.errors import WorkloadError
 
 __all__ = ["DEFAULT_PHASE", "ExtractedKernel", "ImportedModel", "MlirImportError",
@@ -226,8 +228,9 @@ def import_model(source: Any, phase: str = DEFAULT_PHASE, extra_flags: Sequence[
     t0 = time.perf_counter()
     name, torch_mlir = onnx_to_mlir(source)
     t1 = time.perf_counter()
-    key = hashlib.sha256(json.dumps([torch_mlir, phase, list(TARGET_FLAGS), list(extra_flags),
-                                     compiler_version()]).encode()).hexdigest()[:24]
+    flags = [*TARGET_FLAGS, *extra_flags]  # phases past input can depend on the host's ISA
+    key = hashlib.sha256(json.dumps([torch_mlir, phase, flags, compiler_version(),
+                                     host_key(flags)]).encode()).hexdigest()[:24]
     path = cache_dir("mlir-import") / f"{name}-{phase}-{key}.mlir"
     cached = _read_cache_entry(path) if cache else None
     if cached is not None:

@@ -2,7 +2,8 @@
 
 - :class:`KernelCompiler` runs ``iree-compile`` in a subprocess with a timeout and a memory cap
   (:mod:`mlsysgym.core.limits`) (``--iree-llvmcpu-target-cpu=host``) and caches the ``.vmfb``
-  on disk by the content hash of (MLIR text, flags, compiler version) under
+  on disk by the content hash of (MLIR text, flags, compiler version and, as ``host`` code
+  differs from CPU to CPU, :func:`mlsysgym.core.target.host_key`) under
   ``$MLSYSGYM_CACHE_DIR`` or ``~/.cache/mlsysgym/iree-cpu`` (compile errors are cached too,
   timeouts and out-of-memory failures under the cap are not).
 - :func:`time_calls` times a callable: warm-up, samples of batched calls (each sample lasts at
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 from mlsysgym.core.evaluator import Design, EvaluationError, Evaluator, Metrics
 from mlsysgym.core.limits import ResourceLimitError, run_limited
+from mlsysgym.core.target import host_key
 from mlsysgym.ir.mlir_emit import EmittedKernel, KernelSpec, emit
 from mlsysgym.ir.mlir_import import TARGET_FLAGS, cache_dir, compiler_version, iree_compile_path
 
@@ -119,8 +121,9 @@ class KernelCompiler:
                    timeout_s=timeout_s)
 
     def key(self, mlir: str) -> str:
-        """Content hash of (MLIR text, flags, compiler version)."""
-        blob = json.dumps([mlir, list(self.flags), self.version])
+        """Content hash of (MLIR text, flags, compiler version and, for ``host`` code, this
+        CPU's :func:`~mlsysgym.core.target.host_key`)."""
+        blob = json.dumps([mlir, list(self.flags), self.version, host_key(self.flags)])
         return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
     def _lookup(self, key: str) -> CompileResult | None:

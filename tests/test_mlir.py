@@ -279,3 +279,23 @@ def test_batched_compile_isolates_a_bad_kernel(compiler_cache):
     for k, r in zip(good, [res[0], res[2]]):
         m = measure(k, compiler, compiled=r, max_reps=3, max_time_s=0.02)
         assert m.ok and m.max_rel_err < 1e-3
+
+
+def test_host_code_is_cached_per_cpu_and_named_targets_are_shared(tmp_path, monkeypatch):
+    """A cache shared by two machines (a network home, a restored CI cache) must not hand an
+    AVX2 CPU the AVX-512 code compiled for ``host`` on another: seen under qemu -cpu Haswell,
+    the old key reused the vmfb and the process died of SIGILL."""
+    from mlsysgym.core import target
+    from mlsysgym.simulators.iree_cpu import KernelCompiler
+
+    text = mlir.emit(mlir.KernelSpec("matmul", (4, 4, 4))).mlir
+    host = KernelCompiler(cache_path=tmp_path)
+    named = KernelCompiler.for_target("x86-64-v2")
+    keys = []
+    for cpu_id in ("avx512-machine", "avx2-machine"):
+        monkeypatch.setattr(target, "target_id", lambda cpu="host", extra=(), i=cpu_id: i)
+        keys.append((host.key(text), named.key(text)))
+    assert keys[0][0] != keys[1][0]  # host code: one entry per CPU
+    assert keys[0][1] == keys[1][1]  # x86-64-v2 code: the same on every machine
+    assert target.host_key(host.flags) == "avx2-machine"
+    assert target.host_key(named.flags) is None
