@@ -32,12 +32,15 @@ designs (as the ``bo`` agent does: every design of a small discrete space, else
   With more than ``max_train`` evaluations the GP is fit on the best non-dominated ranks first.
 - **Initial design**: ``n_init`` scrambled-Sobol designs (default ``2 * (dim + 1)``).
 
-torch and BoTorch are imported when the agent runs.
+torch and BoTorch are imported when the agent runs. BoTorch compiles a C++ kernel for
+qLogNEHVI on first use, with ``-march=native``; it is built once per CPU under mlsysgym's
+cache (:func:`native_kernel_dir`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,8 +51,10 @@ from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_age
 from mlsysgym.agents.bayesopt import _candidates, _hyperparameters, _initial_designs, features
 from mlsysgym.agents.multiobjective import MultiObjectiveProblem, _key
 from mlsysgym.agents.pareto import non_dominated_sort
+from mlsysgym.core.target import target_id
+from mlsysgym.ir.mlir_import import cache_dir
 
-__all__ = ["HYPERPARAMETERS", "batch_size", "qnehvi", "qparego"]
+__all__ = ["HYPERPARAMETERS", "batch_size", "native_kernel_dir", "qnehvi", "qparego"]
 
 HYPERPARAMETERS: dict[str, list[Any]] = {"q": [1, 4, 8], "n_init": [10, 20],
                                        "q_growth": [0, 20], "refit_every": [1, 5]}
@@ -204,8 +209,19 @@ def _round(problem: BudgetedProblem, inner: MultiObjectiveProblem, cands: list, 
     return _greedy(make, choices, batch, s.max_steps), _hyperparameters(model)
 
 
+def native_kernel_dir() -> str:
+    """Where torch builds native extensions for this process: ``$TORCH_EXTENSIONS_DIR`` if the
+    user set it, else (set here) ``torch-extensions/<this CPU's target_id>`` under mlsysgym's
+    cache. BoTorch compiles its qLogNEHVI kernel with ``-march=native`` (about 30 s, once),
+    and torch's own folder is keyed by the source, not the CPU: a home folder that machines
+    share handed an AVX2 CPU AVX-512 code, and the process died of SIGILL."""
+    return os.environ.setdefault("TORCH_EXTENSIONS_DIR",
+                                 str(cache_dir("torch-extensions") / target_id("host")))
+
+
 def _nehvi(model: Any, ref: np.ndarray, baseline: Any, sampler: Any) -> Callable[[Any], Any]:
     """qLogNEHVI (built once; the pending designs are folded into its box decompositions)."""
+    native_kernel_dir()
     import torch
     from botorch.acquisition.multi_objective.logei import (
         qLogNoisyExpectedHypervolumeImprovement,

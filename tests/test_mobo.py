@@ -3,6 +3,8 @@ the greedy batch steps, how often the GP hyperparameters are fitted, and bad set
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -78,3 +80,18 @@ def test_bad_hyperparameters_raise_agent_config_error(bad):
     problem = multiobjective(Line(), ["f1", "f2"], reference=[11.0, 20.0])
     with pytest.raises(AgentConfigError):
         search("qnehvi", problem, 10, seed=0, **bad)
+
+
+def test_botorch_native_kernel_is_built_per_cpu_under_the_cache(tmp_path, monkeypatch) -> None:
+    """BoTorch builds its qLogNEHVI kernel with -march=native; torch's default folder is keyed
+    by source only, so a shared home gave an AVX2 CPU AVX-512 code (SIGILL, seen under
+    .ci/emulate-avx2). The folder is per CPU under the cache, unless the user chose one."""
+    from mlsysgym.core.target import target_id
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "")  # restored (or removed) after the test
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
+    monkeypatch.setenv("MLSYSGYM_CACHE_DIR", str(tmp_path))
+    want = str(tmp_path / "torch-extensions" / target_id("host"))
+    assert mobo.native_kernel_dir() == want == os.environ["TORCH_EXTENSIONS_DIR"]
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "mine"))
+    assert mobo.native_kernel_dir() == str(tmp_path / "mine")
