@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo test test-fast bench zoo clean
+.PHONY: install lock demo test test-fast test-avx2 bench zoo clean
 
 # Installs exactly requirements.lock (every dependency of every extra, pinned, with sha256
 # hashes), then the project itself without dependencies. torch is the 2.13.0 CPU build
@@ -48,6 +48,10 @@ test: $(STAMP)
 # Quick loop for development: skips tests marked slow.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The whole suite as on an AVX2 CPU without AVX-512 (qemu-user, ~45 min; see .ci/emulate-avx2).
+test-avx2: $(STAMP)
+	.ci/emulate-avx2 $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ir.py
