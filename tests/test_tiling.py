@@ -412,6 +412,7 @@ def test_calibration_measures_here_caches_per_target_and_resumes(tiny_model, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.measured
 def test_verify_reverts_an_op_that_makes_the_module_slower() -> None:
     from mlsysgym.compiler.tiling_verify import verify
 
