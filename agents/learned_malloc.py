@@ -659,7 +659,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    move_policy: str | None = None, jumps: int = JUMPS,
                    jump_policy: str | None = None, jumps_last: bool = False,
                    lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE,
-                   jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE) -> None:
+                   jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE,
+                   jump_network: bool = True) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -682,7 +683,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
     LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``: as
-    :func:`lns_phase`'s)."""
+    :func:`lns_phase`'s; without ``jump_network`` the jumps' buffers are drawn uniformly, as
+    the ablation's: the network then picks LNS centres only)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
@@ -710,8 +712,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                                       heur=heur, adopt=adopt)
         t2 = time.perf_counter()
         scores = score(_fast_mask(order, best) if rescore else heur)
-        jump_net = (load_policy(jump_policy or JUMP_POLICY_PATH)[0] if jumps or lns_jump
-                    else None)
+        jump_net = (load_policy(jump_policy or JUMP_POLICY_PATH)[0]
+                    if (jumps or lns_jump) and jump_network else None)
         problem.info["inference_s"] += time.perf_counter() - t2
 
         def jump_score(placement: Placement) -> np.ndarray:
@@ -721,7 +723,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
             return z
 
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
-                  adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps, jump_score=jump_score,
+                  adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps,
+                  jump_score=jump_score if jump_net is not None else None,
                   jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last,
                   jump_stop=jump_stop, time_share=time_share)
         return

@@ -411,6 +411,24 @@ def test_learned_agent_returns_a_valid_placement(order_moves):
     assert res.info["inference_s"] < 2
 
 
+@pytest.mark.skipif(not POLICY_PATH.is_file(), reason="no shipped malloc policy")
+@pytest.mark.parametrize("jump_network", [True, False])
+def test_without_jump_network_the_jumps_are_drawn_uniformly(jump_network, monkeypatch):
+    from mlsysgym.agents import learned_malloc
+
+    seen, original = [], learned_malloc.lns_jumps
+
+    def jumps(*args, score, **kwargs):
+        seen.append(score)
+        return original(*args, score=score, **kwargs)
+
+    monkeypatch.setattr(learned_malloc, "lns_jumps", jumps)
+    problem = make_problem({"name": "malloc", "model": "resnet18", "capacity": 0.1})
+    search("learned", problem, Budget(seconds=60), seed=1, time_limit_s=2,
+           jump_network=jump_network)
+    assert len(seen) == 1 and (seen[0] is not None) == jump_network
+
+
 @pytest.fixture
 def policy_copy(tmp_path):
     if not POLICY_PATH.is_file():
