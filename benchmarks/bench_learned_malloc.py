@@ -134,7 +134,9 @@ def instance_names(works: list[Any], caps: tuple[float, ...]) -> list[str]:
 def validate(args: argparse.Namespace) -> dict[str, Any]:
     """Both agents on the validation split (interleaved per instance and seed): the rows, the
     difference learned − ablation and, with ``args.baseline``, each agent against its rows
-    there (:func:`compare_runs`: of the fraction of the all-slow time saved)."""
+    there (:func:`compare_runs`: of the fraction of the all-slow time saved), and where they
+    ran (the target fingerprint)."""
+    from mlsysgym.core.target import fingerprint
     from mlsysgym.ir import workloads
 
     caps = tuple(args.capacities or workloads.MALLOC_CAPACITIES)
@@ -162,6 +164,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "command": " ".join(["nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py",
                              *sys.argv[1:]]),
+        "fingerprint": fingerprint(),
         "metric": "fraction of the all-slow time saved (differences in points = 100 ×)",
         "seconds": args.seconds, "capacities": list(caps), "seeds": list(range(args.seeds)),
         "workers": args.workers,
