@@ -545,7 +545,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               jump_score: Callable[[Placement], np.ndarray] | None = None,
               jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
               whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
-              time_share: bool = TIME_SHARE) -> None:
+              time_share: bool = TIME_SHARE, oracle: int = 0) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -556,7 +556,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode in
     time), submitted when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
     are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
-    of the draws; the eighteenth design). With ``sweep_s`` > 0 the LNS starts after a
+    of the draws; the eighteenth design), ``oracle`` (a diagnostic ceiling: the time the
+    LNS's oracle is not charged moves ``deadline`` too). With ``sweep_s`` > 0 the LNS starts after a
     :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
@@ -580,7 +581,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
                                    score=jump_score, stop_stuck=jump_stop)
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
                        scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score,
-                       time_share=time_share)
+                       time_share=time_share, oracle=oracle)
+    end, deadline = end + info["oracle_s"], deadline + info["oracle_s"]
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
                                    score=jump_score, stop_stuck=jump_stop)
@@ -660,7 +662,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    jump_policy: str | None = None, jumps_last: bool = False,
                    lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE,
                    jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE,
-                   jump_network: bool = True) -> None:
+                   jump_network: bool = True, oracle: int = 0) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -684,8 +686,12 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
     LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``: as
     :func:`lns_phase`'s; without ``jump_network`` the jumps' buffers are drawn uniformly, as
-    the ablation's: the network then picks LNS centres only)."""
+    the ablation's: the network then picks LNS centres only). ``oracle`` = k > 1 is a
+    diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
+    of k uniformly drawn centres' repairs, charged the time of that one
+    (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""
     _check_limit(time_limit_s)
+    _check_jumps(oracle, "oracle")
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
     _check_sweep(sweep_s)
@@ -711,7 +717,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                                       - (time.perf_counter() - t0), chain_depth=chain_depth,
                                       heur=heur, adopt=adopt)
         t2 = time.perf_counter()
-        scores = score(_fast_mask(order, best) if rescore else heur)
+        scores = None if oracle > 1 else score(_fast_mask(order, best) if rescore else heur)
         jump_net = (load_policy(jump_policy or JUMP_POLICY_PATH)[0]
                     if (jumps or lns_jump) and jump_network else None)
         problem.info["inference_s"] += time.perf_counter() - t2
@@ -726,7 +732,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                   adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps,
                   jump_score=jump_score if jump_net is not None else None,
                   jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last,
-                  jump_stop=jump_stop, time_share=time_share)
+                  jump_stop=jump_stop, time_share=time_share, oracle=oracle)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -768,9 +774,9 @@ def _check_sweep(seconds: float) -> None:
         raise AgentConfigError(f"sweep_s must be a number >= 0; got {seconds!r}")
 
 
-def _check_jumps(tries: int) -> None:
+def _check_jumps(tries: int, name: str = "jumps") -> None:
     if not (isinstance(tries, int) and not isinstance(tries, bool) and tries >= 0):
-        raise AgentConfigError(f"jumps must be an integer >= 0; got {tries!r}")
+        raise AgentConfigError(f"{name} must be an integer >= 0; got {tries!r}")
 
 
 def _check_fraction(name: str, value: float) -> None:

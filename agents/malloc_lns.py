@@ -267,7 +267,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         scores: np.ndarray | None = None, mix: float = 0.5, adapt: bool = True, size: int = 40,
         repair_s: float = 0.3, jump: bool = False,
         jump_score: Callable[[Placement], np.ndarray] | None = None,
-        time_share: bool = False) -> tuple[Placement, dict[str, int]]:
+        time_share: bool = False, oracle: int = 0) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -286,12 +286,17 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     source (:func:`jump_buffers` by ``jump_score``, or uniformly; :data:`JUMP_S` each), given
     a share of the time in proportion to their saving per second against the centres' (in
     [0.1, 0.9]; a prior of :data:`PRIOR_S` seconds), and all of it once no centre is left.
+    With ``oracle`` = k > 1 (a ceiling of centre selection, for diagnostics; uniform centres
+    only): each step repairs k centres drawn from the same placement, keeps the fastest result
+    and is charged the time of the repair it keeps, as if a perfect ranker of k draws had
+    drawn that centre alone (the deadline moves later by the others' time).
     Returns the best placement and ``{"repairs", "improvements", "network_repairs",
-    "jump_improvements"}`` (improvements: by centres)."""
+    "jump_improvements", "oracle_s"}`` (improvements: by centres; oracle_s: the seconds the
+    deadline moved)."""
     cand = candidates(p, placement)
     if not cand.any():
         return placement, {"repairs": 0, "improvements": 0, "network_repairs": 0,
-                           "jump_improvements": 0}
+                           "jump_improvements": 0, "oracle_s": 0.0}
     sources = [cand / cand.sum()]
     if scores is not None:
         z = np.where(cand, np.asarray(scores, np.float64), -np.inf)
@@ -305,7 +310,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     best, best_t = placement, total_time(p, placement.mode)
     start_t = best_t
     repairs = improvements = network = jumped = 0
-    slowest = 0.0
+    slowest = free_s = 0.0
     while time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
         leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
@@ -321,9 +326,14 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             w = sources[k] * on
             if not w.sum() > 0:  # the softmax's remaining weight underflowed
                 k, w = 0, sources[0] * on
-            c = int(rng.choice(p.n_buffers, p=w / w.sum()))
-            free = neighbourhood(p, c, size, cand, rng)
-            new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
+            if oracle > 1:
+                c, free, new, extra = _best_of(p, best, rng, w, oracle, size, cand, repair_s,
+                                               on, span)
+                deadline, free_s, t0 = deadline + extra, free_s + extra, t0 + extra
+            else:
+                c = int(rng.choice(p.n_buffers, p=w / w.sum()))
+                free = neighbourhood(p, c, size, cand, rng)
+                new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
             repairs, network = repairs + 1, network + k
         else:
             break
@@ -349,4 +359,30 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             spent[k] += took
             slowest = max(slowest, took)
     return best, {"repairs": repairs, "improvements": improvements, "network_repairs": network,
-                  "jump_improvements": jumped}
+                  "jump_improvements": jumped, "oracle_s": free_s}
+
+
+def _best_of(p: MemoryInstance, best: Placement, rng: np.random.Generator, w: np.ndarray, k: int,
+             size: int, cand: np.ndarray, repair_s: float, on: np.ndarray, span: np.ndarray,
+             ) -> tuple[int, np.ndarray, Placement | None, float]:
+    """:func:`lns`'s oracle step: :func:`repair` of the neighbourhoods of up to ``k`` distinct
+    centres drawn by ``w`` from ``best``; the fastest (centre, freed buffers, result) and the
+    seconds the others took. The others' centres that found nothing are set aside as
+    :func:`lns` sets aside a fruitless one (``on``, ``span``)."""
+    t_best = total_time(p, best.mode)
+    picks = rng.choice(p.n_buffers, size=min(k, int(np.count_nonzero(w))), replace=False,
+                       p=w / w.sum())
+    tried = []
+    for c in picks:
+        t0 = time.perf_counter()
+        free = neighbourhood(p, int(c), size, cand, rng)
+        new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
+        t = np.inf if new is None else total_time(p, new.mode)
+        tried.append((t if t < t_best - 1e-9 * t_best else np.inf, int(c), free, new,
+                      time.perf_counter() - t0))
+    kept = min(range(len(tried)), key=lambda i: tried[i][0])
+    for i, (t, c, free, _, _) in enumerate(tried):
+        if i != kept and t == np.inf:
+            on[c], span[c] = False, (p.start[free].min(), p.end[free].max())
+    _, c, free, new, _ = tried[kept]
+    return c, free, new, sum(x[4] for j, x in enumerate(tried) if j != kept)

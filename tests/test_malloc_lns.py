@@ -108,8 +108,25 @@ def test_lns_sets_a_failed_centre_aside_and_stops_when_none_is_left(trap, scores
     assert time.perf_counter() - t0 < 5.0
     n = int(candidates(trap, best).sum())
     assert info == {"repairs": n, "improvements": 0, "network_repairs": 0 if z is None else n,
-                    "jump_improvements": 0}
+                    "jump_improvements": 0, "oracle_s": 0.0}
     assert total_time(trap, out.mode) == pytest.approx(180.0)
+
+
+def test_lns_oracle_keeps_the_best_of_k_and_is_charged_one_repair(trap):
+    # from the optimum no repair finds anything: each step of the oracle with k = 3 tries 3
+    # distinct centres and sets them all aside, so n candidates take ceil(n / 3) steps, and
+    # the deadline moves by the time of the two repairs per step not kept
+    best = repair(trap, xla_greedy(trap).placement, np.arange(trap.n_buffers), seconds=5)
+    n = int(candidates(trap, best).sum())
+    out, info = lns(trap, best, np.random.default_rng(0), deadline=time.perf_counter() + 30.0,
+                    oracle=3)
+    assert info["repairs"] == -(-n // 3) and info["improvements"] == 0
+    assert info["oracle_s"] > 0.0
+    # from the heuristic's placement the oracle reaches the optimum (180) as the plain LNS does
+    out, info = lns(trap, xla_greedy(trap).placement, np.random.default_rng(0),
+                    deadline=time.perf_counter() + 1.0, size=4, oracle=3)
+    validate(trap, out)
+    assert total_time(trap, out.mode) == pytest.approx(180.0) and info["improvements"] >= 1
 
 
 def test_the_source_whose_repairs_save_more_per_second_is_drawn_more():
