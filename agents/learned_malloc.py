@@ -67,7 +67,15 @@ from mlsysgym.agents.malloc_baselines import (
     mode_actions,
     xla_greedy,
 )
-from mlsysgym.agents.malloc_lns import JUMP_S, SWEEP_S, class_sweep, lns, total_time, whole
+from mlsysgym.agents.malloc_lns import (
+    JUMP_S,
+    SWEEP_S,
+    class_sweep,
+    lns,
+    potential_rank,
+    total_time,
+    whole,
+)
 from mlsysgym.agents.malloc_lns import jumps as lns_jumps
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.policies import PolicyCardError, PolicyTargetWarning
@@ -536,6 +544,7 @@ WHOLE = True  # lns_phase: the time the LNS leaves (no centre left) to CP-SAT on
 WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
 JUMP_STOP = True  # lns_phase: a fruitless jump that used all its time ends the jumps
 TIME_SHARE = True  # lns_phase: the centre sources' shares are of the LNS's time, not its draws
+RANK_POTENTIAL = True  # lns_phase: uniform centres the best of four by their potential
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
@@ -545,7 +554,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               jump_score: Callable[[Placement], np.ndarray] | None = None,
               jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
               whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
-              time_share: bool = TIME_SHARE, oracle: int = 0) -> None:
+              time_share: bool = TIME_SHARE, oracle: int = 0,
+              rank_potential: bool = RANK_POTENTIAL) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -557,7 +567,9 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     time), submitted when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
     are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
     of the draws; the eighteenth design), ``oracle`` (a diagnostic ceiling: the time the
-    LNS's oracle is not charged moves ``deadline`` too). With ``sweep_s`` > 0 the LNS starts after a
+    LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
+    drawn centre the best of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`).
+    With ``sweep_s`` > 0 the LNS starts after a
     :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
@@ -581,7 +593,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
                                    score=jump_score, stop_stuck=jump_stop)
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
                        scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score,
-                       time_share=time_share, oracle=oracle)
+                       time_share=time_share, oracle=oracle,
+                       ranker=potential_rank if rank_potential else None)
     end, deadline = end + info["oracle_s"], deadline + info["oracle_s"]
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
@@ -662,7 +675,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    jump_policy: str | None = None, jumps_last: bool = False,
                    lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE,
                    jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE,
-                   jump_network: bool = True, oracle: int = 0) -> None:
+                   jump_network: bool = True, oracle: int = 0,
+                   rank_potential: bool = RANK_POTENTIAL) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -732,7 +746,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                   adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps,
                   jump_score=jump_score if jump_net is not None else None,
                   jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last,
-                  jump_stop=jump_stop, time_share=time_share, oracle=oracle)
+                  jump_stop=jump_stop, time_share=time_share, oracle=oracle,
+                  rank_potential=rank_potential)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -749,12 +764,13 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       sweep_s: float = SWEEP_S, jumps: int = JUMPS,
                       jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
                       whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
-                      time_share: bool = TIME_SHARE) -> None:
+                      time_share: bool = TIME_SHARE,
+                      rank_potential: bool = RANK_POTENTIAL) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
-    ``whole_last``, ``jump_stop`` as there; ``time_share`` is accepted for ``--off`` runs and
+    ``whole_last``, ``jump_stop``, ``rank_potential`` as there; ``time_share`` is accepted for ``--off`` runs and
     changes nothing here: its centres have one source)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
@@ -766,7 +782,8 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
                   jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump,
-                  whole_last=whole_last, jump_stop=jump_stop, time_share=time_share)
+                  whole_last=whole_last, jump_stop=jump_stop, time_share=time_share,
+                  rank_potential=rank_potential)
 
 
 def _check_sweep(seconds: float) -> None:

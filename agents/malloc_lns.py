@@ -32,8 +32,8 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["SWEEP_S", "candidates", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
-           "next_source", "repair", "repair_gain", "size_classes", "total_time", "uniform_share",
+__all__ = ["CENTRE_FEATURES", "SWEEP_S", "candidates", "centre_features", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
+           "next_source", "potential_rank", "repair", "repair_gain", "size_classes", "total_time", "uniform_share",
            "whole"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
@@ -267,7 +267,9 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         scores: np.ndarray | None = None, mix: float = 0.5, adapt: bool = True, size: int = 40,
         repair_s: float = 0.3, jump: bool = False,
         jump_score: Callable[[Placement], np.ndarray] | None = None,
-        time_share: bool = False, oracle: int = 0) -> tuple[Placement, dict[str, float]]:
+        time_share: bool = False, oracle: int = 0, record: list | None = None,
+        ranker: Callable[[np.ndarray], np.ndarray] | None = None,
+        rank_k: int = 4) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -289,7 +291,10 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     With ``oracle`` = k > 1 (a ceiling of centre selection, for diagnostics; uniform centres
     only): each step repairs k centres drawn from the same placement, keeps the fastest result
     and is charged the time of the repair it keeps, as if a perfect ranker of k draws had
-    drawn that centre alone (the deadline moves later by the others' time).
+    drawn that centre alone (the deadline moves later by the others' time); ``record``: as
+    :func:`_best_of`'s. With ``ranker`` (rows of :func:`centre_features` → a score per row),
+    each uniformly drawn centre is the best-scored of ``rank_k`` distinct draws, only its
+    neighbourhood repaired (the ranker's time is charged).
     Returns the best placement and ``{"repairs", "improvements", "network_repairs",
     "jump_improvements", "oracle_s"}`` (improvements: by centres; oracle_s: the seconds the
     deadline moved)."""
@@ -311,6 +316,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     start_t = best_t
     repairs = improvements = network = jumped = 0
     slowest = free_s = 0.0
+    state, recent = None, None  # _state(p, best) once needed; the last accepted change's span
     while time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
         leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
@@ -328,8 +334,15 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
                 k, w = 0, sources[0] * on
             if oracle > 1:
                 c, free, new, extra = _best_of(p, best, rng, w, oracle, size, cand, repair_s,
-                                               on, span)
+                                               on, span, record, recent)
                 deadline, free_s, t0 = deadline + extra, free_s + extra, t0 + extra
+            elif ranker is not None and k == 0:
+                centres, frees = _draw(p, rng, w, rank_k, size, cand)
+                state = _state(p, best) if state is None else state
+                i = int(np.argmax(ranker(centre_features(p, best, centres, frees, state,
+                                                         recent))))
+                c, free = int(centres[i]), frees[i]
+                new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
             else:
                 c = int(rng.choice(p.n_buffers, p=w / w.sum()))
                 free = neighbourhood(p, c, size, cand, rng)
@@ -343,6 +356,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             aside = np.flatnonzero(cand & ~on)
             lo, hi = p.start[changed], p.end[changed]
             on[aside[((span[aside, 0, None] <= hi) & (span[aside, 1, None] >= lo)).any(1)]] = True
+            state, recent = None, (int(lo.min()), int(hi.max())) if changed.size else None
             if leap:
                 jsaved, jumped = jsaved + (best_t - t) / start_t, jumped + 1
             else:
@@ -362,24 +376,94 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
                   "jump_improvements": jumped, "oracle_s": free_s}
 
 
+CENTRE_FEATURES = ("excess", "slow_potential", "fast_saving", "fast_bytes", "headroom",
+                   "centre_fast", "centre_potential", "span", "freed", "recent", "capacity_peak")
+
+
+def _state(p: MemoryInstance, placement: Placement) -> dict[str, np.ndarray | float]:
+    """What :func:`centre_features` reads of ``placement``, computed once per placement: its
+    total time, each op's memory time above its compute time (``excess``), the fast bytes
+    resident at each op, and per buffer the time its uses would save at most if it alone
+    turned fast (``potential``, capped by the excess; 0 for fast buffers) and saves being fast
+    (``saving``)."""
+    mem = memory_time(p, placement.mode)
+    excess = np.maximum(mem - p.compute_us, 0.0)
+    fast = placement.mode != SLOW
+    occ = np.zeros(p.n_ops + 1)
+    np.add.at(occ, p.residency(placement.mode)[fast], p.size[fast])
+    np.add.at(occ, p.end[fast] + 1, -p.size[fast])
+    owner = np.repeat(np.arange(p.n_buffers), np.diff(p.use_ptr))
+    cap = np.minimum(p.use_save_us, excess[p.use_op])
+    return {"total": float(np.maximum(p.compute_us, mem).sum()), "excess": excess,
+            "occupied": np.cumsum(occ)[:-1],
+            "potential": np.bincount(owner, cap, p.n_buffers) * ~fast,
+            "saving": np.bincount(owner, p.use_save_us, p.n_buffers) * fast}
+
+
+def centre_features(p: MemoryInstance, placement: Placement, centres: np.ndarray,
+                    frees: list[np.ndarray], state: dict, recent: tuple[int, int] | None,
+                    ) -> np.ndarray:
+    """Per LNS centre (rows; :data:`CENTRE_FEATURES`), what a ranker of centres sees in
+    ``placement`` (``state``: its :func:`_state`): over its neighbourhood ``frees[i]``'s time
+    span, the memory time above compute (% of the total time), its slow buffers' potential
+    and its fast buffers' saving (%), the fast share of its bytes, the capacity left at the
+    fullest op (share), whether the centre is fast and its own potential (%), the span's and
+    the neighbourhood's lengths (shares of the ops and of the buffers), whether the span
+    meets the last accepted repair's (``recent``) and the capacity over the peak working
+    set."""
+    total, out = state["total"], np.zeros((len(centres), len(CENTRE_FEATURES)), np.float32)
+    for i, (c, free) in enumerate(zip(centres, frees)):
+        lo, hi = int(p.start[free].min()), int(p.end[free].max())
+        fast = placement.mode[free] != SLOW
+        out[i] = (100 * state["excess"][lo:hi + 1].sum() / total,
+                  100 * state["potential"][free].sum() / total,
+                  100 * state["saving"][free].sum() / total,
+                  p.size[free][fast].sum() / max(p.size[free].sum(), 1),
+                  1 - state["occupied"][lo:hi + 1].max() / p.capacity_bytes,
+                  float(placement.mode[c] != SLOW), 100 * state["potential"][c] / total,
+                  (hi - lo + 1) / p.n_ops, free.size / p.n_buffers,
+                  float(recent is not None and lo <= recent[1] and hi >= recent[0]),
+                  p.capacity_bytes / max(p.peak_live_bytes, 1))
+    return out
+
+
+def potential_rank(features: np.ndarray) -> np.ndarray:
+    """A ranker of LNS centres without learning: the potential of their neighbourhoods' slow
+    buffers (the ``slow_potential`` column of :func:`centre_features`)."""
+    return features[:, CENTRE_FEATURES.index("slow_potential")]
+
+
+def _draw(p: MemoryInstance, rng: np.random.Generator, w: np.ndarray, k: int, size: int,
+          cand: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Up to ``k`` distinct centres drawn by the weights ``w`` and their neighbourhoods."""
+    centres = rng.choice(p.n_buffers, size=min(k, int(np.count_nonzero(w))), replace=False,
+                         p=w / w.sum())
+    return centres, [neighbourhood(p, int(c), size, cand, rng) for c in centres]
+
+
 def _best_of(p: MemoryInstance, best: Placement, rng: np.random.Generator, w: np.ndarray, k: int,
              size: int, cand: np.ndarray, repair_s: float, on: np.ndarray, span: np.ndarray,
+             record: list | None, recent: tuple[int, int] | None,
              ) -> tuple[int, np.ndarray, Placement | None, float]:
     """:func:`lns`'s oracle step: :func:`repair` of the neighbourhoods of up to ``k`` distinct
     centres drawn by ``w`` from ``best``; the fastest (centre, freed buffers, result) and the
     seconds the others took. The others' centres that found nothing are set aside as
-    :func:`lns` sets aside a fruitless one (``on``, ``span``)."""
+    :func:`lns` sets aside a fruitless one (``on``, ``span``). With ``record`` (a list), the
+    step's (:func:`centre_features`, savings as fractions of the time, seconds) is appended:
+    a ranker's training data."""
     t_best = total_time(p, best.mode)
-    picks = rng.choice(p.n_buffers, size=min(k, int(np.count_nonzero(w))), replace=False,
-                       p=w / w.sum())
+    centres, frees = _draw(p, rng, w, k, size, cand)
     tried = []
-    for c in picks:
+    for c, free in zip(centres, frees):
         t0 = time.perf_counter()
-        free = neighbourhood(p, int(c), size, cand, rng)
         new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
         t = np.inf if new is None else total_time(p, new.mode)
         tried.append((t if t < t_best - 1e-9 * t_best else np.inf, int(c), free, new,
                       time.perf_counter() - t0))
+    if record is not None:
+        record.append((centre_features(p, best, centres, frees, _state(p, best), recent),
+                       np.array([(t_best - x[0]) / t_best if x[0] < np.inf else 0.0
+                                 for x in tried]), np.array([x[4] for x in tried])))
     kept = min(range(len(tried)), key=lambda i: tried[i][0])
     for i, (t, c, free, _, _) in enumerate(tried):
         if i != kept and t == np.inf:
