@@ -32,9 +32,10 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["CENTRE_FEATURES", "SWEEP_S", "candidates", "centre_features", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
-           "next_source", "potential_rank", "repair", "repair_gain", "size_classes", "total_time", "uniform_share",
-           "whole"]
+__all__ = ["CENTRE_FEATURES", "SWEEP_S", "candidates", "centre_features", "centre_state",
+           "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood", "next_source",
+           "potential_rank", "repair", "repair_gain", "size_classes", "total_time",
+           "uniform_share", "whole"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
@@ -316,7 +317,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     start_t = best_t
     repairs = improvements = network = jumped = 0
     slowest = free_s = 0.0
-    state, recent = None, None  # _state(p, best) once needed; the last accepted change's span
+    state, recent = None, None  # centre_state(p, best) once needed; the last accepted change's span
     while time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
         leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
@@ -338,7 +339,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
                 deadline, free_s, t0 = deadline + extra, free_s + extra, t0 + extra
             elif ranker is not None and k == 0:
                 centres, frees = _draw(p, rng, w, rank_k, size, cand)
-                state = _state(p, best) if state is None else state
+                state = centre_state(p, best) if state is None else state
                 i = int(np.argmax(ranker(centre_features(p, best, centres, frees, state,
                                                          recent))))
                 c, free = int(centres[i]), frees[i]
@@ -380,7 +381,7 @@ CENTRE_FEATURES = ("excess", "slow_potential", "fast_saving", "fast_bytes", "hea
                    "centre_fast", "centre_potential", "span", "freed", "recent", "capacity_peak")
 
 
-def _state(p: MemoryInstance, placement: Placement) -> dict[str, np.ndarray | float]:
+def centre_state(p: MemoryInstance, placement: Placement) -> dict[str, np.ndarray | float]:
     """What :func:`centre_features` reads of ``placement``, computed once per placement: its
     total time, each op's memory time above its compute time (``excess``), the fast bytes
     resident at each op, and per buffer the time its uses would save at most if it alone
@@ -404,7 +405,7 @@ def centre_features(p: MemoryInstance, placement: Placement, centres: np.ndarray
                     frees: list[np.ndarray], state: dict, recent: tuple[int, int] | None,
                     ) -> np.ndarray:
     """Per LNS centre (rows; :data:`CENTRE_FEATURES`), what a ranker of centres sees in
-    ``placement`` (``state``: its :func:`_state`): over its neighbourhood ``frees[i]``'s time
+    ``placement`` (``state``: its :func:`centre_state`): over its neighbourhood ``frees[i]``'s time
     span, the memory time above compute (% of the total time), its slow buffers' potential
     and its fast buffers' saving (%), the fast share of its bytes, the capacity left at the
     fullest op (share), whether the centre is fast and its own potential (%), the span's and
@@ -449,7 +450,7 @@ def _best_of(p: MemoryInstance, best: Placement, rng: np.random.Generator, w: np
     centres drawn by ``w`` from ``best``; the fastest (centre, freed buffers, result) and the
     seconds the others took. The others' centres that found nothing are set aside as
     :func:`lns` sets aside a fruitless one (``on``, ``span``). With ``record`` (a list), the
-    step's (:func:`centre_features`, savings as fractions of the time, seconds) is appended:
+    step's (centres, :func:`centre_features`, savings as fractions of the time, seconds) is appended:
     a ranker's training data."""
     t_best = total_time(p, best.mode)
     centres, frees = _draw(p, rng, w, k, size, cand)
@@ -461,7 +462,8 @@ def _best_of(p: MemoryInstance, best: Placement, rng: np.random.Generator, w: np
         tried.append((t if t < t_best - 1e-9 * t_best else np.inf, int(c), free, new,
                       time.perf_counter() - t0))
     if record is not None:
-        record.append((centre_features(p, best, centres, frees, _state(p, best), recent),
+        record.append((centres, centre_features(p, best, centres, frees, centre_state(p, best),
+                                                recent),
                        np.array([(t_best - x[0]) / t_best if x[0] < np.inf else 0.0
                                  for x in tried]), np.array([x[4] for x in tried])))
     kept = min(range(len(tried)), key=lambda i: tried[i][0])
