@@ -686,7 +686,9 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     of the time, its moves in XLA order as the ablation's (with ``order_moves``: by the move
     policy's score, highest first; ``move_policy``, default :data:`POLICY_PATH`), then
     large-neighbourhood search until the end
-    whose neighbourhood centres are drawn by the network's scores or uniformly, a share
+    whose neighbourhood centres are drawn by the network's scores or uniformly (each uniform
+    draw the best of four by ``malloc_lns.potential_rank`` with ``rank_potential``, the
+    default, as the ablation's), a share
     ``lns_mix`` of the time uniformly — with ``lns_adapt`` (default) only at first: then each
     way in proportion to the time its repairs saved per second (``malloc_lns.lns``). The
     scores are those of the heuristic's episode, or with ``rescore`` those of the local
@@ -698,8 +700,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
-    LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``: as
-    :func:`lns_phase`'s; without ``jump_network`` the jumps' buffers are drawn uniformly, as
+    LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``,
+    ``rank_potential``: as :func:`lns_phase`'s; without ``jump_network`` the jumps' buffers are drawn uniformly, as
     the ablation's: the network then picks LNS centres only). ``oracle`` = k > 1 is a
     diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
     of k uniformly drawn centres' repairs, charged the time of that one
@@ -770,8 +772,8 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
-    ``whole_last``, ``jump_stop``, ``rank_potential`` as there; ``time_share`` is accepted for ``--off`` runs and
-    changes nothing here: its centres have one source)."""
+    ``whole_last``, ``jump_stop``, ``rank_potential`` as there; ``time_share`` is accepted
+    for ``--off`` runs and changes nothing here: its centres have one source)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)

@@ -1,7 +1,8 @@
 """Large-neighbourhood search for mallocGame placements: CP-SAT re-decides a few dozen buffers
 at a time, the rest fixed.
 
-A step picks a centre buffer (at random, by per-buffer weights: uniform, or a network's), frees
+A step picks a centre buffer (at random, by per-buffer weights: uniform, or a network's; a
+uniform draw may be the best of four by a ranker, :func:`potential_rank`), frees
 the buffers whose live ranges overlap the centre's (up to ``size``, nearest in time first) and
 lets CP-SAT choose for each of them slow or fast at any offset (:func:`repair`: each may only
 take the address gaps that the fixed fast buffers alive with it leave, the domain of its
