@@ -478,3 +478,39 @@ def test_card_that_does_not_match_is_an_error(policy_copy, change):
 def test_missing_policy_is_an_error(tmp_path):
     with pytest.raises(PolicyCardError, match="no malloc policy"):
         load_policy(tmp_path / "none.onnx")
+
+
+def test_rankers_by_hand():
+    """benchmarks/learned_malloc_rankers.py on two one-instance families of two steps each.
+    Instance a saves 0.01 at centre 0 of step 1 and 0.02 at centre 3 of step 2, nothing else;
+    b the same halved. The rule's feature (slow_potential) is the saving itself, the network's
+    logit its negative: the rule picks the best (a: (1 + 2) / 2 = 1.5 points per step), the
+    logit a centre saving nothing (0), a uniform pick the mean of four (a: 0.375). Steps
+    weigh equally: pooled over a and b, the rule (1.5 + 0.75) / 2 = 1.125, uniform
+    (0.375 + 0.1875) / 2 = 0.28125."""
+    from benchmark_scripts import load_script
+    from mlsysgym.agents.malloc_lns import CENTRE_FEATURES
+
+    r = load_script("learned_malloc_rankers.py")
+    pot, logit = CENTRE_FEATURES.index("slow_potential"), len(CENTRE_FEATURES)
+
+    def inst(name: str, family: str, scale: float) -> dict:
+        saved = scale * np.array([[0.01, 0, 0, 0], [0, 0, 0, 0.02]])
+        x = np.random.default_rng(0).random((2, 4, logit + 1)).astype(np.float32)
+        x[..., pot], x[..., logit] = 100 * saved, -saved
+        return {"name": name, "family": family, "x": x, "saved": saved}
+
+    out = r.held_out([inst("a", "f1", 1.0), inst("b", "f2", 0.5)], epochs=5)
+    arms = out["arms"]
+    assert (out["steps"], out["steps with a saving"]) == (4, 4)
+    assert arms["potential (rule)"]["by_family"] == pytest.approx({"f1": 1.5, "f2": 0.75})
+    assert arms["potential (rule)"]["points_per_step"] == pytest.approx(1.125)
+    assert arms["potential (rule)"]["minus_rule_interval"] == [0.0, 0.0]
+    assert arms["uniform"]["points_per_step"] == pytest.approx(0.28125)
+    assert arms["uniform"]["minus_rule"] == pytest.approx(0.28125 - 1.125)
+    assert arms["network logit"]["points_per_step"] == 0.0
+    assert arms["oracle (best of 4)"]["points_per_step"] == pytest.approx(1.125)
+    for a in ("MLP, 11 features", "MLP, 11 features + logit"):
+        assert 0.0 <= arms[a]["points_per_step"] <= 1.125 + 1e-9
+    assert "| potential (rule) | 1.1250 | +0.0000 [+0.0000, +0.0000] | 1.5000 | 0.7500 |" in r.render(
+        {"command": "c", "instances": 2, "capacities": [0.1], "seconds": 1.0, "result": out})
