@@ -568,8 +568,9 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
     of the draws; the eighteenth design), ``oracle`` (a diagnostic ceiling: the time the
     LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
-    drawn centre the best of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`).
-    With ``sweep_s`` > 0 the LNS starts after a
+    drawn centre the best of four draws by
+    :func:`~mlsysgym.agents.malloc_lns.potential_rank`). With ``sweep_s`` > 0 the LNS starts
+    after a
     :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
@@ -701,8 +702,9 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
     LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``,
-    ``rank_potential``: as :func:`lns_phase`'s; without ``jump_network`` the jumps' buffers are drawn uniformly, as
-    the ablation's: the network then picks LNS centres only). ``oracle`` = k > 1 is a
+    ``rank_potential``: as :func:`lns_phase`'s; without ``jump_network`` the jumps' buffers
+    are drawn uniformly, as the ablation's: the network then picks LNS centres only).
+    ``oracle`` = k > 1 is a
     diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
     of k uniformly drawn centres' repairs, charged the time of that one
     (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""

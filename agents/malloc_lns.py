@@ -318,7 +318,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     start_t = best_t
     repairs = improvements = network = jumped = 0
     slowest = free_s = 0.0
-    state, recent = None, None  # centre_state(p, best) once needed; the last accepted change's span
+    state = recent = None  # centre_state(p, best) once needed; the last accepted repair's span
     while time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
         leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
@@ -358,7 +358,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             aside = np.flatnonzero(cand & ~on)
             lo, hi = p.start[changed], p.end[changed]
             on[aside[((span[aside, 0, None] <= hi) & (span[aside, 1, None] >= lo)).any(1)]] = True
-            state, recent = None, (int(lo.min()), int(hi.max())) if changed.size else None
+            state, recent = None, (int(lo.min()), int(hi.max()))
             if leap:
                 jsaved, jumped = jsaved + (best_t - t) / start_t, jumped + 1
             else:
@@ -406,8 +406,8 @@ def centre_features(p: MemoryInstance, placement: Placement, centres: np.ndarray
                     frees: list[np.ndarray], state: dict, recent: tuple[int, int] | None,
                     ) -> np.ndarray:
     """Per LNS centre (rows; :data:`CENTRE_FEATURES`), what a ranker of centres sees in
-    ``placement`` (``state``: its :func:`centre_state`): over its neighbourhood ``frees[i]``'s time
-    span, the memory time above compute (% of the total time), its slow buffers' potential
+    ``placement`` (``state``: its :func:`centre_state`): over its neighbourhood ``frees[i]``'s
+    time span, the memory time above compute (% of the total time), its slow buffers' potential
     and its fast buffers' saving (%), the fast share of its bytes, the capacity left at the
     fullest op (share), whether the centre is fast and its own potential (%), the span's and
     the neighbourhood's lengths (shares of the ops and of the buffers), whether the span
@@ -451,8 +451,8 @@ def _best_of(p: MemoryInstance, best: Placement, rng: np.random.Generator, w: np
     centres drawn by ``w`` from ``best``; the fastest (centre, freed buffers, result) and the
     seconds the others took. The others' centres that found nothing are set aside as
     :func:`lns` sets aside a fruitless one (``on``, ``span``). With ``record`` (a list), the
-    step's (centres, :func:`centre_features`, savings as fractions of the time, seconds) is appended:
-    a ranker's training data."""
+    step's (centres, :func:`centre_features`, savings as fractions of the time, seconds) is
+    appended: a ranker's training data."""
     t_best = total_time(p, best.mode)
     centres, frees = _draw(p, rng, w, k, size, cand)
     tried = []

@@ -164,8 +164,9 @@ def render(out: dict[str, Any]) -> str:
              (f"{out['instances']} training instances at capacities {out['capacities']}, "
              f"{out['seconds']:g} s of oracle LNS each from the ablation's LNS start; "
              f"{out['result']['steps']:,} steps of {K} centres, "
-             f"{out['result']['steps with a saving']:,} with a saving. Points of the time saved per "
-             "step by the centre each arm picks (steps weighted equally); − rule: the difference "
+             f"{out['result']['steps with a saving']:,} with a saving. Points of the time saved "
+             "per step by the centre each arm picks (steps weighted equally); − rule: the "
+             "difference "
              "to the rule, 95 % bootstrap interval over the held-out instances."), "",
              "| arm | points per step | − rule | " + " | ".join(fams) + " |",
              "|---|---:|---|" + "---:|" * len(fams)]
