@@ -709,11 +709,11 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     of k uniformly drawn centres' repairs, charged the time of that one
     (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""
     _check_limit(time_limit_s)
-    _check_jumps(oracle, "oracle")
+    _check_count("oracle", oracle)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
     _check_sweep(sweep_s)
-    _check_jumps(jumps)
+    _check_count("jumps", jumps)
     inst = malloc_of(problem).instance
     t0 = time.perf_counter()
     deadline = t0 + 0.95 * min(time_limit_s, problem.time_left_s)
@@ -779,7 +779,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
-    _check_jumps(jumps)
+    _check_count("jumps", jumps)
     deadline = time.perf_counter() + 0.95 * min(time_limit_s, problem.time_left_s)
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
                                   chain_depth=chain_depth, adopt=adopt)
@@ -795,9 +795,9 @@ def _check_sweep(seconds: float) -> None:
         raise AgentConfigError(f"sweep_s must be a number >= 0; got {seconds!r}")
 
 
-def _check_jumps(tries: int, name: str = "jumps") -> None:
-    if not (isinstance(tries, int) and not isinstance(tries, bool) and tries >= 0):
-        raise AgentConfigError(f"{name} must be an integer >= 0; got {tries!r}")
+def _check_count(name: str, value: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise AgentConfigError(f"{name} must be an integer >= 0; got {value!r}")
 
 
 def _check_fraction(name: str, value: float) -> None:

@@ -335,8 +335,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             if not w.sum() > 0:  # the softmax's remaining weight underflowed
                 k, w = 0, sources[0] * on
             if oracle > 1:
-                c, free, new, extra = _best_of(p, best, rng, w, oracle, size, cand, repair_s,
-                                               on, span, record, recent)
+                c, free, new, extra = _best_of(p, best, best_t, rng, w, oracle, size, cand,
+                                               repair_s, on, span, record, recent)
                 deadline, free_s, t0 = deadline + extra, free_s + extra, t0 + extra
             elif ranker is not None and k == 0:
                 centres, frees = _draw(p, rng, w, rank_k, size, cand)
@@ -443,17 +443,16 @@ def _draw(p: MemoryInstance, rng: np.random.Generator, w: np.ndarray, k: int, si
     return centres, [neighbourhood(p, int(c), size, cand, rng) for c in centres]
 
 
-def _best_of(p: MemoryInstance, best: Placement, rng: np.random.Generator, w: np.ndarray, k: int,
-             size: int, cand: np.ndarray, repair_s: float, on: np.ndarray, span: np.ndarray,
-             record: list | None, recent: tuple[int, int] | None,
+def _best_of(p: MemoryInstance, best: Placement, t_best: float, rng: np.random.Generator,
+             w: np.ndarray, k: int, size: int, cand: np.ndarray, repair_s: float, on: np.ndarray,
+             span: np.ndarray, record: list | None, recent: tuple[int, int] | None,
              ) -> tuple[int, np.ndarray, Placement | None, float]:
     """:func:`lns`'s oracle step: :func:`repair` of the neighbourhoods of up to ``k`` distinct
-    centres drawn by ``w`` from ``best``; the fastest (centre, freed buffers, result) and the
-    seconds the others took. The others' centres that found nothing are set aside as
+    centres drawn by ``w`` from ``best`` (whose time is ``t_best``); the fastest (centre,
+    freed buffers, result) and the seconds the others took. The others' centres that found nothing are set aside as
     :func:`lns` sets aside a fruitless one (``on``, ``span``). With ``record`` (a list), the
     step's (centres, :func:`centre_features`, savings as fractions of the time, seconds) is
     appended: a ranker's training data."""
-    t_best = total_time(p, best.mode)
     centres, frees = _draw(p, rng, w, k, size, cand)
     tried = []
     for c, free in zip(centres, frees):
