@@ -449,8 +449,8 @@ def _best_of(p: MemoryInstance, best: Placement, t_best: float, rng: np.random.G
              ) -> tuple[int, np.ndarray, Placement | None, float]:
     """:func:`lns`'s oracle step: :func:`repair` of the neighbourhoods of up to ``k`` distinct
     centres drawn by ``w`` from ``best`` (whose time is ``t_best``); the fastest (centre,
-    freed buffers, result) and the seconds the others took. The others' centres that found nothing are set aside as
-    :func:`lns` sets aside a fruitless one (``on``, ``span``). With ``record`` (a list), the
+    freed buffers, result) and the seconds the others took. The others' centres that found
+    nothing are set aside as :func:`lns` sets aside a fruitless one (``on``, ``span``). With ``record`` (a list), the
     step's (centres, :func:`centre_features`, savings as fractions of the time, seconds) is
     appended: a ranker's training data."""
     centres, frees = _draw(p, rng, w, k, size, cand)
