@@ -450,9 +450,9 @@ def _best_of(p: MemoryInstance, best: Placement, t_best: float, rng: np.random.G
     """:func:`lns`'s oracle step: :func:`repair` of the neighbourhoods of up to ``k`` distinct
     centres drawn by ``w`` from ``best`` (whose time is ``t_best``); the fastest (centre,
     freed buffers, result) and the seconds the others took. The others' centres that found
-    nothing are set aside as :func:`lns` sets aside a fruitless one (``on``, ``span``). With ``record`` (a list), the
-    step's (centres, :func:`centre_features`, savings as fractions of the time, seconds) is
-    appended: a ranker's training data."""
+    nothing are set aside as :func:`lns` sets aside a fruitless one (``on``, ``span``). With
+    ``record`` (a list), the step's (centres, :func:`centre_features`, savings as fractions of
+    the time, seconds) is appended: a ranker's training data."""
     centres, frees = _draw(p, rng, w, k, size, cand)
     tried = []
     for c, free in zip(centres, frees):
