@@ -515,3 +515,30 @@ def test_rankers_by_hand():
     md = r.render({"command": "c", "instances": 2, "capacities": [0.1], "seconds": 1.0,
                    "result": out})
     assert "| potential (rule) | 1.1250 | +0.0000 [+0.0000, +0.0000] | 1.5000 | 0.7500 |" in md
+
+
+def test_sizes_by_hand():
+    """benchmarks/learned_malloc_sizes.py's rates at sizes 20 and 40. Instance a: step 1 saves
+    0.01 at size 20 only, step 2 0.02 at size 40 only; the repairs take 0.1 / 0.2 s and
+    0.1 / 0.3 s. Size 20: 1 point in 0.2 s = 5 per s; size 40: 2 in 0.5 = 4; per step the
+    best: 3 points in 0.1 + 0.3 s = 7.5. Instance b saves nothing (0 everywhere). Means over
+    the two: 2.5, 2, best fixed 2.5, per step 3.75."""
+    from benchmark_scripts import load_script
+
+    m = load_script("learned_malloc_sizes.py")
+    a = {"name": "a", "family": "f1", "saved": np.array([[0.01, 0.0], [0.0, 0.02]]),
+         "secs": np.array([[0.1, 0.2], [0.1, 0.3]])}
+    b = {"name": "b", "family": "f2", "saved": np.zeros((1, 2)), "secs": np.array([[0.1, 0.2]])}
+    out = m.rates([a, b], [20, 40])
+    arms = out["arms"]
+    assert (out["instances"], out["steps"]) == (2, 3)
+    assert out["best fixed size counts"] == {"size 20": 1, "size 40": 0}
+    assert arms["size 20"]["per_instance"] == pytest.approx([5.0, 0.0])
+    assert arms["size 40"]["points_per_s"] == pytest.approx(2.0)
+    assert arms["size 20"]["minus_shipped"] == pytest.approx(0.5)
+    assert arms["size 20"]["minus_shipped_interval"] == pytest.approx([0.0, 1.0])
+    assert arms["best fixed size per instance"]["points_per_s"] == pytest.approx(2.5)
+    assert arms["best size per step"]["by_family"] == pytest.approx({"f1": 7.5, "f2": 0.0})
+    md = m.render({"command": "c", "capacities": [0.1], "seconds": 1.0, "sizes": [20, 40],
+                   "result": out})
+    assert "| best size per step | 3.7500 | +1.7500 [+0.0000, +3.5000] | 7.5000 | 0.0000 |" in md
