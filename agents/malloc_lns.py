@@ -33,12 +33,14 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["CENTRE_FEATURES", "SWEEP_S", "candidates", "centre_features", "centre_state",
-           "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood", "next_source",
+__all__ = ["CENTRE_FEATURES", "REPAIR_S", "SIZE", "SWEEP_S", "candidates", "centre_features",
+           "centre_state", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood", "next_source",
            "potential_rank", "repair", "repair_gain", "size_classes", "total_time",
            "uniform_share", "whole"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
+SIZE = 40  # lns: buffers re-decided per neighbourhood ...
+REPAIR_S = 0.3  # ... in at most this many seconds
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
 JUMP_SIZE = 100  # jumps: buffers re-decided at once ...
 JUMP_S = 1.0  # ... in this many seconds per jump
@@ -143,7 +145,7 @@ def candidates(p: MemoryInstance, placement: Placement) -> np.ndarray:
 
 
 def repair_gain(p: MemoryInstance, placement: Placement, centre: int, rng: np.random.Generator,
-                *, size: int = 40, repair_s: float = 0.3) -> float:
+                *, size: int = SIZE, repair_s: float = REPAIR_S) -> float:
     """The fraction of ``placement``'s time that one :func:`repair` of the
     :func:`neighbourhood` of ``centre`` saves (0 if none): the label a centre selector learns."""
     t = total_time(p, placement.mode)
@@ -266,8 +268,8 @@ def next_source(saved: np.ndarray, spent: np.ndarray, rng: np.random.Generator, 
 
 
 def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, deadline: float,
-        scores: np.ndarray | None = None, mix: float = 0.5, adapt: bool = True, size: int = 40,
-        repair_s: float = 0.3, jump: bool = False,
+        scores: np.ndarray | None = None, mix: float = 0.5, adapt: bool = True,
+        size: int = SIZE, repair_s: float = REPAIR_S, jump: bool = False,
         jump_score: Callable[[Placement], np.ndarray] | None = None,
         time_share: bool = False, oracle: int = 0, record: list | None = None,
         ranker: Callable[[np.ndarray], np.ndarray] | None = None,

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlsysgym.agents.malloc_lns import REPAIR_S
+from mlsysgym.agents.malloc_lns import SIZE as SHIPPED
 
 RESULTS = Path(__file__).parent / "results" / "learned_malloc_sizes.md"
-SHIPPED = 40  # malloc_lns.lns's size
-REPAIR_S = 0.3  # malloc_lns.lns's repair_s
 K = 4  # uniform draws ranked by the rule per step
 
 

@@ -351,6 +351,24 @@ def test_no_network_search_finds_the_trap_optimum():
     assert res.status == "optimal" and res.bound == pytest.approx(res.best_reward)
     with pytest.raises(AgentConfigError):
         search("learned_no_network", problem, 5, time_limit_s=0)
+    with pytest.raises(AgentConfigError, match="lns_size must be an integer >= 1; got 0"):
+        search("learned_no_network", problem, 5, time_limit_s=1, lns_size=0)
+
+
+
+def test_lns_size_reaches_the_neighbourhoods(monkeypatch):
+    """``lns_size`` is the size of every LNS neighbourhood the ablation draws."""
+    from mlsysgym.agents import malloc_lns
+
+    sizes, drawn = [], malloc_lns.neighbourhood
+    monkeypatch.setattr(malloc_lns, "neighbourhood",
+                        lambda p, c, size, *a: sizes.append(size) or drawn(p, c, size, *a))
+    problem = make_problem({"name": "malloc", "model": greedy_trap(), "capacity_bytes": 104,
+                            **UNIT_KW})
+    res = search("learned_no_network", problem, Budget(seconds=30), seed=0, time_limit_s=5,
+                 lns_size=2, sweep_s=0)
+    assert sizes and set(sizes) == {2}
+    assert res.metrics[res.best_index]["time_us"] == pytest.approx(180.0)
 
 
 def _same_state(x: dict, y: dict) -> bool:
