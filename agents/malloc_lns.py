@@ -273,7 +273,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         jump_score: Callable[[Placement], np.ndarray] | None = None,
         time_share: bool = False, oracle: int = 0, record: list | None = None,
         ranker: Callable[[np.ndarray], np.ndarray] | None = None,
-        rank_k: int = 4) -> tuple[Placement, dict[str, float]]:
+        rank_k: int = 4, grow_to: int = 0) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -298,14 +298,17 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     drawn that centre alone (the deadline moves later by the others' time); ``record``: as
     :func:`_best_of`'s. With ``ranker`` (rows of :func:`centre_features` → a score per row),
     each uniformly drawn centre is the best-scored of ``rank_k`` distinct draws, only its
-    neighbourhood repaired (the ranker's time is charged).
+    neighbourhood repaired (the ranker's time is charged). With ``grow_to`` > ``size``, when no
+    centre is left the neighbourhoods double in size (up to ``grow_to``) and every centre may
+    be drawn again: a placement no small neighbourhood improves may still yield to larger
+    ones, and the small ones are tried first because they are cheap.
     Returns the best placement and ``{"repairs", "improvements", "network_repairs",
-    "jump_improvements", "oracle_s"}`` (improvements: by centres; oracle_s: the seconds the
-    deadline moved)."""
+    "jump_improvements", "oracle_s", "size"}`` (improvements: by centres; oracle_s: the
+    seconds the deadline moved; size: the neighbourhoods' size at the end)."""
     cand = candidates(p, placement)
     if not cand.any():
         return placement, {"repairs": 0, "improvements": 0, "network_repairs": 0,
-                           "jump_improvements": 0, "oracle_s": 0.0}
+                           "jump_improvements": 0, "oracle_s": 0.0, "size": size}
     sources = [cand / cand.sum()]
     if scores is not None:
         z = np.where(cand, np.asarray(scores, np.float64), -np.inf)
@@ -322,6 +325,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     slowest = free_s = 0.0
     state = recent = None  # centre_state(p, best) once needed; the last accepted repair's span
     while time.perf_counter() + max(slowest, repair_s) < deadline:
+        if not on.any() and size < grow_to:
+            size, on = min(2 * size, grow_to), cand.copy()
         t0 = time.perf_counter()
         leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
             jspent + spent.sum()) < uniform_share([jsaved, saved.sum()], [jspent, spent.sum()]))
@@ -377,7 +382,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             spent[k] += took
             slowest = max(slowest, took)
     return best, {"repairs": repairs, "improvements": improvements, "network_repairs": network,
-                  "jump_improvements": jumped, "oracle_s": free_s}
+                  "jump_improvements": jumped, "oracle_s": free_s, "size": size}
 
 
 CENTRE_FEATURES = ("excess", "slow_potential", "fast_saving", "fast_bytes", "headroom",

@@ -353,6 +353,8 @@ def test_no_network_search_finds_the_trap_optimum():
         search("learned_no_network", problem, 5, time_limit_s=0)
     with pytest.raises(AgentConfigError, match="lns_size must be an integer >= 1; got 0"):
         search("learned_no_network", problem, 5, time_limit_s=1, lns_size=0)
+    with pytest.raises(AgentConfigError, match="lns_grow_to must be an integer >= 0"):
+        search("learned", problem, 5, time_limit_s=1, lns_grow_to=-1)
 
 
 

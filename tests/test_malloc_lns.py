@@ -112,8 +112,24 @@ def test_lns_sets_a_failed_centre_aside_and_stops_when_none_is_left(trap, scores
     assert time.perf_counter() - t0 < 5.0
     n = int(candidates(trap, best).sum())
     assert info == {"repairs": n, "improvements": 0, "network_repairs": 0 if z is None else n,
-                    "jump_improvements": 0, "oracle_s": 0.0}
+                    "jump_improvements": 0, "oracle_s": 0.0, "size": 40}
     assert total_time(trap, out.mode) == pytest.approx(180.0)
+
+
+def test_lns_grows_its_neighbourhoods_when_no_centre_is_left(trap):
+    # no two buffers freed at once reach below the heuristic's 234 µs (b and c need a and d
+    # moved: see the repair test above), so neighbourhoods of 2 run out of centres there; grown
+    # to 4, d's neighbourhood frees all four and reaches the optimum
+    start = xla_greedy(trap).placement
+    t0 = time.perf_counter()
+    out, info = lns(trap, start, np.random.default_rng(0), deadline=t0 + 30.0, size=2)
+    assert time.perf_counter() - t0 < 5.0
+    assert total_time(trap, out.mode) == pytest.approx(234.0) and info["size"] == 2
+    out, info = lns(trap, start, np.random.default_rng(0), deadline=t0 + 30.0, size=2,
+                    grow_to=4)
+    validate(trap, out)
+    assert total_time(trap, out.mode) == pytest.approx(180.0) and info["size"] == 4
+    assert info["improvements"] >= 1
 
 
 def test_lns_oracle_keeps_the_best_of_k_and_is_charged_one_repair(trap):
