@@ -547,7 +547,6 @@ JUMP_STOP = True  # lns_phase: a fruitless jump that used all its time ends the 
 TIME_SHARE = True  # lns_phase: the centre sources' shares are of the LNS's time, not its draws
 RANK_POTENTIAL = True  # lns_phase: uniform centres the best of four by their potential
 GROW_TO = 0  # lns_phase: no centre left, the neighbourhoods double up to this size (0: never)
-SHRINK_TO = 0  # lns_phase: most repairs late, they halve down to this size (0: never)
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
@@ -559,7 +558,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
               time_share: bool = TIME_SHARE, oracle: int = 0,
               rank_potential: bool = RANK_POTENTIAL, size: int = SIZE,
-              grow_to: int = GROW_TO, shrink_to: int = SHRINK_TO) -> None:
+              grow_to: int = GROW_TO) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -574,8 +573,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
     drawn centre the best of four draws by
     :func:`~mlsysgym.agents.malloc_lns.potential_rank`), ``size`` (buffers per
-    neighbourhood), ``grow_to`` (the size doubles up to it when no centre is left) and
-    ``shrink_to`` (it halves down to it while most repairs run out of time). With ``sweep_s`` > 0 the LNS starts
+    neighbourhood) and ``grow_to`` (the size doubles up to it when no centre is left). With ``sweep_s`` > 0 the LNS starts
     after a
     :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
     ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
@@ -601,7 +599,6 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
                        scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score,
                        time_share=time_share, oracle=oracle, size=size, grow_to=grow_to,
-                       shrink_to=shrink_to,
                        ranker=potential_rank if rank_potential else None)
     end, deadline = end + info["oracle_s"], deadline + info["oracle_s"]
     if jumps_last:
@@ -685,7 +682,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE,
                    jump_network: bool = True, oracle: int = 0,
                    rank_potential: bool = RANK_POTENTIAL, lns_size: int = SIZE,
-                   lns_grow_to: int = GROW_TO, lns_shrink_to: int = SHRINK_TO) -> None:
+                   lns_grow_to: int = GROW_TO) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -710,8 +707,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
     LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``,
-    ``rank_potential``: as :func:`lns_phase`'s, ``lns_size``, ``lns_grow_to`` and
-    ``lns_shrink_to`` as its ``size``, ``grow_to`` and ``shrink_to``; without
+    ``rank_potential``: as :func:`lns_phase`'s, ``lns_size`` and ``lns_grow_to`` as its
+    ``size`` and ``grow_to``; without
     ``jump_network`` the jumps' buffers are drawn uniformly, as the ablation's: the network
     then picks LNS centres only). ``oracle`` = k > 1 is a diagnostic, not an agent: the
     network picks no centres, and each LNS step keeps the best of k uniformly drawn centres'
@@ -721,7 +718,6 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     _check_count("oracle", oracle)
     _check_count("lns_size", lns_size, least=1)
     _check_count("lns_grow_to", lns_grow_to)
-    _check_count("lns_shrink_to", lns_shrink_to)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
     _check_sweep(sweep_s)
@@ -763,8 +759,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                   jump_score=jump_score if jump_net is not None else None,
                   jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last,
                   jump_stop=jump_stop, time_share=time_share, oracle=oracle,
-                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to,
-                  shrink_to=lns_shrink_to)
+                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -783,13 +778,13 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
                       time_share: bool = TIME_SHARE,
                       rank_potential: bool = RANK_POTENTIAL, lns_size: int = SIZE,
-                      lns_grow_to: int = GROW_TO, lns_shrink_to: int = SHRINK_TO) -> None:
+                      lns_grow_to: int = GROW_TO) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
-    ``whole_last``, ``jump_stop``, ``rank_potential``, ``lns_size``, ``lns_grow_to``,
-    ``lns_shrink_to`` as there; ``time_share``
+    ``whole_last``, ``jump_stop``, ``rank_potential``, ``lns_size``, ``lns_grow_to`` as
+    there; ``time_share``
     is accepted for ``--off`` runs and changes nothing here: its centres have one source)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
@@ -797,7 +792,6 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     _check_count("jumps", jumps)
     _check_count("lns_size", lns_size, least=1)
     _check_count("lns_grow_to", lns_grow_to)
-    _check_count("lns_shrink_to", lns_shrink_to)
     deadline = time.perf_counter() + 0.95 * min(time_limit_s, problem.time_left_s)
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
                                   chain_depth=chain_depth, adopt=adopt)
@@ -805,8 +799,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
                   jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump,
                   whole_last=whole_last, jump_stop=jump_stop, time_share=time_share,
-                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to,
-                  shrink_to=lns_shrink_to)
+                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to)
 
 
 def _check_sweep(seconds: float) -> None:

@@ -41,7 +41,6 @@ __all__ = ["CENTRE_FEATURES", "REPAIR_S", "SIZE", "SWEEP_S", "candidates", "cent
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SIZE = 40  # lns: buffers re-decided per neighbourhood ...
 REPAIR_S = 0.3  # ... in at most this many seconds
-SHRINK_AFTER = 4  # lns(shrink_to=...): repairs at a size before it may halve
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
 JUMP_SIZE = 100  # jumps: buffers re-decided at once ...
 JUMP_S = 1.0  # ... in this many seconds per jump
@@ -274,8 +273,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         jump_score: Callable[[Placement], np.ndarray] | None = None,
         time_share: bool = False, oracle: int = 0, record: list | None = None,
         ranker: Callable[[np.ndarray], np.ndarray] | None = None,
-        rank_k: int = 4, grow_to: int = 0,
-        shrink_to: int = 0) -> tuple[Placement, dict[str, float]]:
+        rank_k: int = 4, grow_to: int = 0) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -303,10 +301,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     neighbourhood repaired (the ranker's time is charged). With ``grow_to`` > ``size``, when no
     centre is left the neighbourhoods double in size (up to ``grow_to``) and every centre may
     be drawn again: a placement no small neighbourhood improves may still yield to larger
-    ones, and the small ones are tried first because they are cheap. With ``shrink_to`` <
-    ``size``, the size halves (down to ``shrink_to``) whenever more than half of the last
-    :data:`SHRINK_AFTER` or more repairs at the current size ran out of their time (CP-SAT
-    could not finish them: smaller sub-problems are solved in time), until the size first grows.
+    ones, and the small ones are tried first because they are cheap.
     Returns the best placement and ``{"repairs", "improvements", "network_repairs",
     "jump_improvements", "oracle_s", "size"}`` (improvements: by centres; oracle_s: the
     seconds the deadline moved; size: the neighbourhoods' size at the end)."""
@@ -329,10 +324,9 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     repairs = improvements = network = jumped = 0
     slowest = free_s = 0.0
     state = recent = None  # centre_state(p, best) once needed; the last accepted repair's span
-    sizes = _Sizes(size, grow_to, shrink_to, repair_s)
     while time.perf_counter() + max(slowest, repair_s) < deadline:
-        if not on.any() and sizes.grown():
-            on = cand.copy()
+        if not on.any() and size < grow_to:
+            size, on = min(2 * size, grow_to), cand.copy()
         t0 = time.perf_counter()
         leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
             jspent + spent.sum()) < uniform_share([jsaved, saved.sum()], [jspent, spent.sum()]))
@@ -348,11 +342,11 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             if not w.sum() > 0:  # the softmax's remaining weight underflowed
                 k, w = 0, sources[0] * on
             if oracle > 1:
-                c, free, new, extra = _best_of(p, best, best_t, rng, w, oracle, sizes.size, cand,
+                c, free, new, extra = _best_of(p, best, best_t, rng, w, oracle, size, cand,
                                                repair_s, on, span, record, recent)
                 deadline, free_s, t0 = deadline + extra, free_s + extra, t0 + extra
             elif ranker is not None and k == 0:
-                centres, frees = _draw(p, rng, w, rank_k, sizes.size, cand)
+                centres, frees = _draw(p, rng, w, rank_k, size, cand)
                 state = centre_state(p, best) if state is None else state
                 i = int(np.argmax(ranker(centre_features(p, best, centres, frees, state,
                                                          recent))))
@@ -360,7 +354,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
                 new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
             else:
                 c = int(rng.choice(p.n_buffers, p=w / w.sum()))
-                free = neighbourhood(p, c, sizes.size, cand, rng)
+                free = neighbourhood(p, c, size, cand, rng)
                 new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
             repairs, network = repairs + 1, network + k
         else:
@@ -387,35 +381,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         else:
             spent[k] += took
             slowest = max(slowest, took)
-            sizes.took(took)
     return best, {"repairs": repairs, "improvements": improvements, "network_repairs": network,
-                  "jump_improvements": jumped, "oracle_s": free_s, "size": sizes.size}
-
-
-class _Sizes:
-    """:func:`lns`'s neighbourhood size: ``size`` at first, doubled up to ``grow_to`` when no
-    centre is left (:meth:`grown`), halved down to ``shrink_to`` while most repairs run out of
-    their ``repair_s`` (:meth:`took`) until it first grows."""
-
-    def __init__(self, size: int, grow_to: int, shrink_to: int, repair_s: float) -> None:
-        self.size, self.grow_to, self.shrink_to, self.repair_s = size, grow_to, shrink_to, repair_s
-        self.tried = self.late = 0  # repairs at this size, and those that ran out of time
-
-    def grown(self) -> bool:
-        """No centre is left: double the size if it may grow (True: draw every centre again)."""
-        if self.size >= self.grow_to:
-            return False
-        self.size = self.shrink_to = min(2 * self.size, self.grow_to)
-        self.tried = self.late = 0
-        return True
-
-    def took(self, seconds: float) -> None:
-        """A repair at this size took ``seconds``."""
-        if self.size <= self.shrink_to:
-            return
-        self.tried, self.late = self.tried + 1, self.late + (seconds >= 0.9 * self.repair_s)
-        if self.tried >= SHRINK_AFTER and 2 * self.late > self.tried:
-            self.size, self.tried, self.late = max(self.size // 2, self.shrink_to), 0, 0
+                  "jump_improvements": jumped, "oracle_s": free_s, "size": size}
 
 
 CENTRE_FEATURES = ("excess", "slow_potential", "fast_saving", "fast_bytes", "headroom",

@@ -132,27 +132,6 @@ def test_lns_grows_its_neighbourhoods_when_no_centre_is_left(trap):
     assert info["improvements"] >= 1
 
 
-def test_neighbourhood_sizes_halve_while_most_repairs_run_late_until_they_grow():
-    from mlsysgym.agents.malloc_lns import SHRINK_AFTER, _Sizes
-
-    assert SHRINK_AFTER == 4
-    s = _Sizes(40, 80, 20, 0.3)
-    for took in (0.3, 0.3, 0.01, 0.01):  # half late: no more than half
-        s.took(took)
-    assert s.size == 40
-    s.took(0.28)  # 3 of 5 late (>= 0.9 x 0.3 s)
-    assert s.size == 20
-    for _ in range(8):  # at shrink_to it stays
-        s.took(0.3)
-    assert s.size == 20
-    assert s.grown() and s.size == 40
-    for _ in range(8):  # once grown it no longer shrinks
-        s.took(0.3)
-    assert s.size == 40
-    assert s.grown() and s.size == 80
-    assert not s.grown() and s.size == 80
-
-
 def test_lns_oracle_keeps_the_best_of_k_and_is_charged_one_repair(trap):
     # from the optimum no repair finds anything: each step of the oracle with k = 3 tries 3
     # distinct centres and sets them all aside, so n candidates take ceil(n / 3) steps, and
