@@ -41,13 +41,14 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results"
 SETS = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh7_large",
         "fresh8", "fresh8_large", "fresh9", "fresh9_large", "fresh10", "fresh10_large",
-        "fresh11")
+        "fresh11", "fresh11_large")
 # the evaluation (and so the design) each set's rows come from
 EVALUATION = {"fresh": "5th", "fresh2": "6th", "fresh3": "7th", "fresh4": "8th", "fresh5": "9th",
               "fresh6": "10th", "fresh7": "11th", "fresh7_large": "11th, large graphs",
               "fresh8": "12th", "fresh8_large": "12th, large graphs", "fresh9": "13th",
               "fresh9_large": "13th, large graphs", "fresh10": "14th",
-              "fresh10_large": "14th, large graphs", "fresh11": "15th"}
+              "fresh10_large": "14th, large graphs", "fresh11": "15th",
+              "fresh11_large": "15th, large graphs"}
 AGENTS = ("learned", "learned_no_network")
 
 
