@@ -573,10 +573,10 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
     drawn centre the best of four draws by
     :func:`~mlsysgym.agents.malloc_lns.potential_rank`), ``size`` (buffers per
-    neighbourhood) and ``grow_to`` (the size doubles up to it when no centre is left). With ``sweep_s`` > 0 the LNS starts
-    after a
-    :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
-    ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
+    neighbourhood) and ``grow_to`` (the size doubles up to it when no centre is left). With
+    ``sweep_s`` > 0 the LNS starts after a :func:`~mlsysgym.agents.malloc_lns.class_sweep`
+    (each size class re-decided at once; ``sweep_s`` seconds for the classes that need more
+    than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
     buffers are drawn; None: uniformly), their seconds kept from the sweep (with
     ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS;
@@ -708,12 +708,11 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
     LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``,
     ``rank_potential``: as :func:`lns_phase`'s, ``lns_size`` and ``lns_grow_to`` as its
-    ``size`` and ``grow_to``; without
-    ``jump_network`` the jumps' buffers are drawn uniformly, as the ablation's: the network
-    then picks LNS centres only). ``oracle`` = k > 1 is a diagnostic, not an agent: the
-    network picks no centres, and each LNS step keeps the best of k uniformly drawn centres'
-    repairs, charged the time of that one (``malloc_lns.lns``'s ``oracle``): the ceiling of a
-    perfect ranker of k draws."""
+    ``size`` and ``grow_to``; without ``jump_network`` the jumps' buffers are drawn uniformly,
+    as the ablation's: the network then picks LNS centres only). ``oracle`` = k > 1 is a
+    diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
+    of k uniformly drawn centres' repairs, charged the time of that one
+    (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""
     _check_limit(time_limit_s)
     _check_count("oracle", oracle)
     _check_count("lns_size", lns_size, least=1)
@@ -784,8 +783,8 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
     ``whole_last``, ``jump_stop``, ``rank_potential``, ``lns_size``, ``lns_grow_to`` as
-    there; ``time_share``
-    is accepted for ``--off`` runs and changes nothing here: its centres have one source)."""
+    there; ``time_share`` is accepted for ``--off`` runs and changes nothing here: its
+    centres have one source)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)

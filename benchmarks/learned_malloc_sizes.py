@@ -16,8 +16,9 @@ measures, on the **training split** only, the most such a choice could gain:
    summed), then the mean over instances: each fixed size; the best fixed size per instance
    (what a model of the whole graph could choose); the best size per step (a perfect
    per-step choice, charged only its own repair; a fruitless step is charged the fastest
-   size's). Intervals: 95 % bootstrap over instances of the difference to size 40. The steps follow the per-step best's trajectory, so the fixed sizes' rates are
-   measured on the states that choice reaches, not on their own.
+   size's). Intervals: 95 % bootstrap over instances of the difference to size 40. The
+   steps follow the per-step best's trajectory, so the fixed sizes' rates are measured on
+   the states that choice reaches, not on their own.
 
 Writes ``benchmarks/results/learned_malloc_sizes.{md,json,png}`` and a provenance file.
 

@@ -357,7 +357,6 @@ def test_no_network_search_finds_the_trap_optimum():
         search("learned", problem, 5, time_limit_s=1, lns_grow_to=-1)
 
 
-
 def test_lns_size_reaches_the_neighbourhoods(monkeypatch):
     """``lns_size`` is the size of every LNS neighbourhood the ablation draws."""
     from mlsysgym.agents import malloc_lns
