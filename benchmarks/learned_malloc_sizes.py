@@ -28,7 +28,6 @@ Run: nice -n 19 .venv/bin/python benchmarks/learned_malloc_sizes.py [--seconds 8
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -151,30 +150,8 @@ def render(out: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(out: dict[str, Any], path: Path) -> None:
-    """Points per second per arm and training family (bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    arms = out["result"]["arms"]
-    fams = list(next(iter(arms.values()))["by_family"])
-    fig, ax = plt.subplots(figsize=(9, 4))
-    width = 0.8 / len(arms)
-    for i, (a, v) in enumerate(arms.items()):
-        ax.bar(np.arange(len(fams)) + i * width, [v["by_family"][f] for f in fams], width, label=a)
-    ax.set_xticks(np.arange(len(fams)) + 0.4 - width / 2, fams)
-    ax.set_ylabel("points of the time saved per second of repair")
-    ax.set_title("LNS neighbourhood size, training families")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def main(argv: list[str] | None = None) -> None:
-    from mlsysgym.experiments.report import stamp_markdown, write_provenance
+    from mlsysgym.experiments.report import family_bars, write_results
     from mlsysgym.ir import workloads
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -198,12 +175,13 @@ def main(argv: list[str] | None = None) -> None:
                                 *sys.argv[1:]]),
            "capacities": args.capacities, "seconds": args.seconds, "sizes": args.sizes,
            "result": rates(data, args.sizes)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
-    args.out.write_text(stamp_markdown(render(out)))
-    plot(out, args.out.with_suffix(".png"))
-    write_provenance(args.out.with_suffix(".provenance.json"), summary=out["result"],
-                     argv=sys.argv)
+
+    def plot(png: Path) -> None:
+        family_bars({a: v["by_family"] for a, v in out["result"]["arms"].items()}, png,
+                    ylabel="points of the time saved per second of repair",
+                    title="LNS neighbourhood size, training families")
+
+    write_results(args.out, out, render(out), plot, summary=out["result"], argv=sys.argv)
     print(args.out.read_text())
 
 

@@ -26,7 +26,8 @@ It also holds the one place results files state where they were made: :func:`mac
 (the Markdown header line every results Markdown file starts with; :func:`stamp_markdown`
 puts it under the title) and
 :func:`write_provenance` (the full fingerprint as JSON, beside CSV/PNG outputs), both from
-:func:`mlsysgym.core.target.fingerprint`.
+:func:`mlsysgym.core.target.fingerprint`; :func:`write_results` writes a benchmark's Markdown,
+JSON, PNG and provenance side by side, and :func:`family_bars` draws a bar per arm and family.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,45 @@ def write_provenance(path: str | os.PathLike[str], **extra: Any) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(provenance(**extra), indent=1, sort_keys=True, default=str) + "\n")
     return p
+
+
+def write_results(md_path: str | os.PathLike[str], data: Mapping[str, Any], markdown: str,
+                  plot: Callable[[Path], None] | None = None, **extra: Any) -> Path:
+    """One benchmark's outputs side by side: ``markdown`` stamped with this machine
+    (:func:`stamp_markdown`) at ``md_path``, ``data`` at its ``.json``, ``plot(path)`` at its
+    ``.png`` and :func:`write_provenance` (with ``extra``) at its ``.provenance.json``;
+    returns ``md_path``."""
+    md = Path(md_path)
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
+    md.write_text(stamp_markdown(markdown))
+    if plot is not None:
+        plot(md.with_suffix(".png"))
+    write_provenance(md.with_suffix(".provenance.json"), **extra)
+    return md
+
+
+def family_bars(values: Mapping[str, Mapping[str, float]], path: str | os.PathLike[str], *,
+                ylabel: str, title: str) -> None:
+    """A grouped bar chart at ``path`` (PNG): per family on the x axis one bar per arm, of
+    ``values[arm][family]`` (every arm names the same families)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fams = list(next(iter(values.values())))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(values)
+    for i, (arm, v) in enumerate(values.items()):
+        ax.bar(np.arange(len(fams)) + i * width, [v[f] for f in fams], width, label=arm)
+    ax.set_xticks(np.arange(len(fams)) + 0.4 - width / 2, fams)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def load_sweeps(dirs: Sequence[str | os.PathLike[str]]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -7,6 +7,7 @@ import mlsysgym.agents  # noqa: F401  (registers the agents)
 import pytest
 from mlsysgym.experiments.report import (
     ReportError,
+    family_bars,
     load_sweeps,
     lottery_table,
     machine_line,
@@ -15,6 +16,7 @@ from mlsysgym.experiments.report import (
     trial_machines,
     write_provenance,
     write_report,
+    write_results,
 )
 from mlsysgym.experiments.sweep import TrialSpec, run_trial
 
@@ -79,6 +81,22 @@ def test_stamp_markdown_puts_the_machine_under_the_title_once():
     # re-rendered from a saved record: its own machine, or none when it recorded none
     assert stamp_recorded("# T\n", {"provenance": {"fingerprint": FP}}) == f"# T\n\n{line}\n"
     assert stamp_recorded("# T\n", {"wall_s": 3.0}) == "# T\n"
+
+
+def test_write_results_puts_the_four_files_side_by_side(tmp_path):
+    import json
+
+    md = write_results(tmp_path / "sub" / "r.md", {"x": 1}, "# R\n\nbody\n",
+                       lambda png: family_bars({"a": {"f1": 1.0, "f2": 2.0},
+                                                "b": {"f1": 0.5, "f2": 0.0}}, png,
+                                               ylabel="y", title="t"), summary={"x": 1})
+    assert md == tmp_path / "sub" / "r.md"
+    assert md.read_text() == stamp_markdown("# R\n\nbody\n")
+    assert json.loads(md.with_suffix(".json").read_text()) == {"x": 1}
+    assert md.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    prov = json.loads(md.with_suffix(".provenance.json").read_text())
+    assert prov["summary"] == {"x": 1} and "target_id" in prov["fingerprint"]
+    assert not write_results(tmp_path / "s.md", {}, "x\n").with_suffix(".png").exists()
 
 
 def test_report_states_the_trials_machines_and_provenance_json(sweep_dir, tmp_path):
