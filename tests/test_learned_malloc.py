@@ -561,3 +561,18 @@ def test_sizes_by_hand():
     md = m.render({"command": "c", "capacities": [0.1], "seconds": 1.0, "sizes": [20, 40],
                    "result": out})
     assert "| best size per step | 3.7500 | +1.7500 [+0.0000, +3.5000] | 7.5000 | 0.0000 |" in md
+
+
+def test_size_features_read_the_ablation_rows_by_hand():
+    """benchmarks/learned_malloc_size_features.py: the ablation's % saved, mean over seeds, of
+    the run's own rows (an ``--off`` arm's and learned's left out): (1000 − 900) / 1000 and
+    (1000 − 800) / 1000 → 15 %."""
+    from benchmark_scripts import load_script
+
+    m = load_script("learned_malloc_size_features.py")
+    row = {"instance": "i", "agent": "learned_no_network", "all_slow_us": 1000.0, "off": None}
+    rows = [{**row, "time_us": 900.0}, {**row, "time_us": 800.0},
+            {**row, "time_us": 100.0, "off": "rank_potential"},
+            {**row, "time_us": 100.0, "agent": "learned"}]
+    assert m.ablation_points(rows) == {"i": pytest.approx(15.0)}
+    assert m.spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 0.0])) == pytest.approx(-1.0)

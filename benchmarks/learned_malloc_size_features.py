@@ -1,0 +1,105 @@
+"""Does a graph's shape say which LNS neighbourhood size suits it? Training and validation rows.
+
+``benchmarks/learned_malloc_sizes.py`` found that the best size differs by family, and the
+validation runs of ``lns_size=20`` moved single instances by up to ±2.7 points, in opposite
+directions by family. This reads those rows (nothing is rerun) and asks whether three
+features of the instance, known before any search, rank the gain of size 20 over the
+default 40 the same way on both splits (Spearman's ρ per feature):
+
+- on the **training split**: per instance, size 20's rate minus size 40's (points per second
+  of repair, ``learned_malloc_sizes.json``);
+- on the **validation split**: per instance, the ablation's points at size 20
+  (``learned_malloc_validation_lns_size20_10s.json``) minus at the default
+  (``learned_malloc_validation_rank_potential_10s.json``), means over seeds.
+
+Features: the buffers (``n_buffers``), the fast capacity over the peak live bytes, weights
+included (``capacity / peak``), and the median live range of a buffer in ops
+(``median life``). Instances where neither size saved anything are left out on training.
+
+Writes ``benchmarks/results/learned_malloc_size_features.md`` and a provenance file.
+
+Run: .venv/bin/python benchmarks/learned_malloc_size_features.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+FEATURES = ("n_buffers", "capacity / peak", "median life")
+
+
+def graph_features(name: str) -> tuple[float, float, float]:
+    """:data:`FEATURES` of the mallocGame instance ``name`` (``workload:capacity``)."""
+    from mlsysgym.agents.problems import make_problem
+    from mlsysgym.ir import workloads
+
+    p = make_problem(workloads.MallocInstanceSpec.from_name(name).problem_spec()).instance
+    return (float(p.n_buffers), p.capacity_bytes / max(p.peak_live_bytes, 1),
+            float(np.median(p.end - p.start)))
+
+
+def ablation_points(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per instance, the ablation's mean over seeds of the % of the all-slow time saved (the
+    rows of the run itself, not of an ``--off`` arm)."""
+    got: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["agent"] == "learned_no_network" and r.get("off") is None:
+            got[r["instance"]].append(100 * (r["all_slow_us"] - r["time_us"]) / r["all_slow_us"])
+    return {k: float(np.mean(v)) for k, v in got.items()}
+
+
+def gains() -> dict[str, dict[str, float]]:
+    """Per split, per instance: the gain of size 20 over 40 (see the module docstring)."""
+    sizes = json.loads((RESULTS / "learned_malloc_sizes.json").read_text())["result"]
+    r20 = sizes["arms"]["size 20"]["per_instance"]
+    r40 = sizes["arms"]["size 40"]["per_instance"]
+    train = {n: a - b for n, a, b in zip(sizes["names"], r20, r40) if a or b}
+    rows = {k: json.loads((RESULTS / f"learned_malloc_validation_{k}_10s.json").read_text())["rows"]
+            for k in ("lns_size20", "rank_potential")}
+    new, old = ablation_points(rows["lns_size20"]), ablation_points(rows["rank_potential"])
+    return {"train": train, "validation": {n: new[n] - old[n] for n in new if n in old}}
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's ρ (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y)[0])
+
+
+def main() -> None:
+    from mlsysgym.experiments.report import stamp_markdown, write_provenance
+
+    out: dict[str, Any] = {}
+    for split, gain in gains().items():
+        names = sorted(gain)
+        x = np.array([graph_features(n) for n in names])
+        y = np.array([gain[n] for n in names])
+        out[split] = {"instances": len(names), "better at 20": int((y > 0).sum()),
+                      "worse at 20": int((y < 0).sum()),
+                      "rho": {f: spearman(x[:, j], y) for j, f in enumerate(FEATURES)}}
+    lines = ["# Graph features against the gain of LNS size 20 over 40", "",
+             "Command: `.venv/bin/python benchmarks/learned_malloc_size_features.py`", "",
+             ("Spearman's ρ between each feature and the gain (training: points per second of "
+              "repair; validation: the ablation's points in 10-s runs). The same sign on both "
+              "splits means the feature points the same way on families it was not read on."),
+             "", "| split | instances | better / worse at 20 | " + " | ".join(FEATURES) + " |",
+             "|---|---:|---:|" + "---:|" * len(FEATURES)]
+    for split, v in out.items():
+        lines.append(f"| {split} | {v['instances']} | {v['better at 20']} / {v['worse at 20']} | "
+                     + " | ".join(f"{v['rho'][f]:+.3f}" for f in FEATURES) + " |")
+    md = RESULTS / "learned_malloc_size_features.md"
+    md.write_text(stamp_markdown("\n".join(lines) + "\n"))
+    write_provenance(md.with_suffix(".provenance.json"), summary=out, argv=sys.argv)
+    print(md.read_text())
+
+
+if __name__ == "__main__":
+    main()
