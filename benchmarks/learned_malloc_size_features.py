@@ -16,13 +16,15 @@ Features: the buffers (``n_buffers``), the fast capacity over the peak live byte
 included (``capacity / peak``), and the median live range of a buffer in ops
 (``median life``). Instances where neither size saved anything are left out on training.
 
-Writes ``benchmarks/results/learned_malloc_size_features.md`` and a provenance file.
+Writes ``benchmarks/results/learned_malloc_size_features.md`` (or ``--out``) and a
+provenance file.
 
-Run: .venv/bin/python benchmarks/learned_malloc_size_features.py
+Run: .venv/bin/python benchmarks/learned_malloc_size_features.py [--out PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections import defaultdict
@@ -74,9 +76,12 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(spearmanr(x, y)[0])
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from mlsysgym.experiments.report import stamp_markdown, write_provenance
 
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=RESULTS / "learned_malloc_size_features.md")
+    md = ap.parse_args(argv).out
     out: dict[str, Any] = {}
     for split, gain in gains().items():
         names = sorted(gain)
@@ -95,7 +100,7 @@ def main() -> None:
     for split, v in out.items():
         lines.append(f"| {split} | {v['instances']} | {v['better at 20']} / {v['worse at 20']} | "
                      + " | ".join(f"{v['rho'][f]:+.3f}" for f in FEATURES) + " |")
-    md = RESULTS / "learned_malloc_size_features.md"
+    md.parent.mkdir(parents=True, exist_ok=True)
     md.write_text(stamp_markdown("\n".join(lines) + "\n"))
     write_provenance(md.with_suffix(".provenance.json"), summary=out, argv=sys.argv)
     print(md.read_text())
