@@ -576,3 +576,14 @@ def test_size_features_read_the_ablation_rows_by_hand():
             {**row, "time_us": 100.0, "agent": "learned"}]
     assert m.ablation_points(rows) == {"i": pytest.approx(15.0)}
     assert m.spearman(np.array([1.0, 2.0, 3.0]), np.array([3.0, 1.0, 0.0])) == pytest.approx(-1.0)
+
+
+def test_size_threshold_rule_by_hand():
+    """learned_malloc_size_features.threshold_rule on x = 1, 2, 3 with gains +1, −1, +0.5:
+    "20 where x ≤ 1" gains 1 / 3, more than any other threshold or direction (x ≤ 3: 0.5 / 3;
+    x ≥ 1: 0.5 / 3); with no gain anywhere the rule never picks 20."""
+    from benchmark_scripts import load_script
+
+    m = load_script("learned_malloc_size_features.py")
+    assert m.threshold_rule(np.array([1.0, 2.0, 3.0]), np.array([1.0, -1.0, 0.5])) == (1.0, 1)
+    assert m.threshold_rule(np.array([1.0, 2.0]), np.array([-1.0, 0.0])) == (-np.inf, 1)
