@@ -71,6 +71,7 @@ from mlsysgym.agents.malloc_lns import (
     JUMP_S,
     SIZE,
     SWEEP_S,
+    auto_size,
     class_sweep,
     lns,
     potential_rank,
@@ -573,7 +574,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
     drawn centre the best of four draws by
     :func:`~mlsysgym.agents.malloc_lns.potential_rank`), ``size`` (buffers per
-    neighbourhood) and ``grow_to`` (the size doubles up to it when no centre is left). With
+    neighbourhood; 0: :func:`~mlsysgym.agents.malloc_lns.auto_size`'s) and ``grow_to`` (the size doubles up to it when no centre is left). With
     ``sweep_s`` > 0 the LNS starts after a :func:`~mlsysgym.agents.malloc_lns.class_sweep`
     (each size class re-decided at once; ``sweep_s`` seconds for the classes that need more
     than the first pass's 0.5 s). Then up
@@ -598,7 +599,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
                                    score=jump_score, stop_stuck=jump_stop)
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
                        scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score,
-                       time_share=time_share, oracle=oracle, size=size, grow_to=grow_to,
+                       time_share=time_share, oracle=oracle,
+                       size=size or auto_size(mp.instance), grow_to=grow_to,
                        ranker=potential_rank if rank_potential else None)
     end, deadline = end + info["oracle_s"], deadline + info["oracle_s"]
     if jumps_last:
@@ -715,7 +717,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""
     _check_limit(time_limit_s)
     _check_count("oracle", oracle)
-    _check_count("lns_size", lns_size, least=1)
+    _check_count("lns_size", lns_size)
     _check_count("lns_grow_to", lns_grow_to)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
@@ -789,7 +791,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
     _check_count("jumps", jumps)
-    _check_count("lns_size", lns_size, least=1)
+    _check_count("lns_size", lns_size)
     _check_count("lns_grow_to", lns_grow_to)
     deadline = time.perf_counter() + 0.95 * min(time_limit_s, problem.time_left_s)
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,

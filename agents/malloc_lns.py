@@ -33,14 +33,16 @@ from mlsysgym.simulators.memory import (
     memory_time,
 )
 
-__all__ = ["CENTRE_FEATURES", "REPAIR_S", "SIZE", "SWEEP_S", "candidates", "centre_features",
-           "centre_state", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
+__all__ = ["CENTRE_FEATURES", "REPAIR_S", "SIZE", "SMALL_BELOW", "SMALL_SIZE", "SWEEP_S",
+           "auto_size", "candidates", "centre_features", "centre_state", "class_sweep", "jump_buffers", "jumps", "lns", "neighbourhood",
            "next_source", "potential_rank", "repair", "repair_gain", "size_classes",
            "total_time", "uniform_share", "whole"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SIZE = 40  # lns: buffers re-decided per neighbourhood ...
 REPAIR_S = 0.3  # ... in at most this many seconds
+SMALL_SIZE = 20  # auto_size: this size where the fast memory is at most ...
+SMALL_BELOW = 0.020423  # ... this share of the peak live bytes (chosen on the training split)
 SWEEP_S = 3.0  # class_sweep: seconds for a class whose first, short repair ran out of time
 JUMP_SIZE = 100  # jumps: buffers re-decided at once ...
 JUMP_S = 1.0  # ... in this many seconds per jump
@@ -136,6 +138,14 @@ def neighbourhood(p: MemoryInstance, centre: int, size: int, candidates: np.ndar
         dist = np.abs((p.start[idx] + p.end[idx]) - (s + e)) + rng.random(idx.size)
         idx = idx[np.argsort(dist)[:size - 1]]
     return np.concatenate([[centre], idx])
+
+
+def auto_size(p: MemoryInstance) -> int:
+    """A neighbourhood size for ``p`` by a rule without learning: :data:`SMALL_SIZE` where its
+    fast capacity is at most :data:`SMALL_BELOW` of its peak live bytes (weights included),
+    else :data:`SIZE`. The threshold is the one-feature rule that gained most on the training
+    split's size rows (``benchmarks/results/learned_malloc_size_features.md``)."""
+    return SMALL_SIZE if p.capacity_bytes <= SMALL_BELOW * p.peak_live_bytes else SIZE
 
 
 def candidates(p: MemoryInstance, placement: Placement) -> np.ndarray:

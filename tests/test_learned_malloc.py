@@ -351,14 +351,16 @@ def test_no_network_search_finds_the_trap_optimum():
     assert res.status == "optimal" and res.bound == pytest.approx(res.best_reward)
     with pytest.raises(AgentConfigError):
         search("learned_no_network", problem, 5, time_limit_s=0)
-    with pytest.raises(AgentConfigError, match="lns_size must be an integer >= 1; got 0"):
-        search("learned_no_network", problem, 5, time_limit_s=1, lns_size=0)
+    with pytest.raises(AgentConfigError, match="lns_size must be an integer >= 0; got -1"):
+        search("learned_no_network", problem, 5, time_limit_s=1, lns_size=-1)
     with pytest.raises(AgentConfigError, match="lns_grow_to must be an integer >= 0"):
         search("learned", problem, 5, time_limit_s=1, lns_grow_to=-1)
 
 
-def test_lns_size_reaches_the_neighbourhoods(monkeypatch):
-    """``lns_size`` is the size of every LNS neighbourhood the ablation draws."""
+@pytest.mark.parametrize(("lns_size", "drawn_size"), [(2, 2), (0, 40)])
+def test_lns_size_reaches_the_neighbourhoods(monkeypatch, lns_size, drawn_size):
+    """``lns_size`` is the size of every LNS neighbourhood the ablation draws; 0 is
+    ``malloc_lns.auto_size``'s, 40 on the trap (104 of 168 peak bytes fast)."""
     from mlsysgym.agents import malloc_lns
 
     sizes, drawn = [], malloc_lns.neighbourhood
@@ -367,8 +369,8 @@ def test_lns_size_reaches_the_neighbourhoods(monkeypatch):
     problem = make_problem({"name": "malloc", "model": greedy_trap(), "capacity_bytes": 104,
                             **UNIT_KW})
     res = search("learned_no_network", problem, Budget(seconds=30), seed=0, time_limit_s=5,
-                 lns_size=2, sweep_s=0)
-    assert sizes and set(sizes) == {2}
+                 lns_size=lns_size, sweep_s=0)
+    assert sizes and set(sizes) == {drawn_size}
     assert res.metrics[res.best_index]["time_us"] == pytest.approx(180.0)
 
 

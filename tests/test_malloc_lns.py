@@ -14,6 +14,7 @@ from mlsysgym.agents.base import AgentConfigError
 from mlsysgym.agents.malloc_baselines import xla_greedy
 from mlsysgym.agents.malloc_lns import (
     CENTRE_FEATURES,
+    auto_size,
     candidates,
     centre_features,
     centre_state,
@@ -114,6 +115,15 @@ def test_lns_sets_a_failed_centre_aside_and_stops_when_none_is_left(trap, scores
     assert info == {"repairs": n, "improvements": 0, "network_repairs": 0 if z is None else n,
                     "jump_improvements": 0, "oracle_s": 0.0, "size": 40}
     assert total_time(trap, out.mode) == pytest.approx(180.0)
+
+
+def test_auto_size_is_small_where_the_fast_memory_is_a_sliver_of_the_peak(trap):
+    # the trap's peak live bytes: a, b and d at op 0, 64 + 100 + 4 = 168; 104 fast bytes are
+    # 62 % of it (the default 40), 3 are 1.8 % (<= 2.0423 %: 20)
+    assert trap.peak_live_bytes == 168
+    assert auto_size(trap) == 40
+    tiny = build_instance(greedy_trap(), capacity_bytes=3, system=MemorySystem(**UNIT_KW))
+    assert auto_size(tiny) == 20
 
 
 def test_lns_grows_its_neighbourhoods_when_no_centre_is_left(trap):
