@@ -69,7 +69,6 @@ from mlsysgym.agents.malloc_baselines import (
 )
 from mlsysgym.agents.malloc_lns import (
     JUMP_S,
-    SIZE,
     SWEEP_S,
     auto_size,
     class_sweep,
@@ -547,6 +546,7 @@ WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
 JUMP_STOP = True  # lns_phase: a fruitless jump that used all its time ends the jumps
 TIME_SHARE = True  # lns_phase: the centre sources' shares are of the LNS's time, not its draws
 RANK_POTENTIAL = True  # lns_phase: uniform centres the best of four by their potential
+LNS_SIZE = 0  # lns_phase: buffers per neighbourhood; 0: malloc_lns.auto_size (20 or 40)
 GROW_TO = 0  # lns_phase: no centre left, the neighbourhoods double up to this size (0: never)
 
 
@@ -558,7 +558,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
               whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
               time_share: bool = TIME_SHARE, oracle: int = 0,
-              rank_potential: bool = RANK_POTENTIAL, size: int = SIZE,
+              rank_potential: bool = RANK_POTENTIAL, size: int = LNS_SIZE,
               grow_to: int = GROW_TO) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
@@ -683,7 +683,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE,
                    jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE,
                    jump_network: bool = True, oracle: int = 0,
-                   rank_potential: bool = RANK_POTENTIAL, lns_size: int = SIZE,
+                   rank_potential: bool = RANK_POTENTIAL, lns_size: int = LNS_SIZE,
                    lns_grow_to: int = GROW_TO) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
@@ -778,7 +778,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
                       whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
                       time_share: bool = TIME_SHARE,
-                      rank_potential: bool = RANK_POTENTIAL, lns_size: int = SIZE,
+                      rank_potential: bool = RANK_POTENTIAL, lns_size: int = LNS_SIZE,
                       lns_grow_to: int = GROW_TO) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
