@@ -1,8 +1,10 @@
 """Is there headroom in choosing the size of the mallocGame LNS's neighbourhoods? Training split.
 
-The LNS (``agents/malloc_lns.py``) repairs one neighbourhood of ``size`` = 40 buffers per
-step, 0.3 s each. A network could choose the size where the search has no rule. This
-measures, on the **training split** only, the most such a choice could gain:
+The LNS (``agents/malloc_lns.py``) repairs one neighbourhood of ``size`` buffers per step,
+0.3 s each: 40 when this was measured ("shipped" below; since, 20 or 40 by
+``malloc_lns.auto_size``, a rule chosen from this script's rows). A network could choose the
+size where the search had no rule. This measures, on the **training split** only, the most
+such a choice could gain:
 
 1. **Steps**: on every training instance at ``--capacities``, from the placement where the
    ablation's LNS starts (``learned_malloc.lns_start``, seed 0, a 10-s run), ``--seconds``
