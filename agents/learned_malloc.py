@@ -574,10 +574,10 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
     drawn centre the best of four draws by
     :func:`~mlsysgym.agents.malloc_lns.potential_rank`), ``size`` (buffers per
-    neighbourhood; 0: :func:`~mlsysgym.agents.malloc_lns.auto_size`'s) and ``grow_to`` (the size doubles up to it when no centre is left). With
-    ``sweep_s`` > 0 the LNS starts after a :func:`~mlsysgym.agents.malloc_lns.class_sweep`
-    (each size class re-decided at once; ``sweep_s`` seconds for the classes that need more
-    than the first pass's 0.5 s). Then up
+    neighbourhood; 0: :func:`~mlsysgym.agents.malloc_lns.auto_size`'s) and ``grow_to`` (the
+    size doubles up to it when no centre is left). With ``sweep_s`` > 0 the LNS starts after
+    a :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
+    ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
     to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
     buffers are drawn; None: uniformly), their seconds kept from the sweep (with
     ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS;
@@ -808,9 +808,9 @@ def _check_sweep(seconds: float) -> None:
         raise AgentConfigError(f"sweep_s must be a number >= 0; got {seconds!r}")
 
 
-def _check_count(name: str, value: int, least: int = 0) -> None:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
-        raise AgentConfigError(f"{name} must be an integer >= {least}; got {value!r}")
+def _check_count(name: str, value: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        raise AgentConfigError(f"{name} must be an integer >= 0; got {value!r}")
 
 
 def _check_fraction(name: str, value: float) -> None:

@@ -133,11 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         v = out[split]
         lines.append(f"| {split} | {v['instances']} | {v['better at 20']} / {v['worse at 20']} | "
                      + " | ".join(f"{v['rho'][f]:+.3f}" for f in FEATURES) + " |")
-    lines += ["", ("One-feature rules (no learning beyond a threshold): size 20 where the feature is "
-                   "at or below (≤) or at or above (≥) the threshold that gains most on the "
-                   "training rows, else 40; their gain on validation (the ablation's points, "
-                   "mean over the 32 instances of the size-20 or the default rows it picks; 95 % "
-                   "bootstrap interval over instances)."), "",
+    lines += ["", ("One-feature rules (no learning beyond a threshold): size 20 where the "
+                   "feature is at or below (≤) or at or above (≥) the threshold that gains "
+                   "most on the training rows, else 40; their gain on validation (the "
+                   "ablation's points, mean over the 32 instances of the size-20 or the "
+                   "default rows it picks; 95 % bootstrap interval over instances)."), "",
               ("| feature | rule (chosen on training) | training gain (points per s) | "
                "validation gain (points) | validation instances at 20 |"),
               "|---|---|---:|---|---:|"]
