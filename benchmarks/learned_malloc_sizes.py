@@ -60,8 +60,9 @@ def size_steps(name: str, seconds: float, sizes: list[int]) -> dict[str, Any]:
     from mlsysgym.ir import workloads
 
     spec = workloads.MallocInstanceSpec.from_name(name)
-    p = make_problem(spec.problem_spec()).instance
-    best = lns_start(make_problem(spec.problem_spec()), seed=0, time_limit_s=10.0)
+    problem = make_problem(spec.problem_spec())
+    p = problem.instance
+    best = lns_start(problem, seed=0, time_limit_s=10.0)
     rng = np.random.default_rng(1)
     cand = candidates(p, best)
     on = cand.copy()  # centres not set aside
