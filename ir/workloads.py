@@ -63,7 +63,7 @@ from mlsysgym.ir import generators, zoo
 from mlsysgym.ir.errors import WorkloadError, WorkloadNotFoundError
 from mlsysgym.ir.graph import Graph, Op, Tensor
 
-__all__ = ["FAMILIES", "FRESH2_TEST_CAPACITIES", "FRESH3_TEST_CAPACITIES", "FRESH4_TEST_CAPACITIES", "FRESH5_TEST_CAPACITIES", "FRESH6_TEST_CAPACITIES", "FRESH7_TEST_CAPACITIES", "FRESH8_TEST_CAPACITIES", "FRESH9_TEST_CAPACITIES", "FRESH10_TEST_CAPACITIES", "FRESH11_TEST_CAPACITIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "LARGE_TEST_WORKLOADS", "MEMORY_SYSTEMS",
+__all__ = ["FAMILIES", "FRESH2_TEST_CAPACITIES", "FRESH3_TEST_CAPACITIES", "FRESH4_TEST_CAPACITIES", "FRESH5_TEST_CAPACITIES", "FRESH6_TEST_CAPACITIES", "FRESH7_TEST_CAPACITIES", "FRESH8_TEST_CAPACITIES", "FRESH9_TEST_CAPACITIES", "FRESH10_TEST_CAPACITIES", "FRESH11_TEST_CAPACITIES", "FRESH12_TEST_CAPACITIES", "FRESH_TEST_CAPACITIES", "HEADROOM_MALLOC", "HEADROOM_MULTI", "HEADROOM_SCHEDULING", "LARGE_TEST_WORKLOADS", "MEMORY_SYSTEMS",
            "MULTI_TENANT", "SPLITS", "SPLITS_VERSION", "TEST_CAPACITY_SETS", "TEST_FAMILIES", "TRAIN_FAMILIES", "VALIDATION_FAMILIES",
            "MallocInstanceSpec", "SchedulingInstanceSpec", "UnknownSplitError", "WorkloadSpec",
            "concurrent", "concurrent_workload", "malloc_instances", "resolve", "scheduling_instances",
@@ -366,13 +366,18 @@ FRESH11_TEST_CAPACITIES = (0.045, 0.095, 0.165, 0.21)
 LNS's uniform centres ranked by their potential, measured on test; expected, from validation,
 learned − ablation across zero), declared 2026-12-07 before any agent ran on it, after the
 tenth had been used once; chosen as the second was."""
+FRESH12_TEST_CAPACITIES = (0.04, 0.0975, 0.1575, 0.225)
+"""A twelfth fresh test set for issue #21 (the sixteenth evaluation: the shipped default with the
+LNS neighbourhood's size chosen per instance, ``malloc_lns.auto_size``, measured on test),
+declared 2026-12-07 before any agent ran on it, after the eleventh had been used once; chosen
+as the second was."""
 TEST_CAPACITY_SETS: dict[str, tuple[float, ...]] = {
     "fresh": FRESH_TEST_CAPACITIES, "fresh2": FRESH2_TEST_CAPACITIES,
     "fresh3": FRESH3_TEST_CAPACITIES, "fresh4": FRESH4_TEST_CAPACITIES,
     "fresh5": FRESH5_TEST_CAPACITIES, "fresh6": FRESH6_TEST_CAPACITIES,
     "fresh7": FRESH7_TEST_CAPACITIES, "fresh8": FRESH8_TEST_CAPACITIES,
     "fresh9": FRESH9_TEST_CAPACITIES, "fresh10": FRESH10_TEST_CAPACITIES,
-    "fresh11": FRESH11_TEST_CAPACITIES}
+    "fresh11": FRESH11_TEST_CAPACITIES, "fresh12": FRESH12_TEST_CAPACITIES}
 """The declared fresh test sets by name (``bench_learned_malloc.py --fresh NAME``)."""
 LARGE_TEST_WORKLOADS = ("tinyllama_1b", "llama_l22_d2048_s512_b1", "convnext_tiny+swin_tiny",
                         "convnext_tiny+whisper_tiny_encoder+llama_l8_d1024_s256_b1")

@@ -197,7 +197,7 @@ def test_each_fresh_test_set_is_the_test_workloads_at_capacities_no_earlier_set_
     sizes = {"fresh": 24, "fresh2": 32, "fresh3": 32, "fresh4": 32,
              "fresh5": 32, "fresh6": 32, "fresh7": 32,
              "fresh8": 32, "fresh9": 32, "fresh10": 32,
-             "fresh11": 32}  # 8 test workloads x 3 or 4 capacities
+             "fresh11": 32, "fresh12": 32}  # 8 test workloads x 3 or 4 capacities
     for name, caps in workloads.TEST_CAPACITY_SETS.items():
         fresh = [i.name for i in workloads.malloc_instances("test", caps)]
         assert len(fresh) == len(caps) * len(workloads.split("test")) == sizes[name]
