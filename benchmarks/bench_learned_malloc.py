@@ -37,10 +37,14 @@ difference learned − ablation (fraction of the all-slow time saved), and each 
 its rows with the option off, or in ``--baseline`` (a JSON written the same way; rows with
 ``restarts`` true skipped), learned − ablation also per workload family, and whether the
 change clears the bar for a test set (``validation_bar``), in
-``learned_malloc_validation_<--tag>_<seconds>s.json`` beside
+``learned_malloc_validation_<--tag>_<seconds>s.json`` (with ``--after NAME``:
+``learned_malloc_NAME_<--tag>_<seconds>s.json``) beside
 ``--out`` (default ``benchmarks/results/``). ``--split train`` runs the same check on the
 training split instead: a diagnostic of what the network adds on the families it was trained
-on (no test workload is ever run this way).
+on. ``--after NAME`` runs it on the test instances of
+the fresh set NAME once that set's evaluation has run, against its rows: what an option (e.g.
+a rule without learning chosen on training and validation) did on families it never saw. It is
+reported, never used to choose a design, and computes no bar.
 """
 
 from __future__ import annotations
@@ -144,6 +148,14 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
              else workloads.split(args.split))
     if any(w.split != args.split for w in works):
         raise SystemExit(f"--validation: --workloads must be {args.split} workloads (or mixes of them)")
+    if args.after:  # a diagnostic on a test set whose evaluation has run, against its rows
+        if args.workloads or args.split != "validation" or args.baseline or args.capacities:
+            raise SystemExit("--after NAME: the set's test instances and rows; no --workloads, "
+                             "--split, --capacities or --baseline")
+        evaluated = RESULTS.with_name(f"learned_malloc_{args.after}.jsonl")
+        if not evaluated.exists():
+            raise SystemExit(f"--after {args.after}: its evaluation has not run ({evaluated} missing)")
+        caps, works = workloads.TEST_CAPACITY_SETS[args.after], workloads.split("test")
     names = instance_names(works, caps)
     agents = ("learned", "learned_no_network")
     offs = (None, args.off) if args.off else (None,)
@@ -170,17 +182,21 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         "workers": args.workers,
         "learned-ablation": compare_runs(new, new, *agents),
         "learned-ablation by family": by_family(new, *agents)}
-    if args.off or args.baseline:
-        base = rows if args.off else json.loads(args.baseline.read_text())["rows"]
+    if args.off or args.baseline or args.after:
+        base = (rows if args.off else
+                [json.loads(ln) for ln in evaluated.read_text().splitlines()] if args.after else
+                json.loads(args.baseline.read_text())["rows"])
         old, moved = saved(base, bool(args.off)), redefined(rows, base)
         new = {k: v for k, v in new.items() if k[0] not in moved}
-        out["baseline"] = f"{args.off} off" if args.off else str(args.baseline)
+        out["baseline"] = (f"{args.off} off" if args.off else
+                           str(evaluated.name if args.after else args.baseline))
         out["baseline instances redefined (left out)"] = sorted(moved)
         out["baseline learned-ablation"] = compare_runs(old, old, *agents)
         out["baseline learned-ablation by family"] = by_family(old, *agents)
         for a in agents:
             out[f"{a}: this - baseline"] = compare_runs(new, old, a, a)
-    out["bar"] = validation_bar(out, agents[0])
+    if not args.after:  # the bar is for validation; a test set chooses nothing
+        out["bar"] = validation_bar(out, agents[0])
     moves = {f"{a}, {o} off" if o else a: [r["moves"] for r in rows if r["agent"] == a
                                            and r["off"] == o] for a in agents for o in offs}
     out.update(moves_median={a: float(np.median(v)) for a, v in moves.items()},
@@ -493,6 +509,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                     help="--validation: also run both agents with this boolean option off")
     ap.add_argument("--set", type=_option, action="append", default=[], metavar="NAME=VALUE",
                     help="--validation: an option of learned (and of the ablation if it has it)")
+    ap.add_argument("--after", default=None, choices=sorted(workloads.TEST_CAPACITY_SETS),
+                    metavar="NAME",
+                    help="--validation: on the test instances of fresh set NAME instead, against "
+                         "the rows of its evaluation, which must have run (a diagnostic after "
+                         "it, e.g. of a rule without learning; never to choose a design)")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="--validation: a JSON of an earlier --validation run to compare with")
     return ap.parse_args(argv)
@@ -505,7 +526,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args = _args(argv)
     if args.validation:
-        out = args.out.with_name(f"learned_malloc_validation_{args.tag}_{args.seconds:g}s.json")
+        out = args.out.with_name(f"learned_malloc_{args.after or 'validation'}_{args.tag}_"
+                                 f"{args.seconds:g}s.json")
         out.write_text(json.dumps(validate(args), indent=1) + "\n")
         print(out.read_text()[:1500])
         return

@@ -18,7 +18,7 @@ Then per test family, every set pooled (each instance once: the large sets repea
 fresh set's rows of the single large workloads): learned − ablation with a 95 % bootstrap
 interval (whole workloads resampled: one workload's instances are not independent), how many
 instances are better or worse, and the ablation's residual there. The sets come from different
-designs (fifth to seventeenth, and the potential rule), so a family's row says whether any of
+designs (fifth to seventeenth, the potential rule, the size rule), so a family's row says whether any of
 them helped it.
 
 Writes ``benchmarks/results/learned_malloc_headroom.{md,png}`` and a provenance file. Each
@@ -41,14 +41,15 @@ import numpy as np
 RESULTS = Path(__file__).parent / "results"
 SETS = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh7_large",
         "fresh8", "fresh8_large", "fresh9", "fresh9_large", "fresh10", "fresh10_large",
-        "fresh11", "fresh11_large")
+        "fresh11", "fresh11_large", "fresh12", "fresh12_large")
 # the evaluation (and so the design) each set's rows come from
 EVALUATION = {"fresh": "5th", "fresh2": "6th", "fresh3": "7th", "fresh4": "8th", "fresh5": "9th",
               "fresh6": "10th", "fresh7": "11th", "fresh7_large": "11th, large graphs",
               "fresh8": "12th", "fresh8_large": "12th, large graphs", "fresh9": "13th",
               "fresh9_large": "13th, large graphs", "fresh10": "14th",
               "fresh10_large": "14th, large graphs", "fresh11": "15th",
-              "fresh11_large": "15th, large graphs"}
+              "fresh11_large": "15th, large graphs", "fresh12": "16th",
+              "fresh12_large": "16th, large graphs"}
 AGENTS = ("learned", "learned_no_network")
 
 

@@ -241,9 +241,21 @@ def test_validation_bench_refuses_test_workloads_and_orders_instances_as_the_spl
         bench.validate(bench._args(["--validation", "--split", "train", "--workloads", "gpt2"]))
     with pytest.raises(SystemExit):  # argparse: test is not a choice
         bench._args(["--validation", "--split", "test"])
+    with pytest.raises(SystemExit, match="no --workloads"):
+        bench.validate(bench._args(["--validation", "--after", "fresh", "--workloads", "gpt2"]))
     caps = (0.1, 0.3)
     assert bench.instance_names(workloads.split("test"), caps) == [
         i.name for i in workloads.malloc_instances("test", caps)]
+
+
+def test_validation_bench_runs_a_test_set_only_after_its_evaluation(tmp_path, monkeypatch):
+    """bench_learned_malloc.py --validation --after NAME needs NAME's evaluation rows."""
+    from benchmark_scripts import load_script
+
+    bench = load_script("bench_learned_malloc.py")
+    monkeypatch.setattr(bench, "RESULTS", tmp_path / "learned_malloc.md")
+    with pytest.raises(SystemExit, match="its evaluation has not run"):
+        bench.validate(bench._args(["--validation", "--after", "fresh12"]))
 
 
 def test_lns_start_is_the_ablation_s_placement_before_its_lns(trap):
