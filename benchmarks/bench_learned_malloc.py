@@ -41,10 +41,10 @@ change clears the bar for a test set (``validation_bar``), in
 ``learned_malloc_NAME_<--tag>_<seconds>s.json``) beside
 ``--out`` (default ``benchmarks/results/``). ``--split train`` runs the same check on the
 training split instead: a diagnostic of what the network adds on the families it was trained
-on. ``--after NAME`` runs it on the test instances of
-the fresh set NAME once that set's evaluation has run, against its rows: what an option (e.g.
-a rule without learning chosen on training and validation) did on families it never saw. It is
-reported, never used to choose a design, and computes no bar.
+on. ``--after NAME`` runs it on the test instances of the fresh set NAME once that set's
+evaluation has run, against its rows: what an option (e.g. a rule without learning chosen on
+training and validation) did on families it never saw. It is reported, never used to choose a
+design, and computes no bar.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ Then per test family, every set pooled (each instance once: the large sets repea
 fresh set's rows of the single large workloads): learned − ablation with a 95 % bootstrap
 interval (whole workloads resampled: one workload's instances are not independent), how many
 instances are better or worse, and the ablation's residual there. The sets come from different
-designs (fifth to seventeenth, the potential rule, the size rule), so a family's row says whether any of
-them helped it.
+designs (fifth to seventeenth, the potential rule, the size rule), so a family's row says
+whether any of them helped it.
 
 Writes ``benchmarks/results/learned_malloc_headroom.{md,png}`` and a provenance file. Each
 set's rows keep the machine they ran on (its provenance file's target id, in the table).
