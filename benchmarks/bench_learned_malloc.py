@@ -60,7 +60,8 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results" / "learned_malloc.md"
+RECORDED = Path(__file__).parent / "results"  # the evaluations' rows (--after reads them)
+RESULTS = Path("benchmarks/results/learned_malloc.md")  # default --out, under the working directory
 SHORT_CPSAT_S = 10.0
 
 
@@ -152,7 +153,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         if args.workloads or args.split != "validation" or args.baseline or args.capacities:
             raise SystemExit("--after NAME: the set's test instances and rows; no --workloads, "
                              "--split, --capacities or --baseline")
-        evaluated = RESULTS.with_name(f"learned_malloc_{args.after}.jsonl")
+        evaluated = RECORDED / f"learned_malloc_{args.after}.jsonl"
         if not evaluated.exists():
             raise SystemExit(f"--after {args.after}: its evaluation has not run ({evaluated} missing)")
         caps, works = workloads.TEST_CAPACITY_SETS[args.after], workloads.split("test")
@@ -525,6 +526,7 @@ def main(argv: list[str] | None = None) -> None:
     from mlsysgym.ir import workloads
 
     args = _args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.validation:
         out = args.out.with_name(f"learned_malloc_{args.after or 'validation'}_{args.tag}_"
                                  f"{args.seconds:g}s.json")

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"  # the evaluations' rows, read
 SETS = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5", "fresh6", "fresh7", "fresh7_large",
         "fresh8", "fresh8_large", "fresh9", "fresh9_large", "fresh10", "fresh10_large",
         "fresh11", "fresh11_large", "fresh12", "fresh12_large")
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sets", nargs="+", default=list(SETS))
-    ap.add_argument("--out", type=Path, default=RESULTS / "learned_malloc_headroom.md")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/learned_malloc_headroom.md"))
     args = ap.parse_args(argv)
     sets = {}
     for name in args.sets:
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         sets[name] = headroom([json.loads(line) for line in path.read_text().splitlines()])
     summary = {name: summarize(inst) for name, inst in sets.items()}
     families = by_family(sets)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render(summary, families))
     plot(sets, families, args.out.with_suffix(".png"))
     write_provenance(args.out.with_suffix(".provenance.json"), summary=summary,

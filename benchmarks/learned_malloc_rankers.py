@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results" / "learned_malloc_rankers.md"
+RESULTS = Path("benchmarks/results/learned_malloc_rankers.md")  # default --out, under the working directory
 K = 4  # centres drawn per step
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"  # the recorded rows, read
 FEATURES = ("n_buffers", "capacity / peak", "median life")
 
 
@@ -98,7 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     from mlsysgym.experiments.report import stamp_markdown, write_provenance
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=RESULTS / "learned_malloc_size_features.md")
+    ap.add_argument("--out", type=Path,
+                    default=Path("benchmarks/results/learned_malloc_size_features.md"))
     md = ap.parse_args(argv).out
     out: dict[str, Any] = {}
     xy = {}
@@ -110,13 +111,14 @@ def main(argv: list[str] | None = None) -> None:
         out[split] = {"instances": len(names), "better at 20": int((y > 0).sum()),
                       "worse at 20": int((y < 0).sum()),
                       "rho": {f: spearman(x[:, j], y) for j, f in enumerate(FEATURES)}}
+    from bench_learned_malloc import bootstrap_mean
+
     (xt, yt), (xv, yv) = xy["train"], xy["validation"]
-    draws = np.random.default_rng(0).integers(0, len(yv), (2000, len(yv)))
     out["rules"] = {}
     for j, f in enumerate(FEATURES):
         t, sign = threshold_rule(xt[:, j], yt)
         got = np.where(sign * xv[:, j] <= sign * t, yv, 0.0)
-        lo, hi = np.percentile(got[draws].mean(1), [2.5, 97.5])
+        lo, hi = bootstrap_mean(got, n=2000)
         out["rules"][f] = {"threshold": t, "sign": sign,
                            "train gain": float(np.where(sign * xt[:, j] <= sign * t, yt, 0).mean()),
                            "validation gain": float(got.mean()),

@@ -40,7 +40,7 @@ import numpy as np
 from mlsysgym.agents.malloc_lns import REPAIR_S
 from mlsysgym.agents.malloc_lns import SIZE as SHIPPED
 
-RESULTS = Path(__file__).parent / "results" / "learned_malloc_sizes.md"
+RESULTS = Path("benchmarks/results/learned_malloc_sizes.md")  # default --out, under the working directory
 K = 4  # uniform draws ranked by the rule per step
 
 

@@ -253,7 +253,7 @@ def test_validation_bench_runs_a_test_set_only_after_its_evaluation(tmp_path, mo
     from benchmark_scripts import load_script
 
     bench = load_script("bench_learned_malloc.py")
-    monkeypatch.setattr(bench, "RESULTS", tmp_path / "learned_malloc.md")
+    monkeypatch.setattr(bench, "RECORDED", tmp_path)
     with pytest.raises(SystemExit, match="its evaluation has not run"):
         bench.validate(bench._args(["--validation", "--after", "fresh12"]))
 
