@@ -172,7 +172,7 @@ def test_quick_scheduling_experiment_through_run_trial_and_report(tmp_path) -> N
     from mlsysgym.experiments.report import ProblemReportSpec, write_problem_report
     from mlsysgym.experiments.report_scheduling import write_scheduling_report
 
-    # CP-SAT proves this 20-op optimum (62) in 0.25 s on a Zen 4 and stops there; the cap is
+    # CP-SAT proves this 20-op optimum (62) in 0.25 s on a Zen 4 (1.5 s cold) and stops; the cap is
     # for a slow CPU (under AVX2 emulation 2 s ended at 65, unproven)
     _one_trial_each("scheduling_random", 0, tmp_path / "sweep", cpsat_s=120.0)
     md = write_scheduling_report([tmp_path / "sweep"], tmp_path, "scheduling").read_text()
