@@ -24,7 +24,7 @@ from pathlib import Path
 from mlsysgym.experiments.report import stamp_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "core.md"
+RESULTS = Path("benchmarks/results/core.md")  # written, under the working directory
 LAYERS = ("core", "ir", "simulators", "envs", "agents", "costmodels", "compiler", "experiments")
 
 # What one child measures (the public APIs both trees share); prints one JSON line.

@@ -77,9 +77,9 @@ from mlsysgym.costmodels.families import (
 from mlsysgym.costmodels.metrics import kendall_tau, mean_interval, tau_difference, tau_interval
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT / "benchmarks/results/costmodel_families_kernels"
+DEFAULT_DATA = ROOT / "benchmarks/results/costmodel_families_kernels"  # measured kernels, read
 DEFAULT_TILING = ROOT / "experiments/results/tiling/data_targets"
-DEFAULT_WRITE = ROOT / "benchmarks/results/costmodel_families.md"
+DEFAULT_WRITE = Path("benchmarks/results/costmodel_families.md")  # default --write, under the cwd
 KERNEL_DESIGN = ("kind", "shape", "dtype", "op", "stride", "dilation", "reduce_dims")
 TILE_DESIGN = ("kind", "dims", "stride", "dilation")
 RANDOM_FOLD = "random 20 % (reference)"

@@ -33,7 +33,6 @@ import numpy as np
 from mlsysgym.core.target import provenance
 from mlsysgym.experiments.report import stamp_recorded
 
-ROOT = Path(__file__).resolve().parents[1]
 TRACE = "cloud-1"
 TARGETS = ("energy_nj", "power_mw", "avg_latency_ns")
 sys.path.insert(0, str(Path(__file__).parent))
@@ -331,7 +330,7 @@ def report(args, res, scores, extra, choice, lat) -> str:
 if __name__ == "__main__" and "--generate-only" in sys.argv:
     p = argparse.ArgumentParser()
     p.add_argument("--generate-only", action="store_true")
-    p.add_argument("--data-dir", default=str(ROOT / "costmodels/results/data/dram_proxy_cloud1"))
+    p.add_argument("--data-dir", default="costmodels/results/data/dram_proxy_cloud1")
     p.add_argument("--shards", type=int, default=22)
     p.add_argument("--shard-rows", type=int, default=2500)
     p.add_argument("--jobs", type=int, default=2)

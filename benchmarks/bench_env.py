@@ -24,7 +24,7 @@ from mlsysgym.envs.accelerator_env import AcceleratorEnv
 from mlsysgym.envs.design_env import DesignEnv
 from mlsysgym.experiments.report import stamp_markdown
 
-RESULTS = Path(__file__).parent / "results" / "env.md"
+RESULTS = Path("benchmarks/results/env.md")  # written, under the working directory
 
 
 def per_call_us(fn, rounds_of_items, before_round=lambda: None) -> float:

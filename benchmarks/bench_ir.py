@@ -15,7 +15,7 @@ from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import Graph, zoo
 from rich.progress import track
 
-RESULTS = Path(__file__).parent / "results" / "ir.md"
+RESULTS = Path("benchmarks/results/ir.md")  # written, under the working directory
 
 
 def time_model(name: str, repeat: int) -> tuple[float, float, int]:

@@ -58,7 +58,7 @@ from mlsysgym.ir import workloads
 from mlsysgym.simulators.multicore import load_platform, validate
 from mlsysgym.simulators.streams import build_stream_instance, job_metrics, poisson_stream
 
-RESULTS = Path(__file__).parent / "results" / "learned_schedule.md"
+RESULTS = Path("benchmarks/results/learned_schedule.md")  # default --out, under the cwd
 MIXES = {"vision": ("convnext_tiny", "swin_tiny"),
          "speech+text": ("whisper_tiny_encoder", "t5_small_encoder"),
          "all four": ("convnext_tiny", "swin_tiny", "whisper_tiny_encoder", "t5_small_encoder")}

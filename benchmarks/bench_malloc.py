@@ -23,7 +23,7 @@ from mlsysgym.agents.sequential import episode_design, replay_episode
 from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.simulators.memory import simulate
 
-RESULTS = Path(__file__).parent / "results" / "malloc.md"
+RESULTS = Path("benchmarks/results/malloc.md")  # default --out, under the working directory
 STEP_MODELS = ("resnet50", "mobilenetv2", "bert_base", "gpt2")
 SOLVE_MODELS = ("alexnet", "resnet18", "mobilenetv2", "resnet50")
 FRACTIONS = (0.05, 0.1, 0.25, 0.5)

@@ -52,7 +52,7 @@ from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import workloads
 from mlsysgym.simulators.memory import MemoryInstance
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path("benchmarks/results")  # default --out folder, under the working directory
 ARMS = ("untrained", "bc", "bc+ppo", "ppo", "imitation")
 
 

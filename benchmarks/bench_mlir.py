@@ -30,7 +30,7 @@ from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import mlir, zoo
 from mlsysgym.simulators.iree_cpu import KernelCompiler, machine_description, measure
 
-RESULTS = Path(__file__).parent / "results" / "mlir.md"
+RESULTS = Path("benchmarks/results/mlir.md")  # written, under the working directory
 
 
 def mac_agreement() -> list[tuple[str, int, int, float, float, float, int]]:
@@ -170,6 +170,7 @@ def main() -> None:
         f"- median within-run robust CV of single samples: {rep['median_within_run_cv']:.1%}",
         "",
     ]
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(stamp_markdown("\n".join(lines)))
     print("\n".join(lines))
 

@@ -20,10 +20,11 @@ kernels); top-1 / top-5 score = true fastest ÷ fastest true runtime among the m
 fastest-predicted kernels, computed *within each op kind* (the question a compiler asks: which
 of these candidate kernels of one kind is fastest) and averaged over kinds with ≥ 10 held-out
 kernels. Plots and per-model reports (``costmodels.report.write_report``) go to
-``experiments/results/mlir_costmodel/<split>/<model>/`` (``--out-dir``; this script runs from a
-checkout, never an installed package). ``results.json`` records the run's provenance (target
-fingerprint, versions, commit) and the ``target_id`` of the machine(s) the kernels were
-measured on; the Markdown states the machine of the run under its title.
+``experiments/results/mlir_costmodel/<split>/<model>/`` (``--out-dir``, under the working
+directory; ``--reuse-text-model`` reads the saved models back from there). ``results.json``
+records the run's provenance (target fingerprint, versions, commit) and the ``target_id`` of
+the machine(s) the kernels were measured on; the Markdown states the machine of the run under
+its title.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ import numpy as np
 from mlsysgym.core.target import provenance
 from mlsysgym.experiments.report import stamp_recorded
 
-ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = Path.home() / ".cache/mlsysgym/datasets/mlir-kernels-bench"
 DEFAULT_SPLITS = ("random", "kind:depthwise_conv_2d_nhwc_hwc", "model:swin_tiny")
 MIN_GROUP = 10
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
                          "training; baselines are refitted, deterministic)")
     ap.add_argument("--jobs", type=int, default=1,
                     help="run the splits in this many parallel processes")
-    ap.add_argument("--out-dir", type=Path, default=ROOT / "experiments/results/mlir_costmodel")
+    ap.add_argument("--out-dir", type=Path, default=Path("experiments/results/mlir_costmodel"))
     ap.add_argument("--write", type=Path, default=None, help="write the Markdown results here")
     ap.add_argument("--from-json", type=Path, default=None,
                     help="rewrite the Markdown from a results.json of an earlier run (no training)")

@@ -39,9 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+# under the working directory: the runs' records (extended by each run, read by --report),
+# pareto.md and its figures
+RESULTS = Path("benchmarks/results")
 RUNS = RESULTS / "pareto_runs"
-FIGURES = Path(__file__).parent.parent / "experiments" / "results" / "pareto"
+FIGURES = Path("experiments/results/pareto")
 PROBLEMS = {
     "accel": {"title": "Accelerator-v0 (resnet18)",
               "of": {"name": "env:mlsysgym/Accelerator-v0", "model": "resnet18"},
@@ -246,6 +248,7 @@ def report() -> None:
         rec = {**recs[0], "runs": [r for x in recs for r in x["runs"]]}
         lines += _section(key, rec)
     text = "\n".join(lines) + "\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "pareto.md").write_text(text)
     print(text)
 

@@ -36,7 +36,7 @@ from mlsysgym.core.target import provenance
 from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import workloads
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"  # the recorded training cards, read
 CARDS = {"ES (shipped)": Path(__file__).parents[1] / "agents" / "policies" / "schedule_gnn.json",
          "imitation of searched schedules": RESULTS / "schedule_training" / "imitation_8s_lr0.003.json",
          "rollout labels, lr 0.003": RESULTS / "schedule_training" / "rollout_lr0.003.json",
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-ops", type=int, default=800, help="largest training graph (as ES)")
     ap.add_argument("--platforms", nargs="+", default=list(workloads.SCHEDULING_PLATFORMS))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=RESULTS / "schedule_training.md")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/schedule_training.md"))
     args = ap.parse_args(argv)
     if args.timesteps < 1 or args.samples < 0:
         ap.error("--timesteps must be ≥ 1 and --samples ≥ 0")

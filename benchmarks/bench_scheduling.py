@@ -23,7 +23,7 @@ from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import zoo
 from mlsysgym.simulators.multicore import SchedulingInstance, build_instance, random_instance
 
-RESULTS = Path(__file__).parent / "results" / "scheduling.md"
+RESULTS = Path("benchmarks/results/scheduling.md")  # written, under the working directory
 
 
 def step_times(model: str, platform: str, episodes: int) -> tuple[int, float, float, float]:

@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results" / "serving_search"
+OUT = Path("benchmarks/results/serving_search")  # written (.md .json), under the working directory
 
 SCENARIOS = [  # model, GPUs, nodes, arrival rate (req/s)
     ("Llama-3.1-70B", 8, 1, 8.0),

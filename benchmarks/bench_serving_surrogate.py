@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "benchmarks" / "results"
+RECORDED = Path(__file__).parent / "results"  # the recorded run, read by --report-only
+OUT = Path("benchmarks/results")  # written, under the working directory
 MARK = "## Learned surrogate"
 TRAIN = [("Llama-3.1-70B", 8, 1, 8.0), ("Llama-3.1-70B", 16, 2, 16.0),
          ("Llama-3.1-70B", 32, 4, 24.0), ("Mixtral-8x7B", 16, 2, 32.0),
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="rewrite the Markdown section from serving_surrogate.json")
     args = ap.parse_args(argv)
     if args.report_only:
-        write(json.loads((OUT / "serving_surrogate.json").read_text()), args, provenance=False)
+        write(json.loads((RECORDED / "serving_surrogate.json").read_text()), args, provenance=False)
         return 0
     from mlsysgym.costmodels.metrics import kendall_tau
     from mlsysgym.costmodels.serving_surrogate import (

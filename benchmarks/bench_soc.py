@@ -34,7 +34,7 @@ from mlsysgym.agents.problems import make_problem
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
 from mlsysgym.simulators.soc import REFERENCE_DESIGN, SocEvaluator, soc_space, workload_set
 
-RESULTS = Path(__file__).parent / "results" / "soc.md"
+RESULTS = Path("benchmarks/results/soc.md")  # default --out, under the working directory
 BUDGETS = ((12.0, 3.0), (20.0, 5.0), (35.0, 8.0))  # (area mm², peak W)
 SHOWN = ("latency_ms", "energy_uj", "area_mm2", "power_w", "throughput_per_s")
 

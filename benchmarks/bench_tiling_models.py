@@ -41,7 +41,7 @@ from mlsysgym.ir.mlir_import import import_model
 HERE = Path(__file__).resolve().parent
 HELD_OUT_DIR = HERE / "data" / "tiling_models"
 ZOO_MODELS = ("gpt2", "bert_base", "distilbert_base", "t5_small_encoder")
-RESULTS = HERE / "results" / "tiling_models"
+RESULTS = Path("benchmarks/results/tiling_models")  # default --out, under the working directory
 
 
 def models() -> list[tuple[str, str, bool]]:
@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     for name, source, held in models():
         if args.only and name not in args.only:
@@ -191,7 +192,6 @@ def main(argv: list[str] | None = None) -> int:
         r = rows[-1]
         print(f"  changed {r['changed']}/{r['with_rule']} ops, sync ×{r['local-sync_speedup']:.3f},"
               f" task ×{r['local-task_speedup']:.3f}, {r['seconds']:.0f} s", file=sys.stderr)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     args.out.with_suffix(".md").write_text(render(rows, args, time.perf_counter() - t0))
     write_provenance(args.out.with_suffix(".provenance.json"), command=sys.argv,

@@ -48,8 +48,7 @@ from mlsysgym.costmodels.tiling_space import FEATURE_NAMES
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
 from scipy.stats import kendalltau
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "tiling_transfer"
+RESULTS = Path("benchmarks/results/tiling_transfer")  # default --out, under the working directory
 FRACTIONS = (0.0, 0.02, 0.05, 0.10, 0.25, 1.0)
 MARGIN = 0.95
 
@@ -267,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'ok' if r['numerics_ok'] else 'MISMATCH'} | {r['local-sync_speedup']:.3f} | "
                   f"±{r['local-sync_noise']:.1%} | {r['local-task_speedup']:.3f} | "
                   f"±{r['local-task_noise']:.1%} |".replace("±nan%", "—") for r in rows]
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(stamp_markdown("\n".join(lines) + "\n", fingerprint()))
         print(path.read_text())
         return 0

@@ -37,7 +37,7 @@ from mlsysgym.ir import Graph
 from mlsysgym.simulators.zigzag_backend import HARDWARE, ZigZagEvaluator, shipped_workload_path
 from onnx import helper
 
-MD_PATH = Path(__file__).resolve().parent / "results" / "zigzag.md"
+MD_PATH = Path("benchmarks/results/zigzag.md")  # written, under the working directory
 
 
 @dataclass

@@ -37,7 +37,7 @@ from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir import workloads
 from mlsysgym.simulators.multicore.instance import critical_path_lb
 
-OUT = Path(__file__).resolve().parent / "results" / "instance_headroom.md"
+OUT = Path("benchmarks/results/instance_headroom.md")  # default --out, under the working directory
 CPSAT_MALLOC = ("t5_small_encoder:0.5", "whisper_tiny_encoder:0.5", "convnext_tiny:0.5",
                 "tinyllama_1b:0.5")
 CPSAT_SCHEDULE = ("convnext_tiny@soc_npu", "whisper_tiny_encoder@soc_npu", "tinyllama_1b@soc_npu")

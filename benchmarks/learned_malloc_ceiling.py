@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"  # the evaluations' rows, read
 ARMS = ("oracle", "learned", "fused", "portfolio", "learned_no_network")
 
 
@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--positions", type=int, default=192)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=RESULTS / "learned_malloc_ceiling.md")
+    ap.add_argument("--out", type=Path,
+                    default=Path("benchmarks/results/learned_malloc_ceiling.md"))
     args = ap.parse_args(argv)
     names = [s.name for s in workloads.malloc_instances("validation")]
     t0 = time.perf_counter()
@@ -276,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
                             for a in ARMS},
            "test_variance": test_variance(RESULTS / "learned_malloc.jsonl"),
            "labels": list(labs.values()), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
     args.out.write_text(stamp_markdown(render(out)))
     plot(rows, args.out.with_suffix(".png"))

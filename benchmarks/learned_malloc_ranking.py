@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path("benchmarks/results")  # default --out folder, under the working directory
 STATES = ("heuristic", "lns_start")
 
 

@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data" / "ramulator"
+DATA = ROOT / "benchmarks" / "data" / "ramulator"  # committed reference data (tests read it)
 CSV_PATH = DATA / "reference.csv"
 TRACE_DIR = DATA / "traces"
-MD_PATH = ROOT / "benchmarks" / "results" / "ramulator.md"
+MD_PATH = Path("benchmarks/results/ramulator.md")  # written, under the working directory
 
 N_REQUESTS = 4000
 

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-CSV_PATH = ROOT / "benchmarks" / "data" / "scalesim_reference.csv"
-MD_PATH = ROOT / "benchmarks" / "results" / "scalesim.md"
+CSV_PATH = ROOT / "benchmarks" / "data" / "scalesim_reference.csv"  # committed (tests read it)
+MD_PATH = Path("benchmarks/results/scalesim.md")  # written, under the working directory
 DEFAULT_VENV = Path(tempfile.gettempdir()) / "mlsysgym-scalesim-venv"
 
 # Layers: GEMM (M, K, N) and unpadded conv (H, W, R, S, C, K, stride). Small: SCALE-Sim's memory

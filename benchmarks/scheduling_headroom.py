@@ -48,7 +48,7 @@ from scipy.sparse import coo_matrix
 sys.path.insert(0, str(Path(__file__).parent))
 from instance_headroom import _best, _fmt, table  # the sibling benchmark's helpers
 
-OUT = Path(__file__).resolve().parent / "results" / "scheduling_headroom.md"
+OUT = Path("benchmarks/results/scheduling_headroom.md")  # default --out, under the cwd
 CPSAT = ("whisper_tiny_encoder+llama_l8_d1024_s256_b1@soc_npu",
          "whisper_tiny_encoder+llama_l8_d1024_s256_b1@balanced")
 REPLAY_S = 30.0  # budget beyond CP-SAT's time limit to build its model and replay its answer

@@ -22,11 +22,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 import serving_validate as sv
 
-OUT = ROOT / "benchmarks" / "results" / "serving_sensitivity"
+OUT = Path("benchmarks/results/serving_sensitivity")  # default --out, under the working directory
 VALUES = "0,20e-6,25e-6,28e-6,30e-6,31e-6,33e-6,35e-6,37.5e-6,40e-6,45e-6"
 FAMILIES = ("TTFT", "TPOT", "throughput", "E2E")
 

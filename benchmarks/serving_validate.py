@@ -58,7 +58,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "serving-validation"
-OUT = ROOT / "benchmarks" / "results" / "serving_validation"
+OUT = Path("benchmarks/results/serving_validation")  # default --out, under the working directory
 
 GPUS = {"H100": "H100-SXM", "RTX 4090": "RTX-4090", "RTXPRO6000": "RTX-PRO-6000"}
 MODELS = {"Llama-3.1-70B": "Llama-3.1-70B", "Llama-3.1-8B": "Llama-3.1-8B",

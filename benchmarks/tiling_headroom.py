@@ -35,7 +35,7 @@ from mlsysgym.experiments.report import stamp_markdown
 from mlsysgym.ir.mlir_emit import emit
 from mlsysgym.simulators.iree_cpu import KernelCompiler, Runner, time_calls
 
-OUT = Path(__file__).resolve().parent / "results" / "tiling_headroom.md"
+OUT = Path("benchmarks/results/tiling_headroom.md")  # default --out, under the working directory
 KERNELS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("conv 3x3, batch 1 (ResNet)", {"kind": "conv_2d_nhwc_hwcf", "shape": "1x28x28x128x3x3x128"}),
     ("conv 1x1, batch 1 (ResNet)", {"kind": "conv_2d_nhwc_hwcf", "shape": "1x28x28x256x1x1x128"}),
