@@ -2,7 +2,8 @@
 
 Every error on bad input is one line on stderr and a non-zero exit, never a traceback; so is
 a command whose optional extra is not installed (it names the extra to install) and a crash
-in a dependency (``--debug`` or ``MLSYSGYM_DEBUG=1`` shows the traceback). Command modules
+in a dependency (``--debug`` or ``MLSYSGYM_DEBUG=1`` shows the traceback). A warning is one
+line too (``--debug`` shows Python's form, with the source line). Command modules
 import their heavy dependencies inside the command, never at parser-build time, and follow
 the conventions of :mod:`mlsysgym.commands.common` (``-o/--out``, a positional workload,
 ``--json``, notices on stderr). ``--help`` shows every option's default.
@@ -16,6 +17,7 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -181,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     debug = bool(getattr(args, "debug", False) or os.environ.get("MLSYSGYM_DEBUG"))
     try:
-        with _json_stdout(args):
+        with _json_stdout(args), warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _warning_line
             return int(args.func(args) or 0)
     except MlsysgymError as e:
         return _fail(f"mlsysgym: error: {e}", debug)
@@ -198,6 +202,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, as a shell reports a command killed by it
     except Exception as e:  # noqa: BLE001 - a crash in a dependency (or a bug): one line
         return _fail(_crash_line(e), debug, code=1)
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    """Show a warning as one line on stderr, without the source line Python adds."""
+    print(f"mlsysgym: warning: {message} ({category.__name__})", file=sys.stderr)
 
 
 def _fail(line: str, debug: bool, code: int = 2) -> int:

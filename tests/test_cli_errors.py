@@ -207,6 +207,31 @@ def test_real_process_one_line_no_traceback(tmp_path):
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_warning_is_one_line_unless_debugging(monkeypatch, capsys, debug):
+    import argparse
+    import warnings
+
+    from mlsysgym.agents.policies import PolicyTargetWarning
+
+    from mlsysgym import cli
+
+    def command(args):
+        warnings.warn("trained elsewhere", PolicyTargetWarning, stacklevel=2)
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--debug", action="store_true")
+    parser.set_defaults(func=command)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    if debug:  # Python's own handling (here pytest's record), not the one line
+        with pytest.warns(PolicyTargetWarning, match="trained elsewhere"):
+            assert main(["--debug"]) == 0
+        assert capsys.readouterr().err == ""
+    else:
+        assert main([]) == 0
+        assert capsys.readouterr().err == "mlsysgym: warning: trained elsewhere (PolicyTargetWarning)\n"
+
+
 # ---- the API's typed exceptions -------------------------------------------------------------
 def test_output_path_checks(tmp_path):
     from mlsysgym.ir.paths import OutputPathError, check_output_dir, check_output_file

@@ -53,7 +53,8 @@ def check_card(card: Mapping[str, Any], onnx_path: Path, features: Mapping[str, 
                                   f"computes; retrain it with {retrain}")
     trained, here = card.get("fingerprint", {}).get("target_id"), target_id()
     if trained != here:
-        msg = f"policy {name} was trained on target {trained}, this machine is {here}"
+        msg = (f"policy {name} was trained on target {trained}, this machine is {here}: its "
+               "decisions do not depend on the CPU, its time budget was set there")
         if strict:
             raise PolicyCardError(msg)
         warnings.warn(msg, PolicyTargetWarning, stacklevel=3)
