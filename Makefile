@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock demo test test-fast test-avx2 bench zoo clean
+.PHONY: install lock demo test test-fast test-avx2 test-v2 bench zoo clean
 
 # Installs exactly requirements.lock (every dependency of every extra, pinned, with sha256
 # hashes), then the project itself without dependencies. torch is the 2.13.0 CPU build
@@ -49,10 +49,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The suite as on an AVX2 CPU without AVX-512 (qemu-user, ~35 min; see .ci/emulate-avx2),
-# less the tests that compare measured run times (emulated vector code is no faster).
+# The suite as on an AVX2 CPU without AVX-512 (test-avx2) or on an x86-64-v2 CPU without AVX
+# (test-v2) (qemu-user, ~35-120 min; see .ci/emulate-cpu), less the tests that compare measured
+# run times (emulated vector code is no faster).
 test-avx2: $(STAMP)
-	.ci/emulate-avx2 $(BIN)/python -m pytest -q -m "not measured"
+	.ci/emulate-cpu haswell $(BIN)/python -m pytest -q -m "not measured"
+
+test-v2: $(STAMP)
+	.ci/emulate-cpu nehalem $(BIN)/python -m pytest -q -m "not measured"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ir.py
