@@ -258,6 +258,36 @@ def test_validation_bench_runs_a_test_set_only_after_its_evaluation(tmp_path, mo
         bench.validate(bench._args(["--validation", "--after", "fresh12"]))
 
 
+def test_claims_after_an_evaluation_by_hand():
+    """bench_learned_malloc.claims_after: the new 5-s runs against the evaluation's heuristic
+    and CP-SAT rows. a: learned 86 µs (mean of 85, 87), ablation 88, heuristic 100, CP-SAT 60 s
+    95 unproved: both beat the heuristic and CP-SAT; the network saves 2/88 = 2.27 %. b: learned
+    100 = the heuristic (no win), ablation 99 (-1/99 = -1.01 %), CP-SAT proved. The evaluation's
+    own 10-s runs and an --off run are not counted."""
+    from benchmark_scripts import load_script
+
+    bench = load_script("bench_learned_malloc.py")
+
+    def row(inst, agent, t, seconds=5.0, seed=0, status=None, **kw):
+        return {"instance": inst, "buffers": 9, "agent": agent, "seconds": seconds, "seed": seed,
+                "time_us": t, "wall_s": seconds, "moves": 1, "inference_s": None,
+                "status": status, **kw}
+
+    evaluated = [row("a", "xla_greedy", 100.0, 0.0), row("a", "cpsat", 90.0, 10.0, status="feasible"),
+                 row("a", "cpsat", 95.0, 60.0, status="feasible"), row("a", "learned", 50.0, 10.0),
+                 row("b", "xla_greedy", 100.0, 0.0), row("b", "cpsat", 80.0, 10.0, status="optimal"),
+                 row("b", "cpsat", 80.0, 60.0, status="optimal")]
+    rows = [row("a", "learned", 85.0), row("a", "learned", 87.0, seed=1),
+            row("a", "learned_no_network", 88.0), row("a", "learned_no_network", 88.0, seed=1),
+            row("a", "learned", 1.0, off="jumps"),
+            row("b", "learned", 100.0), row("b", "learned_no_network", 99.0)]
+    got = bench.claims_after(evaluated, rows, 5.0)
+    assert (got["instances"], got["beats_xla"], got["beats_xla_runs"], got["runs"]) == (2, 1, 2, 3)
+    assert (got["unproved_long"], got["beats_long"], got["ablation_beats_long"]) == (1, 1, 1)
+    assert got["ablation_mean_pct"] == pytest.approx((200 / 88 - 100 / 99) / 2)
+    assert (got["ablation_wins"], got["ablation_losses"]) == (1, 1)
+
+
 def test_lns_start_is_the_ablation_s_placement_before_its_lns(trap):
     """On the trap the ablation's local search reaches the optimum (180 µs), and the class
     sweep keeps it."""
