@@ -567,8 +567,9 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     repacked among the env's candidates
     (:func:`~mlsysgym.simulators.memory.repack_for_replay`; same modes, so the same time), or
     failing that by :func:`~mlsysgym.agents.malloc_baselines.mode_actions` (or
-    :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode in
-    time), submitted when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
+    :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode by
+    two submissions' time before ``deadline``: room for that pass and the submission), submitted
+    when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
     are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
     of the draws; the eighteenth design), ``oracle`` (a diagnostic ceiling: the time the
     LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
@@ -620,8 +621,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     t, actions = total_time(mp.instance, placed.mode), []
     if t < start_t - 1e-9 * start_t:
         packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
-        actions = (actions_for(mp.env, packed) if packed is not None
-                   else mode_actions(mp.env, placed, deadline=deadline - submit_s))
+        actions = (actions_for(mp.env, packed) if packed is not None  # room for two passes
+                   else mode_actions(mp.env, placed, deadline=deadline - 2 * submit_s))
         problem.evaluate_one(episode_design(actions if actions is not None
                                             else demoted_actions(mp.env, placed)))
     if proved and actions is not None:  # the env replayed the proved placement's modes
