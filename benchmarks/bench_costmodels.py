@@ -31,9 +31,6 @@ from mlsysgym.core.target import provenance
 from mlsysgym.experiments.report import stamp_recorded
 from mlsysgym.experiments.timing import time_calls
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 # CPU time of this process (the machine is shared: wall time would include other jobs' turns).
 _clock = time.process_time
 

@@ -15,9 +15,9 @@ refresh, read/write queue sizes; the scheduler is FR-FCFS in both, Ramulator 2.0
 controller has no other), on the DDR4-2400 x8 device (Ramulator ``DDR4_8Gb_x8`` +
 ``DDR4_2400R`` = our MT40A1G8-083E; nRFC set to JEDEC's 350 ns for 8 Gb).
 
-Writes
+Writes (under the working directory; the committed data is what ``--report`` reads)
 
-- ``benchmarks/data/ramulator/reference.csv``: Ramulator's numbers, one row per (trace, setting),
+- ``benchmarks/data/ramulator/reference.csv`` (``--data``): Ramulator's numbers, one row per (trace, setting),
   with Ramulator's commit and every configuration value as plain columns;
 - ``benchmarks/results/ramulator.md``: our simulator against them.
 
@@ -43,10 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data" / "ramulator"  # committed reference data (tests read it)
-CSV_PATH = DATA / "reference.csv"
-TRACE_DIR = DATA / "traces"
+COMMITTED = Path(__file__).resolve().parent / "data" / "ramulator"  # read (tests read it too)
+DATA = Path("benchmarks/data/ramulator")  # --data: regenerated data, under the working directory
 MD_PATH = Path("benchmarks/results/ramulator.md")  # written, under the working directory
 
 N_REQUESTS = 4000
@@ -229,24 +227,24 @@ MemorySystem:
 
 # ----------------------------------------------------------------------------- traces
 
-def trace_path(name: str) -> Path:
-    return TRACE_DIR / f"{name}.trace"
+def trace_path(name: str, data: Path = COMMITTED) -> Path:
+    return data / "traces" / f"{name}.trace"
 
 
-def write_traces() -> None:
-    """Generate every trace of the grid (ours) into ``benchmarks/data/ramulator/traces``."""
+def write_traces(data: Path) -> None:
+    """Generate every trace of the grid (ours) into ``data/traces``."""
     from mlsysgym.simulators.dram_traces import write_trace
 
-    TRACE_DIR.mkdir(parents=True, exist_ok=True)
+    (data / "traces").mkdir(parents=True, exist_ok=True)
     makers = _traces()
     for name in TRACE_NAMES:
-        write_trace(makers[name](), trace_path(name))
+        write_trace(makers[name](), trace_path(name, data))
 
 
-def load_trace(name: str):
+def load_trace(name: str, data: Path = COMMITTED):
     from mlsysgym.simulators.dram_traces import read_trace
 
-    return read_trace(trace_path(name), name=name)
+    return read_trace(trace_path(name, data), name=name)
 
 
 # ----------------------------------------------------------------------------- Ramulator
@@ -255,15 +253,15 @@ _ENERGY = re.compile(r"^\s*total_energy:\s*([-0-9.eE+]+)\s*$", re.MULTILINE)
 _STAT = re.compile(r"^\s*(row_hits_0|row_misses_0|row_conflicts_0):\s*([0-9]+)\s*$", re.MULTILINE)
 
 
-def run_one(binary: Path, trace: str, s: Setting, work: Path) -> dict:
-    """Run Ramulator on one trace x setting; its numbers as a CSV row."""
+def run_one(binary: Path, trace: str, s: Setting, work: Path, data: Path = COMMITTED) -> dict:
+    """Run Ramulator on one trace x setting (the trace in ``data``); its numbers as a CSV row."""
     p = ramulator_params(s)
     cfg = work / f"{trace}_{s.name.replace('/', '_')}.yaml"
     cfg.write_text(_config_yaml(p))
     from mlsysgym.core.limits import run_limited
 
     t0 = time.perf_counter()
-    res = run_limited([str(binary), str(cfg), str(trace_path(trace))], f"Ramulator on {trace}",
+    res = run_limited([str(binary), str(cfg), str(trace_path(trace, data))], f"Ramulator on {trace}",
                       text=True)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
@@ -289,33 +287,33 @@ def run_one(binary: Path, trace: str, s: Setting, work: Path) -> dict:
     return row
 
 
-def time_ramulator(binary: Path, rows: list[dict]) -> np.ndarray:
+def time_ramulator(binary: Path, rows: list[dict], data: Path = COMMITTED) -> np.ndarray:
     """Ramulator's simulation-loop seconds on every row of the committed reference, run now (for
     a speed comparison within one run); the CSV is not rewritten. Fails if a run's latency is not
     the CSV's (a different build)."""
     walls = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in rows:
-            new = run_one(binary, r["trace"], setting_of(r), Path(tmp))
+            new = run_one(binary, r["trace"], setting_of(r), Path(tmp), data)
             if abs(float(new["ram_avg_read_latency_cycles"]) - float(r["ram_avg_read_latency_cycles"])) > 1e-6:
                 raise RuntimeError(f"{binary} does not reproduce the reference on {r['trace']} {r['setting']}")
             walls.append(float(new["ram_sim_wall_s"]))
     return np.array(walls)
 
 
-def run_ramulator(binary: Path, commit: str) -> list[dict]:
+def run_ramulator(binary: Path, commit: str, data: Path) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for trace in TRACE_NAMES:
             for s in settings():
-                row = run_one(binary, trace, s, Path(tmp))
+                row = run_one(binary, trace, s, Path(tmp), data)
                 rows.append({"ramulator_commit": commit, **row})
                 print(f"  {trace:16s} {s.name:34s} lat {row['ram_avg_read_latency_cycles']:8.1f}"
                       f"  end {row['ram_end_cycle']}", flush=True)
     return rows
 
 
-def write_csv(rows: list[dict], path: Path = CSV_PATH) -> None:
+def write_csv(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -323,7 +321,7 @@ def write_csv(rows: list[dict], path: Path = CSV_PATH) -> None:
         w.writerows(rows)
 
 
-def load_reference(path: Path = CSV_PATH) -> list[dict]:
+def load_reference(path: Path = COMMITTED / "reference.csv") -> list[dict]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
 
@@ -345,15 +343,16 @@ def setting_of(row: dict) -> Setting:
     return Setting(row["mapping"], row["page_policy"], row["refresh"], int(row["queue"]))
 
 
-def ours(rows: list[dict], ramulator_like: bool = True) -> dict[str, np.ndarray]:
-    """Our simulator on every (trace, setting) of ``rows``: metrics in the CSV's units
-    (``ramulator_like``: see :func:`our_settings`)."""
+def ours(rows: list[dict], ramulator_like: bool = True,
+         data: Path = COMMITTED) -> dict[str, np.ndarray]:
+    """Our simulator on every (trace, setting) of ``rows`` (the traces in ``data``): metrics in
+    the CSV's units (``ramulator_like``: see :func:`our_settings`)."""
     from mlsysgym.simulators.dram import prepare_trace, simulate
     from mlsysgym.simulators.dram_timing import AddressMapping
 
     dev = device()
     tck = dev.timing.tck_ns
-    traces = {name: load_trace(name) for name in {r["trace"] for r in rows}}
+    traces = {name: load_trace(name, data) for name in {r["trace"] for r in rows}}
     warm = setting_of(rows[0])  # compile (or load) the kernel before timing
     simulate(traces[rows[0]["trace"]], our_codes(warm), dev, settings=our_settings(warm, ramulator_like))
     prepared: dict[tuple[str, str], object] = {}
@@ -434,9 +433,9 @@ def subset(res: dict, rows: list[dict], keep: np.ndarray) -> dict:
     return agreement(sub, cut)
 
 
-def agreement(rows: list[dict], o: dict | None = None) -> dict:
+def agreement(rows: list[dict], o: dict | None = None, data: Path = COMMITTED) -> dict:
     """Median/worst errors per metric, and per-trace rank correlations of the settings."""
-    o = ours(rows) if o is None else o
+    o = ours(rows, data=data) if o is None else o
     t = theirs(rows)
     traces = np.array([r["trace"] for r in rows])
     out: dict = {"ours": o, "theirs": t, "errors": {}, "rho": {}}
@@ -631,20 +630,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commit", default="", help="Ramulator's commit id (recorded in the CSV)")
     ap.add_argument("--report", action="store_true", help="compare against the committed CSV only")
     ap.add_argument("--write-traces", action="store_true", help="regenerate the trace files")
+    ap.add_argument("--data", type=Path, default=DATA,
+                    help="where regenerated traces and the CSV go (and are then read from); "
+                         "without --write-traces or --ramulator the committed data is read")
     ap.add_argument("--time-ramulator", type=Path, help="with --report: time this Ramulator binary on the grid "
                     "now (the speed line), without rewriting the CSV")
     args = ap.parse_args(argv)
-    if args.write_traces or not all(trace_path(n).exists() for n in TRACE_NAMES):
-        write_traces()
+    if not args.report and args.ramulator is None:
+        ap.error("give --ramulator PATH, or --report to use the committed CSV")
+    data = args.data if args.write_traces or not args.report else COMMITTED
+    if args.write_traces or not all(trace_path(n, data).exists() for n in TRACE_NAMES):
+        write_traces(data)
     if not args.report:
-        if args.ramulator is None:
-            ap.error("give --ramulator PATH, or --report to use the committed CSV")
-        rows = run_ramulator(args.ramulator, args.commit)
-        write_csv(rows)
-    rows = load_reference()
-    res = agreement(rows)
-    plain = agreement(rows, ours(rows, ramulator_like=False))
-    ram_wall = time_ramulator(args.time_ramulator, rows) if args.time_ramulator else None
+        write_csv(run_ramulator(args.ramulator, args.commit, data), data / "reference.csv")
+    rows = load_reference(data / "reference.csv")
+    res = agreement(rows, data=data)
+    plain = agreement(rows, ours(rows, ramulator_like=False, data=data))
+    ram_wall = time_ramulator(args.time_ramulator, rows, data) if args.time_ramulator else None
     write_markdown(rows, res, notes=NOTES, plain=plain, ram_wall=ram_wall)
     for k, label in METRICS:
         e, r = res["errors"][k], res["rho"][k]

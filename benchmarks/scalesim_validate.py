@@ -3,9 +3,9 @@
 Creates a separate virtual environment with ``scalesim`` (it needs numpy<2.4; never a project
 dependency), runs it on small GEMM and conv layers (no padding) × the three dataflows × several
 array shapes, once with large buffers and bandwidth (stall-free) and once with small buffers /
-limited bandwidth, and writes
+limited bandwidth, and writes, under the working directory (``--report`` reads the committed CSV)
 
-- ``benchmarks/data/scalesim_reference.csv``: SCALE-Sim's numbers, one row per (config, layer);
+- ``benchmarks/data/scalesim_reference.csv`` (``--csv``): SCALE-Sim's numbers, one row per (config, layer);
 - ``benchmarks/results/scalesim.md``: the agreement table of our model against them.
 
 Usage::
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-CSV_PATH = ROOT / "benchmarks" / "data" / "scalesim_reference.csv"  # committed (tests read it)
+COMMITTED = Path(__file__).resolve().parent / "data" / "scalesim_reference.csv"  # read (tests too)
+CSV_PATH = Path("benchmarks/data/scalesim_reference.csv")  # --csv: a regenerated one, under the cwd
 MD_PATH = Path("benchmarks/results/scalesim.md")  # written, under the working directory
 DEFAULT_VENV = Path(tempfile.gettempdir()) / "mlsysgym-scalesim-venv"
 
@@ -216,7 +216,7 @@ def run_scalesim(py: Path, jobs: int, skip: frozenset[str] = frozenset()) -> lis
 
 
 # ---- comparison -------------------------------------------------------------------------------
-def load_reference(path: Path = CSV_PATH) -> list[dict]:
+def load_reference(path: Path = COMMITTED) -> list[dict]:
     with open(path) as f:
         return list(csv.DictReader(f))
 
@@ -387,7 +387,7 @@ def write_markdown(rows: list[dict], res: dict, path: Path = MD_PATH) -> str:
     return text
 
 
-def write_csv(rows: list[dict], path: Path = CSV_PATH) -> None:
+def write_csv(rows: list[dict], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -404,16 +404,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="run only the configs missing from the reference CSV and add them")
     ap.add_argument("--report", action="store_true",
                     help="skip SCALE-Sim; compare against the committed reference CSV")
+    ap.add_argument("--csv", type=Path, default=CSV_PATH,
+                    help="where a SCALE-Sim run writes the reference CSV (then read from there)")
     args = ap.parse_args(argv)
+    path = COMMITTED if args.report else args.csv
     if not args.report:
         py = ensure_venv(args.venv)
         t0 = time.perf_counter()
-        old = load_reference() if args.append and CSV_PATH.exists() else []
+        old = load_reference(path) if args.append and path.exists() else []
         rows = run_scalesim(py, args.jobs, frozenset(r["name"] for r in old))
         print(f"SCALE-Sim: {len(rows)} layer runs in {time.perf_counter() - t0:.0f} s",
               file=sys.stderr)
-        write_csv(old + rows)
-    rows = load_reference()
+        write_csv(old + rows, path)
+    rows = load_reference(path)
     res = agreement(rows)
     print(write_markdown(rows, res))
     return 0
