@@ -50,7 +50,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # The suite as on an AVX2 CPU without AVX-512 (test-avx2) or on an x86-64-v2 CPU without AVX
-# (test-v2) (qemu-user, 35 min to 2 h each; see .ci/emulate-cpu), less the tests that compare measured
+# (test-v2) (qemu-user, 35-48 min in the recorded runs; see .ci/emulate-cpu), less the tests that compare measured
 # run times (emulated vector code is no faster).
 test-avx2: $(STAMP)
 	.ci/emulate-cpu haswell $(BIN)/python -m pytest -q -m "not measured"
