@@ -63,8 +63,6 @@ from mlsysgym.agents import policies
 from mlsysgym.agents.base import AgentConfigError, Budget, BudgetedProblem, Problem, register_agent
 from mlsysgym.agents.malloc_baselines import (
     actions_for,
-    demoted_actions,
-    mode_actions,
     xla_greedy,
 )
 from mlsysgym.agents.malloc_lns import (
@@ -87,6 +85,7 @@ from mlsysgym.simulators.memory import (
     AllocationState,
     MemoryInstance,
     Placement,
+    demote_for_replay,
     repack_for_replay,
     xla_order,
 )
@@ -539,7 +538,7 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
     return builder, best
 
 
-REPLAY_SHARE = 0.1  # lns_phase: share of the time left kept to replay the LNS's placement
+REPLAY_SHARE = 0.03  # lns_phase: share of the time left kept to replay the LNS's placement
 LNS_JUMP = False  # lns_phase: jumps also within the LNS, a third source of repairs (off)
 WHOLE = True  # lns_phase: the time the LNS leaves (no centre left) to CP-SAT on every buffer
 WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
@@ -563,12 +562,9 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
-    episode took (``info["submit_s"]``, set by :func:`guided_search`) — with its offsets
-    repacked among the env's candidates
-    (:func:`~mlsysgym.simulators.memory.repack_for_replay`; same modes, so the same time), or
-    failing that by :func:`~mlsysgym.agents.malloc_baselines.mode_actions` (or
-    :func:`~mlsysgym.agents.malloc_baselines.demoted_actions` if that finds no episode by
-    two submissions' time before ``deadline``: room for that pass and the submission), submitted
+    episode took (``info["submit_s"]``, set by :func:`guided_search`); then the fastest
+    placement the env can replay among those it kept (:func:`replayable`, searched until two
+    submissions' time before ``deadline``) is submitted
     when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
     are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
     of the draws; the eighteenth design), ``oracle`` (a diagnostic ceiling: the time the
@@ -592,21 +588,23 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     that the env replays with its modes makes the result's status "optimal" (up to CP-SAT's
     time rounding, as the ``cpsat`` agent's)."""
     mp = malloc_of(problem)
+    accepted: list[Placement] = []  # every faster placement kept, in order (so fastest last)
     start_t, placed, found, keep, reserve = _swept(problem, rng, builder, best, deadline,
-                                                   sweep_s, replay_share, jump_tries * JUMP_S)
+                                                   sweep_s, replay_share, jump_tries * JUMP_S,
+                                                   accepted)
     submit_s, end = problem.info.get("submit_s", 0.0), deadline - keep
     if not jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
-                                   score=jump_score, stop_stuck=jump_stop)
+                                   score=jump_score, stop_stuck=jump_stop, accepted=accepted)
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
                        scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score,
                        time_share=time_share, oracle=oracle,
                        size=size or auto_size(mp.instance), grow_to=grow_to,
-                       ranker=potential_rank if rank_potential else None)
+                       ranker=potential_rank if rank_potential else None, accepted=accepted)
     end, deadline = end + info["oracle_s"], deadline + info["oracle_s"]
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
-                                   score=jump_score, stop_stuck=jump_stop)
+                                   score=jump_score, stop_stuck=jump_stop, accepted=accepted)
     left, proved = end - time.perf_counter(), False
     if whole_last and left >= WHOLE_MIN_S:
         lns_placed = placed
@@ -614,29 +612,53 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
                                seed=int(rng.integers(2**31)))  # the same object unless faster
         problem.info["whole"] = ("optimal" if proved else "improved" if placed is not lns_placed
                                  else "none")
+        if placed is not lns_placed:
+            accepted.append(placed)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
                         jump_improvements=jumped + info["jump_improvements"])
-    # actions stays [] (not None) where nothing beat the start episode, already submitted
-    t, actions = total_time(mp.instance, placed.mode), []
-    if t < start_t - 1e-9 * start_t:
-        packed = repack_for_replay(mp.instance, placed, mp.env.order, mp.n_offsets)
-        actions = (actions_for(mp.env, packed) if packed is not None  # room for two passes
-                   else mode_actions(mp.env, placed, deadline=deadline - 2 * submit_s))
-        problem.evaluate_one(episode_design(actions if actions is not None
-                                            else demoted_actions(mp.env, placed)))
-    if proved and actions is not None:  # the env replayed the proved placement's modes
+    replayed = replayable(mp.instance, accepted, start_t, mp.env.order, mp.n_offsets,
+                          deadline=deadline - 2 * submit_s)
+    if replayed is not None:
+        problem.evaluate_one(episode_design(actions_for(mp.env, replayed)))
+    t = total_time(mp.instance, placed.mode)
+    if proved and (t >= start_t - 1e-9 * start_t if replayed is None  # the start: submitted
+                   else np.array_equal(replayed.mode, placed.mode)):
         problem.prove("optimal", bound=(mp.env.all_slow_time_us - t) / mp.env.reward_scale_us,
                       bound_us=t)
+
+
+def replayable(p: MemoryInstance, accepted: list[Placement], start_t: float, order: np.ndarray,
+               n_offsets: int, *, deadline: float) -> Placement | None:
+    """The fastest placement an env (buffers in ``order``, ``n_offsets`` candidate offsets)
+    can replay made from a search's ``accepted`` placements (fastest, the last, first): the first that
+    :func:`~mlsysgym.simulators.memory.repack_for_replay` repacks with its modes (so its time),
+    or failing that the fastest of their
+    :func:`~mlsysgym.simulators.memory.demote_for_replay` tried by ``deadline`` (perf_counter;
+    the last is always tried); None if none is faster than ``start_t`` µs. (The search's
+    offsets need not be among the env's: one buffer moved can leave the last placement
+    unreplayable, and its demoted replay slower than an earlier one.)"""
+    best, best_t = None, start_t - 1e-9 * start_t
+    for i, placed in enumerate(reversed(accepted)):
+        if total_time(p, placed.mode) >= best_t or (i and time.perf_counter() > deadline):
+            break
+        packed = repack_for_replay(p, placed, order, n_offsets)
+        if packed is not None:
+            return packed
+        demoted = demote_for_replay(p, placed, order, n_offsets)
+        t = total_time(p, demoted.mode)
+        if t < best_t:
+            best, best_t = demoted, t
+    return best
 
 
 def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
            best: list[int], deadline: float, sweep_s: float,
            replay_share: float, reserve_s: float = 0.0,
-           ) -> tuple[float, Placement, int, float, float]:
+           accepted: list[Placement] | None = None) -> tuple[float, Placement, int, float, float]:
     """:func:`lns_phase`'s first step: the episode ``best`` as a placement, then the class
     sweep, ending ``reserve_s`` seconds (at most half the time left) before the time kept back
-    for the replay. Returns the episode's time, the swept placement, the classes it improved,
+    for the replay (its improvements appended to ``accepted``). Returns the episode's time, the swept placement, the classes it improved,
     the seconds kept back for the replay and the seconds reserved."""
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
@@ -645,7 +667,8 @@ def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder
     reserve_s = min(reserve_s, 0.5 * (deadline - keep - time.perf_counter()))
     placed, found = (class_sweep(malloc_of(problem).instance, start,
                                  deadline=deadline - keep - reserve_s,
-                                 repair_s=sweep_s, seed=int(rng.integers(2**31)))
+                                 repair_s=sweep_s, seed=int(rng.integers(2**31)),
+                                 accepted=accepted)
                      if sweep_s > 0 else (start, 0))
     return start_t, placed, found, keep, reserve_s
 

@@ -154,6 +154,11 @@ def candidates(p: MemoryInstance, placement: Placement) -> np.ndarray:
     return (p.size <= p.capacity_bytes) & ((memory_boundedness(p) > 0) | (placement.mode != SLOW))
 
 
+def _keep(accepted: list[Placement] | None, placement: Placement) -> None:
+    if accepted is not None:
+        accepted.append(placement)
+
+
 def repair_gain(p: MemoryInstance, placement: Placement, centre: int, rng: np.random.Generator,
                 *, size: int = SIZE, repair_s: float = REPAIR_S) -> float:
     """The fraction of ``placement``'s time that one :func:`repair` of the
@@ -175,15 +180,16 @@ def size_classes(p: MemoryInstance, placement: Placement) -> list[np.ndarray]:
 
 
 def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
-                repair_s: float = SWEEP_S, first_s: float = 0.5,
-                seed: int = 0) -> tuple[Placement, int]:
+                repair_s: float = SWEEP_S, first_s: float = 0.5, seed: int = 0,
+                accepted: list[Placement] | None = None) -> tuple[Placement, int]:
     """A :func:`repair` of each of the :func:`size_classes` in turn until ``deadline``
     (perf_counter), keeping each result that is faster: first ``first_s`` seconds each, then
     ``repair_s`` each for the classes whose first repair ran out of time (less wherever
     ``deadline`` is nearer). Buffers of one size can trade places at the same addresses, so
     CP-SAT re-decides a whole class at once where neighbourhoods in time would need many
     steps; the short first pass keeps a hard class from using the time of easy ones. Returns
-    the best placement and the number of improving repairs."""
+    the best placement and the number of improving repairs; each kept result is also appended
+    to ``accepted``."""
     best, best_t, found = placement, total_time(p, placement.mode), 0
     pending, seconds = size_classes(p, placement), min(first_s, repair_s)
     for _ in range(2 if seconds < repair_s else 1):
@@ -199,14 +205,15 @@ def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
             t = np.inf if new is None else total_time(p, new.mode)
             if t < best_t - 1e-9 * best_t:
                 best, best_t, found = new, t, found + 1
+                _keep(accepted, new)
         pending, seconds = late, repair_s
     return best, found
 
 
 def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
           deadline: float, tries: int, score: Callable[[Placement], np.ndarray] | None = None,
-          size: int = JUMP_SIZE, repair_s: float = JUMP_S,
-          stop_stuck: bool = False) -> tuple[Placement, int]:
+          size: int = JUMP_SIZE, repair_s: float = JUMP_S, stop_stuck: bool = False,
+          accepted: list[Placement] | None = None) -> tuple[Placement, int]:
     """Up to ``tries`` repairs (:func:`repair`, ``repair_s`` each, none starting later than that
     before ``deadline``) of ``size`` :func:`candidates` at once, anywhere in the graph: drawn
     without replacement by the softmax of ``score(placement)`` (per buffer, e.g. a network's
@@ -214,7 +221,7 @@ def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
     ``score``; each faster result kept and the next jump drawn from it (``score`` is asked
     again only then). With ``stop_stuck``, a jump that finds nothing faster in all its time
     is the last (the next would likely be as slow, and as fruitless). Returns the best
-    placement and the number of improving jumps."""
+    placement and the number of improving jumps (each also appended to ``accepted``)."""
     best, best_t, found = placement, total_time(p, placement.mode), 0
     scored = None  # score(best), while best is unchanged
     for _ in range(tries):
@@ -228,6 +235,7 @@ def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
         t = np.inf if new is None else total_time(p, new.mode)
         if t < best_t - 1e-9 * best_t:
             best, best_t, found, scored = new, t, found + 1, None
+            _keep(accepted, new)
         elif stop_stuck and time.perf_counter() - t0 >= 0.9 * repair_s:
             break
     return best, found
@@ -283,7 +291,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         jump_score: Callable[[Placement], np.ndarray] | None = None,
         time_share: bool = False, oracle: int = 0, record: list | None = None,
         ranker: Callable[[np.ndarray], np.ndarray] | None = None,
-        rank_k: int = 4, grow_to: int = 0) -> tuple[Placement, dict[str, float]]:
+        rank_k: int = 4, grow_to: int = 0,
+        accepted: list[Placement] | None = None) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -311,7 +320,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     neighbourhood repaired (the ranker's time is charged). With ``grow_to`` > ``size``, when no
     centre is left the neighbourhoods double in size (up to ``grow_to``) and every centre may
     be drawn again: a placement no small neighbourhood improves may still yield to larger
-    ones, and the small ones are tried first because they are cheap.
+    ones, and the small ones are tried first because they are cheap. Each faster placement
+    kept is also appended to ``accepted``.
     Returns the best placement and ``{"repairs", "improvements", "network_repairs",
     "jump_improvements", "oracle_s", "size"}`` (improvements: by centres; oracle_s: the
     seconds the deadline moved; size: the neighbourhoods' size at the end)."""
@@ -382,6 +392,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
                 saved[k] += (best_t - t) / start_t
                 improvements += 1
             best, best_t, scored = new, t, None
+            _keep(accepted, new)
         elif not leap:
             on[c] = False
             span[c] = p.start[free].min(), p.end[free].max()

@@ -39,6 +39,7 @@ Times are in microseconds (``*_us``), sizes in bytes. Everything per-op is NumPy
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -624,6 +625,29 @@ def placement_to_actions(problem: MemoryInstance, placement: Placement, order: n
     return actions
 
 
+def _pack(problem: MemoryInstance, placement: Placement, order: np.ndarray, n_offsets: int,
+          pick: Callable[[np.ndarray, int], int], demote: bool) -> Placement | None:
+    """``placement``'s modes, buffers placed in ``order`` each at the candidate offset ``pick``
+    chooses (from the offsets and the buffer's own); a buffer with no candidate stays slow with
+    ``demote``, else None."""
+    state = AllocationState(problem)
+    for b in order:
+        m = int(placement.mode[b])
+        if m == SLOW:
+            continue
+        offs, _ = state.candidates(b, m, n_offsets)
+        if offs.size == 0:
+            if demote:
+                continue
+            return None
+        state.place(b, m, int(pick(offs, int(placement.offset[b]))))
+    return state.placement
+
+
+def _nearest(offs: np.ndarray, want: int) -> int:
+    return offs[np.argmin(np.abs(offs - want))]
+
+
 def repack_for_replay(problem: MemoryInstance, placement: Placement, order: np.ndarray,
                       n_offsets: int) -> Placement | None:
     """The same modes with every offset among the env's candidates at its buffer's turn, or None.
@@ -631,23 +655,24 @@ def repack_for_replay(problem: MemoryInstance, placement: Placement, order: np.n
     Tries, in turn: keep the offset if it is a candidate else take the nearest candidate; best
     fit; lowest address; highest address. Modes are unchanged, so the time is unchanged.
     """
-    picks = (lambda offs, want: offs[np.argmin(np.abs(offs - want))],
-             lambda offs, want: offs[0],
-             lambda offs, want: offs.min(),
+    picks = (_nearest, lambda offs, want: offs[0], lambda offs, want: offs.min(),
              lambda offs, want: offs.max())
     for pick in picks:
-        state = AllocationState(problem)
-        for b in order:
-            m = int(placement.mode[b])
-            if m == SLOW:
-                continue
-            offs, _ = state.candidates(b, m, n_offsets)
-            if offs.size == 0:
-                break
-            state.place(b, m, int(pick(offs, int(placement.offset[b]))))
-        else:
-            return state.placement
+        packed = _pack(problem, placement, order, n_offsets, pick, demote=False)
+        if packed is not None:
+            return packed
     return None
+
+
+def demote_for_replay(problem: MemoryInstance, placement: Placement, order: np.ndarray,
+                      n_offsets: int) -> Placement:
+    """A placement the env can replay (``order``, ``n_offsets``) made from ``placement``: each
+    buffer in its mode at the candidate offset nearest its own, slow where none has room (so
+    never faster than ``placement``; as fast where :func:`repack_for_replay`'s first try
+    succeeds)."""
+    packed = _pack(problem, placement, order, n_offsets, _nearest, demote=True)
+    assert packed is not None  # with demote every buffer has a place
+    return packed
 
 
 __all__ = [
@@ -666,6 +691,7 @@ __all__ = [
     "SimulationResult",
     "build_instance",
     "candidate_offsets",
+    "demote_for_replay",
     "free_gaps",
     "memory_boundedness",
     "memory_time",

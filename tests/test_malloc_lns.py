@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from mlsysgym.agents import Budget, search
 from mlsysgym.agents.base import AgentConfigError
-from mlsysgym.agents.malloc_baselines import xla_greedy
+from mlsysgym.agents.learned_malloc import replayable
+from mlsysgym.agents.malloc_baselines import actions_for, xla_greedy
 from mlsysgym.agents.malloc_lns import (
     CENTRE_FEATURES,
     auto_size,
@@ -32,6 +33,7 @@ from mlsysgym.agents.malloc_lns import (
     whole,
 )
 from mlsysgym.agents.problems import make_problem
+from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
 from mlsysgym.simulators.memory import (
     FAST,
@@ -40,10 +42,13 @@ from mlsysgym.simulators.memory import (
     MemorySystem,
     Placement,
     build_instance,
+    demote_for_replay,
+    repack_for_replay,
     validate,
+    xla_order,
 )
 
-from tests.test_learned_malloc import UNIT_KW, greedy_trap
+from tests.test_learned_malloc import UNIT_KW, greedy_trap, replay_checked
 
 
 @pytest.fixture(scope="module")
@@ -380,3 +385,71 @@ def test_lns_repairs_the_centre_its_ranker_scores_best(trap, seed):
         assert total_time(trap, out.mode) == pytest.approx(180.0)
         assert (info["repairs"], info["improvements"]) == (repairs, 1)
     assert seen[0] == 4
+
+
+def replay_trap() -> tuple[MemoryInstance, Placement]:
+    """Ops A (t0, t1 → t2), B (t2, t1 → t3), C (t3, t0 → t4) in a 100-B fast memory, 1 B/µs
+    slow, 4 B/µs fast, no compute; t0 20 B (live A–C), t1 40 B (A–B), t2 10 B (A–B), t3 30 B
+    (B–C), t4 50 B (C). A placement the env cannot replay with one candidate offset (best
+    fit's low end) per buffer: t1 at 21, t0 at 76, t2 at 10, t4 at 19, t3 slow."""
+    sizes = {"t0": 20, "t1": 40, "t2": 10, "t3": 30, "t4": 50}
+    roles = {"t0": Role.INPUT, "t1": Role.INPUT, "t2": Role.ACTIVATION, "t3": Role.ACTIVATION,
+             "t4": Role.OUTPUT}
+    tensors = {t: Tensor(t, (n,), "float8", 1, roles[t]) for t, n in sizes.items()}
+    ops = (Op("A", "Custom", ("t0", "t1"), ("t2",), {}, 0, 0, 0, 0),
+           Op("B", "Custom", ("t2", "t1"), ("t3",), {}, 0, 0, 0, 0),
+           Op("C", "Custom", ("t3", "t0"), ("t4",), {}, 0, 0, 0, 0))
+    inst = build_instance(Graph("replay_trap", ops, tensors, ("t0", "t1"), ("t4",)),
+                          capacity_bytes=100, system=MemorySystem(**UNIT_KW))
+    return inst, placed(inst, {"t1": 21, "t0": 76, "t2": 10, "t4": 19})
+
+
+def placed(inst: MemoryInstance, offsets: dict[str, int]) -> Placement:
+    """The buffers named in ``offsets`` fast at those offsets, the others slow."""
+    mode, offset = np.full(inst.n_buffers, SLOW, np.int8), np.full(inst.n_buffers, -1, np.int64)
+    for name, at in offsets.items():
+        mode[inst.index(name)], offset[inst.index(name)] = FAST, at
+    return Placement(mode, offset)
+
+
+def fast_at(inst: MemoryInstance, placement: Placement) -> dict[str, int]:
+    """The fast buffers' offsets by name (``placed``'s inverse)."""
+    return {inst.buffer_names[b]: int(placement.offset[b])
+            for b in np.flatnonzero(placement.mode != SLOW)}
+
+
+def test_demoted_replay_and_the_fastest_replayable_placement_by_hand():
+    # all slow: A 20 + 40 + 10, B 10 + 40 + 30, C 30 + 20 + 50 = 250 µs. The placement: A 5 + 10
+    # + 2.5, B 2.5 + 10 + 30, C 30 + 5 + 12.5 = 107.5. Replayed in XLA order (t1, t3, t0, t4,
+    # t2) at best fit's low end: t1 at 0, t0 at 40 (its live range's gap is [40, 100)), then
+    # t4 at C finds [0, 40) and [60, 100), 40 B each: it stays slow (C 30 + 5 + 50: 145 µs);
+    # t2 at 60. An earlier placement, t1 at 0, t2 at 40, t4 at 0 (t0 slow): A 20 + 10 + 2.5, B
+    # 42.5, C 30 + 20 + 12.5 = 137.5 µs, and the env replays it as it is.
+    inst, fast = replay_trap()
+    order = xla_order(inst)
+    assert [inst.buffer_names[b] for b in order] == ["t1", "t3", "t0", "t4", "t2"]
+    validate(inst, fast)
+    assert total_time(inst, fast.mode) == pytest.approx(107.5)
+    assert repack_for_replay(inst, fast, order, 1) is None
+    demoted = demote_for_replay(inst, fast, order, 1)
+    assert fast_at(inst, demoted) == {"t0": 40, "t1": 0, "t2": 60}
+    assert total_time(inst, demoted.mode) == pytest.approx(145.0)
+    env = MallocGameEnv(problem=inst, n_offsets=1)
+    assert replay_checked(env, actions_for(env, demoted)) == pytest.approx(145.0)
+    earlier = placed(inst, {"t1": 0, "t2": 40, "t4": 0})
+    assert total_time(inst, earlier.mode) == pytest.approx(137.5)
+    soon = time.perf_counter() + 10
+
+    def best(accepted: list[Placement], start_t: float, n_offsets: int = 1,
+             deadline: float = soon) -> dict[str, int] | None:
+        out = replayable(inst, accepted, start_t, order, n_offsets, deadline=deadline)
+        return None if out is None else fast_at(inst, out)
+
+    assert best([earlier, fast], 250.0) == {"t1": 0, "t2": 40, "t4": 0}
+    assert best([fast], 250.0) == fast_at(inst, demoted)
+    assert best([earlier, fast], 130.0) is None  # neither beats the start
+    # past the deadline only the last (fastest) placement is tried
+    assert best([earlier, fast], 250.0, deadline=0.0) == fast_at(inst, demoted)
+    # with both ends of each gap offered: t1 0 (of 0, 60), t0 80 (of 40, 80), t4 in [0, 80) at
+    # 30 (of 0, 30; nearest its 19), t2 40 (of 40, 70): every buffer keeps its mode
+    assert best([fast], 250.0, n_offsets=2) == {"t0": 80, "t1": 0, "t2": 40, "t4": 30}

@@ -10,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from mlsysgym.cli import main
+from mlsysgym.commands.solve_cmds import time_limit_hp
 
 pytest.importorskip("ortools")
 
@@ -138,3 +139,13 @@ def test_cpsat_that_runs_out_of_time_still_answers(capsys):
                  "--time-limit", "8")
     assert out["evaluations"] == 1 and out["status"] in ("optimal", "feasible")
     assert out["bound_us"] <= out["makespan_us"] <= heft["makespan_us"] + 1e-6
+
+
+def test_learned_malloc_agents_get_the_whole_time_limit():
+    # they keep the time to score their answer themselves; CP-SAT gets 75 % - 2 s (its model
+    # is built outside its solver's limit); an agent without time_limit_s gets none
+    assert time_limit_hp("learned", "malloc", 10.0) == {"time_limit_s": 10.0}
+    assert time_limit_hp("learned_no_network", "malloc", 2.5) == {"time_limit_s": 2.5}
+    assert time_limit_hp("cpsat", "malloc", 10.0) == {"time_limit_s": 5.5}
+    assert time_limit_hp("cpsat", "scheduling", 4.0) == {"time_limit_s": 1.0}
+    assert time_limit_hp("xla_greedy", "malloc", 10.0) == {}

@@ -3,7 +3,8 @@
 WORKLOAD is a zoo model name, a split workload name (``mlsysgym list workloads --split
 test``) or an ONNX file. The agent runs through the one agent API (``search`` with a
 ``Budget(seconds=--time-limit)``; an agent that takes ``time_limit_s`` gets 75 % − 2 s of
-it, the rest kept to score its answer) and the
+it, the rest kept to score its answer, except mallocGame's ``learned`` and
+``learned_no_network``, which keep that time themselves and get all of it) and the
 answer is its best design's objective: ``time_us`` (mallocGame) or ``makespan_us``
 (scheduling), with the wall time, the proof status and bound (CP-SAT's, or mallocGame's
 ``learned`` where it proved its placement optimal), and the target fingerprint id.
@@ -26,6 +27,9 @@ KINDS = {"malloc": "malloc", "schedule": "scheduling"}
 OBJECTIVE = {"malloc": "time_us", "schedule": "makespan_us"}
 HEURISTIC = {"malloc": "xla_greedy", "schedule": "heft"}
 DEFAULT_TIME_LIMIT_S = 10.0
+# (agent, kind) whose time_limit_s bounds the whole run, its answer's scoring included (they
+# stop at 95 % of it less the time to replay and submit): they get the whole --time-limit
+WHOLE_RUN_LIMIT = {("learned", "malloc"), ("learned_no_network", "malloc")}
 
 
 def register(group: Any) -> None:
@@ -100,10 +104,14 @@ def _agent(args: argparse.Namespace) -> str:
     return name
 
 
-def _takes_time_limit(agent: str, kind: str) -> bool:
+def time_limit_hp(agent: str, kind: str, seconds: float) -> dict[str, float]:
+    """The ``time_limit_s`` hyperparameter ``agent`` gets of a ``seconds`` budget: all of it
+    in :data:`WHOLE_RUN_LIMIT`, else :func:`inner_limit_s`'s share; none if it takes none."""
     from mlsysgym.agents.base import agent_function
 
-    return "time_limit_s" in inspect.signature(agent_function(agent, kind)).parameters
+    if "time_limit_s" not in inspect.signature(agent_function(agent, kind)).parameters:
+        return {}
+    return {"time_limit_s": seconds if (agent, kind) in WHOLE_RUN_LIMIT else inner_limit_s(seconds)}
 
 
 def inner_limit_s(seconds: float) -> float:
@@ -129,8 +137,7 @@ def solve(args: argparse.Namespace) -> dict[str, Any]:
 
     problem, about = _problem(args)
     agent = _agent(args)
-    hp = {"time_limit_s": inner_limit_s(args.time_limit)} \
-        if _takes_time_limit(agent, KINDS[args.what]) else {}
+    hp = time_limit_hp(agent, KINDS[args.what], args.time_limit)
     result = search(agent, problem, Budget(seconds=args.time_limit), seed=args.seed, **hp)
     ok = [i for i in range(result.n_evaluations) if not result.failed[i]]
     if not ok:
