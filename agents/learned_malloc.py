@@ -68,6 +68,7 @@ from mlsysgym.agents.malloc_baselines import (
 from mlsysgym.agents.malloc_lns import (
     JUMP_S,
     SWEEP_S,
+    Replay,
     auto_size,
     class_sweep,
     lns,
@@ -85,8 +86,6 @@ from mlsysgym.simulators.memory import (
     AllocationState,
     MemoryInstance,
     Placement,
-    demote_for_replay,
-    repack_for_replay,
     xla_order,
 )
 
@@ -547,6 +546,7 @@ TIME_SHARE = True  # lns_phase: the centre sources' shares are of the LNS's time
 RANK_POTENTIAL = True  # lns_phase: uniform centres the best of four by their potential
 LNS_SIZE = 0  # lns_phase: buffers per neighbourhood; 0: malloc_lns.auto_size (20 or 40)
 GROW_TO = 0  # lns_phase: no centre left, the neighbourhoods double up to this size (0: never)
+REPLAYABLE_ONLY = False  # lns_phase: keep only placements the env can replay (Replay.only)
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
@@ -558,13 +558,14 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
               time_share: bool = TIME_SHARE, oracle: int = 0,
               rank_potential: bool = RANK_POTENTIAL, size: int = LNS_SIZE,
-              grow_to: int = GROW_TO) -> None:
+              grow_to: int = GROW_TO, replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
     episode took (``info["submit_s"]``, set by :func:`guided_search`); then the fastest
-    placement the env can replay among those it kept (:func:`replayable`, searched until two
-    submissions' time before ``deadline``) is submitted
+    placement the env can replay among those it kept
+    (:meth:`~mlsysgym.agents.malloc_lns.Replay.best`, searched until two submissions' time
+    before ``deadline``; with ``replayable_only`` it keeps only such placements) is submitted
     when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
     are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
     of the draws; the eighteenth design), ``oracle`` (a diagnostic ceiling: the time the
@@ -588,23 +589,23 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     that the env replays with its modes makes the result's status "optimal" (up to CP-SAT's
     time rounding, as the ``cpsat`` agent's)."""
     mp = malloc_of(problem)
-    accepted: list[Placement] = []  # every faster placement kept, in order (so fastest last)
+    replay = Replay(mp.env.order, mp.n_offsets, only=replayable_only)
     start_t, placed, found, keep, reserve = _swept(problem, rng, builder, best, deadline,
                                                    sweep_s, replay_share, jump_tries * JUMP_S,
-                                                   accepted)
+                                                   replay)
     submit_s, end = problem.info.get("submit_s", 0.0), deadline - keep
     if not jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
-                                   score=jump_score, stop_stuck=jump_stop, accepted=accepted)
+                                   score=jump_score, stop_stuck=jump_stop, replay=replay)
     placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
                        scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score,
                        time_share=time_share, oracle=oracle,
                        size=size or auto_size(mp.instance), grow_to=grow_to,
-                       ranker=potential_rank if rank_potential else None, accepted=accepted)
+                       ranker=potential_rank if rank_potential else None, replay=replay)
     end, deadline = end + info["oracle_s"], deadline + info["oracle_s"]
     if jumps_last:
         placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
-                                   score=jump_score, stop_stuck=jump_stop, accepted=accepted)
+                                   score=jump_score, stop_stuck=jump_stop, replay=replay)
     left, proved = end - time.perf_counter(), False
     if whole_last and left >= WHOLE_MIN_S:
         lns_placed = placed
@@ -613,12 +614,11 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
         problem.info["whole"] = ("optimal" if proved else "improved" if placed is not lns_placed
                                  else "none")
         if placed is not lns_placed:
-            accepted.append(placed)
+            replay.kept.append(placed)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
                         jump_improvements=jumped + info["jump_improvements"])
-    replayed = replayable(mp.instance, accepted, start_t, mp.env.order, mp.n_offsets,
-                          deadline=deadline - 2 * submit_s)
+    replayed = replay.best(mp.instance, start_t, deadline=deadline - 2 * submit_s)
     if replayed is not None:
         problem.evaluate_one(episode_design(actions_for(mp.env, replayed)))
     t = total_time(mp.instance, placed.mode)
@@ -628,37 +628,13 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
                       bound_us=t)
 
 
-def replayable(p: MemoryInstance, accepted: list[Placement], start_t: float, order: np.ndarray,
-               n_offsets: int, *, deadline: float) -> Placement | None:
-    """The fastest placement an env (buffers in ``order``, ``n_offsets`` candidate offsets)
-    can replay made from a search's ``accepted`` placements (fastest, the last, first): the first that
-    :func:`~mlsysgym.simulators.memory.repack_for_replay` repacks with its modes (so its time),
-    or failing that the fastest of their
-    :func:`~mlsysgym.simulators.memory.demote_for_replay` tried by ``deadline`` (perf_counter;
-    the last is always tried); None if none is faster than ``start_t`` µs. (The search's
-    offsets need not be among the env's: one buffer moved can leave the last placement
-    unreplayable, and its demoted replay slower than an earlier one.)"""
-    best, best_t = None, start_t - 1e-9 * start_t
-    for i, placed in enumerate(reversed(accepted)):
-        if total_time(p, placed.mode) >= best_t or (i and time.perf_counter() > deadline):
-            break
-        packed = repack_for_replay(p, placed, order, n_offsets)
-        if packed is not None:
-            return packed
-        demoted = demote_for_replay(p, placed, order, n_offsets)
-        t = total_time(p, demoted.mode)
-        if t < best_t:
-            best, best_t = demoted, t
-    return best
-
-
 def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
            best: list[int], deadline: float, sweep_s: float,
            replay_share: float, reserve_s: float = 0.0,
-           accepted: list[Placement] | None = None) -> tuple[float, Placement, int, float, float]:
+           replay: Replay | None = None) -> tuple[float, Placement, int, float, float]:
     """:func:`lns_phase`'s first step: the episode ``best`` as a placement, then the class
     sweep, ending ``reserve_s`` seconds (at most half the time left) before the time kept back
-    for the replay (its improvements appended to ``accepted``). Returns the episode's time, the swept placement, the classes it improved,
+    for the replay (``replay``: as the sweep's). Returns the episode's time, the swept placement, the classes it improved,
     the seconds kept back for the replay and the seconds reserved."""
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
@@ -668,7 +644,7 @@ def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder
     placed, found = (class_sweep(malloc_of(problem).instance, start,
                                  deadline=deadline - keep - reserve_s,
                                  repair_s=sweep_s, seed=int(rng.integers(2**31)),
-                                 accepted=accepted)
+                                 replay=replay)
                      if sweep_s > 0 else (start, 0))
     return start_t, placed, found, keep, reserve_s
 
@@ -708,7 +684,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE,
                    jump_network: bool = True, oracle: int = 0,
                    rank_potential: bool = RANK_POTENTIAL, lns_size: int = LNS_SIZE,
-                   lns_grow_to: int = GROW_TO) -> None:
+                   lns_grow_to: int = GROW_TO, replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -733,8 +709,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
     LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``,
-    ``rank_potential``: as :func:`lns_phase`'s, ``lns_size`` and ``lns_grow_to`` as its
-    ``size`` and ``grow_to``; without ``jump_network`` the jumps' buffers are drawn uniformly,
+    ``rank_potential``, ``replayable_only``: as :func:`lns_phase`'s, ``lns_size`` and
+    ``lns_grow_to`` as its ``size`` and ``grow_to``; without ``jump_network`` the jumps' buffers are drawn uniformly,
     as the ablation's: the network then picks LNS centres only). ``oracle`` = k > 1 is a
     diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
     of k uniformly drawn centres' repairs, charged the time of that one
@@ -784,7 +760,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                   jump_score=jump_score if jump_net is not None else None,
                   jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last,
                   jump_stop=jump_stop, time_share=time_share, oracle=oracle,
-                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to)
+                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to,
+                  replayable_only=replayable_only)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1
@@ -803,12 +780,14 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
                       time_share: bool = TIME_SHARE,
                       rank_potential: bool = RANK_POTENTIAL, lns_size: int = LNS_SIZE,
-                      lns_grow_to: int = GROW_TO) -> None:
+                      lns_grow_to: int = GROW_TO,
+                      replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
-    ``whole_last``, ``jump_stop``, ``rank_potential``, ``lns_size``, ``lns_grow_to`` as
+    ``whole_last``, ``jump_stop``, ``rank_potential``, ``lns_size``, ``lns_grow_to``,
+    ``replayable_only`` as
     there; ``time_share`` is accepted for ``--off`` runs and changes nothing here: its
     centres have one source)."""
     _check_limit(time_limit_s)
@@ -824,7 +803,8 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
                   jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump,
                   whole_last=whole_last, jump_stop=jump_stop, time_share=time_share,
-                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to)
+                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to,
+                  replayable_only=replayable_only)
 
 
 def _check_sweep(seconds: float) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 from mlsysgym.simulators.memory import (
@@ -28,15 +29,39 @@ from mlsysgym.simulators.memory import (
     SLOW,
     MemoryInstance,
     Placement,
+    demote_for_replay,
     free_gaps,
     memory_boundedness,
     memory_time,
+    repack_for_replay,
 )
 
-__all__ = ["CENTRE_FEATURES", "REPAIR_S", "SIZE", "SMALL_BELOW", "SMALL_SIZE", "SWEEP_S",
-           "auto_size", "candidates", "centre_features", "centre_state", "class_sweep",
-           "jump_buffers", "jumps", "lns", "neighbourhood", "next_source", "potential_rank",
-           "repair", "repair_gain", "size_classes", "total_time", "uniform_share", "whole"]
+__all__ = [
+    "CENTRE_FEATURES",
+    "REPAIR_S",
+    "SIZE",
+    "SMALL_BELOW",
+    "SMALL_SIZE",
+    "SWEEP_S",
+    "Replay",
+    "auto_size",
+    "candidates",
+    "centre_features",
+    "centre_state",
+    "class_sweep",
+    "jump_buffers",
+    "jumps",
+    "lns",
+    "neighbourhood",
+    "next_source",
+    "potential_rank",
+    "repair",
+    "repair_gain",
+    "size_classes",
+    "total_time",
+    "uniform_share",
+    "whole",
+]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SIZE = 40  # lns: buffers re-decided per neighbourhood ...
@@ -154,9 +179,62 @@ def candidates(p: MemoryInstance, placement: Placement) -> np.ndarray:
     return (p.size <= p.capacity_bytes) & ((memory_boundedness(p) > 0) | (placement.mode != SLOW))
 
 
-def _keep(accepted: list[Placement] | None, placement: Placement) -> None:
-    if accepted is not None:
-        accepted.append(placement)
+@dataclass
+class Replay:
+    """How an env replays placements — buffers in ``order``, each fast one at one of
+    ``n_offsets`` candidate offsets at its turn — and the placements a search kept (``kept``,
+    in order, so the fastest last). With ``only``, the search keeps only placements the env
+    can replay: a faster repair is taken as the env replays it (:meth:`replayed`)."""
+
+    order: np.ndarray
+    n_offsets: int
+    only: bool = False
+    kept: list[Placement] = field(default_factory=list)
+
+    def replayed(self, p: MemoryInstance, placement: Placement) -> Placement:
+        """``placement`` as the env can replay it: repacked with its modes
+        (:func:`~mlsysgym.simulators.memory.repack_for_replay`, so its time), else demoted where
+        no candidate offset has room (:func:`~mlsysgym.simulators.memory.demote_for_replay`)."""
+        return (repack_for_replay(p, placement, self.order, self.n_offsets)
+                or demote_for_replay(p, placement, self.order, self.n_offsets))
+
+    def best(self, p: MemoryInstance, start_t: float, *, deadline: float) -> Placement | None:
+        """The fastest placement the env can replay made from :attr:`kept` (the last first):
+        the first that repacks with its modes (so its time), or failing that the fastest
+        demoted one of those tried by ``deadline`` (perf_counter; the last is always tried);
+        None if none is faster than ``start_t`` µs. (A search's offsets need not be among the
+        env's: one buffer moved can leave the last placement unreplayable, and its demoted
+        replay slower than an earlier one.)"""
+        best, best_t = None, start_t - 1e-9 * start_t
+        for i, placed in enumerate(reversed(self.kept)):
+            if total_time(p, placed.mode) >= best_t or (i and time.perf_counter() > deadline):
+                break
+            packed = repack_for_replay(p, placed, self.order, self.n_offsets)
+            if packed is not None:
+                return packed
+            demoted = demote_for_replay(p, placed, self.order, self.n_offsets)
+            t = total_time(p, demoted.mode)
+            if t < best_t:
+                best, best_t = demoted, t
+        return best
+
+
+def _scored(p: MemoryInstance, new: Placement | None, best_t: float,
+            replay: Replay | None) -> tuple[Placement | None, float]:
+    """A repair's result and its time (inf for None); with ``replay.only`` and faster than
+    ``best_t``, as the env replays it."""
+    if new is None:
+        return None, np.inf
+    t = total_time(p, new.mode)
+    if replay is not None and replay.only and t < best_t:
+        new = replay.replayed(p, new)
+        t = total_time(p, new.mode)
+    return new, t
+
+
+def _keep(replay: Replay | None, placement: Placement) -> None:
+    if replay is not None:
+        replay.kept.append(placement)
 
 
 def repair_gain(p: MemoryInstance, placement: Placement, centre: int, rng: np.random.Generator,
@@ -181,15 +259,15 @@ def size_classes(p: MemoryInstance, placement: Placement) -> list[np.ndarray]:
 
 def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
                 repair_s: float = SWEEP_S, first_s: float = 0.5, seed: int = 0,
-                accepted: list[Placement] | None = None) -> tuple[Placement, int]:
+                replay: Replay | None = None) -> tuple[Placement, int]:
     """A :func:`repair` of each of the :func:`size_classes` in turn until ``deadline``
     (perf_counter), keeping each result that is faster: first ``first_s`` seconds each, then
     ``repair_s`` each for the classes whose first repair ran out of time (less wherever
     ``deadline`` is nearer). Buffers of one size can trade places at the same addresses, so
     CP-SAT re-decides a whole class at once where neighbourhoods in time would need many
     steps; the short first pass keeps a hard class from using the time of easy ones. Returns
-    the best placement and the number of improving repairs; each kept result is also appended
-    to ``accepted``."""
+    the best placement and the number of improving repairs (``replay``: each result kept is
+    recorded there and, with ``replay.only``, taken as the env replays it)."""
     best, best_t, found = placement, total_time(p, placement.mode), 0
     pending, seconds = size_classes(p, placement), min(first_s, repair_s)
     for _ in range(2 if seconds < repair_s else 1):
@@ -202,10 +280,10 @@ def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
             new = repair(p, best, cls, seconds=min(seconds, left), seed=seed)
             if time.perf_counter() - t0 >= 0.9 * seconds:
                 late.append(cls)
-            t = np.inf if new is None else total_time(p, new.mode)
+            new, t = _scored(p, new, best_t, replay)
             if t < best_t - 1e-9 * best_t:
                 best, best_t, found = new, t, found + 1
-                _keep(accepted, new)
+                _keep(replay, new)
         pending, seconds = late, repair_s
     return best, found
 
@@ -213,7 +291,7 @@ def class_sweep(p: MemoryInstance, placement: Placement, *, deadline: float,
 def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
           deadline: float, tries: int, score: Callable[[Placement], np.ndarray] | None = None,
           size: int = JUMP_SIZE, repair_s: float = JUMP_S, stop_stuck: bool = False,
-          accepted: list[Placement] | None = None) -> tuple[Placement, int]:
+          replay: Replay | None = None) -> tuple[Placement, int]:
     """Up to ``tries`` repairs (:func:`repair`, ``repair_s`` each, none starting later than that
     before ``deadline``) of ``size`` :func:`candidates` at once, anywhere in the graph: drawn
     without replacement by the softmax of ``score(placement)`` (per buffer, e.g. a network's
@@ -221,7 +299,7 @@ def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
     ``score``; each faster result kept and the next jump drawn from it (``score`` is asked
     again only then). With ``stop_stuck``, a jump that finds nothing faster in all its time
     is the last (the next would likely be as slow, and as fruitless). Returns the best
-    placement and the number of improving jumps (each also appended to ``accepted``)."""
+    placement and the number of improving jumps (``replay``: as :func:`class_sweep`'s)."""
     best, best_t, found = placement, total_time(p, placement.mode), 0
     scored = None  # score(best), while best is unchanged
     for _ in range(tries):
@@ -232,10 +310,10 @@ def jumps(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *,
         t0 = time.perf_counter()
         new = repair(p, best, jump_buffers(p, best, rng, scored, size), seconds=repair_s,
                      seed=int(rng.integers(2**31)))
-        t = np.inf if new is None else total_time(p, new.mode)
+        new, t = _scored(p, new, best_t, replay)
         if t < best_t - 1e-9 * best_t:
             best, best_t, found, scored = new, t, found + 1, None
-            _keep(accepted, new)
+            _keep(replay, new)
         elif stop_stuck and time.perf_counter() - t0 >= 0.9 * repair_s:
             break
     return best, found
@@ -292,7 +370,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         time_share: bool = False, oracle: int = 0, record: list | None = None,
         ranker: Callable[[np.ndarray], np.ndarray] | None = None,
         rank_k: int = 4, grow_to: int = 0,
-        accepted: list[Placement] | None = None) -> tuple[Placement, dict[str, float]]:
+        replay: Replay | None = None) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -320,8 +398,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     neighbourhood repaired (the ranker's time is charged). With ``grow_to`` > ``size``, when no
     centre is left the neighbourhoods double in size (up to ``grow_to``) and every centre may
     be drawn again: a placement no small neighbourhood improves may still yield to larger
-    ones, and the small ones are tried first because they are cheap. Each faster placement
-    kept is also appended to ``accepted``.
+    ones, and the small ones are tried first because they are cheap. ``replay``: as
+    :func:`class_sweep`'s.
     Returns the best placement and ``{"repairs", "improvements", "network_repairs",
     "jump_improvements", "oracle_s", "size"}`` (improvements: by centres; oracle_s: the
     seconds the deadline moved; size: the neighbourhoods' size at the end)."""
@@ -379,7 +457,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             repairs, network = repairs + 1, network + k
         else:
             break
-        t = np.inf if new is None else total_time(p, new.mode)
+        new, t = _scored(p, new, best_t, replay)
         if t < best_t - 1e-9 * best_t:
             changed = np.flatnonzero((new.mode != best.mode) | (new.offset != best.offset))
             aside = np.flatnonzero(cand & ~on)
@@ -392,7 +470,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
                 saved[k] += (best_t - t) / start_t
                 improvements += 1
             best, best_t, scored = new, t, None
-            _keep(accepted, new)
+            _keep(replay, new)
         elif not leap:
             on[c] = False
             span[c] = p.start[free].min(), p.end[free].max()

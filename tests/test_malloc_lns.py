@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from mlsysgym.agents import Budget, search
 from mlsysgym.agents.base import AgentConfigError
-from mlsysgym.agents.learned_malloc import replayable
 from mlsysgym.agents.malloc_baselines import actions_for, xla_greedy
 from mlsysgym.agents.malloc_lns import (
     CENTRE_FEATURES,
+    Replay,
     auto_size,
     candidates,
     centre_features,
@@ -440,9 +440,9 @@ def test_demoted_replay_and_the_fastest_replayable_placement_by_hand():
     assert total_time(inst, earlier.mode) == pytest.approx(137.5)
     soon = time.perf_counter() + 10
 
-    def best(accepted: list[Placement], start_t: float, n_offsets: int = 1,
+    def best(kept: list[Placement], start_t: float, n_offsets: int = 1,
              deadline: float = soon) -> dict[str, int] | None:
-        out = replayable(inst, accepted, start_t, order, n_offsets, deadline=deadline)
+        out = Replay(order, n_offsets, kept=kept).best(inst, start_t, deadline=deadline)
         return None if out is None else fast_at(inst, out)
 
     assert best([earlier, fast], 250.0) == {"t1": 0, "t2": 40, "t4": 0}
@@ -453,3 +453,27 @@ def test_demoted_replay_and_the_fastest_replayable_placement_by_hand():
     # with both ends of each gap offered: t1 0 (of 0, 60), t0 80 (of 40, 80), t4 in [0, 80) at
     # 30 (of 0, 30; nearest its 19), t2 40 (of 40, 70): every buffer keeps its mode
     assert best([fast], 250.0, n_offsets=2) == {"t0": 80, "t1": 0, "t2": 40, "t4": 30}
+    # replayed as the env can: the demoted placement with one offset, repacked with two
+    assert fast_at(inst, Replay(order, 1).replayed(inst, fast)) == fast_at(inst, demoted)
+    assert fast_at(inst, Replay(order, 2).replayed(inst, fast)) == best([fast], 250.0, 2)
+
+
+def test_with_replay_only_the_lns_keeps_placements_the_env_replays():
+    # every buffer fast is the optimum: op A 70 B, B 100, C 100 at 0.25 µs -> 62.5 µs (t0 0,
+    # t3 20, t4 50, t1 50, t2 90). With one candidate offset the env cannot replay it: t1 0,
+    # t3 40, t0 70, then t4 finds 40-B gaps at C. A neighbourhood of all five buffers finds it;
+    # with Replay.only the LNS keeps only placements the env replays as they are
+    inst, _ = replay_trap()
+    order = xla_order(inst)
+    start = placed(inst, {})
+    for only in (False, True):
+        replay = Replay(order, 1, only=only)
+        best, _ = lns(inst, start, np.random.default_rng(0), deadline=time.perf_counter() + 5,
+                      size=5, replay=replay)
+        times = [total_time(inst, k.mode) for k in replay.kept]
+        assert replay.kept and replay.kept[-1] is best and times == sorted(times, reverse=True)
+        replayed = [repack_for_replay(inst, k, order, 1) is not None for k in replay.kept]
+        if only:
+            assert all(replayed) and total_time(inst, best.mode) > 62.5
+        else:
+            assert total_time(inst, best.mode) == pytest.approx(62.5) and not replayed[-1]
