@@ -26,6 +26,7 @@ from mlsysgym.simulators.memory import (
     AllocationState,
     MemoryInstance,
     Placement,
+    demote_for_replay,
     memory_boundedness,
     placement_to_actions,
     repack_for_replay,
@@ -301,18 +302,9 @@ def mode_actions(env, placement: Placement, max_nodes: int = 20_000,
 
 def demoted_actions(env, placement: Placement) -> list[int]:
     """An episode that follows ``placement``'s modes, each at the env's candidate offset
-    nearest its own, and leaves slow a buffer that finds no room (so at most its time)."""
-    env.reset()
-    actions = []
-    for b in env.order:
-        m, want = int(placement.mode[b]), int(placement.offset[b])
-        base = 1 + (env.n_offsets if m == PREFETCH else 0)
-        mask = env.action_masks()
-        cands = [a for a in range(base, base + env.n_offsets) if m != SLOW and mask[a]]
-        a = min(cands, key=lambda a: abs(env.decode(a)[1] - want)) if cands else 0
-        env.step(a)
-        actions.append(a)
-    return actions
+    nearest its own, and leaves slow a buffer that finds no room (so at most its time):
+    :func:`~mlsysgym.simulators.memory.demote_for_replay` as actions."""
+    return actions_for(env, demote_for_replay(env.problem, placement, env.order, env.n_offsets))
 
 
 def heuristic_actions(env) -> list[int]:
