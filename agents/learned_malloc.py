@@ -566,8 +566,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     placement the env can replay among those it kept
     (:meth:`~mlsysgym.agents.malloc_lns.Replay.best`, searched until two submissions' time
     before ``deadline``; with ``replayable_only`` it keeps only such placements) is submitted
-    when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres
-    are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
+    when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
     of the draws; the eighteenth design), ``oracle`` (a diagnostic ceiling: the time the
     LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
     drawn centre the best of four draws by
@@ -633,9 +632,10 @@ def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder
            replay_share: float, reserve_s: float = 0.0,
            replay: Replay | None = None) -> tuple[float, Placement, int, float, float]:
     """:func:`lns_phase`'s first step: the episode ``best`` as a placement, then the class
-    sweep, ending ``reserve_s`` seconds (at most half the time left) before the time kept back
-    for the replay (``replay``: as the sweep's). Returns the episode's time, the swept placement, the classes it improved,
-    the seconds kept back for the replay and the seconds reserved."""
+    sweep (``replay``: as :func:`~mlsysgym.agents.malloc_lns.class_sweep`'s), ending
+    ``reserve_s`` seconds (at most half the time left) before the time kept back for the
+    replay. Returns the episode's time, the swept placement, the classes it improved, the
+    seconds kept back for the replay and the seconds reserved."""
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
     keep = max(replay_share * (deadline - time.perf_counter()),
@@ -710,8 +710,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
     LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``,
     ``rank_potential``, ``replayable_only``: as :func:`lns_phase`'s, ``lns_size`` and
-    ``lns_grow_to`` as its ``size`` and ``grow_to``; without ``jump_network`` the jumps' buffers are drawn uniformly,
-    as the ablation's: the network then picks LNS centres only). ``oracle`` = k > 1 is a
+    ``lns_grow_to`` as its ``size`` and ``grow_to``; without ``jump_network`` the jumps'
+    buffers are drawn uniformly, as the ablation's: the network then picks LNS centres only). ``oracle`` = k > 1 is a
     diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
     of k uniformly drawn centres' repairs, charged the time of that one
     (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""
@@ -787,8 +787,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
     ``whole_last``, ``jump_stop``, ``rank_potential``, ``lns_size``, ``lns_grow_to``,
-    ``replayable_only`` as
-    there; ``time_share`` is accepted for ``--off`` runs and changes nothing here: its
+    ``replayable_only`` as there; ``time_share`` is accepted for ``--off`` runs and changes nothing here: its
     centres have one source)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)

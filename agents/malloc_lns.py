@@ -36,32 +36,10 @@ from mlsysgym.simulators.memory import (
     repack_for_replay,
 )
 
-__all__ = [
-    "CENTRE_FEATURES",
-    "REPAIR_S",
-    "SIZE",
-    "SMALL_BELOW",
-    "SMALL_SIZE",
-    "SWEEP_S",
-    "Replay",
-    "auto_size",
-    "candidates",
-    "centre_features",
-    "centre_state",
-    "class_sweep",
-    "jump_buffers",
-    "jumps",
-    "lns",
-    "neighbourhood",
-    "next_source",
-    "potential_rank",
-    "repair",
-    "repair_gain",
-    "size_classes",
-    "total_time",
-    "uniform_share",
-    "whole",
-]
+__all__ = ["CENTRE_FEATURES", "REPAIR_S", "SIZE", "SMALL_BELOW", "SMALL_SIZE", "SWEEP_S", "Replay",
+           "auto_size", "candidates", "centre_features", "centre_state", "class_sweep",
+           "jump_buffers", "jumps", "lns", "neighbourhood", "next_source", "potential_rank",
+           "repair", "repair_gain", "size_classes", "total_time", "uniform_share", "whole"]
 
 RESOLUTION = 1e8  # times in units of all-slow time / RESOLUTION (as cpsat_optimum's)
 SIZE = 40  # lns: buffers re-decided per neighbourhood ...
