@@ -477,3 +477,18 @@ def test_with_replay_only_the_lns_keeps_placements_the_env_replays():
             assert all(replayed) and total_time(inst, best.mode) > 62.5
         else:
             assert total_time(inst, best.mode) == pytest.approx(62.5) and not replayed[-1]
+
+
+def test_cpsat_replay_loss_summary_by_hand():
+    from benchmark_scripts import load_script
+
+    summary = load_script("cpsat_replay_loss.py").summary
+    rows = [{"status": "optimal", "replayed": True, "lost_points": 0.0},
+            {"status": "feasible", "replayed": False, "lost_points": 0.3},
+            {"status": "feasible", "replayed": True, "lost_points": 0.0},
+            {"status": "unknown", "replayed": False, "lost_points": 0.9}]
+    # 4 instances, 3 not proved, 2 replays failed; 1.2 / 4 = 0.3 over all, 1.2 / 3 = 0.4 over
+    # those not proved; largest 0.9
+    assert summary(rows) == pytest.approx({
+        "instances": 4, "unproved": 3, "replay_failed": 2, "mean_lost_points": 0.3,
+        "mean_lost_points_unproved": 0.4, "max_lost_points": 0.9})
