@@ -29,11 +29,10 @@ from mlsysgym.simulators.memory import (
     SLOW,
     MemoryInstance,
     Placement,
-    demote_for_replay,
     free_gaps,
     memory_boundedness,
     memory_time,
-    repack_for_replay,
+    replay_placement,
 )
 
 __all__ = ["CENTRE_FEATURES", "REPAIR_S", "SIZE", "SMALL_BELOW", "SMALL_SIZE", "SWEEP_S", "Replay",
@@ -170,15 +169,14 @@ class Replay:
     kept: list[Placement] = field(default_factory=list)
 
     def replayed(self, p: MemoryInstance, placement: Placement) -> Placement:
-        """``placement`` as the env can replay it: repacked with its modes
-        (:func:`~mlsysgym.simulators.memory.repack_for_replay`, so its time), else demoted where
-        no candidate offset has room (:func:`~mlsysgym.simulators.memory.demote_for_replay`)."""
-        return (repack_for_replay(p, placement, self.order, self.n_offsets)
-                or demote_for_replay(p, placement, self.order, self.n_offsets))
+        """``placement`` as the env can replay it
+        (:func:`~mlsysgym.simulators.memory.replay_placement`: with its modes, so its time,
+        else demoted where no candidate offset has room)."""
+        return replay_placement(p, placement, self.order, self.n_offsets)
 
     def best(self, p: MemoryInstance, start_t: float, *, deadline: float) -> Placement | None:
         """The fastest placement the env can replay made from :attr:`kept` (the last first):
-        the first that repacks with its modes (so its time), or failing that the fastest
+        the first that replays with its modes (so its time), or failing that the fastest
         demoted one of those tried by ``deadline`` (perf_counter; the last is always tried);
         None if none is faster than ``start_t`` µs. (A search's offsets need not be among the
         env's: one buffer moved can leave the last placement unreplayable, and its demoted
@@ -187,13 +185,12 @@ class Replay:
         for i, placed in enumerate(reversed(self.kept)):
             if total_time(p, placed.mode) >= best_t or (i and time.perf_counter() > deadline):
                 break
-            packed = repack_for_replay(p, placed, self.order, self.n_offsets)
-            if packed is not None:
-                return packed
-            demoted = demote_for_replay(p, placed, self.order, self.n_offsets)
-            t = total_time(p, demoted.mode)
+            replayed = self.replayed(p, placed)
+            if np.array_equal(replayed.mode, placed.mode):
+                return replayed
+            t = total_time(p, replayed.mode)
             if t < best_t:
-                best, best_t = demoted, t
+                best, best_t = replayed, t
         return best
 
 

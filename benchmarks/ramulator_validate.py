@@ -632,18 +632,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-traces", action="store_true", help="regenerate the trace files")
     ap.add_argument("--data", type=Path, default=DATA,
                     help="where regenerated traces and the CSV go (and are then read from); "
-                         "without --write-traces or --ramulator the committed data is read")
+                         "--report reads the committed CSV, and the committed traces unless "
+                         "--write-traces")
     ap.add_argument("--time-ramulator", type=Path, help="with --report: time this Ramulator binary on the grid "
                     "now (the speed line), without rewriting the CSV")
     args = ap.parse_args(argv)
     if not args.report and args.ramulator is None:
         ap.error("give --ramulator PATH, or --report to use the committed CSV")
+    # traces: the committed ones unless regenerated (always under --data, never next to this
+    # file); the CSV: the committed one with --report, else the one this run writes
     data = args.data if args.write_traces or not args.report else COMMITTED
     if args.write_traces or not all(trace_path(n, data).exists() for n in TRACE_NAMES):
+        data = args.data
         write_traces(data)
+    csv_path = COMMITTED / "reference.csv" if args.report else args.data / "reference.csv"
     if not args.report:
-        write_csv(run_ramulator(args.ramulator, args.commit, data), data / "reference.csv")
-    rows = load_reference(data / "reference.csv")
+        write_csv(run_ramulator(args.ramulator, args.commit, data), csv_path)
+    rows = load_reference(csv_path)
     res = agreement(rows, data=data)
     plain = agreement(rows, ours(rows, ramulator_like=False, data=data))
     ram_wall = time_ramulator(args.time_ramulator, rows, data) if args.time_ramulator else None

@@ -648,6 +648,12 @@ def _nearest(offs: np.ndarray, want: int) -> int:
     return offs[np.argmin(np.abs(offs - want))]
 
 
+# repack_for_replay's tries: the nearest candidate (the offset itself if it is one), best fit,
+# lowest address, highest address
+_PICKS = (_nearest, lambda offs, want: offs[0], lambda offs, want: offs.min(),
+          lambda offs, want: offs.max())
+
+
 def repack_for_replay(problem: MemoryInstance, placement: Placement, order: np.ndarray,
                       n_offsets: int) -> Placement | None:
     """The same modes with every offset among the env's candidates at its buffer's turn, or None.
@@ -655,9 +661,7 @@ def repack_for_replay(problem: MemoryInstance, placement: Placement, order: np.n
     Tries, in turn: keep the offset if it is a candidate else take the nearest candidate; best
     fit; lowest address; highest address. Modes are unchanged, so the time is unchanged.
     """
-    picks = (_nearest, lambda offs, want: offs[0], lambda offs, want: offs.min(),
-             lambda offs, want: offs.max())
-    for pick in picks:
+    for pick in _PICKS:
         packed = _pack(problem, placement, order, n_offsets, pick, demote=False)
         if packed is not None:
             return packed
@@ -673,6 +677,21 @@ def demote_for_replay(problem: MemoryInstance, placement: Placement, order: np.n
     packed = _pack(problem, placement, order, n_offsets, _nearest, demote=True)
     assert packed is not None  # with demote every buffer has a place
     return packed
+
+
+def replay_placement(problem: MemoryInstance, placement: Placement, order: np.ndarray,
+                     n_offsets: int) -> Placement:
+    """``placement`` as the env (``order``, ``n_offsets``) can replay it: with its modes where
+    one of :func:`repack_for_replay`'s tries fits every buffer (so its time), else
+    :func:`demote_for_replay`'s (its first try, with the buffers that find no room slow)."""
+    demoted = demote_for_replay(problem, placement, order, n_offsets)
+    if np.array_equal(demoted.mode, placement.mode):
+        return demoted
+    for pick in _PICKS[1:]:
+        packed = _pack(problem, placement, order, n_offsets, pick, demote=False)
+        if packed is not None:
+            return packed
+    return demoted
 
 
 __all__ = [
@@ -697,6 +716,7 @@ __all__ = [
     "memory_time",
     "placement_to_actions",
     "repack_for_replay",
+    "replay_placement",
     "simulate",
     "validate",
     "violations",

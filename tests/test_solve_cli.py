@@ -78,8 +78,8 @@ def test_cpsat_proves_the_hand_computed_makespan(tmp_path, capsys):
                                            helper.make_node("Relu", ["x"], ["b"]),
                                            helper.make_node("Add", ["a", "b"], ["y"])],
                   [_vec("x", n)], [_vec("y", n)])
-    # 0.5 s here; the budget is for emulated older CPUs (.ci/emulate-cpu), 20-50x slower, where
-    # 20 s was not always enough. CP-SAT stops once it has proved the optimum
+    # 0.5 s here; the budget is for emulated older CPUs (.ci/emulate-cpu: 19 s alone under
+    # nehalem), where 20 s was not always enough. CP-SAT stops once it has proved the optimum
     out = _solve(capsys, "schedule", path, "--platform", "quad_core", "--agent", "cpsat",
                  "--time-limit", "60")
     assert out["objective"] == "makespan_us" and out["ops"] == 3
