@@ -638,6 +638,8 @@ def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder
     seconds kept back for the replay and the seconds reserved."""
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
+    if replay is not None:
+        replay.last = start  # an episode: the env replays it
     keep = max(replay_share * (deadline - time.perf_counter()),
                4.0 * problem.info.get("submit_s", 0.0))
     reserve_s = min(reserve_s, 0.5 * (deadline - keep - time.perf_counter()))

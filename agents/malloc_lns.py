@@ -167,12 +167,15 @@ class Replay:
     n_offsets: int
     only: bool = False
     kept: list[Placement] = field(default_factory=list)
+    last: Placement | None = None  # the last placement replayed: the next replay starts from it
 
     def replayed(self, p: MemoryInstance, placement: Placement) -> Placement:
         """``placement`` as the env can replay it
         (:func:`~mlsysgym.simulators.memory.replay_placement`: with its modes, so its time,
-        else demoted where no candidate offset has room)."""
-        return replay_placement(p, placement, self.order, self.n_offsets)
+        else demoted where no candidate offset has room), placing again only what can differ
+        from the last one replayed."""
+        self.last = replay_placement(p, placement, self.order, self.n_offsets, self.last)
+        return self.last
 
     def best(self, p: MemoryInstance, start_t: float, *, deadline: float) -> Placement | None:
         """The fastest placement the env can replay made from :attr:`kept` (the last first):

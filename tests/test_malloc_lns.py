@@ -37,6 +37,7 @@ from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.ir.graph import Graph, Op, Role, Tensor
 from mlsysgym.simulators.memory import (
     FAST,
+    PREFETCH,
     SLOW,
     MemoryInstance,
     MemorySystem,
@@ -456,6 +457,38 @@ def test_demoted_replay_and_the_fastest_replayable_placement_by_hand():
     # replayed as the env can: the demoted placement with one offset, repacked with two
     assert fast_at(inst, Replay(order, 1).replayed(inst, fast)) == fast_at(inst, demoted)
     assert fast_at(inst, Replay(order, 2).replayed(inst, fast)) == best([fast], 250.0, 2)
+
+
+def test_a_replay_from_a_base_is_the_full_replay():
+    # demote_for_replay from a base the env replays places again only the buffers whose
+    # candidates can differ; it must give the full pass's placement. By hand on the replay trap
+    # (the demoted placement of the test above: t1 0, t0 40, t2 60), from three bases; then on
+    # resnet18 with prefetch for random changes of a replayed placement, each result the next base
+    inst, fast = replay_trap()
+    order = xla_order(inst)
+    demoted = demote_for_replay(inst, fast, order, 1)
+    for base in (demoted, placed(inst, {"t1": 0, "t2": 40, "t4": 0}), Placement.all_slow(inst)):
+        assert fast_at(inst, demote_for_replay(inst, fast, order, 1, base)) == {"t0": 40, "t1": 0,
+                                                                               "t2": 60}
+    problem = make_problem({"name": "malloc", "model": "resnet18", "capacity": 0.15,
+                            "n_offsets": 4, "prefetch": 2})
+    p, order, rng = problem.instance, problem.env.order, np.random.default_rng(0)
+    base = demote_for_replay(p, xla_greedy(p, order).placement, order, 4)
+    demoted_modes = moved_others = 0
+    for _ in range(60):
+        mode, offset = base.mode.copy(), base.offset.copy()
+        for b in rng.choice(p.n_buffers, int(rng.integers(1, 8)), replace=False):
+            mode[b] = rng.choice([SLOW, FAST, PREFETCH] if p.prefetchable[b] else [SLOW, FAST])
+            offset[b] = rng.integers(0, max(p.capacity_bytes - p.size[b], 0) + 1)
+        new = Placement(mode, np.where(mode == SLOW, -1, offset))
+        full = demote_for_replay(p, new, order, 4)
+        got = demote_for_replay(p, new, order, 4, base)
+        assert np.array_equal(got.mode, full.mode) and fast_at(p, got) == fast_at(p, full)
+        demoted_modes += not np.array_equal(got.mode, new.mode)
+        same = (new.mode == base.mode) & (new.offset == base.offset) & (new.mode != SLOW)
+        moved_others += bool(np.any(got.offset[same] != base.offset[same]))
+        base = got
+    assert demoted_modes > 10 and moved_others > 10  # both kinds of change were exercised
 
 
 def test_with_replay_only_the_lns_keeps_placements_the_env_replays():
