@@ -83,10 +83,10 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
     budget = Budget(seconds=seconds + 30)
     if agent in ("learned", "learned_no_network"):
         hp["time_limit_s"] = seconds
-        if off:
-            hp[off] = False
         own = inspect.signature(no_network_malloc).parameters
         hp.update((k, v) for k, v in options if agent == "learned" or k in own)
+        if off:  # after the options: the other arm of a --set NAME=true run
+            hp[off] = False
     elif agent == "cpsat":  # the solver's limit; the budget leaves room to build and replay
         hp["time_limit_s"] = seconds
         budget = Budget(seconds=(seconds + 60.0) / 0.9)
