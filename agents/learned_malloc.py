@@ -546,7 +546,7 @@ TIME_SHARE = True  # lns_phase: the centre sources' shares are of the LNS's time
 RANK_POTENTIAL = True  # lns_phase: uniform centres the best of four by their potential
 LNS_SIZE = 0  # lns_phase: buffers per neighbourhood; 0: malloc_lns.auto_size (20 or 40)
 GROW_TO = 0  # lns_phase: no centre left, the neighbourhoods double up to this size (0: never)
-REPLAYABLE_ONLY = False  # lns_phase: keep only placements the env can replay (Replay.only)
+REPLAYABLE_ONLY = True  # lns_phase: keep only placements the env can replay (Replay.only)
 
 
 def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
