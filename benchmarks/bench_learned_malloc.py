@@ -137,6 +137,11 @@ def instance_names(works: list[Any], caps: tuple[float, ...]) -> list[str]:
     return [MallocInstanceSpec(w, c).name for w in works for c in caps]
 
 
+def after_name(args: argparse.Namespace) -> str | None:
+    """The name of the evaluation ``--after`` follows (``fresh12``, ``fresh12_large``), or None."""
+    return args.after and args.after + ("_large" if args.large else "")
+
+
 def validate(args: argparse.Namespace) -> dict[str, Any]:
     """Both agents on the validation split (interleaved per instance and seed): the rows, the
     difference learned − ablation and, with ``args.baseline``, each agent against its rows
@@ -154,10 +159,14 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
         if args.workloads or args.split != "validation" or args.baseline or args.capacities:
             raise SystemExit("--after NAME: the set's test instances and rows; no --workloads, "
                              "--split, --capacities or --baseline")
-        evaluated = RECORDED / f"learned_malloc_{args.after}.jsonl"
+        evaluated = RECORDED / f"learned_malloc_{after_name(args)}.jsonl"
         if not evaluated.exists():
             raise SystemExit(f"--after {args.after}: its evaluation has not run ({evaluated} missing)")
-        caps, works = workloads.TEST_CAPACITY_SETS[args.after], workloads.split("test")
+        caps = workloads.TEST_CAPACITY_SETS[args.after]
+        works = ([workloads.workload(w) for w in workloads.LARGE_TEST_WORKLOADS] if args.large
+                 else workloads.split("test"))
+    elif args.large:
+        raise SystemExit("--validation --large needs --after NAME")
     names = instance_names(works, caps)
     agents = ("learned", "learned_no_network")
     offs = (None, args.off) if args.off else (None,)
@@ -501,8 +510,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
                     choices=sorted(workloads.TEST_CAPACITY_SETS), metavar="NAME",
                     help="a fresh test set (workloads.TEST_CAPACITY_SETS; default fresh), all primary")
     ap.add_argument("--large", action="store_true",
-                    help="with --fresh: the large test graphs (workloads.LARGE_TEST_WORKLOADS) "
-                         "at that set's capacities instead of the test workloads")
+                    help="with --fresh (or --validation --after): the large test graphs "
+                         "(workloads.LARGE_TEST_WORKLOADS) at that set's capacities instead of "
+                         "the test workloads")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--reuse-note", default="", help="what the report says of reused rows")
     ap.add_argument("--load-note", default="not recorded in the rows",
@@ -540,7 +550,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.validation:
-        out = args.out.with_name(f"learned_malloc_{args.after or 'validation'}_{args.tag}_"
+        out = args.out.with_name(f"learned_malloc_{after_name(args) or 'validation'}_{args.tag}_"
                                  f"{args.seconds:g}s.json")
         out.write_text(json.dumps(validate(args), indent=1) + "\n")
         print(out.read_text()[:1500])

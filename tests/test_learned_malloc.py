@@ -256,6 +256,11 @@ def test_validation_bench_runs_a_test_set_only_after_its_evaluation(tmp_path, mo
     monkeypatch.setattr(bench, "RECORDED", tmp_path)
     with pytest.raises(SystemExit, match="its evaluation has not run"):
         bench.validate(bench._args(["--validation", "--after", "fresh12"]))
+    (tmp_path / "learned_malloc_fresh12.jsonl").write_text("")  # not the large graphs' rows
+    with pytest.raises(SystemExit, match="fresh12_large.jsonl missing"):
+        bench.validate(bench._args(["--validation", "--after", "fresh12", "--large"]))
+    with pytest.raises(SystemExit, match="--large needs --after"):
+        bench.validate(bench._args(["--validation", "--large"]))
 
 
 def test_claims_after_an_evaluation_by_hand():
