@@ -690,8 +690,8 @@ def _pack_from(problem: MemoryInstance, placement: Placement, order: np.ndarray,
     offsets depend only on the fast buffers placed before it whose residencies overlap its own,
     so only the buffers ``placement`` decides differently from ``base``, and those after one
     whose result differs with an overlapping residency, are placed again (in ``order``); the
-    others keep base's offsets (after one LNS repair 0.3-4 ms against the full pass's 7-17 ms on
-    graphs of 574-1,156 buffers; BENCHMARKS.md)."""
+    others keep base's offsets (after one LNS repair 0.3-4.1 ms against the full pass's
+    7.4-17.3 ms on graphs of 574-1,156 buffers; BENCHMARKS.md)."""
     p = problem
     pos = np.empty(p.n_buffers, np.int64)
     pos[order] = np.arange(p.n_buffers)
