@@ -261,16 +261,22 @@ AgentFn = Callable[..., None]  # agent(problem: BudgetedProblem, rng: np.random.
 AGENTS: dict[str, AgentFn] = {}                # name → its design-space (else first) implementation
 AGENT_KINDS: dict[str, tuple[str, ...]] = {}   # name → the problem kinds it searches
 _IMPLEMENTATIONS: dict[tuple[str, str], AgentFn] = {}
+_WHOLE_RUN: set[tuple[str, str]] = set()      # (name, kind) whose time_limit_s bounds the whole run
 
 
-def register_agent(name: str, kinds: Sequence[str] = ("design",)) -> Callable[[AgentFn], AgentFn]:
+def register_agent(name: str, kinds: Sequence[str] = ("design",), *,
+                   whole_run: bool = False) -> Callable[[AgentFn], AgentFn]:
     """Decorator: make an agent function available to :func:`search` under ``name``, for
     problems of the given ``kinds`` (``"design"``: any design space; ``"malloc"``,
     ``"scheduling"``, ...: one sequential problem family; ``"episode"``: any env's episodes).
-    One name may have one implementation per kind (e.g. ``cpsat`` for malloc and scheduling)."""
+    One name may have one implementation per kind (e.g. ``cpsat`` for malloc and scheduling).
+    ``whole_run``: its ``time_limit_s`` bounds the whole run, the scoring of its answer
+    included (:func:`bounds_whole_run`)."""
     def wrap(fn: AgentFn) -> AgentFn:
         for kind in kinds:
             _IMPLEMENTATIONS[(name, kind)] = fn
+            if whole_run:
+                _WHOLE_RUN.add((name, kind))
         if "design" in kinds or name not in AGENTS:  # the design-space one if there is one
             AGENTS[name] = fn
         AGENT_KINDS[name] = tuple(sorted(set(AGENT_KINDS.get(name, ())) | set(kinds)))
@@ -284,6 +290,13 @@ def agent_function(agent: str, kind: str) -> AgentFn | None:
     if fn is None and kind != "design":
         fn = _IMPLEMENTATIONS.get((agent, "episode"))
     return fn
+
+
+def bounds_whole_run(agent: str, kind: str) -> bool:
+    """Whether ``agent``'s ``time_limit_s`` on a problem of ``kind`` bounds its whole run, the
+    scoring of its answer included (registered with ``whole_run=True``); otherwise a caller
+    with a hard deadline must keep time back for what the agent does outside its limit."""
+    return (agent, kind) in _WHOLE_RUN
 
 
 def implementations(agent: str) -> dict[str, AgentFn]:

@@ -674,7 +674,7 @@ LNS_SHARE = 0.8
 JUMPS = 3  # jumps per run (fourteenth design), their seconds kept from the class sweep
 
 
-@register_agent("learned", kinds=("malloc",))
+@register_agent("learned", kinds=("malloc",), whole_run=True)
 def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
@@ -773,7 +773,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                   if rescore else None, adopt=adopt, defer=scores < 0 if prune else None)
 
 
-@register_agent("learned_no_network", kinds=("malloc",))
+@register_agent("learned_no_network", kinds=("malloc",), whole_run=True)
 def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
                       lns_share: float = LNS_SHARE, adopt: bool = True,

@@ -7,6 +7,7 @@ import json
 
 import onnx
 import pytest
+from mlsysgym.agents.base import bounds_whole_run
 from onnx import TensorProto, helper
 
 from mlsysgym.cli import main
@@ -144,8 +145,10 @@ def test_cpsat_that_runs_out_of_time_still_answers(capsys):
 
 
 def test_learned_malloc_agents_get_the_whole_time_limit():
-    # they keep the time to score their answer themselves; CP-SAT gets 75 % - 2 s (its model
-    # is built outside its solver's limit); an agent without time_limit_s gets none
+    # they keep the time to score their answer themselves (declared when registered, no name
+    # special-cased in the CLI); CP-SAT gets 75 % - 2 s (its model is built outside its
+    # solver's limit); an agent without time_limit_s gets none
+    assert bounds_whole_run("learned", "malloc") and not bounds_whole_run("cpsat", "malloc")
     assert time_limit_hp("learned", "malloc", 10.0) == {"time_limit_s": 10.0}
     assert time_limit_hp("learned_no_network", "malloc", 2.5) == {"time_limit_s": 2.5}
     assert time_limit_hp("cpsat", "malloc", 10.0) == {"time_limit_s": 5.5}

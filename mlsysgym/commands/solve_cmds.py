@@ -27,9 +27,6 @@ KINDS = {"malloc": "malloc", "schedule": "scheduling"}
 OBJECTIVE = {"malloc": "time_us", "schedule": "makespan_us"}
 HEURISTIC = {"malloc": "xla_greedy", "schedule": "heft"}
 DEFAULT_TIME_LIMIT_S = 10.0
-# (agent, kind) whose time_limit_s bounds the whole run, its answer's scoring included (they
-# stop at 95 % of it less the time to replay and submit): they get the whole --time-limit
-WHOLE_RUN_LIMIT = {("learned", "malloc"), ("learned_no_network", "malloc")}
 
 
 def register(group: Any) -> None:
@@ -106,12 +103,13 @@ def _agent(args: argparse.Namespace) -> str:
 
 def time_limit_hp(agent: str, kind: str, seconds: float) -> dict[str, float]:
     """The ``time_limit_s`` hyperparameter ``agent`` gets of a ``seconds`` budget: all of it
-    in :data:`WHOLE_RUN_LIMIT`, else :func:`inner_limit_s`'s share; none if it takes none."""
-    from mlsysgym.agents.base import agent_function
+    if it bounds its whole run (:func:`~mlsysgym.agents.base.bounds_whole_run`), else
+    :func:`inner_limit_s`'s share; none if it takes none."""
+    from mlsysgym.agents.base import agent_function, bounds_whole_run
 
     if "time_limit_s" not in inspect.signature(agent_function(agent, kind)).parameters:
         return {}
-    return {"time_limit_s": seconds if (agent, kind) in WHOLE_RUN_LIMIT else inner_limit_s(seconds)}
+    return {"time_limit_s": seconds if bounds_whole_run(agent, kind) else inner_limit_s(seconds)}
 
 
 def inner_limit_s(seconds: float) -> float:
