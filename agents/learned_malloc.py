@@ -31,10 +31,8 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
   around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly,
   half the time each at first, then each way in proportion to the time its repairs have
   saved per second on this instance, as shares of the LNS's seconds, not of its draws (the
-  eighteenth design: drawn by count, the network's slower repairs took most of the time;
-  with ``order_moves``, the local search's moves by the move policy's score, below, instead
-  of XLA order); each jump's 100 buffers are drawn by
-  the jump policy's scores of the placement at hand (``agents/policies/malloc_jump_gnn.onnx``:
+  eighteenth design: drawn by count, the network's slower repairs took most of the time);
+  each jump's 100 buffers are drawn by the jump policy's scores of the placement at hand (``agents/policies/malloc_jump_gnn.onnx``:
   the same network trained on which buffers CP-SAT's better placement re-decides where the
   ablation's LNS starts, ``train_malloc_policy --moves differ``);
 * ``learned_no_network`` — the moves in XLA order, all centres and jump buffers uniformly:
@@ -538,14 +536,12 @@ def guided_search(problem: BudgetedProblem, rng: np.random.Generator, scores: np
 
 
 REPLAY_SHARE = 0.03  # lns_phase: share of the time left kept to replay the LNS's placement
-LNS_JUMP = False  # lns_phase: jumps also within the LNS, a third source of repairs (off)
 WHOLE = True  # lns_phase: the time the LNS leaves (no centre left) to CP-SAT on every buffer
 WHOLE_MIN_S = 0.5  # ... if at least this many seconds are left
 JUMP_STOP = True  # lns_phase: a fruitless jump that used all its time ends the jumps
 TIME_SHARE = True  # lns_phase: the centre sources' shares are of the LNS's time, not its draws
 RANK_POTENTIAL = True  # lns_phase: uniform centres the best of four by their potential
 LNS_SIZE = 0  # lns_phase: buffers per neighbourhood; 0: malloc_lns.auto_size (20 or 40)
-GROW_TO = 0  # lns_phase: no centre left, the neighbourhoods double up to this size (0: never)
 REPLAYABLE_ONLY = True  # lns_phase: keep only placements the env can replay (Replay.only)
 
 
@@ -554,11 +550,10 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               mix: float = 0.5, adapt: bool = True, sweep_s: float = SWEEP_S,
               replay_share: float = REPLAY_SHARE, jump_tries: int = 0,
               jump_score: Callable[[Placement], np.ndarray] | None = None,
-              jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
               whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
               time_share: bool = TIME_SHARE, oracle: int = 0,
               rank_potential: bool = RANK_POTENTIAL, size: int = LNS_SIZE,
-              grow_to: int = GROW_TO, replayable_only: bool = REPLAYABLE_ONLY) -> None:
+              replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -566,21 +561,18 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     placement the env can replay among those it kept
     (:meth:`~mlsysgym.agents.malloc_lns.Replay.best`, searched until two submissions' time
     before ``deadline``; with ``replayable_only`` it keeps only such placements) is submitted
-    when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres are drawn (None: uniformly), as there, and ``time_share`` (their shares of the time, not
-    of the draws; the eighteenth design), ``oracle`` (a diagnostic ceiling: the time the
-    LNS's oracle is not charged moves ``deadline`` too), ``rank_potential`` (each uniformly
-    drawn centre the best of four draws by
-    :func:`~mlsysgym.agents.malloc_lns.potential_rank`), ``size`` (buffers per
-    neighbourhood; 0: :func:`~mlsysgym.agents.malloc_lns.auto_size`'s) and ``grow_to`` (the
-    size doubles up to it when no centre is left). With ``sweep_s`` > 0 the LNS starts after
-    a :func:`~mlsysgym.agents.malloc_lns.class_sweep` (each size class re-decided at once;
-    ``sweep_s`` seconds for the classes that need more than the first pass's 0.5 s). Then up
-    to ``jump_tries`` :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their
-    buffers are drawn; None: uniformly), their seconds kept from the sweep (with
-    ``jumps_last``: after the LNS instead, their seconds kept from the sweep and the LNS;
-    with ``jump_stop``, a jump that finds nothing faster in all its second is the last).
-    With ``lns_jump`` (off by default; validation only) the LNS draws jumps too
-    (``malloc_lns.lns``'s ``jump``). With ``whole_last``, the time the LNS leaves when no
+    when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres are drawn (None:
+    uniformly), as there, and ``time_share`` (their shares of the time, not of the draws; the
+    eighteenth design), ``oracle`` (a diagnostic ceiling: the time the LNS's oracle is not
+    charged moves ``deadline`` too), ``rank_potential`` (each uniformly drawn centre the best
+    of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`) and ``size``
+    (buffers per neighbourhood; 0: :func:`~mlsysgym.agents.malloc_lns.auto_size`'s). With
+    ``sweep_s`` > 0 the LNS starts after a :func:`~mlsysgym.agents.malloc_lns.class_sweep`
+    (each size class re-decided at once; ``sweep_s`` seconds for the classes that need more
+    than the first pass's 0.5 s). Then up to ``jump_tries``
+    :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their buffers are drawn;
+    None: uniformly), their seconds kept from the sweep (with ``jump_stop``, a jump that
+    finds nothing faster in all its second is the last). With ``whole_last``, the time the LNS leaves when no
     centre is left (at least :data:`WHOLE_MIN_S`) goes to CP-SAT on every buffer at once,
     hinted with its placement (:func:`~mlsysgym.agents.malloc_lns.whole`).
     ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements,
@@ -589,22 +581,16 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     time rounding, as the ``cpsat`` agent's)."""
     mp = malloc_of(problem)
     replay = Replay(mp.env.order, mp.n_offsets, only=replayable_only)
-    start_t, placed, found, keep, reserve = _swept(problem, rng, builder, best, deadline,
-                                                   sweep_s, replay_share, jump_tries * JUMP_S,
-                                                   replay)
+    start_t, placed, found, keep = _swept(problem, rng, builder, best, deadline, sweep_s,
+                                          replay_share, jump_tries * JUMP_S, replay)
     submit_s, end = problem.info.get("submit_s", 0.0), deadline - keep
-    if not jumps_last:
-        placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
-                                   score=jump_score, stop_stuck=jump_stop, replay=replay)
-    placed, info = lns(mp.instance, placed, rng, deadline=end - reserve if jumps_last else end,
-                       scores=scores, mix=mix, adapt=adapt, jump=lns_jump, jump_score=jump_score,
-                       time_share=time_share, oracle=oracle,
-                       size=size or auto_size(mp.instance), grow_to=grow_to,
+    placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
+                               score=jump_score, stop_stuck=jump_stop, replay=replay)
+    placed, info = lns(mp.instance, placed, rng, deadline=end, scores=scores, mix=mix,
+                       adapt=adapt, time_share=time_share, oracle=oracle,
+                       size=size or auto_size(mp.instance),
                        ranker=potential_rank if rank_potential else None, replay=replay)
     end, deadline = end + info["oracle_s"], deadline + info["oracle_s"]
-    if jumps_last:
-        placed, jumped = lns_jumps(mp.instance, placed, rng, deadline=end, tries=jump_tries,
-                                   score=jump_score, stop_stuck=jump_stop, replay=replay)
     left, proved = end - time.perf_counter(), False
     if whole_last and left >= WHOLE_MIN_S:
         lns_placed = placed
@@ -616,7 +602,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
             replay.kept.append(placed)
     problem.info.update(repairs=info["repairs"], repair_improvements=info["improvements"],
                         network_repairs=info["network_repairs"], class_improvements=found,
-                        jump_improvements=jumped + info["jump_improvements"])
+                        jump_improvements=jumped)
     replayed = replay.best(mp.instance, start_t, deadline=deadline - 2 * submit_s)
     if replayed is not None:
         problem.evaluate_one(episode_design(actions_for(mp.env, replayed)))
@@ -630,12 +616,12 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
 def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder,
            best: list[int], deadline: float, sweep_s: float,
            replay_share: float, reserve_s: float = 0.0,
-           replay: Replay | None = None) -> tuple[float, Placement, int, float, float]:
+           replay: Replay | None = None) -> tuple[float, Placement, int, float]:
     """:func:`lns_phase`'s first step: the episode ``best`` as a placement, then the class
     sweep (``replay``: as :func:`~mlsysgym.agents.malloc_lns.class_sweep`'s), ending
     ``reserve_s`` seconds (at most half the time left) before the time kept back for the
-    replay. Returns the episode's time, the swept placement, the classes it improved, the
-    seconds kept back for the replay and the seconds reserved."""
+    replay (for the jumps that follow). Returns the episode's time, the swept placement, the
+    classes it improved and the seconds kept back for the replay."""
     builder.run(GREEDY, prefix=best)
     start, start_t = builder.state.placement, builder.state.total_us
     if replay is not None:
@@ -648,7 +634,7 @@ def _swept(problem: BudgetedProblem, rng: np.random.Generator, builder: _Builder
                                  repair_s=sweep_s, seed=int(rng.integers(2**31)),
                                  replay=replay)
                      if sweep_s > 0 else (start, 0))
-    return start_t, placed, found, keep, reserve_s
+    return start_t, placed, found, keep
 
 
 def lns_start(problem: Problem, seed: int = 0, *, time_limit_s: float = DEFAULT_SECONDS,
@@ -679,27 +665,23 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    time_limit_s: float = DEFAULT_SECONDS, policy: str | None = None,
                    chain_depth: int = 2, lns_share: float = LNS_SHARE, lns_mix: float = 0.5,
                    lns_adapt: bool = True, rescore: bool = False, adopt: bool = True,
-                   prune: bool = True, sweep_s: float = SWEEP_S, order_moves: bool = False,
-                   move_policy: str | None = None, jumps: int = JUMPS,
-                   jump_policy: str | None = None, jumps_last: bool = False,
-                   lns_jump: bool = LNS_JUMP, whole_last: bool = WHOLE,
+                   prune: bool = True, sweep_s: float = SWEEP_S, jumps: int = JUMPS,
+                   jump_policy: str | None = None, whole_last: bool = WHOLE,
                    jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE,
                    jump_network: bool = True, oracle: int = 0,
                    rank_potential: bool = RANK_POTENTIAL, lns_size: int = LNS_SIZE,
-                   lns_grow_to: int = GROW_TO, replayable_only: bool = REPLAYABLE_ONLY) -> None:
+                   replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
     :data:`POLICY_PATH`).
 
     With ``lns_share`` > 0 (default 0.8): :func:`guided_search` for at most 1 − ``lns_share``
-    of the time, its moves in XLA order as the ablation's (with ``order_moves``: by the move
-    policy's score, highest first; ``move_policy``, default :data:`POLICY_PATH`), then
-    large-neighbourhood search until the end
-    whose neighbourhood centres are drawn by the network's scores or uniformly (each uniform
-    draw the best of four by ``malloc_lns.potential_rank`` with ``rank_potential``, the
-    default, as the ablation's), a share
-    ``lns_mix`` of the time uniformly — with ``lns_adapt`` (default) only at first: then each
+    of the time, its moves in XLA order as the ablation's, then large-neighbourhood search
+    until the end whose neighbourhood centres are drawn by the network's scores or uniformly
+    (each uniform draw the best of four by ``malloc_lns.potential_rank`` with
+    ``rank_potential``, the default, as the ablation's), a share ``lns_mix`` of the time
+    uniformly — with ``lns_adapt`` (default) only at first: then each
     way in proportion to the time its repairs saved per second (``malloc_lns.lns``). The
     scores are those of the heuristic's episode, or with ``rescore`` those of the local
     search's best (its fast buffers as the feature ``heuristic_fast``). With ``lns_share`` 0,
@@ -709,18 +691,16 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     best episode. ``adopt``: as :func:`guided_search`'s; ``sweep_s``: as :func:`lns_phase`'s.
     ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
-    the placement at hand, expects a better placement to re-decide (``jumps_last``: after the
-    LNS; ``lns_jump``: within it too; ``whole_last``, ``jump_stop``, ``time_share``,
-    ``rank_potential``, ``replayable_only``: as :func:`lns_phase`'s, ``lns_size`` and
-    ``lns_grow_to`` as its ``size`` and ``grow_to``; without ``jump_network`` the jumps'
-    buffers are drawn uniformly, as the ablation's: the network then picks LNS centres only). ``oracle`` = k > 1 is a
-    diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
+    the placement at hand, expects a better placement to re-decide (``whole_last``,
+    ``jump_stop``, ``time_share``, ``rank_potential``, ``replayable_only``: as
+    :func:`lns_phase`'s, ``lns_size`` as its ``size``; without ``jump_network`` the jumps'
+    buffers are drawn uniformly, as the ablation's: the network then picks LNS centres only).
+    ``oracle`` = k > 1 is a diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
     of k uniformly drawn centres' repairs, charged the time of that one
     (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""
     _check_limit(time_limit_s)
     _check_count("oracle", oracle)
     _check_count("lns_size", lns_size)
-    _check_count("lns_grow_to", lns_grow_to)
     _check_fraction("lns_share", lns_share)
     _check_fraction("lns_mix", lns_mix)
     _check_sweep(sweep_s)
@@ -740,15 +720,14 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         return by(x, edges, attr)[0][:, 0].astype(np.float64)
 
     if lns_share > 0:
-        moves = score(heur, load_policy(move_policy or POLICY_PATH)[0]) if order_moves else None
         problem.info["inference_s"] = time.perf_counter() - t1
-        builder, best = guided_search(problem, rng, moves, seconds=(1 - lns_share) * time_limit_s
+        builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s
                                       - (time.perf_counter() - t0), chain_depth=chain_depth,
                                       heur=heur, adopt=adopt)
         t2 = time.perf_counter()
         scores = None if oracle > 1 else score(_fast_mask(order, best) if rescore else heur)
         jump_net = (load_policy(jump_policy or JUMP_POLICY_PATH)[0]
-                    if (jumps or lns_jump) and jump_network else None)
+                    if jumps and jump_network else None)
         problem.info["inference_s"] += time.perf_counter() - t2
 
         def jump_score(placement: Placement) -> np.ndarray:
@@ -760,9 +739,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
         lns_phase(problem, rng, builder, best, deadline=deadline, scores=scores, mix=lns_mix,
                   adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps,
                   jump_score=jump_score if jump_net is not None else None,
-                  jumps_last=jumps_last, lns_jump=lns_jump, whole_last=whole_last,
-                  jump_stop=jump_stop, time_share=time_share, oracle=oracle,
-                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to,
+                  whole_last=whole_last, jump_stop=jump_stop, time_share=time_share,
+                  oracle=oracle, rank_potential=rank_potential, size=lns_size,
                   replayable_only=replayable_only)
         return
     scores = score(heur)
@@ -778,33 +756,28 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       time_limit_s: float = DEFAULT_SECONDS, chain_depth: int = 2,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
                       sweep_s: float = SWEEP_S, jumps: int = JUMPS,
-                      jumps_last: bool = False, lns_jump: bool = LNS_JUMP,
                       whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
                       time_share: bool = TIME_SHARE,
                       rank_potential: bool = RANK_POTENTIAL, lns_size: int = LNS_SIZE,
-                      lns_grow_to: int = GROW_TO,
                       replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
-    uniformly drawn buffers (``adopt``, ``sweep_s``, ``jumps_last``, ``lns_jump``,
-    ``whole_last``, ``jump_stop``, ``rank_potential``, ``lns_size``, ``lns_grow_to``,
-    ``replayable_only`` as there; ``time_share`` is accepted for ``--off`` runs and changes nothing here: its
-    centres have one source)."""
+    uniformly drawn buffers (``adopt``, ``sweep_s``, ``whole_last``, ``jump_stop``,
+    ``rank_potential``, ``lns_size``, ``replayable_only`` as there; ``time_share`` is accepted
+    for ``--off`` runs and changes nothing here: its centres have one source)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
     _check_count("jumps", jumps)
     _check_count("lns_size", lns_size)
-    _check_count("lns_grow_to", lns_grow_to)
     deadline = time.perf_counter() + 0.95 * min(time_limit_s, problem.time_left_s)
     builder, best = guided_search(problem, rng, None, seconds=(1 - lns_share) * time_limit_s,
                                   chain_depth=chain_depth, adopt=adopt)
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
-                  jump_tries=jumps, jumps_last=jumps_last, lns_jump=lns_jump,
-                  whole_last=whole_last, jump_stop=jump_stop, time_share=time_share,
-                  rank_potential=rank_potential, size=lns_size, grow_to=lns_grow_to,
+                  jump_tries=jumps, whole_last=whole_last, jump_stop=jump_stop,
+                  time_share=time_share, rank_potential=rank_potential, size=lns_size,
                   replayable_only=replayable_only)
 
 

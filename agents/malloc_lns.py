@@ -343,11 +343,9 @@ def next_source(saved: np.ndarray, spent: np.ndarray, rng: np.random.Generator, 
 
 def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, deadline: float,
         scores: np.ndarray | None = None, mix: float = 0.5, adapt: bool = True,
-        size: int = SIZE, repair_s: float = REPAIR_S, jump: bool = False,
-        jump_score: Callable[[Placement], np.ndarray] | None = None,
-        time_share: bool = False, oracle: int = 0, record: list | None = None,
-        ranker: Callable[[np.ndarray], np.ndarray] | None = None,
-        rank_k: int = 4, grow_to: int = 0,
+        size: int = SIZE, repair_s: float = REPAIR_S, time_share: bool = False,
+        oracle: int = 0, record: list | None = None,
+        ranker: Callable[[np.ndarray], np.ndarray] | None = None, rank_k: int = 4,
         replay: Replay | None = None) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
@@ -363,28 +361,20 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     network's (drawn by count, a source whose repairs take ten times as long gets ten times
     the time per draw). A centre whose repair finds nothing is set aside until an accepted
     repair changes a buffer whose live range meets its neighbourhood's time span (so a
-    concentrated softmax does not repeat the same repair). With ``jump``, jumps are a third
-    source (:func:`jump_buffers` by ``jump_score``, or uniformly; :data:`JUMP_S` each), given
-    a share of the time in proportion to their saving per second against the centres' (in
-    [0.1, 0.9]; a prior of :data:`PRIOR_S` seconds), and all of it once no centre is left.
-    With ``oracle`` = k > 1 (a ceiling of centre selection, for diagnostics; uniform centres
+    concentrated softmax does not repeat the same repair). With ``oracle`` = k > 1 (a ceiling of centre selection, for diagnostics; uniform centres
     only): each step repairs k centres drawn from the same placement, keeps the fastest result
     and is charged the time of the repair it keeps, as if a perfect ranker of k draws had
     drawn that centre alone (the deadline moves later by the others' time); ``record``: as
     :func:`_best_of`'s. With ``ranker`` (rows of :func:`centre_features` → a score per row),
     each uniformly drawn centre is the best-scored of ``rank_k`` distinct draws, only its
-    neighbourhood repaired (the ranker's time is charged). With ``grow_to`` > ``size``, when no
-    centre is left the neighbourhoods double in size (up to ``grow_to``) and every centre may
-    be drawn again: a placement no small neighbourhood improves may still yield to larger
-    ones, and the small ones are tried first because they are cheap. ``replay``: as
+    neighbourhood repaired (the ranker's time is charged). ``replay``: as
     :func:`class_sweep`'s.
     Returns the best placement and ``{"repairs", "improvements", "network_repairs",
-    "jump_improvements", "oracle_s", "size"}`` (improvements: by centres; oracle_s: the
-    seconds the deadline moved; size: the neighbourhoods' size at the end)."""
+    "oracle_s"}`` (oracle_s: the seconds the deadline moved)."""
     cand = candidates(p, placement)
     if not cand.any():
         return placement, {"repairs": 0, "improvements": 0, "network_repairs": 0,
-                           "jump_improvements": 0, "oracle_s": 0.0, "size": size}
+                           "oracle_s": 0.0}
     sources = [cand / cand.sum()]
     if scores is not None:
         z = np.where(cand, np.asarray(scores, np.float64), -np.inf)
@@ -392,49 +382,35 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         sources.append(z / z.sum())
     saved = PRIOR_GAIN * np.array([mix, 1.0 - mix])[:len(sources)]
     spent = np.full(len(sources), PRIOR_S)
-    jsaved, jspent, scored = 0.5 * PRIOR_GAIN, PRIOR_S, None  # the jumps' record, score(best)
     on = cand.copy()  # not set aside
     span = np.zeros((p.n_buffers, 2), np.int64)  # a set-aside centre's neighbourhood's ops
     best, best_t = placement, total_time(p, placement.mode)
     start_t = best_t
-    repairs = improvements = network = jumped = 0
+    repairs = improvements = network = 0
     slowest = free_s = 0.0
     state = recent = None  # centre_state(p, best) once needed; the last accepted repair's span
-    while time.perf_counter() + max(slowest, repair_s) < deadline:
-        if not on.any() and size < grow_to:
-            size, on = min(2 * size, grow_to), cand.copy()
+    while on.any() and time.perf_counter() + max(slowest, repair_s) < deadline:
         t0 = time.perf_counter()
-        leap = jump and deadline - t0 >= JUMP_S and (not on.any() or jspent / (
-            jspent + spent.sum()) < uniform_share([jsaved, saved.sum()], [jspent, spent.sum()]))
-        if leap:
-            if jump_score is not None and scored is None:
-                scored = np.asarray(jump_score(best), np.float64)
-            free = jump_buffers(p, best, rng, scored)
-            new = repair(p, best, free, seconds=JUMP_S, seed=int(rng.integers(2**31)))
-        elif on.any():
-            k = 0 if len(sources) == 1 else next_source(saved, spent, rng, mix=mix, adapt=adapt,
-                                                        time_share=time_share)
-            w = sources[k] * on
-            if not w.sum() > 0:  # the softmax's remaining weight underflowed
-                k, w = 0, sources[0] * on
-            if oracle > 1:
-                c, free, new, extra = _best_of(p, best, best_t, rng, w, oracle, size, cand,
-                                               repair_s, on, span, record, recent)
-                deadline, free_s, t0 = deadline + extra, free_s + extra, t0 + extra
-            elif ranker is not None and k == 0:
-                centres, frees = _draw(p, rng, w, rank_k, size, cand)
-                state = centre_state(p, best) if state is None else state
-                i = int(np.argmax(ranker(centre_features(p, best, centres, frees, state,
-                                                         recent))))
-                c, free = int(centres[i]), frees[i]
-                new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
-            else:
-                c = int(rng.choice(p.n_buffers, p=w / w.sum()))
-                free = neighbourhood(p, c, size, cand, rng)
-                new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
-            repairs, network = repairs + 1, network + k
+        k = 0 if len(sources) == 1 else next_source(saved, spent, rng, mix=mix, adapt=adapt,
+                                                    time_share=time_share)
+        w = sources[k] * on
+        if not w.sum() > 0:  # the softmax's remaining weight underflowed
+            k, w = 0, sources[0] * on
+        if oracle > 1:
+            c, free, new, extra = _best_of(p, best, best_t, rng, w, oracle, size, cand,
+                                           repair_s, on, span, record, recent)
+            deadline, free_s, t0 = deadline + extra, free_s + extra, t0 + extra
+        elif ranker is not None and k == 0:
+            centres, frees = _draw(p, rng, w, rank_k, size, cand)
+            state = centre_state(p, best) if state is None else state
+            i = int(np.argmax(ranker(centre_features(p, best, centres, frees, state, recent))))
+            c, free = int(centres[i]), frees[i]
+            new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
         else:
-            break
+            c = int(rng.choice(p.n_buffers, p=w / w.sum()))
+            free = neighbourhood(p, c, size, cand, rng)
+            new = repair(p, best, free, seconds=repair_s, seed=int(rng.integers(2**31)))
+        repairs, network = repairs + 1, network + k
         new, t = _scored(p, new, best_t, replay)
         if t < best_t - 1e-9 * best_t:
             changed = np.flatnonzero((new.mode != best.mode) | (new.offset != best.offset))
@@ -442,24 +418,18 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             lo, hi = p.start[changed], p.end[changed]
             on[aside[((span[aside, 0, None] <= hi) & (span[aside, 1, None] >= lo)).any(1)]] = True
             state, recent = None, (int(lo.min()), int(hi.max()))
-            if leap:
-                jsaved, jumped = jsaved + (best_t - t) / start_t, jumped + 1
-            else:
-                saved[k] += (best_t - t) / start_t
-                improvements += 1
-            best, best_t, scored = new, t, None
+            saved[k] += (best_t - t) / start_t
+            improvements += 1
+            best, best_t = new, t
             _keep(replay, new)
-        elif not leap:
+        else:
             on[c] = False
             span[c] = p.start[free].min(), p.end[free].max()
         took = time.perf_counter() - t0
-        if leap:
-            jspent += took
-        else:
-            spent[k] += took
-            slowest = max(slowest, took)
+        spent[k] += took
+        slowest = max(slowest, took)
     return best, {"repairs": repairs, "improvements": improvements, "network_repairs": network,
-                  "jump_improvements": jumped, "oracle_s": free_s, "size": size}
+                  "oracle_s": free_s}
 
 
 CENTRE_FEATURES = ("excess", "slow_potential", "fast_saving", "fast_bytes", "headroom",
