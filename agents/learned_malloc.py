@@ -32,8 +32,8 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
   half the time each at first, then each way in proportion to the time its repairs have
   saved per second on this instance, as shares of the LNS's seconds, not of its draws (the
   eighteenth design: drawn by count, the network's slower repairs took most of the time);
-  each jump's 100 buffers are drawn by the jump policy's scores of the placement at hand (``agents/policies/malloc_jump_gnn.onnx``:
-  the same network trained on which buffers CP-SAT's better placement re-decides where the
+  each jump's 100 buffers are drawn by the jump policy's scores of the placement at hand
+  (``agents/policies/malloc_jump_gnn.onnx``: the same network trained on which buffers CP-SAT's better placement re-decides where the
   ablation's LNS starts, ``train_malloc_policy --moves differ``);
 * ``learned_no_network`` — the moves in XLA order, all centres and jump buffers uniformly:
   the ablation "same search without the network".
@@ -566,17 +566,16 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     eighteenth design), ``oracle`` (a diagnostic ceiling: the time the LNS's oracle is not
     charged moves ``deadline`` too), ``rank_potential`` (each uniformly drawn centre the best
     of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`; with
-    ``rank_network`` too, each centre the scores draw the best of four of their draws) and
-    ``size``
+    ``rank_network`` also each centre the scores draw, of four of their draws) and ``size``
     (buffers per neighbourhood; 0: :func:`~mlsysgym.agents.malloc_lns.auto_size`'s). With
     ``sweep_s`` > 0 the LNS starts after a :func:`~mlsysgym.agents.malloc_lns.class_sweep`
     (each size class re-decided at once; ``sweep_s`` seconds for the classes that need more
     than the first pass's 0.5 s). Then up to ``jump_tries``
     :func:`~mlsysgym.agents.malloc_lns.jumps` (``jump_score``: how their buffers are drawn;
     None: uniformly), their seconds kept from the sweep (with ``jump_stop``, a jump that
-    finds nothing faster in all its second is the last). With ``whole_last``, the time the LNS leaves when no
-    centre is left (at least :data:`WHOLE_MIN_S`) goes to CP-SAT on every buffer at once,
-    hinted with its placement (:func:`~mlsysgym.agents.malloc_lns.whole`).
+    finds nothing faster in all its second is the last). With ``whole_last``, the time the
+    LNS leaves when no centre is left (at least :data:`WHOLE_MIN_S`) goes to CP-SAT on every
+    buffer at once, hinted with its placement (:func:`~mlsysgym.agents.malloc_lns.whole`).
     ``info``: repairs, improvements, network_repairs, class_improvements, jump_improvements,
     whole ("improved", "optimal" — proved — or "none"; absent if not run). A proved placement
     that the env replays with its modes makes the result's status "optimal" (up to CP-SAT's
@@ -684,8 +683,7 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     until the end whose neighbourhood centres are drawn by the network's scores or uniformly
     (each uniform draw the best of four by ``malloc_lns.potential_rank`` with
     ``rank_potential``, the default, as the ablation's), a share ``lns_mix`` of the time
-    uniformly — with ``lns_adapt`` (default) only at first: then each
-    way in proportion to the time its repairs saved per second (``malloc_lns.lns``). The
+    uniformly — with ``lns_adapt`` (default) only at first: then each way in proportion to the time its repairs saved per second (``malloc_lns.lns``). The
     scores are those of the heuristic's episode, or with ``rescore`` those of the local
     search's best (its fast buffers as the feature ``heuristic_fast``). With ``lns_share`` 0,
     the earlier versions (local search only): with ``prune`` the moves in XLA order, those the
@@ -698,9 +696,9 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     ``jump_stop``, ``time_share``, ``rank_potential``, ``rank_network``, ``replayable_only``:
     as :func:`lns_phase`'s, ``lns_size`` as its ``size``; without ``jump_network`` the jumps'
     buffers are drawn uniformly, as the ablation's: the network then picks LNS centres only).
-    ``oracle`` = k > 1 is a diagnostic, not an agent: the network picks no centres, and each LNS step keeps the best
-    of k uniformly drawn centres' repairs, charged the time of that one
-    (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""
+    ``oracle`` = k > 1 is a diagnostic, not an agent: the network picks no centres, and each
+    LNS step keeps the best of k uniformly drawn centres' repairs, charged the time of that
+    one (``malloc_lns.lns``'s ``oracle``): the ceiling of a perfect ranker of k draws."""
     _check_limit(time_limit_s)
     _check_count("oracle", oracle)
     _check_count("lns_size", lns_size)

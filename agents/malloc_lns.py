@@ -346,7 +346,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         size: int = SIZE, repair_s: float = REPAIR_S, time_share: bool = False,
         oracle: int = 0, record: list | None = None,
         ranker: Callable[[np.ndarray], np.ndarray] | None = None, rank_k: int = 4,
-        rank_all: bool = False, replay: Replay | None = None) -> tuple[Placement, dict[str, float]]:
+        rank_all: bool = False,
+        replay: Replay | None = None) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
     of a centre drawn from the candidates (:func:`candidates` of ``placement``); keep the result
@@ -361,8 +362,8 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     network's (drawn by count, a source whose repairs take ten times as long gets ten times
     the time per draw). A centre whose repair finds nothing is set aside until an accepted
     repair changes a buffer whose live range meets its neighbourhood's time span (so a
-    concentrated softmax does not repeat the same repair). With ``oracle`` = k > 1 (a ceiling of centre selection, for diagnostics; uniform centres
-    only): each step repairs k centres drawn from the same placement, keeps the fastest result
+    concentrated softmax does not repeat the same repair). With ``oracle`` = k > 1 (a ceiling
+    of centre selection, for diagnostics; uniform centres only): each step repairs k centres drawn from the same placement, keeps the fastest result
     and is charged the time of the repair it keeps, as if a perfect ranker of k draws had
     drawn that centre alone (the deadline moves later by the others' time); ``record``: as
     :func:`_best_of`'s. With ``ranker`` (rows of :func:`centre_features` → a score per row),
