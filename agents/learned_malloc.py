@@ -33,8 +33,9 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
   saved per second on this instance, as shares of the LNS's seconds, not of its draws (the
   eighteenth design: drawn by count, the network's slower repairs took most of the time);
   each jump's 100 buffers are drawn by the jump policy's scores of the placement at hand
-  (``agents/policies/malloc_jump_gnn.onnx``: the same network trained on which buffers CP-SAT's better placement re-decides where the
-  ablation's LNS starts, ``train_malloc_policy --moves differ``);
+  (``agents/policies/malloc_jump_gnn.onnx``: the same network trained on which buffers
+  CP-SAT's better placement re-decides where the ablation's LNS starts,
+  ``train_malloc_policy --moves differ``);
 * ``learned_no_network`` — the moves in XLA order, all centres and jump buffers uniformly:
   the ablation "same search without the network".
 
@@ -552,8 +553,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
               jump_score: Callable[[Placement], np.ndarray] | None = None,
               whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
               time_share: bool = TIME_SHARE, oracle: int = 0,
-              rank_potential: bool = RANK_POTENTIAL, rank_network: bool = False,
-              size: int = LNS_SIZE, replayable_only: bool = REPLAYABLE_ONLY) -> None:
+              rank_potential: bool = RANK_POTENTIAL, size: int = LNS_SIZE,
+              replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """:func:`~mlsysgym.agents.malloc_lns.lns` from the episode ``best`` (``builder``'s) until
     ``deadline`` (perf_counter) less the time kept to replay its placement in the env and
     submit it — ``replay_share`` of the time left, at least four times what submitting an
@@ -565,8 +566,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     uniformly), as there, and ``time_share`` (their shares of the time, not of the draws; the
     eighteenth design), ``oracle`` (a diagnostic ceiling: the time the LNS's oracle is not
     charged moves ``deadline`` too), ``rank_potential`` (each uniformly drawn centre the best
-    of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`; with
-    ``rank_network`` also each centre the scores draw, of four of their draws) and ``size``
+    of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`) and ``size``
     (buffers per neighbourhood; 0: :func:`~mlsysgym.agents.malloc_lns.auto_size`'s). With
     ``sweep_s`` > 0 the LNS starts after a :func:`~mlsysgym.agents.malloc_lns.class_sweep`
     (each size class re-decided at once; ``sweep_s`` seconds for the classes that need more
@@ -590,8 +590,7 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     placed, info = lns(mp.instance, placed, rng, deadline=end, scores=scores, mix=mix,
                        adapt=adapt, time_share=time_share, oracle=oracle,
                        size=size or auto_size(mp.instance),
-                       ranker=potential_rank if rank_potential else None,
-                       rank_all=rank_network, replay=replay)
+                       ranker=potential_rank if rank_potential else None, replay=replay)
     end, deadline = end + info["oracle_s"], deadline + info["oracle_s"]
     left, proved = end - time.perf_counter(), False
     if whole_last and left >= WHOLE_MIN_S:
@@ -671,8 +670,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                    jump_policy: str | None = None, whole_last: bool = WHOLE,
                    jump_stop: bool = JUMP_STOP, time_share: bool = TIME_SHARE,
                    jump_network: bool = True, oracle: int = 0,
-                   rank_potential: bool = RANK_POTENTIAL, rank_network: bool = False,
-                   lns_size: int = LNS_SIZE, replayable_only: bool = REPLAYABLE_ONLY) -> None:
+                   rank_potential: bool = RANK_POTENTIAL, lns_size: int = LNS_SIZE,
+                   replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """At most ``time_limit_s`` seconds (network inference included) of :func:`guided_search`
     and :func:`lns_phase`, guided by a graph-network policy (``policy``; default the shipped
     LNS policy :data:`LNS_POLICY_PATH`, or with ``lns_share`` 0 the move policy
@@ -683,9 +682,10 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     until the end whose neighbourhood centres are drawn by the network's scores or uniformly
     (each uniform draw the best of four by ``malloc_lns.potential_rank`` with
     ``rank_potential``, the default, as the ablation's), a share ``lns_mix`` of the time
-    uniformly — with ``lns_adapt`` (default) only at first: then each way in proportion to the time its repairs saved per second (``malloc_lns.lns``). The
-    scores are those of the heuristic's episode, or with ``rescore`` those of the local
-    search's best (its fast buffers as the feature ``heuristic_fast``). With ``lns_share`` 0,
+    uniformly — with ``lns_adapt`` (default) only at first: then each way in proportion to
+    the time its repairs saved per second (``malloc_lns.lns``). The scores are those of the
+    heuristic's episode, or with ``rescore`` those of the local search's best (its fast
+    buffers as the feature ``heuristic_fast``). With ``lns_share`` 0,
     the earlier versions (local search only): with ``prune`` the moves in XLA order, those the
     network gives less than even odds of lowering the time (logit < 0) last; without, all
     moves by the network's score; with ``rescore`` every pass after the first rescored on the
@@ -693,8 +693,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     ``jumps`` (default :data:`JUMPS`): :func:`lns_phase`'s jumps before the LNS, each of the
     100 buffers the jump policy (``jump_policy``, default :data:`JUMP_POLICY_PATH`), scoring
     the placement at hand, expects a better placement to re-decide (``whole_last``,
-    ``jump_stop``, ``time_share``, ``rank_potential``, ``rank_network``, ``replayable_only``:
-    as :func:`lns_phase`'s, ``lns_size`` as its ``size``; without ``jump_network`` the jumps'
+    ``jump_stop``, ``time_share``, ``rank_potential``, ``replayable_only``: as
+    :func:`lns_phase`'s, ``lns_size`` as its ``size``; without ``jump_network`` the jumps'
     buffers are drawn uniformly, as the ablation's: the network then picks LNS centres only).
     ``oracle`` = k > 1 is a diagnostic, not an agent: the network picks no centres, and each
     LNS step keeps the best of k uniformly drawn centres' repairs, charged the time of that
@@ -741,8 +741,8 @@ def learned_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                   adapt=lns_adapt, sweep_s=sweep_s, jump_tries=jumps,
                   jump_score=jump_score if jump_net is not None else None,
                   whole_last=whole_last, jump_stop=jump_stop, time_share=time_share,
-                  oracle=oracle, rank_potential=rank_potential, rank_network=rank_network,
-                  size=lns_size, replayable_only=replayable_only)
+                  oracle=oracle, rank_potential=rank_potential, size=lns_size,
+                  replayable_only=replayable_only)
         return
     scores = score(heur)
     problem.info["inference_s"] = time.perf_counter() - t1

@@ -346,7 +346,6 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
         size: int = SIZE, repair_s: float = REPAIR_S, time_share: bool = False,
         oracle: int = 0, record: list | None = None,
         ranker: Callable[[np.ndarray], np.ndarray] | None = None, rank_k: int = 4,
-        rank_all: bool = False,
         replay: Replay | None = None) -> tuple[Placement, dict[str, float]]:
     """Large-neighbourhood search from ``placement`` until ``deadline`` (perf_counter) or until
     no centre is left: repeat :func:`repair` (``repair_s`` each) on the :func:`neighbourhood`
@@ -363,14 +362,13 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
     the time per draw). A centre whose repair finds nothing is set aside until an accepted
     repair changes a buffer whose live range meets its neighbourhood's time span (so a
     concentrated softmax does not repeat the same repair). With ``oracle`` = k > 1 (a ceiling
-    of centre selection, for diagnostics; uniform centres only): each step repairs k centres drawn from the same placement, keeps the fastest result
-    and is charged the time of the repair it keeps, as if a perfect ranker of k draws had
-    drawn that centre alone (the deadline moves later by the others' time); ``record``: as
-    :func:`_best_of`'s. With ``ranker`` (rows of :func:`centre_features` → a score per row),
-    each uniformly drawn centre is the best-scored of ``rank_k`` distinct draws, only its
-    neighbourhood repaired (the ranker's time is charged); with ``rank_all`` each centre of the
-    ``scores``' source too, of ``rank_k`` distinct draws by their softmax. ``replay``: as
-    :func:`class_sweep`'s.
+    of centre selection, for diagnostics; uniform centres only): each step repairs k centres
+    drawn from the same placement, keeps the fastest result and is charged the time of the
+    repair it keeps, as if a perfect ranker of k draws had drawn that centre alone (the
+    deadline moves later by the others' time); ``record``: as :func:`_best_of`'s. With
+    ``ranker`` (rows of :func:`centre_features` → a score per row), each uniformly drawn
+    centre is the best-scored of ``rank_k`` distinct draws, only its neighbourhood repaired
+    (the ranker's time is charged). ``replay``: as :func:`class_sweep`'s.
     Returns the best placement and ``{"repairs", "improvements", "network_repairs",
     "oracle_s"}`` (oracle_s: the seconds the deadline moved)."""
     cand = candidates(p, placement)
@@ -402,7 +400,7 @@ def lns(p: MemoryInstance, placement: Placement, rng: np.random.Generator, *, de
             c, free, new, extra = _best_of(p, best, best_t, rng, w, oracle, size, cand,
                                            repair_s, on, span, record, recent)
             deadline, free_s, t0 = deadline + extra, free_s + extra, t0 + extra
-        elif ranker is not None and (k == 0 or rank_all):
+        elif ranker is not None and k == 0:
             centres, frees = _draw(p, rng, w, rank_k, size, cand)
             state = centre_state(p, best) if state is None else state
             i = int(np.argmax(ranker(centre_features(p, best, centres, frees, state, recent))))

@@ -371,27 +371,6 @@ def test_lns_repairs_the_centre_its_ranker_scores_best(trap, seed):
     assert seen[0] == 4
 
 
-@pytest.mark.parametrize("rank_all", [False, True])
-def test_rank_all_ranks_the_scores_centres_too(trap, rank_all):
-    # every centre from the scores' source (mix 0, no adapting): the ranker sees none of them
-    # without rank_all; with it, each step ranks the scores' distinct draws (the four
-    # candidates at first, fewer as fruitless centres are set aside)
-    start = xla_greedy(trap).placement
-    seen = []
-
-    def rank(f):
-        seen.append(len(f))
-        return f[:, CENTRE_FEATURES.index("freed")]
-
-    out, info = lns(trap, start, np.random.default_rng(0), deadline=time.perf_counter() + 30.0,
-                    scores=np.zeros(trap.n_buffers), mix=0.0, adapt=False, ranker=rank,
-                    rank_all=rank_all)
-    assert total_time(trap, out.mode) == pytest.approx(180.0)
-    assert info["network_repairs"] == info["repairs"]
-    assert len(seen) == (info["repairs"] if rank_all else 0)
-    assert seen[:1] == ([4] if rank_all else [])
-
-
 def replay_trap() -> tuple[MemoryInstance, Placement]:
     """Ops A (t0, t1 → t2), B (t2, t1 → t3), C (t3, t0 → t4) in a 100-B fast memory, 1 B/µs
     slow, 4 B/µs fast, no compute; t0 20 B (live A–C), t1 40 B (A–B), t2 10 B (A–B), t3 30 B
