@@ -662,7 +662,13 @@ def repack_for_replay(problem: MemoryInstance, placement: Placement, order: np.n
     Tries, in turn: keep the offset if it is a candidate else take the nearest candidate; best
     fit; lowest address; highest address. Modes are unchanged, so the time is unchanged.
     """
-    for pick in _PICKS:
+    return _first_pack(problem, placement, order, n_offsets, _PICKS)
+
+
+def _first_pack(problem: MemoryInstance, placement: Placement, order: np.ndarray,
+                n_offsets: int, picks: tuple) -> Placement | None:
+    """The first of ``picks`` with which every buffer keeps its mode (:func:`_pack`), or None."""
+    for pick in picks:
         packed = _pack(problem, placement, order, n_offsets, pick, demote=False)
         if packed is not None:
             return packed
@@ -742,11 +748,7 @@ def replay_placement(problem: MemoryInstance, placement: Placement, order: np.nd
     demoted = demote_for_replay(problem, placement, order, n_offsets, base)
     if np.array_equal(demoted.mode, placement.mode):
         return demoted
-    for pick in _PICKS[1:]:
-        packed = _pack(problem, placement, order, n_offsets, pick, demote=False)
-        if packed is not None:
-            return packed
-    return demoted
+    return _first_pack(problem, placement, order, n_offsets, _PICKS[1:]) or demoted
 
 
 __all__ = [
