@@ -758,15 +758,13 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                       lns_share: float = LNS_SHARE, adopt: bool = True,
                       sweep_s: float = SWEEP_S, jumps: int = JUMPS,
                       whole_last: bool = WHOLE, jump_stop: bool = JUMP_STOP,
-                      time_share: bool = TIME_SHARE,
                       rank_potential: bool = RANK_POTENTIAL, lns_size: int = LNS_SIZE,
                       replayable_only: bool = REPLAYABLE_ONLY) -> None:
     """The ablation of ``learned``: the same search without the network — :func:`guided_search`
     with the moves in XLA order (most memory-bound first), then, with ``lns_share`` > 0,
     :func:`lns_phase` with uniformly drawn neighbourhood centres and ``jumps`` jumps of
     uniformly drawn buffers (``adopt``, ``sweep_s``, ``whole_last``, ``jump_stop``,
-    ``rank_potential``, ``lns_size``, ``replayable_only`` as there; ``time_share`` is accepted
-    for ``--off`` runs and changes nothing here: its centres have one source)."""
+    ``rank_potential``, ``lns_size``, ``replayable_only`` as there)."""
     _check_limit(time_limit_s)
     _check_fraction("lns_share", lns_share)
     _check_sweep(sweep_s)
@@ -778,7 +776,7 @@ def no_network_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
     if lns_share > 0:
         lns_phase(problem, rng, builder, best, deadline=deadline, sweep_s=sweep_s,
                   jump_tries=jumps, whole_last=whole_last, jump_stop=jump_stop,
-                  time_share=time_share, rank_potential=rank_potential, size=lns_size,
+                  rank_potential=rank_potential, size=lns_size,
                   replayable_only=replayable_only)
 
 

@@ -69,7 +69,7 @@ SHORT_CPSAT_S = 10.0
 def run_one(instance: str, agent: str, seed: int, seconds: float,
             off: str | None = None, options: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
     """One agent run on one instance: its best time, wall time and what it reports (``off``:
-    a boolean option of ``learned`` and its ablation set to false; ``options``: (name, value)
+    a boolean option of ``learned``, and of the ablation if it has it, set to false; ``options``: (name, value)
     pairs for ``learned``, and for the ablation those it has)."""
     import inspect
 
@@ -85,8 +85,8 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
         hp["time_limit_s"] = seconds
         own = inspect.signature(no_network_malloc).parameters
         hp.update((k, v) for k, v in options if agent == "learned" or k in own)
-        if off:  # after the options: the other arm of a --set NAME=true run
-            hp[off] = False
+        if off and (agent == "learned" or off in own):  # after the options: the other
+            hp[off] = False  # arm of a --set NAME=true run (the ablation's, if it has it)
     elif agent == "cpsat":  # the solver's limit; the budget leaves room to build and replay
         hp["time_limit_s"] = seconds
         budget = Budget(seconds=(seconds + 60.0) / 0.9)
