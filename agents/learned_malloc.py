@@ -9,42 +9,42 @@ It is computed once per instance (one ONNX Runtime call, no torch).
 
 Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
 
-1. :func:`guided_search` for at most a fifth of the time (1 − ``lns_share``; a fifth since the
-   thirteenth design: on graphs of 1,000 buffers and more a longer local search left the LNS no
-   time, and the network with it): the heuristic's episode,
-   then first-improvement local search — change one buffer's decision (slow ↔ best fit, or
-   the second candidate offset), complete the buffers after it greedily (best fit whenever it
-   fits and lowers the time), eject newcomers (as ``local_search``'s ejection chains) while
-   no better — with the moves in XLA order (most memory-bound first; equal priorities in a
-   seeded random order);
+1. :func:`guided_search` for at most a fifth of the time (1 − ``lns_share``): the heuristic's
+   episode, then first-improvement local search — change one buffer's decision (slow ↔ best
+   fit, or the second candidate offset), complete the buffers after it greedily (best fit
+   whenever it fits and lowers the time), eject newcomers (as ``local_search``'s ejection
+   chains) while no better — with the moves in XLA order (most memory-bound first; equal
+   priorities in a seeded random order);
 2. :func:`lns_phase` until the end: CP-SAT re-decides every buffer of one size at once, class
    by class (0.5 s each, then ``sweep_s`` seconds for those that needed more), then
    ``jumps`` (3) jumps of 1 s — CP-SAT re-decides 100 buffers anywhere in the graph at once
-   (their 3 s kept from the sweep; the fourteenth design; one that finds nothing in all its
-   second is the last, the seventeenth) — then large-neighbourhood search
-   (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few dozen buffers around a centre
-   buffer at a time; if it runs out of centres, CP-SAT re-decides every buffer at once in
-   the time left (the fifteenth design; it often proves the placement optimal there).
+   (their 3 s kept from the sweep; a jump that finds nothing in all its second is the last)
+   — then large-neighbourhood search (:mod:`~mlsysgym.agents.malloc_lns`) re-decides the few
+   dozen buffers around a centre buffer at a time; if it runs out of centres, CP-SAT
+   re-decides every buffer at once in the time left (it often proves the placement optimal
+   there).
 
 * ``learned`` — the LNS centres are drawn by the LNS policy's scores
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
-  around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly,
-  half the time each at first, then each way in proportion to the time its repairs have
-  saved per second on this instance, as shares of the LNS's seconds, not of its draws (the
-  eighteenth design: drawn by count, the network's slower repairs took most of the time);
+  around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly
+  (each the best of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`, the
+  time its neighbourhood's slow buffers could save at most), half the time each at first, then each way in proportion to the time its repairs have
+  saved per second on this instance, as shares of the LNS's seconds, not of its draws;
   each jump's 100 buffers are drawn by the jump policy's scores of the placement at hand
   (``agents/policies/malloc_jump_gnn.onnx``: the same network trained on which buffers
   CP-SAT's better placement re-decides where the ablation's LNS starts,
   ``train_malloc_policy --moves differ``);
-* ``learned_no_network`` — the moves in XLA order, all centres and jump buffers uniformly:
-  the ablation "same search without the network".
+* ``learned_no_network`` — the moves in XLA order, all centres uniformly (the best of four
+  by the same rule) and the jump buffers uniformly: the ablation "same search without the
+  network".
 
 With ``lns_share=0``, ``learned`` is the earlier local search alone, its moves ordered by
 the move policy (``agents/policies/malloc_gnn.onnx``, trained on :func:`move_gains`): XLA
 order with the moves the network gives less than even odds deferred (``prune``), or all by
 its score. Each policy has its card beside it (training split, instances, seeds, CPU time,
 the target fingerprint it was trained on); see :func:`load_policy` for the checks made
-before use.
+before use. Why each step is there, and the designs measured and rejected on the way,
+numbered as BENCHMARKS.md numbers them: its section on the learned mallocGame policy.
 """
 
 from __future__ import annotations
@@ -563,8 +563,8 @@ def lns_phase(problem: BudgetedProblem, rng: np.random.Generator, builder: _Buil
     (:meth:`~mlsysgym.agents.malloc_lns.Replay.best`, searched until two submissions' time
     before ``deadline``; with ``replayable_only`` it keeps only such placements) is submitted
     when faster. ``scores``, ``mix``, ``adapt``: how neighbourhood centres are drawn (None:
-    uniformly), as there, and ``time_share`` (their shares of the time, not of the draws; the
-    eighteenth design), ``oracle`` (a diagnostic ceiling: the time the LNS's oracle is not
+    uniformly), as there, and ``time_share`` (their shares of the time, not of the draws),
+    ``oracle`` (a diagnostic ceiling: the time the LNS's oracle is not
     charged moves ``deadline`` too), ``rank_potential`` (each uniformly drawn centre the best
     of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`) and ``size``
     (buffers per neighbourhood; 0: :func:`~mlsysgym.agents.malloc_lns.auto_size`'s). With
@@ -658,7 +658,7 @@ def _check_limit(seconds: float) -> None:
 
 
 LNS_SHARE = 0.8
-JUMPS = 3  # jumps per run (fourteenth design), their seconds kept from the class sweep
+JUMPS = 3  # jumps per run, their seconds kept from the class sweep
 
 
 @register_agent("learned", kinds=("malloc",), whole_run=True)
