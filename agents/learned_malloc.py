@@ -28,8 +28,9 @@ Agents (problem kind ``"malloc"``), default time limit 10 s, each in two phases:
   (``agents/policies/malloc_lns_gnn.onnx``: the same network trained on the time one repair
   around each centre saves, :func:`~mlsysgym.agents.malloc_lns.repair_gain`) or uniformly
   (each the best of four draws by :func:`~mlsysgym.agents.malloc_lns.potential_rank`, the
-  time its neighbourhood's slow buffers could save at most), half the time each at first, then each way in proportion to the time its repairs have
-  saved per second on this instance, as shares of the LNS's seconds, not of its draws;
+  time its neighbourhood's slow buffers could save at most), half the time each at first,
+  then each way in proportion to the time its repairs have saved per second on this
+  instance, as shares of the LNS's seconds, not of its draws;
   each jump's 100 buffers are drawn by the jump policy's scores of the placement at hand
   (``agents/policies/malloc_jump_gnn.onnx``: the same network trained on which buffers
   CP-SAT's better placement re-decides where the ablation's LNS starts,

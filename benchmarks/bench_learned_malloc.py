@@ -69,8 +69,8 @@ SHORT_CPSAT_S = 10.0
 def run_one(instance: str, agent: str, seed: int, seconds: float,
             off: str | None = None, options: tuple[tuple[str, Any], ...] = ()) -> dict[str, Any]:
     """One agent run on one instance: its best time, wall time and what it reports (``off``:
-    a boolean option of ``learned``, and of the ablation if it has it, set to false; ``options``: (name, value)
-    pairs for ``learned``, and for the ablation those it has)."""
+    a boolean option of ``learned``, and of the ablation if it has it, set to false;
+    ``options``: (name, value) pairs for ``learned``, and for the ablation those it has)."""
     import inspect
 
     from mlsysgym.agents import Budget, search
