@@ -92,7 +92,7 @@ NAMES = {"mlir_text_residual": "text × roofline (residual)", "mlir_text": "MLIR
          "tile_lightgbm": "tile model (LightGBM)", "tile_roofline": "tile roofline (fitted)",
          "padded_flops": "padded FLOPs"}
 TARGET_NAMES = {"04930e9da769": "host (x86-64-v4)", "f67530263f5a": "x86-64-v3",
-                "72fc708c8c42": "x86-64-v2"}
+                "72fc708c8c42": "x86-64-v2", "ca6ba476ad55": "an Intel Xeon's host (x86-64-v4)"}
 
 
 def log(msg: str) -> None:
@@ -477,7 +477,7 @@ def mlir_markdown(s: dict[str, Any], meta: dict[str, Any]) -> list[str]:
 def tile_markdown(s: dict[str, Any], held_targets: list[str]) -> list[str]:
     """The tile-model section: one table per protocol."""
     name = {t: TARGET_NAMES.get(t, t) for t in held_targets}
-    titles = {"family": "held-out family (all three targets)",
+    titles = {"family": "held-out family (all targets)",
               "family+target": f"held-out family *and* target {name[held_targets[0]]}",
               **{f"target:{t}": f"held-out target {name[t]} (all families)" for t in held_targets}}
     lines = ["## Tile-size model", "",
@@ -571,6 +571,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--combine", nargs="+", type=Path, default=None, metavar="JSON",
                     help="score the saved predictions of earlier runs (their .json files) "
                          "together instead of training")
+    ap.add_argument("--runtimes-from", type=Path, default=None, metavar="DATA",
+                    help="with --combine: score the MLIR kernels' predictions against the "
+                         "runtimes of the same kernels in this dataset (e.g. measured on "
+                         "another machine) instead of those they were trained beside")
     ap.add_argument("--from-json", action="store_true",
                     help="re-render the Markdown and PNG from <stem>.json (no training)")
     return ap.parse_args(argv)
@@ -635,6 +639,19 @@ def merge_predictions(preds: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([merged, pred[~mlir]], ignore_index=True)
 
 
+def remeasured(pred: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
+    """``pred`` with each MLIR kernel's ``runtime_us`` taken from ``frame`` (the same kernel,
+    matched by its row key, measured elsewhere); kernels ``frame`` lacks are dropped, tiling
+    rows kept. The predictions are unchanged: the models never saw ``frame``'s machine."""
+    if "key" not in pred:
+        raise SystemExit("--runtimes-from: the combined runs hold no MLIR-kernel predictions")
+    runtime = pred["key"].map(frame.drop_duplicates("key").set_index("key")["runtime_us"])
+    mlir = pred["part"] == "mlir"
+    if not runtime[mlir].notna().any():
+        raise SystemExit("--runtimes-from: no kernel of the predictions is in that dataset")
+    return pred.assign(runtime_us=runtime.where(mlir, pred["runtime_us"]))[~mlir | runtime.notna()]
+
+
 def combine(args: argparse.Namespace, stem: Path) -> int:
     """Score and render the predictions of earlier runs together (e.g. one process per held-out
     family): their ``<stem>_predictions.parquet`` files, next to their ``<stem>.json``."""
@@ -646,6 +663,12 @@ def combine(args: argparse.Namespace, stem: Path) -> int:
         preds.append(pd.read_parquet(part.with_name(part.stem + "_predictions.parquet")))
     pred = merge_predictions(preds)
     meta: dict[str, Any] = {k: v for m in metas for k, v in m.items()}
+    if args.runtimes_from is not None:
+        elsewhere = kernel_frame(args.runtimes_from)
+        pred = remeasured(pred, elsewhere)
+        meta.update(data=f"{meta.get('data', '?')}, scored against {args.runtimes_from}",
+                    kernel_machine=(f"{meta.get('kernel_machine', '?')}; the runtimes scored: "
+                                    f"{_machine(elsewhere)}"))
     texts = list(dict.fromkeys(m["text"] for m in metas if "text" in m))
     if texts:
         meta["text"] = " / ".join(texts)

@@ -116,6 +116,21 @@ def test_tile_terms_and_per_shape_tau_on_a_hand_case() -> None:
     assert shapes["top1_m"].iloc[0] == 1.0
 
 
+def test_remeasured_scores_the_same_predictions_against_another_machines_runtimes() -> None:
+    b = load_script("bench_costmodel_families.py")
+    pred = pd.DataFrame({"part": ["mlir"] * 3 + ["tiling"], "key": ["k1", "k2", "k3", None],
+                         "runtime_us": [1.0, 2.0, 3.0, np.nan], "pred_m": [5.0, 6.0, 7.0, 0.7]})
+    elsewhere = pd.DataFrame({"key": ["k2", "k1", "k9"], "runtime_us": [20.0, 10.0, 90.0]})
+    got = b.remeasured(pred, elsewhere)
+    # k3 was not measured elsewhere: dropped; the tiling row is kept as it was
+    assert got["part"].tolist() == ["mlir", "mlir", "tiling"]
+    assert got["key"].tolist()[:2] == ["k1", "k2"]
+    assert got["runtime_us"].tolist()[:2] == [10.0, 20.0]
+    assert got["pred_m"].tolist() == [5.0, 6.0, 0.7]  # predictions untouched
+    with pytest.raises(SystemExit, match="no kernel"):
+        b.remeasured(pred, elsewhere.assign(key=["x", "y", "z"]))
+
+
 def test_merge_predictions_keeps_every_runs_models() -> None:
     b = load_script("bench_costmodel_families.py")
     # run 1 (older): plain text model + baselines; run 2 (newer): residual + recomputed baselines
