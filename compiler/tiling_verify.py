@@ -10,6 +10,10 @@ drift cancels; ``noise`` is the spread of the same ratio for two copies of the d
 :func:`verify` is the pass's last guard: when the tuned module is slower than the default
 beyond the noise on any driver, it reverts the tuned ops by bisection (keep the faster half
 of the changed ops, repeat) until the module is not slower, or every op is back to default.
+A half kept by bisection won a comparison of noisy timings, so it is timed again before it is
+trusted; and the tuned ops are kept only where the module is then faster beyond the noise on
+some driver (:attr:`ModuleTiming.faster`) and slower on none, else every op goes back to
+IREE's default.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ class ModuleTiming:
     def slower(self) -> bool:
         """Whether the tuned module is slower than the default beyond the measured noise."""
         return self.speedup < 1.0 / (1.0 + max(self.noise, 0.01))
+
+    @property
+    def faster(self) -> bool:
+        """Whether the tuned module is faster than the default beyond the measured noise."""
+        return self.speedup > 1.0 + max(self.noise, 0.01)
 
 
 def _call(vmfb: Any, func: str, inputs: Sequence[np.ndarray], driver: str) -> Callable[[], Any]:
@@ -118,7 +127,9 @@ def verify(report: TuningReport, untuned: str, drivers: Sequence[str] = DRIVERS,
            **bench: Any) -> VerifyResult:
     """Benchmark the tuned module against the default; while it is slower beyond the noise on
     any driver, keep the faster half of the changed ops (bisection, at most ``max_steps``
-    benchmarks). Updates ``report`` (its MLIR and the decisions of reverted ops)."""
+    benchmarks, then the kept half timed again); keep the changes only if the module is then
+    faster beyond the noise on some driver and slower on none. Updates ``report`` (its MLIR
+    and the decisions of reverted ops)."""
     t0 = time.perf_counter()
     chosen = {o.index: o.chosen for o in report.ops
               if o.tuned and not o.is_default and o.chosen is not None}
@@ -151,7 +162,14 @@ def verify(report: TuningReport, untuned: str, drivers: Sequence[str] = DRIVERS,
         if len(chosen) == 1 and any(t.slower for t in timings.values()):
             chosen = {}
             timings = {}
-    if any(t.slower for t in timings.values()):
+    if chosen and steps > 1:  # the kept half won on these timings: time it afresh
+        timings = bench_of(chosen)
+        steps += 1
+        log(f"verify: the kept {len(chosen)} op(s) timed again: " + ", ".join(
+            f"{t.driver} ×{t.speedup:.3f}" for t in timings.values()))
+    if any(t.slower for t in timings.values()) or not any(t.faster for t in timings.values()):
+        if chosen:
+            log("verify: not faster beyond the noise on any driver: every op back to default")
         chosen, timings = {}, {}
     original = {o.index for o in report.ops if o.tuned and not o.is_default}
     reverted = sorted(original - set(chosen))

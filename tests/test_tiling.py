@@ -428,6 +428,36 @@ def test_verify_reverts_an_op_that_makes_the_module_slower() -> None:
     assert "compilation_info" not in rep.mlir and logs and "×" in logs[0]
 
 
+@pytest.mark.parametrize(("script", "kept", "steps"), [
+    # 4 changed ops, ×0.97 (slower): bisection keeps {0, 1} (×1.007 beats ×0.95); timed again it
+    # is ×0.985, not faster beyond the 1 % noise floor: every op goes back to default
+    ({(0, 1, 2, 3): [0.97], (0, 1): [1.007, 0.985], (2, 3): [0.95]}, [], 4),
+    # the same, but {0, 1} is still ×1.04 timed again: kept
+    ({(0, 1, 2, 3): [0.97], (0, 1): [1.05, 1.04], (2, 3): [0.95]}, [0, 1], 4),
+    # not slower but no gain (×1.004 < 1.01): nothing to bisect, nothing kept
+    ({(0, 1, 2, 3): [1.004]}, [], 1),
+    # faster on the first timing: kept as is, not timed again
+    ({(0, 1, 2, 3): [1.2]}, [0, 1, 2, 3], 1),
+])
+def test_verify_keeps_ops_only_where_a_fresh_timing_shows_a_gain(
+        monkeypatch: pytest.MonkeyPatch, script: dict, kept: list[int], steps: int) -> None:
+    import mlsysgym.compiler.tiling_verify as tv
+
+    calls: dict[tuple[int, ...], int] = {}
+
+    def bench(untuned: str, tuned: tuple[int, ...], *a: object, **k: object) -> dict:
+        n = calls[tuned] = calls.get(tuned, -1) + 1
+        return {"local-sync": tv.ModuleTiming("local-sync", 1.0, 1.0, script[tuned][n], 0.005, 7)}
+
+    monkeypatch.setattr(tv, "annotate", lambda text, sel: tuple(sorted(sel)))
+    monkeypatch.setattr(tv, "benchmark_modules", bench)
+    ops = [OpDecision(i, "linalg.matmul", _MM_KEY, True, chosen=MM_DEFAULT, default=MM_DEFAULT,
+                      is_default=False) for i in range(4)]
+    res = tv.verify(TuningReport("costmodel", "", ops), "", drivers=("local-sync",), log=lambda m: None)
+    assert sorted(res.kept) == kept and res.steps == steps
+    assert res.reverted == [i for i in range(4) if i not in kept]
+
+
 def test_compile_cli_bad_inputs_are_one_line(tmp_path, capsys, tiny_model: TilingModel) -> None:
     from mlsysgym.cli import main
 

@@ -10,8 +10,9 @@ When the model has no data for this target (its fingerprint, ``mlsysgym info``),
 ``--tune`` calibrates: it measures this module's ops (then more shapes) here for at most
 ``--minutes`` (default 10), cached per target; ``--calibrate`` does it explicitly and
 ``--no-calibrate`` keeps IREE's default on an unknown target instead. The tuned module is then
-timed against the default on both drivers and ops are reverted until it is not slower
-(``--no-verify`` skips this); ``--benchmark`` prints the comparison.
+timed against the default on both drivers and ops are reverted until it is not slower, and
+kept only if it is then faster beyond the noise (``--no-verify`` skips this); ``--benchmark``
+prints the comparison.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def register(group: Any) -> None:
     p.add_argument("--minutes", type=float, default=DEFAULT_CALIBRATION_MINUTES,
                    help="calibration budget in minutes")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
-                   help="time tuned vs default (local-sync and local-task) and revert ops until "
-                   "the tuned module is not slower")
+                   help="time tuned vs default (local-sync and local-task), revert ops until "
+                   "the tuned module is not slower, and keep them only if it is faster")
     p.add_argument("--benchmark", action="store_true",
                    help="print default vs tuned whole-module time on local-sync and local-task")
     add_out(p, "write the tuned module here", metavar="OUT.vmfb", aliases=("--output",))
