@@ -185,8 +185,7 @@ def validate(args: argparse.Namespace) -> dict[str, Any]:
 
     new = saved(rows)
     out: dict[str, Any] = {
-        "command": " ".join(["nice -n 19 .venv/bin/python benchmarks/bench_learned_malloc.py",
-                             *sys.argv[1:]]),
+        "command": " ".join(["python", *sys.argv]),
         "fingerprint": fingerprint(),
         "metric": "fraction of the all-slow time saved (differences in points = 100 ×)",
         "seconds": args.seconds, "capacities": list(caps), "seeds": list(range(args.seeds)),
