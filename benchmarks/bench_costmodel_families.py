@@ -84,11 +84,13 @@ KERNEL_DESIGN = ("kind", "shape", "dtype", "op", "stride", "dilation", "reduce_d
 TILE_DESIGN = ("kind", "dims", "stride", "dilation")
 RANDOM_FOLD = "random 20 % (reference)"
 SPLIT_FOLD = "workload split v1 test"
-MLIR_MODELS = ("mlir_text_residual", "mlir_text", "lightgbm_hand", "roofline", "flops_only")
+MLIR_MODELS = ("mlir_text_residual", "mlir_text", "lightgbm_hand", "roofline", "flops_only",
+               "measured_there")
 TEXT_VARIANTS = {"residual": "mlir_text_residual", "plain": "mlir_text"}
 TILE_MODELS = ("tile_lightgbm", "tile_roofline", "padded_flops")
 NAMES = {"mlir_text_residual": "text × roofline (residual)", "mlir_text": "MLIR text model", "lightgbm_hand": "LightGBM, hand features",
          "roofline": "roofline (fitted)", "flops_only": "FLOPs only",
+         "measured_there": "the training machine's measurement",
          "tile_lightgbm": "tile model (LightGBM)", "tile_roofline": "tile roofline (fitted)",
          "padded_flops": "padded FLOPs"}
 TARGET_NAMES = {"04930e9da769": "host (x86-64-v4)", "f67530263f5a": "x86-64-v3",
@@ -642,14 +644,18 @@ def merge_predictions(preds: list[pd.DataFrame]) -> pd.DataFrame:
 def remeasured(pred: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """``pred`` with each MLIR kernel's ``runtime_us`` taken from ``frame`` (the same kernel,
     matched by its row key, measured elsewhere); kernels ``frame`` lacks are dropped, tiling
-    rows kept. The predictions are unchanged: the models never saw ``frame``'s machine."""
+    rows kept. The predictions are unchanged: the models never saw ``frame``'s machine. The
+    runtime they were trained beside becomes one more predictor (``pred_measured_there``):
+    how far any model of that machine's times can rank this one's."""
     if "key" not in pred:
         raise SystemExit("--runtimes-from: the combined runs hold no MLIR-kernel predictions")
     runtime = pred["key"].map(frame.drop_duplicates("key").set_index("key")["runtime_us"])
     mlir = pred["part"] == "mlir"
     if not runtime[mlir].notna().any():
         raise SystemExit("--runtimes-from: no kernel of the predictions is in that dataset")
-    return pred.assign(runtime_us=runtime.where(mlir, pred["runtime_us"]))[~mlir | runtime.notna()]
+    out = pred.assign(runtime_us=runtime.where(mlir, pred["runtime_us"]),
+                      pred_measured_there=pred["runtime_us"].where(mlir))
+    return out[~mlir | runtime.notna()]
 
 
 def combine(args: argparse.Namespace, stem: Path) -> int:

@@ -3,8 +3,9 @@
 Run: .venv/bin/python benchmarks/bench_tiling_transfer.py --data experiments/results/tiling/data_targets
 Writes benchmarks/results/tiling_transfer{.md,.json,.png}.
 
-The dataset holds measured rows of several codegen targets of this machine (``host`` and
-lower x86-64 levels it can run, each row with its ``target_id``). For every ordered pair
+The dataset holds measured rows of several codegen targets (``host`` and lower x86-64 levels
+a machine can run, or the ``host`` of several machines; each row with its ``target_id``),
+ordered by ISA level, highest first (ties: by ``target_id``). For every ordered pair
 (A → B): B's shapes are split in half by a hash of the shape key: a calibration pool and a test
 set. The base model is trained on A's rows only, without B's test shapes. For each fraction
 of B's pool (0 %, 2 %, 5 %, 10 %, 25 %, 100 % of its shapes, seeds averaged) the residual
@@ -215,7 +216,7 @@ def plot(rows: list[dict[str, Any]], levels: dict[str, str], path: Path) -> None
     df = pd.DataFrame([r for r in rows if r["to"] in levels and r["from"] in levels])
     for (a, b), g in df.groupby(["from", "to"]):
         x = np.maximum(g["fraction"].to_numpy() * 100, 0.5)
-        lbl = f"{levels[a]} → {levels[b]}"
+        lbl = f"{levels[a]} ({a[:6]}) → {levels[b]} ({b[:6]})"
         axes[0].plot(x, g["tau"], marker="o", label=lbl)
         axes[1].plot(x, g["speedup"], marker="o", label=lbl)
     for ax, ylab in zip(axes, ("Kendall τ (test shapes of B)", "speedup of guarded pick")):
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     rows_raw = read_dataset(args.data)
     frame = features_frame(rows_raw)
     levels = {str(t): str(g["target_level"].iloc[0]) for t, g in frame.groupby("target_id")}
-    order = sorted(levels, key=lambda t: levels[t], reverse=True)  # v4 first
+    order = sorted(sorted(levels), key=lambda t: levels[t], reverse=True)  # v4 first
     if len(order) < 2:
         print("need rows of at least two targets", file=sys.stderr)
         return 2

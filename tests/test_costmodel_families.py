@@ -127,6 +127,7 @@ def test_remeasured_scores_the_same_predictions_against_another_machines_runtime
     assert got["key"].tolist()[:2] == ["k1", "k2"]
     assert got["runtime_us"].tolist()[:2] == [10.0, 20.0]
     assert got["pred_m"].tolist() == [5.0, 6.0, 0.7]  # predictions untouched
+    assert got["pred_measured_there"].tolist()[:2] == [1.0, 2.0]  # the old runtimes
     with pytest.raises(SystemExit, match="no kernel"):
         b.remeasured(pred, elsewhere.assign(key=["x", "y", "z"]))
 
