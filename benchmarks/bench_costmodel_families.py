@@ -576,7 +576,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--runtimes-from", type=Path, default=None, metavar="DATA",
                     help="with --combine: score the MLIR kernels' predictions against the "
                          "runtimes of the same kernels in this dataset (e.g. measured on "
-                         "another machine) instead of those they were trained beside")
+                         "another machine) instead of those they were trained beside; the "
+                         "tiling rows are left out")
     ap.add_argument("--from-json", action="store_true",
                     help="re-render the Markdown and PNG from <stem>.json (no training)")
     return ap.parse_args(argv)
@@ -642,20 +643,19 @@ def merge_predictions(preds: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def remeasured(pred: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
-    """``pred`` with each MLIR kernel's ``runtime_us`` taken from ``frame`` (the same kernel,
-    matched by its row key, measured elsewhere); kernels ``frame`` lacks are dropped, tiling
-    rows kept. The predictions are unchanged: the models never saw ``frame``'s machine. The
+    """The MLIR kernels of ``pred`` with each one's ``runtime_us`` taken from ``frame`` (the
+    same kernel, matched by its row key, measured elsewhere); kernels ``frame`` lacks and the
+    tiling rows are dropped. The predictions are unchanged: the models never saw ``frame``'s
+    machine. The
     runtime they were trained beside becomes one more predictor (``pred_measured_there``):
     how far any model of that machine's times can rank this one's."""
     if "key" not in pred:
         raise SystemExit("--runtimes-from: the combined runs hold no MLIR-kernel predictions")
-    runtime = pred["key"].map(frame.drop_duplicates("key").set_index("key")["runtime_us"])
-    mlir = pred["part"] == "mlir"
-    if not runtime[mlir].notna().any():
+    mlir = pred[pred["part"] == "mlir"]
+    runtime = mlir["key"].map(frame.drop_duplicates("key").set_index("key")["runtime_us"])
+    if not runtime.notna().any():
         raise SystemExit("--runtimes-from: no kernel of the predictions is in that dataset")
-    out = pred.assign(runtime_us=runtime.where(mlir, pred["runtime_us"]),
-                      pred_measured_there=pred["runtime_us"].where(mlir))
-    return out[~mlir | runtime.notna()]
+    return mlir.assign(runtime_us=runtime, pred_measured_there=mlir["runtime_us"])[runtime.notna()]
 
 
 def combine(args: argparse.Namespace, stem: Path) -> int:
