@@ -646,9 +646,8 @@ def remeasured(pred: pd.DataFrame, frame: pd.DataFrame) -> pd.DataFrame:
     """The MLIR kernels of ``pred`` with each one's ``runtime_us`` taken from ``frame`` (the
     same kernel, matched by its row key, measured elsewhere); kernels ``frame`` lacks and the
     tiling rows are dropped. The predictions are unchanged: the models never saw ``frame``'s
-    machine. The
-    runtime they were trained beside becomes one more predictor (``pred_measured_there``):
-    how far any model of that machine's times can rank this one's."""
+    machine. The runtime they were trained beside becomes one more predictor
+    (``pred_measured_there``): how well any model of that machine's times could rank these."""
     if "key" not in pred:
         raise SystemExit("--runtimes-from: the combined runs hold no MLIR-kernel predictions")
     mlir = pred[pred["part"] == "mlir"]
