@@ -669,7 +669,12 @@ def combine(args: argparse.Namespace, stem: Path) -> int:
     pred = merge_predictions(preds)
     meta: dict[str, Any] = {k: v for m in metas for k, v in m.items()}
     if args.runtimes_from is not None:
-        elsewhere = kernel_frame(args.runtimes_from)
+        from mlsysgym.core.dataset import DatasetError
+
+        try:
+            elsewhere = kernel_frame(args.runtimes_from)
+        except DatasetError as e:
+            raise SystemExit(f"--runtimes-from: {e}") from None
         pred = remeasured(pred, elsewhere)
         meta.update(data=f"{meta.get('data', '?')}, scored against {args.runtimes_from}",
                     kernel_machine=(f"{meta.get('kernel_machine', '?')}; the runtimes scored: "

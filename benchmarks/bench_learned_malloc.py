@@ -85,8 +85,9 @@ def run_one(instance: str, agent: str, seed: int, seconds: float,
         hp["time_limit_s"] = seconds
         own = inspect.signature(no_network_malloc).parameters
         hp.update((k, v) for k, v in options if agent == "learned" or k in own)
-        if off and (agent == "learned" or off in own):  # after the options: the other
-            hp[off] = False  # arm of a --set NAME=true run (the ablation's, if it has it)
+        # after the options: the other arm of a --set NAME=true run (the ablation's, if it has it)
+        if off and (agent == "learned" or off in own):
+            hp[off] = False
     elif agent == "cpsat":  # the solver's limit; the budget leaves room to build and replay
         hp["time_limit_s"] = seconds
         budget = Budget(seconds=(seconds + 60.0) / 0.9)
