@@ -29,6 +29,7 @@ from mlsysgym.agents.base import AgentConfigError, BudgetedProblem, register_age
 from mlsysgym.agents.malloc_baselines import heuristic_actions
 from mlsysgym.agents.malloc_problem import malloc_of
 from mlsysgym.agents.mcts import MCTS_HYPERPARAMETERS, mcts_episodes
+from mlsysgym.agents.rl import quiet_logger
 from mlsysgym.agents.sequential import episode_design
 from mlsysgym.envs.malloc_game import MallocGameEnv
 from mlsysgym.simulators.memory import FAST, PREFETCH
@@ -204,6 +205,7 @@ def ppo_malloc(problem: BudgetedProblem, rng: np.random.Generator, *,
                             n_epochs=n_epochs, learning_rate=learning_rate, seed=seed,
                             device="cpu", verbose=0,
                             policy_kwargs={"net_arch": [hidden, hidden]})
+        quiet_logger(model)
         bc_loss = None
         if bc_epochs > 0:
             bc_loss = behaviour_clone(model, *heuristic_demo(env), epochs=bc_epochs)

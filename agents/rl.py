@@ -208,6 +208,8 @@ def _train(algo: str, problem: BudgetedProblem, rng: np.random.Generator, mode: 
         model = _model(algo, gym_env, seed, policy_kwargs, algo_kwargs)
         if log_dir is not None:
             _configure_logger(model, log_dir, log_formats)
+        else:
+            quiet_logger(model)
         model.learn(total_timesteps=min(problem.remaining * steps_per_eval, 2**62),
                     callback=_callbacks(problem))
         # learn() can stop short of the budget (e.g. a user env's steps that evaluate nothing):
@@ -309,6 +311,14 @@ def _model(algo: str, env: Any, seed: int, policy_kwargs: dict | None,
 
     cls = {"ppo": sb3.PPO, "a2c": sb3.A2C, "dqn": sb3.DQN, "sac": sb3.SAC}[algo]
     return cls("MlpPolicy", env, **common, **kwargs)
+
+
+def quiet_logger(model: Any) -> None:
+    """Give an SB3 ``model`` a logger that writes nothing. Without one, every ``learn`` makes
+    an empty ``SB3-<time>`` folder in the temporary directory, and leaves it there."""
+    from stable_baselines3.common.logger import Logger
+
+    model.set_logger(Logger(None, []))
 
 
 def _configure_logger(model: Any, log_dir: str, formats: Sequence[str] | None) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 from mlsysgym.agents.base import AgentConfigError
+from mlsysgym.agents.rl import quiet_logger
 from mlsysgym.agents.scheduling_problem import SchedulingEpisodes
 from mlsysgym.envs.kernel_scheduling import N_OP_FEATURES_BASE
 from mlsysgym.simulators.multicore import Schedule
@@ -321,6 +322,7 @@ def train_policy(problem: SchedulingEpisodes, train_graphs: Sequence[Any] | None
             batch_size=c.batch_size, n_epochs=c.n_epochs, gamma=c.gamma, gae_lambda=c.gae_lambda,
             ent_coef=c.ent_coef, seed=seed, verbose=0, device="cpu",
             policy_kwargs={"features_extractor_kwargs": {"hidden": c.hidden, "rounds": c.rounds}})
+        quiet_logger(model)
         if c.total_timesteps > 0:
             model.learn(total_timesteps=c.total_timesteps)
         returns = [float(r) for m in vec.envs for r in m.get_episode_rewards()]  # type: ignore[attr-defined]

@@ -45,6 +45,7 @@ import numpy as np
 from mlsysgym.agents.malloc_agents import behaviour_clone, episode_demo, greedy_policy
 from mlsysgym.agents.malloc_baselines import heuristic_actions
 from mlsysgym.agents.problems import make_problem
+from mlsysgym.agents.rl import quiet_logger
 from mlsysgym.agents.sequential import replay_episode
 from mlsysgym.core.target import cpu_seconds, provenance
 from mlsysgym.envs.malloc_game import MallocGameEnv
@@ -153,9 +154,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def new_model(seed: int) -> Any:
         env = AcrossGraphs(_env(train_specs[0]), [e.problem for e in train_envs], seed)
-        return MaskablePPO("MultiInputPolicy", env, n_steps=args.n_steps, batch_size=args.batch_size,
-                           n_epochs=4, learning_rate=args.learning_rate, ent_coef=0.0, seed=seed,
-                           device="cpu", verbose=0, policy_kwargs={"net_arch": [args.hidden] * 2})
+        model = MaskablePPO("MultiInputPolicy", env, n_steps=args.n_steps,
+                            batch_size=args.batch_size, n_epochs=4,
+                            learning_rate=args.learning_rate, ent_coef=0.0, seed=seed,
+                            device="cpu", verbose=0, policy_kwargs={"net_arch": [args.hidden] * 2})
+        quiet_logger(model)
+        return model
 
     heuristic = [heuristic_actions(e) for e in train_envs]
     demos = clone_demos(train_envs, heuristic)

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sb3_logs_in_session_tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """SB3 models a test builds itself log under the session's temporary folder, not as a new
+    ``SB3-<time>`` folder left in the system's temporary directory."""
+    os.environ.setdefault("SB3_LOGDIR", str(tmp_path_factory.mktemp("sb3")))
+
+
+@pytest.fixture
+def system_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The system's temporary directory redirected to a fresh ``tmp_path`` (what a call leaves
+    there shows), with SB3_LOGDIR unset."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    return tmp_path
 
 
 @pytest.fixture(scope="session")

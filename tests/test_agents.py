@@ -7,6 +7,7 @@ import inspect
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -248,6 +249,13 @@ def test_every_agent_runs_on_accelerator_resnet18(agent: str, accelerator_env: A
     assert np.isfinite(result.rewards).all()
     assert {"latency_ms", "energy_uj"} <= set(result.metrics[0])
     assert all(accelerator_env.space.validate(d, check_constraints=False) for d in result.designs)
+
+
+def test_rl_agents_leave_no_folder_in_the_temporary_directory(system_tmp: Path,
+                                                              accelerator_env: Any) -> None:
+    """Without log_dir SB3 would make an ``SB3-<time>`` folder there on every learn()."""
+    search("ppo", EnvProblem(accelerator_env), 8, seed=0, n_steps=4, batch_size=4)
+    assert list(system_tmp.glob("SB3-*")) == []
 
 
 def test_dqn_refuses_a_flat_action_over_a_huge_space(accelerator_env: Any) -> None:

@@ -321,9 +321,10 @@ def test_greedy_policy_matches_the_heuristic_on_the_trap():
 
 # ---- MaskablePPO, generic use ------------------------------------------------------------------
 @pytest.mark.slow
-def test_ppo_never_worse_than_heuristic():
+def test_ppo_never_worse_than_heuristic(system_tmp):
     res = search("maskable_ppo", trap(), BUDGET, total_timesteps=128, n_steps=32, batch_size=16,
                  n_epochs=1)
+    assert list(system_tmp.glob("SB3-*")) == []  # no log folder left behind
     assert res.metrics[0]["time_us"] == pytest.approx(234.0)   # the heuristic is submitted first
     assert best_time(res) <= 234.0 + 1e-9 and res.n_evaluations in (2, 3)
     assert res.info["episodes"] >= 128 // 4 - 1

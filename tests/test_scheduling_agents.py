@@ -4,6 +4,8 @@ graphs (train/test split) and the quick experiment through ``run_trial``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -57,9 +59,10 @@ def test_extractor_ignores_padding() -> None:
         o2, *_ = padded.step(a)
 
 
-def test_rollouts_are_valid_episodes_scored_through_the_budget() -> None:
+def test_rollouts_are_valid_episodes_scored_through_the_budget(system_tmp: Path) -> None:
     problem = random_episodes_problem(12, 5, train_graphs=TRAIN)
     res = search("maskable_ppo", problem, 100, seed=1, samples=4, **TINY)
+    assert list(system_tmp.glob("SB3-*")) == []  # no log folder left behind
     # greedy + 4 samples, each one evaluation; training on the three other graphs
     assert res.n_evaluations == 5 and not res.failed.any()
     assert res.info["train_graphs"] == [f"random12x3s{s}" for s in range(3)]
