@@ -14,9 +14,9 @@ untuned, compare outputs on random inputs, then time both interleaved
 (:func:`~mlsysgym.compiler.tiling_verify.benchmark_modules`: per round one call of each in
 random order, ``--rounds`` rounds; the speedup is the median of default / tuned per round and
 the noise an A/A pair of the default in the same rounds) on ``local-sync`` and ``local-task``.
-``--verify`` (what ``mlsysgym compile --tune`` does by default) also runs the pass's bisecting
-revert, then times the final module again in a fresh run (the confirmed speedup, free of the
-selection the revert made on its own timings).
+``--verify`` (what ``mlsysgym compile --tune`` does by default) also runs the pass's verification
+(:func:`~mlsysgym.compiler.tiling_verify.verify`), then times the final module again in a fresh run (the confirmed speedup, free of the
+selection the verification made on its own timings).
 """
 
 from __future__ import annotations

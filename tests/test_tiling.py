@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -428,34 +429,71 @@ def test_verify_reverts_an_op_that_makes_the_module_slower() -> None:
     assert "compilation_info" not in rep.mlir and logs and "×" in logs[0]
 
 
-@pytest.mark.parametrize(("script", "kept", "steps"), [
-    # 4 changed ops, ×0.97 (slower): bisection keeps {0, 1} (×1.007 beats ×0.95); timed again it
-    # is ×0.985, not faster beyond the 1 % noise floor: every op goes back to default
-    ({(0, 1, 2, 3): [0.97], (0, 1): [1.007, 0.985], (2, 3): [0.95]}, [], 4),
-    # the same, but {0, 1} is still ×1.04 timed again: kept
-    ({(0, 1, 2, 3): [0.97], (0, 1): [1.05, 1.04], (2, 3): [0.95]}, [0, 1], 4),
-    # not slower but no gain (×1.004 < 1.01): nothing to bisect, nothing kept
-    ({(0, 1, 2, 3): [1.004]}, [], 1),
-    # faster on the first timing: kept as is, not timed again
-    ({(0, 1, 2, 3): [1.2]}, [0, 1, 2, 3], 1),
-])
-def test_verify_keeps_ops_only_where_a_fresh_timing_shows_a_gain(
-        monkeypatch: pytest.MonkeyPatch, script: dict, kept: list[int], steps: int) -> None:
+def _scripted_verify(monkeypatch: pytest.MonkeyPatch, keys: list[str], speedup: Any,
+                     **kw: Any) -> tuple[Any, list[tuple[int, ...]]]:
+    """:func:`verify` on ops of the problem keys ``keys``, each module's local-sync speedup
+    given by ``speedup(ops it tunes, how many times it was timed before)`` (noise 0.5 %)."""
     import mlsysgym.compiler.tiling_verify as tv
 
-    calls: dict[tuple[int, ...], int] = {}
+    timed: list[tuple[int, ...]] = []
 
     def bench(untuned: str, tuned: tuple[int, ...], *a: object, **k: object) -> dict:
-        n = calls[tuned] = calls.get(tuned, -1) + 1
-        return {"local-sync": tv.ModuleTiming("local-sync", 1.0, 1.0, script[tuned][n], 0.005, 7)}
+        x = speedup(tuned, timed.count(tuned))
+        timed.append(tuned)
+        return {"local-sync": tv.ModuleTiming("local-sync", 1.0, 1.0, x, 0.005, 7)}
 
     monkeypatch.setattr(tv, "annotate", lambda text, sel: tuple(sorted(sel)))
     monkeypatch.setattr(tv, "benchmark_modules", bench)
-    ops = [OpDecision(i, "linalg.matmul", _MM_KEY, True, chosen=MM_DEFAULT, default=MM_DEFAULT,
-                      is_default=False) for i in range(4)]
-    res = tv.verify(TuningReport("costmodel", "", ops), "", drivers=("local-sync",), log=lambda m: None)
+    ops = [OpDecision(i, "linalg.matmul", k, True, chosen=MM_DEFAULT, default=MM_DEFAULT,
+                      is_default=False) for i, k in enumerate(keys)]
+    res = tv.verify(TuningReport("costmodel", "", ops), "", drivers=("local-sync",),
+                    log=lambda m: None, **kw)
+    assert res.reverted == [i for i in range(len(keys)) if i not in res.kept]
+    assert all(o.is_default == (o.index not in res.kept) for o in ops)
+    return res, timed
+
+
+# four changed ops: 0 and 1 of shape A (the same pick in two layers), 2 of B, 3 of C
+@pytest.mark.parametrize(("script", "kept", "steps"), [
+    # faster together and every shape faster alone: kept, not timed again
+    ({(0, 1, 2, 3): [1.2], (0, 1): [1.10], (2,): [1.05], (3,): [1.02]}, [0, 1, 2, 3], 4),
+    # faster together, but B alone is ×0.96: the others are timed afresh without it, ×1.25
+    ({(0, 1, 2, 3): [1.2], (0, 1): [1.10], (2,): [0.96], (3,): [1.02], (0, 1, 3): [1.25]},
+     [0, 1, 3], 5),
+    # ×0.97: A ×1.10 and C ×1.02 pass alone, B ×0.82 does not; A and C together, timed
+    # afresh, ×1.11: kept (halves of the op list, {0, 1} and {2, 3}, would both hold a
+    # losing or neutral shape)
+    ({(0, 1, 2, 3): [0.97], (0, 1): [1.10], (2,): [0.82], (3,): [1.02], (0, 1, 3): [1.11]},
+     [0, 1, 3], 5),
+    # the same, but A and C together are only ×1.005 afresh: every op back to default
+    ({(0, 1, 2, 3): [0.97], (0, 1): [1.10], (2,): [0.82], (3,): [1.02], (0, 1, 3): [1.005]},
+     [], 5),
+    # not slower but no gain (×1.004 < 1.01) and no shape gains alone: nothing kept
+    ({(0, 1, 2, 3): [1.004], (0, 1): [1.003], (2,): [0.99], (3,): [1.0]}, [], 4),
+])
+def test_verify_keeps_shapes_only_where_a_fresh_timing_shows_a_gain(
+        monkeypatch: pytest.MonkeyPatch, script: dict, kept: list[int], steps: int) -> None:
+    res, _ = _scripted_verify(monkeypatch, ["matmul:A", "matmul:A", "matmul:B", "matmul:C"],
+                              lambda ops, n: script[ops][n])
     assert sorted(res.kept) == kept and res.steps == steps
-    assert res.reverted == [i for i in range(4) if i not in kept]
+
+
+@pytest.mark.parametrize(("speedup", "kept"), [(1.2, [0, 1, 2]), (0.97, []), (1.004, [])])
+def test_verify_of_one_shape_times_the_module_once(monkeypatch: pytest.MonkeyPatch,
+                                                   speedup: float, kept: list[int]) -> None:
+    res, timed = _scripted_verify(monkeypatch, ["matmul:A"] * 3, lambda ops, n: speedup)
+    assert sorted(res.kept) == kept and timed == [(0, 1, 2)]
+
+
+def test_verify_times_at_most_max_steps_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six shapes, max_steps 4: the whole, the two shapes with the most ops alone, those two
+    together; the other four go back to the default untimed."""
+    keys = ["matmul:F", "matmul:A", "matmul:A", "matmul:B", "matmul:B", "matmul:C", "matmul:D",
+            "matmul:E"]
+    res, timed = _scripted_verify(monkeypatch, keys, lambda ops, n: 0.9 if len(ops) == 8 else 1.05,
+                                  max_steps=4)
+    assert timed == [tuple(range(8)), (1, 2), (3, 4), (1, 2, 3, 4)] and res.steps == 4
+    assert sorted(res.kept) == [1, 2, 3, 4] and res.reverted == [0, 5, 6, 7]
 
 
 def test_compile_cli_bad_inputs_are_one_line(tmp_path, capsys, tiny_model: TilingModel) -> None:

@@ -10,9 +10,10 @@ When the model has no data for this target (its fingerprint, ``mlsysgym info``),
 ``--tune`` calibrates: it measures this module's ops (then more shapes) here for at most
 ``--minutes`` (default 10), cached per target; ``--calibrate`` does it explicitly and
 ``--no-calibrate`` keeps IREE's default on an unknown target instead. The tuned module is then
-timed against the default on both drivers and ops are reverted until it is not slower, and
-kept only if it is then faster beyond the noise (``--no-verify`` skips this); ``--benchmark``
-prints the comparison.
+timed against the default on both drivers and kept only if it is faster beyond the noise on
+one and slower on none; otherwise each shape's ops are timed alone and only the shapes that
+pass are kept, timed together again (``--no-verify`` skips this); ``--benchmark`` prints the
+comparison.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def register(group: Any) -> None:
     p.add_argument("--minutes", type=float, default=DEFAULT_CALIBRATION_MINUTES,
                    help="calibration budget in minutes")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
-                   help="time tuned vs default (local-sync and local-task), revert ops until "
-                   "the tuned module is not slower, and keep them only if it is faster")
+                   help="time tuned vs default (local-sync and local-task); keep the tuned ops "
+                   "only if the module is faster, else only the shapes whose ops alone make "
+                   "it faster")
     p.add_argument("--benchmark", action="store_true",
                    help="print default vs tuned whole-module time on local-sync and local-task")
     add_out(p, "write the tuned module here", metavar="OUT.vmfb", aliases=("--output",))
