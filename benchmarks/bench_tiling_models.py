@@ -14,9 +14,10 @@ untuned, compare outputs on random inputs, then time both interleaved
 (:func:`~mlsysgym.compiler.tiling_verify.benchmark_modules`: per round one call of each in
 random order, ``--rounds`` rounds; the speedup is the median of default / tuned per round and
 the noise an A/A pair of the default in the same rounds) on ``local-sync`` and ``local-task``.
-``--verify`` (what ``mlsysgym compile --tune`` does by default) also runs the pass's verification
-(:func:`~mlsysgym.compiler.tiling_verify.verify`), then times the final module again in a fresh run (the confirmed speedup, free of the
-selection the verification made on its own timings).
+``--verify`` (what ``mlsysgym compile --tune`` does by default) also runs the pass's
+verification (:func:`~mlsysgym.compiler.tiling_verify.verify`), then times the final module
+again in a fresh run (the confirmed speedup, free of the selection the verification made on
+its own timings).
 """
 
 from __future__ import annotations
@@ -83,8 +84,12 @@ def run_one(name: str, source: str, held: bool, args: argparse.Namespace) -> dic
         row[f"{d}_speedup"] = t.speedup if t else 1.0
         row[f"{d}_noise"] = t.noise if t else math.nan
     if args.verify and changed:  # the default mode: revert ops, then confirm in a fresh run
-        v = verify(rep, text, rounds=args.rounds, log=lambda m: print(f"  {m}", file=sys.stderr))
+        lines: list[str] = []
+        v = verify(rep, text, rounds=args.rounds, log=lambda m: (
+            lines.append(m), print(f"  {m}", file=sys.stderr)))
         row["reverted"] = len(v.reverted)
+        row["verify_s"] = v.seconds
+        row["verify_log"] = lines  # what it timed: the whole, then each shape alone
         conf = benchmark_modules(text, rep.mlir, args.target_cpu, DRIVERS, args.rounds) \
             if v.kept else {}
         for d in DRIVERS:
@@ -109,17 +114,18 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, seconds: float)
              f"{args.model or 'the package default'}. Speedup = median over {args.rounds} "
              "interleaved rounds of default / tuned time (> 1: tuned is faster); noise = the same "
              "statistic for two copies of the default (A/A) in the same rounds. Pass alone: the "
-             "pass's picks without verification; verified: after the revert, timed again in a "
-             "fresh run. Pass ms/op: the "
+             "pass's picks without verification; verified: after the verification (each shape's "
+             "ops alone, keeping the shapes that make the module faster), timed again in a "
+             "fresh run; verify s: the verification's own time. Pass ms/op: the "
              "pass's own time per distinct op (candidates, features, model call, guards), "
              "without reading IREE's default configuration (one `iree-compile` per new shape "
              "and target, then cached on disk)."), "",
              "| model | held out | root ops | with rule | changed | numerics | pass alone: "
              "local-sync × | noise | local-task × | noise |"
-             + (" verified: ops reverted | local-sync × | noise | local-task × | noise |"
+             + (" verified: ops reverted | local-sync × | noise | local-task × | noise | verify s |"
                 if args.verify else "")
              + " calibration s | pass ms/op | IREE default read ms/op |",
-             "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|---|" if args.verify
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|---|---|" if args.verify
                                                             else "") + "---|---|---|"]
     for r in rows:
         line = (f"| {r['model']} | {'yes' if r['held_out'] else 'zoo'} | {r['root_ops']} | "
@@ -130,7 +136,8 @@ def render(rows: list[dict[str, Any]], args: argparse.Namespace, seconds: float)
             line += (f" {r.get('reverted', 0)} | {r.get('local-sync_confirmed', 1.0):.3f} | "
                      f"±{r.get('local-sync_confirmed_noise', math.nan):.1%} | "
                      f"{r.get('local-task_confirmed', 1.0):.3f} | "
-                     f"±{r.get('local-task_confirmed_noise', math.nan):.1%} |")
+                     f"±{r.get('local-task_confirmed_noise', math.nan):.1%} | "
+                     f"{r.get('verify_s', 0.0):.0f} |")
         line += (f" {r['calibration_s']:.0f} | {r['pass_ms_per_op']:.1f} | "
                  f"{r['default_read_ms_per_op']:.0f} |")
         lines.append(line.replace("±nan%", "—"))

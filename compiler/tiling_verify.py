@@ -130,6 +130,7 @@ def _passes(tm: Mapping[str, ModuleTiming]) -> bool:
 
 
 def _shown(tm: Mapping[str, ModuleTiming]) -> str:
+    """The timings on one line, for the log."""
     return ", ".join(f"{t.driver} ×{t.speedup:.3f} (noise ±{t.noise:.1%})" for t in tm.values())
 
 

@@ -10,10 +10,9 @@ When the model has no data for this target (its fingerprint, ``mlsysgym info``),
 ``--tune`` calibrates: it measures this module's ops (then more shapes) here for at most
 ``--minutes`` (default 10), cached per target; ``--calibrate`` does it explicitly and
 ``--no-calibrate`` keeps IREE's default on an unknown target instead. The tuned module is then
-timed against the default on both drivers and kept only if it is faster beyond the noise on
-one and slower on none; otherwise each shape's ops are timed alone and only the shapes that
-pass are kept, timed together again (``--no-verify`` skips this); ``--benchmark`` prints the
-comparison.
+timed against the default on both drivers, with all tuned ops and with each shape's ops
+alone; only the shapes that make it faster beyond the noise on one and slower on none are
+kept (``--no-verify`` skips this); ``--benchmark`` prints the comparison.
 """
 
 from __future__ import annotations
@@ -68,9 +67,8 @@ def register(group: Any) -> None:
     p.add_argument("--minutes", type=float, default=DEFAULT_CALIBRATION_MINUTES,
                    help="calibration budget in minutes")
     p.add_argument("--verify", action=argparse.BooleanOptionalAction, default=True,
-                   help="time tuned vs default (local-sync and local-task); keep the tuned ops "
-                   "only if the module is faster, else only the shapes whose ops alone make "
-                   "it faster")
+                   help="time tuned vs default (local-sync and local-task), all tuned ops and "
+                   "each shape's alone; keep only the shapes that make the module faster")
     p.add_argument("--benchmark", action="store_true",
                    help="print default vs tuned whole-module time on local-sync and local-task")
     add_out(p, "write the tuned module here", metavar="OUT.vmfb", aliases=("--output",))
