@@ -85,8 +85,12 @@ def run_one(name: str, source: str, held: bool, args: argparse.Namespace) -> dic
         row[f"{d}_noise"] = t.noise if t else math.nan
     if args.verify and changed:  # the default mode: revert ops, then confirm in a fresh run
         lines: list[str] = []
-        v = verify(rep, text, rounds=args.rounds, log=lambda m: (
-            lines.append(m), print(f"  {m}", file=sys.stderr)))
+
+        def log(m: str) -> None:
+            lines.append(m)
+            print(f"  {m}", file=sys.stderr)
+
+        v = verify(rep, text, rounds=args.rounds, log=log)
         row["reverted"] = len(v.reverted)
         row["verify_s"] = v.seconds
         row["verify_log"] = lines  # what it timed: the whole, then each shape alone
