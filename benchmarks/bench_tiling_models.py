@@ -56,7 +56,7 @@ def run_one(name: str, source: str, held: bool, args: argparse.Namespace) -> dic
     t0 = time.perf_counter()
     text = import_model(source).linalg_mlir
     model = load_tiling_model(args.model, args.target_cpu)
-    roots = find_root_ops(text)
+    roots = find_root_ops(text, args.target_cpu)
     probs = [r.problem for r in roots if r.problem is not None]
     cal_s = 0.0
     todo = model.unsupported(probs)

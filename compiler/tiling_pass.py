@@ -2,8 +2,9 @@
 
 ``tune_module(mlir_text_or_module, mode, model=..., target_cpu="host")`` parses the module with
 the upstream MLIR Python bindings (``iree.compiler.ir``), finds the root ops that have a tiling
-rule (:mod:`mlsysgym.costmodels.tiling_space`), reads IREE's default configuration of each on
-the codegen target, and for each one
+rule (:mod:`mlsysgym.costmodels.tiling_space`) in the form IREE's dispatches give them (a
+folded weight transpose makes a matmul with a transposed right operand, a different kernel),
+reads IREE's default configuration of each on the codegen target, and for each one
 
 - ``costmodel``: builds the op's candidate configurations (IREE's default among them), scores
   all of them with **one** batched cost-model call (ONNX Runtime; the model predicts runtime
@@ -91,6 +92,9 @@ class Guards:
 
 def _guarded_pick(sc: Scored, model: TilingModel, g: Guards) -> tuple[int, str]:
     """Index of the chosen candidate (0: keep the default) and why the default was kept."""
+    if sc.problem.transpose_b:
+        return 0, ("right operand transposed (IREE folds the weight transpose): the model knows "
+                   "plain kernels only (calibrate to measure it); default kept")
     if g.use_ood and (sc.ood[0] or not model.in_data(sc.problem)):
         return 0, "op outside the model's training data (calibrate to measure it); default kept"
     keep = np.ones(len(sc), dtype=bool)
@@ -217,7 +221,7 @@ def tune_module(mlir_text_or_module: str | Any, mode: str = "costmodel",
     blind = mode == "costmodel" and model is not None and not model.knows_target
     measured_best = model.calibration.best if model is not None and model.calibration else {}
     text = mlir_text_or_module if isinstance(mlir_text_or_module, str) else str(mlir_text_or_module)
-    roots = find_root_ops(text)
+    roots = find_root_ops(text, target_cpu)
     decisions: list[OpDecision] = []
     chosen: dict[int, TileConfig] = {}
     seen: dict[str, OpDecision] = {}

@@ -80,7 +80,8 @@ def perturbed(bases: Sequence[tuple[str, TilingInstance]], n: int, seed: int = 0
         fixed = {0, 4, 5} if p.kind == "conv_2d_nhwc_hwcf" else set()
         dims = [d if (j in fixed or d == 1) else max(1, round(d * float(rng.choice(FACTORS))))
                 for j, d in enumerate(p.dims)]
-        q = instance_for(p.kind, shrink(p.kind, dims, max_macs), p.stride, p.dilation)
+        q = instance_for(p.kind, shrink(p.kind, dims, max_macs), p.stride, p.dilation,
+                         transpose_b=p.transpose_b)
         if q is None or q.key in seen:
             continue
         seen.add(q.key)
@@ -99,9 +100,10 @@ def _stable_seed(text: str) -> int:
 
 
 def _pick(problem: TilingInstance, default: Any, n: int, isa: Any, ranker: Any) -> list[Any]:
-    """``n`` candidates: with a ranker, its ``n // 2`` best predicted, then sampled ones."""
+    """``n`` candidates: with a ranker, its ``n // 2`` best predicted, then sampled ones (only
+    sampled ones for a transposed right operand: the ranker was trained on plain kernels)."""
     seed = _stable_seed(problem.key)
-    if ranker is None:
+    if ranker is None or problem.transpose_b:
         return sample_candidates(problem, default, n, seed=seed, isa=isa)
     from mlsysgym.costmodels.tiling_score import score_candidates
 
@@ -184,7 +186,8 @@ def collect(out: str | os.PathLike[str], minutes: float = 30.0, per_shape: int =
                         "key": row_key(s.problem, m.config.key, fp["target_id"]),
                         "problem_key": s.problem.key, "kind": s.problem.kind,
                         "dims": "x".join(map(str, s.problem.dims)), "stride": s.problem.stride,
-                        "dilation": s.problem.dilation, "macs": s.problem.macs,
+                        "dilation": s.problem.dilation, "transpose_b": s.problem.transpose_b,
+                        "macs": s.problem.macs,
                         "source": s.source, "base": s.base,
                         **{k: kn.get(k) for k in KNOBS},
                         **({f"default_{k}": dk[k] for k in KNOBS} if dk else {}),

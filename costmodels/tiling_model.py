@@ -41,7 +41,7 @@ from mlsysgym.costmodels.tiling_space import (
 )
 
 __all__ = ["DEFAULT_MODEL_DIR", "Calibration", "TilingModel", "calibrate", "calibration_dir",
-           "features_frame", "fit_residual", "load_tiling_model", "ratio_floor",
+           "features_frame", "fit_residual", "load_tiling_model", "ratio_floor", "row_instance",
            "train_tiling_model"]
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "models" / "tiling"
@@ -54,13 +54,26 @@ def _isa(level: str, vector_bits: int) -> TargetIsa:
     return TargetIsa(level, level, int(vector_bits), ())
 
 
+def row_instance(row: Mapping[str, Any]) -> TilingInstance:
+    """The problem a dataset row measured (rows written before ``transpose_b`` was recorded
+    are of plain kernels)."""
+    tb = row.get("transpose_b", False)
+    return TilingInstance(str(row["kind"]), tuple(int(x) for x in str(row["dims"]).split("x")),
+                          int(row["stride"]), int(row["dilation"]),
+                          transpose_b=tb is True or tb == 1.0)  # NaN or None in older rows
+
+
 def features_frame(rows: Any) -> Any:
     """The ok rows of a tiling dataset (``experiments.tiling_data`` columns; IREE's default of
     every (shape, target) added as a row of ratio 1) with the feature columns added; each row's
-    features use the target it was measured on (``vector_bits``, ``l2_kib``)."""
+    features use the target it was measured on (``vector_bits``, ``l2_kib``). Rows of kernels
+    with a transposed right operand are left out: no feature tells the layouts apart."""
     import pandas as pd
 
-    df = rows[rows["ok"].astype(bool) & np.isfinite(rows["runtime_ratio"])].reset_index(drop=True)
+    df = rows[rows["ok"].astype(bool) & np.isfinite(rows["runtime_ratio"])]
+    if "transpose_b" in df:  # the features do not describe the operand layout
+        df = df[~df["transpose_b"].fillna(False).astype(bool)]
+    df = df.reset_index(drop=True)
     if "target_id" not in df:
         raise TilingError("tiling rows without a target fingerprint (target_id) cannot train a "
                           "target-aware model; re-measure them")
@@ -73,8 +86,7 @@ def features_frame(rows: Any) -> Any:
     parts = []
     for (_, _), g in df.groupby(["target_id", "problem_key"], sort=False):
         r = g.iloc[0]
-        dims = tuple(int(x) for x in str(r["dims"]).split("x"))
-        p = TilingInstance(str(r["kind"]), dims, int(r["stride"]), int(r["dilation"]))
+        p = row_instance(r)
         dk = {k: int(r[f"default_{k}"]) for k in KNOBS}
         f = config_features(p, {k: g[k].to_numpy(dtype=np.float64) for k in KNOBS}, dk,
                             _isa(str(r["target_level"]), int(r["vector_bits"])),
@@ -170,9 +182,11 @@ class TilingModel:
     def in_data(self, problem: TilingInstance) -> bool:
         """Whether the op is no larger than ``SIZE_SLACK`` × the largest training shape of its
         kind (the model extrapolates beyond; the pass keeps IREE's default there unless the
-        op was measured by a calibration)."""
+        op was measured by a calibration) and has the operand layout of the training kernels
+        (not ``transpose_b``: the features cannot tell the layouts apart)."""
         most = self.info.get("max_macs", {}).get(problem.kind)
-        return most is not None and problem.macs <= SIZE_SLACK * float(most)
+        return most is not None and problem.macs <= SIZE_SLACK * float(most) \
+            and not problem.transpose_b
 
     def unsupported(self, problems: Sequence[TilingInstance]) -> list[TilingInstance]:
         """The distinct ``problems`` the model cannot decide on this target: all of them on a
@@ -283,8 +297,7 @@ def _measured_best(rows: Any) -> dict[str, tuple[TileConfig, float]]:
     out: dict[str, tuple[TileConfig, float]] = {}
     for key, g in ok.groupby("problem_key"):
         r0 = g.iloc[0]
-        p = TilingInstance(str(r0["kind"]), tuple(int(x) for x in str(r0["dims"]).split("x")),
-                          int(r0["stride"]), int(r0["dilation"]))
+        p = row_instance(r0)
         g = g[parallel_ok(p, {k: g[k].to_numpy() for k in KNOBS},
                           {k: int(r0[f"default_{k}"]) for k in KNOBS})]
         if g.empty:
@@ -324,8 +337,8 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingInst
               more_shapes: int = 200, show_progress: bool = True,
               log: Callable[[str], None] = print) -> Calibration:
     """Measure kernels on this target for at most ``minutes``: the given ``problems`` first,
-    then up to ``more_shapes`` perturbations of them while time is left; shapes already
-    measured for this target are skipped. Per shape: the ``per_shape // 2`` best predicted
+    then up to ``more_shapes`` perturbations of them while time is left (of the plain-layout
+    ones: the models use only those); shapes already measured for this target are skipped. Per shape: the ``per_shape // 2`` best predicted
     candidates and near-default ones, each timed against IREE's default. On a target the base
     model has no rows of, fit the residual model (see :func:`_calibration_from`); attach the
     result to ``model``. Everything is cached under :func:`calibration_dir`."""
@@ -336,7 +349,7 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingInst
     t0 = time.perf_counter()
     own = list(dict.fromkeys(problems))
     shapes = [ShapeSample(p, "calibration:module", p.key) for p in own]
-    shapes += perturbed([("module", p) for p in own], more_shapes, seed=1)
+    shapes += perturbed([("module", p) for p in own if not p.transpose_b], more_shapes, seed=1)
     summary = collect(d, minutes=minutes, per_shape=per_shape, rounds=rounds,
                       show_progress=show_progress, target_cpu=target_cpu, shapes=shapes,
                       ranker=model)

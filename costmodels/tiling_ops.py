@@ -2,7 +2,12 @@
 
 :func:`find_root_ops` parses a module with ``iree.compiler.ir`` and lists its linalg root ops
 (matmul, batch matmul, convolutions, ...) with their :class:`~mlsysgym.costmodels.tiling_space.TilingInstance`
-when a tiling rule applies (and why not otherwise); :func:`annotate` writes a
+when a tiling rule applies (and why not otherwise). Given a codegen target it takes each op's
+form from IREE's own dispatch creation: IREE folds a weight transpose into the matmul that
+reads it, and a matmul whose right operand is transposed is a different kernel (on a Xeon with
+AVX-512, 3.6× faster by default, and a tile choice 1.5× faster on the plain form was 2.2×
+slower on it), so the standalone kernel that is measured must have that form too.
+:func:`annotate` writes a
 :class:`~mlsysgym.costmodels.tiling_space.TileConfig` as the ``compilation_info`` attribute of
 chosen ops; :func:`annotate_kernel` does it for a one-op kernel. Used by the compiler pass
 (:mod:`mlsysgym.compiler.tiling_pass`) and by measurement (:mod:`.tiling_measure`).
@@ -11,7 +16,7 @@ chosen ops; :func:`annotate_kernel` does it for a one-op kernel. Used by the com
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mlsysgym.costmodels.tiling_space import (
@@ -22,7 +27,8 @@ from mlsysgym.costmodels.tiling_space import (
     instance_for,
 )
 
-__all__ = ["RootOp", "annotate", "annotate_kernel", "find_root_ops", "parse_module"]
+__all__ = ["RootOp", "annotate", "annotate_kernel", "find_root_ops", "in_iree_form",
+           "parse_module"]
 
 _OP_KINDS = {"linalg.matmul": "matmul", "linalg.batch_matmul": "batch_matmul",
              "linalg.conv_2d_nhwc_hwcf": "conv_2d_nhwc_hwcf"}
@@ -94,6 +100,22 @@ def _int_attr(op: Any, name: str) -> int:
     return vals[0]
 
 
+def _maps(op: Any) -> list[str]:
+    """The op's indexing maps as text, e.g. ``(d0, d1, d2) -> (d0, d2)``."""
+    from iree.compiler import ir
+
+    return [str(ir.AffineMapAttr(a).value) for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+
+
+def _transposed_b_maps(rank: int) -> list[str]:
+    """Indexing maps of a (batch) matmul with loops (batch.., m, n, k) whose right operand is
+    stored ``[.., n, k]``."""
+    d = [f"d{i}" for i in range(rank)]
+    *batch, m, n, k = d
+    return [f"({', '.join(d)}) -> ({', '.join(v)})"
+            for v in ((*batch, m, k), (*batch, n, k), (*batch, m, n))]
+
+
 def _root_op(index: int, op: Any) -> RootOp | None:
     name = op.name
     if name not in _CANDIDATE_OPS:
@@ -107,23 +129,28 @@ def _root_op(index: int, op: Any) -> RootOp | None:
     kind = _OP_KINDS.get(name)
     if kind is None:
         return RootOp(index, name, None, f"no tiling rule for {name}", loc)
+    transpose_b = False
     if "indexing_maps" in str(op).split(" ins(")[0]:  # printed only when not the default maps
-        return RootOp(index, name, None, f"no tiling rule for {name} with custom indexing maps", loc)
+        transpose_b = kind != "conv_2d_nhwc_hwcf" and \
+            _maps(op) == _transposed_b_maps({"matmul": 3, "batch_matmul": 4}[kind])
+        if not transpose_b:
+            return RootOp(index, name, None,
+                          f"no tiling rule for {name} with these indexing maps", loc)
     shapes = [_shape(v) for v in op.operands]
     if len(shapes) < 3 or any(s is None for s in shapes[:3]):
         return RootOp(index, name, None, "dynamic or non-tensor operands", loc)
     (a, ta), (b, tb), (c, tc) = shapes[0], shapes[1], shapes[2]  # type: ignore[misc]
     dtype = "f32" if ta == tb == tc == "f32" else ta
     if kind == "matmul":
-        dims: tuple[int, ...] = (a[0], b[1], a[1])
+        dims: tuple[int, ...] = (a[0], c[1], a[1])
     elif kind == "batch_matmul":
-        dims = (a[0], a[1], b[2], a[2])
+        dims = (a[0], a[1], c[2], a[2])
     else:
         dims = (c[0], c[1], c[2], c[3], b[0], b[1], b[2])
     stride, dil = _int_attr(op, "strides"), _int_attr(op, "dilations")
     if stride < 1 or dil < 1:
         return RootOp(index, name, None, "anisotropic strides or dilations", loc)
-    problem = instance_for(kind, dims, stride, dil, dtype)
+    problem = instance_for(kind, dims, stride, dil, dtype, transpose_b)
     if problem is not None and problem.mnkh[0] == 1:
         return RootOp(index, name, None, "M = 1 (a matrix-vector product): IREE folds the unit "
                       "dim in context, which a standalone kernel does not show; default kept",
@@ -134,13 +161,61 @@ def _root_op(index: int, op: Any) -> RootOp | None:
     return RootOp(index, name, problem, "", loc)
 
 
-def find_root_ops(module: str | Any) -> list[RootOp]:
+def find_root_ops(module: str | Any, target_cpu: str | None = None) -> list[RootOp]:
     """Contraction / convolution / reduction linalg ops of a module (MLIR text or
-    ``ir.Module``), each with its TilingInstance or the reason it has no rule."""
+    ``ir.Module``), each with its TilingInstance or the reason it has no rule. With a codegen
+    ``target_cpu``, each (batch) matmul takes the form IREE's dispatch creation gives it
+    (:func:`in_iree_form`)."""
     ctx = _context()
     with ctx:
         mod = parse_module(module, ctx)
-        return [r for i, op in enumerate(_linalg_ops(mod)) if (r := _root_op(i, op)) is not None]
+        roots = [r for i, op in enumerate(_linalg_ops(mod)) if (r := _root_op(i, op)) is not None]
+    if target_cpu is None or not any(r.problem is not None for r in roots):
+        return roots
+    return in_iree_form(roots, str(module), target_cpu)
+
+
+def _loops(p: TilingInstance) -> tuple[Any, ...]:
+    return p.kind, p.dims, p.stride, p.dilation
+
+
+def in_iree_form(roots: list[RootOp], text: str, target_cpu: str) -> list[RootOp]:
+    """``roots`` (of module ``text``) with each (batch) matmul's problem in the form IREE's
+    dispatch creation gives it for ``target_cpu`` (``iree-compile
+    --compile-to=dispatch-creation``, parsed with the bindings): ops of one kind and loop
+    bounds are paired in program order. One whose shape IREE's dispatches hold a different
+    number of times, or in a form without a rule, loses its problem (IREE's default is kept)
+    with the reason. Convolutions are left as they are: IREE generalizes them, in a module
+    and in a standalone kernel alike."""
+    from collections import defaultdict
+
+    from mlsysgym.costmodels.tiling_space import executable_configurations
+
+    theirs: dict[tuple[Any, ...], list[TilingInstance]] = defaultdict(list)
+    for r in find_root_ops(executable_configurations(text, target_cpu, timeout_s=600.0,
+                                                     what="the module", phase="dispatch-creation")):
+        if r.problem is not None:
+            theirs[_loops(r.problem)].append(r.problem)
+    ours: dict[tuple[Any, ...], int] = defaultdict(int)
+    for r in roots:
+        if r.problem is not None:
+            ours[_loops(r.problem)] += 1
+    seen: dict[tuple[Any, ...], int] = defaultdict(int)
+    out = []
+    for r in roots:
+        if r.problem is None or r.problem.kind not in ("matmul", "batch_matmul"):
+            out.append(r)
+            continue
+        key = _loops(r.problem)
+        forms = theirs.get(key, [])
+        if len(forms) != ours[key]:
+            out.append(replace(r, problem=None, reason=(
+                f"IREE's dispatches hold {len(forms)} op(s) of this kind and shape where the "
+                f"module has {ours[key]}: its form is unknown; default kept")))
+            continue
+        out.append(replace(r, problem=forms[seen[key]]))
+        seen[key] += 1
+    return out
 
 
 def annotate(module: str | Any, configs: Mapping[int, TileConfig]) -> str:

@@ -92,13 +92,16 @@ class ConfigReadError(TilingError):
 
 @dataclass(frozen=True)
 class TilingInstance:
-    """A root op with a tiling rule: kind, loop bounds (the op's loop order), stride, dilation."""
+    """A root op with a tiling rule: kind, loop bounds (the op's loop order), stride, dilation,
+    and the operand layout IREE's dispatch holds it in (``transpose_b``: a (batch) matmul whose
+    right operand is stored transposed, ``[.., N, K]``, as IREE folds a weight transpose)."""
 
     kind: str
     dims: tuple[int, ...]
     stride: int = 1
     dilation: int = 1
     dtype: str = "f32"
+    transpose_b: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in RULE_KINDS:
@@ -107,6 +110,8 @@ class TilingInstance:
         want = {"matmul": 3, "batch_matmul": 4, "conv_2d_nhwc_hwcf": 7}[self.kind]
         if len(self.dims) != want or any(int(d) < 1 for d in self.dims):
             raise TilingError(f"{self.kind} needs {want} positive loop bounds, got {self.dims}")
+        if self.transpose_b and self.kind == "conv_2d_nhwc_hwcf":
+            raise TilingError("transpose_b applies to matmul and batch_matmul only")
         object.__setattr__(self, "dims", tuple(int(d) for d in self.dims))
 
     @property
@@ -126,10 +131,12 @@ class TilingInstance:
 
     @property
     def key(self) -> str:
-        """A short stable identifier (kind and dims), e.g. ``matmul:128x256x64``."""
+        """A short stable identifier (kind and dims), e.g. ``matmul:128x256x64``
+        (``matmul:128x256x64:tB`` with the right operand transposed)."""
         s = f"{self.kind}:{'x'.join(map(str, self.dims))}"
         return s + (f":s{self.stride}" if self.stride != 1 else "") + \
-            (f":d{self.dilation}" if self.dilation != 1 else "")
+            (f":d{self.dilation}" if self.dilation != 1 else "") + \
+            (":tB" if self.transpose_b else "")
 
     def to_spec_design(self) -> dict[str, Any]:
         """The ``KernelSpec`` design dict of a standalone kernel with this op's shape."""
@@ -139,6 +146,8 @@ class TilingInstance:
             d["stride"] = self.stride
         if self.dilation != 1:
             d["dilation"] = self.dilation
+        if self.transpose_b:
+            d["transpose_b"] = True
         return d
 
 
@@ -200,18 +209,19 @@ def instance_from_spec(design: Mapping[str, Any]) -> TilingInstance | None:
     shape = design.get("shape", ())
     dims = tuple(int(x) for x in (shape.split("x") if isinstance(shape, str) else shape))
     return instance_for(kind, dims, int(design.get("stride", 1) or 1),
-                       int(design.get("dilation", 1) or 1), str(design.get("dtype", "f32")))
+                       int(design.get("dilation", 1) or 1), str(design.get("dtype", "f32")),
+                       bool(design.get("transpose_b", False)))
 
 
 def instance_for(kind: str, dims: Sequence[int], stride: int = 1, dilation: int = 1,
-                dtype: str = "f32") -> TilingInstance | None:
+                dtype: str = "f32", transpose_b: bool = False) -> TilingInstance | None:
     """A TilingInstance, or None when no rule applies (other kinds, non-f32, batch-1 or 1×1
     convs)."""
     if kind not in RULE_KINDS or dtype != "f32" or any(d is None for d in dims):
         return None
     if kind == "conv_2d_nhwc_hwcf" and (dims[0] < 2 or dims[4] * dims[5] == 1):
         return None
-    return TilingInstance(kind, tuple(int(d) for d in dims), stride, dilation, dtype)
+    return TilingInstance(kind, tuple(int(d) for d in dims), stride, dilation, dtype, transpose_b)
 
 
 def _reason_no_rule(kind: str, dims: Sequence[int | None]) -> str:
@@ -388,14 +398,15 @@ def read_root_config(text: str, kind: str) -> TileConfig:
 
 
 def executable_configurations(mlir: str, target_cpu: str = "host", timeout_s: float = 60.0,
-                              what: str = "the kernel") -> str:
-    """The text of ``iree-compile --compile-to=executable-configurations`` for codegen target
-    ``target_cpu``; ConfigReadError (one line) when it fails or times out."""
+                              what: str = "the kernel",
+                              phase: str = "executable-configurations") -> str:
+    """The text of ``iree-compile --compile-to=<phase>`` (default: executable-configurations)
+    for codegen target ``target_cpu``; ConfigReadError (one line) when it fails or times out."""
     from mlsysgym.core.target import target_flags
     from mlsysgym.ir.mlir_import import iree_compile_path
 
     try:
-        proc = run_limited([iree_compile_path(), "-", "--compile-to=executable-configurations",
+        proc = run_limited([iree_compile_path(), "-", f"--compile-to={phase}",
                             *target_flags(target_cpu)], "iree-compile", input=mlir.encode(),
                            timeout_s=timeout_s)
     except ResourceLimitError as e:

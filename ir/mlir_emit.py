@@ -6,8 +6,8 @@ of the linalg op) and element type; :func:`emit` returns the MLIR text of
 reference. Kinds and the meaning of ``shape``:
 
 ============================== ===================================================
-``matmul``                     (M, N, K)
-``batch_matmul``               (B, M, N, K)
+``matmul``                     (M, N, K); ``transpose_b``: B stored as (N, K)
+``batch_matmul``               (B, M, N, K); ``transpose_b``: B stored as (B, N, K)
 ``conv_2d_nhwc_hwcf``          (N, OH, OW, F, KH, KW, C); input is pre-padded
 ``depthwise_conv_2d_nhwc_hwc`` (N, OH, OW, C, KH, KW)
 ``elementwise``                output shape; ``op`` in :data:`ELEMENTWISE_OPS`
@@ -62,6 +62,7 @@ class KernelSpec:
     stride: int = 1
     dilation: int = 1
     reduce_dims: tuple[int, ...] = ()
+    transpose_b: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", _shape_tuple(self.shape))
@@ -80,6 +81,8 @@ class KernelSpec:
             raise KernelSpecError(f"shape sizes must be positive, got {self.shape}")
         if self.stride < 1 or self.dilation < 1:
             raise KernelSpecError("stride and dilation must be >= 1")
+        if self.transpose_b and self.kind not in ("matmul", "batch_matmul"):
+            raise KernelSpecError(f"transpose_b applies to matmul and batch_matmul, not {self.kind}")
         if self.kind == "elementwise":
             op = self.op or "add"
             if op not in ELEMENTWISE_OPS:
@@ -109,6 +112,8 @@ class KernelSpec:
             d["dilation"] = self.dilation
         if self.reduce_dims:
             d["reduce_dims"] = ",".join(map(str, self.reduce_dims))
+        if self.transpose_b:
+            d["transpose_b"] = True
         return d
 
     @classmethod
@@ -121,7 +126,8 @@ class KernelSpec:
             return cls(kind=str(design["kind"]), shape=design["shape"],
                        dtype=str(design.get("dtype", "f32")), op=str(design.get("op", "") or ""),
                        stride=int(design.get("stride", 1) or 1),
-                       dilation=int(design.get("dilation", 1) or 1), reduce_dims=tuple(rd))
+                       dilation=int(design.get("dilation", 1) or 1), reduce_dims=tuple(rd),
+                       transpose_b=bool(design.get("transpose_b", False)))
         except KeyError as e:
             raise KernelSpecError(f"kernel design lacks {e.args[0]!r} (needs kind and shape)")\
                 from None
@@ -143,10 +149,10 @@ class KernelSpec:
         s, k = self.shape, self.kind
         if k == "matmul":
             m, n, kk = s
-            return [(m, kk), (kk, n)]
+            return [(m, kk), (n, kk) if self.transpose_b else (kk, n)]
         if k == "batch_matmul":
             b, m, n, kk = s
-            return [(b, m, kk), (b, kk, n)]
+            return [(b, m, kk), (b, n, kk) if self.transpose_b else (b, kk, n)]
         if k == "conv_2d_nhwc_hwcf":
             n, oh, ow, f, kh, kw, c = s
             return [(n, self._in_size(oh, kh), self._in_size(ow, kw), c), (kh, kw, c, f)]
@@ -238,6 +244,13 @@ def _contraction(spec: KernelSpec, t: str) -> str:
     out = _ttype(spec.output_shape(), t)
     a, b = _ttype(ins[0], t), _ttype(ins[1], t)
     attrs = ""
+    if spec.transpose_b:  # the form IREE gives a matmul after folding its weight transpose
+        d = _dims(len(spec.shape))
+        idx = [f"d{i}" for i in range(len(spec.shape))]
+        *batch, m, n, k = idx
+        maps = [(*batch, m, k), (*batch, n, k), (*batch, m, n)]
+        attrs = " indexing_maps = [" + ", ".join(
+            f"affine_map<({d}) -> ({', '.join(mp)})>" for mp in maps) + "]"
     if spec.kind.startswith(("conv", "depthwise")):
         attrs = (f" {{dilations = dense<{spec.dilation}> : tensor<2xi64>, "
                  f"strides = dense<{spec.stride}> : tensor<2xi64>}}")
@@ -307,7 +320,7 @@ def _reference(spec: KernelSpec) -> Callable[[Sequence[np.ndarray]], np.ndarray]
         x = [np.asarray(v, dtype=np.float64) for v in xs]
         k = spec.kind
         if k in ("matmul", "batch_matmul"):
-            out = np.matmul(x[0], x[1])
+            out = np.matmul(x[0], np.swapaxes(x[1], -1, -2) if spec.transpose_b else x[1])
         elif k in ("conv_2d_nhwc_hwcf", "depthwise_conv_2d_nhwc_hwc"):
             oh, ow = spec.shape[1], spec.shape[2]
             kh, kw = x[1].shape[0], x[1].shape[1]

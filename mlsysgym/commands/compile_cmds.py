@@ -176,7 +176,7 @@ def _calibrated_model(args: argparse.Namespace, text: str, model_path: str | Non
     if args.mode == "measure":
         return None
     model = load_tiling_model(model_path, args.target_cpu)
-    probs = [r.problem for r in find_root_ops(text) if r.problem is not None]
+    probs = [r.problem for r in find_root_ops(text, args.target_cpu) if r.problem is not None]
     todo = model.unsupported(probs)
     if args.calibrate or (todo and not args.no_calibrate):
         why = (f"the cost model has no data for target {model.target_id} ({model.isa.level})"
