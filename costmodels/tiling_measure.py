@@ -100,10 +100,9 @@ def _stable_seed(text: str) -> int:
 
 
 def _pick(problem: TilingInstance, default: Any, n: int, isa: Any, ranker: Any) -> list[Any]:
-    """``n`` candidates: with a ranker, its ``n // 2`` best predicted, then sampled ones (only
-    sampled ones for a transposed right operand: the ranker was trained on plain kernels)."""
+    """``n`` candidates: with a ranker, its ``n // 2`` best predicted, then sampled ones."""
     seed = _stable_seed(problem.key)
-    if ranker is None or problem.transpose_b:
+    if ranker is None:
         return sample_candidates(problem, default, n, seed=seed, isa=isa)
     from mlsysgym.costmodels.tiling_score import score_candidates
 

@@ -617,3 +617,104 @@ def test_tiling_problem_is_searched_by_any_agent_on_the_pass_predictions():
     again = problem.evaluate(result.designs)
     ok = ~result.failed
     assert result.rewards[ok] == pytest.approx(again.rewards[ok], rel=1e-9)
+
+
+# ---- operand layout: the form IREE's dispatch gives a matmul -----------------------------
+# A weight stored [N, K] and transposed before the matmul, as ONNX exports of nn.Linear give
+# it; the attention scores read K^T through a scale, as Llama-style exports give it.
+FOLDED = """
+func.func @main(%x: tensor<64x96xf32>, %w: tensor<128x96xf32>, %q: tensor<4x32x16xf32>,
+                %k: tensor<4x32x16xf32>) -> (tensor<64x128xf32>, tensor<4x32x32xf32>) {
+  %z = arith.constant 0.0 : f32
+  %s = arith.constant 0.25 : f32
+  %et = tensor.empty() : tensor<96x128xf32>
+  %wt = linalg.transpose ins(%w : tensor<128x96xf32>) outs(%et : tensor<96x128xf32>) permutation = [1, 0]
+  %e0 = tensor.empty() : tensor<64x128xf32>
+  %f0 = linalg.fill ins(%z : f32) outs(%e0 : tensor<64x128xf32>) -> tensor<64x128xf32>
+  %m = linalg.matmul ins(%x, %wt : tensor<64x96xf32>, tensor<96x128xf32>) outs(%f0 : tensor<64x128xf32>) -> tensor<64x128xf32>
+  %ek = tensor.empty() : tensor<4x16x32xf32>
+  %kt = linalg.transpose ins(%k : tensor<4x32x16xf32>) outs(%ek : tensor<4x16x32xf32>) permutation = [0, 2, 1]
+  %ks = linalg.generic {indexing_maps = [affine_map<(d0, d1, d2) -> (d0, d1, d2)>, affine_map<(d0, d1, d2) -> (d0, d1, d2)>], iterator_types = ["parallel", "parallel", "parallel"]} ins(%kt : tensor<4x16x32xf32>) outs(%ek : tensor<4x16x32xf32>) {
+  ^bb0(%in: f32, %out: f32):
+    %v = arith.mulf %in, %s : f32
+    linalg.yield %v : f32
+  } -> tensor<4x16x32xf32>
+  %e1 = tensor.empty() : tensor<4x32x32xf32>
+  %f1 = linalg.fill ins(%z : f32) outs(%e1 : tensor<4x32x32xf32>) -> tensor<4x32x32xf32>
+  %b = linalg.batch_matmul ins(%q, %ks : tensor<4x32x16xf32>, tensor<4x16x32xf32>) outs(%f1 : tensor<4x32x32xf32>) -> tensor<4x32x32xf32>
+  return %m, %b : tensor<64x128xf32>, tensor<4x32x32xf32>
+}
+"""
+
+
+def test_root_ops_take_the_form_irees_dispatch_gives_them() -> None:
+    from mlsysgym.costmodels.tiling_ops import in_iree_form
+
+    as_written = [r.problem.key for r in find_root_ops(FOLDED) if r.problem is not None]
+    assert as_written == ["matmul:64x128x96", "batch_matmul:4x32x32x16"]
+    # IREE folds the transpose into the matmul, and propagates K^T through the scale
+    folded = [r.problem for r in find_root_ops(FOLDED, "host") if r.problem is not None]
+    assert [p.key for p in folded] == ["matmul:64x128x96:tB", "batch_matmul:4x32x32x16:tB"]
+    assert all(p.transpose_b for p in folded) and folded[0].mnkh == (64, 128, 96, 1)
+    assert [r.problem.key for r in find_root_ops(MODULE, "host") if r.problem] == \
+        ["matmul:64x128x96", "conv_2d_nhwc_hwcf:2x8x8x32x3x3x16"]  # no transpose: as written
+    # an op whose shape IREE's dispatches hold a different number of times loses its rule
+    (mm, _conv) = [r for r in find_root_ops(MODULE) if r.problem is not None]
+    (lost,) = in_iree_form([mm], FOLDED.replace("64x", "32x"), "host")
+    assert lost.problem is None and "0 op(s) of this kind and shape" in lost.reason
+
+
+@pytest.mark.parametrize(("kind", "shape"), [("matmul", "8x16x4"), ("batch_matmul", "2x8x16x4")])
+def test_transposed_kernel_is_the_folded_op_and_computes_a_times_w_transposed(
+        kind: str, shape: str) -> None:
+    from mlsysgym.simulators.iree_cpu import KernelCompiler, Runner
+
+    k = emit({"kind": kind, "shape": shape, "transpose_b": True})
+    (root,) = find_root_ops(k.mlir)
+    assert root.problem == instance_for(kind, tuple(map(int, shape.split("x"))),
+                                        transpose_b=True)
+    assert root.problem.to_spec_design()["transpose_b"] is True
+    a, w = k.random_inputs(0)
+    assert w.shape[-2:] == (16, 4)  # stored [N, K]
+    res = KernelCompiler.for_target("host").compile(k.mlir)
+    got = Runner(res.vmfb, res.func).run([a, w])
+    np.testing.assert_allclose(got, a @ np.swapaxes(w, -1, -2), rtol=1e-5, atol=1e-5)
+
+
+def test_the_base_model_leaves_transposed_ops_to_calibration(tiny_model: TilingModel) -> None:
+    from mlsysgym.compiler.tiling_pass import Guards
+    from mlsysgym.costmodels.tiling_model import Calibration
+
+    tb = instance_for("matmul", (64, 128, 96), transpose_b=True)
+    assert tiny_model.in_data(instance_for("matmul", (64, 128, 96))) and not tiny_model.in_data(tb)
+    defaults = {tb.key: MM_DEFAULT,
+                "batch_matmul:4x32x32x16:tB": TileConfig((1, 64, 64, 0), (1, 8, 16, 0),
+                                                         (0, 0, 0, 16))}
+    rep = tune_module(FOLDED, "costmodel", model=tiny_model, defaults=defaults,
+                      guards=Guards(margin=2.0, use_floor=False, use_ood=False))
+    assert all(o.is_default and "transposed" in o.reason for o in rep.tuned)
+    # a calibration that measured the folded op decides it; the plain shape's does not
+    pick = TileConfig((32, 64, 0), (4, 32, 0), (0, 0, 8))
+    tiny_model.calibration = Calibration(tiny_model.target_id, 9, 1, None, {_MM_KEY: (pick, 0.5)})
+    try:
+        rep = tune_module(FOLDED, "costmodel", model=tiny_model, defaults=defaults)
+        assert rep.tuned[0].is_default
+        tiny_model.calibration = Calibration(tiny_model.target_id, 9, 1, None,
+                                             {tb.key: (pick, 0.8)})
+        rep = tune_module(FOLDED, "costmodel", model=tiny_model, defaults=defaults)
+        assert rep.tuned[0].chosen == pick and rep.tuned[0].measured_ratio == 0.8
+    finally:
+        tiny_model.calibration = None
+
+
+def test_rows_of_transposed_kernels_are_kept_apart() -> None:
+    from mlsysgym.costmodels.tiling_model import features_frame, row_instance
+
+    rows = _synthetic_rows("aaaa", "x86-64-v4", 512, 0)
+    assert not row_instance(rows.iloc[0]).transpose_b  # rows written before the column
+    tb = rows[rows["kind"] == "matmul"].assign(transpose_b=True,
+                                                problem_key="matmul:64x128x96:tB")
+    both = pd.concat([rows.assign(transpose_b=False), tb], ignore_index=True)
+    assert row_instance(tb.iloc[0]).key == "matmul:64x128x96:tB"
+    # the features cannot tell the layouts apart, so training and residual fits use plain rows
+    assert len(features_frame(both)) == len(features_frame(rows)) == len(rows) + 2
