@@ -337,11 +337,12 @@ def calibrate(model: TilingModel, target_cpu: str, problems: Sequence[TilingInst
               more_shapes: int = 200, show_progress: bool = True,
               log: Callable[[str], None] = print) -> Calibration:
     """Measure kernels on this target for at most ``minutes``: the given ``problems`` first,
-    then up to ``more_shapes`` perturbations of them while time is left (of the plain-layout
-    ones: the models use only those); shapes already measured for this target are skipped. Per shape: the ``per_shape // 2`` best predicted
-    candidates and near-default ones, each timed against IREE's default. On a target the base
-    model has no rows of, fit the residual model (see :func:`_calibration_from`); attach the
-    result to ``model``. Everything is cached under :func:`calibration_dir`."""
+    then up to ``more_shapes`` perturbations of the plain-layout ones (the models use only
+    those) while time is left; shapes already measured for this target are skipped. Per
+    shape: the ``per_shape // 2`` best predicted candidates and near-default ones, each timed
+    against IREE's default. On a target the base model has no rows of, fit the residual model
+    (see :func:`_calibration_from`); attach the result to ``model``. Everything is cached
+    under :func:`calibration_dir`."""
     from mlsysgym.core.dataset import read_dataset
     from mlsysgym.costmodels.tiling_measure import ShapeSample, collect, perturbed
 
