@@ -26,6 +26,7 @@ from mlsysgym.costmodels.tiling_space import (
     _reason_no_rule,
     instance_for,
 )
+from mlsysgym.ir.mlir_emit import transposed_b_maps
 
 __all__ = ["RootOp", "annotate", "annotate_kernel", "find_root_ops", "in_iree_form",
            "parse_module"]
@@ -107,15 +108,6 @@ def _maps(op: Any) -> list[str]:
     return [str(ir.AffineMapAttr(a).value) for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
 
 
-def _transposed_b_maps(rank: int) -> list[str]:
-    """Indexing maps of a (batch) matmul with loops (batch.., m, n, k) whose right operand is
-    stored ``[.., n, k]``."""
-    d = [f"d{i}" for i in range(rank)]
-    *batch, m, n, k = d
-    return [f"({', '.join(d)}) -> ({', '.join(v)})"
-            for v in ((*batch, m, k), (*batch, n, k), (*batch, m, n))]
-
-
 def _root_op(index: int, op: Any) -> RootOp | None:
     name = op.name
     if name not in _CANDIDATE_OPS:
@@ -132,7 +124,7 @@ def _root_op(index: int, op: Any) -> RootOp | None:
     transpose_b = False
     if "indexing_maps" in str(op).split(" ins(")[0]:  # printed only when not the default maps
         transpose_b = kind != "conv_2d_nhwc_hwcf" and \
-            _maps(op) == _transposed_b_maps({"matmul": 3, "batch_matmul": 4}[kind])
+            _maps(op) == transposed_b_maps({"matmul": 3, "batch_matmul": 4}[kind])
         if not transpose_b:
             return RootOp(index, name, None,
                           f"no tiling rule for {name} with these indexing maps", loc)

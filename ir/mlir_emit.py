@@ -26,7 +26,7 @@ import numpy as np
 from mlsysgym.core.errors import MlsysgymError
 
 __all__ = ["DTYPES", "ELEMENTWISE_OPS", "KINDS", "EmittedKernel", "KernelSpec",
-           "KernelSpecError", "emit"]
+           "KernelSpecError", "emit", "transposed_b_maps"]
 
 KINDS: dict[str, int] = {"matmul": 3, "batch_matmul": 4, "conv_2d_nhwc_hwcf": 7,
                          "depthwise_conv_2d_nhwc_hwc": 6, "elementwise": 0, "reduction": 0}
@@ -239,18 +239,22 @@ def _dims(n: int) -> str:
     return ", ".join(f"d{i}" for i in range(n))
 
 
+def transposed_b_maps(rank: int) -> list[str]:
+    """Indexing maps of a (batch) matmul with loops (batch.., m, n, k) whose right operand is
+    stored ``[.., n, k]``, as MLIR prints them: ``(d0, d1, d2) -> (d0, d2)``, ..."""
+    *batch, m, n, k = [f"d{i}" for i in range(rank)]
+    return [f"({_dims(rank)}) -> ({', '.join(v)})"
+            for v in ((*batch, m, k), (*batch, n, k), (*batch, m, n))]
+
+
 def _contraction(spec: KernelSpec, t: str) -> str:
     ins = spec.input_shapes()
     out = _ttype(spec.output_shape(), t)
     a, b = _ttype(ins[0], t), _ttype(ins[1], t)
     attrs = ""
     if spec.transpose_b:  # the form IREE gives a matmul after folding its weight transpose
-        d = _dims(len(spec.shape))
-        idx = [f"d{i}" for i in range(len(spec.shape))]
-        *batch, m, n, k = idx
-        maps = [(*batch, m, k), (*batch, n, k), (*batch, m, n)]
-        attrs = " indexing_maps = [" + ", ".join(
-            f"affine_map<({d}) -> ({', '.join(mp)})>" for mp in maps) + "]"
+        maps = transposed_b_maps(len(spec.shape))
+        attrs = " indexing_maps = [" + ", ".join(f"affine_map<{m}>" for m in maps) + "]"
     if spec.kind.startswith(("conv", "depthwise")):
         attrs = (f" {{dilations = dense<{spec.dilation}> : tensor<2xi64>, "
                  f"strides = dense<{spec.stride}> : tensor<2xi64>}}")
