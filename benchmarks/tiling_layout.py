@@ -7,9 +7,9 @@ kernels).
 For every (batch) matmul that IREE's dispatch creation holds with its right operand transposed
 (a folded weight or K^T transpose; :func:`~mlsysgym.costmodels.tiling_ops.find_root_ops` with a
 target), the same configurations are measured against IREE's default on the plain kernel (what
-the tile pass measured before it read the dispatch form) and on the folded one: the shipped
-model's best predicted for the plain kernel (what the pass picked) and sampled near-default
-ones. Each is timed right after its kernel's default, single thread, median ratio over rounds
+the tile pass measured before it read the dispatch form) and on the folded one, picked as the
+calibration picks them for the plain kernel (the shipped model's best predicted, then sampled
+near-default ones). Each is timed right after its kernel's default, single thread, median ratio over rounds
 (:func:`~mlsysgym.costmodels.tiling_measure.measure_configs`).
 """
 
@@ -24,17 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mlsysgym.costmodels.tiling_measure import measure_configs
+from bench_tiling_models import HELD_OUT_DIR
+from mlsysgym.core.target import target_isa
+from mlsysgym.costmodels.tiling_measure import measure_configs, pick_candidates
 from mlsysgym.costmodels.tiling_model import TilingModel, load_tiling_model
 from mlsysgym.costmodels.tiling_ops import find_root_ops
-from mlsysgym.costmodels.tiling_score import score_candidates
-from mlsysgym.costmodels.tiling_space import TilingInstance, default_config, sample_candidates
+from mlsysgym.costmodels.tiling_space import TilingInstance, default_config
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
 from mlsysgym.ir.mlir_import import import_model
 from mlsysgym.simulators.iree_cpu import KernelCompiler
 
 OUT = Path("benchmarks/results/tiling_layout.md")  # default --out, under the working directory
-HELD_OUT_DIR = Path(__file__).resolve().parent / "data" / "tiling_models"
 WIN = 0.97  # the margin at which a calibration's measured config replaces the default
 
 
@@ -50,13 +50,8 @@ def compare(folded: TilingInstance, n: int, rounds: int, target_cpu: str, model:
             compiler: KernelCompiler) -> dict[str, Any]:
     """The same configurations on the plain kernel and on the folded one."""
     plain = replace(folded, transpose_b=False)
-    default = default_config(plain, target_cpu)
-    sc = score_candidates(model, plain, default)
-    top = [sc.config(int(i)) for i in np.argsort(sc.predicted, kind="stable") if int(i) != 0]
-    cfgs = list(dict.fromkeys(top[: n // 2]))
-    for c in sample_candidates(plain, default, n, seed=0):
-        if len(cfgs) < n and c not in cfgs:
-            cfgs.append(c)
+    cfgs = pick_candidates(plain, default_config(plain, target_cpu), n,
+                           target_isa(target_cpu), model)  # as the calibration picks them
     on = {form: measure_configs(p, cfgs, rounds=rounds, compiler=compiler)
           for form, p in (("plain", plain), ("folded", folded))}
     pairs = [(a.ratio, b.ratio) for a, b in zip(on["plain"], on["folded"]) if a.ok and b.ok]

@@ -39,7 +39,7 @@ from mlsysgym.costmodels.tiling_space import (
 )
 
 __all__ = ["FACTORS", "FAST_TIMING", "MAX_MACS", "MeasuredConfig", "ShapeSample", "collect",
-           "measure_configs", "perturbed", "row_key", "shrink"]
+           "measure_configs", "perturbed", "pick_candidates", "row_key", "shrink"]
 
 FACTORS = (0.5, 0.75, 1.25, 1.5, 2.0)
 MAX_MACS = 1.2e7
@@ -99,7 +99,8 @@ def _stable_seed(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
-def _pick(problem: TilingInstance, default: Any, n: int, isa: Any, ranker: Any) -> list[Any]:
+def pick_candidates(problem: TilingInstance, default: Any, n: int, isa: Any = None,
+                    ranker: Any = None) -> list[Any]:
     """``n`` candidates: with a ranker, its ``n // 2`` best predicted, then sampled ones."""
     seed = _stable_seed(problem.key)
     if ranker is None:
@@ -144,7 +145,7 @@ def collect(out: str | os.PathLike[str], minutes: float = 30.0, per_shape: int =
 
     def prepare(s: ShapeSample) -> tuple[Any, list[Any], list[Any]]:
         d = default_config(s.problem, target_cpu)
-        cfgs = _pick(s.problem, d, per_shape, isa, ranker)
+        cfgs = pick_candidates(s.problem, d, per_shape, isa, ranker)
         k = emit(s.problem.to_spec_design())
         texts = [k.mlir] + [annotate_kernel(k.mlir, c) for c in cfgs]
         return d, cfgs, compiler.compile_many(texts)

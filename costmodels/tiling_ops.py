@@ -5,8 +5,9 @@
 when a tiling rule applies (and why not otherwise). Given a codegen target it takes each op's
 form from IREE's own dispatch creation: IREE folds a weight transpose into the matmul that
 reads it, and a matmul whose right operand is transposed is a different kernel (on a Xeon with
-AVX-512, 3.6× faster by default, and a tile choice 1.5× faster on the plain form was 2.2×
-slower on it), so the standalone kernel that is measured must have that form too.
+AVX-512, IREE's default of OPT's FFN matmul took 38 ms plain and 12 ms folded, and 29 of 39
+tile choices faster on plain kernels were slower on folded ones: ``benchmarks/tiling_layout.py``),
+so the standalone kernel that is measured must have that form too.
 :func:`annotate` writes a
 :class:`~mlsysgym.costmodels.tiling_space.TileConfig` as the ``compilation_info`` attribute of
 chosen ops; :func:`annotate_kernel` does it for a one-op kernel. Used by the compiler pass
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from mlsysgym.costmodels.tiling_space import (
@@ -171,6 +173,16 @@ def _loops(p: TilingInstance) -> tuple[Any, ...]:
     return p.kind, p.dims, p.stride, p.dilation
 
 
+@lru_cache(maxsize=4)  # the pass and its callers (calibration, the CLI) ask for one module twice
+def _dispatch_problems(text: str, target_cpu: str) -> tuple[TilingInstance, ...]:
+    """The problems of the root ops of ``iree-compile --compile-to=dispatch-creation``."""
+    from mlsysgym.costmodels.tiling_space import executable_configurations
+
+    out = executable_configurations(text, target_cpu, timeout_s=600.0, what="the module",
+                                    phase="dispatch-creation")
+    return tuple(r.problem for r in find_root_ops(out) if r.problem is not None)
+
+
 def in_iree_form(roots: list[RootOp], text: str, target_cpu: str) -> list[RootOp]:
     """``roots`` (of module ``text``) with each (batch) matmul's problem in the form IREE's
     dispatch creation gives it for ``target_cpu`` (``iree-compile
@@ -181,13 +193,9 @@ def in_iree_form(roots: list[RootOp], text: str, target_cpu: str) -> list[RootOp
     and in a standalone kernel alike."""
     from collections import defaultdict
 
-    from mlsysgym.costmodels.tiling_space import executable_configurations
-
     theirs: dict[tuple[Any, ...], list[TilingInstance]] = defaultdict(list)
-    for r in find_root_ops(executable_configurations(text, target_cpu, timeout_s=600.0,
-                                                     what="the module", phase="dispatch-creation")):
-        if r.problem is not None:
-            theirs[_loops(r.problem)].append(r.problem)
+    for p in _dispatch_problems(text, target_cpu):
+        theirs[_loops(p)].append(p)
     ours: dict[tuple[Any, ...], int] = defaultdict(int)
     for r in roots:
         if r.problem is not None:
