@@ -5,8 +5,8 @@
 when a tiling rule applies (and why not otherwise). Given a codegen target it takes each op's
 form from IREE's own dispatch creation: IREE folds a weight transpose into the matmul that
 reads it, and a matmul whose right operand is transposed is a different kernel (on a Xeon with
-AVX-512, IREE's default of OPT's FFN matmul took 38 ms plain and 12 ms folded, and 29 of 39
-tile choices faster on plain kernels were slower on folded ones: ``benchmarks/tiling_layout.py``),
+AVX-512, IREE's default of OPT's FFN matmul took 37–46 ms plain and 12 ms folded, and 32 of
+45 tile choices faster on plain kernels were slower on folded ones: ``benchmarks/tiling_layout.py``),
 so the standalone kernel that is measured must have that form too.
 :func:`annotate` writes a
 :class:`~mlsysgym.costmodels.tiling_space.TileConfig` as the ``compilation_info`` attribute of
