@@ -27,7 +27,7 @@ import numpy as np
 from bench_tiling_models import HELD_OUT_DIR
 from mlsysgym.core.target import target_isa
 from mlsysgym.costmodels.tiling_measure import measure_configs, pick_candidates
-from mlsysgym.costmodels.tiling_model import TilingModel, load_tiling_model
+from mlsysgym.costmodels.tiling_model import MEASURED_MARGIN, TilingModel, load_tiling_model
 from mlsysgym.costmodels.tiling_ops import find_root_ops
 from mlsysgym.costmodels.tiling_space import TilingInstance, default_config
 from mlsysgym.experiments.report import stamp_markdown, write_provenance
@@ -35,7 +35,7 @@ from mlsysgym.ir.mlir_import import import_model
 from mlsysgym.simulators.iree_cpu import KernelCompiler
 
 OUT = Path("benchmarks/results/tiling_layout.md")  # default --out, under the working directory
-WIN = 0.97  # the margin at which a calibration's measured config replaces the default
+WIN = MEASURED_MARGIN  # a calibration's measured config replaces the default below this ratio
 
 
 def folded_problems(model: str, target_cpu: str) -> list[TilingInstance]:
